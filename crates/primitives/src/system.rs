@@ -1,0 +1,139 @@
+//! The fixed addresses of the system contracts and the one EIP-712 domain rule.
+//!
+//! Every runtime module owns one address in `0x…1001`–`0x…10ff`, well clear of
+//! Ethereum's precompiles (`0x01`–`0x11`). The table is complete from the first
+//! release, so an address never changes meaning when a module lands later.
+
+use alloy_primitives::{Address, U256, address};
+use alloy_sol_types::Eip712Domain;
+
+/// A runtime module that owns a system-contract address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Module {
+    Bank,
+    Params,
+    Staking,
+    Governance,
+    Datanets,
+    Models,
+    Inference,
+    Attribution,
+    Agents,
+}
+
+/// Every module, in address order.
+pub const SYSTEM_MODULES: [Module; 9] = [
+    Module::Bank,
+    Module::Params,
+    Module::Staking,
+    Module::Governance,
+    Module::Datanets,
+    Module::Models,
+    Module::Inference,
+    Module::Attribution,
+    Module::Agents,
+];
+
+/// The treasury: an account no key controls; only governance proposals spend it.
+pub const TREASURY: Address = address!("0x00000000000000000000000000000000000010fe");
+/// The validators' reward pool. Staking owns it; until staking pays out, fees accrue here.
+pub const VALIDATOR_REWARD_POOL: Address = address!("0x00000000000000000000000000000000000010fd");
+
+impl Module {
+    /// The module's system-contract address.
+    pub const fn address(self) -> Address {
+        let mut b = [0u8; 20];
+        b[18] = 0x10;
+        b[19] = match self {
+            Module::Bank => 0x01,
+            Module::Params => 0x02,
+            Module::Staking => 0x03,
+            Module::Governance => 0x04,
+            Module::Datanets => 0x05,
+            Module::Models => 0x06,
+            Module::Inference => 0x07,
+            Module::Attribution => 0x08,
+            Module::Agents => 0x09,
+        };
+        Address::new(b)
+    }
+
+    /// Lower-case name used in state-key prefixes, the CLI and `ol_` queries.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Module::Bank => "bank",
+            Module::Params => "params",
+            Module::Staking => "staking",
+            Module::Governance => "governance",
+            Module::Datanets => "datanets",
+            Module::Models => "models",
+            Module::Inference => "inference",
+            Module::Attribution => "attribution",
+            Module::Agents => "agents",
+        }
+    }
+
+    pub fn from_address(a: &Address) -> Option<Module> {
+        SYSTEM_MODULES.into_iter().find(|m| m.address() == *a)
+    }
+
+    pub fn from_name(s: &str) -> Option<Module> {
+        SYSTEM_MODULES.into_iter().find(|m| m.name() == s)
+    }
+
+    /// The EIP-712 domain of every typed signature addressed to this module
+    /// (attestations, receipts, records, verdicts): name "OpenLedger",
+    /// version [`EIP712_VERSION`], the chain id, and the module's address as the
+    /// verifying contract.
+    pub fn eip712_domain(self, chain_id: u64) -> Eip712Domain {
+        Eip712Domain::new(
+            Some("OpenLedger".into()),
+            Some(EIP712_VERSION.into()),
+            Some(U256::from(chain_id)),
+            Some(self.address()),
+            None,
+        )
+    }
+}
+
+/// Version string of the EIP-712 domain.
+pub const EIP712_VERSION: &str = "1";
+
+/// Whether an address is reserved by the protocol (a module, the treasury or the reward pool).
+pub fn is_system_address(a: &Address) -> bool {
+    let b = a.as_slice();
+    b[..18].iter().all(|x| *x == 0) && b[18] == 0x10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_distinct_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for m in SYSTEM_MODULES {
+            assert!(seen.insert(m.address()));
+            assert_eq!(Module::from_address(&m.address()), Some(m));
+            assert_eq!(Module::from_name(m.name()), Some(m));
+            assert!(is_system_address(&m.address()));
+        }
+        assert_eq!(
+            Module::Bank.address(),
+            address!("0x0000000000000000000000000000000000001001")
+        );
+        assert!(is_system_address(&TREASURY));
+        assert!(!is_system_address(&address!(
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+        )));
+    }
+
+    #[test]
+    fn domain_separator_depends_on_chain_and_module() {
+        let a = Module::Datanets.eip712_domain(31337).separator();
+        let b = Module::Datanets.eip712_domain(1).separator();
+        let c = Module::Inference.eip712_domain(31337).separator();
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+    }
+}

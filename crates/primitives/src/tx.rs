@@ -1,0 +1,143 @@
+//! Ethereum EIP-2718 transactions: decoded, chain-id checked and sender-recovered
+//! with alloy. EIP-1559 is the primary type; legacy EIP-155 transactions are
+//! accepted; other types and pre-EIP-155 legacy transactions are refused.
+
+use alloy_consensus::transaction::SignerRecoverable;
+use alloy_consensus::{Transaction, TxEnvelope};
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_primitives::{Address, B256, Bytes, U256};
+
+/// Largest accepted encoded transaction (go-ethereum's pool limit is 128 KiB).
+pub const MAX_TX_BYTES: usize = 128 * 1024;
+
+/// Why a transaction was refused before execution. The messages are go-ethereum's,
+/// which wallets and libraries match on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("rlp: {0}")]
+    Decode(String),
+    #[error("transaction type not supported")]
+    UnsupportedType,
+    #[error("only replay-protected (EIP-155) transactions allowed over RPC")]
+    NotReplayProtected,
+    #[error("invalid chain id for signer")]
+    WrongChainId,
+    #[error("invalid sender")]
+    InvalidSender,
+    #[error("oversized data")]
+    Oversized,
+}
+
+/// A decoded transaction with its recovered sender, hash and original bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransaction {
+    pub envelope: TxEnvelope,
+    pub sender: Address,
+    pub hash: B256,
+    pub raw: Bytes,
+}
+
+impl SignedTransaction {
+    /// Decode the bytes `eth_sendRawTransaction` receives, check the chain id and recover the sender.
+    pub fn decode(raw: &[u8], chain_id: u64) -> Result<Self, TxError> {
+        if raw.len() > MAX_TX_BYTES {
+            return Err(TxError::Oversized);
+        }
+        let mut buf = raw;
+        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("ype") && msg.contains("not supported")
+                || msg.contains("Unexpected type")
+            {
+                TxError::UnsupportedType
+            } else {
+                TxError::Decode(msg)
+            }
+        })?;
+        if !buf.is_empty() {
+            return Err(TxError::Decode("input contains more than one value".into()));
+        }
+        match &envelope {
+            TxEnvelope::Eip1559(_) => {}
+            TxEnvelope::Legacy(t) => {
+                if t.tx().chain_id.is_none() {
+                    return Err(TxError::NotReplayProtected);
+                }
+            }
+            _ => return Err(TxError::UnsupportedType),
+        }
+        if envelope.chain_id() != Some(chain_id) {
+            return Err(TxError::WrongChainId);
+        }
+        let sender = envelope
+            .recover_signer()
+            .map_err(|_| TxError::InvalidSender)?;
+        let hash = *envelope.tx_hash();
+        Ok(SignedTransaction {
+            envelope,
+            sender,
+            hash,
+            raw: Bytes::copy_from_slice(raw),
+        })
+    }
+
+    /// Rebuild from stored bytes and a sender recovered earlier (no signature check).
+    pub fn from_trusted(raw: Bytes, sender: Address) -> Result<Self, TxError> {
+        let mut buf: &[u8] = &raw;
+        let envelope =
+            TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
+        let hash = *envelope.tx_hash();
+        Ok(SignedTransaction {
+            envelope,
+            sender,
+            hash,
+            raw,
+        })
+    }
+
+    pub fn tx_type(&self) -> u8 {
+        self.envelope.tx_type() as u8
+    }
+    pub fn nonce(&self) -> u64 {
+        self.envelope.nonce()
+    }
+    pub fn gas_limit(&self) -> u64 {
+        self.envelope.gas_limit()
+    }
+    /// The most per gas the sender pays (legacy: the gas price).
+    pub fn max_fee_per_gas(&self) -> u128 {
+        self.envelope.max_fee_per_gas()
+    }
+    /// The most per gas above the base fee (legacy: the gas price).
+    pub fn max_priority_fee_per_gas(&self) -> u128 {
+        self.envelope
+            .max_priority_fee_per_gas()
+            .unwrap_or_else(|| self.envelope.max_fee_per_gas())
+    }
+    /// `None` for contract creation.
+    pub fn to(&self) -> Option<Address> {
+        self.envelope.to()
+    }
+    pub fn value(&self) -> U256 {
+        self.envelope.value()
+    }
+    pub fn input(&self) -> &Bytes {
+        self.envelope.input()
+    }
+    pub fn chain_id(&self) -> Option<u64> {
+        self.envelope.chain_id()
+    }
+    /// What one unit of gas costs the sender at `base_fee`: min(max fee, base fee + tip).
+    pub fn effective_gas_price(&self, base_fee: u64) -> u128 {
+        self.envelope.effective_gas_price(Some(base_fee))
+    }
+    pub fn encoded_len(&self) -> usize {
+        self.envelope.encode_2718_len()
+    }
+}
+
+/// Intrinsic gas of a call: 21,000 plus 4 per zero and 16 per non-zero calldata byte.
+pub fn intrinsic_gas(input: &[u8]) -> u64 {
+    let zeros = input.iter().filter(|b| **b == 0).count() as u64;
+    21_000 + zeros * 4 + (input.len() as u64 - zeros) * 16
+}

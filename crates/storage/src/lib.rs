@@ -1,0 +1,52 @@
+//! The node's storage: one redb file holding the authenticated state (a
+//! Jellyfish Merkle tree, sha256, one version per block), blocks, receipts and
+//! indexes.
+//!
+//! Invariants:
+//! - one block = one redb write transaction: state nodes, values, block, receipts,
+//!   indexes and the head pointer commit together or not at all, so a crash at any
+//!   instant recovers to the last committed block;
+//! - state keys are arbitrary bytes chosen by runtime modules; the tree is keyed by
+//!   `sha256(key)`; values are opaque canonical bytes;
+//! - history older than the configured window is pruned: proofs and reads are
+//!   served for the last `history` versions only; the latest state is always complete.
+//!
+//! No JSON here: everything is RLP (blocks, receipts) or borsh (tree nodes).
+
+mod state;
+mod store;
+
+pub use state::{KeyHash, StateError, StateProof, StateRead, key_hash};
+pub use store::{BlockRecord, Snapshot, StateUpdate, Store, StoreOptions, TxLocation};
+
+/// Storage errors. Corruption and I/O are fatal to the node; the caller reports them.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("state tree: {0}")]
+    Tree(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("version {0} is outside the retained history (oldest kept: {1})")]
+    Pruned(u64, u64),
+    #[error("block {0} not found")]
+    MissingBlock(u64),
+}
+
+macro_rules! from_db {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self { StorageError::Db(e.to_string()) }
+        }
+    )*};
+}
+from_db!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
