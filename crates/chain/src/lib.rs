@@ -1,0 +1,400 @@
+//! The chain: genesis, the mempool and its durable journal, the dev block
+//! producer, and replay.
+//!
+//! A transaction's life: [`Chain::submit`] decodes it and checks what needs no
+//! execution (refusing with go-ethereum's messages), admits it to the pool,
+//! journals it with group commit and answers once it is on disk. The producer
+//! thread takes the best executable transactions, runs them through `runtime`,
+//! computes the state root through `storage`, and commits block, receipts and
+//! state in one redb transaction. On restart the journal is replayed into the pool,
+//! so an acknowledged transaction is either in a committed block or back in the pool.
+
+mod journal;
+mod mempool;
+mod producer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use primitives::block::{Header, Receipt};
+use primitives::state::{StateError, StateRead};
+use primitives::tx::{MAX_TX_BYTES, intrinsic_gas};
+use primitives::{Address, B256, SignedTransaction};
+use runtime::Genesis;
+use runtime::params::{self, ParamsRead};
+use storage::{Snapshot, Store, StoreOptions};
+
+pub use journal::Journal;
+pub use mempool::{Pool, PoolConfig, PoolError};
+pub use producer::{BuiltBlock, build_block, replay};
+
+/// When the dev producer seals blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockTime {
+    /// Seal whatever is pending as soon as possible.
+    Instant,
+    /// Seal every so many milliseconds, empty or not.
+    Interval(u64),
+    /// Never on its own: only [`Chain::produce_block`] (tests).
+    Manual,
+}
+
+/// How a chain is set up.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    pub data_dir: PathBuf,
+    pub genesis: Genesis,
+    pub block_time: BlockTime,
+    pub history: u64,
+    pub pool: PoolConfig,
+    pub max_txs_per_block: usize,
+}
+
+/// Errors of the chain as a whole (not of one transaction).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("genesis: {0}")]
+    Genesis(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("replay diverged at block {block}: {what}")]
+    Diverged { block: u64, what: String },
+}
+
+/// A refusal at submission, in go-ethereum's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SubmitError(pub String);
+
+/// The committed head as everyone else sees it.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub header: Header,
+    pub hash: B256,
+    /// Base fee of the next block.
+    pub next_base_fee: u64,
+}
+
+/// A running chain.
+pub struct Chain {
+    pub(crate) cfg: ChainConfig,
+    pub(crate) store: Store,
+    pub(crate) pool: Mutex<Pool>,
+    pub(crate) journal: Journal,
+    pub(crate) head: RwLock<Head>,
+    /// Serialises block production (the producer thread and manual calls).
+    pub(crate) producing: Mutex<()>,
+    wake: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
+    stop: AtomicBool,
+}
+
+/// State as of a committed version older than the head.
+pub struct HistoricState<'a> {
+    pub snap: &'a Snapshot,
+    pub version: u64,
+}
+
+impl StateRead for HistoricState<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.snap
+            .get_at(key, self.version)
+            .map_err(|e| StateError(e.to_string()))
+    }
+}
+
+impl Chain {
+    /// Open the chain in `cfg.data_dir`, writing genesis on first start and
+    /// replaying the mempool journal. Does not start producing blocks: see [`Chain::start`].
+    pub fn open(cfg: ChainConfig) -> Result<Arc<Chain>, ChainError> {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let store = Store::open(
+            &cfg.data_dir.join("chain.redb"),
+            StoreOptions {
+                history: cfg.history,
+                ..Default::default()
+            },
+        )?;
+        let genesis = producer::genesis_block(&cfg.genesis)?;
+        match store.head()? {
+            None => store.commit(&genesis.record, genesis.update)?,
+            Some(_) => {
+                let stored = store.snapshot()?.header(0)?.map(|h| h.hash_slow());
+                if stored != Some(genesis.record.hash) {
+                    return Err(ChainError::Genesis(format!(
+                        "{} holds a different chain (genesis {}, configured genesis {}); use another --data-dir",
+                        cfg.data_dir.display(),
+                        stored.unwrap_or_default(),
+                        genesis.record.hash
+                    )));
+                }
+            }
+        }
+        let (journal, recovered) = Journal::open(&cfg.data_dir.join("mempool.journal"))?;
+        let head = load_head(&store)?;
+        let chain = Arc::new(Chain {
+            pool: Mutex::new(Pool::new(cfg.pool.clone())),
+            cfg,
+            store,
+            journal,
+            head: RwLock::new(head),
+            producing: Mutex::new(()),
+            wake: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        });
+        // Re-admit what was acknowledged but not yet in a block; drop the rest.
+        let mut readmitted = 0;
+        for raw in &recovered {
+            if let Ok(tx) = SignedTransaction::decode(raw, chain.chain_id()) {
+                if chain.admit(tx).is_ok() {
+                    readmitted += 1;
+                }
+            }
+        }
+        let keep = chain.pool.lock().unwrap().all_raw();
+        futures_block_on(chain.journal.rewrite(keep))?;
+        if !recovered.is_empty() {
+            tracing::info!(
+                journal = recovered.len(),
+                readmitted,
+                "mempool recovered from journal"
+            );
+        }
+        Ok(chain)
+    }
+
+    /// Start the producer thread.
+    pub fn start(self: &Arc<Self>) {
+        if self.cfg.block_time == BlockTime::Manual {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        *self.wake.lock().unwrap() = Some(tx);
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("block-producer".into())
+            .spawn(move || producer::run(me, rx))
+            .expect("spawn block producer");
+    }
+
+    /// Stop producing (the current block finishes).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.wake.lock().unwrap().as_ref() {
+            let _ = w.try_send(());
+        }
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.cfg.genesis.chain_id
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.cfg
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.cfg.data_dir
+    }
+
+    pub fn head(&self) -> Head {
+        self.head.read().unwrap().clone()
+    }
+
+    /// A consistent read view of the latest committed state and blocks.
+    pub fn snapshot(&self) -> Result<Snapshot, ChainError> {
+        Ok(self.store.snapshot()?)
+    }
+
+    pub fn pool_len(&self) -> usize {
+        self.pool.lock().unwrap().len()
+    }
+
+    /// (executable, queued) pool counts.
+    pub fn pool_counts(&self) -> (usize, usize) {
+        let snap = match self.store.snapshot() {
+            Ok(s) => s,
+            Err(_) => return (0, 0),
+        };
+        let pool = self.pool.lock().unwrap();
+        pool.counts(|a| account_of(&snap, a).map(|x| x.nonce).unwrap_or(0))
+    }
+
+    pub fn pool_transaction(&self, hash: &B256) -> Option<Arc<SignedTransaction>> {
+        self.pool.lock().unwrap().get(hash)
+    }
+
+    /// The nonce `address`'s next transaction should carry, counting the pool.
+    pub fn pending_nonce(&self, address: &Address) -> Result<u64, ChainError> {
+        let snap = self.store.snapshot()?;
+        let n = account_of(&snap, address)?.nonce;
+        Ok(self.pool.lock().unwrap().pending_nonce(address, n))
+    }
+
+    /// Checks that need no state, in go-ethereum's order and words.
+    fn check_stateless(&self, tx: &SignedTransaction) -> Result<(), SubmitError> {
+        let err = |m: &str| Err(SubmitError(m.to_string()));
+        if tx.encoded_len() > MAX_TX_BYTES {
+            return err("oversized data");
+        }
+        if tx.to().is_none() {
+            return err("contract creation is not supported");
+        }
+        let head = self.head();
+        if tx.gas_limit() > head.header.gas_limit {
+            return err("exceeds block gas limit");
+        }
+        if tx.max_priority_fee_per_gas() > tx.max_fee_per_gas() {
+            return err("max priority fee per gas higher than max fee per gas");
+        }
+        if tx.gas_limit() < intrinsic_gas(tx.input()) {
+            return err("intrinsic gas too low");
+        }
+        if tx.max_fee_per_gas() < head.next_base_fee as u128 {
+            return err("max fee per gas less than block base fee");
+        }
+        Ok(())
+    }
+
+    /// Validate against state and the pool and admit; returns the receiver of
+    /// the journal's durability acknowledgement.
+    fn admit(
+        &self,
+        tx: SignedTransaction,
+    ) -> Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>, SubmitError> {
+        self.check_stateless(&tx)?;
+        let snap = self
+            .store
+            .snapshot()
+            .map_err(|e| SubmitError(format!("internal error: {e}")))?;
+        let acct = account_of(&snap, &tx.sender)
+            .map_err(|e| SubmitError(format!("internal error: {e}")))?;
+        let base_fee = self.head().next_base_fee;
+        let raw = tx.raw.clone();
+        let mut pool = self.pool.lock().unwrap();
+        pool.add(tx, acct.nonce, acct.balance.to_u256(), base_fee)
+            .map_err(|e| SubmitError(e.to_string()))?;
+        // Queued under the pool lock so the journal's order matches the pool's (see compaction).
+        Ok(self.journal.append(raw))
+    }
+
+    /// `eth_sendRawTransaction`: decode, validate, pool, journal durably; the hash.
+    pub async fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
+        let tx = SignedTransaction::decode(raw, self.chain_id())
+            .map_err(|e| SubmitError(e.to_string()))?;
+        let hash = tx.hash;
+        let ack = self.admit(tx)?;
+        match ack.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.pool.lock().unwrap().remove(&hash);
+                return Err(SubmitError(format!("internal error: {e}")));
+            }
+            Err(_) => {
+                self.pool.lock().unwrap().remove(&hash);
+                return Err(SubmitError("internal error: journal stopped".into()));
+            }
+        }
+        if let Some(w) = self.wake.lock().unwrap().as_ref() {
+            let _ = w.try_send(());
+        }
+        Ok(hash)
+    }
+
+    /// Build, commit and announce one block now; returns its number.
+    pub fn produce_block(&self) -> Result<u64, ChainError> {
+        producer::produce(self)
+    }
+
+    /// Header, hash and receipts of a committed block.
+    pub fn block_receipts(&self, number: u64) -> Result<Option<Vec<Receipt>>, ChainError> {
+        Ok(self.store.snapshot()?.receipts(number)?)
+    }
+
+    /// The environment a call "at" block `number` sees: that block's own.
+    pub fn env_at(&self, header: &Header) -> runtime::BlockEnv {
+        runtime::BlockEnv {
+            chain_id: self.chain_id(),
+            number: header.number,
+            timestamp: header.timestamp,
+            base_fee: header.base_fee_per_gas.unwrap_or(0),
+            gas_limit: header.gas_limit,
+            coinbase: header.beneficiary,
+        }
+    }
+
+    /// Block-time setting in milliseconds (None for instant or manual).
+    pub fn block_time_ms(&self) -> Option<u64> {
+        match self.cfg.block_time {
+            BlockTime::Interval(ms) => Some(ms),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn wait_wake(&self, rx: &std::sync::mpsc::Receiver<()>, timeout: Option<Duration>) {
+        match timeout {
+            Some(t) => {
+                let _ = rx.recv_timeout(t);
+            }
+            None => {
+                let _ = rx.recv();
+            }
+        }
+    }
+}
+
+/// Bank account of `a` in `st`.
+pub fn account_of(st: &dyn StateRead, a: &Address) -> Result<runtime::bank::Account, StateError> {
+    use runtime::bank::BankRead;
+    st.account(a)
+}
+
+fn load_head(store: &Store) -> Result<Head, ChainError> {
+    let snap = store.snapshot()?;
+    let n = snap
+        .head()?
+        .ok_or_else(|| ChainError::Genesis("no genesis block".into()))?;
+    let header = snap
+        .header(n)?
+        .ok_or(storage::StorageError::MissingBlock(n))?;
+    let min = snap.param(&params::MIN_BASE_FEE)?;
+    let next_base_fee = primitives::block::next_base_fee(
+        header.gas_used,
+        header.gas_limit,
+        header.base_fee_per_gas.unwrap_or(0),
+        u64::try_from(min).unwrap_or(u64::MAX),
+    );
+    Ok(Head {
+        hash: header.hash_slow(),
+        header,
+        next_base_fee,
+    })
+}
+
+/// Wait for a journal acknowledgement from synchronous code (also inside an async runtime).
+fn futures_block_on(
+    mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>,
+) -> std::io::Result<()> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+            Err(TryRecvError::Closed) => return Err(std::io::Error::other("journal stopped")),
+        }
+    }
+}
+
+/// Replay the running chain's blocks into a scratch directory and check them.
+pub fn replay_dir(chain: &Chain, scratch: &Path) -> Result<u64, ChainError> {
+    replay(&chain.store, &chain.cfg.genesis, scratch)
+}

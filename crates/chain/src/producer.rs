@@ -1,0 +1,380 @@
+//! Building blocks: genesis, the dev producer loop, and replay.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
+use primitives::block::{
+    Header, Receipt, StoredTx, logs_bloom, next_base_fee, receipts_root, transactions_root,
+};
+use primitives::state::StateRead;
+use primitives::system::VALIDATOR_REWARD_POOL;
+use primitives::{Address, B256, Bytes, SignedTransaction};
+use runtime::params::{self, ParamsRead};
+use runtime::{ApplyError, BlockEnv, EmptyState, Genesis, Overlay};
+use storage::{BlockRecord, StateUpdate, Store, StoreOptions};
+
+use crate::{BlockTime, Chain, ChainError, Head, account_of};
+
+/// A block ready to commit.
+pub struct BuiltBlock {
+    pub record: BlockRecord,
+    pub update: StateUpdate,
+    /// Pool transactions that can never be included (to drop).
+    pub rejected: Vec<B256>,
+}
+
+const EXTRA_DATA: &[u8] = b"openledger";
+
+/// Block 0 from a genesis.
+pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
+    // Genesis is computed against an empty in-memory view; its root does not depend on the store.
+    let empty = EmptyState;
+    let mut st = Overlay::new(&empty);
+    g.apply(&mut st)
+        .map_err(|e| ChainError::Genesis(e.to_string()))?;
+    let base_fee = u64::try_from(st.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
+    let gas_limit = u64::try_from(st.param(&params::BLOCK_GAS_LIMIT)?).unwrap_or(u64::MAX);
+    let writes = st.into_writes();
+    let root = genesis_root(&writes)?;
+    let header = Header {
+        parent_hash: B256::ZERO,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: VALIDATOR_REWARD_POOL,
+        state_root: root.root,
+        transactions_root: transactions_root(&[]),
+        receipts_root: receipts_root(&[]),
+        number: 0,
+        gas_limit,
+        gas_used: 0,
+        timestamp: g.timestamp,
+        extra_data: Bytes::from_static(EXTRA_DATA),
+        base_fee_per_gas: Some(base_fee),
+        ..Default::default()
+    };
+    let hash = header.hash_slow();
+    Ok(BuiltBlock {
+        record: BlockRecord {
+            header,
+            hash,
+            txs: vec![],
+            tx_hashes: vec![],
+            receipts: vec![],
+        },
+        update: root,
+        rejected: vec![],
+    })
+}
+
+/// The genesis state update, computed in a throwaway in-memory store so that the
+/// genesis hash can be checked before touching the real one.
+fn genesis_root(
+    writes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> Result<StateUpdate, ChainError> {
+    let store = Store::in_memory(StoreOptions {
+        durable: false,
+        cache_bytes: 1 << 20,
+        history: 1,
+    })?;
+    Ok(store.prepare(0, writes)?)
+}
+
+/// Seconds since the epoch, never before the parent's timestamp.
+fn timestamp_after(parent: &Header) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    now.max(parent.timestamp)
+}
+
+/// Execute `candidates` on top of `parent` (state from `base`). With `strict`,
+/// every candidate must apply (replay); otherwise those that cannot are skipped
+/// (and reported in `rejected` when they never could).
+pub fn build_block(
+    store: &Store,
+    base: &dyn StateRead,
+    chain_id: u64,
+    parent: &Header,
+    parent_hash: B256,
+    timestamp: u64,
+    candidates: &[Arc<SignedTransaction>],
+    strict: bool,
+) -> Result<BuiltBlock, ChainError> {
+    let number = parent.number + 1;
+    let min_base_fee = u64::try_from(base.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
+    let gas_limit = u64::try_from(base.param(&params::BLOCK_GAS_LIMIT)?).unwrap_or(u64::MAX);
+    let base_fee = next_base_fee(
+        parent.gas_used,
+        parent.gas_limit,
+        parent.base_fee_per_gas.unwrap_or(0),
+        min_base_fee,
+    );
+    let env = BlockEnv {
+        chain_id,
+        number,
+        timestamp,
+        base_fee,
+        gas_limit,
+        coinbase: VALIDATOR_REWARD_POOL,
+    };
+    let mut st = Overlay::new(base);
+    runtime::begin_block(&mut st, &env)?;
+    let mut receipts: Vec<Receipt> = Vec::new();
+    let mut included: Vec<Arc<SignedTransaction>> = Vec::new();
+    let mut rejected = Vec::new();
+    let mut gas_used = 0u64;
+    let mut skip_senders: std::collections::HashSet<Address> = Default::default();
+    for tx in candidates {
+        if skip_senders.contains(&tx.sender) {
+            continue;
+        }
+        match runtime::apply_transaction(&mut st, &env, tx, gas_used) {
+            Ok(r) => {
+                gas_used = r.cumulative_gas_used;
+                receipts.push(r);
+                included.push(tx.clone());
+            }
+            Err(ApplyError::Fatal(e)) => return Err(e.into()),
+            Err(e) => {
+                if strict {
+                    return Err(ChainError::Diverged {
+                        block: number,
+                        what: format!("transaction {}: {e}", tx.hash),
+                    });
+                }
+                match e {
+                    ApplyError::NonceMismatch { expected, got } if got < expected => {
+                        rejected.push(tx.hash)
+                    }
+                    e if e.is_retryable() => {}
+                    _ => rejected.push(tx.hash),
+                }
+                // Later nonces of this sender cannot apply in this block either.
+                skip_senders.insert(tx.sender);
+            }
+        }
+    }
+    runtime::end_block(&mut st, &env)?;
+    let writes = st.into_writes();
+    let update = store.prepare(number, &writes)?;
+    let txs: Vec<SignedTransaction> = included.iter().map(|t| (**t).clone()).collect();
+    let header = Header {
+        parent_hash,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: VALIDATOR_REWARD_POOL,
+        state_root: update.root,
+        transactions_root: transactions_root(&txs),
+        receipts_root: receipts_root(&receipts),
+        logs_bloom: logs_bloom(receipts.iter().flat_map(|r| r.logs.iter())),
+        number,
+        gas_limit,
+        gas_used,
+        timestamp,
+        extra_data: Bytes::from_static(EXTRA_DATA),
+        base_fee_per_gas: Some(base_fee),
+        ..Default::default()
+    };
+    let hash = header.hash_slow();
+    let record = BlockRecord {
+        header,
+        hash,
+        txs: txs
+            .iter()
+            .map(|t| StoredTx {
+                raw: t.raw.clone(),
+                sender: t.sender,
+            })
+            .collect(),
+        tx_hashes: txs.iter().map(|t| t.hash).collect(),
+        receipts,
+    };
+    Ok(BuiltBlock {
+        record,
+        update,
+        rejected,
+    })
+}
+
+/// Produce one block from the pool and commit it.
+pub(crate) fn produce(chain: &Chain) -> Result<u64, ChainError> {
+    let _guard = chain.producing.lock().unwrap();
+    let head = chain.head();
+    let snap = chain.store.snapshot()?;
+    let candidates = {
+        let pool = chain.pool.lock().unwrap();
+        pool.best(head.next_base_fee, chain.cfg.max_txs_per_block, |a| {
+            account_of(&snap, a).map(|x| x.nonce).unwrap_or(0)
+        })
+    };
+    let built = build_block(
+        &chain.store,
+        &snap,
+        chain.chain_id(),
+        &head.header,
+        head.hash,
+        timestamp_after(&head.header),
+        &candidates,
+        false,
+    )?;
+    let number = built.record.header.number;
+    let record = built.record;
+    chain.store.commit(&record, built.update)?;
+    drop(snap);
+    // Announce the new head, then clean the pool.
+    let new_head = crate::load_head(&chain.store)?;
+    *chain.head.write().unwrap() = new_head;
+    let snap = chain.store.snapshot()?;
+    let mut senders: Vec<Address> = record.txs.iter().map(|t| t.sender).collect();
+    senders.sort();
+    senders.dedup();
+    let compact = {
+        let mut pool = chain.pool.lock().unwrap();
+        for h in &built.rejected {
+            pool.remove(h);
+        }
+        for s in &senders {
+            let n = account_of(&snap, s)?.nonce;
+            pool.prune_sender(s, n);
+        }
+        // Rewrite the journal when it holds mostly included transactions. Queued
+        // under the pool lock so no acknowledged append can fall between the
+        // snapshot of the pool and the rewrite.
+        if chain.journal.frames() > 2 * pool.len() + 4096 {
+            Some(chain.journal.rewrite(pool.all_raw()))
+        } else {
+            None
+        }
+    };
+    drop(compact); // the writer thread completes it; its result only matters for the next restart
+    Ok(number)
+}
+
+/// The producer loop.
+pub(crate) fn run(chain: Arc<Chain>, wake: Receiver<()>) {
+    let mut next = Instant::now();
+    while !chain.stopped() {
+        match chain.cfg.block_time {
+            BlockTime::Instant => {
+                if chain.pool_len() == 0 {
+                    chain.wait_wake(&wake, Some(Duration::from_millis(500)));
+                    continue;
+                }
+                let before = chain.head().header.number;
+                if let Err(e) = produce(&chain) {
+                    tracing::error!("block production failed: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                // Nothing executable left (gapped or underpriced): wait for news.
+                if chain.head().header.gas_used == 0 && chain.head().header.number == before + 1 {
+                    chain.wait_wake(&wake, Some(Duration::from_millis(500)));
+                }
+            }
+            BlockTime::Interval(ms) => {
+                let now = Instant::now();
+                if now < next {
+                    chain.wait_wake(&wake, Some(next - now));
+                    continue;
+                }
+                next = now + Duration::from_millis(ms);
+                if let Err(e) = produce(&chain) {
+                    tracing::error!("block production failed: {e}");
+                }
+            }
+            BlockTime::Manual => return,
+        }
+    }
+}
+
+/// Re-execute every block of `store` from genesis in a scratch store under
+/// `scratch_dir`, checking each block's receipts and state root. Returns the
+/// number of blocks checked.
+pub fn replay(
+    store: &Store,
+    genesis: &Genesis,
+    scratch_dir: &std::path::Path,
+) -> Result<u64, ChainError> {
+    let snap = store.snapshot()?;
+    let head = snap.head()?.unwrap_or(0);
+    let scratch = Store::open(
+        &scratch_dir.join("replay.redb"),
+        StoreOptions {
+            durable: false,
+            history: 2,
+            ..Default::default()
+        },
+    )?;
+    let g = genesis_block(genesis)?;
+    let stored0 = snap
+        .header(0)?
+        .ok_or(storage::StorageError::MissingBlock(0))?;
+    if stored0.hash_slow() != g.record.hash {
+        return Err(ChainError::Diverged {
+            block: 0,
+            what: "genesis differs".into(),
+        });
+    }
+    scratch.commit(&g.record, g.update)?;
+    let mut parent = stored0;
+    for n in 1..=head {
+        let header = snap
+            .header(n)?
+            .ok_or(storage::StorageError::MissingBlock(n))?;
+        let body = snap
+            .body(n)?
+            .ok_or(storage::StorageError::MissingBlock(n))?;
+        let txs: Vec<Arc<SignedTransaction>> = body
+            .into_iter()
+            .map(|t| SignedTransaction::from_trusted(t.raw, t.sender).map(Arc::new))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ChainError::Diverged {
+                block: n,
+                what: e.to_string(),
+            })?;
+        let base = scratch.snapshot()?;
+        let built = build_block(
+            &scratch,
+            &base,
+            genesis.chain_id,
+            &parent,
+            parent.hash_slow(),
+            header.timestamp,
+            &txs,
+            true,
+        )?;
+        drop(base);
+        if built.record.header.state_root != header.state_root {
+            return Err(ChainError::Diverged {
+                block: n,
+                what: format!(
+                    "state root {} (replayed) != {} (stored)",
+                    built.record.header.state_root, header.state_root
+                ),
+            });
+        }
+        if built.record.hash != header.hash_slow() {
+            return Err(ChainError::Diverged {
+                block: n,
+                what: "block hash differs".into(),
+            });
+        }
+        let stored_receipts = snap.receipts(n)?.unwrap_or_default();
+        if stored_receipts != built.record.receipts {
+            return Err(ChainError::Diverged {
+                block: n,
+                what: "receipts differ".into(),
+            });
+        }
+        scratch.commit(&built.record, built.update)?;
+        parent = header;
+    }
+    Ok(head)
+}
+
+impl Head {
+    pub fn number(&self) -> u64 {
+        self.header.number
+    }
+}

@@ -1,0 +1,414 @@
+//! Applying transactions and calls: dispatch by address, gas, fees, receipts.
+
+use alloy_sol_types::SolInterface;
+use primitives::abi::{InvalidArguments, OutOfGas, UnknownFunction};
+use primitives::block::Receipt;
+use primitives::state::{StateError, StateRead};
+use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
+use primitives::tx::intrinsic_gas;
+use primitives::{Address, Amount, Bytes, Log, SignedTransaction, U256};
+
+use crate::bank::{self, BankRead, BankWrite};
+use crate::context::{BlockEnv, CallCtx, CallFail};
+use crate::params::{self, ParamsRead};
+use crate::{Overlay, revert};
+
+/// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
+fn block_info_key() -> Vec<u8> {
+    b"sys/block".to_vec()
+}
+
+pub(crate) fn write_block_info(st: &mut Overlay, number: u64, timestamp: u64) {
+    let mut v = number.to_be_bytes().to_vec();
+    v.extend_from_slice(&timestamp.to_be_bytes());
+    st.put(block_info_key(), Some(v));
+}
+
+/// Hook run before a block's transactions.
+pub fn begin_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
+    write_block_info(st, env.number, env.timestamp);
+    Ok(())
+}
+
+/// Hook run after a block's transactions (staking's reward distribution will hang here).
+pub fn end_block(_st: &mut Overlay, _env: &BlockEnv) -> Result<(), StateError> {
+    Ok(())
+}
+
+/// Decode calldata into a module's call enum, with the errors every module shares.
+pub(crate) fn decode_calls<C: SolInterface>(input: &[u8]) -> Result<C, CallFail> {
+    if input.len() < 4 {
+        let mut sel = [0u8; 4];
+        sel[..input.len()].copy_from_slice(input);
+        return Err(revert(UnknownFunction {
+            selector: sel.into(),
+        }));
+    }
+    let sel: [u8; 4] = input[..4].try_into().unwrap();
+    if !C::valid_selector(sel) {
+        return Err(revert(UnknownFunction {
+            selector: sel.into(),
+        }));
+    }
+    C::abi_decode(input).map_err(|_| revert(InvalidArguments {}))
+}
+
+/// A decoded call to a system contract.
+enum SystemCall {
+    Bank(primitives::abi::IBank::IBankCalls),
+    Params(primitives::abi::IParams::IParamsCalls),
+}
+
+/// `None` if `to` is not a module; otherwise the decoded call or its revert.
+fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, CallFail>> {
+    let m = Module::from_address(to)?;
+    Some(match m {
+        Module::Bank => bank::decode(input).map(SystemCall::Bank),
+        Module::Params => params::decode(input).map(SystemCall::Params),
+        // Reserved addresses of modules that have no functions yet.
+        _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
+    })
+}
+
+/// The call enum of a module with no functions: every selector is unknown.
+enum NoFunctions {}
+impl SolInterface for NoFunctions {
+    const NAME: &'static str = "NoFunctions";
+    const MIN_DATA_LENGTH: usize = 0;
+    const COUNT: usize = 0;
+    fn selector(&self) -> [u8; 4] {
+        match *self {}
+    }
+    fn selector_at(_i: usize) -> Option<[u8; 4]> {
+        None
+    }
+    fn valid_selector(_s: [u8; 4]) -> bool {
+        false
+    }
+    fn abi_decode_raw(_s: [u8; 4], _d: &[u8]) -> alloy_sol_types::Result<Self> {
+        Err(alloy_sol_types::Error::Other("no functions".into()))
+    }
+    fn abi_decode_raw_validate(_s: [u8; 4], _d: &[u8]) -> alloy_sol_types::Result<Self> {
+        Err(alloy_sol_types::Error::Other("no functions".into()))
+    }
+    fn abi_encoded_size(&self) -> usize {
+        match *self {}
+    }
+    fn abi_encode_raw(&self, _out: &mut Vec<u8>) {
+        match *self {}
+    }
+}
+
+fn system_gas(c: &SystemCall) -> u64 {
+    match c {
+        SystemCall::Bank(c) => bank::gas_cost(c),
+        SystemCall::Params(c) => params::gas_cost(c),
+    }
+}
+
+fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<Bytes, CallFail> {
+    match c {
+        SystemCall::Bank(c) => bank::execute(st, ctx, c),
+        SystemCall::Params(c) => params::execute(st, ctx, c),
+    }
+}
+
+/// Code reported by `eth_getCode` at a system-contract address: non-empty, so
+/// wallets treat calls there as contract calls. It is the INVALID opcode (0xfe)
+/// followed by the module's name; no EVM runs it.
+pub fn system_code(a: &Address) -> Option<Bytes> {
+    let m = Module::from_address(a)?;
+    let mut code = vec![0xfe];
+    code.extend_from_slice(b"OpenLedger system contract: ");
+    code.extend_from_slice(m.name().as_bytes());
+    Some(code.into())
+}
+
+/// The result of one message (a transaction's call, or an `eth_call`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    pub success: bool,
+    /// Return data on success, ABI-encoded custom error on failure.
+    pub output: Bytes,
+    pub gas_used: u64,
+    pub logs: Vec<Log>,
+}
+
+/// Run one message: move `value` and call the system contract at `to`, if any.
+/// Writes and logs of a failed message are undone; the caller charges gas.
+fn execute_message(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    sender: Address,
+    to: Address,
+    value: Amount,
+    input: &[u8],
+    gas_limit: u64,
+) -> Result<CallOutcome, StateError> {
+    let intrinsic = intrinsic_gas(input);
+    let cp = st.checkpoint();
+    let decoded = decode_system_call(&to, input);
+    let (result, gas_used) = match decoded {
+        None => {
+            // A plain transfer (calldata to an account is carried but not interpreted).
+            (
+                st.transfer(&sender, &to, value).map(|_| Bytes::new()),
+                intrinsic,
+            )
+        }
+        Some(Err(fail)) => (Err(fail), intrinsic),
+        Some(Ok(call)) => {
+            let required = intrinsic.saturating_add(system_gas(&call));
+            if required > gas_limit {
+                (
+                    Err(revert(OutOfGas {
+                        required,
+                        available: gas_limit,
+                    })),
+                    gas_limit,
+                )
+            } else {
+                let mut ctx = CallCtx {
+                    env,
+                    sender,
+                    value,
+                    logs: Vec::new(),
+                };
+                let r = st
+                    .transfer(&sender, &to, value)
+                    .and_then(|_| system_execute(st, &mut ctx, call));
+                match r {
+                    Ok(out) => {
+                        return Ok(CallOutcome {
+                            success: true,
+                            output: out,
+                            gas_used: required,
+                            logs: ctx.logs,
+                        });
+                    }
+                    Err(e) => (Err(e), required),
+                }
+            }
+        }
+    };
+    match result {
+        Ok(output) => Ok(CallOutcome {
+            success: true,
+            output,
+            gas_used,
+            logs: Vec::new(),
+        }),
+        Err(CallFail::Revert(data)) => {
+            st.revert_to(cp);
+            Ok(CallOutcome {
+                success: false,
+                output: data,
+                gas_used,
+                logs: Vec::new(),
+            })
+        }
+        Err(CallFail::Fatal(e)) => Err(e),
+    }
+}
+
+/// Why a transaction cannot be included in this block (it is not executed at all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("nonce mismatch: account expects {expected}, transaction has {got}")]
+    NonceMismatch { expected: u64, got: u64 },
+    #[error("max fee per gas less than block base fee")]
+    FeeCapTooLow,
+    #[error("insufficient funds for gas * price + value")]
+    InsufficientFunds,
+    #[error("transaction gas limit exceeds the gas left in the block")]
+    BlockFull,
+    #[error("intrinsic gas too low")]
+    IntrinsicGas,
+    #[error("contract creation is not supported")]
+    ContractCreation,
+    #[error(transparent)]
+    Fatal(#[from] StateError),
+}
+
+impl ApplyError {
+    /// Whether the transaction could still fit a later block unchanged.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::BlockFull | ApplyError::FeeCapTooLow | ApplyError::NonceMismatch { .. }
+        )
+    }
+}
+
+fn fatal_of(e: CallFail) -> StateError {
+    match e {
+        CallFail::Fatal(e) => e,
+        // Crediting fees to accounts cannot revert unless the supply overflows u128.
+        CallFail::Revert(_) => StateError("fee accounting overflow".into()),
+    }
+}
+
+/// Apply a signed transaction: check it can pay, charge gas, run it, refund,
+/// split the fee. `block_gas_used` is the gas used by earlier transactions of the block.
+pub fn apply_transaction(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    tx: &SignedTransaction,
+    block_gas_used: u64,
+) -> Result<Receipt, ApplyError> {
+    let to = tx.to().ok_or(ApplyError::ContractCreation)?;
+    let gas_limit = tx.gas_limit();
+    if block_gas_used.saturating_add(gas_limit) > env.gas_limit {
+        return Err(ApplyError::BlockFull);
+    }
+    if intrinsic_gas(tx.input()) > gas_limit {
+        return Err(ApplyError::IntrinsicGas);
+    }
+    if tx.max_fee_per_gas() < env.base_fee as u128 {
+        return Err(ApplyError::FeeCapTooLow);
+    }
+    let mut acct = st.account(&tx.sender)?;
+    if acct.nonce != tx.nonce() {
+        return Err(ApplyError::NonceMismatch {
+            expected: acct.nonce,
+            got: tx.nonce(),
+        });
+    }
+    let max_cost = U256::from(gas_limit) * U256::from(tx.max_fee_per_gas()) + tx.value();
+    if max_cost > acct.balance.to_u256() {
+        return Err(ApplyError::InsufficientFunds);
+    }
+    let value = Amount::from_u256(tx.value()).map_err(|_| ApplyError::InsufficientFunds)?;
+    let price = tx.effective_gas_price(env.base_fee);
+    // Fits: gas_limit * price <= gas_limit * max_fee <= balance < 2^128.
+    let upfront = Amount(gas_limit as u128 * price);
+    acct.balance = acct
+        .balance
+        .checked_sub(upfront)
+        .map_err(|_| ApplyError::InsufficientFunds)?;
+    acct.nonce += 1;
+    st.put_account(&tx.sender, acct);
+
+    let out = execute_message(st, env, tx.sender, to, value, tx.input(), gas_limit)?;
+
+    let refund = Amount((gas_limit - out.gas_used) as u128 * price);
+    let fee = Amount(out.gas_used as u128 * price);
+    let base_part = Amount(out.gas_used as u128 * env.base_fee as u128);
+    let bps = st.param(&params::FEE_TREASURY_BPS)?;
+    let to_treasury = base_part
+        .mul_div(bps, 10_000)
+        .map_err(|_| StateError("fee split".into()))?;
+    let to_pool = Amount(fee.0 - to_treasury.0);
+    credit(st, &tx.sender, refund)?;
+    credit(st, &TREASURY, to_treasury)?;
+    credit(st, &VALIDATOR_REWARD_POOL, to_pool)?;
+    st.commit_checkpoints();
+
+    Ok(Receipt {
+        tx_type: tx.tx_type(),
+        success: out.success,
+        cumulative_gas_used: block_gas_used + out.gas_used,
+        gas_used: out.gas_used,
+        effective_gas_price: price,
+        logs: out.logs,
+        revert_data: if out.success {
+            Bytes::new()
+        } else {
+            out.output
+        },
+    })
+}
+
+fn credit(st: &mut Overlay, to: &Address, amount: Amount) -> Result<(), StateError> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    let mut a = st.account(to)?;
+    a.balance = a
+        .balance
+        .checked_add(amount)
+        .map_err(|_| fatal_of(revert(primitives::abi::Overflow {})))?;
+    st.put_account(to, a);
+    Ok(())
+}
+
+/// Why an `eth_call` could not run at all (a revert is an outcome, not this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Fatal(#[from] StateError),
+}
+
+/// Execute a call without keeping anything (`eth_call`): no gas is charged and
+/// the nonce is untouched, as in Ethereum. Reverts come back as
+/// `Ok(CallOutcome { success: false, .. })`; value the sender lacks is an error.
+pub fn call(
+    base: &dyn StateRead,
+    env: &BlockEnv,
+    from: Address,
+    to: Address,
+    value: Amount,
+    input: &[u8],
+    gas: Option<u64>,
+) -> Result<CallOutcome, CallError> {
+    let mut st = Overlay::new(base);
+    if st.balance(&from)? < value {
+        return Err(CallError::Invalid(
+            "insufficient funds for gas * price + value".into(),
+        ));
+    }
+    Ok(execute_message(
+        &mut st,
+        env,
+        from,
+        to,
+        value,
+        input,
+        gas.unwrap_or(env.gas_limit),
+    )?)
+}
+
+/// Gas a transaction with this call needs: the gas it uses, or the revert.
+pub fn estimate_gas(
+    base: &dyn StateRead,
+    env: &BlockEnv,
+    from: Address,
+    to: Address,
+    value: Amount,
+    input: &[u8],
+) -> Result<CallOutcome, CallError> {
+    call(base, env, from, to, value, input, None)
+}
+
+/// The supply equation's terms as state holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SupplyReport {
+    /// genesis + issued − burned.
+    pub total: Amount,
+    pub genesis: Amount,
+    pub issued: Amount,
+    pub burned: Amount,
+    pub treasury: Amount,
+    pub reward_pool: Amount,
+    /// Funds held at module addresses (escrows, bonds, ... as modules land).
+    pub held_by_modules: Amount,
+}
+
+pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
+    let s = st.supply()?;
+    let mut held = Amount::ZERO;
+    for m in primitives::SYSTEM_MODULES {
+        held = Amount(held.0 + st.balance(&m.address())?.0);
+    }
+    Ok(SupplyReport {
+        total: s.total(),
+        genesis: s.genesis,
+        issued: s.issued,
+        burned: s.burned,
+        treasury: st.balance(&TREASURY)?,
+        reward_pool: st.balance(&VALIDATOR_REWARD_POOL)?,
+        held_by_modules: held,
+    })
+}

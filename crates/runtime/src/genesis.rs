@@ -1,0 +1,43 @@
+//! The initial state: balances and parameter overrides.
+
+use primitives::{Address, Amount};
+
+use crate::context::CallFail;
+use crate::params::ParamError;
+use crate::{Overlay, bank, params};
+
+/// What the chain starts from. The node reads it from a genesis file (JSON at
+/// the edge) and hands it here typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Genesis {
+    pub chain_id: u64,
+    /// Seconds since the Unix epoch of block 0.
+    pub timestamp: u64,
+    pub alloc: Vec<(Address, Amount)>,
+    /// Overrides of parameter defaults, by name.
+    pub params: Vec<(String, u128)>,
+}
+
+/// Why a genesis is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("genesis parameter: {0}")]
+    Param(#[from] ParamError),
+    #[error("genesis allocation overflows the supply")]
+    Overflow,
+    #[error("genesis: {0}")]
+    State(String),
+}
+
+impl Genesis {
+    /// Write the genesis state.
+    pub fn apply(&self, st: &mut Overlay) -> Result<(), GenesisError> {
+        params::genesis::init(st, &self.params)?;
+        bank::genesis::init(st, &self.alloc).map_err(|e| match e {
+            CallFail::Revert(_) => GenesisError::Overflow,
+            CallFail::Fatal(e) => GenesisError::State(e.0),
+        })?;
+        crate::executor::write_block_info(st, 0, self.timestamp);
+        Ok(())
+    }
+}

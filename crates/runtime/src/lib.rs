@@ -1,0 +1,28 @@
+//! The deterministic state machine: every transaction's effect on state.
+//!
+//! Invariants (ARCHITECTURE.md repeats them):
+//! - no I/O, no clock, no floats, no JSON: a block's transactions, its environment
+//!   ([`BlockEnv`]) and the previous state are the only inputs, so every node computes
+//!   the same writes and the same receipts;
+//! - every module has the same shape (`mod.rs` dispatch and hooks, `state_key.rs`
+//!   keys, `view.rs` typed read/write traits, `genesis.rs`), owns one system-contract
+//!   address and speaks the Solidity ABI declared in `primitives::abi`;
+//! - modules touch each other's state only through those typed traits;
+//! - failures follow Ethereum: what fails in execution reverts the call's writes and
+//!   logs, still charges gas and bumps the nonce, and carries a Solidity custom error.
+
+pub mod bank;
+mod context;
+mod executor;
+pub mod genesis;
+mod overlay;
+pub mod params;
+
+pub use context::{BlockEnv, CallCtx, CallFail, revert};
+pub use executor::{
+    ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call,
+    end_block, estimate_gas, supply_report, system_code,
+};
+pub use genesis::Genesis;
+pub use overlay::{Checkpoint, EmptyState, Overlay};
+pub use primitives::state::{StateError, StateRead};

@@ -1,0 +1,152 @@
+//! `params`: the registry of governed parameters. Every parameter is declared
+//! here with its default and bounds; only the governance address may change one
+//! (`IParams.set`), which is how proposals tune the system without per-module
+//! proposal kinds.
+
+pub mod genesis;
+pub mod state_key;
+pub mod view;
+
+use alloy_sol_types::SolCall;
+use primitives::abi::IParams::{self, IParamsCalls};
+use primitives::system::Module;
+use primitives::{Amount, Bytes, U256};
+
+use crate::context::{CallCtx, CallFail};
+use crate::{Overlay, revert};
+pub use view::{ParamsRead, ParamsWrite};
+
+pub const ADDRESS: primitives::Address = Module::Params.address();
+
+/// A governed parameter: its name, default and inclusive bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub default: u128,
+    pub min: u128,
+    pub max: u128,
+    pub doc: &'static str,
+}
+
+/// Share of every fee's base-fee part that goes to the treasury, in basis points;
+/// the rest of the base-fee part and the whole tip go to the validators' reward pool.
+pub const FEE_TREASURY_BPS: ParamSpec = ParamSpec {
+    name: "fee.treasury_bps",
+    default: 2_000,
+    min: 0,
+    max: 10_000,
+    doc: "basis points of the base-fee part of each fee paid to the treasury",
+};
+/// Floor of the EIP-1559 base fee, in base units per gas.
+pub const MIN_BASE_FEE: ParamSpec = ParamSpec {
+    name: "gas.min_base_fee",
+    default: 1_000_000_000,
+    min: 1,
+    max: 1_000_000_000_000_000,
+    doc: "floor of the base fee (base units of OPEN per gas)",
+};
+/// Gas limit of a block.
+pub const BLOCK_GAS_LIMIT: ParamSpec = ParamSpec {
+    name: "block.gas_limit",
+    default: 30_000_000,
+    min: 1_000_000,
+    max: 2_000_000_000,
+    doc: "gas limit of each block",
+};
+
+/// Every registered parameter, sorted by name.
+pub const ALL: &[ParamSpec] = &[BLOCK_GAS_LIMIT, FEE_TREASURY_BPS, MIN_BASE_FEE];
+
+pub fn spec(name: &str) -> Option<&'static ParamSpec> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+/// Why a parameter value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown parameter {0:?}")]
+    Unknown(String),
+    #[error("parameter {name} = {value} is outside [{min}, {max}]")]
+    OutOfRange {
+        name: String,
+        value: u128,
+        min: u128,
+        max: u128,
+    },
+}
+
+/// The spec of `name` if `value` is within its bounds.
+pub fn check(name: &str, value: u128) -> Result<&'static ParamSpec, ParamError> {
+    let s = spec(name).ok_or_else(|| ParamError::Unknown(name.to_string()))?;
+    if value < s.min || value > s.max {
+        return Err(ParamError::OutOfRange {
+            name: name.into(),
+            value,
+            min: s.min,
+            max: s.max,
+        });
+    }
+    Ok(s)
+}
+
+pub fn gas_cost(call: &IParamsCalls) -> u64 {
+    match call {
+        IParamsCalls::set(_) => 20_000,
+        _ => 2_000,
+    }
+}
+
+pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Result<Bytes, CallFail> {
+    if ctx.value != Amount::ZERO {
+        return Err(revert(primitives::abi::NonPayable {}));
+    }
+    Ok(match call {
+        IParamsCalls::get(c) => {
+            let v = st.param_by_name(&c.name)?.ok_or_else(|| {
+                revert(IParams::UnknownParam {
+                    name: c.name.clone(),
+                })
+            })?;
+            IParams::getCall::abi_encode_returns(&U256::from(v)).into()
+        }
+        IParamsCalls::names(_) => IParams::namesCall::abi_encode_returns(
+            &ALL.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(),
+        )
+        .into(),
+        IParamsCalls::set(c) => {
+            if ctx.sender != Module::Governance.address() {
+                return Err(revert(primitives::abi::Unauthorized { caller: ctx.sender }));
+            }
+            let value = u128::try_from(c.value).unwrap_or(u128::MAX);
+            let s = match check(&c.name, value) {
+                Ok(s) => s,
+                Err(ParamError::Unknown(name)) => {
+                    return Err(revert(IParams::UnknownParam { name }));
+                }
+                Err(ParamError::OutOfRange { name, min, max, .. }) => {
+                    return Err(revert(IParams::ParamOutOfRange {
+                        name,
+                        value: c.value,
+                        min: U256::from(min),
+                        max: U256::from(max),
+                    }));
+                }
+            };
+            let old = st.param(s)?;
+            st.put_param(s.name, value);
+            ctx.emit(
+                ADDRESS,
+                &IParams::ParamChanged {
+                    name: c.name,
+                    oldValue: U256::from(old),
+                    newValue: c.value,
+                },
+            );
+            IParams::setCall::abi_encode_returns(&IParams::setReturn {}).into()
+        }
+    })
+}
+
+pub fn decode(input: &[u8]) -> Result<IParamsCalls, CallFail> {
+    crate::executor::decode_calls::<IParamsCalls>(input)
+}
