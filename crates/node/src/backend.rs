@@ -1,0 +1,181 @@
+//! The chain as the JSON-RPC server sees it.
+
+use std::sync::Arc;
+
+use chain::{Chain, HistoricState};
+use primitives::block::{Header, Receipt};
+use primitives::state::StateRead;
+use primitives::{Address, Amount, B256, Bytes, SignedTransaction, U256};
+use rpc::{Backend, BoxFuture, CallError, CallRequest, NodeStatus, ProofResult, SubmitError};
+use runtime::bank::BankRead;
+
+/// Adapter from [`Chain`] to [`rpc::Backend`].
+pub struct ChainBackend {
+    chain: Arc<Chain>,
+}
+
+impl ChainBackend {
+    pub fn new(chain: Arc<Chain>) -> Self {
+        ChainBackend { chain }
+    }
+
+    /// Run `f` against the state after block `number` (latest state when it is the head).
+    fn with_state<T>(&self, number: u64, f: impl FnOnce(&dyn StateRead, &Header) -> Result<T, CallError>) -> Result<T, CallError> {
+        let snap = self.chain.snapshot().map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let head = snap.head().map_err(|e| CallError::Unavailable(e.to_string()))?.unwrap_or(0);
+        let header = snap
+            .header(number)
+            .map_err(|e| CallError::Unavailable(e.to_string()))?
+            .ok_or_else(|| CallError::Unavailable("header not found".into()))?;
+        if number == head {
+            f(&snap, &header)
+        } else {
+            let oldest = snap.oldest_state().map_err(|e| CallError::Unavailable(e.to_string()))?;
+            if number < oldest {
+                return Err(CallError::Unavailable(format!(
+                    "missing trie node: state of block {number} was pruned (history kept from block {oldest})"
+                )));
+            }
+            let hist = HistoricState { snap: &snap, version: number };
+            f(&hist, &header)
+        }
+    }
+
+    fn call_target(req: &CallRequest) -> Result<Address, CallError> {
+        req.to.ok_or_else(|| CallError::Invalid("contract creation is not supported".into()))
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> CallError {
+    CallError::Unavailable(e.to_string())
+}
+
+impl Backend for ChainBackend {
+    fn chain_id(&self) -> u64 {
+        self.chain.chain_id()
+    }
+
+    fn client_version(&self) -> String {
+        format!("openledger/v{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn head_number(&self) -> u64 {
+        self.chain.head().header.number
+    }
+
+    fn header(&self, number: u64) -> Option<(Header, B256)> {
+        let h = self.chain.snapshot().ok()?.header(number).ok()??;
+        let hash = h.hash_slow();
+        Some((h, hash))
+    }
+
+    fn block_number_by_hash(&self, hash: &B256) -> Option<u64> {
+        self.chain.snapshot().ok()?.block_number(hash).ok()?
+    }
+
+    fn block_transactions(&self, number: u64) -> Option<Vec<SignedTransaction>> {
+        let body = self.chain.snapshot().ok()?.body(number).ok()??;
+        body.into_iter().map(|t| SignedTransaction::from_trusted(t.raw, t.sender).ok()).collect()
+    }
+
+    fn block_receipts(&self, number: u64) -> Option<Vec<Receipt>> {
+        self.chain.snapshot().ok()?.receipts(number).ok()?
+    }
+
+    fn tx_location(&self, hash: &B256) -> Option<(u64, u32)> {
+        let loc = self.chain.snapshot().ok()?.tx_location(hash).ok()??;
+        Some((loc.block, loc.index))
+    }
+
+    fn pool_transaction(&self, hash: &B256) -> Option<SignedTransaction> {
+        self.chain.pool_transaction(hash).map(|t| (*t).clone())
+    }
+
+    fn account(&self, address: &Address, number: u64) -> Result<(u64, U256), CallError> {
+        self.with_state(number, |st, _| {
+            let a = st.account(address).map_err(fatal)?;
+            Ok((a.nonce, a.balance.to_u256()))
+        })
+    }
+
+    fn pending_nonce(&self, address: &Address) -> u64 {
+        self.chain.pending_nonce(address).unwrap_or(0)
+    }
+
+    fn next_base_fee(&self) -> u64 {
+        self.chain.head().next_base_fee
+    }
+
+    fn suggested_tip(&self) -> u128 {
+        // A single producer orders by tip; 1 gwei is plenty and what wallets expect.
+        1_000_000_000
+    }
+
+    fn submit(&self, raw: Bytes) -> BoxFuture<'_, Result<B256, SubmitError>> {
+        Box::pin(async move { self.chain.submit(&raw).await.map_err(|e| SubmitError { message: e.0 }) })
+    }
+
+    fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError> {
+        let to = Self::call_target(req)?;
+        let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
+        self.with_state(number, |st, header| {
+            let env = self.chain.env_at(header);
+            let out = runtime::call(st, &env, req.from.unwrap_or_default(), to, value, &req.data, req.gas)
+                .map_err(|e| CallError::Invalid(e.to_string()))?;
+            if out.success { Ok(out.output) } else { Err(CallError::Revert(out.output)) }
+        })
+    }
+
+    fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError> {
+        let to = Self::call_target(req)?;
+        let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
+        let head = self.head_number();
+        self.with_state(head, |st, header| {
+            let env = self.chain.env_at(header);
+            let out = runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), to, value, &req.data)
+                .map_err(|e| CallError::Invalid(e.to_string()))?;
+            if !out.success {
+                return Err(CallError::Revert(out.output));
+            }
+            if let Some(cap) = req.gas {
+                if out.gas_used > cap {
+                    return Err(CallError::Invalid(format!("gas required exceeds allowance ({cap})")));
+                }
+            }
+            Ok(out.gas_used)
+        })
+    }
+
+    fn code(&self, address: &Address) -> Bytes {
+        runtime::system_code(address).unwrap_or_default()
+    }
+
+    fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError> {
+        let snap = self.chain.snapshot().map_err(fatal)?;
+        let p = snap.prove(key, number).map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let header = snap.header(number).map_err(fatal)?.ok_or_else(|| CallError::Unavailable("header not found".into()))?;
+        debug_assert_eq!(header.state_root, p.root);
+        Ok(ProofResult {
+            block_number: number,
+            state_root: header.state_root,
+            key: Bytes::copy_from_slice(key),
+            value: p.value.clone().map(Bytes::from),
+            proof: Bytes::from(p.proof_bytes()),
+        })
+    }
+
+    fn status(&self) -> NodeStatus {
+        let head = self.chain.head();
+        let (pending, queued) = self.chain.pool_counts();
+        NodeStatus {
+            chain_id: self.chain.chain_id(),
+            head: head.header.number,
+            head_hash: head.hash,
+            pending_txs: pending,
+            queued_txs: queued,
+            block_time_ms: self.chain.block_time_ms(),
+            history: self.chain.config().history,
+            version: self.client_version(),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Node configuration (TOML) and genesis files (JSON): the edges where text
+//! becomes typed values.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chain::BlockTime;
+use primitives::{Address, Amount};
+use runtime::Genesis;
+use serde::{Deserialize, Serialize};
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub rpc_addr: SocketAddr,
+    pub block_time: BlockTime,
+    pub history: u64,
+    pub max_txs_per_block: usize,
+    pub genesis: Genesis,
+}
+
+/// Why configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+/// Number of prefunded dev accounts, as Hardhat and Anvil.
+pub const DEV_ACCOUNTS: u32 = 10;
+/// Balance of each dev account.
+pub const DEV_BALANCE_OPEN: u64 = 10_000;
+/// Fixed timestamp of the dev genesis, so its hash is the same on every machine.
+pub const DEV_GENESIS_TIMESTAMP: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/// The dev accounts: the standard test mnemonic's first ten keys.
+pub fn dev_accounts() -> Vec<keys::SecretKey> {
+    (0..DEV_ACCOUNTS).map(|i| keys::derive_account(keys::DEV_MNEMONIC, i).expect("dev mnemonic derives")).collect()
+}
+
+/// The dev genesis: chain id 31337, ten accounts with 10,000 OPEN each.
+pub fn dev_genesis() -> Genesis {
+    Genesis {
+        chain_id: primitives::DEV_CHAIN_ID,
+        timestamp: DEV_GENESIS_TIMESTAMP,
+        alloc: dev_accounts().iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect(),
+        params: vec![],
+    }
+}
+
+/// A genesis file:
+/// ```json
+/// { "chainId": 31337, "timestamp": 1767225600,
+///   "alloc": { "0xf39f…2266": "10000", "0x7099…79c8": "1500000000000000000wei" },
+///   "params": { "fee.treasury_bps": "2000" } }
+/// ```
+/// Balances are decimal OPEN, or base units with a `wei` suffix, or `0x` hex base units.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisFile {
+    pub chain_id: u64,
+    #[serde(default)]
+    pub timestamp: u64,
+    #[serde(default)]
+    pub alloc: BTreeMap<String, String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+fn parse_amount(s: &str) -> Result<Amount, String> {
+    if let Some(h) = s.strip_prefix("0x") {
+        return u128::from_str_radix(h, 16).map(Amount).map_err(|e| format!("{s:?}: {e}"));
+    }
+    s.parse::<Amount>().map_err(|e| e.to_string())
+}
+
+impl GenesisFile {
+    pub fn to_genesis(&self) -> Result<Genesis, String> {
+        let mut alloc = Vec::new();
+        for (a, v) in &self.alloc {
+            let addr: Address = a.parse().map_err(|_| format!("alloc: {a:?} is not an address"))?;
+            alloc.push((addr, parse_amount(v).map_err(|e| format!("alloc {a}: {e}"))?));
+        }
+        let mut params = Vec::new();
+        for (k, v) in &self.params {
+            let n: u128 = v.parse().map_err(|_| format!("params.{k}: {v:?} is not an integer"))?;
+            runtime::params::check(k, n).map_err(|e| e.to_string())?;
+            params.push((k.clone(), n));
+        }
+        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params })
+    }
+
+    pub fn from_genesis(g: &Genesis) -> GenesisFile {
+        GenesisFile {
+            chain_id: g.chain_id,
+            timestamp: g.timestamp,
+            alloc: g.alloc.iter().map(|(a, v)| (a.to_checksum(None), format!("{}wei", v.0))).collect(),
+            params: g.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        }
+    }
+}
+
+/// Read a genesis file.
+pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+    let f: GenesisFile =
+        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })?;
+    f.to_genesis().map_err(|msg| ConfigError::Invalid { path: path.into(), msg })
+}
+
+/// `openledger.toml`, written by `openledger init` and read by `openledger start`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Path of the genesis file, relative to the config file's directory.
+    pub genesis: String,
+    #[serde(default = "default_rpc")]
+    pub rpc_addr: String,
+    /// 0 seals as soon as transactions are pending.
+    #[serde(default = "default_block_time")]
+    pub block_time_ms: u64,
+    #[serde(default = "default_history")]
+    pub history: u64,
+}
+
+fn default_rpc() -> String {
+    "127.0.0.1:8545".into()
+}
+fn default_block_time() -> u64 {
+    1000
+}
+fn default_history() -> u64 {
+    10_000
+}
+
+impl ConfigFile {
+    pub fn new(genesis: &str) -> Self {
+        ConfigFile { genesis: genesis.into(), rpc_addr: default_rpc(), block_time_ms: default_block_time(), history: default_history() }
+    }
+
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })
+    }
+
+    /// The node configuration this file describes, with data in `data_dir`.
+    pub fn node_config(&self, path: &Path, data_dir: PathBuf) -> Result<NodeConfig, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let genesis = load_genesis(&base.join(&self.genesis))?;
+        let rpc_addr = self
+            .rpc_addr
+            .parse()
+            .map_err(|_| ConfigError::Invalid { path: path.into(), msg: format!("rpc_addr {:?} is not host:port", self.rpc_addr) })?;
+        Ok(NodeConfig {
+            data_dir,
+            rpc_addr,
+            block_time: if self.block_time_ms == 0 { BlockTime::Instant } else { BlockTime::Interval(self.block_time_ms) },
+            history: self.history,
+            max_txs_per_block: 10_000,
+            genesis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_file_round_trip_and_errors() {
+        let g = dev_genesis();
+        let f = GenesisFile::from_genesis(&g);
+        let text = serde_json::to_string_pretty(&f).unwrap();
+        let back: GenesisFile = serde_json::from_str(&text).unwrap();
+        let mut g2 = back.to_genesis().unwrap();
+        g2.alloc.sort();
+        let mut g1 = g.clone();
+        g1.alloc.sort();
+        assert_eq!(g1, g2);
+        let bad: GenesisFile =
+            serde_json::from_str(r#"{"chainId":1,"alloc":{"0x01":"5"}}"#).unwrap();
+        assert!(bad.to_genesis().unwrap_err().contains("not an address"));
+        let bad: GenesisFile =
+            serde_json::from_str(r#"{"chainId":1,"params":{"fee.treasury_bps":"20000"}}"#).unwrap();
+        assert!(bad.to_genesis().unwrap_err().contains("outside"));
+        assert!(serde_json::from_str::<GenesisFile>(r#"{"chainId":1,"typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn dev_accounts_are_the_standard_ones() {
+        let a = dev_accounts();
+        assert_eq!(a[0].address(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
+        assert_eq!(a.len(), 10);
+    }
+}

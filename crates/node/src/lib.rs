@@ -1,0 +1,66 @@
+//! The node: reads configuration and genesis files, opens the chain, starts the
+//! block producer and serves JSON-RPC. The CLI calls [`run`]; tests can start
+//! the same node in-process.
+
+mod backend;
+mod config;
+
+pub use backend::ChainBackend;
+pub use config::{ConfigError, ConfigFile, GenesisFile, NodeConfig, dev_accounts, dev_genesis, load_genesis};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chain::{Chain, ChainConfig};
+
+/// A started node.
+pub struct Node {
+    pub chain: Arc<Chain>,
+    pub rpc_addr: SocketAddr,
+}
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Chain(#[from] chain::ChainError),
+    #[error("cannot listen for JSON-RPC on {addr}: {err} (is another node running? pick another --rpc-addr)")]
+    Bind { addr: SocketAddr, err: std::io::Error },
+}
+
+/// Open the chain, start producing blocks and serving RPC. Returns once the
+/// RPC socket is listening; the services run on the current tokio runtime.
+pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
+    let chain_cfg = ChainConfig {
+        data_dir: cfg.data_dir.clone(),
+        genesis: cfg.genesis.clone(),
+        block_time: cfg.block_time,
+        history: cfg.history,
+        pool: chain::PoolConfig::default(),
+        max_txs_per_block: cfg.max_txs_per_block,
+    };
+    let chain = tokio::task::spawn_blocking(move || Chain::open(chain_cfg))
+        .await
+        .expect("chain open task")?;
+    let listener = tokio::net::TcpListener::bind(cfg.rpc_addr)
+        .await
+        .map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
+    let rpc_addr = listener.local_addr().map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
+    chain.start();
+    let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = rpc::serve(listener, backend).await {
+            tracing::error!("JSON-RPC server stopped: {e}");
+        }
+    });
+    Ok(Node { chain, rpc_addr })
+}
+
+impl Node {
+    /// Stop producing blocks; committed state is already durable.
+    pub fn stop(&self) {
+        self.chain.stop();
+    }
+}
