@@ -4,7 +4,7 @@
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{Transaction, TxEnvelope};
-use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_eips::eip2718::{Decodable2718, Eip2718Error, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, U256};
 
 /// Largest accepted encoded transaction (go-ethereum's pool limit is 128 KiB).
@@ -44,15 +44,22 @@ impl SignedTransaction {
             return Err(TxError::Oversized);
         }
         let mut buf = raw;
-        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("ype") && msg.contains("not supported")
-                || msg.contains("Unexpected type")
-            {
-                TxError::UnsupportedType
-            } else {
-                TxError::Decode(msg)
-            }
+        if raw.is_empty() {
+            return Err(TxError::Decode("empty transaction".into()));
+        }
+        // Typed transactions other than EIP-1559 are refused before decoding.
+        if raw[0] < 0x80 && raw[0] != 0x02 {
+            return Err(TxError::UnsupportedType);
+        }
+        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| match e {
+            // alloy reports a broken legacy list as an unexpected type; only a
+            // type byte below 0x80 is really a transaction type.
+            Eip2718Error::UnexpectedType(_) if raw[0] < 0x80 => TxError::UnsupportedType,
+            Eip2718Error::UnexpectedType(t) => TxError::Decode(format!(
+                "malformed legacy transaction (first byte {t:#04x})"
+            )),
+            Eip2718Error::RlpError(e) => TxError::Decode(e.to_string()),
+            other => TxError::Decode(other.to_string()),
         })?;
         if !buf.is_empty() {
             return Err(TxError::Decode("input contains more than one value".into()));
@@ -140,4 +147,28 @@ impl SignedTransaction {
 pub fn intrinsic_gas(input: &[u8]) -> u64 {
     let zeros = input.iter().filter(|b| **b == 0).count() as u64;
     21_000 + zeros * 4 + (input.len() as u64 - zeros) * 16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_bytes_are_rlp_errors_and_unknown_types_unsupported() {
+        for raw in [
+            &[0xde, 0xad, 0xbe, 0xef][..],
+            &[0x02, 0xc0, 0x01][..],
+            &[0xf8][..],
+        ] {
+            match SignedTransaction::decode(raw, 1) {
+                Err(TxError::Decode(_)) => {}
+                other => panic!("{raw:x?}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            SignedTransaction::decode(&[0x05, 0xc0], 1),
+            Err(TxError::UnsupportedType)
+        );
+        assert!(SignedTransaction::decode(&[0x03, 0xc0], 1).is_err());
+    }
 }

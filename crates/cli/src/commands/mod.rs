@@ -1,0 +1,40 @@
+//! One module per command group.
+
+pub mod keys;
+pub mod node;
+pub mod query;
+pub mod tx;
+
+use std::path::PathBuf;
+
+/// `$OPENLEDGER_HOME`, or `~/.openledger`.
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("OPENLEDGER_HOME") {
+        return PathBuf::from(h);
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".openledger"),
+        None => PathBuf::from(".openledger"),
+    }
+}
+
+/// The default keystore directory.
+pub fn default_keystore() -> PathBuf {
+    home().join("keystore")
+}
+
+/// Default RPC endpoint, overridable by `$OPENLEDGER_RPC`.
+pub const DEFAULT_RPC: &str = "127.0.0.1:8545";
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct RpcArgs {
+    /// JSON-RPC endpoint of the node.
+    #[arg(long, env = "OPENLEDGER_RPC", default_value = DEFAULT_RPC)]
+    pub rpc: String,
+}
+
+impl RpcArgs {
+    pub fn client(&self) -> rpc::client::RpcClient {
+        rpc::client::RpcClient::new(&self.rpc)
+    }
+}

@@ -1,0 +1,266 @@
+//! `up`, `init`, `start` and `debug`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chain::BlockTime;
+use node::{ConfigFile, GenesisFile, NodeConfig};
+use serde_json::json;
+
+use crate::output::Out;
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Where the chain lives. Default: ~/.openledger/dev (or $OPENLEDGER_HOME/dev).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// JSON-RPC listen address.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub rpc_addr: SocketAddr,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = 1000, conflicts_with = "instant")]
+    pub block_time: u64,
+    /// Seal a block as soon as transactions are pending.
+    #[arg(long)]
+    pub instant: bool,
+    /// Blocks of state history kept for historical reads and proofs.
+    #[arg(long, default_value_t = 10_000)]
+    pub history: u64,
+    /// Delete the data directory first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
+    /// Do not print the dev accounts and keys.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Directory to initialise.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Genesis file to use (JSON, see README). Without it, the dev genesis.
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// JSON-RPC listen address written to the config.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub rpc_addr: String,
+    /// Milliseconds between blocks (0: seal as soon as transactions are pending).
+    #[arg(long, default_value_t = 1000)]
+    pub block_time: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StartArgs {
+    /// Data directory holding openledger.toml.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Configuration file (default: <data-dir>/openledger.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override the JSON-RPC listen address.
+    #[arg(long)]
+    pub rpc_addr: Option<SocketAddr>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DebugCmd {
+    /// Re-execute every block from genesis and check state roots, hashes and receipts.
+    /// The node must be stopped.
+    Replay {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+const GENESIS_FILE: &str = "genesis.json";
+const CONFIG_FILE: &str = "openledger.toml";
+
+/// Keep the genesis a chain was created with next to it (for replay and audits).
+fn write_genesis_once(dir: &Path, g: &runtime::Genesis) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let p = dir.join(GENESIS_FILE);
+    if !p.exists() {
+        let text = serde_json::to_string_pretty(&GenesisFile::from_genesis(g))?;
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, u64)) -> anyhow::Result<()> {
+    init_logging();
+    write_genesis_once(&cfg.data_dir, &cfg.genesis)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let node = node::start(&cfg).await?;
+        banner(node.rpc_addr, node.chain.head().header.number);
+        tracing::info!(rpc = %node.rpc_addr, data_dir = %cfg.data_dir.display(), "node running; Ctrl-C to stop");
+        wait_for_shutdown().await;
+        tracing::info!("stopping");
+        node.stop();
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
+    let data_dir = a.data_dir.unwrap_or_else(|| super::home().join("dev"));
+    if a.reset && data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("removing {}", data_dir.display()))?;
+    }
+    let cfg = NodeConfig {
+        data_dir: data_dir.clone(),
+        rpc_addr: a.rpc_addr,
+        block_time: if a.instant {
+            BlockTime::Instant
+        } else {
+            BlockTime::Interval(a.block_time.max(1))
+        },
+        history: a.history,
+        max_txs_per_block: 10_000,
+        genesis: node::dev_genesis(),
+    };
+    let quiet = a.quiet;
+    let mode = if a.instant {
+        "instant".to_string()
+    } else {
+        format!("every {} ms", a.block_time)
+    };
+    run_node(cfg, move |addr, head| {
+        if quiet {
+            return;
+        }
+        let accounts = node::dev_accounts();
+        out.print(
+            || {
+                let mut s = String::from("OpenLedger development node\n\nAvailable Accounts\n==================\n");
+                for (i, k) in accounts.iter().enumerate() {
+                    s += &format!("({i}) {} ({} OPEN)\n", k.address(), node::dev_genesis().alloc[i].1);
+                }
+                s += "\nPrivate Keys\n==================\n";
+                for (i, k) in accounts.iter().enumerate() {
+                    s += &format!("({i}) {}\n", k.to_hex());
+                }
+                s += &format!(
+                    "\nMnemonic: {}\nDerivation path: m/44'/60'/0'/0/{{index}}\n\nThese keys are public: never send real funds to them.\n\nChain id: 31337   Blocks: {mode}   Head: {head}\nData dir: {}\nJSON-RPC: http://{addr}\n",
+                    keys::DEV_MNEMONIC,
+                    data_dir.display()
+                );
+                s
+            },
+            json!({
+                "chainId": 31337,
+                "rpc": format!("http://{addr}"),
+                "dataDir": data_dir.display().to_string(),
+                "accounts": accounts.iter().map(|k| json!({"address": k.address().to_checksum(None), "privateKey": k.to_hex()})).collect::<Vec<_>>(),
+            }),
+        );
+    })
+}
+
+pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
+    let cfg_path = a.data_dir.join(CONFIG_FILE);
+    if cfg_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite",
+            cfg_path.display()
+        );
+    }
+    let genesis = match &a.genesis {
+        Some(p) => node::load_genesis(p)?,
+        None => node::dev_genesis(),
+    };
+    write_genesis_once(&a.data_dir, &genesis)?;
+    let mut c = ConfigFile::new(GENESIS_FILE);
+    c.rpc_addr = a.rpc_addr.clone();
+    c.block_time_ms = a.block_time;
+    let text = toml_string(&c)?;
+    std::fs::write(&cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))?;
+    out.print(
+        || format!("initialised {} (chain id {})\nstart it with: openledger start --data-dir {}", a.data_dir.display(), genesis.chain_id, a.data_dir.display()),
+        json!({"dataDir": a.data_dir.display().to_string(), "chainId": genesis.chain_id, "config": cfg_path.display().to_string()}),
+    );
+    Ok(())
+}
+
+fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
+    Ok(format!(
+        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n",
+        c.genesis, c.rpc_addr, c.block_time_ms, c.history
+    ))
+}
+
+pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
+    let path = a
+        .config
+        .clone()
+        .unwrap_or_else(|| a.data_dir.join(CONFIG_FILE));
+    let file = ConfigFile::load(&path)?;
+    let mut cfg = file.node_config(&path, a.data_dir.clone())?;
+    if let Some(addr) = a.rpc_addr {
+        cfg.rpc_addr = addr;
+    }
+    run_node(cfg, |_, _| {})
+}
+
+pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {
+    match c {
+        DebugCmd::Replay { data_dir } => {
+            let genesis = node::load_genesis(&data_dir.join(GENESIS_FILE))?;
+            let store = storage::Store::open(
+                &data_dir.join("chain.redb"),
+                storage::StoreOptions::default(),
+            )
+            .with_context(|| {
+                format!(
+                    "opening {} (is the node still running?)",
+                    data_dir.display()
+                )
+            })?;
+            let scratch = data_dir.join("replay.tmp");
+            let _ = std::fs::remove_dir_all(&scratch);
+            std::fs::create_dir_all(&scratch)?;
+            let r = chain::replay(&store, &genesis, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let n = r?;
+            let root = store
+                .snapshot()?
+                .header(n)?
+                .map(|h| h.state_root)
+                .unwrap_or_default();
+            out.print(
+                || format!("replayed blocks 1..={n}: state roots, block hashes and receipts match (head state root {root})"),
+                json!({"blocks": n, "stateRoot": root, "ok": true}),
+            );
+            Ok(())
+        }
+    }
+}

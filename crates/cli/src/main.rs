@@ -1,0 +1,67 @@
+//! `openledger`: one binary for the node, keys, transactions, queries and benchmarks.
+//!
+//! Human output by default; `--json` prints machine-readable JSON for scripts.
+
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "openledger",
+    version,
+    about = "OpenLedger: the AI-native ledger node",
+    propagate_version = true
+)]
+struct Cli {
+    /// Print JSON instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a development node: chain id 31337, ten funded accounts, RPC on 127.0.0.1:8545.
+    Up(commands::node::UpArgs),
+    /// Write a node configuration and genesis into a data directory.
+    Init(commands::node::InitArgs),
+    /// Start a node from a configuration written by `init`.
+    Start(commands::node::StartArgs),
+    /// Manage keystore accounts (Ethereum keystore v3 files).
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCmd),
+    /// Sign and send transactions.
+    #[command(subcommand)]
+    Tx(commands::tx::TxCmd),
+    /// Read chain state over JSON-RPC.
+    #[command(subcommand)]
+    Query(commands::query::QueryCmd),
+    /// Maintenance of a stopped node's data.
+    #[command(subcommand)]
+    Debug(commands::node::DebugCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let out = output::Out { json: cli.json };
+    let r = match cli.cmd {
+        Cmd::Up(a) => commands::node::up(a, out),
+        Cmd::Init(a) => commands::node::init(a, out),
+        Cmd::Start(a) => commands::node::start(a, out),
+        Cmd::Keys(c) => commands::keys::run(c, out),
+        Cmd::Tx(c) => commands::tx::run(c, out),
+        Cmd::Query(c) => commands::query::run(c, out),
+        Cmd::Debug(c) => commands::node::debug(c, out),
+    };
+    if let Err(e) = r {
+        if cli.json {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}

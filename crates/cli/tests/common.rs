@@ -1,0 +1,153 @@
+//! Starting and stopping a real `openledger` process for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::TxKind;
+use keys::SecretKey;
+use primitives::{Address, Bytes, U256};
+use rpc::client::RpcClient;
+
+pub const GWEI: u128 = 1_000_000_000;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_openledger"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node process; killed on drop.
+pub struct NodeProc {
+    pub child: Child,
+    pub rpc: String,
+    pub data_dir: PathBuf,
+}
+
+impl NodeProc {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProc {
+        let port = free_port();
+        let rpc = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(bin());
+        cmd.args(["up", "--quiet", "--data-dir"])
+            .arg(data_dir)
+            .args(["--rpc-addr", &rpc])
+            .args(extra);
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("spawn openledger");
+        let node = NodeProc {
+            child,
+            rpc: rpc.clone(),
+            data_dir: data_dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut c = RpcClient::new(&rpc);
+        while Instant::now() < deadline {
+            if c.chain_id().is_ok() {
+                return node;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not answer on {rpc}");
+    }
+
+    pub fn client(&self) -> RpcClient {
+        RpcClient::new(&self.rpc)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        unsafe_term(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_term(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn dev(i: u32) -> SecretKey {
+    keys::derive_account(keys::DEV_MNEMONIC, i).unwrap()
+}
+
+pub fn signed(
+    k: &SecretKey,
+    nonce: u64,
+    to: Address,
+    value: u128,
+    input: Vec<u8>,
+    gas: u64,
+) -> Vec<u8> {
+    keys::encode_2718(&keys::sign_eip1559(
+        k,
+        TxEip1559 {
+            chain_id: 31337,
+            nonce,
+            gas_limit: gas,
+            max_fee_per_gas: 20 * GWEI,
+            max_priority_fee_per_gas: GWEI,
+            to: TxKind::Call(to),
+            value: U256::from(value),
+            access_list: Default::default(),
+            input: Bytes::from(input),
+        },
+    ))
+}
+
+/// Run the CLI and return its output.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run openledger")
+}
+
+pub fn cli_ok(args: &[&str]) -> String {
+    let o = cli(args);
+    assert!(
+        o.status.success(),
+        "openledger {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+pub fn hex_u(v: &serde_json::Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}

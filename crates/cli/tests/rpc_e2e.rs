@@ -1,0 +1,229 @@
+//! End to end through JSON-RPC on a node process the test starts: what a wallet
+//! or library does, and what it must be refused.
+
+mod common;
+
+use std::time::Duration;
+
+use alloy_sol_types::{SolCall, SolError, SolEvent};
+use common::*;
+use primitives::abi::{IBank, IParams, Unauthorized};
+use primitives::system::Module;
+use primitives::{Address, B256, Bytes, U256};
+use serde_json::json;
+
+#[test]
+fn transfer_system_call_logs_and_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(dir.path(), &["--instant"]);
+    let mut c = node.client();
+    assert_eq!(c.call("eth_chainId", json!([])).unwrap(), json!("0x7a69"));
+    assert_eq!(c.call("net_version", json!([])).unwrap(), json!("31337"));
+    let (a, b) = (dev(0), dev(1));
+    let bank = Module::Bank.address();
+
+    // A signed EIP-1559 transfer.
+    let before_b = c.balance(&b.address()).unwrap();
+    let h = c
+        .send_raw(&signed(&a, 0, b.address(), 12345, vec![], 21_000))
+        .unwrap();
+    let r = c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
+    assert_eq!(r["status"], "0x1");
+    assert_eq!(r["gasUsed"], "0x5208");
+    assert_eq!(
+        c.balance(&b.address()).unwrap(),
+        before_b + U256::from(12345)
+    );
+    let tx = c.call("eth_getTransactionByHash", json!([h])).unwrap();
+    assert_eq!(
+        tx["from"].as_str().unwrap().to_lowercase(),
+        format!("{:#x}", a.address())
+    );
+    assert_eq!(tx["blockNumber"], r["blockNumber"]);
+
+    // A system-contract call by ABI, and its log through eth_getLogs.
+    let data = IBank::transferCall {
+        to: b.address(),
+        amount: U256::from(777u64),
+    }
+    .abi_encode();
+    let est = hex_u(
+        &c.call(
+            "eth_estimateGas",
+            json!([{"from": a.address(), "to": bank, "data": Bytes::from(data.clone())}]),
+        )
+        .unwrap(),
+    );
+    let h2 = c
+        .send_raw(&signed(&a, 1, bank, 0, data, est as u64))
+        .unwrap();
+    let r2 = c.wait_receipt(&h2, Duration::from_secs(30)).unwrap();
+    assert_eq!(r2["status"], "0x1", "{r2}");
+    assert_eq!(hex_u(&r2["gasUsed"]), est);
+    let from_topic = B256::left_padding_from(a.address().as_slice());
+    let logs = c
+        .call("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest", "address": bank, "topics": [IBank::Transfer::SIGNATURE_HASH, from_topic]}]))
+        .unwrap();
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["transactionHash"], json!(h2));
+    let value: Bytes = logs[0]["data"].as_str().unwrap().parse().unwrap();
+    assert_eq!(U256::from_be_slice(&value), U256::from(777u64));
+    // A non-matching topic finds nothing.
+    let none = c
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "address": bank, "topics": [null, B256::repeat_byte(9)]}]),
+        )
+        .unwrap();
+    assert_eq!(none, json!([]));
+
+    // eth_call of a view, and eth_getCode.
+    let out = c.call("eth_call", json!([{"to": bank, "data": Bytes::from(IBank::balanceOfCall { account: b.address() }.abi_encode())}, "latest"])).unwrap();
+    let out: Bytes = out.as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        IBank::balanceOfCall::abi_decode_returns(&out).unwrap(),
+        c.balance(&b.address()).unwrap()
+    );
+    assert_ne!(
+        c.call("eth_getCode", json!([bank, "latest"])).unwrap(),
+        json!("0x")
+    );
+    assert_eq!(
+        c.call("eth_getCode", json!([a.address(), "latest"]))
+            .unwrap(),
+        json!("0x")
+    );
+
+    // A call that fails in execution: code 3 from eth_call, status-0 receipt when mined.
+    let set = IParams::setCall {
+        name: "fee.treasury_bps".into(),
+        value: U256::from(5),
+    }
+    .abi_encode();
+    let err = c.call("eth_call", json!([{"from": a.address(), "to": Module::Params.address(), "data": Bytes::from(set.clone())}])).unwrap_err();
+    assert_eq!(err.code(), Some(3));
+    assert!(err.to_string().contains("execution reverted"), "{err}");
+    let h3 = c
+        .send_raw(&signed(&a, 2, Module::Params.address(), 0, set, 100_000))
+        .unwrap();
+    let r3 = c.wait_receipt(&h3, Duration::from_secs(30)).unwrap();
+    assert_eq!(r3["status"], "0x0");
+    let reason: Bytes = r3["revertReason"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        Unauthorized::abi_decode(&reason).unwrap().caller,
+        a.address()
+    );
+    assert_eq!(c.nonce(&a.address(), false).unwrap(), 3);
+
+    // A proof of b's account checked against the header's state root.
+    let key = runtime::bank::state_key::account(&b.address());
+    let p = c
+        .call("ol_getProof", json!([Bytes::from(key.clone()), "latest"]))
+        .unwrap();
+    let n = p["blockNumber"].as_u64().unwrap();
+    let header = c
+        .call("eth_getBlockByNumber", json!([format!("{n:#x}"), false]))
+        .unwrap();
+    let root: B256 = header["stateRoot"].as_str().unwrap().parse().unwrap();
+    let value: Bytes = p["value"].as_str().unwrap().parse().unwrap();
+    let proof: Bytes = p["proof"].as_str().unwrap().parse().unwrap();
+    storage::StateProof::verify_bytes(&root, &key, Some(&value), &proof).unwrap();
+    let acct = runtime::bank::Account::decode(&value).unwrap();
+    assert_eq!(acct.balance.to_u256(), c.balance(&b.address()).unwrap());
+    // The same proof does not verify a different balance, or against another block's root.
+    let mut forged = acct;
+    forged.balance.0 += 1;
+    assert!(
+        storage::StateProof::verify_bytes(&root, &key, Some(&forged.encode()), &proof).is_err()
+    );
+    let genesis = c
+        .call("eth_getBlockByNumber", json!(["0x0", false]))
+        .unwrap();
+    let root0: B256 = genesis["stateRoot"].as_str().unwrap().parse().unwrap();
+    assert!(storage::StateProof::verify_bytes(&root0, &key, Some(&value), &proof).is_err());
+    node.stop();
+}
+
+#[test]
+fn refusals_at_submission_and_rpc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(dir.path(), &["--instant"]);
+    let mut c = node.client();
+    let a = dev(0);
+    let to = dev(1).address();
+    let height = c.block_number().unwrap();
+    let bal = c.balance(&a.address()).unwrap();
+    let poor = keys::SecretKey::from_bytes(&[9u8; 32]).unwrap();
+    let wrong_chain = keys::encode_2718(&keys::sign_eip1559(
+        &a,
+        alloy_consensus::TxEip1559 {
+            chain_id: 1,
+            gas_limit: 21_000,
+            max_fee_per_gas: 20 * GWEI,
+            to: alloy_primitives::TxKind::Call(to),
+            ..Default::default()
+        },
+    ));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0xde, 0xad, 0xbe, 0xef], "rlp"),
+        (wrong_chain, "invalid chain id for signer"),
+        (signed(&a, 5000, to, 1, vec![], 21_000), "nonce too high"),
+        (
+            signed(&poor, 0, to, 1, vec![], 21_000),
+            "insufficient funds for gas * price + value",
+        ),
+        (
+            signed(&a, 0, to, 1, vec![], 20_999),
+            "intrinsic gas too low",
+        ),
+        (
+            signed(&a, 0, to, 1, vec![0xab; 140 * 1024], 5_000_000),
+            "oversized data",
+        ),
+    ];
+    for (raw, want) in cases {
+        let e = c.send_raw(&raw).unwrap_err();
+        assert_eq!(e.code(), Some(-32000), "{e}");
+        assert!(e.to_string().contains(want), "wanted {want:?}, got {e}");
+    }
+    // Nonce too low after one is mined.
+    let h = c.send_raw(&signed(&a, 0, to, 1, vec![], 21_000)).unwrap();
+    c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
+    let e = c
+        .send_raw(&signed(&a, 0, to, 2, vec![], 21_000))
+        .unwrap_err();
+    assert!(e.to_string().contains("nonce too low"), "{e}");
+    // Only the one good transaction changed anything.
+    assert_eq!(c.block_number().unwrap(), height + 1);
+    let fee = hex_u(&c.receipt(&h).unwrap().unwrap()["effectiveGasPrice"]) * 21_000;
+    assert_eq!(c.balance(&a.address()).unwrap(), bal - U256::from(fee + 1));
+    // JSON-RPC errors.
+    let e = c.call("eth_noSuchMethod", json!([])).unwrap_err();
+    assert_eq!(e.code(), Some(-32601));
+    let e = c.call("eth_getBalance", json!(["0x1234"])).unwrap_err();
+    assert_eq!(e.code(), Some(-32602));
+    let e = c.call("eth_sendRawTransaction", json!([42])).unwrap_err();
+    assert_eq!(e.code(), Some(-32602));
+    // Unknown transaction and receipt are null, not errors.
+    assert_eq!(
+        c.call("eth_getTransactionReceipt", json!([B256::repeat_byte(1)]))
+            .unwrap(),
+        json!(null)
+    );
+    assert_eq!(
+        c.call("eth_getBlockByNumber", json!(["0xffffff", false]))
+            .unwrap(),
+        json!(null)
+    );
+    // Malformed JSON over raw HTTP.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&node.rpc).unwrap();
+    let body = "{not json";
+    write!(s, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("-32700"), "{resp}");
+    let _ = Address::ZERO;
+    node.stop();
+}
