@@ -39,7 +39,9 @@ pub const DEV_GENESIS_TIMESTAMP: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// The dev accounts: the standard test mnemonic's first ten keys.
 pub fn dev_accounts() -> Vec<keys::SecretKey> {
-    (0..DEV_ACCOUNTS).map(|i| keys::derive_account(keys::DEV_MNEMONIC, i).expect("dev mnemonic derives")).collect()
+    (0..DEV_ACCOUNTS)
+        .map(|i| keys::derive_account(keys::DEV_MNEMONIC, i).expect("dev mnemonic derives"))
+        .collect()
 }
 
 /// The dev genesis: chain id 31337, ten accounts with 10,000 OPEN each.
@@ -47,7 +49,10 @@ pub fn dev_genesis() -> Genesis {
     Genesis {
         chain_id: primitives::DEV_CHAIN_ID,
         timestamp: DEV_GENESIS_TIMESTAMP,
-        alloc: dev_accounts().iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect(),
+        alloc: dev_accounts()
+            .iter()
+            .map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN)))
+            .collect(),
         params: vec![],
     }
 }
@@ -73,7 +78,9 @@ pub struct GenesisFile {
 
 fn parse_amount(s: &str) -> Result<Amount, String> {
     if let Some(h) = s.strip_prefix("0x") {
-        return u128::from_str_radix(h, 16).map(Amount).map_err(|e| format!("{s:?}: {e}"));
+        return u128::from_str_radix(h, 16)
+            .map(Amount)
+            .map_err(|e| format!("{s:?}: {e}"));
     }
     s.parse::<Amount>().map_err(|e| e.to_string())
 }
@@ -82,34 +89,62 @@ impl GenesisFile {
     pub fn to_genesis(&self) -> Result<Genesis, String> {
         let mut alloc = Vec::new();
         for (a, v) in &self.alloc {
-            let addr: Address = a.parse().map_err(|_| format!("alloc: {a:?} is not an address"))?;
-            alloc.push((addr, parse_amount(v).map_err(|e| format!("alloc {a}: {e}"))?));
+            let addr: Address = a
+                .parse()
+                .map_err(|_| format!("alloc: {a:?} is not an address"))?;
+            alloc.push((
+                addr,
+                parse_amount(v).map_err(|e| format!("alloc {a}: {e}"))?,
+            ));
         }
         let mut params = Vec::new();
         for (k, v) in &self.params {
-            let n: u128 = v.parse().map_err(|_| format!("params.{k}: {v:?} is not an integer"))?;
+            let n: u128 = v
+                .parse()
+                .map_err(|_| format!("params.{k}: {v:?} is not an integer"))?;
             runtime::params::check(k, n).map_err(|e| e.to_string())?;
             params.push((k.clone(), n));
         }
-        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params })
+        Ok(Genesis {
+            chain_id: self.chain_id,
+            timestamp: self.timestamp,
+            alloc,
+            params,
+        })
     }
 
     pub fn from_genesis(g: &Genesis) -> GenesisFile {
         GenesisFile {
             chain_id: g.chain_id,
             timestamp: g.timestamp,
-            alloc: g.alloc.iter().map(|(a, v)| (a.to_checksum(None), format!("{}wei", v.0))).collect(),
-            params: g.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            alloc: g
+                .alloc
+                .iter()
+                .map(|(a, v)| (a.to_checksum(None), format!("{}wei", v.0)))
+                .collect(),
+            params: g
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
         }
     }
 }
 
 /// Read a genesis file.
 pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
-    let f: GenesisFile =
-        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })?;
-    f.to_genesis().map_err(|msg| ConfigError::Invalid { path: path.into(), msg })
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.into(),
+        err,
+    })?;
+    let f: GenesisFile = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
+    f.to_genesis().map_err(|msg| ConfigError::Invalid {
+        path: path.into(),
+        msg,
+    })
 }
 
 /// `openledger.toml`, written by `openledger init` and read by `openledger start`.
@@ -139,26 +174,41 @@ fn default_history() -> u64 {
 
 impl ConfigFile {
     pub fn new(genesis: &str) -> Self {
-        ConfigFile { genesis: genesis.into(), rpc_addr: default_rpc(), block_time_ms: default_block_time(), history: default_history() }
+        ConfigFile {
+            genesis: genesis.into(),
+            rpc_addr: default_rpc(),
+            block_time_ms: default_block_time(),
+            history: default_history(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.into(),
+            err,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            msg: e.to_string(),
+        })
     }
 
     /// The node configuration this file describes, with data in `data_dir`.
     pub fn node_config(&self, path: &Path, data_dir: PathBuf) -> Result<NodeConfig, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
         let genesis = load_genesis(&base.join(&self.genesis))?;
-        let rpc_addr = self
-            .rpc_addr
-            .parse()
-            .map_err(|_| ConfigError::Invalid { path: path.into(), msg: format!("rpc_addr {:?} is not host:port", self.rpc_addr) })?;
+        let rpc_addr = self.rpc_addr.parse().map_err(|_| ConfigError::Invalid {
+            path: path.into(),
+            msg: format!("rpc_addr {:?} is not host:port", self.rpc_addr),
+        })?;
         Ok(NodeConfig {
             data_dir,
             rpc_addr,
-            block_time: if self.block_time_ms == 0 { BlockTime::Instant } else { BlockTime::Interval(self.block_time_ms) },
+            block_time: if self.block_time_ms == 0 {
+                BlockTime::Instant
+            } else {
+                BlockTime::Interval(self.block_time_ms)
+            },
             history: self.history,
             max_txs_per_block: 10_000,
             genesis,
@@ -193,7 +243,12 @@ mod tests {
     #[test]
     fn dev_accounts_are_the_standard_ones() {
         let a = dev_accounts();
-        assert_eq!(a[0].address(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
+        assert_eq!(
+            a[0].address(),
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+                .parse::<Address>()
+                .unwrap()
+        );
         assert_eq!(a.len(), 10);
     }
 }

@@ -1,0 +1,107 @@
+//! What the RPC server needs from a node. The chain implements it; the server
+//! only translates between JSON-RPC and these calls.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use primitives::block::{Header, Receipt};
+use primitives::{Address, B256, Bytes, SignedTransaction, U256};
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why `eth_sendRawTransaction` refused a transaction. `message` is go-ethereum's
+/// wording (see notes/eth-rpc-conventions.md); it goes out as JSON-RPC error -32000.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitError {
+    pub message: String,
+}
+
+/// A call for `eth_call` / `eth_estimateGas`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRequest {
+    pub from: Option<Address>,
+    pub to: Option<Address>,
+    pub gas: Option<u64>,
+    pub value: U256,
+    pub data: Bytes,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Execution reverted with ABI-encoded error data: JSON-RPC code 3, message
+    /// "execution reverted", `data` = the hex revert data.
+    Revert(Bytes),
+    /// The request itself is invalid (-32000 with this message, e.g.
+    /// "insufficient funds for gas * price + value", "contract creation is not supported").
+    Invalid(String),
+    /// The requested block's state was pruned or does not exist (-32000).
+    Unavailable(String),
+}
+
+/// A value with its Merkle proof against a block's state root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofResult {
+    pub block_number: u64,
+    pub state_root: B256,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+    /// Canonical proof bytes (borsh of jmt's `SparseMerkleProof<Sha256>`);
+    /// `storage::StateProof::verify_bytes` checks them.
+    pub proof: Bytes,
+}
+
+/// Node status for `ol_status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub chain_id: u64,
+    pub head: u64,
+    pub head_hash: B256,
+    pub pending_txs: usize,
+    pub queued_txs: usize,
+    pub block_time_ms: Option<u64>,
+    pub history: u64,
+    pub version: String,
+}
+
+/// The node as the RPC server sees it. Block numbers passed in are already
+/// resolved from tags ("latest", "safe", "finalized" → head; "earliest" → 0;
+/// "pending" → head for state reads, with the pool counted where noted).
+pub trait Backend: Send + Sync + 'static {
+    fn chain_id(&self) -> u64;
+    /// e.g. "openledger/0.1.0".
+    fn client_version(&self) -> String;
+    /// The newest committed block.
+    fn head_number(&self) -> u64;
+    /// Header and hash of a committed block.
+    fn header(&self, number: u64) -> Option<(Header, B256)>;
+    fn block_number_by_hash(&self, hash: &B256) -> Option<u64>;
+    /// The transactions of a committed block, in order.
+    fn block_transactions(&self, number: u64) -> Option<Vec<SignedTransaction>>;
+    /// The receipts of a committed block, in transaction order.
+    fn block_receipts(&self, number: u64) -> Option<Vec<Receipt>>;
+    /// (block number, index) of a committed transaction.
+    fn tx_location(&self, hash: &B256) -> Option<(u64, u32)>;
+    /// A transaction still in the pool.
+    fn pool_transaction(&self, hash: &B256) -> Option<SignedTransaction>;
+    /// (nonce, balance) of an account after block `number`.
+    fn account(&self, address: &Address, number: u64) -> Result<(u64, U256), CallError>;
+    /// The nonce the account's next transaction must carry, counting the pool.
+    fn pending_nonce(&self, address: &Address) -> u64;
+    /// Base fee of the next block.
+    fn next_base_fee(&self) -> u64;
+    /// The tip suggested to wallets (eth_maxPriorityFeePerGas).
+    fn suggested_tip(&self) -> u128;
+    /// Validate, pool and durably journal a raw transaction; resolves once it is
+    /// durable, with its hash.
+    fn submit(&self, raw: Bytes) -> BoxFuture<'_, Result<B256, SubmitError>>;
+    /// Execute a call against the state after block `number`; nothing is kept.
+    fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError>;
+    fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError>;
+    /// Code at an address: non-empty for system contracts, empty otherwise.
+    fn code(&self, address: &Address) -> Bytes;
+    /// A state key's value with its proof at block `number`.
+    fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError>;
+    fn status(&self) -> NodeStatus;
+}
