@@ -308,3 +308,82 @@ impl Pool {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::TxEip1559;
+    use alloy_primitives::TxKind;
+
+    fn tx(seed: u8, nonce: u64, tip: u128) -> SignedTransaction {
+        let k = keys::SecretKey::from_bytes(&[seed; 32]).unwrap();
+        let t = TxEip1559 {
+            chain_id: 1,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 100 + tip,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(Address::ZERO),
+            ..Default::default()
+        };
+        SignedTransaction::decode(&keys::encode_2718(&keys::sign_eip1559(&k, t)), 1).unwrap()
+    }
+
+    const RICH: U256 = U256::MAX;
+
+    #[test]
+    fn best_orders_by_tip_then_nonce_and_skips_gaps() {
+        let mut p = Pool::new(PoolConfig::default());
+        let (a0, a1, b0, c5) = (tx(1, 0, 5), tx(1, 1, 50), tx(2, 0, 10), tx(3, 5, 99));
+        for t in [&a1, &a0, &b0, &c5] {
+            p.add(t.clone(), 0, RICH, 100).unwrap();
+        }
+        let order: Vec<B256> = p.best(100, 10, |_| 0).iter().map(|t| t.hash).collect();
+        // b0 (tip 10) before a0 (tip 5); a1 only after a0; c5 is gapped.
+        assert_eq!(order, vec![b0.hash, a0.hash, a1.hash]);
+        assert_eq!(p.pending_nonce(&a0.sender, 0), 2);
+        assert_eq!(p.counts(|_| 0), (3, 1));
+        assert_eq!(p.best(100, 1, |_| 0).len(), 1);
+    }
+
+    #[test]
+    fn limits_and_eviction() {
+        let cfg = PoolConfig {
+            max_txs: 3,
+            max_per_sender: 2,
+            max_nonce_gap: 4,
+            price_bump_percent: 10,
+        };
+        let mut p = Pool::new(cfg);
+        p.add(tx(1, 0, 1), 0, RICH, 100).unwrap();
+        p.add(tx(1, 1, 1), 0, RICH, 100).unwrap();
+        assert_eq!(
+            p.add(tx(1, 2, 1), 0, RICH, 100).unwrap_err(),
+            PoolError::SenderFull
+        );
+        assert_eq!(
+            p.add(tx(2, 9, 1), 0, RICH, 100).unwrap_err(),
+            PoolError::NonceTooHigh
+        );
+        p.add(tx(2, 0, 3), 0, RICH, 100).unwrap();
+        // Full: a cheaper newcomer is refused, a richer one evicts the cheapest sender's last tx.
+        assert_eq!(
+            p.add(tx(3, 0, 1), 0, RICH, 100).unwrap_err(),
+            PoolError::Full
+        );
+        p.add(tx(3, 0, 7), 0, RICH, 100).unwrap();
+        assert_eq!(p.len(), 3);
+        assert!(!p.contains(&tx(1, 1, 1).hash));
+        assert!(p.contains(&tx(1, 0, 1).hash));
+        // Balance must cover every pooled transaction of the sender.
+        let mut p = Pool::new(PoolConfig::default());
+        let cost = U256::from(21_000u64 * 101);
+        p.add(tx(4, 0, 1), 0, cost, 100).unwrap();
+        assert_eq!(
+            p.add(tx(4, 1, 1), 0, cost, 100).unwrap_err(),
+            PoolError::InsufficientFunds
+        );
+        p.prune_sender(&tx(4, 0, 1).sender, 1);
+        assert!(p.is_empty());
+    }
+}

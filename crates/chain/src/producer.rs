@@ -197,8 +197,9 @@ pub fn build_block(
     })
 }
 
-/// Produce one block from the pool and commit it.
-pub(crate) fn produce(chain: &Chain) -> Result<u64, ChainError> {
+/// Produce one block from the pool and commit it. With `allow_empty` false,
+/// nothing is produced (`Ok(None)`) when no pooled transaction is executable.
+pub(crate) fn produce(chain: &Chain, allow_empty: bool) -> Result<Option<u64>, ChainError> {
     let _guard = chain.producing.lock().unwrap();
     let head = chain.head();
     let snap = chain.store.snapshot()?;
@@ -208,6 +209,9 @@ pub(crate) fn produce(chain: &Chain) -> Result<u64, ChainError> {
             account_of(&snap, a).map(|x| x.nonce).unwrap_or(0)
         })
     };
+    if candidates.is_empty() && !allow_empty {
+        return Ok(None);
+    }
     let built = build_block(
         &chain.store,
         &snap,
@@ -248,7 +252,7 @@ pub(crate) fn produce(chain: &Chain) -> Result<u64, ChainError> {
         }
     };
     drop(compact); // the writer thread completes it; its result only matters for the next restart
-    Ok(number)
+    Ok(Some(number))
 }
 
 /// The producer loop.
@@ -261,15 +265,14 @@ pub(crate) fn run(chain: Arc<Chain>, wake: Receiver<()>) {
                     chain.wait_wake(&wake, Some(Duration::from_millis(500)));
                     continue;
                 }
-                let before = chain.head().header.number;
-                if let Err(e) = produce(&chain) {
-                    tracing::error!("block production failed: {e}");
-                    std::thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
-                // Nothing executable left (gapped or underpriced): wait for news.
-                if chain.head().header.gas_used == 0 && chain.head().header.number == before + 1 {
-                    chain.wait_wake(&wake, Some(Duration::from_millis(500)));
+                match produce(&chain, false) {
+                    Ok(Some(_)) => {}
+                    // Nothing executable (gapped nonces or fee caps under the base fee): wait for news.
+                    Ok(None) => chain.wait_wake(&wake, Some(Duration::from_millis(500))),
+                    Err(e) => {
+                        tracing::error!("block production failed: {e}");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                 }
             }
             BlockTime::Interval(ms) => {
@@ -279,7 +282,7 @@ pub(crate) fn run(chain: Arc<Chain>, wake: Receiver<()>) {
                     continue;
                 }
                 next = now + Duration::from_millis(ms);
-                if let Err(e) = produce(&chain) {
+                if let Err(e) = produce(&chain, true) {
                     tracing::error!("block production failed: {e}");
                 }
             }
