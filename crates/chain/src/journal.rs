@@ -74,11 +74,7 @@ impl Journal {
     /// Open (or create) the journal; returns it and the transactions it held.
     pub fn open(path: &Path) -> io::Result<(Journal, Vec<Bytes>)> {
         let (frames, good_len) = read_frames(path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .append(true)
-            .open(path)?;
+        let file = OpenOptions::new().create(true).truncate(false).append(true).open(path)?;
         if file.metadata()?.len() != good_len {
             // Cut a torn tail so new frames follow the last good one.
             file.set_len(good_len)?;
@@ -88,9 +84,7 @@ impl Journal {
         let (tx, rx) = mpsc::channel();
         let path = path.to_path_buf();
         let c = count.clone();
-        std::thread::Builder::new()
-            .name("mempool-journal".into())
-            .spawn(move || writer(path, file, rx, c))?;
+        std::thread::Builder::new().name("mempool-journal".into()).spawn(move || writer(path, file, rx, c))?;
         Ok((Journal { tx, frames: count }, frames))
     }
 
@@ -122,28 +116,27 @@ fn writer(path: PathBuf, file: File, rx: mpsc::Receiver<Msg>, frames: Arc<Atomic
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let mut acks: Vec<oneshot::Sender<io::Result<()>>> = Vec::new();
     let mut failed: Option<String> = None;
-    let flush = |w: &mut BufWriter<File>,
-                 acks: &mut Vec<oneshot::Sender<io::Result<()>>>,
-                 failed: &mut Option<String>| {
-        if acks.is_empty() {
-            return;
-        }
-        let r = if let Some(f) = failed.as_ref() {
-            Err(io::Error::other(f.clone()))
-        } else {
-            w.flush().and_then(|_| w.get_ref().sync_data())
+    let flush =
+        |w: &mut BufWriter<File>, acks: &mut Vec<oneshot::Sender<io::Result<()>>>, failed: &mut Option<String>| {
+            if acks.is_empty() {
+                return;
+            }
+            let r = if let Some(f) = failed.as_ref() {
+                Err(io::Error::other(f.clone()))
+            } else {
+                w.flush().and_then(|_| w.get_ref().sync_data())
+            };
+            if let Err(e) = &r {
+                // A failed fsync leaves the file's state unknown: refuse everything from now on.
+                *failed = Some(format!("mempool journal unusable: {e}"));
+            }
+            for a in acks.drain(..) {
+                let _ = a.send(match &r {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::other(e.to_string())),
+                });
+            }
         };
-        if let Err(e) = &r {
-            // A failed fsync leaves the file's state unknown: refuse everything from now on.
-            *failed = Some(format!("mempool journal unusable: {e}"));
-        }
-        for a in acks.drain(..) {
-            let _ = a.send(match &r {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::other(e.to_string())),
-            });
-        }
-    };
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
@@ -218,24 +211,12 @@ mod tests {
         let (j, got) = Journal::open(&p).unwrap();
         assert_eq!(got.len(), 10);
         assert_eq!(got[3], Bytes::from(vec![3u8; 100]));
-        j.append(Bytes::from_static(b"after"))
-            .await
-            .unwrap()
-            .unwrap();
-        j.rewrite(vec![Bytes::from_static(b"only")])
-            .await
-            .unwrap()
-            .unwrap();
-        j.append(Bytes::from_static(b"tail"))
-            .await
-            .unwrap()
-            .unwrap();
+        j.append(Bytes::from_static(b"after")).await.unwrap().unwrap();
+        j.rewrite(vec![Bytes::from_static(b"only")]).await.unwrap().unwrap();
+        j.append(Bytes::from_static(b"tail")).await.unwrap().unwrap();
         drop(j);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (_j, got) = Journal::open(&p).unwrap();
-        assert_eq!(
-            got,
-            vec![Bytes::from_static(b"only"), Bytes::from_static(b"tail")]
-        );
+        assert_eq!(got, vec![Bytes::from_static(b"only"), Bytes::from_static(b"tail")]);
     }
 }

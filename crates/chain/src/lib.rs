@@ -102,9 +102,7 @@ pub struct HistoricState<'a> {
 
 impl StateRead for HistoricState<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.snap
-            .get_at(key, self.version)
-            .map_err(|e| StateError(e.to_string()))
+        self.snap.get_at(key, self.version).map_err(|e| StateError(e.to_string()))
     }
 }
 
@@ -113,13 +111,8 @@ impl Chain {
     /// replaying the mempool journal. Does not start producing blocks: see [`Chain::start`].
     pub fn open(cfg: ChainConfig) -> Result<Arc<Chain>, ChainError> {
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let store = Store::open(
-            &cfg.data_dir.join("chain.redb"),
-            StoreOptions {
-                history: cfg.history,
-                ..Default::default()
-            },
-        )?;
+        let store =
+            Store::open(&cfg.data_dir.join("chain.redb"), StoreOptions { history: cfg.history, ..Default::default() })?;
         let genesis = producer::genesis_block(&cfg.genesis)?;
         match store.head()? {
             None => store.commit(&genesis.record, genesis.update)?,
@@ -159,11 +152,7 @@ impl Chain {
         let keep = chain.pool.lock().unwrap().all_raw();
         futures_block_on(chain.journal.rewrite(keep))?;
         if !recovered.is_empty() {
-            tracing::info!(
-                journal = recovered.len(),
-                readmitted,
-                "mempool recovered from journal"
-            );
+            tracing::info!(journal = recovered.len(), readmitted, "mempool recovered from journal");
         }
         Ok(chain)
     }
@@ -267,30 +256,21 @@ impl Chain {
 
     /// Validate against state and the pool and admit; returns the receiver of
     /// the journal's durability acknowledgement.
-    fn admit(
-        &self,
-        tx: SignedTransaction,
-    ) -> Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>, SubmitError> {
+    fn admit(&self, tx: SignedTransaction) -> Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>, SubmitError> {
         self.check_stateless(&tx)?;
-        let snap = self
-            .store
-            .snapshot()
-            .map_err(|e| SubmitError(format!("internal error: {e}")))?;
-        let acct = account_of(&snap, &tx.sender)
-            .map_err(|e| SubmitError(format!("internal error: {e}")))?;
+        let snap = self.store.snapshot().map_err(|e| SubmitError(format!("internal error: {e}")))?;
+        let acct = account_of(&snap, &tx.sender).map_err(|e| SubmitError(format!("internal error: {e}")))?;
         let base_fee = self.head().next_base_fee;
         let raw = tx.raw.clone();
         let mut pool = self.pool.lock().unwrap();
-        pool.add(tx, acct.nonce, acct.balance.to_u256(), base_fee)
-            .map_err(|e| SubmitError(e.to_string()))?;
+        pool.add(tx, acct.nonce, acct.balance.to_u256(), base_fee).map_err(|e| SubmitError(e.to_string()))?;
         // Queued under the pool lock so the journal's order matches the pool's (see compaction).
         Ok(self.journal.append(raw))
     }
 
     /// `eth_sendRawTransaction`: decode, validate, pool, journal durably; the hash.
     pub async fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
-        let tx = SignedTransaction::decode(raw, self.chain_id())
-            .map_err(|e| SubmitError(e.to_string()))?;
+        let tx = SignedTransaction::decode(raw, self.chain_id()).map_err(|e| SubmitError(e.to_string()))?;
         let hash = tx.hash;
         let ack = self.admit(tx)?;
         match ack.await {
@@ -360,12 +340,8 @@ pub fn account_of(st: &dyn StateRead, a: &Address) -> Result<runtime::bank::Acco
 
 fn load_head(store: &Store) -> Result<Head, ChainError> {
     let snap = store.snapshot()?;
-    let n = snap
-        .head()?
-        .ok_or_else(|| ChainError::Genesis("no genesis block".into()))?;
-    let header = snap
-        .header(n)?
-        .ok_or(storage::StorageError::MissingBlock(n))?;
+    let n = snap.head()?.ok_or_else(|| ChainError::Genesis("no genesis block".into()))?;
+    let header = snap.header(n)?.ok_or(storage::StorageError::MissingBlock(n))?;
     let min = snap.param(&params::MIN_BASE_FEE)?;
     let next_base_fee = primitives::block::next_base_fee(
         header.gas_used,
@@ -373,17 +349,11 @@ fn load_head(store: &Store) -> Result<Head, ChainError> {
         header.base_fee_per_gas.unwrap_or(0),
         u64::try_from(min).unwrap_or(u64::MAX),
     );
-    Ok(Head {
-        hash: header.hash_slow(),
-        header,
-        next_base_fee,
-    })
+    Ok(Head { hash: header.hash_slow(), header, next_base_fee })
 }
 
 /// Wait for a journal acknowledgement from synchronous code (also inside an async runtime).
-fn futures_block_on(
-    mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>,
-) -> std::io::Result<()> {
+fn futures_block_on(mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>) -> std::io::Result<()> {
     use tokio::sync::oneshot::error::TryRecvError;
     loop {
         match rx.try_recv() {

@@ -23,12 +23,7 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig {
-            max_txs: 50_000,
-            max_per_sender: 1_024,
-            max_nonce_gap: 1_024,
-            price_bump_percent: 10,
-        }
+        PoolConfig { max_txs: 50_000, max_per_sender: 1_024, max_nonce_gap: 1_024, price_bump_percent: 10 }
     }
 }
 
@@ -80,16 +75,12 @@ fn max_cost(tx: &SignedTransaction) -> U256 {
 
 /// The tip a transaction pays per gas at `base_fee`.
 fn tip(tx: &SignedTransaction, base_fee: u64) -> u128 {
-    tx.effective_gas_price(base_fee)
-        .saturating_sub(base_fee as u128)
+    tx.effective_gas_price(base_fee).saturating_sub(base_fee as u128)
 }
 
 impl Pool {
     pub fn new(cfg: PoolConfig) -> Self {
-        Pool {
-            cfg,
-            ..Default::default()
-        }
+        Pool { cfg, ..Default::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -193,17 +184,8 @@ impl Pool {
         self.seq += 1;
         let hash = tx.hash;
         let sender = tx.sender;
-        self.by_hash.insert(
-            hash,
-            PooledTx {
-                tx: Arc::new(tx),
-                seq: self.seq,
-            },
-        );
-        self.by_sender
-            .entry(sender)
-            .or_default()
-            .insert(nonce, hash);
+        self.by_hash.insert(hash, PooledTx { tx: Arc::new(tx), seq: self.seq });
+        self.by_sender.entry(sender).or_default().insert(nonce, hash);
         Ok(match replacing {
             Some(h) => Admitted::Replaced(h),
             None => Admitted::New,
@@ -348,29 +330,15 @@ mod tests {
 
     #[test]
     fn limits_and_eviction() {
-        let cfg = PoolConfig {
-            max_txs: 3,
-            max_per_sender: 2,
-            max_nonce_gap: 4,
-            price_bump_percent: 10,
-        };
+        let cfg = PoolConfig { max_txs: 3, max_per_sender: 2, max_nonce_gap: 4, price_bump_percent: 10 };
         let mut p = Pool::new(cfg);
         p.add(tx(1, 0, 1), 0, RICH, 100).unwrap();
         p.add(tx(1, 1, 1), 0, RICH, 100).unwrap();
-        assert_eq!(
-            p.add(tx(1, 2, 1), 0, RICH, 100).unwrap_err(),
-            PoolError::SenderFull
-        );
-        assert_eq!(
-            p.add(tx(2, 9, 1), 0, RICH, 100).unwrap_err(),
-            PoolError::NonceTooHigh
-        );
+        assert_eq!(p.add(tx(1, 2, 1), 0, RICH, 100).unwrap_err(), PoolError::SenderFull);
+        assert_eq!(p.add(tx(2, 9, 1), 0, RICH, 100).unwrap_err(), PoolError::NonceTooHigh);
         p.add(tx(2, 0, 3), 0, RICH, 100).unwrap();
         // Full: a cheaper newcomer is refused, a richer one evicts the cheapest sender's last tx.
-        assert_eq!(
-            p.add(tx(3, 0, 1), 0, RICH, 100).unwrap_err(),
-            PoolError::Full
-        );
+        assert_eq!(p.add(tx(3, 0, 1), 0, RICH, 100).unwrap_err(), PoolError::Full);
         p.add(tx(3, 0, 7), 0, RICH, 100).unwrap();
         assert_eq!(p.len(), 3);
         assert!(!p.contains(&tx(1, 1, 1).hash));
@@ -379,10 +347,7 @@ mod tests {
         let mut p = Pool::new(PoolConfig::default());
         let cost = U256::from(21_000u64 * 101);
         p.add(tx(4, 0, 1), 0, cost, 100).unwrap();
-        assert_eq!(
-            p.add(tx(4, 1, 1), 0, cost, 100).unwrap_err(),
-            PoolError::InsufficientFunds
-        );
+        assert_eq!(p.add(tx(4, 1, 1), 0, cost, 100).unwrap_err(), PoolError::InsufficientFunds);
         p.prune_sender(&tx(4, 0, 1).sender, 1);
         assert!(p.is_empty());
     }

@@ -5,9 +5,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
-use primitives::block::{
-    Header, Receipt, StoredTx, logs_bloom, next_base_fee, receipts_root, transactions_root,
-};
+use primitives::block::{Header, Receipt, StoredTx, logs_bloom, next_base_fee, receipts_root, transactions_root};
 use primitives::state::StateRead;
 use primitives::system::VALIDATOR_REWARD_POOL;
 use primitives::{Address, B256, Bytes, SignedTransaction};
@@ -32,8 +30,7 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
     // Genesis is computed against an empty in-memory view; its root does not depend on the store.
     let empty = EmptyState;
     let mut st = Overlay::new(&empty);
-    g.apply(&mut st)
-        .map_err(|e| ChainError::Genesis(e.to_string()))?;
+    g.apply(&mut st).map_err(|e| ChainError::Genesis(e.to_string()))?;
     let base_fee = u64::try_from(st.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
     let gas_limit = u64::try_from(st.param(&params::BLOCK_GAS_LIMIT)?).unwrap_or(u64::MAX);
     let writes = st.into_writes();
@@ -55,13 +52,7 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
     };
     let hash = header.hash_slow();
     Ok(BuiltBlock {
-        record: BlockRecord {
-            header,
-            hash,
-            txs: vec![],
-            tx_hashes: vec![],
-            receipts: vec![],
-        },
+        record: BlockRecord { header, hash, txs: vec![], tx_hashes: vec![], receipts: vec![] },
         update: root,
         rejected: vec![],
     })
@@ -69,23 +60,14 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
 
 /// The genesis state update, computed in a throwaway in-memory store so that the
 /// genesis hash can be checked before touching the real one.
-fn genesis_root(
-    writes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-) -> Result<StateUpdate, ChainError> {
-    let store = Store::in_memory(StoreOptions {
-        durable: false,
-        cache_bytes: 1 << 20,
-        history: 1,
-    })?;
+fn genesis_root(writes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<StateUpdate, ChainError> {
+    let store = Store::in_memory(StoreOptions { durable: false, cache_bytes: 1 << 20, history: 1 })?;
     Ok(store.prepare(0, writes)?)
 }
 
 /// Seconds since the epoch, never before the parent's timestamp.
 fn timestamp_after(parent: &Header) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     now.max(parent.timestamp)
 }
 
@@ -105,20 +87,8 @@ pub fn build_block(
     let number = parent.number + 1;
     let min_base_fee = u64::try_from(base.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
     let gas_limit = u64::try_from(base.param(&params::BLOCK_GAS_LIMIT)?).unwrap_or(u64::MAX);
-    let base_fee = next_base_fee(
-        parent.gas_used,
-        parent.gas_limit,
-        parent.base_fee_per_gas.unwrap_or(0),
-        min_base_fee,
-    );
-    let env = BlockEnv {
-        chain_id,
-        number,
-        timestamp,
-        base_fee,
-        gas_limit,
-        coinbase: VALIDATOR_REWARD_POOL,
-    };
+    let base_fee = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee_per_gas.unwrap_or(0), min_base_fee);
+    let env = BlockEnv { chain_id, number, timestamp, base_fee, gas_limit, coinbase: VALIDATOR_REWARD_POOL };
     let mut st = Overlay::new(base);
     runtime::begin_block(&mut st, &env)?;
     let mut receipts: Vec<Receipt> = Vec::new();
@@ -139,15 +109,10 @@ pub fn build_block(
             Err(ApplyError::Fatal(e)) => return Err(e.into()),
             Err(e) => {
                 if strict {
-                    return Err(ChainError::Diverged {
-                        block: number,
-                        what: format!("transaction {}: {e}", tx.hash),
-                    });
+                    return Err(ChainError::Diverged { block: number, what: format!("transaction {}: {e}", tx.hash) });
                 }
                 match e {
-                    ApplyError::NonceMismatch { expected, got } if got < expected => {
-                        rejected.push(tx.hash)
-                    }
+                    ApplyError::NonceMismatch { expected, got } if got < expected => rejected.push(tx.hash),
                     e if e.is_retryable() => {}
                     _ => rejected.push(tx.hash),
                 }
@@ -180,21 +145,11 @@ pub fn build_block(
     let record = BlockRecord {
         header,
         hash,
-        txs: txs
-            .iter()
-            .map(|t| StoredTx {
-                raw: t.raw.clone(),
-                sender: t.sender,
-            })
-            .collect(),
+        txs: txs.iter().map(|t| StoredTx { raw: t.raw.clone(), sender: t.sender }).collect(),
         tx_hashes: txs.iter().map(|t| t.hash).collect(),
         receipts,
     };
-    Ok(BuiltBlock {
-        record,
-        update,
-        rejected,
-    })
+    Ok(BuiltBlock { record, update, rejected })
 }
 
 /// Produce one block from the pool and commit it. With `allow_empty` false,
@@ -245,11 +200,7 @@ pub(crate) fn produce(chain: &Chain, allow_empty: bool) -> Result<Option<u64>, C
         // Rewrite the journal when it holds mostly included transactions. Queued
         // under the pool lock so no acknowledged append can fall between the
         // snapshot of the pool and the rewrite.
-        if chain.journal.frames() > 2 * pool.len() + 4096 {
-            Some(chain.journal.rewrite(pool.all_raw()))
-        } else {
-            None
-        }
+        if chain.journal.frames() > 2 * pool.len() + 4096 { Some(chain.journal.rewrite(pool.all_raw())) } else { None }
     };
     drop(compact); // the writer thread completes it; its result only matters for the next restart
     Ok(Some(number))
@@ -294,59 +245,31 @@ pub(crate) fn run(chain: Arc<Chain>, wake: Receiver<()>) {
 /// Re-execute every block of `store` from genesis in a scratch store under
 /// `scratch_dir`, checking each block's receipts and state root. Returns the
 /// number of blocks checked.
-pub fn replay(
-    store: &Store,
-    genesis: &Genesis,
-    scratch_dir: &std::path::Path,
-) -> Result<u64, ChainError> {
+pub fn replay(store: &Store, genesis: &Genesis, scratch_dir: &std::path::Path) -> Result<u64, ChainError> {
     let snap = store.snapshot()?;
     let head = snap.head()?.unwrap_or(0);
     let scratch = Store::open(
         &scratch_dir.join("replay.redb"),
-        StoreOptions {
-            durable: false,
-            history: 2,
-            ..Default::default()
-        },
+        StoreOptions { durable: false, history: 2, ..Default::default() },
     )?;
     let g = genesis_block(genesis)?;
-    let stored0 = snap
-        .header(0)?
-        .ok_or(storage::StorageError::MissingBlock(0))?;
+    let stored0 = snap.header(0)?.ok_or(storage::StorageError::MissingBlock(0))?;
     if stored0.hash_slow() != g.record.hash {
-        return Err(ChainError::Diverged {
-            block: 0,
-            what: "genesis differs".into(),
-        });
+        return Err(ChainError::Diverged { block: 0, what: "genesis differs".into() });
     }
     scratch.commit(&g.record, g.update)?;
     let mut parent = stored0;
     for n in 1..=head {
-        let header = snap
-            .header(n)?
-            .ok_or(storage::StorageError::MissingBlock(n))?;
-        let body = snap
-            .body(n)?
-            .ok_or(storage::StorageError::MissingBlock(n))?;
+        let header = snap.header(n)?.ok_or(storage::StorageError::MissingBlock(n))?;
+        let body = snap.body(n)?.ok_or(storage::StorageError::MissingBlock(n))?;
         let txs: Vec<Arc<SignedTransaction>> = body
             .into_iter()
             .map(|t| SignedTransaction::from_trusted(t.raw, t.sender).map(Arc::new))
             .collect::<Result<_, _>>()
-            .map_err(|e| ChainError::Diverged {
-                block: n,
-                what: e.to_string(),
-            })?;
+            .map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?;
         let base = scratch.snapshot()?;
-        let built = build_block(
-            &scratch,
-            &base,
-            genesis.chain_id,
-            &parent,
-            parent.hash_slow(),
-            header.timestamp,
-            &txs,
-            true,
-        )?;
+        let built =
+            build_block(&scratch, &base, genesis.chain_id, &parent, parent.hash_slow(), header.timestamp, &txs, true)?;
         drop(base);
         if built.record.header.state_root != header.state_root {
             return Err(ChainError::Diverged {
@@ -358,17 +281,11 @@ pub fn replay(
             });
         }
         if built.record.hash != header.hash_slow() {
-            return Err(ChainError::Diverged {
-                block: n,
-                what: "block hash differs".into(),
-            });
+            return Err(ChainError::Diverged { block: n, what: "block hash differs".into() });
         }
         let stored_receipts = snap.receipts(n)?.unwrap_or_default();
         if stored_receipts != built.record.receipts {
-            return Err(ChainError::Diverged {
-                block: n,
-                what: "receipts differ".into(),
-            });
+            return Err(ChainError::Diverged { block: n, what: "receipts differ".into() });
         }
         scratch.commit(&built.record, built.update)?;
         parent = header;

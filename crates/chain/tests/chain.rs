@@ -17,20 +17,16 @@ use runtime::bank::BankRead;
 const GWEI: u128 = 1_000_000_000;
 
 fn dev_keys(n: u32) -> Vec<SecretKey> {
-    (0..n)
-        .map(|i| derive_account(keys::DEV_MNEMONIC, i).unwrap())
-        .collect()
+    (0..n).map(|i| derive_account(keys::DEV_MNEMONIC, i).unwrap()).collect()
 }
 
 fn genesis(keys: &[SecretKey]) -> Genesis {
     Genesis {
         chain_id: 31337,
         timestamp: 1_700_000_000,
-        alloc: keys
-            .iter()
-            .map(|k| (k.address(), Amount::open(10_000)))
-            .collect(),
+        alloc: keys.iter().map(|k| (k.address(), Amount::open(10_000))).collect(),
         params: vec![],
+        operators: vec![],
     }
 }
 
@@ -40,10 +36,7 @@ fn open(dir: &std::path::Path, keys: &[SecretKey]) -> Arc<Chain> {
         genesis: genesis(keys),
         block_time: BlockTime::Manual,
         history: 100,
-        pool: PoolConfig {
-            max_nonce_gap: 16,
-            ..Default::default()
-        },
+        pool: PoolConfig { max_nonce_gap: 16, ..Default::default() },
         max_txs_per_block: 10_000,
     })
     .unwrap()
@@ -87,10 +80,7 @@ async fn transfer_is_mined_with_exact_fees() {
     let k = dev_keys(2);
     let chain = open(dir.path(), &k);
     let (a, b) = (k[0].address(), k[1].address());
-    let h = chain
-        .submit(&transfer(&k[0], 0, b, 5 * primitives::ONE_OPEN))
-        .await
-        .unwrap();
+    let h = chain.submit(&transfer(&k[0], 0, b, 5 * primitives::ONE_OPEN)).await.unwrap();
     assert_eq!(chain.pending_nonce(&a).unwrap(), 1);
     let n = chain.produce_block().unwrap();
     assert_eq!(n, 1);
@@ -104,18 +94,13 @@ async fn transfer_is_mined_with_exact_fees() {
     let base = header.base_fee_per_gas.unwrap() as u128;
     assert_eq!(r.effective_gas_price, base + GWEI);
     let fee = 21_000 * r.effective_gas_price;
-    assert_eq!(
-        balance(&chain, &b),
-        Amount(Amount::open(10_000).0 + 5 * primitives::ONE_OPEN)
-    );
-    assert_eq!(
-        balance(&chain, &a),
-        Amount(Amount::open(10_000).0 - 5 * primitives::ONE_OPEN - fee)
-    );
+    assert_eq!(balance(&chain, &b), Amount(Amount::open(10_000).0 + 5 * primitives::ONE_OPEN));
+    assert_eq!(balance(&chain, &a), Amount(Amount::open(10_000).0 - 5 * primitives::ONE_OPEN - fee));
+    // The receipt's fee splits exactly; with nobody staking, the validators'
+    // share is swept to the treasury at the end of the block.
     let treasury = balance(&chain, &TREASURY).0;
-    let pool = balance(&chain, &VALIDATOR_REWARD_POOL).0;
-    assert_eq!(treasury, 21_000 * base * 2_000 / 10_000);
-    assert_eq!(treasury + pool, fee);
+    assert_eq!(treasury, fee);
+    assert_eq!(balance(&chain, &VALIDATOR_REWARD_POOL).0, 0);
     assert_eq!(snap.state_root(1).unwrap(), header.state_root);
     assert_eq!(chain.pool_len(), 0);
 }
@@ -131,39 +116,15 @@ async fn refusals_at_submission_change_nothing() {
         (vec![0x02, 0xc0, 0x01], "rlp:"),
         (transfer(&k[0], 1, b, 1), ""), // accepted (queued, nonce 1) — checked below
         (transfer(&k[0], 50, b, 1), "nonce too high"),
-        (
-            transfer(&poor, 0, b, 1),
-            "insufficient funds for gas * price + value",
-        ),
-        (
-            tx(&k[0], 0, b, 1, vec![], 20_000, 10 * GWEI, GWEI),
-            "intrinsic gas too low",
-        ),
-        (
-            tx(&k[0], 0, b, 1, vec![], 21_000, GWEI / 2, 0),
-            "max fee per gas less than block base fee",
-        ),
+        (transfer(&poor, 0, b, 1), "insufficient funds for gas * price + value"),
+        (tx(&k[0], 0, b, 1, vec![], 20_000, 10 * GWEI, GWEI), "intrinsic gas too low"),
+        (tx(&k[0], 0, b, 1, vec![], 21_000, GWEI / 2, 0), "max fee per gas less than block base fee"),
         (
             tx(&k[0], 0, b, 1, vec![], 21_000, 2 * GWEI, 3 * GWEI),
             "max priority fee per gas higher than max fee per gas",
         ),
-        (
-            tx(&k[0], 0, b, 1, vec![], 100_000_000, 2 * GWEI, GWEI),
-            "exceeds block gas limit",
-        ),
-        (
-            tx(
-                &k[0],
-                0,
-                b,
-                1,
-                vec![1u8; 200 * 1024],
-                10_000_000,
-                2 * GWEI,
-                GWEI,
-            ),
-            "oversized data",
-        ),
+        (tx(&k[0], 0, b, 1, vec![], 100_000_000, 2 * GWEI, GWEI), "exceeds block gas limit"),
+        (tx(&k[0], 0, b, 1, vec![1u8; 200 * 1024], 10_000_000, 2 * GWEI, GWEI), "oversized data"),
     ];
     for (raw, want) in &cases {
         let r = chain.submit(raw).await;
@@ -189,10 +150,7 @@ async fn refusals_at_submission_change_nothing() {
             },
         ))
     };
-    assert_eq!(
-        chain.submit(&legacy(Some(1))).await.unwrap_err().0,
-        "invalid chain id for signer"
-    );
+    assert_eq!(chain.submit(&legacy(Some(1))).await.unwrap_err().0, "invalid chain id for signer");
     assert_eq!(
         chain.submit(&legacy(None)).await.unwrap_err().0,
         "only replay-protected (EIP-155) transactions allowed over RPC"
@@ -215,29 +173,15 @@ async fn refusals_at_submission_change_nothing() {
     chain.submit(&ok).await.unwrap();
     assert_eq!(chain.submit(&ok).await.unwrap_err().0, "already known");
     let repl = tx(&k[0], 0, b, 2, vec![], 21_000, 10 * GWEI + 1, GWEI);
-    assert_eq!(
-        chain.submit(&repl).await.unwrap_err().0,
-        "replacement transaction underpriced"
-    );
+    assert_eq!(chain.submit(&repl).await.unwrap_err().0, "replacement transaction underpriced");
     let repl = tx(&k[0], 0, b, 2, vec![], 21_000, 11 * GWEI, 2 * GWEI);
     chain.submit(&repl).await.unwrap();
     assert_eq!(chain.pool_len(), 2);
     chain.produce_block().unwrap();
     // Nonce 0 (replacement) and nonce 1 mined; the replaced one is gone.
-    assert_eq!(
-        chain
-            .snapshot()
-            .unwrap()
-            .account(&k[0].address())
-            .unwrap()
-            .nonce,
-        2
-    );
+    assert_eq!(chain.snapshot().unwrap().account(&k[0].address()).unwrap().nonce, 2);
     assert_eq!(chain.pool_len(), 0);
-    assert_eq!(
-        chain.submit(&transfer(&k[0], 1, b, 1)).await.unwrap_err().0,
-        "nonce too low"
-    );
+    assert_eq!(chain.submit(&transfer(&k[0], 1, b, 1)).await.unwrap_err().0, "nonce too low");
     // Nothing else moved: b got exactly 1 + 2 base units.
     assert_eq!(balance(&chain, &b), Amount(Amount::open(10_000).0 + 3));
 }
@@ -249,62 +193,17 @@ async fn system_calls_log_and_fail_with_custom_errors() {
     let chain = open(dir.path(), &k);
     let (a, b) = (k[0].address(), k[1].address());
     let bank = Module::Bank.address();
-    let call = IBank::transferCall {
-        to: b,
-        amount: U256::from(1234u64),
-    }
-    .abi_encode();
-    chain
-        .submit(&tx(&k[0], 0, bank, 0, call, 100_000, 10 * GWEI, GWEI))
-        .await
-        .unwrap();
-    let set = IParams::setCall {
-        name: "fee.treasury_bps".into(),
-        value: U256::from(1),
-    }
-    .abi_encode();
-    let hset = chain
-        .submit(&tx(
-            &k[0],
-            1,
-            Module::Params.address(),
-            0,
-            set,
-            100_000,
-            10 * GWEI,
-            GWEI,
-        ))
-        .await
-        .unwrap();
+    let call = IBank::transferCall { to: b, amount: U256::from(1234u64) }.abi_encode();
+    chain.submit(&tx(&k[0], 0, bank, 0, call, 100_000, 10 * GWEI, GWEI)).await.unwrap();
+    let set = IParams::setCall { name: "fee.treasury_bps".into(), value: U256::from(1) }.abi_encode();
+    let hset = chain.submit(&tx(&k[0], 1, Module::Params.address(), 0, set, 100_000, 10 * GWEI, GWEI)).await.unwrap();
     // Value to a non-payable function reverts.
     let bal = IBank::balanceOfCall { account: a }.abi_encode();
-    chain
-        .submit(&tx(&k[0], 2, bank, 5, bal, 100_000, 10 * GWEI, GWEI))
-        .await
-        .unwrap();
+    chain.submit(&tx(&k[0], 2, bank, 5, bal, 100_000, 10 * GWEI, GWEI)).await.unwrap();
     // Unknown selector, and not enough gas for the call.
-    chain
-        .submit(&tx(
-            &k[0],
-            3,
-            bank,
-            0,
-            vec![1, 2, 3, 4],
-            100_000,
-            10 * GWEI,
-            GWEI,
-        ))
-        .await
-        .unwrap();
-    let call = IBank::transferCall {
-        to: b,
-        amount: U256::from(1u64),
-    }
-    .abi_encode();
-    chain
-        .submit(&tx(&k[0], 4, bank, 0, call, 25_000, 10 * GWEI, GWEI))
-        .await
-        .unwrap();
+    chain.submit(&tx(&k[0], 3, bank, 0, vec![1, 2, 3, 4], 100_000, 10 * GWEI, GWEI)).await.unwrap();
+    let call = IBank::transferCall { to: b, amount: U256::from(1u64) }.abi_encode();
+    chain.submit(&tx(&k[0], 4, bank, 0, call, 25_000, 10 * GWEI, GWEI)).await.unwrap();
     chain.produce_block().unwrap();
     let snap = chain.snapshot().unwrap();
     let rs = snap.receipts(1).unwrap().unwrap();
@@ -313,53 +212,30 @@ async fn system_calls_log_and_fail_with_custom_errors() {
     assert_eq!(rs[0].logs.len(), 1);
     let ev = rs[0].logs[0].clone();
     assert_eq!(ev.address, bank);
-    let decoded =
-        <IBank::Transfer as alloy_sol_types::SolEvent>::decode_log_data(&ev.data).unwrap();
-    assert_eq!(
-        (decoded.from, decoded.to, decoded.value),
-        (a, b, U256::from(1234u64))
-    );
+    let decoded = <IBank::Transfer as alloy_sol_types::SolEvent>::decode_log_data(&ev.data).unwrap();
+    assert_eq!((decoded.from, decoded.to, decoded.value), (a, b, U256::from(1234u64)));
     assert!(!rs[1].success);
-    assert_eq!(
-        Unauthorized::abi_decode(&rs[1].revert_data).unwrap().caller,
-        a
-    );
+    assert_eq!(Unauthorized::abi_decode(&rs[1].revert_data).unwrap().caller, a);
     assert!(rs[1].logs.is_empty());
     assert!(rs[1].gas_used > 21_000);
     assert_eq!(snap.tx_location(&hset).unwrap().unwrap().index, 1);
     assert!(!rs[2].success);
-    assert_eq!(
-        &rs[2].revert_data[..],
-        &primitives::abi::NonPayable::SELECTOR[..]
-    );
+    assert_eq!(&rs[2].revert_data[..], &primitives::abi::NonPayable::SELECTOR[..]);
     assert!(!rs[3].success);
-    assert_eq!(
-        &rs[3].revert_data[..4],
-        &primitives::abi::UnknownFunction::SELECTOR[..]
-    );
+    assert_eq!(&rs[3].revert_data[..4], &primitives::abi::UnknownFunction::SELECTOR[..]);
     assert!(!rs[4].success);
     assert_eq!(rs[4].gas_used, 25_000);
     // Failed calls still bumped the nonce and changed no parameter.
     assert_eq!(snap.account(&a).unwrap().nonce, 5);
     use runtime::params::ParamsRead;
-    assert_eq!(
-        snap.param(&runtime::params::FEE_TREASURY_BPS).unwrap(),
-        2_000
-    );
+    assert_eq!(snap.param(&runtime::params::FEE_TREASURY_BPS).unwrap(), 2_000);
     assert_eq!(balance(&chain, &b), Amount(Amount::open(10_000).0 + 1234));
     // eth_call of a view.
     let head = snap.header(1).unwrap().unwrap();
     let env = chain.env_at(&head);
-    let out = runtime::call(
-        &snap,
-        &env,
-        a,
-        bank,
-        Amount::ZERO,
-        &IBank::balanceOfCall { account: b }.abi_encode(),
-        None,
-    )
-    .unwrap();
+    let out =
+        runtime::call(&snap, &env, a, bank, Amount::ZERO, &IBank::balanceOfCall { account: b }.abi_encode(), None)
+            .unwrap();
     assert!(out.success);
     assert_eq!(
         IBank::balanceOfCall::abi_decode_returns(&out.output).unwrap(),

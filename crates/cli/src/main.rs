@@ -8,12 +8,7 @@ mod output;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "openledger",
-    version,
-    about = "OpenLedger: the AI-native ledger node",
-    propagate_version = true
-)]
+#[command(name = "openledger", version, about = "OpenLedger: the AI-native ledger node", propagate_version = true)]
 struct Cli {
     /// Print JSON instead of human-readable text.
     #[arg(long, global = true)]
@@ -39,6 +34,12 @@ enum Cmd {
     /// Read chain state over JSON-RPC.
     #[command(subcommand)]
     Query(commands::query::QueryCmd),
+    /// Stake: register operators, bond, delegate, unbond, rewards.
+    #[command(subcommand)]
+    Stake(commands::stake::StakeCmd),
+    /// Governance: propose, vote, execute.
+    #[command(subcommand)]
+    Gov(commands::gov::GovCmd),
     /// Maintenance of a stopped node's data.
     #[command(subcommand)]
     Debug(commands::node::DebugCmd),
@@ -54,6 +55,8 @@ fn main() {
         Cmd::Keys(c) => commands::keys::run(c, out),
         Cmd::Tx(c) => commands::tx::run(c, out),
         Cmd::Query(c) => commands::query::run(c, out),
+        Cmd::Stake(c) => commands::stake::run(c, out),
+        Cmd::Gov(c) => commands::gov::run(c, out),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

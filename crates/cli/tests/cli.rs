@@ -42,12 +42,8 @@ fn keys_transfer_query_and_proof() {
         &dev1.to_hex(),
     ]))
     .unwrap();
-    assert_eq!(
-        v["address"].as_str().unwrap(),
-        dev1.address().to_checksum(None)
-    );
-    let list: Value =
-        serde_json::from_str(&cli_ok(&["--json", "keys", "list", "--keystore", ks])).unwrap();
+    assert_eq!(v["address"].as_str().unwrap(), dev1.address().to_checksum(None));
+    let list: Value = serde_json::from_str(&cli_ok(&["--json", "keys", "list", "--keystore", ks])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     // Importing the same key again is refused.
     assert!(
@@ -71,18 +67,7 @@ fn keys_transfer_query_and_proof() {
     let node = NodeProc::start(&data, &["--instant"]);
     let rpc = node.rpc.clone();
     // From a dev account, then from the keystore account.
-    cli_ok(&[
-        "tx",
-        "transfer",
-        "--dev-account",
-        "0",
-        "--to",
-        &mine,
-        "--amount",
-        "2.5",
-        "--rpc",
-        &rpc,
-    ]);
+    cli_ok(&["tx", "transfer", "--dev-account", "0", "--to", &mine, "--amount", "2.5", "--rpc", &rpc]);
     let out = cli_ok(&[
         "--json",
         "tx",
@@ -123,37 +108,23 @@ fn keys_transfer_query_and_proof() {
     ]);
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .to_lowercase()
-            .contains("password"),
+        String::from_utf8_lossy(&o.stderr).to_lowercase().contains("password"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
 
-    let v: Value = serde_json::from_str(&cli_ok(&[
-        "--json", "query", "balance", &mine, "--rpc", &rpc,
-    ]))
-    .unwrap();
+    let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "balance", &mine, "--rpc", &rpc])).unwrap();
     let bal: u128 = v["balance"].as_str().unwrap().parse().unwrap();
     let fee = 21_000u128 * 2 * GWEI; // at most
-    assert!(
-        bal < 3 * primitives::ONE_OPEN / 2 && bal >= 3 * primitives::ONE_OPEN / 2 - fee,
-        "{bal}"
-    );
+    assert!(bal < 3 * primitives::ONE_OPEN / 2 && bal >= 3 * primitives::ONE_OPEN / 2 - fee, "{bal}");
     assert_eq!(v["nonce"], json!(1));
-    let v: Value =
-        serde_json::from_str(&cli_ok(&["--json", "query", "proof", &mine, "--rpc", &rpc])).unwrap();
+    let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "proof", &mine, "--rpc", &rpc])).unwrap();
     assert_eq!(v["verified"], json!(true));
     assert_eq!(v["balance"].as_str().unwrap().parse::<u128>().unwrap(), bal);
-    let v: Value =
-        serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &rpc])).unwrap();
+    let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &rpc])).unwrap();
     assert_eq!(v["fee.treasury_bps"], json!("2000"));
-    let v: Value =
-        serde_json::from_str(&cli_ok(&["--json", "query", "supply", "--rpc", &rpc])).unwrap();
-    assert_eq!(
-        v["total"],
-        json!((10u128 * 10_000 * primitives::ONE_OPEN).to_string())
-    );
+    let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "supply", "--rpc", &rpc])).unwrap();
+    assert_eq!(v["total"], json!((10u128 * 10_000 * primitives::ONE_OPEN).to_string()));
     let human = cli_ok(&["query", "block", "--rpc", &rpc]);
     assert!(human.contains("state root"), "{human}");
     // Insufficient funds are explained.
@@ -183,11 +154,7 @@ fn keys_transfer_query_and_proof() {
     // Unreachable node: a clear message.
     let o = cli(&["query", "balance", &mine, "--rpc", &rpc]);
     assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("cannot reach"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach"), "{}", String::from_utf8_lossy(&o.stderr));
     let out = cli_ok(&["debug", "replay", "--data-dir", data.to_str().unwrap()]);
     assert!(out.contains("match"), "{out}");
 }
@@ -197,7 +164,13 @@ fn init_then_start_from_config() {
     let dir = tempfile::tempdir().unwrap();
     let genesis = dir.path().join("g.json");
     let who = dev(5).address();
-    std::fs::write(&genesis, format!(r#"{{"chainId": 4242, "timestamp": 1, "alloc": {{"{who}": "7"}}, "params": {{"fee.treasury_bps": "500"}}}}"#)).unwrap();
+    std::fs::write(
+        &genesis,
+        format!(
+            r#"{{"chainId": 4242, "timestamp": 1, "alloc": {{"{who}": "7"}}, "params": {{"fee.treasury_bps": "500"}}}}"#
+        ),
+    )
+    .unwrap();
     let data = dir.path().join("node");
     let port = free_port();
     cli_ok(&[
@@ -211,12 +184,7 @@ fn init_then_start_from_config() {
         "--block-time",
         "0",
     ]);
-    assert!(
-        !cli(&["init", "--data-dir", data.to_str().unwrap()])
-            .status
-            .success(),
-        "init must not overwrite"
-    );
+    assert!(!cli(&["init", "--data-dir", data.to_str().unwrap()]).status.success(), "init must not overwrite");
     let mut child = std::process::Command::new(bin())
         .args(["start", "--data-dir", data.to_str().unwrap()])
         .env("RUST_LOG", "warn")
@@ -233,18 +201,9 @@ fn init_then_start_from_config() {
     }
     assert!(ok, "node from config did not start");
     assert_eq!(c.chain_id().unwrap(), 4242);
-    assert_eq!(
-        c.balance(&who).unwrap(),
-        primitives::U256::from(7u128 * primitives::ONE_OPEN)
-    );
-    let v: Value = serde_json::from_str(&cli_ok(&[
-        "--json",
-        "query",
-        "params",
-        "--rpc",
-        &format!("127.0.0.1:{port}"),
-    ]))
-    .unwrap();
+    assert_eq!(c.balance(&who).unwrap(), primitives::U256::from(7u128 * primitives::ONE_OPEN));
+    let v: Value =
+        serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &format!("127.0.0.1:{port}")])).unwrap();
     assert_eq!(v["fee.treasury_bps"], json!("500"));
     let _ = child.kill();
     let _ = child.wait();

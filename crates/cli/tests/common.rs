@@ -19,11 +19,7 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A node process; killed on drop.
@@ -38,19 +34,10 @@ impl NodeProc {
         let port = free_port();
         let rpc = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(bin());
-        cmd.args(["up", "--quiet", "--data-dir"])
-            .arg(data_dir)
-            .args(["--rpc-addr", &rpc])
-            .args(extra);
-        cmd.env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args(["up", "--quiet", "--data-dir"]).arg(data_dir).args(["--rpc-addr", &rpc]).args(extra);
+        cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
         let child = cmd.spawn().expect("spawn openledger");
-        let node = NodeProc {
-            child,
-            rpc: rpc.clone(),
-            data_dir: data_dir.to_path_buf(),
-        };
+        let node = NodeProc { child, rpc: rpc.clone(), data_dir: data_dir.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut c = RpcClient::new(&rpc);
         while Instant::now() < deadline {
@@ -88,9 +75,7 @@ impl NodeProc {
 }
 
 fn unsafe_term(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
 }
 
 impl Drop for NodeProc {
@@ -104,14 +89,7 @@ pub fn dev(i: u32) -> SecretKey {
     keys::derive_account(keys::DEV_MNEMONIC, i).unwrap()
 }
 
-pub fn signed(
-    k: &SecretKey,
-    nonce: u64,
-    to: Address,
-    value: u128,
-    input: Vec<u8>,
-    gas: u64,
-) -> Vec<u8> {
+pub fn signed(k: &SecretKey, nonce: u64, to: Address, value: u128, input: Vec<u8>, gas: u64) -> Vec<u8> {
     keys::encode_2718(&keys::sign_eip1559(
         k,
         TxEip1559 {
@@ -130,11 +108,7 @@ pub fn signed(
 
 /// Run the CLI and return its output.
 pub fn cli(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run openledger")
+    Command::new(bin()).args(args).env("RUST_LOG", "warn").output().expect("run openledger")
 }
 
 pub fn cli_ok(args: &[&str]) -> String {

@@ -26,18 +26,10 @@ impl Rng {
 
 fn known(c: &mut rpc::client::RpcClient, h: &B256) -> bool {
     for _ in 0..2 {
-        if !c
-            .call("eth_getTransactionReceipt", json!([h]))
-            .unwrap()
-            .is_null()
-        {
+        if !c.call("eth_getTransactionReceipt", json!([h])).unwrap().is_null() {
             return true;
         }
-        if !c
-            .call("eth_getTransactionByHash", json!([h]))
-            .unwrap()
-            .is_null()
-        {
+        if !c.call("eth_getTransactionByHash", json!([h])).unwrap().is_null() {
             return true;
         }
     }
@@ -46,10 +38,7 @@ fn known(c: &mut rpc::client::RpcClient, h: &B256) -> bool {
 
 #[test]
 fn kill9_under_load_loses_no_acknowledged_transaction() {
-    let seed: u64 = std::env::var("OPENLEDGER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026);
+    let seed: u64 = std::env::var("OPENLEDGER_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
     eprintln!("crash schedule seed {seed} (set OPENLEDGER_CRASH_SEED to replay)");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -62,15 +51,10 @@ fn kill9_under_load_loses_no_acknowledged_transaction() {
         // Nothing acknowledged is lost; no committed block changed.
         let list = acked.lock().unwrap().clone();
         for h in &list {
-            assert!(
-                known(&mut c, h),
-                "round {round}: acknowledged transaction {h} was lost"
-            );
+            assert!(known(&mut c, h), "round {round}: acknowledged transaction {h} was lost");
         }
         for (n, hash) in &committed {
-            let b = c
-                .call("eth_getBlockByNumber", json!([format!("{n:#x}"), false]))
-                .unwrap();
+            let b = c.call("eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap();
             assert_eq!(
                 b["hash"].as_str(),
                 Some(hash.as_str()),
@@ -119,9 +103,7 @@ fn kill9_under_load_loses_no_acknowledged_transaction() {
         std::thread::sleep(Duration::from_millis(wait));
         // Remember what is committed right now, then kill without warning.
         let head = c.block_number().unwrap();
-        let b = c
-            .call("eth_getBlockByNumber", json!([format!("{head:#x}"), false]))
-            .unwrap();
+        let b = c.call("eth_getBlockByNumber", json!([format!("{head:#x}"), false])).unwrap();
         committed.push((head, b["hash"].as_str().unwrap().to_string()));
         node.kill9();
         stop.store(true, Ordering::Relaxed);
@@ -133,18 +115,9 @@ fn kill9_under_load_loses_no_acknowledged_transaction() {
             acked.lock().unwrap().len()
         );
     }
-    assert!(
-        acked.lock().unwrap().len() > 50,
-        "the load generator barely ran"
-    );
+    assert!(acked.lock().unwrap().len() > 50, "the load generator barely ran");
     // The stored blocks replay to the same state roots, hashes and receipts.
-    let out = cli_ok(&[
-        "--json",
-        "debug",
-        "replay",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = cli_ok(&["--json", "debug", "replay", "--data-dir", dir.path().to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], json!(true));
     assert!(v["blocks"].as_u64().unwrap() > 0);

@@ -24,39 +24,22 @@ fn transfer_system_call_logs_and_proof() {
 
     // A signed EIP-1559 transfer.
     let before_b = c.balance(&b.address()).unwrap();
-    let h = c
-        .send_raw(&signed(&a, 0, b.address(), 12345, vec![], 21_000))
-        .unwrap();
+    let h = c.send_raw(&signed(&a, 0, b.address(), 12345, vec![], 21_000)).unwrap();
     let r = c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
     assert_eq!(r["status"], "0x1");
     assert_eq!(r["gasUsed"], "0x5208");
-    assert_eq!(
-        c.balance(&b.address()).unwrap(),
-        before_b + U256::from(12345)
-    );
+    assert_eq!(c.balance(&b.address()).unwrap(), before_b + U256::from(12345));
     let tx = c.call("eth_getTransactionByHash", json!([h])).unwrap();
-    assert_eq!(
-        tx["from"].as_str().unwrap().to_lowercase(),
-        format!("{:#x}", a.address())
-    );
+    assert_eq!(tx["from"].as_str().unwrap().to_lowercase(), format!("{:#x}", a.address()));
     assert_eq!(tx["blockNumber"], r["blockNumber"]);
 
     // A system-contract call by ABI, and its log through eth_getLogs.
-    let data = IBank::transferCall {
-        to: b.address(),
-        amount: U256::from(777u64),
-    }
-    .abi_encode();
+    let data = IBank::transferCall { to: b.address(), amount: U256::from(777u64) }.abi_encode();
     let est = hex_u(
-        &c.call(
-            "eth_estimateGas",
-            json!([{"from": a.address(), "to": bank, "data": Bytes::from(data.clone())}]),
-        )
-        .unwrap(),
+        &c.call("eth_estimateGas", json!([{"from": a.address(), "to": bank, "data": Bytes::from(data.clone())}]))
+            .unwrap(),
     );
-    let h2 = c
-        .send_raw(&signed(&a, 1, bank, 0, data, est as u64))
-        .unwrap();
+    let h2 = c.send_raw(&signed(&a, 1, bank, 0, data, est as u64)).unwrap();
     let r2 = c.wait_receipt(&h2, Duration::from_secs(30)).unwrap();
     assert_eq!(r2["status"], "0x1", "{r2}");
     assert_eq!(hex_u(&r2["gasUsed"]), est);
@@ -71,60 +54,39 @@ fn transfer_system_call_logs_and_proof() {
     assert_eq!(U256::from_be_slice(&value), U256::from(777u64));
     // A non-matching topic finds nothing.
     let none = c
-        .call(
-            "eth_getLogs",
-            json!([{"fromBlock": "0x0", "address": bank, "topics": [null, B256::repeat_byte(9)]}]),
-        )
+        .call("eth_getLogs", json!([{"fromBlock": "0x0", "address": bank, "topics": [null, B256::repeat_byte(9)]}]))
         .unwrap();
     assert_eq!(none, json!([]));
 
     // eth_call of a view, and eth_getCode.
     let out = c.call("eth_call", json!([{"to": bank, "data": Bytes::from(IBank::balanceOfCall { account: b.address() }.abi_encode())}, "latest"])).unwrap();
     let out: Bytes = out.as_str().unwrap().parse().unwrap();
-    assert_eq!(
-        IBank::balanceOfCall::abi_decode_returns(&out).unwrap(),
-        c.balance(&b.address()).unwrap()
-    );
-    assert_ne!(
-        c.call("eth_getCode", json!([bank, "latest"])).unwrap(),
-        json!("0x")
-    );
-    assert_eq!(
-        c.call("eth_getCode", json!([a.address(), "latest"]))
-            .unwrap(),
-        json!("0x")
-    );
+    assert_eq!(IBank::balanceOfCall::abi_decode_returns(&out).unwrap(), c.balance(&b.address()).unwrap());
+    assert_ne!(c.call("eth_getCode", json!([bank, "latest"])).unwrap(), json!("0x"));
+    assert_eq!(c.call("eth_getCode", json!([a.address(), "latest"])).unwrap(), json!("0x"));
 
     // A call that fails in execution: code 3 from eth_call, status-0 receipt when mined.
-    let set = IParams::setCall {
-        name: "fee.treasury_bps".into(),
-        value: U256::from(5),
-    }
-    .abi_encode();
-    let err = c.call("eth_call", json!([{"from": a.address(), "to": Module::Params.address(), "data": Bytes::from(set.clone())}])).unwrap_err();
+    let set = IParams::setCall { name: "fee.treasury_bps".into(), value: U256::from(5) }.abi_encode();
+    let err = c
+        .call(
+            "eth_call",
+            json!([{"from": a.address(), "to": Module::Params.address(), "data": Bytes::from(set.clone())}]),
+        )
+        .unwrap_err();
     assert_eq!(err.code(), Some(3));
     assert!(err.to_string().contains("execution reverted"), "{err}");
-    let h3 = c
-        .send_raw(&signed(&a, 2, Module::Params.address(), 0, set, 100_000))
-        .unwrap();
+    let h3 = c.send_raw(&signed(&a, 2, Module::Params.address(), 0, set, 100_000)).unwrap();
     let r3 = c.wait_receipt(&h3, Duration::from_secs(30)).unwrap();
     assert_eq!(r3["status"], "0x0");
     let reason: Bytes = r3["revertReason"].as_str().unwrap().parse().unwrap();
-    assert_eq!(
-        Unauthorized::abi_decode(&reason).unwrap().caller,
-        a.address()
-    );
+    assert_eq!(Unauthorized::abi_decode(&reason).unwrap().caller, a.address());
     assert_eq!(c.nonce(&a.address(), false).unwrap(), 3);
 
     // A proof of b's account checked against the header's state root.
     let key = runtime::bank::state_key::account(&b.address());
-    let p = c
-        .call("ol_getProof", json!([Bytes::from(key.clone()), "latest"]))
-        .unwrap();
+    let p = c.call("ol_getProof", json!([Bytes::from(key.clone()), "latest"])).unwrap();
     let n = p["blockNumber"].as_u64().unwrap();
-    let header = c
-        .call("eth_getBlockByNumber", json!([format!("{n:#x}"), false]))
-        .unwrap();
+    let header = c.call("eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap();
     let root: B256 = header["stateRoot"].as_str().unwrap().parse().unwrap();
     let value: Bytes = p["value"].as_str().unwrap().parse().unwrap();
     let proof: Bytes = p["proof"].as_str().unwrap().parse().unwrap();
@@ -134,12 +96,8 @@ fn transfer_system_call_logs_and_proof() {
     // The same proof does not verify a different balance, or against another block's root.
     let mut forged = acct;
     forged.balance.0 += 1;
-    assert!(
-        storage::StateProof::verify_bytes(&root, &key, Some(&forged.encode()), &proof).is_err()
-    );
-    let genesis = c
-        .call("eth_getBlockByNumber", json!(["0x0", false]))
-        .unwrap();
+    assert!(storage::StateProof::verify_bytes(&root, &key, Some(&forged.encode()), &proof).is_err());
+    let genesis = c.call("eth_getBlockByNumber", json!(["0x0", false])).unwrap();
     let root0: B256 = genesis["stateRoot"].as_str().unwrap().parse().unwrap();
     assert!(storage::StateProof::verify_bytes(&root0, &key, Some(&value), &proof).is_err());
     node.stop();
@@ -169,18 +127,9 @@ fn refusals_at_submission_and_rpc_errors() {
         (vec![0xde, 0xad, 0xbe, 0xef], "rlp"),
         (wrong_chain, "invalid chain id for signer"),
         (signed(&a, 5000, to, 1, vec![], 21_000), "nonce too high"),
-        (
-            signed(&poor, 0, to, 1, vec![], 21_000),
-            "insufficient funds for gas * price + value",
-        ),
-        (
-            signed(&a, 0, to, 1, vec![], 20_999),
-            "intrinsic gas too low",
-        ),
-        (
-            signed(&a, 0, to, 1, vec![0xab; 140 * 1024], 5_000_000),
-            "oversized data",
-        ),
+        (signed(&poor, 0, to, 1, vec![], 21_000), "insufficient funds for gas * price + value"),
+        (signed(&a, 0, to, 1, vec![], 20_999), "intrinsic gas too low"),
+        (signed(&a, 0, to, 1, vec![0xab; 140 * 1024], 5_000_000), "oversized data"),
     ];
     for (raw, want) in cases {
         let e = c.send_raw(&raw).unwrap_err();
@@ -190,9 +139,7 @@ fn refusals_at_submission_and_rpc_errors() {
     // Nonce too low after one is mined.
     let h = c.send_raw(&signed(&a, 0, to, 1, vec![], 21_000)).unwrap();
     c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
-    let e = c
-        .send_raw(&signed(&a, 0, to, 2, vec![], 21_000))
-        .unwrap_err();
+    let e = c.send_raw(&signed(&a, 0, to, 2, vec![], 21_000)).unwrap_err();
     assert!(e.to_string().contains("nonce too low"), "{e}");
     // Only the one good transaction changed anything.
     assert_eq!(c.block_number().unwrap(), height + 1);
@@ -206,16 +153,8 @@ fn refusals_at_submission_and_rpc_errors() {
     let e = c.call("eth_sendRawTransaction", json!([42])).unwrap_err();
     assert_eq!(e.code(), Some(-32602));
     // Unknown transaction and receipt are null, not errors.
-    assert_eq!(
-        c.call("eth_getTransactionReceipt", json!([B256::repeat_byte(1)]))
-            .unwrap(),
-        json!(null)
-    );
-    assert_eq!(
-        c.call("eth_getBlockByNumber", json!(["0xffffff", false]))
-            .unwrap(),
-        json!(null)
-    );
+    assert_eq!(c.call("eth_getTransactionReceipt", json!([B256::repeat_byte(1)])).unwrap(), json!(null));
+    assert_eq!(c.call("eth_getBlockByNumber", json!(["0xffffff", false])).unwrap(), json!(null));
     // Malformed JSON over raw HTTP.
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&node.rpc).unwrap();

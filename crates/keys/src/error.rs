@@ -20,9 +20,7 @@ pub enum KeyError {
     #[error("invalid derivation path: {0}")]
     InvalidPath(String),
     /// The keystore's MAC did not match: the password is wrong (or the file was altered).
-    #[error(
-        "wrong password for keystore (MAC mismatch); check the password, or the file may be corrupted"
-    )]
+    #[error("wrong password for keystore (MAC mismatch); check the password, or the file may be corrupted")]
     WrongPassword,
     /// The keystore text is not a well-formed keystore file.
     #[error("malformed keystore: {0}")]

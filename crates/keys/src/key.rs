@@ -45,10 +45,7 @@ impl SecretKey {
     /// (surrounding whitespace is ignored).
     pub fn from_hex(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
-        let digits = s
-            .strip_prefix("0x")
-            .or_else(|| s.strip_prefix("0X"))
-            .unwrap_or(s);
+        let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
         if digits.len() != 64 {
             return Err(KeyError::InvalidKey);
         }
@@ -104,9 +101,7 @@ impl SecretKey {
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretKey")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        f.debug_struct("SecretKey").field("address", &self.address).finish_non_exhaustive()
     }
 }
 
@@ -147,10 +142,7 @@ mod tests {
 
     #[test]
     fn address_of_known_key() {
-        assert_eq!(
-            key0().address(),
-            address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
-        );
+        assert_eq!(key0().address(), address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
     }
 
     #[test]
@@ -160,39 +152,20 @@ mod tests {
         let with_prefix = SecretKey::from_hex(&k.to_hex()).unwrap();
         assert_eq!(with_prefix, k);
         assert_eq!(SecretKey::from_bytes(&k.to_bytes()).unwrap(), k);
-        assert_eq!(
-            SecretKey::from_hex(&format!("  0X{}\n", HARDHAT_0_KEY.to_uppercase())).unwrap(),
-            k
-        );
+        assert_eq!(SecretKey::from_hex(&format!("  0X{}\n", HARDHAT_0_KEY.to_uppercase())).unwrap(), k);
     }
 
     #[test]
     fn invalid_keys_rejected() {
-        assert!(matches!(
-            SecretKey::from_bytes(&[0u8; 32]),
-            Err(KeyError::InvalidKey)
-        ));
-        assert!(matches!(
-            SecretKey::from_bytes(&[0xffu8; 32]),
-            Err(KeyError::InvalidKey)
-        ));
+        assert!(matches!(SecretKey::from_bytes(&[0u8; 32]), Err(KeyError::InvalidKey)));
+        assert!(matches!(SecretKey::from_bytes(&[0xffu8; 32]), Err(KeyError::InvalidKey)));
         // The curve order n itself is not a valid key; n - 1 is.
         let n = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141";
         let n_minus_1 = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140";
         assert!(SecretKey::from_hex(n).is_err());
         assert!(SecretKey::from_hex(n_minus_1).is_ok());
-        for bad in [
-            "",
-            "0x",
-            "0x1234",
-            &HARDHAT_0_KEY[1..],
-            "zz",
-            &"g".repeat(64),
-        ] {
-            assert!(
-                matches!(SecretKey::from_hex(bad), Err(KeyError::InvalidKey)),
-                "{bad:?} accepted"
-            );
+        for bad in ["", "0x", "0x1234", &HARDHAT_0_KEY[1..], "zz", &"g".repeat(64)] {
+            assert!(matches!(SecretKey::from_hex(bad), Err(KeyError::InvalidKey)), "{bad:?} accepted");
         }
     }
 
@@ -212,10 +185,7 @@ mod tests {
         for text in [&dbg, &alt] {
             assert!(!text.contains(HARDHAT_0_KEY), "{text}");
             assert!(!text.contains(&HARDHAT_0_KEY[..16]), "{text}");
-            assert!(
-                text.to_lowercase()
-                    .contains("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
-            );
+            assert!(text.to_lowercase().contains("f39fd6e51aad88f6f4ce6ab8827279cfffb92266"));
         }
     }
 
@@ -223,17 +193,13 @@ mod tests {
     fn sign_hash_recovers_and_is_low_s() {
         let k = key0();
         let half_n = U256::from_be_slice(
-            &hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
-                .unwrap(),
+            &hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0").unwrap(),
         );
         for i in 0u8..32 {
             let hash = keccak256([i]);
             let sig = k.sign_hash(&hash);
             assert!(sig.s() <= half_n, "high s for message {i}");
-            assert_eq!(
-                sig.recover_address_from_prehash(&hash).unwrap(),
-                k.address()
-            );
+            assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), k.address());
         }
         // RFC 6979: deterministic.
         let h = b256!("0101010101010101010101010101010101010101010101010101010101010101");
@@ -247,10 +213,7 @@ mod tests {
         let sig = k.sign_message(msg);
         assert_eq!(sig.recover_address_from_msg(msg).unwrap(), k.address());
         // A different message recovers to a different address.
-        assert_ne!(
-            sig.recover_address_from_msg(b"hello OpenLedger!").unwrap(),
-            k.address()
-        );
+        assert_ne!(sig.recover_address_from_msg(b"hello OpenLedger!").unwrap(), k.address());
     }
 
     #[test]

@@ -71,30 +71,18 @@ impl KdfParams {
     /// geth's standard parameters: n = 262144, r = 8, p = 1 (256 MiB, about
     /// a second per encryption or decryption).
     pub fn standard() -> Self {
-        Self {
-            log_n: 18,
-            r: 8,
-            p: 1,
-        }
+        Self { log_n: 18, r: 8, p: 1 }
     }
 
     /// geth's light parameters: n = 4096, r = 8, p = 6 (4 MiB, fast).
     pub fn light() -> Self {
-        Self {
-            log_n: 12,
-            r: 8,
-            p: 6,
-        }
+        Self { log_n: 12, r: 8, p: 6 }
     }
 
     /// n = 2, r = 8, p = 1: next to no protection against password
     /// guessing. **For tests only**: it keeps test suites fast.
     pub fn insecure_for_tests() -> Self {
-        Self {
-            log_n: 1,
-            r: 8,
-            p: 1,
-        }
+        Self { log_n: 1, r: 8, p: 1 }
     }
 
     /// Custom parameters. `n` must be a power of two of at least 2, and the
@@ -103,11 +91,7 @@ impl KdfParams {
     /// most 2^25.
     pub fn new(n: u64, r: u32, p: u32) -> Result<Self, KeyError> {
         let params = scrypt_params(n, u64::from(r), u64::from(p))?;
-        Ok(Self {
-            log_n: params.log_n(),
-            r: params.r(),
-            p: params.p(),
-        })
+        Ok(Self { log_n: params.log_n(), r: params.r(), p: params.p() })
     }
 
     /// The CPU/memory cost `n`.
@@ -140,8 +124,7 @@ impl Default for KdfParams {
 
 /// Checked scrypt parameters (see [`KdfParams::new`] for the limits).
 fn scrypt_params(n: u64, r: u64, p: u64) -> Result<scrypt::Params, KeyError> {
-    let unsupported =
-        |why: &str| KeyError::Unsupported(format!("scrypt parameters n={n}, r={r}, p={p}: {why}"));
+    let unsupported = |why: &str| KeyError::Unsupported(format!("scrypt parameters n={n}, r={r}, p={p}: {why}"));
     if n < 2 || !n.is_power_of_two() {
         return Err(unsupported("n must be a power of two, at least 2"));
     }
@@ -149,19 +132,12 @@ fn scrypt_params(n: u64, r: u64, p: u64) -> Result<scrypt::Params, KeyError> {
         return Err(unsupported("r and p must be at least 1"));
     }
     let too_big = |x: Option<u64>, max: u64| x.is_none_or(|v| v > max);
-    if too_big(
-        r.checked_mul(128).and_then(|m| m.checked_mul(n)),
-        MAX_SCRYPT_MEMORY,
-    ) || too_big(
-        r.checked_mul(128).and_then(|m| m.checked_mul(p)),
-        MAX_SCRYPT_MEMORY,
-    ) {
+    if too_big(r.checked_mul(128).and_then(|m| m.checked_mul(n)), MAX_SCRYPT_MEMORY)
+        || too_big(r.checked_mul(128).and_then(|m| m.checked_mul(p)), MAX_SCRYPT_MEMORY)
+    {
         return Err(unsupported("would need more than 1 GiB of memory"));
     }
-    if too_big(
-        n.checked_mul(r).and_then(|w| w.checked_mul(p)),
-        MAX_SCRYPT_WORK,
-    ) {
+    if too_big(n.checked_mul(r).and_then(|w| w.checked_mul(p)), MAX_SCRYPT_WORK) {
         return Err(unsupported("n * r * p above 2^25 would take too long"));
     }
     let (r, p) = (r as u32, p as u32); // both <= 2^23 after the memory check
@@ -181,14 +157,7 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn mac(derived: &[u8; DKLEN], ciphertext: &[u8]) -> [u8; 32] {
@@ -209,11 +178,9 @@ fn aes_128_ctr(derived: &[u8; DKLEN], iv: &[u8; 16], data: &mut [u8]) {
 pub fn encrypt_keystore(key: &SecretKey, password: &str, kdf: &KdfParams) -> String {
     let salt: [u8; 32] = random_bytes();
     let iv: [u8; 16] = random_bytes();
-    let params = scrypt::Params::new(kdf.log_n, kdf.r, kdf.p, DKLEN)
-        .expect("KdfParams are validated on construction");
+    let params = scrypt::Params::new(kdf.log_n, kdf.r, kdf.p, DKLEN).expect("KdfParams are validated on construction");
     let mut derived = Zeroizing::new([0u8; DKLEN]);
-    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived[..])
-        .expect("32 is a valid scrypt output length");
+    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived[..]).expect("32 is a valid scrypt output length");
 
     let mut ciphertext = key.to_bytes();
     aes_128_ctr(&derived, &iv, &mut ciphertext);
@@ -242,15 +209,10 @@ pub fn encrypt_keystore(key: &SecretKey, password: &str, kdf: &KdfParams) -> Str
 }
 
 fn get<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a Value, KeyError> {
-    obj.get(name)
-        .ok_or_else(|| KeyError::Malformed(format!("missing field \"{name}\" in {ctx}")))
+    obj.get(name).ok_or_else(|| KeyError::Malformed(format!("missing field \"{name}\" in {ctx}")))
 }
 
-fn get_object<'a>(
-    obj: &'a Map<String, Value>,
-    name: &str,
-    ctx: &str,
-) -> Result<&'a Map<String, Value>, KeyError> {
+fn get_object<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a Map<String, Value>, KeyError> {
     get(obj, name, ctx)?
         .as_object()
         .ok_or_else(|| KeyError::Malformed(format!("field \"{name}\" in {ctx} is not an object")))
@@ -263,11 +225,9 @@ fn get_str<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a
 }
 
 fn get_u64(obj: &Map<String, Value>, name: &str, ctx: &str) -> Result<u64, KeyError> {
-    get(obj, name, ctx)?.as_u64().ok_or_else(|| {
-        KeyError::Malformed(format!(
-            "field \"{name}\" in {ctx} is not a non-negative integer"
-        ))
-    })
+    get(obj, name, ctx)?
+        .as_u64()
+        .ok_or_else(|| KeyError::Malformed(format!("field \"{name}\" in {ctx} is not a non-negative integer")))
 }
 
 fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, KeyError> {
@@ -275,25 +235,15 @@ fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, KeyError> {
     hex::decode(digits).map_err(|_| KeyError::Malformed(format!("{what} is not valid hex")))
 }
 
-fn get_hex<const N: usize>(
-    obj: &Map<String, Value>,
-    name: &str,
-    ctx: &str,
-) -> Result<[u8; N], KeyError> {
+fn get_hex<const N: usize>(obj: &Map<String, Value>, name: &str, ctx: &str) -> Result<[u8; N], KeyError> {
     let bytes = decode_hex(get_str(obj, name, ctx)?, &format!("\"{name}\" in {ctx}"))?;
     let len = bytes.len();
-    bytes.try_into().map_err(|_| {
-        KeyError::Malformed(format!("\"{name}\" in {ctx} has {len} bytes, expected {N}"))
-    })
+    bytes.try_into().map_err(|_| KeyError::Malformed(format!("\"{name}\" in {ctx} has {len} bytes, expected {N}")))
 }
 
 /// The Web3 Secret Storage "crypto" section (geth also accepts "Crypto").
 fn crypto_section(obj: &Map<String, Value>) -> Result<&Map<String, Value>, KeyError> {
-    let name = if obj.contains_key("crypto") {
-        "crypto"
-    } else {
-        "Crypto"
-    };
+    let name = if obj.contains_key("crypto") { "crypto" } else { "Crypto" };
     get_object(obj, name, "the keystore")
 }
 
@@ -304,9 +254,7 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
     let ctx = "\"kdfparams\"";
     let dklen = get_u64(params, "dklen", ctx)?;
     if dklen < DKLEN as u64 {
-        return Err(KeyError::Malformed(format!(
-            "kdfparams dklen is {dklen}, must be at least {DKLEN}"
-        )));
+        return Err(KeyError::Malformed(format!("kdfparams dklen is {dklen}, must be at least {DKLEN}")));
     }
     let salt = decode_hex(get_str(params, "salt", ctx)?, "kdfparams salt")?;
     // Only the first 32 bytes of the derived key are used, and both scrypt and
@@ -314,20 +262,15 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
     let mut derived = [0u8; DKLEN];
     match kdf {
         "scrypt" => {
-            let scrypt = scrypt_params(
-                get_u64(params, "n", ctx)?,
-                get_u64(params, "r", ctx)?,
-                get_u64(params, "p", ctx)?,
-            )?;
+            let scrypt =
+                scrypt_params(get_u64(params, "n", ctx)?, get_u64(params, "r", ctx)?, get_u64(params, "p", ctx)?)?;
             scrypt::scrypt(password.as_bytes(), &salt, &scrypt, &mut derived)
                 .expect("32 is a valid scrypt output length");
         }
         "pbkdf2" => {
             let prf = get_str(params, "prf", ctx)?;
             if prf != "hmac-sha256" {
-                return Err(KeyError::Unsupported(format!(
-                    "pbkdf2 prf {prf:?} (only \"hmac-sha256\" is supported)"
-                )));
+                return Err(KeyError::Unsupported(format!("pbkdf2 prf {prf:?} (only \"hmac-sha256\" is supported)")));
             }
             let c = get_u64(params, "c", ctx)?;
             if c == 0 || c > MAX_PBKDF2_ROUNDS {
@@ -338,9 +281,7 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
             pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, c as u32, &mut derived);
         }
         other => {
-            return Err(KeyError::Unsupported(format!(
-                "kdf {other:?} (only \"scrypt\" and \"pbkdf2\" are supported)"
-            )));
+            return Err(KeyError::Unsupported(format!("kdf {other:?} (only \"scrypt\" and \"pbkdf2\" are supported)")));
         }
     }
     Ok(derived)
@@ -354,38 +295,27 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
 /// [`KeyError::Unsupported`]. If the file names an address, it must be the
 /// decrypted key's.
 pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyError> {
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
+    let value: Value = serde_json::from_str(json).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
+    let obj = value.as_object().ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
 
     match obj.get("version").unwrap_or(&Value::Null) {
         Value::Null => {
-            return Err(KeyError::Malformed(
-                "missing field \"version\" in the keystore".into(),
-            ));
+            return Err(KeyError::Malformed("missing field \"version\" in the keystore".into()));
         }
         v if v.as_u64() == Some(3) => {}
         _ => {
-            return Err(KeyError::Unsupported(format!(
-                "version {} (only version 3 is supported)",
-                obj["version"]
-            )));
+            return Err(KeyError::Unsupported(format!("version {} (only version 3 is supported)", obj["version"])));
         }
     }
 
     let crypto = crypto_section(obj)?;
     let cipher = get_str(crypto, "cipher", "\"crypto\"")?;
     if cipher != "aes-128-ctr" {
-        return Err(KeyError::Unsupported(format!(
-            "cipher {cipher:?} (only \"aes-128-ctr\" is supported)"
-        )));
+        return Err(KeyError::Unsupported(format!("cipher {cipher:?} (only \"aes-128-ctr\" is supported)")));
     }
     let cipherparams = get_object(crypto, "cipherparams", "\"crypto\"")?;
     let iv: [u8; 16] = get_hex(cipherparams, "iv", "\"cipherparams\"")?;
-    let mut plain: Zeroizing<[u8; 32]> =
-        Zeroizing::new(get_hex(crypto, "ciphertext", "\"crypto\"")?);
+    let mut plain: Zeroizing<[u8; 32]> = Zeroizing::new(get_hex(crypto, "ciphertext", "\"crypto\"")?);
     let expected_mac: [u8; 32] = get_hex(crypto, "mac", "\"crypto\"")?;
     let address = match obj.get("address") {
         None | Some(Value::Null) => None,
@@ -398,9 +328,8 @@ pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyErro
         return Err(KeyError::WrongPassword);
     }
     aes_128_ctr(&derived, &iv, &mut plain[..]);
-    let key = SecretKey::from_bytes(&plain).map_err(|_| {
-        KeyError::Malformed("the decrypted data is not a valid secp256k1 private key".into())
-    })?;
+    let key = SecretKey::from_bytes(&plain)
+        .map_err(|_| KeyError::Malformed("the decrypted data is not a valid secp256k1 private key".into()))?;
     if let Some(address) = address
         && address != key.address()
     {
@@ -415,10 +344,7 @@ pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyErro
 fn parse_address(text: &str) -> Result<Address, KeyError> {
     let bytes = decode_hex(text, "\"address\"")?;
     if bytes.len() != 20 {
-        return Err(KeyError::Malformed(format!(
-            "\"address\" has {} bytes, expected 20",
-            bytes.len()
-        )));
+        return Err(KeyError::Malformed(format!("\"address\" has {} bytes, expected 20", bytes.len())));
     }
     Ok(Address::from_slice(&bytes))
 }
@@ -528,12 +454,7 @@ impl Keystore {
 
     /// Store an existing key encrypted with `password`. Fails with
     /// [`KeyError::AlreadyExists`] if the directory already holds its address.
-    pub fn import(
-        &self,
-        key: &SecretKey,
-        password: &str,
-        kdf: &KdfParams,
-    ) -> Result<Address, KeyError> {
+    pub fn import(&self, key: &SecretKey, password: &str, kdf: &KdfParams) -> Result<Address, KeyError> {
         let address = key.address();
         if self.entries()?.iter().any(|(_, a)| *a == address) {
             return Err(KeyError::AlreadyExists(address));
@@ -623,10 +544,7 @@ mod tests {
             (1 << 16, 8, 1 << 20), // too much work
             (1 << 16, 1, 1),       // n >= 2^(16 r)
         ] {
-            assert!(
-                matches!(KdfParams::new(n, r, p), Err(KeyError::Unsupported(_))),
-                "n={n} r={r} p={p} accepted"
-            );
+            assert!(matches!(KdfParams::new(n, r, p), Err(KeyError::Unsupported(_))), "n={n} r={r} p={p} accepted");
         }
     }
 
@@ -635,14 +553,8 @@ mod tests {
         let key = SecretKey::random();
         let json = encrypt_keystore(&key, "hunter2", &fast());
         assert_eq!(decrypt_keystore(&json, "hunter2").unwrap(), key);
-        assert!(matches!(
-            decrypt_keystore(&json, "hunter3"),
-            Err(KeyError::WrongPassword)
-        ));
-        assert!(matches!(
-            decrypt_keystore(&json, ""),
-            Err(KeyError::WrongPassword)
-        ));
+        assert!(matches!(decrypt_keystore(&json, "hunter3"), Err(KeyError::WrongPassword)));
+        assert!(matches!(decrypt_keystore(&json, ""), Err(KeyError::WrongPassword)));
         // Empty and non-ASCII passwords work too.
         let json = encrypt_keystore(&key, "", &fast());
         assert_eq!(decrypt_keystore(&json, "").unwrap(), key);
@@ -677,10 +589,7 @@ mod tests {
         assert_eq!(c["kdfparams"]["p"], 1);
         let hex_len = |v: &Value| {
             let s = v.as_str().unwrap();
-            assert!(
-                s.bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            );
+            assert!(s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             s.len()
         };
         assert_eq!(hex_len(&c["kdfparams"]["salt"]), 64);
@@ -692,16 +601,9 @@ mod tests {
 
         let id = v["id"].as_str().unwrap();
         let groups: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12],
-            "{id}"
-        );
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
         assert!(groups[2].starts_with('4'), "UUID version 4: {id}");
-        assert!(
-            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
-            "RFC 4122 variant: {id}"
-        );
+        assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'), "RFC 4122 variant: {id}");
 
         // Fresh salt, IV and id every time.
         let w = parse(&encrypt_keystore(&key, "pw", &fast()));
@@ -731,18 +633,9 @@ mod tests {
             "version" : 3
         }"#;
         let key = decrypt_keystore(json, "testpassword").unwrap();
-        assert_eq!(
-            hex::encode(key.to_bytes()),
-            "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d"
-        );
-        assert_eq!(
-            key.address(),
-            address!("008aeeda4d805471df9b2a5b0f38a0c3bcba786b")
-        );
-        assert!(matches!(
-            decrypt_keystore(json, "testpassworD"),
-            Err(KeyError::WrongPassword)
-        ));
+        assert_eq!(hex::encode(key.to_bytes()), "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d");
+        assert_eq!(key.address(), address!("008aeeda4d805471df9b2a5b0f38a0c3bcba786b"));
+        assert!(matches!(decrypt_keystore(json, "testpassworD"), Err(KeyError::WrongPassword)));
     }
 
     /// A scrypt vector made independently of this crate (Python's
@@ -769,25 +662,14 @@ mod tests {
         }"#;
         let key = decrypt_keystore(json, "correct horse battery staple").unwrap();
         assert_eq!(hex::encode(key.to_bytes()), HARDHAT_1_KEY);
-        assert!(matches!(
-            decrypt_keystore(json, "correct horse battery stapler"),
-            Err(KeyError::WrongPassword)
-        ));
+        assert!(matches!(decrypt_keystore(json, "correct horse battery stapler"), Err(KeyError::WrongPassword)));
         // geth's older files spell the section "Crypto".
         let capital = json.replace("\"crypto\"", "\"Crypto\"");
-        assert_eq!(
-            decrypt_keystore(&capital, "correct horse battery staple").unwrap(),
-            key
-        );
+        assert_eq!(decrypt_keystore(&capital, "correct horse battery staple").unwrap(), key);
         // A file naming another address is refused even with the right password.
-        let other = json.replace(
-            "70997970c51812dc3a010c7d01b50e0d17dc79c8",
-            "f39fd6e51aad88f6f4ce6ab8827279cfffb92266",
-        );
-        assert!(matches!(
-            decrypt_keystore(&other, "correct horse battery staple"),
-            Err(KeyError::Malformed(_))
-        ));
+        let other =
+            json.replace("70997970c51812dc3a010c7d01b50e0d17dc79c8", "f39fd6e51aad88f6f4ce6ab8827279cfffb92266");
+        assert!(matches!(decrypt_keystore(&other, "correct horse battery staple"), Err(KeyError::Malformed(_))));
     }
 
     /// The spec's scrypt vector uses r = 1 with n = 2^18, which RFC 7914
@@ -832,73 +714,24 @@ mod tests {
 
     #[test]
     fn malformed_inputs_give_errors() {
-        for text in [
-            "",
-            "   ",
-            "null",
-            "3",
-            "\"x\"",
-            "[]",
-            "{",
-            "{}",
-            "{\"version\":3}",
-        ] {
-            assert!(
-                matches!(decrypt_keystore(text, "pw"), Err(KeyError::Malformed(_))),
-                "{text:?}"
-            );
+        for text in ["", "   ", "null", "3", "\"x\"", "[]", "{", "{}", "{\"version\":3}"] {
+            assert!(matches!(decrypt_keystore(text, "pw"), Err(KeyError::Malformed(_))), "{text:?}");
         }
         let malformed: Vec<(&str, Edit)> = vec![
             ("no crypto", Box::new(|v| v["crypto"] = Value::Null)),
             ("crypto string", Box::new(|v| v["crypto"] = json!("x"))),
-            (
-                "no iv",
-                Box::new(|v| v["crypto"]["cipherparams"] = json!({})),
-            ),
-            (
-                "short iv",
-                Box::new(|v| v["crypto"]["cipherparams"]["iv"] = json!("00ff")),
-            ),
-            (
-                "iv not hex",
-                Box::new(|v| v["crypto"]["cipherparams"]["iv"] = json!("zz".repeat(16))),
-            ),
-            (
-                "short ciphertext",
-                Box::new(|v| v["crypto"]["ciphertext"] = json!("00")),
-            ),
-            (
-                "ciphertext number",
-                Box::new(|v| v["crypto"]["ciphertext"] = json!(5)),
-            ),
-            (
-                "short mac",
-                Box::new(|v| v["crypto"]["mac"] = json!("abcd")),
-            ),
-            (
-                "no kdfparams",
-                Box::new(|v| v["crypto"]["kdfparams"] = Value::Null),
-            ),
-            (
-                "n string",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!("2")),
-            ),
-            (
-                "n negative",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(-2)),
-            ),
-            (
-                "n float",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(2.5)),
-            ),
-            (
-                "no salt",
-                Box::new(|v| v["crypto"]["kdfparams"]["salt"] = Value::Null),
-            ),
-            (
-                "dklen 16",
-                Box::new(|v| v["crypto"]["kdfparams"]["dklen"] = json!(16)),
-            ),
+            ("no iv", Box::new(|v| v["crypto"]["cipherparams"] = json!({}))),
+            ("short iv", Box::new(|v| v["crypto"]["cipherparams"]["iv"] = json!("00ff"))),
+            ("iv not hex", Box::new(|v| v["crypto"]["cipherparams"]["iv"] = json!("zz".repeat(16)))),
+            ("short ciphertext", Box::new(|v| v["crypto"]["ciphertext"] = json!("00"))),
+            ("ciphertext number", Box::new(|v| v["crypto"]["ciphertext"] = json!(5))),
+            ("short mac", Box::new(|v| v["crypto"]["mac"] = json!("abcd"))),
+            ("no kdfparams", Box::new(|v| v["crypto"]["kdfparams"] = Value::Null)),
+            ("n string", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!("2"))),
+            ("n negative", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(-2))),
+            ("n float", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(2.5))),
+            ("no salt", Box::new(|v| v["crypto"]["kdfparams"]["salt"] = Value::Null)),
+            ("dklen 16", Box::new(|v| v["crypto"]["kdfparams"]["dklen"] = json!(16))),
             ("bad address", Box::new(|v| v["address"] = json!("0x1234"))),
             ("address number", Box::new(|v| v["address"] = json!(1))),
             ("no version", Box::new(|v| v["version"] = Value::Null)),
@@ -912,34 +745,13 @@ mod tests {
         let unsupported: Vec<(&str, Edit)> = vec![
             ("version 1", Box::new(|v| v["version"] = json!(1))),
             ("version \"3\"", Box::new(|v| v["version"] = json!("3"))),
-            (
-                "cbc",
-                Box::new(|v| v["crypto"]["cipher"] = json!("aes-128-cbc")),
-            ),
-            (
-                "argon2",
-                Box::new(|v| v["crypto"]["kdf"] = json!("argon2id")),
-            ),
-            (
-                "n = 3",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(3)),
-            ),
-            (
-                "n = 1",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(1)),
-            ),
-            (
-                "n huge",
-                Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(1u64 << 40)),
-            ),
-            (
-                "r = 0",
-                Box::new(|v| v["crypto"]["kdfparams"]["r"] = json!(0)),
-            ),
-            (
-                "p huge",
-                Box::new(|v| v["crypto"]["kdfparams"]["p"] = json!(u64::MAX)),
-            ),
+            ("cbc", Box::new(|v| v["crypto"]["cipher"] = json!("aes-128-cbc"))),
+            ("argon2", Box::new(|v| v["crypto"]["kdf"] = json!("argon2id"))),
+            ("n = 3", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(3))),
+            ("n = 1", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(1))),
+            ("n huge", Box::new(|v| v["crypto"]["kdfparams"]["n"] = json!(1u64 << 40))),
+            ("r = 0", Box::new(|v| v["crypto"]["kdfparams"]["r"] = json!(0))),
+            ("p huge", Box::new(|v| v["crypto"]["kdfparams"]["p"] = json!(u64::MAX))),
             (
                 "pbkdf2 sha512",
                 Box::new(|v| {
@@ -1046,18 +858,12 @@ mod tests {
         ));
 
         // One file per key, geth-style names, no temporary files left over.
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names.len(), 2, "{names:?}");
         assert!(names.iter().all(|n| n.starts_with("UTC--")));
-        assert!(
-            names
-                .iter()
-                .any(|n| n.ends_with("--70997970c51812dc3a010c7d01b50e0d17dc79c8"))
-        );
+        assert!(names.iter().any(|n| n.ends_with("--70997970c51812dc3a010c7d01b50e0d17dc79c8")));
 
         // Reopening sees the same keys.
         let again = Keystore::open(&dir).unwrap();
@@ -1073,29 +879,20 @@ mod tests {
         fs::write(tmp.path().join("README.md"), "not a key").unwrap();
         fs::write(tmp.path().join("broken.json"), "{\"address\":").unwrap();
         fs::write(tmp.path().join("array.json"), "[1,2,3]").unwrap();
-        fs::write(
-            tmp.path().join("no-crypto.json"),
-            r#"{"address":"70997970c51812dc3a010c7d01b50e0d17dc79c8"}"#,
-        )
-        .unwrap();
+        fs::write(tmp.path().join("no-crypto.json"), r#"{"address":"70997970c51812dc3a010c7d01b50e0d17dc79c8"}"#)
+            .unwrap();
         fs::write(tmp.path().join(".hidden"), &json).unwrap();
         fs::write(tmp.path().join("backup~"), &json).unwrap();
         fs::write(tmp.path().join("big"), vec![b' '; 100_000]).unwrap();
         fs::create_dir(tmp.path().join("subdir")).unwrap();
         assert!(ks.list().unwrap().is_empty());
-        assert!(matches!(
-            ks.load(&key.address(), "pw"),
-            Err(KeyError::NotFound(_))
-        ));
+        assert!(matches!(ks.load(&key.address(), "pw"), Err(KeyError::NotFound(_))));
 
         // A file written by another tool, with any name, is picked up.
         fs::write(tmp.path().join("my-key.json"), &json).unwrap();
         assert_eq!(ks.list().unwrap(), vec![key.address()]);
         assert_eq!(ks.load(&key.address(), "pw").unwrap(), key);
-        assert!(matches!(
-            ks.import(&key, "pw", &fast()),
-            Err(KeyError::AlreadyExists(_))
-        ));
+        assert!(matches!(ks.import(&key, "pw", &fast()), Err(KeyError::AlreadyExists(_))));
     }
 
     #[cfg(unix)]

@@ -21,12 +21,14 @@
 //! keys) are zeroised when no longer needed. [`SecretKey`]'s `Debug` output
 //! shows only the address, never the key.
 
+mod ed25519;
 mod error;
 mod hd;
 mod key;
 mod keystore;
 
 pub use alloy_primitives::{Address, B256};
+pub use ed25519::{ConsensusKey, verify_consensus};
 pub use error::KeyError;
 pub use hd::{DEV_MNEMONIC, derive_account, derive_path, mnemonic_to_seed};
 pub use key::{SecretKey, encode_2718, sign_eip1559, sign_legacy};

@@ -25,14 +25,8 @@ impl ChainBackend {
         number: u64,
         f: impl FnOnce(&dyn StateRead, &Header) -> Result<T, CallError>,
     ) -> Result<T, CallError> {
-        let snap = self
-            .chain
-            .snapshot()
-            .map_err(|e| CallError::Unavailable(e.to_string()))?;
-        let head = snap
-            .head()
-            .map_err(|e| CallError::Unavailable(e.to_string()))?
-            .unwrap_or(0);
+        let snap = self.chain.snapshot().map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let head = snap.head().map_err(|e| CallError::Unavailable(e.to_string()))?.unwrap_or(0);
         let header = snap
             .header(number)
             .map_err(|e| CallError::Unavailable(e.to_string()))?
@@ -40,25 +34,19 @@ impl ChainBackend {
         if number == head {
             f(&snap, &header)
         } else {
-            let oldest = snap
-                .oldest_state()
-                .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            let oldest = snap.oldest_state().map_err(|e| CallError::Unavailable(e.to_string()))?;
             if number < oldest {
                 return Err(CallError::Unavailable(format!(
                     "missing trie node: state of block {number} was pruned (history kept from block {oldest})"
                 )));
             }
-            let hist = HistoricState {
-                snap: &snap,
-                version: number,
-            };
+            let hist = HistoricState { snap: &snap, version: number };
             f(&hist, &header)
         }
     }
 
     fn call_target(req: &CallRequest) -> Result<Address, CallError> {
-        req.to
-            .ok_or_else(|| CallError::Invalid("contract creation is not supported".into()))
+        req.to.ok_or_else(|| CallError::Invalid("contract creation is not supported".into()))
     }
 }
 
@@ -91,9 +79,7 @@ impl Backend for ChainBackend {
 
     fn block_transactions(&self, number: u64) -> Option<Vec<SignedTransaction>> {
         let body = self.chain.snapshot().ok()?.body(number).ok()??;
-        body.into_iter()
-            .map(|t| SignedTransaction::from_trusted(t.raw, t.sender).ok())
-            .collect()
+        body.into_iter().map(|t| SignedTransaction::from_trusted(t.raw, t.sender).ok()).collect()
     }
 
     fn block_receipts(&self, number: u64) -> Option<Vec<Receipt>> {
@@ -130,56 +116,34 @@ impl Backend for ChainBackend {
     }
 
     fn submit(&self, raw: Bytes) -> BoxFuture<'_, Result<B256, SubmitError>> {
-        Box::pin(async move {
-            self.chain
-                .submit(&raw)
-                .await
-                .map_err(|e| SubmitError { message: e.0 })
-        })
+        Box::pin(async move { self.chain.submit(&raw).await.map_err(|e| SubmitError { message: e.0 }) })
     }
 
     fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError> {
         let to = Self::call_target(req)?;
-        let value = Amount::from_u256(req.value)
-            .map_err(|_| CallError::Invalid("value overflows".into()))?;
+        let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
         self.with_state(number, |st, header| {
             let env = self.chain.env_at(header);
-            let out = runtime::call(
-                st,
-                &env,
-                req.from.unwrap_or_default(),
-                to,
-                value,
-                &req.data,
-                req.gas,
-            )
-            .map_err(|e| CallError::Invalid(e.to_string()))?;
-            if out.success {
-                Ok(out.output)
-            } else {
-                Err(CallError::Revert(out.output))
-            }
+            let out = runtime::call(st, &env, req.from.unwrap_or_default(), to, value, &req.data, req.gas)
+                .map_err(|e| CallError::Invalid(e.to_string()))?;
+            if out.success { Ok(out.output) } else { Err(CallError::Revert(out.output)) }
         })
     }
 
     fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError> {
         let to = Self::call_target(req)?;
-        let value = Amount::from_u256(req.value)
-            .map_err(|_| CallError::Invalid("value overflows".into()))?;
+        let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
         let head = self.head_number();
         self.with_state(head, |st, header| {
             let env = self.chain.env_at(header);
-            let out =
-                runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), to, value, &req.data)
-                    .map_err(|e| CallError::Invalid(e.to_string()))?;
+            let out = runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), to, value, &req.data)
+                .map_err(|e| CallError::Invalid(e.to_string()))?;
             if !out.success {
                 return Err(CallError::Revert(out.output));
             }
             if let Some(cap) = req.gas {
                 if out.gas_used > cap {
-                    return Err(CallError::Invalid(format!(
-                        "gas required exceeds allowance ({cap})"
-                    )));
+                    return Err(CallError::Invalid(format!("gas required exceeds allowance ({cap})")));
                 }
             }
             Ok(out.gas_used)
@@ -192,13 +156,9 @@ impl Backend for ChainBackend {
 
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError> {
         let snap = self.chain.snapshot().map_err(fatal)?;
-        let p = snap
-            .prove(key, number)
-            .map_err(|e| CallError::Unavailable(e.to_string()))?;
-        let header = snap
-            .header(number)
-            .map_err(fatal)?
-            .ok_or_else(|| CallError::Unavailable("header not found".into()))?;
+        let p = snap.prove(key, number).map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let header =
+            snap.header(number).map_err(fatal)?.ok_or_else(|| CallError::Unavailable("header not found".into()))?;
         debug_assert_eq!(header.state_root, p.root);
         Ok(ProofResult {
             block_number: number,

@@ -39,21 +39,53 @@ pub const DEV_GENESIS_TIMESTAMP: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// The dev accounts: the standard test mnemonic's first ten keys.
 pub fn dev_accounts() -> Vec<keys::SecretKey> {
-    (0..DEV_ACCOUNTS)
-        .map(|i| keys::derive_account(keys::DEV_MNEMONIC, i).expect("dev mnemonic derives"))
-        .collect()
+    (0..DEV_ACCOUNTS).map(|i| keys::derive_account(keys::DEV_MNEMONIC, i).expect("dev mnemonic derives")).collect()
 }
 
-/// The dev genesis: chain id 31337, ten accounts with 10,000 OPEN each.
+/// Self bond of the dev validator (dev account 0).
+pub const DEV_VALIDATOR_BOND_OPEN: u64 = 1_000;
+
+/// The dev validator's consensus key: deterministic and public, dev chains only.
+pub fn dev_consensus_key() -> keys::ConsensusKey {
+    keys::ConsensusKey::dev("validator-0")
+}
+
+/// Parameters of the dev genesis: governance and unbonding in a few blocks.
+pub fn dev_params() -> Vec<(String, u128)> {
+    let open = primitives::ONE_OPEN;
+    [
+        ("governance.voting_delay", 2),
+        ("governance.voting_period", 6),
+        ("governance.timelock", 2),
+        ("governance.grace_period", 1_000),
+        ("governance.deposit", 10 * open),
+        ("governance.proposal_threshold", 100 * open),
+        ("staking.min_self_bond", 100 * open),
+        ("staking.unbonding_blocks", 10),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The dev genesis: chain id 31337, ten accounts with 10,000 OPEN each, dev
+/// account 0 bonded as the single validator (1,000 OPEN of its balance), and
+/// governance periods of a few blocks.
 pub fn dev_genesis() -> Genesis {
+    let accounts = dev_accounts();
     Genesis {
         chain_id: primitives::DEV_CHAIN_ID,
         timestamp: DEV_GENESIS_TIMESTAMP,
-        alloc: dev_accounts()
-            .iter()
-            .map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN)))
-            .collect(),
-        params: vec![],
+        alloc: accounts.iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect(),
+        params: dev_params(),
+        operators: vec![runtime::staking::genesis::GenesisOperator {
+            operator: accounts[0].address(),
+            role: runtime::staking::ROLE_VALIDATOR,
+            consensus_key: dev_consensus_key().public(),
+            serving_key: accounts[0].address(),
+            commission_bps: 500,
+            bond: Amount::open(DEV_VALIDATOR_BOND_OPEN),
+        }],
     }
 }
 
@@ -74,13 +106,30 @@ pub struct GenesisFile {
     pub alloc: BTreeMap<String, String>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub operators: Vec<GenesisOperatorFile>,
+}
+
+/// An operator bonded at genesis, in a genesis file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisOperatorFile {
+    pub operator: String,
+    /// "validator" or "serving".
+    pub role: String,
+    #[serde(default)]
+    pub consensus_key: Option<String>,
+    #[serde(default)]
+    pub serving_key: Option<String>,
+    #[serde(default)]
+    pub commission_bps: u16,
+    /// Taken from the operator's allocation.
+    pub bond: String,
 }
 
 fn parse_amount(s: &str) -> Result<Amount, String> {
     if let Some(h) = s.strip_prefix("0x") {
-        return u128::from_str_radix(h, 16)
-            .map(Amount)
-            .map_err(|e| format!("{s:?}: {e}"));
+        return u128::from_str_radix(h, 16).map(Amount).map_err(|e| format!("{s:?}: {e}"));
     }
     s.parse::<Amount>().map_err(|e| e.to_string())
 }
@@ -89,43 +138,66 @@ impl GenesisFile {
     pub fn to_genesis(&self) -> Result<Genesis, String> {
         let mut alloc = Vec::new();
         for (a, v) in &self.alloc {
-            let addr: Address = a
-                .parse()
-                .map_err(|_| format!("alloc: {a:?} is not an address"))?;
-            alloc.push((
-                addr,
-                parse_amount(v).map_err(|e| format!("alloc {a}: {e}"))?,
-            ));
+            let addr: Address = a.parse().map_err(|_| format!("alloc: {a:?} is not an address"))?;
+            alloc.push((addr, parse_amount(v).map_err(|e| format!("alloc {a}: {e}"))?));
         }
         let mut params = Vec::new();
         for (k, v) in &self.params {
-            let n: u128 = v
-                .parse()
-                .map_err(|_| format!("params.{k}: {v:?} is not an integer"))?;
+            let n: u128 = v.parse().map_err(|_| format!("params.{k}: {v:?} is not an integer"))?;
             runtime::params::check(k, n).map_err(|e| e.to_string())?;
             params.push((k.clone(), n));
         }
-        Ok(Genesis {
-            chain_id: self.chain_id,
-            timestamp: self.timestamp,
-            alloc,
-            params,
-        })
+        let mut operators = Vec::new();
+        for o in &self.operators {
+            let operator: Address =
+                o.operator.parse().map_err(|_| format!("operators: {:?} is not an address", o.operator))?;
+            let role = match o.role.as_str() {
+                "validator" => runtime::staking::ROLE_VALIDATOR,
+                "serving" => runtime::staking::ROLE_SERVING,
+                r => return Err(format!("operators.{operator}: role {r:?} is neither \"validator\" nor \"serving\"")),
+            };
+            let consensus_key = match &o.consensus_key {
+                Some(k) => {
+                    k.parse().map_err(|_| format!("operators.{operator}: consensusKey {k:?} is not 32 bytes of hex"))?
+                }
+                None => primitives::B256::ZERO,
+            };
+            let serving_key = match &o.serving_key {
+                Some(k) => {
+                    k.parse().map_err(|_| format!("operators.{operator}: servingKey {k:?} is not an address"))?
+                }
+                None => Address::ZERO,
+            };
+            let bond = parse_amount(&o.bond).map_err(|e| format!("operators.{operator}: {e}"))?;
+            operators.push(runtime::staking::genesis::GenesisOperator {
+                operator,
+                role,
+                consensus_key,
+                serving_key,
+                commission_bps: o.commission_bps,
+                bond,
+            });
+        }
+        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params, operators })
     }
 
     pub fn from_genesis(g: &Genesis) -> GenesisFile {
         GenesisFile {
             chain_id: g.chain_id,
             timestamp: g.timestamp,
-            alloc: g
-                .alloc
+            alloc: g.alloc.iter().map(|(a, v)| (a.to_checksum(None), format!("{}wei", v.0))).collect(),
+            params: g.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            operators: g
+                .operators
                 .iter()
-                .map(|(a, v)| (a.to_checksum(None), format!("{}wei", v.0)))
-                .collect(),
-            params: g
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_string()))
+                .map(|o| GenesisOperatorFile {
+                    operator: o.operator.to_checksum(None),
+                    role: if o.role == runtime::staking::ROLE_VALIDATOR { "validator" } else { "serving" }.into(),
+                    consensus_key: Some(o.consensus_key.to_string()),
+                    serving_key: Some(o.serving_key.to_checksum(None)),
+                    commission_bps: o.commission_bps,
+                    bond: format!("{}wei", o.bond.0),
+                })
                 .collect(),
         }
     }
@@ -133,18 +205,10 @@ impl GenesisFile {
 
 /// Read a genesis file.
 pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-        path: path.into(),
-        err,
-    })?;
-    let f: GenesisFile = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
-        path: path.into(),
-        msg: e.to_string(),
-    })?;
-    f.to_genesis().map_err(|msg| ConfigError::Invalid {
-        path: path.into(),
-        msg,
-    })
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+    let f: GenesisFile =
+        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })?;
+    f.to_genesis().map_err(|msg| ConfigError::Invalid { path: path.into(), msg })
 }
 
 /// `openledger.toml`, written by `openledger init` and read by `openledger start`.
@@ -183,14 +247,8 @@ impl ConfigFile {
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.into(),
-            err,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.into(),
-            msg: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), msg: e.to_string() })
     }
 
     /// The node configuration this file describes, with data in `data_dir`.
@@ -231,11 +289,9 @@ mod tests {
         let mut g1 = g.clone();
         g1.alloc.sort();
         assert_eq!(g1, g2);
-        let bad: GenesisFile =
-            serde_json::from_str(r#"{"chainId":1,"alloc":{"0x01":"5"}}"#).unwrap();
+        let bad: GenesisFile = serde_json::from_str(r#"{"chainId":1,"alloc":{"0x01":"5"}}"#).unwrap();
         assert!(bad.to_genesis().unwrap_err().contains("not an address"));
-        let bad: GenesisFile =
-            serde_json::from_str(r#"{"chainId":1,"params":{"fee.treasury_bps":"20000"}}"#).unwrap();
+        let bad: GenesisFile = serde_json::from_str(r#"{"chainId":1,"params":{"fee.treasury_bps":"20000"}}"#).unwrap();
         assert!(bad.to_genesis().unwrap_err().contains("outside"));
         assert!(serde_json::from_str::<GenesisFile>(r#"{"chainId":1,"typo":1}"#).is_err());
     }
@@ -243,12 +299,7 @@ mod tests {
     #[test]
     fn dev_accounts_are_the_standard_ones() {
         let a = dev_accounts();
-        assert_eq!(
-            a[0].address(),
-            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-                .parse::<Address>()
-                .unwrap()
-        );
+        assert_eq!(a[0].address(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
         assert_eq!(a.len(), 10);
     }
 }

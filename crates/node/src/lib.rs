@@ -6,9 +6,7 @@ mod backend;
 mod config;
 
 pub use backend::ChainBackend;
-pub use config::{
-    ConfigError, ConfigFile, GenesisFile, NodeConfig, dev_accounts, dev_genesis, load_genesis,
-};
+pub use config::{ConfigError, ConfigFile, GenesisFile, NodeConfig, dev_accounts, dev_genesis, load_genesis};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,13 +26,8 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Chain(#[from] chain::ChainError),
-    #[error(
-        "cannot listen for JSON-RPC on {addr}: {err} (is another node running? pick another --rpc-addr)"
-    )]
-    Bind {
-        addr: SocketAddr,
-        err: std::io::Error,
-    },
+    #[error("cannot listen for JSON-RPC on {addr}: {err} (is another node running? pick another --rpc-addr)")]
+    Bind { addr: SocketAddr, err: std::io::Error },
 }
 
 /// Open the chain, start producing blocks and serving RPC. Returns once the
@@ -48,19 +41,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         pool: chain::PoolConfig::default(),
         max_txs_per_block: cfg.max_txs_per_block,
     };
-    let chain = tokio::task::spawn_blocking(move || Chain::open(chain_cfg))
-        .await
-        .expect("chain open task")?;
-    let listener = tokio::net::TcpListener::bind(cfg.rpc_addr)
-        .await
-        .map_err(|err| NodeError::Bind {
-            addr: cfg.rpc_addr,
-            err,
-        })?;
-    let rpc_addr = listener.local_addr().map_err(|err| NodeError::Bind {
-        addr: cfg.rpc_addr,
-        err,
-    })?;
+    let chain = tokio::task::spawn_blocking(move || Chain::open(chain_cfg)).await.expect("chain open task")?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.rpc_addr).await.map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
+    let rpc_addr = listener.local_addr().map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
     chain.start();
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
     tokio::spawn(async move {

@@ -47,4 +47,109 @@ sol! {
         function set(string calldata name, uint256 value) external;
         function names() external view returns (string[] memory);
     }
+
+    /// Bonded roles: validators (produce blocks, sign verdicts) and serving
+    /// operators (serve models, sign receipts). An operator address holds the
+    /// stake and registers its signing keys; anyone may delegate to it.
+    interface IStaking {
+        event OperatorRegistered(address indexed operator, uint8 role, bytes32 consensusKey, address servingKey, uint16 commissionBps);
+        event Bonded(address indexed operator, address indexed account, uint256 amount);
+        event UnbondStarted(address indexed operator, address indexed account, uint256 amount, uint64 releaseHeight);
+        event Withdrawn(address indexed account, uint256 amount);
+        event RewardsDeposited(string pool, uint256 amount);
+        event RewardsClaimed(address indexed operator, address indexed account, uint256 amount);
+        event Slashed(address indexed operator, uint256 amount, uint32 fractionPpm, uint64 jailedUntil, string reason, address reporter);
+        event Unjailed(address indexed operator);
+        event ConsensusKeyRotated(address indexed operator, bytes32 key);
+        event ServingKeyRotated(address indexed operator, address key);
+        event CommissionChanged(address indexed operator, uint16 commissionBps);
+
+        error NotOperator(address account);
+        error AlreadyRegistered(address operator);
+        error BelowMinimumBond(uint256 amount, uint256 minimum);
+        error InsufficientStake(uint256 available, uint256 requested);
+        error OperatorJailed(address operator, uint64 until);
+        error NotJailed(address operator);
+        error UnknownRole(uint8 role);
+        error UnknownPool(string pool);
+        error InvalidKey();
+        error InvalidFraction(uint32 fractionPpm);
+        error TooManyUnbondings(uint256 max);
+        error ValueMismatch(uint256 expected, uint256 sent);
+
+        /// Become an operator (role 1 validator, 2 serving operator) with `msg.value` as the self bond.
+        function registerOperator(uint8 role, bytes32 consensusKey, address servingKey, uint16 commissionBps) external payable;
+        /// Add `msg.value` to the stake at `operator` (self bond if the caller is the operator, a delegation otherwise).
+        function bond(address operator) external payable;
+        /// Start unbonding the caller's own stake at `operator`; withdrawable after the cooldown.
+        function unbond(address operator, uint256 amount) external;
+        /// Move the caller's matured unbondings to its balance.
+        function withdraw() external;
+        /// Pay the caller's rewards at `operator` (its commission and self-bond share, or its delegation's share).
+        function claimRewards(address operator) external;
+        function rotateConsensusKey(bytes32 key) external;
+        function rotateServingKey(address key) external;
+        function setCommission(uint16 commissionBps) external;
+        function unjail() external;
+        /// Pay `msg.value` (== amount) to the stakers of pool "validators" or "serving", pro rata to stake.
+        function depositRewards(uint256 amount, string calldata pool) external payable;
+        /// Slash `fractionPpm` of an operator's stake (self bond, delegations, pending unbondings) and jail it.
+        /// Callable by governance and by system modules (attribution challenges).
+        function slash(address operator, uint32 fractionPpm, uint64 jailBlocks, string calldata reason, address reporter) external;
+
+        function operatorInfo(address operator) external view returns (uint8 role, uint256 selfBond, uint256 delegated, uint16 commissionBps, bytes32 consensusKey, address servingKey, uint64 jailedUntil);
+        function stakeOf(address operator, address account) external view returns (uint256 amount, uint256 pendingRewards);
+        function unbondings(address account) external view returns (address[] memory operators, uint256[] memory amounts, uint64[] memory releaseHeights);
+        function operators(uint8 role) external view returns (address[] memory);
+        function validatorSetAt(uint64 height) external view returns (address[] memory operators, bytes32[] memory consensusKeys, uint256[] memory powers);
+        function votingPower(address account) external view returns (uint256);
+        function votingPowerAt(address account, uint64 height) external view returns (uint256);
+        function totalVotingPowerAt(uint64 height) external view returns (uint256);
+    }
+
+    /// Token-weighted governance over staked OPEN (OpenZeppelin Governor's model):
+    /// a proposal is text plus calls to system contracts, executed with the
+    /// governance address as sender once passed and past the timelock.
+    interface IGovernance {
+        event ProposalCreated(uint64 indexed id, address indexed proposer, string description, address[] targets, bytes[] calldatas, uint64 voteStart, uint64 voteEnd);
+        event VoteCast(uint64 indexed id, address indexed voter, uint8 support, uint256 weight);
+        event ProposalTallied(uint64 indexed id, uint8 state, uint256 forVotes, uint256 againstVotes, uint256 abstainVotes, uint256 vetoVotes);
+        event ProposalQueued(uint64 indexed id, uint64 eta);
+        event ProposalExecuted(uint64 indexed id);
+        event ProposalCanceled(uint64 indexed id);
+        event DepositReturned(uint64 indexed id, address indexed proposer, uint256 amount);
+        event DepositBurned(uint64 indexed id, uint256 amount);
+        event TreasurySpent(address indexed to, uint256 amount);
+
+        error BelowProposalThreshold(uint256 power, uint256 threshold);
+        error DepositMismatch(uint256 required, uint256 sent);
+        error EmptyProposal();
+        error TooManyCalls(uint256 max);
+        error TargetNotSystem(address target);
+        error UnknownProposal(uint64 id);
+        error VotingClosed(uint64 id, uint64 voteStart, uint64 voteEnd, uint64 height);
+        error AlreadyVoted(uint64 id, address voter);
+        error NoVotingPower(address voter);
+        error InvalidSupport(uint8 support);
+        error NotQueued(uint64 id, uint8 state);
+        error TimelockNotExpired(uint64 id, uint64 eta, uint64 height);
+        error NotProposer(address caller);
+        error VotingStarted(uint64 id);
+        error ProposalCallFailed(uint256 index, bytes reason);
+        error TooManyOpenProposals(uint256 max);
+
+        /// States: 0 pending, 1 active, 2 canceled, 3 defeated, 4 succeeded, 5 queued, 6 expired, 7 executed, 8 vetoed.
+        function propose(string calldata description, address[] calldata targets, bytes[] calldata calldatas) external payable returns (uint64);
+        /// support: 0 against, 1 for, 2 abstain, 3 veto (against, and burns the deposit if vetoes pass the veto threshold).
+        function castVote(uint64 id, uint8 support) external;
+        function execute(uint64 id) external;
+        function cancel(uint64 id) external;
+        /// Only by a proposal: move OPEN out of the treasury.
+        function spendTreasury(address to, uint256 amount) external;
+
+        function proposal(uint64 id) external view returns (address proposer, uint8 state, uint64 voteStart, uint64 voteEnd, uint64 eta, uint256 forVotes, uint256 againstVotes, uint256 abstainVotes, uint256 vetoVotes, uint256 deposit, string memory description);
+        function proposalCalls(uint64 id) external view returns (address[] memory targets, bytes[] memory calldatas);
+        function proposalCount() external view returns (uint64);
+        function hasVoted(uint64 id, address voter) external view returns (bool);
+    }
 }

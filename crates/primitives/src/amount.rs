@@ -36,22 +36,13 @@ impl Amount {
         Amount(n as u128 * ONE_OPEN)
     }
     pub fn checked_add(self, o: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_add(o.0)
-            .map(Amount)
-            .ok_or(AmountError::Overflow)
+        self.0.checked_add(o.0).map(Amount).ok_or(AmountError::Overflow)
     }
     pub fn checked_sub(self, o: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_sub(o.0)
-            .map(Amount)
-            .ok_or(AmountError::Underflow)
+        self.0.checked_sub(o.0).map(Amount).ok_or(AmountError::Underflow)
     }
     pub fn checked_mul(self, k: u128) -> Result<Amount, AmountError> {
-        self.0
-            .checked_mul(k)
-            .map(Amount)
-            .ok_or(AmountError::Overflow)
+        self.0.checked_mul(k).map(Amount).ok_or(AmountError::Overflow)
     }
     /// `self * num / den`, rounding down, without intermediate overflow for
     /// `num <= den` (the usual case of a share in basis points or ppm).
@@ -60,18 +51,14 @@ impl Amount {
             return Err(AmountError::Overflow);
         }
         let r = U256::from(self.0) * U256::from(num) / U256::from(den);
-        u128::try_from(r)
-            .map(Amount)
-            .map_err(|_| AmountError::Overflow)
+        u128::try_from(r).map(Amount).map_err(|_| AmountError::Overflow)
     }
     pub fn to_u256(self) -> U256 {
         U256::from(self.0)
     }
     /// Fails if the value does not fit in u128.
     pub fn from_u256(v: U256) -> Result<Amount, AmountError> {
-        u128::try_from(v)
-            .map(Amount)
-            .map_err(|_| AmountError::Overflow)
+        u128::try_from(v).map(Amount).map_err(|_| AmountError::Overflow)
     }
     pub fn to_be_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
@@ -122,23 +109,12 @@ impl FromStr for Amount {
         if frac.len() > DECIMALS as usize {
             return Err(err());
         }
-        let w: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| err())?
-        };
-        let mut f: u128 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().map_err(|_| err())?
-        };
+        let w: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err())? };
+        let mut f: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| err())? };
         for _ in frac.len()..DECIMALS as usize {
             f *= 10;
         }
-        w.checked_mul(ONE_OPEN)
-            .and_then(|x| x.checked_add(f))
-            .map(Amount)
-            .ok_or(err())
+        w.checked_mul(ONE_OPEN).and_then(|x| x.checked_add(f)).map(Amount).ok_or(err())
     }
 }
 
@@ -152,10 +128,7 @@ mod tests {
         assert_eq!("1".parse::<Amount>().unwrap(), Amount(ONE_OPEN));
         assert_eq!("0.5".parse::<Amount>().unwrap(), Amount(ONE_OPEN / 2));
         assert_eq!("7wei".parse::<Amount>().unwrap(), Amount(7));
-        assert_eq!(
-            "2.5 OPEN".parse::<Amount>().unwrap(),
-            Amount(5 * ONE_OPEN / 2)
-        );
+        assert_eq!("2.5 OPEN".parse::<Amount>().unwrap(), Amount(5 * ONE_OPEN / 2));
         assert!("1.0000000000000000001".parse::<Amount>().is_err());
         assert!("-1".parse::<Amount>().is_err());
         assert!("abc".parse::<Amount>().is_err());
@@ -167,18 +140,9 @@ mod tests {
 
     #[test]
     fn checked_ops() {
-        assert_eq!(
-            Amount(u128::MAX).checked_add(Amount(1)),
-            Err(AmountError::Overflow)
-        );
-        assert_eq!(
-            Amount(0).checked_sub(Amount(1)),
-            Err(AmountError::Underflow)
-        );
-        assert_eq!(
-            Amount(u128::MAX).mul_div(3, 4).unwrap(),
-            Amount(u128::MAX / 4 * 3 + (u128::MAX % 4) * 3 / 4)
-        );
+        assert_eq!(Amount(u128::MAX).checked_add(Amount(1)), Err(AmountError::Overflow));
+        assert_eq!(Amount(0).checked_sub(Amount(1)), Err(AmountError::Underflow));
+        assert_eq!(Amount(u128::MAX).mul_div(3, 4).unwrap(), Amount(u128::MAX / 4 * 3 + (u128::MAX % 4) * 3 / 4));
     }
 
     proptest! {

@@ -51,10 +51,7 @@ impl Receipt {
             cumulative_gas_used: self.cumulative_gas_used,
             logs: self.logs.clone(),
         };
-        let rb = ReceiptWithBloom {
-            logs_bloom: self.bloom(),
-            receipt: r,
-        };
+        let rb = ReceiptWithBloom { logs_bloom: self.bloom(), receipt: r };
         match TxType::try_from(self.tx_type).unwrap_or(TxType::Legacy) {
             TxType::Eip1559 => ReceiptEnvelope::Eip1559(rb),
             TxType::Eip2930 => ReceiptEnvelope::Eip2930(rb),
@@ -86,12 +83,7 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
 
 /// The EIP-1559 base fee of the block after `parent`: ±12.5% around half the gas
 /// limit, never below `min_base_fee`. Integer arithmetic only.
-pub fn next_base_fee(
-    parent_gas_used: u64,
-    parent_gas_limit: u64,
-    parent_base_fee: u64,
-    min_base_fee: u64,
-) -> u64 {
+pub fn next_base_fee(parent_gas_used: u64, parent_gas_limit: u64, parent_base_fee: u64, min_base_fee: u64) -> u64 {
     let target = (parent_gas_limit / 2).max(1);
     let base = parent_base_fee as u128;
     let next = if parent_gas_used == target as u64 {
@@ -113,11 +105,7 @@ mod tests {
 
     #[test]
     fn receipt_rlp_round_trip() {
-        let log = Log::new_unchecked(
-            Address::repeat_byte(7),
-            vec![B256::repeat_byte(1)],
-            Bytes::from_static(b"data"),
-        );
+        let log = Log::new_unchecked(Address::repeat_byte(7), vec![B256::repeat_byte(1)], Bytes::from_static(b"data"));
         let r = Receipt {
             tx_type: 2,
             success: false,
@@ -130,21 +118,13 @@ mod tests {
         let mut buf = Vec::new();
         r.encode(&mut buf);
         assert_eq!(Receipt::decode(&mut buf.as_slice()).unwrap(), r);
-        assert!(r.bloom().contains_input(alloy_primitives::BloomInput::Raw(
-            Address::repeat_byte(7).as_slice()
-        )));
+        assert!(r.bloom().contains_input(alloy_primitives::BloomInput::Raw(Address::repeat_byte(7).as_slice())));
     }
 
     #[test]
     fn base_fee_moves_with_usage() {
-        assert_eq!(
-            next_base_fee(15_000_000, 30_000_000, 1_000_000_000, 7),
-            1_000_000_000
-        );
-        assert_eq!(
-            next_base_fee(30_000_000, 30_000_000, 1_000_000_000, 7),
-            1_125_000_000
-        );
+        assert_eq!(next_base_fee(15_000_000, 30_000_000, 1_000_000_000, 7), 1_000_000_000);
+        assert_eq!(next_base_fee(30_000_000, 30_000_000, 1_000_000_000, 7), 1_125_000_000);
         assert_eq!(next_base_fee(0, 30_000_000, 1_000_000_000, 7), 875_000_000);
         assert_eq!(next_base_fee(0, 30_000_000, 8, 7), 7);
     }

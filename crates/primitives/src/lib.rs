@@ -23,9 +23,7 @@ pub mod state;
 pub mod system;
 pub mod tx;
 
-pub use alloy_primitives::{
-    Address, B256, Bloom, Bytes, Log, LogData, U256, address, b256, keccak256,
-};
+pub use alloy_primitives::{Address, B256, Bloom, Bytes, Log, LogData, U256, address, b256, keccak256};
 pub use amount::{Amount, AmountError, DECIMALS, ONE_OPEN};
 pub use block::{Block, Header, Receipt};
 pub use hash::content_hash;

@@ -30,16 +30,7 @@ pub fn root(leaves: &[B256]) -> B256 {
     }
     let mut level: Vec<B256> = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node_hash(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = level.chunks(2).map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] }).collect();
     }
     level[0]
 }
@@ -65,23 +56,10 @@ pub fn prove(leaves: &[B256], index: usize) -> Option<MerkleProof> {
         if sib < level.len() {
             siblings.push(level[sib]);
         }
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node_hash(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = level.chunks(2).map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] }).collect();
         i /= 2;
     }
-    Some(MerkleProof {
-        index: index as u64,
-        leaf_count: leaves.len() as u64,
-        siblings,
-    })
+    Some(MerkleProof { index: index as u64, leaf_count: leaves.len() as u64, siblings })
 }
 
 impl MerkleProof {
@@ -98,11 +76,7 @@ impl MerkleProof {
             let sib = i ^ 1;
             if sib < n {
                 let s = sibs.next()?;
-                acc = if i % 2 == 0 {
-                    node_hash(&acc, s)
-                } else {
-                    node_hash(s, &acc)
-                };
+                acc = if i % 2 == 0 { node_hash(&acc, s) } else { node_hash(s, &acc) };
             }
             i /= 2;
             n = n.div_ceil(2);
@@ -131,13 +105,7 @@ mod tests {
         assert_eq!(root(&l[..1]), l[0]);
         assert_eq!(root(&l[..2]), node_hash(&l[0], &l[1]));
         assert_eq!(root(&l[..3]), node_hash(&node_hash(&l[0], &l[1]), &l[2]));
-        assert_eq!(
-            root(&l),
-            node_hash(
-                &node_hash(&node_hash(&l[0], &l[1]), &node_hash(&l[2], &l[3])),
-                &l[4]
-            )
-        );
+        assert_eq!(root(&l), node_hash(&node_hash(&node_hash(&l[0], &l[1]), &node_hash(&l[2], &l[3])), &l[4]));
     }
 
     proptest! {

@@ -39,18 +39,12 @@ fn hash_tensors<'a>(tensors: impl IntoIterator<Item = TensorRef<'a>>, tail: &B25
 }
 
 /// The hash of a base model: its tensors and its tokenizer's content hash.
-pub fn model_hash<'a>(
-    tensors: impl IntoIterator<Item = TensorRef<'a>>,
-    tokenizer_hash: &B256,
-) -> B256 {
+pub fn model_hash<'a>(tensors: impl IntoIterator<Item = TensorRef<'a>>, tokenizer_hash: &B256) -> B256 {
     hash_tensors(tensors, tokenizer_hash)
 }
 
 /// The hash of a LoRA adapter: its PEFT tensors and the content hash of its canonical config.
-pub fn adapter_hash<'a>(
-    tensors: impl IntoIterator<Item = TensorRef<'a>>,
-    config_hash: &B256,
-) -> B256 {
+pub fn adapter_hash<'a>(tensors: impl IntoIterator<Item = TensorRef<'a>>, config_hash: &B256) -> B256 {
     hash_tensors(tensors, config_hash)
 }
 
@@ -62,20 +56,12 @@ mod tests {
     fn order_independent_and_content_sensitive() {
         static A: [u8; 4] = [1, 2, 3, 4];
         static B: [u8; 4] = [5, 6, 7, 8];
-        let t = |n: &'static str, d: &'static [u8]| TensorRef {
-            name: n,
-            dtype: "F32",
-            shape: &[1],
-            data: d,
-        };
+        let t = |n: &'static str, d: &'static [u8]| TensorRef { name: n, dtype: "F32", shape: &[1], data: d };
         let h1 = model_hash([t("a", &A), t("b", &B)], &B256::ZERO);
         let h2 = model_hash([t("b", &B), t("a", &A)], &B256::ZERO);
         let h3 = model_hash([t("a", &B), t("b", &A)], &B256::ZERO);
         assert_eq!(h1, h2);
         assert_ne!(h1, h3);
-        assert_ne!(
-            h1,
-            model_hash([t("a", &A), t("b", &B)], &B256::repeat_byte(1))
-        );
+        assert_ne!(h1, model_hash([t("a", &A), t("b", &B)], &B256::repeat_byte(1)));
     }
 }

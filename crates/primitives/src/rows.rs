@@ -76,16 +76,13 @@ impl Row {
             if b.len() < 4 + n {
                 return Err(RowError::Encoding("truncated field"));
             }
-            let s = std::str::from_utf8(&b[4..4 + n])
-                .map_err(|_| RowError::Encoding("invalid UTF-8"))?;
+            let s = std::str::from_utf8(&b[4..4 + n]).map_err(|_| RowError::Encoding("invalid UTF-8"))?;
             *b = &b[4 + n..];
             Ok(s.to_string())
         }
         let (&tag, mut rest) = b.split_first().ok_or(RowError::Encoding("empty"))?;
         let row = match tag {
-            0x01 => Row::Text {
-                text: field(&mut rest)?,
-            },
+            0x01 => Row::Text { text: field(&mut rest)? },
             0x02 => {
                 let prompt = field(&mut rest)?;
                 let completion = field(&mut rest)?;
@@ -127,19 +124,12 @@ pub fn version_leaf(id: u64, e: &VersionEntry) -> B256 {
 }
 
 fn map_node(l: &B256, r: &B256) -> B256 {
-    if *l == EMPTY_ROOT && *r == EMPTY_ROOT {
-        EMPTY_ROOT
-    } else {
-        node_hash(l, r)
-    }
+    if *l == EMPTY_ROOT && *r == EMPTY_ROOT { EMPTY_ROOT } else { node_hash(l, r) }
 }
 
 /// The version root over approved contributions keyed by contribution id.
 pub fn version_root(entries: &BTreeMap<u64, VersionEntry>) -> B256 {
-    let v: Vec<(u64, B256)> = entries
-        .iter()
-        .map(|(id, e)| (*id, version_leaf(*id, e)))
-        .collect();
+    let v: Vec<(u64, B256)> = entries.iter().map(|(id, e)| (*id, version_leaf(*id, e))).collect();
     subtree(&v, 0)
 }
 
@@ -152,19 +142,13 @@ fn subtree(entries: &[(u64, B256)], depth: u32) -> B256 {
     }
     let bit = 63 - depth;
     let split = entries.partition_point(|(id, _)| (id >> bit) & 1 == 0);
-    map_node(
-        &subtree(&entries[..split], depth + 1),
-        &subtree(&entries[split..], depth + 1),
-    )
+    map_node(&subtree(&entries[..split], depth + 1), &subtree(&entries[split..], depth + 1))
 }
 
 /// The 64 siblings (leaf level first) of `id` in the version map: with them the
 /// runtime recomputes the root after changing that one leaf.
 pub fn version_path(entries: &BTreeMap<u64, VersionEntry>, id: u64) -> Vec<B256> {
-    let v: Vec<(u64, B256)> = entries
-        .iter()
-        .map(|(i, e)| (*i, version_leaf(*i, e)))
-        .collect();
+    let v: Vec<(u64, B256)> = entries.iter().map(|(i, e)| (*i, version_leaf(*i, e))).collect();
     let mut sibs = Vec::with_capacity(64);
     let mut slice: &[(u64, B256)] = &v;
     let mut top_down = Vec::with_capacity(64);
@@ -191,11 +175,7 @@ pub fn version_root_from_path(id: u64, leaf: B256, path: &[B256]) -> Option<B256
     }
     let mut acc = leaf;
     for (level, sib) in path.iter().enumerate() {
-        acc = if (id >> level) & 1 == 0 {
-            map_node(&acc, sib)
-        } else {
-            map_node(sib, &acc)
-        };
+        acc = if (id >> level) & 1 == 0 { map_node(&acc, sib) } else { map_node(sib, &acc) };
     }
     Some(acc)
 }
@@ -207,26 +187,15 @@ mod tests {
 
     #[test]
     fn canonical_round_trip_and_distinct_kinds() {
-        let a = Row::Text {
-            text: "héllo".into(),
-        };
-        let b = Row::PromptCompletion {
-            prompt: "q".into(),
-            completion: "a".into(),
-        };
+        let a = Row::Text { text: "héllo".into() };
+        let b = Row::PromptCompletion { prompt: "q".into(), completion: "a".into() };
         for r in [&a, &b] {
             assert_eq!(&Row::from_canonical_bytes(&r.canonical_bytes()).unwrap(), r);
         }
         assert_ne!(a.leaf(), b.leaf());
         // Field boundaries are part of the encoding.
-        let c = Row::PromptCompletion {
-            prompt: "qa".into(),
-            completion: "".into(),
-        };
-        let d = Row::PromptCompletion {
-            prompt: "q".into(),
-            completion: "a".into(),
-        };
+        let c = Row::PromptCompletion { prompt: "qa".into(), completion: "".into() };
+        let d = Row::PromptCompletion { prompt: "q".into(), completion: "a".into() };
         assert_ne!(c.leaf(), d.leaf());
         assert!(Row::from_canonical_bytes(&[0x01, 0, 0, 0, 9, b'x']).is_err());
         assert!(Row::from_canonical_bytes(&[0x07]).is_err());

@@ -118,14 +118,9 @@ mod tests {
             assert_eq!(Module::from_name(m.name()), Some(m));
             assert!(is_system_address(&m.address()));
         }
-        assert_eq!(
-            Module::Bank.address(),
-            address!("0x0000000000000000000000000000000000001001")
-        );
+        assert_eq!(Module::Bank.address(), address!("0x0000000000000000000000000000000000001001"));
         assert!(is_system_address(&TREASURY));
-        assert!(!is_system_address(&address!(
-            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-        )));
+        assert!(!is_system_address(&address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")));
     }
 
     #[test]

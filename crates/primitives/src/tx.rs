@@ -55,9 +55,9 @@ impl SignedTransaction {
             // alloy reports a broken legacy list as an unexpected type; only a
             // type byte below 0x80 is really a transaction type.
             Eip2718Error::UnexpectedType(_) if raw[0] < 0x80 => TxError::UnsupportedType,
-            Eip2718Error::UnexpectedType(t) => TxError::Decode(format!(
-                "malformed legacy transaction (first byte {t:#04x})"
-            )),
+            Eip2718Error::UnexpectedType(t) => {
+                TxError::Decode(format!("malformed legacy transaction (first byte {t:#04x})"))
+            }
             Eip2718Error::RlpError(e) => TxError::Decode(e.to_string()),
             other => TxError::Decode(other.to_string()),
         })?;
@@ -76,30 +76,17 @@ impl SignedTransaction {
         if envelope.chain_id() != Some(chain_id) {
             return Err(TxError::WrongChainId);
         }
-        let sender = envelope
-            .recover_signer()
-            .map_err(|_| TxError::InvalidSender)?;
+        let sender = envelope.recover_signer().map_err(|_| TxError::InvalidSender)?;
         let hash = *envelope.tx_hash();
-        Ok(SignedTransaction {
-            envelope,
-            sender,
-            hash,
-            raw: Bytes::copy_from_slice(raw),
-        })
+        Ok(SignedTransaction { envelope, sender, hash, raw: Bytes::copy_from_slice(raw) })
     }
 
     /// Rebuild from stored bytes and a sender recovered earlier (no signature check).
     pub fn from_trusted(raw: Bytes, sender: Address) -> Result<Self, TxError> {
         let mut buf: &[u8] = &raw;
-        let envelope =
-            TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
+        let envelope = TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;
         let hash = *envelope.tx_hash();
-        Ok(SignedTransaction {
-            envelope,
-            sender,
-            hash,
-            raw,
-        })
+        Ok(SignedTransaction { envelope, sender, hash, raw })
     }
 
     pub fn tx_type(&self) -> u8 {
@@ -117,9 +104,7 @@ impl SignedTransaction {
     }
     /// The most per gas above the base fee (legacy: the gas price).
     pub fn max_priority_fee_per_gas(&self) -> u128 {
-        self.envelope
-            .max_priority_fee_per_gas()
-            .unwrap_or_else(|| self.envelope.max_fee_per_gas())
+        self.envelope.max_priority_fee_per_gas().unwrap_or_else(|| self.envelope.max_fee_per_gas())
     }
     /// `None` for contract creation.
     pub fn to(&self) -> Option<Address> {
@@ -155,20 +140,13 @@ mod tests {
 
     #[test]
     fn malformed_bytes_are_rlp_errors_and_unknown_types_unsupported() {
-        for raw in [
-            &[0xde, 0xad, 0xbe, 0xef][..],
-            &[0x02, 0xc0, 0x01][..],
-            &[0xf8][..],
-        ] {
+        for raw in [&[0xde, 0xad, 0xbe, 0xef][..], &[0x02, 0xc0, 0x01][..], &[0xf8][..]] {
             match SignedTransaction::decode(raw, 1) {
                 Err(TxError::Decode(_)) => {}
                 other => panic!("{raw:x?}: {other:?}"),
             }
         }
-        assert_eq!(
-            SignedTransaction::decode(&[0x05, 0xc0], 1),
-            Err(TxError::UnsupportedType)
-        );
+        assert_eq!(SignedTransaction::decode(&[0x05, 0xc0], 1), Err(TxError::UnsupportedType));
         assert!(SignedTransaction::decode(&[0x03, 0xc0], 1).is_err());
     }
 }

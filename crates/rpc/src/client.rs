@@ -32,11 +32,7 @@ pub enum ClientError {
     Transport { addr: String, reason: String },
     /// The node answered with a JSON-RPC error.
     #[error("{message} (JSON-RPC error {code})")]
-    Rpc {
-        code: i64,
-        message: String,
-        data: Option<Value>,
-    },
+    Rpc { code: i64, message: String, data: Option<Value> },
     /// The answer was not what the method should return.
     #[error("unexpected response: {0}")]
     Response(String),
@@ -49,10 +45,7 @@ impl ClientError {
     /// Whether the node could not be reached or the connection failed (as opposed
     /// to the node answering with an error).
     pub fn is_transport(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Unreachable { .. } | ClientError::Transport { .. }
-        )
+        matches!(self, ClientError::Unreachable { .. } | ClientError::Transport { .. })
     }
     /// The JSON-RPC error code, if the node answered with an error.
     pub fn code(&self) -> Option<i64> {
@@ -108,18 +101,8 @@ impl RpcClient {
             Some(i) => !hostport[i..].contains(']') && hostport[i + 1..].parse::<u16>().is_ok(),
             None => false,
         };
-        let addr = if has_port {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:{DEFAULT_PORT}")
-        };
-        RpcClient {
-            addr,
-            path: path.to_string(),
-            conn: None,
-            next_id: 1,
-            timeout: Duration::from_secs(60),
-        }
+        let addr = if has_port { hostport.to_string() } else { format!("{hostport}:{DEFAULT_PORT}") };
+        RpcClient { addr, path: path.to_string(), conn: None, next_id: 1, timeout: Duration::from_secs(60) }
     }
 
     /// How long to wait for connecting and for each read (default 60 s).
@@ -142,17 +125,12 @@ impl RpcClient {
         let answer = self.post(&serde_json::to_vec(&body).expect("JSON serialises"))?;
         match answer {
             Value::Object(_) => Self::outcome(answer),
-            other => Err(ClientError::Response(format!(
-                "want a JSON-RPC response object, got {other}"
-            ))),
+            other => Err(ClientError::Response(format!("want a JSON-RPC response object, got {other}"))),
         }
     }
 
     /// Send several calls in one batch; the results come back in call order.
-    pub fn batch(
-        &mut self,
-        calls: &[(&str, Value)],
-    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+    pub fn batch(&mut self, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         let first = self.next_id;
         self.next_id += calls.len() as u64;
         let body: Vec<Value> = calls
@@ -166,30 +144,18 @@ impl RpcClient {
         let answer = self.post(&serde_json::to_vec(&body).expect("JSON serialises"))?;
         let Value::Array(answers) = answer else {
             // A whole-batch error (e.g. too large) comes back as one object.
-            return Err(Self::outcome(answer)
-                .err()
-                .unwrap_or_else(|| ClientError::Response("want an array".into())));
+            return Err(Self::outcome(answer).err().unwrap_or_else(|| ClientError::Response("want an array".into())));
         };
         let mut out: Vec<Option<Result<Value, ClientError>>> = calls.iter().map(|_| None).collect();
         for a in answers {
-            let idx = a
-                .get("id")
-                .and_then(Value::as_u64)
-                .and_then(|id| id.checked_sub(first))
-                .map(|i| i as usize);
+            let idx = a.get("id").and_then(Value::as_u64).and_then(|id| id.checked_sub(first)).map(|i| i as usize);
             if let Some(slot) = idx.and_then(|i| out.get_mut(i)) {
                 *slot = Some(Self::outcome(a));
             }
         }
         Ok(out
             .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    Err(ClientError::Response(
-                        "no answer for this call in the batch".into(),
-                    ))
-                })
-            })
+            .map(|o| o.unwrap_or_else(|| Err(ClientError::Response("no answer for this call in the batch".into()))))
             .collect())
     }
 
@@ -197,18 +163,11 @@ impl RpcClient {
         if let Some(e) = answer.get_mut("error").filter(|e| !e.is_null()) {
             return Err(ClientError::Rpc {
                 code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: e
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
                 data: e.get_mut("data").map(Value::take).filter(|d| !d.is_null()),
             });
         }
-        Ok(answer
-            .get_mut("result")
-            .map(Value::take)
-            .unwrap_or(Value::Null))
+        Ok(answer.get_mut("result").map(Value::take).unwrap_or(Value::Null))
     }
 
     /// POST a body and parse the JSON answer, reconnecting once if a reused
@@ -228,44 +187,27 @@ impl RpcClient {
                     if f.retryable && reused && attempt == 1 {
                         continue;
                     }
-                    return Err(ClientError::Transport {
-                        addr: self.addr.clone(),
-                        reason: f.reason,
-                    });
+                    return Err(ClientError::Transport { addr: self.addr.clone(), reason: f.reason });
                 }
             }
         };
         if status != 200 {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                .trim()
-                .to_string();
-            return Err(ClientError::Transport {
-                addr: self.addr.clone(),
-                reason: format!("HTTP {status} {text}"),
-            });
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).trim().to_string();
+            return Err(ClientError::Transport { addr: self.addr.clone(), reason: format!("HTTP {status} {text}") });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Response(format!("invalid JSON from the node: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Response(format!("invalid JSON from the node: {e}")))
     }
 
     fn connect(&self) -> Result<BufReader<TcpStream>, ClientError> {
-        let unreachable = |reason: String| ClientError::Unreachable {
-            addr: self.addr.clone(),
-            reason,
-        };
-        let addrs = self
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| unreachable(format!("cannot resolve the address: {e}")))?;
+        let unreachable = |reason: String| ClientError::Unreachable { addr: self.addr.clone(), reason };
+        let addrs = self.addr.to_socket_addrs().map_err(|e| unreachable(format!("cannot resolve the address: {e}")))?;
         let mut last = "no address to connect to".to_string();
         for a in addrs {
             match TcpStream::connect_timeout(&a, self.timeout) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    s.set_read_timeout(Some(self.timeout))
-                        .map_err(|e| unreachable(io_reason(&e)))?;
-                    s.set_write_timeout(Some(self.timeout))
-                        .map_err(|e| unreachable(io_reason(&e)))?;
+                    s.set_read_timeout(Some(self.timeout)).map_err(|e| unreachable(io_reason(&e)))?;
+                    s.set_write_timeout(Some(self.timeout)).map_err(|e| unreachable(io_reason(&e)))?;
                     return Ok(BufReader::with_capacity(64 * 1024, s));
                 }
                 Err(e) => last = io_reason(&e),
@@ -286,10 +228,7 @@ impl RpcClient {
         )
         .into_bytes();
         req.extend_from_slice(body);
-        conn.get_mut().write_all(&req).map_err(|e| IoFail {
-            reason: io_reason(&e),
-            retryable: true,
-        })?;
+        conn.get_mut().write_all(&req).map_err(|e| IoFail { reason: io_reason(&e), retryable: true })?;
         let (status, keep_alive, bytes) = read_response(conn)?;
         if !keep_alive {
             self.conn = None;
@@ -311,14 +250,9 @@ impl RpcClient {
     /// Balance at the head, in base units.
     pub fn balance(&mut self, addr: &Address) -> Result<U256, ClientError> {
         let v = self.call("eth_getBalance", json!([addr_hex(addr), "latest"]))?;
-        let s = v
-            .as_str()
-            .ok_or_else(|| ClientError::Response(format!("want a hex quantity, got {v}")))?;
-        let h = s
-            .strip_prefix("0x")
-            .ok_or_else(|| ClientError::Response(format!("want a hex quantity, got {s}")))?;
-        U256::from_str_radix(h, 16)
-            .map_err(|e| ClientError::Response(format!("bad quantity {s}: {e}")))
+        let s = v.as_str().ok_or_else(|| ClientError::Response(format!("want a hex quantity, got {v}")))?;
+        let h = s.strip_prefix("0x").ok_or_else(|| ClientError::Response(format!("want a hex quantity, got {s}")))?;
+        U256::from_str_radix(h, 16).map_err(|e| ClientError::Response(format!("bad quantity {s}: {e}")))
     }
 
     /// The account's nonce at the head, or counting the pool when `pending`.
@@ -330,10 +264,7 @@ impl RpcClient {
 
     /// `eth_sendRawTransaction`: the transaction hash once the node has it durably.
     pub fn send_raw(&mut self, raw: &[u8]) -> Result<B256, ClientError> {
-        let v = self.call(
-            "eth_sendRawTransaction",
-            json!([format!("0x{}", hex::encode(raw))]),
-        )?;
+        let v = self.call("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))]))?;
         v.as_str()
             .and_then(|s| s.parse::<B256>().ok())
             .ok_or_else(|| ClientError::Response(format!("want a transaction hash, got {v}")))
@@ -379,19 +310,13 @@ fn parse_u64(v: &Value) -> Result<u64, ClientError> {
 
 /// Read one HTTP/1.1 response: (status, keep the connection, body).
 fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, bool, Vec<u8>), IoFail> {
-    let fail = |reason: String| IoFail {
-        reason,
-        retryable: false,
-    };
+    let fail = |reason: String| IoFail { reason, retryable: false };
     loop {
         // The status line; EOF or a reset here means a stale keep-alive connection.
         let line = match read_line(r) {
             Ok(Some(l)) => l,
             Ok(None) => {
-                return Err(IoFail {
-                    reason: "connection closed by the node".into(),
-                    retryable: true,
-                });
+                return Err(IoFail { reason: "connection closed by the node".into(), retryable: true });
             }
             Err(e) => {
                 let retryable = matches!(
@@ -400,10 +325,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, bool, Vec<u8>), I
                         | std::io::ErrorKind::ConnectionAborted
                         | std::io::ErrorKind::BrokenPipe
                 );
-                return Err(IoFail {
-                    reason: io_reason(&e),
-                    retryable,
-                });
+                return Err(IoFail { reason: io_reason(&e), retryable });
             }
         };
         let mut parts = line.splitn(3, ' ');
@@ -429,11 +351,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, bool, Vec<u8>), I
             let value = value.trim();
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-length" => {
-                    length = Some(
-                        value
-                            .parse()
-                            .map_err(|_| fail(format!("bad Content-Length {value:?}")))?,
-                    );
+                    length = Some(value.parse().map_err(|_| fail(format!("bad Content-Length {value:?}")))?);
                 }
                 "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
                 "connection" => {
@@ -464,10 +382,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, bool, Vec<u8>), I
         } else {
             keep_alive = false;
             let mut buf = Vec::new();
-            r.by_ref()
-                .take(MAX_RESPONSE_BYTES as u64 + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| fail(io_reason(&e)))?;
+            r.by_ref().take(MAX_RESPONSE_BYTES as u64 + 1).read_to_end(&mut buf).map_err(|e| fail(io_reason(&e)))?;
             if buf.len() > MAX_RESPONSE_BYTES {
                 return Err(fail("response too large".into()));
             }
@@ -480,19 +395,12 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, bool, Vec<u8>), I
 fn read_chunked(r: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
-        let line = read_line(r)
-            .map_err(|e| io_reason(&e))?
-            .ok_or("connection closed in a chunked body")?;
+        let line = read_line(r).map_err(|e| io_reason(&e))?.ok_or("connection closed in a chunked body")?;
         let size_hex = line.split(';').next().unwrap_or("").trim();
-        let size =
-            usize::from_str_radix(size_hex, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
         if size == 0 {
             // Trailers, up to the empty line.
-            while !read_line(r)
-                .map_err(|e| io_reason(&e))?
-                .ok_or("connection closed in chunk trailers")?
-                .is_empty()
-            {}
+            while !read_line(r).map_err(|e| io_reason(&e))?.ok_or("connection closed in chunk trailers")?.is_empty() {}
             return Ok(body);
         }
         if body.len() + size > MAX_RESPONSE_BYTES {
@@ -500,8 +408,7 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
         }
         let start = body.len();
         body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])
-            .map_err(|e| io_reason(&e))?;
+        r.read_exact(&mut body[start..]).map_err(|e| io_reason(&e))?;
         let mut crlf = [0u8; 2];
         r.read_exact(&mut crlf).map_err(|e| io_reason(&e))?;
         if &crlf != b"\r\n" {
@@ -513,24 +420,15 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
 /// One CRLF- (or LF-) terminated line without its terminator; `None` at EOF.
 fn read_line(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<String>> {
     let mut buf = Vec::new();
-    let n = r
-        .by_ref()
-        .take(MAX_HEADER_LINE as u64)
-        .read_until(b'\n', &mut buf)?;
+    let n = r.by_ref().take(MAX_HEADER_LINE as u64).read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
     if buf.last() != Some(&b'\n') {
         if n as u64 >= MAX_HEADER_LINE as u64 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "HTTP header line too long",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "HTTP header line too long"));
         }
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "connection closed mid-line",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-line"));
     }
     buf.pop();
     if buf.last() == Some(&b'\r') {
@@ -552,10 +450,7 @@ mod tests {
         let c = RpcClient::new("http://localhost:9000/");
         assert_eq!((c.addr.as_str(), c.path.as_str()), ("localhost:9000", "/"));
         let c = RpcClient::new("http://example.invalid/rpc");
-        assert_eq!(
-            (c.addr.as_str(), c.path.as_str()),
-            ("example.invalid:8545", "/rpc")
-        );
+        assert_eq!((c.addr.as_str(), c.path.as_str()), ("example.invalid:8545", "/rpc"));
         let c = RpcClient::new("[::1]:8546");
         assert_eq!(c.addr, "[::1]:8546");
     }
@@ -563,19 +458,13 @@ mod tests {
     #[test]
     fn unreachable_names_the_address() {
         // Bind then drop a listener so the port is (almost certainly) closed.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut c = RpcClient::new(&format!("127.0.0.1:{port}"));
         let e = c.block_number().unwrap_err();
         assert!(e.is_transport());
         assert_eq!(
             e.to_string(),
-            format!(
-                "cannot reach the node at 127.0.0.1:{port}: connection refused — is `openledger up` running?"
-            )
+            format!("cannot reach the node at 127.0.0.1:{port}: connection refused — is `openledger up` running?")
         );
     }
 }

@@ -33,11 +33,7 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        RpcError { code, message: message.into(), data: None }
     }
     pub fn parse_error() -> Self {
         Self::new(PARSE_ERROR, "parse error")
@@ -47,10 +43,7 @@ impl RpcError {
     }
     /// go-ethereum's wording.
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(
-            METHOD_NOT_FOUND,
-            format!("the method {method} does not exist/is not available"),
-        )
+        Self::new(METHOD_NOT_FOUND, format!("the method {method} does not exist/is not available"))
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(INVALID_PARAMS, message)
@@ -75,11 +68,7 @@ impl RpcError {
             Some(reason) => format!("execution reverted: {reason}"),
             None => "execution reverted".to_string(),
         };
-        RpcError {
-            code: EXECUTION_REVERTED,
-            message,
-            data: Some(Value::String(crate::json::hex_data(data))),
-        }
+        RpcError { code: EXECUTION_REVERTED, message, data: Some(Value::String(crate::json::hex_data(data))) }
     }
 }
 

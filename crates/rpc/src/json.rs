@@ -67,10 +67,7 @@ pub fn block_size(header: &Header, txs: &[SignedTransaction]) -> u64 {
 /// A block object: header fields, `transactions` as hashes or full objects, `uncles: []`.
 pub fn block(header: &Header, hash: &B256, txs: &[SignedTransaction], full: bool) -> Value {
     let transactions: Vec<Value> = if full {
-        txs.iter()
-            .enumerate()
-            .map(|(i, t)| transaction(t, Some(TxPlace::new(header, *hash, i as u64))))
-            .collect()
+        txs.iter().enumerate().map(|(i, t)| transaction(t, Some(TxPlace::new(header, *hash, i as u64)))).collect()
     } else {
         txs.iter().map(|t| h256(&t.hash)).collect()
     };
@@ -156,10 +153,7 @@ pub fn transaction(tx: &SignedTransaction, place: Option<TxPlace>) -> Value {
     m.insert("gasPrice".into(), qty(gas_price));
     if env.is_dynamic_fee() {
         m.insert("maxFeePerGas".into(), qty(tx.max_fee_per_gas()));
-        m.insert(
-            "maxPriorityFeePerGas".into(),
-            qty(tx.max_priority_fee_per_gas()),
-        );
+        m.insert("maxPriorityFeePerGas".into(), qty(tx.max_priority_fee_per_gas()));
     }
     if ty != 0 {
         let list: Vec<Value> = env
@@ -209,18 +203,9 @@ pub fn log(l: &Log, place: &TxPlace, tx_hash: &B256, log_index: u64) -> Value {
 
 /// A receipt object. `first_log_index` is the number of logs of the block's earlier
 /// transactions. A failed transaction's revert data goes in `revertReason` (Besu's name).
-pub fn receipt(
-    tx: &SignedTransaction,
-    r: &Receipt,
-    place: &TxPlace,
-    first_log_index: u64,
-) -> Value {
-    let logs: Vec<Value> = r
-        .logs
-        .iter()
-        .enumerate()
-        .map(|(i, l)| log(l, place, &tx.hash, first_log_index + i as u64))
-        .collect();
+pub fn receipt(tx: &SignedTransaction, r: &Receipt, place: &TxPlace, first_log_index: u64) -> Value {
+    let logs: Vec<Value> =
+        r.logs.iter().enumerate().map(|(i, l)| log(l, place, &tx.hash, first_log_index + i as u64)).collect();
     let mut m = Map::new();
     m.insert("transactionHash".into(), h256(&tx.hash));
     m.insert("transactionIndex".into(), qty(place.index));
@@ -243,12 +228,7 @@ pub fn receipt(
 }
 
 /// All receipts of a block, with block-wide log indexes.
-pub fn block_receipts(
-    header: &Header,
-    hash: B256,
-    txs: &[SignedTransaction],
-    receipts: &[Receipt],
-) -> Vec<Value> {
+pub fn block_receipts(header: &Header, hash: B256, txs: &[SignedTransaction], receipts: &[Receipt]) -> Vec<Value> {
     let mut log_index = 0u64;
     txs.iter()
         .zip(receipts)

@@ -59,10 +59,7 @@ pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_BATCH: usize = 1000;
 
 /// Serve JSON-RPC on `listener` until the process ends.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    backend: Arc<dyn Backend>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>) -> std::io::Result<()> {
     axum::serve(listener, router(backend)).await
 }
 
@@ -77,14 +74,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
 
 async fn rpc_handler(State(backend): State<Arc<dyn Backend>>, body: Bytes) -> Response {
     match handle_request(&backend, &body).await {
-        Some(json) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            json,
-        )
-            .into_response(),
+        Some(json) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
 }
@@ -95,22 +85,10 @@ async fn preflight() -> StatusCode {
 
 async fn cors(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     res
 }
 
@@ -137,11 +115,7 @@ impl RpcResponse {
             Ok(v) => Outcome::Result(v),
             Err(e) => Outcome::Error(e),
         };
-        RpcResponse {
-            jsonrpc: "2.0",
-            id,
-            outcome,
-        }
+        RpcResponse { jsonrpc: "2.0", id, outcome }
     }
 }
 
@@ -153,35 +127,19 @@ fn to_json<T: Serialize>(v: &T) -> String {
 /// answer (notifications only). Usable in-process, without HTTP.
 pub async fn handle_request(backend: &Arc<dyn Backend>, body: &[u8]) -> Option<String> {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return Some(to_json(&RpcResponse::new(
-            Value::Null,
-            Err(RpcError::parse_error()),
-        )));
+        return Some(to_json(&RpcResponse::new(Value::Null, Err(RpcError::parse_error()))));
     };
     match v {
         Value::Array(entries) => {
             if entries.is_empty() {
-                return Some(to_json(&RpcResponse::new(
-                    Value::Null,
-                    Err(RpcError::invalid_request("empty batch")),
-                )));
+                return Some(to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request("empty batch")))));
             }
             if entries.len() > MAX_BATCH {
-                let msg = format!(
-                    "batch too large: {} entries, at most {MAX_BATCH}",
-                    entries.len()
-                );
-                return Some(to_json(&RpcResponse::new(
-                    Value::Null,
-                    Err(RpcError::invalid_request(msg)),
-                )));
+                let msg = format!("batch too large: {} entries, at most {MAX_BATCH}", entries.len());
+                return Some(to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(msg)))));
             }
-            let futs: Vec<_> = entries
-                .into_iter()
-                .map(|e| Box::pin(handle_entry(backend.clone(), e)))
-                .collect();
-            let answers: Vec<RpcResponse> =
-                join_in_order(futs).await.into_iter().flatten().collect();
+            let futs: Vec<_> = entries.into_iter().map(|e| Box::pin(handle_entry(backend.clone(), e))).collect();
+            let answers: Vec<RpcResponse> = join_in_order(futs).await.into_iter().flatten().collect();
             (!answers.is_empty()).then(|| to_json(&answers))
         }
         v => handle_entry(backend.clone(), v).await.map(|r| to_json(&r)),
@@ -191,19 +149,13 @@ pub async fn handle_request(backend: &Arc<dyn Backend>, body: &[u8]) -> Option<S
 /// One request object; `None` for a notification.
 async fn handle_entry(backend: Arc<dyn Backend>, v: Value) -> Option<RpcResponse> {
     let Value::Object(mut o) = v else {
-        return Some(RpcResponse::new(
-            Value::Null,
-            Err(RpcError::invalid_request("invalid request")),
-        ));
+        return Some(RpcResponse::new(Value::Null, Err(RpcError::invalid_request("invalid request"))));
     };
     let id = o.remove("id");
     let notification = id.is_none();
     let id = id.unwrap_or(Value::Null);
     if !matches!(id, Value::Null | Value::Number(_) | Value::String(_)) {
-        return Some(RpcResponse::new(
-            Value::Null,
-            Err(RpcError::invalid_request("invalid request: bad id")),
-        ));
+        return Some(RpcResponse::new(Value::Null, Err(RpcError::invalid_request("invalid request: bad id"))));
     }
     let result = match request_parts(&mut o) {
         Ok((method, params)) => methods::dispatch(backend, method, params).await,
@@ -216,9 +168,7 @@ fn request_parts(o: &mut Map<String, Value>) -> Result<(String, Params), RpcErro
     if let Some(v) = o.get("jsonrpc")
         && v != "2.0"
     {
-        return Err(RpcError::invalid_request(
-            "invalid request: jsonrpc must be \"2.0\"",
-        ));
+        return Err(RpcError::invalid_request("invalid request: jsonrpc must be \"2.0\""));
     }
     let method = match o.remove("method") {
         Some(Value::String(m)) => m,
@@ -242,14 +192,8 @@ async fn join_in_order<F: Future + Unpin>(mut futs: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
     })
     .await;
-    outs.into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
+    outs.into_iter().map(|o| o.expect("every future completed")).collect()
 }

@@ -28,37 +28,24 @@ pub const MAX_FEE_HISTORY_BLOCKS: u64 = 1024;
 const MAX_TOPICS: usize = 4;
 
 /// Run one method.
-pub(crate) async fn dispatch(
-    backend: Arc<dyn Backend>,
-    method: String,
-    params: Params,
-) -> Result<Value, RpcError> {
+pub(crate) async fn dispatch(backend: Arc<dyn Backend>, method: String, params: Params) -> Result<Value, RpcError> {
     match method.as_str() {
         "eth_sendRawTransaction" => {
             params.at_most(1)?;
             let raw = params.parse(0, "raw transaction", params::data)?;
             if raw.is_empty() {
-                return Err(RpcError::invalid_params(
-                    "invalid argument 0: empty transaction",
-                ));
+                return Err(RpcError::invalid_params("invalid argument 0: empty transaction"));
             }
             let hash = backend.submit(raw).await?;
             Ok(h256(&hash))
         }
-        "eth_getLogs"
-        | "eth_call"
-        | "eth_estimateGas"
-        | "eth_feeHistory"
-        | "ol_getProof"
-        | "eth_getBlockReceipts" => {
+        "eth_getLogs" | "eth_call" | "eth_estimateGas" | "eth_feeHistory" | "ol_getProof" | "eth_getBlockReceipts" => {
             tokio::task::spawn_blocking(move || dispatch_sync(&*backend, &method, &params))
                 .await
                 .unwrap_or_else(|_| Err(RpcError::internal("internal error")))
         }
-        _ => std::panic::catch_unwind(AssertUnwindSafe(|| {
-            dispatch_sync(&*backend, &method, &params)
-        }))
-        .unwrap_or_else(|_| Err(RpcError::internal("internal error"))),
+        _ => std::panic::catch_unwind(AssertUnwindSafe(|| dispatch_sync(&*backend, &method, &params)))
+            .unwrap_or_else(|_| Err(RpcError::internal("internal error"))),
     }
 }
 
@@ -140,14 +127,12 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         "eth_getBlockTransactionCountByNumber" | "eth_getBlockTransactionCountByHash" => {
             p.at_most(1)?;
             let n = block_arg(b, p, method.ends_with("ByHash"))?;
-            Ok(n.and_then(|n| b.block_transactions(n))
-                .map_or(Value::Null, |t| qty(t.len())))
+            Ok(n.and_then(|n| b.block_transactions(n)).map_or(Value::Null, |t| qty(t.len())))
         }
         "eth_getUncleCountByBlockNumber" | "eth_getUncleCountByBlockHash" => {
             p.at_most(1)?;
             let n = block_arg(b, p, method.ends_with("ByHash"))?;
-            Ok(n.filter(|n| b.header(*n).is_some())
-                .map_or(Value::Null, |_| qty(0u8)))
+            Ok(n.filter(|n| b.header(*n).is_some()).map_or(Value::Null, |_| qty(0u8)))
         }
         "eth_getTransactionByBlockNumberAndIndex" | "eth_getTransactionByBlockHashAndIndex" => {
             p.at_most(2)?;
@@ -157,9 +142,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
             let (Some((header, hash)), Some(txs)) = (b.header(n), b.block_transactions(n)) else {
                 return Ok(Value::Null);
             };
-            Ok(txs.get(i as usize).map_or(Value::Null, |t| {
-                json::transaction(t, Some(TxPlace::new(&header, hash, i)))
-            }))
+            Ok(txs.get(i as usize).map_or(Value::Null, |t| json::transaction(t, Some(TxPlace::new(&header, hash, i)))))
         }
         "eth_getBlockReceipts" => {
             p.at_most(1)?;
@@ -172,9 +155,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
             else {
                 return Ok(Value::Null);
             };
-            Ok(Value::Array(json::block_receipts(
-                &header, hash, &txs, &receipts,
-            )))
+            Ok(Value::Array(json::block_receipts(&header, hash, &txs, &receipts)))
         }
         "eth_getLogs" => {
             p.at_most(1)?;
@@ -213,9 +194,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
 
 /// The committed block whose state a read at parameter `i` uses (absent: latest).
 fn state_block(b: &dyn Backend, p: &Params, i: usize) -> Result<u64, RpcError> {
-    p.parse_opt(i, params::block_spec)?
-        .unwrap_or(BlockSpec::Latest)
-        .resolve_state(b)
+    p.parse_opt(i, params::block_spec)?.unwrap_or(BlockSpec::Latest).resolve_state(b)
 }
 
 /// Parameter 0 as a block hash (`by_hash`) or a block number/tag; `None` if no such block.
@@ -255,8 +234,7 @@ fn receipt_by_hash(b: &dyn Backend, h: &B256) -> Value {
     let Some((n, i)) = b.tx_location(h) else {
         return Value::Null;
     };
-    let (Some((header, hash)), Some(txs), Some(receipts)) =
-        (b.header(n), b.block_transactions(n), b.block_receipts(n))
+    let (Some((header, hash)), Some(txs), Some(receipts)) = (b.header(n), b.block_transactions(n), b.block_receipts(n))
     else {
         return Value::Null;
     };
@@ -265,31 +243,20 @@ fn receipt_by_hash(b: &dyn Backend, h: &B256) -> Value {
         return Value::Null;
     };
     let first_log_index: usize = receipts[..i].iter().map(|r| r.logs.len()).sum();
-    json::receipt(
-        tx,
-        r,
-        &TxPlace::new(&header, hash, i as u64),
-        first_log_index as u64,
-    )
+    json::receipt(tx, r, &TxPlace::new(&header, hash, i as u64), first_log_index as u64)
 }
 
 /// `eth_feeHistory(blockCount, newestBlock, rewardPercentiles?)`.
 fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(3)?;
-    let count = p
-        .parse(0, "block count", params::quantity_u64)?
-        .min(MAX_FEE_HISTORY_BLOCKS);
+    let count = p.parse(0, "block count", params::quantity_u64)?.min(MAX_FEE_HISTORY_BLOCKS);
     let newest_spec = p.parse(1, "newest block", params::block_spec)?;
     let percentiles: Vec<f64> = p
         .parse_opt(2, |v| {
-            let arr = v
-                .as_array()
-                .ok_or_else(|| format!("reward percentiles must be an array, got {v}"))?;
+            let arr = v.as_array().ok_or_else(|| format!("reward percentiles must be an array, got {v}"))?;
             let mut out: Vec<f64> = Vec::with_capacity(arr.len());
             for x in arr {
-                let f = x
-                    .as_f64()
-                    .ok_or_else(|| format!("invalid reward percentile {x}"))?;
+                let f = x.as_f64().ok_or_else(|| format!("invalid reward percentile {x}"))?;
                 if !(0.0..=100.0).contains(&f) {
                     return Err(format!("invalid reward percentile: {f}"));
                 }
@@ -309,9 +276,7 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     let head = b.head_number();
     let newest = match newest_spec {
         BlockSpec::Number(n) if n > head => {
-            return Err(RpcError::server(format!(
-                "request beyond head block: requested {n}, head {head}"
-            )));
+            return Err(RpcError::server(format!("request beyond head block: requested {n}, head {head}")));
         }
         spec => spec.resolve_state(b)?,
     };
@@ -322,20 +287,12 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     let oldest = newest + 1 - count;
     let mut base_fees = Vec::with_capacity(count as usize + 1);
     let mut ratios = Vec::with_capacity(count as usize);
-    let mut rewards = Vec::with_capacity(if percentiles.is_empty() {
-        0
-    } else {
-        count as usize
-    });
+    let mut rewards = Vec::with_capacity(if percentiles.is_empty() { 0 } else { count as usize });
     for n in oldest..=newest {
         let (header, _) = b.header(n).ok_or_else(RpcError::header_not_found)?;
         let base_fee = header.base_fee_per_gas.unwrap_or(0);
         base_fees.push(qty(base_fee));
-        let ratio = if header.gas_limit == 0 {
-            0.0
-        } else {
-            header.gas_used as f64 / header.gas_limit as f64
-        };
+        let ratio = if header.gas_limit == 0 { 0.0 } else { header.gas_used as f64 / header.gas_limit as f64 };
         ratios.push(json!(ratio));
         if !percentiles.is_empty() {
             let txs = b.block_transactions(n).unwrap_or_default();
@@ -347,9 +304,7 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     let next_base_fee = if newest >= head {
         b.next_base_fee()
     } else {
-        b.header(newest + 1)
-            .and_then(|(h, _)| h.base_fee_per_gas)
-            .unwrap_or(0)
+        b.header(newest + 1).and_then(|(h, _)| h.base_fee_per_gas).unwrap_or(0)
     };
     base_fees.push(qty(next_base_fee));
     let mut out = json!({
@@ -376,12 +331,7 @@ pub(crate) fn block_rewards(
     let mut sorted: Vec<(u128, u64)> = txs
         .iter()
         .zip(receipts)
-        .map(|(t, r)| {
-            (
-                t.envelope.effective_tip_per_gas(base_fee).unwrap_or(0),
-                r.gas_used,
-            )
-        })
+        .map(|(t, r)| (t.envelope.effective_tip_per_gas(base_fee).unwrap_or(0), r.gas_used))
         .collect();
     if sorted.is_empty() {
         return vec![empty_tip; percentiles.len()];
@@ -433,18 +383,10 @@ pub(crate) struct LogFilter {
 
 impl LogQuery {
     fn parse(v: &Value) -> Result<Self, String> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| format!("filter must be a JSON object, got {v}"))?;
+        let o = v.as_object().ok_or_else(|| format!("filter must be a JSON object, got {v}"))?;
         let field = |name: &str| o.get(name).filter(|v| !v.is_null());
-        let from = field("fromBlock")
-            .map(params::block_spec)
-            .transpose()
-            .map_err(|e| format!("fromBlock: {e}"))?;
-        let to = field("toBlock")
-            .map(params::block_spec)
-            .transpose()
-            .map_err(|e| format!("toBlock: {e}"))?;
+        let from = field("fromBlock").map(params::block_spec).transpose().map_err(|e| format!("fromBlock: {e}"))?;
+        let to = field("toBlock").map(params::block_spec).transpose().map_err(|e| format!("toBlock: {e}"))?;
         let range = match field("blockHash") {
             Some(h) => {
                 if from.is_some() || to.is_some() {
@@ -455,13 +397,8 @@ impl LogQuery {
                 LogRange::Hash(params::hash(h).map_err(|e| format!("blockHash: {e}"))?)
             }
             None => {
-                if matches!(from, Some(BlockSpec::Hash(_)))
-                    || matches!(to, Some(BlockSpec::Hash(_)))
-                {
-                    return Err(
-                        "fromBlock and toBlock must be block numbers or tags; use blockHash"
-                            .to_string(),
-                    );
+                if matches!(from, Some(BlockSpec::Hash(_))) || matches!(to, Some(BlockSpec::Hash(_))) {
+                    return Err("fromBlock and toBlock must be block numbers or tags; use blockHash".to_string());
                 }
                 LogRange::Range(from, to)
             }
@@ -476,10 +413,7 @@ impl LogQuery {
             None => vec![],
             Some(Value::Array(positions)) => {
                 if positions.len() > MAX_TOPICS {
-                    return Err(format!(
-                        "exceed max topics: {} positions, at most {MAX_TOPICS}",
-                        positions.len()
-                    ));
+                    return Err(format!("exceed max topics: {} positions, at most {MAX_TOPICS}", positions.len()));
                 }
                 positions
                     .iter()
@@ -490,10 +424,7 @@ impl LogQuery {
                             if alts.iter().any(Value::is_null) {
                                 return Ok(None);
                             }
-                            alts.iter()
-                                .map(params::hash)
-                                .collect::<Result<Vec<_>, _>>()
-                                .map(Some)
+                            alts.iter().map(params::hash).collect::<Result<Vec<_>, _>>().map(Some)
                         }
                         t => params::hash(t).map(|t| Some(vec![t])),
                     })
@@ -502,10 +433,7 @@ impl LogQuery {
             }
             Some(t) => return Err(format!("topics must be an array, got {t}")),
         };
-        Ok(LogQuery {
-            range,
-            filter: LogFilter { addresses, topics },
-        })
+        Ok(LogQuery { range, filter: LogFilter { addresses, topics } })
     }
 }
 
@@ -516,19 +444,14 @@ impl LogFilter {
             return false;
         }
         if !self.addresses.is_empty()
-            && !self
-                .addresses
-                .iter()
-                .any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())))
+            && !self.addresses.iter().any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())))
         {
             return false;
         }
-        self.topics.iter().flatten().all(|alts| {
-            alts.is_empty()
-                || alts
-                    .iter()
-                    .any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice())))
-        })
+        self.topics
+            .iter()
+            .flatten()
+            .all(|alts| alts.is_empty() || alts.iter().any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice()))))
     }
 
     /// Whether a log matches. Like go-ethereum, a log with fewer topics than the
@@ -541,22 +464,17 @@ impl LogFilter {
         if self.topics.len() > topics.len() {
             return false;
         }
-        self.topics
-            .iter()
-            .zip(topics)
-            .all(|(want, got)| match want {
-                None => true,
-                Some(alts) => alts.is_empty() || alts.contains(got),
-            })
+        self.topics.iter().zip(topics).all(|(want, got)| match want {
+            None => true,
+            Some(alts) => alts.is_empty() || alts.contains(got),
+        })
     }
 }
 
 fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<Value>, RpcError> {
     let (from, to) = match q.range {
         LogRange::Hash(h) => {
-            let n = b
-                .block_number_by_hash(&h)
-                .ok_or_else(|| RpcError::server("unknown block"))?;
+            let n = b.block_number_by_hash(&h).ok_or_else(|| RpcError::server("unknown block"))?;
             (n, n)
         }
         LogRange::Range(from, to) => {
@@ -569,14 +487,10 @@ fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<Value>, RpcError> {
             };
             let (from, to) = (resolve(from), resolve(to));
             if from > to {
-                return Err(RpcError::invalid_params(
-                    "invalid block range params: fromBlock is after toBlock",
-                ));
+                return Err(RpcError::invalid_params("invalid block range params: fromBlock is after toBlock"));
             }
             if to - from >= MAX_LOG_BLOCK_RANGE {
-                return Err(RpcError::limit(format!(
-                    "query exceeds max block range {MAX_LOG_BLOCK_RANGE}"
-                )));
+                return Err(RpcError::limit(format!("query exceeds max block range {MAX_LOG_BLOCK_RANGE}")));
             }
             if from > head {
                 return Ok(vec![]);
@@ -600,19 +514,11 @@ fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<Value>, RpcError> {
         for (i, r) in receipts.iter().enumerate() {
             for l in &r.logs {
                 if q.filter.matches(l) {
-                    let txs =
-                        txs.get_or_insert_with(|| b.block_transactions(n).unwrap_or_default());
+                    let txs = txs.get_or_insert_with(|| b.block_transactions(n).unwrap_or_default());
                     let tx_hash = txs.get(i).map_or(B256::ZERO, |t| t.hash);
-                    out.push(json::log(
-                        l,
-                        &TxPlace::new(&header, hash, i as u64),
-                        &tx_hash,
-                        log_index,
-                    ));
+                    out.push(json::log(l, &TxPlace::new(&header, hash, i as u64), &tx_hash, log_index));
                     if out.len() > MAX_LOG_RESULTS {
-                        return Err(RpcError::limit(format!(
-                            "query returned more than {MAX_LOG_RESULTS} results"
-                        )));
+                        return Err(RpcError::limit(format!("query returned more than {MAX_LOG_RESULTS} results")));
                     }
                 }
                 log_index += 1;

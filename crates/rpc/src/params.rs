@@ -22,18 +22,16 @@ impl Params {
         match params {
             None | Some(Value::Null) => Ok(Params::default()),
             Some(Value::Array(items)) => Ok(Params { items }),
-            Some(_) => Err(RpcError::invalid_params(
-                "non-array args: params must be an array of positional parameters",
-            )),
+            Some(_) => {
+                Err(RpcError::invalid_params("non-array args: params must be an array of positional parameters"))
+            }
         }
     }
 
     /// Refuse more than `n` parameters.
     pub fn at_most(&self, n: usize) -> Result<(), RpcError> {
         if self.items.len() > n {
-            return Err(RpcError::invalid_params(format!(
-                "too many arguments, want at most {n}"
-            )));
+            return Err(RpcError::invalid_params(format!("too many arguments, want at most {n}")));
         }
         Ok(())
     }
@@ -45,27 +43,16 @@ impl Params {
 
     /// Parameter `i`, which must be present and not null.
     pub fn req(&self, i: usize, what: &str) -> Result<&Value, RpcError> {
-        self.opt(i).ok_or_else(|| {
-            RpcError::invalid_params(format!("missing value for required argument {i} ({what})"))
-        })
+        self.opt(i).ok_or_else(|| RpcError::invalid_params(format!("missing value for required argument {i} ({what})")))
     }
 
     /// Parse parameter `i` with `f`, naming the argument in the error.
-    pub fn parse<T>(
-        &self,
-        i: usize,
-        what: &str,
-        f: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Result<T, RpcError> {
+    pub fn parse<T>(&self, i: usize, what: &str, f: impl FnOnce(&Value) -> Result<T, String>) -> Result<T, RpcError> {
         f(self.req(i, what)?).map_err(|e| arg_error(i, e))
     }
 
     /// Parse optional parameter `i` with `f`.
-    pub fn parse_opt<T>(
-        &self,
-        i: usize,
-        f: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Result<Option<T>, RpcError> {
+    pub fn parse_opt<T>(&self, i: usize, f: impl FnOnce(&Value) -> Result<T, String>) -> Result<Option<T>, RpcError> {
         self.opt(i).map(f).transpose().map_err(|e| arg_error(i, e))
     }
 }
@@ -75,8 +62,7 @@ pub(crate) fn arg_error(i: usize, e: String) -> RpcError {
 }
 
 fn as_str<'a>(v: &'a Value, what: &str) -> Result<&'a str, String> {
-    v.as_str()
-        .ok_or_else(|| format!("{what} must be a hex string, got {v}"))
+    v.as_str().ok_or_else(|| format!("{what} must be a hex string, got {v}"))
 }
 
 fn strip_0x(s: &str) -> Option<&str> {
@@ -86,16 +72,13 @@ fn strip_0x(s: &str) -> Option<&str> {
 /// A u64 quantity: "0x1a" (leading zeros tolerated), a decimal string, or a JSON number.
 pub(crate) fn quantity_u64(v: &Value) -> Result<u64, String> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("quantity {n} is not a non-negative 64-bit integer")),
+        Value::Number(n) => n.as_u64().ok_or_else(|| format!("quantity {n} is not a non-negative 64-bit integer")),
         Value::String(s) => match strip_0x(s) {
             Some("") => Err("empty hex quantity \"0x\"".into()),
-            Some(h) => u64::from_str_radix(h, 16)
-                .map_err(|_| format!("invalid hex quantity {s:?} (want at most 64 bits)")),
-            None => s
-                .parse::<u64>()
-                .map_err(|_| format!("invalid quantity {s:?}: want a 0x-prefixed hex number")),
+            Some(h) => {
+                u64::from_str_radix(h, 16).map_err(|_| format!("invalid hex quantity {s:?} (want at most 64 bits)"))
+            }
+            None => s.parse::<u64>().map_err(|_| format!("invalid quantity {s:?}: want a 0x-prefixed hex number")),
         },
         _ => Err(format!("quantity must be a hex string, got {v}")),
     }
@@ -104,14 +87,14 @@ pub(crate) fn quantity_u64(v: &Value) -> Result<u64, String> {
 /// A 256-bit quantity.
 pub(crate) fn quantity_u256(v: &Value) -> Result<U256, String> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(U256::from)
-            .ok_or_else(|| format!("quantity {n} is not a non-negative integer")),
+        Value::Number(n) => {
+            n.as_u64().map(U256::from).ok_or_else(|| format!("quantity {n} is not a non-negative integer"))
+        }
         Value::String(s) => match strip_0x(s) {
             Some("") => Err("empty hex quantity \"0x\"".into()),
-            Some(h) => U256::from_str_radix(h, 16)
-                .map_err(|_| format!("invalid hex quantity {s:?} (want at most 256 bits)")),
+            Some(h) => {
+                U256::from_str_radix(h, 16).map_err(|_| format!("invalid hex quantity {s:?} (want at most 256 bits)"))
+            }
             None => U256::from_str_radix(s, 10)
                 .map_err(|_| format!("invalid quantity {s:?}: want a 0x-prefixed hex number")),
         },
@@ -126,20 +109,14 @@ pub(crate) fn data(v: &Value) -> Result<Bytes, String> {
     if h.len() % 2 == 1 {
         return Err(format!("hex data has odd length {}", h.len()));
     }
-    hex::decode(h)
-        .map(Bytes::from)
-        .map_err(|e| format!("invalid hex data: {e}"))
+    hex::decode(h).map(Bytes::from).map_err(|e| format!("invalid hex data: {e}"))
 }
 
 fn fixed<const N: usize>(v: &Value, what: &str) -> Result<[u8; N], String> {
     let s = as_str(v, what)?;
     let h = strip_0x(s).ok_or_else(|| format!("{what} {s:?} lacks the 0x prefix"))?;
     if h.len() != 2 * N {
-        return Err(format!(
-            "hex string has length {}, want {} for {what}",
-            h.len(),
-            2 * N
-        ));
+        return Err(format!("hex string has length {}, want {} for {what}", h.len(), 2 * N));
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(h, &mut out).map_err(|e| format!("invalid {what} {s:?}: {e}"))?;
@@ -155,8 +132,7 @@ pub(crate) fn hash(v: &Value) -> Result<B256, String> {
 }
 
 pub(crate) fn boolean(v: &Value) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| format!("want a boolean, got {v}"))
+    v.as_bool().ok_or_else(|| format!("want a boolean, got {v}"))
 }
 
 /// A block parameter before resolution.
@@ -186,7 +162,9 @@ pub(crate) fn block_spec(v: &Value) -> Result<BlockSpec, String> {
         Value::Number(_) => quantity_u64(v).map(BlockSpec::Number),
         Value::Object(o) => {
             match (o.get("blockNumber").filter(|v| !v.is_null()), o.get("blockHash").filter(|v| !v.is_null())) {
-                (Some(_), Some(_)) => Err("cannot specify both blockHash and blockNumber, choose one or the other".into()),
+                (Some(_), Some(_)) => {
+                    Err("cannot specify both blockHash and blockNumber, choose one or the other".into())
+                }
                 (Some(n), None) => match block_spec(n)? {
                     BlockSpec::Hash(_) => Err("blockNumber must be a number or a tag".into()),
                     spec => Ok(spec),
@@ -221,9 +199,7 @@ impl BlockSpec {
 /// A call object for `eth_call` / `eth_estimateGas`. Fee fields are accepted and
 /// ignored; `data` and `input` may both be given only if equal.
 pub(crate) fn call_request(v: &Value) -> Result<CallRequest, String> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| format!("call object must be a JSON object, got {v}"))?;
+    let o = v.as_object().ok_or_else(|| format!("call object must be a JSON object, got {v}"))?;
     let field = |name: &str| o.get(name).filter(|v| !v.is_null());
     let named = |name: &str, e: String| format!("field {name:?}: {e}");
     let mut req = CallRequest::default();
@@ -244,14 +220,8 @@ pub(crate) fn call_request(v: &Value) -> Result<CallRequest, String> {
     if let Some(v) = field("value") {
         req.value = quantity_u256(v).map_err(|e| named("value", e))?;
     }
-    let input = field("input")
-        .map(data)
-        .transpose()
-        .map_err(|e| named("input", e))?;
-    let dat = field("data")
-        .map(data)
-        .transpose()
-        .map_err(|e| named("data", e))?;
+    let input = field("input").map(data).transpose().map_err(|e| named("input", e))?;
+    let dat = field("data").map(data).transpose().map_err(|e| named("data", e))?;
     req.data = match (input, dat) {
         (Some(i), Some(d)) if i != d => {
             return Err(
@@ -281,10 +251,7 @@ mod tests {
         assert!(quantity_u64(&json!("0x")).is_err());
         assert!(quantity_u64(&json!("0xzz")).is_err());
         assert!(quantity_u64(&json!("0x10000000000000000")).is_err());
-        assert_eq!(
-            quantity_u256(&json!("0xde0b6b3a7640000")),
-            Ok(U256::from(10u64.pow(18)))
-        );
+        assert_eq!(quantity_u256(&json!("0xde0b6b3a7640000")), Ok(U256::from(10u64.pow(18))));
     }
 
     #[test]
@@ -306,19 +273,10 @@ mod tests {
         assert_eq!(block_spec(&json!("pending")), Ok(BlockSpec::Pending));
         assert_eq!(block_spec(&json!("earliest")), Ok(BlockSpec::Earliest));
         assert_eq!(block_spec(&json!("0x10")), Ok(BlockSpec::Number(16)));
-        assert_eq!(
-            block_spec(&json!({"blockNumber": "0x2"})),
-            Ok(BlockSpec::Number(2))
-        );
-        assert_eq!(
-            block_spec(&json!({"blockNumber": "latest"})),
-            Ok(BlockSpec::Latest)
-        );
+        assert_eq!(block_spec(&json!({"blockNumber": "0x2"})), Ok(BlockSpec::Number(2)));
+        assert_eq!(block_spec(&json!({"blockNumber": "latest"})), Ok(BlockSpec::Latest));
         let h = B256::repeat_byte(0x11);
-        assert_eq!(
-            block_spec(&json!({"blockHash": h.to_string(), "requireCanonical": true})),
-            Ok(BlockSpec::Hash(h))
-        );
+        assert_eq!(block_spec(&json!({"blockHash": h.to_string(), "requireCanonical": true})), Ok(BlockSpec::Hash(h)));
         assert_eq!(block_spec(&json!(h.to_string())), Ok(BlockSpec::Hash(h)));
         assert!(block_spec(&json!("newest")).is_err());
         assert!(block_spec(&json!({"blockHash": h.to_string(), "blockNumber": "0x1"})).is_err());
@@ -326,27 +284,16 @@ mod tests {
 
     #[test]
     fn call_objects() {
-        let r = call_request(
-            &json!({"to": "0x0000000000000000000000000000000000000001", "input": "0x01",
-            "maxFeePerGas": "0x10", "gas": "0x5208", "value": "0x1"}),
-        )
+        let r = call_request(&json!({"to": "0x0000000000000000000000000000000000000001", "input": "0x01",
+            "maxFeePerGas": "0x10", "gas": "0x5208", "value": "0x1"}))
         .unwrap();
         assert_eq!(r.to, Some(Address::with_last_byte(1)));
         assert_eq!(r.data, Bytes::from(vec![1]));
         assert_eq!(r.gas, Some(21000));
         assert_eq!(r.value, U256::from(1));
-        assert_eq!(
-            call_request(&json!({"data": "0x02", "input": "0x02"}))
-                .unwrap()
-                .data,
-            Bytes::from(vec![2])
-        );
+        assert_eq!(call_request(&json!({"data": "0x02", "input": "0x02"})).unwrap().data, Bytes::from(vec![2]));
         let e = call_request(&json!({"data": "0x02", "input": "0x03"})).unwrap_err();
         assert!(e.contains("both \"data\" and \"input\""), "{e}");
-        assert!(
-            call_request(&json!({"to": "0x12"}))
-                .unwrap_err()
-                .contains("\"to\"")
-        );
+        assert!(call_request(&json!({"to": "0x12"})).unwrap_err().contains("\"to\""));
     }
 }

@@ -107,13 +107,8 @@ impl TestBackend {
         let b = tx_legacy(&k2, 0, 2 * GWEI);
         let c = tx_1559(&k1, 1, 5 * GWEI, 2 * GWEI);
         let d = tx_1559(&k2, 1, 4 * GWEI, GWEI);
-        let receipt = |t: &SignedTransaction,
-                       cumulative: u64,
-                       gas: u64,
-                       success: bool,
-                       logs: Vec<Log>,
-                       revert: &[u8]| {
-            Receipt {
+        let receipt =
+            |t: &SignedTransaction, cumulative: u64, gas: u64, success: bool, logs: Vec<Log>, revert: &[u8]| Receipt {
                 tx_type: t.tx_type(),
                 success,
                 cumulative_gas_used: cumulative,
@@ -121,31 +116,12 @@ impl TestBackend {
                 effective_gas_price: t.effective_gas_price(BASE_FEE),
                 logs,
                 revert_data: Bytes::copy_from_slice(revert),
-            }
-        };
-        let ra = receipt(
-            &a,
-            30_000,
-            30_000,
-            true,
-            vec![log(ADDR_X, &[T1, T2], b"one"), log(ADDR_X, &[T1], b"two")],
-            &[],
-        );
-        let rb = receipt(
-            &b,
-            51_000,
-            21_000,
-            true,
-            vec![log(ADDR_Y, &[T3, T2], b"three")],
-            &[],
-        );
+            };
+        let ra =
+            receipt(&a, 30_000, 30_000, true, vec![log(ADDR_X, &[T1, T2], b"one"), log(ADDR_X, &[T1], b"two")], &[]);
+        let rb = receipt(&b, 51_000, 21_000, true, vec![log(ADDR_Y, &[T3, T2], b"three")], &[]);
         let rc = receipt(&c, 25_000, 25_000, false, vec![], &[1, 2, 3, 4]);
-        let bodies = vec![
-            (vec![], vec![]),
-            (vec![a, b], vec![ra, rb]),
-            (vec![c], vec![rc]),
-            (vec![], vec![]),
-        ];
+        let bodies = vec![(vec![], vec![]), (vec![a, b], vec![ra, rb]), (vec![c], vec![rc]), (vec![], vec![])];
         let mut blocks: Vec<TestBlock> = Vec::new();
         for (n, (txs, receipts)) in bodies.into_iter().enumerate() {
             let header = Header {
@@ -153,9 +129,7 @@ impl TestBackend {
                 parent_hash: blocks.last().map_or(B256::ZERO, |b| b.hash),
                 base_fee_per_gas: Some(BASE_FEE),
                 gas_limit: 30_000_000,
-                gas_used: receipts
-                    .last()
-                    .map_or(0, |r: &Receipt| r.cumulative_gas_used),
+                gas_used: receipts.last().map_or(0, |r: &Receipt| r.cumulative_gas_used),
                 timestamp: 1_700_000_000 + n as u64,
                 logs_bloom: logs_bloom(receipts.iter().flat_map(|r| r.logs.iter())),
                 transactions_root: transactions_root(&txs),
@@ -164,21 +138,10 @@ impl TestBackend {
                 ..Default::default()
             };
             let hash = header.hash_slow();
-            blocks.push(TestBlock {
-                header,
-                hash,
-                txs,
-                receipts,
-            });
+            blocks.push(TestBlock { header, hash, txs, receipts });
         }
         let known = vec![blocks[1].txs[0].sender, blocks[1].txs[1].sender];
-        TestBackend {
-            blocks,
-            pool: vec![d],
-            known,
-            submitted: Mutex::new(vec![]),
-            receipt_reads: AtomicUsize::new(0),
-        }
+        TestBackend { blocks, pool: vec![d], known, submitted: Mutex::new(vec![]), receipt_reads: AtomicUsize::new(0) }
     }
 
     fn tx(&self, block: usize, i: usize) -> &SignedTransaction {
@@ -197,15 +160,10 @@ impl Backend for TestBackend {
         self.blocks.len() as u64 - 1
     }
     fn header(&self, number: u64) -> Option<(Header, B256)> {
-        self.blocks
-            .get(number as usize)
-            .map(|b| (b.header.clone(), b.hash))
+        self.blocks.get(number as usize).map(|b| (b.header.clone(), b.hash))
     }
     fn block_number_by_hash(&self, hash: &B256) -> Option<u64> {
-        self.blocks
-            .iter()
-            .position(|b| b.hash == *hash)
-            .map(|n| n as u64)
+        self.blocks.iter().position(|b| b.hash == *hash).map(|n| n as u64)
     }
     fn block_transactions(&self, number: u64) -> Option<Vec<SignedTransaction>> {
         self.blocks.get(number as usize).map(|b| b.txs.clone())
@@ -215,12 +173,10 @@ impl Backend for TestBackend {
         self.blocks.get(number as usize).map(|b| b.receipts.clone())
     }
     fn tx_location(&self, hash: &B256) -> Option<(u64, u32)> {
-        self.blocks.iter().enumerate().find_map(|(n, b)| {
-            b.txs
-                .iter()
-                .position(|t| t.hash == *hash)
-                .map(|i| (n as u64, i as u32))
-        })
+        self.blocks
+            .iter()
+            .enumerate()
+            .find_map(|(n, b)| b.txs.iter().position(|t| t.hash == *hash).map(|i| (n as u64, i as u32)))
     }
     fn pool_transaction(&self, hash: &B256) -> Option<SignedTransaction> {
         self.pool.iter().find(|t| t.hash == *hash).cloned()
@@ -229,11 +185,7 @@ impl Backend for TestBackend {
         if number > self.head_number() {
             return Err(CallError::Unavailable("state not available".into()));
         }
-        if self.known.contains(address) {
-            Ok((number, U256::from(1000 + number)))
-        } else {
-            Ok((0, U256::ZERO))
-        }
+        if self.known.contains(address) { Ok((number, U256::from(1000 + number))) } else { Ok((0, U256::ZERO)) }
     }
     fn pending_nonce(&self, _address: &Address) -> u64 {
         PENDING_NONCE
@@ -249,9 +201,7 @@ impl Backend for TestBackend {
             tokio::task::yield_now().await;
             self.submitted.lock().unwrap().push(raw.clone());
             if raw[..] == [0xff] {
-                return Err(SubmitError {
-                    message: "nonce too low".into(),
-                });
+                return Err(SubmitError { message: "nonce too low".into() });
             }
             Ok(keccak256(&raw))
         })
@@ -259,9 +209,7 @@ impl Backend for TestBackend {
     fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError> {
         match &req.data[..] {
             [0xde, 0xad, ..] => Err(CallError::Revert(Bytes::from(vec![1, 2, 3, 4]))),
-            [0xee] => Err(CallError::Invalid(
-                "insufficient funds for gas * price + value".into(),
-            )),
+            [0xee] => Err(CallError::Invalid("insufficient funds for gas * price + value".into())),
             _ => Ok(Bytes::from(vec![number as u8])),
         }
     }
@@ -272,11 +220,7 @@ impl Backend for TestBackend {
         }
     }
     fn code(&self, address: &Address) -> Bytes {
-        if *address == SYSTEM {
-            Bytes::from(vec![0xfe])
-        } else {
-            Bytes::new()
-        }
+        if *address == SYSTEM { Bytes::from(vec![0xfe]) } else { Bytes::new() }
     }
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError> {
         Ok(ProofResult {
@@ -310,10 +254,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tb = Arc::new(TestBackend::new());
     let backend: Arc<dyn Backend> = tb.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     Fixture { tb, backend, rt }
 }
 
@@ -330,8 +271,7 @@ impl Fixture {
     }
     /// Call a method; Ok(result) or Err(error object).
     fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
-        let mut r =
-            self.request(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+        let mut r = self.request(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
         assert_eq!(r["jsonrpc"], "2.0");
         assert_eq!(r["id"], 1);
         match r.get_mut("error") {
@@ -340,8 +280,7 @@ impl Fixture {
         }
     }
     fn ok(&self, method: &str, params: Value) -> Value {
-        self.call(method, params)
-            .unwrap_or_else(|e| panic!("{method} failed: {e}"))
+        self.call(method, params).unwrap_or_else(|e| panic!("{method} failed: {e}"))
     }
     fn err(&self, method: &str, params: Value) -> Value {
         self.call(method, params).expect_err(method)
@@ -377,51 +316,25 @@ fn batch_with_good_and_unknown_method() {
 #[test]
 fn parse_error_and_invalid_requests() {
     let f = fixture();
-    let s =
-        f.rt.block_on(handle_request(
-            &f.backend,
-            b"{\"jsonrpc\": \"2.0\", \"id\": 1, ",
-        ))
-        .unwrap();
-    assert_eq!(
-        s,
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#
-    );
+    let s = f.rt.block_on(handle_request(&f.backend, b"{\"jsonrpc\": \"2.0\", \"id\": 1, ")).unwrap();
+    assert_eq!(s, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#);
     assert_eq!(f.raw(b"")["error"]["code"], -32700);
     // Empty and oversized batches.
     let r = f.request(json!([]));
-    assert_eq!(
-        (r["id"].clone(), r["error"]["code"].clone()),
-        (Value::Null, json!(-32600))
-    );
-    let big: Vec<Value> = (0..1001)
-        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"}))
-        .collect();
+    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (Value::Null, json!(-32600)));
+    let big: Vec<Value> = (0..1001).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"})).collect();
     assert_eq!(f.request(Value::Array(big))["error"]["code"], -32600);
-    let ok: Vec<Value> = (0..1000)
-        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"}))
-        .collect();
+    let ok: Vec<Value> = (0..1000).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"})).collect();
     assert_eq!(f.request(Value::Array(ok)).as_array().unwrap().len(), 1000);
     // A batch entry that is not an object, one without a method, a bad version.
     let r = f.request(json!([5, {"id": 2}, {"jsonrpc": "1.0", "id": 3, "method": "eth_chainId"}]));
-    assert_eq!(
-        r[0],
-        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "invalid request"}})
-    );
-    assert_eq!(
-        (r[1]["id"].clone(), r[1]["error"]["code"].clone()),
-        (json!(2), json!(-32600))
-    );
+    assert_eq!(r[0], json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "invalid request"}}));
+    assert_eq!((r[1]["id"].clone(), r[1]["error"]["code"].clone()), (json!(2), json!(-32600)));
     assert_eq!(r[2]["error"]["code"], -32600);
     // By-name params are refused; a missing jsonrpc field is tolerated.
-    let r = f.request(
-        json!({"jsonrpc": "2.0", "id": 4, "method": "eth_getBalance", "params": {"a": 1}}),
-    );
+    let r = f.request(json!({"jsonrpc": "2.0", "id": 4, "method": "eth_getBalance", "params": {"a": 1}}));
     assert_eq!(r["error"]["code"], -32602);
-    assert_eq!(
-        f.request(json!({"id": 5, "method": "eth_chainId"}))["result"],
-        "0x7a69"
-    );
+    assert_eq!(f.request(json!({"id": 5, "method": "eth_chainId"}))["result"], "0x7a69");
     // A non-object, non-array body.
     assert_eq!(f.raw(b"42")["error"]["code"], -32600);
 }
@@ -429,28 +342,18 @@ fn parse_error_and_invalid_requests() {
 #[test]
 fn notifications_get_no_answer() {
     let f = fixture();
-    assert_eq!(
-        f.request(json!({"jsonrpc": "2.0", "method": "eth_blockNumber"})),
-        Value::Null
-    );
+    assert_eq!(f.request(json!({"jsonrpc": "2.0", "method": "eth_blockNumber"})), Value::Null);
     let r = f.request(json!([
         {"jsonrpc": "2.0", "method": "eth_sendRawTransaction", "params": ["0x0102"]},
         {"jsonrpc": "2.0", "id": 7, "method": "eth_chainId"},
     ]));
     assert_eq!(r, json!([{"jsonrpc": "2.0", "id": 7, "result": "0x7a69"}]));
     // The notification still ran.
-    assert_eq!(
-        *f.tb.submitted.lock().unwrap(),
-        vec![Bytes::from(vec![1, 2])]
-    );
-    let all =
-        json!([{"jsonrpc": "2.0", "method": "eth_chainId"}, {"jsonrpc": "2.0", "method": "nope"}]);
+    assert_eq!(*f.tb.submitted.lock().unwrap(), vec![Bytes::from(vec![1, 2])]);
+    let all = json!([{"jsonrpc": "2.0", "method": "eth_chainId"}, {"jsonrpc": "2.0", "method": "nope"}]);
     assert_eq!(f.request(all), Value::Null);
     // An explicit null id is a call, not a notification.
-    assert_eq!(
-        f.request(json!({"jsonrpc": "2.0", "id": null, "method": "eth_chainId"}))["result"],
-        "0x7a69"
-    );
+    assert_eq!(f.request(json!({"jsonrpc": "2.0", "id": null, "method": "eth_chainId"}))["result"], "0x7a69");
 }
 
 #[test]
@@ -464,79 +367,27 @@ fn block_tags_and_numbers() {
     assert_eq!(bal(json!("earliest")), Ok(json!("0x3e8")));
     assert_eq!(bal(json!("0x1")), Ok(json!("0x3e9")));
     assert_eq!(bal(json!({"blockNumber": "0x2"})), Ok(json!("0x3ea")));
-    assert_eq!(
-        bal(json!({"blockHash": hex(f.tb.blocks[1].hash.as_slice())})),
-        Ok(json!("0x3e9"))
-    );
-    assert_eq!(
-        f.ok("eth_getBalance", json!([who])),
-        json!("0x3eb"),
-        "block defaults to latest"
-    );
+    assert_eq!(bal(json!({"blockHash": hex(f.tb.blocks[1].hash.as_slice())})), Ok(json!("0x3e9")));
+    assert_eq!(f.ok("eth_getBalance", json!([who])), json!("0x3eb"), "block defaults to latest");
     let e = bal(json!("0x9")).unwrap_err();
     assert_eq!(e, json!({"code": -32000, "message": "header not found"}));
-    assert_eq!(
-        bal(json!({"blockHash": hex(&[7; 32])})).unwrap_err()["message"],
-        "header not found"
-    );
+    assert_eq!(bal(json!({"blockHash": hex(&[7; 32])})).unwrap_err()["message"], "header not found");
     let e = bal(json!("newest")).unwrap_err();
     assert_eq!(e["code"], -32602);
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("invalid argument 1:"),
-        "{e}"
-    );
+    assert!(e["message"].as_str().unwrap().starts_with("invalid argument 1:"), "{e}");
     // Nonces: pending counts the pool.
-    assert_eq!(
-        f.ok("eth_getTransactionCount", json!([who, "pending"])),
-        "0x2a"
-    );
-    assert_eq!(
-        f.ok("eth_getTransactionCount", json!([who, "latest"])),
-        "0x3"
-    );
-    assert_eq!(
-        f.ok("eth_getTransactionCount", json!([who, "earliest"])),
-        "0x0"
-    );
+    assert_eq!(f.ok("eth_getTransactionCount", json!([who, "pending"])), "0x2a");
+    assert_eq!(f.ok("eth_getTransactionCount", json!([who, "latest"])), "0x3");
+    assert_eq!(f.ok("eth_getTransactionCount", json!([who, "earliest"])), "0x0");
     // Blocks: beyond the head is null, tags resolve.
-    assert_eq!(
-        f.ok("eth_getBlockByNumber", json!(["0x9", false])),
-        Value::Null
-    );
-    assert_eq!(
-        f.ok("eth_getBlockByNumber", json!(["earliest", false]))["number"],
-        "0x0"
-    );
-    assert_eq!(
-        f.ok("eth_getBlockByNumber", json!(["latest", false]))["number"],
-        "0x3"
-    );
-    assert_eq!(
-        f.ok("eth_getBlockByNumber", json!(["pending", false]))["number"],
-        "0x3"
-    );
-    assert_eq!(
-        f.ok("eth_getBlockByHash", json!([hex(&[7; 32]), false])),
-        Value::Null
-    );
-    assert_eq!(
-        f.ok("eth_getBlockTransactionCountByNumber", json!(["0x1"])),
-        "0x2"
-    );
-    assert_eq!(
-        f.ok("eth_getBlockTransactionCountByNumber", json!(["0x9"])),
-        Value::Null
-    );
-    assert_eq!(
-        f.ok(
-            "eth_getBlockTransactionCountByHash",
-            json!([hex(f.tb.blocks[2].hash.as_slice())])
-        ),
-        "0x1"
-    );
+    assert_eq!(f.ok("eth_getBlockByNumber", json!(["0x9", false])), Value::Null);
+    assert_eq!(f.ok("eth_getBlockByNumber", json!(["earliest", false]))["number"], "0x0");
+    assert_eq!(f.ok("eth_getBlockByNumber", json!(["latest", false]))["number"], "0x3");
+    assert_eq!(f.ok("eth_getBlockByNumber", json!(["pending", false]))["number"], "0x3");
+    assert_eq!(f.ok("eth_getBlockByHash", json!([hex(&[7; 32]), false])), Value::Null);
+    assert_eq!(f.ok("eth_getBlockTransactionCountByNumber", json!(["0x1"])), "0x2");
+    assert_eq!(f.ok("eth_getBlockTransactionCountByNumber", json!(["0x9"])), Value::Null);
+    assert_eq!(f.ok("eth_getBlockTransactionCountByHash", json!([hex(f.tb.blocks[2].hash.as_slice())])), "0x1");
     // Missing required argument.
     let e = f.err("eth_getBalance", json!([]));
     assert_eq!(e["code"], -32602);
@@ -552,38 +403,14 @@ fn simple_methods() {
     assert_eq!(f.ok("eth_chainId", Value::Null), "0x7a69");
     assert_eq!(f.ok("eth_syncing", json!([])), false);
     assert_eq!(f.ok("eth_accounts", json!([])), json!([]));
-    assert_eq!(
-        f.ok("eth_gasPrice", json!([])),
-        json!(format!("{:#x}", NEXT_BASE_FEE as u128 + TIP))
-    );
-    assert_eq!(
-        f.ok("eth_maxPriorityFeePerGas", json!([])),
-        json!(format!("{TIP:#x}"))
-    );
-    assert_eq!(
-        f.ok("eth_getCode", json!([hex(SYSTEM.as_slice()), "latest"])),
-        "0xfe"
-    );
-    assert_eq!(
-        f.ok("eth_getCode", json!([hex(ADDR_X.as_slice()), "latest"])),
-        "0x"
-    );
-    assert_eq!(
-        f.err("eth_getCode", json!([hex(ADDR_X.as_slice()), "0x99"]))["message"],
-        "header not found"
-    );
+    assert_eq!(f.ok("eth_gasPrice", json!([])), json!(format!("{:#x}", NEXT_BASE_FEE as u128 + TIP)));
+    assert_eq!(f.ok("eth_maxPriorityFeePerGas", json!([])), json!(format!("{TIP:#x}")));
+    assert_eq!(f.ok("eth_getCode", json!([hex(SYSTEM.as_slice()), "latest"])), "0xfe");
+    assert_eq!(f.ok("eth_getCode", json!([hex(ADDR_X.as_slice()), "latest"])), "0x");
+    assert_eq!(f.err("eth_getCode", json!([hex(ADDR_X.as_slice()), "0x99"]))["message"], "header not found");
     let zero = format!("0x{}", "0".repeat(64));
-    assert_eq!(
-        f.ok(
-            "eth_getStorageAt",
-            json!([hex(SYSTEM.as_slice()), "0x0", "latest"])
-        ),
-        json!(zero)
-    );
-    assert_eq!(
-        f.ok("web3_sha3", json!(["0x"])),
-        json!(hex(keccak256([]).as_slice()))
-    );
+    assert_eq!(f.ok("eth_getStorageAt", json!([hex(SYSTEM.as_slice()), "0x0", "latest"])), json!(zero));
+    assert_eq!(f.ok("web3_sha3", json!(["0x"])), json!(hex(keccak256([]).as_slice())));
 }
 
 #[test]
@@ -649,47 +476,24 @@ fn transactions_committed_pooled_and_unknown() {
     let d = &f.tb.pool[0];
     let t = f.ok("eth_getTransactionByHash", json!([hex(d.hash.as_slice())]));
     assert_eq!(
-        (
-            t["blockHash"].clone(),
-            t["blockNumber"].clone(),
-            t["transactionIndex"].clone()
-        ),
+        (t["blockHash"].clone(), t["blockNumber"].clone(), t["transactionIndex"].clone()),
         (Value::Null, Value::Null, Value::Null)
     );
     assert_eq!(t["gasPrice"], json!(format!("{:#x}", 4 * GWEI)));
     assert_eq!(t["hash"], json!(hex(d.hash.as_slice())));
     // Unknown: null, not an error. A malformed hash is an error.
-    assert_eq!(
-        f.ok("eth_getTransactionByHash", json!([hex(&[9; 32])])),
-        Value::Null
-    );
-    assert_eq!(
-        f.err("eth_getTransactionByHash", json!(["0x12"]))["code"],
-        -32602
-    );
+    assert_eq!(f.ok("eth_getTransactionByHash", json!([hex(&[9; 32])])), Value::Null);
+    assert_eq!(f.err("eth_getTransactionByHash", json!(["0x12"]))["code"], -32602);
     // By block and index.
-    let t = f.ok(
-        "eth_getTransactionByBlockNumberAndIndex",
-        json!(["0x1", "0x1"]),
-    );
+    let t = f.ok("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x1"]));
     assert_eq!(t["hash"], json!(hex(b.hash.as_slice())));
-    assert_eq!(
-        f.ok(
-            "eth_getTransactionByBlockHashAndIndex",
-            json!([block1, "0x5"])
-        ),
-        Value::Null
-    );
+    assert_eq!(f.ok("eth_getTransactionByBlockHashAndIndex", json!([block1, "0x5"])), Value::Null);
 }
 
 #[test]
 fn receipts_and_log_indexes() {
     let f = fixture();
-    let (a, b, c) = (
-        f.tb.tx(1, 0).clone(),
-        f.tb.tx(1, 1).clone(),
-        f.tb.tx(2, 0).clone(),
-    );
+    let (a, b, c) = (f.tb.tx(1, 0).clone(), f.tb.tx(1, 1).clone(), f.tb.tx(2, 0).clone());
     let block1 = hex(f.tb.blocks[1].hash.as_slice());
     let r = f.ok("eth_getTransactionReceipt", json!([hex(b.hash.as_slice())]));
     assert_keys(
@@ -742,12 +546,7 @@ fn receipts_and_log_indexes() {
         }])
     );
     let r = f.ok("eth_getTransactionReceipt", json!([hex(a.hash.as_slice())]));
-    let idx: Vec<&Value> = r["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["logIndex"])
-        .collect();
+    let idx: Vec<&Value> = r["logs"].as_array().unwrap().iter().map(|l| &l["logIndex"]).collect();
     assert_eq!(idx, [&json!("0x0"), &json!("0x1")]);
     assert_eq!(r["type"], "0x2");
     // A failed transaction: status 0, revert data as revertReason.
@@ -756,17 +555,8 @@ fn receipts_and_log_indexes() {
     assert_eq!(r["revertReason"], "0x01020304");
     assert_eq!(r["logs"], json!([]));
     // Unknown and pooled: null.
-    assert_eq!(
-        f.ok("eth_getTransactionReceipt", json!([hex(&[9; 32])])),
-        Value::Null
-    );
-    assert_eq!(
-        f.ok(
-            "eth_getTransactionReceipt",
-            json!([hex(f.tb.pool[0].hash.as_slice())])
-        ),
-        Value::Null
-    );
+    assert_eq!(f.ok("eth_getTransactionReceipt", json!([hex(&[9; 32])])), Value::Null);
+    assert_eq!(f.ok("eth_getTransactionReceipt", json!([hex(f.tb.pool[0].hash.as_slice())])), Value::Null);
     // Block receipts carry the same block-wide indexes.
     let all = f.ok("eth_getBlockReceipts", json!(["0x1"]));
     assert_eq!(all[1]["logs"][0]["logIndex"], "0x2");
@@ -816,39 +606,18 @@ fn block_shape() {
     assert_eq!(v["gasUsed"], "0xc738");
     assert_eq!(v["baseFeePerGas"], "0x3b9aca00");
     assert_eq!(v["stateRoot"], json!(hex(blk.header.state_root.as_slice())));
-    assert_eq!(
-        v["transactionsRoot"],
-        json!(hex(blk.header.transactions_root.as_slice()))
-    );
+    assert_eq!(v["transactionsRoot"], json!(hex(blk.header.transactions_root.as_slice())));
     assert_eq!(v["uncles"], json!([]));
-    assert_eq!(
-        v["transactions"],
-        json!([
-            hex(blk.txs[0].hash.as_slice()),
-            hex(blk.txs[1].hash.as_slice())
-        ])
-    );
+    assert_eq!(v["transactions"], json!([hex(blk.txs[0].hash.as_slice()), hex(blk.txs[1].hash.as_slice())]));
     let size = u64::from_str_radix(&v["size"].as_str().unwrap()[2..], 16).unwrap();
     let raw_len: usize = blk.txs.iter().map(|t| t.raw.len()).sum();
     assert!(size as usize > raw_len + 500, "{size}");
     // The same block by hash, with full transactions.
-    let full = f.ok(
-        "eth_getBlockByHash",
-        json!([hex(blk.hash.as_slice()), true]),
-    );
+    let full = f.ok("eth_getBlockByHash", json!([hex(blk.hash.as_slice()), true]));
     assert_eq!(full["number"], "0x1");
-    assert_eq!(
-        full["transactions"][1]["hash"],
-        json!(hex(blk.txs[1].hash.as_slice()))
-    );
-    assert_eq!(
-        full["transactions"][1]["blockHash"],
-        json!(hex(blk.hash.as_slice()))
-    );
-    assert_eq!(
-        full["transactions"][0]["gasPrice"],
-        json!(format!("{:#x}", 2 * GWEI))
-    );
+    assert_eq!(full["transactions"][1]["hash"], json!(hex(blk.txs[1].hash.as_slice())));
+    assert_eq!(full["transactions"][1]["blockHash"], json!(hex(blk.hash.as_slice())));
+    assert_eq!(full["transactions"][0]["gasPrice"], json!(format!("{:#x}", 2 * GWEI)));
     // The hash in the answer is the hash of the header it describes.
     assert_eq!(blk.header.hash_slow(), blk.hash);
 }
@@ -862,55 +631,32 @@ fn get_logs_filters() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| {
-                (
-                    l["data"].as_str().unwrap().to_string(),
-                    l["logIndex"].as_str().unwrap().to_string(),
-                )
-            })
+            .map(|l| (l["data"].as_str().unwrap().to_string(), l["logIndex"].as_str().unwrap().to_string()))
             .collect()
     };
     let one = (hex(b"one"), "0x0".to_string());
     let two = (hex(b"two"), "0x1".to_string());
     let three = (hex(b"three"), "0x2".to_string());
     let everything = json!({"fromBlock": "earliest", "toBlock": "latest"});
-    assert_eq!(
-        logs(everything.clone()),
-        [one.clone(), two.clone(), three.clone()]
-    );
+    assert_eq!(logs(everything.clone()), [one.clone(), two.clone(), three.clone()]);
     // Defaults are latest..latest: the head block has no logs.
     assert_eq!(logs(json!({})), []);
     // Position 0 = T1.
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "topics": [t(&T1)]})),
-        [one.clone(), two.clone()]
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "topics": [t(&T1)]})), [one.clone(), two.clone()]);
     // Null wildcard at position 0, T2 at position 1 (the log with one topic cannot match).
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "topics": [null, t(&T2)]})),
-        [one.clone(), three.clone()]
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "topics": [null, t(&T2)]})), [one.clone(), three.clone()]);
     // A trailing wildcard still needs the log to have that many topics (go-ethereum).
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "topics": [t(&T1), null]})),
-        vec![one.clone()]
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "topics": [t(&T1), null]})), vec![one.clone()]);
     // OR at a position.
     assert_eq!(
         logs(json!({"fromBlock": "0x0", "topics": [[t(&T1), t(&T3)]]})),
         [one.clone(), two.clone(), three.clone()]
     );
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "topics": [[t(&T3), null]]})).len(),
-        3
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "topics": [[t(&T3), null]]})).len(), 3);
     // Position matters: T2 never comes first.
     assert_eq!(logs(json!({"fromBlock": "0x0", "topics": [t(&T2)]})), []);
     // Addresses: one or an array.
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "address": hex(ADDR_Y.as_slice())})),
-        vec![three.clone()]
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "address": hex(ADDR_Y.as_slice())})), vec![three.clone()]);
     assert_eq!(
         logs(
             json!({"fromBlock": "0x0", "address": [hex(ADDR_X.as_slice()), hex(ADDR_Y.as_slice())], "topics": [null, t(&T2)]})
@@ -923,14 +669,8 @@ fn get_logs_filters() {
         vec![three.clone()]
     );
     // The full log object.
-    let l = &f.ok(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x1", "toBlock": "0x1", "topics": [t(&T3)]}]),
-    )[0];
-    assert_eq!(
-        l["transactionHash"],
-        json!(hex(f.tb.tx(1, 1).hash.as_slice()))
-    );
+    let l = &f.ok("eth_getLogs", json!([{"fromBlock": "0x1", "toBlock": "0x1", "topics": [t(&T3)]}]))[0];
+    assert_eq!(l["transactionHash"], json!(hex(f.tb.tx(1, 1).hash.as_slice())));
     assert_eq!(l["transactionIndex"], "0x1");
     assert_eq!(l["removed"], false);
     // Blocks whose bloom cannot match are not read: only block 1 has logs of Y.
@@ -941,54 +681,19 @@ fn get_logs_filters() {
     logs(json!({"fromBlock": "0x0", "toBlock": "0x3", "address": hex(&[0x77; 20])}));
     assert_eq!(f.tb.receipt_reads.load(Ordering::SeqCst), 0);
     // Range cap: 10,000 blocks is fine, 10,001 is not.
-    assert_eq!(
-        logs(json!({"fromBlock": "0x0", "toBlock": "0x270f"})).len(),
-        3
-    );
-    let e = f.err(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "toBlock": "0x2710"}]),
-    );
-    assert_eq!(
-        e,
-        json!({"code": -32005, "message": "query exceeds max block range 10000"})
-    );
+    assert_eq!(logs(json!({"fromBlock": "0x0", "toBlock": "0x270f"})).len(), 3);
+    let e = f.err("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "0x2710"}]));
+    assert_eq!(e, json!({"code": -32005, "message": "query exceeds max block range 10000"}));
     // Beyond the head: empty.
     assert_eq!(logs(json!({"fromBlock": "0x100", "toBlock": "0x200"})), []);
     // Invalid filters.
-    let e = f.err(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "blockHash": hex(f.tb.blocks[1].hash.as_slice())}]),
-    );
+    let e = f.err("eth_getLogs", json!([{"fromBlock": "0x0", "blockHash": hex(f.tb.blocks[1].hash.as_slice())}]));
     assert_eq!(e["code"], -32602);
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot specify both BlockHash and FromBlock/ToBlock")
-    );
-    assert_eq!(
-        f.err(
-            "eth_getLogs",
-            json!([{"fromBlock": "0x2", "toBlock": "0x1"}])
-        )["code"],
-        -32602
-    );
-    assert_eq!(
-        f.err(
-            "eth_getLogs",
-            json!([{"topics": [null, null, null, null, null]}])
-        )["code"],
-        -32602
-    );
-    assert_eq!(
-        f.err("eth_getLogs", json!([{"topics": ["0x12"]}]))["code"],
-        -32602
-    );
-    assert_eq!(
-        f.err("eth_getLogs", json!([{"blockHash": hex(&[5; 32])}]))["message"],
-        "unknown block"
-    );
+    assert!(e["message"].as_str().unwrap().contains("cannot specify both BlockHash and FromBlock/ToBlock"));
+    assert_eq!(f.err("eth_getLogs", json!([{"fromBlock": "0x2", "toBlock": "0x1"}]))["code"], -32602);
+    assert_eq!(f.err("eth_getLogs", json!([{"topics": [null, null, null, null, null]}]))["code"], -32602);
+    assert_eq!(f.err("eth_getLogs", json!([{"topics": ["0x12"]}]))["code"], -32602);
+    assert_eq!(f.err("eth_getLogs", json!([{"blockHash": hex(&[5; 32])}]))["message"], "unknown block");
 }
 
 #[test]
@@ -1003,17 +708,11 @@ fn log_filter_matching() {
     assert!(!q(json!({"topics": [null, null, null, null]})).matches(&l));
     assert!(q(json!({"topics": [h(&T1), [h(&T3), h(&T2)], null]})).matches(&l));
     assert!(!q(json!({"topics": [h(&T1), [h(&T3), h(&T1)]]})).matches(&l));
-    assert!(
-        q(json!({"topics": [[], h(&T2)]})).matches(&l),
-        "an empty OR list is a wildcard"
-    );
+    assert!(q(json!({"topics": [[], h(&T2)]})).matches(&l), "an empty OR list is a wildcard");
     assert!(!q(json!({"address": hex(ADDR_Y.as_slice())})).matches(&l));
     assert!(q(json!({"address": [hex(ADDR_Y.as_slice()), hex(ADDR_X.as_slice())]})).matches(&l));
     let bloom = logs_bloom(std::iter::once(&l));
-    assert!(
-        q(json!({"address": hex(ADDR_X.as_slice()), "topics": [null, h(&T2)]}))
-            .bloom_may_match(&bloom)
-    );
+    assert!(q(json!({"address": hex(ADDR_X.as_slice()), "topics": [null, h(&T2)]})).bloom_may_match(&bloom));
     assert!(!q(json!({"topics": [h(&B256::repeat_byte(0x44))]})).bloom_may_match(&bloom));
 }
 
@@ -1022,47 +721,16 @@ fn revert_and_call_errors() {
     let f = fixture();
     let to = hex(SYSTEM.as_slice());
     let e = f.err("eth_call", json!([{"to": to, "data": "0xdead"}, "latest"]));
-    assert_eq!(
-        e,
-        json!({"code": 3, "message": "execution reverted", "data": "0x01020304"})
-    );
-    let e = f.err(
-        "eth_estimateGas",
-        json!([{"to": to, "input": "0xdeadbeef"}]),
-    );
-    assert_eq!(
-        e,
-        json!({"code": 3, "message": "execution reverted", "data": "0x09"})
-    );
+    assert_eq!(e, json!({"code": 3, "message": "execution reverted", "data": "0x01020304"}));
+    let e = f.err("eth_estimateGas", json!([{"to": to, "input": "0xdeadbeef"}]));
+    assert_eq!(e, json!({"code": 3, "message": "execution reverted", "data": "0x09"}));
     let e = f.err("eth_call", json!([{"to": to, "data": "0xee"}, "latest"]));
-    assert_eq!(
-        e,
-        json!({"code": -32000, "message": "insufficient funds for gas * price + value"})
-    );
-    assert_eq!(
-        f.ok("eth_call", json!([{"to": to, "data": "0x01"}, "0x2"])),
-        "0x02"
-    );
-    assert_eq!(
-        f.ok("eth_call", json!([{"to": to, "input": "0x01"}])),
-        "0x03",
-        "block defaults to latest"
-    );
-    assert_eq!(
-        f.ok(
-            "eth_estimateGas",
-            json!([{"to": to, "input": "0x0102", "maxFeePerGas": "0x1"}])
-        ),
-        "0x5228"
-    );
-    assert_eq!(
-        f.err("eth_call", json!([{"to": to}, "0x10"]))["message"],
-        "header not found"
-    );
-    let e = f.err(
-        "eth_call",
-        json!([{"to": to, "data": "0x01", "input": "0x02"}]),
-    );
+    assert_eq!(e, json!({"code": -32000, "message": "insufficient funds for gas * price + value"}));
+    assert_eq!(f.ok("eth_call", json!([{"to": to, "data": "0x01"}, "0x2"])), "0x02");
+    assert_eq!(f.ok("eth_call", json!([{"to": to, "input": "0x01"}])), "0x03", "block defaults to latest");
+    assert_eq!(f.ok("eth_estimateGas", json!([{"to": to, "input": "0x0102", "maxFeePerGas": "0x1"}])), "0x5228");
+    assert_eq!(f.err("eth_call", json!([{"to": to}, "0x10"]))["message"], "header not found");
+    let e = f.err("eth_call", json!([{"to": to, "data": "0x01", "input": "0x02"}]));
     assert_eq!(e["code"], -32602);
     // Error(string) reverts read as go-ethereum's "execution reverted: reason".
     let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
@@ -1071,28 +739,16 @@ fn revert_and_call_errors() {
     data.extend_from_slice(b"boom");
     data.extend_from_slice(&[0; 28]);
     let e = RpcError::revert(&data);
-    assert_eq!(
-        (e.code, e.message.as_str()),
-        (3, "execution reverted: boom")
-    );
+    assert_eq!((e.code, e.message.as_str()), (3, "execution reverted: boom"));
     assert_eq!(e.data, Some(json!(hex(&data))));
 }
 
 #[test]
 fn send_raw_transaction() {
     let f = fixture();
-    assert_eq!(
-        f.ok("eth_sendRawTransaction", json!(["0x0102"])),
-        json!(hex(keccak256([1, 2]).as_slice()))
-    );
-    assert_eq!(
-        f.err("eth_sendRawTransaction", json!(["0xff"])),
-        json!({"code": -32000, "message": "nonce too low"})
-    );
-    assert_eq!(
-        f.err("eth_sendRawTransaction", json!(["0xzz"]))["code"],
-        -32602
-    );
+    assert_eq!(f.ok("eth_sendRawTransaction", json!(["0x0102"])), json!(hex(keccak256([1, 2]).as_slice())));
+    assert_eq!(f.err("eth_sendRawTransaction", json!(["0xff"])), json!({"code": -32000, "message": "nonce too low"}));
+    assert_eq!(f.err("eth_sendRawTransaction", json!(["0xzz"]))["code"], -32602);
     assert_eq!(f.err("eth_sendRawTransaction", json!([]))["code"], -32602);
     // A batch of submissions reaches the backend in order.
     let batch: Vec<Value> = (0..20u8)
@@ -1102,13 +758,7 @@ fn send_raw_transaction() {
     let r = f.request(Value::Array(batch));
     assert_eq!(r.as_array().unwrap().len(), 20);
     assert_eq!(r[19]["id"], 19);
-    let got: Vec<u8> =
-        f.tb.submitted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| b[1])
-            .collect();
+    let got: Vec<u8> = f.tb.submitted.lock().unwrap().iter().map(|b| b[1]).collect();
     assert_eq!(got, (0..20).collect::<Vec<u8>>());
 }
 
@@ -1117,52 +767,25 @@ fn fee_history() {
     let f = fixture();
     let v = f.ok("eth_feeHistory", json!(["0x3", "latest", [25.0, 75.0]]));
     assert_eq!(v["oldestBlock"], "0x1");
-    assert_eq!(
-        v["baseFeePerGas"],
-        json!([
-            "0x3b9aca00",
-            "0x3b9aca00",
-            "0x3b9aca00",
-            format!("{NEXT_BASE_FEE:#x}")
-        ])
-    );
+    assert_eq!(v["baseFeePerGas"], json!(["0x3b9aca00", "0x3b9aca00", "0x3b9aca00", format!("{NEXT_BASE_FEE:#x}")]));
     assert_eq!(v["gasUsedRatio"].as_array().unwrap().len(), 3);
     assert!((v["gasUsedRatio"][0].as_f64().unwrap() - 51_000.0 / 30_000_000.0).abs() < 1e-12);
     // Block 1: tips 1 gwei (30,000 gas) and 1 gwei (legacy 2 gwei - 1 gwei base); block 2: 2 gwei;
     // block 3 is empty: the suggested tip.
     let g = |n: u128| json!(format!("{n:#x}"));
-    assert_eq!(
-        v["reward"],
-        json!([
-            [g(GWEI), g(GWEI)],
-            [g(2 * GWEI), g(2 * GWEI)],
-            [g(TIP), g(TIP)]
-        ])
-    );
+    assert_eq!(v["reward"], json!([[g(GWEI), g(GWEI)], [g(2 * GWEI), g(2 * GWEI)], [g(TIP), g(TIP)]]));
     // Newest below the head: the next base fee is that of the following block; no reward without percentiles.
     let v = f.ok("eth_feeHistory", json!(["0x10", "0x1"]));
     assert_eq!(v["oldestBlock"], "0x0");
     assert_eq!(v["baseFeePerGas"].as_array().unwrap().len(), 3);
     assert!(v.get("reward").is_none());
-    assert_eq!(
-        f.err("eth_feeHistory", json!(["0x1", "latest", [50, 10]]))["code"],
-        -32602
-    );
-    assert_eq!(
-        f.err("eth_feeHistory", json!(["0x1", "latest", [101]]))["code"],
-        -32602
-    );
-    assert_eq!(
-        f.err("eth_feeHistory", json!(["0x1", "0x50"]))["code"],
-        -32000
-    );
+    assert_eq!(f.err("eth_feeHistory", json!(["0x1", "latest", [50, 10]]))["code"], -32602);
+    assert_eq!(f.err("eth_feeHistory", json!(["0x1", "latest", [101]]))["code"], -32602);
+    assert_eq!(f.err("eth_feeHistory", json!(["0x1", "0x50"]))["code"], -32000);
     // Gas-weighted percentiles.
     let k = key(3);
-    let txs = vec![
-        tx_1559(&k, 0, 10 * GWEI, 3 * GWEI),
-        tx_1559(&k, 1, 10 * GWEI, GWEI),
-        tx_1559(&k, 2, 10 * GWEI, 2 * GWEI),
-    ];
+    let txs =
+        vec![tx_1559(&k, 0, 10 * GWEI, 3 * GWEI), tx_1559(&k, 1, 10 * GWEI, GWEI), tx_1559(&k, 2, 10 * GWEI, 2 * GWEI)];
     let rc = |gas| Receipt {
         tx_type: 2,
         success: true,
@@ -1173,8 +796,7 @@ fn fee_history() {
         revert_data: Bytes::new(),
     };
     let receipts = vec![rc(100), rc(700), rc(200)];
-    let r =
-        crate::methods::block_rewards(&txs, &receipts, 0, &[0.0, 50.0, 70.0, 71.0, 90.0, 100.0], 5);
+    let r = crate::methods::block_rewards(&txs, &receipts, 0, &[0.0, 50.0, 70.0, 71.0, 90.0, 100.0], 5);
     assert_eq!(r, [GWEI, GWEI, GWEI, 2 * GWEI, 2 * GWEI, 3 * GWEI]);
 }
 
@@ -1197,15 +819,9 @@ fn ol_namespace() {
             "value": "0x76", "proof": "0xabcd",
         })
     );
-    assert_eq!(
-        f.ok("ol_getProof", json!([hex(b"x")]))["value"],
-        Value::Null
-    );
+    assert_eq!(f.ok("ol_getProof", json!([hex(b"x")]))["value"], Value::Null);
     assert_eq!(f.ok("ol_getProof", json!([hex(b"x")]))["blockNumber"], 3);
-    assert_eq!(
-        f.err("ol_getProof", json!([hex(b"x"), "0x8"]))["message"],
-        "header not found"
-    );
+    assert_eq!(f.err("ol_getProof", json!([hex(b"x"), "0x8"]))["message"], "header not found");
 }
 
 // ---- over HTTP ----
@@ -1251,45 +867,22 @@ async fn client_round_trip() {
         assert_eq!(c.nonce(&a.sender, false).unwrap(), 3);
         assert_eq!(c.send_raw(&[1, 2, 3]).unwrap(), keccak256([1, 2, 3]));
         let e = c.send_raw(&[0xff]).unwrap_err();
-        assert_eq!(
-            e,
-            ClientError::Rpc {
-                code: -32000,
-                message: "nonce too low".into(),
-                data: None
-            }
-        );
+        assert_eq!(e, ClientError::Rpc { code: -32000, message: "nonce too low".into(), data: None });
         assert_eq!(e.to_string(), "nonce too low (JSON-RPC error -32000)");
         assert_eq!(c.receipt(&B256::repeat_byte(9)).unwrap(), None);
         let r = c.wait_receipt(&a.hash, Duration::from_secs(5)).unwrap();
         assert_eq!(r["logs"][1]["logIndex"], "0x1");
-        let e = c
-            .wait_receipt(&B256::repeat_byte(9), Duration::from_millis(50))
-            .unwrap_err();
+        let e = c.wait_receipt(&B256::repeat_byte(9), Duration::from_millis(50)).unwrap_err();
         assert!(matches!(e, ClientError::Timeout(_)), "{e}");
         let e = c.call("eth_nope", json!([])).unwrap_err();
         assert_eq!(e.code(), Some(-32601));
-        let e = c
-            .call(
-                "eth_call",
-                json!([{"to": hex(SYSTEM.as_slice()), "data": "0xdead"}]),
-            )
-            .unwrap_err();
+        let e = c.call("eth_call", json!([{"to": hex(SYSTEM.as_slice()), "data": "0xdead"}])).unwrap_err();
         assert_eq!(
             e,
-            ClientError::Rpc {
-                code: 3,
-                message: "execution reverted".into(),
-                data: Some(json!("0x01020304"))
-            }
+            ClientError::Rpc { code: 3, message: "execution reverted".into(), data: Some(json!("0x01020304")) }
         );
-        let out = c
-            .batch(&[
-                ("eth_chainId", json!([])),
-                ("eth_nope", json!([])),
-                ("eth_blockNumber", Value::Null),
-            ])
-            .unwrap();
+        let out =
+            c.batch(&[("eth_chainId", json!([])), ("eth_nope", json!([])), ("eth_blockNumber", Value::Null)]).unwrap();
         assert_eq!(out[0], Ok(json!("0x7a69")));
         assert_eq!(out[1].as_ref().unwrap_err().code(), Some(-32601));
         assert_eq!(out[2], Ok(json!("0x3")));
@@ -1298,9 +891,7 @@ async fn client_round_trip() {
             assert_eq!(c.block_number().unwrap(), 3);
         }
         // A large answer (full block) parses.
-        let b = c
-            .call("eth_getBlockByNumber", json!(["0x1", true]))
-            .unwrap();
+        let b = c.call("eth_getBlockByNumber", json!(["0x1", true])).unwrap();
         assert_eq!(b["transactions"].as_array().unwrap().len(), 2);
     })
     .await
@@ -1394,10 +985,7 @@ fn client_chunked_and_reconnect() {
                 s.write_all(resp.as_bytes()).unwrap();
                 // Dropping `s` closes the keep-alive connection.
             } else {
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                 s.write_all(resp.as_bytes()).unwrap();
             }
         }

@@ -26,15 +26,15 @@ pub struct CallCtx<'e> {
     pub value: Amount,
     /// Logs emitted so far by this transaction.
     pub logs: Vec<Log>,
+    /// Calls the module asks the runtime to make next, with the module's own
+    /// address as sender (how governance executes a proposal's calls).
+    pub calls: Vec<(Address, Bytes)>,
 }
 
 impl CallCtx<'_> {
     /// Emit a Solidity event from `address`.
     pub fn emit<E: SolEvent>(&mut self, address: Address, event: &E) {
-        self.logs.push(Log {
-            address,
-            data: event.encode_log_data(),
-        });
+        self.logs.push(Log { address, data: event.encode_log_data() });
     }
 }
 

@@ -30,8 +30,19 @@ pub fn begin_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
     Ok(())
 }
 
-/// Hook run after a block's transactions (staking's reward distribution will hang here).
-pub fn end_block(_st: &mut Overlay, _env: &BlockEnv) -> Result<(), StateError> {
+/// Hook run after a block's transactions: staking pays the block's fees and
+/// issuance to its pool and snapshots the validator set; governance tallies
+/// votes that ended.
+pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
+    let fatal = |e: CallFail| match e {
+        CallFail::Fatal(e) => e,
+        CallFail::Revert(d) => {
+            StateError(format!("end-of-block hook reverted: 0x{}", alloy_primitives::hex::encode(d)))
+        }
+    };
+    crate::staking::end_block(st, env).map_err(fatal)?;
+    crate::governance::end_block(st, env).map_err(fatal)?;
+    st.commit_checkpoints();
     Ok(())
 }
 
@@ -40,15 +51,11 @@ pub(crate) fn decode_calls<C: SolInterface>(input: &[u8]) -> Result<C, CallFail>
     if input.len() < 4 {
         let mut sel = [0u8; 4];
         sel[..input.len()].copy_from_slice(input);
-        return Err(revert(UnknownFunction {
-            selector: sel.into(),
-        }));
+        return Err(revert(UnknownFunction { selector: sel.into() }));
     }
     let sel: [u8; 4] = input[..4].try_into().unwrap();
     if !C::valid_selector(sel) {
-        return Err(revert(UnknownFunction {
-            selector: sel.into(),
-        }));
+        return Err(revert(UnknownFunction { selector: sel.into() }));
     }
     C::abi_decode(input).map_err(|_| revert(InvalidArguments {}))
 }
@@ -57,6 +64,8 @@ pub(crate) fn decode_calls<C: SolInterface>(input: &[u8]) -> Result<C, CallFail>
 enum SystemCall {
     Bank(primitives::abi::IBank::IBankCalls),
     Params(primitives::abi::IParams::IParamsCalls),
+    Staking(primitives::abi::IStaking::IStakingCalls),
+    Governance(primitives::abi::IGovernance::IGovernanceCalls),
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
@@ -65,6 +74,8 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, C
     Some(match m {
         Module::Bank => bank::decode(input).map(SystemCall::Bank),
         Module::Params => params::decode(input).map(SystemCall::Params),
+        Module::Staking => crate::staking::decode(input).map(SystemCall::Staking),
+        Module::Governance => crate::governance::decode(input).map(SystemCall::Governance),
         // Reserved addresses of modules that have no functions yet.
         _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
     })
@@ -103,6 +114,8 @@ fn system_gas(c: &SystemCall) -> u64 {
     match c {
         SystemCall::Bank(c) => bank::gas_cost(c),
         SystemCall::Params(c) => params::gas_cost(c),
+        SystemCall::Staking(c) => crate::staking::gas_cost(c),
+        SystemCall::Governance(c) => crate::governance::gas_cost(c),
     }
 }
 
@@ -110,6 +123,8 @@ fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<
     match c {
         SystemCall::Bank(c) => bank::execute(st, ctx, c),
         SystemCall::Params(c) => params::execute(st, ctx, c),
+        SystemCall::Staking(c) => crate::staking::execute(st, ctx, c),
+        SystemCall::Governance(c) => crate::governance::execute(st, ctx, c),
     }
 }
 
@@ -151,38 +166,24 @@ fn execute_message(
     let (result, gas_used) = match decoded {
         None => {
             // A plain transfer (calldata to an account is carried but not interpreted).
-            (
-                st.transfer(&sender, &to, value).map(|_| Bytes::new()),
-                intrinsic,
-            )
+            (st.transfer(&sender, &to, value).map(|_| Bytes::new()), intrinsic)
         }
         Some(Err(fail)) => (Err(fail), intrinsic),
         Some(Ok(call)) => {
             let required = intrinsic.saturating_add(system_gas(&call));
             if required > gas_limit {
-                (
-                    Err(revert(OutOfGas {
-                        required,
-                        available: gas_limit,
-                    })),
-                    gas_limit,
-                )
+                (Err(revert(OutOfGas { required, available: gas_limit })), gas_limit)
             } else {
-                let mut ctx = CallCtx {
-                    env,
-                    sender,
-                    value,
-                    logs: Vec::new(),
-                };
-                let r = st
-                    .transfer(&sender, &to, value)
-                    .and_then(|_| system_execute(st, &mut ctx, call));
+                let mut ctx = CallCtx { env, sender, value, logs: Vec::new(), calls: Vec::new() };
+                let r = st.transfer(&sender, &to, value).and_then(|_| system_execute(st, &mut ctx, call));
+                let r = r
+                    .and_then(|out| run_subcalls(st, &mut ctx, to, gas_limit - required).map(|sub_gas| (out, sub_gas)));
                 match r {
-                    Ok(out) => {
+                    Ok((out, sub_gas)) => {
                         return Ok(CallOutcome {
                             success: true,
                             output: out,
-                            gas_used: required,
+                            gas_used: required + sub_gas,
                             logs: ctx.logs,
                         });
                     }
@@ -192,23 +193,47 @@ fn execute_message(
         }
     };
     match result {
-        Ok(output) => Ok(CallOutcome {
-            success: true,
-            output,
-            gas_used,
-            logs: Vec::new(),
-        }),
+        Ok(output) => Ok(CallOutcome { success: true, output, gas_used, logs: Vec::new() }),
         Err(CallFail::Revert(data)) => {
             st.revert_to(cp);
-            Ok(CallOutcome {
-                success: false,
-                output: data,
-                gas_used,
-                logs: Vec::new(),
-            })
+            Ok(CallOutcome { success: false, output: data, gas_used, logs: Vec::new() })
         }
         Err(CallFail::Fatal(e)) => Err(e),
     }
+}
+
+/// Run the calls a module queued (a governance proposal's), each with the
+/// module as sender, all-or-nothing; returns the gas they used.
+fn run_subcalls(st: &mut Overlay, ctx: &mut CallCtx, caller: Address, gas_left: u64) -> Result<u64, CallFail> {
+    let calls = std::mem::take(&mut ctx.calls);
+    let mut used = 0u64;
+    for (i, (target, data)) in calls.into_iter().enumerate() {
+        let fail =
+            |reason: Bytes| revert(primitives::abi::IGovernance::ProposalCallFailed { index: U256::from(i), reason });
+        let call = match decode_system_call(&target, &data) {
+            None => return Err(fail(Bytes::new())),
+            Some(Err(CallFail::Revert(d))) => return Err(fail(d)),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(c)) => c,
+        };
+        used = used.saturating_add(system_gas(&call));
+        if used > gas_left {
+            return Err(revert(OutOfGas { required: used, available: gas_left }));
+        }
+        let mut sub =
+            CallCtx { env: ctx.env, sender: caller, value: Amount::ZERO, logs: Vec::new(), calls: Vec::new() };
+        match system_execute(st, &mut sub, call) {
+            Ok(_) => {}
+            Err(CallFail::Revert(d)) => return Err(fail(d)),
+            Err(e) => return Err(e),
+        }
+        if !sub.calls.is_empty() {
+            // Nested execution (a proposal executing a proposal) is not allowed.
+            return Err(fail(Bytes::new()));
+        }
+        ctx.logs.append(&mut sub.logs);
+    }
+    Ok(used)
 }
 
 /// Why a transaction cannot be included in this block (it is not executed at all).
@@ -233,10 +258,7 @@ pub enum ApplyError {
 impl ApplyError {
     /// Whether the transaction could still fit a later block unchanged.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ApplyError::BlockFull | ApplyError::FeeCapTooLow | ApplyError::NonceMismatch { .. }
-        )
+        matches!(self, ApplyError::BlockFull | ApplyError::FeeCapTooLow | ApplyError::NonceMismatch { .. })
     }
 }
 
@@ -269,10 +291,7 @@ pub fn apply_transaction(
     }
     let mut acct = st.account(&tx.sender)?;
     if acct.nonce != tx.nonce() {
-        return Err(ApplyError::NonceMismatch {
-            expected: acct.nonce,
-            got: tx.nonce(),
-        });
+        return Err(ApplyError::NonceMismatch { expected: acct.nonce, got: tx.nonce() });
     }
     let max_cost = U256::from(gas_limit) * U256::from(tx.max_fee_per_gas()) + tx.value();
     if max_cost > acct.balance.to_u256() {
@@ -282,10 +301,7 @@ pub fn apply_transaction(
     let price = tx.effective_gas_price(env.base_fee);
     // Fits: gas_limit * price <= gas_limit * max_fee <= balance < 2^128.
     let upfront = Amount(gas_limit as u128 * price);
-    acct.balance = acct
-        .balance
-        .checked_sub(upfront)
-        .map_err(|_| ApplyError::InsufficientFunds)?;
+    acct.balance = acct.balance.checked_sub(upfront).map_err(|_| ApplyError::InsufficientFunds)?;
     acct.nonce += 1;
     st.put_account(&tx.sender, acct);
 
@@ -295,9 +311,7 @@ pub fn apply_transaction(
     let fee = Amount(out.gas_used as u128 * price);
     let base_part = Amount(out.gas_used as u128 * env.base_fee as u128);
     let bps = st.param(&params::FEE_TREASURY_BPS)?;
-    let to_treasury = base_part
-        .mul_div(bps, 10_000)
-        .map_err(|_| StateError("fee split".into()))?;
+    let to_treasury = base_part.mul_div(bps, 10_000).map_err(|_| StateError("fee split".into()))?;
     let to_pool = Amount(fee.0 - to_treasury.0);
     credit(st, &tx.sender, refund)?;
     credit(st, &TREASURY, to_treasury)?;
@@ -311,11 +325,7 @@ pub fn apply_transaction(
         gas_used: out.gas_used,
         effective_gas_price: price,
         logs: out.logs,
-        revert_data: if out.success {
-            Bytes::new()
-        } else {
-            out.output
-        },
+        revert_data: if out.success { Bytes::new() } else { out.output },
     })
 }
 
@@ -324,10 +334,7 @@ fn credit(st: &mut Overlay, to: &Address, amount: Amount) -> Result<(), StateErr
         return Ok(());
     }
     let mut a = st.account(to)?;
-    a.balance = a
-        .balance
-        .checked_add(amount)
-        .map_err(|_| fatal_of(revert(primitives::abi::Overflow {})))?;
+    a.balance = a.balance.checked_add(amount).map_err(|_| fatal_of(revert(primitives::abi::Overflow {})))?;
     st.put_account(to, a);
     Ok(())
 }
@@ -355,19 +362,9 @@ pub fn call(
 ) -> Result<CallOutcome, CallError> {
     let mut st = Overlay::new(base);
     if st.balance(&from)? < value {
-        return Err(CallError::Invalid(
-            "insufficient funds for gas * price + value".into(),
-        ));
+        return Err(CallError::Invalid("insufficient funds for gas * price + value".into()));
     }
-    Ok(execute_message(
-        &mut st,
-        env,
-        from,
-        to,
-        value,
-        input,
-        gas.unwrap_or(env.gas_limit),
-    )?)
+    Ok(execute_message(&mut st, env, from, to, value, input, gas.unwrap_or(env.gas_limit))?)
 }
 
 /// Gas a transaction with this call needs: the gas it uses, or the revert.

@@ -16,6 +16,8 @@ pub struct Genesis {
     pub alloc: Vec<(Address, Amount)>,
     /// Overrides of parameter defaults, by name.
     pub params: Vec<(String, u128)>,
+    /// Operators bonded at genesis (their bonds come out of their allocations).
+    pub operators: Vec<crate::staking::genesis::GenesisOperator>,
 }
 
 /// Why a genesis is refused.
@@ -35,6 +37,13 @@ impl Genesis {
         params::genesis::init(st, &self.params)?;
         bank::genesis::init(st, &self.alloc).map_err(|e| match e {
             CallFail::Revert(_) => GenesisError::Overflow,
+            CallFail::Fatal(e) => GenesisError::State(e.0),
+        })?;
+        crate::staking::genesis::init(st, self.chain_id, &self.operators).map_err(|e| match e {
+            CallFail::Revert(d) => GenesisError::State(format!(
+                "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?): 0x{}",
+                alloy_primitives::hex::encode(d)
+            )),
             CallFail::Fatal(e) => GenesisError::State(e.0),
         })?;
         crate::executor::write_block_info(st, 0, self.timestamp);

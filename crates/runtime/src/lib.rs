@@ -12,16 +12,19 @@
 //!   logs, still charges gas and bumps the nonce, and carries a Solidity custom error.
 
 pub mod bank;
+mod codec;
 mod context;
 mod executor;
 pub mod genesis;
+pub mod governance;
 mod overlay;
 pub mod params;
+pub mod staking;
 
 pub use context::{BlockEnv, CallCtx, CallFail, revert};
 pub use executor::{
-    ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call,
-    end_block, estimate_gas, supply_report, system_code,
+    ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, end_block, estimate_gas,
+    supply_report, system_code,
 };
 pub use genesis::Genesis;
 pub use overlay::{Checkpoint, EmptyState, Overlay};

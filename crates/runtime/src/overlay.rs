@@ -18,11 +18,7 @@ pub struct Checkpoint(usize);
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn StateRead) -> Self {
-        Overlay {
-            base,
-            writes: BTreeMap::new(),
-            undo: Vec::new(),
-        }
+        Overlay { base, writes: BTreeMap::new(), undo: Vec::new() }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {

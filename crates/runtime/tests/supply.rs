@@ -45,33 +45,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let who = 0usize..4;
     prop_oneof![
-        (who.clone(), 0usize..5, 0u64..20_000_000).prop_map(|(from, to, milli)| Op::Transfer {
-            from,
-            to,
-            milli
-        }),
-        (who.clone(), 0usize..5, 0u64..20_000_000).prop_map(|(from, to, milli)| Op::BankTransfer {
-            from,
-            to,
-            milli
-        }),
+        (who.clone(), 0usize..5, 0u64..20_000_000).prop_map(|(from, to, milli)| Op::Transfer { from, to, milli }),
+        (who.clone(), 0usize..5, 0u64..20_000_000).prop_map(|(from, to, milli)| Op::BankTransfer { from, to, milli }),
         who.clone().prop_map(|from| Op::SetParam { from }),
         who.clone().prop_map(|from| Op::PayNonPayable { from }),
         (who.clone(), 0u64..1000).prop_map(|(from, milli)| Op::Donate { from, milli }),
-        (who, proptest::collection::vec(any::<u8>(), 0..40))
-            .prop_map(|(from, data)| Op::Garbage { from, data }),
+        (who, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(from, data)| Op::Garbage { from, data }),
     ]
 }
 
-fn sign(
-    k: &SecretKey,
-    nonce: u64,
-    to: Address,
-    value: u128,
-    input: Vec<u8>,
-    gas: u64,
-    tip: u128,
-) -> SignedTransaction {
+fn sign(k: &SecretKey, nonce: u64, to: Address, value: u128, input: Vec<u8>, gas: u64, tip: u128) -> SignedTransaction {
     let t = TxEip1559 {
         chain_id: 31337,
         nonce,
@@ -97,6 +80,7 @@ proptest! {
             timestamp: 0,
             alloc: addrs[..4].iter().map(|a| (*a, Amount::open(10_000))).collect(),
             params: vec![("fee.treasury_bps".into(), bps)],
+            operators: vec![],
         };
         let mut mem = Mem(BTreeMap::new());
         {

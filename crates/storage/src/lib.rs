@@ -41,12 +41,6 @@ macro_rules! from_db {
         }
     )*};
 }
-from_db!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_db!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

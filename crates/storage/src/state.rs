@@ -29,15 +29,9 @@ impl StateProof {
     }
 
     /// Check `value` for `key` against `root` from proof bytes: what a light client does.
-    pub fn verify_bytes(
-        root: &B256,
-        key: &[u8],
-        value: Option<&[u8]>,
-        proof: &[u8],
-    ) -> Result<(), String> {
+    pub fn verify_bytes(root: &B256, key: &[u8], value: Option<&[u8]>, proof: &[u8]) -> Result<(), String> {
         let p: jmt::proof::SparseMerkleProof<sha2::Sha256> =
             borsh::from_slice(proof).map_err(|e| format!("malformed proof: {e}"))?;
-        p.verify(jmt::RootHash(root.0), key_hash(key), value)
-            .map_err(|e| e.to_string())
+        p.verify(jmt::RootHash(root.0), key_hash(key), value).map_err(|e| e.to_string())
     }
 }

@@ -8,10 +8,7 @@ use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use jmt::{OwnedValue, Sha256Jmt, Version};
 use primitives::B256;
 use primitives::block::{Header, Receipt, StoredTx};
-use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition,
-};
+use redb::{Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::state::{KeyHash, StateProof, StateRead, key_hash};
 use crate::{Result, StorageError};
@@ -50,11 +47,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            history: 10_000,
-            cache_bytes: 256 << 20,
-            durable: true,
-        }
+        StoreOptions { history: 10_000, cache_bytes: 256 << 20, durable: true }
     }
 }
 
@@ -116,12 +109,9 @@ impl Store {
     /// Open or create the database file at `path`.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StorageError::Db(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Db(format!("{}: {e}", dir.display())))?;
         }
-        let db = Database::builder()
-            .set_cache_size(opts.cache_bytes)
-            .create(path)?;
+        let db = Database::builder().set_cache_size(opts.cache_bytes).create(path)?;
         Self::init(db, opts)
     }
 
@@ -167,33 +157,19 @@ impl Store {
 
     /// Compute the state root after applying `writes` (key → new value, `None` deletes)
     /// to the latest state as version `version`. Nothing is written yet.
-    pub fn prepare(
-        &self,
-        version: u64,
-        writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    ) -> Result<StateUpdate> {
+    pub fn prepare(&self, version: u64, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<StateUpdate> {
         let snap = self.snapshot()?;
         if let Some(h) = snap.head()? {
             if version != h + 1 {
-                return Err(StorageError::Tree(format!(
-                    "version {version} does not follow head {h}"
-                )));
+                return Err(StorageError::Tree(format!("version {version} does not follow head {h}")));
             }
         }
-        let writes: Vec<(KeyHash, Option<Vec<u8>>)> = writes
-            .iter()
-            .map(|(k, v)| (key_hash(k), v.clone()))
-            .collect();
+        let writes: Vec<(KeyHash, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (key_hash(k), v.clone())).collect();
         let tree = Sha256Jmt::new(&snap);
         let (root, batch) = tree
             .put_value_set(writes.iter().map(|(k, v)| (*k, v.clone())), version)
             .map_err(|e| StorageError::Tree(e.to_string()))?;
-        Ok(StateUpdate {
-            version,
-            root: B256::from(root.0),
-            batch,
-            writes,
-        })
+        Ok(StateUpdate { version, root: B256::from(root.0), batch, writes })
     }
 
     /// Atomically write a block, its receipts and its state update; prune history
@@ -201,24 +177,15 @@ impl Store {
     pub fn commit(&self, block: &BlockRecord, update: StateUpdate) -> Result<()> {
         let version = update.version;
         if block.header.number != version {
-            return Err(StorageError::Tree(
-                "block number and state version differ".into(),
-            ));
+            return Err(StorageError::Tree("block number and state version differ".into()));
         }
         let mut w = self.db.begin_write()?;
-        w.set_durability(if self.opts.durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(|e| StorageError::Db(e.to_string()))?;
+        w.set_durability(if self.opts.durable { Durability::Immediate } else { Durability::None })
+            .map_err(|e| StorageError::Db(e.to_string()))?;
         {
             let mut nodes = w.open_table(NODES)?;
             for (k, n) in update.batch.node_batch.nodes() {
-                nodes.insert(
-                    borsh::to_vec(k).unwrap().as_slice(),
-                    borsh::to_vec(n).unwrap().as_slice(),
-                )?;
+                nodes.insert(borsh::to_vec(k).unwrap().as_slice(), borsh::to_vec(n).unwrap().as_slice())?;
             }
             let mut stale = w.open_table(STALE_NODES)?;
             for s in &update.batch.stale_node_index_batch {
@@ -257,8 +224,7 @@ impl Store {
             let mut hbuf = Vec::new();
             block.header.encode(&mut hbuf);
             headers.insert(version, hbuf.as_slice())?;
-            w.open_table(HASHES)?
-                .insert(block.hash.as_slice(), version)?;
+            w.open_table(HASHES)?.insert(block.hash.as_slice(), version)?;
             let mut bbuf = Vec::new();
             block.txs.encode(&mut bbuf);
             w.open_table(BODIES)?.insert(version, bbuf.as_slice())?;
@@ -275,13 +241,7 @@ impl Store {
             meta.insert("head", be8(version).as_slice())?;
             if version > self.opts.history {
                 let cutoff = version - self.opts.history;
-                prune(
-                    &mut nodes,
-                    &mut stale,
-                    &mut values,
-                    &mut stale_values,
-                    cutoff,
-                )?;
+                prune(&mut nodes, &mut stale, &mut values, &mut stale_values, cutoff)?;
                 meta.insert("oldest", be8(cutoff).as_slice())?;
             }
         }
@@ -299,10 +259,7 @@ fn prune(
 ) -> Result<()> {
     let end = be8(cutoff + 1);
     let mut done = Vec::new();
-    for e in stale
-        .range::<&[u8]>(..end.as_slice())?
-        .take(PRUNE_PER_BLOCK)
-    {
+    for e in stale.range::<&[u8]>(..end.as_slice())?.take(PRUNE_PER_BLOCK) {
         done.push(e?.0.value().to_vec());
     }
     for k in &done {
@@ -310,10 +267,7 @@ fn prune(
         stale.remove(k.as_slice())?;
     }
     done.clear();
-    for e in stale_values
-        .range::<&[u8]>(..end.as_slice())?
-        .take(PRUNE_PER_BLOCK)
-    {
+    for e in stale_values.range::<&[u8]>(..end.as_slice())?.take(PRUNE_PER_BLOCK) {
         done.push(e?.0.value().to_vec());
     }
     for k in &done {
@@ -357,9 +311,7 @@ impl Snapshot {
 
     fn meta_u64(&self, k: &str) -> Result<Option<u64>> {
         Ok(match self.meta.get(k)? {
-            Some(g) => Some(u64::from_be_bytes(
-                g.value().try_into().map_err(|_| corrupt("meta"))?,
-            )),
+            Some(g) => Some(u64::from_be_bytes(g.value().try_into().map_err(|_| corrupt("meta"))?)),
             None => None,
         })
     }
@@ -376,9 +328,7 @@ impl Snapshot {
 
     pub fn header(&self, number: u64) -> Result<Option<Header>> {
         match self.headers.get(number)? {
-            Some(g) => Ok(Some(
-                Header::decode(&mut g.value()).map_err(|_| corrupt("header"))?,
-            )),
+            Some(g) => Ok(Some(Header::decode(&mut g.value()).map_err(|_| corrupt("header"))?)),
             None => Ok(None),
         }
     }
@@ -389,18 +339,14 @@ impl Snapshot {
 
     pub fn body(&self, number: u64) -> Result<Option<Vec<StoredTx>>> {
         match self.bodies.get(number)? {
-            Some(g) => Ok(Some(
-                Vec::<StoredTx>::decode(&mut g.value()).map_err(|_| corrupt("body"))?,
-            )),
+            Some(g) => Ok(Some(Vec::<StoredTx>::decode(&mut g.value()).map_err(|_| corrupt("body"))?)),
             None => Ok(None),
         }
     }
 
     pub fn receipts(&self, number: u64) -> Result<Option<Vec<Receipt>>> {
         match self.receipts.get(number)? {
-            Some(g) => Ok(Some(
-                Vec::<Receipt>::decode(&mut g.value()).map_err(|_| corrupt("receipts"))?,
-            )),
+            Some(g) => Ok(Some(Vec::<Receipt>::decode(&mut g.value()).map_err(|_| corrupt("receipts"))?)),
             None => Ok(None),
         }
     }
@@ -441,17 +387,13 @@ impl Snapshot {
     /// The value of `key` as of block `version`.
     pub fn get_at(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>> {
         self.check_version(version)?;
-        Ok(self
-            .get_value_option(version, key_hash(key))
-            .map_err(|e| StorageError::Tree(e.to_string()))?)
+        Ok(self.get_value_option(version, key_hash(key)).map_err(|e| StorageError::Tree(e.to_string()))?)
     }
 
     /// The state root after block `version`.
     pub fn state_root(&self, version: u64) -> Result<B256> {
         let tree = Sha256Jmt::new(self);
-        let r = tree
-            .get_root_hash(version)
-            .map_err(|e| StorageError::Tree(e.to_string()))?;
+        let r = tree.get_root_hash(version).map_err(|e| StorageError::Tree(e.to_string()))?;
         Ok(B256::from(r.0))
     }
 
@@ -459,28 +401,17 @@ impl Snapshot {
     pub fn prove(&self, key: &[u8], version: u64) -> Result<StateProof> {
         self.check_version(version)?;
         let tree = Sha256Jmt::new(self);
-        let (value, proof) = tree
-            .get_with_proof(key_hash(key), version)
-            .map_err(|e| StorageError::Tree(e.to_string()))?;
+        let (value, proof) =
+            tree.get_with_proof(key_hash(key), version).map_err(|e| StorageError::Tree(e.to_string()))?;
         let root = self.state_root(version)?;
-        Ok(StateProof {
-            version,
-            root,
-            key: key.to_vec(),
-            value,
-            proof,
-        })
+        Ok(StateProof { version, root, key: key.to_vec(), value, proof })
     }
 }
 
 /// The latest state.
 impl StateRead for Snapshot {
-    fn get(
-        &self,
-        key: &[u8],
-    ) -> std::result::Result<Option<Vec<u8>>, primitives::state::StateError> {
-        self.get_latest(key)
-            .map_err(|e| primitives::state::StateError(e.to_string()))
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, primitives::state::StateError> {
+        self.get_latest(key).map_err(|e| primitives::state::StateError(e.to_string()))
     }
 }
 
@@ -493,18 +424,10 @@ impl TreeReader for Snapshot {
         }
     }
 
-    fn get_value_option(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
         let lo = value_key(&key_hash, 0);
         let hi = value_key(&key_hash, max_version);
-        match self
-            .values
-            .range::<&[u8]>(lo.as_slice()..=hi.as_slice())?
-            .next_back()
-        {
+        match self.values.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?.next_back() {
             Some(e) => Ok(decode_opt_value(e?.1.value())?),
             None => Ok(None),
         }
@@ -521,24 +444,13 @@ mod tests {
     use primitives::block::Header;
 
     fn record(n: u64) -> BlockRecord {
-        let header = Header {
-            number: n,
-            ..Default::default()
-        };
-        BlockRecord {
-            hash: header.hash_slow(),
-            header,
-            txs: vec![],
-            tx_hashes: vec![],
-            receipts: vec![],
-        }
+        let header = Header { number: n, ..Default::default() };
+        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![] }
     }
 
     fn put(store: &Store, n: u64, kv: &[(&[u8], Option<&[u8]>)]) -> B256 {
-        let w: BTreeMap<Vec<u8>, Option<Vec<u8>>> = kv
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.map(|x| x.to_vec())))
-            .collect();
+        let w: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            kv.iter().map(|(k, v)| (k.to_vec(), v.map(|x| x.to_vec()))).collect();
         let u = store.prepare(n, &w).unwrap();
         let root = u.root;
         store.commit(&record(n), u).unwrap();
@@ -549,14 +461,7 @@ mod tests {
     fn versions_proofs_and_pruning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        let store = Store::open(
-            &path,
-            StoreOptions {
-                history: 3,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let store = Store::open(&path, StoreOptions { history: 3, ..Default::default() }).unwrap();
         let r0 = put(&store, 0, &[(b"a", Some(b"1")), (b"b", Some(b"2"))]);
         let r1 = put(&store, 1, &[(b"a", Some(b"3"))]);
         assert_ne!(r0, r1);
@@ -586,19 +491,9 @@ mod tests {
         // Reopening keeps everything committed.
         drop(s);
         drop(store);
-        let store = Store::open(
-            &path,
-            StoreOptions {
-                history: 3,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let store = Store::open(&path, StoreOptions { history: 3, ..Default::default() }).unwrap();
         assert_eq!(store.head().unwrap(), Some(7));
-        assert_eq!(
-            store.snapshot().unwrap().get_latest(b"a").unwrap(),
-            Some(b"7".to_vec())
-        );
+        assert_eq!(store.snapshot().unwrap().get_latest(b"a").unwrap(), Some(b"7".to_vec()));
         assert!(store.prepare(9, &BTreeMap::new()).is_err());
     }
 }

@@ -41,17 +41,13 @@ pub struct KeystoreArgs {
 
 impl KeystoreArgs {
     pub fn open(&self) -> anyhow::Result<Keystore> {
-        let dir = self
-            .keystore
-            .clone()
-            .unwrap_or_else(super::default_keystore);
+        let dir = self.keystore.clone().unwrap_or_else(super::default_keystore);
         Keystore::open(&dir).with_context(|| format!("opening keystore {}", dir.display()))
     }
 
     pub fn password(&self, prompt: &str) -> anyhow::Result<String> {
         if let Some(p) = &self.password_file {
-            let s =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             return Ok(s.lines().next().unwrap_or("").to_string());
         }
         if let Ok(p) = std::env::var("OPENLEDGER_PASSWORD") {
@@ -59,9 +55,7 @@ impl KeystoreArgs {
         }
         eprint!("{prompt}: ");
         let mut s = String::new();
-        std::io::stdin()
-            .read_line(&mut s)
-            .context("reading the password from standard input")?;
+        std::io::stdin().read_line(&mut s).context("reading the password from standard input")?;
         Ok(s.trim_end_matches(['\r', '\n']).to_string())
     }
 }
@@ -105,23 +99,11 @@ pub fn run(c: KeysCmd, out: Out) -> anyhow::Result<()> {
             let pw = ks.password("password for the new key")?;
             let a = store.create(&pw, &kdf.params())?;
             out.print(
-                || {
-                    format!(
-                        "created {}\nin {}",
-                        a.to_checksum(None),
-                        store.dir().display()
-                    )
-                },
+                || format!("created {}\nin {}", a.to_checksum(None), store.dir().display()),
                 json!({"address": a.to_checksum(None)}),
             );
         }
-        KeysCmd::Import {
-            ks,
-            private_key,
-            mnemonic,
-            index,
-            kdf,
-        } => {
+        KeysCmd::Import { ks, private_key, mnemonic, index, kdf } => {
             let key = match (private_key, mnemonic) {
                 (Some(k), _) => SecretKey::from_hex(&k)?,
                 (None, Some(m)) => keys::derive_account(&m, index)?,
@@ -130,10 +112,7 @@ pub fn run(c: KeysCmd, out: Out) -> anyhow::Result<()> {
             let store = ks.open()?;
             let pw = ks.password("password to encrypt the key")?;
             let a = store.import(&key, &pw, &kdf.params())?;
-            out.print(
-                || format!("imported {}", a.to_checksum(None)),
-                json!({"address": a.to_checksum(None)}),
-            );
+            out.print(|| format!("imported {}", a.to_checksum(None)), json!({"address": a.to_checksum(None)}));
         }
         KeysCmd::List { ks } => {
             let store = ks.open()?;
@@ -141,15 +120,9 @@ pub fn run(c: KeysCmd, out: Out) -> anyhow::Result<()> {
             out.print(
                 || {
                     if list.is_empty() {
-                        format!(
-                            "no accounts in {} (create one with `openledger keys new`)",
-                            store.dir().display()
-                        )
+                        format!("no accounts in {} (create one with `openledger keys new`)", store.dir().display())
                     } else {
-                        list.iter()
-                            .map(|a| a.to_checksum(None))
-                            .collect::<Vec<_>>()
-                            .join("\n")
+                        list.iter().map(|a| a.to_checksum(None)).collect::<Vec<_>>().join("\n")
                     }
                 },
                 json!(list.iter().map(|a| a.to_checksum(None)).collect::<Vec<_>>()),
@@ -178,9 +151,7 @@ impl SignerArgs {
             (_, Some(i)) => Ok(keys::derive_account(keys::DEV_MNEMONIC, i)?),
             (Some(a), None) => {
                 let store = self.ks.open()?;
-                let pw = self
-                    .ks
-                    .password(&format!("password for {}", a.to_checksum(None)))?;
+                let pw = self.ks.password(&format!("password for {}", a.to_checksum(None)))?;
                 Ok(store.load(&a, &pw)?)
             }
             (None, None) => bail!("give --from ADDRESS (keystore) or --dev-account N"),

@@ -1,8 +1,10 @@
 //! One module per command group.
 
+pub mod gov;
 pub mod keys;
 pub mod node;
 pub mod query;
+pub mod stake;
 pub mod tx;
 
 use std::path::PathBuf;

@@ -77,10 +77,7 @@ pub enum DebugCmd {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 const GENESIS_FILE: &str = "genesis.json";
@@ -100,9 +97,7 @@ fn write_genesis_once(dir: &Path, g: &runtime::Genesis) -> anyhow::Result<()> {
 fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, u64)) -> anyhow::Result<()> {
     init_logging();
     write_genesis_once(&cfg.data_dir, &cfg.genesis)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let node = node::start(&cfg).await?;
         banner(node.rpc_addr, node.chain.head().header.number);
@@ -117,8 +112,8 @@ fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, u64)) -> anyhow::Re
 async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -133,27 +128,18 @@ async fn wait_for_shutdown() {
 pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
     let data_dir = a.data_dir.unwrap_or_else(|| super::home().join("dev"));
     if a.reset && data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir)
-            .with_context(|| format!("removing {}", data_dir.display()))?;
+        std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
     let cfg = NodeConfig {
         data_dir: data_dir.clone(),
         rpc_addr: a.rpc_addr,
-        block_time: if a.instant {
-            BlockTime::Instant
-        } else {
-            BlockTime::Interval(a.block_time.max(1))
-        },
+        block_time: if a.instant { BlockTime::Instant } else { BlockTime::Interval(a.block_time.max(1)) },
         history: a.history,
         max_txs_per_block: 10_000,
         genesis: node::dev_genesis(),
     };
     let quiet = a.quiet;
-    let mode = if a.instant {
-        "instant".to_string()
-    } else {
-        format!("every {} ms", a.block_time)
-    };
+    let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
     run_node(cfg, move |addr, head| {
         if quiet {
             return;
@@ -189,10 +175,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
 pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
     let cfg_path = a.data_dir.join(CONFIG_FILE);
     if cfg_path.exists() {
-        bail!(
-            "{} already exists; refusing to overwrite",
-            cfg_path.display()
-        );
+        bail!("{} already exists; refusing to overwrite", cfg_path.display());
     }
     let genesis = match &a.genesis {
         Some(p) => node::load_genesis(p)?,
@@ -219,10 +202,7 @@ fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
 }
 
 pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
-    let path = a
-        .config
-        .clone()
-        .unwrap_or_else(|| a.data_dir.join(CONFIG_FILE));
+    let path = a.config.clone().unwrap_or_else(|| a.data_dir.join(CONFIG_FILE));
     let file = ConfigFile::load(&path)?;
     let mut cfg = file.node_config(&path, a.data_dir.clone())?;
     if let Some(addr) = a.rpc_addr {
@@ -235,29 +215,21 @@ pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {
     match c {
         DebugCmd::Replay { data_dir } => {
             let genesis = node::load_genesis(&data_dir.join(GENESIS_FILE))?;
-            let store = storage::Store::open(
-                &data_dir.join("chain.redb"),
-                storage::StoreOptions::default(),
-            )
-            .with_context(|| {
-                format!(
-                    "opening {} (is the node still running?)",
-                    data_dir.display()
-                )
-            })?;
+            let store = storage::Store::open(&data_dir.join("chain.redb"), storage::StoreOptions::default())
+                .with_context(|| format!("opening {} (is the node still running?)", data_dir.display()))?;
             let scratch = data_dir.join("replay.tmp");
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch)?;
             let r = chain::replay(&store, &genesis, &scratch);
             let _ = std::fs::remove_dir_all(&scratch);
             let n = r?;
-            let root = store
-                .snapshot()?
-                .header(n)?
-                .map(|h| h.state_root)
-                .unwrap_or_default();
+            let root = store.snapshot()?.header(n)?.map(|h| h.state_root).unwrap_or_default();
             out.print(
-                || format!("replayed blocks 1..={n}: state roots, block hashes and receipts match (head state root {root})"),
+                || {
+                    format!(
+                        "replayed blocks 1..={n}: state roots, block hashes and receipts match (head state root {root})"
+                    )
+                },
                 json!({"blocks": n, "stateRoot": root, "ok": true}),
             );
             Ok(())

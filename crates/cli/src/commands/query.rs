@@ -73,33 +73,22 @@ fn tag(block: Option<u64>) -> Value {
 }
 
 fn hex_u128(v: &Value) -> anyhow::Result<u128> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16)
-        .with_context(|| format!("bad quantity {s}"))
+    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad quantity {s}"))
 }
 
 fn view(c: &mut rpc::client::RpcClient, to: Address, data: Vec<u8>) -> anyhow::Result<Bytes> {
-    let v = c.call(
-        "eth_call",
-        json!([{"to": to, "data": Bytes::from(data)}, "latest"]),
-    )?;
+    let v = c.call("eth_call", json!([{"to": to, "data": Bytes::from(data)}, "latest"]))?;
     let s = v.as_str().ok_or_else(|| anyhow!("eth_call returned {v}"))?;
     Ok(s.parse::<Bytes>().map_err(|e| anyhow!("{e}"))?)
 }
 
 pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        QueryCmd::Balance {
-            address,
-            block,
-            rpc,
-        } => {
+        QueryCmd::Balance { address, block, rpc } => {
             let mut c = rpc.client();
             let bal = hex_u128(&c.call("eth_getBalance", json!([address, tag(block)]))?)?;
-            let nonce =
-                hex_u128(&c.call("eth_getTransactionCount", json!([address, tag(block)]))?)?;
+            let nonce = hex_u128(&c.call("eth_getTransactionCount", json!([address, tag(block)]))?)?;
             out.print(
                 || format!("{} OPEN  (nonce {nonce})", Amount(bal)),
                 json!({"address": address, "balance": bal.to_string(), "balanceOpen": Amount(bal).to_string(), "nonce": nonce}),
@@ -110,10 +99,7 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
             let t = if number == "latest" || number.starts_with("0x") {
                 json!(number)
             } else {
-                json!(format!(
-                    "{:#x}",
-                    number.parse::<u64>().context("block number")?
-                ))
+                json!(format!("{:#x}", number.parse::<u64>().context("block number")?))
             };
             let b = c.call("eth_getBlockByNumber", json!([t, false]))?;
             if b.is_null() {
@@ -137,18 +123,14 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         QueryCmd::Tx { hash, rpc } => {
-            let t = rpc
-                .client()
-                .call("eth_getTransactionByHash", json!([hash]))?;
+            let t = rpc.client().call("eth_getTransactionByHash", json!([hash]))?;
             if t.is_null() {
                 bail!("transaction {hash} is unknown to the node");
             }
             out.print(|| serde_json::to_string_pretty(&t).unwrap(), t.clone());
         }
         QueryCmd::Receipt { hash, rpc } => {
-            let r = rpc
-                .client()
-                .call("eth_getTransactionReceipt", json!([hash]))?;
+            let r = rpc.client().call("eth_getTransactionReceipt", json!([hash]))?;
             if r.is_null() {
                 bail!("no receipt for {hash} (unknown, or not yet in a block)");
             }
@@ -172,16 +154,9 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
                 rows.push((n, v, doc));
             }
             out.print(
-                || {
-                    rows.iter()
-                        .map(|(n, v, d)| format!("{n:<20} {v:<20} {d}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
+                || rows.iter().map(|(n, v, d)| format!("{n:<20} {v:<20} {d}")).collect::<Vec<_>>().join("\n"),
                 json!(
-                    rows.iter()
-                        .map(|(n, v, _)| (n.clone(), json!(v.to_string())))
-                        .collect::<serde_json::Map<_, _>>()
+                    rows.iter().map(|(n, v, _)| (n.clone(), json!(v.to_string()))).collect::<serde_json::Map<_, _>>()
                 ),
             );
         }
@@ -192,11 +167,7 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
                 Module::Bank.address(),
                 IBank::supplyCall {}.abi_encode(),
             )?)?;
-            let f = |v: U256| {
-                Amount::from_u256(v)
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| v.to_string())
-            };
+            let f = |v: U256| Amount::from_u256(v).map(|a| a.to_string()).unwrap_or_else(|_| v.to_string());
             out.print(
                 || {
                     format!(
@@ -207,25 +178,13 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
                 json!({"total": r.total.to_string(), "genesis": r.genesis.to_string(), "issued": r.issued.to_string(), "burned": r.burned.to_string(), "treasury": r.treasury.to_string(), "rewardPool": r.rewardPool.to_string()}),
             );
         }
-        QueryCmd::Proof {
-            address,
-            block,
-            rpc,
-        } => {
+        QueryCmd::Proof { address, block, rpc } => {
             let mut c = rpc.client();
             let key = runtime::bank::state_key::account(&address);
             let p = c.call("ol_getProof", json!([Bytes::from(key.clone()), tag(block)]))?;
-            let number = p["blockNumber"]
-                .as_u64()
-                .ok_or_else(|| anyhow!("bad proof response: {p}"))?;
-            let header = c.call(
-                "eth_getBlockByNumber",
-                json!([format!("{number:#x}"), false]),
-            )?;
-            let root: B256 = header["stateRoot"]
-                .as_str()
-                .ok_or_else(|| anyhow!("no header {number}"))?
-                .parse()?;
+            let number = p["blockNumber"].as_u64().ok_or_else(|| anyhow!("bad proof response: {p}"))?;
+            let header = c.call("eth_getBlockByNumber", json!([format!("{number:#x}"), false]))?;
+            let root: B256 = header["stateRoot"].as_str().ok_or_else(|| anyhow!("no header {number}"))?.parse()?;
             let claimed: B256 = p["stateRoot"].as_str().unwrap_or("").parse()?;
             if claimed != root {
                 bail!("proof is for state root {claimed}, but block {number}'s header says {root}");

@@ -33,11 +33,8 @@ pub enum TxCmd {
 }
 
 fn hex_u(v: &Value) -> anyhow::Result<u128> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16)
-        .with_context(|| format!("bad quantity {s}"))
+    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad quantity {s}"))
 }
 
 /// Sign and send a call (`input` empty for a plain transfer); wait for the receipt unless `no_wait`.
@@ -85,13 +82,7 @@ pub fn send(
 
 pub fn run(c: TxCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        TxCmd::Transfer {
-            signer,
-            to,
-            amount,
-            rpc,
-            no_wait,
-        } => {
+        TxCmd::Transfer { signer, to, amount, rpc, no_wait } => {
             let (hash, receipt) = send(&signer, &rpc, to, amount, Bytes::new(), no_wait)?;
             match receipt {
                 None => out.print(|| format!("submitted {hash}"), json!({"hash": hash})),

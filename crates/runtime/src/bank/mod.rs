@@ -31,31 +31,17 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IBankCalls) -> Result<
         return Err(revert(primitives::abi::NonPayable {}));
     }
     Ok(match call {
-        IBankCalls::name(_) => {
-            IBank::nameCall::abi_encode_returns(&"OpenLedger".to_string()).into()
-        }
+        IBankCalls::name(_) => IBank::nameCall::abi_encode_returns(&"OpenLedger".to_string()).into(),
         IBankCalls::symbol(_) => IBank::symbolCall::abi_encode_returns(&"OPEN".to_string()).into(),
-        IBankCalls::decimals(_) => {
-            IBank::decimalsCall::abi_encode_returns(&(primitives::DECIMALS as u8)).into()
-        }
+        IBankCalls::decimals(_) => IBank::decimalsCall::abi_encode_returns(&(primitives::DECIMALS as u8)).into(),
         IBankCalls::totalSupply(_) => {
             IBank::totalSupplyCall::abi_encode_returns(&st.supply()?.total().to_u256()).into()
         }
-        IBankCalls::balanceOf(c) => {
-            IBank::balanceOfCall::abi_encode_returns(&st.balance(&c.account)?.to_u256()).into()
-        }
+        IBankCalls::balanceOf(c) => IBank::balanceOfCall::abi_encode_returns(&st.balance(&c.account)?.to_u256()).into(),
         IBankCalls::transfer(c) => {
-            let amount =
-                Amount::from_u256(c.amount).map_err(|_| revert(primitives::abi::Overflow {}))?;
+            let amount = Amount::from_u256(c.amount).map_err(|_| revert(primitives::abi::Overflow {}))?;
             st.transfer(&ctx.sender, &c.to, amount)?;
-            ctx.emit(
-                ADDRESS,
-                &IBank::Transfer {
-                    from: ctx.sender,
-                    to: c.to,
-                    value: c.amount,
-                },
-            );
+            ctx.emit(ADDRESS, &IBank::Transfer { from: ctx.sender, to: c.to, value: c.amount });
             IBank::transferCall::abi_encode_returns(&true).into()
         }
         IBankCalls::supply(_) => {

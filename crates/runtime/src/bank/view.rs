@@ -23,10 +23,7 @@ impl Account {
     }
     pub fn decode(b: &[u8]) -> Result<Account, StateError> {
         if b.len() != 24 {
-            return Err(StateError(format!(
-                "bank account record of {} bytes",
-                b.len()
-            )));
+            return Err(StateError(format!("bank account record of {} bytes", b.len())));
         }
         Ok(Account {
             nonce: u64::from_be_bytes(b[..8].try_into().unwrap()),
@@ -113,45 +110,27 @@ impl BankWrite for Overlay<'_> {
             return Ok(());
         }
         let mut f = self.account(from)?;
-        f.balance = f
-            .balance
-            .checked_sub(amount)
-            .map_err(|_| insufficient(f.balance, amount))?;
+        f.balance = f.balance.checked_sub(amount).map_err(|_| insufficient(f.balance, amount))?;
         let mut t = self.account(to)?;
-        t.balance = t
-            .balance
-            .checked_add(amount)
-            .map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
+        t.balance = t.balance.checked_add(amount).map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
         self.put_account(from, f);
         self.put_account(to, t);
         Ok(())
     }
     fn mint(&mut self, to: &Address, amount: Amount) -> Result<(), CallFail> {
         let mut s = self.supply()?;
-        s.issued = s
-            .issued
-            .checked_add(amount)
-            .map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
+        s.issued = s.issued.checked_add(amount).map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
         let mut t = self.account(to)?;
-        t.balance = t
-            .balance
-            .checked_add(amount)
-            .map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
+        t.balance = t.balance.checked_add(amount).map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
         self.put_account(to, t);
         self.put_supply(s);
         Ok(())
     }
     fn burn(&mut self, from: &Address, amount: Amount) -> Result<(), CallFail> {
         let mut f = self.account(from)?;
-        f.balance = f
-            .balance
-            .checked_sub(amount)
-            .map_err(|_| insufficient(f.balance, amount))?;
+        f.balance = f.balance.checked_sub(amount).map_err(|_| insufficient(f.balance, amount))?;
         let mut s = self.supply()?;
-        s.burned = s
-            .burned
-            .checked_add(amount)
-            .map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
+        s.burned = s.burned.checked_add(amount).map_err(|_| crate::revert(primitives::abi::Overflow {}))?;
         self.put_account(from, f);
         self.put_supply(s);
         Ok(())
@@ -159,8 +138,5 @@ impl BankWrite for Overlay<'_> {
 }
 
 fn insufficient(available: Amount, required: Amount) -> CallFail {
-    crate::revert(primitives::abi::InsufficientBalance {
-        available: available.to_u256(),
-        required: required.to_u256(),
-    })
+    crate::revert(primitives::abi::InsufficientBalance { available: available.to_u256(), required: required.to_u256() })
 }

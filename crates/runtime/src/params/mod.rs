@@ -54,8 +54,126 @@ pub const BLOCK_GAS_LIMIT: ParamSpec = ParamSpec {
     doc: "gas limit of each block",
 };
 
+const OPEN: u128 = primitives::ONE_OPEN;
+const DAY_OF_BLOCKS: u128 = 86_400;
+
+/// Smallest self bond of an operator.
+pub const STAKING_MIN_SELF_BOND: ParamSpec = ParamSpec {
+    name: "staking.min_self_bond",
+    default: 1_000 * OPEN,
+    min: 1,
+    max: u128::MAX / 2,
+    doc: "smallest self bond of an operator (base units)",
+};
+/// Blocks between unbonding and withdrawal; stake stays slashable meanwhile.
+pub const STAKING_UNBONDING_BLOCKS: ParamSpec = ParamSpec {
+    name: "staking.unbonding_blocks",
+    default: 14 * DAY_OF_BLOCKS,
+    min: 1,
+    max: 365 * DAY_OF_BLOCKS,
+    doc: "blocks before unbonded stake can be withdrawn",
+};
+/// OPEN minted each block for the validators' pool.
+pub const STAKING_ISSUANCE_PER_BLOCK: ParamSpec = ParamSpec {
+    name: "staking.issuance_per_block",
+    default: 0,
+    min: 0,
+    max: 1_000 * OPEN,
+    doc: "OPEN minted per block for validators and their delegators (base units)",
+};
+/// Share of slashed stake paid to whoever proved the fault.
+pub const STAKING_SLASH_REPORTER_BPS: ParamSpec = ParamSpec {
+    name: "staking.slash_reporter_bps",
+    default: 1_000,
+    min: 0,
+    max: 10_000,
+    doc: "basis points of slashed stake paid to the reporter; the rest goes to the treasury",
+};
+/// Voting power needed to propose.
+pub const GOV_PROPOSAL_THRESHOLD: ParamSpec = ParamSpec {
+    name: "governance.proposal_threshold",
+    default: 100 * OPEN,
+    min: 0,
+    max: u128::MAX / 2,
+    doc: "voting power needed to propose (base units)",
+};
+/// Deposit locked by a proposal; returned unless vetoed.
+pub const GOV_DEPOSIT: ParamSpec = ParamSpec {
+    name: "governance.deposit",
+    default: 100 * OPEN,
+    min: 0,
+    max: u128::MAX / 2,
+    doc: "deposit a proposal locks (base units); burned if vetoed",
+};
+pub const GOV_VOTING_DELAY: ParamSpec = ParamSpec {
+    name: "governance.voting_delay",
+    default: DAY_OF_BLOCKS,
+    min: 1,
+    max: 365 * DAY_OF_BLOCKS,
+    doc: "blocks between a proposal and the start of its vote (the snapshot is the block before)",
+};
+pub const GOV_VOTING_PERIOD: ParamSpec = ParamSpec {
+    name: "governance.voting_period",
+    default: 14 * DAY_OF_BLOCKS,
+    min: 1,
+    max: 365 * DAY_OF_BLOCKS,
+    doc: "blocks a vote stays open",
+};
+pub const GOV_QUORUM_BPS: ParamSpec = ParamSpec {
+    name: "governance.quorum_bps",
+    default: 2_500,
+    min: 1,
+    max: 10_000,
+    doc: "share of the total voting power at the snapshot that must vote (basis points)",
+};
+pub const GOV_PASS_BPS: ParamSpec = ParamSpec {
+    name: "governance.pass_bps",
+    default: 5_000,
+    min: 1,
+    max: 10_000,
+    doc: "a proposal passes when for-votes exceed this share of for + against + veto (basis points)",
+};
+pub const GOV_VETO_BPS: ParamSpec = ParamSpec {
+    name: "governance.veto_bps",
+    default: 3_340,
+    min: 1,
+    max: 10_000,
+    doc: "veto votes above this share of all votes reject the proposal and burn its deposit",
+};
+pub const GOV_TIMELOCK: ParamSpec = ParamSpec {
+    name: "governance.timelock",
+    default: DAY_OF_BLOCKS,
+    min: 0,
+    max: 365 * DAY_OF_BLOCKS,
+    doc: "blocks between a proposal passing and its earliest execution",
+};
+pub const GOV_GRACE_PERIOD: ParamSpec = ParamSpec {
+    name: "governance.grace_period",
+    default: 14 * DAY_OF_BLOCKS,
+    min: 1,
+    max: 365 * DAY_OF_BLOCKS,
+    doc: "blocks after the timelock during which a passed proposal can be executed",
+};
+
 /// Every registered parameter, sorted by name.
-pub const ALL: &[ParamSpec] = &[BLOCK_GAS_LIMIT, FEE_TREASURY_BPS, MIN_BASE_FEE];
+pub const ALL: &[ParamSpec] = &[
+    BLOCK_GAS_LIMIT,
+    FEE_TREASURY_BPS,
+    MIN_BASE_FEE,
+    GOV_DEPOSIT,
+    GOV_GRACE_PERIOD,
+    GOV_PASS_BPS,
+    GOV_PROPOSAL_THRESHOLD,
+    GOV_QUORUM_BPS,
+    GOV_TIMELOCK,
+    GOV_VETO_BPS,
+    GOV_VOTING_DELAY,
+    GOV_VOTING_PERIOD,
+    STAKING_ISSUANCE_PER_BLOCK,
+    STAKING_MIN_SELF_BOND,
+    STAKING_SLASH_REPORTER_BPS,
+    STAKING_UNBONDING_BLOCKS,
+];
 
 pub fn spec(name: &str) -> Option<&'static ParamSpec> {
     ALL.iter().find(|s| s.name == name)
@@ -67,24 +185,14 @@ pub enum ParamError {
     #[error("unknown parameter {0:?}")]
     Unknown(String),
     #[error("parameter {name} = {value} is outside [{min}, {max}]")]
-    OutOfRange {
-        name: String,
-        value: u128,
-        min: u128,
-        max: u128,
-    },
+    OutOfRange { name: String, value: u128, min: u128, max: u128 },
 }
 
 /// The spec of `name` if `value` is within its bounds.
 pub fn check(name: &str, value: u128) -> Result<&'static ParamSpec, ParamError> {
     let s = spec(name).ok_or_else(|| ParamError::Unknown(name.to_string()))?;
     if value < s.min || value > s.max {
-        return Err(ParamError::OutOfRange {
-            name: name.into(),
-            value,
-            min: s.min,
-            max: s.max,
-        });
+        return Err(ParamError::OutOfRange { name: name.into(), value, min: s.min, max: s.max });
     }
     Ok(s)
 }
@@ -102,17 +210,12 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Resul
     }
     Ok(match call {
         IParamsCalls::get(c) => {
-            let v = st.param_by_name(&c.name)?.ok_or_else(|| {
-                revert(IParams::UnknownParam {
-                    name: c.name.clone(),
-                })
-            })?;
+            let v = st.param_by_name(&c.name)?.ok_or_else(|| revert(IParams::UnknownParam { name: c.name.clone() }))?;
             IParams::getCall::abi_encode_returns(&U256::from(v)).into()
         }
-        IParamsCalls::names(_) => IParams::namesCall::abi_encode_returns(
-            &ALL.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(),
-        )
-        .into(),
+        IParamsCalls::names(_) => {
+            IParams::namesCall::abi_encode_returns(&ALL.iter().map(|s| s.name.to_string()).collect::<Vec<_>>()).into()
+        }
         IParamsCalls::set(c) => {
             if ctx.sender != Module::Governance.address() {
                 return Err(revert(primitives::abi::Unauthorized { caller: ctx.sender }));
@@ -134,14 +237,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Resul
             };
             let old = st.param(s)?;
             st.put_param(s.name, value);
-            ctx.emit(
-                ADDRESS,
-                &IParams::ParamChanged {
-                    name: c.name,
-                    oldValue: U256::from(old),
-                    newValue: c.value,
-                },
-            );
+            ctx.emit(ADDRESS, &IParams::ParamChanged { name: c.name, oldValue: U256::from(old), newValue: c.value });
             IParams::setCall::abi_encode_returns(&IParams::setReturn {}).into()
         }
     })

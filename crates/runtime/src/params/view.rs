@@ -16,11 +16,9 @@ pub trait ParamsRead {
 impl<S: StateRead + ?Sized> ParamsRead for S {
     fn param(&self, spec: &ParamSpec) -> Result<u128, StateError> {
         match self.get(&state_key::value(spec.name))? {
-            Some(b) => {
-                Ok(u128::from_be_bytes(b.as_slice().try_into().map_err(
-                    |_| StateError(format!("param {} record", spec.name)),
-                )?))
-            }
+            Some(b) => Ok(u128::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| StateError(format!("param {} record", spec.name)))?,
+            )),
             None => Ok(spec.default),
         }
     }

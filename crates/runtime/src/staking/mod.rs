@@ -1,0 +1,690 @@
+//! `staking`: bonded operators (validators and serving operators), delegation,
+//! unbonding with a cooldown, rewards pro rata to stake with a commission,
+//! slashing with jailing and recorded evidence, voting-power checkpoints for
+//! governance, and validator-set snapshots by height.
+//!
+//! Rewards use two lazily settled indexes (no loop over stakers per deposit):
+//! a pool index (reward per staked token) moves on every deposit; an operator
+//! settles its share when touched, keeps its self-bond part and its commission
+//! on the delegated part, and raises its delegators' index by the rest. Every
+//! division rounds down; the dust stays in staking's balance, so claims never
+//! exceed deposits.
+
+pub mod genesis;
+pub mod records;
+pub mod state_key;
+pub mod view;
+
+use alloy_primitives::U256;
+use alloy_sol_types::{SolCall, SolValue};
+use primitives::abi::IStaking::{self, IStakingCalls};
+use primitives::abi::{NonPayable, Unauthorized};
+use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
+use primitives::{Address, Amount, B256, Bytes};
+
+use crate::bank::{BankRead, BankWrite};
+use crate::codec::{load, store};
+use crate::context::{BlockEnv, CallCtx, CallFail};
+use crate::params::{self, ParamsRead};
+use crate::{Overlay, revert};
+pub use records::*;
+pub use view::StakingRead;
+
+pub const ADDRESS: Address = Module::Staking.address();
+pub const ROLE_VALIDATOR: u8 = 1;
+pub const ROLE_SERVING: u8 = 2;
+/// Scale of the reward indexes.
+pub fn index_scale() -> U256 {
+    U256::from(10u8).pow(U256::from(36u8))
+}
+/// Most pending unbondings per account.
+pub const MAX_UNBONDINGS: usize = 16;
+const PPM: u128 = 1_000_000;
+
+pub fn pool_role(name: &str) -> Option<u8> {
+    match name {
+        "validators" => Some(ROLE_VALIDATOR),
+        "serving" => Some(ROLE_SERVING),
+        _ => None,
+    }
+}
+
+fn amt(v: U256) -> Result<Amount, CallFail> {
+    Amount::from_u256(v).map_err(|_| revert(primitives::abi::Overflow {}))
+}
+
+fn stake_of_op(op: &OperatorRecord) -> U256 {
+    op.selfBond + op.delegated
+}
+
+fn active(op: &OperatorRecord) -> bool {
+    !op.jailed
+}
+
+/// Credit an operator with its share of the pool since it was last settled.
+fn settle_operator(op: &mut OperatorRecord, pool: &PoolRecord) {
+    if !active(op) || pool.index <= op.lastPoolIndex {
+        op.lastPoolIndex = op.lastPoolIndex.max(pool.index);
+        return;
+    }
+    let stake = stake_of_op(op);
+    let gross = stake * (pool.index - op.lastPoolIndex) / index_scale();
+    op.lastPoolIndex = pool.index;
+    if gross.is_zero() || stake.is_zero() {
+        return;
+    }
+    let self_part = gross * op.selfBond / stake;
+    let del_part = gross - self_part;
+    let commission = del_part * U256::from(op.commissionBps) / U256::from(10_000u32);
+    op.rewards += self_part + commission;
+    if !op.delegated.is_zero() {
+        op.delegatorIndex += (del_part - commission) * index_scale() / op.delegated;
+    }
+}
+
+fn settle_delegation(op: &OperatorRecord, d: &mut DelegationRecord) {
+    if op.delegatorIndex > d.lastIndex {
+        d.rewards += d.amount * (op.delegatorIndex - d.lastIndex) / index_scale();
+    }
+    d.lastIndex = op.delegatorIndex;
+}
+
+/// Everything about to change for one operator, loaded and settled.
+struct OpCtx {
+    addr: Address,
+    op: OperatorRecord,
+    pool: PoolRecord,
+}
+
+fn load_op(st: &Overlay, addr: &Address) -> Result<OpCtx, CallFail> {
+    let mut op = st.operator(addr)?.ok_or_else(|| revert(IStaking::NotOperator { account: *addr }))?;
+    let pool = st.pool(op.role)?;
+    settle_operator(&mut op, &pool);
+    Ok(OpCtx { addr: *addr, op, pool })
+}
+
+fn save_op(st: &mut Overlay, c: &OpCtx) {
+    store(st, state_key::operator(&c.addr), &c.op);
+    store(st, state_key::pool(c.op.role), &c.pool);
+}
+
+fn push_checkpoint(st: &mut Overlay, key: Vec<u8>, height: u64, delta: i8, amount: U256) -> Result<(), CallFail> {
+    let mut list = load::<Vec<Checkpoint>>(st, &key)?.unwrap_or_default();
+    let cur = list.last().map(|c| c.power).unwrap_or(U256::ZERO);
+    let new = if delta >= 0 { cur + amount } else { cur.saturating_sub(amount) };
+    match list.last_mut() {
+        Some(c) if c.height == height => c.power = new,
+        _ => list.push(Checkpoint { height, power: new }),
+    }
+    store(st, key, &list);
+    Ok(())
+}
+
+/// Record a change of `account`'s voting power (and the total) at `height`.
+fn power_change(st: &mut Overlay, height: u64, account: &Address, delta: i8, amount: U256) -> Result<(), CallFail> {
+    if amount.is_zero() {
+        return Ok(());
+    }
+    push_checkpoint(st, state_key::power_checkpoints(account), height, delta, amount)?;
+    push_checkpoint(st, state_key::total_power_checkpoints(), height, delta, amount)
+}
+
+fn add_to_list(st: &mut Overlay, key: Vec<u8>, a: &Address) -> Result<(), CallFail> {
+    let mut list = load::<Vec<Address>>(st, &key)?.unwrap_or_default();
+    if !list.contains(a) {
+        list.push(*a);
+        store(st, key, &list);
+    }
+    Ok(())
+}
+
+/// Distribute `amount`, already held by staking, to pool `role`; to the treasury if nobody stakes there.
+fn distribute(st: &mut Overlay, ctx_logs: Option<&mut CallCtx>, role: u8, amount: Amount) -> Result<(), CallFail> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    let mut pool = st.pool(role)?;
+    if pool.totalStake.is_zero() {
+        st.transfer(&ADDRESS, &TREASURY, amount)?;
+        return Ok(());
+    }
+    pool.index += amount.to_u256() * index_scale() / pool.totalStake;
+    store(st, state_key::pool(role), &pool);
+    if let Some(ctx) = ctx_logs {
+        let name = if role == ROLE_VALIDATOR { "validators" } else { "serving" };
+        ctx.emit(ADDRESS, &IStaking::RewardsDeposited { pool: name.into(), amount: amount.to_u256() });
+    }
+    Ok(())
+}
+
+/// Typed writes other modules use: slashing and reward deposits.
+pub trait StakingWrite {
+    /// Slash `fraction_ppm` of `operator`'s stake (self bond, delegations and
+    /// pending unbondings), jail it for `jail_blocks`, pay the reporter's share
+    /// and send the rest to the treasury. Returns the amount slashed.
+    fn slash(
+        &mut self,
+        ctx: &mut CallCtx,
+        operator: &Address,
+        fraction_ppm: u32,
+        jail_blocks: u64,
+        reason: &str,
+        reporter: &Address,
+    ) -> Result<Amount, CallFail>;
+    /// Pay `amount` from `payer` to pool "validators" or "serving".
+    fn deposit_rewards(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        amount: Amount,
+        pool: &str,
+    ) -> Result<(), CallFail>;
+}
+
+impl StakingWrite for Overlay<'_> {
+    fn slash(
+        &mut self,
+        ctx: &mut CallCtx,
+        operator: &Address,
+        fraction_ppm: u32,
+        jail_blocks: u64,
+        reason: &str,
+        reporter: &Address,
+    ) -> Result<Amount, CallFail> {
+        slash(self, ctx, operator, fraction_ppm, jail_blocks, reason, reporter)
+    }
+    fn deposit_rewards(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        amount: Amount,
+        pool: &str,
+    ) -> Result<(), CallFail> {
+        let role = pool_role(pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: pool.into() }))?;
+        self.transfer(payer, &ADDRESS, amount)?;
+        distribute(self, Some(ctx), role, amount)
+    }
+}
+
+fn slash(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    operator: &Address,
+    fraction_ppm: u32,
+    jail_blocks: u64,
+    reason: &str,
+    reporter: &Address,
+) -> Result<Amount, CallFail> {
+    if fraction_ppm as u128 > PPM {
+        return Err(revert(IStaking::InvalidFraction { fractionPpm: fraction_ppm }));
+    }
+    let height = ctx.env.number;
+    let mut c = load_op(st, operator)?;
+    let f = U256::from(fraction_ppm);
+    let ppm = U256::from(PPM);
+    let was_active = active(&c.op);
+    let stake_before = stake_of_op(&c.op);
+    // Self bond.
+    let s = c.op.selfBond * f / ppm;
+    c.op.selfBond -= s;
+    power_change(st, height, operator, -1, s)?;
+    let mut total = s;
+    // Delegations, each settled first so rewards earned before the fault are kept.
+    for d_addr in st.delegators(operator)? {
+        let key = state_key::delegation(operator, &d_addr);
+        if let Some(mut d) = load::<DelegationRecord>(st, &key)? {
+            settle_delegation(&c.op, &mut d);
+            let x = d.amount * f / ppm;
+            d.amount -= x;
+            c.op.delegated -= x;
+            total += x;
+            power_change(st, height, &d_addr, -1, x)?;
+            store(st, key, &d);
+        }
+    }
+    // Unbondings still in their cooldown are slashable too.
+    for a in load::<Vec<Address>>(st, &state_key::unbonding_accounts(operator))?.unwrap_or_default() {
+        let key = state_key::unbondings(&a);
+        let mut list = load::<Vec<UnbondingRecord>>(st, &key)?.unwrap_or_default();
+        for e in list.iter_mut().filter(|e| e.operator == *operator && e.releaseHeight > height) {
+            let y = e.amount * f / ppm;
+            e.amount -= y;
+            total += y;
+        }
+        store(st, key, &list);
+    }
+    if was_active {
+        c.pool.totalStake -= stake_before - stake_of_op(&c.op);
+    }
+    let mut jailed_until = c.op.jailedUntil;
+    if jail_blocks > 0 {
+        if active(&c.op) {
+            c.pool.totalStake -= stake_of_op(&c.op);
+        }
+        c.op.jailed = true;
+        jailed_until = jailed_until.max(height.saturating_add(jail_blocks));
+        c.op.jailedUntil = jailed_until;
+    }
+    save_op(st, &c);
+    let total_amt = amt(total)?;
+    let to_reporter = if *reporter == Address::ZERO {
+        Amount::ZERO
+    } else {
+        total_amt
+            .mul_div(st.param(&params::STAKING_SLASH_REPORTER_BPS)?, 10_000)
+            .map_err(|_| revert(primitives::abi::Overflow {}))?
+    };
+    st.transfer(&ADDRESS, reporter, to_reporter)?;
+    st.transfer(&ADDRESS, &TREASURY, Amount(total_amt.0 - to_reporter.0))?;
+    let key = state_key::slashes(operator);
+    let mut rec = load::<Vec<SlashRecord>>(st, &key)?.unwrap_or_default();
+    rec.push(SlashRecord {
+        height,
+        fractionPpm: fraction_ppm,
+        amount: total,
+        reason: reason.into(),
+        reporter: *reporter,
+    });
+    store(st, key, &rec);
+    ctx.emit(
+        ADDRESS,
+        &IStaking::Slashed {
+            operator: *operator,
+            amount: total,
+            fractionPpm: fraction_ppm,
+            jailedUntil: jailed_until,
+            reason: reason.into(),
+            reporter: *reporter,
+        },
+    );
+    Ok(total_amt)
+}
+
+pub fn gas_cost(call: &IStakingCalls) -> u64 {
+    use IStakingCalls::*;
+    match call {
+        registerOperator(_) => 120_000,
+        bond(_) | unbond(_) => 80_000,
+        withdraw(_) | claimRewards(_) | depositRewards(_) => 50_000,
+        rotateConsensusKey(_) | rotateServingKey(_) | setCommission(_) | unjail(_) => 40_000,
+        slash(_) => 250_000,
+        _ => 5_000,
+    }
+}
+
+pub fn decode(input: &[u8]) -> Result<IStakingCalls, CallFail> {
+    crate::executor::decode_calls::<IStakingCalls>(input)
+}
+
+fn nonpayable(ctx: &CallCtx) -> Result<(), CallFail> {
+    if ctx.value != Amount::ZERO { Err(revert(NonPayable {})) } else { Ok(()) }
+}
+
+fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option<DelegationRecord>), CallFail> {
+    if *account == c.addr {
+        return Ok((c.op.selfBond, None));
+    }
+    let mut d = st.delegation(&c.addr, account)?;
+    if let Some(d) = d.as_mut() {
+        settle_delegation(&c.op, d);
+    }
+    Ok((d.as_ref().map(|d| d.amount).unwrap_or(U256::ZERO), d))
+}
+
+pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Result<Bytes, CallFail> {
+    use IStakingCalls as C;
+    let height = ctx.env.number;
+    let sender = ctx.sender;
+    Ok(match call {
+        C::registerOperator(c) => {
+            if st.operator(&sender)?.is_some() {
+                return Err(revert(IStaking::AlreadyRegistered { operator: sender }));
+            }
+            if c.role != ROLE_VALIDATOR && c.role != ROLE_SERVING {
+                return Err(revert(IStaking::UnknownRole { role: c.role }));
+            }
+            if (c.role == ROLE_VALIDATOR && c.consensusKey == B256::ZERO)
+                || (c.role == ROLE_SERVING && c.servingKey == Address::ZERO)
+                || c.commissionBps > 10_000
+            {
+                return Err(revert(IStaking::InvalidKey {}));
+            }
+            register(st, ctx, sender, c.role, c.consensusKey, c.servingKey, c.commissionBps, ctx.value)?;
+            IStaking::registerOperatorCall::abi_encode_returns(&IStaking::registerOperatorReturn {}).into()
+        }
+        C::bond(c) => {
+            if ctx.value == Amount::ZERO {
+                return Err(revert(IStaking::BelowMinimumBond { amount: U256::ZERO, minimum: U256::from(1) }));
+            }
+            bond(st, ctx, &c.operator, &sender, ctx.value)?;
+            IStaking::bondCall::abi_encode_returns(&IStaking::bondReturn {}).into()
+        }
+        C::unbond(c) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &c.operator)?;
+            let (have, d) = own_stake(st, &oc, &sender)?;
+            if c.amount.is_zero() || c.amount > have {
+                return Err(revert(IStaking::InsufficientStake { available: have, requested: c.amount }));
+            }
+            let mut list = st.unbondings(&sender)?;
+            list.retain(|e| !e.amount.is_zero());
+            if list.len() >= MAX_UNBONDINGS {
+                return Err(revert(IStaking::TooManyUnbondings { max: U256::from(MAX_UNBONDINGS) }));
+            }
+            match d {
+                None => oc.op.selfBond -= c.amount,
+                Some(mut d) => {
+                    d.amount -= c.amount;
+                    oc.op.delegated -= c.amount;
+                    store(st, state_key::delegation(&c.operator, &sender), &d);
+                }
+            }
+            if active(&oc.op) {
+                oc.pool.totalStake -= c.amount;
+            }
+            save_op(st, &oc);
+            power_change(st, height, &sender, -1, c.amount)?;
+            let release =
+                height.saturating_add(u64::try_from(st.param(&params::STAKING_UNBONDING_BLOCKS)?).unwrap_or(u64::MAX));
+            list.push(UnbondingRecord { operator: c.operator, amount: c.amount, releaseHeight: release });
+            store(st, state_key::unbondings(&sender), &list);
+            add_to_list(st, state_key::unbonding_accounts(&c.operator), &sender)?;
+            ctx.emit(
+                ADDRESS,
+                &IStaking::UnbondStarted {
+                    operator: c.operator,
+                    account: sender,
+                    amount: c.amount,
+                    releaseHeight: release,
+                },
+            );
+            IStaking::unbondCall::abi_encode_returns(&IStaking::unbondReturn {}).into()
+        }
+        C::withdraw(_) => {
+            nonpayable(ctx)?;
+            let list = st.unbondings(&sender)?;
+            let (ready, pending): (Vec<_>, Vec<_>) = list.into_iter().partition(|e| e.releaseHeight <= height);
+            let total: U256 = ready.iter().map(|e| e.amount).sum();
+            store(st, state_key::unbondings(&sender), &pending);
+            st.transfer(&ADDRESS, &sender, amt(total)?)?;
+            ctx.emit(ADDRESS, &IStaking::Withdrawn { account: sender, amount: total });
+            IStaking::withdrawCall::abi_encode_returns(&IStaking::withdrawReturn {}).into()
+        }
+        C::claimRewards(c) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &c.operator)?;
+            let paid = if sender == c.operator {
+                std::mem::replace(&mut oc.op.rewards, U256::ZERO)
+            } else {
+                let key = state_key::delegation(&c.operator, &sender);
+                let mut d = load::<DelegationRecord>(st, &key)?.ok_or_else(|| {
+                    revert(IStaking::InsufficientStake { available: U256::ZERO, requested: U256::ZERO })
+                })?;
+                settle_delegation(&oc.op, &mut d);
+                let r = std::mem::replace(&mut d.rewards, U256::ZERO);
+                store(st, key, &d);
+                r
+            };
+            save_op(st, &oc);
+            st.transfer(&ADDRESS, &sender, amt(paid)?)?;
+            ctx.emit(ADDRESS, &IStaking::RewardsClaimed { operator: c.operator, account: sender, amount: paid });
+            IStaking::claimRewardsCall::abi_encode_returns(&IStaking::claimRewardsReturn {}).into()
+        }
+        C::rotateConsensusKey(c) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &sender)?;
+            if c.key == B256::ZERO || oc.op.role != ROLE_VALIDATOR {
+                return Err(revert(IStaking::InvalidKey {}));
+            }
+            oc.op.consensusKey = c.key;
+            save_op(st, &oc);
+            ctx.emit(ADDRESS, &IStaking::ConsensusKeyRotated { operator: sender, key: c.key });
+            IStaking::rotateConsensusKeyCall::abi_encode_returns(&IStaking::rotateConsensusKeyReturn {}).into()
+        }
+        C::rotateServingKey(c) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &sender)?;
+            if c.key == Address::ZERO {
+                return Err(revert(IStaking::InvalidKey {}));
+            }
+            oc.op.servingKey = c.key;
+            save_op(st, &oc);
+            ctx.emit(ADDRESS, &IStaking::ServingKeyRotated { operator: sender, key: c.key });
+            IStaking::rotateServingKeyCall::abi_encode_returns(&IStaking::rotateServingKeyReturn {}).into()
+        }
+        C::setCommission(c) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &sender)?;
+            if c.commissionBps > 10_000 {
+                return Err(revert(IStaking::InvalidFraction { fractionPpm: c.commissionBps as u32 }));
+            }
+            oc.op.commissionBps = c.commissionBps;
+            save_op(st, &oc);
+            ctx.emit(ADDRESS, &IStaking::CommissionChanged { operator: sender, commissionBps: c.commissionBps });
+            IStaking::setCommissionCall::abi_encode_returns(&IStaking::setCommissionReturn {}).into()
+        }
+        C::unjail(_) => {
+            nonpayable(ctx)?;
+            let mut oc = load_op(st, &sender)?;
+            if !oc.op.jailed {
+                return Err(revert(IStaking::NotJailed { operator: sender }));
+            }
+            if height < oc.op.jailedUntil {
+                return Err(revert(IStaking::OperatorJailed { operator: sender, until: oc.op.jailedUntil }));
+            }
+            oc.op.jailed = false;
+            oc.op.lastPoolIndex = oc.pool.index;
+            oc.pool.totalStake += stake_of_op(&oc.op);
+            save_op(st, &oc);
+            ctx.emit(ADDRESS, &IStaking::Unjailed { operator: sender });
+            IStaking::unjailCall::abi_encode_returns(&IStaking::unjailReturn {}).into()
+        }
+        C::depositRewards(c) => {
+            if amt(c.amount)? != ctx.value {
+                return Err(revert(IStaking::ValueMismatch { expected: c.amount, sent: ctx.value.to_u256() }));
+            }
+            let role = pool_role(&c.pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: c.pool.clone() }))?;
+            // The value already sits at staking's address.
+            let v = ctx.value;
+            distribute(st, Some(ctx), role, v)?;
+            IStaking::depositRewardsCall::abi_encode_returns(&IStaking::depositRewardsReturn {}).into()
+        }
+        C::slash(c) => {
+            nonpayable(ctx)?;
+            if sender != Module::Governance.address() && sender != Module::Attribution.address() {
+                return Err(revert(Unauthorized { caller: sender }));
+            }
+            slash(st, ctx, &c.operator, c.fractionPpm, c.jailBlocks, &c.reason, &c.reporter)?;
+            IStaking::slashCall::abi_encode_returns(&IStaking::slashReturn {}).into()
+        }
+        C::operatorInfo(c) => {
+            let op = st.operator(&c.operator)?.ok_or_else(|| revert(IStaking::NotOperator { account: c.operator }))?;
+            IStaking::operatorInfoCall::abi_encode_returns(&IStaking::operatorInfoReturn {
+                role: op.role,
+                selfBond: op.selfBond,
+                delegated: op.delegated,
+                commissionBps: op.commissionBps,
+                consensusKey: op.consensusKey,
+                servingKey: op.servingKey,
+                jailedUntil: if op.jailed { op.jailedUntil.max(1) } else { 0 },
+            })
+            .into()
+        }
+        C::stakeOf(c) => {
+            let oc = load_op(st, &c.operator)?;
+            let (amount, pending) = if c.account == c.operator {
+                (oc.op.selfBond, oc.op.rewards)
+            } else {
+                let (have, d) = own_stake(st, &oc, &c.account)?;
+                (have, d.map(|d| d.rewards).unwrap_or(U256::ZERO))
+            };
+            IStaking::stakeOfCall::abi_encode_returns(&IStaking::stakeOfReturn { amount, pendingRewards: pending })
+                .into()
+        }
+        C::unbondings(c) => {
+            let list = st.unbondings(&c.account)?;
+            IStaking::unbondingsCall::abi_encode_returns(&IStaking::unbondingsReturn {
+                operators: list.iter().map(|e| e.operator).collect(),
+                amounts: list.iter().map(|e| e.amount).collect(),
+                releaseHeights: list.iter().map(|e| e.releaseHeight).collect(),
+            })
+            .into()
+        }
+        C::operators(c) => IStaking::operatorsCall::abi_encode_returns(&st.operators(c.role)?).into(),
+        C::validatorSetAt(c) => {
+            let v = st.validator_set_at(c.height)?;
+            IStaking::validatorSetAtCall::abi_encode_returns(&IStaking::validatorSetAtReturn {
+                operators: v.operators,
+                consensusKeys: v.consensusKeys,
+                powers: v.powers,
+            })
+            .into()
+        }
+        C::votingPower(c) => {
+            IStaking::votingPowerCall::abi_encode_returns(&U256::from(st.voting_power(&c.account)?)).into()
+        }
+        C::votingPowerAt(c) => {
+            IStaking::votingPowerAtCall::abi_encode_returns(&U256::from(st.voting_power_at(&c.account, c.height)?))
+                .into()
+        }
+        C::totalVotingPowerAt(c) => {
+            IStaking::totalVotingPowerAtCall::abi_encode_returns(&U256::from(st.total_voting_power_at(c.height)?))
+                .into()
+        }
+    })
+}
+
+/// Register `operator` with `bond` already held at staking's address.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn register(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    operator: Address,
+    role: u8,
+    consensus_key: B256,
+    serving_key: Address,
+    commission_bps: u16,
+    bond: Amount,
+) -> Result<(), CallFail> {
+    let min = st.param(&params::STAKING_MIN_SELF_BOND)?;
+    if bond.0 < min {
+        return Err(revert(IStaking::BelowMinimumBond { amount: bond.to_u256(), minimum: U256::from(min) }));
+    }
+    let mut pool = st.pool(role)?;
+    let op = OperatorRecord {
+        role,
+        selfBond: bond.to_u256(),
+        delegated: U256::ZERO,
+        commissionBps: commission_bps,
+        consensusKey: consensus_key,
+        servingKey: serving_key,
+        jailedUntil: 0,
+        jailed: false,
+        lastPoolIndex: pool.index,
+        delegatorIndex: U256::ZERO,
+        rewards: U256::ZERO,
+        registeredAt: ctx.env.number,
+    };
+    pool.totalStake += bond.to_u256();
+    store(st, state_key::operator(&operator), &op);
+    store(st, state_key::pool(role), &pool);
+    add_to_list(st, state_key::operators(role), &operator)?;
+    power_change(st, ctx.env.number, &operator, 1, bond.to_u256())?;
+    ctx.emit(
+        ADDRESS,
+        &IStaking::OperatorRegistered {
+            operator,
+            role,
+            consensusKey: consensus_key,
+            servingKey: serving_key,
+            commissionBps: commission_bps,
+        },
+    );
+    ctx.emit(ADDRESS, &IStaking::Bonded { operator, account: operator, amount: bond.to_u256() });
+    Ok(())
+}
+
+/// Add `amount` (already held at staking's address) to `account`'s stake at `operator`.
+fn bond(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    operator: &Address,
+    account: &Address,
+    amount: Amount,
+) -> Result<(), CallFail> {
+    let mut oc = load_op(st, operator)?;
+    let v = amount.to_u256();
+    if account == operator {
+        oc.op.selfBond += v;
+    } else {
+        let key = state_key::delegation(operator, account);
+        let mut d = load::<DelegationRecord>(st, &key)?.unwrap_or(DelegationRecord {
+            amount: U256::ZERO,
+            lastIndex: oc.op.delegatorIndex,
+            rewards: U256::ZERO,
+        });
+        settle_delegation(&oc.op, &mut d);
+        d.amount += v;
+        oc.op.delegated += v;
+        store(st, key, &d);
+        add_to_list(st, state_key::delegators(operator), account)?;
+    }
+    if active(&oc.op) {
+        oc.pool.totalStake += v;
+    }
+    save_op(st, &oc);
+    power_change(st, ctx.env.number, account, 1, v)?;
+    ctx.emit(ADDRESS, &IStaking::Bonded { operator: *operator, account: *account, amount: v });
+    Ok(())
+}
+
+/// The validator set now: active validators with at least the minimum self bond, by address.
+fn current_validator_set(st: &Overlay) -> Result<ValidatorSetRecord, CallFail> {
+    let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
+    let mut ops = st.operators(ROLE_VALIDATOR)?;
+    ops.sort();
+    let mut set = ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] };
+    for a in ops {
+        if let Some(op) = st.operator(&a)? {
+            if active(&op) && op.selfBond >= min {
+                set.operators.push(a);
+                set.consensusKeys.push(op.consensusKey);
+                set.powers.push(stake_of_op(&op));
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// End of block: pay the block's fee share and issuance to the validators'
+/// pool, and snapshot the validator set if it changed.
+pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
+    let fees = st.balance(&VALIDATOR_REWARD_POOL)?;
+    if fees != Amount::ZERO {
+        st.transfer(&VALIDATOR_REWARD_POOL, &ADDRESS, fees)?;
+        distribute(st, None, ROLE_VALIDATOR, fees)?;
+    }
+    let issuance = Amount(st.param(&params::STAKING_ISSUANCE_PER_BLOCK)?);
+    if issuance != Amount::ZERO && !st.pool(ROLE_VALIDATOR)?.totalStake.is_zero() {
+        st.mint(&ADDRESS, issuance)?;
+        distribute(st, None, ROLE_VALIDATOR, issuance)?;
+    }
+    snapshot_validator_set(st, env.number)
+}
+
+pub(crate) fn snapshot_validator_set(st: &mut Overlay, height: u64) -> Result<(), CallFail> {
+    let set = current_validator_set(st)?;
+    let mut heights = load::<Vec<u64>>(st, &state_key::validator_set_heights())?.unwrap_or_default();
+    if let Some(last) = heights.last() {
+        let prev = load::<ValidatorSetRecord>(st, &state_key::validator_set(*last))?;
+        if prev.map(|p| p.abi_encode()) == Some(set.abi_encode()) {
+            return Ok(());
+        }
+    }
+    if heights.last() != Some(&height) {
+        heights.push(height);
+    }
+    store(st, state_key::validator_set(height), &set);
+    store(st, state_key::validator_set_heights(), &heights);
+    Ok(())
+}
