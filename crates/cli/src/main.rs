@@ -40,9 +40,20 @@ enum Cmd {
     /// Governance: propose, vote, execute.
     #[command(subcommand)]
     Gov(commands::gov::GovCmd),
+    /// Benchmarks (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Maintenance of a stopped node's data.
     #[command(subcommand)]
     Debug(commands::node::DebugCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Transfers over JSON-RPC until every receipt is in, against Hardhat's node.
+    Chain(bench::ChainOpts),
+    /// State commit cost per block as the state grows, against plain redb.
+    State(bench::StateOpts),
 }
 
 fn main() {
@@ -57,6 +68,8 @@ fn main() {
         Cmd::Query(c) => commands::query::run(c, out),
         Cmd::Stake(c) => commands::stake::run(c, out),
         Cmd::Gov(c) => commands::gov::run(c, out),
+        Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
+        Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

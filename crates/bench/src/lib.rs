@@ -1,0 +1,31 @@
+//! OpenLedger benchmarks, run side by side with a peer (see `docs/benchmarks.md`).
+//!
+//! The `openledger` binary embeds two suites:
+//!
+//! - `openledger bench chain` ([`ChainOpts`], [`run_chain`]): pre-signed EIP-1559
+//!   transfers from many senders sent over JSON-RPC with [`rpc::client::RpcClient`]
+//!   until every one is in a block, against our node (`openledger up`, started as a
+//!   subprocess on a fresh data directory) and against Hardhat's node (npm
+//!   `hardhat`, installed by `bench/peers/install.sh` into the git-ignored
+//!   `bench/.peers/hardhat`), alternating runs, instant sealing vs automine and
+//!   interval blocks vs interval mining. Figures: transfers/s and the ratio ours/peer,
+//!   p50/p99 submit-to-inclusion latency.
+//! - `openledger bench state` ([`StateOpts`], [`run_state`]): the cost of one block
+//!   commit as the state grows, [`storage::Store`] (Jellyfish Merkle tree on redb,
+//!   fsync per block) vs the same writes to a plain redb table without the Merkle
+//!   layer. Figures: µs per write, ms per block, the ratio, file sizes.
+//!
+//! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
+//! same input, alternating (A B A B), and every report prints what ran, the input
+//! size, the medians, the ratio and the machine (cores, memory). Benchmarks print
+//! figures; the tests here only check the helpers and that the suites run.
+
+mod chain;
+mod machine;
+mod state;
+mod stats;
+
+pub use chain::{ChainMode, ChainOpts, run_chain};
+pub use machine::Machine;
+pub use state::{StateOpts, run_state};
+pub use stats::{median, percentile};
