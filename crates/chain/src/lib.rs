@@ -120,7 +120,7 @@ impl Chain {
                 let stored = store.snapshot()?.header(0)?.map(|h| h.hash_slow());
                 if stored != Some(genesis.record.hash) {
                     return Err(ChainError::Genesis(format!(
-                        "{} holds a different chain (genesis {}, configured genesis {}); use another --data-dir",
+                        "{} holds a different chain (genesis {}, configured genesis {}); use another --data-dir, or `openledger up --reset` to start the dev chain afresh",
                         cfg.data_dir.display(),
                         stored.unwrap_or_default(),
                         genesis.record.hash

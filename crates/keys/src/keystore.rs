@@ -176,18 +176,27 @@ fn aes_128_ctr(derived: &[u8; DKLEN], iv: &[u8; 16], data: &mut [u8]) {
 /// Encrypt a key into the JSON text of a Web3 Secret Storage (version 3)
 /// file: AES-128-CTR with a scrypt-derived key, fresh random salt, IV and id.
 pub fn encrypt_keystore(key: &SecretKey, password: &str, kdf: &KdfParams) -> String {
+    let secret = Zeroizing::new(key.to_bytes());
+    let mut value = encrypt_secret(&secret, password, kdf);
+    value.insert("address".into(), json!(hex::encode(key.address())));
+    Value::Object(value).to_string()
+}
+
+/// The fields of a version 3 file (`crypto`, `id`, `version`) holding `secret`
+/// encrypted with `password`, for callers to add their public fields to.
+/// Shared by [`encrypt_keystore`] and the node keys (ed25519 seeds).
+pub(crate) fn encrypt_secret(secret: &[u8; 32], password: &str, kdf: &KdfParams) -> Map<String, Value> {
     let salt: [u8; 32] = random_bytes();
     let iv: [u8; 16] = random_bytes();
     let params = scrypt::Params::new(kdf.log_n, kdf.r, kdf.p, DKLEN).expect("KdfParams are validated on construction");
     let mut derived = Zeroizing::new([0u8; DKLEN]);
     scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived[..]).expect("32 is a valid scrypt output length");
 
-    let mut ciphertext = key.to_bytes();
+    let mut ciphertext = *secret;
     aes_128_ctr(&derived, &iv, &mut ciphertext);
     let mac = mac(&derived, &ciphertext);
 
     let value = json!({
-        "address": hex::encode(key.address()),
         "crypto": {
             "cipher": "aes-128-ctr",
             "cipherparams": { "iv": hex::encode(iv) },
@@ -205,7 +214,10 @@ pub fn encrypt_keystore(key: &SecretKey, password: &str, kdf: &KdfParams) -> Str
         "id": uuid_v4(),
         "version": 3,
     });
-    value.to_string()
+    match value {
+        Value::Object(m) => m,
+        _ => unreachable!("json! of an object"),
+    }
 }
 
 fn get<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a Value, KeyError> {
@@ -297,37 +309,12 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
 pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyError> {
     let value: Value = serde_json::from_str(json).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
-
-    match obj.get("version").unwrap_or(&Value::Null) {
-        Value::Null => {
-            return Err(KeyError::Malformed("missing field \"version\" in the keystore".into()));
-        }
-        v if v.as_u64() == Some(3) => {}
-        _ => {
-            return Err(KeyError::Unsupported(format!("version {} (only version 3 is supported)", obj["version"])));
-        }
-    }
-
-    let crypto = crypto_section(obj)?;
-    let cipher = get_str(crypto, "cipher", "\"crypto\"")?;
-    if cipher != "aes-128-ctr" {
-        return Err(KeyError::Unsupported(format!("cipher {cipher:?} (only \"aes-128-ctr\" is supported)")));
-    }
-    let cipherparams = get_object(crypto, "cipherparams", "\"crypto\"")?;
-    let iv: [u8; 16] = get_hex(cipherparams, "iv", "\"cipherparams\"")?;
-    let mut plain: Zeroizing<[u8; 32]> = Zeroizing::new(get_hex(crypto, "ciphertext", "\"crypto\"")?);
-    let expected_mac: [u8; 32] = get_hex(crypto, "mac", "\"crypto\"")?;
+    let sealed = Sealed::parse(obj)?;
     let address = match obj.get("address") {
         None | Some(Value::Null) => None,
         Some(_) => Some(parse_address(get_str(obj, "address", "the keystore")?)?),
     };
-
-    let derived = Zeroizing::new(derive_key(crypto, password)?);
-    let actual_mac = mac(&derived, &plain[..]);
-    if !bool::from(actual_mac.ct_eq(&expected_mac)) {
-        return Err(KeyError::WrongPassword);
-    }
-    aes_128_ctr(&derived, &iv, &mut plain[..]);
+    let plain = sealed.open(password)?;
     let key = SecretKey::from_bytes(&plain)
         .map_err(|_| KeyError::Malformed("the decrypted data is not a valid secp256k1 private key".into()))?;
     if let Some(address) = address
@@ -339,6 +326,52 @@ pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyErro
         )));
     }
     Ok(key)
+}
+
+/// The encrypted 32-byte secret of a version 3 file, checked for form but not
+/// yet decrypted. Shared by [`decrypt_keystore`] and the node keys.
+pub(crate) struct Sealed<'a> {
+    crypto: &'a Map<String, Value>,
+    iv: [u8; 16],
+    ciphertext: Zeroizing<[u8; 32]>,
+    mac: [u8; 32],
+}
+
+impl<'a> Sealed<'a> {
+    /// Check the version, cipher and fields of the file's JSON object.
+    pub(crate) fn parse(obj: &'a Map<String, Value>) -> Result<Self, KeyError> {
+        match obj.get("version").unwrap_or(&Value::Null) {
+            Value::Null => {
+                return Err(KeyError::Malformed("missing field \"version\" in the keystore".into()));
+            }
+            v if v.as_u64() == Some(3) => {}
+            _ => {
+                return Err(KeyError::Unsupported(format!("version {} (only version 3 is supported)", obj["version"])));
+            }
+        }
+        let crypto = crypto_section(obj)?;
+        let cipher = get_str(crypto, "cipher", "\"crypto\"")?;
+        if cipher != "aes-128-ctr" {
+            return Err(KeyError::Unsupported(format!("cipher {cipher:?} (only \"aes-128-ctr\" is supported)")));
+        }
+        let cipherparams = get_object(crypto, "cipherparams", "\"crypto\"")?;
+        let iv: [u8; 16] = get_hex(cipherparams, "iv", "\"cipherparams\"")?;
+        let ciphertext = Zeroizing::new(get_hex(crypto, "ciphertext", "\"crypto\"")?);
+        let mac: [u8; 32] = get_hex(crypto, "mac", "\"crypto\"")?;
+        Ok(Sealed { crypto, iv, ciphertext, mac })
+    }
+
+    /// Derive the key from `password`, check the MAC and decrypt.
+    pub(crate) fn open(self, password: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let derived = Zeroizing::new(derive_key(self.crypto, password)?);
+        let actual_mac = mac(&derived, &self.ciphertext[..]);
+        if !bool::from(actual_mac.ct_eq(&self.mac)) {
+            return Err(KeyError::WrongPassword);
+        }
+        let mut plain = self.ciphertext;
+        aes_128_ctr(&derived, &self.iv, &mut plain[..]);
+        Ok(plain)
+    }
 }
 
 fn parse_address(text: &str) -> Result<Address, KeyError> {
@@ -395,7 +428,7 @@ fn key_file_name(time: SystemTime, address: &Address) -> String {
 
 /// Write a file atomically: a temporary file (mode 0600 on unix) in the same
 /// directory, fsync, rename over the final name, fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(random_bytes::<8>())));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -26,6 +26,7 @@ mod error;
 mod hd;
 mod key;
 mod keystore;
+mod node_keys;
 
 pub use alloy_primitives::{Address, B256};
 pub use ed25519::{ConsensusKey, verify_consensus};
@@ -33,3 +34,4 @@ pub use error::KeyError;
 pub use hd::{DEV_MNEMONIC, derive_account, derive_path, mnemonic_to_seed};
 pub use key::{SecretKey, encode_2718, sign_eip1559, sign_legacy};
 pub use keystore::{KdfParams, Keystore, decrypt_keystore, encrypt_keystore};
+pub use node_keys::{NodeKeyError, NodeKeyId, NodeKeyKind, NodeKeys};

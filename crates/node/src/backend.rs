@@ -135,7 +135,11 @@ impl Backend for ChainBackend {
         let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
         let head = self.head_number();
         self.with_state(head, |st, header| {
-            let env = self.chain.env_at(header);
+            // The transaction will land in the next block: estimate in that block's environment,
+            // so calls that depend on the height (votes, timelocks, unbonding) are judged as mined.
+            let mut env = self.chain.env_at(header);
+            env.number += 1;
+            env.base_fee = self.chain.head().next_base_fee;
             let out = runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), to, value, &req.data)
                 .map_err(|e| CallError::Invalid(e.to_string()))?;
             if !out.success {

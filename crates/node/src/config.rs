@@ -65,6 +65,8 @@ pub fn dev_params() -> Vec<(String, u128)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .collect::<std::collections::BTreeMap<_, _>>()
+    .into_iter()
     .collect()
 }
 

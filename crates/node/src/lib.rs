@@ -6,7 +6,10 @@ mod backend;
 mod config;
 
 pub use backend::ChainBackend;
-pub use config::{ConfigError, ConfigFile, GenesisFile, NodeConfig, dev_accounts, dev_genesis, load_genesis};
+pub use config::{
+    ConfigError, ConfigFile, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, dev_accounts,
+    dev_consensus_key, dev_genesis, dev_params, load_genesis,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

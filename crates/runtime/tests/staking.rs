@@ -145,6 +145,17 @@ proptest! {
             let r = runtime::supply_report(&mem).unwrap();
             prop_assert_eq!(Amount(sum), r.total);
             prop_assert_eq!(r.total.0, r.genesis.0 + r.issued.0 - r.burned.0);
+            // Each pool's total is exactly the stake of its active operators.
+            for role in [1u8, 2] {
+                let mut counted = U256::ZERO;
+                for a in mem.operators(role).unwrap() {
+                    let o = mem.operator(&a).unwrap().unwrap();
+                    let active = !o.jailed && o.selfBond >= U256::from(100 * ONE_OPEN);
+                    prop_assert_eq!(o.countedStake, if active { o.selfBond + o.delegated } else { U256::ZERO });
+                    counted += o.countedStake;
+                }
+                prop_assert_eq!(mem.pool(role).unwrap().totalStake, counted);
+            }
             // Snapshots: powers at this height sum to the total; older snapshots never move.
             let h = bn as u64 + 1;
             let powers: Vec<u128> = (0..5).map(|i| mem.voting_power_at(&acct(i), h).unwrap()).collect();

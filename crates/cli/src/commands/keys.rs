@@ -1,4 +1,4 @@
-//! `keys new/import/list`, and how commands obtain a signing key.
+//! `keys new/import/list` (and `keys node ...`), and how commands obtain a signing key.
 
 use std::path::PathBuf;
 
@@ -90,10 +90,14 @@ pub enum KeysCmd {
         #[command(flatten)]
         ks: KeystoreArgs,
     },
+    /// The node's own keys: validator consensus key, serving key, attester key.
+    #[command(subcommand)]
+    Node(super::node_keys::NodeKeysCmd),
 }
 
 pub fn run(c: KeysCmd, out: Out) -> anyhow::Result<()> {
     match c {
+        KeysCmd::Node(c) => return super::node_keys::run(c, out),
         KeysCmd::New { ks, kdf } => {
             let store = ks.open()?;
             let pw = ks.password("password for the new key")?;

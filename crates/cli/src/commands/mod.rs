@@ -3,6 +3,7 @@
 pub mod gov;
 pub mod keys;
 pub mod node;
+pub mod node_keys;
 pub mod query;
 pub mod stake;
 pub mod tx;

@@ -156,8 +156,11 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
                     s += &format!("({i}) {}\n", k.to_hex());
                 }
                 s += &format!(
-                    "\nMnemonic: {}\nDerivation path: m/44'/60'/0'/0/{{index}}\n\nThese keys are public: never send real funds to them.\n\nChain id: 31337   Blocks: {mode}   Head: {head}\nData dir: {}\nJSON-RPC: http://{addr}\n",
+                    "\nMnemonic: {}\nDerivation path: m/44'/60'/0'/0/{{index}}\n\nValidator: (0) {} with {} OPEN bonded (consensus key {})\n\nThese keys are public: never send real funds to them.\n\nChain id: 31337   Blocks: {mode}   Head: {head}\nData dir: {}\nJSON-RPC: http://{addr}\n",
                     keys::DEV_MNEMONIC,
+                    accounts[0].address(),
+                    node::DEV_VALIDATOR_BOND_OPEN,
+                    node::dev_consensus_key().public(),
                     data_dir.display()
                 );
                 s

@@ -57,18 +57,20 @@ fn stake_of_op(op: &OperatorRecord) -> U256 {
     op.selfBond + op.delegated
 }
 
-fn active(op: &OperatorRecord) -> bool {
-    !op.jailed
+/// Whether an operator takes part in its pool (and, for validators, the validator set).
+fn active(op: &OperatorRecord, min_self_bond: U256) -> bool {
+    !op.jailed && op.selfBond >= min_self_bond
 }
 
-/// Credit an operator with its share of the pool since it was last settled.
+/// Credit an operator with its share of the pool since it was last settled,
+/// on the stake it had counted in the pool meanwhile.
 fn settle_operator(op: &mut OperatorRecord, pool: &PoolRecord) {
-    if !active(op) || pool.index <= op.lastPoolIndex {
+    if op.countedStake.is_zero() || pool.index <= op.lastPoolIndex {
         op.lastPoolIndex = op.lastPoolIndex.max(pool.index);
         return;
     }
     let stake = stake_of_op(op);
-    let gross = stake * (pool.index - op.lastPoolIndex) / index_scale();
+    let gross = op.countedStake * (pool.index - op.lastPoolIndex) / index_scale();
     op.lastPoolIndex = pool.index;
     if gross.is_zero() || stake.is_zero() {
         return;
@@ -103,9 +105,15 @@ fn load_op(st: &Overlay, addr: &Address) -> Result<OpCtx, CallFail> {
     Ok(OpCtx { addr: *addr, op, pool })
 }
 
-fn save_op(st: &mut Overlay, c: &OpCtx) {
+/// Store a settled operator, recounting its stake in the pool's total.
+fn save_op(st: &mut Overlay, c: &mut OpCtx) -> Result<(), CallFail> {
+    let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
+    let counted = if active(&c.op, min) { stake_of_op(&c.op) } else { U256::ZERO };
+    c.pool.totalStake = c.pool.totalStake - c.op.countedStake + counted;
+    c.op.countedStake = counted;
     store(st, state_key::operator(&c.addr), &c.op);
     store(st, state_key::pool(c.op.role), &c.pool);
+    Ok(())
 }
 
 fn push_checkpoint(st: &mut Overlay, key: Vec<u8>, height: u64, delta: i8, amount: U256) -> Result<(), CallFail> {
@@ -222,8 +230,6 @@ fn slash(
     let mut c = load_op(st, operator)?;
     let f = U256::from(fraction_ppm);
     let ppm = U256::from(PPM);
-    let was_active = active(&c.op);
-    let stake_before = stake_of_op(&c.op);
     // Self bond.
     let s = c.op.selfBond * f / ppm;
     c.op.selfBond -= s;
@@ -253,19 +259,13 @@ fn slash(
         }
         store(st, key, &list);
     }
-    if was_active {
-        c.pool.totalStake -= stake_before - stake_of_op(&c.op);
-    }
     let mut jailed_until = c.op.jailedUntil;
     if jail_blocks > 0 {
-        if active(&c.op) {
-            c.pool.totalStake -= stake_of_op(&c.op);
-        }
         c.op.jailed = true;
         jailed_until = jailed_until.max(height.saturating_add(jail_blocks));
         c.op.jailedUntil = jailed_until;
     }
-    save_op(st, &c);
+    save_op(st, &mut c)?;
     let total_amt = amt(total)?;
     let to_reporter = if *reporter == Address::ZERO {
         Amount::ZERO
@@ -379,10 +379,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
                     store(st, state_key::delegation(&c.operator, &sender), &d);
                 }
             }
-            if active(&oc.op) {
-                oc.pool.totalStake -= c.amount;
-            }
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             power_change(st, height, &sender, -1, c.amount)?;
             let release =
                 height.saturating_add(u64::try_from(st.param(&params::STAKING_UNBONDING_BLOCKS)?).unwrap_or(u64::MAX));
@@ -425,7 +422,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
                 store(st, key, &d);
                 r
             };
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             st.transfer(&ADDRESS, &sender, amt(paid)?)?;
             ctx.emit(ADDRESS, &IStaking::RewardsClaimed { operator: c.operator, account: sender, amount: paid });
             IStaking::claimRewardsCall::abi_encode_returns(&IStaking::claimRewardsReturn {}).into()
@@ -433,11 +430,16 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
         C::rotateConsensusKey(c) => {
             nonpayable(ctx)?;
             let mut oc = load_op(st, &sender)?;
-            if c.key == B256::ZERO || oc.op.role != ROLE_VALIDATOR {
+            if c.key == B256::ZERO
+                || oc.op.role != ROLE_VALIDATOR
+                || st.get(&state_key::consensus_key_owner(&c.key))?.is_some()
+            {
                 return Err(revert(IStaking::InvalidKey {}));
             }
+            // The old key stays reserved: a key once used is never reused by anyone.
+            st.put(state_key::consensus_key_owner(&c.key), Some(sender.to_vec()));
             oc.op.consensusKey = c.key;
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             ctx.emit(ADDRESS, &IStaking::ConsensusKeyRotated { operator: sender, key: c.key });
             IStaking::rotateConsensusKeyCall::abi_encode_returns(&IStaking::rotateConsensusKeyReturn {}).into()
         }
@@ -448,7 +450,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
                 return Err(revert(IStaking::InvalidKey {}));
             }
             oc.op.servingKey = c.key;
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             ctx.emit(ADDRESS, &IStaking::ServingKeyRotated { operator: sender, key: c.key });
             IStaking::rotateServingKeyCall::abi_encode_returns(&IStaking::rotateServingKeyReturn {}).into()
         }
@@ -459,7 +461,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
                 return Err(revert(IStaking::InvalidFraction { fractionPpm: c.commissionBps as u32 }));
             }
             oc.op.commissionBps = c.commissionBps;
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             ctx.emit(ADDRESS, &IStaking::CommissionChanged { operator: sender, commissionBps: c.commissionBps });
             IStaking::setCommissionCall::abi_encode_returns(&IStaking::setCommissionReturn {}).into()
         }
@@ -474,8 +476,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             }
             oc.op.jailed = false;
             oc.op.lastPoolIndex = oc.pool.index;
-            oc.pool.totalStake += stake_of_op(&oc.op);
-            save_op(st, &oc);
+            save_op(st, &mut oc)?;
             ctx.emit(ADDRESS, &IStaking::Unjailed { operator: sender });
             IStaking::unjailCall::abi_encode_returns(&IStaking::unjailReturn {}).into()
         }
@@ -570,7 +571,10 @@ pub(crate) fn register(
     if bond.0 < min {
         return Err(revert(IStaking::BelowMinimumBond { amount: bond.to_u256(), minimum: U256::from(min) }));
     }
-    let mut pool = st.pool(role)?;
+    if consensus_key != B256::ZERO && st.get(&state_key::consensus_key_owner(&consensus_key))?.is_some() {
+        return Err(revert(IStaking::InvalidKey {}));
+    }
+    let pool = st.pool(role)?;
     let op = OperatorRecord {
         role,
         selfBond: bond.to_u256(),
@@ -584,10 +588,12 @@ pub(crate) fn register(
         delegatorIndex: U256::ZERO,
         rewards: U256::ZERO,
         registeredAt: ctx.env.number,
+        countedStake: U256::ZERO,
     };
-    pool.totalStake += bond.to_u256();
-    store(st, state_key::operator(&operator), &op);
-    store(st, state_key::pool(role), &pool);
+    save_op(st, &mut OpCtx { addr: operator, op, pool })?;
+    if consensus_key != B256::ZERO {
+        st.put(state_key::consensus_key_owner(&consensus_key), Some(operator.to_vec()));
+    }
     add_to_list(st, state_key::operators(role), &operator)?;
     power_change(st, ctx.env.number, &operator, 1, bond.to_u256())?;
     ctx.emit(
@@ -629,10 +635,7 @@ fn bond(
         store(st, key, &d);
         add_to_list(st, state_key::delegators(operator), account)?;
     }
-    if active(&oc.op) {
-        oc.pool.totalStake += v;
-    }
-    save_op(st, &oc);
+    save_op(st, &mut oc)?;
     power_change(st, ctx.env.number, account, 1, v)?;
     ctx.emit(ADDRESS, &IStaking::Bonded { operator: *operator, account: *account, amount: v });
     Ok(())
@@ -646,7 +649,7 @@ fn current_validator_set(st: &Overlay) -> Result<ValidatorSetRecord, CallFail> {
     let mut set = ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] };
     for a in ops {
         if let Some(op) = st.operator(&a)? {
-            if active(&op) && op.selfBond >= min {
+            if active(&op, min) {
                 set.operators.push(a);
                 set.consensusKeys.push(op.consensusKey);
                 set.powers.push(stake_of_op(&op));
@@ -659,6 +662,7 @@ fn current_validator_set(st: &Overlay) -> Result<ValidatorSetRecord, CallFail> {
 /// End of block: pay the block's fee share and issuance to the validators'
 /// pool, and snapshot the validator set if it changed.
 pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
+    reconcile_pools(st)?;
     let fees = st.balance(&VALIDATOR_REWARD_POOL)?;
     if fees != Amount::ZERO {
         st.transfer(&VALIDATOR_REWARD_POOL, &ADDRESS, fees)?;
@@ -670,6 +674,23 @@ pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         distribute(st, None, ROLE_VALIDATOR, issuance)?;
     }
     snapshot_validator_set(st, env.number)
+}
+
+/// Recount operators whose activity changed without being touched (the
+/// minimum self bond moved by governance): they join or leave their pool.
+fn reconcile_pools(st: &mut Overlay) -> Result<(), CallFail> {
+    let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
+    for role in [ROLE_VALIDATOR, ROLE_SERVING] {
+        for a in st.operators(role)? {
+            let Some(op) = st.operator(&a)? else { continue };
+            let counted = if active(&op, min) { stake_of_op(&op) } else { U256::ZERO };
+            if counted != op.countedStake {
+                let mut c = load_op(st, &a)?;
+                save_op(st, &mut c)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn snapshot_validator_set(st: &mut Overlay, height: u64) -> Result<(), CallFail> {

@@ -19,6 +19,10 @@ sol! {
         /// The operator's unclaimed commission and self-bond rewards.
         uint256 rewards;
         uint64 registeredAt;
+        /// The stake this operator counts in its pool's total: self bond plus
+        /// delegations while it is active (not jailed, self bond at least the
+        /// minimum), zero otherwise. Rewards accrue on it.
+        uint256 countedStake;
     }
 
     struct DelegationRecord {

@@ -59,3 +59,8 @@ pub fn validator_set(height: u64) -> Vec<u8> {
 pub fn slashes(op: &Address) -> Vec<u8> {
     k(&[b"slashes/", op.as_slice()])
 }
+
+/// `staking/ck/<consensus key>` → the operator holding it (keys are unique).
+pub fn consensus_key_owner(key: &primitives::B256) -> Vec<u8> {
+    k(&[b"ck/", key.as_slice()])
+}
