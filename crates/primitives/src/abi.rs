@@ -7,6 +7,8 @@
 use alloy_sol_types::sol;
 
 sol! {
+    #![sol(all_derives)]
+
     /// The caller may not do this (not the owner, not governance, ...).
     error Unauthorized(address caller);
     /// The calldata names no function of this contract.
@@ -151,5 +153,101 @@ sol! {
         function proposalCalls(uint64 id) external view returns (address[] memory targets, bytes[] memory calldatas);
         function proposalCount() external view returns (uint64);
         function hasVoted(uint64 id, address voter) external view returns (bool);
+    }
+
+    /// What an ingest attester signs (EIP-712, domain of the datanets module):
+    /// the parsed, deduplicated and scored contribution as the ingest service saw it.
+    struct ContributionAttestation {
+        uint64 datanetId;
+        address contributor;
+        bytes32 contentHash;
+        bytes32 rowsRoot;
+        uint32 rowCount;
+        uint64 byteSize;
+        uint16 qualityBps;
+        uint32 scorerVersion;
+        uint32 exactDuplicates;
+        uint32 nearDuplicates;
+        /// blake3 of the per-row findings report, which is kept as a blob.
+        bytes32 findingsHash;
+        /// Unix seconds when the attester signed; stale attestations are refused.
+        uint64 issuedAt;
+    }
+
+    /// Per-Datanet daily limits (0 = the governed default).
+    struct DatanetLimits {
+        uint64 maxSubmissionBytes;
+        uint64 contributorDailyBytes;
+        uint64 datanetDailyBytes;
+        uint32 contributorDailyFiles;
+    }
+
+    /// Datanets: domain data networks. Contributions arrive with an attestation of
+    /// the ingest service, lock a bond, and are approved (a new immutable version
+    /// whose root commits to every approved contribution) or rejected by curators.
+    interface IDatanets {
+        event DatanetCreated(uint64 indexed id, address indexed owner, string name, uint8 dataType, string licence, uint8 policy);
+        event DatanetUpdated(uint64 indexed id);
+        event CuratorsSet(uint64 indexed id, address[] curators);
+        event AttestersSet(uint64 indexed id, address[] attesters);
+        event MembersChanged(uint64 indexed id, address[] added, address[] removed);
+        event FlagsSet(uint64 indexed id, uint8 flags);
+        event ContributionSubmitted(uint64 indexed datanetId, uint64 indexed contributionId, address indexed contributor, bytes32 contentHash, bytes32 rowsRoot, uint32 rowCount, uint64 byteSize, uint16 qualityBps, uint256 bond);
+        event ContributionApproved(uint64 indexed datanetId, uint64 indexed contributionId, address indexed curator, uint64 version, bytes32 versionRoot);
+        event ContributionRejected(uint64 indexed datanetId, uint64 indexed contributionId, address indexed curator, uint8 reason, string note, uint256 slashed);
+        event ContributionWithdrawn(uint64 indexed datanetId, uint64 indexed contributionId);
+        event RowTombstoned(uint64 indexed datanetId, uint64 indexed contributionId, uint32 rowIndex, string reason, uint64 version, bytes32 versionRoot);
+
+        error UnknownDatanet(uint64 id);
+        error UnknownContribution(uint64 id);
+        error UnsupportedDataType(uint8 dataType);
+        error InvalidDatanet(string reason);
+        error NotOwner(address caller);
+        error NotCurator(address caller);
+        error NotMember(address caller);
+        error DatanetFrozen(uint64 id);
+        error UntrustedAttester(address attester);
+        error InvalidAttestation(string reason);
+        error AttestationExpired(uint64 issuedAt, uint64 now);
+        error AttestationReused();
+        error BondMismatch(uint256 required, uint256 sent);
+        error LimitExceeded(string limit, uint256 used, uint256 requested, uint256 max);
+        error NotPending(uint64 contributionId, uint8 status);
+        error NotContributor(address caller);
+        error InvalidRowProof();
+        error AlreadyTombstoned(uint64 contributionId, uint32 rowIndex);
+
+        /// dataType: 0 text (1 image and 2 audio are declared and refused until supported).
+        /// policy: 0 open, 1 allow-list (members only).
+        function createDatanet(string calldata name, string calldata summary, string calldata description, string[] calldata tags, uint8 dataType, string calldata licence, uint8 policy, uint256 contributorBond, address[] calldata curators, address[] calldata attesters, DatanetLimits calldata limits) external returns (uint64);
+        function updateMetadata(uint64 id, string calldata summary, string calldata description, string[] calldata tags) external;
+        function setCurators(uint64 id, address[] calldata curators) external;
+        function setAttesters(uint64 id, address[] calldata attesters) external;
+        function setMembers(uint64 id, address[] calldata add, address[] calldata remove) external;
+        /// Governance only. Bit 0: frozen (no submissions or approvals).
+        function setFlags(uint64 id, uint8 flags) external;
+        /// msg.value must equal the Datanet's contributor bond.
+        function submitContribution(ContributionAttestation calldata attestation, bytes calldata signature) external payable returns (uint64);
+        function approve(uint64 contributionId) external;
+        /// reason: 0 other, 1 spam, 2 duplicate, 3 low quality, 4 off topic, 5 licence. Spam and duplicate slash part of the bond.
+        function reject(uint64 contributionId, uint8 reason, string calldata note) external;
+        function withdraw(uint64 contributionId) external;
+        /// Owner or governance: replace a row's leaf by the null leaf (licence or consent), making a new version.
+        function tombstone(uint64 contributionId, uint32 rowIndex, bytes32 rowLeaf, bytes32[] calldata proof, string calldata reason) external;
+
+        function datanet(uint64 id) external view returns (address owner, string memory name, string memory summary, string memory description, string[] memory tags, uint8 dataType, string memory licence, uint8 policy, uint256 contributorBond, uint8 flags, uint64 versionCount, DatanetLimits memory limits);
+        function datanetCount() external view returns (uint64);
+        function curators(uint64 id) external view returns (address[] memory);
+        function attesters(uint64 id) external view returns (address[] memory);
+        function isMember(uint64 id, address account) external view returns (bool);
+        function version(uint64 id, uint64 v) external view returns (bytes32 root, uint64 parent, uint64 rowCount, uint64 liveRows, uint64 contributions, uint64 createdAt, bool closed);
+        function contribution(uint64 contributionId) external view returns (uint64 datanetId, address contributor, bytes32 contentHash, bytes32 rowsRoot, uint32 rowCount, uint64 byteSize, uint16 qualityBps, uint32 scorerVersion, uint32 exactDuplicates, uint32 nearDuplicates, bytes32 findingsHash, uint256 bond, uint8 status, uint8 reason, string memory note, uint64 version, uint32 tombstoned, address attester);
+        function contributionsOf(uint64 id) external view returns (uint64[] memory);
+        function contributionsBy(address contributor) external view returns (uint64[] memory);
+        function isTombstoned(uint64 contributionId, uint32 rowIndex) external view returns (bool);
+        /// submitted, approved, rejected, withdrawn, approved rows, approved bytes.
+        function reputation(address contributor) external view returns (uint64 submitted, uint64 approved, uint64 rejected, uint64 withdrawn, uint64 rows, uint64 bytesApproved);
+        /// Contributors of a Datanet by approved rows, then acceptance rate.
+        function leaderboard(uint64 id, uint32 limit) external view returns (address[] memory contributors, uint64[] memory approvedRows, uint16[] memory acceptanceBps);
     }
 }

@@ -66,6 +66,7 @@ enum SystemCall {
     Params(primitives::abi::IParams::IParamsCalls),
     Staking(primitives::abi::IStaking::IStakingCalls),
     Governance(primitives::abi::IGovernance::IGovernanceCalls),
+    Datanets(primitives::abi::IDatanets::IDatanetsCalls),
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
@@ -76,6 +77,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, C
         Module::Params => params::decode(input).map(SystemCall::Params),
         Module::Staking => crate::staking::decode(input).map(SystemCall::Staking),
         Module::Governance => crate::governance::decode(input).map(SystemCall::Governance),
+        Module::Datanets => crate::datanets::decode(input).map(SystemCall::Datanets),
         // Reserved addresses of modules that have no functions yet.
         _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
     })
@@ -116,6 +118,7 @@ fn system_gas(c: &SystemCall) -> u64 {
         SystemCall::Params(c) => params::gas_cost(c),
         SystemCall::Staking(c) => crate::staking::gas_cost(c),
         SystemCall::Governance(c) => crate::governance::gas_cost(c),
+        SystemCall::Datanets(c) => crate::datanets::gas_cost(c),
     }
 }
 
@@ -125,6 +128,7 @@ fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<
         SystemCall::Params(c) => params::execute(st, ctx, c),
         SystemCall::Staking(c) => crate::staking::execute(st, ctx, c),
         SystemCall::Governance(c) => crate::governance::execute(st, ctx, c),
+        SystemCall::Datanets(c) => crate::datanets::execute(st, ctx, c),
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod bank;
 mod codec;
 mod context;
+pub mod datanets;
 mod executor;
 pub mod genesis;
 pub mod governance;

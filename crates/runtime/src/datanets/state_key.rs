@@ -1,0 +1,76 @@
+//! Every storage key of datanets. Prefix `datanets/`.
+
+use primitives::Address;
+
+fn k(parts: &[&[u8]]) -> Vec<u8> {
+    let mut v = b"datanets/".to_vec();
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    v
+}
+
+/// `datanets/count` → u64: Datanets ever created.
+pub fn count() -> Vec<u8> {
+    k(&[b"count"])
+}
+/// `datanets/d/<id>` → `DatanetRecord`.
+pub fn datanet(id: u64) -> Vec<u8> {
+    k(&[b"d/", &id.to_be_bytes()])
+}
+/// `datanets/cur/<id>` → `address[]`.
+pub fn curators(id: u64) -> Vec<u8> {
+    k(&[b"cur/", &id.to_be_bytes()])
+}
+/// `datanets/att/<id>` → `address[]`: trusted ingest attesters.
+pub fn attesters(id: u64) -> Vec<u8> {
+    k(&[b"att/", &id.to_be_bytes()])
+}
+/// `datanets/mem/<id><account>` → present for allow-list members.
+pub fn member(id: u64, a: &Address) -> Vec<u8> {
+    k(&[b"mem/", &id.to_be_bytes(), a.as_slice()])
+}
+/// `datanets/ccount` → u64: contributions ever submitted (ids are global).
+pub fn contribution_count() -> Vec<u8> {
+    k(&[b"ccount"])
+}
+/// `datanets/c/<contribution id>` → `ContributionRecord`.
+pub fn contribution(id: u64) -> Vec<u8> {
+    k(&[b"c/", &id.to_be_bytes()])
+}
+/// `datanets/of/<datanet>` → `uint64[]` of contribution ids.
+pub fn contributions_of(id: u64) -> Vec<u8> {
+    k(&[b"of/", &id.to_be_bytes()])
+}
+/// `datanets/by/<contributor>` → `uint64[]` of contribution ids.
+pub fn contributions_by(a: &Address) -> Vec<u8> {
+    k(&[b"by/", a.as_slice()])
+}
+/// `datanets/ver/<datanet><n>` → `VersionRecord`.
+pub fn version(id: u64, n: u64) -> Vec<u8> {
+    k(&[b"ver/", &id.to_be_bytes(), &n.to_be_bytes()])
+}
+/// `datanets/smt/<datanet><level u8><index u64>` → node hash of the version map (absent = empty).
+pub fn smt_node(id: u64, level: u8, index: u64) -> Vec<u8> {
+    k(&[b"smt/", &id.to_be_bytes(), &[level], &index.to_be_bytes()])
+}
+/// `datanets/used/<attestation signing hash>` → present once an attestation was used.
+pub fn attestation_used(h: &primitives::B256) -> Vec<u8> {
+    k(&[b"used/", h.as_slice()])
+}
+/// `datanets/uc/<datanet><contributor><day>` → (bytes, files) submitted that day.
+pub fn contributor_usage(id: u64, a: &Address, day: u64) -> Vec<u8> {
+    k(&[b"uc/", &id.to_be_bytes(), a.as_slice(), &day.to_be_bytes()])
+}
+/// `datanets/ud/<datanet><day>` → bytes submitted that day.
+pub fn datanet_usage(id: u64, day: u64) -> Vec<u8> {
+    k(&[b"ud/", &id.to_be_bytes(), &day.to_be_bytes()])
+}
+/// `datanets/tomb/<contribution><row>` → the reason a row was tombstoned.
+pub fn tombstone(cid: u64, row: u32) -> Vec<u8> {
+    k(&[b"tomb/", &cid.to_be_bytes(), &row.to_be_bytes()])
+}
+/// `datanets/rep/<contributor>` → `ReputationRecord`.
+pub fn reputation(a: &Address) -> Vec<u8> {
+    k(&[b"rep/", a.as_slice()])
+}
