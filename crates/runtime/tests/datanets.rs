@@ -286,6 +286,8 @@ fn curation_versions_tombstones_and_refusals() {
     assert!(w.mem.version(id, 1).unwrap().unwrap().closed && w.mem.version(id, 2).unwrap().unwrap().closed);
     assert_eq!(w.mem.version(id, 1).unwrap().unwrap().root, v1.root, "old roots are kept for audit");
     assert!(w.mem.is_tombstoned(c1, 2).unwrap());
+    let t = w.mem.tombstone(c1, 2).unwrap().unwrap();
+    assert_eq!((t.version, t.reason.as_str()), (3, "consent withdrawn"));
     // Daily file limit (3 per contributor per day): alice already used 1 today.
     for i in 0..2 {
         let (a, s) = attest(&attester, id, alice, &rows(&format!("more{i}"), 1), NOW + 20 + i);

@@ -49,6 +49,8 @@ pub trait DatanetsRead {
     fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError>;
     fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError>;
     fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError>;
+    /// The tombstone of a row: the first version without it, and why.
+    fn tombstone(&self, cid: u64, row: u32) -> Result<Option<TombstoneRecord>, StateError>;
     fn is_member(&self, id: u64, a: &Address) -> Result<bool, StateError>;
     fn attesters(&self, id: u64) -> Result<Vec<Address>, StateError>;
     fn curators(&self, id: u64) -> Result<Vec<Address>, StateError>;
@@ -69,6 +71,9 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
     }
     fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError> {
         Ok(self.get(&state_key::tombstone(cid, row))?.is_some())
+    }
+    fn tombstone(&self, cid: u64, row: u32) -> Result<Option<TombstoneRecord>, StateError> {
+        load(self, &state_key::tombstone(cid, row))
     }
     fn is_member(&self, id: u64, a: &Address) -> Result<bool, StateError> {
         Ok(self.get(&state_key::member(id, a))?.is_some())
@@ -625,7 +630,8 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             rec.rowsRoot = new_rows_root;
             rec.tombstoned += 1;
             store(st, state_key::contribution(c.contributionId), &rec);
-            st.put(state_key::tombstone(c.contributionId, c.rowIndex), Some(c.reason.clone().into_bytes()));
+            // Recorded with the version that first excludes the row (set below, once known).
+            let tomb_key = state_key::tombstone(c.contributionId, c.rowIndex);
             // Every version that contains the row is closed to new training; its root stays for audit.
             for v in rec.version..=d.versionCount {
                 if let Some(mut vr) = st.version(id, v)? {
@@ -639,6 +645,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             );
             let root = smt_set(st, id, c.contributionId, leaf)?;
             let n = new_version(st, id, &mut d, root, 0, -1, 0, height)?;
+            store(st, tomb_key, &TombstoneRecord { version: n, reason: c.reason.clone() });
             ctx.emit(
                 ADDRESS,
                 &IDatanets::RowTombstoned {

@@ -65,6 +65,12 @@ sol! {
         uint32 files;
     }
 
+    struct TombstoneRecord {
+        /// The first version without the row.
+        uint64 version;
+        string reason;
+    }
+
     struct ReputationRecord {
         uint64 submitted;
         uint64 approved;

@@ -66,7 +66,7 @@ pub fn contributor_usage(id: u64, a: &Address, day: u64) -> Vec<u8> {
 pub fn datanet_usage(id: u64, day: u64) -> Vec<u8> {
     k(&[b"ud/", &id.to_be_bytes(), &day.to_be_bytes()])
 }
-/// `datanets/tomb/<contribution><row>` → the reason a row was tombstoned.
+/// `datanets/tomb/<contribution><row>` → `TombstoneRecord`.
 pub fn tombstone(cid: u64, row: u32) -> Vec<u8> {
     k(&[b"tomb/", &cid.to_be_bytes(), &row.to_be_bytes()])
 }
