@@ -40,6 +40,14 @@ enum Cmd {
     /// Governance: propose, vote, execute.
     #[command(subcommand)]
     Gov(commands::gov::GovCmd),
+    /// Datanets: create, show, list, export, reputation, leaderboard.
+    #[command(subcommand)]
+    Datanet(commands::datanet::DatanetCmd),
+    /// Contribute a file to a Datanet (ingest, attest, submit with your bond).
+    Contribute(commands::datanet::ContributeArgs),
+    /// Curate contributions: approve, reject, tombstone rows.
+    #[command(subcommand)]
+    Curate(commands::datanet::CurateCmd),
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -68,6 +76,9 @@ fn main() {
         Cmd::Query(c) => commands::query::run(c, out),
         Cmd::Stake(c) => commands::stake::run(c, out),
         Cmd::Gov(c) => commands::gov::run(c, out),
+        Cmd::Datanet(c) => commands::datanet::run(c, out),
+        Cmd::Contribute(a) => commands::datanet::contribute(a, out),
+        Cmd::Curate(c) => commands::datanet::curate(c, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),

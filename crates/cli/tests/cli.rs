@@ -179,6 +179,8 @@ fn init_then_start_from_config() {
         data.to_str().unwrap(),
         "--genesis",
         genesis.to_str().unwrap(),
+        "--http-addr",
+        &format!("127.0.0.1:{}", free_port()),
         "--rpc-addr",
         &format!("127.0.0.1:{port}"),
         "--block-time",

@@ -26,6 +26,8 @@ pub fn free_port() -> u16 {
 pub struct NodeProc {
     pub child: Child,
     pub rpc: String,
+    /// The HTTP API's address.
+    pub http: String,
     pub data_dir: PathBuf,
 }
 
@@ -33,11 +35,15 @@ impl NodeProc {
     pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProc {
         let port = free_port();
         let rpc = format!("127.0.0.1:{port}");
+        let http = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin());
-        cmd.args(["up", "--quiet", "--data-dir"]).arg(data_dir).args(["--rpc-addr", &rpc]).args(extra);
+        cmd.args(["up", "--quiet", "--data-dir"])
+            .arg(data_dir)
+            .args(["--rpc-addr", &rpc, "--http-addr", &http])
+            .args(extra);
         cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
         let child = cmd.spawn().expect("spawn openledger");
-        let node = NodeProc { child, rpc: rpc.clone(), data_dir: data_dir.to_path_buf() };
+        let node = NodeProc { child, rpc: rpc.clone(), http, data_dir: data_dir.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut c = RpcClient::new(&rpc);
         while Instant::now() < deadline {

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub rpc_addr: SocketAddr,
+    /// The HTTP API (uploads, rows, blobs); `None` serves JSON-RPC only.
+    pub http_addr: Option<SocketAddr>,
+    /// Blob store: a directory or `s3://bucket?...` URL; default `<data-dir>/blobs`.
+    pub blobs: Option<String>,
+    /// The ingest attester key; without it the node does not attest uploads.
+    pub attester: Option<keys::SecretKey>,
     pub block_time: BlockTime,
     pub history: u64,
     pub max_txs_per_block: usize,
@@ -44,6 +50,12 @@ pub fn dev_accounts() -> Vec<keys::SecretKey> {
 
 /// Self bond of the dev validator (dev account 0).
 pub const DEV_VALIDATOR_BOND_OPEN: u64 = 1_000;
+
+/// The dev node's ingest attester key: deterministic and public, dev chains only
+/// (account 100 of the standard test mnemonic).
+pub fn dev_attester() -> keys::SecretKey {
+    keys::derive_account(keys::DEV_MNEMONIC, 100).expect("dev mnemonic derives")
+}
 
 /// The dev validator's consensus key: deterministic and public, dev chains only.
 pub fn dev_consensus_key() -> keys::ConsensusKey {
@@ -226,6 +238,19 @@ pub struct ConfigFile {
     pub block_time_ms: u64,
     #[serde(default = "default_history")]
     pub history: u64,
+    /// The HTTP API; empty to serve none.
+    #[serde(default = "default_http")]
+    pub http_addr: String,
+    /// Blob store: a directory (relative to the data directory) or an `s3://` URL.
+    #[serde(default = "default_blobs")]
+    pub blobs: String,
+}
+
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_blobs() -> String {
+    "blobs".into()
 }
 
 fn default_rpc() -> String {
@@ -245,6 +270,8 @@ impl ConfigFile {
             rpc_addr: default_rpc(),
             block_time_ms: default_block_time(),
             history: default_history(),
+            http_addr: default_http(),
+            blobs: default_blobs(),
         }
     }
 
@@ -261,7 +288,30 @@ impl ConfigFile {
             path: path.into(),
             msg: format!("rpc_addr {:?} is not host:port", self.rpc_addr),
         })?;
+        let http_addr = if self.http_addr.trim().is_empty() {
+            None
+        } else {
+            Some(self.http_addr.parse().map_err(|_| ConfigError::Invalid {
+                path: path.into(),
+                msg: format!("http_addr {:?} is not host:port", self.http_addr),
+            })?)
+        };
+        let blobs = if self.blobs.contains("://") {
+            self.blobs.clone()
+        } else {
+            data_dir.join(&self.blobs).display().to_string()
+        };
+        // The attester key comes from the node keys, unlocked by $OPENLEDGER_NODE_PASSWORD.
+        let attester = match std::env::var("OPENLEDGER_NODE_PASSWORD") {
+            Ok(pw) => keys::NodeKeys::open(data_dir.join("node-keys"))
+                .ok()
+                .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Attester, &pw).ok()),
+            Err(_) => None,
+        };
         Ok(NodeConfig {
+            http_addr,
+            blobs: Some(blobs),
+            attester,
             data_dir,
             rpc_addr,
             block_time: if self.block_time_ms == 0 {

@@ -8,7 +8,7 @@ mod config;
 pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, dev_accounts,
-    dev_consensus_key, dev_genesis, dev_params, load_genesis,
+    dev_attester, dev_consensus_key, dev_genesis, dev_params, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -20,6 +20,21 @@ use chain::{Chain, ChainConfig};
 pub struct Node {
     pub chain: Arc<Chain>,
     pub rpc_addr: SocketAddr,
+    /// Where the HTTP API listens, if it does.
+    pub http_addr: Option<SocketAddr>,
+    pub datanets: Arc<datanets::DatanetService>,
+}
+
+/// Chain state for the Datanet services: the latest committed snapshot.
+struct ChainState(Arc<Chain>);
+
+impl datanets::StateSource for ChainState {
+    fn state(&self) -> Result<Box<dyn primitives::state::StateRead>, String> {
+        self.0.snapshot().map(|s| Box::new(s) as Box<dyn primitives::state::StateRead>).map_err(|e| e.to_string())
+    }
+    fn chain_id(&self) -> u64 {
+        self.0.chain_id()
+    }
 }
 
 /// Errors that stop a node from starting.
@@ -31,6 +46,10 @@ pub enum NodeError {
     Chain(#[from] chain::ChainError),
     #[error("cannot listen for JSON-RPC on {addr}: {err} (is another node running? pick another --rpc-addr)")]
     Bind { addr: SocketAddr, err: std::io::Error },
+    #[error("cannot listen for HTTP on {addr}: {err} (is another node running? pick another --http-addr)")]
+    BindHttp { addr: SocketAddr, err: std::io::Error },
+    #[error("blob store: {0}")]
+    Blobs(String),
 }
 
 /// Open the chain, start producing blocks and serving RPC. Returns once the
@@ -48,6 +67,18 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     let listener =
         tokio::net::TcpListener::bind(cfg.rpc_addr).await.map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
     let rpc_addr = listener.local_addr().map_err(|err| NodeError::Bind { addr: cfg.rpc_addr, err })?;
+    let blob_cfg = match &cfg.blobs {
+        Some(s) => s.parse::<blobs::BlobConfig>().map_err(|e| NodeError::Blobs(e.to_string()))?,
+        None => blobs::BlobConfig::local(cfg.data_dir.join("blobs")),
+    };
+    let store = Arc::new(blobs::BlobStore::open(&blob_cfg).map_err(|e| NodeError::Blobs(e.to_string()))?);
+    let datanets =
+        datanets::DatanetService::new(Arc::new(ChainState(chain.clone())), store.clone(), cfg.attester.clone());
+    let http_listener = match cfg.http_addr {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),
+        None => None,
+    };
+    let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     chain.start();
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
     tokio::spawn(async move {
@@ -55,7 +86,16 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             tracing::error!("JSON-RPC server stopped: {e}");
         }
     });
-    Ok(Node { chain, rpc_addr })
+    if let Some(l) = http_listener {
+        let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(datanets::DatanetBlobPolicy(datanets.clone()));
+        let router = datanets::routes(datanets.clone()).merge(blobs::routes(store, policy));
+        tokio::spawn(async move {
+            if let Err(e) = httpapi::serve(l, router).await {
+                tracing::error!("HTTP server stopped: {e}");
+            }
+        });
+    }
+    Ok(Node { chain, rpc_addr, http_addr, datanets })
 }
 
 impl Node {

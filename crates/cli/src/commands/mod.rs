@@ -1,6 +1,8 @@
 //! One module per command group.
 
+pub mod datanet;
 pub mod gov;
+pub mod httpc;
 pub mod keys;
 pub mod node;
 pub mod node_keys;

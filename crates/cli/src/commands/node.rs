@@ -18,6 +18,12 @@ pub struct UpArgs {
     /// JSON-RPC listen address.
     #[arg(long, default_value = "127.0.0.1:8545")]
     pub rpc_addr: SocketAddr,
+    /// HTTP API listen address (uploads, Datanet rows, blobs).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Blob store: a directory or an s3:// URL (default: <data-dir>/blobs).
+    #[arg(long)]
+    pub blobs: Option<String>,
     /// Milliseconds between blocks.
     #[arg(long, default_value_t = 1000, conflicts_with = "instant")]
     pub block_time: u64,
@@ -46,6 +52,9 @@ pub struct InitArgs {
     /// JSON-RPC listen address written to the config.
     #[arg(long, default_value = "127.0.0.1:8545")]
     pub rpc_addr: String,
+    /// HTTP API listen address written to the config ("" for none).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
     /// Milliseconds between blocks (0: seal as soon as transactions are pending).
     #[arg(long, default_value_t = 1000)]
     pub block_time: u64,
@@ -62,6 +71,9 @@ pub struct StartArgs {
     /// Override the JSON-RPC listen address.
     #[arg(long)]
     pub rpc_addr: Option<SocketAddr>,
+    /// Override the HTTP API listen address.
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -133,12 +145,16 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
     let cfg = NodeConfig {
         data_dir: data_dir.clone(),
         rpc_addr: a.rpc_addr,
+        http_addr: Some(a.http_addr),
+        blobs: a.blobs.clone(),
+        attester: Some(node::dev_attester()),
         block_time: if a.instant { BlockTime::Instant } else { BlockTime::Interval(a.block_time.max(1)) },
         history: a.history,
         max_txs_per_block: 10_000,
         genesis: node::dev_genesis(),
     };
     let quiet = a.quiet;
+    let http_addr = a.http_addr;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
     run_node(cfg, move |addr, head| {
         if quiet {
@@ -156,12 +172,14 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
                     s += &format!("({i}) {}\n", k.to_hex());
                 }
                 s += &format!(
-                    "\nMnemonic: {}\nDerivation path: m/44'/60'/0'/0/{{index}}\n\nValidator: (0) {} with {} OPEN bonded (consensus key {})\n\nThese keys are public: never send real funds to them.\n\nChain id: 31337   Blocks: {mode}   Head: {head}\nData dir: {}\nJSON-RPC: http://{addr}\n",
+                    "\nMnemonic: {}\nDerivation path: m/44'/60'/0'/0/{{index}}\n\nValidator: (0) {} with {} OPEN bonded (consensus key {})\n\nThese keys are public: never send real funds to them.\n\nChain id: 31337   Blocks: {mode}   Head: {head}\nData dir: {}\nJSON-RPC: http://{addr}\nHTTP API: http://{}\nIngest attester (dev): {}\n",
                     keys::DEV_MNEMONIC,
                     accounts[0].address(),
                     node::DEV_VALIDATOR_BOND_OPEN,
                     node::dev_consensus_key().public(),
-                    data_dir.display()
+                    data_dir.display(),
+                    http_addr,
+                    node::dev_attester().address()
                 );
                 s
             },
@@ -187,6 +205,7 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
     write_genesis_once(&a.data_dir, &genesis)?;
     let mut c = ConfigFile::new(GENESIS_FILE);
     c.rpc_addr = a.rpc_addr.clone();
+    c.http_addr = a.http_addr.clone();
     c.block_time_ms = a.block_time;
     let text = toml_string(&c)?;
     std::fs::write(&cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))?;
@@ -199,8 +218,8 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
 
 fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
     Ok(format!(
-        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n",
-        c.genesis, c.rpc_addr, c.block_time_ms, c.history
+        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n",
+        c.genesis, c.rpc_addr, c.http_addr, c.blobs, c.block_time_ms, c.history
     ))
 }
 
@@ -210,6 +229,9 @@ pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
     let mut cfg = file.node_config(&path, a.data_dir.clone())?;
     if let Some(addr) = a.rpc_addr {
         cfg.rpc_addr = addr;
+    }
+    if let Some(addr) = a.http_addr {
+        cfg.http_addr = Some(addr);
     }
     run_node(cfg, |_, _| {})
 }

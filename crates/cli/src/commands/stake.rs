@@ -1080,6 +1080,7 @@ pub mod abi {
             Module::Params => IParams::IParamsCalls::SIGNATURES,
             Module::Staking => IStaking::IStakingCalls::SIGNATURES,
             Module::Governance => IGovernance::IGovernanceCalls::SIGNATURES,
+            Module::Datanets => sol::IDatanets::IDatanetsCalls::SIGNATURES,
             _ => return None,
         })
     }
@@ -1091,6 +1092,7 @@ pub mod abi {
             Module::Params => IParams::IParamsCalls::abi_decode(data).map(|_| ()),
             Module::Staking => IStaking::IStakingCalls::abi_decode(data).map(|_| ()),
             Module::Governance => IGovernance::IGovernanceCalls::abi_decode(data).map(|_| ()),
+            Module::Datanets => sol::IDatanets::IDatanetsCalls::abi_decode(data).map(|_| ()),
             _ => Ok(()),
         };
         r.map_err(|e| anyhow!("encoded call does not decode: {e}"))
@@ -1146,6 +1148,7 @@ pub mod abi {
                 Module::Params => IParams::IParamsCalls::signature_by_selector(sel),
                 Module::Staking => IStaking::IStakingCalls::signature_by_selector(sel),
                 Module::Governance => IGovernance::IGovernanceCalls::signature_by_selector(sel),
+                Module::Datanets => sol::IDatanets::IDatanetsCalls::signature_by_selector(sel),
                 _ => None,
             }?;
             let (name, types) = split_signature(sig).ok()?;
@@ -1223,6 +1226,7 @@ pub mod abi {
         IStaking::IStakingErrors::signature_by_selector(sel)
             .or_else(|| IGovernance::IGovernanceErrors::signature_by_selector(sel))
             .or_else(|| IParams::IParamsErrors::signature_by_selector(sel))
+            .or_else(|| sol::IDatanets::IDatanetsErrors::signature_by_selector(sel))
             .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
             .or(match sel {
                 [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),

@@ -1,0 +1,145 @@
+//! `GET /v1/blobs/{hash}`: a blob's bytes to whoever the access policy allows.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use httpapi::{ApiError, MaybeCaller};
+use primitives::{Address, B256};
+
+use crate::{BlobError, BlobStore};
+
+/// Who may read which blob. The route knows nothing of Datanets: the Datanets
+/// module implements this (rows of an allow-list Datanet only to its members,
+/// validators' verifiers, and the operators and trainers of models that name it).
+pub trait BlobAccessPolicy: Send + Sync {
+    /// Whether `caller` (`None`: anonymous) may read blob `hash`; `Err` when the
+    /// policy cannot decide (answered 500 with the message).
+    fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String>;
+}
+
+/// Every blob is readable by everyone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicBlobs;
+
+impl BlobAccessPolicy for PublicBlobs {
+    fn allowed(&self, _hash: &B256, _caller: Option<Address>) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+#[derive(Clone)]
+struct BlobRoutes {
+    store: Arc<BlobStore>,
+    policy: Arc<dyn BlobAccessPolicy>,
+}
+
+/// The blob routes, for the node's HTTP server:
+///
+/// `GET /v1/blobs/{hash}` (`hash`: 64 hex digits, `0x` optional) answers 200 with the
+/// bytes (`application/octet-stream`, `ETag: "<0x hash>"`, `Cache-Control: …,
+/// immutable`; `public` when anonymous callers may read it, `private` otherwise),
+/// 304 for a matching `If-None-Match`, 400 for a malformed hash, 403 when the policy
+/// refuses the caller, 404 for an unknown blob, 500 for a corrupt one. `HEAD` works
+/// too. The caller comes from the signed-request or API-key headers (optional).
+pub fn routes(store: Arc<BlobStore>, policy: Arc<dyn BlobAccessPolicy>) -> Router {
+    Router::new().route("/v1/blobs/{hash}", get(get_blob)).with_state(BlobRoutes { store, policy })
+}
+
+/// A blob hash from its text form: 64 hex digits, with or without `0x`.
+pub fn parse_hash(s: &str) -> Option<B256> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(B256::from(out))
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t).eq_ignore_ascii_case(etag))
+    })
+}
+
+fn store_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::NotFound(hash) => ApiError::not_found("blob_not_found", format!("no blob {hash}")),
+        e @ BlobError::Corrupt { .. } => ApiError::internal("blob_corrupt", e.to_string()),
+        e => {
+            tracing::error!(error = %e, "blob store failure");
+            ApiError::internal("blob_store_error", e.to_string())
+        }
+    }
+}
+
+async fn get_blob(
+    State(st): State<BlobRoutes>,
+    Path(raw): Path<String>,
+    MaybeCaller(caller): MaybeCaller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&raw).ok_or_else(|| {
+        ApiError::bad_request("malformed_hash", format!("{raw:?} is not a blob hash (64 hex digits, 0x optional)"))
+    })?;
+    // The policy first, so that a refused caller learns nothing of the blob.
+    let allowed = st.policy.allowed(&hash, caller).map_err(|e| ApiError::internal("policy_error", e))?;
+    if !allowed {
+        let message = match caller {
+            None => format!("blob {hash} is not public: authenticate as a caller allowed to read it"),
+            Some(a) => format!("{a} may not read blob {hash}"),
+        };
+        return Err(ApiError::forbidden("blob_forbidden", message));
+    }
+    let public = caller.is_none() || st.policy.allowed(&hash, None) == Ok(true);
+    let cache = if public { "public, max-age=31536000, immutable" } else { "private, max-age=31536000, immutable" };
+    let etag = format!("\"{hash}\"");
+
+    if etag_matches(&headers, &etag) {
+        if !st.store.has(&hash).await.map_err(store_error)? {
+            return Err(store_error(BlobError::NotFound(hash)));
+        }
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache.to_owned())])
+            .into_response());
+    }
+    let bytes = st.store.get(&hash).await.map_err(store_error)?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache.to_owned()),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes() {
+        let h = primitives::content_hash(b"x");
+        let hex = hex::encode(h);
+        assert_eq!(parse_hash(&hex), Some(h));
+        assert_eq!(parse_hash(&format!("0x{hex}")), Some(h));
+        assert_eq!(parse_hash(&format!("0X{}", hex.to_uppercase())), Some(h));
+        assert_eq!(parse_hash(&hex[1..]), None);
+        assert_eq!(parse_hash(&format!("{hex}0")), None);
+        assert_eq!(parse_hash(&format!("{}g", &hex[1..])), None);
+        assert_eq!(parse_hash(""), None);
+    }
+
+    #[test]
+    fn if_none_match() {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, "\"a\", W/\"0xb\"".parse().unwrap());
+        assert!(etag_matches(&h, "\"0xb\""));
+        assert!(etag_matches(&h, "\"a\""));
+        assert!(!etag_matches(&h, "\"c\""));
+        h.insert(header::IF_NONE_MATCH, "*".parse().unwrap());
+        assert!(etag_matches(&h, "\"c\""));
+    }
+}

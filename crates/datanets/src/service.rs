@@ -1,0 +1,464 @@
+//! The ingest route, the version rows route and the blob access policy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use alloy_sol_types::{SolCall, SolStruct};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ingest::{DedupIndex, DupKind, IngestConfig};
+use primitives::abi::{ContributionAttestation, IDatanets};
+use primitives::rows::RowId;
+use primitives::state::StateRead;
+use primitives::system::Module;
+use primitives::{Address, B256, Bytes};
+use runtime::datanets::{APPROVED, DatanetRecord, DatanetsRead, POLICY_ALLOW_LIST};
+use serde::{Deserialize, Serialize};
+
+use crate::reader::DatanetReader;
+
+/// Where the service reads chain state from (the node gives it the latest snapshot).
+pub trait StateSource: Send + Sync + 'static {
+    fn state(&self) -> Result<Box<dyn StateRead>, String>;
+    fn chain_id(&self) -> u64;
+}
+
+/// One row of a findings report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRow {
+    pub index: u32,
+    pub leaf: B256,
+    pub score_bps: u16,
+    pub reasons: Vec<String>,
+    /// "contribution:index" of the row this duplicates ("pending:i" = row i of this file).
+    pub duplicate_of: Option<String>,
+    /// "exact" or "near".
+    pub duplicate_kind: Option<String>,
+}
+
+/// What the ingest service found, stored as a blob whose hash the attestation signs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingsReport {
+    pub datanet_id: u64,
+    pub contributor: Address,
+    pub file_name: String,
+    pub content_hash: B256,
+    pub rows_blob: B256,
+    pub rows_root: B256,
+    pub row_count: u32,
+    pub byte_size: u64,
+    pub quality_bps: u16,
+    pub scorer_version: u32,
+    pub config_digest: B256,
+    pub exact_duplicates: u32,
+    pub near_duplicates: u32,
+    pub rows: Vec<ReportRow>,
+}
+
+/// The answer of the ingest route: what to sign and send, and why.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestResponse {
+    /// The attestation's fields (see [`attestation_json`]).
+    pub attestation: serde_json::Value,
+    pub attester: Address,
+    pub signature: Bytes,
+    /// The datanets system contract.
+    pub to: Address,
+    /// The bond to send with the transaction (base units, decimal).
+    pub value: String,
+    /// `submitContribution(attestation, signature)`, ready for the contributor's wallet.
+    pub calldata: Bytes,
+    pub findings_blob: B256,
+    pub report: FindingsReport,
+}
+
+struct IndexState {
+    index: DedupIndex,
+    indexed: BTreeSet<u64>,
+}
+
+/// The Datanet services of a node.
+pub struct DatanetService {
+    reader: DatanetReader,
+    attester: Option<keys::SecretKey>,
+    cfg: IngestConfig,
+    indexes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<IndexState>>>>,
+    /// Blob hash → the Datanet it belongs to, for the access policy.
+    owners: Mutex<BTreeMap<B256, u64>>,
+}
+
+fn err(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
+    httpapi::error_response(status, "invalid_request_error", code, &msg.into())
+}
+
+impl DatanetService {
+    pub fn new(
+        state: Arc<dyn StateSource>,
+        blobs: Arc<blobs::BlobStore>,
+        attester: Option<keys::SecretKey>,
+    ) -> Arc<Self> {
+        Arc::new(DatanetService {
+            reader: DatanetReader::new(state, blobs),
+            attester,
+            cfg: IngestConfig::default(),
+            indexes: Mutex::new(HashMap::new()),
+            owners: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn reader(&self) -> &DatanetReader {
+        &self.reader
+    }
+
+    pub fn attester(&self) -> Option<Address> {
+        self.attester.as_ref().map(|k| k.address())
+    }
+
+    fn datanet(&self, id: u64) -> Result<DatanetRecord, Response> {
+        let st = self.reader.state.state().map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "state", e))?;
+        st.datanet(id)
+            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "state", e.to_string()))?
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, "unknown_datanet", format!("Datanet {id} does not exist")))
+    }
+
+    fn may_read(&self, id: u64, d: &DatanetRecord, caller: Option<Address>) -> Result<bool, String> {
+        if d.policy != POLICY_ALLOW_LIST {
+            return Ok(true);
+        }
+        let Some(c) = caller else { return Ok(false) };
+        let st = self.reader.state.state()?;
+        Ok(c == d.owner
+            || st.curators(id).map_err(|e| e.to_string())?.contains(&c)
+            || st.is_member(id, &c).map_err(|e| e.to_string())?)
+    }
+
+    /// Bring Datanet `id`'s dedup index up to date with its approved contributions.
+    async fn index(&self, id: u64) -> Result<Arc<tokio::sync::Mutex<IndexState>>, Response> {
+        let slot = self
+            .indexes
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(IndexState {
+                    index: DedupIndex::new(&self.cfg.near_dup),
+                    indexed: BTreeSet::new(),
+                }))
+            })
+            .clone();
+        let approved: Vec<u64> = {
+            let st = self.reader.state.state().map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "state", e))?;
+            let mut v = Vec::new();
+            for cid in
+                st.contributions_of(id).map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "state", e.to_string()))?
+            {
+                if let Ok(Some(r)) = st.contribution(cid) {
+                    if r.status == APPROVED {
+                        v.push(cid);
+                    }
+                }
+            }
+            v
+        };
+        {
+            let mut g = slot.lock().await;
+            for cid in approved {
+                if g.indexed.contains(&cid) {
+                    continue;
+                }
+                let (rec, rows) = self
+                    .reader
+                    .contribution_rows(cid)
+                    .await
+                    .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "rows_unavailable", e.to_string()))?;
+                let report_blobs =
+                    self.reader.report(&rec).await.ok().map(|r| [rec.findingsHash, r.rows_blob, r.content_hash]);
+                if let Some(bs) = report_blobs {
+                    let mut o = self.owners.lock().unwrap();
+                    for b in bs {
+                        o.insert(b, id);
+                    }
+                }
+                for (i, row) in rows.iter().enumerate() {
+                    g.index.insert(RowId { contribution: cid, index: i as u32 }, row);
+                }
+                g.indexed.insert(cid);
+            }
+        }
+        Ok(slot)
+    }
+
+    async fn ingest(
+        &self,
+        id: u64,
+        caller: Address,
+        headers: &HeaderMap,
+        mut form: Multipart,
+    ) -> Result<IngestResponse, Response> {
+        let attester = self.attester.as_ref().ok_or_else(|| {
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_attester",
+                "this node has no ingest attester key (openledger keys node new attester)",
+            )
+        })?;
+        let d = self.datanet(id)?;
+        if d.flags & runtime::datanets::FLAG_FROZEN != 0 {
+            return Err(err(StatusCode::CONFLICT, "datanet_frozen", format!("Datanet {id} is frozen by governance")));
+        }
+        if d.policy == POLICY_ALLOW_LIST && caller != d.owner {
+            let st = self.reader.state.state().map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "state", e))?;
+            if !st.is_member(id, &caller).unwrap_or(false) {
+                return Err(err(
+                    StatusCode::FORBIDDEN,
+                    "not_member",
+                    format!("{caller} is not a member of allow-list Datanet {id}"),
+                ));
+            }
+        }
+        let max = d.maxSubmissionBytes;
+        // Refuse an announced oversize body before reading any of it.
+        if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+            if len > max + 64 * 1024 {
+                return Err(err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "file_too_large",
+                    format!("the upload is {len} bytes; Datanet {id} accepts files of at most {max} bytes"),
+                ));
+            }
+        }
+        let mut file: Option<(String, Vec<u8>)> = None;
+        while let Some(mut field) =
+            form.next_field().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
+        {
+            if field.name() != Some("file") {
+                continue;
+            }
+            let name = field.file_name().unwrap_or("upload.txt").to_string();
+            let mut buf = Vec::new();
+            while let Some(chunk) =
+                field.chunk().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
+            {
+                if (buf.len() + chunk.len()) as u64 > max {
+                    return Err(err(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "file_too_large",
+                        format!("{name} is larger than {max} bytes, the limit of Datanet {id}"),
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            file = Some((name, buf));
+        }
+        let (name, bytes) =
+            file.ok_or_else(|| err(StatusCode::BAD_REQUEST, "no_file", "no multipart field named \"file\""))?;
+        let kind =
+            ingest::detect_kind(&name).map_err(|e| err(StatusCode::BAD_REQUEST, "unsupported_type", e.to_string()))?;
+        let mut cfg = self.cfg.clone();
+        cfg.max_file_bytes = max;
+        let rows =
+            ingest::parse(&bytes, kind, &cfg).map_err(|e| err(StatusCode::BAD_REQUEST, "unparsable", e.to_string()))?;
+        let slot = self.index(id).await?;
+        let analysis = {
+            let g = slot.lock().await;
+            ingest::analyze(&rows, &g.index, &cfg)
+        };
+        let content_hash = primitives::content_hash(&bytes);
+        // Store the file and the rows, then the report naming them. Content addressing
+        // and atomic writes mean a crash leaves at most unreferenced complete blobs.
+        let store = &self.reader.blobs;
+        let blob_err = |e: blobs::BlobError| err(StatusCode::SERVICE_UNAVAILABLE, "blob_store", e.to_string());
+        store.put(bytes.clone().into()).await.map_err(blob_err)?;
+        let rows_blob = store.put(crate::encode_rows(&rows).into()).await.map_err(blob_err)?;
+        let report = FindingsReport {
+            datanet_id: id,
+            contributor: caller,
+            file_name: name,
+            content_hash,
+            rows_blob,
+            rows_root: analysis.rows_root,
+            row_count: rows.len() as u32,
+            byte_size: bytes.len() as u64,
+            quality_bps: analysis.quality_bps,
+            scorer_version: analysis.scorer_version,
+            config_digest: analysis.config_digest,
+            exact_duplicates: analysis.exact_duplicates,
+            near_duplicates: analysis.near_duplicates,
+            rows: analysis
+                .rows
+                .iter()
+                .map(|f| ReportRow {
+                    index: f.index,
+                    leaf: f.leaf,
+                    score_bps: f.score_bps,
+                    reasons: f.reasons.clone(),
+                    duplicate_of: f.duplicate_of.map(|(r, _)| ingest::describe_row(r)),
+                    duplicate_kind: f.duplicate_of.map(|(_, k)| match k {
+                        DupKind::Exact => "exact".into(),
+                        DupKind::Near { .. } => "near".into(),
+                    }),
+                })
+                .collect(),
+        };
+        let report_bytes = serde_json::to_vec(&report).expect("report serialises");
+        let findings_blob = store.put(report_bytes.into()).await.map_err(blob_err)?;
+        {
+            let mut o = self.owners.lock().unwrap();
+            for b in [findings_blob, rows_blob, content_hash] {
+                o.insert(b, id);
+            }
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let attestation = ContributionAttestation {
+            datanetId: id,
+            contributor: caller,
+            contentHash: content_hash,
+            rowsRoot: analysis.rows_root,
+            rowCount: rows.len() as u32,
+            byteSize: bytes.len() as u64,
+            qualityBps: analysis.quality_bps,
+            scorerVersion: analysis.scorer_version,
+            exactDuplicates: analysis.exact_duplicates,
+            nearDuplicates: analysis.near_duplicates,
+            findingsHash: findings_blob,
+            issuedAt: now,
+        };
+        let domain = Module::Datanets.eip712_domain(self.reader.state.chain_id());
+        let sig = attester.sign_hash(&attestation.eip712_signing_hash(&domain));
+        let signature = Bytes::from(sig.as_bytes().to_vec());
+        let calldata =
+            IDatanets::submitContributionCall { attestation: attestation.clone(), signature: signature.clone() }
+                .abi_encode();
+        Ok(IngestResponse {
+            attestation: attestation_json(&attestation),
+            attester: attester.address(),
+            signature,
+            to: Module::Datanets.address(),
+            value: d.contributorBond.to_string(),
+            calldata: calldata.into(),
+            findings_blob,
+            report,
+        })
+    }
+}
+
+/// The fields of an attestation as JSON (numbers as JSON numbers, hashes as hex).
+pub fn attestation_json(a: &ContributionAttestation) -> serde_json::Value {
+    serde_json::json!({
+        "datanetId": a.datanetId,
+        "contributor": a.contributor,
+        "contentHash": a.contentHash,
+        "rowsRoot": a.rowsRoot,
+        "rowCount": a.rowCount,
+        "byteSize": a.byteSize,
+        "qualityBps": a.qualityBps,
+        "scorerVersion": a.scorerVersion,
+        "exactDuplicates": a.exactDuplicates,
+        "nearDuplicates": a.nearDuplicates,
+        "findingsHash": a.findingsHash,
+        "issuedAt": a.issuedAt,
+    })
+}
+
+/// Blobs of allow-list Datanets: only to their owner, curators and members.
+/// Blobs this node cannot attribute to a Datanet are public (model artefacts, ...).
+pub struct DatanetBlobPolicy(pub Arc<DatanetService>);
+
+impl blobs::BlobAccessPolicy for DatanetBlobPolicy {
+    fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String> {
+        let id = self.0.owners.lock().unwrap().get(hash).copied();
+        match id {
+            None => Ok(true),
+            Some(id) => {
+                let st = self.0.reader.state.state()?;
+                let d = st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?;
+                drop(st);
+                self.0.may_read(id, &d, caller)
+            }
+        }
+    }
+}
+
+/// The Datanet routes of the node's HTTP server.
+pub fn routes(svc: Arc<DatanetService>) -> Router {
+    Router::new()
+        .route("/v1/datanets/{id}/contributions", post(upload).layer(httpapi::auth::allow_unbound_body()))
+        .route("/v1/datanets/{id}/versions/{v}/rows", get(version_rows))
+        .route("/v1/node/attester", get(attester_info))
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .with_state(svc)
+}
+
+async fn upload(
+    State(svc): State<Arc<DatanetService>>,
+    Path(id): Path<u64>,
+    httpapi::AuthedCaller(caller): httpapi::AuthedCaller,
+    headers: HeaderMap,
+    form: Multipart,
+) -> Response {
+    match svc.ingest(id, caller, &headers, form).await {
+        Ok(r) => (StatusCode::OK, axum::Json(r)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+async fn version_rows(
+    State(svc): State<Arc<DatanetService>>,
+    Path((id, v)): Path<(u64, u64)>,
+    httpapi::MaybeCaller(caller): httpapi::MaybeCaller,
+) -> Response {
+    let d = match svc.datanet(id) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    match svc.may_read(id, &d, caller) {
+        Ok(true) => {}
+        Ok(false) => {
+            return err(
+                StatusCode::FORBIDDEN,
+                "not_member",
+                format!("the rows of allow-list Datanet {id} are for its members"),
+            );
+        }
+        Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "state", e),
+    }
+    let rows = match svc.reader.version_rows(id, v).await {
+        Ok(r) => r,
+        Err(e @ crate::ReaderError::UnknownVersion(..)) => {
+            return err(StatusCode::NOT_FOUND, "unknown_version", e.to_string());
+        }
+        Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "rows_unavailable", e.to_string()),
+    };
+    let mut out = String::new();
+    for r in rows {
+        let mut line = serde_json::json!({
+            "contribution": r.id.contribution,
+            "index": r.id.index,
+            "contributor": r.contributor,
+        });
+        match r.row {
+            primitives::rows::Row::Text { text } => line["text"] = text.into(),
+            primitives::rows::Row::PromptCompletion { prompt, completion } => {
+                line["prompt"] = prompt.into();
+                line["completion"] = completion.into();
+            }
+        }
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(out))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn attester_info(State(svc): State<Arc<DatanetService>>) -> Response {
+    axum::Json(serde_json::json!({ "attester": svc.attester() })).into_response()
+}

@@ -1,0 +1,185 @@
+//! The node's one HTTP server (127.0.0.1:8080, `--http-addr`), and the one way its
+//! callers authenticate by address.
+//!
+//! # The server
+//!
+//! Each service exposes a `routes(...) -> axum::Router`; the node merges them and
+//! hands the result to [`serve`] (or [`serve_with`]). [`app`] wraps the merged router
+//! with what every route shares:
+//!
+//! - `GET /health` → `200 ok` (text);
+//! - errors in the OpenAI style, `{"error": {"message", "type", "code"}}`: a JSON 404
+//!   for unknown paths, a JSON 405 for a known path under another method, and every
+//!   other non-JSON error (axum's extractor rejections, 413, ...) rewritten into the
+//!   same shape; routes build their own with [`error_response`] or [`ApiError`];
+//! - a default body limit ([`ServerConfig::max_body_bytes`], axum's
+//!   `DefaultBodyLimit`, which a route may raise with its own `DefaultBodyLimit`
+//!   layer); routes that stream a raw `Body` enforce their own cap (e.g.
+//!   `blobs::BlobStore::put_stream`'s `max_bytes`);
+//! - a request timeout ([`ServerConfig::request_timeout`], 408 when the handler has
+//!   not answered in time; a streamed response body is not bounded by it);
+//! - the authentication middleware ([`auth::authenticate`]).
+//!
+//! [`serve_with`] also takes a shutdown future: the server stops accepting, lets
+//! requests in flight finish, then returns.
+//!
+//! # Authentication
+//!
+//! A caller proves an address in one of two ways.
+//!
+//! **Signed request** (EIP-191). The header
+//!
+//! ```text
+//! X-OpenLedger-Auth: <address>:<unix-seconds>:<0x signature>
+//! ```
+//!
+//! where `<address>` is the 20-byte address in hex (`0x` prefix; checksum optional),
+//! `<unix-seconds>` a decimal timestamp, and `<0x signature>` the 65-byte `r ‖ s ‖ v`
+//! signature in hex (`v` 27/28 or 0/1) that `personal_sign` (EIP-191: keccak256 of
+//! `"\x19Ethereum Signed Message:\n" ‖ len ‖ message`) produces over the UTF-8 message
+//!
+//! ```text
+//! OpenLedger request\n<METHOD> <path-and-query>\n<unix-seconds>\n<hex blake3 of the body>
+//! ```
+//!
+//! - `<METHOD>` is the request method as sent (`GET`, `POST`);
+//! - `<path-and-query>` is the request target exactly as sent on the request line,
+//!   percent-encoding included (`/v1/blobs/0xab…?x=1`);
+//! - `<unix-seconds>` repeats the header's timestamp;
+//! - the last line is the blake3 hash of the exact body bytes as 64 lowercase hex
+//!   digits without `0x` (for an empty body, the hash of zero bytes,
+//!   `af1349b9…3262`), or the single character `-` on streaming upload routes (see
+//!   below); lines are joined by `\n`, with no trailing newline.
+//!
+//! The server accepts it when the signature recovers to the claimed address and the
+//! timestamp is within ±300 s of its clock. [`sign_request`] builds the header value
+//! for the CLI and tests. A signed request can be replayed verbatim within that
+//! window (there is no nonce); routes whose effect must not repeat need their own
+//! idempotence (on-chain nonces, content addressing).
+//!
+//! *Streaming bodies.* A route that streams a large body (uploads) cannot buffer it
+//! to check a hash before the handler runs. Such a route opts in with
+//! [`auth::allow_unbound_body`], and its clients sign `-` in place of the body hash
+//! ([`sign_request_unbound`]): only the method, path-and-query and time are bound,
+//! and the body's integrity rests on content addressing (the handler hashes what it
+//! stores and the caller checks the hash it gets back). Every other route refuses a
+//! `-` signature. The middleware buffers a body to check a body-bound signature up
+//! to [`ServerConfig::max_signed_body_bytes`] (413 beyond).
+//!
+//! **API key.** `Authorization: Bearer <key>`: the server hashes the key (blake3 of
+//! its UTF-8 bytes, [`auth::api_key_hash`]) and asks the [`ApiKeyResolver`] which
+//! address that hash is bound to on-chain ([`NoApiKeys`] until the inference module
+//! provides one). Sending both headers is refused.
+//!
+//! Handlers take [`AuthedCaller`] (401 without valid credentials) or [`MaybeCaller`]
+//! (`None` for anonymous callers; present-but-wrong credentials are still 401). A 401
+//! body names the problem (`code`: `missing_auth`, `malformed_auth`,
+//! `expired_signature`, `bad_signature`, `unknown_api_key`, `unbound_body`,
+//! `conflicting_auth`).
+
+pub mod auth;
+mod error;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use auth::{
+    ApiKeyResolver, AuthError, AuthedCaller, MaybeCaller, NoApiKeys, sign_request, sign_request_unbound, unix_now,
+};
+pub use error::{ApiError, error_response};
+
+/// Where the HTTP server listens by default (`--http-addr`).
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// Settings shared by every route.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Default limit of bodies read by axum's extractors (`Bytes`, `Json`, ...).
+    pub max_body_bytes: usize,
+    /// Largest body the authentication middleware buffers to check a body-bound signature.
+    pub max_signed_body_bytes: usize,
+    /// Time a handler has to produce its response head.
+    pub request_timeout: Duration,
+    /// Resolves `Authorization: Bearer` keys to addresses.
+    pub api_keys: Arc<dyn ApiKeyResolver>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_signed_body_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(300),
+            api_keys: Arc::new(NoApiKeys),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_signed_body_bytes", &self.max_signed_body_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The full application: the services' merged `router` plus `/health`, the JSON
+/// 404/405 fallbacks, error rewriting, body limit, timeout and authentication.
+///
+/// Panics if `router` already has a `/health` route.
+pub fn app(router: Router, config: &ServerConfig) -> Router {
+    let auth_state =
+        auth::AuthState { resolver: config.api_keys.clone(), max_signed_body_bytes: config.max_signed_body_bytes };
+    router
+        .route("/health", get(|| async { "ok" }))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(auth_state, auth::authenticate))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(config.request_timeout, timeout))
+}
+
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            "request_timeout",
+            format!("the request was not answered within {} s", limit.as_secs_f64()),
+        ),
+    }
+}
+
+/// Serve `router` (wrapped by [`app`] with the default [`ServerConfig`]) on
+/// `listener` until an I/O error.
+pub async fn serve(listener: TcpListener, router: Router) -> io::Result<()> {
+    serve_with(listener, router, ServerConfig::default(), std::future::pending()).await
+}
+
+/// Serve `router` wrapped by [`app`] with `config`; when `shutdown` completes, stop
+/// accepting connections, let requests in flight finish, and return.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP server listening");
+    }
+    axum::serve(listener, app(router, &config)).with_graceful_shutdown(shutdown).await
+}

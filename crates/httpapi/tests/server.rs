@@ -1,0 +1,358 @@
+//! The server over real TCP: health, JSON 404/405, authentication by signed request
+//! and by API key, body limits and timeouts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::{get, post, put};
+use httpapi::auth::{allow_unbound_body, api_key_hash};
+use httpapi::{AuthedCaller, MaybeCaller, ServerConfig, sign_request, sign_request_unbound, unix_now};
+use keys::SecretKey;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap().to_owned()
+    }
+    fn error_message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16).unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))).collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn key() -> SecretKey {
+    SecretKey::from_bytes(&[0x42; 32]).unwrap()
+}
+
+fn test_routes() -> Router {
+    Router::new()
+        .route(
+            "/whoami",
+            post(|AuthedCaller(a): AuthedCaller, body: Bytes| async move { format!("{a} {}", body.len()) }),
+        )
+        .route("/whoami", get(|AuthedCaller(a): AuthedCaller| async move { format!("{a}") }))
+        .route(
+            "/maybe",
+            get(|MaybeCaller(a): MaybeCaller| async move { a.map_or("anonymous".to_owned(), |a| a.to_string()) }),
+        )
+        .route(
+            "/upload",
+            put(|AuthedCaller(a): AuthedCaller, body: Body| async move {
+                let n = axum::body::to_bytes(body, usize::MAX).await.unwrap().len();
+                format!("{a} {n}")
+            })
+            .route_layer(allow_unbound_body()),
+        )
+        .route("/json", post(|axum::Json(v): axum::Json<Value>| async move { axum::Json(v) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+}
+
+async fn start(config: ServerConfig) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(httpapi::serve_with(listener, test_routes(), config, std::future::pending()));
+    addr
+}
+
+async fn start_default() -> SocketAddr {
+    start(ServerConfig::default()).await
+}
+
+fn auth(v: String) -> Vec<(&'static str, String)> {
+    vec![("X-OpenLedger-Auth", v)]
+}
+
+#[tokio::test]
+async fn health() {
+    let addr = start_default().await;
+    let r = send(addr, "GET", "/health", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "ok");
+}
+
+#[tokio::test]
+async fn not_found_and_method_not_allowed_are_json() {
+    let addr = start_default().await;
+    let r = send(addr, "GET", "/nope", &[], b"").await;
+    assert_eq!(r.status, 404);
+    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "not_found");
+    assert_eq!(j["error"]["type"], "not_found_error");
+    assert_eq!(j["error"]["message"], "no route for GET /nope");
+
+    let r = send(addr, "DELETE", "/health", &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.error_code(), "method_not_allowed");
+    assert!(r.error_message().contains("DELETE"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn extractor_rejections_become_json() {
+    let addr = start_default().await;
+    let r = send(addr, "POST", "/json", &[("Content-Type", "application/json".into())], b"{not json").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let r = send(addr, "POST", "/json", &[("Content-Type", "application/json".into())], &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "payload_too_large");
+}
+
+#[tokio::test]
+async fn good_signature_is_accepted() {
+    let addr = start_default().await;
+    let k = key();
+    let body = b"some body";
+    let r = send(addr, "POST", "/whoami", &auth(sign_request(&k, "POST", "/whoami", body, unix_now())), body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), format!("{} {}", k.address(), body.len()));
+
+    // A query string is part of what is signed.
+    let target = "/whoami?x=1&y=%20z";
+    let r = send(addr, "GET", target, &auth(sign_request(&k, "GET", target, b"", unix_now())), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), k.address().to_string());
+
+    // Optional auth: signed and anonymous.
+    let r = send(addr, "GET", "/maybe", &auth(sign_request(&k, "GET", "/maybe", b"", unix_now())), b"").await;
+    assert_eq!(r.text(), k.address().to_string());
+    let r = send(addr, "GET", "/maybe", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "anonymous");
+}
+
+#[tokio::test]
+async fn missing_credentials_are_refused() {
+    let addr = start_default().await;
+    let r = send(addr, "GET", "/whoami", &[], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "missing_auth");
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+    assert!(r.error_message().contains("X-OpenLedger-Auth"));
+}
+
+#[tokio::test]
+async fn wrong_address_is_refused() {
+    let addr = start_default().await;
+    let k = key();
+    let other = SecretKey::from_bytes(&[0x43; 32]).unwrap();
+    let v = sign_request(&k, "GET", "/whoami", b"", unix_now());
+    let (_, rest) = v.split_once(':').unwrap();
+    let forged = format!("{}:{rest}", other.address());
+    let r = send(addr, "GET", "/whoami", &auth(forged), b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "bad_signature");
+    let m = r.error_message();
+    assert!(m.contains(&format!("recovers to {}", k.address())), "{m}");
+    assert!(m.contains(&format!("claims {}", other.address())), "{m}");
+}
+
+#[tokio::test]
+async fn tampered_path_is_refused() {
+    let addr = start_default().await;
+    let k = key();
+    let r = send(addr, "GET", "/whoami?x=2", &auth(sign_request(&k, "GET", "/whoami?x=1", b"", unix_now())), b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "bad_signature");
+    assert!(r.error_message().contains("GET /whoami?x=2"), "{}", r.error_message());
+
+    // Same path, other method.
+    let r = send(addr, "POST", "/whoami", &auth(sign_request(&k, "GET", "/whoami", b"", unix_now())), b"").await;
+    assert_eq!(r.error_code(), "bad_signature");
+}
+
+#[tokio::test]
+async fn tampered_body_is_refused() {
+    let addr = start_default().await;
+    let k = key();
+    let v = sign_request(&k, "POST", "/whoami", b"pay 1", unix_now());
+    let r = send(addr, "POST", "/whoami", &auth(v), b"pay 9").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "bad_signature");
+}
+
+#[tokio::test]
+async fn expired_timestamp_is_refused() {
+    let addr = start_default().await;
+    let k = key();
+    for when in [unix_now() - 301, unix_now() + 400] {
+        let r = send(addr, "GET", "/whoami", &auth(sign_request(&k, "GET", "/whoami", b"", when)), b"").await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.error_code(), "expired_signature");
+        assert!(r.error_message().contains("at most 300 s"), "{}", r.error_message());
+    }
+}
+
+#[tokio::test]
+async fn malformed_header_is_refused() {
+    let addr = start_default().await;
+    let k = key();
+    let good = sign_request(&k, "GET", "/whoami", b"", unix_now());
+    for bad in ["garbage".to_owned(), good.replacen(':', ";", 2), format!("{good}00")] {
+        let r = send(addr, "GET", "/whoami", &auth(bad.clone()), b"").await;
+        assert_eq!(r.status, 401, "{bad}");
+        assert_eq!(r.error_code(), "malformed_auth", "{bad}");
+        assert!(r.error_message().contains("X-OpenLedger-Auth"));
+    }
+    // Wrong credentials are refused even where anonymous callers are welcome.
+    let r = send(addr, "GET", "/maybe", &auth("garbage".into()), b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "malformed_auth");
+    // Both kinds of credentials at once.
+    let headers = vec![("X-OpenLedger-Auth", good), ("Authorization", "Bearer k".into())];
+    let r = send(addr, "GET", "/whoami", &headers, b"").await;
+    assert_eq!(r.error_code(), "conflicting_auth");
+}
+
+#[tokio::test]
+async fn unbound_body_only_on_streaming_routes() {
+    let addr = start_default().await;
+    let k = key();
+    let body = vec![7u8; 100_000];
+    let v = sign_request_unbound(&k, "PUT", "/upload", unix_now());
+    let r = send(addr, "PUT", "/upload", &auth(v), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), format!("{} {}", k.address(), body.len()));
+
+    // A body-bound signature works there too.
+    let v = sign_request(&k, "PUT", "/upload", &body, unix_now());
+    let r = send(addr, "PUT", "/upload", &auth(v), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Elsewhere "-" is refused.
+    let v = sign_request_unbound(&k, "POST", "/whoami", unix_now());
+    let r = send(addr, "POST", "/whoami", &auth(v), b"anything").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unbound_body");
+}
+
+#[tokio::test]
+async fn signed_body_limit() {
+    let addr = start(ServerConfig { max_signed_body_bytes: 1000, ..ServerConfig::default() }).await;
+    let k = key();
+    let body = vec![1u8; 1001];
+    let v = sign_request(&k, "POST", "/whoami", &body, unix_now());
+    let r = send(addr, "POST", "/whoami", &auth(v), &body).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "signed_body_too_large");
+}
+
+#[tokio::test]
+async fn bearer_api_key() {
+    let who = Address::repeat_byte(0xab);
+    let table: HashMap<_, _> = [(api_key_hash("sk-live-123"), who)].into();
+    let addr = start(ServerConfig { api_keys: Arc::new(table), ..ServerConfig::default() }).await;
+
+    let r = send(addr, "GET", "/whoami", &[("Authorization", "Bearer sk-live-123".into())], b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), who.to_string());
+
+    let r = send(addr, "POST", "/whoami", &[("Authorization", "Bearer sk-live-123".into())], b"xyz").await;
+    assert_eq!(r.text(), format!("{who} 3"));
+
+    let r = send(addr, "GET", "/whoami", &[("Authorization", "Bearer sk-wrong".into())], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unknown_api_key");
+
+    let r = send(addr, "GET", "/whoami", &[("Authorization", "Basic abc".into())], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "malformed_auth");
+}
+
+#[tokio::test]
+async fn no_api_keys_by_default() {
+    let addr = start_default().await;
+    let r = send(addr, "GET", "/whoami", &[("Authorization", "Bearer sk-live-123".into())], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unknown_api_key");
+}
+
+#[tokio::test]
+async fn request_timeout() {
+    let addr = start(ServerConfig { request_timeout: Duration::from_millis(200), ..ServerConfig::default() }).await;
+    let r = send(addr, "GET", "/slow", &[], b"").await;
+    assert_eq!(r.status, 408);
+    assert_eq!(r.error_code(), "request_timeout");
+}
+
+#[tokio::test]
+async fn graceful_shutdown() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(httpapi::serve_with(listener, Router::new(), ServerConfig::default(), async {
+        let _ = rx.await;
+    }));
+    assert_eq!(send(addr, "GET", "/health", &[], b"").await.status, 200);
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
+}
