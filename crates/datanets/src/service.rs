@@ -134,9 +134,14 @@ impl DatanetService {
         }
         let Some(c) = caller else { return Ok(false) };
         let st = self.reader.state.state()?;
+        // Owner, curators, members, and the validators (whose verifiers recompute
+        // attribution). Model operators and trainers join when the models module lands.
+        let height = runtime::state_height(&*st).map_err(|e| e.to_string())?;
+        let validators = runtime::staking::StakingRead::validator_set_at(&*st, height).map_err(|e| e.to_string())?;
         Ok(c == d.owner
             || st.curators(id).map_err(|e| e.to_string())?.contains(&c)
-            || st.is_member(id, &c).map_err(|e| e.to_string())?)
+            || st.is_member(id, &c).map_err(|e| e.to_string())?
+            || validators.operators.contains(&c))
     }
 
     /// Bring Datanet `id`'s dedup index up to date with its approved contributions.

@@ -18,6 +18,14 @@ fn block_info_key() -> Vec<u8> {
     b"sys/block".to_vec()
 }
 
+/// The number of the newest block whose state `st` is (0 before any block).
+pub fn state_height(st: &(impl StateRead + ?Sized)) -> Result<u64, StateError> {
+    Ok(st
+        .get(&block_info_key())?
+        .and_then(|b| b.get(..8).map(|h| u64::from_be_bytes(h.try_into().unwrap())))
+        .unwrap_or(0))
+}
+
 pub(crate) fn write_block_info(st: &mut Overlay, number: u64, timestamp: u64) {
     let mut v = number.to_be_bytes().to_vec();
     v.extend_from_slice(&timestamp.to_be_bytes());

@@ -25,7 +25,7 @@ pub mod staking;
 pub use context::{BlockEnv, CallCtx, CallFail, revert};
 pub use executor::{
     ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, end_block, estimate_gas,
-    supply_report, system_code,
+    state_height, supply_report, system_code,
 };
 pub use genesis::Genesis;
 pub use overlay::{Checkpoint, EmptyState, Overlay};
