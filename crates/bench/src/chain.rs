@@ -322,7 +322,13 @@ fn start_ours(bin: &Path, prod: Production) -> Result<NodeProc> {
     let dir = tmp_dir("openledger-bench-")?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let mut cmd = Command::new(bin);
-    cmd.arg("up").arg("--data-dir").arg(dir.path().join("data")).arg("--rpc-addr").arg(&addr).arg("--http-addr").arg("127.0.0.1:0");
+    cmd.arg("up")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--rpc-addr")
+        .arg(&addr)
+        .arg("--http-addr")
+        .arg("127.0.0.1:0");
     match prod {
         Production::Instant => cmd.arg("--instant"),
         Production::Interval(ms) => cmd.arg("--block-time").arg(ms.to_string()),

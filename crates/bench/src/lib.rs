@@ -1,6 +1,6 @@
 //! OpenLedger benchmarks, run side by side with a peer (see `docs/benchmarks.md`).
 //!
-//! The `openledger` binary embeds two suites:
+//! The `openledger` binary embeds these suites:
 //!
 //! - `openledger bench chain` ([`ChainOpts`], [`run_chain`]): pre-signed EIP-1559
 //!   transfers from many senders sent over JSON-RPC with [`rpc::client::RpcClient`]
@@ -14,6 +14,11 @@
 //!   commit as the state grows, [`storage::Store`] (Jellyfish Merkle tree on redb,
 //!   fsync per block) vs the same writes to a plain redb table without the Merkle
 //!   layer. Figures: µs per write, ms per block, the ratio, file sizes.
+//! - `openledger bench ingest` ([`IngestOpts`], [`run_ingest`]): parse + score + dedup
+//!   throughput of the `ingest` crate against a Datanet index growing to 10^6 rows, over the
+//!   sample Datanets under `data/` and generated text. No peer: MB/s and rows/s. With
+//!   `--near-dup-check`, the cases planted in `data/planted.json` must be flagged and the
+//!   near-duplicate false-positive rate on the other sample rows is reported.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -21,10 +26,12 @@
 //! figures; the tests here only check the helpers and that the suites run.
 
 mod chain;
+mod ingest;
 mod machine;
 mod state;
 mod stats;
 
+pub use self::ingest::{IngestOpts, run_ingest};
 pub use chain::{ChainMode, ChainOpts, run_chain};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};

@@ -62,6 +62,8 @@ enum BenchCmd {
     Chain(bench::ChainOpts),
     /// State commit cost per block as the state grows, against plain redb.
     State(bench::StateOpts),
+    /// Datanet ingest throughput: parse + dedup + score against a growing index.
+    Ingest(bench::IngestOpts),
 }
 
 fn main() {
@@ -81,6 +83,7 @@ fn main() {
         Cmd::Curate(c) => commands::datanet::curate(c, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
+        Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {
