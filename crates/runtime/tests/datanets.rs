@@ -9,19 +9,14 @@ use alloy_sol_types::{SolInterface, SolStruct};
 use primitives::abi::IDatanets::{self, IDatanetsCalls, IDatanetsErrors};
 use primitives::abi::{ContributionAttestation, DatanetLimits};
 use primitives::rows::{Row, VersionEntry, rows_root, version_root};
-use primitives::state::{StateError, StateRead};
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, ONE_OPEN};
 use runtime::bank::{BankRead, BankWrite};
 use runtime::datanets::DatanetsRead;
 use runtime::{BlockEnv, CallCtx, CallFail, Genesis, Overlay};
 
-struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
-impl StateRead for Mem {
-    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.0.get(k).cloned())
-    }
-}
+mod common;
+use common::Mem;
 
 struct World {
     mem: Mem,

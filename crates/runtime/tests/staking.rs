@@ -11,7 +11,6 @@ use alloy_primitives::U256;
 use alloy_sol_types::SolInterface;
 use primitives::abi::IGovernance::{self, IGovernanceCalls};
 use primitives::abi::IStaking::{self, IStakingCalls};
-use primitives::state::{StateError, StateRead};
 use primitives::system::{Module, SYSTEM_MODULES, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, ONE_OPEN};
 use proptest::prelude::*;
@@ -19,22 +18,8 @@ use runtime::bank::{BankRead, BankWrite};
 use runtime::staking::StakingRead;
 use runtime::{BlockEnv, CallCtx, CallFail, Genesis, Overlay};
 
-struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
-impl StateRead for Mem {
-    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.0.get(k).cloned())
-    }
-}
-impl Mem {
-    fn apply(&mut self, w: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        for (k, v) in w {
-            match v {
-                Some(v) => self.0.insert(k, v),
-                None => self.0.remove(&k),
-            };
-        }
-    }
-}
+mod common;
+use common::Mem;
 
 fn acct(i: usize) -> Address {
     Address::with_last_byte(0x40 + i as u8)

@@ -8,29 +8,14 @@ use alloy_primitives::TxKind;
 use alloy_sol_types::SolCall;
 use keys::{SecretKey, derive_account, encode_2718, sign_eip1559};
 use primitives::abi::{IBank, IParams};
-use primitives::state::{StateError, StateRead};
 use primitives::system::{Module, SYSTEM_MODULES, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, Bytes, SignedTransaction, U256};
 use proptest::prelude::*;
 use runtime::bank::BankRead;
 use runtime::{BlockEnv, Genesis, Overlay};
 
-struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
-impl StateRead for Mem {
-    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.0.get(k).cloned())
-    }
-}
-impl Mem {
-    fn apply(&mut self, w: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        for (k, v) in w {
-            match v {
-                Some(v) => self.0.insert(k, v),
-                None => self.0.remove(&k),
-            };
-        }
-    }
-}
+mod common;
+use common::Mem;
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -46,18 +46,23 @@ impl KeystoreArgs {
     }
 
     pub fn password(&self, prompt: &str) -> anyhow::Result<String> {
-        if let Some(p) = &self.password_file {
-            let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            return Ok(s.lines().next().unwrap_or("").to_string());
-        }
-        if let Ok(p) = std::env::var("OPENLEDGER_PASSWORD") {
-            return Ok(p);
-        }
-        eprint!("{prompt}: ");
-        let mut s = String::new();
-        std::io::stdin().read_line(&mut s).context("reading the password from standard input")?;
-        Ok(s.trim_end_matches(['\r', '\n']).to_string())
+        read_password(self.password_file.as_deref(), "OPENLEDGER_PASSWORD", prompt)
     }
+}
+
+/// A password: the first line of `file`, else the environment variable `env`, else a prompt.
+pub fn read_password(file: Option<&std::path::Path>, env: &str, prompt: &str) -> anyhow::Result<String> {
+    if let Some(p) = file {
+        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        return Ok(s.lines().next().unwrap_or("").to_string());
+    }
+    if let Ok(p) = std::env::var(env) {
+        return Ok(p);
+    }
+    eprint!("{prompt}: ");
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s).context("reading the password from standard input")?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[derive(clap::Subcommand, Debug)]

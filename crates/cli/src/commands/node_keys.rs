@@ -73,17 +73,7 @@ impl DirArgs {
 /// The node keys' password: --password-file's first line, else
 /// $OPENLEDGER_NODE_PASSWORD, else a prompt (never the accounts' $OPENLEDGER_PASSWORD).
 fn password(file: &Option<PathBuf>, prompt: &str) -> anyhow::Result<String> {
-    if let Some(p) = file {
-        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        return Ok(s.lines().next().unwrap_or("").to_string());
-    }
-    if let Ok(p) = std::env::var("OPENLEDGER_NODE_PASSWORD") {
-        return Ok(p);
-    }
-    eprint!("{prompt}: ");
-    let mut s = String::new();
-    std::io::stdin().read_line(&mut s).context("reading the password from standard input")?;
-    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+    super::keys::read_password(file.as_deref(), "OPENLEDGER_NODE_PASSWORD", prompt)
 }
 
 #[derive(clap::Subcommand, Debug)]

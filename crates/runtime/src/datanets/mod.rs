@@ -210,6 +210,19 @@ fn new_version(
     Ok(n)
 }
 
+/// Refuse `used + requested > max` with the limit's name and figures.
+fn within(limit: &str, used: u64, requested: u64, max: u64) -> Result<(), CallFail> {
+    if used.saturating_add(requested) > max {
+        return Err(revert(IDatanets::LimitExceeded {
+            limit: limit.into(),
+            used: U256::from(used),
+            requested: U256::from(requested),
+            max: U256::from(max),
+        }));
+    }
+    Ok(())
+}
+
 fn is_curator(st: &Overlay, id: u64, d: &DatanetRecord, a: &Address) -> Result<bool, CallFail> {
     Ok(*a == d.owner || st.curators(id)?.contains(a))
 }
@@ -407,43 +420,15 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
                 return Err(revert(IDatanets::BondMismatch { required: d.contributorBond, sent: ctx.value.to_u256() }));
             }
             // Limits.
-            if a.byteSize > d.maxSubmissionBytes {
-                return Err(revert(IDatanets::LimitExceeded {
-                    limit: "bytes per submission".into(),
-                    used: U256::ZERO,
-                    requested: U256::from(a.byteSize),
-                    max: U256::from(d.maxSubmissionBytes),
-                }));
-            }
             let day = now / 86_400;
             let ukey = state_key::contributor_usage(id, &sender, day);
             let mut u = load::<Usage>(st, &ukey)?.unwrap_or(Usage { bytesUsed: 0, files: 0 });
-            if u.bytesUsed.saturating_add(a.byteSize) > d.contributorDailyBytes {
-                return Err(revert(IDatanets::LimitExceeded {
-                    limit: "bytes per contributor per day".into(),
-                    used: U256::from(u.bytesUsed),
-                    requested: U256::from(a.byteSize),
-                    max: U256::from(d.contributorDailyBytes),
-                }));
-            }
-            if u.files + 1 > d.contributorDailyFiles {
-                return Err(revert(IDatanets::LimitExceeded {
-                    limit: "files per contributor per day".into(),
-                    used: U256::from(u.files),
-                    requested: U256::from(1),
-                    max: U256::from(d.contributorDailyFiles),
-                }));
-            }
             let dkey = state_key::datanet_usage(id, day);
             let dused = load::<u64>(st, &dkey)?.unwrap_or(0);
-            if dused.saturating_add(a.byteSize) > d.datanetDailyBytes {
-                return Err(revert(IDatanets::LimitExceeded {
-                    limit: "bytes per Datanet per day".into(),
-                    used: U256::from(dused),
-                    requested: U256::from(a.byteSize),
-                    max: U256::from(d.datanetDailyBytes),
-                }));
-            }
+            within("bytes per submission", 0, a.byteSize, d.maxSubmissionBytes)?;
+            within("bytes per contributor per day", u.bytesUsed, a.byteSize, d.contributorDailyBytes)?;
+            within("files per contributor per day", u.files as u64, 1, d.contributorDailyFiles as u64)?;
+            within("bytes per Datanet per day", dused, a.byteSize, d.datanetDailyBytes)?;
             u.bytesUsed += a.byteSize;
             u.files += 1;
             store(st, ukey, &u);
