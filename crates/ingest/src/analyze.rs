@@ -84,25 +84,55 @@ fn ratio_text(equal: u32, of: u32) -> String {
 /// [`crate::NearDupConfig`] (signatures are only comparable under one configuration).
 /// Deterministic: the same rows, index and configuration give the same `Analysis` everywhere.
 pub fn analyze(rows: &[Row], index: &DedupIndex, cfg: &IngestConfig) -> Analysis {
+    use rayon::prelude::*;
     let near_cfg = index.config();
     let mut local = DedupIndex::new(near_cfg);
-    let leaves: Vec<B256> = rows.iter().map(Row::leaf).collect();
+    // Everything that depends on one row alone (leaf, score, signature, matches in the
+    // Datanet's index) runs in parallel; what depends on earlier rows of the file runs
+    // in order below. The result is the same for any number of threads.
+    struct PerRow {
+        leaf: B256,
+        score_bps: u16,
+        reasons: Vec<String>,
+        sig: Option<Vec<u16>>,
+        in_index: Option<(RowRef, crate::DupKind)>,
+    }
+    let per: Vec<PerRow> = rows
+        .par_iter()
+        .map(|row| {
+            let leaf = row.leaf();
+            let (score_bps, reasons) = score_row(row, cfg.min_row_chars, cfg.max_row_chars, &cfg.scorer);
+            let exact = index.find_exact(&leaf).map(|r| (r, crate::DupKind::Exact));
+            let sig = if exact.is_none() { index.signature(row) } else { None };
+            let in_index = exact.or_else(|| {
+                sig.as_ref()
+                    .and_then(|s| index.find_near(s))
+                    .map(|m| (m.row, crate::DupKind::Near { equal: m.equal, of: near_cfg.num_perm }))
+            });
+            PerRow { leaf, score_bps, reasons, sig, in_index }
+        })
+        .collect();
+    let leaves: Vec<B256> = per.iter().map(|p| p.leaf).collect();
     let mut findings = Vec::with_capacity(rows.len());
     let (mut exact, mut near, mut kept, mut sum) = (0u32, 0u32, 0u32, 0u64);
-    for (i, row) in rows.iter().enumerate() {
-        let leaf = leaves[i];
+    for (i, p) in per.into_iter().enumerate() {
+        let leaf = p.leaf;
+        let score_bps = p.score_bps;
+        let mut reasons = p.reasons;
         let this = RowRef { contribution: PENDING_CONTRIBUTION, index: i as u32 };
-        let (score_bps, mut reasons) = score_row(row, cfg.min_row_chars, cfg.max_row_chars, &cfg.scorer);
-        let mut dup = index.find_exact(&leaf).or_else(|| local.find_exact(&leaf)).map(|r| (r, crate::DupKind::Exact));
-        if dup.is_none() {
-            let sig = index.signature(row);
-            if let Some(s) = &sig {
-                dup = index
-                    .find_near(s)
-                    .or_else(|| local.find_near(s))
-                    .map(|m| (m.row, crate::DupKind::Near { equal: m.equal, of: near_cfg.num_perm }));
+        let mut dup = match p.in_index {
+            Some(d @ (_, crate::DupKind::Exact)) => Some(d),
+            other => local.find_exact(&leaf).map(|r| (r, crate::DupKind::Exact)).or(other),
+        };
+        if !matches!(dup, Some((_, crate::DupKind::Exact))) {
+            if dup.is_none() {
+                if let Some(s) = &p.sig {
+                    dup = local
+                        .find_near(s)
+                        .map(|m| (m.row, crate::DupKind::Near { equal: m.equal, of: near_cfg.num_perm }));
+                }
             }
-            local.insert_parts(this, leaf, sig.as_deref());
+            local.insert_parts(this, leaf, p.sig.as_deref());
         }
         match dup {
             Some((r, crate::DupKind::Exact)) => {
