@@ -143,14 +143,30 @@ async fn stream_round_trip_single_and_multipart() {
 #[tokio::test]
 async fn crash_mid_stream_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).with_part_size(1024);
+    let store = Arc::new(open(dir.path()).with_part_size(1024));
     let sent = data(5000);
     // Five chunks, then a client that never sends the rest.
     let s = stream::iter(chunks(&sent, 1000)).chain(stream::pending());
-    let interrupted = tokio::time::timeout(Duration::from_millis(300), store.put_stream(s, 1 << 20)).await;
-    assert!(interrupted.is_err(), "the upload was still waiting when dropped");
+    let task = tokio::spawn({
+        let store = store.clone();
+        async move { store.put_stream(s, 1 << 20).await }
+    });
+    // The multipart upload has written part of the data to a staging file...
+    for _ in 0..200 {
+        if !files(dir.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!files(dir.path()).is_empty(), "the upload has started writing");
+    // ...which is not a blob.
+    assert!(listed(&store).await.is_empty());
+    // The upload dies (its future is dropped).
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
     assert!(listed(&store).await.is_empty());
     assert!(!store.has(&content_hash(&sent)).await.unwrap());
+    assert!(!store.has(&content_hash(&sent[..4000])).await.unwrap());
     // The staging file of the multipart upload is removed too.
     assert_no_files_soon(dir.path()).await;
 
