@@ -110,9 +110,12 @@
 //!   `mix64` is the splitmix64 finaliser; a word shingle chains `h = mix64(h ^ token)` from the
 //!   constant `"WSHINGLE"`. Permutation `i` has the seed `first 8 bytes (LE) of blake3(SEED_DOMAIN ‖
 //!   i as u32 BE)` with [`SEED_DOMAIN`] = `openledger/ingest/minhash/v1`.
-//! - **Signature.** `num_perm` \[128\] values: value `i` is the low 16 bits of
-//!   `min over shingles x of mix64(x ^ seed_i)` (b-bit MinHash, b = 16: 256 bytes per row; two
-//!   different minima collide with probability 2⁻¹⁶, a negligible bias).
+//! - **Signature.** `num_perm` \[128\] values (b-bit MinHash, b = 16: 256 bytes per row). Each
+//!   hash `h = mix64(x ^ seed_g)` serves four permutations: value `4g + k` is the low 16 bits of
+//!   `min over shingles x of rotate_left(h, 16k)` (the ordering is decided by one 16-bit lane of
+//!   `h`, the value kept is another, uniform lane), so 128 values cost 32 hashes per shingle
+//!   (MinHash v2; v1 computed one hash per value, four times the work). Two different minima
+//!   collide with probability 2⁻¹⁶, a negligible bias.
 //! - **Candidates.** The signature's first `bands * rows_per_band` values are cut into `bands` \[16\]
 //!   bands of `rows_per_band` \[4\]; rows sharing one band exactly are candidates (a pair with
 //!   Jaccard s is a candidate with probability 1 − (1 − s⁴)¹⁶: 0.99 at s = 0.7, 0.9998 at 0.8,

@@ -6,7 +6,7 @@ use crate::text::{fold_into, hash_bytes, mix64, tokens};
 
 /// Version of the shingling, hashing and signature rules. Signatures made under another version are
 /// not comparable: [`crate::DedupIndex::from_bytes`] refuses them and the index must be rebuilt.
-pub const MINHASH_VERSION: u32 = 1;
+pub const MINHASH_VERSION: u32 = 2;
 
 /// Domain of the per-permutation seeds: `seed_i = first 8 bytes (LE) of blake3(SEED_DOMAIN ‖ i as u32 BE)`.
 pub const SEED_DOMAIN: &[u8] = b"openledger/ingest/minhash/v1";
@@ -159,21 +159,31 @@ pub(crate) fn shingles(row: &Row, cfg: &NearDupConfig) -> Vec<u64> {
     out
 }
 
-/// The b-bit (b = 16) MinHash signature of a shingle set: for permutation `i`, the low 16 bits of
-/// `min over shingles x of mix64(x XOR seed_i)`. `None` for an empty set.
+/// The b-bit (b = 16) MinHash signature of a shingle set. Each 64-bit hash
+/// `h = mix64(x XOR seed_g)` serves four permutations: value `4g + k` is the low 16
+/// bits of `min over shingles x of rotate_left(h, 16k)`, so the ordering of
+/// permutation `k` is decided by a different 16-bit lane of `h` and the value kept
+/// is another lane (uniform, whatever the set's size). A signature of `n` values
+/// costs `n / 4` hashes per shingle. `None` for an empty set.
 pub(crate) fn signature(shingles: &[u64], seeds: &[u64]) -> Option<Vec<u16>> {
     if shingles.is_empty() {
         return None;
     }
-    let mut mins = vec![u64::MAX; seeds.len()];
+    let n = seeds.len();
+    let groups = n.div_ceil(4);
+    let mut mins = vec![u64::MAX; groups * 4];
     for &x in shingles {
-        for (m, &s) in mins.iter_mut().zip(seeds) {
+        for (m, &s) in mins.chunks_exact_mut(4).zip(&seeds[..groups]) {
             let v = mix64(x ^ s);
-            if v < *m {
-                *m = v;
+            for (k, slot) in m.iter_mut().enumerate() {
+                let r = v.rotate_left(16 * k as u32);
+                if r < *slot {
+                    *slot = r;
+                }
             }
         }
     }
+    mins.truncate(n);
     Some(mins.into_iter().map(|m| m as u16).collect())
 }
 
@@ -236,6 +246,6 @@ mod tests {
         assert_eq!((seeds[0], seeds[127]), (0x81e2_2412_d1f1_26a0, 0xb798_9589_8179_47e1));
         assert_eq!(crate::text::hash_bytes(b"hello"), 0x16fe_05a1_c75b_cd0f);
         let s = sig("The quick brown fox jumps over the lazy dog near the quiet river bank today.");
-        assert_eq!(s[..8], [31863, 10864, 35168, 47458, 31604, 61314, 48360, 1019]);
+        assert_eq!(s[..8], [31863, 38746, 48179, 48876, 10864, 33754, 58479, 16364]);
     }
 }
