@@ -171,17 +171,18 @@ pub(crate) fn signature(shingles: &[u64], seeds: &[u64]) -> Option<Vec<u16>> {
     }
     let n = seeds.len();
     let groups = n.div_ceil(4);
-    let mut mins = vec![u64::MAX; groups * 4];
-    for &x in shingles {
-        for (m, &s) in mins.chunks_exact_mut(4).zip(&seeds[..groups]) {
+    let mut mins = Vec::with_capacity(groups * 4);
+    // One permutation group at a time, its four minima in registers.
+    for &s in &seeds[..groups] {
+        let (mut m0, mut m1, mut m2, mut m3) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+        for &x in shingles {
             let v = mix64(x ^ s);
-            for (k, slot) in m.iter_mut().enumerate() {
-                let r = v.rotate_left(16 * k as u32);
-                if r < *slot {
-                    *slot = r;
-                }
-            }
+            m0 = m0.min(v);
+            m1 = m1.min(v.rotate_left(16));
+            m2 = m2.min(v.rotate_left(32));
+            m3 = m3.min(v.rotate_left(48));
         }
+        mins.extend([m0, m1, m2, m3]);
     }
     mins.truncate(n);
     Some(mins.into_iter().map(|m| m as u16).collect())
