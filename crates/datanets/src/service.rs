@@ -92,6 +92,11 @@ pub struct DatanetService {
     indexes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<IndexState>>>>,
     /// Blob hash → the Datanet it belongs to, for the access policy.
     owners: Mutex<BTreeMap<B256, u64>>,
+    /// Contributions whose blobs are in `owners`.
+    owned: Mutex<BTreeSet<u64>>,
+    /// Set once every contribution on chain at start-up has its blobs in `owners`;
+    /// until then the policy refuses blobs it cannot place.
+    synced: std::sync::atomic::AtomicBool,
 }
 
 fn err(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
@@ -110,6 +115,8 @@ impl DatanetService {
             cfg: IngestConfig::default(),
             indexes: Mutex::new(HashMap::new()),
             owners: Mutex::new(BTreeMap::new()),
+            owned: Mutex::new(BTreeSet::new()),
+            synced: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -142,6 +149,49 @@ impl DatanetService {
             || st.curators(id).map_err(|e| e.to_string())?.contains(&c)
             || st.is_member(id, &c).map_err(|e| e.to_string())?
             || validators.operators.contains(&c))
+    }
+
+    /// Record which Datanet the blobs of every contribution of Datanet `id` belong to
+    /// (any status: a pending upload to an allow-list Datanet is private too).
+    async fn register_owners(&self, id: u64) -> Result<(), String> {
+        let recs: Vec<(u64, runtime::datanets::ContributionRecord)> = {
+            let st = self.reader.state.state()?;
+            let mut v = Vec::new();
+            for cid in st.contributions_of(id).map_err(|e| e.to_string())? {
+                if self.owned.lock().unwrap().contains(&cid) {
+                    continue;
+                }
+                if let Some(r) = st.contribution(cid).map_err(|e| e.to_string())? {
+                    v.push((cid, r));
+                }
+            }
+            v
+        };
+        for (cid, rec) in recs {
+            let mut hashes = vec![rec.findingsHash, rec.contentHash];
+            if let Ok(report) = self.reader.report(&rec).await {
+                hashes.push(report.rows_blob);
+            }
+            let mut o = self.owners.lock().unwrap();
+            for h in hashes {
+                o.insert(h, id);
+            }
+            self.owned.lock().unwrap().insert(cid);
+        }
+        Ok(())
+    }
+
+    /// Place every contribution's blobs, for the access policy: the node runs this at start-up.
+    pub async fn sync_owners(&self) -> Result<(), String> {
+        let count = {
+            let st = self.reader.state.state()?;
+            st.datanet_count().map_err(|e| e.to_string())?
+        };
+        for id in 1..=count {
+            self.register_owners(id).await?;
+        }
+        self.synced.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Bring Datanet `id`'s dedup index up to date with its approved contributions.
@@ -380,7 +430,9 @@ impl blobs::BlobAccessPolicy for DatanetBlobPolicy {
     fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String> {
         let id = self.0.owners.lock().unwrap().get(hash).copied();
         match id {
-            None => Ok(true),
+            // Not (yet) known to belong to a Datanet: public once every contribution
+            // has been placed, refused before (a restart must not open private rows).
+            None => Ok(self.0.synced.load(std::sync::atomic::Ordering::SeqCst)),
             Some(id) => {
                 let st = self.0.reader.state.state()?;
                 let d = st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?;

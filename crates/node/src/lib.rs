@@ -86,6 +86,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             tracing::error!("JSON-RPC server stopped: {e}");
         }
     });
+    // Place every contribution's blobs before the blob route may serve unknown hashes.
+    let svc = datanets.clone();
+    tokio::spawn(async move {
+        if let Err(e) = svc.sync_owners().await {
+            tracing::error!("Datanet blob access sync failed (unknown blobs stay refused): {e}");
+        }
+    });
     if let Some(l) = http_listener {
         let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(datanets::DatanetBlobPolicy(datanets.clone()));
         let router = datanets::routes(datanets.clone()).merge(blobs::routes(store, policy));

@@ -44,6 +44,8 @@ pub fn slashing_reason(reason: u8) -> bool {
 
 /// Reads of Datanet state, for the node's ingest and training services.
 pub trait DatanetsRead {
+    /// How many Datanets were ever created (ids are 1..=count).
+    fn datanet_count(&self) -> Result<u64, StateError>;
     fn datanet(&self, id: u64) -> Result<Option<DatanetRecord>, StateError>;
     fn contribution(&self, id: u64) -> Result<Option<ContributionRecord>, StateError>;
     fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError>;
@@ -57,6 +59,9 @@ pub trait DatanetsRead {
 }
 
 impl<S: StateRead + ?Sized> DatanetsRead for S {
+    fn datanet_count(&self) -> Result<u64, StateError> {
+        Ok(load::<u64>(self, &state_key::count())?.unwrap_or(0))
+    }
     fn datanet(&self, id: u64) -> Result<Option<DatanetRecord>, StateError> {
         load(self, &state_key::datanet(id))
     }
