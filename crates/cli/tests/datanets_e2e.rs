@@ -246,6 +246,57 @@ fn refusals_store_nothing_and_lose_no_bond() {
         .fail(&["contribute", &data("unix-shell/contributor-3.csv"), "--datanet", &closed, "--dev-account", "6"], true);
     assert!(out.contains("not a member"), "{out}");
     assert_eq!(e.blobs(), blobs1);
+    // A member contributes; its blobs are readable by members and validators, not by outsiders.
+    let outsider =
+        e.fail(&["datanet", "members", &closed, "--add", &dev(6).address().to_string(), "--dev-account", "6"], false);
+    assert!(outsider.contains("NotOwner"), "{outsider}");
+    e.ok(&["datanet", "members", &closed, "--add", &dev(6).address().to_string(), "--dev-account", "0"], false);
+    let c =
+        e.ok(&["contribute", &data("unix-shell/contributor-3.csv"), "--datanet", &closed, "--dev-account", "6"], true);
+    assert!(c["contribution"].as_u64().is_some());
+    let rows_blob = c["report"]["rowsBlob"].as_str().unwrap().to_string();
+    assert_eq!(blob_status(&e.node.http, &rows_blob, None), 403, "anonymous");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(7)), 403, "outsider");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(6)), 200, "member");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(0)), 200, "owner and validator");
+    // After a restart the node places every contribution's blobs again before serving them.
+    let data_dir = e.node.data_dir.clone();
+    let Env { node, _dir } = e;
+    node.kill9();
+    let node = NodeProc::start(&data_dir, &["--instant"]);
+    assert_eq!(blob_status(&node.http, &rows_blob, Some(7)), 403, "outsider after restart");
+    assert_eq!(blob_status(&node.http, &rows_blob, None), 403, "anonymous after restart");
+    let mut member = 0;
+    for _ in 0..50 {
+        member = blob_status(&node.http, &rows_blob, Some(6));
+        if member == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100)); // the start-up sync
+    }
+    assert_eq!(member, 200, "member after restart");
+    drop(_dir);
+}
+
+/// HTTP status of `GET /v1/blobs/{hash}`, signed by dev account `who` if any.
+fn blob_status(http: &str, hash: &str, who: Option<u32>) -> u16 {
+    use std::io::{Read, Write};
+    let path = format!("/v1/blobs/{hash}");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(i) = who {
+        let h = httpapi::sign_request(&dev(i), "GET", &path, b"", httpapi::unix_now());
+        req.push_str(&format!("{}: {h}\r\n", httpapi::auth::AUTH_HEADER));
+    }
+    req.push_str("\r\n");
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    String::from_utf8_lossy(&resp[..resp.len().min(64)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Send `data` to the datanets contract from dev account `i` with `value`, without preflight.

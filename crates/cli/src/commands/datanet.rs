@@ -96,6 +96,18 @@ pub enum DatanetCmd {
         #[command(flatten)]
         http: HttpArgs,
     },
+    /// Add or remove members of an allow-list Datanet (the owner only).
+    Members {
+        id: u64,
+        #[arg(long = "add")]
+        add: Vec<Address>,
+        #[arg(long = "remove")]
+        remove: Vec<Address>,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
     /// A contributor's acceptance record.
     Reputation {
         contributor: Address,
@@ -411,6 +423,32 @@ pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
                     json!({"rows": n, "version": v, "root": root, "verified": true}),
                 );
             }
+        }
+        DatanetCmd::Members { id, add, remove, signer, rpc } => {
+            if add.is_empty() && remove.is_empty() {
+                bail!("give --add ADDRESS and/or --remove ADDRESS");
+            }
+            let call = IDatanets::setMembersCall { id, add: add.clone(), remove: remove.clone() };
+            let sent = send_call(
+                &signer,
+                &rpc,
+                DATANETS,
+                Amount::ZERO,
+                alloy_sol_types::SolCall::abi_encode(&call),
+                "set members",
+            )?;
+            out.print(
+                || {
+                    format!(
+                        "{}
+Datanet {id}: {} added, {} removed",
+                        sent.human("members"),
+                        add.len(),
+                        remove.len()
+                    )
+                },
+                sent_json(&sent, json!({"added": add, "removed": remove})),
+            );
         }
         DatanetCmd::Reputation { contributor, rpc } => {
             let r = view(&mut rpc.client(), DATANETS, &IDatanets::reputationCall { contributor })?;
