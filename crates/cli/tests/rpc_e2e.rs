@@ -100,6 +100,16 @@ fn transfer_system_call_logs_and_proof() {
     let genesis = c.call("eth_getBlockByNumber", json!(["0x0", false])).unwrap();
     let root0: B256 = genesis["stateRoot"].as_str().unwrap().parse().unwrap();
     assert!(storage::StateProof::verify_bytes(&root0, &key, Some(&value), &proof).is_err());
+
+    // The supply equation's terms; the validator's genesis bond is held by staking.
+    let sup = c.call("ol_supply", json!([])).unwrap();
+    assert_eq!(sup["total"], json!((100_000u128 * primitives::ONE_OPEN).to_string()));
+    assert_eq!(sup["total"], sup["genesis"]);
+    let held: u128 = sup["heldByModules"].as_str().unwrap().parse().unwrap();
+    assert!(held >= 1_000 * primitives::ONE_OPEN, "{sup}");
+    let at0 = c.call("ol_supply", json!(["0x0"])).unwrap();
+    assert_eq!(at0["treasury"], json!("0"));
+    assert_eq!(c.call("ol_supply", json!(["0xffffff"])).unwrap_err().code(), Some(-32000));
     node.stop();
 }
 

@@ -6,7 +6,7 @@ use chain::{Chain, HistoricState};
 use primitives::block::{Header, Receipt};
 use primitives::state::StateRead;
 use primitives::{Address, Amount, B256, Bytes, SignedTransaction, U256};
-use rpc::{Backend, BoxFuture, CallError, CallRequest, NodeStatus, ProofResult, SubmitError};
+use rpc::{Backend, BoxFuture, CallError, CallRequest, NodeStatus, ProofResult, SubmitError, SupplyView};
 use runtime::bank::BankRead;
 
 /// Adapter from [`Chain`] to [`rpc::Backend`].
@@ -170,6 +170,22 @@ impl Backend for ChainBackend {
             key: Bytes::copy_from_slice(key),
             value: p.value.clone().map(Bytes::from),
             proof: Bytes::from(p.proof_bytes()),
+        })
+    }
+
+    fn supply(&self, number: u64) -> Result<SupplyView, CallError> {
+        self.with_state(number, |st, _| {
+            let r = runtime::supply_report(st).map_err(fatal)?;
+            Ok(SupplyView {
+                block_number: number,
+                total: r.total.to_u256(),
+                genesis: r.genesis.to_u256(),
+                issued: r.issued.to_u256(),
+                burned: r.burned.to_u256(),
+                treasury: r.treasury.to_u256(),
+                reward_pool: r.reward_pool.to_u256(),
+                held_by_modules: r.held_by_modules.to_u256(),
+            })
         })
     }
 

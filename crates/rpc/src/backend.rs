@@ -52,6 +52,22 @@ pub struct ProofResult {
     pub proof: Bytes,
 }
 
+/// The terms of the supply equation at a block, for `ol_supply` (base units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplyView {
+    pub block_number: u64,
+    /// genesis + issued − burned.
+    pub total: U256,
+    pub genesis: U256,
+    pub issued: U256,
+    pub burned: U256,
+    pub treasury: U256,
+    /// Fees waiting for the validators' pool (swept into staking every block).
+    pub reward_pool: U256,
+    /// OPEN held by system contracts (bonds, escrows, deposits, unclaimed rewards).
+    pub held_by_modules: U256,
+}
+
 /// Node status for `ol_status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -104,4 +120,6 @@ pub trait Backend: Send + Sync + 'static {
     /// A state key's value with its proof at block `number`.
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError>;
     fn status(&self) -> NodeStatus;
+    /// The supply equation's terms after block `number`.
+    fn supply(&self, number: u64) -> Result<SupplyView, CallError>;
 }

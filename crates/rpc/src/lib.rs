@@ -18,7 +18,9 @@
 //! - The `ol_` methods answer numbers as plain JSON numbers, not hex:
 //!   `ol_status` → `{chainId, head, headHash, pendingTxs, queuedTxs, blockTimeMs,
 //!   history, version}`; `ol_getProof(keyHex, block?)` → `{blockNumber, stateRoot,
-//!   key, value (hex or null), proof (hex)}`, checked by `storage::StateProof::verify_bytes`.
+//!   key, value (hex or null), proof (hex)}`, checked by `storage::StateProof::verify_bytes`;
+//!   `ol_supply(block?)` → the supply equation's terms `{blockNumber, total, genesis, issued,
+//!   burned, treasury, rewardPool, heldByModules}` as decimal strings of base units.
 //! - Receipts of failed transactions carry their revert data as `revertReason` (Besu's field).
 //!
 //! The node side is the [`Backend`] trait; [`client::RpcClient`] is the blocking

@@ -175,6 +175,21 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
                 "proof": json::data(&r.proof),
             }))
         }
+        "ol_supply" => {
+            p.at_most(1)?;
+            let n = state_block(b, p, 0)?;
+            let v = b.supply(n)?;
+            Ok(json!({
+                "blockNumber": v.block_number,
+                "total": v.total.to_string(),
+                "genesis": v.genesis.to_string(),
+                "issued": v.issued.to_string(),
+                "burned": v.burned.to_string(),
+                "treasury": v.treasury.to_string(),
+                "rewardPool": v.reward_pool.to_string(),
+                "heldByModules": v.held_by_modules.to_string(),
+            }))
+        }
         "ol_status" => {
             let s = b.status();
             Ok(json!({

@@ -231,6 +231,10 @@ impl Backend for TestBackend {
             proof: Bytes::from_static(&[0xab, 0xcd]),
         })
     }
+    fn supply(&self, _number: u64) -> Result<SupplyView, CallError> {
+        Err(CallError::Unavailable("the test backend keeps no supply".into()))
+    }
+
     fn status(&self) -> NodeStatus {
         NodeStatus {
             chain_id: CHAIN_ID,
