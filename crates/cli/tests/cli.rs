@@ -172,7 +172,6 @@ fn init_then_start_from_config() {
     )
     .unwrap();
     let data = dir.path().join("node");
-    let port = free_port();
     cli_ok(&[
         "init",
         "--data-dir",
@@ -180,35 +179,25 @@ fn init_then_start_from_config() {
         "--genesis",
         genesis.to_str().unwrap(),
         "--http-addr",
-        &format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0",
         "--rpc-addr",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "--block-time",
         "0",
     ]);
     assert!(!cli(&["init", "--data-dir", data.to_str().unwrap()]).status.success(), "init must not overwrite");
-    let mut child = std::process::Command::new(bin())
+    let child = std::process::Command::new(bin())
         .args(["start", "--data-dir", data.to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    let mut c = rpc::client::RpcClient::new(&format!("127.0.0.1:{port}"));
-    let mut ok = false;
-    for _ in 0..600 {
-        if c.chain_id().is_ok() {
-            ok = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(ok, "node from config did not start");
+    let node = NodeProc::attach(child, &data);
+    let mut c = node.client();
     assert_eq!(c.chain_id().unwrap(), 4242);
     assert_eq!(c.balance(&who).unwrap(), primitives::U256::from(7u128 * primitives::ONE_OPEN));
-    let v: Value =
-        serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &format!("127.0.0.1:{port}")])).unwrap();
+    let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &node.rpc])).unwrap();
     assert_eq!(v["fee.treasury_bps"], json!("500"));
-    let _ = child.kill();
-    let _ = child.wait();
+    node.kill9();
     // A broken genesis file is refused with its path.
     std::fs::write(&genesis, r#"{"chainId": 1, "alloc": {"nope": "1"}}"#).unwrap();
     let o = cli(&[

@@ -18,10 +18,6 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_openledger"))
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A node process; killed on drop.
 pub struct NodeProc {
     pub child: Child,
@@ -32,27 +28,44 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    /// `openledger up` on ports the operating system picks (`127.0.0.1:0`), read
+    /// back from the node's endpoints file: no two tests can race for a port.
     pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProc {
-        let port = free_port();
-        let rpc = format!("127.0.0.1:{port}");
-        let http = format!("127.0.0.1:{}", free_port());
+        let _ = std::fs::remove_file(data_dir.join(node::ENDPOINTS_FILE));
         let mut cmd = Command::new(bin());
         cmd.args(["up", "--quiet", "--data-dir"])
             .arg(data_dir)
-            .args(["--rpc-addr", &rpc, "--http-addr", &http])
+            .args(["--rpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .args(extra);
         cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
         let child = cmd.spawn().expect("spawn openledger");
-        let node = NodeProc { child, rpc: rpc.clone(), http, data_dir: data_dir.to_path_buf() };
+        Self::attach(child, data_dir)
+    }
+
+    /// Wait until `child`, a node using `data_dir`, has written its endpoints and
+    /// answers JSON-RPC; fail at once if it exits.
+    pub fn attach(mut child: Child, data_dir: &Path) -> NodeProc {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut c = RpcClient::new(&rpc);
         while Instant::now() < deadline {
-            if c.chain_id().is_ok() {
-                return node;
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("node exited before answering: {status}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if let Some(ep) = node::Endpoints::read(data_dir) {
+                let rpc = ep.rpc.to_string();
+                let http = ep.http.map(|a| a.to_string()).unwrap_or_default();
+                let node = NodeProc { child, rpc: rpc.clone(), http, data_dir: data_dir.to_path_buf() };
+                let mut c = RpcClient::new(&rpc);
+                while Instant::now() < deadline {
+                    if c.chain_id().is_ok() {
+                        return node;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                panic!("node did not answer on {rpc}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("node did not answer on {rpc}");
+        panic!("node wrote no endpoints in {}", data_dir.display());
     }
 
     pub fn client(&self) -> RpcClient {

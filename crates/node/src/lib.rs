@@ -50,11 +50,16 @@ pub enum NodeError {
     BindHttp { addr: SocketAddr, err: std::io::Error },
     #[error("blob store: {0}")]
     Blobs(String),
+    #[error("cannot write {ENDPOINTS_FILE} in the data directory: {0}")]
+    Endpoints(std::io::Error),
 }
 
 /// Open the chain, start producing blocks and serving RPC. Returns once the
 /// RPC socket is listening; the services run on the current tokio runtime.
 pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
+    // A stale file from an earlier run must never point a client at the wrong port.
+    let endpoints_path = cfg.data_dir.join(ENDPOINTS_FILE);
+    let _ = std::fs::remove_file(&endpoints_path);
     let chain_cfg = ChainConfig {
         data_dir: cfg.data_dir.clone(),
         genesis: cfg.genesis.clone(),
@@ -102,7 +107,37 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             }
         });
     }
+    write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
     Ok(Node { chain, rpc_addr, http_addr, datanets })
+}
+
+/// The file in the data directory that names the addresses a running node
+/// actually listens on, written once both sockets are bound. With
+/// `--rpc-addr 127.0.0.1:0` the operating system picks a free port, and scripts
+/// (and the project's own tests) read the port from here, race-free.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// The addresses a running node listens on, as written to [`ENDPOINTS_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    pub rpc: SocketAddr,
+    pub http: Option<SocketAddr>,
+}
+
+impl Endpoints {
+    /// Read the endpoints of the node running in `data_dir`, if it has written them.
+    pub fn read(data_dir: &std::path::Path) -> Option<Endpoints> {
+        let text = std::fs::read_to_string(data_dir.join(ENDPOINTS_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// Write atomically (temporary file, then rename), so a reader never sees half a file.
+fn write_endpoints(path: &std::path::Path, rpc: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<()> {
+    let text = serde_json::to_string(&Endpoints { rpc, http }).expect("endpoints serialise");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Node {

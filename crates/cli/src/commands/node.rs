@@ -106,13 +106,13 @@ fn write_genesis_once(dir: &Path, g: &runtime::Genesis) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, u64)) -> anyhow::Result<()> {
+fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, Option<SocketAddr>, u64)) -> anyhow::Result<()> {
     init_logging();
     write_genesis_once(&cfg.data_dir, &cfg.genesis)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let node = node::start(&cfg).await?;
-        banner(node.rpc_addr, node.chain.head().header.number);
+        banner(node.rpc_addr, node.http_addr, node.chain.head().header.number);
         tracing::info!(rpc = %node.rpc_addr, data_dir = %cfg.data_dir.display(), "node running; Ctrl-C to stop");
         wait_for_shutdown().await;
         tracing::info!("stopping");
@@ -154,9 +154,8 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         genesis: node::dev_genesis(),
     };
     let quiet = a.quiet;
-    let http_addr = a.http_addr;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
-    run_node(cfg, move |addr, head| {
+    run_node(cfg, move |addr, http_addr, head| {
         if quiet {
             return;
         }
@@ -178,7 +177,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
                     node::DEV_VALIDATOR_BOND_OPEN,
                     node::dev_consensus_key().public(),
                     data_dir.display(),
-                    http_addr,
+                    http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
                     node::dev_attester().address()
                 );
                 s
@@ -186,6 +185,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
             json!({
                 "chainId": 31337,
                 "rpc": format!("http://{addr}"),
+                "http": http_addr.map(|a| format!("http://{a}")),
                 "dataDir": data_dir.display().to_string(),
                 "accounts": accounts.iter().map(|k| json!({"address": k.address().to_checksum(None), "privateKey": k.to_hex()})).collect::<Vec<_>>(),
             }),
@@ -233,7 +233,7 @@ pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
     if let Some(addr) = a.http_addr {
         cfg.http_addr = Some(addr);
     }
-    run_node(cfg, |_, _| {})
+    run_node(cfg, |_, _, _| {})
 }
 
 pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {
