@@ -1,0 +1,256 @@
+//! The KV cache in fixed-size blocks, and attention over it.
+//!
+//! Layout: per layer, one pool for keys and one for values, each
+//! `[block][slot][kv_head][head_dim]` of f32. A sequence owns a block table (the
+//! blocks holding its positions in order) and a length; blocks are allocated as
+//! it grows and returned when it is freed, so sequences of any length share one
+//! pool without fragmentation (vLLM's paged attention, on the CPU).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::MlError;
+use crate::config::ModelConfig;
+
+/// A sequence's id in a cache, chosen by the caller.
+pub type SeqId = u64;
+
+/// The blocks holding a sequence's positions, in order, and how many positions are filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockTable {
+    pub blocks: Vec<u32>,
+    pub len: usize,
+}
+
+struct LayerPool {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// A paged KV cache for one model.
+pub struct KvCache {
+    block_size: usize,
+    n_blocks: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    layers: Vec<LayerPool>,
+    free: Vec<u32>,
+    tables: HashMap<SeqId, BlockTable>,
+}
+
+impl KvCache {
+    /// A pool of `n_blocks` blocks of `block_size` positions for every layer.
+    pub fn new(cfg: &ModelConfig, block_size: usize, n_blocks: usize) -> KvCache {
+        let block_size = block_size.max(1);
+        let per_block = block_size * cfg.num_key_value_heads * cfg.head_dim;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|_| LayerPool { k: vec![0.0; per_block * n_blocks], v: vec![0.0; per_block * n_blocks] })
+            .collect();
+        KvCache {
+            block_size,
+            n_blocks,
+            kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+            layers,
+            // Pop from the end: lowest block ids first.
+            free: (0..n_blocks as u32).rev().collect(),
+            tables: HashMap::new(),
+        }
+    }
+
+    /// Enough blocks for `tokens` positions in all.
+    pub fn for_tokens(cfg: &ModelConfig, tokens: usize, block_size: usize) -> KvCache {
+        Self::new(cfg, block_size, tokens.div_ceil(block_size.max(1)))
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub fn total_blocks(&self) -> usize {
+        self.n_blocks
+    }
+
+    pub fn free_blocks(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Bytes the pools occupy.
+    pub fn byte_size(&self) -> usize {
+        self.layers.len() * 2 * self.n_blocks * self.block_size * self.kv_heads * self.head_dim * 4
+    }
+
+    /// Blocks a sequence of `len` positions needs.
+    pub fn blocks_for(&self, len: usize) -> usize {
+        len.div_ceil(self.block_size)
+    }
+
+    pub fn contains(&self, id: SeqId) -> bool {
+        self.tables.contains_key(&id)
+    }
+
+    /// Filled positions of a sequence (0 if unknown).
+    pub fn len(&self, id: SeqId) -> usize {
+        self.tables.get(&id).map(|t| t.len).unwrap_or(0)
+    }
+
+    pub fn table(&self, id: SeqId) -> Option<&BlockTable> {
+        self.tables.get(&id)
+    }
+
+    /// Make room for `new_len` positions of `id` (creating the sequence if new).
+    /// All or nothing: on `KvFull` the sequence is unchanged.
+    pub fn reserve(&mut self, id: SeqId, new_len: usize) -> Result<(), MlError> {
+        let have = self.tables.get(&id).map(|t| t.blocks.len()).unwrap_or(0);
+        let need = self.blocks_for(new_len);
+        if need > have && need - have > self.free.len() {
+            return Err(MlError::KvFull { needed: need - have, free: self.free.len() });
+        }
+        let t = self.tables.entry(id).or_default();
+        while t.blocks.len() < need {
+            t.blocks.push(self.free.pop().expect("checked above"));
+        }
+        Ok(())
+    }
+
+    /// Drop positions from `len` on (e.g. after a rejected speculative step).
+    pub fn truncate(&mut self, id: SeqId, len: usize) {
+        if let Some(t) = self.tables.get_mut(&id) {
+            t.len = t.len.min(len);
+            let keep = t.len.div_ceil(self.block_size);
+            while t.blocks.len() > keep {
+                self.free.push(t.blocks.pop().expect("non-empty"));
+            }
+        }
+    }
+
+    /// Return a sequence's blocks to the pool.
+    pub fn free_seq(&mut self, id: SeqId) {
+        if let Some(t) = self.tables.remove(&id) {
+            self.free.extend(t.blocks.into_iter().rev());
+        }
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Offset (in f32) of position `pos` of a table.
+    fn offset(&self, t: &BlockTable, pos: usize) -> usize {
+        let block = t.blocks[pos / self.block_size] as usize;
+        (block * self.block_size + pos % self.block_size) * self.kv_dim()
+    }
+
+    /// Store keys and values `[n, kv_dim]` of positions `start..start+n` of `id`
+    /// in `layer`; the space must be reserved. Sets the sequence's length after the last layer.
+    pub(crate) fn write(&mut self, layer: usize, id: SeqId, start: usize, k: &[f32], v: &[f32]) -> Result<(), MlError> {
+        let d = self.kv_dim();
+        let n = k.len() / d;
+        let t = self.tables.get(&id).ok_or(MlError::UnknownSequence(id))?.clone();
+        if self.blocks_for(start + n) > t.blocks.len() {
+            return Err(MlError::KvFull { needed: self.blocks_for(start + n) - t.blocks.len(), free: self.free.len() });
+        }
+        for i in 0..n {
+            let off = self.offset(&t, start + i);
+            let pool = &mut self.layers[layer];
+            pool.k[off..off + d].copy_from_slice(&k[i * d..(i + 1) * d]);
+            pool.v[off..off + d].copy_from_slice(&v[i * d..(i + 1) * d]);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_len(&mut self, id: SeqId, len: usize) {
+        if let Some(t) = self.tables.get_mut(&id) {
+            t.len = len;
+        }
+    }
+}
+
+/// Where a sequence's queries sit in a step: rows `row..row+n` of the query
+/// matrix are positions `start..start+n` of sequence `seq`.
+#[derive(Debug, Clone, Copy)]
+pub struct AttnSpan {
+    pub seq: SeqId,
+    pub row: usize,
+    pub n: usize,
+    pub start: usize,
+}
+
+/// Causal attention of queries `[rows, n_heads, head_dim]` over the cache of
+/// `layer`: the query at position p attends to positions 0..=p of its own
+/// sequence; grouped-query heads share key-value heads. Returns `[rows, n_heads * head_dim]`.
+/// Each output row depends only on its own sequence, never on the rest of the batch.
+pub fn paged_attention(
+    q: &[f32],
+    n_heads: usize,
+    cache: &KvCache,
+    layer: usize,
+    spans: &[AttnSpan],
+) -> Result<Vec<f32>, MlError> {
+    let hd = cache.head_dim;
+    let kvd = cache.kv_dim();
+    let groups = n_heads / cache.kv_heads;
+    let rows: usize = spans.iter().map(|s| s.n).sum();
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0.0f32; rows * n_heads * hd];
+    // Each (row, head) knows its sequence, position and table.
+    let mut row_info = Vec::with_capacity(rows);
+    for s in spans {
+        let t = cache.tables.get(&s.seq).ok_or(MlError::UnknownSequence(s.seq))?;
+        for i in 0..s.n {
+            row_info.push((s.row + i, s.start + i, t));
+        }
+    }
+    let pool = &cache.layers[layer];
+    out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, |scores: &mut Vec<f32>, (idx, o)| {
+        let (r, h) = (idx / n_heads, idx % n_heads);
+        let (row, pos, t) = row_info[r];
+        let kvh = h / groups;
+        let qv = &q[(row * n_heads + h) * hd..(row * n_heads + h + 1) * hd];
+        scores.clear();
+        let mut max = f32::NEG_INFINITY;
+        for p in 0..=pos {
+            let off = cache.offset(t, p) + kvh * hd;
+            let k = &pool.k[off..off + hd];
+            let s = dot(qv, k) * scale;
+            max = max.max(s);
+            scores.push(s);
+        }
+        let mut sum = 0.0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let inv = 1.0 / sum;
+        o.fill(0.0);
+        for (p, w) in scores.iter().enumerate() {
+            let off = cache.offset(t, p) + kvh * hd;
+            let v = &pool.v[off..off + hd];
+            let w = w * inv;
+            for (oi, vi) in o.iter_mut().zip(v) {
+                *oi += w * vi;
+            }
+        }
+    });
+    let _ = kvd;
+    Ok(out)
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums: vectorises, and the order is fixed, so results do not
+    // depend on thread count or batch.
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for j in 0..8 {
+            acc[j] += a[c * 8 + j] * b[c * 8 + j];
+        }
+    }
+    let mut s = 0.0f32;
+    for j in chunks * 8..a.len() {
+        s += a[j] * b[j];
+    }
+    acc.iter().sum::<f32>() + s
+}

@@ -1,0 +1,368 @@
+//! LoRA adapters in the PEFT layout: for a target linear layer of shape
+//! (out, in), `lora_A` is (r, in), `lora_B` is (out, r), and the layer computes
+//! `x Wᵀ + (alpha / r) · x Aᵀ Bᵀ`. Files are `adapter_config.json` and
+//! `adapter_model.safetensors` with PEFT's tensor names, so adapters move
+//! between this crate and Hugging Face PEFT in both directions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use primitives::B256;
+use primitives::model_hash::{TensorRef, adapter_hash};
+use serde::{Deserialize, Serialize};
+
+use crate::MlError;
+use crate::config::ModelConfig;
+use crate::rng::Rng;
+use crate::weights::tensor_bytes;
+
+/// The linear layers a LoRA may adapt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Target {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Target {
+    pub const ALL: [Target; 7] = [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
+
+    /// PEFT's module name.
+    pub fn module(self) -> &'static str {
+        match self {
+            Target::Q => "q_proj",
+            Target::K => "k_proj",
+            Target::V => "v_proj",
+            Target::O => "o_proj",
+            Target::Gate => "gate_proj",
+            Target::Up => "up_proj",
+            Target::Down => "down_proj",
+        }
+    }
+
+    /// The module's path under a layer (`self_attn.q_proj`, `mlp.up_proj`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Target::Q => "self_attn.q_proj",
+            Target::K => "self_attn.k_proj",
+            Target::V => "self_attn.v_proj",
+            Target::O => "self_attn.o_proj",
+            Target::Gate => "mlp.gate_proj",
+            Target::Up => "mlp.up_proj",
+            Target::Down => "mlp.down_proj",
+        }
+    }
+
+    pub fn from_module(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.module() == s)
+    }
+
+    /// (out, in) of this layer in a model.
+    pub fn shape(self, c: &ModelConfig) -> (usize, usize) {
+        let (h, q, kv, i) = (
+            c.hidden_size,
+            c.num_attention_heads * c.head_dim,
+            c.num_key_value_heads * c.head_dim,
+            c.intermediate_size,
+        );
+        match self {
+            Target::Q => (q, h),
+            Target::K | Target::V => (kv, h),
+            Target::O => (h, q),
+            Target::Gate | Target::Up => (i, h),
+            Target::Down => (h, i),
+        }
+    }
+}
+
+/// The part of PEFT's `adapter_config.json` that determines the computation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub target_modules: Vec<Target>,
+}
+
+impl LoraConfig {
+    pub fn scale(&self) -> f64 {
+        self.lora_alpha / self.r as f64
+    }
+
+    /// Rank 0, a rank above a target's smaller side, no targets: refused with the reason.
+    pub fn validate(&self, c: &ModelConfig) -> Result<(), MlError> {
+        if self.r == 0 {
+            return Err(MlError::Config("LoRA rank must be at least 1".into()));
+        }
+        if self.target_modules.is_empty() {
+            return Err(MlError::Config("LoRA needs at least one target module".into()));
+        }
+        for t in &self.target_modules {
+            let (o, i) = t.shape(c);
+            if self.r > o.min(i) {
+                return Err(MlError::Config(format!(
+                    "LoRA rank {} is larger than {} ({o}×{i}) allows (at most {})",
+                    self.r,
+                    t.module(),
+                    o.min(i)
+                )));
+            }
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err(MlError::Config(format!("lora_dropout {} must be in [0, 1)", self.lora_dropout)));
+        }
+        Ok(())
+    }
+
+    /// PEFT's `adapter_config.json`, canonical (sorted keys, targets in fixed order).
+    pub fn to_peft_json(&self, base_model: &str) -> String {
+        let mut targets: Vec<Target> = self.target_modules.clone();
+        targets.sort();
+        targets.dedup();
+        let v = serde_json::json!({
+            "base_model_name_or_path": base_model,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "lora_alpha": self.lora_alpha,
+            "lora_dropout": self.lora_dropout,
+            "peft_type": "LORA",
+            "r": self.r,
+            "target_modules": targets.iter().map(|t| t.module()).collect::<Vec<_>>(),
+            "task_type": "CAUSAL_LM",
+            "use_dora": false,
+            "use_rslora": false,
+        });
+        serde_json::to_string_pretty(&v).expect("json")
+    }
+
+    pub fn from_peft_json(text: &str) -> Result<LoraConfig, MlError> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| MlError::Format(format!("adapter_config.json does not parse: {e}")))?;
+        let get = |k: &str| v.get(k);
+        if get("peft_type").and_then(|x| x.as_str()).is_some_and(|t| t != "LORA") {
+            return Err(MlError::Unsupported(format!("PEFT type {:?}: only LORA", get("peft_type").unwrap())));
+        }
+        for flag in ["use_dora", "use_rslora", "fan_in_fan_out"] {
+            if get(flag).and_then(|x| x.as_bool()) == Some(true) {
+                return Err(MlError::Unsupported(format!("adapter_config.json: {flag} is not supported")));
+            }
+        }
+        if get("bias").and_then(|x| x.as_str()).is_some_and(|b| b != "none") {
+            return Err(MlError::Unsupported("adapter_config.json: only bias \"none\" is supported".into()));
+        }
+        let r = get("r").and_then(|x| x.as_u64()).ok_or_else(|| MlError::Format("adapter_config.json: no r".into()))?
+            as usize;
+        let alpha = get("lora_alpha").and_then(|x| x.as_f64()).unwrap_or(8.0);
+        let dropout = get("lora_dropout").and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let targets: Vec<Target> = match get("target_modules") {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|t| {
+                    let s = t.as_str().unwrap_or("");
+                    Target::from_module(s).ok_or_else(|| MlError::Unsupported(format!("LoRA target module {s:?}")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(serde_json::Value::String(s)) if s == "all-linear" => Target::ALL.to_vec(),
+            _ => return Err(MlError::Format("adapter_config.json: target_modules must be a list".into())),
+        };
+        Ok(LoraConfig { r, lora_alpha: alpha, lora_dropout: dropout, target_modules: targets })
+    }
+}
+
+/// One adapted layer: A (r, in) and B (out, r).
+#[derive(Clone, Debug)]
+pub struct LoraPair {
+    pub a: Tensor,
+    pub b: Tensor,
+}
+
+/// An adapter's weights: per layer, per target.
+#[derive(Clone, Debug)]
+pub struct LoraAdapter {
+    pub config: LoraConfig,
+    pub layers: Vec<BTreeMap<Target, LoraPair>>,
+    /// blake3 over the PEFT tensors and the canonical config (`primitives::adapter_hash`).
+    pub hash: B256,
+}
+
+fn peft_name(layer: usize, t: Target, ab: &str) -> String {
+    format!("base_model.model.model.layers.{layer}.{}.lora_{ab}.weight", t.path())
+}
+
+impl LoraAdapter {
+    /// Fresh trainable weights as PEFT initialises them: A uniform in
+    /// ±1/sqrt(in) (kaiming-uniform with a = sqrt 5), B zero. Seeded.
+    pub fn init(config: LoraConfig, model: &ModelConfig, seed: u64) -> Result<LoraAdapter, MlError> {
+        config.validate(model)?;
+        let mut rng = Rng::new(seed);
+        let mut layers = Vec::with_capacity(model.num_hidden_layers);
+        for _ in 0..model.num_hidden_layers {
+            let mut m = BTreeMap::new();
+            for &t in &Target::ALL {
+                if !config.target_modules.contains(&t) {
+                    continue;
+                }
+                let (out, inp) = t.shape(model);
+                let bound = 1.0 / (inp as f64).sqrt();
+                let a: Vec<f32> = (0..config.r * inp).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
+                let a = Tensor::from_vec(a, (config.r, inp), &Device::Cpu)?;
+                let b = Tensor::zeros((out, config.r), DType::F32, &Device::Cpu)?;
+                m.insert(t, LoraPair { a, b });
+            }
+            layers.push(m);
+        }
+        let mut ad = LoraAdapter { config, layers, hash: B256::ZERO };
+        ad.hash = ad.compute_hash()?;
+        Ok(ad)
+    }
+
+    /// The tensors under PEFT's names.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = Vec::new();
+        for (l, m) in self.layers.iter().enumerate() {
+            for (t, p) in m {
+                v.push((peft_name(l, *t, "A"), p.a.clone()));
+                v.push((peft_name(l, *t, "B"), p.b.clone()));
+            }
+        }
+        v
+    }
+
+    /// Parameters in the canonical order (layer, target, A then B): the order of
+    /// every flattened gradient and projection.
+    pub fn parameter_count(&self) -> usize {
+        self.layers.iter().flat_map(|m| m.values()).map(|p| p.a.elem_count() + p.b.elem_count()).sum()
+    }
+
+    /// Bytes of the adapter's weights in memory (f32).
+    pub fn byte_size(&self) -> usize {
+        self.parameter_count() * 4
+    }
+
+    pub fn compute_hash(&self) -> Result<B256, MlError> {
+        let named = self.named_tensors();
+        let mut enc = Vec::with_capacity(named.len());
+        for (n, t) in &named {
+            let (dtype, bytes) = tensor_bytes(t)?;
+            enc.push((n.clone(), dtype, t.dims().to_vec(), bytes));
+        }
+        let cfg = self.config.to_peft_json("");
+        let cfg_hash = B256::from(*blake3::hash(cfg.as_bytes()).as_bytes());
+        Ok(adapter_hash(enc.iter().map(|(n, d, s, b)| TensorRef { name: n, dtype: d, shape: s, data: b }), &cfg_hash))
+    }
+
+    /// Write `adapter_config.json` and `adapter_model.safetensors`.
+    pub fn save_peft(&self, dir: &Path, base_model: &str) -> Result<(), MlError> {
+        std::fs::create_dir_all(dir).map_err(|e| MlError::Io(format!("{}: {e}", dir.display())))?;
+        let p = dir.join("adapter_config.json");
+        std::fs::write(&p, self.config.to_peft_json(base_model))
+            .map_err(|e| MlError::Io(format!("{}: {e}", p.display())))?;
+        let map: HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
+        let p = dir.join("adapter_model.safetensors");
+        let tmp = dir.join("adapter_model.safetensors.tmp");
+        candle_core::safetensors::save(&map, &tmp).map_err(|e| MlError::Io(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &p).map_err(|e| MlError::Io(format!("{}: {e}", p.display())))?;
+        Ok(())
+    }
+
+    /// Load a PEFT adapter folder for a model with configuration `model`.
+    pub fn load_peft(dir: &Path, model: &ModelConfig) -> Result<LoraAdapter, MlError> {
+        let p = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| MlError::NotFound(format!("{}: {e}", p.display())))?;
+        let config = LoraConfig::from_peft_json(&text)?;
+        let p = dir.join("adapter_model.safetensors");
+        let bytes = std::fs::read(&p).map_err(|e| MlError::NotFound(format!("{}: {e}", p.display())))?;
+        Self::from_parts(config, &bytes, model)
+    }
+
+    /// Build from a config and the bytes of `adapter_model.safetensors`, checking every shape.
+    pub fn from_parts(config: LoraConfig, safetensors: &[u8], model: &ModelConfig) -> Result<LoraAdapter, MlError> {
+        config.validate(model)?;
+        let raw = candle_core::safetensors::load_buffer(safetensors, &Device::Cpu)
+            .map_err(|e| MlError::Format(format!("adapter_model.safetensors: {e}")))?;
+        // PEFT may or may not keep the adapter name in the tensor names.
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        for (k, v) in raw {
+            tensors.insert(k.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B."), v);
+        }
+        let mut layers = Vec::with_capacity(model.num_hidden_layers);
+        for l in 0..model.num_hidden_layers {
+            let mut m = BTreeMap::new();
+            for &t in &config.target_modules {
+                let (out, inp) = t.shape(model);
+                let mut get = |ab: &str, shape: (usize, usize)| -> Result<Tensor, MlError> {
+                    let n = peft_name(l, t, ab);
+                    let v =
+                        tensors.remove(&n).ok_or_else(|| MlError::Format(format!("adapter tensor {n} is missing")))?;
+                    if v.dims() != [shape.0, shape.1] {
+                        return Err(MlError::Format(format!(
+                            "adapter tensor {n} has shape {:?}, the base model needs {:?} \
+                             (is this adapter for another base model?)",
+                            v.dims(),
+                            shape
+                        )));
+                    }
+                    Ok(v.to_dtype(DType::F32)?)
+                };
+                let a = get("A", (config.r, inp))?;
+                let b = get("B", (out, config.r))?;
+                m.insert(t, LoraPair { a, b });
+            }
+            layers.push(m);
+        }
+        if let Some(extra) = tensors.keys().next() {
+            return Err(MlError::Format(format!("adapter tensor {extra} matches no layer of this base model")));
+        }
+        let mut ad = LoraAdapter { config, layers, hash: B256::ZERO };
+        ad.hash = ad.compute_hash()?;
+        Ok(ad)
+    }
+
+    /// Trainable copies of the weights (candle `Var`s), in the canonical order.
+    pub fn to_vars(&self) -> Result<LoraVars, MlError> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for m in &self.layers {
+            let mut lm = BTreeMap::new();
+            for (t, p) in m {
+                lm.insert(*t, (Var::from_tensor(&p.a.copy()?)?, Var::from_tensor(&p.b.copy()?)?));
+            }
+            layers.push(lm);
+        }
+        Ok(LoraVars { config: self.config.clone(), layers })
+    }
+}
+
+/// An adapter's weights as trainable variables.
+pub struct LoraVars {
+    pub config: LoraConfig,
+    pub layers: Vec<BTreeMap<Target, (Var, Var)>>,
+}
+
+impl LoraVars {
+    /// Every variable in the canonical order (layer, target, A then B).
+    pub fn all(&self) -> Vec<&Var> {
+        self.layers.iter().flat_map(|m| m.values().flat_map(|(a, b)| [a, b])).collect()
+    }
+
+    /// A snapshot as an adapter (weights copied, hash computed).
+    pub fn to_adapter(&self) -> Result<LoraAdapter, MlError> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for m in &self.layers {
+            let mut lm = BTreeMap::new();
+            for (t, (a, b)) in m {
+                lm.insert(*t, LoraPair { a: a.as_tensor().copy()?, b: b.as_tensor().copy()? });
+            }
+            layers.push(lm);
+        }
+        let mut ad = LoraAdapter { config: self.config.clone(), layers, hash: B256::ZERO };
+        ad.hash = ad.compute_hash()?;
+        Ok(ad)
+    }
+}

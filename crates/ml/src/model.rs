@@ -1,0 +1,540 @@
+//! One decoder for the Llama family, read top to bottom like the paper:
+//! embeddings, `n` blocks of (RMSNorm → grouped-query attention with RoPE →
+//! residual, RMSNorm → SwiGLU MLP → residual), a final RMSNorm and the head.
+//!
+//! Two entry points share the weights:
+//! - [`Model::forward`] serves: it takes a [`Step`], the batch descriptor (which
+//!   sequences, their new tokens, their adapters; positions and block tables
+//!   come from the [`KvCache`]), and computes base projections once for the
+//!   whole batch and low-rank products per adapter group.
+//! - [`Model::forward_train`] trains: differentiable candle ops over a padded
+//!   `[batch, time]` block, LoRA weights as variables, base weights frozen.
+
+use std::collections::BTreeMap;
+
+use candle_core::{D, Device, IndexOp, Tensor};
+
+use crate::MlError;
+use crate::config::ModelConfig;
+use crate::frozen::frozen_linear;
+use crate::kv::{AttnSpan, KvCache, SeqId, paged_attention};
+use crate::lora::{LoraAdapter, LoraPair, LoraVars, Target};
+use crate::weights::ModelFiles;
+
+/// A frozen linear layer, Hugging Face layout: weight `(out, in)`.
+#[derive(Clone)]
+pub struct Linear {
+    pub w: Tensor,
+    pub b: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x Wᵀ + b` for `x` of shape `[n, in]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.w.t()?)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    /// Differentiable in `x` only (the weight is frozen), for `x` of shape `[b, t, in]`.
+    fn forward_train(&self, x: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
+        let y = match grad {
+            BaseGrad::Frozen => frozen_linear(&x.contiguous()?, &self.w)?,
+            BaseGrad::Naive => x.broadcast_matmul(&self.w.t()?)?,
+        };
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// How the backward pass treats the frozen base weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseGrad {
+    /// The frozen-linear op: only input gradients.
+    Frozen,
+    /// Plain matmuls: candle also computes (and drops) the weights' gradients.
+    Naive,
+}
+
+#[derive(Clone)]
+struct Block {
+    input_norm: Tensor,
+    post_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Block {
+    fn linear(&self, t: Target) -> &Linear {
+        match t {
+            Target::Q => &self.q,
+            Target::K => &self.k,
+            Target::V => &self.v,
+            Target::O => &self.o,
+            Target::Gate => &self.gate,
+            Target::Up => &self.up,
+            Target::Down => &self.down,
+        }
+    }
+}
+
+/// A loaded base model.
+#[derive(Clone)]
+pub struct Model {
+    pub config: ModelConfig,
+    /// The base model hash (weights and tokenizer).
+    pub hash: primitives::B256,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    inv_freq: Vec<f32>,
+}
+
+/// What logits a sequence wants from a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// The last new token's (the next-token distribution).
+    Last,
+    /// Every new token's (scoring a prompt).
+    All,
+}
+
+/// One sequence in a [`Step`].
+#[derive(Debug, Clone)]
+pub struct SeqStep<'a> {
+    pub seq: SeqId,
+    /// The new tokens: the whole prompt on the first step, one token when decoding.
+    pub tokens: &'a [u32],
+    /// Index into the adapters passed to [`Model::forward`], or `None` for the base model.
+    pub adapter: Option<usize>,
+    pub logits: Logits,
+}
+
+/// The batch descriptor of one forward step. Positions continue each
+/// sequence's cache; the cache's block tables say where its keys and values live.
+#[derive(Debug, Clone, Default)]
+pub struct Step<'a> {
+    pub seqs: Vec<SeqStep<'a>>,
+}
+
+/// The result of a step: logits rows `[rows, vocab]`; sequence `i` owns rows `ranges[i]`.
+#[derive(Debug)]
+pub struct StepOutput {
+    pub logits: Tensor,
+    pub ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl StepOutput {
+    /// Sequence `i`'s logits rows as vectors.
+    pub fn rows(&self, i: usize) -> Result<Vec<Vec<f32>>, MlError> {
+        let r = self.ranges[i].clone();
+        Ok(self.logits.narrow(0, r.start, r.len())?.to_vec2::<f32>()?)
+    }
+
+    /// Sequence `i`'s last logits row.
+    pub fn last(&self, i: usize) -> Result<Vec<f32>, MlError> {
+        let r = self.ranges[i].clone();
+        Ok(self.logits.i(r.end - 1)?.to_vec1::<f32>()?)
+    }
+}
+
+impl Model {
+    pub fn from_files(files: &ModelFiles) -> Result<Model, MlError> {
+        let c = files.config.clone();
+        let lin = |p: &str| -> Result<Linear, MlError> {
+            Ok(Linear {
+                w: files.get(&format!("{p}.weight"))?.clone(),
+                b: files.tensors.get(&format!("{p}.bias")).map(|t| t.value.clone()),
+            })
+        };
+        let mut blocks = Vec::with_capacity(c.num_hidden_layers);
+        for l in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            blocks.push(Block {
+                input_norm: files.get(&format!("{p}.input_layernorm.weight"))?.clone(),
+                post_norm: files.get(&format!("{p}.post_attention_layernorm.weight"))?.clone(),
+                q: lin(&format!("{p}.self_attn.q_proj"))?,
+                k: lin(&format!("{p}.self_attn.k_proj"))?,
+                v: lin(&format!("{p}.self_attn.v_proj"))?,
+                o: lin(&format!("{p}.self_attn.o_proj"))?,
+                gate: lin(&format!("{p}.mlp.gate_proj"))?,
+                up: lin(&format!("{p}.mlp.up_proj"))?,
+                down: lin(&format!("{p}.mlp.down_proj"))?,
+            });
+        }
+        let embed = files.get("model.embed_tokens.weight")?.clone();
+        let lm_head = if c.tie_word_embeddings { embed.clone() } else { files.get("lm_head.weight")?.clone() };
+        let inv_freq = c.inv_freqs().into_iter().map(|f| f as f32).collect();
+        Ok(Model {
+            hash: files.hash,
+            embed,
+            blocks,
+            norm: files.get("model.norm.weight")?.clone(),
+            lm_head,
+            inv_freq,
+            config: c,
+        })
+    }
+
+    /// Refuse an adapter made for another base model.
+    pub fn check_adapter(&self, a: &LoraAdapter) -> Result<(), MlError> {
+        if a.layers.len() != self.config.num_hidden_layers {
+            return Err(MlError::AdapterMismatch(format!(
+                "the adapter has {} layers, the base model {}",
+                a.layers.len(),
+                self.config.num_hidden_layers
+            )));
+        }
+        for m in &a.layers {
+            for (t, p) in m {
+                let (out, inp) = t.shape(&self.config);
+                if p.a.dims() != [a.config.r, inp] || p.b.dims() != [out, a.config.r] {
+                    return Err(MlError::AdapterMismatch(format!("{} shapes do not fit the base model", t.module())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn eps(&self) -> f32 {
+        self.config.rms_norm_eps as f32
+    }
+
+    /// cos and sin of every frequency at each position, `[n, head_dim / 2]` flattened.
+    fn rope_tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        (cos, sin)
+    }
+
+    /// One serving step over the batch descriptor `step`. Reserves cache space
+    /// for every sequence first (all or nothing), then runs the layers.
+    pub fn forward(&self, step: &Step, cache: &mut KvCache, adapters: &[&LoraAdapter]) -> Result<StepOutput, MlError> {
+        let c = &self.config;
+        if step.seqs.is_empty() {
+            return Err(MlError::Config("a step needs at least one sequence".into()));
+        }
+        for a in adapters {
+            self.check_adapter(a)?;
+        }
+        // Positions and space.
+        let mut spans = Vec::with_capacity(step.seqs.len());
+        let mut positions = Vec::new();
+        let mut tokens: Vec<u32> = Vec::new();
+        for s in &step.seqs {
+            if s.tokens.is_empty() {
+                return Err(MlError::Config(format!("sequence {} has no new tokens", s.seq)));
+            }
+            if let Some(a) = s.adapter
+                && a >= adapters.len()
+            {
+                return Err(MlError::Config(format!("sequence {} names adapter {a} of {}", s.seq, adapters.len())));
+            }
+            if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+                return Err(MlError::Config(format!("token id {t} is outside the vocabulary ({})", c.vocab_size)));
+            }
+            let start = cache.len(s.seq);
+            if start + s.tokens.len() > c.max_position_embeddings {
+                return Err(MlError::ContextFull { needed: start + s.tokens.len(), max: c.max_position_embeddings });
+            }
+            spans.push(AttnSpan { seq: s.seq, row: tokens.len(), n: s.tokens.len(), start });
+            positions.extend(start..start + s.tokens.len());
+            tokens.extend_from_slice(s.tokens);
+        }
+        let mut reserved = Vec::new();
+        for sp in &spans {
+            let existed = cache.contains(sp.seq);
+            if let Err(e) = cache.reserve(sp.seq, sp.start + sp.n) {
+                for (id, len, existed) in reserved {
+                    if existed { cache.truncate(id, len) } else { cache.free_seq(id) }
+                }
+                return Err(e);
+            }
+            reserved.push((sp.seq, sp.start, existed));
+        }
+        // Adapter groups: the rows of each adapter, gathered once per step, so a
+        // batch pays one low-rank product per adapter, not per sequence.
+        let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (s, sp) in step.seqs.iter().zip(&spans) {
+            if let Some(a) = s.adapter {
+                let rows = (sp.row as u32)..((sp.row + sp.n) as u32);
+                match groups.iter_mut().find(|g| g.0 == a) {
+                    Some(g) => g.1.extend(rows),
+                    None => groups.push((a, rows.collect())),
+                }
+            }
+        }
+        let row_index: Vec<(usize, Tensor)> = groups
+            .into_iter()
+            .map(|(a, rows)| {
+                let n = rows.len();
+                Tensor::from_vec(rows, n, &Device::Cpu).map(|t| (a, t))
+            })
+            .collect::<Result<_, _>>()?;
+
+        let n = tokens.len();
+        let (cos, sin) = self.rope_tables(&positions);
+        let ids = Tensor::from_vec(tokens, n, &Device::Cpu)?;
+        let mut x = self.embed.index_select(&ids, 0)?;
+        let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        for (l, b) in self.blocks.iter().enumerate() {
+            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f64, &Tensor)> =
+                row_index.iter().map(|(a, idx)| (&adapters[*a].layers[l], adapters[*a].config.scale(), idx)).collect();
+            let proj = |t: Target, h: &Tensor| -> Result<Tensor, MlError> {
+                let mut y = b.linear(t).forward(h)?;
+                for (m, scale, idx) in &pairs {
+                    if let Some(p) = m.get(&t) {
+                        let xs = h.index_select(idx, 0)?;
+                        let d = (xs.matmul(&p.a.t()?)?.matmul(&p.b.t()?)? * *scale)?;
+                        y = y.index_add(idx, &d, 0)?;
+                    }
+                }
+                Ok(y)
+            };
+            let h = candle_nn::ops::rms_norm(&x, &b.input_norm, self.eps())?;
+            let q = proj(Target::Q, &h)?;
+            let k = proj(Target::K, &h)?;
+            let v = proj(Target::V, &h)?;
+            let mut qv = q.flatten_all()?.to_vec1::<f32>()?;
+            let mut kv = k.flatten_all()?.to_vec1::<f32>()?;
+            apply_rope(&mut qv, nh, hd, &cos, &sin);
+            apply_rope(&mut kv, nkv, hd, &cos, &sin);
+            let vv = v.flatten_all()?.to_vec1::<f32>()?;
+            let kvd = nkv * hd;
+            for sp in &spans {
+                let r = sp.row * kvd..(sp.row + sp.n) * kvd;
+                cache.write(l, sp.seq, sp.start, &kv[r.clone()], &vv[r])?;
+            }
+            let att = paged_attention(&qv, nh, cache, l, &spans)?;
+            let att = Tensor::from_vec(att, (n, nh * hd), &Device::Cpu)?;
+            x = (x + proj(Target::O, &att)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &b.post_norm, self.eps())?;
+            let g = proj(Target::Gate, &h)?;
+            let u = proj(Target::Up, &h)?;
+            let m = (candle_nn::ops::silu(&g)? * u)?;
+            x = (x + proj(Target::Down, &m)?)?;
+        }
+        for sp in &spans {
+            cache.set_len(sp.seq, sp.start + sp.n);
+        }
+        // Only the rows whose logits are wanted go through the head.
+        let mut want: Vec<u32> = Vec::new();
+        let mut ranges = Vec::with_capacity(spans.len());
+        for (s, sp) in step.seqs.iter().zip(&spans) {
+            let from = want.len();
+            match s.logits {
+                Logits::Last => want.push((sp.row + sp.n - 1) as u32),
+                Logits::All => want.extend((sp.row..sp.row + sp.n).map(|r| r as u32)),
+            }
+            ranges.push(from..want.len());
+        }
+        let nw = want.len();
+        let x = x.index_select(&Tensor::from_vec(want, nw, &Device::Cpu)?, 0)?;
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, self.eps())?;
+        let logits = x.matmul(&self.lm_head.t()?)?;
+        Ok(StepOutput { logits, ranges })
+    }
+
+    /// Logits `[b, t, vocab]` of a `[b, t]` block of token ids, differentiable in
+    /// the LoRA variables (if any); `dropout` masks are applied to LoRA inputs.
+    pub fn forward_train(
+        &self,
+        tokens: &Tensor,
+        lora: Option<&LoraVars>,
+        grad: BaseGrad,
+        dropout: Option<&mut crate::rng::Rng>,
+    ) -> Result<Tensor, MlError> {
+        let h = self.hidden_train(tokens, lora, grad, dropout)?;
+        Ok(self.head_train(&h, grad)?)
+    }
+
+    /// The final hidden states `[b, t, hidden]` (after the last norm).
+    pub fn hidden_train(
+        &self,
+        tokens: &Tensor,
+        lora: Option<&LoraVars>,
+        grad: BaseGrad,
+        mut dropout: Option<&mut crate::rng::Rng>,
+    ) -> Result<Tensor, MlError> {
+        let c = &self.config;
+        let (bsz, t) = tokens.dims2()?;
+        if t > c.max_position_embeddings {
+            return Err(MlError::ContextFull { needed: t, max: c.max_position_embeddings });
+        }
+        let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let positions: Vec<usize> = (0..t).collect();
+        let (cos, sin) = self.rope_tables(&positions);
+        let half = hd / 2;
+        let cos = Tensor::from_vec(cos, (t, half), &Device::Cpu)?;
+        let sin = Tensor::from_vec(sin, (t, half), &Device::Cpu)?;
+        let cos = Tensor::cat(&[&cos, &cos], 1)?;
+        let sin = Tensor::cat(&[&sin, &sin], 1)?;
+        let mask = causal_mask(t)?;
+        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
+        let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
+        let scale = lora.map(|l| l.config.scale()).unwrap_or(0.0);
+        for (l, b) in self.blocks.iter().enumerate() {
+            let vars = lora.map(|lv| &lv.layers[l]);
+            let mut proj = |tg: Target, h: &Tensor| -> Result<Tensor, MlError> {
+                let y = b.linear(tg).forward_train(h, grad)?;
+                match vars.and_then(|m| m.get(&tg)) {
+                    None => Ok(y),
+                    Some((a, bv)) => {
+                        let inp = match dropout.as_deref_mut() {
+                            Some(rng) if drop_p > 0.0 => (h * dropout_mask(h.dims(), drop_p, rng)?)?,
+                            _ => h.clone(),
+                        };
+                        let d = inp.broadcast_matmul(&a.as_tensor().t()?)?.broadcast_matmul(&bv.as_tensor().t()?)?;
+                        Ok((y + (d * scale)?)?)
+                    }
+                }
+            };
+            let h = rms_norm_train(&x, &b.input_norm, c.rms_norm_eps)?;
+            let q = proj(Target::Q, &h)?.reshape((bsz, t, nh, hd))?.transpose(1, 2)?;
+            let k = proj(Target::K, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
+            let v = proj(Target::V, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
+            let q = rope_train(&q, &cos, &sin)?;
+            let k = rope_train(&k, &cos, &sin)?;
+            let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
+            let att = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?;
+            let att = att.broadcast_add(&mask)?;
+            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+            let y = att.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((bsz, t, nh * hd))?;
+            x = (x + proj(Target::O, &y)?)?;
+            let h = rms_norm_train(&x, &b.post_norm, c.rms_norm_eps)?;
+            let g = proj(Target::Gate, &h)?;
+            let u = proj(Target::Up, &h)?;
+            let m = (g.silu()? * u)?;
+            x = (x + proj(Target::Down, &m)?)?;
+        }
+        Ok(rms_norm_train(&x, &self.norm, c.rms_norm_eps)?)
+    }
+
+    fn head_train(&self, h: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
+        match grad {
+            BaseGrad::Frozen => frozen_linear(&h.contiguous()?, &self.lm_head),
+            BaseGrad::Naive => h.broadcast_matmul(&self.lm_head.t()?),
+        }
+    }
+
+    /// Mean next-token cross-entropy over the positions where `mask` is 1:
+    /// logits at position i predict token i + 1. `tokens` and `mask` are `[b, t]`
+    /// (u32 and f32); the mask's last column is ignored.
+    pub fn loss(
+        &self,
+        tokens: &Tensor,
+        mask: &Tensor,
+        lora: Option<&LoraVars>,
+        grad: BaseGrad,
+        dropout: Option<&mut crate::rng::Rng>,
+    ) -> Result<Tensor, MlError> {
+        let (b, t) = tokens.dims2()?;
+        if t < 2 {
+            return Err(MlError::Config("a training sequence needs at least two tokens".into()));
+        }
+        let logits = self.forward_train(tokens, lora, grad, dropout)?;
+        let logits = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), self.config.vocab_size))?;
+        let targets = tokens.narrow(1, 1, t - 1)?.flatten_all()?;
+        let m = mask.narrow(1, 1, t - 1)?.flatten_all()?;
+        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let nll = lsm.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+        let count = m.sum_all()?.to_scalar::<f32>()?;
+        if count == 0.0 {
+            return Err(MlError::Config("no target tokens in the batch".into()));
+        }
+        Ok(((nll * m)?.sum_all()? / count as f64)?)
+    }
+
+    /// Per-sequence mean NLL over the masked targets, without gradients (evaluation).
+    pub fn sequence_nll(
+        &self,
+        tokens: &Tensor,
+        mask: &Tensor,
+        lora: Option<&LoraVars>,
+    ) -> Result<Vec<(f64, f64)>, MlError> {
+        let (b, t) = tokens.dims2()?;
+        let logits = self.forward_train(tokens, lora, BaseGrad::Frozen, None)?.detach();
+        let logits = logits.narrow(1, 0, t - 1)?;
+        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let targets = tokens.narrow(1, 1, t - 1)?;
+        let nll = lsm.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
+        let m = mask.narrow(1, 1, t - 1)?;
+        let sum = (nll * &m)?.sum(1)?.to_vec1::<f32>()?;
+        let cnt = m.sum(1)?.to_vec1::<f32>()?;
+        let _ = b;
+        Ok(sum.into_iter().zip(cnt).map(|(s, c)| (s as f64, c as f64)).collect())
+    }
+
+    /// The embedding matrix (for tests and tools).
+    pub fn embeddings(&self) -> &Tensor {
+        &self.embed
+    }
+}
+
+/// Rotate-half RoPE (Hugging Face's layout) on `[rows, heads, head_dim]` in place.
+fn apply_rope(x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
+    let half = hd / 2;
+    for (r, row) in x.chunks_mut(heads * hd).enumerate() {
+        let c = &cos[r * half..(r + 1) * half];
+        let s = &sin[r * half..(r + 1) * half];
+        for h in row.chunks_mut(hd) {
+            for i in 0..half {
+                let (x1, x2) = (h[i], h[i + half]);
+                h[i] = x1 * c[i] - x2 * s[i];
+                h[i + half] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+fn rms_norm_train(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(w)
+}
+
+fn rope_train(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let hd = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, hd / 2)?;
+    let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
+    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
+}
+
+fn repeat_kv(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, h, n, t, d))?.contiguous()?.reshape((b, h * n, t, d))
+}
+
+fn causal_mask(t: usize) -> candle_core::Result<Tensor> {
+    let v: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    Tensor::from_vec(v, (t, t), &Device::Cpu)
+}
+
+/// Inverted dropout mask (kept entries scaled by 1 / (1 - p)) from the seeded generator.
+fn dropout_mask(dims: &[usize], p: f64, rng: &mut crate::rng::Rng) -> candle_core::Result<Tensor> {
+    let n: usize = dims.iter().product();
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let v: Vec<f32> = (0..n).map(|_| if rng.next_f64() < p { 0.0 } else { keep }).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu)
+}

@@ -1,0 +1,455 @@
+//! Model files on disk: a Hugging Face folder (`config.json`, `*.safetensors`,
+//! `tokenizer.json`, `tokenizer_config.json`) or a GGUF file. Tensors are kept
+//! under their Hugging Face names and layout whatever the source, so an
+//! unquantized GGUF written from a folder gives the very same tensors, and so
+//! the same model hash (`primitives::model_hash`).
+
+use std::collections::HashMap;
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{DType, Device, Tensor};
+use primitives::B256;
+use primitives::model_hash::{TensorRef, model_hash};
+
+use crate::MlError;
+use crate::config::{Family, ModelConfig};
+use crate::tokenizer::TextTokenizer;
+
+/// A tensor as stored in its file: the bytes the hash covers, plus the tensor
+/// the model computes with (f32).
+pub struct StoredTensor {
+    /// As safetensors spells it ("F32", "BF16", ...) or the GGUF quantization ("Q4_1", ...).
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+    pub value: Tensor,
+}
+
+/// A loaded base model: configuration, tensors by Hugging Face name, tokenizer and hash.
+pub struct ModelFiles {
+    pub source: PathBuf,
+    pub config: ModelConfig,
+    pub tensors: HashMap<String, StoredTensor>,
+    pub tokenizer: TextTokenizer,
+    /// The base model hash: blake3 over the stored tensors and the tokenizer's hash.
+    pub hash: B256,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> MlError + '_ {
+    move |e| MlError::Io(format!("{}: {e}", path.display()))
+}
+
+fn candle(path: &Path) -> impl Fn(candle_core::Error) -> MlError + '_ {
+    move |e| MlError::Format(format!("{}: {e}", path.display()))
+}
+
+/// The bytes of a tensor in little-endian order, with the safetensors name of its dtype.
+pub fn tensor_bytes(t: &Tensor) -> Result<(String, Vec<u8>), MlError> {
+    let t = t.flatten_all()?;
+    Ok(match t.dtype() {
+        DType::F32 => ("F32".into(), t.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        DType::BF16 => ("BF16".into(), t.to_vec1::<half::bf16>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        DType::F16 => ("F16".into(), t.to_vec1::<half::f16>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        DType::F64 => ("F64".into(), t.to_vec1::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        other => return Err(MlError::Format(format!("tensor dtype {other:?} is not a weight type"))),
+    })
+}
+
+fn stored(t: Tensor) -> Result<StoredTensor, MlError> {
+    let (dtype, bytes) = tensor_bytes(&t)?;
+    let shape = t.dims().to_vec();
+    let value = t.to_dtype(DType::F32)?;
+    Ok(StoredTensor { dtype, shape, bytes, value })
+}
+
+fn hash_of(tensors: &HashMap<String, StoredTensor>, tokenizer_hash: &B256) -> B256 {
+    model_hash(
+        tensors.iter().map(|(n, t)| TensorRef { name: n, dtype: &t.dtype, shape: &t.shape, data: &t.bytes }),
+        tokenizer_hash,
+    )
+}
+
+impl ModelFiles {
+    /// Open a Hugging Face folder or a `.gguf` file.
+    pub fn open(path: &Path) -> Result<ModelFiles, MlError> {
+        if path.is_dir() {
+            Self::open_hf(path)
+        } else if path.extension().and_then(|e| e.to_str()) == Some("gguf") {
+            Self::open_gguf(path)
+        } else if path.exists() {
+            Err(MlError::Unsupported(format!(
+                "{}: a model is a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a .gguf file",
+                path.display()
+            )))
+        } else {
+            Err(MlError::NotFound(format!("no model at {}", path.display())))
+        }
+    }
+
+    fn open_hf(dir: &Path) -> Result<ModelFiles, MlError> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
+        let config = ModelConfig::from_hf_json(&text)?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("safetensors"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(MlError::NotFound(format!("{}: no *.safetensors files", dir.display())));
+        }
+        let mut tensors = HashMap::new();
+        for f in &files {
+            for (name, t) in candle_core::safetensors::load(f, &Device::Cpu).map_err(candle(f))? {
+                tensors.insert(name, stored(t)?);
+            }
+        }
+        let tokenizer = TextTokenizer::from_hf_dir(dir)?;
+        let hash = hash_of(&tensors, &tokenizer.hash);
+        let m = ModelFiles { source: dir.to_path_buf(), config, tensors, tokenizer, hash };
+        m.check_tensors()?;
+        Ok(m)
+    }
+
+    fn open_gguf(path: &Path) -> Result<ModelFiles, MlError> {
+        let mut f = std::fs::File::open(path).map_err(io(path))?;
+        let content = gguf_file::Content::read(&mut f).map_err(candle(path))?;
+        let config = config_from_gguf(&content)?;
+        let tokenizer = TextTokenizer::from_gguf(&content)?;
+        let permuted = config.family == Family::Llama || config.family == Family::Mistral;
+        let mut tensors = HashMap::new();
+        for (gname, info) in &content.tensor_infos {
+            let Some(name) = hf_name(gname) else {
+                // e.g. rope_freqs.weight: derived from the config, not a weight we compute with
+                continue;
+            };
+            let q = content.tensor(&mut f, gname, &Device::Cpu).map_err(candle(path))?;
+            let mut value = q.dequantize(&Device::Cpu).map_err(candle(path))?;
+            let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+                Some(config.num_attention_heads)
+            } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+                Some(config.num_key_value_heads)
+            } else {
+                None
+            };
+            if permuted && let Some(h) = heads {
+                value = unpermute_rope(&value, h)?;
+            }
+            let st = match info.ggml_dtype {
+                GgmlDType::F32 => stored(value)?,
+                GgmlDType::F16 => stored(value.to_dtype(DType::F16)?)?,
+                GgmlDType::BF16 => stored(value.to_dtype(DType::BF16)?)?,
+                quant => {
+                    // Quantized: hash what the file holds.
+                    let bytes = q.data().map_err(candle(path))?.into_owned();
+                    StoredTensor {
+                        dtype: format!("{quant:?}").to_uppercase(),
+                        shape: q.shape().dims().to_vec(),
+                        bytes,
+                        value,
+                    }
+                }
+            };
+            tensors.insert(name, st);
+        }
+        let hash = hash_of(&tensors, &tokenizer.hash);
+        let m = ModelFiles { source: path.to_path_buf(), config, tensors, tokenizer, hash };
+        m.check_tensors()?;
+        Ok(m)
+    }
+
+    /// Every tensor the model needs, with the shape its configuration implies.
+    fn check_tensors(&self) -> Result<(), MlError> {
+        let c = &self.config;
+        let (h, q, kv, i) = (
+            c.hidden_size,
+            c.num_attention_heads * c.head_dim,
+            c.num_key_value_heads * c.head_dim,
+            c.intermediate_size,
+        );
+        let mut want: Vec<(String, Vec<usize>)> =
+            vec![("model.embed_tokens.weight".into(), vec![c.vocab_size, h]), ("model.norm.weight".into(), vec![h])];
+        if !c.tie_word_embeddings {
+            want.push(("lm_head.weight".into(), vec![c.vocab_size, h]));
+        }
+        for l in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            want.push((format!("{p}.input_layernorm.weight"), vec![h]));
+            want.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+            want.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h]));
+            want.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h]));
+            want.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h]));
+            want.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q]));
+            want.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h]));
+            want.push((format!("{p}.mlp.up_proj.weight"), vec![i, h]));
+            want.push((format!("{p}.mlp.down_proj.weight"), vec![h, i]));
+            if c.qkv_bias {
+                want.push((format!("{p}.self_attn.q_proj.bias"), vec![q]));
+                want.push((format!("{p}.self_attn.k_proj.bias"), vec![kv]));
+                want.push((format!("{p}.self_attn.v_proj.bias"), vec![kv]));
+            }
+            if c.o_bias {
+                want.push((format!("{p}.self_attn.o_proj.bias"), vec![h]));
+            }
+        }
+        for (name, shape) in want {
+            match self.tensors.get(&name) {
+                None => {
+                    return Err(MlError::Format(format!("{}: tensor {name} is missing", self.source.display())));
+                }
+                Some(t) if t.value.dims() != shape.as_slice() => {
+                    return Err(MlError::Format(format!(
+                        "{}: tensor {name} has shape {:?}, the configuration implies {shape:?}",
+                        self.source.display(),
+                        t.value.dims()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The f32 tensor the model computes with.
+    pub fn get(&self, name: &str) -> Result<&Tensor, MlError> {
+        self.tensors.get(name).map(|t| &t.value).ok_or_else(|| MlError::Format(format!("tensor {name} is missing")))
+    }
+
+    /// Write the model as an unquantized GGUF file (f32, llama.cpp names and q/k
+    /// layout), with the Hugging Face tokenizer embedded as
+    /// `tokenizer.huggingface.json`, so that opening it gives the same hash.
+    pub fn write_gguf(&self, path: &Path) -> Result<(), MlError> {
+        let c = &self.config;
+        let arch = match c.family {
+            Family::Llama | Family::Mistral => "llama",
+            Family::Qwen2 => "qwen2",
+        };
+        let permuted = arch == "llama";
+        let mut qt: Vec<(String, QTensor)> = Vec::new();
+        let mut names: Vec<&String> = self.tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let st = &self.tensors[name];
+            let gname = gguf_name(name).ok_or_else(|| MlError::Format(format!("no GGUF name for tensor {name}")))?;
+            let mut v = st.value.clone();
+            if permuted {
+                if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+                    v = permute_rope(&v, c.num_attention_heads)?;
+                } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+                    v = permute_rope(&v, c.num_key_value_heads)?;
+                }
+            }
+            let dt = match st.dtype.as_str() {
+                "F32" => GgmlDType::F32,
+                "F16" => GgmlDType::F16,
+                "BF16" => GgmlDType::BF16,
+                other => return Err(MlError::Unsupported(format!("writing {other} tensors to GGUF"))),
+            };
+            let v = match dt {
+                GgmlDType::F16 => v.to_dtype(DType::F16)?,
+                GgmlDType::BF16 => v.to_dtype(DType::BF16)?,
+                _ => v,
+            };
+            qt.push((gname, QTensor::quantize(&v, dt)?));
+        }
+        use gguf_file::Value as V;
+        let k = |s: &str| format!("{arch}.{s}");
+        let mut meta: Vec<(String, V)> = vec![
+            ("general.architecture".into(), V::String(arch.into())),
+            ("general.name".into(), V::String("openledger".into())),
+            (k("context_length"), V::U32(c.max_position_embeddings as u32)),
+            (k("embedding_length"), V::U32(c.hidden_size as u32)),
+            (k("block_count"), V::U32(c.num_hidden_layers as u32)),
+            (k("feed_forward_length"), V::U32(c.intermediate_size as u32)),
+            (k("attention.head_count"), V::U32(c.num_attention_heads as u32)),
+            (k("attention.head_count_kv"), V::U32(c.num_key_value_heads as u32)),
+            (k("attention.key_length"), V::U32(c.head_dim as u32)),
+            (k("attention.value_length"), V::U32(c.head_dim as u32)),
+            (k("rope.dimension_count"), V::U32(c.head_dim as u32)),
+            (k("attention.layer_norm_rms_epsilon"), V::F32(c.rms_norm_eps as f32)),
+            (k("rope.freq_base"), V::F32(c.rope_theta as f32)),
+            (k("vocab_size"), V::U32(c.vocab_size as u32)),
+            ("tokenizer.huggingface.json".into(), V::String(self.tokenizer.json.clone())),
+        ];
+        if c.rope_scaling.is_some() {
+            return Err(MlError::Unsupported("writing GGUF for a model with rope_scaling".into()));
+        }
+        // f32 written as f32 keeps the exact rms_norm_eps / theta only when they are f32-exact;
+        // the original values go along so that a round trip is exact.
+        meta.push(("openledger.config_json".into(), V::String(c.to_hf_json().to_string())));
+        if let Some(t) = &self.tokenizer.chat_template {
+            meta.push(("tokenizer.chat_template".into(), V::String(t.clone())));
+        }
+        let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let t_refs: Vec<(&str, &QTensor)> = qt.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tmp = path.with_extension("gguf.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        gguf_file::write(&mut f, &meta_refs, &t_refs)?;
+        f.flush().map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        let _ = f.stream_position();
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(())
+    }
+}
+
+fn config_from_gguf(content: &gguf_file::Content) -> Result<ModelConfig, MlError> {
+    let md = &content.metadata;
+    if let Some(gguf_file::Value::String(j)) = md.get("openledger.config_json") {
+        return ModelConfig::from_hf_json(j);
+    }
+    let arch = match md.get("general.architecture") {
+        Some(gguf_file::Value::String(s)) => s.clone(),
+        _ => return Err(MlError::Format("GGUF without general.architecture".into())),
+    };
+    let family = match arch.as_str() {
+        "llama" => Family::Llama,
+        "qwen2" => Family::Qwen2,
+        other => {
+            return Err(MlError::Unsupported(format!(
+                "GGUF architecture {other:?} is not a Llama-family decoder (llama, qwen2)"
+            )));
+        }
+    };
+    let u = |k: &str| -> Result<usize, MlError> {
+        md.get(&format!("{arch}.{k}"))
+            .ok_or_else(|| MlError::Format(format!("GGUF metadata {arch}.{k} is missing")))?
+            .to_u32()
+            .map(|v| v as usize)
+            .or_else(|_| md[&format!("{arch}.{k}")].to_u64().map(|v| v as usize))
+            .map_err(|e| MlError::Format(format!("GGUF metadata {arch}.{k}: {e}")))
+    };
+    let f =
+        |k: &str, d: f64| md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok()).map(|v| v as f64).unwrap_or(d);
+    let heads = u("attention.head_count")?;
+    let hidden = u("embedding_length")?;
+    let vocab = match u("vocab_size") {
+        Ok(v) => v,
+        Err(_) => match md.get("tokenizer.ggml.tokens") {
+            Some(gguf_file::Value::Array(a)) => a.len(),
+            _ => return Err(MlError::Format("GGUF has neither vocab_size nor tokenizer.ggml.tokens".into())),
+        },
+    };
+    let tied = !content.tensor_infos.contains_key("output.weight");
+    let has_bias = content.tensor_infos.contains_key("blk.0.attn_q.bias");
+    let eos = md.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+    let bos = md.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok());
+    let cfg = ModelConfig {
+        family,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: u("feed_forward_length")?,
+        num_hidden_layers: u("block_count")?,
+        num_attention_heads: heads,
+        num_key_value_heads: u("attention.head_count_kv").unwrap_or(heads),
+        head_dim: u("attention.key_length").unwrap_or(hidden / heads.max(1)),
+        max_position_embeddings: u("context_length").unwrap_or(2048),
+        rope_theta: f("rope.freq_base", 10_000.0),
+        rope_scaling: None,
+        rms_norm_eps: f("attention.layer_norm_rms_epsilon", 1e-5),
+        tie_word_embeddings: tied,
+        qkv_bias: has_bias,
+        o_bias: content.tensor_infos.contains_key("blk.0.attn_output.bias"),
+        bos_token_id: bos,
+        eos_token_ids: eos.into_iter().collect(),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// llama.cpp tensor names → Hugging Face names.
+fn hf_name(g: &str) -> Option<String> {
+    match g {
+        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
+        "output_norm.weight" => return Some("model.norm.weight".into()),
+        "output.weight" => return Some("lm_head.weight".into()),
+        _ => {}
+    }
+    let rest = g.strip_prefix("blk.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (part, kind) = tail.rsplit_once('.')?;
+    let hf = match part {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}
+
+/// Hugging Face names → llama.cpp names.
+fn gguf_name(h: &str) -> Option<String> {
+    match h {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        "lm_head.weight" => return Some("output.weight".into()),
+        _ => {}
+    }
+    let rest = h.strip_prefix("model.layers.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let (part, kind) = tail.rsplit_once('.')?;
+    let g = match part {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{g}.{kind}"))
+}
+
+/// llama.cpp's permutation of q/k rows for interleaved RoPE:
+/// `w.reshape(h, 2, d/h/2, ...).swapaxes(1, 2).reshape(w.shape)`.
+fn permute_rope(w: &Tensor, heads: usize) -> Result<Tensor, MlError> {
+    let dims = w.dims().to_vec();
+    let rows = dims[0];
+    let rest: usize = dims[1..].iter().product();
+    let half = rows / heads / 2;
+    Ok(w.reshape((heads, 2, half, rest))?.transpose(1, 2)?.contiguous()?.reshape(dims)?)
+}
+
+/// The inverse of [`permute_rope`].
+fn unpermute_rope(w: &Tensor, heads: usize) -> Result<Tensor, MlError> {
+    let dims = w.dims().to_vec();
+    let rows = dims[0];
+    let rest: usize = dims[1..].iter().product();
+    let half = rows / heads / 2;
+    Ok(w.reshape((heads, half, 2, rest))?.transpose(1, 2)?.contiguous()?.reshape(dims)?)
+}
+
+/// Write a Hugging Face folder: `config.json`, `model.safetensors`, tokenizer files.
+pub fn write_hf_folder(
+    dir: &Path,
+    config: &ModelConfig,
+    tensors: &HashMap<String, Tensor>,
+    tokenizer: &TextTokenizer,
+) -> Result<(), MlError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let p = dir.join("config.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&config.to_hf_json()).expect("json")).map_err(io(&p))?;
+    let p = dir.join("model.safetensors");
+    candle_core::safetensors::save(tensors, &p).map_err(candle(&p))?;
+    tokenizer.write_hf_files(dir)
+}
+
+/// The safetensors bytes of a set of named tensors (sorted by name: canonical).
+pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, MlError> {
+    let mut v: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    safetensors::tensor::serialize(v, None).map_err(|e| MlError::Format(format!("safetensors: {e}")))
+}
