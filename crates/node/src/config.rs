@@ -100,6 +100,7 @@ pub fn dev_genesis() -> Genesis {
             commission_bps: 500,
             bond: Amount::open(DEV_VALIDATOR_BOND_OPEN),
         }],
+        base_model: None,
     }
 }
 
@@ -122,6 +123,18 @@ pub struct GenesisFile {
     pub params: BTreeMap<String, String>,
     #[serde(default)]
     pub operators: Vec<GenesisOperatorFile>,
+    /// The base model registered as m1: `{ "name": "...", "hash": "0x…" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<BaseModelFile>,
+}
+
+/// The base model of a genesis file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseModelFile {
+    pub name: String,
+    /// The base model hash (blake3 over tensors and tokenizer), 0x-hex.
+    pub hash: String,
 }
 
 /// An operator bonded at genesis, in a genesis file.
@@ -192,7 +205,17 @@ impl GenesisFile {
                 bond,
             });
         }
-        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params, operators })
+        let base_model = match &self.base_model {
+            None => None,
+            Some(b) => Some(runtime::genesis::BaseModelGenesis {
+                name: b.name.clone(),
+                base_hash: b
+                    .hash
+                    .parse()
+                    .map_err(|_| format!("baseModel.hash {:?} is not a 32-byte hex hash", b.hash))?,
+            }),
+        };
+        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params, operators, base_model })
     }
 
     pub fn from_genesis(g: &Genesis) -> GenesisFile {
@@ -213,6 +236,10 @@ impl GenesisFile {
                     bond: format!("{}wei", o.bond.0),
                 })
                 .collect(),
+            base_model: g
+                .base_model
+                .as_ref()
+                .map(|b| BaseModelFile { name: b.name.clone(), hash: b.base_hash.to_string() }),
         }
     }
 }

@@ -251,3 +251,113 @@ sol! {
         function leaderboard(uint64 id, uint32 limit) external view returns (address[] memory contributors, uint64[] memory approvedRows, uint16[] memory acceptanceBps);
     }
 }
+
+sol! {
+    #![sol(all_derives)]
+
+    /// A Datanet version a model was trained on.
+    struct DatanetVersionRef {
+        uint64 datanetId;
+        uint64 version;
+    }
+
+    /// What a model builder (ModelFactory) registers when a training job ends.
+    struct ModelRegistration {
+        /// 1 to 128 bytes, shown to users.
+        string name;
+        /// Model hash (`primitives::model_hash`) of the base model the adapter applies to.
+        bytes32 baseModelHash;
+        /// Adapter hash of the PEFT adapter; zero for a model without an adapter.
+        bytes32 adapterHash;
+        /// At most 32, distinct; each must exist and be open to training.
+        DatanetVersionRef[] datanets;
+        /// Canonical bytes the factory defines (at most 8 KiB); the runtime stores them and their blake3.
+        bytes hyperparams;
+        /// Evaluation metrics, canonical bytes the factory defines (at most 8 KiB), stored with their blake3.
+        bytes metrics;
+        /// blake3 of the training-log blob.
+        bytes32 trainingLogHash;
+        /// Kept LoRA checkpoints (at most 64), with the learning rate at each as lr × 1e9
+        /// (2e-4 is 200000); both lists have the same length.
+        bytes32[] checkpointHashes;
+        uint64[] checkpointLearningRates;
+        /// blake3 of the per-row gradient-sketch blob, and the seed and k of `ml::project`.
+        bytes32 sketchHash;
+        uint64 sketchSeed;
+        uint32 sketchK;
+        /// Base units of OPEN per 1K input and per 1K output tokens.
+        uint128 priceInPer1k;
+        uint128 priceOutPer1k;
+    }
+
+    /// A model as `IModels.model` answers it.
+    struct ModelInfo {
+        uint64 id;
+        address owner;
+        string name;
+        /// 0 draft, 1 proposed, 2 live, 3 retired.
+        uint8 state;
+        bytes32 baseModelHash;
+        bytes32 adapterHash;
+        DatanetVersionRef[] datanets;
+        /// The licence of each Datanet in `datanets` (same order), copied at registration.
+        string[] licences;
+        bytes32 hyperparamsHash;
+        bytes hyperparams;
+        bytes32 metricsHash;
+        bytes metrics;
+        bytes32 trainingLogHash;
+        bytes32[] checkpointHashes;
+        uint64[] checkpointLearningRates;
+        bytes32 sketchHash;
+        uint64 sketchSeed;
+        uint32 sketchK;
+        uint128 priceInPer1k;
+        uint128 priceOutPer1k;
+        /// Block of registration (0 for the base model registered at genesis).
+        uint64 createdAt;
+    }
+
+    /// Models: fine-tuned (or base) models with their provenance, prices and lifecycle
+    /// draft → proposed → live → retired. Governance makes models live with
+    /// `approve(ids)` from an executed proposal. The base model is m1, live and owned
+    /// by the treasury, when the genesis names one.
+    interface IModels {
+        event ModelRegistered(uint64 indexed id, address indexed owner, bytes32 adapterHash);
+        event ModelProposed(uint64 indexed id);
+        event ModelApproved(uint64 indexed id);
+        event ModelRetired(uint64 indexed id);
+        event ModelRepriced(uint64 indexed id, uint128 priceInPer1k, uint128 priceOutPer1k);
+
+        error UnknownModel(uint64 id);
+        error NotOwner(address caller);
+        /// The model is in state `from`, from which it cannot move to `to`.
+        error InvalidTransition(uint64 id, uint8 from, uint8 to);
+        error InvalidModel(string reason);
+        error UnknownDatanetVersion(uint64 datanetId, uint64 version);
+        /// A later tombstone removed rows this version contains.
+        error VersionClosed(uint64 datanetId, uint64 version);
+        /// A non-commercial licence (an "NC" component, e.g. CC-BY-NC-4.0) forbids a non-zero price.
+        error NonCommercialLicence(uint64 datanetId, string licence);
+        /// The model is retired already (it can be neither retired again nor repriced).
+        error AlreadyRetired(uint64 id);
+
+        /// Register a draft owned by the caller.
+        function register(ModelRegistration calldata registration) external returns (uint64 id);
+        /// Owner only: draft → proposed.
+        function propose(uint64 id) external;
+        /// Governance only: every id proposed → live, all or nothing.
+        function approve(uint64[] calldata ids) external;
+        /// Owner or governance: draft, proposed or live → retired.
+        function retire(uint64 id) external;
+        /// Owner only (governance for models the treasury owns); not for retired models.
+        function setPrice(uint64 id, uint128 priceInPer1k, uint128 priceOutPer1k) external;
+
+        function model(uint64 id) external view returns (ModelInfo memory);
+        function modelCount() external view returns (uint64);
+        /// Ids registered by `owner`, in registration order.
+        function modelsOf(address owner) external view returns (uint64[] memory);
+        /// Live ids ≥ `start`, ascending, at most `limit` (capped at 256): page with start = last id + 1.
+        function liveModels(uint64 start, uint64 limit) external view returns (uint64[] memory);
+    }
+}

@@ -10,7 +10,8 @@
 //! - [`system`]: the fixed addresses of the system contracts and the EIP-712 domain rule;
 //! - [`abi`]: the Solidity interfaces of the system contracts (`sol!`);
 //! - [`rows`]: Datanet rows, row ids, rows roots and version roots;
-//! - [`model_hash`]: model and adapter hashes over tensors.
+//! - [`model_hash`]: model and adapter hashes over tensors;
+//! - [`model_id`]: model ids and their text form `m<id>`.
 
 pub mod abi;
 pub mod amount;
@@ -18,6 +19,7 @@ pub mod block;
 pub mod hash;
 pub mod merkle;
 pub mod model_hash;
+pub mod model_id;
 pub mod rows;
 pub mod state;
 pub mod system;
@@ -27,6 +29,7 @@ pub use alloy_primitives::{Address, B256, Bloom, Bytes, Log, LogData, U256, addr
 pub use amount::{Amount, AmountError, DECIMALS, ONE_OPEN};
 pub use block::{Block, Header, Receipt};
 pub use hash::content_hash;
+pub use model_id::ModelId;
 pub use system::{Module, SYSTEM_MODULES};
 pub use tx::{SignedTransaction, TxError};
 

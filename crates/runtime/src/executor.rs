@@ -75,6 +75,7 @@ enum SystemCall {
     Staking(primitives::abi::IStaking::IStakingCalls),
     Governance(primitives::abi::IGovernance::IGovernanceCalls),
     Datanets(primitives::abi::IDatanets::IDatanetsCalls),
+    Models(primitives::abi::IModels::IModelsCalls),
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
@@ -86,6 +87,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, C
         Module::Staking => crate::staking::decode(input).map(SystemCall::Staking),
         Module::Governance => crate::governance::decode(input).map(SystemCall::Governance),
         Module::Datanets => crate::datanets::decode(input).map(SystemCall::Datanets),
+        Module::Models => crate::models::decode(input).map(SystemCall::Models),
         // Reserved addresses of modules that have no functions yet.
         _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
     })
@@ -127,6 +129,7 @@ fn system_gas(c: &SystemCall) -> u64 {
         SystemCall::Staking(c) => crate::staking::gas_cost(c),
         SystemCall::Governance(c) => crate::governance::gas_cost(c),
         SystemCall::Datanets(c) => crate::datanets::gas_cost(c),
+        SystemCall::Models(c) => crate::models::gas_cost(c),
     }
 }
 
@@ -137,6 +140,7 @@ fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<
         SystemCall::Staking(c) => crate::staking::execute(st, ctx, c),
         SystemCall::Governance(c) => crate::governance::execute(st, ctx, c),
         SystemCall::Datanets(c) => crate::datanets::execute(st, ctx, c),
+        SystemCall::Models(c) => crate::models::execute(st, ctx, c),
     }
 }
 

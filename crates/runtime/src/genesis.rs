@@ -1,10 +1,12 @@
-//! The initial state: balances and parameter overrides.
+//! The initial state: balances, parameter overrides, genesis operators and the base model.
 
 use primitives::{Address, Amount};
 
 use crate::context::CallFail;
 use crate::params::ParamError;
 use crate::{Overlay, bank, params};
+
+pub use crate::models::genesis::BaseModelGenesis;
 
 /// What the chain starts from. The node reads it from a genesis file (JSON at
 /// the edge) and hands it here typed.
@@ -18,6 +20,11 @@ pub struct Genesis {
     pub params: Vec<(String, u128)>,
     /// Operators bonded at genesis (their bonds come out of their allocations).
     pub operators: Vec<crate::staking::genesis::GenesisOperator>,
+    /// The base model, registered as m1 (no adapter, owned by the treasury, live,
+    /// priced by the parameters `models.base_price_in_per_1k` and
+    /// `models.base_price_out_per_1k`, which `params` may override). `None`: the
+    /// chain starts without one and the first registered model is m1.
+    pub base_model: Option<BaseModelGenesis>,
 }
 
 /// Why a genesis is refused.
@@ -42,6 +49,13 @@ impl Genesis {
         crate::staking::genesis::init(st, self.chain_id, &self.operators).map_err(|e| match e {
             CallFail::Revert(d) => GenesisError::State(format!(
                 "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?): 0x{}",
+                alloy_primitives::hex::encode(d)
+            )),
+            CallFail::Fatal(e) => GenesisError::State(e.0),
+        })?;
+        crate::models::genesis::init(st, self.base_model.as_ref()).map_err(|e| match e {
+            CallFail::Revert(d) => GenesisError::State(format!(
+                "the base model cannot be registered (is its name 1 to 128 bytes and its hash non-zero?): 0x{}",
                 alloy_primitives::hex::encode(d)
             )),
             CallFail::Fatal(e) => GenesisError::State(e.0),

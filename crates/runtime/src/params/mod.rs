@@ -200,6 +200,24 @@ pub const DATANETS_ATTESTATION_TTL: ParamSpec = ParamSpec {
     doc: "seconds an ingest attestation stays valid after it was signed",
 };
 
+/// Price of the base model m1 per 1K input tokens, written into its record at
+/// genesis; a proposal reprices m1 later with `models.setPrice(1, in, out)`.
+pub const MODELS_BASE_PRICE_IN_PER_1K: ParamSpec = ParamSpec {
+    name: "models.base_price_in_per_1k",
+    default: OPEN / 1_000,
+    min: 0,
+    max: 1_000 * OPEN,
+    doc: "genesis price of the base model m1 per 1K input tokens (base units of OPEN)",
+};
+/// Price of the base model m1 per 1K output tokens, written into its record at genesis.
+pub const MODELS_BASE_PRICE_OUT_PER_1K: ParamSpec = ParamSpec {
+    name: "models.base_price_out_per_1k",
+    default: 2 * OPEN / 1_000,
+    min: 0,
+    max: 1_000 * OPEN,
+    doc: "genesis price of the base model m1 per 1K output tokens (base units of OPEN)",
+};
+
 /// Every registered parameter, sorted by name.
 pub const ALL: &[ParamSpec] = &[
     BLOCK_GAS_LIMIT,
@@ -220,6 +238,8 @@ pub const ALL: &[ParamSpec] = &[
     GOV_VETO_BPS,
     GOV_VOTING_DELAY,
     GOV_VOTING_PERIOD,
+    MODELS_BASE_PRICE_IN_PER_1K,
+    MODELS_BASE_PRICE_OUT_PER_1K,
     STAKING_ISSUANCE_PER_BLOCK,
     STAKING_MIN_SELF_BOND,
     STAKING_SLASH_REPORTER_BPS,

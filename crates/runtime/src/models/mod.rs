@@ -1,0 +1,290 @@
+//! `models`: the registry of models and their provenance. A model builder
+//! registers a draft naming its base model, adapter, the Datanet versions it
+//! was trained on (their licences are copied into the record), hyperparameters,
+//! metrics, training log, kept checkpoints and gradient sketch, and its prices;
+//! the owner proposes it; governance makes it live with `approve(ids)` from an
+//! executed proposal; the owner or governance retires it.
+//!
+//! Rules:
+//! - ids are u64 from 1, written `m<id>` ([`primitives::ModelId`]); when the
+//!   genesis names a base model it is m1: no adapter, owned by the treasury,
+//!   live, priced by `models.base_price_in_per_1k` / `models.base_price_out_per_1k`
+//!   at genesis (a proposal reprices it later through `setPrice`);
+//! - a Datanet version can be trained on while it exists and is not closed (a
+//!   tombstone closes every version that contains the removed row);
+//! - a non-commercial licence ([`is_non_commercial`]) forbids a non-zero price;
+//! - models hold no funds: every function refuses value.
+
+pub mod genesis;
+pub mod records;
+pub mod state_key;
+pub mod view;
+
+use alloy_sol_types::SolCall;
+use primitives::abi::IModels::{self, IModelsCalls};
+use primitives::abi::{ModelRegistration, NonPayable, Unauthorized};
+use primitives::system::{Module, TREASURY};
+use primitives::{Address, Amount, B256, Bytes, ModelId, content_hash};
+
+use crate::context::{CallCtx, CallFail};
+use crate::datanets::DatanetsRead;
+use crate::{Overlay, revert};
+pub use records::*;
+pub use view::{ModelsRead, ModelsWrite};
+
+pub const ADDRESS: Address = Module::Models.address();
+/// Most Datanet versions one model names.
+pub const MAX_DATANETS: usize = 32;
+/// Most kept checkpoints one model lists.
+pub const MAX_CHECKPOINTS: usize = 64;
+/// Largest hyperparameters or metrics blob kept in state (bytes).
+pub const MAX_BLOB: usize = 8 * 1024;
+/// Most ids in one `approve` and in one page of `liveModels`.
+pub const MAX_IDS: usize = 256;
+const MAX_NAME: usize = 128;
+
+/// Whether a licence is non-commercial: one of its SPDX-style components (the
+/// parts between characters that are not ASCII letters or digits) is "NC", in
+/// any case. `CC-BY-NC-4.0`, `CC-BY-NC-SA-4.0` and `MIT OR CC-BY-NC-4.0` are;
+/// `CC-BY-4.0`, `Apache-2.0` and `NCSA` are not.
+pub fn is_non_commercial(licence: &str) -> bool {
+    licence.split(|c: char| !c.is_ascii_alphanumeric()).any(|p| p.eq_ignore_ascii_case("nc"))
+}
+
+/// Gas charged on top of intrinsic gas (which already prices calldata by the byte).
+///
+/// | function | gas |
+/// |---|---|
+/// | `register` | 150,000 + 20,000 per Datanet version (two records read) + 5,000 per checkpoint + 20 per byte of hyperparameters and metrics (kept in state) |
+/// | `propose` | 30,000 |
+/// | `approve` | 20,000 + 40,000 per id (record and live list) |
+/// | `retire` | 40,000 |
+/// | `setPrice` | 30,000 |
+/// | views | 5,000 |
+pub fn gas_cost(call: &IModelsCalls) -> u64 {
+    use IModelsCalls::*;
+    match call {
+        register(c) => {
+            let r = &c.registration;
+            150_000
+                + 20_000 * r.datanets.len() as u64
+                + 5_000 * r.checkpointHashes.len() as u64
+                + 20 * (r.hyperparams.len() + r.metrics.len()) as u64
+        }
+        propose(_) => 30_000,
+        approve(c) => 20_000 + 40_000 * c.ids.len() as u64,
+        retire(_) => 40_000,
+        setPrice(_) => 30_000,
+        model(_) | modelCount(_) | modelsOf(_) | liveModels(_) => 5_000,
+    }
+}
+
+pub fn decode(input: &[u8]) -> Result<IModelsCalls, CallFail> {
+    crate::executor::decode_calls::<IModelsCalls>(input)
+}
+
+fn get(st: &Overlay, id: u64) -> Result<ModelRecord, CallFail> {
+    st.model(ModelId(id))?.ok_or_else(|| revert(IModels::UnknownModel { id }))
+}
+
+fn invalid(reason: &str) -> CallFail {
+    revert(IModels::InvalidModel { reason: reason.into() })
+}
+
+fn transition(id: u64, from: u8, to: u8) -> CallFail {
+    revert(IModels::InvalidTransition { id, from, to })
+}
+
+/// The trimmed name, if it is 1 to 128 bytes.
+pub(crate) fn check_name(name: &str) -> Result<&str, CallFail> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(invalid("the name must be 1 to 128 bytes"));
+    }
+    Ok(name)
+}
+
+/// Refuse a non-zero price when any licence is non-commercial.
+fn check_price(datanet_ids: &[u64], licences: &[String], price_in: u128, price_out: u128) -> Result<(), CallFail> {
+    if price_in == 0 && price_out == 0 {
+        return Ok(());
+    }
+    match datanet_ids.iter().zip(licences).find(|(_, l)| is_non_commercial(l)) {
+        Some((d, l)) => Err(revert(IModels::NonCommercialLicence { datanetId: *d, licence: l.clone() })),
+        None => Ok(()),
+    }
+}
+
+/// Whether `sender` may act as the owner of `rec`: the owner itself, or
+/// governance for models the treasury owns (the treasury is governed).
+fn acts_as_owner(rec: &ModelRecord, sender: &Address) -> bool {
+    *sender == rec.owner || (rec.owner == TREASURY && *sender == Module::Governance.address())
+}
+
+/// A draft from a registration, after every check.
+fn draft(st: &Overlay, owner: Address, r: ModelRegistration, height: u64) -> Result<ModelRecord, CallFail> {
+    let name = check_name(&r.name)?.to_string();
+    if r.baseModelHash == B256::ZERO {
+        return Err(invalid("the base model hash is required"));
+    }
+    if r.datanets.len() > MAX_DATANETS {
+        return Err(invalid("at most 32 Datanet versions"));
+    }
+    if r.hyperparams.len() > MAX_BLOB || r.metrics.len() > MAX_BLOB {
+        return Err(invalid("hyperparameters and metrics are at most 8 KiB each"));
+    }
+    if r.checkpointHashes.len() != r.checkpointLearningRates.len() {
+        return Err(invalid("one learning rate per checkpoint"));
+    }
+    if r.checkpointHashes.len() > MAX_CHECKPOINTS {
+        return Err(invalid("at most 64 checkpoints"));
+    }
+    let (mut ids, mut versions, mut licences) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, dv) in r.datanets.iter().enumerate() {
+        if r.datanets[..i].contains(dv) {
+            return Err(invalid("a Datanet version is named twice"));
+        }
+        let unknown = || revert(IModels::UnknownDatanetVersion { datanetId: dv.datanetId, version: dv.version });
+        let d = st.datanet(dv.datanetId)?.ok_or_else(unknown)?;
+        let v = st.version(dv.datanetId, dv.version)?.ok_or_else(unknown)?;
+        if v.closed {
+            return Err(revert(IModels::VersionClosed { datanetId: dv.datanetId, version: dv.version }));
+        }
+        ids.push(dv.datanetId);
+        versions.push(dv.version);
+        licences.push(d.licence);
+    }
+    check_price(&ids, &licences, r.priceInPer1k, r.priceOutPer1k)?;
+    Ok(ModelRecord {
+        owner,
+        name,
+        baseModelHash: r.baseModelHash,
+        adapterHash: r.adapterHash,
+        datanetIds: ids,
+        datanetVersions: versions,
+        licences,
+        hyperparamsHash: content_hash(&r.hyperparams),
+        hyperparams: r.hyperparams,
+        metricsHash: content_hash(&r.metrics),
+        metrics: r.metrics,
+        trainingLogHash: r.trainingLogHash,
+        checkpointHashes: r.checkpointHashes,
+        checkpointLearningRates: r.checkpointLearningRates,
+        sketchHash: r.sketchHash,
+        sketchSeed: r.sketchSeed,
+        sketchK: r.sketchK,
+        priceInPer1k: r.priceInPer1k,
+        priceOutPer1k: r.priceOutPer1k,
+        state: DRAFT,
+        createdAt: height,
+    })
+}
+
+pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IModelsCalls) -> Result<Bytes, CallFail> {
+    use IModelsCalls as C;
+    let height = ctx.env.number;
+    let sender = ctx.sender;
+    if ctx.value != Amount::ZERO {
+        return Err(revert(NonPayable {}));
+    }
+    let governance = Module::Governance.address();
+    Ok(match call {
+        C::register(c) => {
+            let rec = draft(st, sender, c.registration, height)?;
+            let id = st.insert_model(&rec)?;
+            ctx.emit(ADDRESS, &IModels::ModelRegistered { id: id.0, owner: sender, adapterHash: rec.adapterHash });
+            IModels::registerCall::abi_encode_returns(&id.0).into()
+        }
+        C::propose(c) => {
+            let mut rec = get(st, c.id)?;
+            if rec.owner != sender {
+                return Err(revert(IModels::NotOwner { caller: sender }));
+            }
+            if rec.state != DRAFT {
+                return Err(transition(c.id, rec.state, PROPOSED));
+            }
+            rec.state = PROPOSED;
+            st.update_model(ModelId(c.id), &rec)?;
+            ctx.emit(ADDRESS, &IModels::ModelProposed { id: c.id });
+            IModels::proposeCall::abi_encode_returns(&IModels::proposeReturn {}).into()
+        }
+        C::approve(c) => {
+            if sender != governance {
+                return Err(revert(Unauthorized { caller: sender }));
+            }
+            if c.ids.len() > MAX_IDS {
+                return Err(invalid("at most 256 ids per approve"));
+            }
+            // All or nothing: the first refusal reverts every approval before it.
+            for id in c.ids {
+                let mut rec = get(st, id)?;
+                if rec.state != PROPOSED {
+                    return Err(transition(id, rec.state, LIVE));
+                }
+                rec.state = LIVE;
+                st.update_model(ModelId(id), &rec)?;
+                ctx.emit(ADDRESS, &IModels::ModelApproved { id });
+            }
+            IModels::approveCall::abi_encode_returns(&IModels::approveReturn {}).into()
+        }
+        C::retire(c) => {
+            let mut rec = get(st, c.id)?;
+            if rec.owner != sender && sender != governance {
+                return Err(revert(IModels::NotOwner { caller: sender }));
+            }
+            if rec.state == RETIRED {
+                return Err(revert(IModels::AlreadyRetired { id: c.id }));
+            }
+            rec.state = RETIRED;
+            st.update_model(ModelId(c.id), &rec)?;
+            ctx.emit(ADDRESS, &IModels::ModelRetired { id: c.id });
+            IModels::retireCall::abi_encode_returns(&IModels::retireReturn {}).into()
+        }
+        C::setPrice(c) => {
+            let mut rec = get(st, c.id)?;
+            if !acts_as_owner(&rec, &sender) {
+                return Err(revert(IModels::NotOwner { caller: sender }));
+            }
+            if rec.state == RETIRED {
+                return Err(revert(IModels::AlreadyRetired { id: c.id }));
+            }
+            check_price(&rec.datanetIds, &rec.licences, c.priceInPer1k, c.priceOutPer1k)?;
+            rec.priceInPer1k = c.priceInPer1k;
+            rec.priceOutPer1k = c.priceOutPer1k;
+            st.update_model(ModelId(c.id), &rec)?;
+            ctx.emit(
+                ADDRESS,
+                &IModels::ModelRepriced { id: c.id, priceInPer1k: c.priceInPer1k, priceOutPer1k: c.priceOutPer1k },
+            );
+            IModels::setPriceCall::abi_encode_returns(&IModels::setPriceReturn {}).into()
+        }
+        C::model(c) => IModels::modelCall::abi_encode_returns(&get(st, c.id)?.to_info(ModelId(c.id))).into(),
+        C::modelCount(_) => IModels::modelCountCall::abi_encode_returns(&st.model_count()?).into(),
+        C::modelsOf(c) => {
+            let ids: Vec<u64> = st.models_of(&c.owner)?.into_iter().map(u64::from).collect();
+            IModels::modelsOfCall::abi_encode_returns(&ids).into()
+        }
+        C::liveModels(c) => {
+            let live = st.live_models()?;
+            let from = live.partition_point(|m| m.0 < c.start);
+            let limit = usize::try_from(c.limit).unwrap_or(usize::MAX).min(MAX_IDS);
+            let page: Vec<u64> = live[from..].iter().take(limit).map(|m| m.0).collect();
+            IModels::liveModelsCall::abi_encode_returns(&page).into()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_commercial_licences() {
+        for l in ["CC-BY-NC-4.0", "cc-by-nc-sa-4.0", "CC-BY-NC-ND-3.0", "MIT OR CC-BY-NC-4.0", "LicenseRef-NC", "NC"] {
+            assert!(is_non_commercial(l), "{l}");
+        }
+        for l in ["CC-BY-4.0", "CC0-1.0", "Apache-2.0", "MIT", "NCSA", "CC-BY-SA-4.0", "", "ANC-1.0"] {
+            assert!(!is_non_commercial(l), "{l}");
+        }
+    }
+}
