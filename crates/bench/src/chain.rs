@@ -969,6 +969,7 @@ mod tests {
             history: 1000,
             max_txs_per_block: 10_000,
             genesis: node::dev_genesis(),
+            base_model: None,
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

@@ -48,6 +48,12 @@ enum Cmd {
     /// Curate contributions: approve, reject, tombstone rows.
     #[command(subcommand)]
     Curate(commands::datanet::CurateCmd),
+    /// Models: `bootstrap` trains the project's base model; propose, show, list, retire, price.
+    #[command(subcommand)]
+    Model(commands::model::ModelCmd),
+    /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
+    #[command(subcommand)]
+    Train(commands::train::TrainCmd),
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -81,6 +87,8 @@ fn main() {
         Cmd::Datanet(c) => commands::datanet::run(c, out),
         Cmd::Contribute(a) => commands::datanet::contribute(a, out),
         Cmd::Curate(c) => commands::datanet::curate(c, out),
+        Cmd::Model(c) => commands::model::run(c, out),
+        Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),

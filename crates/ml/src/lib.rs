@@ -7,7 +7,9 @@
 //! Other crates (`factory`, `serve`, `attribution`) call this API and never
 //! import candle: tensors stay inside, slices and ids cross the boundary.
 
+pub mod bootstrap;
 pub mod config;
+pub mod eval;
 pub mod frozen;
 pub mod generate;
 pub mod grad;
@@ -26,7 +28,7 @@ pub use kv::{BlockTable, KvCache, SeqId};
 pub use lora::{LoraAdapter, LoraConfig, LoraVars, Target};
 pub use model::{BaseGrad, Logits, Model, SeqStep, Step, StepOutput};
 pub use tokenizer::{ChatMessage, TextTokenizer};
-pub use train::{AdamW, Checkpoint, TrainConfig, Trainer, lr_at};
+pub use train::{AdamW, Checkpoint, StepReport, TokenBatch, TrainConfig, Trainer, lr_at};
 pub use weights::ModelFiles;
 
 /// Errors of the ML layer, each with what a user needs to act on it.
@@ -60,6 +62,7 @@ pub enum MlError {
 
 impl From<candle_core::Error> for MlError {
     fn from(e: candle_core::Error) -> Self {
-        MlError::Tensor(e.to_string())
+        // candle appends a backtrace to its messages; the first line is the error.
+        MlError::Tensor(e.to_string().lines().next().unwrap_or("").to_string())
     }
 }

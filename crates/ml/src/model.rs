@@ -474,7 +474,7 @@ impl Model {
         let logits = self.forward_train(tokens, lora, BaseGrad::Frozen, None)?.detach();
         let logits = logits.narrow(1, 0, t - 1)?;
         let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let targets = tokens.narrow(1, 1, t - 1)?;
+        let targets = tokens.narrow(1, 1, t - 1)?.contiguous()?;
         let nll = lsm.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
         let m = mask.narrow(1, 1, t - 1)?;
         let sum = (nll * &m)?.sum(1)?.to_vec1::<f32>()?;

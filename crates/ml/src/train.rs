@@ -166,6 +166,35 @@ impl Checkpoint {
     }
 }
 
+/// A `[rows, len]` block of token ids with its target mask (1.0 = the token
+/// is predicted and counts in the loss), row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    pub tokens: Vec<u32>,
+    pub mask: Vec<f32>,
+    pub rows: usize,
+    pub len: usize,
+}
+
+impl TokenBatch {
+    pub fn tensors(&self) -> Result<(Tensor, Tensor), MlError> {
+        if self.tokens.len() != self.rows * self.len || self.mask.len() != self.tokens.len() {
+            return Err(MlError::Config(format!(
+                "a batch of {}×{} needs {} tokens and mask entries, got {} and {}",
+                self.rows,
+                self.len,
+                self.rows * self.len,
+                self.tokens.len(),
+                self.mask.len()
+            )));
+        }
+        Ok((
+            Tensor::from_slice(&self.tokens, (self.rows, self.len), &Device::Cpu)?,
+            Tensor::from_slice(&self.mask, (self.rows, self.len), &Device::Cpu)?,
+        ))
+    }
+}
+
 /// One LoRA run over a frozen base model.
 pub struct Trainer<'m> {
     pub model: &'m Model,
@@ -211,17 +240,17 @@ impl<'m> Trainer<'m> {
         self.opt.t
     }
 
-    /// One optimiser step over `micro` micro-batches (`[b, t]` tokens, `[b, t]` target mask),
-    /// gradients averaged over them.
-    pub fn step(&mut self, micro: &[(Tensor, Tensor)]) -> Result<StepReport, MlError> {
+    /// One optimiser step over `micro` micro-batches, gradients averaged over them.
+    pub fn step(&mut self, micro: &[TokenBatch]) -> Result<StepReport, MlError> {
         if micro.is_empty() {
             return Err(MlError::Config("a training step needs at least one micro-batch".into()));
         }
+        let micro: Vec<(Tensor, Tensor)> = micro.iter().map(|b| b.tensors()).collect::<Result<_, _>>()?;
         let vars = self.vars.all();
         let mut sum: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut loss_sum = 0.0;
         let mut tokens = 0;
-        for (toks, mask) in micro {
+        for (toks, mask) in &micro {
             tokens += toks.elem_count();
             let dropout = if self.config.lora.lora_dropout > 0.0 { Some(&mut self.rng) } else { None };
             let loss = self.model.loss(toks, mask, Some(&self.vars), self.base_grad, dropout)?;

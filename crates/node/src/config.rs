@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub history: u64,
     pub max_txs_per_block: usize,
     pub genesis: Genesis,
+    /// The base model ModelFactory trains on when a job names none (a Hugging
+    /// Face folder or a GGUF file); default: the committed `models/base`.
+    pub base_model: Option<PathBuf>,
 }
 
 /// Why configuration could not be read.
@@ -271,6 +274,18 @@ pub struct ConfigFile {
     /// Blob store: a directory (relative to the data directory) or an `s3://` URL.
     #[serde(default = "default_blobs")]
     pub blobs: String,
+    /// The base model for ModelFactory: a Hugging Face folder or a GGUF file
+    /// (absolute, or relative to the data directory); empty: the committed `models/base`.
+    #[serde(default)]
+    pub base_model: String,
+}
+
+/// The committed base model (`models/base` of the repository), if this binary
+/// runs where it can find it: under the current directory or the source tree.
+pub fn default_base_model() -> Option<PathBuf> {
+    let candidates =
+        [PathBuf::from("models/base"), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/base")];
+    candidates.into_iter().find(|p| p.join("config.json").is_file()).map(|p| p.canonicalize().unwrap_or(p))
 }
 
 fn default_http() -> String {
@@ -299,6 +314,7 @@ impl ConfigFile {
             history: default_history(),
             http_addr: default_http(),
             blobs: default_blobs(),
+            base_model: String::new(),
         }
     }
 
@@ -335,6 +351,12 @@ impl ConfigFile {
                 .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Attester, &pw).ok()),
             Err(_) => None,
         };
+        let base_model = if self.base_model.is_empty() {
+            default_base_model()
+        } else {
+            let p = PathBuf::from(&self.base_model);
+            Some(if p.is_absolute() { p } else { data_dir.join(p) })
+        };
         Ok(NodeConfig {
             http_addr,
             blobs: Some(blobs),
@@ -349,6 +371,7 @@ impl ConfigFile {
             history: self.history,
             max_txs_per_block: 10_000,
             genesis,
+            base_model,
         })
     }
 }

@@ -4,11 +4,14 @@
 
 mod backend;
 mod config;
+mod factory_env;
+
+pub use factory_env::NodeFactoryEnv;
 
 pub use backend::ChainBackend;
 pub use config::{
-    ConfigError, ConfigFile, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, dev_accounts,
-    dev_attester, dev_consensus_key, dev_genesis, dev_params, load_genesis,
+    ConfigError, ConfigFile, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, default_base_model,
+    dev_accounts, dev_attester, dev_consensus_key, dev_genesis, dev_params, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -23,6 +26,8 @@ pub struct Node {
     /// Where the HTTP API listens, if it does.
     pub http_addr: Option<SocketAddr>,
     pub datanets: Arc<datanets::DatanetService>,
+    /// ModelFactory's job queue.
+    pub jobs: Arc<factory::JobQueue>,
 }
 
 /// Chain state for the Datanet services: the latest committed snapshot.
@@ -50,6 +55,8 @@ pub enum NodeError {
     BindHttp { addr: SocketAddr, err: std::io::Error },
     #[error("blob store: {0}")]
     Blobs(String),
+    #[error("job queue: {0}")]
+    Jobs(String),
     #[error("cannot write {ENDPOINTS_FILE} in the data directory: {0}")]
     Endpoints(std::io::Error),
 }
@@ -79,6 +86,15 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     let store = Arc::new(blobs::BlobStore::open(&blob_cfg).map_err(|e| NodeError::Blobs(e.to_string()))?);
     let datanets =
         datanets::DatanetService::new(Arc::new(ChainState(chain.clone())), store.clone(), cfg.attester.clone());
+    let env = Arc::new(NodeFactoryEnv::new(
+        chain.clone(),
+        datanets.clone(),
+        store.clone(),
+        cfg.base_model.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let jobs = factory::JobQueue::open(&cfg.data_dir.join("jobs"), env).map_err(|e| NodeError::Jobs(e.to_string()))?;
+    jobs.start();
     let http_listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),
         None => None,
@@ -100,7 +116,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     });
     if let Some(l) = http_listener {
         let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(datanets::DatanetBlobPolicy(datanets.clone()));
-        let router = datanets::routes(datanets.clone()).merge(blobs::routes(store, policy));
+        let router = datanets::routes(datanets.clone())
+            .merge(blobs::routes(store, policy))
+            .merge(factory::routes::routes(jobs.clone()));
         tokio::spawn(async move {
             if let Err(e) = httpapi::serve(l, router).await {
                 tracing::error!("HTTP server stopped: {e}");
@@ -108,7 +126,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         });
     }
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, datanets })
+    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs })
 }
 
 /// The file in the data directory that names the addresses a running node
@@ -141,8 +159,10 @@ fn write_endpoints(path: &std::path::Path, rpc: SocketAddr, http: Option<SocketA
 }
 
 impl Node {
-    /// Stop producing blocks; committed state is already durable.
+    /// Stop producing blocks and training; committed state is already durable,
+    /// and a running job resumes from its checkpoint at the next start.
     pub fn stop(&self) {
+        self.jobs.stop();
         self.chain.stop();
     }
 }

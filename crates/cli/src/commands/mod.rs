@@ -4,10 +4,13 @@ pub mod datanet;
 pub mod gov;
 pub mod httpc;
 pub mod keys;
+pub mod model;
 pub mod node;
 pub mod node_keys;
 pub mod query;
+pub mod registry;
 pub mod stake;
+pub mod train;
 pub mod tx;
 
 use std::path::PathBuf;

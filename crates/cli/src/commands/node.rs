@@ -39,6 +39,10 @@ pub struct UpArgs {
     /// Do not print the dev accounts and keys.
     #[arg(long)]
     pub quiet: bool,
+    /// The base model for ModelFactory (a Hugging Face folder or a GGUF file);
+    /// default: the committed models/base.
+    #[arg(long)]
+    pub base_model: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -152,6 +156,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         history: a.history,
         max_txs_per_block: 10_000,
         genesis: node::dev_genesis(),
+        base_model: a.base_model.clone().or_else(node::default_base_model),
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };

@@ -1005,7 +1005,13 @@ pub mod abi {
             }
             Ty::Bytes => Val::Bytes(hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| bad("hex bytes"))?),
             Ty::String => Val::String(s.to_string()),
-            Ty::Int(_) | Ty::Array(_) => bail!("arguments of type {t:?} are not supported by --call; use --raw"),
+            // `[1,2,3]` or `1,2,3` (e.g. models.approve [2,3]); items of a simple type.
+            Ty::Array(inner) => {
+                let body = s.trim().trim_start_matches('[').trim_end_matches(']');
+                let items: Vec<&str> = body.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+                Val::Array(items.into_iter().map(|x| parse_arg(inner, x)).collect::<anyhow::Result<_>>()?)
+            }
+            Ty::Int(_) => bail!("arguments of type {t:?} are not supported by --call; use --raw"),
         })
     }
 
@@ -1081,6 +1087,7 @@ pub mod abi {
             Module::Staking => IStaking::IStakingCalls::SIGNATURES,
             Module::Governance => IGovernance::IGovernanceCalls::SIGNATURES,
             Module::Datanets => sol::IDatanets::IDatanetsCalls::SIGNATURES,
+            Module::Models => sol::IModels::IModelsCalls::SIGNATURES,
             _ => return None,
         })
     }
@@ -1093,6 +1100,7 @@ pub mod abi {
             Module::Staking => IStaking::IStakingCalls::abi_decode(data).map(|_| ()),
             Module::Governance => IGovernance::IGovernanceCalls::abi_decode(data).map(|_| ()),
             Module::Datanets => sol::IDatanets::IDatanetsCalls::abi_decode(data).map(|_| ()),
+            Module::Models => sol::IModels::IModelsCalls::abi_decode(data).map(|_| ()),
             _ => Ok(()),
         };
         r.map_err(|e| anyhow!("encoded call does not decode: {e}"))
@@ -1149,6 +1157,7 @@ pub mod abi {
                 Module::Staking => IStaking::IStakingCalls::signature_by_selector(sel),
                 Module::Governance => IGovernance::IGovernanceCalls::signature_by_selector(sel),
                 Module::Datanets => sol::IDatanets::IDatanetsCalls::signature_by_selector(sel),
+                Module::Models => sol::IModels::IModelsCalls::signature_by_selector(sel),
                 _ => None,
             }?;
             let (name, types) = split_signature(sig).ok()?;
@@ -1220,6 +1229,14 @@ pub mod abi {
         IGovernance::VotingStarted { id };
         IGovernance::ProposalCallFailed { index, reason };
         IGovernance::TooManyOpenProposals { max };
+        sol::IModels::UnknownModel { id };
+        sol::IModels::NotOwner { caller };
+        sol::IModels::InvalidTransition { id, from, to };
+        sol::IModels::InvalidModel { reason };
+        sol::IModels::UnknownDatanetVersion { datanetId, version };
+        sol::IModels::VersionClosed { datanetId, version };
+        sol::IModels::NonCommercialLicence { datanetId, licence };
+        sol::IModels::AlreadyRetired { id };
     }
 
     fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
@@ -1227,6 +1244,7 @@ pub mod abi {
             .or_else(|| IGovernance::IGovernanceErrors::signature_by_selector(sel))
             .or_else(|| IParams::IParamsErrors::signature_by_selector(sel))
             .or_else(|| sol::IDatanets::IDatanetsErrors::signature_by_selector(sel))
+            .or_else(|| sol::IModels::IModelsErrors::signature_by_selector(sel))
             .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
             .or(match sel {
                 [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),

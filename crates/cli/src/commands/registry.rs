@@ -1,0 +1,299 @@
+//! `model propose|show|list|retire|price`: the on-chain model registry (`models` module).
+
+use alloy_sol_types::{SolCall, SolEvent};
+use anyhow::{anyhow, bail};
+use primitives::abi::{DatanetVersionRef, IModels, ModelInfo, ModelRegistration};
+use primitives::system::Module;
+use primitives::{Address, Amount, B256, Bytes, ModelId};
+use serde_json::{Value, json};
+
+use super::RpcArgs;
+use super::httpc::HttpArgs;
+use super::keys::SignerArgs;
+use super::stake::{send_call, view};
+use crate::output::Out;
+
+const MODELS: Address = Module::Models.address();
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Register a finished training job's model (draft) and propose it to governance.
+    Propose {
+        /// The ModelFactory job that made it.
+        #[arg(long)]
+        job: u64,
+        #[arg(long)]
+        name: Option<String>,
+        /// Price per 1K input tokens, in OPEN (or wei with a `wei` suffix).
+        #[arg(long, default_value = "0.001")]
+        price_in: Amount,
+        /// Price per 1K output tokens.
+        #[arg(long, default_value = "0.002")]
+        price_out: Amount,
+        /// Register only (stay a draft).
+        #[arg(long)]
+        no_propose: bool,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A model's record (`m<id>` or the number).
+    Show {
+        model: String,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Every registered model.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Retire a model (its owner, or governance).
+    Retire {
+        model: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Reprice a model (its owner).
+    Price {
+        model: String,
+        #[arg(long = "in")]
+        price_in: Amount,
+        #[arg(long = "out")]
+        price_out: Amount,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+}
+
+/// `m7` or `7`.
+pub fn parse_model(s: &str) -> anyhow::Result<u64> {
+    if let Ok(id) = s.parse::<ModelId>() {
+        return Ok(id.0);
+    }
+    s.parse::<u64>().map_err(|_| anyhow!("{s:?} is not a model id (m<id>)"))
+}
+
+const STATES: [&str; 4] = ["draft", "proposed", "live", "retired"];
+
+fn info_json(m: &ModelInfo) -> Value {
+    json!({
+        "id": format!("m{}", m.id),
+        "owner": m.owner,
+        "name": m.name,
+        "state": STATES.get(m.state as usize).copied().unwrap_or("?"),
+        "baseModelHash": m.baseModelHash,
+        "adapterHash": m.adapterHash,
+        "datanets": m.datanets.iter().map(|d| json!({"datanet": d.datanetId, "version": d.version})).collect::<Vec<_>>(),
+        "licences": m.licences,
+        "hyperparams": String::from_utf8_lossy(&m.hyperparams),
+        "metrics": serde_json::from_slice::<Value>(&m.metrics).unwrap_or(Value::Null),
+        "trainingLogHash": m.trainingLogHash,
+        "checkpointHashes": m.checkpointHashes,
+        "checkpointLearningRates": m.checkpointLearningRates,
+        "sketchHash": m.sketchHash,
+        "sketchSeed": m.sketchSeed,
+        "sketchK": m.sketchK,
+        "priceInPer1k": m.priceInPer1k.to_string(),
+        "priceOutPer1k": m.priceOutPer1k.to_string(),
+        "createdAt": m.createdAt,
+    })
+}
+
+fn info_human(m: &ModelInfo) -> String {
+    let mut s = format!(
+        "m{} {:?} ({}), owner {}\n  base {}\n  adapter {}\n  price {} OPEN / 1K in, {} OPEN / 1K out",
+        m.id,
+        m.name,
+        STATES.get(m.state as usize).copied().unwrap_or("?"),
+        m.owner,
+        m.baseModelHash,
+        m.adapterHash,
+        Amount(m.priceInPer1k),
+        Amount(m.priceOutPer1k),
+    );
+    for (d, l) in m.datanets.iter().zip(&m.licences) {
+        s += &format!("\n  trained on Datanet {} version {} ({l})", d.datanetId, d.version);
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(&m.metrics)
+        && let Some(l) = v["metrics"]["validation"]["loss"].as_f64()
+    {
+        s += &format!("\n  validation loss {l:.4}");
+    }
+    s
+}
+
+/// The model record `id`.
+pub fn model_info(rpc: &RpcArgs, id: u64) -> anyhow::Result<ModelInfo> {
+    view(&mut rpc.client(), MODELS, &IModels::modelCall { id })
+}
+
+fn lr_nano(lr: f64) -> u64 {
+    (lr * 1e9).round().max(0.0) as u64
+}
+
+pub fn run(c: RegistryCmd, out: Out) -> anyhow::Result<()> {
+    match c {
+        RegistryCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
+            let j = super::train::job(&http, job)?;
+            if j["status"] != "succeeded" {
+                bail!("job {job} has not succeeded ({}): nothing to register", j["status"].as_str().unwrap_or("?"));
+            }
+            let o = &j["output"];
+            let a = &j["artefacts"];
+            let h = |v: &Value| -> anyhow::Result<B256> {
+                v.as_str()
+                    .ok_or_else(|| anyhow!("job {job}: missing hash"))?
+                    .parse()
+                    .map_err(|_| anyhow!("bad hash {v}"))
+            };
+            let metrics = {
+                let v = json!({"metrics": o["metrics"], "artefacts": a});
+                factory::spec::canonical_json(&v).into_bytes()
+            };
+            let hyper = factory::spec::canonical_json(&j["spec"]).into_bytes();
+            let name = name
+                .or_else(|| j["spec"]["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .unwrap_or_else(|| format!("job-{job}"));
+            let reg = ModelRegistration {
+                name,
+                baseModelHash: h(&o["baseModelHash"])?,
+                adapterHash: h(&o["adapterHash"])?,
+                datanets: j["spec"]["datanets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|d| DatanetVersionRef {
+                        datanetId: d["datanet"].as_u64().unwrap_or(0),
+                        version: d["version"].as_u64().unwrap_or(0),
+                    })
+                    .collect(),
+                hyperparams: Bytes::from(hyper),
+                metrics: Bytes::from(metrics),
+                trainingLogHash: h(&a["trainingLog"])?,
+                checkpointHashes: a["checkpoints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(h)
+                    .collect::<anyhow::Result<_>>()?,
+                checkpointLearningRates: o["checkpoints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| lr_nano(c["learningRate"].as_f64().unwrap_or(0.0)))
+                    .collect(),
+                sketchHash: h(&a["sketch"])?,
+                sketchSeed: o["sketchSeed"].as_u64().unwrap_or(0),
+                sketchK: o["sketchK"].as_u64().unwrap_or(0) as u32,
+                priceInPer1k: price_in.0,
+                priceOutPer1k: price_out.0,
+            };
+            let sent = send_call(
+                &signer,
+                &rpc,
+                MODELS,
+                Amount::ZERO,
+                IModels::registerCall { registration: reg }.abi_encode(),
+                "models.register",
+            )?;
+            let id = sent.receipt["logs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|l| {
+                    let topics: Vec<B256> =
+                        l["topics"].as_array()?.iter().filter_map(|t| t.as_str()?.parse().ok()).collect();
+                    if topics.first() != Some(&IModels::ModelRegistered::SIGNATURE_HASH) {
+                        return None;
+                    }
+                    topics.get(1).map(|t| u64::from_be_bytes(t[24..].try_into().expect("8")))
+                })
+                .ok_or_else(|| anyhow!("no ModelRegistered log in the receipt"))?;
+            if !no_propose {
+                send_call(
+                    &signer,
+                    &rpc,
+                    MODELS,
+                    Amount::ZERO,
+                    IModels::proposeCall { id }.abi_encode(),
+                    "models.propose",
+                )?;
+            }
+            let state = if no_propose { "draft" } else { "proposed" };
+            out.print(
+                || {
+                    format!(
+                        "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
+                         --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
+                    )
+                },
+                json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
+            );
+            Ok(())
+        }
+        RegistryCmd::Show { model, rpc } => {
+            let m = model_info(&rpc, parse_model(&model)?)?;
+            out.print(|| info_human(&m), info_json(&m));
+            Ok(())
+        }
+        RegistryCmd::List { rpc } => {
+            let n = view(&mut rpc.client(), MODELS, &IModels::modelCountCall {})?;
+            let mut all = Vec::new();
+            for id in 1..=n {
+                all.push(model_info(&rpc, id)?);
+            }
+            out.print(
+                || {
+                    if all.is_empty() {
+                        return "no models".into();
+                    }
+                    all.iter()
+                        .map(|m| {
+                            format!(
+                                "m{:<4} {:<9} {:<24} {}",
+                                m.id,
+                                STATES.get(m.state as usize).copied().unwrap_or("?"),
+                                m.name,
+                                m.owner
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+                Value::Array(all.iter().map(info_json).collect()),
+            );
+            Ok(())
+        }
+        RegistryCmd::Retire { model, signer, rpc } => {
+            let id = parse_model(&model)?;
+            let s = send_call(
+                &signer,
+                &rpc,
+                MODELS,
+                Amount::ZERO,
+                IModels::retireCall { id }.abi_encode(),
+                "models.retire",
+            )?;
+            out.print(|| format!("m{id} retired"), s.json(json!({"model": format!("m{id}")})));
+            Ok(())
+        }
+        RegistryCmd::Price { model, price_in, price_out, signer, rpc } => {
+            let id = parse_model(&model)?;
+            let call = IModels::setPriceCall { id, priceInPer1k: price_in.0, priceOutPer1k: price_out.0 };
+            let s = send_call(&signer, &rpc, MODELS, Amount::ZERO, call.abi_encode(), "models.setPrice")?;
+            out.print(|| format!("m{id} repriced"), s.json(json!({"model": format!("m{id}")})));
+            Ok(())
+        }
+    }
+}

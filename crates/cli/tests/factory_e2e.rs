@@ -1,0 +1,193 @@
+//! ModelFactory end to end on a real node, through the CLI, the HTTP API and
+//! JSON-RPC: a Datanet version, a training job (queued, trained, evaluated,
+//! artefacts in the blob store), its model registered and proposed, made live
+//! by a governance proposal; and the refusals.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::Value;
+
+fn repo(p: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p).to_str().unwrap().to_string()
+}
+
+struct Env {
+    node: NodeProc,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let base = repo("crates/ml/fixtures/tiny-llama");
+        let node = NodeProc::start(&dir.path().join("chain"), &["--instant", "--base-model", &base]);
+        Env { node, _dir: dir }
+    }
+    fn full(&self, a: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec!["--json".into()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        v
+    }
+    fn with(&self, a: &[&str], rpc: bool, http: bool) -> Vec<String> {
+        let mut v = self.full(a);
+        if rpc {
+            v.extend(["--rpc".into(), self.node.rpc.clone()]);
+        }
+        if http {
+            v.extend(["--http".into(), self.node.http.clone()]);
+        }
+        v
+    }
+    fn ok(&self, a: &[&str], rpc: bool, http: bool) -> Value {
+        let v = self.with(a, rpc, http);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        serde_json::from_str(&cli_ok(&refs)).unwrap()
+    }
+    fn fail(&self, a: &[&str], rpc: bool, http: bool) -> String {
+        let v = self.with(a, rpc, http);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        let o = cli(&refs);
+        assert!(!o.status.success(), "openledger {a:?} should have failed: {}", String::from_utf8_lossy(&o.stdout));
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    }
+    /// Seal blocks (instant mode) until the head reaches `h`.
+    fn advance_to(&self, h: u64) {
+        let mut c = self.node.client();
+        let k = dev(9);
+        while c.block_number().unwrap() < h {
+            let n = c.nonce(&k.address(), true).unwrap();
+            let raw = signed(&k, n, dev(8).address(), 1, vec![], 21_000);
+            let hash = c.send_raw(&raw).unwrap();
+            while c.receipt(&hash).unwrap().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+    fn http_get(&self, path: &str) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.node.http).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, raw[split + 4..].to_vec())
+    }
+}
+
+#[test]
+fn train_register_and_approve_through_governance() {
+    let e = Env::start();
+    let d = e.ok(
+        &["datanet", "create", "--from-json", &repo("data/unix-shell/datanet.json"), "--dev-account", "0"],
+        true,
+        true,
+    );
+    let dn = d["id"].as_u64().unwrap().to_string();
+    let c = e.ok(
+        &["contribute", &repo("data/unix-shell/contributor-1.jsonl"), "--datanet", &dn, "--dev-account", "1"],
+        true,
+        true,
+    );
+    e.ok(&["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
+    let version = format!("{dn}:1");
+
+    // Refused before queueing, with the reason.
+    let out = e.fail(&["train", "submit", "--datanet", &format!("{dn}:9"), "--dev-account", "1"], false, true);
+    assert!(out.contains("has no version 9"), "{out}");
+    let out = e.fail(&["train", "submit", "--datanet", &version, "--rank", "0", "--dev-account", "1"], false, true);
+    assert!(out.contains("rank must be at least 1"), "{out}");
+    let out =
+        e.fail(&["train", "submit", "--datanet", &version, "--max-seq-len", "4096", "--dev-account", "1"], false, true);
+    assert!(out.contains("beyond the base model's context"), "{out}");
+    let out = e.fail(&["train", "submit", "--datanet", "7:1", "--dev-account", "1"], false, true);
+    assert!(out.contains("Datanet 7 does not exist"), "{out}");
+
+    // A job: queued, trained, evaluated, its artefacts stored by content hash.
+    let j = e.ok(
+        &[
+            "train",
+            "submit",
+            "--datanet",
+            &version,
+            "--name",
+            "shell-helper",
+            "--steps",
+            "6",
+            "--batch-size",
+            "4",
+            "--max-seq-len",
+            "96",
+            "--rank",
+            "4",
+            "--learning-rate",
+            "0.01",
+            "--watch",
+            "--dev-account",
+            "1",
+        ],
+        false,
+        true,
+    );
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let m = &j["output"]["metrics"];
+    assert_eq!(m["steps"], 6);
+    assert!(m["validation"]["loss"].as_f64().unwrap().is_finite());
+    assert!(m["validation"]["exactMatch"].is_number(), "prompt/completion rows are scored: {m}");
+    let adapter_blob = j["artefacts"]["adapterModel"].as_str().unwrap().to_string();
+    let (status, body) = e.http_get(&format!("/v1/blobs/{adapter_blob}"));
+    assert_eq!(status, 200);
+    assert_eq!(format!("{}", primitives::content_hash(&body)), adapter_blob);
+    let listed = e.ok(&["train", "list"], false, true);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+
+    // Register (draft) and propose; only governance makes it live.
+    let reg = e.ok(&["model", "propose", "--job", "1", "--dev-account", "1"], true, true);
+    let id = reg["id"].as_u64().unwrap();
+    let mid = format!("m{id}");
+    let shown = e.ok(&["model", "show", &mid], true, false);
+    assert_eq!(shown["state"], "proposed");
+    assert_eq!(shown["adapterHash"], j["output"]["adapterHash"]);
+    assert_eq!(shown["licences"][0], "CC0-1.0");
+    assert_eq!(shown["sketchK"], 256);
+    assert_eq!(shown["checkpointHashes"].as_array().unwrap().len(), 3);
+    // Non-owners are refused by name.
+    let out = e.fail(&["model", "retire", &mid, "--dev-account", "2"], true, false);
+    assert!(out.contains("NotOwner"), "{out}");
+    let out = e.fail(&["model", "price", &mid, "--in", "1", "--out", "1", "--dev-account", "2"], true, false);
+    assert!(out.contains("NotOwner"), "{out}");
+    // Approving directly is for governance only.
+    let out = e.fail(&["gov", "call", &format!("models.approve [{id}]"), "--dev-account", "1"], true, false);
+    assert!(out.contains("Unauthorized"), "{out}");
+
+    let p = e.ok(
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "Make the shell helper live",
+            "--call",
+            &format!("models.approve [{id}]"),
+            "--dev-account",
+            "0",
+        ],
+        true,
+        false,
+    );
+    let pid = p["id"].as_u64().unwrap().to_string();
+    let start = p["voteStart"].as_u64().unwrap();
+    let end = p["voteEnd"].as_u64().unwrap();
+    e.advance_to(start);
+    e.ok(&["gov", "vote", &pid, "for", "--dev-account", "0"], true, false);
+    e.advance_to(end + 2);
+    let x = e.ok(&["gov", "execute", &pid, "--dev-account", "0"], true, false);
+    assert_eq!(x["status"], "0x1");
+    let shown = e.ok(&["model", "show", &mid], true, false);
+    assert_eq!(shown["state"], "live");
+    let all = e.ok(&["model", "list"], true, false);
+    assert!(all.as_array().unwrap().iter().any(|m| m["id"] == mid.as_str() && m["state"] == "live"));
+}

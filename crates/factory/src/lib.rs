@@ -1,0 +1,44 @@
+//! `factory`: ModelFactory. A job names a base model, Datanet versions and
+//! hyperparameters; the factory tokenises the versions' rows (chat-formatted
+//! for `{prompt, completion}` rows), splits train/validation by row id, packs
+//! sequences, trains a LoRA adapter with checkpoints it can resume from,
+//! evaluates it, keeps checkpoints for attribution with per-row gradient
+//! sketches, and stores every artefact in the blob store. Jobs are queued and
+//! persisted; progress streams over HTTP (`/v1/jobs/...`).
+//!
+//! This crate calls `ml` and never imports candle.
+
+pub mod data;
+pub mod eval;
+pub mod job;
+pub mod queue;
+pub mod routes;
+pub mod sketch;
+pub mod spec;
+
+pub use data::{Dataset, TrainingRow};
+pub use job::{JobOutput, KeptCheckpoint, Metrics, Progress};
+pub use queue::{Artefacts, FactoryEnv, JobQueue, JobRecord, JobStatus};
+pub use sketch::{SketchWriter, Sketches};
+pub use spec::{DatanetVersion, JobSpec};
+
+/// Why a job cannot be submitted or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum FactoryError {
+    #[error("invalid job: {0}")]
+    Spec(String),
+    #[error("data: {0}")]
+    Data(String),
+    #[error("base model: {0}")]
+    BaseModel(String),
+    #[error(transparent)]
+    Ml(#[from] ml::MlError),
+    #[error("I/O: {0}")]
+    Io(String),
+    #[error("job {0} does not exist")]
+    UnknownJob(u64),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("blob store: {0}")]
+    Blobs(String),
+}
