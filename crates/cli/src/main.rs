@@ -51,6 +51,8 @@ enum Cmd {
     /// Models: `bootstrap` trains the project's base model; propose, show, list, retire, price.
     #[command(subcommand)]
     Model(commands::model::ModelCmd),
+    /// Chat with a registered model on this machine (its adapter from the node's blob store).
+    Chat(commands::chat::ChatArgs),
     /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
     #[command(subcommand)]
     Train(commands::train::TrainCmd),
@@ -89,6 +91,7 @@ fn main() {
         Cmd::Curate(c) => commands::datanet::curate(c, out),
         Cmd::Model(c) => commands::model::run(c, out),
         Cmd::Train(c) => commands::train::run(c, out),
+        Cmd::Chat(a) => commands::chat::run(a, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),

@@ -188,6 +188,18 @@ fn train_register_and_approve_through_governance() {
     assert_eq!(x["status"], "0x1");
     let shown = e.ok(&["model", "show", &mid], true, false);
     assert_eq!(shown["state"], "live");
+    // Chat with it: the adapter comes from the node's blob store, checked against the record.
+    let base = repo("crates/ml/fixtures/tiny-llama");
+    let a = e.ok(
+        &["chat", &mid, "--base", &base, "--prompt", "How do I list hidden files?", "--max-tokens", "8"],
+        true,
+        true,
+    );
+    assert_eq!(a["model"], mid.as_str());
+    assert!(a["usage"]["completionTokens"].as_u64().unwrap() > 0, "{a}");
+    // The wrong base model is refused by hash.
+    let out = e.fail(&["chat", &mid, "--base", &repo("crates/ml/fixtures/tiny-qwen2"), "--prompt", "hi"], true, true);
+    assert!(out.contains("is an adapter for base model"), "{out}");
     let all = e.ok(&["model", "list"], true, false);
     assert!(all.as_array().unwrap().iter().any(|m| m["id"] == mid.as_str() && m["state"] == "live"));
 }
