@@ -223,6 +223,23 @@ impl LoraAdapter {
         Ok(ad)
     }
 
+    /// An adapter with both A and B random (uniform, B in ±`b_scale`), seeded:
+    /// for benchmarks and tests that need adapters which change the output.
+    pub fn random(config: LoraConfig, model: &ModelConfig, seed: u64, b_scale: f64) -> Result<LoraAdapter, MlError> {
+        let mut a = Self::init(config, model, seed)?;
+        let mut rng = Rng::new(seed ^ 0xB5EED);
+        for layer in &mut a.layers {
+            for p in layer.values_mut() {
+                let dims = p.b.dims().to_vec();
+                let v: Vec<f32> =
+                    (0..p.b.elem_count()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * b_scale) as f32).collect();
+                p.b = Tensor::from_vec(v, dims, &Device::Cpu)?;
+            }
+        }
+        a.hash = a.compute_hash()?;
+        Ok(a)
+    }
+
     /// The tensors under PEFT's names.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();

@@ -39,11 +39,17 @@ impl Linear {
     }
 
     /// Differentiable in `x` only (the weight is frozen), for `x` of shape `[b, t, in]`.
+    /// The batch is flattened to `[b·t, in]` so that one large matmul runs, not `b` small ones.
     fn forward_train(&self, x: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let inp = *dims.last().expect("rank >= 1");
+        let x2 = x.reshape(((), inp))?;
         let y = match grad {
-            BaseGrad::Frozen => frozen_linear(&x.contiguous()?, &self.w)?,
-            BaseGrad::Naive => x.broadcast_matmul(&self.w.t()?)?,
+            BaseGrad::Frozen => frozen_linear(&x2.contiguous()?, &self.w)?,
+            BaseGrad::Naive => x2.matmul(&self.w.t()?)?,
         };
+        *dims.last_mut().expect("rank >= 1") = self.w.dim(0)?;
+        let y = y.reshape(dims)?;
         match &self.b {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -429,10 +435,8 @@ impl Model {
     }
 
     fn head_train(&self, h: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
-        match grad {
-            BaseGrad::Frozen => frozen_linear(&h.contiguous()?, &self.lm_head),
-            BaseGrad::Naive => h.broadcast_matmul(&self.lm_head.t()?),
-        }
+        let head = Linear { w: self.lm_head.clone(), b: None };
+        head.forward_train(h, grad)
     }
 
     /// Mean next-token cross-entropy over the positions where `mask` is 1:

@@ -120,3 +120,24 @@ fn bad_configurations_are_refused_before_any_work() {
     assert!(run(&cfg, &mut |_| {}).unwrap_err().to_string().contains("missing.txt.gz"));
     assert!(!dir.path().join("x").exists());
 }
+
+/// The committed base model (`models/base`, made by `openledger model bootstrap`) loads, hashes
+/// as its `bootstrap.json` records, has the recipe's shape, and generates.
+#[test]
+fn committed_base_model_loads_and_matches_its_record() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/base");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bootstrap.json")).unwrap()).unwrap();
+    let files = ModelFiles::open(&dir).unwrap();
+    assert_eq!(serde_json::json!(files.hash.to_string()), record["report"]["model_hash"]);
+    assert_eq!(files.config, BootstrapConfig::default().model_config());
+    assert!(files.tensors.values().all(|t| t.dtype == "BF16"));
+    let val = record["report"]["final_val_loss"].as_f64().unwrap();
+    assert!(val < 6.0, "validation loss {val}");
+    let model = Model::from_files(&files).unwrap();
+    let tok = &files.tokenizer;
+    let prompt = tok.encode("And God said", false).unwrap();
+    let g = generate(&model, tok, None, &prompt, &SamplingParams { max_tokens: 8, ..Default::default() }, |_| true)
+        .unwrap();
+    assert!(!g.tokens.is_empty() && !g.text.is_empty());
+}

@@ -103,9 +103,20 @@ pub fn dev_genesis() -> Genesis {
             commission_bps: 500,
             bond: Amount::open(DEV_VALIDATOR_BOND_OPEN),
         }],
-        base_model: None,
+        base_model: Some(runtime::genesis::BaseModelGenesis {
+            name: DEV_BASE_MODEL_NAME.into(),
+            base_hash: DEV_BASE_MODEL_HASH,
+        }),
     }
 }
+
+/// The committed base model (`models/base`, made by `openledger model bootstrap`),
+/// registered as m1 by the dev genesis.
+pub const DEV_BASE_MODEL_NAME: &str = "openledger-base";
+
+/// Its model hash (a test checks it against the committed files).
+pub const DEV_BASE_MODEL_HASH: primitives::B256 =
+    primitives::b256!("0xc00889411e617bcf4353c9be8c61264c939d5bbd7b4899b82a8492cfa8c80409");
 
 /// A genesis file:
 /// ```json
@@ -378,6 +389,14 @@ impl ConfigFile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dev_genesis_names_the_committed_base_model() {
+        let p = super::default_base_model().expect("models/base is committed");
+        let f = ml::ModelFiles::open(&p).unwrap();
+        assert_eq!(f.hash, super::DEV_BASE_MODEL_HASH, "models/base changed: update DEV_BASE_MODEL_HASH");
+        assert_eq!(super::dev_genesis().base_model.unwrap().base_hash, f.hash);
+    }
+
     use super::*;
 
     #[test]

@@ -10,8 +10,9 @@ pub use factory_env::NodeFactoryEnv;
 
 pub use backend::ChainBackend;
 pub use config::{
-    ConfigError, ConfigFile, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, default_base_model,
-    dev_accounts, dev_attester, dev_consensus_key, dev_genesis, dev_params, load_genesis,
+    ConfigError, ConfigFile, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_VALIDATOR_BOND_OPEN, GenesisFile,
+    GenesisOperatorFile, NodeConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
+    dev_params, load_genesis,
 };
 
 use std::net::SocketAddr;

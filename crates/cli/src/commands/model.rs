@@ -29,9 +29,9 @@ pub struct BootstrapArgs {
     /// The gzip-compressed corpus [default: data/corpus/corpus.txt.gz of the repository].
     #[arg(long)]
     pub corpus: Option<PathBuf>,
-    /// Optimiser steps [default: the recipe's].
-    #[arg(long)]
-    pub steps: Option<u64>,
+    /// Optimiser steps (of 16 sequences × 128 tokens).
+    #[arg(long, default_value_t = ml::bootstrap::DEFAULT_STEPS)]
+    pub steps: u64,
     /// Seed of the initial weights and of the training batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -125,7 +125,7 @@ fn bootstrap(a: BootstrapArgs, out: Out) -> anyhow::Result<()> {
     let cfg = BootstrapConfig {
         corpus: a.corpus.unwrap_or_else(default_corpus),
         out: a.out,
-        steps: a.steps.unwrap_or(d.steps),
+        steps: a.steps,
         seed: a.seed,
         ..d
     };

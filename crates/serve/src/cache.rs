@@ -1,0 +1,191 @@
+//! The adapter cache: adapters loaded just in time from their source (the
+//! blob store) into host memory bounded in bytes, not in count; least recently
+//! used first out, except adapters pinned by an operator or in use by a
+//! running request; prefetch loads in the background.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use ml::LoraAdapter;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// Where adapters come from: a model id to its adapter.
+pub trait AdapterSource: Send + Sync + 'static {
+    fn load(&self, model: u64) -> Result<LoraAdapter, String>;
+}
+
+struct Entry {
+    adapter: Arc<LoraAdapter>,
+    bytes: usize,
+    last_used: u64,
+    pinned: bool,
+}
+
+struct Inner {
+    entries: HashMap<u64, Entry>,
+    /// Models being loaded right now (others wait instead of loading twice).
+    loading: HashMap<u64, ()>,
+    bytes: usize,
+    tick: u64,
+}
+
+/// A model's residency, as `/v1/adapters` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Residency {
+    pub model: String,
+    pub bytes: usize,
+    pub rank: usize,
+    pub pinned: bool,
+    pub in_use: bool,
+    pub adapter_hash: String,
+}
+
+/// The byte-bounded adapter cache.
+pub struct AdapterCache {
+    budget: usize,
+    source: Arc<dyn AdapterSource>,
+    inner: Mutex<Inner>,
+    loaded: Condvar,
+    metrics: Arc<Metrics>,
+}
+
+/// Why an adapter could not be made resident.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("adapter of m{0} could not be loaded: {1}")]
+    Load(u64, String),
+    #[error("the adapter of m{model} needs {bytes} bytes; the cache holds {budget}")]
+    TooLarge { model: u64, bytes: usize, budget: usize },
+    #[error("the adapter cache is full of adapters in use or pinned; retry later")]
+    Full,
+}
+
+impl AdapterCache {
+    pub fn new(budget_bytes: usize, source: Arc<dyn AdapterSource>, metrics: Arc<Metrics>) -> Arc<AdapterCache> {
+        Arc::new(AdapterCache {
+            budget: budget_bytes,
+            source,
+            inner: Mutex::new(Inner { entries: HashMap::new(), loading: HashMap::new(), bytes: 0, tick: 0 }),
+            loaded: Condvar::new(),
+            metrics,
+        })
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes of the resident adapters (always ≤ the budget).
+    pub fn resident_bytes(&self) -> usize {
+        self.inner.lock().unwrap().bytes
+    }
+
+    /// The adapter of `model`, loading it if needed. The returned `Arc` keeps it
+    /// in use: an adapter is never evicted while a request holds it.
+    pub fn get(&self, model: u64) -> Result<Arc<LoraAdapter>, CacheError> {
+        let mut g = self.inner.lock().unwrap();
+        loop {
+            g.tick += 1;
+            let tick = g.tick;
+            if let Some(e) = g.entries.get_mut(&model) {
+                e.last_used = tick;
+                self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(e.adapter.clone());
+            }
+            if g.loading.contains_key(&model) {
+                g = self.loaded.wait(g).unwrap();
+                continue;
+            }
+            break;
+        }
+        g.loading.insert(model, ());
+        drop(g);
+        self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let loaded = self.source.load(model);
+        self.metrics.adapter_load.observe(t0.elapsed());
+        let mut g = self.inner.lock().unwrap();
+        g.loading.remove(&model);
+        self.loaded.notify_all();
+        let adapter = Arc::new(loaded.map_err(|e| CacheError::Load(model, e))?);
+        let bytes = adapter.byte_size();
+        if bytes > self.budget {
+            return Err(CacheError::TooLarge { model, bytes, budget: self.budget });
+        }
+        // Evict least recently used, unpinned, unused adapters until it fits.
+        while g.bytes + bytes > self.budget {
+            let victim = g
+                .entries
+                .iter()
+                .filter(|(_, e)| !e.pinned && Arc::strong_count(&e.adapter) == 1)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k);
+            match victim {
+                Some(k) => {
+                    let e = g.entries.remove(&k).expect("listed");
+                    g.bytes -= e.bytes;
+                    self.metrics.cache_evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                None => return Err(CacheError::Full),
+            }
+        }
+        g.tick += 1;
+        let tick = g.tick;
+        g.bytes += bytes;
+        g.entries.insert(model, Entry { adapter: adapter.clone(), bytes, last_used: tick, pinned: false });
+        self.metrics.cache_bytes.store(g.bytes as u64, Ordering::Relaxed);
+        self.metrics.cache_adapters.store(g.entries.len() as u64, Ordering::Relaxed);
+        Ok(adapter)
+    }
+
+    /// Keep an adapter resident until unpinned (loading it first).
+    pub fn pin(&self, model: u64) -> Result<(), CacheError> {
+        let _a = self.get(model)?;
+        if let Some(e) = self.inner.lock().unwrap().entries.get_mut(&model) {
+            e.pinned = true;
+        }
+        Ok(())
+    }
+
+    pub fn unpin(&self, model: u64) {
+        if let Some(e) = self.inner.lock().unwrap().entries.get_mut(&model) {
+            e.pinned = false;
+        }
+    }
+
+    /// Load in the background, so a later request finds it hot.
+    pub fn prefetch(self: &Arc<Self>, model: u64) {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = me.get(model) {
+                tracing::debug!("prefetch of m{model}: {e}");
+            }
+        });
+    }
+
+    pub fn is_resident(&self, model: u64) -> bool {
+        self.inner.lock().unwrap().entries.contains_key(&model)
+    }
+
+    /// Every resident adapter, most recently used first.
+    pub fn residency(&self) -> Vec<Residency> {
+        let g = self.inner.lock().unwrap();
+        let mut v: Vec<(u64, &Entry)> = g.entries.iter().map(|(k, e)| (*k, e)).collect();
+        v.sort_by_key(|(_, e)| std::cmp::Reverse(e.last_used));
+        v.into_iter()
+            .map(|(k, e)| Residency {
+                model: format!("m{k}"),
+                bytes: e.bytes,
+                rank: e.adapter.config.r,
+                pinned: e.pinned,
+                in_use: Arc::strong_count(&e.adapter) > 1,
+                adapter_hash: e.adapter.hash.to_string(),
+            })
+            .collect()
+    }
+}

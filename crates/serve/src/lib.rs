@@ -1,0 +1,20 @@
+//! `serve`: OpenLoRA. One base model in memory serving many LoRA adapters:
+//! a scheduler with continuous batching over `ml`'s paged KV cache, batches
+//! that mix adapters (base projections once, low-rank products per adapter
+//! group, inside `ml`), a byte-bounded adapter cache loaded just in time, the
+//! OpenAI-compatible HTTP API with streaming, Prometheus metrics, and the
+//! metering seam (reserve, bill, receipt).
+//!
+//! This crate calls `ml` and never imports candle.
+
+pub mod billing;
+pub mod cache;
+pub mod engine;
+pub mod metrics;
+pub mod openai;
+
+pub use billing::{Billing, BillingError, Reservation, Usage, cost};
+pub use cache::{AdapterCache, AdapterSource, CacheError, Residency};
+pub use engine::{Engine, EngineConfig, Event, Outcome, Request, SubmitError};
+pub use metrics::Metrics;
+pub use openai::{Limits, ModelDirectory, ModelEntry, OpenLora, routes};

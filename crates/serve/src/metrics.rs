@@ -1,0 +1,184 @@
+//! Serving metrics in the Prometheus text format (`GET /metrics`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A latency histogram with fixed buckets (seconds), plus quantiles over a
+/// window of recent samples for the JSON views.
+pub struct Histogram {
+    bounds: &'static [f64],
+    inner: Mutex<HistInner>,
+}
+
+struct HistInner {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+    recent: Vec<f64>,
+    next: usize,
+}
+
+const RECENT: usize = 1024;
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            inner: Mutex::new(HistInner {
+                counts: vec![0; bounds.len()],
+                sum: 0.0,
+                count: 0,
+                recent: Vec::new(),
+                next: 0,
+            }),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let mut h = self.inner.lock().unwrap();
+        for (i, b) in self.bounds.iter().enumerate() {
+            if s <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += s;
+        h.count += 1;
+        if h.recent.len() < RECENT {
+            h.recent.push(s);
+        } else {
+            let n = h.next;
+            h.recent[n] = s;
+        }
+        h.next = (h.next + 1) % RECENT;
+    }
+
+    /// The q-quantile (0..1) of recent samples, in seconds.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let h = self.inner.lock().unwrap();
+        if h.recent.is_empty() {
+            return None;
+        }
+        let mut v = h.recent.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let i = ((v.len() - 1) as f64 * q).round() as usize;
+        Some(v[i])
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let h = self.inner.lock().unwrap();
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for (i, b) in self.bounds.iter().enumerate() {
+            out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {}\n", h.counts[i]));
+        }
+        out.push_str(&format!(
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}\n",
+            h.count, h.sum, h.count
+        ));
+    }
+}
+
+const LATENCY: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Everything `/metrics` shows.
+pub struct Metrics {
+    pub queue_depth: AtomicU64,
+    pub batch_size: AtomicU64,
+    pub kv_free_blocks: AtomicU64,
+    pub steps: AtomicU64,
+    pub tokens_out: AtomicU64,
+    pub completed: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub rejected: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_evictions: AtomicU64,
+    pub cache_bytes: AtomicU64,
+    pub cache_adapters: AtomicU64,
+    pub ttft: Histogram,
+    pub itl: Histogram,
+    pub step_time: Histogram,
+    pub queue_wait: Histogram,
+    pub adapter_load: Histogram,
+    started: std::time::Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            queue_depth: AtomicU64::new(0),
+            batch_size: AtomicU64::new(0),
+            kv_free_blocks: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+            tokens_out: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            cache_evictions: AtomicU64::new(0),
+            cache_bytes: AtomicU64::new(0),
+            cache_adapters: AtomicU64::new(0),
+            ttft: Histogram::new(LATENCY),
+            itl: Histogram::new(LATENCY),
+            step_time: Histogram::new(LATENCY),
+            queue_wait: Histogram::new(LATENCY),
+            adapter_load: Histogram::new(LATENCY),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let g = |s: &mut String, name: &str, kind: &str, help: &str, v: u64| {
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        };
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        g(&mut s, "openlora_queue_depth", "gauge", "Requests waiting for admission.", ld(&self.queue_depth));
+        g(&mut s, "openlora_batch_size", "gauge", "Sequences in the last step.", ld(&self.batch_size));
+        g(&mut s, "openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", ld(&self.kv_free_blocks));
+        g(&mut s, "openlora_steps_total", "counter", "Forward steps.", ld(&self.steps));
+        g(&mut s, "openlora_generated_tokens_total", "counter", "Tokens generated.", ld(&self.tokens_out));
+        g(&mut s, "openlora_requests_completed_total", "counter", "Requests finished.", ld(&self.completed));
+        g(
+            &mut s,
+            "openlora_requests_cancelled_total",
+            "counter",
+            "Requests cancelled (client gone).",
+            ld(&self.cancelled),
+        );
+        g(
+            &mut s,
+            "openlora_requests_rejected_total",
+            "counter",
+            "Requests refused (queue full, limits).",
+            ld(&self.rejected),
+        );
+        g(&mut s, "openlora_adapter_cache_hits_total", "counter", "Adapter cache hits.", ld(&self.cache_hits));
+        g(
+            &mut s,
+            "openlora_adapter_cache_misses_total",
+            "counter",
+            "Adapter cache misses (loads).",
+            ld(&self.cache_misses),
+        );
+        g(&mut s, "openlora_adapter_cache_evictions_total", "counter", "Adapters evicted.", ld(&self.cache_evictions));
+        g(&mut s, "openlora_adapter_cache_bytes", "gauge", "Bytes of resident adapters.", ld(&self.cache_bytes));
+        g(&mut s, "openlora_adapter_cache_adapters", "gauge", "Resident adapters.", ld(&self.cache_adapters));
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        s.push_str(&format!(
+            "# HELP openlora_tokens_per_second Generated tokens per second since start.\n# TYPE openlora_tokens_per_second gauge\nopenlora_tokens_per_second {}\n",
+            ld(&self.tokens_out) as f64 / secs
+        ));
+        self.ttft.render("openlora_time_to_first_token_seconds", "Time from admission to the first token.", &mut s);
+        self.itl.render("openlora_inter_token_latency_seconds", "Time between tokens of a sequence.", &mut s);
+        self.step_time.render("openlora_step_seconds", "Time of one forward step.", &mut s);
+        self.queue_wait.render("openlora_queue_wait_seconds", "Time a request waited for admission.", &mut s);
+        self.adapter_load.render("openlora_adapter_load_seconds", "Time to load an adapter into the cache.", &mut s);
+        s
+    }
+}

@@ -1,0 +1,639 @@
+//! The OpenAI-compatible HTTP API: `GET /v1/models`, `POST /v1/completions`,
+//! `POST /v1/chat/completions` (streaming by server-sent events), plus
+//! `GET /v1/adapters` (residency, for routers) and `GET /metrics`.
+//! Request and response shapes follow OpenAI's, so the official clients work
+//! unchanged; receipts ride along in an extra `receipt` field (and, when
+//! streaming, in the final chunk).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use httpapi::{MaybeCaller, error_response};
+use ml::{ChatMessage, Finish, SamplingParams};
+use primitives::{Address, B256};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::billing::{Billing, BillingError, Usage};
+use crate::cache::AdapterCache;
+use crate::engine::{Engine, Event, Request, SubmitError};
+
+/// A model as the API knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub id: u64,
+    pub name: String,
+    pub owner: Address,
+    pub live: bool,
+    pub has_adapter: bool,
+    pub adapter_hash: B256,
+    pub base_hash: B256,
+    pub price_in_per_1k: u128,
+    pub price_out_per_1k: u128,
+    pub created: u64,
+}
+
+/// The models the node may serve (from the `models` module).
+pub trait ModelDirectory: Send + Sync + 'static {
+    fn model(&self, id: u64) -> Result<Option<ModelEntry>, String>;
+    /// Live models this node serves (on its base model), the base included.
+    fn live(&self) -> Result<Vec<ModelEntry>, String>;
+}
+
+/// Limits of the API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_prompt_tokens: usize,
+    pub max_output_tokens: usize,
+    pub default_max_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_prompt_tokens: 2048, max_output_tokens: 1024, default_max_tokens: 128 }
+    }
+}
+
+/// The serving service behind the routes.
+pub struct OpenLora {
+    pub engine: Engine,
+    pub cache: Arc<AdapterCache>,
+    pub models: Arc<dyn ModelDirectory>,
+    pub billing: Arc<dyn Billing>,
+    pub limits: Limits,
+}
+
+/// The routes, for the node's HTTP server.
+pub fn routes(s: Arc<OpenLora>) -> Router {
+    Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/adapters", get(adapters))
+        .route("/metrics", get(metrics))
+        .with_state(s)
+}
+
+fn bad(code: &str, msg: impl Into<String>) -> Response {
+    error_response(StatusCode::BAD_REQUEST, "invalid_request_error", code, msg)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn model_json(m: &ModelEntry) -> Value {
+    json!({
+        "id": format!("m{}", m.id),
+        "object": "model",
+        "created": m.created,
+        "owned_by": m.owner.to_checksum(None),
+        "name": m.name,
+        "adapter_hash": if m.has_adapter { Some(m.adapter_hash.to_string()) } else { None },
+        "price_in_per_1k": m.price_in_per_1k.to_string(),
+        "price_out_per_1k": m.price_out_per_1k.to_string(),
+    })
+}
+
+async fn list_models(State(s): State<Arc<OpenLora>>) -> Response {
+    match s.models.live() {
+        Ok(v) => Json(json!({"object": "list", "data": v.iter().map(model_json).collect::<Vec<_>>()})).into_response(),
+        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", "chain_unavailable", e),
+    }
+}
+
+async fn adapters(State(s): State<Arc<OpenLora>>) -> Response {
+    Json(json!({
+        "object": "list",
+        "budgetBytes": s.cache.budget(),
+        "residentBytes": s.cache.resident_bytes(),
+        "data": s.cache.residency(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(s): State<Arc<OpenLora>>) -> Response {
+    let mut r = s.engine.metrics.render().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StopField {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PromptField {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// The fields both endpoints share (unknown fields are ignored, as OpenAI does).
+#[derive(Deserialize)]
+struct CommonParams {
+    model: String,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u64>,
+    #[serde(default)]
+    stop: Option<StopField>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    n: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    #[serde(flatten)]
+    common: CommonParams,
+    prompt: PromptField,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    #[serde(flatten)]
+    common: CommonParams,
+    messages: Vec<ChatMessageIn>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessageIn {
+    role: String,
+    #[serde(default)]
+    content: Value,
+}
+
+fn message_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        // [{"type": "text", "text": "..."}]
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (p["type"].as_str(), p["text"].as_str()) {
+                (Some("text"), Some(t)) => Ok(t.to_string()),
+                _ => Err("only text content parts are supported".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join("")),
+        _ => Err("message content must be a string or a list of text parts".into()),
+    }
+}
+
+fn parse_model_id(s: &str) -> Option<u64> {
+    s.strip_prefix('m').and_then(|n| n.parse().ok()).filter(|_| !s.starts_with("m0") || s == "m0")
+}
+
+/// What a request resolves to before generation.
+struct Prepared {
+    model: ModelEntry,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn prepare(s: &OpenLora, c: &CommonParams, prompt_text: Result<String, Response>) -> Result<Prepared, Response> {
+    let id = parse_model_id(&c.model).ok_or_else(|| {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("the model `{}` does not exist: models are named m<id> (GET /v1/models)", c.model),
+        )
+    })?;
+    let model = s
+        .models
+        .model(id)
+        .map_err(|e| error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", "chain_unavailable", e))?
+        .ok_or_else(|| {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model `{}` does not exist", c.model),
+            )
+        })?;
+    if !model.live {
+        return Err(error_response(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_live",
+            format!("the model `{}` is not live (only governance makes a model live)", c.model),
+        ));
+    }
+    if model.base_hash != s.engine.model.hash {
+        return Err(error_response(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_served",
+            format!("`{}` is an adapter for another base model than this node serves", c.model),
+        ));
+    }
+    if c.n.is_some_and(|n| n != 1) {
+        return Err(bad("invalid_n", "only n = 1 is supported"));
+    }
+    let max_tokens = c.max_completion_tokens.or(c.max_tokens).unwrap_or(s.limits.default_max_tokens as u64);
+    if max_tokens == 0 || max_tokens > s.limits.max_output_tokens as u64 {
+        return Err(bad(
+            "invalid_max_tokens",
+            format!("max_tokens must be between 1 and {}", s.limits.max_output_tokens),
+        ));
+    }
+    let temperature = c.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(bad("invalid_temperature", "temperature must be between 0 and 2"));
+    }
+    let top_p = c.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(bad("invalid_top_p", "top_p must be in (0, 1]"));
+    }
+    let stop = match &c.stop {
+        None => vec![],
+        Some(StopField::One(s)) => vec![s.clone()],
+        Some(StopField::Many(v)) if v.len() <= 4 => v.clone(),
+        Some(StopField::Many(_)) => return Err(bad("invalid_stop", "at most 4 stop sequences")),
+    };
+    let text = prompt_text?;
+    let prompt = s.engine.tokenizer.encode(&text, false).map_err(|e| bad("invalid_prompt", e.to_string()))?;
+    if prompt.is_empty() {
+        return Err(bad("invalid_prompt", "the prompt is empty"));
+    }
+    let ctx = s.engine.model.config.max_position_embeddings;
+    let max_prompt = s.limits.max_prompt_tokens.min(ctx.saturating_sub(1));
+    if prompt.len() > max_prompt {
+        return Err(bad(
+            "context_length_exceeded",
+            format!("the prompt has {} tokens; the maximum is {max_prompt}", prompt.len()),
+        ));
+    }
+    let params = SamplingParams {
+        temperature: temperature as f32,
+        top_k: c.top_k.unwrap_or(0) as usize,
+        top_p: top_p as f32,
+        seed: c.seed.unwrap_or_else(|| now() ^ rand_seed()),
+        max_tokens: (max_tokens as usize).min(ctx - prompt.len()),
+        stop,
+    };
+    Ok(Prepared {
+        model,
+        prompt,
+        params,
+        stream: c.stream,
+        include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    })
+}
+
+fn rand_seed() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x5eed);
+    N.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+}
+
+fn billing_error(e: BillingError) -> Response {
+    match e {
+        BillingError::Unauthenticated(m) => {
+            error_response(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", m)
+        }
+        BillingError::InsufficientAllowance(m) => {
+            error_response(StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_allowance", m)
+        }
+        BillingError::Unavailable(m) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", "billing_unavailable", m)
+        }
+    }
+}
+
+fn submit_error(e: SubmitError) -> Response {
+    match e {
+        SubmitError::QueueFull(_) => {
+            let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "queue_full", e.to_string());
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        SubmitError::TooLong { .. } => bad("context_length_exceeded", e.to_string()),
+        SubmitError::Invalid(m) => bad("invalid_request", m),
+        SubmitError::Stopped => {
+            let mut r =
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", "engine_stopped", e.to_string());
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+fn finish_reason(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Completion,
+    Chat,
+}
+
+async fn completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, body: axum::body::Bytes) -> Response {
+    let b: CompletionBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
+    };
+    let text = match &b.prompt {
+        PromptField::One(p) => Ok(p.clone()),
+        PromptField::Many(v) if v.len() == 1 => Ok(v[0].clone()),
+        PromptField::Many(_) => Err(bad("invalid_prompt", "exactly one prompt per request is supported")),
+    };
+    generate(s, caller, &b.common, text, &body, Kind::Completion).await
+}
+
+async fn chat_completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, body: axum::body::Bytes) -> Response {
+    let b: ChatBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
+    };
+    let text = (|| {
+        if b.messages.is_empty() {
+            return Err(bad("invalid_messages", "messages must not be empty"));
+        }
+        let mut msgs = Vec::with_capacity(b.messages.len());
+        for m in &b.messages {
+            if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "developer") {
+                return Err(bad("invalid_role", format!("unsupported message role {:?}", m.role)));
+            }
+            let role = if m.role == "developer" { "system".to_string() } else { m.role.clone() };
+            msgs.push(ChatMessage { role, content: message_text(&m.content).map_err(|e| bad("invalid_content", e))? });
+        }
+        let tok = &s.engine.tokenizer;
+        if tok.chat_template.is_some() {
+            tok.apply_chat_template(&msgs, true).map_err(|e| bad("chat_template", e.to_string()))
+        } else {
+            Ok(msgs.iter().map(|m| format!("{}: {}\n", m.role, m.content)).collect::<String>() + "assistant: ")
+        }
+    })();
+    generate(s, caller, &b.common, text, &body, Kind::Chat).await
+}
+
+async fn generate(
+    s: Arc<OpenLora>,
+    caller: MaybeCaller,
+    common: &CommonParams,
+    text: Result<String, Response>,
+    raw_body: &[u8],
+    kind: Kind,
+) -> Response {
+    let p = match prepare(&s, common, text) {
+        Ok(p) => p,
+        Err(r) => {
+            s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            return r;
+        }
+    };
+    let payer = caller.0;
+    // Reserve the most this request can cost before generating anything.
+    let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
+        Ok(r) => r,
+        Err(e) => {
+            s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            return billing_error(e);
+        }
+    };
+    let adapter = if p.model.has_adapter {
+        let cache = s.cache.clone();
+        let id = p.model.id;
+        match tokio::task::spawn_blocking(move || cache.get(id)).await {
+            Ok(Ok(a)) => Some(a),
+            Ok(Err(e)) => {
+                s.billing.release(reservation);
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "adapter_unavailable",
+                    e.to_string(),
+                );
+            }
+            Err(e) => {
+                s.billing.release(reservation);
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal", e.to_string());
+            }
+        }
+    } else {
+        None
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let rx = match s.engine.submit(Request {
+        prompt: p.prompt.clone(),
+        adapter,
+        params: p.params.clone(),
+        cancel: cancel.clone(),
+    }) {
+        Ok(rx) => rx,
+        Err(e) => {
+            s.billing.release(reservation);
+            s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            return submit_error(e);
+        }
+    };
+    let request_hash = primitives::content_hash(raw_body);
+    let id = format!("{}-{}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" }, &request_hash.to_string()[2..26]);
+    let created = now();
+    let model_name = format!("m{}", p.model.id);
+    let ctx = GenCtx {
+        s: s.clone(),
+        reservation: Some(reservation),
+        request_hash,
+        prompt_tokens: p.prompt.len(),
+        delivered: 0,
+        text: String::new(),
+    };
+    if !p.stream {
+        return whole(ctx, rx, kind, id, created, model_name).await;
+    }
+    stream(ctx, rx, kind, id, created, model_name, p.include_usage)
+}
+
+/// A generation in flight: bills what was delivered, also when the client goes away.
+struct GenCtx {
+    s: Arc<OpenLora>,
+    reservation: Option<crate::billing::Reservation>,
+    request_hash: B256,
+    prompt_tokens: usize,
+    delivered: usize,
+    text: String,
+}
+
+impl GenCtx {
+    fn settle(&mut self, completion_tokens: usize, text: &str) -> Option<Value> {
+        let r = self.reservation.take()?;
+        let usage = Usage { prompt_tokens: self.prompt_tokens, completion_tokens };
+        match self.s.billing.bill(r, usage, self.request_hash, primitives::content_hash(text.as_bytes())) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                tracing::error!("billing failed: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for GenCtx {
+    fn drop(&mut self) {
+        // A client that disconnected pays only for the tokens it was sent.
+        if self.reservation.is_some() {
+            let (n, t) = (self.delivered, std::mem::take(&mut self.text));
+            let _ = self.settle(n, &t);
+        }
+    }
+}
+
+fn usage_json(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+async fn whole(
+    mut ctx: GenCtx,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    kind: Kind,
+    id: String,
+    created: u64,
+    model: String,
+) -> Response {
+    let o = match crate::engine::collect(rx).await {
+        Ok(o) => o,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation_failed", e),
+    };
+    ctx.delivered = o.completion_tokens;
+    let receipt = ctx.settle(o.completion_tokens, &o.text);
+    let choice = match kind {
+        Kind::Chat => json!({
+            "index": 0,
+            "message": {"role": "assistant", "content": o.text},
+            "logprobs": null,
+            "finish_reason": finish_reason(o.finish),
+        }),
+        Kind::Completion => {
+            json!({"index": 0, "text": o.text, "logprobs": null, "finish_reason": finish_reason(o.finish)})
+        }
+    };
+    Json(json!({
+        "id": id,
+        "object": if kind == Kind::Chat { "chat.completion" } else { "text_completion" },
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage_json(o.prompt_tokens, o.completion_tokens),
+        "receipt": receipt,
+    }))
+    .into_response()
+}
+
+fn stream(
+    ctx: GenCtx,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    kind: Kind,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+) -> Response {
+    struct St {
+        ctx: GenCtx,
+        rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+        first: bool,
+        done: bool,
+    }
+    let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+    let chunk = move |choice: Value, extra: Option<(Value, Value)>| {
+        let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+        if let Some((usage, receipt)) = extra {
+            v["usage"] = usage;
+            v["receipt"] = receipt;
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let st = St { ctx, rx, first: true, done: false };
+    let s = futures_util::stream::unfold(st, move |mut st| {
+        let chunk = chunk.clone();
+        async move {
+            if st.done {
+                return None;
+            }
+            if st.first && kind == Kind::Chat {
+                st.first = false;
+                let c = chunk(
+                    json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}),
+                    None,
+                );
+                return Some((Ok::<_, std::convert::Infallible>(c), st));
+            }
+            match st.rx.recv().await {
+                Some(Event::Text(t, n)) => {
+                    st.ctx.delivered = n;
+                    st.ctx.text.push_str(&t);
+                    let c = match kind {
+                        Kind::Chat => {
+                            json!({"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null})
+                        }
+                        Kind::Completion => json!({"index": 0, "text": t, "logprobs": null, "finish_reason": null}),
+                    };
+                    Some((Ok(chunk(c, None)), st))
+                }
+                Some(Event::Done(o)) => {
+                    st.ctx.delivered = o.completion_tokens;
+                    let receipt = st.ctx.settle(o.completion_tokens, &o.text);
+                    let c = match kind {
+                        Kind::Chat => {
+                            json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(o.finish)})
+                        }
+                        Kind::Completion => {
+                            json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(o.finish)})
+                        }
+                    };
+                    // The final chunk carries usage (OpenAI's include_usage) and the receipt.
+                    let usage = usage_json(o.prompt_tokens, o.completion_tokens);
+                    let _ = include_usage;
+                    st.done = true;
+                    Some((Ok(chunk(c, Some((usage, receipt.unwrap_or(Value::Null))))), st))
+                }
+                Some(Event::Error(e)) => {
+                    st.done = true;
+                    let v = json!({"error": {"message": e, "type": "server_error", "code": "generation_failed"}});
+                    Some((Ok(SseEvent::default().data(v.to_string())), st))
+                }
+                None => None,
+            }
+        }
+    });
+    let done = futures_util::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
+    use futures_util::StreamExt;
+    Sse::new(s.chain(done)).keep_alive(KeepAlive::default()).into_response()
+}

@@ -1,0 +1,411 @@
+//! OpenLoRA on the tiny fixture model: mixed-adapter continuous batching gives
+//! each sequence exactly its solo output; a thousand adapters served through a
+//! byte-bounded cache; the OpenAI API over real HTTP (streaming and not),
+//! its refusals, and a client that disconnects mid-stream paying only for
+//! what it was sent.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ml::{LoraAdapter, LoraConfig, Model, ModelFiles, SamplingParams, Target};
+use primitives::{Address, B256};
+use serde_json::{Value, json};
+use serve::*;
+
+fn tiny() -> (Arc<Model>, Arc<ml::TextTokenizer>) {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/fixtures/tiny-llama");
+    let f = ModelFiles::open(&p).unwrap();
+    (Arc::new(Model::from_files(&f).unwrap()), Arc::new(f.tokenizer.clone()))
+}
+
+/// A distinct adapter per model id, rank 2..=9.
+fn adapter_for(m: &Model, id: u64) -> LoraAdapter {
+    let r = 2 + (id % 8) as usize;
+    let cfg = LoraConfig {
+        r,
+        lora_alpha: 2.0 * r as f64,
+        lora_dropout: 0.0,
+        target_modules: vec![Target::Q, Target::V, Target::Down],
+    };
+    LoraAdapter::random(cfg, &m.config, id, 0.3).unwrap()
+}
+
+struct Source {
+    model: Arc<Model>,
+    loads: Mutex<u64>,
+}
+
+impl AdapterSource for Source {
+    fn load(&self, id: u64) -> Result<LoraAdapter, String> {
+        *self.loads.lock().unwrap() += 1;
+        if id == 999_999 {
+            return Err("no such adapter".into());
+        }
+        Ok(adapter_for(&self.model, id))
+    }
+}
+
+fn greedy(max: usize) -> SamplingParams {
+    SamplingParams { max_tokens: max, ..Default::default() }
+}
+
+fn no_eos(m: &Model, t: &ml::TextTokenizer) -> (Arc<Model>, Arc<ml::TextTokenizer>) {
+    let mut m = m.clone();
+    m.config.eos_token_ids.clear();
+    let mut t = t.clone();
+    t.eos_token = None;
+    (Arc::new(m), Arc::new(t))
+}
+
+#[test]
+fn mixed_adapter_batches_equal_solo_runs_and_a_thousand_adapters_fit_the_budget() {
+    let (m0, t0) = tiny();
+    let (m, t) = no_eos(&m0, &t0);
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(
+        m.clone(),
+        t.clone(),
+        EngineConfig { max_batch: 8, prefill_chunk: 5, ..Default::default() },
+        metrics.clone(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Twelve requests over four adapters and the base, submitted at once: the
+    // batch is mixed, prompts of different lengths (some prefilled in chunks).
+    let prompts: Vec<Vec<u32>> =
+        (0..12).map(|i| (0..(3 + 2 * i as u32)).map(|k| 5 + (k * 37 + i * 11) % 500).collect()).collect();
+    let adapters: Vec<Option<Arc<LoraAdapter>>> =
+        (0..12).map(|i| if i % 5 == 4 { None } else { Some(Arc::new(adapter_for(&m, 1 + (i % 4) as u64))) }).collect();
+    let rxs: Vec<_> = (0..12)
+        .map(|i| {
+            engine
+                .submit(Request {
+                    prompt: prompts[i].clone(),
+                    adapter: adapters[i].clone(),
+                    params: greedy(10),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                })
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Outcome> = rxs.into_iter().map(|rx| rt.block_on(serve::engine::collect(rx)).unwrap()).collect();
+    for i in 0..12 {
+        let solo = ml::generate(&m, &t, adapters[i].as_deref(), &prompts[i], &greedy(10), |_| true).unwrap();
+        assert_eq!(outs[i].tokens, solo.tokens, "request {i}: batched output differs from its solo run");
+        assert_eq!(outs[i].completion_tokens, 10);
+    }
+    assert!(metrics.steps.load(Ordering::Relaxed) < 12 * 12, "requests shared steps");
+
+    // A thousand adapters through a cache smaller than all of them.
+    let one = adapter_for(&m, 1).byte_size();
+    let budget = 40 * one;
+    let src = Arc::new(Source { model: m.clone(), loads: Mutex::new(0) });
+    let cache = AdapterCache::new(budget, src.clone(), metrics.clone());
+    let mut rng = ml::rng::Rng::new(7);
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        let id = 1 + rng.below(1000);
+        let a = cache.get(id).unwrap();
+        assert!(cache.resident_bytes() <= budget, "the cache stays within its byte budget");
+        pending.push(
+            engine
+                .submit(Request {
+                    prompt: vec![10, 20, 30],
+                    adapter: Some(a),
+                    params: greedy(2),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                })
+                .unwrap(),
+        );
+        if pending.len() == 8 {
+            for rx in pending.drain(..) {
+                assert_eq!(rt.block_on(serve::engine::collect(rx)).unwrap().completion_tokens, 2);
+            }
+        }
+    }
+    for rx in pending.drain(..) {
+        rt.block_on(serve::engine::collect(rx)).unwrap();
+    }
+    assert!(cache.resident_bytes() <= budget);
+    assert!(metrics.cache_evictions.load(Ordering::Relaxed) > 0);
+    // Pinned adapters stay; the same id twice is a hit.
+    cache.pin(5).unwrap();
+    for id in 100..160 {
+        cache.get(id).unwrap();
+    }
+    assert!(cache.is_resident(5));
+    let hits = metrics.cache_hits.load(Ordering::Relaxed);
+    cache.get(5).unwrap();
+    assert_eq!(metrics.cache_hits.load(Ordering::Relaxed), hits + 1);
+    assert!(matches!(cache.get(999_999), Err(CacheError::Load(..))));
+    engine.stop();
+}
+
+/// Billing for the API tests: every caller may spend up to `limit`; bills are recorded.
+struct TestBilling {
+    limit: u128,
+    billed: Mutex<Vec<Usage>>,
+    reserved: Mutex<u128>,
+}
+
+impl Billing for TestBilling {
+    fn reserve(
+        &self,
+        payer: Option<Address>,
+        model: &ModelEntry,
+        p: usize,
+        max: usize,
+    ) -> Result<Reservation, BillingError> {
+        let payer = payer.ok_or_else(|| BillingError::Unauthenticated("an API key is required".into()))?;
+        let max_cost = cost(p as u64, max as u64, model.price_in_per_1k, model.price_out_per_1k);
+        let mut r = self.reserved.lock().unwrap();
+        if *r + max_cost > self.limit {
+            return Err(BillingError::InsufficientAllowance(format!(
+                "needs {max_cost}, allowance {}",
+                self.limit - *r
+            )));
+        }
+        *r += max_cost;
+        Ok(Reservation { id: 1, payer, model: model.clone(), max_cost })
+    }
+    fn release(&self, r: Reservation) {
+        *self.reserved.lock().unwrap() -= r.max_cost;
+    }
+    fn bill(&self, r: Reservation, u: Usage, req: B256, resp: B256) -> Result<Option<Value>, BillingError> {
+        *self.reserved.lock().unwrap() -= r.max_cost;
+        self.billed.lock().unwrap().push(u);
+        Ok(Some(
+            json!({"requestHash": req.to_string(), "responseHash": resp.to_string(), "inputTokens": u.prompt_tokens, "outputTokens": u.completion_tokens}),
+        ))
+    }
+}
+
+struct Dir {
+    base: B256,
+}
+
+impl ModelDirectory for Dir {
+    fn model(&self, id: u64) -> Result<Option<ModelEntry>, String> {
+        let e = |id: u64, live: bool, adapter: bool| ModelEntry {
+            id,
+            name: format!("model {id}"),
+            owner: Address::repeat_byte(1),
+            live,
+            has_adapter: adapter,
+            adapter_hash: B256::repeat_byte(id as u8),
+            base_hash: self.base,
+            price_in_per_1k: 1000,
+            price_out_per_1k: 2000,
+            created: 1,
+        };
+        Ok(match id {
+            1 => Some(e(1, true, false)),
+            2 => Some(e(2, true, true)),
+            3 => Some(e(3, false, true)),
+            _ => None,
+        })
+    }
+    fn live(&self) -> Result<Vec<ModelEntry>, String> {
+        Ok(vec![self.model(1)?.unwrap(), self.model(2)?.unwrap()])
+    }
+}
+
+struct Keys;
+impl httpapi::ApiKeyResolver for Keys {
+    fn resolve(&self, h: &B256) -> Option<Address> {
+        (*h == httpapi::auth::api_key_hash("sk-test")).then(|| Address::repeat_byte(7))
+    }
+}
+
+fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, body)
+}
+
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = b.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        b = &rest[n + 2..];
+    }
+    out
+}
+
+#[test]
+fn openai_api_over_http() {
+    let (m0, t0) = tiny();
+    let (m, t) = no_eos(&m0, &t0);
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(m.clone(), t.clone(), EngineConfig::default(), metrics.clone());
+    let cache = AdapterCache::new(1 << 20, Arc::new(Source { model: m.clone(), loads: Mutex::new(0) }), metrics);
+    let billing = Arc::new(TestBilling { limit: 450, billed: Mutex::new(vec![]), reserved: Mutex::new(0) });
+    let svc = Arc::new(OpenLora {
+        engine,
+        cache,
+        models: Arc::new(Dir { base: m.hash }),
+        billing: billing.clone(),
+        limits: Limits::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cfg = httpapi::ServerConfig { api_keys: Arc::new(Keys), ..Default::default() };
+    rt.spawn(httpapi::serve_with(listener, routes(svc.clone()), cfg, std::future::pending()));
+
+    // Non-streaming chat on an adapter model: usage and receipt.
+    let (st, body) = post(
+        &addr,
+        "/v1/chat/completions",
+        Some("sk-test"),
+        r#"{"model":"m2","messages":[{"role":"user","content":"hello"}],"max_tokens":6,"temperature":0}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["completion_tokens"], 6);
+    assert_eq!(v["receipt"]["outputTokens"], 6);
+    let prompt_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(v["receipt"]["inputTokens"].as_u64().unwrap(), prompt_tokens);
+
+    // Streaming completion on the base model: chunks, the final chunk with usage and receipt, [DONE].
+    let (st, body) = post(
+        &addr,
+        "/v1/completions",
+        Some("sk-test"),
+        r#"{"model":"m1","prompt":"The","max_tokens":5,"stream":true,"temperature":0}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(*events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(last["usage"]["completion_tokens"], 5);
+    assert!(last["receipt"].is_object());
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
+    // The same prompt non-streamed gives the same text (greedy).
+    let (_, b2) = post(
+        &addr,
+        "/v1/completions",
+        Some("sk-test"),
+        r#"{"model":"m1","prompt":"The","max_tokens":5,"temperature":0}"#,
+    );
+    let v2: Value = serde_json::from_str(&b2).unwrap();
+    assert_eq!(v2["choices"][0]["text"].as_str().unwrap(), text);
+
+    // Refusals, each OpenAI-shaped, nothing billed.
+    let billed_before = billing.billed.lock().unwrap().len();
+    let cases = [
+        (r#"{"model":"m9","prompt":"x"}"#, "/v1/completions", Some("sk-test"), 404, "model_not_found"),
+        (r#"{"model":"gpt-4","prompt":"x"}"#, "/v1/completions", Some("sk-test"), 404, "model_not_found"),
+        (r#"{"model":"m3","prompt":"x"}"#, "/v1/completions", Some("sk-test"), 404, "model_not_live"),
+        (r#"{"model":"m1","prompt":"#, "/v1/completions", Some("sk-test"), 400, "invalid_json"),
+        (
+            r#"{"model":"m1","prompt":"x","temperature":5}"#,
+            "/v1/completions",
+            Some("sk-test"),
+            400,
+            "invalid_temperature",
+        ),
+        (
+            r#"{"model":"m1","prompt":"x","max_tokens":0}"#,
+            "/v1/completions",
+            Some("sk-test"),
+            400,
+            "invalid_max_tokens",
+        ),
+        (r#"{"model":"m1","messages":[]}"#, "/v1/chat/completions", Some("sk-test"), 400, "invalid_messages"),
+        (r#"{"model":"m1","prompt":"x"}"#, "/v1/completions", None, 401, "invalid_api_key"),
+        (
+            r#"{"model":"m1","prompt":"x","max_tokens":1000}"#,
+            "/v1/completions",
+            Some("sk-test"),
+            402,
+            "insufficient_allowance",
+        ),
+    ];
+    for (body, path, key, status, code) in cases {
+        let (st, b) = post(&addr, path, key, body);
+        assert_eq!(st, status, "{body}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap_or(Value::Null);
+        assert_eq!(v["error"]["code"], code, "{body}: {b}");
+    }
+    let (st, b) = post(&addr, "/v1/completions", Some("sk-wrong"), r#"{"model":"m1","prompt":"x"}"#);
+    assert_eq!(st, 401, "{b}");
+    let long = format!(r#"{{"model":"m1","prompt":"{}"}}"#, "word ".repeat(400));
+    let (st, b) = post(&addr, "/v1/completions", Some("sk-test"), &long);
+    assert_eq!(st, 400, "{b}");
+    assert!(b.contains("context_length_exceeded"), "{b}");
+    assert_eq!(billing.billed.lock().unwrap().len(), billed_before, "refusals bill nothing");
+
+    // A client that disconnects mid-stream pays only for what it was sent.
+    {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let body = r#"{"model":"m1","messages":[{"role":"user","content":"go on"}],"max_tokens":200,"stream":true,"temperature":0}"#;
+        write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer sk-test\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut seen = 0;
+        let mut line = String::new();
+        while seen < 3 {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.contains("\"content\"") && !line.contains("\"content\":\"\"") {
+                seen += 1;
+            }
+        }
+        s.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    let mut billed = None;
+    for _ in 0..200 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = billing.billed.lock().unwrap();
+        if b.len() > billed_before {
+            billed = b.last().copied();
+            break;
+        }
+    }
+    let u = billed.expect("the cancelled stream was billed");
+    assert!(u.completion_tokens >= 3 && u.completion_tokens < 200, "billed {} tokens", u.completion_tokens);
+    assert_eq!(*billing.reserved.lock().unwrap(), 0, "no reservation left behind");
+
+    // Models, adapters and metrics.
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.split_once("\r\n\r\n").unwrap().1.to_string()
+    };
+    let models: Value = serde_json::from_str(&get("/v1/models")).unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 2);
+    assert_eq!(models["data"][1]["id"], "m2");
+    let ad: Value = serde_json::from_str(&get("/v1/adapters")).unwrap();
+    assert_eq!(ad["data"][0]["model"], "m2");
+    let text = get("/metrics");
+    for name in [
+        "openlora_queue_depth",
+        "openlora_time_to_first_token_seconds_bucket",
+        "openlora_inter_token_latency_seconds_count",
+        "openlora_adapter_cache_misses_total 1",
+        "openlora_tokens_per_second",
+    ] {
+        assert!(text.contains(name), "metrics lack {name}");
+    }
+    let _: HashMap<u8, u8> = HashMap::new();
+}
