@@ -970,6 +970,7 @@ mod tests {
             max_txs_per_block: 10_000,
             genesis: node::dev_genesis(),
             base_model: None,
+            serving: None,
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

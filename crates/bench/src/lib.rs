@@ -19,6 +19,11 @@
 //!   sample Datanets under `data/` and generated text. No peer: MB/s and rows/s. With
 //!   `--near-dup-check`, the cases planted in `data/planted.json` must be flagged and the
 //!   near-duplicate false-positive rate on the other sample rows is reported.
+//! - `openledger bench train` ([`TrainOpts`], [`run_train`]): LoRA fine-tuning of the same
+//!   Llama-architecture model on the same tokens, `ml::Trainer` (frozen-linear backward, and
+//!   the naive candle backward as a third column) vs PyTorch + PEFT on the CPU
+//!   (`bench/peers/train_peer.py` in the git-ignored `bench/.venv`), each run a fresh
+//!   process. Figures: tokens/s, peak RSS, the ratios, and the two loss curves.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -30,9 +35,11 @@ mod ingest;
 mod machine;
 mod state;
 mod stats;
+mod train;
 
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use chain::{ChainMode, ChainOpts, run_chain};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};
 pub use stats::{median, percentile};
+pub use train::{TrainOpts, WorkerGrad, run_train};

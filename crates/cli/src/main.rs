@@ -53,6 +53,14 @@ enum Cmd {
     Model(commands::model::ModelCmd),
     /// Chat with a registered model on this machine (its adapter from the node's blob store).
     Chat(commands::chat::ChatArgs),
+    /// Ask a model through the node's OpenAI-compatible API (billed to your API key).
+    Infer(commands::pay::InferArgs),
+    /// Your inference escrow and the allowances it grants serving operators.
+    #[command(subcommand)]
+    Escrow(commands::pay::EscrowCmd),
+    /// API keys bound on-chain to your address.
+    #[command(subcommand)]
+    Apikey(commands::pay::ApiKeyCmd),
     /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
     #[command(subcommand)]
     Train(commands::train::TrainCmd),
@@ -72,6 +80,8 @@ enum BenchCmd {
     State(bench::StateOpts),
     /// Datanet ingest throughput: parse + dedup + score against a growing index.
     Ingest(bench::IngestOpts),
+    /// LoRA fine-tuning tokens/s and peak memory, against PyTorch + PEFT on the CPU.
+    Train(bench::TrainOpts),
 }
 
 fn main() {
@@ -92,9 +102,13 @@ fn main() {
         Cmd::Model(c) => commands::model::run(c, out),
         Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Chat(a) => commands::chat::run(a, out),
+        Cmd::Infer(a) => commands::pay::infer(a, out),
+        Cmd::Escrow(c) => commands::pay::escrow(c, out),
+        Cmd::Apikey(c) => commands::pay::apikey(c, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),
+        Cmd::Bench(BenchCmd::Train(o)) => bench::run_train(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

@@ -28,9 +28,22 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
-    /// `openledger up` on ports the operating system picks (`127.0.0.1:0`), read
-    /// back from the node's endpoints file: no two tests can race for a port.
+    /// `openledger up --no-serve` on ports the operating system picks
+    /// (`127.0.0.1:0`), read back from the node's endpoints file: no two tests
+    /// can race for a port. Without serving, the dev node sends no setup
+    /// transactions of its own, so tests own every nonce.
     pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProc {
+        let mut all = vec!["--no-serve"];
+        all.extend_from_slice(extra);
+        Self::start_up(data_dir, &all)
+    }
+
+    /// `openledger up` serving models (OpenLoRA, the dev escrow and API key).
+    pub fn start_serving(data_dir: &Path, extra: &[&str]) -> NodeProc {
+        Self::start_up(data_dir, extra)
+    }
+
+    fn start_up(data_dir: &Path, extra: &[&str]) -> NodeProc {
         let _ = std::fs::remove_file(data_dir.join(node::ENDPOINTS_FILE));
         let mut cmd = Command::new(bin());
         cmd.args(["up", "--quiet", "--data-dir"])

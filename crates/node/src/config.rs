@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chain::BlockTime;
-use primitives::{Address, Amount};
+use primitives::{Address, Amount, B256};
 use runtime::Genesis;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,42 @@ pub struct NodeConfig {
     /// The base model ModelFactory trains on when a job names none (a Hugging
     /// Face folder or a GGUF file); default: the committed `models/base`.
     pub base_model: Option<PathBuf>,
+    /// Serve this base model and its adapters (OpenLoRA) as this serving operator.
+    pub serving: Option<ServingConfig>,
+}
+
+/// OpenLoRA's settings.
+#[derive(Clone)]
+pub struct ServingConfig {
+    /// The bonded serving operator's account (sends settlements).
+    pub operator: keys::SecretKey,
+    /// Its registered serving key (signs receipts).
+    pub serving_key: keys::SecretKey,
+    /// Host memory for resident adapters, in bytes.
+    pub adapter_cache_bytes: usize,
+    /// Sequences per batch.
+    pub max_batch: usize,
+    /// Milliseconds between settlement batches.
+    pub settle_every_ms: u64,
+}
+
+impl std::fmt::Debug for ServingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingConfig").field("operator", &self.operator.address()).finish_non_exhaustive()
+    }
+}
+
+impl ServingConfig {
+    /// The dev chain's serving operator and key, with default limits.
+    pub fn dev() -> ServingConfig {
+        ServingConfig {
+            operator: dev_serving_operator(),
+            serving_key: dev_serving_key(),
+            adapter_cache_bytes: 256 << 20,
+            max_batch: 32,
+            settle_every_ms: 2000,
+        }
+    }
 }
 
 /// Why configuration could not be read.
@@ -77,6 +113,9 @@ pub fn dev_params() -> Vec<(String, u128)> {
         ("governance.proposal_threshold", 100 * open),
         ("staking.min_self_bond", 100 * open),
         ("staking.unbonding_blocks", 10),
+        ("inference.release_delay_blocks", 10),
+        ("inference.attribution_timeout_blocks", 20),
+        ("inference.challenge_window_blocks", 10),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -85,24 +124,53 @@ pub fn dev_params() -> Vec<(String, u128)> {
     .collect()
 }
 
+/// The dev node's serving operator (account 101 of the standard test mnemonic):
+/// bonded at genesis, it sends the settlement transactions. Public, dev chains only.
+pub fn dev_serving_operator() -> keys::SecretKey {
+    keys::derive_account(keys::DEV_MNEMONIC, 101).expect("dev mnemonic derives")
+}
+
+/// The dev serving operator's registered serving key (account 102): signs receipts.
+pub fn dev_serving_key() -> keys::SecretKey {
+    keys::derive_account(keys::DEV_MNEMONIC, 102).expect("dev mnemonic derives")
+}
+
+/// Self bond of the dev serving operator.
+pub const DEV_SERVING_BOND_OPEN: u64 = 1_000;
+
 /// The dev genesis: chain id 31337, ten accounts with 10,000 OPEN each, dev
-/// account 0 bonded as the single validator (1,000 OPEN of its balance), and
-/// governance periods of a few blocks.
+/// account 0 bonded as the single validator (1,000 OPEN of its balance), the
+/// node's serving operator bonded (account 101), the committed base model as
+/// m1, and governance periods of a few blocks.
 pub fn dev_genesis() -> Genesis {
     let accounts = dev_accounts();
+    let serving = dev_serving_operator();
+    let mut alloc: Vec<(Address, Amount)> =
+        accounts.iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect();
+    alloc.push((serving.address(), Amount::open(2 * DEV_SERVING_BOND_OPEN)));
     Genesis {
         chain_id: primitives::DEV_CHAIN_ID,
         timestamp: DEV_GENESIS_TIMESTAMP,
-        alloc: accounts.iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect(),
+        alloc,
         params: dev_params(),
-        operators: vec![runtime::staking::genesis::GenesisOperator {
-            operator: accounts[0].address(),
-            role: runtime::staking::ROLE_VALIDATOR,
-            consensus_key: dev_consensus_key().public(),
-            serving_key: accounts[0].address(),
-            commission_bps: 500,
-            bond: Amount::open(DEV_VALIDATOR_BOND_OPEN),
-        }],
+        operators: vec![
+            runtime::staking::genesis::GenesisOperator {
+                operator: accounts[0].address(),
+                role: runtime::staking::ROLE_VALIDATOR,
+                consensus_key: dev_consensus_key().public(),
+                serving_key: accounts[0].address(),
+                commission_bps: 500,
+                bond: Amount::open(DEV_VALIDATOR_BOND_OPEN),
+            },
+            runtime::staking::genesis::GenesisOperator {
+                operator: serving.address(),
+                role: runtime::staking::ROLE_SERVING,
+                consensus_key: B256::ZERO,
+                serving_key: dev_serving_key().address(),
+                commission_bps: 1000,
+                bond: Amount::open(DEV_SERVING_BOND_OPEN),
+            },
+        ],
         base_model: Some(runtime::genesis::BaseModelGenesis {
             name: DEV_BASE_MODEL_NAME.into(),
             base_hash: DEV_BASE_MODEL_HASH,
@@ -383,6 +451,7 @@ impl ConfigFile {
             max_txs_per_block: 10_000,
             genesis,
             base_model,
+            serving: None,
         })
     }
 }

@@ -5,14 +5,20 @@
 mod backend;
 mod config;
 mod factory_env;
+mod meter;
+mod serving;
+
+pub use meter::Meter;
+
+pub use serving::{BlobAdapters, ChainModels};
 
 pub use factory_env::NodeFactoryEnv;
 
 pub use backend::ChainBackend;
 pub use config::{
-    ConfigError, ConfigFile, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_VALIDATOR_BOND_OPEN, GenesisFile,
-    GenesisOperatorFile, NodeConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
-    dev_params, load_genesis,
+    ConfigError, ConfigFile, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN,
+    GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, default_base_model, dev_accounts, dev_attester,
+    dev_consensus_key, dev_genesis, dev_params, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -29,6 +35,61 @@ pub struct Node {
     pub datanets: Arc<datanets::DatanetService>,
     /// ModelFactory's job queue.
     pub jobs: Arc<factory::JobQueue>,
+    /// OpenLoRA, when the node serves.
+    pub serving: Option<Serving>,
+}
+
+/// The serving side of a node.
+pub struct Serving {
+    pub openlora: Arc<serve::OpenLora>,
+    pub meter: Arc<Meter>,
+}
+
+/// API keys bound on-chain (`inference.bindApiKey`).
+struct ChainApiKeys(Arc<Chain>);
+
+impl httpapi::ApiKeyResolver for ChainApiKeys {
+    fn resolve(&self, key_hash: &primitives::B256) -> Option<primitives::Address> {
+        use runtime::inference::InferenceRead;
+        let st = self.0.snapshot().ok()?;
+        st.api_key_owner(key_hash).ok().flatten()
+    }
+}
+
+fn start_serving(
+    cfg: &NodeConfig,
+    chain: &Arc<Chain>,
+    store: &Arc<blobs::BlobStore>,
+    env: &NodeFactoryEnv,
+) -> Result<Option<Serving>, NodeError> {
+    let (Some(sc), Some(base)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
+    let (model, tokenizer) = factory::FactoryEnv::base_model(env, Some(&base.display().to_string()))
+        .map_err(|e| NodeError::Serving(e.to_string()))?;
+    let metrics = Arc::new(serve::Metrics::default());
+    let engine = serve::Engine::start(
+        model.clone(),
+        tokenizer,
+        serve::EngineConfig { max_batch: sc.max_batch, ..Default::default() },
+        metrics.clone(),
+    );
+    let source = Arc::new(BlobAdapters {
+        chain: chain.clone(),
+        blobs: store.clone(),
+        model: model.config.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    let cache = serve::AdapterCache::new(sc.adapter_cache_bytes, source, metrics);
+    let meter =
+        Meter::new(chain.clone(), sc.operator.clone(), sc.serving_key.clone(), tokio::runtime::Handle::current());
+    meter.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
+    let openlora = Arc::new(serve::OpenLora {
+        engine,
+        cache,
+        models: Arc::new(ChainModels { chain: chain.clone(), base_hash: model.hash }),
+        billing: meter.clone(),
+        limits: serve::Limits::default(),
+    });
+    Ok(Some(Serving { openlora, meter }))
 }
 
 /// Chain state for the Datanet services: the latest committed snapshot.
@@ -58,6 +119,8 @@ pub enum NodeError {
     Blobs(String),
     #[error("job queue: {0}")]
     Jobs(String),
+    #[error("serving: {0}")]
+    Serving(String),
     #[error("cannot write {ENDPOINTS_FILE} in the data directory: {0}")]
     Endpoints(std::io::Error),
 }
@@ -94,8 +157,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         cfg.base_model.clone(),
         tokio::runtime::Handle::current(),
     ));
-    let jobs = factory::JobQueue::open(&cfg.data_dir.join("jobs"), env).map_err(|e| NodeError::Jobs(e.to_string()))?;
+    let jobs =
+        factory::JobQueue::open(&cfg.data_dir.join("jobs"), env.clone()).map_err(|e| NodeError::Jobs(e.to_string()))?;
     jobs.start();
+    let serving = start_serving(cfg, &chain, &store, &env)?;
     let http_listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),
         None => None,
@@ -117,17 +182,21 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     });
     if let Some(l) = http_listener {
         let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(datanets::DatanetBlobPolicy(datanets.clone()));
-        let router = datanets::routes(datanets.clone())
+        let mut router = datanets::routes(datanets.clone())
             .merge(blobs::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()));
+        if let Some(s) = &serving {
+            router = router.merge(serve::routes(s.openlora.clone()));
+        }
+        let config = httpapi::ServerConfig { api_keys: Arc::new(ChainApiKeys(chain.clone())), ..Default::default() };
         tokio::spawn(async move {
-            if let Err(e) = httpapi::serve(l, router).await {
+            if let Err(e) = httpapi::serve_with(l, router, config, std::future::pending()).await {
                 tracing::error!("HTTP server stopped: {e}");
             }
         });
     }
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs })
+    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs, serving })
 }
 
 /// The file in the data directory that names the addresses a running node
@@ -164,6 +233,87 @@ impl Node {
     /// and a running job resumes from its checkpoint at the next start.
     pub fn stop(&self) {
         self.jobs.stop();
+        if let Some(s) = &self.serving {
+            s.openlora.engine.stop();
+        }
         self.chain.stop();
     }
+}
+
+/// Dev mode: an escrow and an allowance for dev account 0 at this node's serving
+/// operator, and an API key bound to it, written to `<data-dir>/dev-api-key`, so
+/// any OpenAI client can call the API at once. Idempotent: an existing key file
+/// is kept. Returns the key.
+pub fn dev_serving_setup(
+    chain: &Arc<Chain>,
+    operator: primitives::Address,
+    data_dir: &std::path::Path,
+) -> Result<String, String> {
+    use alloy_sol_types::SolCall;
+    use primitives::abi::IInference;
+    let path = data_dir.join("dev-api-key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(k.trim().to_string());
+    }
+    let payer = dev_accounts()[0].clone();
+    let mut seed = [0u8; 16];
+    getrandom_fill(&mut seed);
+    let key = format!("ol-dev-{}", hex::encode(seed));
+    let amount: u128 = 1_000 * primitives::ONE_OPEN;
+    let calls: Vec<(u128, Vec<u8>)> = vec![
+        (amount, IInference::depositCall {}.abi_encode()),
+        (0, IInference::allowCall { operator, amount }.abi_encode()),
+        (0, IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash(&key) }.abi_encode()),
+    ];
+    for (value, data) in calls {
+        send_and_wait(chain, &payer, primitives::system::Module::Inference.address(), value, data)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{key}\n")).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    let k = keys::SecretKey::random();
+    buf.copy_from_slice(&k.to_bytes()[..buf.len()]);
+}
+
+/// Sign, submit and wait for a transaction of `key` (in-process).
+pub fn send_and_wait(
+    chain: &Arc<Chain>,
+    key: &keys::SecretKey,
+    to: primitives::Address,
+    value: u128,
+    data: Vec<u8>,
+) -> Result<(), String> {
+    let nonce = chain.pending_nonce(&key.address()).map_err(|e| e.to_string())?;
+    let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
+    let tx = alloy_consensus::TxEip1559 {
+        chain_id: chain.chain_id(),
+        nonce,
+        gas_limit: 1_000_000,
+        max_fee_per_gas: base * 2 + 1_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: alloy_primitives::TxKind::Call(to),
+        value: primitives::U256::from(value),
+        access_list: Default::default(),
+        input: primitives::Bytes::from(data),
+    };
+    let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
+    let hash = tokio::runtime::Handle::current().block_on(chain.submit(&raw)).map_err(|e| e.to_string())?;
+    for _ in 0..1200 {
+        let st = chain.snapshot().map_err(|e| e.to_string())?;
+        if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
+            let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
+            return match rs.get(loc.index as usize) {
+                Some(r) if r.success => Ok(()),
+                Some(r) => Err(format!("transaction {hash} reverted: 0x{}", hex::encode(&r.revert_data))),
+                None => Err("receipt missing".into()),
+            };
+        }
+        drop(st);
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    Err(format!("transaction {hash} was not mined in time"))
 }

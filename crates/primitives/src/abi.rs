@@ -361,3 +361,275 @@ sol! {
         function liveModels(uint64 start, uint64 limit) external view returns (uint64[] memory);
     }
 }
+
+sol! {
+    #![sol(all_derives)]
+
+    /// What a serving operator signs for every answer it bills: EIP-712 typed data
+    /// under the inference module's domain (`Module::Inference.eip712_domain(chain_id)`).
+    /// Its hash ([`receipt_hash`]) is the EIP-712 struct hash, over the type
+    /// `InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce)`.
+    struct InferenceReceipt {
+        bytes32 requestHash;
+        bytes32 responseHash;
+        uint64 modelId;
+        /// The model record's adapter hash (zero for a model without an adapter).
+        bytes32 adapterHash;
+        uint64 inputTokens;
+        uint64 outputTokens;
+        /// The model's prices when served (base units of OPEN per 1K tokens); settlement
+        /// refuses a receipt whose prices are not the model's current ones.
+        uint128 priceInPer1k;
+        uint128 priceOutPer1k;
+        address payer;
+        /// The serving operator's address (the one that holds the bond), not its serving key.
+        address operator;
+        /// Strictly increasing per (payer, operator); gaps are allowed.
+        uint64 nonce;
+    }
+
+    /// One contribution credited by an attribution record.
+    struct Credit {
+        uint64 contributionId;
+        /// Share of the receipt's data part in parts per million; a record's weights sum to 1,000,000.
+        uint32 weightPpm;
+    }
+
+    /// Where a serving operator serves, and which models.
+    struct ServingEndpoint {
+        address operator;
+        string url;
+        uint64[] modelIds;
+        uint64 updatedAt;
+    }
+
+    /// A receipt's data part, held until attribution pays it out.
+    struct AttributionHold {
+        uint128 amount;
+        uint64 modelId;
+        address operator;
+        uint64 settledAt;
+        /// 1 open (awaiting a record), 2 posted (credits pending the challenge window),
+        /// 3 finalized (credits accrued), 4 fallback (paid to the versions' reward-per-row accumulators).
+        uint8 status;
+        uint64 postedAt;
+        bytes32 recordHash;
+    }
+
+    /// Paying for inference: prepaid escrows, allowances granted to serving operators,
+    /// API keys bound to addresses, serving endpoints, settlement of signed receipts in
+    /// batches with the fee split, and the two-phase attribution of each receipt's data part.
+    interface IInference {
+        event EscrowDeposited(address indexed payer, uint128 amount);
+        event EscrowWithdrawn(address indexed payer, uint128 amount);
+        event AllowanceGranted(address indexed payer, address indexed operator, uint128 amount, uint128 remaining);
+        event ReleaseRequested(address indexed payer, address indexed operator, uint128 amount, uint64 releaseAt);
+        event ReleaseCompleted(address indexed payer, address indexed operator, uint128 amount);
+        event ApiKeyBound(bytes32 indexed keyHash, address indexed owner);
+        event ApiKeyRevoked(bytes32 indexed keyHash, address indexed owner);
+        event EndpointRegistered(address indexed operator, string url, uint64[] modelIds);
+        event EndpointRemoved(address indexed operator);
+        /// `dataShare` is the amount held for attribution (zero for a model without Datanet versions).
+        event ReceiptSettled(bytes32 indexed receiptHash, address indexed payer, address indexed operator, uint64 modelId, uint128 cost, uint128 dataShare);
+        event AttributionPosted(bytes32 indexed receiptHash, bytes32 recordHash, uint32 credits);
+        /// One per credit when a record is finalized (the per-inference detail lives in logs; state keeps totals).
+        event Credited(bytes32 indexed receiptHash, uint64 indexed contributionId, uint128 amount);
+        /// Credits of a record became claimable; `dust` (the rounding remainder) went to the treasury.
+        event AttributionFinalized(bytes32 indexed receiptHash, uint128 credited, uint128 dust);
+        event FallbackPaid(bytes32 indexed receiptHash, uint64 indexed datanetId, uint64 version, uint128 amount);
+        event Claimed(uint64 indexed contributionId, address indexed contributor, uint128 amount);
+
+        error NotServingOperator(address operator);
+        error ZeroAmount();
+        error InsufficientEscrow(uint128 available, uint128 required);
+        error NothingToRelease(address payer, address operator);
+        error ReleaseNotReady(uint64 releaseAt, uint64 height);
+        error KeyTaken(bytes32 keyHash, address owner);
+        error NotKeyOwner(address caller);
+        error BadKeyHash();
+        error InvalidEndpoint(string reason);
+        error TooManyEndpoints(uint256 max);
+        error UnknownEndpoint(address operator);
+        /// The batch is malformed (empty, too large, one signature per receipt).
+        error InvalidBatch(string reason);
+        /// Receipt `index` names another operator than the caller.
+        error NotReceiptOperator(uint256 index, address operator);
+        /// Receipt `index`'s signature is malformed or not by the operator's serving key.
+        error BadSignature(uint256 index);
+        error NonceReused(address payer, uint64 nonce, uint64 lastNonce);
+        error UnknownModel(uint64 modelId);
+        /// Only live and retired models' receipts settle.
+        error ModelNotServable(uint64 modelId, uint8 state);
+        error AdapterMismatch(uint64 modelId, bytes32 expected, bytes32 got);
+        error PriceMismatch(uint64 modelId, uint128 priceInPer1k, uint128 priceOutPer1k);
+        error AllowanceExceeded(address payer, address operator, uint128 available, uint128 required);
+        error UnknownReceipt(bytes32 receiptHash);
+        /// Only the operator that settled a receipt posts its attribution.
+        error NotSettlingOperator(address caller);
+        error HoldClosed(bytes32 receiptHash, uint8 status);
+        error AttributionTimedOut(bytes32 receiptHash, uint64 deadline);
+        error NotTimedOut(bytes32 receiptHash, uint64 deadline);
+        error ChallengeWindowOpen(bytes32 receiptHash, uint64 until);
+        error BadCredits(string reason);
+        error UnknownContribution(uint64 contributionId);
+        error NotContributor(address caller);
+        error NothingToClaim(uint64 contributionId);
+
+        /// Add `msg.value` to the caller's free escrow.
+        function deposit() external payable;
+        /// Move `amount` of the caller's free escrow back to its balance.
+        function withdraw(uint128 amount) external;
+        /// Move `amount` of the caller's free escrow into its allowance for serving operator `operator`
+        /// (bonded, active). Allowances are backed: what one operator may spend no other can.
+        function allow(address operator, uint128 amount) external;
+        /// Ask for `amount` of the unspent allowance back; it stays spendable by the operator (after the
+        /// allowance itself) until `completeRelease` after `inference.release_delay_blocks`.
+        function release(address operator, uint128 amount) external;
+        /// Move a matured pending release back to the caller's free escrow.
+        function completeRelease(address operator) external;
+        /// Bind an API key's hash (blake3 of the key's UTF-8 bytes) to the caller; a hash binds once.
+        function bindApiKey(bytes32 keyHash) external;
+        /// The owner only: unbind a key hash.
+        function revokeApiKey(bytes32 keyHash) external;
+        /// A bonded serving operator announces (or replaces) where it serves and which models.
+        function registerEndpoint(string calldata url, uint64[] calldata modelIds) external;
+        function removeEndpoint() external;
+        /// The operator itself settles receipts it signed with its serving key, all or nothing.
+        function settle(InferenceReceipt[] calldata receipts, bytes[] calldata signatures) external;
+        /// The settling operator posts a receipt's attribution record before the timeout; empty
+        /// credits select the fallback at once.
+        function postAttribution(bytes32 receiptHash, bytes32 recordHash, Credit[] calldata credits) external;
+        /// Anyone, after the challenge window: posted credits become claimable.
+        function finalizeAttribution(bytes32 receiptHash) external;
+        /// Anyone, after the timeout with no record: the hold goes to the fallback.
+        function expireAttribution(bytes32 receiptHash) external;
+        /// The contributor: pay its finalized credits and its fallback share.
+        function claim(uint64 contributionId) external returns (uint128);
+
+        function escrowOf(address payer) external view returns (uint128);
+        function allowance(address payer, address operator) external view returns (uint128 remaining, uint128 pendingRelease, uint64 releaseAt, uint64 lastNonce);
+        /// The address a key hash is bound to (zero if none).
+        function apiKeyOwner(bytes32 keyHash) external view returns (address);
+        function endpoint(address operator) external view returns (ServingEndpoint memory);
+        /// Every registered endpoint (at most 256), in registration order.
+        function endpoints() external view returns (ServingEndpoint[] memory);
+        function hold(bytes32 receiptHash) external view returns (AttributionHold memory);
+        /// Credits of a posted record awaiting the challenge window.
+        function pendingCredits(bytes32 receiptHash) external view returns (uint64[] memory contributionIds, uint128[] memory amounts);
+        /// Finalized credits plus fallback share, not counting pending credits.
+        function claimable(uint64 contributionId) external view returns (uint128);
+        /// Finalized credits not yet claimed, and every finalized credit ever.
+        function accrued(uint64 contributionId) external view returns (uint128 unclaimed, uint128 total);
+        /// Total fallback paid to a Datanet version's reward-per-row accumulator.
+        function versionFallback(uint64 datanetId, uint64 version) external view returns (uint128);
+        /// What the module holds, by kind; their sum is the module's balance.
+        function holdings() external view returns (uint128 freeEscrow, uint128 allowances, uint128 pendingReleases, uint128 openHolds, uint128 pendingAttributions, uint128 accruedCredits, uint128 fallbackPool);
+        /// The receipt's hash (EIP-712 struct hash) and the digest its serving key signs on this chain.
+        function receiptDigest(InferenceReceipt calldata receipt) external view returns (bytes32 receiptHash, bytes32 signingHash);
+    }
+}
+
+/// A receipt's hash: its EIP-712 struct hash. Holds and logs are keyed by it.
+pub fn receipt_hash(receipt: &InferenceReceipt) -> alloy_primitives::B256 {
+    alloy_sol_types::SolStruct::eip712_hash_struct(receipt)
+}
+
+/// The digest a serving key signs for `receipt` on chain `chain_id`: the EIP-712
+/// signing hash `keccak256(0x1901 ‖ domainSeparator ‖ receipt_hash)` under
+/// `Module::Inference.eip712_domain(chain_id)`.
+pub fn receipt_signing_hash(receipt: &InferenceReceipt, chain_id: u64) -> alloy_primitives::B256 {
+    alloy_sol_types::SolStruct::eip712_signing_hash(receipt, &crate::system::Module::Inference.eip712_domain(chain_id))
+}
+
+/// The signer of a 65-byte `r ‖ s ‖ v` signature over [`receipt_signing_hash`]
+/// (`v` 27/28 or 0/1); `None` if the bytes are not a valid signature.
+pub fn recover_receipt_signer(
+    receipt: &InferenceReceipt,
+    chain_id: u64,
+    signature: &[u8],
+) -> Option<alloy_primitives::Address> {
+    let sig = alloy_primitives::Signature::from_raw(signature).ok()?;
+    sig.recover_address_from_prehash(&receipt_signing_hash(receipt, chain_id)).ok()
+}
+
+/// What a receipt costs in base units of OPEN:
+/// `ceil((inputTokens × priceInPer1k + outputTokens × priceOutPer1k) / 1000)`.
+/// Rounding is up, once per receipt, so a non-zero usage of a priced model never
+/// costs zero. `None` if the cost does not fit in u128.
+pub fn receipt_cost(receipt: &InferenceReceipt) -> Option<u128> {
+    use alloy_primitives::U256;
+    let total = U256::from(receipt.inputTokens) * U256::from(receipt.priceInPer1k)
+        + U256::from(receipt.outputTokens) * U256::from(receipt.priceOutPer1k);
+    let cost = total.div_ceil(U256::from(1000u32));
+    u128::try_from(cost).ok()
+}
+
+#[cfg(test)]
+mod inference_tests {
+    use super::*;
+    use alloy_primitives::{Address, B256, keccak256};
+
+    fn receipt() -> InferenceReceipt {
+        InferenceReceipt {
+            requestHash: B256::repeat_byte(1),
+            responseHash: B256::repeat_byte(2),
+            modelId: 3,
+            adapterHash: B256::repeat_byte(4),
+            inputTokens: 1_500,
+            outputTokens: 250,
+            priceInPer1k: 1_000,
+            priceOutPer1k: 3,
+            payer: Address::repeat_byte(5),
+            operator: Address::repeat_byte(6),
+            nonce: 7,
+        }
+    }
+
+    #[test]
+    fn receipt_hash_is_the_eip712_struct_hash() {
+        let r = receipt();
+        let ty = "InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce)";
+        let mut enc = keccak256(ty).to_vec();
+        let word = |v: alloy_primitives::U256| v.to_be_bytes::<32>();
+        enc.extend_from_slice(r.requestHash.as_slice());
+        enc.extend_from_slice(r.responseHash.as_slice());
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.modelId)));
+        enc.extend_from_slice(r.adapterHash.as_slice());
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.inputTokens)));
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.outputTokens)));
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.priceInPer1k)));
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.priceOutPer1k)));
+        enc.extend_from_slice(B256::left_padding_from(r.payer.as_slice()).as_slice());
+        enc.extend_from_slice(B256::left_padding_from(r.operator.as_slice()).as_slice());
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.nonce)));
+        assert_eq!(receipt_hash(&r), keccak256(&enc));
+        // The signing digest binds the chain and the inference module.
+        let sep = crate::system::Module::Inference.eip712_domain(31337).separator();
+        let mut m = vec![0x19, 0x01];
+        m.extend_from_slice(sep.as_slice());
+        m.extend_from_slice(receipt_hash(&r).as_slice());
+        assert_eq!(receipt_signing_hash(&r, 31337), keccak256(&m));
+        assert_ne!(receipt_signing_hash(&r, 31337), receipt_signing_hash(&r, 1));
+    }
+
+    #[test]
+    fn cost_rounds_up_once_per_receipt() {
+        let mut r = receipt();
+        // 1500 × 1000 + 250 × 3 = 1,500,750 → 1,500.75 → 1501.
+        assert_eq!(receipt_cost(&r), Some(1_501));
+        r.inputTokens = 0;
+        r.outputTokens = 1;
+        assert_eq!(receipt_cost(&r), Some(1));
+        r.outputTokens = 0;
+        assert_eq!(receipt_cost(&r), Some(0));
+        r.inputTokens = u64::MAX;
+        r.priceInPer1k = u128::MAX;
+        assert_eq!(receipt_cost(&r), None);
+    }
+
+    #[test]
+    fn malformed_signatures_recover_nothing() {
+        assert_eq!(recover_receipt_signer(&receipt(), 31337, &[0u8; 10]), None);
+        assert_eq!(recover_receipt_signer(&receipt(), 31337, &[0u8; 65]), None);
+    }
+}

@@ -76,6 +76,7 @@ enum SystemCall {
     Governance(primitives::abi::IGovernance::IGovernanceCalls),
     Datanets(primitives::abi::IDatanets::IDatanetsCalls),
     Models(primitives::abi::IModels::IModelsCalls),
+    Inference(primitives::abi::IInference::IInferenceCalls),
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
@@ -88,6 +89,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, C
         Module::Governance => crate::governance::decode(input).map(SystemCall::Governance),
         Module::Datanets => crate::datanets::decode(input).map(SystemCall::Datanets),
         Module::Models => crate::models::decode(input).map(SystemCall::Models),
+        Module::Inference => crate::inference::decode(input).map(SystemCall::Inference),
         // Reserved addresses of modules that have no functions yet.
         _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
     })
@@ -130,6 +132,7 @@ fn system_gas(c: &SystemCall) -> u64 {
         SystemCall::Governance(c) => crate::governance::gas_cost(c),
         SystemCall::Datanets(c) => crate::datanets::gas_cost(c),
         SystemCall::Models(c) => crate::models::gas_cost(c),
+        SystemCall::Inference(c) => crate::inference::gas_cost(c),
     }
 }
 
@@ -141,6 +144,7 @@ fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<
         SystemCall::Governance(c) => crate::governance::execute(st, ctx, c),
         SystemCall::Datanets(c) => crate::datanets::execute(st, ctx, c),
         SystemCall::Models(c) => crate::models::execute(st, ctx, c),
+        SystemCall::Inference(c) => crate::inference::execute(st, ctx, c),
     }
 }
 
@@ -407,6 +411,9 @@ pub struct SupplyReport {
     pub reward_pool: Amount,
     /// Funds held at module addresses (escrows, bonds, ... as modules land).
     pub held_by_modules: Amount,
+    /// What `inference` reports holding, by kind; its total is the inference
+    /// address's balance (part of `held_by_modules`).
+    pub inference: crate::inference::InferenceHoldings,
 }
 
 pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
@@ -423,5 +430,6 @@ pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
         treasury: st.balance(&TREASURY)?,
         reward_pool: st.balance(&VALIDATOR_REWARD_POOL)?,
         held_by_modules: held,
+        inference: crate::inference::InferenceRead::holdings(st)?,
     })
 }

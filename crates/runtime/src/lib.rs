@@ -18,6 +18,7 @@ pub mod datanets;
 mod executor;
 pub mod genesis;
 pub mod governance;
+pub mod inference;
 pub mod models;
 mod overlay;
 pub mod params;

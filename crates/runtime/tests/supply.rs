@@ -7,7 +7,7 @@ use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use alloy_sol_types::SolCall;
 use keys::{SecretKey, derive_account, encode_2718, sign_eip1559};
-use primitives::abi::{IBank, IParams};
+use primitives::abi::{IBank, IInference, IParams};
 use primitives::system::{Module, SYSTEM_MODULES, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, Bytes, SignedTransaction, U256};
 use proptest::prelude::*;
@@ -25,6 +25,8 @@ enum Op {
     PayNonPayable { from: usize },
     Donate { from: usize, milli: u64 },
     Garbage { from: usize, data: Vec<u8> },
+    InferenceDeposit { from: usize, milli: u64 },
+    InferenceWithdraw { from: usize, milli: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,7 +37,10 @@ fn op() -> impl Strategy<Value = Op> {
         who.clone().prop_map(|from| Op::SetParam { from }),
         who.clone().prop_map(|from| Op::PayNonPayable { from }),
         (who.clone(), 0u64..1000).prop_map(|(from, milli)| Op::Donate { from, milli }),
-        (who, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(from, data)| Op::Garbage { from, data }),
+        (who.clone(), proptest::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(from, data)| Op::Garbage { from, data }),
+        (who.clone(), 0u64..2_000).prop_map(|(from, milli)| Op::InferenceDeposit { from, milli }),
+        (who, 0u64..2_000).prop_map(|(from, milli)| Op::InferenceWithdraw { from, milli }),
     ]
 }
 
@@ -97,6 +102,10 @@ proptest! {
                             IBank::totalSupplyCall {}.abi_encode(), 60_000, 1)),
                         Op::Donate { from, milli: m } => (from, sign(&ks[from], nonces[from], TREASURY, m as u128 * milli, vec![], 21_000, 2)),
                         Op::Garbage { from, data } => (from, sign(&ks[from], nonces[from], Module::Staking.address(), 0, data, 60_000, 1)),
+                        Op::InferenceDeposit { from, milli: m } => (from, sign(&ks[from], nonces[from], Module::Inference.address(), m as u128 * milli,
+                            IInference::depositCall {}.abi_encode(), 80_000, 1)),
+                        Op::InferenceWithdraw { from, milli: m } => (from, sign(&ks[from], nonces[from], Module::Inference.address(), 0,
+                            IInference::withdrawCall { amount: m as u128 * milli }.abi_encode(), 80_000, 1)),
                     };
                     let before_sender = st.balance(&tx.sender).unwrap();
                     let before_fees = st.balance(&TREASURY).unwrap().0 + st.balance(&VALIDATOR_REWARD_POOL).unwrap().0;
@@ -110,12 +119,14 @@ proptest! {
                             // Treasury and pool receive exactly the fee (plus a donation to the treasury).
                             prop_assert_eq!(after_fees - before_fees, fee + donated);
                             let after_sender = st.balance(&tx.sender).unwrap();
-                            let moved = if r.success {
-                                match o { Op::BankTransfer { milli: m, to, .. } if addrs[*to] != tx.sender => *m as u128 * milli,
+                            // What left the sender besides the fee (negative: what it received).
+                            let moved: i128 = if r.success {
+                                match o { Op::BankTransfer { milli: m, to, .. } if addrs[*to] != tx.sender => (*m as u128 * milli) as i128,
                                           Op::Transfer { to, .. } if addrs[*to] == tx.sender => 0,
-                                          _ => tx.value().to::<u128>() }
+                                          Op::InferenceWithdraw { milli: m, .. } => -((*m as u128 * milli) as i128),
+                                          _ => tx.value().to::<u128>() as i128 }
                             } else { 0 };
-                            prop_assert_eq!(before_sender.0 - after_sender.0, fee + moved);
+                            prop_assert_eq!(before_sender.0 as i128 - after_sender.0 as i128, fee as i128 + moved);
                             if !r.success { prop_assert!(!r.revert_data.is_empty()); prop_assert!(r.logs.is_empty()); }
                         }
                         Err(e) => {
@@ -133,6 +144,9 @@ proptest! {
             let report = runtime::supply_report(&mem).unwrap();
             prop_assert_eq!(report.total, Amount(sum));
             prop_assert_eq!(report.total, report.genesis);
+            // The inference module holds exactly what it reports (here: free escrow only).
+            prop_assert_eq!(report.inference.total(), mem.balance(&Module::Inference.address()).unwrap());
+            prop_assert_eq!(report.inference.total(), report.inference.free_escrow);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod model;
 pub mod node;
 pub mod node_keys;
+pub mod pay;
 pub mod query;
 pub mod registry;
 pub mod stake;

@@ -39,10 +39,13 @@ pub struct UpArgs {
     /// Do not print the dev accounts and keys.
     #[arg(long)]
     pub quiet: bool,
-    /// The base model for ModelFactory (a Hugging Face folder or a GGUF file);
-    /// default: the committed models/base.
+    /// The base model for ModelFactory and serving (a Hugging Face folder or a
+    /// GGUF file); default: the committed models/base.
     #[arg(long)]
     pub base_model: Option<PathBuf>,
+    /// Do not serve models (no OpenAI API).
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -110,13 +113,31 @@ fn write_genesis_once(dir: &Path, g: &runtime::Genesis) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_node(cfg: NodeConfig, banner: impl FnOnce(SocketAddr, Option<SocketAddr>, u64)) -> anyhow::Result<()> {
+fn run_node(
+    cfg: NodeConfig,
+    dev: bool,
+    banner: impl FnOnce(SocketAddr, Option<SocketAddr>, u64, Option<String>),
+) -> anyhow::Result<()> {
     init_logging();
     write_genesis_once(&cfg.data_dir, &cfg.genesis)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let node = node::start(&cfg).await?;
-        banner(node.rpc_addr, node.http_addr, node.chain.head().header.number);
+        // Dev mode: an escrow, an allowance and an API key for dev account 0.
+        let api_key = match (&node.serving, dev) {
+            (Some(s), true) => {
+                let (chain, op, dir) = (node.chain.clone(), s.meter.operator(), cfg.data_dir.clone());
+                match tokio::task::spawn_blocking(move || node::dev_serving_setup(&chain, op, &dir)).await? {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        tracing::error!("dev API key setup failed: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        banner(node.rpc_addr, node.http_addr, node.chain.head().header.number, api_key);
         tracing::info!(rpc = %node.rpc_addr, data_dir = %cfg.data_dir.display(), "node running; Ctrl-C to stop");
         wait_for_shutdown().await;
         tracing::info!("stopping");
@@ -157,10 +178,11 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         max_txs_per_block: 10_000,
         genesis: node::dev_genesis(),
         base_model: a.base_model.clone().or_else(node::default_base_model),
+        serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
-    run_node(cfg, move |addr, http_addr, head| {
+    run_node(cfg, true, move |addr, http_addr, head, api_key| {
         if quiet {
             return;
         }
@@ -185,11 +207,20 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
                     http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
                     node::dev_attester().address()
                 );
+                if let Some(k) = &api_key {
+                    s += &format!(
+                        "\nOpenAI-compatible API: http://{}/v1 (models: m1 = the base model; GET /v1/models)\nAPI key (dev account 0, 1,000 OPEN allowance; also in {}): {k}\nServing operator (dev): {}\n",
+                        http_addr.map(|a| a.to_string()).unwrap_or_default(),
+                        data_dir.join("dev-api-key").display(),
+                        node::dev_serving_operator().address()
+                    );
+                }
                 s
             },
             json!({
                 "chainId": 31337,
                 "rpc": format!("http://{addr}"),
+                "apiKey": api_key,
                 "http": http_addr.map(|a| format!("http://{a}")),
                 "dataDir": data_dir.display().to_string(),
                 "accounts": accounts.iter().map(|k| json!({"address": k.address().to_checksum(None), "privateKey": k.to_hex()})).collect::<Vec<_>>(),
@@ -238,7 +269,7 @@ pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
     if let Some(addr) = a.http_addr {
         cfg.http_addr = Some(addr);
     }
-    run_node(cfg, |_, _, _| {})
+    run_node(cfg, false, |_, _, _, _| {})
 }
 
 pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {

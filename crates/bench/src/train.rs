@@ -1,0 +1,1092 @@
+//! `bench train`: LoRA fine-tuning of the same Llama-architecture model on the
+//! same tokens, ours (`ml::Trainer`, frozen-linear backward and the naive
+//! candle backward) against PyTorch + Hugging Face PEFT on the CPU.
+//!
+//! Before any clock starts the bench writes, to one work directory:
+//! - `model/`: a Hugging Face folder (`config.json`, `model.safetensors`, and a
+//!   trivial `tokenizer.json` that our loader wants and training never uses) with
+//!   seeded random weights;
+//! - `tokens.u32`: `--batches` batches of `--batch` × `--seq-len` token ids,
+//!   u32 little-endian, seeded; step `i` trains on batch `i mod --batches`;
+//! - `lora-init/`: the initial LoRA adapter in the PEFT layout (`A` as our trainer
+//!   initialises it from the seed, `B` zero), which the peer copies into its LoRA
+//!   layers so that both sides start from the very same weights;
+//! - `spec.json`: every hyperparameter, read by both sides.
+//!
+//! Each run is a fresh child process, so peak RSS is per run: ours is this
+//! executable again (`bench train --worker DIR --worker-grad frozen|naive`,
+//! hidden flags) and reads `VmHWM` from `/proc/self/status` at the end; the peer
+//! is `bench/peers/train_peer.py` in the git-ignored `bench/.venv` (created and
+//! filled with `pip install torch transformers peft safetensors` when missing),
+//! which reports `ru_maxrss`. Rounds alternate: ours (frozen), PyTorch, ours
+//! (naive). Tokens/s excludes the first `--warmup` steps.
+//!
+//! Same maths on both sides: mean next-token cross-entropy over every position
+//! but the last; AdamW (β 0.9/0.999, ε 1e-8, no weight decay); the learning rate
+//! decays from `--lr` on a cosine over `--steps` without warm-up (our `lr_at`,
+//! transformers' `get_cosine_schedule_with_warmup(0, steps)`); the global
+//! gradient norm clipped to 1.0 (the product trainer's defaults).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::chain::write_json;
+use crate::machine::{Machine, today};
+use crate::stats::{fmt_ratio, median, ratio};
+
+/// Steps of `--warmup` are trained but not timed.
+const DEFAULT_WARMUP: u32 = 3;
+/// What the peer installs into bench/.venv when it is missing.
+const PEER_PACKAGES: [&str; 4] = ["torch", "transformers", "peft", "safetensors"];
+/// Step-1 losses within this are "the same" (same weights, same tokens, f32).
+const STEP1_TOL: f64 = 1e-3;
+
+/// Which backward our worker uses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerGrad {
+    Frozen,
+    Naive,
+}
+
+/// `openledger bench train`: LoRA fine-tuning tokens/s and peak memory, ours
+/// (frozen-linear and naive backward) vs PyTorch + PEFT on the CPU.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainOpts {
+    /// Rounds; each runs ours (frozen), the peer, ours (naive), each in a fresh process.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Optimiser steps per run (one batch each).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: u32,
+    /// The first steps, trained but left out of the timing.
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
+    pub warmup: u32,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..))]
+    pub seq_len: u32,
+    /// Distinct batches in the token file (1 = one fixed batch trained on every step).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batches: u32,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 8192)]
+    pub vocab: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    /// Decoder layers.
+    #[arg(long, default_value_t = 6)]
+    pub layers: usize,
+    /// Attention heads (head_dim = hidden / heads).
+    #[arg(long, default_value_t = 6)]
+    pub heads: usize,
+    /// Key-value heads (grouped-query attention).
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: usize,
+    /// MLP (SwiGLU) intermediate size.
+    #[arg(long, default_value_t = 1024)]
+    pub intermediate: usize,
+    /// LoRA rank (on q_proj and v_proj).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// LoRA alpha.
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// AdamW learning rate (cosine decay over --steps, no warm-up).
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Seed of the weights, the tokens and the LoRA initialisation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// CPU threads for both sides (RAYON_NUM_THREADS for ours, torch.set_num_threads for the peer).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: u32,
+    /// Skip the naive-backward column (ours with candle's plain matmul backward).
+    #[arg(long)]
+    pub no_naive: bool,
+    /// Run ours only (no PyTorch, ratios n/a).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Python with torch, transformers and peft. Default: bench/.venv/bin/python of
+    /// the source tree, created when missing.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Write the model, tokens and initial adapter here and keep them (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Seconds one run may take before it is killed and fails.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// Internal: run one training of ours in this process from DIR/spec.json and print JSON.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub worker: Option<PathBuf>,
+    /// Internal: the backward of a --worker run.
+    #[arg(long, hide = true, value_enum, default_value_t = WorkerGrad::Frozen)]
+    pub worker_grad: WorkerGrad,
+}
+
+impl Default for TrainOpts {
+    fn default() -> Self {
+        TrainOpts {
+            rounds: 3,
+            steps: 20,
+            warmup: DEFAULT_WARMUP,
+            batch: 8,
+            seq_len: 128,
+            batches: 1,
+            vocab: 8192,
+            hidden: 384,
+            layers: 6,
+            heads: 6,
+            kv_heads: 2,
+            intermediate: 1024,
+            rank: 8,
+            alpha: 16.0,
+            lr: 3e-3,
+            seed: 1,
+            threads: 2,
+            no_naive: false,
+            no_peer: false,
+            python: None,
+            dir: None,
+            timeout: 3600,
+            json_out: None,
+            worker: None,
+            worker_grad: WorkerGrad::Frozen,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shared inputs
+
+impl TrainOpts {
+    fn model_config(&self) -> Result<ml::ModelConfig> {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
+        }
+        let c = ml::ModelConfig {
+            family: ml::Family::Llama,
+            vocab_size: self.vocab,
+            hidden_size: self.hidden,
+            intermediate_size: self.intermediate,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            num_key_value_heads: self.kv_heads,
+            head_dim: self.hidden / self.heads,
+            max_position_embeddings: (self.seq_len as usize).max(2048),
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            rms_norm_eps: 1e-5,
+            tie_word_embeddings: false,
+            qkv_bias: false,
+            o_bias: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
+        Ok(c)
+    }
+
+    fn lora_config(&self) -> ml::LoraConfig {
+        ml::LoraConfig {
+            r: self.rank,
+            lora_alpha: self.alpha,
+            lora_dropout: 0.0,
+            target_modules: vec![ml::Target::Q, ml::Target::V],
+        }
+    }
+}
+
+/// `n` samples of N(0, std²) (Box–Muller over the seeded generator).
+fn normal(rng: &mut ml::rng::Rng, n: usize, std: f64) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let u1 = rng.next_f64().max(f64::MIN_POSITIVE);
+        let u2 = rng.next_f64();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
+        v.push((r * c * std) as f32);
+        v.push((r * s * std) as f32);
+    }
+    v.truncate(n);
+    v
+}
+
+/// Seeded random base weights by Hugging Face name: N(0, 0.02²), the output
+/// projections scaled by 1/sqrt(2 · layers), norms at 1.
+fn random_weights(c: &ml::ModelConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+    let std = 0.02;
+    let proj = std / ((2 * c.num_hidden_layers) as f64).sqrt();
+    let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![c.vocab_size, h], Some(std)),
+        ("model.norm.weight".into(), vec![h], None),
+        ("lm_head.weight".into(), vec![c.vocab_size, h], Some(std)),
+    ];
+    for l in 0..c.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        shapes.push((format!("{p}.input_layernorm.weight"), vec![h], None));
+        shapes.push((format!("{p}.post_attention_layernorm.weight"), vec![h], None));
+        shapes.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q], Some(proj)));
+        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h], Some(std)));
+        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![i, h], Some(std)));
+        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, i], Some(proj)));
+    }
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape, std))| {
+            let n: usize = shape.iter().product();
+            let data = match std {
+                None => vec![1.0; n],
+                Some(s) => {
+                    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ ((k as u64 + 1) << 32)));
+                    normal(&mut rng, n, s)
+                }
+            };
+            (name, shape, data)
+        })
+        .collect()
+}
+
+/// A tokenizer.json our loader accepts; training never tokenizes text.
+const TRIVIAL_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"}}"#;
+
+/// Write the Hugging Face folder: config.json, model.safetensors (with PyTorch's
+/// `format` metadata), tokenizer.json.
+fn write_model(dir: &Path, c: &ml::ModelConfig, seed: u64) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cfg = c.to_hf_json();
+    // transformers 5 reads theta from rope_parameters.
+    cfg["rope_parameters"] = json!({"rope_theta": c.rope_theta, "rope_type": "default"});
+    cfg["use_cache"] = json!(false);
+    write_json(&dir.join("config.json"), &cfg)?;
+    let weights = random_weights(c, seed);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        weights.into_iter().map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("safetensors: {e}"))?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let p = dir.join("model.safetensors");
+    safetensors::tensor::serialize_to_file(views, Some(meta), &p)
+        .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
+    std::fs::write(dir.join("tokenizer.json"), TRIVIAL_TOKENIZER).context("writing tokenizer.json")?;
+    Ok(())
+}
+
+/// Seeded token ids, u32 little-endian.
+fn write_tokens(path: &Path, n: usize, vocab: usize, seed: u64) -> Result<()> {
+    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ 0x7070_6b65_6e73));
+    let bytes: Vec<u8> = (0..n).flat_map(|_| (rng.below(vocab as u64) as u32).to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_tokens(path: &Path) -> Result<Vec<u32>> {
+    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if !b.len().is_multiple_of(4) {
+        bail!("{}: {} bytes is not a whole number of u32s", path.display(), b.len());
+    }
+    Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Everything both sides read: paths and hyperparameters.
+fn spec_json(o: &TrainOpts, dir: &Path) -> Value {
+    json!({
+        "model_dir": dir.join("model").display().to_string(),
+        "tokens_file": dir.join("tokens.u32").display().to_string(),
+        "adapter_init_dir": dir.join("lora-init").display().to_string(),
+        "rows": o.batch, "seq_len": o.seq_len, "batches": o.batches,
+        "steps": o.steps, "timing_warmup_steps": o.warmup,
+        "lora": {"r": o.rank, "alpha": o.alpha, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "optimizer": {
+            "name": "adamw", "lr": o.lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+            "max_grad_norm": 1.0, "schedule": "cosine", "lr_warmup_steps": 0, "total_steps": o.steps,
+        },
+        "seed": o.seed, "threads": o.threads,
+    })
+}
+
+/// Write model, tokens, initial adapter and spec into `dir`.
+fn prepare_inputs(o: &TrainOpts, dir: &Path) -> Result<ml::ModelConfig> {
+    let c = o.model_config()?;
+    let lora = o.lora_config();
+    lora.validate(&c).map_err(|e| anyhow!("LoRA configuration: {e}"))?;
+    write_model(&dir.join("model"), &c, o.seed)?;
+    let n = (o.batches * o.batch * o.seq_len) as usize;
+    write_tokens(&dir.join("tokens.u32"), n, c.vocab_size, o.seed)?;
+    // The very adapter our trainer starts from (Trainer::new initialises from the same seed).
+    let init = ml::LoraAdapter::init(lora, &c, o.seed).map_err(|e| anyhow!("LoRA init: {e}"))?;
+    init.save_peft(&dir.join("lora-init"), &dir.join("model").display().to_string())
+        .map_err(|e| anyhow!("writing the initial adapter: {e}"))?;
+    write_json(&dir.join("spec.json"), &spec_json(o, dir))?;
+    Ok(c)
+}
+
+// ---------------------------------------------------------------------------
+// Our worker (a child process)
+
+/// A `/proc/self/status` field in bytes (`VmHWM:  123 kB`).
+fn proc_status_bytes(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..].trim_start_matches(':').split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn spec_usize(spec: &Value, k: &str) -> Result<usize> {
+    spec.get(k).and_then(Value::as_u64).map(|v| v as usize).ok_or_else(|| anyhow!("spec.json: no {k}"))
+}
+
+fn spec_path(spec: &Value, k: &str) -> Result<PathBuf> {
+    spec.get(k).and_then(Value::as_str).map(PathBuf::from).ok_or_else(|| anyhow!("spec.json: no {k}"))
+}
+
+/// One training run of ours; prints one JSON line.
+fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("spec.json"))
+            .with_context(|| format!("reading {}/spec.json", dir.display()))?,
+    )?;
+    let rows = spec_usize(&spec, "rows")?;
+    let len = spec_usize(&spec, "seq_len")?;
+    let steps = spec_usize(&spec, "steps")?;
+    let warmup = spec_usize(&spec, "timing_warmup_steps")?;
+    let seed = spec["seed"].as_u64().ok_or_else(|| anyhow!("spec.json: no seed"))?;
+    let l = &spec["lora"];
+    let opt = &spec["optimizer"];
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("spec.json: no {k}"));
+
+    let t = Instant::now();
+    let files = ml::ModelFiles::open(&spec_path(&spec, "model_dir")?).map_err(|e| anyhow!("{e}"))?;
+    let model = ml::Model::from_files(&files).map_err(|e| anyhow!("{e}"))?;
+    drop(files);
+    let load_s = t.elapsed().as_secs_f64();
+    let rss_after_load = proc_status_bytes("VmHWM");
+
+    let lora = ml::LoraConfig {
+        r: l["r"].as_u64().ok_or_else(|| anyhow!("spec.json: no lora.r"))? as usize,
+        lora_alpha: f(l, "alpha")?,
+        lora_dropout: f(l, "dropout")?,
+        target_modules: vec![ml::Target::Q, ml::Target::V],
+    };
+    let mut cfg = ml::TrainConfig::new(lora, f(opt, "lr")?, steps as u64);
+    cfg.warmup_steps = 0;
+    cfg.weight_decay = f(opt, "weight_decay")?;
+    cfg.beta1 = f(opt, "beta1")?;
+    cfg.beta2 = f(opt, "beta2")?;
+    cfg.eps = f(opt, "eps")?;
+    cfg.max_grad_norm = f(opt, "max_grad_norm")?;
+    cfg.seed = seed;
+    let mut trainer = ml::Trainer::new(&model, cfg).map_err(|e| anyhow!("{e}"))?;
+    trainer.base_grad = match grad {
+        WorkerGrad::Frozen => ml::BaseGrad::Frozen,
+        WorkerGrad::Naive => ml::BaseGrad::Naive,
+    };
+    // The peer starts from lora-init/; so must we.
+    let init = ml::LoraAdapter::load_peft(&spec_path(&spec, "adapter_init_dir")?, &model.config)
+        .map_err(|e| anyhow!("{e}"))?;
+    let ours = trainer.adapter().map_err(|e| anyhow!("{e}"))?;
+    if ours.hash != init.hash {
+        bail!("our trainer's initial adapter differs from lora-init/ (seed or configuration mismatch)");
+    }
+
+    let tokens = read_tokens(&spec_path(&spec, "tokens_file")?)?;
+    let per = rows * len;
+    if tokens.is_empty() || !tokens.len().is_multiple_of(per) {
+        bail!("the token file holds {} ids, not a whole number of {rows}×{len} batches", tokens.len());
+    }
+    let batches: Vec<ml::TokenBatch> = tokens
+        .chunks_exact(per)
+        .map(|c| ml::TokenBatch { tokens: c.to_vec(), mask: vec![1.0; per], rows, len })
+        .collect();
+
+    let mut losses = Vec::with_capacity(steps);
+    let mut step_s = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let b = &batches[i % batches.len()];
+        let t = Instant::now();
+        let r = trainer.step(std::slice::from_ref(b)).map_err(|e| anyhow!("step {}: {e}", i + 1))?;
+        step_s.push(t.elapsed().as_secs_f64());
+        losses.push(r.loss);
+    }
+    let peak = proc_status_bytes("VmHWM");
+    let timed: f64 = step_s.iter().skip(warmup).sum();
+    let n_timed = steps.saturating_sub(warmup);
+    let out = json!({
+        "system": match grad { WorkerGrad::Frozen => "ours-frozen", WorkerGrad::Naive => "ours-naive" },
+        "losses": losses,
+        "stepS": step_s,
+        "tokensPerStep": per,
+        "timedSteps": n_timed,
+        "tokensPerS": if timed > 0.0 { (n_timed * per) as f64 / timed } else { f64::NAN },
+        "peakRssBytes": peak,
+        "rssAfterLoadBytes": rss_after_load,
+        "loadS": load_s,
+        "trainableParams": ours.parameter_count(),
+        "threads": std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse::<u64>().ok()),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Children
+
+/// Run `cmd` to completion (killing it after `timeout`); stdout and stderr.
+fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<(String, String)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {} s and was killed", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
+    }
+    Ok((stdout, stderr))
+}
+
+/// The last line of `stdout` that is a JSON object.
+fn last_json(stdout: &str, what: &str) -> Result<Value> {
+    stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| anyhow!("{what} printed no JSON result"))
+        .and_then(|l| serde_json::from_str(l).with_context(|| format!("{what}: bad JSON result")))
+}
+
+/// One run's figures, recomputed from the step times so both sides count alike.
+#[derive(Clone, Debug)]
+struct Figures {
+    tokens_per_s: f64,
+    step_s_median: f64,
+    peak_rss: Option<f64>,
+    rss_after_load: Option<f64>,
+    losses: Vec<f64>,
+    load_s: Option<f64>,
+    raw: Value,
+}
+
+fn figures(v: Value, per_step: usize, warmup: usize) -> Result<Figures> {
+    let arr = |k: &str| -> Result<Vec<f64>> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("result without {k}"))?
+            .iter()
+            .map(|x| x.as_f64().ok_or_else(|| anyhow!("{k}: not a number")))
+            .collect()
+    };
+    let step_s = arr("stepS")?;
+    let losses = arr("losses")?;
+    if step_s.len() <= warmup || losses.len() != step_s.len() {
+        bail!("result has {} steps ({} losses), expected more than {warmup}", step_s.len(), losses.len());
+    }
+    let timed = &step_s[warmup..];
+    let total: f64 = timed.iter().sum();
+    Ok(Figures {
+        tokens_per_s: (timed.len() * per_step) as f64 / total,
+        step_s_median: median(timed),
+        peak_rss: v.get("peakRssBytes").and_then(Value::as_f64),
+        rss_after_load: v.get("rssAfterLoadBytes").and_then(Value::as_f64),
+        losses,
+        load_s: v.get("loadS").and_then(Value::as_f64),
+        raw: v,
+    })
+}
+
+/// The systems of one round, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum System {
+    Frozen,
+    Peer,
+    Naive,
+}
+
+impl System {
+    fn label(self) -> &'static str {
+        match self {
+            System::Frozen => "ours (frozen)",
+            System::Naive => "ours (naive)",
+            System::Peer => "pytorch+peft",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            System::Frozen => "oursFrozen",
+            System::Naive => "oursNaive",
+            System::Peer => "pytorchPeft",
+        }
+    }
+}
+
+fn run_ours(bin: &Path, dir: &Path, grad: WorkerGrad, o: &TrainOpts) -> Result<Value> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["bench", "train", "--worker"]).arg(dir).arg("--worker-grad").arg(match grad {
+        WorkerGrad::Frozen => "frozen",
+        WorkerGrad::Naive => "naive",
+    });
+    cmd.env("RAYON_NUM_THREADS", o.threads.to_string());
+    let what = format!("our worker ({grad:?})");
+    let (stdout, _) = run_child(cmd, &what, Duration::from_secs(o.timeout))?;
+    last_json(&stdout, &what)
+}
+
+// ---------------------------------------------------------------------------
+// The peer
+
+/// The bench/ directory of the source tree: from the current directory upwards,
+/// else next to the crate this was built from.
+fn bench_dir() -> Option<PathBuf> {
+    let has = |d: &Path| d.join("peers/train_peer.py").is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        for a in cwd.ancestors() {
+            let d = a.join("bench");
+            if has(&d) {
+                return Some(d);
+            }
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
+    has(&built).then_some(built)
+}
+
+struct Peer {
+    python: PathBuf,
+    script: PathBuf,
+    versions: Value,
+}
+
+fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
+    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    last_json(&String::from_utf8_lossy(&out.stdout), "train_peer.py --versions").ok()
+}
+
+fn status_ok(what: &str, mut cmd: Command) -> bool {
+    eprintln!("peer: {what}");
+    match cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            eprintln!("peer: {what} failed ({s})");
+            false
+        }
+        Err(e) => {
+            eprintln!("peer: cannot run {what}: {e}");
+            false
+        }
+    }
+}
+
+/// Find the Python peer, creating bench/.venv and installing the packages when
+/// missing. `None` (after saying why) when it cannot be had.
+fn prepare_peer(o: &TrainOpts) -> Option<Peer> {
+    let Some(bench) = bench_dir() else {
+        eprintln!("peer: cannot find bench/peers/train_peer.py (run from the source tree); running ours alone");
+        return None;
+    };
+    let script = bench.join("peers/train_peer.py");
+    if let Some(p) = &o.python {
+        return match peer_versions(p, &script) {
+            Some(versions) => Some(Peer { python: p.clone(), script, versions }),
+            None => {
+                eprintln!("peer: {} cannot import torch, transformers and peft; running ours alone", p.display());
+                None
+            }
+        };
+    }
+    let venv = bench.join(".venv");
+    let python = venv.join("bin/python");
+    if let Some(versions) = peer_versions(&python, &script) {
+        return Some(Peer { python, script, versions });
+    }
+    if !python.exists() {
+        let mut c = Command::new("python3");
+        c.arg("-m").arg("venv").arg(&venv);
+        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
+            eprintln!("peer: running ours alone");
+            return None;
+        }
+    }
+    let pip = venv.join("bin/pip");
+    let mut c = Command::new(&pip);
+    c.arg("install").args(PEER_PACKAGES);
+    if !status_ok(&format!("{} install {} (network once)", pip.display(), PEER_PACKAGES.join(" ")), c) {
+        eprintln!("peer: running ours alone");
+        return None;
+    }
+    match peer_versions(&python, &script) {
+        Some(versions) => Some(Peer { python, script, versions }),
+        None => {
+            eprintln!("peer: {} still cannot import the packages; running ours alone", python.display());
+            None
+        }
+    }
+}
+
+fn run_peer(p: &Peer, dir: &Path, o: &TrainOpts) -> Result<Value> {
+    let mut cmd = Command::new(&p.python);
+    cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
+    cmd.env("OMP_NUM_THREADS", o.threads.to_string());
+    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.timeout))?;
+    last_json(&stdout, "the PyTorch peer")
+}
+
+// ---------------------------------------------------------------------------
+// Machine details that matter for arithmetic
+
+/// SIMD flags of /proc/cpuinfo that decide which kernels run.
+fn cpu_flags() -> Vec<&'static str> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
+    ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.contains(f))
+        .collect()
+}
+
+fn simd_line() -> String {
+    let f = cpu_flags();
+    let has = |x: &str| if f.contains(&x) { "yes" } else { "no" };
+    format!(
+        "AVX2 {}, FMA {}, AVX-512F {} (flags: {}); this binary compiled with avx2 {}, avx512f {} \
+         (candle's gemm dispatches at run time; its AVX-512 kernels need gemm's x86-v4 feature, not enabled)",
+        has("avx2"),
+        has("fma"),
+        has("avx512f"),
+        if f.is_empty() { "none found".to_string() } else { f.join(" ") },
+        if cfg!(target_feature = "avx2") { "yes" } else { "no" },
+        if cfg!(target_feature = "avx512f") { "yes" } else { "no" },
+    )
+}
+
+fn mib(b: f64) -> f64 {
+    b / (1u64 << 20) as f64
+}
+
+fn fmt_mib(b: Option<f64>) -> String {
+    b.map_or("n/a".into(), |b| format!("{:.0}", mib(b)))
+}
+
+// ---------------------------------------------------------------------------
+// The suite
+
+struct Run {
+    system: System,
+    round: u32,
+    f: Figures,
+}
+
+/// Run `bench train` (or, with the hidden `--worker`, one training of ours).
+pub fn run_train(o: &TrainOpts) -> Result<()> {
+    if let Some(dir) = &o.worker {
+        return run_worker(dir, o.worker_grad);
+    }
+    if o.steps <= o.warmup {
+        bail!("--steps {} must be larger than --warmup {} (warm-up steps are not timed)", o.steps, o.warmup);
+    }
+    let machine = Machine::detect();
+    let bin = std::env::current_exe().context("locating the openledger binary")?;
+    let (_tmp, dir) = match &o.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (None, d.canonicalize()?)
+        }
+        None => {
+            let t =
+                tempfile::Builder::new().prefix("bench-train-").tempdir().context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let t = Instant::now();
+    let c = prepare_inputs(o, &dir)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let params = c.parameter_count();
+    let per_step = (o.batch * o.seq_len) as usize;
+    let warmup = o.warmup as usize;
+    // r × (in + out) per adapted layer: q is hidden → heads·head_dim, v hidden → kv_heads·head_dim.
+    let lora_params = c.num_hidden_layers
+        * o.rank
+        * (2 * c.hidden_size + (c.num_attention_heads + c.num_key_value_heads) * c.head_dim);
+
+    println!(
+        "bench train: LoRA fine-tuning, Llama architecture, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, untied head, f32: {:.1}M params",
+        c.vocab_size,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.intermediate_size,
+        params as f64 / 1e6
+    );
+    println!(
+        "  LoRA r={} alpha={} on q_proj, v_proj ({} trainable params); AdamW lr {} (cosine over {} steps, no warm-up), grad-norm clip 1.0",
+        o.rank, o.alpha, lora_params, o.lr, o.steps
+    );
+    println!(
+        "  {} steps of {}×{} tokens ({} distinct batch{}), first {} untimed; {} round(s), each run a fresh process; {} threads each side",
+        o.steps,
+        o.batch,
+        o.seq_len,
+        o.batches,
+        if o.batches == 1 { ", trained on every step" } else { "es, in turn" },
+        o.warmup,
+        o.rounds,
+        o.threads
+    );
+    println!("  inputs (seeded random weights, tokens, initial adapter) written in {prep_s:.1} s to {}", dir.display());
+    println!("  ours: {} bench train --worker (ml::Trainer, BaseGrad::Frozen and BaseGrad::Naive)", bin.display());
+    println!("  machine: {}", machine.describe());
+    println!("  cpu: {}", simd_line());
+
+    let peer = if o.no_peer { None } else { prepare_peer(o) };
+    match &peer {
+        Some(p) => println!(
+            "  peer: PyTorch {} + transformers {} + PEFT {} (CPU, {} threads), {} {}",
+            p.versions["torch"].as_str().unwrap_or("?"),
+            p.versions["transformers"].as_str().unwrap_or("?"),
+            p.versions["peft"].as_str().unwrap_or("?"),
+            o.threads,
+            p.python.display(),
+            p.script.display()
+        ),
+        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
+    }
+    println!();
+
+    let mut systems = vec![System::Frozen];
+    if peer.is_some() {
+        systems.push(System::Peer);
+    }
+    if !o.no_naive {
+        systems.push(System::Naive);
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    let mut peer_ok = peer.is_some();
+    for round in 1..=o.rounds {
+        for &s in &systems {
+            let r = match s {
+                System::Frozen => run_ours(&bin, &dir, WorkerGrad::Frozen, o),
+                System::Naive => run_ours(&bin, &dir, WorkerGrad::Naive, o),
+                System::Peer => {
+                    if !peer_ok {
+                        continue;
+                    }
+                    run_peer(peer.as_ref().expect("peer"), &dir, o)
+                }
+            };
+            let r = r.and_then(|v| figures(v, per_step, warmup));
+            let f = match r {
+                Ok(f) => f,
+                Err(e) if s == System::Peer => {
+                    eprintln!("peer: PyTorch failed in round {round}: {e:#}\npeer: continuing with ours alone");
+                    peer_ok = false;
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("{}, round {round}", s.label()))),
+            };
+            println!(
+                "round {round:<2} {:<14} {:>8.1} tokens/s  {:>6.3} s/step  peak RSS {:>5} MiB (after load {:>4})  loss {:.4} → {:.4}  (load {:.2} s)",
+                s.label(),
+                f.tokens_per_s,
+                f.step_s_median,
+                fmt_mib(f.peak_rss),
+                fmt_mib(f.rss_after_load),
+                f.losses[0],
+                f.losses[f.losses.len() - 1],
+                f.load_s.unwrap_or(f64::NAN)
+            );
+            runs.push(Run { system: s, round, f });
+        }
+    }
+
+    // Medians.
+    #[derive(Clone, Copy)]
+    struct Med {
+        runs: usize,
+        tps: f64,
+        step_s: f64,
+        rss: Option<f64>,
+        rss_load: Option<f64>,
+        first: f64,
+        last: f64,
+    }
+    let med = |s: System| -> Option<Med> {
+        let rs: Vec<&Figures> = runs.iter().filter(|r| r.system == s).map(|r| &r.f).collect();
+        if rs.is_empty() {
+            return None;
+        }
+        let m = |g: &dyn Fn(&Figures) -> f64| median(&rs.iter().map(|f| g(f)).collect::<Vec<_>>());
+        let opt = |g: &dyn Fn(&Figures) -> Option<f64>| {
+            let v: Vec<f64> = rs.iter().filter_map(|f| g(f)).collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        Some(Med {
+            runs: rs.len(),
+            tps: m(&|f| f.tokens_per_s),
+            step_s: m(&|f| f.step_s_median),
+            rss: opt(&|f| f.peak_rss),
+            rss_load: opt(&|f| f.rss_after_load),
+            first: m(&|f| f.losses[0]),
+            last: m(&|f| f.losses[f.losses.len() - 1]),
+        })
+    };
+    let all = [System::Frozen, System::Naive, System::Peer];
+    let meds: HashMap<System, Med> = all.iter().filter_map(|&s| med(s).map(|m| (s, m))).collect();
+
+    println!(
+        "\nmedians over {} round(s), {} timed steps of {}×{} tokens ({} warm-up steps excluded):",
+        o.rounds,
+        o.steps - o.warmup,
+        o.batch,
+        o.seq_len,
+        o.warmup
+    );
+    println!(
+        "{:<14} {:>4} {:>10} {:>8} {:>13} {:>11} {:>11} {:>11} {:>12}",
+        "system", "runs", "tokens/s", "s/step", "peak RSS MiB", "after load", "loss st. 1", "final loss", "GFLOP/s @6N"
+    );
+    for s in all {
+        if let Some(m) = meds.get(&s) {
+            println!(
+                "{:<14} {:>4} {:>10.1} {:>8.3} {:>13} {:>11} {:>11.4} {:>11.4} {:>12.1}",
+                s.label(),
+                m.runs,
+                m.tps,
+                m.step_s,
+                fmt_mib(m.rss),
+                fmt_mib(m.rss_load),
+                m.first,
+                m.last,
+                m.tps * 6.0 * params as f64 / 1e9
+            );
+        }
+    }
+    let g = |s: System| meds.get(&s).copied();
+    let pair = |a: System, b: System| {
+        let (x, y) = (g(a), g(b));
+        (ratio(x.map(|m| m.tps), y.map(|m| m.tps)), ratio(x.and_then(|m| m.rss), y.and_then(|m| m.rss)))
+    };
+    let (fp_tps, fp_rss) = pair(System::Frozen, System::Peer);
+    let (np_tps, np_rss) = pair(System::Naive, System::Peer);
+    let (fn_tps, fn_rss) = pair(System::Frozen, System::Naive);
+    println!("ratio ours (frozen) / pytorch: tokens/s {}, peak RSS {}", fmt_ratio(fp_tps), fmt_ratio(fp_rss));
+    if !o.no_naive {
+        println!("ratio ours (naive)  / pytorch: tokens/s {}, peak RSS {}", fmt_ratio(np_tps), fmt_ratio(np_rss));
+        println!(
+            "frozen-linear op: ours (frozen) / ours (naive): tokens/s {}, peak RSS {}",
+            fmt_ratio(fn_tps),
+            fmt_ratio(fn_rss)
+        );
+    }
+
+    // Loss agreement, from the first round of each side (same weights, same tokens).
+    let curve = |s: System| runs.iter().find(|r| r.system == s).map(|r| r.f.losses.clone());
+    let max_diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let ours = curve(System::Frozen).unwrap_or_default();
+    let mut agreement = json!(null);
+    if let Some(theirs) = curve(System::Peer) {
+        let d1 = (ours[0] - theirs[0]).abs();
+        let dmax = max_diff(&ours, &theirs);
+        let dlast = (ours[ours.len() - 1] - theirs[theirs.len() - 1]).abs();
+        println!(
+            "step-1 loss: ours {:.6}, pytorch {:.6}: |Δ| {:.2e}: {}",
+            ours[0],
+            theirs[0],
+            d1,
+            if d1 <= STEP1_TOL { "they agree (same weights, same tokens, same initial LoRA)" } else { "THEY DIFFER" }
+        );
+        println!(
+            "loss curves over {} steps, ours (frozen) vs pytorch: max |Δ| {:.2e}, final |Δ| {:.2e}",
+            ours.len(),
+            dmax,
+            dlast
+        );
+        agreement =
+            json!({"step1AbsDiff": d1, "step1Agree": d1 <= STEP1_TOL, "maxAbsDiff": dmax, "finalAbsDiff": dlast});
+    }
+    if let Some(naive) = curve(System::Naive) {
+        println!("loss curves, ours (frozen) vs ours (naive): max |Δ| {:.2e}", max_diff(&ours, &naive));
+    }
+    if o.steps <= 40 {
+        let cols: Vec<(System, Vec<f64>)> = all.iter().filter_map(|&s| curve(s).map(|c| (s, c))).collect();
+        print!("loss per step (round 1):\n{:>5}", "step");
+        for (s, _) in &cols {
+            print!(" {:>14}", s.label());
+        }
+        println!();
+        for i in 0..o.steps as usize {
+            print!("{:>5}", i + 1);
+            for (_, c) in &cols {
+                print!(" {:>14.6}", c[i]);
+            }
+            println!();
+        }
+    }
+    if let Some(r) = runs.iter().find(|r| r.system == System::Peer) {
+        println!(
+            "peer details: attention {}, {} trainable params, torch threads {}",
+            r.f.raw["attnImplementation"].as_str().unwrap_or("?"),
+            r.f.raw["trainableParams"],
+            r.f.raw["threads"]
+        );
+    }
+    println!(
+        "arithmetic: 6 × {:.1}M params = {:.0} MFLOP per token (the 6N training rule; a LoRA step over a frozen base needs about 4N plus attention)",
+        params as f64 / 1e6,
+        6.0 * params as f64 / 1e6
+    );
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.json_out {
+        let mj = |s: System| {
+            g(s).map(|m| {
+                json!({"runs": m.runs, "tokensPerS": m.tps, "stepS": m.step_s, "peakRssBytes": m.rss,
+                    "rssAfterLoadBytes": m.rss_load, "lossStep1": m.first, "finalLoss": m.last})
+            })
+        };
+        let doc = json!({
+            "suite": "train",
+            "date": today(),
+            "machine": machine.to_json(),
+            "cpuFlags": cpu_flags(),
+            "config": {
+                "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
+                "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
+                "params": params, "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
+                "lr": o.lr, "steps": o.steps, "warmup": o.warmup, "batch": o.batch, "seqLen": o.seq_len,
+                "batches": o.batches, "seed": o.seed, "threads": o.threads, "rounds": o.rounds,
+                "openledgerBin": bin.display().to_string(),
+            },
+            "peer": peer.as_ref().map(|p| p.versions.clone()),
+            "runs": runs.iter().map(|r| json!({
+                "system": r.system.key(), "round": r.round, "tokensPerS": r.f.tokens_per_s,
+                "stepSMedian": r.f.step_s_median, "result": r.f.raw,
+            })).collect::<Vec<_>>(),
+            "summary": {
+                "oursFrozen": mj(System::Frozen), "oursNaive": mj(System::Naive), "pytorchPeft": mj(System::Peer),
+                "ratioFrozenPeerTps": fp_tps, "ratioFrozenPeerRss": fp_rss,
+                "ratioNaivePeerTps": np_tps, "ratioNaivePeerRss": np_rss,
+                "ratioFrozenNaiveTps": fn_tps, "ratioFrozenNaiveRss": fn_rss,
+                "lossAgreement": agreement,
+            },
+        });
+        write_json(path, &doc)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> TrainOpts {
+        TrainOpts {
+            steps: 3,
+            warmup: 1,
+            batch: 2,
+            seq_len: 8,
+            vocab: 64,
+            hidden: 32,
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            intermediate: 48,
+            rank: 2,
+            ..TrainOpts::default()
+        }
+    }
+
+    #[test]
+    fn inputs_load_and_our_trainer_starts_from_them() {
+        let o = small();
+        let dir = tempfile::tempdir().unwrap();
+        let c = prepare_inputs(&o, dir.path()).unwrap();
+        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
+        assert_eq!(files.config.vocab_size, 64);
+        assert_eq!(files.config.head_dim, 16);
+        let toks = read_tokens(&dir.path().join("tokens.u32")).unwrap();
+        assert_eq!(toks.len(), 16);
+        assert!(toks.iter().all(|&t| t < 64));
+        let model = ml::Model::from_files(&files).unwrap();
+        let init = ml::LoraAdapter::load_peft(&dir.path().join("lora-init"), &c).unwrap();
+        let lora = o.lora_config();
+        let mut cfg = ml::TrainConfig::new(lora, o.lr, 3);
+        cfg.seed = o.seed;
+        let tr = ml::Trainer::new(&model, cfg).unwrap();
+        assert_eq!(tr.adapter().unwrap().hash, init.hash);
+        // Seeded: the same inputs again.
+        let dir2 = tempfile::tempdir().unwrap();
+        prepare_inputs(&o, dir2.path()).unwrap();
+        for f in ["model/model.safetensors", "tokens.u32", "lora-init/adapter_model.safetensors"] {
+            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(dir2.path().join(f)).unwrap(), "{f}");
+        }
+    }
+
+    #[test]
+    fn worker_results_become_figures() {
+        let v = json!({"stepS": [5.0, 1.0, 1.0, 2.0], "losses": [9.0, 8.9, 8.8, 8.7], "peakRssBytes": 1048576});
+        let f = figures(v, 100, 1).unwrap();
+        assert_eq!(f.tokens_per_s, 300.0 / 4.0);
+        assert_eq!(f.step_s_median, 1.0);
+        assert_eq!(f.peak_rss, Some(1048576.0));
+        assert!(figures(json!({"stepS": [1.0], "losses": [1.0]}), 100, 1).is_err());
+        assert_eq!(last_json("noise\n{\"a\": 1}\n\n", "x").unwrap()["a"], 1);
+        assert!(proc_status_bytes("VmHWM").unwrap() > 0);
+    }
+}

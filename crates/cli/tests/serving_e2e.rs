@@ -1,0 +1,249 @@
+//! OpenLoRA end to end on a real dev node: the dev API key works at once; a
+//! billed, receipted answer, streamed and not; receipts settle on-chain for
+//! exactly the billed amounts; a fine-tuned model goes live through governance
+//! and is served with its adapter from the blob store; refusals bill nothing.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use alloy_sol_types::SolEvent;
+use common::*;
+use primitives::abi::IInference;
+use primitives::system::Module;
+use serde_json::{Value, json};
+
+fn repo(p: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p).to_str().unwrap().to_string()
+}
+
+struct Env {
+    node: NodeProc,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("chain");
+        let node = NodeProc::start_serving(&data, &["--instant"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let key = loop {
+            if let Ok(k) = std::fs::read_to_string(data.join("dev-api-key")) {
+                break k.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "no dev API key written");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Env { node, key, _dir: dir }
+    }
+    fn run(&self, a: &[&str], rpc: bool, http: bool) -> std::process::Output {
+        let mut v: Vec<String> = vec!["--json".into()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        if rpc {
+            v.extend(["--rpc".into(), self.node.rpc.clone()]);
+        }
+        if http {
+            v.extend(["--http".into(), self.node.http.clone()]);
+        }
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        cli(&refs)
+    }
+    fn ok(&self, a: &[&str], rpc: bool, http: bool) -> Value {
+        let o = self.run(a, rpc, http);
+        assert!(
+            o.status.success(),
+            "openledger {a:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+    fn fail(&self, a: &[&str], rpc: bool, http: bool) -> String {
+        let o = self.run(a, rpc, http);
+        assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    }
+    fn advance_to(&self, h: u64) {
+        let mut c = self.node.client();
+        let k = dev(9);
+        while c.block_number().unwrap() < h {
+            let n = c.nonce(&k.address(), true).unwrap();
+            let hash = c.send_raw(&signed(&k, n, dev(8).address(), 1, vec![], 21_000)).unwrap();
+            while c.receipt(&hash).unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    /// Costs of the ReceiptSettled logs so far.
+    fn settled(&self) -> Vec<(String, u128)> {
+        let mut c = self.node.client();
+        let logs = c
+            .call(
+                "eth_getLogs",
+                json!([{"fromBlock": "0x0", "toBlock": "latest", "address": Module::Inference.address(),
+                        "topics": [IInference::ReceiptSettled::SIGNATURE_HASH]}]),
+            )
+            .unwrap();
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let topics: Vec<primitives::B256> =
+                    l["topics"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().parse().unwrap()).collect();
+                let data = hex::decode(l["data"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+                let ev = IInference::ReceiptSettled::decode_raw_log(topics, &data).unwrap();
+                (ev.receiptHash.to_string(), ev.cost)
+            })
+            .collect()
+    }
+    fn wait_settled(&self, n: usize) -> Vec<(String, u128)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.settled();
+            if s.len() >= n {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "receipts not settled: {s:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
+    let e = Env::start();
+    let key = e.key.clone();
+    // A non-streamed chat on the base model.
+    let a = e.ok(&["infer", "m1", "In the beginning", "--api-key", &key, "--max-tokens", "12"], false, true);
+    assert_eq!(a["object"], "chat.completion");
+    assert_eq!(a["usage"]["completion_tokens"], 12);
+    let r1 = a["receipt"].clone();
+    assert_eq!(r1["inputTokens"], a["usage"]["prompt_tokens"]);
+    assert_eq!(r1["payer"].as_str().unwrap().to_lowercase(), format!("{:?}", dev(0).address()).to_lowercase());
+    // A streamed completion: the final chunk carries usage and the receipt.
+    let s = e.ok(
+        &["infer", "m1", "And God said", "--api-key", &key, "--completion", "--stream", "--max-tokens", "9"],
+        false,
+        true,
+    );
+    assert_eq!(s["usage"]["completion_tokens"], 9);
+    let r2 = s["receipt"].clone();
+    assert!(r2["signature"].as_str().unwrap().len() == 132);
+
+    // Both settle on-chain for exactly what was billed.
+    let settled = e.wait_settled(2);
+    let billed: Vec<(String, u128)> = [&r1, &r2]
+        .iter()
+        .map(|r| (r["hash"].as_str().unwrap().to_string(), r["cost"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(settled, billed);
+    let op = node::dev_serving_operator().address();
+    let shown =
+        e.ok(&["escrow", "show", &format!("{:?}", dev(0).address()), "--operator", &format!("{op:?}")], true, false);
+    let remaining: u128 = shown["allowances"][0]["remaining"].as_str().unwrap().parse().unwrap();
+    assert_eq!(remaining, 1_000 * primitives::ONE_OPEN - billed.iter().map(|b| b.1).sum::<u128>());
+    assert_eq!(shown["allowances"][0]["lastNonce"], 2);
+
+    // Refusals with OpenAI-style errors, nothing billed.
+    let out = e.fail(&["infer", "m77", "hi", "--api-key", &key], false, true);
+    assert!(out.contains("does not exist"), "{out}");
+    let out = e.fail(&["infer", "m1", "hi", "--api-key", "sk-nobody"], false, true);
+    assert!(out.contains("401"), "{out}");
+    // An account with a key but no allowance.
+    let k3 = e.ok(&["apikey", "new", "--dev-account", "3"], true, false);
+    let out = e.fail(&["infer", "m1", "hi", "--api-key", k3["key"].as_str().unwrap()], false, true);
+    assert!(out.contains("402") && out.contains("allowance"), "{out}");
+    e.ok(&["escrow", "deposit", "5", "--dev-account", "3"], true, false);
+    e.ok(&["escrow", "allow", &format!("{op:?}"), "5", "--dev-account", "3"], true, false);
+    let ok3 = e.ok(&["infer", "m1", "hi", "--api-key", k3["key"].as_str().unwrap(), "--max-tokens", "3"], false, true);
+    assert_eq!(ok3["usage"]["completion_tokens"], 3);
+    e.ok(&["apikey", "revoke", k3["key"].as_str().unwrap(), "--dev-account", "3"], true, false);
+    let out = e.fail(&["infer", "m1", "hi", "--api-key", k3["key"].as_str().unwrap()], false, true);
+    assert!(out.contains("401"), "a revoked key is refused: {out}");
+    assert_eq!(e.wait_settled(3).len(), 3, "refused requests settled nothing");
+
+    // A fine-tuned model: Datanet version, job, registration, governance, serving.
+    let d = e.ok(
+        &["datanet", "create", "--from-json", &repo("data/unix-shell/datanet.json"), "--dev-account", "0"],
+        true,
+        true,
+    );
+    let dn = d["id"].as_u64().unwrap().to_string();
+    let c = e.ok(
+        &["contribute", &repo("data/unix-shell/contributor-1.jsonl"), "--datanet", &dn, "--dev-account", "1"],
+        true,
+        true,
+    );
+    e.ok(&["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
+    let j = e.ok(
+        &[
+            "train",
+            "submit",
+            "--datanet",
+            &format!("{dn}:1"),
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--max-seq-len",
+            "96",
+            "--watch",
+            "--dev-account",
+            "1",
+        ],
+        false,
+        true,
+    );
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let reg = e.ok(
+        &["model", "propose", "--job", "1", "--price-in", "0.002", "--price-out", "0.004", "--dev-account", "1"],
+        true,
+        true,
+    );
+    let id = reg["id"].as_u64().unwrap();
+    let mid = format!("m{id}");
+    // Not live yet: refused.
+    let out = e.fail(&["infer", &mid, "hi", "--api-key", &key], false, true);
+    assert!(out.contains("not live"), "{out}");
+    let p = e.ok(
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "serve it",
+            "--call",
+            &format!("models.approve [{id}]"),
+            "--dev-account",
+            "0",
+        ],
+        true,
+        false,
+    );
+    e.advance_to(p["voteStart"].as_u64().unwrap());
+    e.ok(&["gov", "vote", &p["id"].as_u64().unwrap().to_string(), "for", "--dev-account", "0"], true, false);
+    e.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
+    e.ok(&["gov", "execute", &p["id"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
+    let a = e.ok(&["infer", &mid, "How do I list hidden files?", "--api-key", &key, "--max-tokens", "6"], false, true);
+    assert_eq!(a["model"], mid.as_str());
+    assert_eq!(a["receipt"]["adapterHash"], j["output"]["adapterHash"]);
+    assert_eq!(a["receipt"]["priceInPer1k"], "2000000000000000");
+    // The adapter is resident now, and the 4th receipt settles (with a data-share hold).
+    let (_, body) = http_get(&e.node.http, "/v1/adapters");
+    let ad: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ad["data"][0]["model"], mid.as_str());
+    let s = e.wait_settled(4);
+    assert_eq!(s[3].0, a["receipt"]["hash"].as_str().unwrap());
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
+}

@@ -1,0 +1,304 @@
+//! Metering for OpenLoRA against the `inference` module: before generating,
+//! reserve the most a request can cost against the payer's allowance for this
+//! operator (what the chain says remains, minus what this node has reserved or
+//! billed but not yet settled), so the node never serves more than it can
+//! settle; afterwards bill what was delivered, sign an EIP-712 receipt with the
+//! serving key, and settle receipts on-chain in batches that never exceed the
+//! allowance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::TxKind;
+use alloy_sol_types::SolCall;
+use chain::Chain;
+use keys::SecretKey;
+use primitives::abi::{IInference, InferenceReceipt, receipt_hash, receipt_signing_hash};
+use primitives::system::Module;
+use primitives::{Address, B256, Bytes, U256};
+use serde_json::json;
+use serve::{Billing, BillingError, ModelEntry, Reservation, Usage, cost};
+
+/// Receipts settled per transaction at most.
+const MAX_BATCH: usize = 64;
+
+struct Signed {
+    receipt: InferenceReceipt,
+    signature: Vec<u8>,
+    cost: u128,
+}
+
+#[derive(Default)]
+struct PayerState {
+    reserved: u128,
+    /// Billed, not yet settled on-chain.
+    unsettled: u128,
+    next_nonce: u64,
+}
+
+#[derive(Default)]
+struct State {
+    payers: HashMap<Address, PayerState>,
+    queue: Vec<Signed>,
+    next_id: u64,
+}
+
+/// The node's [`Billing`]: one serving operator.
+pub struct Meter {
+    chain: Arc<Chain>,
+    /// The operator's account: holds the bond, sends settlement transactions.
+    operator: SecretKey,
+    /// The registered serving key: signs receipts.
+    serving: SecretKey,
+    state: Mutex<State>,
+    handle: tokio::runtime::Handle,
+}
+
+fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
+    let st = chain.snapshot().map_err(|e| e.to_string())?;
+    let env = chain.env_at(&chain.head().header);
+    let out = runtime::call(
+        &st,
+        &env,
+        Address::ZERO,
+        Module::Inference.address(),
+        primitives::Amount::ZERO,
+        &call.abi_encode(),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    if !out.success {
+        return Err(format!("{} reverted: {}", C::SIGNATURE, error_name(&out.output)));
+    }
+    C::abi_decode_returns(&out.output).map_err(|e| e.to_string())
+}
+
+impl Meter {
+    pub fn new(
+        chain: Arc<Chain>,
+        operator: SecretKey,
+        serving: SecretKey,
+        handle: tokio::runtime::Handle,
+    ) -> Arc<Meter> {
+        Arc::new(Meter { chain, operator, serving, state: Mutex::new(State::default()), handle })
+    }
+
+    pub fn operator(&self) -> Address {
+        self.operator.address()
+    }
+
+    /// (remaining + pending release, last settled nonce) for a payer on-chain.
+    fn allowance(&self, payer: Address) -> Result<(u128, u64), String> {
+        let a = view(&self.chain, &IInference::allowanceCall { payer, operator: self.operator.address() })?;
+        Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
+    }
+
+    /// Start the settlement loop: every `every`, settle what is queued.
+    pub fn start(self: &Arc<Self>, every: Duration) {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("settlement".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    if let Err(e) = me.settle_once() {
+                        tracing::warn!("settlement: {e}");
+                    }
+                }
+            })
+            .expect("spawn settlement");
+    }
+
+    /// Receipts billed and not yet settled.
+    pub fn queued(&self) -> usize {
+        self.state.lock().unwrap().queue.len()
+    }
+
+    /// Submit one settlement transaction for up to `MAX_BATCH` queued receipts
+    /// and wait for its block. Returns how many settled.
+    pub fn settle_once(&self) -> Result<usize, String> {
+        let batch: Vec<Signed> = {
+            let mut st = self.state.lock().unwrap();
+            let n = st.queue.len().min(MAX_BATCH);
+            st.queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let call = IInference::settleCall {
+            receipts: batch.iter().map(|s| s.receipt.clone()).collect(),
+            signatures: batch.iter().map(|s| Bytes::from(s.signature.clone())).collect(),
+        };
+        let result = self.send(call.abi_encode(), 150_000 + 60_000 * batch.len() as u64);
+        let mut st = self.state.lock().unwrap();
+        match result {
+            Ok(()) => {
+                for s in &batch {
+                    if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
+                        p.unsettled = p.unsettled.saturating_sub(s.cost);
+                    }
+                }
+                Ok(batch.len())
+            }
+            Err(e) => {
+                // Put them back (in order) for the next round; a receipt the chain
+                // refuses for good is dropped after being reported.
+                if e.contains("NonceReused") || e.contains("PriceMismatch") || e.contains("AdapterMismatch") {
+                    for s in &batch {
+                        if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
+                            p.unsettled = p.unsettled.saturating_sub(s.cost);
+                        }
+                    }
+                    return Err(format!("{} receipts refused and dropped: {e}", batch.len()));
+                }
+                let rest = std::mem::take(&mut st.queue);
+                st.queue = batch;
+                st.queue.extend(rest);
+                Err(e)
+            }
+        }
+    }
+
+    fn send(&self, data: Vec<u8>, gas: u64) -> Result<(), String> {
+        let from = self.operator.address();
+        let nonce = self.chain.pending_nonce(&from).map_err(|e| e.to_string())?;
+        let base = self.chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
+        let tx = TxEip1559 {
+            chain_id: self.chain.chain_id(),
+            nonce,
+            gas_limit: gas,
+            max_fee_per_gas: base * 2 + 1_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            to: TxKind::Call(Module::Inference.address()),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: Bytes::from(data),
+        };
+        let raw = keys::encode_2718(&keys::sign_eip1559(&self.operator, tx));
+        let hash = self.handle.block_on(self.chain.submit(&raw)).map_err(|e| e.to_string())?;
+        // Wait until it is in a block.
+        for _ in 0..600 {
+            let st = self.chain.snapshot().map_err(|e| e.to_string())?;
+            if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
+                let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
+                let r = rs.get(loc.index as usize).ok_or("receipt missing")?;
+                return if r.success {
+                    Ok(())
+                } else {
+                    Err(format!("settlement reverted: {}", error_name(&r.revert_data)))
+                };
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("settlement transaction {hash} not mined in time"))
+    }
+}
+
+/// The name and fields of an `inference` custom error.
+fn error_name(data: &[u8]) -> String {
+    use alloy_sol_types::SolInterface;
+    match IInference::IInferenceErrors::abi_decode(data) {
+        Ok(e) => format!("{e:?}"),
+        Err(_) => format!("0x{}", hex::encode(data)),
+    }
+}
+
+impl Billing for Meter {
+    fn reserve(
+        &self,
+        payer: Option<Address>,
+        model: &ModelEntry,
+        prompt_tokens: usize,
+        max_tokens: usize,
+    ) -> Result<Reservation, BillingError> {
+        let payer = payer.ok_or_else(|| {
+            BillingError::Unauthenticated(
+                "an API key is required: `Authorization: Bearer <key>` (openledger apikey new)".into(),
+            )
+        })?;
+        let max_cost = cost(prompt_tokens as u64, max_tokens as u64, model.price_in_per_1k, model.price_out_per_1k);
+        let (on_chain, last_nonce) = self.allowance(payer).map_err(BillingError::Unavailable)?;
+        let mut st = self.state.lock().unwrap();
+        let id = st.next_id;
+        st.next_id += 1;
+        let p = st.payers.entry(payer).or_default();
+        p.next_nonce = p.next_nonce.max(last_nonce + 1);
+        let available = on_chain.saturating_sub(p.reserved).saturating_sub(p.unsettled);
+        if max_cost > available {
+            return Err(BillingError::InsufficientAllowance(format!(
+                "this request may cost {max_cost} base units of OPEN ({prompt_tokens} tokens in, up to {max_tokens} out \
+                 at the model's prices); the allowance of {payer} for this node has {available} left: \
+                 openledger escrow allow {} AMOUNT",
+                self.operator.address()
+            )));
+        }
+        p.reserved += max_cost;
+        Ok(Reservation { id, payer, model: model.clone(), max_cost })
+    }
+
+    fn release(&self, r: Reservation) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(p) = st.payers.get_mut(&r.payer) {
+            p.reserved = p.reserved.saturating_sub(r.max_cost);
+        }
+    }
+
+    fn bill(
+        &self,
+        r: Reservation,
+        usage: Usage,
+        request_hash: B256,
+        response_hash: B256,
+    ) -> Result<Option<serde_json::Value>, BillingError> {
+        let billed = cost(
+            usage.prompt_tokens as u64,
+            usage.completion_tokens as u64,
+            r.model.price_in_per_1k,
+            r.model.price_out_per_1k,
+        )
+        .min(r.max_cost);
+        let mut st = self.state.lock().unwrap();
+        let p = st.payers.entry(r.payer).or_default();
+        p.reserved = p.reserved.saturating_sub(r.max_cost);
+        let nonce = p.next_nonce.max(1);
+        p.next_nonce = nonce + 1;
+        p.unsettled += billed;
+        let receipt = InferenceReceipt {
+            requestHash: request_hash,
+            responseHash: response_hash,
+            modelId: r.model.id,
+            adapterHash: if r.model.has_adapter { r.model.adapter_hash } else { B256::ZERO },
+            inputTokens: usage.prompt_tokens as u64,
+            outputTokens: usage.completion_tokens as u64,
+            priceInPer1k: r.model.price_in_per_1k,
+            priceOutPer1k: r.model.price_out_per_1k,
+            payer: r.payer,
+            operator: self.operator.address(),
+            nonce,
+        };
+        let hash = receipt_hash(&receipt);
+        let sig = self.serving.sign_hash(&receipt_signing_hash(&receipt, self.chain.chain_id()));
+        let sig_bytes = sig.as_bytes().to_vec();
+        let out = json!({
+            "hash": hash.to_string(),
+            "requestHash": request_hash.to_string(),
+            "responseHash": response_hash.to_string(),
+            "model": format!("m{}", r.model.id),
+            "adapterHash": receipt.adapterHash.to_string(),
+            "inputTokens": receipt.inputTokens,
+            "outputTokens": receipt.outputTokens,
+            "priceInPer1k": receipt.priceInPer1k.to_string(),
+            "priceOutPer1k": receipt.priceOutPer1k.to_string(),
+            "cost": billed.to_string(),
+            "payer": receipt.payer.to_checksum(None),
+            "operator": receipt.operator.to_checksum(None),
+            "nonce": nonce,
+            "signature": format!("0x{}", hex::encode(&sig_bytes)),
+        });
+        st.queue.push(Signed { receipt, signature: sig_bytes, cost: billed });
+        Ok(Some(out))
+    }
+}

@@ -1,0 +1,150 @@
+//! Typed reads and writes of inference, for this module and the others (the
+//! node resolves API keys through [`InferenceRead::api_key_owner`]; the
+//! attribution module's challenges will replace pending records through
+//! [`InferenceWrite::replace_pending`]).
+
+use alloy_primitives::U256;
+use primitives::abi::Credit;
+use primitives::state::{StateError, StateRead};
+use primitives::{Address, Amount, B256};
+
+use super::accumulator;
+use super::records::{
+    AllowanceRecord, ContributionAccount, EndpointRecord, HoldRecord, InferenceHoldings, PendingCredits,
+};
+use super::state_key;
+use crate::codec::load;
+use crate::context::{CallCtx, CallFail};
+use crate::datanets::{APPROVED, ContributionRecord, DatanetsRead};
+
+fn amount_at(st: &(impl StateRead + ?Sized), key: &[u8]) -> Result<Amount, StateError> {
+    match st.get(key)? {
+        Some(b) => Ok(Amount::from_be_bytes(
+            b.as_slice().try_into().map_err(|_| StateError(format!("inference amount of {} bytes", b.len())))?,
+        )),
+        None => Ok(Amount::ZERO),
+    }
+}
+
+/// Reads of inference state.
+pub trait InferenceRead {
+    /// The payer's free escrow.
+    fn escrow(&self, payer: &Address) -> Result<Amount, StateError>;
+    /// The payer's allowance for `operator` (all zero if never granted).
+    fn allowance(&self, payer: &Address, operator: &Address) -> Result<AllowanceRecord, StateError>;
+    /// The address an API key hash (`httpapi::auth::api_key_hash`: blake3 of the key) is bound to.
+    fn api_key_owner(&self, key_hash: &B256) -> Result<Option<Address>, StateError>;
+    fn endpoint(&self, operator: &Address) -> Result<Option<EndpointRecord>, StateError>;
+    /// Operators with an endpoint, in registration order.
+    fn endpoint_operators(&self) -> Result<Vec<Address>, StateError>;
+    fn hold(&self, receipt_hash: &B256) -> Result<Option<HoldRecord>, StateError>;
+    fn pending_credits(&self, receipt_hash: &B256) -> Result<Option<PendingCredits>, StateError>;
+    /// A contribution's credits and fallback index (all zero if never credited).
+    fn contribution_account(&self, contribution_id: u64) -> Result<ContributionAccount, StateError>;
+    /// The fallback share `contribution` may claim now, and the `paidIndex` a claim of it leaves.
+    fn fallback_owed(
+        &self,
+        contribution: &ContributionRecord,
+        account: &ContributionAccount,
+    ) -> Result<(Amount, U256), StateError>;
+    /// Finalized credits plus the fallback share (pending credits excluded).
+    fn claimable(&self, contribution_id: u64) -> Result<Amount, StateError>;
+    /// Total fallback paid to `datanet` at `version`.
+    fn version_fallback(&self, datanet: u64, version: u64) -> Result<Amount, StateError>;
+    /// What the module holds, by kind (the supply report shows it).
+    fn holdings(&self) -> Result<InferenceHoldings, StateError>;
+}
+
+impl<S: StateRead + ?Sized> InferenceRead for S {
+    fn escrow(&self, payer: &Address) -> Result<Amount, StateError> {
+        amount_at(self, &state_key::escrow(payer))
+    }
+    fn allowance(&self, payer: &Address, operator: &Address) -> Result<AllowanceRecord, StateError> {
+        Ok(load(self, &state_key::allowance(payer, operator))?.unwrap_or(AllowanceRecord {
+            remaining: 0,
+            pendingRelease: 0,
+            releaseAt: 0,
+            lastNonce: 0,
+        }))
+    }
+    fn api_key_owner(&self, key_hash: &B256) -> Result<Option<Address>, StateError> {
+        match self.get(&state_key::api_key(key_hash))? {
+            Some(b) if b.len() == 20 => Ok(Some(Address::from_slice(&b))),
+            Some(b) => Err(StateError(format!("api key record of {} bytes", b.len()))),
+            None => Ok(None),
+        }
+    }
+    fn endpoint(&self, operator: &Address) -> Result<Option<EndpointRecord>, StateError> {
+        load(self, &state_key::endpoint(operator))
+    }
+    fn endpoint_operators(&self) -> Result<Vec<Address>, StateError> {
+        Ok(load::<Vec<Address>>(self, &state_key::endpoints())?.unwrap_or_default())
+    }
+    fn hold(&self, receipt_hash: &B256) -> Result<Option<HoldRecord>, StateError> {
+        load(self, &state_key::hold(receipt_hash))
+    }
+    fn pending_credits(&self, receipt_hash: &B256) -> Result<Option<PendingCredits>, StateError> {
+        load(self, &state_key::pending_credits(receipt_hash))
+    }
+    fn contribution_account(&self, contribution_id: u64) -> Result<ContributionAccount, StateError> {
+        Ok(load(self, &state_key::contribution(contribution_id))?.unwrap_or(ContributionAccount {
+            accrued: 0,
+            totalCredited: 0,
+            paidIndex: U256::ZERO,
+        }))
+    }
+    fn fallback_owed(
+        &self,
+        c: &ContributionRecord,
+        account: &ContributionAccount,
+    ) -> Result<(Amount, U256), StateError> {
+        let rows = c.rowCount.saturating_sub(c.tombstoned) as u64;
+        if c.status != APPROVED || rows == 0 {
+            return Ok((Amount::ZERO, account.paidIndex));
+        }
+        let rows = U256::from(rows);
+        let delta = accumulator::suffix(self, c.datanetId, c.version)?.wrapping_sub(account.paidIndex);
+        let owed = delta * rows / accumulator::scale();
+        if owed.is_zero() {
+            return Ok((Amount::ZERO, account.paidIndex));
+        }
+        // Advance the index only by what is paid (rounded up), so the fraction
+        // below one base unit stays owed instead of being lost at each claim.
+        let advance = (owed * accumulator::scale()).div_ceil(rows);
+        let owed = Amount::from_u256(owed).map_err(|_| StateError("fallback share overflows".into()))?;
+        Ok((owed, account.paidIndex.wrapping_add(advance)))
+    }
+    fn claimable(&self, contribution_id: u64) -> Result<Amount, StateError> {
+        let account = self.contribution_account(contribution_id)?;
+        let fallback = match self.contribution(contribution_id)? {
+            Some(c) => self.fallback_owed(&c, &account)?.0,
+            None => Amount::ZERO,
+        };
+        Ok(Amount(account.accrued + fallback.0))
+    }
+    fn version_fallback(&self, datanet: u64, version: u64) -> Result<Amount, StateError> {
+        amount_at(self, &state_key::version_fallback(datanet, version))
+    }
+    fn holdings(&self) -> Result<InferenceHoldings, StateError> {
+        match self.get(&state_key::totals())? {
+            Some(b) => InferenceHoldings::decode(&b),
+            None => Ok(InferenceHoldings::default()),
+        }
+    }
+}
+
+/// Writes other modules make to inference.
+pub trait InferenceWrite {
+    /// Replace the pending credits of a posted record (status POSTED, still in its
+    /// challenge window or not yet finalized) by `credits`, checked like
+    /// `postAttribution`'s, under `record_hash`: the hook a won attribution
+    /// challenge uses. Empty `credits` send the hold to the fallback at once. The
+    /// record keeps its `postedAt`; the caller decides when it may be finalized.
+    fn replace_pending(
+        &mut self,
+        ctx: &mut CallCtx,
+        receipt_hash: &B256,
+        record_hash: B256,
+        credits: &[Credit],
+    ) -> Result<(), CallFail>;
+}

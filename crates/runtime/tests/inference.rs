@@ -1,0 +1,1242 @@
+//! Paying for inference through signed transactions, as a chain would apply
+//! them: escrow, allowances and releases, API keys, endpoints, settlement of
+//! signed receipts with the exact fee split, attribution (credits, challenge
+//! window, finalization, claims), the fallback to reward-per-row accumulators,
+//! refusals that change nothing, and a property test of the supply equation
+//! and the module's holdings under random operations.
+
+use std::collections::BTreeMap;
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{TxKind, U256};
+use alloy_sol_types::{SolCall, SolError, SolEvent, SolInterface, SolStruct};
+use keys::{SecretKey, encode_2718, sign_eip1559};
+use primitives::abi::IDatanets::{self, IDatanetsCalls};
+use primitives::abi::IInference::{self, IInferenceCalls, IInferenceErrors};
+use primitives::abi::IModels::{self, IModelsCalls};
+use primitives::abi::IStaking;
+use primitives::abi::{
+    ContributionAttestation, Credit, DatanetLimits, DatanetVersionRef, InferenceReceipt, ModelRegistration, NonPayable,
+    receipt_hash, receipt_signing_hash,
+};
+use primitives::block::Receipt;
+use primitives::rows::{Row, rows_root};
+use primitives::system::{Module, SYSTEM_MODULES, TREASURY, VALIDATOR_REWARD_POOL};
+use primitives::{Address, Amount, B256, Bytes, ONE_OPEN, SignedTransaction, content_hash, keccak256};
+use proptest::prelude::*;
+use runtime::bank::BankRead;
+use runtime::genesis::BaseModelGenesis;
+use runtime::inference::{FALLBACK, FINALIZED, InferenceRead, OPEN, POSTED};
+use runtime::{BlockEnv, Genesis, Overlay};
+
+mod common;
+use common::Mem;
+
+const CHAIN: u64 = 31337;
+const NOW: u64 = 1_800_000_000;
+const INFERENCE: Address = Module::Inference.address();
+const STAKING: Address = Module::Staking.address();
+const GOV: Address = Module::Governance.address();
+const RELEASE_DELAY: u64 = 3;
+const TIMEOUT: u64 = 30;
+const WINDOW: u64 = 8;
+const PRICE_IN: u128 = 3_000_000_007;
+const PRICE_OUT: u128 = 5_000_000_011;
+const E18: u128 = 1_000_000_000_000_000_000;
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_bytes(&[i + 1; 32]).unwrap()
+}
+
+/// The actors: account keys (funded at genesis) and the operator's serving key.
+struct Keys {
+    validator: SecretKey,
+    operator: SecretKey,
+    payer: SecretKey,
+    builder: SecretKey,
+    alice: SecretKey,
+    bob: SecretKey,
+    other: SecretKey,
+    serving: SecretKey,
+}
+
+fn keys() -> Keys {
+    Keys {
+        validator: key(0),
+        operator: key(1),
+        payer: key(2),
+        builder: key(3),
+        alice: key(4),
+        bob: key(5),
+        other: key(6),
+        serving: SecretKey::from_bytes(&[0x5e; 32]).unwrap(),
+    }
+}
+
+/// Every inference key with its value, and the balances a refusal must not move.
+type Snapshot = (Vec<(Vec<u8>, Vec<u8>)>, Vec<Amount>);
+
+/// A chain in memory: genesis, then one block per `block` call, each checked
+/// against the supply equation and the inference module's holdings.
+struct Chain {
+    mem: Mem,
+    height: u64,
+    nonces: BTreeMap<Address, u64>,
+    accounts: Vec<Address>,
+}
+
+impl Chain {
+    fn new(k: &Keys) -> Chain {
+        let accounts: Vec<Address> = (0..7).map(|i| key(i).address()).collect();
+        let g = Genesis {
+            chain_id: CHAIN,
+            timestamp: NOW,
+            alloc: accounts.iter().map(|a| (*a, Amount::open(100_000))).collect(),
+            params: vec![
+                // Fees give the treasury nothing, so its balance moves by inference parts only.
+                ("fee.treasury_bps".into(), 0),
+                ("staking.min_self_bond".into(), 100 * ONE_OPEN),
+                ("models.base_price_in_per_1k".into(), 7),
+                ("models.base_price_out_per_1k".into(), 11),
+                ("inference.release_delay_blocks".into(), RELEASE_DELAY as u128),
+                ("inference.attribution_timeout_blocks".into(), TIMEOUT as u128),
+                ("inference.challenge_window_blocks".into(), WINDOW as u128),
+            ],
+            operators: vec![
+                runtime::staking::genesis::GenesisOperator {
+                    operator: k.validator.address(),
+                    role: 1,
+                    consensus_key: B256::repeat_byte(1),
+                    serving_key: Address::ZERO,
+                    commission_bps: 0,
+                    bond: Amount::open(1_000),
+                },
+                runtime::staking::genesis::GenesisOperator {
+                    operator: k.operator.address(),
+                    role: 2,
+                    consensus_key: B256::ZERO,
+                    serving_key: k.serving.address(),
+                    commission_bps: 500,
+                    bond: Amount::open(1_000),
+                },
+            ],
+            base_model: Some(BaseModelGenesis { name: "openledger-base".into(), base_hash: B256::repeat_byte(0xba) }),
+        };
+        let mut mem = Mem(BTreeMap::new());
+        let e = runtime::EmptyState;
+        let mut st = Overlay::new(&e);
+        g.apply(&mut st).unwrap();
+        mem.apply(st.into_writes());
+        let c = Chain { mem, height: 0, nonces: BTreeMap::new(), accounts };
+        c.check();
+        c
+    }
+
+    fn env(&self, number: u64) -> BlockEnv {
+        BlockEnv {
+            chain_id: CHAIN,
+            number,
+            timestamp: NOW + number,
+            base_fee: 7,
+            gas_limit: 30_000_000,
+            coinbase: VALIDATOR_REWARD_POOL,
+        }
+    }
+
+    fn sign(&mut self, k: &SecretKey, to: Address, value: Amount, input: Vec<u8>) -> SignedTransaction {
+        let nonce = self.nonces.entry(k.address()).or_default();
+        let t = TxEip1559 {
+            chain_id: CHAIN,
+            nonce: *nonce,
+            gas_limit: 4_000_000,
+            max_fee_per_gas: 100,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(to),
+            value: U256::from(value.0),
+            access_list: Default::default(),
+            input: input.into(),
+        };
+        *nonce += 1;
+        SignedTransaction::decode(&encode_2718(&sign_eip1559(k, t)), CHAIN).unwrap()
+    }
+
+    /// One block with these transactions (each must be includable), then
+    /// `gov_calls` to models with the governance address as sender, as an executed
+    /// proposal makes them.
+    fn block_with(&mut self, txs: Vec<SignedTransaction>, gov_calls: Vec<IModelsCalls>) -> Vec<Receipt> {
+        self.height += 1;
+        let env = self.env(self.height);
+        let (receipts, writes) = {
+            let mut st = Overlay::new(&self.mem);
+            runtime::begin_block(&mut st, &env).unwrap();
+            let mut used = 0;
+            let mut rs = vec![];
+            for tx in &txs {
+                let r = runtime::apply_transaction(&mut st, &env, tx, used).unwrap();
+                used = r.cumulative_gas_used;
+                rs.push(r);
+            }
+            for call in gov_calls {
+                let mut ctx =
+                    runtime::CallCtx { env: &env, sender: GOV, value: Amount::ZERO, logs: vec![], calls: vec![] };
+                runtime::models::execute(&mut st, &mut ctx, call).unwrap();
+            }
+            runtime::end_block(&mut st, &env).unwrap();
+            (rs, st.into_writes())
+        };
+        self.mem.apply(writes);
+        self.check();
+        receipts
+    }
+
+    fn block(&mut self, txs: Vec<SignedTransaction>) -> Vec<Receipt> {
+        self.block_with(txs, vec![])
+    }
+
+    /// Empty blocks until the next block is `height`.
+    fn until(&mut self, height: u64) {
+        while self.height + 1 < height {
+            self.block(vec![]);
+        }
+    }
+
+    fn send(&mut self, k: &SecretKey, to: Address, value: Amount, input: Vec<u8>) -> Receipt {
+        let tx = self.sign(k, to, value, input);
+        self.block(vec![tx]).pop().unwrap()
+    }
+
+    fn inf(&mut self, k: &SecretKey, c: IInferenceCalls) -> Receipt {
+        self.send(k, INFERENCE, Amount::ZERO, c.abi_encode())
+    }
+
+    /// Like `inf`, but it must succeed.
+    fn ok(&mut self, k: &SecretKey, c: IInferenceCalls) -> Receipt {
+        let r = self.inf(k, c);
+        assert!(r.success, "reverted: {:?}", IInferenceErrors::abi_decode(&r.revert_data));
+        r
+    }
+
+    /// Like `inf`, but it must fail, change nothing in inference's state or
+    /// balances other than the sender's gas, and carry an inference error.
+    fn refused(&mut self, k: &SecretKey, c: IInferenceCalls) -> IInferenceErrors {
+        let before = self.snapshot(&k.address());
+        let r = self.inf(k, c);
+        assert!(!r.success, "expected a revert");
+        assert!(r.logs.is_empty(), "a failed call leaves no logs");
+        assert!(r.gas_used > 0, "gas is charged");
+        assert_eq!(self.snapshot(&k.address()), before, "a refused call changes nothing");
+        IInferenceErrors::abi_decode(&r.revert_data)
+            .unwrap_or_else(|_| panic!("not an inference error: {}", r.revert_data))
+    }
+
+    /// Every inference key and value, and every balance but the sender's, staking's
+    /// and the reward pool's (which move by the gas fee).
+    fn snapshot(&self, sender: &Address) -> Snapshot {
+        let kv = self
+            .mem
+            .0
+            .iter()
+            .filter(|(k, _)| k.starts_with(b"inference/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let balances = self
+            .everyone()
+            .iter()
+            .filter(|a| *a != sender && **a != STAKING && **a != VALIDATOR_REWARD_POOL)
+            .map(|a| self.mem.balance(a).unwrap())
+            .collect();
+        (kv, balances)
+    }
+
+    fn everyone(&self) -> Vec<Address> {
+        let mut v = self.accounts.clone();
+        v.extend([TREASURY, VALIDATOR_REWARD_POOL]);
+        v.extend(SYSTEM_MODULES.iter().map(|m| m.address()));
+        v
+    }
+
+    fn bal(&self, a: &Address) -> u128 {
+        self.mem.balance(a).unwrap().0
+    }
+
+    /// The supply equation, and the inference balance is exactly what it reports holding.
+    fn check(&self) {
+        let sum: u128 = self.everyone().iter().map(|a| self.bal(a)).sum();
+        let report = runtime::supply_report(&self.mem).unwrap();
+        assert_eq!(report.total, Amount(sum), "supply equation at block {}", self.height);
+        assert_eq!(report.inference.total(), self.mem.balance(&INFERENCE).unwrap(), "inference holdings");
+        assert_eq!(report.inference, self.mem.holdings().unwrap());
+    }
+
+    /// `eth_call` of an inference view at the head.
+    fn view<C: SolCall>(&self, c: C) -> C::Return {
+        let out = runtime::call(
+            &self.mem,
+            &self.env(self.height + 1),
+            Address::ZERO,
+            INFERENCE,
+            Amount::ZERO,
+            &c.abi_encode(),
+            None,
+        )
+        .unwrap();
+        assert!(out.success, "view reverted: {:?}", IInferenceErrors::abi_decode(&out.output));
+        C::abi_decode_returns(&out.output).unwrap()
+    }
+
+    fn view_error<C: SolCall>(&self, c: C) -> IInferenceErrors {
+        let out = runtime::call(
+            &self.mem,
+            &self.env(self.height + 1),
+            Address::ZERO,
+            INFERENCE,
+            Amount::ZERO,
+            &c.abi_encode(),
+            None,
+        )
+        .unwrap();
+        assert!(!out.success);
+        IInferenceErrors::abi_decode(&out.output).unwrap()
+    }
+
+    fn claimable(&self, id: u64) -> u128 {
+        self.view(IInference::claimableCall { contributionId: id })
+    }
+
+    fn fee(r: &Receipt) -> u128 {
+        r.gas_used as u128 * r.effective_gas_price
+    }
+}
+
+/// What the world holds after `setup`.
+struct World {
+    c: Chain,
+    k: Keys,
+    /// The fine-tuned model, m2, trained on Datanet 1 version 2 and Datanet 2 version 1.
+    model: u64,
+    adapter: B256,
+}
+
+/// Contributions: 1 alice (Datanet 1, 3 rows, version 1), 2 bob (Datanet 1, 5 rows,
+/// version 2), 3 bob (Datanet 2, 4 rows, version 1), 4 alice (Datanet 1, 2 rows,
+/// version 3, later than the model's). m2 names Datanet 1 v2 (8 live rows) and
+/// Datanet 2 v1 (4 live rows), is live, priced PRICE_IN / PRICE_OUT.
+fn setup() -> World {
+    let k = keys();
+    let mut c = Chain::new(&k);
+    let attester = SecretKey::from_bytes(&[0xa7; 32]).unwrap();
+    let datanets = Module::Datanets.address();
+    for name in ["medical", "legal"] {
+        let create = IDatanetsCalls::createDatanet(IDatanets::createDatanetCall {
+            name: name.into(),
+            summary: String::new(),
+            description: String::new(),
+            tags: vec![],
+            dataType: 0,
+            licence: "CC-BY-4.0".into(),
+            policy: 0,
+            contributorBond: U256::ZERO,
+            curators: vec![],
+            attesters: vec![attester.address()],
+            limits: DatanetLimits {
+                maxSubmissionBytes: 0,
+                contributorDailyBytes: 0,
+                datanetDailyBytes: 0,
+                contributorDailyFiles: 0,
+            },
+        });
+        assert!(c.send(&k.builder, datanets, Amount::ZERO, create.abi_encode()).success);
+    }
+    let contributions = [(&k.alice, 1u64, 3u32), (&k.bob, 1, 5), (&k.bob, 2, 4)];
+    for (i, (who, datanet, n)) in contributions.into_iter().enumerate() {
+        contribute(&mut c, &attester, &k.builder, who, datanet, n, i as u64 + 1);
+    }
+    let adapter = content_hash(b"medical-legal adapter");
+    let reg = ModelRegistration {
+        name: "medical-legal".into(),
+        baseModelHash: B256::repeat_byte(0xba),
+        adapterHash: adapter,
+        datanets: vec![DatanetVersionRef { datanetId: 1, version: 2 }, DatanetVersionRef { datanetId: 2, version: 1 }],
+        hyperparams: Bytes::from_static(b"rank=8"),
+        metrics: Bytes::from_static(b"loss=1"),
+        trainingLogHash: B256::repeat_byte(0x10),
+        checkpointHashes: vec![],
+        checkpointLearningRates: vec![],
+        sketchHash: B256::ZERO,
+        sketchSeed: 0,
+        sketchK: 0,
+        priceInPer1k: PRICE_IN,
+        priceOutPer1k: PRICE_OUT,
+    };
+    let models = Module::Models.address();
+    let r = c.send(
+        &k.builder,
+        models,
+        Amount::ZERO,
+        IModelsCalls::register(IModels::registerCall { registration: reg }).abi_encode(),
+    );
+    assert!(r.success);
+    let model = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
+    assert_eq!(model, 2);
+    let propose = IModelsCalls::propose(IModels::proposeCall { id: model }).abi_encode();
+    let tx = c.sign(&k.builder, models, Amount::ZERO, propose);
+    c.block_with(vec![tx], vec![IModelsCalls::approve(IModels::approveCall { ids: vec![model] })]);
+    assert!(runtime::models::ModelsRead::is_live(&c.mem, primitives::ModelId(model)).unwrap());
+    // Contribution 4 arrives after the model was trained: Datanet 1 version 3.
+    contribute(&mut c, &attester, &k.builder, &k.alice, 1, 2, 4);
+    World { c, k, model, adapter }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn contribute(
+    c: &mut Chain,
+    attester: &SecretKey,
+    curator: &SecretKey,
+    who: &SecretKey,
+    datanet: u64,
+    n: u32,
+    id: u64,
+) {
+    let rows: Vec<Row> = (0..n).map(|r| Row::Text { text: format!("contribution {id} row {r}") }).collect();
+    let leaves: Vec<B256> = rows.iter().map(Row::leaf).collect();
+    let a = ContributionAttestation {
+        datanetId: datanet,
+        contributor: who.address(),
+        contentHash: content_hash(&id.to_be_bytes()),
+        rowsRoot: rows_root(&leaves),
+        rowCount: n,
+        byteSize: 100,
+        qualityBps: 9_000,
+        scorerVersion: 1,
+        exactDuplicates: 0,
+        nearDuplicates: 0,
+        findingsHash: B256::repeat_byte(7),
+        issuedAt: NOW + c.height,
+    };
+    let sig = attester.sign_hash(&a.eip712_signing_hash(&Module::Datanets.eip712_domain(CHAIN)));
+    let submit = IDatanetsCalls::submitContribution(IDatanets::submitContributionCall {
+        attestation: a,
+        signature: sig.as_bytes().to_vec().into(),
+    });
+    let datanets = Module::Datanets.address();
+    assert!(c.send(who, datanets, Amount::ZERO, submit.abi_encode()).success);
+    let approve = IDatanetsCalls::approve(IDatanets::approveCall { contributionId: id });
+    assert!(c.send(curator, datanets, Amount::ZERO, approve.abi_encode()).success);
+}
+
+impl World {
+    fn receipt(&self, nonce: u64, input: u64, output: u64) -> InferenceReceipt {
+        InferenceReceipt {
+            requestHash: keccak256(format!("request {nonce}")),
+            responseHash: keccak256(format!("response {nonce}")),
+            modelId: self.model,
+            adapterHash: self.adapter,
+            inputTokens: input,
+            outputTokens: output,
+            priceInPer1k: PRICE_IN,
+            priceOutPer1k: PRICE_OUT,
+            payer: self.k.payer.address(),
+            operator: self.k.operator.address(),
+            nonce,
+        }
+    }
+
+    fn fund(&mut self, deposit: u128, allowance: u128) {
+        let (payer, op) = (self.k.payer.address(), self.k.operator.address());
+        let r = self.c.send(
+            &self.k.payer,
+            INFERENCE,
+            Amount(deposit),
+            IInferenceCalls::deposit(IInference::depositCall {}).abi_encode(),
+        );
+        assert!(r.success);
+        let p = clone_key(&self.k.payer);
+        self.c.ok(&p, IInferenceCalls::allow(IInference::allowCall { operator: op, amount: allowance }));
+        assert_eq!(self.c.view(IInference::escrowOfCall { payer }), deposit - allowance);
+    }
+
+    fn settle_signed(&self, rs: &[InferenceReceipt], signer: &SecretKey) -> IInferenceCalls {
+        let signatures = rs.iter().map(|r| sign_receipt(signer, r)).collect();
+        IInferenceCalls::settle(IInference::settleCall { receipts: rs.to_vec(), signatures })
+    }
+
+    fn settle(&mut self, rs: &[InferenceReceipt]) -> Receipt {
+        let serving = clone_key(&self.k.serving);
+        let call = self.settle_signed(rs, &serving);
+        let op = clone_key(&self.k.operator);
+        self.c.ok(&op, call)
+    }
+}
+
+fn clone_key(k: &SecretKey) -> SecretKey {
+    SecretKey::from_bytes(&k.to_bytes()).unwrap()
+}
+
+fn sign_receipt(k: &SecretKey, r: &InferenceReceipt) -> Bytes {
+    k.sign_hash(&receipt_signing_hash(r, CHAIN)).as_bytes().to_vec().into()
+}
+
+/// The rule, written out independently: ceil((in × priceIn + out × priceOut) / 1000).
+fn cost(r: &InferenceReceipt) -> u128 {
+    (r.inputTokens as u128 * r.priceInPer1k + r.outputTokens as u128 * r.priceOutPer1k).div_ceil(1000)
+}
+
+/// (owner, data, serving, stakers, treasury) of a cost at the default split.
+fn parts(cost: u128) -> [u128; 5] {
+    let f = |bps: u128| cost * bps / 10_000;
+    let (o, d, s, k) = (f(3_000), f(4_000), f(1_500), f(1_000));
+    [o, d, s, k, cost - o - d - s - k]
+}
+
+fn settled(r: &Receipt) -> Vec<IInference::ReceiptSettled> {
+    r.logs
+        .iter()
+        .filter(|l| l.address == INFERENCE)
+        .filter_map(|l| IInference::ReceiptSettled::decode_log_data(&l.data).ok())
+        .collect()
+}
+
+fn hold(c: &Chain, h: B256) -> primitives::abi::AttributionHold {
+    c.view(IInference::holdCall { receiptHash: h })
+}
+
+#[test]
+fn settle_splits_exactly_and_refuses_replays_overdrafts_and_forgeries() {
+    let mut w = setup();
+    let (payer, op, builder) = (w.k.payer.address(), w.k.operator.address(), w.k.builder.address());
+    let allowance = 20_000_000_000u128;
+    w.fund(10 * ONE_OPEN, allowance);
+    let (r1, r2) = (w.receipt(1, 1_234, 567), w.receipt(2, 10, 1));
+    let (c1, c2) = (cost(&r1), cost(&r2));
+    assert_eq!(c1, (1_234 * PRICE_IN + 567 * PRICE_OUT).div_ceil(1000));
+    assert_eq!(primitives::abi::receipt_cost(&r1), Some(c1));
+
+    let before: Vec<u128> = [builder, op, TREASURY, STAKING, INFERENCE].iter().map(|a| w.c.bal(a)).collect();
+    let r = w.settle(&[r1.clone(), r2.clone()]);
+    let (p1, p2) = (parts(c1), parts(c2));
+    for p in [p1, p2] {
+        assert!(p.iter().all(|x| *x > 0));
+    }
+    assert_eq!(p1.iter().sum::<u128>(), c1, "the parts sum to the cost");
+    let fee = Chain::fee(&r);
+    let after: Vec<u128> = [builder, op, TREASURY, STAKING, INFERENCE].iter().map(|a| w.c.bal(a)).collect();
+    assert_eq!(after[0] - before[0], p1[0] + p2[0], "model owner");
+    assert_eq!(after[1] + fee - before[1], p1[2] + p2[2], "serving operator (net of its gas)");
+    assert_eq!(after[2] - before[2], p1[4] + p2[4], "treasury");
+    assert_eq!(after[3] - before[3], p1[3] + p2[3] + fee, "staking: stakers' part (and the block's fees)");
+    assert_eq!(before[4] - after[4], c1 + c2 - p1[1] - p2[1], "inference keeps only the data parts");
+    // Logs: one per receipt, and the stakers' part to pool "serving".
+    let logs = settled(&r);
+    assert_eq!(logs.len(), 2);
+    let (h1, h2) = (receipt_hash(&r1), receipt_hash(&r2));
+    assert_eq!(
+        (logs[0].receiptHash, logs[0].payer, logs[0].operator, logs[0].modelId, logs[0].cost, logs[0].dataShare),
+        (h1, payer, op, w.model, c1, p1[1])
+    );
+    assert_eq!((logs[1].receiptHash, logs[1].cost, logs[1].dataShare), (h2, c2, p2[1]));
+    let dep = r.logs.iter().find_map(|l| IStaking::RewardsDeposited::decode_log_data(&l.data).ok()).unwrap();
+    assert_eq!((dep.pool.as_str(), dep.amount), ("serving", U256::from(p1[3] + p2[3])));
+    // Holds and allowance.
+    let h = hold(&w.c, h1);
+    assert_eq!((h.amount, h.modelId, h.operator, h.settledAt, h.status), (p1[1], w.model, op, w.c.height, OPEN));
+    let al = w.c.view(IInference::allowanceCall { payer, operator: op });
+    assert_eq!((al.remaining, al.pendingRelease, al.lastNonce), (allowance - c1 - c2, 0, 2));
+    let t = w.c.mem.holdings().unwrap();
+    assert_eq!((t.allowances.0, t.open_holds.0), (allowance - c1 - c2, p1[1] + p2[1]));
+    // The receipt digest view matches the primitives helpers.
+    let d = w.c.view(IInference::receiptDigestCall { receipt: r1.clone() });
+    assert_eq!((d.receiptHash, d.signingHash), (h1, receipt_signing_hash(&r1, CHAIN)));
+
+    // No receipt settles twice.
+    let (operator, serving) = (clone_key(&w.k.operator), clone_key(&w.k.serving));
+    for r in [&r1, &r2] {
+        let call = w.settle_signed(std::slice::from_ref(r), &serving);
+        match w.c.refused(&operator, call) {
+            IInferenceErrors::NonceReused(e) => assert_eq!((e.payer, e.nonce, e.lastNonce), (payer, r.nonce, 2)),
+            e => panic!("{e:?}"),
+        }
+    }
+    // A receipt beyond the allowance reverts the whole batch, the good one included.
+    let left = allowance - c1 - c2;
+    let (r3, r4) = (w.receipt(3, 100, 100), w.receipt(4, 10_000, 0));
+    assert!(cost(&r3) + cost(&r4) > left && cost(&r3) < left);
+    let call = w.settle_signed(&[r3.clone(), r4.clone()], &serving);
+    match w.c.refused(&operator, call) {
+        IInferenceErrors::AllowanceExceeded(e) => {
+            assert_eq!((e.payer, e.operator, e.available, e.required), (payer, op, left - cost(&r3), cost(&r4)))
+        }
+        e => panic!("{e:?}"),
+    }
+    // A signature by another key than the operator's serving key.
+    let call = w.settle_signed(std::slice::from_ref(&r3), &clone_key(&w.k.other));
+    assert!(matches!(w.c.refused(&operator, call), IInferenceErrors::BadSignature(e) if e.index == U256::ZERO));
+    let mut bad = IInference::settleCall { receipts: vec![r3.clone()], signatures: vec![Bytes::from(vec![1u8; 64])] };
+    assert!(matches!(w.c.refused(&operator, IInferenceCalls::settle(bad.clone())), IInferenceErrors::BadSignature(_)));
+    bad.signatures = vec![];
+    assert!(matches!(w.c.refused(&operator, IInferenceCalls::settle(bad)), IInferenceErrors::InvalidBatch(_)));
+    // Prices and adapter must be the model's.
+    let mut cheap = r3.clone();
+    cheap.priceInPer1k -= 1;
+    let call = w.settle_signed(&[cheap], &serving);
+    match w.c.refused(&operator, call) {
+        IInferenceErrors::PriceMismatch(e) => {
+            assert_eq!((e.modelId, e.priceInPer1k, e.priceOutPer1k), (w.model, PRICE_IN, PRICE_OUT))
+        }
+        e => panic!("{e:?}"),
+    }
+    let mut other_adapter = r3.clone();
+    other_adapter.adapterHash = B256::repeat_byte(9);
+    let call = w.settle_signed(&[other_adapter], &serving);
+    assert!(matches!(w.c.refused(&operator, call), IInferenceErrors::AdapterMismatch(_)));
+    // Only the operator named in the receipt, and only a serving operator, settles.
+    let call = w.settle_signed(std::slice::from_ref(&r3), &serving);
+    assert!(matches!(w.c.refused(&clone_key(&w.k.payer), call), IInferenceErrors::NotServingOperator(_)));
+    let mut foreign = r3.clone();
+    foreign.operator = w.k.validator.address();
+    let call = w.settle_signed(&[foreign], &serving);
+    assert!(matches!(w.c.refused(&operator, call), IInferenceErrors::NotReceiptOperator(_)));
+    // Value sent along is refused like any non-payable call.
+    let call = w.settle_signed(std::slice::from_ref(&r3), &serving);
+    let r = w.c.send(&operator, INFERENCE, Amount(1), call.abi_encode());
+    assert!(!r.success && r.revert_data.starts_with(&NonPayable::SELECTOR));
+    // The good receipt of the refused batch still settles (nonce 3 was not consumed),
+    // and a gap in nonces is allowed.
+    w.settle(std::slice::from_ref(&r3));
+    let r9 = w.receipt(9, 1, 1);
+    w.settle(&[r9]);
+    assert_eq!(w.c.view(IInference::allowanceCall { payer, operator: op }).lastNonce, 9);
+}
+
+#[test]
+fn the_base_model_sends_its_data_part_to_the_treasury_and_retired_models_still_settle() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let mut r = w.receipt(1, 2_000, 1_000);
+    (r.modelId, r.adapterHash, r.priceInPer1k, r.priceOutPer1k) = (1, B256::ZERO, 7, 11);
+    let c = cost(&r);
+    assert_eq!(c, (2_000 * 7 + 1_000 * 11u128).div_ceil(1000));
+    let treasury = w.c.bal(&TREASURY);
+    let out = w.settle(&[r.clone()]);
+    let p = parts(c);
+    // The base model is owned by the treasury: it receives the owner and data parts too.
+    assert_eq!(w.c.bal(&TREASURY) - treasury, p[0] + p[1] + p[4]);
+    assert_eq!(settled(&out)[0].dataShare, 0);
+    assert!(matches!(
+        w.c.view_error(IInference::holdCall { receiptHash: receipt_hash(&r) }),
+        IInferenceErrors::UnknownReceipt(_)
+    ));
+    // A receipt served while m2 was live settles after it is retired.
+    let served = w.receipt(2, 10, 10);
+    let builder = clone_key(&w.k.builder);
+    let retire = IModelsCalls::retire(IModels::retireCall { id: w.model }).abi_encode();
+    assert!(w.c.send(&builder, Module::Models.address(), Amount::ZERO, retire).success);
+    w.settle(&[served]);
+}
+
+#[test]
+fn credits_are_pending_then_claimable_exactly() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r1 = w.receipt(1, 50_000, 20_000);
+    w.settle(std::slice::from_ref(&r1));
+    let h = receipt_hash(&r1);
+    let amount = hold(&w.c, h).amount;
+    assert_eq!(amount, parts(cost(&r1))[1]);
+    let (operator, alice, bob, other) =
+        (clone_key(&w.k.operator), clone_key(&w.k.alice), clone_key(&w.k.bob), clone_key(&w.k.other));
+    let post = |credits: Vec<(u64, u32)>| {
+        IInferenceCalls::postAttribution(IInference::postAttributionCall {
+            receiptHash: h,
+            recordHash: B256::repeat_byte(0xcc),
+            credits: credits.into_iter().map(|(c, w)| Credit { contributionId: c, weightPpm: w }).collect(),
+        })
+    };
+    // Refused records.
+    let bad = |e: IInferenceErrors| matches!(e, IInferenceErrors::BadCredits(_));
+    assert!(bad(w.c.refused(&operator, post(vec![(1, 250_000), (2, 349_999), (3, 400_000)]))), "sum ≠ 1e6");
+    assert!(bad(w.c.refused(&operator, post(vec![(1, 500_000), (4, 500_000)]))), "4 is in a later version");
+    assert!(bad(w.c.refused(&operator, post(vec![(1, 500_000), (99, 500_000)]))), "unknown contribution");
+    assert!(bad(w.c.refused(&operator, post(vec![(1, 500_000), (1, 500_000)]))), "credited twice");
+    assert!(bad(w.c.refused(&operator, post(vec![(1, 1_000_000), (2, 0)]))), "zero weight");
+    let many: Vec<(u64, u32)> = (0..33).map(|i| (i + 1, if i == 0 { 1_000_000 - 32 } else { 1 })).collect();
+    match w.c.refused(&operator, post(many)) {
+        IInferenceErrors::BadCredits(e) => assert_eq!(e.reason, "at most 32 credits"),
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(w.c.refused(&other, post(vec![(1, 1_000_000)])), IInferenceErrors::NotSettlingOperator(_)));
+    let unknown = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+        receiptHash: B256::repeat_byte(1),
+        recordHash: B256::ZERO,
+        credits: vec![],
+    });
+    assert!(matches!(w.c.refused(&operator, unknown), IInferenceErrors::UnknownReceipt(_)));
+
+    // A good record: pending, not claimable.
+    let weights = [(1u64, 250_000u32), (2, 350_000), (3, 400_000)];
+    let r = w.c.ok(&operator, post(weights.to_vec()));
+    let posted = IInference::AttributionPosted::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((posted.receiptHash, posted.recordHash, posted.credits), (h, B256::repeat_byte(0xcc), 3));
+    let posted_at = w.c.height;
+    let expect: Vec<u128> = weights.iter().map(|(_, wt)| amount * *wt as u128 / 1_000_000).collect();
+    let pc = w.c.view(IInference::pendingCreditsCall { receiptHash: h });
+    assert_eq!((pc.contributionIds, pc.amounts.clone()), (vec![1, 2, 3], expect.clone()));
+    assert_eq!((hold(&w.c, h).status, hold(&w.c, h).postedAt), (POSTED, posted_at));
+    assert_eq!(w.c.claimable(1), 0, "pending credits are not claimable");
+    assert!(matches!(w.c.refused(&operator, post(weights.to_vec())), IInferenceErrors::HoldClosed(_)));
+    assert!(matches!(
+        w.c.refused(&other, IInferenceCalls::expireAttribution(IInference::expireAttributionCall { receiptHash: h })),
+        IInferenceErrors::HoldClosed(_)
+    ));
+    // Finalize only after the challenge window.
+    let fin = IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h });
+    match w.c.refused(&other, fin.clone()) {
+        IInferenceErrors::ChallengeWindowOpen(e) => assert_eq!(e.until, posted_at + WINDOW),
+        e => panic!("{e:?}"),
+    }
+    w.c.until(posted_at + WINDOW);
+    let treasury = w.c.bal(&TREASURY);
+    let r = w.c.ok(&other, fin.clone());
+    let credited: Vec<(u64, u128)> = r
+        .logs
+        .iter()
+        .filter_map(|l| IInference::Credited::decode_log_data(&l.data).ok())
+        .map(|e| (e.contributionId, e.amount))
+        .collect();
+    assert_eq!(credited, vec![(1, expect[0]), (2, expect[1]), (3, expect[2])]);
+    let dust = amount - expect.iter().sum::<u128>();
+    assert_eq!(w.c.bal(&TREASURY) - treasury, dust, "rounding dust to the treasury");
+    assert_eq!(hold(&w.c, h).status, FINALIZED);
+    assert!(matches!(w.c.refused(&other, fin), IInferenceErrors::HoldClosed(_)));
+    for (i, id) in [1u64, 2, 3].into_iter().enumerate() {
+        assert_eq!(w.c.claimable(id), expect[i]);
+        let a = w.c.view(IInference::accruedCall { contributionId: id });
+        assert_eq!((a.unclaimed, a.total), (expect[i], expect[i]));
+    }
+    assert_eq!(w.c.claimable(1) + w.c.claimable(2) + w.c.claimable(3) + dust, amount);
+    // Claims: only the contributor.
+    let claim = |id: u64| IInferenceCalls::claim(IInference::claimCall { contributionId: id });
+    assert!(matches!(w.c.refused(&bob, claim(1)), IInferenceErrors::NotContributor(_)));
+    let before = w.c.bal(&alice.address());
+    let r = w.c.ok(&alice, claim(1));
+    assert_eq!(w.c.bal(&alice.address()) + Chain::fee(&r) - before, expect[0]);
+    let ev = IInference::Claimed::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((ev.contributionId, ev.contributor, ev.amount), (1, alice.address(), expect[0]));
+    assert_eq!(w.c.claimable(1), 0);
+    assert_eq!(w.c.view(IInference::accruedCall { contributionId: 1 }).total, expect[0]);
+    assert!(matches!(w.c.refused(&alice, claim(1)), IInferenceErrors::NothingToClaim(_)));
+    assert!(matches!(w.c.refused(&alice, claim(4)), IInferenceErrors::NothingToClaim(_)));
+    assert!(matches!(w.c.refused(&alice, claim(77)), IInferenceErrors::UnknownContribution(_)));
+    w.c.ok(&bob, claim(2));
+    w.c.ok(&bob, claim(3));
+    assert_eq!(w.c.mem.holdings().unwrap().accrued_credits, Amount::ZERO);
+}
+
+#[test]
+fn fallback_pays_versions_by_rows_and_contributions_by_rows() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r1 = w.receipt(1, 77_777, 33_333);
+    w.settle(std::slice::from_ref(&r1));
+    let settled_at = w.c.height;
+    let h = receipt_hash(&r1);
+    let amount = hold(&w.c, h).amount;
+    let (operator, other, alice, bob) =
+        (clone_key(&w.k.operator), clone_key(&w.k.other), clone_key(&w.k.alice), clone_key(&w.k.bob));
+    let expire = IInferenceCalls::expireAttribution(IInference::expireAttributionCall { receiptHash: h });
+    match w.c.refused(&other, expire.clone()) {
+        IInferenceErrors::NotTimedOut(e) => assert_eq!(e.deadline, settled_at + TIMEOUT),
+        e => panic!("{e:?}"),
+    }
+    w.c.until(settled_at + TIMEOUT);
+    let late = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+        receiptHash: h,
+        recordHash: B256::ZERO,
+        credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
+    });
+    assert!(matches!(w.c.refused(&operator, late), IInferenceErrors::AttributionTimedOut(_)));
+    let treasury = w.c.bal(&TREASURY);
+    let r = w.c.ok(&other, expire.clone());
+    // Datanet 1 v2 has 8 live rows, Datanet 2 v1 has 4: the hold splits 8 : 4.
+    let part1 = amount * 8 / 12;
+    let part2 = amount * 4 / 12;
+    let (pr1, pr2) = (part1 * E18 / 8, part2 * E18 / 4);
+    let (cr1, cr2) = ((pr1 * 8).div_ceil(E18), (pr2 * 4).div_ceil(E18));
+    let paid: Vec<(u64, u64, u128)> = r
+        .logs
+        .iter()
+        .filter_map(|l| IInference::FallbackPaid::decode_log_data(&l.data).ok())
+        .map(|e| (e.datanetId, e.version, e.amount))
+        .collect();
+    assert_eq!(paid, vec![(1, 2, cr1), (2, 1, cr2)]);
+    assert_eq!(w.c.bal(&TREASURY) - treasury, amount - cr1 - cr2, "rounding remainder to the treasury");
+    assert_eq!(hold(&w.c, h).status, FALLBACK);
+    assert!(matches!(w.c.refused(&other, expire), IInferenceErrors::HoldClosed(_)));
+    assert_eq!(w.c.view(IInference::versionFallbackCall { datanetId: 1, version: 2 }), cr1);
+    // Contributions claim pro rata to their rows; the one approved after the model's version gets nothing.
+    let want = [pr1 * 3 / E18, pr1 * 5 / E18, pr2 * 4 / E18, 0];
+    for (i, id) in [1u64, 2, 3, 4].into_iter().enumerate() {
+        assert_eq!(w.c.claimable(id), want[i], "contribution {id}");
+    }
+    assert!(want[0] > 0 && want[1] > want[0]);
+    assert!((want[0] * 5).abs_diff(want[1] * 3) <= 5, "shares follow row counts (3 : 5)");
+    // An empty record selects the fallback at once; a second deposit adds only its share.
+    let r2 = w.receipt(2, 12_345, 6_789);
+    w.settle(std::slice::from_ref(&r2));
+    let h2 = receipt_hash(&r2);
+    let amount2 = hold(&w.c, h2).amount;
+    let empty = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+        receiptHash: h2,
+        recordHash: B256::repeat_byte(0xee),
+        credits: vec![],
+    });
+    w.c.ok(&operator, empty);
+    assert_eq!((hold(&w.c, h2).status, hold(&w.c, h2).recordHash), (FALLBACK, B256::repeat_byte(0xee)));
+    let pr1b = (amount2 * 8 / 12) * E18 / 8;
+    let pr2b = (amount2 * 4 / 12) * E18 / 4;
+    // Alice claims in between: her index moves to what she was paid.
+    let before = w.c.bal(&alice.address());
+    let r = w.c.ok(&alice, IInferenceCalls::claim(IInference::claimCall { contributionId: 1 }));
+    let got1 = (pr1 + pr1b) * 3 / E18;
+    assert_eq!(w.c.bal(&alice.address()) + Chain::fee(&r) - before, got1);
+    assert_eq!(w.c.claimable(1), 0);
+    assert_eq!(w.c.claimable(2), (pr1 + pr1b) * 5 / E18);
+    assert_eq!(w.c.claimable(3), (pr2 + pr2b) * 4 / E18);
+    assert_eq!(w.c.claimable(4), 0);
+    w.c.ok(&bob, IInferenceCalls::claim(IInference::claimCall { contributionId: 2 }));
+    w.c.ok(&bob, IInferenceCalls::claim(IInference::claimCall { contributionId: 3 }));
+    assert!(matches!(
+        w.c.refused(&alice, IInferenceCalls::claim(IInference::claimCall { contributionId: 4 })),
+        IInferenceErrors::NothingToClaim(_)
+    ));
+    // What stays in the pool is rounding only (below one base unit per deposit and contribution).
+    assert!(w.c.mem.holdings().unwrap().fallback_pool.0 < 4 + 3);
+}
+
+#[test]
+fn released_allowance_stays_spendable_until_the_delay_has_passed() {
+    let mut w = setup();
+    let (payer_k, operator) = (clone_key(&w.k.payer), clone_key(&w.k.operator));
+    let (payer, op) = (payer_k.address(), operator.address());
+    let r1 = w.receipt(1, 1_000, 1_000);
+    let c1 = cost(&r1);
+    let allowance = 3 * c1 / 2;
+    w.fund(10 * c1, allowance);
+    let release = |amount: u128| IInferenceCalls::release(IInference::releaseCall { operator: op, amount });
+    let complete = IInferenceCalls::completeRelease(IInference::completeReleaseCall { operator: op });
+    assert!(matches!(w.c.refused(&payer_k, complete.clone()), IInferenceErrors::NothingToRelease(_)));
+    assert!(matches!(w.c.refused(&payer_k, release(allowance + 1)), IInferenceErrors::InsufficientEscrow(_)));
+    assert!(matches!(w.c.refused(&payer_k, release(0)), IInferenceErrors::ZeroAmount(_)));
+    // Release all but c1 / 2: the operator can still spend it during the delay.
+    let released = allowance - c1 / 2;
+    let r = w.c.ok(&payer_k, release(released));
+    let asked_at = w.c.height;
+    let ev = IInference::ReleaseRequested::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((ev.amount, ev.releaseAt), (released, asked_at + RELEASE_DELAY));
+    let al = w.c.view(IInference::allowanceCall { payer, operator: op });
+    assert_eq!((al.remaining, al.pendingRelease, al.releaseAt), (c1 / 2, released, asked_at + RELEASE_DELAY));
+    match w.c.refused(&payer_k, complete.clone()) {
+        IInferenceErrors::ReleaseNotReady(e) => assert_eq!(e.releaseAt, asked_at + RELEASE_DELAY),
+        e => panic!("{e:?}"),
+    }
+    // Settlement during the delay takes the allowance first, then the pending release.
+    w.settle(&[r1]);
+    let al = w.c.view(IInference::allowanceCall { payer, operator: op });
+    assert_eq!((al.remaining, al.pendingRelease), (0, allowance - c1));
+    let t = w.c.mem.holdings().unwrap();
+    assert_eq!((t.allowances.0, t.pending_releases.0), (0, allowance - c1));
+    w.c.until(asked_at + RELEASE_DELAY);
+    let escrow = w.c.view(IInference::escrowOfCall { payer });
+    let r = w.c.ok(&payer_k, complete.clone());
+    let ev = IInference::ReleaseCompleted::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!(ev.amount, allowance - c1);
+    assert_eq!(w.c.view(IInference::escrowOfCall { payer }), escrow + allowance - c1);
+    let al = w.c.view(IInference::allowanceCall { payer, operator: op });
+    assert_eq!((al.remaining, al.pendingRelease, al.releaseAt, al.lastNonce), (0, 0, 0, 1));
+    // Nothing is left to spend: the next receipt exceeds the allowance.
+    let serving = clone_key(&w.k.serving);
+    let call = w.settle_signed(&[w.receipt(2, 1, 0)], &serving);
+    assert!(matches!(w.c.refused(&operator, call), IInferenceErrors::AllowanceExceeded(_)));
+    // Withdraw the free escrow.
+    let escrow = w.c.view(IInference::escrowOfCall { payer });
+    let too_much = IInferenceCalls::withdraw(IInference::withdrawCall { amount: escrow + 1 });
+    assert!(matches!(w.c.refused(&payer_k, too_much), IInferenceErrors::InsufficientEscrow(_)));
+    let before = w.c.bal(&payer);
+    let r = w.c.ok(&payer_k, IInferenceCalls::withdraw(IInference::withdrawCall { amount: escrow }));
+    assert_eq!(w.c.bal(&payer) + Chain::fee(&r) - before, escrow);
+    // Only the settled receipt's data part is left, held for attribution.
+    let held = parts(c1)[1];
+    let t = w.c.mem.holdings().unwrap();
+    assert_eq!(t, runtime::inference::InferenceHoldings { open_holds: Amount(held), ..Default::default() });
+    assert_eq!(w.c.bal(&INFERENCE), held);
+}
+
+#[test]
+fn escrow_and_allowance_refusals() {
+    let mut w = setup();
+    let (payer, other) = (clone_key(&w.k.payer), clone_key(&w.k.other));
+    let r =
+        w.c.send(&payer, INFERENCE, Amount::ZERO, IInferenceCalls::deposit(IInference::depositCall {}).abi_encode());
+    assert!(matches!(IInferenceErrors::abi_decode(&r.revert_data).unwrap(), IInferenceErrors::ZeroAmount(_)));
+    w.fund(1_000, 400);
+    // Allowances only for bonded serving operators (not a validator, not anyone).
+    for not_serving in [w.k.validator.address(), other.address()] {
+        let allow = IInferenceCalls::allow(IInference::allowCall { operator: not_serving, amount: 1 });
+        assert!(matches!(w.c.refused(&payer, allow), IInferenceErrors::NotServingOperator(_)));
+    }
+    let allow = IInferenceCalls::allow(IInference::allowCall { operator: w.k.operator.address(), amount: 601 });
+    match w.c.refused(&payer, allow) {
+        IInferenceErrors::InsufficientEscrow(e) => assert_eq!((e.available, e.required), (600, 601)),
+        e => panic!("{e:?}"),
+    }
+    // A plain transfer to the module is refused (every call names a function).
+    let r = w.c.send(&payer, INFERENCE, Amount(5), vec![]);
+    assert!(!r.success);
+}
+
+#[test]
+fn api_keys_bind_once_and_revoke_by_their_owner() {
+    let mut w = setup();
+    let (payer, other) = (clone_key(&w.k.payer), clone_key(&w.k.other));
+    // The hash the HTTP server looks up: blake3 of the key's UTF-8 bytes (httpapi::auth::api_key_hash).
+    let h = content_hash(b"sk-live-123");
+    let bind = |h: B256| IInferenceCalls::bindApiKey(IInference::bindApiKeyCall { keyHash: h });
+    let revoke = |h: B256| IInferenceCalls::revokeApiKey(IInference::revokeApiKeyCall { keyHash: h });
+    assert_eq!(w.c.view(IInference::apiKeyOwnerCall { keyHash: h }), Address::ZERO);
+    let r = w.c.ok(&payer, bind(h));
+    let ev = IInference::ApiKeyBound::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((ev.keyHash, ev.owner), (h, payer.address()));
+    assert_eq!(w.c.view(IInference::apiKeyOwnerCall { keyHash: h }), payer.address());
+    assert_eq!(w.c.mem.api_key_owner(&h).unwrap(), Some(payer.address()));
+    match w.c.refused(&other, bind(h)) {
+        IInferenceErrors::KeyTaken(e) => assert_eq!((e.keyHash, e.owner), (h, payer.address())),
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(w.c.refused(&payer, bind(h)), IInferenceErrors::KeyTaken(_)));
+    assert!(matches!(w.c.refused(&payer, bind(B256::ZERO)), IInferenceErrors::BadKeyHash(_)));
+    assert!(matches!(w.c.refused(&other, revoke(h)), IInferenceErrors::NotKeyOwner(_)));
+    assert!(matches!(w.c.refused(&payer, revoke(content_hash(b"never bound"))), IInferenceErrors::NotKeyOwner(_)));
+    w.c.ok(&payer, revoke(h));
+    assert_eq!(w.c.view(IInference::apiKeyOwnerCall { keyHash: h }), Address::ZERO);
+    // A revoked hash is free again.
+    w.c.ok(&other, bind(h));
+    assert_eq!(w.c.view(IInference::apiKeyOwnerCall { keyHash: h }), other.address());
+}
+
+#[test]
+fn serving_operators_register_endpoints() {
+    let mut w = setup();
+    let (operator, payer) = (clone_key(&w.k.operator), clone_key(&w.k.payer));
+    let reg = |url: &str, ids: Vec<u64>| {
+        IInferenceCalls::registerEndpoint(IInference::registerEndpointCall { url: url.into(), modelIds: ids })
+    };
+    assert!(matches!(w.c.refused(&payer, reg("https://a.example", vec![1])), IInferenceErrors::NotServingOperator(_)));
+    assert!(matches!(
+        w.c.refused(&operator, reg("https://a.example", vec![1, 9])),
+        IInferenceErrors::InvalidEndpoint(_)
+    ));
+    assert!(matches!(
+        w.c.refused(&operator, reg("https://a.example", vec![1, 1])),
+        IInferenceErrors::InvalidEndpoint(_)
+    ));
+    assert!(matches!(w.c.refused(&operator, reg("https://a.example", vec![])), IInferenceErrors::InvalidEndpoint(_)));
+    assert!(matches!(w.c.refused(&operator, reg("ftp://a.example", vec![1])), IInferenceErrors::InvalidEndpoint(_)));
+    w.c.ok(&operator, reg("https://a.example/v1", vec![1, 2]));
+    let e = w.c.view(IInference::endpointCall { operator: operator.address() });
+    assert_eq!(
+        (e.operator, e.url.as_str(), e.modelIds, e.updatedAt),
+        (operator.address(), "https://a.example/v1", vec![1, 2], w.c.height)
+    );
+    w.c.ok(&operator, reg("https://b.example/v1", vec![2]));
+    let all = w.c.view(IInference::endpointsCall {});
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].url.as_str(), all[0].modelIds.clone()), ("https://b.example/v1", vec![2]));
+    w.c.ok(&operator, IInferenceCalls::removeEndpoint(IInference::removeEndpointCall {}));
+    assert!(w.c.view(IInference::endpointsCall {}).is_empty());
+    assert!(matches!(
+        w.c.refused(&operator, IInferenceCalls::removeEndpoint(IInference::removeEndpointCall {})),
+        IInferenceErrors::UnknownEndpoint(_)
+    ));
+}
+
+#[test]
+fn fee_split_parameters_that_overflow_fall_back_to_the_defaults() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    // Governance raises the owner share without lowering another: 9,000 + 4,000 + ... > 10,000.
+    let env = w.c.env(w.c.height + 1);
+    let writes = {
+        let mut st = Overlay::new(&w.c.mem);
+        let mut ctx = runtime::CallCtx { env: &env, sender: GOV, value: Amount::ZERO, logs: vec![], calls: vec![] };
+        let set = primitives::abi::IParams::IParamsCalls::set(primitives::abi::IParams::setCall {
+            name: "inference.split_owner_bps".into(),
+            value: U256::from(9_000),
+        });
+        runtime::params::execute(&mut st, &mut ctx, set).unwrap();
+        st.into_writes()
+    };
+    w.c.mem.apply(writes);
+    let r1 = w.receipt(1, 1_000, 1_000);
+    let builder = w.c.bal(&w.k.builder.address());
+    let out = w.settle(std::slice::from_ref(&r1));
+    let p = parts(cost(&r1));
+    assert_eq!(w.c.bal(&w.k.builder.address()) - builder, p[0], "the default owner share");
+    assert_eq!(settled(&out)[0].dataShare, p[1]);
+}
+
+#[test]
+fn a_won_challenge_can_replace_pending_credits() {
+    use runtime::inference::InferenceWrite;
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r1 = w.receipt(1, 4_000, 4_000);
+    w.settle(std::slice::from_ref(&r1));
+    let h = receipt_hash(&r1);
+    let amount = hold(&w.c, h).amount;
+    let operator = clone_key(&w.k.operator);
+    w.c.ok(
+        &operator,
+        IInferenceCalls::postAttribution(IInference::postAttributionCall {
+            receiptHash: h,
+            recordHash: B256::repeat_byte(1),
+            credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
+        }),
+    );
+    // The hook the attribution module's challenges will call.
+    let env = w.c.env(w.c.height + 1);
+    let writes = {
+        let mut st = Overlay::new(&w.c.mem);
+        let mut ctx = runtime::CallCtx {
+            env: &env,
+            sender: Module::Attribution.address(),
+            value: Amount::ZERO,
+            logs: vec![],
+            calls: vec![],
+        };
+        let bad = [Credit { contributionId: 4, weightPpm: 1_000_000 }];
+        assert!(st.replace_pending(&mut ctx, &h, B256::repeat_byte(2), &bad).is_err());
+        let good = [Credit { contributionId: 2, weightPpm: 600_000 }, Credit { contributionId: 3, weightPpm: 400_000 }];
+        st.replace_pending(&mut ctx, &h, B256::repeat_byte(2), &good).unwrap();
+        st.into_writes()
+    };
+    w.c.mem.apply(writes);
+    w.c.check();
+    let pc = w.c.view(IInference::pendingCreditsCall { receiptHash: h });
+    assert_eq!(pc.contributionIds, vec![2, 3]);
+    assert_eq!(pc.amounts, vec![amount * 6 / 10, amount * 4 / 10]);
+    assert_eq!(hold(&w.c, h).recordHash, B256::repeat_byte(2));
+}
+
+// ---------------------------------------------------------------------------
+// Property: random deposits, allowances, releases, settlements, attributions
+// and claims keep the supply equation and the module's holdings exact.
+
+#[derive(Clone, Debug)]
+enum Op {
+    Deposit {
+        who: usize,
+        units: u64,
+    },
+    Withdraw {
+        who: usize,
+        units: u64,
+    },
+    Allow {
+        who: usize,
+        units: u64,
+        to_operator: bool,
+    },
+    Release {
+        who: usize,
+        units: u64,
+    },
+    CompleteRelease {
+        who: usize,
+    },
+    /// Receipts of (payer, input, output, nonce step: 0 replays the last nonce).
+    Settle {
+        receipts: Vec<(usize, u64, u64, u64)>,
+        base_model: bool,
+    },
+    Post {
+        pick: usize,
+        credits: Vec<(u64, u32)>,
+    },
+    PostEmpty {
+        pick: usize,
+    },
+    Finalize {
+        pick: usize,
+    },
+    Expire {
+        pick: usize,
+    },
+    Claim {
+        contribution: u64,
+        by_owner: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let who = 0usize..2;
+    let units = 1u64..2_000;
+    prop_oneof![
+        2 => (who.clone(), units.clone()).prop_map(|(who, units)| Op::Deposit { who, units }),
+        1 => (who.clone(), units.clone()).prop_map(|(who, units)| Op::Withdraw { who, units }),
+        2 => (who.clone(), units.clone(), proptest::bool::weighted(0.9))
+            .prop_map(|(who, units, to_operator)| Op::Allow { who, units, to_operator }),
+        1 => (who.clone(), units).prop_map(|(who, units)| Op::Release { who, units }),
+        1 => who.clone().prop_map(|who| Op::CompleteRelease { who }),
+        4 => (proptest::collection::vec((who, 0u64..400_000, 0u64..200_000, prop_oneof![6 => 1u64..3, 1 => Just(0u64)]), 1..4), proptest::bool::weighted(0.2))
+            .prop_map(|(receipts, base_model)| Op::Settle { receipts, base_model }),
+        2 => (any::<usize>(), proptest::collection::vec((1u64..6, 1u32..1_000), 1..4))
+            .prop_map(|(pick, credits)| Op::Post { pick, credits }),
+        1 => any::<usize>().prop_map(|pick| Op::PostEmpty { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::Finalize { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
+        2 => (1u64..5, proptest::bool::weighted(0.9)).prop_map(|(contribution, by_owner)| Op::Claim { contribution, by_owner }),
+    ]
+}
+
+/// Scale credit weights so they sum to exactly 1,000,000 (the last takes the remainder).
+fn normalise(credits: &[(u64, u32)]) -> Vec<Credit> {
+    let total: u64 = credits.iter().map(|c| c.1 as u64).sum();
+    let mut out: Vec<Credit> = credits
+        .iter()
+        .map(|(id, w)| Credit { contributionId: *id, weightPpm: (*w as u64 * 1_000_000 / total) as u32 })
+        .collect();
+    let sum: u32 = out.iter().map(|c| c.weightPpm).sum();
+    out.last_mut().unwrap().weightPpm += 1_000_000 - sum;
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    fn supply_and_holdings_stay_exact(blocks in proptest::collection::vec((proptest::collection::vec(op(), 0..6), 0u64..8), 2..16)) {
+        let mut w = setup();
+        let payers = [clone_key(&w.k.payer), clone_key(&w.k.other)];
+        let (operator, serving) = (clone_key(&w.k.operator), clone_key(&w.k.serving));
+        let contributors = [clone_key(&w.k.alice), clone_key(&w.k.bob), clone_key(&w.k.bob), clone_key(&w.k.alice)];
+        let op_addr = operator.address();
+        let unit = 1_000_000_000_000u128;
+        // Both payers start with escrow and an allowance; the operations move it around.
+        for p in &payers {
+            let r = w.c.send(p, INFERENCE, Amount::open(1_000), IInferenceCalls::deposit(IInference::depositCall {}).abi_encode());
+            prop_assert!(r.success);
+            w.c.ok(p, IInferenceCalls::allow(IInference::allowCall { operator: op_addr, amount: 20 * ONE_OPEN }));
+        }
+        let mut next_nonce = [1u64; 2];
+        let mut holds: Vec<B256> = vec![];
+        let mut outcomes: BTreeMap<(String, bool), u32> = BTreeMap::new();
+        for (ops, skip) in blocks {
+            // Empty blocks in between, so delays, timeouts and windows pass.
+            w.c.until(w.c.height + 1 + skip);
+            let mut txs = vec![];
+            let mut kinds = vec![];
+            for o in ops {
+                let (k, call) = match o {
+                    Op::Deposit { who, units } => {
+                        kinds.push("deposit".to_string());
+                        txs.push(w.c.sign(&payers[who], INFERENCE, Amount(units as u128 * unit), IInferenceCalls::deposit(IInference::depositCall {}).abi_encode()));
+                        continue;
+                    }
+                    Op::Withdraw { who, units } => (&payers[who], IInferenceCalls::withdraw(IInference::withdrawCall { amount: units as u128 * unit })),
+                    Op::Allow { who, units, to_operator } => {
+                        let to = if to_operator { op_addr } else { w.k.validator.address() };
+                        (&payers[who], IInferenceCalls::allow(IInference::allowCall { operator: to, amount: units as u128 * unit }))
+                    }
+                    Op::Release { who, units } => (&payers[who], IInferenceCalls::release(IInference::releaseCall { operator: op_addr, amount: units as u128 * unit / 3 })),
+                    Op::CompleteRelease { who } => (&payers[who], IInferenceCalls::completeRelease(IInference::completeReleaseCall { operator: op_addr })),
+                    Op::Settle { receipts, base_model } => {
+                        let mut rs = vec![];
+                        for (who, input, output, step) in receipts {
+                            let nonce = if step == 0 { next_nonce[who].saturating_sub(1) } else { next_nonce[who] + step - 1 };
+                            // Optimistic: a refused batch leaves a gap, which is allowed.
+                            next_nonce[who] = next_nonce[who].max(nonce + 1);
+                            let mut r = w.receipt(nonce, input, output);
+                            r.payer = payers[who].address();
+                            if base_model {
+                                (r.modelId, r.adapterHash, r.priceInPer1k, r.priceOutPer1k) = (1, B256::ZERO, 7, 11);
+                            }
+                            rs.push(r);
+                        }
+                        (&operator, w.settle_signed(&rs, &serving))
+                    }
+                    Op::Post { pick, credits } if !holds.is_empty() => {
+                        let h = holds[pick % holds.len()];
+                        (&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: h, recordHash: h, credits: normalise(&credits) }))
+                    }
+                    Op::PostEmpty { pick } if !holds.is_empty() => {
+                        let h = holds[pick % holds.len()];
+                        (&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: h, recordHash: h, credits: vec![] }))
+                    }
+                    Op::Finalize { pick } if !holds.is_empty() => {
+                        (&payers[0], IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: holds[pick % holds.len()] }))
+                    }
+                    Op::Expire { pick } if !holds.is_empty() => {
+                        (&payers[1], IInferenceCalls::expireAttribution(IInference::expireAttributionCall { receiptHash: holds[pick % holds.len()] }))
+                    }
+                    Op::Claim { contribution, by_owner } => {
+                        let k = if by_owner { &contributors[contribution as usize - 1] } else { &payers[0] };
+                        (k, IInferenceCalls::claim(IInference::claimCall { contributionId: contribution }))
+                    }
+                    _ => continue,
+                };
+                kinds.push(format!("{call:?}").split('(').next().unwrap().to_string());
+                txs.push(w.c.sign(k, INFERENCE, Amount::ZERO, call.abi_encode()));
+            }
+            // `block` checks the supply equation and balance == holdings after it.
+            for (r, kind) in w.c.block(txs).into_iter().zip(kinds) {
+                *outcomes.entry((kind, r.success)).or_default() += 1;
+                if !r.success {
+                    prop_assert!(r.logs.is_empty());
+                    continue;
+                }
+                for s in settled(&r) {
+                    let idx = payers.iter().position(|p| p.address() == s.payer).unwrap();
+                    let nonce = w.c.view(IInference::allowanceCall { payer: s.payer, operator: op_addr }).lastNonce;
+                    next_nonce[idx] = next_nonce[idx].max(nonce + 1);
+                    if s.dataShare > 0 {
+                        holds.push(s.receiptHash);
+                    }
+                }
+            }
+            // Every kind of holding equals the records it sums.
+            let t = w.c.mem.holdings().unwrap();
+            let (mut free, mut allowed, mut pending) = (0u128, 0u128, 0u128);
+            for p in &payers {
+                free += w.c.mem.escrow(&p.address()).unwrap().0;
+                let a = w.c.mem.allowance(&p.address(), &op_addr).unwrap();
+                allowed += a.remaining;
+                pending += a.pendingRelease;
+            }
+            prop_assert_eq!((t.free_escrow.0, t.allowances.0, t.pending_releases.0), (free, allowed, pending));
+            let (mut open, mut posted) = (0u128, 0u128);
+            for h in &holds {
+                let hr = w.c.mem.hold(h).unwrap().unwrap();
+                match hr.status {
+                    OPEN => open += hr.amount,
+                    POSTED => posted += hr.amount,
+                    _ => {}
+                }
+            }
+            prop_assert_eq!((t.open_holds.0, t.pending_attributions.0), (open, posted));
+            let accrued: u128 = (1..=4).map(|id| w.c.mem.contribution_account(id).unwrap().accrued).sum();
+            prop_assert_eq!(t.accrued_credits.0, accrued);
+            let claimable: u128 = (1..=4).map(|id| w.c.claimable(id)).sum();
+            prop_assert!(claimable <= t.accrued_credits.0 + t.fallback_pool.0, "claims never exceed what is held");
+        }
+        if std::env::var("INFERENCE_TRACE").is_ok() {
+            eprintln!("{outcomes:?}");
+        }
+        // Solvency: every contribution claims everything it is owed.
+        for id in 1..=4u64 {
+            if w.c.claimable(id) > 0 {
+                let k = clone_key(&contributors[id as usize - 1]);
+                w.c.ok(&k, IInferenceCalls::claim(IInference::claimCall { contributionId: id }));
+                prop_assert_eq!(w.c.claimable(id), 0);
+            }
+        }
+        prop_assert_eq!(w.c.mem.holdings().unwrap().accrued_credits, Amount::ZERO);
+    }
+}
