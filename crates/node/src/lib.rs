@@ -88,6 +88,7 @@ fn start_serving(
         models: Arc::new(ChainModels { chain: chain.clone(), base_hash: model.hash }),
         billing: meter.clone(),
         limits: serve::Limits::default(),
+        rate: Default::default(),
     });
     Ok(Some(Serving { openlora, meter }))
 }
@@ -246,7 +247,8 @@ impl Node {
 /// is kept. Returns the key.
 pub fn dev_serving_setup(
     chain: &Arc<Chain>,
-    operator: primitives::Address,
+    operator: &keys::SecretKey,
+    http: Option<std::net::SocketAddr>,
     data_dir: &std::path::Path,
 ) -> Result<String, String> {
     use alloy_sol_types::SolCall;
@@ -262,11 +264,16 @@ pub fn dev_serving_setup(
     let amount: u128 = 1_000 * primitives::ONE_OPEN;
     let calls: Vec<(u128, Vec<u8>)> = vec![
         (amount, IInference::depositCall {}.abi_encode()),
-        (0, IInference::allowCall { operator, amount }.abi_encode()),
+        (0, IInference::allowCall { operator: operator.address(), amount }.abi_encode()),
         (0, IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash(&key) }.abi_encode()),
     ];
     for (value, data) in calls {
         send_and_wait(chain, &payer, primitives::system::Module::Inference.address(), value, data)?;
+    }
+    // The operator announces where it serves (the base model, m1; others as they go live).
+    if let Some(addr) = http {
+        let call = IInference::registerEndpointCall { url: format!("http://{addr}/v1"), modelIds: vec![1] };
+        send_and_wait(chain, operator, primitives::system::Module::Inference.address(), 0, call.abi_encode())?;
     }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{key}\n")).map_err(|e| e.to_string())?;

@@ -53,11 +53,41 @@ pub struct Limits {
     pub max_prompt_tokens: usize,
     pub max_output_tokens: usize,
     pub default_max_tokens: usize,
+    /// Requests per minute per caller (API key owner); 0 = unlimited.
+    pub requests_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_prompt_tokens: 2048, max_output_tokens: 1024, default_max_tokens: 128 }
+        Limits { max_prompt_tokens: 2048, max_output_tokens: 1024, default_max_tokens: 128, requests_per_minute: 600 }
+    }
+}
+
+/// A token bucket per caller: `per_minute` requests, refilled continuously.
+#[derive(Default)]
+pub struct RateLimiter {
+    buckets: std::sync::Mutex<std::collections::HashMap<Address, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    /// Take one request for `who`; `Err(seconds until one is available)` when empty.
+    pub fn take(&self, who: Address, per_minute: u32) -> Result<(), u64> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let cap = per_minute as f64;
+        let rate = cap / 60.0;
+        let now = std::time::Instant::now();
+        let mut b = self.buckets.lock().unwrap();
+        let e = b.entry(who).or_insert((cap, now));
+        e.0 = (e.0 + (now - e.1).as_secs_f64() * rate).min(cap);
+        e.1 = now;
+        if e.0 >= 1.0 {
+            e.0 -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - e.0) / rate).ceil().max(1.0) as u64)
+        }
     }
 }
 
@@ -68,6 +98,7 @@ pub struct OpenLora {
     pub models: Arc<dyn ModelDirectory>,
     pub billing: Arc<dyn Billing>,
     pub limits: Limits,
+    pub rate: RateLimiter,
 }
 
 /// The routes, for the node's HTTP server.
@@ -419,6 +450,19 @@ async fn generate(
         }
     };
     let payer = caller.0;
+    if let Some(who) = payer
+        && let Err(wait) = s.rate.take(who, s.limits.requests_per_minute)
+    {
+        s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut r = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            format!("more than {} requests per minute for {who}; retry in {wait} s", s.limits.requests_per_minute),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return r;
+    }
     // Reserve the most this request can cost before generating anything.
     let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
         Ok(r) => r,

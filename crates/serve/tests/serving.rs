@@ -258,7 +258,8 @@ fn openai_api_over_http() {
         cache,
         models: Arc::new(Dir { base: m.hash }),
         billing: billing.clone(),
-        limits: Limits::default(),
+        limits: Limits { requests_per_minute: 40, ..Default::default() },
+        rate: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -407,5 +408,16 @@ fn openai_api_over_http() {
     ] {
         assert!(text.contains(name), "metrics lack {name}");
     }
+    // Per-key rate limit (40 per minute here): soon refused with 429 and Retry-After.
+    let mut limited = false;
+    for _ in 0..60 {
+        let (st, b) = post(&addr, "/v1/completions", Some("sk-test"), r#"{"model":"m1","prompt":"x","max_tokens":1}"#);
+        if st == 429 {
+            assert!(b.contains("rate_limit_exceeded"), "{b}");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the per-key rate limit never applied");
     let _: HashMap<u8, u8> = HashMap::new();
 }

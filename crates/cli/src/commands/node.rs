@@ -126,8 +126,10 @@ fn run_node(
         // Dev mode: an escrow, an allowance and an API key for dev account 0.
         let api_key = match (&node.serving, dev) {
             (Some(s), true) => {
-                let (chain, op, dir) = (node.chain.clone(), s.meter.operator(), cfg.data_dir.clone());
-                match tokio::task::spawn_blocking(move || node::dev_serving_setup(&chain, op, &dir)).await? {
+                let _ = s;
+                let (chain, dir, http) = (node.chain.clone(), cfg.data_dir.clone(), node.http_addr);
+                let op = cfg.serving.as_ref().map(|c| c.operator.clone()).expect("serving has a config");
+                match tokio::task::spawn_blocking(move || node::dev_serving_setup(&chain, &op, http, &dir)).await? {
                     Ok(k) => Some(k),
                     Err(e) => {
                         tracing::error!("dev API key setup failed: {e}");
