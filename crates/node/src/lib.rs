@@ -37,6 +37,8 @@ pub struct Node {
     pub jobs: Arc<factory::JobQueue>,
     /// OpenLoRA, when the node serves.
     pub serving: Option<Serving>,
+    /// The blob store (files, rows, model artefacts).
+    pub blobs: Arc<blobs::BlobStore>,
 }
 
 /// The serving side of a node.
@@ -162,6 +164,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         factory::JobQueue::open(&cfg.data_dir.join("jobs"), env.clone()).map_err(|e| NodeError::Jobs(e.to_string()))?;
     jobs.start();
     let serving = start_serving(cfg, &chain, &store, &env)?;
+    let store_for_node = store.clone();
     let http_listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),
         None => None,
@@ -197,7 +200,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         });
     }
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs, serving })
+    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs, serving, blobs: store_for_node })
 }
 
 /// The file in the data directory that names the addresses a running node

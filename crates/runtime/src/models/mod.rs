@@ -57,7 +57,7 @@ pub fn is_non_commercial(licence: &str) -> bool {
 /// |---|---|
 /// | `register` | 150,000 + 20,000 per Datanet version (two records read) + 5,000 per checkpoint + 20 per byte of hyperparameters and metrics (kept in state) |
 /// | `propose` | 30,000 |
-/// | `approve` | 20,000 + 40,000 per id (record and live list) |
+/// | `approve` | 20,000 + 12,000 per id (one record rewrite and a live-list entry; a thousand ids fit a block) |
 /// | `retire` | 40,000 |
 /// | `setPrice` | 30,000 |
 /// | views | 5,000 |
@@ -72,7 +72,7 @@ pub fn gas_cost(call: &IModelsCalls) -> u64 {
                 + 20 * (r.hyperparams.len() + r.metrics.len()) as u64
         }
         propose(_) => 30_000,
-        approve(c) => 20_000 + 40_000 * c.ids.len() as u64,
+        approve(c) => 20_000 + 12_000 * c.ids.len() as u64,
         retire(_) => 40_000,
         setPrice(_) => 30_000,
         model(_) | modelCount(_) | modelsOf(_) | liveModels(_) => 5_000,
