@@ -33,11 +33,13 @@
 mod chain;
 mod ingest;
 mod machine;
+mod serve;
 mod state;
 mod stats;
 mod train;
 
 pub use self::ingest::{IngestOpts, run_ingest};
+pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};

@@ -55,6 +55,12 @@ enum Cmd {
     Chat(commands::chat::ChatArgs),
     /// Ask a model through the node's OpenAI-compatible API (billed to your API key).
     Infer(commands::pay::InferArgs),
+    /// Proof of Attribution: a receipt's record, and its verification from public inputs.
+    #[command(subcommand)]
+    Attribution(commands::attribution::AttributionCmd),
+    /// Contributors' rewards from attribution: show and claim.
+    #[command(subcommand)]
+    Rewards(commands::attribution::RewardsCmd),
     /// Your inference escrow and the allowances it grants serving operators.
     #[command(subcommand)]
     Escrow(commands::pay::EscrowCmd),
@@ -82,6 +88,8 @@ enum BenchCmd {
     Ingest(bench::IngestOpts),
     /// LoRA fine-tuning tokens/s and peak memory, against PyTorch + PEFT on the CPU.
     Train(bench::TrainOpts),
+    /// Requests over N LoRA adapters through our engine, against HF PEFT switching adapters.
+    Serve(bench::ServeOpts),
 }
 
 fn main() {
@@ -103,12 +111,15 @@ fn main() {
         Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Chat(a) => commands::chat::run(a, out),
         Cmd::Infer(a) => commands::pay::infer(a, out),
+        Cmd::Attribution(c) => commands::attribution::attribution(c, out),
+        Cmd::Rewards(c) => commands::attribution::rewards(c, out),
         Cmd::Escrow(c) => commands::pay::escrow(c, out),
         Cmd::Apikey(c) => commands::pay::apikey(c, out),
         Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
         Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
         Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),
         Cmd::Bench(BenchCmd::Train(o)) => bench::run_train(&o),
+        Cmd::Bench(BenchCmd::Serve(o)) => bench::run_serve(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

@@ -235,7 +235,55 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     let ad: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ad["data"][0]["model"], mid.as_str());
     let s = e.wait_settled(4);
-    assert_eq!(s[3].0, a["receipt"]["hash"].as_str().unwrap());
+    let receipt = a["receipt"]["hash"].as_str().unwrap().to_string();
+    assert_eq!(s[3].0, receipt);
+    // Phase two: the answer carried an attribution summary; the node posts the record
+    // after settlement; its credits (or the fallback) reach the contribution.
+    assert!(a["attribution"]["recordHash"].is_string(), "{a}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let shown = e.ok(&["attribution", "show", &receipt], true, true);
+        assert_eq!(shown["recordHash"], a["attribution"]["recordHash"]);
+        let hold = e.node.client().call(
+            "eth_call",
+            json!([{"to": Module::Inference.address(), "data": primitives::Bytes::from(alloy_sol_types::SolCall::abi_encode(&IInference::holdCall { receiptHash: receipt.parse().unwrap() }))}, "latest"]),
+        ).unwrap();
+        let bytes = hex::decode(hold.as_str().unwrap().trim_start_matches("0x")).unwrap();
+        let h = <IInference::holdCall as alloy_sol_types::SolCall>::abi_decode_returns(&bytes).unwrap();
+        if h.status != 1 {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "the attribution record was not posted");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.recordHash.to_string(), a["attribution"]["recordHash"].as_str().unwrap());
+    let data_share = status.amount;
+    let cid = c["contribution"].as_u64().unwrap().to_string();
+    if status.status == 2 {
+        // Credits pending: finalized once the challenge window (10 blocks in dev) has passed.
+        let head = e.node.client().block_number().unwrap();
+        let out = e.fail(
+            &["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"],
+            true,
+            false,
+        );
+        assert!(out.contains("ChallengeWindowOpen"), "{out}");
+        e.advance_to(head + 11);
+        e.ok(&["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"], true, false);
+    }
+    let r = e.ok(&["rewards", "show", &cid], true, false);
+    let claimable: u128 = r["claimable"].as_str().unwrap().parse().unwrap();
+    assert!(claimable > 0 && claimable <= data_share, "claimable {claimable} of a data share of {data_share}");
+    assert!(claimable + 64 >= data_share, "only rounding dust is lost: {claimable} of {data_share}");
+    // Only the contributor claims; it receives exactly the claimable amount.
+    let out = e.fail(&["rewards", "claim", &cid, "--dev-account", "2"], true, false);
+    assert!(out.contains("NotContributor"), "{out}");
+    e.ok(&["rewards", "claim", &cid, "--dev-account", "1"], true, false);
+    let after = e.ok(&["rewards", "show", &cid], true, false);
+    assert_eq!(after["claimable"], "0");
+    // Verification from public inputs.
+    let v = e.ok(&["attribution", "verify", &receipt], true, true);
+    assert_eq!(v["ok"], true, "{v}");
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {

@@ -2,11 +2,13 @@
 //! block producer and serves JSON-RPC. The CLI calls [`run`]; tests can start
 //! the same node in-process.
 
+pub mod attribution;
 mod backend;
 mod config;
 mod factory_env;
 mod meter;
 mod serving;
+pub mod spans;
 
 pub use meter::Meter;
 
@@ -62,11 +64,13 @@ fn start_serving(
     cfg: &NodeConfig,
     chain: &Arc<Chain>,
     store: &Arc<blobs::BlobStore>,
+    datanets: &Arc<datanets::DatanetService>,
     env: &NodeFactoryEnv,
 ) -> Result<Option<Serving>, NodeError> {
     let (Some(sc), Some(base)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
     let (model, tokenizer) = factory::FactoryEnv::base_model(env, Some(&base.display().to_string()))
         .map_err(|e| NodeError::Serving(e.to_string()))?;
+    let env_tokenizer = tokenizer.clone();
     let metrics = Arc::new(serve::Metrics::default());
     let engine = serve::Engine::start(
         model.clone(),
@@ -84,6 +88,17 @@ fn start_serving(
     let meter =
         Meter::new(chain.clone(), sc.operator.clone(), sc.serving_key.clone(), tokio::runtime::Handle::current());
     meter.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
+    let attribution = attribution::AttributionService::new(
+        chain.clone(),
+        store.clone(),
+        datanets.clone(),
+        model.clone(),
+        env_tokenizer.clone(),
+        sc.serving_key.clone(),
+        cfg.data_dir.join("attribution"),
+        tokio::runtime::Handle::current(),
+    );
+    meter.post_attributions_from(attribution.to_post.clone());
     let openlora = Arc::new(serve::OpenLora {
         engine,
         cache,
@@ -91,6 +106,7 @@ fn start_serving(
         billing: meter.clone(),
         limits: serve::Limits::default(),
         rate: Default::default(),
+        attributor: Some(attribution.clone()),
     });
     Ok(Some(Serving { openlora, meter }))
 }
@@ -163,7 +179,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     let jobs =
         factory::JobQueue::open(&cfg.data_dir.join("jobs"), env.clone()).map_err(|e| NodeError::Jobs(e.to_string()))?;
     jobs.start();
-    let serving = start_serving(cfg, &chain, &store, &env)?;
+    let serving = start_serving(cfg, &chain, &store, &datanets, &env)?;
     let store_for_node = store.clone();
     let http_listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),

@@ -54,6 +54,8 @@ pub struct Meter {
     serving: SecretKey,
     state: Mutex<State>,
     handle: tokio::runtime::Handle,
+    /// Attribution records waiting for their receipt to settle.
+    to_post: Mutex<Option<Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>>>,
 }
 
 fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
@@ -82,7 +84,31 @@ impl Meter {
         serving: SecretKey,
         handle: tokio::runtime::Handle,
     ) -> Arc<Meter> {
-        Arc::new(Meter { chain, operator, serving, state: Mutex::new(State::default()), handle })
+        Arc::new(Meter {
+            chain,
+            operator,
+            serving,
+            state: Mutex::new(State::default()),
+            handle,
+            to_post: Mutex::new(None),
+        })
+    }
+
+    /// Post these records (phase two) once their receipts settle.
+    pub fn post_attributions_from(&self, to_post: Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>) {
+        *self.to_post.lock().unwrap() = Some(to_post);
+    }
+
+    fn post_attributions(&self, settled: &[B256]) {
+        let Some(q) = self.to_post.lock().unwrap().clone() else { return };
+        for h in settled {
+            let Some((record, credits)) = q.lock().unwrap().remove(h) else { continue };
+            let gas = 500_000 + 30_000 * credits.len() as u64;
+            let call = IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits };
+            if let Err(e) = self.send(call.abi_encode(), gas) {
+                tracing::warn!("attribution record of {h} not posted (the fallback will pay): {e}");
+            }
+        }
     }
 
     pub fn operator(&self) -> Address {
@@ -140,6 +166,9 @@ impl Meter {
                         p.unsettled = p.unsettled.saturating_sub(s.cost);
                     }
                 }
+                drop(st);
+                let hashes: Vec<B256> = batch.iter().map(|s| receipt_hash(&s.receipt)).collect();
+                self.post_attributions(&hashes);
                 Ok(batch.len())
             }
             Err(e) => {

@@ -91,6 +91,22 @@ impl RateLimiter {
     }
 }
 
+/// Phase two of a paid inference: which contributions influenced it. Called
+/// after billing with the receipt's hash; returns the summary the client sees
+/// (the full record is the implementation's to store and post).
+pub trait Attributor: Send + Sync + 'static {
+    fn attribute(
+        &self,
+        model: &ModelEntry,
+        receipt_hash: B256,
+        prompt: &[u32],
+        response: &[u32],
+        text: &str,
+    ) -> Option<Value>;
+    /// The stored record of a receipt, for `GET /v1/attribution/{receipt}`.
+    fn record(&self, receipt_hash: B256) -> Option<Value>;
+}
+
 /// The serving service behind the routes.
 pub struct OpenLora {
     pub engine: Engine,
@@ -99,6 +115,7 @@ pub struct OpenLora {
     pub billing: Arc<dyn Billing>,
     pub limits: Limits,
     pub rate: RateLimiter,
+    pub attributor: Option<Arc<dyn Attributor>>,
 }
 
 /// The routes, for the node's HTTP server.
@@ -108,6 +125,7 @@ pub fn routes(s: Arc<OpenLora>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/adapters", get(adapters))
+        .route("/v1/attribution/{receipt}", get(attribution_record))
         .route("/metrics", get(metrics))
         .with_state(s)
 }
@@ -148,6 +166,24 @@ async fn adapters(State(s): State<Arc<OpenLora>>) -> Response {
         "data": s.cache.residency(),
     }))
     .into_response()
+}
+
+async fn attribution_record(
+    State(s): State<Arc<OpenLora>>,
+    axum::extract::Path(receipt): axum::extract::Path<String>,
+) -> Response {
+    let Ok(h) = receipt.parse::<B256>() else {
+        return bad("invalid_receipt", format!("{receipt:?} is not a receipt hash (0x + 64 hex digits)"));
+    };
+    match s.attributor.as_ref().and_then(|a| a.record(h)) {
+        Some(v) => Json(v).into_response(),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "unknown_receipt",
+            format!("this node has no attribution record for receipt {h}"),
+        ),
+    }
 }
 
 async fn metrics(State(s): State<Arc<OpenLora>>) -> Response {
@@ -516,6 +552,7 @@ async fn generate(
         reservation: Some(reservation),
         request_hash,
         prompt_tokens: p.prompt.len(),
+        prompt: p.prompt.clone(),
         delivered: 0,
         text: String::new(),
     };
@@ -530,22 +567,38 @@ struct GenCtx {
     s: Arc<OpenLora>,
     reservation: Option<crate::billing::Reservation>,
     request_hash: B256,
+    prompt: Vec<u32>,
     prompt_tokens: usize,
     delivered: usize,
     text: String,
 }
 
 impl GenCtx {
-    fn settle(&mut self, completion_tokens: usize, text: &str) -> Option<Value> {
-        let r = self.reservation.take()?;
+    /// Bill what was delivered; the receipt, and (for a complete answer whose
+    /// tokens are known) the attribution summary.
+    fn settle(
+        &mut self,
+        completion_tokens: usize,
+        text: &str,
+        tokens: Option<&[u32]>,
+    ) -> (Option<Value>, Option<Value>) {
+        let Some(r) = self.reservation.take() else { return (None, None) };
+        let model = r.model.clone();
         let usage = Usage { prompt_tokens: self.prompt_tokens, completion_tokens };
-        match self.s.billing.bill(r, usage, self.request_hash, primitives::content_hash(text.as_bytes())) {
+        let receipt = match self.s.billing.bill(r, usage, self.request_hash, primitives::content_hash(text.as_bytes()))
+        {
             Ok(receipt) => receipt,
             Err(e) => {
                 tracing::error!("billing failed: {e}");
                 None
             }
-        }
+        };
+        let hash = receipt.as_ref().and_then(|v| v["hash"].as_str()).and_then(|h| h.parse::<B256>().ok());
+        let attribution = match (&self.s.attributor, hash, tokens) {
+            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text),
+            _ => None,
+        };
+        (receipt, attribution)
     }
 }
 
@@ -554,7 +607,7 @@ impl Drop for GenCtx {
         // A client that disconnected pays only for the tokens it was sent.
         if self.reservation.is_some() {
             let (n, t) = (self.delivered, std::mem::take(&mut self.text));
-            let _ = self.settle(n, &t);
+            let _ = self.settle(n, &t, None);
         }
     }
 }
@@ -576,7 +629,9 @@ async fn whole(
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation_failed", e),
     };
     ctx.delivered = o.completion_tokens;
-    let receipt = ctx.settle(o.completion_tokens, &o.text);
+    // Billing and attribution do blocking work (signing, tracing, gradients).
+    let (receipt, attribution) =
+        tokio::task::block_in_place(|| ctx.settle(o.completion_tokens, &o.text, Some(&o.tokens)));
     let choice = match kind {
         Kind::Chat => json!({
             "index": 0,
@@ -596,6 +651,7 @@ async fn whole(
         "choices": [choice],
         "usage": usage_json(o.prompt_tokens, o.completion_tokens),
         "receipt": receipt,
+        "attribution": attribution,
     }))
     .into_response()
 }
@@ -616,11 +672,12 @@ fn stream(
         done: bool,
     }
     let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
-    let chunk = move |choice: Value, extra: Option<(Value, Value)>| {
+    let chunk = move |choice: Value, extra: Option<(Value, Value, Value)>| {
         let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
-        if let Some((usage, receipt)) = extra {
+        if let Some((usage, receipt, attribution)) = extra {
             v["usage"] = usage;
             v["receipt"] = receipt;
+            v["attribution"] = attribution;
         }
         SseEvent::default().data(v.to_string())
     };
@@ -653,7 +710,8 @@ fn stream(
                 }
                 Some(Event::Done(o)) => {
                     st.ctx.delivered = o.completion_tokens;
-                    let receipt = st.ctx.settle(o.completion_tokens, &o.text);
+                    let (receipt, attribution) =
+                        tokio::task::block_in_place(|| st.ctx.settle(o.completion_tokens, &o.text, Some(&o.tokens)));
                     let c = match kind {
                         Kind::Chat => {
                             json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(o.finish)})
@@ -666,7 +724,8 @@ fn stream(
                     let usage = usage_json(o.prompt_tokens, o.completion_tokens);
                     let _ = include_usage;
                     st.done = true;
-                    Some((Ok(chunk(c, Some((usage, receipt.unwrap_or(Value::Null))))), st))
+                    let extra = (usage, receipt.unwrap_or(Value::Null), attribution.unwrap_or(Value::Null));
+                    Some((Ok(chunk(c, Some(extra))), st))
                 }
                 Some(Event::Error(e)) => {
                     st.done = true;

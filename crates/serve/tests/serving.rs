@@ -260,6 +260,7 @@ fn openai_api_over_http() {
         billing: billing.clone(),
         limits: Limits { requests_per_minute: 40, ..Default::default() },
         rate: Default::default(),
+        attributor: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod attribution;
 pub mod chat;
 pub mod datanet;
 pub mod gov;

@@ -243,6 +243,24 @@ pub const INFERENCE_CHALLENGE_WINDOW_BLOCKS: ParamSpec = ParamSpec {
     max: 30 * DAY_OF_BLOCKS,
     doc: "blocks after an attribution record is posted before its credits can be finalized",
 };
+/// Proof of Attribution: the share of the span (exact-match) method in a
+/// record's credits, the rest going to the gradient method; when one method
+/// credits nothing the other takes it all.
+pub const ATTRIBUTION_SPAN_WEIGHT_PPM: ParamSpec = ParamSpec {
+    name: "attribution.span_weight_ppm",
+    default: 500_000,
+    min: 0,
+    max: 1_000_000,
+    doc: "share (ppm) of span tracing in an attribution record; the gradient method gets the rest",
+};
+/// The shortest span (in tokens) span tracing credits.
+pub const ATTRIBUTION_MIN_SPAN_TOKENS: ParamSpec = ParamSpec {
+    name: "attribution.min_span_tokens",
+    default: 8,
+    min: 2,
+    max: 1_000,
+    doc: "shortest span, in tokens, that span tracing credits",
+};
 /// Most contributions one attribution record credits (state stays small).
 pub const INFERENCE_MAX_CREDITS: ParamSpec = ParamSpec {
     name: "inference.max_credits",
@@ -294,6 +312,8 @@ pub const INFERENCE_SPLIT_TREASURY_BPS: ParamSpec = ParamSpec {
 
 /// Every registered parameter, sorted by name.
 pub const ALL: &[ParamSpec] = &[
+    ATTRIBUTION_MIN_SPAN_TOKENS,
+    ATTRIBUTION_SPAN_WEIGHT_PPM,
     BLOCK_GAS_LIMIT,
     DATANETS_ATTESTATION_TTL,
     DATANETS_CONTRIBUTOR_DAILY_BYTES,

@@ -1,0 +1,1672 @@
+//! The span index: a suffix array over the token ids of a Datanet version's rows,
+//! in one memory-mapped file.
+//!
+//! # Order
+//! The rows' tokens are concatenated, each row followed by a separator (the
+//! largest value of the token width, which no token may take), into `n_slots` =
+//! tokens + rows slots. The suffix array lists every token position (separators
+//! excluded) by its suffix **up to the end of its row**: token by token, a row's
+//! end comparing above every token, and two suffixes that are equal up to the ends
+//! of their rows in position order. That is a total order that only depends on
+//! each row's own tokens and the rows' order, so: a match never crosses rows; any
+//! partition of the rows into shards gives the same array once the shards' arrays
+//! are merged; and rows appended later never reorder the existing suffixes, which
+//! is what makes [`SpanIndex::extend`] a merge.
+//!
+//! # Building
+//! Rows are cut into contiguous shards of about `shard_tokens` slots. Each shard's
+//! suffix array is built by SA-IS over the shard's tokens with one distinct
+//! separator symbol per row (numbered in row order, all above the vocabulary), which
+//! is exactly the order above; shards are built in parallel on rayon's pool. The
+//! shards' arrays are then merged pairwise, round after round, each merge itself
+//! split between threads along the merge path (a small run is instead inserted into
+//! a large one by binary search, which is what appending a small shard to a large
+//! index costs). We merge rather than keep shards separate and query them all: the
+//! file stays one array, a query stays one binary search (a trace at 10^8 tokens
+//! would otherwise pay once per shard), and the result does not depend on how the
+//! index was sharded. The price is the merge's comparisons, O(n log k) for k shards,
+//! each reading the token array at two random places.
+//!
+//! # File format (version [`FORMAT_VERSION`], all integers little-endian)
+//! ```text
+//! header, 256 bytes:
+//!   0   8  magic "OLSPANIX"
+//!   8   4  format version (1)
+//!   12  1  token width tw: 2 (vocabulary <= 65,535) or 4
+//!   13  1  suffix-array entry width sw: the fewest bytes that hold n_slots - 1
+//!   14  1  bucket entry width bw: 4 (n_tokens < 2^32) or 8
+//!   15  1  row map kind: 0 = row start array, 1 = row start bitmap with rank directory
+//!   16  1  row start width rw (kind 0): 4 (n_slots < 2^32) or 8
+//!   17  7  zero
+//!   24  32 key: tokenizer hash
+//!   56  8  key: Datanet id
+//!   64  8  key: Datanet version
+//!   72  4  vocabulary size V
+//!   76  4  zero
+//!   80  8  n_tokens (indexed tokens)
+//!   88  8  n_slots (tokens + one separator per row)
+//!   96  8  n_rows
+//!   104 8  offset of the tokens section
+//!   112 8  offset of the suffix array
+//!   120 8  offset of the buckets
+//!   128 8  offset of the row map
+//!   136 8  length of the row map
+//!   144 8  offset of the row table
+//!   152 8  file length
+//!   160 32 blake3 of the tokens section (n_slots * tw bytes)
+//!   192 32 blake3 of the row table (n_rows * 33 bytes)
+//!   224 32 zero
+//! sections, each starting on a multiple of 8:
+//!   tokens     n_slots entries of tw bytes; separator = 0xFFFF (tw 2) or 0xFFFFFFFF (tw 4)
+//!   suffix array n_tokens entries of sw bytes (slot positions), then 8 zero bytes
+//!   buckets    V + 1 entries of bw bytes: bucket[t] = first suffix-array index whose
+//!              suffix starts with token t (so count(t) = bucket[t+1] - bucket[t])
+//!   row map    kind 0: n_rows entries of rw bytes, the slot where each row starts;
+//!              kind 1: ceil(n_slots / 64) u64 words, bit s set when a row starts at
+//!              slot s, then one u64 per 8 words (and one more): set bits before it
+//!   row table  n_rows records of 33 bytes: contribution id u64, row index u32,
+//!              contributor 20 bytes, flags u8 (bit 0: tombstoned)
+//! ```
+//! The row map takes whichever kind is smaller: 4 or 8 bytes per row, or about
+//! 0.14 bytes per slot (short rows). [`SpanIndex::digest`] is the blake3 of the
+//! header, which covers the key, every size and the two content hashes (the suffix
+//! array, buckets and row map are functions of the tokens; [`SpanIndex::verify`]
+//! checks them).
+
+use std::cmp::Ordering;
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut};
+use primitives::rows::RowId;
+use primitives::{Address, B256};
+use rayon::prelude::*;
+
+use crate::{AttrError, sais};
+
+/// The version of the file format this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The largest shard [`SpanIndex::build`] makes when given a shard size of 0 (it
+/// then splits the rows evenly between rayon's threads, 2^16 to 2^24 slots per
+/// shard): about 270 MB of SA-IS working memory per shard being built.
+pub const DEFAULT_SHARD_TOKENS: usize = 1 << 24;
+/// The largest vocabulary an index accepts (the bucket table has one entry per token).
+pub const MAX_VOCAB: u32 = 1 << 24;
+
+const MAGIC: [u8; 8] = *b"OLSPANIX";
+const HEADER_LEN: usize = 256;
+const ROW_RECORD_LEN: usize = 33;
+const FLAG_TOMBSTONED: u8 = 1;
+/// Shards are capped so that SA-IS positions and symbols fit in u32.
+const MAX_SHARD_SLOTS: usize = 1 << 31;
+/// Entries per parallel merge task.
+const MERGE_CHUNK: usize = 1 << 16;
+/// The smallest shard the default shard size makes.
+const MIN_SHARD_SLOTS: usize = 1 << 16;
+
+/// What an index is the index of: the tokenizer that made its token ids and the
+/// Datanet version whose rows it holds. Written into the file header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IndexKey {
+    /// The tokenizer's hash (as in the model hash).
+    pub tokenizer: B256,
+    pub datanet: u64,
+    pub version: u64,
+}
+
+/// One row to index: its id, contributor, tombstone status and token ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRow {
+    pub id: RowId,
+    pub contributor: Address,
+    /// Tombstoned rows' tokens are indexed (so that the index of a version equals
+    /// the earlier index with the row flagged), but such rows are never credited.
+    pub tombstoned: bool,
+    pub tokens: Vec<u32>,
+}
+
+/// A row a span is credited to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowRef {
+    pub id: RowId,
+    pub contributor: Address,
+}
+
+/// A row as the index holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedRow {
+    pub id: RowId,
+    pub contributor: Address,
+    pub tombstoned: bool,
+    /// The row's token slots (its separator is the slot after the range).
+    pub slots: Range<u64>,
+}
+
+/// Bytes of each part of an index file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexSizes {
+    pub n_tokens: u64,
+    pub n_rows: u64,
+    /// Token ids proper (`n_tokens * tw`).
+    pub tokens: u64,
+    /// The row separators in the tokens section (`n_rows * tw`).
+    pub separators: u64,
+    /// Suffix-array entries (`n_tokens * sw`).
+    pub suffix_array: u64,
+    /// Row map (position → row).
+    pub row_map: u64,
+    /// Row table (ids, contributors, flags).
+    pub row_table: u64,
+    /// The per-token bucket table (unigram counts).
+    pub buckets: u64,
+    /// The whole file, header and padding included.
+    pub file: u64,
+    pub token_width: u8,
+    pub sa_width: u8,
+}
+
+impl IndexSizes {
+    fn per_token(&self, b: u64) -> f64 {
+        if self.n_tokens == 0 { 0.0 } else { b as f64 / self.n_tokens as f64 }
+    }
+    /// (token ids + suffix array) / token.
+    pub fn tokens_and_sa_per_token(&self) -> f64 {
+        self.per_token(self.tokens + self.suffix_array)
+    }
+    /// (row map + separators) / token: what it costs to know where rows are.
+    pub fn row_map_per_token(&self) -> f64 {
+        self.per_token(self.row_map + self.separators)
+    }
+    /// The whole file / token.
+    pub fn file_per_token(&self) -> f64 {
+        self.per_token(self.file)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Token and position types
+
+/// A token as stored: u16 or u32, the separator being the type's maximum.
+pub(crate) trait Tok: Copy + Ord + Eq + Send + Sync + 'static {
+    const SEP: Self;
+    /// Tokens packed into a u64 merge key.
+    const KEY_TOKENS: usize;
+    fn from_u32(v: u32) -> Self;
+    fn to_u32(self) -> u32;
+}
+
+impl Tok for u16 {
+    const SEP: u16 = u16::MAX;
+    const KEY_TOKENS: usize = 4;
+    #[inline]
+    fn from_u32(v: u32) -> u16 {
+        v as u16
+    }
+    #[inline]
+    fn to_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+impl Tok for u32 {
+    const SEP: u32 = u32::MAX;
+    const KEY_TOKENS: usize = 2;
+    #[inline]
+    fn from_u32(v: u32) -> u32 {
+        v
+    }
+    #[inline]
+    fn to_u32(self) -> u32 {
+        self
+    }
+}
+
+/// A slot position in the merge buffers: u32 while the index has fewer than 2^32 slots.
+trait Pos: Copy + Send + Sync + 'static {
+    fn new(v: usize) -> Self;
+    fn get(self) -> usize;
+}
+
+impl Pos for u32 {
+    #[inline]
+    fn new(v: usize) -> u32 {
+        v as u32
+    }
+    #[inline]
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+impl Pos for u64 {
+    #[inline]
+    fn new(v: usize) -> u64 {
+        v as u64
+    }
+    #[inline]
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+/// Plain integers that may be viewed in place in the (page-aligned) map.
+trait Plain: Copy {}
+impl Plain for u16 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+
+fn cast<T: Plain>(b: &[u8]) -> &[T] {
+    let size = std::mem::size_of::<T>();
+    assert!(b.as_ptr() as usize % std::mem::align_of::<T>() == 0 && b.len() % size == 0);
+    // SAFETY: the pointer is aligned for T, the length is a whole number of T, and
+    // every bit pattern is a valid T (plain integers); the lifetime is b's.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<T>(), b.len() / size) }
+}
+
+fn cast_mut<T: Plain>(b: &mut [u8]) -> &mut [T] {
+    let size = std::mem::size_of::<T>();
+    assert!(b.as_ptr() as usize % std::mem::align_of::<T>() == 0 && b.len() % size == 0);
+    // SAFETY: as in `cast`, and the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<T>(), b.len() / size) }
+}
+
+fn as_bytes<T: Plain>(v: &[T]) -> &[u8] {
+    // SAFETY: plain integers have no padding; the same memory viewed as bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// Suffix `a` against suffix `b` in the index order (both token positions).
+#[inline]
+fn cmp_pos<T: Tok>(toks: &[T], a: usize, b: usize) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let mut k = 0;
+    loop {
+        let (x, y) = (toks[a + k], toks[b + k]);
+        if x != y {
+            return x.cmp(&y);
+        }
+        if x == T::SEP {
+            return a.cmp(&b);
+        }
+        k += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Layout
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    vocab: u32,
+    tw: usize,
+    sw: usize,
+    bw: usize,
+    rowmap_kind: u8,
+    rw: usize,
+    n_tokens: u64,
+    n_slots: u64,
+    n_rows: u64,
+    tokens_off: u64,
+    sa_off: u64,
+    buckets_off: u64,
+    rowmap_off: u64,
+    rowmap_len: u64,
+    rows_off: u64,
+    file_len: u64,
+}
+
+fn align8(x: u64) -> u64 {
+    x.div_ceil(8) * 8
+}
+
+fn bitmap_words(n_slots: u64) -> u64 {
+    n_slots.div_ceil(64)
+}
+
+fn rank_dir_len(n_slots: u64) -> u64 {
+    bitmap_words(n_slots) / 8 + 1
+}
+
+impl Layout {
+    fn new(vocab: u32, n_tokens: u64, n_slots: u64, n_rows: u64) -> Layout {
+        let tw = if vocab <= u16::MAX as u32 { 2 } else { 4 };
+        let max_pos = n_slots.saturating_sub(1);
+        let sw = (((64 - max_pos.leading_zeros()) as usize).div_ceil(8)).max(1);
+        let bw = if n_tokens <= u32::MAX as u64 { 4 } else { 8 };
+        let rw = if n_slots <= u32::MAX as u64 { 4 } else { 8 };
+        let starts_len = n_rows * rw as u64;
+        let bitmap_len = (bitmap_words(n_slots) + rank_dir_len(n_slots)) * 8;
+        let (rowmap_kind, rowmap_len) = if starts_len <= bitmap_len { (0, starts_len) } else { (1, bitmap_len) };
+        let tokens_off = HEADER_LEN as u64;
+        let sa_off = align8(tokens_off + n_slots * tw as u64);
+        let buckets_off = align8(sa_off + n_tokens * sw as u64 + 8);
+        let rowmap_off = align8(buckets_off + (vocab as u64 + 1) * bw as u64);
+        let rows_off = align8(rowmap_off + rowmap_len);
+        let file_len = align8(rows_off + n_rows * ROW_RECORD_LEN as u64);
+        Layout {
+            vocab,
+            tw,
+            sw,
+            bw,
+            rowmap_kind,
+            rw,
+            n_tokens,
+            n_slots,
+            n_rows,
+            tokens_off,
+            sa_off,
+            buckets_off,
+            rowmap_off,
+            rowmap_len,
+            rows_off,
+            file_len,
+        }
+    }
+
+    fn tokens_range(&self) -> Range<usize> {
+        self.tokens_off as usize..(self.tokens_off + self.n_slots * self.tw as u64) as usize
+    }
+    fn sa_range(&self) -> Range<usize> {
+        self.sa_off as usize..(self.sa_off + self.n_tokens * self.sw as u64 + 8) as usize
+    }
+    fn buckets_range(&self) -> Range<usize> {
+        self.buckets_off as usize..(self.buckets_off + (self.vocab as u64 + 1) * self.bw as u64) as usize
+    }
+    fn rowmap_range(&self) -> Range<usize> {
+        self.rowmap_off as usize..(self.rowmap_off + self.rowmap_len) as usize
+    }
+    fn rows_range(&self) -> Range<usize> {
+        self.rows_off as usize..(self.rows_off + self.n_rows * ROW_RECORD_LEN as u64) as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    layout: Layout,
+    key: IndexKey,
+    tokens_hash: [u8; 32],
+    rows_hash: [u8; 32],
+}
+
+fn rd_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+fn rd_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let l = &self.layout;
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[12] = l.tw as u8;
+        h[13] = l.sw as u8;
+        h[14] = l.bw as u8;
+        h[15] = l.rowmap_kind;
+        h[16] = l.rw as u8;
+        h[24..56].copy_from_slice(self.key.tokenizer.as_slice());
+        h[56..64].copy_from_slice(&self.key.datanet.to_le_bytes());
+        h[64..72].copy_from_slice(&self.key.version.to_le_bytes());
+        h[72..76].copy_from_slice(&l.vocab.to_le_bytes());
+        for (at, v) in [
+            (80, l.n_tokens),
+            (88, l.n_slots),
+            (96, l.n_rows),
+            (104, l.tokens_off),
+            (112, l.sa_off),
+            (120, l.buckets_off),
+            (128, l.rowmap_off),
+            (136, l.rowmap_len),
+            (144, l.rows_off),
+            (152, l.file_len),
+        ] {
+            h[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        h[160..192].copy_from_slice(&self.tokens_hash);
+        h[192..224].copy_from_slice(&self.rows_hash);
+        h
+    }
+
+    fn decode(h: &[u8], file_len: u64) -> Result<Header, String> {
+        if h.len() < HEADER_LEN {
+            return Err(format!("{} bytes, shorter than the {HEADER_LEN}-byte header", h.len()));
+        }
+        if h[0..8] != MAGIC {
+            return Err("bad magic (not written by this crate)".into());
+        }
+        let version = rd_u32(h, 8);
+        if version != FORMAT_VERSION {
+            return Err(format!("format version {version}, this build reads {FORMAT_VERSION}"));
+        }
+        let vocab = rd_u32(h, 72);
+        if vocab == 0 || vocab > MAX_VOCAB {
+            return Err(format!("vocabulary of {vocab} tokens"));
+        }
+        let layout = Layout::new(vocab, rd_u64(h, 80), rd_u64(h, 88), rd_u64(h, 96));
+        let stored = (
+            h[12] as usize,
+            h[13] as usize,
+            h[14] as usize,
+            h[15],
+            h[16] as usize,
+            [104, 112, 120, 128, 136, 144, 152].map(|at| rd_u64(h, at)),
+        );
+        let expected = (
+            layout.tw,
+            layout.sw,
+            layout.bw,
+            layout.rowmap_kind,
+            layout.rw,
+            [
+                layout.tokens_off,
+                layout.sa_off,
+                layout.buckets_off,
+                layout.rowmap_off,
+                layout.rowmap_len,
+                layout.rows_off,
+                layout.file_len,
+            ],
+        );
+        if stored != expected {
+            return Err("widths or section offsets do not match the counts".into());
+        }
+        if layout.n_tokens + layout.n_rows != layout.n_slots {
+            return Err("n_slots is not n_tokens + n_rows".into());
+        }
+        if layout.file_len != file_len {
+            return Err(format!("file is {file_len} bytes, header says {}", layout.file_len));
+        }
+        let key = IndexKey { tokenizer: B256::from_slice(&h[24..56]), datanet: rd_u64(h, 56), version: rd_u64(h, 64) };
+        Ok(Header {
+            layout,
+            key,
+            tokens_hash: h[160..192].try_into().unwrap(),
+            rows_hash: h[192..224].try_into().unwrap(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Read-only views over the sections
+
+#[derive(Clone, Copy)]
+pub(crate) struct SaView<'a> {
+    b: &'a [u8],
+    w: usize,
+    mask: u64,
+}
+
+impl<'a> SaView<'a> {
+    fn new(b: &'a [u8], w: usize) -> SaView<'a> {
+        SaView { b, w, mask: if w == 8 { u64::MAX } else { (1u64 << (8 * w)) - 1 } }
+    }
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> usize {
+        let o = i * self.w;
+        (u64::from_le_bytes(self.b[o..o + 8].try_into().unwrap()) & self.mask) as usize
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RowMapView<'a> {
+    Starts { b: &'a [u8], w: usize, n: usize },
+    Bitmap { words: &'a [u64], dir: &'a [u64], n: usize },
+}
+
+impl RowMapView<'_> {
+    fn start_at(b: &[u8], w: usize, i: usize) -> usize {
+        if w == 4 { rd_u32(b, i * 4) as usize } else { rd_u64(b, i * 8) as usize }
+    }
+
+    /// The row holding slot `s`.
+    #[inline]
+    fn row_of(&self, s: usize) -> usize {
+        match *self {
+            RowMapView::Starts { b, w, n } => {
+                // The last row whose start is <= s.
+                let (mut lo, mut hi) = (0usize, n);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if Self::start_at(b, w, mid) <= s {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+            RowMapView::Bitmap { words, dir, .. } => {
+                // rank1(s + 1) - 1: set bits at or before s.
+                let w = s / 64;
+                let mut r = dir[w / 8];
+                for &x in &words[w / 8 * 8..w] {
+                    r += x.count_ones() as u64;
+                }
+                let bit = s % 64;
+                let mask = if bit == 63 { u64::MAX } else { (1u64 << (bit + 1)) - 1 };
+                r += (words[w] & mask).count_ones() as u64;
+                (r - 1) as usize
+            }
+        }
+    }
+
+    /// The first slot of row `r`.
+    fn row_start(&self, r: usize) -> usize {
+        match *self {
+            RowMapView::Starts { b, w, .. } => Self::start_at(b, w, r),
+            RowMapView::Bitmap { words, dir, .. } => {
+                // select1(r): the block holding the (r+1)-th set bit, then the word, then the bit.
+                let target = r as u64;
+                let blocks = dir.len();
+                let (mut lo, mut hi) = (0usize, blocks);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if dir[mid] <= target {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let mut seen = dir[lo];
+                let mut w = lo * 8;
+                loop {
+                    let c = words[w].count_ones() as u64;
+                    if seen + c > target {
+                        break;
+                    }
+                    seen += c;
+                    w += 1;
+                }
+                let mut x = words[w];
+                for _ in 0..(target - seen) {
+                    x &= x - 1;
+                }
+                w * 64 + x.trailing_zeros() as usize
+            }
+        }
+    }
+
+    fn n(&self) -> usize {
+        match *self {
+            RowMapView::Starts { n, .. } | RowMapView::Bitmap { n, .. } => n,
+        }
+    }
+}
+
+/// Typed views of an index's sections, for one token width.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a, T> {
+    pub(crate) toks: &'a [T],
+    pub(crate) sa: SaView<'a>,
+    buckets: &'a [u8],
+    bw: usize,
+    rowmap: RowMapView<'a>,
+    rows: &'a [u8],
+    pub(crate) n_tokens: usize,
+    n_slots: usize,
+    pub(crate) vocab: u32,
+    any_tombstoned: bool,
+}
+
+pub(crate) enum AnyView<'a> {
+    U16(View<'a, u16>),
+    U32(View<'a, u32>),
+}
+
+/// Runs `$body` with `$v` bound to the typed view, for either token width.
+macro_rules! with_view {
+    ($any:expr, $v:ident => $body:expr) => {
+        match $any {
+            $crate::index::AnyView::U16($v) => $body,
+            $crate::index::AnyView::U32($v) => $body,
+        }
+    };
+}
+pub(crate) use with_view;
+
+impl<'a, T: Tok> View<'a, T> {
+    #[inline]
+    fn bucket(&self, t: usize) -> usize {
+        if self.bw == 4 { rd_u32(self.buckets, t * 4) as usize } else { rd_u64(self.buckets, t * 8) as usize }
+    }
+
+    /// The suffix-array range of suffixes starting with token `t` (< vocab).
+    #[inline]
+    pub(crate) fn bucket_range(&self, t: T) -> (usize, usize) {
+        let t = t.to_u32() as usize;
+        (self.bucket(t), self.bucket(t + 1))
+    }
+
+    /// Occurrences of token `t` (< vocab) in the index.
+    #[inline]
+    pub(crate) fn unigram(&self, t: T) -> u64 {
+        let (lo, hi) = self.bucket_range(t);
+        (hi - lo) as u64
+    }
+
+    /// The suffix at slot `p` against the query `q`, knowing that their first `k`
+    /// tokens agree: (order of the suffix relative to q, common prefix length).
+    /// `Equal` means q is a prefix of the suffix. q holds no separator.
+    #[inline]
+    fn cmp_query(&self, p: usize, q: &[T], mut k: usize) -> (Ordering, usize) {
+        let toks = &self.toks[p..];
+        while k < q.len() {
+            // A row ends with a separator that q never holds, so this stays in bounds.
+            let t = toks[k];
+            if t != q[k] {
+                return (t.cmp(&q[k]), k);
+            }
+            k += 1;
+        }
+        (Ordering::Equal, k)
+    }
+
+    /// Binary search in [lo, hi), all of whose suffixes start with q[0], for the first
+    /// suffix not below q (`upper`: not below or prefixed by q). Returns the index and
+    /// the common prefix lengths of q with the suffixes just before and at it (1 where
+    /// the search never compared one).
+    fn search(&self, q: &[T], mut lo: usize, mut hi: usize, upper: bool) -> (usize, usize, usize) {
+        let (mut llcp, mut rlcp) = (1usize, 1usize);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (ord, l) = self.cmp_query(self.sa.get(mid), q, llcp.min(rlcp));
+            let right = match ord {
+                Ordering::Less => true,
+                Ordering::Equal => upper,
+                Ordering::Greater => false,
+            };
+            if right {
+                lo = mid + 1;
+                llcp = l;
+            } else {
+                hi = mid;
+                rlcp = l;
+            }
+        }
+        (lo, llcp, rlcp)
+    }
+
+    /// The suffix-array range of the suffixes that start with q (q in vocabulary).
+    pub(crate) fn find(&self, q: &[T]) -> Range<usize> {
+        let Some(&first) = q.first() else { return 0..self.n_tokens };
+        let (lo, hi) = self.bucket_range(first);
+        if q.len() == 1 || lo == hi {
+            return lo..hi;
+        }
+        let (start, _, _) = self.search(q, lo, hi, false);
+        let (end, _, _) = self.search(q, start, hi, true);
+        start..end
+    }
+
+    /// The length of the longest prefix of q that occurs in the index (q in vocabulary).
+    pub(crate) fn longest_prefix(&self, q: &[T]) -> usize {
+        let Some(&first) = q.first() else { return 0 };
+        let (lo, hi) = self.bucket_range(first);
+        if lo == hi {
+            return 0;
+        }
+        if q.len() == 1 {
+            return 1;
+        }
+        // The longest match is with a neighbour of q's insertion point.
+        let (_, llcp, rlcp) = self.search(q, lo, hi, false);
+        llcp.max(rlcp)
+    }
+
+    fn record(&self, r: usize) -> &'a [u8] {
+        &self.rows[r * ROW_RECORD_LEN..(r + 1) * ROW_RECORD_LEN]
+    }
+
+    #[inline]
+    pub(crate) fn tombstoned(&self, r: usize) -> bool {
+        self.any_tombstoned && self.record(r)[32] & FLAG_TOMBSTONED != 0
+    }
+
+    pub(crate) fn row_ref(&self, r: usize) -> RowRef {
+        let b = self.record(r);
+        RowRef {
+            id: RowId { contribution: rd_u64(b, 0), index: rd_u32(b, 8) },
+            contributor: Address::from_slice(&b[12..32]),
+        }
+    }
+
+    fn indexed_row(&self, r: usize) -> IndexedRow {
+        let rr = self.row_ref(r);
+        let start = self.rowmap.row_start(r) as u64;
+        let end = if r + 1 < self.rowmap.n() { self.rowmap.row_start(r + 1) as u64 } else { self.n_slots as u64 } - 1;
+        IndexedRow { id: rr.id, contributor: rr.contributor, tombstoned: self.tombstoned(r), slots: start..end }
+    }
+
+    /// Whether any occurrence in the suffix-array range lies in a row that is not tombstoned.
+    pub(crate) fn any_live(&self, range: Range<usize>) -> bool {
+        if !self.any_tombstoned {
+            return !range.is_empty();
+        }
+        range.into_iter().any(|i| !self.tombstoned(self.rowmap.row_of(self.sa.get(i))))
+    }
+
+    /// The first `max` rows (in row order) that are not tombstoned and hold an
+    /// occurrence in the suffix-array range.
+    pub(crate) fn live_rows(&self, range: Range<usize>, max: usize) -> Vec<usize> {
+        let mut kept: Vec<usize> = Vec::with_capacity(max + 1);
+        if max == 0 {
+            return kept;
+        }
+        // Once `max` rows are kept, positions at or after the start of the last
+        // kept row cannot improve the set: skip them without a row lookup.
+        let mut limit = usize::MAX;
+        for i in range {
+            let p = self.sa.get(i);
+            if p >= limit {
+                continue;
+            }
+            let r = self.rowmap.row_of(p);
+            if self.tombstoned(r) {
+                continue;
+            }
+            if let Err(at) = kept.binary_search(&r) {
+                kept.insert(at, r);
+                kept.truncate(max);
+                if kept.len() == max {
+                    limit = self.rowmap.row_start(kept[max - 1]);
+                }
+            }
+        }
+        kept
+    }
+
+    /// `q` as stored tokens, or `None` if a token is outside the vocabulary.
+    pub(crate) fn convert(&self, q: &[u32]) -> Option<Vec<T>> {
+        q.iter().map(|&t| (t < self.vocab).then(|| T::from_u32(t))).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The index
+
+/// A span index, memory-mapped from its file. Cheap to share between threads
+/// (`&SpanIndex` is `Sync`); queries never write.
+pub struct SpanIndex {
+    map: Mmap,
+    header: Header,
+    path: PathBuf,
+    any_tombstoned: bool,
+}
+
+impl std::fmt::Debug for SpanIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanIndex")
+            .field("path", &self.path)
+            .field("key", &self.header.key)
+            .field("n_tokens", &self.header.layout.n_tokens)
+            .field("n_rows", &self.header.layout.n_rows)
+            .finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AttrError + '_ {
+    move |source| AttrError::Io { path: path.to_path_buf(), source }
+}
+
+impl SpanIndex {
+    /// Build the index of `rows` (in strictly increasing row-id order, every token
+    /// below `vocab`) into a new file at `path` (replaced if it exists), then open it.
+    /// Shards of about `shard_tokens` slots (0: one per thread, at most
+    /// [`DEFAULT_SHARD_TOKENS`]) are sorted
+    /// in parallel on the current rayon pool and merged; the file is the same for any
+    /// shard size and thread count. `progress(done, total)` is called on the calling
+    /// thread as work units (tokens sorted, then tokens merged) complete.
+    pub fn build(
+        key: IndexKey,
+        rows: &[IndexRow],
+        vocab: u32,
+        shard_tokens: usize,
+        path: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SpanIndex, AttrError> {
+        if vocab == 0 || vocab > MAX_VOCAB {
+            return Err(AttrError::Vocab(vocab as u64));
+        }
+        check_rows(None, rows, vocab)?;
+        write_index(key, None, rows, vocab, shard_tokens, path, progress)
+    }
+
+    /// A new index at `path` (which must not be this index's file) holding this
+    /// index's rows (tombstone flags included) followed by `rows`, whose ids must all
+    /// come after this index's last row: the new rows are sorted as shards and merged
+    /// into the existing suffix array. Byte-identical to building all rows afresh.
+    pub fn extend(
+        &self,
+        key: IndexKey,
+        rows: &[IndexRow],
+        shard_tokens: usize,
+        path: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SpanIndex, AttrError> {
+        check_rows(self.last_row_id(), rows, self.vocab())?;
+        if same_file(&self.path, path) {
+            return Err(AttrError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "extend must write a new file"),
+            });
+        }
+        write_index(key, Some(self), rows, self.vocab(), shard_tokens, path, progress)
+    }
+
+    /// Open an index file.
+    pub fn open(path: &Path) -> Result<SpanIndex, AttrError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        // SAFETY: the file is only read through this map; an index file is written
+        // once and then only modified by `mark_tombstoned`, whose documentation says
+        // not to run it while the file is open elsewhere.
+        let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
+        let header =
+            Header::decode(&map, len).map_err(|reason| AttrError::Format { path: path.to_path_buf(), reason })?;
+        let l = header.layout;
+        let rows = &map[l.rows_range()];
+        let any_tombstoned = rows.chunks_exact(ROW_RECORD_LEN).any(|r| r[32] & FLAG_TOMBSTONED != 0);
+        Ok(SpanIndex { map, header, path: path.to_path_buf(), any_tombstoned })
+    }
+
+    /// Flag rows of the index file at `path` as tombstoned, in place, and give the
+    /// file its new key (the version the tombstones make). Returns how many rows
+    /// were not flagged before. Run it on a file no one has open (or on a copy).
+    pub fn mark_tombstoned(path: &Path, key: IndexKey, ids: &[RowId]) -> Result<usize, AttrError> {
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        // SAFETY: the caller guarantees that no one else maps the file meanwhile.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(path))?;
+        let mut header =
+            Header::decode(&map, len).map_err(|reason| AttrError::Format { path: path.to_path_buf(), reason })?;
+        let l = header.layout;
+        let rows = &mut map[l.rows_range()];
+        let id_at = |rows: &[u8], r: usize| {
+            let b = &rows[r * ROW_RECORD_LEN..];
+            RowId { contribution: rd_u64(b, 0), index: rd_u32(b, 8) }
+        };
+        let mut targets = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Rows are sorted by id.
+            let (mut lo, mut hi) = (0usize, l.n_rows as usize);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if id_at(rows, mid) < *id { lo = mid + 1 } else { hi = mid }
+            }
+            if lo == l.n_rows as usize || id_at(rows, lo) != *id {
+                return Err(AttrError::UnknownRow(*id));
+            }
+            targets.push(lo);
+        }
+        let mut newly = 0;
+        for r in targets {
+            let flag = &mut rows[r * ROW_RECORD_LEN + 32];
+            if *flag & FLAG_TOMBSTONED == 0 {
+                *flag |= FLAG_TOMBSTONED;
+                newly += 1;
+            }
+        }
+        header.rows_hash = *blake3::hash(rows).as_bytes();
+        header.key = key;
+        map[..HEADER_LEN].copy_from_slice(&header.encode());
+        map.flush().map_err(io_err(path))?;
+        Ok(newly)
+    }
+
+    pub(crate) fn view(&self) -> AnyView<'_> {
+        let l = &self.header.layout;
+        let m = &self.map[..];
+        let rowmap = if l.rowmap_kind == 0 {
+            RowMapView::Starts { b: &m[l.rowmap_range()], w: l.rw, n: l.n_rows as usize }
+        } else {
+            let words = bitmap_words(l.n_slots) as usize;
+            let all: &[u64] = cast(&m[l.rowmap_range()]);
+            RowMapView::Bitmap { words: &all[..words], dir: &all[words..], n: l.n_rows as usize }
+        };
+        let sa = SaView::new(&m[l.sa_range()], l.sw);
+        let buckets = &m[l.buckets_range()];
+        let rows = &m[l.rows_range()];
+        macro_rules! v {
+            ($t:ty) => {
+                View::<$t> {
+                    toks: cast(&m[l.tokens_range()]),
+                    sa,
+                    buckets,
+                    bw: l.bw,
+                    rowmap,
+                    rows,
+                    n_tokens: l.n_tokens as usize,
+                    n_slots: l.n_slots as usize,
+                    vocab: l.vocab,
+                    any_tombstoned: self.any_tombstoned,
+                }
+            };
+        }
+        if l.tw == 2 { AnyView::U16(v!(u16)) } else { AnyView::U32(v!(u32)) }
+    }
+
+    /// The key in the file header.
+    pub fn key(&self) -> IndexKey {
+        self.header.key
+    }
+
+    /// blake3 of the file header: names this exact index (key, sizes, tokens, rows and flags).
+    pub fn digest(&self) -> B256 {
+        B256::from(*blake3::hash(&self.header.encode()).as_bytes())
+    }
+
+    pub fn vocab(&self) -> u32 {
+        self.header.layout.vocab
+    }
+
+    /// Indexed tokens (separators excluded).
+    pub fn n_tokens(&self) -> u64 {
+        self.header.layout.n_tokens
+    }
+
+    pub fn n_rows(&self) -> u64 {
+        self.header.layout.n_rows
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Row `i` of the index (in row order).
+    pub fn row(&self, i: u64) -> Option<IndexedRow> {
+        (i < self.n_rows()).then(|| with_view!(self.view(), v => v.indexed_row(i as usize)))
+    }
+
+    fn last_row_id(&self) -> Option<RowId> {
+        self.n_rows().checked_sub(1).and_then(|i| self.row(i)).map(|r| r.id)
+    }
+
+    /// The bytes of each part of the file.
+    pub fn sizes(&self) -> IndexSizes {
+        let l = &self.header.layout;
+        IndexSizes {
+            n_tokens: l.n_tokens,
+            n_rows: l.n_rows,
+            tokens: l.n_tokens * l.tw as u64,
+            separators: l.n_rows * l.tw as u64,
+            suffix_array: l.n_tokens * l.sw as u64,
+            row_map: l.rowmap_len,
+            row_table: l.n_rows * ROW_RECORD_LEN as u64,
+            buckets: (l.vocab as u64 + 1) * l.bw as u64,
+            file: l.file_len,
+            token_width: l.tw as u8,
+            sa_width: l.sw as u8,
+        }
+    }
+
+    /// Ask the kernel to read the whole file into the page cache ahead of queries.
+    pub fn prefetch(&self) {
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::WillNeed);
+    }
+
+    /// The suffix-array range of the suffixes that start with `q` (empty if a token
+    /// of q is outside the vocabulary; everything for an empty q). O(|q| log n).
+    pub fn find(&self, q: &[u32]) -> Range<u64> {
+        with_view!(self.view(), v => match v.convert(q) {
+            Some(q) => {
+                let r = v.find(&q);
+                r.start as u64..r.end as u64
+            }
+            None => 0..0,
+        })
+    }
+
+    /// How many times `q` occurs in the index (within rows).
+    pub fn count(&self, q: &[u32]) -> u64 {
+        let r = self.find(q);
+        r.end - r.start
+    }
+
+    /// Occurrences of the single token `t`, from the bucket table (0 outside the vocabulary).
+    pub fn unigram_count(&self, t: u32) -> u64 {
+        if t >= self.vocab() {
+            return 0;
+        }
+        with_view!(self.view(), v => v.unigram(Tok::from_u32(t)))
+    }
+
+    /// The first `max` rows, in row order, that contain `q` and are not tombstoned.
+    pub fn rows_containing(&self, q: &[u32], max: usize) -> Vec<RowRef> {
+        with_view!(self.view(), v => match v.convert(q) {
+            Some(q) => v.live_rows(v.find(&q), max).into_iter().map(|r| v.row_ref(r)).collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// The slot positions of every occurrence of `q`, in suffix-array order.
+    pub fn positions(&self, q: &[u32]) -> Vec<u64> {
+        with_view!(self.view(), v => match v.convert(q) {
+            Some(q) => v.find(&q).map(|i| v.sa.get(i) as u64).collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Check the file against itself: the content hashes, the rows' separators and
+    /// row map, the suffix array (a permutation of the token slots, in order) and the
+    /// buckets. O(n) comparisons; what a verifier runs on an index it was handed.
+    pub fn verify(&self) -> Result<(), AttrError> {
+        let corrupt = |reason: String| AttrError::Corrupt { path: self.path.clone(), reason };
+        let l = self.header.layout;
+        if *blake3::hash(&self.map[l.tokens_range()]).as_bytes() != self.header.tokens_hash {
+            return Err(corrupt("tokens do not match their hash".into()));
+        }
+        if *blake3::hash(&self.map[l.rows_range()]).as_bytes() != self.header.rows_hash {
+            return Err(corrupt("row table does not match its hash".into()));
+        }
+        with_view!(self.view(), v => verify_view(&v).map_err(corrupt))
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn verify_view<T: Tok>(v: &View<'_, T>) -> Result<(), String> {
+    let n_rows = v.rowmap.n();
+    // Separators sit exactly at the ends of rows.
+    let mut row = 0usize;
+    let mut start = 0usize;
+    for (s, &t) in v.toks.iter().enumerate() {
+        if t == T::SEP {
+            if row >= n_rows || v.rowmap.row_start(row) != start {
+                return Err(format!("row map disagrees with the separators at row {row}"));
+            }
+            row += 1;
+            start = s + 1;
+        } else if t.to_u32() >= v.vocab {
+            return Err(format!("token {} at slot {s} is outside the vocabulary", t.to_u32()));
+        }
+    }
+    if row != n_rows || start != v.n_slots {
+        return Err("the tokens do not end with the last row's separator".into());
+    }
+    for r in 1..n_rows {
+        let (a, b) = (v.row_ref(r - 1).id, v.row_ref(r).id);
+        if a >= b {
+            return Err(format!("rows out of order: {b:?} after {a:?}"));
+        }
+    }
+    // The suffix array: every token slot once, in order.
+    let mut seen = vec![false; v.n_slots];
+    for i in 0..v.n_tokens {
+        let p = v.sa.get(i);
+        if p >= v.n_slots || v.toks[p] == T::SEP || seen[p] {
+            return Err(format!("suffix array entry {i} ({p}) is not a new token slot"));
+        }
+        seen[p] = true;
+    }
+    let unsorted = (1..v.n_tokens)
+        .into_par_iter()
+        .find_first(|&i| cmp_pos(v.toks, v.sa.get(i - 1), v.sa.get(i)) != Ordering::Less);
+    if let Some(i) = unsorted {
+        return Err(format!("suffix array out of order at entry {i}"));
+    }
+    // Buckets: the first entry of each token's run.
+    let mut expect = 0usize;
+    for t in 0..v.vocab as usize {
+        if v.bucket(t) != expect {
+            return Err(format!("bucket of token {t} is wrong"));
+        }
+        while expect < v.n_tokens && v.toks[v.sa.get(expect)].to_u32() as usize == t {
+            expect += 1;
+        }
+    }
+    if v.bucket(v.vocab as usize) != v.n_tokens || expect != v.n_tokens {
+        return Err("buckets do not end at n_tokens".into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Building
+
+fn check_rows(after: Option<RowId>, rows: &[IndexRow], vocab: u32) -> Result<(), AttrError> {
+    let mut prev = after;
+    for r in rows {
+        if let Some(p) = prev {
+            if r.id <= p {
+                return Err(AttrError::RowOrder { prev: p, next: r.id });
+            }
+        }
+        prev = Some(r.id);
+    }
+    let bad = rows.par_iter().find_map_first(|r| r.tokens.iter().find(|&&t| t >= vocab).map(|&t| (r.id, t)));
+    match bad {
+        Some((row, token)) => Err(AttrError::TokenOutOfVocab { row, token, vocab }),
+        None => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_index(
+    key: IndexKey,
+    old: Option<&SpanIndex>,
+    rows: &[IndexRow],
+    vocab: u32,
+    shard_tokens: usize,
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SpanIndex, AttrError> {
+    let (old_tokens, old_rows) = old.map_or((0, 0), |o| (o.header.layout.n_tokens, o.header.layout.n_rows));
+    let new_tokens: u64 = rows.iter().map(|r| r.tokens.len() as u64).sum();
+    let n_rows = old_rows + rows.len() as u64;
+    let n_tokens = old_tokens + new_tokens;
+    let n_slots = n_tokens + n_rows;
+    let layout = Layout::new(vocab, n_tokens, n_slots, n_rows);
+
+    let file =
+        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
+    file.set_len(layout.file_len).map_err(io_err(path))?;
+    // SAFETY: we just created (truncated) this file and are its only user until it is written.
+    let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(path))?;
+    let r = match (layout.tw, n_slots <= u32::MAX as u64) {
+        (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
+        (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
+        (_, true) => fill::<u32, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
+        (_, false) => fill::<u32, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
+    };
+    let (tokens_hash, rows_hash) = r;
+    let header = Header { layout, key, tokens_hash, rows_hash };
+    map[..HEADER_LEN].copy_from_slice(&header.encode());
+    drop(map);
+    drop(file);
+    SpanIndex::open(path)
+}
+
+struct Sections<'m> {
+    toks: &'m mut [u8],
+    sa: &'m mut [u8],
+    buckets: &'m mut [u8],
+    rowmap: &'m mut [u8],
+    rows: &'m mut [u8],
+}
+
+fn split_sections<'m>(map: &'m mut [u8], l: &Layout) -> Sections<'m> {
+    let (_, rest) = map.split_at_mut(l.tokens_off as usize);
+    let (toks, rest) = rest.split_at_mut((l.sa_off - l.tokens_off) as usize);
+    let (sa, rest) = rest.split_at_mut((l.buckets_off - l.sa_off) as usize);
+    let (buckets, rest) = rest.split_at_mut((l.rowmap_off - l.buckets_off) as usize);
+    let (rowmap, rest) = rest.split_at_mut((l.rows_off - l.rowmap_off) as usize);
+    let rows = &mut rest[..(l.n_rows as usize * ROW_RECORD_LEN)];
+    Sections {
+        toks: &mut toks[..(l.n_slots as usize * l.tw)],
+        sa: &mut sa[..(l.n_tokens as usize * l.sw)],
+        buckets: &mut buckets[..((l.vocab as usize + 1) * l.bw)],
+        rowmap: &mut rowmap[..l.rowmap_len as usize],
+        rows,
+    }
+}
+
+/// Write every section but the header; returns the tokens and rows hashes.
+fn fill<T: Tok + Plain, P: Pos>(
+    map: &mut [u8],
+    l: &Layout,
+    old: Option<&SpanIndex>,
+    rows: &[IndexRow],
+    shard: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> ([u8; 32], [u8; 32]) {
+    let sec = split_sections(map, l);
+    let (old_slots, old_rows) =
+        old.map_or((0, 0), |o| (o.header.layout.n_slots as usize, o.header.layout.n_rows as usize));
+
+    // Tokens, separators and row starts.
+    let toks: &mut [T] = cast_mut(sec.toks);
+    let mut starts: Vec<u64> = Vec::with_capacity(l.n_rows as usize);
+    if let Some(o) = old {
+        let ol = o.header.layout;
+        let src: &[T] = cast(&o.map[ol.tokens_range()]);
+        toks[..old_slots].copy_from_slice(src);
+        with_view!(o.view(), v => starts.extend((0..old_rows).map(|r| v.rowmap.row_start(r) as u64)));
+        sec.rows[..old_rows * ROW_RECORD_LEN].copy_from_slice(&o.map[ol.rows_range()]);
+    }
+    {
+        let mut at = old_slots;
+        let mut pieces: Vec<(&IndexRow, &mut [T])> = Vec::with_capacity(rows.len());
+        let mut rest = &mut toks[old_slots..];
+        for r in rows {
+            starts.push(at as u64);
+            let (mine, tail) = rest.split_at_mut(r.tokens.len() + 1);
+            pieces.push((r, mine));
+            rest = tail;
+            at += r.tokens.len() + 1;
+        }
+        pieces.into_par_iter().for_each(|(r, dst)| {
+            for (d, &t) in dst.iter_mut().zip(&r.tokens) {
+                *d = T::from_u32(t);
+            }
+            dst[r.tokens.len()] = T::SEP;
+        });
+    }
+    let toks: &[T] = toks;
+
+    // Shards of the new rows: contiguous, about `shard` slots each (by default
+    // enough shards to keep every thread busy, but not smaller than MIN_SHARD_SLOTS).
+    let new_tokens: u64 = rows.iter().map(|r| r.tokens.len() as u64).sum();
+    let new_slots = l.n_slots as usize - old_slots;
+    let threads = rayon::current_num_threads().max(1);
+    let shard = match shard {
+        0 => new_slots.div_ceil(threads).clamp(MIN_SHARD_SLOTS, DEFAULT_SHARD_TOKENS),
+        s => s.min(MAX_SHARD_SLOTS),
+    };
+    let mut shards: Vec<(Range<usize>, u64)> = Vec::new();
+    let (mut from, mut tokens) = (old_rows, 0u64);
+    for i in old_rows..l.n_rows as usize {
+        let end = if i + 1 < l.n_rows as usize { starts[i + 1] } else { l.n_slots } as usize;
+        tokens += rows[i - old_rows].tokens.len() as u64;
+        if end - starts[from] as usize >= shard || i + 1 == l.n_rows as usize {
+            shards.push((starts[from] as usize..end, tokens));
+            (from, tokens) = (i + 1, 0);
+        }
+    }
+
+    // Work units: tokens sorted in shards, then tokens merged.
+    let merging = shards.len() + old.is_some() as usize > 1;
+    let total = new_tokens + if merging { l.n_tokens } else { 0 };
+    let mut done = 0u64;
+    progress(done, total);
+    let mut runs: Vec<Vec<P>> = Vec::with_capacity(shards.len());
+    for batch in shards.chunks(threads) {
+        runs.extend(batch.par_iter().map(|(s, _)| shard_run::<T, P>(toks, s.clone(), l.vocab)).collect::<Vec<_>>());
+        done += batch.iter().map(|(_, t)| t).sum::<u64>();
+        progress(done, total);
+    }
+    let old_run = old.map(|o| {
+        with_view!(o.view(), v => {
+            let mut run = vec![P::new(0); v.n_tokens];
+            run.par_chunks_mut(MERGE_CHUNK).enumerate().for_each(|(c, out)| {
+                for (k, x) in out.iter_mut().enumerate() {
+                    *x = P::new(v.sa.get(c * MERGE_CHUNK + k));
+                }
+            });
+            run
+        })
+    });
+    let sa: Vec<P> = match old_run {
+        None => merge_runs(toks, runs),
+        Some(old_run) => {
+            // A small delta is cheaper to insert by binary search than to merge.
+            let log = (u64::BITS - (old_run.len() as u64).leading_zeros()) as u64;
+            if new_tokens * (log + 1) < old_run.len() as u64 / 2 {
+                let new_run = merge_runs(toks, runs);
+                insert_run(toks, old_run, new_run)
+            } else {
+                runs.insert(0, old_run);
+                merge_runs(toks, runs)
+            }
+        }
+    };
+    if merging {
+        progress(total, total);
+    }
+    debug_assert_eq!(sa.len() as u64, l.n_tokens);
+
+    // The suffix array at its width.
+    let w = l.sw;
+    sec.sa.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
+        for (d, p) in dst.chunks_exact_mut(w).zip(src) {
+            d.copy_from_slice(&(p.get() as u64).to_le_bytes()[..w]);
+        }
+    });
+    drop(sa);
+
+    // Buckets from the token histogram.
+    let vocab = l.vocab as usize;
+    let hist = toks
+        .par_chunks(1 << 20)
+        .fold(
+            || vec![0u64; vocab],
+            |mut h, c| {
+                for &t in c {
+                    if t != T::SEP {
+                        h[t.to_u32() as usize] += 1;
+                    }
+                }
+                h
+            },
+        )
+        .reduce(
+            || vec![0u64; vocab],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    let mut acc = 0u64;
+    for (t, chunk) in sec.buckets.chunks_exact_mut(l.bw).enumerate() {
+        chunk.copy_from_slice(&acc.to_le_bytes()[..l.bw]);
+        if t < vocab {
+            acc += hist[t];
+        }
+    }
+
+    // Row map.
+    if l.rowmap_kind == 0 {
+        for (d, s) in sec.rowmap.chunks_exact_mut(l.rw).zip(&starts) {
+            d.copy_from_slice(&s.to_le_bytes()[..l.rw]);
+        }
+    } else {
+        let nw = bitmap_words(l.n_slots) as usize;
+        let all: &mut [u64] = cast_mut(sec.rowmap);
+        let (words, dir) = all.split_at_mut(nw);
+        words.fill(0);
+        for &s in &starts {
+            words[s as usize / 64] |= 1u64 << (s % 64);
+        }
+        let mut acc = 0u64;
+        for (b, d) in dir.iter_mut().enumerate() {
+            *d = acc;
+            for &x in words.iter().skip(b * 8).take(8) {
+                acc += x.count_ones() as u64;
+            }
+        }
+    }
+
+    // Row table.
+    for (d, r) in sec.rows[old_rows * ROW_RECORD_LEN..].chunks_exact_mut(ROW_RECORD_LEN).zip(rows) {
+        d[0..8].copy_from_slice(&r.id.contribution.to_le_bytes());
+        d[8..12].copy_from_slice(&r.id.index.to_le_bytes());
+        d[12..32].copy_from_slice(r.contributor.as_slice());
+        d[32] = if r.tombstoned { FLAG_TOMBSTONED } else { 0 };
+    }
+
+    let tok_bytes = as_bytes(toks);
+    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
+}
+
+/// The sorted token positions of one shard (slots `slots`, ending with a separator).
+fn shard_run<T: Tok, P: Pos>(toks: &[T], slots: Range<usize>, vocab: u32) -> Vec<P> {
+    let seg = &toks[slots.clone()];
+    let mut s: Vec<u32> = Vec::with_capacity(seg.len());
+    let mut row = 0u32;
+    for &t in seg {
+        if t == T::SEP {
+            // One separator symbol per row, above every token, increasing with the
+            // row: SA-IS then orders equal row tails by position, as the index does.
+            s.push(vocab + row);
+            row += 1;
+        } else {
+            s.push(t.to_u32());
+        }
+    }
+    let upper = vocab + row.saturating_sub(1);
+    let mut sa = sais::suffix_array(&mut s, upper);
+    drop(s);
+    // The separators are the largest symbols: their suffixes are the last `row` entries.
+    sa.truncate(seg.len() - row as usize);
+    let base = slots.start;
+    sa.into_iter().map(|p| P::new(base + p as usize)).collect()
+}
+
+/// The first `KEY_TOKENS` tokens of the suffix at `p`, packed big-end first into a
+/// u64 that orders like the tokens (lanes after the row's end hold the separator).
+#[inline]
+fn key_at<T: Tok>(toks: &[T], p: usize) -> u64 {
+    let bits = 64 / T::KEY_TOKENS;
+    let mut key = 0u64;
+    let mut ended = false;
+    for j in 0..T::KEY_TOKENS {
+        let t = if ended { T::SEP } else { toks[p + j] };
+        ended |= t == T::SEP;
+        key = (key << bits) | t.to_u32() as u64;
+    }
+    key
+}
+
+/// Suffixes (key, position) compared in the index order: by key, then (when both
+/// keys run into the end of their rows) by position, else token by token after the key.
+#[inline]
+fn cmp_keyed<T: Tok>(toks: &[T], ka: u64, a: usize, kb: u64, b: usize) -> Ordering {
+    if ka != kb {
+        return ka.cmp(&kb);
+    }
+    let lane = u64::MAX >> (64 - 64 / T::KEY_TOKENS);
+    if ka & lane == T::SEP.to_u32() as u64 {
+        return a.cmp(&b);
+    }
+    let mut k = T::KEY_TOKENS;
+    loop {
+        let (x, y) = (toks[a + k], toks[b + k]);
+        if x != y {
+            return x.cmp(&y);
+        }
+        if x == T::SEP {
+            return a.cmp(&b);
+        }
+        k += 1;
+    }
+}
+
+/// Merge sorted runs into one: a k-way merge on suffix keys (so that most
+/// comparisons read no tokens), split between threads by splitter suffixes taken
+/// from the largest run.
+fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
+    runs.retain(|r| !r.is_empty());
+    match runs.len() {
+        0 => return Vec::new(),
+        1 => return runs.pop().unwrap(),
+        _ => {}
+    }
+    let keys: Vec<Vec<u64>> = runs.iter().map(|r| r.par_iter().map(|p| key_at(toks, p.get())).collect()).collect();
+    let n: usize = runs.iter().map(Vec::len).sum();
+    let k = runs.len();
+    // Splitters: evenly spaced entries of the largest run; each run cut where they go.
+    let big = (0..k).max_by_key(|&r| runs[r].len()).unwrap();
+    let parts = (rayon::current_num_threads() * 8).min(n / MERGE_CHUNK).max(1);
+    let mut cuts: Vec<Vec<usize>> = vec![vec![0; k]];
+    for j in 1..parts {
+        let at = j * runs[big].len() / parts;
+        let (kx, x) = (keys[big][at], runs[big][at].get());
+        let cut = (0..k)
+            .map(|r| {
+                let (mut lo, mut hi) = (0usize, runs[r].len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if cmp_keyed(toks, keys[r][mid], runs[r][mid].get(), kx, x) == Ordering::Less {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            })
+            .collect();
+        cuts.push(cut);
+    }
+    cuts.push(runs.iter().map(Vec::len).collect());
+    let mut out: Vec<P> = vec![P::new(0); n];
+    let mut pieces: Vec<(usize, &mut [P])> = Vec::with_capacity(parts);
+    let mut rest: &mut [P] = &mut out;
+    for j in 0..parts {
+        let len: usize = (0..k).map(|r| cuts[j + 1][r] - cuts[j][r]).sum();
+        let (mine, tail) = rest.split_at_mut(len);
+        pieces.push((j, mine));
+        rest = tail;
+    }
+    pieces.into_par_iter().for_each(|(j, dst)| {
+        let mut at: Vec<usize> = cuts[j].clone();
+        let end = &cuts[j + 1];
+        let head = |r: usize, at: &[usize]| (keys[r][at[r]], runs[r][at[r]].get());
+        // A binary min-heap of the runs that still have entries, by their head suffix.
+        let mut heap: Vec<usize> = (0..k).filter(|&r| at[r] < end[r]).collect();
+        let less = |x: usize, y: usize, at: &[usize]| {
+            let ((kx, px), (ky, py)) = (head(x, at), head(y, at));
+            cmp_keyed(toks, kx, px, ky, py) == Ordering::Less
+        };
+        let sift_down = |heap: &mut Vec<usize>, at: &[usize], mut i: usize| {
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut m = i;
+                if l < heap.len() && less(heap[l], heap[m], at) {
+                    m = l;
+                }
+                if r < heap.len() && less(heap[r], heap[m], at) {
+                    m = r;
+                }
+                if m == i {
+                    break;
+                }
+                heap.swap(i, m);
+                i = m;
+            }
+        };
+        for i in (0..heap.len()).rev() {
+            sift_down(&mut heap, &at, i);
+        }
+        for d in dst.iter_mut() {
+            let r = heap[0];
+            *d = runs[r][at[r]];
+            at[r] += 1;
+            if at[r] == end[r] {
+                heap.swap_remove(0);
+            }
+            if !heap.is_empty() {
+                sift_down(&mut heap, &at, 0);
+            }
+        }
+    });
+    out
+}
+
+/// Insert a small sorted run into a large one: where each small entry goes by
+/// binary search (in parallel), then block copies.
+fn insert_run<T: Tok, P: Pos>(toks: &[T], big: Vec<P>, small: Vec<P>) -> Vec<P> {
+    let at: Vec<usize> = small
+        .par_iter()
+        .map(|&x| {
+            let (mut lo, mut hi) = (0usize, big.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if cmp_pos(toks, big[mid].get(), x.get()) == Ordering::Less {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        })
+        .collect();
+    let mut out: Vec<P> = Vec::with_capacity(big.len() + small.len());
+    let mut from = 0;
+    for (&x, &k) in small.iter().zip(&at) {
+        out.extend_from_slice(&big[from..k]);
+        out.push(x);
+        from = k;
+    }
+    out.extend_from_slice(&big[from..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn key() -> IndexKey {
+        IndexKey { tokenizer: B256::repeat_byte(7), datanet: 3, version: 2 }
+    }
+
+    fn row(c: u64, i: u32, tokens: &[u32]) -> IndexRow {
+        IndexRow {
+            id: RowId { contribution: c, index: i },
+            contributor: Address::repeat_byte(c as u8),
+            tombstoned: false,
+            tokens: tokens.to_vec(),
+        }
+    }
+
+    #[test]
+    fn layout_widths() {
+        let l = Layout::new(50_000, 1_000_000, 1_004_000, 4_000);
+        assert_eq!((l.tw, l.sw, l.bw, l.rw, l.rowmap_kind), (2, 3, 4, 4, 0));
+        let l = Layout::new(70_000, 100_000_000, 100_400_000, 400_000);
+        assert_eq!((l.tw, l.sw), (4, 4));
+        let l = Layout::new(50_000, 5_000_000_000, 5_000_100_000, 100_000);
+        assert_eq!((l.sw, l.bw, l.rw), (5, 8, 8));
+        // Short rows: the bitmap is smaller.
+        let l = Layout::new(100, 1_000_000, 1_250_000, 250_000);
+        assert_eq!(l.rowmap_kind, 1);
+    }
+
+    #[test]
+    fn small_index_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![row(1, 0, &[1, 2, 3, 4]), row(1, 1, &[2, 3]), row(2, 0, &[]), row(2, 1, &[3, 4, 1, 2, 3])];
+        let p = dir.path().join("i");
+        let ix = SpanIndex::build(key(), &rows, 10, 0, &p, &mut |_, _| {}).unwrap();
+        ix.verify().unwrap();
+        assert_eq!(ix.n_tokens(), 11);
+        assert_eq!(ix.count(&[2, 3]), 3);
+        assert_eq!(ix.count(&[2, 3, 4]), 1);
+        assert_eq!(ix.count(&[4, 1]), 1);
+        // Never across rows: row 0 ends with 4, row 1 starts with 2.
+        assert_eq!(ix.count(&[4, 2]), 0);
+        assert_eq!(ix.count(&[3, 2]), 0);
+        assert_eq!(ix.count(&[]), 11);
+        assert_eq!(ix.count(&[11]), 0);
+        assert_eq!(ix.unigram_count(3), 4);
+        let rr = ix.rows_containing(&[2, 3], 10);
+        assert_eq!(
+            rr.iter().map(|r| (r.id.contribution, r.id.index)).collect::<Vec<_>>(),
+            vec![(1, 0), (1, 1), (2, 1)]
+        );
+        assert_eq!(ix.rows_containing(&[2, 3], 2).len(), 2);
+        assert_eq!(ix.row(2).unwrap().slots, 8..8);
+        assert_eq!(ix.row(3).unwrap().slots, 9..14);
+        with_view!(ix.view(), v => {
+            assert_eq!(v.longest_prefix(&v.convert(&[3, 4, 1, 2, 3, 4]).unwrap()), 5);
+            assert_eq!(v.longest_prefix(&v.convert(&[2, 3, 4, 9]).unwrap()), 3);
+            assert_eq!(v.longest_prefix(&v.convert(&[9]).unwrap()), 0);
+        });
+    }
+
+    #[test]
+    fn row_order_and_vocab_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i");
+        let e = SpanIndex::build(key(), &[row(2, 0, &[1]), row(1, 0, &[1])], 10, 0, &p, &mut |_, _| {});
+        assert!(matches!(e, Err(AttrError::RowOrder { .. })));
+        let e = SpanIndex::build(key(), &[row(2, 0, &[10])], 10, 0, &p, &mut |_, _| {});
+        assert!(matches!(e, Err(AttrError::TokenOutOfVocab { token: 10, .. })));
+        assert!(matches!(SpanIndex::build(key(), &[], 0, 0, &p, &mut |_, _| {}), Err(AttrError::Vocab(0))));
+    }
+
+    #[test]
+    fn empty_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i");
+        let ix = SpanIndex::build(key(), &[], 5, 0, &p, &mut |_, _| {}).unwrap();
+        ix.verify().unwrap();
+        assert_eq!(ix.count(&[1]), 0);
+        assert!(ix.rows_containing(&[1], 3).is_empty());
+    }
+
+    #[test]
+    fn corrupt_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i");
+        SpanIndex::build(key(), &[row(1, 0, &[1, 2, 3])], 10, 0, &p, &mut |_, _| {}).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        std::fs::write(dir.path().join("short"), &bytes[..100]).unwrap();
+        assert!(matches!(SpanIndex::open(&dir.path().join("short")), Err(AttrError::Format { .. })));
+        bytes[HEADER_LEN] ^= 1; // first token
+        std::fs::write(dir.path().join("bad"), &bytes).unwrap();
+        let ix = SpanIndex::open(&dir.path().join("bad")).unwrap();
+        assert!(matches!(ix.verify(), Err(AttrError::Corrupt { .. })));
+    }
+}

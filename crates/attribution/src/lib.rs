@@ -1,0 +1,92 @@
+//! Proof of Attribution, the span part: which training rows a response repeats
+//! verbatim, and the contributions to credit for it. Exact, deterministic and
+//! cheap, so anyone holding the rows can recompute a record byte for byte.
+//!
+//! Two pieces, after infini-gram (arXiv 2401.17377) and OLMoTrace (arXiv 2504.07096):
+//!
+//! - [`SpanIndex`] (`index.rs`): a suffix array over the token ids of a Datanet
+//!   version's rows, keyed by [`IndexKey`] (tokenizer hash, Datanet id, version),
+//!   built in row-contiguous shards (each shard's suffix array by SA-IS, in
+//!   parallel on rayon's pool) that are merged into one sorted array, written to a
+//!   single file and memory-mapped for queries: [`SpanIndex::count`],
+//!   [`SpanIndex::find`] (O(m log n) binary search), [`SpanIndex::rows_containing`].
+//!   [`SpanIndex::extend`] appends rows to an existing index by building a shard for
+//!   them and merging it in (the result is byte-identical to a fresh build), and
+//!   [`SpanIndex::mark_tombstoned`] flags rows that must never be credited again.
+//! - [`trace`] (`trace.rs`): for a response's token ids and word-start flags, the
+//!   maximal spans (at least `min_len` tokens, on word boundaries, at most
+//!   `max_frequency` occurrences) that occur in the index, ranked by rarity (lowest
+//!   unigram log-probability first), at most `max_density` per response token,
+//!   each crediting up to `max_rows_per_span` rows; credits are aggregated per
+//!   contribution and per contributor in parts per million that sum to exactly
+//!   1,000,000. The result, a [`SpanTrace`], has canonical bytes and a blake3 hash.
+//!
+//! # What the caller provides
+//! Token ids and word boundaries: this crate knows no tokenizer. The caller
+//! tokenizes each row (and the response) with the model's tokenizer and passes the
+//! ids; for the response it also passes, per token, whether that token starts a
+//! word (for a byte-level BPE such as GPT-2's or Llama 3's: the token's text begins
+//! with a space, a newline or punctuation, or it is the first token; for a
+//! SentencePiece tokenizer: the piece begins with `▁`). Rows go in the canonical
+//! order of the version (contribution id, then row index), as
+//! `datanets::DatanetReader` yields them.
+//!
+//! # Determinism
+//! Everything that reaches a [`SpanTrace`] is integer arithmetic: the index is a
+//! unique total order (suffixes compared token by token up to the end of their row,
+//! then by position), so every build of the same rows is the same file whatever the
+//! shard size or thread count; rarity is a fixed-point log2 computed with integer
+//! operations only (no libm, whose last bits differ between platforms); the credit
+//! split is exact rational arithmetic with largest-remainder rounding.
+//!
+//! # Architecture invariants
+//! - No candle, no tokenizer, no JSON, no network: token ids in, integers out.
+//! - The index file is the only state; a query never writes.
+//! - Tombstoned rows are never credited.
+
+#[cfg(not(all(target_endian = "little", target_pointer_width = "64")))]
+compile_error!("the span index memory-maps little-endian integers and needs a 64-bit target");
+
+mod index;
+mod log2;
+mod sais;
+mod trace;
+
+pub use index::{
+    DEFAULT_SHARD_TOKENS, FORMAT_VERSION, IndexKey, IndexRow, IndexSizes, IndexedRow, MAX_VOCAB, RowRef, SpanIndex,
+};
+pub use log2::{LOG2_ONE, log2_fixed};
+pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maximal_spans, response_digest, trace};
+
+use std::path::PathBuf;
+
+use primitives::rows::RowId;
+
+/// Why an index could not be built, opened or queried, or a trace computed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttrError {
+    #[error("span index {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable span index: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("span index {path} does not verify: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("a vocabulary of {0} tokens is not supported (1 to {MAX_VOCAB})")]
+    Vocab(u64),
+    #[error("row {row:?} has token id {token}, outside the vocabulary of {vocab} tokens")]
+    TokenOutOfVocab { row: RowId, token: u32, vocab: u32 },
+    #[error("rows must come in strictly increasing (contribution, index) order: {next:?} follows {prev:?}")]
+    RowOrder { prev: RowId, next: RowId },
+    #[error("row {0:?} is not in this index")]
+    UnknownRow(RowId),
+    #[error("trace parameters: {0}")]
+    Params(String),
+    #[error("trace input: {0}")]
+    Input(String),
+    #[error("span trace bytes: {0}")]
+    Decode(String),
+}

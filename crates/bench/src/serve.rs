@@ -1,0 +1,1364 @@
+//! `bench serve`: requests spread over N LoRA adapters (N = 1, 10, 100, 1000),
+//! served by our OpenLoRA engine (`serve::Engine`: continuous batching, mixed
+//! adapters in one batch, adapters just in time from an `AdapterCache` whose
+//! source reads the PEFT files from disk), against Hugging Face transformers +
+//! PEFT on the CPU switching adapters per request (`set_adapter`, batch 1).
+//!
+//! Before any clock starts the bench writes, to one work directory:
+//! - `model/`: a Hugging Face folder (`config.json`, `model.safetensors`, and a
+//!   word-level `tokenizer.json` with one token per id, so that the engine's
+//!   streaming decodes real text) with seeded random weights;
+//! - `adapters/a<i>/`: the largest N of `--adapters` LoRA adapters (rank
+//!   `--rank` on q_proj and v_proj, `LoraAdapter::random`, seed per adapter) in
+//!   the PEFT layout (`adapter_config.json`, `adapter_model.safetensors`);
+//! - `peer-N<n>.json`: what the peer serves for each N it runs: the model, the
+//!   first N adapter folders, the requests (prompt ids and adapter index).
+//!
+//! Workload: `--requests` requests, each a seeded `--prompt-len`-token prompt
+//! asking for `--new-tokens` greedy tokens (no EOS on either side, so every
+//! request generates exactly that many), the adapter of each chosen uniformly
+//! at random (seeded) among N; the prompts are the same for every N.
+//!
+//! Ours: the model is loaded once; each run starts a fresh `Engine` (production
+//! `EngineConfig` but `--max-batch`) and an empty `AdapterCache` of
+//! `--cache-mb` (production default 256 MiB) whose source is
+//! `LoraAdapter::load_peft` on `adapters/a<i>` (read, parse safetensors, build
+//! tensors, hash). `--concurrency` client threads keep that many requests in
+//! flight: each takes the next request, `cache.get(adapter)` (a cold load on a
+//! miss), `engine.submit`, and reads its events to `Done`. Figures: generated
+//! tokens / wall time; time to first token from `Outcome` (admission to first
+//! token) and as the client sees it (request start, adapter load included, to
+//! the first streamed piece); request latency (request start to `Done`); cold
+//! load (the source's load, which is what the `adapter_load` histogram times,
+//! and the whole `get` when the adapter was not resident); the cache's hits,
+//! misses, evictions and residency.
+//!
+//! Peer: `bench/peers/serve_peer.py` in the git-ignored `bench/.venv` (created
+//! and filled with `pip install torch transformers peft safetensors` when
+//! missing), a fresh process per run, for the N of `--peer-adapters` (default
+//! 10: PEFT loading 1000 adapters takes long). Rounds alternate: for each N,
+//! ours then (where it runs) the peer. Tokens/s are medians over rounds;
+//! latency percentiles pool the requests of every round.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::chain::write_json;
+use crate::machine::{Machine, today};
+use crate::stats::{fmt_ratio, median, percentile, ratio};
+
+/// What the peer installs into bench/.venv when it is missing.
+const PEER_PACKAGES: [&str; 4] = ["torch", "transformers", "peft", "safetensors"];
+/// The peer's script under bench/.
+const PEER_SCRIPT: &str = "peers/serve_peer.py";
+/// B of the random adapters is uniform in ± this (A as PEFT initialises it).
+const ADAPTER_B_SCALE: f64 = 0.05;
+
+/// `openledger bench serve`: requests over N LoRA adapters through our engine
+/// (continuous batching, mixed adapters, adapters loaded just in time) vs HF PEFT
+/// switching adapters per request.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeOpts {
+    /// Adapter counts N to spread the requests over (0 = the base model, no adapter).
+    #[arg(long, default_value = "1,10,100,1000")]
+    pub adapters: String,
+    /// Requests per run.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests: u32,
+    /// Requests in flight at once (client threads).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Prompt tokens per request.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub prompt_len: u32,
+    /// New tokens per request (greedy).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub new_tokens: u32,
+    /// Rounds: each runs every N with ours, and the peer right after ours for its N.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// The N the peer runs at (a subset of --adapters; PEFT loads every adapter up front).
+    #[arg(long, default_value = "10")]
+    pub peer_adapters: String,
+    /// Rounds in which the peer runs (default: every round).
+    #[arg(long)]
+    pub peer_rounds: Option<u32>,
+    /// Run ours only (no PEFT, ratio to the peer n/a).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Sequences per batch in our engine (the node's default).
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// Our adapter cache budget in MiB (the node's default is 256).
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: u64,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 8192)]
+    pub vocab: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    /// Decoder layers.
+    #[arg(long, default_value_t = 6)]
+    pub layers: usize,
+    /// Attention heads (head_dim = hidden / heads).
+    #[arg(long, default_value_t = 6)]
+    pub heads: usize,
+    /// Key-value heads (grouped-query attention).
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: usize,
+    /// MLP (SwiGLU) intermediate size.
+    #[arg(long, default_value_t = 1024)]
+    pub intermediate: usize,
+    /// LoRA rank (on q_proj and v_proj).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// LoRA alpha.
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// Seed of the weights, the adapters, the prompts and the adapter choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// CPU threads of the peer (torch.set_num_threads); ours uses candle's default (all cores).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: u32,
+    /// Python with torch, transformers and peft. Default: bench/.venv/bin/python of
+    /// the source tree, created when missing.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Write the model, adapters and peer specs here and keep them (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Seconds one peer run may take before it is killed and fails.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+}
+
+impl Default for ServeOpts {
+    fn default() -> Self {
+        ServeOpts {
+            adapters: "1,10,100,1000".into(),
+            requests: 64,
+            concurrency: 8,
+            prompt_len: 32,
+            new_tokens: 32,
+            rounds: 3,
+            peer_adapters: "10".into(),
+            peer_rounds: None,
+            no_peer: false,
+            max_batch: 32,
+            cache_mb: 256,
+            vocab: 8192,
+            hidden: 384,
+            layers: 6,
+            heads: 6,
+            kv_heads: 2,
+            intermediate: 1024,
+            rank: 8,
+            alpha: 16.0,
+            seed: 1,
+            threads: 2,
+            python: None,
+            dir: None,
+            timeout: 3600,
+            json_out: None,
+        }
+    }
+}
+
+/// "1, 10,100" → [1, 10, 100] (in the order given, duplicates dropped).
+fn parse_counts(s: &str, what: &str) -> Result<Vec<usize>> {
+    let mut out: Vec<usize> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = part.replace('_', "");
+        let (digits, mult) = match p.chars().last() {
+            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
+            _ => (&p[..], 1),
+        };
+        let n: usize = digits.parse().with_context(|| format!("{what}: {part:?} is not a number"))?;
+        let n = n.checked_mul(mult).with_context(|| format!("{what}: {part:?} is too large"))?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    if out.is_empty() {
+        bail!("{what}: no counts given");
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// The shared inputs
+
+impl ServeOpts {
+    fn model_config(&self) -> Result<ml::ModelConfig> {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
+        }
+        let c = ml::ModelConfig {
+            family: ml::Family::Llama,
+            vocab_size: self.vocab,
+            hidden_size: self.hidden,
+            intermediate_size: self.intermediate,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            num_key_value_heads: self.kv_heads,
+            head_dim: self.hidden / self.heads,
+            max_position_embeddings: ((self.prompt_len + self.new_tokens) as usize + 1).max(2048),
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            rms_norm_eps: 1e-5,
+            tie_word_embeddings: false,
+            qkv_bias: false,
+            o_bias: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
+        Ok(c)
+    }
+
+    fn lora_config(&self) -> ml::LoraConfig {
+        ml::LoraConfig {
+            r: self.rank,
+            lora_alpha: self.alpha,
+            lora_dropout: 0.0,
+            target_modules: vec![ml::Target::Q, ml::Target::V],
+        }
+    }
+}
+
+/// `n` samples of N(0, std²) (Box–Muller over the seeded generator).
+fn normal(rng: &mut ml::rng::Rng, n: usize, std: f64) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let u1 = rng.next_f64().max(f64::MIN_POSITIVE);
+        let u2 = rng.next_f64();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
+        v.push((r * c * std) as f32);
+        v.push((r * s * std) as f32);
+    }
+    v.truncate(n);
+    v
+}
+
+/// Seeded random base weights by Hugging Face name: N(0, 0.02²), the output
+/// projections scaled by 1/sqrt(2 · layers), norms at 1.
+fn random_weights(c: &ml::ModelConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+    let std = 0.02;
+    let proj = std / ((2 * c.num_hidden_layers) as f64).sqrt();
+    let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![c.vocab_size, h], Some(std)),
+        ("model.norm.weight".into(), vec![h], None),
+        ("lm_head.weight".into(), vec![c.vocab_size, h], Some(std)),
+    ];
+    for l in 0..c.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        shapes.push((format!("{p}.input_layernorm.weight"), vec![h], None));
+        shapes.push((format!("{p}.post_attention_layernorm.weight"), vec![h], None));
+        shapes.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h], Some(std)));
+        shapes.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q], Some(proj)));
+        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h], Some(std)));
+        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![i, h], Some(std)));
+        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, i], Some(proj)));
+    }
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape, std))| {
+            let n: usize = shape.iter().product();
+            let data = match std {
+                None => vec![1.0; n],
+                Some(s) => {
+                    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ ((k as u64 + 1) << 32)));
+                    normal(&mut rng, n, s)
+                }
+            };
+            (name, shape, data)
+        })
+        .collect()
+}
+
+/// A word-level `tokenizer.json` with one token per id (`t0` … `t<vocab-1>`),
+/// joined by spaces when decoding: the engine streams real text pieces.
+fn word_tokenizer_json(vocab: usize) -> Value {
+    let v: serde_json::Map<String, Value> = (0..vocab).map(|i| (format!("t{i}"), json!(i))).collect();
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": v, "unk_token": "t0"},
+    })
+}
+
+/// Write the Hugging Face folder: config.json (no EOS, so generation always runs
+/// to max tokens on both sides), model.safetensors (PyTorch's `format` metadata),
+/// tokenizer.json.
+fn write_model(dir: &Path, c: &ml::ModelConfig, seed: u64) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cfg = c.to_hf_json();
+    // transformers 5 reads theta from rope_parameters; LlamaConfig defaults to bos 1 / eos 2 unless told.
+    cfg["rope_parameters"] = json!({"rope_theta": c.rope_theta, "rope_type": "default"});
+    cfg["use_cache"] = json!(true);
+    cfg["bos_token_id"] = Value::Null;
+    cfg["eos_token_id"] = Value::Null;
+    cfg["pad_token_id"] = Value::Null;
+    write_json(&dir.join("config.json"), &cfg)?;
+    let weights = random_weights(c, seed);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        weights.into_iter().map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("safetensors: {e}"))?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let p = dir.join("model.safetensors");
+    safetensors::tensor::serialize_to_file(views, Some(meta), &p)
+        .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
+    write_json(&dir.join("tokenizer.json"), &word_tokenizer_json(c.vocab_size))?;
+    Ok(())
+}
+
+fn adapter_dir(dir: &Path, i: usize) -> PathBuf {
+    dir.join("adapters").join(format!("a{i}"))
+}
+
+/// The seed of adapter `i`.
+fn adapter_seed(seed: u64, i: usize) -> u64 {
+    ml::rng::splitmix64(seed ^ 0xADA9_7E25 ^ ((i as u64) << 20))
+}
+
+/// Everything both sides serve.
+struct Workload {
+    prompts: Vec<Vec<u32>>,
+    /// Per N: the adapter index of every request.
+    choices: BTreeMap<usize, Vec<usize>>,
+}
+
+fn build_workload(o: &ServeOpts, counts: &[usize], vocab: usize) -> Workload {
+    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(o.seed ^ 0x7072_6f6d_7074));
+    let prompts =
+        (0..o.requests).map(|_| (0..o.prompt_len).map(|_| rng.below(vocab as u64) as u32).collect()).collect();
+    let choices = counts
+        .iter()
+        .map(|&n| {
+            let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(o.seed ^ 0x6368_6f69_6365 ^ n as u64));
+            let v = (0..o.requests).map(|_| if n == 0 { 0 } else { rng.below(n as u64) as usize }).collect();
+            (n, v)
+        })
+        .collect();
+    Workload { prompts, choices }
+}
+
+/// What the peer reads for one N.
+fn peer_spec(o: &ServeOpts, dir: &Path, w: &Workload, n: usize) -> Value {
+    let choices = &w.choices[&n];
+    json!({
+        "model_dir": dir.join("model").display().to_string(),
+        "adapter_dirs": (0..n).map(|i| adapter_dir(dir, i).display().to_string()).collect::<Vec<_>>(),
+        "requests": w.prompts.iter().zip(choices).map(|(p, a)| json!({"prompt": p, "adapter": a})).collect::<Vec<_>>(),
+        "max_new_tokens": o.new_tokens,
+        "threads": o.threads,
+    })
+}
+
+/// Write the model, the adapters (as many as the largest N) and the peer specs.
+fn prepare_inputs(o: &ServeOpts, dir: &Path, counts: &[usize], peer_counts: &[usize]) -> Result<Workload> {
+    let c = o.model_config()?;
+    let lora = o.lora_config();
+    lora.validate(&c).map_err(|e| anyhow!("LoRA configuration: {e}"))?;
+    let model_dir = dir.join("model");
+    write_model(&model_dir, &c, o.seed)?;
+    let max_n = counts.iter().copied().max().unwrap_or(0);
+    let base_name = model_dir.display().to_string();
+    for i in 0..max_n {
+        let a = ml::LoraAdapter::random(lora.clone(), &c, adapter_seed(o.seed, i), ADAPTER_B_SCALE)
+            .map_err(|e| anyhow!("adapter {i}: {e}"))?;
+        a.save_peft(&adapter_dir(dir, i), &base_name).map_err(|e| anyhow!("writing adapter {i}: {e}"))?;
+    }
+    let w = build_workload(o, counts, c.vocab_size);
+    for &n in peer_counts {
+        write_json(&dir.join(format!("peer-N{n}.json")), &peer_spec(o, dir, &w, n))?;
+    }
+    Ok(w)
+}
+
+// ---------------------------------------------------------------------------
+// Ours
+
+/// Adapters from their PEFT folders on disk, each load timed.
+struct DiskAdapters {
+    dir: PathBuf,
+    config: ml::ModelConfig,
+    loads: Mutex<Vec<f64>>,
+}
+
+impl serve::AdapterSource for DiskAdapters {
+    fn load(&self, model: u64) -> Result<ml::LoraAdapter, String> {
+        let t = Instant::now();
+        let r = ml::LoraAdapter::load_peft(&adapter_dir(&self.dir, model as usize), &self.config)
+            .map_err(|e| e.to_string());
+        self.loads.lock().unwrap().push(t.elapsed().as_secs_f64());
+        r
+    }
+}
+
+/// One request as our client saw it.
+#[derive(Clone, Debug)]
+struct ReqResult {
+    tokens: Vec<u32>,
+    /// Outcome.time_to_first_token: admission to first token.
+    ttft_s: f64,
+    /// Request start (before the adapter lookup) to the first streamed piece.
+    client_ttft_s: Option<f64>,
+    /// Request start to Done.
+    latency_s: f64,
+    /// The whole `cache.get` when the adapter was not resident when asked.
+    miss_get_s: Option<f64>,
+}
+
+/// One run of ours at one N.
+#[derive(Clone, Debug)]
+struct OursRun {
+    wall_s: f64,
+    generated: usize,
+    tokens_per_s: f64,
+    reqs: Vec<ReqResult>,
+    /// The source's load times (what the `adapter_load` histogram observes).
+    loads_s: Vec<f64>,
+    hits: u64,
+    misses: u64,
+    evictions: u64,
+    resident_adapters: u64,
+    resident_bytes: u64,
+    steps: u64,
+    step_p50_s: Option<f64>,
+    hist_load_p50_s: Option<f64>,
+    hist_load_p99_s: Option<f64>,
+}
+
+struct Ours {
+    model: Arc<ml::Model>,
+    tokenizer: Arc<ml::TextTokenizer>,
+    dir: PathBuf,
+}
+
+impl Ours {
+    fn engine(&self, o: &ServeOpts, metrics: &Arc<serve::Metrics>) -> serve::Engine {
+        let cfg = serve::EngineConfig { max_batch: o.max_batch, ..Default::default() };
+        serve::Engine::start(self.model.clone(), self.tokenizer.clone(), cfg, metrics.clone())
+    }
+
+    /// A few base-model requests through a throwaway engine: first-touch
+    /// allocations and thread start-up are not what the runs measure.
+    fn warm_up(&self, o: &ServeOpts, prompts: &[Vec<u32>]) -> Result<()> {
+        let metrics = Arc::new(serve::Metrics::default());
+        let engine = self.engine(o, &metrics);
+        let params = ml::SamplingParams { max_tokens: o.new_tokens as usize, ..Default::default() };
+        let rxs: Vec<_> = prompts
+            .iter()
+            .take(o.concurrency as usize)
+            .map(|p| {
+                engine.submit(serve::Request {
+                    prompt: p.clone(),
+                    adapter: None,
+                    params: params.clone(),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("warm-up: {e}"))?;
+        for mut rx in rxs {
+            loop {
+                match rx.blocking_recv() {
+                    Some(serve::Event::Text(..)) => {}
+                    Some(serve::Event::Done(_)) => break,
+                    Some(serve::Event::Error(e)) => bail!("warm-up: {e}"),
+                    None => bail!("warm-up: the engine dropped a request"),
+                }
+            }
+        }
+        engine.stop();
+        Ok(())
+    }
+
+    fn run(&self, o: &ServeOpts, w: &Workload, n: usize) -> Result<OursRun> {
+        let metrics = Arc::new(serve::Metrics::default());
+        let engine = self.engine(o, &metrics);
+        let source = Arc::new(DiskAdapters {
+            dir: self.dir.clone(),
+            config: self.model.config.clone(),
+            loads: Mutex::new(vec![]),
+        });
+        let cache = serve::AdapterCache::new((o.cache_mb as usize) << 20, source.clone(), metrics.clone());
+        let choices = &w.choices[&n];
+        let params = ml::SamplingParams { max_tokens: o.new_tokens as usize, ..Default::default() };
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<ReqResult>>> = Mutex::new(vec![None; w.prompts.len()]);
+        let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
+        let failed = AtomicBool::new(false);
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..o.concurrency {
+                s.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= w.prompts.len() {
+                            break;
+                        }
+                        match one_request(&engine, &cache, &w.prompts[i], (n > 0).then(|| choices[i]), &params) {
+                            Ok(r) => results.lock().unwrap()[i] = Some(r),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                errors.lock().unwrap().push(format!("request {i}: {e:#}"));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let wall_s = t0.elapsed().as_secs_f64();
+        engine.stop();
+        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
+            bail!("our engine at N = {n}: {e}");
+        }
+        let reqs: Vec<ReqResult> =
+            results.into_inner().unwrap().into_iter().map(|r| r.expect("every request ran")).collect();
+        let generated: usize = reqs.iter().map(|r| r.tokens.len()).sum();
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Ok(OursRun {
+            wall_s,
+            generated,
+            tokens_per_s: generated as f64 / wall_s,
+            reqs,
+            loads_s: source.loads.lock().unwrap().clone(),
+            hits: ld(&metrics.cache_hits),
+            misses: ld(&metrics.cache_misses),
+            evictions: ld(&metrics.cache_evictions),
+            resident_adapters: ld(&metrics.cache_adapters),
+            resident_bytes: ld(&metrics.cache_bytes),
+            steps: ld(&metrics.steps),
+            step_p50_s: metrics.step_time.quantile(0.5),
+            hist_load_p50_s: metrics.adapter_load.quantile(0.5),
+            hist_load_p99_s: metrics.adapter_load.quantile(0.99),
+        })
+    }
+}
+
+/// One request, as a client of the engine: adapter from the cache, submit, read to Done.
+fn one_request(
+    engine: &serve::Engine,
+    cache: &serve::AdapterCache,
+    prompt: &[u32],
+    adapter: Option<usize>,
+    params: &ml::SamplingParams,
+) -> Result<ReqResult> {
+    let t0 = Instant::now();
+    let (adapter, miss_get_s) = match adapter {
+        None => (None, None),
+        Some(id) => {
+            let id = id as u64;
+            let cold = !cache.is_resident(id);
+            let a = cache.get(id).map_err(|e| anyhow!("{e}"))?;
+            (Some(a), cold.then(|| t0.elapsed().as_secs_f64()))
+        }
+    };
+    let mut rx = engine
+        .submit(serve::Request {
+            prompt: prompt.to_vec(),
+            adapter,
+            params: params.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+        .map_err(|e| anyhow!("submit: {e}"))?;
+    let mut first = None;
+    loop {
+        match rx.blocking_recv() {
+            Some(serve::Event::Text(..)) => {
+                if first.is_none() {
+                    first = Some(t0.elapsed().as_secs_f64());
+                }
+            }
+            Some(serve::Event::Done(out)) => {
+                let latency_s = t0.elapsed().as_secs_f64();
+                if out.completion_tokens != params.max_tokens {
+                    bail!("generated {} tokens, not {}", out.completion_tokens, params.max_tokens);
+                }
+                return Ok(ReqResult {
+                    tokens: out.tokens,
+                    ttft_s: out.time_to_first_token.as_secs_f64(),
+                    client_ttft_s: first,
+                    latency_s,
+                    miss_get_s,
+                });
+            }
+            Some(serve::Event::Error(e)) => bail!("generation failed: {e}"),
+            None => bail!("the engine dropped the request"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The peer
+
+/// The bench/ directory of the source tree: from the current directory upwards,
+/// else next to the crate this was built from.
+fn bench_dir() -> Option<PathBuf> {
+    let has = |d: &Path| d.join(PEER_SCRIPT).is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        for a in cwd.ancestors() {
+            let d = a.join("bench");
+            if has(&d) {
+                return Some(d);
+            }
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
+    has(&built).then_some(built)
+}
+
+struct Peer {
+    python: PathBuf,
+    script: PathBuf,
+    versions: Value,
+}
+
+/// The last line of `stdout` that is a JSON object.
+fn last_json(stdout: &str, what: &str) -> Result<Value> {
+    stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| anyhow!("{what} printed no JSON result"))
+        .and_then(|l| serde_json::from_str(l).with_context(|| format!("{what}: bad JSON result")))
+}
+
+fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
+    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    last_json(&String::from_utf8_lossy(&out.stdout), "serve_peer.py --versions").ok()
+}
+
+fn status_ok(what: &str, mut cmd: Command) -> bool {
+    eprintln!("peer: {what}");
+    match cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            eprintln!("peer: {what} failed ({s})");
+            false
+        }
+        Err(e) => {
+            eprintln!("peer: cannot run {what}: {e}");
+            false
+        }
+    }
+}
+
+/// Find the Python peer, creating bench/.venv and installing the packages when
+/// missing. `None` (after saying why) when it cannot be had.
+fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
+    let Some(bench) = bench_dir() else {
+        eprintln!("peer: cannot find bench/{PEER_SCRIPT} (run from the source tree); running ours alone");
+        return None;
+    };
+    let script = bench.join(PEER_SCRIPT);
+    if let Some(p) = &o.python {
+        return match peer_versions(p, &script) {
+            Some(versions) => Some(Peer { python: p.clone(), script, versions }),
+            None => {
+                eprintln!("peer: {} cannot import torch, transformers and peft; running ours alone", p.display());
+                None
+            }
+        };
+    }
+    let venv = bench.join(".venv");
+    let python = venv.join("bin/python");
+    if let Some(versions) = peer_versions(&python, &script) {
+        return Some(Peer { python, script, versions });
+    }
+    if !python.exists() {
+        let mut c = Command::new("python3");
+        c.arg("-m").arg("venv").arg(&venv);
+        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
+            eprintln!("peer: running ours alone");
+            return None;
+        }
+    }
+    let pip = venv.join("bin/pip");
+    let mut c = Command::new(&pip);
+    c.arg("install").args(PEER_PACKAGES);
+    if !status_ok(&format!("{} install {} (network once)", pip.display(), PEER_PACKAGES.join(" ")), c) {
+        eprintln!("peer: running ours alone");
+        return None;
+    }
+    match peer_versions(&python, &script) {
+        Some(versions) => Some(Peer { python, script, versions }),
+        None => {
+            eprintln!("peer: {} still cannot import the packages; running ours alone", python.display());
+            None
+        }
+    }
+}
+
+/// Run `cmd` to completion (killing it after `timeout`); its stdout.
+fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {} s and was killed", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
+    }
+    Ok(stdout)
+}
+
+/// One run of the peer at one N.
+#[derive(Clone, Debug)]
+struct PeerRun {
+    tokens_per_s: f64,
+    request_s: Vec<f64>,
+    ttft_s: Vec<f64>,
+    tokens: Vec<Vec<u32>>,
+    adapter_load_s: Vec<f64>,
+    base_load_s: f64,
+    wall_s: f64,
+    raw: Value,
+}
+
+fn run_peer(p: &Peer, dir: &Path, n: usize, o: &ServeOpts) -> Result<PeerRun> {
+    let mut cmd = Command::new(&p.python);
+    cmd.arg(&p.script).arg("--spec").arg(dir.join(format!("peer-N{n}.json")));
+    cmd.env("OMP_NUM_THREADS", o.threads.to_string());
+    let stdout = run_child(cmd, "the PEFT peer", Duration::from_secs(o.timeout))?;
+    let v = last_json(&stdout, "the PEFT peer")?;
+    let nums = |k: &str| -> Result<Vec<f64>> {
+        Ok(v.get(k)
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("peer result without {k}"))?
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect())
+    };
+    let tokens: Vec<Vec<u32>> = v
+        .get("tokens")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("peer result without tokens"))?
+        .iter()
+        .map(|r| {
+            r.as_array().map(|a| a.iter().filter_map(Value::as_u64).map(|t| t as u32).collect()).unwrap_or_default()
+        })
+        .collect();
+    let f = |k: &str| v.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("peer result without {k}"));
+    let mut raw = v.clone();
+    if let Some(m) = raw.as_object_mut() {
+        m.remove("tokens"); // compared below, not kept in the JSON report
+    }
+    Ok(PeerRun {
+        tokens_per_s: f("tokensPerS")?,
+        request_s: nums("requestS")?,
+        ttft_s: nums("ttftS")?,
+        tokens,
+        adapter_load_s: nums("adapterLoadS")?,
+        base_load_s: f("baseLoadS")?,
+        wall_s: f("wallS")?,
+        raw,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Machine details
+
+/// SIMD flags of /proc/cpuinfo that decide which kernels run.
+fn cpu_flags() -> Vec<&'static str> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
+    ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.contains(f))
+        .collect()
+}
+
+fn simd_line() -> String {
+    let f = cpu_flags();
+    format!(
+        "AVX flags: {}; this binary compiled with avx2 {}, avx512f {}",
+        if f.is_empty() { "none found".to_string() } else { f.join(" ") },
+        if cfg!(target_feature = "avx2") { "yes" } else { "no" },
+        if cfg!(target_feature = "avx512f") { "yes" } else { "no" },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Figures
+
+fn ms(s: f64) -> f64 {
+    s * 1000.0
+}
+
+fn fmt_ms(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => {
+            let m = ms(v);
+            if m < 10.0 { format!("{m:.2}") } else { format!("{m:.0}") }
+        }
+        _ => "n/a".into(),
+    }
+}
+
+/// p50 and p99 of a sample, `None` when empty.
+fn p50_p99(v: &[f64]) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() { (None, None) } else { (Some(percentile(v, 50.0)), Some(percentile(v, 99.0))) }
+}
+
+/// The medians and pooled percentiles of ours at one N.
+#[derive(Clone, Debug)]
+struct OursSummary {
+    runs: usize,
+    tps: f64,
+    tps_min: f64,
+    tps_max: f64,
+    ttft: (Option<f64>, Option<f64>),
+    client_ttft: (Option<f64>, Option<f64>),
+    latency: (Option<f64>, Option<f64>),
+    load: (Option<f64>, Option<f64>),
+    miss_get: (Option<f64>, Option<f64>),
+    loads: usize,
+    hits: f64,
+    misses: f64,
+    evictions: f64,
+    resident_adapters: f64,
+    resident_bytes: f64,
+    tokens_per_step: f64,
+    step_p50: Option<f64>,
+}
+
+fn summarize_ours(runs: &[&OursRun]) -> OursSummary {
+    let tps: Vec<f64> = runs.iter().map(|r| r.tokens_per_s).collect();
+    let pool = |g: &dyn Fn(&ReqResult) -> Option<f64>| -> Vec<f64> {
+        runs.iter().flat_map(|r| r.reqs.iter().filter_map(g)).collect()
+    };
+    let loads: Vec<f64> = runs.iter().flat_map(|r| r.loads_s.iter().copied()).collect();
+    let m = |g: &dyn Fn(&OursRun) -> f64| median(&runs.iter().map(|r| g(r)).collect::<Vec<_>>());
+    let steps: Vec<f64> = runs.iter().filter_map(|r| r.step_p50_s).collect();
+    OursSummary {
+        runs: runs.len(),
+        tps: median(&tps),
+        tps_min: tps.iter().copied().fold(f64::INFINITY, f64::min),
+        tps_max: tps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        ttft: p50_p99(&pool(&|r| Some(r.ttft_s))),
+        client_ttft: p50_p99(&pool(&|r| r.client_ttft_s)),
+        latency: p50_p99(&pool(&|r| Some(r.latency_s))),
+        load: p50_p99(&loads),
+        miss_get: p50_p99(&pool(&|r| r.miss_get_s)),
+        loads: loads.len(),
+        hits: m(&|r| r.hits as f64),
+        misses: m(&|r| r.misses as f64),
+        evictions: m(&|r| r.evictions as f64),
+        resident_adapters: m(&|r| r.resident_adapters as f64),
+        resident_bytes: m(&|r| r.resident_bytes as f64),
+        tokens_per_step: m(&|r| r.generated as f64 / r.steps.max(1) as f64),
+        step_p50: (!steps.is_empty()).then(|| median(&steps)),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PeerSummary {
+    runs: usize,
+    tps: f64,
+    request: (Option<f64>, Option<f64>),
+    ttft: (Option<f64>, Option<f64>),
+    adapter_load: (Option<f64>, Option<f64>),
+    base_load: f64,
+}
+
+fn summarize_peer(runs: &[&PeerRun]) -> PeerSummary {
+    let pool =
+        |g: &dyn Fn(&PeerRun) -> &Vec<f64>| -> Vec<f64> { runs.iter().flat_map(|r| g(r).iter().copied()).collect() };
+    PeerSummary {
+        runs: runs.len(),
+        tps: median(&runs.iter().map(|r| r.tokens_per_s).collect::<Vec<_>>()),
+        request: p50_p99(&pool(&|r| &r.request_s)),
+        ttft: p50_p99(&pool(&|r| &r.ttft_s)),
+        adapter_load: p50_p99(&pool(&|r| &r.adapter_load_s)),
+        base_load: median(&runs.iter().map(|r| r.base_load_s).collect::<Vec<_>>()),
+    }
+}
+
+/// Requests whose tokens are identical on both sides, and whose first token is.
+fn agreement(ours: &[ReqResult], theirs: &[Vec<u32>]) -> (usize, usize, usize) {
+    let same = ours.iter().zip(theirs).filter(|(a, b)| &a.tokens == *b).count();
+    let first = ours.iter().zip(theirs).filter(|(a, b)| a.tokens.first() == b.first()).count();
+    (same, first, ours.len().min(theirs.len()))
+}
+
+fn pair_json(p: (Option<f64>, Option<f64>)) -> Value {
+    json!({"p50S": p.0, "p99S": p.1})
+}
+
+// ---------------------------------------------------------------------------
+// The suite
+
+/// Run `bench serve`.
+pub fn run_serve(o: &ServeOpts) -> Result<()> {
+    let counts = parse_counts(&o.adapters, "--adapters")?;
+    let mut peer_counts = if o.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
+    peer_counts.retain(|n| *n > 0 && counts.contains(n));
+    let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
+    let machine = Machine::detect();
+    let (_tmp, dir) = match &o.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (None, d.canonicalize()?)
+        }
+        None => {
+            let t =
+                tempfile::Builder::new().prefix("bench-serve-").tempdir().context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let c = o.model_config()?;
+    let params = c.parameter_count();
+    let t = Instant::now();
+    let w = prepare_inputs(o, &dir, &counts, &peer_counts)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let max_n = counts.iter().copied().max().unwrap_or(0);
+    let one_adapter = {
+        let p = adapter_dir(&dir, 0).join("adapter_model.safetensors");
+        std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)
+    };
+
+    println!(
+        "bench serve: requests over N LoRA adapters, Llama architecture, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, untied head, f32: {:.1}M params ({:.0} MiB)",
+        c.vocab_size,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.intermediate_size,
+        params as f64 / 1e6,
+        (params * 4) as f64 / (1u64 << 20) as f64
+    );
+    println!(
+        "  adapters: LoRA r={} alpha={} on q_proj, v_proj, {} KiB each on disk (PEFT safetensors); N = {}",
+        o.rank,
+        o.alpha,
+        one_adapter / 1024,
+        counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "  workload: {} requests × ({}-token prompt → {} new tokens, greedy), adapter uniform at random among N (seed {}), {} in flight",
+        o.requests, o.prompt_len, o.new_tokens, o.seed, o.concurrency
+    );
+    println!(
+        "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}), fresh engine and empty AdapterCache ({} MiB) per run, adapters loaded from disk on a miss",
+        o.max_batch, o.cache_mb
+    );
+    println!("  inputs (model, {max_n} adapters, prompts) written in {prep_s:.1} s to {}", dir.display());
+    println!("  machine: {}", machine.describe());
+    println!("  cpu: {}", simd_line());
+
+    let peer = if peer_counts.is_empty() { None } else { prepare_peer(o) };
+    match &peer {
+        Some(p) => println!(
+            "  peer: transformers {} + PEFT {} on PyTorch {} (CPU, {} threads), batch 1 sequentially, set_adapter per request, at N = {} for {} round(s); {} {}",
+            p.versions["transformers"].as_str().unwrap_or("?"),
+            p.versions["peft"].as_str().unwrap_or("?"),
+            p.versions["torch"].as_str().unwrap_or("?"),
+            o.threads,
+            peer_counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+            peer_rounds,
+            p.python.display(),
+            p.script.display()
+        ),
+        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
+    }
+
+    let t = Instant::now();
+    let files = ml::ModelFiles::open(&dir.join("model")).map_err(|e| anyhow!("loading the model: {e}"))?;
+    let model = Arc::new(ml::Model::from_files(&files).map_err(|e| anyhow!("loading the model: {e}"))?);
+    let tokenizer = Arc::new(files.tokenizer.clone());
+    drop(files);
+    let ours = Ours { model, tokenizer, dir: dir.clone() };
+    ours.warm_up(o, &w.prompts)?;
+    println!("  our model loaded and warmed up in {:.1} s", t.elapsed().as_secs_f64());
+    println!();
+
+    let mut our_runs: Vec<(usize, u32, OursRun)> = Vec::new();
+    let mut peer_runs: Vec<(usize, u32, PeerRun)> = Vec::new();
+    let mut peer_ok = peer.is_some();
+    for round in 1..=o.rounds {
+        for &n in &counts {
+            let r = ours.run(o, &w, n).with_context(|| format!("ours, N = {n}, round {round}"))?;
+            let (t50, t99) = p50_p99(&r.reqs.iter().map(|x| x.ttft_s).collect::<Vec<_>>());
+            let (l50, l99) = p50_p99(&r.reqs.iter().map(|x| x.latency_s).collect::<Vec<_>>());
+            println!(
+                "round {round:<2} N={n:<5} ours      {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  loads {:>4} (p50 {} ms)  hits {:>3}  {:.2} s",
+                r.tokens_per_s,
+                fmt_ms(t50),
+                fmt_ms(t99),
+                fmt_ms(l50),
+                fmt_ms(l99),
+                r.loads_s.len(),
+                fmt_ms(p50_p99(&r.loads_s).0),
+                r.hits,
+                r.wall_s
+            );
+            our_runs.push((n, round, r));
+            if peer_ok && round <= peer_rounds && peer_counts.contains(&n) {
+                match run_peer(peer.as_ref().expect("peer"), &dir, n, o) {
+                    Ok(p) => {
+                        let (r50, r99) = p50_p99(&p.request_s);
+                        let (t50, t99) = p50_p99(&p.ttft_s);
+                        println!(
+                            "round {round:<2} N={n:<5} hf-peft   {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  {} adapters loaded (p50 {} ms)  {:.2} s",
+                            p.tokens_per_s,
+                            fmt_ms(t50),
+                            fmt_ms(t99),
+                            fmt_ms(r50),
+                            fmt_ms(r99),
+                            p.adapter_load_s.len(),
+                            fmt_ms(p50_p99(&p.adapter_load_s).0),
+                            p.wall_s
+                        );
+                        peer_runs.push((n, round, p));
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "peer: PEFT failed in round {round} at N = {n}: {e:#}\npeer: continuing with ours alone"
+                        );
+                        peer_ok = false;
+                    }
+                }
+            }
+        }
+    }
+
+    // Summaries.
+    let ours_at: BTreeMap<usize, OursSummary> = counts
+        .iter()
+        .map(|&n| {
+            let rs: Vec<&OursRun> = our_runs.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+            (n, summarize_ours(&rs))
+        })
+        .collect();
+    let peer_at: BTreeMap<usize, PeerSummary> = peer_counts
+        .iter()
+        .filter_map(|&n| {
+            let rs: Vec<&PeerRun> = peer_runs.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+            (!rs.is_empty()).then(|| (n, summarize_peer(&rs)))
+        })
+        .collect();
+    let base_tps = ours_at.get(&1).map(|s| s.tps);
+
+    println!(
+        "\nmedians over {} round(s) (tokens/s: median of runs; latencies: percentiles over the requests of every round); times in ms:",
+        o.rounds
+    );
+    println!(
+        "{:<8} {:<8} {:>4} {:>9} {:>7} {:>11} {:>11} {:>13} {:>13} {:>13} {:>13} {:>6} {:>6} {:>5} {:>9}",
+        "system",
+        "N",
+        "runs",
+        "tokens/s",
+        "N/1",
+        "TTFT p50",
+        "TTFT p99",
+        "client TTFT",
+        "request p50",
+        "request p99",
+        "cold load",
+        "hits",
+        "misses",
+        "evict",
+        "resident"
+    );
+    for (&n, s) in &ours_at {
+        println!(
+            "{:<8} {:<8} {:>4} {:>9.1} {:>7} {:>11} {:>11} {:>13} {:>13} {:>13} {:>13} {:>6.0} {:>6.0} {:>5.0} {:>9}",
+            "ours",
+            n,
+            s.runs,
+            s.tps,
+            fmt_ratio(ratio(Some(s.tps), base_tps)),
+            fmt_ms(s.ttft.0),
+            fmt_ms(s.ttft.1),
+            format!("{}/{}", fmt_ms(s.client_ttft.0), fmt_ms(s.client_ttft.1)),
+            fmt_ms(s.latency.0),
+            fmt_ms(s.latency.1),
+            format!("{}/{}", fmt_ms(s.load.0), fmt_ms(s.load.1)),
+            s.hits,
+            s.misses,
+            s.evictions,
+            format!("{:.0} ({:.1}M)", s.resident_adapters, s.resident_bytes / (1u64 << 20) as f64),
+        );
+    }
+    for (&n, s) in &peer_at {
+        println!(
+            "{:<8} {:<8} {:>4} {:>9.1} {:>7} {:>11} {:>11} {:>13} {:>13} {:>13} {:>13}",
+            "hf-peft",
+            n,
+            s.runs,
+            s.tps,
+            "",
+            fmt_ms(s.ttft.0),
+            fmt_ms(s.ttft.1),
+            "",
+            fmt_ms(s.request.0),
+            fmt_ms(s.request.1),
+            format!("{}/{}", fmt_ms(s.adapter_load.0), fmt_ms(s.adapter_load.1)),
+        );
+    }
+    println!(
+        "(TTFT: Outcome.time_to_first_token, admission to first token; client TTFT p50/p99: request start, adapter lookup included, to the first streamed piece; cold load p50/p99: AdapterSource::load = read + parse safetensors + build tensors + hash; for hf-peft: load_adapter)"
+    );
+    for (&n, s) in &ours_at {
+        println!(
+            "  N={n:<5} ours: tokens/s min–max {:.1}–{:.1}; {:.2} tokens per engine step, step p50 {} ms; cache get on a miss p50/p99 {}/{} ms over {} cold loads",
+            s.tps_min,
+            s.tps_max,
+            s.tokens_per_step,
+            fmt_ms(s.step_p50),
+            fmt_ms(s.miss_get.0),
+            fmt_ms(s.miss_get.1),
+            s.loads
+        );
+    }
+    let mut n_ratios = serde_json::Map::new();
+    for (&n, s) in &ours_at {
+        n_ratios.insert(n.to_string(), json!(ratio(Some(s.tps), base_tps)));
+    }
+    if let (Some(b), Some(s)) = (base_tps, ours_at.get(&100)) {
+        let r = s.tps / b;
+        println!(
+            "N-adapter / 1-adapter throughput at N = 100: {r:.2} (goal ≥ 0.8: {})",
+            if r >= 0.8 { "met" } else { "NOT met" }
+        );
+    }
+    let mut peer_ratio = serde_json::Map::new();
+    let mut agree = serde_json::Map::new();
+    for (&n, p) in &peer_at {
+        let r = ratio(ours_at.get(&n).map(|s| s.tps), Some(p.tps));
+        peer_ratio.insert(n.to_string(), json!(r));
+        println!(
+            "ours / hf-peft at N = {n}: tokens/s {} (goal ≥ 5×; {} peer round(s)), request p50 {}, p99 {}; PEFT base load {:.2} s, {} load_adapter calls",
+            fmt_ratio(r),
+            p.runs,
+            fmt_ratio(ratio(ours_at.get(&n).and_then(|s| s.latency.0), p.request.0)),
+            fmt_ratio(ratio(ours_at.get(&n).and_then(|s| s.latency.1), p.request.1)),
+            p.base_load,
+            n
+        );
+        let ours1 = our_runs.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
+        let theirs1 = peer_runs.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
+        if let (Some(a), Some(b)) = (ours1, theirs1) {
+            let (same, first, total) = agreement(&a.reqs, &b.tokens);
+            println!(
+                "  same weights, same adapters, same prompts: {same}/{total} requests give identical {} tokens on both sides, {first}/{total} the same first token",
+                o.new_tokens
+            );
+            agree.insert(n.to_string(), json!({"identical": same, "sameFirstToken": first, "requests": total}));
+        }
+    }
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.json_out {
+        let ours_json: serde_json::Map<String, Value> = ours_at
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    json!({
+                        "runs": s.runs, "tokensPerS": s.tps, "tokensPerSMin": s.tps_min, "tokensPerSMax": s.tps_max,
+                        "ttft": pair_json(s.ttft), "clientTtft": pair_json(s.client_ttft),
+                        "request": pair_json(s.latency), "coldLoad": pair_json(s.load), "missGet": pair_json(s.miss_get),
+                        "coldLoads": s.loads, "cacheHits": s.hits, "cacheMisses": s.misses,
+                        "cacheEvictions": s.evictions, "residentAdapters": s.resident_adapters,
+                        "residentBytes": s.resident_bytes, "tokensPerStep": s.tokens_per_step, "stepP50S": s.step_p50,
+                    }),
+                )
+            })
+            .collect();
+        let peer_json: serde_json::Map<String, Value> = peer_at
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    json!({
+                        "runs": s.runs, "tokensPerS": s.tps, "request": pair_json(s.request), "ttft": pair_json(s.ttft),
+                        "adapterLoad": pair_json(s.adapter_load), "baseLoadS": s.base_load,
+                    }),
+                )
+            })
+            .collect();
+        let doc = json!({
+            "suite": "serve",
+            "date": today(),
+            "machine": machine.to_json(),
+            "cpuFlags": cpu_flags(),
+            "config": {
+                "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
+                "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
+                "params": params, "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
+                "adapters": counts, "peerAdapters": peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
+                "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
+                "cacheMiB": o.cache_mb, "rounds": o.rounds, "peerRounds": peer_rounds, "seed": o.seed,
+                "peerThreads": o.threads, "adapterFileBytes": one_adapter,
+            },
+            "peer": peer.as_ref().map(|p| p.versions.clone()),
+            "runs": our_runs.iter().map(|(n, round, r)| json!({
+                "system": "ours", "adapters": n, "round": round, "tokensPerS": r.tokens_per_s, "wallS": r.wall_s,
+                "generated": r.generated, "coldLoads": r.loads_s.len(), "cacheHits": r.hits,
+                "cacheMisses": r.misses, "cacheEvictions": r.evictions, "steps": r.steps,
+                "adapterLoadHistogram": {"p50S": r.hist_load_p50_s, "p99S": r.hist_load_p99_s},
+            })).chain(peer_runs.iter().map(|(n, round, p)| json!({
+                "system": "hf-peft", "adapters": n, "round": round, "tokensPerS": p.tokens_per_s, "result": p.raw,
+            }))).collect::<Vec<_>>(),
+            "summary": {
+                "ours": ours_json, "hfPeft": peer_json, "ratioToOneAdapter": n_ratios,
+                "ratioOursPeerTps": peer_ratio, "tokenAgreement": agree,
+            },
+        });
+        write_json(path, &doc)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> ServeOpts {
+        ServeOpts {
+            adapters: "0,1,3".into(),
+            requests: 6,
+            concurrency: 3,
+            prompt_len: 5,
+            new_tokens: 4,
+            rounds: 1,
+            no_peer: true,
+            vocab: 64,
+            hidden: 32,
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            intermediate: 48,
+            rank: 2,
+            ..ServeOpts::default()
+        }
+    }
+
+    #[test]
+    fn counts_parse() {
+        assert_eq!(parse_counts("1,10, 100,1k,10", "x").unwrap(), vec![1, 10, 100, 1000]);
+        assert!(parse_counts("", "x").is_err());
+        assert!(parse_counts("a", "x").is_err());
+    }
+
+    #[test]
+    fn inputs_are_seeded_and_our_engine_serves_them() {
+        let o = small();
+        let counts = parse_counts(&o.adapters, "--adapters").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let w = prepare_inputs(&o, dir.path(), &counts, &[3]).unwrap();
+        assert_eq!(w.prompts.len(), 6);
+        assert!(w.prompts.iter().all(|p| p.len() == 5 && p.iter().all(|&t| t < 64)));
+        assert!(w.choices[&3].iter().all(|&a| a < 3));
+        assert!(w.choices[&0].iter().all(|&a| a == 0));
+        let spec: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("peer-N3.json")).unwrap()).unwrap();
+        assert_eq!(spec["adapter_dirs"].as_array().unwrap().len(), 3);
+        assert_eq!(spec["requests"].as_array().unwrap().len(), 6);
+        // Seeded: the same inputs again.
+        let dir2 = tempfile::tempdir().unwrap();
+        prepare_inputs(&o, dir2.path(), &counts, &[]).unwrap();
+        for f in ["model/model.safetensors", "adapters/a2/adapter_model.safetensors"] {
+            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(dir2.path().join(f)).unwrap(), "{f}");
+        }
+
+        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
+        let model = Arc::new(ml::Model::from_files(&files).unwrap());
+        let ours = Ours { model: model.clone(), tokenizer: Arc::new(files.tokenizer.clone()), dir: dir.path().into() };
+        ours.warm_up(&o, &w.prompts).unwrap();
+        let r = ours.run(&o, &w, 3).unwrap();
+        assert_eq!(r.generated, 6 * 4);
+        assert_eq!(r.hits + r.misses, 6);
+        assert_eq!(r.misses as usize, r.loads_s.len());
+        assert!(r.reqs.iter().all(|q| q.client_ttft_s.is_some() && q.latency_s >= q.ttft_s));
+        // Each request's tokens are its solo generation with its adapter.
+        for (i, q) in r.reqs.iter().enumerate() {
+            let a = ml::LoraAdapter::load_peft(&adapter_dir(dir.path(), w.choices[&3][i]), &model.config).unwrap();
+            let params = ml::SamplingParams { max_tokens: 4, ..Default::default() };
+            let solo = ml::generate(&model, &files.tokenizer, Some(&a), &w.prompts[i], &params, |_| true).unwrap();
+            assert_eq!(q.tokens, solo.tokens, "request {i}");
+        }
+        let base = ours.run(&o, &w, 0).unwrap();
+        assert_eq!(base.loads_s.len(), 0);
+        let s = summarize_ours(&[&r]);
+        assert_eq!(s.runs, 1);
+        assert!(s.tps > 0.0 && s.ttft.0.is_some());
+    }
+
+    #[test]
+    fn agreement_counts() {
+        let r =
+            |t: Vec<u32>| ReqResult { tokens: t, ttft_s: 0.0, client_ttft_s: None, latency_s: 0.0, miss_get_s: None };
+        let ours = vec![r(vec![1, 2]), r(vec![1, 3]), r(vec![4, 5])];
+        let theirs = vec![vec![1, 2], vec![1, 2], vec![5, 5]];
+        assert_eq!(agreement(&ours, &theirs), (1, 2, 3));
+        assert_eq!(last_json("x\n{\"a\": 2}\n", "t").unwrap()["a"], 2);
+    }
+}

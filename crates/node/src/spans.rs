@@ -1,0 +1,168 @@
+//! Span indexes for the models a node serves: one suffix-array index per
+//! (tokenizer, set of Datanet versions a model was trained on), built from the
+//! versions' rows (read through `DatanetReader`, checked against the chain) on
+//! first use, kept memory-mapped under `<data-dir>/attribution/span-indexes`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use attribution::{IndexKey, IndexRow, SpanIndex, TraceParams};
+use ml::TextTokenizer;
+use primitives::B256;
+use primitives::rows::Row;
+use serde_json::{Value, json};
+
+/// The span part of a record.
+pub struct SpanPart {
+    pub spans: Vec<Value>,
+    pub credits: Vec<(u64, u32)>,
+}
+
+/// Built indexes by (tokenizer hash, versions).
+pub struct SpanIndexes {
+    dir: PathBuf,
+    open: Mutex<HashMap<B256, Arc<SpanIndex>>>,
+}
+
+/// The text a row contributes to the index (a prompt/completion row: both, in order).
+pub fn row_text(row: &Row) -> String {
+    match row {
+        Row::Text { text } => text.clone(),
+        Row::PromptCompletion { prompt, completion } => format!("{prompt}\n{completion}"),
+    }
+}
+
+/// The index key of a tokenizer and a set of versions: blake3 over the tokenizer
+/// hash and the sorted (datanet, version) pairs.
+pub fn key_of(tokenizer: &B256, versions: &[(u64, u64)]) -> B256 {
+    let mut v = versions.to_vec();
+    v.sort();
+    let mut b = tokenizer.to_vec();
+    for (d, n) in v {
+        b.extend_from_slice(&d.to_be_bytes());
+        b.extend_from_slice(&n.to_be_bytes());
+    }
+    primitives::content_hash(&b)
+}
+
+/// The crate's key of an index over `versions`: the tokenizer hash, the first
+/// Datanet, and as "version" the first 8 bytes of [`key_of`] when several
+/// versions are indexed together (a model trained on several).
+pub fn index_key(tok: &TextTokenizer, versions: &[(u64, u64)]) -> IndexKey {
+    let (datanet, version) = match versions {
+        [(d, v)] => (*d, *v),
+        _ => {
+            let k = key_of(&tok.hash, versions);
+            (versions.first().map(|v| v.0).unwrap_or(0), u64::from_be_bytes(k.0[..8].try_into().expect("8 bytes")))
+        }
+    };
+    IndexKey { tokenizer: tok.hash, datanet, version }
+}
+
+impl SpanIndexes {
+    pub fn new(dir: PathBuf) -> SpanIndexes {
+        SpanIndexes { dir, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The index over `versions`' rows, built on first use.
+    pub fn index(
+        &self,
+        datanets: &datanets::DatanetService,
+        handle: &tokio::runtime::Handle,
+        tok: &TextTokenizer,
+        versions: &[(u64, u64)],
+    ) -> Result<Arc<SpanIndex>, String> {
+        let key = key_of(&tok.hash, versions);
+        if let Some(i) = self.open.lock().unwrap().get(&key) {
+            return Ok(i.clone());
+        }
+        let path = self.dir.join(format!("{key}.olsa"));
+        let idx = if path.exists() {
+            SpanIndex::open(&path).map_err(|e| e.to_string())?
+        } else {
+            let rows = build_rows(datanets, handle, tok, versions)?;
+            std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+            SpanIndex::build(index_key(tok, versions), &rows, tok.vocab_size() as u32, 0, &path, &mut |_, _| {})
+                .map_err(|e| e.to_string())?
+        };
+        let idx = Arc::new(idx);
+        self.open.lock().unwrap().insert(key, idx.clone());
+        Ok(idx)
+    }
+}
+
+/// Trace a response over an index: spans with token and character offsets, credits in ppm.
+pub fn trace_index(
+    idx: &SpanIndex,
+    tok: &TextTokenizer,
+    response: &[u32],
+    word_start: &[bool],
+    min_len: usize,
+    max_credits: usize,
+) -> SpanPart {
+    let params = TraceParams { min_len: min_len as u32, max_credits: max_credits as u32, ..TraceParams::default() };
+    let t = match attribution::trace(idx, response, word_start, &params) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("span tracing: {e}");
+            return SpanPart { spans: vec![], credits: vec![] };
+        }
+    };
+    // Character offsets into the response text, for highlighting.
+    let mut offsets = Vec::with_capacity(response.len() + 1);
+    offsets.push(0usize);
+    let mut acc = 0usize;
+    for i in 0..response.len() {
+        acc = tok.decode(&response[..=i]).map(|s| s.chars().count()).unwrap_or(acc);
+        offsets.push(acc);
+    }
+    let spans = t
+        .spans
+        .iter()
+        .map(|s| {
+            json!({
+                "tokenStart": s.token_start,
+                "tokenEnd": s.token_end,
+                "charStart": offsets[s.token_start as usize],
+                "charEnd": offsets[s.token_end as usize],
+                "count": s.count,
+                "rows": s.rows.iter().map(|r| json!([r.id.contribution, r.id.index])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    SpanPart { spans, credits: t.credits.clone() }
+}
+
+/// The rows of the versions, tokenised, in (contribution, index) order, each once.
+pub fn build_rows(
+    datanets: &datanets::DatanetService,
+    handle: &tokio::runtime::Handle,
+    tok: &TextTokenizer,
+    versions: &[(u64, u64)],
+) -> Result<Vec<IndexRow>, String> {
+    let mut all = Vec::new();
+    for (d, v) in versions {
+        all.extend(handle.block_on(datanets.reader().version_rows(*d, *v)).map_err(|e| e.to_string())?);
+    }
+    index_rows(tok, all)
+}
+
+/// Version rows → index rows (each row once, in (contribution, index) order).
+pub fn index_rows(tok: &TextTokenizer, version_rows: Vec<datanets::VersionRow>) -> Result<Vec<IndexRow>, String> {
+    let mut seen = std::collections::BTreeMap::new();
+    for r in version_rows {
+        seen.entry((r.id.contribution, r.id.index)).or_insert(r);
+    }
+    let mut rows = Vec::with_capacity(seen.len());
+    for ((c, i), r) in seen {
+        let tokens = tok.encode(&row_text(&r.row), false).map_err(|e| e.to_string())?;
+        rows.push(IndexRow {
+            id: primitives::rows::RowId { contribution: c, index: i },
+            contributor: r.contributor,
+            tombstoned: false,
+            tokens,
+        });
+    }
+    Ok(rows)
+}
