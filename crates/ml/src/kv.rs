@@ -238,7 +238,7 @@ pub fn paged_attention(
 }
 
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight partial sums: vectorises, and the order is fixed, so results do not
     // depend on thread count or batch.
     let mut acc = [0.0f32; 8];

@@ -288,13 +288,7 @@ impl Model {
                 }
             }
         }
-        let row_index: Vec<(usize, Tensor)> = groups
-            .into_iter()
-            .map(|(a, rows)| {
-                let n = rows.len();
-                Tensor::from_vec(rows, n, &Device::Cpu).map(|t| (a, t))
-            })
-            .collect::<Result<_, _>>()?;
+        let row_index: Vec<(usize, Vec<u32>)> = groups;
 
         let n = tokens.len();
         let (cos, sin) = self.rope_tables(&positions);
@@ -302,18 +296,42 @@ impl Model {
         let mut x = self.embed.index_select(&ids, 0)?;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         for (l, b) in self.blocks.iter().enumerate() {
-            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f64, &Tensor)> =
-                row_index.iter().map(|(a, idx)| (&adapters[*a].layers[l], adapters[*a].config.scale(), idx)).collect();
+            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f64, &[u32])> = row_index
+                .iter()
+                .map(|(a, rows)| (&adapters[*a].layers[l], adapters[*a].config.scale(), rows.as_slice()))
+                .collect();
+            // The low-rank products of every adapter group in one pass over the
+            // group's rows (x Aᵀ then · Bᵀ, per row, in f32 with a fixed order),
+            // added to the base projection once: a handful of tensor ops per
+            // layer and target whatever the number of adapters in the batch.
             let proj = |t: Target, h: &Tensor| -> Result<Tensor, MlError> {
-                let mut y = b.linear(t).forward(h)?;
-                for (m, scale, idx) in &pairs {
-                    if let Some(p) = m.get(&t) {
-                        let xs = h.index_select(idx, 0)?;
-                        let d = (xs.matmul(&p.a.t()?)?.matmul(&p.b.t()?)? * *scale)?;
-                        y = y.index_add(idx, &d, 0)?;
+                let y = b.linear(t).forward(h)?;
+                if !pairs.iter().any(|(m, _, _)| m.contains_key(&t)) {
+                    return Ok(y);
+                }
+                let (n, inp) = h.dims2()?;
+                let out = y.dim(1)?;
+                let xs = h.flatten_all()?.to_vec1::<f32>()?;
+                let mut delta = vec![0.0f32; n * out];
+                for (m, scale, rows) in &pairs {
+                    let Some(p) = m.get(&t) else { continue };
+                    let r = p.a.dim(0)?;
+                    let a = p.a.flatten_all()?.to_vec1::<f32>()?;
+                    let bw = p.b.flatten_all()?.to_vec1::<f32>()?;
+                    let scale = *scale as f32;
+                    let mut tmp = vec![0.0f32; r];
+                    for &row in *rows {
+                        let x = &xs[row as usize * inp..(row as usize + 1) * inp];
+                        for (j, tj) in tmp.iter_mut().enumerate() {
+                            *tj = crate::kv::dot(&a[j * inp..(j + 1) * inp], x);
+                        }
+                        let d = &mut delta[row as usize * out..(row as usize + 1) * out];
+                        for (o, dv) in d.iter_mut().enumerate() {
+                            *dv = scale * crate::kv::dot(&bw[o * r..(o + 1) * r], &tmp);
+                        }
                     }
                 }
-                Ok(y)
+                Ok((y + Tensor::from_vec(delta, (n, out), &Device::Cpu)?)?)
             };
             let h = candle_nn::ops::rms_norm(&x, &b.input_norm, self.eps())?;
             let q = proj(Target::Q, &h)?;
