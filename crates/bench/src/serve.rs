@@ -1193,7 +1193,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
         let r = ratio(ours_at.get(&n).map(|s| s.tps), Some(p.tps));
         peer_ratio.insert(n.to_string(), json!(r));
         println!(
-            "ours / hf-peft at N = {n}: tokens/s {} (goal ≥ 5×; {} peer round(s)), request p50 {}, p99 {}; PEFT base load {:.2} s, {} load_adapter calls",
+            "ours / hf-peft at N = {n}: tokens/s {} (goal ≥ 5×; {} peer round(s)); request latency p50 {}, p99 {} (below 1× is better; ours runs --concurrency requests at once, the peer one at a time); PEFT base load {:.2} s, {} load_adapter calls",
             fmt_ratio(r),
             p.runs,
             fmt_ratio(ratio(ours_at.get(&n).and_then(|s| s.latency.0), p.request.0)),
