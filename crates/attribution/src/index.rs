@@ -14,18 +14,25 @@
 //! is what makes [`SpanIndex::extend`] a merge.
 //!
 //! # Building
-//! Rows are cut into contiguous shards of about `shard_tokens` slots. Each shard's
-//! suffix array is built by SA-IS over the shard's tokens with one distinct
-//! separator symbol per row (numbered in row order, all above the vocabulary), which
-//! is exactly the order above; shards are built in parallel on rayon's pool. The
-//! shards' arrays are then merged pairwise, round after round, each merge itself
-//! split between threads along the merge path (a small run is instead inserted into
-//! a large one by binary search, which is what appending a small shard to a large
-//! index costs). We merge rather than keep shards separate and query them all: the
-//! file stays one array, a query stays one binary search (a trace at 10^8 tokens
-//! would otherwise pay once per shard), and the result does not depend on how the
-//! index was sharded. The price is the merge's comparisons, O(n log k) for k shards,
-//! each reading the token array at two random places.
+//! Rows are cut into contiguous shards of about `shard_tokens` slots (by default
+//! one per rayon thread, at most [`DEFAULT_SHARD_TOKENS`], small enough for SA-IS to
+//! run mostly in cache). Each shard's suffix array is built by SA-IS over the
+//! shard's tokens with one distinct separator symbol per row (numbered in row
+//! order, all above the vocabulary), which is exactly the order above; shards are
+//! built in parallel on rayon's pool. The shards' arrays are then merged in one
+//! k-way pass: each entry carries a key of its suffix's first tokens (4 u16 or 2
+//! u32 tokens in a u64), so most comparisons read no tokens; a loser tree makes
+//! one comparison per level; the output is cut between threads at splitter
+//! suffixes taken from the largest run. [`SpanIndex::extend`] merges the existing
+//! array as one more run, or, when the new rows are few, inserts them by binary
+//! search. We merge rather than keep shards separate and query them all: the file
+//! stays one array, a query stays one binary search (a trace at 10^8 tokens would
+//! otherwise pay once per shard), and the result does not depend on how the index
+//! was sharded. The price is the merge: O(n log k) key comparisons for k shards,
+//! plus a token-by-token comparison (two random reads) when keys tie. Its
+//! worst case is rows that repeat long stretches of one another across shards
+//! (comparisons as long as the repeat); SA-IS within a shard is linear whatever
+//! the input.
 //!
 //! # File format (version [`FORMAT_VERSION`], all integers little-endian)
 //! ```text
@@ -88,9 +95,10 @@ use crate::{AttrError, sais};
 /// The version of the file format this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// The largest shard [`SpanIndex::build`] makes when given a shard size of 0 (it
-/// then splits the rows evenly between rayon's threads, 2^16 to 2^24 slots per
-/// shard): about 270 MB of SA-IS working memory per shard being built.
-pub const DEFAULT_SHARD_TOKENS: usize = 1 << 24;
+/// then splits the rows evenly between rayon's threads, 2^16 to 2^22 slots per
+/// shard): about 70 MB of SA-IS working memory per shard being built, and shards
+/// small enough for SA-IS to run mostly in cache.
+pub const DEFAULT_SHARD_TOKENS: usize = 1 << 22;
 /// The largest vocabulary an index accepts (the bucket table has one entry per token).
 pub const MAX_VOCAB: u32 = 1 << 24;
 
@@ -258,7 +266,7 @@ impl Plain for u64 {}
 
 fn cast<T: Plain>(b: &[u8]) -> &[T] {
     let size = std::mem::size_of::<T>();
-    assert!(b.as_ptr() as usize % std::mem::align_of::<T>() == 0 && b.len() % size == 0);
+    assert!((b.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) && b.len().is_multiple_of(size));
     // SAFETY: the pointer is aligned for T, the length is a whole number of T, and
     // every bit pattern is a valid T (plain integers); the lifetime is b's.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<T>(), b.len() / size) }
@@ -266,7 +274,7 @@ fn cast<T: Plain>(b: &[u8]) -> &[T] {
 
 fn cast_mut<T: Plain>(b: &mut [u8]) -> &mut [T] {
     let size = std::mem::size_of::<T>();
-    assert!(b.as_ptr() as usize % std::mem::align_of::<T>() == 0 && b.len() % size == 0);
+    assert!((b.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) && b.len().is_multiple_of(size));
     // SAFETY: as in `cast`, and the borrow is unique.
     unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<T>(), b.len() / size) }
 }
@@ -815,7 +823,9 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AttrError + '_ {
 
 impl SpanIndex {
     /// Build the index of `rows` (in strictly increasing row-id order, every token
-    /// below `vocab`) into a new file at `path` (replaced if it exists), then open it.
+    /// below `vocab`) into a new file at `path`, then open it. The file is written as
+    /// `<path>.building` and renamed over `path` when complete, so an index already
+    /// at `path` stays valid for whoever has it open.
     /// Shards of about `shard_tokens` slots (0: one per thread, at most
     /// [`DEFAULT_SHARD_TOKENS`]) are sorted
     /// in parallel on the current rayon pool and merged; the file is the same for any
@@ -836,8 +846,9 @@ impl SpanIndex {
         write_index(key, None, rows, vocab, shard_tokens, path, progress)
     }
 
-    /// A new index at `path` (which must not be this index's file) holding this
-    /// index's rows (tombstone flags included) followed by `rows`, whose ids must all
+    /// A new index at `path` (this index's own file too: it is replaced when the new
+    /// one is complete, and this one stays valid) holding this index's rows
+    /// (tombstone flags included) followed by `rows`, whose ids must all
     /// come after this index's last row: the new rows are sorted as shards and merged
     /// into the existing suffix array. Byte-identical to building all rows afresh.
     pub fn extend(
@@ -849,12 +860,6 @@ impl SpanIndex {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<SpanIndex, AttrError> {
         check_rows(self.last_row_id(), rows, self.vocab())?;
-        if same_file(&self.path, path) {
-            return Err(AttrError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "extend must write a new file"),
-            });
-        }
         write_index(key, Some(self), rows, self.vocab(), shard_tokens, path, progress)
     }
 
@@ -1068,13 +1073,6 @@ impl SpanIndex {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 fn verify_view<T: Tok>(v: &View<'_, T>) -> Result<(), String> {
     let n_rows = v.rowmap.n();
     // Separators sit exactly at the ends of rows.
@@ -1137,10 +1135,10 @@ fn verify_view<T: Tok>(v: &View<'_, T>) -> Result<(), String> {
 fn check_rows(after: Option<RowId>, rows: &[IndexRow], vocab: u32) -> Result<(), AttrError> {
     let mut prev = after;
     for r in rows {
-        if let Some(p) = prev {
-            if r.id <= p {
-                return Err(AttrError::RowOrder { prev: p, next: r.id });
-            }
+        if let Some(p) = prev
+            && r.id <= p
+        {
+            return Err(AttrError::RowOrder { prev: p, next: r.id });
         }
         prev = Some(r.id);
     }
@@ -1168,22 +1166,32 @@ fn write_index(
     let n_slots = n_tokens + n_rows;
     let layout = Layout::new(vocab, n_tokens, n_slots, n_rows);
 
-    let file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
-    file.set_len(layout.file_len).map_err(io_err(path))?;
-    // SAFETY: we just created (truncated) this file and are its only user until it is written.
-    let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(path))?;
-    let r = match (layout.tw, n_slots <= u32::MAX as u64) {
-        (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
-        (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
-        (_, true) => fill::<u32, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
-        (_, false) => fill::<u32, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
-    };
-    let (tokens_hash, rows_hash) = r;
-    let header = Header { layout, key, tokens_hash, rows_hash };
-    map[..HEADER_LEN].copy_from_slice(&header.encode());
-    drop(map);
-    drop(file);
+    // Written beside the destination and renamed over it when complete: a reader
+    // never sees a partial file, and one that has the old file mapped keeps it.
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".building");
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
+        file.set_len(layout.file_len).map_err(io_err(&tmp))?;
+        // SAFETY: we just created (truncated) this file and are its only user until it is renamed.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(&tmp))?;
+        let (tokens_hash, rows_hash) = match (layout.tw, n_slots <= u32::MAX as u64) {
+            (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
+            (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
+            (_, true) => fill::<u32, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
+            (_, false) => fill::<u32, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
+        };
+        let header = Header { layout, key, tokens_hash, rows_hash };
+        map[..HEADER_LEN].copy_from_slice(&header.encode());
+        drop(map);
+        std::fs::rename(&tmp, path).map_err(io_err(path))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     SpanIndex::open(path)
 }
 
@@ -1502,43 +1510,49 @@ fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
     pieces.into_par_iter().for_each(|(j, dst)| {
         let mut at: Vec<usize> = cuts[j].clone();
         let end = &cuts[j + 1];
-        let head = |r: usize, at: &[usize]| (keys[r][at[r]], runs[r][at[r]].get());
-        // A binary min-heap of the runs that still have entries, by their head suffix.
-        let mut heap: Vec<usize> = (0..k).filter(|&r| at[r] < end[r]).collect();
-        let less = |x: usize, y: usize, at: &[usize]| {
-            let ((kx, px), (ky, py)) = (head(x, at), head(y, at));
-            cmp_keyed(toks, kx, px, ky, py) == Ordering::Less
+        // Each run's head in this part, None once the part of the run is used up.
+        let head_of = |r: usize, i: usize| (i < end[r]).then(|| (keys[r][i], runs[r][i].get()));
+        let mut head: Vec<Option<(u64, usize)>> = (0..k).map(|r| head_of(r, at[r])).collect();
+        let beats = |head: &[Option<(u64, usize)>], x: usize, y: usize| match (head[x], head[y]) {
+            (Some((kx, px)), Some((ky, py))) => cmp_keyed(toks, kx, px, ky, py) == Ordering::Less,
+            (Some(_), None) => true,
+            _ => false,
         };
-        let sift_down = |heap: &mut Vec<usize>, at: &[usize], mut i: usize| {
-            loop {
-                let (l, r) = (2 * i + 1, 2 * i + 2);
-                let mut m = i;
-                if l < heap.len() && less(heap[l], heap[m], at) {
-                    m = l;
-                }
-                if r < heap.len() && less(heap[r], heap[m], at) {
-                    m = r;
-                }
-                if m == i {
+        // A loser tree: leaf r sits at k + r, node i's children are 2i and 2i + 1;
+        // tree[i] (1 <= i < k) holds the loser of the match at i, tree[0] the winner.
+        // One comparison per level for each entry out.
+        const NONE: usize = usize::MAX;
+        let mut tree = vec![NONE; k];
+        for r in 0..k {
+            let (mut w, mut node) = (r, (k + r) / 2);
+            while node > 0 {
+                if tree[node] == NONE {
+                    tree[node] = w; // waits there for the other side
+                    w = NONE;
                     break;
                 }
-                heap.swap(i, m);
-                i = m;
+                if beats(&head, tree[node], w) {
+                    std::mem::swap(&mut tree[node], &mut w);
+                }
+                node /= 2;
             }
-        };
-        for i in (0..heap.len()).rev() {
-            sift_down(&mut heap, &at, i);
+            if w != NONE {
+                tree[0] = w;
+            }
         }
         for d in dst.iter_mut() {
-            let r = heap[0];
+            let r = tree[0];
             *d = runs[r][at[r]];
             at[r] += 1;
-            if at[r] == end[r] {
-                heap.swap_remove(0);
+            head[r] = head_of(r, at[r]);
+            let (mut w, mut node) = (r, (k + r) / 2);
+            while node > 0 {
+                if beats(&head, tree[node], w) {
+                    std::mem::swap(&mut tree[node], &mut w);
+                }
+                node /= 2;
             }
-            if !heap.is_empty() {
-                sift_down(&mut heap, &at, 0);
-            }
+            tree[0] = w;
         }
     });
     out

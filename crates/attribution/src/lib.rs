@@ -39,6 +39,19 @@
 //! operations only (no libm, whose last bits differ between platforms); the credit
 //! split is exact rational arithmetic with largest-remainder rounding.
 //!
+//! # Limits and choices
+//! - Token ids take 2 bytes when the vocabulary has at most 65,535 ids (the top
+//!   value of the width is the row separator), 4 bytes above, up to [`MAX_VOCAB`].
+//!   Suffix-array entries take the fewest bytes that address the slots (3 up to 2^24,
+//!   4 up to 2^32, 5 above).
+//! - A tombstoned row's tokens stay in the index, so that flagging a row in place
+//!   ([`SpanIndex::mark_tombstoned`]) and building with the flag give the same file:
+//!   counts and rarity still see them, a span found only in tombstoned rows is no
+//!   span, and such rows are never credited. To remove the tokens too, rebuild
+//!   without the rows.
+//! - [`maximal_spans`] exposes steps 1–3 of [`trace`] (what infini-gram's
+//!   `attribute` returns) for comparisons and tools.
+//!
 //! # Architecture invariants
 //! - No candle, no tokenizer, no JSON, no network: token ids in, integers out.
 //! - The index file is the only state; a query never writes.

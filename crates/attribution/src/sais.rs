@@ -149,9 +149,9 @@ fn sa_is(s: &mut [u32], upper: usize) -> Vec<u32> {
     // LMS positions (an S-type suffix right after an L-type one), numbered left to right.
     let mut lms_map = vec![EMPTY; n + 1];
     let mut lms: Vec<u32> = Vec::new();
-    for i in 1..n {
+    for (i, slot) in lms_map.iter_mut().enumerate().take(n).skip(1) {
         if !is_s(i - 1) && is_s(i) {
-            lms_map[i] = lms.len() as u32;
+            *slot = lms.len() as u32;
             lms.push(i as u32);
         }
     }

@@ -24,12 +24,18 @@
 //!   the naive candle backward as a third column) vs PyTorch + PEFT on the CPU
 //!   (`bench/peers/train_peer.py` in the git-ignored `bench/.venv`), each run a fresh
 //!   process. Figures: tokens/s, peak RSS, the ratios, and the two loss curves.
+//! - `openledger bench attribution` ([`AttributionOpts`], [`run_attribution`]): the
+//!   `attribution` crate's span index (build rate, bytes per token) and span tracing of
+//!   500-token responses (p50/p99) vs infini-gram (`bench/peers/attribution_peer.py` in
+//!   `bench/.venv`) on the same seeded Zipfian corpus with planted spans, at 10^6 and
+//!   10^7 tokens (10^8 by hand); both sides' maximal spans must be identical.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
 //! size, the medians, the ratio and the machine (cores, memory). Benchmarks print
 //! figures; the tests here only check the helpers and that the suites run.
 
+mod attribution;
 mod chain;
 mod ingest;
 mod machine;
@@ -38,6 +44,7 @@ mod state;
 mod stats;
 mod train;
 
+pub use self::attribution::{AttributionOpts, run_attribution};
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};

@@ -90,6 +90,8 @@ enum BenchCmd {
     Train(bench::TrainOpts),
     /// Requests over N LoRA adapters through our engine, against HF PEFT switching adapters.
     Serve(bench::ServeOpts),
+    /// Span index build and span tracing of a response, against infini-gram.
+    Attribution(bench::AttributionOpts),
 }
 
 fn main() {
@@ -120,6 +122,7 @@ fn main() {
         Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),
         Cmd::Bench(BenchCmd::Train(o)) => bench::run_train(&o),
         Cmd::Bench(BenchCmd::Serve(o)) => bench::run_serve(&o),
+        Cmd::Bench(BenchCmd::Attribution(o)) => bench::run_attribution(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

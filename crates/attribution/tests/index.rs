@@ -1,0 +1,208 @@
+//! The span index against a naive scan, across shard sizes, widths, row maps,
+//! extension, tombstones and reloads.
+
+mod common;
+
+use attribution::{IndexRow, SpanIndex};
+use common::Rng;
+use common::*;
+use primitives::rows::RowId;
+use proptest::prelude::*;
+
+fn check_queries(ix: &SpanIndex, rows: &[IndexRow], queries: &[Vec<u32>]) -> Result<(), TestCaseError> {
+    for q in queries {
+        let mut want = naive_positions(rows, q);
+        want.sort();
+        let mut got = ix.positions(q);
+        got.sort();
+        prop_assert_eq!(&got, &want, "positions of {:?}", q);
+        prop_assert_eq!(ix.count(q), want.len() as u64);
+        let r = ix.find(q);
+        prop_assert_eq!(r.end - r.start, want.len() as u64);
+        for max in [1, 2, 5] {
+            prop_assert_eq!(ix.rows_containing(q, max), naive_rows(rows, q, max), "rows of {:?}", q);
+        }
+    }
+    Ok(())
+}
+
+fn arb_rows() -> impl Strategy<Value = Vec<IndexRow>> {
+    // A small alphabet makes repeats (and long common prefixes) common.
+    proptest::collection::vec((proptest::collection::vec(0u32..4, 0..24), any::<bool>()), 0..24).prop_map(|rs| {
+        rs.into_iter()
+            .enumerate()
+            .map(|(k, (toks, dead))| {
+                let mut r = row(k as u64 / 2 + 1, (k % 2) as u32, toks);
+                r.tombstoned = dead && k % 3 == 0;
+                r
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counts_match_a_naive_scan(rows in arb_rows(), qs in proptest::collection::vec(proptest::collection::vec(0u32..5, 1..6), 1..12)) {
+        let dir = tempfile::tempdir().unwrap();
+        // vocab 5: token 4 never occurs; shard 1: every row is a shard (many-way merge).
+        let one = build(&rows, 5, 1, dir.path(), "one");
+        let all = build(&rows, 5, 0, dir.path(), "all");
+        one.verify().unwrap();
+        prop_assert_eq!(std::fs::read(one.path()).unwrap(), std::fs::read(all.path()).unwrap());
+        let mut queries = qs;
+        // Substrings of the rows too, so that most queries hit.
+        for r in rows.iter().filter(|r| r.tokens.len() >= 3) {
+            queries.push(r.tokens[1..r.tokens.len().min(5)].to_vec());
+        }
+        check_queries(&one, &rows, &queries)?;
+        // Reopened from disk: the same answers.
+        let again = SpanIndex::open(one.path()).unwrap();
+        check_queries(&again, &rows, &queries)?;
+        prop_assert_eq!(again.digest(), one.digest());
+    }
+
+    #[test]
+    fn extend_equals_a_fresh_build(rows in arb_rows(), cut in 0usize..24, shard in 0usize..40) {
+        let cut = cut.min(rows.len());
+        let dir = tempfile::tempdir().unwrap();
+        let whole = build(&rows, 5, shard, dir.path(), "whole");
+        let first = build(&rows[..cut], 5, shard, dir.path(), "first");
+        let ext = first.extend(key(1), &rows[cut..], shard, &dir.path().join("ext"), &mut |_, _| {}).unwrap();
+        ext.verify().unwrap();
+        prop_assert_eq!(std::fs::read(ext.path()).unwrap(), std::fs::read(whole.path()).unwrap());
+    }
+}
+
+#[test]
+fn large_merges_split_between_threads() {
+    // Enough tokens for the parallel merge to cut the runs at splitters, and for
+    // both the k-way merge and the binary-search insertion of `extend`.
+    let mut rng = Rng::new(5);
+    let rows = random_rows(&mut rng, 3000, 6, 50..250);
+    let dir = tempfile::tempdir().unwrap();
+    let single = build(&rows, 6, usize::MAX, dir.path(), "single");
+    let sharded = build(&rows, 6, 20_000, dir.path(), "sharded");
+    sharded.verify().unwrap();
+    assert_eq!(std::fs::read(single.path()).unwrap(), std::fs::read(sharded.path()).unwrap());
+    // A large delta (merged) and a small one (inserted by binary search).
+    for cut in [1500, 2990] {
+        let first = build(&rows[..cut], 6, 20_000, dir.path(), "first");
+        let ext = first.extend(key(1), &rows[cut..], 0, &dir.path().join("ext"), &mut |_, _| {}).unwrap();
+        assert_eq!(std::fs::read(ext.path()).unwrap(), std::fs::read(single.path()).unwrap(), "cut {cut}");
+    }
+    let q: Vec<u32> = rows[10].tokens[5..12].to_vec();
+    assert_eq!(single.count(&q), naive_positions(&rows, &q).len() as u64);
+}
+
+#[test]
+fn progress_reaches_the_total() {
+    let mut rng = Rng::new(9);
+    let rows = random_rows(&mut rng, 400, 100, 50..200);
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    SpanIndex::build(key(1), &rows, 100, 5_000, &dir.path().join("p"), &mut |d, t| seen.push((d, t))).unwrap();
+    let (last_done, total) = *seen.last().unwrap();
+    assert_eq!(last_done, total);
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1));
+    assert!(seen.len() > 3);
+}
+
+#[test]
+fn wide_vocabulary_uses_u32_tokens() {
+    let mut rng = Rng::new(3);
+    let vocab = 100_000;
+    let mut rows = random_rows(&mut rng, 300, 8, 10..60);
+    for r in rows.iter_mut() {
+        for t in r.tokens.iter_mut() {
+            *t = *t * 12_345 + 7; // spread over the whole vocabulary, repeats kept
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = build(&rows, vocab, 0, dir.path(), "a");
+    let b = build(&rows, vocab, 777, dir.path(), "b");
+    a.verify().unwrap();
+    assert_eq!(std::fs::read(a.path()).unwrap(), std::fs::read(b.path()).unwrap());
+    assert_eq!(a.sizes().token_width, 4);
+    for r in rows.iter().step_by(17) {
+        let q = &r.tokens[..r.tokens.len().min(3)];
+        assert_eq!(a.count(q), naive_positions(&rows, q).len() as u64);
+    }
+    assert_eq!(a.count(&[vocab]), 0);
+    assert!(a.sizes().tokens_and_sa_per_token() <= 7.0);
+}
+
+#[test]
+fn bytes_per_token_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rows of 50-500 tokens from a 50,000-token vocabulary.
+    let mut rng = Rng::new(1);
+    let rows = random_rows(&mut rng, 2_000, 50_000, 50..500);
+    let ix = build(&rows, 50_000, 0, dir.path(), "long");
+    let s = ix.sizes();
+    assert_eq!((s.token_width, s.sa_width), (2, 3)); // < 2^24 slots: 3-byte entries
+    assert!(s.tokens_and_sa_per_token() <= 6.0, "{s:?}");
+    assert!(s.row_map_per_token() <= 0.25, "{s:?}");
+    assert_eq!(s.row_map, s.n_rows * 4); // long rows: the row start array
+    // Short rows (2-6 tokens): the bitmap row map keeps it under budget.
+    let rows = random_rows(&mut rng, 50_000, 1_000, 2..7);
+    let ix = build(&rows, 1_000, 0, dir.path(), "short");
+    let s = ix.sizes();
+    assert!(s.row_map < s.n_rows * 4, "{s:?}");
+    assert!((s.row_map as f64 / s.n_tokens as f64) <= 0.25, "{s:?}");
+    for r in rows.iter().step_by(997) {
+        assert_eq!(ix.rows_containing(&r.tokens, 1).len(), 1);
+        let got = ix.row(rows.iter().position(|x| x.id == r.id).unwrap() as u64).unwrap();
+        assert_eq!(got.id, r.id);
+        assert_eq!(got.slots.end - got.slots.start, r.tokens.len() as u64);
+    }
+    ix.verify().unwrap();
+}
+
+#[test]
+fn tombstones_in_place_equal_a_build_with_the_flags() {
+    let mut rng = Rng::new(4);
+    let mut rows = random_rows(&mut rng, 60, 4, 5..40);
+    let dir = tempfile::tempdir().unwrap();
+    let live = build(&rows, 4, 0, dir.path(), "live");
+    drop(live);
+    let dead = [rows[3].id, rows[40].id];
+    let n = SpanIndex::mark_tombstoned(&dir.path().join("live"), key(2), &dead).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(SpanIndex::mark_tombstoned(&dir.path().join("live"), key(2), &dead).unwrap(), 0);
+    assert!(matches!(
+        SpanIndex::mark_tombstoned(&dir.path().join("live"), key(2), &[RowId { contribution: 999, index: 0 }]),
+        Err(attribution::AttrError::UnknownRow(_))
+    ));
+    for r in rows.iter_mut() {
+        r.tombstoned = dead.contains(&r.id);
+    }
+    let flagged = SpanIndex::build(key(2), &rows, 4, 0, &dir.path().join("flagged"), &mut |_, _| {}).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("live")).unwrap(), std::fs::read(flagged.path()).unwrap());
+    let marked = SpanIndex::open(&dir.path().join("live")).unwrap();
+    marked.verify().unwrap();
+    let q = rows[3].tokens[..3].to_vec();
+    assert!(marked.rows_containing(&q, 100).iter().all(|r| !dead.contains(&r.id)));
+    assert_eq!(marked.rows_containing(&q, 100), naive_rows(&rows, &q, 100));
+    assert!(marked.row(3).unwrap().tombstoned);
+}
+
+#[test]
+fn extend_in_place_keeps_the_old_index_valid() {
+    let mut rng = Rng::new(12);
+    let rows = random_rows(&mut rng, 40, 5, 5..30);
+    let dir = tempfile::tempdir().unwrap();
+    let first = build(&rows[..25], 5, 0, dir.path(), "ix");
+    let q = rows[30].tokens[..3].to_vec();
+    let before = first.count(&q);
+    let ext = first.extend(key(2), &rows[25..], 0, first.path(), &mut |_, _| {}).unwrap();
+    // The old mapping still answers for the old rows; the file is the new index.
+    assert_eq!(first.count(&q), before);
+    assert_eq!(ext.count(&q), naive_positions(&rows, &q).len() as u64);
+    assert_eq!(SpanIndex::open(&dir.path().join("ix")).unwrap().digest(), ext.digest());
+    assert!(!dir.path().join("ix.building").exists());
+    // Rows out of order are refused and leave the file alone.
+    assert!(ext.extend(key(3), &rows[..1], 0, ext.path(), &mut |_, _| {}).is_err());
+    assert_eq!(SpanIndex::open(&dir.path().join("ix")).unwrap().digest(), ext.digest());
+}
