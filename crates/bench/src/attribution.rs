@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
+use crate::peer::status_ok;
 use crate::state::Rng;
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
@@ -312,21 +313,6 @@ fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok())
-}
-
-fn status_ok(what: &str, mut cmd: Command) -> bool {
-    eprintln!("peer: {what}");
-    match cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
-        Ok(s) if s.success() => true,
-        Ok(s) => {
-            eprintln!("peer: {what} failed ({s})");
-            false
-        }
-        Err(e) => {
-            eprintln!("peer: cannot run {what}: {e}");
-            false
-        }
-    }
 }
 
 struct PeerSetup {

@@ -39,6 +39,7 @@ mod attribution;
 mod chain;
 mod ingest;
 mod machine;
+mod peer;
 mod serve;
 mod state;
 mod stats;

@@ -53,6 +53,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
+use crate::peer::{cpu_flags, last_json, random_weights, status_ok};
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
 /// What the peer installs into bench/.venv when it is missing.
@@ -237,62 +238,6 @@ impl ServeOpts {
             target_modules: vec![ml::Target::Q, ml::Target::V],
         }
     }
-}
-
-/// `n` samples of N(0, std²) (Box–Muller over the seeded generator).
-fn normal(rng: &mut ml::rng::Rng, n: usize, std: f64) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n + 1);
-    while v.len() < n {
-        let u1 = rng.next_f64().max(f64::MIN_POSITIVE);
-        let u2 = rng.next_f64();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
-        v.push((r * c * std) as f32);
-        v.push((r * s * std) as f32);
-    }
-    v.truncate(n);
-    v
-}
-
-/// Seeded random base weights by Hugging Face name: N(0, 0.02²), the output
-/// projections scaled by 1/sqrt(2 · layers), norms at 1.
-fn random_weights(c: &ml::ModelConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let (h, i) = (c.hidden_size, c.intermediate_size);
-    let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
-    let std = 0.02;
-    let proj = std / ((2 * c.num_hidden_layers) as f64).sqrt();
-    let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
-        ("model.embed_tokens.weight".into(), vec![c.vocab_size, h], Some(std)),
-        ("model.norm.weight".into(), vec![h], None),
-        ("lm_head.weight".into(), vec![c.vocab_size, h], Some(std)),
-    ];
-    for l in 0..c.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        shapes.push((format!("{p}.input_layernorm.weight"), vec![h], None));
-        shapes.push((format!("{p}.post_attention_layernorm.weight"), vec![h], None));
-        shapes.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q], Some(proj)));
-        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h], Some(std)));
-        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![i, h], Some(std)));
-        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, i], Some(proj)));
-    }
-    shapes
-        .into_iter()
-        .enumerate()
-        .map(|(k, (name, shape, std))| {
-            let n: usize = shape.iter().product();
-            let data = match std {
-                None => vec![1.0; n],
-                Some(s) => {
-                    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ ((k as u64 + 1) << 32)));
-                    normal(&mut rng, n, s)
-                }
-            };
-            (name, shape, data)
-        })
-        .collect()
 }
 
 /// A word-level `tokenizer.json` with one token per id (`t0` … `t<vocab-1>`),
@@ -641,38 +586,12 @@ struct Peer {
     versions: Value,
 }
 
-/// The last line of `stdout` that is a JSON object.
-fn last_json(stdout: &str, what: &str) -> Result<Value> {
-    stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| anyhow!("{what} printed no JSON result"))
-        .and_then(|l| serde_json::from_str(l).with_context(|| format!("{what}: bad JSON result")))
-}
-
 fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
     let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
     last_json(&String::from_utf8_lossy(&out.stdout), "serve_peer.py --versions").ok()
-}
-
-fn status_ok(what: &str, mut cmd: Command) -> bool {
-    eprintln!("peer: {what}");
-    match cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
-        Ok(s) if s.success() => true,
-        Ok(s) => {
-            eprintln!("peer: {what} failed ({s})");
-            false
-        }
-        Err(e) => {
-            eprintln!("peer: cannot run {what}: {e}");
-            false
-        }
-    }
 }
 
 /// Find the Python peer, creating bench/.venv and installing the packages when
@@ -814,21 +733,6 @@ fn run_peer(p: &Peer, dir: &Path, n: usize, o: &ServeOpts) -> Result<PeerRun> {
 
 // ---------------------------------------------------------------------------
 // Machine details
-
-/// SIMD flags of /proc/cpuinfo that decide which kernels run.
-fn cpu_flags() -> Vec<&'static str> {
-    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = text
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.split_whitespace().collect())
-        .unwrap_or_default();
-    ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
-        .into_iter()
-        .filter(|f| flags.contains(f))
-        .collect()
-}
 
 fn simd_line() -> String {
     let f = cpu_flags();
