@@ -187,7 +187,7 @@ fn find_maximal<T: Tok>(
 ) -> Vec<Found> {
     let l = response.len();
     // Stored tokens, and where each in-vocabulary run ends: a span never holds an
-    // out-of-vocabulary token (the placeholder 0 is never compared).
+    // out-of-vocabulary token (the stand-in 0 stored for one is never compared).
     let rt: Vec<T> = response.iter().map(|&t| T::from_u32(if t < v.vocab { t } else { 0 })).collect();
     let mut run_end = vec![l; l + 1];
     for i in (0..l).rev() {

@@ -627,8 +627,9 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
 
     // Matrices are decayed, the norms are not: two optimisers over the two sets.
     let (mats, norms): (Vec<&Var>, Vec<&Var>) = vars.values().partition(|v| v.as_tensor().rank() >= 2);
-    let dummy_lora = LoraConfig { r: 1, lora_alpha: 1.0, lora_dropout: 0.0, target_modules: vec![] };
-    let mut opt_cfg = TrainConfig::new(dummy_lora, cfg.learning_rate, cfg.steps);
+    // Full-parameter training uses only TrainConfig's optimiser settings; its LoRA part is never read.
+    let unused_lora = LoraConfig { r: 1, lora_alpha: 1.0, lora_dropout: 0.0, target_modules: vec![] };
+    let mut opt_cfg = TrainConfig::new(unused_lora, cfg.learning_rate, cfg.steps);
     opt_cfg.warmup_steps = cfg.warmup_steps;
     opt_cfg.beta1 = cfg.beta1;
     opt_cfg.beta2 = cfg.beta2;
