@@ -29,6 +29,7 @@
 //! `bench/.venv` (created with `pip install infini-gram` when missing); its licence
 //! is unclear, so we measure against it and never depend on it.
 
+use crate::peer::PythonPeer as PeerSetup;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -44,7 +45,6 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
-use crate::peer::status_ok;
 use crate::state::Rng;
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
@@ -289,83 +289,6 @@ fn write_peer_corpus(w: &Workload, vocab: u32, dir: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------------------
 // The peer
-
-/// The bench/ directory of the source tree: from the current directory upwards,
-/// else next to the crate this was built from.
-fn bench_dir() -> Option<PathBuf> {
-    let has = |d: &Path| d.join("peers/attribution_peer.py").is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        for a in cwd.ancestors() {
-            let d = a.join("bench");
-            if has(&d) {
-                return Some(d);
-            }
-        }
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
-    has(&built).then_some(built)
-}
-
-fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
-    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok())
-}
-
-struct PeerSetup {
-    python: PathBuf,
-    script: PathBuf,
-    versions: Value,
-}
-
-/// Find the Python peer, creating bench/.venv and installing infini-gram when
-/// missing. `None` (after saying why) when it cannot be had.
-fn prepare_peer(o: &AttributionOpts) -> Option<PeerSetup> {
-    let Some(bench) = bench_dir() else {
-        eprintln!("peer: cannot find bench/peers/attribution_peer.py (run from the source tree); running ours alone");
-        return None;
-    };
-    let script = bench.join("peers/attribution_peer.py");
-    if let Some(p) = &o.python {
-        return match peer_versions(p, &script) {
-            Some(versions) => Some(PeerSetup { python: p.clone(), script, versions }),
-            None => {
-                eprintln!("peer: {} cannot import infini_gram; running ours alone", p.display());
-                None
-            }
-        };
-    }
-    let venv = bench.join(".venv");
-    let python = venv.join("bin/python");
-    if let Some(versions) = peer_versions(&python, &script) {
-        return Some(PeerSetup { python, script, versions });
-    }
-    if !python.exists() {
-        let mut c = Command::new("python3");
-        c.arg("-m").arg("venv").arg(&venv);
-        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
-            eprintln!("peer: running ours alone");
-            return None;
-        }
-    }
-    let pip = venv.join("bin/pip");
-    let mut c = Command::new(&pip);
-    c.args(["install", "infini-gram"]);
-    if !status_ok(&format!("{} install infini-gram (network once)", pip.display()), c) {
-        eprintln!("peer: running ours alone");
-        return None;
-    }
-    match peer_versions(&python, &script) {
-        Some(versions) => Some(PeerSetup { python, script, versions }),
-        None => {
-            eprintln!("peer: {} still cannot import infini_gram; running ours alone", python.display());
-            None
-        }
-    }
-}
 
 /// A running `attribution_peer.py --serve`.
 struct Peer {
@@ -758,4 +681,9 @@ mod tests {
         assert_eq!(s["ours"]["plantedFound"], s["plantedTotal"]);
         assert!(s["ours"]["bytesPerToken"]["tokensAndSa"].as_f64().unwrap() <= 6.0);
     }
+}
+
+/// The Python peer of this benchmark.
+fn prepare_peer(o: &AttributionOpts) -> Option<PeerSetup> {
+    crate::peer::prepare_python_peer("peers/attribution_peer.py", &["infini-gram"], o.python.as_deref())
 }

@@ -1,6 +1,7 @@
 //! Helpers the benchmarks against Python peers share: seeded model weights,
 //! running a peer process and reading its JSON, the machine's vector units.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, anyhow};
@@ -101,4 +102,86 @@ pub(crate) fn cpu_flags() -> Vec<&'static str> {
         .into_iter()
         .filter(|f| flags.contains(f))
         .collect()
+}
+
+/// A Python peer found (or installed) for a benchmark.
+pub(crate) struct PythonPeer {
+    pub python: PathBuf,
+    pub script: PathBuf,
+    /// What `script --versions` printed (the packages' versions).
+    pub versions: Value,
+}
+
+/// The `bench/` directory holding `script` (e.g. `peers/train_peer.py`): from the
+/// current directory upwards, else next to the crate this was built from.
+pub(crate) fn bench_dir(script: &str) -> Option<PathBuf> {
+    let has = |d: &Path| d.join(script).is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        for a in cwd.ancestors() {
+            let d = a.join("bench");
+            if has(&d) {
+                return Some(d);
+            }
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
+    has(&built).then_some(built)
+}
+
+/// The last JSON line `script --versions` prints under `python`, if it runs.
+pub(crate) fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
+    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok())
+}
+
+/// Find the Python peer `script` (under `bench/`): the given interpreter, else
+/// `bench/.venv`, created and given `packages` when missing. `None` (after
+/// saying why) when it cannot be had; the benchmark then runs ours alone.
+pub(crate) fn prepare_python_peer(script: &str, packages: &[&str], python: Option<&Path>) -> Option<PythonPeer> {
+    let Some(bench) = bench_dir(script) else {
+        eprintln!("peer: cannot find bench/{script} (run from the source tree); running ours alone");
+        return None;
+    };
+    let script = bench.join(script);
+    let wanted = packages.join(", ");
+    if let Some(p) = python {
+        return match peer_versions(p, &script) {
+            Some(versions) => Some(PythonPeer { python: p.to_path_buf(), script, versions }),
+            None => {
+                eprintln!("peer: {} cannot import {wanted}; running ours alone", p.display());
+                None
+            }
+        };
+    }
+    let venv = bench.join(".venv");
+    let python = venv.join("bin/python");
+    if let Some(versions) = peer_versions(&python, &script) {
+        return Some(PythonPeer { python, script, versions });
+    }
+    if !python.exists() {
+        let mut c = Command::new("python3");
+        c.arg("-m").arg("venv").arg(&venv);
+        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
+            eprintln!("peer: running ours alone");
+            return None;
+        }
+    }
+    let pip = venv.join("bin/pip");
+    let mut c = Command::new(&pip);
+    c.arg("install").args(packages);
+    if !status_ok(&format!("{} install {} (network once)", pip.display(), packages.join(" ")), c) {
+        eprintln!("peer: running ours alone");
+        return None;
+    }
+    match peer_versions(&python, &script) {
+        Some(versions) => Some(PythonPeer { python, script, versions }),
+        None => {
+            eprintln!("peer: {} still cannot import {wanted}; running ours alone", python.display());
+            None
+        }
+    }
 }

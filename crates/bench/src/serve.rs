@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
-use crate::peer::{cpu_flags, last_json, random_weights, status_ok};
+use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, random_weights};
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
 /// What the peer installs into bench/.venv when it is missing.
@@ -563,82 +563,6 @@ fn one_request(
 
 // ---------------------------------------------------------------------------
 // The peer
-
-/// The bench/ directory of the source tree: from the current directory upwards,
-/// else next to the crate this was built from.
-fn bench_dir() -> Option<PathBuf> {
-    let has = |d: &Path| d.join(PEER_SCRIPT).is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        for a in cwd.ancestors() {
-            let d = a.join("bench");
-            if has(&d) {
-                return Some(d);
-            }
-        }
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
-    has(&built).then_some(built)
-}
-
-struct Peer {
-    python: PathBuf,
-    script: PathBuf,
-    versions: Value,
-}
-
-fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
-    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    last_json(&String::from_utf8_lossy(&out.stdout), "serve_peer.py --versions").ok()
-}
-
-/// Find the Python peer, creating bench/.venv and installing the packages when
-/// missing. `None` (after saying why) when it cannot be had.
-fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
-    let Some(bench) = bench_dir() else {
-        eprintln!("peer: cannot find bench/{PEER_SCRIPT} (run from the source tree); running ours alone");
-        return None;
-    };
-    let script = bench.join(PEER_SCRIPT);
-    if let Some(p) = &o.python {
-        return match peer_versions(p, &script) {
-            Some(versions) => Some(Peer { python: p.clone(), script, versions }),
-            None => {
-                eprintln!("peer: {} cannot import torch, transformers and peft; running ours alone", p.display());
-                None
-            }
-        };
-    }
-    let venv = bench.join(".venv");
-    let python = venv.join("bin/python");
-    if let Some(versions) = peer_versions(&python, &script) {
-        return Some(Peer { python, script, versions });
-    }
-    if !python.exists() {
-        let mut c = Command::new("python3");
-        c.arg("-m").arg("venv").arg(&venv);
-        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
-            eprintln!("peer: running ours alone");
-            return None;
-        }
-    }
-    let pip = venv.join("bin/pip");
-    let mut c = Command::new(&pip);
-    c.arg("install").args(PEER_PACKAGES);
-    if !status_ok(&format!("{} install {} (network once)", pip.display(), PEER_PACKAGES.join(" ")), c) {
-        eprintln!("peer: running ours alone");
-        return None;
-    }
-    match peer_versions(&python, &script) {
-        Some(versions) => Some(Peer { python, script, versions }),
-        None => {
-            eprintln!("peer: {} still cannot import the packages; running ours alone", python.display());
-            None
-        }
-    }
-}
 
 /// Run `cmd` to completion (killing it after `timeout`); its stdout.
 fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<String> {
@@ -1265,4 +1189,9 @@ mod tests {
         assert_eq!(agreement(&ours, &theirs), (1, 2, 3));
         assert_eq!(last_json("x\n{\"a\": 2}\n", "t").unwrap()["a"], 2);
     }
+}
+
+/// The Python peer of this benchmark.
+fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
+    crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.python.as_deref())
 }

@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
-use crate::peer::{cpu_flags, last_json, random_weights, status_ok};
+use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, random_weights};
 use crate::stats::{fmt_ratio, median, ratio};
 
 /// Steps of `--warmup` are trained but not timed.
@@ -515,82 +515,6 @@ fn run_ours(bin: &Path, dir: &Path, grad: WorkerGrad, o: &TrainOpts) -> Result<V
 // ---------------------------------------------------------------------------
 // The peer
 
-/// The bench/ directory of the source tree: from the current directory upwards,
-/// else next to the crate this was built from.
-fn bench_dir() -> Option<PathBuf> {
-    let has = |d: &Path| d.join("peers/train_peer.py").is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        for a in cwd.ancestors() {
-            let d = a.join("bench");
-            if has(&d) {
-                return Some(d);
-            }
-        }
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
-    has(&built).then_some(built)
-}
-
-struct Peer {
-    python: PathBuf,
-    script: PathBuf,
-    versions: Value,
-}
-
-fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
-    let out = Command::new(python).arg(script).arg("--versions").stdin(Stdio::null()).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    last_json(&String::from_utf8_lossy(&out.stdout), "train_peer.py --versions").ok()
-}
-
-/// Find the Python peer, creating bench/.venv and installing the packages when
-/// missing. `None` (after saying why) when it cannot be had.
-fn prepare_peer(o: &TrainOpts) -> Option<Peer> {
-    let Some(bench) = bench_dir() else {
-        eprintln!("peer: cannot find bench/peers/train_peer.py (run from the source tree); running ours alone");
-        return None;
-    };
-    let script = bench.join("peers/train_peer.py");
-    if let Some(p) = &o.python {
-        return match peer_versions(p, &script) {
-            Some(versions) => Some(Peer { python: p.clone(), script, versions }),
-            None => {
-                eprintln!("peer: {} cannot import torch, transformers and peft; running ours alone", p.display());
-                None
-            }
-        };
-    }
-    let venv = bench.join(".venv");
-    let python = venv.join("bin/python");
-    if let Some(versions) = peer_versions(&python, &script) {
-        return Some(Peer { python, script, versions });
-    }
-    if !python.exists() {
-        let mut c = Command::new("python3");
-        c.arg("-m").arg("venv").arg(&venv);
-        if !status_ok(&format!("python3 -m venv {}", venv.display()), c) {
-            eprintln!("peer: running ours alone");
-            return None;
-        }
-    }
-    let pip = venv.join("bin/pip");
-    let mut c = Command::new(&pip);
-    c.arg("install").args(PEER_PACKAGES);
-    if !status_ok(&format!("{} install {} (network once)", pip.display(), PEER_PACKAGES.join(" ")), c) {
-        eprintln!("peer: running ours alone");
-        return None;
-    }
-    match peer_versions(&python, &script) {
-        Some(versions) => Some(Peer { python, script, versions }),
-        None => {
-            eprintln!("peer: {} still cannot import the packages; running ours alone", python.display());
-            None
-        }
-    }
-}
-
 fn run_peer(p: &Peer, dir: &Path, o: &TrainOpts) -> Result<Value> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
@@ -993,4 +917,9 @@ mod tests {
         assert_eq!(last_json("noise\n{\"a\": 1}\n\n", "x").unwrap()["a"], 1);
         assert!(proc_status_bytes("VmHWM").unwrap() > 0);
     }
+}
+
+/// The Python peer of this benchmark.
+fn prepare_peer(o: &TrainOpts) -> Option<Peer> {
+    crate::peer::prepare_python_peer("peers/train_peer.py", &PEER_PACKAGES, o.python.as_deref())
 }
