@@ -85,6 +85,32 @@ impl NodeProc {
         RpcClient::new(&self.rpc)
     }
 
+    /// Seal blocks (instant mode) with 1-wei transfers of dev account 9 until the head reaches `h`.
+    pub fn advance_to(&self, h: u64) {
+        let mut c = self.client();
+        let k = dev(9);
+        while c.block_number().unwrap() < h {
+            let n = c.nonce(&k.address(), true).unwrap();
+            let hash = c.send_raw(&signed(&k, n, dev(8).address(), 1, vec![], 21_000)).unwrap();
+            while c.receipt(&hash).unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// `GET path` on the node's HTTP API: (status, body bytes).
+    pub fn http_get(&self, path: &str) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, raw[split + 4..].to_vec())
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

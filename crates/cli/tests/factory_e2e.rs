@@ -53,30 +53,6 @@ impl Env {
         assert!(!o.status.success(), "openledger {a:?} should have failed: {}", String::from_utf8_lossy(&o.stdout));
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
     }
-    /// Seal blocks (instant mode) until the head reaches `h`.
-    fn advance_to(&self, h: u64) {
-        let mut c = self.node.client();
-        let k = dev(9);
-        while c.block_number().unwrap() < h {
-            let n = c.nonce(&k.address(), true).unwrap();
-            let raw = signed(&k, n, dev(8).address(), 1, vec![], 21_000);
-            let hash = c.send_raw(&raw).unwrap();
-            while c.receipt(&hash).unwrap().is_none() {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-    }
-    fn http_get(&self, path: &str) -> (u16, Vec<u8>) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.node.http).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, raw[split + 4..].to_vec())
-    }
 }
 
 #[test]
@@ -139,7 +115,7 @@ fn train_register_and_approve_through_governance() {
     assert!(m["validation"]["loss"].as_f64().unwrap().is_finite());
     assert!(m["validation"]["exactMatch"].is_number(), "prompt/completion rows are scored: {m}");
     let adapter_blob = j["artefacts"]["adapterModel"].as_str().unwrap().to_string();
-    let (status, body) = e.http_get(&format!("/v1/blobs/{adapter_blob}"));
+    let (status, body) = e.node.http_get(&format!("/v1/blobs/{adapter_blob}"));
     assert_eq!(status, 200);
     assert_eq!(format!("{}", primitives::content_hash(&body)), adapter_blob);
     let listed = e.ok(&["train", "list"], false, true);
@@ -181,9 +157,9 @@ fn train_register_and_approve_through_governance() {
     let pid = p["id"].as_u64().unwrap().to_string();
     let start = p["voteStart"].as_u64().unwrap();
     let end = p["voteEnd"].as_u64().unwrap();
-    e.advance_to(start);
+    e.node.advance_to(start);
     e.ok(&["gov", "vote", &pid, "for", "--dev-account", "0"], true, false);
-    e.advance_to(end + 2);
+    e.node.advance_to(end + 2);
     let x = e.ok(&["gov", "execute", &pid, "--dev-account", "0"], true, false);
     assert_eq!(x["status"], "0x1");
     let shown = e.ok(&["model", "show", &mid], true, false);

@@ -66,17 +66,6 @@ impl Env {
         assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
     }
-    fn advance_to(&self, h: u64) {
-        let mut c = self.node.client();
-        let k = dev(9);
-        while c.block_number().unwrap() < h {
-            let n = c.nonce(&k.address(), true).unwrap();
-            let hash = c.send_raw(&signed(&k, n, dev(8).address(), 1, vec![], 21_000)).unwrap();
-            while c.receipt(&hash).unwrap().is_none() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
     /// Costs of the ReceiptSettled logs so far.
     fn settled(&self) -> Vec<(String, u128)> {
         let mut c = self.node.client();
@@ -222,17 +211,17 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
         true,
         false,
     );
-    e.advance_to(p["voteStart"].as_u64().unwrap());
+    e.node.advance_to(p["voteStart"].as_u64().unwrap());
     e.ok(&["gov", "vote", &p["id"].as_u64().unwrap().to_string(), "for", "--dev-account", "0"], true, false);
-    e.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
+    e.node.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
     e.ok(&["gov", "execute", &p["id"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
     let a = e.ok(&["infer", &mid, "How do I list hidden files?", "--api-key", &key, "--max-tokens", "6"], false, true);
     assert_eq!(a["model"], mid.as_str());
     assert_eq!(a["receipt"]["adapterHash"], j["output"]["adapterHash"]);
     assert_eq!(a["receipt"]["priceInPer1k"], "2000000000000000");
     // The adapter is resident now, and the 4th receipt settles (with a data-share hold).
-    let (_, body) = http_get(&e.node.http, "/v1/adapters");
-    let ad: Value = serde_json::from_str(&body).unwrap();
+    let (_, body) = e.node.http_get("/v1/adapters");
+    let ad: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(ad["data"][0]["model"], mid.as_str());
     let s = e.wait_settled(4);
     let receipt = a["receipt"]["hash"].as_str().unwrap().to_string();
@@ -268,7 +257,7 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
             false,
         );
         assert!(out.contains("ChallengeWindowOpen"), "{out}");
-        e.advance_to(head + 11);
+        e.node.advance_to(head + 11);
         e.ok(&["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"], true, false);
     }
     let r = e.ok(&["rewards", "show", &cid], true, false);
@@ -284,14 +273,4 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     // Verification from public inputs.
     let v = e.ok(&["attribution", "verify", &receipt], true, true);
     assert_eq!(v["ok"], true, "{v}");
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
 }
