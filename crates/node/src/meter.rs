@@ -56,7 +56,12 @@ pub struct Meter {
     handle: tokio::runtime::Handle,
     /// Attribution records waiting for their receipt to settle.
     to_post: Mutex<Option<Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>>>,
+    /// Receipts settled whose record has not been posted (yet).
+    settled: Mutex<std::collections::VecDeque<B256>>,
 }
+
+/// Settled receipts remembered while their attribution record may still come.
+const SETTLED_KEPT: usize = 10_000;
 
 fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
     let st = chain.snapshot().map_err(|e| e.to_string())?;
@@ -91,6 +96,7 @@ impl Meter {
             state: Mutex::new(State::default()),
             handle,
             to_post: Mutex::new(None),
+            settled: Mutex::new(Default::default()),
         })
     }
 
@@ -99,9 +105,23 @@ impl Meter {
         *self.to_post.lock().unwrap() = Some(to_post);
     }
 
-    fn post_attributions(&self, settled: &[B256]) {
+    /// Post the records of settled receipts. A receipt can settle before its
+    /// record is computed (billing comes first), so settled receipts without a
+    /// record yet are remembered (the most recent `SETTLED_KEPT`) and posted
+    /// when their record arrives.
+    fn post_attributions(&self, newly_settled: &[B256]) {
         let Some(q) = self.to_post.lock().unwrap().clone() else { return };
-        for h in settled {
+        let ready: Vec<B256> = {
+            let mut settled = self.settled.lock().unwrap();
+            settled.extend(newly_settled.iter().copied());
+            while settled.len() > SETTLED_KEPT {
+                settled.pop_front();
+            }
+            let waiting = q.lock().unwrap();
+            settled.iter().filter(|h| waiting.contains_key(*h)).copied().collect()
+        };
+        self.settled.lock().unwrap().retain(|h| !ready.contains(h));
+        for h in &ready {
             let Some((record, credits)) = q.lock().unwrap().remove(h) else { continue };
             let gas = 500_000 + 30_000 * credits.len() as u64;
             let call = IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits };
@@ -151,6 +171,7 @@ impl Meter {
             st.queue.drain(..n).collect()
         };
         if batch.is_empty() {
+            self.post_attributions(&[]);
             return Ok(0);
         }
         let call = IInference::settleCall {
