@@ -16,6 +16,7 @@ pub mod grad;
 pub mod kv;
 pub mod lora;
 pub mod model;
+mod model_train;
 pub mod rng;
 pub mod tokenizer;
 pub mod train;
