@@ -196,6 +196,9 @@ sol! {
         event ContributionApproved(uint64 indexed datanetId, uint64 indexed contributionId, address indexed curator, uint64 version, bytes32 versionRoot);
         event ContributionRejected(uint64 indexed datanetId, uint64 indexed contributionId, address indexed curator, uint8 reason, string note, uint256 slashed);
         event ContributionWithdrawn(uint64 indexed datanetId, uint64 indexed contributionId);
+        /// A curator found an approved contribution duplicated or adversarial: it stops earning
+        /// (no new credits, no fallback share; what it earned before stays claimable).
+        event ContributionFlagged(uint64 indexed datanetId, uint64 indexed contributionId, address indexed curator, uint8 reason, string note);
         event RowTombstoned(uint64 indexed datanetId, uint64 indexed contributionId, uint32 rowIndex, string reason, uint64 version, bytes32 versionRoot);
 
         error UnknownDatanet(uint64 id);
@@ -233,6 +236,11 @@ sol! {
         function reject(uint64 contributionId, uint8 reason, string calldata note) external;
         function withdraw(uint64 contributionId) external;
         /// Owner or governance: replace a row's leaf by the null leaf (licence or consent), making a new version.
+        /// The Datanet's owner, a curator or governance: flag an approved contribution as
+        /// duplicated (reason 1), adversarial (2) or otherwise unfit (3); it stops earning.
+        function flag(uint64 contributionId, uint8 reason, string calldata note) external;
+        /// Contributions of a Datanet flagged so far, in flagging order.
+        function flagged(uint64 datanetId) external view returns (uint64[] memory);
         function tombstone(uint64 contributionId, uint32 rowIndex, bytes32 rowLeaf, bytes32[] calldata proof, string calldata reason) external;
 
         function datanet(uint64 id) external view returns (address owner, string memory name, string memory summary, string memory description, string[] memory tags, uint8 dataType, string memory licence, uint8 policy, uint256 contributorBond, uint8 flags, uint64 versionCount, DatanetLimits memory limits);
@@ -436,6 +444,8 @@ sol! {
         event Credited(bytes32 indexed receiptHash, uint64 indexed contributionId, uint128 amount);
         /// Credits of a record became claimable; `dust` (the rounding remainder) went to the treasury.
         event AttributionFinalized(bytes32 indexed receiptHash, uint128 credited, uint128 dust);
+        /// A pending credit to a contribution flagged before finalization went to the treasury.
+        event CreditForfeited(bytes32 indexed receiptHash, uint64 indexed contributionId, uint128 amount);
         event FallbackPaid(bytes32 indexed receiptHash, uint64 indexed datanetId, uint64 version, uint128 amount);
         event Claimed(uint64 indexed contributionId, address indexed contributor, uint128 amount);
 
@@ -470,6 +480,8 @@ sol! {
         error AttributionTimedOut(bytes32 receiptHash, uint64 deadline);
         error NotTimedOut(bytes32 receiptHash, uint64 deadline);
         error ChallengeWindowOpen(bytes32 receiptHash, uint64 until);
+        /// A challenge of the record is open: its credits wait for the verdict.
+        error UnderChallenge(bytes32 receiptHash);
         error BadCredits(string reason);
         error UnknownContribution(uint64 contributionId);
         error NotContributor(address caller);
@@ -632,4 +644,105 @@ mod inference_tests {
         assert_eq!(recover_receipt_signer(&receipt(), 31337, &[0u8; 10]), None);
         assert_eq!(recover_receipt_signer(&receipt(), 31337, &[0u8; 65]), None);
     }
+}
+
+sol! {
+    #![sol(all_derives)]
+
+    /// A challenge of a posted attribution record.
+    struct AttributionChallenge {
+        address challenger;
+        uint128 bond;
+        /// The record the challenger computed (for the record; verifiers recompute their own).
+        bytes32 challengerRecordHash;
+        /// The serving operator that posted the challenged record.
+        address operator;
+        uint64 openedAt;
+        /// The operator must reveal the record and prompt by this height or lose.
+        uint64 revealBy;
+        /// The validators must reach a verdict by this height, else the challenge lapses.
+        uint64 verdictBy;
+        /// 1 awaiting reveal, 2 revealed (awaiting the verdict), 3 upheld (the record was wrong:
+        /// slashed), 4 rejected (the record was right: bond forfeited), 5 defaulted (not revealed:
+        /// slashed), 6 lapsed (no verdict in time: bond returned).
+        uint8 status;
+        /// Validator-set snapshot that judges: the set in force at `openedAt`.
+        uint256 totalPower;
+        uint256 powerRecordCorrect;
+        uint256 powerRecordWrong;
+        /// Consensus keys that signed so far.
+        bytes32[] signers;
+    }
+
+    /// Proof of Attribution's challenges: anyone who recomputes a posted record
+    /// and disagrees bonds a challenge within the challenge window; the operator
+    /// reveals the record and the prompt; the validators' verifier services
+    /// recompute it and sign a verdict with their consensus keys (ed25519),
+    /// checked against staking's validator-set snapshot at the challenge's
+    /// opening; more than two thirds of the set's power decides.
+    interface IAttribution {
+        event ChallengeOpened(bytes32 indexed receiptHash, address indexed challenger, address indexed operator, uint128 bond, bytes32 challengerRecordHash, uint64 revealBy);
+        /// The record's canonical bytes (their blake3 is the posted record hash) and the prompt's token ids (u32 little-endian).
+        event RecordRevealed(bytes32 indexed receiptHash, bytes record, bytes prompt, uint64 verdictBy);
+        event VerdictSigned(bytes32 indexed receiptHash, bytes32 indexed consensusKey, bool recordCorrect);
+        /// `status` as in `AttributionChallenge`; `slashed` from the operator's stake.
+        event ChallengeResolved(bytes32 indexed receiptHash, uint8 status, uint256 slashed, uint128 bondReturned);
+
+        error UnknownReceipt(bytes32 receiptHash);
+        /// The record cannot be challenged (not posted, window over, already finalized, ...).
+        error NotChallengeable(bytes32 receiptHash, string reason);
+        error BondTooSmall(uint256 required, uint256 given);
+        error ChallengeExists(bytes32 receiptHash);
+        error NoChallenge(bytes32 receiptHash);
+        error WrongChallengeStatus(bytes32 receiptHash, uint8 status);
+        error NotChallengedOperator(address caller);
+        error RevealMismatch(string reason);
+        error RevealClosed(bytes32 receiptHash, uint64 revealBy);
+        error RevealOpen(bytes32 receiptHash, uint64 revealBy);
+        error VerdictOpen(bytes32 receiptHash, uint64 verdictBy);
+        error VerdictClosed(bytes32 receiptHash, uint64 verdictBy);
+        /// Signature `index` is malformed, by no validator of the snapshot, or a repeat.
+        error BadVerdictSignature(uint256 index, string reason);
+        error TooManyChallenges(uint256 max);
+
+        /// Challenge a posted record within its challenge window, bonding `msg.value`
+        /// (at least `attribution.challenge_bond`).
+        function challenge(bytes32 receiptHash, bytes32 challengerRecordHash) external payable;
+        /// The challenged operator: reveal the record's canonical bytes and the prompt's token ids.
+        function reveal(bytes32 receiptHash, bytes calldata record, bytes calldata prompt) external;
+        /// Anyone: add validators' signatures of `verdictDigest(receiptHash, recordCorrect)`;
+        /// resolves the challenge once one side has more than two thirds of the snapshot's power.
+        function submitVerdict(bytes32 receiptHash, bool recordCorrect, bytes32[] calldata consensusKeys, bytes[] calldata signatures) external;
+        /// Anyone, after `revealBy` with nothing revealed: the operator loses (slashed).
+        function resolveUnrevealed(bytes32 receiptHash) external;
+        /// Anyone, after `verdictBy` with no verdict: the bond goes back, the record stands.
+        function resolveLapsed(bytes32 receiptHash) external;
+
+        function challengeOf(bytes32 receiptHash) external view returns (AttributionChallenge memory);
+        /// The revealed record and prompt of a challenge awaiting its verdict.
+        function revealed(bytes32 receiptHash) external view returns (bytes memory record, bytes memory prompt);
+        /// Challenges awaiting a verdict, oldest first.
+        function awaitingVerdict() external view returns (bytes32[] memory);
+        /// What validators sign (ed25519 over these 32 bytes).
+        function verdictDigest(bytes32 receiptHash, bool recordCorrect) external view returns (bytes32);
+        /// Bonds the module holds; equals its balance.
+        function bonds() external view returns (uint128);
+    }
+}
+
+/// The digest a validator signs for a verdict on challenge `receipt_hash`
+/// opened at `opened_at` on chain `chain_id`:
+/// `keccak256("OpenLedger attribution verdict" ‖ chainId u64 BE ‖ receiptHash ‖ openedAt u64 BE ‖ recordCorrect u8)`.
+pub fn verdict_digest(
+    chain_id: u64,
+    receipt_hash: alloy_primitives::B256,
+    opened_at: u64,
+    record_correct: bool,
+) -> alloy_primitives::B256 {
+    let mut m = b"OpenLedger attribution verdict".to_vec();
+    m.extend_from_slice(&chain_id.to_be_bytes());
+    m.extend_from_slice(receipt_hash.as_slice());
+    m.extend_from_slice(&opened_at.to_be_bytes());
+    m.push(record_correct as u8);
+    alloy_primitives::keccak256(m)
 }

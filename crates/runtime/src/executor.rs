@@ -77,6 +77,7 @@ enum SystemCall {
     Datanets(primitives::abi::IDatanets::IDatanetsCalls),
     Models(primitives::abi::IModels::IModelsCalls),
     Inference(primitives::abi::IInference::IInferenceCalls),
+    Attribution(primitives::abi::IAttribution::IAttributionCalls),
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
@@ -90,6 +91,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, C
         Module::Datanets => crate::datanets::decode(input).map(SystemCall::Datanets),
         Module::Models => crate::models::decode(input).map(SystemCall::Models),
         Module::Inference => crate::inference::decode(input).map(SystemCall::Inference),
+        Module::Attribution => crate::attribution::decode(input).map(SystemCall::Attribution),
         // Reserved addresses of modules that have no functions yet.
         _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
     })
@@ -133,6 +135,7 @@ fn system_gas(c: &SystemCall) -> u64 {
         SystemCall::Datanets(c) => crate::datanets::gas_cost(c),
         SystemCall::Models(c) => crate::models::gas_cost(c),
         SystemCall::Inference(c) => crate::inference::gas_cost(c),
+        SystemCall::Attribution(c) => crate::attribution::gas_cost(c),
     }
 }
 
@@ -145,6 +148,7 @@ fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<
         SystemCall::Datanets(c) => crate::datanets::execute(st, ctx, c),
         SystemCall::Models(c) => crate::models::execute(st, ctx, c),
         SystemCall::Inference(c) => crate::inference::execute(st, ctx, c),
+        SystemCall::Attribution(c) => crate::attribution::execute(st, ctx, c),
     }
 }
 

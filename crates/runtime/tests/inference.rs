@@ -35,17 +35,25 @@ use common::Mem;
 const CHAIN: u64 = 31337;
 const NOW: u64 = 1_800_000_000;
 const INFERENCE: Address = Module::Inference.address();
+const ATTRIBUTION: Address = Module::Attribution.address();
 const STAKING: Address = Module::Staking.address();
 const GOV: Address = Module::Governance.address();
 const RELEASE_DELAY: u64 = 3;
 const TIMEOUT: u64 = 30;
 const WINDOW: u64 = 8;
+const REVEAL: u64 = 12;
+const VERDICT: u64 = 12;
 const PRICE_IN: u128 = 3_000_000_007;
 const PRICE_OUT: u128 = 5_000_000_011;
 const E18: u128 = 1_000_000_000_000_000_000;
 
 fn key(i: u8) -> SecretKey {
     SecretKey::from_bytes(&[i + 1; 32]).unwrap()
+}
+
+/// The consensus (ed25519) key of validator `i` (0, 1, 2).
+fn validator_key(i: u8) -> keys::ConsensusKey {
+    keys::ConsensusKey::dev(&format!("inference test validator {i}"))
 }
 
 /// The actors: account keys (funded at genesis) and the operator's serving key.
@@ -87,7 +95,9 @@ struct Chain {
 
 impl Chain {
     fn new(k: &Keys) -> Chain {
-        let accounts: Vec<Address> = (0..7).map(|i| key(i).address()).collect();
+        // Accounts 0..7 act; 7 and 8 are two more validators (three of equal
+        // power judge attribution challenges).
+        let accounts: Vec<Address> = (0..9).map(|i| key(i).address()).collect();
         let g = Genesis {
             chain_id: CHAIN,
             timestamp: NOW,
@@ -101,12 +111,30 @@ impl Chain {
                 ("inference.release_delay_blocks".into(), RELEASE_DELAY as u128),
                 ("inference.attribution_timeout_blocks".into(), TIMEOUT as u128),
                 ("inference.challenge_window_blocks".into(), WINDOW as u128),
+                ("attribution.reveal_blocks".into(), REVEAL as u128),
+                ("attribution.verdict_blocks".into(), VERDICT as u128),
             ],
             operators: vec![
                 runtime::staking::genesis::GenesisOperator {
                     operator: k.validator.address(),
                     role: 1,
-                    consensus_key: B256::repeat_byte(1),
+                    consensus_key: validator_key(0).public(),
+                    serving_key: Address::ZERO,
+                    commission_bps: 0,
+                    bond: Amount::open(1_000),
+                },
+                runtime::staking::genesis::GenesisOperator {
+                    operator: key(7).address(),
+                    role: 1,
+                    consensus_key: validator_key(1).public(),
+                    serving_key: Address::ZERO,
+                    commission_bps: 0,
+                    bond: Amount::open(1_000),
+                },
+                runtime::staking::genesis::GenesisOperator {
+                    operator: key(8).address(),
+                    role: 1,
+                    consensus_key: validator_key(2).public(),
                     serving_key: Address::ZERO,
                     commission_bps: 0,
                     bond: Amount::open(1_000),
@@ -266,6 +294,8 @@ impl Chain {
         assert_eq!(report.total, Amount(sum), "supply equation at block {}", self.height);
         assert_eq!(report.inference.total(), self.mem.balance(&INFERENCE).unwrap(), "inference holdings");
         assert_eq!(report.inference, self.mem.holdings().unwrap());
+        let bonds = runtime::attribution::AttributionRead::bonds(&self.mem).unwrap();
+        assert_eq!(bonds, self.mem.balance(&ATTRIBUTION).unwrap(), "attribution holds exactly its bonds");
     }
 
     /// `eth_call` of an inference view at the head.
@@ -1001,7 +1031,7 @@ fn a_won_challenge_can_replace_pending_credits() {
             credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
         }),
     );
-    // The hook the attribution module's challenges will call.
+    // The hook the attribution module's challenges call.
     let env = w.c.env(w.c.height + 1);
     let writes = {
         let mut st = Overlay::new(&w.c.mem);
@@ -1024,6 +1054,315 @@ fn a_won_challenge_can_replace_pending_credits() {
     assert_eq!(pc.contributionIds, vec![2, 3]);
     assert_eq!(pc.amounts, vec![amount * 6 / 10, amount * 4 / 10]);
     assert_eq!(hold(&w.c, h).recordHash, B256::repeat_byte(2));
+}
+
+// ---------------------------------------------------------------------------
+// Challenges of attribution records (the attribution module).
+
+use primitives::abi::IAttribution::{self, IAttributionCalls, IAttributionErrors};
+
+impl Chain {
+    fn att(&mut self, k: &SecretKey, value: Amount, c: IAttributionCalls) -> Receipt {
+        self.send(k, ATTRIBUTION, value, c.abi_encode())
+    }
+
+    fn att_ok(&mut self, k: &SecretKey, value: Amount, c: IAttributionCalls) -> Receipt {
+        let r = self.att(k, value, c);
+        assert!(r.success, "reverted: {:?}", IAttributionErrors::abi_decode(&r.revert_data));
+        r
+    }
+
+    /// It must fail, leave no logs and change no attribution or inference state.
+    fn att_refused(&mut self, k: &SecretKey, value: Amount, c: IAttributionCalls) -> IAttributionErrors {
+        let state = |m: &Mem| -> Vec<(Vec<u8>, Vec<u8>)> {
+            m.0.iter()
+                .filter(|(k, _)| k.starts_with(b"attribution/") || k.starts_with(b"inference/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let before = state(&self.mem);
+        let r = self.att(k, value, c);
+        assert!(!r.success, "expected a revert");
+        assert!(r.logs.is_empty());
+        assert_eq!(state(&self.mem), before, "a refused call changes nothing");
+        IAttributionErrors::abi_decode(&r.revert_data)
+            .unwrap_or_else(|_| panic!("not an attribution error: {}", r.revert_data))
+    }
+
+    fn challenge_of(&self, h: B256) -> primitives::abi::AttributionChallenge {
+        let out = runtime::call(
+            &self.mem,
+            &self.env(self.height + 1),
+            Address::ZERO,
+            ATTRIBUTION,
+            Amount::ZERO,
+            &IAttribution::challengeOfCall { receiptHash: h }.abi_encode(),
+            None,
+        )
+        .unwrap();
+        assert!(out.success);
+        IAttribution::challengeOfCall::abi_decode_returns(&out.output).unwrap()
+    }
+
+    fn self_bond(&self, op: &Address) -> U256 {
+        runtime::staking::StakingRead::operator(&self.mem, op).unwrap().unwrap().selfBond
+    }
+}
+
+const BOND: u128 = 10 * ONE_OPEN;
+const RECORD: &[u8] = b"{\"credits\":[[1,1000000]],\"version\":1}";
+
+/// A settled receipt whose record (`RECORD`, hash = its blake3) credits contribution 1 alone; returns it.
+fn posted(w: &mut World, nonce: u64) -> B256 {
+    let r = w.receipt(nonce, 40_000, 40_000);
+    w.settle(std::slice::from_ref(&r));
+    let h = receipt_hash(&r);
+    let op = clone_key(&w.k.operator);
+    w.c.ok(
+        &op,
+        IInferenceCalls::postAttribution(IInference::postAttributionCall {
+            receiptHash: h,
+            recordHash: content_hash(RECORD),
+            credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
+        }),
+    );
+    h
+}
+
+fn challenge(h: B256) -> IAttributionCalls {
+    IAttributionCalls::challenge(IAttribution::challengeCall { receiptHash: h, challengerRecordHash: B256::repeat_byte(9) })
+}
+
+fn reveal(h: B256, record: &[u8]) -> IAttributionCalls {
+    IAttributionCalls::reveal(IAttribution::revealCall {
+        receiptHash: h,
+        record: Bytes::copy_from_slice(record),
+        prompt: Bytes::from(vec![1, 0, 0, 0, 2, 0, 0, 0]),
+    })
+}
+
+/// `submitVerdict` signed by validators `who` (by index) on chain `CHAIN`.
+fn verdict(c: &Chain, h: B256, correct: bool, who: &[u8]) -> IAttributionCalls {
+    let opened = c.challenge_of(h).openedAt;
+    let d = primitives::abi::verdict_digest(CHAIN, h, opened, correct);
+    IAttributionCalls::submitVerdict(IAttribution::submitVerdictCall {
+        receiptHash: h,
+        recordCorrect: correct,
+        consensusKeys: who.iter().map(|i| validator_key(*i).public()).collect(),
+        signatures: who.iter().map(|i| Bytes::from(validator_key(*i).sign(d.as_slice()).to_vec())).collect(),
+    })
+}
+
+fn resolved(r: &Receipt) -> IAttribution::ChallengeResolved {
+    r.logs.iter().find_map(|l| IAttribution::ChallengeResolved::decode_log_data(&l.data).ok()).expect("resolved")
+}
+
+#[test]
+fn a_wrong_record_is_slashed_through_staking_and_its_challenger_rewarded() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let h = posted(&mut w, 1);
+    let amount = hold(&w.c, h).amount;
+    let (challenger, operator, alice) = (clone_key(&w.k.other), clone_key(&w.k.operator), clone_key(&w.k.alice));
+    // Refusals: too small a bond, an unknown receipt.
+    match w.c.att_refused(&challenger, Amount(BOND - 1), challenge(h)) {
+        IAttributionErrors::BondTooSmall(e) => assert_eq!(e.required, U256::from(BOND)),
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(
+        w.c.att_refused(&challenger, Amount(BOND), challenge(B256::repeat_byte(3))),
+        IAttributionErrors::UnknownReceipt(_)
+    ));
+    let before = w.c.bal(&challenger.address());
+    let r = w.c.att_ok(&challenger, Amount(BOND), challenge(h));
+    let mut fees = Chain::fee(&r);
+    let ch = w.c.challenge_of(h);
+    assert_eq!((ch.status, ch.bond, ch.operator, ch.totalPower), (1, BOND, operator.address(), U256::from(3_000 * ONE_OPEN)));
+    assert!(matches!(w.c.att_refused(&alice, Amount(BOND), challenge(h)), IAttributionErrors::ChallengeExists(_)));
+    // Credits wait for the verdict, even after the window.
+    w.c.until(hold(&w.c, h).postedAt + WINDOW + 1);
+    let fin = IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h });
+    assert!(matches!(w.c.refused(&alice, fin.clone()), IInferenceErrors::UnderChallenge(_)));
+    // Only the operator reveals, only the record it posted; no verdict before the reveal.
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, reveal(h, RECORD)), IAttributionErrors::NotChallengedOperator(_)));
+    assert!(matches!(w.c.att_refused(&operator, Amount::ZERO, reveal(h, b"{}")), IAttributionErrors::RevealMismatch(_)));
+    w.c.att_ok(&operator, Amount::ZERO, reveal(h, RECORD));
+    assert_eq!(w.c.challenge_of(h).status, 2);
+    // Signatures: by the snapshot's validators only, each once, over the right digest.
+    let bad_key = {
+        let mut v = verdict(&w.c, h, false, &[0]);
+        if let IAttributionCalls::submitVerdict(c) = &mut v {
+            c.consensusKeys[0] = keys::ConsensusKey::dev("not a validator").public();
+        }
+        v
+    };
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, bad_key), IAttributionErrors::BadVerdictSignature(_)));
+    let forged = {
+        let mut v = verdict(&w.c, h, true, &[0]);
+        if let (IAttributionCalls::submitVerdict(c), IAttributionCalls::submitVerdict(f)) = (&mut v, verdict(&w.c, h, false, &[0])) {
+            c.recordCorrect = false; // a signature of "correct" presented as "wrong"
+            assert_ne!(c.signatures, f.signatures);
+        }
+        v
+    };
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, forged), IAttributionErrors::BadVerdictSignature(_)));
+    // Two of three (exactly 2/3) do not decide; the third does.
+    w.c.att_ok(&alice, Amount::ZERO, verdict(&w.c, h, false, &[0, 1]));
+    assert_eq!(w.c.challenge_of(h).status, 2, "2/3 is not more than 2/3");
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, false, &[1])), IAttributionErrors::BadVerdictSignature(_)));
+    let bond_before = w.c.self_bond(&operator.address());
+    let treasury = w.c.bal(&TREASURY);
+    let r = w.c.att_ok(&challenger, Amount::ZERO, verdict(&w.c, h, false, &[2]));
+    fees += Chain::fee(&r);
+    let ev = resolved(&r);
+    assert_eq!((ev.status, ev.bondReturned), (3, BOND));
+    let slashed = bond_before - w.c.self_bond(&operator.address());
+    assert_eq!(slashed, bond_before / U256::from(100), "1% of the operator's stake");
+    assert_eq!(ev.slashed, slashed);
+    let slashed = slashed.to::<u128>();
+    let reporter = slashed / 10; // staking.slash_reporter_bps = 10%
+    assert_eq!(w.c.bal(&challenger.address()) + fees, before + reporter, "bond back plus the reporter's share");
+    // The record's credits are gone; the fallback paid the versions instead.
+    assert_eq!(hold(&w.c, h).status, FALLBACK);
+    assert!(w.c.bal(&TREASURY) >= treasury + slashed - reporter);
+    assert_eq!(w.c.challenge_of(h).status, 3);
+    assert!(matches!(w.c.refused(&alice, fin), IInferenceErrors::HoldClosed(_)));
+    assert_eq!(w.c.claimable(1) + w.c.claimable(2) + w.c.claimable(3), {
+        // Datanet 1 v2 has 8 live rows, Datanet 2 v1 has 4: the accumulators round down per row.
+        let v: u128 = [(1u64, 2u64), (2, 1)].iter().map(|(d, v)| w.c.view(IInference::versionFallbackCall { datanetId: *d, version: *v })).sum();
+        assert!(v <= amount && v + 12 >= amount);
+        let owed: u128 = [1u64, 2, 3].iter().map(|i| w.c.claimable(*i)).sum();
+        assert!(owed <= v);
+        owed
+    });
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, true, &[0])), IAttributionErrors::WrongChallengeStatus(_)));
+}
+
+#[test]
+fn a_right_record_forfeits_the_bond_and_its_credits_stand() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let h = posted(&mut w, 1);
+    let amount = hold(&w.c, h).amount;
+    let (challenger, operator, alice) = (clone_key(&w.k.other), clone_key(&w.k.operator), clone_key(&w.k.alice));
+    let before = w.c.bal(&challenger.address());
+    let fees = Chain::fee(&w.c.att_ok(&challenger, Amount(2 * BOND), challenge(h)));
+    w.c.att_ok(&operator, Amount::ZERO, reveal(h, RECORD));
+    let op_bond = w.c.self_bond(&operator.address());
+    let staking = w.c.bal(&STAKING);
+    let r = w.c.att_ok(&alice, Amount::ZERO, verdict(&w.c, h, true, &[0, 1, 2]));
+    assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (4, 0));
+    assert_eq!(w.c.bal(&challenger.address()) + fees, before - 2 * BOND, "the whole bond is forfeited");
+    assert!(w.c.bal(&STAKING) >= staking + 2 * BOND, "to the validators' reward pool");
+    assert_eq!(w.c.self_bond(&operator.address()), op_bond, "no slash");
+    assert_eq!(w.c.mem.balance(&ATTRIBUTION).unwrap(), Amount::ZERO);
+    // The credits finalize as posted.
+    w.c.until(hold(&w.c, h).postedAt + WINDOW);
+    w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h }));
+    assert_eq!(w.c.claimable(1), amount);
+}
+
+#[test]
+fn late_challenges_unrevealed_records_and_lapsed_verdicts() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let (challenger, operator, alice) = (clone_key(&w.k.other), clone_key(&w.k.operator), clone_key(&w.k.alice));
+    // A record not posted yet, and one paid by the fallback, cannot be challenged.
+    let r = w.receipt(1, 40_000, 40_000);
+    w.settle(std::slice::from_ref(&r));
+    let open = receipt_hash(&r);
+    assert!(matches!(w.c.att_refused(&challenger, Amount(BOND), challenge(open)), IAttributionErrors::NotChallengeable(_)));
+    w.c.ok(&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: open, recordHash: B256::ZERO, credits: vec![] }));
+    assert!(matches!(w.c.att_refused(&challenger, Amount(BOND), challenge(open)), IAttributionErrors::NotChallengeable(_)));
+    // After the window.
+    let late = posted(&mut w, 2);
+    w.c.until(hold(&w.c, late).postedAt + WINDOW);
+    match w.c.att_refused(&challenger, Amount(BOND), challenge(late)) {
+        IAttributionErrors::NotChallengeable(e) => assert!(e.reason.contains("window closed"), "{}", e.reason),
+        e => panic!("{e:?}"),
+    }
+    // Not revealed in time: the operator loses.
+    let quiet = posted(&mut w, 3);
+    let opened = {
+        w.c.att_ok(&challenger, Amount(BOND), challenge(quiet));
+        w.c.challenge_of(quiet)
+    };
+    let unrevealed = IAttributionCalls::resolveUnrevealed(IAttribution::resolveUnrevealedCall { receiptHash: quiet });
+    match w.c.att_refused(&alice, Amount::ZERO, unrevealed.clone()) {
+        IAttributionErrors::RevealOpen(e) => assert_eq!(e.revealBy, opened.revealBy),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(opened.revealBy, opened.openedAt + REVEAL);
+    w.c.until(opened.revealBy + 1);
+    assert!(matches!(w.c.att_refused(&operator, Amount::ZERO, reveal(quiet, RECORD)), IAttributionErrors::RevealClosed(_)));
+    let op_bond = w.c.self_bond(&operator.address());
+    let r = w.c.att_ok(&alice, Amount::ZERO, unrevealed);
+    assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (5, BOND));
+    assert!(w.c.self_bond(&operator.address()) < op_bond);
+    assert_eq!(hold(&w.c, quiet).status, FALLBACK);
+    // Revealed but no verdict in time: the bond goes back and the record stands.
+    let lapse = posted(&mut w, 4);
+    w.c.att_ok(&challenger, Amount(BOND), challenge(lapse));
+    w.c.att_ok(&operator, Amount::ZERO, reveal(lapse, RECORD));
+    let by = w.c.challenge_of(lapse).verdictBy;
+    assert_eq!(by, w.c.height + VERDICT);
+    let lapsed = IAttributionCalls::resolveLapsed(IAttribution::resolveLapsedCall { receiptHash: lapse });
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, lapsed.clone()), IAttributionErrors::VerdictOpen(_)));
+    w.c.until(by + 1);
+    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, lapse, false, &[0, 1, 2])), IAttributionErrors::VerdictClosed(_)));
+    let r = w.c.att_ok(&alice, Amount::ZERO, lapsed);
+    assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (6, BOND));
+    w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: lapse }));
+    assert_eq!(hold(&w.c, lapse).status, FINALIZED);
+}
+
+#[test]
+fn a_flagged_contribution_stops_earning() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r = w.receipt(1, 40_000, 40_000);
+    w.settle(std::slice::from_ref(&r));
+    let h = receipt_hash(&r);
+    let amount = hold(&w.c, h).amount;
+    let (operator, builder, alice) = (clone_key(&w.k.operator), clone_key(&w.k.builder), clone_key(&w.k.alice));
+    w.c.ok(
+        &operator,
+        IInferenceCalls::postAttribution(IInference::postAttributionCall {
+            receiptHash: h,
+            recordHash: B256::repeat_byte(5),
+            credits: vec![Credit { contributionId: 1, weightPpm: 600_000 }, Credit { contributionId: 2, weightPpm: 400_000 }],
+        }),
+    );
+    let datanets = Module::Datanets.address();
+    let flag = |reason: u8| IDatanetsCalls::flag(IDatanets::flagCall { contributionId: 1, reason, note: "copied from contribution 2".into() });
+    // Only the Datanet's owner or curators (or governance) flag; reasons 1..=3.
+    assert!(!w.c.send(&alice, datanets, Amount::ZERO, flag(1).abi_encode()).success);
+    assert!(!w.c.send(&builder, datanets, Amount::ZERO, flag(0).abi_encode()).success);
+    let v2 = runtime::datanets::DatanetsRead::version(&w.c.mem, 1, 2).unwrap().unwrap().liveRows;
+    assert!(w.c.send(&builder, datanets, Amount::ZERO, flag(1).abi_encode()).success);
+    assert!(!w.c.send(&builder, datanets, Amount::ZERO, flag(1).abi_encode()).success, "flags once");
+    let after = runtime::datanets::DatanetsRead::version(&w.c.mem, 1, 2).unwrap().unwrap();
+    assert_eq!((after.liveRows, after.closed), (v2 - 3, true), "its 3 rows stop counting");
+    assert_eq!(runtime::datanets::DatanetsRead::flagged(&w.c.mem, 1).unwrap(), vec![1]);
+    // Its pending credit goes to the treasury at finalization; the other stands.
+    w.c.until(hold(&w.c, h).postedAt + WINDOW);
+    let treasury = w.c.bal(&TREASURY);
+    let r = w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h }));
+    let forfeited: Vec<(u64, u128)> = r.logs.iter().filter_map(|l| IInference::CreditForfeited::decode_log_data(&l.data).ok()).map(|e| (e.contributionId, e.amount)).collect();
+    let a1 = amount * 6 / 10;
+    assert_eq!(forfeited, vec![(1, a1)]);
+    assert_eq!(w.c.claimable(1), 0);
+    assert_eq!(w.c.claimable(2), amount * 4 / 10);
+    assert_eq!(w.c.bal(&TREASURY) - treasury, amount - amount * 4 / 10);
+    // New records may not credit it.
+    let r2 = w.receipt(2, 40_000, 40_000);
+    w.settle(std::slice::from_ref(&r2));
+    let bad = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+        receiptHash: receipt_hash(&r2),
+        recordHash: B256::repeat_byte(6),
+        credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
+    });
+    assert!(matches!(w.c.refused(&operator, bad), IInferenceErrors::BadCredits(_)));
 }
 
 // ---------------------------------------------------------------------------

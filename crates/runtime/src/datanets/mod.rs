@@ -56,6 +56,8 @@ pub trait DatanetsRead {
     fn is_member(&self, id: u64, a: &Address) -> Result<bool, StateError>;
     fn attesters(&self, id: u64) -> Result<Vec<Address>, StateError>;
     fn curators(&self, id: u64) -> Result<Vec<Address>, StateError>;
+    /// Contributions of the Datanet flagged (duplicated, adversarial), in flagging order.
+    fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError>;
 }
 
 impl<S: StateRead + ?Sized> DatanetsRead for S {
@@ -89,6 +91,9 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
     fn curators(&self, id: u64) -> Result<Vec<Address>, StateError> {
         Ok(load::<Vec<Address>>(self, &state_key::curators(id))?.unwrap_or_default())
     }
+    fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError> {
+        Ok(load::<Vec<u64>>(self, &state_key::flagged(id))?.unwrap_or_default())
+    }
 }
 
 pub fn gas_cost(call: &IDatanetsCalls) -> u64 {
@@ -98,6 +103,7 @@ pub fn gas_cost(call: &IDatanetsCalls) -> u64 {
         submitContribution(_) => 150_000,
         approve(_) => 200_000,
         tombstone(_) => 250_000,
+        flag(_) => 120_000,
         reject(_) | withdraw(_) => 80_000,
         updateMetadata(_) | setCurators(_) | setAttesters(_) | setMembers(_) | setFlags(_) => 60_000,
         _ => 10_000,
@@ -591,6 +597,52 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
                 &IDatanets::ContributionWithdrawn { datanetId: rec.datanetId, contributionId: c.contributionId },
             );
             IDatanets::withdrawCall::abi_encode_returns(&IDatanets::withdrawReturn {}).into()
+        }
+        C::flag(c) => {
+            let mut rec = get_contribution(st, c.contributionId)?;
+            let id = rec.datanetId;
+            let d = get(st, id)?;
+            if !is_curator(st, id, &d, &sender)? && sender != Module::Governance.address() {
+                return Err(revert(IDatanets::NotCurator { caller: sender }));
+            }
+            if rec.status != APPROVED {
+                return Err(revert(IDatanets::NotPending { contributionId: c.contributionId, status: rec.status }));
+            }
+            if !(1..=3).contains(&c.reason) || c.note.len() > 1024 {
+                return Err(invalid("reason must be 1 (duplicated), 2 (adversarial) or 3 (unfit), the note at most 1 KiB"));
+            }
+            rec.status = FLAGGED;
+            rec.reason = c.reason;
+            rec.note = c.note.clone();
+            store(st, state_key::contribution(c.contributionId), &rec);
+            // Its rows stop counting in every version that holds them: fallback
+            // payouts go to the others, and those versions close to new training.
+            let live = (rec.rowCount - rec.tombstoned) as u64;
+            for v in rec.version..=d.versionCount {
+                if let Some(mut vr) = st.version(id, v)? {
+                    vr.liveRows = vr.liveRows.saturating_sub(live);
+                    vr.closed = true;
+                    store(st, state_key::version(id, v), &vr);
+                }
+            }
+            let mut list = st.flagged(id)?;
+            list.push(c.contributionId);
+            store(st, state_key::flagged(id), &list);
+            ctx.emit(
+                ADDRESS,
+                &IDatanets::ContributionFlagged {
+                    datanetId: id,
+                    contributionId: c.contributionId,
+                    curator: sender,
+                    reason: c.reason,
+                    note: c.note,
+                },
+            );
+            IDatanets::flagCall::abi_encode_returns(&IDatanets::flagReturn {}).into()
+        }
+        C::flagged(c) => {
+            get(st, c.datanetId)?;
+            IDatanets::flaggedCall::abi_encode_returns(&st.flagged(c.datanetId)?).into()
         }
         C::tombstone(c) => {
             let mut rec = get_contribution(st, c.contributionId)?;

@@ -35,7 +35,7 @@ sol! {
         uint32 nearDuplicates;
         bytes32 findingsHash;
         uint256 bond;
-        /// 0 pending, 1 approved, 2 rejected, 3 withdrawn.
+        /// 0 pending, 1 approved, 2 rejected, 3 withdrawn, 4 flagged (approved, then found duplicated or adversarial).
         uint8 status;
         uint8 reason;
         string note;
@@ -85,3 +85,5 @@ pub const PENDING: u8 = 0;
 pub const APPROVED: u8 = 1;
 pub const REJECTED: u8 = 2;
 pub const WITHDRAWN: u8 = 3;
+/// Approved, then flagged as duplicated or adversarial: it stops earning.
+pub const FLAGGED: u8 = 4;

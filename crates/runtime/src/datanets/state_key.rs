@@ -74,3 +74,7 @@ pub fn tombstone(cid: u64, row: u32) -> Vec<u8> {
 pub fn reputation(a: &Address) -> Vec<u8> {
     k(&[b"rep/", a.as_slice()])
 }
+/// `datanets/flagged/<id BE>` → `uint64[]`: contributions flagged, in flagging order.
+pub fn flagged(id: u64) -> Vec<u8> {
+    k(&[b"flagged/", &id.to_be_bytes()])
+}

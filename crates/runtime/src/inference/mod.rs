@@ -32,6 +32,11 @@
 //!   per-contribution totals (`Credited` logs carry the per-inference detail;
 //!   state keeps totals). Each credit is `floor(hold × weight / 1e6)`; the dust
 //!   goes to the treasury at finalization.
+//! - **Challenges** (the `attribution` module): while a challenge of a posted
+//!   record is open its credits wait (`UnderChallenge`); a record found wrong
+//!   is replaced by the fallback. A contribution flagged (duplicated,
+//!   adversarial) before finalization forfeits its pending credit to the
+//!   treasury (`CreditForfeited`) and earns no fallback share from then on.
 //! - **Fallback.** An empty record, or none before the timeout (`expireAttribution`,
 //!   anyone), splits the hold over the model's Datanet versions by their live
 //!   rows (`floor(hold × rows_v / Σ rows)`) into each Datanet's reward-per-row
@@ -701,9 +706,18 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IInferenceCalls) -> Re
             if height < until {
                 return Err(revert(IInference::ChallengeWindowOpen { receiptHash: h, until }));
             }
+            if crate::attribution::AttributionRead::under_challenge(&*st, &h)? {
+                return Err(revert(IInference::UnderChallenge { receiptHash: h }));
+            }
             let pc = st.pending_credits(&h)?.unwrap_or(PendingCredits { contributionIds: vec![], amounts: vec![] });
             let mut credited = 0u128;
             for (id, amount) in pc.contributionIds.iter().zip(&pc.amounts) {
+                // A contribution flagged (duplicated, adversarial) since the record was
+                // posted stops earning: its credit goes to the treasury with the dust.
+                if st.contribution(*id)?.is_none_or(|c| c.status != APPROVED) {
+                    ctx.emit(ADDRESS, &IInference::CreditForfeited { receiptHash: h, contributionId: *id, amount: *amount });
+                    continue;
+                }
                 let mut a = st.contribution_account(*id)?;
                 a.accrued = add(Amount(a.accrued), *amount)?.0;
                 a.totalCredited = add(Amount(a.totalCredited), *amount)?.0;

@@ -261,6 +261,45 @@ pub const ATTRIBUTION_MIN_SPAN_TOKENS: ParamSpec = ParamSpec {
     max: 1_000,
     doc: "shortest span, in tokens, that span tracing credits",
 };
+/// Challenges of attribution records (the `attribution` module): the bond a
+/// challenger posts, the blocks the challenged operator has to reveal the record
+/// and prompt, the blocks the validators have to sign a verdict, and what a
+/// wrong (or unrevealed) record costs the operator.
+pub const ATTRIBUTION_CHALLENGE_BOND: ParamSpec = ParamSpec {
+    name: "attribution.challenge_bond",
+    default: 10 * primitives::ONE_OPEN,
+    min: 1,
+    max: 1_000_000 * primitives::ONE_OPEN,
+    doc: "least bond (base units) of a challenge of an attribution record; forfeited if the record was right",
+};
+pub const ATTRIBUTION_REVEAL_BLOCKS: ParamSpec = ParamSpec {
+    name: "attribution.reveal_blocks",
+    default: DAY_OF_BLOCKS,
+    min: 1,
+    max: 30 * DAY_OF_BLOCKS,
+    doc: "blocks the challenged operator has to reveal the record and prompt, else it is slashed",
+};
+pub const ATTRIBUTION_VERDICT_BLOCKS: ParamSpec = ParamSpec {
+    name: "attribution.verdict_blocks",
+    default: DAY_OF_BLOCKS,
+    min: 1,
+    max: 30 * DAY_OF_BLOCKS,
+    doc: "blocks after the reveal for the validators' verdict; without one the bond goes back",
+};
+pub const ATTRIBUTION_CHALLENGE_SLASH_PPM: ParamSpec = ParamSpec {
+    name: "attribution.challenge_slash_ppm",
+    default: 10_000,
+    min: 0,
+    max: 1_000_000,
+    doc: "share (ppm) of the serving operator's stake slashed for a wrong or unrevealed attribution record",
+};
+pub const ATTRIBUTION_CHALLENGE_JAIL_BLOCKS: ParamSpec = ParamSpec {
+    name: "attribution.challenge_jail_blocks",
+    default: 0,
+    min: 0,
+    max: 30 * DAY_OF_BLOCKS,
+    doc: "blocks a serving operator is jailed for a wrong or unrevealed attribution record",
+};
 /// Most contributions one attribution record credits (state stays small).
 pub const INFERENCE_MAX_CREDITS: ParamSpec = ParamSpec {
     name: "inference.max_credits",
@@ -312,8 +351,13 @@ pub const INFERENCE_SPLIT_TREASURY_BPS: ParamSpec = ParamSpec {
 
 /// Every registered parameter, sorted by name.
 pub const ALL: &[ParamSpec] = &[
+    ATTRIBUTION_CHALLENGE_BOND,
+    ATTRIBUTION_CHALLENGE_JAIL_BLOCKS,
+    ATTRIBUTION_CHALLENGE_SLASH_PPM,
     ATTRIBUTION_MIN_SPAN_TOKENS,
+    ATTRIBUTION_REVEAL_BLOCKS,
     ATTRIBUTION_SPAN_WEIGHT_PPM,
+    ATTRIBUTION_VERDICT_BLOCKS,
     BLOCK_GAS_LIMIT,
     DATANETS_ATTESTATION_TTL,
     DATANETS_CONTRIBUTOR_DAILY_BYTES,

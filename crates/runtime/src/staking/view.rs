@@ -1,5 +1,5 @@
 //! Typed reads of staking state, for this module and the others (governance
-//! reads voting power; attribution will read the validator set).
+//! reads voting power; attribution reads the validator set).
 
 use alloy_primitives::U256;
 use primitives::Address;
