@@ -971,6 +971,7 @@ mod tests {
             genesis: node::dev_genesis(),
             base_model: None,
             serving: None,
+            verifier: None,
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

@@ -1,7 +1,9 @@
 //! OpenLoRA end to end on a real dev node: the dev API key works at once; a
 //! billed, receipted answer, streamed and not; receipts settle on-chain for
 //! exactly the billed amounts; a fine-tuned model goes live through governance
-//! and is served with its adapter from the blob store; refusals bill nothing.
+//! and is served with its adapter from the blob store; its answer's attribution
+//! record is posted, challenged (and judged right by the dev validator's
+//! verifier), finalized, claimed and verified; refusals bill nothing.
 
 mod common;
 
@@ -248,7 +250,9 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     assert_eq!(status.recordHash.to_string(), a["attribution"]["recordHash"].as_str().unwrap());
     let data_share = status.amount;
     let cid = c["contribution"].as_u64().unwrap().to_string();
-    if status.status == 2 {
+    // The answer repeats the contribution's rows, so the record credits it.
+    assert_eq!(status.status, 2, "a record with credits, pending");
+    {
         // Credits pending: finalized once the challenge window (10 blocks in dev) has passed.
         let head = e.node.client().block_number().unwrap();
         let out = e.fail(
@@ -257,6 +261,28 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
             false,
         );
         assert!(out.contains("ChallengeWindowOpen"), "{out}");
+        // A challenge of this (right) record: refused while it verifies, then
+        // forced; the node reveals the record and prompt, the dev validator's
+        // verifier recomputes it and signs "right", the bond is forfeited.
+        let out = e.fail(&["attribution", "challenge", &receipt, "--dev-account", "5"], true, true);
+        assert!(out.contains("verifies here"), "{out}");
+        let ch = e.ok(&["attribution", "challenge", &receipt, "--force", "--dev-account", "5"], true, true);
+        assert_eq!(ch["challenge"]["status"], 1, "{ch}");
+        assert_eq!(ch["challenge"]["bond"], "10000000000000000000");
+        let out = e.fail(&["attribution", "challenge", &receipt, "--force", "--dev-account", "6"], true, true);
+        assert!(out.contains("ChallengeExists"), "{out}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let resolved = loop {
+            let shown = e.ok(&["attribution", "show", &receipt], true, true);
+            if shown["challenge"]["status"].as_u64().unwrap_or(0) >= 3 {
+                break shown;
+            }
+            assert!(Instant::now() < deadline, "the challenge was not judged: {}", shown["challenge"]);
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(resolved["challenge"]["status"], 4, "a right record: the bond is forfeited: {}", resolved["challenge"]);
+        assert_eq!(resolved["challenge"]["signers"], 1);
+        let head = e.node.client().block_number().unwrap();
         e.node.advance_to(head + 11);
         e.ok(&["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"], true, false);
     }

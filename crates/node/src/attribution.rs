@@ -124,23 +124,60 @@ impl GradientInputs {
     }
 }
 
-/// Governed parameters a record uses.
-#[derive(Debug, Clone, Copy)]
+/// Governed parameters a record uses, and the contributions it may not credit.
+#[derive(Debug, Clone)]
 pub struct RecordParams {
     pub span_weight_ppm: u32,
     pub min_span_tokens: usize,
     pub max_credits: usize,
+    /// Contributions of the model's Datanets flagged (duplicated, adversarial)
+    /// since training: the methods still see them (the span part is the raw
+    /// trace), the final credits leave them out.
+    pub excluded: Vec<u64>,
 }
 
 impl RecordParams {
-    pub fn from_state(st: &dyn primitives::state::StateRead) -> Result<RecordParams, String> {
+    pub fn from_state(st: &dyn primitives::state::StateRead, r: &ModelRecord) -> Result<RecordParams, String> {
+        use runtime::datanets::DatanetsRead;
         let p = |spec| st.param(spec).map_err(|e| e.to_string());
+        let mut excluded = Vec::new();
+        for d in &r.datanetIds {
+            excluded.extend(st.flagged(*d).map_err(|e| e.to_string())?);
+        }
+        excluded.sort_unstable();
+        excluded.dedup();
         Ok(RecordParams {
             span_weight_ppm: p(&runtime::params::ATTRIBUTION_SPAN_WEIGHT_PPM)? as u32,
             min_span_tokens: p(&runtime::params::ATTRIBUTION_MIN_SPAN_TOKENS)? as usize,
             max_credits: p(&runtime::params::INFERENCE_MAX_CREDITS)? as usize,
+            excluded,
         })
     }
+
+    /// The parameters a record states (what a verifier recomputes it with).
+    pub fn stated(record: &Value) -> RecordParams {
+        RecordParams {
+            span_weight_ppm: record["mix"]["spanWeightPpm"].as_u64().unwrap_or(0) as u32,
+            min_span_tokens: record["span"]["minSpanTokens"].as_u64().unwrap_or(8) as usize,
+            max_credits: record["mix"]["maxCredits"].as_u64().unwrap_or(32) as usize,
+            excluded: record["mix"]["excluded"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_u64())
+                .collect(),
+        }
+    }
+}
+
+/// `v` without the excluded contributions, re-normalised to 10^6 (unchanged if none is excluded).
+fn without(v: &[(u64, u32)], excluded: &[u64]) -> Vec<(u64, u32)> {
+    if !v.iter().any(|(c, _)| excluded.contains(c)) {
+        return v.to_vec();
+    }
+    let kept: BTreeMap<u64, f64> =
+        v.iter().filter(|(c, _)| !excluded.contains(c)).map(|(c, w)| (*c, *w as f64)).collect();
+    to_ppm(&kept, usize::MAX)
 }
 
 /// Compute a record from its inputs: what the serving node signs and what a
@@ -169,7 +206,8 @@ pub fn compute_record(
         Some(g) => to_ppm(&gradient_scores(model, g, response)?, p.max_credits),
         None => vec![],
     };
-    let credits = mix(&span.credits, &grad, p.span_weight_ppm, p.max_credits);
+    let credits =
+        mix(&without(&span.credits, &p.excluded), &without(&grad, &p.excluded), p.span_weight_ppm, p.max_credits);
     let pairs = |v: &[(u64, u32)]| v.iter().map(|(c, w)| json!([c, w])).collect::<Vec<_>>();
     Ok(json!({
         "version": RECORD_VERSION,
@@ -197,8 +235,8 @@ pub fn compute_record(
             "tolerancePpm": GRADIENT_TOLERANCE_PPM,
             "credits": pairs(&grad),
         },
-        "mix": {"spanWeightPpm": p.span_weight_ppm, "maxCredits": p.max_credits,
-                "rule": "span and gradient ppm weighted by spanWeightPpm; one method alone when the other credits nothing"},
+        "mix": {"spanWeightPpm": p.span_weight_ppm, "maxCredits": p.max_credits, "excluded": p.excluded,
+                "rule": "span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing"},
         "credits": pairs(&credits),
     }))
 }
@@ -333,20 +371,35 @@ impl AttributionService {
         let r = self.record_of(model_id)?;
         let p = {
             let st = self.chain.snapshot().map_err(|e| e.to_string())?;
-            RecordParams::from_state(&st)?
+            RecordParams::from_state(&st, &r)?
         };
+        self.compute_with(model_id, &r, receipt_hash, prompt_hash, response, text, p)
+    }
+
+    /// [`Self::compute`] with given parameters.
+    #[allow(clippy::too_many_arguments)]
+    fn compute_with(
+        &self,
+        model_id: u64,
+        r: &ModelRecord,
+        receipt_hash: B256,
+        prompt_hash: B256,
+        response: &[u32],
+        text: &str,
+        p: RecordParams,
+    ) -> Result<Value, String> {
         let versions: Vec<(u64, u64)> = r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
         let index = if versions.is_empty() {
             None
         } else {
             Some(self.spans.index(&self.datanets, &self.handle, &self.tokenizer, &versions)?)
         };
-        let gradient = self.gradient_inputs(model_id, &r)?;
+        let gradient = self.gradient_inputs(model_id, r)?;
         compute_record(
             &self.model,
             &self.tokenizer,
             model_id,
-            &r,
+            r,
             receipt_hash,
             prompt_hash,
             response,
@@ -357,9 +410,113 @@ impl AttributionService {
         )
     }
 
+    /// What a challenged operator reveals: the record's canonical bytes (from
+    /// the blob store, by its hash) and the prompt's token ids (stored when the
+    /// record was made).
+    pub fn reveal_inputs(&self, record_hash: &B256) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let record = self.blob(record_hash)?;
+        let v: Value = serde_json::from_slice(&record).map_err(|e| format!("record {record_hash}: {e}"))?;
+        let prompt_hash: B256 =
+            v["promptHash"].as_str().and_then(|s| s.parse().ok()).ok_or("the record names no prompt hash")?;
+        Ok((record, self.blob(&prompt_hash)?))
+    }
+
+    /// A verifier's judgement of a revealed record: recompute it from the
+    /// public inputs, the revealed prompt and the chain's parameters, and
+    /// compare. `Ok((correct, checks))`; `Err` when it cannot judge (the
+    /// model's artefacts are missing here), so it signs nothing.
+    pub fn judge(&self, receipt_hash: B256, record: &[u8], prompt: &[u8]) -> Result<(bool, Vec<Check>), String> {
+        use runtime::inference::InferenceRead;
+        let theirs: Value = match serde_json::from_slice(record) {
+            Ok(v) => v,
+            Err(e) => return Ok((false, vec![Check::new("record is JSON", false, e.to_string())])),
+        };
+        let st = self.chain.snapshot().map_err(|e| e.to_string())?;
+        let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
+        let mut checks = vec![
+            Check::new("receipt", theirs["receiptHash"].as_str() == Some(&receipt_hash.to_string()), String::new()),
+            Check::new(
+                "prompt hash",
+                theirs["promptHash"].as_str() == Some(&primitives::content_hash(prompt).to_string()),
+                String::new(),
+            ),
+            Check::new("model", theirs["model"].as_str() == Some(&format!("m{}", hold.modelId)), String::new()),
+        ];
+        let r = self.record_of(hold.modelId)?;
+        let governed = RecordParams::from_state(&st, &r)?;
+        drop(st);
+        let stated = RecordParams::stated(&theirs);
+        let same = stated.span_weight_ppm == governed.span_weight_ppm
+            && stated.min_span_tokens == governed.min_span_tokens
+            && stated.max_credits == governed.max_credits
+            && stated.excluded == governed.excluded;
+        checks.push(Check::new("governed parameters", same, format!("{governed:?}")));
+        let response = response_tokens(&theirs);
+        let text = theirs["response"].as_str().unwrap_or("");
+        checks.push(Check::new(
+            "response tokens",
+            self.tokenizer.decode(&response).ok().as_deref() == Some(text),
+            String::new(),
+        ));
+        let prompt_hash = primitives::content_hash(prompt);
+        let mine = self.compute_with(hold.modelId, &r, receipt_hash, prompt_hash, &response, text, governed)?;
+        checks.extend(compare(&mine, &theirs));
+        Ok((checks.iter().all(|c| c.ok), checks))
+    }
+
     fn sign(&self, hash: &B256) -> String {
         format!("0x{}", hex::encode(self.serving_key.sign_message(hash.as_slice()).as_bytes()))
     }
+}
+
+/// One comparison of a verification.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(check: &str, ok: bool, detail: String) -> Check {
+        Check { check: check.into(), ok, detail }
+    }
+}
+
+/// A record's response token ids.
+pub fn response_tokens(record: &Value) -> Vec<u32> {
+    record["responseTokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64()).map(|t| t as u32).collect()
+}
+
+fn pairs_of(v: &Value) -> BTreeMap<u64, i64> {
+    v.as_array().into_iter().flatten().filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()? as i64))).collect()
+}
+
+/// Compare a recomputed record with a claimed one: the span part byte for
+/// byte, the gradient part and the final credits within the claimed record's
+/// stated tolerance (what `attribution verify` and the verifier service check).
+pub fn compare(mine: &Value, theirs: &Value) -> Vec<Check> {
+    let tol = theirs["gradient"]["tolerancePpm"].as_u64().unwrap_or(0).min(GRADIENT_TOLERANCE_PPM as u64) as i64;
+    let within = |a: &Value, b: &Value| {
+        let (ka, kb) = (pairs_of(a), pairs_of(b));
+        ka.keys().chain(kb.keys()).all(|k| (ka.get(k).unwrap_or(&0) - kb.get(k).unwrap_or(&0)).abs() <= tol)
+    };
+    let span_same = canonical(&mine["span"]) == canonical(&theirs["span"]);
+    let same = |k: &str| canonical(&mine[k]) == canonical(&theirs[k]);
+    vec![
+        Check::new("span part (byte for byte)", span_same, String::new()),
+        Check::new(
+            &format!("gradient part (within {tol} ppm)"),
+            within(&mine["gradient"]["credits"], &theirs["gradient"]["credits"]),
+            String::new(),
+        ),
+        Check::new("credits", within(&mine["credits"], &theirs["credits"]), String::new()),
+        Check::new(
+            "model artefacts",
+            same("baseModelHash") && same("adapterHash") && same("datanets") && same("responseTokens"),
+            String::new(),
+        ),
+    ]
 }
 
 /// The credits of a record as the chain takes them.
@@ -385,6 +542,11 @@ impl serve::Attributor for AttributionService {
             return None; // the base model: no Datanets, its data share goes to the treasury
         }
         let prompt_bytes: Vec<u8> = prompt.iter().flat_map(|t| t.to_le_bytes()).collect();
+        // Kept (privately: no Datanet owns it, so the blob API does not serve it)
+        // for a reveal, should the record be challenged.
+        if let Err(e) = self.handle.block_on(self.blobs.put(prompt_bytes.clone().into())) {
+            tracing::warn!("prompt of {receipt_hash} not stored (a challenge could not be answered): {e}");
+        }
         let record = match self.compute(model.id, receipt_hash, primitives::content_hash(&prompt_bytes), response, text)
         {
             Ok(r) => r,

@@ -30,7 +30,44 @@ pub struct NodeConfig {
     pub base_model: Option<PathBuf>,
     /// Serve this base model and its adapters (OpenLoRA) as this serving operator.
     pub serving: Option<ServingConfig>,
+    /// Judge attribution challenges as this validator (needs `serving`: the
+    /// verifier recomputes records with the node's model and span indexes).
+    pub verifier: Option<VerifierConfig>,
 }
+
+/// The validators' verifier service's keys.
+#[derive(Clone)]
+pub struct VerifierConfig {
+    /// The validator's consensus key (ed25519): signs verdicts.
+    pub consensus_key: keys::ConsensusKey,
+    /// A funded account that sends the verdict transactions.
+    pub relayer: keys::SecretKey,
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("consensus_key", &self.consensus_key.public())
+            .field("relayer", &self.relayer.address())
+            .finish()
+    }
+}
+
+impl VerifierConfig {
+    /// The dev validator's consensus key, verdicts sent by dev relayer account 103.
+    pub fn dev() -> VerifierConfig {
+        VerifierConfig { consensus_key: dev_consensus_key(), relayer: dev_relayer() }
+    }
+}
+
+/// The dev verifier's relayer (account 103 of the standard test mnemonic),
+/// funded at genesis to pay for verdict transactions. Public, dev chains only.
+pub fn dev_relayer() -> keys::SecretKey {
+    keys::derive_account(keys::DEV_MNEMONIC, 103).expect("dev mnemonic derives")
+}
+
+/// The dev relayer's genesis balance.
+pub const DEV_RELAYER_OPEN: u64 = 100;
 
 /// OpenLoRA's settings.
 #[derive(Clone)]
@@ -148,6 +185,7 @@ pub fn dev_genesis() -> Genesis {
     let mut alloc: Vec<(Address, Amount)> =
         accounts.iter().map(|k| (k.address(), Amount::open(DEV_BALANCE_OPEN))).collect();
     alloc.push((serving.address(), Amount::open(2 * DEV_SERVING_BOND_OPEN)));
+    alloc.push((dev_relayer().address(), Amount::open(DEV_RELAYER_OPEN)));
     Genesis {
         chain_id: primitives::DEV_CHAIN_ID,
         timestamp: DEV_GENESIS_TIMESTAMP,
@@ -452,6 +490,7 @@ impl ConfigFile {
             genesis,
             base_model,
             serving: None,
+            verifier: None,
         })
     }
 }

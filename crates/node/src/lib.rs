@@ -9,6 +9,8 @@ mod factory_env;
 mod meter;
 mod serving;
 pub mod spans;
+mod tx;
+pub mod verifier;
 
 pub use meter::Meter;
 
@@ -19,8 +21,8 @@ pub use factory_env::NodeFactoryEnv;
 pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN,
-    GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, default_base_model, dev_accounts, dev_attester,
-    dev_consensus_key, dev_genesis, dev_params, dev_serving_key, dev_serving_operator, load_genesis,
+    GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, VerifierConfig, default_base_model, dev_accounts, dev_attester,
+    dev_consensus_key, dev_genesis, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -99,6 +101,18 @@ fn start_serving(
         tokio::runtime::Handle::current(),
     );
     meter.post_attributions_from(attribution.to_post.clone());
+    let revealing = attribution.clone();
+    meter.reveal_challenges_with(Arc::new(move |h: &primitives::B256| revealing.reveal_inputs(h)));
+    if let Some(v) = &cfg.verifier {
+        let verifier = verifier::Verifier::new(
+            chain.clone(),
+            attribution.clone(),
+            v.consensus_key.clone(),
+            v.relayer.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        verifier.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
+    }
     let openlora = Arc::new(serve::OpenLora {
         engine,
         cache,
@@ -306,6 +320,7 @@ fn getrandom_fill(buf: &mut [u8]) {
 }
 
 /// Sign, submit and wait for a transaction of `key` (in-process).
+/// Submit a call from `key` and wait for its block (from inside the node's runtime).
 pub fn send_and_wait(
     chain: &Arc<Chain>,
     key: &keys::SecretKey,
@@ -313,33 +328,5 @@ pub fn send_and_wait(
     value: u128,
     data: Vec<u8>,
 ) -> Result<(), String> {
-    let nonce = chain.pending_nonce(&key.address()).map_err(|e| e.to_string())?;
-    let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
-    let tx = alloy_consensus::TxEip1559 {
-        chain_id: chain.chain_id(),
-        nonce,
-        gas_limit: 1_000_000,
-        max_fee_per_gas: base * 2 + 1_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: alloy_primitives::TxKind::Call(to),
-        value: primitives::U256::from(value),
-        access_list: Default::default(),
-        input: primitives::Bytes::from(data),
-    };
-    let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
-    let hash = tokio::runtime::Handle::current().block_on(chain.submit(&raw)).map_err(|e| e.to_string())?;
-    for _ in 0..1200 {
-        let st = chain.snapshot().map_err(|e| e.to_string())?;
-        if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
-            let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
-            return match rs.get(loc.index as usize) {
-                Some(r) if r.success => Ok(()),
-                Some(r) => Err(format!("transaction {hash} reverted: 0x{}", hex::encode(&r.revert_data))),
-                None => Err("receipt missing".into()),
-            };
-        }
-        drop(st);
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    Err(format!("transaction {hash} was not mined in time"))
+    tx::submit_and_wait(chain, &tokio::runtime::Handle::current(), key, to, value, data, 1_000_000)
 }

@@ -10,14 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::TxKind;
 use alloy_sol_types::SolCall;
 use chain::Chain;
 use keys::SecretKey;
 use primitives::abi::{IInference, InferenceReceipt, receipt_hash, receipt_signing_hash};
 use primitives::system::Module;
-use primitives::{Address, B256, Bytes, U256};
+use primitives::{Address, B256, Bytes};
 use serde_json::json;
 use serve::{Billing, BillingError, ModelEntry, Reservation, Usage, cost};
 
@@ -58,7 +56,14 @@ pub struct Meter {
     to_post: Mutex<Option<Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>>>,
     /// Receipts settled whose record has not been posted (yet).
     settled: Mutex<std::collections::VecDeque<B256>>,
+    /// Where a challenged record's bytes and prompt come from (the attribution service).
+    revealer: Mutex<Option<Arc<Revealer>>>,
+    /// Challenges already answered.
+    revealed: Mutex<std::collections::HashSet<B256>>,
 }
+
+/// Record hash → (the record's canonical bytes, the prompt's token ids as u32 LE).
+pub type Revealer = dyn Fn(&B256) -> Result<(Vec<u8>, Vec<u8>), String> + Send + Sync;
 
 /// Settled receipts remembered while their attribution record may still come.
 const SETTLED_KEPT: usize = 10_000;
@@ -77,7 +82,7 @@ fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
     )
     .map_err(|e| e.to_string())?;
     if !out.success {
-        return Err(format!("{} reverted: {}", C::SIGNATURE, error_name(&out.output)));
+        return Err(format!("{} reverted: {}", C::SIGNATURE, crate::tx::error_name(&out.output)));
     }
     C::abi_decode_returns(&out.output).map_err(|e| e.to_string())
 }
@@ -97,6 +102,8 @@ impl Meter {
             handle,
             to_post: Mutex::new(None),
             settled: Mutex::new(Default::default()),
+            revealer: Mutex::new(None),
+            revealed: Mutex::new(Default::default()),
         })
     }
 
@@ -131,6 +138,51 @@ impl Meter {
         }
     }
 
+    /// Answer challenges of this operator's records by revealing them.
+    pub fn reveal_challenges_with(&self, f: Arc<Revealer>) {
+        *self.revealer.lock().unwrap() = Some(f);
+    }
+
+    /// Reveal the record and prompt of every challenge of this operator's
+    /// records still waiting for them (losing a challenge by silence slashes).
+    /// Returns how many were revealed.
+    pub fn reveal_challenged(&self) -> Result<usize, String> {
+        use runtime::attribution::{AWAITING_REVEAL, AttributionRead};
+        use runtime::inference::InferenceRead;
+        let Some(f) = self.revealer.lock().unwrap().clone() else { return Ok(0) };
+        let me = self.operator.address();
+        let todo: Vec<(B256, B256)> = {
+            let st = self.chain.snapshot().map_err(|e| e.to_string())?;
+            let done = self.revealed.lock().unwrap();
+            let mut v = Vec::new();
+            for h in st.open_challenges().map_err(|e| e.to_string())? {
+                let Some(c) = st.challenge(&h).map_err(|e| e.to_string())? else { continue };
+                if c.operator != me || c.status != AWAITING_REVEAL || done.contains(&h) {
+                    continue;
+                }
+                if let Some(hold) = st.hold(&h).map_err(|e| e.to_string())? {
+                    v.push((h, hold.recordHash));
+                }
+            }
+            v
+        };
+        let mut n = 0;
+        for (h, record_hash) in todo {
+            let (record, prompt) = f(&record_hash)?;
+            let gas = 150_000 + 40 * (record.len() + prompt.len()) as u64;
+            let call = primitives::abi::IAttribution::revealCall {
+                receiptHash: h,
+                record: record.into(),
+                prompt: prompt.into(),
+            };
+            self.send_to(runtime::attribution::ADDRESS, call.abi_encode(), gas)?;
+            tracing::info!("revealed the challenged attribution record of {h}");
+            self.revealed.lock().unwrap().insert(h);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     pub fn operator(&self) -> Address {
         self.operator.address()
     }
@@ -151,6 +203,9 @@ impl Meter {
                     std::thread::sleep(every);
                     if let Err(e) = me.settle_once() {
                         tracing::warn!("settlement: {e}");
+                    }
+                    if let Err(e) = me.reveal_challenged() {
+                        tracing::warn!("answering an attribution challenge: {e}");
                     }
                 }
             })
@@ -212,49 +267,14 @@ impl Meter {
     }
 
     fn send(&self, data: Vec<u8>, gas: u64) -> Result<(), String> {
-        let from = self.operator.address();
-        let nonce = self.chain.pending_nonce(&from).map_err(|e| e.to_string())?;
-        let base = self.chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
-        let tx = TxEip1559 {
-            chain_id: self.chain.chain_id(),
-            nonce,
-            gas_limit: gas,
-            max_fee_per_gas: base * 2 + 1_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            to: TxKind::Call(Module::Inference.address()),
-            value: U256::ZERO,
-            access_list: Default::default(),
-            input: Bytes::from(data),
-        };
-        let raw = keys::encode_2718(&keys::sign_eip1559(&self.operator, tx));
-        let hash = self.handle.block_on(self.chain.submit(&raw)).map_err(|e| e.to_string())?;
-        // Wait until it is in a block.
-        for _ in 0..600 {
-            let st = self.chain.snapshot().map_err(|e| e.to_string())?;
-            if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
-                let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
-                let r = rs.get(loc.index as usize).ok_or("receipt missing")?;
-                return if r.success {
-                    Ok(())
-                } else {
-                    Err(format!("settlement reverted: {}", error_name(&r.revert_data)))
-                };
-            }
-            drop(st);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("settlement transaction {hash} not mined in time"))
+        self.send_to(Module::Inference.address(), data, gas)
+    }
+
+    fn send_to(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<(), String> {
+        crate::tx::submit_and_wait(&self.chain, &self.handle, &self.operator, to, 0, data, gas)
     }
 }
 
-/// The name and fields of an `inference` custom error.
-fn error_name(data: &[u8]) -> String {
-    use alloy_sol_types::SolInterface;
-    match IInference::IInferenceErrors::abi_decode(data) {
-        Ok(e) => format!("{e:?}"),
-        Err(_) => format!("0x{}", hex::encode(data)),
-    }
-}
 
 impl Billing for Meter {
     fn reserve(

@@ -119,7 +119,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     let key = node::spans::index_key(&tok, &[(1, 1)]);
     let index =
         attribution::SpanIndex::build(key, &index_rows, tok.vocab_size() as u32, 0, &idx_path, &mut |_, _| {}).unwrap();
-    let params = RecordParams { span_weight_ppm: 500_000, min_span_tokens: 8, max_credits: 32 };
+    let params = RecordParams { span_weight_ppm: 500_000, min_span_tokens: 8, max_credits: 32, excluded: vec![] };
 
     for (c, facts) in FACTS.iter().enumerate() {
         let want = 10 + c as u64;
@@ -137,7 +137,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
             &text,
             Some(&index),
             Some(&grads),
-            params,
+            params.clone(),
         )
         .unwrap();
         let credits = node::attribution::record_credits(&rec);
@@ -164,7 +164,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
             &text,
             Some(&index),
             Some(&grads),
-            params,
+            params.clone(),
         )
         .unwrap();
         assert_eq!(record_hash(&rec), record_hash(&again));
@@ -172,6 +172,28 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         let mut forged = rec.clone();
         forged["credits"][0][1] = serde_json::json!(forged["credits"][0][1].as_u64().unwrap() - 1);
         assert_ne!(record_hash(&forged), record_hash(&rec));
+        // A contribution flagged since training earns nothing: the span part
+        // still shows the trace, the final credits leave it out.
+        let flagged = RecordParams { excluded: vec![want], ..params.clone() };
+        let without = compute_record(
+            &model,
+            &tok,
+            2,
+            &record,
+            B256::repeat_byte(c as u8),
+            B256::ZERO,
+            &response,
+            &text,
+            Some(&index),
+            Some(&grads),
+            flagged,
+        )
+        .unwrap();
+        assert_eq!(without["span"], rec["span"]);
+        let credits = node::attribution::record_credits(&without);
+        assert!(credits.iter().all(|c| c.contributionId != want), "{}", without["credits"]);
+        assert!(credits.is_empty() || credits.iter().map(|c| c.weightPpm).sum::<u32>() == 1_000_000);
+        assert_eq!(without["mix"]["excluded"], serde_json::json!([want]));
     }
     // An answer with nothing from the data: no span credits (the gradient part may still credit).
     let text = "Zebra quartz jumps";
@@ -187,7 +209,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         text,
         Some(&index),
         Some(&grads),
-        params,
+        params.clone(),
     )
     .unwrap();
     assert!(rec["span"]["credits"].as_array().unwrap().is_empty());

@@ -1,8 +1,8 @@
-//! `attribution show|verify RECEIPT` and `rewards show|claim CONTRIBUTION`.
+//! `attribution show|verify|challenge RECEIPT` and `rewards show|claim CONTRIBUTION`.
 
 use alloy_sol_types::SolCall;
 use anyhow::{anyhow, bail};
-use primitives::abi::IInference;
+use primitives::abi::{IAttribution, IInference, IParams};
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, ModelId};
 use runtime::models::ModelRecord;
@@ -15,6 +15,7 @@ use super::stake::{send_call, view};
 use crate::output::Out;
 
 const INFERENCE: Address = Module::Inference.address();
+const ATTRIBUTION: Address = Module::Attribution.address();
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AttributionCmd {
@@ -34,6 +35,29 @@ pub enum AttributionCmd {
         /// The base model's folder or GGUF file (default: the committed models/base).
         #[arg(long)]
         base: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Challenge a posted record within its challenge window: recompute it first
+    /// (as `verify` does), then bond a challenge naming the recomputed record's hash.
+    /// The operator must reveal the record and prompt; the validators' verifiers
+    /// recompute it and sign a verdict: a wrong record slashes the operator and
+    /// rewards you, a right one forfeits your bond.
+    Challenge {
+        receipt: B256,
+        /// The bond, in OPEN (default: the governed `attribution.challenge_bond`).
+        #[arg(long)]
+        bond: Option<String>,
+        /// Challenge even if the record verifies here (the bond is then likely lost).
+        #[arg(long)]
+        force: bool,
+        /// The base model's folder or GGUF file (default: the committed models/base).
+        #[arg(long)]
+        base: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        signer: SignerArgs,
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
@@ -114,6 +138,11 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
         AttributionCmd::Show { receipt, http, rpc } => {
             let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
             let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
+            let challenge = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt }).ok();
+            let mut v = v;
+            if let Some(c) = &challenge {
+                v["challenge"] = challenge_json(c);
+            }
             let r = &v["record"];
             out.print(
                 || {
@@ -130,6 +159,9 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
                     for (cid, ppm) in credits_of(&r["credits"]) {
                         s += &format!("\n  contribution {cid}: {:.2}%", ppm as f64 / 1e4);
                     }
+                    if let Some(c) = &challenge {
+                        s += &format!("\n  challenged by {}: {} (bond {} base units)", c.challenger, challenge_status(c.status), c.bond);
+                    }
                     if credits_of(&r["credits"]).is_empty() {
                         s += "\n  no contribution credited: the data share goes to the Datanet versions pro rata to their rows";
                     }
@@ -139,126 +171,42 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Verify { receipt, base, http, rpc } => {
-            let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
-            let rec = &v["record"];
-            let mut checks: Vec<(String, bool, String)> = Vec::new();
-            let hash = node::attribution::record_hash(rec);
-            checks.push(("record hash".into(), v["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string()));
-            let sig = v["signature"].as_str().unwrap_or("");
-            let signer = hex::decode(sig.trim_start_matches("0x"))
-                .ok()
-                .and_then(|b| alloy_primitives::Signature::from_raw(&b).ok())
-                .and_then(|s| s.recover_address_from_msg(hash.as_slice()).ok());
-            let claimed: Option<Address> = v["signer"].as_str().and_then(|s| s.parse().ok());
-            checks.push(("signature".into(), signer.is_some() && signer == claimed, format!("{signer:?}")));
-            if let Ok(h) = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }) {
-                let posted = h.recordHash == B256::ZERO || h.recordHash == hash;
-                checks.push(("posted on-chain".into(), posted, h.recordHash.to_string()));
+        AttributionCmd::Challenge { receipt, bond, force, base, signer, http, rpc } => {
+            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc)?;
+            let ok = checks.iter().all(|c| c.1);
+            if ok && !force {
+                bail!(
+                    "the record of {receipt} verifies here: a challenge would most likely forfeit the bond \
+                     (pass --force to challenge anyway)"
+                );
             }
-            // Recompute from public inputs.
-            let id: u64 = rec["model"]
-                .as_str()
-                .and_then(|m| m.parse::<ModelId>().ok())
-                .map(|m| m.0)
-                .ok_or_else(|| anyhow!("record names no model"))?;
-            let r = model_record(&rpc, id)?;
-            let base =
-                base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
-            let files = ml::ModelFiles::open(&base)?;
-            if files.hash != r.baseModelHash {
-                bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);
-            }
-            let model = ml::Model::from_files(&files)?;
-            let tok = &files.tokenizer;
-            let response: Vec<u32> = rec["responseTokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t.as_u64())
-                .map(|t| t as u32)
-                .collect();
-            let text = rec["response"].as_str().unwrap_or("");
-            checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
-            let mut version_rows = Vec::new();
-            for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
-                let (st, body) = http.request("GET", &format!("/v1/datanets/{d}/versions/{ver}/rows"), &[], b"")?;
-                if st != 200 {
-                    bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
+            let bond = match bond {
+                Some(b) => b.parse::<Amount>().map_err(|e| anyhow!("--bond {b:?}: {e}"))?,
+                None => {
+                    let p = view(&mut rpc.client(), Module::Params.address(), &IParams::getCall { name: "attribution.challenge_bond".into() })?;
+                    Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
                 }
-                for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.is_empty()) {
-                    let j: Value = serde_json::from_str(line)?;
-                    let row = match (j["text"].as_str(), j["prompt"].as_str(), j["completion"].as_str()) {
-                        (Some(t), _, _) => primitives::rows::Row::Text { text: t.into() },
-                        (None, Some(p), Some(c)) => {
-                            primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() }
-                        }
-                        _ => bail!("a row without text"),
-                    };
-                    version_rows.push(datanets::VersionRow {
-                        id: primitives::rows::RowId {
-                            contribution: j["contribution"].as_u64().unwrap_or(0),
-                            index: j["index"].as_u64().unwrap_or(0) as u32,
-                        },
-                        contributor: j["contributor"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
-                        row,
-                    });
-                }
-            }
-            let dir = tempfile_dir()?;
-            let index = if version_rows.is_empty() {
-                None
-            } else {
-                let rows = node::spans::index_rows(tok, version_rows).map_err(|e| anyhow!(e))?;
-                let versions: Vec<(u64, u64)> =
-                    r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
-                let key = node::spans::index_key(tok, &versions);
-                Some(
-                    attribution::SpanIndex::build(
-                        key,
-                        &rows,
-                        tok.vocab_size() as u32,
-                        0,
-                        &dir.join("verify.olsa"),
-                        &mut |_, _| {},
+            };
+            let mine_hash = node::attribution::record_hash(&mine);
+            let call = IAttribution::challengeCall { receiptHash: receipt, challengerRecordHash: mine_hash };
+            let sent = send_call(&signer, &rpc, ATTRIBUTION, bond, call.abi_encode(), "attribution challenge")?;
+            let c = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt })?;
+            let failed: Vec<String> = checks.iter().filter(|c| !c.1).map(|c| c.0.clone()).collect();
+            let v = json!({"receipt": receipt, "tx": sent.hash, "recordHash": mine_hash, "failedChecks": failed, "challenge": challenge_json(&c)});
+            out.print(
+                || {
+                    format!(
+                        "challenged the record of {receipt} with a bond of {bond}\n  your record {mine_hash}\n  failed checks: {}\n  the operator must reveal by block {}; then the validators judge",
+                        if failed.is_empty() { "none".to_string() } else { failed.join(", ") },
+                        c.revealBy
                     )
-                    .map_err(|e| anyhow!("{e}"))?,
-                )
-            };
-            let gradient = node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h))
-                .map_err(|e| anyhow!(e))?;
-            let p = node::attribution::RecordParams {
-                span_weight_ppm: rec["mix"]["spanWeightPpm"].as_u64().unwrap_or(0) as u32,
-                min_span_tokens: rec["span"]["minSpanTokens"].as_u64().unwrap_or(8) as usize,
-                max_credits: rec["mix"]["maxCredits"].as_u64().unwrap_or(32) as usize,
-            };
-            let prompt_hash: B256 = rec["promptHash"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
-            let mine = node::attribution::compute_record(
-                &model,
-                tok,
-                id,
-                &r,
-                receipt,
-                prompt_hash,
-                &response,
-                text,
-                index.as_ref(),
-                gradient.as_ref(),
-                p,
-            )
-            .map_err(|e| anyhow!(e))?;
-            let span_same = node::attribution::canonical(&mine["span"]) == node::attribution::canonical(&rec["span"]);
-            checks.push(("span part (byte for byte)".into(), span_same, String::new()));
-            let tol = rec["gradient"]["tolerancePpm"].as_u64().unwrap_or(0) as i64;
-            let within = |a: &[(u64, u32)], b: &[(u64, u32)]| {
-                let ka: std::collections::BTreeMap<u64, i64> = a.iter().map(|(c, w)| (*c, *w as i64)).collect();
-                let kb: std::collections::BTreeMap<u64, i64> = b.iter().map(|(c, w)| (*c, *w as i64)).collect();
-                ka.keys().chain(kb.keys()).all(|k| (ka.get(k).unwrap_or(&0) - kb.get(k).unwrap_or(&0)).abs() <= tol)
-            };
-            let g_ok = within(&credits_of(&mine["gradient"]["credits"]), &credits_of(&rec["gradient"]["credits"]));
-            checks.push((format!("gradient part (within {tol} ppm)"), g_ok, String::new()));
-            let c_ok = within(&credits_of(&mine["credits"]), &credits_of(&rec["credits"]));
-            checks.push(("credits".into(), c_ok, String::new()));
+                },
+                v,
+            );
+            Ok(())
+        }
+        AttributionCmd::Verify { receipt, base, http, rpc } => {
+            let (checks, _) = verify_receipt(receipt, base, &http, &rpc)?;
             let ok = checks.iter().all(|c| c.1);
             let v = json!({"receipt": receipt, "ok": ok, "checks": checks.iter().map(|(n, o, d)| json!({"check": n, "ok": o, "detail": d})).collect::<Vec<_>>()});
             out.print(
@@ -280,6 +228,148 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Recompute a receipt's record from public inputs and compare it with the
+/// one the serving node published: (checks, the recomputed record).
+fn verify_receipt(
+    receipt: B256,
+    base: Option<std::path::PathBuf>,
+    http: &HttpArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Vec<(String, bool, String)>, Value)> {
+    let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
+    let rec = &v["record"];
+    let mut checks: Vec<(String, bool, String)> = Vec::new();
+    let hash = node::attribution::record_hash(rec);
+    checks.push(("record hash".into(), v["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string()));
+    let sig = v["signature"].as_str().unwrap_or("");
+    let signer = hex::decode(sig.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| alloy_primitives::Signature::from_raw(&b).ok())
+        .and_then(|s| s.recover_address_from_msg(hash.as_slice()).ok());
+    let claimed: Option<Address> = v["signer"].as_str().and_then(|s| s.parse().ok());
+    checks.push(("signature".into(), signer.is_some() && signer == claimed, format!("{signer:?}")));
+    if let Ok(h) = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }) {
+        let posted = h.recordHash == B256::ZERO || h.recordHash == hash;
+        checks.push(("posted on-chain".into(), posted, h.recordHash.to_string()));
+    }
+    // Recompute from public inputs.
+    let id: u64 = rec["model"]
+        .as_str()
+        .and_then(|m| m.parse::<ModelId>().ok())
+        .map(|m| m.0)
+        .ok_or_else(|| anyhow!("record names no model"))?;
+    let r = model_record(&rpc, id)?;
+    let base =
+        base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
+    let files = ml::ModelFiles::open(&base)?;
+    if files.hash != r.baseModelHash {
+        bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);
+    }
+    let model = ml::Model::from_files(&files)?;
+    let tok = &files.tokenizer;
+    let response: Vec<u32> = rec["responseTokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_u64())
+        .map(|t| t as u32)
+        .collect();
+    let text = rec["response"].as_str().unwrap_or("");
+    checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
+    let mut version_rows = Vec::new();
+    for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
+        let (st, body) = http.request("GET", &format!("/v1/datanets/{d}/versions/{ver}/rows"), &[], b"")?;
+        if st != 200 {
+            bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
+        }
+        for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.is_empty()) {
+            let j: Value = serde_json::from_str(line)?;
+            let row = match (j["text"].as_str(), j["prompt"].as_str(), j["completion"].as_str()) {
+                (Some(t), _, _) => primitives::rows::Row::Text { text: t.into() },
+                (None, Some(p), Some(c)) => {
+                    primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() }
+                }
+                _ => bail!("a row without text"),
+            };
+            version_rows.push(datanets::VersionRow {
+                id: primitives::rows::RowId {
+                    contribution: j["contribution"].as_u64().unwrap_or(0),
+                    index: j["index"].as_u64().unwrap_or(0) as u32,
+                },
+                contributor: j["contributor"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
+                row,
+            });
+        }
+    }
+    let dir = tempfile_dir()?;
+    let index = if version_rows.is_empty() {
+        None
+    } else {
+        let rows = node::spans::index_rows(tok, version_rows).map_err(|e| anyhow!(e))?;
+        let versions: Vec<(u64, u64)> =
+            r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
+        let key = node::spans::index_key(tok, &versions);
+        Some(
+            attribution::SpanIndex::build(
+                key,
+                &rows,
+                tok.vocab_size() as u32,
+                0,
+                &dir.join("verify.olsa"),
+                &mut |_, _| {},
+            )
+            .map_err(|e| anyhow!("{e}"))?,
+        )
+    };
+    let gradient = node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h))
+        .map_err(|e| anyhow!(e))?;
+    let p = node::attribution::RecordParams::stated(rec);
+    let prompt_hash: B256 = rec["promptHash"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
+    let mine = node::attribution::compute_record(
+        &model,
+        tok,
+        id,
+        &r,
+        receipt,
+        prompt_hash,
+        &response,
+        text,
+        index.as_ref(),
+        gradient.as_ref(),
+        p,
+    )
+    .map_err(|e| anyhow!(e))?;
+    checks.extend(node::attribution::compare(&mine, rec).into_iter().map(|c| (c.check, c.ok, c.detail)));
+    Ok((checks, mine))
+}
+
+fn challenge_status(s: u8) -> &'static str {
+    match s {
+        1 => "awaiting the operator's reveal",
+        2 => "revealed, awaiting the validators' verdict",
+        3 => "upheld: the record was wrong, the operator was slashed",
+        4 => "rejected: the record was right, the bond was forfeited",
+        5 => "defaulted: the operator did not reveal, it was slashed",
+        6 => "lapsed: no verdict in time, the bond went back",
+        _ => "unknown",
+    }
+}
+
+fn challenge_json(c: &primitives::abi::AttributionChallenge) -> Value {
+    json!({
+        "challenger": c.challenger,
+        "bond": c.bond.to_string(),
+        "challengerRecordHash": c.challengerRecordHash,
+        "operator": c.operator,
+        "openedAt": c.openedAt,
+        "revealBy": c.revealBy,
+        "verdictBy": c.verdictBy,
+        "status": c.status,
+        "state": challenge_status(c.status),
+        "signers": c.signers.len(),
+    })
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

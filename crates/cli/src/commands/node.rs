@@ -181,6 +181,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         genesis: node::dev_genesis(),
         base_model: a.base_model.clone().or_else(node::default_base_model),
         serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
+        verifier: if a.no_serve { None } else { Some(node::VerifierConfig::dev()) },
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };

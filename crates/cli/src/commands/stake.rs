@@ -1089,6 +1089,7 @@ pub mod abi {
             Module::Datanets => sol::IDatanets::IDatanetsCalls::SIGNATURES,
             Module::Models => sol::IModels::IModelsCalls::SIGNATURES,
             Module::Inference => sol::IInference::IInferenceCalls::SIGNATURES,
+            Module::Attribution => sol::IAttribution::IAttributionCalls::SIGNATURES,
             _ => return None,
         })
     }
@@ -1103,6 +1104,7 @@ pub mod abi {
             Module::Datanets => sol::IDatanets::IDatanetsCalls::abi_decode(data).map(|_| ()),
             Module::Models => sol::IModels::IModelsCalls::abi_decode(data).map(|_| ()),
             Module::Inference => sol::IInference::IInferenceCalls::abi_decode(data).map(|_| ()),
+            Module::Attribution => sol::IAttribution::IAttributionCalls::abi_decode(data).map(|_| ()),
             _ => Ok(()),
         };
         r.map_err(|e| anyhow!("encoded call does not decode: {e}"))
@@ -1161,6 +1163,7 @@ pub mod abi {
                 Module::Datanets => sol::IDatanets::IDatanetsCalls::signature_by_selector(sel),
                 Module::Models => sol::IModels::IModelsCalls::signature_by_selector(sel),
                 Module::Inference => sol::IInference::IInferenceCalls::signature_by_selector(sel),
+                Module::Attribution => sol::IAttribution::IAttributionCalls::signature_by_selector(sel),
                 _ => None,
             }?;
             let (name, types) = split_signature(sig).ok()?;
@@ -1249,6 +1252,7 @@ pub mod abi {
             .or_else(|| sol::IDatanets::IDatanetsErrors::signature_by_selector(sel))
             .or_else(|| sol::IModels::IModelsErrors::signature_by_selector(sel))
             .or_else(|| sol::IInference::IInferenceErrors::signature_by_selector(sel))
+            .or_else(|| sol::IAttribution::IAttributionErrors::signature_by_selector(sel))
             .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
             .or(match sel {
                 [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),

@@ -1,0 +1,62 @@
+//! The node's own transactions (settlements, attribution records, reveals,
+//! verdicts, dev set-up): signed with one of its keys, submitted to the local
+//! pool, and waited for until a block includes them.
+
+use std::time::Duration;
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::TxKind;
+use chain::Chain;
+use primitives::{Address, Bytes, U256};
+
+/// Submit a call from `key` to `to` and wait (up to a minute) for its block;
+/// an error names the module's custom error when the call reverted.
+pub fn submit_and_wait(
+    chain: &Chain,
+    handle: &tokio::runtime::Handle,
+    key: &keys::SecretKey,
+    to: Address,
+    value: u128,
+    data: Vec<u8>,
+    gas: u64,
+) -> Result<(), String> {
+    let nonce = chain.pending_nonce(&key.address()).map_err(|e| e.to_string())?;
+    let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
+    let tx = TxEip1559 {
+        chain_id: chain.chain_id(),
+        nonce,
+        gas_limit: gas,
+        max_fee_per_gas: base * 2 + 1_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        access_list: Default::default(),
+        input: Bytes::from(data),
+    };
+    let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
+    let hash = handle.block_on(chain.submit(&raw)).map_err(|e| e.to_string())?;
+    for _ in 0..1200 {
+        let st = chain.snapshot().map_err(|e| e.to_string())?;
+        if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
+            let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
+            let r = rs.get(loc.index as usize).ok_or("receipt missing")?;
+            return if r.success { Ok(()) } else { Err(format!("transaction {hash} reverted: {}", error_name(&r.revert_data))) };
+        }
+        drop(st);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("transaction {hash} was not mined in time"))
+}
+
+/// The name and fields of a module's custom error, else the raw bytes.
+pub fn error_name(data: &[u8]) -> String {
+    use alloy_sol_types::SolInterface;
+    use primitives::abi::{IAttribution, IInference};
+    if let Ok(e) = IInference::IInferenceErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = IAttribution::IAttributionErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    format!("0x{}", hex::encode(data))
+}
