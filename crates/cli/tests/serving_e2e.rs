@@ -299,4 +299,16 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     // Verification from public inputs.
     let v = e.ok(&["attribution", "verify", &receipt], true, true);
     assert_eq!(v["ok"], true, "{v}");
+    // Refusals, each with a reason: a finalized record is no longer
+    // challengeable; an unknown receipt has no record; a base model other
+    // than the record's cannot verify it.
+    let out = e.fail(&["attribution", "challenge", &receipt, "--force", "--dev-account", "6"], true, true);
+    assert!(out.contains("ChallengeExists") || out.contains("NotChallengeable"), "{out}");
+    let unknown = format!("0x{}", "ab".repeat(32));
+    let out = e.fail(&["attribution", "verify", &unknown], true, true);
+    assert!(out.contains("no attribution record"), "{out}");
+    let out = e.fail(&["attribution", "challenge", &unknown, "--force", "--dev-account", "6"], true, true);
+    assert!(out.contains("no attribution record"), "{out}");
+    let out = e.fail(&["attribution", "verify", &receipt, "--base", &repo("crates/ml/fixtures/tiny-llama")], true, true);
+    assert!(out.contains("is not this model's base"), "{out}");
 }

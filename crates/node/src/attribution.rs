@@ -581,6 +581,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn comparison_catches_each_tampered_part() {
+        let rec = json!({
+            "baseModelHash": "0x01", "adapterHash": "0x02", "datanets": [{"datanet": 1, "version": 1}],
+            "responseTokens": [5, 6, 7],
+            "span": {"method": "maximal-spans-suffix-array", "spans": [{"charStart": 0, "charEnd": 4}], "credits": [[1, 1_000_000]]},
+            "gradient": {"tolerancePpm": 2_000, "credits": [[1, 600_000], [2, 400_000]]},
+            "credits": [[1, 800_000], [2, 200_000]],
+        });
+        assert!(compare(&rec, &rec).iter().all(|c| c.ok));
+        // Within the tolerance the gradient part and the credits may differ.
+        let mut close = rec.clone();
+        close["gradient"]["credits"] = json!([[1, 601_000], [2, 399_000]]);
+        close["credits"] = json!([[1, 799_000], [2, 201_000]]);
+        assert!(compare(&close, &rec).iter().all(|c| c.ok));
+        let failed = |m: &Value| compare(m, &rec).into_iter().filter(|c| !c.ok).map(|c| c.check).collect::<Vec<_>>();
+        let mut t = rec.clone();
+        t["span"]["spans"][0]["charEnd"] = json!(5);
+        assert_eq!(failed(&t), vec!["span part (byte for byte)"]);
+        let mut t = rec.clone();
+        t["credits"] = json!([[1, 700_000], [2, 300_000]]);
+        assert_eq!(failed(&t), vec!["credits"]);
+        let mut t = rec.clone();
+        t["gradient"]["credits"] = json!([[2, 1_000_000]]);
+        assert_eq!(failed(&t), vec!["gradient part (within 2000 ppm)"]);
+        let mut t = rec.clone();
+        t["adapterHash"] = json!("0x03");
+        assert_eq!(failed(&t), vec!["model artefacts"]);
+        // A claimed record cannot widen its own tolerance past the method's bound.
+        let mut loose = rec.clone();
+        loose["gradient"]["tolerancePpm"] = json!(500_000);
+        let mut far = rec.clone();
+        far["credits"] = json!([[1, 600_000], [2, 400_000]]);
+        assert!(compare(&far, &loose).iter().any(|c| !c.ok));
+    }
+
+    #[test]
     fn ppm_sums_exactly_and_mixing_rules() {
         let s: BTreeMap<u64, f64> = [(1, 1.0), (2, 1.0), (3, 1.0)].into_iter().collect();
         let p = to_ppm(&s, 32);
