@@ -311,4 +311,13 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     assert!(out.contains("no attribution record"), "{out}");
     let out = e.fail(&["attribution", "verify", &receipt, "--base", &repo("crates/ml/fixtures/tiny-llama")], true, true);
     assert!(out.contains("is not this model's base"), "{out}");
+    // The Datanet's owner flags the contribution: it stops earning; only the
+    // owner or curators may, and only once.
+    let out = e.fail(&["curate", "flag", &cid, "--reason", "duplicated", "--dev-account", "2"], true, false);
+    assert!(out.contains("NotCurator"), "{out}");
+    let out = e.fail(&["curate", "flag", &cid, "--reason", "stale", "--dev-account", "0"], true, false);
+    assert!(out.contains("duplicated, adversarial, unfit"), "{out}");
+    e.ok(&["curate", "flag", &cid, "--reason", "duplicated", "--note", "test", "--dev-account", "0"], true, false);
+    let out = e.fail(&["curate", "flag", &cid, "--reason", "duplicated", "--dev-account", "0"], true, false);
+    assert!(out.contains("NotPending"), "{out}");
 }

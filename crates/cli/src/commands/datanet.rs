@@ -164,6 +164,20 @@ pub enum CurateCmd {
         #[command(flatten)]
         rpc: RpcArgs,
     },
+    /// Flag an approved contribution found duplicated or adversarial: it stops
+    /// earning (no new credits, no fallback share; pending credits go to the treasury).
+    Flag {
+        contribution: u64,
+        /// duplicated, adversarial or unfit.
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
     /// Remove a row from future versions (licence or consent); the owner only.
     Tombstone {
         contribution: u64,
@@ -609,6 +623,21 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                     )
                 },
                 sent_json(&sent, json!({"slashed": ev.slashed.to_string()})),
+            );
+        }
+        CurateCmd::Flag { contribution, reason, note, signer, rpc } => {
+            let code = match reason.as_str() {
+                "duplicated" => 1,
+                "adversarial" => 2,
+                "unfit" => 3,
+                r => bail!("--reason {r:?}: one of duplicated, adversarial, unfit"),
+            };
+            let call = IDatanets::flagCall { contributionId: contribution, reason: code, note };
+            let sent = send_call(&signer, &rpc, DATANETS, Amount::ZERO, alloy_sol_types::SolCall::abi_encode(&call), "flag")?;
+            sent.event::<IDatanets::ContributionFlagged>(DATANETS).ok_or_else(|| anyhow!("no ContributionFlagged log"))?;
+            out.print(
+                || format!("{}\ncontribution {contribution} flagged ({reason}): it earns nothing from now on", sent.human("flag")),
+                sent_json(&sent, json!({"flagged": contribution})),
             );
         }
         CurateCmd::Tombstone { contribution, row, reason, signer, rpc, http } => {
