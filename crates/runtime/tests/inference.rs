@@ -1413,6 +1413,29 @@ enum Op {
         contribution: u64,
         by_owner: bool,
     },
+    Challenge {
+        pick: usize,
+        extra: u64,
+    },
+    Reveal {
+        pick: usize,
+        right_bytes: bool,
+    },
+    /// Signed by validators `signers` (a bit set over the three).
+    Verdict {
+        pick: usize,
+        correct: bool,
+        signers: u8,
+    },
+    ResolveUnrevealed {
+        pick: usize,
+    },
+    ResolveLapsed {
+        pick: usize,
+    },
+    Flag {
+        contribution: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1427,12 +1450,18 @@ fn op() -> impl Strategy<Value = Op> {
         1 => who.clone().prop_map(|who| Op::CompleteRelease { who }),
         4 => (proptest::collection::vec((who, 0u64..400_000, 0u64..200_000, prop_oneof![6 => 1u64..3, 1 => Just(0u64)]), 1..4), proptest::bool::weighted(0.2))
             .prop_map(|(receipts, base_model)| Op::Settle { receipts, base_model }),
-        2 => (any::<usize>(), proptest::collection::vec((1u64..6, 1u32..1_000), 1..4))
+        4 => (any::<usize>(), proptest::collection::vec((prop_oneof![8 => 1u64..4, 1 => 4u64..6], 1u32..1_000), 1..4))
             .prop_map(|(pick, credits)| Op::Post { pick, credits }),
         1 => any::<usize>().prop_map(|pick| Op::PostEmpty { pick }),
         2 => any::<usize>().prop_map(|pick| Op::Finalize { pick }),
         2 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
         2 => (1u64..5, proptest::bool::weighted(0.9)).prop_map(|(contribution, by_owner)| Op::Claim { contribution, by_owner }),
+        5 => (any::<usize>(), 0u64..3).prop_map(|(pick, extra)| Op::Challenge { pick, extra }),
+        5 => (any::<usize>(), proptest::bool::weighted(0.9)).prop_map(|(pick, right_bytes)| Op::Reveal { pick, right_bytes }),
+        5 => (any::<usize>(), any::<bool>(), 1u8..8).prop_map(|(pick, correct, signers)| Op::Verdict { pick, correct, signers }),
+        1 => any::<usize>().prop_map(|pick| Op::ResolveUnrevealed { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::ResolveLapsed { pick }),
+        1 => (1u64..5).prop_map(|contribution| Op::Flag { contribution }),
     ]
 }
 
@@ -1451,7 +1480,7 @@ fn normalise(credits: &[(u64, u32)]) -> Vec<Credit> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
     #[test]
-    fn supply_and_holdings_stay_exact(blocks in proptest::collection::vec((proptest::collection::vec(op(), 0..6), 0u64..8), 2..16)) {
+    fn supply_and_holdings_stay_exact(blocks in proptest::collection::vec((proptest::collection::vec(op(), 0..8), 0u64..6), 4..24)) {
         let mut w = setup();
         let payers = [clone_key(&w.k.payer), clone_key(&w.k.other)];
         let (operator, serving) = (clone_key(&w.k.operator), clone_key(&w.k.serving));
@@ -1472,6 +1501,19 @@ proptest! {
             w.c.until(w.c.height + 1 + skip);
             let mut txs = vec![];
             let mut kinds = vec![];
+            // Challenge operations pick among the holds they can apply to (as of
+            // the block's start), so they are exercised, not mostly refused.
+            let posted: Vec<B256> = holds
+                .iter()
+                .copied()
+                .filter(|h| w.c.mem.hold(h).unwrap().unwrap().status == POSTED)
+                .filter(|h| runtime::attribution::AttributionRead::challenge(&w.c.mem, h).unwrap().is_none())
+                .collect();
+            let in_state = |st: u8| -> Vec<B256> {
+                holds.iter().copied().filter(|h| runtime::attribution::AttributionRead::challenge(&w.c.mem, h).unwrap().is_some_and(|c| c.status == st)).collect()
+            };
+            let (awaiting_reveal, awaiting_verdict) = (in_state(1), in_state(2));
+            let pick_in = |v: &Vec<B256>, pick: usize| if v.is_empty() { None } else { Some(v[pick % v.len()]) };
             for o in ops {
                 let (k, call) = match o {
                     Op::Deposit { who, units } => {
@@ -1503,7 +1545,8 @@ proptest! {
                     }
                     Op::Post { pick, credits } if !holds.is_empty() => {
                         let h = holds[pick % holds.len()];
-                        (&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: h, recordHash: h, credits: normalise(&credits) }))
+                        // The record's bytes are the receipt hash, so a reveal can match it.
+                        (&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: h, recordHash: content_hash(h.as_slice()), credits: normalise(&credits) }))
                     }
                     Op::PostEmpty { pick } if !holds.is_empty() => {
                         let h = holds[pick % holds.len()];
@@ -1519,6 +1562,46 @@ proptest! {
                         let k = if by_owner { &contributors[contribution as usize - 1] } else { &payers[0] };
                         (k, IInferenceCalls::claim(IInference::claimCall { contributionId: contribution }))
                     }
+                    Op::Challenge { pick, extra } if !posted.is_empty() => {
+                        let h = pick_in(&posted, pick).unwrap();
+                        kinds.push("challenge".into());
+                        txs.push(w.c.sign(&payers[1], ATTRIBUTION, Amount(BOND + extra as u128 * ONE_OPEN), challenge(h).abi_encode()));
+                        continue;
+                    }
+                    Op::Reveal { pick, right_bytes } if !awaiting_reveal.is_empty() => {
+                        let h = pick_in(&awaiting_reveal, pick).unwrap();
+                        let bytes = if right_bytes { h.to_vec() } else { b"forged".to_vec() };
+                        kinds.push("reveal".into());
+                        txs.push(w.c.sign(&operator, ATTRIBUTION, Amount::ZERO, reveal(h, &bytes).abi_encode()));
+                        continue;
+                    }
+                    Op::Verdict { pick, correct, signers } if !awaiting_verdict.is_empty() => {
+                        let h = pick_in(&awaiting_verdict, pick).unwrap();
+                        let who: Vec<u8> = (0..3u8).filter(|i| signers & (1 << i) != 0).collect();
+                        kinds.push("verdict".into());
+                        txs.push(w.c.sign(&payers[0], ATTRIBUTION, Amount::ZERO, verdict(&w.c, h, correct, &who).abi_encode()));
+                        continue;
+                    }
+                    Op::ResolveUnrevealed { pick } if !awaiting_reveal.is_empty() => {
+                        let h = pick_in(&awaiting_reveal, pick).unwrap();
+                        kinds.push("resolveUnrevealed".into());
+                        let c = IAttributionCalls::resolveUnrevealed(IAttribution::resolveUnrevealedCall { receiptHash: h });
+                        txs.push(w.c.sign(&payers[0], ATTRIBUTION, Amount::ZERO, c.abi_encode()));
+                        continue;
+                    }
+                    Op::ResolveLapsed { pick } if !awaiting_verdict.is_empty() => {
+                        let h = pick_in(&awaiting_verdict, pick).unwrap();
+                        kinds.push("resolveLapsed".into());
+                        let c = IAttributionCalls::resolveLapsed(IAttribution::resolveLapsedCall { receiptHash: h });
+                        txs.push(w.c.sign(&payers[0], ATTRIBUTION, Amount::ZERO, c.abi_encode()));
+                        continue;
+                    }
+                    Op::Flag { contribution } => {
+                        kinds.push("flag".into());
+                        let c = IDatanetsCalls::flag(IDatanets::flagCall { contributionId: contribution, reason: 1, note: String::new() });
+                        txs.push(w.c.sign(&w.k.builder, Module::Datanets.address(), Amount::ZERO, c.abi_encode()));
+                        continue;
+                    }
                     _ => continue,
                 };
                 kinds.push(format!("{call:?}").split('(').next().unwrap().to_string());
@@ -1526,9 +1609,12 @@ proptest! {
             }
             // `block` checks the supply equation and balance == holdings after it.
             for (r, kind) in w.c.block(txs).into_iter().zip(kinds) {
-                *outcomes.entry((kind, r.success)).or_default() += 1;
+                *outcomes.entry((kind.clone(), r.success)).or_default() += 1;
                 if !r.success {
                     prop_assert!(r.logs.is_empty());
+                    if std::env::var("INFERENCE_TRACE").is_ok() && ["challenge", "reveal", "verdict"].contains(&kind.as_str()) {
+                        eprintln!("{kind}: {:?}", IAttributionErrors::abi_decode(&r.revert_data));
+                    }
                     continue;
                 }
                 for s in settled(&r) {
