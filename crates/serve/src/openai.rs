@@ -670,28 +670,40 @@ fn stream(
         rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
         first: bool,
         done: bool,
+        /// The usage chunk, sent after the finish chunk when the client asked for it.
+        usage_chunk: Option<SseEvent>,
     }
     let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
-    let chunk = move |choice: Value, extra: Option<(Value, Value, Value)>| {
-        let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
-        if let Some((usage, receipt, attribution)) = extra {
-            v["usage"] = usage;
+    // As OpenAI does: with `stream_options.include_usage` every chunk has
+    // `"usage": null` and one last chunk with no choices carries the usage;
+    // without it no chunk has a usage field. The receipt and the attribution
+    // summary ride on the finish chunk (and on the usage chunk).
+    let chunk = move |choices: Vec<Value>, usage: Option<Value>, extra: Option<(Value, Value)>| {
+        let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": choices});
+        if include_usage {
+            v["usage"] = usage.unwrap_or(Value::Null);
+        }
+        if let Some((receipt, attribution)) = extra {
             v["receipt"] = receipt;
             v["attribution"] = attribution;
         }
         SseEvent::default().data(v.to_string())
     };
-    let st = St { ctx, rx, first: true, done: false };
+    let st = St { ctx, rx, first: true, done: false, usage_chunk: None };
     let s = futures_util::stream::unfold(st, move |mut st| {
         let chunk = chunk.clone();
         async move {
+            if let Some(u) = st.usage_chunk.take() {
+                return Some((Ok(u), st));
+            }
             if st.done {
                 return None;
             }
             if st.first && kind == Kind::Chat {
                 st.first = false;
                 let c = chunk(
-                    json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}),
+                    vec![json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null})],
+                    None,
                     None,
                 );
                 return Some((Ok::<_, std::convert::Infallible>(c), st));
@@ -706,7 +718,7 @@ fn stream(
                         }
                         Kind::Completion => json!({"index": 0, "text": t, "logprobs": null, "finish_reason": null}),
                     };
-                    Some((Ok(chunk(c, None)), st))
+                    Some((Ok(chunk(vec![c], None, None)), st))
                 }
                 Some(Event::Done(o)) => {
                     st.ctx.delivered = o.completion_tokens;
@@ -720,12 +732,13 @@ fn stream(
                             json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(o.finish)})
                         }
                     };
-                    // The final chunk carries usage (OpenAI's include_usage) and the receipt.
-                    let usage = usage_json(o.prompt_tokens, o.completion_tokens);
-                    let _ = include_usage;
+                    let extra = (receipt.unwrap_or(Value::Null), attribution.unwrap_or(Value::Null));
                     st.done = true;
-                    let extra = (usage, receipt.unwrap_or(Value::Null), attribution.unwrap_or(Value::Null));
-                    Some((Ok(chunk(c, Some(extra))), st))
+                    if include_usage {
+                        let usage = usage_json(o.prompt_tokens, o.completion_tokens);
+                        st.usage_chunk = Some(chunk(vec![], Some(usage), Some(extra.clone())));
+                    }
+                    Some((Ok(chunk(vec![c], None, Some(extra))), st))
                 }
                 Some(Event::Error(e)) => {
                     st.done = true;

@@ -290,16 +290,32 @@ fn openai_api_over_http() {
         &addr,
         "/v1/completions",
         Some("sk-test"),
-        r#"{"model":"m1","prompt":"The","max_tokens":5,"stream":true,"temperature":0}"#,
+        r#"{"model":"m1","prompt":"The","max_tokens":5,"stream":true,"temperature":0,"stream_options":{"include_usage":true}}"#,
     );
     assert_eq!(st, 200, "{body}");
     let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(*events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    // OpenAI's include_usage: "usage": null on every chunk, then one chunk without choices carrying it.
+    let (usage_chunk, chunks) = chunks.split_last().unwrap();
+    assert_eq!(usage_chunk["choices"], serde_json::json!([]));
+    assert_eq!(usage_chunk["usage"]["completion_tokens"], 5);
+    assert!(chunks.iter().all(|c| c["usage"].is_null() && c.as_object().unwrap().contains_key("usage")));
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "length");
-    assert_eq!(last["usage"]["completion_tokens"], 5);
     assert!(last["receipt"].is_object());
+    assert_eq!(usage_chunk["receipt"], last["receipt"]);
+    // Without include_usage no chunk has a usage field.
+    let (_, plain) = post(
+        &addr,
+        "/v1/completions",
+        Some("sk-test"),
+        r#"{"model":"m1","prompt":"The","max_tokens":3,"stream":true,"temperature":0}"#,
+    );
+    let plain: Vec<Value> =
+        plain.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(plain.iter().all(|c| !c.as_object().unwrap().contains_key("usage")), "{plain:?}");
+    assert!(plain.last().unwrap()["receipt"].is_object());
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
     // The same prompt non-streamed gives the same text (greedy).
     let (_, b2) = post(

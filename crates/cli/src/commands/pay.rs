@@ -328,6 +328,10 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
     body["max_tokens"] = json!(a.max_tokens);
     body["temperature"] = json!(a.temperature);
     body["stream"] = json!(a.stream);
+    if a.stream {
+        // The usage arrives in a last chunk of its own, as OpenAI sends it.
+        body["stream_options"] = json!({"include_usage": true});
+    }
     let bytes = serde_json::to_vec(&body)?;
     let headers = [("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
     if !a.stream {
