@@ -83,7 +83,15 @@ impl SpanIndexes {
         } else {
             let rows = build_rows(datanets, handle, tok, versions)?;
             std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-            SpanIndex::build(index_key(tok, versions), &rows, tok.vocab_size() as u32, 0, &path, &mut |_, _| {})
+            let mut logged = 0u64;
+            let mut progress = |done: u64, total: u64| {
+                let tenth = if total == 0 { 10 } else { done * 10 / total };
+                if tenth > logged {
+                    logged = tenth;
+                    tracing::info!("span index over {versions:?}: {}% of {total} tokens", tenth * 10);
+                }
+            };
+            SpanIndex::build(index_key(tok, versions), &rows, tok.vocab_size() as u32, 0, &path, &mut progress)
                 .map_err(|e| e.to_string())?
         };
         let idx = Arc::new(idx);

@@ -318,7 +318,7 @@ fn verify_receipt(
                 tok.vocab_size() as u32,
                 0,
                 &dir.join("verify.olsa"),
-                &mut |_, _| {},
+                &mut index_progress(),
             )
             .map_err(|e| anyhow!("{e}"))?,
         )
@@ -343,6 +343,26 @@ fn verify_receipt(
     .map_err(|e| anyhow!(e))?;
     checks.extend(node::attribution::compare(&mine, rec).into_iter().map(|c| (c.check, c.ok, c.detail)));
     Ok((checks, mine))
+}
+
+/// A progress bar on stderr while a span index builds (only on a terminal).
+fn index_progress() -> impl FnMut(u64, u64) {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut last = u64::MAX;
+    move |done, total| {
+        let pct = if total == 0 { 100 } else { done * 100 / total };
+        if !tty || pct == last {
+            return;
+        }
+        last = pct;
+        let filled = (pct as usize * 30 / 100).min(30);
+        eprint!("\r  indexing the training rows [{}{}] {pct:>3}% of {total} tokens", "#".repeat(filled), "-".repeat(30 - filled));
+        if done >= total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
 }
 
 fn challenge_status(s: u8) -> &'static str {
