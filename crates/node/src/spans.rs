@@ -2,6 +2,9 @@
 //! (tokenizer, set of Datanet versions a model was trained on), built from the
 //! versions' rows (read through `DatanetReader`, checked against the chain) on
 //! first use, kept memory-mapped under `<data-dir>/attribution/span-indexes`.
+//! The index of a later version of one Datanet that only added rows extends
+//! the earlier version's index (new shards merged in, byte-identical to a
+//! fresh build); a version that lost rows (tombstones) is rebuilt.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -83,6 +86,20 @@ impl SpanIndexes {
         } else {
             let rows = build_rows(datanets, handle, tok, versions)?;
             std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+            // A later version of one Datanet usually only adds rows: extend the
+            // index of an earlier version (byte-identical to a fresh build).
+            if let [(d, v)] = versions
+                && let Some(old) = self.earlier(tok, *d, *v)
+                && let Some(from) = appended_from(&old, &rows)
+            {
+                tracing::info!("span index over {versions:?}: extending the index of an earlier version by {} rows", rows.len() - from);
+                let idx = old
+                    .extend(index_key(tok, versions), &rows[from..], 0, &path, &mut |_, _| {})
+                    .map_err(|e| e.to_string())?;
+                let idx = Arc::new(idx);
+                self.open.lock().unwrap().insert(key, idx.clone());
+                return Ok(idx);
+            }
             let mut logged = 0u64;
             let mut progress = |done: u64, total: u64| {
                 let tenth = if total == 0 { 10 } else { done * 10 / total };
@@ -98,6 +115,35 @@ impl SpanIndexes {
         self.open.lock().unwrap().insert(key, idx.clone());
         Ok(idx)
     }
+}
+
+impl SpanIndexes {
+    /// The newest index on disk of an earlier version of Datanet `d` (up to 64 back).
+    fn earlier(&self, tok: &TextTokenizer, d: u64, v: u64) -> Option<SpanIndex> {
+        (v.saturating_sub(64).max(1)..v).rev().find_map(|w| {
+            let p = self.dir.join(format!("{}.olsa", key_of(&tok.hash, &[(d, w)])));
+            p.exists().then(|| SpanIndex::open(&p).ok()).flatten()
+        })
+    }
+}
+
+/// If `rows` (sorted by id) are exactly `old`'s rows followed by new ones, the
+/// index in `rows` where the new ones start. `None` when a row of `old` is
+/// gone or flagged (a tombstone: a fresh build leaves it out, so extending
+/// would count its tokens) or a new row sorts before `old`'s last.
+pub fn appended_from(old: &SpanIndex, rows: &[IndexRow]) -> Option<usize> {
+    let n = old.n_rows() as usize;
+    if rows.len() < n {
+        return None;
+    }
+    for (i, r) in rows[..n].iter().enumerate() {
+        let o = old.row(i as u64)?;
+        let same_len = (o.slots.end - o.slots.start) as usize == r.tokens.len();
+        if o.id != r.id || o.tombstoned || r.tombstoned || o.contributor != r.contributor || !same_len {
+            return None;
+        }
+    }
+    Some(n)
 }
 
 /// Trace a response over an index: spans with token and character offsets, credits in ppm.
@@ -173,4 +219,45 @@ pub fn index_rows(tok: &TextTokenizer, version_rows: Vec<datanets::VersionRow>) 
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::Address;
+    use primitives::rows::RowId;
+
+    fn rows(n: u64) -> Vec<IndexRow> {
+        (0..n)
+            .map(|i| IndexRow {
+                id: RowId { contribution: 1 + i / 3, index: (i % 3) as u32 },
+                contributor: Address::repeat_byte(i as u8 % 4),
+                tombstoned: false,
+                tokens: (0..(5 + i % 7)).map(|t| ((t * 31 + i * 17) % 50) as u32).collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_later_version_extends_an_earlier_index_only_when_it_only_adds_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IndexKey { tokenizer: B256::repeat_byte(1), datanet: 1, version: 2 };
+        let all = rows(30);
+        let old = SpanIndex::build(key, &all[..18], 64, 0, &dir.path().join("old"), &mut |_, _| {}).unwrap();
+        assert_eq!(appended_from(&old, &all), Some(18));
+        let ext = old.extend(key, &all[18..], 0, &dir.path().join("ext"), &mut |_, _| {}).unwrap();
+        let fresh = SpanIndex::build(key, &all, 64, 0, &dir.path().join("fresh"), &mut |_, _| {}).unwrap();
+        assert_eq!(std::fs::read(ext.path()).unwrap(), std::fs::read(fresh.path()).unwrap(), "byte-identical");
+        // A row of the old version gone (tombstoned since), or changed: rebuild.
+        let mut gone = all.clone();
+        gone.remove(4);
+        assert_eq!(appended_from(&old, &gone), None);
+        let mut changed = all.clone();
+        changed[2].tokens.push(7);
+        assert_eq!(appended_from(&old, &changed), None);
+        let mut flagged = all.clone();
+        flagged[0].tombstoned = true;
+        assert_eq!(appended_from(&old, &flagged), None);
+        assert_eq!(appended_from(&old, &all[..10]), None);
+    }
 }
