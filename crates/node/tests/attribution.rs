@@ -120,26 +120,17 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     let index =
         attribution::SpanIndex::build(key, &index_rows, tok.vocab_size() as u32, 0, &idx_path, &mut |_, _| {}).unwrap();
     let params = RecordParams { span_weight_ppm: 500_000, min_span_tokens: 8, max_credits: 32, excluded: vec![] };
+    let compute = |receipt: B256, response: &[u32], text: &str, p: &RecordParams| {
+        compute_record(&model, &tok, 2, &record, receipt, B256::ZERO, response, text, Some(&index), Some(&grads), p.clone())
+            .unwrap()
+    };
 
     for (c, facts) in FACTS.iter().enumerate() {
         let want = 10 + c as u64;
         // An answer that repeats the fact after a few words of its own.
         let text = format!("As you asked: {}", facts[1]);
         let response = tok.encode(&text, false).unwrap();
-        let rec = compute_record(
-            &model,
-            &tok,
-            2,
-            &record,
-            B256::repeat_byte(c as u8),
-            B256::ZERO,
-            &response,
-            &text,
-            Some(&index),
-            Some(&grads),
-            params.clone(),
-        )
-        .unwrap();
+        let rec = compute(B256::repeat_byte(c as u8), &response, &text, &params);
         let credits = node::attribution::record_credits(&rec);
         assert_eq!(credits.iter().map(|c| c.weightPpm).sum::<u32>(), 1_000_000, "{rec}");
         let top = credits.iter().max_by_key(|c| c.weightPpm).unwrap();
@@ -153,20 +144,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         let piece: String = text.chars().skip(a).take(b - a).collect();
         assert!(facts[1].contains(piece.trim()), "span {piece:?} is part of the fact");
         // Deterministic: the same inputs give the same record and hash.
-        let again = compute_record(
-            &model,
-            &tok,
-            2,
-            &record,
-            B256::repeat_byte(c as u8),
-            B256::ZERO,
-            &response,
-            &text,
-            Some(&index),
-            Some(&grads),
-            params.clone(),
-        )
-        .unwrap();
+        let again = compute(B256::repeat_byte(c as u8), &response, &text, &params);
         assert_eq!(record_hash(&rec), record_hash(&again));
         // Tampering with any field changes the hash.
         let mut forged = rec.clone();
@@ -175,20 +153,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         // A contribution flagged since training earns nothing: the span part
         // still shows the trace, the final credits leave it out.
         let flagged = RecordParams { excluded: vec![want], ..params.clone() };
-        let without = compute_record(
-            &model,
-            &tok,
-            2,
-            &record,
-            B256::repeat_byte(c as u8),
-            B256::ZERO,
-            &response,
-            &text,
-            Some(&index),
-            Some(&grads),
-            flagged,
-        )
-        .unwrap();
+        let without = compute(B256::repeat_byte(c as u8), &response, &text, &flagged);
         assert_eq!(without["span"], rec["span"]);
         let credits = node::attribution::record_credits(&without);
         assert!(credits.iter().all(|c| c.contributionId != want), "{}", without["credits"]);
@@ -198,19 +163,6 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     // An answer with nothing from the data: no span credits (the gradient part may still credit).
     let text = "Zebra quartz jumps";
     let response = tok.encode(text, false).unwrap();
-    let rec = compute_record(
-        &model,
-        &tok,
-        2,
-        &record,
-        B256::ZERO,
-        B256::ZERO,
-        &response,
-        text,
-        Some(&index),
-        Some(&grads),
-        params.clone(),
-    )
-    .unwrap();
+    let rec = compute(B256::ZERO, &response, text, &params);
     assert!(rec["span"]["credits"].as_array().unwrap().is_empty());
 }
