@@ -188,22 +188,50 @@ pub fn paged_attention(
     layer: usize,
     spans: &[AttnSpan],
 ) -> Result<Vec<f32>, MlError> {
+    let rows: usize = spans.iter().map(|s| s.n).sum();
+    let mut out = vec![0.0f32; rows * n_heads * cache.head_dim];
+    paged_attention_into(q, n_heads, cache, layer, spans, &mut out)?;
+    Ok(out)
+}
+
+/// Below this many multiply-adds (scores and weighted values of every head) the
+/// attention of a step runs on the calling thread.
+const ATTN_PARALLEL_MIN: usize = 1 << 15;
+
+/// [`paged_attention`] into `out` (`[rows, n_heads * head_dim]`, overwritten).
+/// Scores and the weighted sum of values use the kernels' dot and axpy, each a
+/// fixed order over one (row, head), so the result is batch-invariant.
+pub(crate) fn paged_attention_into(
+    q: &[f32],
+    n_heads: usize,
+    cache: &KvCache,
+    layer: usize,
+    spans: &[AttnSpan],
+    out: &mut [f32],
+) -> Result<(), MlError> {
     let hd = cache.head_dim;
-    let kvd = cache.kv_dim();
     let groups = n_heads / cache.kv_heads;
     let rows: usize = spans.iter().map(|s| s.n).sum();
+    if out.len() != rows * n_heads * hd || q.len() != out.len() {
+        return Err(MlError::Config(format!(
+            "attention: {} queries and {} outputs for {rows} rows of {n_heads} heads × {hd}",
+            q.len(),
+            out.len()
+        )));
+    }
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0.0f32; rows * n_heads * hd];
     // Each (row, head) knows its sequence, position and table.
     let mut row_info = Vec::with_capacity(rows);
+    let mut work = 0usize;
     for s in spans {
         let t = cache.tables.get(&s.seq).ok_or(MlError::UnknownSequence(s.seq))?;
         for i in 0..s.n {
             row_info.push((s.row + i, s.start + i, t));
+            work += (s.start + i + 1) * 2 * hd * n_heads;
         }
     }
     let pool = &cache.layers[layer];
-    out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, |scores: &mut Vec<f32>, (idx, o)| {
+    let one = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
         let (r, h) = (idx / n_heads, idx % n_heads);
         let (row, pos, t) = row_info[r];
         let kvh = h / groups;
@@ -212,8 +240,7 @@ pub fn paged_attention(
         let mut max = f32::NEG_INFINITY;
         for p in 0..=pos {
             let off = cache.offset(t, p) + kvh * hd;
-            let k = &pool.k[off..off + hd];
-            let s = dot(qv, k) * scale;
+            let s = crate::kernels::dot(qv, &pool.k[off..off + hd]) * scale;
             max = max.max(s);
             scores.push(s);
         }
@@ -226,31 +253,14 @@ pub fn paged_attention(
         o.fill(0.0);
         for (p, w) in scores.iter().enumerate() {
             let off = cache.offset(t, p) + kvh * hd;
-            let v = &pool.v[off..off + hd];
-            let w = w * inv;
-            for (oi, vi) in o.iter_mut().zip(v) {
-                *oi += w * vi;
-            }
+            crate::kernels::axpy(w * inv, &pool.v[off..off + hd], o);
         }
-    });
-    let _ = kvd;
-    Ok(out)
-}
-
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums: vectorises, and the order is fixed, so results do not
-    // depend on thread count or batch.
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[c * 8 + j] * b[c * 8 + j];
-        }
+    };
+    if work < ATTN_PARALLEL_MIN {
+        let mut scores = Vec::new();
+        out.chunks_mut(hd).enumerate().for_each(|a| one(&mut scores, a));
+    } else {
+        out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, one);
     }
-    let mut s = 0.0f32;
-    for j in chunks * 8..a.len() {
-        s += a[j] * b[j];
-    }
-    acc.iter().sum::<f32>() + s
+    Ok(())
 }

@@ -11,8 +11,10 @@ pub mod bootstrap;
 pub mod config;
 pub mod eval;
 pub mod frozen;
+pub mod fused;
 pub mod generate;
 pub mod grad;
+pub mod kernels;
 pub mod kv;
 pub mod lora;
 pub mod model;
@@ -27,9 +29,9 @@ pub use generate::{Finish, Generation, Sampler, SamplingParams, StopWatch, argma
 pub use grad::{project, sequence_gradients};
 pub use kv::{BlockTable, KvCache, SeqId};
 pub use lora::{LoraAdapter, LoraConfig, LoraVars, Target};
-pub use model::{BaseGrad, Logits, Model, SeqStep, Step, StepOutput};
+pub use model::{BaseGrad, Logits, Model, OpProfile, SeqStep, Step, StepOutput};
 pub use tokenizer::{ChatMessage, TextTokenizer};
-pub use train::{AdamW, Checkpoint, StepReport, TokenBatch, TrainConfig, Trainer, lr_at};
+pub use train::{AdamW, Checkpoint, StepReport, StepTiming, TokenBatch, TrainConfig, Trainer, lr_at};
 pub use weights::ModelFiles;
 
 /// Errors of the ML layer, each with what a user needs to act on it.

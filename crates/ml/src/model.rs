@@ -6,18 +6,23 @@
 //! - [`Model::forward`] serves: it takes a [`Step`], the batch descriptor (which
 //!   sequences, their new tokens, their adapters; positions and block tables
 //!   come from the [`KvCache`]), and computes base projections once for the
-//!   whole batch and low-rank products per adapter group.
+//!   whole batch and low-rank products per adapter group. It runs on plain
+//!   slices with [`crate::kernels`] (the weights read in place from their
+//!   tensors, f32 or bf16, activations in reused scratch buffers), not candle
+//!   ops: a decode step is a few rows, where per-op overhead would dominate,
+//!   and every row's result must not depend on the rest of the batch.
 //! - [`Model::forward_train`] (in `model_train.rs`) trains: differentiable candle ops over a padded
 //!   `[batch, time]` block, LoRA weights as variables, base weights frozen.
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, IndexOp, Tensor};
+use candle_core::{CpuStorage, DType, Device, IndexOp, Storage, Tensor};
 
 use crate::MlError;
 use crate::config::ModelConfig;
 use crate::frozen::frozen_linear;
-use crate::kv::{AttnSpan, KvCache, SeqId, paged_attention};
+use crate::kernels::{self, Weights};
+use crate::kv::{AttnSpan, KvCache, SeqId, paged_attention_into};
 use crate::lora::{LoraAdapter, LoraPair, Target};
 use crate::weights::ModelFiles;
 
@@ -29,24 +34,17 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `x Wᵀ + b` for `x` of shape `[n, in]`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.w.t()?)?;
-        match &self.b {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
-    }
-
     /// Differentiable in `x` only (the weight is frozen), for `x` of shape `[b, t, in]`.
     /// The batch is flattened to `[b·t, in]` so that one large matmul runs, not `b` small ones.
     pub(crate) fn forward_train(&self, x: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let inp = *dims.last().expect("rank >= 1");
         let x2 = x.reshape(((), inp))?;
+        // A serving model's bf16 weights are widened per call (see `Model::into_bf16_weights`).
+        let w = if self.w.dtype() == DType::F32 { self.w.clone() } else { self.w.to_dtype(DType::F32)? };
         let y = match grad {
-            BaseGrad::Frozen => frozen_linear(&x2.contiguous()?, &self.w)?,
-            BaseGrad::Naive => x2.matmul(&self.w.t()?)?,
+            BaseGrad::Frozen => frozen_linear(&x2.contiguous()?, &w)?,
+            BaseGrad::Naive => x2.matmul(&w.t()?)?,
         };
         *dims.last_mut().expect("rank >= 1") = self.w.dim(0)?;
         let y = y.reshape(dims)?;
@@ -57,12 +55,15 @@ impl Linear {
     }
 }
 
-/// How the backward pass treats the frozen base weights.
+/// Which training path runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaseGrad {
-    /// The frozen-linear op: only input gradients.
+    /// The fast path: the fused ops of `crate::fused` (RMSNorm, RoPE, causal
+    /// GQA attention, SwiGLU, LoRA linear, head + cross-entropy), each with a
+    /// hand-written backward, and frozen linears that give only input gradients.
     Frozen,
-    /// Plain matmuls: candle also computes (and drops) the weights' gradients.
+    /// The straightforward composition of candle ops (the reference): plain
+    /// matmuls, for which candle also computes (and drops) the weights' gradients.
     Naive,
 }
 
@@ -104,6 +105,9 @@ pub struct Model {
     pub(crate) norm: Tensor,
     pub(crate) lm_head: Tensor,
     pub(crate) inv_freq: Vec<f32>,
+    /// Activation buffers of serving steps, reused so that a decode step allocates
+    /// (almost) nothing; one per concurrent `forward`.
+    scratch: ScratchPool,
 }
 
 /// What logits a sequence wants from a step.
@@ -189,7 +193,35 @@ impl Model {
             lm_head,
             inv_freq,
             config: c,
+            scratch: ScratchPool::default(),
         })
+    }
+
+    /// The same model with its linear layers' weights and its head in bf16, for
+    /// serving: half the bytes a decode step reads (products still accumulate
+    /// in f32). Consumes the f32 model so that its weights are freed as they
+    /// are converted instead of the two copies living side by side. The
+    /// embedding table and the norms stay f32: the training forward gathers and
+    /// scales with them, and a tied head gets its own bf16 copy (half the
+    /// embedding's bytes more). Training such a model still works (the weights
+    /// are widened per step), but it is meant for `forward`.
+    pub fn into_bf16_weights(mut self) -> Result<Model, MlError> {
+        for b in &mut self.blocks {
+            for lin in [&mut b.q, &mut b.k, &mut b.v, &mut b.o, &mut b.gate, &mut b.up, &mut b.down] {
+                lin.w = lin.w.to_dtype(DType::BF16)?;
+            }
+        }
+        self.lm_head = self.lm_head.to_dtype(DType::BF16)?;
+        Ok(self)
+    }
+
+    /// Bytes of every linear layer's weight and the head's: what one decode step
+    /// reads from memory at least (the embedding is only gathered).
+    pub fn linear_weight_bytes(&self) -> usize {
+        let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let layers: usize =
+            self.blocks.iter().map(|b| Target::ALL.iter().map(|&t| bytes(&b.linear(t).w)).sum::<usize>()).sum();
+        layers + bytes(&self.lm_head)
     }
 
     /// Refuse an adapter made for another base model.
@@ -234,6 +266,30 @@ impl Model {
     /// One serving step over the batch descriptor `step`. Reserves cache space
     /// for every sequence first (all or nothing), then runs the layers.
     pub fn forward(&self, step: &Step, cache: &mut KvCache, adapters: &[&LoraAdapter]) -> Result<StepOutput, MlError> {
+        self.forward_clocked(step, cache, adapters, &mut OpClock::off())
+    }
+
+    /// [`Model::forward`], adding the time each kind of operation took to `profile`.
+    pub fn forward_profiled(
+        &self,
+        step: &Step,
+        cache: &mut KvCache,
+        adapters: &[&LoraAdapter],
+        profile: &mut OpProfile,
+    ) -> Result<StepOutput, MlError> {
+        let mut clock = OpClock::on();
+        let r = self.forward_clocked(step, cache, adapters, &mut clock);
+        clock.finish(profile);
+        r
+    }
+
+    fn forward_clocked(
+        &self,
+        step: &Step,
+        cache: &mut KvCache,
+        adapters: &[&LoraAdapter],
+        clock: &mut OpClock,
+    ) -> Result<StepOutput, MlError> {
         let c = &self.config;
         if step.seqs.is_empty() {
             return Err(MlError::Config("a step needs at least one sequence".into()));
@@ -292,94 +348,314 @@ impl Model {
 
         let n = tokens.len();
         let (cos, sin) = self.rope_tables(&positions);
-        let ids = Tensor::from_vec(tokens, n, &Device::Cpu)?;
-        let mut x = self.embed.index_select(&ids, 0)?;
-        let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let (h, nh, nkv, hd) = (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let (qd, kvd, inter) = (nh * hd, nkv * hd, c.intermediate_size);
+        let mut s = self.scratch.take();
+        s.size(n, h, qd, kvd, inter);
+        let Scratch { x, hn, q, k, v, att, o, g, u, lora_tmp } = &mut s;
+        with_f32(&self.embed, |e| {
+            for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
+                row.copy_from_slice(&e[t as usize * h..(t as usize + 1) * h]);
+            }
+            Ok(())
+        })?;
+        clock.lap(Op::Other);
+        let eps = self.eps();
         for (l, b) in self.blocks.iter().enumerate() {
-            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f64, &[u32])> = row_index
+            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f32, &[u32])> = row_index
                 .iter()
-                .map(|(a, rows)| (&adapters[*a].layers[l], adapters[*a].config.scale(), rows.as_slice()))
+                .map(|(a, rows)| (&adapters[*a].layers[l], adapters[*a].config.scale() as f32, rows.as_slice()))
                 .collect();
-            // The low-rank products of every adapter group in one pass over the
-            // group's rows (x Aᵀ then · Bᵀ, per row, in f32 with a fixed order),
-            // added to the base projection once: a handful of tensor ops per
-            // layer and target whatever the number of adapters in the batch.
-            let proj = |t: Target, h: &Tensor| -> Result<Tensor, MlError> {
-                let y = b.linear(t).forward(h)?;
-                if !pairs.iter().any(|(m, _, _)| m.contains_key(&t)) {
-                    return Ok(y);
+            // y = x Wᵀ (+ b), then the low-rank products of every adapter group
+            // on the group's rows (x Aᵀ then · Bᵀ, per row, f32, a fixed order).
+            let proj = |t: Target, xin: &[f32], y: &mut [f32], tmp: &mut Vec<f32>, clock: &mut OpClock| {
+                let lin = b.linear(t);
+                let inp = xin.len() / n;
+                with_weights(&lin.w, |w| kernels::linear(xin, w, inp, y))?;
+                if let Some(bias) = &lin.b {
+                    with_f32(bias, |bv| {
+                        for row in y.chunks_exact_mut(bv.len()) {
+                            kernels::add_in_place(row, bv);
+                        }
+                        Ok(())
+                    })?;
                 }
-                let (n, inp) = h.dims2()?;
-                let out = y.dim(1)?;
-                let xs = h.flatten_all()?.to_vec1::<f32>()?;
-                let mut delta = vec![0.0f32; n * out];
+                clock.lap(Op::Matmul);
+                let out = y.len() / n;
                 for (m, scale, rows) in &pairs {
                     let Some(p) = m.get(&t) else { continue };
-                    let r = p.a.dim(0)?;
-                    let a = p.a.flatten_all()?.to_vec1::<f32>()?;
-                    let bw = p.b.flatten_all()?.to_vec1::<f32>()?;
-                    let scale = *scale as f32;
-                    let mut tmp = vec![0.0f32; r];
-                    for &row in *rows {
-                        let x = &xs[row as usize * inp..(row as usize + 1) * inp];
-                        for (j, tj) in tmp.iter_mut().enumerate() {
-                            *tj = crate::kv::dot(&a[j * inp..(j + 1) * inp], x);
-                        }
-                        let d = &mut delta[row as usize * out..(row as usize + 1) * out];
-                        for (o, dv) in d.iter_mut().enumerate() {
-                            *dv = scale * crate::kv::dot(&bw[o * r..(o + 1) * r], &tmp);
-                        }
-                    }
+                    with_f32(&p.a, |a| {
+                        with_f32(&p.b, |bw| {
+                            let r = a.len() / inp;
+                            tmp.resize(r, 0.0);
+                            for &row in *rows {
+                                let row = row as usize;
+                                let xr = &xin[row * inp..(row + 1) * inp];
+                                for (j, tj) in tmp.iter_mut().enumerate() {
+                                    *tj = kernels::dot(&a[j * inp..(j + 1) * inp], xr);
+                                }
+                                let yr = &mut y[row * out..(row + 1) * out];
+                                for (o, yv) in yr.iter_mut().enumerate() {
+                                    *yv += scale * kernels::dot(&bw[o * r..(o + 1) * r], tmp);
+                                }
+                            }
+                            Ok(())
+                        })
+                    })?;
                 }
-                Ok((y + Tensor::from_vec(delta, (n, out), &Device::Cpu)?)?)
+                clock.lap(Op::Lora);
+                Ok::<(), MlError>(())
             };
-            let h = candle_nn::ops::rms_norm(&x, &b.input_norm, self.eps())?;
-            let q = proj(Target::Q, &h)?;
-            let k = proj(Target::K, &h)?;
-            let v = proj(Target::V, &h)?;
-            let mut qv = q.flatten_all()?.to_vec1::<f32>()?;
-            let mut kv = k.flatten_all()?.to_vec1::<f32>()?;
-            apply_rope(&mut qv, nh, hd, &cos, &sin);
-            apply_rope(&mut kv, nkv, hd, &cos, &sin);
-            let vv = v.flatten_all()?.to_vec1::<f32>()?;
-            let kvd = nkv * hd;
+            with_f32(&b.input_norm, |w| {
+                kernels::rms_norm_rows(x, w, eps, hn);
+                Ok(())
+            })?;
+            clock.lap(Op::Norm);
+            proj(Target::Q, hn, q, lora_tmp, clock)?;
+            proj(Target::K, hn, k, lora_tmp, clock)?;
+            proj(Target::V, hn, v, lora_tmp, clock)?;
+            apply_rope(q, nh, hd, &cos, &sin);
+            apply_rope(k, nkv, hd, &cos, &sin);
+            clock.lap(Op::Rope);
             for sp in &spans {
                 let r = sp.row * kvd..(sp.row + sp.n) * kvd;
-                cache.write(l, sp.seq, sp.start, &kv[r.clone()], &vv[r])?;
+                cache.write(l, sp.seq, sp.start, &k[r.clone()], &v[r])?;
             }
-            let att = paged_attention(&qv, nh, cache, l, &spans)?;
-            let att = Tensor::from_vec(att, (n, nh * hd), &Device::Cpu)?;
-            x = (x + proj(Target::O, &att)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &b.post_norm, self.eps())?;
-            let g = proj(Target::Gate, &h)?;
-            let u = proj(Target::Up, &h)?;
-            let m = (candle_nn::ops::silu(&g)? * u)?;
-            x = (x + proj(Target::Down, &m)?)?;
+            clock.lap(Op::Other);
+            paged_attention_into(q, nh, cache, l, &spans, att)?;
+            clock.lap(Op::Attention);
+            proj(Target::O, att, o, lora_tmp, clock)?;
+            kernels::add_in_place(x, o);
+            clock.lap(Op::Other);
+            with_f32(&b.post_norm, |w| {
+                kernels::rms_norm_rows(x, w, eps, hn);
+                Ok(())
+            })?;
+            clock.lap(Op::Norm);
+            proj(Target::Gate, hn, g, lora_tmp, clock)?;
+            proj(Target::Up, hn, u, lora_tmp, clock)?;
+            kernels::silu_mul_in_place(g, u);
+            clock.lap(Op::Other);
+            proj(Target::Down, g, o, lora_tmp, clock)?;
+            kernels::add_in_place(x, o);
         }
+        clock.lap(Op::Other);
         for sp in &spans {
             cache.set_len(sp.seq, sp.start + sp.n);
         }
         // Only the rows whose logits are wanted go through the head.
-        let mut want: Vec<u32> = Vec::new();
         let mut ranges = Vec::with_capacity(spans.len());
-        for (s, sp) in step.seqs.iter().zip(&spans) {
-            let from = want.len();
-            match s.logits {
-                Logits::Last => want.push((sp.row + sp.n - 1) as u32),
-                Logits::All => want.extend((sp.row..sp.row + sp.n).map(|r| r as u32)),
-            }
-            ranges.push(from..want.len());
+        let mut nw = 0;
+        for (st, sp) in step.seqs.iter().zip(&spans) {
+            let from = nw;
+            let (r0, r1) = match st.logits {
+                Logits::Last => (sp.row + sp.n - 1, sp.row + sp.n),
+                Logits::All => (sp.row, sp.row + sp.n),
+            };
+            // Rows only move down (r0 >= nw), so the gather can run in place.
+            x.copy_within(r0 * h..r1 * h, nw * h);
+            nw += r1 - r0;
+            ranges.push(from..nw);
         }
-        let nw = want.len();
-        let x = x.index_select(&Tensor::from_vec(want, nw, &Device::Cpu)?, 0)?;
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, self.eps())?;
-        let logits = x.matmul(&self.lm_head.t()?)?;
+        with_f32(&self.norm, |w| {
+            kernels::rms_norm_rows(&x[..nw * h], w, eps, &mut hn[..nw * h]);
+            Ok(())
+        })?;
+        clock.lap(Op::Norm);
+        let mut logits = vec![0.0f32; nw * c.vocab_size];
+        with_weights(&self.lm_head, |w| kernels::linear(&hn[..nw * h], w, h, &mut logits))?;
+        clock.lap(Op::Head);
+        self.scratch.put(s);
+        let logits = Tensor::from_vec(logits, (nw, c.vocab_size), &Device::Cpu)?;
         Ok(StepOutput { logits, ranges })
     }
 
     /// The embedding matrix (for tests and tools).
     pub fn embeddings(&self) -> &Tensor {
         &self.embed
+    }
+}
+
+/// The activations of one serving step, `[rows, width]` each.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    hn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    o: Vec<f32>,
+    g: Vec<f32>,
+    u: Vec<f32>,
+    lora_tmp: Vec<f32>,
+}
+
+impl Scratch {
+    /// Every buffer at its length for `n` rows (kept capacity, no zeroing needed:
+    /// each is written in full before it is read).
+    fn size(&mut self, n: usize, h: usize, qd: usize, kvd: usize, inter: usize) {
+        self.x.resize(n * h, 0.0);
+        self.hn.resize(n * h, 0.0);
+        self.q.resize(n * qd, 0.0);
+        self.k.resize(n * kvd, 0.0);
+        self.v.resize(n * kvd, 0.0);
+        self.att.resize(n * qd, 0.0);
+        self.o.resize(n * h, 0.0);
+        self.g.resize(n * inter, 0.0);
+        self.u.resize(n * inter, 0.0);
+    }
+}
+
+/// Scratch buffers shared by the clones of a model; a clone starts with none.
+#[derive(Default)]
+struct ScratchPool(std::sync::Mutex<Vec<Scratch>>);
+
+impl Clone for ScratchPool {
+    fn clone(&self) -> Self {
+        ScratchPool::default()
+    }
+}
+
+impl ScratchPool {
+    fn take(&self) -> Scratch {
+        self.0.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+    }
+
+    fn put(&self, s: Scratch) {
+        if let Ok(mut v) = self.0.lock() {
+            // Keep as many as forwards ran at once, never more than a few.
+            if v.len() < 4 {
+                v.push(s);
+            }
+        }
+    }
+}
+
+/// Run `f` on a contiguous CPU tensor's weights in place (f32 or bf16), without copying.
+fn with_weights<R>(t: &Tensor, f: impl FnOnce(Weights) -> Result<R, MlError>) -> Result<R, MlError> {
+    let (st, l) = t.storage_and_layout();
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a weight tensor is not contiguous".into()))?;
+    match &*st {
+        Storage::Cpu(CpuStorage::F32(v)) => f(Weights::F32(&v[a..b])),
+        Storage::Cpu(CpuStorage::BF16(v)) => f(Weights::Bf16(&v[a..b])),
+        _ => Err(MlError::Unsupported(format!(
+            "serving from {:?} weights on this device (f32 or bf16 on the CPU)",
+            t.dtype()
+        ))),
+    }
+}
+
+/// Run `f` on a contiguous f32 CPU tensor's values in place.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R, MlError>) -> Result<R, MlError> {
+    let (st, l) = t.storage_and_layout();
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
+    match &*st {
+        Storage::Cpu(CpuStorage::F32(v)) => f(&v[a..b]),
+        _ => Err(MlError::Unsupported(format!("{:?} tensor where f32 on the CPU is needed", t.dtype()))),
+    }
+}
+
+/// Where a serving step's time went, summed over the steps it was passed to
+/// ([`Model::forward_profiled`]): a profile shows which kernel stands between a
+/// figure and the memory-bandwidth bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpProfile {
+    /// Steps profiled.
+    pub steps: usize,
+    /// Base projections (q, k, v, o, gate, up, down), seconds.
+    pub matmul: f64,
+    /// The low-rank adapter products.
+    pub lora: f64,
+    /// Attention over the KV cache (scores, softmax, weighted values).
+    pub attention: f64,
+    /// RMSNorms.
+    pub norm: f64,
+    /// Rotary embeddings.
+    pub rope: f64,
+    /// The final projection to the vocabulary.
+    pub head: f64,
+    /// Everything else: embedding lookup, KV writes, activations, residuals,
+    /// copies between tensors and buffers, bookkeeping.
+    pub other: f64,
+}
+
+impl OpProfile {
+    /// Seconds in all.
+    pub fn total(&self) -> f64 {
+        self.matmul + self.lora + self.attention + self.norm + self.rope + self.head + self.other
+    }
+
+    /// (name, seconds) of every bucket, in a fixed order.
+    pub fn buckets(&self) -> [(&'static str, f64); 7] {
+        [
+            ("matmul", self.matmul),
+            ("attention", self.attention),
+            ("norm", self.norm),
+            ("rope", self.rope),
+            ("lora", self.lora),
+            ("head", self.head),
+            ("other", self.other),
+        ]
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Matmul,
+    Lora,
+    Attention,
+    Norm,
+    Rope,
+    Head,
+    Other,
+}
+
+/// Laps of a step's clock; off (no clock reads) unless profiling.
+struct OpClock {
+    last: Option<std::time::Instant>,
+    acc: OpProfile,
+}
+
+impl OpClock {
+    fn off() -> OpClock {
+        OpClock { last: None, acc: OpProfile::default() }
+    }
+
+    fn on() -> OpClock {
+        OpClock { last: Some(std::time::Instant::now()), acc: OpProfile::default() }
+    }
+
+    /// Charge the time since the previous lap to `op`.
+    #[inline]
+    fn lap(&mut self, op: Op) {
+        let Some(last) = self.last else { return };
+        let now = std::time::Instant::now();
+        let dt = (now - last).as_secs_f64();
+        self.last = Some(now);
+        let a = &mut self.acc;
+        *match op {
+            Op::Matmul => &mut a.matmul,
+            Op::Lora => &mut a.lora,
+            Op::Attention => &mut a.attention,
+            Op::Norm => &mut a.norm,
+            Op::Rope => &mut a.rope,
+            Op::Head => &mut a.head,
+            Op::Other => &mut a.other,
+        } += dt;
+    }
+
+    fn finish(mut self, into: &mut OpProfile) {
+        self.lap(Op::Other);
+        let a = &self.acc;
+        into.steps += 1;
+        into.matmul += a.matmul;
+        into.lora += a.lora;
+        into.attention += a.attention;
+        into.norm += a.norm;
+        into.rope += a.rope;
+        into.head += a.head;
+        into.other += a.other;
     }
 }
 

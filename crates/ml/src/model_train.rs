@@ -1,10 +1,20 @@
 //! The training forward of [`Model`]: differentiable candle ops over a padded
 //! `[batch, time]` block, LoRA weights as variables, base weights frozen.
 //! The serving forward is in `model.rs`; both share the weights.
+//!
+//! Two compositions of the same maths. `BaseGrad::Naive` is plain candle ops
+//! (every link of every chain kept for autograd, base-weight gradients computed
+//! and dropped): the reference the fused ops are tested against.
+//! `BaseGrad::Frozen` is the fast path: the frozen-linear op and the fused ops
+//! of [`crate::fused`] (RMSNorm, RoPE, causal GQA attention, SwiGLU, and the
+//! head fused with the cross-entropy in [`Model::loss`]).
+
+use std::sync::Arc;
 
 use candle_core::{D, Device, Tensor};
 
 use crate::MlError;
+use crate::fused::reference;
 use crate::lora::{LoraVars, Target};
 use crate::model::{BaseGrad, Linear, Model};
 
@@ -36,21 +46,40 @@ impl Model {
             return Err(MlError::ContextFull { needed: t, max: c.max_position_embeddings });
         }
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let fast = grad == BaseGrad::Frozen;
         let positions: Vec<usize> = (0..t).collect();
-        let (cos, sin) = self.rope_tables(&positions);
+        let (cos_v, sin_v) = self.rope_tables(&positions);
         let half = hd / 2;
-        let cos = Tensor::from_vec(cos, (t, half), &Device::Cpu)?;
-        let sin = Tensor::from_vec(sin, (t, half), &Device::Cpu)?;
+        let (cos_v, sin_v) = (Arc::new(cos_v), Arc::new(sin_v));
+        let cos = Tensor::from_slice(&cos_v, (t, half), &Device::Cpu)?;
+        let sin = Tensor::from_slice(&sin_v, (t, half), &Device::Cpu)?;
         let cos = Tensor::cat(&[&cos, &cos], 1)?;
         let sin = Tensor::cat(&[&sin, &sin], 1)?;
-        let mask = causal_mask(t)?;
+        let mask = if fast { None } else { Some(reference::causal_mask(t)?) };
+        let eps = c.rms_norm_eps;
+        let residual = |x: &Tensor, y: &Tensor| -> candle_core::Result<Tensor> {
+            if fast { crate::fused::add(x, y) } else { x + y }
+        };
+        let norm = |x: &Tensor, w: &Tensor| -> candle_core::Result<Tensor> {
+            if fast { crate::fused::rms_norm(x, w, eps) } else { reference::rms_norm(x, w, eps) }
+        };
         let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
         let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
         let scale = lora.map(|l| l.config.scale()).unwrap_or(0.0);
         for (l, b) in self.blocks.iter().enumerate() {
             let vars = lora.map(|lv| &lv.layers[l]);
             let mut proj = |tg: Target, h: &Tensor| -> Result<Tensor, MlError> {
-                let y = b.linear(tg).forward_train(h, grad)?;
+                let lin = b.linear(tg);
+                let dropping = drop_p > 0.0 && dropout.is_some();
+                if let (true, false, Some((a, bv))) = (fast, dropping, vars.and_then(|m| m.get(&tg))) {
+                    // The frozen layer and its LoRA pair in one op.
+                    let y = crate::fused::lora_linear(h, &lin.w, a.as_tensor(), bv.as_tensor(), scale)?;
+                    return Ok(match &lin.b {
+                        Some(bias) => y.broadcast_add(bias)?,
+                        None => y,
+                    });
+                }
+                let y = lin.forward_train(h, grad)?;
                 match vars.and_then(|m| m.get(&tg)) {
                     None => Ok(y),
                     Some((a, bv)) => {
@@ -63,25 +92,34 @@ impl Model {
                     }
                 }
             };
-            let h = rms_norm_train(&x, &b.input_norm, c.rms_norm_eps)?;
-            let q = proj(Target::Q, &h)?.reshape((bsz, t, nh, hd))?.transpose(1, 2)?;
-            let k = proj(Target::K, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
-            let v = proj(Target::V, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
-            let q = rope_train(&q, &cos, &sin)?;
-            let k = rope_train(&k, &cos, &sin)?;
-            let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
-            let att = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?;
-            let att = att.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-            let y = att.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((bsz, t, nh * hd))?;
-            x = (x + proj(Target::O, &y)?)?;
-            let h = rms_norm_train(&x, &b.post_norm, c.rms_norm_eps)?;
+            let h = norm(&x, &b.input_norm)?;
+            let y = match &mask {
+                // [b, t, heads, d] throughout: the projections' layout, no transposes.
+                None => {
+                    let q = proj(Target::Q, &h)?.reshape((bsz, t, nh, hd))?;
+                    let k = proj(Target::K, &h)?.reshape((bsz, t, nkv, hd))?;
+                    let v = proj(Target::V, &h)?.reshape((bsz, t, nkv, hd))?;
+                    let q = crate::fused::rope(&q, cos_v.clone(), sin_v.clone())?;
+                    let k = crate::fused::rope(&k, cos_v.clone(), sin_v.clone())?;
+                    crate::fused::causal_attention(&q, &k, &v)?.reshape((bsz, t, nh * hd))?
+                }
+                Some(mask) => {
+                    let q = proj(Target::Q, &h)?.reshape((bsz, t, nh, hd))?.transpose(1, 2)?;
+                    let k = proj(Target::K, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
+                    let v = proj(Target::V, &h)?.reshape((bsz, t, nkv, hd))?.transpose(1, 2)?;
+                    let q = reference::rope(&q, &cos, &sin)?;
+                    let k = reference::rope(&k, &cos, &sin)?;
+                    reference::attention(&q, &k, &v, mask)?.transpose(1, 2)?.reshape((bsz, t, nh * hd))?
+                }
+            };
+            x = residual(&x, &proj(Target::O, &y)?)?;
+            let h = norm(&x, &b.post_norm)?;
             let g = proj(Target::Gate, &h)?;
             let u = proj(Target::Up, &h)?;
-            let m = (g.silu()? * u)?;
-            x = (x + proj(Target::Down, &m)?)?;
+            let m = if fast { crate::fused::swiglu(&g, &u)? } else { reference::swiglu(&g, &u)? };
+            x = residual(&x, &proj(Target::Down, &m)?)?;
         }
-        Ok(rms_norm_train(&x, &self.norm, c.rms_norm_eps)?)
+        Ok(norm(&x, &self.norm)?)
     }
 
     fn head_train(&self, h: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {
@@ -104,6 +142,18 @@ impl Model {
         if t < 2 {
             return Err(MlError::Config("a training sequence needs at least two tokens".into()));
         }
+        if grad == BaseGrad::Frozen {
+            let (targets, weights) = shifted_targets(tokens, mask)?;
+            let count: f32 = weights.iter().sum();
+            if count == 0.0 {
+                return Err(MlError::Config("no target tokens in the batch".into()));
+            }
+            // The same count the naive path divides by (an f32 sum of the mask).
+            let weights: Vec<f32> = weights.iter().map(|&w| w / count).collect();
+            let h = self.hidden_train(tokens, lora, grad, dropout)?;
+            let h = h.reshape((b * t, self.config.hidden_size))?;
+            return Ok(crate::fused::linear_cross_entropy(&h, &self.lm_head, &targets, &weights)?);
+        }
         let logits = self.forward_train(tokens, lora, grad, dropout)?;
         let logits = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), self.config.vocab_size))?;
         let targets = tokens.narrow(1, 1, t - 1)?.flatten_all()?;
@@ -125,43 +175,42 @@ impl Model {
         lora: Option<&LoraVars>,
     ) -> Result<Vec<(f64, f64)>, MlError> {
         let (b, t) = tokens.dims2()?;
-        let logits = self.forward_train(tokens, lora, BaseGrad::Frozen, None)?.detach();
-        let logits = logits.narrow(1, 0, t - 1)?;
-        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let targets = tokens.narrow(1, 1, t - 1)?.contiguous()?;
-        let nll = lsm.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
-        let m = mask.narrow(1, 1, t - 1)?;
-        let sum = (nll * &m)?.sum(1)?.to_vec1::<f32>()?;
-        let cnt = m.sum(1)?.to_vec1::<f32>()?;
-        let _ = b;
-        Ok(sum.into_iter().zip(cnt).map(|(s, c)| (s as f64, c as f64)).collect())
+        // The fused head: per-row NLL of the masked rows only, never all the logits.
+        let h = self.hidden_train(tokens, lora, BaseGrad::Frozen, None)?.detach();
+        let h = h.reshape((b * t, self.config.hidden_size))?;
+        let (targets, weights) = shifted_targets(tokens, mask)?;
+        let nll = crate::fused::linear_nll_rows(&h, &self.lm_head, &targets, &weights)?;
+        Ok((0..b)
+            .map(|r| {
+                let rows = r * t..(r + 1) * t;
+                // Summed in f32 in position order, as the naive `sum(1)` did.
+                let sum: f32 = rows.clone().map(|i| nll[i] * weights[i]).sum();
+                let cnt: f32 = rows.map(|i| weights[i]).sum();
+                (sum as f64, cnt as f64)
+            })
+            .collect())
     }
 }
 
-fn rms_norm_train(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(w)
-}
-
-fn rope_train(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let hd = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, hd / 2)?;
-    let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
-    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
-}
-
-fn repeat_kv(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
+/// Row `(s, i)` of a `[b, t]` block predicts token `i + 1` of sequence `s` with
+/// weight `mask[s, i + 1]`; the last position of each sequence predicts nothing
+/// (target 0, weight 0). Both `[b · t]`, row-major.
+fn shifted_targets(tokens: &Tensor, mask: &Tensor) -> Result<(Vec<u32>, Vec<f32>), MlError> {
+    let (b, t) = tokens.dims2()?;
+    if mask.dims2()? != (b, t) {
+        return Err(MlError::Config(format!("mask {:?} does not match tokens {:?}", mask.dims(), tokens.dims())));
     }
-    let (b, h, t, d) = x.dims4()?;
-    x.unsqueeze(2)?.broadcast_as((b, h, n, t, d))?.contiguous()?.reshape((b, h * n, t, d))
-}
-
-fn causal_mask(t: usize) -> candle_core::Result<Tensor> {
-    let v: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
-    Tensor::from_vec(v, (t, t), &Device::Cpu)
+    let toks = tokens.flatten_all()?.to_vec1::<u32>()?;
+    let m = mask.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    let mut targets = vec![0u32; b * t];
+    let mut weights = vec![0f32; b * t];
+    for s in 0..b {
+        for i in 0..t.saturating_sub(1) {
+            targets[s * t + i] = toks[s * t + i + 1];
+            weights[s * t + i] = m[s * t + i + 1];
+        }
+    }
+    Ok((targets, weights))
 }
 
 /// Inverted dropout mask (kept entries scaled by 1 / (1 - p)) from the seeded generator.

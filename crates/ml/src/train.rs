@@ -214,6 +214,17 @@ pub struct StepReport {
     pub lr: f64,
     pub grad_norm: f64,
     pub tokens: usize,
+    /// Where the step's time went (wall clock, for `bench train --profile`).
+    pub timing: StepTiming,
+}
+
+/// Seconds of one step spent in the loss's forward, its backward, and the rest
+/// (gradient sums, clipping, the AdamW update).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepTiming {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub update_s: f64,
 }
 
 impl<'m> Trainer<'m> {
@@ -245,6 +256,8 @@ impl<'m> Trainer<'m> {
         if micro.is_empty() {
             return Err(MlError::Config("a training step needs at least one micro-batch".into()));
         }
+        let start = std::time::Instant::now();
+        let mut timing = StepTiming::default();
         let micro: Vec<(Tensor, Tensor)> = micro.iter().map(|b| b.tensors()).collect::<Result<_, _>>()?;
         let vars = self.vars.all();
         let mut sum: Vec<Option<Tensor>> = vec![None; vars.len()];
@@ -253,9 +266,13 @@ impl<'m> Trainer<'m> {
         for (toks, mask) in &micro {
             tokens += toks.elem_count();
             let dropout = if self.config.lora.lora_dropout > 0.0 { Some(&mut self.rng) } else { None };
+            let t = std::time::Instant::now();
             let loss = self.model.loss(toks, mask, Some(&self.vars), self.base_grad, dropout)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
+            timing.forward_s += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
             let g = loss.backward()?;
+            timing.backward_s += t.elapsed().as_secs_f64();
             for (i, v) in vars.iter().enumerate() {
                 let gi = match g.get(v.as_tensor()) {
                     Some(t) => t.clone(),
@@ -278,7 +295,8 @@ impl<'m> Trainer<'m> {
         let lr = lr_at(self.config.learning_rate, self.config.warmup_steps, self.config.total_steps, self.opt.t);
         self.opt.step(&vars, &grads, lr, &self.config)?;
         self.last_lr = lr;
-        Ok(StepReport { step: self.opt.t, loss: loss_sum / n, lr, grad_norm, tokens })
+        timing.update_s = start.elapsed().as_secs_f64() - timing.forward_s - timing.backward_s;
+        Ok(StepReport { step: self.opt.t, loss: loss_sum / n, lr, grad_norm, tokens, timing })
     }
 
     /// The adapter as it is now.
