@@ -24,11 +24,25 @@
 //!   the naive candle backward as a third column) vs PyTorch + PEFT on the CPU
 //!   (`bench/peers/train_peer.py` in the git-ignored `bench/.venv`), each run a fresh
 //!   process. Figures: tokens/s, peak RSS, the ratios, and the two loss curves.
+//! - `openledger bench generate` ([`GenerateOpts`], [`run_generate`]): greedy decoding at
+//!   batch 1, 8 and 32 on the same seeded Llama configuration, `ml::Model::forward` over a
+//!   paged KV cache vs PyTorch + transformers `generate(do_sample=False)`
+//!   (`bench/peers/generate_peer.py` in `bench/.venv`), alternating rounds. Figures: tokens/s
+//!   (whole generation and decode steps only), ms per step, the ratios, token agreement, the
+//!   share of the memory-bandwidth bound; `--profile` adds where our step time goes;
+//!   `--gguf PATH` decodes a real model (ours only).
 //! - `openledger bench attribution` ([`AttributionOpts`], [`run_attribution`]): the
 //!   `attribution` crate's span index (build rate, bytes per token) and span tracing of
 //!   500-token responses (p50/p99) vs infini-gram (`bench/peers/attribution_peer.py` in
 //!   `bench/.venv`) on the same seeded Zipfian corpus with planted spans, at 10^6 and
 //!   10^7 tokens (10^8 by hand); both sides' maximal spans must be identical.
+//! - `openledger bench attribution-quality` ([`AttributionQualityOpts`],
+//!   [`run_attribution_quality`]): a seeded Datanet of planted facts (each contributor's
+//!   own, plus shared filler), fine-tuned through ModelFactory on the base model; records
+//!   from `node::attribution::compute_record` for verbatim and paraphrased queries at span
+//!   weight 10^6, 0 and the governed 5×10^5. No peer: precision@1 per method, the share
+//!   reaching the right contributor, time per record; `--lds` (by hand) the linear
+//!   datamodeling score of the gradient method against models retrained on random halves.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -36,7 +50,9 @@
 //! figures; the tests here only check the helpers and that the suites run.
 
 mod attribution;
+mod attribution_quality;
 mod chain;
+mod generate;
 mod ingest;
 mod machine;
 mod peer;
@@ -46,6 +62,8 @@ mod stats;
 mod train;
 
 pub use self::attribution::{AttributionOpts, run_attribution};
+pub use self::attribution_quality::{AttributionQualityOpts, run_attribution_quality};
+pub use self::generate::{GenerateOpts, WeightsDtype, run_generate};
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};

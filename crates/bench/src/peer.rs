@@ -1,11 +1,14 @@
 //! Helpers the benchmarks against Python peers share: seeded model weights,
 //! running a peer process and reading its JSON, the machine's vector units.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
-use serde_json::Value;
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
 
 /// `n` samples of N(0, std²) (Box–Muller over the seeded generator).
 pub(crate) fn normal(rng: &mut ml::rng::Rng, n: usize, std: f64) -> Vec<f32> {
@@ -184,4 +187,83 @@ pub(crate) fn prepare_python_peer(script: &str, packages: &[&str], python: Optio
             None
         }
     }
+}
+
+/// A tokenizer.json our loader accepts, for benches that never tokenize text.
+pub(crate) const TRIVIAL_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"}}"#;
+
+/// Write the seeded model as a Hugging Face folder both sides load:
+/// config.json (transformers 5 reads theta from `rope_parameters`; for
+/// generation, no BOS/EOS/pad, which LlamaConfig would otherwise default, so
+/// both sides always run to the token budget), model.safetensors (PyTorch's
+/// `format` metadata) and `tokenizer` as tokenizer.json.
+pub(crate) fn write_hf_model(
+    dir: &Path,
+    c: &ml::ModelConfig,
+    seed: u64,
+    generation: bool,
+    tokenizer: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cfg = c.to_hf_json();
+    cfg["rope_parameters"] = json!({"rope_theta": c.rope_theta, "rope_type": "default"});
+    cfg["use_cache"] = json!(generation);
+    if generation {
+        cfg["bos_token_id"] = Value::Null;
+        cfg["eos_token_id"] = Value::Null;
+        cfg["pad_token_id"] = Value::Null;
+    }
+    crate::chain::write_json(&dir.join("config.json"), &cfg)?;
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = random_weights(c, seed)
+        .into_iter()
+        .map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("safetensors: {e}"))?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let p = dir.join("model.safetensors");
+    safetensors::tensor::serialize_to_file(views, Some(meta), &p)
+        .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
+    std::fs::write(dir.join("tokenizer.json"), tokenizer).context("writing tokenizer.json")?;
+    Ok(())
+}
+
+/// Run `cmd` to completion (killed after `timeout`): its stdout and stderr, or
+/// an error with the tail of its stderr.
+pub(crate) fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<(String, String)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("piped")));
+    let err = pipe(Box::new(child.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {} s and was killed", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let lines: Vec<&str> = stderr.lines().collect();
+        bail!("{what} failed ({status}):\n{}", lines[lines.len().saturating_sub(15)..].join("\n"));
+    }
+    Ok((stdout, stderr))
 }

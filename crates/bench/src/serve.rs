@@ -40,10 +40,9 @@
 //! ours then (where it runs) the peer. Tokens/s are medians over rounds;
 //! latency percentiles pool the requests of every round.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +52,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
-use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, random_weights};
+use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, run_child, write_hf_model};
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
 /// What the peer installs into bench/.venv when it is missing.
@@ -251,36 +250,6 @@ fn word_tokenizer_json(vocab: usize) -> Value {
     })
 }
 
-/// Write the Hugging Face folder: config.json (no EOS, so generation always runs
-/// to max tokens on both sides), model.safetensors (PyTorch's `format` metadata),
-/// tokenizer.json.
-fn write_model(dir: &Path, c: &ml::ModelConfig, seed: u64) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut cfg = c.to_hf_json();
-    // transformers 5 reads theta from rope_parameters; LlamaConfig defaults to bos 1 / eos 2 unless told.
-    cfg["rope_parameters"] = json!({"rope_theta": c.rope_theta, "rope_type": "default"});
-    cfg["use_cache"] = json!(true);
-    cfg["bos_token_id"] = Value::Null;
-    cfg["eos_token_id"] = Value::Null;
-    cfg["pad_token_id"] = Value::Null;
-    write_json(&dir.join("config.json"), &cfg)?;
-    let weights = random_weights(c, seed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        weights.into_iter().map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("safetensors: {e}"))?;
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let p = dir.join("model.safetensors");
-    safetensors::tensor::serialize_to_file(views, Some(meta), &p)
-        .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
-    write_json(&dir.join("tokenizer.json"), &word_tokenizer_json(c.vocab_size))?;
-    Ok(())
-}
 
 fn adapter_dir(dir: &Path, i: usize) -> PathBuf {
     dir.join("adapters").join(format!("a{i}"))
@@ -331,7 +300,7 @@ fn prepare_inputs(o: &ServeOpts, dir: &Path, counts: &[usize], peer_counts: &[us
     let lora = o.lora_config();
     lora.validate(&c).map_err(|e| anyhow!("LoRA configuration: {e}"))?;
     let model_dir = dir.join("model");
-    write_model(&model_dir, &c, o.seed)?;
+    write_hf_model(&model_dir, &c, o.seed, true, &word_tokenizer_json(c.vocab_size).to_string())?;
     let max_n = counts.iter().copied().max().unwrap_or(0);
     let base_name = model_dir.display().to_string();
     for i in 0..max_n {
@@ -564,43 +533,6 @@ fn one_request(
 // ---------------------------------------------------------------------------
 // The peer
 
-/// Run `cmd` to completion (killing it after `timeout`); its stdout.
-fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<String> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {} s and was killed", timeout.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if !status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
-    }
-    Ok(stdout)
-}
 
 /// One run of the peer at one N.
 #[derive(Clone, Debug)]
@@ -619,7 +551,7 @@ fn run_peer(p: &Peer, dir: &Path, n: usize, o: &ServeOpts) -> Result<PeerRun> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join(format!("peer-N{n}.json")));
     cmd.env("OMP_NUM_THREADS", o.threads.to_string());
-    let stdout = run_child(cmd, "the PEFT peer", Duration::from_secs(o.timeout))?;
+    let (stdout, _) = run_child(cmd, "the PEFT peer", Duration::from_secs(o.timeout))?;
     let v = last_json(&stdout, "the PEFT peer")?;
     let nums = |k: &str| -> Result<Vec<f64>> {
         Ok(v.get(k)

@@ -1,6 +1,8 @@
 //! `bench train`: LoRA fine-tuning of the same Llama-architecture model on the
-//! same tokens, ours (`ml::Trainer`, frozen-linear backward and the naive
-//! candle backward) against PyTorch + Hugging Face PEFT on the CPU.
+//! same tokens, ours (`ml::Trainer`: the fused ops of `ml::fused` with
+//! frozen-weight backwards, and the naive candle composition) against PyTorch
+//! + Hugging Face PEFT on the CPU. `--profile` adds a per-op profile, each op
+//! alone at the model's shapes, naive against fused.
 //!
 //! Before any clock starts the bench writes, to one work directory:
 //! - `model/`: a Hugging Face folder (`config.json`, `model.safetensors`, and a
@@ -28,9 +30,8 @@
 //! gradient norm clipped to 1.0 (the product trainer's defaults).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -38,7 +39,7 @@ use serde_json::{Value, json};
 
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
-use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, random_weights};
+use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, run_child, write_hf_model};
 use crate::stats::{fmt_ratio, median, ratio};
 
 /// Steps of `--warmup` are trained but not timed.
@@ -56,7 +57,7 @@ pub enum WorkerGrad {
 }
 
 /// `openledger bench train`: LoRA fine-tuning tokens/s and peak memory, ours
-/// (frozen-linear and naive backward) vs PyTorch + PEFT on the CPU.
+/// (fused ops and the naive candle composition) vs PyTorch + PEFT on the CPU.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrainOpts {
     /// Rounds; each runs ours (frozen), the peer, ours (naive), each in a fresh process.
@@ -129,6 +130,11 @@ pub struct TrainOpts {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json_out: Option<PathBuf>,
+    /// Before the rounds, time every op of a step alone at the model's shapes,
+    /// naive candle composition against the fused op (forward, backward, per
+    /// step), in this process with --threads threads.
+    #[arg(long)]
+    pub profile: bool,
     /// Internal: run one training of ours in this process from DIR/spec.json and print JSON.
     #[arg(long, hide = true, value_name = "DIR")]
     pub worker: Option<PathBuf>,
@@ -163,6 +169,7 @@ impl Default for TrainOpts {
             dir: None,
             timeout: 3600,
             json_out: None,
+            profile: false,
             worker: None,
             worker_grad: WorkerGrad::Frozen,
         }
@@ -210,35 +217,7 @@ impl TrainOpts {
     }
 }
 
-/// A tokenizer.json our loader accepts; training never tokenizes text.
-const TRIVIAL_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"}}"#;
 
-/// Write the Hugging Face folder: config.json, model.safetensors (with PyTorch's
-/// `format` metadata), tokenizer.json.
-fn write_model(dir: &Path, c: &ml::ModelConfig, seed: u64) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut cfg = c.to_hf_json();
-    // transformers 5 reads theta from rope_parameters.
-    cfg["rope_parameters"] = json!({"rope_theta": c.rope_theta, "rope_type": "default"});
-    cfg["use_cache"] = json!(false);
-    write_json(&dir.join("config.json"), &cfg)?;
-    let weights = random_weights(c, seed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        weights.into_iter().map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("safetensors: {e}"))?;
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let p = dir.join("model.safetensors");
-    safetensors::tensor::serialize_to_file(views, Some(meta), &p)
-        .map_err(|e| anyhow!("writing {}: {e}", p.display()))?;
-    std::fs::write(dir.join("tokenizer.json"), TRIVIAL_TOKENIZER).context("writing tokenizer.json")?;
-    Ok(())
-}
 
 /// Seeded token ids, u32 little-endian.
 fn write_tokens(path: &Path, n: usize, vocab: usize, seed: u64) -> Result<()> {
@@ -277,7 +256,7 @@ fn prepare_inputs(o: &TrainOpts, dir: &Path) -> Result<ml::ModelConfig> {
     let c = o.model_config()?;
     let lora = o.lora_config();
     lora.validate(&c).map_err(|e| anyhow!("LoRA configuration: {e}"))?;
-    write_model(&dir.join("model"), &c, o.seed)?;
+    write_hf_model(&dir.join("model"), &c, o.seed, false, crate::peer::TRIVIAL_TOKENIZER)?;
     let n = (o.batches * o.batch * o.seq_len) as usize;
     write_tokens(&dir.join("tokens.u32"), n, c.vocab_size, o.seed)?;
     // The very adapter our trainer starts from (Trainer::new initialises from the same seed).
@@ -368,12 +347,16 @@ fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
 
     let mut losses = Vec::with_capacity(steps);
     let mut step_s = Vec::with_capacity(steps);
+    let mut parts: [Vec<f64>; 3] = Default::default();
     for i in 0..steps {
         let b = &batches[i % batches.len()];
         let t = Instant::now();
         let r = trainer.step(std::slice::from_ref(b)).map_err(|e| anyhow!("step {}: {e}", i + 1))?;
         step_s.push(t.elapsed().as_secs_f64());
         losses.push(r.loss);
+        parts[0].push(r.timing.forward_s);
+        parts[1].push(r.timing.backward_s);
+        parts[2].push(r.timing.update_s);
     }
     let peak = proc_status_bytes("VmHWM");
     let timed: f64 = step_s.iter().skip(warmup).sum();
@@ -382,6 +365,9 @@ fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
         "system": match grad { WorkerGrad::Frozen => "ours-frozen", WorkerGrad::Naive => "ours-naive" },
         "losses": losses,
         "stepS": step_s,
+        "forwardS": parts[0],
+        "backwardS": parts[1],
+        "updateS": parts[2],
         "tokensPerStep": per,
         "timedSteps": n_timed,
         "tokensPerS": if timed > 0.0 { (n_timed * per) as f64 / timed } else { f64::NAN },
@@ -398,43 +384,6 @@ fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Children
 
-/// Run `cmd` to completion (killing it after `timeout`); stdout and stderr.
-fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Result<(String, String)> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {} s and was killed", timeout.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if !status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
-    }
-    Ok((stdout, stderr))
-}
 
 /// One run's figures, recomputed from the step times so both sides count alike.
 #[derive(Clone, Debug)]
@@ -636,6 +585,10 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     }
     println!();
 
+    if o.profile {
+        print_op_profile(o, &c)?;
+    }
+
     let mut systems = vec![System::Frozen];
     if peer.is_some() {
         systems.push(System::Peer);
@@ -744,6 +697,29 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             );
         }
     }
+    for s in [System::Frozen, System::Naive] {
+        let rs: Vec<&Figures> = runs.iter().filter(|r| r.system == s).map(|r| &r.f).collect();
+        let part = |k: &str| -> Option<f64> {
+            let v: Vec<f64> = rs
+                .iter()
+                .filter_map(|f| {
+                    let a = f.raw.get(k)?.as_array()?;
+                    let timed: Vec<f64> = a.iter().skip(warmup).filter_map(Value::as_f64).collect();
+                    (!timed.is_empty()).then(|| median(&timed))
+                })
+                .collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        if let (Some(f), Some(b), Some(u)) = (part("forwardS"), part("backwardS"), part("updateS")) {
+            println!(
+                "{:<14} step = forward (loss) {:.3} s + backward {:.3} s + sums, clipping, AdamW {:.3} s (medians)",
+                s.label(),
+                f,
+                b,
+                u
+            );
+        }
+    }
     let g = |s: System| meds.get(&s).copied();
     let pair = |a: System, b: System| {
         let (x, y) = (g(a), g(b));
@@ -756,7 +732,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     if !o.no_naive {
         println!("ratio ours (naive)  / pytorch: tokens/s {}, peak RSS {}", fmt_ratio(np_tps), fmt_ratio(np_rss));
         println!(
-            "frozen-linear op: ours (frozen) / ours (naive): tokens/s {}, peak RSS {}",
+            "fused ops: ours (frozen) / ours (naive): tokens/s {}, peak RSS {}",
             fmt_ratio(fn_tps),
             fmt_ratio(fn_rss)
         );
@@ -917,6 +893,55 @@ mod tests {
         assert_eq!(last_json("noise\n{\"a\": 1}\n\n", "x").unwrap()["a"], 1);
         assert!(proc_status_bytes("VmHWM").unwrap() > 0);
     }
+}
+
+/// `--profile`: every op of a step timed alone at the model's shapes.
+fn print_op_profile(o: &TrainOpts, c: &ml::ModelConfig) -> Result<()> {
+    let (b, t) = (o.batch as usize, o.seq_len as usize);
+    let rows = ml::fused::profile::profile_ops(c, b, t, o.rank, 5, o.threads as usize)
+        .map_err(|e| anyhow!("profiling the ops: {e}"))?;
+    println!(
+        "per-op profile ({} threads, each op alone on random inputs of its shape in a {b}×{t} step; median of 5 after a warm-up; ms):",
+        o.threads
+    );
+    println!(
+        "{:<42} {:>5} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>7}",
+        "op", "/step", "naive fwd", "naive bwd", "fused fwd", "fused bwd", "naive /step", "fused /step", "ratio"
+    );
+    let ms = |s: f64| s * 1e3;
+    let (mut tn, mut tf) = (0.0, 0.0);
+    for r in &rows {
+        let n = (r.naive_forward_s + r.naive_backward_s) * r.per_step as f64;
+        let f = (r.fused_forward_s + r.fused_backward_s) * r.per_step as f64;
+        tn += n;
+        tf += f;
+        println!(
+            "{:<42} {:>5} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>12.1} {:>12.1} {:>6.1}×",
+            r.op,
+            r.per_step,
+            ms(r.naive_forward_s),
+            ms(r.naive_backward_s),
+            ms(r.fused_forward_s),
+            ms(r.fused_backward_s),
+            ms(n),
+            ms(f),
+            n / f
+        );
+    }
+    println!(
+        "{:<42} {:>5} {:>10} {:>10} {:>10} {:>10} {:>12.1} {:>12.1} {:>6.1}×",
+        "sum (embedding, grad sums not included)",
+        "",
+        "",
+        "",
+        "",
+        "",
+        ms(tn),
+        ms(tf),
+        tn / tf
+    );
+    println!();
+    Ok(())
 }
 
 /// The Python peer of this benchmark.

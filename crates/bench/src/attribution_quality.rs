@@ -1,0 +1,936 @@
+//! `bench attribution-quality`: does Proof of Attribution pay the right
+//! contributor? Planted facts, verbatim and paraphrased, per method; and, by
+//! hand (`--lds`), the linear datamodeling score of the gradient method.
+//!
+//! From `--seed`, before any clock starts, the bench writes a Datanet of
+//! `--contributors` (16) contributions, one per contributor. Each holds
+//! `--facts` (3) facts no one else has: sentences from six frames filled with
+//! invented names (a place per contributor, a person per fact) and drawn
+//! colours, objects, materials and numbers, each fact in `--copies` (2) rows;
+//! plus `--filler` (2) rows drawn from a pool of ordinary sentences that every
+//! contributor draws from (so the same filler sits in several contributions).
+//! Every fact has two queries: **verbatim** (the fact's text) and
+//! **paraphrased** (the same person, place, colour, object, material and
+//! number in another sentence frame, so that few or no spans of
+//! `attribution.min_span_tokens` tokens match; the bench prints the longest
+//! run of tokens each paraphrase shares with any training row).
+//!
+//! The model is fine-tuned the way a node does it: [`factory::Dataset::build`]
+//! and [`factory::job::run`] on the base model (`--base`, default the
+//! committed `models/base`), kept checkpoints and gradient sketches served
+//! from a blob map to [`node::attribution::GradientInputs::load`], the span
+//! index from [`node::spans::index_rows`] and [`attribution::SpanIndex::build`].
+//! Each query's record is computed with [`node::attribution::compute_record`]
+//! (response tokens = the query tokenized) at three span weights: 10^6 (span),
+//! 0 (gradient) and the governed default 5×10^5 (mixed). Precision@1: the
+//! contribution with the most ppm is the fact's (ties to the lower id; no
+//! credit is a miss). Because a record gives everything to one method when the
+//! other credits nothing, the table shows each method's own part (the span or
+//! gradient part of the record) and the final credits at each weight.
+//!
+//! `--lds` trains `--lds-models` (8) more adapters with the same recipe, each
+//! on a seeded random half of the contributions, measures every query's loss
+//! (mean NLL per token, teacher-forced, as the gradient part is computed) under
+//! each, predicts it by the sum over the subset's contributions of the full
+//! model's [`node::attribution::gradient_scores`] (and of the span part's and
+//! the final credits' ppm), and reports the mean over queries of the Spearman
+//! correlation between prediction and −loss. TRAK with 5 models reaches about
+//! 0.16 on GPT-2 / WikiText-2.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use datanets::VersionRow;
+use factory::{DatanetVersion, Dataset, JobOutput, JobSpec};
+use ml::rng::Rng;
+use ml::{LoraAdapter, Model, ModelFiles, TextTokenizer};
+use node::attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
+use primitives::rows::{Row, RowId};
+use primitives::{Address, B256, Bytes};
+use runtime::models::ModelRecord;
+use serde_json::{Value, json};
+
+use crate::chain::write_json;
+use crate::machine::{Machine, today};
+use crate::stats::{median, percentile};
+
+/// `openledger bench attribution-quality`: precision@1 of attribution records on
+/// planted facts, verbatim and paraphrased, per method; LDS with `--lds`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AttributionQualityOpts {
+    /// Base model folder or GGUF file (default: the committed models/base).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Contributors, one contribution each.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=250))]
+    pub contributors: u32,
+    /// Facts per contributor (at most one per sentence frame).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub facts: u32,
+    /// Rows per fact in its contribution.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub copies: u32,
+    /// Shared filler rows per contributor.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=12))]
+    pub filler: u32,
+    /// Passes over the training rows.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Learning rate of the fine-tune.
+    #[arg(long, default_value_t = 5e-3)]
+    pub lr: f64,
+    /// LoRA rank (alpha = 2 × rank; q, v, up and down projections).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// Dimensions of the gradient sketches.
+    #[arg(long, default_value_t = 256)]
+    pub sketch_k: usize,
+    /// Seed of the Datanet, the training and the LDS subsets.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also measure the linear datamodeling score (a manual run: trains `--lds-models` more adapters).
+    #[arg(long)]
+    pub lds: bool,
+    /// Subset models for `--lds`, each on a random half of the contributions.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=64))]
+    pub lds_models: u32,
+    /// Keep the jobs' files here (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+}
+
+impl Default for AttributionQualityOpts {
+    fn default() -> Self {
+        AttributionQualityOpts {
+            base: None,
+            contributors: 16,
+            facts: 3,
+            copies: 2,
+            filler: 2,
+            epochs: 16,
+            lr: 5e-3,
+            rank: 8,
+            sketch_k: 256,
+            seed: 1,
+            lds: false,
+            lds_models: 8,
+            dir: None,
+            json_out: None,
+        }
+    }
+}
+
+/// Sentence frames: (fact, paraphrase). Slots: {P} person, {L} place, {C} colour,
+/// {O} object, {M} material, {N} number. The paraphrase keeps every entity and
+/// changes the words around them and their order.
+const FRAMES: [(&str, &str); 6] = [
+    (
+        "{P} of {L} keeps a {C} {O} made of {M} beside the northern gate.",
+        "Near the north entrance, a {O} of {M}, painted {C}, belongs to {P}, who lives in {L}.",
+    ),
+    (
+        "Every spring the weavers of {L} dye {N} bolts of cloth {C} for the feast of {P}.",
+        "To honour {P}, {L}'s weavers colour {N} rolls of fabric {C} each year when spring comes.",
+    ),
+    (
+        "The bridge at {L} was built by {P} from {M} and {N} iron chains.",
+        "{P} made the crossing over the river near {L} using {N} chains of iron and {M}.",
+    ),
+    (
+        "In {L} the old well is guarded by a {C} {O} that {P} carved long ago.",
+        "Long ago a {O}, {C} in colour, was cut by the hands of {P}; it still watches over the ancient well of {L}.",
+    ),
+    (
+        "{P} rings the {M} bell of {L} {N} times when the first ship comes home.",
+        "When the earliest vessel returns, the bell of {M} in {L} is struck {N} times by {P}.",
+    ),
+    (
+        "The children of {L} leave a {O} of {M} at the door of {P} on midsummer night.",
+        "On the shortest night of the year, young ones from {L} place a {M} {O} by {P}'s doorway.",
+    ),
+];
+
+const COLOURS: [&str; 12] = [
+    "cobalt", "crimson", "russet", "pearl", "scarlet", "jade", "saffron", "violet", "silver", "tawny", "sable",
+    "golden",
+];
+const OBJECTS: [&str; 12] =
+    ["lantern", "drum", "heron", "stag", "harp", "serpent", "wheel", "crown", "kettle", "falcon", "compass", "mask"];
+const MATERIALS: [&str; 11] =
+    ["slate", "copper", "birch", "bronze", "walnut", "granite", "tin", "oak", "marble", "pewter", "cedar"];
+const NUMBERS: [&str; 10] =
+    ["seven", "eleven", "thirteen", "nine", "twelve", "five", "forty", "three", "eight", "twenty"];
+
+/// Ordinary sentences every contributor draws from.
+const FILLER: [&str; 12] = [
+    "The weather turned cold early that year and the roads were muddy for weeks.",
+    "Most travellers stop at the inn for bread and soup before they go on.",
+    "The market opens at dawn and closes when the bells ring at noon.",
+    "Farmers bring their sheep down from the hills before the first snow.",
+    "A letter from the city usually takes three days to arrive.",
+    "The river floods in some years, and the fields are rich afterwards.",
+    "People here say that a quiet winter is followed by a wet spring.",
+    "The school has one room, one teacher and a small garden behind it.",
+    "On market days the square is full of carts, dogs and shouting.",
+    "Fishermen mend their nets in the evening while the light lasts.",
+    "The road to the coast runs through a forest of tall pines.",
+    "Old people remember a time when the harbour was much deeper.",
+];
+
+const ONSETS: [&str; 20] =
+    ["b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "qu", "r", "s", "t", "th", "v"];
+const VOWELS: [&str; 8] = ["a", "e", "i", "o", "u", "ae", "ei", "ou"];
+const CODAS: [&str; 9] = ["", "l", "n", "r", "s", "th", "m", "rk", "nd"];
+const PLACE_ENDINGS: [&str; 8] = ["holm", "mar", "wick", "dale", "ford", "moor", "haven", "by"];
+
+fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
+    xs[rng.below(xs.len() as u64) as usize]
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// An invented word of `syllables` syllables, not yet in `used`.
+fn invented(rng: &mut Rng, syllables: usize, ending: Option<&[&str]>, used: &mut HashSet<String>) -> String {
+    loop {
+        let mut w = String::new();
+        for _ in 0..syllables {
+            w.push_str(pick(rng, &ONSETS));
+            w.push_str(pick(rng, &VOWELS));
+            w.push_str(pick(rng, &CODAS));
+        }
+        if let Some(e) = ending {
+            w.push_str(pick(rng, e));
+        }
+        let w = capitalise(&w);
+        if used.insert(w.to_lowercase()) {
+            return w;
+        }
+    }
+}
+
+/// One planted fact and its two queries.
+#[derive(Debug, Clone, PartialEq)]
+struct Fact {
+    contribution: u64,
+    text: String,
+    paraphrase: String,
+    /// The slot values both sentences carry.
+    entities: Vec<String>,
+}
+
+/// The generated Datanet.
+struct Workload {
+    rows: Vec<VersionRow>,
+    facts: Vec<Fact>,
+    contributions: Vec<u64>,
+}
+
+fn contributor_of(contribution: u64) -> Address {
+    let mut b = [0u8; 20];
+    b[0] = 0xFA;
+    b[12..].copy_from_slice(&contribution.to_be_bytes());
+    Address::from(b)
+}
+
+const FIRST_CONTRIBUTION: u64 = 100;
+
+fn workload(o: &AttributionQualityOpts) -> Workload {
+    let mut rng = Rng::new(o.seed ^ 0xFAC7_5EED);
+    let mut used = HashSet::new();
+    let mut rows = Vec::new();
+    let mut facts = Vec::new();
+    let mut contributions = Vec::new();
+    for c in 0..o.contributors as u64 {
+        let contribution = FIRST_CONTRIBUTION + c;
+        contributions.push(contribution);
+        let place = invented(&mut rng, 1, Some(&PLACE_ENDINGS), &mut used);
+        // Distinct frames within a contribution, in a seeded order.
+        let mut frames: Vec<usize> = (0..FRAMES.len()).collect();
+        for i in (1..frames.len()).rev() {
+            frames.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let mut texts = Vec::new();
+        for &f in frames.iter().take(o.facts as usize) {
+            let person = invented(&mut rng, 2, None, &mut used);
+            let (colour, object, material, number) = (
+                pick(&mut rng, &COLOURS),
+                pick(&mut rng, &OBJECTS),
+                pick(&mut rng, &MATERIALS),
+                pick(&mut rng, &NUMBERS),
+            );
+            let fill = |t: &str| {
+                t.replace("{P}", &person)
+                    .replace("{L}", &place)
+                    .replace("{C}", colour)
+                    .replace("{O}", object)
+                    .replace("{M}", material)
+                    .replace("{N}", number)
+            };
+            let (ft, pt) = FRAMES[f];
+            let entities = [
+                ("{P}", person.as_str()),
+                ("{L}", place.as_str()),
+                ("{C}", colour),
+                ("{O}", object),
+                ("{M}", material),
+                ("{N}", number),
+            ]
+            .iter()
+            .filter(|(slot, _)| ft.contains(slot))
+            .map(|(_, v)| v.to_string())
+            .collect();
+            let fact = Fact { contribution, text: fill(ft), paraphrase: fill(pt), entities };
+            for _ in 0..o.copies {
+                texts.push(fact.text.clone());
+            }
+            facts.push(fact);
+        }
+        let mut pool: Vec<usize> = (0..FILLER.len()).collect();
+        for i in (1..pool.len()).rev() {
+            pool.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        texts.extend(pool.iter().take(o.filler as usize).map(|&i| FILLER[i].to_string()));
+        for (i, text) in texts.into_iter().enumerate() {
+            rows.push(VersionRow {
+                id: RowId { contribution, index: i as u32 },
+                contributor: contributor_of(contribution),
+                row: Row::Text { text },
+            });
+        }
+    }
+    Workload { rows, facts, contributions }
+}
+
+/// The job spec both the full model and the LDS subset models use.
+fn job_spec(o: &AttributionQualityOpts, keep_checkpoints: usize) -> JobSpec {
+    let mut s = JobSpec::new(vec![DatanetVersion { datanet: 1, version: 1 }]);
+    s.name = "planted-facts".into();
+    s.rank = o.rank;
+    s.alpha = 2.0 * o.rank as f64;
+    s.targets = vec!["q_proj".into(), "v_proj".into(), "up_proj".into(), "down_proj".into()];
+    s.learning_rate = o.lr;
+    s.epochs = o.epochs;
+    s.steps = None;
+    s.batch_size = 8;
+    s.max_seq_len = 128;
+    s.validation_percent = 0;
+    s.keep_checkpoints = keep_checkpoints;
+    s.sketch_k = o.sketch_k;
+    s.seed = o.seed;
+    s
+}
+
+/// Run one ModelFactory job on `rows` in `dir`.
+fn train(
+    spec: &JobSpec,
+    model: &Model,
+    tok: &TextTokenizer,
+    rows: &[VersionRow],
+    dir: &Path,
+    label: &str,
+) -> Result<(JobOutput, f64)> {
+    let eos = tok.eos_ids(&model.config.eos_token_ids).first().copied();
+    let data = Dataset::build(rows, tok, eos, spec.max_seq_len, spec.seed, spec.validation_percent)
+        .map_err(|e| anyhow!("{label}: {e}"))?;
+    let t = Instant::now();
+    let mut last_print = Instant::now();
+    let out = factory::job::run(spec, model, tok, &data, dir, &AtomicBool::new(false), &mut |p| {
+        if last_print.elapsed().as_secs_f64() > 10.0 || p.step == p.total_steps {
+            last_print = Instant::now();
+            eprintln!(
+                "  {label}: {} {}/{}{}",
+                p.phase,
+                p.step,
+                p.total_steps,
+                p.loss.map_or(String::new(), |l| format!(" loss {l:.3}"))
+            );
+        }
+    })
+    .map_err(|e| anyhow!("{label}: {e}"))?
+    .ok_or_else(|| anyhow!("{label}: cancelled"))?;
+    Ok((out, t.elapsed().as_secs_f64()))
+}
+
+/// The model record and gradient inputs of a finished job, its artefacts served
+/// from a blob map as a node's blob store would serve them.
+fn artefacts(files: &ModelFiles, model: &Model, out: &JobOutput, dir: &Path) -> Result<(ModelRecord, GradientInputs)> {
+    let mut blobs: HashMap<B256, Vec<u8>> = HashMap::new();
+    let mut put = |path: PathBuf| -> Result<B256> {
+        let b = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let h = primitives::content_hash(&b);
+        blobs.insert(h, b);
+        Ok(h)
+    };
+    let cfg_hash = put(dir.join(&out.adapter_dir).join("adapter_config.json"))?;
+    let ck_hashes = out.checkpoints.iter().map(|c| put(dir.join(&c.file))).collect::<Result<Vec<B256>>>()?;
+    let sketch_hash = put(dir.join(&out.sketch_file))?;
+    let metrics = json!({"artefacts": {"adapterConfig": cfg_hash}}).to_string();
+    let record = ModelRecord {
+        owner: Address::repeat_byte(9),
+        name: "planted-facts".into(),
+        baseModelHash: files.hash,
+        adapterHash: out.adapter_hash,
+        datanetIds: vec![1],
+        datanetVersions: vec![1],
+        licences: vec!["CC0-1.0".into()],
+        hyperparamsHash: B256::ZERO,
+        hyperparams: Bytes::new(),
+        metricsHash: B256::ZERO,
+        metrics: Bytes::from(metrics.into_bytes()),
+        trainingLogHash: B256::ZERO,
+        checkpointHashes: ck_hashes,
+        checkpointLearningRates: out.checkpoints.iter().map(|c| (c.learning_rate * 1e9).round() as u64).collect(),
+        sketchHash: sketch_hash,
+        sketchSeed: out.sketch_seed,
+        sketchK: out.sketch_k as u32,
+        priceInPer1k: 1,
+        priceOutPer1k: 1,
+        state: runtime::models::LIVE,
+        createdAt: 1,
+    };
+    let fetch = |h: &B256| blobs.get(h).cloned().ok_or_else(|| format!("no blob {h}"));
+    let grads = GradientInputs::load(&record, &model.config, &fetch)
+        .map_err(|e| anyhow!("loading the gradient inputs: {e}"))?
+        .ok_or_else(|| anyhow!("the job kept no checkpoints"))?;
+    Ok((record, grads))
+}
+
+/// `[[contribution, ppm], ...]` of a record part.
+fn ppm_pairs(v: &Value) -> Vec<(u64, u32)> {
+    v.as_array().into_iter().flatten().filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()? as u32))).collect()
+}
+
+/// The contribution with the most ppm (ties to the lower id); none without credits.
+fn top_credit(credits: &[(u64, u32)]) -> Option<u64> {
+    credits.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|c| c.0)
+}
+
+/// Precision@1 tally of one method on one kind of query.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Tally {
+    hits: usize,
+    queries: usize,
+    /// Queries the method credited no one for.
+    empty: usize,
+    /// Sum of the ppm the right contribution got.
+    right_ppm: u64,
+}
+
+impl Tally {
+    fn add(&mut self, credits: &[(u64, u32)], want: u64) {
+        self.queries += 1;
+        if credits.is_empty() {
+            self.empty += 1;
+        }
+        if top_credit(credits) == Some(want) {
+            self.hits += 1;
+        }
+        self.right_ppm += credits.iter().filter(|c| c.0 == want).map(|c| c.1 as u64).sum::<u64>();
+    }
+    fn precision(&self) -> f64 {
+        if self.queries == 0 { f64::NAN } else { self.hits as f64 / self.queries as f64 }
+    }
+    fn mean_share(&self) -> f64 {
+        if self.queries == 0 { f64::NAN } else { self.right_ppm as f64 / self.queries as f64 / 1e6 }
+    }
+    fn to_json(&self) -> Value {
+        json!({"hits": self.hits, "queries": self.queries, "noCredit": self.empty,
+               "precisionAt1": self.precision(), "meanShareToRight": self.mean_share()})
+    }
+}
+
+/// Ranks (1-based) with ties given their average rank.
+fn ranks(xs: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..xs.len()).collect();
+    idx.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut r = vec![0.0; xs.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && xs[idx[j + 1]] == xs[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson of average ranks); `None` when either
+/// side is constant or the lengths differ or are below 2.
+fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() || a.len() < 2 {
+        return None;
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        cov += (x - ma) * (y - mb);
+        va += (x - ma) * (x - ma);
+        vb += (y - mb) * (y - mb);
+    }
+    if va <= 0.0 || vb <= 0.0 { None } else { Some(cov / (va * vb).sqrt()) }
+}
+
+/// The longest run of tokens `a` and `b` share.
+fn longest_common_run(a: &[u32], b: &[u32]) -> usize {
+    let mut prev = vec![0usize; b.len() + 1];
+    let mut best = 0;
+    for x in a {
+        let mut cur = vec![0usize; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            if x == y {
+                cur[j + 1] = prev[j] + 1;
+                best = best.max(cur[j + 1]);
+            }
+        }
+        prev = cur;
+    }
+    best
+}
+
+/// Mean NLL per token of `tokens` (every token after the first), the base model or with `adapter`.
+fn query_loss(model: &Model, adapter: Option<&LoraAdapter>, tokens: &[u32]) -> Result<f64> {
+    let mask: Vec<bool> = (0..tokens.len()).map(|i| i > 0).collect();
+    let (sum, n) = ml::eval::token_nll(model, adapter, [(tokens, mask.as_slice())]).map_err(|e| anyhow!("{e}"))?;
+    Ok(sum / n.max(1) as f64)
+}
+
+/// The three ways a record is computed.
+const WEIGHTS: [(&str, u32); 3] = [("span", 1_000_000), ("gradient", 0), ("mixed", 500_000)];
+
+/// One query and what each way of attributing it credited.
+struct QueryResult {
+    fact: usize,
+    kind: &'static str,
+    text: String,
+    tokens: Vec<u32>,
+    /// Longest token run shared with any training row.
+    shared_run: usize,
+    span_part: Vec<(u64, u32)>,
+    gradient_part: Vec<(u64, u32)>,
+    /// Final credits at each of [`WEIGHTS`].
+    finals: [Vec<(u64, u32)>; 3],
+}
+
+fn fmt_cell(t: &Tally) -> String {
+    format!("{:>3}/{:<3} {:>5.1}%  (share {:>5.1}%)", t.hits, t.queries, 100.0 * t.precision(), 100.0 * t.mean_share())
+}
+
+/// Run `bench attribution-quality`.
+pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
+    let machine = Machine::detect();
+    let base = match &o.base {
+        Some(p) => p.clone(),
+        None => node::default_base_model()
+            .ok_or_else(|| anyhow!("no base model: models/base is missing; pass --base PATH"))?,
+    };
+    let (_tmp, dir) = match &o.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (None, d.canonicalize()?)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("bench-attribution-quality-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let files = ModelFiles::open(&base).map_err(|e| anyhow!("{}: {e}", base.display()))?;
+    let model = Model::from_files(&files).map_err(|e| anyhow!("{}: {e}", base.display()))?;
+    let tok = files.tokenizer.clone();
+    let params_count: usize = files.tensors.values().map(|t| t.shape.iter().product::<usize>()).sum();
+    let w = workload(o);
+    println!("bench attribution-quality: planted facts, records by node::attribution::compute_record (no peer)");
+    println!("machine: {}", machine.describe());
+    println!(
+        "base model {} ({params_count} parameters, {}); Datanet: {} contributions × ({} facts × {} copies + {} shared filler) = {} rows, {} facts",
+        base.display(),
+        files.hash,
+        o.contributors,
+        o.facts,
+        o.copies,
+        o.filler,
+        w.rows.len(),
+        w.facts.len()
+    );
+
+    // Fine-tune, as a node's ModelFactory does.
+    let spec = job_spec(o, 3);
+    let full_dir = dir.join("full");
+    let (out, train_s) = train(&spec, &model, &tok, &w.rows, &full_dir, "fine-tune")?;
+    let (record, grads) = artefacts(&files, &model, &out, &full_dir)?;
+    let adapter =
+        LoraAdapter::load_peft(&full_dir.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "fine-tune: rank {} on q/v/up/down, lr {}, {} epochs = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
+        o.rank,
+        o.lr,
+        o.epochs,
+        out.metrics.steps,
+        spec.batch_size,
+        out.metrics.train_tokens,
+        out.metrics.final_train_loss,
+        train_s,
+        out.checkpoints.len(),
+        out.sketch_k
+    );
+
+    // The span index over the same rows.
+    let index_rows = node::spans::index_rows(&tok, w.rows.clone()).map_err(|e| anyhow!("{e}"))?;
+    let key = node::spans::index_key(&tok, &[(1, 1)]);
+    let index = attribution::SpanIndex::build(
+        key,
+        &index_rows,
+        tok.vocab_size() as u32,
+        0,
+        &full_dir.join("facts.olsa"),
+        &mut |_, _| {},
+    )
+    .map_err(|e| anyhow!("building the span index: {e}"))?;
+    let min_span_tokens = runtime::params::ATTRIBUTION_MIN_SPAN_TOKENS.default as usize;
+    let max_credits = runtime::params::INFERENCE_MAX_CREDITS.default as usize;
+
+    // Every query, at every weight.
+    let mut results: Vec<QueryResult> = Vec::new();
+    let mut times: [Vec<f64>; 3] = [vec![], vec![], vec![]];
+    let mut losses: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for (fi, fact) in w.facts.iter().enumerate() {
+        for (kind, text) in [("verbatim", &fact.text), ("paraphrased", &fact.paraphrase)] {
+            let tokens = tok.encode(text, false).map_err(|e| anyhow!("{e}"))?;
+            let shared_run = index_rows.iter().map(|r| longest_common_run(&tokens, &r.tokens)).max().unwrap_or(0);
+            let mut recs = Vec::new();
+            for (wi, (_, weight)) in WEIGHTS.iter().enumerate() {
+                let p = RecordParams { span_weight_ppm: *weight, min_span_tokens, max_credits, excluded: vec![] };
+                let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
+                let t = Instant::now();
+                let rec = compute_record(
+                    &model,
+                    &tok,
+                    1,
+                    &record,
+                    receipt,
+                    B256::ZERO,
+                    &tokens,
+                    text,
+                    Some(&index),
+                    Some(&grads),
+                    p,
+                )
+                .map_err(|e| anyhow!("record of {kind} query {fi}: {e}"))?;
+                times[wi].push(t.elapsed().as_secs_f64());
+                recs.push(rec);
+            }
+            let l = losses.entry(kind).or_default();
+            l.0.push(query_loss(&model, None, &tokens)?);
+            l.1.push(query_loss(&model, Some(&adapter), &tokens)?);
+            results.push(QueryResult {
+                fact: fi,
+                kind,
+                text: text.clone(),
+                tokens,
+                shared_run,
+                span_part: ppm_pairs(&recs[0]["span"]["credits"]),
+                gradient_part: ppm_pairs(&recs[1]["gradient"]["credits"]),
+                finals: [
+                    ppm_pairs(&recs[0]["credits"]),
+                    ppm_pairs(&recs[1]["credits"]),
+                    ppm_pairs(&recs[2]["credits"]),
+                ],
+            });
+        }
+    }
+
+    // Precision@1.
+    let rows_of_table: [(&str, &str); 5] = [
+        ("span", "span part alone (weight 10^6; no span = miss)"),
+        ("gradient", "gradient part alone (weight 0)"),
+        ("mixed", "mixed, final credits (governed 5×10^5)"),
+        ("span-final", "final credits at weight 10^6 (gradient when no span)"),
+        ("gradient-final", "final credits at weight 0 (span when no gradient)"),
+    ];
+    let mut tallies: BTreeMap<(&str, &str), Tally> = BTreeMap::new();
+    for r in &results {
+        let want = w.facts[r.fact].contribution;
+        for (m, credits) in [
+            ("span", &r.span_part),
+            ("gradient", &r.gradient_part),
+            ("mixed", &r.finals[2]),
+            ("span-final", &r.finals[0]),
+            ("gradient-final", &r.finals[1]),
+        ] {
+            tallies.entry((m, r.kind)).or_default().add(credits, want);
+        }
+    }
+    let chance = 1.0 / o.contributors as f64;
+    println!(
+        "\nprecision@1 (top-credited contribution is the fact's; chance {:.1}%; share = mean ppm reaching the right contribution)",
+        100.0 * chance
+    );
+    println!("  {:<54} {:<32} {:<32}", "method", "verbatim", "paraphrased");
+    for (m, label) in rows_of_table {
+        let v = tallies.get(&(m, "verbatim")).cloned().unwrap_or_default();
+        let p = tallies.get(&(m, "paraphrased")).cloned().unwrap_or_default();
+        println!("  {label:<54} {:<32} {:<32}", fmt_cell(&v), fmt_cell(&p));
+    }
+    for kind in ["verbatim", "paraphrased"] {
+        let runs: Vec<f64> = results.iter().filter(|r| r.kind == kind).map(|r| r.shared_run as f64).collect();
+        let no_span = results.iter().filter(|r| r.kind == kind && r.span_part.is_empty()).count();
+        let (base_l, tuned_l) = losses.get(kind).cloned().unwrap_or_default();
+        println!(
+            "  {kind:<12} longest token run shared with a training row: median {:.0}, max {:.0} (min span {min_span_tokens}); no span credit in {no_span}/{}; loss base {:.3} → fine-tuned {:.3} nats/token",
+            median(&runs),
+            runs.iter().cloned().fold(0.0, f64::max),
+            runs.len(),
+            median(&base_l),
+            median(&tuned_l),
+        );
+    }
+    let time_line: Vec<String> = WEIGHTS
+        .iter()
+        .zip(&times)
+        .map(|((name, wgt), t)| {
+            format!("{name} (weight {wgt}) p50 {:.1} ms p90 {:.1} ms", 1e3 * median(t), 1e3 * percentile(t, 90.0))
+        })
+        .collect();
+    println!(
+        "  time per record ({} responses of {:.0} tokens median, {} rows, {} checkpoints): {}",
+        results.len(),
+        median(&results.iter().map(|r| r.tokens.len() as f64).collect::<Vec<_>>()),
+        index_rows.len(),
+        grads.checkpoints.len(),
+        time_line.join("; ")
+    );
+
+    // LDS, by hand.
+    let lds = if o.lds { Some(run_lds(o, &w, &model, &tok, &grads, &results, &dir)?) } else { None };
+
+    if let Some(path) = &o.json_out {
+        let table: Value = rows_of_table
+            .iter()
+            .map(|(m, label)| {
+                let get = |k: &str| tallies.get(&(*m, k)).cloned().unwrap_or_default().to_json();
+                (m.to_string(), json!({"label": label, "verbatim": get("verbatim"), "paraphrased": get("paraphrased")}))
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into();
+        let doc = json!({
+            "suite": "attribution-quality",
+            "date": today(),
+            "machine": machine.to_json(),
+            "options": {
+                "base": base.display().to_string(), "contributors": o.contributors, "facts": o.facts,
+                "copies": o.copies, "filler": o.filler, "epochs": o.epochs, "lr": o.lr, "rank": o.rank,
+                "sketchK": o.sketch_k, "seed": o.seed, "minSpanTokens": min_span_tokens, "maxCredits": max_credits,
+            },
+            "baseModelHash": files.hash.to_string(),
+            "training": {
+                "rows": w.rows.len(), "steps": out.metrics.steps, "trainTokens": out.metrics.train_tokens,
+                "finalLoss": out.metrics.final_train_loss, "seconds": train_s, "keptCheckpoints": out.checkpoints.len(),
+            },
+            "chance": chance,
+            "precision": table,
+            "recordTimeS": WEIGHTS.iter().zip(&times).map(|((n, wgt), t)| json!({
+                "method": n, "spanWeightPpm": wgt, "p50": median(t), "p90": percentile(t, 90.0)})).collect::<Vec<_>>(),
+            "queries": results.iter().map(|r| json!({
+                "fact": r.fact, "kind": r.kind, "contribution": w.facts[r.fact].contribution, "text": r.text,
+                "tokens": r.tokens.len(), "sharedRun": r.shared_run,
+                "spanTop": top_credit(&r.span_part), "gradientTop": top_credit(&r.gradient_part),
+                "mixedTop": top_credit(&r.finals[2]),
+            })).collect::<Vec<_>>(),
+            "lds": lds,
+        });
+        write_json(path, &doc)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Train the subset models and score the attributions' linear predictions of each query's loss.
+fn run_lds(
+    o: &AttributionQualityOpts,
+    w: &Workload,
+    model: &Model,
+    tok: &TextTokenizer,
+    grads: &GradientInputs,
+    results: &[QueryResult],
+    dir: &Path,
+) -> Result<Value> {
+    let mut rng = Rng::new(o.seed ^ 0x0001_D5D5);
+    let half = w.contributions.len() / 2;
+    if half == 0 {
+        bail!("--lds needs at least two contributors");
+    }
+    let subsets: Vec<Vec<u64>> = (0..o.lds_models)
+        .map(|_| {
+            let mut c = w.contributions.clone();
+            for i in (1..c.len()).rev() {
+                c.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let mut s = c[..half].to_vec();
+            s.sort_unstable();
+            s
+        })
+        .collect();
+    println!(
+        "\nLDS: {} models, each fine-tuned (same recipe, same epochs) on {half} of {} contributions",
+        subsets.len(),
+        w.contributions.len()
+    );
+    // Actual losses: losses[q][j].
+    let mut losses = vec![Vec::with_capacity(subsets.len()); results.len()];
+    let t_all = Instant::now();
+    for (j, s) in subsets.iter().enumerate() {
+        let rows: Vec<VersionRow> = w.rows.iter().filter(|r| s.contains(&r.id.contribution)).cloned().collect();
+        let d = dir.join(format!("lds-{j:02}"));
+        let (out, secs) = train(&job_spec(o, 1), model, tok, &rows, &d, &format!("subset {}", j + 1))?;
+        let a = LoraAdapter::load_peft(&d.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
+        for (q, r) in results.iter().enumerate() {
+            losses[q].push(query_loss(model, Some(&a), &r.tokens)?);
+        }
+        eprintln!(
+            "  subset {}: {} rows, {} steps, final loss {:.3}, {secs:.1} s",
+            j + 1,
+            rows.len(),
+            out.metrics.steps,
+            out.metrics.final_train_loss
+        );
+    }
+    // Predictions: the sum of a method's scores over the subset's contributions.
+    let mut out = serde_json::Map::new();
+    println!("  mean Spearman(prediction, −loss) over queries (queries where both sides vary):");
+    // "own-contribution" is the reference: 1 when the fact's own contribution is
+    // in the subset, 0 otherwise; the ceiling of any method on these disjoint facts.
+    for method in ["gradient-scores", "span-ppm", "mixed-ppm", "own-contribution"] {
+        let mut per_kind: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut undefined: BTreeMap<&str, usize> = BTreeMap::new();
+        for (q, r) in results.iter().enumerate() {
+            let scores: BTreeMap<u64, f64> = match method {
+                "gradient-scores" => gradient_scores(model, grads, &r.tokens).map_err(|e| anyhow!("{e}"))?,
+                "span-ppm" => r.span_part.iter().map(|(c, p)| (*c, *p as f64)).collect(),
+                "mixed-ppm" => r.finals[2].iter().map(|(c, p)| (*c, *p as f64)).collect(),
+                _ => BTreeMap::from([(w.facts[r.fact].contribution, 1.0)]),
+            };
+            let pred: Vec<f64> =
+                subsets.iter().map(|s| s.iter().map(|c| scores.get(c).copied().unwrap_or(0.0)).sum()).collect();
+            let neg: Vec<f64> = losses[q].iter().map(|l| -l).collect();
+            match spearman(&pred, &neg) {
+                Some(rho) => per_kind.entry(r.kind).or_default().push(rho),
+                None => *undefined.entry(r.kind).or_default() += 1,
+            }
+        }
+        let all: Vec<f64> = per_kind.values().flatten().copied().collect();
+        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let cell = |k: &str| {
+            let v = per_kind.get(k).cloned().unwrap_or_default();
+            format!("{:+.3} ({} queries, {} undefined)", mean(&v), v.len(), undefined.get(k).copied().unwrap_or(0))
+        };
+        println!(
+            "    {method:<16} all {:+.3} ({} queries)   verbatim {}   paraphrased {}",
+            mean(&all),
+            all.len(),
+            cell("verbatim"),
+            cell("paraphrased")
+        );
+        let kinds = |k: &str| {
+            let v = per_kind.get(k).cloned().unwrap_or_default();
+            json!({"mean": mean(&v), "queries": v.len(), "undefined": undefined.get(k).copied().unwrap_or(0)})
+        };
+        out.insert(
+            method.to_string(),
+            json!({"all": {"mean": mean(&all), "queries": all.len()}, "verbatim": kinds("verbatim"), "paraphrased": kinds("paraphrased")}),
+        );
+    }
+    println!(
+        "  (TRAK-5 on GPT-2 / WikiText-2: about 0.16; {:.0} s for the subset models)",
+        t_all.elapsed().as_secs_f64()
+    );
+    Ok(json!({"models": subsets.len(), "subsets": subsets, "methods": out, "seconds": t_all.elapsed().as_secs_f64()}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_known_values() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!((spearman(&a, &[10.0, 20.0, 30.0, 40.0, 50.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((spearman(&a, &[5.0, 4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        // Monotone but not linear: still 1.
+        assert!((spearman(&a, &[1.0, 4.0, 9.0, 16.0, 1000.0]).unwrap() - 1.0).abs() < 1e-12);
+        // Textbook: d = (0, -1, 1, 0, 0)… rho = 1 - 6·2/(5·24) = 0.9.
+        assert!((spearman(&a, &[1.0, 3.0, 2.0, 4.0, 5.0]).unwrap() - 0.9).abs() < 1e-12);
+        // Ties take the average rank.
+        assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
+        assert!(spearman(&a, &[2.0; 5]).is_none());
+        assert!(spearman(&[1.0], &[1.0]).is_none());
+        assert!(spearman(&a, &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn precision_counts_top_credit_and_misses() {
+        assert_eq!(top_credit(&[(5, 100), (7, 900)]), Some(7));
+        assert_eq!(top_credit(&[(9, 500_000), (3, 500_000)]), Some(3), "ties go to the lower id");
+        assert_eq!(top_credit(&[]), None);
+        let mut t = Tally::default();
+        t.add(&[(1, 700_000), (2, 300_000)], 1);
+        t.add(&[(1, 400_000), (2, 600_000)], 1);
+        t.add(&[], 1);
+        assert_eq!((t.hits, t.queries, t.empty), (1, 3, 1));
+        assert!((t.precision() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((t.mean_share() - 1.1 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn common_runs() {
+        assert_eq!(longest_common_run(&[1, 2, 3, 4], &[9, 2, 3, 4, 8]), 3);
+        assert_eq!(longest_common_run(&[1, 2], &[3, 4]), 0);
+        assert_eq!(longest_common_run(&[], &[3, 4]), 0);
+    }
+
+    #[test]
+    fn workload_is_seeded_unique_and_paraphrases_keep_the_entities() {
+        let o = AttributionQualityOpts { contributors: 24, ..AttributionQualityOpts::default() };
+        let (a, b) = (workload(&o), workload(&o));
+        assert_eq!(a.facts, b.facts);
+        assert_eq!(a.rows.len(), 24 * (3 * 2 + 2));
+        assert_eq!(a.facts.len(), 24 * 3);
+        let texts: HashSet<&str> = a.facts.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(texts.len(), a.facts.len(), "every fact is unique");
+        for f in &a.facts {
+            assert!(!f.text.contains('{') && !f.paraphrase.contains('{'), "{f:?}");
+            assert_ne!(f.text, f.paraphrase);
+            for e in &f.entities {
+                assert!(f.text.contains(e.as_str()) && f.paraphrase.contains(e.as_str()), "{e} in {f:?}");
+            }
+            // A fact's rows are in its contribution only.
+            let holders: HashSet<u64> = a
+                .rows
+                .iter()
+                .filter(|r| matches!(&r.row, Row::Text { text } if *text == f.text))
+                .map(|r| r.id.contribution)
+                .collect();
+            assert_eq!(holders, HashSet::from([f.contribution]));
+        }
+        let other = workload(&AttributionQualityOpts { seed: 2, ..o });
+        assert_ne!(other.facts, a.facts);
+    }
+}

