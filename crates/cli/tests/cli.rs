@@ -124,9 +124,10 @@ fn keys_transfer_query_and_proof() {
     let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "params", "--rpc", &rpc])).unwrap();
     assert_eq!(v["fee.treasury_bps"], json!("2000"));
     let v: Value = serde_json::from_str(&cli_ok(&["--json", "query", "supply", "--rpc", &rpc])).unwrap();
-    // Ten dev accounts of 10,000 OPEN and the dev serving operator's 2,000.
+    // Ten dev accounts of 10,000 OPEN, the dev serving operator's 2,000 and the verifier relayer's 100.
     let genesis_total: u128 = node::dev_genesis().alloc.iter().map(|(_, a)| a.0).sum();
-    assert_eq!(genesis_total, (10u128 * 10_000 + 2 * node::DEV_SERVING_BOND_OPEN as u128) * primitives::ONE_OPEN);
+    let open = 10u128 * 10_000 + 2 * node::DEV_SERVING_BOND_OPEN as u128 + node::DEV_RELAYER_OPEN as u128;
+    assert_eq!(genesis_total, open * primitives::ONE_OPEN);
     assert_eq!(v["total"], json!(genesis_total.to_string()));
     let human = cli_ok(&["query", "block", "--rpc", &rpc]);
     assert!(human.contains("state root"), "{human}");

@@ -254,7 +254,6 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     assert_eq!(status.status, 2, "a record with credits, pending");
     {
         // Credits pending: finalized once the challenge window (10 blocks in dev) has passed.
-        let head = e.node.client().block_number().unwrap();
         let out = e.fail(
             &["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"],
             true,
