@@ -446,11 +446,21 @@ impl AttributionService {
         let governed = RecordParams::from_state(&st, &r)?;
         drop(st);
         let stated = RecordParams::stated(&theirs);
-        let same = stated.span_weight_ppm == governed.span_weight_ppm
-            && stated.min_span_tokens == governed.min_span_tokens
-            && stated.max_credits == governed.max_credits
-            && stated.excluded == governed.excluded;
-        checks.push(Check::new("governed parameters", same, format!("{governed:?}")));
+        // The chain keeps no parameter history here: a record whose parameters
+        // differ from today's may predate a governance change, so the verifier
+        // abstains rather than slash an honest operator (the challenge lapses).
+        if (stated.span_weight_ppm, stated.min_span_tokens, stated.max_credits)
+            != (governed.span_weight_ppm, governed.min_span_tokens, governed.max_credits)
+        {
+            return Err(format!(
+                "the record states parameters {stated:?}, the chain now governs {governed:?}: cannot tell which applied"
+            ));
+        }
+        // A record may leave out only contributions that really are flagged; one
+        // flagged after the record was made is not missing from it (its credit is
+        // forfeited at finalization anyway).
+        let unflagged: Vec<u64> = stated.excluded.iter().copied().filter(|c| !governed.excluded.contains(c)).collect();
+        checks.push(Check::new("excluded contributions are flagged", unflagged.is_empty(), format!("{unflagged:?}")));
         let response = response_tokens(&theirs);
         let text = theirs["response"].as_str().unwrap_or("");
         checks.push(Check::new(
@@ -459,7 +469,7 @@ impl AttributionService {
             String::new(),
         ));
         let prompt_hash = primitives::content_hash(prompt);
-        let mine = self.compute_with(hold.modelId, &r, receipt_hash, prompt_hash, &response, text, governed)?;
+        let mine = self.compute_with(hold.modelId, &r, receipt_hash, prompt_hash, &response, text, stated)?;
         checks.extend(compare(&mine, &theirs));
         Ok((checks.iter().all(|c| c.ok), checks))
     }
