@@ -54,6 +54,8 @@ pub enum WeightsDtype {
 /// ours vs PyTorch + transformers `generate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenerateOpts {
+    #[command(flatten)]
+    pub shape: crate::peer::ModelShape,
     /// Batch sizes (sequences decoded together).
     #[arg(long, default_value = "1,8,32")]
     pub batches: String,
@@ -75,24 +77,6 @@ pub struct GenerateOpts {
     /// Print where our step time goes (matmuls, attention, norms, RoPE, LoRA, head, sampling, other).
     #[arg(long)]
     pub profile: bool,
-    /// Vocabulary size.
-    #[arg(long, default_value_t = 8192)]
-    pub vocab: usize,
-    /// Hidden size.
-    #[arg(long, default_value_t = 384)]
-    pub hidden: usize,
-    /// Decoder layers.
-    #[arg(long, default_value_t = 6)]
-    pub layers: usize,
-    /// Attention heads (head_dim = hidden / heads).
-    #[arg(long, default_value_t = 6)]
-    pub heads: usize,
-    /// Key-value heads (grouped-query attention).
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: usize,
-    /// MLP (SwiGLU) intermediate size.
-    #[arg(long, default_value_t = 1024)]
-    pub intermediate: usize,
     /// Seed of the weights and the prompts.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -127,12 +111,7 @@ impl Default for GenerateOpts {
             weights: WeightsDtype::F32,
             gguf: None,
             profile: false,
-            vocab: 8192,
-            hidden: 384,
-            layers: 6,
-            heads: 6,
-            kv_heads: 2,
-            intermediate: 1024,
+            shape: crate::peer::ModelShape::default(),
             seed: 1,
             threads: 2,
             no_peer: false,
@@ -146,30 +125,7 @@ impl Default for GenerateOpts {
 
 impl GenerateOpts {
     fn model_config(&self) -> Result<ml::ModelConfig> {
-        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
-            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
-        }
-        let c = ml::ModelConfig {
-            family: ml::Family::Llama,
-            vocab_size: self.vocab,
-            hidden_size: self.hidden,
-            intermediate_size: self.intermediate,
-            num_hidden_layers: self.layers,
-            num_attention_heads: self.heads,
-            num_key_value_heads: self.kv_heads,
-            head_dim: self.hidden / self.heads,
-            max_position_embeddings: ((self.prompt_len + self.new_tokens) as usize + 1).max(2048),
-            rope_theta: 10_000.0,
-            rope_scaling: None,
-            rms_norm_eps: 1e-5,
-            tie_word_embeddings: false,
-            qkv_bias: false,
-            o_bias: false,
-            bos_token_id: None,
-            eos_token_ids: vec![],
-        };
-        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
-        Ok(c)
+        self.shape.config(((self.prompt_len + self.new_tokens) as usize + 1).max(2048))
     }
 }
 
@@ -667,12 +623,7 @@ mod tests {
     #[test]
     fn ours_decodes_what_the_engine_decodes() {
         let o = GenerateOpts {
-            vocab: 64,
-            hidden: 32,
-            layers: 1,
-            heads: 2,
-            kv_heads: 1,
-            intermediate: 48,
+            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
             ..Default::default()
         };
         let dir = tempfile::tempdir().unwrap();

@@ -267,3 +267,63 @@ pub(crate) fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Resu
     }
     Ok((stdout, stderr))
 }
+
+/// The Llama shape the peer benchmarks share (the 15.7M model of
+/// ../shared/notes/ml-stack.md by default).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelShape {
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 8192)]
+    pub vocab: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    /// Decoder layers.
+    #[arg(long, default_value_t = 6)]
+    pub layers: usize,
+    /// Attention heads (head_dim = hidden / heads).
+    #[arg(long, default_value_t = 6)]
+    pub heads: usize,
+    /// Key-value heads (grouped-query attention).
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: usize,
+    /// MLP (SwiGLU) intermediate size.
+    #[arg(long, default_value_t = 1024)]
+    pub intermediate: usize,
+}
+
+impl Default for ModelShape {
+    fn default() -> Self {
+        ModelShape { vocab: 8192, hidden: 384, layers: 6, heads: 6, kv_heads: 2, intermediate: 1024 }
+    }
+}
+
+impl ModelShape {
+    /// The untied, bias-free Llama configuration of this shape.
+    pub(crate) fn config(&self, max_position_embeddings: usize) -> Result<ml::ModelConfig> {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
+        }
+        let c = ml::ModelConfig {
+            family: ml::Family::Llama,
+            vocab_size: self.vocab,
+            hidden_size: self.hidden,
+            intermediate_size: self.intermediate,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            num_key_value_heads: self.kv_heads,
+            head_dim: self.hidden / self.heads,
+            max_position_embeddings,
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            rms_norm_eps: 1e-5,
+            tie_word_embeddings: false,
+            qkv_bias: false,
+            o_bias: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
+        Ok(c)
+    }
+}

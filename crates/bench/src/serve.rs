@@ -67,6 +67,8 @@ const ADAPTER_B_SCALE: f64 = 0.05;
 /// switching adapters per request.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeOpts {
+    #[command(flatten)]
+    pub shape: crate::peer::ModelShape,
     /// Adapter counts N to spread the requests over (0 = the base model, no adapter).
     #[arg(long, default_value = "1,10,100,1000")]
     pub adapters: String,
@@ -100,24 +102,6 @@ pub struct ServeOpts {
     /// Our adapter cache budget in MiB (the node's default is 256).
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
-    /// Vocabulary size.
-    #[arg(long, default_value_t = 8192)]
-    pub vocab: usize,
-    /// Hidden size.
-    #[arg(long, default_value_t = 384)]
-    pub hidden: usize,
-    /// Decoder layers.
-    #[arg(long, default_value_t = 6)]
-    pub layers: usize,
-    /// Attention heads (head_dim = hidden / heads).
-    #[arg(long, default_value_t = 6)]
-    pub heads: usize,
-    /// Key-value heads (grouped-query attention).
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: usize,
-    /// MLP (SwiGLU) intermediate size.
-    #[arg(long, default_value_t = 1024)]
-    pub intermediate: usize,
     /// LoRA rank (on q_proj and v_proj).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
@@ -159,12 +143,7 @@ impl Default for ServeOpts {
             no_peer: false,
             max_batch: 32,
             cache_mb: 256,
-            vocab: 8192,
-            hidden: 384,
-            layers: 6,
-            heads: 6,
-            kv_heads: 2,
-            intermediate: 1024,
+            shape: crate::peer::ModelShape::default(),
             rank: 8,
             alpha: 16.0,
             seed: 1,
@@ -203,30 +182,7 @@ fn parse_counts(s: &str, what: &str) -> Result<Vec<usize>> {
 
 impl ServeOpts {
     fn model_config(&self) -> Result<ml::ModelConfig> {
-        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
-            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
-        }
-        let c = ml::ModelConfig {
-            family: ml::Family::Llama,
-            vocab_size: self.vocab,
-            hidden_size: self.hidden,
-            intermediate_size: self.intermediate,
-            num_hidden_layers: self.layers,
-            num_attention_heads: self.heads,
-            num_key_value_heads: self.kv_heads,
-            head_dim: self.hidden / self.heads,
-            max_position_embeddings: ((self.prompt_len + self.new_tokens) as usize + 1).max(2048),
-            rope_theta: 10_000.0,
-            rope_scaling: None,
-            rms_norm_eps: 1e-5,
-            tie_word_embeddings: false,
-            qkv_bias: false,
-            o_bias: false,
-            bos_token_id: None,
-            eos_token_ids: vec![],
-        };
-        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
-        Ok(c)
+        self.shape.config(((self.prompt_len + self.new_tokens) as usize + 1).max(2048))
     }
 
     fn lora_config(&self) -> ml::LoraConfig {
@@ -1050,12 +1006,7 @@ mod tests {
             new_tokens: 4,
             rounds: 1,
             no_peer: true,
-            vocab: 64,
-            hidden: 32,
-            layers: 1,
-            heads: 2,
-            kv_heads: 1,
-            intermediate: 48,
+            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
             rank: 2,
             ..ServeOpts::default()
         }

@@ -60,6 +60,8 @@ pub enum WorkerGrad {
 /// (fused ops and the naive candle composition) vs PyTorch + PEFT on the CPU.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrainOpts {
+    #[command(flatten)]
+    pub shape: crate::peer::ModelShape,
     /// Rounds; each runs ours (frozen), the peer, ours (naive), each in a fresh process.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -78,24 +80,6 @@ pub struct TrainOpts {
     /// Distinct batches in the token file (1 = one fixed batch trained on every step).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub batches: u32,
-    /// Vocabulary size.
-    #[arg(long, default_value_t = 8192)]
-    pub vocab: usize,
-    /// Hidden size.
-    #[arg(long, default_value_t = 384)]
-    pub hidden: usize,
-    /// Decoder layers.
-    #[arg(long, default_value_t = 6)]
-    pub layers: usize,
-    /// Attention heads (head_dim = hidden / heads).
-    #[arg(long, default_value_t = 6)]
-    pub heads: usize,
-    /// Key-value heads (grouped-query attention).
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: usize,
-    /// MLP (SwiGLU) intermediate size.
-    #[arg(long, default_value_t = 1024)]
-    pub intermediate: usize,
     /// LoRA rank (on q_proj and v_proj).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
@@ -152,12 +136,7 @@ impl Default for TrainOpts {
             batch: 8,
             seq_len: 128,
             batches: 1,
-            vocab: 8192,
-            hidden: 384,
-            layers: 6,
-            heads: 6,
-            kv_heads: 2,
-            intermediate: 1024,
+            shape: crate::peer::ModelShape::default(),
             rank: 8,
             alpha: 16.0,
             lr: 3e-3,
@@ -181,30 +160,7 @@ impl Default for TrainOpts {
 
 impl TrainOpts {
     fn model_config(&self) -> Result<ml::ModelConfig> {
-        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
-            bail!("--hidden {} is not a multiple of --heads {}", self.hidden, self.heads);
-        }
-        let c = ml::ModelConfig {
-            family: ml::Family::Llama,
-            vocab_size: self.vocab,
-            hidden_size: self.hidden,
-            intermediate_size: self.intermediate,
-            num_hidden_layers: self.layers,
-            num_attention_heads: self.heads,
-            num_key_value_heads: self.kv_heads,
-            head_dim: self.hidden / self.heads,
-            max_position_embeddings: (self.seq_len as usize).max(2048),
-            rope_theta: 10_000.0,
-            rope_scaling: None,
-            rms_norm_eps: 1e-5,
-            tie_word_embeddings: false,
-            qkv_bias: false,
-            o_bias: false,
-            bos_token_id: None,
-            eos_token_ids: vec![],
-        };
-        c.validate().map_err(|e| anyhow!("model configuration: {e}"))?;
-        Ok(c)
+        self.shape.config((self.seq_len as usize).max(2048))
     }
 
     fn lora_config(&self) -> ml::LoraConfig {
@@ -845,12 +801,7 @@ mod tests {
             warmup: 1,
             batch: 2,
             seq_len: 8,
-            vocab: 64,
-            hidden: 32,
-            layers: 1,
-            heads: 2,
-            kv_heads: 1,
-            intermediate: 48,
+            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
             rank: 2,
             ..TrainOpts::default()
         }
