@@ -397,20 +397,8 @@ fn planted_found(spans: &[(usize, usize)], planted: &[(usize, usize)], min_len: 
 pub fn run_attribution(o: &AttributionOpts) -> Result<()> {
     let sizes = parse_tokens(&o.tokens)?;
     let machine = Machine::detect();
-    let (_tmp, dir) = match &o.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.canonicalize()?)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("bench-attribution-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-attribution-")?;
+
     let setup = if o.no_peer { None } else { prepare_peer(o) };
     let peer_name = setup
         .as_ref()

@@ -539,20 +539,8 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
         None => node::default_base_model()
             .ok_or_else(|| anyhow!("no base model: models/base is missing; pass --base PATH"))?,
     };
-    let (_tmp, dir) = match &o.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.canonicalize()?)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("bench-attribution-quality-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-attribution-quality-")?;
+
     let files = ModelFiles::open(&base).map_err(|e| anyhow!("{}: {e}", base.display()))?;
     let model = Model::from_files(&files).map_err(|e| anyhow!("{}: {e}", base.display()))?;
     let tok = files.tokenizer.clone();

@@ -323,20 +323,8 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let batches = parse_batches(&o.batches)?;
     let new = o.new_tokens as usize;
     let machine = Machine::detect();
-    let (_tmp, dir) = match &o.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.canonicalize()?)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("bench-generate-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-generate-")?;
+
     let max_b = *batches.iter().max().expect("non-empty");
     let t = Instant::now();
     let (files, what) = match &o.gguf {

@@ -327,3 +327,19 @@ impl ModelShape {
         Ok(c)
     }
 }
+
+/// The bench's work directory: `dir` (created, kept) if given, else a fresh
+/// temporary one (removed when the guard drops).
+pub(crate) fn work_dir(dir: Option<&Path>, prefix: &str) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            Ok((None, d.canonicalize()?))
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix(prefix).tempdir().context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            Ok((Some(t), p))
+        }
+    }
+}

@@ -673,18 +673,8 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     peer_counts.retain(|n| *n > 0 && counts.contains(n));
     let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
     let machine = Machine::detect();
-    let (_tmp, dir) = match &o.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.canonicalize()?)
-        }
-        None => {
-            let t =
-                tempfile::Builder::new().prefix("bench-serve-").tempdir().context("creating a temporary directory")?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-serve-")?;
+
     let c = o.model_config()?;
     let params = c.parameter_count();
     let t = Instant::now();

@@ -473,18 +473,8 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     }
     let machine = Machine::detect();
     let bin = std::env::current_exe().context("locating the openledger binary")?;
-    let (_tmp, dir) = match &o.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.canonicalize()?)
-        }
-        None => {
-            let t =
-                tempfile::Builder::new().prefix("bench-train-").tempdir().context("creating a temporary directory")?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-train-")?;
+
     let t = Instant::now();
     let c = prepare_inputs(o, &dir)?;
     let prep_s = t.elapsed().as_secs_f64();
