@@ -147,8 +147,6 @@ fn parse_batches(s: &str) -> Result<Vec<usize>> {
     Ok(out)
 }
 
-
-
 /// `n` prompts of `len` seeded token ids below `vocab`.
 fn make_prompts(n: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ 0x6765_6e65_7261_7465));
@@ -269,7 +267,6 @@ fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
         })
         .collect()
 }
-
 
 /// Sequences whose tokens are identical, and the tokens that agree position by position.
 fn agreement(a: &[Vec<u32>], b: &[Vec<u32>]) -> (usize, usize, usize) {
@@ -611,7 +608,14 @@ mod tests {
     #[test]
     fn ours_decodes_what_the_engine_decodes() {
         let o = GenerateOpts {
-            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
+            shape: crate::peer::ModelShape {
+                vocab: 64,
+                hidden: 32,
+                layers: 1,
+                heads: 2,
+                kv_heads: 1,
+                intermediate: 48,
+            },
             ..Default::default()
         };
         let dir = tempfile::tempdir().unwrap();

@@ -206,7 +206,6 @@ fn word_tokenizer_json(vocab: usize) -> Value {
     })
 }
 
-
 fn adapter_dir(dir: &Path, i: usize) -> PathBuf {
     dir.join("adapters").join(format!("a{i}"))
 }
@@ -488,7 +487,6 @@ fn one_request(
 
 // ---------------------------------------------------------------------------
 // The peer
-
 
 /// One run of the peer at one N.
 #[derive(Clone, Debug)]
@@ -996,7 +994,14 @@ mod tests {
             new_tokens: 4,
             rounds: 1,
             no_peer: true,
-            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
+            shape: crate::peer::ModelShape {
+                vocab: 64,
+                hidden: 32,
+                layers: 1,
+                heads: 2,
+                kv_heads: 1,
+                intermediate: 48,
+            },
             rank: 2,
             ..ServeOpts::default()
         }

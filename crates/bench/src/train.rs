@@ -173,8 +173,6 @@ impl TrainOpts {
     }
 }
 
-
-
 /// Seeded token ids, u32 little-endian.
 fn write_tokens(path: &Path, n: usize, vocab: usize, seed: u64) -> Result<()> {
     let mut rng = ml::rng::Rng::new(ml::rng::splitmix64(seed ^ 0x7070_6b65_6e73));
@@ -339,7 +337,6 @@ fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
 
 // ---------------------------------------------------------------------------
 // Children
-
 
 /// One run's figures, recomputed from the step times so both sides count alike.
 #[derive(Clone, Debug)]
@@ -791,7 +788,14 @@ mod tests {
             warmup: 1,
             batch: 2,
             seq_len: 8,
-            shape: crate::peer::ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 },
+            shape: crate::peer::ModelShape {
+                vocab: 64,
+                hidden: 32,
+                layers: 1,
+                heads: 2,
+                kv_heads: 1,
+                intermediate: 48,
+            },
             rank: 2,
             ..TrainOpts::default()
         }

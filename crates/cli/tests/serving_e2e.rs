@@ -279,7 +279,11 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
             assert!(Instant::now() < deadline, "the challenge was not judged: {}", shown["challenge"]);
             std::thread::sleep(Duration::from_millis(200));
         };
-        assert_eq!(resolved["challenge"]["status"], 4, "a right record: the bond is forfeited: {}", resolved["challenge"]);
+        assert_eq!(
+            resolved["challenge"]["status"], 4,
+            "a right record: the bond is forfeited: {}",
+            resolved["challenge"]
+        );
         assert_eq!(resolved["challenge"]["signers"], 1);
         let head = e.node.client().block_number().unwrap();
         e.node.advance_to(head + 11);
@@ -308,7 +312,8 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     assert!(out.contains("no attribution record"), "{out}");
     let out = e.fail(&["attribution", "challenge", &unknown, "--force", "--dev-account", "6"], true, true);
     assert!(out.contains("no attribution record"), "{out}");
-    let out = e.fail(&["attribution", "verify", &receipt, "--base", &repo("crates/ml/fixtures/tiny-llama")], true, true);
+    let out =
+        e.fail(&["attribution", "verify", &receipt, "--base", &repo("crates/ml/fixtures/tiny-llama")], true, true);
     assert!(out.contains("is not this model's base"), "{out}");
     // The Datanet's owner flags the contribution: it stops earning; only the
     // owner or curators may, and only once.

@@ -160,12 +160,7 @@ impl RecordParams {
             span_weight_ppm: record["mix"]["spanWeightPpm"].as_u64().unwrap_or(0) as u32,
             min_span_tokens: record["span"]["minSpanTokens"].as_u64().unwrap_or(8) as usize,
             max_credits: record["mix"]["maxCredits"].as_u64().unwrap_or(32) as usize,
-            excluded: record["mix"]["excluded"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_u64())
-                .collect(),
+            excluded: record["mix"]["excluded"].as_array().into_iter().flatten().filter_map(|v| v.as_u64()).collect(),
         }
     }
 }

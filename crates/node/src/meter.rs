@@ -275,7 +275,6 @@ impl Meter {
     }
 }
 
-
 impl Billing for Meter {
     fn reserve(
         &self,

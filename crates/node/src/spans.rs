@@ -92,7 +92,10 @@ impl SpanIndexes {
                 && let Some(old) = self.earlier(tok, *d, *v)
                 && let Some(from) = appended_from(&old, &rows)
             {
-                tracing::info!("span index over {versions:?}: extending the index of an earlier version by {} rows", rows.len() - from);
+                tracing::info!(
+                    "span index over {versions:?}: extending the index of an earlier version by {} rows",
+                    rows.len() - from
+                );
                 let idx = old
                     .extend(index_key(tok, versions), &rows[from..], 0, &path, &mut |_, _| {})
                     .map_err(|e| e.to_string())?;

@@ -40,7 +40,11 @@ pub fn submit_and_wait(
         if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
             let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
             let r = rs.get(loc.index as usize).ok_or("receipt missing")?;
-            return if r.success { Ok(()) } else { Err(format!("transaction {hash} reverted: {}", error_name(&r.revert_data))) };
+            return if r.success {
+                Ok(())
+            } else {
+                Err(format!("transaction {hash} reverted: {}", error_name(&r.revert_data)))
+            };
         }
         drop(st);
         std::thread::sleep(Duration::from_millis(50));

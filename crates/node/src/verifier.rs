@@ -117,7 +117,10 @@ impl Verifier {
                         call.abi_encode(),
                         1_500_000,
                     )?;
-                    tracing::info!("challenge of {h}: signed the verdict: record {}", if correct { "right" } else { "wrong" });
+                    tracing::info!(
+                        "challenge of {h}: signed the verdict: record {}",
+                        if correct { "right" } else { "wrong" }
+                    );
                     Judged::Signed { receipt: h, record_correct: correct }
                 }
                 Err(why) => {

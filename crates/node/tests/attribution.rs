@@ -121,8 +121,20 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         attribution::SpanIndex::build(key, &index_rows, tok.vocab_size() as u32, 0, &idx_path, &mut |_, _| {}).unwrap();
     let params = RecordParams { span_weight_ppm: 500_000, min_span_tokens: 8, max_credits: 32, excluded: vec![] };
     let compute = |receipt: B256, response: &[u32], text: &str, p: &RecordParams| {
-        compute_record(&model, &tok, 2, &record, receipt, B256::ZERO, response, text, Some(&index), Some(&grads), p.clone())
-            .unwrap()
+        compute_record(
+            &model,
+            &tok,
+            2,
+            &record,
+            receipt,
+            B256::ZERO,
+            response,
+            text,
+            Some(&index),
+            Some(&grads),
+            p.clone(),
+        )
+        .unwrap()
     };
 
     for (c, facts) in FACTS.iter().enumerate() {

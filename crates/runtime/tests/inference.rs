@@ -1130,7 +1130,10 @@ fn posted(w: &mut World, nonce: u64) -> B256 {
 }
 
 fn challenge(h: B256) -> IAttributionCalls {
-    IAttributionCalls::challenge(IAttribution::challengeCall { receiptHash: h, challengerRecordHash: B256::repeat_byte(9) })
+    IAttributionCalls::challenge(IAttribution::challengeCall {
+        receiptHash: h,
+        challengerRecordHash: B256::repeat_byte(9),
+    })
 }
 
 fn reveal(h: B256, record: &[u8]) -> IAttributionCalls {
@@ -1177,15 +1180,24 @@ fn a_wrong_record_is_slashed_through_staking_and_its_challenger_rewarded() {
     let r = w.c.att_ok(&challenger, Amount(BOND), challenge(h));
     let mut fees = Chain::fee(&r);
     let ch = w.c.challenge_of(h);
-    assert_eq!((ch.status, ch.bond, ch.operator, ch.totalPower), (1, BOND, operator.address(), U256::from(3_000 * ONE_OPEN)));
+    assert_eq!(
+        (ch.status, ch.bond, ch.operator, ch.totalPower),
+        (1, BOND, operator.address(), U256::from(3_000 * ONE_OPEN))
+    );
     assert!(matches!(w.c.att_refused(&alice, Amount(BOND), challenge(h)), IAttributionErrors::ChallengeExists(_)));
     // Credits wait for the verdict, even after the window.
     w.c.until(hold(&w.c, h).postedAt + WINDOW + 1);
     let fin = IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h });
     assert!(matches!(w.c.refused(&alice, fin.clone()), IInferenceErrors::UnderChallenge(_)));
     // Only the operator reveals, only the record it posted; no verdict before the reveal.
-    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, reveal(h, RECORD)), IAttributionErrors::NotChallengedOperator(_)));
-    assert!(matches!(w.c.att_refused(&operator, Amount::ZERO, reveal(h, b"{}")), IAttributionErrors::RevealMismatch(_)));
+    assert!(matches!(
+        w.c.att_refused(&alice, Amount::ZERO, reveal(h, RECORD)),
+        IAttributionErrors::NotChallengedOperator(_)
+    ));
+    assert!(matches!(
+        w.c.att_refused(&operator, Amount::ZERO, reveal(h, b"{}")),
+        IAttributionErrors::RevealMismatch(_)
+    ));
     w.c.att_ok(&operator, Amount::ZERO, reveal(h, RECORD));
     assert_eq!(w.c.challenge_of(h).status, 2);
     // Signatures: by the snapshot's validators only, each once, over the right digest.
@@ -1199,7 +1211,9 @@ fn a_wrong_record_is_slashed_through_staking_and_its_challenger_rewarded() {
     assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, bad_key), IAttributionErrors::BadVerdictSignature(_)));
     let forged = {
         let mut v = verdict(&w.c, h, true, &[0]);
-        if let (IAttributionCalls::submitVerdict(c), IAttributionCalls::submitVerdict(f)) = (&mut v, verdict(&w.c, h, false, &[0])) {
+        if let (IAttributionCalls::submitVerdict(c), IAttributionCalls::submitVerdict(f)) =
+            (&mut v, verdict(&w.c, h, false, &[0]))
+        {
             c.recordCorrect = false; // a signature of "correct" presented as "wrong"
             assert_ne!(c.signatures, f.signatures);
         }
@@ -1209,7 +1223,10 @@ fn a_wrong_record_is_slashed_through_staking_and_its_challenger_rewarded() {
     // Two of three (exactly 2/3) do not decide; the third does.
     w.c.att_ok(&alice, Amount::ZERO, verdict(&w.c, h, false, &[0, 1]));
     assert_eq!(w.c.challenge_of(h).status, 2, "2/3 is not more than 2/3");
-    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, false, &[1])), IAttributionErrors::BadVerdictSignature(_)));
+    assert!(matches!(
+        w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, false, &[1])),
+        IAttributionErrors::BadVerdictSignature(_)
+    ));
     let bond_before = w.c.self_bond(&operator.address());
     let treasury = w.c.bal(&TREASURY);
     let r = w.c.att_ok(&challenger, Amount::ZERO, verdict(&w.c, h, false, &[2]));
@@ -1227,15 +1244,19 @@ fn a_wrong_record_is_slashed_through_staking_and_its_challenger_rewarded() {
     assert!(w.c.bal(&TREASURY) >= treasury + slashed - reporter);
     assert_eq!(w.c.challenge_of(h).status, 3);
     assert!(matches!(w.c.refused(&alice, fin), IInferenceErrors::HoldClosed(_)));
-    assert_eq!(w.c.claimable(1) + w.c.claimable(2) + w.c.claimable(3), {
-        // Datanet 1 v2 has 8 live rows, Datanet 2 v1 has 4: the accumulators round down per row.
-        let v: u128 = [(1u64, 2u64), (2, 1)].iter().map(|(d, v)| w.c.view(IInference::versionFallbackCall { datanetId: *d, version: *v })).sum();
-        assert!(v <= amount && v + 12 >= amount);
-        let owed: u128 = [1u64, 2, 3].iter().map(|i| w.c.claimable(*i)).sum();
-        assert!(owed <= v);
-        owed
-    });
-    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, true, &[0])), IAttributionErrors::WrongChallengeStatus(_)));
+    // The fallback, written out: Datanet 1 v2 has 8 live rows (contribution 1: 3,
+    // 2: 5) and Datanet 2 v1 has 4 (contribution 3); each part is split per row.
+    let per_row = |part: u128, rows: u128| part * E18 / rows;
+    let (d1, d2) = (per_row(amount * 8 / 12, 8), per_row(amount * 4 / 12, 4));
+    assert_eq!(
+        [w.c.claimable(1), w.c.claimable(2), w.c.claimable(3)],
+        [d1 * 3 / E18, d1 * 5 / E18, d2 * 4 / E18],
+        "the hold went to the fallback, pro rata to rows"
+    );
+    assert!(matches!(
+        w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, h, true, &[0])),
+        IAttributionErrors::WrongChallengeStatus(_)
+    ));
 }
 
 #[test]
@@ -1271,9 +1292,22 @@ fn late_challenges_unrevealed_records_and_lapsed_verdicts() {
     let r = w.receipt(1, 40_000, 40_000);
     w.settle(std::slice::from_ref(&r));
     let open = receipt_hash(&r);
-    assert!(matches!(w.c.att_refused(&challenger, Amount(BOND), challenge(open)), IAttributionErrors::NotChallengeable(_)));
-    w.c.ok(&operator, IInferenceCalls::postAttribution(IInference::postAttributionCall { receiptHash: open, recordHash: B256::ZERO, credits: vec![] }));
-    assert!(matches!(w.c.att_refused(&challenger, Amount(BOND), challenge(open)), IAttributionErrors::NotChallengeable(_)));
+    assert!(matches!(
+        w.c.att_refused(&challenger, Amount(BOND), challenge(open)),
+        IAttributionErrors::NotChallengeable(_)
+    ));
+    w.c.ok(
+        &operator,
+        IInferenceCalls::postAttribution(IInference::postAttributionCall {
+            receiptHash: open,
+            recordHash: B256::ZERO,
+            credits: vec![],
+        }),
+    );
+    assert!(matches!(
+        w.c.att_refused(&challenger, Amount(BOND), challenge(open)),
+        IAttributionErrors::NotChallengeable(_)
+    ));
     // After the window.
     let late = posted(&mut w, 2);
     w.c.until(hold(&w.c, late).postedAt + WINDOW);
@@ -1294,7 +1328,10 @@ fn late_challenges_unrevealed_records_and_lapsed_verdicts() {
     }
     assert_eq!(opened.revealBy, opened.openedAt + REVEAL);
     w.c.until(opened.revealBy + 1);
-    assert!(matches!(w.c.att_refused(&operator, Amount::ZERO, reveal(quiet, RECORD)), IAttributionErrors::RevealClosed(_)));
+    assert!(matches!(
+        w.c.att_refused(&operator, Amount::ZERO, reveal(quiet, RECORD)),
+        IAttributionErrors::RevealClosed(_)
+    ));
     let op_bond = w.c.self_bond(&operator.address());
     let r = w.c.att_ok(&alice, Amount::ZERO, unrevealed);
     assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (5, BOND));
@@ -1309,7 +1346,10 @@ fn late_challenges_unrevealed_records_and_lapsed_verdicts() {
     let lapsed = IAttributionCalls::resolveLapsed(IAttribution::resolveLapsedCall { receiptHash: lapse });
     assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, lapsed.clone()), IAttributionErrors::VerdictOpen(_)));
     w.c.until(by + 1);
-    assert!(matches!(w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, lapse, false, &[0, 1, 2])), IAttributionErrors::VerdictClosed(_)));
+    assert!(matches!(
+        w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, lapse, false, &[0, 1, 2])),
+        IAttributionErrors::VerdictClosed(_)
+    ));
     let r = w.c.att_ok(&alice, Amount::ZERO, lapsed);
     assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (6, BOND));
     w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: lapse }));
@@ -1330,11 +1370,20 @@ fn a_flagged_contribution_stops_earning() {
         IInferenceCalls::postAttribution(IInference::postAttributionCall {
             receiptHash: h,
             recordHash: B256::repeat_byte(5),
-            credits: vec![Credit { contributionId: 1, weightPpm: 600_000 }, Credit { contributionId: 2, weightPpm: 400_000 }],
+            credits: vec![
+                Credit { contributionId: 1, weightPpm: 600_000 },
+                Credit { contributionId: 2, weightPpm: 400_000 },
+            ],
         }),
     );
     let datanets = Module::Datanets.address();
-    let flag = |reason: u8| IDatanetsCalls::flag(IDatanets::flagCall { contributionId: 1, reason, note: "copied from contribution 2".into() });
+    let flag = |reason: u8| {
+        IDatanetsCalls::flag(IDatanets::flagCall {
+            contributionId: 1,
+            reason,
+            note: "copied from contribution 2".into(),
+        })
+    };
     // Only the Datanet's owner or curators (or governance) flag; reasons 1..=3.
     assert!(!w.c.send(&alice, datanets, Amount::ZERO, flag(1).abi_encode()).success);
     assert!(!w.c.send(&builder, datanets, Amount::ZERO, flag(0).abi_encode()).success);
@@ -1347,8 +1396,14 @@ fn a_flagged_contribution_stops_earning() {
     // Its pending credit goes to the treasury at finalization; the other stands.
     w.c.until(hold(&w.c, h).postedAt + WINDOW);
     let treasury = w.c.bal(&TREASURY);
-    let r = w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h }));
-    let forfeited: Vec<(u64, u128)> = r.logs.iter().filter_map(|l| IInference::CreditForfeited::decode_log_data(&l.data).ok()).map(|e| (e.contributionId, e.amount)).collect();
+    let r =
+        w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h }));
+    let forfeited: Vec<(u64, u128)> = r
+        .logs
+        .iter()
+        .filter_map(|l| IInference::CreditForfeited::decode_log_data(&l.data).ok())
+        .map(|e| (e.contributionId, e.amount))
+        .collect();
     let a1 = amount * 6 / 10;
     assert_eq!(forfeited, vec![(1, a1)]);
     assert_eq!(w.c.claimable(1), 0);

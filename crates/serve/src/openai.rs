@@ -702,7 +702,9 @@ fn stream(
             if st.first && kind == Kind::Chat {
                 st.first = false;
                 let c = chunk(
-                    vec![json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null})],
+                    vec![
+                        json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}),
+                    ],
                     None,
                     None,
                 );

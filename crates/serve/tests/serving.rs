@@ -312,8 +312,12 @@ fn openai_api_over_http() {
         Some("sk-test"),
         r#"{"model":"m1","prompt":"The","max_tokens":3,"stream":true,"temperature":0}"#,
     );
-    let plain: Vec<Value> =
-        plain.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+    let plain: Vec<Value> = plain
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     assert!(plain.iter().all(|c| !c.as_object().unwrap().contains_key("usage")), "{plain:?}");
     assert!(plain.last().unwrap()["receipt"].is_object());
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();

@@ -138,7 +138,8 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
         AttributionCmd::Show { receipt, http, rpc } => {
             let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
             let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
-            let challenge = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt }).ok();
+            let challenge =
+                view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt }).ok();
             let mut v = v;
             if let Some(c) = &challenge {
                 v["challenge"] = challenge_json(c);
@@ -183,7 +184,11 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             let bond = match bond {
                 Some(b) => b.parse::<Amount>().map_err(|e| anyhow!("--bond {b:?}: {e}"))?,
                 None => {
-                    let p = view(&mut rpc.client(), Module::Params.address(), &IParams::getCall { name: "attribution.challenge_bond".into() })?;
+                    let p = view(
+                        &mut rpc.client(),
+                        Module::Params.address(),
+                        &IParams::getCall { name: "attribution.challenge_bond".into() },
+                    )?;
                     Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
                 }
             };
@@ -261,21 +266,15 @@ fn verify_receipt(
         .map(|m| m.0)
         .ok_or_else(|| anyhow!("record names no model"))?;
     let r = model_record(&rpc, id)?;
-    let base =
-        base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
+    let base = base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
     let files = ml::ModelFiles::open(&base)?;
     if files.hash != r.baseModelHash {
         bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);
     }
     let model = ml::Model::from_files(&files)?;
     let tok = &files.tokenizer;
-    let response: Vec<u32> = rec["responseTokens"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_u64())
-        .map(|t| t as u32)
-        .collect();
+    let response: Vec<u32> =
+        rec["responseTokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64()).map(|t| t as u32).collect();
     let text = rec["response"].as_str().unwrap_or("");
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
@@ -308,8 +307,7 @@ fn verify_receipt(
         None
     } else {
         let rows = node::spans::index_rows(tok, version_rows).map_err(|e| anyhow!(e))?;
-        let versions: Vec<(u64, u64)> =
-            r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
+        let versions: Vec<(u64, u64)> = r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
         let key = node::spans::index_key(tok, &versions);
         Some(
             attribution::SpanIndex::build(
@@ -323,8 +321,8 @@ fn verify_receipt(
             .map_err(|e| anyhow!("{e}"))?,
         )
     };
-    let gradient = node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h))
-        .map_err(|e| anyhow!(e))?;
+    let gradient =
+        node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
     let p = node::attribution::RecordParams::stated(rec);
     let prompt_hash: B256 = rec["promptHash"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
     let mine = node::attribution::compute_record(
@@ -357,7 +355,11 @@ fn index_progress() -> impl FnMut(u64, u64) {
         }
         last = pct;
         let filled = (pct as usize * 30 / 100).min(30);
-        eprint!("\r  indexing the training rows [{}{}] {pct:>3}% of {total} tokens", "#".repeat(filled), "-".repeat(30 - filled));
+        eprint!(
+            "\r  indexing the training rows [{}{}] {pct:>3}% of {total} tokens",
+            "#".repeat(filled),
+            "-".repeat(30 - filled)
+        );
         if done >= total {
             eprintln!();
         }

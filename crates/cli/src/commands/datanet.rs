@@ -633,10 +633,17 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 r => bail!("--reason {r:?}: one of duplicated, adversarial, unfit"),
             };
             let call = IDatanets::flagCall { contributionId: contribution, reason: code, note };
-            let sent = send_call(&signer, &rpc, DATANETS, Amount::ZERO, alloy_sol_types::SolCall::abi_encode(&call), "flag")?;
-            sent.event::<IDatanets::ContributionFlagged>(DATANETS).ok_or_else(|| anyhow!("no ContributionFlagged log"))?;
+            let sent =
+                send_call(&signer, &rpc, DATANETS, Amount::ZERO, alloy_sol_types::SolCall::abi_encode(&call), "flag")?;
+            sent.event::<IDatanets::ContributionFlagged>(DATANETS)
+                .ok_or_else(|| anyhow!("no ContributionFlagged log"))?;
             out.print(
-                || format!("{}\ncontribution {contribution} flagged ({reason}): it earns nothing from now on", sent.human("flag")),
+                || {
+                    format!(
+                        "{}\ncontribution {contribution} flagged ({reason}): it earns nothing from now on",
+                        sent.human("flag")
+                    )
+                },
                 sent_json(&sent, json!({"flagged": contribution})),
             );
         }

@@ -117,7 +117,13 @@ fn close(st: &mut Overlay, h: &B256) -> Result<(), CallFail> {
 }
 
 /// Pay the bond back to the challenger (or forfeit it) and close the challenge.
-fn settle_bond(st: &mut Overlay, ctx: &mut CallCtx, h: &B256, c: &AttributionChallenge, forfeit: bool) -> Result<u128, CallFail> {
+fn settle_bond(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    h: &B256,
+    c: &AttributionChallenge,
+    forfeit: bool,
+) -> Result<u128, CallFail> {
     let bonds = st.bonds()?.checked_sub(Amount(c.bond)).map_err(|_| revert(Overflow {}))?;
     set_bonds(st, bonds);
     close(st, h)?;
@@ -132,7 +138,13 @@ fn settle_bond(st: &mut Overlay, ctx: &mut CallCtx, h: &B256, c: &AttributionCha
 
 /// The operator lost (wrong or unrevealed record): slash it, reward the
 /// challenger, return the bond, and pay the hold by the fallback instead.
-fn operator_loses(st: &mut Overlay, ctx: &mut CallCtx, h: &B256, c: &mut AttributionChallenge, status: u8) -> Result<(), CallFail> {
+fn operator_loses(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    h: &B256,
+    c: &mut AttributionChallenge,
+    status: u8,
+) -> Result<(), CallFail> {
     let ppm = st.param(&params::ATTRIBUTION_CHALLENGE_SLASH_PPM)? as u32;
     let jail = u64::try_from(st.param(&params::ATTRIBUTION_CHALLENGE_JAIL_BLOCKS)?).unwrap_or(u64::MAX);
     let slashed = st.slash(ctx, &c.operator, ppm, jail, "wrong attribution record", &c.challenger)?;
@@ -142,7 +154,12 @@ fn operator_loses(st: &mut Overlay, ctx: &mut CallCtx, h: &B256, c: &mut Attribu
     let returned = settle_bond(st, ctx, h, c, false)?;
     ctx.emit(
         ADDRESS,
-        &IAttribution::ChallengeResolved { receiptHash: *h, status, slashed: slashed.to_u256(), bondReturned: returned },
+        &IAttribution::ChallengeResolved {
+            receiptHash: *h,
+            status,
+            slashed: slashed.to_u256(),
+            bondReturned: returned,
+        },
     );
     Ok(())
 }
@@ -163,15 +180,23 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                 return Err(revert(IAttribution::ChallengeExists { receiptHash: h }));
             }
             if hold.status != POSTED {
-                return Err(not("no posted record with credits awaits finalization (not posted yet, finalized, or paid by the fallback)"));
+                return Err(not(
+                    "no posted record with credits awaits finalization (not posted yet, finalized, or paid by the fallback)",
+                ));
             }
             let window = u64::try_from(st.param(&params::INFERENCE_CHALLENGE_WINDOW_BLOCKS)?).unwrap_or(u64::MAX);
             if height >= hold.postedAt.saturating_add(window) {
-                return Err(not(&format!("the challenge window closed at block {}", hold.postedAt.saturating_add(window))));
+                return Err(not(&format!(
+                    "the challenge window closed at block {}",
+                    hold.postedAt.saturating_add(window)
+                )));
             }
             let min = st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?;
             if ctx.value.0 < min {
-                return Err(revert(IAttribution::BondTooSmall { required: U256::from(min), given: ctx.value.to_u256() }));
+                return Err(revert(IAttribution::BondTooSmall {
+                    required: U256::from(min),
+                    given: ctx.value.to_u256(),
+                }));
             }
             let mut open = st.open_challenges()?;
             if open.len() >= MAX_OPEN {
@@ -179,7 +204,8 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             }
             let set = st.validator_set_at(height)?;
             let total: U256 = set.powers.iter().fold(U256::ZERO, |a, p| a + *p);
-            let reveal_by = height.saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_REVEAL_BLOCKS)?).unwrap_or(u64::MAX));
+            let reveal_by =
+                height.saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_REVEAL_BLOCKS)?).unwrap_or(u64::MAX));
             let rec = AttributionChallenge {
                 challenger: sender,
                 bond: ctx.value.0,
@@ -236,13 +262,18 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                 }));
             }
             ch.status = AWAITING_VERDICT;
-            ch.verdictBy =
-                height.saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_VERDICT_BLOCKS)?).unwrap_or(u64::MAX));
+            ch.verdictBy = height
+                .saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_VERDICT_BLOCKS)?).unwrap_or(u64::MAX));
             store(st, state_key::challenge(&h), &ch);
             store(st, state_key::revealed(&h), &Revealed { record: c.record.clone(), prompt: c.prompt.clone() });
             ctx.emit(
                 ADDRESS,
-                &IAttribution::RecordRevealed { receiptHash: h, record: c.record, prompt: c.prompt, verdictBy: ch.verdictBy },
+                &IAttribution::RecordRevealed {
+                    receiptHash: h,
+                    record: c.record,
+                    prompt: c.prompt,
+                    verdictBy: ch.verdictBy,
+                },
             );
             IAttribution::revealCall::abi_encode_returns(&IAttribution::revealReturn {}).into()
         }
@@ -255,7 +286,10 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             if height > ch.verdictBy {
                 return Err(revert(IAttribution::VerdictClosed { receiptHash: h, verdictBy: ch.verdictBy }));
             }
-            if c.consensusKeys.len() != c.signatures.len() || c.signatures.is_empty() || c.signatures.len() > MAX_SIGNATURES {
+            if c.consensusKeys.len() != c.signatures.len()
+                || c.signatures.is_empty()
+                || c.signatures.len() > MAX_SIGNATURES
+            {
                 return Err(revert(IAttribution::BadVerdictSignature {
                     index: U256::ZERO,
                     reason: format!("one signature per key, 1 to {MAX_SIGNATURES} of them"),
@@ -264,7 +298,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             let set = st.validator_set_at(ch.openedAt)?;
             let digest = verdict_digest(ctx.env.chain_id, h, ch.openedAt, c.recordCorrect);
             for (i, (key, sig)) in c.consensusKeys.iter().zip(&c.signatures).enumerate() {
-                let bad = |reason: &str| revert(IAttribution::BadVerdictSignature { index: U256::from(i), reason: reason.into() });
+                let bad = |reason: &str| {
+                    revert(IAttribution::BadVerdictSignature { index: U256::from(i), reason: reason.into() })
+                };
                 let Some(pos) = set.consensusKeys.iter().position(|k| k == key) else {
                     return Err(bad("the key is not in the validator set the challenge is judged by"));
                 };
@@ -272,12 +308,20 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                     return Err(bad("this validator has already signed a verdict"));
                 }
                 let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|_| bad("not an ed25519 key"))?;
-                let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| bad("not a 64-byte ed25519 signature"))?;
+                let sig =
+                    ed25519_dalek::Signature::from_slice(sig).map_err(|_| bad("not a 64-byte ed25519 signature"))?;
                 vk.verify_strict(digest.as_slice(), &sig).map_err(|_| bad("the signature does not verify"))?;
                 ch.signers.push(*key);
                 let p = set.powers[pos];
-                if c.recordCorrect { ch.powerRecordCorrect += p } else { ch.powerRecordWrong += p }
-                ctx.emit(ADDRESS, &IAttribution::VerdictSigned { receiptHash: h, consensusKey: *key, recordCorrect: c.recordCorrect });
+                if c.recordCorrect {
+                    ch.powerRecordCorrect += p
+                } else {
+                    ch.powerRecordWrong += p
+                }
+                ctx.emit(
+                    ADDRESS,
+                    &IAttribution::VerdictSigned { receiptHash: h, consensusKey: *key, recordCorrect: c.recordCorrect },
+                );
             }
             let decided = |p: U256| p * U256::from(3) > ch.totalPower * U256::from(2);
             if decided(ch.powerRecordWrong) {
@@ -286,7 +330,15 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                 ch.status = REJECTED;
                 store(st, state_key::challenge(&h), &ch);
                 settle_bond(st, ctx, &h, &ch, true)?;
-                ctx.emit(ADDRESS, &IAttribution::ChallengeResolved { receiptHash: h, status: REJECTED, slashed: U256::ZERO, bondReturned: 0 });
+                ctx.emit(
+                    ADDRESS,
+                    &IAttribution::ChallengeResolved {
+                        receiptHash: h,
+                        status: REJECTED,
+                        slashed: U256::ZERO,
+                        bondReturned: 0,
+                    },
+                );
             } else {
                 store(st, state_key::challenge(&h), &ch);
             }
@@ -316,13 +368,27 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             ch.status = LAPSED;
             store(st, state_key::challenge(&h), &ch);
             let returned = settle_bond(st, ctx, &h, &ch, false)?;
-            ctx.emit(ADDRESS, &IAttribution::ChallengeResolved { receiptHash: h, status: LAPSED, slashed: U256::ZERO, bondReturned: returned });
+            ctx.emit(
+                ADDRESS,
+                &IAttribution::ChallengeResolved {
+                    receiptHash: h,
+                    status: LAPSED,
+                    slashed: U256::ZERO,
+                    bondReturned: returned,
+                },
+            );
             IAttribution::resolveLapsedCall::abi_encode_returns(&IAttribution::resolveLapsedReturn {}).into()
         }
         C::challengeOf(c) => IAttribution::challengeOfCall::abi_encode_returns(&get(st, &c.receiptHash)?).into(),
         C::revealed(c) => {
-            let r = st.revealed(&c.receiptHash)?.ok_or_else(|| revert(IAttribution::NoChallenge { receiptHash: c.receiptHash }))?;
-            IAttribution::revealedCall::abi_encode_returns(&IAttribution::revealedReturn { record: r.record, prompt: r.prompt }).into()
+            let r = st
+                .revealed(&c.receiptHash)?
+                .ok_or_else(|| revert(IAttribution::NoChallenge { receiptHash: c.receiptHash }))?;
+            IAttribution::revealedCall::abi_encode_returns(&IAttribution::revealedReturn {
+                record: r.record,
+                prompt: r.prompt,
+            })
+            .into()
         }
         C::awaitingVerdict(_) => {
             let mut v = Vec::new();
@@ -335,7 +401,13 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
         }
         C::verdictDigest(c) => {
             let ch = get(st, &c.receiptHash)?;
-            IAttribution::verdictDigestCall::abi_encode_returns(&verdict_digest(ctx.env.chain_id, c.receiptHash, ch.openedAt, c.recordCorrect)).into()
+            IAttribution::verdictDigestCall::abi_encode_returns(&verdict_digest(
+                ctx.env.chain_id,
+                c.receiptHash,
+                ch.openedAt,
+                c.recordCorrect,
+            ))
+            .into()
         }
         C::bonds(_) => IAttribution::bondsCall::abi_encode_returns(&st.bonds()?.0).into(),
     })

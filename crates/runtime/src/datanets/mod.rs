@@ -609,7 +609,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
                 return Err(revert(IDatanets::NotPending { contributionId: c.contributionId, status: rec.status }));
             }
             if !(1..=3).contains(&c.reason) || c.note.len() > 1024 {
-                return Err(invalid("reason must be 1 (duplicated), 2 (adversarial) or 3 (unfit), the note at most 1 KiB"));
+                return Err(invalid(
+                    "reason must be 1 (duplicated), 2 (adversarial) or 3 (unfit), the note at most 1 KiB",
+                ));
             }
             rec.status = FLAGGED;
             rec.reason = c.reason;

@@ -715,7 +715,10 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IInferenceCalls) -> Re
                 // A contribution flagged (duplicated, adversarial) since the record was
                 // posted stops earning: its credit goes to the treasury with the dust.
                 if st.contribution(*id)?.is_none_or(|c| c.status != APPROVED) {
-                    ctx.emit(ADDRESS, &IInference::CreditForfeited { receiptHash: h, contributionId: *id, amount: *amount });
+                    ctx.emit(
+                        ADDRESS,
+                        &IInference::CreditForfeited { receiptHash: h, contributionId: *id, amount: *amount },
+                    );
                     continue;
                 }
                 let mut a = st.contribution_account(*id)?;
