@@ -9,13 +9,15 @@
 //! of [`crate::fused`] (RMSNorm, RoPE, causal GQA attention, SwiGLU, and the
 //! head fused with the cross-entropy in [`Model::loss`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{D, Device, Tensor, Var};
 
 use crate::MlError;
-use crate::fused::reference;
-use crate::lora::{LoraVars, Target};
+use crate::fused::block::{Block, BlockLoraOp, BlockOp};
+use crate::fused::{Dims, PartSpec, Proj, RopeTables, reference};
+use crate::lora::{LoraConfig, LoraVars, Target};
 use crate::model::{BaseGrad, Linear, Model};
 
 impl Model {
@@ -65,6 +67,14 @@ impl Model {
         };
         let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
         let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
+        if fast && !(drop_p > 0.0 && dropout.is_some()) {
+            // Each block in one op (see `fused::block`).
+            let rope = RopeTables { cos: cos_v, sin: sin_v, head_dim: hd };
+            for (l, b) in self.blocks.iter().enumerate() {
+                x = self.fused_block(b, &x, lora.map(|lv| (&lv.layers[l], &lv.config)), &rope)?;
+            }
+            return Ok(norm(&x, &self.norm)?);
+        }
         let scale = lora.map(|l| l.config.scale()).unwrap_or(0.0);
         for (l, b) in self.blocks.iter().enumerate() {
             let vars = lora.map(|lv| &lv.layers[l]);
@@ -120,6 +130,69 @@ impl Model {
             x = residual(&x, &proj(Target::Down, &m)?)?;
         }
         Ok(norm(&x, &self.norm)?)
+    }
+
+    /// One block as a single fused op; its LoRA pairs (if any) are flattened
+    /// into one variable-backed tensor in the order q, k, v, o, gate, up, down.
+    fn fused_block(
+        &self,
+        b: &crate::model::Block,
+        x: &Tensor,
+        lora: Option<(&BTreeMap<Target, (Var, Var)>, &LoraConfig)>,
+        rope: &RopeTables,
+    ) -> Result<Tensor, MlError> {
+        let c = &self.config;
+        let (rank, scale) = lora.map_or((0, 0.0), |(_, cfg)| (cfg.r, cfg.scale()));
+        let has = |tg: Target| lora.is_some_and(|(m, _)| m.contains_key(&tg));
+        let mut base = 0;
+        let mut proj = |tgs: &[Target], rot: bool| -> candle_core::Result<Proj> {
+            let specs: Vec<PartSpec<'_>> = tgs
+                .iter()
+                .map(|&tg| PartSpec {
+                    weight: &b.linear(tg).w,
+                    bias: b.linear(tg).b.as_ref(),
+                    lora: has(tg),
+                    rope: rot && matches!(tg, Target::Q | Target::K),
+                })
+                .collect();
+            let p = Proj::new(&specs, rank, scale, rot.then(|| rope.clone()), base)?;
+            base += p.lora_len;
+            Ok(p)
+        };
+        let projs = [
+            proj(&[Target::Q, Target::K, Target::V], true)?,
+            proj(&[Target::O], false)?,
+            proj(&[Target::Gate, Target::Up], false)?,
+            proj(&[Target::Down], false)?,
+        ];
+        let (bsz, t, _) = x.dims3()?;
+        let dims = Dims { b: bsz, t, nh: c.num_attention_heads, nkv: c.num_key_value_heads, d: c.head_dim };
+        let vec = |w: &Tensor| w.flatten_all().and_then(|w| w.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>());
+        let block = Block::new(
+            vec(&b.input_norm)?,
+            vec(&b.post_norm)?,
+            c.rms_norm_eps as f32,
+            projs,
+            dims,
+            c.intermediate_size,
+        )?;
+        let x = x.contiguous()?;
+        let pairs: Vec<Tensor> = match lora {
+            None => Vec::new(),
+            Some((m, _)) => Target::ALL
+                .iter()
+                .filter_map(|tg| m.get(tg))
+                .map(|(a, bv)| Ok([a.as_tensor().flatten_all()?, bv.as_tensor().flatten_all()?]))
+                .collect::<candle_core::Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        Ok(if pairs.is_empty() {
+            x.apply_op1(BlockOp(block))?
+        } else {
+            x.apply_op2(&Tensor::cat(&pairs, 0)?, BlockLoraOp(block))?
+        })
     }
 
     fn head_train(&self, h: &Tensor, grad: BaseGrad) -> candle_core::Result<Tensor> {

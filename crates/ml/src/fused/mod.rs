@@ -24,11 +24,13 @@
 //! and against finite differences.
 
 mod attention;
+pub(crate) mod block;
 mod cross_entropy;
+mod gemm;
 mod linear;
-mod lora;
 mod norm;
 pub mod profile;
+mod projection;
 pub mod reference;
 mod rope;
 mod simd;
@@ -37,7 +39,9 @@ mod swiglu;
 pub use attention::causal_attention;
 pub use cross_entropy::{linear_cross_entropy, linear_nll_rows};
 pub use linear::{frozen_linear, matmul_nt};
-pub use lora::lora_linear;
+pub(crate) use attention::Dims;
+pub use projection::lora_linear;
+pub(crate) use projection::{PartSpec, Proj, RopeTables};
 pub use norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::{add, swiglu};

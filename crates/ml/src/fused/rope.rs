@@ -20,6 +20,22 @@ struct Rope {
     inverse: bool,
 }
 
+/// Rotate the heads of one position in place: `row` holds whole heads of
+/// `d` values, `cos` and `sin` that position's `d / 2` angles; `inverse`
+/// rotates by the opposite angles (the backward).
+pub(crate) fn rotate_heads(row: &mut [f32], d: usize, cos: &[f32], sin: &[f32], inverse: bool) {
+    let half = d / 2;
+    let sign = if inverse { -1.0f32 } else { 1.0 };
+    for head in row.chunks_mut(d) {
+        let (x1, x2) = head.split_at_mut(half);
+        for i in 0..half {
+            let (a, b, si) = (x1[i], x2[i], sign * sin[i]);
+            x1[i] = a * cos[i] - b * si;
+            x2[i] = b * cos[i] + a * si;
+        }
+    }
+}
+
 impl Rope {
     fn apply(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
         let [_, t, h, d] = dims else { bail!("rope: expected [batch, time, heads, head_dim], got {dims:?}") };
@@ -28,21 +44,11 @@ impl Rope {
         if d % 2 != 0 || self.cos.len() != t * half || self.sin.len() != t * half {
             bail!("rope: tables of {} entries do not fit time {t} × head_dim/2 {half}", self.cos.len());
         }
-        let sign = if self.inverse { -1.0f32 } else { 1.0 };
-        let mut y = vec![0f32; x.len()];
+        let mut y = x.to_vec();
         // One task per (batch, position): all heads share that position's angles.
-        y.par_chunks_mut(h * d).zip(x.par_chunks(h * d)).enumerate().for_each(|(bt, (yb, xb))| {
+        y.par_chunks_mut(h * d).enumerate().for_each(|(bt, yb)| {
             let p = bt % t;
-            let (c, s) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
-            for (yr, xr) in yb.chunks_mut(d).zip(xb.chunks(d)) {
-                let (x1, x2) = xr.split_at(half);
-                let (y1, y2) = yr.split_at_mut(half);
-                for i in 0..half {
-                    let si = sign * s[i];
-                    y1[i] = x1[i] * c[i] - x2[i] * si;
-                    y2[i] = x2[i] * c[i] + x1[i] * si;
-                }
-            }
+            rotate_heads(yb, d, &self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half], self.inverse);
         });
         Ok(y)
     }

@@ -5,7 +5,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::simd::exp_in_place;
-use super::{cpu_f32, tensor, with_f32};
+use super::{ROW_TASK, cpu_f32, tensor, with_f32};
 
 /// Elements per rayon task.
 const CHUNK: usize = 4096;
@@ -23,6 +23,49 @@ fn sigmoid_into(x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `y = silu(g) · u` elementwise.
+fn forward_chunk(g: &[f32], u: &[f32], y: &mut [f32]) {
+    sigmoid_into(g, y);
+    for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+        *y *= g * u;
+    }
+}
+
+/// dg = dy·u·σ(g)(1 + g(1 − σ(g))), du = dy·silu(g), elementwise.
+fn backward_chunk(g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &mut [f32]) {
+    // σ(g) into du first, then both gradients from it.
+    sigmoid_into(g, du);
+    for i in 0..g.len() {
+        let s = du[i];
+        dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+        du[i] = dy[i] * g[i] * s;
+    }
+}
+
+/// SwiGLU of rows laid out gate | up (`[rows, 2 · inter]`, the fused
+/// gate/up projection's output) into `y` (`[rows, inter]`).
+pub(crate) fn packed_forward(gu: &[f32], inter: usize, y: &mut [f32]) {
+    y.par_chunks_mut(inter * ROW_TASK).zip(gu.par_chunks(2 * inter * ROW_TASK)).for_each(|(yb, gb)| {
+        for (y, gu) in yb.chunks_mut(inter).zip(gb.chunks(2 * inter)) {
+            let (g, u) = gu.split_at(inter);
+            forward_chunk(g, u, y);
+        }
+    });
+}
+
+/// The backward of [`packed_forward`]: the gradient of the packed rows.
+pub(crate) fn packed_backward(gu: &[f32], inter: usize, dy: &[f32], dgu: &mut [f32]) {
+    dgu.par_chunks_mut(2 * inter * ROW_TASK).zip(gu.par_chunks(2 * inter * ROW_TASK).zip(dy.par_chunks(inter * ROW_TASK))).for_each(
+        |(db, (gb, dyb))| {
+            for ((d, gu), dy) in db.chunks_mut(2 * inter).zip(gb.chunks(2 * inter)).zip(dyb.chunks(inter)) {
+                let (g, u) = gu.split_at(inter);
+                let (dg, du) = d.split_at_mut(inter);
+                backward_chunk(g, u, dy, dg, du);
+            }
+        },
+    );
+}
+
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
         "fused-swiglu"
@@ -35,16 +78,12 @@ impl CustomOp2 for SwiGlu {
         let g = cpu_f32(s1, l1, "swiglu gate")?;
         let u = cpu_f32(s2, l2, "swiglu up")?;
         let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))).for_each(|(y, (g, u))| {
-            sigmoid_into(g, y);
-            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                *y *= g * u;
-            }
-        });
+        y.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .for_each(|(y, (g, u))| forward_chunk(g, u, y));
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    /// dg = dy·u·σ(g)(1 + g(1 − σ(g))), du = dy·silu(g).
     fn bwd(&self, g: &Tensor, u: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dg, du) = with_f32(g, "swiglu backward", |g| {
             with_f32(u, "swiglu backward", |u| {
@@ -54,15 +93,7 @@ impl CustomOp2 for SwiGlu {
                     dg.par_chunks_mut(CHUNK)
                         .zip(du.par_chunks_mut(CHUNK))
                         .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)))
-                        .for_each(|((dg, du), ((g, u), dy))| {
-                            // σ(g) into du first, then both gradients from it.
-                            sigmoid_into(g, du);
-                            for i in 0..g.len() {
-                                let s = du[i];
-                                dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-                                du[i] = dy[i] * g[i] * s;
-                            }
-                        });
+                        .for_each(|((dg, du), ((g, u), dy))| backward_chunk(g, u, dy, dg, du));
                     Ok((dg, du))
                 })
             })
