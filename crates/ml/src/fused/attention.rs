@@ -2,23 +2,31 @@
 //! `q [batch, time, heads, d]`, `k`, `v [batch, time, kv_heads, d]` (the
 //! projections' own layout: no transposes, no repeated K/V heads).
 //!
-//! The score matrix is never materialised: each query row's scores live in a
-//! scratch of at most `time` floats while its softmax and output are formed,
-//! and the forward keeps only the row's log-sum-exp (`batch × time × heads`
-//! floats) for the backward, which recomputes the probabilities from it
-//! (FlashAttention's trade of a little arithmetic for the t² memory).
+//! The transformer block reads q, k and v packed in one row per position (q
+//! heads | k heads | v heads, the fused projection's output);
+//! [`causal_attention`] packs separate tensors for the same op.
+//!
+//! The score matrix is never materialised: queries are taken [`BQ`] at a time,
+//! their scores against the keys so far (a `BQ × t` scratch) formed by gemm,
+//! softmaxed in place and multiplied by V by gemm; the forward keeps only each
+//! row's log-sum-exp (`batch × time × heads` floats) for the backward, which
+//! recomputes the probabilities from it (FlashAttention's trade of a little
+//! arithmetic for the t² memory). The blocks' gemms run on the task's own
+//! thread (the tasks are many), which is what makes this fast: a dot product
+//! per score is bound by the latency of one accumulator chain.
 //!
 //! Work is split so that every output element is written by one task with a
-//! fixed summation order: the forward by query row, the backward by (batch,
-//! key-value head), each task owning that head's dK, dV and its query heads'
-//! dQ. So results do not depend on the thread count.
+//! fixed summation order: the forward by (batch, query head), the backward by
+//! (batch, key-value head), each task owning that head's dK, dV and its query
+//! heads' dQ. So results do not depend on the thread count.
 
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::simd::{axpy, dot, exp_in_place};
+use super::gemm::{View, gemm_serial};
+use super::simd::{dot, exp_in_place};
 use super::{cpu_f32, tensor, with_f32};
 
 /// Shapes of one attention call: `b` sequences of `t` positions, `nh` query
@@ -58,49 +66,71 @@ impl Dims {
     }
 }
 
-/// Scaled scores of query (b, i, h) against keys 0..=i into `s`.
-fn scores(dm: Dims, qkv: &[f32], scale: f32, (b, i, h): (usize, usize, usize), s: &mut Vec<f32>) {
-    let d = dm.d;
-    let qr = &qkv[dm.q(b, i, h)..][..d];
-    let kvh = h / dm.group();
-    s.clear();
-    for j in 0..=i {
-        s.push(scale * dot(qr, &qkv[dm.k(b, j, kvh)..][..d]));
+/// Query rows per block: a block's scores are `BQ × keys` floats, never `t × t`.
+const BQ: usize = 32;
+
+/// Softmax of each row `r` of the `bq × nk` block `s` over its causal keys
+/// `0..=i0 + r` (the rest set to 0), in place; returns each row's log-sum-exp.
+fn softmax_rows(s: &mut [f32], nk: usize, i0: usize, lse: &mut [f32]) {
+    for (r, row) in s.chunks_mut(nk).enumerate() {
+        let (live, masked) = row.split_at_mut(i0 + r + 1);
+        let max = live.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+        for x in live.iter_mut() {
+            *x -= max;
+        }
+        exp_in_place(live);
+        let mut sum = 0f32;
+        for &x in live.iter() {
+            sum += x;
+        }
+        let inv = 1.0 / sum;
+        for x in live.iter_mut() {
+            *x *= inv;
+        }
+        masked.fill(0.0);
+        lse[r] = max + sum.ln();
     }
 }
 
 /// The output `[b, t, nh·d]` of packed `qkv` (`[b, t, row]`) and each query
-/// row's log-sum-exp `[b, t, nh]`.
+/// row's log-sum-exp `[b, t, nh]`. One task per (batch, query head), going
+/// through its queries [`BQ`] at a time: scores and outputs by gemm on the
+/// block against the keys so far.
 pub(crate) fn forward(dm: Dims, qkv: &[f32], scale: f32) -> Result<(Vec<f32>, Vec<f32>)> {
     dm.check()?;
     if qkv.len() != dm.b * dm.t * dm.row() {
         bail!("attention: {} values do not fit {} × {} rows of {}", qkv.len(), dm.b, dm.t, dm.row());
     }
-    let (nh, d) = (dm.nh, dm.d);
-    let mut o = vec![0f32; dm.b * dm.t * nh * d];
-    let mut lse = vec![0f32; dm.b * dm.t * nh];
-    o.par_chunks_mut(nh * d).zip(lse.par_chunks_mut(nh)).enumerate().for_each(|(bt, (orow, lrow))| {
-        let (b, i) = (bt / dm.t, bt % dm.t);
-        let mut s = Vec::with_capacity(i + 1);
-        for h in 0..nh {
-            scores(dm, qkv, scale, (b, i, h), &mut s);
-            let max = s.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-            for x in s.iter_mut() {
-                *x -= max;
-            }
-            exp_in_place(&mut s);
-            let mut sum = 0f32;
-            for &x in s.iter() {
-                sum += x;
-            }
-            let out = &mut orow[h * d..(h + 1) * d];
+    let (nh, d, t, row) = (dm.nh, dm.d, dm.t, dm.row());
+    let parts: Vec<Result<(Vec<f32>, Vec<f32>)>> = (0..dm.b * nh)
+        .into_par_iter()
+        .map(|task| {
+            let (b, h) = (task / nh, task % nh);
             let kvh = h / dm.group();
-            for (j, &p) in s.iter().enumerate() {
-                axpy(p / sum, &qkv[dm.v(b, j, kvh)..][..d], out);
+            let (mut o, mut lse, mut s) = (vec![0f32; t * d], vec![0f32; t], vec![0f32; BQ.min(t) * t]);
+            for i0 in (0..t).step_by(BQ) {
+                let (bq, nk) = ((i0 + BQ).min(t) - i0, (i0 + BQ).min(t));
+                let q = View::rows(&qkv[dm.q(b, i0, h)..], row);
+                gemm_serial(&mut s, nk, (bq, nk, d), q, View::t(&qkv[dm.k(b, 0, kvh)..], row), scale, false)?;
+                let s = &mut s[..bq * nk];
+                softmax_rows(s, nk, i0, &mut lse[i0..i0 + bq]);
+                let v = View::rows(&qkv[dm.v(b, 0, kvh)..], row);
+                gemm_serial(&mut o[i0 * d..], d, (bq, d, nk), View::rows(s, nk), v, 1.0, false)?;
             }
-            lrow[h] = max + sum.ln();
+            Ok((o, lse))
+        })
+        .collect();
+    let mut o = vec![0f32; dm.b * t * nh * d];
+    let mut lse = vec![0f32; dm.b * t * nh];
+    for (task, part) in parts.into_iter().enumerate() {
+        let (po, pl) = part?;
+        let (b, h) = (task / nh, task % nh);
+        for i in 0..t {
+            let at = (b * t + i) * nh + h;
+            o[at * d..(at + 1) * d].copy_from_slice(&po[i * d..(i + 1) * d]);
+            lse[at] = pl[i];
         }
-    });
+    }
     Ok((o, lse))
 }
 
@@ -108,53 +138,62 @@ pub(crate) fn forward(dm: Dims, qkv: &[f32], scale: f32) -> Result<(Vec<f32>, Ve
 /// log-sum-exp and the output gradient `d_o`.
 pub(crate) fn backward(dm: Dims, qkv: &[f32], o: &[f32], lse: &[f32], d_o: &[f32], scale: f32) -> Result<Vec<f32>> {
     dm.check()?;
-    let (nh, nkv, d, t) = (dm.nh, dm.nkv, dm.d, dm.t);
-    if qkv.len() != dm.b * t * dm.row() || o.len() != dm.b * t * nh * d || d_o.len() != o.len() || lse.len() != dm.b * t * nh
-    {
+    let (nh, nkv, d, t, row) = (dm.nh, dm.nkv, dm.d, dm.t, dm.row());
+    if qkv.len() != dm.b * t * row || o.len() != dm.b * t * nh * d || d_o.len() != o.len() || lse.len() != dm.b * t * nh {
         bail!("attention backward: inputs do not fit {} × {t} rows", dm.b);
     }
     // Dᵢ = dOᵢ · Oᵢ, per (b, i, h).
     let big_d: Vec<f32> = d_o.par_chunks(d).zip(o.par_chunks(d)).map(|(a, b)| dot(a, b)).collect();
     // One task per (batch, kv head): it owns that head's dK and dV rows and
-    // the dQ rows of its query heads, so each score is recomputed once and
-    // every sum runs in one fixed order (heads, then queries, then keys).
+    // the dQ rows of its query heads, so every sum runs in one fixed order
+    // (heads, then query blocks); per block, with P the probabilities
+    // recomputed from the log-sum-exp and dS = P ∘ (dO Vᵀ − D) · scale:
+    // dV += Pᵀ dO, dQ = dS K, dK += dSᵀ Q, all by gemm.
     let g = dm.group();
-    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..dm.b * nkv)
+    let parts: Vec<Result<(Vec<f32>, Vec<f32>, Vec<f32>)>> = (0..dm.b * nkv)
         .into_par_iter()
         .map(|task| {
             let (b, kvh) = (task / nkv, task % nkv);
             let mut dq = vec![0f32; g * t * d];
             let mut dk = vec![0f32; t * d];
             let mut dv = vec![0f32; t * d];
-            let mut probs = Vec::with_capacity(t);
+            let (mut p, mut dp) = (vec![0f32; BQ.min(t) * t], vec![0f32; BQ.min(t) * t]);
+            let (k, kt) = (View::rows(&qkv[dm.k(b, 0, kvh)..], row), View::t(&qkv[dm.k(b, 0, kvh)..], row));
+            let vt = View::t(&qkv[dm.v(b, 0, kvh)..], row);
             for hg in 0..g {
                 let h = kvh * g + hg;
-                for i in 0..t {
-                    let qr = &qkv[dm.q(b, i, h)..][..d];
-                    let dor = &d_o[((b * t + i) * nh + h) * d..][..d];
-                    let (lse_i, di) = (lse[(b * t + i) * nh + h], big_d[(b * t + i) * nh + h]);
-                    let dqr = &mut dq[(hg * t + i) * d..][..d];
-                    // This row's probabilities, recomputed from its log-sum-exp.
-                    probs.clear();
-                    for j in 0..=i {
-                        probs.push(scale * dot(qr, &qkv[dm.k(b, j, kvh)..][..d]) - lse_i);
+                for i0 in (0..t).step_by(BQ) {
+                    let (bq, nk) = ((i0 + BQ).min(t) - i0, (i0 + BQ).min(t));
+                    let q = View::rows(&qkv[dm.q(b, i0, h)..], row);
+                    let dob = View::rows(&d_o[((b * t + i0) * nh + h) * d..], nh * d);
+                    gemm_serial(&mut p, nk, (bq, nk, d), q, kt, scale, false)?;
+                    gemm_serial(&mut dp, nk, (bq, nk, d), dob, vt, 1.0, false)?;
+                    for r in 0..bq {
+                        let at = (b * t + i0 + r) * nh + h;
+                        let (lse_i, di) = (lse[at], big_d[at]);
+                        let (pr, dpr) = (&mut p[r * nk..(r + 1) * nk], &mut dp[r * nk..(r + 1) * nk]);
+                        let (live, masked) = pr.split_at_mut(i0 + r + 1);
+                        for x in live.iter_mut() {
+                            *x -= lse_i;
+                        }
+                        exp_in_place(live);
+                        masked.fill(0.0);
+                        for (ds, &pv) in dpr.iter_mut().zip(pr.iter()) {
+                            *ds = scale * pv * (*ds - di);
+                        }
                     }
-                    exp_in_place(&mut probs);
-                    for (j, &p) in probs.iter().enumerate() {
-                        let kr = &qkv[dm.k(b, j, kvh)..][..d];
-                        let vr = &qkv[dm.v(b, j, kvh)..][..d];
-                        axpy(p, dor, &mut dv[j * d..][..d]);
-                        let ds = scale * p * (dot(dor, vr) - di);
-                        axpy(ds, kr, dqr);
-                        axpy(ds, qr, &mut dk[j * d..][..d]);
-                    }
+                    let (p, dp) = (&p[..bq * nk], &dp[..bq * nk]);
+                    gemm_serial(&mut dv, d, (nk, d, bq), View::t(p, nk), dob, 1.0, true)?;
+                    gemm_serial(&mut dq[(hg * t + i0) * d..], d, (bq, d, nk), View::rows(dp, nk), k, 1.0, false)?;
+                    gemm_serial(&mut dk, d, (nk, d, bq), View::t(dp, nk), q, 1.0, true)?;
                 }
             }
-            (dq, dk, dv)
+            Ok((dq, dk, dv))
         })
         .collect();
     let mut dqkv = vec![0f32; qkv.len()];
-    for (task, (pq, pk, pv)) in parts.iter().enumerate() {
+    for (task, part) in parts.into_iter().enumerate() {
+        let (pq, pk, pv) = part?;
         let (b, kvh) = (task / nkv, task % nkv);
         for i in 0..t {
             for hg in 0..g {

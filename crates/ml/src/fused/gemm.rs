@@ -43,8 +43,36 @@ impl<'a> View<'a> {
 /// `dst` is row-major with row stride `dst_rs` (the product lands in its first
 /// `n` columns; pass a sub-slice to start further right). `accumulate` adds to
 /// what `dst` holds, otherwise it is overwritten.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
+    dst: &mut [f32],
+    dst_rs: usize,
+    mnk: (usize, usize, usize),
+    lhs: View<'_>,
+    rhs: View<'_>,
+    scale: f32,
+    accumulate: bool,
+) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    run(dst, dst_rs, mnk, lhs, rhs, scale, accumulate, par)
+}
+
+/// [`gemm`] on the calling thread alone: for small products inside a task
+/// that is already one of many in parallel.
+pub(crate) fn gemm_serial(
+    dst: &mut [f32],
+    dst_rs: usize,
+    mnk: (usize, usize, usize),
+    lhs: View<'_>,
+    rhs: View<'_>,
+    scale: f32,
+    accumulate: bool,
+) -> Result<()> {
+    run(dst, dst_rs, mnk, lhs, rhs, scale, accumulate, gemm::Parallelism::None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
     dst: &mut [f32],
     dst_rs: usize,
     (m, n, k): (usize, usize, usize),
@@ -52,6 +80,7 @@ pub(crate) fn gemm(
     rhs: View<'_>,
     scale: f32,
     accumulate: bool,
+    par: gemm::Parallelism,
 ) -> Result<()> {
     if m == 0 || n == 0 {
         return Ok(());
@@ -68,8 +97,6 @@ pub(crate) fn gemm(
         }
         return Ok(());
     }
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the checks above keep every element gemm reads inside `lhs` and
     // `rhs` and every element it writes inside `dst`; the destination's rows
     // do not overlap (dst_rs ≥ n), and `dst` is borrowed mutably, so no other

@@ -1,12 +1,12 @@
-//! The inner loops the fused ops spend their time in: `dot` and `axpy` (the
+//! The inner loops the fused ops spend their time in besides gemm: `dot` (the
 //! `kernels` module's, AVX + FMA chosen at run time, fixed summation order) and
 //! a vectorised `exp`, chosen at run time too, with a plain fallback, so one
 //! binary runs on every x86-64 machine and always gives the same bits
 //! whatever the thread count.
 
-// dot and axpy are the kernels module's (the decode path's): one
-// implementation for serving and training.
-pub(crate) use crate::kernels::{axpy, dot};
+// dot is the kernels module's (the decode path's): one implementation for
+// serving and training.
+pub(crate) use crate::kernels::dot;
 
 /// `x ← eˣ` for every element. The AVX2 + FMA version is the Cephes
 /// polynomial (range reduction by ln 2, degree-5 polynomial, exponent built in
@@ -104,7 +104,7 @@ mod tests {
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             assert!((dot(&a, &b) as f64 - exact).abs() < 1e-5, "dot n={n}");
             let mut y = b.clone();
-            axpy(0.5, &a, &mut y);
+            crate::kernels::axpy(0.5, &a, &mut y);
             for i in 0..n {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6, "axpy n={n} i={i}");
             }
