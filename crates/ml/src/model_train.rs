@@ -67,7 +67,10 @@ impl Model {
         };
         let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
         let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
-        if fast && !(drop_p > 0.0 && dropout.is_some()) {
+        // The block op reads f32 weights in place (a bf16 model takes the op-by-op path).
+        let f32_weights =
+            self.blocks.iter().all(|b| Target::ALL.iter().all(|&tg| b.linear(tg).w.dtype() == candle_core::DType::F32));
+        if fast && f32_weights && !(drop_p > 0.0 && dropout.is_some()) {
             // Each block in one op (see `fused::block`).
             let rope = RopeTables { cos: cos_v, sin: sin_v, head_dim: hd };
             for (l, b) in self.blocks.iter().enumerate() {

@@ -214,6 +214,16 @@ impl ModelFiles {
     }
 
     /// The f32 tensor the model computes with.
+    /// Write these weights as a Hugging Face folder, every tensor in f32 (GGUF
+    /// quantizations dequantized): what a Python peer loads to run the same model.
+    pub fn write_hf_f32(&self, dir: &Path) -> Result<(), MlError> {
+        let mut tensors = HashMap::new();
+        for (name, t) in &self.tensors {
+            tensors.insert(name.clone(), t.value.to_dtype(candle_core::DType::F32)?);
+        }
+        write_hf_folder(dir, &self.config, &tensors, &self.tokenizer)
+    }
+
     pub fn get(&self, name: &str) -> Result<&Tensor, MlError> {
         self.tensors.get(name).map(|t| &t.value).ok_or_else(|| MlError::Format(format!("tensor {name} is missing")))
     }

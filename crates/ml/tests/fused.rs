@@ -287,8 +287,9 @@ fn add_matches_candle() {
 #[test]
 fn linear_cross_entropy_matches_candle_and_finite_differences() {
     let mut rng = Rng::new(7);
-    // Rows across the 128-row block boundary, vocabularies that are no round number.
-    for (rows, hidden, vocab) in [(1, 8, 5), (7, 16, 37), (130, 16, 301), (257, 8, 64)] {
+    // Active rows across the 256-row block boundary (330 rows, 264 of them
+    // weighted), vocabularies that are no round number.
+    for (rows, hidden, vocab) in [(1, 8, 5), (7, 16, 37), (130, 16, 301), (330, 8, 64)] {
         let head = randn(&mut rng, &[vocab, hidden], 0.5);
         let targets: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
         // Some rows masked out; the rest weighted 1 / count (a masked mean).

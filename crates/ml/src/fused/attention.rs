@@ -139,7 +139,8 @@ pub(crate) fn forward(dm: Dims, qkv: &[f32], scale: f32) -> Result<(Vec<f32>, Ve
 pub(crate) fn backward(dm: Dims, qkv: &[f32], o: &[f32], lse: &[f32], d_o: &[f32], scale: f32) -> Result<Vec<f32>> {
     dm.check()?;
     let (nh, nkv, d, t, row) = (dm.nh, dm.nkv, dm.d, dm.t, dm.row());
-    if qkv.len() != dm.b * t * row || o.len() != dm.b * t * nh * d || d_o.len() != o.len() || lse.len() != dm.b * t * nh {
+    if qkv.len() != dm.b * t * row || o.len() != dm.b * t * nh * d || d_o.len() != o.len() || lse.len() != dm.b * t * nh
+    {
         bail!("attention backward: inputs do not fit {} × {t} rows", dm.b);
     }
     // Dᵢ = dOᵢ · Oᵢ, per (b, i, h).

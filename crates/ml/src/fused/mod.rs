@@ -36,13 +36,13 @@ mod rope;
 mod simd;
 mod swiglu;
 
+pub(crate) use attention::Dims;
 pub use attention::causal_attention;
 pub use cross_entropy::{linear_cross_entropy, linear_nll_rows};
 pub use linear::{frozen_linear, matmul_nt};
-pub(crate) use attention::Dims;
+pub use norm::rms_norm;
 pub use projection::lora_linear;
 pub(crate) use projection::{PartSpec, Proj, RopeTables};
-pub use norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::{add, swiglu};
 

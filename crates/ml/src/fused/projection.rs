@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::gemm::{View, gemm};
@@ -70,15 +70,6 @@ fn f32_of(t: &Tensor, what: &str) -> Result<Vec<f32>> {
     with_f32(t, what, |v| Ok(v.to_vec()))
 }
 
-/// Borrow the elements of a contiguous f32 CPU tensor for the duration of `f`.
-fn with_weight<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let (s, l) = t.storage_and_layout();
-    match (&*s, l.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => f(&v[a..b]),
-        _ => bail!("projection: weights must be contiguous f32 CPU tensors"),
-    }
-}
-
 impl Proj {
     /// `lora_base` is where this projection's pairs start in the flat buffer.
     pub fn new(
@@ -104,8 +95,7 @@ impl Proj {
                 Some(b) => Some(f32_of(b, "projection bias")?),
                 None => None,
             };
-            if s.rope && rope.as_ref().is_none_or(|r| r.head_dim == 0 || out % r.head_dim != 0 || r.head_dim % 2 != 0)
-            {
+            if s.rope && rope.as_ref().is_none_or(|r| r.head_dim == 0 || out % r.head_dim != 0 || r.head_dim % 2 != 0) {
                 bail!("projection: a rotated part of {out} outputs needs tables of an even head size dividing it");
             }
             let lora = s.lora.then_some(lora_off);
@@ -163,7 +153,9 @@ impl Proj {
         let mut xa = vec![0f32; m * r];
         for p in &self.parts {
             let out = &mut y[p.off..];
-            with_weight(&p.weight, |w| gemm(out, n, (m, p.out, k), View::rows(x, k), View::t(w, k), 1.0, accumulate))?;
+            with_f32(&p.weight, "projection weight", |w| {
+                gemm(out, n, (m, p.out, k), View::rows(x, k), View::t(w, k), 1.0, accumulate)
+            })?;
             if let Some((a, b)) = self.lora_ab(p, lora)? {
                 gemm(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
                 gemm(&mut y[p.off..], n, (m, p.out, r), View::rows(&xa, r), View::t(b, r), self.scale, true)?;
@@ -211,7 +203,9 @@ impl Proj {
         for p in &self.parts {
             let g = View::rows(&dy[p.off..], n);
             if let Some(dx) = dx.as_deref_mut() {
-                with_weight(&p.weight, |w| gemm(dx, k, (m, k, p.out), g, View::rows(w, k), 1.0, true))?;
+                with_f32(&p.weight, "projection weight", |w| {
+                    gemm(dx, k, (m, k, p.out), g, View::rows(w, k), 1.0, true)
+                })?;
             }
             let Some((a, b)) = self.lora_ab(p, lora)? else { continue };
             let a_off = p.lora.unwrap_or(0);
@@ -263,7 +257,12 @@ impl CustomOp3 for LoraLinear {
     ) -> Result<(CpuStorage, Shape)> {
         let (k, n, r) = (self.proj.k, self.proj.n, self.proj.rank);
         if al.dims() != [r, k] || bl.dims() != [n, r] || xl.dims().last() != Some(&k) {
-            bail!("lora-linear: x {:?}, A {:?} and B {:?} do not fit a weight {n}×{k}", xl.dims(), al.dims(), bl.dims());
+            bail!(
+                "lora-linear: x {:?}, A {:?} and B {:?} do not fit a weight {n}×{k}",
+                xl.dims(),
+                al.dims(),
+                bl.dims()
+            );
         }
         let x = cpu_f32(xs, xl, "lora-linear")?;
         let flat = Self::flat(cpu_f32(as_, al, "lora-linear A")?, cpu_f32(bs, bl, "lora-linear B")?);

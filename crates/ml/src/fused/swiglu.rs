@@ -55,15 +55,15 @@ pub(crate) fn packed_forward(gu: &[f32], inter: usize, y: &mut [f32]) {
 
 /// The backward of [`packed_forward`]: the gradient of the packed rows.
 pub(crate) fn packed_backward(gu: &[f32], inter: usize, dy: &[f32], dgu: &mut [f32]) {
-    dgu.par_chunks_mut(2 * inter * ROW_TASK).zip(gu.par_chunks(2 * inter * ROW_TASK).zip(dy.par_chunks(inter * ROW_TASK))).for_each(
-        |(db, (gb, dyb))| {
+    dgu.par_chunks_mut(2 * inter * ROW_TASK)
+        .zip(gu.par_chunks(2 * inter * ROW_TASK).zip(dy.par_chunks(inter * ROW_TASK)))
+        .for_each(|(db, (gb, dyb))| {
             for ((d, gu), dy) in db.chunks_mut(2 * inter).zip(gb.chunks(2 * inter)).zip(dyb.chunks(inter)) {
                 let (g, u) = gu.split_at(inter);
                 let (dg, du) = d.split_at_mut(inter);
                 backward_chunk(g, u, dy, dg, du);
             }
-        },
-    );
+        });
 }
 
 impl CustomOp2 for SwiGlu {
