@@ -10,6 +10,14 @@
 //! forward straight into candle's gemm without copies. [`profile`] times each
 //! against its candle composition at a model's shapes (`bench train --profile`).
 //!
+//! The training step itself runs one op per transformer block ([`block`]):
+//! the same kernels on slices, the projections that share an input side by
+//! side in one buffer (`projection`, on direct gemm calls that write into
+//! column ranges and accumulate), and a written-out backward, so candle's
+//! autograd sees two nodes per block instead of about twenty. The per-op
+//! candle ops above remain for LoRA dropout (a mask per target) and as the
+//! units the tests check one by one.
+//!
 //! Invariants every op keeps:
 //! - **Deterministic and thread-count independent.** Attribution compares
 //!   gradients bit for bit, so no result may depend on how rayon splits the

@@ -25,6 +25,9 @@ pub struct OpProfile {
     pub naive_backward_s: f64,
     pub fused_forward_s: f64,
     pub fused_backward_s: f64,
+    /// The whole-block row: the ops above it together, as one fused op (not
+    /// to be added to them).
+    pub whole_block: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -103,6 +106,7 @@ fn profile_in_pool(
      -> Result<(), MlError> {
         let (nf, nb) = time(&inputs, reps, naive)?;
         let (ff, fb) = time(&inputs, reps, fused)?;
+        let whole_block = op.starts_with(BLOCK_ROW);
         out.push(OpProfile {
             op,
             per_step,
@@ -110,6 +114,7 @@ fn profile_in_pool(
             naive_backward_s: nb,
             fused_forward_s: ff,
             fused_backward_s: fb,
+            whole_block,
         });
         Ok(())
     };
@@ -193,6 +198,7 @@ fn profile_in_pool(
             )?;
         }
     }
+    block_row(&mut row, c, (b, t), lora_rank, (&cos, &sin), (&cos_full, &sin_full), &mask)?;
     let rows = b * t;
     let head = (random(&[vocab, d], 11)? * 0.05)?;
     let targets: Vec<u32> = (0..rows).map(|i| ((i * 7919) % vocab) as u32).collect();
@@ -212,4 +218,92 @@ fn profile_in_pool(
         &|a| super::add(&a[0], &a[1]),
     )?;
     Ok(out)
+}
+
+/// The name the whole-block row starts with.
+const BLOCK_ROW: &str = "whole block";
+
+type RowFn<'a> = dyn FnMut(
+        String,
+        usize,
+        Vec<Tensor>,
+        &dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+        &dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+    ) -> Result<(), MlError>
+    + 'a;
+
+/// A whole transformer block with LoRA on q and v: the op-by-op candle
+/// composition against the fused block op (what the training step runs).
+fn block_row(
+    row: &mut RowFn<'_>,
+    c: &ModelConfig,
+    (b, t): (usize, usize),
+    r: usize,
+    (cos, sin): (&std::sync::Arc<Vec<f32>>, &std::sync::Arc<Vec<f32>>),
+    (cos_full, sin_full): (&Tensor, &Tensor),
+    mask: &Tensor,
+) -> Result<(), MlError> {
+    use super::block::{Block, BlockLoraOp};
+    use super::{Dims, PartSpec, Proj, RopeTables};
+    let (d, nh, nkv, hd, inter) =
+        (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.intermediate_size);
+    let w = |o: usize, i: usize, seed: u64| -> Result<Tensor, MlError> { Ok((random(&[o, i], seed)? * 0.05)?) };
+    let (wq, wk, wv, wo) = (w(nh * hd, d, 20)?, w(nkv * hd, d, 21)?, w(nkv * hd, d, 22)?, w(d, nh * hd, 23)?);
+    let (wg, wu, wd) = (w(inter, d, 24)?, w(inter, d, 25)?, w(d, inter, 26)?);
+    let n1 = random(&[d], 27)?.affine(0.1, 1.0)?;
+    let n2 = random(&[d], 28)?.affine(0.1, 1.0)?;
+    let (eps, scale) = (c.rms_norm_eps, 2.0);
+    // The flat LoRA buffer: A_q, B_q, A_v, B_v.
+    let (aq, bq, av) = (r * d, nh * hd * r, r * d);
+    let flat_len = aq + bq + av + nkv * hd * r;
+    let flat = (random(&[flat_len], 29)? * 0.1)?;
+    let fused = |a: &[Tensor]| -> candle_core::Result<Tensor> {
+        let rope = RopeTables { cos: cos.clone(), sin: sin.clone(), head_dim: hd };
+        let spec = |w, lora, rope| PartSpec { weight: w, bias: None, lora, rope };
+        let qkv = Proj::new(
+            &[spec(&wq, true, true), spec(&wk, false, true), spec(&wv, true, false)],
+            r,
+            scale,
+            Some(rope),
+            0,
+        )?;
+        let base = qkv.lora_len;
+        let projs = [
+            qkv,
+            Proj::new(&[spec(&wo, false, false)], r, scale, None, base)?,
+            Proj::new(&[spec(&wg, false, false), spec(&wu, false, false)], r, scale, None, base)?,
+            Proj::new(&[spec(&wd, false, false)], r, scale, None, base)?,
+        ];
+        let vec = |t: &Tensor| t.to_vec1::<f32>();
+        let dims = Dims { b, t, nh, nkv, d: hd };
+        let block = Block::new(vec(&n1)?, vec(&n2)?, eps as f32, projs, dims, inter)?;
+        a[0].apply_op2(&a[1], BlockLoraOp(block))
+    };
+    let naive = |a: &[Tensor]| -> candle_core::Result<Tensor> {
+        let (x, f) = (&a[0], &a[1]);
+        let pair = |off: usize, out: usize| -> candle_core::Result<(Tensor, Tensor)> {
+            Ok((f.narrow(0, off, r * d)?.reshape((r, d))?, f.narrow(0, off + r * d, out * r)?.reshape((out, r))?))
+        };
+        let lin = |h: &Tensor, w: &Tensor| h.broadcast_matmul(&w.t()?);
+        let lora = |h: &Tensor, w: &Tensor, (la, lb): (Tensor, Tensor)| -> candle_core::Result<Tensor> {
+            lin(h, w)? + (lin(&lin(h, &la)?, &lb)? * scale)?
+        };
+        let h = reference::rms_norm(x, &n1, eps)?;
+        let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2);
+        let q = reference::rope(&heads(lora(&h, &wq, pair(0, nh * hd)?)?, nh)?, cos_full, sin_full)?;
+        let k = reference::rope(&heads(lin(&h, &wk)?, nkv)?, cos_full, sin_full)?;
+        let v = heads(lora(&h, &wv, pair(aq + bq, nkv * hd)?)?, nkv)?;
+        let att = reference::attention(&q, &k, &v, mask)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        let x1 = (x + lin(&att, &wo)?)?;
+        let h2 = reference::rms_norm(&x1, &n2, eps)?;
+        let m = reference::swiglu(&lin(&h2, &wg)?, &lin(&h2, &wu)?)?;
+        x1 + lin(&m, &wd)?
+    };
+    row(
+        format!("{BLOCK_ROW}, LoRA r {r} on q, v"),
+        c.num_hidden_layers,
+        vec![random(&[b, t, d], 30)?, flat],
+        &naive,
+        &fused,
+    )
 }
