@@ -412,10 +412,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             p.python.display(),
             p.script.display()
         ),
-        None => println!(
-            "  peer: none{}",
-            if o.no_peer { " (--no-peer)" } else { "" }
-        ),
+        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
     }
     println!();
 

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::gemm::{View, gemm_serial};
+use super::gemm::{SERIAL, View};
 use super::simd::{dot, exp_in_place};
 use super::{cpu_f32, tensor, with_f32};
 
@@ -111,11 +111,11 @@ pub(crate) fn forward(dm: Dims, qkv: &[f32], scale: f32) -> Result<(Vec<f32>, Ve
             for i0 in (0..t).step_by(BQ) {
                 let (bq, nk) = ((i0 + BQ).min(t) - i0, (i0 + BQ).min(t));
                 let q = View::rows(&qkv[dm.q(b, i0, h)..], row);
-                gemm_serial(&mut s, nk, (bq, nk, d), q, View::t(&qkv[dm.k(b, 0, kvh)..], row), scale, false)?;
+                SERIAL.run(&mut s, nk, (bq, nk, d), q, View::t(&qkv[dm.k(b, 0, kvh)..], row), scale, false)?;
                 let s = &mut s[..bq * nk];
                 softmax_rows(s, nk, i0, &mut lse[i0..i0 + bq]);
                 let v = View::rows(&qkv[dm.v(b, 0, kvh)..], row);
-                gemm_serial(&mut o[i0 * d..], d, (bq, d, nk), View::rows(s, nk), v, 1.0, false)?;
+                SERIAL.run(&mut o[i0 * d..], d, (bq, d, nk), View::rows(s, nk), v, 1.0, false)?;
             }
             Ok((o, lse))
         })
@@ -167,8 +167,8 @@ pub(crate) fn backward(dm: Dims, qkv: &[f32], o: &[f32], lse: &[f32], d_o: &[f32
                     let (bq, nk) = ((i0 + BQ).min(t) - i0, (i0 + BQ).min(t));
                     let q = View::rows(&qkv[dm.q(b, i0, h)..], row);
                     let dob = View::rows(&d_o[((b * t + i0) * nh + h) * d..], nh * d);
-                    gemm_serial(&mut p, nk, (bq, nk, d), q, kt, scale, false)?;
-                    gemm_serial(&mut dp, nk, (bq, nk, d), dob, vt, 1.0, false)?;
+                    SERIAL.run(&mut p, nk, (bq, nk, d), q, kt, scale, false)?;
+                    SERIAL.run(&mut dp, nk, (bq, nk, d), dob, vt, 1.0, false)?;
                     for r in 0..bq {
                         let at = (b * t + i0 + r) * nh + h;
                         let (lse_i, di) = (lse[at], big_d[at]);
@@ -184,9 +184,9 @@ pub(crate) fn backward(dm: Dims, qkv: &[f32], o: &[f32], lse: &[f32], d_o: &[f32
                         }
                     }
                     let (p, dp) = (&p[..bq * nk], &dp[..bq * nk]);
-                    gemm_serial(&mut dv, d, (nk, d, bq), View::t(p, nk), dob, 1.0, true)?;
-                    gemm_serial(&mut dq[(hg * t + i0) * d..], d, (bq, d, nk), View::rows(dp, nk), k, 1.0, false)?;
-                    gemm_serial(&mut dk, d, (nk, d, bq), View::t(dp, nk), q, 1.0, true)?;
+                    SERIAL.run(&mut dv, d, (nk, d, bq), View::t(p, nk), dob, 1.0, true)?;
+                    SERIAL.run(&mut dq[(hg * t + i0) * d..], d, (bq, d, nk), View::rows(dp, nk), k, 1.0, false)?;
+                    SERIAL.run(&mut dk, d, (nk, d, bq), View::t(dp, nk), q, 1.0, true)?;
                 }
             }
             Ok((dq, dk, dv))

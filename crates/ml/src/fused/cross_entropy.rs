@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::gemm::{View, gemm};
+use super::gemm::{PARALLEL, View};
 use super::simd::exp_in_place;
 use super::{cpu_f32, tensor, with_f32};
 
@@ -75,7 +75,15 @@ fn forward(
             }
             let m = chunk.len();
             let logits = &mut logits[..m * vocab];
-            gemm(logits, vocab, (m, vocab, hidden), View::rows(&block, hidden), View::t(w, hidden), 1.0, false)?;
+            PARALLEL.run(
+                logits,
+                vocab,
+                (m, vocab, hidden),
+                View::rows(&block, hidden),
+                View::t(w, hidden),
+                1.0,
+                false,
+            )?;
             let row_nll: Vec<f32> = logits
                 .par_chunks_mut(vocab)
                 .zip(chunk.par_iter())
@@ -106,7 +114,15 @@ fn forward(
             }
             if let Some(dh) = dh.as_mut() {
                 let g = &mut g[..m * hidden];
-                gemm(g, hidden, (m, hidden, vocab), View::rows(logits, vocab), View::rows(w, hidden), 1.0, false)?;
+                PARALLEL.run(
+                    g,
+                    hidden,
+                    (m, hidden, vocab),
+                    View::rows(logits, vocab),
+                    View::rows(w, hidden),
+                    1.0,
+                    false,
+                )?;
                 for (r, &i) in chunk.iter().enumerate() {
                     dh[i * hidden..(i + 1) * hidden].copy_from_slice(&g[r * hidden..(r + 1) * hidden]);
                 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::gemm::{View, gemm};
+use super::gemm::{PARALLEL, View};
 use super::rope::rotate_heads;
 use super::{ROW_TASK, cpu_f32, tensor, with_f32};
 
@@ -154,11 +154,11 @@ impl Proj {
         for p in &self.parts {
             let out = &mut y[p.off..];
             with_f32(&p.weight, "projection weight", |w| {
-                gemm(out, n, (m, p.out, k), View::rows(x, k), View::t(w, k), 1.0, accumulate)
+                PARALLEL.run(out, n, (m, p.out, k), View::rows(x, k), View::t(w, k), 1.0, accumulate)
             })?;
             if let Some((a, b)) = self.lora_ab(p, lora)? {
-                gemm(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
-                gemm(&mut y[p.off..], n, (m, p.out, r), View::rows(&xa, r), View::t(b, r), self.scale, true)?;
+                PARALLEL.run(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
+                PARALLEL.run(&mut y[p.off..], n, (m, p.out, r), View::rows(&xa, r), View::t(b, r), self.scale, true)?;
             }
         }
         if self.parts.iter().any(|p| p.bias.is_some()) {
@@ -204,24 +204,24 @@ impl Proj {
             let g = View::rows(&dy[p.off..], n);
             if let Some(dx) = dx.as_deref_mut() {
                 with_f32(&p.weight, "projection weight", |w| {
-                    gemm(dx, k, (m, k, p.out), g, View::rows(w, k), 1.0, true)
+                    PARALLEL.run(dx, k, (m, k, p.out), g, View::rows(w, k), 1.0, true)
                 })?;
             }
             let Some((a, b)) = self.lora_ab(p, lora)? else { continue };
             let a_off = p.lora.unwrap_or(0);
             // gb = dY_p B_p [m, r]; dX += s gb A_p; dA = s gbᵀ x; dB = s dY_pᵀ (x A_pᵀ).
-            gemm(&mut gb, r, (m, r, p.out), g, View::rows(b, r), 1.0, false)?;
+            PARALLEL.run(&mut gb, r, (m, r, p.out), g, View::rows(b, r), 1.0, false)?;
             if let Some(dx) = dx.as_deref_mut() {
-                gemm(dx, k, (m, k, r), View::rows(&gb, r), View::rows(a, k), self.scale, true)?;
+                PARALLEL.run(dx, k, (m, k, r), View::rows(&gb, r), View::rows(a, k), self.scale, true)?;
             }
             let Some(dl) = dlora.as_deref_mut() else { continue };
             let Some(dab) = dl.get_mut(a_off..a_off + r * (k + p.out)) else {
                 bail!("projection backward: the LoRA gradient buffer is too short")
             };
             let (da, db) = dab.split_at_mut(r * k);
-            gemm(da, k, (r, k, m), View::t(&gb, r), View::rows(x, k), self.scale, false)?;
-            gemm(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
-            gemm(db, r, (p.out, r, m), View::t(&dy[p.off..], n), View::rows(&xa, r), self.scale, false)?;
+            PARALLEL.run(da, k, (r, k, m), View::t(&gb, r), View::rows(x, k), self.scale, false)?;
+            PARALLEL.run(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
+            PARALLEL.run(db, r, (p.out, r, m), View::t(&dy[p.off..], n), View::rows(&xa, r), self.scale, false)?;
         }
         Ok(())
     }
