@@ -85,22 +85,8 @@ pub struct GenerateOpts {
     /// CPU threads of the peer (torch.set_num_threads); ours uses the rayon pool (RAYON_NUM_THREADS, default all cores).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
-    /// Run ours only (no PyTorch, ratios n/a).
-    #[arg(long)]
-    pub no_peer: bool,
-    /// Python with torch and transformers. Default: bench/.venv/bin/python of
-    /// the source tree, created when missing.
-    #[arg(long)]
-    pub python: Option<PathBuf>,
-    /// Write the model and the spec here and keep them (default: a temporary directory).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Seconds one peer run may take before it is killed and fails.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-    /// Also write the results as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub peer: crate::peer::PeerArgs,
 }
 
 impl Default for GenerateOpts {
@@ -116,11 +102,7 @@ impl Default for GenerateOpts {
             shape: crate::peer::ModelShape::default(),
             seed: 1,
             threads: 2,
-            no_peer: false,
-            python: None,
-            dir: None,
-            timeout: 3600,
-            json_out: None,
+            peer: crate::peer::PeerArgs::default(),
         }
     }
 }
@@ -234,7 +216,7 @@ fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
     cmd.env("OMP_NUM_THREADS", o.threads.to_string());
-    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.timeout))?;
+    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.peer.timeout))?;
     let v = last_json(&stdout, "the PyTorch peer")?;
     let runs = v.get("runs").and_then(Value::as_array).ok_or_else(|| anyhow!("peer result without runs"))?;
     runs.iter()
@@ -322,14 +304,14 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let batches = parse_batches(&o.batches)?;
     let new = o.new_tokens as usize;
     let machine = Machine::detect();
-    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-generate-")?;
+    let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-generate-")?;
 
     let max_b = *batches.iter().max().expect("non-empty");
     let t = Instant::now();
     let (files, what) = match &o.gguf {
         Some(p) => {
             let f = ml::ModelFiles::open(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-            if !o.no_peer {
+            if !o.peer.no_peer {
                 // The same (dequantized, f32) weights as a Hugging Face folder for the peer.
                 f.write_hf_f32(&dir.join("model")).map_err(|e| anyhow!("writing {}: {e}", dir.display()))?;
             }
@@ -384,7 +366,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
         new,
         batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
         o.rounds,
-        if o.no_peer { "" } else { ", ours then PyTorch" },
+        if o.peer.no_peer { "" } else { ", ours then PyTorch" },
         o.weights
     );
     println!(
@@ -398,10 +380,10 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     println!("  machine: {}", machine.describe());
     println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
 
-    let peer = if o.no_peer {
+    let peer = if o.peer.no_peer {
         None
     } else {
-        crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.python.as_deref())
+        crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
     };
     match &peer {
         Some(p) => println!(
@@ -412,7 +394,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             p.python.display(),
             p.script.display()
         ),
-        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
+        None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
     println!();
 
@@ -570,7 +552,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     }
     println!("machine: {}", machine.describe());
 
-    if let Some(path) = &o.json_out {
+    if let Some(path) = &o.peer.json_out {
         let doc = json!({
             "suite": "generate",
             "date": today(),

@@ -268,6 +268,34 @@ pub(crate) fn run_child(mut cmd: Command, what: &str, timeout: Duration) -> Resu
     Ok((stdout, stderr))
 }
 
+/// The options of every benchmark run side by side with a Python peer.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PeerArgs {
+    /// Run ours only (no peer, ratios n/a).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Python with the peer's packages (torch, transformers, peft). Default:
+    /// bench/.venv/bin/python of the source tree, created when missing.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Keep the work directory (the model and inputs both sides read) here
+    /// (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Seconds one run may take before it is killed and fails.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+}
+
+impl Default for PeerArgs {
+    fn default() -> Self {
+        PeerArgs { no_peer: false, python: None, dir: None, timeout: 3600, json_out: None }
+    }
+}
+
 /// The Llama shape the peer benchmarks share (the 15.7M model of
 /// ../shared/notes/ml-stack.md by default).
 #[derive(clap::Args, Debug, Clone)]

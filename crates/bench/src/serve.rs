@@ -93,9 +93,8 @@ pub struct ServeOpts {
     /// Rounds in which the peer runs (default: every round).
     #[arg(long)]
     pub peer_rounds: Option<u32>,
-    /// Run ours only (no PEFT, ratio to the peer n/a).
-    #[arg(long)]
-    pub no_peer: bool,
+    #[command(flatten)]
+    pub peer: crate::peer::PeerArgs,
     /// Sequences per batch in our engine (the node's default).
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
@@ -114,19 +113,6 @@ pub struct ServeOpts {
     /// CPU threads of the peer (torch.set_num_threads); ours uses candle's default (all cores).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
-    /// Python with torch, transformers and peft. Default: bench/.venv/bin/python of
-    /// the source tree, created when missing.
-    #[arg(long)]
-    pub python: Option<PathBuf>,
-    /// Write the model, adapters and peer specs here and keep them (default: a temporary directory).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Seconds one peer run may take before it is killed and fails.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-    /// Also write the results as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json_out: Option<PathBuf>,
 }
 
 impl Default for ServeOpts {
@@ -140,7 +126,7 @@ impl Default for ServeOpts {
             rounds: 3,
             peer_adapters: "10".into(),
             peer_rounds: None,
-            no_peer: false,
+            peer: crate::peer::PeerArgs::default(),
             max_batch: 32,
             cache_mb: 256,
             shape: crate::peer::ModelShape::default(),
@@ -148,10 +134,6 @@ impl Default for ServeOpts {
             alpha: 16.0,
             seed: 1,
             threads: 2,
-            python: None,
-            dir: None,
-            timeout: 3600,
-            json_out: None,
         }
     }
 }
@@ -505,7 +487,7 @@ fn run_peer(p: &Peer, dir: &Path, n: usize, o: &ServeOpts) -> Result<PeerRun> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join(format!("peer-N{n}.json")));
     cmd.env("OMP_NUM_THREADS", o.threads.to_string());
-    let (stdout, _) = run_child(cmd, "the PEFT peer", Duration::from_secs(o.timeout))?;
+    let (stdout, _) = run_child(cmd, "the PEFT peer", Duration::from_secs(o.peer.timeout))?;
     let v = last_json(&stdout, "the PEFT peer")?;
     let nums = |k: &str| -> Result<Vec<f64>> {
         Ok(v.get(k)
@@ -667,11 +649,11 @@ fn pair_json(p: (Option<f64>, Option<f64>)) -> Value {
 /// Run `bench serve`.
 pub fn run_serve(o: &ServeOpts) -> Result<()> {
     let counts = parse_counts(&o.adapters, "--adapters")?;
-    let mut peer_counts = if o.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
+    let mut peer_counts = if o.peer.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
     peer_counts.retain(|n| *n > 0 && counts.contains(n));
     let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
     let machine = Machine::detect();
-    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-serve-")?;
+    let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-serve-")?;
 
     let c = o.model_config()?;
     let params = c.parameter_count();
@@ -727,7 +709,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
             p.python.display(),
             p.script.display()
         ),
-        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
+        None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
 
     let t = Instant::now();
@@ -918,7 +900,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     }
     println!("machine: {}", machine.describe());
 
-    if let Some(path) = &o.json_out {
+    if let Some(path) = &o.peer.json_out {
         let ours_json: serde_json::Map<String, Value> = ours_at
             .iter()
             .map(|(n, s)| {
@@ -993,7 +975,7 @@ mod tests {
             prompt_len: 5,
             new_tokens: 4,
             rounds: 1,
-            no_peer: true,
+            peer: crate::peer::PeerArgs { no_peer: true, ..Default::default() },
             shape: crate::peer::ModelShape {
                 vocab: 64,
                 hidden: 32,
@@ -1071,5 +1053,5 @@ mod tests {
 
 /// The Python peer of this benchmark.
 fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
-    crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.python.as_deref())
+    crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
 }

@@ -103,22 +103,8 @@ pub struct TrainOpts {
     /// Skip the naive-backward column (ours with candle's plain matmul backward).
     #[arg(long)]
     pub no_naive: bool,
-    /// Run ours only (no PyTorch, ratios n/a).
-    #[arg(long)]
-    pub no_peer: bool,
-    /// Python with torch, transformers and peft. Default: bench/.venv/bin/python of
-    /// the source tree, created when missing.
-    #[arg(long)]
-    pub python: Option<PathBuf>,
-    /// Write the model, tokens and initial adapter here and keep them (default: a temporary directory).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Seconds one run may take before it is killed and fails.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-    /// Also write the results as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub peer: crate::peer::PeerArgs,
     /// Before the rounds, time every op of a step alone at the model's shapes,
     /// naive candle composition against the fused op (forward, backward, per
     /// step), in this process with --threads threads.
@@ -149,11 +135,7 @@ impl Default for TrainOpts {
             seed: 1,
             threads: 2,
             no_naive: false,
-            no_peer: false,
-            python: None,
-            dir: None,
-            timeout: 3600,
-            json_out: None,
+            peer: crate::peer::PeerArgs::default(),
             profile: false,
             worker: None,
             worker_grad: WorkerGrad::Frozen,
@@ -426,7 +408,7 @@ fn run_ours(bin: &Path, dir: &Path, grad: WorkerGrad, o: &TrainOpts) -> Result<V
     });
     cmd.env("RAYON_NUM_THREADS", o.threads.to_string());
     let what = format!("our worker ({grad:?})");
-    let (stdout, _) = run_child(cmd, &what, Duration::from_secs(o.timeout))?;
+    let (stdout, _) = run_child(cmd, &what, Duration::from_secs(o.peer.timeout))?;
     last_json(&stdout, &what)
 }
 
@@ -437,7 +419,7 @@ fn run_peer(p: &Peer, dir: &Path, o: &TrainOpts) -> Result<Value> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
     cmd.env("OMP_NUM_THREADS", o.threads.to_string());
-    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.timeout))?;
+    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.peer.timeout))?;
     last_json(&stdout, "the PyTorch peer")
 }
 
@@ -486,7 +468,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     }
     let machine = Machine::detect();
     let bin = std::env::current_exe().context("locating the openledger binary")?;
-    let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-train-")?;
+    let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-train-")?;
 
     let t = Instant::now();
     let c = prepare_inputs(o, &dir)?;
@@ -535,7 +517,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     println!("  machine: {}", machine.describe());
     println!("  cpu: {}", simd_line());
 
-    let peer = if o.no_peer { None } else { prepare_peer(o) };
+    let peer = if o.peer.no_peer { None } else { prepare_peer(o) };
     match &peer {
         Some(p) => println!(
             "  peer: PyTorch {} + transformers {} + PEFT {} (CPU, {} threads), {} {}",
@@ -546,7 +528,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             p.python.display(),
             p.script.display()
         ),
-        None => println!("  peer: none{}", if o.no_peer { " (--no-peer)" } else { "" }),
+        None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
     println!();
 
@@ -761,7 +743,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     );
     println!("machine: {}", machine.describe());
 
-    if let Some(path) = &o.json_out {
+    if let Some(path) = &o.peer.json_out {
         let mj = |s: System| {
             g(s).map(|m| {
                 json!({"runs": m.runs, "tokensPerS": m.tps, "stepS": m.step_s, "peakRssBytes": m.rss,
@@ -939,5 +921,5 @@ fn print_op_profile(o: &TrainOpts, c: &ml::ModelConfig) -> Result<()> {
 
 /// The Python peer of this benchmark.
 fn prepare_peer(o: &TrainOpts) -> Option<Peer> {
-    crate::peer::prepare_python_peer("peers/train_peer.py", &PEER_PACKAGES, o.python.as_deref())
+    crate::peer::prepare_python_peer("peers/train_peer.py", &PEER_PACKAGES, o.peer.python.as_deref())
 }
