@@ -22,50 +22,20 @@ What runs:
 - a stopping criterion records the time after every generated token: the first mark is the
   prefill (the prompt's forward and the first token), the differences after it the decode steps.
 """
-import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 
-
-def versions():
-    import safetensors
-    import torch
-    import transformers
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "safetensors": safetensors.__version__,
-        "python": sys.version.split()[0],
-    }
+from hf_common import quiet_torch, read_spec, versions
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch + transformers side of `openledger bench generate`.")
-    ap.add_argument("--spec", help="spec.json written by openledger bench generate")
-    ap.add_argument("--versions", action="store_true", help="print the installed versions as JSON and exit")
-    args = ap.parse_args()
-    if args.versions:
-        print(json.dumps(versions()))
+    spec = read_spec("PyTorch + transformers side of `openledger bench generate`.", "spec.json written by openledger bench generate", ())
+    if spec is None:
         return 0
-    if not args.spec:
-        ap.error("--spec is required")
-
-    spec = json.loads(Path(args.spec).read_text(encoding="utf-8"))
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import torch
-    import transformers
+    torch = quiet_torch(spec["threads"])
     from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteriaList
 
-    transformers.logging.set_verbosity_error()
-    torch.set_num_threads(int(spec["threads"]))
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
     model.eval()
     new = int(spec["new_tokens"])

@@ -24,27 +24,11 @@ What runs (the usual way to serve many LoRA adapters with PEFT):
 - tokens/s = generated tokens / the wall time of the request loop; request latency = set_adapter +
   generate; time to first token = a streamer's first callback after the prompt.
 """
-import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 
-
-def versions():
-    import peft
-    import safetensors
-    import torch
-    import transformers
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "safetensors": safetensors.__version__,
-        "python": sys.version.split()[0],
-    }
+from hf_common import quiet_torch, read_spec, versions
 
 
 def pct(xs, p):
@@ -59,30 +43,12 @@ def pct(xs, p):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="HF transformers + PEFT side of `openledger bench serve`.")
-    ap.add_argument("--spec", help="peer-N<n>.json written by openledger bench serve")
-    ap.add_argument("--versions", action="store_true", help="print the installed versions as JSON and exit")
-    args = ap.parse_args()
-    if args.versions:
-        print(json.dumps(versions()))
+    spec = read_spec("HF transformers + PEFT side of `openledger bench serve`.", "peer-N<n>.json written by openledger bench serve", ("peft",))
+    if spec is None:
         return 0
-    if not args.spec:
-        ap.error("--spec is required")
-
-    spec = json.loads(Path(args.spec).read_text(encoding="utf-8"))
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import torch
-    import transformers
+    torch = quiet_torch(spec["threads"])
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    torch.set_num_threads(int(spec["threads"]))
 
     new_tokens = int(spec["max_new_tokens"])
     adapter_dirs = list(spec["adapter_dirs"])
@@ -185,7 +151,7 @@ def main():
                 "warmupS": warmup_s,
                 "threads": torch.get_num_threads(),
                 "attnImplementation": getattr(base.config, "_attn_implementation", None),
-                "versions": versions(),
+                "versions": versions("peft"),
             }
         )
     )

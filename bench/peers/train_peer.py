@@ -23,29 +23,14 @@ What runs, matching our `ml::Trainer`:
   (`get_cosine_schedule_with_warmup(opt, 0, steps)`); step i trains on batch i mod batches;
 - tokens/s over the steps after `timing_warmup_steps`; peak RSS from `resource.getrusage`.
 """
-import argparse
 import array
 import json
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-
-def versions():
-    import peft
-    import safetensors
-    import torch
-    import transformers
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "safetensors": safetensors.__version__,
-        "python": sys.version.split()[0],
-    }
+from hf_common import quiet_torch, read_spec, versions
 
 
 def peak_rss_bytes():
@@ -70,31 +55,14 @@ def read_tokens(path, rows, seq_len):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch + PEFT side of `openledger bench train`.")
-    ap.add_argument("--spec", help="spec.json written by openledger bench train")
-    ap.add_argument("--versions", action="store_true", help="print the installed versions as JSON and exit")
-    args = ap.parse_args()
-    if args.versions:
-        print(json.dumps(versions()))
+    spec = read_spec("PyTorch + PEFT side of `openledger bench train`.", "spec.json written by openledger bench train", ("peft",))
+    if spec is None:
         return 0
-    if not args.spec:
-        ap.error("--spec is required")
-
-    spec = json.loads(Path(args.spec).read_text(encoding="utf-8"))
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import torch
-    import transformers
+    torch = quiet_torch(spec["threads"])
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file
     from transformers import LlamaForCausalLM, get_cosine_schedule_with_warmup
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(int(spec["seed"]))
 
     rows, seq_len, steps = int(spec["rows"]), int(spec["seq_len"]), int(spec["steps"])
@@ -184,7 +152,7 @@ def main():
                 "trainableParams": sum(p.numel() for p in plist),
                 "threads": torch.get_num_threads(),
                 "attnImplementation": getattr(model.config, "_attn_implementation", None),
-                "versions": versions(),
+                "versions": versions("peft"),
             }
         )
     )
