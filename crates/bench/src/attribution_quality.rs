@@ -53,7 +53,6 @@ use primitives::{Address, B256, Bytes};
 use runtime::models::ModelRecord;
 use serde_json::{Value, json};
 
-use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::stats::{median, percentile};
 
@@ -745,8 +744,7 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
             })).collect::<Vec<_>>(),
             "lds": lds,
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }

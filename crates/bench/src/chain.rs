@@ -865,8 +865,7 @@ pub fn run_chain(opts: &ChainOpts) -> Result<()> {
             })).collect::<Vec<_>>(),
             "summary": summary,
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }
@@ -882,6 +881,13 @@ pub(crate) fn write_json(path: &Path, doc: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(doc)?;
     text.push('\n');
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `--json-out`: write the results and say where.
+pub(crate) fn write_results(path: &Path, doc: &Value) -> Result<()> {
+    write_json(path, doc)?;
+    println!("results written to {}", path.display());
+    Ok(())
 }
 
 /// The first error that is not a thread stopping because another one failed.

@@ -349,15 +349,8 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let bw = read_bandwidth();
 
     println!(
-        "bench generate: greedy decoding, {}: vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, {:.1}M params (stored {})",
-        what,
-        c.vocab_size,
-        c.hidden_size,
-        c.num_hidden_layers,
-        c.num_attention_heads,
-        c.num_key_value_heads,
-        c.intermediate_size,
-        params as f64 / 1e6,
+        "bench generate: greedy decoding, {what}: {} (stored {})",
+        crate::peer::describe_shape(&c),
         quant.join(", ")
     );
     println!(
@@ -566,8 +559,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             "summary": summary,
             "profileMsPerStep": prof_json,
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }
@@ -586,17 +578,7 @@ mod tests {
 
     #[test]
     fn ours_decodes_what_the_engine_decodes() {
-        let o = GenerateOpts {
-            shape: crate::peer::ModelShape {
-                vocab: 64,
-                hidden: 32,
-                layers: 1,
-                heads: 2,
-                kv_heads: 1,
-                intermediate: 48,
-            },
-            ..Default::default()
-        };
+        let o = GenerateOpts { shape: crate::peer::ModelShape::tiny(), ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
         let c = o.model_config().unwrap();
         write_hf_model(&dir.path().join("model"), &c, 1, true, crate::peer::TRIVIAL_TOKENIZER).unwrap();

@@ -35,7 +35,6 @@ use ::ingest::{
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::state::Rng;
 use crate::stats::median;
@@ -832,8 +831,7 @@ pub fn run_ingest(opts: &IngestOpts) -> Result<()> {
                 })
             }).collect::<Vec<_>>(),
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }
@@ -1237,8 +1235,7 @@ fn run_near_dup_check(opts: &IngestOpts) -> Result<()> {
             "lowQuality": rep.low.iter().map(|(d, s, r)| json!({"row": d, "scoreBps": s, "reasons": r})).collect::<Vec<_>>(),
             "otherBelowFull": rep.other_low.iter().map(|(d, s, r)| json!({"row": d, "scoreBps": s, "reasons": r})).collect::<Vec<_>>(),
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     if !rep.planted_found() {
         bail!("a planted duplicate was not flagged (see above)");

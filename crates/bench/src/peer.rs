@@ -327,6 +327,12 @@ impl Default for ModelShape {
 }
 
 impl ModelShape {
+    /// The one-layer shape the benches' own tests run.
+    #[cfg(test)]
+    pub(crate) fn tiny() -> ModelShape {
+        ModelShape { vocab: 64, hidden: 32, layers: 1, heads: 2, kv_heads: 1, intermediate: 48 }
+    }
+
     /// The untied, bias-free Llama configuration of this shape.
     pub(crate) fn config(&self, max_position_embeddings: usize) -> Result<ml::ModelConfig> {
         if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
@@ -370,4 +376,20 @@ pub(crate) fn work_dir(dir: Option<&Path>, prefix: &str) -> Result<(Option<tempf
             Ok((Some(t), p))
         }
     }
+}
+
+/// "vocab V, hidden H, L layers, A heads / K KV heads, MLP I, tied|untied head,
+/// N.NM params": the model line every peer bench prints.
+pub(crate) fn describe_shape(c: &ml::ModelConfig) -> String {
+    format!(
+        "vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, {} head, {:.1}M params",
+        c.vocab_size,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.intermediate_size,
+        if c.tie_word_embeddings { "tied" } else { "untied" },
+        c.parameter_count() as f64 / 1e6
+    )
 }

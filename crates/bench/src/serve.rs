@@ -667,14 +667,8 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     };
 
     println!(
-        "bench serve: requests over N LoRA adapters, Llama architecture, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, untied head, f32: {:.1}M params ({:.0} MiB)",
-        c.vocab_size,
-        c.hidden_size,
-        c.num_hidden_layers,
-        c.num_attention_heads,
-        c.num_key_value_heads,
-        c.intermediate_size,
-        params as f64 / 1e6,
+        "bench serve: requests over N LoRA adapters, Llama architecture, {}, f32 ({:.0} MiB)",
+        crate::peer::describe_shape(&c),
         (params * 4) as f64 / (1u64 << 20) as f64
     );
     println!(
@@ -957,8 +951,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
                 "ratioOursPeerTps": peer_ratio, "tokenAgreement": agree,
             },
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }
@@ -976,14 +969,7 @@ mod tests {
             new_tokens: 4,
             rounds: 1,
             peer: crate::peer::PeerArgs { no_peer: true, ..Default::default() },
-            shape: crate::peer::ModelShape {
-                vocab: 64,
-                hidden: 32,
-                layers: 1,
-                heads: 2,
-                kv_heads: 1,
-                intermediate: 48,
-            },
+            shape: crate::peer::ModelShape::tiny(),
             rank: 2,
             ..ServeOpts::default()
         }

@@ -20,7 +20,6 @@ use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde_json::json;
 use storage::{BlockRecord, Store, StoreOptions, key_hash};
 
-use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::stats::{fmt_ratio, median, ratio};
 
@@ -451,8 +450,7 @@ pub fn run_state(opts: &StateOpts) -> Result<()> {
                 })
             }).collect::<Vec<_>>(),
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }

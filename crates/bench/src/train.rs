@@ -482,19 +482,12 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         * (2 * c.hidden_size + (c.num_attention_heads + c.num_key_value_heads) * c.head_dim);
 
     println!(
-        "bench train: LoRA fine-tuning, {}, vocab {}, hidden {}, {} layers, {} heads / {} KV heads, MLP {}, {} head, f32: {:.1}M params",
+        "bench train: LoRA fine-tuning, {}, {}, f32",
         match &o.model {
             Some(p) => format!("{} ({:?})", p.display(), c.family),
             None => "seeded random Llama".to_string(),
         },
-        c.vocab_size,
-        c.hidden_size,
-        c.num_hidden_layers,
-        c.num_attention_heads,
-        c.num_key_value_heads,
-        c.intermediate_size,
-        if c.tie_word_embeddings { "tied" } else { "untied" },
-        params as f64 / 1e6
+        crate::peer::describe_shape(&c)
     );
     println!(
         "  LoRA r={} alpha={} on q_proj, v_proj ({} trainable params); AdamW lr {} (cosine over {} steps, no warm-up), grad-norm clip 1.0",
@@ -776,8 +769,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
                 "lossAgreement": agreement,
             },
         });
-        write_json(path, &doc)?;
-        println!("results written to {}", path.display());
+        crate::chain::write_results(path, &doc)?;
     }
     Ok(())
 }
@@ -792,14 +784,7 @@ mod tests {
             warmup: 1,
             batch: 2,
             seq_len: 8,
-            shape: crate::peer::ModelShape {
-                vocab: 64,
-                hidden: 32,
-                layers: 1,
-                heads: 2,
-                kv_heads: 1,
-                intermediate: 48,
-            },
+            shape: crate::peer::ModelShape::tiny(),
             rank: 2,
             ..TrainOpts::default()
         }

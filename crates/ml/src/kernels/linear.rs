@@ -118,24 +118,36 @@ pub fn linear_with(isa: Isa, x: &[f32], w: Weights, k: usize, y: &mut [f32]) -> 
     let threads = rayon::current_num_threads().max(1);
     // Weight rows per task: a multiple of NR, enough tasks to keep every thread busy.
     let nb = (n.div_ceil(4 * threads)).clamp(24, 96).div_ceil(24) * 24;
-    let col_blocks = n.div_ceil(nb);
-    let row_blocks = m.div_ceil(ROWS_PER_TASK);
     let out = Out(y.as_mut_ptr());
-    let task = |t: usize| {
-        let (rb, cb) = (t / col_blocks, t % col_blocks);
-        let (r0, r1) = (rb * ROWS_PER_TASK, ((rb + 1) * ROWS_PER_TASK).min(m));
-        let (c0, c1) = (cb * nb, ((cb + 1) * nb).min(n));
+    for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k, |(r0, r1), (c0, c1)| {
         // SAFETY: rows r0..r1 and columns c0..c1 are inside x, w and y (checked
         // above), and no other task writes these elements of y.
         unsafe { forward_block(isa, x, w, k, n, out, r0, r1, c0, c1) }
+    });
+    Ok(())
+}
+
+/// Run `f(rows, cols)` over the grid of `(rows, row_block)` × `(cols, col_block)`
+/// blocks (the last of each shorter), on rayon when the product's `macs`
+/// (multiply-adds) are worth it. Each block is computed alone, so the result
+/// does not depend on how the blocks are scheduled.
+fn for_each_block(
+    (rows, row_block): (usize, usize),
+    (cols, col_block): (usize, usize),
+    macs: usize,
+    f: impl Fn((usize, usize), (usize, usize)) + Sync,
+) {
+    let col_blocks = cols.div_ceil(col_block);
+    let tasks = rows.div_ceil(row_block) * col_blocks;
+    let task = |t: usize| {
+        let (rb, cb) = (t / col_blocks, t % col_blocks);
+        f((rb * row_block, ((rb + 1) * row_block).min(rows)), (cb * col_block, ((cb + 1) * col_block).min(cols)))
     };
-    let tasks = row_blocks * col_blocks;
-    if m * n * k < PARALLEL_MIN_MACS || tasks == 1 {
+    if macs < PARALLEL_MIN_MACS || tasks == 1 {
         (0..tasks).for_each(task);
     } else {
         (0..tasks).into_par_iter().for_each(task);
     }
-    Ok(())
 }
 
 /// Rows `r0..r1` × outputs `c0..c1` of `y` (row stride `n`).
@@ -273,13 +285,8 @@ pub fn linear_backward_input_with(isa: Isa, dy: &[f32], w: Weights, k: usize, dx
     if m == 0 {
         return Ok(());
     }
-    let col_blocks = k.div_ceil(BWD_COLS);
-    let row_blocks = m.div_ceil(BWD_ROWS);
     let out = Out(dx.as_mut_ptr());
-    let task = |t: usize| {
-        let (rb, cb) = (t / col_blocks, t % col_blocks);
-        let (r0, r1) = (rb * BWD_ROWS, ((rb + 1) * BWD_ROWS).min(m));
-        let (c0, c1) = (cb * BWD_COLS, ((cb + 1) * BWD_COLS).min(k));
+    for_each_block((m, BWD_ROWS), (k, BWD_COLS), m * n * k, |(r0, r1), (c0, c1)| {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the block is inside dy, w and dx; tasks write disjoint blocks.
@@ -297,13 +304,7 @@ pub fn linear_backward_input_with(isa: Isa, dy: &[f32], w: Weights, k: usize, dx
                 }
             }
         }
-    };
-    let tasks = row_blocks * col_blocks;
-    if m * n * k < PARALLEL_MIN_MACS || tasks == 1 {
-        (0..tasks).for_each(task);
-    } else {
-        (0..tasks).into_par_iter().for_each(task);
-    }
+    });
     Ok(())
 }
 
