@@ -605,7 +605,13 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
             let shared_run = index_rows.iter().map(|r| longest_common_run(&tokens, &r.tokens)).max().unwrap_or(0);
             let mut recs = Vec::new();
             for (wi, (_, weight)) in WEIGHTS.iter().enumerate() {
-                let p = RecordParams { span_weight_ppm: *weight, min_span_tokens, max_credits, excluded: vec![] };
+                let p = RecordParams {
+                    span_weight_ppm: *weight,
+                    min_span_tokens,
+                    max_credits,
+                    excluded: vec![],
+                    params_height: 0,
+                };
                 let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
                 let t = Instant::now();
                 let rec = compute_record(

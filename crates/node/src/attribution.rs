@@ -35,8 +35,6 @@ use runtime::models::{ModelRecord, ModelsRead};
 use runtime::params::ParamsRead;
 use serde_json::{Value, json};
 
-/// Method version, in every record.
-pub const RECORD_VERSION: u32 = 1;
 /// The gradient part's reproducibility bound, per credit, in ppm.
 pub const GRADIENT_TOLERANCE_PPM: u32 = 2_000;
 
@@ -125,7 +123,7 @@ impl GradientInputs {
 }
 
 /// Governed parameters a record uses, and the contributions it may not credit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordParams {
     pub span_weight_ppm: u32,
     pub min_span_tokens: usize,
@@ -134,12 +132,21 @@ pub struct RecordParams {
     /// since training: the methods still see them (the span part is the raw
     /// trace), the final credits leave them out.
     pub excluded: Vec<u64>,
+    /// The block whose parameters these are (the state the record was made
+    /// from); a verifier reads the governed parameters in force at this height.
+    pub params_height: u64,
 }
 
 impl RecordParams {
-    pub fn from_state(st: &dyn primitives::state::StateRead, r: &ModelRecord) -> Result<RecordParams, String> {
+    /// The parameters in force after block `height` (`st` is that block's
+    /// state or a later one: parameters come from their history by height).
+    pub fn from_state(
+        st: &dyn primitives::state::StateRead,
+        r: &ModelRecord,
+        height: u64,
+    ) -> Result<RecordParams, String> {
         use runtime::datanets::DatanetsRead;
-        let p = |spec| st.param(spec).map_err(|e| e.to_string());
+        let p = |spec| st.param_at(spec, height).map_err(|e| e.to_string());
         let mut excluded = Vec::new();
         for d in &r.datanetIds {
             excluded.extend(st.flagged(*d).map_err(|e| e.to_string())?);
@@ -151,16 +158,197 @@ impl RecordParams {
             min_span_tokens: p(&runtime::params::ATTRIBUTION_MIN_SPAN_TOKENS)? as usize,
             max_credits: p(&runtime::params::INFERENCE_MAX_CREDITS)? as usize,
             excluded,
+            params_height: height,
         })
     }
 
-    /// The parameters a record states (what a verifier recomputes it with).
-    pub fn stated(record: &Value) -> RecordParams {
+    /// The governed values only (what must match the chain's history).
+    fn governed(&self) -> (u32, usize, usize) {
+        (self.span_weight_ppm, self.min_span_tokens, self.max_credits)
+    }
+}
+
+/// The current record version (2: the mix states `paramsHeight`).
+pub const RECORD_VERSION: u32 = 2;
+/// Versions a verifier still accepts: 1 (before `paramsHeight`; judged by the
+/// parameters in force when its receipt settled) and 2.
+pub const RECORD_VERSIONS: [u32; 2] = [1, 2];
+const SPAN_METHOD: &str = "maximal-spans-suffix-array";
+const GRADIENT_METHOD: &str = "tracin-projected-lora";
+const MIX_RULE: &str = "span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing";
+
+/// An attribution record: what a serving node signs for one paid answer and
+/// what a challenged operator reveals.
+///
+/// **Canonical encoding**: the JSON of this type with keys sorted and no
+/// whitespace ([`canonical`]); numbers are integers, hashes `0x`-prefixed
+/// lowercase hex, credit lists `[contribution, ppm]` pairs in contribution
+/// order. The record hash is blake3 of those bytes. [`AttributionRecord::decode`]
+/// accepts exactly the canonical bytes of a valid record of a known version:
+/// unknown or missing fields, another method, a non-canonical encoding or
+/// weights that do not sum to 10^6 make a record invalid, and an invalid
+/// record is judged wrong.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributionRecord {
+    pub version: u32,
+    pub receipt_hash: B256,
+    /// `m<id>`.
+    pub model: String,
+    pub base_model_hash: B256,
+    pub adapter_hash: B256,
+    pub datanets: Vec<DatanetVersionRef>,
+    /// blake3 of the prompt's token ids (u32 LE); the prompt itself is never in the record.
+    pub prompt_hash: B256,
+    pub response: String,
+    pub response_tokens: Vec<u32>,
+    pub span: SpanPartRecord,
+    pub gradient: GradientPartRecord,
+    pub mix: MixRecord,
+    /// The final credits: (contribution, ppm), summing to 10^6 (or empty: the fallback).
+    pub credits: Vec<(u64, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatanetVersionRef {
+    pub datanet: u64,
+    pub version: u64,
+}
+
+/// One traced span.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpanRecord {
+    pub token_start: u64,
+    pub token_end: u64,
+    pub char_start: u64,
+    pub char_end: u64,
+    pub count: u64,
+    /// (contribution, row index) of the rows that contain it.
+    pub rows: Vec<(u64, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpanPartRecord {
+    pub method: String,
+    pub min_span_tokens: u64,
+    pub spans: Vec<SpanRecord>,
+    pub credits: Vec<(u64, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckpointRef {
+    pub hash: B256,
+    pub lr_nano: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GradientPartRecord {
+    pub method: String,
+    pub sketch_hash: B256,
+    pub k: u32,
+    pub seed: u64,
+    pub checkpoints: Vec<CheckpointRef>,
+    pub tolerance_ppm: u32,
+    pub credits: Vec<(u64, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MixRecord {
+    pub span_weight_ppm: u32,
+    pub max_credits: u64,
+    pub excluded: Vec<u64>,
+    pub rule: String,
+    /// Version 2 on: the block whose governed parameters the record used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_height: Option<u64>,
+}
+
+impl AttributionRecord {
+    /// The record as JSON (its canonical bytes are [`canonical`] of this).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a record serializes")
+    }
+
+    /// Its canonical bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        canonical(&self.to_value()).into_bytes()
+    }
+
+    /// Its hash: blake3 of the canonical bytes.
+    pub fn hash(&self) -> B256 {
+        primitives::content_hash(&self.canonical_bytes())
+    }
+
+    /// Decode canonical bytes into a valid record (see the type's docs).
+    pub fn decode(bytes: &[u8]) -> Result<AttributionRecord, String> {
+        let r: AttributionRecord = serde_json::from_slice(bytes).map_err(|e| format!("not a record: {e}"))?;
+        r.validate()?;
+        if r.canonical_bytes() != bytes {
+            return Err("not the record's canonical encoding (sorted keys, no whitespace)".into());
+        }
+        Ok(r)
+    }
+
+    /// A record from JSON already parsed (e.g. from the attribution API):
+    /// valid, whatever its key order.
+    pub fn from_value(v: &Value) -> Result<AttributionRecord, String> {
+        let r: AttributionRecord = serde_json::from_value(v.clone()).map_err(|e| format!("not a record: {e}"))?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// The checks that make a record of its version well formed.
+    pub fn validate(&self) -> Result<(), String> {
+        if !RECORD_VERSIONS.contains(&self.version) {
+            return Err(format!("unknown record version {} (known: {RECORD_VERSIONS:?})", self.version));
+        }
+        match (self.version, self.mix.params_height) {
+            (1, Some(_)) => return Err("a version 1 record states no paramsHeight".into()),
+            (2, None) => return Err("a version 2 record must state mix.paramsHeight".into()),
+            _ => {}
+        }
+        if self.model.strip_prefix('m').and_then(|m| m.parse::<u64>().ok()).is_none() {
+            return Err(format!("model {:?} is not m<id>", self.model));
+        }
+        if self.span.method != SPAN_METHOD || self.gradient.method != GRADIENT_METHOD || self.mix.rule != MIX_RULE {
+            return Err("unknown attribution method or mixing rule".into());
+        }
+        if self.mix.span_weight_ppm > 1_000_000 {
+            return Err("spanWeightPpm is more than 10^6".into());
+        }
+        for (name, v) in [("span", &self.span.credits), ("gradient", &self.gradient.credits), ("final", &self.credits)]
+        {
+            let sorted = v.windows(2).all(|w| w[0].0 < w[1].0);
+            let sum: u64 = v.iter().map(|c| c.1 as u64).sum();
+            if !sorted || (!v.is_empty() && sum != 1_000_000) || v.iter().any(|c| c.1 == 0) {
+                return Err(format!(
+                    "{name} credits must be distinct contributions in order with non-zero ppm summing to 10^6"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model id it names.
+    pub fn model_id(&self) -> u64 {
+        self.model.strip_prefix('m').and_then(|m| m.parse().ok()).unwrap_or(0)
+    }
+
+    /// The parameters the record states; a version 1 record states no height,
+    /// so `settled_at` (its receipt's settlement block) stands in.
+    pub fn stated(&self, settled_at: u64) -> RecordParams {
         RecordParams {
-            span_weight_ppm: record["mix"]["spanWeightPpm"].as_u64().unwrap_or(0) as u32,
-            min_span_tokens: record["span"]["minSpanTokens"].as_u64().unwrap_or(8) as usize,
-            max_credits: record["mix"]["maxCredits"].as_u64().unwrap_or(32) as usize,
-            excluded: record["mix"]["excluded"].as_array().into_iter().flatten().filter_map(|v| v.as_u64()).collect(),
+            span_weight_ppm: self.mix.span_weight_ppm,
+            min_span_tokens: self.span.min_span_tokens as usize,
+            max_credits: self.mix.max_credits as usize,
+            excluded: self.mix.excluded.clone(),
+            params_height: self.mix.params_height.unwrap_or(settled_at),
         }
     }
 }
@@ -203,37 +391,46 @@ pub fn compute_record(
     };
     let credits =
         mix(&without(&span.credits, &p.excluded), &without(&grad, &p.excluded), p.span_weight_ppm, p.max_credits);
-    let pairs = |v: &[(u64, u32)]| v.iter().map(|(c, w)| json!([c, w])).collect::<Vec<_>>();
-    Ok(json!({
-        "version": RECORD_VERSION,
-        "receiptHash": receipt_hash.to_string(),
-        "model": format!("m{model_id}"),
-        "baseModelHash": r.baseModelHash.to_string(),
-        "adapterHash": r.adapterHash.to_string(),
-        "datanets": versions.iter().map(|(d, v)| json!({"datanet": d, "version": v})).collect::<Vec<_>>(),
-        "promptHash": prompt_hash.to_string(),
-        "response": text,
-        "responseTokens": response,
-        "span": {
-            "method": "maximal-spans-suffix-array",
-            "minSpanTokens": p.min_span_tokens,
-            "spans": span.spans,
-            "credits": pairs(&span.credits),
+    Ok(AttributionRecord {
+        version: RECORD_VERSION,
+        receipt_hash,
+        model: format!("m{model_id}"),
+        base_model_hash: r.baseModelHash,
+        adapter_hash: r.adapterHash,
+        datanets: versions.iter().map(|(d, v)| DatanetVersionRef { datanet: *d, version: *v }).collect(),
+        prompt_hash,
+        response: text.to_string(),
+        response_tokens: response.to_vec(),
+        span: SpanPartRecord {
+            method: SPAN_METHOD.into(),
+            min_span_tokens: p.min_span_tokens as u64,
+            spans: span.spans,
+            credits: span.credits,
         },
-        "gradient": {
-            "method": "tracin-projected-lora",
-            "sketchHash": r.sketchHash.to_string(),
-            "k": r.sketchK,
-            "seed": r.sketchSeed,
-            "checkpoints": r.checkpointHashes.iter().zip(&r.checkpointLearningRates)
-                .map(|(h, l)| json!({"hash": h.to_string(), "lrNano": l})).collect::<Vec<_>>(),
-            "tolerancePpm": GRADIENT_TOLERANCE_PPM,
-            "credits": pairs(&grad),
+        gradient: GradientPartRecord {
+            method: GRADIENT_METHOD.into(),
+            sketch_hash: r.sketchHash,
+            k: r.sketchK,
+            seed: r.sketchSeed,
+            checkpoints: r
+                .checkpointHashes
+                .iter()
+                .zip(&r.checkpointLearningRates)
+                .map(|(h, l)| CheckpointRef { hash: *h, lr_nano: *l })
+                .collect(),
+            tolerance_ppm: GRADIENT_TOLERANCE_PPM,
+            credits: grad,
         },
-        "mix": {"spanWeightPpm": p.span_weight_ppm, "maxCredits": p.max_credits, "excluded": p.excluded,
-                "rule": "span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing"},
-        "credits": pairs(&credits),
-    }))
+        mix: MixRecord {
+            span_weight_ppm: p.span_weight_ppm,
+            max_credits: p.max_credits as u64,
+            excluded: p.excluded,
+            rule: MIX_RULE.into(),
+            params_height: Some(p.params_height),
+        },
+        credits,
+    }
+    .to_value())
 }
 
 /// TracIn with projected gradients; scores per contribution (positives only).
@@ -366,7 +563,8 @@ impl AttributionService {
         let r = self.record_of(model_id)?;
         let p = {
             let st = self.chain.snapshot().map_err(|e| e.to_string())?;
-            RecordParams::from_state(&st, &r)?
+            let height = st.head().map_err(|e| e.to_string())?.unwrap_or(0);
+            RecordParams::from_state(&st, &r, height)?
         };
         self.compute_with(model_id, &r, receipt_hash, prompt_hash, response, text, p)
     }
@@ -416,56 +614,45 @@ impl AttributionService {
         Ok((record, self.blob(&prompt_hash)?))
     }
 
-    /// A verifier's judgement of a revealed record: recompute it from the
-    /// public inputs, the revealed prompt and the chain's parameters, and
-    /// compare. `Ok((correct, checks))`; `Err` when it cannot judge (the
-    /// model's artefacts are missing here), so it signs nothing.
+    /// A verifier's judgement of a revealed record: decode it into the record
+    /// type of its version, check its stated parameters against the governed
+    /// parameters in force at the height it states (the chain keeps every
+    /// change), recompute it from the public inputs and the revealed prompt,
+    /// and compare. `Ok((correct, checks))`: a record that does not decode,
+    /// lacks a parameter, or states parameters that were not in force is
+    /// wrong. `Err` only when it cannot judge here (unknown receipt, the
+    /// model's artefacts are missing), so it signs nothing.
     pub fn judge(&self, receipt_hash: B256, record: &[u8], prompt: &[u8]) -> Result<(bool, Vec<Check>), String> {
         use runtime::inference::InferenceRead;
-        let theirs: Value = match serde_json::from_slice(record) {
-            Ok(v) => v,
-            Err(e) => return Ok((false, vec![Check::new("record is JSON", false, e.to_string())])),
-        };
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
-        let mut checks = vec![
-            Check::new("receipt", theirs["receiptHash"].as_str() == Some(&receipt_hash.to_string()), String::new()),
+        let theirs = match AttributionRecord::decode(record) {
+            Ok(r) => r,
+            Err(e) => return Ok((false, vec![Check::new("record decodes into its version's type", false, e)])),
+        };
+        let r = self.record_of(hold.modelId)?;
+        let stated = theirs.stated(hold.settledAt);
+        let timeout = st.param(&runtime::params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS).map_err(|e| e.to_string())?;
+        let governed = RecordParams::from_state(&st, &r, stated.params_height)?;
+        drop(st);
+        let mut checks = params_checks(&stated, &governed, hold.settledAt, timeout as u64);
+        checks.extend([
+            Check::new("receipt", theirs.receipt_hash == receipt_hash, String::new()),
+            Check::new("prompt hash", theirs.prompt_hash == primitives::content_hash(prompt), String::new()),
+            Check::new("model", theirs.model_id() == hold.modelId, String::new()),
             Check::new(
-                "prompt hash",
-                theirs["promptHash"].as_str() == Some(&primitives::content_hash(prompt).to_string()),
+                "response tokens",
+                self.tokenizer.decode(&theirs.response_tokens).ok().as_deref() == Some(theirs.response.as_str()),
                 String::new(),
             ),
-            Check::new("model", theirs["model"].as_str() == Some(&format!("m{}", hold.modelId)), String::new()),
-        ];
-        let r = self.record_of(hold.modelId)?;
-        let governed = RecordParams::from_state(&st, &r)?;
-        drop(st);
-        let stated = RecordParams::stated(&theirs);
-        // The chain keeps no parameter history here: a record whose parameters
-        // differ from today's may predate a governance change, so the verifier
-        // abstains rather than slash an honest operator (the challenge lapses).
-        if (stated.span_weight_ppm, stated.min_span_tokens, stated.max_credits)
-            != (governed.span_weight_ppm, governed.min_span_tokens, governed.max_credits)
-        {
-            return Err(format!(
-                "the record states parameters {stated:?}, the chain now governs {governed:?}: cannot tell which applied"
-            ));
+        ]);
+        if !checks.iter().all(|c| c.ok) {
+            return Ok((false, checks));
         }
-        // A record may leave out only contributions that really are flagged; one
-        // flagged after the record was made is not missing from it (its credit is
-        // forfeited at finalization anyway).
-        let unflagged: Vec<u64> = stated.excluded.iter().copied().filter(|c| !governed.excluded.contains(c)).collect();
-        checks.push(Check::new("excluded contributions are flagged", unflagged.is_empty(), format!("{unflagged:?}")));
-        let response = response_tokens(&theirs);
-        let text = theirs["response"].as_str().unwrap_or("");
-        checks.push(Check::new(
-            "response tokens",
-            self.tokenizer.decode(&response).ok().as_deref() == Some(text),
-            String::new(),
-        ));
         let prompt_hash = primitives::content_hash(prompt);
-        let mine = self.compute_with(hold.modelId, &r, receipt_hash, prompt_hash, &response, text, stated)?;
-        checks.extend(compare(&mine, &theirs));
+        let (response, text) = (theirs.response_tokens.clone(), theirs.response.clone());
+        let mine = self.compute_with(hold.modelId, &r, receipt_hash, prompt_hash, &response, &text, stated)?;
+        checks.extend(compare(&mine, &theirs.to_value()));
         Ok((checks.iter().all(|c| c.ok), checks))
     }
 
@@ -486,6 +673,31 @@ impl Check {
     pub fn new(check: &str, ok: bool, detail: String) -> Check {
         Check { check: check.into(), ok, detail }
     }
+}
+
+/// The checks of a record's stated parameters against the governed ones in
+/// force at the height it states (`governed`): that height lies between
+/// `timeout` blocks before its receipt settled and the settlement (an honest
+/// node makes the record from its head before settling), the governed values
+/// are the stated ones, and it leaves out only contributions that really are
+/// flagged (one flagged after the record was made is not missing from it: its
+/// credit is forfeited at finalization anyway).
+pub fn params_checks(stated: &RecordParams, governed: &RecordParams, settled_at: u64, timeout: u64) -> Vec<Check> {
+    let h = stated.params_height;
+    let unflagged: Vec<u64> = stated.excluded.iter().copied().filter(|c| !governed.excluded.contains(c)).collect();
+    vec![
+        Check::new(
+            "parameters' height",
+            h <= settled_at && h >= settled_at.saturating_sub(timeout),
+            format!("block {h}, receipt settled at {settled_at}"),
+        ),
+        Check::new(
+            "parameters in force at that height",
+            stated.governed() == governed.governed(),
+            format!("stated {:?}, governed {:?}", stated.governed(), governed.governed()),
+        ),
+        Check::new("excluded contributions are flagged", unflagged.is_empty(), format!("{unflagged:?}")),
+    ]
 }
 
 /// A record's response token ids.
@@ -619,6 +831,114 @@ mod tests {
         let mut far = rec.clone();
         far["credits"] = json!([[1, 600_000], [2, 400_000]]);
         assert!(compare(&far, &loose).iter().any(|c| !c.ok));
+    }
+
+    /// A well-formed version 2 record.
+    fn record() -> AttributionRecord {
+        AttributionRecord {
+            version: RECORD_VERSION,
+            receipt_hash: B256::repeat_byte(1),
+            model: "m2".into(),
+            base_model_hash: B256::repeat_byte(2),
+            adapter_hash: B256::repeat_byte(3),
+            datanets: vec![DatanetVersionRef { datanet: 1, version: 2 }],
+            prompt_hash: B256::repeat_byte(4),
+            response: "a b".into(),
+            response_tokens: vec![5, 6],
+            span: SpanPartRecord {
+                method: SPAN_METHOD.into(),
+                min_span_tokens: 8,
+                spans: vec![SpanRecord {
+                    token_start: 0,
+                    token_end: 2,
+                    char_start: 0,
+                    char_end: 3,
+                    count: 1,
+                    rows: vec![(7, 0)],
+                }],
+                credits: vec![(7, 1_000_000)],
+            },
+            gradient: GradientPartRecord {
+                method: GRADIENT_METHOD.into(),
+                sketch_hash: B256::ZERO,
+                k: 0,
+                seed: 0,
+                checkpoints: vec![],
+                tolerance_ppm: GRADIENT_TOLERANCE_PPM,
+                credits: vec![],
+            },
+            mix: MixRecord {
+                span_weight_ppm: 500_000,
+                max_credits: 32,
+                excluded: vec![],
+                rule: MIX_RULE.into(),
+                params_height: Some(40),
+            },
+            credits: vec![(7, 1_000_000)],
+        }
+    }
+
+    #[test]
+    fn only_canonical_records_of_a_known_version_decode() {
+        let r = record();
+        let bytes = r.canonical_bytes();
+        assert_eq!(AttributionRecord::decode(&bytes).unwrap(), r);
+        assert_eq!(r.hash(), record_hash(&r.to_value()));
+        // The lapsed-challenge trick: `{}` (or any record missing a parameter
+        // the verifier needs) is not a record, so it is judged wrong.
+        assert!(AttributionRecord::decode(b"{}").is_err());
+        let mut v = r.to_value();
+        v["mix"].as_object_mut().unwrap().remove("spanWeightPpm");
+        assert!(AttributionRecord::decode(canonical(&v).as_bytes()).unwrap_err().contains("spanWeightPpm"));
+        // Unknown fields, unknown versions, other methods, bad weights.
+        let mut v = r.to_value();
+        v["extra"] = json!(1);
+        assert!(AttributionRecord::decode(canonical(&v).as_bytes()).is_err());
+        for bad in [
+            AttributionRecord { version: 3, ..record() },
+            AttributionRecord { model: "x".into(), ..record() },
+            AttributionRecord { credits: vec![(7, 999_999)], ..record() },
+            AttributionRecord { credits: vec![(8, 500_000), (7, 500_000)], ..record() },
+            AttributionRecord { mix: MixRecord { params_height: None, ..record().mix }, ..record() },
+            AttributionRecord { span: SpanPartRecord { method: "mine".into(), ..record().span }, ..record() },
+        ] {
+            assert!(AttributionRecord::decode(&bad.canonical_bytes()).is_err(), "{bad:?}");
+        }
+        // Whitespace or another key order: not the canonical bytes.
+        let pretty = serde_json::to_vec_pretty(&r.to_value()).unwrap();
+        assert!(AttributionRecord::decode(&pretty).unwrap_err().contains("canonical"));
+        // A version 1 record (no paramsHeight) still decodes, and is judged by
+        // the parameters in force when its receipt settled.
+        let v1 = AttributionRecord { version: 1, mix: MixRecord { params_height: None, ..record().mix }, ..record() };
+        let d = AttributionRecord::decode(&v1.canonical_bytes()).unwrap();
+        assert_eq!(d.stated(77).params_height, 77);
+        assert_eq!(record().stated(77).params_height, 40);
+    }
+
+    #[test]
+    fn stated_parameters_must_be_the_governed_ones_at_their_height() {
+        let stated = record().stated(45);
+        let governed = RecordParams { excluded: vec![], ..stated.clone() };
+        let failed = |g: &RecordParams, settled: u64, timeout: u64| {
+            params_checks(&stated, g, settled, timeout)
+                .into_iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.check)
+                .collect::<Vec<_>>()
+        };
+        assert!(failed(&governed, 45, 30).is_empty());
+        // Governance changed the weight at that height's side: wrong, not "cannot judge".
+        let other = RecordParams { span_weight_ppm: 250_000, ..governed.clone() };
+        assert_eq!(failed(&other, 45, 30), vec!["parameters in force at that height"]);
+        // A height after settlement, or one older than the attribution timeout, is refused.
+        assert_eq!(failed(&governed, 39, 30), vec!["parameters' height"]);
+        assert_eq!(failed(&governed, 71, 30), vec!["parameters' height"]);
+        // Exclusions must be flagged contributions.
+        let excl = RecordParams { excluded: vec![9], ..stated.clone() };
+        assert_eq!(
+            params_checks(&excl, &governed, 45, 30).into_iter().filter(|c| !c.ok).map(|c| c.check).collect::<Vec<_>>(),
+            vec!["excluded contributions are flagged"]
+        );
     }
 
     #[test]

@@ -14,11 +14,10 @@ use attribution::{IndexKey, IndexRow, SpanIndex, TraceParams};
 use ml::TextTokenizer;
 use primitives::B256;
 use primitives::rows::Row;
-use serde_json::{Value, json};
 
 /// The span part of a record.
 pub struct SpanPart {
-    pub spans: Vec<Value>,
+    pub spans: Vec<crate::attribution::SpanRecord>,
     pub credits: Vec<(u64, u32)>,
 }
 
@@ -177,15 +176,13 @@ pub fn trace_index(
     let spans = t
         .spans
         .iter()
-        .map(|s| {
-            json!({
-                "tokenStart": s.token_start,
-                "tokenEnd": s.token_end,
-                "charStart": offsets[s.token_start as usize],
-                "charEnd": offsets[s.token_end as usize],
-                "count": s.count,
-                "rows": s.rows.iter().map(|r| json!([r.id.contribution, r.id.index])).collect::<Vec<_>>(),
-            })
+        .map(|s| crate::attribution::SpanRecord {
+            token_start: s.token_start as u64,
+            token_end: s.token_end as u64,
+            char_start: offsets[s.token_start as usize] as u64,
+            char_end: offsets[s.token_end as usize] as u64,
+            count: s.count,
+            rows: s.rows.iter().map(|r| (r.id.contribution, r.id.index)).collect(),
         })
         .collect();
     SpanPart { spans, credits: t.credits.clone() }

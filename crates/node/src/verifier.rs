@@ -19,7 +19,6 @@ use chain::Chain;
 use primitives::abi::{IAttribution, verdict_digest};
 use primitives::{B256, Bytes};
 use runtime::attribution::{AWAITING_VERDICT, AttributionRead};
-use runtime::staking::StakingRead;
 
 use crate::attribution::AttributionService;
 
@@ -84,7 +83,7 @@ impl Verifier {
                 if c.status != AWAITING_VERDICT || c.signers.contains(&me) {
                     continue;
                 }
-                let set = st.validator_set_at(c.openedAt).map_err(|e| e.to_string())?;
+                let set = runtime::attribution::judging_set(&st, c.openedAt).map_err(|e| e.to_string())?;
                 if !set.consensusKeys.contains(&me) {
                     continue;
                 }

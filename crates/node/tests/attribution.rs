@@ -119,7 +119,13 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     let key = node::spans::index_key(&tok, &[(1, 1)]);
     let index =
         attribution::SpanIndex::build(key, &index_rows, tok.vocab_size() as u32, 0, &idx_path, &mut |_, _| {}).unwrap();
-    let params = RecordParams { span_weight_ppm: 500_000, min_span_tokens: 8, max_credits: 32, excluded: vec![] };
+    let params = RecordParams {
+        span_weight_ppm: 500_000,
+        min_span_tokens: 8,
+        max_credits: 32,
+        excluded: vec![],
+        params_height: 1,
+    };
     let compute = |receipt: B256, response: &[u32], text: &str, p: &RecordParams| {
         compute_record(
             &model,
@@ -158,6 +164,14 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         // Deterministic: the same inputs give the same record and hash.
         let again = compute(B256::repeat_byte(c as u8), &response, &text, &params);
         assert_eq!(record_hash(&rec), record_hash(&again));
+        // Its canonical bytes decode into the record type (what a verifier
+        // requires of a revealed record), states its parameters' height, and
+        // hash as posted.
+        let bytes = node::attribution::canonical(&rec).into_bytes();
+        let typed = node::attribution::AttributionRecord::decode(&bytes).unwrap();
+        assert_eq!(typed.version, node::attribution::RECORD_VERSION);
+        assert_eq!(typed.mix.params_height, Some(1));
+        assert_eq!(typed.hash(), record_hash(&rec));
         // Tampering with any field changes the hash.
         let mut forged = rec.clone();
         forged["credits"][0][1] = serde_json::json!(forged["credits"][0][1].as_u64().unwrap() - 1);

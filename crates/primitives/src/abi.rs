@@ -46,6 +46,9 @@ sol! {
         error ParamOutOfRange(string name, uint256 value, uint256 min, uint256 max);
 
         function get(string calldata name) external view returns (uint256);
+        /// The value in force after block `height` (every change is kept, so a
+        /// verifier judges a record by the parameters of the block it was made at).
+        function getAt(string calldata name, uint64 height) external view returns (uint256);
         function set(string calldata name, uint256 value) external;
         function names() external view returns (string[] memory);
     }

@@ -1350,10 +1350,71 @@ fn late_challenges_unrevealed_records_and_lapsed_verdicts() {
         w.c.att_refused(&alice, Amount::ZERO, verdict(&w.c, lapse, false, &[0, 1, 2])),
         IAttributionErrors::VerdictClosed(_)
     ));
+    let treasury = w.c.bal(&TREASURY);
     let r = w.c.att_ok(&alice, Amount::ZERO, lapsed);
     assert_eq!((resolved(&r).status, resolved(&r).bondReturned), (6, BOND));
-    w.c.ok(&alice, IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: lapse }));
-    assert_eq!(hold(&w.c, lapse).status, FINALIZED);
+    // No verdict means the record's credits do not stand: the fallback pays
+    // the hold (a record nobody vouched for keeps nothing it was challenged on).
+    assert_eq!(hold(&w.c, lapse).status, FALLBACK);
+    assert!(r.logs.iter().any(|l| IInference::FallbackPaid::decode_log_data(&l.data).is_ok()), "the fallback paid");
+    assert!(w.c.bal(&TREASURY) >= treasury);
+    assert!(matches!(
+        w.c.refused(
+            &alice,
+            IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: lapse })
+        ),
+        IInferenceErrors::HoldClosed(_)
+    ));
+    // A lapsed challenge is closed: it blocks no other (this one is refused only
+    // because nothing is pending any more).
+    assert!(matches!(w.c.att_refused(&alice, Amount(BOND), challenge(lapse)), IAttributionErrors::NotChallengeable(_)));
+    assert_eq!(w.c.mem.balance(&ATTRIBUTION).unwrap(), Amount::ZERO, "every bond went back");
+}
+
+/// The set that judges a challenge is fixed before the challenge exists: a
+/// validator that joins in the same block cannot sign its verdict, and the
+/// total the verdict is measured against is that same set's.
+#[test]
+fn a_verdict_is_judged_by_one_validator_set_snapshot() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let h = posted(&mut w, 1);
+    let (challenger, operator, alice) = (clone_key(&w.k.other), clone_key(&w.k.operator), clone_key(&w.k.alice));
+    // In one block: a new validator with more stake than the other three
+    // together bonds, then the challenge opens.
+    let newcomer = validator_key(3);
+    let join = IStaking::registerOperatorCall {
+        role: 1,
+        consensusKey: newcomer.public(),
+        servingKey: Address::ZERO,
+        commissionBps: 0,
+    };
+    let txs = vec![
+        w.c.sign(&alice, STAKING, Amount::open(10_000), join.abi_encode()),
+        w.c.sign(&challenger, ATTRIBUTION, Amount(BOND), challenge(h).abi_encode()),
+    ];
+    let rs = w.c.block(txs);
+    assert!(rs.iter().all(|r| r.success));
+    let ch = w.c.challenge_of(h);
+    assert_eq!(ch.totalPower, U256::from(3_000 * ONE_OPEN), "the three validators before the block");
+    w.c.att_ok(&operator, Amount::ZERO, reveal(h, RECORD));
+    // The newcomer's signature is not counted by a set it was not in.
+    let d = primitives::abi::verdict_digest(CHAIN, h, ch.openedAt, false);
+    let alone = IAttributionCalls::submitVerdict(IAttribution::submitVerdictCall {
+        receiptHash: h,
+        recordCorrect: false,
+        consensusKeys: vec![newcomer.public()],
+        signatures: vec![Bytes::from(newcomer.sign(d.as_slice()).to_vec())],
+    });
+    match w.c.att_refused(&alice, Amount::ZERO, alone) {
+        IAttributionErrors::BadVerdictSignature(e) => {
+            assert!(e.reason.contains("not in the validator set"), "{}", e.reason)
+        }
+        e => panic!("{e:?}"),
+    }
+    // The three that were in it decide.
+    let r = w.c.att_ok(&alice, Amount::ZERO, verdict(&w.c, h, false, &[0, 1, 2]));
+    assert_eq!(resolved(&r).status, 3);
 }
 
 #[test]

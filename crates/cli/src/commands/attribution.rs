@@ -255,9 +255,51 @@ fn verify_receipt(
         .and_then(|s| s.recover_address_from_msg(hash.as_slice()).ok());
     let claimed: Option<Address> = v["signer"].as_str().and_then(|s| s.parse().ok());
     checks.push(("signature".into(), signer.is_some() && signer == claimed, format!("{signer:?}")));
-    if let Ok(h) = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }) {
+    let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
+    if let Some(h) = &hold {
         let posted = h.recordHash == B256::ZERO || h.recordHash == hash;
         checks.push(("posted on-chain".into(), posted, h.recordHash.to_string()));
+    }
+    // The record must be one of its version's type; its parameters must be
+    // the governed ones in force at the height it states.
+    let typed = match node::attribution::AttributionRecord::from_value(rec) {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(("record decodes into its version's type".into(), false, e));
+            return Ok((checks, Value::Null));
+        }
+    };
+    let settled_at = hold.as_ref().map(|h| h.settledAt).unwrap_or(0);
+    let p = typed.stated(settled_at);
+    let param_at = |name: &str| -> anyhow::Result<u128> {
+        let v = view(
+            &mut rpc.client(),
+            Module::Params.address(),
+            &IParams::getAtCall { name: name.into(), height: p.params_height },
+        )?;
+        Ok(u128::try_from(v).unwrap_or(u128::MAX))
+    };
+    let governed = node::attribution::RecordParams {
+        span_weight_ppm: param_at("attribution.span_weight_ppm")? as u32,
+        min_span_tokens: param_at("attribution.min_span_tokens")? as usize,
+        max_credits: param_at("inference.max_credits")? as usize,
+        // Flags are checked by the verifiers against the chain; here the
+        // recomputation uses the record's own exclusions.
+        excluded: p.excluded.clone(),
+        params_height: p.params_height,
+    };
+    let timeout = u128::try_from(view(
+        &mut rpc.client(),
+        Module::Params.address(),
+        &IParams::getCall { name: "inference.attribution_timeout_blocks".into() },
+    )?)
+    .unwrap_or(u128::MAX) as u64;
+    if hold.is_some() {
+        checks.extend(
+            node::attribution::params_checks(&p, &governed, settled_at, timeout)
+                .into_iter()
+                .map(|c| (c.check, c.ok, c.detail)),
+        );
     }
     // Recompute from public inputs.
     let id: u64 = rec["model"]
@@ -273,9 +315,8 @@ fn verify_receipt(
     }
     let model = ml::Model::from_files(&files)?;
     let tok = &files.tokenizer;
-    let response: Vec<u32> =
-        rec["responseTokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64()).map(|t| t as u32).collect();
-    let text = rec["response"].as_str().unwrap_or("");
+    let response = typed.response_tokens.clone();
+    let text = typed.response.as_str();
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
     for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
@@ -323,8 +364,7 @@ fn verify_receipt(
     };
     let gradient =
         node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
-    let p = node::attribution::RecordParams::stated(rec);
-    let prompt_hash: B256 = rec["promptHash"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
+    let prompt_hash = typed.prompt_hash;
     let mine = node::attribution::compute_record(
         &model,
         tok,

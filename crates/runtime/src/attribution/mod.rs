@@ -17,6 +17,12 @@
 //!    when the challenge opened, and more than two thirds of that power decides.
 //!    Without a verdict within `attribution.verdict_blocks` the challenge lapses.
 //!
+//! The set that judges is the snapshot in force when the challenge opened, as
+//! it stood before that block ([`judging_set`]): staking writes a block's
+//! snapshot at its end, so both the total power (read at `challenge`) and the
+//! signers (counted at `submitVerdict`) come from one snapshot no later
+//! transaction can change.
+//!
 //! Outcomes:
 //! - **wrong or unrevealed record**: the operator is slashed
 //!   `attribution.challenge_slash_ppm` of its stake (and jailed
@@ -28,7 +34,10 @@
 //!   record (the gradient part matches only within a tolerance);
 //! - **right record**: the bond is forfeited to the validators' reward pool
 //!   (the verifiers did the work), the credits stand and finalize as usual;
-//! - **lapsed**: the bond goes back, the credits stand.
+//! - **lapsed** (no verdict in time): the bond goes back and the credits do
+//!   not stand: they are replaced by the fallback, since a record no two thirds
+//!   of the validators vouched for cannot keep a data share it was challenged
+//!   on. A lapsed challenge is closed and never blocks another one.
 //!
 //! The module's balance is exactly the bonds it holds.
 
@@ -38,7 +47,7 @@ pub mod view;
 
 use alloy_sol_types::SolCall;
 use primitives::abi::IAttribution::{self, IAttributionCalls};
-use primitives::abi::{AttributionChallenge, NonPayable, Overflow, verdict_digest};
+use primitives::abi::{AttributionChallenge, Overflow, verdict_digest};
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, Bytes, U256};
 
@@ -47,7 +56,7 @@ use crate::codec::store;
 use crate::context::{CallCtx, CallFail};
 use crate::inference::{InferenceRead, InferenceWrite, POSTED};
 use crate::params::{self, ParamsRead};
-use crate::staking::{StakingRead, StakingWrite};
+use crate::staking::StakingWrite;
 use crate::{Overlay, revert};
 pub use records::*;
 pub use view::AttributionRead;
@@ -72,6 +81,18 @@ pub const LAPSED: u8 = 6;
 /// Gas of resolving against the operator: a slash (staking walks the
 /// operator's delegations) and the fallback payout.
 const LOSE_GAS: u64 = 600_000;
+/// Gas of replacing a record's credits by the fallback (inference's fallback payout).
+const FALLBACK_GAS: u64 = 400_000;
+
+/// The validator set that judges a challenge opened at `opened_at`: the last
+/// snapshot written before that block (staking writes a block's snapshot in its
+/// end-of-block hook), so it is fixed before the challenge exists.
+pub fn judging_set(
+    st: &(impl crate::staking::StakingRead + ?Sized),
+    opened_at: u64,
+) -> Result<crate::staking::ValidatorSetRecord, primitives::state::StateError> {
+    st.validator_set_at(opened_at.saturating_sub(1))
+}
 
 /// Gas charged on top of intrinsic gas (which prices calldata by the byte, so a
 /// reveal pays for its record and prompt).
@@ -82,7 +103,7 @@ const LOSE_GAS: u64 = 600_000;
 /// | `reveal` | 60,000 + 8 per revealed byte (stored until the verdict) |
 /// | `submitVerdict` | 60,000 + 50,000 per signature (ed25519 verification) + 600,000 (resolution) |
 /// | `resolveUnrevealed` | 60,000 + 600,000 |
-/// | `resolveLapsed` | 60,000 |
+/// | `resolveLapsed` | 60,000 + 400,000 (the fallback payout) |
 /// | views | 5,000 |
 pub fn gas_cost(call: &IAttributionCalls) -> u64 {
     use IAttributionCalls::*;
@@ -91,7 +112,7 @@ pub fn gas_cost(call: &IAttributionCalls) -> u64 {
         reveal(c) => 60_000 + 8 * (c.record.len() + c.prompt.len()) as u64,
         submitVerdict(c) => 60_000 + 50_000 * c.signatures.len() as u64 + LOSE_GAS,
         resolveUnrevealed(_) => 60_000 + LOSE_GAS,
-        resolveLapsed(_) => 60_000,
+        resolveLapsed(_) => 60_000 + FALLBACK_GAS,
         challengeOf(_) | revealed(_) | awaitingVerdict(_) | verdictDigest(_) | bonds(_) => 5_000,
     }
 }
@@ -168,15 +189,12 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
     use IAttributionCalls as C;
     let height = ctx.env.number;
     let sender = ctx.sender;
-    if !matches!(call, C::challenge(_)) && ctx.value != Amount::ZERO {
-        return Err(revert(NonPayable {}));
-    }
     Ok(match call {
         C::challenge(c) => {
             let h = c.receiptHash;
             let not = |reason: &str| revert(IAttribution::NotChallengeable { receiptHash: h, reason: reason.into() });
             let hold = st.hold(&h)?.ok_or_else(|| revert(IAttribution::UnknownReceipt { receiptHash: h }))?;
-            if st.challenge(&h)?.is_some() {
+            if st.challenge(&h)?.is_some_and(|c| c.status != LAPSED) {
                 return Err(revert(IAttribution::ChallengeExists { receiptHash: h }));
             }
             if hold.status != POSTED {
@@ -202,7 +220,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             if open.len() >= MAX_OPEN {
                 return Err(revert(IAttribution::TooManyChallenges { max: U256::from(MAX_OPEN) }));
             }
-            let set = st.validator_set_at(height)?;
+            let set = judging_set(&*st, height)?;
             let total: U256 = set.powers.iter().fold(U256::ZERO, |a, p| a + *p);
             let reveal_by =
                 height.saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_REVEAL_BLOCKS)?).unwrap_or(u64::MAX));
@@ -295,7 +313,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                     reason: format!("one signature per key, 1 to {MAX_SIGNATURES} of them"),
                 }));
             }
-            let set = st.validator_set_at(ch.openedAt)?;
+            let set = judging_set(&*st, ch.openedAt)?;
             let digest = verdict_digest(ctx.env.chain_id, h, ch.openedAt, c.recordCorrect);
             for (i, (key, sig)) in c.consensusKeys.iter().zip(&c.signatures).enumerate() {
                 let bad = |reason: &str| {
@@ -367,6 +385,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             }
             ch.status = LAPSED;
             store(st, state_key::challenge(&h), &ch);
+            st.replace_pending(ctx, &h, B256::ZERO, &[])?;
             let returned = settle_bond(st, ctx, &h, &ch, false)?;
             ctx.emit(
                 ADDRESS,

@@ -404,6 +404,8 @@ pub enum ParamError {
     Unknown(String),
     #[error("parameter {name} = {value} is outside [{min}, {max}]")]
     OutOfRange { name: String, value: u128, min: u128, max: u128 },
+    #[error("state: {0}")]
+    State(String),
 }
 
 /// The spec of `name` if `value` is within its bounds.
@@ -417,19 +419,23 @@ pub fn check(name: &str, value: u128) -> Result<&'static ParamSpec, ParamError> 
 
 pub fn gas_cost(call: &IParamsCalls) -> u64 {
     match call {
-        IParamsCalls::set(_) => 20_000,
+        // A change also appends to the parameter's history.
+        IParamsCalls::set(_) => 40_000,
+        // A binary search over the history: at most 64 reads.
+        IParamsCalls::getAt(_) => 10_000,
         _ => 2_000,
     }
 }
 
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Result<Bytes, CallFail> {
-    if ctx.value != Amount::ZERO {
-        return Err(revert(primitives::abi::NonPayable {}));
-    }
     Ok(match call {
         IParamsCalls::get(c) => {
             let v = st.param_by_name(&c.name)?.ok_or_else(|| revert(IParams::UnknownParam { name: c.name.clone() }))?;
             IParams::getCall::abi_encode_returns(&U256::from(v)).into()
+        }
+        IParamsCalls::getAt(c) => {
+            let s = spec(&c.name).ok_or_else(|| revert(IParams::UnknownParam { name: c.name.clone() }))?;
+            IParams::getAtCall::abi_encode_returns(&U256::from(st.param_at(s, c.height)?)).into()
         }
         IParamsCalls::names(_) => {
             IParams::namesCall::abi_encode_returns(&ALL.iter().map(|s| s.name.to_string()).collect::<Vec<_>>()).into()
@@ -444,6 +450,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Resul
                 Err(ParamError::Unknown(name)) => {
                     return Err(revert(IParams::UnknownParam { name }));
                 }
+                Err(ParamError::State(e)) => return Err(CallFail::Fatal(primitives::state::StateError(e))),
                 Err(ParamError::OutOfRange { name, min, max, .. }) => {
                     return Err(revert(IParams::ParamOutOfRange {
                         name,
@@ -454,7 +461,7 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Resul
                 }
             };
             let old = st.param(s)?;
-            st.put_param(s.name, value);
+            st.put_param(s.name, value, ctx.env.number)?;
             ctx.emit(ADDRESS, &IParams::ParamChanged { name: c.name, oldValue: U256::from(old), newValue: c.value });
             IParams::setCall::abi_encode_returns(&IParams::setReturn {}).into()
         }
@@ -463,4 +470,30 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Resul
 
 pub fn decode(input: &[u8]) -> Result<IParamsCalls, CallFail> {
     crate::executor::decode_calls::<IParamsCalls>(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_is_kept_and_read_by_height() {
+        let e = crate::EmptyState;
+        let mut st = Overlay::new(&e);
+        let s = &ATTRIBUTION_SPAN_WEIGHT_PPM;
+        assert_eq!(st.param_at(s, 5).unwrap(), s.default);
+        st.put_param(s.name, 10, 3).unwrap();
+        st.put_param(s.name, 20, 7).unwrap();
+        st.put_param(s.name, 30, 7).unwrap();
+        st.put_param(s.name, 40, 12).unwrap();
+        let at = |h| st.param_at(s, h).unwrap();
+        assert_eq!(
+            [at(0), at(2), at(3), at(6), at(7), at(11), at(12), at(u64::MAX)],
+            [s.default, s.default, 10, 10, 30, 30, 40, 40],
+            "the last change at or before each height; two in one block: the later"
+        );
+        assert_eq!(st.param(s).unwrap(), 40);
+        // Another parameter's history is its own.
+        assert_eq!(st.param_at(&INFERENCE_MAX_CREDITS, 12).unwrap(), INFERENCE_MAX_CREDITS.default);
+    }
 }
