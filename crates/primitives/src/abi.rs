@@ -360,7 +360,12 @@ sol! {
         /// Governance only: every id proposed → live, all or nothing.
         function approve(uint64[] calldata ids) external;
         /// Owner or governance: draft, proposed or live → retired.
+        /// Retire a model. A live model's receipts issued before its retirement
+        /// settle within `inference.retired_grace_blocks`; a draft or proposed
+        /// model was never billable, and nothing ever settles for it.
         function retire(uint64 id) external;
+        /// The block a live model was retired at (0 if it was never retired while live).
+        function retiredAt(uint64 id) external view returns (uint64);
         /// Owner only (governance for models the treasury owns); not for retired models.
         function setPrice(uint64 id, uint128 priceInPer1k, uint128 priceOutPer1k) external;
 
@@ -379,7 +384,12 @@ sol! {
     /// What a serving operator signs for every answer it bills: EIP-712 typed data
     /// under the inference module's domain (`Module::Inference.eip712_domain(chain_id)`).
     /// Its hash ([`receipt_hash`]) is the EIP-712 struct hash, over the type
-    /// `InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce)`.
+    /// `InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt)`.
+    ///
+    /// Version 2 ([`RECEIPT_VERSION`]): `issuedAt` was added, so a receipt of
+    /// a retired model settles only if it was issued while the model was live
+    /// (version 1 had no time; its type hash differs, so a version 1 signature
+    /// never verifies as a version 2 receipt).
     struct InferenceReceipt {
         bytes32 requestHash;
         bytes32 responseHash;
@@ -397,6 +407,10 @@ sol! {
         address operator;
         /// Strictly increasing per (payer, operator); gaps are allowed.
         uint64 nonce;
+        /// The block height the serving node's chain was at when it answered
+        /// (settlement refuses a receipt from the future, and one of a retired
+        /// model issued after its retirement).
+        uint64 issuedAt;
     }
 
     /// One contribution credited by an attribution record.
@@ -471,8 +485,12 @@ sol! {
         error BadSignature(uint256 index);
         error NonceReused(address payer, uint64 nonce, uint64 lastNonce);
         error UnknownModel(uint64 modelId);
-        /// Only live and retired models' receipts settle.
+        /// Only live models' receipts settle, and a retired model's receipts issued
+        /// while it was live, within `inference.retired_grace_blocks` of its retirement.
         error ModelNotServable(uint64 modelId, uint8 state);
+        /// The receipt's `issuedAt` is after the block it settles in, or (a retired
+        /// model) after the retirement, or the grace period is over.
+        error ReceiptOutOfTime(uint256 index, uint64 issuedAt, uint64 notAfter);
         error AdapterMismatch(uint64 modelId, bytes32 expected, bytes32 got);
         error PriceMismatch(uint64 modelId, uint128 priceInPer1k, uint128 priceOutPer1k);
         error AllowanceExceeded(address payer, address operator, uint128 available, uint128 required);
@@ -544,6 +562,9 @@ sol! {
     }
 }
 
+/// The version of [`InferenceReceipt`] this code signs and settles.
+pub const RECEIPT_VERSION: u32 = 2;
+
 /// A receipt's hash: its EIP-712 struct hash. Holds and logs are keyed by it.
 pub fn receipt_hash(receipt: &InferenceReceipt) -> alloy_primitives::B256 {
     alloy_sol_types::SolStruct::eip712_hash_struct(receipt)
@@ -597,13 +618,14 @@ mod inference_tests {
             payer: Address::repeat_byte(5),
             operator: Address::repeat_byte(6),
             nonce: 7,
+            issuedAt: 8,
         }
     }
 
     #[test]
     fn receipt_hash_is_the_eip712_struct_hash() {
         let r = receipt();
-        let ty = "InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce)";
+        let ty = "InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt)";
         let mut enc = keccak256(ty).to_vec();
         let word = |v: alloy_primitives::U256| v.to_be_bytes::<32>();
         enc.extend_from_slice(r.requestHash.as_slice());
@@ -617,6 +639,7 @@ mod inference_tests {
         enc.extend_from_slice(B256::left_padding_from(r.payer.as_slice()).as_slice());
         enc.extend_from_slice(B256::left_padding_from(r.operator.as_slice()).as_slice());
         enc.extend_from_slice(&word(alloy_primitives::U256::from(r.nonce)));
+        enc.extend_from_slice(&word(alloy_primitives::U256::from(r.issuedAt)));
         assert_eq!(receipt_hash(&r), keccak256(&enc));
         // The signing digest binds the chain and the inference module.
         let sep = crate::system::Module::Inference.eip712_domain(31337).separator();

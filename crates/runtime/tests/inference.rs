@@ -43,6 +43,7 @@ const TIMEOUT: u64 = 30;
 const WINDOW: u64 = 8;
 const REVEAL: u64 = 12;
 const VERDICT: u64 = 12;
+const GRACE: u64 = 6;
 const PRICE_IN: u128 = 3_000_000_007;
 const PRICE_OUT: u128 = 5_000_000_011;
 const E18: u128 = 1_000_000_000_000_000_000;
@@ -113,6 +114,7 @@ impl Chain {
                 ("inference.challenge_window_blocks".into(), WINDOW as u128),
                 ("attribution.reveal_blocks".into(), REVEAL as u128),
                 ("attribution.verdict_blocks".into(), VERDICT as u128),
+                ("inference.retired_grace_blocks".into(), GRACE as u128),
             ],
             operators: vec![
                 runtime::staking::genesis::GenesisOperator {
@@ -300,11 +302,16 @@ impl Chain {
 
     /// `eth_call` of an inference view at the head.
     fn view<C: SolCall>(&self, c: C) -> C::Return {
+        self.view_at(INFERENCE, c)
+    }
+
+    /// `eth_call` of a view of the module at `to`.
+    fn view_at<C: SolCall>(&self, to: Address, c: C) -> C::Return {
         let out = runtime::call(
             &self.mem,
             &self.env(self.height + 1),
             Address::ZERO,
-            INFERENCE,
+            to,
             Amount::ZERO,
             &c.abi_encode(),
             None,
@@ -468,6 +475,7 @@ impl World {
             payer: self.k.payer.address(),
             operator: self.k.operator.address(),
             nonce,
+            issuedAt: self.c.height,
         }
     }
 
@@ -655,12 +663,80 @@ fn the_base_model_sends_its_data_part_to_the_treasury_and_retired_models_still_s
         w.c.view_error(IInference::holdCall { receiptHash: receipt_hash(&r) }),
         IInferenceErrors::UnknownReceipt(_)
     ));
-    // A receipt served while m2 was live settles after it is retired.
+    // A receipt from the future is refused.
+    let mut future = w.receipt(2, 10, 10);
+    future.issuedAt = w.c.height + 5;
+    let next = w.c.height + 1;
+    match w.c.refused(&clone_key(&w.k.operator), w.settle_signed(&[future], &w.k.serving)) {
+        IInferenceErrors::ReceiptOutOfTime(e) => assert_eq!(e.notAfter, next, "not after the block it settles in"),
+        e => panic!("{e:?}"),
+    }
+    // Receipts served while m2 was live settle after it is retired, within the grace period.
     let served = w.receipt(2, 10, 10);
+    let late = w.receipt(4, 10, 10);
     let builder = clone_key(&w.k.builder);
     let retire = IModelsCalls::retire(IModels::retireCall { id: w.model }).abi_encode();
     assert!(w.c.send(&builder, Module::Models.address(), Amount::ZERO, retire).success);
+    let retired = w.c.height;
+    let at = w.c.view_at(Module::Models.address(), IModels::retiredAtCall { id: w.model });
+    assert_eq!(at, retired);
     w.settle(&[served]);
+    // Not one issued after the retirement (a node that kept serving it).
+    let after = w.receipt(3, 10, 10);
+    match w.c.refused(&clone_key(&w.k.operator), w.settle_signed(&[after], &w.k.serving)) {
+        IInferenceErrors::ReceiptOutOfTime(e) => assert_eq!(e.notAfter, retired),
+        e => panic!("{e:?}"),
+    }
+    // Nor, after the grace period, one issued while it was live.
+    w.c.until(retired + GRACE + 1);
+    assert!(matches!(
+        w.c.refused(&clone_key(&w.k.operator), w.settle_signed(&[late], &w.k.serving)),
+        IInferenceErrors::ReceiptOutOfTime(_)
+    ));
+}
+
+/// A model governance never made live is never billable: retiring a draft or a
+/// proposed model does not make its receipts settle.
+#[test]
+fn only_a_model_that_was_live_settles_after_retirement() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let builder = clone_key(&w.k.builder);
+    let models = Module::Models.address();
+    for propose in [false, true] {
+        let reg = ModelRegistration {
+            name: "never approved".into(),
+            baseModelHash: B256::repeat_byte(0xba),
+            adapterHash: w.adapter,
+            datanets: vec![DatanetVersionRef { datanetId: 1, version: 2 }],
+            hyperparams: Bytes::new(),
+            metrics: Bytes::new(),
+            trainingLogHash: B256::ZERO,
+            checkpointHashes: vec![],
+            checkpointLearningRates: vec![],
+            sketchHash: B256::ZERO,
+            sketchSeed: 0,
+            sketchK: 0,
+            priceInPer1k: PRICE_IN,
+            priceOutPer1k: PRICE_OUT,
+        };
+        let call = IModelsCalls::register(IModels::registerCall { registration: reg }).abi_encode();
+        let r = w.c.send(&builder, models, Amount::ZERO, call);
+        let id = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
+        if propose {
+            let call = IModelsCalls::propose(IModels::proposeCall { id }).abi_encode();
+            assert!(w.c.send(&builder, models, Amount::ZERO, call).success);
+        }
+        let call = IModelsCalls::retire(IModels::retireCall { id }).abi_encode();
+        assert!(w.c.send(&builder, models, Amount::ZERO, call).success);
+        assert_eq!(w.c.view_at(models, IModels::retiredAtCall { id }), 0, "never retired while live");
+        let mut r = w.receipt(w.c.height + 1, 10, 10);
+        r.modelId = id;
+        match w.c.refused(&clone_key(&w.k.operator), w.settle_signed(&[r], &w.k.serving)) {
+            IInferenceErrors::ModelNotServable(e) => assert_eq!((e.modelId, e.state), (id, runtime::models::RETIRED)),
+            e => panic!("{e:?}"),
+        }
+    }
 }
 
 #[test]

@@ -14,7 +14,10 @@
 //! - **Settlement.** The operator settles receipts it signed with its serving
 //!   key (EIP-712, [`primitives::abi::receipt_signing_hash`]), in batches, all or
 //!   nothing. A receipt settles once: its nonce must exceed the last settled one
-//!   of its (payer, operator). Its model must be live or retired, with the
+//!   of its (payer, operator). Its model must be live, or retired after it
+//!   was live with the receipt issued (`issuedAt`, a block height) before the
+//!   retirement and settled within `inference.retired_grace_blocks` of it; no
+//!   receipt is from the future. The model must have the
 //!   receipt's adapter hash and exactly its current prices: repricing a model
 //!   invalidates receipts at the old prices that were not settled yet. Its cost
 //!   is [`primitives::abi::receipt_cost`] (`ceil((in × priceIn + out × priceOut) / 1000)`),
@@ -565,8 +568,24 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IInferenceCalls) -> Re
                     }));
                 }
                 let model = get_model(st, r.modelId)?;
-                if model.state != LIVE && model.state != RETIRED {
-                    return Err(revert(IInference::ModelNotServable { modelId: r.modelId, state: model.state }));
+                let out_of_time = |not_after: u64| {
+                    revert(IInference::ReceiptOutOfTime { index, issuedAt: r.issuedAt, notAfter: not_after })
+                };
+                if r.issuedAt > height {
+                    return Err(out_of_time(height));
+                }
+                match (model.state, st.retired_at(ModelId(r.modelId))?) {
+                    (LIVE, _) => {}
+                    (RETIRED, Some(retired)) => {
+                        // Issued while live, settled within the grace period.
+                        let grace = blocks(st, &params::INFERENCE_RETIRED_GRACE_BLOCKS)?;
+                        if r.issuedAt > retired || height > retired.saturating_add(grace) {
+                            return Err(out_of_time(retired));
+                        }
+                    }
+                    _ => {
+                        return Err(revert(IInference::ModelNotServable { modelId: r.modelId, state: model.state }));
+                    }
                 }
                 if model.adapterHash != r.adapterHash {
                     return Err(revert(IInference::AdapterMismatch {

@@ -3,7 +3,10 @@
 //! was trained on (their licences are copied into the record), hyperparameters,
 //! metrics, training log, kept checkpoints and gradient sketch, and its prices;
 //! the owner proposes it; governance makes it live with `approve(ids)` from an
-//! executed proposal; the owner or governance retires it.
+//! executed proposal; the owner or governance retires it. A live model's
+//! retirement height is kept: its receipts issued before it settle within
+//! `inference.retired_grace_blocks`; a model retired before it was live never
+//! settles anything.
 //!
 //! Rules:
 //! - ids are u64 from 1, written `m<id>` ([`primitives::ModelId`]); when the
@@ -75,7 +78,7 @@ pub fn gas_cost(call: &IModelsCalls) -> u64 {
         approve(c) => 20_000 + 12_000 * c.ids.len() as u64,
         retire(_) => 40_000,
         setPrice(_) => 30_000,
-        model(_) | modelCount(_) | modelsOf(_) | liveModels(_) => 5_000,
+        model(_) | modelCount(_) | modelsOf(_) | liveModels(_) | retiredAt(_) => 5_000,
     }
 }
 
@@ -235,6 +238,11 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IModelsCalls) -> Resul
             if rec.state == RETIRED {
                 return Err(revert(IModels::AlreadyRetired { id: c.id }));
             }
+            // Only a live model's receipts may settle after retirement (within
+            // the grace period): it alone was ever billable.
+            if rec.state == LIVE {
+                crate::codec::store(st, state_key::retired_at(ModelId(c.id)), &ctx.env.number);
+            }
             rec.state = RETIRED;
             st.update_model(ModelId(c.id), &rec)?;
             ctx.emit(ADDRESS, &IModels::ModelRetired { id: c.id });
@@ -259,6 +267,10 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IModelsCalls) -> Resul
             IModels::setPriceCall::abi_encode_returns(&IModels::setPriceReturn {}).into()
         }
         C::model(c) => IModels::modelCall::abi_encode_returns(&get(st, c.id)?.to_info(ModelId(c.id))).into(),
+        C::retiredAt(c) => {
+            get(st, c.id)?;
+            IModels::retiredAtCall::abi_encode_returns(&st.retired_at(ModelId(c.id))?.unwrap_or(0)).into()
+        }
         C::modelCount(_) => IModels::modelCountCall::abi_encode_returns(&st.model_count()?).into(),
         C::modelsOf(c) => {
             let ids: Vec<u64> = st.models_of(&c.owner)?.into_iter().map(u64::from).collect();

@@ -27,3 +27,8 @@ pub fn models_of(owner: &Address) -> Vec<u8> {
 pub fn live() -> Vec<u8> {
     k(&[b"live"])
 }
+/// `models/retired/<id BE>` → u64: the block a live model was retired at
+/// (absent for a model retired before it was live).
+pub fn retired_at(id: ModelId) -> Vec<u8> {
+    k(&[b"retired/", &id.0.to_be_bytes()])
+}

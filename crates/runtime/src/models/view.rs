@@ -22,6 +22,9 @@ pub trait ModelsRead {
     fn models_of(&self, owner: &Address) -> Result<Vec<ModelId>, StateError>;
     /// Every live model, ascending.
     fn live_models(&self) -> Result<Vec<ModelId>, StateError>;
+    /// The block a live model was retired at; `None` if it was never retired
+    /// while live (a draft or proposed model retired never settles).
+    fn retired_at(&self, id: ModelId) -> Result<Option<u64>, StateError>;
 }
 
 impl<S: StateRead + ?Sized> ModelsRead for S {
@@ -42,6 +45,9 @@ impl<S: StateRead + ?Sized> ModelsRead for S {
     }
     fn live_models(&self) -> Result<Vec<ModelId>, StateError> {
         Ok(ids(load::<Vec<u64>>(self, &state_key::live())?))
+    }
+    fn retired_at(&self, id: ModelId) -> Result<Option<u64>, StateError> {
+        load::<u64>(self, &state_key::retired_at(id))
     }
 }
 

@@ -235,6 +235,15 @@ pub const INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS: ParamSpec = ParamSpec {
     max: 30 * DAY_OF_BLOCKS,
     doc: "blocks after settlement to post an attribution record; afterwards the data part goes to the fallback",
 };
+/// Blocks after a live model's retirement during which its receipts issued before
+/// the retirement still settle.
+pub const INFERENCE_RETIRED_GRACE_BLOCKS: ParamSpec = ParamSpec {
+    name: "inference.retired_grace_blocks",
+    default: DAY_OF_BLOCKS,
+    min: 0,
+    max: 30 * DAY_OF_BLOCKS,
+    doc: "blocks after a live model retires during which its receipts issued before the retirement still settle",
+};
 /// Blocks a posted record's credits stay pending (challengeable) before they can be finalized.
 pub const INFERENCE_CHALLENGE_WINDOW_BLOCKS: ParamSpec = ParamSpec {
     name: "inference.challenge_window_blocks",
@@ -380,6 +389,7 @@ pub const ALL: &[ParamSpec] = &[
     INFERENCE_CHALLENGE_WINDOW_BLOCKS,
     INFERENCE_MAX_CREDITS,
     INFERENCE_RELEASE_DELAY_BLOCKS,
+    INFERENCE_RETIRED_GRACE_BLOCKS,
     INFERENCE_SPLIT_DATA_BPS,
     INFERENCE_SPLIT_OWNER_BPS,
     INFERENCE_SPLIT_SERVING_BPS,
