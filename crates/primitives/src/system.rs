@@ -36,6 +36,14 @@ pub const SYSTEM_MODULES: [Module; 9] = [
 
 /// The treasury: an account no key controls; only governance proposals spend it.
 pub const TREASURY: Address = address!("0x00000000000000000000000000000000000010fe");
+/// Governance proposals' deposits, held apart from the governance address: a
+/// passed proposal runs its calls as the governance address, so whatever that
+/// address holds a proposal can spend; this account only governance's own
+/// code moves (locking a deposit, returning or burning it).
+pub const GOVERNANCE_DEPOSITS: Address = address!("0x00000000000000000000000000000000000010fc");
+/// Accounts a module holds funds in apart from its own address (part of the
+/// supply equation's "held by modules").
+pub const MODULE_ESCROWS: [Address; 1] = [GOVERNANCE_DEPOSITS];
 /// The validators' reward pool. Staking owns it; until staking pays out, fees accrue here.
 pub const VALIDATOR_REWARD_POOL: Address = address!("0x00000000000000000000000000000000000010fd");
 

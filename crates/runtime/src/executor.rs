@@ -426,6 +426,9 @@ pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
     for m in primitives::SYSTEM_MODULES {
         held = Amount(held.0 + st.balance(&m.address())?.0);
     }
+    for a in primitives::system::MODULE_ESCROWS {
+        held = Amount(held.0 + st.balance(&a)?.0);
+    }
     Ok(SupplyReport {
         total: s.total(),
         genesis: s.genesis,

@@ -282,6 +282,7 @@ impl Chain {
         let mut v = self.accounts.clone();
         v.extend([TREASURY, VALIDATOR_REWARD_POOL]);
         v.extend(SYSTEM_MODULES.iter().map(|m| m.address()));
+        v.extend(primitives::system::MODULE_ESCROWS);
         v
     }
 

@@ -204,6 +204,7 @@ impl Chain {
         let mut everyone = self.accounts.clone();
         everyone.extend([TREASURY, VALIDATOR_REWARD_POOL]);
         everyone.extend(SYSTEM_MODULES.iter().map(|m| m.address()));
+        everyone.extend(primitives::system::MODULE_ESCROWS);
         let sum: u128 = everyone.iter().map(|a| self.mem.balance(a).unwrap().0).sum();
         let report = runtime::supply_report(&self.mem).unwrap();
         assert_eq!(report.total, Amount(sum), "supply equation at block {}", self.height);

@@ -67,6 +67,7 @@ fn everyone() -> Vec<Address> {
     let mut v: Vec<Address> = (0..5).map(acct).collect();
     v.extend([TREASURY, VALIDATOR_REWARD_POOL, Address::with_last_byte(0x99)]);
     v.extend(SYSTEM_MODULES.iter().map(|m| m.address()));
+    v.extend(primitives::system::MODULE_ESCROWS);
     v
 }
 

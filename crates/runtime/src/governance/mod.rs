@@ -2,7 +2,10 @@
 //! staked OPEN (voting power snapshotted the block before voting starts),
 //! tallied at the end of the voting period, executed with the governance
 //! address as sender after the timelock. The treasury moves only through
-//! `spendTreasury`, which only a proposal can call.
+//! `spendTreasury`, which only a proposal can call. Deposits are held at
+//! [`GOVERNANCE_DEPOSITS`], apart from the governance address a proposal acts
+//! as, so no proposal can spend another's deposit and returning one at the end
+//! of a block cannot fail.
 
 pub mod state_key;
 
@@ -10,7 +13,7 @@ use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, sol};
 use primitives::abi::IGovernance::{self, IGovernanceCalls};
 use primitives::abi::{InvalidArguments, Unauthorized};
-use primitives::system::{Module, TREASURY};
+use primitives::system::{GOVERNANCE_DEPOSITS, Module, TREASURY};
 use primitives::{Address, Amount, Bytes};
 
 use crate::bank::BankWrite;
@@ -112,7 +115,7 @@ fn param_u64(st: &Overlay, p: &params::ParamSpec) -> Result<u64, CallFail> {
 
 fn return_deposit(st: &mut Overlay, id: u64, p: &ProposalRecord) -> Result<Option<primitives::Log>, CallFail> {
     let d = Amount::from_u256(p.deposit).map_err(|_| revert(primitives::abi::Overflow {}))?;
-    st.transfer(&ADDRESS, &p.proposer, d)?;
+    st.transfer(&GOVERNANCE_DEPOSITS, &p.proposer, d)?;
     Ok(Some(log(&IGovernance::DepositReturned { id, proposer: p.proposer, amount: p.deposit })))
 }
 
@@ -127,9 +130,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IGovernanceCalls) -> R
     use IGovernanceCalls as C;
     let height = ctx.env.number;
     let sender = ctx.sender;
-    if !matches!(call, C::propose(_)) && ctx.value != Amount::ZERO {
-        return Err(revert(primitives::abi::NonPayable {}));
-    }
     Ok(match call {
         C::propose(c) => {
             let power = st.voting_power(&sender)?;
@@ -181,6 +181,8 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IGovernanceCalls) -> R
                 targets: c.targets.clone(),
                 calldatas: c.calldatas.clone(),
             };
+            // The deposit arrived with the call; hold it where no proposal reaches.
+            st.transfer(&ADDRESS, &GOVERNANCE_DEPOSITS, ctx.value)?;
             store(st, state_key::proposal(id), &p);
             store(st, state_key::count(), &id);
             open.push(id);
@@ -333,7 +335,7 @@ pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         if vetoed {
             p.state = VETOED;
             let d = Amount::from_u256(p.deposit).map_err(|_| revert(primitives::abi::Overflow {}))?;
-            st.burn(&ADDRESS, d)?;
+            st.burn(&GOVERNANCE_DEPOSITS, d)?;
         } else {
             if passed {
                 p.state = QUEUED;

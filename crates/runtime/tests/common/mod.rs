@@ -25,3 +25,113 @@ impl Mem {
         }
     }
 }
+
+/// A ledger driven by signed transactions, as a chain applies them: genesis,
+/// then one block per [`Ledger::block`], each checked against the supply equation.
+pub struct Ledger {
+    pub mem: Mem,
+    pub height: u64,
+    pub chain_id: u64,
+    nonces: BTreeMap<primitives::Address, u64>,
+}
+
+impl Ledger {
+    pub fn new(g: &runtime::Genesis) -> Ledger {
+        let mut mem = Mem(BTreeMap::new());
+        let e = runtime::EmptyState;
+        let mut st = runtime::Overlay::new(&e);
+        g.apply(&mut st).unwrap();
+        mem.apply(st.into_writes());
+        Ledger { mem, height: 0, chain_id: g.chain_id, nonces: BTreeMap::new() }
+    }
+
+    pub fn env(&self, number: u64) -> runtime::BlockEnv {
+        runtime::BlockEnv {
+            chain_id: self.chain_id,
+            number,
+            timestamp: 1_800_000_000 + number,
+            base_fee: 7,
+            gas_limit: 30_000_000,
+            coinbase: primitives::system::VALIDATOR_REWARD_POOL,
+        }
+    }
+
+    pub fn sign(
+        &mut self,
+        k: &keys::SecretKey,
+        to: primitives::Address,
+        value: primitives::Amount,
+        input: Vec<u8>,
+    ) -> primitives::SignedTransaction {
+        let nonce = self.nonces.entry(k.address()).or_default();
+        let t = alloy_consensus::TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: *nonce,
+            gas_limit: 4_000_000,
+            max_fee_per_gas: 100,
+            max_priority_fee_per_gas: 1,
+            to: alloy_primitives::TxKind::Call(to),
+            value: alloy_primitives::U256::from(value.0),
+            access_list: Default::default(),
+            input: input.into(),
+        };
+        *nonce += 1;
+        primitives::SignedTransaction::decode(&keys::encode_2718(&keys::sign_eip1559(k, t)), self.chain_id).unwrap()
+    }
+
+    /// One block of these transactions; `Err` if a block hook failed (which no
+    /// transaction may ever cause: the chain could not make the block).
+    pub fn try_block(
+        &mut self,
+        txs: Vec<primitives::SignedTransaction>,
+    ) -> Result<Vec<primitives::block::Receipt>, String> {
+        let env = self.env(self.height + 1);
+        let (receipts, writes) = {
+            let mut st = runtime::Overlay::new(&self.mem);
+            runtime::begin_block(&mut st, &env).map_err(|e| e.to_string())?;
+            let mut used = 0;
+            let mut rs = vec![];
+            for tx in &txs {
+                let r = runtime::apply_transaction(&mut st, &env, tx, used).map_err(|e| e.to_string())?;
+                used = r.cumulative_gas_used;
+                rs.push(r);
+            }
+            runtime::end_block(&mut st, &env).map_err(|e| e.to_string())?;
+            (rs, st.into_writes())
+        };
+        self.height += 1;
+        self.mem.apply(writes);
+        let s = runtime::supply_report(&self.mem).unwrap();
+        let mut total = primitives::Amount::ZERO;
+        for (k, v) in &self.mem.0 {
+            if k.starts_with(b"bank/a/") && v.len() == 24 {
+                total = primitives::Amount(total.0 + u128::from_be_bytes(v[8..].try_into().unwrap()));
+            }
+        }
+        assert_eq!(s.total, total, "the supply equation after block {}", self.height);
+        Ok(receipts)
+    }
+
+    pub fn block(&mut self, txs: Vec<primitives::SignedTransaction>) -> Vec<primitives::block::Receipt> {
+        self.try_block(txs).unwrap()
+    }
+
+    /// One transaction in a block of its own.
+    pub fn send(
+        &mut self,
+        k: &keys::SecretKey,
+        to: primitives::Address,
+        value: primitives::Amount,
+        input: Vec<u8>,
+    ) -> primitives::block::Receipt {
+        let tx = self.sign(k, to, value, input);
+        self.block(vec![tx]).pop().unwrap()
+    }
+
+    /// Empty blocks until the next block is `height`.
+    pub fn until(&mut self, height: u64) {
+        while self.height + 1 < height {
+            self.block(vec![]);
+        }
+    }
+}
