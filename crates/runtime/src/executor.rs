@@ -126,6 +126,25 @@ impl SolInterface for NoFunctions {
     }
 }
 
+/// The functions that take OPEN with the call (bonds, deposits, escrow); every
+/// other call, every view included, refuses value with `NonPayable` before it
+/// runs, so no OPEN is ever left at a module by a call that does not account for it.
+fn takes_value(c: &SystemCall) -> bool {
+    use primitives::abi::IAttribution::IAttributionCalls as A;
+    use primitives::abi::IDatanets::IDatanetsCalls as D;
+    use primitives::abi::IGovernance::IGovernanceCalls as G;
+    use primitives::abi::IInference::IInferenceCalls as I;
+    use primitives::abi::IStaking::IStakingCalls as S;
+    matches!(
+        c,
+        SystemCall::Staking(S::registerOperator(_) | S::bond(_) | S::depositRewards(_))
+            | SystemCall::Governance(G::propose(_))
+            | SystemCall::Datanets(D::submitContribution(_))
+            | SystemCall::Inference(I::deposit(_))
+            | SystemCall::Attribution(A::challenge(_))
+    )
+}
+
 fn system_gas(c: &SystemCall) -> u64 {
     match c {
         SystemCall::Bank(c) => bank::gas_cost(c),
@@ -193,6 +212,9 @@ fn execute_message(
             (st.transfer(&sender, &to, value).map(|_| Bytes::new()), intrinsic)
         }
         Some(Err(fail)) => (Err(fail), intrinsic),
+        Some(Ok(call)) if value != Amount::ZERO && !takes_value(&call) => {
+            (Err(revert(primitives::abi::NonPayable {})), intrinsic)
+        }
         Some(Ok(call)) => {
             let required = intrinsic.saturating_add(system_gas(&call));
             if required > gas_limit {

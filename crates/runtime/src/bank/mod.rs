@@ -27,9 +27,6 @@ pub fn gas_cost(call: &IBankCalls) -> u64 {
 
 /// Execute a call to the bank.
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IBankCalls) -> Result<Bytes, CallFail> {
-    if ctx.value != Amount::ZERO {
-        return Err(revert(primitives::abi::NonPayable {}));
-    }
     Ok(match call {
         IBankCalls::name(_) => IBank::nameCall::abi_encode_returns(&"OpenLedger".to_string()).into(),
         IBankCalls::symbol(_) => IBank::symbolCall::abi_encode_returns(&"OPEN".to_string()).into(),

@@ -16,7 +16,7 @@ pub mod state_key;
 use alloy_primitives::{Signature, U256};
 use alloy_sol_types::{SolCall, SolStruct};
 use primitives::abi::IDatanets::{self, IDatanetsCalls};
-use primitives::abi::{DatanetLimits, NonPayable, Unauthorized};
+use primitives::abi::{DatanetLimits, Unauthorized};
 use primitives::merkle::{EMPTY_ROOT, MerkleProof};
 use primitives::rows::{TOMBSTONE_LEAF, VersionEntry, version_leaf};
 use primitives::state::{StateError, StateRead};
@@ -251,9 +251,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
     use IDatanetsCalls as C;
     let height = ctx.env.number;
     let sender = ctx.sender;
-    if !matches!(call, C::submitContribution(_)) && ctx.value != Amount::ZERO {
-        return Err(revert(NonPayable {}));
-    }
     Ok(match call {
         C::createDatanet(c) => {
             if c.dataType != 0 {

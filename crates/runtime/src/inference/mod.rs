@@ -71,7 +71,7 @@ use alloy_primitives::U256;
 use alloy_sol_types::SolCall;
 use primitives::abi::IInference::{self, IInferenceCalls};
 use primitives::abi::{
-    AttributionHold, Credit, NonPayable, Overflow, ServingEndpoint, receipt_cost, receipt_hash, receipt_signing_hash,
+    AttributionHold, Credit, Overflow, ServingEndpoint, receipt_cost, receipt_hash, receipt_signing_hash,
     recover_receipt_signer,
 };
 use primitives::system::{Module, TREASURY};
@@ -154,10 +154,6 @@ fn add(a: Amount, b: u128) -> Result<Amount, CallFail> {
 /// reverts the call rather than halting the chain.
 fn sub(a: Amount, b: u128) -> Result<Amount, CallFail> {
     a.checked_sub(Amount(b)).map_err(|_| overflow())
-}
-
-fn nonpayable(ctx: &CallCtx) -> Result<(), CallFail> {
-    if ctx.value != Amount::ZERO { Err(revert(NonPayable {})) } else { Ok(()) }
 }
 
 fn blocks(st: &Overlay, spec: &ParamSpec) -> Result<u64, CallFail> {
@@ -373,9 +369,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IInferenceCalls) -> Re
     use IInferenceCalls as C;
     let height = ctx.env.number;
     let sender = ctx.sender;
-    if !matches!(call, C::deposit(_)) {
-        nonpayable(ctx)?;
-    }
     let mut t = st.holdings()?;
     let before = t;
     let out: Bytes = match call {

@@ -25,9 +25,9 @@ pub mod view;
 
 use alloy_sol_types::SolCall;
 use primitives::abi::IModels::{self, IModelsCalls};
-use primitives::abi::{ModelRegistration, NonPayable, Unauthorized};
+use primitives::abi::{ModelRegistration, Unauthorized};
 use primitives::system::{Module, TREASURY};
-use primitives::{Address, Amount, B256, Bytes, ModelId, content_hash};
+use primitives::{Address, B256, Bytes, ModelId, content_hash};
 
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::DatanetsRead;
@@ -187,9 +187,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IModelsCalls) -> Resul
     use IModelsCalls as C;
     let height = ctx.env.number;
     let sender = ctx.sender;
-    if ctx.value != Amount::ZERO {
-        return Err(revert(NonPayable {}));
-    }
     let governance = Module::Governance.address();
     Ok(match call {
         C::register(c) => {

@@ -10,7 +10,7 @@ pub mod view;
 use alloy_sol_types::SolCall;
 use primitives::abi::IParams::{self, IParamsCalls};
 use primitives::system::Module;
-use primitives::{Amount, Bytes, U256};
+use primitives::{Bytes, U256};
 
 use crate::context::{CallCtx, CallFail};
 use crate::{Overlay, revert};

@@ -18,7 +18,7 @@ pub mod view;
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
 use primitives::abi::IStaking::{self, IStakingCalls};
-use primitives::abi::{NonPayable, Unauthorized};
+use primitives::abi::Unauthorized;
 use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, B256, Bytes};
 
@@ -316,10 +316,6 @@ pub fn decode(input: &[u8]) -> Result<IStakingCalls, CallFail> {
     crate::executor::decode_calls::<IStakingCalls>(input)
 }
 
-fn nonpayable(ctx: &CallCtx) -> Result<(), CallFail> {
-    if ctx.value != Amount::ZERO { Err(revert(NonPayable {})) } else { Ok(()) }
-}
-
 fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option<DelegationRecord>), CallFail> {
     if *account == c.addr {
         return Ok((c.op.selfBond, None));
@@ -360,7 +356,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::bondCall::abi_encode_returns(&IStaking::bondReturn {}).into()
         }
         C::unbond(c) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &c.operator)?;
             let (have, d) = own_stake(st, &oc, &sender)?;
             if c.amount.is_zero() || c.amount > have {
@@ -398,7 +393,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::unbondCall::abi_encode_returns(&IStaking::unbondReturn {}).into()
         }
         C::withdraw(_) => {
-            nonpayable(ctx)?;
             let list = st.unbondings(&sender)?;
             let (ready, pending): (Vec<_>, Vec<_>) = list.into_iter().partition(|e| e.releaseHeight <= height);
             let total: U256 = ready.iter().map(|e| e.amount).sum();
@@ -408,7 +402,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::withdrawCall::abi_encode_returns(&IStaking::withdrawReturn {}).into()
         }
         C::claimRewards(c) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &c.operator)?;
             let paid = if sender == c.operator {
                 std::mem::replace(&mut oc.op.rewards, U256::ZERO)
@@ -428,7 +421,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::claimRewardsCall::abi_encode_returns(&IStaking::claimRewardsReturn {}).into()
         }
         C::rotateConsensusKey(c) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &sender)?;
             if c.key == B256::ZERO
                 || oc.op.role != ROLE_VALIDATOR
@@ -444,7 +436,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::rotateConsensusKeyCall::abi_encode_returns(&IStaking::rotateConsensusKeyReturn {}).into()
         }
         C::rotateServingKey(c) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &sender)?;
             if c.key == Address::ZERO {
                 return Err(revert(IStaking::InvalidKey {}));
@@ -455,7 +446,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::rotateServingKeyCall::abi_encode_returns(&IStaking::rotateServingKeyReturn {}).into()
         }
         C::setCommission(c) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &sender)?;
             if c.commissionBps > 10_000 {
                 return Err(revert(IStaking::InvalidFraction { fractionPpm: c.commissionBps as u32 }));
@@ -466,7 +456,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::setCommissionCall::abi_encode_returns(&IStaking::setCommissionReturn {}).into()
         }
         C::unjail(_) => {
-            nonpayable(ctx)?;
             let mut oc = load_op(st, &sender)?;
             if !oc.op.jailed {
                 return Err(revert(IStaking::NotJailed { operator: sender }));
@@ -491,7 +480,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::depositRewardsCall::abi_encode_returns(&IStaking::depositRewardsReturn {}).into()
         }
         C::slash(c) => {
-            nonpayable(ctx)?;
             if sender != Module::Governance.address() && sender != Module::Attribution.address() {
                 return Err(revert(Unauthorized { caller: sender }));
             }
