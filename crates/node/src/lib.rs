@@ -87,9 +87,14 @@ fn start_serving(
         model: model.config.clone(),
         handle: tokio::runtime::Handle::current(),
     });
-    let cache = serve::AdapterCache::new(sc.adapter_cache_bytes, source, metrics);
-    let meter =
-        Meter::new(chain.clone(), sc.operator.clone(), sc.serving_key.clone(), tokio::runtime::Handle::current());
+    let cache = serve::AdapterCache::new(sc.adapter_cache_bytes, source, metrics.clone());
+    let meter = Meter::new(
+        chain.clone(),
+        sc.operator.clone(),
+        sc.serving_key.clone(),
+        tokio::runtime::Handle::current(),
+        metrics,
+    );
     meter.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
     let attribution = attribution::AttributionService::new(
         chain.clone(),
@@ -329,5 +334,5 @@ pub fn send_and_wait(
     value: u128,
     data: Vec<u8>,
 ) -> Result<(), String> {
-    tx::submit_and_wait(chain, &tokio::runtime::Handle::current(), key, to, value, data, 1_000_000)
+    Ok(tx::submit_and_wait(chain, &tokio::runtime::Handle::current(), key, to, value, data, 1_000_000)?)
 }

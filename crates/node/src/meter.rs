@@ -7,6 +7,7 @@
 //! allowance.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use primitives::{Address, B256, Bytes};
 use serde_json::json;
 use serve::{Billing, BillingError, ModelEntry, Reservation, Usage, cost};
 
+use crate::tx::TxFailure;
+
 /// Receipts settled per transaction at most.
 const MAX_BATCH: usize = 64;
 
@@ -26,6 +29,23 @@ struct Signed {
     receipt: InferenceReceipt,
     signature: Vec<u8>,
     cost: u128,
+    /// Settlement rounds that did not settle it.
+    attempts: u32,
+}
+
+/// Rounds a receipt whose payer's allowance no longer covers it stays queued
+/// (the payer may grant more) before it is dropped as refused.
+const MAX_ALLOWANCE_ATTEMPTS: u32 = 32;
+
+/// What the chain says of one receipt settled alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Settles,
+    /// The payer's allowance does not cover it now; it may later.
+    Uncovered(String),
+    /// Refused for good (signature, nonce, model, prices, time, or any other
+    /// refusal of the module's): it will never settle.
+    Refused(String),
 }
 
 #[derive(Default)]
@@ -46,6 +66,8 @@ struct State {
 /// The node's [`Billing`]: one serving operator.
 pub struct Meter {
     chain: Arc<Chain>,
+    /// `/metrics`: queued, stuck, settled and dropped receipts.
+    metrics: Arc<serve::Metrics>,
     /// The operator's account: holds the bond, sends settlement transactions.
     operator: SecretKey,
     /// The registered serving key: signs receipts.
@@ -64,6 +86,15 @@ pub struct Meter {
 
 /// Record hash → (the record's canonical bytes, the prompt's token ids as u32 LE).
 pub type Revealer = dyn Fn(&B256) -> Result<(Vec<u8>, Vec<u8>), String> + Send + Sync;
+
+/// The settlement call of these receipts.
+fn settle_call(batch: &[Signed]) -> Vec<u8> {
+    IInference::settleCall {
+        receipts: batch.iter().map(|s| s.receipt.clone()).collect(),
+        signatures: batch.iter().map(|s| Bytes::from(s.signature.clone())).collect(),
+    }
+    .abi_encode()
+}
 
 /// Settled receipts remembered while their attribution record may still come.
 const SETTLED_KEPT: usize = 10_000;
@@ -93,9 +124,11 @@ impl Meter {
         operator: SecretKey,
         serving: SecretKey,
         handle: tokio::runtime::Handle,
+        metrics: Arc<serve::Metrics>,
     ) -> Arc<Meter> {
         Arc::new(Meter {
             chain,
+            metrics,
             operator,
             serving,
             state: Mutex::new(State::default()),
@@ -219,6 +252,15 @@ impl Meter {
 
     /// Submit one settlement transaction for up to `MAX_BATCH` queued receipts
     /// and wait for its block. Returns how many settled.
+    ///
+    /// A batch settles all or nothing, so one receipt the chain refuses would
+    /// hold back every other for ever. When a batch reverts, each receipt is
+    /// tried alone against the chain's state (an `eth_call`, nothing sent):
+    /// one refused for good is dropped and logged with its hash and the
+    /// reason; one its payer's allowance no longer covers waits (up to
+    /// `MAX_ALLOWANCE_ATTEMPTS` rounds); the rest go back to the head of the
+    /// queue, to settle in the next round. A transient failure (not admitted,
+    /// not mined in time) puts the whole batch back.
     pub fn settle_once(&self) -> Result<usize, String> {
         let batch: Vec<Signed> = {
             let mut st = self.state.lock().unwrap();
@@ -226,51 +268,137 @@ impl Meter {
             st.queue.drain(..n).collect()
         };
         if batch.is_empty() {
+            self.publish_metrics();
             self.post_attributions(&[]);
             return Ok(0);
         }
-        let call = IInference::settleCall {
-            receipts: batch.iter().map(|s| s.receipt.clone()).collect(),
-            signatures: batch.iter().map(|s| Bytes::from(s.signature.clone())).collect(),
-        };
-        let result = self.send(call.abi_encode(), 150_000 + 60_000 * batch.len() as u64);
-        let mut st = self.state.lock().unwrap();
-        match result {
+        let result = self.send(settle_call(&batch), 150_000 + 60_000 * batch.len() as u64);
+        let out = match result {
             Ok(()) => {
+                let mut st = self.state.lock().unwrap();
                 for s in &batch {
                     if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
                         p.unsettled = p.unsettled.saturating_sub(s.cost);
                     }
                 }
                 drop(st);
+                self.metrics.settlement_settled.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let hashes: Vec<B256> = batch.iter().map(|s| receipt_hash(&s.receipt)).collect();
                 self.post_attributions(&hashes);
                 Ok(batch.len())
             }
-            Err(e) => {
-                // Put them back (in order) for the next round; a receipt the chain
-                // refuses for good is dropped after being reported.
-                if e.contains("NonceReused") || e.contains("PriceMismatch") || e.contains("AdapterMismatch") {
-                    for s in &batch {
-                        if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
-                            p.unsettled = p.unsettled.saturating_sub(s.cost);
-                        }
-                    }
-                    return Err(format!("{} receipts refused and dropped: {e}", batch.len()));
-                }
-                let rest = std::mem::take(&mut st.queue);
-                st.queue = batch;
-                st.queue.extend(rest);
-                Err(e)
+            Err(TxFailure::Transient(e)) => {
+                self.requeue(batch);
+                Err(format!("settlement not sent (retried next round): {e}"))
             }
+            Err(TxFailure::Reverted { hash, data }) => {
+                let (kept, dropped) = self.sort_out(batch);
+                self.requeue(kept);
+                Err(format!(
+                    "settlement {hash} reverted ({}); {dropped} receipts refused for good were dropped, the rest retry",
+                    crate::tx::error_name(&data)
+                ))
+            }
+        };
+        self.publish_metrics();
+        out
+    }
+
+    /// Try each receipt of a reverted batch alone; drop those refused for
+    /// good (or uncovered too long), and return the others in order with the
+    /// number dropped.
+    fn sort_out(&self, batch: Vec<Signed>) -> (Vec<Signed>, usize) {
+        let mut kept = Vec::with_capacity(batch.len());
+        let mut dropped = 0;
+        for mut s in batch {
+            s.attempts += 1;
+            let why = match self.verdict(&s) {
+                Verdict::Settles => None,
+                Verdict::Uncovered(e) if s.attempts < MAX_ALLOWANCE_ATTEMPTS => {
+                    tracing::info!("receipt {} waits for its payer's allowance: {e}", receipt_hash(&s.receipt));
+                    None
+                }
+                Verdict::Uncovered(e) => Some(format!("{e} (for {} rounds)", s.attempts)),
+                Verdict::Refused(e) => Some(e),
+            };
+            match why {
+                None => kept.push(s),
+                Some(why) => {
+                    tracing::error!(
+                        "dropped receipt {} (payer {}, nonce {}, model m{}, cost {}): the chain refuses it: {why}",
+                        receipt_hash(&s.receipt),
+                        s.receipt.payer,
+                        s.receipt.nonce,
+                        s.receipt.modelId,
+                        s.cost
+                    );
+                    let mut st = self.state.lock().unwrap();
+                    if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
+                        p.unsettled = p.unsettled.saturating_sub(s.cost);
+                    }
+                    self.metrics.settlement_dropped.fetch_add(1, Ordering::Relaxed);
+                    dropped += 1;
+                }
+            }
+        }
+        (kept, dropped)
+    }
+
+    /// Settle one receipt alone against the latest state, keeping nothing.
+    fn verdict(&self, s: &Signed) -> Verdict {
+        use alloy_sol_types::SolInterface;
+        let outcome = self.chain.snapshot().map_err(|e| e.to_string()).and_then(|st| {
+            let env = self.chain.env_at(&self.chain.head().header);
+            runtime::call(
+                &st,
+                &env,
+                self.operator.address(),
+                Module::Inference.address(),
+                primitives::Amount::ZERO,
+                &settle_call(std::slice::from_ref(s)),
+                None,
+            )
+            .map_err(|e| e.to_string())
+        });
+        match outcome {
+            Ok(o) if o.success => Verdict::Settles,
+            Ok(o) => match IInference::IInferenceErrors::abi_decode(&o.output) {
+                Ok(IInference::IInferenceErrors::AllowanceExceeded(e)) => {
+                    Verdict::Uncovered(format!("{:?}", IInference::IInferenceErrors::AllowanceExceeded(e)))
+                }
+                _ => Verdict::Refused(crate::tx::error_name(&o.output)),
+            },
+            // The node could not read its state: nothing is known; keep it.
+            Err(e) => Verdict::Uncovered(e),
         }
     }
 
-    fn send(&self, data: Vec<u8>, gas: u64) -> Result<(), String> {
+    /// Put receipts back at the head of the queue, in order.
+    fn requeue(&self, mut batch: Vec<Signed>) {
+        let mut st = self.state.lock().unwrap();
+        for s in &mut batch {
+            s.attempts = s.attempts.max(1);
+        }
+        let rest = std::mem::take(&mut st.queue);
+        st.queue = batch;
+        st.queue.extend(rest);
+    }
+
+    /// Queue figures for `/metrics`: receipts queued, and those stuck (queued
+    /// after at least one round that did not settle them).
+    fn publish_metrics(&self) {
+        let st = self.state.lock().unwrap();
+        self.metrics.settlement_queued.store(st.queue.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .settlement_stuck
+            .store(st.queue.iter().filter(|s| s.attempts > 0).count() as u64, Ordering::Relaxed);
+    }
+
+    fn send(&self, data: Vec<u8>, gas: u64) -> Result<(), TxFailure> {
         self.send_to(Module::Inference.address(), data, gas)
     }
 
-    fn send_to(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<(), String> {
+    fn send_to(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<(), TxFailure> {
         crate::tx::submit_and_wait(&self.chain, &self.handle, &self.operator, to, 0, data, gas)
     }
 }
@@ -347,11 +475,13 @@ impl Billing for Meter {
             payer: r.payer,
             operator: self.operator.address(),
             nonce,
+            issuedAt: self.chain.head().header.number,
         };
         let hash = receipt_hash(&receipt);
         let sig = self.serving.sign_hash(&receipt_signing_hash(&receipt, self.chain.chain_id()));
         let sig_bytes = sig.as_bytes().to_vec();
         let out = json!({
+            "version": primitives::abi::RECEIPT_VERSION,
             "hash": hash.to_string(),
             "requestHash": request_hash.to_string(),
             "responseHash": response_hash.to_string(),
@@ -365,9 +495,11 @@ impl Billing for Meter {
             "payer": receipt.payer.to_checksum(None),
             "operator": receipt.operator.to_checksum(None),
             "nonce": nonce,
+            "issuedAt": receipt.issuedAt,
             "signature": format!("0x{}", hex::encode(&sig_bytes)),
         });
-        st.queue.push(Signed { receipt, signature: sig_bytes, cost: billed });
+        st.queue.push(Signed { receipt, signature: sig_bytes, cost: billed, attempts: 0 });
+        self.metrics.settlement_queued.store(st.queue.len() as u64, Ordering::Relaxed);
         Ok(Some(out))
     }
 }

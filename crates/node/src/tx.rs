@@ -7,7 +7,32 @@ use std::time::Duration;
 use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use chain::Chain;
-use primitives::{Address, Bytes, U256};
+use primitives::{Address, B256, Bytes, U256};
+
+/// Why one of the node's transactions did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxFailure {
+    /// Not admitted (pool full, fee, funds), not mined in time, or the node
+    /// could not read its own state: the same call may succeed later.
+    Transient(String),
+    /// Mined with status 0: the module refused it, with this custom error.
+    Reverted { hash: B256, data: Bytes },
+}
+
+impl std::fmt::Display for TxFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxFailure::Transient(e) => f.write_str(e),
+            TxFailure::Reverted { hash, data } => write!(f, "transaction {hash} reverted: {}", error_name(data)),
+        }
+    }
+}
+
+impl From<TxFailure> for String {
+    fn from(e: TxFailure) -> String {
+        e.to_string()
+    }
+}
 
 /// Submit a call from `key` to `to` and wait (up to a minute) for its block;
 /// an error names the module's custom error when the call reverted.
@@ -19,8 +44,9 @@ pub fn submit_and_wait(
     value: u128,
     data: Vec<u8>,
     gas: u64,
-) -> Result<(), String> {
-    let nonce = chain.pending_nonce(&key.address()).map_err(|e| e.to_string())?;
+) -> Result<(), TxFailure> {
+    let transient = |e: &dyn std::fmt::Display| TxFailure::Transient(e.to_string());
+    let nonce = chain.pending_nonce(&key.address()).map_err(|e| transient(&e))?;
     let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
     let tx = TxEip1559 {
         chain_id: chain.chain_id(),
@@ -34,22 +60,18 @@ pub fn submit_and_wait(
         input: Bytes::from(data),
     };
     let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
-    let hash = handle.block_on(chain.submit(&raw)).map_err(|e| e.to_string())?;
+    let hash = handle.block_on(chain.submit(&raw)).map_err(|e| transient(&e))?;
     for _ in 0..1200 {
-        let st = chain.snapshot().map_err(|e| e.to_string())?;
-        if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
-            let rs = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
-            let r = rs.get(loc.index as usize).ok_or("receipt missing")?;
-            return if r.success {
-                Ok(())
-            } else {
-                Err(format!("transaction {hash} reverted: {}", error_name(&r.revert_data)))
-            };
+        let st = chain.snapshot().map_err(|e| transient(&e))?;
+        if let Some(loc) = st.tx_location(&hash).map_err(|e| transient(&e))? {
+            let rs = st.receipts(loc.block).map_err(|e| transient(&e))?.unwrap_or_default();
+            let r = rs.get(loc.index as usize).ok_or_else(|| transient(&"receipt missing"))?;
+            return if r.success { Ok(()) } else { Err(TxFailure::Reverted { hash, data: r.revert_data.clone() }) };
         }
         drop(st);
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("transaction {hash} was not mined in time"))
+    Err(TxFailure::Transient(format!("transaction {hash} was not mined in time")))
 }
 
 /// The name and fields of a module's custom error, else the raw bytes.

@@ -96,6 +96,13 @@ pub struct Metrics {
     pub cache_evictions: AtomicU64,
     pub cache_bytes: AtomicU64,
     pub cache_adapters: AtomicU64,
+    /// Receipts billed and waiting to settle on-chain (set by the node's meter).
+    pub settlement_queued: AtomicU64,
+    /// Of those, receipts a settlement round has already failed to settle.
+    pub settlement_stuck: AtomicU64,
+    pub settlement_settled: AtomicU64,
+    /// Receipts the chain refused for good, dropped (each logged with its hash).
+    pub settlement_dropped: AtomicU64,
     pub ttft: Histogram,
     pub itl: Histogram,
     pub step_time: Histogram,
@@ -120,6 +127,10 @@ impl Default for Metrics {
             cache_evictions: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             cache_adapters: AtomicU64::new(0),
+            settlement_queued: AtomicU64::new(0),
+            settlement_stuck: AtomicU64::new(0),
+            settlement_settled: AtomicU64::new(0),
+            settlement_dropped: AtomicU64::new(0),
             ttft: Histogram::new(LATENCY),
             itl: Histogram::new(LATENCY),
             step_time: Histogram::new(LATENCY),
@@ -169,6 +180,34 @@ impl Metrics {
         g(&mut s, "openlora_adapter_cache_evictions_total", "counter", "Adapters evicted.", ld(&self.cache_evictions));
         g(&mut s, "openlora_adapter_cache_bytes", "gauge", "Bytes of resident adapters.", ld(&self.cache_bytes));
         g(&mut s, "openlora_adapter_cache_adapters", "gauge", "Resident adapters.", ld(&self.cache_adapters));
+        g(
+            &mut s,
+            "openledger_settlement_queued_receipts",
+            "gauge",
+            "Receipts billed, not yet settled on-chain.",
+            ld(&self.settlement_queued),
+        );
+        g(
+            &mut s,
+            "openledger_settlement_stuck_receipts",
+            "gauge",
+            "Queued receipts a settlement round already failed to settle.",
+            ld(&self.settlement_stuck),
+        );
+        g(
+            &mut s,
+            "openledger_settlement_settled_total",
+            "counter",
+            "Receipts settled on-chain.",
+            ld(&self.settlement_settled),
+        );
+        g(
+            &mut s,
+            "openledger_settlement_dropped_total",
+            "counter",
+            "Receipts the chain refused for good, dropped and logged.",
+            ld(&self.settlement_dropped),
+        );
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         s.push_str(&format!(
             "# HELP openlora_tokens_per_second Generated tokens per second since start.\n# TYPE openlora_tokens_per_second gauge\nopenlora_tokens_per_second {}\n",
