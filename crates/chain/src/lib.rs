@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use primitives::block::{Header, Receipt};
 use primitives::state::{StateError, StateRead};
-use primitives::tx::{MAX_TX_BYTES, intrinsic_gas};
+use primitives::tx::MAX_TX_BYTES;
 use primitives::{Address, B256, SignedTransaction};
 use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
@@ -245,7 +245,7 @@ impl Chain {
         if tx.max_priority_fee_per_gas() > tx.max_fee_per_gas() {
             return err("max priority fee per gas higher than max fee per gas");
         }
-        if tx.gas_limit() < intrinsic_gas(tx.input()) {
+        if tx.gas_limit() < tx.intrinsic_gas() {
             return err("intrinsic gas too low");
         }
         if tx.max_fee_per_gas() < head.next_base_fee as u128 {

@@ -283,3 +283,49 @@ async fn acknowledged_transactions_survive_restart_and_replay_matches() {
     let e = other.err().unwrap().to_string();
     assert!(e.contains("different chain"), "{e}");
 }
+
+/// Access lists cost gas as EIP-2930 prices them (2,400 per address, 1,900
+/// per storage key): a transaction whose limit covers only its calldata is
+/// refused at submission, and a mined one is charged for its list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_lists_are_charged() {
+    use alloy_eips::eip2930::{AccessList, AccessListItem};
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(2);
+    let chain = open(dir.path(), &k);
+    let b = k[1].address();
+    let list = AccessList(
+        (0..3u8)
+            .map(|i| AccessListItem {
+                address: Address::repeat_byte(i + 1),
+                storage_keys: (0..4u8).map(|j| primitives::B256::repeat_byte(j)).collect(),
+            })
+            .collect(),
+    );
+    let with_list = |nonce: u64, gas: u64| {
+        let t = TxEip1559 {
+            chain_id: 31337,
+            nonce,
+            gas_limit: gas,
+            max_fee_per_gas: 10 * GWEI,
+            max_priority_fee_per_gas: GWEI,
+            to: TxKind::Call(b),
+            value: U256::from(1),
+            access_list: list.clone(),
+            input: Bytes::new(),
+        };
+        encode_2718(&sign_eip1559(&k[0], t))
+    };
+    let list_gas = 3 * 2_400 + 12 * 1_900;
+    // Enough for a plain transfer, not for its list: refused, nothing changes.
+    let e = chain.submit(&with_list(0, 21_000 + list_gas - 1)).await.unwrap_err().0;
+    assert!(e.starts_with("intrinsic gas too low"), "{e}");
+    assert_eq!(chain.pool_len(), 0);
+    let h = chain.submit(&with_list(0, 21_000 + list_gas)).await.unwrap();
+    chain.produce_block().unwrap();
+    let snap = chain.snapshot().unwrap();
+    let loc = snap.tx_location(&h).unwrap().unwrap();
+    let r = &snap.receipts(loc.block).unwrap().unwrap()[loc.index as usize];
+    assert!(r.success);
+    assert_eq!(r.gas_used, 21_000 + list_gas, "the list is paid for in execution too");
+}

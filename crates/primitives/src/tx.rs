@@ -116,6 +116,24 @@ impl SignedTransaction {
     pub fn input(&self) -> &Bytes {
         self.envelope.input()
     }
+    /// Gas of the EIP-2930 access list (typed transactions): 2,400 per
+    /// address and 1,900 per storage key, as Ethereum charges it.
+    pub fn access_list_gas(&self) -> u64 {
+        use alloy_consensus::Transaction;
+        self.envelope.access_list().map_or(0, |l| {
+            l.0.iter().fold(0u64, |g, item| {
+                g.saturating_add(ACCESS_LIST_ADDRESS_GAS)
+                    .saturating_add(ACCESS_LIST_KEY_GAS.saturating_mul(item.storage_keys.len() as u64))
+            })
+        })
+    }
+
+    /// Intrinsic gas of the transaction: [`intrinsic_gas`] of its calldata
+    /// plus its access list's.
+    pub fn intrinsic_gas(&self) -> u64 {
+        intrinsic_gas(self.input()).saturating_add(self.access_list_gas())
+    }
+
     pub fn chain_id(&self) -> Option<u64> {
         self.envelope.chain_id()
     }
@@ -127,6 +145,11 @@ impl SignedTransaction {
         self.envelope.encode_2718_len()
     }
 }
+
+/// Gas per address of an access list (EIP-2930).
+pub const ACCESS_LIST_ADDRESS_GAS: u64 = 2_400;
+/// Gas per storage key of an access list (EIP-2930).
+pub const ACCESS_LIST_KEY_GAS: u64 = 1_900;
 
 /// Intrinsic gas of a call: 21,000 plus 4 per zero and 16 per non-zero calldata byte.
 pub fn intrinsic_gas(input: &[u8]) -> u64 {

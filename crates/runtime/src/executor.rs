@@ -194,6 +194,7 @@ pub struct CallOutcome {
 
 /// Run one message: move `value` and call the system contract at `to`, if any.
 /// Writes and logs of a failed message are undone; the caller charges gas.
+#[allow(clippy::too_many_arguments)]
 fn execute_message(
     st: &mut Overlay,
     env: &BlockEnv,
@@ -202,8 +203,9 @@ fn execute_message(
     value: Amount,
     input: &[u8],
     gas_limit: u64,
+    access_list_gas: u64,
 ) -> Result<CallOutcome, StateError> {
-    let intrinsic = intrinsic_gas(input);
+    let intrinsic = intrinsic_gas(input).saturating_add(access_list_gas);
     let cp = st.checkpoint();
     let decoded = decode_system_call(&to, input);
     let (result, gas_used) = match decoded {
@@ -329,7 +331,7 @@ pub fn apply_transaction(
     if block_gas_used.saturating_add(gas_limit) > env.gas_limit {
         return Err(ApplyError::BlockFull);
     }
-    if intrinsic_gas(tx.input()) > gas_limit {
+    if tx.intrinsic_gas() > gas_limit {
         return Err(ApplyError::IntrinsicGas);
     }
     if tx.max_fee_per_gas() < env.base_fee as u128 {
@@ -351,7 +353,7 @@ pub fn apply_transaction(
     acct.nonce += 1;
     st.put_account(&tx.sender, acct);
 
-    let out = execute_message(st, env, tx.sender, to, value, tx.input(), gas_limit)?;
+    let out = execute_message(st, env, tx.sender, to, value, tx.input(), gas_limit, tx.access_list_gas())?;
 
     let refund = Amount((gas_limit - out.gas_used) as u128 * price);
     let fee = Amount(out.gas_used as u128 * price);
@@ -410,7 +412,7 @@ pub fn call(
     if st.balance(&from)? < value {
         return Err(CallError::Invalid("insufficient funds for gas * price + value".into()));
     }
-    Ok(execute_message(&mut st, env, from, to, value, input, gas.unwrap_or(env.gas_limit))?)
+    Ok(execute_message(&mut st, env, from, to, value, input, gas.unwrap_or(env.gas_limit), 0)?)
 }
 
 /// Gas a transaction with this call needs: the gas it uses, or the revert.
