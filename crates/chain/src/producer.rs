@@ -156,6 +156,10 @@ pub fn build_block(
 /// nothing is produced (`Ok(None)`) when no pooled transaction is executable.
 pub(crate) fn produce(chain: &Chain, allow_empty: bool) -> Result<Option<u64>, ChainError> {
     let _guard = chain.producing.lock().unwrap();
+    let expired = chain.pool.lock().unwrap().expire_queued(Instant::now());
+    if expired > 0 {
+        tracing::info!(expired, "dropped queued (future-nonce) transactions past their lifetime");
+    }
     let head = chain.head();
     let snap = chain.store.snapshot()?;
     let candidates = {

@@ -329,3 +329,33 @@ async fn access_lists_are_charged() {
     assert!(r.success);
     assert_eq!(r.gas_used, 21_000 + list_gas, "the list is paid for in execution too");
 }
+
+/// A sender cannot lock the pool with transactions that never run: past its
+/// share of queued (future-nonce) transactions it is refused, while its
+/// executable ones are still admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_nonce_transactions_are_bounded_per_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(2);
+    let chain = Chain::open(ChainConfig {
+        data_dir: dir.path().to_path_buf(),
+        genesis: genesis(&k),
+        block_time: BlockTime::Manual,
+        history: 100,
+        pool: PoolConfig::default(),
+        max_txs_per_block: 10_000,
+    })
+    .unwrap();
+    let b = k[1].address();
+    let limit = PoolConfig::default().max_queued_per_sender as u64;
+    for n in 1..=limit {
+        chain.submit(&transfer(&k[0], n, b, 1)).await.unwrap();
+    }
+    assert_eq!(chain.submit(&transfer(&k[0], limit + 1, b, 1)).await.unwrap_err().0, "account limit exceeded");
+    assert_eq!(chain.pool_counts(), (0, limit as usize));
+    // The gap filled, all of them are executable and mined.
+    chain.submit(&transfer(&k[0], 0, b, 1)).await.unwrap();
+    assert_eq!(chain.pool_counts(), (limit as usize + 1, 0));
+    chain.produce_block().unwrap();
+    assert_eq!(chain.pool_len(), 0);
+}
