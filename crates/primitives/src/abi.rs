@@ -156,6 +156,10 @@ sol! {
         function proposalCalls(uint64 id) external view returns (address[] memory targets, bytes[] memory calldatas);
         function proposalCount() external view returns (uint64);
         function hasVoted(uint64 id, address voter) external view returns (bool);
+        /// The deposit a proposal made now must send: `governance.deposit`, doubled
+        /// for every 8 proposals already open (so filling the 64 slots costs
+        /// 2,040 times one deposit, lost without quorum).
+        function proposalDeposit() external view returns (uint256);
     }
 
     /// What an ingest attester signs (EIP-712, domain of the datanets module):
@@ -753,6 +757,9 @@ sol! {
         function verdictDigest(bytes32 receiptHash, bool recordCorrect) external view returns (bytes32);
         /// Bonds the module holds; equals its balance.
         function bonds() external view returns (uint128);
+        /// The least bond a challenge opened now must send: `attribution.challenge_bond`,
+        /// doubled for every 32 challenges already open.
+        function challengeBond() external view returns (uint256);
     }
 }
 

@@ -107,3 +107,47 @@ fn a_passed_proposal_cannot_spend_another_proposals_deposit() {
     // The chain goes on.
     l.block(vec![]);
 }
+
+/// Blocking governance by filling its 64 open-proposal slots costs far more
+/// than it gains: the deposit doubles for every 8 open proposals, and a
+/// proposal that never reaches quorum loses its deposit.
+#[test]
+fn open_proposal_slots_cost_more_as_they_fill_and_idle_proposals_lose_their_deposit() {
+    use alloy_sol_types::SolError;
+    let mut l = Ledger::new(&genesis());
+    let voter = key(0);
+    let base = 10 * ONE_OPEN;
+    let deposit_now = |l: &Ledger| {
+        let out = runtime::call(
+            &l.mem,
+            &l.env(l.height + 1),
+            Address::ZERO,
+            GOV,
+            Amount::ZERO,
+            &IGovernance::proposalDepositCall {}.abi_encode(),
+            None,
+        )
+        .unwrap();
+        IGovernance::proposalDepositCall::abi_decode_returns(&out.output).unwrap()
+    };
+    assert_eq!(deposit_now(&l), U256::from(base));
+    let txs: Vec<_> =
+        (0..8).map(|i| l.sign(&voter, GOV, Amount(base), propose(&format!("slot {i}"), vec![], vec![]))).collect();
+    assert!(l.block(txs).iter().all(|r| r.success));
+    assert_eq!(deposit_now(&l), U256::from(2 * base), "doubled at 8 open");
+    let r = l.send(&voter, GOV, Amount(base), propose("one more", vec![], vec![]));
+    assert!(!r.success);
+    let e = IGovernance::DepositMismatch::abi_decode(&r.revert_data).unwrap();
+    assert_eq!(e.required, U256::from(2 * base));
+    assert!(l.send(&voter, GOV, Amount(2 * base), propose("one more", vec![], vec![])).success);
+    assert_eq!(l.mem.balance(&GOVERNANCE_DEPOSITS).unwrap(), Amount(10 * base));
+    // Nobody votes: every one is defeated without quorum and its deposit burned.
+    let burned_before = runtime::supply_report(&l.mem).unwrap().burned;
+    l.until(10);
+    assert_eq!(l.mem.balance(&GOVERNANCE_DEPOSITS).unwrap(), Amount::ZERO);
+    let burned = runtime::supply_report(&l.mem).unwrap().burned;
+    assert_eq!(burned.0 - burned_before.0, 10 * base);
+    let p = runtime::governance::GovernanceRead::proposal(&l.mem, 1).unwrap().unwrap();
+    assert_eq!(p.state, runtime::governance::DEFEATED);
+    assert_eq!(deposit_now(&l), U256::from(base), "the slots are free again");
+}

@@ -1858,3 +1858,40 @@ proptest! {
         prop_assert_eq!(w.c.mem.holdings().unwrap().accrued_credits, Amount::ZERO);
     }
 }
+
+/// Filling the open-challenge slots to block challenges costs far more than
+/// it gains: the least bond doubles for every 32 open challenges.
+#[test]
+fn challenge_bonds_grow_with_open_challenges() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let challenger = clone_key(&w.k.other);
+    let required = |c: &Chain| c.view_at(ATTRIBUTION, IAttribution::challengeBondCall {});
+    assert_eq!(required(&w.c), U256::from(BOND));
+    // 33 records posted in one block, so all are within their challenge window.
+    let rs: Vec<InferenceReceipt> = (1..=33).map(|n| w.receipt(n, 1_000, 1_000)).collect();
+    w.settle(&rs);
+    let op = clone_key(&w.k.operator);
+    let hs: Vec<B256> = rs.iter().map(receipt_hash).collect();
+    let posts: Vec<_> = hs
+        .iter()
+        .map(|h| {
+            let c = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+                receiptHash: *h,
+                recordHash: content_hash(RECORD),
+                credits: vec![Credit { contributionId: 1, weightPpm: 1_000_000 }],
+            });
+            w.c.sign(&op, INFERENCE, Amount::ZERO, c.abi_encode())
+        })
+        .collect();
+    assert!(w.c.block(posts).iter().all(|r| r.success));
+    let txs: Vec<_> =
+        hs[..32].iter().map(|h| w.c.sign(&challenger, ATTRIBUTION, Amount(BOND), challenge(*h).abi_encode())).collect();
+    assert!(w.c.block(txs).iter().all(|r| r.success));
+    assert_eq!(required(&w.c), U256::from(2 * BOND));
+    match w.c.att_refused(&challenger, Amount(BOND), challenge(hs[32])) {
+        IAttributionErrors::BondTooSmall(e) => assert_eq!(e.required, U256::from(2 * BOND)),
+        e => panic!("{e:?}"),
+    }
+    w.c.att_ok(&challenger, Amount(2 * BOND), challenge(hs[32]));
+}

@@ -184,11 +184,7 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             let bond = match bond {
                 Some(b) => b.parse::<Amount>().map_err(|e| anyhow!("--bond {b:?}: {e}"))?,
                 None => {
-                    let p = view(
-                        &mut rpc.client(),
-                        Module::Params.address(),
-                        &IParams::getCall { name: "attribution.challenge_bond".into() },
-                    )?;
+                    let p = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeBondCall {})?;
                     Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
                 }
             };

@@ -67,7 +67,7 @@ fn parse_state(s: &str) -> Result<u8, String> {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GovCmd {
-    /// Submit a proposal (sends the governance.deposit parameter as the deposit).
+    /// Submit a proposal (sends the deposit `proposalDeposit()` requires now: governance.deposit, doubled per 8 open proposals).
     Propose {
         /// What the proposal does and why (may be the whole proposal, with no calls).
         #[arg(long)]
@@ -238,7 +238,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
         GovCmd::Propose { description, set_param, call, raw, signer, rpc } => {
             let mut client = rpc.client();
             let calls = build_calls(&mut client, &set_param, &call, &raw)?;
-            let deposit = view(&mut client, PARAMS, &IParams::getCall { name: "governance.deposit".into() })?;
+            let deposit = view(&mut client, GOVERNANCE, &IGovernance::proposalDepositCall {})?;
             let deposit_amt = Amount::from_u256(deposit).map_err(|_| anyhow!("deposit {deposit} overflows"))?;
             let p = IGovernance::proposeCall {
                 description: description.clone(),

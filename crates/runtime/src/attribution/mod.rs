@@ -4,7 +4,8 @@
 //!
 //! 1. **Challenge.** Within a record's challenge window
 //!    (`inference.challenge_window_blocks` after posting) anyone bonds at least
-//!    `attribution.challenge_bond` and names the record they computed instead.
+//!    `attribution.challenge_bond` (doubled for every 32 open challenges:
+//!    [`required_bond`]) and names the record they computed instead.
 //!    The record's credits cannot be finalized while the challenge is open.
 //! 2. **Reveal.** The operator that posted the record has
 //!    `attribution.reveal_blocks` to reveal the record's canonical bytes (their
@@ -64,6 +65,17 @@ pub use view::AttributionRead;
 pub const ADDRESS: Address = Module::Attribution.address();
 /// Most unresolved challenges at once (the `awaitingVerdict` view returns them all).
 pub const MAX_OPEN: usize = 256;
+/// The least bond doubles for every this many open challenges.
+pub const BOND_DOUBLING: usize = 32;
+
+/// The least bond of a challenge opened while `open` are open: the governed
+/// bond doubled for every [`BOND_DOUBLING`] of them, so filling the slots to
+/// block challenges costs far more than it could gain (a challenge of a right
+/// record forfeits its bond).
+pub fn required_bond(base: u128, open: usize) -> u128 {
+    base.saturating_mul(1u128 << (open / BOND_DOUBLING).min(64))
+}
+
 /// Most signatures in one `submitVerdict`.
 pub const MAX_SIGNATURES: usize = 128;
 
@@ -113,7 +125,7 @@ pub fn gas_cost(call: &IAttributionCalls) -> u64 {
         submitVerdict(c) => 60_000 + 50_000 * c.signatures.len() as u64 + LOSE_GAS,
         resolveUnrevealed(_) => 60_000 + LOSE_GAS,
         resolveLapsed(_) => 60_000 + FALLBACK_GAS,
-        challengeOf(_) | revealed(_) | awaitingVerdict(_) | verdictDigest(_) | bonds(_) => 5_000,
+        challengeOf(_) | revealed(_) | awaitingVerdict(_) | verdictDigest(_) | bonds(_) | challengeBond(_) => 5_000,
     }
 }
 
@@ -209,14 +221,14 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
                     hold.postedAt.saturating_add(window)
                 )));
             }
-            let min = st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?;
+            let mut open = st.open_challenges()?;
+            let min = required_bond(st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?, open.len());
             if ctx.value.0 < min {
                 return Err(revert(IAttribution::BondTooSmall {
                     required: U256::from(min),
                     given: ctx.value.to_u256(),
                 }));
             }
-            let mut open = st.open_challenges()?;
             if open.len() >= MAX_OPEN {
                 return Err(revert(IAttribution::TooManyChallenges { max: U256::from(MAX_OPEN) }));
             }
@@ -429,5 +441,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> 
             .into()
         }
         C::bonds(_) => IAttribution::bondsCall::abi_encode_returns(&st.bonds()?.0).into(),
+        C::challengeBond(_) => {
+            let b = required_bond(st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?, st.open_challenges()?.len());
+            IAttribution::challengeBondCall::abi_encode_returns(&U256::from(b)).into()
+        }
     })
 }

@@ -28,6 +28,16 @@ pub const ADDRESS: Address = Module::Governance.address();
 pub const MAX_CALLS: usize = 32;
 /// Most proposals open (pending or voting) at once.
 pub const MAX_OPEN: usize = 64;
+/// The deposit doubles for every this many open proposals.
+pub const DEPOSIT_DOUBLING: usize = 8;
+
+/// The deposit a proposal must send while `open` proposals are open: the
+/// base deposit doubled for every [`DEPOSIT_DOUBLING`] of them, so occupying
+/// the slots to block governance costs far more than one deposit each (and a
+/// proposal without quorum loses its deposit).
+pub fn required_deposit(base: u128, open: usize) -> u128 {
+    base.saturating_mul(1u128 << (open / DEPOSIT_DOUBLING).min(64))
+}
 
 pub const PENDING: u8 = 0;
 pub const ACTIVE: u8 = 1;
@@ -140,7 +150,8 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IGovernanceCalls) -> R
                     threshold: U256::from(threshold),
                 }));
             }
-            let deposit = st.param(&params::GOV_DEPOSIT)?;
+            let mut open = load::<Vec<u64>>(st, &state_key::open())?.unwrap_or_default();
+            let deposit = required_deposit(st.param(&params::GOV_DEPOSIT)?, open.len());
             if ctx.value.0 != deposit {
                 return Err(revert(IGovernance::DepositMismatch {
                     required: U256::from(deposit),
@@ -159,7 +170,6 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IGovernanceCalls) -> R
             if let Some(t) = c.targets.iter().find(|t| Module::from_address(t).is_none()) {
                 return Err(revert(IGovernance::TargetNotSystem { target: *t }));
             }
-            let mut open = load::<Vec<u64>>(st, &state_key::open())?.unwrap_or_default();
             if open.len() >= MAX_OPEN {
                 return Err(revert(IGovernance::TooManyOpenProposals { max: U256::from(MAX_OPEN) }));
             }
@@ -299,6 +309,11 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IGovernanceCalls) -> R
             })
             .into()
         }
+        C::proposalDeposit(_) => {
+            let open = load::<Vec<u64>>(st, &state_key::open())?.unwrap_or_default().len();
+            let d = required_deposit(st.param(&params::GOV_DEPOSIT)?, open);
+            IGovernance::proposalDepositCall::abi_encode_returns(&U256::from(d)).into()
+        }
         C::proposalCount(_) => IGovernance::proposalCountCall::abi_encode_returns(&st.proposal_count()?).into(),
         C::hasVoted(c) => {
             IGovernance::hasVotedCall::abi_encode_returns(&st.get(&state_key::vote(c.id, &c.voter))?.is_some()).into()
@@ -332,8 +347,10 @@ pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         let vetoed = quorum && p.vetoVotes * U256::from(10_000u32) > bps(&params::GOV_VETO_BPS)? * votes;
         let decisive = p.forVotes + p.againstVotes + p.vetoVotes;
         let passed = quorum && !vetoed && p.forVotes * U256::from(10_000u32) > bps(&params::GOV_PASS_BPS)? * decisive;
-        if vetoed {
-            p.state = VETOED;
+        if vetoed || !quorum {
+            // A veto, or a vote nobody came to: the deposit is burned, so
+            // proposals that only occupy a slot cost their deposit.
+            p.state = if vetoed { VETOED } else { DEFEATED };
             let d = Amount::from_u256(p.deposit).map_err(|_| revert(primitives::abi::Overflow {}))?;
             st.burn(&GOVERNANCE_DEPOSITS, d)?;
         } else {
