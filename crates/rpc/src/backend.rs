@@ -86,6 +86,11 @@ pub struct NodeStatus {
 /// "pending" → head for state reads, with the pool counted where noted).
 pub trait Backend: Send + Sync + 'static {
     fn chain_id(&self) -> u64;
+    /// How long one executing or scanning call (`eth_call`, `eth_estimateGas`,
+    /// `eth_getLogs`, ...) may take before its caller gets an error.
+    fn call_timeout(&self) -> std::time::Duration {
+        crate::methods::RPC_CALL_TIMEOUT
+    }
     /// e.g. "openledger/0.1.0".
     fn client_version(&self) -> String;
     /// The newest committed block.

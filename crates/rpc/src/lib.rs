@@ -3,7 +3,8 @@
 //! the `ol_` namespace, over HTTP POST at `/` (axum), and a small blocking client.
 //!
 //! - Transport: JSON-RPC 2.0, single requests and batches (at most
-//!   [`MAX_BATCH`] entries), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413),
+//!   [`MAX_BATCH`] entries, of which at most [`MAX_BATCH_HEAVY`] execute code or
+//!   scan blocks), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413),
 //!   any Content-Type. Notifications (no `id`) are run but get no answer (a lone
 //!   notification gets HTTP 204). CORS is open (`Access-Control-Allow-Origin: *`)
 //!   and `OPTIONS` preflights get 204, for browser wallets.
@@ -59,6 +60,10 @@ use crate::params::Params;
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Most entries of one batch.
 pub const MAX_BATCH: usize = 1000;
+/// Most entries of one batch that execute code or scan blocks
+/// ([`methods::HEAVY_METHODS`]); the ones past it are answered with a
+/// limit error, so one request cannot queue a thousand executions.
+pub const MAX_BATCH_HEAVY: usize = 50;
 
 /// Serve JSON-RPC on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>) -> std::io::Result<()> {
@@ -140,16 +145,27 @@ pub async fn handle_request(backend: &Arc<dyn Backend>, body: &[u8]) -> Option<S
                 let msg = format!("batch too large: {} entries, at most {MAX_BATCH}", entries.len());
                 return Some(to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(msg)))));
             }
-            let futs: Vec<_> = entries.into_iter().map(|e| Box::pin(handle_entry(backend.clone(), e))).collect();
+            let mut heavy = 0usize;
+            let futs: Vec<_> = entries
+                .into_iter()
+                .map(|e| {
+                    let is_heavy =
+                        e.get("method").and_then(Value::as_str).is_some_and(|m| methods::HEAVY_METHODS.contains(&m));
+                    heavy += is_heavy as usize;
+                    let over = is_heavy && heavy > MAX_BATCH_HEAVY;
+                    Box::pin(handle_entry(backend.clone(), e, over))
+                })
+                .collect();
             let answers: Vec<RpcResponse> = join_in_order(futs).await.into_iter().flatten().collect();
             (!answers.is_empty()).then(|| to_json(&answers))
         }
-        v => handle_entry(backend.clone(), v).await.map(|r| to_json(&r)),
+        v => handle_entry(backend.clone(), v, false).await.map(|r| to_json(&r)),
     }
 }
 
-/// One request object; `None` for a notification.
-async fn handle_entry(backend: Arc<dyn Backend>, v: Value) -> Option<RpcResponse> {
+/// One request object; `None` for a notification. `over_budget`: it is past
+/// its batch's share of heavy calls, refused without running.
+async fn handle_entry(backend: Arc<dyn Backend>, v: Value, over_budget: bool) -> Option<RpcResponse> {
     let Value::Object(mut o) = v else {
         return Some(RpcResponse::new(Value::Null, Err(RpcError::invalid_request("invalid request"))));
     };
@@ -160,6 +176,10 @@ async fn handle_entry(backend: Arc<dyn Backend>, v: Value) -> Option<RpcResponse
         return Some(RpcResponse::new(Value::Null, Err(RpcError::invalid_request("invalid request: bad id"))));
     }
     let result = match request_parts(&mut o) {
+        Ok(_) if over_budget => Err(RpcError::limit(format!(
+            "batch too heavy: at most {MAX_BATCH_HEAVY} calls of {} per batch",
+            methods::HEAVY_METHODS.join(", ")
+        ))),
         Ok((method, params)) => methods::dispatch(backend, method, params).await,
         Err(e) => Err(e),
     };

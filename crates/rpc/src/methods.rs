@@ -24,6 +24,15 @@ pub const MAX_LOG_BLOCK_RANGE: u64 = 10_000;
 pub const MAX_LOG_RESULTS: usize = 10_000;
 /// Most blocks one `eth_feeHistory` may cover.
 pub const MAX_FEE_HISTORY_BLOCKS: u64 = 1024;
+/// Most gas an `eth_call` / `eth_estimateGas` may use (go-ethereum's default
+/// RPC gas cap): a larger `gas` is lowered to it, and an estimate above it fails.
+pub const RPC_GAS_CAP: u64 = 50_000_000;
+/// How long an executing or scanning call may take (go-ethereum's `RPCEVMTimeout`).
+pub const RPC_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The methods that execute code or scan many blocks (run on the blocking
+/// pool, under the time cap, and counted against a batch's [`crate::MAX_BATCH_HEAVY`]).
+pub const HEAVY_METHODS: [&str; 6] =
+    ["eth_getLogs", "eth_call", "eth_estimateGas", "eth_feeHistory", "ol_getProof", "eth_getBlockReceipts"];
 /// Most topic positions of a log filter (LOG4).
 const MAX_TOPICS: usize = 4;
 
@@ -39,10 +48,13 @@ pub(crate) async fn dispatch(backend: Arc<dyn Backend>, method: String, params: 
             let hash = backend.submit(raw).await?;
             Ok(h256(&hash))
         }
-        "eth_getLogs" | "eth_call" | "eth_estimateGas" | "eth_feeHistory" | "ol_getProof" | "eth_getBlockReceipts" => {
-            tokio::task::spawn_blocking(move || dispatch_sync(&*backend, &method, &params))
-                .await
-                .unwrap_or_else(|_| Err(RpcError::internal("internal error")))
+        m if HEAVY_METHODS.contains(&m) => {
+            let timeout = backend.call_timeout();
+            let work = tokio::task::spawn_blocking(move || dispatch_sync(&*backend, &method, &params));
+            match tokio::time::timeout(timeout, work).await {
+                Ok(r) => r.unwrap_or_else(|_| Err(RpcError::internal("internal error"))),
+                Err(_) => Err(RpcError::server(format!("execution aborted (timeout = {}s)", timeout.as_secs_f32()))),
+            }
         }
         _ => std::panic::catch_unwind(AssertUnwindSafe(|| dispatch_sync(&*backend, &method, &params)))
             .unwrap_or_else(|_| Err(RpcError::internal("internal error"))),
@@ -96,13 +108,15 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         }
         "eth_call" => {
             p.at_most(3)?;
-            let req = p.parse(0, "call object", params::call_request)?;
+            let mut req = p.parse(0, "call object", params::call_request)?;
+            req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
             let n = state_block(b, p, 1)?;
             Ok(json::data(&b.call(&req, n)?))
         }
         "eth_estimateGas" => {
             p.at_most(3)?;
-            let req = p.parse(0, "call object", params::call_request)?;
+            let mut req = p.parse(0, "call object", params::call_request)?;
+            req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
             // The estimate runs against the pending state; a block, if given, must parse.
             p.parse_opt(1, params::block_spec)?;
             Ok(qty(b.estimate_gas(&req)?))

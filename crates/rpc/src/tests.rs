@@ -206,8 +206,18 @@ impl Backend for TestBackend {
             Ok(keccak256(&raw))
         })
     }
+    fn call_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(200)
+    }
     fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError> {
         match &req.data[..] {
+            // Slow: past the time cap.
+            [0x51] => {
+                std::thread::sleep(std::time::Duration::from_millis(1_000));
+                Ok(Bytes::new())
+            }
+            // Echo the gas the call runs with.
+            [0x6a] => Ok(Bytes::from(req.gas.unwrap_or(0).to_be_bytes().to_vec())),
             [0xde, 0xad, ..] => Err(CallError::Revert(Bytes::from(vec![1, 2, 3, 4]))),
             [0xee] => Err(CallError::Invalid("insufficient funds for gas * price + value".into())),
             _ => Ok(Bytes::from(vec![number as u8])),
@@ -1000,4 +1010,37 @@ fn client_chunked_and_reconnect() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(c.block_number().unwrap(), 16);
     assert_eq!(server.join().unwrap(), 2);
+}
+
+/// Calls run with at most the RPC gas cap and within the time cap; a batch
+/// carries at most `MAX_BATCH_HEAVY` executing calls.
+#[test]
+fn calls_are_capped_in_gas_time_and_per_batch() {
+    let f = fixture();
+    let to = SYSTEM;
+    let cap = crate::methods::RPC_GAS_CAP;
+    let gas_of = |v: Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(
+        gas_of(f.ok("eth_call", json!([{"to": to.to_string(), "data": "0x6a", "gas": "0xffffffffffff"}, "latest"]))),
+        cap
+    );
+    assert_eq!(gas_of(f.ok("eth_call", json!([{"to": to.to_string(), "data": "0x6a"}, "latest"]))), cap);
+    assert_eq!(
+        gas_of(f.ok("eth_call", json!([{"to": to.to_string(), "data": "0x6a", "gas": "0x5208"}, "latest"]))),
+        21_000
+    );
+    let e = f.err("eth_call", json!([{"to": to.to_string(), "data": "0x51"}, "latest"]));
+    assert!(e["message"].as_str().unwrap().starts_with("execution aborted (timeout"), "{e}");
+    let n = crate::MAX_BATCH_HEAVY + 3;
+    let batch: Vec<Value> = (0..n)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to.to_string(), "data": "0x01"}, "latest"]}))
+        .chain(std::iter::once(json!({"jsonrpc": "2.0", "id": "cheap", "method": "eth_blockNumber", "params": []})))
+        .collect();
+    let r = f.request(Value::Array(batch));
+    let r = r.as_array().unwrap();
+    assert_eq!(r.len(), n + 1);
+    let limited = r.iter().filter(|x| x["error"]["code"] == json!(crate::error::LIMIT_EXCEEDED)).count();
+    assert_eq!(limited, 3, "the heavy calls past the batch's share are refused");
+    assert!(r[..crate::MAX_BATCH_HEAVY].iter().all(|x| x.get("result").is_some()));
+    assert_eq!(r[n]["result"], "0x3", "cheap calls are not counted");
 }
