@@ -309,9 +309,8 @@ pub fn dev_serving_setup(
         let call = IInference::registerEndpointCall { url: format!("http://{addr}/v1"), modelIds: vec![1] };
         send_and_wait(chain, operator, primitives::system::Module::Inference.address(), 0, call.abi_encode())?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{key}\n")).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    // An API key spends dev account 0's allowance: owner-only from its creation.
+    keys::write_secret_file(&path, format!("{key}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(key)
 }
 
