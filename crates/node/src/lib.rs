@@ -37,6 +37,8 @@ pub struct Node {
     pub rpc_addr: SocketAddr,
     /// Where the HTTP API listens, if it does.
     pub http_addr: Option<SocketAddr>,
+    /// What signed HTTP requests to this node must name (chain id, node identity).
+    pub http_audience: httpapi::Audience,
     pub datanets: Arc<datanets::DatanetService>,
     /// ModelFactory's job queue.
     pub jobs: Arc<factory::JobQueue>,
@@ -157,6 +159,8 @@ pub enum NodeError {
     Serving(String),
     #[error("cannot write {ENDPOINTS_FILE} in the data directory: {0}")]
     Endpoints(std::io::Error),
+    #[error("cannot read or create {NODE_ID_FILE} in the data directory: {0}")]
+    NodeId(std::io::Error),
 }
 
 /// Open the chain, start producing blocks and serving RPC. Returns once the
@@ -201,6 +205,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         None => None,
     };
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let http_audience =
+        httpapi::Audience { chain_id: chain.chain_id(), node: http_node_id(&cfg.data_dir).map_err(NodeError::NodeId)? };
     chain.start();
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
     tokio::spawn(async move {
@@ -223,7 +229,11 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
-        let config = httpapi::ServerConfig { api_keys: Arc::new(ChainApiKeys(chain.clone())), ..Default::default() };
+        let config = httpapi::ServerConfig {
+            api_keys: Arc::new(ChainApiKeys(chain.clone())),
+            audience: http_audience,
+            ..Default::default()
+        };
         tokio::spawn(async move {
             if let Err(e) = httpapi::serve_with(l, router, config, std::future::pending()).await {
                 tracing::error!("HTTP server stopped: {e}");
@@ -231,7 +241,34 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         });
     }
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs, serving, blobs: store_for_node })
+    Ok(Node { chain, rpc_addr, http_addr, http_audience, datanets, jobs, serving, blobs: store_for_node })
+}
+
+/// The file in the data directory that holds the node's HTTP identity: a random
+/// 20-byte id, made once, that every signed request to this node names, so that a
+/// request signed for one node is refused by every other (even dev nodes that share
+/// the dev keys). Not a secret.
+pub const NODE_ID_FILE: &str = "node-id";
+
+/// The node's HTTP identity ([`NODE_ID_FILE`]), created on first use.
+pub fn http_node_id(data_dir: &std::path::Path) -> std::io::Result<primitives::Address> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not an address: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut id = [0u8; 20];
+            getrandom_fill(&mut id);
+            let id = primitives::Address::from(id);
+            std::fs::create_dir_all(data_dir)?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, format!("{id:#x}\n"))?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The file in the data directory that names the addresses a running node

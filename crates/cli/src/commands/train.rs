@@ -94,8 +94,7 @@ fn api(http: &HttpArgs, method: &str, path: &str, signer: Option<&SignerArgs>, b
     let mut headers = vec![("Content-Type", "application/json".to_string())];
     if let Some(s) = signer {
         let key = s.key()?;
-        headers
-            .push((httpapi::auth::AUTH_HEADER, httpapi::sign_request(&key, method, path, body, httpapi::unix_now())));
+        headers.push(http.auth_header(&key, method, path, body)?);
     }
     let (status, resp) = http.request(method, path, &headers, body)?;
     if !(200..300).contains(&status) {
