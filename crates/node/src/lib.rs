@@ -72,9 +72,9 @@ fn start_serving(
     datanets: &Arc<datanets::DatanetService>,
     env: &NodeFactoryEnv,
 ) -> Result<Option<Serving>, NodeError> {
-    let (Some(sc), Some(base)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
-    let (model, tokenizer) = factory::FactoryEnv::base_model(env, Some(&base.display().to_string()))
-        .map_err(|e| NodeError::Serving(e.to_string()))?;
+    let (Some(sc), Some(_)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
+    // The node serves the base model it trains on: the one copy the factory loads.
+    let (model, tokenizer) = env.load_base().map_err(|e| NodeError::Serving(e.to_string()))?;
     let env_tokenizer = tokenizer.clone();
     let metrics = Arc::new(serve::Metrics::default());
     let engine = serve::Engine::start(
@@ -195,8 +195,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         cfg.base_model.clone(),
         tokio::runtime::Handle::current(),
     ));
-    let jobs =
-        factory::JobQueue::open(&cfg.data_dir.join("jobs"), env.clone()).map_err(|e| NodeError::Jobs(e.to_string()))?;
+    let jobs = factory::JobQueue::open_with_limits(&cfg.data_dir.join("jobs"), env.clone(), cfg.job_limits)
+        .map_err(|e| NodeError::Jobs(e.to_string()))?;
     jobs.start();
     let serving = start_serving(cfg, &chain, &store, &datanets, &env)?;
     let store_for_node = store.clone();

@@ -47,7 +47,8 @@ pub enum TrainCmd {
         max_seq_len: Option<usize>,
         #[arg(long)]
         seed: Option<u64>,
-        /// A model folder or GGUF file on the node (default: the node's base model).
+        /// The base model to fine-tune: the model id of the base model the node serves
+        /// (m1) or its base model hash (default: the node's base model).
         #[arg(long)]
         base_model: Option<String>,
         /// Follow the job until it ends.
