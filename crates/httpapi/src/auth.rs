@@ -540,6 +540,10 @@ fn path_and_query(uri: &Uri) -> &str {
     uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
 }
 
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
 fn bearer_outcome(value: &str, resolver: &dyn ApiKeyResolver) -> AuthOutcome {
     let value = value.trim();
     let key = match value.split_once(' ') {
@@ -610,10 +614,21 @@ enum SignedBody {
     Streamed(Body),
 }
 
-async fn read_signed_body(body: Body, limit: usize, signed: B256) -> Result<SignedBody, AuthError> {
+async fn read_signed_body(
+    body: Body,
+    announced: Option<u64>,
+    limit: usize,
+    signed: B256,
+) -> Result<SignedBody, AuthError> {
     let mut stream = body.into_data_stream();
     let mut hasher = blake3::Hasher::new();
     let mut chunks = VecDeque::new();
+    // An announced oversize body is not read here at all: a streaming route may
+    // refuse it by its length before reading any of it.
+    if announced.is_some_and(|n| n > limit as u64) {
+        let checked = CheckedStream { prefix: chunks, inner: stream, hasher: Some(hasher), signed };
+        return Ok(SignedBody::Streamed(Body::from_stream(checked)));
+    }
     let mut total = 0usize;
     loop {
         match stream.next().await {
@@ -662,7 +677,14 @@ pub async fn authenticate(State(state): State<AuthState>, request: Request, next
             };
             match checked {
                 Err(e) => (AuthOutcome::Failed(e), body),
-                Ok((h, address)) => match read_signed_body(body, state.max_signed_body_bytes, h.body_hash).await {
+                Ok((h, address)) => match read_signed_body(
+                    body,
+                    content_length(&parts.headers),
+                    state.max_signed_body_bytes,
+                    h.body_hash,
+                )
+                .await
+                {
                     Err(e) => return e.into_response(),
                     Ok(SignedBody::Whole(bytes, received)) if received != h.body_hash => {
                         let e = AuthError::BodyMismatch { signed: h.body_hash, received };

@@ -325,6 +325,50 @@ async fn large_signed_bodies_are_checked_at_the_end_of_the_stream() {
     assert_eq!(kept.lock().unwrap().len(), 1);
 }
 
+/// `PUT /upload` with a chunked body (no Content-Length): the middleware reads a
+/// prefix before it knows the body is too large to check up front.
+async fn put_chunked(addr: SocketAddr, auth_value: String, body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /upload HTTP/1.1\r\nHost: test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nX-OpenLedger-Auth: {auth_value}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(700) {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        s.write_all(chunk).await.unwrap();
+        s.write_all(b"\r\n").await.unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Reply { status, headers: vec![], body }
+}
+
+#[tokio::test]
+async fn chunked_signed_bodies_are_checked_too() {
+    let (addr, kept) = start_keeping(ServerConfig { max_signed_body_bytes: 1000, ..ServerConfig::default() }).await;
+    let k = key();
+    let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let r = put_chunked(addr, sign(&k, "PUT", "/upload", &body, unix_now()), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), format!("{} {}", k.address(), body.len()));
+    let mut other = body.clone();
+    other[10] ^= 1; // in the prefix the middleware read before streaming
+    let r = put_chunked(addr, sign(&k, "PUT", "/upload", &body, unix_now()), &other).await;
+    assert_eq!(r.error_code(), "body_hash_mismatch", "{}", r.text());
+    let small = b"tiny".to_vec();
+    let r = put_chunked(addr, sign(&k, "PUT", "/upload", &small, unix_now()), b"tinY").await;
+    assert_eq!(r.error_code(), "body_hash_mismatch", "{}", r.text());
+    assert_eq!(*kept.lock().unwrap(), vec![body.len()]);
+}
+
 #[tokio::test]
 async fn read_body_reports_the_mismatch() {
     // The error type a streaming route matches on.
