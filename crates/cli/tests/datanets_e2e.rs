@@ -462,3 +462,47 @@ fn signed_requests_are_bound_to_node_nonce_and_body() {
     assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_node"));
     assert_eq!(e.blobs(), stored);
 }
+
+#[test]
+fn a_large_upload_is_checked_against_its_signed_hash_before_anything_is_stored() {
+    // Bodies above the 8 MB the server checks up front reach the ingest route as
+    // a stream; raise the governed submission limit so one gets that far.
+    let e = Env::start();
+    let p = e.ok(
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "large uploads",
+            "--call",
+            "params.set datanets.max_submission_bytes 16000000",
+            "--dev-account",
+            "0",
+        ],
+        false,
+    );
+    let pid = p["id"].as_u64().unwrap().to_string();
+    e.node.advance_to(p["voteStart"].as_u64().unwrap());
+    e.ok(&["gov", "vote", &pid, "for", "--dev-account", "0"], false);
+    e.node.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
+    assert_eq!(e.ok(&["gov", "execute", &pid, "--dev-account", "0"], false)["status"], "0x1");
+    e.ok(&["datanet", "create", "--name", "big", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+
+    let path = "/v1/datanets/1/contributions";
+    let paragraph = "Pipes join commands; redirection sends output to a file.\n\n";
+    let (ctype, body) = upload_body(&paragraph.repeat(9_000_000 / paragraph.len()));
+    assert!(body.len() > 8 * 1024 * 1024);
+    let mut tampered = body.clone();
+    let at = tampered.len() - 100; // near the end: only the end of the stream can tell
+    tampered[at] = b'X';
+    let before = e.blobs();
+    let (status, resp) = http_send(
+        &e.node.http,
+        "POST",
+        path,
+        &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, e.node.sign(&dev(1), "POST", path, &body))],
+        &tampered,
+    );
+    assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(e.blobs(), before, "nothing stored from a body that was not signed");
+}
