@@ -978,6 +978,7 @@ mod tests {
             base_model: None,
             serving: None,
             verifier: None,
+            job_limits: Default::default(),
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use blobs::{BlobAccessPolicy, BlobConfig, BlobStore, PublicBlobs};
 use bytes::Bytes;
-use httpapi::{ServerConfig, sign_request, unix_now};
+use httpapi::{Audience, ServerConfig, sign_request, unix_now};
 use keys::SecretKey;
 use primitives::{Address, B256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,7 +115,9 @@ async fn policy_decides() {
     let hash = store.put(Bytes::from_static(b"private rows")).await.unwrap();
     let addr = start(store, Arc::new(MembersOnly(member.address()))).await;
     let target = format!("/v1/blobs/{hash}");
-    let signed = |k: &SecretKey| vec![("X-OpenLedger-Auth", sign_request(k, "GET", &target, b"", unix_now()))];
+    let signed = |k: &SecretKey| {
+        vec![("X-OpenLedger-Auth", sign_request(k, &Audience::default(), "GET", &target, b"", unix_now()))]
+    };
 
     let r = get(addr, &target, &[]).await;
     assert_eq!(r.status, 403);

@@ -284,7 +284,7 @@ fn blob_status(http: &str, hash: &str, who: Option<u32>) -> u16 {
     let path = format!("/v1/blobs/{hash}");
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     if let Some(i) = who {
-        let h = httpapi::sign_request(&dev(i), "GET", &path, b"", httpapi::unix_now());
+        let h = httpapi::sign_request(&dev(i), &audience(http), "GET", &path, b"", httpapi::unix_now());
         req.push_str(&format!("{}: {h}\r\n", httpapi::auth::AUTH_HEADER));
     }
     req.push_str("\r\n");
@@ -348,7 +348,7 @@ fn a_crash_mid_upload_leaves_no_blob_and_no_record() {
         b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         (format!("multipart/form-data; boundary={boundary}"), b)
     };
-    let auth = httpapi::sign_request_unbound(&dev(1), "POST", path, httpapi::unix_now());
+    let auth = node.sign(&dev(1), "POST", path, &body);
     let mut s = std::net::TcpStream::connect(&node.http).unwrap();
     use std::io::Write;
     write!(
@@ -375,4 +375,134 @@ fn a_crash_mid_upload_leaves_no_blob_and_no_record() {
     )
     .unwrap();
     assert!(ids.is_empty(), "no on-chain record");
+}
+
+/// A multipart body with one file field, as the CLI sends it.
+fn upload_body(content: &str) -> (String, Vec<u8>) {
+    let boundary = "edge-boundary";
+    let mut b =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\r\n")
+            .into_bytes();
+    b.extend_from_slice(content.as_bytes());
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+fn error_code(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)));
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn signed_requests_are_bound_to_node_nonce_and_body() {
+    let e = Env::start();
+    e.ok(&["datanet", "create", "--name", "edge", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+    let path = "/v1/datanets/1/contributions";
+    let (ctype, body) = upload_body("Pipes join commands.\n\nRedirection sends output to a file.\n");
+    let (_, other_body) = upload_body("Pipes join commands.\n\nRedirection sends output to /dev/null.\n");
+    let aud = e.node.audience();
+    assert_eq!(aud.chain_id, 31337);
+    let send = |auth: String, body: &[u8]| {
+        http_send(
+            &e.node.http,
+            "POST",
+            path,
+            &[("Content-Type", ctype.clone()), (httpapi::auth::AUTH_HEADER, auth)],
+            body,
+        )
+    };
+    let before = e.blobs();
+
+    // A body other than the one signed: refused, nothing stored, nothing attested.
+    let (status, resp) = send(e.node.sign(&dev(1), "POST", path, &body), &other_body);
+    assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
+    assert!(!String::from_utf8_lossy(&resp).contains("attestation"));
+    // Signed for another chain, or another node.
+    let now = httpapi::unix_now();
+    let for_chain = httpapi::sign_request(&dev(1), &httpapi::Audience { chain_id: 1, ..aud }, "POST", path, &body, now);
+    let (status, resp) = send(for_chain, &body);
+    assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_chain"));
+    let elsewhere = httpapi::Audience { node: primitives::Address::repeat_byte(0x5a), ..aud };
+    let (status, resp) = send(httpapi::sign_request(&dev(1), &elsewhere, "POST", path, &body, now), &body);
+    assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_node"));
+    // The old header format gets a clear error, not a bad-signature puzzle.
+    let v1_message = format!("OpenLedger request\nPOST {path}\n{now}\n-");
+    let v1 = format!(
+        "{}:{now}:0x{}",
+        dev(1).address(),
+        alloy_primitives::hex::encode(dev(1).sign_message(v1_message.as_bytes()).as_bytes())
+    );
+    let (status, resp) = send(v1, &body);
+    assert_eq!((status, error_code(&resp).as_str()), (401, "unsupported_auth_version"));
+    assert!(String::from_utf8_lossy(&resp).contains("v2"));
+    assert_eq!(e.blobs(), before, "no refused upload stored anything");
+
+    // The good upload works; the same header again is a replay.
+    let good = e.node.sign(&dev(1), "POST", path, &body);
+    let (status, resp) = send(good.clone(), &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    let r: Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(r["attestation"]["contributor"].as_str().unwrap().to_lowercase(), format!("{:#x}", dev(1).address()));
+    let stored = e.blobs();
+    assert!(stored > before);
+    let (status, resp) = send(good.clone(), &body);
+    assert_eq!((status, error_code(&resp).as_str()), (401, "replayed_request"));
+
+    // A header one node accepted is refused by another node of the same chain.
+    let other = Env::start();
+    other.ok(&["datanet", "create", "--name", "edge", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+    assert_ne!(other.node.audience().node, aud.node);
+    let (status, resp) = http_send(
+        &other.node.http,
+        "POST",
+        path,
+        &[("Content-Type", ctype.clone()), (httpapi::auth::AUTH_HEADER, good)],
+        &body,
+    );
+    assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_node"));
+    assert_eq!(e.blobs(), stored);
+}
+
+#[test]
+fn a_large_upload_is_checked_against_its_signed_hash_before_anything_is_stored() {
+    // Bodies above the 8 MB the server checks up front reach the ingest route as
+    // a stream; raise the governed submission limit so one gets that far.
+    let e = Env::start();
+    let p = e.ok(
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "large uploads",
+            "--call",
+            "params.set datanets.max_submission_bytes 16000000",
+            "--dev-account",
+            "0",
+        ],
+        false,
+    );
+    let pid = p["id"].as_u64().unwrap().to_string();
+    e.node.advance_to(p["voteStart"].as_u64().unwrap());
+    e.ok(&["gov", "vote", &pid, "for", "--dev-account", "0"], false);
+    e.node.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
+    assert_eq!(e.ok(&["gov", "execute", &pid, "--dev-account", "0"], false)["status"], "0x1");
+    e.ok(&["datanet", "create", "--name", "big", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+
+    let path = "/v1/datanets/1/contributions";
+    let paragraph = "Pipes join commands; redirection sends output to a file.\n\n";
+    let (ctype, body) = upload_body(&paragraph.repeat(9_000_000 / paragraph.len()));
+    assert!(body.len() > 8 * 1024 * 1024);
+    let mut tampered = body.clone();
+    let at = tampered.len() - 100; // near the end: only the end of the stream can tell
+    tampered[at] = b'X';
+    let before = e.blobs();
+    let (status, resp) = http_send(
+        &e.node.http,
+        "POST",
+        path,
+        &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, e.node.sign(&dev(1), "POST", path, &body))],
+        &tampered,
+    );
+    assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(e.blobs(), before, "nothing stored from a body that was not signed");
 }

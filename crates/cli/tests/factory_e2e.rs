@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn repo(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p).to_str().unwrap().to_string()
@@ -178,4 +178,123 @@ fn train_register_and_approve_through_governance() {
     assert!(out.contains("is an adapter for base model"), "{out}");
     let all = e.ok(&["model", "list"], true, false);
     assert!(all.as_array().unwrap().iter().any(|m| m["id"] == mid.as_str() && m["state"] == "live"));
+}
+
+/// `POST /v1/jobs` signed by dev account `who`: (status, JSON answer).
+fn submit(node: &NodeProc, who: u32, spec: Value) -> (u16, Value) {
+    let body = serde_json::to_vec(&spec).unwrap();
+    let auth = node.sign(&dev(who), "POST", "/v1/jobs", &body);
+    let (status, resp) = http_send(
+        &node.http,
+        "POST",
+        "/v1/jobs",
+        &[("Content-Type", "application/json".into()), (httpapi::auth::AUTH_HEADER, auth)],
+        &body,
+    );
+    (status, serde_json::from_slice(&resp).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&resp))))
+}
+
+#[test]
+fn jobs_name_only_the_served_base_model_and_owners_have_quotas() {
+    // The node's default base model (models/base, m1 at genesis).
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("chain"), &["--instant"]);
+    let run = |a: &[&str], rpc: bool, http: bool| -> Value {
+        let mut v: Vec<String> = vec!["--json".into()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        if rpc {
+            v.extend(["--rpc".into(), node.rpc.clone()]);
+        }
+        if http {
+            v.extend(["--http".into(), node.http.clone()]);
+        }
+        serde_json::from_str(&cli_ok(&v.iter().map(String::as_str).collect::<Vec<_>>())).unwrap()
+    };
+    let d = run(
+        &["datanet", "create", "--from-json", &repo("data/unix-shell/datanet.json"), "--dev-account", "0"],
+        true,
+        true,
+    );
+    let dn = d["id"].as_u64().unwrap();
+    let c = run(
+        &[
+            "contribute",
+            &repo("data/unix-shell/contributor-1.jsonl"),
+            "--datanet",
+            &dn.to_string(),
+            "--dev-account",
+            "1",
+        ],
+        true,
+        true,
+    );
+    run(&["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
+    // Long jobs, so that none ends while the quota is being tested.
+    let spec = |base: Option<&str>| {
+        let mut s = json!({"datanets": [{"datanet": dn, "version": 1}], "steps": 4000, "maxSeqLen": 64});
+        if let Some(b) = base {
+            s["baseModel"] = b.into();
+        }
+        s
+    };
+
+    // Paths, real or not, are refused the same way, without touching the disk.
+    let base_dir = repo("models/base");
+    let mut path_answers = std::collections::BTreeSet::new();
+    for name in ["/etc/passwd", "../x", "/nonexistent/model", base_dir.as_str(), "models/base", "m999", "0x1234"] {
+        let (status, r) = submit(&node, 1, spec(Some(name)));
+        assert_eq!(status, 400, "{name}: {r}");
+        assert_eq!(r["error"]["code"], "unknown_base_model", "{name}: {r}");
+        let m = r["error"]["message"].as_str().unwrap();
+        assert!(m.contains("m1") && m.contains(&node::DEV_BASE_MODEL_HASH.to_string()), "{m}");
+        if name.contains('/') {
+            path_answers.insert(m.replace(&format!("{name:?}"), "NAME"));
+        }
+    }
+    // Existing and missing paths get the same answer: nothing about the disk leaks.
+    assert_eq!(path_answers.len(), 1, "{path_answers:?}");
+    // The served base by model id, by hash, and by default.
+    let hash = node::DEV_BASE_MODEL_HASH.to_string();
+    for base in [Some("m1"), Some(hash.as_str()), None] {
+        let (status, r) = submit(&node, 1, spec(base));
+        assert_eq!(status, 201, "{base:?}: {r}");
+    }
+    // The CLI names it by id too.
+    let j = run(
+        &[
+            "train",
+            "submit",
+            "--datanet",
+            &format!("{dn}:1"),
+            "--base-model",
+            "m1",
+            "--steps",
+            "4000",
+            "--dev-account",
+            "1",
+        ],
+        false,
+        true,
+    );
+    assert_eq!(j["spec"]["baseModel"], "m1");
+
+    // Dev account 1 has 4 jobs queued or running, the default quota: the fifth is refused...
+    let (status, r) = submit(&node, 1, spec(None));
+    assert_eq!(status, 429, "{r}");
+    assert_eq!(r["error"]["code"], "job_quota");
+    assert_eq!(r["error"]["type"], "rate_limit_error");
+    assert!(r["error"]["message"].as_str().unwrap().contains("already has 4 jobs"), "{r}");
+    // ...while another owner's is accepted.
+    let (status, r) = submit(&node, 2, spec(None));
+    assert_eq!(status, 201, "{r}");
+    // Steps count too: one job may not queue more than the owner's step quota.
+    let mut big = spec(None);
+    big["steps"] = 20_001.into();
+    let (status, r) = submit(&node, 3, big);
+    assert_eq!(status, 429, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("training steps"), "{r}");
+    // Cancelling frees a place.
+    run(&["train", "cancel", "2", "--dev-account", "1"], false, true);
+    let (status, r) = submit(&node, 1, spec(None));
+    assert_eq!(status, 201, "{r}");
 }

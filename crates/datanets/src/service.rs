@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use alloy_sol_types::{SolCall, SolStruct};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ingest::{DedupIndex, DupKind, IngestConfig};
@@ -254,9 +254,10 @@ impl DatanetService {
         &self,
         id: u64,
         caller: Address,
-        headers: &HeaderMap,
-        mut form: Multipart,
+        request: axum::extract::Request,
     ) -> Result<IngestResponse, Response> {
+        let (parts, body) = request.into_parts();
+        let headers = &parts.headers;
         let attester = self.attester.as_ref().ok_or_else(|| {
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -289,6 +290,20 @@ impl DatanetService {
                 ));
             }
         }
+        // Read the whole upload first: a signed body larger than the server checks up
+        // front has its hash checked only as its stream ends, and nothing may be
+        // parsed, stored or attested from a body the caller did not sign.
+        let body = httpapi::auth::read_body(body, (max + 64 * 1024) as usize).await.map_err(|e| match e {
+            httpapi::auth::BodyReadError::TooLarge { .. } => err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("the upload is larger than Datanet {id}'s limit of {max} bytes per file"),
+            ),
+            e => e.into_response(),
+        })?;
+        let mut form = Multipart::from_request(axum::extract::Request::from_parts(parts, Body::from(body)), &())
+            .await
+            .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
         let mut file: Option<(String, Vec<u8>)> = None;
         while let Some(mut field) =
             form.next_field().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
@@ -446,7 +461,7 @@ impl blobs::BlobAccessPolicy for DatanetBlobPolicy {
 /// The Datanet routes of the node's HTTP server.
 pub fn routes(svc: Arc<DatanetService>) -> Router {
     Router::new()
-        .route("/v1/datanets/{id}/contributions", post(upload).layer(httpapi::auth::allow_unbound_body()))
+        .route("/v1/datanets/{id}/contributions", post(upload).layer(httpapi::auth::allow_streamed_body()))
         .route("/v1/datanets/{id}/versions/{v}/rows", get(version_rows))
         .route("/v1/node/attester", get(attester_info))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
@@ -457,10 +472,9 @@ async fn upload(
     State(svc): State<Arc<DatanetService>>,
     Path(id): Path<u64>,
     httpapi::AuthedCaller(caller): httpapi::AuthedCaller,
-    headers: HeaderMap,
-    form: Multipart,
+    request: axum::extract::Request,
 ) -> Response {
-    match svc.ingest(id, caller, &headers, form).await {
+    match svc.ingest(id, caller, request).await {
         Ok(r) => (StatusCode::OK, axum::Json(r)).into_response(),
         Err(resp) => resp,
     }

@@ -18,7 +18,7 @@ pub mod spec;
 
 pub use data::{Dataset, TrainingRow};
 pub use job::{JobOutput, KeptCheckpoint, Metrics, Progress};
-pub use queue::{Artefacts, FactoryEnv, JobQueue, JobRecord, JobStatus};
+pub use queue::{Artefacts, FactoryEnv, JobLimits, JobQueue, JobRecord, JobStatus};
 pub use sketch::{SketchWriter, Sketches};
 pub use spec::{DatanetVersion, JobSpec};
 
@@ -31,6 +31,12 @@ pub enum FactoryError {
     Data(String),
     #[error("base model: {0}")]
     BaseModel(String),
+    /// The job names a base model this node does not serve (never a path on disk).
+    #[error("{0}")]
+    UnknownBaseModel(String),
+    /// The owner has as many jobs or training steps queued as the node allows.
+    #[error("{0}")]
+    Quota(String),
     #[error(transparent)]
     Ml(#[from] ml::MlError),
     #[error("I/O: {0}")]

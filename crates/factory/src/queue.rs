@@ -64,6 +64,10 @@ pub struct JobRecord {
     /// The licences of the Datanet versions, in the order of `spec.datanets`.
     #[serde(default)]
     pub licences: Vec<String>,
+    /// The most optimiser steps this job runs ([`JobSpec::max_steps`] at
+    /// submission), counted against its owner's quota while it waits or runs.
+    #[serde(default)]
+    pub max_steps: u64,
 }
 
 impl JobRecord {
@@ -76,12 +80,33 @@ impl JobRecord {
     }
 }
 
+/// How much one owner may have waiting in the queue (governed by the node's
+/// configuration, `openledger.toml`). A job counts from submission until it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobLimits {
+    /// Jobs queued or running per owner.
+    pub max_queued_jobs_per_owner: usize,
+    /// Optimiser steps ([`JobSpec::max_steps`]) of an owner's queued and running jobs.
+    pub max_queued_steps_per_owner: u64,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits { max_queued_jobs_per_owner: 4, max_queued_steps_per_owner: 20_000 }
+    }
+}
+
 /// What the queue needs from the node.
 pub trait FactoryEnv: Send + Sync + 'static {
-    /// The base model a job names (`None`: the node's default), loaded.
+    /// The base model a job names, loaded: `None` is the node's base model, and a
+    /// name is that base model's model id (`m1`) or base model hash. Anything else
+    /// is [`FactoryError::UnknownBaseModel`] (never a file the node looks up).
     fn base_model(&self, name: Option<&str>) -> Result<(Arc<Model>, Arc<TextTokenizer>), FactoryError>;
     /// Refuse versions that do not exist or are closed to training; returns their licences.
     fn check_versions(&self, versions: &[DatanetVersion]) -> Result<Vec<String>, FactoryError>;
+    /// The number of rows of a version (from the chain), for the step quota.
+    fn row_count(&self, v: DatanetVersion) -> Result<u64, FactoryError>;
     /// The rows of a version, checked against the chain.
     fn rows(&self, v: DatanetVersion) -> Result<Vec<VersionRow>, FactoryError>;
     /// Store bytes in the blob store; returns their content hash.
@@ -101,6 +126,7 @@ struct State {
 pub struct JobQueue {
     root: PathBuf,
     env: Arc<dyn FactoryEnv>,
+    limits: JobLimits,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -113,6 +139,15 @@ impl JobQueue {
     /// Open the queue in `root` (created if missing); jobs that were running
     /// when the node stopped go back to the queue and resume from their checkpoint.
     pub fn open(root: &Path, env: Arc<dyn FactoryEnv>) -> Result<Arc<JobQueue>, FactoryError> {
+        Self::open_with_limits(root, env, JobLimits::default())
+    }
+
+    /// [`JobQueue::open`] with per-owner quotas.
+    pub fn open_with_limits(
+        root: &Path,
+        env: Arc<dyn FactoryEnv>,
+        limits: JobLimits,
+    ) -> Result<Arc<JobQueue>, FactoryError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
         let mut jobs = HashMap::new();
         let mut next_id = 1;
@@ -131,6 +166,7 @@ impl JobQueue {
         let q = Arc::new(JobQueue {
             root: root.to_path_buf(),
             env,
+            limits,
             state: Mutex::new(State {
                 jobs,
                 cancel: HashMap::new(),
@@ -182,7 +218,33 @@ impl JobQueue {
                 spec.max_seq_len, model.config.max_position_embeddings
             )));
         }
+        let mut rows = 0u64;
+        for v in &spec.datanets {
+            rows = rows.saturating_add(self.env.row_count(*v)?);
+        }
+        let max_steps = spec.max_steps(rows);
         let mut st = self.state.lock().unwrap();
+        // Counted under the lock, so concurrent submissions cannot both pass.
+        let (jobs, steps) = st
+            .jobs
+            .values()
+            .filter(|r| r.owner == owner && !r.status.is_final())
+            .fold((0usize, 0u64), |(n, s), r| (n + 1, s.saturating_add(r.max_steps)));
+        let l = self.limits;
+        if jobs >= l.max_queued_jobs_per_owner {
+            return Err(FactoryError::Quota(format!(
+                "{owner} already has {jobs} jobs queued or running, the most this node allows per owner \
+                 ({}); wait for one to end or cancel one",
+                l.max_queued_jobs_per_owner
+            )));
+        }
+        if steps.saturating_add(max_steps) > l.max_queued_steps_per_owner {
+            return Err(FactoryError::Quota(format!(
+                "this job runs up to {max_steps} training steps and {owner} already has {steps} queued or running; \
+                 this node allows {} per owner (set `steps`, or wait for a job to end)",
+                l.max_queued_steps_per_owner
+            )));
+        }
         let id = st.next_id;
         let r = JobRecord {
             id,
@@ -194,6 +256,7 @@ impl JobQueue {
             output: None,
             artefacts: None,
             licences,
+            max_steps,
         };
         self.persist(&r)?;
         st.next_id += 1;

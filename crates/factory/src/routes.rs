@@ -29,6 +29,13 @@ fn api(e: FactoryError) -> ApiError {
         FactoryError::Spec(_) | FactoryError::Data(_) | FactoryError::BaseModel(_) | FactoryError::Ml(_) => {
             ApiError::bad_request("invalid_job", e.to_string())
         }
+        FactoryError::UnknownBaseModel(_) => ApiError::bad_request("unknown_base_model", e.to_string()),
+        FactoryError::Quota(_) => ApiError {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            kind: "rate_limit_error",
+            code: "job_quota",
+            message: e.to_string(),
+        },
         FactoryError::Io(_) | FactoryError::Blobs(_) => ApiError::internal("factory", e.to_string()),
     }
 }

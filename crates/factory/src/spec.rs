@@ -19,7 +19,9 @@ pub struct JobSpec {
     /// A name for the model this job makes.
     #[serde(default)]
     pub name: String,
-    /// A model folder or GGUF file on the node; none = the node's base model.
+    /// The base model to fine-tune, by the model id of the base model this node
+    /// serves (`m1`) or by its base model hash (`0x…`, 64 hex digits); none = the
+    /// node's base model. Never a path: the node loads only the base it serves.
     #[serde(default)]
     pub base_model: Option<String>,
     pub datanets: Vec<DatanetVersion>,
@@ -109,6 +111,14 @@ impl JobSpec {
     /// A spec with defaults for the given versions.
     pub fn new(datanets: Vec<DatanetVersion>) -> JobSpec {
         serde_json::from_value(serde_json::json!({ "datanets": datanets })).expect("defaults")
+    }
+
+    /// An upper bound of the optimiser steps this job runs over `rows` training
+    /// rows: `steps` if set, else `epochs` passes over at most `rows` packed
+    /// sequences (packing keeps rows whole, so never more sequences than rows).
+    pub fn max_steps(&self, rows: u64) -> u64 {
+        let per_step = (self.batch_size.max(1) as u64).saturating_mul(self.grad_accum.max(1) as u64);
+        self.steps.unwrap_or_else(|| self.epochs.saturating_mul(rows).div_ceil(per_step).max(1))
     }
 
     /// Everything that can be checked without the model and the data.

@@ -3,31 +3,36 @@
 //! The wire format is specified in the crate documentation ("Authentication"). In
 //! short, a caller sends either
 //!
-//! - `X-OpenLedger-Auth: <address>:<unix-seconds>:<0x signature>`, an EIP-191
-//!   `personal_sign` over [`request_message`], or
+//! - `X-OpenLedger-Auth: v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>`,
+//!   an EIP-191 `personal_sign` over [`request_message`], or
 //! - `Authorization: Bearer <api key>`, resolved by an [`ApiKeyResolver`] from the
 //!   blake3 hash of the key ([`api_key_hash`]).
 //!
 //! The server's [`authenticate`] middleware (installed by [`crate::app`]) checks the
-//! headers once per request, buffering the body when the signature binds its hash,
-//! and leaves its verdict in the request's extensions. Handlers then take
-//! [`AuthedCaller`] (authentication required) or [`MaybeCaller`] (anonymous allowed);
-//! both refuse a request whose credentials are present but wrong with 401 and an
-//! OpenAI-style error naming what is wrong.
+//! headers once per request: the signature, that it was made for this chain and this
+//! node ([`Audience`]), the time, that its nonce was not seen before ([`NonceCache`]),
+//! and that the body hashes to what was signed. It leaves its verdict in the
+//! request's extensions. Handlers then take [`AuthedCaller`] (authentication
+//! required) or [`MaybeCaller`] (anonymous allowed); both refuse a request whose
+//! credentials are present but wrong with 401 and an OpenAI-style error naming what
+//! is wrong.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256, Signature, hex};
 use axum::Extension;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
 use keys::SecretKey;
 use primitives::content_hash;
 
@@ -36,50 +41,117 @@ use crate::error::error_response;
 /// The signed-request header (HTTP header names are case-insensitive).
 pub const AUTH_HEADER: &str = "x-openledger-auth";
 
-/// First line of every signed request message.
-pub const MESSAGE_PREFIX: &str = "OpenLedger request";
+/// The version of the signed-request format this server speaks: the first field of
+/// the header. Version 1 (`<address>:<unix-seconds>:<signature>`, no nonce, no
+/// node binding, `-` for streamed bodies) is refused with
+/// [`AuthError::UnsupportedVersion`].
+pub const AUTH_VERSION: &str = "v2";
 
-/// What a signature binds in place of the body hash on streaming upload routes.
-pub const UNBOUND_BODY: &str = "-";
+/// First line of every signed request message.
+pub const MESSAGE_PREFIX: &str = "OpenLedger request v2";
 
 /// How far (in seconds, either way) a signed timestamp may be from the server clock.
+/// A nonce is remembered for as long as its timestamp is acceptable.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
-/// The message a signed request signs (EIP-191 `personal_sign`, UTF-8):
+/// Longest nonce accepted (characters of `[A-Za-z0-9_-]`).
+pub const MAX_NONCE_LEN: usize = 64;
+
+/// The chain id of dev chains (the local-chain convention), used by [`Audience::default`].
+pub const DEV_CHAIN_ID: u64 = 31337;
+
+/// Who a signed request is for: the chain and the node. A signature made for one
+/// node (or chain) is refused by every other, so a header seen by one node cannot
+/// be replayed against another. Clients learn a node's audience from
+/// `GET /v1/node/auth` ([`crate::app`] serves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Audience {
+    pub chain_id: u64,
+    /// The node's HTTP identity (the node keeps a random one in its data directory).
+    pub node: Address,
+}
+
+impl Default for Audience {
+    /// The dev chain and the zero node: what [`crate::ServerConfig::default`] uses (tests).
+    fn default() -> Self {
+        Audience { chain_id: DEV_CHAIN_ID, node: Address::ZERO }
+    }
+}
+
+fn lower_hex_address(a: &Address) -> String {
+    format!("0x{}", hex::encode(a))
+}
+
+/// The message a signed request signs (EIP-191 `personal_sign`, UTF-8), seven lines
+/// joined by `\n` with no trailing newline:
 ///
 /// ```text
-/// OpenLedger request\n<METHOD> <path-and-query>\n<unix-seconds>\n<hex blake3 of the body>
+/// OpenLedger request v2
+/// <chain id, decimal>
+/// <node address, 0x + 40 lowercase hex digits>
+/// <METHOD> <path-and-query>
+/// <unix-seconds>
+/// <nonce>
+/// <hex blake3 of the body, 64 lowercase digits without 0x>
 /// ```
-///
-/// `body_hash` `None` puts [`UNBOUND_BODY`] (`-`) in the last line (streaming routes
-/// only). The hash is 64 lowercase hex digits without `0x`; lines are separated by a
-/// single `\n` and there is no trailing newline.
-pub fn request_message(method: &str, path_and_query: &str, timestamp: u64, body_hash: Option<&B256>) -> String {
-    let body = match body_hash {
-        Some(h) => hex::encode(h),
-        None => UNBOUND_BODY.to_owned(),
-    };
-    format!("{MESSAGE_PREFIX}\n{method} {path_and_query}\n{timestamp}\n{body}")
+pub fn request_message(
+    audience: &Audience,
+    method: &str,
+    path_and_query: &str,
+    timestamp: u64,
+    nonce: &str,
+    body_hash: &B256,
+) -> String {
+    format!(
+        "{MESSAGE_PREFIX}\n{}\n{}\n{method} {path_and_query}\n{timestamp}\n{nonce}\n{}",
+        audience.chain_id,
+        lower_hex_address(&audience.node),
+        hex::encode(body_hash)
+    )
 }
 
-/// The `X-OpenLedger-Auth` value for a request whose signature binds `body`
-/// (pass `&[]` for a request without a body). `method` is sent as is (use the
-/// uppercase name, `GET`); `path_and_query` is the request target exactly as sent
-/// (`/v1/blobs/0xab?x=1`); `now` is the current unix time in seconds.
-pub fn sign_request(key: &SecretKey, method: &str, path_and_query: &str, body: &[u8], now: u64) -> String {
-    let message = request_message(method, path_and_query, now, Some(&content_hash(body)));
-    header_value(key, &message, now)
+/// A fresh nonce: 16 random bytes in hex.
+pub fn new_nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
-/// The `X-OpenLedger-Auth` value for a streaming upload route: the signature binds
-/// `-` instead of the body hash, so only the method, path and time are bound.
-pub fn sign_request_unbound(key: &SecretKey, method: &str, path_and_query: &str, now: u64) -> String {
-    header_value(key, &request_message(method, path_and_query, now, None), now)
+/// The `X-OpenLedger-Auth` value for a request to the node `audience` whose
+/// signature binds `body` (pass `&[]` for a request without a body), with a fresh
+/// nonce: every call gives a header that the node accepts once. `method` is sent as
+/// is (use the uppercase name, `GET`); `path_and_query` is the request target
+/// exactly as sent (`/v1/blobs/0xab?x=1`); `now` is the current unix time in seconds.
+pub fn sign_request(
+    key: &SecretKey,
+    audience: &Audience,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now: u64,
+) -> String {
+    sign_request_with(key, audience, method, path_and_query, &content_hash(body), now, &new_nonce())
 }
 
-fn header_value(key: &SecretKey, message: &str, now: u64) -> String {
+/// [`sign_request`] with the body's hash computed by the caller (a large upload
+/// hashed while it is read from disk) and a chosen nonce (tests).
+pub fn sign_request_with(
+    key: &SecretKey,
+    audience: &Audience,
+    method: &str,
+    path_and_query: &str,
+    body_hash: &B256,
+    now: u64,
+    nonce: &str,
+) -> String {
+    let message = request_message(audience, method, path_and_query, now, nonce, body_hash);
     let signature = key.sign_message(message.as_bytes());
-    format!("{}:{}:0x{}", key.address(), now, hex::encode(signature.as_bytes()))
+    format!(
+        "{AUTH_VERSION}:{}:{}:{}:{now}:{nonce}:{}:0x{}",
+        key.address(),
+        audience.chain_id,
+        lower_hex_address(&audience.node),
+        hex::encode(body_hash),
+        hex::encode(signature.as_bytes())
+    )
 }
 
 /// The unix time in seconds by the system clock.
@@ -122,16 +194,30 @@ impl<T: ApiKeyResolver + ?Sized> ApiKeyResolver for Arc<T> {
 }
 
 /// Why a request's credentials were refused. Answers 401 (`authentication_error`)
-/// with a message naming the problem; [`AuthError::NotInstalled`] answers 500.
+/// with a message naming the problem, except [`AuthError::BodyTooLarge`] (413),
+/// [`AuthError::NonceCacheFull`] (503) and [`AuthError::NotInstalled`] (500).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error(
-        "authentication required: send `X-OpenLedger-Auth: <address>:<unix-seconds>:<0x signature>` \
-         or `Authorization: Bearer <api key>`"
+        "authentication required: send `X-OpenLedger-Auth: v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>` \
+         (GET /v1/node/auth names this node's chain id and node) or `Authorization: Bearer <api key>`"
     )]
     Missing,
     #[error("malformed {header} header: {reason}")]
     Malformed { header: &'static str, reason: String },
+    #[error(
+        "X-OpenLedger-Auth format {found} is not accepted: this node speaks {AUTH_VERSION} \
+         (`v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>`, which binds \
+         the chain, the node, a one-time nonce and the body); update the client that signed it"
+    )]
+    UnsupportedVersion { found: String },
+    #[error("the request was signed for chain id {signed}, but this node is on chain id {expected}")]
+    WrongChain { signed: u64, expected: u64 },
+    #[error(
+        "the request was signed for node {signed}, but this is node {expected} (GET /v1/node/auth); \
+         a signed request is valid only at the node it names"
+    )]
+    WrongNode { signed: Address, expected: Address },
     #[error(
         "request signature expired: timestamp {timestamp} is {} s from the server clock ({now}); \
          at most {MAX_CLOCK_SKEW_SECS} s allowed",
@@ -143,17 +229,23 @@ pub enum AuthError {
         match recovered { Some(a) => format!("recovers to {a}"), None => "recovers to no address".to_owned() }
     )]
     BadSignature { claimed: Address, recovered: Option<Address>, signed: String },
+    #[error("replayed request: nonce {nonce:?} of {address} was already used; sign each request with a fresh nonce")]
+    Replayed { address: Address, nonce: String },
+    #[error("this node remembers {capacity} recent request nonces and all are in use; retry in a few seconds")]
+    NonceCacheFull { capacity: usize },
+    #[error("the request body does not match the signed body hash: signed {signed}, received {received}")]
+    BodyMismatch { signed: B256, received: B256 },
     #[error("unknown API key: no address is bound to this key")]
     UnknownApiKey,
-    #[error(
-        "the signature binds \"-\" instead of the body hash, which only streaming upload routes accept; \
-         sign the hex blake3 of the body"
-    )]
-    UnboundBody,
     #[error("send either X-OpenLedger-Auth or Authorization, not both")]
     Conflicting,
-    #[error("the request body is larger than the {limit} bytes a signature can bind here; streaming routes take \"-\"")]
+    #[error(
+        "the request body is larger than the {limit} bytes this node checks against a signature before a route \
+         runs; only streaming upload routes take larger signed bodies"
+    )]
     BodyTooLarge { limit: usize },
+    #[error("cannot read the request body: {0}")]
+    BodyUnreadable(String),
     #[error("authentication layer not installed: serve the router through httpapi::app / httpapi::serve")]
     NotInstalled,
 }
@@ -164,12 +256,18 @@ impl AuthError {
         match self {
             AuthError::Missing => "missing_auth",
             AuthError::Malformed { .. } => "malformed_auth",
+            AuthError::UnsupportedVersion { .. } => "unsupported_auth_version",
+            AuthError::WrongChain { .. } => "wrong_chain",
+            AuthError::WrongNode { .. } => "wrong_node",
             AuthError::Expired { .. } => "expired_signature",
             AuthError::BadSignature { .. } => "bad_signature",
+            AuthError::Replayed { .. } => "replayed_request",
+            AuthError::NonceCacheFull { .. } => "nonce_cache_full",
+            AuthError::BodyMismatch { .. } => "body_hash_mismatch",
             AuthError::UnknownApiKey => "unknown_api_key",
-            AuthError::UnboundBody => "unbound_body",
             AuthError::Conflicting => "conflicting_auth",
             AuthError::BodyTooLarge { .. } => "signed_body_too_large",
+            AuthError::BodyUnreadable(_) => "unreadable_body",
             AuthError::NotInstalled => "auth_not_installed",
         }
     }
@@ -185,6 +283,12 @@ impl IntoResponse for AuthError {
             AuthError::BodyTooLarge { .. } => {
                 error_response(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", self.code(), self.to_string())
             }
+            AuthError::BodyUnreadable(_) => {
+                error_response(StatusCode::BAD_REQUEST, "invalid_request_error", self.code(), self.to_string())
+            }
+            AuthError::NonceCacheFull { .. } => {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", self.code(), self.to_string())
+            }
             _ => error_response(StatusCode::UNAUTHORIZED, "authentication_error", self.code(), self.to_string()),
         }
     }
@@ -194,36 +298,84 @@ fn malformed(header: &'static str, reason: impl Into<String>) -> AuthError {
     AuthError::Malformed { header, reason: reason.into() }
 }
 
-/// A parsed `X-OpenLedger-Auth` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+fn parse_address(h: &'static str, what: &str, s: &str) -> Result<Address, AuthError> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    if digits.len() != 40 {
+        return Err(malformed(h, format!("{what} {s:?} is not 20 bytes of hex")));
+    }
+    Address::from_str(digits).map_err(|_| malformed(h, format!("{what} {s:?} is not hex")))
+}
+
+fn parse_decimal(h: &'static str, what: &str, s: &str) -> Result<u64, AuthError> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed(h, format!("{what} {s:?} is not a decimal number")));
+    }
+    s.parse().map_err(|_| malformed(h, format!("{what} {s:?} is out of range")))
+}
+
+/// A parsed `X-OpenLedger-Auth` value (format [`AUTH_VERSION`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeader {
     pub address: Address,
+    /// Who the request was signed for.
+    pub audience: Audience,
     pub timestamp: u64,
+    pub nonce: String,
+    /// The blake3 hash of the body the signature binds.
+    pub body_hash: B256,
     pub signature: Signature,
 }
 
 impl SignedHeader {
-    /// Parse `<address>:<unix-seconds>:<0x signature>`: a 20-byte hex address (`0x`
-    /// optional, checksum not required), decimal seconds, and the 65-byte signature
-    /// `r ‖ s ‖ v` in hex (`v` 27/28 or 0/1).
+    /// Parse `v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>`:
+    /// 20-byte hex addresses (`0x` optional, checksum not required), decimal chain id
+    /// and seconds, a nonce of 1 to [`MAX_NONCE_LEN`] characters of `[A-Za-z0-9_-]`,
+    /// the body's blake3 in hex, and the 65-byte signature `r ‖ s ‖ v` in hex (`v`
+    /// 27/28 or 0/1). A value of another version is [`AuthError::UnsupportedVersion`].
     pub fn parse(value: &str) -> Result<Self, AuthError> {
         const H: &str = "X-OpenLedger-Auth";
-        let mut it = value.trim().splitn(3, ':');
-        let (Some(address), Some(timestamp), Some(signature)) = (it.next(), it.next(), it.next()) else {
-            return Err(malformed(H, "expected <address>:<unix-seconds>:<0x signature>"));
-        };
-        let address = {
-            let digits = address.strip_prefix("0x").or_else(|| address.strip_prefix("0X")).unwrap_or(address);
-            if digits.len() != 40 {
-                return Err(malformed(H, format!("address {address:?} is not 20 bytes of hex")));
+        let value = value.trim();
+        let fields: Vec<&str> = value.split(':').collect();
+        match fields.first() {
+            Some(&v) if v == AUTH_VERSION => {}
+            // Version 1 had no version field and started with the address.
+            Some(first) if fields.len() == 3 && (first.len() == 40 || first.len() == 42) => {
+                return Err(AuthError::UnsupportedVersion { found: "v1".into() });
             }
-            Address::from_str(digits).map_err(|_| malformed(H, format!("address {address:?} is not hex")))?
-        };
-        if timestamp.is_empty() || timestamp.len() > 20 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(malformed(H, format!("timestamp {timestamp:?} is not unix seconds")));
+            Some(v) if v.len() <= 8 && v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(AuthError::UnsupportedVersion { found: v.to_string() });
+            }
+            _ => {
+                return Err(malformed(
+                    H,
+                    "expected v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>",
+                ));
+            }
         }
-        let timestamp: u64 =
-            timestamp.parse().map_err(|_| malformed(H, format!("timestamp {timestamp:?} is out of range")))?;
+        let [_, address, chain_id, node, timestamp, nonce, body_hash, signature] = fields[..] else {
+            return Err(malformed(
+                H,
+                format!(
+                    "expected 8 fields separated by ':' (v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>), got {}",
+                    fields.len()
+                ),
+            ));
+        };
+        let address = parse_address(H, "address", address)?;
+        let chain_id = parse_decimal(H, "chain id", chain_id)?;
+        let node = parse_address(H, "node", node)?;
+        let timestamp = parse_decimal(H, "timestamp", timestamp)?;
+        if nonce.is_empty()
+            || nonce.len() > MAX_NONCE_LEN
+            || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(malformed(H, format!("nonce must be 1 to {MAX_NONCE_LEN} characters of [A-Za-z0-9_-]")));
+        }
+        let hash_digits = body_hash.strip_prefix("0x").unwrap_or(body_hash);
+        if hash_digits.len() != 64 {
+            return Err(malformed(H, "body hash must be 32 bytes of hex (the blake3 of the body)"));
+        }
+        let body_hash = B256::from_str(hash_digits).map_err(|_| malformed(H, "body hash is not hex"))?;
         let digits = signature.strip_prefix("0x").or_else(|| signature.strip_prefix("0X")).unwrap_or(signature);
         if digits.len() != 130 {
             return Err(malformed(H, "signature must be 65 bytes (0x + 130 hex digits: r, s, v)"));
@@ -231,7 +383,14 @@ impl SignedHeader {
         let bytes = hex::decode(digits).map_err(|_| malformed(H, "signature is not hex"))?;
         let signature =
             Signature::from_raw(&bytes).map_err(|e| malformed(H, format!("signature is not valid: {e}")))?;
-        Ok(Self { address, timestamp, signature })
+        Ok(Self {
+            address,
+            audience: Audience { chain_id, node },
+            timestamp,
+            nonce: nonce.to_string(),
+            body_hash,
+            signature,
+        })
     }
 
     /// Refuse a timestamp more than [`MAX_CLOCK_SKEW_SECS`] from `now`.
@@ -242,17 +401,25 @@ impl SignedHeader {
         Ok(())
     }
 
-    /// Check the time, then that the signature over [`request_message`] recovers to
-    /// the claimed address; returns that address.
+    /// Check that the request was signed for `expected`, the time, then that the
+    /// signature over [`request_message`] (with the header's body hash) recovers to
+    /// the claimed address; returns that address. The body itself and the nonce are
+    /// checked by [`authenticate`].
     pub fn verify(
         &self,
+        expected: &Audience,
         method: &str,
         path_and_query: &str,
-        body_hash: Option<&B256>,
         now: u64,
     ) -> Result<Address, AuthError> {
+        if self.audience.chain_id != expected.chain_id {
+            return Err(AuthError::WrongChain { signed: self.audience.chain_id, expected: expected.chain_id });
+        }
+        if self.audience.node != expected.node {
+            return Err(AuthError::WrongNode { signed: self.audience.node, expected: expected.node });
+        }
         self.check_time(now)?;
-        let signed = request_message(method, path_and_query, self.timestamp, body_hash);
+        let signed = request_message(expected, method, path_and_query, self.timestamp, &self.nonce, &self.body_hash);
         let recovered = self.signature.recover_address_from_msg(signed.as_bytes()).ok();
         if recovered != Some(self.address) {
             return Err(AuthError::BadSignature { claimed: self.address, recovered, signed });
@@ -261,22 +428,89 @@ impl SignedHeader {
     }
 }
 
-/// Marker extension: the route accepts signatures that bind `-` instead of the body
-/// hash. Install it on a streaming upload route with [`allow_unbound_body`].
-#[derive(Debug, Clone, Copy)]
-pub struct UnboundBodyAllowed;
+/// The nonces of accepted signed requests, each kept until its timestamp can no
+/// longer be accepted ([`MAX_CLOCK_SKEW_SECS`] after it), so a header is accepted at
+/// most once. Memory is bounded: expired nonces are evicted first, and when
+/// `capacity` live nonces are held, new requests are refused
+/// ([`AuthError::NonceCacheFull`]) rather than the set growing (or a live nonce
+/// being forgotten, which would reopen it to replay).
+#[derive(Debug)]
+pub struct NonceCache {
+    capacity: usize,
+    inner: Mutex<NonceSet>,
+}
 
-/// The layer a streaming upload route adds (`.route_layer(allow_unbound_body())`)
-/// so that [`AuthedCaller`]/[`MaybeCaller`] accept `-` signatures on it.
-pub fn allow_unbound_body() -> Extension<UnboundBodyAllowed> {
-    Extension(UnboundBodyAllowed)
+#[derive(Debug, Default)]
+struct NonceSet {
+    live: HashSet<(Address, String)>,
+    by_expiry: BTreeSet<(u64, Address, String)>,
+}
+
+impl NonceCache {
+    /// A cache holding at most `capacity` live nonces.
+    pub fn new(capacity: usize) -> Self {
+        NonceCache { capacity, inner: Mutex::new(NonceSet::default()) }
+    }
+
+    /// How many nonces are held now (expired ones included until the next check).
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Remember `address`'s `nonce` of a request signed at `timestamp`; refuse it if
+    /// it is held already, or if the cache is full of live nonces.
+    pub fn check_and_insert(&self, address: Address, nonce: &str, timestamp: u64, now: u64) -> Result<(), AuthError> {
+        let mut set = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(first) = set.by_expiry.first() {
+            if first.0 >= now {
+                break;
+            }
+            let (_, a, n) = set.by_expiry.pop_first().expect("first exists");
+            set.live.remove(&(a, n));
+        }
+        let key = (address, nonce.to_string());
+        if set.live.contains(&key) {
+            return Err(AuthError::Replayed { address, nonce: nonce.to_string() });
+        }
+        if set.live.len() >= self.capacity {
+            return Err(AuthError::NonceCacheFull { capacity: self.capacity });
+        }
+        set.by_expiry.insert((timestamp.saturating_add(MAX_CLOCK_SKEW_SECS), address, key.1.clone()));
+        set.live.insert(key);
+        Ok(())
+    }
+}
+
+/// Marker extension: the route reads its body as a stream, so a signed body larger
+/// than the middleware checks up front reaches it, checked at the end of the stream
+/// instead. Install it with [`allow_streamed_body`].
+#[derive(Debug, Clone, Copy)]
+pub struct StreamedBodyAllowed;
+
+/// The layer a streaming upload route adds (`.route_layer(allow_streamed_body())`)
+/// so that [`AuthedCaller`]/[`MaybeCaller`] accept a signed body larger than
+/// [`crate::ServerConfig::max_signed_body_bytes`]. Such a body's hash is checked as
+/// it ends: the stream yields an error carrying [`AuthError::BodyMismatch`] instead
+/// of its end, so the route must read it to its end ([`read_body`]) before it stores
+/// or signs anything.
+pub fn allow_streamed_body() -> Extension<StreamedBodyAllowed> {
+    Extension(StreamedBodyAllowed)
 }
 
 /// The verdict of [`authenticate`], left in the request's extensions.
 #[derive(Debug, Clone)]
 enum AuthOutcome {
     Anonymous,
-    Caller { address: Address, unbound_body: bool },
+    /// `checked_at_end`: the body was too large to check before the route; its
+    /// stream checks the hash as it ends.
+    Caller {
+        address: Address,
+        checked_at_end: bool,
+    },
     Failed(AuthError),
 }
 
@@ -284,8 +518,12 @@ enum AuthOutcome {
 #[derive(Clone)]
 pub struct AuthState {
     pub resolver: Arc<dyn ApiKeyResolver>,
-    /// The largest body the middleware buffers to check a signature that binds its hash.
+    /// The largest body the middleware reads to check it before the route runs.
     pub max_signed_body_bytes: usize,
+    /// This node: signatures made for another chain or node are refused.
+    pub audience: Audience,
+    /// Nonces of accepted signed requests.
+    pub nonces: Arc<NonceCache>,
 }
 
 fn single_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, AuthError> {
@@ -303,7 +541,7 @@ fn path_and_query(uri: &Uri) -> &str {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH).and_then(|v: &HeaderValue| v.to_str().ok()).and_then(|v| v.parse().ok())
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 fn bearer_outcome(value: &str, resolver: &dyn ApiKeyResolver) -> AuthOutcome {
@@ -316,17 +554,111 @@ fn bearer_outcome(value: &str, resolver: &dyn ApiKeyResolver) -> AuthOutcome {
         return AuthOutcome::Failed(malformed("Authorization", "empty API key"));
     }
     match resolver.resolve(&api_key_hash(key)) {
-        Some(address) => AuthOutcome::Caller { address, unbound_body: false },
+        Some(address) => AuthOutcome::Caller { address, checked_at_end: false },
         None => AuthOutcome::Failed(AuthError::UnknownApiKey),
     }
 }
 
+type BodyStream = axum::body::BodyDataStream;
+
+/// A body stream that hashes what passes and, at its end, yields
+/// [`AuthError::BodyMismatch`] instead of ending when the hash is not the signed one.
+struct CheckedStream {
+    /// Chunks read (and hashed) before the route ran.
+    prefix: VecDeque<Bytes>,
+    inner: BodyStream,
+    hasher: Option<blake3::Hasher>,
+    signed: B256,
+}
+
+impl Stream for CheckedStream {
+    type Item = Result<Bytes, axum::BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(chunk) = this.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if this.hasher.is_none() {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(h) = this.hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.hasher = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                let received = B256::from(*this.hasher.take().expect("checked above").finalize().as_bytes());
+                if received == this.signed {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(Box::new(AuthError::BodyMismatch { signed: this.signed, received }))))
+                }
+            }
+        }
+    }
+}
+
+/// What reading a signed body up front found.
+enum SignedBody {
+    /// The whole body, hashed.
+    Whole(Bytes, B256),
+    /// More than the limit: the body as a stream checked at its end.
+    Streamed(Body),
+}
+
+async fn read_signed_body(
+    body: Body,
+    announced: Option<u64>,
+    limit: usize,
+    signed: B256,
+) -> Result<SignedBody, AuthError> {
+    let mut stream = body.into_data_stream();
+    let mut hasher = blake3::Hasher::new();
+    let mut chunks = VecDeque::new();
+    // An announced oversize body is not read here at all: a streaming route may
+    // refuse it by its length before reading any of it.
+    if announced.is_some_and(|n| n > limit as u64) {
+        let checked = CheckedStream { prefix: chunks, inner: stream, hasher: Some(hasher), signed };
+        return Ok(SignedBody::Streamed(Body::from_stream(checked)));
+    }
+    let mut total = 0usize;
+    loop {
+        match stream.next().await {
+            None => break,
+            Some(Err(e)) => return Err(AuthError::BodyUnreadable(e.to_string())),
+            Some(Ok(chunk)) => {
+                hasher.update(&chunk);
+                total += chunk.len();
+                chunks.push_back(chunk);
+                if total > limit {
+                    let checked = CheckedStream { prefix: chunks, inner: stream, hasher: Some(hasher), signed };
+                    return Ok(SignedBody::Streamed(Body::from_stream(checked)));
+                }
+            }
+        }
+    }
+    let mut whole = Vec::with_capacity(total);
+    for c in chunks {
+        whole.extend_from_slice(&c);
+    }
+    Ok(SignedBody::Whole(whole.into(), B256::from(*hasher.finalize().as_bytes())))
+}
+
 /// Middleware: check the request's credentials once and leave the verdict for the
-/// extractors. A signature is first checked against the `-` message (no body read);
-/// otherwise the body is buffered (up to [`AuthState::max_signed_body_bytes`], else
-/// 413), hashed, checked against the body-bound message and handed on unchanged.
-/// Credentials never refuse a request here: routes that do not authenticate ignore
-/// them, and the extractors refuse wrong ones.
+/// extractors. A signed request is checked in this order: format version, chain and
+/// node, time, signature; then the body is read up to
+/// [`AuthState::max_signed_body_bytes`] and its hash compared with the signed one
+/// (a larger body goes on as a stream checked at its end); then the nonce is
+/// remembered, refusing one already seen. Credentials never refuse a request here:
+/// routes that do not authenticate ignore them, and the extractors refuse wrong ones.
 pub async fn authenticate(State(state): State<AuthState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let signed = single_header(&parts.headers, AUTH_HEADER);
@@ -336,34 +668,44 @@ pub async fn authenticate(State(state): State<AuthState>, request: Request, next
         (Ok(None), Ok(None)) => (AuthOutcome::Anonymous, body),
         (Ok(Some(_)), Ok(Some(_))) => (AuthOutcome::Failed(AuthError::Conflicting), body),
         (Ok(None), Ok(Some(value))) => (bearer_outcome(value, &*state.resolver), body),
-        (Ok(Some(value)), Ok(None)) => match SignedHeader::parse(value) {
-            Err(e) => (AuthOutcome::Failed(e), body),
-            Ok(signed) => {
-                let now = unix_now();
-                let method = parts.method.as_str();
-                let target = path_and_query(&parts.uri);
-                if let Err(e) = signed.check_time(now) {
-                    (AuthOutcome::Failed(e), body)
-                } else if signed.verify(method, target, None, now).is_ok() {
-                    (AuthOutcome::Caller { address: signed.address, unbound_body: true }, body)
-                } else {
-                    let limit = state.max_signed_body_bytes;
-                    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
-                        return AuthError::BodyTooLarge { limit }.into_response();
+        (Ok(Some(value)), Ok(None)) => {
+            let checked = match SignedHeader::parse(value) {
+                Err(e) => Err(e),
+                Ok(h) => h
+                    .verify(&state.audience, parts.method.as_str(), path_and_query(&parts.uri), unix_now())
+                    .map(|a| (h, a)),
+            };
+            match checked {
+                Err(e) => (AuthOutcome::Failed(e), body),
+                Ok((h, address)) => match read_signed_body(
+                    body,
+                    content_length(&parts.headers),
+                    state.max_signed_body_bytes,
+                    h.body_hash,
+                )
+                .await
+                {
+                    Err(e) => return e.into_response(),
+                    Ok(SignedBody::Whole(bytes, received)) if received != h.body_hash => {
+                        let e = AuthError::BodyMismatch { signed: h.body_hash, received };
+                        (AuthOutcome::Failed(e), Body::from(bytes))
                     }
-                    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-                        return AuthError::BodyTooLarge { limit }.into_response();
-                    };
-                    let outcome = match signed.verify(method, target, Some(&content_hash(&bytes)), now) {
-                        Ok(address) => AuthOutcome::Caller { address, unbound_body: false },
-                        Err(e) => AuthOutcome::Failed(e),
-                    };
-                    (outcome, Body::from(bytes))
-                }
+                    Ok(read) => {
+                        let (body, checked_at_end) = match read {
+                            SignedBody::Whole(bytes, _) => (Body::from(bytes), false),
+                            SignedBody::Streamed(body) => (body, true),
+                        };
+                        match state.nonces.check_and_insert(address, &h.nonce, h.timestamp, unix_now()) {
+                            Ok(()) => (AuthOutcome::Caller { address, checked_at_end }, body),
+                            Err(e) => (AuthOutcome::Failed(e), body),
+                        }
+                    }
+                },
             }
-        },
+        }
     };
     parts.extensions.insert(outcome);
+    parts.extensions.insert(SignedBodyLimit(state.max_signed_body_bytes));
     next.run(Request::from_parts(parts, body)).await
 }
 
@@ -378,10 +720,75 @@ fn caller_of(parts: &Parts) -> Result<Option<Address>, AuthError> {
     match outcome {
         AuthOutcome::Anonymous => Ok(None),
         AuthOutcome::Failed(e) => Err(e),
-        AuthOutcome::Caller { unbound_body: true, .. } if parts.extensions.get::<UnboundBodyAllowed>().is_none() => {
-            Err(AuthError::UnboundBody)
+        AuthOutcome::Caller { checked_at_end: true, .. } if parts.extensions.get::<StreamedBodyAllowed>().is_none() => {
+            // Only streaming routes promise to read a body to its end before acting.
+            Err(AuthError::BodyTooLarge { limit: parts.extensions.get::<SignedBodyLimit>().map_or(0, |l| l.0) })
         }
         AuthOutcome::Caller { address, .. } => Ok(Some(address)),
+    }
+}
+
+/// The middleware's limit, for the 413 message of [`caller_of`].
+#[derive(Debug, Clone, Copy)]
+struct SignedBodyLimit(usize);
+
+/// Read a request body of at most `limit` bytes to its end, so that a signed body
+/// streamed past the middleware has its hash checked ([`allow_streamed_body`]).
+/// Streaming routes call this (or read the stream to its end themselves) before they
+/// store or sign anything.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyReadError> {
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| match auth_error_in(&e) {
+            Some(a) => BodyReadError::Auth(a),
+            None => BodyReadError::Unreadable(e.to_string()),
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(BodyReadError::TooLarge { limit });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.into())
+}
+
+fn auth_error_in(e: &(dyn std::error::Error + 'static)) -> Option<AuthError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(a) = err.downcast_ref::<AuthError>() {
+            return Some(a.clone());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Why [`read_body`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyReadError {
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body is not what the caller signed (the request must have no effect).
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error("cannot read the request body: {0}")]
+    Unreadable(String),
+}
+
+impl IntoResponse for BodyReadError {
+    fn into_response(self) -> Response {
+        match self {
+            BodyReadError::Auth(e) => e.into_response(),
+            BodyReadError::TooLarge { .. } => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "payload_too_large",
+                self.to_string(),
+            ),
+            BodyReadError::Unreadable(_) => {
+                error_response(StatusCode::BAD_REQUEST, "invalid_request_error", "unreadable_body", self.to_string())
+            }
+        }
     }
 }
 
@@ -420,64 +827,101 @@ mod tests {
         SecretKey::from_bytes(&[7u8; 32]).unwrap()
     }
 
+    fn aud() -> Audience {
+        Audience { chain_id: 31337, node: Address::repeat_byte(0xee) }
+    }
+
     #[test]
     fn message_layout() {
         let h = content_hash(b"");
         assert_eq!(
-            request_message("GET", "/v1/x?a=1", 1_700_000_000, Some(&h)),
-            format!("OpenLedger request\nGET /v1/x?a=1\n1700000000\n{}", hex::encode(h))
+            request_message(&aud(), "GET", "/v1/x?a=1", 1_700_000_000, "n1", &h),
+            format!(
+                "OpenLedger request v2\n31337\n0x{}\nGET /v1/x?a=1\n1700000000\nn1\n{}",
+                "ee".repeat(20),
+                hex::encode(h)
+            )
         );
-        assert_eq!(request_message("PUT", "/up", 5, None), "OpenLedger request\nPUT /up\n5\n-");
     }
 
     #[test]
     fn sign_then_verify() {
         let k = key();
-        let v = sign_request(&k, "POST", "/v1/echo", b"hello", 1000);
+        let v = sign_request_with(&k, &aud(), "POST", "/v1/echo", &content_hash(b"hello"), 1000, "abc");
         let parts: Vec<&str> = v.split(':').collect();
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[1], "1000");
-        assert_eq!(parts[2].len(), 132);
+        assert_eq!(parts.len(), 8);
+        assert_eq!(parts[0], "v2");
+        assert_eq!(parts[4], "1000");
+        assert_eq!(parts[5], "abc");
+        assert_eq!(parts[7].len(), 132);
         let h = SignedHeader::parse(&v).unwrap();
         assert_eq!(h.address, k.address());
-        assert_eq!(h.verify("POST", "/v1/echo", Some(&content_hash(b"hello")), 1100), Ok(k.address()));
-        assert!(matches!(
-            h.verify("POST", "/v1/echo", Some(&content_hash(b"hellO")), 1100),
-            Err(AuthError::BadSignature { .. })
-        ));
-        assert!(matches!(h.verify("POST", "/v1/echo", None, 1100), Err(AuthError::BadSignature { .. })));
-        assert!(matches!(
-            h.verify("POST", "/v1/echo", Some(&content_hash(b"hello")), 1301),
-            Err(AuthError::Expired { .. })
-        ));
-        assert!(h.verify("POST", "/v1/echo", Some(&content_hash(b"hello")), 1300).is_ok());
-        assert!(h.verify("POST", "/v1/echo", Some(&content_hash(b"hello")), 700).is_ok());
-
-        let u = SignedHeader::parse(&sign_request_unbound(&k, "PUT", "/up", 1000)).unwrap();
-        assert_eq!(u.verify("PUT", "/up", None, 1000), Ok(k.address()));
+        assert_eq!(h.body_hash, content_hash(b"hello"));
+        assert_eq!(h.verify(&aud(), "POST", "/v1/echo", 1100), Ok(k.address()));
+        assert!(matches!(h.verify(&aud(), "POST", "/v1/echo", 1301), Err(AuthError::Expired { .. })));
+        assert!(h.verify(&aud(), "POST", "/v1/echo", 1300).is_ok());
+        assert!(h.verify(&aud(), "POST", "/v1/echo", 700).is_ok());
+        assert!(matches!(h.verify(&aud(), "PUT", "/v1/echo", 1000), Err(AuthError::BadSignature { .. })));
+        let other_chain = Audience { chain_id: 1, ..aud() };
+        assert!(matches!(h.verify(&other_chain, "POST", "/v1/echo", 1000), Err(AuthError::WrongChain { .. })));
+        let other_node = Audience { node: Address::repeat_byte(1), ..aud() };
+        assert!(matches!(h.verify(&other_node, "POST", "/v1/echo", 1000), Err(AuthError::WrongNode { .. })));
+        // The header's audience fields are signed: editing them breaks the signature.
+        let forged = v.replacen(&format!(":0x{}:", "ee".repeat(20)), &format!(":0x{}:", "01".repeat(20)), 1);
+        let f = SignedHeader::parse(&forged).unwrap();
+        assert!(matches!(f.verify(&other_node, "POST", "/v1/echo", 1000), Err(AuthError::BadSignature { .. })));
+        // Fresh nonces.
+        assert_ne!(sign_request(&k, &aud(), "GET", "/", b"", 1), sign_request(&k, &aud(), "GET", "/", b"", 1));
     }
 
     #[test]
     fn parse_refusals() {
         let k = key();
-        let good = sign_request(&k, "GET", "/", b"", 1);
-        let (addr, rest) = good.split_once(':').unwrap();
-        let (_, sig) = rest.split_once(':').unwrap();
+        let good = sign_request_with(&k, &aud(), "GET", "/", &content_hash(b""), 1, "n");
+        let f: Vec<&str> = good.split(':').collect();
+        let with = |i: usize, v: &str| {
+            let mut g = f.clone();
+            g[i] = v;
+            g.join(":")
+        };
         for bad in [
-            "",
-            "nonsense",
-            &format!("{addr}:1"),
-            &format!("0x1234:1:{sig}"),
-            &format!("{addr}:-1:{sig}"),
-            &format!("{addr}:1e3:{sig}"),
-            &format!("{addr}:1:0x1234"),
-            &format!("{addr}:1:{}z", &sig[..sig.len() - 1]),
+            "".to_string(),
+            "nonsense".to_string(),
+            f[..7].join(":"),
+            with(1, "0x1234"),
+            with(2, "-1"),
+            with(3, "0xzz"),
+            with(4, "1e3"),
+            with(5, ""),
+            with(5, "a b"),
+            with(5, &"n".repeat(65)),
+            with(6, "00"),
+            with(7, "0x1234"),
         ] {
-            assert!(matches!(SignedHeader::parse(bad), Err(AuthError::Malformed { .. })), "{bad:?}");
+            assert!(matches!(SignedHeader::parse(&bad), Err(AuthError::Malformed { .. })), "{bad:?}");
         }
-        // Without 0x prefixes, and with surrounding whitespace, it still parses.
-        let bare = format!(" {}:1:{} ", &addr[2..], &sig[2..]);
-        assert_eq!(SignedHeader::parse(&bare).unwrap(), SignedHeader::parse(&good).unwrap());
+        // Version 1 headers and unknown versions get their own error.
+        let v1 = format!("{}:1:{}", k.address(), f[7]);
+        assert_eq!(SignedHeader::parse(&v1), Err(AuthError::UnsupportedVersion { found: "v1".into() }));
+        assert_eq!(SignedHeader::parse(&with(0, "v3")), Err(AuthError::UnsupportedVersion { found: "v3".into() }));
+        // Surrounding whitespace is fine.
+        assert_eq!(SignedHeader::parse(&format!(" {good} ")).unwrap(), SignedHeader::parse(&good).unwrap());
+    }
+
+    #[test]
+    fn nonces_once_expire_and_cap() {
+        let c = NonceCache::new(2);
+        let a = Address::repeat_byte(1);
+        c.check_and_insert(a, "x", 1000, 1000).unwrap();
+        assert!(matches!(c.check_and_insert(a, "x", 1000, 1001), Err(AuthError::Replayed { .. })));
+        // Another address may use the same nonce.
+        c.check_and_insert(Address::repeat_byte(2), "x", 1000, 1001).unwrap();
+        assert!(matches!(c.check_and_insert(a, "y", 1000, 1001), Err(AuthError::NonceCacheFull { capacity: 2 })));
+        // Still remembered at the last second its timestamp is accepted...
+        assert!(matches!(c.check_and_insert(a, "x", 1000, 1300), Err(AuthError::Replayed { .. })));
+        // ...and evicted after it, which frees room.
+        c.check_and_insert(a, "y", 1301, 1301).unwrap();
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
@@ -486,7 +930,7 @@ mod tests {
         table.insert(api_key_hash("sk-test"), Address::repeat_byte(9));
         assert!(matches!(
             bearer_outcome("Bearer sk-test", &table),
-            AuthOutcome::Caller { address, unbound_body: false } if address == Address::repeat_byte(9)
+            AuthOutcome::Caller { address, checked_at_end: false } if address == Address::repeat_byte(9)
         ));
         assert!(matches!(bearer_outcome("bearer  sk-test ", &table), AuthOutcome::Caller { .. }));
         assert!(matches!(bearer_outcome("Bearer nope", &table), AuthOutcome::Failed(AuthError::UnknownApiKey)));

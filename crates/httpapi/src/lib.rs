@@ -27,44 +27,57 @@
 //!
 //! A caller proves an address in one of two ways.
 //!
-//! **Signed request** (EIP-191). The header
+//! **Signed request** (EIP-191), format `v2`. The header
 //!
 //! ```text
-//! X-OpenLedger-Auth: <address>:<unix-seconds>:<0x signature>
+//! X-OpenLedger-Auth: v2:<address>:<chain id>:<node>:<unix-seconds>:<nonce>:<body hash>:<0x signature>
 //! ```
 //!
-//! where `<address>` is the 20-byte address in hex (`0x` prefix; checksum optional),
-//! `<unix-seconds>` a decimal timestamp, and `<0x signature>` the 65-byte `r ‖ s ‖ v`
-//! signature in hex (`v` 27/28 or 0/1) that `personal_sign` (EIP-191: keccak256 of
-//! `"\x19Ethereum Signed Message:\n" ‖ len ‖ message`) produces over the UTF-8 message
+//! where `<address>` is the caller's 20-byte address in hex (`0x` prefix; checksum
+//! optional), `<chain id>` and `<unix-seconds>` decimal numbers, `<node>` the node's
+//! HTTP identity (a 20-byte address; `GET /v1/node/auth` answers
+//! `{"version": "v2", "chainId": …, "node": "0x…"}`), `<nonce>` 1 to 64 characters of
+//! `[A-Za-z0-9_-]` never used before by this address (16 random bytes in hex), `<body
+//! hash>` the blake3 hash of the exact body bytes as 64 lowercase hex digits (for an
+//! empty body, the hash of zero bytes, `af1349b9…3262`), and `<0x signature>` the
+//! 65-byte `r ‖ s ‖ v` signature in hex (`v` 27/28 or 0/1) that `personal_sign`
+//! (EIP-191: keccak256 of `"\x19Ethereum Signed Message:\n" ‖ len ‖ message`) produces
+//! over the UTF-8 message of seven lines joined by `\n`, with no trailing newline:
 //!
 //! ```text
-//! OpenLedger request\n<METHOD> <path-and-query>\n<unix-seconds>\n<hex blake3 of the body>
+//! OpenLedger request v2
+//! <chain id>
+//! <node, 0x + 40 lowercase hex digits>
+//! <METHOD> <path-and-query>
+//! <unix-seconds>
+//! <nonce>
+//! <body hash>
 //! ```
 //!
 //! - `<METHOD>` is the request method as sent (`GET`, `POST`);
 //! - `<path-and-query>` is the request target exactly as sent on the request line,
-//!   percent-encoding included (`/v1/blobs/0xab…?x=1`);
-//! - `<unix-seconds>` repeats the header's timestamp;
-//! - the last line is the blake3 hash of the exact body bytes as 64 lowercase hex
-//!   digits without `0x` (for an empty body, the hash of zero bytes,
-//!   `af1349b9…3262`), or the single character `-` on streaming upload routes (see
-//!   below); lines are joined by `\n`, with no trailing newline.
+//!   percent-encoding included (`/v1/blobs/0xab…?x=1`).
 //!
-//! The server accepts it when the signature recovers to the claimed address and the
-//! timestamp is within ±300 s of its clock. [`sign_request`] builds the header value
-//! for the CLI and tests. A signed request can be replayed verbatim within that
-//! window (there is no nonce); routes whose effect must not repeat need their own
-//! idempotence (on-chain nonces, content addressing).
+//! The server accepts it when it names this node's chain id and node (else
+//! `wrong_chain` / `wrong_node`), the timestamp is within ±300 s of its clock, the
+//! signature recovers to the claimed address, the body hashes to the signed hash
+//! (`body_hash_mismatch`), and the (address, nonce) pair was not accepted before
+//! (`replayed_request`). Nonces are remembered until their timestamp leaves the
+//! window, in a set bounded by [`ServerConfig::max_remembered_nonces`] (expired ones
+//! evicted; when it is full of live ones, signed requests are refused with 503
+//! `nonce_cache_full` rather than the set growing or a live nonce being forgotten).
+//! So a header is accepted once, at one node, for one body. Version 1 headers
+//! (`<address>:<unix-seconds>:<signature>`) are refused with
+//! `unsupported_auth_version`. [`sign_request`] builds the header value for the CLI
+//! and tests.
 //!
-//! *Streaming bodies.* A route that streams a large body (uploads) cannot buffer it
-//! to check a hash before the handler runs. Such a route opts in with
-//! [`auth::allow_unbound_body`], and its clients sign `-` in place of the body hash
-//! ([`sign_request_unbound`]): only the method, path-and-query and time are bound,
-//! and the body's integrity rests on content addressing (the handler hashes what it
-//! stores and the caller checks the hash it gets back). Every other route refuses a
-//! `-` signature. The middleware buffers a body to check a body-bound signature up
-//! to [`ServerConfig::max_signed_body_bytes`] (413 beyond).
+//! *Large bodies.* The middleware reads a signed body up to
+//! [`ServerConfig::max_signed_body_bytes`] and checks its hash before any route runs.
+//! A larger body reaches only routes that opt in with [`auth::allow_streamed_body`]
+//! (other routes answer 413 `signed_body_too_large`), as a stream whose hash is
+//! checked as it ends: instead of its end it yields an error carrying
+//! `body_hash_mismatch`, so such a route reads the body to its end
+//! ([`auth::read_body`]) before it stores or signs anything.
 //!
 //! **API key.** `Authorization: Bearer <key>`: the server hashes the key (blake3 of
 //! its UTF-8 bytes, [`auth::api_key_hash`]) and asks the [`ApiKeyResolver`] which
@@ -74,7 +87,8 @@
 //! Handlers take [`AuthedCaller`] (401 without valid credentials) or [`MaybeCaller`]
 //! (`None` for anonymous callers; present-but-wrong credentials are still 401). A 401
 //! body names the problem (`code`: `missing_auth`, `malformed_auth`,
-//! `expired_signature`, `bad_signature`, `unknown_api_key`, `unbound_body`,
+//! `unsupported_auth_version`, `wrong_chain`, `wrong_node`, `expired_signature`,
+//! `bad_signature`, `replayed_request`, `body_hash_mismatch`, `unknown_api_key`,
 //! `conflicting_auth`).
 
 pub mod auth;
@@ -94,7 +108,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use auth::{
-    ApiKeyResolver, AuthError, AuthedCaller, MaybeCaller, NoApiKeys, sign_request, sign_request_unbound, unix_now,
+    ApiKeyResolver, Audience, AuthError, AuthedCaller, MaybeCaller, NoApiKeys, sign_request, sign_request_with,
+    unix_now,
 };
 pub use error::{ApiError, error_response};
 
@@ -112,6 +127,11 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Resolves `Authorization: Bearer` keys to addresses.
     pub api_keys: Arc<dyn ApiKeyResolver>,
+    /// This node's chain id and HTTP identity: signed requests must name them.
+    pub audience: Audience,
+    /// Most nonces of signed requests remembered at once (each for the ±300 s
+    /// window); beyond it signed requests are refused (503) until some expire.
+    pub max_remembered_nonces: usize,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +141,8 @@ impl Default for ServerConfig {
             max_signed_body_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(300),
             api_keys: Arc::new(NoApiKeys),
+            audience: Audience::default(),
+            max_remembered_nonces: 100_000,
         }
     }
 }
@@ -131,19 +153,35 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_signed_body_bytes", &self.max_signed_body_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("audience", &self.audience)
+            .field("max_remembered_nonces", &self.max_remembered_nonces)
             .finish_non_exhaustive()
     }
 }
 
-/// The full application: the services' merged `router` plus `/health`, the JSON
-/// 404/405 fallbacks, error rewriting, body limit, timeout and authentication.
+/// The full application: the services' merged `router` plus `/health`,
+/// `GET /v1/node/auth` (what a signed request must name), the JSON 404/405
+/// fallbacks, error rewriting, body limit, timeout and authentication.
 ///
-/// Panics if `router` already has a `/health` route.
+/// Panics if `router` already has a `/health` or `/v1/node/auth` route.
 pub fn app(router: Router, config: &ServerConfig) -> Router {
-    let auth_state =
-        auth::AuthState { resolver: config.api_keys.clone(), max_signed_body_bytes: config.max_signed_body_bytes };
+    let auth_state = auth::AuthState {
+        resolver: config.api_keys.clone(),
+        max_signed_body_bytes: config.max_signed_body_bytes,
+        audience: config.audience,
+        nonces: Arc::new(auth::NonceCache::new(config.max_remembered_nonces)),
+    };
+    let audience = config.audience;
+    let node_auth = move || async move {
+        axum::Json(serde_json::json!({
+            "version": auth::AUTH_VERSION,
+            "chainId": audience.chain_id,
+            "node": format!("{:#x}", audience.node),
+        }))
+    };
     router
         .route("/health", get(|| async { "ok" }))
+        .route("/v1/node/auth", get(node_auth))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(auth_state, auth::authenticate))

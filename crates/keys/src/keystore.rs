@@ -450,6 +450,21 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::
     result
 }
 
+/// Write a file that holds a secret (a private key, an API key) atomically, with
+/// mode 0600 from its creation on unix: the bytes never sit in a file others may
+/// read, not even between a write and a `chmod`. The parent directory must exist.
+/// Replaces an existing file of that name.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "a secret file needs a UTF-8 file name")
+    })?;
+    write_atomic(dir, name, contents)
+}
+
 /// A directory of keystore files, one per key, named like geth's:
 /// `UTC--<ISO 8601 time>--<address in lowercase hex>`.
 ///

@@ -33,5 +33,5 @@ pub use ed25519::{ConsensusKey, verify_consensus};
 pub use error::KeyError;
 pub use hd::{DEV_MNEMONIC, derive_account, derive_path, mnemonic_to_seed};
 pub use key::{SecretKey, encode_2718, sign_eip1559, sign_legacy};
-pub use keystore::{KdfParams, Keystore, decrypt_keystore, encrypt_keystore};
+pub use keystore::{KdfParams, Keystore, decrypt_keystore, encrypt_keystore, write_secret_file};
 pub use node_keys::{NodeKeyError, NodeKeyId, NodeKeyKind, NodeKeys};

@@ -33,6 +33,8 @@ pub struct NodeConfig {
     /// Judge attribution challenges as this validator (needs `serving`: the
     /// verifier recomputes records with the node's model and span indexes).
     pub verifier: Option<VerifierConfig>,
+    /// ModelFactory's per-owner quotas (jobs and training steps queued).
+    pub job_limits: factory::JobLimits,
 }
 
 /// The validators' verifier service's keys.
@@ -395,6 +397,19 @@ pub struct ConfigFile {
     /// (absolute, or relative to the data directory); empty: the committed `models/base`.
     #[serde(default)]
     pub base_model: String,
+    /// ModelFactory: jobs one owner may have queued or running (default 4).
+    #[serde(default = "default_max_queued_jobs")]
+    pub max_queued_jobs_per_owner: usize,
+    /// ModelFactory: training steps one owner may have queued or running (default 20000).
+    #[serde(default = "default_max_queued_steps")]
+    pub max_queued_steps_per_owner: u64,
+}
+
+fn default_max_queued_jobs() -> usize {
+    factory::JobLimits::default().max_queued_jobs_per_owner
+}
+fn default_max_queued_steps() -> u64 {
+    factory::JobLimits::default().max_queued_steps_per_owner
 }
 
 /// The committed base model (`models/base` of the repository), if this binary
@@ -432,6 +447,8 @@ impl ConfigFile {
             http_addr: default_http(),
             blobs: default_blobs(),
             base_model: String::new(),
+            max_queued_jobs_per_owner: default_max_queued_jobs(),
+            max_queued_steps_per_owner: default_max_queued_steps(),
         }
     }
 
@@ -491,6 +508,10 @@ impl ConfigFile {
             base_model,
             serving: None,
             verifier: None,
+            job_limits: factory::JobLimits {
+                max_queued_jobs_per_owner: self.max_queued_jobs_per_owner,
+                max_queued_steps_per_owner: self.max_queued_steps_per_owner,
+            },
         })
     }
 }

@@ -2,15 +2,15 @@
 //! Datanet versions checked against the chain, their rows through the typed
 //! versions API, and the blob store.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chain::Chain;
 use factory::{DatanetVersion, FactoryEnv, FactoryError};
 use ml::{Model, ModelFiles, TextTokenizer};
-use primitives::B256;
+use primitives::{B256, ModelId};
 use runtime::datanets::DatanetsRead;
+use runtime::models::ModelsRead;
 
 type Loaded = (Arc<Model>, Arc<TextTokenizer>);
 
@@ -19,10 +19,10 @@ pub struct NodeFactoryEnv {
     pub chain: Arc<Chain>,
     pub datanets: Arc<datanets::DatanetService>,
     pub blobs: Arc<blobs::BlobStore>,
-    /// The base model used when a job names none.
+    /// The base model this node serves and trains on: the only model files it loads.
     pub base_model: Option<PathBuf>,
     pub handle: tokio::runtime::Handle,
-    loaded: Mutex<HashMap<PathBuf, Loaded>>,
+    loaded: Mutex<Option<Loaded>>,
 }
 
 impl NodeFactoryEnv {
@@ -33,31 +33,69 @@ impl NodeFactoryEnv {
         base_model: Option<PathBuf>,
         handle: tokio::runtime::Handle,
     ) -> Self {
-        NodeFactoryEnv { chain, datanets, blobs, base_model, handle, loaded: Mutex::new(HashMap::new()) }
+        NodeFactoryEnv { chain, datanets, blobs, base_model, handle, loaded: Mutex::new(None) }
     }
 
-    /// Load (once) the model at `path`.
-    pub fn load(&self, path: &std::path::Path) -> Result<Loaded, FactoryError> {
-        if let Some(l) = self.loaded.lock().unwrap().get(path) {
+    /// The node's base model, loaded once (the configured files, never a path a
+    /// caller names: one copy in memory whatever a job calls it).
+    pub fn load_base(&self) -> Result<Loaded, FactoryError> {
+        let mut slot = self.loaded.lock().unwrap();
+        if let Some(l) = slot.as_ref() {
             return Ok(l.clone());
         }
+        let path = self
+            .base_model
+            .as_ref()
+            .ok_or_else(|| FactoryError::BaseModel("this node has no base model configured (--base-model)".into()))?;
         let files = ModelFiles::open(path).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
         let model = Model::from_files(&files).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
         let l = (Arc::new(model), Arc::new(files.tokenizer.clone()));
-        self.loaded.lock().unwrap().insert(path.to_path_buf(), l.clone());
+        *slot = Some(l.clone());
         Ok(l)
     }
 }
 
+/// The refusal for a base model name this node does not serve. It repeats at most
+/// a short prefix of the name and never depends on the file system.
+fn not_served(name: &str, why: &str, served: &B256) -> FactoryError {
+    let shown: String = name.chars().take(80).collect();
+    FactoryError::UnknownBaseModel(format!(
+        "base model {shown:?} is not served by this node: {why}; name the base model by its model id (m1) or its \
+         base model hash ({served}), or leave baseModel out for the node's base model"
+    ))
+}
+
 impl FactoryEnv for NodeFactoryEnv {
     fn base_model(&self, name: Option<&str>) -> Result<Loaded, FactoryError> {
-        let path = match name {
-            Some(p) => PathBuf::from(p),
-            None => self.base_model.clone().ok_or_else(|| {
-                FactoryError::BaseModel("this node has no base model configured (--base-model)".into())
-            })?,
-        };
-        self.load(&path)
+        let loaded = self.load_base()?;
+        let served = loaded.0.hash;
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(loaded) };
+        if let Some(digits) = name.strip_prefix('m').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let Ok(id) = digits.parse::<u64>() else { return Err(not_served(name, "no such model", &served)) };
+            let st = self.chain.snapshot().map_err(|e| FactoryError::Data(e.to_string()))?;
+            let rec = st.model(ModelId(id)).map_err(|e| FactoryError::Data(e.to_string()))?;
+            return match rec {
+                None => Err(not_served(name, "no such model", &served)),
+                Some(r) if r.adapterHash != B256::ZERO => {
+                    Err(not_served(name, "it is an adapter model, not a base model", &served))
+                }
+                Some(r) if r.baseModelHash != served => {
+                    Err(not_served(name, &format!("its base model hash is {}", r.baseModelHash), &served))
+                }
+                Some(_) => Ok(loaded),
+            };
+        }
+        let digits = name.strip_prefix("0x").unwrap_or(name);
+        if digits.len() == 64 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hash: B256 = digits.parse().map_err(|_| not_served(name, "not a hash", &served))?;
+            return if hash == served {
+                Ok(loaded)
+            } else {
+                Err(not_served(name, "no base model has that hash here", &served))
+            };
+        }
+        Err(not_served(name, "it is neither a model id nor a base model hash", &served))
     }
 
     fn check_versions(&self, versions: &[DatanetVersion]) -> Result<Vec<String>, FactoryError> {
@@ -84,6 +122,13 @@ impl FactoryEnv for NodeFactoryEnv {
             licences.push(d.licence.clone());
         }
         Ok(licences)
+    }
+
+    fn row_count(&self, v: DatanetVersion) -> Result<u64, FactoryError> {
+        let st = self.chain.snapshot().map_err(|e| FactoryError::Data(e.to_string()))?;
+        let rec = st.version(v.datanet, v.version).map_err(|e| FactoryError::Data(e.to_string()))?;
+        rec.map(|r| r.rowCount)
+            .ok_or_else(|| FactoryError::Data(format!("Datanet {} has no version {}", v.datanet, v.version)))
     }
 
     fn rows(&self, v: DatanetVersion) -> Result<Vec<datanets::VersionRow>, FactoryError> {

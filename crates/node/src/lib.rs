@@ -37,6 +37,8 @@ pub struct Node {
     pub rpc_addr: SocketAddr,
     /// Where the HTTP API listens, if it does.
     pub http_addr: Option<SocketAddr>,
+    /// What signed HTTP requests to this node must name (chain id, node identity).
+    pub http_audience: httpapi::Audience,
     pub datanets: Arc<datanets::DatanetService>,
     /// ModelFactory's job queue.
     pub jobs: Arc<factory::JobQueue>,
@@ -70,9 +72,9 @@ fn start_serving(
     datanets: &Arc<datanets::DatanetService>,
     env: &NodeFactoryEnv,
 ) -> Result<Option<Serving>, NodeError> {
-    let (Some(sc), Some(base)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
-    let (model, tokenizer) = factory::FactoryEnv::base_model(env, Some(&base.display().to_string()))
-        .map_err(|e| NodeError::Serving(e.to_string()))?;
+    let (Some(sc), Some(_)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
+    // The node serves the base model it trains on: the one copy the factory loads.
+    let (model, tokenizer) = env.load_base().map_err(|e| NodeError::Serving(e.to_string()))?;
     let env_tokenizer = tokenizer.clone();
     let metrics = Arc::new(serve::Metrics::default());
     let engine = serve::Engine::start(
@@ -162,6 +164,8 @@ pub enum NodeError {
     Serving(String),
     #[error("cannot write {ENDPOINTS_FILE} in the data directory: {0}")]
     Endpoints(std::io::Error),
+    #[error("cannot read or create {NODE_ID_FILE} in the data directory: {0}")]
+    NodeId(std::io::Error),
 }
 
 /// Open the chain, start producing blocks and serving RPC. Returns once the
@@ -196,8 +200,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         cfg.base_model.clone(),
         tokio::runtime::Handle::current(),
     ));
-    let jobs =
-        factory::JobQueue::open(&cfg.data_dir.join("jobs"), env.clone()).map_err(|e| NodeError::Jobs(e.to_string()))?;
+    let jobs = factory::JobQueue::open_with_limits(&cfg.data_dir.join("jobs"), env.clone(), cfg.job_limits)
+        .map_err(|e| NodeError::Jobs(e.to_string()))?;
     jobs.start();
     let serving = start_serving(cfg, &chain, &store, &datanets, &env)?;
     let store_for_node = store.clone();
@@ -206,6 +210,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         None => None,
     };
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let http_audience =
+        httpapi::Audience { chain_id: chain.chain_id(), node: http_node_id(&cfg.data_dir).map_err(NodeError::NodeId)? };
     chain.start();
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
     tokio::spawn(async move {
@@ -228,7 +234,11 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
-        let config = httpapi::ServerConfig { api_keys: Arc::new(ChainApiKeys(chain.clone())), ..Default::default() };
+        let config = httpapi::ServerConfig {
+            api_keys: Arc::new(ChainApiKeys(chain.clone())),
+            audience: http_audience,
+            ..Default::default()
+        };
         tokio::spawn(async move {
             if let Err(e) = httpapi::serve_with(l, router, config, std::future::pending()).await {
                 tracing::error!("HTTP server stopped: {e}");
@@ -236,7 +246,34 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         });
     }
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, datanets, jobs, serving, blobs: store_for_node })
+    Ok(Node { chain, rpc_addr, http_addr, http_audience, datanets, jobs, serving, blobs: store_for_node })
+}
+
+/// The file in the data directory that holds the node's HTTP identity: a random
+/// 20-byte id, made once, that every signed request to this node names, so that a
+/// request signed for one node is refused by every other (even dev nodes that share
+/// the dev keys). Not a secret.
+pub const NODE_ID_FILE: &str = "node-id";
+
+/// The node's HTTP identity ([`NODE_ID_FILE`]), created on first use.
+pub fn http_node_id(data_dir: &std::path::Path) -> std::io::Result<primitives::Address> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not an address: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut id = [0u8; 20];
+            getrandom_fill(&mut id);
+            let id = primitives::Address::from(id);
+            std::fs::create_dir_all(data_dir)?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, format!("{id:#x}\n"))?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The file in the data directory that names the addresses a running node
@@ -314,9 +351,8 @@ pub fn dev_serving_setup(
         let call = IInference::registerEndpointCall { url: format!("http://{addr}/v1"), modelIds: vec![1] };
         send_and_wait(chain, operator, primitives::system::Module::Inference.address(), 0, call.abi_encode())?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{key}\n")).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    // An API key spends dev account 0's allowance: owner-only from its creation.
+    keys::write_secret_file(&path, format!("{key}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(key)
 }
 

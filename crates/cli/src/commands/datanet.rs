@@ -385,10 +385,7 @@ pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
             let mut headers = vec![];
             if let Some(i) = dev_account {
                 let k = keys::derive_account(keys::DEV_MNEMONIC, i)?;
-                headers.push((
-                    httpapi::auth::AUTH_HEADER,
-                    httpapi::sign_request(&k, "GET", &path_q, b"", httpapi::unix_now()),
-                ));
+                headers.push(http.auth_header(&k, "GET", &path_q, b"")?);
             }
             let (status, body) = http.request("GET", &path_q, &headers, b"")?;
             if status != 200 {
@@ -509,9 +506,8 @@ pub fn contribute(a: ContributeArgs, out: Out) -> anyhow::Result<()> {
     let key = a.signer.key()?;
     let path = format!("/v1/datanets/{}/contributions", a.datanet);
     let (ctype, body) = multipart_file(&name, &content);
-    let auth = httpapi::sign_request_unbound(&key, "POST", &path, httpapi::unix_now());
-    let (status, resp) =
-        a.http.request("POST", &path, &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, auth)], &body)?;
+    let auth = a.http.auth_header(&key, "POST", &path, &body)?;
+    let (status, resp) = a.http.request("POST", &path, &[("Content-Type", ctype), auth], &body)?;
     if status != 200 {
         bail!("the ingest service refused {} ({status}): {}", a.file.display(), error_message(&resp));
     }
@@ -656,12 +652,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 let _ = who;
                 let p = format!("/v1/blobs/{h}");
                 let key = signer.key()?;
-                let (status, body) = http.request(
-                    "GET",
-                    &p,
-                    &[(httpapi::auth::AUTH_HEADER, httpapi::sign_request(&key, "GET", &p, b"", httpapi::unix_now()))],
-                    b"",
-                )?;
+                let (status, body) = http.request("GET", &p, &[http.auth_header(&key, "GET", &p, b"")?], b"")?;
                 if status != 200 {
                     bail!("blob {h} unavailable ({status}): {}", error_message(&body));
                 }

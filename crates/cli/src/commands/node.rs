@@ -182,6 +182,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         base_model: a.base_model.clone().or_else(node::default_base_model),
         serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
         verifier: if a.no_serve { None } else { Some(node::VerifierConfig::dev()) },
+        job_limits: factory::JobLimits::default(),
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
@@ -257,8 +258,15 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
 
 fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
     Ok(format!(
-        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n",
-        c.genesis, c.rpc_addr, c.http_addr, c.blobs, c.block_time_ms, c.history
+        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n",
+        c.genesis,
+        c.rpc_addr,
+        c.http_addr,
+        c.blobs,
+        c.block_time_ms,
+        c.history,
+        c.max_queued_jobs_per_owner,
+        c.max_queued_steps_per_owner
     ))
 }
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 
 use alloy_sol_types::SolCall;
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use primitives::abi::IInference;
 use primitives::system::Module;
 use primitives::{Address, Amount, B256};
@@ -251,15 +251,12 @@ pub fn apikey(c: ApiKeyCmd, out: Out) -> anyhow::Result<()> {
             let dir = keys_dir();
             std::fs::create_dir_all(&dir)?;
             let p = dir.join(format!("{}.json", h));
-            std::fs::write(
+            // The file holds the key itself: owner-only from its creation, never chmod after.
+            keys::write_secret_file(
                 &p,
-                serde_json::to_string_pretty(&json!({"key": key, "hash": h.to_string(), "owner": owner}))?,
-            )?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
-            }
+                serde_json::to_string_pretty(&json!({"key": key, "hash": h.to_string(), "owner": owner}))?.as_bytes(),
+            )
+            .with_context(|| format!("writing {}", p.display()))?;
             out.print(
                 || format!("API key for {owner} (shown once; kept in {}):\n{key}", p.display()),
                 json!({"key": key, "hash": h.to_string(), "owner": owner}),

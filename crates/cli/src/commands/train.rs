@@ -47,7 +47,8 @@ pub enum TrainCmd {
         max_seq_len: Option<usize>,
         #[arg(long)]
         seed: Option<u64>,
-        /// A model folder or GGUF file on the node (default: the node's base model).
+        /// The base model to fine-tune: the model id of the base model the node serves
+        /// (m1) or its base model hash (default: the node's base model).
         #[arg(long)]
         base_model: Option<String>,
         /// Follow the job until it ends.
@@ -94,8 +95,7 @@ fn api(http: &HttpArgs, method: &str, path: &str, signer: Option<&SignerArgs>, b
     let mut headers = vec![("Content-Type", "application/json".to_string())];
     if let Some(s) = signer {
         let key = s.key()?;
-        headers
-            .push((httpapi::auth::AUTH_HEADER, httpapi::sign_request(&key, method, path, body, httpapi::unix_now())));
+        headers.push(http.auth_header(&key, method, path, body)?);
     }
     let (status, resp) = http.request(method, path, &headers, body)?;
     if !(200..300).contains(&status) {
