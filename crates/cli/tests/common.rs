@@ -100,9 +100,15 @@ impl NodeProc {
 
     /// `GET path` on the node's HTTP API: (status, body bytes).
     pub fn http_get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.http_get_with(path, &[])
+    }
+
+    /// `GET path` with extra headers (`(name, value)`): (status, body bytes).
+    pub fn http_get_with(&self, path: &str, headers: &[(&str, String)]) -> (u16, Vec<u8>) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n").unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

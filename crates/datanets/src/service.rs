@@ -151,6 +151,17 @@ impl DatanetService {
             || validators.operators.contains(&c))
     }
 
+    /// The Datanet a blob (a contribution's file, rows or findings report) belongs to,
+    /// if this node knows it.
+    pub fn blob_datanet(&self, hash: &B256) -> Option<u64> {
+        self.owners.lock().unwrap().get(hash).copied()
+    }
+
+    /// Whether every contribution on chain at start-up has its blobs placed.
+    pub fn synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Record which Datanet the blobs of every contribution of Datanet `id` belong to
     /// (any status: a pending upload to an allow-list Datanet is private too).
     async fn register_owners(&self, id: u64) -> Result<(), String> {
@@ -422,24 +433,27 @@ pub fn attestation_json(a: &ContributionAttestation) -> serde_json::Value {
     })
 }
 
-/// Blobs of allow-list Datanets: only to their owner, curators and members.
-/// Blobs this node cannot attribute to a Datanet are public (model artefacts, ...).
+/// The Datanet part of the blob access policy: a contribution's file, rows and
+/// findings report go to whoever may read its Datanet.
+/// Deny by default: a blob this service cannot place in a Datanet is refused (the
+/// node's policy decides model artefacts, job outputs and attribution records).
 pub struct DatanetBlobPolicy(pub Arc<DatanetService>);
+
+impl DatanetBlobPolicy {
+    /// `None` when the blob belongs to no Datanet this node knows; else whether `caller` may read it.
+    pub fn decide(&self, hash: &B256, caller: Option<Address>) -> Result<Option<bool>, String> {
+        let Some(id) = self.0.blob_datanet(hash) else { return Ok(None) };
+        let d = {
+            let st = self.0.reader.state.state()?;
+            st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?
+        };
+        self.0.may_read(id, &d, caller).map(Some)
+    }
+}
 
 impl blobs::BlobAccessPolicy for DatanetBlobPolicy {
     fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String> {
-        let id = self.0.owners.lock().unwrap().get(hash).copied();
-        match id {
-            // Not (yet) known to belong to a Datanet: public once every contribution
-            // has been placed, refused before (a restart must not open private rows).
-            None => Ok(self.0.synced.load(std::sync::atomic::Ordering::SeqCst)),
-            Some(id) => {
-                let st = self.0.reader.state.state()?;
-                let d = st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?;
-                drop(st);
-                self.0.may_read(id, &d, caller)
-            }
-        }
+        Ok(self.decide(hash, caller)?.unwrap_or(false))
     }
 }
 

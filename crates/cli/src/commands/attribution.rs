@@ -20,8 +20,12 @@ const ATTRIBUTION: Address = Module::Attribution.address();
 #[derive(clap::Subcommand, Debug)]
 pub enum AttributionCmd {
     /// A receipt's attribution record: spans (with character offsets) and the contributions credited.
+    /// Records are readable by the payer (`--api-key`) and the serving operator, and by
+    /// anyone when the payer published it (`infer --public-attribution`).
     Show {
         receipt: B256,
+        #[command(flatten)]
+        auth: RecordAuth,
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
@@ -35,6 +39,8 @@ pub enum AttributionCmd {
         /// The base model's folder or GGUF file (default: the committed models/base).
         #[arg(long)]
         base: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        auth: RecordAuth,
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
@@ -59,10 +65,34 @@ pub enum AttributionCmd {
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
+        auth: RecordAuth,
+        #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
         rpc: RpcArgs,
     },
+}
+
+/// How the CLI proves who reads a record: the payer's API key, or (challenge)
+/// the signer's key by a signed request.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RecordAuth {
+    /// The payer's API key, to read a record that is not public.
+    #[arg(long, env = "OPENLEDGER_API_KEY")]
+    pub api_key: Option<String>,
+}
+
+impl RecordAuth {
+    /// Headers authenticating a GET of `path`: the API key if given, else a request signed by `key` if any.
+    fn headers(&self, path: &str, key: Option<&keys::SecretKey>) -> Vec<(&'static str, String)> {
+        match (&self.api_key, key) {
+            (Some(k), _) => vec![("Authorization", format!("Bearer {k}"))],
+            (None, Some(k)) => {
+                vec![(httpapi::auth::AUTH_HEADER, httpapi::sign_request(k, "GET", path, b"", httpapi::unix_now()))]
+            }
+            (None, None) => vec![],
+        }
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -83,8 +113,8 @@ pub enum RewardsCmd {
     },
 }
 
-fn get_json(http: &HttpArgs, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = http.request("GET", path, &[], b"")?;
+fn get_json(http: &HttpArgs, path: &str, headers: &[(&str, String)]) -> anyhow::Result<Value> {
+    let (status, body) = http.request("GET", path, headers, b"")?;
     if status != 200 {
         bail!("GET {path}: {status}: {}", error_message(&body));
     }
@@ -135,8 +165,9 @@ fn credits_of(v: &Value) -> Vec<(u64, u32)> {
 
 pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        AttributionCmd::Show { receipt, http, rpc } => {
-            let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
+        AttributionCmd::Show { receipt, auth, http, rpc } => {
+            let path = format!("/v1/attribution/{receipt}");
+            let v = get_json(&http, &path, &auth.headers(&path, None))?;
             let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
             let challenge =
                 view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt }).ok();
@@ -172,8 +203,10 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Challenge { receipt, bond, force, base, signer, http, rpc } => {
-            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc)?;
+        AttributionCmd::Challenge { receipt, bond, force, base, signer, auth, http, rpc } => {
+            let path = format!("/v1/attribution/{receipt}");
+            let (checks, mine) =
+                verify_receipt(receipt, base, &http, &rpc, &auth.headers(&path, signer.key().ok().as_ref()))?;
             let ok = checks.iter().all(|c| c.1);
             if ok && !force {
                 bail!(
@@ -210,8 +243,9 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Verify { receipt, base, http, rpc } => {
-            let (checks, _) = verify_receipt(receipt, base, &http, &rpc)?;
+        AttributionCmd::Verify { receipt, base, auth, http, rpc } => {
+            let path = format!("/v1/attribution/{receipt}");
+            let (checks, _) = verify_receipt(receipt, base, &http, &rpc, &auth.headers(&path, None))?;
             let ok = checks.iter().all(|c| c.1);
             let v = json!({"receipt": receipt, "ok": ok, "checks": checks.iter().map(|(n, o, d)| json!({"check": n, "ok": o, "detail": d})).collect::<Vec<_>>()});
             out.print(
@@ -242,8 +276,9 @@ fn verify_receipt(
     base: Option<std::path::PathBuf>,
     http: &HttpArgs,
     rpc: &RpcArgs,
+    auth: &[(&str, String)],
 ) -> anyhow::Result<(Vec<(String, bool, String)>, Value)> {
-    let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
+    let v = get_json(http, &format!("/v1/attribution/{receipt}"), auth)?;
     let rec = &v["record"];
     let mut checks: Vec<(String, bool, String)> = Vec::new();
     let hash = node::attribution::record_hash(rec);
