@@ -367,4 +367,59 @@ fn every_blob_and_record_goes_only_to_its_readers() {
     let published: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e.blob(published["recordHash"].as_str().unwrap(), As::Anonymous), 200, "published record blob");
     assert_eq!(e.blob(published["record"]["promptHash"].as_str().unwrap(), As::Anonymous), 404, "its prompt");
+
+    // Validators read a private Datanet only while a challenge of a record of a model naming it is open.
+    let c = e.ok(
+        &[
+            "infer",
+            &format!("m{m_private}"),
+            "How do I count lines?",
+            "--api-key",
+            &payer_key,
+            "--max-tokens",
+            "6",
+            "--public-attribution",
+        ],
+        false,
+        true,
+    );
+    let challenged = c["receipt"]["hash"].as_str().unwrap().to_string();
+    // The hold exists once the receipt settles; the record is posted after that.
+    let hold_status = || -> Option<u8> {
+        let call = IInference::holdCall { receiptHash: challenged.parse().unwrap() };
+        let out = e
+            .node
+            .client()
+            .call(
+                "eth_call",
+                serde_json::json!([{"to": primitives::system::Module::Inference.address(), "data": primitives::Bytes::from(call.abi_encode())}, "latest"]),
+            )
+                    .ok()?;
+        let bytes = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+        Some(IInference::holdCall::abi_decode_returns(&bytes).ok()?.status)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hold_status().is_none_or(|s| s == 1) {
+        assert!(Instant::now() < deadline, "the record of the private model was not posted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Recomputing it needs the private rows: a stranger cannot, a member (who reads them) can.
+    let out = e.fail(&["attribution", "challenge", &challenged, "--force", "--dev-account", "7"], true, true);
+    assert!(out.contains("403") && out.contains("allow-list"), "{out}");
+    let ch = e.ok(&["attribution", "challenge", &challenged, "--force", "--dev-account", "3"], true, true);
+    assert_eq!(ch["challenge"]["status"], 1, "{ch}");
+    let during = e.blob(rows_blob, As::Signed(&validator));
+    let challenge_status =
+        || e.ok(&["attribution", "show", &challenged], true, true)["challenge"]["status"].as_u64().unwrap_or(0);
+    // The dev node's own verifier may judge it very fast: a refusal is right only once it has.
+    assert!(during == 200 || challenge_status() >= 3, "rows blob, validator during an open challenge: {during}");
+    if during != 200 {
+        eprintln!("note: the verifier closed the challenge before the validator's read; the open case went untested");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while challenge_status() < 3 {
+        assert!(Instant::now() < deadline, "the challenge was not judged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(e.blob(rows_blob, As::Signed(&validator)), 404, "rows blob, validator once the challenge is closed");
 }

@@ -204,9 +204,10 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
         AttributionCmd::Challenge { receipt, bond, force, base, signer, auth, http, rpc } => {
-            let path = format!("/v1/attribution/{receipt}");
-            let (checks, mine) =
-                verify_receipt(receipt, base, &http, &rpc, &auth.headers(&path, signer.key().ok().as_ref()))?;
+            // The challenger reads the record and the rows as itself (a member may
+            // recompute a record of a model trained on an allow-list Datanet).
+            let key = signer.key().ok();
+            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(p, key.as_ref()))?;
             let ok = checks.iter().all(|c| c.1);
             if ok && !force {
                 bail!(
@@ -244,8 +245,7 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
         AttributionCmd::Verify { receipt, base, auth, http, rpc } => {
-            let path = format!("/v1/attribution/{receipt}");
-            let (checks, _) = verify_receipt(receipt, base, &http, &rpc, &auth.headers(&path, None))?;
+            let (checks, _) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(p, None))?;
             let ok = checks.iter().all(|c| c.1);
             let v = json!({"receipt": receipt, "ok": ok, "checks": checks.iter().map(|(n, o, d)| json!({"check": n, "ok": o, "detail": d})).collect::<Vec<_>>()});
             out.print(
@@ -270,15 +270,17 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
 }
 
 /// Recompute a receipt's record from public inputs and compare it with the
-/// one the serving node published: (checks, the recomputed record).
+/// one the serving node published: (checks, the recomputed record). `auth`
+/// gives the headers that authenticate a GET of a path (the record and the rows).
 fn verify_receipt(
     receipt: B256,
     base: Option<std::path::PathBuf>,
     http: &HttpArgs,
     rpc: &RpcArgs,
-    auth: &[(&str, String)],
+    auth: &dyn Fn(&str) -> Vec<(&'static str, String)>,
 ) -> anyhow::Result<(Vec<(String, bool, String)>, Value)> {
-    let v = get_json(http, &format!("/v1/attribution/{receipt}"), auth)?;
+    let path = format!("/v1/attribution/{receipt}");
+    let v = get_json(http, &path, &auth(&path))?;
     let rec = &v["record"];
     let mut checks: Vec<(String, bool, String)> = Vec::new();
     let hash = node::attribution::record_hash(rec);
@@ -314,7 +316,8 @@ fn verify_receipt(
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
     for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
-        let (st, body) = http.request("GET", &format!("/v1/datanets/{d}/versions/{ver}/rows"), &[], b"")?;
+        let rows_path = format!("/v1/datanets/{d}/versions/{ver}/rows");
+        let (st, body) = http.request("GET", &rows_path, &auth(&rows_path), b"")?;
         if st != 200 {
             bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
         }
