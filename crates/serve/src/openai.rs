@@ -816,3 +816,31 @@ fn stream(
     use futures_util::StreamExt;
     Sse::new(s.chain(done)).keep_alive(KeepAlive::default()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_go_to_the_payer_and_the_operator_unless_published() {
+        let (payer, operator, other) = (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+        let private = RecordAccess { payer: Some(payer), operator: Some(operator), public: false };
+        assert!(private.allows(Some(payer)));
+        assert!(private.allows(Some(operator)));
+        assert!(!private.allows(Some(other)));
+        assert!(!private.allows(None));
+        // No known payer (anonymous billing): only the operator, never "anyone equal to None".
+        let unknown = RecordAccess { payer: None, operator: Some(operator), public: false };
+        assert!(!unknown.allows(None));
+        assert!(unknown.allows(Some(operator)));
+        let published = RecordAccess { public: true, ..private };
+        assert!(published.allows(None) && published.allows(Some(other)));
+
+        let mut h = axum::http::HeaderMap::new();
+        assert!(!attribution_public(&h));
+        h.insert(ATTRIBUTION_PUBLIC_HEADER, "TRUE".parse().unwrap());
+        assert!(attribution_public(&h));
+        h.insert(ATTRIBUTION_PUBLIC_HEADER, "yes".parse().unwrap());
+        assert!(!attribution_public(&h), "only `true` publishes");
+    }
+}
