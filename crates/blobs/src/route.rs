@@ -12,16 +12,19 @@ use primitives::{Address, B256};
 
 use crate::{BlobError, BlobStore};
 
-/// Who may read which blob. The route knows nothing of Datanets: the Datanets
-/// module implements this (rows of an allow-list Datanet only to its members,
-/// validators' verifiers, and the operators and trainers of models that name it).
+/// Who may read which blob. The route knows nothing of Datanets, models or
+/// records: the node implements this, deny by default (`node::access`: public
+/// Datanets' data and live models' artefacts to anyone; allow-list Datanets'
+/// data, job outputs and attribution records only to their readers; prompts and
+/// whatever it cannot place to no one).
 pub trait BlobAccessPolicy: Send + Sync {
     /// Whether `caller` (`None`: anonymous) may read blob `hash`; `Err` when the
     /// policy cannot decide (answered 500 with the message).
     fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String>;
 }
 
-/// Every blob is readable by everyone.
+/// Every blob is readable by everyone (tests and single-user tools only: the
+/// node never serves with it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicBlobs;
 
@@ -42,9 +45,11 @@ struct BlobRoutes {
 /// `GET /v1/blobs/{hash}` (`hash`: 64 hex digits, `0x` optional) answers 200 with the
 /// bytes (`application/octet-stream`, `ETag: "<0x hash>"`, `Cache-Control: …,
 /// immutable`; `public` when anonymous callers may read it, `private` otherwise),
-/// 304 for a matching `If-None-Match`, 400 for a malformed hash, 403 when the policy
-/// refuses the caller, 404 for an unknown blob, 500 for a corrupt one. `HEAD` works
-/// too. The caller comes from the signed-request or API-key headers (optional).
+/// 304 for a matching `If-None-Match`, 400 for a malformed hash, 404 both for an
+/// unknown blob and for one the policy refuses the caller (the same body, so a
+/// caller learns nothing of blobs it may not read, not even that they exist),
+/// 500 for a corrupt one. `HEAD` works too. The caller comes from the
+/// signed-request or API-key headers (optional).
 pub fn routes(store: Arc<BlobStore>, policy: Arc<dyn BlobAccessPolicy>) -> Router {
     Router::new().route("/v1/blobs/{hash}", get(get_blob)).with_state(BlobRoutes { store, policy })
 }
@@ -66,9 +71,18 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
     })
 }
 
-fn store_error(e: BlobError) -> ApiError {
+/// The one answer for a blob that is missing or that `caller` may not read.
+fn not_readable(hash: &B256, caller: Option<Address>) -> ApiError {
+    let who = match caller {
+        Some(a) => format!("readable by {a}"),
+        None => "public (authenticate to read a blob you have access to)".to_owned(),
+    };
+    ApiError::not_found("blob_not_found", format!("no blob {hash} here that is {who}"))
+}
+
+fn store_error(e: BlobError, caller: Option<Address>) -> ApiError {
     match e {
-        BlobError::NotFound(hash) => ApiError::not_found("blob_not_found", format!("no blob {hash}")),
+        BlobError::NotFound(hash) => not_readable(&hash, caller),
         e @ BlobError::Corrupt { .. } => ApiError::internal("blob_corrupt", e.to_string()),
         e => {
             tracing::error!(error = %e, "blob store failure");
@@ -89,24 +103,20 @@ async fn get_blob(
     // The policy first, so that a refused caller learns nothing of the blob.
     let allowed = st.policy.allowed(&hash, caller).map_err(|e| ApiError::internal("policy_error", e))?;
     if !allowed {
-        let message = match caller {
-            None => format!("blob {hash} is not public: authenticate as a caller allowed to read it"),
-            Some(a) => format!("{a} may not read blob {hash}"),
-        };
-        return Err(ApiError::forbidden("blob_forbidden", message));
+        return Err(not_readable(&hash, caller));
     }
     let public = caller.is_none() || st.policy.allowed(&hash, None) == Ok(true);
     let cache = if public { "public, max-age=31536000, immutable" } else { "private, max-age=31536000, immutable" };
     let etag = format!("\"{hash}\"");
 
     if etag_matches(&headers, &etag) {
-        if !st.store.has(&hash).await.map_err(store_error)? {
-            return Err(store_error(BlobError::NotFound(hash)));
+        if !st.store.has(&hash).await.map_err(|e| store_error(e, caller))? {
+            return Err(not_readable(&hash, caller));
         }
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache.to_owned())])
             .into_response());
     }
-    let bytes = st.store.get(&hash).await.map_err(store_error)?;
+    let bytes = st.store.get(&hash).await.map_err(|e| store_error(e, caller))?;
     let headers = [
         (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
         (header::ETAG, etag),

@@ -119,21 +119,29 @@ async fn policy_decides() {
         vec![("X-OpenLedger-Auth", sign_request(k, &Audience::default(), "GET", &target, b"", unix_now()))]
     };
 
+    // Refused exactly as a missing blob is: 404, the same code and message.
     let r = get(addr, &target, &[]).await;
-    assert_eq!(r.status, 403);
-    assert_eq!(r.code(), "blob_forbidden");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "blob_not_found");
+    let missing = format!("/v1/blobs/{}", B256::repeat_byte(9));
+    let m = get(addr, &missing, &[]).await;
+    let msg = |r: &Reply| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["error"]["message"].clone();
+    assert_eq!(
+        msg(&m).as_str().unwrap().replace(&B256::repeat_byte(9).to_string(), "H"),
+        msg(&r).as_str().unwrap().replace(&hash.to_string(), "H")
+    );
 
     let r = get(addr, &target, &signed(&outsider)).await;
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 404);
 
     let r = get(addr, &target, &signed(&member)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"private rows");
     assert!(r.header("cache-control").unwrap().starts_with("private"));
 
-    // The policy is asked before the store: an unknown hash is 403 too.
+    // The policy is asked before the store: an unknown hash is the same 404.
     let r = get(addr, &format!("/v1/blobs/{}", B256::repeat_byte(3)), &[]).await;
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 404);
 
     // Bad credentials are 401, not anonymous.
     let r = get(addr, &target, &[("X-OpenLedger-Auth", "nonsense".into())]).await;

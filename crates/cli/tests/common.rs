@@ -103,6 +103,11 @@ impl NodeProc {
         http_send(&self.http, "GET", path, &[], b"")
     }
 
+    /// `GET path` with extra headers (`(name, value)`): (status, body bytes).
+    pub fn http_get_with(&self, path: &str, headers: &[(&str, String)]) -> (u16, Vec<u8>) {
+        http_send(&self.http, "GET", path, headers, b"")
+    }
+
     /// What signed requests to this node must name (`GET /v1/node/auth`).
     pub fn audience(&self) -> httpapi::Audience {
         audience(&self.http)

@@ -246,7 +246,8 @@ fn refusals_store_nothing_and_lose_no_bond() {
         .fail(&["contribute", &data("unix-shell/contributor-3.csv"), "--datanet", &closed, "--dev-account", "6"], true);
     assert!(out.contains("not a member"), "{out}");
     assert_eq!(e.blobs(), blobs1);
-    // A member contributes; its blobs are readable by members and validators, not by outsiders.
+    // A member contributes; its blobs are readable by members and the owner, not by
+    // outsiders (refused as if missing: 404).
     let outsider =
         e.fail(&["datanet", "members", &closed, "--add", &dev(6).address().to_string(), "--dev-account", "6"], false);
     assert!(outsider.contains("NotOwner"), "{outsider}");
@@ -255,17 +256,17 @@ fn refusals_store_nothing_and_lose_no_bond() {
         e.ok(&["contribute", &data("unix-shell/contributor-3.csv"), "--datanet", &closed, "--dev-account", "6"], true);
     assert!(c["contribution"].as_u64().is_some());
     let rows_blob = c["report"]["rowsBlob"].as_str().unwrap().to_string();
-    assert_eq!(blob_status(&e.node.http, &rows_blob, None), 403, "anonymous");
-    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(7)), 403, "outsider");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, None), 404, "anonymous");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(7)), 404, "outsider");
     assert_eq!(blob_status(&e.node.http, &rows_blob, Some(6)), 200, "member");
-    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(0)), 200, "owner and validator");
+    assert_eq!(blob_status(&e.node.http, &rows_blob, Some(0)), 200, "owner");
     // After a restart the node places every contribution's blobs again before serving them.
     let data_dir = e.node.data_dir.clone();
     let Env { node, _dir } = e;
     node.kill9();
     let node = NodeProc::start(&data_dir, &["--instant"]);
-    assert_eq!(blob_status(&node.http, &rows_blob, Some(7)), 403, "outsider after restart");
-    assert_eq!(blob_status(&node.http, &rows_blob, None), 403, "anonymous after restart");
+    assert_eq!(blob_status(&node.http, &rows_blob, Some(7)), 404, "outsider after restart");
+    assert_eq!(blob_status(&node.http, &rows_blob, None), 404, "anonymous after restart");
     let mut member = 0;
     for _ in 0..50 {
         member = blob_status(&node.http, &rows_blob, Some(6));

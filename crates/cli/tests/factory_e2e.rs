@@ -115,7 +115,11 @@ fn train_register_and_approve_through_governance() {
     assert!(m["validation"]["loss"].as_f64().unwrap().is_finite());
     assert!(m["validation"]["exactMatch"].is_number(), "prompt/completion rows are scored: {m}");
     let adapter_blob = j["artefacts"]["adapterModel"].as_str().unwrap().to_string();
-    let (status, body) = e.node.http_get(&format!("/v1/blobs/{adapter_blob}"));
+    // Not live: the job's owner's only (deny by default; 404 as for a missing blob).
+    let path = format!("/v1/blobs/{adapter_blob}");
+    assert_eq!(e.node.http_get(&path).0, 404);
+    let auth = e.node.sign(&dev(1), "GET", &path, b"");
+    let (status, body) = e.node.http_get_with(&path, &[(httpapi::auth::AUTH_HEADER, auth)]);
     assert_eq!(status, 200);
     assert_eq!(format!("{}", primitives::content_hash(&body)), adapter_blob);
     let listed = e.ok(&["train", "list"], false, true);

@@ -217,7 +217,12 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     e.ok(&["gov", "vote", &p["id"].as_u64().unwrap().to_string(), "for", "--dev-account", "0"], true, false);
     e.node.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
     e.ok(&["gov", "execute", &p["id"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
-    let a = e.ok(&["infer", &mid, "How do I list hidden files?", "--api-key", &key, "--max-tokens", "6"], false, true);
+    // Published (per request), so that account 5 below, not the payer, may read and challenge it.
+    let a = e.ok(
+        &["infer", &mid, "How do I list hidden files?", "--api-key", &key, "--max-tokens", "6", "--public-attribution"],
+        false,
+        true,
+    );
     assert_eq!(a["model"], mid.as_str());
     assert_eq!(a["receipt"]["adapterHash"], j["output"]["adapterHash"]);
     assert_eq!(a["receipt"]["priceInPer1k"], "2000000000000000");

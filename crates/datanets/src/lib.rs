@@ -12,8 +12,13 @@
 //!   and contributors, read from chain state and the blob store and checked against
 //!   the on-chain roots: what ModelFactory and attribution use, never file scanning.
 //!   `GET /v1/datanets/{id}/versions/{v}/rows` serves them as JSON lines.
-//! - **access** ([`DatanetBlobPolicy`]): blobs of allow-list Datanets are readable
-//!   only by their owner, curators and members.
+//! - **access** ([`DatanetService::reader_role`], [`DatanetBlobPolicy`],
+//!   [`DatanetService::may_train`]): a public Datanet's data is readable by anyone;
+//!   an allow-list Datanet's by its owner, curators and members, the serving
+//!   operators whose endpoint lists a live model naming it, and the validators
+//!   while a challenge of such a model's record is open; every such read is logged.
+//!   Only members, owner and curators may train on it. Blobs it cannot place are
+//!   refused (the node decides the rest, deny by default).
 //!
 //! Blob layout: the file as uploaded; the rows blob ([`encode_rows`]: u32 BE
 //! count, then per row u32 BE length and the canonical row bytes); the findings

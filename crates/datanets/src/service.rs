@@ -135,20 +135,98 @@ impl DatanetService {
             .ok_or_else(|| err(StatusCode::NOT_FOUND, "unknown_datanet", format!("Datanet {id} does not exist")))
     }
 
-    fn may_read(&self, id: u64, d: &DatanetRecord, caller: Option<Address>) -> Result<bool, String> {
+    /// Why `caller` may read the rows, files and findings of Datanet `id`, or `None`.
+    ///
+    /// DESIGN ("Verifying and challenging"): a public Datanet is readable by anyone; an
+    /// allow-list Datanet by its owner, curators and members, by the serving operators
+    /// of live models that name it (an operator whose on-chain endpoint lists such a
+    /// model), and by the validators only while a challenge of a record of a model
+    /// that names it is open (their verifiers recompute it).
+    pub fn reader_role(
+        &self,
+        id: u64,
+        d: &DatanetRecord,
+        caller: Option<Address>,
+    ) -> Result<Option<&'static str>, String> {
+        use runtime::attribution::AttributionRead;
+        use runtime::inference::InferenceRead;
+        use runtime::models::ModelsRead;
         if d.policy != POLICY_ALLOW_LIST {
-            return Ok(true);
+            return Ok(Some("public"));
         }
-        let Some(c) = caller else { return Ok(false) };
+        let Some(c) = caller else { return Ok(None) };
         let st = self.reader.state.state()?;
-        // Owner, curators, members, and the validators (whose verifiers recompute
-        // attribution). Model operators and trainers join when the models module lands.
+        let e = |e: primitives::state::StateError| e.to_string();
+        if c == d.owner {
+            return Ok(Some("owner"));
+        }
+        if st.curators(id).map_err(e)?.contains(&c) {
+            return Ok(Some("curator"));
+        }
+        if st.is_member(id, &c).map_err(e)? {
+            return Ok(Some("member"));
+        }
+        let names_it = |m: u64| -> Result<Option<runtime::models::ModelRecord>, String> {
+            Ok(st.model(primitives::ModelId(m)).map_err(e)?.filter(|r| r.datanetIds.contains(&id)))
+        };
+        if let Some(ep) = st.endpoint(&c).map_err(e)? {
+            for m in ep.modelIds {
+                if names_it(m)?.is_some_and(|r| r.state == runtime::models::LIVE) {
+                    return Ok(Some("serving operator"));
+                }
+            }
+        }
         let height = runtime::state_height(&*st).map_err(|e| e.to_string())?;
-        let validators = runtime::staking::StakingRead::validator_set_at(&*st, height).map_err(|e| e.to_string())?;
-        Ok(c == d.owner
-            || st.curators(id).map_err(|e| e.to_string())?.contains(&c)
-            || st.is_member(id, &c).map_err(|e| e.to_string())?
-            || validators.operators.contains(&c))
+        let validators = runtime::staking::StakingRead::validator_set_at(&*st, height).map_err(e)?;
+        if validators.operators.contains(&c) {
+            for h in st.open_challenges().map_err(e)? {
+                let Some(hold) = st.hold(&h).map_err(e)? else { continue };
+                if names_it(hold.modelId)?.is_some() {
+                    return Ok(Some("validator (open challenge)"));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `caller` may read `what` of Datanet `id` ([`Self::reader_role`]); every
+    /// read of an allow-list Datanet's data is logged with the reader and the blob.
+    pub fn may_read(&self, id: u64, d: &DatanetRecord, caller: Option<Address>, what: &str) -> Result<bool, String> {
+        let role = self.reader_role(id, d, caller)?;
+        if d.policy == POLICY_ALLOW_LIST {
+            let reader = caller.map(|a| a.to_string()).unwrap_or_else(|| "anonymous".into());
+            match role {
+                Some(role) => {
+                    tracing::info!(target: "openledger::private_data", %reader, role, datanet = id, blob = what, "private Datanet read")
+                }
+                None => {
+                    tracing::info!(target: "openledger::private_data", %reader, datanet = id, blob = what, "private Datanet read refused")
+                }
+            }
+        }
+        Ok(role.is_some())
+    }
+
+    /// Whether `trainer` may fine-tune on Datanet `id`: anyone on a public Datanet;
+    /// only its owner, curators and members on an allow-list one.
+    pub fn may_train(&self, id: u64, trainer: Address) -> Result<bool, String> {
+        let st = self.reader.state.state()?;
+        let d = st.datanet(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("Datanet {id} does not exist"))?;
+        Ok(d.policy != POLICY_ALLOW_LIST
+            || trainer == d.owner
+            || st.curators(id).map_err(|e| e.to_string())?.contains(&trainer)
+            || st.is_member(id, &trainer).map_err(|e| e.to_string())?)
+    }
+
+    /// The Datanet a blob (a contribution's file, rows or findings report) belongs to,
+    /// if this node knows it.
+    pub fn blob_datanet(&self, hash: &B256) -> Option<u64> {
+        self.owners.lock().unwrap().get(hash).copied()
+    }
+
+    /// Whether every contribution on chain at start-up has its blobs placed.
+    pub fn synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Record which Datanet the blobs of every contribution of Datanet `id` belong to
@@ -437,24 +515,27 @@ pub fn attestation_json(a: &ContributionAttestation) -> serde_json::Value {
     })
 }
 
-/// Blobs of allow-list Datanets: only to their owner, curators and members.
-/// Blobs this node cannot attribute to a Datanet are public (model artefacts, ...).
+/// The Datanet part of the blob access policy: a contribution's file, rows and
+/// findings report go to whoever may read its Datanet ([`DatanetService::reader_role`]).
+/// Deny by default: a blob this service cannot place in a Datanet is refused (the
+/// node's policy decides model artefacts, job outputs and attribution records).
 pub struct DatanetBlobPolicy(pub Arc<DatanetService>);
+
+impl DatanetBlobPolicy {
+    /// `None` when the blob belongs to no Datanet this node knows; else whether `caller` may read it.
+    pub fn decide(&self, hash: &B256, caller: Option<Address>) -> Result<Option<bool>, String> {
+        let Some(id) = self.0.blob_datanet(hash) else { return Ok(None) };
+        let d = {
+            let st = self.0.reader.state.state()?;
+            st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?
+        };
+        self.0.may_read(id, &d, caller, &hash.to_string()).map(Some)
+    }
+}
 
 impl blobs::BlobAccessPolicy for DatanetBlobPolicy {
     fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String> {
-        let id = self.0.owners.lock().unwrap().get(hash).copied();
-        match id {
-            // Not (yet) known to belong to a Datanet: public once every contribution
-            // has been placed, refused before (a restart must not open private rows).
-            None => Ok(self.0.synced.load(std::sync::atomic::Ordering::SeqCst)),
-            Some(id) => {
-                let st = self.0.reader.state.state()?;
-                let d = st.datanet(id).map_err(|e| e.to_string())?.ok_or("unknown Datanet")?;
-                drop(st);
-                self.0.may_read(id, &d, caller)
-            }
-        }
+        Ok(self.decide(hash, caller)?.unwrap_or(false))
     }
 }
 
@@ -489,13 +570,18 @@ async fn version_rows(
         Ok(d) => d,
         Err(r) => return r,
     };
-    match svc.may_read(id, &d, caller) {
+    match svc.may_read(id, &d, caller, &format!("version {v} rows")) {
         Ok(true) => {}
         Ok(false) => {
-            return err(
+            return httpapi::error_response(
                 StatusCode::FORBIDDEN,
+                "permission_error",
                 "not_member",
-                format!("the rows of allow-list Datanet {id} are for its members"),
+                format!(
+                    "the rows of allow-list Datanet {id} are for its members, owner and curators, the serving \
+                     operators of live models that name it, and validators while a challenge is open{}",
+                    if caller.is_none() { " (authenticate to prove who you are)" } else { "" }
+                ),
             );
         }
         Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "state", e),

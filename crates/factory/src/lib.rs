@@ -45,6 +45,9 @@ pub enum FactoryError {
     UnknownJob(u64),
     #[error("{0}")]
     Forbidden(String),
+    /// The submitter may not train on a Datanet (an allow-list Datanet it is no member of).
+    #[error("{0}")]
+    NotMember(String),
     #[error("blob store: {0}")]
     Blobs(String),
 }

@@ -107,6 +107,9 @@ pub trait FactoryEnv: Send + Sync + 'static {
     fn check_versions(&self, versions: &[DatanetVersion]) -> Result<Vec<String>, FactoryError>;
     /// The number of rows of a version (from the chain), for the step quota.
     fn row_count(&self, v: DatanetVersion) -> Result<u64, FactoryError>;
+    /// Refuse (`FactoryError::NotMember`) a trainer who may not train on one of the
+    /// versions: allow-list Datanets are trainable only by their members, owner and curators.
+    fn may_train(&self, trainer: Address, versions: &[DatanetVersion]) -> Result<(), FactoryError>;
     /// The rows of a version, checked against the chain.
     fn rows(&self, v: DatanetVersion) -> Result<Vec<VersionRow>, FactoryError>;
     /// Store bytes in the blob store; returns their content hash.
@@ -209,6 +212,7 @@ impl JobQueue {
     pub fn submit(&self, owner: Address, spec: JobSpec) -> Result<JobRecord, FactoryError> {
         spec.validate()?;
         let licences = self.env.check_versions(&spec.datanets)?;
+        self.env.may_train(owner, &spec.datanets)?;
         // Refuse what the model can show to be wrong before queueing.
         let (model, _) = self.env.base_model(spec.base_model.as_deref())?;
         spec.lora()?.validate(&model.config)?;

@@ -26,6 +26,7 @@ fn api(e: FactoryError) -> ApiError {
     match e {
         FactoryError::UnknownJob(_) => ApiError::not_found("unknown_job", e.to_string()),
         FactoryError::Forbidden(_) => ApiError::forbidden("not_owner", e.to_string()),
+        FactoryError::NotMember(_) => ApiError::forbidden("not_member", e.to_string()),
         FactoryError::Spec(_) | FactoryError::Data(_) | FactoryError::BaseModel(_) | FactoryError::Ml(_) => {
             ApiError::bad_request("invalid_job", e.to_string())
         }

@@ -497,7 +497,10 @@ pub struct AttributionService {
     pub handle: tokio::runtime::Handle,
     spans: crate::spans::SpanIndexes,
     gradients: Mutex<HashMap<u64, Arc<GradientInputs>>>,
-    records: Mutex<HashMap<B256, Value>>,
+    /// Receipt → the signed record and who may read it.
+    records: Mutex<HashMap<B256, (Value, serve::RecordAccess)>>,
+    /// Record hash (its blob) → who may read it (the same as its route).
+    record_blobs: Mutex<HashMap<B256, serve::RecordAccess>>,
     /// Records waiting for their receipt to settle: receipt → (record hash, credits).
     pub to_post: Arc<Mutex<HashMap<B256, (B256, Vec<Credit>)>>>,
 }
@@ -526,6 +529,7 @@ impl AttributionService {
             spans,
             gradients: Mutex::new(HashMap::new()),
             records: Mutex::new(HashMap::new()),
+            record_blobs: Mutex::new(HashMap::new()),
             to_post: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -656,6 +660,12 @@ impl AttributionService {
         Ok((checks.iter().all(|c| c.ok), checks))
     }
 
+    /// Who may read the blob `hash` if it is a record this node made (its
+    /// canonical bytes): the same readers as `GET /v1/attribution/{receipt}`.
+    pub fn record_blob_access(&self, hash: &B256) -> Option<serve::RecordAccess> {
+        self.record_blobs.lock().unwrap().get(hash).copied()
+    }
+
     fn sign(&self, hash: &B256) -> String {
         format!("0x{}", hex::encode(self.serving_key.sign_message(hash.as_slice()).as_bytes()))
     }
@@ -754,13 +764,14 @@ impl serve::Attributor for AttributionService {
         prompt: &[u32],
         response: &[u32],
         text: &str,
+        access: serve::RecordAccess,
     ) -> Option<Value> {
         if !model.has_adapter {
             return None; // the base model: no Datanets, its data share goes to the treasury
         }
         let prompt_bytes: Vec<u8> = prompt.iter().flat_map(|t| t.to_le_bytes()).collect();
-        // Kept (privately: no Datanet owns it, so the blob API does not serve it)
-        // for a reveal, should the record be challenged.
+        // Kept (privately: the blob API serves no blob it cannot place, and a
+        // prompt is never placed) for a reveal, should the record be challenged.
         if let Err(e) = self.handle.block_on(self.blobs.put(prompt_bytes.clone().into())) {
             tracing::warn!("prompt of {receipt_hash} not stored (a challenge could not be answered): {e}");
         }
@@ -780,7 +791,8 @@ impl serve::Attributor for AttributionService {
         }
         let credits = record_credits(&record);
         self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits.clone()));
-        self.records.lock().unwrap().insert(receipt_hash, signed);
+        self.record_blobs.lock().unwrap().insert(hash, access);
+        self.records.lock().unwrap().insert(receipt_hash, (signed, access));
         Some(json!({
             "recordHash": hash.to_string(),
             "credits": credits.iter().map(|c| json!({"contribution": c.contributionId, "ppm": c.weightPpm})).collect::<Vec<_>>(),
@@ -788,7 +800,7 @@ impl serve::Attributor for AttributionService {
         }))
     }
 
-    fn record(&self, receipt_hash: B256) -> Option<Value> {
+    fn record(&self, receipt_hash: B256) -> Option<(Value, serve::RecordAccess)> {
         self.records.lock().unwrap().get(&receipt_hash).cloned()
     }
 }

@@ -131,6 +131,19 @@ impl FactoryEnv for NodeFactoryEnv {
             .ok_or_else(|| FactoryError::Data(format!("Datanet {} has no version {}", v.datanet, v.version)))
     }
 
+    fn may_train(&self, trainer: primitives::Address, versions: &[DatanetVersion]) -> Result<(), FactoryError> {
+        for v in versions {
+            if !self.datanets.may_train(v.datanet, trainer).map_err(FactoryError::Data)? {
+                return Err(FactoryError::NotMember(format!(
+                    "{trainer} may not train on Datanet {}: it is an allow-list Datanet, trainable only by its \
+                     members, owner and curators",
+                    v.datanet
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn rows(&self, v: DatanetVersion) -> Result<Vec<datanets::VersionRow>, FactoryError> {
         self.handle
             .block_on(self.datanets.reader().version_rows(v.datanet, v.version))

@@ -2,6 +2,7 @@
 //! block producer and serves JSON-RPC. The CLI calls [`run`]; tests can start
 //! the same node in-process.
 
+pub mod access;
 pub mod attribution;
 mod backend;
 mod config;
@@ -52,6 +53,8 @@ pub struct Node {
 pub struct Serving {
     pub openlora: Arc<serve::OpenLora>,
     pub meter: Arc<Meter>,
+    /// The records this node makes (and who may read them).
+    pub attribution: Arc<attribution::AttributionService>,
 }
 
 /// API keys bound on-chain (`inference.bindApiKey`).
@@ -130,7 +133,7 @@ fn start_serving(
         rate: Default::default(),
         attributor: Some(attribution.clone()),
     });
-    Ok(Some(Serving { openlora, meter }))
+    Ok(Some(Serving { openlora, meter, attribution }))
 }
 
 /// Chain state for the Datanet services: the latest committed snapshot.
@@ -227,7 +230,12 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         }
     });
     if let Some(l) = http_listener {
-        let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(datanets::DatanetBlobPolicy(datanets.clone()));
+        let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(access::NodeBlobPolicy::new(
+            chain.clone(),
+            datanets.clone(),
+            jobs.clone(),
+            serving.as_ref().map(|s| s.attribution.clone()),
+        ));
         let mut router = datanets::routes(datanets.clone())
             .merge(blobs::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()));

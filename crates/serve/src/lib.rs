@@ -17,4 +17,7 @@ pub use billing::{Billing, BillingError, Reservation, Usage, cost};
 pub use cache::{AdapterCache, AdapterSource, CacheError, Residency};
 pub use engine::{Engine, EngineConfig, Event, Outcome, Request, SubmitError};
 pub use metrics::Metrics;
-pub use openai::{Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RateLimiter, routes};
+pub use openai::{
+    ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RateLimiter, RecordAccess,
+    routes,
+};

@@ -91,6 +91,28 @@ impl RateLimiter {
     }
 }
 
+/// The request header by which a payer publishes the attribution record of
+/// one answer: `OpenLedger-Attribution-Public: true` (any other value, or none,
+/// keeps it private to the payer and the serving operator).
+pub const ATTRIBUTION_PUBLIC_HEADER: &str = "openledger-attribution-public";
+
+/// Who may read an attribution record (DESIGN, "Verifying and challenging"):
+/// the payer and the serving operator, and anyone when the payer opted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordAccess {
+    pub payer: Option<Address>,
+    pub operator: Option<Address>,
+    /// The payer sent [`ATTRIBUTION_PUBLIC_HEADER`]`: true`.
+    pub public: bool,
+}
+
+impl RecordAccess {
+    /// Whether `caller` (`None`: anonymous) may read the record.
+    pub fn allows(&self, caller: Option<Address>) -> bool {
+        self.public || (caller.is_some() && (caller == self.payer || caller == self.operator))
+    }
+}
+
 /// Phase two of a paid inference: which contributions influenced it. Called
 /// after billing with the receipt's hash; returns the summary the client sees
 /// (the full record is the implementation's to store and post).
@@ -102,9 +124,10 @@ pub trait Attributor: Send + Sync + 'static {
         prompt: &[u32],
         response: &[u32],
         text: &str,
+        access: RecordAccess,
     ) -> Option<Value>;
-    /// The stored record of a receipt, for `GET /v1/attribution/{receipt}`.
-    fn record(&self, receipt_hash: B256) -> Option<Value>;
+    /// The stored record of a receipt and who may read it, for `GET /v1/attribution/{receipt}`.
+    fn record(&self, receipt_hash: B256) -> Option<(Value, RecordAccess)>;
 }
 
 /// The serving service behind the routes.
@@ -171,12 +194,26 @@ async fn adapters(State(s): State<Arc<OpenLora>>) -> Response {
 async fn attribution_record(
     State(s): State<Arc<OpenLora>>,
     axum::extract::Path(receipt): axum::extract::Path<String>,
+    MaybeCaller(caller): MaybeCaller,
 ) -> Response {
     let Ok(h) = receipt.parse::<B256>() else {
         return bad("invalid_receipt", format!("{receipt:?} is not a receipt hash (0x + 64 hex digits)"));
     };
     match s.attributor.as_ref().and_then(|a| a.record(h)) {
-        Some(v) => Json(v).into_response(),
+        Some((v, access)) if access.allows(caller) => Json(v).into_response(),
+        Some(_) => error_response(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "record_forbidden",
+            format!(
+                "the attribution record of receipt {h} is readable by its payer and the serving operator{} \
+                 (the payer publishes a record by sending `OpenLedger-Attribution-Public: true` with the request)",
+                match caller {
+                    Some(a) => format!(", not by {a}"),
+                    None => ": authenticate as one of them".into(),
+                }
+            ),
+        ),
         None => error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
@@ -430,7 +467,20 @@ enum Kind {
     Chat,
 }
 
-async fn completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, body: axum::body::Bytes) -> Response {
+/// Whether the request publishes its attribution record ([`ATTRIBUTION_PUBLIC_HEADER`]).
+fn attribution_public(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(ATTRIBUTION_PUBLIC_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+async fn completions(
+    State(s): State<Arc<OpenLora>>,
+    caller: MaybeCaller,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let b: CompletionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
@@ -440,10 +490,15 @@ async fn completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, body: 
         PromptField::Many(v) if v.len() == 1 => Ok(v[0].clone()),
         PromptField::Many(_) => Err(bad("invalid_prompt", "exactly one prompt per request is supported")),
     };
-    generate(s, caller, &b.common, text, &body, Kind::Completion).await
+    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Completion).await
 }
 
-async fn chat_completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, body: axum::body::Bytes) -> Response {
+async fn chat_completions(
+    State(s): State<Arc<OpenLora>>,
+    caller: MaybeCaller,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let b: ChatBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
@@ -467,12 +522,13 @@ async fn chat_completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, b
             Ok(msgs.iter().map(|m| format!("{}: {}\n", m.role, m.content)).collect::<String>() + "assistant: ")
         }
     })();
-    generate(s, caller, &b.common, text, &body, Kind::Chat).await
+    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Chat).await
 }
 
 async fn generate(
     s: Arc<OpenLora>,
     caller: MaybeCaller,
+    public_record: bool,
     common: &CommonParams,
     text: Result<String, Response>,
     raw_body: &[u8],
@@ -553,6 +609,7 @@ async fn generate(
         request_hash,
         prompt_tokens: p.prompt.len(),
         prompt: p.prompt.clone(),
+        public_record,
         delivered: 0,
         text: String::new(),
     };
@@ -568,6 +625,8 @@ struct GenCtx {
     reservation: Option<crate::billing::Reservation>,
     request_hash: B256,
     prompt: Vec<u32>,
+    /// The payer published the attribution record ([`ATTRIBUTION_PUBLIC_HEADER`]).
+    public_record: bool,
     prompt_tokens: usize,
     delivered: usize,
     text: String,
@@ -594,8 +653,10 @@ impl GenCtx {
             }
         };
         let hash = receipt.as_ref().and_then(|v| v["hash"].as_str()).and_then(|h| h.parse::<B256>().ok());
+        let party = |k: &str| receipt.as_ref().and_then(|v| v[k].as_str()).and_then(|a| a.parse::<Address>().ok());
+        let access = RecordAccess { payer: party("payer"), operator: party("operator"), public: self.public_record };
         let attribution = match (&self.s.attributor, hash, tokens) {
-            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text),
+            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text, access),
             _ => None,
         };
         (receipt, attribution)
@@ -754,4 +815,32 @@ fn stream(
     let done = futures_util::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
     use futures_util::StreamExt;
     Sse::new(s.chain(done)).keep_alive(KeepAlive::default()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_go_to_the_payer_and_the_operator_unless_published() {
+        let (payer, operator, other) = (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+        let private = RecordAccess { payer: Some(payer), operator: Some(operator), public: false };
+        assert!(private.allows(Some(payer)));
+        assert!(private.allows(Some(operator)));
+        assert!(!private.allows(Some(other)));
+        assert!(!private.allows(None));
+        // No known payer (anonymous billing): only the operator, never "anyone equal to None".
+        let unknown = RecordAccess { payer: None, operator: Some(operator), public: false };
+        assert!(!unknown.allows(None));
+        assert!(unknown.allows(Some(operator)));
+        let published = RecordAccess { public: true, ..private };
+        assert!(published.allows(None) && published.allows(Some(other)));
+
+        let mut h = axum::http::HeaderMap::new();
+        assert!(!attribution_public(&h));
+        h.insert(ATTRIBUTION_PUBLIC_HEADER, "TRUE".parse().unwrap());
+        assert!(attribution_public(&h));
+        h.insert(ATTRIBUTION_PUBLIC_HEADER, "yes".parse().unwrap());
+        assert!(!attribution_public(&h), "only `true` publishes");
+    }
 }

@@ -20,8 +20,12 @@ const ATTRIBUTION: Address = Module::Attribution.address();
 #[derive(clap::Subcommand, Debug)]
 pub enum AttributionCmd {
     /// A receipt's attribution record: spans (with character offsets) and the contributions credited.
+    /// Records are readable by the payer (`--api-key`) and the serving operator, and by
+    /// anyone when the payer published it (`infer --public-attribution`).
     Show {
         receipt: B256,
+        #[command(flatten)]
+        auth: RecordAuth,
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
@@ -35,6 +39,8 @@ pub enum AttributionCmd {
         /// The base model's folder or GGUF file (default: the committed models/base).
         #[arg(long)]
         base: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        auth: RecordAuth,
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
@@ -59,10 +65,38 @@ pub enum AttributionCmd {
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
+        auth: RecordAuth,
+        #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
         rpc: RpcArgs,
     },
+}
+
+/// How the CLI proves who reads a record: the payer's API key, or (challenge)
+/// the signer's key by a signed request.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RecordAuth {
+    /// The payer's API key, to read a record that is not public.
+    #[arg(long, env = "OPENLEDGER_API_KEY")]
+    pub api_key: Option<String>,
+}
+
+impl RecordAuth {
+    /// Headers authenticating a GET of `path` at the node `http` names: the API
+    /// key if given, else a request signed by `key` if any (bound to that node).
+    fn headers(
+        &self,
+        http: &HttpArgs,
+        path: &str,
+        key: Option<&keys::SecretKey>,
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
+        Ok(match (&self.api_key, key) {
+            (Some(k), _) => vec![("Authorization", format!("Bearer {k}"))],
+            (None, Some(k)) => vec![http.auth_header(k, "GET", path, b"")?],
+            (None, None) => vec![],
+        })
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -83,8 +117,8 @@ pub enum RewardsCmd {
     },
 }
 
-fn get_json(http: &HttpArgs, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = http.request("GET", path, &[], b"")?;
+fn get_json(http: &HttpArgs, path: &str, headers: &[(&str, String)]) -> anyhow::Result<Value> {
+    let (status, body) = http.request("GET", path, headers, b"")?;
     if status != 200 {
         bail!("GET {path}: {status}: {}", error_message(&body));
     }
@@ -135,8 +169,9 @@ fn credits_of(v: &Value) -> Vec<(u64, u32)> {
 
 pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        AttributionCmd::Show { receipt, http, rpc } => {
-            let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
+        AttributionCmd::Show { receipt, auth, http, rpc } => {
+            let path = format!("/v1/attribution/{receipt}");
+            let v = get_json(&http, &path, &auth.headers(&http, &path, None)?)?;
             let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
             let challenge =
                 view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt }).ok();
@@ -172,8 +207,11 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Challenge { receipt, bond, force, base, signer, http, rpc } => {
-            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc)?;
+        AttributionCmd::Challenge { receipt, bond, force, base, signer, auth, http, rpc } => {
+            // The challenger reads the record and the rows as itself (a member may
+            // recompute a record of a model trained on an allow-list Datanet).
+            let key = signer.key().ok();
+            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(&http, p, key.as_ref()))?;
             let ok = checks.iter().all(|c| c.1);
             if ok && !force {
                 bail!(
@@ -206,8 +244,8 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Verify { receipt, base, http, rpc } => {
-            let (checks, _) = verify_receipt(receipt, base, &http, &rpc)?;
+        AttributionCmd::Verify { receipt, base, auth, http, rpc } => {
+            let (checks, _) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(&http, p, None))?;
             let ok = checks.iter().all(|c| c.1);
             let v = json!({"receipt": receipt, "ok": ok, "checks": checks.iter().map(|(n, o, d)| json!({"check": n, "ok": o, "detail": d})).collect::<Vec<_>>()});
             out.print(
@@ -232,14 +270,17 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
 }
 
 /// Recompute a receipt's record from public inputs and compare it with the
-/// one the serving node published: (checks, the recomputed record).
+/// one the serving node published: (checks, the recomputed record). `auth`
+/// gives the headers that authenticate a GET of a path (the record and the rows).
 fn verify_receipt(
     receipt: B256,
     base: Option<std::path::PathBuf>,
     http: &HttpArgs,
     rpc: &RpcArgs,
+    auth: &dyn Fn(&str) -> anyhow::Result<Vec<(&'static str, String)>>,
 ) -> anyhow::Result<(Vec<(String, bool, String)>, Value)> {
-    let v = get_json(&http, &format!("/v1/attribution/{receipt}"))?;
+    let path = format!("/v1/attribution/{receipt}");
+    let v = get_json(http, &path, &auth(&path)?)?;
     let rec = &v["record"];
     let mut checks: Vec<(String, bool, String)> = Vec::new();
     let hash = node::attribution::record_hash(rec);
@@ -316,7 +357,8 @@ fn verify_receipt(
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
     for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
-        let (st, body) = http.request("GET", &format!("/v1/datanets/{d}/versions/{ver}/rows"), &[], b"")?;
+        let rows_path = format!("/v1/datanets/{d}/versions/{ver}/rows");
+        let (st, body) = http.request("GET", &rows_path, &auth(&rows_path)?, b"")?;
         if st != 200 {
             bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
         }

@@ -118,6 +118,10 @@ pub struct InferArgs {
     /// Print the answer as it is generated.
     #[arg(long)]
     pub stream: bool,
+    /// Publish this answer's attribution record (sends `OpenLedger-Attribution-Public: true`):
+    /// anyone may then read and verify it; by default only you and the serving operator can.
+    #[arg(long)]
+    pub public_attribution: bool,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -330,7 +334,11 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
         body["stream_options"] = json!({"include_usage": true});
     }
     let bytes = serde_json::to_vec(&body)?;
-    let headers = [("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
+    let mut headers =
+        vec![("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
+    if a.public_attribution {
+        headers.push(("OpenLedger-Attribution-Public", "true".to_string()));
+    }
     if !a.stream {
         let (status, resp) = a.http.request("POST", path, &headers, &bytes)?;
         if status != 200 {
@@ -357,9 +365,10 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
     // Streaming: read server-sent events as they arrive.
     let addr = a.http.http.trim_start_matches("http://").trim_end_matches('/').to_string();
     let mut s = std::net::TcpStream::connect(&addr).map_err(|e| anyhow!("cannot reach {addr}: {e}"))?;
+    let public = if a.public_attribution { "OpenLedger-Attribution-Public: true\r\n" } else { "" };
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\n{public}Content-Length: {}\r\n\r\n",
         bytes.len()
     )?;
     s.write_all(&bytes)?;
