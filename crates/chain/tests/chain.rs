@@ -27,6 +27,7 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
         alloc: keys.iter().map(|k| (k.address(), Amount::open(10_000))).collect(),
         params: vec![],
         operators: vec![],
+        calls: vec![],
         base_model: None,
     }
 }

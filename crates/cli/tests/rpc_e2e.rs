@@ -177,3 +177,38 @@ fn refusals_at_submission_and_rpc_errors() {
     let _ = Address::ZERO;
     node.stop();
 }
+
+/// The dev node is quiet when its ports open: its set-up (account 0's escrow,
+/// allowance and API key) is in the genesis, so a wallet that sends from
+/// account 0 with nonce 0 the moment :8545 answers is accepted, and the API
+/// key file already exists and works.
+#[test]
+fn the_dev_node_sends_nothing_from_account_0_when_its_ports_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start_serving(dir.path(), &["--instant"]);
+    let mut c = node.client();
+    let k = dev(0);
+    assert_eq!(c.nonce(&k.address(), true).unwrap(), 0, "nothing pending from account 0");
+    let hash = c.send_raw(&signed(&k, 0, dev(1).address(), 1, vec![], 21_000)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.receipt(&hash).unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the transfer was not mined");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let key = std::fs::read_to_string(dir.path().join("dev-api-key")).unwrap();
+    // The key is bound at genesis to account 0, with the 1,000 OPEN allowance.
+    let owner = c
+        .call(
+            "eth_call",
+            json!([{"to": Module::Inference.address(), "data": Bytes::from(primitives::abi::IInference::apiKeyOwnerCall {
+                keyHash: httpapi::auth::api_key_hash(key.trim()),
+            }.abi_encode())}, "latest"]),
+        )
+        .unwrap();
+    let owner = hex::decode(owner.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    assert_eq!(Address::from_slice(&owner[12..32]), k.address());
+    // And it works at once on the OpenAI routes.
+    let (status, _) =
+        http_send(&node.http, "GET", "/v1/models", &[("Authorization", format!("Bearer {}", key.trim()))], b"");
+    assert_eq!(status, 200);
+}

@@ -211,12 +211,45 @@ pub fn dev_genesis() -> Genesis {
                 bond: Amount::open(DEV_SERVING_BOND_OPEN),
             },
         ],
+        calls: vec![],
         base_model: Some(runtime::genesis::BaseModelGenesis {
             name: DEV_BASE_MODEL_NAME.into(),
             base_hash: DEV_BASE_MODEL_HASH,
         }),
     }
 }
+
+/// The dev genesis with the dev node's serving set-up done at genesis (no
+/// transaction of a user's account runs before the ports open): dev account 0
+/// deposits 1,000 OPEN into its inference escrow, grants the dev serving
+/// operator that allowance and binds `api_key`; the operator announces
+/// `endpoint` (its OpenAI base URL) for m1 when given.
+pub fn dev_genesis_serving(api_key: &str, endpoint: Option<String>) -> Genesis {
+    use alloy_sol_types::SolCall;
+    use primitives::abi::IInference;
+    let mut g = dev_genesis();
+    let (payer, operator) = (dev_accounts()[0].address(), dev_serving_operator().address());
+    let inference = primitives::system::Module::Inference.address();
+    let amount = DEV_API_ALLOWANCE_OPEN as u128 * primitives::ONE_OPEN;
+    let call = |from: Address, value: u128, data: Vec<u8>| runtime::genesis::GenesisCall {
+        from,
+        to: inference,
+        value: Amount(value),
+        data: data.into(),
+    };
+    g.calls = vec![
+        call(payer, amount, IInference::depositCall {}.abi_encode()),
+        call(payer, 0, IInference::allowCall { operator, amount }.abi_encode()),
+        call(payer, 0, IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash(api_key) }.abi_encode()),
+    ];
+    if let Some(url) = endpoint {
+        g.calls.push(call(operator, 0, IInference::registerEndpointCall { url, modelIds: vec![1] }.abi_encode()));
+    }
+    g
+}
+
+/// The allowance dev account 0 grants the dev serving operator at genesis, in OPEN.
+pub const DEV_API_ALLOWANCE_OPEN: u64 = 1_000;
 
 /// The committed base model (`models/base`, made by `openledger model bootstrap`),
 /// registered as m1 by the dev genesis.
@@ -248,6 +281,23 @@ pub struct GenesisFile {
     /// The base model registered as m1: `{ "name": "...", "hash": "0x…" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_model: Option<BaseModelFile>,
+    /// Calls to system contracts executed at genesis, in order:
+    /// `{ "from": "0x…", "to": "0x…1007", "value": "1000", "data": "0x…" }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<GenesisCallFile>,
+}
+
+/// A call executed at genesis, in a genesis file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisCallFile {
+    pub from: String,
+    pub to: String,
+    /// Decimal OPEN, base units with `wei`, or `0x` hex base units.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// ABI calldata, 0x-hex.
+    pub data: String,
 }
 
 /// The base model of a genesis file.
@@ -337,7 +387,25 @@ impl GenesisFile {
                     .map_err(|_| format!("baseModel.hash {:?} is not a 32-byte hex hash", b.hash))?,
             }),
         };
-        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params, operators, base_model })
+        let mut calls = Vec::new();
+        for (i, c) in self.calls.iter().enumerate() {
+            let addr = |s: &str, what: &str| -> Result<Address, String> {
+                s.parse().map_err(|_| format!("calls[{i}].{what}: {s:?} is not an address"))
+            };
+            let data = hex::decode(c.data.trim_start_matches("0x"))
+                .map_err(|_| format!("calls[{i}].data: {:?} is not 0x-hex", c.data))?;
+            let value = match &c.value {
+                Some(v) => parse_amount(v).map_err(|e| format!("calls[{i}].value: {e}"))?,
+                None => Amount::ZERO,
+            };
+            calls.push(runtime::genesis::GenesisCall {
+                from: addr(&c.from, "from")?,
+                to: addr(&c.to, "to")?,
+                value,
+                data: data.into(),
+            });
+        }
+        Ok(Genesis { chain_id: self.chain_id, timestamp: self.timestamp, alloc, params, operators, base_model, calls })
     }
 
     pub fn from_genesis(g: &Genesis) -> GenesisFile {
@@ -362,6 +430,16 @@ impl GenesisFile {
                 .base_model
                 .as_ref()
                 .map(|b| BaseModelFile { name: b.name.clone(), hash: b.base_hash.to_string() }),
+            calls: g
+                .calls
+                .iter()
+                .map(|c| GenesisCallFile {
+                    from: c.from.to_checksum(None),
+                    to: c.to.to_checksum(None),
+                    value: Some(format!("{}wei", c.value.0)),
+                    data: format!("0x{}", hex::encode(&c.data)),
+                })
+                .collect(),
         }
     }
 }

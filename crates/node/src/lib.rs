@@ -21,10 +21,10 @@ pub use factory_env::NodeFactoryEnv;
 
 pub use backend::ChainBackend;
 pub use config::{
-    ConfigError, ConfigFile, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN, DEV_SERVING_BOND_OPEN,
-    DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, VerifierConfig,
-    default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis, dev_params, dev_relayer,
-    dev_serving_key, dev_serving_operator, load_genesis,
+    ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
+    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
+    VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
+    dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -325,48 +325,31 @@ impl Node {
     }
 }
 
-/// Dev mode: an escrow and an allowance for dev account 0 at this node's serving
-/// operator, and an API key bound to it, written to `<data-dir>/dev-api-key`, so
-/// any OpenAI client can call the API at once. Idempotent: an existing key file
-/// is kept. Returns the key.
-pub fn dev_serving_setup(
-    chain: &Arc<Chain>,
-    operator: &keys::SecretKey,
-    http: Option<std::net::SocketAddr>,
-    data_dir: &std::path::Path,
-) -> Result<String, String> {
-    use alloy_sol_types::SolCall;
-    use primitives::abi::IInference;
-    let path = data_dir.join("dev-api-key");
-    if let Ok(k) = std::fs::read_to_string(&path) {
-        return Ok(k.trim().to_string());
-    }
-    let payer = dev_accounts()[0].clone();
+/// A fresh dev API key (`ol-dev-` and 32 hex digits of randomness).
+pub fn new_dev_api_key() -> String {
     let mut seed = [0u8; 16];
     getrandom_fill(&mut seed);
-    let key = format!("ol-dev-{}", hex::encode(seed));
-    let amount: u128 = 1_000 * primitives::ONE_OPEN;
-    let calls: Vec<(u128, Vec<u8>)> = vec![
-        (amount, IInference::depositCall {}.abi_encode()),
-        (0, IInference::allowCall { operator: operator.address(), amount }.abi_encode()),
-        (0, IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash(&key) }.abi_encode()),
-    ];
-    for (value, data) in calls {
-        send_and_wait(chain, &payer, primitives::system::Module::Inference.address(), value, data)?;
-    }
-    // The operator announces where it serves (the base model, m1; others as they go live).
-    if let Some(addr) = http {
-        let call = IInference::registerEndpointCall { url: format!("http://{addr}/v1"), modelIds: vec![1] };
-        send_and_wait(chain, operator, primitives::system::Module::Inference.address(), 0, call.abi_encode())?;
-    }
-    // An API key spends dev account 0's allowance: owner-only from its creation.
-    keys::write_secret_file(&path, format!("{key}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(key)
+    format!("ol-dev-{}", hex::encode(seed))
 }
 
 fn getrandom_fill(buf: &mut [u8]) {
     let k = keys::SecretKey::random();
     buf.copy_from_slice(&k.to_bytes()[..buf.len()]);
+}
+
+/// Dev mode, after start, when the genesis could not name the serving
+/// endpoint (the HTTP port was chosen at bind time): the serving operator
+/// announces it. Account 0 sends nothing: its set-up is in the genesis
+/// ([`dev_genesis_serving`]).
+pub fn dev_register_endpoint(
+    chain: &Arc<Chain>,
+    operator: &keys::SecretKey,
+    http: std::net::SocketAddr,
+) -> Result<(), String> {
+    use alloy_sol_types::SolCall;
+    let call =
+        primitives::abi::IInference::registerEndpointCall { url: format!("http://{http}/v1"), modelIds: vec![1] };
+    send_and_wait(chain, operator, primitives::system::Module::Inference.address(), 0, call.abi_encode())
 }
 
 /// Sign, submit and wait for a transaction of `key` (in-process).

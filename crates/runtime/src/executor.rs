@@ -415,6 +415,18 @@ pub fn call(
     Ok(execute_message(&mut st, env, from, to, value, input, gas.unwrap_or(env.gas_limit), 0)?)
 }
 
+/// Execute a genesis call and keep its writes (logs are dropped: block 0 has
+/// no transactions to carry them).
+pub(crate) fn genesis_call(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    c: &crate::genesis::GenesisCall,
+) -> Result<CallOutcome, StateError> {
+    let out = execute_message(st, env, c.from, c.to, c.value, &c.data, u64::MAX, 0)?;
+    st.commit_checkpoints();
+    Ok(out)
+}
+
 /// Gas a transaction with this call needs: the gas it uses, or the revert.
 pub fn estimate_gas(
     base: &dyn StateRead,

@@ -1,6 +1,7 @@
-//! The initial state: balances, parameter overrides, genesis operators and the base model.
+//! The initial state: balances, parameter overrides, genesis operators, the
+//! base model, and calls to system contracts made at genesis.
 
-use primitives::{Address, Amount};
+use primitives::{Address, Amount, Bytes};
 
 use crate::context::CallFail;
 use crate::params::ParamError;
@@ -25,6 +26,22 @@ pub struct Genesis {
     /// `models.base_price_out_per_1k`, which `params` may override). `None`: the
     /// chain starts without one and the first registered model is m1.
     pub base_model: Option<BaseModelGenesis>,
+    /// Calls to system contracts executed at genesis, in order, each as if its
+    /// `from` had sent it (no gas, no nonce): set-up a chain starts with, such
+    /// as the dev node's escrow, allowance and API key for account 0, so no
+    /// transaction of a user's account is needed before the ports open. Each
+    /// must succeed.
+    pub calls: Vec<GenesisCall>,
+}
+
+/// One call executed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisCall {
+    pub from: Address,
+    /// A system contract.
+    pub to: Address,
+    pub value: Amount,
+    pub data: Bytes,
 }
 
 /// Why a genesis is refused.
@@ -61,6 +78,28 @@ impl Genesis {
             CallFail::Fatal(e) => GenesisError::State(e.0),
         })?;
         crate::executor::write_block_info(st, 0, self.timestamp);
+        let env = crate::BlockEnv {
+            chain_id: self.chain_id,
+            number: 0,
+            timestamp: self.timestamp,
+            base_fee: 0,
+            gas_limit: u64::MAX,
+            coinbase: primitives::system::VALIDATOR_REWARD_POOL,
+        };
+        for (i, c) in self.calls.iter().enumerate() {
+            if primitives::system::Module::from_address(&c.to).is_none() {
+                return Err(GenesisError::State(format!("genesis call {i}: {} is not a system contract", c.to)));
+            }
+            let out = crate::executor::genesis_call(st, &env, c).map_err(|e| GenesisError::State(e.0))?;
+            if !out.success {
+                return Err(GenesisError::State(format!(
+                    "genesis call {i} ({} to {}) reverted: 0x{}",
+                    c.from,
+                    c.to,
+                    alloy_primitives::hex::encode(&out.output)
+                )));
+            }
+        }
         Ok(())
     }
 }

@@ -33,6 +33,7 @@ impl World {
             alloc: accounts.iter().map(|a| (*a, Amount::open(1_000))).collect(),
             params: vec![],
             operators: vec![],
+            calls: vec![],
             base_model: None,
         };
         let mut mem = Mem(BTreeMap::new());

@@ -42,6 +42,7 @@ fn genesis() -> Genesis {
             commission_bps: 0,
             bond: Amount::open(1_000),
         }],
+        calls: vec![],
         base_model: None,
     }
 }

@@ -150,6 +150,7 @@ impl Chain {
                     bond: Amount::open(1_000),
                 },
             ],
+            calls: vec![],
             base_model: Some(BaseModelGenesis { name: "openledger-base".into(), base_hash: B256::repeat_byte(0xba) }),
         };
         let mut mem = Mem(BTreeMap::new());

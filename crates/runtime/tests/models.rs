@@ -73,6 +73,7 @@ fn genesis(accounts: &[Address], base_model: Option<BaseModelGenesis>) -> Genesi
             bond: Amount::open(1_000),
         }],
         base_model,
+        calls: vec![],
     }
 }
 

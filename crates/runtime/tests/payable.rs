@@ -26,6 +26,7 @@ fn genesis(who: Address) -> Genesis {
         alloc: vec![(who, Amount::open(1_000_000))],
         params: vec![("staking.min_self_bond".into(), ONE_OPEN)],
         operators: vec![],
+        calls: vec![],
         base_model: None,
     }
 }

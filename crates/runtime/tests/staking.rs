@@ -88,6 +88,7 @@ proptest! {
                 runtime::staking::genesis::GenesisOperator { operator: acct(0), role: 1, consensus_key: primitives::B256::repeat_byte(1), serving_key: Address::ZERO, commission_bps: 1_000, bond: Amount::open(1_000) },
                 runtime::staking::genesis::GenesisOperator { operator: acct(1), role: 2, consensus_key: primitives::B256::ZERO, serving_key: acct(1), commission_bps: 0, bond: Amount::open(500) },
             ],
+            calls: vec![],
             base_model: None,
         };
         let mut mem = Mem(BTreeMap::new());
@@ -202,6 +203,7 @@ fn governance_refuses_double_votes_and_counts_snapshot_power() {
             commission_bps: 0,
             bond: Amount::open(1_000),
         }],
+        calls: vec![],
         base_model: None,
     };
     let mut mem = Mem(BTreeMap::new());

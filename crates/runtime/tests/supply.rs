@@ -71,6 +71,7 @@ proptest! {
             alloc: addrs[..4].iter().map(|a| (*a, Amount::open(10_000))).collect(),
             params: vec![("fee.treasury_bps".into(), bps)],
             operators: vec![],
+            calls: vec![],
             base_model: None,
         };
         let mut mem = Mem(BTreeMap::new());

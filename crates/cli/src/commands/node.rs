@@ -113,9 +113,17 @@ fn write_genesis_once(dir: &Path, g: &runtime::Genesis) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `up` set up before the node started: the dev API key (bound at
+/// genesis) and whether the serving endpoint still has to be announced (its
+/// port was not known when the genesis was written).
+struct DevSetup {
+    api_key: Option<String>,
+    announce_endpoint: bool,
+}
+
 fn run_node(
     cfg: NodeConfig,
-    dev: bool,
+    dev: Option<DevSetup>,
     banner: impl FnOnce(SocketAddr, Option<SocketAddr>, u64, Option<String>),
 ) -> anyhow::Result<()> {
     init_logging();
@@ -123,22 +131,16 @@ fn run_node(
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let node = node::start(&cfg).await?;
-        // Dev mode: an escrow, an allowance and an API key for dev account 0.
-        let api_key = match (&node.serving, dev) {
-            (Some(s), true) => {
-                let _ = s;
-                let (chain, dir, http) = (node.chain.clone(), cfg.data_dir.clone(), node.http_addr);
-                let op = cfg.serving.as_ref().map(|c| c.operator.clone()).expect("serving has a config");
-                match tokio::task::spawn_blocking(move || node::dev_serving_setup(&chain, &op, http, &dir)).await? {
-                    Ok(k) => Some(k),
-                    Err(e) => {
-                        tracing::error!("dev API key setup failed: {e}");
-                        None
-                    }
-                }
+        let api_key = dev.as_ref().and_then(|d| d.api_key.clone());
+        if let (Some(DevSetup { announce_endpoint: true, .. }), Some(_), Some(http), Some(sc)) =
+            (&dev, &node.serving, node.http_addr, &cfg.serving)
+        {
+            // Sent by the serving operator, never by a user's account.
+            let (chain, op) = (node.chain.clone(), sc.operator.clone());
+            if let Err(e) = tokio::task::spawn_blocking(move || node::dev_register_endpoint(&chain, &op, http)).await? {
+                tracing::error!("announcing the dev serving endpoint failed: {e}");
             }
-            _ => None,
-        };
+        }
         banner(node.rpc_addr, node.http_addr, node.chain.head().header.number, api_key);
         tracing::info!(rpc = %node.rpc_addr, data_dir = %cfg.data_dir.display(), "node running; Ctrl-C to stop");
         wait_for_shutdown().await;
@@ -164,11 +166,45 @@ async fn wait_for_shutdown() {
     }
 }
 
+/// The dev chain's genesis and API key. A data directory that already holds a
+/// chain keeps the genesis it was created with (`genesis.json`) and its key
+/// file (an older chain whose key file is gone gets no key: `openledger apikey
+/// new` makes one). A new one gets a fresh API key, written (0600) before anything
+/// starts, and a genesis in which account 0's escrow, allowance and key
+/// binding are already done, so account 0's nonce is 0 and the key exists
+/// when the ports open.
+fn dev_genesis_for(data_dir: &Path, serve: bool, http: &str) -> anyhow::Result<(runtime::Genesis, DevSetup)> {
+    let key_path = data_dir.join("dev-api-key");
+    let genesis_path = data_dir.join(GENESIS_FILE);
+    if data_dir.join("chain.redb").exists() {
+        let genesis = if genesis_path.exists() { node::load_genesis(&genesis_path)? } else { node::dev_genesis() };
+        let api_key = std::fs::read_to_string(&key_path).ok().map(|k| k.trim().to_string());
+        return Ok((genesis, DevSetup { api_key, announce_endpoint: false }));
+    }
+    // No chain yet: whatever genesis file is there (from `init`) is replaced
+    // by the one this chain is created with.
+    if genesis_path.exists() {
+        std::fs::remove_file(&genesis_path).with_context(|| format!("replacing {}", genesis_path.display()))?;
+    }
+    if !serve {
+        return Ok((node::dev_genesis(), DevSetup { api_key: None, announce_endpoint: false }));
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let key = node::new_dev_api_key();
+    keys::write_secret_file(&key_path, format!("{key}\n").as_bytes())
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    // The endpoint is known now unless the port is picked at bind time.
+    let endpoint = http.parse::<SocketAddr>().ok().filter(|a| a.port() != 0).map(|a| format!("http://{a}/v1"));
+    let announce_endpoint = endpoint.is_none() && !http.is_empty();
+    Ok((node::dev_genesis_serving(&key, endpoint), DevSetup { api_key: Some(key), announce_endpoint }))
+}
+
 pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
     let data_dir = a.data_dir.unwrap_or_else(|| super::home().join("dev"));
     if a.reset && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
+    let (genesis, dev) = dev_genesis_for(&data_dir, !a.no_serve, &a.http_addr.to_string())?;
     let cfg = NodeConfig {
         data_dir: data_dir.clone(),
         rpc_addr: a.rpc_addr,
@@ -178,7 +214,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         block_time: if a.instant { BlockTime::Instant } else { BlockTime::Interval(a.block_time.max(1)) },
         history: a.history,
         max_txs_per_block: 10_000,
-        genesis: node::dev_genesis(),
+        genesis,
         base_model: a.base_model.clone().or_else(node::default_base_model),
         serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
         verifier: if a.no_serve { None } else { Some(node::VerifierConfig::dev()) },
@@ -186,7 +222,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
-    run_node(cfg, true, move |addr, http_addr, head, api_key| {
+    run_node(cfg, Some(dev), move |addr, http_addr, head, api_key| {
         if quiet {
             return;
         }
@@ -280,7 +316,7 @@ pub fn start(a: StartArgs, _out: Out) -> anyhow::Result<()> {
     if let Some(addr) = a.http_addr {
         cfg.http_addr = Some(addr);
     }
-    run_node(cfg, false, |_, _, _, _| {})
+    run_node(cfg, None, |_, _, _, _| {})
 }
 
 pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use primitives::state::{StateError, StateRead};
 
 /// State held in a map; blocks' writes are applied to it.
+#[derive(Debug)]
 pub struct Mem(pub BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl StateRead for Mem {
