@@ -23,3 +23,89 @@ pub fn load<T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustTyp
 pub fn store<T: SolValue>(st: &mut Overlay, key: Vec<u8>, value: &T) {
     st.put(key, Some(value.abi_encode()));
 }
+
+/// An append-only list kept as indexed keys, so appending is one write and
+/// reading one item is one read whatever the list's length (a list stored as
+/// one value is rewritten whole on every append): `<prefix>n` → u64 BE count,
+/// `<prefix>i<index u64 BE>` → the item's ABI encoding.
+pub struct IndexedList {
+    prefix: Vec<u8>,
+}
+
+impl IndexedList {
+    pub fn new(prefix: Vec<u8>) -> IndexedList {
+        IndexedList { prefix }
+    }
+
+    fn count_key(&self) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.push(b'n');
+        k
+    }
+
+    fn item_key(&self, i: u64) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.push(b'i');
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    pub fn len(&self, st: &(impl StateRead + ?Sized)) -> Result<u64, StateError> {
+        match st.get(&self.count_key())? {
+            Some(b) => Ok(u64::from_be_bytes(b.as_slice().try_into().map_err(|_| StateError("list length".into()))?)),
+            None => Ok(0),
+        }
+    }
+
+    pub fn get<T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustType>>(
+        &self,
+        st: &(impl StateRead + ?Sized),
+        i: u64,
+    ) -> Result<Option<T>, StateError> {
+        load(st, &self.item_key(i))
+    }
+
+    /// Append `item`; returns its index.
+    pub fn push<T: SolValue>(&self, st: &mut Overlay, item: &T) -> Result<u64, StateError> {
+        let n = self.len(st)?;
+        store(st, self.item_key(n), item);
+        st.put(self.count_key(), Some((n + 1).to_be_bytes().to_vec()));
+        Ok(n)
+    }
+
+    /// Replace the item at `i` (< len).
+    pub fn set<T: SolValue>(&self, st: &mut Overlay, i: u64, item: &T) {
+        store(st, self.item_key(i), item);
+    }
+
+    /// The first index whose item fails `pred`, for a list where `pred` holds
+    /// on a prefix (a binary search: O(log len) reads).
+    pub fn partition_point<T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustType>>(
+        &self,
+        st: &(impl StateRead + ?Sized),
+        pred: impl Fn(&T) -> bool,
+    ) -> Result<u64, StateError> {
+        let (mut lo, mut hi) = (0u64, self.len(st)?);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let item: T = self.get(st, mid)?.ok_or_else(|| StateError("list item missing".into()))?;
+            if pred(&item) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Items `offset..offset + limit` (fewer at the end).
+    pub fn page<T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustType>>(
+        &self,
+        st: &(impl StateRead + ?Sized),
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<T>, StateError> {
+        let end = self.len(st)?.min(offset.saturating_add(limit));
+        (offset..end).map(|i| self.get(st, i)?.ok_or_else(|| StateError("list item missing".into()))).collect()
+    }
+}

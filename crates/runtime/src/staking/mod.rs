@@ -23,7 +23,7 @@ use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, B256, Bytes};
 
 use crate::bank::{BankRead, BankWrite};
-use crate::codec::{load, store};
+use crate::codec::{IndexedList, load, store};
 use crate::context::{BlockEnv, CallCtx, CallFail};
 use crate::params::{self, ParamsRead};
 use crate::{Overlay, revert};
@@ -112,19 +112,28 @@ fn save_op(st: &mut Overlay, c: &mut OpCtx) -> Result<(), CallFail> {
     c.pool.totalStake = c.pool.totalStake - c.op.countedStake + counted;
     c.op.countedStake = counted;
     store(st, state_key::operator(&c.addr), &c.op);
+    if c.op.role == ROLE_VALIDATOR {
+        // The end of the block snapshots the set again (only then: an unchanged
+        // set costs the end-of-block hook one read).
+        st.put(state_key::validator_set_dirty(), Some(vec![1]));
+    }
     store(st, state_key::pool(c.op.role), &c.pool);
     Ok(())
 }
 
+/// Record a checkpoint at `height` (one read and one or two writes: the list is indexed).
 fn push_checkpoint(st: &mut Overlay, key: Vec<u8>, height: u64, delta: i8, amount: U256) -> Result<(), CallFail> {
-    let mut list = load::<Vec<Checkpoint>>(st, &key)?.unwrap_or_default();
-    let cur = list.last().map(|c| c.power).unwrap_or(U256::ZERO);
-    let new = if delta >= 0 { cur + amount } else { cur.saturating_sub(amount) };
-    match list.last_mut() {
-        Some(c) if c.height == height => c.power = new,
-        _ => list.push(Checkpoint { height, power: new }),
+    let list = IndexedList::new(key);
+    let n = list.len(st)?;
+    let last = if n == 0 { None } else { list.get::<Checkpoint>(st, n - 1)? };
+    let cur = last.as_ref().map(|c| c.power).unwrap_or(U256::ZERO);
+    let power = if delta >= 0 { cur + amount } else { cur.saturating_sub(amount) };
+    match last {
+        Some(c) if c.height == height => list.set(st, n - 1, &Checkpoint { height, power }),
+        _ => {
+            list.push(st, &Checkpoint { height, power })?;
+        }
     }
-    store(st, key, &list);
     Ok(())
 }
 
@@ -142,6 +151,17 @@ fn add_to_list(st: &mut Overlay, key: Vec<u8>, a: &Address) -> Result<(), CallFa
     if !list.contains(a) {
         list.push(*a);
         store(st, key, &list);
+    }
+    Ok(())
+}
+
+/// Add `account` to `operator`'s delegators once (a membership key, so it is
+/// O(1) however many delegate).
+fn list_delegator(st: &mut Overlay, operator: &Address, account: &Address) -> Result<(), CallFail> {
+    let member = state_key::delegator_listed(operator, account);
+    if st.get(&member)?.is_none() {
+        IndexedList::new(state_key::delegators(operator)).push(st, account)?;
+        st.put(member, Some(vec![1]));
     }
     Ok(())
 }
@@ -582,7 +602,8 @@ pub(crate) fn register(
     if consensus_key != B256::ZERO {
         st.put(state_key::consensus_key_owner(&consensus_key), Some(operator.to_vec()));
     }
-    add_to_list(st, state_key::operators(role), &operator)?;
+    // New operators only (registering twice is refused above).
+    IndexedList::new(state_key::operators(role)).push(st, &operator)?;
     power_change(st, ctx.env.number, &operator, 1, bond.to_u256())?;
     ctx.emit(
         ADDRESS,
@@ -621,7 +642,7 @@ fn bond(
         d.amount += v;
         oc.op.delegated += v;
         store(st, key, &d);
-        add_to_list(st, state_key::delegators(operator), account)?;
+        list_delegator(st, operator, account)?;
     }
     save_op(st, &mut oc)?;
     power_change(st, ctx.env.number, account, 1, v)?;
@@ -664,36 +685,76 @@ pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
     snapshot_validator_set(st, env.number)
 }
 
-/// Recount operators whose activity changed without being touched (the
-/// minimum self bond moved by governance): they join or leave their pool.
+/// Operators recounted per block after `staking.min_self_bond` changed.
+pub const RECONCILE_PER_BLOCK: u64 = 64;
+
+/// Recount operators whose activity changed without being touched: when
+/// governance moves `staking.min_self_bond`, operators join or leave their
+/// pool. The recount walks the operators from where it stopped, at most
+/// [`RECONCILE_PER_BLOCK`] a block, so the hook's work is bounded whatever
+/// the number of operators; in a block where the minimum did not move it is
+/// one read.
 fn reconcile_pools(st: &mut Overlay) -> Result<(), CallFail> {
-    let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
-    for role in [ROLE_VALIDATOR, ROLE_SERVING] {
-        for a in st.operators(role)? {
-            let Some(op) = st.operator(&a)? else { continue };
-            let counted = if active(&op, min) { stake_of_op(&op) } else { U256::ZERO };
-            if counted != op.countedStake {
-                let mut c = load_op(st, &a)?;
-                save_op(st, &mut c)?;
+    let min = st.param(&params::STAKING_MIN_SELF_BOND)?;
+    let (seen, mut role, mut next) = match st.get(&state_key::reconcile())? {
+        Some(b) if b.len() == 25 => (
+            u128::from_be_bytes(b[..16].try_into().unwrap_or_default()),
+            b[16],
+            u64::from_be_bytes(b[17..].try_into().unwrap_or_default()),
+        ),
+        // Never recorded: the genesis minimum, nothing to recount.
+        _ => (min, 0, 0),
+    };
+    if seen != min {
+        // A new minimum: start over from the first validator.
+        (role, next) = (ROLE_VALIDATOR, 0);
+    }
+    let min_u = U256::from(min);
+    let mut budget = RECONCILE_PER_BLOCK;
+    while role != 0 && budget > 0 {
+        let list = IndexedList::new(state_key::operators(role));
+        let len = list.len(st)?;
+        while next < len && budget > 0 {
+            let a: Address = list.get(st, next)?.ok_or_else(|| revert(primitives::abi::Overflow {}))?;
+            if let Some(op) = st.operator(&a)? {
+                let counted = if active(&op, min_u) { stake_of_op(&op) } else { U256::ZERO };
+                if counted != op.countedStake {
+                    let mut c = load_op(st, &a)?;
+                    save_op(st, &mut c)?;
+                }
             }
+            next += 1;
+            budget -= 1;
+        }
+        if next >= len {
+            (role, next) = if role == ROLE_VALIDATOR { (ROLE_SERVING, 0) } else { (0, 0) };
         }
     }
+    let mut rec = min.to_be_bytes().to_vec();
+    rec.push(role);
+    rec.extend_from_slice(&next.to_be_bytes());
+    st.put(state_key::reconcile(), Some(rec));
     Ok(())
 }
 
 pub(crate) fn snapshot_validator_set(st: &mut Overlay, height: u64) -> Result<(), CallFail> {
+    let heights = IndexedList::new(state_key::validator_set_heights());
+    let n = heights.len(st)?;
+    if n > 0 && st.get(&state_key::validator_set_dirty())?.is_none() {
+        return Ok(());
+    }
+    st.put(state_key::validator_set_dirty(), None);
     let set = current_validator_set(st)?;
-    let mut heights = load::<Vec<u64>>(st, &state_key::validator_set_heights())?.unwrap_or_default();
-    if let Some(last) = heights.last() {
-        let prev = load::<ValidatorSetRecord>(st, &state_key::validator_set(*last))?;
+    let last = if n == 0 { None } else { heights.get::<u64>(st, n - 1)? };
+    if let Some(last) = last {
+        let prev = load::<ValidatorSetRecord>(st, &state_key::validator_set(last))?;
         if prev.map(|p| p.abi_encode()) == Some(set.abi_encode()) {
             return Ok(());
         }
     }
-    if heights.last() != Some(&height) {
-        heights.push(height);
+    if last != Some(height) {
+        heights.push(st, &height)?;
     }
     store(st, state_key::validator_set(height), &set);
-    store(st, state_key::validator_set_heights(), &heights);
     Ok(())
 }

@@ -15,17 +15,21 @@ fn k(parts: &[&[u8]]) -> Vec<u8> {
 pub fn operator(op: &Address) -> Vec<u8> {
     k(&[b"op/", op.as_slice()])
 }
-/// `staking/ops/<role>` → `address[]`, registration order.
+/// `staking/ops/<role>/` → indexed list (`codec::IndexedList`) of operator addresses, registration order.
 pub fn operators(role: u8) -> Vec<u8> {
-    k(&[b"ops/", &[role]])
+    k(&[b"ops/", &[role], b"/"])
 }
 /// `staking/d/<operator><account>` → `DelegationRecord`.
 pub fn delegation(op: &Address, account: &Address) -> Vec<u8> {
     k(&[b"d/", op.as_slice(), account.as_slice()])
 }
-/// `staking/dl/<operator>` → `address[]`: accounts delegating to the operator.
+/// `staking/dl/<operator>/` → indexed list of accounts that ever delegated to the operator.
 pub fn delegators(op: &Address) -> Vec<u8> {
-    k(&[b"dl/", op.as_slice()])
+    k(&[b"dl/", op.as_slice(), b"/"])
+}
+/// `staking/dm/<operator><account>` → present once the account is in the operator's delegator list.
+pub fn delegator_listed(op: &Address, account: &Address) -> Vec<u8> {
+    k(&[b"dm/", op.as_slice(), account.as_slice()])
 }
 /// `staking/pool/<role>` → `PoolRecord`.
 pub fn pool(role: u8) -> Vec<u8> {
@@ -39,17 +43,28 @@ pub fn unbondings(account: &Address) -> Vec<u8> {
 pub fn unbonding_accounts(op: &Address) -> Vec<u8> {
     k(&[b"unbop/", op.as_slice()])
 }
-/// `staking/vp/<account>` → `Checkpoint[]` of the account's voting power.
+/// `staking/vp/<account>/` → indexed list of `Checkpoint`s of the account's voting power.
 pub fn power_checkpoints(account: &Address) -> Vec<u8> {
-    k(&[b"vp/", account.as_slice()])
+    k(&[b"vp/", account.as_slice(), b"/"])
 }
-/// `staking/tvp` → `Checkpoint[]` of the total voting power.
+/// `staking/tvp/` → indexed list of `Checkpoint`s of the total voting power.
 pub fn total_power_checkpoints() -> Vec<u8> {
-    k(&[b"tvp"])
+    k(&[b"tvp/"])
 }
-/// `staking/vsets` → `uint64[]`: heights at which the validator set changed.
+/// `staking/vsets/` → indexed list of `uint64` heights at which the validator set changed.
 pub fn validator_set_heights() -> Vec<u8> {
-    k(&[b"vsets"])
+    k(&[b"vsets/"])
+}
+/// `staking/vdirty` → present when something that can change the validator
+/// set happened since the last snapshot.
+pub fn validator_set_dirty() -> Vec<u8> {
+    k(&[b"vdirty"])
+}
+/// `staking/reconcile` → (min self bond seen u128 BE ‖ role u8 ‖ next index u64 BE): the
+/// recount of every operator after governance moved `staking.min_self_bond`, a
+/// bounded slice per block.
+pub fn reconcile() -> Vec<u8> {
+    k(&[b"reconcile"])
 }
 /// `staking/vset/<height BE>` → `ValidatorSetRecord`.
 pub fn validator_set(height: u64) -> Vec<u8> {

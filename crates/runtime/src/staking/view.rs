@@ -7,12 +7,21 @@ use primitives::state::{StateError, StateRead};
 
 use super::records::{Checkpoint, DelegationRecord, OperatorRecord, PoolRecord, UnbondingRecord, ValidatorSetRecord};
 use super::state_key;
-use crate::codec::load;
+use crate::codec::{IndexedList, load};
 
-fn power_at(list: &[Checkpoint], height: u64) -> u128 {
-    // Last checkpoint at or before `height`.
-    let i = list.partition_point(|c| c.height <= height);
-    if i == 0 { 0 } else { list[i - 1].power.to::<u128>() }
+/// The power of the last checkpoint at or before `height` (binary search over the indexed list).
+fn power_at(st: &(impl StateRead + ?Sized), key: Vec<u8>, height: u64) -> Result<u128, StateError> {
+    let list = IndexedList::new(key);
+    let i = list.partition_point::<Checkpoint>(st, |c| c.height <= height)?;
+    if i == 0 {
+        return Ok(0);
+    }
+    Ok(list.get::<Checkpoint>(st, i - 1)?.map(|c| c.power.to::<u128>()).unwrap_or(0))
+}
+
+/// Every item of an indexed list of addresses (off-chain readers and bounded on-chain loops).
+fn all_addresses(st: &(impl StateRead + ?Sized), key: Vec<u8>) -> Result<Vec<Address>, StateError> {
+    IndexedList::new(key).page(st, 0, u64::MAX)
 }
 
 /// Reads of staking state.
@@ -38,13 +47,13 @@ impl<S: StateRead + ?Sized> StakingRead for S {
         load(self, &state_key::operator(op))
     }
     fn operators(&self, role: u8) -> Result<Vec<Address>, StateError> {
-        Ok(load::<Vec<Address>>(self, &state_key::operators(role))?.unwrap_or_default())
+        all_addresses(self, state_key::operators(role))
     }
     fn delegation(&self, op: &Address, account: &Address) -> Result<Option<DelegationRecord>, StateError> {
         load(self, &state_key::delegation(op, account))
     }
     fn delegators(&self, op: &Address) -> Result<Vec<Address>, StateError> {
-        Ok(load::<Vec<Address>>(self, &state_key::delegators(op))?.unwrap_or_default())
+        all_addresses(self, state_key::delegators(op))
     }
     fn pool(&self, role: u8) -> Result<PoolRecord, StateError> {
         Ok(load(self, &state_key::pool(role))?.unwrap_or(PoolRecord { totalStake: U256::ZERO, index: U256::ZERO }))
@@ -53,24 +62,25 @@ impl<S: StateRead + ?Sized> StakingRead for S {
         Ok(load::<Vec<UnbondingRecord>>(self, &state_key::unbondings(account))?.unwrap_or_default())
     }
     fn voting_power_at(&self, account: &Address, height: u64) -> Result<u128, StateError> {
-        let list = load::<Vec<Checkpoint>>(self, &state_key::power_checkpoints(account))?.unwrap_or_default();
-        Ok(power_at(&list, height))
+        power_at(self, state_key::power_checkpoints(account), height)
     }
     fn voting_power(&self, account: &Address) -> Result<u128, StateError> {
-        let list = load::<Vec<Checkpoint>>(self, &state_key::power_checkpoints(account))?.unwrap_or_default();
-        Ok(list.last().map(|c| c.power.to::<u128>()).unwrap_or(0))
+        power_at(self, state_key::power_checkpoints(account), u64::MAX)
     }
     fn total_voting_power_at(&self, height: u64) -> Result<u128, StateError> {
-        let list = load::<Vec<Checkpoint>>(self, &state_key::total_power_checkpoints())?.unwrap_or_default();
-        Ok(power_at(&list, height))
+        power_at(self, state_key::total_power_checkpoints(), height)
     }
     fn validator_set_at(&self, height: u64) -> Result<ValidatorSetRecord, StateError> {
-        let heights = load::<Vec<u64>>(self, &state_key::validator_set_heights())?.unwrap_or_default();
-        let i = heights.partition_point(|h| *h <= height);
-        if i == 0 {
+        let heights = IndexedList::new(state_key::validator_set_heights());
+        let i = heights.partition_point::<u64>(self, |h| *h <= height)?;
+        let at = match i {
+            0 => None,
+            i => heights.get::<u64>(self, i - 1)?,
+        };
+        let Some(at) = at else {
             return Ok(ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] });
-        }
-        Ok(load(self, &state_key::validator_set(heights[i - 1]))?.unwrap_or(ValidatorSetRecord {
+        };
+        Ok(load(self, &state_key::validator_set(at))?.unwrap_or(ValidatorSetRecord {
             operators: vec![],
             consensusKeys: vec![],
             powers: vec![],

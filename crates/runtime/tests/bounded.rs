@@ -1,0 +1,105 @@
+//! End-of-block work is bounded per block, whatever the state holds: with
+//! ten times the operators, an ordinary block's hooks read the same number of
+//! keys, and after governance moves the minimum self bond the recount walks
+//! at most `RECONCILE_PER_BLOCK` operators a block.
+
+use std::cell::Cell;
+
+use alloy_sol_types::SolCall;
+use keys::SecretKey;
+use primitives::abi::IStaking;
+use primitives::state::{StateError, StateRead};
+use primitives::system::Module;
+use primitives::{Address, Amount, B256, ONE_OPEN};
+use runtime::params::ParamsWrite;
+use runtime::{Genesis, Overlay};
+
+mod common;
+use common::{Ledger, Mem};
+
+/// A state that counts its reads.
+struct Counting<'a>(&'a Mem, Cell<u64>);
+
+impl StateRead for Counting<'_> {
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.1.set(self.1.get() + 1);
+        self.0.get(k)
+    }
+}
+
+fn key(i: u32) -> SecretKey {
+    let mut b = [7u8; 32];
+    b[..4].copy_from_slice(&(i + 1).to_be_bytes());
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+/// A chain with `n` validators registered by transactions; returns the ledger.
+fn with_validators(n: u32) -> Ledger {
+    let g = Genesis {
+        chain_id: 31337,
+        timestamp: 1_800_000_000,
+        alloc: (0..n).map(|i| (key(i).address(), Amount::open(1_000))).collect(),
+        params: vec![("staking.min_self_bond".into(), 100 * ONE_OPEN)],
+        operators: vec![],
+        calls: vec![],
+        base_model: None,
+    };
+    let mut l = Ledger::new(&g);
+    let txs: Vec<_> = (0..n)
+        .map(|i| {
+            let call = IStaking::registerOperatorCall {
+                role: 1,
+                consensusKey: B256::from(primitives::keccak256(i.to_be_bytes())),
+                servingKey: Address::ZERO,
+                commissionBps: 0,
+            };
+            l.sign(&key(i), Module::Staking.address(), Amount::open(100 + i as u64 % 3), call.abi_encode())
+        })
+        .collect();
+    // 4M gas each in a 30M block: seven a block.
+    let mut txs = txs.into_iter().peekable();
+    while txs.peek().is_some() {
+        let chunk: Vec<_> = txs.by_ref().take(7).collect();
+        assert!(l.block(chunk).iter().all(|r| r.success));
+    }
+    l.block(vec![]);
+    l
+}
+
+/// Keys the end-of-block hooks read in the next (empty) block.
+fn end_block_reads(l: &Ledger) -> u64 {
+    let c = Counting(&l.mem, Cell::new(0));
+    let env = l.env(l.height + 1);
+    let mut st = Overlay::new(&c);
+    runtime::end_block(&mut st, &env).unwrap();
+    c.1.get()
+}
+
+#[test]
+fn end_of_block_work_does_not_grow_with_operators() {
+    let (small, large) = (with_validators(20), with_validators(200));
+    let (a, b) = (end_block_reads(&small), end_block_reads(&large));
+    assert_eq!(a, b, "an ordinary block's hooks read as many keys with 200 operators as with 20");
+    assert!(a < 40, "{a} reads");
+
+    // Governance raises the minimum self bond: the recount is spread over
+    // blocks, at most RECONCILE_PER_BLOCK operators each.
+    let mut l = large;
+    let mut w = {
+        let mut st = Overlay::new(&l.mem);
+        st.put_param("staking.min_self_bond", 101 * ONE_OPEN, l.height).unwrap();
+        st.into_writes()
+    };
+    l.mem.apply(std::mem::take(&mut w));
+    let per = runtime::staking::RECONCILE_PER_BLOCK;
+    let first = end_block_reads(&l);
+    assert!(first < 20 * per, "{first} reads for a slice of {per} operators");
+    assert!(first > a, "the recount does work");
+    // Within ceil(200 / 64) blocks every operator below the new minimum left the pool.
+    for _ in 0..200u64.div_ceil(per) + 1 {
+        l.block(vec![]);
+    }
+    let set = runtime::staking::StakingRead::validator_set_at(&l.mem, l.height).unwrap();
+    assert_eq!(set.operators.len(), 200 - 200usize.div_ceil(3), "those with 100 OPEN (every third) left the set");
+    assert_eq!(end_block_reads(&l), a, "then blocks are cheap again");
+}
