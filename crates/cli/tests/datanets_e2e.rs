@@ -369,7 +369,7 @@ fn a_crash_mid_upload_leaves_no_blob_and_no_record() {
     assert_eq!(walk(&data_dir.join("blobs")), blobs_before, "no partial blob");
     let mut c = node.client();
     let out = c
-        .call("eth_call", json!([{"to": primitives::system::Module::Datanets.address(), "data": primitives::Bytes::from(alloy_sol_types::SolCall::abi_encode(&primitives::abi::IDatanets::contributionsOfCall { id: 1 }))}, "latest"]))
+        .call("eth_call", json!([{"to": primitives::system::Module::Datanets.address(), "data": primitives::Bytes::from(alloy_sol_types::SolCall::abi_encode(&primitives::abi::IDatanets::contributionsOfCall { id: 1, offset: 0, limit: 256 }))}, "latest"]))
         .unwrap();
     let ids = <primitives::abi::IDatanets::contributionsOfCall as alloy_sol_types::SolCall>::abi_decode_returns(
         &out.as_str().unwrap().parse::<primitives::Bytes>().unwrap(),

@@ -247,7 +247,8 @@ sol! {
         /// duplicated (reason 1), adversarial (2) or otherwise unfit (3); it stops earning.
         function flag(uint64 contributionId, uint8 reason, string calldata note) external;
         /// Contributions of a Datanet flagged so far, in flagging order.
-        function flagged(uint64 datanetId) external view returns (uint64[] memory);
+        /// A page of the contributions flagged in the Datanet, in flagging order (`limit` at most 256).
+        function flagged(uint64 datanetId, uint64 offset, uint64 limit) external view returns (uint64[] memory);
         function tombstone(uint64 contributionId, uint32 rowIndex, bytes32 rowLeaf, bytes32[] calldata proof, string calldata reason) external;
 
         function datanet(uint64 id) external view returns (address owner, string memory name, string memory summary, string memory description, string[] memory tags, uint8 dataType, string memory licence, uint8 policy, uint256 contributorBond, uint8 flags, uint64 versionCount, DatanetLimits memory limits);
@@ -257,13 +258,21 @@ sol! {
         function isMember(uint64 id, address account) external view returns (bool);
         function version(uint64 id, uint64 v) external view returns (bytes32 root, uint64 parent, uint64 rowCount, uint64 liveRows, uint64 contributions, uint64 createdAt, bool closed);
         function contribution(uint64 contributionId) external view returns (uint64 datanetId, address contributor, bytes32 contentHash, bytes32 rowsRoot, uint32 rowCount, uint64 byteSize, uint16 qualityBps, uint32 scorerVersion, uint32 exactDuplicates, uint32 nearDuplicates, bytes32 findingsHash, uint256 bond, uint8 status, uint8 reason, string memory note, uint64 version, uint32 tombstoned, address attester);
-        function contributionsOf(uint64 id) external view returns (uint64[] memory);
-        function contributionsBy(address contributor) external view returns (uint64[] memory);
+        /// A page of the Datanet's contributions in submission order (`limit` at most 256).
+        function contributionsOf(uint64 id, uint64 offset, uint64 limit) external view returns (uint64[] memory);
+        /// How many contributions the Datanet has received.
+        function contributionCount(uint64 id) external view returns (uint64);
+        /// A page of the contributor's contributions in submission order (`limit` at most 256).
+        function contributionsBy(address contributor, uint64 offset, uint64 limit) external view returns (uint64[] memory);
         function isTombstoned(uint64 contributionId, uint32 rowIndex) external view returns (bool);
         /// submitted, approved, rejected, withdrawn, approved rows, approved bytes.
         function reputation(address contributor) external view returns (uint64 submitted, uint64 approved, uint64 rejected, uint64 withdrawn, uint64 rows, uint64 bytesApproved);
-        /// Contributors of a Datanet by approved rows, then acceptance rate.
-        function leaderboard(uint64 id, uint32 limit) external view returns (address[] memory contributors, uint64[] memory approvedRows, uint16[] memory acceptanceBps);
+        /// A page of the Datanet's contributors in order of first contribution
+        /// (`limit` at most 256), with their approved live rows and acceptance
+        /// rate (approved / decided, in basis points); a leaderboard sorts them.
+        function leaderboard(uint64 id, uint64 offset, uint32 limit) external view returns (address[] memory contributors, uint64[] memory approvedRows, uint16[] memory acceptanceBps);
+        /// How many contributors the Datanet has had.
+        function contributorCount(uint64 id) external view returns (uint64);
     }
 }
 

@@ -17,6 +17,7 @@ mod codec;
 mod context;
 pub mod datanets;
 mod executor;
+mod fenwick;
 pub mod genesis;
 pub mod governance;
 pub mod inference;

@@ -329,3 +329,86 @@ fn curation_versions_tombstones_and_refusals() {
     // Supply: the module holds exactly the pending bonds (alice's two extra submissions).
     assert_eq!(w.mem.balance(&runtime::datanets::ADDRESS).unwrap(), Amount(2 * bond));
 }
+
+/// A state that counts its reads.
+struct Counting<'a>(&'a Mem, std::cell::Cell<u64>);
+
+impl primitives::state::StateRead for Counting<'_> {
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, primitives::state::StateError> {
+        self.1.set(self.1.get() + 1);
+        self.0.get(k)
+    }
+}
+
+/// Keys a call reads (run over the world's state, nothing kept).
+fn reads_of(w: &World, who: Address, c: IDatanetsCalls) -> u64 {
+    let counting = Counting(&w.mem, std::cell::Cell::new(0));
+    let env = BlockEnv {
+        chain_id: 31337,
+        number: w.height,
+        timestamp: NOW + w.height,
+        base_fee: 1,
+        gas_limit: 30_000_000,
+        coinbase: Address::ZERO,
+    };
+    let mut st = Overlay::new(&counting);
+    let mut ctx = CallCtx { env: &env, sender: who, value: Amount::ZERO, logs: vec![], calls: vec![] };
+    runtime::datanets::execute(&mut st, &mut ctx, c).expect("the call succeeds");
+    counting.1.get()
+}
+
+/// A Datanet with `n` approved contributions (n versions) from `n` contributors.
+fn grown(n: usize) -> (World, u64, Address) {
+    let attester = keys::SecretKey::from_bytes(&[0xa7; 32]).unwrap();
+    let owner = Address::repeat_byte(0x0a);
+    let contributors: Vec<Address> = (0..n).map(|i| Address::from_word(B256::from(U256::from(i + 1)))).collect();
+    let mut all = contributors.clone();
+    all.push(owner);
+    let mut w = World::new(&all);
+    let id = create(&mut w, owner, vec![], vec![attester.address()], 0, 0);
+    for (i, who) in contributors.iter().enumerate() {
+        let (a, sig) = attest(&attester, id, *who, &rows(&format!("c{i}"), 2), NOW + w.height);
+        let cid = submit(&mut w, *who, 0, a, sig).unwrap();
+        w.call(owner, Amount::ZERO, IDatanetsCalls::approve(IDatanets::approveCall { contributionId: cid })).unwrap();
+    }
+    (w, id, owner)
+}
+
+/// Calls whose work grew with the Datanet (flagging looped over every later
+/// version, a submission rewrote the whole contribution lists, the
+/// leaderboard read every contribution) read a number of keys that does not
+/// depend on how many contributions and versions there are.
+#[test]
+fn curation_and_views_do_not_grow_with_the_datanet() {
+    let (small, id_s, owner_s) = grown(8);
+    let (large, id_l, owner_l) = grown(64);
+    let flag =
+        |id_c| IDatanetsCalls::flag(IDatanets::flagCall { contributionId: id_c, reason: 1, note: "copy".into() });
+    let (a, b) = (reads_of(&small, owner_s, flag(1)), reads_of(&large, owner_l, flag(1)));
+    // The same keys but for Fenwick nodes, whose number depends on the version's
+    // bits (at most 32 per update), not on how many versions there are.
+    assert!(b <= a + 32 && b < 120, "flagging the first contribution: {a} reads with 8 versions, {b} with 64");
+    let board = |id| IDatanetsCalls::leaderboard(IDatanets::leaderboardCall { id, offset: 0, limit: 5 });
+    assert_eq!(reads_of(&small, owner_s, board(id_s)), reads_of(&large, owner_l, board(id_l)));
+    // The flag takes effect on every version that holds the rows, and only there.
+    let mut w = large;
+    let before = w.mem.version(id_l, 64).unwrap().unwrap().liveRows;
+    w.call(owner_l, Amount::ZERO, flag(1)).unwrap();
+    for v in [1, 2, 64] {
+        let r = w.mem.version(id_l, v).unwrap().unwrap();
+        assert!(r.closed, "version {v} holds the flagged rows");
+    }
+    assert_eq!(w.mem.version(id_l, 64).unwrap().unwrap().liveRows, before - 2);
+    assert_eq!(w.mem.version(id_l, 1).unwrap().unwrap().liveRows, 0);
+    // The leaderboard pages the contributors with their standings.
+    let out = w
+        .call(
+            owner_l,
+            Amount::ZERO,
+            IDatanetsCalls::leaderboard(IDatanets::leaderboardCall { id: id_l, offset: 0, limit: 3 }),
+        )
+        .unwrap();
+    let r = <IDatanets::leaderboardCall as alloy_sol_types::SolCall>::abi_decode_returns(&out).unwrap();
+    assert_eq!(r.approvedRows, vec![0, 2, 2], "the flagged contributor's rows no longer count");
+    assert_eq!(r.acceptanceBps, vec![0, 10_000, 10_000]);
+}

@@ -16,6 +16,8 @@ use super::keys::SignerArgs;
 use super::stake::{Sent, send_call, signer_address, view};
 use crate::output::Out;
 
+/// Items per page of the chain's list views (their maximum).
+const PAGE: u64 = 256;
 const DATANETS: Address = Module::Datanets.address();
 
 #[derive(clap::Subcommand, Debug)]
@@ -363,7 +365,20 @@ pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
         }
         DatanetCmd::Contributions { id, rpc } => {
             let mut c = rpc.client();
-            let ids = view(&mut c, DATANETS, &IDatanets::contributionsOfCall { id })?;
+            // The chain serves the list a page at a time.
+            let mut ids = Vec::new();
+            loop {
+                let page = view(
+                    &mut c,
+                    DATANETS,
+                    &IDatanets::contributionsOfCall { id, offset: ids.len() as u64, limit: PAGE },
+                )?;
+                let done = (page.len() as u64) < PAGE;
+                ids.extend(page);
+                if done {
+                    break;
+                }
+            }
             let mut all = Vec::new();
             for cid in ids {
                 let r = view(&mut c, DATANETS, &IDatanets::contributionCall { contributionId: cid })?;
@@ -469,14 +484,28 @@ Datanet {id}: {} added, {} removed",
             out.print(|| serde_json::to_string_pretty(&j).unwrap(), j.clone());
         }
         DatanetCmd::Leaderboard { id, limit, rpc } => {
-            let r = view(&mut rpc.client(), DATANETS, &IDatanets::leaderboardCall { id, limit })?;
-            let rows: Vec<Value> = r
-                .contributors
-                .iter()
-                .zip(&r.approvedRows)
-                .zip(&r.acceptanceBps)
-                .map(|((a, n), b)| json!({"contributor": a, "approvedRows": n, "acceptanceBps": b}))
-                .collect();
+            // The chain pages its contributors with their standings; the ranking
+            // (approved rows, then acceptance, then address) is made here.
+            let mut c = rpc.client();
+            let mut all: Vec<(Address, u64, u16)> = Vec::new();
+            loop {
+                let r = view(
+                    &mut c,
+                    DATANETS,
+                    &IDatanets::leaderboardCall { id, offset: all.len() as u64, limit: PAGE as u32 },
+                )?;
+                let n = r.contributors.len() as u64;
+                all.extend(
+                    r.contributors.into_iter().zip(r.approvedRows).zip(r.acceptanceBps).map(|((a, n), b)| (a, n, b)),
+                );
+                if n < PAGE {
+                    break;
+                }
+            }
+            all.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+            all.truncate(limit as usize);
+            let rows: Vec<Value> =
+                all.iter().map(|(a, n, b)| json!({"contributor": a, "approvedRows": n, "acceptanceBps": b})).collect();
             out.print(
                 || {
                     rows.iter()

@@ -24,7 +24,7 @@ use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, Bytes};
 
 use crate::bank::BankWrite;
-use crate::codec::{load, store};
+use crate::codec::{IndexedList, load, store};
 use crate::context::{CallCtx, CallFail};
 use crate::params::{self, ParamsRead};
 use crate::{Overlay, revert};
@@ -71,10 +71,18 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
         load(self, &state_key::contribution(id))
     }
     fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError> {
-        Ok(load::<Vec<u64>>(self, &state_key::contributions_of(id))?.unwrap_or_default())
+        IndexedList::new(state_key::contributions_of(id)).page(self, 0, u64::MAX)
     }
     fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError> {
-        load(self, &state_key::version(id, n))
+        // The recorded version, less the rows of contributions flagged since
+        // (approved at or before it), closed if a tombstone or flag covers it:
+        // both kept as Fenwick sums, so flagging never loops over versions.
+        let Some(mut v) = load::<VersionRecord>(self, &state_key::version(id, n))? else { return Ok(None) };
+        let flagged = crate::fenwick::prefix(self, &|i| state_key::flagged_rows_node(id, i), n)?;
+        v.liveRows = v.liveRows.saturating_sub(u64::try_from(flagged).unwrap_or(u64::MAX));
+        let closures = crate::fenwick::prefix(self, &|i| state_key::closures_node(id, i), n)?;
+        v.closed = v.closed || !closures.is_zero();
+        Ok(Some(v))
     }
     fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError> {
         Ok(self.get(&state_key::tombstone(cid, row))?.is_some())
@@ -92,7 +100,7 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
         Ok(load::<Vec<Address>>(self, &state_key::curators(id))?.unwrap_or_default())
     }
     fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError> {
-        Ok(load::<Vec<u64>>(self, &state_key::flagged(id))?.unwrap_or_default())
+        IndexedList::new(state_key::flagged(id)).page(self, 0, u64::MAX)
     }
 }
 
@@ -106,6 +114,11 @@ pub fn gas_cost(call: &IDatanetsCalls) -> u64 {
         flag(_) => 120_000,
         reject(_) | withdraw(_) => 80_000,
         updateMetadata(_) | setCurators(_) | setAttesters(_) | setMembers(_) | setFlags(_) => 60_000,
+        // Pages: a read per item (two for the leaderboard), at most MAX_PAGE items.
+        contributionsOf(c) => 10_000 + 2_500 * c.limit.min(MAX_PAGE),
+        contributionsBy(c) => 10_000 + 2_500 * c.limit.min(MAX_PAGE),
+        flagged(c) => 10_000 + 2_500 * c.limit.min(MAX_PAGE),
+        leaderboard(c) => 10_000 + 5_000 * (c.limit as u64).min(MAX_PAGE),
         _ => 10_000,
     }
 }
@@ -136,11 +149,32 @@ fn check_list(list: &[Address], what: &str) -> Result<(), CallFail> {
     Ok(())
 }
 
-fn push_id(st: &mut Overlay, key: Vec<u8>, id: u64) -> Result<(), CallFail> {
-    let mut v = load::<Vec<u64>>(st, &key)?.unwrap_or_default();
-    v.push(id);
-    store(st, key, &v);
+/// Most items one page of a list view returns.
+pub const MAX_PAGE: u64 = 256;
+
+/// Close versions `from..=to` of Datanet `id` to new training (one Fenwick
+/// range update: two point additions, whatever the number of versions).
+fn close_versions(st: &mut Overlay, id: u64, from: u64, to: u64) -> Result<(), CallFail> {
+    if from == 0 || from > to {
+        return Ok(());
+    }
+    let key = |i| state_key::closures_node(id, i);
+    crate::fenwick::add(st, &key, from, U256::from(1))?;
+    crate::fenwick::add(st, &key, to + 1, U256::MAX)?; // −1, wrapping
     Ok(())
+}
+
+/// A contributor's standing in a Datanet, listing it on first contribution.
+fn standing(st: &mut Overlay, id: u64, a: &Address) -> Result<StandingRecord, CallFail> {
+    match load::<StandingRecord>(st, &state_key::standing(id, a))? {
+        Some(s) => Ok(s),
+        None => {
+            IndexedList::new(state_key::contributors(id)).push(st, a)?;
+            let s = StandingRecord { approvedRows: 0, approved: 0, decided: 0 };
+            store(st, state_key::standing(id, a), &s);
+            Ok(s)
+        }
+    }
 }
 
 fn smt_get(st: &Overlay, id: u64, level: u8, index: u64) -> Result<B256, CallFail> {
@@ -203,7 +237,9 @@ fn new_version(
             closed: false,
         }
     } else {
-        st.version(id, d.versionCount)?.ok_or_else(|| invalid("missing version record"))?
+        // The recorded values (flags are subtracted when a version is read).
+        load::<VersionRecord>(st, &state_key::version(id, d.versionCount))?
+            .ok_or_else(|| invalid("missing version record"))?
     };
     let n = d.versionCount + 1;
     let v = VersionRecord {
@@ -467,8 +503,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             };
             store(st, state_key::contribution_count(), &cid);
             store(st, state_key::contribution(cid), &rec);
-            push_id(st, state_key::contributions_of(id), cid)?;
-            push_id(st, state_key::contributions_by(&sender), cid)?;
+            IndexedList::new(state_key::contributions_of(id)).push(st, &cid)?;
+            IndexedList::new(state_key::contributions_by(&sender)).push(st, &cid)?;
+            standing(st, id, &sender)?;
             let mut r = rep(st, &sender)?;
             r.submitted += 1;
             store(st, state_key::reputation(&sender), &r);
@@ -513,6 +550,11 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             rec.decidedAt = height;
             rec.version = n;
             store(st, state_key::contribution(c.contributionId), &rec);
+            let mut s = standing(st, id, &rec.contributor)?;
+            s.approvedRows += rec.rowCount as u64;
+            s.approved += 1;
+            s.decided += 1;
+            store(st, state_key::standing(id, &rec.contributor), &s);
             let mut r = rep(st, &rec.contributor)?;
             r.approved += 1;
             r.rows += rec.rowCount as u64;
@@ -557,6 +599,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             rec.note = c.note.clone();
             rec.decidedAt = height;
             store(st, state_key::contribution(c.contributionId), &rec);
+            let mut s = standing(st, id, &rec.contributor)?;
+            s.decided += 1;
+            store(st, state_key::standing(id, &rec.contributor), &s);
             let mut r = rep(st, &rec.contributor)?;
             r.rejected += 1;
             store(st, state_key::reputation(&rec.contributor), &r);
@@ -617,16 +662,14 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             // Its rows stop counting in every version that holds them: fallback
             // payouts go to the others, and those versions close to new training.
             let live = (rec.rowCount - rec.tombstoned) as u64;
-            for v in rec.version..=d.versionCount {
-                if let Some(mut vr) = st.version(id, v)? {
-                    vr.liveRows = vr.liveRows.saturating_sub(live);
-                    vr.closed = true;
-                    store(st, state_key::version(id, v), &vr);
-                }
-            }
-            let mut list = st.flagged(id)?;
-            list.push(c.contributionId);
-            store(st, state_key::flagged(id), &list);
+            crate::fenwick::add(st, &|i| state_key::flagged_rows_node(id, i), rec.version, U256::from(live))?;
+            close_versions(st, id, rec.version, d.versionCount)?;
+            let mut s = standing(st, id, &rec.contributor)?;
+            s.approvedRows = s.approvedRows.saturating_sub(live);
+            s.approved = s.approved.saturating_sub(1);
+            s.decided = s.decided.saturating_sub(1);
+            store(st, state_key::standing(id, &rec.contributor), &s);
+            IndexedList::new(state_key::flagged(id)).push(st, &c.contributionId)?;
             ctx.emit(
                 ADDRESS,
                 &IDatanets::ContributionFlagged {
@@ -641,7 +684,9 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
         }
         C::flagged(c) => {
             get(st, c.datanetId)?;
-            IDatanets::flaggedCall::abi_encode_returns(&st.flagged(c.datanetId)?).into()
+            let page =
+                IndexedList::new(state_key::flagged(c.datanetId)).page::<u64>(st, c.offset, c.limit.min(MAX_PAGE))?;
+            IDatanets::flaggedCall::abi_encode_returns(&page).into()
         }
         C::tombstone(c) => {
             let mut rec = get_contribution(st, c.contributionId)?;
@@ -674,12 +719,10 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             // Recorded with the version that first excludes the row (set below, once known).
             let tomb_key = state_key::tombstone(c.contributionId, c.rowIndex);
             // Every version that contains the row is closed to new training; its root stays for audit.
-            for v in rec.version..=d.versionCount {
-                if let Some(mut vr) = st.version(id, v)? {
-                    vr.closed = true;
-                    store(st, state_key::version(id, v), &vr);
-                }
-            }
+            close_versions(st, id, rec.version, d.versionCount)?;
+            let mut s = standing(st, id, &rec.contributor)?;
+            s.approvedRows = s.approvedRows.saturating_sub(1);
+            store(st, state_key::standing(id, &rec.contributor), &s);
             let leaf = version_leaf(
                 c.contributionId,
                 &VersionEntry { rows_root: new_rows_root, row_count: rec.rowCount as u64 },
@@ -766,11 +809,23 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
             })
             .into()
         }
-        C::contributionsOf(c) => IDatanets::contributionsOfCall::abi_encode_returns(&st.contributions_of(c.id)?).into(),
-        C::contributionsBy(c) => IDatanets::contributionsByCall::abi_encode_returns(
-            &load::<Vec<u64>>(st, &state_key::contributions_by(&c.contributor))?.unwrap_or_default(),
+        C::contributionsOf(c) => {
+            let page =
+                IndexedList::new(state_key::contributions_of(c.id)).page::<u64>(st, c.offset, c.limit.min(MAX_PAGE))?;
+            IDatanets::contributionsOfCall::abi_encode_returns(&page).into()
+        }
+        C::contributionCount(c) => IDatanets::contributionCountCall::abi_encode_returns(
+            &IndexedList::new(state_key::contributions_of(c.id)).len(st)?,
         )
         .into(),
+        C::contributionsBy(c) => {
+            let page = IndexedList::new(state_key::contributions_by(&c.contributor)).page::<u64>(
+                st,
+                c.offset,
+                c.limit.min(MAX_PAGE),
+            )?;
+            IDatanets::contributionsByCall::abi_encode_returns(&page).into()
+        }
         C::isTombstoned(c) => {
             IDatanets::isTombstonedCall::abi_encode_returns(&st.is_tombstoned(c.contributionId, c.rowIndex)?).into()
         }
@@ -788,36 +843,28 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IDatanetsCalls) -> Res
         }
         C::leaderboard(c) => {
             get(st, c.id)?;
-            // Per contributor of this Datanet: approved rows, approved and decided counts.
-            let mut per: std::collections::BTreeMap<Address, (u64, u64, u64)> = Default::default();
-            for cid in st.contributions_of(c.id)? {
-                if let Some(r) = st.contribution(cid)? {
-                    let e = per.entry(r.contributor).or_default();
-                    match r.status {
-                        APPROVED => {
-                            e.0 += r.rowCount as u64 - r.tombstoned as u64;
-                            e.1 += 1;
-                            e.2 += 1;
-                        }
-                        REJECTED => e.2 += 1,
-                        _ => {}
-                    }
-                }
+            let who: Vec<Address> =
+                IndexedList::new(state_key::contributors(c.id)).page(st, c.offset, (c.limit as u64).min(MAX_PAGE))?;
+            let (mut rows, mut bps) = (Vec::with_capacity(who.len()), Vec::with_capacity(who.len()));
+            for a in &who {
+                let s = load::<StandingRecord>(st, &state_key::standing(c.id, a))?.unwrap_or(StandingRecord {
+                    approvedRows: 0,
+                    approved: 0,
+                    decided: 0,
+                });
+                rows.push(s.approvedRows);
+                bps.push(if s.decided == 0 { 0 } else { (s.approved * 10_000 / s.decided) as u16 });
             }
-            let mut rows: Vec<(Address, u64, u16)> = per
-                .into_iter()
-                .map(|(a, (rows, ok, decided))| {
-                    (a, rows, if decided == 0 { 0 } else { (ok * 10_000 / decided) as u16 })
-                })
-                .collect();
-            rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-            rows.truncate(c.limit as usize);
             IDatanets::leaderboardCall::abi_encode_returns(&IDatanets::leaderboardReturn {
-                contributors: rows.iter().map(|r| r.0).collect(),
-                approvedRows: rows.iter().map(|r| r.1).collect(),
-                acceptanceBps: rows.iter().map(|r| r.2).collect(),
+                contributors: who,
+                approvedRows: rows,
+                acceptanceBps: bps,
             })
             .into()
         }
+        C::contributorCount(c) => IDatanets::contributorCountCall::abi_encode_returns(
+            &IndexedList::new(state_key::contributors(c.id)).len(st)?,
+        )
+        .into(),
     })
 }

@@ -71,6 +71,16 @@ sol! {
         string reason;
     }
 
+    /// A contributor's standing in one Datanet, kept up to date by every
+    /// decision so the leaderboard never scans contributions.
+    struct StandingRecord {
+        /// Live rows of its approved (not flagged) contributions.
+        uint64 approvedRows;
+        uint64 approved;
+        /// Approved or rejected (a flagged contribution no longer counts).
+        uint64 decided;
+    }
+
     struct ReputationRecord {
         uint64 submitted;
         uint64 approved;

@@ -38,13 +38,33 @@ pub fn contribution_count() -> Vec<u8> {
 pub fn contribution(id: u64) -> Vec<u8> {
     k(&[b"c/", &id.to_be_bytes()])
 }
-/// `datanets/of/<datanet>` → `uint64[]` of contribution ids.
+/// `datanets/of/<datanet>/` → indexed list of contribution ids.
 pub fn contributions_of(id: u64) -> Vec<u8> {
-    k(&[b"of/", &id.to_be_bytes()])
+    k(&[b"of/", &id.to_be_bytes(), b"/"])
 }
-/// `datanets/by/<contributor>` → `uint64[]` of contribution ids.
+/// `datanets/by/<contributor>/` → indexed list of contribution ids.
 pub fn contributions_by(a: &Address) -> Vec<u8> {
-    k(&[b"by/", a.as_slice()])
+    k(&[b"by/", a.as_slice(), b"/"])
+}
+/// `datanets/cs/<datanet>/` → indexed list of contributors, in order of first contribution.
+pub fn contributors(id: u64) -> Vec<u8> {
+    k(&[b"cs/", &id.to_be_bytes(), b"/"])
+}
+/// `datanets/st/<datanet><contributor>` → `StandingRecord` (present once listed in `contributors`).
+pub fn standing(id: u64, a: &Address) -> Vec<u8> {
+    k(&[b"st/", &id.to_be_bytes(), a.as_slice()])
+}
+/// `datanets/fr/<datanet><index u64>` → Fenwick node: rows of flagged
+/// contributions by the version they were approved at (a version's live rows
+/// are its recorded ones minus the prefix sum up to it).
+pub fn flagged_rows_node(id: u64, i: u64) -> Vec<u8> {
+    k(&[b"fr/", &id.to_be_bytes(), &i.to_be_bytes()])
+}
+/// `datanets/fc/<datanet><index u64>` → Fenwick node of the closure counts:
+/// each tombstone or flag adds 1 at the first version it closes and −1 after
+/// the last (the prefix sum at a version is how many closures cover it).
+pub fn closures_node(id: u64, i: u64) -> Vec<u8> {
+    k(&[b"fc/", &id.to_be_bytes(), &i.to_be_bytes()])
 }
 /// `datanets/ver/<datanet><n>` → `VersionRecord`.
 pub fn version(id: u64, n: u64) -> Vec<u8> {
@@ -74,7 +94,7 @@ pub fn tombstone(cid: u64, row: u32) -> Vec<u8> {
 pub fn reputation(a: &Address) -> Vec<u8> {
     k(&[b"rep/", a.as_slice()])
 }
-/// `datanets/flagged/<id BE>` → `uint64[]`: contributions flagged, in flagging order.
+/// `datanets/flagged/<id BE>/` → indexed list of contributions flagged, in flagging order.
 pub fn flagged(id: u64) -> Vec<u8> {
-    k(&[b"flagged/", &id.to_be_bytes()])
+    k(&[b"flagged/", &id.to_be_bytes(), b"/"])
 }

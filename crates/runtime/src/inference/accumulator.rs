@@ -23,7 +23,7 @@ use crate::Overlay;
 /// Highest version the accumulator covers (2^32); a fallback share of a higher
 /// version goes to the treasury. Datanets create one version per approval or
 /// tombstone, so this is far beyond reach.
-pub const CAPACITY: u64 = 1 << 32;
+pub const CAPACITY: u64 = crate::fenwick::CAPACITY;
 
 /// Scale of reward per row: 10^18.
 pub fn scale() -> U256 {
@@ -34,24 +34,10 @@ fn index(version: u64) -> u64 {
     CAPACITY + 1 - version
 }
 
-fn node(st: &(impl StateRead + ?Sized), datanet: u64, i: u64) -> Result<U256, StateError> {
-    match st.get(&state_key::fenwick_node(datanet, i))? {
-        Some(b) if b.len() == 32 => Ok(U256::from_be_slice(&b)),
-        Some(b) => Err(StateError(format!("fenwick node of {} bytes", b.len()))),
-        None => Ok(U256::ZERO),
-    }
-}
-
 /// Add `per_row` at `version` (1..=CAPACITY) of `datanet`.
 pub fn add(st: &mut Overlay, datanet: u64, version: u64, per_row: U256) -> Result<(), StateError> {
     debug_assert!((1..=CAPACITY).contains(&version));
-    let mut i = index(version);
-    while i <= CAPACITY {
-        let v = node(st, datanet, i)?.wrapping_add(per_row);
-        st.put(state_key::fenwick_node(datanet, i), Some(v.to_be_bytes::<32>().to_vec()));
-        i += i & i.wrapping_neg();
-    }
-    Ok(())
+    crate::fenwick::add(st, &|i| state_key::fenwick_node(datanet, i), index(version), per_row)
 }
 
 /// `Σ_{v ≥ from} perRow[v]` of `datanet` (mod 2^256); zero for `from` outside 1..=CAPACITY.
@@ -59,13 +45,7 @@ pub fn suffix(st: &(impl StateRead + ?Sized), datanet: u64, from: u64) -> Result
     if !(1..=CAPACITY).contains(&from) {
         return Ok(U256::ZERO);
     }
-    let mut i = index(from);
-    let mut sum = U256::ZERO;
-    while i > 0 {
-        sum = sum.wrapping_add(node(st, datanet, i)?);
-        i &= i - 1;
-    }
-    Ok(sum)
+    crate::fenwick::prefix(st, &|i| state_key::fenwick_node(datanet, i), index(from))
 }
 
 #[cfg(test)]
