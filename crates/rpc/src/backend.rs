@@ -25,6 +25,9 @@ pub struct CallRequest {
     pub gas: Option<u64>,
     pub value: U256,
     pub data: Bytes,
+    /// Gas of the call object's `accessList` (EIP-2930 prices), which a
+    /// transaction carrying it pays on top of execution.
+    pub access_list_gas: u64,
 }
 
 /// Why a call failed.

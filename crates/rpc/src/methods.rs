@@ -119,7 +119,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
             req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
             // The estimate runs against the pending state; a block, if given, must parse.
             p.parse_opt(1, params::block_spec)?;
-            Ok(qty(b.estimate_gas(&req)?))
+            Ok(qty(b.estimate_gas(&req)?.saturating_add(req.access_list_gas)))
         }
         "eth_feeHistory" => fee_history(b, p),
         "eth_getTransactionByHash" => {

@@ -220,6 +220,21 @@ pub(crate) fn call_request(v: &Value) -> Result<CallRequest, String> {
     if let Some(v) = field("value") {
         req.value = quantity_u256(v).map_err(|e| named("value", e))?;
     }
+    if let Some(v) = field("accessList") {
+        let items = v.as_array().ok_or_else(|| named("accessList", "must be an array".into()))?;
+        for item in items {
+            address(&item["address"]).map_err(|e| named("accessList", e))?;
+            let keys = match &item["storageKeys"] {
+                Value::Null => 0,
+                Value::Array(k) => k.len() as u64,
+                _ => return Err(named("accessList", "storageKeys must be an array".into())),
+            };
+            req.access_list_gas = req
+                .access_list_gas
+                .saturating_add(primitives::tx::ACCESS_LIST_ADDRESS_GAS)
+                .saturating_add(primitives::tx::ACCESS_LIST_KEY_GAS.saturating_mul(keys));
+        }
+    }
     let input = field("input").map(data).transpose().map_err(|e| named("input", e))?;
     let dat = field("data").map(data).transpose().map_err(|e| named("data", e))?;
     req.data = match (input, dat) {

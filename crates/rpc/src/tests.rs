@@ -1044,3 +1044,18 @@ fn calls_are_capped_in_gas_time_and_per_batch() {
     assert!(r[..crate::MAX_BATCH_HEAVY].iter().all(|x| x.get("result").is_some()));
     assert_eq!(r[n]["result"], "0x3", "cheap calls are not counted");
 }
+
+/// An estimate for a transaction with an access list includes the list's gas.
+#[test]
+fn estimates_include_the_access_list() {
+    let f = fixture();
+    let to = SYSTEM.to_string();
+    let plain = f.ok("eth_estimateGas", json!([{"to": to, "input": "0x0102"}]));
+    let list =
+        json!([{"address": to, "storageKeys": [format!("0x{}", "00".repeat(32)), format!("0x{}", "11".repeat(32))]}]);
+    let with = f.ok("eth_estimateGas", json!([{"to": to, "input": "0x0102", "accessList": list}]));
+    let n = |v: Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(n(with), n(plain) + 2_400 + 2 * 1_900);
+    let e = f.err("eth_estimateGas", json!([{"to": to, "accessList": "nope"}]));
+    assert_eq!(e["code"], -32602);
+}
