@@ -146,15 +146,6 @@ fn power_change(st: &mut Overlay, height: u64, account: &Address, delta: i8, amo
     push_checkpoint(st, state_key::total_power_checkpoints(), height, delta, amount)
 }
 
-fn add_to_list(st: &mut Overlay, key: Vec<u8>, a: &Address) -> Result<(), CallFail> {
-    let mut list = load::<Vec<Address>>(st, &key)?.unwrap_or_default();
-    if !list.contains(a) {
-        list.push(*a);
-        store(st, key, &list);
-    }
-    Ok(())
-}
-
 /// Add `account` to `operator`'s delegators once (a membership key, so it is
 /// O(1) however many delegate).
 fn list_delegator(st: &mut Overlay, operator: &Address, account: &Address) -> Result<(), CallFail> {
@@ -269,7 +260,7 @@ fn slash(
         }
     }
     // Unbondings still in their cooldown are slashable too.
-    for a in load::<Vec<Address>>(st, &state_key::unbonding_accounts(operator))?.unwrap_or_default() {
+    for a in IndexedList::new(state_key::unbonding_accounts(operator)).page::<Address>(st, 0, u64::MAX)? {
         let key = state_key::unbondings(&a);
         let mut list = load::<Vec<UnbondingRecord>>(st, &key)?.unwrap_or_default();
         for e in list.iter_mut().filter(|e| e.operator == *operator && e.releaseHeight > height) {
@@ -400,7 +391,11 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
                 height.saturating_add(u64::try_from(st.param(&params::STAKING_UNBONDING_BLOCKS)?).unwrap_or(u64::MAX));
             list.push(UnbondingRecord { operator: c.operator, amount: c.amount, releaseHeight: release });
             store(st, state_key::unbondings(&sender), &list);
-            add_to_list(st, state_key::unbonding_accounts(&c.operator), &sender)?;
+            let listed = state_key::unbonding_listed(&c.operator, &sender);
+            if st.get(&listed)?.is_none() {
+                IndexedList::new(state_key::unbonding_accounts(&c.operator)).push(st, &sender)?;
+                st.put(listed, Some(vec![1]));
+            }
             ctx.emit(
                 ADDRESS,
                 &IStaking::UnbondStarted {

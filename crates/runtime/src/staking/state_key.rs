@@ -39,9 +39,13 @@ pub fn pool(role: u8) -> Vec<u8> {
 pub fn unbondings(account: &Address) -> Vec<u8> {
     k(&[b"unb/", account.as_slice()])
 }
-/// `staking/unbop/<operator>` → `address[]`: accounts with pending unbondings at the operator.
+/// `staking/unbop/<operator>/` → indexed list of accounts that unbonded from the operator.
 pub fn unbonding_accounts(op: &Address) -> Vec<u8> {
-    k(&[b"unbop/", op.as_slice()])
+    k(&[b"unbop/", op.as_slice(), b"/"])
+}
+/// `staking/unbm/<operator><account>` → present once the account is in `unbonding_accounts`.
+pub fn unbonding_listed(op: &Address, account: &Address) -> Vec<u8> {
+    k(&[b"unbm/", op.as_slice(), account.as_slice()])
 }
 /// `staking/vp/<account>/` → indexed list of `Checkpoint`s of the account's voting power.
 pub fn power_checkpoints(account: &Address) -> Vec<u8> {
