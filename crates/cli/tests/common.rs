@@ -234,3 +234,59 @@ pub fn audience(http: &str) -> httpapi::Audience {
     assert_eq!(v["version"], "v2");
     httpapi::Audience { chain_id: v["chainId"].as_u64().unwrap(), node: v["node"].as_str().unwrap().parse().unwrap() }
 }
+
+/// A serving dev node (`up` with OpenLoRA) and its dev API key, driven
+/// through the CLI (`--json`).
+pub struct ServingEnv {
+    pub node: NodeProc,
+    pub key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServingEnv {
+    pub fn start() -> ServingEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("chain");
+        let node = NodeProc::start_serving(&data, &["--instant"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let key = loop {
+            if let Ok(k) = std::fs::read_to_string(data.join("dev-api-key")) {
+                break k.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "no dev API key written");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ServingEnv { node, key, _dir: dir }
+    }
+    pub fn run(&self, a: &[&str], rpc: bool, http: bool) -> std::process::Output {
+        let mut v: Vec<String> = vec!["--json".into()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        if rpc {
+            v.extend(["--rpc".into(), self.node.rpc.clone()]);
+        }
+        if http {
+            v.extend(["--http".into(), self.node.http.clone()]);
+        }
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        cli(&refs)
+    }
+    pub fn ok(&self, a: &[&str], rpc: bool, http: bool) -> serde_json::Value {
+        let o = self.run(a, rpc, http);
+        assert!(
+            o.status.success(),
+            "openledger {a:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+    pub fn fail(&self, a: &[&str], rpc: bool, http: bool) -> String {
+        let o = self.run(a, rpc, http);
+        assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    }
+    /// A scratch directory that lives as long as the node.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+}

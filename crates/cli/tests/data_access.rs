@@ -33,54 +33,9 @@ enum As<'a> {
     ApiKey(&'a str),
 }
 
-struct Env {
-    node: NodeProc,
-    key: String,
-    _dir: tempfile::TempDir,
-}
+type Env = ServingEnv;
 
-impl Env {
-    fn start() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("chain");
-        let node = NodeProc::start_serving(&data, &["--instant"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let key = loop {
-            if let Ok(k) = std::fs::read_to_string(data.join("dev-api-key")) {
-                break k.trim().to_string();
-            }
-            assert!(Instant::now() < deadline, "no dev API key written");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Env { node, key, _dir: dir }
-    }
-    fn run(&self, a: &[&str], rpc: bool, http: bool) -> std::process::Output {
-        let mut v: Vec<String> = vec!["--json".into()];
-        v.extend(a.iter().map(|s| s.to_string()));
-        if rpc {
-            v.extend(["--rpc".into(), self.node.rpc.clone()]);
-        }
-        if http {
-            v.extend(["--http".into(), self.node.http.clone()]);
-        }
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        cli(&refs)
-    }
-    fn ok(&self, a: &[&str], rpc: bool, http: bool) -> Value {
-        let o = self.run(a, rpc, http);
-        assert!(
-            o.status.success(),
-            "openledger {a:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-    fn fail(&self, a: &[&str], rpc: bool, http: bool) -> String {
-        let o = self.run(a, rpc, http);
-        assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-    }
+impl ServingEnv {
     /// `GET path` as `who`: (status, body).
     fn get(&self, path: &str, who: As) -> (u16, Vec<u8>) {
         let headers = match who {
@@ -186,7 +141,7 @@ fn every_blob_and_record_goes_only_to_its_readers() {
     );
     e.ok(&["curate", "approve", &pc["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
     // An allow-list Datanet of account 2 with member 3, who contributes.
-    let spec = e._dir.path().join("private.json");
+    let spec = e.dir().join("private.json");
     std::fs::write(&spec, r#"{"name":"private","licence":"CC0-1.0","policy":"allow-list"}"#).unwrap();
     let q = e.ok(&["datanet", "create", "--from-json", spec.to_str().unwrap(), "--dev-account", "2"], true, true)["id"]
         .as_u64()

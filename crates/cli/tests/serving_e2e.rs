@@ -20,54 +20,9 @@ fn repo(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p).to_str().unwrap().to_string()
 }
 
-struct Env {
-    node: NodeProc,
-    key: String,
-    _dir: tempfile::TempDir,
-}
+type Env = ServingEnv;
 
-impl Env {
-    fn start() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("chain");
-        let node = NodeProc::start_serving(&data, &["--instant"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let key = loop {
-            if let Ok(k) = std::fs::read_to_string(data.join("dev-api-key")) {
-                break k.trim().to_string();
-            }
-            assert!(Instant::now() < deadline, "no dev API key written");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Env { node, key, _dir: dir }
-    }
-    fn run(&self, a: &[&str], rpc: bool, http: bool) -> std::process::Output {
-        let mut v: Vec<String> = vec!["--json".into()];
-        v.extend(a.iter().map(|s| s.to_string()));
-        if rpc {
-            v.extend(["--rpc".into(), self.node.rpc.clone()]);
-        }
-        if http {
-            v.extend(["--http".into(), self.node.http.clone()]);
-        }
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        cli(&refs)
-    }
-    fn ok(&self, a: &[&str], rpc: bool, http: bool) -> Value {
-        let o = self.run(a, rpc, http);
-        assert!(
-            o.status.success(),
-            "openledger {a:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-    fn fail(&self, a: &[&str], rpc: bool, http: bool) -> String {
-        let o = self.run(a, rpc, http);
-        assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-    }
+impl ServingEnv {
     /// Costs of the ReceiptSettled logs so far.
     fn settled(&self) -> Vec<(String, u128)> {
         let mut c = self.node.client();
