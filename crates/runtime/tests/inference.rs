@@ -360,6 +360,26 @@ struct World {
 /// version 2), 3 bob (Datanet 2, 4 rows, version 1), 4 alice (Datanet 1, 2 rows,
 /// version 3, later than the model's). m2 names Datanet 1 v2 (8 live rows) and
 /// Datanet 2 v1 (4 live rows), is live, priced PRICE_IN / PRICE_OUT.
+/// A model registration on the test base model at the test prices.
+fn registration(name: &str, adapter: B256, datanets: Vec<DatanetVersionRef>) -> ModelRegistration {
+    ModelRegistration {
+        name: name.into(),
+        baseModelHash: B256::repeat_byte(0xba),
+        adapterHash: adapter,
+        datanets,
+        hyperparams: Bytes::from_static(b"rank=8"),
+        metrics: Bytes::from_static(b"loss=1"),
+        trainingLogHash: B256::repeat_byte(0x10),
+        checkpointHashes: vec![],
+        checkpointLearningRates: vec![],
+        sketchHash: B256::ZERO,
+        sketchSeed: 0,
+        sketchK: 0,
+        priceInPer1k: PRICE_IN,
+        priceOutPer1k: PRICE_OUT,
+    }
+}
+
 fn setup() -> World {
     let k = keys();
     let mut c = Chain::new(&k);
@@ -391,22 +411,11 @@ fn setup() -> World {
         contribute(&mut c, &attester, &k.builder, who, datanet, n, i as u64 + 1);
     }
     let adapter = content_hash(b"medical-legal adapter");
-    let reg = ModelRegistration {
-        name: "medical-legal".into(),
-        baseModelHash: B256::repeat_byte(0xba),
-        adapterHash: adapter,
-        datanets: vec![DatanetVersionRef { datanetId: 1, version: 2 }, DatanetVersionRef { datanetId: 2, version: 1 }],
-        hyperparams: Bytes::from_static(b"rank=8"),
-        metrics: Bytes::from_static(b"loss=1"),
-        trainingLogHash: B256::repeat_byte(0x10),
-        checkpointHashes: vec![],
-        checkpointLearningRates: vec![],
-        sketchHash: B256::ZERO,
-        sketchSeed: 0,
-        sketchK: 0,
-        priceInPer1k: PRICE_IN,
-        priceOutPer1k: PRICE_OUT,
-    };
+    let reg = registration(
+        "medical-legal",
+        adapter,
+        vec![DatanetVersionRef { datanetId: 1, version: 2 }, DatanetVersionRef { datanetId: 2, version: 1 }],
+    );
     let models = Module::Models.address();
     let r = c.send(
         &k.builder,
@@ -706,22 +715,7 @@ fn only_a_model_that_was_live_settles_after_retirement() {
     let builder = clone_key(&w.k.builder);
     let models = Module::Models.address();
     for propose in [false, true] {
-        let reg = ModelRegistration {
-            name: "never approved".into(),
-            baseModelHash: B256::repeat_byte(0xba),
-            adapterHash: w.adapter,
-            datanets: vec![DatanetVersionRef { datanetId: 1, version: 2 }],
-            hyperparams: Bytes::new(),
-            metrics: Bytes::new(),
-            trainingLogHash: B256::ZERO,
-            checkpointHashes: vec![],
-            checkpointLearningRates: vec![],
-            sketchHash: B256::ZERO,
-            sketchSeed: 0,
-            sketchK: 0,
-            priceInPer1k: PRICE_IN,
-            priceOutPer1k: PRICE_OUT,
-        };
+        let reg = registration("never approved", w.adapter, vec![DatanetVersionRef { datanetId: 1, version: 2 }]);
         let call = IModelsCalls::register(IModels::registerCall { registration: reg }).abi_encode();
         let r = w.c.send(&builder, models, Amount::ZERO, call);
         let id = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
