@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub verifier: Option<VerifierConfig>,
     /// ModelFactory's per-owner quotas (jobs and training steps queued).
     pub job_limits: factory::JobLimits,
+    /// Uploads per contributor per UTC day to this node's ingest route (bytes, files).
+    pub ingest_quota: datanets::IngestQuota,
 }
 
 /// The validators' verifier service's keys.
@@ -481,6 +483,13 @@ pub struct ConfigFile {
     /// ModelFactory: training steps one owner may have queued or running (default 20000).
     #[serde(default = "default_max_queued_steps")]
     pub max_queued_steps_per_owner: u64,
+    /// Ingest: bytes of uploads one contributor may send this node per UTC day,
+    /// across all Datanets (default 50000000).
+    #[serde(default = "default_ingest_daily_bytes")]
+    pub ingest_daily_bytes_per_contributor: u64,
+    /// Ingest: uploads one contributor may send this node per UTC day (default 100).
+    #[serde(default = "default_ingest_daily_files")]
+    pub ingest_daily_files_per_contributor: u32,
 }
 
 fn default_max_queued_jobs() -> usize {
@@ -488,6 +497,12 @@ fn default_max_queued_jobs() -> usize {
 }
 fn default_max_queued_steps() -> u64 {
     factory::JobLimits::default().max_queued_steps_per_owner
+}
+fn default_ingest_daily_bytes() -> u64 {
+    datanets::IngestQuota::default().daily_bytes
+}
+fn default_ingest_daily_files() -> u32 {
+    datanets::IngestQuota::default().daily_files
 }
 
 /// The committed base model (`models/base` of the repository), if this binary
@@ -527,6 +542,8 @@ impl ConfigFile {
             base_model: String::new(),
             max_queued_jobs_per_owner: default_max_queued_jobs(),
             max_queued_steps_per_owner: default_max_queued_steps(),
+            ingest_daily_bytes_per_contributor: default_ingest_daily_bytes(),
+            ingest_daily_files_per_contributor: default_ingest_daily_files(),
         }
     }
 
@@ -589,6 +606,11 @@ impl ConfigFile {
             job_limits: factory::JobLimits {
                 max_queued_jobs_per_owner: self.max_queued_jobs_per_owner,
                 max_queued_steps_per_owner: self.max_queued_steps_per_owner,
+            },
+            ingest_quota: datanets::IngestQuota {
+                daily_bytes: self.ingest_daily_bytes_per_contributor,
+                daily_files: self.ingest_daily_files_per_contributor,
+                ..Default::default()
             },
         })
     }
