@@ -470,7 +470,7 @@ fn attribution_public(headers: &axum::http::HeaderMap) -> bool {
 
 /// Before any work on a generation request: take one request from the caller's
 /// rate limit (its account, or for an anonymous caller its network address),
-/// then read a body of at most [`Limits::max_body_bytes`] (an announced larger
+/// refuse an anonymous caller when billing needs a payer, then read a body of at most [`Limits::max_body_bytes`] (an announced larger
 /// one is refused before any of it is read). Parsing, the chat template and
 /// tokenization all come after.
 async fn admit(
@@ -521,6 +521,12 @@ async fn admit(
         let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code, msg);
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(r);
+    }
+    if caller.is_none() && s.billing.requires_payer() {
+        s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(billing_error(BillingError::Unauthenticated(
+            "an API key is required: `Authorization: Bearer <key>` (or a signed request)".into(),
+        )));
     }
     let max = s.limits.max_body_bytes;
     let too_large = || {
