@@ -647,6 +647,22 @@ mod tests {
     }
 
     #[test]
+    fn ingest_quotas_come_from_the_configuration_file_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = serde_json::to_string(&GenesisFile::from_genesis(&dev_genesis())).unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis).unwrap();
+        let load = |extra: &str| {
+            let path = dir.path().join("openledger.toml");
+            std::fs::write(&path, format!("genesis = \"genesis.json\"\n{extra}")).unwrap();
+            ConfigFile::load(&path).unwrap().node_config(&path, dir.path().join("data")).unwrap().ingest_quota
+        };
+        assert_eq!(load(""), datanets::IngestQuota::default());
+        let q = load("ingest_daily_bytes_per_contributor = 1000\ningest_daily_files_per_contributor = 3\n");
+        assert_eq!((q.daily_bytes, q.daily_files), (1000, 3));
+        assert_eq!(q.max_tracked_contributors, datanets::IngestQuota::default().max_tracked_contributors);
+    }
+
+    #[test]
     fn dev_accounts_are_the_standard_ones() {
         let a = dev_accounts();
         assert_eq!(a[0].address(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
