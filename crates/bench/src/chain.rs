@@ -979,6 +979,7 @@ mod tests {
             serving: None,
             verifier: None,
             job_limits: Default::default(),
+            ingest_quota: Default::default(),
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

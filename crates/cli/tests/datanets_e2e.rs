@@ -21,8 +21,13 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
+        Self::start_with(&[])
+    }
+    fn start_with(extra: &[&str]) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let node = NodeProc::start(&dir.path().join("chain"), &["--instant"]);
+        let mut args = vec!["--instant"];
+        args.extend_from_slice(extra);
+        let node = NodeProc::start(&dir.path().join("chain"), &args);
         Env { node, _dir: dir }
     }
     fn args<'a>(&'a self, a: &[&'a str]) -> Vec<String> {
@@ -506,4 +511,56 @@ fn a_large_upload_is_checked_against_its_signed_hash_before_anything_is_stored()
     );
     assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
     assert_eq!(e.blobs(), before, "nothing stored from a body that was not signed");
+}
+
+#[test]
+fn contributors_past_their_daily_quota_on_this_node_are_refused_before_anything_is_stored() {
+    // Two uploads or 1,500 bytes per contributor per UTC day on this node.
+    let e = Env::start_with(&["--ingest-daily-files", "2", "--ingest-daily-bytes", "1500"]);
+    e.ok(&["datanet", "create", "--name", "quota", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+    e.ok(&["datanet", "create", "--name", "other", "--licence", "CC0-1.0", "--dev-account", "0"], true);
+    let upload = |who: u32, datanet: u32, content: &str| {
+        let path = format!("/v1/datanets/{datanet}/contributions");
+        let (ctype, body) = upload_body(content);
+        let auth = e.node.sign(&dev(who), "POST", &path, &body);
+        let (status, resp) = http_send(
+            &e.node.http,
+            "POST",
+            &path,
+            &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, auth)],
+            &body,
+        );
+        (status, String::from_utf8_lossy(&resp).into_owned())
+    };
+    let refused = |(status, resp): (u16, String), code: &str, limit: &str| {
+        assert_eq!((status, error_code(resp.as_bytes()).as_str()), (429, code), "{resp}");
+        let v: Value = serde_json::from_str(&resp).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(limit) && msg.contains("per UTC day") && msg.contains("resets at 00:00 UTC"), "{msg}");
+        assert!(!resp.contains("attestation"));
+    };
+
+    // Files: two uploads (to two Datanets: the quota is the node's), then 429.
+    assert_eq!(upload(1, 1, "Pipes join commands.\n\nRedirection sends output to a file.\n").0, 200);
+    assert_eq!(upload(1, 2, "Globs expand to file names.\n\nQuotes keep words together.\n").0, 200);
+    let before = e.blobs();
+    refused(
+        upload(1, 1, "Aliases shorten long commands.\n\nFunctions group them.\n"),
+        "daily_files_quota",
+        "of its 2 uploads",
+    );
+    assert_eq!(e.blobs(), before, "nothing stored for a refused upload");
+
+    // Bytes: ~1,000 bytes go in; another ~1,000 would pass 1,500 and is refused by its length.
+    let text = |topic: &str| format!("{topic} {}\n", "is a shell feature worth a paragraph of notes. ".repeat(20));
+    assert_eq!(upload(2, 1, &text("Job control")).0, 200);
+    let before = e.blobs();
+    refused(upload(2, 1, &text("Here documents")), "daily_bytes_quota", "of its 1500 bytes per UTC day");
+    assert_eq!(e.blobs(), before, "nothing stored for a refused upload");
+
+    // Another contributor is unaffected.
+    let (status, resp) = upload(3, 1, &text("Here documents"));
+    assert_eq!(status, 200, "{resp}");
+    assert!(e.blobs() > before);
 }

@@ -285,3 +285,45 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     let out = e.fail(&["curate", "flag", &cid, "--reason", "duplicated", "--dev-account", "0"], true, false);
     assert!(out.contains("NotPending"), "{out}");
 }
+
+#[test]
+fn anonymous_requests_cost_no_work_and_are_limited_by_network_address() {
+    let e = Env::start();
+    let metric = |name: &str| -> u64 {
+        let (status, body) = e.node.http_get("/metrics");
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let chat = br#"{"model":"m1","messages":[{"role":"user","content":"Hello"}],"max_tokens":2,"temperature":0}"#;
+    let post = |headers: &[(&str, String)], body: &[u8]| {
+        let mut h = vec![("Content-Type", "application/json".to_string())];
+        h.extend_from_slice(headers);
+        let (status, resp) = http_send(&e.node.http, "POST", "/v1/chat/completions", &h, body);
+        let v: Value = serde_json::from_slice(&resp).unwrap_or(Value::Null);
+        (
+            status,
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+            String::from_utf8_lossy(&resp).into_owned(),
+        )
+    };
+    let tokenized = metric("openlora_prompts_tokenized_total");
+    // The node bills every answer to a payer: an anonymous request is refused
+    // before its body is read (a malformed one too: 401, not 400 invalid_json).
+    for i in 0..30 {
+        let body: &[u8] = if i % 2 == 0 { chat } else { br#"{"model":"m1","messages":"# };
+        let (status, code, resp) = post(&[], body);
+        assert_eq!((status, code.as_str()), (401, "invalid_api_key"), "{resp}");
+    }
+    // Past 30 a minute from one network address: 429.
+    let (status, code, resp) = post(&[], chat);
+    assert_eq!((status, code.as_str()), (429, "rate_limit_exceeded"), "{resp}");
+    assert!(resp.contains("127.0.0.1"), "{resp}");
+    assert_eq!(metric("openlora_prompts_tokenized_total"), tokenized, "no anonymous prompt was tokenized");
+    assert!(metric("openlora_requests_rate_limited_total") >= 1);
+    // The dev API key is limited by its own account, not by the address it calls from.
+    let (status, _, resp) = post(&[("Authorization", format!("Bearer {}", e.key))], chat);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(metric("openlora_prompts_tokenized_total"), tokenized + 1);
+}

@@ -7,7 +7,10 @@
 //!   are documented there), stores the file, the rows and the per-row findings in the
 //!   blob store, and returns an EIP-712 attestation signed by this node's attester
 //!   key with the unsigned calldata of `submitContribution` for the caller's wallet.
-//!   The node never holds the contributor's key.
+//!   The node never holds the contributor's key. Before it reads an upload's
+//!   body it takes it from the contributor's daily quota on this node
+//!   ([`IngestQuota`]: bytes and files per UTC day across all Datanets), the
+//!   node's own defence against unpaid work (429 past it).
 //! - **versions** ([`DatanetReader`]): the rows of a Datanet version with their ids
 //!   and contributors, read from chain state and the blob store and checked against
 //!   the on-chain roots: what ModelFactory and attribution use, never file scanning.
@@ -26,8 +29,11 @@
 //! `findingsHash` and which names the rows blob, so a contribution's rows are
 //! found from chain state alone.
 
+pub mod quota;
 mod reader;
 mod service;
+
+pub use quota::{IngestLedger, IngestQuota, QuotaRefusal};
 
 pub use reader::{DatanetReader, ReaderError, VersionRow};
 pub use service::{

@@ -19,6 +19,7 @@ use primitives::{Address, B256, Bytes};
 use runtime::datanets::{APPROVED, DatanetRecord, DatanetsRead, POLICY_ALLOW_LIST};
 use serde::{Deserialize, Serialize};
 
+use crate::quota::{IngestLedger, IngestQuota, QuotaRefusal};
 use crate::reader::DatanetReader;
 
 /// Where the service reads chain state from (the node gives it the latest snapshot).
@@ -89,6 +90,8 @@ pub struct DatanetService {
     reader: DatanetReader,
     attester: Option<keys::SecretKey>,
     cfg: IngestConfig,
+    /// Uploads per contributor today, against the node's [`IngestQuota`].
+    uploads: IngestLedger,
     indexes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<IndexState>>>>,
     /// Blob hash → the Datanet it belongs to, for the access policy.
     owners: Mutex<BTreeMap<B256, u64>>,
@@ -104,15 +107,27 @@ fn err(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
 }
 
 impl DatanetService {
+    /// The services with the default [`IngestQuota`].
     pub fn new(
         state: Arc<dyn StateSource>,
         blobs: Arc<blobs::BlobStore>,
         attester: Option<keys::SecretKey>,
     ) -> Arc<Self> {
+        Self::with_quota(state, blobs, attester, IngestQuota::default())
+    }
+
+    /// The services, uploads limited per contributor by `quota`.
+    pub fn with_quota(
+        state: Arc<dyn StateSource>,
+        blobs: Arc<blobs::BlobStore>,
+        attester: Option<keys::SecretKey>,
+        quota: IngestQuota,
+    ) -> Arc<Self> {
         Arc::new(DatanetService {
             reader: DatanetReader::new(state, blobs),
             attester,
             cfg: IngestConfig::default(),
+            uploads: IngestLedger::new(quota),
             indexes: Mutex::new(HashMap::new()),
             owners: Mutex::new(BTreeMap::new()),
             owned: Mutex::new(BTreeSet::new()),
@@ -358,27 +373,49 @@ impl DatanetService {
             }
         }
         let max = d.maxSubmissionBytes;
+        let max_read = max + 64 * 1024;
+        let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         // Refuse an announced oversize body before reading any of it.
-        if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-            if len > max + 64 * 1024 {
-                return Err(err(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "file_too_large",
-                    format!("the upload is {len} bytes; Datanet {id} accepts files of at most {max} bytes"),
-                ));
-            }
+        if let Some(len) = announced
+            && len > max_read
+        {
+            return Err(err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("the upload is {len} bytes; Datanet {id} accepts files of at most {max} bytes"),
+            ));
         }
+        // Then take it from the contributor's daily quota on this node, still unread.
+        let ticket = self.uploads.admit(caller, announced, max_read, now_secs()).map_err(quota_refused)?;
         // Read the whole upload first: a signed body larger than the server checks up
         // front has its hash checked only as its stream ends, and nothing may be
         // parsed, stored or attested from a body the caller did not sign.
-        let body = httpapi::auth::read_body(body, (max + 64 * 1024) as usize).await.map_err(|e| match e {
-            httpapi::auth::BodyReadError::TooLarge { .. } => err(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!("the upload is larger than Datanet {id}'s limit of {max} bytes per file"),
-            ),
-            e => e.into_response(),
-        })?;
+        let read = httpapi::auth::read_body(body, ticket.read_limit as usize).await;
+        let body = match read {
+            Ok(body) => {
+                self.uploads.settle(caller, ticket, body.len() as u64);
+                body
+            }
+            // Only a body without a length can outgrow what is left of the quota.
+            Err(httpapi::auth::BodyReadError::TooLarge { .. }) if ticket.read_limit < max_read => {
+                let left = ticket.read_limit;
+                return Err(quota_refused(QuotaRefusal::Bytes {
+                    who: caller,
+                    used: self.uploads.quota().daily_bytes - left,
+                    upload: None,
+                    limit: self.uploads.quota().daily_bytes,
+                    reset_in: 86_400 - now_secs() % 86_400,
+                }));
+            }
+            Err(httpapi::auth::BodyReadError::TooLarge { .. }) => {
+                return Err(err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "file_too_large",
+                    format!("the upload is larger than Datanet {id}'s limit of {max} bytes per file"),
+                ));
+            }
+            Err(e) => return Err(e.into_response()),
+        };
         let mut form = Multipart::from_request(axum::extract::Request::from_parts(parts, Body::from(body)), &())
             .await
             .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
@@ -463,7 +500,7 @@ impl DatanetService {
                 o.insert(b, id);
             }
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = now_secs();
         let attestation = ContributionAttestation {
             datanetId: id,
             contributor: caller,
@@ -495,6 +532,17 @@ impl DatanetService {
             report,
         })
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// 429 for an upload past the contributor's daily quota, `Retry-After` at the day's end.
+fn quota_refused(r: QuotaRefusal) -> Response {
+    let mut resp = httpapi::error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", r.code(), r.to_string());
+    resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(r.reset_in()));
+    resp
 }
 
 /// The fields of an attestation as JSON (numbers as JSON numbers, hashes as hex).

@@ -20,6 +20,10 @@
 //!   not answered in time; a streamed response body is not bounded by it);
 //! - the authentication middleware ([`auth::authenticate`]).
 //!
+//! [`serve`] and [`serve_with`] give each request its peer's address as
+//! `axum::extract::ConnectInfo<std::net::SocketAddr>` (the TCP peer: behind a
+//! reverse proxy it is the proxy's address; `X-Forwarded-For` is not trusted).
+//!
 //! [`serve_with`] also takes a shutdown future: the server stops accepting, lets
 //! requests in flight finish, then returns.
 //!
@@ -219,5 +223,9 @@ pub async fn serve_with(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP server listening");
     }
-    axum::serve(listener, app(router, &config)).with_graceful_shutdown(shutdown).await
+    // Connection info gives routes the peer's address (`ConnectInfo<SocketAddr>`),
+    // e.g. for rate limits of anonymous callers.
+    axum::serve(listener, app(router, &config).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub verifier: Option<VerifierConfig>,
     /// ModelFactory's per-owner quotas (jobs and training steps queued).
     pub job_limits: factory::JobLimits,
+    /// Uploads per contributor per UTC day to this node's ingest route (bytes, files).
+    pub ingest_quota: datanets::IngestQuota,
 }
 
 /// The validators' verifier service's keys.
@@ -481,6 +483,13 @@ pub struct ConfigFile {
     /// ModelFactory: training steps one owner may have queued or running (default 20000).
     #[serde(default = "default_max_queued_steps")]
     pub max_queued_steps_per_owner: u64,
+    /// Ingest: bytes of uploads one contributor may send this node per UTC day,
+    /// across all Datanets (default 50000000).
+    #[serde(default = "default_ingest_daily_bytes")]
+    pub ingest_daily_bytes_per_contributor: u64,
+    /// Ingest: uploads one contributor may send this node per UTC day (default 100).
+    #[serde(default = "default_ingest_daily_files")]
+    pub ingest_daily_files_per_contributor: u32,
 }
 
 fn default_max_queued_jobs() -> usize {
@@ -488,6 +497,12 @@ fn default_max_queued_jobs() -> usize {
 }
 fn default_max_queued_steps() -> u64 {
     factory::JobLimits::default().max_queued_steps_per_owner
+}
+fn default_ingest_daily_bytes() -> u64 {
+    datanets::IngestQuota::default().daily_bytes
+}
+fn default_ingest_daily_files() -> u32 {
+    datanets::IngestQuota::default().daily_files
 }
 
 /// The committed base model (`models/base` of the repository), if this binary
@@ -527,6 +542,8 @@ impl ConfigFile {
             base_model: String::new(),
             max_queued_jobs_per_owner: default_max_queued_jobs(),
             max_queued_steps_per_owner: default_max_queued_steps(),
+            ingest_daily_bytes_per_contributor: default_ingest_daily_bytes(),
+            ingest_daily_files_per_contributor: default_ingest_daily_files(),
         }
     }
 
@@ -590,6 +607,11 @@ impl ConfigFile {
                 max_queued_jobs_per_owner: self.max_queued_jobs_per_owner,
                 max_queued_steps_per_owner: self.max_queued_steps_per_owner,
             },
+            ingest_quota: datanets::IngestQuota {
+                daily_bytes: self.ingest_daily_bytes_per_contributor,
+                daily_files: self.ingest_daily_files_per_contributor,
+                ..Default::default()
+            },
         })
     }
 }
@@ -622,6 +644,22 @@ mod tests {
         let bad: GenesisFile = serde_json::from_str(r#"{"chainId":1,"params":{"fee.treasury_bps":"20000"}}"#).unwrap();
         assert!(bad.to_genesis().unwrap_err().contains("outside"));
         assert!(serde_json::from_str::<GenesisFile>(r#"{"chainId":1,"typo":1}"#).is_err());
+    }
+
+    #[test]
+    fn ingest_quotas_come_from_the_configuration_file_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = serde_json::to_string(&GenesisFile::from_genesis(&dev_genesis())).unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis).unwrap();
+        let load = |extra: &str| {
+            let path = dir.path().join("openledger.toml");
+            std::fs::write(&path, format!("genesis = \"genesis.json\"\n{extra}")).unwrap();
+            ConfigFile::load(&path).unwrap().node_config(&path, dir.path().join("data")).unwrap().ingest_quota
+        };
+        assert_eq!(load(""), datanets::IngestQuota::default());
+        let q = load("ingest_daily_bytes_per_contributor = 1000\ningest_daily_files_per_contributor = 3\n");
+        assert_eq!((q.daily_bytes, q.daily_files), (1000, 3));
+        assert_eq!(q.max_tracked_contributors, datanets::IngestQuota::default().max_tracked_contributors);
     }
 
     #[test]

@@ -194,8 +194,12 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         None => blobs::BlobConfig::local(cfg.data_dir.join("blobs")),
     };
     let store = Arc::new(blobs::BlobStore::open(&blob_cfg).map_err(|e| NodeError::Blobs(e.to_string()))?);
-    let datanets =
-        datanets::DatanetService::new(Arc::new(ChainState(chain.clone())), store.clone(), cfg.attester.clone());
+    let datanets = datanets::DatanetService::with_quota(
+        Arc::new(ChainState(chain.clone())),
+        store.clone(),
+        cfg.attester.clone(),
+        cfg.ingest_quota,
+    );
     let env = Arc::new(NodeFactoryEnv::new(
         chain.clone(),
         datanets.clone(),

@@ -404,6 +404,11 @@ impl Meter {
 }
 
 impl Billing for Meter {
+    /// Every answer is billed to a payer's allowance: anonymous requests are refused unread.
+    fn requires_payer(&self) -> bool {
+        true
+    }
+
     fn reserve(
         &self,
         payer: Option<Address>,

@@ -37,6 +37,12 @@ pub enum BillingError {
 
 /// What the API needs from metering.
 pub trait Billing: Send + Sync + 'static {
+    /// Whether every request needs an authenticated payer. When it does, an
+    /// anonymous request is refused (401) before its body is read, so it costs
+    /// no parsing or tokenization.
+    fn requires_payer(&self) -> bool {
+        false
+    }
     /// Reserve the cost of `prompt_tokens` in and up to `max_tokens` out.
     fn reserve(
         &self,

@@ -12,12 +12,13 @@ pub mod cache;
 pub mod engine;
 pub mod metrics;
 pub mod openai;
+pub mod ratelimit;
 
 pub use billing::{Billing, BillingError, Reservation, Usage, cost};
 pub use cache::{AdapterCache, AdapterSource, CacheError, Residency};
 pub use engine::{Engine, EngineConfig, Event, Outcome, Request, SubmitError};
 pub use metrics::Metrics;
 pub use openai::{
-    ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RateLimiter, RecordAccess,
-    routes,
+    ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RecordAccess, routes,
 };
+pub use ratelimit::{RateLimiter, RateLimits, RateRefusal};

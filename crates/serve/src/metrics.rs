@@ -91,6 +91,10 @@ pub struct Metrics {
     pub completed: AtomicU64,
     pub cancelled: AtomicU64,
     pub rejected: AtomicU64,
+    /// Of the rejected, refused by a rate limit (before their body was read).
+    pub rate_limited: AtomicU64,
+    /// Prompts tokenized for generation requests (the work a rate limit saves).
+    pub prompts_tokenized: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_evictions: AtomicU64,
@@ -122,6 +126,8 @@ impl Default for Metrics {
             completed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            prompts_tokenized: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_evictions: AtomicU64::new(0),
@@ -168,6 +174,20 @@ impl Metrics {
             "counter",
             "Requests refused (queue full, limits).",
             ld(&self.rejected),
+        );
+        g(
+            &mut s,
+            "openlora_requests_rate_limited_total",
+            "counter",
+            "Requests refused by a rate limit before their body was read.",
+            ld(&self.rate_limited),
+        );
+        g(
+            &mut s,
+            "openlora_prompts_tokenized_total",
+            "counter",
+            "Prompts tokenized for generation requests.",
+            ld(&self.prompts_tokenized),
         );
         g(&mut s, "openlora_adapter_cache_hits_total", "counter", "Adapter cache hits.", ld(&self.cache_hits));
         g(

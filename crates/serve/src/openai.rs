@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::billing::{Billing, BillingError, Usage};
 use crate::cache::AdapterCache;
 use crate::engine::{Engine, Event, Request, SubmitError};
+use crate::ratelimit::{RateLimits, RateRefusal, network_of};
 
 /// A model as the API knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,40 +54,30 @@ pub struct Limits {
     pub max_prompt_tokens: usize,
     pub max_output_tokens: usize,
     pub default_max_tokens: usize,
-    /// Requests per minute per caller (API key owner); 0 = unlimited.
+    /// Requests per minute per authenticated caller (by account address); 0 = unlimited.
     pub requests_per_minute: u32,
+    /// Requests per minute per anonymous caller, by network address (an IPv4
+    /// address or an IPv6 /64); 0 = unlimited. Lower than `requests_per_minute`:
+    /// an anonymous caller pays nothing.
+    pub anonymous_requests_per_minute: u32,
+    /// Most callers each rate-limit table (accounts; anonymous networks) tracks
+    /// at once; a new caller beyond it is refused with 429 until some go idle.
+    pub max_tracked_callers: usize,
+    /// Largest request body of `POST /v1/completions` and `/v1/chat/completions`
+    /// (413 beyond it, refused by `Content-Length` before anything is read).
+    pub max_body_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_prompt_tokens: 2048, max_output_tokens: 1024, default_max_tokens: 128, requests_per_minute: 600 }
-    }
-}
-
-/// A token bucket per caller: `per_minute` requests, refilled continuously.
-#[derive(Default)]
-pub struct RateLimiter {
-    buckets: std::sync::Mutex<std::collections::HashMap<Address, (f64, std::time::Instant)>>,
-}
-
-impl RateLimiter {
-    /// Take one request for `who`; `Err(seconds until one is available)` when empty.
-    pub fn take(&self, who: Address, per_minute: u32) -> Result<(), u64> {
-        if per_minute == 0 {
-            return Ok(());
-        }
-        let cap = per_minute as f64;
-        let rate = cap / 60.0;
-        let now = std::time::Instant::now();
-        let mut b = self.buckets.lock().unwrap();
-        let e = b.entry(who).or_insert((cap, now));
-        e.0 = (e.0 + (now - e.1).as_secs_f64() * rate).min(cap);
-        e.1 = now;
-        if e.0 >= 1.0 {
-            e.0 -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - e.0) / rate).ceil().max(1.0) as u64)
+        Limits {
+            max_prompt_tokens: 2048,
+            max_output_tokens: 1024,
+            default_max_tokens: 128,
+            requests_per_minute: 600,
+            anonymous_requests_per_minute: 30,
+            max_tracked_callers: 100_000,
+            max_body_bytes: 1 << 20,
         }
     }
 }
@@ -137,7 +128,8 @@ pub struct OpenLora {
     pub models: Arc<dyn ModelDirectory>,
     pub billing: Arc<dyn Billing>,
     pub limits: Limits,
-    pub rate: RateLimiter,
+    /// Per-caller request rates, taken before a request's body is read.
+    pub rate: RateLimits,
     pub attributor: Option<Arc<dyn Attributor>>,
 }
 
@@ -388,6 +380,7 @@ fn prepare(s: &OpenLora, c: &CommonParams, prompt_text: Result<String, Response>
         Some(StopField::Many(_)) => return Err(bad("invalid_stop", "at most 4 stop sequences")),
     };
     let text = prompt_text?;
+    s.engine.metrics.prompts_tokenized.fetch_add(1, Ordering::Relaxed);
     let prompt = s.engine.tokenizer.encode(&text, false).map_err(|e| bad("invalid_prompt", e.to_string()))?;
     if prompt.is_empty() {
         return Err(bad("invalid_prompt", "the prompt is empty"));
@@ -475,12 +468,91 @@ fn attribution_public(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-async fn completions(
-    State(s): State<Arc<OpenLora>>,
-    caller: MaybeCaller,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+/// Before any work on a generation request: take one request from the caller's
+/// rate limit (its account, or for an anonymous caller its network address),
+/// refuse an anonymous caller when billing needs a payer, then read a body of at most [`Limits::max_body_bytes`] (an announced larger
+/// one is refused before any of it is read). Parsing, the chat template and
+/// tokenization all come after.
+async fn admit(
+    s: &OpenLora,
+    caller: Option<Address>,
+    request: axum::extract::Request,
+) -> Result<(axum::http::HeaderMap, axum::body::Bytes), Response> {
+    let (parts, body) = request.into_parts();
+    let (refused, who, per_minute) = match caller {
+        Some(a) => (
+            s.rate.accounts.take(&a, s.limits.requests_per_minute, s.limits.max_tracked_callers),
+            a.to_string(),
+            s.limits.requests_per_minute,
+        ),
+        None => {
+            // Served without connection info (not through `httpapi::serve`):
+            // every anonymous caller shares one bucket, never none.
+            let ip = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| network_of(c.0.ip()))
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            let per_minute = s.limits.anonymous_requests_per_minute;
+            (
+                s.rate.networks.take(&ip, per_minute, s.limits.max_tracked_callers),
+                format!("anonymous callers from {ip}"),
+                per_minute,
+            )
+        }
+    };
+    if let Err(refusal) = refused {
+        s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        s.engine.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let wait = refusal.retry_after();
+        let (code, msg) = match refusal {
+            RateRefusal::Exhausted { .. } => (
+                "rate_limit_exceeded",
+                format!(
+                    "more than {per_minute} requests per minute for {who}{}; retry in {wait} s",
+                    if caller.is_none() { " (authenticate with an API key for a higher limit)" } else { "" }
+                ),
+            ),
+            RateRefusal::TooManyCallers { capacity, .. } => (
+                "too_many_callers",
+                format!("this node is tracking the rates of {capacity} active callers, its most; retry in {wait} s"),
+            ),
+        };
+        let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code, msg);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(r);
+    }
+    if caller.is_none() && s.billing.requires_payer() {
+        s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(billing_error(BillingError::Unauthenticated(
+            "an API key is required: `Authorization: Bearer <key>` (or a signed request)".into(),
+        )));
+    }
+    let max = s.limits.max_body_bytes;
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("the request body is larger than this node's limit of {max} bytes"),
+        )
+    };
+    let announced = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match httpapi::auth::read_body(body, max).await {
+        Ok(b) => Ok((parts.headers, b)),
+        Err(httpapi::auth::BodyReadError::TooLarge { .. }) => Err(too_large()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+async fn completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, request: axum::extract::Request) -> Response {
+    let (headers, body) = match admit(&s, caller.0, request).await {
+        Ok(read) => read,
+        Err(r) => return r,
+    };
     let b: CompletionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
@@ -496,9 +568,12 @@ async fn completions(
 async fn chat_completions(
     State(s): State<Arc<OpenLora>>,
     caller: MaybeCaller,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (headers, body) = match admit(&s, caller.0, request).await {
+        Ok(read) => read,
+        Err(r) => return r,
+    };
     let b: ChatBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
@@ -542,19 +617,6 @@ async fn generate(
         }
     };
     let payer = caller.0;
-    if let Some(who) = payer
-        && let Err(wait) = s.rate.take(who, s.limits.requests_per_minute)
-    {
-        s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-        let mut r = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            format!("more than {} requests per minute for {who}; retry in {wait} s", s.limits.requests_per_minute),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return r;
-    }
     // Reserve the most this request can cost before generating anything.
     let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
         Ok(r) => r,

@@ -220,7 +220,13 @@ impl httpapi::ApiKeyResolver for Keys {
 }
 
 fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    let (status, _, body) = post_on(s, path, key, body);
+    (status, body)
+}
+
+/// [`post`] on a given connection: (status, head, body).
+fn post_on(mut s: std::net::TcpStream, path: &str, key: Option<&str>, body: &str) -> (u16, String, String) {
     let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
     write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut raw = String::new();
@@ -229,7 +235,7 @@ fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) 
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, body)
+    (status, head.to_string(), body)
 }
 
 fn dechunk(mut b: &str) -> String {
@@ -441,4 +447,106 @@ fn openai_api_over_http() {
     }
     assert!(limited, "the per-key rate limit never applied");
     let _: HashMap<u8, u8> = HashMap::new();
+}
+
+/// A connection to `addr` from the loopback address `from` (any of 127.0.0.0/8
+/// on Linux): another network address for the server's anonymous rate limit.
+fn connect_from(rt: &tokio::runtime::Runtime, from: &str, addr: &str) -> std::net::TcpStream {
+    let (from, addr) = (format!("{from}:0").parse().unwrap(), addr.parse().unwrap());
+    let s = rt
+        .block_on(async move {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(from)?;
+            sock.connect(addr).await
+        })
+        .unwrap();
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+fn tokenized(m: &Metrics) -> u64 {
+    m.prompts_tokenized.load(Ordering::Relaxed)
+}
+
+#[test]
+fn callers_are_rate_limited_before_their_request_is_read_anonymous_ones_by_network_address() {
+    let (m, t) = tiny();
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(m.clone(), t.clone(), EngineConfig::default(), metrics.clone());
+    let cache =
+        AdapterCache::new(1 << 20, Arc::new(Source { model: m.clone(), loads: Mutex::new(0) }), metrics.clone());
+    let billing = Arc::new(TestBilling { limit: 1_000_000, billed: Mutex::new(vec![]), reserved: Mutex::new(0) });
+    let svc = Arc::new(OpenLora {
+        engine,
+        cache,
+        models: Arc::new(Dir { base: m.hash }),
+        billing: billing.clone(),
+        limits: Limits {
+            requests_per_minute: 3,
+            anonymous_requests_per_minute: 2,
+            max_body_bytes: 4096,
+            ..Default::default()
+        },
+        rate: Default::default(),
+        attributor: None,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cfg = httpapi::ServerConfig { api_keys: Arc::new(Keys), ..Default::default() };
+    rt.spawn(httpapi::serve_with(listener, routes(svc.clone()), cfg, std::future::pending()));
+    let chat = r#"{"model":"m1","messages":[{"role":"user","content":"hello there"}],"max_tokens":1,"temperature":0}"#;
+    let anon = |from: &str, body: &str| post_on(connect_from(&rt, from, &addr), "/v1/chat/completions", None, body);
+
+    // Anonymous callers from 127.0.0.2: two requests are worked on (rendered,
+    // tokenized, then refused by billing, which wants an API key) ...
+    for _ in 0..2 {
+        let (st, _, b) = anon("127.0.0.2", chat);
+        assert_eq!(st, 401, "{b}");
+    }
+    let work = tokenized(&metrics);
+    assert_eq!(work, 2);
+    // ... the third is refused before any work: 429, Retry-After, an OpenAI error,
+    // nothing tokenized; a malformed body is refused the same way, not parsed.
+    for body in [chat, r#"{"model":"m1","messages":"#] {
+        let (st, head, b) = anon("127.0.0.2", body);
+        assert_eq!(st, 429, "{b}");
+        let retry = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
+        assert!(retry.as_deref().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1), "{head}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error", "{b}");
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded", "{b}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("127.0.0.2"), "{b}");
+    }
+    assert_eq!(tokenized(&metrics), work, "a rate-limited request is never tokenized");
+    assert!(metrics.render().contains("openlora_requests_rate_limited_total 2"));
+
+    // Another network address is unaffected.
+    let (st, _, b) = anon("127.0.0.3", chat);
+    assert_eq!(st, 401, "{b}");
+    assert_eq!(tokenized(&metrics), work + 1);
+    // A body larger than the limit is refused by its length, unread.
+    let (st, _, b) = anon("127.0.0.4", &format!(r#"{{"model":"m1","prompt":"{}"}}"#, "x".repeat(5000)));
+    assert_eq!(st, 413, "{b}");
+    assert!(b.contains("request_too_large"), "{b}");
+    assert_eq!(tokenized(&metrics), work + 1);
+
+    // An API key is limited by its account (3 a minute here), before parsing:
+    // past the limit a malformed body is 429, not 400 `invalid_json`.
+    for _ in 0..3 {
+        let (st, b) = post(&addr, "/v1/chat/completions", Some("sk-test"), chat);
+        assert_eq!(st, 200, "{b}");
+    }
+    let work = tokenized(&metrics);
+    let (st, b) = post(&addr, "/v1/chat/completions", Some("sk-test"), r#"{"model":"m1","messages":"#);
+    assert_eq!(st, 429, "{b}");
+    assert!(b.contains("rate_limit_exceeded") && b.contains(&Address::repeat_byte(7).to_string()), "{b}");
+    // From another network address too: the key's limit is its account's.
+    let (st, _, b) = post_on(connect_from(&rt, "127.0.0.5", &addr), "/v1/completions", Some("sk-test"), chat);
+    assert_eq!(st, 429, "{b}");
+    assert_eq!(tokenized(&metrics), work);
+    assert_eq!(billing.billed.lock().unwrap().len(), 3);
 }

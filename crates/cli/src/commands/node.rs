@@ -46,6 +46,12 @@ pub struct UpArgs {
     /// Do not serve models (no OpenAI API).
     #[arg(long)]
     pub no_serve: bool,
+    /// Bytes of uploads one contributor may send this node per UTC day (all Datanets).
+    #[arg(long, default_value_t = datanets::IngestQuota::default().daily_bytes)]
+    pub ingest_daily_bytes: u64,
+    /// Uploads one contributor may send this node per UTC day (all Datanets).
+    #[arg(long, default_value_t = datanets::IngestQuota::default().daily_files)]
+    pub ingest_daily_files: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -219,6 +225,11 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
         verifier: if a.no_serve { None } else { Some(node::VerifierConfig::dev()) },
         job_limits: factory::JobLimits::default(),
+        ingest_quota: datanets::IngestQuota {
+            daily_bytes: a.ingest_daily_bytes,
+            daily_files: a.ingest_daily_files,
+            ..Default::default()
+        },
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
@@ -294,7 +305,7 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
 
 fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
     Ok(format!(
-        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n",
+        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n# Ingest quotas per contributor on this node, per UTC day across all Datanets: bytes of uploads, uploads\ningest_daily_bytes_per_contributor = {}\ningest_daily_files_per_contributor = {}\n",
         c.genesis,
         c.rpc_addr,
         c.http_addr,
@@ -302,7 +313,9 @@ fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
         c.block_time_ms,
         c.history,
         c.max_queued_jobs_per_owner,
-        c.max_queued_steps_per_owner
+        c.max_queued_steps_per_owner,
+        c.ingest_daily_bytes_per_contributor,
+        c.ingest_daily_files_per_contributor
     ))
 }
 
