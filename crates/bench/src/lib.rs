@@ -52,6 +52,7 @@
 mod attribution;
 mod attribution_quality;
 mod chain;
+mod fuzz;
 mod generate;
 mod ingest;
 mod machine;
@@ -67,6 +68,7 @@ pub use self::generate::{GenerateOpts, WeightsDtype, run_generate};
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};
+pub use fuzz::{FuzzOpts, FuzzReport, Outcome, SurfaceStats, fuzz, run_fuzz};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};
 pub use stats::{median, percentile};
