@@ -4,10 +4,11 @@
 //!
 //! - Transport: JSON-RPC 2.0, single requests and batches (at most
 //!   [`MAX_BATCH`] entries, of which at most [`MAX_BATCH_HEAVY`] execute code or
-//!   scan blocks), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413),
-//!   any Content-Type. Notifications (no `id`) are run but get no answer (a lone
-//!   notification gets HTTP 204). CORS is open (`Access-Control-Allow-Origin: *`)
-//!   and `OPTIONS` preflights get 204, for browser wallets.
+//!   scan blocks), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413 with a
+//!   JSON-RPC error, code -32600), any Content-Type. Notifications (no `id`) are
+//!   run but get no answer (a lone notification gets HTTP 204). CORS is open
+//!   (`Access-Control-Allow-Origin: *`) and `OPTIONS` preflights get 204, for
+//!   browser wallets.
 //! - Shapes and error messages follow go-ethereum (notes/eth-rpc-conventions.md):
 //!   minimal-hex quantities, even-hex data, `null` for unknown blocks,
 //!   transactions and receipts; -32000 with go-ethereum's message for refused
@@ -79,7 +80,25 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .with_state(backend)
 }
 
-async fn rpc_handler(State(backend): State<Arc<dyn Backend>>, body: Bytes) -> Response {
+async fn rpc_handler(
+    State(backend): State<Arc<dyn Backend>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body that cannot be read (over MAX_BODY_BYTES: 413) keeps its HTTP status
+    // but is answered in JSON-RPC, like every other refusal, not with axum's text.
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let message = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("request body too large: at most {MAX_BODY_BYTES} bytes")
+            } else {
+                format!("unreadable request body: {}", rejection.body_text())
+            };
+            let json = to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(message))));
+            return (rejection.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json)
+                .into_response();
+        }
+    };
     match handle_request(&backend, &body).await {
         Some(json) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),

@@ -950,6 +950,15 @@ async fn http_cors_preflight_and_limits() {
         let r = raw_http(addr, &req);
         assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(200)]);
         assert_eq!(header_of(&r, "access-control-allow-origin"), Some("*"));
+        // ... answered in JSON-RPC (found by `bench fuzz`: it was axum's plain text).
+        assert_eq!(header_of(&r, "content-type"), Some("application/json"));
+        assert!(
+            r.ends_with(&format!(
+                r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32600,"message":"request body too large: at most {MAX_BODY_BYTES} bytes"}}}}"#
+            )),
+            "{}",
+            &r[..r.len().min(400)]
+        );
         // Just under the cap is read (and is not valid JSON).
         let n = MAX_BODY_BYTES;
         let mut req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n").into_bytes();
