@@ -31,10 +31,14 @@
 //! 4. admission: before every `eth_sendRawTransaction` and a sample of HTTP requests
 //!    that may write, take `(head, head hash, state root, pending, queued)` from
 //!    `ol_status` and the latest block in one batch; when the input is refused, take
-//!    it again. Only one input is in flight and the node seals only on demand, so an
-//!    unchanged head must come with the same root and pool sizes (else: a
-//!    violation). When the head moved (a transaction of the node's own, e.g. serving
-//!    settlements), the check is counted as inconclusive, not passed;
+//!    it again. The first is taken when the pool holds no executable transaction
+//!    (an accepted one is sealed after its answer, so the harness waits up to 1 s
+//!    for the pool to rest) and is taken twice to be stable. Only one input is in
+//!    flight and an instant node seals only on demand, so an unchanged head must
+//!    come with the same root and pool sizes (else: a violation). When the head
+//!    moved (a transaction of the node's own) or the pool did not rest, the check
+//!    is counted as inconclusive, not passed. A refused transaction must also be
+//!    unknown to `eth_getTransactionByHash`;
 //! 5. `eth_blockNumber` every 2 s and at the end: the node is live when it answers.
 
 use std::fs::File;
@@ -1083,6 +1087,23 @@ impl Fuzzer {
         })
     }
 
+    /// A snapshot taken when nothing is waiting to be sealed: an accepted
+    /// transaction is sealed after its `eth_sendRawTransaction` has answered, so
+    /// "no input in flight" also needs "no executable transaction in the pool".
+    /// `None` when the pool does not come to rest within a second.
+    fn quiet_snapshot(&self) -> Option<Snapshot> {
+        for _ in 0..20 {
+            if let Some(a) = self.snapshot()
+                && a.pending == 0
+                && self.snapshot().as_ref() == Some(&a)
+            {
+                return Some(a);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     fn refresh_ctx(&mut self) {
         if let Some(s) = self.snapshot() {
             self.ctx.head = s.head;
@@ -1111,7 +1132,10 @@ impl Fuzzer {
 
     /// After a refused input: the root and the pool must be as before.
     fn judge_admission(&mut self, before: Option<Snapshot>, input: impl FnOnce() -> String) {
-        let (Some(b), Some(a)) = (before, self.snapshot()) else { return };
+        let (Some(b), Some(a)) = (before, self.snapshot()) else {
+            self.admission.inconclusive += 1;
+            return;
+        };
         if a.head != b.head || a.head_hash != b.head_hash {
             self.admission.inconclusive += 1;
         } else if a != b {
@@ -1357,7 +1381,8 @@ impl Fuzzer {
         }
         let chunks = self.g.chance(0.1).then(|| vec![1 + self.g.below(16), 1 + self.g.below(8192)]);
         let writes = method != "GET" && method != "HEAD";
-        let before = if writes && self.g.chance(0.25) { self.snapshot() } else { None };
+        let judge = writes && self.g.chance(0.25);
+        let before = if judge { self.quiet_snapshot() } else { None };
         let req = Request { method: &method, target: &target, headers: headers.clone(), body: &body, chunks };
         let a = exchange(&self.http, &req, self.timeout);
         let mut o = classify_status_answer(&a);
@@ -1365,7 +1390,7 @@ impl Fuzzer {
             o = Outcome::Refused; // a HEAD answer has no body to be clear in
         }
         let input = || format!("{method} {target} {headers:?} body {}", show_bytes(&body));
-        if o == Outcome::Refused && before.is_some() {
+        if o == Outcome::Refused && judge {
             self.judge_admission(before, input);
         }
         self.record(S_HTTP, o, input, &describe(&a));
@@ -1447,7 +1472,7 @@ impl Fuzzer {
 
     /// `eth_sendRawTransaction(raw)`, with the admission check when refused.
     fn send_raw(&mut self, surface: usize, raw: &[u8]) {
-        let before = self.snapshot();
+        let before = self.quiet_snapshot();
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [format!("0x{}", hex(raw))] }).to_string();
         let a = self.rpc_raw(body.as_bytes(), None);
         let o = classify_rpc(&a, false);
