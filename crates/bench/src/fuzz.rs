@@ -37,8 +37,11 @@
 //!    flight and an instant node seals only on demand, so an unchanged head must
 //!    come with the same root and pool sizes (else: a violation). When the head
 //!    moved (a transaction of the node's own) or the pool did not rest, the check
-//!    is counted as inconclusive, not passed. A refused transaction must also be
-//!    unknown to `eth_getTransactionByHash`;
+//!    is counted as inconclusive, not passed. The node settles inference receipts
+//!    on-chain by itself after completions; when the pool grew only by such
+//!    `inference.settle` transactions (checked in the blocks that seal them), the
+//!    check is counted apart, not as a violation. A refused transaction must also
+//!    be unknown to `eth_getTransactionByHash`;
 //! 5. `eth_blockNumber` every 2 s and at the end: the node is live when it answers.
 
 use std::fs::File;
@@ -236,6 +239,8 @@ pub struct SurfaceStats {
     /// Wall time spent on this surface's inputs, and the slowest one.
     pub busy: Duration,
     pub slowest: Duration,
+    /// Answers by HTTP status and JSON-RPC error code (`200 result`, `200 error -32602`, `404`, ...).
+    pub answers: std::collections::BTreeMap<String, u64>,
     /// Inputs worth a look (every class but ok and refused), a few per class.
     pub examples: Vec<Example>,
 }
@@ -286,7 +291,7 @@ impl SurfaceStats {
             "unclear": self.unclear, "deliberate503": self.deliberate_503,
             "unexpected5xx": self.unexpected_5xx, "hangs": self.hangs, "resets": self.resets,
             "panics": self.panics, "busyMs": self.busy.as_millis() as u64,
-            "slowestMs": self.slowest.as_millis() as u64,
+            "slowestMs": self.slowest.as_millis() as u64, "answers": self.answers,
             "examples": self.examples.iter().map(|e| json!({
                 "outcome": e.outcome.label(), "input": e.input, "answer": e.answer,
             })).collect::<Vec<_>>(),
@@ -301,8 +306,13 @@ pub struct AdmissionStats {
     pub checked: u64,
     /// Of those, root or pool changed.
     pub violations: u64,
-    /// Refused inputs after which the head had moved (another sender): not judged.
+    /// Refused inputs after which the head had moved, or the pool did not rest
+    /// before: not judged.
     pub inconclusive: u64,
+    /// Refused inputs around which the pool grew by the node's own receipt
+    /// settlements (`inference.settle` from its serving key, after completions):
+    /// not judged either.
+    pub node_settlements: u64,
     pub examples: Vec<Example>,
 }
 
@@ -346,6 +356,7 @@ impl FuzzReport {
             "admission": {
                 "checked": self.admission.checked, "violations": self.admission.violations,
                 "inconclusive": self.admission.inconclusive,
+                "nodeSettlements": self.admission.node_settlements,
                 "examples": self.admission.examples.iter().map(|e| json!({"input": e.input, "answer": e.answer})).collect::<Vec<_>>(),
             },
             "nodeLive": self.node_live, "logPanics": self.log_panics,
@@ -375,21 +386,23 @@ impl FuzzReport {
         row("total", total);
         for st in &self.surfaces {
             println!(
-                "  {:<14} {:>8.1} ms per input, slowest {} ms",
+                "  {:<14} {:>8.1} ms per input, slowest {} ms; answers: {}",
                 st.name,
                 st.busy.as_secs_f64() * 1e3 / st.tried.max(1) as f64,
-                st.slowest.as_millis()
+                st.slowest.as_millis(),
+                st.answers.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
             );
         }
         println!(
-            "{} inputs in {:.1} s ({:.0}/s), seed {}; admission: {} refused inputs checked, {} violations, {} inconclusive (head moved)",
+            "{} inputs in {:.1} s ({:.0}/s), seed {}; admission: {} refused inputs checked, {} violations, {} inconclusive (head moved), {} beside the node's own settlements",
             self.total(|s| s.tried),
             self.seconds,
             self.rate(),
             self.seed,
             self.admission.checked,
             self.admission.violations,
-            self.admission.inconclusive
+            self.admission.inconclusive,
+            self.admission.node_settlements
         );
         println!(
             "node live: {}; panics in the node's log: {}",
@@ -593,6 +606,20 @@ fn classify_status(status: u16, retry_after: bool, body: &[u8]) -> Outcome {
         }
         503 if retry_after => Outcome::Deliberate503,
         _ => Outcome::Unexpected5xx,
+    }
+}
+
+/// `200 result`, `200 error -32602`, `200 batch`, `404`, `hang`, ...
+fn answer_key(a: &Answer) -> String {
+    match a {
+        Answer::Hang => "hang".into(),
+        Answer::Reset(_) => "reset".into(),
+        Answer::Response { status, body, .. } => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Array(_)) => format!("{status} batch"),
+            Ok(v) if v.get("result").is_some() => format!("{status} result"),
+            Ok(v) if v["error"]["code"].is_i64() => format!("{status} error {}", v["error"]["code"]),
+            _ => status.to_string(),
+        },
     }
 }
 
@@ -1024,6 +1051,8 @@ struct Fuzzer {
     timeout: Duration,
     api_key: Option<String>,
     audience: Option<httpapi::Audience>,
+    /// Model ids `GET /v1/models` listed at the start, and names that are not.
+    models: Vec<String>,
     calldata_key: keys::SecretKey,
     tx_key: keys::SecretKey,
     /// Valid signed transactions seen so far: seeds for mutation and splicing.
@@ -1119,6 +1148,11 @@ impl Fuzzer {
         ok
     }
 
+    /// Count an answer by its status and JSON-RPC error code.
+    fn note(&mut self, surface: usize, a: &Answer) {
+        *self.stats[surface].answers.entry(answer_key(a)).or_default() += 1;
+    }
+
     /// Record an answer, with node panics seen in the log since the input.
     fn record(&mut self, surface: usize, outcome: Outcome, input: impl FnOnce() -> String, answer: &str) {
         let panics = self.log.as_mut().map(LogWatch::new_panics).unwrap_or_default();
@@ -1138,6 +1172,8 @@ impl Fuzzer {
         };
         if a.head != b.head || a.head_hash != b.head_hash {
             self.admission.inconclusive += 1;
+        } else if a != b && a.state_root == b.state_root && self.only_node_settlements(&b) {
+            self.admission.node_settlements += 1;
         } else if a != b {
             self.admission.checked += 1;
             self.admission.violations += 1;
@@ -1151,6 +1187,40 @@ impl Fuzzer {
         } else {
             self.admission.checked += 1;
         }
+    }
+
+    /// Whether the pool changed since `before` only by the node's own receipt
+    /// settlements: wait (up to 3 s) for them to be sealed, then every transaction
+    /// of the new blocks must be an `inference.settle` call from an account the
+    /// harness does not sign with.
+    fn only_node_settlements(&self, before: &Snapshot) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let now = loop {
+            match self.snapshot() {
+                Some(s) if s.head > before.head && s.pending == 0 => break s,
+                _ if Instant::now() > deadline => return false,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let inference = format!("{:#x}", Module::Inference.address());
+        let selector = format!("0x{}", hex(&<abi::IInference::settleCall as alloy_sol_types::SolCall>::SELECTOR));
+        let ours = [format!("{:#x}", self.calldata_key.address()), format!("{:#x}", self.tx_key.address())];
+        let mut seen = 0;
+        for n in before.head + 1..=now.head {
+            let Some(block) = self.call("eth_getBlockByNumber", json!([format!("0x{n:x}"), true])) else {
+                return false;
+            };
+            for tx in block["transactions"].as_array().into_iter().flatten() {
+                let from = tx["from"].as_str().unwrap_or("").to_ascii_lowercase();
+                let to = tx["to"].as_str().unwrap_or("").to_ascii_lowercase();
+                let input = tx["input"].as_str().unwrap_or("");
+                if to != inference || !input.starts_with(&selector) || ours.contains(&from) {
+                    return false;
+                }
+                seen += 1;
+            }
+        }
+        seen > 0
     }
 
     // --- JSON-RPC -------------------------------------------------------------
@@ -1215,6 +1285,7 @@ impl Fuzzer {
         let chunks = self.g.chance(0.05).then(|| vec![1 + self.g.below(64), 1 + self.g.below(4096)]);
         let a = self.rpc_raw(&body, chunks);
         let o = classify_rpc(&a, false);
+        self.note(S_RPC, &a);
         self.record(S_RPC, o, || show_bytes(&body), &describe(&a));
         S_RPC
     }
@@ -1250,6 +1321,7 @@ impl Fuzzer {
         }
         let a = self.rpc_raw(&body, None);
         let o = classify_rpc(&a, body.first() == Some(&b'['));
+        self.note(S_BATCH, &a);
         self.record(S_BATCH, o, || show_bytes(&body), &describe(&a));
         S_BATCH
     }
@@ -1296,7 +1368,7 @@ impl Fuzzer {
     fn http_body(&mut self, path: &str) -> Vec<u8> {
         let g = &mut self.g;
         let mut v = if path.contains("completions") {
-            let model = g.pick(&["dev", "m1", "base", "", "🦀"]).to_string();
+            let model = g.pick(&self.models).clone();
             let max_tokens = if g.chance(0.8) { json!(1 + g.below(8)) } else { g.number() };
             if path.contains("chat") {
                 json!({ "model": model, "messages": [{ "role": *g.pick(&["user", "system", "assistant", "tool", ""]), "content": g.string() }], "max_tokens": max_tokens })
@@ -1393,6 +1465,7 @@ impl Fuzzer {
         if o == Outcome::Refused && judge {
             self.judge_admission(before, input);
         }
+        self.note(S_HTTP, &a);
         self.record(S_HTTP, o, input, &describe(&a));
         S_HTTP
     }
@@ -1494,6 +1567,7 @@ impl Fuzzer {
                 }
             }
         }
+        self.note(surface, &a);
         self.record(surface, o, input, &describe(&a));
     }
 
@@ -1547,6 +1621,7 @@ impl Fuzzer {
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": [call, "latest"] }).to_string();
         let a = self.rpc_raw(body.as_bytes(), None);
         let o = classify_rpc(&a, false);
+        self.note(S_CALL, &a);
         self.record(S_CALL, o, || body.clone(), &describe(&a));
         S_CALL
     }
@@ -1655,6 +1730,7 @@ pub fn fuzz(opts: &FuzzOpts) -> Result<FuzzReport> {
         timeout: Duration::from_millis(opts.request_timeout_ms.max(1)),
         api_key,
         audience: None,
+        models: vec!["openledger-base".into(), "m1".into(), String::new(), "🦀".into()],
         calldata_key: keys::derive_account(keys::DEV_MNEMONIC, CALLDATA_ACCOUNT)?,
         tx_key: keys::derive_account(keys::DEV_MNEMONIC, TX_ACCOUNT)?,
         tx_seeds: Vec::new(),
@@ -1681,6 +1757,16 @@ pub fn fuzz(opts: &FuzzOpts) -> Result<FuzzReport> {
             (Some(chain_id), Some(node)) => Some(httpapi::Audience { chain_id, node }),
             _ => None,
         };
+    }
+    // The models it serves, so that some completions reach the engine.
+    if let Answer::Response { status: 200, body, .. } = exchange(
+        &f.http,
+        &Request { method: "GET", target: "/v1/models", headers: vec![], body: b"", chunks: None },
+        f.timeout,
+    ) && let Ok(v) = serde_json::from_slice::<Value>(&body)
+    {
+        let listed = v["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str());
+        f.models.extend(listed.map(str::to_string));
     }
     // The node's own start-up transactions (serving set-up): wait until the head rests.
     let settle = Instant::now();
