@@ -71,10 +71,13 @@ pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>)
     axum::serve(listener, router(backend)).await
 }
 
-/// The HTTP routes: `POST /` (JSON-RPC) and `OPTIONS /` (CORS preflight).
+/// The HTTP routes: `POST /` (JSON-RPC) and `OPTIONS /` (CORS preflight); any
+/// other path or method gets 404/405 with a JSON-RPC error (-32600).
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     Router::new()
         .route("/", post(rpc_handler).options(preflight))
+        .fallback(not_rpc)
+        .method_not_allowed_fallback(not_rpc)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(cors))
         .with_state(backend)
@@ -103,6 +106,15 @@ async fn rpc_handler(
         Some(json) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// Any other path or method: refused in JSON-RPC (404 or 405 kept), so a client
+/// pointed at the wrong URL reads why instead of an empty body.
+async fn not_rpc(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let status = if uri.path() == "/" { StatusCode::METHOD_NOT_ALLOWED } else { StatusCode::NOT_FOUND };
+    let message = format!("JSON-RPC is served by POST / (not {method} {})", uri.path());
+    let json = to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(message))));
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()
 }
 
 async fn preflight() -> StatusCode {
