@@ -1283,10 +1283,32 @@ impl Fuzzer {
             body = oversized_json(&mut self.g);
         }
         let chunks = self.g.chance(0.05).then(|| vec![1 + self.g.below(64), 1 + self.g.below(4096)]);
-        let a = self.rpc_raw(&body, chunks);
-        let o = classify_rpc(&a, false);
+        let mut line = "POST /";
+        let a = if self.g.chance(0.03) {
+            // Not a POST to `/`: other methods and paths on the RPC port.
+            line = *self.g.pick(&[
+                "GET /",
+                "PUT /",
+                "DELETE /",
+                "OPTIONS /x",
+                "HEAD /",
+                "POST /rpc",
+                "GET /?a=1",
+                "POST //",
+                "GET /%00",
+            ]);
+            let (method, target) = line.split_once(' ').expect("method and path");
+            let req = Request { method, target, headers: vec![], body: &body, chunks };
+            exchange(&self.rpc, &req, self.timeout)
+        } else {
+            self.rpc_raw(&body, chunks)
+        };
+        let mut o = classify_rpc(&a, false);
+        if line.starts_with("HEAD") && o == Outcome::Unclear {
+            o = Outcome::Refused; // a HEAD answer has no body to be clear in
+        }
         self.note(S_RPC, &a);
-        self.record(S_RPC, o, || show_bytes(&body), &describe(&a));
+        self.record(S_RPC, o, || format!("{line} {}", show_bytes(&body)), &describe(&a));
         S_RPC
     }
 
@@ -1440,7 +1462,12 @@ impl Fuzzer {
                 if let Some(aud) = self.audience {
                     let key = if self.g.chance(0.7) { &self.calldata_key } else { &self.tx_key };
                     let mut h = httpapi::sign_request(key, &aud, &method, &target, &body, httpapi::unix_now());
-                    if self.g.chance(0.5) {
+                    if self.g.chance(0.15) {
+                        h = self.g.pick(&["", "v2", "v2:", "v1:0x00", "v2:0xzz:1:2:3:4:5:6", "v2::::::::"]).to_string();
+                        if self.g.chance(0.3) {
+                            h = h.repeat(1 + self.g.below(2000));
+                        }
+                    } else if self.g.chance(0.5) {
                         let mut b = h.into_bytes();
                         self.g.mutate_bytes(&mut b, b":0x");
                         h = String::from_utf8_lossy(&b).chars().filter(|c| c.is_ascii_graphic()).collect();
