@@ -43,6 +43,14 @@
 //!   weight 10^6, 0 and the governed 5×10^5. No peer: precision@1 per method, the share
 //!   reaching the right contributor, time per record; `--lds` (by hand) the linear
 //!   datamodeling score of the gradient method against models retrained on random halves.
+//! - `openledger bench fuzz` ([`FuzzOpts`], [`fuzz`], [`run_fuzz`]): seeded structured
+//!   and mutated inputs at every JSON-RPC method (batches included), every HTTP route,
+//!   the transaction decoder (in-process and over `eth_sendRawTransaction`) and every
+//!   system module's calldata (`eth_call` and signed transactions), against a dev node
+//!   it starts (or `--rpc`/`--http`). No peer: per surface the inputs tried, clear
+//!   refusals, deliberate 503s, unexpected 5xx, hangs, panics, the admission check
+//!   (refused inputs leave the state root and pool unchanged) and whether the node
+//!   stayed live. `cli/tests/fuzz.rs` runs it for 30 s in `cargo test`.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -52,6 +60,7 @@
 mod attribution;
 mod attribution_quality;
 mod chain;
+mod fuzz;
 mod generate;
 mod ingest;
 mod machine;
@@ -67,6 +76,7 @@ pub use self::generate::{GenerateOpts, WeightsDtype, run_generate};
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};
+pub use fuzz::{FuzzOpts, FuzzReport, Outcome, SurfaceStats, fuzz, run_fuzz};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};
 pub use stats::{median, percentile};

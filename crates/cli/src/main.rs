@@ -96,6 +96,8 @@ enum BenchCmd {
     Attribution(bench::AttributionOpts),
     /// Precision@1 of attribution records on planted facts, verbatim and paraphrased; LDS with --lds.
     AttributionQuality(bench::AttributionQualityOpts),
+    /// Seeded structured and mutated inputs at every RPC method, HTTP route, the decoder and calldata.
+    Fuzz(bench::FuzzOpts),
 }
 
 fn main() {
@@ -129,6 +131,7 @@ fn main() {
         Cmd::Bench(BenchCmd::Generate(o)) => bench::run_generate(&o),
         Cmd::Bench(BenchCmd::Attribution(o)) => bench::run_attribution(&o),
         Cmd::Bench(BenchCmd::AttributionQuality(o)) => bench::run_attribution_quality(&o),
+        Cmd::Bench(BenchCmd::Fuzz(o)) => bench::run_fuzz(&o),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

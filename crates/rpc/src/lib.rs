@@ -4,10 +4,11 @@
 //!
 //! - Transport: JSON-RPC 2.0, single requests and batches (at most
 //!   [`MAX_BATCH`] entries, of which at most [`MAX_BATCH_HEAVY`] execute code or
-//!   scan blocks), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413),
-//!   any Content-Type. Notifications (no `id`) are run but get no answer (a lone
-//!   notification gets HTTP 204). CORS is open (`Access-Control-Allow-Origin: *`)
-//!   and `OPTIONS` preflights get 204, for browser wallets.
+//!   scan blocks), bodies up to [`MAX_BODY_BYTES`] (larger: HTTP 413 with a
+//!   JSON-RPC error, code -32600), any Content-Type. Notifications (no `id`) are
+//!   run but get no answer (a lone notification gets HTTP 204). CORS is open
+//!   (`Access-Control-Allow-Origin: *`) and `OPTIONS` preflights get 204, for
+//!   browser wallets.
 //! - Shapes and error messages follow go-ethereum (notes/eth-rpc-conventions.md):
 //!   minimal-hex quantities, even-hex data, `null` for unknown blocks,
 //!   transactions and receipts; -32000 with go-ethereum's message for refused
@@ -70,20 +71,50 @@ pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>)
     axum::serve(listener, router(backend)).await
 }
 
-/// The HTTP routes: `POST /` (JSON-RPC) and `OPTIONS /` (CORS preflight).
+/// The HTTP routes: `POST /` (JSON-RPC) and `OPTIONS /` (CORS preflight); any
+/// other path or method gets 404/405 with a JSON-RPC error (-32600).
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     Router::new()
         .route("/", post(rpc_handler).options(preflight))
+        .fallback(not_rpc)
+        .method_not_allowed_fallback(not_rpc)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(cors))
         .with_state(backend)
 }
 
-async fn rpc_handler(State(backend): State<Arc<dyn Backend>>, body: Bytes) -> Response {
+async fn rpc_handler(
+    State(backend): State<Arc<dyn Backend>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body that cannot be read (over MAX_BODY_BYTES: 413) keeps its HTTP status
+    // but is answered in JSON-RPC, like every other refusal, not with axum's text.
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let message = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("request body too large: at most {MAX_BODY_BYTES} bytes")
+            } else {
+                format!("unreadable request body: {}", rejection.body_text())
+            };
+            let json = to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(message))));
+            return (rejection.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json)
+                .into_response();
+        }
+    };
     match handle_request(&backend, &body).await {
         Some(json) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// Any other path or method: refused in JSON-RPC (404 or 405 kept), so a client
+/// pointed at the wrong URL reads why instead of an empty body.
+async fn not_rpc(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let status = if uri.path() == "/" { StatusCode::METHOD_NOT_ALLOWED } else { StatusCode::NOT_FOUND };
+    let message = format!("JSON-RPC is served by POST / (not {method} {})", uri.path());
+    let json = to_json(&RpcResponse::new(Value::Null, Err(RpcError::invalid_request(message))));
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()
 }
 
 async fn preflight() -> StatusCode {

@@ -943,6 +943,20 @@ async fn http_cors_preflight_and_limits() {
         let body = r#"{"jsonrpc":"2.0","method":"eth_chainId"}"#;
         let req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
         assert!(raw_http(addr, req.as_bytes()).starts_with("HTTP/1.1 204"));
+        // Another method or path: 405 / 404 with a JSON-RPC error (found by
+        // `bench fuzz`: the answers were empty).
+        for (req, status, message) in [
+            ("GET / HTTP/1.1", "405", "JSON-RPC is served by POST / (not GET /)"),
+            ("POST /rpc HTTP/1.1", "404", "JSON-RPC is served by POST / (not POST /rpc)"),
+        ] {
+            let r = raw_http(addr, format!("{req}\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            assert!(r.starts_with(&format!("HTTP/1.1 {status}")), "{r}");
+            assert_eq!(header_of(&r, "content-type"), Some("application/json"));
+            assert!(
+                r.ends_with(&format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32600,"message":"{message}"}}}}"#)),
+                "{r}"
+            );
+        }
         // Over 5 MiB: 413.
         let n = MAX_BODY_BYTES + 1;
         let mut req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n").into_bytes();
@@ -950,6 +964,15 @@ async fn http_cors_preflight_and_limits() {
         let r = raw_http(addr, &req);
         assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(200)]);
         assert_eq!(header_of(&r, "access-control-allow-origin"), Some("*"));
+        // ... answered in JSON-RPC (found by `bench fuzz`: it was axum's plain text).
+        assert_eq!(header_of(&r, "content-type"), Some("application/json"));
+        assert!(
+            r.ends_with(&format!(
+                r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32600,"message":"request body too large: at most {MAX_BODY_BYTES} bytes"}}}}"#
+            )),
+            "{}",
+            &r[..r.len().min(400)]
+        );
         // Just under the cap is read (and is not valid JSON).
         let n = MAX_BODY_BYTES;
         let mut req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n").into_bytes();
