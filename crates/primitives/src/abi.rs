@@ -703,7 +703,7 @@ sol! {
         uint64 verdictBy;
         /// 1 awaiting reveal, 2 revealed (awaiting the verdict), 3 upheld (the record was wrong:
         /// slashed), 4 rejected (the record was right: bond forfeited), 5 defaulted (not revealed:
-        /// slashed), 6 lapsed (no verdict in time: bond returned).
+        /// slashed), 6 lapsed (no verdict in time: bond returned, credits replaced by the fallback).
         uint8 status;
         /// Validator-set snapshot that judges: the set in force at `openedAt`.
         uint256 totalPower;

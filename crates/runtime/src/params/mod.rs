@@ -97,13 +97,14 @@ pub const GOV_PROPOSAL_THRESHOLD: ParamSpec = ParamSpec {
     max: u128::MAX / 2,
     doc: "voting power needed to propose (base units)",
 };
-/// Deposit locked by a proposal; returned unless vetoed.
+/// Deposit locked by a proposal (doubled for every 8 open proposals); returned
+/// when the vote reaches quorum without a veto, burned otherwise.
 pub const GOV_DEPOSIT: ParamSpec = ParamSpec {
     name: "governance.deposit",
     default: 100 * OPEN,
     min: 0,
     max: u128::MAX / 2,
-    doc: "deposit a proposal locks (base units); burned if vetoed",
+    doc: "deposit a proposal locks (base units), doubled per 8 open proposals; burned if vetoed or without quorum",
 };
 pub const GOV_VOTING_DELAY: ParamSpec = ParamSpec {
     name: "governance.voting_delay",
