@@ -636,7 +636,10 @@ impl AttributionService {
         };
         let r = self.record_of(hold.modelId)?;
         let stated = theirs.stated(hold.settledAt);
-        let timeout = st.param(&runtime::params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS).map_err(|e| e.to_string())?;
+        // The timeout in force when the receipt settled (the window the operator had).
+        let timeout = st
+            .param_at(&runtime::params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS, hold.settledAt)
+            .map_err(|e| e.to_string())?;
         let governed = RecordParams::from_state(&st, &r, stated.params_height)?;
         drop(st);
         let mut checks = params_checks(&stated, &governed, hold.settledAt, timeout as u64);

@@ -328,7 +328,7 @@ fn verify_receipt(
     let timeout = u128::try_from(view(
         &mut rpc.client(),
         Module::Params.address(),
-        &IParams::getCall { name: "inference.attribution_timeout_blocks".into() },
+        &IParams::getAtCall { name: "inference.attribution_timeout_blocks".into(), height: settled_at },
     )?)
     .unwrap_or(u128::MAX) as u64;
     if hold.is_some() {
