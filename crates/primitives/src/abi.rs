@@ -81,6 +81,8 @@ sol! {
         error InvalidFraction(uint32 fractionPpm);
         error TooManyUnbondings(uint256 max);
         error ValueMismatch(uint256 expected, uint256 sent);
+        /// The operator was slashed 100%: nobody can bond to it again.
+        error Tombstoned(address operator);
 
         /// Become an operator (role 1 validator, 2 serving operator) with `msg.value` as the self bond.
         function registerOperator(uint8 role, bytes32 consensusKey, address servingKey, uint16 commissionBps) external payable;

@@ -2,6 +2,7 @@
 //! validation by alloy, shared by every module that stores structs or lists.
 
 use alloy_sol_types::SolValue;
+use primitives::Address;
 use primitives::state::{StateError, StateRead};
 
 use crate::Overlay;
@@ -73,6 +74,16 @@ impl IndexedList {
         Ok(n)
     }
 
+    /// Delete every item and the count (one write per item: for lists whose
+    /// items a caller already paid to read).
+    pub fn clear(&self, st: &mut Overlay) -> Result<(), StateError> {
+        for i in 0..self.len(st)? {
+            st.put(self.item_key(i), None);
+        }
+        st.put(self.count_key(), None);
+        Ok(())
+    }
+
     /// Replace the item at `i` (< len).
     pub fn set<T: SolValue>(&self, st: &mut Overlay, i: u64, item: &T) {
         store(st, self.item_key(i), item);
@@ -107,5 +118,65 @@ impl IndexedList {
     ) -> Result<Vec<T>, StateError> {
         let end = self.len(st)?.min(offset.saturating_add(limit));
         (offset..end).map(|i| self.get(st, i)?.ok_or_else(|| StateError("list item missing".into()))).collect()
+    }
+}
+
+/// A set of addresses kept as indexed keys: adding and removing are a few
+/// writes whatever its size (removal moves the last member into the hole),
+/// and its members read in O(len): `<prefix>n` → count, `<prefix>i<index>` →
+/// member, `<prefix>p<address>` → u64 BE index.
+pub struct IndexedSet {
+    list: IndexedList,
+    prefix: Vec<u8>,
+}
+
+impl IndexedSet {
+    pub fn new(prefix: Vec<u8>) -> IndexedSet {
+        IndexedSet { list: IndexedList::new(prefix.clone()), prefix }
+    }
+
+    fn pos_key(&self, a: &Address) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.push(b'p');
+        k.extend_from_slice(a.as_slice());
+        k
+    }
+
+    pub fn len(&self, st: &(impl StateRead + ?Sized)) -> Result<u64, StateError> {
+        self.list.len(st)
+    }
+
+    pub fn contains(&self, st: &(impl StateRead + ?Sized), a: &Address) -> Result<bool, StateError> {
+        Ok(st.get(&self.pos_key(a))?.is_some())
+    }
+
+    /// Every member, in no particular order.
+    pub fn members(&self, st: &(impl StateRead + ?Sized)) -> Result<Vec<Address>, StateError> {
+        self.list.page(st, 0, u64::MAX)
+    }
+
+    /// Add `a` (no effect if present).
+    pub fn insert(&self, st: &mut Overlay, a: &Address) -> Result<(), StateError> {
+        if !self.contains(st, a)? {
+            let i = self.list.push(st, a)?;
+            st.put(self.pos_key(a), Some(i.to_be_bytes().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Remove `a` (no effect if absent).
+    pub fn remove(&self, st: &mut Overlay, a: &Address) -> Result<(), StateError> {
+        let Some(b) = st.get(&self.pos_key(a))? else { return Ok(()) };
+        let i = u64::from_be_bytes(b.as_slice().try_into().map_err(|_| StateError("set index".into()))?);
+        let last = self.list.len(st)? - 1;
+        if i != last {
+            let moved: Address = self.list.get(st, last)?.ok_or_else(|| StateError("set member missing".into()))?;
+            self.list.set(st, i, &moved);
+            st.put(self.pos_key(&moved), Some(i.to_be_bytes().to_vec()));
+        }
+        st.put(self.list.item_key(last), None);
+        st.put(self.list.count_key(), if last == 0 { None } else { Some(last.to_be_bytes().to_vec()) });
+        st.put(self.pos_key(a), None);
+        Ok(())
     }
 }

@@ -35,11 +35,16 @@ fn key(i: u32) -> SecretKey {
 
 /// A chain with `n` validators registered by transactions; returns the ledger.
 fn with_validators(n: u32) -> Ledger {
+    with_validators_capped(n, 200)
+}
+
+/// The same with the set capped at `max` validators.
+fn with_validators_capped(n: u32, max: u128) -> Ledger {
     let g = Genesis {
         chain_id: 31337,
         timestamp: 1_800_000_000,
         alloc: (0..n).map(|i| (key(i).address(), Amount::open(1_000))).collect(),
-        params: vec![("staking.min_self_bond".into(), 100 * ONE_OPEN)],
+        params: vec![("staking.min_self_bond".into(), 100 * ONE_OPEN), ("staking.max_validators".into(), max)],
         operators: vec![],
         calls: vec![],
         base_model: None,
@@ -102,4 +107,41 @@ fn end_of_block_work_does_not_grow_with_operators() {
     let set = runtime::staking::StakingRead::validator_set_at(&l.mem, l.height).unwrap();
     assert_eq!(set.operators.len(), 200 - 200usize.div_ceil(3), "those with 100 OPEN (every third) left the set");
     assert_eq!(end_block_reads(&l), a, "then blocks are cheap again");
+}
+
+#[test]
+fn the_validator_set_is_capped_and_a_heavier_validator_takes_the_smallest_seat() {
+    // 200 validators of 100, 101 or 102 OPEN for 50 seats.
+    let mut l = with_validators_capped(200, 50);
+    let set = runtime::staking::StakingRead::validator_set_at(&l.mem, l.height).unwrap();
+    assert_eq!(set.operators.len(), 50);
+    assert!(
+        set.powers.iter().all(|p| *p == alloy_primitives::U256::from(102 * ONE_OPEN)),
+        "the heaviest hold the seats"
+    );
+    // A snapshot reads the seats, not every validator ever registered.
+    {
+        let c = Counting(&l.mem, Cell::new(0));
+        let mut st = Overlay::new(&c);
+        st.put(b"staking/vdirty".to_vec(), Some(vec![1]));
+        runtime::end_block(&mut st, &l.env(l.height + 1)).unwrap();
+        assert!(c.1.get() < 50 * 3 + 60, "{} reads for a snapshot of 50 seats", c.1.get());
+    }
+    // Validator 1 (101 OPEN, waiting) bonds 2 OPEN more: it outweighs the smallest seat and takes it.
+    let outside = key(1).address();
+    assert!(!set.operators.contains(&outside));
+    let bond = IStaking::bondCall { operator: outside };
+    let tx = l.sign(&key(1), Module::Staking.address(), Amount::open(2), bond.abi_encode());
+    assert!(l.block(vec![tx])[0].success);
+    let after = runtime::staking::StakingRead::validator_set_at(&l.mem, l.height).unwrap();
+    assert_eq!(after.operators.len(), 50);
+    assert!(after.operators.contains(&outside), "the heavier validator holds a seat");
+    let left: Vec<_> = set.operators.iter().filter(|a| !after.operators.contains(a)).collect();
+    assert_eq!(left.len(), 1, "exactly one member gave up its seat");
+    let pool = runtime::staking::StakingRead::pool(&l.mem, 1).unwrap();
+    assert_eq!(
+        pool.totalStake,
+        after.powers.iter().copied().sum::<alloy_primitives::U256>(),
+        "only seated validators count in the pool"
+    );
 }

@@ -81,6 +81,14 @@ pub const STAKING_ISSUANCE_PER_BLOCK: ParamSpec = ParamSpec {
     max: 1_000 * OPEN,
     doc: "OPEN minted per block for validators and their delegators (base units)",
 };
+/// Most validators in the set: the end of a block reads at most this many.
+pub const STAKING_MAX_VALIDATORS: ParamSpec = ParamSpec {
+    name: "staking.max_validators",
+    default: 200,
+    min: 1,
+    max: 1_000,
+    doc: "most validators in the set; an eligible operator beyond it waits until it outweighs the smallest member when it is next touched",
+};
 /// Share of slashed stake paid to whoever proved the fault.
 pub const STAKING_SLASH_REPORTER_BPS: ParamSpec = ParamSpec {
     name: "staking.slash_reporter_bps",
@@ -399,6 +407,7 @@ pub const ALL: &[ParamSpec] = &[
     MODELS_BASE_PRICE_IN_PER_1K,
     MODELS_BASE_PRICE_OUT_PER_1K,
     STAKING_ISSUANCE_PER_BLOCK,
+    STAKING_MAX_VALIDATORS,
     STAKING_MIN_SELF_BOND,
     STAKING_SLASH_REPORTER_BPS,
     STAKING_UNBONDING_BLOCKS,

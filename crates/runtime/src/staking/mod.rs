@@ -6,9 +6,21 @@
 //! Rewards use two lazily settled indexes (no loop over stakers per deposit):
 //! a pool index (reward per staked token) moves on every deposit; an operator
 //! settles its share when touched, keeps its self-bond part and its commission
-//! on the delegated part, and raises its delegators' index by the rest. Every
-//! division rounds down; the dust stays in staking's balance, so claims never
-//! exceed deposits.
+//! on the delegated part, and raises its delegators' index (reward per
+//! delegation unit) by the rest. Every division rounds down; the dust stays in
+//! staking's balance, so claims never exceed deposits.
+//!
+//! Slashing is lazy too (no loop over delegators or unbondings): delegations
+//! and unbondings are held in units of their operator, worth
+//! `units × slashFactor / SLASH_SCALE`. A slash of `f` multiplies the
+//! operator's factor by `1 - f`, which lowers every delegation at once; it
+//! records the new factor by height, so an unbonding is valued at the factor
+//! of the last slash before its release; the units of unbondings still in
+//! their cooldown are kept per operator (and leave that sum at their release,
+//! from a per-height list the end of block reads), so the slash knows what
+//! they are worth together. Voting power of the slashed delegations follows
+//! within a bounded number of blocks (a sweep of at most
+//! [`SWEEP_PER_BLOCK`] delegations per block) or at their next touch.
 
 pub mod genesis;
 pub mod records;
@@ -23,7 +35,7 @@ use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, B256, Bytes};
 
 use crate::bank::{BankRead, BankWrite};
-use crate::codec::{IndexedList, load, store};
+use crate::codec::{IndexedList, IndexedSet, load, store};
 use crate::context::{BlockEnv, CallCtx, CallFail};
 use crate::params::{self, ParamsRead};
 use crate::{Overlay, revert};
@@ -37,8 +49,14 @@ pub const ROLE_SERVING: u8 = 2;
 pub fn index_scale() -> U256 {
     U256::from(10u8).pow(U256::from(36u8))
 }
+/// Scale of the slash factor: a unit is worth one token until the first slash.
+pub fn slash_scale() -> U256 {
+    U256::from(10u8).pow(U256::from(36u8))
+}
 /// Most pending unbondings per account.
 pub const MAX_UNBONDINGS: usize = 16;
+/// Delegations whose voting power the end of a block syncs after slashes.
+pub const SWEEP_PER_BLOCK: u64 = 64;
 const PPM: u128 = 1_000_000;
 
 pub fn pool_role(name: &str) -> Option<u8> {
@@ -79,16 +97,71 @@ fn settle_operator(op: &mut OperatorRecord, pool: &PoolRecord) {
     let del_part = gross - self_part;
     let commission = del_part * U256::from(op.commissionBps) / U256::from(10_000u32);
     op.rewards += self_part + commission;
-    if !op.delegated.is_zero() {
-        op.delegatorIndex += (del_part - commission) * index_scale() / op.delegated;
+    if !op.delegatedUnits.is_zero() {
+        op.delegatorIndex += (del_part - commission) * index_scale() / op.delegatedUnits;
     }
 }
 
 fn settle_delegation(op: &OperatorRecord, d: &mut DelegationRecord) {
     if op.delegatorIndex > d.lastIndex {
-        d.rewards += d.amount * (op.delegatorIndex - d.lastIndex) / index_scale();
+        d.rewards += d.units * (op.delegatorIndex - d.lastIndex) / index_scale();
     }
     d.lastIndex = op.delegatorIndex;
+}
+
+/// Tokens `units` of an operator are worth at slash factor `factor` (rounded down).
+pub fn units_value(units: U256, factor: U256) -> U256 {
+    units * factor / slash_scale()
+}
+
+/// Units worth `tokens` at slash factor `factor` (> 0), rounded down: what a bond or an unbonding gets.
+fn units_for(tokens: U256, factor: U256) -> U256 {
+    tokens * slash_scale() / factor
+}
+
+/// Units an unbonding of `tokens` burns at slash factor `factor` (> 0), rounded up:
+/// the delegations left behind never lose to rounding.
+fn units_to_burn(tokens: U256, factor: U256) -> U256 {
+    (tokens * slash_scale()).div_ceil(factor)
+}
+
+/// `delegated` after `delegatedUnits` or `slashFactor` moved.
+fn refresh_delegated(op: &mut OperatorRecord) {
+    op.delegated = units_value(op.delegatedUnits, op.slashFactor);
+}
+
+/// The tokens a delegation is worth now.
+pub fn delegation_value(op: &OperatorRecord, d: &DelegationRecord) -> U256 {
+    units_value(d.units, op.slashFactor)
+}
+
+/// Bring the delegator's voting power to what the delegation is worth (after slashes).
+fn sync_power(
+    st: &mut Overlay,
+    height: u64,
+    op: &OperatorRecord,
+    account: &Address,
+    d: &mut DelegationRecord,
+) -> Result<(), CallFail> {
+    let v = delegation_value(op, d);
+    if v < d.power {
+        power_change(st, height, account, -1, d.power - v)?;
+    } else {
+        power_change(st, height, account, 1, v - d.power)?;
+    }
+    d.power = v;
+    Ok(())
+}
+
+/// The slash factor that applies to an unbonding of `operator` released at
+/// `release`: the factor after its last slash before that height.
+fn factor_before(st: &Overlay, operator: &Address, release: u64) -> Result<U256, CallFail> {
+    let list = IndexedList::new(state_key::slash_factors(operator));
+    let i = list.partition_point::<SlashFactor>(st, |f| f.height < release)?;
+    if i == 0 {
+        return Ok(slash_scale());
+    }
+    Ok(list.get::<SlashFactor>(st, i - 1)?.map(|f| f.factor).unwrap_or_else(slash_scale))
 }
 
 /// Everything about to change for one operator, loaded and settled.
@@ -108,7 +181,11 @@ fn load_op(st: &Overlay, addr: &Address) -> Result<OpCtx, CallFail> {
 /// Store a settled operator, recounting its stake in the pool's total.
 fn save_op(st: &mut Overlay, c: &mut OpCtx) -> Result<(), CallFail> {
     let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
-    let counted = if active(&c.op, min) { stake_of_op(&c.op) } else { U256::ZERO };
+    let mut counts = active(&c.op, min);
+    if c.op.role == ROLE_VALIDATOR {
+        counts = update_membership(st, c, counts)?;
+    }
+    let counted = if counts { stake_of_op(&c.op) } else { U256::ZERO };
     c.pool.totalStake = c.pool.totalStake - c.op.countedStake + counted;
     c.op.countedStake = counted;
     store(st, state_key::operator(&c.addr), &c.op);
@@ -119,6 +196,46 @@ fn save_op(st: &mut Overlay, c: &mut OpCtx) -> Result<(), CallFail> {
     }
     store(st, state_key::pool(c.op.role), &c.pool);
     Ok(())
+}
+
+/// Keep the validator set's membership for `c`, `eligible` (active) or not:
+/// an eligible validator joins while there is room, or in place of the
+/// smallest member it outweighs (at most `staking.max_validators` reads);
+/// one no longer eligible leaves. Returns whether `c` is in the set.
+fn update_membership(st: &mut Overlay, c: &mut OpCtx, eligible: bool) -> Result<bool, CallFail> {
+    let set = IndexedSet::new(state_key::validator_members());
+    let member = set.contains(st, &c.addr)?;
+    if !eligible || member {
+        if member && !eligible {
+            set.remove(st, &c.addr)?;
+        }
+        return Ok(eligible);
+    }
+    let max = u64::try_from(st.param(&params::STAKING_MAX_VALIDATORS)?).unwrap_or(u64::MAX);
+    if set.len(st)? >= max {
+        let mut smallest: Option<(U256, Address, OperatorRecord)> = None;
+        for a in set.members(st)? {
+            let op = st.operator(&a)?.ok_or_else(|| revert(IStaking::NotOperator { account: a }))?;
+            let stake = stake_of_op(&op);
+            if smallest.as_ref().is_none_or(|(s, sa, _)| (stake, a) < (*s, *sa)) {
+                smallest = Some((stake, a, op));
+            }
+        }
+        match smallest {
+            Some((stake, a, mut op)) if stake_of_op(&c.op) > stake => {
+                // The smallest member waits outside the set from now on: it
+                // stops counting in the pool (settled first, so it keeps what it earned).
+                settle_operator(&mut op, &c.pool);
+                c.pool.totalStake -= op.countedStake;
+                op.countedStake = U256::ZERO;
+                store(st, state_key::operator(&a), &op);
+                set.remove(st, &a)?;
+            }
+            _ => return Ok(false),
+        }
+    }
+    set.insert(st, &c.addr)?;
+    Ok(true)
 }
 
 /// Record a checkpoint at `height` (one read and one or two writes: the list is indexed).
@@ -245,31 +362,29 @@ fn slash(
     let s = c.op.selfBond * f / ppm;
     c.op.selfBond -= s;
     power_change(st, height, operator, -1, s)?;
-    let mut total = s;
-    // Delegations, each settled first so rewards earned before the fault are kept.
-    for d_addr in st.delegators(operator)? {
-        let key = state_key::delegation(operator, &d_addr);
-        if let Some(mut d) = load::<DelegationRecord>(st, &key)? {
-            settle_delegation(&c.op, &mut d);
-            let x = d.amount * f / ppm;
-            d.amount -= x;
-            c.op.delegated -= x;
-            total += x;
-            power_change(st, height, &d_addr, -1, x)?;
-            store(st, key, &d);
-        }
+    // Delegations and unbondings in their cooldown: one new slash factor.
+    let old = c.op.slashFactor;
+    let new = if fraction_ppm as u128 == PPM || old.is_zero() {
+        U256::ZERO
+    } else {
+        // Never zero short of a 100% slash: zero means tombstoned.
+        (old * (ppm - f) / ppm).max(U256::from(1u8))
+    };
+    let delegated_before = c.op.delegated;
+    c.op.slashFactor = new;
+    refresh_delegated(&mut c.op);
+    let x = delegated_before - c.op.delegated;
+    let y = units_value(c.op.unbondingUnits, old) - units_value(c.op.unbondingUnits, new);
+    if new != old {
+        IndexedList::new(state_key::slash_factors(operator)).push(st, &SlashFactor { height, factor: new })?;
     }
-    // Unbondings still in their cooldown are slashable too.
-    for a in IndexedList::new(state_key::unbonding_accounts(operator)).page::<Address>(st, 0, u64::MAX)? {
-        let key = state_key::unbondings(&a);
-        let mut list = load::<Vec<UnbondingRecord>>(st, &key)?.unwrap_or_default();
-        for e in list.iter_mut().filter(|e| e.operator == *operator && e.releaseHeight > height) {
-            let y = e.amount * f / ppm;
-            e.amount -= y;
-            total += y;
-        }
-        store(st, key, &list);
+    // The delegators' voting power follows at the end of blocks.
+    let delegators = IndexedList::new(state_key::delegators(operator)).len(st)?;
+    if !x.is_zero() && delegators > 0 {
+        IndexedList::new(state_key::sweep_jobs())
+            .push(st, &SweepJob { operator: *operator, next: 0, end: delegators })?;
     }
+    let total = s + x + y;
     let mut jailed_until = c.op.jailedUntil;
     if jail_blocks > 0 {
         c.op.jailed = true;
@@ -287,16 +402,10 @@ fn slash(
     };
     st.transfer(&ADDRESS, reporter, to_reporter)?;
     st.transfer(&ADDRESS, &TREASURY, Amount(total_amt.0 - to_reporter.0))?;
-    let key = state_key::slashes(operator);
-    let mut rec = load::<Vec<SlashRecord>>(st, &key)?.unwrap_or_default();
-    rec.push(SlashRecord {
-        height,
-        fractionPpm: fraction_ppm,
-        amount: total,
-        reason: reason.into(),
-        reporter: *reporter,
-    });
-    store(st, key, &rec);
+    IndexedList::new(state_key::slashes(operator)).push(
+        st,
+        &SlashRecord { height, fractionPpm: fraction_ppm, amount: total, reason: reason.into(), reporter: *reporter },
+    )?;
     ctx.emit(
         ADDRESS,
         &IStaking::Slashed {
@@ -327,6 +436,7 @@ pub fn decode(input: &[u8]) -> Result<IStakingCalls, CallFail> {
     crate::executor::decode_calls::<IStakingCalls>(input)
 }
 
+/// `account`'s stake at the operator (tokens) and, for a delegator, its settled delegation.
 fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option<DelegationRecord>), CallFail> {
     if *account == c.addr {
         return Ok((c.op.selfBond, None));
@@ -335,7 +445,7 @@ fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option
     if let Some(d) = d.as_mut() {
         settle_delegation(&c.op, d);
     }
-    Ok((d.as_ref().map(|d| d.amount).unwrap_or(U256::ZERO), d))
+    Ok((d.as_ref().map(|d| delegation_value(&c.op, d)).unwrap_or(U256::ZERO), d))
 }
 
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Result<Bytes, CallFail> {
@@ -367,52 +477,11 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
             IStaking::bondCall::abi_encode_returns(&IStaking::bondReturn {}).into()
         }
         C::unbond(c) => {
-            let mut oc = load_op(st, &c.operator)?;
-            let (have, d) = own_stake(st, &oc, &sender)?;
-            if c.amount.is_zero() || c.amount > have {
-                return Err(revert(IStaking::InsufficientStake { available: have, requested: c.amount }));
-            }
-            let mut list = st.unbondings(&sender)?;
-            list.retain(|e| !e.amount.is_zero());
-            if list.len() >= MAX_UNBONDINGS {
-                return Err(revert(IStaking::TooManyUnbondings { max: U256::from(MAX_UNBONDINGS) }));
-            }
-            match d {
-                None => oc.op.selfBond -= c.amount,
-                Some(mut d) => {
-                    d.amount -= c.amount;
-                    oc.op.delegated -= c.amount;
-                    store(st, state_key::delegation(&c.operator, &sender), &d);
-                }
-            }
-            save_op(st, &mut oc)?;
-            power_change(st, height, &sender, -1, c.amount)?;
-            let release =
-                height.saturating_add(u64::try_from(st.param(&params::STAKING_UNBONDING_BLOCKS)?).unwrap_or(u64::MAX));
-            list.push(UnbondingRecord { operator: c.operator, amount: c.amount, releaseHeight: release });
-            store(st, state_key::unbondings(&sender), &list);
-            let listed = state_key::unbonding_listed(&c.operator, &sender);
-            if st.get(&listed)?.is_none() {
-                IndexedList::new(state_key::unbonding_accounts(&c.operator)).push(st, &sender)?;
-                st.put(listed, Some(vec![1]));
-            }
-            ctx.emit(
-                ADDRESS,
-                &IStaking::UnbondStarted {
-                    operator: c.operator,
-                    account: sender,
-                    amount: c.amount,
-                    releaseHeight: release,
-                },
-            );
+            unbond(st, ctx, &c.operator, c.amount)?;
             IStaking::unbondCall::abi_encode_returns(&IStaking::unbondReturn {}).into()
         }
         C::withdraw(_) => {
-            let list = st.unbondings(&sender)?;
-            let (ready, pending): (Vec<_>, Vec<_>) = list.into_iter().partition(|e| e.releaseHeight <= height);
-            let total: U256 = ready.iter().map(|e| e.amount).sum();
-            store(st, state_key::unbondings(&sender), &pending);
-            st.transfer(&ADDRESS, &sender, amt(total)?)?;
+            let total = withdraw(st, &sender, height)?;
             ctx.emit(ADDRESS, &IStaking::Withdrawn { account: sender, amount: total });
             IStaking::withdrawCall::abi_encode_returns(&IStaking::withdrawReturn {}).into()
         }
@@ -527,9 +596,10 @@ pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Resu
         }
         C::unbondings(c) => {
             let list = st.unbondings(&c.account)?;
+            let amounts = list.iter().map(|e| unbonding_value(st, e)).collect::<Result<Vec<_>, _>>()?;
             IStaking::unbondingsCall::abi_encode_returns(&IStaking::unbondingsReturn {
                 operators: list.iter().map(|e| e.operator).collect(),
-                amounts: list.iter().map(|e| e.amount).collect(),
+                amounts,
                 releaseHeights: list.iter().map(|e| e.releaseHeight).collect(),
             })
             .into()
@@ -592,6 +662,9 @@ pub(crate) fn register(
         rewards: U256::ZERO,
         registeredAt: ctx.env.number,
         countedStake: U256::ZERO,
+        delegatedUnits: U256::ZERO,
+        unbondingUnits: U256::ZERO,
+        slashFactor: slash_scale(),
     };
     save_op(st, &mut OpCtx { addr: operator, op, pool })?;
     if consensus_key != B256::ZERO {
@@ -623,42 +696,123 @@ fn bond(
     amount: Amount,
 ) -> Result<(), CallFail> {
     let mut oc = load_op(st, operator)?;
+    if oc.op.slashFactor.is_zero() {
+        return Err(revert(IStaking::Tombstoned { operator: *operator }));
+    }
     let v = amount.to_u256();
+    let height = ctx.env.number;
     if account == operator {
         oc.op.selfBond += v;
+        power_change(st, height, account, 1, v)?;
     } else {
         let key = state_key::delegation(operator, account);
         let mut d = load::<DelegationRecord>(st, &key)?.unwrap_or(DelegationRecord {
-            amount: U256::ZERO,
+            units: U256::ZERO,
             lastIndex: oc.op.delegatorIndex,
             rewards: U256::ZERO,
+            power: U256::ZERO,
         });
         settle_delegation(&oc.op, &mut d);
-        d.amount += v;
-        oc.op.delegated += v;
+        let units = units_for(v, oc.op.slashFactor);
+        d.units += units;
+        oc.op.delegatedUnits += units;
+        refresh_delegated(&mut oc.op);
+        sync_power(st, height, &oc.op, account, &mut d)?;
         store(st, key, &d);
         list_delegator(st, operator, account)?;
     }
     save_op(st, &mut oc)?;
-    power_change(st, ctx.env.number, account, 1, v)?;
     ctx.emit(ADDRESS, &IStaking::Bonded { operator: *operator, account: *account, amount: v });
     Ok(())
 }
 
-/// The validator set now: active validators with at least the minimum self bond, by address.
+/// Start unbonding `amount` of the sender's stake at `operator`: it leaves the
+/// stake (and voting power) now and can be withdrawn after the cooldown,
+/// slashable until then.
+fn unbond(st: &mut Overlay, ctx: &mut CallCtx, operator: &Address, amount: U256) -> Result<(), CallFail> {
+    let (height, sender) = (ctx.env.number, ctx.sender);
+    let mut oc = load_op(st, operator)?;
+    let (have, d) = own_stake(st, &oc, &sender)?;
+    if amount.is_zero() || amount > have {
+        return Err(revert(IStaking::InsufficientStake { available: have, requested: amount }));
+    }
+    let mut list = st.unbondings(&sender)?;
+    list.retain(|e| !e.units.is_zero());
+    if list.len() >= MAX_UNBONDINGS {
+        return Err(revert(IStaking::TooManyUnbondings { max: U256::from(MAX_UNBONDINGS) }));
+    }
+    // `have > 0`, so the operator is not tombstoned: its factor is positive.
+    let factor = oc.op.slashFactor;
+    match d {
+        None => {
+            oc.op.selfBond -= amount;
+            power_change(st, height, &sender, -1, amount)?;
+        }
+        Some(mut d) => {
+            sync_power(st, height, &oc.op, &sender, &mut d)?;
+            let burn = units_to_burn(amount, factor).min(d.units);
+            d.units -= burn;
+            oc.op.delegatedUnits -= burn;
+            refresh_delegated(&mut oc.op);
+            power_change(st, height, &sender, -1, amount)?;
+            d.power -= amount;
+            store(st, state_key::delegation(operator, &sender), &d);
+        }
+    }
+    let units = units_for(amount, factor);
+    oc.op.unbondingUnits += units;
+    save_op(st, &mut oc)?;
+    let release =
+        height.saturating_add(u64::try_from(st.param(&params::STAKING_UNBONDING_BLOCKS)?).unwrap_or(u64::MAX));
+    list.push(UnbondingRecord { operator: *operator, units, releaseHeight: release });
+    store(st, state_key::unbondings(&sender), &list);
+    // Its units leave the operator's slashable sum at the end of the block before release.
+    let due = state_key::due_units(release, operator);
+    let prev = match st.get(&due)? {
+        Some(b) => U256::from_be_slice(&b),
+        None => {
+            IndexedList::new(state_key::due_operators(release)).push(st, operator)?;
+            U256::ZERO
+        }
+    };
+    st.put(due, Some((prev + units).to_be_bytes::<32>().to_vec()));
+    ctx.emit(
+        ADDRESS,
+        &IStaking::UnbondStarted { operator: *operator, account: sender, amount, releaseHeight: release },
+    );
+    Ok(())
+}
+
+/// What an unbonding is worth now: at its operator's factor while in its
+/// cooldown, at the factor of the last slash before its release after.
+fn unbonding_value(st: &Overlay, e: &UnbondingRecord) -> Result<U256, CallFail> {
+    let factor = factor_before(st, &e.operator, e.releaseHeight)?;
+    Ok(units_value(e.units, factor))
+}
+
+/// Pay `account` every unbonding released by `height`; returns the total.
+fn withdraw(st: &mut Overlay, account: &Address, height: u64) -> Result<U256, CallFail> {
+    let list = st.unbondings(account)?;
+    let (ready, pending): (Vec<_>, Vec<_>) = list.into_iter().partition(|e| e.releaseHeight <= height);
+    let mut total = U256::ZERO;
+    for e in &ready {
+        total += unbonding_value(st, e)?;
+    }
+    store(st, state_key::unbondings(account), &pending);
+    st.transfer(&ADDRESS, account, amt(total)?)?;
+    Ok(total)
+}
+
+/// The validator set now: its members (at most `staking.max_validators`), by address.
 fn current_validator_set(st: &Overlay) -> Result<ValidatorSetRecord, CallFail> {
-    let min = U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?);
-    let mut ops = st.operators(ROLE_VALIDATOR)?;
+    let mut ops = IndexedSet::new(state_key::validator_members()).members(st)?;
     ops.sort();
     let mut set = ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] };
     for a in ops {
-        if let Some(op) = st.operator(&a)? {
-            if active(&op, min) {
-                set.operators.push(a);
-                set.consensusKeys.push(op.consensusKey);
-                set.powers.push(stake_of_op(&op));
-            }
-        }
+        let op = st.operator(&a)?.ok_or_else(|| revert(IStaking::NotOperator { account: a }))?;
+        set.operators.push(a);
+        set.consensusKeys.push(op.consensusKey);
+        set.powers.push(stake_of_op(&op));
     }
     Ok(set)
 }
@@ -677,7 +831,64 @@ pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         st.mint(&ADDRESS, issuance)?;
         distribute(st, None, ROLE_VALIDATOR, issuance)?;
     }
+    release_unbondings(st, env.number.saturating_add(1))?;
+    sweep_slashed_power(st, env.number)?;
     snapshot_validator_set(st, env.number)
+}
+
+/// Unbondings released at `release` stop being slashable: their units leave
+/// their operators' slashable sums. The work is one step per operator with
+/// unbondings released then, each paid for by the unbond that listed it.
+fn release_unbondings(st: &mut Overlay, release: u64) -> Result<(), CallFail> {
+    let list = IndexedList::new(state_key::due_operators(release));
+    for op_addr in list.page::<Address>(st, 0, u64::MAX)? {
+        let key = state_key::due_units(release, &op_addr);
+        let units = st.get(&key)?.map(|b| U256::from_be_slice(&b)).unwrap_or_default();
+        st.put(key, None);
+        if let Some(mut op) = st.operator(&op_addr)? {
+            op.unbondingUnits -= units.min(op.unbondingUnits);
+            store(st, state_key::operator(&op_addr), &op);
+        }
+    }
+    list.clear(st)?;
+    Ok(())
+}
+
+/// Sync the voting power of delegations a slash lowered, at most
+/// [`SWEEP_PER_BLOCK`] a block, in the order of the slashes.
+fn sweep_slashed_power(st: &mut Overlay, height: u64) -> Result<(), CallFail> {
+    let jobs = IndexedList::new(state_key::sweep_jobs());
+    let cursor_key = state_key::sweep_cursor();
+    let mut cursor = match st.get(&cursor_key)? {
+        Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| revert(primitives::abi::Overflow {}))?),
+        None => 0,
+    };
+    let start = cursor;
+    let mut budget = SWEEP_PER_BLOCK;
+    while budget > 0 {
+        let Some(mut job) = jobs.get::<SweepJob>(st, cursor)? else { break };
+        let op = st.operator(&job.operator)?.ok_or_else(|| revert(IStaking::NotOperator { account: job.operator }))?;
+        let delegators = IndexedList::new(state_key::delegators(&job.operator));
+        while job.next < job.end && budget > 0 {
+            let account: Address = delegators.get(st, job.next)?.ok_or_else(|| revert(primitives::abi::Overflow {}))?;
+            let key = state_key::delegation(&job.operator, &account);
+            if let Some(mut d) = load::<DelegationRecord>(st, &key)? {
+                sync_power(st, height, &op, &account, &mut d)?;
+                store(st, key, &d);
+            }
+            job.next += 1;
+            budget -= 1;
+        }
+        if job.next < job.end {
+            jobs.set(st, cursor, &job);
+            break;
+        }
+        cursor += 1;
+    }
+    if cursor != start {
+        st.put(cursor_key, Some(cursor.to_be_bytes().to_vec()));
+    }
+    Ok(())
 }
 
 /// Operators recounted per block after `staking.min_self_bond` changed.

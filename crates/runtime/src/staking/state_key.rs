@@ -35,17 +35,31 @@ pub fn delegator_listed(op: &Address, account: &Address) -> Vec<u8> {
 pub fn pool(role: u8) -> Vec<u8> {
     k(&[b"pool/", &[role]])
 }
-/// `staking/unb/<account>` → `UnbondingRecord[]`.
+/// `staking/unb/<account>` → `UnbondingRecord[]` (at most `MAX_UNBONDINGS`).
 pub fn unbondings(account: &Address) -> Vec<u8> {
     k(&[b"unb/", account.as_slice()])
 }
-/// `staking/unbop/<operator>/` → indexed list of accounts that unbonded from the operator.
-pub fn unbonding_accounts(op: &Address) -> Vec<u8> {
-    k(&[b"unbop/", op.as_slice(), b"/"])
+/// `staking/sf/<operator>/` → indexed list of `SlashFactor`s, one per slash, by height.
+pub fn slash_factors(op: &Address) -> Vec<u8> {
+    k(&[b"sf/", op.as_slice(), b"/"])
 }
-/// `staking/unbm/<operator><account>` → present once the account is in `unbonding_accounts`.
-pub fn unbonding_listed(op: &Address, account: &Address) -> Vec<u8> {
-    k(&[b"unbm/", op.as_slice(), account.as_slice()])
+/// `staking/due/<release height BE>/` → indexed list of operators with
+/// unbondings released at that height.
+pub fn due_operators(release: u64) -> Vec<u8> {
+    k(&[b"due/", &release.to_be_bytes(), b"/"])
+}
+/// `staking/dueu/<release height BE><operator>` → `uint256` units of the
+/// operator's unbondings released at that height (present once listed in `due_operators`).
+pub fn due_units(release: u64, op: &Address) -> Vec<u8> {
+    k(&[b"dueu/", &release.to_be_bytes(), op.as_slice()])
+}
+/// `staking/sweep/` → indexed list of `SweepJob`s.
+pub fn sweep_jobs() -> Vec<u8> {
+    k(&[b"sweep/"])
+}
+/// `staking/sweepc` → u64 BE: the first sweep job not finished.
+pub fn sweep_cursor() -> Vec<u8> {
+    k(&[b"sweepc"])
 }
 /// `staking/vp/<account>/` → indexed list of `Checkpoint`s of the account's voting power.
 pub fn power_checkpoints(account: &Address) -> Vec<u8> {
@@ -54,6 +68,11 @@ pub fn power_checkpoints(account: &Address) -> Vec<u8> {
 /// `staking/tvp/` → indexed list of `Checkpoint`s of the total voting power.
 pub fn total_power_checkpoints() -> Vec<u8> {
     k(&[b"tvp/"])
+}
+/// `staking/set/` → `codec::IndexedSet` of the validators in the set (at most
+/// `staking.max_validators`); eligible validators outside it wait.
+pub fn validator_members() -> Vec<u8> {
+    k(&[b"set/"])
 }
 /// `staking/vsets/` → indexed list of `uint64` heights at which the validator set changed.
 pub fn validator_set_heights() -> Vec<u8> {
@@ -74,9 +93,9 @@ pub fn reconcile() -> Vec<u8> {
 pub fn validator_set(height: u64) -> Vec<u8> {
     k(&[b"vset/", &height.to_be_bytes()])
 }
-/// `staking/slashes/<operator>` → `SlashRecord[]`: the evidence of every slash.
+/// `staking/slashes/<operator>/` → indexed list of `SlashRecord`s: the evidence of every slash.
 pub fn slashes(op: &Address) -> Vec<u8> {
-    k(&[b"slashes/", op.as_slice()])
+    k(&[b"slashes/", op.as_slice(), b"/"])
 }
 
 /// `staking/ck/<consensus key>` → the operator holding it (keys are unique).
