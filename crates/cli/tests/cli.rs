@@ -163,6 +163,51 @@ fn keys_transfer_query_and_proof() {
     assert!(out.contains("match"), "{out}");
 }
 
+/// `keys import --mnemonic` into a fresh keystore: the address, or the failed output.
+fn import_mnemonic(phrase: &str, extra: &[&str]) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = dir.path().join("keystore");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let mut args = vec!["--json", "keys", "import", "--keystore", ks.to_str().unwrap()];
+    args.extend(["--password-file", pw.to_str().unwrap(), "--kdf", "insecure-test", "--mnemonic", phrase]);
+    args.extend_from_slice(extra);
+    let o = cli(&args);
+    if !o.status.success() {
+        return Err(format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+    }
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    Ok(v["address"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn keys_import_mnemonic_checks_the_checksum() {
+    // The standard test vector still derives.
+    assert_eq!(import_mnemonic(keys::DEV_MNEMONIC, &[]).unwrap(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert_eq!(
+        import_mnemonic(keys::DEV_MNEMONIC, &["--index", "1"]).unwrap(),
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    );
+    // One word changed to another word of the list: the checksum no longer holds.
+    let typo = keys::DEV_MNEMONIC.replace("junk", "test");
+    let err = import_mnemonic(&typo, &[]).unwrap_err();
+    assert!(err.contains("invalid mnemonic") && err.contains("checksum"), "{err}");
+    let err = import_mnemonic(&keys::DEV_MNEMONIC.replace("junk", "junc"), &[]).unwrap_err();
+    assert!(err.contains("word 12 is not in the BIP-39 English word list"), "{err}");
+}
+
+#[test]
+fn keys_import_mnemonic_with_a_unicode_passphrase() {
+    // Composed and decomposed spellings are one passphrase after NFKD.
+    let composed = import_mnemonic(keys::DEV_MNEMONIC, &["--passphrase", "p\u{e4}ssw\u{f6}rd \u{1f511}"]).unwrap();
+    let decomposed =
+        import_mnemonic(keys::DEV_MNEMONIC, &["--passphrase", "pa\u{308}sswo\u{308}rd \u{1f511}"]).unwrap();
+    assert_eq!(composed, decomposed);
+    let expected = keys::derive_account_with_passphrase(keys::DEV_MNEMONIC, "p\u{e4}ssw\u{f6}rd \u{1f511}", 0).unwrap();
+    assert_eq!(composed, expected.address().to_checksum(None));
+    assert_ne!(composed, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+}
+
 #[test]
 fn init_then_start_from_config() {
     let dir = tempfile::tempdir().unwrap();
