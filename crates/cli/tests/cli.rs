@@ -259,3 +259,70 @@ fn init_then_start_from_config() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an address"));
 }
+
+/// A one-shot loopback server that answers each request with `events` as a
+/// chunked `text/event-stream` cut into `piece`-byte chunks (so events and
+/// lines are split across chunks, as proxies and slow writers do).
+fn chunked_sse_server(
+    events: &'static str,
+    piece: usize,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for conn in listener.incoming().take(requests) {
+            let mut r = BufReader::new(conn.unwrap());
+            let (mut head, mut len) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            r.read_exact(&mut vec![0; len]).unwrap();
+            heads.push(head);
+            let mut s = r.into_inner();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap();
+            for chunk in events.as_bytes().chunks(piece) {
+                s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+                s.write_all(chunk).unwrap();
+                s.write_all(b"\r\n").unwrap();
+                s.flush().unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").unwrap();
+        }
+        heads
+    });
+    (addr, server)
+}
+
+#[test]
+fn infer_stream_reads_events_split_across_chunks() {
+    const EVENTS: &str = concat!(
+        ": keep-alive\r\n\r\n",
+        "data: {\"choices\":[{\"text\":\"Hel\"}]}\r\n\r\n",
+        "data: {\"choices\":[{\"text\":\"lo, chunks\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"completion_tokens\":2},\"receipt\":{\"hash\":\"0xabc\"}}\r\n\r\n",
+        "data: [DONE]\r\n\r\n",
+    );
+    let (addr, server) = chunked_sse_server(EVENTS, 7, 2);
+    let args = ["infer", "m1", "hi", "--completion", "--stream", "--api-key", "ol-test", "--http", &addr];
+    let json: Value = serde_json::from_str(&cli_ok(&[&["--json"][..], &args[..]].concat())).unwrap();
+    assert_eq!(json["usage"]["completion_tokens"], 2);
+    assert_eq!(json["receipt"]["hash"], "0xabc");
+    let text = cli_ok(&args);
+    assert!(text.starts_with("Hello, chunks\n"), "{text}");
+    assert!(text.contains("[2 tokens out; receipt 0xabc]"), "{text}");
+    let heads = server.join().unwrap();
+    assert!(heads[0].starts_with("POST /v1/completions HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(heads[0].to_ascii_lowercase().contains("authorization: bearer ol-test"), "{}", heads[0]);
+}
