@@ -194,7 +194,23 @@ impl HttpClient {
             req = req.header("Expect", "100-continue");
         }
         let req = req.body(body).map_err(|e| bad(e.to_string()))?;
-        let resp = self.agent.run(req).map_err(|e| self.error(e))?;
+        let resp = self.agent.run(req).map_err(|e| match e {
+            // ureq cannot read an answer sent while the body was still going out
+            // (a server refusing a large upload mid-way): say what probably happened.
+            ureq::Error::Io(io)
+                if body.len() >= EXPECT_CONTINUE_FROM
+                    && matches!(io.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) =>
+            {
+                HttpError::Transport {
+                    addr: self.addr.clone(),
+                    reason: format!(
+                        "the server closed the connection during the {}-byte upload (it may refuse bodies this large)",
+                        body.len()
+                    ),
+                }
+            }
+            e => self.error(e),
+        })?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
