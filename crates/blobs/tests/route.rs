@@ -9,21 +9,17 @@ use bytes::Bytes;
 use httpapi::{Audience, ServerConfig, sign_request, unix_now};
 use keys::SecretKey;
 use primitives::{Address, B256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 struct Reply {
     status: u16,
-    head: String,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Reply {
     fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     }
     fn code(&self) -> String {
         let v: serde_json::Value = serde_json::from_slice(&self.body)
@@ -32,20 +28,18 @@ impl Reply {
     }
 }
 
+/// `GET target` over the workspace's HTTP client (blocking, so off the runtime's threads).
 async fn get(addr: SocketAddr, target: &str, headers: &[(&str, String)]) -> Reply {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Reply { status, head, body: raw[split + 4..].to_vec() }
+    let target = target.to_string();
+    let owned: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+    let r = tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, String)> = owned.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        let client = rpc::http::HttpClient::new(&addr.to_string()).with_timeout(Duration::from_secs(20));
+        client.request("GET", &target, &headers, b"").unwrap()
+    })
+    .await
+    .unwrap();
+    Reply { status: r.status, headers: r.headers, body: r.body }
 }
 
 async fn start(store: Arc<BlobStore>, policy: Arc<dyn BlobAccessPolicy>) -> SocketAddr {

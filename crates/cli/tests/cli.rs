@@ -163,6 +163,51 @@ fn keys_transfer_query_and_proof() {
     assert!(out.contains("match"), "{out}");
 }
 
+/// `keys import --mnemonic` into a fresh keystore: the address, or the failed output.
+fn import_mnemonic(phrase: &str, extra: &[&str]) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = dir.path().join("keystore");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let mut args = vec!["--json", "keys", "import", "--keystore", ks.to_str().unwrap()];
+    args.extend(["--password-file", pw.to_str().unwrap(), "--kdf", "insecure-test", "--mnemonic", phrase]);
+    args.extend_from_slice(extra);
+    let o = cli(&args);
+    if !o.status.success() {
+        return Err(format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+    }
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    Ok(v["address"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn keys_import_mnemonic_checks_the_checksum() {
+    // The standard test vector still derives.
+    assert_eq!(import_mnemonic(keys::DEV_MNEMONIC, &[]).unwrap(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert_eq!(
+        import_mnemonic(keys::DEV_MNEMONIC, &["--index", "1"]).unwrap(),
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    );
+    // One word changed to another word of the list: the checksum no longer holds.
+    let typo = keys::DEV_MNEMONIC.replace("junk", "test");
+    let err = import_mnemonic(&typo, &[]).unwrap_err();
+    assert!(err.contains("invalid mnemonic") && err.contains("checksum"), "{err}");
+    let err = import_mnemonic(&keys::DEV_MNEMONIC.replace("junk", "junc"), &[]).unwrap_err();
+    assert!(err.contains("word 12 is not in the BIP-39 English word list"), "{err}");
+}
+
+#[test]
+fn keys_import_mnemonic_with_a_unicode_passphrase() {
+    // Composed and decomposed spellings are one passphrase after NFKD.
+    let composed = import_mnemonic(keys::DEV_MNEMONIC, &["--passphrase", "p\u{e4}ssw\u{f6}rd \u{1f511}"]).unwrap();
+    let decomposed =
+        import_mnemonic(keys::DEV_MNEMONIC, &["--passphrase", "pa\u{308}sswo\u{308}rd \u{1f511}"]).unwrap();
+    assert_eq!(composed, decomposed);
+    let expected = keys::derive_account_with_passphrase(keys::DEV_MNEMONIC, "p\u{e4}ssw\u{f6}rd \u{1f511}", 0).unwrap();
+    assert_eq!(composed, expected.address().to_checksum(None));
+    assert_ne!(composed, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+}
+
 #[test]
 fn init_then_start_from_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,4 +258,71 @@ fn init_then_start_from_config() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an address"));
+}
+
+/// A one-shot loopback server that answers each request with `events` as a
+/// chunked `text/event-stream` cut into `piece`-byte chunks (so events and
+/// lines are split across chunks, as proxies and slow writers do).
+fn chunked_sse_server(
+    events: &'static str,
+    piece: usize,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for conn in listener.incoming().take(requests) {
+            let mut r = BufReader::new(conn.unwrap());
+            let (mut head, mut len) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            r.read_exact(&mut vec![0; len]).unwrap();
+            heads.push(head);
+            let mut s = r.into_inner();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap();
+            for chunk in events.as_bytes().chunks(piece) {
+                s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+                s.write_all(chunk).unwrap();
+                s.write_all(b"\r\n").unwrap();
+                s.flush().unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").unwrap();
+        }
+        heads
+    });
+    (addr, server)
+}
+
+#[test]
+fn infer_stream_reads_events_split_across_chunks() {
+    const EVENTS: &str = concat!(
+        ": keep-alive\r\n\r\n",
+        "data: {\"choices\":[{\"text\":\"Hel\"}]}\r\n\r\n",
+        "data: {\"choices\":[{\"text\":\"lo, chunks\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"completion_tokens\":2},\"receipt\":{\"hash\":\"0xabc\"}}\r\n\r\n",
+        "data: [DONE]\r\n\r\n",
+    );
+    let (addr, server) = chunked_sse_server(EVENTS, 7, 2);
+    let args = ["infer", "m1", "hi", "--completion", "--stream", "--api-key", "ol-test", "--http", &addr];
+    let json: Value = serde_json::from_str(&cli_ok(&[&["--json"][..], &args[..]].concat())).unwrap();
+    assert_eq!(json["usage"]["completion_tokens"], 2);
+    assert_eq!(json["receipt"]["hash"], "0xabc");
+    let text = cli_ok(&args);
+    assert!(text.starts_with("Hello, chunks\n"), "{text}");
+    assert!(text.contains("[2 tokens out; receipt 0xabc]"), "{text}");
+    let heads = server.join().unwrap();
+    assert!(heads[0].starts_with("POST /v1/completions HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(heads[0].to_ascii_lowercase().contains("authorization: bearer ol-test"), "{}", heads[0]);
 }

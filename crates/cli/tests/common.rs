@@ -191,39 +191,11 @@ pub fn hex_u(v: &serde_json::Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
-/// One request on a fresh connection to the HTTP API at `http` (`Content-Length`
-/// bodies, `Connection: close`): (status, body bytes; chunked answers undone).
+/// One request to the HTTP API at `http` over the workspace's HTTP client:
+/// (status, body bytes; chunked answers undone).
 pub fn http_send(http: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(http).unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let (mut rest, mut out) = (&body[..], Vec::new());
-        loop {
-            let end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
-            rest = &rest[end + 2..];
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..n]);
-            rest = &rest[n + 2..];
-        }
-        body = out;
-    }
-    (status, body)
+    let r = rpc::http::HttpClient::new(http).request(method, path, headers, body).unwrap();
+    (r.status, r.body)
 }
 
 /// What signed requests to the node whose HTTP API is at `http` must name.

@@ -286,23 +286,13 @@ fn refusals_store_nothing_and_lose_no_bond() {
 
 /// HTTP status of `GET /v1/blobs/{hash}`, signed by dev account `who` if any.
 fn blob_status(http: &str, hash: &str, who: Option<u32>) -> u16 {
-    use std::io::{Read, Write};
     let path = format!("/v1/blobs/{hash}");
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut headers = Vec::new();
     if let Some(i) = who {
         let h = httpapi::sign_request(&dev(i), &audience(http), "GET", &path, b"", httpapi::unix_now());
-        req.push_str(&format!("{}: {h}\r\n", httpapi::auth::AUTH_HEADER));
+        headers.push((httpapi::auth::AUTH_HEADER, h));
     }
-    req.push_str("\r\n");
-    let mut s = std::net::TcpStream::connect(http).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    String::from_utf8_lossy(&resp[..resp.len().min(64)])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    http_send(http, "GET", &path, &headers, b"").0
 }
 
 /// Send `data` to the datanets contract from dev account `i` with `value`, without preflight.

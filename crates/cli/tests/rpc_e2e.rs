@@ -166,13 +166,10 @@ fn refusals_at_submission_and_rpc_errors() {
     // Unknown transaction and receipt are null, not errors.
     assert_eq!(c.call("eth_getTransactionReceipt", json!([B256::repeat_byte(1)])).unwrap(), json!(null));
     assert_eq!(c.call("eth_getBlockByNumber", json!(["0xffffff", false])).unwrap(), json!(null));
-    // Malformed JSON over raw HTTP.
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&node.rpc).unwrap();
-    let body = "{not json";
-    write!(s, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    // Malformed JSON over plain HTTP.
+    let json_type = [("Content-Type", "application/json".to_string())];
+    let (_, resp) = http_send(&node.rpc, "POST", "/", &json_type, b"{not json");
+    let resp = String::from_utf8(resp).unwrap();
     assert!(resp.contains("-32700"), "{resp}");
     let _ = Address::ZERO;
     node.stop();

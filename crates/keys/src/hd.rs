@@ -1,8 +1,9 @@
-//! Hierarchical deterministic keys: BIP-39 seeds and BIP-32 derivation.
+//! Hierarchical deterministic keys: BIP-39 mnemonics and BIP-32 derivation,
+//! on the `coins-bip39` and `coins-bip32` crates (the ones alloy's signer uses).
 
-use hmac::{Hmac, Mac};
-use k256::{NonZeroScalar, Scalar, ecdsa::SigningKey, elliptic_curve::PrimeField};
-use sha2::Sha512;
+use coins_bip32::xkeys::XPriv;
+use coins_bip39::{English, Mnemonic, MnemonicError, Wordlist};
+use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::{KeyError, SecretKey};
@@ -18,53 +19,41 @@ const HARDENED: u32 = 0x8000_0000;
 /// BIP-32 depth is stored in one byte.
 const MAX_DEPTH: usize = 255;
 
-type HmacSha512 = Hmac<Sha512>;
-
-fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 64]> {
-    let mut mac = HmacSha512::new_from_slice(key).expect("HMAC accepts keys of any length");
-    for part in parts {
-        mac.update(part);
-    }
-    let mut out = Zeroizing::new([0u8; 64]);
-    out.copy_from_slice(&mac.finalize().into_bytes());
-    out
+/// BIP-39 seed from a mnemonic phrase of the English word list and an
+/// optional passphrase (`""` for none).
+///
+/// The phrase is checked word by word against the word list and its checksum
+/// is verified, so a mistyped word is refused rather than silently giving
+/// another wallet. Phrase and passphrase are normalised to Unicode NFKD as
+/// BIP-39 requires, so a passphrase may be any Unicode text; words may be
+/// separated by any whitespace.
+pub fn mnemonic_to_seed(phrase: &str, passphrase: &str) -> Result<[u8; 64], KeyError> {
+    let mnemonic = parse_mnemonic(phrase)?;
+    let passphrase = Zeroizing::new(passphrase.nfkd().collect::<String>());
+    mnemonic.to_seed(Some(&passphrase)).map_err(|e| KeyError::InvalidMnemonic(e.to_string()))
 }
 
-/// BIP-39 seed from a mnemonic phrase: PBKDF2-HMAC-SHA512 with 2048 rounds,
-/// password the phrase and salt `"mnemonic" + passphrase`.
-///
-/// Limitations, by design:
-///
-/// * BIP-39 normalises phrase and passphrase to Unicode NFKD first. That is
-///   a no-op for ASCII text, and the English word list is ASCII, so this
-///   function accepts only ASCII phrases and passphrases and rejects anything
-///   else with [`KeyError::InvalidMnemonic`] rather than derive a wrong seed.
-/// * The word list is not embedded, so the checksum is **not** validated: a
-///   mistyped word gives a valid seed of a different wallet. The phrase is
-///   checked to have 12, 15, 18, 21 or 24 words of lowercase letters `a`-`z`.
-/// * Words may be separated by any ASCII whitespace; they are joined with
-///   single spaces before hashing, as wallets write them.
-pub fn mnemonic_to_seed(phrase: &str, passphrase: &str) -> Result<[u8; 64], KeyError> {
-    if !phrase.is_ascii() {
-        return Err(KeyError::InvalidMnemonic("only ASCII (English word list) phrases are supported".into()));
-    }
-    if !passphrase.is_ascii() {
-        return Err(KeyError::InvalidMnemonic(
-            "only ASCII passphrases are supported (Unicode NFKD normalisation is not implemented)".into(),
-        ));
-    }
-    let words: Vec<&str> = phrase.split_ascii_whitespace().collect();
+/// The phrase as a checked mnemonic, with errors that say which word is wrong
+/// without repeating the (secret) phrase.
+fn parse_mnemonic(phrase: &str) -> Result<Mnemonic<English>, KeyError> {
+    let normalized = Zeroizing::new(phrase.nfkd().collect::<String>());
+    let words: Vec<&str> = normalized.split_whitespace().collect();
     if ![12, 15, 18, 21, 24].contains(&words.len()) {
         return Err(KeyError::InvalidMnemonic(format!("expected 12, 15, 18, 21 or 24 words, found {}", words.len())));
     }
-    if let Some(pos) = words.iter().position(|w| !w.bytes().all(|b| b.is_ascii_lowercase())) {
-        return Err(KeyError::InvalidMnemonic(format!("word {} is not made of lowercase letters a-z", pos + 1)));
+    if let Some(pos) = words.iter().position(|w| English::get_index(w).is_err()) {
+        return Err(KeyError::InvalidMnemonic(format!(
+            "word {} is not in the BIP-39 English word list (words are lowercase)",
+            pos + 1
+        )));
     }
-    let normalized = Zeroizing::new(words.join(" "));
-    let salt = Zeroizing::new(format!("mnemonic{passphrase}"));
-    let mut seed = [0u8; 64];
-    pbkdf2::pbkdf2_hmac::<Sha512>(normalized.as_bytes(), salt.as_bytes(), 2048, &mut seed);
-    Ok(seed)
+    let joined = Zeroizing::new(words.join(" "));
+    Mnemonic::<English>::new_from_phrase(&joined).map_err(|e| match e {
+        MnemonicError::InvalidPhrase(_) => KeyError::InvalidMnemonic(
+            "the checksum does not match: a word is mistyped or the words are out of order".into(),
+        ),
+        other => KeyError::InvalidMnemonic(other.to_string()),
+    })
 }
 
 /// Parse `m/44'/60'/0'/0/3` into child indexes (hardened ones with the top
@@ -98,16 +87,12 @@ fn parse_path(path: &str) -> Result<Vec<u32>, KeyError> {
     Ok(indexes)
 }
 
-fn scalar_from_bytes(bytes: &[u8; 32]) -> Option<Scalar> {
-    Option::from(Scalar::from_repr((*bytes).into()))
-}
-
 /// BIP-32 derivation of a private key along a path like `m/44'/60'/0'/0/3`.
 ///
-/// Hardened (`'`, `h` or `H`) and normal children are supported. A path
-/// leading to an invalid key (`I_L` not below the curve order, or a zero
-/// key: probability below 2^-127 per step) is rejected with
-/// [`KeyError::InvalidPath`], as BIP-32 requires; use the next index.
+/// Hardened (`'`, `h` or `H`) and normal children are supported. The path is
+/// checked here (clear errors, indexes below 2^31, at most 255 levels) before
+/// `coins-bip32` derives along it; a child whose key would be invalid (odds
+/// below 2^-127 per step) is replaced by the next index, as BIP-32 says.
 pub fn derive_path(seed: &[u8; 64], path: &str) -> Result<SecretKey, KeyError> {
     derive_from_seed(seed, path)
 }
@@ -116,46 +101,25 @@ pub fn derive_path(seed: &[u8; 64], path: &str) -> Result<SecretKey, KeyError> {
 /// its first test vectors use 16-byte seeds).
 fn derive_from_seed(seed: &[u8], path: &str) -> Result<SecretKey, KeyError> {
     let indexes = parse_path(path)?;
-
-    let i = hmac_sha512(b"Bitcoin seed", &[seed]);
-    let mut il = Zeroizing::new([0u8; 32]);
-    il.copy_from_slice(&i[..32]);
-    let mut chain_code = Zeroizing::new([0u8; 32]);
-    chain_code.copy_from_slice(&i[32..]);
-    let mut key: NonZeroScalar = Option::from(NonZeroScalar::from_repr((*il).into()))
-        .ok_or_else(|| KeyError::InvalidPath("this seed gives an invalid BIP-32 master key".into()))?;
-
-    for (depth, &index) in indexes.iter().enumerate() {
-        let index_bytes = index.to_be_bytes();
-        let i = if index >= HARDENED {
-            let key_bytes = Zeroizing::new(key.to_repr());
-            hmac_sha512(&chain_code[..], &[&[0u8], &key_bytes[..], &index_bytes])
-        } else {
-            let public = SigningKey::from(key).verifying_key().to_encoded_point(true);
-            hmac_sha512(&chain_code[..], &[public.as_bytes(), &index_bytes])
-        };
-        il.copy_from_slice(&i[..32]);
-        chain_code.copy_from_slice(&i[32..]);
-        let invalid = || {
-            KeyError::InvalidPath(format!(
-                "{path:?}: the child at depth {} is an invalid key (BIP-32); use the next index",
-                depth + 1
-            ))
-        };
-        let tweak = scalar_from_bytes(&il).ok_or_else(invalid)?;
-        key = Option::from(NonZeroScalar::new(tweak + key.as_ref())).ok_or_else(invalid)?;
-    }
-
-    Ok(SecretKey::from_signing_key(SigningKey::from(key)))
+    let bip32 = |e: coins_bip32::Bip32Error| KeyError::InvalidPath(format!("{path:?}: {e}"));
+    let key = XPriv::root_from_seed(seed, None).map_err(bip32)?.derive_path(indexes).map_err(bip32)?;
+    let signing: &k256::ecdsa::SigningKey = key.as_ref();
+    Ok(SecretKey::from_signing_key(signing.clone()))
 }
 
 /// The key of the standard Ethereum account path `m/44'/60'/0'/0/{index}`
 /// for a BIP-39 phrase without passphrase (as MetaMask, Hardhat and Anvil).
 pub fn derive_account(phrase: &str, index: u32) -> Result<SecretKey, KeyError> {
+    derive_account_with_passphrase(phrase, "", index)
+}
+
+/// [`derive_account`] for a phrase protected by a BIP-39 passphrase (any
+/// Unicode text, NFKD-normalised; `""` for none).
+pub fn derive_account_with_passphrase(phrase: &str, passphrase: &str, index: u32) -> Result<SecretKey, KeyError> {
     if index >= HARDENED {
         return Err(KeyError::InvalidPath(format!("account index {index} is not below 2^31")));
     }
-    let seed = Zeroizing::new(mnemonic_to_seed(phrase, "")?);
+    let seed = Zeroizing::new(mnemonic_to_seed(phrase, passphrase)?);
     derive_path(&seed, &format!("m/44'/60'/0'/0/{index}"))
 }
 
@@ -215,7 +179,6 @@ mod tests {
             ("test test test", ""),
             ("Test test test test test test test test test test test junk", ""),
             ("test test test test test test test test test test test jünk", ""),
-            (DEV_MNEMONIC, "pässword"),
             ("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", ""),
         ] {
             assert!(
@@ -226,6 +189,38 @@ mod tests {
                 assert!(derive_account(phrase, 0).is_err(), "{phrase:?} accepted");
             }
         }
+    }
+
+    #[test]
+    fn bad_checksum_refused() {
+        // Every word is in the list, but the last one does not carry the checksum.
+        let typo = DEV_MNEMONIC.replace("junk", "test");
+        match mnemonic_to_seed(&typo, "") {
+            Err(KeyError::InvalidMnemonic(msg)) => assert!(msg.contains("checksum"), "{msg}"),
+            other => panic!("bad checksum accepted: {other:?}"),
+        }
+        assert!(derive_account(&typo, 0).is_err());
+        // A word outside the list is named by position, and the phrase is not echoed.
+        let unknown = DEV_MNEMONIC.replacen("test", "tset", 1);
+        match mnemonic_to_seed(&unknown, "") {
+            Err(KeyError::InvalidMnemonic(msg)) => {
+                assert!(msg.contains("word 1 ") && !msg.contains("tset"), "{msg}")
+            }
+            other => panic!("unknown word accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unicode_passphrase_is_nfkd_normalised() {
+        // Expected seed from Python: pbkdf2_hmac("sha512", phrase, "mnemonic" + NFKD(passphrase), 2048).
+        let expected = "510658be9ada433eda973089e551f80c93004644a1e9fb0c938902b19b64f3d7d8b9b419a5763a9f4f9a154867ccbfdd0005066302de1ca5c09c1a18e6800827";
+        let composed = "p\u{e4}ssw\u{f6}rd \u{1f511} \u{2167}";
+        let decomposed = "pa\u{308}sswo\u{308}rd \u{1f511} VIII";
+        assert_eq!(hex::encode(mnemonic_to_seed(DEV_MNEMONIC, composed).unwrap()), expected);
+        assert_eq!(hex::encode(mnemonic_to_seed(DEV_MNEMONIC, decomposed).unwrap()), expected);
+        let a = derive_account_with_passphrase(DEV_MNEMONIC, composed, 0).unwrap();
+        assert_eq!(a, derive_account_with_passphrase(DEV_MNEMONIC, decomposed, 0).unwrap());
+        assert_ne!(a, derive_account(DEV_MNEMONIC, 0).unwrap());
     }
 
     #[test]

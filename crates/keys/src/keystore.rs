@@ -24,14 +24,15 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aes::Aes128;
 use alloy_primitives::{Address, hex, keccak256};
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use k256::elliptic_curve::subtle::ConstantTimeEq;
 use rand::{RngCore, rngs::OsRng};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -177,15 +178,15 @@ fn aes_128_ctr(derived: &[u8; DKLEN], iv: &[u8; 16], data: &mut [u8]) {
 /// file: AES-128-CTR with a scrypt-derived key, fresh random salt, IV and id.
 pub fn encrypt_keystore(key: &SecretKey, password: &str, kdf: &KdfParams) -> String {
     let secret = Zeroizing::new(key.to_bytes());
-    let mut value = encrypt_secret(&secret, password, kdf);
-    value.insert("address".into(), json!(hex::encode(key.address())));
-    Value::Object(value).to_string()
+    let mut file = encrypt_secret(&secret, password, kdf);
+    file.address = Some(hex::encode(key.address()));
+    file.to_json()
 }
 
-/// The fields of a version 3 file (`crypto`, `id`, `version`) holding `secret`
-/// encrypted with `password`, for callers to add their public fields to.
-/// Shared by [`encrypt_keystore`] and the node keys (ed25519 seeds).
-pub(crate) fn encrypt_secret(secret: &[u8; 32], password: &str, kdf: &KdfParams) -> Map<String, Value> {
+/// A version 3 file (`crypto`, `id`, `version`) holding `secret` encrypted
+/// with `password`, for callers to fill in their public fields. Shared by
+/// [`encrypt_keystore`] and the node keys (ed25519 seeds).
+pub(crate) fn encrypt_secret(secret: &[u8; 32], password: &str, kdf: &KdfParams) -> KeyFile {
     let salt: [u8; 32] = random_bytes();
     let iv: [u8; 16] = random_bytes();
     let params = scrypt::Params::new(kdf.log_n, kdf.r, kdf.p, DKLEN).expect("KdfParams are validated on construction");
@@ -195,108 +196,214 @@ pub(crate) fn encrypt_secret(secret: &[u8; 32], password: &str, kdf: &KdfParams)
     let mut ciphertext = *secret;
     aes_128_ctr(&derived, &iv, &mut ciphertext);
     let mac = mac(&derived, &ciphertext);
-
-    let value = json!({
-        "crypto": {
-            "cipher": "aes-128-ctr",
-            "cipherparams": { "iv": hex::encode(iv) },
-            "ciphertext": hex::encode(ciphertext),
-            "kdf": "scrypt",
-            "kdfparams": {
-                "dklen": DKLEN,
-                "n": kdf.n(),
-                "p": kdf.p,
-                "r": kdf.r,
-                "salt": hex::encode(salt),
-            },
-            "mac": hex::encode(mac),
+    let kdfparams = KdfJson {
+        dklen: DKLEN as u64,
+        salt: salt.to_vec(),
+        n: Some(kdf.n()),
+        r: Some(kdf.r.into()),
+        p: Some(kdf.p.into()),
+        c: None,
+        prf: None,
+    };
+    KeyFile {
+        address: None,
+        crypto: CryptoJson {
+            cipher: "aes-128-ctr".into(),
+            cipherparams: CipherParams { iv },
+            ciphertext,
+            kdf: "scrypt".into(),
+            kdfparams,
+            mac,
         },
-        "id": uuid_v4(),
-        "version": 3,
-    });
-    match value {
-        Value::Object(m) => m,
-        _ => unreachable!("json! of an object"),
+        id: Some(uuid_v4()),
+        kind: None,
+        public_key: None,
+        role: None,
+        version: Value::from(3),
     }
 }
 
-fn get<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a Value, KeyError> {
-    obj.get(name).ok_or_else(|| KeyError::Malformed(format!("missing field \"{name}\" in {ctx}")))
+/// The JSON of a keystore file: Web3 Secret Storage version 3 as geth, ethers
+/// and MetaMask write it, plus the node keys' own fields (`kind`, `publicKey`,
+/// `role`). Fields other tools add are ignored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct KeyFile {
+    /// The key's address, lowercase hex without `0x` (geth) or with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// geth's older files spell it "Crypto".
+    #[serde(alias = "Crypto")]
+    pub crypto: CryptoJson,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A node key's curve: "ed25519" or "secp256k1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// An ed25519 node key's public key, hex.
+    #[serde(default, rename = "publicKey", skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// A node key's role: "consensus", "serving" or "attester".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Must be the number 3; kept as JSON to tell a missing version (malformed)
+    /// from another one (unsupported).
+    #[serde(default)]
+    pub version: Value,
 }
 
-fn get_object<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a Map<String, Value>, KeyError> {
-    get(obj, name, ctx)?
-        .as_object()
-        .ok_or_else(|| KeyError::Malformed(format!("field \"{name}\" in {ctx} is not an object")))
+/// The "crypto" section.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CryptoJson {
+    cipher: String,
+    cipherparams: CipherParams,
+    #[serde(with = "hex_array")]
+    ciphertext: [u8; 32],
+    kdf: String,
+    kdfparams: KdfJson,
+    #[serde(with = "hex_array")]
+    mac: [u8; 32],
 }
 
-fn get_str<'a>(obj: &'a Map<String, Value>, name: &str, ctx: &str) -> Result<&'a str, KeyError> {
-    get(obj, name, ctx)?
-        .as_str()
-        .ok_or_else(|| KeyError::Malformed(format!("field \"{name}\" in {ctx} is not a string")))
+#[derive(Debug, Serialize, Deserialize)]
+struct CipherParams {
+    #[serde(with = "hex_array")]
+    iv: [u8; 16],
 }
 
-fn get_u64(obj: &Map<String, Value>, name: &str, ctx: &str) -> Result<u64, KeyError> {
-    get(obj, name, ctx)?
-        .as_u64()
-        .ok_or_else(|| KeyError::Malformed(format!("field \"{name}\" in {ctx} is not a non-negative integer")))
+/// "kdfparams": scrypt's `n`, `r`, `p` or PBKDF2's `c` and `prf`, checked when
+/// the key is derived.
+#[derive(Debug, Serialize, Deserialize)]
+struct KdfJson {
+    dklen: u64,
+    #[serde(with = "hex_vec")]
+    salt: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prf: Option<String>,
 }
 
-fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, KeyError> {
-    let digits = text.strip_prefix("0x").unwrap_or(text);
-    hex::decode(digits).map_err(|_| KeyError::Malformed(format!("{what} is not valid hex")))
-}
+/// Hex strings (lowercase on output; `0x` optional on input) for byte fields.
+mod hex_vec {
+    use alloy_primitives::hex;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-fn get_hex<const N: usize>(obj: &Map<String, Value>, name: &str, ctx: &str) -> Result<[u8; N], KeyError> {
-    let bytes = decode_hex(get_str(obj, name, ctx)?, &format!("\"{name}\" in {ctx}"))?;
-    let len = bytes.len();
-    bytes.try_into().map_err(|_| KeyError::Malformed(format!("\"{name}\" in {ctx} has {len} bytes, expected {N}")))
-}
-
-/// The Web3 Secret Storage "crypto" section (geth also accepts "Crypto").
-fn crypto_section(obj: &Map<String, Value>) -> Result<&Map<String, Value>, KeyError> {
-    let name = if obj.contains_key("crypto") { "crypto" } else { "Crypto" };
-    get_object(obj, name, "the keystore")
-}
-
-/// Derive the 32-byte key from the password as the file's "kdf" says.
-fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN], KeyError> {
-    let kdf = get_str(crypto, "kdf", "\"crypto\"")?;
-    let params = get_object(crypto, "kdfparams", "\"crypto\"")?;
-    let ctx = "\"kdfparams\"";
-    let dklen = get_u64(params, "dklen", ctx)?;
-    if dklen < DKLEN as u64 {
-        return Err(KeyError::Malformed(format!("kdfparams dklen is {dklen}, must be at least {DKLEN}")));
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
     }
-    let salt = decode_hex(get_str(params, "salt", ctx)?, "kdfparams salt")?;
-    // Only the first 32 bytes of the derived key are used, and both scrypt and
-    // PBKDF2 give the same first 32 bytes whatever the requested length.
-    let mut derived = [0u8; DKLEN];
-    match kdf {
-        "scrypt" => {
-            let scrypt =
-                scrypt_params(get_u64(params, "n", ctx)?, get_u64(params, "r", ctx)?, get_u64(params, "p", ctx)?)?;
-            scrypt::scrypt(password.as_bytes(), &salt, &scrypt, &mut derived)
-                .expect("32 is a valid scrypt output length");
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        hex::decode(text.strip_prefix("0x").unwrap_or(&text)).map_err(|_| D::Error::custom("not valid hex"))
+    }
+}
+
+mod hex_array {
+    use serde::{Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        super::hex_vec::serialize(bytes, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let bytes = super::hex_vec::deserialize(d)?;
+        let len = bytes.len();
+        bytes.try_into().map_err(|_| D::Error::custom(format!("{len} bytes, expected {N}")))
+    }
+}
+
+impl KeyFile {
+    /// Parse a file's text; anything that does not fit the format is [`KeyError::Malformed`].
+    pub(crate) fn parse(json: &str) -> Result<Self, KeyError> {
+        serde_json::from_str(json).map_err(|e| KeyError::Malformed(e.to_string()))
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a keystore file serialises")
+    }
+
+    /// The stated address, if any.
+    fn address(&self) -> Result<Option<Address>, KeyError> {
+        self.address.as_deref().map(parse_address).transpose()
+    }
+
+    /// Check the version and cipher: the file can be opened with a password.
+    pub(crate) fn sealed(&self) -> Result<&CryptoJson, KeyError> {
+        match &self.version {
+            Value::Null => return Err(KeyError::Malformed("missing field \"version\" in the keystore".into())),
+            v if v.as_u64() == Some(3) => {}
+            v => return Err(KeyError::Unsupported(format!("version {v} (only version 3 is supported)"))),
         }
-        "pbkdf2" => {
-            let prf = get_str(params, "prf", ctx)?;
-            if prf != "hmac-sha256" {
-                return Err(KeyError::Unsupported(format!("pbkdf2 prf {prf:?} (only \"hmac-sha256\" is supported)")));
+        let cipher = &self.crypto.cipher;
+        if cipher != "aes-128-ctr" {
+            return Err(KeyError::Unsupported(format!("cipher {cipher:?} (only \"aes-128-ctr\" is supported)")));
+        }
+        Ok(&self.crypto)
+    }
+}
+
+impl CryptoJson {
+    /// Derive the key from `password` as the file's "kdf" says, check the MAC
+    /// and decrypt.
+    pub(crate) fn open(&self, password: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let derived = Zeroizing::new(self.kdfparams.derive(&self.kdf, password)?);
+        let actual_mac = mac(&derived, &self.ciphertext);
+        if !bool::from(actual_mac.ct_eq(&self.mac)) {
+            return Err(KeyError::WrongPassword);
+        }
+        let mut plain = Zeroizing::new(self.ciphertext);
+        aes_128_ctr(&derived, &self.cipherparams.iv, &mut plain[..]);
+        Ok(plain)
+    }
+}
+
+impl KdfJson {
+    /// The 32-byte key from the password.
+    fn derive(&self, kdf: &str, password: &str) -> Result<[u8; DKLEN], KeyError> {
+        if self.dklen < DKLEN as u64 {
+            return Err(KeyError::Malformed(format!("kdfparams dklen is {}, must be at least {DKLEN}", self.dklen)));
+        }
+        let need = |v: Option<u64>, name: &str| {
+            v.ok_or_else(|| KeyError::Malformed(format!("missing field \"{name}\" in \"kdfparams\"")))
+        };
+        // Only the first 32 bytes of the derived key are used, and both scrypt and
+        // PBKDF2 give the same first 32 bytes whatever the requested length.
+        let mut derived = [0u8; DKLEN];
+        match kdf {
+            "scrypt" => {
+                let params = scrypt_params(need(self.n, "n")?, need(self.r, "r")?, need(self.p, "p")?)?;
+                scrypt::scrypt(password.as_bytes(), &self.salt, &params, &mut derived)
+                    .expect("32 is a valid scrypt output length");
             }
-            let c = get_u64(params, "c", ctx)?;
-            if c == 0 || c > MAX_PBKDF2_ROUNDS {
+            "pbkdf2" => {
+                let prf = self.prf.as_deref().ok_or_else(|| KeyError::Malformed("missing field \"prf\"".into()))?;
+                if prf != "hmac-sha256" {
+                    return Err(KeyError::Unsupported(format!(
+                        "pbkdf2 prf {prf:?} (only \"hmac-sha256\" is supported)"
+                    )));
+                }
+                let c = need(self.c, "c")?;
+                if c == 0 || c > MAX_PBKDF2_ROUNDS {
+                    return Err(KeyError::Unsupported(format!(
+                        "pbkdf2 iteration count {c} (must be between 1 and {MAX_PBKDF2_ROUNDS})"
+                    )));
+                }
+                pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &self.salt, c as u32, &mut derived);
+            }
+            other => {
                 return Err(KeyError::Unsupported(format!(
-                    "pbkdf2 iteration count {c} (must be between 1 and {MAX_PBKDF2_ROUNDS})"
+                    "kdf {other:?} (only \"scrypt\" and \"pbkdf2\" are supported)"
                 )));
             }
-            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, c as u32, &mut derived);
         }
-        other => {
-            return Err(KeyError::Unsupported(format!("kdf {other:?} (only \"scrypt\" and \"pbkdf2\" are supported)")));
-        }
+        Ok(derived)
     }
-    Ok(derived)
 }
 
 /// Decrypt the JSON text of a Web3 Secret Storage (version 3) file.
@@ -307,14 +414,10 @@ fn derive_key(crypto: &Map<String, Value>, password: &str) -> Result<[u8; DKLEN]
 /// [`KeyError::Unsupported`]. If the file names an address, it must be the
 /// decrypted key's.
 pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
-    let sealed = Sealed::parse(obj)?;
-    let address = match obj.get("address") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(parse_address(get_str(obj, "address", "the keystore")?)?),
-    };
-    let plain = sealed.open(password)?;
+    let file = KeyFile::parse(json)?;
+    let crypto = file.sealed()?;
+    let address = file.address()?;
+    let plain = crypto.open(password)?;
     let key = SecretKey::from_bytes(&plain)
         .map_err(|_| KeyError::Malformed("the decrypted data is not a valid secp256k1 private key".into()))?;
     if let Some(address) = address
@@ -328,54 +431,9 @@ pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, KeyErro
     Ok(key)
 }
 
-/// The encrypted 32-byte secret of a version 3 file, checked for form but not
-/// yet decrypted. Shared by [`decrypt_keystore`] and the node keys.
-pub(crate) struct Sealed<'a> {
-    crypto: &'a Map<String, Value>,
-    iv: [u8; 16],
-    ciphertext: Zeroizing<[u8; 32]>,
-    mac: [u8; 32],
-}
-
-impl<'a> Sealed<'a> {
-    /// Check the version, cipher and fields of the file's JSON object.
-    pub(crate) fn parse(obj: &'a Map<String, Value>) -> Result<Self, KeyError> {
-        match obj.get("version").unwrap_or(&Value::Null) {
-            Value::Null => {
-                return Err(KeyError::Malformed("missing field \"version\" in the keystore".into()));
-            }
-            v if v.as_u64() == Some(3) => {}
-            _ => {
-                return Err(KeyError::Unsupported(format!("version {} (only version 3 is supported)", obj["version"])));
-            }
-        }
-        let crypto = crypto_section(obj)?;
-        let cipher = get_str(crypto, "cipher", "\"crypto\"")?;
-        if cipher != "aes-128-ctr" {
-            return Err(KeyError::Unsupported(format!("cipher {cipher:?} (only \"aes-128-ctr\" is supported)")));
-        }
-        let cipherparams = get_object(crypto, "cipherparams", "\"crypto\"")?;
-        let iv: [u8; 16] = get_hex(cipherparams, "iv", "\"cipherparams\"")?;
-        let ciphertext = Zeroizing::new(get_hex(crypto, "ciphertext", "\"crypto\"")?);
-        let mac: [u8; 32] = get_hex(crypto, "mac", "\"crypto\"")?;
-        Ok(Sealed { crypto, iv, ciphertext, mac })
-    }
-
-    /// Derive the key from `password`, check the MAC and decrypt.
-    pub(crate) fn open(self, password: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        let derived = Zeroizing::new(derive_key(self.crypto, password)?);
-        let actual_mac = mac(&derived, &self.ciphertext[..]);
-        if !bool::from(actual_mac.ct_eq(&self.mac)) {
-            return Err(KeyError::WrongPassword);
-        }
-        let mut plain = self.ciphertext;
-        aes_128_ctr(&derived, &self.iv, &mut plain[..]);
-        Ok(plain)
-    }
-}
-
 fn parse_address(text: &str) -> Result<Address, KeyError> {
-    let bytes = decode_hex(text, "\"address\"")?;
+    let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|_| KeyError::Malformed("\"address\" is not valid hex".into()))?;
     if bytes.len() != 20 {
         return Err(KeyError::Malformed(format!("\"address\" has {} bytes, expected 20", bytes.len())));
     }
@@ -389,41 +447,17 @@ fn keystore_file_address(path: &Path) -> Option<Address> {
     if !meta.is_file() || meta.len() > MAX_FILE_SIZE {
         return None;
     }
-    let text = fs::read_to_string(path).ok()?;
-    let value: Value = serde_json::from_str(&text).ok()?;
-    let obj = value.as_object()?;
-    crypto_section(obj).ok()?;
-    parse_address(obj.get("address")?.as_str()?).ok()
+    KeyFile::parse(&fs::read_to_string(path).ok()?).ok()?.address().ok()?
 }
 
-/// Calendar date of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// geth's key file name: `UTC--2006-01-02T15-04-05.999999999Z--<address>`.
+/// geth's key file name: `UTC--2006-01-02T15-04-05.999999999Z--<address>`
+/// (RFC 3339 with nanoseconds, colons made dashes for file systems that
+/// refuse them). Times outside 1970..=9999 are clamped into it.
 fn key_file_name(time: SystemTime, address: &Address) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "UTC--{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}.{:09}Z--{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_nanos(),
-        hex::encode(address)
-    )
+    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default().min(LAST);
+    let stamp = humantime::format_rfc3339_nanos(UNIX_EPOCH + since).to_string().replace(':', "-");
+    format!("UTC--{stamp}--{}", hex::encode(address))
 }
 
 /// Write a file atomically: a temporary file (mode 0600 on unix) in the same
@@ -560,6 +594,7 @@ impl Keystore {
 mod tests {
     use super::*;
     use alloy_primitives::address;
+    use serde_json::{Value, json};
 
     const HARDHAT_1_KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 

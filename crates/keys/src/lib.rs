@@ -8,7 +8,8 @@
 //! * transaction signing ([`sign_eip1559`], [`sign_legacy`]) producing alloy
 //!   [`TxEnvelope`](alloy_consensus::TxEnvelope)s, and [`encode_2718`] for the
 //!   bytes `eth_sendRawTransaction` takes;
-//! * hierarchical deterministic keys: BIP-39 seeds ([`mnemonic_to_seed`]),
+//! * hierarchical deterministic keys (on `coins-bip39`/`coins-bip32`): BIP-39
+//!   seeds with checksum validation ([`mnemonic_to_seed`]),
 //!   BIP-32 derivation ([`derive_path`]) and the standard Ethereum account path
 //!   ([`derive_account`]), with the well-known development mnemonic
 //!   [`DEV_MNEMONIC`];
@@ -31,7 +32,7 @@ mod node_keys;
 pub use alloy_primitives::{Address, B256};
 pub use ed25519::{ConsensusKey, verify_consensus};
 pub use error::KeyError;
-pub use hd::{DEV_MNEMONIC, derive_account, derive_path, mnemonic_to_seed};
+pub use hd::{DEV_MNEMONIC, derive_account, derive_account_with_passphrase, derive_path, mnemonic_to_seed};
 pub use key::{SecretKey, encode_2718, sign_eip1559, sign_legacy};
 pub use keystore::{KdfParams, Keystore, decrypt_keystore, encrypt_keystore, write_secret_file};
 pub use node_keys::{NodeKeyError, NodeKeyId, NodeKeyKind, NodeKeys};

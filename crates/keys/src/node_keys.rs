@@ -22,10 +22,9 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256, hex};
-use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
-use crate::keystore::{Sealed, encrypt_secret, write_atomic};
+use crate::keystore::{KeyFile, encrypt_secret, write_atomic};
 use crate::{ConsensusKey, KdfParams, KeyError, SecretKey, decrypt_keystore};
 
 /// Which of the node's keys.
@@ -152,39 +151,30 @@ fn io(e: std::io::Error) -> NodeKeyError {
 
 /// A fresh key of `kind`: the JSON text of its file and its identity.
 fn new_key_file(kind: NodeKeyKind, password: &str, kdf: &KdfParams) -> (String, NodeKeyId) {
-    if kind.is_ed25519() {
+    let (mut file, id) = if kind.is_ed25519() {
         let key = ConsensusKey::random();
         let seed = Zeroizing::new(key.seed());
-        let mut m = encrypt_secret(&seed, password, kdf);
-        let id = NodeKeyId::Ed25519(key.public());
-        m.insert("publicKey".into(), json!(hex::encode(key.public())));
-        finish(m, kind, id)
+        let mut file = encrypt_secret(&seed, password, kdf);
+        file.public_key = Some(hex::encode(key.public()));
+        (file, NodeKeyId::Ed25519(key.public()))
     } else {
         let key = SecretKey::random();
         let secret = Zeroizing::new(key.to_bytes());
-        let mut m = encrypt_secret(&secret, password, kdf);
-        let id = NodeKeyId::Secp256k1(key.address());
-        m.insert("address".into(), json!(hex::encode(key.address())));
-        finish(m, kind, id)
-    }
-}
-
-fn finish(mut m: Map<String, Value>, kind: NodeKeyKind, id: NodeKeyId) -> (String, NodeKeyId) {
-    m.insert("kind".into(), json!(kind.curve()));
-    m.insert("role".into(), json!(kind.name()));
-    (Value::Object(m).to_string(), id)
+        let mut file = encrypt_secret(&secret, password, kdf);
+        file.address = Some(hex::encode(key.address()));
+        (file, NodeKeyId::Secp256k1(key.address()))
+    };
+    file.kind = Some(kind.curve().into());
+    file.role = Some(kind.name().into());
+    (file.to_json(), id)
 }
 
 /// The identity a key file states (not checked against the secret: loading does that).
 fn stated_identity(kind: NodeKeyKind, text: &str) -> Result<NodeKeyId, KeyError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
-    Sealed::parse(obj)?;
-    let field = if kind.is_ed25519() { "publicKey" } else { "address" };
-    let s = obj
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| KeyError::Malformed(format!("missing field \"{field}\"")))?;
+    let file = KeyFile::parse(text)?;
+    file.sealed()?;
+    let (field, stated) = if kind.is_ed25519() { ("publicKey", &file.public_key) } else { ("address", &file.address) };
+    let s = stated.as_deref().ok_or_else(|| KeyError::Malformed(format!("missing field \"{field}\"")))?;
     let bytes = hex::decode(s.strip_prefix("0x").unwrap_or(s))
         .map_err(|_| KeyError::Malformed(format!("\"{field}\" is not valid hex")))?;
     match (kind.is_ed25519(), bytes.len()) {
@@ -195,8 +185,7 @@ fn stated_identity(kind: NodeKeyKind, text: &str) -> Result<NodeKeyId, KeyError>
 }
 
 fn check_curve(kind: NodeKeyKind, text: &str) -> Result<(), NodeKeyError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
-    match value.get("kind").and_then(Value::as_str) {
+    match KeyFile::parse(text)?.kind.as_deref() {
         None => Ok(()),
         Some(c) if c == kind.curve() => Ok(()),
         Some(_) => {
@@ -207,10 +196,8 @@ fn check_curve(kind: NodeKeyKind, text: &str) -> Result<(), NodeKeyError> {
 
 /// Decrypt an ed25519 seed file and check its stated public key.
 fn decrypt_consensus(text: &str, password: &str) -> Result<ConsensusKey, KeyError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| KeyError::Malformed(format!("not valid JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| KeyError::Malformed("not a JSON object".into()))?;
     let stated = stated_identity(NodeKeyKind::Consensus, text)?;
-    let seed = Sealed::parse(obj)?.open(password)?;
+    let seed = KeyFile::parse(text)?.sealed()?.open(password)?;
     let key = ConsensusKey::from_seed(&seed);
     if stated != NodeKeyId::Ed25519(key.public()) {
         return Err(KeyError::Malformed(format!(
@@ -393,6 +380,7 @@ impl NodeKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn fast() -> KdfParams {
         KdfParams::insecure_for_tests()

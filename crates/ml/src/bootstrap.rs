@@ -547,18 +547,10 @@ fn eval_loss(model: &Model, stream: &[u32], starts: &[usize], seq_len: usize, ba
     Ok(sum / count.max(1.0))
 }
 
-/// UTC date of a Unix time, YYYY-MM-DD (Howard Hinnant's civil-from-days).
+/// UTC date of a Unix time, YYYY-MM-DD (times past the year 9999 give 9999-12-31).
 fn utc_date(unix: u64) -> String {
-    let z = (unix / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}")
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.min(253_402_300_799));
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
 }
 
 /// Run the recipe: corpus → tokenizer → model → training → folder. See the module docs.

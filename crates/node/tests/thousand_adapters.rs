@@ -3,7 +3,6 @@
 //! requests to random ones all answered over the OpenAI API while the adapter
 //! cache stays within its byte budget.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,20 +71,14 @@ async fn send(
 }
 
 fn post(addr: &str, key: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
+    let headers = [("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
+    let r =
+        rpc::http::HttpClient::new(addr).request("POST", "/v1/chat/completions", &headers, body.as_bytes()).unwrap();
+    (r.status, r.text())
 }
 
 fn get(addr: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+    rpc::http::HttpClient::new(addr).request("GET", path, &[], b"").unwrap().text()
 }
 
 #[test]

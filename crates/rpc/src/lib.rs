@@ -31,6 +31,7 @@
 pub mod backend;
 pub mod client;
 mod error;
+pub mod http;
 mod json;
 mod methods;
 mod params;

@@ -5,7 +5,7 @@
 //! what it was sent.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -220,12 +220,18 @@ impl httpapi::ApiKeyResolver for Keys {
 }
 
 fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
-    let s = std::net::TcpStream::connect(addr).unwrap();
-    let (status, _, body) = post_on(s, path, key, body);
-    (status, body)
+    let mut headers = vec![("Content-Type", "application/json".to_string())];
+    headers.extend(key.map(|k| ("Authorization", format!("Bearer {k}"))));
+    let r = rpc::http::HttpClient::new(addr).request("POST", path, &headers, body.as_bytes()).unwrap();
+    (r.status, r.text())
 }
 
-/// [`post`] on a given connection: (status, head, body).
+fn get(addr: &str, path: &str) -> String {
+    rpc::http::HttpClient::new(addr).request("GET", path, &[], b"").unwrap().text()
+}
+
+/// [`post`] on a given connection (one from a chosen source address, which the
+/// HTTP client cannot make): (status, head, body).
 fn post_on(mut s: std::net::TcpStream, path: &str, key: Option<&str>, body: &str) -> (u16, String, String) {
     let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
     write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
@@ -384,20 +390,21 @@ fn openai_api_over_http() {
 
     // A client that disconnects mid-stream pays only for what it was sent.
     {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
         let body = r#"{"model":"m1","messages":[{"role":"user","content":"go on"}],"max_tokens":200,"stream":true,"temperature":0}"#;
-        write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer sk-test\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
+        let headers =
+            [("Content-Type", "application/json".to_string()), ("Authorization", "Bearer sk-test".to_string())];
+        let stream = rpc::http::HttpClient::new(&addr)
+            .stream("POST", "/v1/chat/completions", &headers, body.as_bytes())
+            .unwrap();
+        let mut events = stream.events();
         let mut seen = 0;
-        let mut line = String::new();
         while seen < 3 {
-            line.clear();
-            r.read_line(&mut line).unwrap();
-            if line.contains("\"content\"") && !line.contains("\"content\":\"\"") {
+            let e = events.next().unwrap().unwrap();
+            if e.data.contains("\"content\"") && !e.data.contains("\"content\":\"\"") {
                 seen += 1;
             }
         }
-        s.shutdown(std::net::Shutdown::Both).unwrap();
+        // Dropping the events closes the connection.
     }
     let mut billed = None;
     for _ in 0..200 {
@@ -413,13 +420,7 @@ fn openai_api_over_http() {
     assert_eq!(*billing.reserved.lock().unwrap(), 0, "no reservation left behind");
 
     // Models, adapters and metrics.
-    let get = |path: &str| {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        raw.split_once("\r\n\r\n").unwrap().1.to_string()
-    };
+    let get = |path: &str| get(&addr, path);
     let models: Value = serde_json::from_str(&get("/v1/models")).unwrap();
     assert_eq!(models["data"].as_array().unwrap().len(), 2);
     assert_eq!(models["data"][1]["id"], "m2");

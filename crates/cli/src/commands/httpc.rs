@@ -1,11 +1,14 @@
-//! A small blocking HTTP/1.1 client for the node's HTTP API (uploads, rows,
-//! blobs): one request per connection, Content-Length or chunked answers.
+//! The node's HTTP API endpoint (uploads, rows, blobs, inference) for the CLI's
+//! commands, over the workspace's HTTP client (`rpc::http`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use rpc::http::{HttpClient, HttpError, HttpStream};
+
+/// How long a request may wait for the node at each step (a training job's
+/// answer or an upload's ingest can take minutes).
+const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The node's HTTP API endpoint.
 #[derive(clap::Args, Clone, Debug)]
@@ -16,9 +19,17 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    fn addr(&self) -> String {
-        let a = self.http.trim_start_matches("http://").trim_end_matches('/');
-        a.split('/').next().unwrap_or(a).to_string()
+    fn client(&self) -> HttpClient {
+        HttpClient::new(&self.http).with_timeout(TIMEOUT)
+    }
+
+    fn error(e: HttpError) -> anyhow::Error {
+        match e {
+            HttpError::Unreachable { addr, reason } => {
+                anyhow!("cannot reach the node's HTTP API at {addr}: {reason} — is `openledger up` running?")
+            }
+            other => other.into(),
+        }
     }
 
     /// Send a request; returns (status, body).
@@ -29,39 +40,20 @@ impl HttpArgs {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> anyhow::Result<(u16, Vec<u8>)> {
-        let addr = self.addr();
-        let mut s = TcpStream::connect(&addr)
-            .with_context(|| format!("cannot reach the node's HTTP API at {addr} — is `openledger up` running?"))?;
-        s.set_read_timeout(Some(Duration::from_secs(300)))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        // A server may answer (413, 401, ...) and close before reading a large body:
-        // keep its answer rather than the broken pipe.
-        let wrote = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
-        let mut raw = Vec::new();
-        let read = s.read_to_end(&mut raw);
-        if raw.is_empty() {
-            wrote?;
-            read?;
-        }
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP answer"))?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let mut body = raw[split + 4..].to_vec();
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("malformed status line"))?;
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            body = dechunk(&body)?;
-        }
-        Ok((status, body))
+        let r = self.client().request(method, path, headers, body).map_err(Self::error)?;
+        Ok((r.status, r.body))
+    }
+
+    /// Send a request and return once the answer's head arrived, its body to be
+    /// read as it comes (server-sent events).
+    pub fn stream(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> anyhow::Result<HttpStream> {
+        self.client().stream(method, path, headers, body).map_err(Self::error)
     }
 }
 
@@ -93,24 +85,6 @@ impl HttpArgs {
     ) -> anyhow::Result<(&'static str, String)> {
         let audience = self.audience()?;
         Ok((httpapi::auth::AUTH_HEADER, httpapi::sign_request(key, &audience, method, path, body, httpapi::unix_now())))
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n").ok_or_else(|| anyhow!("bad chunk"))?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..line_end])?.split(';').next().unwrap_or("").trim(), 16)?;
-        b = &b[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if b.len() < size + 2 {
-            bail!("truncated chunk");
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
     }
 }
 

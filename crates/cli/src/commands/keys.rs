@@ -81,9 +81,12 @@ pub enum KeysCmd {
         /// Hex private key.
         #[arg(long, conflicts_with = "mnemonic")]
         private_key: Option<String>,
-        /// BIP-39 phrase (English, ASCII).
+        /// BIP-39 phrase (English word list); its checksum is checked, so a mistyped word is refused.
         #[arg(long)]
         mnemonic: Option<String>,
+        /// BIP-39 passphrase of the mnemonic (any Unicode text; default none).
+        #[arg(long, env = "OPENLEDGER_MNEMONIC_PASSPHRASE", hide_env_values = true)]
+        passphrase: Option<String>,
         /// Account index on m/44'/60'/0'/0/{index}.
         #[arg(long, default_value_t = 0)]
         index: u32,
@@ -112,10 +115,12 @@ pub fn run(c: KeysCmd, out: Out) -> anyhow::Result<()> {
                 json!({"address": a.to_checksum(None)}),
             );
         }
-        KeysCmd::Import { ks, private_key, mnemonic, index, kdf } => {
+        KeysCmd::Import { ks, private_key, mnemonic, passphrase, index, kdf } => {
             let key = match (private_key, mnemonic) {
                 (Some(k), _) => SecretKey::from_hex(&k)?,
-                (None, Some(m)) => keys::derive_account(&m, index)?,
+                (None, Some(m)) => {
+                    keys::derive_account_with_passphrase(&m, passphrase.as_deref().unwrap_or(""), index)?
+                }
                 (None, None) => bail!("give --private-key or --mnemonic"),
             };
             let store = ks.open()?;

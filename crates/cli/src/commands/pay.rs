@@ -2,7 +2,7 @@
 //! `apikey new|list|revoke`, and `infer MODEL PROMPT` through the node's
 //! OpenAI-compatible API.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use alloy_sol_types::SolCall;
@@ -363,35 +363,19 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
         return Ok(());
     }
     // Streaming: read server-sent events as they arrive.
-    let addr = a.http.http.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let mut s = std::net::TcpStream::connect(&addr).map_err(|e| anyhow!("cannot reach {addr}: {e}"))?;
-    let public = if a.public_attribution { "OpenLedger-Attribution-Public: true\r\n" } else { "" };
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\n{public}Content-Length: {}\r\n\r\n",
-        bytes.len()
-    )?;
-    s.write_all(&bytes)?;
-    let mut r = BufReader::new(s);
-    let mut status_line = String::new();
-    r.read_line(&mut status_line)?;
+    let stream = a.http.stream("POST", path, &headers, &bytes)?;
+    if stream.status != 200 {
+        let status = stream.status;
+        let body = stream.read_body(1024 * 1024).context("reading the node's error answer")?;
+        bail!("{status}: {}", super::httpc::error_message(&body));
+    }
     let mut last = Value::Null;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
+    for event in stream.events() {
+        let event = event.context("reading the answer stream")?;
+        if event.data == "[DONE]" {
             break;
         }
-        let Some(data) = line.trim_end().strip_prefix("data: ") else {
-            if line.starts_with('{') && !status_line.contains(" 200 ") {
-                bail!("{}", super::httpc::error_message(line.as_bytes()));
-            }
-            continue;
-        };
-        if data == "[DONE]" {
-            break;
-        }
-        let v: Value = serde_json::from_str(data)?;
+        let v: Value = serde_json::from_str(&event.data).context("an event of the answer stream is not JSON")?;
         if !v["error"].is_null() {
             bail!("{}", v["error"]["message"]);
         }
@@ -404,9 +388,6 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
             let _ = std::io::stdout().flush();
         }
         last = v;
-    }
-    if !status_line.contains(" 200 ") {
-        bail!("the node answered {}", status_line.trim());
     }
     if out.json {
         out.print(String::new, last);
