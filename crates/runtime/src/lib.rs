@@ -16,6 +16,7 @@ pub mod bank;
 mod codec;
 mod context;
 pub mod datanets;
+mod dispatch;
 mod executor;
 mod fenwick;
 pub mod genesis;

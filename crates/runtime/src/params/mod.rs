@@ -3,16 +3,18 @@
 //! (`IParams.set`), which is how proposals tune the system without per-module
 //! proposal kinds.
 
+mod calls;
 pub mod genesis;
 pub mod state_key;
 pub mod view;
 
-use alloy_sol_types::SolCall;
 use primitives::abi::IParams::{self, IParamsCalls};
 use primitives::system::Module;
 use primitives::{Bytes, U256};
 
 use crate::context::{CallCtx, CallFail};
+use crate::dispatch::{SystemModule, calls};
+use crate::genesis::{Genesis, GenesisError};
 use crate::{Overlay, revert};
 pub use view::{ParamsRead, ParamsWrite};
 
@@ -428,59 +430,21 @@ pub fn check(name: &str, value: u128) -> Result<&'static ParamSpec, ParamError> 
     Ok(s)
 }
 
-pub fn gas_cost(call: &IParamsCalls) -> u64 {
-    match call {
-        // A change also appends to the parameter's history.
-        IParamsCalls::set(_) => 40_000,
-        // A binary search over the history: at most 64 reads.
-        IParamsCalls::getAt(_) => 10_000,
-        _ => 2_000,
+/// The registry as a system module.
+pub struct Params;
+
+impl SystemModule for Params {
+    type Calls = IParamsCalls;
+    calls!(IParamsCalls { get, getAt, names, set });
+
+    fn genesis(st: &mut Overlay, g: &Genesis) -> Result<(), GenesisError> {
+        Ok(genesis::init(st, &g.params)?)
     }
 }
 
+/// Execute a call to the registry directly (tests and tools).
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IParamsCalls) -> Result<Bytes, CallFail> {
-    Ok(match call {
-        IParamsCalls::get(c) => {
-            let v = st.param_by_name(&c.name)?.ok_or_else(|| revert(IParams::UnknownParam { name: c.name.clone() }))?;
-            IParams::getCall::abi_encode_returns(&U256::from(v)).into()
-        }
-        IParamsCalls::getAt(c) => {
-            let s = spec(&c.name).ok_or_else(|| revert(IParams::UnknownParam { name: c.name.clone() }))?;
-            IParams::getAtCall::abi_encode_returns(&U256::from(st.param_at(s, c.height)?)).into()
-        }
-        IParamsCalls::names(_) => {
-            IParams::namesCall::abi_encode_returns(&ALL.iter().map(|s| s.name.to_string()).collect::<Vec<_>>()).into()
-        }
-        IParamsCalls::set(c) => {
-            if ctx.sender != Module::Governance.address() {
-                return Err(revert(primitives::abi::Unauthorized { caller: ctx.sender }));
-            }
-            let value = u128::try_from(c.value).unwrap_or(u128::MAX);
-            let s = match check(&c.name, value) {
-                Ok(s) => s,
-                Err(ParamError::Unknown(name)) => {
-                    return Err(revert(IParams::UnknownParam { name }));
-                }
-                Err(ParamError::State(e)) => return Err(CallFail::Fatal(primitives::state::StateError(e))),
-                Err(ParamError::OutOfRange { name, min, max, .. }) => {
-                    return Err(revert(IParams::ParamOutOfRange {
-                        name,
-                        value: c.value,
-                        min: U256::from(min),
-                        max: U256::from(max),
-                    }));
-                }
-            };
-            let old = st.param(s)?;
-            st.put_param(s.name, value, ctx.env.number)?;
-            ctx.emit(ADDRESS, &IParams::ParamChanged { name: c.name, oldValue: U256::from(old), newValue: c.value });
-            IParams::setCall::abi_encode_returns(&IParams::setReturn {}).into()
-        }
-    })
-}
-
-pub fn decode(input: &[u8]) -> Result<IParamsCalls, CallFail> {
-    crate::executor::decode_calls::<IParamsCalls>(input)
+    <Params as SystemModule>::execute(st, ctx, call)
 }
 
 #[cfg(test)]
