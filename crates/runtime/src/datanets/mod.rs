@@ -13,6 +13,7 @@
 mod calls;
 pub mod records;
 pub mod state_key;
+pub mod view;
 
 use alloy_primitives::{Signature, U256};
 use alloy_sol_types::SolStruct;
@@ -31,6 +32,7 @@ use crate::dispatch::{SystemModule, calls};
 use crate::params::{self, ParamsRead};
 use crate::{Overlay, revert};
 pub use records::*;
+pub use view::DatanetsRead;
 
 pub const ADDRESS: Address = Module::Datanets.address();
 pub const POLICY_OPEN: u8 = 0;
@@ -42,68 +44,6 @@ const MAX_TEXT: usize = 16 * 1024;
 /// Reject reasons that slash part of the bond.
 pub fn slashing_reason(reason: u8) -> bool {
     reason == 1 || reason == 2
-}
-
-/// Reads of Datanet state, for the node's ingest and training services.
-pub trait DatanetsRead {
-    /// How many Datanets were ever created (ids are 1..=count).
-    fn datanet_count(&self) -> Result<u64, StateError>;
-    fn datanet(&self, id: u64) -> Result<Option<DatanetRecord>, StateError>;
-    fn contribution(&self, id: u64) -> Result<Option<ContributionRecord>, StateError>;
-    fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError>;
-    fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError>;
-    fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError>;
-    /// The tombstone of a row: the first version without it, and why.
-    fn tombstone(&self, cid: u64, row: u32) -> Result<Option<TombstoneRecord>, StateError>;
-    fn is_member(&self, id: u64, a: &Address) -> Result<bool, StateError>;
-    fn attesters(&self, id: u64) -> Result<Vec<Address>, StateError>;
-    fn curators(&self, id: u64) -> Result<Vec<Address>, StateError>;
-    /// Contributions of the Datanet flagged (duplicated, adversarial), in flagging order.
-    fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError>;
-}
-
-impl<S: StateRead + ?Sized> DatanetsRead for S {
-    fn datanet_count(&self) -> Result<u64, StateError> {
-        Ok(load::<u64>(self, &state_key::count())?.unwrap_or(0))
-    }
-    fn datanet(&self, id: u64) -> Result<Option<DatanetRecord>, StateError> {
-        load(self, &state_key::datanet(id))
-    }
-    fn contribution(&self, id: u64) -> Result<Option<ContributionRecord>, StateError> {
-        load(self, &state_key::contribution(id))
-    }
-    fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError> {
-        IndexedList::new(state_key::contributions_of(id)).page(self, 0, u64::MAX)
-    }
-    fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError> {
-        // The recorded version, less the rows of contributions flagged since
-        // (approved at or before it), closed if a tombstone or flag covers it:
-        // both kept as Fenwick sums, so flagging never loops over versions.
-        let Some(mut v) = load::<VersionRecord>(self, &state_key::version(id, n))? else { return Ok(None) };
-        let flagged = crate::fenwick::prefix(self, &|i| state_key::flagged_rows_node(id, i), n)?;
-        v.liveRows = v.liveRows.saturating_sub(u64::try_from(flagged).unwrap_or(u64::MAX));
-        let closures = crate::fenwick::prefix(self, &|i| state_key::closures_node(id, i), n)?;
-        v.closed = v.closed || !closures.is_zero();
-        Ok(Some(v))
-    }
-    fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError> {
-        Ok(self.get(&state_key::tombstone(cid, row))?.is_some())
-    }
-    fn tombstone(&self, cid: u64, row: u32) -> Result<Option<TombstoneRecord>, StateError> {
-        load(self, &state_key::tombstone(cid, row))
-    }
-    fn is_member(&self, id: u64, a: &Address) -> Result<bool, StateError> {
-        Ok(self.get(&state_key::member(id, a))?.is_some())
-    }
-    fn attesters(&self, id: u64) -> Result<Vec<Address>, StateError> {
-        Ok(load::<Vec<Address>>(self, &state_key::attesters(id))?.unwrap_or_default())
-    }
-    fn curators(&self, id: u64) -> Result<Vec<Address>, StateError> {
-        Ok(load::<Vec<Address>>(self, &state_key::curators(id))?.unwrap_or_default())
-    }
-    fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError> {
-        IndexedList::new(state_key::flagged(id)).page(self, 0, u64::MAX)
-    }
 }
 
 fn get(st: &Overlay, id: u64) -> Result<DatanetRecord, CallFail> {
