@@ -8,10 +8,11 @@
 //! of a block cannot fail.
 
 mod calls;
+pub mod records;
 pub mod state_key;
+pub mod view;
 
 use alloy_primitives::U256;
-use alloy_sol_types::sol;
 use primitives::abi::IGovernance::{self, IGovernanceCalls};
 use primitives::abi::{InvalidArguments, Unauthorized};
 use primitives::system::{GOVERNANCE_DEPOSITS, Module, TREASURY};
@@ -24,6 +25,8 @@ use crate::dispatch::{SystemModule, calls};
 use crate::params::{self, ParamsRead};
 use crate::staking::StakingRead;
 use crate::{Overlay, revert};
+pub use records::ProposalRecord;
+pub use view::GovernanceRead;
 
 pub const ADDRESS: Address = Module::Governance.address();
 /// Most calls in one proposal.
@@ -59,46 +62,12 @@ pub fn state_name(s: u8) -> &'static str {
         .unwrap_or("unknown")
 }
 
-sol! {
-    struct ProposalRecord {
-        address proposer;
-        /// Stored state: PENDING until tallied (ACTIVE is derived from the height), then final ones.
-        uint8 state;
-        uint64 voteStart;
-        uint64 voteEnd;
-        uint64 eta;
-        uint256 forVotes;
-        uint256 againstVotes;
-        uint256 abstainVotes;
-        uint256 vetoVotes;
-        uint256 deposit;
-        string description;
-        address[] targets;
-        bytes[] calldatas;
-    }
-}
-
 /// The state of `p` at `height`, deriving active and expired.
 pub fn effective_state(p: &ProposalRecord, height: u64, grace: u64) -> u8 {
     match p.state {
         PENDING if height >= p.voteStart => ACTIVE,
         QUEUED if height > p.eta.saturating_add(grace) => EXPIRED,
         s => s,
-    }
-}
-
-/// Reads of governance state.
-pub trait GovernanceRead {
-    fn proposal(&self, id: u64) -> Result<Option<ProposalRecord>, primitives::state::StateError>;
-    fn proposal_count(&self) -> Result<u64, primitives::state::StateError>;
-}
-
-impl<S: primitives::state::StateRead + ?Sized> GovernanceRead for S {
-    fn proposal(&self, id: u64) -> Result<Option<ProposalRecord>, primitives::state::StateError> {
-        load(self, &state_key::proposal(id))
-    }
-    fn proposal_count(&self) -> Result<u64, primitives::state::StateError> {
-        Ok(load::<u64>(self, &state_key::count())?.unwrap_or(0))
     }
 }
 
