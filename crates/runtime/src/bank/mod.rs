@@ -4,6 +4,7 @@
 
 mod calls;
 pub mod genesis;
+pub mod records;
 pub mod state_key;
 pub mod view;
 
@@ -15,7 +16,8 @@ use crate::context::{CallCtx, CallFail};
 use crate::dispatch::{SystemModule, calls};
 use crate::genesis::{Genesis, GenesisError};
 use crate::{Overlay, revert};
-pub use view::{Account, BankRead, BankWrite, Supply};
+pub use records::{Account, Supply};
+pub use view::{BankRead, BankWrite};
 
 pub const ADDRESS: primitives::Address = Module::Bank.address();
 
