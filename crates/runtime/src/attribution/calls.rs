@@ -27,7 +27,7 @@ impl Handler for IAttribution::challengeCall {
                 "no posted record with credits awaits finalization (not posted yet, finalized, or paid by the fallback)",
             ));
         }
-        let window = u64::try_from(st.param(&params::INFERENCE_CHALLENGE_WINDOW_BLOCKS)?).unwrap_or(u64::MAX);
+        let window = u64::try_from(st.param(&crate::params::INFERENCE_CHALLENGE_WINDOW_BLOCKS)?).unwrap_or(u64::MAX);
         if height >= hold.postedAt.saturating_add(window) {
             return Err(not(&format!("the challenge window closed at block {}", hold.postedAt.saturating_add(window))));
         }

@@ -43,6 +43,7 @@
 //! The module's balance is exactly the bonds it holds.
 
 mod calls;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
@@ -57,7 +58,7 @@ use crate::codec::store;
 use crate::context::{CallCtx, CallFail};
 use crate::dispatch::{SystemModule, calls};
 use crate::inference::{InferenceRead, InferenceWrite, POSTED};
-use crate::params::{self, ParamsRead};
+use crate::params::ParamsRead;
 use crate::staking::StakingWrite;
 use crate::{Overlay, revert};
 pub use records::*;

@@ -11,6 +11,7 @@
 //! updates 64 nodes without ever seeing rows.
 
 mod calls;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
@@ -29,7 +30,7 @@ use crate::bank::BankWrite;
 use crate::codec::{IndexedList, load, store};
 use crate::context::{CallCtx, CallFail};
 use crate::dispatch::{SystemModule, calls};
-use crate::params::{self, ParamsRead};
+use crate::params::ParamsRead;
 use crate::{Overlay, revert};
 pub use records::*;
 pub use view::DatanetsRead;

@@ -8,6 +8,7 @@
 //! of a block cannot fail.
 
 mod calls;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
@@ -22,7 +23,7 @@ use crate::bank::BankWrite;
 use crate::codec::{load, store};
 use crate::context::{BlockEnv, CallCtx, CallFail};
 use crate::dispatch::{SystemModule, calls};
-use crate::params::{self, ParamsRead};
+use crate::params::ParamsRead;
 use crate::staking::StakingRead;
 use crate::{Overlay, revert};
 pub use records::ProposalRecord;
@@ -75,7 +76,7 @@ fn get(st: &Overlay, id: u64) -> Result<ProposalRecord, CallFail> {
     st.proposal(id)?.ok_or_else(|| revert(IGovernance::UnknownProposal { id }))
 }
 
-fn param_u64(st: &Overlay, p: &params::ParamSpec) -> Result<u64, CallFail> {
+fn param_u64(st: &Overlay, p: &crate::params::ParamSpec) -> Result<u64, CallFail> {
     Ok(u64::try_from(st.param(p)?).unwrap_or(u64::MAX))
 }
 
@@ -109,7 +110,7 @@ fn tally_ended(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         }
         let total = U256::from(st.total_voting_power_at(p.voteStart - 1)?);
         let votes = p.forVotes + p.againstVotes + p.abstainVotes + p.vetoVotes;
-        let bps = |x: &params::ParamSpec| -> Result<U256, CallFail> { Ok(U256::from(st.param(x)?)) };
+        let bps = |x: &crate::params::ParamSpec| -> Result<U256, CallFail> { Ok(U256::from(st.param(x)?)) };
         let quorum = !total.is_zero() && votes * U256::from(10_000u32) >= bps(&params::GOV_QUORUM_BPS)? * total;
         let vetoed = quorum && p.vetoVotes * U256::from(10_000u32) > bps(&params::GOV_VETO_BPS)? * votes;
         let decisive = p.forVotes + p.againstVotes + p.vetoVotes;

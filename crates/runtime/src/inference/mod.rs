@@ -62,6 +62,7 @@
 
 pub mod accumulator;
 mod calls;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
@@ -83,7 +84,7 @@ use crate::context::{CallCtx, CallFail};
 use crate::datanets::{APPROVED, DatanetsRead};
 use crate::dispatch::{SystemModule, calls};
 use crate::models::{LIVE, ModelRecord, ModelsRead, RETIRED};
-use crate::params::{self, ParamSpec, ParamsRead};
+use crate::params::{ParamSpec, ParamsRead};
 use crate::staking::{ROLE_SERVING, StakingRead, StakingWrite};
 use crate::{Overlay, revert};
 pub use records::*;
@@ -158,7 +159,7 @@ fn serving_operator(
 ) -> Result<crate::staking::OperatorRecord, CallFail> {
     let not = || revert(IInference::NotServingOperator { operator: *operator });
     let op = st.operator(operator)?.filter(|o| o.role == ROLE_SERVING).ok_or_else(not)?;
-    if active && (op.jailed || op.selfBond < U256::from(st.param(&params::STAKING_MIN_SELF_BOND)?)) {
+    if active && (op.jailed || op.selfBond < U256::from(st.param(&crate::params::STAKING_MIN_SELF_BOND)?)) {
         return Err(not());
     }
     Ok(op)

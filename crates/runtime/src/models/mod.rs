@@ -20,6 +20,7 @@
 
 mod calls;
 pub mod genesis;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
