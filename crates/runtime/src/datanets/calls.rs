@@ -50,23 +50,25 @@ impl Handler for IDatanets::createDatanetCall {
             contributorBond: self.contributorBond,
             flags: 0,
             versionCount: 0,
-            maxSubmissionBytes: limit(self.limits.maxSubmissionBytes, cap, Some(cap)),
-            contributorDailyBytes: limit(
-                self.limits.contributorDailyBytes,
-                st.param(&params::DATANETS_CONTRIBUTOR_DAILY_BYTES)?,
-                None,
-            ),
-            datanetDailyBytes: limit(
-                self.limits.datanetDailyBytes,
-                st.param(&params::DATANETS_DATANET_DAILY_BYTES)?,
-                None,
-            ),
-            contributorDailyFiles: limit(
-                self.limits.contributorDailyFiles as u64,
-                st.param(&params::DATANETS_CONTRIBUTOR_DAILY_FILES)?,
-                None,
-            )
-            .min(u32::MAX as u64) as u32,
+            limits: DatanetLimits {
+                maxSubmissionBytes: limit(self.limits.maxSubmissionBytes, cap, Some(cap)),
+                contributorDailyBytes: limit(
+                    self.limits.contributorDailyBytes,
+                    st.param(&params::DATANETS_CONTRIBUTOR_DAILY_BYTES)?,
+                    None,
+                ),
+                datanetDailyBytes: limit(
+                    self.limits.datanetDailyBytes,
+                    st.param(&params::DATANETS_DATANET_DAILY_BYTES)?,
+                    None,
+                ),
+                contributorDailyFiles: limit(
+                    self.limits.contributorDailyFiles as u64,
+                    st.param(&params::DATANETS_CONTRIBUTOR_DAILY_FILES)?,
+                    None,
+                )
+                .min(u32::MAX as u64) as u32,
+            },
             createdAt: height,
         };
         store(st, state_key::count(), &id);
@@ -235,10 +237,10 @@ impl Handler for IDatanets::submitContributionCall {
         let mut u = load::<Usage>(st, &ukey)?.unwrap_or(Usage { bytesUsed: 0, files: 0 });
         let dkey = state_key::datanet_usage(id, day);
         let dused = load::<u64>(st, &dkey)?.unwrap_or(0);
-        within("bytes per submission", 0, a.byteSize, d.maxSubmissionBytes)?;
-        within("bytes per contributor per day", u.bytesUsed, a.byteSize, d.contributorDailyBytes)?;
-        within("files per contributor per day", u.files as u64, 1, d.contributorDailyFiles as u64)?;
-        within("bytes per Datanet per day", dused, a.byteSize, d.datanetDailyBytes)?;
+        within("bytes per submission", 0, a.byteSize, d.limits.maxSubmissionBytes)?;
+        within("bytes per contributor per day", u.bytesUsed, a.byteSize, d.limits.contributorDailyBytes)?;
+        within("files per contributor per day", u.files as u64, 1, d.limits.contributorDailyFiles as u64)?;
+        within("bytes per Datanet per day", dused, a.byteSize, d.limits.datanetDailyBytes)?;
         u.bytesUsed += a.byteSize;
         u.files += 1;
         store(st, ukey, &u);
@@ -583,12 +585,7 @@ impl Handler for IDatanets::datanetCall {
             contributorBond: d.contributorBond,
             flags: d.flags,
             versionCount: d.versionCount,
-            limits: DatanetLimits {
-                maxSubmissionBytes: d.maxSubmissionBytes,
-                contributorDailyBytes: d.contributorDailyBytes,
-                datanetDailyBytes: d.datanetDailyBytes,
-                contributorDailyFiles: d.contributorDailyFiles,
-            },
+            limits: d.limits,
         })
     }
 }
@@ -639,16 +636,7 @@ impl Handler for IDatanets::versionCall {
     }
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        let v = st.version(self.id, self.v)?.ok_or_else(|| invalid("no such version"))?;
-        Ok(IDatanets::versionReturn {
-            root: v.root,
-            parent: v.parent,
-            rowCount: v.rowCount,
-            liveRows: v.liveRows,
-            contributions: v.contributions,
-            createdAt: v.createdAt,
-            closed: v.closed,
-        })
+        st.version(self.id, self.v)?.ok_or_else(|| invalid("no such version"))
     }
 }
 
@@ -740,15 +728,7 @@ impl Handler for IDatanets::reputationCall {
     }
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        let r = rep(st, &self.contributor)?;
-        Ok(IDatanets::reputationReturn {
-            submitted: r.submitted,
-            approved: r.approved,
-            rejected: r.rejected,
-            withdrawn: r.withdrawn,
-            rows: r.rows,
-            bytesApproved: r.bytesApproved,
-        })
+        rep(st, &self.contributor)
     }
 }
 
