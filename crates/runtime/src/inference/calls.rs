@@ -636,16 +636,7 @@ impl Handler for IInference::holdCall {
     }
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        let h = get_hold(st, &self.receiptHash)?;
-        Ok(AttributionHold {
-            amount: h.amount,
-            modelId: h.modelId,
-            operator: h.operator,
-            settledAt: h.settledAt,
-            status: h.status,
-            postedAt: h.postedAt,
-            recordHash: h.recordHash,
-        })
+        get_hold(st, &self.receiptHash)
     }
 }
 

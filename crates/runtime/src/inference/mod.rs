@@ -72,8 +72,7 @@ use std::collections::BTreeMap;
 use alloy_primitives::U256;
 use primitives::abi::IInference::{self, IInferenceCalls};
 use primitives::abi::{
-    AttributionHold, Credit, Overflow, ServingEndpoint, receipt_cost, receipt_hash, receipt_signing_hash,
-    recover_receipt_signer,
+    Credit, Overflow, ServingEndpoint, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer,
 };
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, ModelId};
