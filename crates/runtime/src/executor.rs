@@ -40,16 +40,16 @@ pub(crate) fn write_block_info(st: &mut Overlay, number: u64, timestamp: u64) {
 pub fn begin_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
     write_block_info(st, env.number, env.timestamp);
     for hooks in HOOKS {
-        (hooks.begin)(st, env).map_err(hook_failed)?;
+        (hooks.begin)(st, env).map_err(|e| hook_failed("beginning-of-block", e))?;
     }
     Ok(())
 }
 
 /// A hook's failure: a block cannot be built past it.
-fn hook_failed(e: CallFail) -> StateError {
+fn hook_failed(which: &str, e: CallFail) -> StateError {
     match e {
         CallFail::Fatal(e) => e,
-        CallFail::Revert(d) => StateError(format!("block hook reverted: 0x{}", alloy_primitives::hex::encode(d))),
+        CallFail::Revert(d) => StateError(format!("{which} hook reverted: 0x{}", alloy_primitives::hex::encode(d))),
     }
 }
 
@@ -58,7 +58,7 @@ fn hook_failed(e: CallFail) -> StateError {
 /// votes that ended.
 pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
     for hooks in HOOKS {
-        (hooks.end)(st, env).map_err(hook_failed)?;
+        (hooks.end)(st, env).map_err(|e| hook_failed("end-of-block", e))?;
     }
     st.commit_checkpoints();
     Ok(())
