@@ -372,7 +372,7 @@ impl DatanetService {
                 ));
             }
         }
-        let max = d.maxSubmissionBytes;
+        let max = d.limits.maxSubmissionBytes;
         let max_read = max + 64 * 1024;
         let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         // Refuse an announced oversize body before reading any of it.

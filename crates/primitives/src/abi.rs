@@ -191,6 +191,33 @@ sol! {
         uint32 contributorDailyFiles;
     }
 
+    /// An immutable version of a Datanet, as stored and as `IDatanets.version`
+    /// answers it (a static struct: its encoding is the seven values in order).
+    struct DatanetVersion {
+        bytes32 root;
+        uint64 parent;
+        /// Rows of the approved contributions (tombstoned positions included).
+        uint64 rowCount;
+        /// Rows that may be used for training (tombstoned and flagged ones excluded).
+        uint64 liveRows;
+        uint64 contributions;
+        uint64 createdAt;
+        /// Closed to new training (a later tombstone or flag removed rows it contains).
+        bool closed;
+    }
+
+    /// A contributor's record across Datanets, as stored and as `IDatanets.reputation`
+    /// answers it: contributions submitted, approved, rejected, withdrawn, approved rows
+    /// and approved bytes.
+    struct Reputation {
+        uint64 submitted;
+        uint64 approved;
+        uint64 rejected;
+        uint64 withdrawn;
+        uint64 rows;
+        uint64 bytesApproved;
+    }
+
     /// Datanets: domain data networks. Contributions arrive with an attestation of
     /// the ingest service, lock a bond, and are approved (a new immutable version
     /// whose root commits to every approved contribution) or rejected by curators.
@@ -258,7 +285,7 @@ sol! {
         function curators(uint64 id) external view returns (address[] memory);
         function attesters(uint64 id) external view returns (address[] memory);
         function isMember(uint64 id, address account) external view returns (bool);
-        function version(uint64 id, uint64 v) external view returns (bytes32 root, uint64 parent, uint64 rowCount, uint64 liveRows, uint64 contributions, uint64 createdAt, bool closed);
+        function version(uint64 id, uint64 v) external view returns (DatanetVersion memory);
         function contribution(uint64 contributionId) external view returns (uint64 datanetId, address contributor, bytes32 contentHash, bytes32 rowsRoot, uint32 rowCount, uint64 byteSize, uint16 qualityBps, uint32 scorerVersion, uint32 exactDuplicates, uint32 nearDuplicates, bytes32 findingsHash, uint256 bond, uint8 status, uint8 reason, string memory note, uint64 version, uint32 tombstoned, address attester);
         /// A page of the Datanet's contributions in submission order (`limit` at most 256).
         function contributionsOf(uint64 id, uint64 offset, uint64 limit) external view returns (uint64[] memory);
@@ -267,8 +294,7 @@ sol! {
         /// A page of the contributor's contributions in submission order (`limit` at most 256).
         function contributionsBy(address contributor, uint64 offset, uint64 limit) external view returns (uint64[] memory);
         function isTombstoned(uint64 contributionId, uint32 rowIndex) external view returns (bool);
-        /// submitted, approved, rejected, withdrawn, approved rows, approved bytes.
-        function reputation(address contributor) external view returns (uint64 submitted, uint64 approved, uint64 rejected, uint64 withdrawn, uint64 rows, uint64 bytesApproved);
+        function reputation(address contributor) external view returns (Reputation memory);
         /// A page of the Datanet's contributors in order of first contribution
         /// (`limit` at most 256), with their approved live rows and acceptance
         /// rate (approved / decided, in basis points); a leaderboard sorts them.

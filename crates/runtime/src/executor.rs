@@ -1,17 +1,20 @@
 //! Applying transactions and calls: dispatch by address, gas, fees, receipts.
 
-use alloy_sol_types::SolInterface;
-use primitives::abi::{InvalidArguments, OutOfGas, UnknownFunction};
+use primitives::abi::OutOfGas;
 use primitives::block::Receipt;
 use primitives::state::{StateError, StateRead};
 use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::tx::intrinsic_gas;
 use primitives::{Address, Amount, Bytes, Log, SignedTransaction, U256};
 
-use crate::bank::{self, BankRead, BankWrite};
+use crate::bank::{BankRead, BankWrite};
 use crate::context::{BlockEnv, CallCtx, CallFail};
-use crate::params::{self, ParamsRead};
-use crate::{Overlay, revert};
+use crate::dispatch::{Reserved, SystemModule};
+use crate::params::ParamsRead;
+use crate::{Overlay, attribution, bank, datanets, governance, inference, models, params, revert, staking};
+
+/// Staking still imports the decoder from here; the other modules take it from `dispatch`.
+pub(crate) use crate::dispatch::decode_calls;
 
 /// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
 fn block_info_key() -> Vec<u8> {
@@ -32,143 +35,119 @@ pub(crate) fn write_block_info(st: &mut Overlay, number: u64, timestamp: u64) {
     st.put(block_info_key(), Some(v));
 }
 
-/// Hook run before a block's transactions.
+/// Hook run before a block's transactions: records the block's number and
+/// time, then runs the modules' hooks.
 pub fn begin_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
     write_block_info(st, env.number, env.timestamp);
+    for hooks in HOOKS {
+        (hooks.begin)(st, env).map_err(|e| hook_failed("beginning-of-block", e))?;
+    }
     Ok(())
+}
+
+/// A hook's failure: a block cannot be built past it.
+fn hook_failed(which: &str, e: CallFail) -> StateError {
+    match e {
+        CallFail::Fatal(e) => e,
+        CallFail::Revert(d) => StateError(format!("{which} hook reverted: 0x{}", alloy_primitives::hex::encode(d))),
+    }
 }
 
 /// Hook run after a block's transactions: staking pays the block's fees and
 /// issuance to its pool and snapshots the validator set; governance tallies
 /// votes that ended.
 pub fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), StateError> {
-    let fatal = |e: CallFail| match e {
-        CallFail::Fatal(e) => e,
-        CallFail::Revert(d) => {
-            StateError(format!("end-of-block hook reverted: 0x{}", alloy_primitives::hex::encode(d)))
-        }
-    };
-    crate::staking::end_block(st, env).map_err(fatal)?;
-    crate::governance::end_block(st, env).map_err(fatal)?;
+    for hooks in HOOKS {
+        (hooks.end)(st, env).map_err(|e| hook_failed("end-of-block", e))?;
+    }
     st.commit_checkpoints();
     Ok(())
 }
 
-/// Decode calldata into a module's call enum, with the errors every module shares.
-pub(crate) fn decode_calls<C: SolInterface>(input: &[u8]) -> Result<C, CallFail> {
-    if input.len() < 4 {
-        let mut sel = [0u8; 4];
-        sel[..input.len()].copy_from_slice(input);
-        return Err(revert(UnknownFunction { selector: sel.into() }));
-    }
-    let sel: [u8; 4] = input[..4].try_into().unwrap();
-    if !C::valid_selector(sel) {
-        return Err(revert(UnknownFunction { selector: sel.into() }));
-    }
-    C::abi_decode(input).map_err(|_| revert(InvalidArguments {}))
+type Hook = fn(&mut Overlay, &BlockEnv) -> Result<(), CallFail>;
+
+/// A module's block hooks.
+struct Hooks {
+    begin: Hook,
+    end: Hook,
 }
 
-/// A decoded call to a system contract.
-enum SystemCall {
-    Bank(primitives::abi::IBank::IBankCalls),
-    Params(primitives::abi::IParams::IParamsCalls),
-    Staking(primitives::abi::IStaking::IStakingCalls),
-    Governance(primitives::abi::IGovernance::IGovernanceCalls),
-    Datanets(primitives::abi::IDatanets::IDatanetsCalls),
-    Models(primitives::abi::IModels::IModelsCalls),
-    Inference(primitives::abi::IInference::IInferenceCalls),
-    Attribution(primitives::abi::IAttribution::IAttributionCalls),
+const fn hooks<M: SystemModule>() -> Hooks {
+    Hooks { begin: M::begin_block, end: M::end_block }
+}
+
+/// The modules with block hooks, in the order their hooks run.
+const HOOKS: [Hooks; 2] = [hooks::<Staking>(), hooks::<governance::Governance>()];
+
+/// Staking as a [`SystemModule`], over its functions until it takes the
+/// handler shape of the other modules.
+pub(crate) struct Staking;
+
+impl SystemModule for Staking {
+    type Calls = primitives::abi::IStaking::IStakingCalls;
+    fn gas(call: &Self::Calls) -> u64 {
+        staking::gas_cost(call)
+    }
+    fn payable(call: &Self::Calls) -> bool {
+        use primitives::abi::IStaking::IStakingCalls as S;
+        matches!(call, S::registerOperator(_) | S::bond(_) | S::depositRewards(_))
+    }
+    fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: Self::Calls) -> Result<Bytes, CallFail> {
+        staking::execute(st, ctx, call)
+    }
+    fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
+        staking::end_block(st, env)
+    }
+    fn genesis(st: &mut Overlay, g: &crate::Genesis) -> Result<(), crate::genesis::GenesisError> {
+        staking::genesis::init(st, g.chain_id, &g.operators).map_err(|e| {
+            crate::genesis::refused(
+                "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?)",
+                e,
+            )
+        })
+    }
+}
+
+/// A decoded call to a system contract, whatever its module.
+trait SystemCall {
+    fn gas(&self) -> u64;
+    fn payable(&self) -> bool;
+    fn execute(self: Box<Self>, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Bytes, CallFail>;
+}
+
+struct Decoded<M: SystemModule>(M::Calls);
+
+impl<M: SystemModule> SystemCall for Decoded<M> {
+    fn gas(&self) -> u64 {
+        M::gas(&self.0)
+    }
+    fn payable(&self) -> bool {
+        M::payable(&self.0)
+    }
+    fn execute(self: Box<Self>, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Bytes, CallFail> {
+        M::execute(st, ctx, self.0)
+    }
+}
+
+fn decode_as<M: SystemModule + 'static>(input: &[u8]) -> Result<Box<dyn SystemCall>, CallFail> {
+    Ok(Box::new(Decoded::<M>(M::decode(input)?)))
 }
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
-fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<SystemCall, CallFail>> {
-    let m = Module::from_address(to)?;
-    Some(match m {
-        Module::Bank => bank::decode(input).map(SystemCall::Bank),
-        Module::Params => params::decode(input).map(SystemCall::Params),
-        Module::Staking => crate::staking::decode(input).map(SystemCall::Staking),
-        Module::Governance => crate::governance::decode(input).map(SystemCall::Governance),
-        Module::Datanets => crate::datanets::decode(input).map(SystemCall::Datanets),
-        Module::Models => crate::models::decode(input).map(SystemCall::Models),
-        Module::Inference => crate::inference::decode(input).map(SystemCall::Inference),
-        Module::Attribution => crate::attribution::decode(input).map(SystemCall::Attribution),
+/// Every module is listed here, by its address.
+fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn SystemCall>, CallFail>> {
+    Some(match Module::from_address(to)? {
+        Module::Bank => decode_as::<bank::Bank>(input),
+        Module::Params => decode_as::<params::Params>(input),
+        Module::Staking => decode_as::<Staking>(input),
+        Module::Governance => decode_as::<governance::Governance>(input),
+        Module::Datanets => decode_as::<datanets::Datanets>(input),
+        Module::Models => decode_as::<models::Models>(input),
+        Module::Inference => decode_as::<inference::Inference>(input),
+        Module::Attribution => decode_as::<attribution::Attribution>(input),
         // Reserved addresses of modules that have no functions yet.
-        _ => decode_calls::<NoFunctions>(input).map(|n| match n {}),
+        _ => decode_as::<Reserved>(input),
     })
-}
-
-/// The call enum of a module with no functions: every selector is unknown.
-enum NoFunctions {}
-impl SolInterface for NoFunctions {
-    const NAME: &'static str = "NoFunctions";
-    const MIN_DATA_LENGTH: usize = 0;
-    const COUNT: usize = 0;
-    fn selector(&self) -> [u8; 4] {
-        match *self {}
-    }
-    fn selector_at(_i: usize) -> Option<[u8; 4]> {
-        None
-    }
-    fn valid_selector(_s: [u8; 4]) -> bool {
-        false
-    }
-    fn abi_decode_raw(_s: [u8; 4], _d: &[u8]) -> alloy_sol_types::Result<Self> {
-        Err(alloy_sol_types::Error::Other("no functions".into()))
-    }
-    fn abi_decode_raw_validate(_s: [u8; 4], _d: &[u8]) -> alloy_sol_types::Result<Self> {
-        Err(alloy_sol_types::Error::Other("no functions".into()))
-    }
-    fn abi_encoded_size(&self) -> usize {
-        match *self {}
-    }
-    fn abi_encode_raw(&self, _out: &mut Vec<u8>) {
-        match *self {}
-    }
-}
-
-/// The functions that take OPEN with the call (bonds, deposits, escrow); every
-/// other call, every view included, refuses value with `NonPayable` before it
-/// runs, so no OPEN is ever left at a module by a call that does not account for it.
-fn takes_value(c: &SystemCall) -> bool {
-    use primitives::abi::IAttribution::IAttributionCalls as A;
-    use primitives::abi::IDatanets::IDatanetsCalls as D;
-    use primitives::abi::IGovernance::IGovernanceCalls as G;
-    use primitives::abi::IInference::IInferenceCalls as I;
-    use primitives::abi::IStaking::IStakingCalls as S;
-    matches!(
-        c,
-        SystemCall::Staking(S::registerOperator(_) | S::bond(_) | S::depositRewards(_))
-            | SystemCall::Governance(G::propose(_))
-            | SystemCall::Datanets(D::submitContribution(_))
-            | SystemCall::Inference(I::deposit(_))
-            | SystemCall::Attribution(A::challenge(_))
-    )
-}
-
-fn system_gas(c: &SystemCall) -> u64 {
-    match c {
-        SystemCall::Bank(c) => bank::gas_cost(c),
-        SystemCall::Params(c) => params::gas_cost(c),
-        SystemCall::Staking(c) => crate::staking::gas_cost(c),
-        SystemCall::Governance(c) => crate::governance::gas_cost(c),
-        SystemCall::Datanets(c) => crate::datanets::gas_cost(c),
-        SystemCall::Models(c) => crate::models::gas_cost(c),
-        SystemCall::Inference(c) => crate::inference::gas_cost(c),
-        SystemCall::Attribution(c) => crate::attribution::gas_cost(c),
-    }
-}
-
-fn system_execute(st: &mut Overlay, ctx: &mut CallCtx, c: SystemCall) -> Result<Bytes, CallFail> {
-    match c {
-        SystemCall::Bank(c) => bank::execute(st, ctx, c),
-        SystemCall::Params(c) => params::execute(st, ctx, c),
-        SystemCall::Staking(c) => crate::staking::execute(st, ctx, c),
-        SystemCall::Governance(c) => crate::governance::execute(st, ctx, c),
-        SystemCall::Datanets(c) => crate::datanets::execute(st, ctx, c),
-        SystemCall::Models(c) => crate::models::execute(st, ctx, c),
-        SystemCall::Inference(c) => crate::inference::execute(st, ctx, c),
-        SystemCall::Attribution(c) => crate::attribution::execute(st, ctx, c),
-    }
 }
 
 /// Code reported by `eth_getCode` at a system-contract address: non-empty, so
@@ -214,16 +193,16 @@ fn execute_message(
             (st.transfer(&sender, &to, value).map(|_| Bytes::new()), intrinsic)
         }
         Some(Err(fail)) => (Err(fail), intrinsic),
-        Some(Ok(call)) if value != Amount::ZERO && !takes_value(&call) => {
+        Some(Ok(call)) if value != Amount::ZERO && !call.payable() => {
             (Err(revert(primitives::abi::NonPayable {})), intrinsic)
         }
         Some(Ok(call)) => {
-            let required = intrinsic.saturating_add(system_gas(&call));
+            let required = intrinsic.saturating_add(call.gas());
             if required > gas_limit {
                 (Err(revert(OutOfGas { required, available: gas_limit })), gas_limit)
             } else {
                 let mut ctx = CallCtx { env, sender, value, logs: Vec::new(), calls: Vec::new() };
-                let r = st.transfer(&sender, &to, value).and_then(|_| system_execute(st, &mut ctx, call));
+                let r = st.transfer(&sender, &to, value).and_then(|_| call.execute(st, &mut ctx));
                 let r = r
                     .and_then(|out| run_subcalls(st, &mut ctx, to, gas_limit - required).map(|sub_gas| (out, sub_gas)));
                 match r {
@@ -264,13 +243,13 @@ fn run_subcalls(st: &mut Overlay, ctx: &mut CallCtx, caller: Address, gas_left: 
             Some(Err(e)) => return Err(e),
             Some(Ok(c)) => c,
         };
-        used = used.saturating_add(system_gas(&call));
+        used = used.saturating_add(call.gas());
         if used > gas_left {
             return Err(revert(OutOfGas { required: used, available: gas_left }));
         }
         let mut sub =
             CallCtx { env: ctx.env, sender: caller, value: Amount::ZERO, logs: Vec::new(), calls: Vec::new() };
-        match system_execute(st, &mut sub, call) {
+        match call.execute(st, &mut sub) {
             Ok(_) => {}
             Err(CallFail::Revert(d)) => return Err(fail(d)),
             Err(e) => return Err(e),

@@ -4,6 +4,7 @@
 use primitives::{Address, Amount, Bytes};
 
 use crate::context::CallFail;
+use crate::dispatch::SystemModule;
 use crate::params::ParamError;
 use crate::{Overlay, bank, params};
 
@@ -55,28 +56,29 @@ pub enum GenesisError {
     State(String),
 }
 
+/// The modules' genesis, in order: parameters first (the others read them),
+/// then balances (operators bond out of them), operators, the base model.
+const MODULE_GENESIS: [fn(&mut Overlay, &Genesis) -> Result<(), GenesisError>; 4] = [
+    <params::Params as SystemModule>::genesis,
+    <bank::Bank as SystemModule>::genesis,
+    <crate::executor::Staking as SystemModule>::genesis,
+    <crate::models::Models as SystemModule>::genesis,
+];
+
+/// A module's genesis refused by a revert: `what` says which precondition failed.
+pub(crate) fn refused(what: &str, e: CallFail) -> GenesisError {
+    match e {
+        CallFail::Revert(d) => GenesisError::State(format!("{what}: 0x{}", alloy_primitives::hex::encode(d))),
+        CallFail::Fatal(e) => GenesisError::State(e.0),
+    }
+}
+
 impl Genesis {
     /// Write the genesis state.
     pub fn apply(&self, st: &mut Overlay) -> Result<(), GenesisError> {
-        params::genesis::init(st, &self.params)?;
-        bank::genesis::init(st, &self.alloc).map_err(|e| match e {
-            CallFail::Revert(_) => GenesisError::Overflow,
-            CallFail::Fatal(e) => GenesisError::State(e.0),
-        })?;
-        crate::staking::genesis::init(st, self.chain_id, &self.operators).map_err(|e| match e {
-            CallFail::Revert(d) => GenesisError::State(format!(
-                "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?): 0x{}",
-                alloy_primitives::hex::encode(d)
-            )),
-            CallFail::Fatal(e) => GenesisError::State(e.0),
-        })?;
-        crate::models::genesis::init(st, self.base_model.as_ref()).map_err(|e| match e {
-            CallFail::Revert(d) => GenesisError::State(format!(
-                "the base model cannot be registered (is its name 1 to 128 bytes and its hash non-zero?): 0x{}",
-                alloy_primitives::hex::encode(d)
-            )),
-            CallFail::Fatal(e) => GenesisError::State(e.0),
-        })?;
+        for init in MODULE_GENESIS {
+            init(st, self)?;
+        }
         crate::executor::write_block_info(st, 0, self.timestamp);
         let env = crate::BlockEnv {
             chain_id: self.chain_id,

@@ -4,9 +4,14 @@
 //! - no I/O, no clock, no floats, no JSON: a block's transactions, its environment
 //!   ([`BlockEnv`]) and the previous state are the only inputs, so every node computes
 //!   the same writes and the same receipts;
-//! - every module has the same shape (`mod.rs` dispatch and hooks, `state_key.rs`
-//!   keys, `view.rs` typed read/write traits, `genesis.rs`), owns one system-contract
-//!   address and speaks the Solidity ABI declared in `primitives::abi`;
+//! - every module has the same shape: `mod.rs` (the module's `SystemModule`
+//!   impl: its call enum, block hooks and genesis, and shared helpers),
+//!   `calls.rs` (one `Handler` per ABI function, its gas beside it),
+//!   `state_key.rs` (every key), `records.rs` (stored records), `view.rs`
+//!   (typed read/write traits), `params.rs` (its governed parameters) and
+//!   `genesis.rs` where it has genesis state; it owns one system-contract
+//!   address and speaks the Solidity ABI declared in `primitives::abi`
+//!   (`dispatch.rs` holds the two traits, below the modules and the executor);
 //! - modules touch each other's state only through those typed traits;
 //! - failures follow Ethereum: what fails in execution reverts the call's writes and
 //!   logs, still charges gas and bumps the nonce, and carries a Solidity custom error.
@@ -16,6 +21,7 @@ pub mod bank;
 mod codec;
 mod context;
 pub mod datanets;
+mod dispatch;
 mod executor;
 mod fenwick;
 pub mod genesis;

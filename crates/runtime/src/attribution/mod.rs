@@ -42,21 +42,23 @@
 //!
 //! The module's balance is exactly the bonds it holds.
 
+mod calls;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
 
-use alloy_sol_types::SolCall;
 use primitives::abi::IAttribution::{self, IAttributionCalls};
 use primitives::abi::{AttributionChallenge, Overflow, verdict_digest};
 use primitives::system::Module;
-use primitives::{Address, Amount, B256, Bytes, U256};
+use primitives::{Address, Amount, B256, U256};
 
 use crate::bank::BankWrite;
 use crate::codec::store;
 use crate::context::{CallCtx, CallFail};
+use crate::dispatch::{SystemModule, calls};
 use crate::inference::{InferenceRead, InferenceWrite, POSTED};
-use crate::params::{self, ParamsRead};
+use crate::params::ParamsRead;
 use crate::staking::StakingWrite;
 use crate::{Overlay, revert};
 pub use records::*;
@@ -106,35 +108,17 @@ pub fn judging_set(
     st.validator_set_at(opened_at.saturating_sub(1))
 }
 
-/// Gas charged on top of intrinsic gas (which prices calldata by the byte, so a
-/// reveal pays for its record and prompt).
-///
-/// | function | gas |
-/// |---|---|
-/// | `challenge` | 80,000 |
-/// | `reveal` | 60,000 + 8 per revealed byte (stored until the verdict) |
-/// | `submitVerdict` | 60,000 + 50,000 per signature (ed25519 verification) + 600,000 (resolution) |
-/// | `resolveUnrevealed` | 60,000 + 600,000 |
-/// | `resolveLapsed` | 60,000 + 400,000 (the fallback payout) |
-/// | views | 5,000 |
-pub fn gas_cost(call: &IAttributionCalls) -> u64 {
-    use IAttributionCalls::*;
-    match call {
-        challenge(_) => 80_000,
-        reveal(c) => 60_000 + 8 * (c.record.len() + c.prompt.len()) as u64,
-        submitVerdict(c) => 60_000 + 50_000 * c.signatures.len() as u64 + LOSE_GAS,
-        resolveUnrevealed(_) => 60_000 + LOSE_GAS,
-        resolveLapsed(_) => 60_000 + FALLBACK_GAS,
-        challengeOf(_) | revealed(_) | awaitingVerdict(_) | verdictDigest(_) | bonds(_) | challengeBond(_) => 5_000,
-    }
-}
-
-pub fn decode(input: &[u8]) -> Result<IAttributionCalls, CallFail> {
-    crate::executor::decode_calls::<IAttributionCalls>(input)
-}
-
 fn get(st: &Overlay, h: &B256) -> Result<AttributionChallenge, CallFail> {
     st.challenge(h)?.ok_or_else(|| revert(IAttribution::NoChallenge { receiptHash: *h }))
+}
+
+/// The challenge of `h`, if it is in `status`.
+fn in_status(st: &Overlay, h: &B256, status: u8) -> Result<AttributionChallenge, CallFail> {
+    let ch = get(st, h)?;
+    if ch.status != status {
+        return Err(revert(IAttribution::WrongChallengeStatus { receiptHash: *h, status: ch.status }));
+    }
+    Ok(ch)
 }
 
 fn set_bonds(st: &mut Overlay, a: Amount) {
@@ -197,253 +181,22 @@ fn operator_loses(
     Ok(())
 }
 
-pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IAttributionCalls) -> Result<Bytes, CallFail> {
-    use IAttributionCalls as C;
-    let height = ctx.env.number;
-    let sender = ctx.sender;
-    Ok(match call {
-        C::challenge(c) => {
-            let h = c.receiptHash;
-            let not = |reason: &str| revert(IAttribution::NotChallengeable { receiptHash: h, reason: reason.into() });
-            let hold = st.hold(&h)?.ok_or_else(|| revert(IAttribution::UnknownReceipt { receiptHash: h }))?;
-            if st.challenge(&h)?.is_some_and(|c| c.status != LAPSED) {
-                return Err(revert(IAttribution::ChallengeExists { receiptHash: h }));
-            }
-            if hold.status != POSTED {
-                return Err(not(
-                    "no posted record with credits awaits finalization (not posted yet, finalized, or paid by the fallback)",
-                ));
-            }
-            let window = u64::try_from(st.param(&params::INFERENCE_CHALLENGE_WINDOW_BLOCKS)?).unwrap_or(u64::MAX);
-            if height >= hold.postedAt.saturating_add(window) {
-                return Err(not(&format!(
-                    "the challenge window closed at block {}",
-                    hold.postedAt.saturating_add(window)
-                )));
-            }
-            let mut open = st.open_challenges()?;
-            let min = required_bond(st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?, open.len());
-            if ctx.value.0 < min {
-                return Err(revert(IAttribution::BondTooSmall {
-                    required: U256::from(min),
-                    given: ctx.value.to_u256(),
-                }));
-            }
-            if open.len() >= MAX_OPEN {
-                return Err(revert(IAttribution::TooManyChallenges { max: U256::from(MAX_OPEN) }));
-            }
-            let set = judging_set(&*st, height)?;
-            let total: U256 = set.powers.iter().fold(U256::ZERO, |a, p| a + *p);
-            let reveal_by =
-                height.saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_REVEAL_BLOCKS)?).unwrap_or(u64::MAX));
-            let rec = AttributionChallenge {
-                challenger: sender,
-                bond: ctx.value.0,
-                challengerRecordHash: c.challengerRecordHash,
-                operator: hold.operator,
-                openedAt: height,
-                revealBy: reveal_by,
-                verdictBy: 0,
-                status: AWAITING_REVEAL,
-                totalPower: total,
-                powerRecordCorrect: U256::ZERO,
-                powerRecordWrong: U256::ZERO,
-                signers: vec![],
-            };
-            store(st, state_key::challenge(&h), &rec);
-            open.push(h);
-            store(st, state_key::open(), &open);
-            let bonds = st.bonds()?.checked_add(ctx.value).map_err(|_| revert(Overflow {}))?;
-            set_bonds(st, bonds);
-            ctx.emit(
-                ADDRESS,
-                &IAttribution::ChallengeOpened {
-                    receiptHash: h,
-                    challenger: sender,
-                    operator: hold.operator,
-                    bond: ctx.value.0,
-                    challengerRecordHash: c.challengerRecordHash,
-                    revealBy: reveal_by,
-                },
-            );
-            IAttribution::challengeCall::abi_encode_returns(&IAttribution::challengeReturn {}).into()
-        }
-        C::reveal(c) => {
-            let h = c.receiptHash;
-            let mut ch = get(st, &h)?;
-            if ch.status != AWAITING_REVEAL {
-                return Err(revert(IAttribution::WrongChallengeStatus { receiptHash: h, status: ch.status }));
-            }
-            if sender != ch.operator {
-                return Err(revert(IAttribution::NotChallengedOperator { caller: sender }));
-            }
-            if height > ch.revealBy {
-                return Err(revert(IAttribution::RevealClosed { receiptHash: h, revealBy: ch.revealBy }));
-            }
-            let hold = st.hold(&h)?.ok_or_else(|| revert(IAttribution::UnknownReceipt { receiptHash: h }))?;
-            if primitives::content_hash(&c.record) != hold.recordHash {
-                return Err(revert(IAttribution::RevealMismatch {
-                    reason: "the record's blake3 is not the posted record hash".into(),
-                }));
-            }
-            if c.prompt.len() % 4 != 0 {
-                return Err(revert(IAttribution::RevealMismatch {
-                    reason: "the prompt must be token ids, 4 bytes each (u32 little-endian)".into(),
-                }));
-            }
-            ch.status = AWAITING_VERDICT;
-            ch.verdictBy = height
-                .saturating_add(u64::try_from(st.param(&params::ATTRIBUTION_VERDICT_BLOCKS)?).unwrap_or(u64::MAX));
-            store(st, state_key::challenge(&h), &ch);
-            store(st, state_key::revealed(&h), &Revealed { record: c.record.clone(), prompt: c.prompt.clone() });
-            ctx.emit(
-                ADDRESS,
-                &IAttribution::RecordRevealed {
-                    receiptHash: h,
-                    record: c.record,
-                    prompt: c.prompt,
-                    verdictBy: ch.verdictBy,
-                },
-            );
-            IAttribution::revealCall::abi_encode_returns(&IAttribution::revealReturn {}).into()
-        }
-        C::submitVerdict(c) => {
-            let h = c.receiptHash;
-            let mut ch = get(st, &h)?;
-            if ch.status != AWAITING_VERDICT {
-                return Err(revert(IAttribution::WrongChallengeStatus { receiptHash: h, status: ch.status }));
-            }
-            if height > ch.verdictBy {
-                return Err(revert(IAttribution::VerdictClosed { receiptHash: h, verdictBy: ch.verdictBy }));
-            }
-            if c.consensusKeys.len() != c.signatures.len()
-                || c.signatures.is_empty()
-                || c.signatures.len() > MAX_SIGNATURES
-            {
-                return Err(revert(IAttribution::BadVerdictSignature {
-                    index: U256::ZERO,
-                    reason: format!("one signature per key, 1 to {MAX_SIGNATURES} of them"),
-                }));
-            }
-            let set = judging_set(&*st, ch.openedAt)?;
-            let digest = verdict_digest(ctx.env.chain_id, h, ch.openedAt, c.recordCorrect);
-            for (i, (key, sig)) in c.consensusKeys.iter().zip(&c.signatures).enumerate() {
-                let bad = |reason: &str| {
-                    revert(IAttribution::BadVerdictSignature { index: U256::from(i), reason: reason.into() })
-                };
-                let Some(pos) = set.consensusKeys.iter().position(|k| k == key) else {
-                    return Err(bad("the key is not in the validator set the challenge is judged by"));
-                };
-                if ch.signers.contains(key) {
-                    return Err(bad("this validator has already signed a verdict"));
-                }
-                let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|_| bad("not an ed25519 key"))?;
-                let sig =
-                    ed25519_dalek::Signature::from_slice(sig).map_err(|_| bad("not a 64-byte ed25519 signature"))?;
-                vk.verify_strict(digest.as_slice(), &sig).map_err(|_| bad("the signature does not verify"))?;
-                ch.signers.push(*key);
-                let p = set.powers[pos];
-                if c.recordCorrect {
-                    ch.powerRecordCorrect += p
-                } else {
-                    ch.powerRecordWrong += p
-                }
-                ctx.emit(
-                    ADDRESS,
-                    &IAttribution::VerdictSigned { receiptHash: h, consensusKey: *key, recordCorrect: c.recordCorrect },
-                );
-            }
-            let decided = |p: U256| p * U256::from(3) > ch.totalPower * U256::from(2);
-            if decided(ch.powerRecordWrong) {
-                operator_loses(st, ctx, &h, &mut ch, UPHELD)?;
-            } else if decided(ch.powerRecordCorrect) {
-                ch.status = REJECTED;
-                store(st, state_key::challenge(&h), &ch);
-                settle_bond(st, ctx, &h, &ch, true)?;
-                ctx.emit(
-                    ADDRESS,
-                    &IAttribution::ChallengeResolved {
-                        receiptHash: h,
-                        status: REJECTED,
-                        slashed: U256::ZERO,
-                        bondReturned: 0,
-                    },
-                );
-            } else {
-                store(st, state_key::challenge(&h), &ch);
-            }
-            IAttribution::submitVerdictCall::abi_encode_returns(&IAttribution::submitVerdictReturn {}).into()
-        }
-        C::resolveUnrevealed(c) => {
-            let h = c.receiptHash;
-            let mut ch = get(st, &h)?;
-            if ch.status != AWAITING_REVEAL {
-                return Err(revert(IAttribution::WrongChallengeStatus { receiptHash: h, status: ch.status }));
-            }
-            if height <= ch.revealBy {
-                return Err(revert(IAttribution::RevealOpen { receiptHash: h, revealBy: ch.revealBy }));
-            }
-            operator_loses(st, ctx, &h, &mut ch, DEFAULTED)?;
-            IAttribution::resolveUnrevealedCall::abi_encode_returns(&IAttribution::resolveUnrevealedReturn {}).into()
-        }
-        C::resolveLapsed(c) => {
-            let h = c.receiptHash;
-            let mut ch = get(st, &h)?;
-            if ch.status != AWAITING_VERDICT {
-                return Err(revert(IAttribution::WrongChallengeStatus { receiptHash: h, status: ch.status }));
-            }
-            if height <= ch.verdictBy {
-                return Err(revert(IAttribution::VerdictOpen { receiptHash: h, verdictBy: ch.verdictBy }));
-            }
-            ch.status = LAPSED;
-            store(st, state_key::challenge(&h), &ch);
-            st.replace_pending(ctx, &h, B256::ZERO, &[])?;
-            let returned = settle_bond(st, ctx, &h, &ch, false)?;
-            ctx.emit(
-                ADDRESS,
-                &IAttribution::ChallengeResolved {
-                    receiptHash: h,
-                    status: LAPSED,
-                    slashed: U256::ZERO,
-                    bondReturned: returned,
-                },
-            );
-            IAttribution::resolveLapsedCall::abi_encode_returns(&IAttribution::resolveLapsedReturn {}).into()
-        }
-        C::challengeOf(c) => IAttribution::challengeOfCall::abi_encode_returns(&get(st, &c.receiptHash)?).into(),
-        C::revealed(c) => {
-            let r = st
-                .revealed(&c.receiptHash)?
-                .ok_or_else(|| revert(IAttribution::NoChallenge { receiptHash: c.receiptHash }))?;
-            IAttribution::revealedCall::abi_encode_returns(&IAttribution::revealedReturn {
-                record: r.record,
-                prompt: r.prompt,
-            })
-            .into()
-        }
-        C::awaitingVerdict(_) => {
-            let mut v = Vec::new();
-            for h in st.open_challenges()? {
-                if st.challenge(&h)?.is_some_and(|c| c.status == AWAITING_VERDICT) {
-                    v.push(h);
-                }
-            }
-            IAttribution::awaitingVerdictCall::abi_encode_returns(&v).into()
-        }
-        C::verdictDigest(c) => {
-            let ch = get(st, &c.receiptHash)?;
-            IAttribution::verdictDigestCall::abi_encode_returns(&verdict_digest(
-                ctx.env.chain_id,
-                c.receiptHash,
-                ch.openedAt,
-                c.recordCorrect,
-            ))
-            .into()
-        }
-        C::bonds(_) => IAttribution::bondsCall::abi_encode_returns(&st.bonds()?.0).into(),
-        C::challengeBond(_) => {
-            let b = required_bond(st.param(&params::ATTRIBUTION_CHALLENGE_BOND)?, st.open_challenges()?.len());
-            IAttribution::challengeBondCall::abi_encode_returns(&U256::from(b)).into()
-        }
-    })
+/// Attribution challenges as a system module.
+pub struct Attribution;
+
+impl SystemModule for Attribution {
+    type Calls = IAttributionCalls;
+    calls!(IAttributionCalls {
+        challenge,
+        reveal,
+        submitVerdict,
+        resolveUnrevealed,
+        resolveLapsed,
+        challengeOf,
+        revealed,
+        awaitingVerdict,
+        verdictDigest,
+        bonds,
+        challengeBond
+    });
 }

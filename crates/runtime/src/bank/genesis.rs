@@ -2,7 +2,8 @@
 
 use primitives::{Address, Amount};
 
-use super::view::{BankRead, BankWrite, Supply};
+use super::records::Supply;
+use super::view::{BankRead, BankWrite};
 use crate::Overlay;
 use crate::context::CallFail;
 

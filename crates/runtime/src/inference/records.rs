@@ -3,6 +3,9 @@
 
 use alloy_sol_types::sol;
 use primitives::Amount;
+/// A receipt's data part held for attribution: stored as the ABI's
+/// `AttributionHold`, which the `hold(receiptHash)` view returns as it is.
+pub use primitives::abi::AttributionHold as HoldRecord;
 use primitives::state::StateError;
 
 sol! {
@@ -18,16 +21,6 @@ sol! {
         uint64 lastNonce;
     }
 
-    struct HoldRecord {
-        uint128 amount;
-        uint64 modelId;
-        address operator;
-        uint64 settledAt;
-        /// OPEN, POSTED, FINALIZED or FALLBACK.
-        uint8 status;
-        uint64 postedAt;
-        bytes32 recordHash;
-    }
 
     /// Credits of a posted record, amounts already computed from the hold.
     struct PendingCredits {

@@ -9,13 +9,17 @@ use primitives::state::{StateError, StateRead};
 use primitives::{Address, Amount, B256};
 
 use super::accumulator;
+use super::records::POSTED;
 use super::records::{
     AllowanceRecord, ContributionAccount, EndpointRecord, HoldRecord, InferenceHoldings, PendingCredits,
 };
 use super::state_key;
-use crate::codec::load;
+use super::{ADDRESS, check_credits, get_hold, get_model, pay_fallback, put_holdings};
+use crate::codec::{load, store};
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::{APPROVED, ContributionRecord, DatanetsRead};
+use crate::{Overlay, revert};
+use primitives::abi::IInference;
 
 fn amount_at(st: &(impl StateRead + ?Sized), key: &[u8]) -> Result<Amount, StateError> {
     match st.get(key)? {
@@ -147,4 +151,45 @@ pub trait InferenceWrite {
         record_hash: B256,
         credits: &[Credit],
     ) -> Result<(), CallFail>;
+}
+
+impl InferenceWrite for Overlay<'_> {
+    fn replace_pending(
+        &mut self,
+        ctx: &mut CallCtx,
+        receipt_hash: &B256,
+        record_hash: B256,
+        credits: &[Credit],
+    ) -> Result<(), CallFail> {
+        let mut hold = get_hold(self, receipt_hash)?;
+        if hold.status != POSTED {
+            return Err(revert(IInference::HoldClosed { receiptHash: *receipt_hash, status: hold.status }));
+        }
+        // Check before writing or logging anything, so a refusal leaves no trace
+        // even if the caller does not revert.
+        let pc = if credits.is_empty() {
+            None
+        } else {
+            let model = get_model(self, hold.modelId)?;
+            Some(check_credits(self, &model, hold.amount, credits)?)
+        };
+        let mut t = self.holdings()?;
+        hold.recordHash = record_hash;
+        let posted = IInference::AttributionPosted {
+            receiptHash: *receipt_hash,
+            recordHash: record_hash,
+            credits: credits.len() as u32,
+        };
+        ctx.emit(ADDRESS, &posted);
+        match pc {
+            Some(pc) => store(self, state_key::pending_credits(receipt_hash), &pc),
+            None => {
+                self.put(state_key::pending_credits(receipt_hash), None);
+                pay_fallback(self, ctx, &mut t, receipt_hash, &mut hold)?;
+            }
+        }
+        store(self, state_key::hold(receipt_hash), &hold);
+        put_holdings(self, &t);
+        Ok(())
+    }
 }

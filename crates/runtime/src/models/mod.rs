@@ -18,12 +18,13 @@
 //! - a non-commercial licence ([`is_non_commercial`]) forbids a non-zero price;
 //! - models hold no funds: every function refuses value.
 
+mod calls;
 pub mod genesis;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
 
-use alloy_sol_types::SolCall;
 use primitives::abi::IModels::{self, IModelsCalls};
 use primitives::abi::{ModelRegistration, Unauthorized};
 use primitives::system::{Module, TREASURY};
@@ -31,6 +32,8 @@ use primitives::{Address, B256, Bytes, ModelId, content_hash};
 
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::DatanetsRead;
+use crate::dispatch::{SystemModule, calls};
+use crate::genesis::{Genesis, GenesisError};
 use crate::{Overlay, revert};
 pub use records::*;
 pub use view::{ModelsRead, ModelsWrite};
@@ -52,38 +55,6 @@ const MAX_NAME: usize = 128;
 /// `CC-BY-4.0`, `Apache-2.0` and `NCSA` are not.
 pub fn is_non_commercial(licence: &str) -> bool {
     licence.split(|c: char| !c.is_ascii_alphanumeric()).any(|p| p.eq_ignore_ascii_case("nc"))
-}
-
-/// Gas charged on top of intrinsic gas (which already prices calldata by the byte).
-///
-/// | function | gas |
-/// |---|---|
-/// | `register` | 150,000 + 20,000 per Datanet version (two records read) + 5,000 per checkpoint + 20 per byte of hyperparameters and metrics (kept in state) |
-/// | `propose` | 30,000 |
-/// | `approve` | 20,000 + 12,000 per id (one record rewrite and a live-list entry; a thousand ids fit a block) |
-/// | `retire` | 40,000 |
-/// | `setPrice` | 30,000 |
-/// | views | 5,000 |
-pub fn gas_cost(call: &IModelsCalls) -> u64 {
-    use IModelsCalls::*;
-    match call {
-        register(c) => {
-            let r = &c.registration;
-            150_000
-                + 20_000 * r.datanets.len() as u64
-                + 5_000 * r.checkpointHashes.len() as u64
-                + 20 * (r.hyperparams.len() + r.metrics.len()) as u64
-        }
-        propose(_) => 30_000,
-        approve(c) => 20_000 + 12_000 * c.ids.len() as u64,
-        retire(_) => 40_000,
-        setPrice(_) => 30_000,
-        model(_) | modelCount(_) | modelsOf(_) | liveModels(_) | retiredAt(_) => 5_000,
-    }
-}
-
-pub fn decode(input: &[u8]) -> Result<IModelsCalls, CallFail> {
-    crate::executor::decode_calls::<IModelsCalls>(input)
 }
 
 fn get(st: &Overlay, id: u64) -> Result<ModelRecord, CallFail> {
@@ -183,104 +154,37 @@ fn draft(st: &Overlay, owner: Address, r: ModelRegistration, height: u64) -> Res
     })
 }
 
+/// The model registry as a system module.
+pub struct Models;
+
+impl SystemModule for Models {
+    type Calls = IModelsCalls;
+    calls!(IModelsCalls {
+        register,
+        propose,
+        approve,
+        retire,
+        setPrice,
+        model,
+        retiredAt,
+        modelCount,
+        modelsOf,
+        liveModels
+    });
+
+    fn genesis(st: &mut Overlay, g: &Genesis) -> Result<(), GenesisError> {
+        genesis::init(st, g.base_model.as_ref()).map(|_| ()).map_err(|e| {
+            crate::genesis::refused(
+                "the base model cannot be registered (is its name 1 to 128 bytes and its hash non-zero?)",
+                e,
+            )
+        })
+    }
+}
+
+/// Execute a call to the registry directly (tests and tools).
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IModelsCalls) -> Result<Bytes, CallFail> {
-    use IModelsCalls as C;
-    let height = ctx.env.number;
-    let sender = ctx.sender;
-    let governance = Module::Governance.address();
-    Ok(match call {
-        C::register(c) => {
-            let rec = draft(st, sender, c.registration, height)?;
-            let id = st.insert_model(&rec)?;
-            ctx.emit(ADDRESS, &IModels::ModelRegistered { id: id.0, owner: sender, adapterHash: rec.adapterHash });
-            IModels::registerCall::abi_encode_returns(&id.0).into()
-        }
-        C::propose(c) => {
-            let mut rec = get(st, c.id)?;
-            if rec.owner != sender {
-                return Err(revert(IModels::NotOwner { caller: sender }));
-            }
-            if rec.state != DRAFT {
-                return Err(transition(c.id, rec.state, PROPOSED));
-            }
-            rec.state = PROPOSED;
-            st.update_model(ModelId(c.id), &rec)?;
-            ctx.emit(ADDRESS, &IModels::ModelProposed { id: c.id });
-            IModels::proposeCall::abi_encode_returns(&IModels::proposeReturn {}).into()
-        }
-        C::approve(c) => {
-            if sender != governance {
-                return Err(revert(Unauthorized { caller: sender }));
-            }
-            if c.ids.len() > MAX_IDS {
-                return Err(invalid("at most 256 ids per approve"));
-            }
-            // All or nothing: the first refusal reverts every approval before it.
-            for id in c.ids {
-                let mut rec = get(st, id)?;
-                if rec.state != PROPOSED {
-                    return Err(transition(id, rec.state, LIVE));
-                }
-                rec.state = LIVE;
-                st.update_model(ModelId(id), &rec)?;
-                ctx.emit(ADDRESS, &IModels::ModelApproved { id });
-            }
-            IModels::approveCall::abi_encode_returns(&IModels::approveReturn {}).into()
-        }
-        C::retire(c) => {
-            let mut rec = get(st, c.id)?;
-            if rec.owner != sender && sender != governance {
-                return Err(revert(IModels::NotOwner { caller: sender }));
-            }
-            if rec.state == RETIRED {
-                return Err(revert(IModels::AlreadyRetired { id: c.id }));
-            }
-            // Only a live model's receipts may settle after retirement (within
-            // the grace period): it alone was ever billable.
-            if rec.state == LIVE {
-                crate::codec::store(st, state_key::retired_at(ModelId(c.id)), &ctx.env.number);
-            }
-            rec.state = RETIRED;
-            st.update_model(ModelId(c.id), &rec)?;
-            ctx.emit(ADDRESS, &IModels::ModelRetired { id: c.id });
-            IModels::retireCall::abi_encode_returns(&IModels::retireReturn {}).into()
-        }
-        C::setPrice(c) => {
-            let mut rec = get(st, c.id)?;
-            if !acts_as_owner(&rec, &sender) {
-                return Err(revert(IModels::NotOwner { caller: sender }));
-            }
-            if rec.state == RETIRED {
-                return Err(revert(IModels::AlreadyRetired { id: c.id }));
-            }
-            check_price(&rec.datanetIds, &rec.licences, c.priceInPer1k, c.priceOutPer1k)?;
-            rec.priceInPer1k = c.priceInPer1k;
-            rec.priceOutPer1k = c.priceOutPer1k;
-            st.update_model(ModelId(c.id), &rec)?;
-            ctx.emit(
-                ADDRESS,
-                &IModels::ModelRepriced { id: c.id, priceInPer1k: c.priceInPer1k, priceOutPer1k: c.priceOutPer1k },
-            );
-            IModels::setPriceCall::abi_encode_returns(&IModels::setPriceReturn {}).into()
-        }
-        C::model(c) => IModels::modelCall::abi_encode_returns(&get(st, c.id)?.to_info(ModelId(c.id))).into(),
-        C::retiredAt(c) => {
-            get(st, c.id)?;
-            IModels::retiredAtCall::abi_encode_returns(&st.retired_at(ModelId(c.id))?.unwrap_or(0)).into()
-        }
-        C::modelCount(_) => IModels::modelCountCall::abi_encode_returns(&st.model_count()?).into(),
-        C::modelsOf(c) => {
-            let ids: Vec<u64> = st.models_of(&c.owner)?.into_iter().map(u64::from).collect();
-            IModels::modelsOfCall::abi_encode_returns(&ids).into()
-        }
-        C::liveModels(c) => {
-            let live = st.live_models()?;
-            let from = live.partition_point(|m| m.0 < c.start);
-            let limit = usize::try_from(c.limit).unwrap_or(usize::MAX).min(MAX_IDS);
-            let page: Vec<u64> = live[from..].iter().take(limit).map(|m| m.0).collect();
-            IModels::liveModelsCall::abi_encode_returns(&page).into()
-        }
-    })
+    <Models as SystemModule>::execute(st, ctx, call)
 }
 
 #[cfg(test)]

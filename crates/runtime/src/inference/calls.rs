@@ -1,0 +1,717 @@
+//! The functions of `IInference`, one handler each, its gas beside it.
+
+use super::*;
+use crate::dispatch::Handler;
+
+/// Gas of a view.
+const VIEW_GAS: u64 = 5_000;
+
+impl Handler for IInference::depositCall {
+    const PAYABLE: bool = true;
+
+    fn gas(&self) -> u64 {
+        30_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let sender = ctx.sender;
+            let v = ctx.value;
+            if v == Amount::ZERO {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            // The value already sits at the module's address.
+            let e = add(st.escrow(&sender)?, v.0)?;
+            put_escrow(st, &sender, e);
+            t.free_escrow = add(t.free_escrow, v.0)?;
+            ctx.emit(ADDRESS, &IInference::EscrowDeposited { payer: sender, amount: v.0 });
+            Ok(IInference::depositReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::withdrawCall {
+    fn gas(&self) -> u64 {
+        30_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let sender = ctx.sender;
+            let e = st.escrow(&sender)?;
+            if self.amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if self.amount > e.0 {
+                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: self.amount }));
+            }
+            put_escrow(st, &sender, Amount(e.0 - self.amount));
+            t.free_escrow = sub(t.free_escrow, self.amount)?;
+            st.transfer(&ADDRESS, &sender, Amount(self.amount))?;
+            ctx.emit(ADDRESS, &IInference::EscrowWithdrawn { payer: sender, amount: self.amount });
+            Ok(IInference::withdrawReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::allowCall {
+    fn gas(&self) -> u64 {
+        40_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let sender = ctx.sender;
+            serving_operator(st, &self.operator, true)?;
+            let e = st.escrow(&sender)?;
+            if self.amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if self.amount > e.0 {
+                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: self.amount }));
+            }
+            put_escrow(st, &sender, Amount(e.0 - self.amount));
+            let mut al = st.allowance(&sender, &self.operator)?;
+            al.remaining = add(Amount(al.remaining), self.amount)?.0;
+            store(st, state_key::allowance(&sender, &self.operator), &al);
+            t.free_escrow = sub(t.free_escrow, self.amount)?;
+            t.allowances = add(t.allowances, self.amount)?;
+            ctx.emit(
+                ADDRESS,
+                &IInference::AllowanceGranted {
+                    payer: sender,
+                    operator: self.operator,
+                    amount: self.amount,
+                    remaining: al.remaining,
+                },
+            );
+            Ok(IInference::allowReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::releaseCall {
+    fn gas(&self) -> u64 {
+        40_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let sender = ctx.sender;
+            let mut al = st.allowance(&sender, &self.operator)?;
+            if self.amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if self.amount > al.remaining {
+                return Err(revert(IInference::InsufficientEscrow { available: al.remaining, required: self.amount }));
+            }
+            // A further request adds to the pending amount and restarts its delay.
+            let release_at = height.saturating_add(blocks(st, &params::INFERENCE_RELEASE_DELAY_BLOCKS)?);
+            al.remaining -= self.amount;
+            al.pendingRelease += self.amount;
+            al.releaseAt = release_at;
+            store(st, state_key::allowance(&sender, &self.operator), &al);
+            t.allowances = sub(t.allowances, self.amount)?;
+            t.pending_releases = add(t.pending_releases, self.amount)?;
+            ctx.emit(
+                ADDRESS,
+                &IInference::ReleaseRequested {
+                    payer: sender,
+                    operator: self.operator,
+                    amount: self.amount,
+                    releaseAt: release_at,
+                },
+            );
+            Ok(IInference::releaseReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::completeReleaseCall {
+    fn gas(&self) -> u64 {
+        40_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let sender = ctx.sender;
+            let mut al = st.allowance(&sender, &self.operator)?;
+            if al.pendingRelease == 0 {
+                return Err(revert(IInference::NothingToRelease { payer: sender, operator: self.operator }));
+            }
+            if height < al.releaseAt {
+                return Err(revert(IInference::ReleaseNotReady { releaseAt: al.releaseAt, height }));
+            }
+            let amount = std::mem::take(&mut al.pendingRelease);
+            al.releaseAt = 0;
+            store(st, state_key::allowance(&sender, &self.operator), &al);
+            let e = add(st.escrow(&sender)?, amount)?;
+            put_escrow(st, &sender, e);
+            t.pending_releases = sub(t.pending_releases, amount)?;
+            t.free_escrow = add(t.free_escrow, amount)?;
+            ctx.emit(ADDRESS, &IInference::ReleaseCompleted { payer: sender, operator: self.operator, amount });
+            Ok(IInference::completeReleaseReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::bindApiKeyCall {
+    fn gas(&self) -> u64 {
+        25_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let sender = ctx.sender;
+        if self.keyHash == B256::ZERO {
+            return Err(revert(IInference::BadKeyHash {}));
+        }
+        if let Some(owner) = st.api_key_owner(&self.keyHash)? {
+            return Err(revert(IInference::KeyTaken { keyHash: self.keyHash, owner }));
+        }
+        st.put(state_key::api_key(&self.keyHash), Some(sender.to_vec()));
+        ctx.emit(ADDRESS, &IInference::ApiKeyBound { keyHash: self.keyHash, owner: sender });
+        Ok(IInference::bindApiKeyReturn {})
+    }
+}
+
+impl Handler for IInference::revokeApiKeyCall {
+    fn gas(&self) -> u64 {
+        25_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let sender = ctx.sender;
+        if st.api_key_owner(&self.keyHash)? != Some(sender) {
+            return Err(revert(IInference::NotKeyOwner { caller: sender }));
+        }
+        st.put(state_key::api_key(&self.keyHash), None);
+        ctx.emit(ADDRESS, &IInference::ApiKeyRevoked { keyHash: self.keyHash, owner: sender });
+        Ok(IInference::revokeApiKeyReturn {})
+    }
+}
+
+impl Handler for IInference::registerEndpointCall {
+    /// Per model listed, and per URL byte (kept in state).
+    fn gas(&self) -> u64 {
+        60_000 + 5_000 * self.modelIds.len() as u64 + 20 * self.url.len() as u64
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let height = ctx.env.number;
+        let sender = ctx.sender;
+        serving_operator(st, &sender, true)?;
+        let invalid = |r: String| revert(IInference::InvalidEndpoint { reason: r });
+        let url = self.url.trim();
+        if url.is_empty() || url.len() > MAX_URL || !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid("the url must be an http(s) URL of at most 256 bytes".into()));
+        }
+        if self.modelIds.is_empty() || self.modelIds.len() > MAX_ENDPOINT_MODELS {
+            return Err(invalid("1 to 64 models".into()));
+        }
+        for (i, id) in self.modelIds.iter().enumerate() {
+            if self.modelIds[..i].contains(id) {
+                return Err(invalid(format!("model m{id} is named twice")));
+            }
+            if st.model(ModelId(*id))?.is_none() {
+                return Err(invalid(format!("unknown model m{id}")));
+            }
+        }
+        let mut list = st.endpoint_operators()?;
+        if !list.contains(&sender) {
+            if list.len() >= MAX_ENDPOINTS {
+                return Err(revert(IInference::TooManyEndpoints { max: U256::from(MAX_ENDPOINTS) }));
+            }
+            list.push(sender);
+            store(st, state_key::endpoints(), &list);
+        }
+        let rec = EndpointRecord { url: url.to_string(), modelIds: self.modelIds.clone(), updatedAt: height };
+        store(st, state_key::endpoint(&sender), &rec);
+        ctx.emit(ADDRESS, &IInference::EndpointRegistered { operator: sender, url: rec.url, modelIds: self.modelIds });
+        Ok(IInference::registerEndpointReturn {})
+    }
+}
+
+impl Handler for IInference::removeEndpointCall {
+    fn gas(&self) -> u64 {
+        40_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let sender = ctx.sender;
+        if st.endpoint(&sender)?.is_none() {
+            return Err(revert(IInference::UnknownEndpoint { operator: sender }));
+        }
+        let mut list = st.endpoint_operators()?;
+        list.retain(|a| *a != sender);
+        store(st, state_key::endpoints(), &list);
+        st.put(state_key::endpoint(&sender), None);
+        ctx.emit(ADDRESS, &IInference::EndpointRemoved { operator: sender });
+        Ok(IInference::removeEndpointReturn {})
+    }
+}
+
+impl Handler for IInference::settleCall {
+    /// Per receipt: signature recovery (≈ 20,000), the model, the allowance and the hold.
+    fn gas(&self) -> u64 {
+        50_000 + 45_000 * self.receipts.len() as u64
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let sender = ctx.sender;
+            let n = self.receipts.len();
+            let batch = |r: &str| revert(IInference::InvalidBatch { reason: r.into() });
+            if n == 0 || n > MAX_RECEIPTS {
+                return Err(batch("1 to 256 receipts"));
+            }
+            if self.signatures.len() != n {
+                return Err(batch("one signature per receipt"));
+            }
+            let op = serving_operator(st, &sender, false)?;
+            let [owner_bps, data_bps, serving_bps, stakers_bps] = split_bps(st)?;
+            let mut owners: BTreeMap<Address, u128> = BTreeMap::new();
+            let (mut serving, mut stakers, mut treasury) = (0u128, 0u128, 0u128);
+            for (i, (r, sig)) in self.receipts.iter().zip(&self.signatures).enumerate() {
+                let index = U256::from(i);
+                if r.operator != sender {
+                    return Err(revert(IInference::NotReceiptOperator { index, operator: r.operator }));
+                }
+                let signer = recover_receipt_signer(r, ctx.env.chain_id, sig);
+                if op.servingKey == Address::ZERO || signer != Some(op.servingKey) {
+                    return Err(revert(IInference::BadSignature { index }));
+                }
+                let mut al = st.allowance(&r.payer, &sender)?;
+                if r.nonce <= al.lastNonce {
+                    return Err(revert(IInference::NonceReused {
+                        payer: r.payer,
+                        nonce: r.nonce,
+                        lastNonce: al.lastNonce,
+                    }));
+                }
+                let model = get_model(st, r.modelId)?;
+                let out_of_time = |not_after: u64| {
+                    revert(IInference::ReceiptOutOfTime { index, issuedAt: r.issuedAt, notAfter: not_after })
+                };
+                if r.issuedAt > height {
+                    return Err(out_of_time(height));
+                }
+                match (model.state, st.retired_at(ModelId(r.modelId))?) {
+                    (LIVE, _) => {}
+                    (RETIRED, Some(retired)) => {
+                        // Issued while live, settled within the grace period.
+                        let grace = blocks(st, &params::INFERENCE_RETIRED_GRACE_BLOCKS)?;
+                        if r.issuedAt > retired || height > retired.saturating_add(grace) {
+                            return Err(out_of_time(retired));
+                        }
+                    }
+                    _ => {
+                        return Err(revert(IInference::ModelNotServable { modelId: r.modelId, state: model.state }));
+                    }
+                }
+                if model.adapterHash != r.adapterHash {
+                    return Err(revert(IInference::AdapterMismatch {
+                        modelId: r.modelId,
+                        expected: model.adapterHash,
+                        got: r.adapterHash,
+                    }));
+                }
+                if (model.priceInPer1k, model.priceOutPer1k) != (r.priceInPer1k, r.priceOutPer1k) {
+                    return Err(revert(IInference::PriceMismatch {
+                        modelId: r.modelId,
+                        priceInPer1k: model.priceInPer1k,
+                        priceOutPer1k: model.priceOutPer1k,
+                    }));
+                }
+                let cost = receipt_cost(r).ok_or_else(overflow)?;
+                let available = al.remaining.saturating_add(al.pendingRelease);
+                if cost > available {
+                    return Err(revert(IInference::AllowanceExceeded {
+                        payer: r.payer,
+                        operator: sender,
+                        available,
+                        required: cost,
+                    }));
+                }
+                // The allowance first, then the pending release.
+                let from_remaining = cost.min(al.remaining);
+                let from_pending = cost - from_remaining;
+                al.remaining -= from_remaining;
+                al.pendingRelease -= from_pending;
+                if al.pendingRelease == 0 {
+                    al.releaseAt = 0;
+                }
+                al.lastNonce = r.nonce;
+                store(st, state_key::allowance(&r.payer, &sender), &al);
+                t.allowances = sub(t.allowances, from_remaining)?;
+                t.pending_releases = sub(t.pending_releases, from_pending)?;
+
+                let part = |bps: u128| Amount(cost).mul_div(bps, 10_000).map(|a| a.0).map_err(|_| overflow());
+                let owner_part = part(owner_bps)?;
+                let mut data_part = part(data_bps)?;
+                let serving_part = part(serving_bps)?;
+                let stakers_part = part(stakers_bps)?;
+                // Each part is rounded down and the four sum to at most the cost.
+                let mut treasury_part = cost - owner_part - data_part - serving_part - stakers_part;
+                if model.datanetIds.is_empty() {
+                    treasury_part += data_part;
+                    data_part = 0;
+                }
+                let h = receipt_hash(r);
+                if data_part > 0 {
+                    if st.hold(&h)?.is_some() {
+                        // Unreachable while nonces are strictly increasing; kept as a guard.
+                        return Err(batch("receipt already settled"));
+                    }
+                    let hold = HoldRecord {
+                        amount: data_part,
+                        modelId: r.modelId,
+                        operator: sender,
+                        settledAt: height,
+                        status: OPEN,
+                        postedAt: 0,
+                        recordHash: B256::ZERO,
+                    };
+                    store(st, state_key::hold(&h), &hold);
+                    t.open_holds = add(t.open_holds, data_part)?;
+                }
+                *owners.entry(model.owner).or_default() += owner_part;
+                serving += serving_part;
+                stakers += stakers_part;
+                treasury += treasury_part;
+                ctx.emit(
+                    ADDRESS,
+                    &IInference::ReceiptSettled {
+                        receiptHash: h,
+                        payer: r.payer,
+                        operator: sender,
+                        modelId: r.modelId,
+                        cost,
+                        dataShare: data_part,
+                    },
+                );
+            }
+            for (owner, amount) in owners {
+                st.transfer(&ADDRESS, &owner, Amount(amount))?;
+            }
+            st.transfer(&ADDRESS, &sender, Amount(serving))?;
+            st.transfer(&ADDRESS, &TREASURY, Amount(treasury))?;
+            if stakers > 0 {
+                st.deposit_rewards(ctx, &ADDRESS, Amount(stakers), "serving")?;
+            }
+            Ok(IInference::settleReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::postAttributionCall {
+    /// No credits selects the fallback at once.
+    fn gas(&self) -> u64 {
+        if self.credits.is_empty() { FALLBACK_GAS } else { 50_000 + 20_000 * self.credits.len() as u64 }
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let sender = ctx.sender;
+            let h = self.receiptHash;
+            let mut hold = get_hold(st, &h)?;
+            if hold.operator != sender {
+                return Err(revert(IInference::NotSettlingOperator { caller: sender }));
+            }
+            if hold.status != OPEN {
+                return Err(revert(IInference::HoldClosed { receiptHash: h, status: hold.status }));
+            }
+            let deadline = hold.settledAt.saturating_add(blocks(st, &params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS)?);
+            if height >= deadline {
+                return Err(revert(IInference::AttributionTimedOut { receiptHash: h, deadline }));
+            }
+            hold.recordHash = self.recordHash;
+            ctx.emit(
+                ADDRESS,
+                &IInference::AttributionPosted {
+                    receiptHash: h,
+                    recordHash: self.recordHash,
+                    credits: self.credits.len() as u32,
+                },
+            );
+            if self.credits.is_empty() {
+                pay_fallback(st, ctx, t, &h, &mut hold)?;
+            } else {
+                let model = get_model(st, hold.modelId)?;
+                let pc = check_credits(st, &model, hold.amount, &self.credits)?;
+                store(st, state_key::pending_credits(&h), &pc);
+                hold.status = POSTED;
+                hold.postedAt = height;
+                t.open_holds = sub(t.open_holds, hold.amount)?;
+                t.pending_attributions = add(t.pending_attributions, hold.amount)?;
+            }
+            store(st, state_key::hold(&h), &hold);
+            Ok(IInference::postAttributionReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::finalizeAttributionCall {
+    /// 20,000 per credit, priced at the default 32 credits.
+    fn gas(&self) -> u64 {
+        40_000 + 20_000 * 32
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let h = self.receiptHash;
+            let mut hold = get_hold(st, &h)?;
+            if hold.status != POSTED {
+                return Err(revert(IInference::HoldClosed { receiptHash: h, status: hold.status }));
+            }
+            let until = hold.postedAt.saturating_add(blocks(st, &params::INFERENCE_CHALLENGE_WINDOW_BLOCKS)?);
+            if height < until {
+                return Err(revert(IInference::ChallengeWindowOpen { receiptHash: h, until }));
+            }
+            if crate::attribution::AttributionRead::under_challenge(&*st, &h)? {
+                return Err(revert(IInference::UnderChallenge { receiptHash: h }));
+            }
+            let pc = st.pending_credits(&h)?.unwrap_or(PendingCredits { contributionIds: vec![], amounts: vec![] });
+            let mut credited = 0u128;
+            for (id, amount) in pc.contributionIds.iter().zip(&pc.amounts) {
+                // A contribution flagged (duplicated, adversarial) since the record was
+                // posted stops earning: its credit goes to the treasury with the dust.
+                if st.contribution(*id)?.is_none_or(|r| r.status != APPROVED) {
+                    ctx.emit(
+                        ADDRESS,
+                        &IInference::CreditForfeited { receiptHash: h, contributionId: *id, amount: *amount },
+                    );
+                    continue;
+                }
+                let mut a = st.contribution_account(*id)?;
+                a.accrued = add(Amount(a.accrued), *amount)?.0;
+                a.totalCredited = add(Amount(a.totalCredited), *amount)?.0;
+                store(st, state_key::contribution(*id), &a);
+                credited += amount;
+                ctx.emit(ADDRESS, &IInference::Credited { receiptHash: h, contributionId: *id, amount: *amount });
+            }
+            let dust = hold.amount - credited;
+            st.transfer(&ADDRESS, &TREASURY, Amount(dust))?;
+            st.put(state_key::pending_credits(&h), None);
+            t.pending_attributions = sub(t.pending_attributions, hold.amount)?;
+            t.accrued_credits = add(t.accrued_credits, credited)?;
+            hold.status = FINALIZED;
+            store(st, state_key::hold(&h), &hold);
+            ctx.emit(ADDRESS, &IInference::AttributionFinalized { receiptHash: h, credited, dust });
+            Ok(IInference::finalizeAttributionReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::expireAttributionCall {
+    /// The fallback, priced for up to 8 Datanet versions.
+    fn gas(&self) -> u64 {
+        FALLBACK_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let height = ctx.env.number;
+            let h = self.receiptHash;
+            let mut hold = get_hold(st, &h)?;
+            if hold.status != OPEN {
+                return Err(revert(IInference::HoldClosed { receiptHash: h, status: hold.status }));
+            }
+            let deadline = hold.settledAt.saturating_add(blocks(st, &params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS)?);
+            if height < deadline {
+                return Err(revert(IInference::NotTimedOut { receiptHash: h, deadline }));
+            }
+            pay_fallback(st, ctx, t, &h, &mut hold)?;
+            store(st, state_key::hold(&h), &hold);
+            Ok(IInference::expireAttributionReturn {})
+        })
+    }
+}
+
+impl Handler for IInference::claimCall {
+    /// A Fenwick query of at most 32 nodes.
+    fn gas(&self) -> u64 {
+        100_000
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        with_holdings(st, |st, t| {
+            let sender = ctx.sender;
+            let id = self.contributionId;
+            let rec =
+                st.contribution(id)?.ok_or_else(|| revert(IInference::UnknownContribution { contributionId: id }))?;
+            if rec.contributor != sender {
+                return Err(revert(IInference::NotContributor { caller: sender }));
+            }
+            let mut a = st.contribution_account(id)?;
+            let (fallback, index) = st.fallback_owed(&rec, &a)?;
+            let total = add(fallback, a.accrued)?.0;
+            if total == 0 {
+                return Err(revert(IInference::NothingToClaim { contributionId: id }));
+            }
+            t.accrued_credits = sub(t.accrued_credits, a.accrued)?;
+            t.fallback_pool = sub(t.fallback_pool, fallback.0)?;
+            a.accrued = 0;
+            a.paidIndex = index;
+            store(st, state_key::contribution(id), &a);
+            st.transfer(&ADDRESS, &sender, Amount(total))?;
+            ctx.emit(ADDRESS, &IInference::Claimed { contributionId: id, contributor: sender, amount: total });
+            Ok(total)
+        })
+    }
+}
+
+impl Handler for IInference::escrowOfCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.escrow(&self.payer)?.0)
+    }
+}
+
+impl Handler for IInference::allowanceCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let a = st.allowance(&self.payer, &self.operator)?;
+        Ok(IInference::allowanceReturn {
+            remaining: a.remaining,
+            pendingRelease: a.pendingRelease,
+            releaseAt: a.releaseAt,
+            lastNonce: a.lastNonce,
+        })
+    }
+}
+
+impl Handler for IInference::apiKeyOwnerCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.api_key_owner(&self.keyHash)?.unwrap_or(Address::ZERO))
+    }
+}
+
+impl Handler for IInference::endpointCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let r = st
+            .endpoint(&self.operator)?
+            .ok_or_else(|| revert(IInference::UnknownEndpoint { operator: self.operator }))?;
+        Ok(endpoint_info(self.operator, r))
+    }
+}
+
+impl Handler for IInference::endpointsCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let mut list = vec![];
+        for a in st.endpoint_operators()? {
+            if let Some(r) = st.endpoint(&a)? {
+                list.push(endpoint_info(a, r));
+            }
+        }
+        Ok(list)
+    }
+}
+
+impl Handler for IInference::holdCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        get_hold(st, &self.receiptHash)
+    }
+}
+
+impl Handler for IInference::pendingCreditsCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let pc = st
+            .pending_credits(&self.receiptHash)?
+            .unwrap_or(PendingCredits { contributionIds: vec![], amounts: vec![] });
+        Ok(IInference::pendingCreditsReturn { contributionIds: pc.contributionIds, amounts: pc.amounts })
+    }
+}
+
+impl Handler for IInference::claimableCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.claimable(self.contributionId)?.0)
+    }
+}
+
+impl Handler for IInference::accruedCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let a = st.contribution_account(self.contributionId)?;
+        Ok(IInference::accruedReturn { unclaimed: a.accrued, total: a.totalCredited })
+    }
+}
+
+impl Handler for IInference::versionFallbackCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.version_fallback(self.datanetId, self.version)?.0)
+    }
+}
+
+impl Handler for IInference::holdingsCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let h = st.holdings()?;
+        Ok(IInference::holdingsReturn {
+            freeEscrow: h.free_escrow.0,
+            allowances: h.allowances.0,
+            pendingReleases: h.pending_releases.0,
+            openHolds: h.open_holds.0,
+            pendingAttributions: h.pending_attributions.0,
+            accruedCredits: h.accrued_credits.0,
+            fallbackPool: h.fallback_pool.0,
+        })
+    }
+}
+
+impl Handler for IInference::receiptDigestCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, _st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(IInference::receiptDigestReturn {
+            receiptHash: receipt_hash(&self.receipt),
+            signingHash: receipt_signing_hash(&self.receipt, ctx.env.chain_id),
+        })
+    }
+}
