@@ -13,9 +13,6 @@ use crate::dispatch::{Reserved, SystemModule};
 use crate::params::ParamsRead;
 use crate::{Overlay, attribution, bank, datanets, governance, inference, models, params, revert, staking};
 
-/// Staking still imports the decoder from here; the other modules take it from `dispatch`.
-pub(crate) use crate::dispatch::decode_calls;
-
 /// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
 fn block_info_key() -> Vec<u8> {
     b"sys/block".to_vec()
@@ -77,36 +74,7 @@ const fn hooks<M: SystemModule>() -> Hooks {
 }
 
 /// The modules with block hooks, in the order their hooks run.
-const HOOKS: [Hooks; 2] = [hooks::<Staking>(), hooks::<governance::Governance>()];
-
-/// Staking as a [`SystemModule`], over its functions until it takes the
-/// handler shape of the other modules.
-pub(crate) struct Staking;
-
-impl SystemModule for Staking {
-    type Calls = primitives::abi::IStaking::IStakingCalls;
-    fn gas(call: &Self::Calls) -> u64 {
-        staking::gas_cost(call)
-    }
-    fn payable(call: &Self::Calls) -> bool {
-        use primitives::abi::IStaking::IStakingCalls as S;
-        matches!(call, S::registerOperator(_) | S::bond(_) | S::depositRewards(_))
-    }
-    fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: Self::Calls) -> Result<Bytes, CallFail> {
-        staking::execute(st, ctx, call)
-    }
-    fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
-        staking::end_block(st, env)
-    }
-    fn genesis(st: &mut Overlay, g: &crate::Genesis) -> Result<(), crate::genesis::GenesisError> {
-        staking::genesis::init(st, g.chain_id, &g.operators).map_err(|e| {
-            crate::genesis::refused(
-                "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?)",
-                e,
-            )
-        })
-    }
-}
+const HOOKS: [Hooks; 2] = [hooks::<staking::Staking>(), hooks::<governance::Governance>()];
 
 /// A decoded call to a system contract, whatever its module.
 trait SystemCall {
@@ -139,7 +107,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn Syste
     Some(match Module::from_address(to)? {
         Module::Bank => decode_as::<bank::Bank>(input),
         Module::Params => decode_as::<params::Params>(input),
-        Module::Staking => decode_as::<Staking>(input),
+        Module::Staking => decode_as::<staking::Staking>(input),
         Module::Governance => decode_as::<governance::Governance>(input),
         Module::Datanets => decode_as::<datanets::Datanets>(input),
         Module::Models => decode_as::<models::Models>(input),

@@ -61,7 +61,7 @@ pub enum GenesisError {
 const MODULE_GENESIS: [fn(&mut Overlay, &Genesis) -> Result<(), GenesisError>; 4] = [
     <params::Params as SystemModule>::genesis,
     <bank::Bank as SystemModule>::genesis,
-    <crate::executor::Staking as SystemModule>::genesis,
+    <crate::staking::Staking as SystemModule>::genesis,
     <crate::models::Models as SystemModule>::genesis,
 ];
 

@@ -210,7 +210,9 @@ fn encode(o: &Op) -> (usize, Address, Amount, Vec<u8>) {
             Amount::ZERO,
             IInference::releaseCall { operator: a(to), amount: n as u128 * ONE_OPEN }.abi_encode(),
         ),
-        Op::PayView { who, open: n } => (who, staking, open(n), IStaking::operatorsCall { role: 1 }.abi_encode()),
+        Op::PayView { who, open: n } => {
+            (who, staking, open(n), IStaking::operatorsCall { role: 1, offset: 0, limit: 256 }.abi_encode())
+        }
         Op::Random { who, module, sel, args, open: n } => {
             let (m, sels) = match module {
                 0 => (Module::Bank, selectors::<IBank::IBankCalls>()),

@@ -94,7 +94,7 @@ fn a_view_sent_with_value_loses_only_gas() {
     let k = SecretKey::from_bytes(&[3; 32]).unwrap();
     let mut l = Ledger::new(&genesis(k.address()));
     let before = l.mem.balance(&k.address()).unwrap();
-    let view = IStaking::operatorsCall { role: 1 }.abi_encode();
+    let view = IStaking::operatorsCall { role: 1, offset: 0, limit: 256 }.abi_encode();
     let r = l.send(&k, Module::Staking.address(), Amount::open(5), view);
     assert!(!r.success);
     assert_eq!(r.revert_data.as_ref(), NonPayable::SELECTOR.as_slice());

@@ -641,7 +641,7 @@ pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
                 let mut c = rpc.client();
                 let role = if pool == Pool::Validators { Role::Validator } else { Role::Serving }.id();
                 let mut staked = false;
-                for op in view(&mut c, STAKING, &IStaking::operatorsCall { role })? {
+                for op in view(&mut c, STAKING, &IStaking::operatorsCall { role, offset: 0, limit: 256 })? {
                     let i = view(&mut c, STAKING, &IStaking::operatorInfoCall { operator: op })?;
                     if i.jailedUntil == 0 && !(i.selfBond + i.delegated).is_zero() {
                         staked = true;

@@ -158,7 +158,7 @@ fn serving_operator(
 ) -> Result<crate::staking::OperatorRecord, CallFail> {
     let not = || revert(IInference::NotServingOperator { operator: *operator });
     let op = st.operator(operator)?.filter(|o| o.role == ROLE_SERVING).ok_or_else(not)?;
-    if active && (op.jailed || op.selfBond < U256::from(st.param(&crate::params::STAKING_MIN_SELF_BOND)?)) {
+    if active && (op.jailed || op.selfBond < U256::from(st.param(&crate::staking::params::STAKING_MIN_SELF_BOND)?)) {
         return Err(not());
     }
     Ok(op)

@@ -1,6 +1,6 @@
 //! `params`: the registry of governed parameters. Each module declares its own
 //! in its `params.rs` (name, default, bounds); the chain's own (fees, gas, block
-//! size) and staking's are declared here, and [`ALL`] collects them all. Only
+//! size) are declared here, and [`ALL`] collects them all. Only
 //! the governance address may change one
 //! (`IParams.set`), which is how proposals tune the system without per-module
 //! proposal kinds.
@@ -63,52 +63,12 @@ pub(crate) const OPEN: u128 = primitives::ONE_OPEN;
 /// A day of one-second blocks, for defaults and bounds.
 pub(crate) const DAY_OF_BLOCKS: u128 = 86_400;
 
-/// Smallest self bond of an operator.
-pub const STAKING_MIN_SELF_BOND: ParamSpec = ParamSpec {
-    name: "staking.min_self_bond",
-    default: 1_000 * OPEN,
-    min: 1,
-    max: u128::MAX / 2,
-    doc: "smallest self bond of an operator (base units)",
-};
-/// Blocks between unbonding and withdrawal; stake stays slashable meanwhile.
-pub const STAKING_UNBONDING_BLOCKS: ParamSpec = ParamSpec {
-    name: "staking.unbonding_blocks",
-    default: 14 * DAY_OF_BLOCKS,
-    min: 1,
-    max: 365 * DAY_OF_BLOCKS,
-    doc: "blocks before unbonded stake can be withdrawn",
-};
-/// OPEN minted each block for the validators' pool.
-pub const STAKING_ISSUANCE_PER_BLOCK: ParamSpec = ParamSpec {
-    name: "staking.issuance_per_block",
-    default: 0,
-    min: 0,
-    max: 1_000 * OPEN,
-    doc: "OPEN minted per block for validators and their delegators (base units)",
-};
-/// Most validators in the set: the end of a block reads at most this many.
-pub const STAKING_MAX_VALIDATORS: ParamSpec = ParamSpec {
-    name: "staking.max_validators",
-    default: 200,
-    min: 1,
-    max: 1_000,
-    doc: "most validators in the set; an eligible operator beyond it waits until it outweighs the smallest member when it is next touched",
-};
-/// Share of slashed stake paid to whoever proved the fault.
-pub const STAKING_SLASH_REPORTER_BPS: ParamSpec = ParamSpec {
-    name: "staking.slash_reporter_bps",
-    default: 1_000,
-    min: 0,
-    max: 10_000,
-    doc: "basis points of slashed stake paid to the reporter; the rest goes to the treasury",
-};
-
 pub use crate::attribution::params::*;
 pub use crate::datanets::params::*;
 pub use crate::governance::params::*;
 pub use crate::inference::params::*;
 pub use crate::models::params::*;
+pub use crate::staking::params::*;
 
 /// Every registered parameter, sorted by name: the chain's own above, each
 /// module's in its `params.rs`.

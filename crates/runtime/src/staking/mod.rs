@@ -22,13 +22,15 @@
 //! within a bounded number of blocks (a sweep of at most
 //! [`SWEEP_PER_BLOCK`] delegations per block) or at their next touch.
 
+mod calls;
 pub mod genesis;
+pub mod params;
 pub mod records;
 pub mod state_key;
 pub mod view;
 
 use alloy_primitives::U256;
-use alloy_sol_types::{SolCall, SolValue};
+use alloy_sol_types::SolValue;
 use primitives::abi::IStaking::{self, IStakingCalls};
 use primitives::abi::Unauthorized;
 use primitives::system::{Module, TREASURY, VALIDATOR_REWARD_POOL};
@@ -37,10 +39,13 @@ use primitives::{Address, Amount, B256, Bytes};
 use crate::bank::{BankRead, BankWrite};
 use crate::codec::{IndexedList, IndexedSet, load, store};
 use crate::context::{BlockEnv, CallCtx, CallFail};
-use crate::params::{self, ParamsRead};
+use crate::dispatch::{SystemModule, calls};
+use crate::genesis::{Genesis, GenesisError};
+use crate::params::ParamsRead;
 use crate::{Overlay, revert};
+pub use calls::MAX_PAGE;
 pub use records::*;
-pub use view::StakingRead;
+pub use view::{StakingRead, StakingWrite};
 
 pub const ADDRESS: Address = Module::Staking.address();
 pub const ROLE_VALIDATOR: u8 = 1;
@@ -293,56 +298,7 @@ fn distribute(st: &mut Overlay, ctx_logs: Option<&mut CallCtx>, role: u8, amount
     Ok(())
 }
 
-/// Typed writes other modules use: slashing and reward deposits.
-pub trait StakingWrite {
-    /// Slash `fraction_ppm` of `operator`'s stake (self bond, delegations and
-    /// pending unbondings), jail it for `jail_blocks`, pay the reporter's share
-    /// and send the rest to the treasury. Returns the amount slashed.
-    fn slash(
-        &mut self,
-        ctx: &mut CallCtx,
-        operator: &Address,
-        fraction_ppm: u32,
-        jail_blocks: u64,
-        reason: &str,
-        reporter: &Address,
-    ) -> Result<Amount, CallFail>;
-    /// Pay `amount` from `payer` to pool "validators" or "serving".
-    fn deposit_rewards(
-        &mut self,
-        ctx: &mut CallCtx,
-        payer: &Address,
-        amount: Amount,
-        pool: &str,
-    ) -> Result<(), CallFail>;
-}
-
-impl StakingWrite for Overlay<'_> {
-    fn slash(
-        &mut self,
-        ctx: &mut CallCtx,
-        operator: &Address,
-        fraction_ppm: u32,
-        jail_blocks: u64,
-        reason: &str,
-        reporter: &Address,
-    ) -> Result<Amount, CallFail> {
-        slash(self, ctx, operator, fraction_ppm, jail_blocks, reason, reporter)
-    }
-    fn deposit_rewards(
-        &mut self,
-        ctx: &mut CallCtx,
-        payer: &Address,
-        amount: Amount,
-        pool: &str,
-    ) -> Result<(), CallFail> {
-        let role = pool_role(pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: pool.into() }))?;
-        self.transfer(payer, &ADDRESS, amount)?;
-        distribute(self, Some(ctx), role, amount)
-    }
-}
-
-fn slash(
+pub(crate) fn slash(
     st: &mut Overlay,
     ctx: &mut CallCtx,
     operator: &Address,
@@ -420,22 +376,6 @@ fn slash(
     Ok(total_amt)
 }
 
-pub fn gas_cost(call: &IStakingCalls) -> u64 {
-    use IStakingCalls::*;
-    match call {
-        registerOperator(_) => 120_000,
-        bond(_) | unbond(_) => 80_000,
-        withdraw(_) | claimRewards(_) | depositRewards(_) => 50_000,
-        rotateConsensusKey(_) | rotateServingKey(_) | setCommission(_) | unjail(_) => 40_000,
-        slash(_) => 250_000,
-        _ => 5_000,
-    }
-}
-
-pub fn decode(input: &[u8]) -> Result<IStakingCalls, CallFail> {
-    crate::executor::decode_calls::<IStakingCalls>(input)
-}
-
 /// `account`'s stake at the operator (tokens) and, for a delegator, its settled delegation.
 fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option<DelegationRecord>), CallFail> {
     if *account == c.addr {
@@ -448,184 +388,48 @@ fn own_stake(st: &Overlay, c: &OpCtx, account: &Address) -> Result<(U256, Option
     Ok((d.as_ref().map(|d| delegation_value(&c.op, d)).unwrap_or(U256::ZERO), d))
 }
 
+/// Staking at its system address.
+pub struct Staking;
+
+impl SystemModule for Staking {
+    type Calls = IStakingCalls;
+    calls!(IStakingCalls {
+        registerOperator,
+        bond,
+        unbond,
+        withdraw,
+        claimRewards,
+        rotateConsensusKey,
+        rotateServingKey,
+        setCommission,
+        unjail,
+        depositRewards,
+        slash,
+        operatorInfo,
+        stakeOf,
+        unbondings,
+        operators,
+        validatorSetAt,
+        votingPower,
+        votingPowerAt,
+        totalVotingPowerAt,
+    });
+    fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
+        end_block(st, env)
+    }
+    fn genesis(st: &mut Overlay, g: &Genesis) -> Result<(), GenesisError> {
+        genesis::init(st, g.chain_id, &g.operators).map_err(|e| {
+            crate::genesis::refused(
+                "a genesis operator cannot be bonded (is its allocation at least its bond and the minimum self bond?)",
+                e,
+            )
+        })
+    }
+}
+
+/// Run a decoded call (what the executor does after charging its gas).
 pub fn execute(st: &mut Overlay, ctx: &mut CallCtx, call: IStakingCalls) -> Result<Bytes, CallFail> {
-    use IStakingCalls as C;
-    let height = ctx.env.number;
-    let sender = ctx.sender;
-    Ok(match call {
-        C::registerOperator(c) => {
-            if st.operator(&sender)?.is_some() {
-                return Err(revert(IStaking::AlreadyRegistered { operator: sender }));
-            }
-            if c.role != ROLE_VALIDATOR && c.role != ROLE_SERVING {
-                return Err(revert(IStaking::UnknownRole { role: c.role }));
-            }
-            if (c.role == ROLE_VALIDATOR && c.consensusKey == B256::ZERO)
-                || (c.role == ROLE_SERVING && c.servingKey == Address::ZERO)
-                || c.commissionBps > 10_000
-            {
-                return Err(revert(IStaking::InvalidKey {}));
-            }
-            register(st, ctx, sender, c.role, c.consensusKey, c.servingKey, c.commissionBps, ctx.value)?;
-            IStaking::registerOperatorCall::abi_encode_returns(&IStaking::registerOperatorReturn {}).into()
-        }
-        C::bond(c) => {
-            if ctx.value == Amount::ZERO {
-                return Err(revert(IStaking::BelowMinimumBond { amount: U256::ZERO, minimum: U256::from(1) }));
-            }
-            bond(st, ctx, &c.operator, &sender, ctx.value)?;
-            IStaking::bondCall::abi_encode_returns(&IStaking::bondReturn {}).into()
-        }
-        C::unbond(c) => {
-            unbond(st, ctx, &c.operator, c.amount)?;
-            IStaking::unbondCall::abi_encode_returns(&IStaking::unbondReturn {}).into()
-        }
-        C::withdraw(_) => {
-            let total = withdraw(st, &sender, height)?;
-            ctx.emit(ADDRESS, &IStaking::Withdrawn { account: sender, amount: total });
-            IStaking::withdrawCall::abi_encode_returns(&IStaking::withdrawReturn {}).into()
-        }
-        C::claimRewards(c) => {
-            let mut oc = load_op(st, &c.operator)?;
-            let paid = if sender == c.operator {
-                std::mem::replace(&mut oc.op.rewards, U256::ZERO)
-            } else {
-                let key = state_key::delegation(&c.operator, &sender);
-                let mut d = load::<DelegationRecord>(st, &key)?.ok_or_else(|| {
-                    revert(IStaking::InsufficientStake { available: U256::ZERO, requested: U256::ZERO })
-                })?;
-                settle_delegation(&oc.op, &mut d);
-                let r = std::mem::replace(&mut d.rewards, U256::ZERO);
-                store(st, key, &d);
-                r
-            };
-            save_op(st, &mut oc)?;
-            st.transfer(&ADDRESS, &sender, amt(paid)?)?;
-            ctx.emit(ADDRESS, &IStaking::RewardsClaimed { operator: c.operator, account: sender, amount: paid });
-            IStaking::claimRewardsCall::abi_encode_returns(&IStaking::claimRewardsReturn {}).into()
-        }
-        C::rotateConsensusKey(c) => {
-            let mut oc = load_op(st, &sender)?;
-            if c.key == B256::ZERO
-                || oc.op.role != ROLE_VALIDATOR
-                || st.get(&state_key::consensus_key_owner(&c.key))?.is_some()
-            {
-                return Err(revert(IStaking::InvalidKey {}));
-            }
-            // The old key stays reserved: a key once used is never reused by anyone.
-            st.put(state_key::consensus_key_owner(&c.key), Some(sender.to_vec()));
-            oc.op.consensusKey = c.key;
-            save_op(st, &mut oc)?;
-            ctx.emit(ADDRESS, &IStaking::ConsensusKeyRotated { operator: sender, key: c.key });
-            IStaking::rotateConsensusKeyCall::abi_encode_returns(&IStaking::rotateConsensusKeyReturn {}).into()
-        }
-        C::rotateServingKey(c) => {
-            let mut oc = load_op(st, &sender)?;
-            if c.key == Address::ZERO {
-                return Err(revert(IStaking::InvalidKey {}));
-            }
-            oc.op.servingKey = c.key;
-            save_op(st, &mut oc)?;
-            ctx.emit(ADDRESS, &IStaking::ServingKeyRotated { operator: sender, key: c.key });
-            IStaking::rotateServingKeyCall::abi_encode_returns(&IStaking::rotateServingKeyReturn {}).into()
-        }
-        C::setCommission(c) => {
-            let mut oc = load_op(st, &sender)?;
-            if c.commissionBps > 10_000 {
-                return Err(revert(IStaking::InvalidFraction { fractionPpm: c.commissionBps as u32 }));
-            }
-            oc.op.commissionBps = c.commissionBps;
-            save_op(st, &mut oc)?;
-            ctx.emit(ADDRESS, &IStaking::CommissionChanged { operator: sender, commissionBps: c.commissionBps });
-            IStaking::setCommissionCall::abi_encode_returns(&IStaking::setCommissionReturn {}).into()
-        }
-        C::unjail(_) => {
-            let mut oc = load_op(st, &sender)?;
-            if !oc.op.jailed {
-                return Err(revert(IStaking::NotJailed { operator: sender }));
-            }
-            if height < oc.op.jailedUntil {
-                return Err(revert(IStaking::OperatorJailed { operator: sender, until: oc.op.jailedUntil }));
-            }
-            oc.op.jailed = false;
-            oc.op.lastPoolIndex = oc.pool.index;
-            save_op(st, &mut oc)?;
-            ctx.emit(ADDRESS, &IStaking::Unjailed { operator: sender });
-            IStaking::unjailCall::abi_encode_returns(&IStaking::unjailReturn {}).into()
-        }
-        C::depositRewards(c) => {
-            if amt(c.amount)? != ctx.value {
-                return Err(revert(IStaking::ValueMismatch { expected: c.amount, sent: ctx.value.to_u256() }));
-            }
-            let role = pool_role(&c.pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: c.pool.clone() }))?;
-            // The value already sits at staking's address.
-            let v = ctx.value;
-            distribute(st, Some(ctx), role, v)?;
-            IStaking::depositRewardsCall::abi_encode_returns(&IStaking::depositRewardsReturn {}).into()
-        }
-        C::slash(c) => {
-            if sender != Module::Governance.address() && sender != Module::Attribution.address() {
-                return Err(revert(Unauthorized { caller: sender }));
-            }
-            slash(st, ctx, &c.operator, c.fractionPpm, c.jailBlocks, &c.reason, &c.reporter)?;
-            IStaking::slashCall::abi_encode_returns(&IStaking::slashReturn {}).into()
-        }
-        C::operatorInfo(c) => {
-            let op = st.operator(&c.operator)?.ok_or_else(|| revert(IStaking::NotOperator { account: c.operator }))?;
-            IStaking::operatorInfoCall::abi_encode_returns(&IStaking::operatorInfoReturn {
-                role: op.role,
-                selfBond: op.selfBond,
-                delegated: op.delegated,
-                commissionBps: op.commissionBps,
-                consensusKey: op.consensusKey,
-                servingKey: op.servingKey,
-                jailedUntil: if op.jailed { op.jailedUntil.max(1) } else { 0 },
-            })
-            .into()
-        }
-        C::stakeOf(c) => {
-            let oc = load_op(st, &c.operator)?;
-            let (amount, pending) = if c.account == c.operator {
-                (oc.op.selfBond, oc.op.rewards)
-            } else {
-                let (have, d) = own_stake(st, &oc, &c.account)?;
-                (have, d.map(|d| d.rewards).unwrap_or(U256::ZERO))
-            };
-            IStaking::stakeOfCall::abi_encode_returns(&IStaking::stakeOfReturn { amount, pendingRewards: pending })
-                .into()
-        }
-        C::unbondings(c) => {
-            let list = st.unbondings(&c.account)?;
-            let amounts = list.iter().map(|e| unbonding_value(st, e)).collect::<Result<Vec<_>, _>>()?;
-            IStaking::unbondingsCall::abi_encode_returns(&IStaking::unbondingsReturn {
-                operators: list.iter().map(|e| e.operator).collect(),
-                amounts,
-                releaseHeights: list.iter().map(|e| e.releaseHeight).collect(),
-            })
-            .into()
-        }
-        C::operators(c) => IStaking::operatorsCall::abi_encode_returns(&st.operators(c.role)?).into(),
-        C::validatorSetAt(c) => {
-            let v = st.validator_set_at(c.height)?;
-            IStaking::validatorSetAtCall::abi_encode_returns(&IStaking::validatorSetAtReturn {
-                operators: v.operators,
-                consensusKeys: v.consensusKeys,
-                powers: v.powers,
-            })
-            .into()
-        }
-        C::votingPower(c) => {
-            IStaking::votingPowerCall::abi_encode_returns(&U256::from(st.voting_power(&c.account)?)).into()
-        }
-        C::votingPowerAt(c) => {
-            IStaking::votingPowerAtCall::abi_encode_returns(&U256::from(st.voting_power_at(&c.account, c.height)?))
-                .into()
-        }
-        C::totalVotingPowerAt(c) => {
-            IStaking::totalVotingPowerAtCall::abi_encode_returns(&U256::from(st.total_voting_power_at(c.height)?))
-                .into()
-        }
-    })
+    <Staking as SystemModule>::execute(st, ctx, call)
 }
 
 /// Register `operator` with `bond` already held at staking's address.

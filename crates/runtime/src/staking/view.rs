@@ -1,13 +1,19 @@
 //! Typed reads of staking state, for this module and the others (governance
-//! reads voting power; attribution reads the validator set).
+//! reads voting power; attribution reads the validator set), and the typed
+//! writes other modules make (attribution slashes, inference deposits rewards).
 
 use alloy_primitives::U256;
-use primitives::Address;
 use primitives::state::{StateError, StateRead};
+use primitives::{Address, Amount};
 
 use super::records::{Checkpoint, DelegationRecord, OperatorRecord, PoolRecord, UnbondingRecord, ValidatorSetRecord};
 use super::state_key;
+use super::{ADDRESS, pool_role};
+use crate::bank::BankWrite;
 use crate::codec::{IndexedList, load};
+use crate::context::{CallCtx, CallFail};
+use crate::revert;
+use primitives::abi::IStaking;
 
 /// The power of the last checkpoint at or before `height` (binary search over the indexed list).
 fn power_at(st: &(impl StateRead + ?Sized), key: Vec<u8>, height: u64) -> Result<u128, StateError> {
@@ -85,5 +91,54 @@ impl<S: StateRead + ?Sized> StakingRead for S {
             consensusKeys: vec![],
             powers: vec![],
         }))
+    }
+}
+
+/// Typed writes other modules use: slashing and reward deposits.
+pub trait StakingWrite {
+    /// Slash `fraction_ppm` of `operator`'s stake (self bond, delegations and
+    /// pending unbondings), jail it for `jail_blocks`, pay the reporter's share
+    /// and send the rest to the treasury. Returns the amount slashed.
+    fn slash(
+        &mut self,
+        ctx: &mut CallCtx,
+        operator: &Address,
+        fraction_ppm: u32,
+        jail_blocks: u64,
+        reason: &str,
+        reporter: &Address,
+    ) -> Result<Amount, CallFail>;
+    /// Pay `amount` from `payer` to pool "validators" or "serving".
+    fn deposit_rewards(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        amount: Amount,
+        pool: &str,
+    ) -> Result<(), CallFail>;
+}
+
+impl StakingWrite for crate::Overlay<'_> {
+    fn slash(
+        &mut self,
+        ctx: &mut CallCtx,
+        operator: &Address,
+        fraction_ppm: u32,
+        jail_blocks: u64,
+        reason: &str,
+        reporter: &Address,
+    ) -> Result<Amount, CallFail> {
+        super::slash(self, ctx, operator, fraction_ppm, jail_blocks, reason, reporter)
+    }
+    fn deposit_rewards(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        amount: Amount,
+        pool: &str,
+    ) -> Result<(), CallFail> {
+        let role = pool_role(pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: pool.into() }))?;
+        self.transfer(payer, &ADDRESS, amount)?;
+        super::distribute(self, Some(ctx), role, amount)
     }
 }
