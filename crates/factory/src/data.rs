@@ -2,7 +2,7 @@
 //! `{prompt, completion}` rows, with only the completion as the target), split
 //! train/validation deterministically by row id, and pack rows into sequences.
 
-use datanets::VersionRow;
+use primitives::rows::VersionRow;
 use ml::{ChatMessage, TextTokenizer};
 use primitives::Address;
 use primitives::rows::{Row, RowId};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use datanets::VersionRow;
+use primitives::rows::VersionRow;
 use ml::{Model, TextTokenizer};
 use primitives::{Address, B256};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datanets::VersionRow;
+use primitives::rows::VersionRow;
 use factory::{Dataset, JobSpec, Sketches, job};
 use ml::{Model, ModelFiles};
 use primitives::Address;
