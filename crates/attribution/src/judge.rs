@@ -251,11 +251,7 @@ mod tests {
     }
 
     fn governed(r: &AttributionRecord) -> Governed {
-        Governed {
-            params: RecordParams { excluded: vec![], ..r.stated(45) },
-            timeout: 30,
-            model: model_record(),
-        }
+        Governed { params: RecordParams { excluded: vec![], ..r.stated(45) }, timeout: 30, model: model_record() }
     }
 
     fn model_record() -> ModelRecord {
@@ -348,10 +344,8 @@ mod tests {
         assert_eq!(asked, Some(40));
         assert!(correct, "{:?}", failed(&checks));
         // Parameters that were not in force: wrong, without recomputing.
-        let other = Governed {
-            params: RecordParams { span_weight_ppm: 250_000, ..governed(&r).params },
-            ..governed(&r)
-        };
+        let other =
+            Governed { params: RecordParams { span_weight_ppm: 250_000, ..governed(&r).params }, ..governed(&r) };
         let (correct, checks) =
             judge(&receipt, &bytes, b"prompt", &tok, |_| Ok(other), |_, _, _| Err("not recomputed".into())).unwrap();
         assert!(!correct);

@@ -108,9 +108,7 @@ pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maxima
 pub use compute::{SpanPart, compute_record, trace_index, word_starts};
 pub use credits::{mix, to_ppm};
 pub use gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, gradient_scores};
-pub use judge::{
-    Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens,
-};
+pub use judge::{Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens};
 pub use record::{
     AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,
     RECORD_VERSIONS, RecordParams, SpanPartRecord, SpanRecord, canonical, record_hash,

@@ -43,11 +43,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
 use datanets::VersionRow;
 use factory::{DatanetVersion, Dataset, JobOutput, JobSpec};
 use ml::rng::Rng;
 use ml::{LoraAdapter, Model, ModelFiles, TextTokenizer};
-use attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
 use primitives::rows::{Row, RowId};
 use primitives::{Address, B256, Bytes};
 use runtime::models::ModelRecord;

@@ -1461,7 +1461,8 @@ impl Fuzzer {
             _ => {
                 if let Some(aud) = self.audience {
                     let key = if self.g.chance(0.7) { &self.calldata_key } else { &self.tx_key };
-                    let mut h = keys::request::sign_request(key, &aud, &method, &target, &body, keys::request::unix_now());
+                    let mut h =
+                        keys::request::sign_request(key, &aud, &method, &target, &body, keys::request::unix_now());
                     if self.g.chance(0.15) {
                         h = self.g.pick(&["", "v2", "v2:", "v1:0x00", "v2:0xzz:1:2:3:4:5:6", "v2::::::::"]).to_string();
                         if self.g.chance(0.3) {

@@ -54,8 +54,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use primitives::{B256, content_hash};
 
-pub use config::BlobConfig;
 pub use access::{BlobAccessPolicy, PublicBlobs, parse_hash};
+pub use config::BlobConfig;
 
 /// Streams larger than this go through a multipart upload; smaller ones are held in
 /// memory and written with one atomic put.

@@ -232,7 +232,10 @@ pub fn audience(http: &str) -> keys::request::Audience {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["version"], "v2");
-    keys::request::Audience { chain_id: v["chainId"].as_u64().unwrap(), node: v["node"].as_str().unwrap().parse().unwrap() }
+    keys::request::Audience {
+        chain_id: v["chainId"].as_u64().unwrap(),
+        node: v["node"].as_str().unwrap().parse().unwrap(),
+    }
 }
 
 /// A serving dev node (`up` with OpenLoRA) and its dev API key, driven

@@ -425,7 +425,8 @@ fn signed_requests_are_bound_to_node_nonce_and_body() {
     assert!(!String::from_utf8_lossy(&resp).contains("attestation"));
     // Signed for another chain, or another node.
     let now = keys::request::unix_now();
-    let for_chain = keys::request::sign_request(&dev(1), &keys::request::Audience { chain_id: 1, ..aud }, "POST", path, &body, now);
+    let for_chain =
+        keys::request::sign_request(&dev(1), &keys::request::Audience { chain_id: 1, ..aud }, "POST", path, &body, now);
     let (status, resp) = send(for_chain, &body);
     assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_chain"));
     let elsewhere = keys::request::Audience { node: primitives::Address::repeat_byte(0x5a), ..aud };

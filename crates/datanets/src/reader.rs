@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use primitives::rows::{Row, RowId, TOMBSTONE_LEAF, VersionEntry, VersionRow, rows_root, version_root};
 use primitives::B256;
+use primitives::rows::{Row, RowId, TOMBSTONE_LEAF, VersionEntry, VersionRow, rows_root, version_root};
 use runtime::datanets::{APPROVED, ContributionRecord, DatanetsRead};
 
 use crate::service::{FindingsReport, StateSource};

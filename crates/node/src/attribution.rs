@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use attribution::{
-    AttributionRecord, Check, GradientInputs, Governed, RecordParams, SettledReceipt, canonical, compute_record,
+    AttributionRecord, Check, Governed, GradientInputs, RecordParams, SettledReceipt, canonical, compute_record,
     record_credits, record_hash,
 };
 use chain::Chain;

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use attribution::{GradientInputs, RecordParams, compute_record, record_hash};
 use datanets::VersionRow;
 use factory::{Dataset, JobSpec};
 use ml::{Model, ModelFiles};
-use attribution::{GradientInputs, RecordParams, compute_record, record_hash};
 use primitives::rows::{Row, RowId};
 use primitives::{Address, B256, Bytes};
 use runtime::models::ModelRecord;

@@ -400,8 +400,7 @@ fn verify_receipt(
             .map_err(|e| anyhow!("{e}"))?,
         )
     };
-    let gradient =
-        attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
+    let gradient = attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
     let prompt_hash = typed.prompt_hash;
     let mine = attribution::compute_record(
         &model,

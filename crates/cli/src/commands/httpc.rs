@@ -92,7 +92,10 @@ impl HttpArgs {
         body: &[u8],
     ) -> anyhow::Result<(&'static str, String)> {
         let audience = self.audience()?;
-        Ok((keys::request::AUTH_HEADER, keys::request::sign_request(key, &audience, method, path, body, keys::request::unix_now())))
+        Ok((
+            keys::request::AUTH_HEADER,
+            keys::request::sign_request(key, &audience, method, path, body, keys::request::unix_now()),
+        ))
     }
 }
 
