@@ -1,8 +1,32 @@
-//! Proof of Attribution, the span part: which training rows a response repeats
-//! verbatim, and the contributions to credit for it. Exact, deterministic and
-//! cheap, so anyone holding the rows can recompute a record byte for byte.
+//! Proof of Attribution: which contributions influenced a paid answer, as a
+//! typed, versioned record that anyone can recompute and a verifier judges.
 //!
-//! Two pieces, after infini-gram (arXiv 2401.17377) and OLMoTrace (arXiv 2504.07096):
+//! # The record
+//! - [`AttributionRecord`] (`record.rs`): the record a serving node signs and
+//!   posts (its hash) and a challenged operator reveals (its bytes), with its
+//!   canonical encoding (sorted-key JSON without whitespace) and hash (blake3
+//!   of those bytes) documented on the type; [`AttributionRecord::decode`]
+//!   accepts only the canonical bytes of a valid record of a known version.
+//!   [`RecordParams`]: the governed parameters a record uses, read from any
+//!   state by height ([`RecordParams::from_state`]).
+//! - [`compute_record`] (`compute.rs`): the one function the serving node and
+//!   `openledger attribution verify` run: the span part ([`trace_index`] over a
+//!   [`SpanIndex`]), the gradient part ([`gradient_scores`]: TracIn over the
+//!   kept LoRA checkpoints with `ml::sequence_gradients` + `ml::project`
+//!   against ModelFactory's sketches, [`GradientInputs`]), and their mix
+//!   (`credits.rs`: [`to_ppm`], [`mix`]), without flagged contributions.
+//! - [`compare`], [`params_checks`] and [`judge`] (`judge.rs`): the one
+//!   comparison of a recomputed record with a claimed one, the checks of a
+//!   record's stated parameters against the governed ones, and the verifier's
+//!   judgement of a revealed record. What the chain says comes in through
+//!   arguments and callbacks: this crate reads no chain and opens no file
+//!   beyond a span index; the node wires it (`node::attribution`).
+//!
+//! # The span part
+//! Which training rows a response repeats verbatim, and the contributions to
+//! credit for it. Exact, deterministic and cheap, so anyone holding the rows
+//! can recompute it byte for byte. Two pieces, after infini-gram (arXiv
+//! 2401.17377) and OLMoTrace (arXiv 2504.07096):
 //!
 //! - [`SpanIndex`] (`index.rs`): a suffix array over the token ids of a Datanet
 //!   version's rows, keyed by [`IndexKey`] (tokenizer hash, Datanet id, version),
@@ -53,15 +77,25 @@
 //!   `attribute` returns) for comparisons and tools.
 //!
 //! # Architecture invariants
-//! - No candle, no tokenizer, no JSON, no network: token ids in, integers out.
+//! - The span index and tracing know no candle, no tokenizer, no JSON and no
+//!   network: token ids in, integers out.
+//! - The record part reaches models only through `ml` (never candle), and JSON
+//!   only as the record's canonical encoding.
+//! - Nothing here reads the chain, a clock or the network: a record is a
+//!   function of its inputs, so every machine computes and judges it alike.
 //! - The index file is the only state; a query never writes.
 //! - Tombstoned rows are never credited.
 
 #[cfg(not(all(target_endian = "little", target_pointer_width = "64")))]
 compile_error!("the span index memory-maps little-endian integers and needs a 64-bit target");
 
+mod compute;
+mod credits;
+mod gradient;
 mod index;
+mod judge;
 mod log2;
+mod record;
 mod sais;
 mod trace;
 
@@ -70,6 +104,15 @@ pub use index::{
 };
 pub use log2::{LOG2_ONE, log2_fixed};
 pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maximal_spans, response_digest, trace};
+
+pub use compute::{SpanPart, compute_record, trace_index, word_starts};
+pub use credits::{mix, to_ppm};
+pub use gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, gradient_scores};
+pub use judge::{Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens};
+pub use record::{
+    AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,
+    RECORD_VERSIONS, RecordParams, SpanPartRecord, SpanRecord, canonical, record_hash,
+};
 
 use std::path::PathBuf;
 

@@ -18,9 +18,9 @@
 //! The model is fine-tuned the way a node does it: [`factory::Dataset::build`]
 //! and [`factory::job::run`] on the base model (`--base`, default the
 //! committed `models/base`), kept checkpoints and gradient sketches served
-//! from a blob map to [`node::attribution::GradientInputs::load`], the span
+//! from a blob map to [`attribution::GradientInputs::load`], the span
 //! index from [`node::spans::index_rows`] and [`attribution::SpanIndex::build`].
-//! Each query's record is computed with [`node::attribution::compute_record`]
+//! Each query's record is computed with [`attribution::compute_record`]
 //! (response tokens = the query tokenized) at three span weights: 10^6 (span),
 //! 0 (gradient) and the governed default 5×10^5 (mixed). Precision@1: the
 //! contribution with the most ppm is the fact's (ties to the lower id; no
@@ -32,7 +32,7 @@
 //! on a seeded random half of the contributions, measures every query's loss
 //! (mean NLL per token, teacher-forced, as the gradient part is computed) under
 //! each, predicts it by the sum over the subset's contributions of the full
-//! model's [`node::attribution::gradient_scores`] (and of the span part's and
+//! model's [`attribution::gradient_scores`] (and of the span part's and
 //! the final credits' ppm), and reports the mean over queries of the Spearman
 //! correlation between prediction and −loss. TRAK with 5 models reaches about
 //! 0.16 on GPT-2 / WikiText-2.
@@ -43,11 +43,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
 use datanets::VersionRow;
 use factory::{DatanetVersion, Dataset, JobOutput, JobSpec};
 use ml::rng::Rng;
 use ml::{LoraAdapter, Model, ModelFiles, TextTokenizer};
-use node::attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
 use primitives::rows::{Row, RowId};
 use primitives::{Address, B256, Bytes};
 use runtime::models::ModelRecord;
@@ -545,7 +545,7 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let tok = files.tokenizer.clone();
     let params_count: usize = files.tensors.values().map(|t| t.shape.iter().product::<usize>()).sum();
     let w = workload(o);
-    println!("bench attribution-quality: planted facts, records by node::attribution::compute_record (no peer)");
+    println!("bench attribution-quality: planted facts, records by attribution::compute_record (no peer)");
     println!("machine: {}", machine.describe());
     println!(
         "base model {} ({params_count} parameters, {}); Datanet: {} contributions × ({} facts × {} copies + {} shared filler) = {} rows, {} facts",

@@ -1050,7 +1050,7 @@ struct Fuzzer {
     http: String,
     timeout: Duration,
     api_key: Option<String>,
-    audience: Option<httpapi::Audience>,
+    audience: Option<keys::request::Audience>,
     /// Model ids `GET /v1/models` listed at the start, and names that are not.
     models: Vec<String>,
     calldata_key: keys::SecretKey,
@@ -1461,7 +1461,8 @@ impl Fuzzer {
             _ => {
                 if let Some(aud) = self.audience {
                     let key = if self.g.chance(0.7) { &self.calldata_key } else { &self.tx_key };
-                    let mut h = httpapi::sign_request(key, &aud, &method, &target, &body, httpapi::unix_now());
+                    let mut h =
+                        keys::request::sign_request(key, &aud, &method, &target, &body, keys::request::unix_now());
                     if self.g.chance(0.15) {
                         h = self.g.pick(&["", "v2", "v2:", "v1:0x00", "v2:0xzz:1:2:3:4:5:6", "v2::::::::"]).to_string();
                         if self.g.chance(0.3) {
@@ -1781,7 +1782,7 @@ pub fn fuzz(opts: &FuzzOpts) -> Result<FuzzReport> {
     ) && let Ok(v) = serde_json::from_slice::<Value>(&body)
     {
         f.audience = match (v["chainId"].as_u64(), v["node"].as_str().and_then(|s| s.parse().ok())) {
-            (Some(chain_id), Some(node)) => Some(httpapi::Audience { chain_id, node }),
+            (Some(chain_id), Some(node)) => Some(keys::request::Audience { chain_id, node }),
             _ => None,
         };
     }

@@ -39,7 +39,7 @@
 //! - `openledger bench attribution-quality` ([`AttributionQualityOpts`],
 //!   [`run_attribution_quality`]): a seeded Datanet of planted facts (each contributor's
 //!   own, plus shared filler), fine-tuned through ModelFactory on the base model; records
-//!   from `node::attribution::compute_record` for verbatim and paraphrased queries at span
+//!   from `attribution::compute_record` for verbatim and paraphrased queries at span
 //!   weight 10^6, 0 and the governed 5×10^5. No peer: precision@1 per method, the share
 //!   reaching the right contributor, time per record; `--lds` (by hand) the linear
 //!   datamodeling score of the gradient method against models retrained on random halves.

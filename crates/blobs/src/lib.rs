@@ -31,13 +31,14 @@
 //! - **Idempotent writes**: storing content that is already present does not
 //!   rewrite it.
 //!
-//! # HTTP
+//! # Access
 //!
-//! [`routes`] serves `GET /v1/blobs/{hash}` behind a [`BlobAccessPolicy`] (the
-//! Datanets module provides the real one; [`PublicBlobs`] lets everyone read).
+//! [`BlobAccessPolicy`] decides who may read a blob (the node provides the real
+//! one; [`PublicBlobs`] lets everyone read). This crate knows no HTTP: the node
+//! serves `GET /v1/blobs/{hash}` (`node::blob_route`) over the store and a policy.
 
+mod access;
 mod config;
-mod route;
 
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
@@ -53,8 +54,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use primitives::{B256, content_hash};
 
+pub use access::{BlobAccessPolicy, PublicBlobs, parse_hash};
 pub use config::BlobConfig;
-pub use route::{BlobAccessPolicy, PublicBlobs, parse_hash, routes};
 
 /// Streams larger than this go through a multipart upload; smaller ones are held in
 /// memory and written with one atomic put.

@@ -2,6 +2,7 @@
 //!
 //! Human output by default; `--json` prints machine-readable JSON for scripts.
 
+mod benchmarks;
 mod commands;
 mod output;
 
@@ -70,34 +71,11 @@ enum Cmd {
     /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
     #[command(subcommand)]
     Train(commands::train::TrainCmd),
-    /// Benchmarks (see docs/benchmarks.md).
-    #[command(subcommand)]
-    Bench(BenchCmd),
+    /// Benchmarks (see docs/benchmarks.md); not in a binary built without the `bench` feature.
+    Bench(benchmarks::BenchArgs),
     /// Maintenance of a stopped node's data.
     #[command(subcommand)]
     Debug(commands::node::DebugCmd),
-}
-
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// Transfers over JSON-RPC until every receipt is in, against Hardhat's node.
-    Chain(bench::ChainOpts),
-    /// State commit cost per block as the state grows, against plain redb.
-    State(bench::StateOpts),
-    /// Datanet ingest throughput: parse + dedup + score against a growing index.
-    Ingest(bench::IngestOpts),
-    /// LoRA fine-tuning tokens/s and peak memory, against PyTorch + PEFT on the CPU.
-    Train(bench::TrainOpts),
-    /// Greedy decode tokens/s at batch 1, 8, 32, against PyTorch + transformers generate.
-    Generate(bench::GenerateOpts),
-    /// Requests over N LoRA adapters through our engine, against HF PEFT switching adapters.
-    Serve(bench::ServeOpts),
-    /// Span index build and span tracing of a response, against infini-gram.
-    Attribution(bench::AttributionOpts),
-    /// Precision@1 of attribution records on planted facts, verbatim and paraphrased; LDS with --lds.
-    AttributionQuality(bench::AttributionQualityOpts),
-    /// Seeded structured and mutated inputs at every RPC method, HTTP route, the decoder and calldata.
-    Fuzz(bench::FuzzOpts),
 }
 
 fn main() {
@@ -123,15 +101,7 @@ fn main() {
         Cmd::Rewards(c) => commands::attribution::rewards(c, out),
         Cmd::Escrow(c) => commands::pay::escrow(c, out),
         Cmd::Apikey(c) => commands::pay::apikey(c, out),
-        Cmd::Bench(BenchCmd::Chain(o)) => bench::run_chain(&o),
-        Cmd::Bench(BenchCmd::State(o)) => bench::run_state(&o),
-        Cmd::Bench(BenchCmd::Ingest(o)) => bench::run_ingest(&o),
-        Cmd::Bench(BenchCmd::Train(o)) => bench::run_train(&o),
-        Cmd::Bench(BenchCmd::Serve(o)) => bench::run_serve(&o),
-        Cmd::Bench(BenchCmd::Generate(o)) => bench::run_generate(&o),
-        Cmd::Bench(BenchCmd::Attribution(o)) => bench::run_attribution(&o),
-        Cmd::Bench(BenchCmd::AttributionQuality(o)) => bench::run_attribution_quality(&o),
-        Cmd::Bench(BenchCmd::Fuzz(o)) => bench::run_fuzz(&o),
+        Cmd::Bench(a) => benchmarks::run(a),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };
     if let Err(e) = r {

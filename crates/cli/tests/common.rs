@@ -109,13 +109,13 @@ impl NodeProc {
     }
 
     /// What signed requests to this node must name (`GET /v1/node/auth`).
-    pub fn audience(&self) -> httpapi::Audience {
+    pub fn audience(&self) -> keys::request::Audience {
         audience(&self.http)
     }
 
     /// An `X-OpenLedger-Auth` value signed by `key` for this node (fresh nonce).
     pub fn sign(&self, key: &SecretKey, method: &str, path: &str, body: &[u8]) -> String {
-        httpapi::sign_request(key, &self.audience(), method, path, body, httpapi::unix_now())
+        keys::request::sign_request(key, &self.audience(), method, path, body, keys::request::unix_now())
     }
 
     /// SIGKILL: no chance to clean up.
@@ -199,12 +199,15 @@ pub fn http_send(http: &str, method: &str, path: &str, headers: &[(&str, String)
 }
 
 /// What signed requests to the node whose HTTP API is at `http` must name.
-pub fn audience(http: &str) -> httpapi::Audience {
+pub fn audience(http: &str) -> keys::request::Audience {
     let (status, body) = http_send(http, "GET", "/v1/node/auth", &[], b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["version"], "v2");
-    httpapi::Audience { chain_id: v["chainId"].as_u64().unwrap(), node: v["node"].as_str().unwrap().parse().unwrap() }
+    keys::request::Audience {
+        chain_id: v["chainId"].as_u64().unwrap(),
+        node: v["node"].as_str().unwrap().parse().unwrap(),
+    }
 }
 
 /// A serving dev node (`up` with OpenLoRA) and its dev API key, driven

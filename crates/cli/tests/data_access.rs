@@ -40,7 +40,7 @@ impl ServingEnv {
     fn get(&self, path: &str, who: As) -> (u16, Vec<u8>) {
         let headers = match who {
             As::Anonymous => vec![],
-            As::Signed(k) => vec![(httpapi::auth::AUTH_HEADER, self.node.sign(k, "GET", path, b""))],
+            As::Signed(k) => vec![(keys::request::AUTH_HEADER, self.node.sign(k, "GET", path, b""))],
             As::ApiKey(key) => vec![("Authorization", format!("Bearer {key}"))],
         };
         self.node.http_get_with(path, &headers)

@@ -289,8 +289,8 @@ fn blob_status(http: &str, hash: &str, who: Option<u32>) -> u16 {
     let path = format!("/v1/blobs/{hash}");
     let mut headers = Vec::new();
     if let Some(i) = who {
-        let h = httpapi::sign_request(&dev(i), &audience(http), "GET", &path, b"", httpapi::unix_now());
-        headers.push((httpapi::auth::AUTH_HEADER, h));
+        let h = keys::request::sign_request(&dev(i), &audience(http), "GET", &path, b"", keys::request::unix_now());
+        headers.push((keys::request::AUTH_HEADER, h));
     }
     http_send(http, "GET", &path, &headers, b"").0
 }
@@ -351,7 +351,7 @@ fn a_crash_mid_upload_leaves_no_blob_and_no_record() {
         s,
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}: {auth}\r\n\r\n",
         body.len(),
-        httpapi::auth::AUTH_HEADER
+        keys::request::AUTH_HEADER
     )
     .unwrap();
     s.write_all(&body[..body.len() / 2]).unwrap();
@@ -403,7 +403,7 @@ fn signed_requests_are_bound_to_node_nonce_and_body() {
             &e.node.http,
             "POST",
             path,
-            &[("Content-Type", ctype.clone()), (httpapi::auth::AUTH_HEADER, auth)],
+            &[("Content-Type", ctype.clone()), (keys::request::AUTH_HEADER, auth)],
             body,
         )
     };
@@ -414,12 +414,13 @@ fn signed_requests_are_bound_to_node_nonce_and_body() {
     assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
     assert!(!String::from_utf8_lossy(&resp).contains("attestation"));
     // Signed for another chain, or another node.
-    let now = httpapi::unix_now();
-    let for_chain = httpapi::sign_request(&dev(1), &httpapi::Audience { chain_id: 1, ..aud }, "POST", path, &body, now);
+    let now = keys::request::unix_now();
+    let for_chain =
+        keys::request::sign_request(&dev(1), &keys::request::Audience { chain_id: 1, ..aud }, "POST", path, &body, now);
     let (status, resp) = send(for_chain, &body);
     assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_chain"));
-    let elsewhere = httpapi::Audience { node: primitives::Address::repeat_byte(0x5a), ..aud };
-    let (status, resp) = send(httpapi::sign_request(&dev(1), &elsewhere, "POST", path, &body, now), &body);
+    let elsewhere = keys::request::Audience { node: primitives::Address::repeat_byte(0x5a), ..aud };
+    let (status, resp) = send(keys::request::sign_request(&dev(1), &elsewhere, "POST", path, &body, now), &body);
     assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_node"));
     // The old header format gets a clear error, not a bad-signature puzzle.
     let v1_message = format!("OpenLedger request\nPOST {path}\n{now}\n-");
@@ -452,7 +453,7 @@ fn signed_requests_are_bound_to_node_nonce_and_body() {
         &other.node.http,
         "POST",
         path,
-        &[("Content-Type", ctype.clone()), (httpapi::auth::AUTH_HEADER, good)],
+        &[("Content-Type", ctype.clone()), (keys::request::AUTH_HEADER, good)],
         &body,
     );
     assert_eq!((status, error_code(&resp).as_str()), (401, "wrong_node"));
@@ -496,7 +497,7 @@ fn a_large_upload_is_checked_against_its_signed_hash_before_anything_is_stored()
         &e.node.http,
         "POST",
         path,
-        &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, e.node.sign(&dev(1), "POST", path, &body))],
+        &[("Content-Type", ctype), (keys::request::AUTH_HEADER, e.node.sign(&dev(1), "POST", path, &body))],
         &tampered,
     );
     assert_eq!((status, error_code(&resp).as_str()), (401, "body_hash_mismatch"), "{}", String::from_utf8_lossy(&resp));
@@ -517,7 +518,7 @@ fn contributors_past_their_daily_quota_on_this_node_are_refused_before_anything_
             &e.node.http,
             "POST",
             &path,
-            &[("Content-Type", ctype), (httpapi::auth::AUTH_HEADER, auth)],
+            &[("Content-Type", ctype), (keys::request::AUTH_HEADER, auth)],
             &body,
         );
         (status, String::from_utf8_lossy(&resp).into_owned())

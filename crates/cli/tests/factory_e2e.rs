@@ -119,7 +119,7 @@ fn train_register_and_approve_through_governance() {
     let path = format!("/v1/blobs/{adapter_blob}");
     assert_eq!(e.node.http_get(&path).0, 404);
     let auth = e.node.sign(&dev(1), "GET", &path, b"");
-    let (status, body) = e.node.http_get_with(&path, &[(httpapi::auth::AUTH_HEADER, auth)]);
+    let (status, body) = e.node.http_get_with(&path, &[(keys::request::AUTH_HEADER, auth)]);
     assert_eq!(status, 200);
     assert_eq!(format!("{}", primitives::content_hash(&body)), adapter_blob);
     let listed = e.ok(&["train", "list"], false, true);
@@ -192,7 +192,7 @@ fn submit(node: &NodeProc, who: u32, spec: Value) -> (u16, Value) {
         &node.http,
         "POST",
         "/v1/jobs",
-        &[("Content-Type", "application/json".into()), (httpapi::auth::AUTH_HEADER, auth)],
+        &[("Content-Type", "application/json".into()), (keys::request::AUTH_HEADER, auth)],
         &body,
     );
     (status, serde_json::from_slice(&resp).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&resp))))

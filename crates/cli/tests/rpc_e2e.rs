@@ -198,7 +198,7 @@ fn the_dev_node_sends_nothing_from_account_0_when_its_ports_open() {
         .call(
             "eth_call",
             json!([{"to": Module::Inference.address(), "data": Bytes::from(primitives::abi::IInference::apiKeyOwnerCall {
-                keyHash: httpapi::auth::api_key_hash(key.trim()),
+                keyHash: keys::request::api_key_hash(key.trim()),
             }.abi_encode())}, "latest"]),
         )
         .unwrap();

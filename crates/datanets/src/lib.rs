@@ -35,7 +35,8 @@ mod service;
 
 pub use quota::{IngestLedger, IngestQuota, QuotaRefusal};
 
-pub use reader::{DatanetReader, ReaderError, VersionRow};
+pub use primitives::rows::VersionRow;
+pub use reader::{DatanetReader, ReaderError};
 pub use service::{
     DatanetBlobPolicy, DatanetService, FindingsReport, IngestResponse, ReportRow, StateSource, attestation_json, routes,
 };

@@ -4,19 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use primitives::rows::{Row, RowId, TOMBSTONE_LEAF, VersionEntry, rows_root, version_root};
-use primitives::{Address, B256};
+use primitives::B256;
+use primitives::rows::{Row, RowId, TOMBSTONE_LEAF, VersionEntry, VersionRow, rows_root, version_root};
 use runtime::datanets::{APPROVED, ContributionRecord, DatanetsRead};
 
 use crate::service::{FindingsReport, StateSource};
-
-/// One row of a version.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VersionRow {
-    pub id: RowId,
-    pub contributor: Address,
-    pub row: Row,
-}
 
 /// Why rows could not be read.
 #[derive(Debug, thiserror::Error)]

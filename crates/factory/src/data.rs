@@ -2,9 +2,9 @@
 //! `{prompt, completion}` rows, with only the completion as the target), split
 //! train/validation deterministically by row id, and pack rows into sequences.
 
-use datanets::VersionRow;
 use ml::{ChatMessage, TextTokenizer};
 use primitives::Address;
+use primitives::rows::VersionRow;
 use primitives::rows::{Row, RowId};
 
 use crate::FactoryError;

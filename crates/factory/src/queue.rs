@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use datanets::VersionRow;
 use ml::{Model, TextTokenizer};
+use primitives::rows::VersionRow;
 use primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datanets::VersionRow;
 use factory::{Dataset, JobSpec, Sketches, job};
 use ml::{Model, ModelFiles};
 use primitives::Address;
+use primitives::rows::VersionRow;
 use primitives::rows::{Row, RowId};
 
 fn tiny() -> (Model, ml::TextTokenizer) {

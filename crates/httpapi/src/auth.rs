@@ -22,7 +22,6 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256, Signature, hex};
 use axum::Extension;
@@ -33,22 +32,13 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use keys::SecretKey;
-use primitives::content_hash;
 
 use crate::error::error_response;
 
-/// The signed-request header (HTTP header names are case-insensitive).
-pub const AUTH_HEADER: &str = "x-openledger-auth";
-
-/// The version of the signed-request format this server speaks: the first field of
-/// the header. Version 1 (`<address>:<unix-seconds>:<signature>`, no nonce, no
-/// node binding, `-` for streamed bodies) is refused with
-/// [`AuthError::UnsupportedVersion`].
-pub const AUTH_VERSION: &str = "v2";
-
-/// First line of every signed request message.
-pub const MESSAGE_PREFIX: &str = "OpenLedger request v2";
+pub use keys::request::{
+    AUTH_HEADER, AUTH_VERSION, Audience, DEV_CHAIN_ID, MESSAGE_PREFIX, api_key_hash, new_nonce, request_message,
+    sign_request, sign_request_with, unix_now,
+};
 
 /// How far (in seconds, either way) a signed timestamp may be from the server clock.
 /// A nonce is remembered for as long as its timestamp is acceptable.
@@ -56,113 +46,6 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
 /// Longest nonce accepted (characters of `[A-Za-z0-9_-]`).
 pub const MAX_NONCE_LEN: usize = 64;
-
-/// The chain id of dev chains (the local-chain convention), used by [`Audience::default`].
-pub const DEV_CHAIN_ID: u64 = 31337;
-
-/// Who a signed request is for: the chain and the node. A signature made for one
-/// node (or chain) is refused by every other, so a header seen by one node cannot
-/// be replayed against another. Clients learn a node's audience from
-/// `GET /v1/node/auth` ([`crate::app`] serves it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Audience {
-    pub chain_id: u64,
-    /// The node's HTTP identity (the node keeps a random one in its data directory).
-    pub node: Address,
-}
-
-impl Default for Audience {
-    /// The dev chain and the zero node: what [`crate::ServerConfig::default`] uses (tests).
-    fn default() -> Self {
-        Audience { chain_id: DEV_CHAIN_ID, node: Address::ZERO }
-    }
-}
-
-fn lower_hex_address(a: &Address) -> String {
-    format!("0x{}", hex::encode(a))
-}
-
-/// The message a signed request signs (EIP-191 `personal_sign`, UTF-8), seven lines
-/// joined by `\n` with no trailing newline:
-///
-/// ```text
-/// OpenLedger request v2
-/// <chain id, decimal>
-/// <node address, 0x + 40 lowercase hex digits>
-/// <METHOD> <path-and-query>
-/// <unix-seconds>
-/// <nonce>
-/// <hex blake3 of the body, 64 lowercase digits without 0x>
-/// ```
-pub fn request_message(
-    audience: &Audience,
-    method: &str,
-    path_and_query: &str,
-    timestamp: u64,
-    nonce: &str,
-    body_hash: &B256,
-) -> String {
-    format!(
-        "{MESSAGE_PREFIX}\n{}\n{}\n{method} {path_and_query}\n{timestamp}\n{nonce}\n{}",
-        audience.chain_id,
-        lower_hex_address(&audience.node),
-        hex::encode(body_hash)
-    )
-}
-
-/// A fresh nonce: 16 random bytes in hex.
-pub fn new_nonce() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// The `X-OpenLedger-Auth` value for a request to the node `audience` whose
-/// signature binds `body` (pass `&[]` for a request without a body), with a fresh
-/// nonce: every call gives a header that the node accepts once. `method` is sent as
-/// is (use the uppercase name, `GET`); `path_and_query` is the request target
-/// exactly as sent (`/v1/blobs/0xab?x=1`); `now` is the current unix time in seconds.
-pub fn sign_request(
-    key: &SecretKey,
-    audience: &Audience,
-    method: &str,
-    path_and_query: &str,
-    body: &[u8],
-    now: u64,
-) -> String {
-    sign_request_with(key, audience, method, path_and_query, &content_hash(body), now, &new_nonce())
-}
-
-/// [`sign_request`] with the body's hash computed by the caller (a large upload
-/// hashed while it is read from disk) and a chosen nonce (tests).
-pub fn sign_request_with(
-    key: &SecretKey,
-    audience: &Audience,
-    method: &str,
-    path_and_query: &str,
-    body_hash: &B256,
-    now: u64,
-    nonce: &str,
-) -> String {
-    let message = request_message(audience, method, path_and_query, now, nonce, body_hash);
-    let signature = key.sign_message(message.as_bytes());
-    format!(
-        "{AUTH_VERSION}:{}:{}:{}:{now}:{nonce}:{}:0x{}",
-        key.address(),
-        audience.chain_id,
-        lower_hex_address(&audience.node),
-        hex::encode(body_hash),
-        hex::encode(signature.as_bytes())
-    )
-}
-
-/// The unix time in seconds by the system clock.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// The hash under which an API key is bound to an address: blake3 of its UTF-8 bytes.
-pub fn api_key_hash(key: &str) -> B256 {
-    content_hash(key.as_bytes())
-}
 
 /// Maps the blake3 hash of an API key ([`api_key_hash`]) to the address it acts for
 /// (the binding lives on-chain; the inference module provides the resolver).
@@ -822,6 +705,8 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keys::SecretKey;
+    use primitives::content_hash;
 
     fn key() -> SecretKey {
         SecretKey::from_bytes(&[7u8; 32]).unwrap()

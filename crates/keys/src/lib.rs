@@ -15,7 +15,9 @@
 //!   [`DEV_MNEMONIC`];
 //! * Web3 Secret Storage (keystore v3) files as geth, ethers and MetaMask
 //!   write them ([`encrypt_keystore`], [`decrypt_keystore`]) and a directory
-//!   of such files ([`Keystore`]).
+//!   of such files ([`Keystore`]);
+//! * signed HTTP requests to a node ([`request`]: the `X-OpenLedger-Auth`
+//!   header a client sends, verified by `httpapi::auth`).
 //!
 //! Secret material is kept in [`k256::ecdsa::SigningKey`] (which wipes itself
 //! on drop) and intermediate secrets (seeds, chain codes, derived encryption
@@ -28,6 +30,7 @@ mod hd;
 mod key;
 mod keystore;
 mod node_keys;
+pub mod request;
 
 pub use alloy_primitives::{Address, B256};
 pub use ed25519::{ConsensusKey, verify_consensus};

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod attribution;
 mod backend;
+pub mod blob_route;
 mod config;
 mod factory_env;
 mod meter;
@@ -241,7 +242,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             serving.as_ref().map(|s| s.attribution.clone()),
         ));
         let mut router = datanets::routes(datanets.clone())
-            .merge(blobs::routes(store, policy))
+            .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));

@@ -10,16 +10,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use attribution::{IndexKey, IndexRow, SpanIndex, TraceParams};
+use attribution::{IndexKey, IndexRow, SpanIndex};
 use ml::TextTokenizer;
 use primitives::B256;
 use primitives::rows::Row;
-
-/// The span part of a record.
-pub struct SpanPart {
-    pub spans: Vec<crate::attribution::SpanRecord>,
-    pub credits: Vec<(u64, u32)>,
-}
 
 /// Built indexes by (tokenizer hash, versions).
 pub struct SpanIndexes {
@@ -146,46 +140,6 @@ pub fn appended_from(old: &SpanIndex, rows: &[IndexRow]) -> Option<usize> {
         }
     }
     Some(n)
-}
-
-/// Trace a response over an index: spans with token and character offsets, credits in ppm.
-pub fn trace_index(
-    idx: &SpanIndex,
-    tok: &TextTokenizer,
-    response: &[u32],
-    word_start: &[bool],
-    min_len: usize,
-    max_credits: usize,
-) -> SpanPart {
-    let params = TraceParams { min_len: min_len as u32, max_credits: max_credits as u32, ..TraceParams::default() };
-    let t = match attribution::trace(idx, response, word_start, &params) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("span tracing: {e}");
-            return SpanPart { spans: vec![], credits: vec![] };
-        }
-    };
-    // Character offsets into the response text, for highlighting.
-    let mut offsets = Vec::with_capacity(response.len() + 1);
-    offsets.push(0usize);
-    let mut acc = 0usize;
-    for i in 0..response.len() {
-        acc = tok.decode(&response[..=i]).map(|s| s.chars().count()).unwrap_or(acc);
-        offsets.push(acc);
-    }
-    let spans = t
-        .spans
-        .iter()
-        .map(|s| crate::attribution::SpanRecord {
-            token_start: s.token_start as u64,
-            token_end: s.token_end as u64,
-            char_start: offsets[s.token_start as usize] as u64,
-            char_end: offsets[s.token_end as usize] as u64,
-            count: s.count,
-            rows: s.rows.iter().map(|r| (r.id.contribution, r.id.index)).collect(),
-        })
-        .collect();
-    SpanPart { spans, credits: t.credits.clone() }
 }
 
 /// The rows of the versions, tokenised, in (contribution, index) order, each once.

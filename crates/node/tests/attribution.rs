@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use attribution::{GradientInputs, RecordParams, compute_record, record_hash};
 use datanets::VersionRow;
 use factory::{Dataset, JobSpec};
 use ml::{Model, ModelFiles};
-use node::attribution::{GradientInputs, RecordParams, compute_record, record_hash};
 use primitives::rows::{Row, RowId};
 use primitives::{Address, B256, Bytes};
 use runtime::models::ModelRecord;
@@ -149,7 +149,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         let text = format!("As you asked: {}", facts[1]);
         let response = tok.encode(&text, false).unwrap();
         let rec = compute(B256::repeat_byte(c as u8), &response, &text, &params);
-        let credits = node::attribution::record_credits(&rec);
+        let credits = attribution::record_credits(&rec);
         assert_eq!(credits.iter().map(|c| c.weightPpm).sum::<u32>(), 1_000_000, "{rec}");
         let top = credits.iter().max_by_key(|c| c.weightPpm).unwrap();
         assert_eq!(top.contributionId, want, "contributor {c}'s fact credits them most: {}", rec["credits"]);
@@ -167,9 +167,9 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         // Its canonical bytes decode into the record type (what a verifier
         // requires of a revealed record), states its parameters' height, and
         // hash as posted.
-        let bytes = node::attribution::canonical(&rec).into_bytes();
-        let typed = node::attribution::AttributionRecord::decode(&bytes).unwrap();
-        assert_eq!(typed.version, node::attribution::RECORD_VERSION);
+        let bytes = attribution::canonical(&rec).into_bytes();
+        let typed = attribution::AttributionRecord::decode(&bytes).unwrap();
+        assert_eq!(typed.version, attribution::RECORD_VERSION);
         assert_eq!(typed.mix.params_height, Some(1));
         assert_eq!(typed.hash(), record_hash(&rec));
         // Tampering with any field changes the hash.
@@ -181,7 +181,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         let flagged = RecordParams { excluded: vec![want], ..params.clone() };
         let without = compute(B256::repeat_byte(c as u8), &response, &text, &flagged);
         assert_eq!(without["span"], rec["span"]);
-        let credits = node::attribution::record_credits(&without);
+        let credits = attribution::record_credits(&without);
         assert!(credits.iter().all(|c| c.contributionId != want), "{}", without["credits"]);
         assert!(credits.is_empty() || credits.iter().map(|c| c.weightPpm).sum::<u32>() == 1_000_000);
         assert_eq!(without["mix"]["excluded"], serde_json::json!([want]));

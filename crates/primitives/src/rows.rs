@@ -180,6 +180,16 @@ pub fn version_root_from_path(id: u64, leaf: B256, path: &[B256]) -> Option<B256
     Some(acc)
 }
 
+/// One row of a Datanet version as its readers see it: the row, its id and
+/// who contributed it (what `datanets::DatanetReader` yields, after checking
+/// the rows against the chain, and what ModelFactory trains on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRow {
+    pub id: RowId,
+    pub contributor: alloy_primitives::Address,
+    pub row: Row,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

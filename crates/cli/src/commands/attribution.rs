@@ -226,7 +226,7 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
                     Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
                 }
             };
-            let mine_hash = node::attribution::record_hash(&mine);
+            let mine_hash = attribution::record_hash(&mine);
             let call = IAttribution::challengeCall { receiptHash: receipt, challengerRecordHash: mine_hash };
             let sent = send_call(&signer, &rpc, ATTRIBUTION, bond, call.abi_encode(), "attribution challenge")?;
             let c = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt })?;
@@ -283,7 +283,7 @@ fn verify_receipt(
     let v = get_json(http, &path, &auth(&path)?)?;
     let rec = &v["record"];
     let mut checks: Vec<(String, bool, String)> = Vec::new();
-    let hash = node::attribution::record_hash(rec);
+    let hash = attribution::record_hash(rec);
     checks.push(("record hash".into(), v["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string()));
     let sig = v["signature"].as_str().unwrap_or("");
     let signer = hex::decode(sig.trim_start_matches("0x"))
@@ -299,7 +299,7 @@ fn verify_receipt(
     }
     // The record must be one of its version's type; its parameters must be
     // the governed ones in force at the height it states.
-    let typed = match node::attribution::AttributionRecord::from_value(rec) {
+    let typed = match attribution::AttributionRecord::from_value(rec) {
         Ok(t) => t,
         Err(e) => {
             checks.push(("record decodes into its version's type".into(), false, e));
@@ -316,7 +316,7 @@ fn verify_receipt(
         )?;
         Ok(u128::try_from(v).unwrap_or(u128::MAX))
     };
-    let governed = node::attribution::RecordParams {
+    let governed = attribution::RecordParams {
         span_weight_ppm: param_at("attribution.span_weight_ppm")? as u32,
         min_span_tokens: param_at("attribution.min_span_tokens")? as usize,
         max_credits: param_at("inference.max_credits")? as usize,
@@ -333,7 +333,7 @@ fn verify_receipt(
     .unwrap_or(u128::MAX) as u64;
     if hold.is_some() {
         checks.extend(
-            node::attribution::params_checks(&p, &governed, settled_at, timeout)
+            attribution::params_checks(&p, &governed, settled_at, timeout)
                 .into_iter()
                 .map(|c| (c.check, c.ok, c.detail)),
         );
@@ -400,10 +400,9 @@ fn verify_receipt(
             .map_err(|e| anyhow!("{e}"))?,
         )
     };
-    let gradient =
-        node::attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
+    let gradient = attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
     let prompt_hash = typed.prompt_hash;
-    let mine = node::attribution::compute_record(
+    let mine = attribution::compute_record(
         &model,
         tok,
         id,
@@ -417,7 +416,7 @@ fn verify_receipt(
         p,
     )
     .map_err(|e| anyhow!(e))?;
-    checks.extend(node::attribution::compare(&mine, rec).into_iter().map(|c| (c.check, c.ok, c.detail)));
+    checks.extend(attribution::compare(&mine, rec).into_iter().map(|c| (c.check, c.ok, c.detail)));
     Ok((checks, mine))
 }
 

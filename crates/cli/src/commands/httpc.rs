@@ -60,18 +60,18 @@ impl HttpArgs {
 impl HttpArgs {
     /// Who requests to this node must be signed for: its chain id and HTTP identity
     /// (`GET /v1/node/auth`).
-    pub fn audience(&self) -> anyhow::Result<httpapi::Audience> {
+    pub fn audience(&self) -> anyhow::Result<keys::request::Audience> {
         let (status, body) = self.request("GET", "/v1/node/auth", &[], b"")?;
         if status != 200 {
             bail!("GET /v1/node/auth: {status}: {} (is the node older than this CLI?)", error_message(&body));
         }
         let v: serde_json::Value = serde_json::from_slice(&body).context("the node's /v1/node/auth answer")?;
-        if v["version"] != httpapi::auth::AUTH_VERSION {
-            bail!("the node speaks signed-request format {}, this CLI {}", v["version"], httpapi::auth::AUTH_VERSION);
+        if v["version"] != keys::request::AUTH_VERSION {
+            bail!("the node speaks signed-request format {}, this CLI {}", v["version"], keys::request::AUTH_VERSION);
         }
         let chain_id = v["chainId"].as_u64().ok_or_else(|| anyhow!("/v1/node/auth: no chainId"))?;
         let node = v["node"].as_str().ok_or_else(|| anyhow!("/v1/node/auth: no node"))?.parse()?;
-        Ok(httpapi::Audience { chain_id, node })
+        Ok(keys::request::Audience { chain_id, node })
     }
 
     /// The `X-OpenLedger-Auth` header of a request signed by `key` for this node
@@ -84,7 +84,10 @@ impl HttpArgs {
         body: &[u8],
     ) -> anyhow::Result<(&'static str, String)> {
         let audience = self.audience()?;
-        Ok((httpapi::auth::AUTH_HEADER, httpapi::sign_request(key, &audience, method, path, body, httpapi::unix_now())))
+        Ok((
+            keys::request::AUTH_HEADER,
+            keys::request::sign_request(key, &audience, method, path, body, keys::request::unix_now()),
+        ))
     }
 }
 

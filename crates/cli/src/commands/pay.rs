@@ -136,7 +136,7 @@ fn key_hash(key: &str) -> B256 {
     {
         return h;
     }
-    httpapi::auth::api_key_hash(key)
+    keys::request::api_key_hash(key)
 }
 
 fn inference_call(
@@ -243,7 +243,7 @@ pub fn apikey(c: ApiKeyCmd, out: Out) -> anyhow::Result<()> {
         ApiKeyCmd::New { signer, rpc } => {
             let owner = signer_address(&signer)?;
             let key = format!("ol-{}", hex::encode(&keys::SecretKey::random().to_bytes()[..20]));
-            let h = httpapi::auth::api_key_hash(&key);
+            let h = keys::request::api_key_hash(&key);
             send_call(
                 &signer,
                 &rpc,

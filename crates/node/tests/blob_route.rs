@@ -45,7 +45,7 @@ async fn get(addr: SocketAddr, target: &str, headers: &[(&str, String)]) -> Repl
 async fn start(store: Arc<BlobStore>, policy: Arc<dyn BlobAccessPolicy>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = blobs::routes(store, policy);
+    let router = node::blob_route::routes(store, policy);
     tokio::spawn(httpapi::serve_with(listener, router, ServerConfig::default(), std::future::pending()));
     addr
 }
