@@ -127,10 +127,11 @@ impl Journal {
     pub fn close(&self) {
         // Dropping the only sender ends the writer's loop once the queue is drained.
         drop(self.tx.lock().unwrap().take());
-        if let Some(h) = self.writer.lock().unwrap().take() {
-            if h.join().is_err() {
-                tracing::error!("the mempool journal's writer panicked");
-            }
+        let handle = self.writer.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the mempool journal's writer panicked");
         }
     }
 

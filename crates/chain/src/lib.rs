@@ -213,10 +213,10 @@ impl Chain {
         // Dropping the sender wakes the producer at once, whatever it waits for.
         drop(self.wake.lock().unwrap().take());
         let handle = self.producer.lock().unwrap().take();
-        if let Some(h) = handle {
-            if h.join().is_err() {
-                tracing::error!("the block producer panicked");
-            }
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the block producer panicked");
         }
         self.core.journal.close();
     }

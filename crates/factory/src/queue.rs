@@ -191,8 +191,10 @@ impl JobQueue {
             return;
         }
         let q = self.clone();
-        let handle =
-            std::thread::Builder::new().name("factory".into()).spawn(move || q.work()).expect("spawn the factory worker");
+        let handle = std::thread::Builder::new()
+            .name("factory".into())
+            .spawn(move || q.work())
+            .expect("spawn the factory worker");
         *worker = Some(handle);
     }
 
@@ -208,10 +210,11 @@ impl JobQueue {
             self.wake.notify_all();
         }
         let handle = self.worker.lock().unwrap().take();
-        if let Some(h) = handle {
-            if h.thread().id() != std::thread::current().id() && h.join().is_err() {
-                tracing::error!("the factory worker panicked");
-            }
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+            && h.join().is_err()
+        {
+            tracing::error!("the factory worker panicked");
         }
     }
 

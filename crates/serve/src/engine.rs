@@ -212,10 +212,11 @@ impl Engine {
             self.shared.wake.notify_all();
         }
         let handle = self.scheduler.lock().unwrap().take();
-        if let Some(h) = handle {
-            if h.thread().id() != std::thread::current().id() && h.join().is_err() {
-                tracing::error!("the OpenLoRA scheduler panicked");
-            }
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+            && h.join().is_err()
+        {
+            tracing::error!("the OpenLoRA scheduler panicked");
         }
     }
 
