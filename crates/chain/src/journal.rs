@@ -9,9 +9,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use primitives::Bytes;
 use tokio::sync::oneshot;
@@ -22,9 +22,13 @@ enum Msg {
     Rewrite(Vec<Bytes>, oneshot::Sender<io::Result<()>>),
 }
 
-/// Handle to the journal's writer thread.
+/// Handle to the journal's writer thread. [`Journal::close`] (or dropping the
+/// journal) lets the writer write and sync everything already queued, then
+/// joins it: nothing is left in flight once it returns.
 pub struct Journal {
-    tx: mpsc::Sender<Msg>,
+    /// `None` once closed: later appends are refused.
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     frames: Arc<AtomicUsize>,
 }
 
@@ -84,31 +88,62 @@ impl Journal {
         let (tx, rx) = mpsc::channel();
         let path = path.to_path_buf();
         let c = count.clone();
-        std::thread::Builder::new().name("mempool-journal".into()).spawn(move || writer(path, file, rx, c))?;
-        Ok((Journal { tx, frames: count }, frames))
+        let handle =
+            std::thread::Builder::new().name("mempool-journal".into()).spawn(move || writer(path, file, rx, c))?;
+        Ok((Journal { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), frames: count }, frames))
+    }
+
+    /// Queue a message for the writer; a closed journal refuses it at once.
+    fn send(&self, msg: Msg) {
+        let refused = match self.tx.lock().unwrap().as_ref() {
+            Some(tx) => tx.send(msg).err().map(|mpsc::SendError(m)| m),
+            None => Some(msg),
+        };
+        let stopped = || Err(io::Error::other("journal writer stopped"));
+        match refused {
+            Some(Msg::Append(_, ack)) | Some(Msg::Rewrite(_, ack)) => {
+                let _ = ack.send(stopped());
+            }
+            None => {}
+        }
     }
 
     /// Queue an append; the receiver resolves once it is on disk.
     pub fn append(&self, raw: Bytes) -> oneshot::Receiver<io::Result<()>> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::SendError(Msg::Append(_, tx))) = self.tx.send(Msg::Append(raw, tx)) {
-            let _ = tx.send(Err(io::Error::other("journal writer stopped")));
-        }
+        self.send(Msg::Append(raw, tx));
         rx
     }
 
     /// Queue a rewrite with exactly `txs`.
     pub fn rewrite(&self, txs: Vec<Bytes>) -> oneshot::Receiver<io::Result<()>> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::SendError(Msg::Rewrite(_, tx))) = self.tx.send(Msg::Rewrite(txs, tx)) {
-            let _ = tx.send(Err(io::Error::other("journal writer stopped")));
-        }
+        self.send(Msg::Rewrite(txs, tx));
         rx
+    }
+
+    /// Stop taking appends, let the writer write, sync and acknowledge what is
+    /// already queued, and join it. Idempotent.
+    pub fn close(&self) {
+        // Dropping the only sender ends the writer's loop once the queue is drained.
+        drop(self.tx.lock().unwrap().take());
+        let handle = self.writer.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the mempool journal's writer panicked");
+        }
     }
 
     /// Frames currently in the file.
     pub fn frames(&self) -> usize {
         self.frames.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -215,8 +250,27 @@ mod tests {
         j.rewrite(vec![Bytes::from_static(b"only")]).await.unwrap().unwrap();
         j.append(Bytes::from_static(b"tail")).await.unwrap().unwrap();
         drop(j);
-        std::thread::sleep(std::time::Duration::from_millis(50));
         let (_j, got) = Journal::open(&p).unwrap();
         assert_eq!(got, vec![Bytes::from_static(b"only"), Bytes::from_static(b"tail")]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn close_syncs_what_was_queued_then_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let (j, _) = Journal::open(&p).unwrap();
+        // Queued, not yet awaited: closing must still write and acknowledge them.
+        let acks: Vec<_> = (0..50u8).map(|i| j.append(Bytes::from(vec![i; 10]))).collect();
+        j.close();
+        for a in acks {
+            a.await.unwrap().unwrap();
+        }
+        let e = j.append(Bytes::from_static(b"late")).await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("stopped"), "{e}");
+        j.close();
+        drop(j);
+        let (_j, got) = Journal::open(&p).unwrap();
+        assert_eq!(got.len(), 50);
+        assert_eq!(got[49], Bytes::from(vec![49u8; 10]));
     }
 }

@@ -8,6 +8,13 @@
 //! computes the state root through `storage`, and commits block, receipts and
 //! state in one redb transaction. On restart the journal is replayed into the pool,
 //! so an acknowledged transaction is either in a committed block or back in the pool.
+//!
+//! Lifecycle: [`Chain::open`], [`Chain::start`] (the producer thread), and
+//! [`Chain::stop`], which lets the block being built commit, joins the producer,
+//! then closes the journal (every queued append is written, synced and answered)
+//! and joins its writer. Dropping the last `Arc<Chain>` does the same, so once
+//! it returns the data directory is free to open again. The producer holds only a
+//! weak reference between blocks, so it never keeps a dropped chain alive.
 
 mod journal;
 mod mempool;
@@ -16,7 +23,7 @@ mod producer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::thread::JoinHandle;
 
 use primitives::block::{Header, Receipt};
 use primitives::state::{StateError, StateRead};
@@ -81,8 +88,18 @@ pub struct Head {
     pub next_base_fee: u64,
 }
 
-/// A running chain.
+/// A running chain. It owns its threads: [`Chain::stop`], or dropping it, joins them.
 pub struct Chain {
+    pub(crate) core: Arc<Core>,
+    /// Wakes the producer early (a new transaction, or stop); `None` when not running.
+    wake: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
+    producer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the producer thread shares with the chain's handle. The thread holds
+/// this, never the [`Chain`], so dropping the last `Arc<Chain>` always runs
+/// [`Chain`]'s `Drop` on the dropping thread, which joins the producer.
+pub(crate) struct Core {
     pub(crate) cfg: ChainConfig,
     pub(crate) store: Store,
     pub(crate) pool: Mutex<Pool>,
@@ -90,8 +107,21 @@ pub struct Chain {
     pub(crate) head: RwLock<Head>,
     /// Serialises block production (the producer thread and manual calls).
     pub(crate) producing: Mutex<()>,
-    wake: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
-    stop: AtomicBool,
+    pub(crate) stop: AtomicBool,
+}
+
+impl Core {
+    pub(crate) fn chain_id(&self) -> u64 {
+        self.cfg.genesis.chain_id
+    }
+
+    pub(crate) fn head(&self) -> Head {
+        self.head.read().unwrap().clone()
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
 }
 
 /// State as of a committed version older than the head.
@@ -130,16 +160,16 @@ impl Chain {
         }
         let (journal, recovered) = Journal::open(&cfg.data_dir.join("mempool.journal"))?;
         let head = load_head(&store)?;
-        let chain = Arc::new(Chain {
+        let core = Arc::new(Core {
             pool: Mutex::new(Pool::new(cfg.pool.clone())),
             cfg,
             store,
             journal,
             head: RwLock::new(head),
             producing: Mutex::new(()),
-            wake: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
+        let chain = Arc::new(Chain { core, wake: Mutex::new(None), producer: Mutex::new(None) });
         // Re-admit what was acknowledged but not yet in a block; drop the rest.
         let mut readmitted = 0;
         for raw in &recovered {
@@ -149,84 +179,92 @@ impl Chain {
                 }
             }
         }
-        let keep = chain.pool.lock().unwrap().all_raw();
-        futures_block_on(chain.journal.rewrite(keep))?;
+        let keep = chain.core.pool.lock().unwrap().all_raw();
+        futures_block_on(chain.core.journal.rewrite(keep))?;
         if !recovered.is_empty() {
             tracing::info!(journal = recovered.len(), readmitted, "mempool recovered from journal");
         }
         Ok(chain)
     }
 
-    /// Start the producer thread.
-    pub fn start(self: &Arc<Self>) {
-        if self.cfg.block_time == BlockTime::Manual {
+    /// Start the producer thread (nothing in [`BlockTime::Manual`], after
+    /// [`Chain::stop`], or when it already runs).
+    pub fn start(&self) {
+        let mut producer = self.producer.lock().unwrap();
+        if self.core.cfg.block_time == BlockTime::Manual || self.core.stopped() || producer.is_some() {
             return;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        *self.wake.lock().unwrap() = Some(tx);
-        let me = self.clone();
-        std::thread::Builder::new()
+        let me = self.core.clone();
+        let handle = std::thread::Builder::new()
             .name("block-producer".into())
             .spawn(move || producer::run(me, rx))
             .expect("spawn block producer");
+        *self.wake.lock().unwrap() = Some(tx);
+        *producer = Some(handle);
     }
 
-    /// Stop producing (the current block finishes).
+    /// Stop for good: the block being built commits, the producer thread is
+    /// joined, then the journal writes, syncs and answers every append already
+    /// queued and its writer is joined. Later submissions are refused ("journal
+    /// stopped"); reads still work. Idempotent; also what dropping the chain does.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(w) = self.wake.lock().unwrap().as_ref() {
-            let _ = w.try_send(());
+        self.core.stop.store(true, Ordering::SeqCst);
+        // Dropping the sender wakes the producer at once, whatever it waits for.
+        drop(self.wake.lock().unwrap().take());
+        let handle = self.producer.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the block producer panicked");
         }
-    }
-
-    pub(crate) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.core.journal.close();
     }
 
     pub fn chain_id(&self) -> u64 {
-        self.cfg.genesis.chain_id
+        self.core.chain_id()
     }
 
     pub fn config(&self) -> &ChainConfig {
-        &self.cfg
+        &self.core.cfg
     }
 
     pub fn data_dir(&self) -> &Path {
-        &self.cfg.data_dir
+        &self.core.cfg.data_dir
     }
 
     pub fn head(&self) -> Head {
-        self.head.read().unwrap().clone()
+        self.core.head()
     }
 
     /// A consistent read view of the latest committed state and blocks.
     pub fn snapshot(&self) -> Result<Snapshot, ChainError> {
-        Ok(self.store.snapshot()?)
+        Ok(self.core.store.snapshot()?)
     }
 
     pub fn pool_len(&self) -> usize {
-        self.pool.lock().unwrap().len()
+        self.core.pool.lock().unwrap().len()
     }
 
     /// (executable, queued) pool counts.
     pub fn pool_counts(&self) -> (usize, usize) {
-        let snap = match self.store.snapshot() {
+        let snap = match self.core.store.snapshot() {
             Ok(s) => s,
             Err(_) => return (0, 0),
         };
-        let pool = self.pool.lock().unwrap();
+        let pool = self.core.pool.lock().unwrap();
         pool.counts(|a| account_of(&snap, a).map(|x| x.nonce).unwrap_or(0))
     }
 
     pub fn pool_transaction(&self, hash: &B256) -> Option<Arc<SignedTransaction>> {
-        self.pool.lock().unwrap().get(hash)
+        self.core.pool.lock().unwrap().get(hash)
     }
 
     /// The nonce `address`'s next transaction should carry, counting the pool.
     pub fn pending_nonce(&self, address: &Address) -> Result<u64, ChainError> {
-        let snap = self.store.snapshot()?;
+        let snap = self.core.store.snapshot()?;
         let n = account_of(&snap, address)?.nonce;
-        Ok(self.pool.lock().unwrap().pending_nonce(address, n))
+        Ok(self.core.pool.lock().unwrap().pending_nonce(address, n))
     }
 
     /// Checks that need no state, in go-ethereum's order and words.
@@ -258,14 +296,14 @@ impl Chain {
     /// the journal's durability acknowledgement.
     fn admit(&self, tx: SignedTransaction) -> Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>, SubmitError> {
         self.check_stateless(&tx)?;
-        let snap = self.store.snapshot().map_err(|e| SubmitError(format!("internal error: {e}")))?;
+        let snap = self.core.store.snapshot().map_err(|e| SubmitError(format!("internal error: {e}")))?;
         let acct = account_of(&snap, &tx.sender).map_err(|e| SubmitError(format!("internal error: {e}")))?;
         let base_fee = self.head().next_base_fee;
         let raw = tx.raw.clone();
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.core.pool.lock().unwrap();
         pool.add(tx, acct.nonce, acct.balance.to_u256(), base_fee).map_err(|e| SubmitError(e.to_string()))?;
         // Queued under the pool lock so the journal's order matches the pool's (see compaction).
-        Ok(self.journal.append(raw))
+        Ok(self.core.journal.append(raw))
     }
 
     /// `eth_sendRawTransaction`: decode, validate, pool, journal durably; the hash.
@@ -276,11 +314,11 @@ impl Chain {
         match ack.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                self.pool.lock().unwrap().remove(&hash);
+                self.core.pool.lock().unwrap().remove(&hash);
                 return Err(SubmitError(format!("internal error: {e}")));
             }
             Err(_) => {
-                self.pool.lock().unwrap().remove(&hash);
+                self.core.pool.lock().unwrap().remove(&hash);
                 return Err(SubmitError("internal error: journal stopped".into()));
             }
         }
@@ -292,12 +330,12 @@ impl Chain {
 
     /// Build, commit and announce one block now (empty if nothing is executable); returns its number.
     pub fn produce_block(&self) -> Result<u64, ChainError> {
-        Ok(producer::produce(self, true)?.expect("an empty block is allowed"))
+        Ok(producer::produce(&self.core, true)?.expect("an empty block is allowed"))
     }
 
     /// Header, hash and receipts of a committed block.
     pub fn block_receipts(&self, number: u64) -> Result<Option<Vec<Receipt>>, ChainError> {
-        Ok(self.store.snapshot()?.receipts(number)?)
+        Ok(self.core.store.snapshot()?.receipts(number)?)
     }
 
     /// The environment a call "at" block `number` sees: that block's own.
@@ -314,21 +352,16 @@ impl Chain {
 
     /// Block-time setting in milliseconds (None for instant or manual).
     pub fn block_time_ms(&self) -> Option<u64> {
-        match self.cfg.block_time {
+        match self.core.cfg.block_time {
             BlockTime::Interval(ms) => Some(ms),
             _ => None,
         }
     }
+}
 
-    pub(crate) fn wait_wake(&self, rx: &std::sync::mpsc::Receiver<()>, timeout: Option<Duration>) {
-        match timeout {
-            Some(t) => {
-                let _ = rx.recv_timeout(t);
-            }
-            None => {
-                let _ = rx.recv();
-            }
-        }
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -358,7 +391,7 @@ fn futures_block_on(mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>)
     loop {
         match rx.try_recv() {
             Ok(r) => return r,
-            Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+            Err(TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_millis(1)),
             Err(TryRecvError::Closed) => return Err(std::io::Error::other("journal stopped")),
         }
     }
@@ -366,5 +399,5 @@ fn futures_block_on(mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>)
 
 /// Replay the running chain's blocks into a scratch directory and check them.
 pub fn replay_dir(chain: &Chain, scratch: &Path) -> Result<u64, ChainError> {
-    replay(&chain.store, &chain.cfg.genesis, scratch)
+    replay(&chain.core.store, &chain.core.cfg.genesis, scratch)
 }

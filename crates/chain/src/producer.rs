@@ -1,7 +1,7 @@
 //! Building blocks: genesis, the dev producer loop, and replay.
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
@@ -13,7 +13,7 @@ use runtime::params::{self, ParamsRead};
 use runtime::{ApplyError, BlockEnv, EmptyState, Genesis, Overlay};
 use storage::{BlockRecord, StateUpdate, Store, StoreOptions};
 
-use crate::{BlockTime, Chain, ChainError, Head, account_of};
+use crate::{BlockTime, ChainError, Core, Head, account_of};
 
 /// A block ready to commit.
 pub struct BuiltBlock {
@@ -154,7 +154,7 @@ pub fn build_block(
 
 /// Produce one block from the pool and commit it. With `allow_empty` false,
 /// nothing is produced (`Ok(None)`) when no pooled transaction is executable.
-pub(crate) fn produce(chain: &Chain, allow_empty: bool) -> Result<Option<u64>, ChainError> {
+pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, ChainError> {
     let _guard = chain.producing.lock().unwrap();
     let expired = chain.pool.lock().unwrap().expire_queued(Instant::now());
     if expired > 0 {
@@ -210,39 +210,50 @@ pub(crate) fn produce(chain: &Chain, allow_empty: bool) -> Result<Option<u64>, C
     Ok(Some(number))
 }
 
-/// The producer loop.
-pub(crate) fn run(chain: Arc<Chain>, wake: Receiver<()>) {
+/// The producer loop, until [`crate::Chain::stop`]: it waits on `wake`, which
+/// [`crate::Chain::submit`] signals and `stop` disconnects.
+pub(crate) fn run(chain: Arc<Core>, wake: Receiver<()>) {
     let mut next = Instant::now();
     while !chain.stopped() {
-        match chain.cfg.block_time {
-            BlockTime::Instant => {
-                if chain.pool_len() == 0 {
-                    chain.wait_wake(&wake, Some(Duration::from_millis(500)));
-                    continue;
-                }
-                match produce(&chain, false) {
-                    Ok(Some(_)) => {}
-                    // Nothing executable (gapped nonces or fee caps under the base fee): wait for news.
-                    Ok(None) => chain.wait_wake(&wake, Some(Duration::from_millis(500))),
-                    Err(e) => {
-                        tracing::error!("block production failed: {e}");
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                }
-            }
-            BlockTime::Interval(ms) => {
-                let now = Instant::now();
-                if now < next {
-                    chain.wait_wake(&wake, Some(next - now));
-                    continue;
-                }
-                next = now + Duration::from_millis(ms);
-                if let Err(e) = produce(&chain, true) {
-                    tracing::error!("block production failed: {e}");
-                }
-            }
-            BlockTime::Manual => return,
+        let wait = step(&chain, &mut next);
+        if !wait.is_zero() && wake.recv_timeout(wait) == Err(RecvTimeoutError::Disconnected) {
+            return;
         }
+    }
+}
+
+/// One turn of the producer: produce if it is time; how long to wait before the next turn.
+fn step(chain: &Core, next: &mut Instant) -> Duration {
+    const IDLE: Duration = Duration::from_millis(500);
+    const AFTER_ERROR: Duration = Duration::from_millis(200);
+    match chain.cfg.block_time {
+        BlockTime::Instant => {
+            if chain.pool.lock().unwrap().is_empty() {
+                return IDLE;
+            }
+            match produce(chain, false) {
+                Ok(Some(_)) => Duration::ZERO,
+                // Nothing executable (gapped nonces or fee caps under the base fee): wait for news.
+                Ok(None) => IDLE,
+                Err(e) => {
+                    tracing::error!("block production failed: {e}");
+                    AFTER_ERROR
+                }
+            }
+        }
+        BlockTime::Interval(ms) => {
+            let now = Instant::now();
+            if now < *next {
+                return *next - now;
+            }
+            *next = now + Duration::from_millis(ms);
+            if let Err(e) = produce(chain, true) {
+                tracing::error!("block production failed: {e}");
+            }
+            Duration::ZERO
+        }
+        // Never started in manual mode; wait for stop.
+        BlockTime::Manual => Duration::MAX,
     }
 }
 

@@ -271,7 +271,6 @@ async fn acknowledged_transactions_survive_restart_and_replay_matches() {
     let checked = chain::replay_dir(&chain, scratch.path()).unwrap();
     assert_eq!(checked, 2);
     drop(chain);
-    std::thread::sleep(std::time::Duration::from_millis(100));
     // Another genesis is refused on the same directory.
     let other = Chain::open(ChainConfig {
         data_dir: dir.path().to_path_buf(),
@@ -359,4 +358,158 @@ async fn future_nonce_transactions_are_bounded_per_sender() {
     assert_eq!(chain.pool_counts(), (limit as usize + 1, 0));
     chain.produce_block().unwrap();
     assert_eq!(chain.pool_len(), 0);
+}
+
+fn config(dir: &std::path::Path, keys: &[SecretKey], block_time: BlockTime, pool: PoolConfig) -> ChainConfig {
+    ChainConfig {
+        data_dir: dir.to_path_buf(),
+        genesis: genesis(keys),
+        block_time,
+        history: 100,
+        pool,
+        max_txs_per_block: 10_000,
+    }
+}
+
+/// Poll (with a deadline) until `hash` is in a committed block.
+async fn until_mined(chain: &Chain, hash: &primitives::B256) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while chain.snapshot().unwrap().tx_location(hash).unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "{hash} was not mined");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Dropping the last handle of a running chain stops and joins its producer
+/// and journal threads before it returns: the directory opens again at once
+/// (redb refuses a file that anything in the process still holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_chain_frees_its_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(2);
+    let b = k[1].address();
+    for block_time in [BlockTime::Instant, BlockTime::Interval(5), BlockTime::Instant] {
+        let chain = Chain::open(config(dir.path(), &k, block_time, PoolConfig::default())).unwrap();
+        chain.start();
+        let e = Chain::open(config(dir.path(), &k, BlockTime::Manual, PoolConfig::default())).err().unwrap();
+        assert!(e.to_string().contains("in use"), "a running chain holds its directory: {e}");
+        let nonce = chain.pending_nonce(&k[0].address()).unwrap();
+        let mut last = None;
+        for n in nonce..nonce + 5 {
+            last = Some(chain.submit(&transfer(&k[0], n, b, 1)).await.unwrap());
+        }
+        until_mined(&chain, &last.unwrap()).await;
+        // More work in flight while the chain is dropped.
+        chain.submit(&transfer(&k[0], nonce + 5, b, 1)).await.unwrap();
+        let head = chain.head().number();
+        drop(chain);
+        let again = Chain::open(config(dir.path(), &k, BlockTime::Manual, PoolConfig::default()))
+            .expect("no thread of the dropped chain still holds its directory");
+        assert!(again.head().number() >= head);
+        assert_eq!(again.pending_nonce(&k[0].address()).unwrap(), nonce + 6, "the last transaction is kept");
+    }
+}
+
+/// `stop` lets the producer finish and the journal sync, then refuses new
+/// transactions; a restart finds the same head and every acknowledged
+/// transaction that was not yet in a block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_then_reopen_keeps_the_head_and_pending_acknowledged_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(3);
+    let to = k[2].address();
+    let chain = Chain::open(config(dir.path(), &k, BlockTime::Instant, PoolConfig::default())).unwrap();
+    chain.start();
+    let mut mined = Vec::new();
+    for n in 0..3 {
+        mined.push(chain.submit(&transfer(&k[0], n, to, 1)).await.unwrap());
+    }
+    until_mined(&chain, &mined[2]).await;
+    // Queued behind a nonce gap: acknowledged, never minable until the gap fills.
+    let queued: Vec<_> = submit_all(&chain, (1..3).map(|n| transfer(&k[1], n, to, 1)).collect()).await;
+    let racing = chain.submit(&transfer(&k[0], 3, to, 1)).await.unwrap();
+    chain.stop();
+    let head = chain.head();
+    assert_eq!(chain.pool_counts().1, 2, "the queued transactions wait in the pool");
+    let e = chain.submit(&transfer(&k[1], 0, to, 1)).await.unwrap_err().0;
+    assert!(e.contains("stopped"), "a stopped chain acknowledges nothing: {e}");
+    assert_eq!(chain.pending_nonce(&k[1].address()).unwrap(), 0, "the refused transaction is not pooled");
+    chain.stop(); // idempotent
+    assert_eq!(chain.head().hash, head.hash, "no block after stop");
+    drop(chain);
+    let chain = Chain::open(config(dir.path(), &k, BlockTime::Manual, PoolConfig::default())).unwrap();
+    assert_eq!(chain.head().hash, head.hash);
+    assert_eq!(chain.head().number(), head.number());
+    for h in &queued {
+        assert!(chain.pool_transaction(h).is_some(), "acknowledged {h} lost");
+    }
+    let snap = chain.snapshot().unwrap();
+    assert!(
+        chain.pool_transaction(&racing).is_some() || snap.tx_location(&racing).unwrap().is_some(),
+        "the transaction acknowledged just before stop is in a block or the pool"
+    );
+    drop(snap);
+    chain.submit(&transfer(&k[1], 0, to, 1)).await.unwrap();
+    chain.produce_block().unwrap();
+    assert_eq!(chain.pool_len(), 0);
+    assert_eq!(chain.snapshot().unwrap().account(&k[1].address()).unwrap().nonce, 3);
+}
+
+/// Submit each transaction, in order; their hashes.
+async fn submit_all(chain: &Chain, raws: Vec<Vec<u8>>) -> Vec<primitives::B256> {
+    let mut out = Vec::new();
+    for raw in raws {
+        out.push(chain.submit(&raw).await.unwrap());
+    }
+    out
+}
+
+/// A full pool refuses a newcomer that pays no more than what it holds, and
+/// makes room for one that pays more by evicting the cheapest (latest on a
+/// tie); a restart rebuilds the same pool from the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_evicts_the_cheapest_and_a_restart_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(5);
+    let to = k[4].address();
+    let pool = PoolConfig { max_txs: 3, ..Default::default() };
+    let held = {
+        let chain = Chain::open(config(dir.path(), &k, BlockTime::Manual, pool.clone())).unwrap();
+        let first = submit_all(&chain, (0..3).map(|i| transfer(&k[i], 0, to, 1)).collect()).await;
+        let e = chain.submit(&transfer(&k[3], 0, to, 1)).await.unwrap_err().0;
+        assert_eq!(e, "txpool is full");
+        let rich = chain.submit(&tx(&k[3], 0, to, 1, vec![], 21_000, 10 * GWEI, 3 * GWEI)).await.unwrap();
+        assert_eq!(chain.pool_len(), 3);
+        assert!(chain.pool_transaction(&first[2]).is_none(), "the latest of the cheapest is evicted");
+        vec![first[0], first[1], rich]
+    };
+    let chain = Chain::open(config(dir.path(), &k, BlockTime::Manual, pool)).unwrap();
+    assert_eq!(chain.pool_len(), 3);
+    for h in &held {
+        assert!(chain.pool_transaction(h).is_some(), "{h} is back in the pool");
+    }
+    chain.produce_block().unwrap();
+    let snap = chain.snapshot().unwrap();
+    assert_eq!(snap.tx_location(&held[2]).unwrap().map(|l| l.index), Some(0), "the best tip goes first");
+    assert_eq!(snap.account(&k[2].address()).unwrap().nonce, 0, "the evicted transaction never ran");
+    assert_eq!(snap.receipts(1).unwrap().unwrap().len(), 3);
+}
+
+/// One sender cannot fill the pool: past `max_per_sender` it is refused
+/// while others are still admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sender_is_held_to_its_share_of_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dev_keys(3);
+    let to = k[2].address();
+    let pool = PoolConfig { max_per_sender: 4, ..Default::default() };
+    let chain = Chain::open(config(dir.path(), &k, BlockTime::Manual, pool)).unwrap();
+    submit_all(&chain, (0..4).map(|n| transfer(&k[0], n, to, 1)).collect()).await;
+    assert_eq!(chain.submit(&transfer(&k[0], 4, to, 1)).await.unwrap_err().0, "account limit exceeded");
+    chain.submit(&transfer(&k[1], 0, to, 1)).await.unwrap();
+    assert_eq!(chain.pool_counts(), (5, 0));
+    chain.produce_block().unwrap();
+    // Room again once the block took them.
+    chain.submit(&transfer(&k[0], 4, to, 1)).await.unwrap();
+    assert_eq!(chain.pool_len(), 1);
 }

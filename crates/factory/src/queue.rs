@@ -132,6 +132,7 @@ pub struct JobQueue {
     limits: JobLimits,
     state: Mutex<State>,
     wake: Condvar,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 fn io(p: &Path) -> impl Fn(std::io::Error) -> FactoryError + '_ {
@@ -178,24 +179,43 @@ impl JobQueue {
                 stopping: false,
             }),
             wake: Condvar::new(),
+            worker: Mutex::new(None),
         });
         Ok(q)
     }
 
-    /// Start the worker thread.
+    /// Start the worker thread (once; not after [`JobQueue::stop`]).
     pub fn start(self: &Arc<Self>) {
+        let mut worker = self.worker.lock().unwrap();
+        if worker.is_some() || self.state.lock().unwrap().stopping {
+            return;
+        }
         let q = self.clone();
-        std::thread::Builder::new().name("factory".into()).spawn(move || q.work()).expect("spawn the factory worker");
+        let handle = std::thread::Builder::new()
+            .name("factory".into())
+            .spawn(move || q.work())
+            .expect("spawn the factory worker");
+        *worker = Some(handle);
     }
 
-    /// Stop picking up jobs (the running one stops at its next step, resumable).
+    /// Stop picking up jobs: the running one stops at its next step (its state
+    /// saved, to resume at the next start) and the worker thread is joined.
     pub fn stop(&self) {
-        let mut st = self.state.lock().unwrap();
-        st.stopping = true;
-        for c in st.cancel.values() {
-            c.store(true, Ordering::SeqCst);
+        {
+            let mut st = self.state.lock().unwrap();
+            st.stopping = true;
+            for c in st.cancel.values() {
+                c.store(true, Ordering::SeqCst);
+            }
+            self.wake.notify_all();
         }
-        self.wake.notify_all();
+        let handle = self.worker.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+            && h.join().is_err()
+        {
+            tracing::error!("the factory worker panicked");
+        }
     }
 
     fn persist(&self, r: &JobRecord) -> Result<(), FactoryError> {

@@ -1,6 +1,12 @@
 //! The node: reads configuration and genesis files, opens the chain, starts the
-//! block producer and serves JSON-RPC. The CLI calls [`run`]; tests can start
+//! block producer and serves JSON-RPC. The CLI calls [`start`]; tests can start
 //! the same node in-process.
+//!
+//! A [`Node`] owns what it started: [`Node::shutdown`] (or [`Node::stop`], or
+//! dropping it) stops the servers' accept loops, then the engine, the job
+//! worker, the settlement and verifier threads, and last the chain, joining
+//! every thread, so a stopped node has committed or journaled everything it
+//! acknowledged and holds its data directory no longer.
 
 pub mod access;
 pub mod attribution;
@@ -13,6 +19,9 @@ mod serving;
 pub mod spans;
 mod tx;
 pub mod verifier;
+mod worker;
+
+pub use worker::{JOIN_LIMIT, Periodic};
 
 pub use meter::Meter;
 
@@ -29,7 +38,8 @@ pub use config::{
 };
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chain::{Chain, ChainConfig};
 
@@ -48,7 +58,35 @@ pub struct Node {
     pub serving: Option<Serving>,
     /// The blob store (files, rows, model artefacts).
     pub blobs: Arc<blobs::BlobStore>,
+    lifecycle: Lifecycle,
 }
+
+/// What a node stops besides its services' own threads.
+#[derive(Default)]
+struct Lifecycle {
+    /// Set once: the servers stop accepting and finish what is in flight.
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    /// The JSON-RPC and HTTP servers.
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Start-up work that a stop may cut short.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Settlement and verifier threads.
+    workers: Mutex<Vec<Periodic>>,
+}
+
+impl Lifecycle {
+    /// A future that completes when the node is told to stop.
+    fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.as_ref().expect("made in start").subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// How long [`Node::shutdown`] lets the servers finish requests in flight
+/// (a streamed completion may run longer; it is then cut).
+pub const SERVER_DRAIN: Duration = Duration::from_secs(10);
 
 /// The serving side of a node.
 pub struct Serving {
@@ -75,6 +113,7 @@ fn start_serving(
     store: &Arc<blobs::BlobStore>,
     datanets: &Arc<datanets::DatanetService>,
     env: &NodeFactoryEnv,
+    workers: &mut Vec<Periodic>,
 ) -> Result<Option<Serving>, NodeError> {
     let (Some(sc), Some(_)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
     // The node serves the base model it trains on: the one copy the factory loads.
@@ -101,7 +140,8 @@ fn start_serving(
         tokio::runtime::Handle::current(),
         metrics,
     );
-    meter.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
+    let every = Duration::from_millis(sc.settle_every_ms.max(50));
+    workers.push(meter.start(every).map_err(|e| NodeError::Serving(format!("settlement thread: {e}")))?);
     let attribution = attribution::AttributionService::new(
         chain.clone(),
         store.clone(),
@@ -123,7 +163,7 @@ fn start_serving(
             v.relayer.clone(),
             tokio::runtime::Handle::current(),
         );
-        verifier.start(std::time::Duration::from_millis(sc.settle_every_ms.max(50)));
+        workers.push(verifier.start(every).map_err(|e| NodeError::Serving(format!("verifier thread: {e}")))?);
     }
     let openlora = Arc::new(serve::OpenLora {
         engine,
@@ -210,9 +250,6 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     ));
     let jobs = factory::JobQueue::open_with_limits(&cfg.data_dir.join("jobs"), env.clone(), cfg.job_limits)
         .map_err(|e| NodeError::Jobs(e.to_string()))?;
-    jobs.start();
-    let serving = start_serving(cfg, &chain, &store, &datanets, &env)?;
-    let store_for_node = store.clone();
     let http_listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|err| NodeError::BindHttp { addr, err })?),
         None => None,
@@ -220,20 +257,38 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     let http_audience =
         httpapi::Audience { chain_id: chain.chain_id(), node: http_node_id(&cfg.data_dir).map_err(NodeError::NodeId)? };
+    // Nothing fails past this point without stopping what it started.
+    jobs.start();
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let lifecycle = Lifecycle { shutdown: Some(shutdown), ..Default::default() };
+    let mut workers = Vec::new();
+    let serving = start_serving(cfg, &chain, &store, &datanets, &env, &mut workers);
+    *lifecycle.workers.lock().unwrap() = workers;
+    let serving = match serving {
+        Ok(s) => s,
+        Err(e) => {
+            // Stop what already runs before reporting.
+            jobs.stop();
+            chain.stop();
+            return Err(e);
+        }
+    };
+    let store_for_node = store.clone();
     chain.start();
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
-    tokio::spawn(async move {
-        if let Err(e) = rpc::serve(listener, backend).await {
+    let stopping = lifecycle.stopping();
+    lifecycle.servers.lock().unwrap().push(tokio::spawn(async move {
+        if let Err(e) = rpc::serve_until(listener, backend, stopping).await {
             tracing::error!("JSON-RPC server stopped: {e}");
         }
-    });
+    }));
     // Place every contribution's blobs before the blob route may serve unknown hashes.
     let svc = datanets.clone();
-    tokio::spawn(async move {
+    lifecycle.background.lock().unwrap().push(tokio::spawn(async move {
         if let Err(e) = svc.sync_owners().await {
             tracing::error!("Datanet blob access sync failed (unknown blobs stay refused): {e}");
         }
-    });
+    }));
     if let Some(l) = http_listener {
         let policy: Arc<dyn blobs::BlobAccessPolicy> = Arc::new(access::NodeBlobPolicy::new(
             chain.clone(),
@@ -252,14 +307,18 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             audience: http_audience,
             ..Default::default()
         };
-        tokio::spawn(async move {
-            if let Err(e) = httpapi::serve_with(l, router, config, std::future::pending()).await {
+        let stopping = lifecycle.stopping();
+        lifecycle.servers.lock().unwrap().push(tokio::spawn(async move {
+            if let Err(e) = httpapi::serve_with(l, router, config, stopping).await {
                 tracing::error!("HTTP server stopped: {e}");
             }
-        });
+        }));
     }
+    let node =
+        Node { chain, rpc_addr, http_addr, http_audience, datanets, jobs, serving, blobs: store_for_node, lifecycle };
+    // On failure the node is dropped here, which stops everything it started.
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
-    Ok(Node { chain, rpc_addr, http_addr, http_audience, datanets, jobs, serving, blobs: store_for_node })
+    Ok(node)
 }
 
 /// The file in the data directory that holds the node's HTTP identity: a random
@@ -319,14 +378,71 @@ fn write_endpoints(path: &std::path::Path, rpc: SocketAddr, http: Option<SocketA
 }
 
 impl Node {
-    /// Stop producing blocks and training; committed state is already durable,
-    /// and a running job resumes from its checkpoint at the next start.
+    /// Stop everything, joining every thread: the servers stop accepting (the
+    /// requests in flight finish on the runtime: await [`Node::shutdown`] to wait
+    /// for them), generation stops with an error to each caller, a running job
+    /// stops at its next step (it resumes from its checkpoint at the next start),
+    /// the settlement and verifier rounds in progress finish, and the chain
+    /// commits the block it is building and syncs every transaction it
+    /// acknowledged. Idempotent; also what dropping the node does. It blocks
+    /// until the threads are joined.
     pub fn stop(&self) {
-        self.jobs.stop();
+        if let Some(s) = &self.lifecycle.shutdown {
+            let _ = s.send(true);
+        }
+        for t in self.lifecycle.background.lock().unwrap().drain(..) {
+            t.abort();
+        }
         if let Some(s) = &self.serving {
             s.openlora.engine.stop();
         }
+        self.jobs.stop();
+        for w in self.lifecycle.workers.lock().unwrap().iter_mut() {
+            w.stop();
+        }
         self.chain.stop();
+    }
+
+    /// [`Node::stop`], after letting the servers finish the requests in flight
+    /// (up to [`SERVER_DRAIN`]), with the blocking joins off the async workers.
+    pub async fn shutdown(self) {
+        if let Some(s) = &self.lifecycle.shutdown {
+            let _ = s.send(true);
+        }
+        let servers = std::mem::take(&mut *self.lifecycle.servers.lock().unwrap());
+        let drained = tokio::time::timeout(SERVER_DRAIN, futures_all(servers)).await;
+        if drained.is_err() {
+            tracing::warn!("requests still in flight after {SERVER_DRAIN:?} were cut");
+        }
+        let stopped = tokio::task::spawn_blocking(move || self.stop()).await;
+        if let Err(e) = stopped {
+            tracing::error!("stopping the node failed: {e}");
+        }
+    }
+}
+
+/// Await every task; a task still running when this is dropped is aborted.
+async fn futures_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    let _abort_on_drop = AbortAll(aborts);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+struct AbortAll(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            a.abort();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -21,6 +21,7 @@ use serde_json::json;
 use serve::{Billing, BillingError, ModelEntry, Reservation, Usage, cost};
 
 use crate::tx::TxFailure;
+use crate::worker::Periodic;
 
 /// Receipts settled per transaction at most.
 const MAX_BATCH: usize = 64;
@@ -226,23 +227,18 @@ impl Meter {
         Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
     }
 
-    /// Start the settlement loop: every `every`, settle what is queued.
-    pub fn start(self: &Arc<Self>, every: Duration) {
+    /// Start the settlement loop: every `every`, settle what is queued and
+    /// answer challenges. It runs until the returned [`Periodic`] is stopped or dropped.
+    pub fn start(self: &Arc<Self>, every: Duration) -> std::io::Result<Periodic> {
         let me = self.clone();
-        std::thread::Builder::new()
-            .name("settlement".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(every);
-                    if let Err(e) = me.settle_once() {
-                        tracing::warn!("settlement: {e}");
-                    }
-                    if let Err(e) = me.reveal_challenged() {
-                        tracing::warn!("answering an attribution challenge: {e}");
-                    }
-                }
-            })
-            .expect("spawn settlement");
+        Periodic::spawn("settlement", every, move || {
+            if let Err(e) = me.settle_once() {
+                tracing::warn!("settlement: {e}");
+            }
+            if let Err(e) = me.reveal_challenged() {
+                tracing::warn!("answering an attribution challenge: {e}");
+            }
+        })
     }
 
     /// Receipts billed and not yet settled.

@@ -21,6 +21,7 @@ use primitives::{B256, Bytes};
 use runtime::attribution::{AWAITING_VERDICT, AttributionRead};
 
 use crate::attribution::AttributionService;
+use crate::worker::Periodic;
 
 pub struct Verifier {
     pub chain: Arc<Chain>,
@@ -52,20 +53,15 @@ impl Verifier {
     }
 
     /// Look for revealed challenges every `every`, on a thread of its own
-    /// (recomputing a record runs the model).
-    pub fn start(self: &Arc<Self>, every: Duration) {
+    /// (recomputing a record runs the model), until the returned [`Periodic`]
+    /// is stopped or dropped.
+    pub fn start(self: &Arc<Self>, every: Duration) -> std::io::Result<Periodic> {
         let me = self.clone();
-        std::thread::Builder::new()
-            .name("verifier".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(every);
-                    if let Err(e) = me.run_once() {
-                        tracing::warn!("attribution verifier: {e}");
-                    }
-                }
-            })
-            .expect("spawn verifier");
+        Periodic::spawn("verifier", every, move || {
+            if let Err(e) = me.run_once() {
+                tracing::warn!("attribution verifier: {e}");
+            }
+        })
     }
 
     /// Judge every revealed challenge this validator has not signed yet.

@@ -69,7 +69,17 @@ pub const MAX_BATCH_HEAVY: usize = 50;
 
 /// Serve JSON-RPC on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>) -> std::io::Result<()> {
-    axum::serve(listener, router(backend)).await
+    serve_until(listener, backend, std::future::pending()).await
+}
+
+/// Serve JSON-RPC on `listener` until `shutdown` completes; then stop
+/// accepting connections, let requests in flight finish, and return.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    backend: Arc<dyn Backend>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(backend)).with_graceful_shutdown(shutdown).await
 }
 
 /// The HTTP routes: `POST /` (JSON-RPC) and `OPTIONS /` (CORS preflight); any

@@ -114,10 +114,11 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// A handle to the engine; cheap to clone.
+/// A handle to the engine; cheap to clone. [`Engine::stop`] ends and joins the scheduler.
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    scheduler: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     next_id: Arc<AtomicU64>,
     pub config: EngineConfig,
     pub model: Arc<Model>,
@@ -137,9 +138,20 @@ impl Engine {
         let shared =
             Arc::new(Shared { queue: Mutex::new(VecDeque::new()), wake: Condvar::new(), stop: AtomicBool::new(false) });
         let eos = Arc::new(tokenizer.eos_ids(&model.config.eos_token_ids));
-        let e = Engine { shared, next_id: Arc::new(AtomicU64::new(1)), config, model, tokenizer, metrics, eos };
+        let e = Engine {
+            shared,
+            scheduler: Arc::new(Mutex::new(None)),
+            next_id: Arc::new(AtomicU64::new(1)),
+            config,
+            model,
+            tokenizer,
+            metrics,
+            eos,
+        };
         let worker = e.clone();
-        std::thread::Builder::new().name("openlora".into()).spawn(move || worker.run()).expect("spawn the engine");
+        let handle =
+            std::thread::Builder::new().name("openlora".into()).spawn(move || worker.run()).expect("spawn the engine");
+        *e.scheduler.lock().unwrap() = Some(handle);
         e
     }
 
@@ -150,9 +162,6 @@ impl Engine {
 
     /// Queue a request; its events arrive on the returned receiver.
     pub fn submit(&self, req: Request) -> Result<mpsc::UnboundedReceiver<Event>, SubmitError> {
-        if self.shared.stop.load(Ordering::SeqCst) {
-            return Err(SubmitError::Stopped);
-        }
         req.params.validate().map_err(|e| SubmitError::Invalid(e.to_string()))?;
         if req.prompt.is_empty() {
             return Err(SubmitError::Invalid("the prompt has no tokens".into()));
@@ -173,6 +182,11 @@ impl Engine {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let mut q = self.shared.queue.lock().unwrap();
+        // Checked under the queue's lock: the scheduler answers the queue under it
+        // when it stops, so no request is queued after that and left unanswered.
+        if self.shared.stop.load(Ordering::SeqCst) {
+            return Err(SubmitError::Stopped);
+        }
         if q.len() >= self.config.max_queue {
             return Err(SubmitError::QueueFull(q.len()));
         }
@@ -188,9 +202,22 @@ impl Engine {
         self.shared.queue.lock().unwrap().len()
     }
 
+    /// Stop: every waiting and running request is answered with an error, the
+    /// scheduler thread is joined (after the step it is in), and later
+    /// submissions are refused ([`SubmitError::Stopped`]). Idempotent.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_all();
+        {
+            let _q = self.shared.queue.lock().unwrap();
+            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.wake.notify_all();
+        }
+        let handle = self.scheduler.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+            && h.join().is_err()
+        {
+            tracing::error!("the OpenLoRA scheduler panicked");
+        }
     }
 
     fn run(self) {

@@ -32,6 +32,12 @@ pub enum StorageError {
     Pruned(u64, u64),
     #[error("block {0} not found")]
     MissingBlock(u64),
+    /// The file is open already (a running node, or another `Store` in this process).
+    #[error("{0} is in use (is a node already running on this data directory?)")]
+    InUse(std::path::PathBuf),
+    /// The file exists but cannot be opened as a database.
+    #[error("cannot open {path} as the node's database: {reason}")]
+    Unreadable { path: std::path::PathBuf, reason: String },
 }
 
 macro_rules! from_db {

@@ -106,12 +106,17 @@ fn decode_opt_value(b: &[u8]) -> Result<Option<Vec<u8>>> {
 }
 
 impl Store {
-    /// Open or create the database file at `path`.
+    /// Open or create the database file at `path` (and its directory). A file
+    /// another `Store` holds open is refused ([`StorageError::InUse`]), and one
+    /// that is not a database ([`StorageError::Unreadable`]), naming the file.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Db(format!("{}: {e}", dir.display())))?;
         }
-        let db = Database::builder().set_cache_size(opts.cache_bytes).create(path)?;
+        let db = Database::builder().set_cache_size(opts.cache_bytes).create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse(path.to_path_buf()),
+            e => StorageError::Unreadable { path: path.to_path_buf(), reason: e.to_string() },
+        })?;
         Self::init(db, opts)
     }
 

@@ -151,7 +151,7 @@ fn run_node(
         tracing::info!(rpc = %node.rpc_addr, data_dir = %cfg.data_dir.display(), "node running; Ctrl-C to stop");
         wait_for_shutdown().await;
         tracing::info!("stopping");
-        node.stop();
+        node.shutdown().await;
         anyhow::Ok(())
     })
 }
