@@ -3,6 +3,7 @@
 //! Human output by default; `--json` prints machine-readable JSON for scripts.
 
 mod commands;
+mod contract;
 mod output;
 
 use clap::{Parser, Subcommand};

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::{HttpArgs, error_message};
 use super::keys::SignerArgs;
-use super::stake::{send_call, view};
+use crate::contract::{send_call, view};
 use crate::output::Out;
 
 const INFERENCE: Address = Module::Inference.address();

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::{HttpArgs, error_message, multipart_file};
 use super::keys::SignerArgs;
-use super::stake::{Sent, send_call, signer_address, view};
+use crate::contract::{Sent, send_call, signer_address, view};
 use crate::output::Out;
 
 /// Items per page of the chain's list views (their maximum).

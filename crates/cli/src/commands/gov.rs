@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::keys::SignerArgs;
-use super::stake::{Sent, abi, head, open, send_call, view};
-use crate::output::Out;
+use crate::contract::{Sent, abi, head, send_call, view};
+use crate::output::{Out, open};
 
 const GOVERNANCE: Address = Module::Governance.address();
 const PARAMS: Address = Module::Params.address();

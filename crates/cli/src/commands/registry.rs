@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::HttpArgs;
 use super::keys::SignerArgs;
-use super::stake::{send_call, view};
+use crate::contract::{send_call, view};
 use crate::output::Out;
 
 const MODELS: Address = Module::Models.address();
