@@ -3,9 +3,9 @@
 //! A proposal is a description plus calls to system contracts, run with the
 //! governance address as sender once it passed and its timelock is over. The
 //! calls are built from `--set-param NAME=VALUE` (params.set), `--call
-//! "MODULE.FUNCTION ARG ..."` (any function of IBank, IParams, IStaking or
-//! IGovernance whose arguments are elementary types, strings or bytes) and
-//! `--raw ADDRESS:0xCALLDATA`, in that order.
+//! "MODULE.FUNCTION ARG ..."` (any function of the system contracts' interfaces,
+//! with arguments of any ABI type: see `contract::args`) and `--raw
+//! ADDRESS:0xCALLDATA`, in that order.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::keys::SignerArgs;
-use crate::contract::{Sent, abi, head, send_call, view};
+use crate::contract::{Sent, abi, args, head, send_call, view};
 use crate::output::{Out, open};
 
 const GOVERNANCE: Address = Module::Governance.address();
@@ -76,7 +76,8 @@ pub enum GovCmd {
         #[arg(long = "set-param", value_name = "NAME=VALUE")]
         set_param: Vec<String>,
         /// A call: "MODULE.FUNCTION ARG ...", e.g. "governance.spendTreasury 0xAbc… 1OPEN" or
-        /// "staking.slash 0xOp… 100000 5 'double sign' 0xReporter…". Repeatable.
+        /// "staking.slash 0xOp… 100000 5 'double sign' 0xReporter…". Arrays are written
+        /// [a,b], structs (a,b); quote an argument with spaces inside. Repeatable.
         #[arg(long = "call", value_name = "MODULE.FUNCTION ARGS")]
         call: Vec<String>,
         /// A call given as raw calldata to a system contract. Repeatable.
@@ -186,7 +187,7 @@ fn build_calls(
             if !names.iter().any(|n| n == name) {
                 bail!("--set-param: no parameter {name:?}; the parameters are:\n  {}", names.join("\n  "));
             }
-            let v = abi::parse_uint(value)?;
+            let v = args::parse_uint(value)?;
             if let Some(spec) = runtime::params::spec(name) {
                 let ok = u128::try_from(v).is_ok_and(|x| x >= spec.min && x <= spec.max);
                 if !ok {

@@ -1,304 +1,19 @@
-//! A small ABI codec for the system contracts' functions and errors, driven by
-//! the `SIGNATURE`s of the `sol!` types: elementary types, `bytes`, `string`
-//! and dynamic arrays of them (what the interfaces use; no tuples).
+//! Calls and errors of the system contracts through alloy-dyn-abi, driven by
+//! the signatures of the `sol!` interfaces: `MODULE.FUNCTION ARG ...` to
+//! calldata ([`encode_call_text`]), calldata back to `module.function(args)`
+//! ([`describe_call`]), and revert data to `Error(field: value, ...)`
+//! ([`decode_error`]). Any ABI type works, tuples (the interfaces' structs) and
+//! arrays included; [`super::args`] says how arguments are written.
 
-use alloy_sol_types::{SolError, SolInterface};
+use alloy_dyn_abi::{DynSolValue, ErrorExt, JsonAbiExt, Specifier};
+use alloy_json_abi::Function;
+use alloy_sol_types::SolError;
 use anyhow::{anyhow, bail};
 use primitives::abi::{self as sol, IBank, IGovernance, IParams, IStaking};
-use primitives::system::{Module, TREASURY};
-use primitives::{Address, Amount, U256, keccak256};
+use primitives::system::Module;
+use primitives::{Address, keccak256};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ty {
-    Address,
-    Bool,
-    Uint(usize),
-    Int(usize),
-    FixedBytes(usize),
-    Bytes,
-    String,
-    Array(Box<Ty>),
-}
-
-impl Ty {
-    pub fn parse(s: &str) -> anyhow::Result<Ty> {
-        let s = s.trim();
-        if let Some(inner) = s.strip_suffix("[]") {
-            return Ok(Ty::Array(Box::new(Ty::parse(inner)?)));
-        }
-        let bits = |rest: &str| -> anyhow::Result<usize> {
-            if rest.is_empty() {
-                return Ok(256);
-            }
-            let n: usize = rest.parse().map_err(|_| anyhow!("bad ABI type {s:?}"))?;
-            if n == 0 || n > 256 || n % 8 != 0 {
-                bail!("bad ABI type {s:?}");
-            }
-            Ok(n)
-        };
-        Ok(match s {
-            "address" => Ty::Address,
-            "bool" => Ty::Bool,
-            "bytes" => Ty::Bytes,
-            "string" => Ty::String,
-            _ if s.starts_with("uint") => Ty::Uint(bits(&s[4..])?),
-            _ if s.starts_with("int") => Ty::Int(bits(&s[3..])?),
-            _ if s.starts_with("bytes") => {
-                let n: usize = s[5..].parse().map_err(|_| anyhow!("bad ABI type {s:?}"))?;
-                if !(1..=32).contains(&n) {
-                    bail!("bad ABI type {s:?}");
-                }
-                Ty::FixedBytes(n)
-            }
-            _ => bail!("ABI type {s:?} is not supported here"),
-        })
-    }
-
-    fn dynamic(&self) -> bool {
-        matches!(self, Ty::Bytes | Ty::String | Ty::Array(_))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Val {
-    Address(Address),
-    Bool(bool),
-    Uint(U256),
-    /// Two's complement, as on the wire.
-    Int(U256),
-    FixedBytes(Vec<u8>),
-    Bytes(Vec<u8>),
-    String(String),
-    Array(Vec<Val>),
-}
-
-/// `name(t1,t2)` → ("name", [t1, t2]).
-pub fn split_signature(sig: &str) -> anyhow::Result<(&str, Vec<Ty>)> {
-    let (name, rest) = sig.split_once('(').ok_or_else(|| anyhow!("bad signature {sig:?}"))?;
-    let inner = rest.strip_suffix(')').ok_or_else(|| anyhow!("bad signature {sig:?}"))?;
-    if inner.contains('(') {
-        bail!("tuple arguments are not supported ({sig})");
-    }
-    let types =
-        if inner.is_empty() { vec![] } else { inner.split(',').map(Ty::parse).collect::<Result<_, _>>()? };
-    Ok((name, types))
-}
-
-fn word(data: &[u8], at: usize) -> anyhow::Result<&[u8]> {
-    data.get(at..at + 32).ok_or_else(|| anyhow!("ABI data too short"))
-}
-
-fn usize_at(data: &[u8], at: usize) -> anyhow::Result<usize> {
-    let v = U256::from_be_slice(word(data, at)?);
-    usize::try_from(v).ok().filter(|n| *n <= data.len()).ok_or_else(|| anyhow!("bad ABI offset or length"))
-}
-
-/// Decode a tuple of `types` encoded in `data`.
-pub fn decode(types: &[Ty], data: &[u8]) -> anyhow::Result<Vec<Val>> {
-    let mut out = Vec::with_capacity(types.len());
-    for (i, t) in types.iter().enumerate() {
-        let head = i * 32;
-        out.push(if t.dynamic() {
-            let off = usize_at(data, head)?;
-            decode_dynamic(t, &data[off..])?
-        } else {
-            decode_static(t, word(data, head)?)?
-        });
-    }
-    Ok(out)
-}
-
-fn decode_static(t: &Ty, w: &[u8]) -> anyhow::Result<Val> {
-    Ok(match t {
-        Ty::Address => Val::Address(Address::from_slice(&w[12..])),
-        Ty::Bool => Val::Bool(w[31] != 0),
-        Ty::Uint(_) => Val::Uint(U256::from_be_slice(w)),
-        Ty::Int(_) => Val::Int(U256::from_be_slice(w)),
-        Ty::FixedBytes(n) => Val::FixedBytes(w[..*n].to_vec()),
-        _ => unreachable!("dynamic type"),
-    })
-}
-
-fn decode_dynamic(t: &Ty, data: &[u8]) -> anyhow::Result<Val> {
-    let len = usize_at(data, 0)?;
-    Ok(match t {
-        Ty::Bytes | Ty::String => {
-            let b = data.get(32..32 + len).ok_or_else(|| anyhow!("ABI data too short"))?.to_vec();
-            if *t == Ty::String { Val::String(String::from_utf8_lossy(&b).into_owned()) } else { Val::Bytes(b) }
-        }
-        Ty::Array(inner) => Val::Array(decode(&vec![(**inner).clone(); len], &data[32..])?),
-        _ => unreachable!("static type"),
-    })
-}
-
-fn pad(b: &[u8]) -> Vec<u8> {
-    let mut v = b.to_vec();
-    v.resize(b.len().div_ceil(32) * 32, 0);
-    v
-}
-
-/// Encode a tuple of values.
-pub fn encode(vals: &[Val]) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut tail = Vec::new();
-    let head_len = vals.len() * 32;
-    for v in vals {
-        match v {
-            Val::Address(a) => head.extend_from_slice(&a.into_word().0),
-            Val::Bool(b) => head.extend_from_slice(&U256::from(*b as u8).to_be_bytes::<32>()),
-            Val::Uint(x) | Val::Int(x) => head.extend_from_slice(&x.to_be_bytes::<32>()),
-            Val::FixedBytes(b) => head.extend_from_slice(&pad(b)),
-            Val::Bytes(_) | Val::String(_) | Val::Array(_) => {
-                head.extend_from_slice(&U256::from(head_len + tail.len()).to_be_bytes::<32>());
-                match v {
-                    Val::Bytes(b) => {
-                        tail.extend_from_slice(&U256::from(b.len()).to_be_bytes::<32>());
-                        tail.extend_from_slice(&pad(b));
-                    }
-                    Val::String(s) => {
-                        tail.extend_from_slice(&U256::from(s.len()).to_be_bytes::<32>());
-                        tail.extend_from_slice(&pad(s.as_bytes()));
-                    }
-                    Val::Array(items) => {
-                        tail.extend_from_slice(&U256::from(items.len()).to_be_bytes::<32>());
-                        tail.extend_from_slice(&encode(items));
-                    }
-                    _ => unreachable!(),
-                }
-            }
-        }
-    }
-    head.extend_from_slice(&tail);
-    head
-}
-
-pub fn fmt_val(v: &Val) -> String {
-    match v {
-        Val::Address(a) => a.to_checksum(None),
-        Val::Bool(b) => b.to_string(),
-        Val::Uint(x) => x.to_string(),
-        Val::Int(x) => {
-            if x.bit(255) {
-                format!("-{}", (!*x).wrapping_add(U256::from(1)))
-            } else {
-                x.to_string()
-            }
-        }
-        Val::FixedBytes(b) | Val::Bytes(b) => format!("0x{}", hex::encode(b)),
-        Val::String(s) => format!("{s:?}"),
-        Val::Array(items) => format!("[{}]", items.iter().map(fmt_val).collect::<Vec<_>>().join(", ")),
-    }
-}
-
-/// Parse a command-line argument as a value of type `t`. Integers are
-/// decimal or 0x hex base units, or amounts with a unit: "1.5OPEN", "10wei".
-/// Addresses may also be a module name ("staking") or "treasury".
-pub fn parse_arg(t: &Ty, s: &str) -> anyhow::Result<Val> {
-    let bad = |what: &str| anyhow!("{s:?} is not {what}");
-    Ok(match t {
-        Ty::Address => {
-            if s == "treasury" {
-                Val::Address(TREASURY)
-            } else if let Some(m) = Module::from_name(s) {
-                Val::Address(m.address())
-            } else {
-                Val::Address(s.parse().map_err(|_| bad("an address"))?)
-            }
-        }
-        Ty::Bool => match s {
-            "true" => Val::Bool(true),
-            "false" => Val::Bool(false),
-            _ => return Err(bad("true or false")),
-        },
-        Ty::Uint(bits) => {
-            let v = parse_uint(s)?;
-            if *bits < 256 && v >= (U256::from(1) << *bits) {
-                bail!("{s} does not fit uint{bits}");
-            }
-            Val::Uint(v)
-        }
-        Ty::FixedBytes(n) => {
-            let b = hex::decode(s.strip_prefix("0x").ok_or_else(|| bad("0x hex"))?).map_err(|_| bad("0x hex"))?;
-            if b.len() != *n {
-                bail!("{s:?} has {} bytes, bytes{n} needs {n}", b.len());
-            }
-            Val::FixedBytes(b)
-        }
-        Ty::Bytes => Val::Bytes(hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| bad("hex bytes"))?),
-        Ty::String => Val::String(s.to_string()),
-        // `[1,2,3]` or `1,2,3` (e.g. models.approve [2,3]); items of a simple type.
-        Ty::Array(inner) => {
-            let body = s.trim().trim_start_matches('[').trim_end_matches(']');
-            let items: Vec<&str> = body.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
-            Val::Array(items.into_iter().map(|x| parse_arg(inner, x)).collect::<anyhow::Result<_>>()?)
-        }
-        Ty::Int(_) => bail!("arguments of type {t:?} are not supported by --call; use --raw"),
-    })
-}
-
-pub fn parse_uint(s: &str) -> anyhow::Result<U256> {
-    let t = s.trim();
-    if let Some(h) = t.strip_prefix("0x") {
-        return U256::from_str_radix(h, 16).map_err(|_| anyhow!("{s:?} is not a hex integer"));
-    }
-    if t.ends_with("OPEN") || t.ends_with("wei") {
-        return Ok(t.parse::<Amount>().map_err(|e| anyhow!("{e}"))?.to_u256());
-    }
-    U256::from_str_radix(t, 10)
-        .map_err(|_| anyhow!("{s:?} is not an integer (base units; or write an amount like 1.5OPEN)"))
-}
-
-/// Split a command line like a shell: whitespace separates, quotes group,
-/// backslash escapes inside double quotes and outside quotes.
-pub fn split_words(s: &str) -> anyhow::Result<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => cur.push(chars.next().ok_or_else(|| anyhow!("unfinished escape in {s:?}"))?),
-                        Some(c) => cur.push(c),
-                        None => bail!("unclosed double quote in {s:?}"),
-                    }
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => bail!("unclosed single quote in {s:?}"),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.push(chars.next().ok_or_else(|| anyhow!("unfinished escape in {s:?}"))?);
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
+use super::args::{parse_arg, split_words};
 
 /// Function signatures of the module's interface, if this CLI knows it.
 pub fn function_signatures(m: Module) -> Option<&'static [&'static str]> {
@@ -315,55 +30,45 @@ pub fn function_signatures(m: Module) -> Option<&'static [&'static str]> {
     })
 }
 
-/// Check that `data` decodes as a call of the module's interface.
-fn typecheck(m: Module, data: &[u8]) -> anyhow::Result<()> {
-    let r = match m {
-        Module::Bank => IBank::IBankCalls::abi_decode(data).map(|_| ()),
-        Module::Params => IParams::IParamsCalls::abi_decode(data).map(|_| ()),
-        Module::Staking => IStaking::IStakingCalls::abi_decode(data).map(|_| ()),
-        Module::Governance => IGovernance::IGovernanceCalls::abi_decode(data).map(|_| ()),
-        Module::Datanets => sol::IDatanets::IDatanetsCalls::abi_decode(data).map(|_| ()),
-        Module::Models => sol::IModels::IModelsCalls::abi_decode(data).map(|_| ()),
-        Module::Inference => sol::IInference::IInferenceCalls::abi_decode(data).map(|_| ()),
-        Module::Attribution => sol::IAttribution::IAttributionCalls::abi_decode(data).map(|_| ()),
-        _ => Ok(()),
-    };
-    r.map_err(|e| anyhow!("encoded call does not decode: {e}"))
+/// The function of a `sol!` signature such as `set(string,uint256)`.
+fn function(sig: &str) -> anyhow::Result<Function> {
+    Function::parse(sig).map_err(|e| anyhow!("bad signature {sig:?}: {e}"))
 }
 
 /// `MODULE.FUNCTION ARG ...` → (target, calldata, signature).
 pub fn encode_call_text(text: &str) -> anyhow::Result<(Address, Vec<u8>, &'static str)> {
     let words = split_words(text)?;
     let (head, args) = words.split_first().ok_or_else(|| anyhow!("empty --call"))?;
-    let (module, function) = head
-        .split_once('.')
-        .ok_or_else(|| anyhow!("--call {text:?}: start with MODULE.FUNCTION, e.g. params.set"))?;
+    let (module, name) =
+        head.split_once('.').ok_or_else(|| anyhow!("--call {text:?}: start with MODULE.FUNCTION, e.g. params.set"))?;
     let m = Module::from_name(module).ok_or_else(|| anyhow!("unknown module {module:?}"))?;
     let sigs = function_signatures(m)
         .ok_or_else(|| anyhow!("module {module} has no interface in this CLI; use --raw ADDRESS:0xCALLDATA"))?;
     let named: Vec<&'static str> =
-        sigs.iter().copied().filter(|s| s.split_once('(').map(|(n, _)| n) == Some(function)).collect();
+        sigs.iter().copied().filter(|s| s.split_once('(').map(|(n, _)| n) == Some(name)).collect();
     if named.is_empty() {
         let mut all: Vec<&str> = sigs.to_vec();
         all.sort();
-        bail!("{module} has no function {function:?}; it has:\n  {}", all.join("\n  "));
+        bail!("{module} has no function {name:?}; it has:\n  {}", all.join("\n  "));
     }
     let mut last_err = None;
-    for sig in &named {
-        let (_, types) = split_signature(sig)?;
-        if types.len() != args.len() {
-            last_err = Some(anyhow!("{module}.{sig} takes {} arguments, got {}", types.len(), args.len()));
+    for sig in named {
+        let f = function(sig)?;
+        if f.inputs.len() != args.len() {
+            last_err = Some(anyhow!("{module}.{sig} takes {} arguments, got {}", f.inputs.len(), args.len()));
             continue;
         }
-        let vals = types
+        let vals = f
+            .inputs
             .iter()
             .zip(args)
             .enumerate()
-            .map(|(i, (t, a))| parse_arg(t, a).map_err(|e| anyhow!("{module}.{sig} argument {}: {e}", i + 1)))
+            .map(|(i, (p, a))| {
+                let ty = p.resolve()?;
+                parse_arg(&ty, a).map_err(|e| anyhow!("{module}.{sig} argument {}: {e}", i + 1))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut data = keccak256(sig.as_bytes())[..4].to_vec();
-        data.extend(encode(&vals));
-        typecheck(m, &data)?;
+        let data = f.abi_encode_input(&vals).map_err(|e| anyhow!("{module}.{sig}: {e}"))?;
         return Ok((m.address(), data, sig));
     }
     Err(last_err.unwrap_or_else(|| anyhow!("no matching signature")))
@@ -374,24 +79,35 @@ pub fn describe_call(target: &Address, data: &[u8]) -> String {
     let Some(m) = Module::from_address(target) else {
         return format!("{}: 0x{}", target.to_checksum(None), hex::encode(data));
     };
-    let known = data.get(..4).and_then(|sel| {
-        let sel: [u8; 4] = sel.try_into().ok()?;
-        let sig = match m {
-            Module::Bank => IBank::IBankCalls::signature_by_selector(sel),
-            Module::Params => IParams::IParamsCalls::signature_by_selector(sel),
-            Module::Staking => IStaking::IStakingCalls::signature_by_selector(sel),
-            Module::Governance => IGovernance::IGovernanceCalls::signature_by_selector(sel),
-            Module::Datanets => sol::IDatanets::IDatanetsCalls::signature_by_selector(sel),
-            Module::Models => sol::IModels::IModelsCalls::signature_by_selector(sel),
-            Module::Inference => sol::IInference::IInferenceCalls::signature_by_selector(sel),
-            Module::Attribution => sol::IAttribution::IAttributionCalls::signature_by_selector(sel),
-            _ => None,
-        }?;
-        let (name, types) = split_signature(sig).ok()?;
-        let vals = decode(&types, &data[4..]).ok()?;
-        Some(format!("{}.{name}({})", m.name(), vals.iter().map(fmt_val).collect::<Vec<_>>().join(", ")))
-    });
-    known.unwrap_or_else(|| format!("{}: 0x{}", m.name(), hex::encode(data)))
+    let known = || -> Option<String> {
+        let selector = data.get(..4)?;
+        let sig = function_signatures(m)?.iter().find(|s| &keccak256(s.as_bytes())[..4] == selector)?;
+        let f = function(sig).ok()?;
+        let vals = f.abi_decode_input(&data[4..]).ok()?;
+        Some(format!("{}.{}({})", m.name(), f.name, fmt_vals(&vals)))
+    };
+    known().unwrap_or_else(|| format!("{}: 0x{}", m.name(), hex::encode(data)))
+}
+
+/// A value as the CLI shows it: checksummed addresses, decimal integers, 0x
+/// hex bytes, quoted strings, `[..]` arrays and `(..)` tuples.
+pub fn fmt_val(v: &DynSolValue) -> String {
+    match v {
+        DynSolValue::Address(a) => a.to_checksum(None),
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Uint(x, _) => x.to_string(),
+        DynSolValue::Int(x, _) => x.to_string(),
+        DynSolValue::FixedBytes(w, n) => format!("0x{}", hex::encode(&w[..*n])),
+        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
+        DynSolValue::Function(f) => format!("0x{}", hex::encode(f)),
+        DynSolValue::String(s) => format!("{s:?}"),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) => format!("[{}]", fmt_vals(items)),
+        DynSolValue::Tuple(items) => format!("({})", fmt_vals(items)),
+    }
+}
+
+fn fmt_vals(vals: &[DynSolValue]) -> String {
+    vals.iter().map(fmt_val).collect::<Vec<_>>().join(", ")
 }
 
 /// Declares the field names of every custom error, checked against the
@@ -490,10 +206,12 @@ pub fn decode_error(data: &[u8]) -> String {
     let raw = || format!("unknown error 0x{}", hex::encode(data));
     let Some(sel) = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok()) else { return raw() };
     let Some(sig) = error_signature(sel) else { return raw() };
-    let Ok((name, types)) = split_signature(sig) else { return raw() };
-    let Ok(vals) = decode(&types, &data[4..]) else {
+    let Ok(error) = alloy_json_abi::Error::parse(sig) else { return raw() };
+    let name = error.name.as_str();
+    let Ok(decoded) = error.decode_error(data) else {
         return format!("{name}(undecodable: 0x{})", hex::encode(data));
     };
+    let vals = decoded.body;
     let names = ERROR_FIELDS.iter().find(|(s, _)| *s == sig).map(|(_, n)| *n).filter(|n| n.len() == vals.len());
     let fields: Vec<String> = vals
         .iter()
@@ -501,8 +219,8 @@ pub fn decode_error(data: &[u8]) -> String {
         .map(|(i, v)| {
             let shown = match (name, v) {
                 // A proposal's failed call: decode the inner revert too.
-                ("ProposalCallFailed", Val::Bytes(b)) if i == 1 => decode_error(b),
-                ("NotQueued", Val::Uint(s)) if i == 1 => {
+                ("ProposalCallFailed", DynSolValue::Bytes(b)) if i == 1 => decode_error(b),
+                ("NotQueued", DynSolValue::Uint(s, _)) if i == 1 => {
                     format!("{} ({s})", runtime::governance::state_name(s.saturating_to::<u8>()))
                 }
                 _ => fmt_val(v),
@@ -514,4 +232,163 @@ pub fn decode_error(data: &[u8]) -> String {
         })
         .collect();
     format!("{name}({})", fields.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_sol_types::SolCall;
+    use primitives::abi::{DatanetLimits, DatanetVersionRef, IDatanets, IModels, ModelRegistration};
+    use primitives::system::TREASURY;
+    use primitives::{B256, Bytes, ONE_OPEN, U256};
+
+    use super::*;
+
+    fn encode(text: &str) -> Vec<u8> {
+        let (to, data, _) = encode_call_text(text).unwrap_or_else(|e| panic!("{text}: {e:#}"));
+        assert_eq!(Module::from_address(&to).map(|m| m.name()), text.split('.').next());
+        data
+    }
+
+    fn refused(text: &str) -> String {
+        format!("{:#}", encode_call_text(text).expect_err(text))
+    }
+
+    #[test]
+    fn calls_of_elementary_types_encode_and_read_back_as_before() {
+        let data = encode("params.set governance.deposit 12OPEN");
+        let want = IParams::setCall { name: "governance.deposit".into(), value: U256::from(12 * ONE_OPEN) };
+        assert_eq!(data, want.abi_encode());
+        let to = Module::Params.address();
+        assert_eq!(describe_call(&to, &data), "params.set(\"governance.deposit\", 12000000000000000000)");
+        let data = encode("bank.transfer treasury 5wei");
+        assert_eq!(
+            describe_call(&Module::Bank.address(), &data),
+            format!("bank.transfer({}, 5)", TREASURY.to_checksum(None))
+        );
+        let data = encode("models.approve [2,3]");
+        assert_eq!(data, IModels::approveCall { ids: vec![2, 3] }.abi_encode());
+        assert_eq!(describe_call(&Module::Models.address(), &data), "models.approve([2, 3])");
+        let data = encode(r#"staking.slash staking 100000 5 "double sign" 0x0000000000000000000000000000000000000007"#);
+        let shown = describe_call(&Module::Staking.address(), &data);
+        assert!(shown.starts_with("staking.slash(") && shown.contains("100000, 5, \"double sign\""), "{shown}");
+    }
+
+    #[test]
+    fn a_struct_argument_is_a_tuple() {
+        let text = "models.register '(\"my model\", 0x1111111111111111111111111111111111111111111111111111111111111111, \
+                    0x2222222222222222222222222222222222222222222222222222222222222222, [(1, 2), (3, 4)], 0xabcd, 0x, \
+                    0x3333333333333333333333333333333333333333333333333333333333333333, [], [], \
+                    0x4444444444444444444444444444444444444444444444444444444444444444, 7, 16, 1OPEN, 2000wei)'";
+        let data = encode(text);
+        let registration = ModelRegistration {
+            name: "my model".into(),
+            baseModelHash: B256::repeat_byte(0x11),
+            adapterHash: B256::repeat_byte(0x22),
+            datanets: vec![
+                DatanetVersionRef { datanetId: 1, version: 2 },
+                DatanetVersionRef { datanetId: 3, version: 4 },
+            ],
+            hyperparams: Bytes::from(vec![0xab, 0xcd]),
+            metrics: Bytes::new(),
+            trainingLogHash: B256::repeat_byte(0x33),
+            checkpointHashes: vec![],
+            checkpointLearningRates: vec![],
+            sketchHash: B256::repeat_byte(0x44),
+            sketchSeed: 7,
+            sketchK: 16,
+            priceInPer1k: ONE_OPEN,
+            priceOutPer1k: 2000,
+        };
+        assert_eq!(data, IModels::registerCall { registration }.abi_encode());
+        let shown = describe_call(&Module::Models.address(), &data);
+        assert!(shown.starts_with("models.register((\"my model\", 0x1111"), "{shown}");
+        assert!(shown.contains(", [(1, 2), (3, 4)], 0xabcd, 0x, 0x3333"), "{shown}");
+        assert!(shown.ends_with(", [], [], 0x4444444444444444444444444444444444444444444444444444444444444444, 7, 16, 1000000000000000000, 2000))"), "{shown}");
+    }
+
+    #[test]
+    fn string_arrays_address_arrays_and_a_struct_in_one_call() {
+        let text = r#"datanets.createDatanet shell "Unix shell" "Commands and answers" '[nlp, "unix, shell"]' 0 CC-BY-4.0 0 1OPEN [] [treasury] (0,0,0,3)"#;
+        let want = IDatanets::createDatanetCall {
+            name: "shell".into(),
+            summary: "Unix shell".into(),
+            description: "Commands and answers".into(),
+            tags: vec!["nlp".into(), "unix, shell".into()],
+            dataType: 0,
+            licence: "CC-BY-4.0".into(),
+            policy: 0,
+            contributorBond: U256::from(ONE_OPEN),
+            curators: vec![],
+            attesters: vec![TREASURY],
+            limits: DatanetLimits {
+                maxSubmissionBytes: 0,
+                contributorDailyBytes: 0,
+                datanetDailyBytes: 0,
+                contributorDailyFiles: 3,
+            },
+        };
+        let data = encode(text);
+        assert_eq!(data, want.abi_encode());
+        let shown = describe_call(&Module::Datanets.address(), &data);
+        assert!(
+            shown.ends_with(&format!(
+                "[\"nlp\", \"unix, shell\"], 0, \"CC-BY-4.0\", 0, 1000000000000000000, [], [{}], (0, 0, 0, 3))",
+                TREASURY.to_checksum(None)
+            )),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_calls_are_refused_with_the_reason() {
+        assert!(refused("staking.bogus 1").contains("has no function \"bogus\""));
+        assert!(refused("governance.spendTreasury 0x01").contains("takes 2 arguments, got 1"));
+        assert!(
+            refused("governance.spendTreasury notanaddress 1")
+                .contains("argument 1: \"notanaddress\" is not an address")
+        );
+        assert!(refused("nosuch.f").contains("unknown module \"nosuch\""));
+        assert!(refused("setparams").contains("start with MODULE.FUNCTION"));
+        assert!(refused("").contains("empty --call"));
+        let e = refused("datanets.createDatanet a b c [x] 0 L 0 1 [] [] (0,0,0");
+        assert!(e.contains("argument 11: \"(0,0,0\": no closing ')'"), "{e}");
+        let e = refused("models.approve [1,-2]");
+        assert!(e.contains("argument 1") && e.contains("\"-2\" is not an integer"), "{e}");
+    }
+
+    #[test]
+    fn unknown_calldata_is_shown_as_hex() {
+        assert_eq!(describe_call(&Module::Bank.address(), &[1, 2, 3, 4, 5]), "bank: 0x0102030405");
+        let elsewhere = Address::with_last_byte(9);
+        assert_eq!(describe_call(&elsewhere, &[0xaa]), format!("{}: 0xaa", elsewhere.to_checksum(None)));
+        // A known selector with arguments that do not decode.
+        let mut data = IModels::approveCall { ids: vec![1] }.abi_encode();
+        data.truncate(40);
+        assert_eq!(describe_call(&Module::Models.address(), &data), format!("models: 0x{}", hex::encode(&data)));
+    }
+
+    #[test]
+    fn reverts_show_the_error_and_its_fields() {
+        let caller = Address::with_last_byte(3);
+        assert_eq!(
+            decode_error(&sol::Unauthorized { caller }.abi_encode()),
+            format!("Unauthorized(caller: {})", caller.to_checksum(None))
+        );
+        let inner = sol::InsufficientBalance { available: U256::ZERO, required: U256::from(5) }.abi_encode();
+        let failed = IGovernance::ProposalCallFailed { index: U256::ZERO, reason: inner.into() }.abi_encode();
+        assert_eq!(
+            decode_error(&failed),
+            "ProposalCallFailed(index: 0, reason: InsufficientBalance(available: 0, required: 5))"
+        );
+        let queued = IGovernance::NotQueued { id: 4, state: 1 }.abi_encode();
+        assert_eq!(decode_error(&queued), "NotQueued(id: 4, state: active (1))");
+        // Errors of interfaces without field names, and Solidity's own.
+        let pending = sol::IDatanets::NotPending { contributionId: 9, status: 1 }.abi_encode();
+        assert_eq!(decode_error(&pending), "NotPending(9, 1)");
+        assert_eq!(decode_error(&alloy_sol_types::Revert::from("boom").abi_encode()), "Error(\"boom\")");
+        assert_eq!(decode_error(&[]), "reverted without data");
+        assert_eq!(decode_error(&[1, 2]), "unknown error 0x0102");
+        let cut = &sol::Unauthorized { caller }.abi_encode()[..20];
+        assert_eq!(decode_error(cut), format!("Unauthorized(undecodable: 0x{})", hex::encode(cut)));
+    }
 }

@@ -2,9 +2,10 @@
 //! call with a preflight and a receipt check ([`send_call`]), the events of a
 //! receipt, and revert data shown as the named custom error with its fields
 //! ([`decode_revert`]). [`abi`] encodes and describes calls given as text
-//! (`gov propose --call`, `gov call`).
+//! (`gov propose --call`, `gov call`), with arguments read by [`args`].
 
 pub mod abi;
+pub mod args;
 
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, anyhow, bail};
