@@ -6,7 +6,7 @@ pub mod datanet;
 pub mod gov;
 pub mod httpc;
 pub mod keys;
-pub mod model;
+pub mod model_bootstrap;
 pub mod node;
 pub mod node_keys;
 pub mod pay;
