@@ -18,7 +18,7 @@ pub enum ModelCmd {
     Bootstrap(BootstrapArgs),
     /// The on-chain registry: propose, show, list, retire, price.
     #[command(flatten)]
-    Registry(super::registry::RegistryCmd),
+    Registry(super::model::RegistryCmd),
 }
 
 #[derive(clap::Args, Debug)]
@@ -116,7 +116,7 @@ impl Bar {
 pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ModelCmd::Bootstrap(a) => bootstrap(a, out),
-        ModelCmd::Registry(c) => super::registry::run(c, out),
+        ModelCmd::Registry(c) => super::model::run(c, out),
     }
 }
 
