@@ -51,7 +51,7 @@ enum Cmd {
     Curate(commands::datanet::CurateCmd),
     /// Models: `bootstrap` trains the project's base model; propose, show, list, retire, price.
     #[command(subcommand)]
-    Model(commands::model_bootstrap::ModelCmd),
+    Model(commands::model::ModelCmd),
     /// Chat with a registered model on this machine (its adapter from the node's blob store).
     Chat(commands::chat::ChatArgs),
     /// Ask a model through the node's OpenAI-compatible API (billed to your API key).
@@ -116,7 +116,7 @@ fn main() {
         Cmd::Datanet(c) => commands::datanet::run(c, out),
         Cmd::Contribute(a) => commands::datanet::contribute(a, out),
         Cmd::Curate(c) => commands::datanet::curate(c, out),
-        Cmd::Model(c) => commands::model_bootstrap::run(c, out),
+        Cmd::Model(c) => commands::model::run(c, out),
         Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Chat(a) => commands::chat::run(a, out),
         Cmd::Infer(a) => commands::pay::infer(a, out),

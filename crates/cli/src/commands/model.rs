@@ -1,6 +1,7 @@
-//! `model propose|show|list|retire|price`: the on-chain model registry (`models` module).
+//! `model ...`: the on-chain model registry (`models` module): propose, show,
+//! list, retire, price. `model bootstrap` is in [`super::model_bootstrap`].
 
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::SolCall;
 use anyhow::{anyhow, bail};
 use primitives::abi::{DatanetVersionRef, IModels, ModelInfo, ModelRegistration};
 use primitives::system::Module;
@@ -16,7 +17,10 @@ use crate::output::Out;
 const MODELS: Address = Module::Models.address();
 
 #[derive(clap::Subcommand, Debug)]
-pub enum RegistryCmd {
+pub enum ModelCmd {
+    /// Train the base model from the bundled corpus: a byte-level BPE tokenizer and a small
+    /// Llama, written as a Hugging Face folder with bf16 weights (about 10 minutes on 2 cores).
+    Bootstrap(super::model_bootstrap::BootstrapArgs),
     /// Register a finished training job's model (draft) and propose it to governance.
     Propose {
         /// The ModelFactory job that made it.
@@ -139,115 +143,20 @@ fn lr_nano(lr: f64) -> u64 {
     (lr * 1e9).round().max(0.0) as u64
 }
 
-pub fn run(c: RegistryCmd, out: Out) -> anyhow::Result<()> {
+pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        RegistryCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
+        ModelCmd::Bootstrap(a) => super::model_bootstrap::run(a, out),
+        ModelCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
             let j = super::train::job(&http, job)?;
-            if j["status"] != "succeeded" {
-                bail!("job {job} has not succeeded ({}): nothing to register", j["status"].as_str().unwrap_or("?"));
-            }
-            let o = &j["output"];
-            let a = &j["artefacts"];
-            let h = |v: &Value| -> anyhow::Result<B256> {
-                v.as_str()
-                    .ok_or_else(|| anyhow!("job {job}: missing hash"))?
-                    .parse()
-                    .map_err(|_| anyhow!("bad hash {v}"))
-            };
-            let metrics = {
-                let v = json!({"metrics": o["metrics"], "artefacts": a});
-                factory::spec::canonical_json(&v).into_bytes()
-            };
-            let hyper = factory::spec::canonical_json(&j["spec"]).into_bytes();
-            let name = name
-                .or_else(|| j["spec"]["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
-                .unwrap_or_else(|| format!("job-{job}"));
-            let reg = ModelRegistration {
-                name,
-                baseModelHash: h(&o["baseModelHash"])?,
-                adapterHash: h(&o["adapterHash"])?,
-                datanets: j["spec"]["datanets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|d| DatanetVersionRef {
-                        datanetId: d["datanet"].as_u64().unwrap_or(0),
-                        version: d["version"].as_u64().unwrap_or(0),
-                    })
-                    .collect(),
-                hyperparams: Bytes::from(hyper),
-                metrics: Bytes::from(metrics),
-                trainingLogHash: h(&a["trainingLog"])?,
-                checkpointHashes: a["checkpoints"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(h)
-                    .collect::<anyhow::Result<_>>()?,
-                checkpointLearningRates: o["checkpoints"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| lr_nano(c["learningRate"].as_f64().unwrap_or(0.0)))
-                    .collect(),
-                sketchHash: h(&a["sketch"])?,
-                sketchSeed: o["sketchSeed"].as_u64().unwrap_or(0),
-                sketchK: o["sketchK"].as_u64().unwrap_or(0) as u32,
-                priceInPer1k: price_in.0,
-                priceOutPer1k: price_out.0,
-            };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                MODELS,
-                Amount::ZERO,
-                IModels::registerCall { registration: reg }.abi_encode(),
-                "models.register",
-            )?;
-            let id = sent.receipt["logs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|l| {
-                    let topics: Vec<B256> =
-                        l["topics"].as_array()?.iter().filter_map(|t| t.as_str()?.parse().ok()).collect();
-                    if topics.first() != Some(&IModels::ModelRegistered::SIGNATURE_HASH) {
-                        return None;
-                    }
-                    topics.get(1).map(|t| u64::from_be_bytes(t[24..].try_into().expect("8")))
-                })
-                .ok_or_else(|| anyhow!("no ModelRegistered log in the receipt"))?;
-            if !no_propose {
-                send_call(
-                    &signer,
-                    &rpc,
-                    MODELS,
-                    Amount::ZERO,
-                    IModels::proposeCall { id }.abi_encode(),
-                    "models.propose",
-                )?;
-            }
-            let state = if no_propose { "draft" } else { "proposed" };
-            out.print(
-                || {
-                    format!(
-                        "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
-                         --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
-                    )
-                },
-                json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
-            );
-            Ok(())
+            let reg = registration(&j, job, name, price_in, price_out)?;
+            propose(reg, job, no_propose, &signer, &rpc, out)
         }
-        RegistryCmd::Show { model, rpc } => {
+        ModelCmd::Show { model, rpc } => {
             let m = model_info(&rpc, parse_model(&model)?)?;
             out.print(|| info_human(&m), info_json(&m));
             Ok(())
         }
-        RegistryCmd::List { rpc } => {
+        ModelCmd::List { rpc } => {
             let n = view(&mut rpc.client(), MODELS, &IModels::modelCountCall {})?;
             let mut all = Vec::new();
             for id in 1..=n {
@@ -275,7 +184,7 @@ pub fn run(c: RegistryCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        RegistryCmd::Retire { model, signer, rpc } => {
+        ModelCmd::Retire { model, signer, rpc } => {
             let id = parse_model(&model)?;
             let s = send_call(
                 &signer,
@@ -288,7 +197,7 @@ pub fn run(c: RegistryCmd, out: Out) -> anyhow::Result<()> {
             out.print(|| format!("m{id} retired"), s.json(json!({"model": format!("m{id}")})));
             Ok(())
         }
-        RegistryCmd::Price { model, price_in, price_out, signer, rpc } => {
+        ModelCmd::Price { model, price_in, price_out, signer, rpc } => {
             let id = parse_model(&model)?;
             let call = IModels::setPriceCall { id, priceInPer1k: price_in.0, priceOutPer1k: price_out.0 };
             let s = send_call(&signer, &rpc, MODELS, Amount::ZERO, call.abi_encode(), "models.setPrice")?;
@@ -296,4 +205,87 @@ pub fn run(c: RegistryCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `models.register` takes for a succeeded ModelFactory job.
+fn registration(
+    j: &Value,
+    job: u64,
+    name: Option<String>,
+    price_in: Amount,
+    price_out: Amount,
+) -> anyhow::Result<ModelRegistration> {
+    if j["status"] != "succeeded" {
+        bail!("job {job} has not succeeded ({}): nothing to register", j["status"].as_str().unwrap_or("?"));
+    }
+    let o = &j["output"];
+    let a = &j["artefacts"];
+    let h = |v: &Value| -> anyhow::Result<B256> {
+        v.as_str().ok_or_else(|| anyhow!("job {job}: missing hash"))?.parse().map_err(|_| anyhow!("bad hash {v}"))
+    };
+    let metrics = {
+        let v = json!({"metrics": o["metrics"], "artefacts": a});
+        factory::spec::canonical_json(&v).into_bytes()
+    };
+    let hyper = factory::spec::canonical_json(&j["spec"]).into_bytes();
+    let name = name
+        .or_else(|| j["spec"]["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| format!("job-{job}"));
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    Ok(ModelRegistration {
+        name,
+        baseModelHash: h(&o["baseModelHash"])?,
+        adapterHash: h(&o["adapterHash"])?,
+        datanets: list(&j["spec"]["datanets"])
+            .iter()
+            .map(|d| DatanetVersionRef {
+                datanetId: d["datanet"].as_u64().unwrap_or(0),
+                version: d["version"].as_u64().unwrap_or(0),
+            })
+            .collect(),
+        hyperparams: Bytes::from(hyper),
+        metrics: Bytes::from(metrics),
+        trainingLogHash: h(&a["trainingLog"])?,
+        checkpointHashes: list(&a["checkpoints"]).iter().map(h).collect::<anyhow::Result<_>>()?,
+        checkpointLearningRates: list(&o["checkpoints"])
+            .iter()
+            .map(|c| lr_nano(c["learningRate"].as_f64().unwrap_or(0.0)))
+            .collect(),
+        sketchHash: h(&a["sketch"])?,
+        sketchSeed: o["sketchSeed"].as_u64().unwrap_or(0),
+        sketchK: o["sketchK"].as_u64().unwrap_or(0) as u32,
+        priceInPer1k: price_in.0,
+        priceOutPer1k: price_out.0,
+    })
+}
+
+/// `model propose`: register the model (a draft), then propose it unless `no_propose`.
+fn propose(
+    reg: ModelRegistration,
+    job: u64,
+    no_propose: bool,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    out: Out,
+) -> anyhow::Result<()> {
+    let register = IModels::registerCall { registration: reg }.abi_encode();
+    let sent = send_call(signer, rpc, MODELS, Amount::ZERO, register, "models.register")?;
+    let id = sent
+        .event::<IModels::ModelRegistered>(MODELS)
+        .map(|e| e.id)
+        .ok_or_else(|| anyhow!("no ModelRegistered log in the receipt"))?;
+    if !no_propose {
+        send_call(signer, rpc, MODELS, Amount::ZERO, IModels::proposeCall { id }.abi_encode(), "models.propose")?;
+    }
+    let state = if no_propose { "draft" } else { "proposed" };
+    out.print(
+        || {
+            format!(
+                "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
+                 --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
+            )
+        },
+        json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
+    );
+    Ok(())
 }

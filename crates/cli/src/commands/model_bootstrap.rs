@@ -1,6 +1,6 @@
-//! `model ...`: base models. `model bootstrap` is the recipe of the project's
-//! committed base model (`models/base`): it trains a tokenizer and a small
-//! Llama from the bundled public-domain corpus (see `ml::bootstrap`).
+//! `model bootstrap`: the recipe of the project's committed base model
+//! (`models/base`): it trains a tokenizer and a small Llama from the bundled
+//! public-domain corpus (see `ml::bootstrap`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,16 +10,6 @@ use ml::bootstrap::{BootstrapConfig, Progress};
 use serde_json::json;
 
 use crate::output::Out;
-
-#[derive(clap::Subcommand, Debug)]
-pub enum ModelCmd {
-    /// Train the base model from the bundled corpus: a byte-level BPE tokenizer and a small
-    /// Llama, written as a Hugging Face folder with bf16 weights (about 10 minutes on 2 cores).
-    Bootstrap(BootstrapArgs),
-    /// The on-chain registry: propose, show, list, retire, price.
-    #[command(flatten)]
-    Registry(super::model::RegistryCmd),
-}
 
 #[derive(clap::Args, Debug)]
 pub struct BootstrapArgs {
@@ -113,14 +103,8 @@ impl Bar {
     }
 }
 
-pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
-    match c {
-        ModelCmd::Bootstrap(a) => bootstrap(a, out),
-        ModelCmd::Registry(c) => super::model::run(c, out),
-    }
-}
-
-fn bootstrap(a: BootstrapArgs, out: Out) -> anyhow::Result<()> {
+/// `model bootstrap`.
+pub fn run(a: BootstrapArgs, out: Out) -> anyhow::Result<()> {
     let d = BootstrapConfig::default();
     let cfg = BootstrapConfig {
         corpus: a.corpus.unwrap_or_else(default_corpus),
