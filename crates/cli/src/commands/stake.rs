@@ -61,33 +61,37 @@ impl Pool {
     }
 }
 
+/// The arguments of `stake register`.
+#[derive(clap::Args, Debug)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    #[arg(long, value_enum)]
+    role: Role,
+    /// Self bond: OPEN ("1000") or base units ("123wei").
+    #[arg(long)]
+    bond: Amount,
+    /// The validator's ed25519 consensus public key (32 bytes of hex).
+    #[arg(long, conflicts_with = "node_key_dir")]
+    consensus_key: Option<B256>,
+    /// Take the consensus key and the serving key from this node keys directory
+    /// (see `openledger keys node`); --serving-key still overrides the latter.
+    #[arg(long)]
+    node_key_dir: Option<PathBuf>,
+    /// Address of the key that signs the operator's receipts.
+    #[arg(long)]
+    serving_key: Option<Address>,
+    /// Commission on delegators' rewards, in basis points (500 = 5%).
+    #[arg(long, default_value_t = 0)]
+    commission_bps: u16,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum StakeCmd {
     /// Become an operator, with the amount as self bond.
-    Register {
-        #[command(flatten)]
-        signer: SignerArgs,
-        #[arg(long, value_enum)]
-        role: Role,
-        /// Self bond: OPEN ("1000") or base units ("123wei").
-        #[arg(long)]
-        bond: Amount,
-        /// The validator's ed25519 consensus public key (32 bytes of hex).
-        #[arg(long, conflicts_with = "node_key_dir")]
-        consensus_key: Option<B256>,
-        /// Take the consensus key and the serving key from this node keys directory
-        /// (see `openledger keys node`); --serving-key still overrides the latter.
-        #[arg(long)]
-        node_key_dir: Option<PathBuf>,
-        /// Address of the key that signs the operator's receipts.
-        #[arg(long)]
-        serving_key: Option<Address>,
-        /// Commission on delegators' rewards, in basis points (500 = 5%).
-        #[arg(long, default_value_t = 0)]
-        commission_bps: u16,
-        #[command(flatten)]
-        rpc: RpcArgs,
-    },
+    Register(RegisterArgs),
     /// Add stake at an operator: a self bond if you are the operator, else a delegation.
     Bond {
         operator: Address,
@@ -218,62 +222,7 @@ fn node_key(dir: &std::path::Path, kind: keys::NodeKeyKind) -> anyhow::Result<Op
 
 pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        StakeCmd::Register { signer, role, bond, consensus_key, node_key_dir, serving_key, commission_bps, rpc } => {
-            let mut consensus = consensus_key.unwrap_or(B256::ZERO);
-            let mut serving = serving_key.unwrap_or(Address::ZERO);
-            if let Some(dir) = &node_key_dir {
-                if let Some(k) = node_key(dir, keys::NodeKeyKind::Consensus)? {
-                    consensus = k.public_key().unwrap_or_default();
-                }
-                if serving_key.is_none()
-                    && let Some(k) = node_key(dir, keys::NodeKeyKind::Serving)?
-                {
-                    serving = k.address().unwrap_or_default();
-                }
-            }
-            if role == Role::Validator && consensus == B256::ZERO {
-                bail!(
-                    "a validator needs a consensus key: give --consensus-key, or --node-key-dir with a consensus key \
-                     (`openledger keys node new consensus`)"
-                );
-            }
-            if role == Role::Serving && serving == Address::ZERO {
-                bail!(
-                    "a serving operator needs a serving key: give --serving-key, or --node-key-dir with a serving key \
-                     (`openledger keys node new serving`)"
-                );
-            }
-            if commission_bps > 10_000 {
-                bail!("--commission-bps {commission_bps} is above 10000 (100%)");
-            }
-            let operator = signer_address(&signer)?;
-            let call = IStaking::registerOperatorCall {
-                role: role.id(),
-                consensusKey: consensus,
-                servingKey: serving,
-                commissionBps: commission_bps,
-            };
-            let sent = staking_calls(&signer, &rpc, bond, call, "register")?;
-            out.print(
-                || {
-                    format!(
-                        "{}\n{} registered as {} operator with a self bond of {bond} OPEN\nconsensus key {consensus}\nserving key   {}\ncommission    {commission_bps} bps",
-                        sent.human("register"),
-                        operator.to_checksum(None),
-                        role_name(role.id()),
-                        serving.to_checksum(None)
-                    )
-                },
-                sent.json(json!({
-                    "operator": operator,
-                    "role": role_name(role.id()),
-                    "bond": bond.0.to_string(),
-                    "consensusKey": consensus,
-                    "servingKey": serving,
-                    "commissionBps": commission_bps,
-                })),
-            );
-        }
+        StakeCmd::Register(a) => register(a, out)?,
         StakeCmd::Bond { operator, amount, signer, rpc } => bond(operator, amount, &signer, &rpc, out, false)?,
         StakeCmd::Delegate { operator, amount, signer, rpc } => bond(operator, amount, &signer, &rpc, out, true)?,
         StakeCmd::Unbond { operator, amount, signer, rpc } => {
@@ -297,30 +246,7 @@ pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
                 sent.json(json!({"operator": operator, "amount": amount.0.to_string(), "releaseHeight": release})),
             );
         }
-        StakeCmd::Withdraw { signer, rpc } => {
-            // Refuse here rather than pay gas to withdraw nothing.
-            let mut c = rpc.client();
-            let account = signer_address(&signer)?;
-            let next = head(&mut c)? + 1; // the block the transaction lands in
-            let u = view(&mut c, STAKING, &IStaking::unbondingsCall { account })?;
-            let pending: Vec<u64> =
-                u.amounts.iter().zip(&u.releaseHeights).filter(|(a, _)| !a.is_zero()).map(|(_, r)| *r).collect();
-            if !pending.iter().any(|r| *r <= next) {
-                match pending.iter().min() {
-                    None => bail!("{} has no unbondings to withdraw", account.to_checksum(None)),
-                    Some(r) => bail!(
-                        "nothing to withdraw yet: the first unbonding is released at block {r} (head {})",
-                        next - 1
-                    ),
-                }
-            }
-            let sent = staking_calls(&signer, &rpc, Amount::ZERO, IStaking::withdrawCall {}, "withdraw")?;
-            let amount = sent.event::<IStaking::Withdrawn>(STAKING).map(|e| e.amount).unwrap_or_default();
-            out.print(
-                || format!("{}\nwithdrew {}", sent.human("withdraw"), open(amount)),
-                sent.json(json!({"amount": amount.to_string()})),
-            );
-        }
+        StakeCmd::Withdraw { signer, rpc } => withdraw(&signer, &rpc, out)?,
         StakeCmd::Claim { operator, signer, rpc } => {
             let sent =
                 staking_calls(&signer, &rpc, Amount::ZERO, IStaking::claimRewardsCall { operator }, "claim rewards")?;
@@ -347,33 +273,7 @@ pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         StakeCmd::Show { operator, from_block, rpc } => show(operator, from_block, &rpc, out)?,
-        StakeCmd::Validators { height, rpc } => {
-            let mut c = rpc.client();
-            let height = match height {
-                Some(h) => h,
-                None => head(&mut c)?,
-            };
-            let v = view(&mut c, STAKING, &IStaking::validatorSetAtCall { height })?;
-            let total: U256 = v.powers.iter().copied().sum();
-            let rows: Vec<Value> = v
-                .operators
-                .iter()
-                .zip(&v.consensusKeys)
-                .zip(&v.powers)
-                .map(|((o, k), p)| json!({"operator": o, "consensusKey": k, "power": p.to_string()}))
-                .collect();
-            out.print(
-                || {
-                    let mut s =
-                        format!("validator set at block {height}: {} validators, power {}\n", rows.len(), open(total));
-                    for ((o, k), p) in v.operators.iter().zip(&v.consensusKeys).zip(&v.powers) {
-                        s += &format!("{}  {k}  {}\n", o.to_checksum(None), open(*p));
-                    }
-                    s.trim_end().to_string()
-                },
-                json!({"height": height, "validators": rows, "totalPower": total.to_string()}),
-            );
-        }
+        StakeCmd::Validators { height, rpc } => validators(height, &rpc, out)?,
         StakeCmd::Power { account, height, rpc } => {
             let mut c = rpc.client();
             let (power, at) = match height {
@@ -393,42 +293,7 @@ pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
                 json!({"account": account, "height": at, "power": power.to_string(), "totalPower": total.to_string()}),
             );
         }
-        StakeCmd::Unbondings { account, rpc } => {
-            let mut c = rpc.client();
-            let now = head(&mut c)?;
-            let u = view(&mut c, STAKING, &IStaking::unbondingsCall { account })?;
-            let rows: Vec<(Address, U256, u64)> = u
-                .operators
-                .iter()
-                .zip(&u.amounts)
-                .zip(&u.releaseHeights)
-                .map(|((o, a), r)| (*o, *a, *r))
-                .filter(|(_, a, _)| !a.is_zero())
-                .collect();
-            out.print(
-                || {
-                    if rows.is_empty() {
-                        return format!("no pending unbondings for {}", account.to_checksum(None));
-                    }
-                    rows.iter()
-                        .map(|(o, a, r)| {
-                            let when = if *r <= now {
-                                "ready to withdraw".to_string()
-                            } else {
-                                format!("withdrawable at block {r}")
-                            };
-                            format!("{}  unbonding from {}  {when}", open(*a), o.to_checksum(None))
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-                json!({
-                    "account": account,
-                    "head": now,
-                    "unbondings": rows.iter().map(|(o, a, r)| json!({"operator": o, "amount": a.to_string(), "releaseHeight": r, "ready": *r <= now})).collect::<Vec<_>>(),
-                }),
-            );
-        }
+        StakeCmd::Unbondings { account, rpc } => unbondings(account, &rpc, out)?,
         StakeCmd::Unjail { signer, rpc } => {
             let sent = staking_calls(&signer, &rpc, Amount::ZERO, IStaking::unjailCall {}, "unjail")?;
             out.print(|| sent.human("unjail"), sent.json(json!({})));
@@ -450,33 +315,200 @@ pub fn run(c: StakeCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         StakeCmd::DepositRewards { amount, pool, allow_empty_pool, signer, rpc } => {
-            if !allow_empty_pool {
-                let mut c = rpc.client();
-                let role = if pool == Pool::Validators { Role::Validator } else { Role::Serving }.id();
-                let mut staked = false;
-                for op in view(&mut c, STAKING, &IStaking::operatorsCall { role })? {
-                    let i = view(&mut c, STAKING, &IStaking::operatorInfoCall { operator: op })?;
-                    if i.jailedUntil == 0 && !(i.selfBond + i.delegated).is_zero() {
-                        staked = true;
-                        break;
-                    }
-                }
-                if !staked {
-                    bail!(
-                        "pool {} has no active operator with stake: the chain would send the amount to the treasury \
-                         (pass --allow-empty-pool to do that anyway)",
-                        pool.name()
-                    );
-                }
+            deposit_rewards(amount, pool, allow_empty_pool, &signer, &rpc, out)?
+        }
+    }
+    Ok(())
+}
+
+/// `stake register`.
+fn register(a: RegisterArgs, out: Out) -> anyhow::Result<()> {
+    let RegisterArgs { signer, role, bond, consensus_key, node_key_dir, serving_key, commission_bps, rpc } = a;
+    let mut consensus = consensus_key.unwrap_or(B256::ZERO);
+    let mut serving = serving_key.unwrap_or(Address::ZERO);
+    if let Some(dir) = &node_key_dir {
+        if let Some(k) = node_key(dir, keys::NodeKeyKind::Consensus)? {
+            consensus = k.public_key().unwrap_or_default();
+        }
+        if serving_key.is_none()
+            && let Some(k) = node_key(dir, keys::NodeKeyKind::Serving)?
+        {
+            serving = k.address().unwrap_or_default();
+        }
+    }
+    if role == Role::Validator && consensus == B256::ZERO {
+        bail!(
+            "a validator needs a consensus key: give --consensus-key, or --node-key-dir with a consensus key \
+             (`openledger keys node new consensus`)"
+        );
+    }
+    if role == Role::Serving && serving == Address::ZERO {
+        bail!(
+            "a serving operator needs a serving key: give --serving-key, or --node-key-dir with a serving key \
+             (`openledger keys node new serving`)"
+        );
+    }
+    if commission_bps > 10_000 {
+        bail!("--commission-bps {commission_bps} is above 10000 (100%)");
+    }
+    let operator = signer_address(&signer)?;
+    let call = IStaking::registerOperatorCall {
+        role: role.id(),
+        consensusKey: consensus,
+        servingKey: serving,
+        commissionBps: commission_bps,
+    };
+    let sent = staking_calls(&signer, &rpc, bond, call, "register")?;
+    out.print(
+        || {
+            format!(
+                "{}\n{} registered as {} operator with a self bond of {bond} OPEN\nconsensus key {consensus}\nserving key   {}\ncommission    {commission_bps} bps",
+                sent.human("register"),
+                operator.to_checksum(None),
+                role_name(role.id()),
+                serving.to_checksum(None)
+            )
+        },
+        sent.json(json!({
+            "operator": operator,
+            "role": role_name(role.id()),
+            "bond": bond.0.to_string(),
+            "consensusKey": consensus,
+            "servingKey": serving,
+            "commissionBps": commission_bps,
+        })),
+    );
+    Ok(())
+}
+
+/// `stake withdraw`.
+fn withdraw(signer: &SignerArgs, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    // Refuse here rather than pay gas to withdraw nothing.
+    let mut c = rpc.client();
+    let account = signer_address(signer)?;
+    let next = head(&mut c)? + 1; // the block the transaction lands in
+    let u = view(&mut c, STAKING, &IStaking::unbondingsCall { account })?;
+    let pending: Vec<u64> =
+        u.amounts.iter().zip(&u.releaseHeights).filter(|(a, _)| !a.is_zero()).map(|(_, r)| *r).collect();
+    if !pending.iter().any(|r| *r <= next) {
+        match pending.iter().min() {
+            None => bail!("{} has no unbondings to withdraw", account.to_checksum(None)),
+            Some(r) => {
+                bail!("nothing to withdraw yet: the first unbonding is released at block {r} (head {})", next - 1)
             }
-            let call = IStaking::depositRewardsCall { amount: amount.to_u256(), pool: pool.name().into() };
-            let sent = staking_calls(&signer, &rpc, amount, call, "deposit rewards")?;
-            out.print(
-                || format!("{}\ndeposited {amount} OPEN to pool {}", sent.human("deposit rewards"), pool.name()),
-                sent.json(json!({"amount": amount.0.to_string(), "pool": pool.name()})),
+        }
+    }
+    let sent = staking_calls(signer, rpc, Amount::ZERO, IStaking::withdrawCall {}, "withdraw")?;
+    let amount = sent.event::<IStaking::Withdrawn>(STAKING).map(|e| e.amount).unwrap_or_default();
+    out.print(
+        || format!("{}\nwithdrew {}", sent.human("withdraw"), open(amount)),
+        sent.json(json!({"amount": amount.to_string()})),
+    );
+    Ok(())
+}
+
+/// `stake validators`.
+fn validators(height: Option<u64>, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let height = match height {
+        Some(h) => h,
+        None => head(&mut c)?,
+    };
+    let v = view(&mut c, STAKING, &IStaking::validatorSetAtCall { height })?;
+    let total: U256 = v.powers.iter().copied().sum();
+    let rows: Vec<Value> = v
+        .operators
+        .iter()
+        .zip(&v.consensusKeys)
+        .zip(&v.powers)
+        .map(|((o, k), p)| json!({"operator": o, "consensusKey": k, "power": p.to_string()}))
+        .collect();
+    out.print(
+        || {
+            let mut s = format!("validator set at block {height}: {} validators, power {}\n", rows.len(), open(total));
+            for ((o, k), p) in v.operators.iter().zip(&v.consensusKeys).zip(&v.powers) {
+                s += &format!("{}  {k}  {}\n", o.to_checksum(None), open(*p));
+            }
+            s.trim_end().to_string()
+        },
+        json!({"height": height, "validators": rows, "totalPower": total.to_string()}),
+    );
+    Ok(())
+}
+
+/// `stake unbondings`.
+fn unbondings(account: Address, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let now = head(&mut c)?;
+    let u = view(&mut c, STAKING, &IStaking::unbondingsCall { account })?;
+    let rows: Vec<(Address, U256, u64)> = u
+        .operators
+        .iter()
+        .zip(&u.amounts)
+        .zip(&u.releaseHeights)
+        .map(|((o, a), r)| (*o, *a, *r))
+        .filter(|(_, a, _)| !a.is_zero())
+        .collect();
+    out.print(
+        || {
+            if rows.is_empty() {
+                return format!("no pending unbondings for {}", account.to_checksum(None));
+            }
+            rows.iter()
+                .map(|(o, a, r)| {
+                    let when = if *r <= now {
+                        "ready to withdraw".to_string()
+                    } else {
+                        format!("withdrawable at block {r}")
+                    };
+                    format!("{}  unbonding from {}  {when}", open(*a), o.to_checksum(None))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        json!({
+            "account": account,
+            "head": now,
+            "unbondings": rows.iter().map(|(o, a, r)| json!({"operator": o, "amount": a.to_string(), "releaseHeight": r, "ready": *r <= now})).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(())
+}
+
+/// `stake deposit-rewards`.
+fn deposit_rewards(
+    amount: Amount,
+    pool: Pool,
+    allow_empty_pool: bool,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    out: Out,
+) -> anyhow::Result<()> {
+    if !allow_empty_pool {
+        let mut c = rpc.client();
+        let role = if pool == Pool::Validators { Role::Validator } else { Role::Serving }.id();
+        let mut staked = false;
+        for op in view(&mut c, STAKING, &IStaking::operatorsCall { role })? {
+            let i = view(&mut c, STAKING, &IStaking::operatorInfoCall { operator: op })?;
+            if i.jailedUntil == 0 && !(i.selfBond + i.delegated).is_zero() {
+                staked = true;
+                break;
+            }
+        }
+        if !staked {
+            bail!(
+                "pool {} has no active operator with stake: the chain would send the amount to the treasury \
+                 (pass --allow-empty-pool to do that anyway)",
+                pool.name()
             );
         }
     }
+    let call = IStaking::depositRewardsCall { amount: amount.to_u256(), pool: pool.name().into() };
+    let sent = staking_calls(signer, rpc, amount, call, "deposit rewards")?;
+    out.print(
+        || format!("{}\ndeposited {amount} OPEN to pool {}", sent.human("deposit rewards"), pool.name()),
+        sent.json(json!({"amount": amount.0.to_string(), "pool": pool.name()})),
+    );
     Ok(())
 }
 
