@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::{HttpArgs, error_message, multipart_file};
 use super::keys::SignerArgs;
-use crate::contract::{Sent, send_call, signer_address, view};
+use crate::contract::{Sent, send_call, send_sol, signer_address, view};
 use crate::output::Out;
 
 /// Items per page of the chain's list views (their maximum).
@@ -313,14 +313,7 @@ pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
                 bail!("give --add ADDRESS and/or --remove ADDRESS");
             }
             let call = IDatanets::setMembersCall { id, add: add.clone(), remove: remove.clone() };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "set members",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "set members")?;
             out.print(
                 || {
                     format!(
@@ -453,14 +446,7 @@ fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
             contributorDailyFiles: daily_files,
         },
     };
-    let sent = send_call(
-        &signer,
-        &rpc,
-        DATANETS,
-        Amount::ZERO,
-        alloy_sol_types::SolCall::abi_encode(&call),
-        "create Datanet",
-    )?;
+    let sent = send_sol(&signer, &rpc, DATANETS, &call, "create Datanet")?;
     let ev = sent.event::<IDatanets::DatanetCreated>(DATANETS).ok_or_else(|| anyhow!("no DatanetCreated log"))?;
     out.print(
         || {
@@ -622,14 +608,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
     match c {
         CurateCmd::Approve { contribution, signer, rpc } => {
             let call = IDatanets::approveCall { contributionId: contribution };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "approve",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "approve")?;
             let ev = sent
                 .event::<IDatanets::ContributionApproved>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionApproved log"))?;
@@ -648,14 +627,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
         }
         CurateCmd::Reject { contribution, reason, note, signer, rpc } => {
             let call = IDatanets::rejectCall { contributionId: contribution, reason: reason_code(&reason)?, note };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "reject",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "reject")?;
             let ev = sent
                 .event::<IDatanets::ContributionRejected>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionRejected log"))?;
@@ -678,8 +650,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 r => bail!("--reason {r:?}: one of duplicated, adversarial, unfit"),
             };
             let call = IDatanets::flagCall { contributionId: contribution, reason: code, note };
-            let sent =
-                send_call(&signer, &rpc, DATANETS, Amount::ZERO, alloy_sol_types::SolCall::abi_encode(&call), "flag")?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "flag")?;
             sent.event::<IDatanets::ContributionFlagged>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionFlagged log"))?;
             out.print(
@@ -731,14 +702,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 proof: proof.siblings,
                 reason,
             };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "tombstone",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "tombstone")?;
             let ev = sent.event::<IDatanets::RowTombstoned>(DATANETS).ok_or_else(|| anyhow!("no RowTombstoned log"))?;
             out.print(
                 || {

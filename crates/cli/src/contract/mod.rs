@@ -177,6 +177,17 @@ pub fn send_call(
     Ok(Sent { hash, receipt })
 }
 
+/// [`send_call`] of a typed call that sends no value.
+pub fn send_sol<C: SolCall>(
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    to: Address,
+    call: &C,
+    what: &str,
+) -> anyhow::Result<Sent> {
+    send_call(signer, rpc, to, Amount::ZERO, call.abi_encode(), what)
+}
+
 /// Revert data as `ErrorName(field: value, ...)`: the shared errors, the custom
 /// errors of IStaking, IGovernance and IParams, `Error(string)` and `Panic(uint256)`.
 pub fn decode_revert(data: &[u8]) -> String {
