@@ -16,7 +16,7 @@ use primitives::{Address, keccak256};
 use super::args::{parse_arg, split_words};
 
 /// Function signatures of the module's interface, if this CLI knows it.
-pub fn function_signatures(m: Module) -> Option<&'static [&'static str]> {
+fn function_signatures(m: Module) -> Option<&'static [&'static str]> {
     Some(match m {
         Module::Bank => IBank::IBankCalls::SIGNATURES,
         Module::Params => IParams::IParamsCalls::SIGNATURES,
@@ -91,7 +91,7 @@ pub fn describe_call(target: &Address, data: &[u8]) -> String {
 
 /// A value as the CLI shows it: checksummed addresses, decimal integers, 0x
 /// hex bytes, quoted strings, `[..]` arrays and `(..)` tuples.
-pub fn fmt_val(v: &DynSolValue) -> String {
+fn fmt_val(v: &DynSolValue) -> String {
     match v {
         DynSolValue::Address(a) => a.to_checksum(None),
         DynSolValue::Bool(b) => b.to_string(),
