@@ -4,6 +4,7 @@
 
 mod benchmarks;
 mod commands;
+mod contract;
 mod output;
 
 use clap::{Parser, Subcommand};

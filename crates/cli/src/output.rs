@@ -1,5 +1,6 @@
 //! Human or JSON output.
 
+use primitives::{Amount, U256};
 use serde_json::Value;
 
 #[derive(Clone, Copy)]
@@ -15,5 +16,13 @@ impl Out {
         } else {
             println!("{}", human());
         }
+    }
+}
+
+/// "1.5 OPEN", or the base units if the value does not fit an amount.
+pub fn open(v: U256) -> String {
+    match Amount::from_u256(v) {
+        Ok(a) => format!("{a} OPEN"),
+        Err(_) => format!("{v} wei"),
     }
 }

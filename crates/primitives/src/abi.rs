@@ -107,6 +107,8 @@ sol! {
         function operatorInfo(address operator) external view returns (uint8 role, uint256 selfBond, uint256 delegated, uint16 commissionBps, bytes32 consensusKey, address servingKey, uint64 jailedUntil);
         function stakeOf(address operator, address account) external view returns (uint256 amount, uint256 pendingRewards);
         function unbondings(address account) external view returns (address[] memory operators, uint256[] memory amounts, uint64[] memory releaseHeights);
+        /// Stake counted in pool "validators" or "serving": its active operators' (seated, for validators).
+        function poolStake(string calldata pool) external view returns (uint256);
         /// Operators of `role` in registration order, `limit` (at most 256) from `offset`.
         function operators(uint8 role, uint64 offset, uint64 limit) external view returns (address[] memory);
         function validatorSetAt(uint64 height) external view returns (address[] memory operators, bytes32[] memory consensusKeys, uint256[] memory powers);

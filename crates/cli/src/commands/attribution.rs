@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::{HttpArgs, error_message};
 use super::keys::SignerArgs;
-use super::stake::{send_call, view};
+use crate::contract::{send_call, view};
 use crate::output::Out;
 
 const INFERENCE: Address = Module::Inference.address();
@@ -137,7 +137,7 @@ fn blob(http: &HttpArgs, h: &B256) -> Result<Vec<u8>, String> {
 }
 
 fn model_record(rpc: &RpcArgs, id: u64) -> anyhow::Result<ModelRecord> {
-    let i = super::registry::model_info(rpc, id)?;
+    let i = super::model::model_info(rpc, id)?;
     Ok(ModelRecord {
         owner: i.owner,
         name: i.name,

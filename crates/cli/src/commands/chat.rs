@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::httpc::HttpArgs;
-use super::registry::{model_info, parse_model};
+use super::model::{model_info, parse_model};
 use crate::output::Out;
 
 #[derive(clap::Args, Debug)]

@@ -13,56 +13,60 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::{HttpArgs, error_message, multipart_file};
 use super::keys::SignerArgs;
-use super::stake::{Sent, send_call, signer_address, view};
+use crate::contract::{Sent, send_call, send_sol, signer_address, view};
 use crate::output::Out;
 
 /// Items per page of the chain's list views (their maximum).
 const PAGE: u64 = 256;
 const DATANETS: Address = Module::Datanets.address();
 
+/// The arguments of `datanet create`.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// A datanet.json with name, summary, description, tags, licence, policy.
+    #[arg(long)]
+    from_json: Option<PathBuf>,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, default_value = "")]
+    summary: String,
+    /// Markdown description (or --description-file).
+    #[arg(long, default_value = "")]
+    description: String,
+    #[arg(long)]
+    description_file: Option<PathBuf>,
+    /// Comma-separated tags.
+    #[arg(long, default_value = "")]
+    tags: String,
+    /// SPDX licence identifier.
+    #[arg(long)]
+    licence: Option<String>,
+    /// open or allow-list.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Bond each contribution locks.
+    #[arg(long, default_value = "0")]
+    bond: Amount,
+    #[arg(long = "curator")]
+    curators: Vec<Address>,
+    /// Trusted ingest attesters (default: the node's own attester).
+    #[arg(long = "attester")]
+    attesters: Vec<Address>,
+    /// Files per contributor per day (0: governed default).
+    #[arg(long, default_value_t = 0)]
+    daily_files: u32,
+    #[command(flatten)]
+    signer: SignerArgs,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum DatanetCmd {
     /// Create a Datanet (from flags, or from a datanet.json like those under data/).
-    Create {
-        /// A datanet.json with name, summary, description, tags, licence, policy.
-        #[arg(long)]
-        from_json: Option<PathBuf>,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long, default_value = "")]
-        summary: String,
-        /// Markdown description (or --description-file).
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long)]
-        description_file: Option<PathBuf>,
-        /// Comma-separated tags.
-        #[arg(long, default_value = "")]
-        tags: String,
-        /// SPDX licence identifier.
-        #[arg(long)]
-        licence: Option<String>,
-        /// open or allow-list.
-        #[arg(long)]
-        policy: Option<String>,
-        /// Bond each contribution locks.
-        #[arg(long, default_value = "0")]
-        bond: Amount,
-        #[arg(long = "curator")]
-        curators: Vec<Address>,
-        /// Trusted ingest attesters (default: the node's own attester).
-        #[arg(long = "attester")]
-        attesters: Vec<Address>,
-        /// Files per contributor per day (0: governed default).
-        #[arg(long, default_value_t = 0)]
-        daily_files: u32,
-        #[command(flatten)]
-        signer: SignerArgs,
-        #[command(flatten)]
-        rpc: RpcArgs,
-        #[command(flatten)]
-        http: HttpArgs,
-    },
+    Create(Box<CreateArgs>),
     /// A Datanet, its versions, curators and attesters.
     Show {
         id: u64,
@@ -229,94 +233,7 @@ fn sent_json(s: &Sent, extra: Value) -> Value {
 
 pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        DatanetCmd::Create {
-            from_json,
-            name,
-            summary,
-            description,
-            description_file,
-            tags,
-            licence,
-            policy,
-            bond,
-            curators,
-            attesters,
-            daily_files,
-            signer,
-            rpc,
-            http,
-        } => {
-            let spec: Value = match &from_json {
-                Some(p) => serde_json::from_str(
-                    &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-                )
-                .with_context(|| format!("{} is not JSON", p.display()))?,
-                None => json!({}),
-            };
-            let pick = |flag: Option<String>, key: &str| flag.or_else(|| spec[key].as_str().map(str::to_string));
-            let name = pick(name, "name").ok_or_else(|| anyhow!("give --name (or --from-json)"))?;
-            let summary = if summary.is_empty() { spec["summary"].as_str().unwrap_or("").to_string() } else { summary };
-            let description = match description_file {
-                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
-                None if description.is_empty() => spec["description"].as_str().unwrap_or("").to_string(),
-                None => description,
-            };
-            let tags: Vec<String> = if tags.is_empty() {
-                spec["tags"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default()
-            } else {
-                tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
-            };
-            let licence = pick(licence, "licence").ok_or_else(|| anyhow!("give --licence (an SPDX identifier)"))?;
-            let policy = match pick(policy, "policy").as_deref().unwrap_or("open") {
-                "open" => 0u8,
-                "allow-list" | "allowlist" => 1,
-                p => bail!("policy {p:?} is neither open nor allow-list"),
-            };
-            let attesters = if attesters.is_empty() { vec![node_attester(&http)?] } else { attesters };
-            let call = IDatanets::createDatanetCall {
-                name,
-                summary,
-                description,
-                tags,
-                dataType: 0,
-                licence,
-                policy,
-                contributorBond: bond.to_u256(),
-                curators,
-                attesters: attesters.clone(),
-                limits: DatanetLimits {
-                    maxSubmissionBytes: 0,
-                    contributorDailyBytes: 0,
-                    datanetDailyBytes: 0,
-                    contributorDailyFiles: daily_files,
-                },
-            };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "create Datanet",
-            )?;
-            let ev =
-                sent.event::<IDatanets::DatanetCreated>(DATANETS).ok_or_else(|| anyhow!("no DatanetCreated log"))?;
-            out.print(
-                || {
-                    format!(
-                        "{}\ncreated Datanet {} ({}); trusted attesters: {:?}",
-                        sent.human("create"),
-                        ev.id,
-                        ev.name,
-                        attesters
-                    )
-                },
-                sent_json(&sent, json!({"id": ev.id, "name": ev.name})),
-            );
-        }
+        DatanetCmd::Create(a) => create(*a, out)?,
         DatanetCmd::Show { id, rpc } => {
             let mut c = rpc.client();
             let d = view(&mut c, DATANETS, &IDatanets::datanetCall { id })?;
@@ -389,80 +306,14 @@ pub fn run(c: DatanetCmd, out: Out) -> anyhow::Result<()> {
             out.print(|| serde_json::to_string_pretty(&all).unwrap(), json!(all));
         }
         DatanetCmd::Export { id, version, out: path, dev_account, rpc, http } => {
-            let mut c = rpc.client();
-            let d = view(&mut c, DATANETS, &IDatanets::datanetCall { id })?;
-            let v = version.unwrap_or(d.versionCount);
-            if v == 0 {
-                bail!("Datanet {id} has no version yet (nothing approved)");
-            }
-            let onchain = view(&mut c, DATANETS, &IDatanets::versionCall { id, v })?;
-            let path_q = format!("/v1/datanets/{id}/versions/{v}/rows");
-            let mut headers = vec![];
-            if let Some(i) = dev_account {
-                let k = keys::derive_account(keys::DEV_MNEMONIC, i)?;
-                headers.push(http.auth_header(&k, "GET", &path_q, b"")?);
-            }
-            let (status, body) = http.request("GET", &path_q, &headers, b"")?;
-            if status != 200 {
-                bail!("export refused ({status}): {}", error_message(&body));
-            }
-            // Recompute the version root from the exported rows before writing them.
-            let text = String::from_utf8(body).context("rows are not UTF-8")?;
-            let mut per: BTreeMap<u64, BTreeMap<u32, B256>> = BTreeMap::new();
-            for line in text.lines() {
-                let l: Value = serde_json::from_str(line)?;
-                let row = match (l.get("text"), l.get("prompt"), l.get("completion")) {
-                    (Some(t), _, _) => Row::Text { text: t.as_str().unwrap_or("").into() },
-                    (None, Some(p), Some(q)) => Row::PromptCompletion {
-                        prompt: p.as_str().unwrap_or("").into(),
-                        completion: q.as_str().unwrap_or("").into(),
-                    },
-                    _ => bail!("malformed row line: {line}"),
-                };
-                per.entry(l["contribution"].as_u64().unwrap_or(0))
-                    .or_default()
-                    .insert(l["index"].as_u64().unwrap_or(0) as u32, row.leaf());
-            }
-            let mut entries = BTreeMap::new();
-            for (cid, rows) in &per {
-                let r = view(&mut c, DATANETS, &IDatanets::contributionCall { contributionId: *cid })?;
-                let leaves: Vec<B256> =
-                    (0..r.rowCount).map(|i| rows.get(&i).copied().unwrap_or(TOMBSTONE_LEAF)).collect();
-                entries.insert(*cid, VersionEntry { rows_root: rows_root(&leaves), row_count: r.rowCount as u64 });
-            }
-            let root = version_root(&entries);
-            if root != onchain.root {
-                bail!(
-                    "the exported rows hash to {root}, but version {v}'s on-chain root is {}: refusing to write them",
-                    onchain.root
-                );
-            }
-            let n = text.lines().count();
-            match &path {
-                Some(p) => std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?,
-                None if !out.json => print!("{text}"),
-                None => {}
-            }
-            if path.is_some() || out.json {
-                out.print(
-                    || format!("wrote {n} rows of Datanet {id} version {v}; they hash to its on-chain root {root}"),
-                    json!({"rows": n, "version": v, "root": root, "verified": true}),
-                );
-            }
+            export(id, version, path, dev_account, &rpc, &http, out)?
         }
         DatanetCmd::Members { id, add, remove, signer, rpc } => {
             if add.is_empty() && remove.is_empty() {
                 bail!("give --add ADDRESS and/or --remove ADDRESS");
             }
             let call = IDatanets::setMembersCall { id, add: add.clone(), remove: remove.clone() };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "set members",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "set members")?;
             out.print(
                 || {
                     format!(
@@ -483,48 +334,203 @@ Datanet {id}: {} added, {} removed",
                 "rows": r.rows, "bytesApproved": r.bytesApproved, "acceptanceBps": if decided == 0 { 0 } else { r.approved * 10_000 / decided }});
             out.print(|| serde_json::to_string_pretty(&j).unwrap(), j.clone());
         }
-        DatanetCmd::Leaderboard { id, limit, rpc } => {
-            // The chain pages its contributors with their standings; the ranking
-            // (approved rows, then acceptance, then address) is made here.
-            let mut c = rpc.client();
-            let mut all: Vec<(Address, u64, u16)> = Vec::new();
-            loop {
-                let r = view(
-                    &mut c,
-                    DATANETS,
-                    &IDatanets::leaderboardCall { id, offset: all.len() as u64, limit: PAGE as u32 },
-                )?;
-                let n = r.contributors.len() as u64;
-                all.extend(
-                    r.contributors.into_iter().zip(r.approvedRows).zip(r.acceptanceBps).map(|((a, n), b)| (a, n, b)),
-                );
-                if n < PAGE {
-                    break;
-                }
-            }
-            all.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-            all.truncate(limit as usize);
-            let rows: Vec<Value> =
-                all.iter().map(|(a, n, b)| json!({"contributor": a, "approvedRows": n, "acceptanceBps": b})).collect();
-            out.print(
-                || {
-                    rows.iter()
-                        .enumerate()
-                        .map(|(i, r)| {
-                            format!(
-                                "{:>3}. {}  {} rows  {}% accepted",
-                                i + 1,
-                                r["contributor"].as_str().unwrap_or(""),
-                                r["approvedRows"],
-                                r["acceptanceBps"].as_u64().unwrap_or(0) / 100
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-                json!(rows),
-            );
+        DatanetCmd::Leaderboard { id, limit, rpc } => leaderboard(id, limit, &rpc, out)?,
+    }
+    Ok(())
+}
+
+/// `datanet leaderboard`.
+fn leaderboard(id: u64, limit: u32, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    // The chain pages its contributors with their standings; the ranking
+    // (approved rows, then acceptance, then address) is made here.
+    let mut c = rpc.client();
+    let mut all: Vec<(Address, u64, u16)> = Vec::new();
+    loop {
+        let r =
+            view(&mut c, DATANETS, &IDatanets::leaderboardCall { id, offset: all.len() as u64, limit: PAGE as u32 })?;
+        let n = r.contributors.len() as u64;
+        all.extend(r.contributors.into_iter().zip(r.approvedRows).zip(r.acceptanceBps).map(|((a, n), b)| (a, n, b)));
+        if n < PAGE {
+            break;
         }
+    }
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+    all.truncate(limit as usize);
+    let rows: Vec<Value> =
+        all.iter().map(|(a, n, b)| json!({"contributor": a, "approvedRows": n, "acceptanceBps": b})).collect();
+    out.print(
+        || {
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    format!(
+                        "{:>3}. {}  {} rows  {}% accepted",
+                        i + 1,
+                        r["contributor"].as_str().unwrap_or(""),
+                        r["approvedRows"],
+                        r["acceptanceBps"].as_u64().unwrap_or(0) / 100
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        json!(rows),
+    );
+    Ok(())
+}
+
+/// `datanet create`.
+fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
+    let CreateArgs {
+        from_json,
+        name,
+        summary,
+        description,
+        description_file,
+        tags,
+        licence,
+        policy,
+        bond,
+        curators,
+        attesters,
+        daily_files,
+        signer,
+        rpc,
+        http,
+    } = a;
+    let spec: Value = match &from_json {
+        Some(p) => {
+            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("{} is not JSON", p.display()))?
+        }
+        None => json!({}),
+    };
+    let pick = |flag: Option<String>, key: &str| flag.or_else(|| spec[key].as_str().map(str::to_string));
+    let name = pick(name, "name").ok_or_else(|| anyhow!("give --name (or --from-json)"))?;
+    let summary = if summary.is_empty() { spec["summary"].as_str().unwrap_or("").to_string() } else { summary };
+    let description = match description_file {
+        Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        None if description.is_empty() => spec["description"].as_str().unwrap_or("").to_string(),
+        None => description,
+    };
+    let tags: Vec<String> = if tags.is_empty() {
+        spec["tags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    } else {
+        tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
+    };
+    let licence = pick(licence, "licence").ok_or_else(|| anyhow!("give --licence (an SPDX identifier)"))?;
+    let policy = match pick(policy, "policy").as_deref().unwrap_or("open") {
+        "open" => 0u8,
+        "allow-list" | "allowlist" => 1,
+        p => bail!("policy {p:?} is neither open nor allow-list"),
+    };
+    let attesters = if attesters.is_empty() { vec![node_attester(&http)?] } else { attesters };
+    let call = IDatanets::createDatanetCall {
+        name,
+        summary,
+        description,
+        tags,
+        dataType: 0,
+        licence,
+        policy,
+        contributorBond: bond.to_u256(),
+        curators,
+        attesters: attesters.clone(),
+        limits: DatanetLimits {
+            maxSubmissionBytes: 0,
+            contributorDailyBytes: 0,
+            datanetDailyBytes: 0,
+            contributorDailyFiles: daily_files,
+        },
+    };
+    let sent = send_sol(&signer, &rpc, DATANETS, &call, "create Datanet")?;
+    let ev = sent.event::<IDatanets::DatanetCreated>(DATANETS).ok_or_else(|| anyhow!("no DatanetCreated log"))?;
+    out.print(
+        || {
+            format!(
+                "{}\ncreated Datanet {} ({}); trusted attesters: {:?}",
+                sent.human("create"),
+                ev.id,
+                ev.name,
+                attesters
+            )
+        },
+        sent_json(&sent, json!({"id": ev.id, "name": ev.name})),
+    );
+    Ok(())
+}
+
+/// `datanet export`.
+fn export(
+    id: u64,
+    version: Option<u64>,
+    path: Option<PathBuf>,
+    dev_account: Option<u32>,
+    rpc: &RpcArgs,
+    http: &HttpArgs,
+    out: Out,
+) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let d = view(&mut c, DATANETS, &IDatanets::datanetCall { id })?;
+    let v = version.unwrap_or(d.versionCount);
+    if v == 0 {
+        bail!("Datanet {id} has no version yet (nothing approved)");
+    }
+    let onchain = view(&mut c, DATANETS, &IDatanets::versionCall { id, v })?;
+    let path_q = format!("/v1/datanets/{id}/versions/{v}/rows");
+    let mut headers = vec![];
+    if let Some(i) = dev_account {
+        let k = keys::derive_account(keys::DEV_MNEMONIC, i)?;
+        headers.push(http.auth_header(&k, "GET", &path_q, b"")?);
+    }
+    let (status, body) = http.request("GET", &path_q, &headers, b"")?;
+    if status != 200 {
+        bail!("export refused ({status}): {}", error_message(&body));
+    }
+    // Recompute the version root from the exported rows before writing them.
+    let text = String::from_utf8(body).context("rows are not UTF-8")?;
+    let mut per: BTreeMap<u64, BTreeMap<u32, B256>> = BTreeMap::new();
+    for line in text.lines() {
+        let l: Value = serde_json::from_str(line)?;
+        let row = match (l.get("text"), l.get("prompt"), l.get("completion")) {
+            (Some(t), _, _) => Row::Text { text: t.as_str().unwrap_or("").into() },
+            (None, Some(p), Some(q)) => Row::PromptCompletion {
+                prompt: p.as_str().unwrap_or("").into(),
+                completion: q.as_str().unwrap_or("").into(),
+            },
+            _ => bail!("malformed row line: {line}"),
+        };
+        per.entry(l["contribution"].as_u64().unwrap_or(0))
+            .or_default()
+            .insert(l["index"].as_u64().unwrap_or(0) as u32, row.leaf());
+    }
+    let mut entries = BTreeMap::new();
+    for (cid, rows) in &per {
+        let r = view(&mut c, DATANETS, &IDatanets::contributionCall { contributionId: *cid })?;
+        let leaves: Vec<B256> = (0..r.rowCount).map(|i| rows.get(&i).copied().unwrap_or(TOMBSTONE_LEAF)).collect();
+        entries.insert(*cid, VersionEntry { rows_root: rows_root(&leaves), row_count: r.rowCount as u64 });
+    }
+    let root = version_root(&entries);
+    if root != onchain.root {
+        bail!(
+            "the exported rows hash to {root}, but version {v}'s on-chain root is {}: refusing to write them",
+            onchain.root
+        );
+    }
+    let n = text.lines().count();
+    match &path {
+        Some(p) => std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?,
+        None if !out.json => print!("{text}"),
+        None => {}
+    }
+    if path.is_some() || out.json {
+        out.print(
+            || format!("wrote {n} rows of Datanet {id} version {v}; they hash to its on-chain root {root}"),
+            json!({"rows": n, "version": v, "root": root, "verified": true}),
+        );
     }
     Ok(())
 }
@@ -602,14 +608,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
     match c {
         CurateCmd::Approve { contribution, signer, rpc } => {
             let call = IDatanets::approveCall { contributionId: contribution };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "approve",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "approve")?;
             let ev = sent
                 .event::<IDatanets::ContributionApproved>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionApproved log"))?;
@@ -628,14 +627,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
         }
         CurateCmd::Reject { contribution, reason, note, signer, rpc } => {
             let call = IDatanets::rejectCall { contributionId: contribution, reason: reason_code(&reason)?, note };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "reject",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "reject")?;
             let ev = sent
                 .event::<IDatanets::ContributionRejected>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionRejected log"))?;
@@ -658,8 +650,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 r => bail!("--reason {r:?}: one of duplicated, adversarial, unfit"),
             };
             let call = IDatanets::flagCall { contributionId: contribution, reason: code, note };
-            let sent =
-                send_call(&signer, &rpc, DATANETS, Amount::ZERO, alloy_sol_types::SolCall::abi_encode(&call), "flag")?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "flag")?;
             sent.event::<IDatanets::ContributionFlagged>(DATANETS)
                 .ok_or_else(|| anyhow!("no ContributionFlagged log"))?;
             out.print(
@@ -711,14 +702,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 proof: proof.siblings,
                 reason,
             };
-            let sent = send_call(
-                &signer,
-                &rpc,
-                DATANETS,
-                Amount::ZERO,
-                alloy_sol_types::SolCall::abi_encode(&call),
-                "tombstone",
-            )?;
+            let sent = send_sol(&signer, &rpc, DATANETS, &call, "tombstone")?;
             let ev = sent.event::<IDatanets::RowTombstoned>(DATANETS).ok_or_else(|| anyhow!("no RowTombstoned log"))?;
             out.print(
                 || {

@@ -3,9 +3,9 @@
 //! A proposal is a description plus calls to system contracts, run with the
 //! governance address as sender once it passed and its timelock is over. The
 //! calls are built from `--set-param NAME=VALUE` (params.set), `--call
-//! "MODULE.FUNCTION ARG ..."` (any function of IBank, IParams, IStaking or
-//! IGovernance whose arguments are elementary types, strings or bytes) and
-//! `--raw ADDRESS:0xCALLDATA`, in that order.
+//! "MODULE.FUNCTION ARG ..."` (any function of the system contracts' interfaces,
+//! with arguments of any ABI type: see `contract::args`) and `--raw
+//! ADDRESS:0xCALLDATA`, in that order.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::keys::SignerArgs;
-use super::stake::{Sent, abi, head, open, send_call, view};
-use crate::output::Out;
+use crate::contract::{Sent, abi, args, head, send_call, view};
+use crate::output::{Out, open};
 
 const GOVERNANCE: Address = Module::Governance.address();
 const PARAMS: Address = Module::Params.address();
@@ -76,7 +76,8 @@ pub enum GovCmd {
         #[arg(long = "set-param", value_name = "NAME=VALUE")]
         set_param: Vec<String>,
         /// A call: "MODULE.FUNCTION ARG ...", e.g. "governance.spendTreasury 0xAbc… 1OPEN" or
-        /// "staking.slash 0xOp… 100000 5 'double sign' 0xReporter…". Repeatable.
+        /// "staking.slash 0xOp… 100000 5 'double sign' 0xReporter…". Arrays are written
+        /// [a,b], structs (a,b); quote an argument with spaces inside. Repeatable.
         #[arg(long = "call", value_name = "MODULE.FUNCTION ARGS")]
         call: Vec<String>,
         /// A call given as raw calldata to a system contract. Repeatable.
@@ -186,7 +187,7 @@ fn build_calls(
             if !names.iter().any(|n| n == name) {
                 bail!("--set-param: no parameter {name:?}; the parameters are:\n  {}", names.join("\n  "));
             }
-            let v = abi::parse_uint(value)?;
+            let v = args::parse_uint(value)?;
             if let Some(spec) = runtime::params::spec(name) {
                 let ok = u128::try_from(v).is_ok_and(|x| x >= spec.min && x <= spec.max);
                 if !ok {
@@ -282,68 +283,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
                 sent.json(json!({"id": id, "support": support.name(), "weight": weight.to_string()})),
             );
         }
-        GovCmd::Show { id, rpc } => {
-            let mut c = rpc.client();
-            let now = head(&mut c)?;
-            let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
-            let calls = view(&mut c, GOVERNANCE, &IGovernance::proposalCallsCall { id })?;
-            // The snapshot's total power, once the snapshot block exists.
-            let snapshot = p.voteStart.saturating_sub(1);
-            let total = if now >= snapshot {
-                Some(view(&mut c, Module::Staking.address(), &IStaking::totalVotingPowerAtCall { height: snapshot })?)
-            } else {
-                None
-            };
-            let described: Vec<(Address, String, String)> = calls
-                .targets
-                .iter()
-                .zip(&calls.calldatas)
-                .map(|(t, d)| (*t, format!("0x{}", hex::encode(d)), abi::describe_call(t, d)))
-                .collect();
-            let mut v = proposal_json(id, &p);
-            v["head"] = json!(now);
-            v["snapshotBlock"] = json!(snapshot);
-            v["totalPowerAtSnapshot"] = json!(total.map(|t| t.to_string()));
-            v["calls"] = json!(
-                described.iter().map(|(t, d, s)| json!({"target": t, "calldata": d, "call": s})).collect::<Vec<_>>()
-            );
-            out.print(
-                || {
-                    let votes = p.forVotes + p.againstVotes + p.abstainVotes + p.vetoVotes;
-                    let mut s = format!(
-                        "proposal {id}: {}\nstate      {}\nproposer   {}\nvoting     blocks {} to {} (snapshot after block {snapshot}; head {now})\n",
-                        p.description,
-                        state_name(p.state),
-                        p.proposer.to_checksum(None),
-                        p.voteStart,
-                        p.voteEnd,
-                    );
-                    if p.eta != 0 {
-                        s += &format!("eta        block {}\n", p.eta);
-                    }
-                    s += &format!(
-                        "votes      for {}, against {}, abstain {}, veto {}\n",
-                        open(p.forVotes),
-                        open(p.againstVotes),
-                        open(p.abstainVotes),
-                        open(p.vetoVotes)
-                    );
-                    if let Some(t) = total.filter(|t| !t.is_zero()) {
-                        let pct = (votes * U256::from(10_000u32) / t).to::<u64>() as f64 / 100.0;
-                        s += &format!("turnout    {pct:.2}% of {}\n", open(t));
-                    }
-                    s += &format!("deposit    {}\ncalls:", open(p.deposit));
-                    if described.is_empty() {
-                        s += " none (text only)";
-                    }
-                    for (i, (_, _, d)) in described.iter().enumerate() {
-                        s += &format!("\n  {i}: {d}");
-                    }
-                    s
-                },
-                v.clone(),
-            );
-        }
+        GovCmd::Show { id, rpc } => show(id, &rpc, out)?,
         GovCmd::List { rpc } => {
             let mut c = rpc.client();
             let count = view(&mut c, GOVERNANCE, &IGovernance::proposalCountCall {})?;
@@ -386,33 +326,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
                 sent.json(json!({"id": id})),
             );
         }
-        GovCmd::Wait { id, state, timeout, rpc } => {
-            let mut c = rpc.client();
-            let deadline = Instant::now() + Duration::from_secs(timeout);
-            loop {
-                let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
-                let now = head(&mut c)?;
-                if p.state == state {
-                    out.print(
-                        || format!("proposal {id} is {} (head {now})", state_name(state)),
-                        json!({"id": id, "state": state_name(state), "head": now, "eta": p.eta}),
-                    );
-                    break;
-                }
-                if !reachable(p.state, state) {
-                    bail!("proposal {id} is {} and can no longer become {}", state_name(p.state), state_name(state));
-                }
-                if Instant::now() >= deadline {
-                    bail!(
-                        "timed out after {timeout}s: proposal {id} is still {} at head {now} (waiting for {}; voting ends at block {})",
-                        state_name(p.state),
-                        state_name(state),
-                        p.voteEnd
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
+        GovCmd::Wait { id, state, timeout, rpc } => wait(id, state, timeout, &rpc, out)?,
         GovCmd::Call { call, value, signer, rpc } => {
             let (to, data, sig) = abi::encode_call_text(&call)?;
             let shown = abi::describe_call(&to, &data);
@@ -421,6 +335,100 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
             let sent = send_call(&signer, &rpc, to, value, data, &what)?;
             out.print(|| format!("{}\n{shown}", sent.human(&what)), sent.json(json!({"to": to, "call": shown})));
         }
+    }
+    Ok(())
+}
+
+/// `gov show`.
+fn show(id: u64, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let now = head(&mut c)?;
+    let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
+    let calls = view(&mut c, GOVERNANCE, &IGovernance::proposalCallsCall { id })?;
+    // The snapshot's total power, once the snapshot block exists.
+    let snapshot = p.voteStart.saturating_sub(1);
+    let total = if now >= snapshot {
+        Some(view(&mut c, Module::Staking.address(), &IStaking::totalVotingPowerAtCall { height: snapshot })?)
+    } else {
+        None
+    };
+    let described: Vec<(Address, String, String)> = calls
+        .targets
+        .iter()
+        .zip(&calls.calldatas)
+        .map(|(t, d)| (*t, format!("0x{}", hex::encode(d)), abi::describe_call(t, d)))
+        .collect();
+    let mut v = proposal_json(id, &p);
+    v["head"] = json!(now);
+    v["snapshotBlock"] = json!(snapshot);
+    v["totalPowerAtSnapshot"] = json!(total.map(|t| t.to_string()));
+    v["calls"] =
+        json!(described.iter().map(|(t, d, s)| json!({"target": t, "calldata": d, "call": s})).collect::<Vec<_>>());
+    out.print(
+        || {
+            let votes = p.forVotes + p.againstVotes + p.abstainVotes + p.vetoVotes;
+            let mut s = format!(
+                "proposal {id}: {}\nstate      {}\nproposer   {}\nvoting     blocks {} to {} (snapshot after block {snapshot}; head {now})\n",
+                p.description,
+                state_name(p.state),
+                p.proposer.to_checksum(None),
+                p.voteStart,
+                p.voteEnd,
+            );
+            if p.eta != 0 {
+                s += &format!("eta        block {}\n", p.eta);
+            }
+            s += &format!(
+                "votes      for {}, against {}, abstain {}, veto {}\n",
+                open(p.forVotes),
+                open(p.againstVotes),
+                open(p.abstainVotes),
+                open(p.vetoVotes)
+            );
+            if let Some(t) = total.filter(|t| !t.is_zero()) {
+                let pct = (votes * U256::from(10_000u32) / t).to::<u64>() as f64 / 100.0;
+                s += &format!("turnout    {pct:.2}% of {}\n", open(t));
+            }
+            s += &format!("deposit    {}\ncalls:", open(p.deposit));
+            if described.is_empty() {
+                s += " none (text only)";
+            }
+            for (i, (_, _, d)) in described.iter().enumerate() {
+                s += &format!("\n  {i}: {d}");
+            }
+            s
+        },
+        v.clone(),
+    );
+    Ok(())
+}
+
+/// `gov wait`.
+fn wait(id: u64, state: u8, timeout: u64, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
+        let now = head(&mut c)?;
+        if p.state == state {
+            out.print(
+                || format!("proposal {id} is {} (head {now})", state_name(state)),
+                json!({"id": id, "state": state_name(state), "head": now, "eta": p.eta}),
+            );
+            break;
+        }
+        if !reachable(p.state, state) {
+            bail!("proposal {id} is {} and can no longer become {}", state_name(p.state), state_name(state));
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "timed out after {timeout}s: proposal {id} is still {} at head {now} (waiting for {}; voting ends at block {})",
+                state_name(p.state),
+                state_name(state),
+                p.voteEnd
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
 }

@@ -1,154 +1,291 @@
-//! `model ...`: base models. `model bootstrap` is the recipe of the project's
-//! committed base model (`models/base`): it trains a tokenizer and a small
-//! Llama from the bundled public-domain corpus (see `ml::bootstrap`).
+//! `model ...`: the on-chain model registry (`models` module): propose, show,
+//! list, retire, price. `model bootstrap` is in [`super::model_bootstrap`].
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use alloy_sol_types::SolCall;
+use anyhow::{anyhow, bail};
+use primitives::abi::{DatanetVersionRef, IModels, ModelInfo, ModelRegistration};
+use primitives::system::Module;
+use primitives::{Address, Amount, B256, Bytes, ModelId};
+use serde_json::{Value, json};
 
-use ml::bootstrap::{BootstrapConfig, Progress};
-use serde_json::json;
-
+use super::RpcArgs;
+use super::httpc::HttpArgs;
+use super::keys::SignerArgs;
+use crate::contract::{send_call, view};
 use crate::output::Out;
+
+const MODELS: Address = Module::Models.address();
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelCmd {
     /// Train the base model from the bundled corpus: a byte-level BPE tokenizer and a small
     /// Llama, written as a Hugging Face folder with bf16 weights (about 10 minutes on 2 cores).
-    Bootstrap(BootstrapArgs),
-    /// The on-chain registry: propose, show, list, retire, price.
-    #[command(flatten)]
-    Registry(super::registry::RegistryCmd),
+    Bootstrap(super::model_bootstrap::BootstrapArgs),
+    /// Register a finished training job's model (draft) and propose it to governance.
+    Propose {
+        /// The ModelFactory job that made it.
+        #[arg(long)]
+        job: u64,
+        #[arg(long)]
+        name: Option<String>,
+        /// Price per 1K input tokens, in OPEN (or wei with a `wei` suffix).
+        #[arg(long, default_value = "0.001")]
+        price_in: Amount,
+        /// Price per 1K output tokens.
+        #[arg(long, default_value = "0.002")]
+        price_out: Amount,
+        /// Register only (stay a draft).
+        #[arg(long)]
+        no_propose: bool,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A model's record (`m<id>` or the number).
+    Show {
+        model: String,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Every registered model.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Retire a model (its owner, or governance).
+    Retire {
+        model: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Reprice a model (its owner).
+    Price {
+        model: String,
+        #[arg(long = "in")]
+        price_in: Amount,
+        #[arg(long = "out")]
+        price_out: Amount,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct BootstrapArgs {
-    /// The output folder.
-    #[arg(long, default_value = "models/base")]
-    pub out: PathBuf,
-    /// The gzip-compressed corpus [default: data/corpus/corpus.txt.gz of the repository].
-    #[arg(long)]
-    pub corpus: Option<PathBuf>,
-    /// Optimiser steps (of 16 sequences × 128 tokens).
-    #[arg(long, default_value_t = ml::bootstrap::DEFAULT_STEPS)]
-    pub steps: u64,
-    /// Seed of the initial weights and of the training batches.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-/// `data/corpus/corpus.txt.gz` under the current directory, else under the repository this
-/// binary was built from.
-fn default_corpus() -> PathBuf {
-    let rel = Path::new("data/corpus/corpus.txt.gz");
-    if rel.is_file() {
-        return rel.to_path_buf();
+/// `m7` or `7`.
+pub fn parse_model(s: &str) -> anyhow::Result<u64> {
+    if let Ok(id) = s.parse::<ModelId>() {
+        return Ok(id.0);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/corpus/corpus.txt.gz")
+    s.parse::<u64>().map_err(|_| anyhow!("{s:?} is not a model id (m<id>)"))
 }
 
-fn hms(secs: f64) -> String {
-    let s = secs.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
+const STATES: [&str; 4] = ["draft", "proposed", "live", "retired"];
+
+fn info_json(m: &ModelInfo) -> Value {
+    json!({
+        "id": format!("m{}", m.id),
+        "owner": m.owner,
+        "name": m.name,
+        "state": STATES.get(m.state as usize).copied().unwrap_or("?"),
+        "baseModelHash": m.baseModelHash,
+        "adapterHash": m.adapterHash,
+        "datanets": m.datanets.iter().map(|d| json!({"datanet": d.datanetId, "version": d.version})).collect::<Vec<_>>(),
+        "licences": m.licences,
+        "hyperparams": String::from_utf8_lossy(&m.hyperparams),
+        "metrics": serde_json::from_slice::<Value>(&m.metrics).unwrap_or(Value::Null),
+        "trainingLogHash": m.trainingLogHash,
+        "checkpointHashes": m.checkpointHashes,
+        "checkpointLearningRates": m.checkpointLearningRates,
+        "sketchHash": m.sketchHash,
+        "sketchSeed": m.sketchSeed,
+        "sketchK": m.sketchK,
+        "priceInPer1k": m.priceInPer1k.to_string(),
+        "priceOutPer1k": m.priceOutPer1k.to_string(),
+        "createdAt": m.createdAt,
+    })
 }
 
-/// A one-line progress bar on stderr, redrawn with a carriage return.
-struct Bar {
-    started: Instant,
-    last_draw: Option<Instant>,
-    on_line: bool,
-    last_val: Option<f64>,
+fn info_human(m: &ModelInfo) -> String {
+    let mut s = format!(
+        "m{} {:?} ({}), owner {}\n  base {}\n  adapter {}\n  price {} OPEN / 1K in, {} OPEN / 1K out",
+        m.id,
+        m.name,
+        STATES.get(m.state as usize).copied().unwrap_or("?"),
+        m.owner,
+        m.baseModelHash,
+        m.adapterHash,
+        Amount(m.priceInPer1k),
+        Amount(m.priceOutPer1k),
+    );
+    for (d, l) in m.datanets.iter().zip(&m.licences) {
+        s += &format!("\n  trained on Datanet {} version {} ({l})", d.datanetId, d.version);
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(&m.metrics)
+        && let Some(l) = v["metrics"]["validation"]["loss"].as_f64()
+    {
+        s += &format!("\n  validation loss {l:.4}");
+    }
+    s
 }
 
-impl Bar {
-    fn end_line(&mut self) {
-        if self.on_line {
-            eprintln!();
-            self.on_line = false;
-        }
-    }
+/// The model record `id`.
+pub fn model_info(rpc: &RpcArgs, id: u64) -> anyhow::Result<ModelInfo> {
+    view(&mut rpc.client(), MODELS, &IModels::modelCall { id })
+}
 
-    fn show(&mut self, p: Progress) {
-        match p {
-            Progress::Stage(s) => {
-                self.end_line();
-                eprintln!("[{}] {s}", hms(self.started.elapsed().as_secs_f64()));
-            }
-            Progress::Eval { step, val_loss } => {
-                self.last_val = Some(val_loss);
-                if step == 0 {
-                    self.end_line();
-                    eprintln!(
-                        "[{}] validation loss before training: {val_loss:.3}",
-                        hms(self.started.elapsed().as_secs_f64())
-                    );
-                }
-            }
-            Progress::Step { step, steps, loss, lr, tokens_per_second, eta_seconds, .. } => {
-                let now = Instant::now();
-                let due = self.last_draw.is_none_or(|t| now.duration_since(t).as_millis() >= 200);
-                if !due && step != steps {
-                    return;
-                }
-                self.last_draw = Some(now);
-                const WIDTH: usize = 30;
-                let filled = (step as usize * WIDTH).div_ceil(steps.max(1) as usize).min(WIDTH);
-                let val = self.last_val.map(|v| format!(" val {v:.3}")).unwrap_or_default();
-                eprint!(
-                    "\r[{}{}] {step}/{steps} loss {loss:.3}{val} lr {lr:.1e} {tokens_per_second:.0} tok/s ETA {}   ",
-                    "#".repeat(filled),
-                    ".".repeat(WIDTH - filled),
-                    hms(eta_seconds)
-                );
-                let _ = std::io::stderr().flush();
-                self.on_line = true;
-            }
-        }
-    }
+fn lr_nano(lr: f64) -> u64 {
+    (lr * 1e9).round().max(0.0) as u64
 }
 
 pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     match c {
-        ModelCmd::Bootstrap(a) => bootstrap(a, out),
-        ModelCmd::Registry(c) => super::registry::run(c, out),
+        ModelCmd::Bootstrap(a) => super::model_bootstrap::run(a, out),
+        ModelCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
+            let j = super::train::job(&http, job)?;
+            let reg = registration(&j, job, name, price_in, price_out)?;
+            propose(reg, job, no_propose, &signer, &rpc, out)
+        }
+        ModelCmd::Show { model, rpc } => {
+            let m = model_info(&rpc, parse_model(&model)?)?;
+            out.print(|| info_human(&m), info_json(&m));
+            Ok(())
+        }
+        ModelCmd::List { rpc } => {
+            let n = view(&mut rpc.client(), MODELS, &IModels::modelCountCall {})?;
+            let mut all = Vec::new();
+            for id in 1..=n {
+                all.push(model_info(&rpc, id)?);
+            }
+            out.print(
+                || {
+                    if all.is_empty() {
+                        return "no models".into();
+                    }
+                    all.iter()
+                        .map(|m| {
+                            format!(
+                                "m{:<4} {:<9} {:<24} {}",
+                                m.id,
+                                STATES.get(m.state as usize).copied().unwrap_or("?"),
+                                m.name,
+                                m.owner
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+                Value::Array(all.iter().map(info_json).collect()),
+            );
+            Ok(())
+        }
+        ModelCmd::Retire { model, signer, rpc } => {
+            let id = parse_model(&model)?;
+            let s = send_call(
+                &signer,
+                &rpc,
+                MODELS,
+                Amount::ZERO,
+                IModels::retireCall { id }.abi_encode(),
+                "models.retire",
+            )?;
+            out.print(|| format!("m{id} retired"), s.json(json!({"model": format!("m{id}")})));
+            Ok(())
+        }
+        ModelCmd::Price { model, price_in, price_out, signer, rpc } => {
+            let id = parse_model(&model)?;
+            let call = IModels::setPriceCall { id, priceInPer1k: price_in.0, priceOutPer1k: price_out.0 };
+            let s = send_call(&signer, &rpc, MODELS, Amount::ZERO, call.abi_encode(), "models.setPrice")?;
+            out.print(|| format!("m{id} repriced"), s.json(json!({"model": format!("m{id}")})));
+            Ok(())
+        }
     }
 }
 
-fn bootstrap(a: BootstrapArgs, out: Out) -> anyhow::Result<()> {
-    let d = BootstrapConfig::default();
-    let cfg = BootstrapConfig {
-        corpus: a.corpus.unwrap_or_else(default_corpus),
-        out: a.out,
-        steps: a.steps,
-        seed: a.seed,
-        ..d
+/// What `models.register` takes for a succeeded ModelFactory job.
+fn registration(
+    j: &Value,
+    job: u64,
+    name: Option<String>,
+    price_in: Amount,
+    price_out: Amount,
+) -> anyhow::Result<ModelRegistration> {
+    if j["status"] != "succeeded" {
+        bail!("job {job} has not succeeded ({}): nothing to register", j["status"].as_str().unwrap_or("?"));
+    }
+    let o = &j["output"];
+    let a = &j["artefacts"];
+    let h = |v: &Value| -> anyhow::Result<B256> {
+        v.as_str().ok_or_else(|| anyhow!("job {job}: missing hash"))?.parse().map_err(|_| anyhow!("bad hash {v}"))
     };
-    let mut bar = Bar { started: Instant::now(), last_draw: None, on_line: false, last_val: None };
-    let report = ml::bootstrap::run(&cfg, &mut |p| bar.show(p))?;
-    bar.end_line();
-    let human = || {
-        let mut s = format!(
-            "wrote {}\nparameters       {}\ntrain loss       {:.3}\nvalidation loss  {:.3} (initial {:.3})\ntokens/s         {:.0}\nwall time        {}\nmodel hash       {}",
-            report.out.display(),
-            report.parameters,
-            report.final_train_loss,
-            report.final_val_loss,
-            report.initial_val_loss,
-            report.tokens_per_second,
-            hms(report.wall_seconds),
-            report.model_hash
-        );
-        for smp in &report.samples {
-            s.push_str(&format!("\nsample           {:?} → {:?}", smp.prompt, smp.completion));
-        }
-        s
+    let metrics = {
+        let v = json!({"metrics": o["metrics"], "artefacts": a});
+        factory::spec::canonical_json(&v).into_bytes()
     };
-    out.print(human, json!({ "config": cfg, "report": report }));
+    let hyper = factory::spec::canonical_json(&j["spec"]).into_bytes();
+    let name = name
+        .or_else(|| j["spec"]["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| format!("job-{job}"));
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    Ok(ModelRegistration {
+        name,
+        baseModelHash: h(&o["baseModelHash"])?,
+        adapterHash: h(&o["adapterHash"])?,
+        datanets: list(&j["spec"]["datanets"])
+            .iter()
+            .map(|d| DatanetVersionRef {
+                datanetId: d["datanet"].as_u64().unwrap_or(0),
+                version: d["version"].as_u64().unwrap_or(0),
+            })
+            .collect(),
+        hyperparams: Bytes::from(hyper),
+        metrics: Bytes::from(metrics),
+        trainingLogHash: h(&a["trainingLog"])?,
+        checkpointHashes: list(&a["checkpoints"]).iter().map(h).collect::<anyhow::Result<_>>()?,
+        checkpointLearningRates: list(&o["checkpoints"])
+            .iter()
+            .map(|c| lr_nano(c["learningRate"].as_f64().unwrap_or(0.0)))
+            .collect(),
+        sketchHash: h(&a["sketch"])?,
+        sketchSeed: o["sketchSeed"].as_u64().unwrap_or(0),
+        sketchK: o["sketchK"].as_u64().unwrap_or(0) as u32,
+        priceInPer1k: price_in.0,
+        priceOutPer1k: price_out.0,
+    })
+}
+
+/// `model propose`: register the model (a draft), then propose it unless `no_propose`.
+fn propose(
+    reg: ModelRegistration,
+    job: u64,
+    no_propose: bool,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    out: Out,
+) -> anyhow::Result<()> {
+    let register = IModels::registerCall { registration: reg }.abi_encode();
+    let sent = send_call(signer, rpc, MODELS, Amount::ZERO, register, "models.register")?;
+    let id = sent
+        .event::<IModels::ModelRegistered>(MODELS)
+        .map(|e| e.id)
+        .ok_or_else(|| anyhow!("no ModelRegistered log in the receipt"))?;
+    if !no_propose {
+        send_call(signer, rpc, MODELS, Amount::ZERO, IModels::proposeCall { id }.abi_encode(), "models.propose")?;
+    }
+    let state = if no_propose { "draft" } else { "proposed" };
+    out.print(
+        || {
+            format!(
+                "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
+                 --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
+            )
+        },
+        json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
+    );
     Ok(())
 }

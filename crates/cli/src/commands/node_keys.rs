@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::keys::{Kdf, KeystoreArgs, SignerArgs};
-use super::stake::{Refused, preflight, send_call, signer_address};
+use crate::contract::{Refused, preflight, send_call, signer_address};
 use crate::output::Out;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::httpc::HttpArgs;
 use super::keys::SignerArgs;
-use super::stake::{send_call, signer_address, view};
+use crate::contract::{send_call, signer_address, view};
 use crate::output::Out;
 
 const INFERENCE: Address = Module::Inference.address();

@@ -283,6 +283,17 @@ impl Handler for IStaking::operatorsCall {
     }
 }
 
+impl Handler for IStaking::poolStakeCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let role = pool_role(&self.pool).ok_or_else(|| revert(IStaking::UnknownPool { pool: self.pool.clone() }))?;
+        Ok(st.pool(role)?.totalStake)
+    }
+}
+
 impl Handler for IStaking::validatorSetAtCall {
     /// At most `staking.max_validators` seats.
     fn gas(&self) -> u64 {

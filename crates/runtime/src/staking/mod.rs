@@ -408,6 +408,7 @@ impl SystemModule for Staking {
         operatorInfo,
         stakeOf,
         unbondings,
+        poolStake,
         operators,
         validatorSetAt,
         votingPower,

@@ -1,0 +1,195 @@
+//! The client of the system contracts: read-only calls ([`view`]), sending a
+//! call with a preflight and a receipt check ([`send_call`]), the events of a
+//! receipt, and revert data shown as the named custom error with its fields
+//! ([`decode_revert`]). [`abi`] encodes and describes calls given as text
+//! (`gov propose --call`, `gov call`), with arguments read by [`args`].
+
+pub mod abi;
+pub mod args;
+
+use alloy_sol_types::{SolCall, SolEvent};
+use anyhow::{Context, anyhow, bail};
+use primitives::{Address, Amount, B256, Bytes};
+use rpc::client::{ClientError, RpcClient};
+use serde_json::{Value, json};
+
+use crate::commands::RpcArgs;
+use crate::commands::keys::SignerArgs;
+
+/// A hex quantity of a JSON-RPC answer.
+fn hex_u64(v: &Value) -> anyhow::Result<u64> {
+    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad quantity {s}"))
+}
+
+/// The signer's address, without decrypting anything (no password prompt).
+pub fn signer_address(s: &SignerArgs) -> anyhow::Result<Address> {
+    match (s.from, s.dev_account) {
+        (_, Some(i)) => Ok(keys::derive_account(keys::DEV_MNEMONIC, i)?.address()),
+        (Some(a), None) => Ok(a),
+        (None, None) => bail!("give --from ADDRESS (keystore) or --dev-account N"),
+    }
+}
+
+/// The revert data of a JSON-RPC error, if it is an "execution reverted" (code 3).
+fn revert_data(e: &ClientError) -> Option<Vec<u8>> {
+    match e {
+        ClientError::Rpc { code: 3, data: Some(d), .. } => {
+            let s = d.as_str()?;
+            hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
+        }
+        _ => None,
+    }
+}
+
+/// `eth_call` of a typed call at the head; a revert is shown by name.
+pub fn view<C: SolCall>(c: &mut RpcClient, to: Address, call: &C) -> anyhow::Result<C::Return> {
+    let data = Bytes::from(call.abi_encode());
+    let out = match c.call("eth_call", json!([{"to": to, "data": data}, "latest"])) {
+        Ok(v) => v,
+        Err(e) => match revert_data(&e) {
+            Some(d) => bail!("{} reverted: {}", C::SIGNATURE, decode_revert(&d)),
+            None => return Err(e.into()),
+        },
+    };
+    let s = out.as_str().ok_or_else(|| anyhow!("eth_call returned {out}"))?;
+    let bytes = hex::decode(s.trim_start_matches("0x")).context("eth_call result")?;
+    C::abi_decode_returns(&bytes).map_err(|e| anyhow!("cannot decode the result of {}: {e}", C::SIGNATURE))
+}
+
+pub fn head(c: &mut RpcClient) -> anyhow::Result<u64> {
+    Ok(c.block_number()?)
+}
+
+/// The chain refused a transaction: its preflight reverted (nothing was sent)
+/// or its receipt has status 0 (nothing changed but the fee).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Estimate the call as `from`: a revert is an error naming the custom error.
+pub fn preflight(
+    rpc: &RpcArgs,
+    from: Address,
+    to: Address,
+    value: Amount,
+    data: &[u8],
+    what: &str,
+) -> anyhow::Result<u64> {
+    let mut c = rpc.client();
+    let req = json!({"from": from, "to": to, "value": format!("{:#x}", value.0), "data": Bytes::copy_from_slice(data)});
+    match c.call("eth_estimateGas", json!([req])) {
+        Ok(g) => hex_u64(&g),
+        Err(e) => match revert_data(&e) {
+            Some(d) => Err(Refused(format!("{what} refused by the node (nothing sent): {}", decode_revert(&d))).into()),
+            None => bail!("{what}: the node refuses this transaction: {e}"),
+        },
+    }
+}
+
+/// A mined, successful transaction.
+pub struct Sent {
+    pub hash: B256,
+    pub receipt: Value,
+}
+
+impl Sent {
+    pub fn block(&self) -> u64 {
+        hex_u64(&self.receipt["blockNumber"]).unwrap_or(0)
+    }
+    pub fn gas_used(&self) -> u64 {
+        hex_u64(&self.receipt["gasUsed"]).unwrap_or(0)
+    }
+    /// hash, blockNumber, gasUsed and status, plus `extra`'s fields.
+    pub fn json(&self, extra: Value) -> Value {
+        let mut v = json!({
+            "hash": self.hash,
+            "blockNumber": self.block(),
+            "gasUsed": self.gas_used(),
+            "status": self.receipt["status"],
+        });
+        if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        v
+    }
+    pub fn human(&self, what: &str) -> String {
+        format!("{what}: mined {} in block {} (gas {})", self.hash, self.block(), self.gas_used())
+    }
+    /// The first log of event `E` emitted by `address`.
+    pub fn event<E: SolEvent>(&self, address: Address) -> Option<E> {
+        self.events::<E>(address).into_iter().next()
+    }
+    pub fn events<E: SolEvent>(&self, address: Address) -> Vec<E> {
+        receipt_events(&self.receipt, address)
+    }
+}
+
+/// Every log of event `E` by `address` in a receipt (or any JSON array of logs).
+pub fn receipt_events<E: SolEvent>(receipt: &Value, address: Address) -> Vec<E> {
+    let logs = receipt.get("logs").unwrap_or(receipt);
+    logs.as_array().map(|a| a.iter().filter_map(|l| log_event::<E>(l, address)).collect()).unwrap_or_default()
+}
+
+fn log_event<E: SolEvent>(log: &Value, address: Address) -> Option<E> {
+    let a: Address = log["address"].as_str()?.parse().ok()?;
+    if a != address {
+        return None;
+    }
+    let topics: Vec<B256> = log["topics"].as_array()?.iter().filter_map(|t| t.as_str()?.parse().ok()).collect();
+    if topics.first() != Some(&E::SIGNATURE_HASH) {
+        return None;
+    }
+    let data = hex::decode(log["data"].as_str()?.trim_start_matches("0x")).ok()?;
+    E::decode_raw_log(topics, &data).ok()
+}
+
+/// Preflight, sign, send and wait for the receipt; a revert at either step is
+/// a [`Refused`] error naming the custom error and its fields.
+pub fn send_call(
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    to: Address,
+    value: Amount,
+    data: Vec<u8>,
+    what: &str,
+) -> anyhow::Result<Sent> {
+    let from = signer_address(signer)?;
+    preflight(rpc, from, to, value, &data, what)?;
+    let (hash, receipt) = crate::commands::tx::send(signer, rpc, to, value, Bytes::from(data), false)?;
+    let receipt = receipt.ok_or_else(|| anyhow!("no receipt for {hash}"))?;
+    if receipt["status"] != "0x1" {
+        let reason = receipt["revertReason"]
+            .as_str()
+            .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
+            .map(|d| decode_revert(&d))
+            .unwrap_or_else(|| "no revert data".into());
+        let block = hex_u64(&receipt["blockNumber"]).unwrap_or(0);
+        return Err(Refused(format!("{what} failed in block {block} (transaction {hash}, status 0): {reason}")).into());
+    }
+    Ok(Sent { hash, receipt })
+}
+
+/// [`send_call`] of a typed call that sends no value.
+pub fn send_sol<C: SolCall>(
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    to: Address,
+    call: &C,
+    what: &str,
+) -> anyhow::Result<Sent> {
+    send_call(signer, rpc, to, Amount::ZERO, call.abi_encode(), what)
+}
+
+/// Revert data as `ErrorName(field: value, ...)`: the shared errors, the custom
+/// errors of IStaking, IGovernance and IParams, `Error(string)` and `Panic(uint256)`.
+pub fn decode_revert(data: &[u8]) -> String {
+    abi::decode_error(data)
+}
