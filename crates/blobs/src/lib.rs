@@ -343,10 +343,10 @@ impl BlobStore {
             Ok(true)
         }
         .await;
-        if !matches!(result, Ok(true)) {
-            if let Err(e) = self.store.delete(&path).await {
-                tracing::debug!(%path, error = %e, "removing a staging object failed");
-            }
+        if !matches!(result, Ok(true))
+            && let Err(e) = self.store.delete(&path).await
+        {
+            tracing::debug!(%path, error = %e, "removing a staging object failed");
         }
         result.map(|_| ())
     }

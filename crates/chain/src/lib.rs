@@ -173,10 +173,10 @@ impl Chain {
         // Re-admit what was acknowledged but not yet in a block; drop the rest.
         let mut readmitted = 0;
         for raw in &recovered {
-            if let Ok(tx) = SignedTransaction::decode(raw, chain.chain_id()) {
-                if chain.admit(tx).is_ok() {
-                    readmitted += 1;
-                }
+            if let Ok(tx) = SignedTransaction::decode(raw, chain.chain_id())
+                && chain.admit(tx).is_ok()
+            {
+                readmitted += 1;
             }
         }
         let keep = chain.core.pool.lock().unwrap().all_raw();

@@ -300,7 +300,7 @@ impl Pool {
             .iter()
             .flat_map(|(s, q)| {
                 let end = self.ready_end(s);
-                q.range(end..).filter_map(move |(n, h)| Some((*s, *n, h)))
+                q.range(end..).map(move |(n, h)| (*s, *n, h))
             })
             .filter(|(_, _, h)| now.saturating_duration_since(self.by_hash[*h].arrived) > self.cfg.queued_lifetime)
             .map(|(s, n, _)| (s, n))

@@ -298,7 +298,7 @@ async fn access_lists_are_charged() {
         (0..3u8)
             .map(|i| AccessListItem {
                 address: Address::repeat_byte(i + 1),
-                storage_keys: (0..4u8).map(|j| primitives::B256::repeat_byte(j)).collect(),
+                storage_keys: (0..4u8).map(primitives::B256::repeat_byte).collect(),
             })
             .collect(),
     );

@@ -43,8 +43,11 @@ pub struct AttributionService {
     /// Record hash (its blob) → who may read it (the same as its route).
     record_blobs: Mutex<HashMap<B256, serve::RecordAccess>>,
     /// Records waiting for their receipt to settle: receipt → (record hash, credits).
-    pub to_post: Arc<Mutex<HashMap<B256, (B256, Vec<Credit>)>>>,
+    pub to_post: PendingRecords,
 }
+
+/// Records waiting for their receipt to settle: receipt → (record hash, credits).
+pub type PendingRecords = Arc<Mutex<HashMap<B256, (B256, Vec<Credit>)>>>;
 
 impl AttributionService {
     pub fn new(

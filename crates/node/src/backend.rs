@@ -145,10 +145,10 @@ impl Backend for ChainBackend {
             if !out.success {
                 return Err(CallError::Revert(out.output));
             }
-            if let Some(cap) = req.gas {
-                if out.gas_used > cap {
-                    return Err(CallError::Invalid(format!("gas required exceeds allowance ({cap})")));
-                }
+            if let Some(cap) = req.gas
+                && out.gas_used > cap
+            {
+                return Err(CallError::Invalid(format!("gas required exceeds allowance ({cap})")));
             }
             Ok(out.gas_used)
         })

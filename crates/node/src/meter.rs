@@ -76,7 +76,7 @@ pub struct Meter {
     state: Mutex<State>,
     handle: tokio::runtime::Handle,
     /// Attribution records waiting for their receipt to settle.
-    to_post: Mutex<Option<Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>>>,
+    to_post: Mutex<Option<crate::attribution::PendingRecords>>,
     /// Receipts settled whose record has not been posted (yet).
     settled: Mutex<std::collections::VecDeque<B256>>,
     /// Where a challenged record's bytes and prompt come from (the attribution service).
@@ -142,7 +142,7 @@ impl Meter {
     }
 
     /// Post these records (phase two) once their receipts settle.
-    pub fn post_attributions_from(&self, to_post: Arc<Mutex<HashMap<B256, (B256, Vec<primitives::abi::Credit>)>>>) {
+    pub fn post_attributions_from(&self, to_post: crate::attribution::PendingRecords) {
         *self.to_post.lock().unwrap() = Some(to_post);
     }
 

@@ -98,7 +98,7 @@ impl SpanIndexes {
             }
             let mut logged = 0u64;
             let mut progress = |done: u64, total: u64| {
-                let tenth = if total == 0 { 10 } else { done * 10 / total };
+                let tenth = (done * 10).checked_div(total).unwrap_or(10);
                 if tenth > logged {
                     logged = tenth;
                     tracing::info!("span index over {versions:?}: {}% of {total} tokens", tenth * 10);

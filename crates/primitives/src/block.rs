@@ -86,7 +86,7 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
 pub fn next_base_fee(parent_gas_used: u64, parent_gas_limit: u64, parent_base_fee: u64, min_base_fee: u64) -> u64 {
     let target = (parent_gas_limit / 2).max(1);
     let base = parent_base_fee as u128;
-    let next = if parent_gas_used == target as u64 {
+    let next = if parent_gas_used == target {
         base
     } else if parent_gas_used > target {
         let delta = (base * (parent_gas_used - target) as u128 / target as u128 / 8).max(1);

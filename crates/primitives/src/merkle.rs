@@ -76,7 +76,7 @@ impl MerkleProof {
             let sib = i ^ 1;
             if sib < n {
                 let s = sibs.next()?;
-                acc = if i % 2 == 0 { node_hash(&acc, s) } else { node_hash(s, &acc) };
+                acc = if i.is_multiple_of(2) { node_hash(&acc, s) } else { node_hash(s, &acc) };
             }
             i /= 2;
             n = n.div_ceil(2);

@@ -68,7 +68,7 @@ impl Row {
     }
 
     pub fn from_canonical_bytes(b: &[u8]) -> Result<Row, RowError> {
-        fn field<'a>(b: &mut &'a [u8]) -> Result<String, RowError> {
+        fn field(b: &mut &[u8]) -> Result<String, RowError> {
             if b.len() < 4 {
                 return Err(RowError::Encoding("truncated length"));
             }

@@ -56,9 +56,12 @@ pub enum GenesisError {
     State(String),
 }
 
+/// One module's part of the genesis ([`SystemModule::genesis`]).
+type ModuleGenesis = fn(&mut Overlay, &Genesis) -> Result<(), GenesisError>;
+
 /// The modules' genesis, in order: parameters first (the others read them),
 /// then balances (operators bond out of them), operators, the base model.
-const MODULE_GENESIS: [fn(&mut Overlay, &Genesis) -> Result<(), GenesisError>; 4] = [
+const MODULE_GENESIS: [ModuleGenesis; 4] = [
     <params::Params as SystemModule>::genesis,
     <bank::Bank as SystemModule>::genesis,
     <crate::staking::Staking as SystemModule>::genesis,

@@ -4,12 +4,15 @@ use std::collections::BTreeMap;
 
 use primitives::state::{StateError, StateRead};
 
+/// A pending write: a value, or `None` for a deletion.
+type Write = Option<Vec<u8>>;
+
 /// The state as a block under construction sees it.
 pub struct Overlay<'a> {
     base: &'a dyn StateRead,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// (key, what `writes` held for it before) in write order, for reverts.
-    undo: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    undo: Vec<(Vec<u8>, Option<Write>)>,
 }
 
 /// A point to revert to.

@@ -164,10 +164,10 @@ impl Store {
     /// to the latest state as version `version`. Nothing is written yet.
     pub fn prepare(&self, version: u64, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<StateUpdate> {
         let snap = self.snapshot()?;
-        if let Some(h) = snap.head()? {
-            if version != h + 1 {
-                return Err(StorageError::Tree(format!("version {version} does not follow head {h}")));
-            }
+        if let Some(h) = snap.head()?
+            && version != h + 1
+        {
+            return Err(StorageError::Tree(format!("version {version} does not follow head {h}")));
         }
         let writes: Vec<(KeyHash, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (key_hash(k), v.clone())).collect();
         let tree = Sha256Jmt::new(&snap);
@@ -392,7 +392,7 @@ impl Snapshot {
     /// The value of `key` as of block `version`.
     pub fn get_at(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>> {
         self.check_version(version)?;
-        Ok(self.get_value_option(version, key_hash(key)).map_err(|e| StorageError::Tree(e.to_string()))?)
+        self.get_value_option(version, key_hash(key)).map_err(|e| StorageError::Tree(e.to_string()))
     }
 
     /// The state root after block `version`.

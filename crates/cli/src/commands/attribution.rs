@@ -272,17 +272,22 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
 /// Recompute a receipt's record from public inputs and compare it with the
 /// one the serving node published: (checks, the recomputed record). `auth`
 /// gives the headers that authenticate a GET of a path (the record and the rows).
+/// One check of `attribution verify`: what was checked, whether it held, and the detail.
+type Check = (String, bool, String);
+/// The signed-request headers for a path.
+type AuthHeaders<'a> = dyn Fn(&str) -> anyhow::Result<Vec<(&'static str, String)>> + 'a;
+
 fn verify_receipt(
     receipt: B256,
     base: Option<std::path::PathBuf>,
     http: &HttpArgs,
     rpc: &RpcArgs,
-    auth: &dyn Fn(&str) -> anyhow::Result<Vec<(&'static str, String)>>,
-) -> anyhow::Result<(Vec<(String, bool, String)>, Value)> {
+    auth: &AuthHeaders<'_>,
+) -> anyhow::Result<(Vec<Check>, Value)> {
     let path = format!("/v1/attribution/{receipt}");
     let v = get_json(http, &path, &auth(&path)?)?;
     let rec = &v["record"];
-    let mut checks: Vec<(String, bool, String)> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     let hash = attribution::record_hash(rec);
     checks.push(("record hash".into(), v["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string()));
     let sig = v["signature"].as_str().unwrap_or("");
@@ -344,7 +349,7 @@ fn verify_receipt(
         .and_then(|m| m.parse::<ModelId>().ok())
         .map(|m| m.0)
         .ok_or_else(|| anyhow!("record names no model"))?;
-    let r = model_record(&rpc, id)?;
+    let r = model_record(rpc, id)?;
     let base = base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
     let files = ml::ModelFiles::open(&base)?;
     if files.hash != r.baseModelHash {
@@ -400,7 +405,7 @@ fn verify_receipt(
             .map_err(|e| anyhow!("{e}"))?,
         )
     };
-    let gradient = attribution::GradientInputs::load(&r, &model.config, &|h| blob(&http, h)).map_err(|e| anyhow!(e))?;
+    let gradient = attribution::GradientInputs::load(&r, &model.config, &|h| blob(http, h)).map_err(|e| anyhow!(e))?;
     let prompt_hash = typed.prompt_hash;
     let mine = attribution::compute_record(
         &model,
@@ -426,7 +431,7 @@ fn index_progress() -> impl FnMut(u64, u64) {
     let tty = std::io::stderr().is_terminal();
     let mut last = u64::MAX;
     move |done, total| {
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         if !tty || pct == last {
             return;
         }

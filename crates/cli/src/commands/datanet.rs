@@ -331,7 +331,7 @@ Datanet {id}: {} added, {} removed",
             let r = view(&mut rpc.client(), DATANETS, &IDatanets::reputationCall { contributor })?;
             let decided = r.approved + r.rejected;
             let j = json!({"submitted": r.submitted, "approved": r.approved, "rejected": r.rejected, "withdrawn": r.withdrawn,
-                "rows": r.rows, "bytesApproved": r.bytesApproved, "acceptanceBps": if decided == 0 { 0 } else { r.approved * 10_000 / decided }});
+                "rows": r.rows, "bytesApproved": r.bytesApproved, "acceptanceBps": (r.approved * 10_000).checked_div(decided).unwrap_or(0)});
             out.print(|| serde_json::to_string_pretty(&j).unwrap(), j.clone());
         }
         DatanetCmd::Leaderboard { id, limit, rpc } => leaderboard(id, limit, &rpc, out)?,
@@ -685,13 +685,13 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
                 bail!("contribution {contribution} has {} rows; row {row} does not exist", rows.len());
             }
             let mut leaves: Vec<B256> = rows.iter().map(Row::leaf).collect();
-            for i in 0..leaves.len() {
+            for (i, leaf) in leaves.iter_mut().enumerate() {
                 if view(
                     &mut c,
                     DATANETS,
                     &IDatanets::isTombstonedCall { contributionId: contribution, rowIndex: i as u32 },
                 )? {
-                    leaves[i] = TOMBSTONE_LEAF;
+                    *leaf = TOMBSTONE_LEAF;
                 }
             }
             let proof = primitives::merkle::prove(&leaves, row as usize).ok_or_else(|| anyhow!("no such row"))?;

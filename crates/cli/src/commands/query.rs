@@ -80,7 +80,7 @@ fn hex_u128(v: &Value) -> anyhow::Result<u128> {
 fn view(c: &mut rpc::client::RpcClient, to: Address, data: Vec<u8>) -> anyhow::Result<Bytes> {
     let v = c.call("eth_call", json!([{"to": to, "data": Bytes::from(data)}, "latest"]))?;
     let s = v.as_str().ok_or_else(|| anyhow!("eth_call returned {v}"))?;
-    Ok(s.parse::<Bytes>().map_err(|e| anyhow!("{e}"))?)
+    s.parse::<Bytes>().map_err(|e| anyhow!("{e}"))
 }
 
 pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@ use super::httpc::{HttpArgs, error_message};
 use super::keys::SignerArgs;
 use crate::output::Out;
 
+// One value per command line, parsed once: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum TrainCmd {
     /// Queue a LoRA fine-tuning job on Datanet versions.

@@ -753,7 +753,7 @@ impl Handler for IDatanets::leaderboardCall {
                 decided: 0,
             });
             rows.push(s.approvedRows);
-            bps.push(if s.decided == 0 { 0 } else { (s.approved * 10_000 / s.decided) as u16 });
+            bps.push((s.approved * 10_000).checked_div(s.decided).unwrap_or(0) as u16);
         }
         Ok(IDatanets::leaderboardReturn { contributors: who, approvedRows: rows, acceptanceBps: bps })
     }
