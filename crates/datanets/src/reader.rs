@@ -104,10 +104,11 @@ impl DatanetReader {
             let root = st.version(id, v).map_err(st_err)?.map(|r| r.root).unwrap_or_default();
             let mut cids = Vec::new();
             for cid in st.contributions_of(id).map_err(st_err)? {
-                if let Some(r) = st.contribution(cid).map_err(st_err)? {
-                    if r.status == APPROVED && r.version <= v {
-                        cids.push(cid);
-                    }
+                if let Some(r) = st.contribution(cid).map_err(st_err)?
+                    && r.status == APPROVED
+                    && r.version <= v
+                {
+                    cids.push(cid);
                 }
             }
             (cids, root)

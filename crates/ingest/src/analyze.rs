@@ -125,12 +125,11 @@ pub fn analyze(rows: &[Row], index: &DedupIndex, cfg: &IngestConfig) -> Analysis
             other => local.find_exact(&leaf).map(|r| (r, crate::DupKind::Exact)).or(other),
         };
         if !matches!(dup, Some((_, crate::DupKind::Exact))) {
-            if dup.is_none() {
-                if let Some(s) = &p.sig {
-                    dup = local
-                        .find_near(s)
-                        .map(|m| (m.row, crate::DupKind::Near { equal: m.equal, of: near_cfg.num_perm }));
-                }
+            if dup.is_none()
+                && let Some(s) = &p.sig
+            {
+                dup =
+                    local.find_near(s).map(|m| (m.row, crate::DupKind::Near { equal: m.equal, of: near_cfg.num_perm }));
             }
             local.insert_parts(this, leaf, p.sig.as_deref());
         }

@@ -20,6 +20,9 @@ use crate::fused::{Dims, PartSpec, Proj, RopeTables, reference};
 use crate::lora::{LoraConfig, LoraVars, Target};
 use crate::model::{BaseGrad, Linear, Model};
 
+/// A block's LoRA factors (A, B) by target.
+type BlockLora = BTreeMap<Target, (Var, Var)>;
+
 impl Model {
     /// Logits `[b, t, vocab]` of a `[b, t]` block of token ids, differentiable in
     /// the LoRA variables (if any); `dropout` masks are applied to LoRA inputs.
@@ -141,7 +144,7 @@ impl Model {
         &self,
         b: &crate::model::Block,
         x: &Tensor,
-        lora: Option<(&BTreeMap<Target, (Var, Var)>, &LoraConfig)>,
+        lora: Option<(&BlockLora, &LoraConfig)>,
         rope: &RopeTables,
     ) -> Result<Tensor, MlError> {
         let c = &self.config;

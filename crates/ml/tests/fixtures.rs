@@ -169,7 +169,7 @@ fn tokenizer_and_chat_template_match_transformers() {
     for case in t["texts"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         assert_eq!(f.tokenizer.encode(text, false).unwrap(), ids(&case["ids"]), "{text:?}");
-        assert_eq!(f.tokenizer.decode(&ids(&case["ids"])).unwrap().replace("<|im_start|>", "").len() > 0, true);
+        assert!(!f.tokenizer.decode(&ids(&case["ids"])).unwrap().replace("<|im_start|>", "").is_empty());
     }
     let chat = &t["chat"];
     let msgs: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).unwrap();
@@ -211,7 +211,7 @@ fn write_q8(_f: &ModelFiles, src: &std::path::Path, dst: &std::path::Path) {
     names.sort();
     for n in names {
         let t = c.tensor(&mut r, n, &Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap();
-        let q = if t.rank() == 2 && t.dims()[1] % 32 == 0 {
+        let q = if t.rank() == 2 && t.dims()[1].is_multiple_of(32) {
             QTensor::quantize(&t, GgmlDType::Q8_0).unwrap()
         } else {
             QTensor::quantize(&t, GgmlDType::F32).unwrap()

@@ -318,6 +318,8 @@ struct Prepared {
     include_usage: bool,
 }
 
+// An HTTP answer is the error here, as in axum's handlers: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 fn prepare(s: &OpenLora, c: &CommonParams, prompt_text: Result<String, Response>) -> Result<Prepared, Response> {
     let id = parse_model_id(&c.model).ok_or_else(|| {
         error_response(
@@ -578,6 +580,7 @@ async fn chat_completions(
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
     };
+    #[allow(clippy::result_large_err)] // the error is the HTTP answer, as in `prepare`
     let text = (|| {
         if b.messages.is_empty() {
             return Err(bad("invalid_messages", "messages must not be empty"));

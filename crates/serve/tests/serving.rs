@@ -75,7 +75,7 @@ fn mixed_adapter_batches_equal_solo_runs_and_a_thousand_adapters_fit_the_budget(
     // Twelve requests over four adapters and the base, submitted at once: the
     // batch is mixed, prompts of different lengths (some prefilled in chunks).
     let prompts: Vec<Vec<u32>> =
-        (0..12).map(|i| (0..(3 + 2 * i as u32)).map(|k| 5 + (k * 37 + i * 11) % 500).collect()).collect();
+        (0..12).map(|i| (0..(3 + 2 * i)).map(|k| 5 + (k * 37 + i * 11) % 500).collect()).collect();
     let adapters: Vec<Option<Arc<LoraAdapter>>> =
         (0..12).map(|i| if i % 5 == 4 { None } else { Some(Arc::new(adapter_for(&m, 1 + (i % 4) as u64))) }).collect();
     let rxs: Vec<_> = (0..12)

@@ -41,9 +41,12 @@ pub(crate) struct Dims {
     pub d: usize,
 }
 
+/// One (batch, key-value head) task's gradients: dQ of its query heads, dK, dV.
+type KvGrads = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 impl Dims {
     pub fn check(&self) -> Result<()> {
-        if self.nkv == 0 || self.nh % self.nkv != 0 || self.d == 0 {
+        if self.nkv == 0 || !self.nh.is_multiple_of(self.nkv) || self.d == 0 {
             bail!("attention: {} query heads are not a multiple of {} key-value heads", self.nh, self.nkv);
         }
         Ok(())
@@ -151,7 +154,7 @@ pub(crate) fn backward(dm: Dims, qkv: &[f32], o: &[f32], lse: &[f32], d_o: &[f32
     // recomputed from the log-sum-exp and dS = P ∘ (dO Vᵀ − D) · scale:
     // dV += Pᵀ dO, dQ = dS K, dK += dSᵀ Q, all by gemm.
     let g = dm.group();
-    let parts: Vec<Result<(Vec<f32>, Vec<f32>, Vec<f32>)>> = (0..dm.b * nkv)
+    let parts: Vec<Result<KvGrads>> = (0..dm.b * nkv)
         .into_par_iter()
         .map(|task| {
             let (b, kvh) = (task / nkv, task % nkv);

@@ -67,6 +67,9 @@ fn poisoned() -> candle_core::Error {
     candle_core::Error::Msg("block: poisoned state".into())
 }
 
+/// A block's backward: dx (when asked for) and the LoRA gradients (when it has LoRA).
+type BlockGrads = (Option<Vec<f32>>, Option<Vec<f32>>);
+
 impl Block {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -131,13 +134,7 @@ impl Block {
     }
 
     /// `(dx, dlora)` for the output gradient `dy`; `dx` only when `want_dx`.
-    fn backward(
-        &self,
-        x: &[f32],
-        lora: Option<&[f32]>,
-        dy: &[f32],
-        want_dx: bool,
-    ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>)> {
+    fn backward(&self, x: &[f32], lora: Option<&[f32]>, dy: &[f32], want_dx: bool) -> Result<BlockGrads> {
         let guard = self.saved.lock().map_err(|_| poisoned())?;
         let Some(s) = guard.as_ref() else { bail!("block backward without a forward") };
         let (m, hidden, t) = (self.rows(), self.norm1.len(), self.dims.t);
