@@ -56,7 +56,7 @@ enum Cmd {
     /// Chat with a registered model on this machine (its adapter from the node's blob store).
     Chat(commands::chat::ChatArgs),
     /// Ask a model through the node's OpenAI-compatible API (billed to your API key).
-    Infer(commands::pay::InferArgs),
+    Infer(commands::infer::InferArgs),
     /// Proof of Attribution: a receipt's record, and its verification from public inputs.
     #[command(subcommand)]
     Attribution(commands::attribution::AttributionCmd),
@@ -65,10 +65,10 @@ enum Cmd {
     Rewards(commands::attribution::RewardsCmd),
     /// Your inference escrow and the allowances it grants serving operators.
     #[command(subcommand)]
-    Escrow(commands::pay::EscrowCmd),
+    Escrow(commands::escrow::EscrowCmd),
     /// API keys bound on-chain to your address.
     #[command(subcommand)]
-    Apikey(commands::pay::ApiKeyCmd),
+    Apikey(commands::apikey::ApiKeyCmd),
     /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
     #[command(subcommand)]
     Train(commands::train::TrainCmd),
@@ -97,11 +97,11 @@ fn main() {
         Cmd::Model(c) => commands::model::run(c, out),
         Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Chat(a) => commands::chat::run(a, out),
-        Cmd::Infer(a) => commands::pay::infer(a, out),
+        Cmd::Infer(a) => commands::infer::infer(a, out),
         Cmd::Attribution(c) => commands::attribution::attribution(c, out),
         Cmd::Rewards(c) => commands::attribution::rewards(c, out),
-        Cmd::Escrow(c) => commands::pay::escrow(c, out),
-        Cmd::Apikey(c) => commands::pay::apikey(c, out),
+        Cmd::Escrow(c) => commands::escrow::escrow(c, out),
+        Cmd::Apikey(c) => commands::apikey::apikey(c, out),
         Cmd::Bench(a) => benchmarks::run(a),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };

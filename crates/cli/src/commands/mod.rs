@@ -1,16 +1,18 @@
 //! One module per command group.
 
+pub mod apikey;
 pub mod attribution;
 pub mod chat;
 pub mod datanet;
+pub mod escrow;
 pub mod gov;
 pub mod httpc;
+pub mod infer;
 pub mod keys;
 pub mod model;
 pub mod model_bootstrap;
 pub mod node;
 pub mod node_keys;
-pub mod pay;
 pub mod query;
 pub mod stake;
 pub mod train;

@@ -1,0 +1,128 @@
+//! `infer MODEL PROMPT`: a paid inference through the node's OpenAI-compatible API, streamed.
+
+use std::io::Write;
+
+use alloy_sol_types::SolCall;
+use anyhow::{Context, anyhow, bail};
+use primitives::Address;
+use primitives::system::Module;
+use serde_json::{Value, json};
+
+use super::httpc::HttpArgs;
+use crate::output::Out;
+
+const INFERENCE: Address = Module::Inference.address();
+
+#[derive(clap::Args, Debug)]
+pub struct InferArgs {
+    /// The model: `m<id>` (m1 is the base model).
+    pub model: String,
+    pub prompt: String,
+    /// The API key (default: $OPENLEDGER_API_KEY, else the dev key of the default data dir).
+    #[arg(long, env = "OPENLEDGER_API_KEY")]
+    pub api_key: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u64,
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// A plain completion instead of a chat.
+    #[arg(long)]
+    pub completion: bool,
+    /// Print the answer as it is generated.
+    #[arg(long)]
+    pub stream: bool,
+    /// Publish this answer's attribution record (sends `OpenLedger-Attribution-Public: true`):
+    /// anyone may then read and verify it; by default only you and the serving operator can.
+    #[arg(long)]
+    pub public_attribution: bool,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+fn default_key() -> Option<String> {
+    std::fs::read_to_string(super::home().join("dev").join("dev-api-key")).ok().map(|s| s.trim().to_string())
+}
+
+pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
+    let key = a.api_key.clone().or_else(default_key).ok_or_else(|| {
+        anyhow!("no API key: give --api-key or $OPENLEDGER_API_KEY (openledger apikey new), or start `openledger up`")
+    })?;
+    let (path, mut body) = if a.completion {
+        ("/v1/completions", json!({"model": a.model, "prompt": a.prompt}))
+    } else {
+        ("/v1/chat/completions", json!({"model": a.model, "messages": [{"role": "user", "content": a.prompt}]}))
+    };
+    body["max_tokens"] = json!(a.max_tokens);
+    body["temperature"] = json!(a.temperature);
+    body["stream"] = json!(a.stream);
+    if a.stream {
+        // The usage arrives in a last chunk of its own, as OpenAI sends it.
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    let bytes = serde_json::to_vec(&body)?;
+    let mut headers =
+        vec![("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
+    if a.public_attribution {
+        headers.push(("OpenLedger-Attribution-Public", "true".to_string()));
+    }
+    if !a.stream {
+        let (status, resp) = a.http.request("POST", path, &headers, &bytes)?;
+        if status != 200 {
+            bail!("{status}: {}", super::httpc::error_message(&resp));
+        }
+        let v: Value = serde_json::from_slice(&resp)?;
+        let text =
+            if a.completion { v["choices"][0]["text"].clone() } else { v["choices"][0]["message"]["content"].clone() };
+        out.print(
+            || {
+                format!(
+                    "{}\n\n[{} tokens in, {} out; cost {} base units; receipt {}]",
+                    text.as_str().unwrap_or(""),
+                    v["usage"]["prompt_tokens"],
+                    v["usage"]["completion_tokens"],
+                    v["receipt"]["cost"].as_str().unwrap_or("?"),
+                    v["receipt"]["hash"].as_str().unwrap_or("none")
+                )
+            },
+            v.clone(),
+        );
+        return Ok(());
+    }
+    // Streaming: read server-sent events as they arrive.
+    let stream = a.http.stream("POST", path, &headers, &bytes)?;
+    if stream.status != 200 {
+        let status = stream.status;
+        let body = stream.read_body(1024 * 1024).context("reading the node's error answer")?;
+        bail!("{status}: {}", super::httpc::error_message(&body));
+    }
+    let mut last = Value::Null;
+    for event in stream.events() {
+        let event = event.context("reading the answer stream")?;
+        if event.data == "[DONE]" {
+            break;
+        }
+        let v: Value = serde_json::from_str(&event.data).context("an event of the answer stream is not JSON")?;
+        if !v["error"].is_null() {
+            bail!("{}", v["error"]["message"]);
+        }
+        let piece =
+            if a.completion { v["choices"][0]["text"].as_str() } else { v["choices"][0]["delta"]["content"].as_str() };
+        if let Some(p) = piece
+            && !out.json
+        {
+            print!("{p}");
+            let _ = std::io::stdout().flush();
+        }
+        last = v;
+    }
+    if out.json {
+        out.print(String::new, last);
+    } else {
+        println!(
+            "\n\n[{} tokens out; receipt {}]",
+            last["usage"]["completion_tokens"],
+            last["receipt"]["hash"].as_str().unwrap_or("none")
+        );
+    }
+    Ok(())
+}
