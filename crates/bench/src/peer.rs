@@ -137,8 +137,7 @@ pub(crate) fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
     if !out.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok())
+    last_json(&String::from_utf8_lossy(&out.stdout), "the peer").ok()
 }
 
 /// Find the Python peer `script` (under `bench/`): the given interpreter, else
