@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::state::Rng;
-use crate::stats::{fmt_ratio, median, percentile, ratio};
+use crate::stats::{count_list, fmt_ratio, median, percentile, ratio};
 
 /// `openledger bench attribution`: span index build rate and size, and the time
 /// to trace a response, ours vs infini-gram.
@@ -130,15 +130,8 @@ impl Default for AttributionOpts {
 /// "1M, 10M,500k" → token counts.
 pub(crate) fn parse_tokens(s: &str) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
-            _ => (&p[..], 1),
-        };
-        let n: u64 = digits.parse().with_context(|| format!("--tokens: {part:?} is not a number"))?;
-        match n.checked_mul(mult) {
+    for (part, n) in count_list(s, "--tokens")? {
+        match n {
             Some(n) if n >= 10_000 => out.push(n),
             _ => bail!("--tokens: {part:?} must be at least 10k tokens"),
         }
@@ -641,7 +634,10 @@ fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Trace
         if peer_ran { format!("{identical}/{} responses", w.responses.len()) } else { "n/a".into() },
     );
     if peer_ran && identical != w.responses.len() {
-        eprintln!("  WARNING: our maximal spans differ from infini-gram's in {} responses", w.responses.len() - identical);
+        eprintln!(
+            "  WARNING: our maximal spans differ from infini-gram's in {} responses",
+            w.responses.len() - identical
+        );
     }
     json!({
         "tokens": n,

@@ -478,13 +478,7 @@ fn print_setup(
 
 /// An untimed warm-up at every batch size, then every round: ours at each
 /// batch size, then the peer's process (all batch sizes) while it works.
-fn run_rounds(
-    o: &GenerateOpts,
-    inputs: &Inputs,
-    batches: &[usize],
-    peer: Option<&Peer>,
-    dir: &Path,
-) -> Result<Rounds> {
+fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option<&Peer>, dir: &Path) -> Result<Rounds> {
     let (model, prompts) = (&inputs.model, &inputs.prompts);
     let new = o.new_tokens as usize;
     for &b in batches {

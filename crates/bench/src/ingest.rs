@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use crate::machine::{Machine, today};
 use crate::state::Rng;
-use crate::stats::median;
+use crate::stats::{count_list, median};
 
 /// Largest generated file (the ingest crate refuses files over 5 MiB).
 const GEN_FILE_BYTES: usize = 1 << 20;
@@ -107,15 +107,8 @@ impl Default for IngestOpts {
 /// "0, 10k,1M" → [0, 10000, 1000000] (zero allowed).
 fn parse_counts(s: &str) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
-            _ => (&p[..], 1),
-        };
-        let n: u64 = digits.parse().with_context(|| format!("--index-rows: {part:?} is not a number"))?;
-        let n = n.checked_mul(mult).with_context(|| format!("--index-rows: {part:?} is too large"))?;
+    for (part, n) in count_list(s, "--index-rows")? {
+        let n = n.with_context(|| format!("--index-rows: {part:?} is too large"))?;
         if n >= u64::from(u32::MAX) {
             bail!("--index-rows: {part:?} is over the index's limit of 2^32 - 1 rows");
         }
@@ -1132,7 +1125,13 @@ impl Replay {
                 ));
                 for f in &analysis.rows {
                     if let Some((of, kind)) = f.duplicate_of {
-                        replay.flags.push(Flag { datanet: datanet.clone(), file: file.clone(), row: f.index, of, kind });
+                        replay.flags.push(Flag {
+                            datanet: datanet.clone(),
+                            file: file.clone(),
+                            row: f.index,
+                            of,
+                            kind,
+                        });
                     }
                 }
                 replay.names.insert((datanet.clone(), id), file.clone());

@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, run_child, write_hf_model};
-use crate::stats::{fmt_ratio, median, percentile, ratio};
+use crate::stats::{count_list, fmt_ratio, median, percentile, ratio};
 
 /// What the peer installs into bench/.venv when it is missing.
 const PEER_PACKAGES: [&str; 4] = ["torch", "transformers", "peft", "safetensors"];
@@ -141,14 +141,8 @@ impl Default for ServeOpts {
 /// "1, 10,100" → [1, 10, 100] (in the order given, duplicates dropped).
 fn parse_counts(s: &str, what: &str) -> Result<Vec<usize>> {
     let mut out: Vec<usize> = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            _ => (&p[..], 1),
-        };
-        let n: usize = digits.parse().with_context(|| format!("{what}: {part:?} is not a number"))?;
-        let n = n.checked_mul(mult).with_context(|| format!("{what}: {part:?} is too large"))?;
+    for (part, n) in count_list(s, what)? {
+        let n = n.and_then(|n| usize::try_from(n).ok()).with_context(|| format!("{what}: {part:?} is too large"))?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -656,8 +650,7 @@ struct Plan {
 impl Plan {
     fn new(o: &ServeOpts) -> Result<Plan> {
         let counts = parse_counts(&o.adapters, "--adapters")?;
-        let mut peer_counts =
-            if o.peer.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
+        let mut peer_counts = if o.peer.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
         peer_counts.retain(|n| *n > 0 && counts.contains(n));
         let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
         Ok(Plan { counts, peer_counts, peer_rounds })
