@@ -15,8 +15,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ml::{
-    Finish, KvCache, Logits, LoraAdapter, MlError, Model, Sampler, SamplingParams, SeqStep, Step, StepOutput, StopWatch,
-    TextTokenizer,
+    Finish, KvCache, Logits, LoraAdapter, MlError, Model, Sampler, SamplingParams, SeqStep, Step, StepOutput,
+    StopWatch, TextTokenizer,
 };
 use tokio::sync::mpsc;
 
