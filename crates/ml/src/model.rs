@@ -291,7 +291,7 @@ impl Model {
         clock: &mut OpClock,
     ) -> Result<StepOutput, MlError> {
         let c = &self.config;
-        let (spans, positions, tokens) = self.plan_step(step, cache, adapters)?;
+        let StepLayout { spans, positions, tokens } = self.plan_step(step, cache, adapters)?;
         reserve_all(cache, &spans)?;
         let groups = adapter_groups(step, &spans);
 
@@ -323,12 +323,7 @@ impl Model {
 
     /// Check the step against the model and the cache, and lay its sequences
     /// out as rows: each sequence's span, every row's position and token.
-    fn plan_step(
-        &self,
-        step: &Step,
-        cache: &KvCache,
-        adapters: &[&LoraAdapter],
-    ) -> Result<(Vec<AttnSpan>, Vec<usize>, Vec<u32>), MlError> {
+    fn plan_step(&self, step: &Step, cache: &KvCache, adapters: &[&LoraAdapter]) -> Result<StepLayout, MlError> {
         let c = &self.config;
         if step.seqs.is_empty() {
             return Err(MlError::Config("a step needs at least one sequence".into()));
@@ -359,7 +354,7 @@ impl Model {
             positions.extend(start..start + s.tokens.len());
             tokens.extend_from_slice(s.tokens);
         }
-        Ok((spans, positions, tokens))
+        Ok(StepLayout { spans, positions, tokens })
     }
 
     /// One decoder layer over every row of the step, in place on `s.x`; writes
@@ -498,6 +493,16 @@ impl Model {
     pub fn embeddings(&self) -> &Tensor {
         &self.embed
     }
+}
+
+/// A step's sequences laid out as rows (see [`Model::plan_step`]).
+struct StepLayout {
+    /// Each sequence's rows and cache positions.
+    spans: Vec<AttnSpan>,
+    /// Every row's position in its sequence.
+    positions: Vec<usize>,
+    /// Every row's token.
+    tokens: Vec<u32>,
 }
 
 /// The rows of one serving step and what every layer reads about them.
