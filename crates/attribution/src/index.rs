@@ -1229,42 +1229,86 @@ fn fill<T: Tok + Plain, P: Pos>(
     progress: &mut dyn FnMut(u64, u64),
 ) -> ([u8; 32], [u8; 32]) {
     let sec = split_sections(map, l);
+    let old_rows = old.map_or(0, |o| o.header.layout.n_rows as usize);
+    let toks: &mut [T] = cast_mut(sec.toks);
+    let starts = write_tokens(toks, sec.rows, old, rows);
+    let toks: &[T] = toks;
+    let shards = plan_shards(l, rows, &starts, old, shard);
+    let sa: Vec<P> = sort_suffixes(toks, l, old, rows, &shards, progress);
+    debug_assert_eq!(sa.len() as u64, l.n_tokens);
+
+    // The suffix array at its width.
+    let w = l.sw;
+    sec.sa.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
+        for (d, p) in dst.chunks_exact_mut(w).zip(src) {
+            d.copy_from_slice(&(p.get() as u64).to_le_bytes()[..w]);
+        }
+    });
+    drop(sa);
+
+    write_buckets(sec.buckets, toks, l);
+    write_rowmap(sec.rowmap, l, &starts);
+    // Row table.
+    for (d, r) in sec.rows[old_rows * ROW_RECORD_LEN..].chunks_exact_mut(ROW_RECORD_LEN).zip(rows) {
+        d[0..8].copy_from_slice(&r.id.contribution.to_le_bytes());
+        d[8..12].copy_from_slice(&r.id.index.to_le_bytes());
+        d[12..32].copy_from_slice(r.contributor.as_slice());
+        d[32] = if r.tombstoned { FLAG_TOMBSTONED } else { 0 };
+    }
+
+    let tok_bytes = as_bytes(toks);
+    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
+}
+
+/// Tokens and separators: `old`'s as they are (and its row records into
+/// `row_table`), then each new row and a separator. Returns every row's first slot.
+fn write_tokens<T: Tok + Plain>(
+    toks: &mut [T],
+    row_table: &mut [u8],
+    old: Option<&SpanIndex>,
+    rows: &[IndexRow],
+) -> Vec<u64> {
     let (old_slots, old_rows) =
         old.map_or((0, 0), |o| (o.header.layout.n_slots as usize, o.header.layout.n_rows as usize));
-
-    // Tokens, separators and row starts.
-    let toks: &mut [T] = cast_mut(sec.toks);
-    let mut starts: Vec<u64> = Vec::with_capacity(l.n_rows as usize);
+    let mut starts: Vec<u64> = Vec::with_capacity(old_rows + rows.len());
     if let Some(o) = old {
         let ol = o.header.layout;
         let src: &[T] = cast(&o.map[ol.tokens_range()]);
         toks[..old_slots].copy_from_slice(src);
         with_view!(o.view(), v => starts.extend((0..old_rows).map(|r| v.rowmap.row_start(r) as u64)));
-        sec.rows[..old_rows * ROW_RECORD_LEN].copy_from_slice(&o.map[ol.rows_range()]);
+        row_table[..old_rows * ROW_RECORD_LEN].copy_from_slice(&o.map[ol.rows_range()]);
     }
-    {
-        let mut at = old_slots;
-        let mut pieces: Vec<(&IndexRow, &mut [T])> = Vec::with_capacity(rows.len());
-        let mut rest = &mut toks[old_slots..];
-        for r in rows {
-            starts.push(at as u64);
-            let (mine, tail) = rest.split_at_mut(r.tokens.len() + 1);
-            pieces.push((r, mine));
-            rest = tail;
-            at += r.tokens.len() + 1;
+    let mut at = old_slots;
+    let mut pieces: Vec<(&IndexRow, &mut [T])> = Vec::with_capacity(rows.len());
+    let mut rest = &mut toks[old_slots..];
+    for r in rows {
+        starts.push(at as u64);
+        let (mine, tail) = rest.split_at_mut(r.tokens.len() + 1);
+        pieces.push((r, mine));
+        rest = tail;
+        at += r.tokens.len() + 1;
+    }
+    pieces.into_par_iter().for_each(|(r, dst)| {
+        for (d, &t) in dst.iter_mut().zip(&r.tokens) {
+            *d = T::from_u32(t);
         }
-        pieces.into_par_iter().for_each(|(r, dst)| {
-            for (d, &t) in dst.iter_mut().zip(&r.tokens) {
-                *d = T::from_u32(t);
-            }
-            dst[r.tokens.len()] = T::SEP;
-        });
-    }
-    let toks: &[T] = toks;
+        dst[r.tokens.len()] = T::SEP;
+    });
+    starts
+}
 
-    // Shards of the new rows: contiguous, about `shard` slots each (by default
-    // enough shards to keep every thread busy, but not smaller than MIN_SHARD_SLOTS).
-    let new_tokens: u64 = rows.iter().map(|r| r.tokens.len() as u64).sum();
+/// Shards of the new rows: contiguous, about `shard` slots each (by default
+/// enough shards to keep every thread busy, but not smaller than
+/// MIN_SHARD_SLOTS), each with its count of tokens.
+fn plan_shards(
+    l: &Layout,
+    rows: &[IndexRow],
+    starts: &[u64],
+    old: Option<&SpanIndex>,
+    shard: usize,
+) -> Vec<(Range<usize>, u64)> {
+    let (old_slots, old_rows) =
+        old.map_or((0, 0), |o| (o.header.layout.n_slots as usize, o.header.layout.n_rows as usize));
     let new_slots = l.n_slots as usize - old_slots;
     let threads = rayon::current_num_threads().max(1);
     let shard = match shard {
@@ -1281,7 +1325,22 @@ fn fill<T: Tok + Plain, P: Pos>(
             (from, tokens) = (i + 1, 0);
         }
     }
+    shards
+}
 
+/// The suffix array of every token: each shard sorted (SA-IS), a thread's
+/// worth at a time, then the runs (and `old`'s suffix array) merged, or a small
+/// delta inserted into `old`'s by binary search.
+fn sort_suffixes<T: Tok, P: Pos>(
+    toks: &[T],
+    l: &Layout,
+    old: Option<&SpanIndex>,
+    rows: &[IndexRow],
+    shards: &[(Range<usize>, u64)],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Vec<P> {
+    let threads = rayon::current_num_threads().max(1);
+    let new_tokens: u64 = rows.iter().map(|r| r.tokens.len() as u64).sum();
     // Work units: tokens sorted in shards, then tokens merged.
     let merging = shards.len() + old.is_some() as usize > 1;
     let total = new_tokens + if merging { l.n_tokens } else { 0 };
@@ -1321,18 +1380,11 @@ fn fill<T: Tok + Plain, P: Pos>(
     if merging {
         progress(total, total);
     }
-    debug_assert_eq!(sa.len() as u64, l.n_tokens);
+    sa
+}
 
-    // The suffix array at its width.
-    let w = l.sw;
-    sec.sa.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
-        for (d, p) in dst.chunks_exact_mut(w).zip(src) {
-            d.copy_from_slice(&(p.get() as u64).to_le_bytes()[..w]);
-        }
-    });
-    drop(sa);
-
-    // Buckets from the token histogram.
+/// Buckets from the token histogram: token t's suffixes start at entry `buckets[t]`.
+fn write_buckets<T: Tok>(buckets: &mut [u8], toks: &[T], l: &Layout) {
     let vocab = l.vocab as usize;
     let hist = toks
         .par_chunks(1 << 20)
@@ -1357,24 +1409,27 @@ fn fill<T: Tok + Plain, P: Pos>(
             },
         );
     let mut acc = 0u64;
-    for (t, chunk) in sec.buckets.chunks_exact_mut(l.bw).enumerate() {
+    for (t, chunk) in buckets.chunks_exact_mut(l.bw).enumerate() {
         chunk.copy_from_slice(&acc.to_le_bytes()[..l.bw]);
         if t < vocab {
             acc += hist[t];
         }
     }
+}
 
-    // Row map.
+/// The row map: the rows' first slots at their width, or a bitmap of them with
+/// a directory of running counts (`rowmap_kind` 1).
+fn write_rowmap(rowmap: &mut [u8], l: &Layout, starts: &[u64]) {
     if l.rowmap_kind == 0 {
-        for (d, s) in sec.rowmap.chunks_exact_mut(l.rw).zip(&starts) {
+        for (d, s) in rowmap.chunks_exact_mut(l.rw).zip(starts) {
             d.copy_from_slice(&s.to_le_bytes()[..l.rw]);
         }
     } else {
         let nw = bitmap_words(l.n_slots) as usize;
-        let all: &mut [u64] = cast_mut(sec.rowmap);
+        let all: &mut [u64] = cast_mut(rowmap);
         let (words, dir) = all.split_at_mut(nw);
         words.fill(0);
-        for &s in &starts {
+        for &s in starts {
             words[s as usize / 64] |= 1u64 << (s % 64);
         }
         let mut acc = 0u64;
@@ -1385,17 +1440,6 @@ fn fill<T: Tok + Plain, P: Pos>(
             }
         }
     }
-
-    // Row table.
-    for (d, r) in sec.rows[old_rows * ROW_RECORD_LEN..].chunks_exact_mut(ROW_RECORD_LEN).zip(rows) {
-        d[0..8].copy_from_slice(&r.id.contribution.to_le_bytes());
-        d[8..12].copy_from_slice(&r.id.index.to_le_bytes());
-        d[12..32].copy_from_slice(r.contributor.as_slice());
-        d[32] = if r.tombstoned { FLAG_TOMBSTONED } else { 0 };
-    }
-
-    let tok_bytes = as_bytes(toks);
-    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
 }
 
 /// The sorted token positions of one shard (slots `slots`, ending with a separator).

@@ -61,34 +61,10 @@ fn sa_is(s: &mut [u32], upper: usize) -> Vec<u32> {
         _ if n < 40 => return sa_naive(s),
         _ => {}
     }
-    // Types, right to left: the last suffix is L-type.
-    for i in (0..n - 1).rev() {
-        let (c, next) = (s[i], s[i + 1]);
-        let is_s = c < next & SYMBOL || (c == next & SYMBOL && next & S_TYPE != 0);
-        if is_s {
-            s[i] = c | S_TYPE;
-        }
-    }
+    mark_types(s);
     let s: &[u32] = s;
-    let sym = |i: usize| (s[i] & SYMBOL) as usize;
     let is_s = |i: usize| s[i] & S_TYPE != 0;
-    // sum_l[c]: start of bucket c (its L part); sum_s[c]: start of the S part of bucket c.
-    let mut sum_l = vec![0u32; upper + 2];
-    let mut sum_s = vec![0u32; upper + 2];
-    for i in 0..n {
-        let c = sym(i);
-        if !is_s(i) {
-            sum_s[c] += 1;
-        } else {
-            sum_l[c + 1] += 1;
-        }
-    }
-    for i in 0..=upper {
-        sum_s[i] += sum_l[i];
-        if i < upper {
-            sum_l[i + 1] += sum_s[i];
-        }
-    }
+    let (sum_l, sum_s) = bucket_starts(s, upper);
 
     let mut sa = vec![EMPTY; n];
     let mut buf = vec![0u32; upper + 2];
@@ -168,37 +144,7 @@ fn sa_is(s: &mut [u32], upper: usize) -> Vec<u32> {
                 sorted_lms.push(v);
             }
         }
-        // Name the LMS substrings: equal substrings get the same name.
-        let mut rec_s = vec![0u32; m];
-        let mut rec_upper = 0u32;
-        rec_s[lms_map[sorted_lms[0] as usize] as usize] = 0;
-        for i in 1..m {
-            let mut l = sorted_lms[i - 1] as usize;
-            let mut r = sorted_lms[i] as usize;
-            let li = lms_map[l] as usize;
-            let ri = lms_map[r] as usize;
-            let end_l = if li + 1 < m { lms[li + 1] as usize } else { n };
-            let end_r = if ri + 1 < m { lms[ri + 1] as usize } else { n };
-            let mut same = true;
-            if end_l - l != end_r - r {
-                same = false;
-            } else {
-                while l < end_l {
-                    if sym(l) != sym(r) {
-                        break;
-                    }
-                    l += 1;
-                    r += 1;
-                }
-                if l == n || r == n || sym(l) != sym(r) {
-                    same = false;
-                }
-            }
-            if !same {
-                rec_upper += 1;
-            }
-            rec_s[ri] = rec_upper;
-        }
+        let (mut rec_s, rec_upper) = name_lms_substrings(s, &lms, &sorted_lms, &lms_map);
         drop(lms_map);
         let rec_sa = sa_is(&mut rec_s, rec_upper as usize);
         drop(rec_s);
@@ -209,6 +155,79 @@ fn sa_is(s: &mut [u32], upper: usize) -> Vec<u32> {
         induce(&sorted_lms, &mut sa, &mut buf);
     }
     sa
+}
+
+/// Mark each suffix's type in bit 31 of its first symbol, right to left: the
+/// last suffix is L-type.
+fn mark_types(s: &mut [u32]) {
+    for i in (0..s.len() - 1).rev() {
+        let (c, next) = (s[i], s[i + 1]);
+        let is_s = c < next & SYMBOL || (c == next & SYMBOL && next & S_TYPE != 0);
+        if is_s {
+            s[i] = c | S_TYPE;
+        }
+    }
+}
+
+/// `(sum_l, sum_s)` of a typed `s`: `sum_l[c]` is the start of bucket c (its L
+/// part), `sum_s[c]` the start of the S part of bucket c.
+fn bucket_starts(s: &[u32], upper: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut sum_l = vec![0u32; upper + 2];
+    let mut sum_s = vec![0u32; upper + 2];
+    for &x in s {
+        let c = (x & SYMBOL) as usize;
+        if x & S_TYPE == 0 {
+            sum_s[c] += 1;
+        } else {
+            sum_l[c + 1] += 1;
+        }
+    }
+    for i in 0..=upper {
+        sum_s[i] += sum_l[i];
+        if i < upper {
+            sum_l[i + 1] += sum_s[i];
+        }
+    }
+    (sum_l, sum_s)
+}
+
+/// Name the LMS substrings in their sorted order: equal substrings get the
+/// same name. Returns the names in text order (the reduced string) and the
+/// largest name.
+fn name_lms_substrings(s: &[u32], lms: &[u32], sorted_lms: &[u32], lms_map: &[u32]) -> (Vec<u32>, u32) {
+    let (n, m) = (s.len(), lms.len());
+    let sym = |i: usize| (s[i] & SYMBOL) as usize;
+    let mut rec_s = vec![0u32; m];
+    let mut rec_upper = 0u32;
+    rec_s[lms_map[sorted_lms[0] as usize] as usize] = 0;
+    for i in 1..m {
+        let mut l = sorted_lms[i - 1] as usize;
+        let mut r = sorted_lms[i] as usize;
+        let li = lms_map[l] as usize;
+        let ri = lms_map[r] as usize;
+        let end_l = if li + 1 < m { lms[li + 1] as usize } else { n };
+        let end_r = if ri + 1 < m { lms[ri + 1] as usize } else { n };
+        let mut same = true;
+        if end_l - l != end_r - r {
+            same = false;
+        } else {
+            while l < end_l {
+                if sym(l) != sym(r) {
+                    break;
+                }
+                l += 1;
+                r += 1;
+            }
+            if l == n || r == n || sym(l) != sym(r) {
+                same = false;
+            }
+        }
+        if !same {
+            rec_upper += 1;
+        }
+        rec_s[ri] = rec_upper;
+    }
+    (rec_s, rec_upper)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::state::Rng;
-use crate::stats::{fmt_ratio, median, percentile, ratio};
+use crate::stats::{count_list, fmt_ratio, median, percentile, ratio};
 
 /// `openledger bench attribution`: span index build rate and size, and the time
 /// to trace a response, ours vs infini-gram.
@@ -130,15 +130,8 @@ impl Default for AttributionOpts {
 /// "1M, 10M,500k" → token counts.
 pub(crate) fn parse_tokens(s: &str) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
-            _ => (&p[..], 1),
-        };
-        let n: u64 = digits.parse().with_context(|| format!("--tokens: {part:?} is not a number"))?;
-        match n.checked_mul(mult) {
+    for (part, n) in count_list(s, "--tokens")? {
+        match n {
             Some(n) if n >= 10_000 => out.push(n),
             _ => bail!("--tokens: {part:?} must be at least 10k tokens"),
         }
@@ -406,198 +399,9 @@ pub fn run_attribution(o: &AttributionOpts) -> Result<()> {
         .unwrap_or_else(|| "infini-gram (not run)".into());
     println!("bench attribution: ours (attribution crate) vs {peer_name}");
     println!("machine: {}", machine.describe());
-    let params = TraceParams { min_len: o.min_len, max_frequency: o.max_frequency, ..TraceParams::default() };
-    let mem_gib = machine.mem_bytes.map_or(8, |b| (b / (1 << 30) / 2).clamp(1, 64));
     let mut results = Vec::new();
     for &n in &sizes {
-        let t = Instant::now();
-        let w = workload(o, n)?;
-        let sdir = dir.join(format!("n{n}"));
-        let peer_dir = sdir.join("infini-gram");
-        std::fs::create_dir_all(&sdir)?;
-        let mut peer = match &setup {
-            Some(s) => {
-                write_peer_corpus(&w, o.vocab, &peer_dir)?;
-                Some(Peer::start(s, &sdir.join("peer.log"))?)
-            }
-            None => None,
-        };
-        println!(
-            "\n{n} tokens: {} documents of 50-500 tokens (Zipf {} over {} ids), {} responses of {} tokens with {} planted spans each (prepared in {:.1} s)",
-            w.rows.len(),
-            o.zipf,
-            o.vocab,
-            w.responses.len(),
-            o.response_len,
-            w.planted.first().map_or(0, Vec::len),
-            t.elapsed().as_secs_f64()
-        );
-        let key = IndexKey { tokenizer: B256::repeat_byte(0xB0), datanet: 1, version: 1 };
-        let path = sdir.join("ours.olsa");
-
-        // Builds, alternating.
-        let (mut ours_build, mut peer_build, mut peer_bytes) = (Vec::new(), Vec::new(), None);
-        let mut index = None;
-        for round in 0..o.build_rounds {
-            drop(index.take());
-            let t = Instant::now();
-            let ix = SpanIndex::build(key, &w.rows, o.vocab, 0, &path, &mut |_, _| {})
-                .map_err(|e| anyhow!("building our index: {e}"))?;
-            ours_build.push(t.elapsed().as_secs_f64());
-            index = Some(ix);
-            if let Some(p) = peer.as_mut() {
-                // infini-gram's parallel make-part overlaps its parts by 100 kB, which
-                // breaks on tiny corpora: one job below 10^6 tokens.
-                let cpus = if n >= 1_000_000 { machine.cores } else { 1 };
-                let r = p.call(&json!({"cmd": "build", "dir": peer_dir, "cpus": cpus, "memGib": mem_gib}))?;
-                peer_build.push(r["buildS"].as_f64().unwrap_or(f64::NAN));
-                peer_bytes = r["bytes"].as_u64();
-            }
-            eprintln!(
-                "  build round {}: ours {:.2} s, peer {}",
-                round + 1,
-                ours_build[ours_build.len() - 1],
-                peer_build.last().map_or("n/a".into(), |s| format!("{s:.2} s"))
-            );
-        }
-        let ix = index.expect("at least one build round");
-        ix.prefetch();
-        let sizes_ours = ix.sizes();
-        if let Some(p) = peer.as_mut() {
-            p.call(&json!({"cmd": "load", "dir": peer_dir, "loadToRam": !o.peer_mmap}))?;
-        }
-
-        // The maximal spans must agree, and the planted spans be found.
-        let peer_cmd =
-            json!({"cmd": "trace", "responses": w.responses, "minLen": o.min_len, "maxCnt": o.max_frequency});
-        let (mut ours_t, mut ours_max_t, mut peer_t) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut identical, mut ours_found, mut peer_found, mut spans_total) = (0usize, 0usize, 0usize, 0usize);
-        let planted_total: usize = w.planted.iter().map(Vec::len).sum();
-        let mut ours_max: Vec<Vec<(u32, u32, u64)>> = Vec::new();
-        for round in 0..o.rounds {
-            for (k, (resp, ws)) in w.responses.iter().zip(&w.word_start).enumerate() {
-                let t = Instant::now();
-                let tr = trace(&ix, resp, ws, &params).map_err(|e| anyhow!("tracing: {e}"))?;
-                ours_t.push(t.elapsed().as_secs_f64());
-                let t = Instant::now();
-                let max = maximal_spans(&ix, resp, ws, o.min_len, o.max_frequency).map_err(|e| anyhow!("{e}"))?;
-                ours_max_t.push(t.elapsed().as_secs_f64());
-                if round == 0 {
-                    let kept: Vec<(usize, usize)> =
-                        tr.spans.iter().map(|s| (s.token_start as usize, s.token_end as usize)).collect();
-                    ours_found += planted_found(&kept, &w.planted[k], o.min_len as usize);
-                    spans_total += tr.spans.len();
-                    let sum: u64 = tr.credits.iter().map(|c| c.1 as u64).sum();
-                    if !tr.credits.is_empty() && sum != 1_000_000 {
-                        bail!("our credits sum to {sum} ppm");
-                    }
-                    ours_max.push(max.into_iter().map(|s| (s.token_start, s.token_end, s.count)).collect());
-                }
-            }
-            if let Some(p) = peer.as_mut() {
-                let r = p.call(&peer_cmd)?;
-                let times = r["times"].as_array().ok_or_else(|| anyhow!("peer: no times"))?;
-                peer_t.extend(times.iter().filter_map(Value::as_f64));
-                if round == 0 {
-                    let spans = r["spans"].as_array().ok_or_else(|| anyhow!("peer: no spans"))?;
-                    for (k, ps) in spans.iter().enumerate() {
-                        let theirs: Vec<(u32, u32, u64)> = ps
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|s| {
-                                let s = s.as_array()?;
-                                Some((s[0].as_u64()? as u32, s[1].as_u64()? as u32, s[2].as_u64()?))
-                            })
-                            .collect();
-                        if ours_max.get(k) == Some(&theirs) {
-                            identical += 1;
-                        } else {
-                            eprintln!(
-                                "  response {k}: maximal spans differ: ours {:?}, infini-gram {:?}",
-                                ours_max.get(k),
-                                theirs
-                            );
-                        }
-                        let se: Vec<(usize, usize)> = theirs.iter().map(|s| (s.0 as usize, s.1 as usize)).collect();
-                        peer_found += planted_found(&se, &w.planted[k], o.min_len as usize);
-                    }
-                }
-            }
-        }
-        drop(peer);
-
-        let ob = med(&ours_build);
-        let pb = med(&peer_build);
-        let (o50, o99) = (pct(&ours_t, 50.0), pct(&ours_t, 99.0));
-        let (p50, p99) = (pct(&peer_t, 50.0), pct(&peer_t, 99.0));
-        let m50 = pct(&ours_max_t, 50.0);
-        let peer_bpt = peer_bytes.map(|b| b as f64 / n as f64);
-        println!(
-            "  build            ours {}   infini-gram {}   time ratio {}",
-            fmt_rate(n, ob),
-            fmt_rate(n, pb),
-            fmt_ratio(ratio(ob, pb))
-        );
-        println!(
-            "  bytes/token      ours {:.3} (tokens+SA {:.3}, row map+separators {:.4}, whole file {:.3}; {}-byte tokens, {}-byte SA)   infini-gram {}",
-            sizes_ours.tokens_and_sa_per_token() + sizes_ours.row_map_per_token(),
-            sizes_ours.tokens_and_sa_per_token(),
-            sizes_ours.row_map_per_token(),
-            sizes_ours.file_per_token(),
-            sizes_ours.token_width,
-            sizes_ours.sa_width,
-            peer_bpt.map_or("n/a".into(), |b| format!("{b:.3} (tokenized + table + offset)")),
-        );
-        println!(
-            "  trace {} tokens ours p50 {} p99 {} (maximal spans alone p50 {})   infini-gram attribute() p50 {} p99 {}   ratio p50 {} p99 {}",
-            o.response_len,
-            fmt_ms(o50),
-            fmt_ms(o99),
-            fmt_ms(m50),
-            fmt_ms(p50),
-            fmt_ms(p99),
-            fmt_small_ratio(ratio(o50, p50)),
-            fmt_small_ratio(ratio(o99, p99)),
-        );
-        println!(
-            "  planted spans    ours {ours_found}/{planted_total} (in {spans_total} kept spans)   infini-gram {}   maximal spans identical in {}",
-            if peer_t.is_empty() { "n/a".into() } else { format!("{peer_found}/{planted_total}") },
-            if peer_t.is_empty() { "n/a".into() } else { format!("{identical}/{} responses", w.responses.len()) },
-        );
-        results.push(json!({
-            "tokens": n,
-            "documents": w.rows.len(),
-            "ours": {
-                "buildS": ours_build,
-                "buildTokensPerS": ob.map(|s| n as f64 / s),
-                "bytesPerToken": {
-                    "tokensAndSa": sizes_ours.tokens_and_sa_per_token(),
-                    "rowMapAndSeparators": sizes_ours.row_map_per_token(),
-                    "file": sizes_ours.file_per_token(),
-                },
-                "traceP50S": o50, "traceP99S": o99, "maximalSpansP50S": m50,
-                "plantedFound": ours_found, "keptSpans": spans_total,
-            },
-            "peer": {
-                "buildS": peer_build,
-                "buildTokensPerS": pb.map(|s| n as f64 / s),
-                "bytesPerToken": peer_bpt,
-                "attributeP50S": p50, "attributeP99S": p99,
-                "plantedFound": peer_found,
-                "maximalSpansIdentical": identical,
-                "indexInRam": !o.peer_mmap,
-            },
-            "plantedTotal": planted_total,
-            "responses": w.responses.len(),
-            "ratios": { "build": ratio(ob, pb), "traceP50": ratio(o50, p50), "traceP99": ratio(o99, p99) },
-        }));
-        if !peer_t.is_empty() && identical != w.responses.len() {
-            eprintln!(
-                "  WARNING: our maximal spans differ from infini-gram's in {} responses",
-                w.responses.len() - identical
-            );
-        }
+        results.push(run_size(o, n, &dir, setup.as_ref(), &machine)?);
     }
     if let Some(path) = &o.json_out {
         write_json(
@@ -617,6 +421,251 @@ pub fn run_attribution(o: &AttributionOpts) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// One corpus size: the workload, both builds, both traces, the report lines;
+/// returns the size's part of the JSON.
+fn run_size(o: &AttributionOpts, n: u64, dir: &Path, setup: Option<&PeerSetup>, machine: &Machine) -> Result<Value> {
+    let t = Instant::now();
+    let w = workload(o, n)?;
+    let sdir = dir.join(format!("n{n}"));
+    let peer_dir = sdir.join("infini-gram");
+    std::fs::create_dir_all(&sdir)?;
+    let mut peer = match setup {
+        Some(s) => {
+            write_peer_corpus(&w, o.vocab, &peer_dir)?;
+            Some(Peer::start(s, &sdir.join("peer.log"))?)
+        }
+        None => None,
+    };
+    println!(
+        "\n{n} tokens: {} documents of 50-500 tokens (Zipf {} over {} ids), {} responses of {} tokens with {} planted spans each (prepared in {:.1} s)",
+        w.rows.len(),
+        o.zipf,
+        o.vocab,
+        w.responses.len(),
+        o.response_len,
+        w.planted.first().map_or(0, Vec::len),
+        t.elapsed().as_secs_f64()
+    );
+    let b = build_rounds(o, n, &w, &sdir, peer.as_mut(), machine)?;
+    b.index.prefetch();
+    if let Some(p) = peer.as_mut() {
+        p.call(&json!({"cmd": "load", "dir": peer_dir, "loadToRam": !o.peer_mmap}))?;
+    }
+    let tr = trace_rounds(o, &b.index, &w, peer.as_mut())?;
+    drop(peer);
+    Ok(report_size(o, n, &w, &b, &tr))
+}
+
+/// Both sides' index builds of one size, and our last index.
+struct Builds {
+    ours_s: Vec<f64>,
+    peer_s: Vec<f64>,
+    peer_bytes: Option<u64>,
+    index: SpanIndex,
+}
+
+/// `--build-rounds` builds of our index and the peer's, alternating.
+fn build_rounds(
+    o: &AttributionOpts,
+    n: u64,
+    w: &Workload,
+    sdir: &Path,
+    mut peer: Option<&mut Peer>,
+    machine: &Machine,
+) -> Result<Builds> {
+    let key = IndexKey { tokenizer: B256::repeat_byte(0xB0), datanet: 1, version: 1 };
+    let path = sdir.join("ours.olsa");
+    let peer_dir = sdir.join("infini-gram");
+    let mem_gib = machine.mem_bytes.map_or(8, |b| (b / (1 << 30) / 2).clamp(1, 64));
+    let (mut ours_s, mut peer_s, mut peer_bytes) = (Vec::new(), Vec::new(), None);
+    let mut index = None;
+    for round in 0..o.build_rounds {
+        drop(index.take());
+        let t = Instant::now();
+        let ix = SpanIndex::build(key, &w.rows, o.vocab, 0, &path, &mut |_, _| {})
+            .map_err(|e| anyhow!("building our index: {e}"))?;
+        ours_s.push(t.elapsed().as_secs_f64());
+        index = Some(ix);
+        if let Some(p) = peer.as_deref_mut() {
+            // infini-gram's parallel make-part overlaps its parts by 100 kB, which
+            // breaks on tiny corpora: one job below 10^6 tokens.
+            let cpus = if n >= 1_000_000 { machine.cores } else { 1 };
+            let r = p.call(&json!({"cmd": "build", "dir": peer_dir, "cpus": cpus, "memGib": mem_gib}))?;
+            peer_s.push(r["buildS"].as_f64().unwrap_or(f64::NAN));
+            peer_bytes = r["bytes"].as_u64();
+        }
+        eprintln!(
+            "  build round {}: ours {:.2} s, peer {}",
+            round + 1,
+            ours_s[ours_s.len() - 1],
+            peer_s.last().map_or("n/a".into(), |s| format!("{s:.2} s"))
+        );
+    }
+    let index = index.expect("at least one build round");
+    Ok(Builds { ours_s, peer_s, peer_bytes, index })
+}
+
+/// Trace times of both sides, and what the first round found.
+#[derive(Default)]
+struct Traces {
+    ours_s: Vec<f64>,
+    ours_max_s: Vec<f64>,
+    peer_s: Vec<f64>,
+    /// Responses whose maximal spans are the same on both sides.
+    identical: usize,
+    ours_found: usize,
+    peer_found: usize,
+    /// Spans our trace kept.
+    spans_total: usize,
+}
+
+/// `--rounds` rounds of tracing every response on both sides. The maximal
+/// spans must agree, and the planted spans be found.
+fn trace_rounds(o: &AttributionOpts, ix: &SpanIndex, w: &Workload, mut peer: Option<&mut Peer>) -> Result<Traces> {
+    let params = TraceParams { min_len: o.min_len, max_frequency: o.max_frequency, ..TraceParams::default() };
+    let peer_cmd = json!({"cmd": "trace", "responses": w.responses, "minLen": o.min_len, "maxCnt": o.max_frequency});
+    let mut tr = Traces::default();
+    let mut ours_max: Vec<Vec<(u32, u32, u64)>> = Vec::new();
+    for round in 0..o.rounds {
+        for (k, (resp, ws)) in w.responses.iter().zip(&w.word_start).enumerate() {
+            let t = Instant::now();
+            let traced = trace(ix, resp, ws, &params).map_err(|e| anyhow!("tracing: {e}"))?;
+            tr.ours_s.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let max = maximal_spans(ix, resp, ws, o.min_len, o.max_frequency).map_err(|e| anyhow!("{e}"))?;
+            tr.ours_max_s.push(t.elapsed().as_secs_f64());
+            if round == 0 {
+                let kept: Vec<(usize, usize)> =
+                    traced.spans.iter().map(|s| (s.token_start as usize, s.token_end as usize)).collect();
+                tr.ours_found += planted_found(&kept, &w.planted[k], o.min_len as usize);
+                tr.spans_total += traced.spans.len();
+                let sum: u64 = traced.credits.iter().map(|c| c.1 as u64).sum();
+                if !traced.credits.is_empty() && sum != 1_000_000 {
+                    bail!("our credits sum to {sum} ppm");
+                }
+                ours_max.push(max.into_iter().map(|s| (s.token_start, s.token_end, s.count)).collect());
+            }
+        }
+        if let Some(p) = peer.as_deref_mut() {
+            let r = p.call(&peer_cmd)?;
+            let times = r["times"].as_array().ok_or_else(|| anyhow!("peer: no times"))?;
+            tr.peer_s.extend(times.iter().filter_map(Value::as_f64));
+            if round == 0 {
+                let spans = r["spans"].as_array().ok_or_else(|| anyhow!("peer: no spans"))?;
+                compare_peer_spans(o, w, spans, &ours_max, &mut tr);
+            }
+        }
+    }
+    Ok(tr)
+}
+
+/// Compare the peer's maximal spans of the first round with ours, and count the planted spans it found.
+fn compare_peer_spans(
+    o: &AttributionOpts,
+    w: &Workload,
+    spans: &[Value],
+    ours_max: &[Vec<(u32, u32, u64)>],
+    tr: &mut Traces,
+) {
+    for (k, ps) in spans.iter().enumerate() {
+        let theirs: Vec<(u32, u32, u64)> = ps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let s = s.as_array()?;
+                Some((s[0].as_u64()? as u32, s[1].as_u64()? as u32, s[2].as_u64()?))
+            })
+            .collect();
+        if ours_max.get(k) == Some(&theirs) {
+            tr.identical += 1;
+        } else {
+            eprintln!("  response {k}: maximal spans differ: ours {:?}, infini-gram {:?}", ours_max.get(k), theirs);
+        }
+        let se: Vec<(usize, usize)> = theirs.iter().map(|s| (s.0 as usize, s.1 as usize)).collect();
+        tr.peer_found += planted_found(&se, &w.planted[k], o.min_len as usize);
+    }
+}
+
+/// Print one size's figures and return them as JSON.
+fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Traces) -> Value {
+    let sizes_ours = b.index.sizes();
+    let planted_total: usize = w.planted.iter().map(Vec::len).sum();
+    let ob = med(&b.ours_s);
+    let pb = med(&b.peer_s);
+    let (o50, o99) = (pct(&tr.ours_s, 50.0), pct(&tr.ours_s, 99.0));
+    let (p50, p99) = (pct(&tr.peer_s, 50.0), pct(&tr.peer_s, 99.0));
+    let m50 = pct(&tr.ours_max_s, 50.0);
+    let peer_bpt = b.peer_bytes.map(|b| b as f64 / n as f64);
+    println!(
+        "  build            ours {}   infini-gram {}   time ratio {}",
+        fmt_rate(n, ob),
+        fmt_rate(n, pb),
+        fmt_ratio(ratio(ob, pb))
+    );
+    println!(
+        "  bytes/token      ours {:.3} (tokens+SA {:.3}, row map+separators {:.4}, whole file {:.3}; {}-byte tokens, {}-byte SA)   infini-gram {}",
+        sizes_ours.tokens_and_sa_per_token() + sizes_ours.row_map_per_token(),
+        sizes_ours.tokens_and_sa_per_token(),
+        sizes_ours.row_map_per_token(),
+        sizes_ours.file_per_token(),
+        sizes_ours.token_width,
+        sizes_ours.sa_width,
+        peer_bpt.map_or("n/a".into(), |b| format!("{b:.3} (tokenized + table + offset)")),
+    );
+    println!(
+        "  trace {} tokens ours p50 {} p99 {} (maximal spans alone p50 {})   infini-gram attribute() p50 {} p99 {}   ratio p50 {} p99 {}",
+        o.response_len,
+        fmt_ms(o50),
+        fmt_ms(o99),
+        fmt_ms(m50),
+        fmt_ms(p50),
+        fmt_ms(p99),
+        fmt_small_ratio(ratio(o50, p50)),
+        fmt_small_ratio(ratio(o99, p99)),
+    );
+    let (ours_found, spans_total, peer_found, identical) = (tr.ours_found, tr.spans_total, tr.peer_found, tr.identical);
+    let peer_ran = !tr.peer_s.is_empty();
+    println!(
+        "  planted spans    ours {ours_found}/{planted_total} (in {spans_total} kept spans)   infini-gram {}   maximal spans identical in {}",
+        if peer_ran { format!("{peer_found}/{planted_total}") } else { "n/a".into() },
+        if peer_ran { format!("{identical}/{} responses", w.responses.len()) } else { "n/a".into() },
+    );
+    if peer_ran && identical != w.responses.len() {
+        eprintln!(
+            "  WARNING: our maximal spans differ from infini-gram's in {} responses",
+            w.responses.len() - identical
+        );
+    }
+    json!({
+        "tokens": n,
+        "documents": w.rows.len(),
+        "ours": {
+            "buildS": b.ours_s,
+            "buildTokensPerS": ob.map(|s| n as f64 / s),
+            "bytesPerToken": {
+                "tokensAndSa": sizes_ours.tokens_and_sa_per_token(),
+                "rowMapAndSeparators": sizes_ours.row_map_per_token(),
+                "file": sizes_ours.file_per_token(),
+            },
+            "traceP50S": o50, "traceP99S": o99, "maximalSpansP50S": m50,
+            "plantedFound": ours_found, "keptSpans": spans_total,
+        },
+        "peer": {
+            "buildS": b.peer_s,
+            "buildTokensPerS": pb.map(|s| n as f64 / s),
+            "bytesPerToken": peer_bpt,
+            "attributeP50S": p50, "attributeP99S": p99,
+            "plantedFound": peer_found,
+            "maximalSpansIdentical": identical,
+            "indexInRam": !o.peer_mmap,
+        },
+        "plantedTotal": planted_total,
+        "responses": w.responses.len(),
+        "ratios": { "build": ratio(ob, pb), "traceP50": ratio(o50, p50), "traceP99": ratio(o99, p99) },
+    })
 }
 
 #[cfg(test)]

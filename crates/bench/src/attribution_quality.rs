@@ -530,6 +530,135 @@ fn fmt_cell(t: &Tally) -> String {
     format!("{:>3}/{:<3} {:>5.1}%  (share {:>5.1}%)", t.hits, t.queries, 100.0 * t.precision(), 100.0 * t.mean_share())
 }
 
+/// The methods of the precision table: key and label.
+const METHODS: [(&str, &str); 5] = [
+    ("span", "span part alone (weight 10^6; no span = miss)"),
+    ("gradient", "gradient part alone (weight 0)"),
+    ("mixed", "mixed, final credits (governed 5×10^5)"),
+    ("span-final", "final credits at weight 10^6 (gradient when no span)"),
+    ("gradient-final", "final credits at weight 0 (span when no gradient)"),
+];
+
+/// The fine-tuned model and what attributing to it needs.
+struct FineTuned {
+    out: JobOutput,
+    train_s: f64,
+    record: ModelRecord,
+    grads: GradientInputs,
+    adapter: LoraAdapter,
+}
+
+/// Fine-tune on every row, as a node's ModelFactory does, in `dir`.
+fn fine_tune(
+    o: &AttributionQualityOpts,
+    files: &ModelFiles,
+    model: &Model,
+    tok: &TextTokenizer,
+    w: &Workload,
+    dir: &Path,
+) -> Result<FineTuned> {
+    let spec = job_spec(o, 3);
+    let (out, train_s) = train(&spec, model, tok, &w.rows, dir, "fine-tune")?;
+    let (record, grads) = artefacts(files, model, &out, dir)?;
+    let adapter = LoraAdapter::load_peft(&dir.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "fine-tune: rank {} on q/v/up/down, lr {}, {} epochs = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
+        o.rank,
+        o.lr,
+        o.epochs,
+        out.metrics.steps,
+        spec.batch_size,
+        out.metrics.train_tokens,
+        out.metrics.final_train_loss,
+        train_s,
+        out.checkpoints.len(),
+        out.sketch_k
+    );
+    Ok(FineTuned { out, train_s, record, grads, adapter })
+}
+
+/// Every query attributed at every weight, with the time each record took
+/// and the query losses of the base and the fine-tuned model by kind.
+struct Queries {
+    results: Vec<QueryResult>,
+    times: [Vec<f64>; 3],
+    losses: BTreeMap<&'static str, (Vec<f64>, Vec<f64>)>,
+}
+
+/// What computing a record needs, beyond the query.
+struct Attributor<'a> {
+    model: &'a Model,
+    tok: &'a TextTokenizer,
+    ft: &'a FineTuned,
+    index: &'a attribution::SpanIndex,
+    min_span_tokens: usize,
+    max_credits: usize,
+}
+
+impl Attributor<'_> {
+    /// Each fact, verbatim and paraphrased, attributed at each of [`WEIGHTS`].
+    fn query_all(&self, w: &Workload, index_rows: &[attribution::IndexRow]) -> Result<Queries> {
+        let (model, tok) = (self.model, self.tok);
+        let mut q = Queries { results: Vec::new(), times: [vec![], vec![], vec![]], losses: BTreeMap::new() };
+        for (fi, fact) in w.facts.iter().enumerate() {
+            for (kind, text) in [("verbatim", &fact.text), ("paraphrased", &fact.paraphrase)] {
+                let tokens = tok.encode(text, false).map_err(|e| anyhow!("{e}"))?;
+                let shared_run = index_rows.iter().map(|r| longest_common_run(&tokens, &r.tokens)).max().unwrap_or(0);
+                let mut recs = Vec::new();
+                for (wi, (_, weight)) in WEIGHTS.iter().enumerate() {
+                    let t = Instant::now();
+                    recs.push(self.record(kind, fi, text, &tokens, *weight)?);
+                    q.times[wi].push(t.elapsed().as_secs_f64());
+                }
+                let l = q.losses.entry(kind).or_default();
+                l.0.push(query_loss(model, None, &tokens)?);
+                l.1.push(query_loss(model, Some(&self.ft.adapter), &tokens)?);
+                q.results.push(QueryResult {
+                    fact: fi,
+                    kind,
+                    text: text.clone(),
+                    tokens,
+                    shared_run,
+                    span_part: ppm_pairs(&recs[0]["span"]["credits"]),
+                    gradient_part: ppm_pairs(&recs[1]["gradient"]["credits"]),
+                    finals: [
+                        ppm_pairs(&recs[0]["credits"]),
+                        ppm_pairs(&recs[1]["credits"]),
+                        ppm_pairs(&recs[2]["credits"]),
+                    ],
+                });
+            }
+        }
+        Ok(q)
+    }
+
+    /// The record of query `fi` of `kind` at span weight `weight`.
+    fn record(&self, kind: &str, fi: usize, text: &str, tokens: &[u32], weight: u32) -> Result<Value> {
+        let p = RecordParams {
+            span_weight_ppm: weight,
+            min_span_tokens: self.min_span_tokens,
+            max_credits: self.max_credits,
+            excluded: vec![],
+            params_height: 0,
+        };
+        let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
+        compute_record(
+            self.model,
+            self.tok,
+            1,
+            &self.ft.record,
+            receipt,
+            B256::ZERO,
+            tokens,
+            text,
+            Some(self.index),
+            Some(&self.ft.grads),
+            p,
+        )
+        .map_err(|e| anyhow!("record of {kind} query {fi}: {e}"))
+    }
+}
+
 /// Run `bench attribution-quality`.
 pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let machine = Machine::detect();
@@ -559,26 +688,8 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
         w.facts.len()
     );
 
-    // Fine-tune, as a node's ModelFactory does.
-    let spec = job_spec(o, 3);
     let full_dir = dir.join("full");
-    let (out, train_s) = train(&spec, &model, &tok, &w.rows, &full_dir, "fine-tune")?;
-    let (record, grads) = artefacts(&files, &model, &out, &full_dir)?;
-    let adapter =
-        LoraAdapter::load_peft(&full_dir.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
-    println!(
-        "fine-tune: rank {} on q/v/up/down, lr {}, {} epochs = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
-        o.rank,
-        o.lr,
-        o.epochs,
-        out.metrics.steps,
-        spec.batch_size,
-        out.metrics.train_tokens,
-        out.metrics.final_train_loss,
-        train_s,
-        out.checkpoints.len(),
-        out.sketch_k
-    );
+    let ft = fine_tune(o, &files, &model, &tok, &w, &full_dir)?;
 
     // The span index over the same rows.
     let index_rows = node::spans::index_rows(&tok, w.rows.clone()).map_err(|e| anyhow!("{e}"))?;
@@ -595,135 +706,30 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let min_span_tokens = runtime::params::ATTRIBUTION_MIN_SPAN_TOKENS.default as usize;
     let max_credits = runtime::params::INFERENCE_MAX_CREDITS.default as usize;
 
-    // Every query, at every weight.
-    let mut results: Vec<QueryResult> = Vec::new();
-    let mut times: [Vec<f64>; 3] = [vec![], vec![], vec![]];
-    let mut losses: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for (fi, fact) in w.facts.iter().enumerate() {
-        for (kind, text) in [("verbatim", &fact.text), ("paraphrased", &fact.paraphrase)] {
-            let tokens = tok.encode(text, false).map_err(|e| anyhow!("{e}"))?;
-            let shared_run = index_rows.iter().map(|r| longest_common_run(&tokens, &r.tokens)).max().unwrap_or(0);
-            let mut recs = Vec::new();
-            for (wi, (_, weight)) in WEIGHTS.iter().enumerate() {
-                let p = RecordParams {
-                    span_weight_ppm: *weight,
-                    min_span_tokens,
-                    max_credits,
-                    excluded: vec![],
-                    params_height: 0,
-                };
-                let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
-                let t = Instant::now();
-                let rec = compute_record(
-                    &model,
-                    &tok,
-                    1,
-                    &record,
-                    receipt,
-                    B256::ZERO,
-                    &tokens,
-                    text,
-                    Some(&index),
-                    Some(&grads),
-                    p,
-                )
-                .map_err(|e| anyhow!("record of {kind} query {fi}: {e}"))?;
-                times[wi].push(t.elapsed().as_secs_f64());
-                recs.push(rec);
-            }
-            let l = losses.entry(kind).or_default();
-            l.0.push(query_loss(&model, None, &tokens)?);
-            l.1.push(query_loss(&model, Some(&adapter), &tokens)?);
-            results.push(QueryResult {
-                fact: fi,
-                kind,
-                text: text.clone(),
-                tokens,
-                shared_run,
-                span_part: ppm_pairs(&recs[0]["span"]["credits"]),
-                gradient_part: ppm_pairs(&recs[1]["gradient"]["credits"]),
-                finals: [
-                    ppm_pairs(&recs[0]["credits"]),
-                    ppm_pairs(&recs[1]["credits"]),
-                    ppm_pairs(&recs[2]["credits"]),
-                ],
-            });
-        }
-    }
-
-    // Precision@1.
-    let rows_of_table: [(&str, &str); 5] = [
-        ("span", "span part alone (weight 10^6; no span = miss)"),
-        ("gradient", "gradient part alone (weight 0)"),
-        ("mixed", "mixed, final credits (governed 5×10^5)"),
-        ("span-final", "final credits at weight 10^6 (gradient when no span)"),
-        ("gradient-final", "final credits at weight 0 (span when no gradient)"),
-    ];
-    let mut tallies: BTreeMap<(&str, &str), Tally> = BTreeMap::new();
-    for r in &results {
-        let want = w.facts[r.fact].contribution;
-        for (m, credits) in [
-            ("span", &r.span_part),
-            ("gradient", &r.gradient_part),
-            ("mixed", &r.finals[2]),
-            ("span-final", &r.finals[0]),
-            ("gradient-final", &r.finals[1]),
-        ] {
-            tallies.entry((m, r.kind)).or_default().add(credits, want);
-        }
-    }
-    let chance = 1.0 / o.contributors as f64;
-    println!(
-        "\nprecision@1 (top-credited contribution is the fact's; chance {:.1}%; share = mean ppm reaching the right contribution)",
-        100.0 * chance
-    );
-    println!("  {:<54} {:<32} {:<32}", "method", "verbatim", "paraphrased");
-    for (m, label) in rows_of_table {
-        let v = tallies.get(&(m, "verbatim")).cloned().unwrap_or_default();
-        let p = tallies.get(&(m, "paraphrased")).cloned().unwrap_or_default();
-        println!("  {label:<54} {:<32} {:<32}", fmt_cell(&v), fmt_cell(&p));
-    }
-    for kind in ["verbatim", "paraphrased"] {
-        let runs: Vec<f64> = results.iter().filter(|r| r.kind == kind).map(|r| r.shared_run as f64).collect();
-        let no_span = results.iter().filter(|r| r.kind == kind && r.span_part.is_empty()).count();
-        let (base_l, tuned_l) = losses.get(kind).cloned().unwrap_or_default();
-        println!(
-            "  {kind:<12} longest token run shared with a training row: median {:.0}, max {:.0} (min span {min_span_tokens}); no span credit in {no_span}/{}; loss base {:.3} → fine-tuned {:.3} nats/token",
-            median(&runs),
-            runs.iter().cloned().fold(0.0, f64::max),
-            runs.len(),
-            median(&base_l),
-            median(&tuned_l),
-        );
-    }
+    let attributor = Attributor { model: &model, tok: &tok, ft: &ft, index: &index, min_span_tokens, max_credits };
+    let q = attributor.query_all(&w, &index_rows)?;
+    let tallies = tally(&q.results, &w);
+    print_precision(o, &q, &tallies, min_span_tokens);
     let time_line: Vec<String> = WEIGHTS
         .iter()
-        .zip(&times)
+        .zip(&q.times)
         .map(|((name, wgt), t)| {
             format!("{name} (weight {wgt}) p50 {:.1} ms p90 {:.1} ms", 1e3 * median(t), 1e3 * percentile(t, 90.0))
         })
         .collect();
     println!(
         "  time per record ({} responses of {:.0} tokens median, {} rows, {} checkpoints): {}",
-        results.len(),
-        median(&results.iter().map(|r| r.tokens.len() as f64).collect::<Vec<_>>()),
+        q.results.len(),
+        median(&q.results.iter().map(|r| r.tokens.len() as f64).collect::<Vec<_>>()),
         index_rows.len(),
-        grads.checkpoints.len(),
+        ft.grads.checkpoints.len(),
         time_line.join("; ")
     );
 
     // LDS, by hand.
-    let lds = if o.lds { Some(run_lds(o, &w, &model, &tok, &grads, &results, &dir)?) } else { None };
+    let lds = if o.lds { Some(run_lds(o, &w, &model, &tok, &ft.grads, &q.results, &dir)?) } else { None };
 
     if let Some(path) = &o.json_out {
-        let table: Value = rows_of_table
-            .iter()
-            .map(|(m, label)| {
-                let get = |k: &str| tallies.get(&(*m, k)).cloned().unwrap_or_default().to_json();
-                (m.to_string(), json!({"label": label, "verbatim": get("verbatim"), "paraphrased": get("paraphrased")}))
-            })
-            .collect::<serde_json::Map<String, Value>>()
-            .into();
         let doc = json!({
             "suite": "attribution-quality",
             "date": today(),
@@ -735,14 +741,15 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
             },
             "baseModelHash": files.hash.to_string(),
             "training": {
-                "rows": w.rows.len(), "steps": out.metrics.steps, "trainTokens": out.metrics.train_tokens,
-                "finalLoss": out.metrics.final_train_loss, "seconds": train_s, "keptCheckpoints": out.checkpoints.len(),
+                "rows": w.rows.len(), "steps": ft.out.metrics.steps, "trainTokens": ft.out.metrics.train_tokens,
+                "finalLoss": ft.out.metrics.final_train_loss, "seconds": ft.train_s,
+                "keptCheckpoints": ft.out.checkpoints.len(),
             },
-            "chance": chance,
-            "precision": table,
-            "recordTimeS": WEIGHTS.iter().zip(&times).map(|((n, wgt), t)| json!({
+            "chance": 1.0 / o.contributors as f64,
+            "precision": precision_json(&tallies),
+            "recordTimeS": WEIGHTS.iter().zip(&q.times).map(|((n, wgt), t)| json!({
                 "method": n, "spanWeightPpm": wgt, "p50": median(t), "p90": percentile(t, 90.0)})).collect::<Vec<_>>(),
-            "queries": results.iter().map(|r| json!({
+            "queries": q.results.iter().map(|r| json!({
                 "fact": r.fact, "kind": r.kind, "contribution": w.facts[r.fact].contribution, "text": r.text,
                 "tokens": r.tokens.len(), "sharedRun": r.shared_run,
                 "spanTop": top_credit(&r.span_part), "gradientTop": top_credit(&r.gradient_part),
@@ -753,6 +760,69 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
         crate::chain::write_results(path, &doc)?;
     }
     Ok(())
+}
+
+/// Precision@1 of each method on each kind of query.
+fn tally(results: &[QueryResult], w: &Workload) -> BTreeMap<(&'static str, &'static str), Tally> {
+    let mut tallies: BTreeMap<(&str, &str), Tally> = BTreeMap::new();
+    for r in results {
+        let want = w.facts[r.fact].contribution;
+        for (m, credits) in [
+            ("span", &r.span_part),
+            ("gradient", &r.gradient_part),
+            ("mixed", &r.finals[2]),
+            ("span-final", &r.finals[0]),
+            ("gradient-final", &r.finals[1]),
+        ] {
+            tallies.entry((m, r.kind)).or_default().add(credits, want);
+        }
+    }
+    tallies
+}
+
+/// The precision table, and per kind of query how much it shares with the training rows.
+fn print_precision(
+    o: &AttributionQualityOpts,
+    q: &Queries,
+    tallies: &BTreeMap<(&str, &str), Tally>,
+    min_span_tokens: usize,
+) {
+    let chance = 1.0 / o.contributors as f64;
+    println!(
+        "\nprecision@1 (top-credited contribution is the fact's; chance {:.1}%; share = mean ppm reaching the right contribution)",
+        100.0 * chance
+    );
+    println!("  {:<54} {:<32} {:<32}", "method", "verbatim", "paraphrased");
+    for (m, label) in METHODS {
+        let v = tallies.get(&(m, "verbatim")).cloned().unwrap_or_default();
+        let p = tallies.get(&(m, "paraphrased")).cloned().unwrap_or_default();
+        println!("  {label:<54} {:<32} {:<32}", fmt_cell(&v), fmt_cell(&p));
+    }
+    for kind in ["verbatim", "paraphrased"] {
+        let runs: Vec<f64> = q.results.iter().filter(|r| r.kind == kind).map(|r| r.shared_run as f64).collect();
+        let no_span = q.results.iter().filter(|r| r.kind == kind && r.span_part.is_empty()).count();
+        let (base_l, tuned_l) = q.losses.get(kind).cloned().unwrap_or_default();
+        println!(
+            "  {kind:<12} longest token run shared with a training row: median {:.0}, max {:.0} (min span {min_span_tokens}); no span credit in {no_span}/{}; loss base {:.3} → fine-tuned {:.3} nats/token",
+            median(&runs),
+            runs.iter().cloned().fold(0.0, f64::max),
+            runs.len(),
+            median(&base_l),
+            median(&tuned_l),
+        );
+    }
+}
+
+/// The precision table as JSON, by method.
+fn precision_json(tallies: &BTreeMap<(&str, &str), Tally>) -> Value {
+    METHODS
+        .iter()
+        .map(|(m, label)| {
+            let get = |k: &str| tallies.get(&(*m, k)).cloned().unwrap_or_default().to_json();
+            (m.to_string(), json!({"label": label, "verbatim": get("verbatim"), "paraphrased": get("paraphrased")}))
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 /// Train the subset models and score the attributions' linear predictions of each query's loss.

@@ -299,15 +299,20 @@ fn gib(b: f64) -> f64 {
 // ---------------------------------------------------------------------------
 // The suite
 
-/// Run `bench generate`.
-pub fn run_generate(o: &GenerateOpts) -> Result<()> {
-    let batches = parse_batches(&o.batches)?;
-    let new = o.new_tokens as usize;
-    let machine = Machine::detect();
-    let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-generate-")?;
+/// Our model, loaded from the inputs both sides read.
+struct Inputs {
+    model: ml::Model,
+    /// Where the weights came from, for the report.
+    what: String,
+    /// The weights' stored dtypes.
+    quant: Vec<String>,
+    /// The largest batch's prompts; batch B decodes the first B.
+    prompts: Vec<Vec<u32>>,
+}
 
+/// Write the model and `spec.json` to `dir` and load our side.
+fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inputs> {
     let max_b = *batches.iter().max().expect("non-empty");
-    let t = Instant::now();
     let (files, what) = match &o.gguf {
         Some(p) => {
             let f = ml::ModelFiles::open(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
@@ -336,42 +341,59 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
         WeightsDtype::F32 => model,
         WeightsDtype::Bf16 => model.into_bf16_weights().map_err(|e| anyhow!("bf16 weights: {e}"))?,
     };
-    let c = model.config.clone();
-    let prompts = make_prompts(max_b, o.prompt_len as usize, c.vocab_size, o.seed);
+    let prompts = make_prompts(max_b, o.prompt_len as usize, model.config.vocab_size, o.seed);
     let spec = json!({
         "model_dir": dir.join("model").display().to_string(),
-        "batches": batches, "prompts": prompts, "new_tokens": new, "threads": o.threads,
+        "batches": batches, "prompts": prompts, "new_tokens": o.new_tokens as usize, "threads": o.threads,
     });
     write_json(&dir.join("spec.json"), &spec)?;
-    let prep_s = t.elapsed().as_secs_f64();
-    let params = c.parameter_count();
-    let weight_bytes = model.linear_weight_bytes();
-    let bw = read_bandwidth();
+    Ok(Inputs { model, what, quant, prompts })
+}
 
-    println!(
-        "bench generate: greedy decoding, {what}: {} (stored {})",
-        crate::peer::describe_shape(&c),
-        quant.join(", ")
-    );
-    println!(
-        "  {}-token prompts, {} new tokens each (no EOS), batch {}; {} round(s){}; our weights {:?}",
-        o.prompt_len,
-        new,
-        batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
-        o.rounds,
-        if o.peer.no_peer { "" } else { ", ours then PyTorch" },
-        o.weights
-    );
-    println!(
-        "  weights read per step (every linear layer and the head): {:.1} MB; read bandwidth measured here {:.1} GiB/s, so a step takes at least {:.2} ms ({:.0} tokens/s at batch 1)",
-        weight_bytes as f64 / 1e6,
-        gib(bw),
-        weight_bytes as f64 / bw * 1e3,
-        bw / weight_bytes as f64
-    );
-    println!("  inputs written and model loaded in {prep_s:.1} s ({})", dir.display());
-    println!("  machine: {}", machine.describe());
-    println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
+/// Every run of both sides, and our per-op profiles by batch (with `--profile`).
+#[derive(Default)]
+struct Rounds {
+    ours: Vec<Run>,
+    theirs: Vec<Run>,
+    profiles: HashMap<usize, (ml::OpProfile, f64)>,
+}
+
+/// The medians over the rounds at one batch size.
+struct Med {
+    tps: f64,
+    dtps: f64,
+    step_ms: f64,
+    prefill_ms: f64,
+}
+
+impl Med {
+    /// The medians of `runs` at batch `b`, `None` when none ran at it.
+    fn of(runs: &[Run], b: usize, new: usize) -> Option<Med> {
+        let rs: Vec<&Run> = runs.iter().filter(|r| r.batch == b).collect();
+        if rs.is_empty() {
+            return None;
+        }
+        Some(Med {
+            tps: median(&rs.iter().map(|r| r.tokens_per_s(new)).collect::<Vec<_>>()),
+            dtps: median(&rs.iter().map(|r| r.decode_tokens_per_s()).collect::<Vec<_>>()),
+            step_ms: median(&rs.iter().map(|r| median(&r.step_s) * 1e3).collect::<Vec<_>>()),
+            prefill_ms: median(&rs.iter().map(|r| r.prefill_s * 1e3).collect::<Vec<_>>()),
+        })
+    }
+}
+
+/// Run `bench generate`.
+pub fn run_generate(o: &GenerateOpts) -> Result<()> {
+    let batches = parse_batches(&o.batches)?;
+    let machine = Machine::detect();
+    let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-generate-")?;
+
+    let t = Instant::now();
+    let inputs = prepare_inputs(o, &dir, &batches)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let weight_bytes = inputs.model.linear_weight_bytes();
+    let bw = read_bandwidth();
+    print_setup(o, &inputs, &batches, &dir, prep_s, bw, &machine);
 
     let peer = if o.peer.no_peer {
         None
@@ -391,44 +413,96 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     }
     println!();
 
-    // Warm-up: every batch size once, a few tokens, untimed.
-    for &b in &batches {
-        run_ours(&model, &prompts[..b], 4, None)?;
+    let rounds = run_rounds(o, &inputs, &batches, peer.as_ref(), &dir)?;
+    let summary = print_medians(o, &rounds, &batches, weight_bytes as f64 / bw);
+    let prof_json = if o.profile { print_profile(&batches, &rounds.profiles) } else { json!(null) };
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.peer.json_out {
+        let doc = json!({
+            "suite": "generate",
+            "date": today(),
+            "machine": machine.to_json(),
+            "cpuFlags": cpu_flags(),
+            "kernels": ml::kernels::describe(),
+            "model": inputs.what, "params": inputs.model.config.parameter_count(),
+            "weights": format!("{:?}", o.weights),
+            "weightBytesPerStep": weight_bytes, "readBandwidthBytesPerS": bw,
+            "promptLen": o.prompt_len, "newTokens": o.new_tokens as usize, "rounds": o.rounds, "threads": o.threads,
+            "peer": peer.as_ref().map(|p| p.versions.clone()),
+            "summary": summary,
+            "profileMsPerStep": prof_json,
+        });
+        crate::chain::write_results(path, &doc)?;
     }
-    let mut ours: Vec<Run> = Vec::new();
-    let mut theirs: Vec<Run> = Vec::new();
+    Ok(())
+}
+
+/// The header: model, workload, the bandwidth bound, inputs, the machine.
+fn print_setup(
+    o: &GenerateOpts,
+    inputs: &Inputs,
+    batches: &[usize],
+    dir: &Path,
+    prep_s: f64,
+    bw: f64,
+    machine: &Machine,
+) {
+    let weight_bytes = inputs.model.linear_weight_bytes();
+    println!(
+        "bench generate: greedy decoding, {}: {} (stored {})",
+        inputs.what,
+        crate::peer::describe_shape(&inputs.model.config),
+        inputs.quant.join(", ")
+    );
+    println!(
+        "  {}-token prompts, {} new tokens each (no EOS), batch {}; {} round(s){}; our weights {:?}",
+        o.prompt_len,
+        o.new_tokens as usize,
+        batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
+        o.rounds,
+        if o.peer.no_peer { "" } else { ", ours then PyTorch" },
+        o.weights
+    );
+    println!(
+        "  weights read per step (every linear layer and the head): {:.1} MB; read bandwidth measured here {:.1} GiB/s, so a step takes at least {:.2} ms ({:.0} tokens/s at batch 1)",
+        weight_bytes as f64 / 1e6,
+        gib(bw),
+        weight_bytes as f64 / bw * 1e3,
+        bw / weight_bytes as f64
+    );
+    println!("  inputs written and model loaded in {prep_s:.1} s ({})", dir.display());
+    println!("  machine: {}", machine.describe());
+    println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
+}
+
+/// An untimed warm-up at every batch size, then every round: ours at each
+/// batch size, then the peer's process (all batch sizes) while it works.
+fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option<&Peer>, dir: &Path) -> Result<Rounds> {
+    let (model, prompts) = (&inputs.model, &inputs.prompts);
+    let new = o.new_tokens as usize;
+    for &b in batches {
+        run_ours(model, &prompts[..b], 4, None)?;
+    }
+    let mut rounds = Rounds::default();
     let mut peer_ok = peer.is_some();
-    let mut profiles: HashMap<usize, (ml::OpProfile, f64)> = HashMap::new();
     for round in 1..=o.rounds {
-        for &b in &batches {
+        for &b in batches {
             let r = if o.profile {
-                let e = profiles.entry(b).or_default();
-                run_ours(&model, &prompts[..b], new, Some((&mut e.0, &mut e.1)))?
+                let e = rounds.profiles.entry(b).or_default();
+                run_ours(model, &prompts[..b], new, Some((&mut e.0, &mut e.1)))?
             } else {
-                run_ours(&model, &prompts[..b], new, None)?
+                run_ours(model, &prompts[..b], new, None)?
             };
-            println!(
-                "round {round:<2} ours    batch {b:>3}: {:>8.1} tokens/s, decode {:>8.1} tokens/s, step {:>7.2} ms, prefill {:>7.1} ms",
-                r.tokens_per_s(new),
-                r.decode_tokens_per_s(),
-                median(&r.step_s) * 1e3,
-                r.prefill_s * 1e3
-            );
-            ours.push(r);
+            print_run(round, "ours   ", &r, new);
+            rounds.ours.push(r);
         }
         if peer_ok {
-            match run_peer(peer.as_ref().expect("peer"), &dir, o) {
+            match run_peer(peer.expect("peer"), dir, o) {
                 Ok(rs) => {
                     for r in rs {
-                        println!(
-                            "round {round:<2} pytorch batch {:>3}: {:>8.1} tokens/s, decode {:>8.1} tokens/s, step {:>7.2} ms, prefill {:>7.1} ms",
-                            r.batch,
-                            r.tokens_per_s(new),
-                            r.decode_tokens_per_s(),
-                            median(&r.step_s) * 1e3,
-                            r.prefill_s * 1e3
-                        );
-                        theirs.push(r);
+                        print_run(round, "pytorch", &r, new);
+                        rounds.theirs.push(r);
                     }
                 }
                 Err(e) => {
@@ -438,26 +512,27 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             }
         }
     }
+    Ok(rounds)
+}
 
-    // Medians per batch.
-    struct Med {
-        tps: f64,
-        dtps: f64,
-        step_ms: f64,
-        prefill_ms: f64,
-    }
-    let med = |runs: &[Run], b: usize| -> Option<Med> {
-        let rs: Vec<&Run> = runs.iter().filter(|r| r.batch == b).collect();
-        if rs.is_empty() {
-            return None;
-        }
-        Some(Med {
-            tps: median(&rs.iter().map(|r| r.tokens_per_s(new)).collect::<Vec<_>>()),
-            dtps: median(&rs.iter().map(|r| r.decode_tokens_per_s()).collect::<Vec<_>>()),
-            step_ms: median(&rs.iter().map(|r| median(&r.step_s) * 1e3).collect::<Vec<_>>()),
-            prefill_ms: median(&rs.iter().map(|r| r.prefill_s * 1e3).collect::<Vec<_>>()),
-        })
-    };
+/// One run's line; `who` is seven characters wide.
+fn print_run(round: u32, who: &str, r: &Run, new: usize) {
+    println!(
+        "round {round:<2} {who} batch {:>3}: {:>8.1} tokens/s, decode {:>8.1} tokens/s, step {:>7.2} ms, prefill {:>7.1} ms",
+        r.batch,
+        r.tokens_per_s(new),
+        r.decode_tokens_per_s(),
+        median(&r.step_s) * 1e3,
+        r.prefill_s * 1e3
+    );
+}
+
+/// The table of medians per batch size, both sides, their ratios and token
+/// agreement; `bound_s` is the step time the weights' bytes at the measured
+/// bandwidth take. Returns the rows for the JSON.
+fn print_medians(o: &GenerateOpts, rounds: &Rounds, batches: &[usize], bound_s: f64) -> Vec<Value> {
+    let new = o.new_tokens as usize;
+    let (ours, theirs) = (&rounds.ours, &rounds.theirs);
     println!("\nmedians over {} round(s), {} new tokens per sequence:", o.rounds, new);
     println!(
         "{:>5} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>13} {:>11}",
@@ -475,9 +550,9 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
         "of bound"
     );
     let mut summary = Vec::new();
-    for &b in &batches {
-        let m = med(&ours, b).expect("ours ran");
-        let p = med(&theirs, b);
+    for &b in batches {
+        let m = Med::of(ours, b, new).expect("ours ran");
+        let p = Med::of(theirs, b, new);
         let r = ratio(Some(m.tps), p.as_ref().map(|p| p.tps));
         let rd = ratio(Some(m.dtps), p.as_ref().map(|p| p.dtps));
         let agree = match (ours.iter().find(|r| r.batch == b), theirs.iter().find(|r| r.batch == b)) {
@@ -485,7 +560,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             _ => None,
         };
         // Batch 1 against the bandwidth bound: the share of the step the weights' bytes explain.
-        let bound_share = (weight_bytes as f64 / bw) / (m.step_ms / 1e3);
+        let bound_share = bound_s / (m.step_ms / 1e3);
         println!(
             "{:>5} {:>10.1} {:>10.1} {:>8.2} {:>9.1} {:>10} {:>10} {:>8} {:>8} {:>8} {:>13} {:>10.0}%",
             b,
@@ -516,52 +591,34 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
          same tokens = sequences whose {new} greedy tokens are identical on both sides; of bound = the step time \
          the weights' bytes at the measured bandwidth explain)"
     );
+    summary
+}
 
-    let mut prof_json = json!(null);
-    if o.profile {
-        println!("\nper-op profile of our steps (all rounds, prefill included), ms per step:");
-        print!("{:>5}", "batch");
-        let names: Vec<&str> = ml::OpProfile::default().buckets().iter().map(|b| b.0).collect();
-        for n in &names {
-            print!(" {n:>9}");
-        }
-        println!(" {:>9} {:>9}", "sampling", "total");
-        let mut pj = Vec::new();
-        for &b in &batches {
-            let (p, s) = &profiles[&b];
-            let steps = p.steps.max(1) as f64;
-            print!("{b:>5}");
-            for (_, v) in p.buckets() {
-                print!(" {:>9.3}", v / steps * 1e3);
-            }
-            println!(" {:>9.3} {:>9.3}", s / steps * 1e3, (p.total() + s) / steps * 1e3);
-            let mut m: serde_json::Map<String, Value> =
-                p.buckets().iter().map(|(k, v)| (k.to_string(), json!(v / steps * 1e3))).collect();
-            m.insert("sampling".into(), json!(s / steps * 1e3));
-            m.insert("batch".into(), json!(b));
-            pj.push(Value::Object(m));
-        }
-        prof_json = Value::Array(pj);
+/// The per-op profile of our steps, ms per step by batch size; returns it as JSON.
+fn print_profile(batches: &[usize], profiles: &HashMap<usize, (ml::OpProfile, f64)>) -> Value {
+    println!("\nper-op profile of our steps (all rounds, prefill included), ms per step:");
+    print!("{:>5}", "batch");
+    let names: Vec<&str> = ml::OpProfile::default().buckets().iter().map(|b| b.0).collect();
+    for n in &names {
+        print!(" {n:>9}");
     }
-    println!("machine: {}", machine.describe());
-
-    if let Some(path) = &o.peer.json_out {
-        let doc = json!({
-            "suite": "generate",
-            "date": today(),
-            "machine": machine.to_json(),
-            "cpuFlags": cpu_flags(),
-            "kernels": ml::kernels::describe(),
-            "model": what, "params": params, "weights": format!("{:?}", o.weights),
-            "weightBytesPerStep": weight_bytes, "readBandwidthBytesPerS": bw,
-            "promptLen": o.prompt_len, "newTokens": new, "rounds": o.rounds, "threads": o.threads,
-            "peer": peer.as_ref().map(|p| p.versions.clone()),
-            "summary": summary,
-            "profileMsPerStep": prof_json,
-        });
-        crate::chain::write_results(path, &doc)?;
+    println!(" {:>9} {:>9}", "sampling", "total");
+    let mut pj = Vec::new();
+    for &b in batches {
+        let (p, s) = &profiles[&b];
+        let steps = p.steps.max(1) as f64;
+        print!("{b:>5}");
+        for (_, v) in p.buckets() {
+            print!(" {:>9.3}", v / steps * 1e3);
+        }
+        println!(" {:>9.3} {:>9.3}", s / steps * 1e3, (p.total() + s) / steps * 1e3);
+        let mut m: serde_json::Map<String, Value> =
+            p.buckets().iter().map(|(k, v)| (k.to_string(), json!(v / steps * 1e3))).collect();
+        m.insert("sampling".into(), json!(s / steps * 1e3));
+        m.insert("batch".into(), json!(b));
+        pj.push(Value::Object(m));
     }
-    Ok(())
+    Value::Array(pj)
 }
 
 #[cfg(test)]

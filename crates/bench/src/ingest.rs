@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use crate::machine::{Machine, today};
 use crate::state::Rng;
-use crate::stats::median;
+use crate::stats::{count_list, median};
 
 /// Largest generated file (the ingest crate refuses files over 5 MiB).
 const GEN_FILE_BYTES: usize = 1 << 20;
@@ -107,15 +107,8 @@ impl Default for IngestOpts {
 /// "0, 10k,1M" → [0, 10000, 1000000] (zero allowed).
 fn parse_counts(s: &str) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
-            _ => (&p[..], 1),
-        };
-        let n: u64 = digits.parse().with_context(|| format!("--index-rows: {part:?} is not a number"))?;
-        let n = n.checked_mul(mult).with_context(|| format!("--index-rows: {part:?} is too large"))?;
+    for (part, n) in count_list(s, "--index-rows")? {
+        let n = n.with_context(|| format!("--index-rows: {part:?} is too large"))?;
         if n >= u64::from(u32::MAX) {
             bail!("--index-rows: {part:?} is over the index's limit of 2^32 - 1 rows");
         }
@@ -159,6 +152,20 @@ warm cold heavy clear happy ready strong simple useful common modern natural car
 carry build bring begin write read speak listen learn teach travel plant grow cook clean paint follow \
 explain remember forget decide notice measure compare prepare improve produce receive suggest describe";
 
+/// Append `w` to `out`: capitalised when it is the `first` word, else after a space.
+fn push_word(out: &mut String, w: &str, first: bool) {
+    if first {
+        let mut cs = w.chars();
+        if let Some(c) = cs.next() {
+            out.extend(c.to_uppercase());
+            out.push_str(cs.as_str());
+        }
+    } else {
+        out.push(' ');
+        out.push_str(w);
+    }
+}
+
 /// Sentences, rows and files of synthetic text from a seeded generator.
 struct TextGen {
     rng: Rng,
@@ -183,16 +190,7 @@ impl TextGen {
         let n = 6 + self.rng.below(13);
         for i in 0..n {
             let w = self.word();
-            if i == 0 {
-                let mut cs = w.chars();
-                if let Some(c) = cs.next() {
-                    out.extend(c.to_uppercase());
-                    out.push_str(cs.as_str());
-                }
-            } else {
-                out.push(' ');
-                out.push_str(w);
-            }
+            push_word(out, w, i == 0);
             if i >= 2 && i + 2 < n && self.rng.below(8) == 0 {
                 out.push(',');
             }
@@ -224,16 +222,7 @@ impl TextGen {
         let mut s = String::new();
         for i in 0..n {
             let w = self.word();
-            if i == 0 {
-                let mut cs = w.chars();
-                if let Some(c) = cs.next() {
-                    s.extend(c.to_uppercase());
-                    s.push_str(cs.as_str());
-                }
-            } else {
-                s.push(' ');
-                s.push_str(w);
-            }
+            push_word(&mut s, w, i == 0);
         }
         s
     }
@@ -602,6 +591,80 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Files, bytes and rows of one group of inputs.
+#[derive(Clone, Copy, Debug, Default)]
+struct GroupTotals {
+    files: u64,
+    bytes: u64,
+    rows: u64,
+}
+
+impl GroupTotals {
+    fn of(inputs: &[Input], g: Group) -> GroupTotals {
+        inputs.iter().filter(|i| i.group == g).fold(GroupTotals::default(), |t, i| GroupTotals {
+            files: t.files + 1,
+            bytes: t.bytes + i.bytes.len() as u64,
+            rows: t.rows + i.rows as u64,
+        })
+    }
+
+    fn to_json(self) -> Value {
+        json!({ "count": self.files, "bytes": self.bytes, "rows": self.rows })
+    }
+}
+
+/// What every pass reads: the inputs (largest first), where they came from,
+/// and the totals of each group and of all.
+struct Corpus {
+    inputs: Vec<Input>,
+    source: String,
+    files: GroupTotals,
+    generated: GroupTotals,
+    total_bytes: u64,
+    total_rows: u64,
+}
+
+impl Corpus {
+    /// The sample Datanets (or `--files`) and the generated text, validated.
+    fn load(opts: &IngestOpts, cfg: &IngestConfig) -> Result<Corpus> {
+        let mut inputs = Vec::new();
+        let source = if opts.files.is_empty() {
+            match data_dir(opts.data.as_deref()) {
+                Some(dir) => {
+                    for (datanet, files) in sample_datanets(&dir)? {
+                        for f in files {
+                            let name = format!("{datanet}/{}", f.file_name().unwrap_or_default().to_string_lossy());
+                            inputs.push(read_input(&f, name)?);
+                        }
+                    }
+                    format!("sample Datanets in {}", dir.display())
+                }
+                None => {
+                    eprintln!("bench ingest: no data/ directory found (use --data DIR): generated text only");
+                    "no sample files found".to_string()
+                }
+            }
+        } else {
+            for f in &opts.files {
+                inputs.push(read_input(f, f.display().to_string())?);
+            }
+            "--files".to_string()
+        };
+        let gen_bytes = (opts.generated_mb * 1e6).round() as u64;
+        inputs.extend(generate_corpus(gen_bytes, opts.seed)?);
+        if inputs.is_empty() {
+            bail!("nothing to ingest: no input files and --generated-mb 0");
+        }
+        validate(&mut inputs, cfg)?;
+        // Large files first, so the parallel passes end together.
+        inputs.sort_by(|a, b| b.bytes.len().cmp(&a.bytes.len()).then_with(|| a.name.cmp(&b.name)));
+        let files = GroupTotals::of(&inputs, Group::Files);
+        let generated = GroupTotals::of(&inputs, Group::Generated);
+        let (total_bytes, total_rows) = (files.bytes + generated.bytes, files.rows + generated.rows);
+        Ok(Corpus { inputs, source, files, generated, total_bytes, total_rows })
+    }
+}
+
 /// Run `bench ingest` (or the planted-case check with `--near-dup-check`).
 pub fn run_ingest(opts: &IngestOpts) -> Result<()> {
     if opts.near_dup_check {
@@ -619,171 +682,19 @@ pub fn run_ingest(opts: &IngestOpts) -> Result<()> {
     let machine = Machine::detect();
     let threads = if opts.threads == 0 { machine.cores } else { opts.threads };
     let cfg = IngestConfig::default();
-
-    // Input.
-    let mut inputs = Vec::new();
-    let source = if opts.files.is_empty() {
-        match data_dir(opts.data.as_deref()) {
-            Some(dir) => {
-                for (datanet, files) in sample_datanets(&dir)? {
-                    for f in files {
-                        let name = format!("{datanet}/{}", f.file_name().unwrap_or_default().to_string_lossy());
-                        inputs.push(read_input(&f, name)?);
-                    }
-                }
-                format!("sample Datanets in {}", dir.display())
-            }
-            None => {
-                eprintln!("bench ingest: no data/ directory found (use --data DIR): generated text only");
-                "no sample files found".to_string()
-            }
-        }
-    } else {
-        for f in &opts.files {
-            inputs.push(read_input(f, f.display().to_string())?);
-        }
-        "--files".to_string()
-    };
-    let gen_bytes = (opts.generated_mb * 1e6).round() as u64;
-    inputs.extend(generate_corpus(gen_bytes, opts.seed)?);
-    if inputs.is_empty() {
-        bail!("nothing to ingest: no input files and --generated-mb 0");
-    }
-    validate(&mut inputs, &cfg)?;
-    // Large files first, so the parallel passes end together.
-    inputs.sort_by(|a, b| b.bytes.len().cmp(&a.bytes.len()).then_with(|| a.name.cmp(&b.name)));
-    let group_sum = |g: Group| {
-        inputs
-            .iter()
-            .filter(|i| i.group == g)
-            .fold((0u64, 0u64, 0u64), |(n, b, r), i| (n + 1, b + i.bytes.len() as u64, r + i.rows as u64))
-    };
-    let (f_n, f_b, f_r) = group_sum(Group::Files);
-    let (g_n, g_b, g_r) = group_sum(Group::Generated);
-    let (total_bytes, total_rows) = (f_b + g_b, f_r + g_r);
-    let near = &cfg.near_dup;
-
-    println!(
-        "bench ingest: parse + score + dedup (exact and MinHash near duplicates) against a Datanet index, ingest crate (scorer v{SCORER_VERSION}, MinHash v{MINHASH_VERSION}: {} permutations, {} bands × {}, threshold {}%)",
-        near.num_perm, near.bands, near.rows_per_band, near.threshold_pct
-    );
-    println!(
-        "  input: {f_n} files, {:.3} MB, {} rows ({source}) + {g_n} generated files, {:.2} MB, {} rows (seed {}); total {:.2} MB, {} rows",
-        mb(f_b),
-        thousands(f_r),
-        mb(g_b),
-        thousands(g_r),
-        opts.seed,
-        mb(total_bytes),
-        thousands(total_rows)
-    );
-    println!(
-        "  index sizes {:?} distinct generated rows (grown in place); {} rounds per size; passes on 1 thread and on {threads} threads, alternating",
-        sizes, opts.rounds
-    );
+    let corpus = Corpus::load(opts, &cfg)?;
     let load_start = load_average();
-    println!(
-        "  machine: {}; load average {}\n",
-        machine.describe(),
-        load_start
-            .map_or("unknown".to_string(), |l| format!("{l:.2} (a shared machine: figures drop when it is busy)"))
-    );
+    print_setup(opts, &cfg, &corpus, &sizes, threads, &machine, load_start);
 
     let mut grow = GrowingIndex::new(&cfg, opts.seed);
     let mut results: Vec<SizeFigures> = Vec::new();
     for &n in &sizes {
-        let before = grow.rows;
-        let insert = grow.grow_to(n);
-        let t = Instant::now();
-        let index_bytes = grow.index.to_bytes().len() as u64;
-        let to_bytes_s = t.elapsed().as_secs_f64();
-        let mut f = SizeFigures {
-            index_rows: n,
-            inserted: n - before,
-            insert_s: insert.as_secs_f64(),
-            index_bytes,
-            to_bytes_s,
-            one_s: Vec::new(),
-            multi_s: Vec::new(),
-            parse_s: Vec::new(),
-            analyze_s: Vec::new(),
-            multi_cores: Vec::new(),
-            counts: [Counts::default(); 2],
-        };
-        for r in 0..opts.rounds {
-            let mut order = vec![1usize];
-            if threads > 1 {
-                order.push(threads);
-                if r % 2 == 1 {
-                    order.reverse();
-                }
-            }
-            for th in order {
-                let p = pass(&inputs, &grow.index, &cfg, th)?;
-                if th == 1 {
-                    f.one_s.push(p.elapsed.as_secs_f64());
-                    f.parse_s.push(p.parse.as_secs_f64());
-                    f.analyze_s.push(p.analyze.as_secs_f64());
-                } else {
-                    f.multi_s.push(p.elapsed.as_secs_f64());
-                    f.multi_cores.extend(p.cores_used);
-                }
-                f.counts = p.counts;
-            }
-        }
-        print_size(&f, total_bytes, total_rows, threads);
+        let f = measure_size(&mut grow, n, &corpus.inputs, &cfg, opts.rounds, threads)?;
+        print_size(&f, corpus.total_bytes, corpus.total_rows, threads);
         results.push(f);
     }
 
-    println!("\nmedians over {} rounds; input {:.2} MB, {} rows:", opts.rounds, mb(total_bytes), thousands(total_rows));
-    println!(
-        "{:>10} | {:>9} {:>10} | {:>11} {:>12} | {:>9} {:>9} | {:>10} {:>12} | {:>9} {:>9}",
-        "index rows",
-        "1t MB/s",
-        "1t rows/s",
-        format!("{threads}t MB/s"),
-        format!("{threads}t rows/s"),
-        "insert/s",
-        "index MB",
-        "gen. near",
-        "gen. exact",
-        "file near",
-        "file exact"
-    );
-    for f in &results {
-        let one = median(&f.one_s);
-        let multi = if f.multi_s.is_empty() { one } else { median(&f.multi_s) };
-        println!(
-            "{:>10} | {:>9.2} {:>10.0} | {:>11.2} {:>12.0} | {:>9} {:>9.1} | {:>10} {:>12} | {:>9} {:>9}",
-            f.index_rows,
-            mb(total_bytes) / one,
-            per_s(total_rows, one),
-            mb(total_bytes) / multi,
-            per_s(total_rows, multi),
-            if f.inserted == 0 { "-".to_string() } else { format!("{:.0}", per_s(f.inserted, f.insert_s)) },
-            mb(f.index_bytes),
-            f.counts[1].near,
-            f.counts[1].exact,
-            f.counts[0].near,
-            f.counts[0].exact,
-        );
-    }
-    if let Some(last) = results.last() {
-        let multi = if last.multi_s.is_empty() { median(&last.one_s) } else { median(&last.multi_s) };
-        let rate = mb(total_bytes) / multi;
-        if last.index_rows >= 1_000_000 {
-            println!(
-                "goal (≥ 20 MB/s on 2 cores, dedup against 10^6 rows): {rate:.1} MB/s on {threads} threads against {} rows: {}",
-                thousands(last.index_rows),
-                if rate >= 20.0 { "met" } else { "NOT met" }
-            );
-        } else {
-            println!(
-                "goal (≥ 20 MB/s on 2 cores, dedup against 10^6 rows): not measured here; run with --index-rows 1M ({rate:.1} MB/s at {} rows)",
-                thousands(last.index_rows)
-            );
-        }
-    }
+    print_medians(opts.rounds, &corpus, &results, threads);
     let load_end = load_average();
     println!(
         "machine: {}; load average {} at the start, {} at the end",
@@ -800,40 +711,200 @@ pub fn run_ingest(opts: &IngestOpts) -> Result<()> {
             "machine": machine.to_json(),
             "config": {
                 "indexRows": sizes, "rounds": opts.rounds, "threads": threads, "seed": opts.seed,
-                "generatedMb": opts.generated_mb, "source": source,
+                "generatedMb": opts.generated_mb, "source": corpus.source,
                 "scorerVersion": SCORER_VERSION, "minhashVersion": MINHASH_VERSION,
-                "files": { "count": f_n, "bytes": f_b, "rows": f_r },
-                "generated": { "count": g_n, "bytes": g_b, "rows": g_r },
+                "files": corpus.files.to_json(),
+                "generated": corpus.generated.to_json(),
             },
-            "results": results.iter().map(|f| {
-                let one = median(&f.one_s);
-                let multi = if f.multi_s.is_empty() { one } else { median(&f.multi_s) };
-                json!({
-                    "indexRows": f.index_rows,
-                    "insertedRows": f.inserted,
-                    "insertS": f.insert_s,
-                    "insertRowsPerS": if f.inserted == 0 { Value::Null } else { json!(per_s(f.inserted, f.insert_s)) },
-                    "indexBytes": f.index_bytes,
-                    "toBytesS": f.to_bytes_s,
-                    "oneThread": {
-                        "mbPerS": mb(total_bytes) / one, "rowsPerS": per_s(total_rows, one), "seconds": f.one_s,
-                        "parseMbPerS": mb(total_bytes) / median(&f.parse_s),
-                        "analyzeMbPerS": mb(total_bytes) / median(&f.analyze_s),
-                        "parseSeconds": f.parse_s, "analyzeSeconds": f.analyze_s,
-                    },
-                    "multiThread": {
-                        "threads": threads, "mbPerS": mb(total_bytes) / multi, "rowsPerS": per_s(total_rows, multi),
-                        "seconds": f.multi_s, "coresBusy": f.multi_cores,
-                    },
-                    "files": f.counts[0].to_json(),
-                    "generated": f.counts[1].to_json(),
-                    "generatedNearFalsePositives": f.counts[1].near,
-                })
-            }).collect::<Vec<_>>(),
+            "results": results.iter().map(|f| size_json(f, &corpus, threads)).collect::<Vec<_>>(),
         });
         crate::chain::write_results(path, &doc)?;
     }
     Ok(())
+}
+
+/// The header: the ingest configuration, the input, the index sizes, the machine.
+fn print_setup(
+    opts: &IngestOpts,
+    cfg: &IngestConfig,
+    corpus: &Corpus,
+    sizes: &[u64],
+    threads: usize,
+    machine: &Machine,
+    load_start: Option<f64>,
+) {
+    let near = &cfg.near_dup;
+    let (f, g) = (corpus.files, corpus.generated);
+    println!(
+        "bench ingest: parse + score + dedup (exact and MinHash near duplicates) against a Datanet index, ingest crate (scorer v{SCORER_VERSION}, MinHash v{MINHASH_VERSION}: {} permutations, {} bands × {}, threshold {}%)",
+        near.num_perm, near.bands, near.rows_per_band, near.threshold_pct
+    );
+    println!(
+        "  input: {} files, {:.3} MB, {} rows ({}) + {} generated files, {:.2} MB, {} rows (seed {}); total {:.2} MB, {} rows",
+        f.files,
+        mb(f.bytes),
+        thousands(f.rows),
+        corpus.source,
+        g.files,
+        mb(g.bytes),
+        thousands(g.rows),
+        opts.seed,
+        mb(corpus.total_bytes),
+        thousands(corpus.total_rows)
+    );
+    println!(
+        "  index sizes {:?} distinct generated rows (grown in place); {} rounds per size; passes on 1 thread and on {threads} threads, alternating",
+        sizes, opts.rounds
+    );
+    println!(
+        "  machine: {}; load average {}\n",
+        machine.describe(),
+        load_start
+            .map_or("unknown".to_string(), |l| format!("{l:.2} (a shared machine: figures drop when it is busy)"))
+    );
+}
+
+/// Grow the index to `n` rows, then time `rounds` rounds of passes over the
+/// inputs, on 1 thread and on `threads`, alternating which goes first.
+fn measure_size(
+    grow: &mut GrowingIndex,
+    n: u64,
+    inputs: &[Input],
+    cfg: &IngestConfig,
+    rounds: u32,
+    threads: usize,
+) -> Result<SizeFigures> {
+    let before = grow.rows;
+    let insert = grow.grow_to(n);
+    let t = Instant::now();
+    let index_bytes = grow.index.to_bytes().len() as u64;
+    let to_bytes_s = t.elapsed().as_secs_f64();
+    let mut f = SizeFigures {
+        index_rows: n,
+        inserted: n - before,
+        insert_s: insert.as_secs_f64(),
+        index_bytes,
+        to_bytes_s,
+        one_s: Vec::new(),
+        multi_s: Vec::new(),
+        parse_s: Vec::new(),
+        analyze_s: Vec::new(),
+        multi_cores: Vec::new(),
+        counts: [Counts::default(); 2],
+    };
+    for r in 0..rounds {
+        let mut order = vec![1usize];
+        if threads > 1 {
+            order.push(threads);
+            if r % 2 == 1 {
+                order.reverse();
+            }
+        }
+        for th in order {
+            let p = pass(inputs, &grow.index, cfg, th)?;
+            if th == 1 {
+                f.one_s.push(p.elapsed.as_secs_f64());
+                f.parse_s.push(p.parse.as_secs_f64());
+                f.analyze_s.push(p.analyze.as_secs_f64());
+            } else {
+                f.multi_s.push(p.elapsed.as_secs_f64());
+                f.multi_cores.extend(p.cores_used);
+            }
+            f.counts = p.counts;
+        }
+    }
+    Ok(f)
+}
+
+impl SizeFigures {
+    /// Median seconds of a 1-thread pass.
+    fn one(&self) -> f64 {
+        median(&self.one_s)
+    }
+
+    /// Median seconds of a multi-thread pass (the 1-thread one when there were none).
+    fn multi(&self) -> f64 {
+        if self.multi_s.is_empty() { self.one() } else { median(&self.multi_s) }
+    }
+}
+
+/// The table of medians per index size, and the goal line.
+fn print_medians(rounds: u32, corpus: &Corpus, results: &[SizeFigures], threads: usize) {
+    let (total_bytes, total_rows) = (corpus.total_bytes, corpus.total_rows);
+    println!("\nmedians over {} rounds; input {:.2} MB, {} rows:", rounds, mb(total_bytes), thousands(total_rows));
+    println!(
+        "{:>10} | {:>9} {:>10} | {:>11} {:>12} | {:>9} {:>9} | {:>10} {:>12} | {:>9} {:>9}",
+        "index rows",
+        "1t MB/s",
+        "1t rows/s",
+        format!("{threads}t MB/s"),
+        format!("{threads}t rows/s"),
+        "insert/s",
+        "index MB",
+        "gen. near",
+        "gen. exact",
+        "file near",
+        "file exact"
+    );
+    for f in results {
+        let (one, multi) = (f.one(), f.multi());
+        println!(
+            "{:>10} | {:>9.2} {:>10.0} | {:>11.2} {:>12.0} | {:>9} {:>9.1} | {:>10} {:>12} | {:>9} {:>9}",
+            f.index_rows,
+            mb(total_bytes) / one,
+            per_s(total_rows, one),
+            mb(total_bytes) / multi,
+            per_s(total_rows, multi),
+            if f.inserted == 0 { "-".to_string() } else { format!("{:.0}", per_s(f.inserted, f.insert_s)) },
+            mb(f.index_bytes),
+            f.counts[1].near,
+            f.counts[1].exact,
+            f.counts[0].near,
+            f.counts[0].exact,
+        );
+    }
+    if let Some(last) = results.last() {
+        let rate = mb(total_bytes) / last.multi();
+        if last.index_rows >= 1_000_000 {
+            println!(
+                "goal (≥ 20 MB/s on 2 cores, dedup against 10^6 rows): {rate:.1} MB/s on {threads} threads against {} rows: {}",
+                thousands(last.index_rows),
+                if rate >= 20.0 { "met" } else { "NOT met" }
+            );
+        } else {
+            println!(
+                "goal (≥ 20 MB/s on 2 cores, dedup against 10^6 rows): not measured here; run with --index-rows 1M ({rate:.1} MB/s at {} rows)",
+                thousands(last.index_rows)
+            );
+        }
+    }
+}
+
+/// One index size in the `--json-out` document.
+fn size_json(f: &SizeFigures, corpus: &Corpus, threads: usize) -> Value {
+    let (total_bytes, total_rows) = (corpus.total_bytes, corpus.total_rows);
+    let (one, multi) = (f.one(), f.multi());
+    json!({
+        "indexRows": f.index_rows,
+        "insertedRows": f.inserted,
+        "insertS": f.insert_s,
+        "insertRowsPerS": if f.inserted == 0 { Value::Null } else { json!(per_s(f.inserted, f.insert_s)) },
+        "indexBytes": f.index_bytes,
+        "toBytesS": f.to_bytes_s,
+        "oneThread": {
+            "mbPerS": mb(total_bytes) / one, "rowsPerS": per_s(total_rows, one), "seconds": f.one_s,
+            "parseMbPerS": mb(total_bytes) / median(&f.parse_s),
+            "analyzeMbPerS": mb(total_bytes) / median(&f.analyze_s),
+            "parseSeconds": f.parse_s, "analyzeSeconds": f.analyze_s,
+        },
+        "multiThread": {
+            "threads": threads, "mbPerS": mb(total_bytes) / multi, "rowsPerS": per_s(total_rows, multi),
+            "seconds": f.multi_s, "coresBusy": f.multi_cores,
+        },
+        "files": f.counts[0].to_json(),
+        "generated": f.counts[1].to_json(),
+        "generatedNearFalsePositives": f.counts[1].near,
+    })
 }
 
 fn print_size(f: &SizeFigures, total_bytes: u64, total_rows: u64, threads: usize) {
@@ -1007,71 +1078,119 @@ impl CheckReport {
     }
 }
 
+/// Every sample file replayed, Datanet by Datanet, as contributions in name order.
+struct Replay {
+    /// datanet → file → replay
+    files: BTreeMap<String, BTreeMap<String, Replayed>>,
+    /// (datanet, contribution id) → file
+    names: BTreeMap<(String, u64), String>,
+    /// Every row flagged as a duplicate.
+    flags: Vec<Flag>,
+}
+
+impl Replay {
+    /// Replay the sample Datanets of `dir`, each against its own index: a file
+    /// is approved (its rows indexed) unless half or more of its rows are
+    /// duplicates. Counts the files and rows into `rep`.
+    fn run(dir: &Path, cfg: &IngestConfig, rep: &mut CheckReport) -> Result<Replay> {
+        let mut replay = Replay { files: BTreeMap::new(), names: BTreeMap::new(), flags: Vec::new() };
+        for (datanet, files) in sample_datanets(dir)? {
+            rep.datanets += 1;
+            let mut index = DedupIndex::new(&cfg.near_dup);
+            let mut per_file = BTreeMap::new();
+            for (k, path) in files.iter().enumerate() {
+                let id = k as u64 + 1;
+                let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let kind = detect_kind(&file).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                let rows = parse(&bytes, kind, cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                let analysis = analyze(&rows, &index, cfg);
+                let dups = (analysis.exact_duplicates + analysis.near_duplicates) as usize;
+                let approved = dups * 2 < rows.len();
+                if approved {
+                    for (i, row) in rows.iter().enumerate() {
+                        index.insert(RowRef { contribution: id, index: i as u32 }, row);
+                    }
+                } else {
+                    rep.rejected.push(format!("{datanet}/{file}"));
+                }
+                rep.files += 1;
+                rep.rows += rows.len();
+                rep.per_file.push((
+                    format!("{datanet}/{file}"),
+                    rows.len(),
+                    analysis.exact_duplicates,
+                    analysis.near_duplicates,
+                    analysis.quality_bps,
+                ));
+                for f in &analysis.rows {
+                    if let Some((of, kind)) = f.duplicate_of {
+                        replay.flags.push(Flag {
+                            datanet: datanet.clone(),
+                            file: file.clone(),
+                            row: f.index,
+                            of,
+                            kind,
+                        });
+                    }
+                }
+                replay.names.insert((datanet.clone(), id), file.clone());
+                per_file.insert(file, Replayed { id, analysis });
+            }
+            replay.files.insert(datanet, per_file);
+        }
+        Ok(replay)
+    }
+
+    fn get(&self, datanet: &str, file: &str) -> Option<&Replayed> {
+        self.files.get(datanet).and_then(|m| m.get(file))
+    }
+
+    /// The contribution id of `datanet/file`.
+    fn id_of(&self, datanet: &str, file: &str) -> Option<u64> {
+        self.get(datanet, file).map(|r| r.id)
+    }
+
+    /// The file `r` points into, for a description.
+    fn file_of(&self, datanet: &str, r: RowRef) -> String {
+        if r.contribution == ::ingest::PENDING_CONTRIBUTION {
+            "this file".to_string()
+        } else {
+            self.names
+                .get(&(datanet.to_string(), r.contribution))
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", r.contribution))
+        }
+    }
+}
+
 /// Replay the sample Datanets of `dir` and check the cases planted in its planted.json.
 pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
     let planted = load_planted(&dir.join(PLANTED_FILE))?;
     let cfg = IngestConfig::default();
     let mut rep = CheckReport::default();
-    // datanet → file → replay
-    let mut replays: BTreeMap<String, BTreeMap<String, Replayed>> = BTreeMap::new();
-    let mut names: BTreeMap<(String, u64), String> = BTreeMap::new();
-    let mut flags: Vec<Flag> = Vec::new();
-    for (datanet, files) in sample_datanets(dir)? {
-        rep.datanets += 1;
-        let mut index = DedupIndex::new(&cfg.near_dup);
-        let mut per_file = BTreeMap::new();
-        for (k, path) in files.iter().enumerate() {
-            let id = k as u64 + 1;
-            let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let kind = detect_kind(&file).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let rows = parse(&bytes, kind, &cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let analysis = analyze(&rows, &index, &cfg);
-            let dups = (analysis.exact_duplicates + analysis.near_duplicates) as usize;
-            let approved = dups * 2 < rows.len();
-            if approved {
-                for (i, row) in rows.iter().enumerate() {
-                    index.insert(RowRef { contribution: id, index: i as u32 }, row);
-                }
-            } else {
-                rep.rejected.push(format!("{datanet}/{file}"));
-            }
-            rep.files += 1;
-            rep.rows += rows.len();
-            rep.per_file.push((
-                format!("{datanet}/{file}"),
-                rows.len(),
-                analysis.exact_duplicates,
-                analysis.near_duplicates,
-                analysis.quality_bps,
-            ));
-            for f in &analysis.rows {
-                if let Some((of, kind)) = f.duplicate_of {
-                    flags.push(Flag { datanet: datanet.clone(), file: file.clone(), row: f.index, of, kind });
-                }
-            }
-            names.insert((datanet.clone(), id), file.clone());
-            per_file.insert(file, Replayed { id, analysis });
-        }
-        replays.insert(datanet, per_file);
-    }
-
-    let file_of = |datanet: &str, r: RowRef| -> String {
-        if r.contribution == ::ingest::PENDING_CONTRIBUTION {
-            "this file".to_string()
-        } else {
-            names.get(&(datanet.to_string(), r.contribution)).cloned().unwrap_or_else(|| format!("#{}", r.contribution))
-        }
-    };
-    let id_of = |datanet: &str, file: &str| replays.get(datanet).and_then(|m| m.get(file)).map(|r| r.id);
-
-    // Planted near duplicates.
+    let replay = Replay::run(dir, &cfg, &mut rep)?;
+    // (datanet, file, row) of every planted duplicate.
     let mut planted_rows: Vec<(String, String, u32)> = Vec::new();
+    check_planted_near(&planted, &replay, &mut rep, &mut planted_rows);
+    check_planted_copies(&planted, &replay, &mut rep, &mut planted_rows);
+    collect_false_positives(&replay, &planted_rows, &mut rep);
+    check_scores(&planted, &replay, &mut rep)?;
+    Ok(rep)
+}
+
+/// Each planted near duplicate must be flagged as a near duplicate of the row it edits.
+fn check_planted_near(
+    planted: &Planted,
+    replay: &Replay,
+    rep: &mut CheckReport,
+    planted_rows: &mut Vec<(String, String, u32)>,
+) {
     for p in &planted.near {
         let desc = format!("{}/{} row {} ≈ {} row {}", p.datanet, p.file, p.row, p.of_file, p.of_row);
         planted_rows.push((p.datanet.clone(), p.file.clone(), p.row));
-        let want = id_of(&p.datanet, &p.of_file).map(|id| RowRef { contribution: id, index: p.of_row });
-        let got = flags.iter().find(|f| f.datanet == p.datanet && f.file == p.file && f.row == p.row);
+        let want = replay.id_of(&p.datanet, &p.of_file).map(|id| RowRef { contribution: id, index: p.of_row });
+        let got = replay.flags.iter().find(|f| f.datanet == p.datanet && f.file == p.file && f.row == p.row);
         let (ok, detail) = match got {
             Some(f) => {
                 let kind = match f.kind {
@@ -1079,11 +1198,11 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
                     DupKind::Near { equal, of } => format!("near duplicate, {equal}/{of} MinHash values equal"),
                 };
                 let ok = matches!(f.kind, DupKind::Near { .. }) && Some(f.of) == want;
-                (ok, format!("{kind} of {} row {}", file_of(&f.datanet, f.of), f.of.index))
+                (ok, format!("{kind} of {} row {}", replay.file_of(&f.datanet, f.of), f.of.index))
             }
             None => {
                 // Say how close it came.
-                let detail = match (replays.get(&p.datanet).and_then(|m| m.get(&p.file)), want) {
+                let detail = match (replay.get(&p.datanet, &p.file), want) {
                     (Some(_), Some(_)) => "not flagged".to_string(),
                     _ => "file or row not found".to_string(),
                 };
@@ -1092,12 +1211,19 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
         };
         rep.near.push((desc, ok, detail));
     }
+}
 
-    // Planted copies.
+/// Every row of a planted copy must be flagged as an exact duplicate of the same row of its original.
+fn check_planted_copies(
+    planted: &Planted,
+    replay: &Replay,
+    rep: &mut CheckReport,
+    planted_rows: &mut Vec<(String, String, u32)>,
+) {
     for p in &planted.copies {
         let desc = format!("{}/{} = {}", p.datanet, p.file, p.of_file);
-        let want = id_of(&p.datanet, &p.of_file);
-        let Some(r) = replays.get(&p.datanet).and_then(|m| m.get(&p.file)) else {
+        let want = replay.id_of(&p.datanet, &p.of_file);
+        let Some(r) = replay.get(&p.datanet, &p.file) else {
             rep.copies.push((desc, 0, 0));
             continue;
         };
@@ -1116,10 +1242,12 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
         }
         rep.copies.push((desc, n, ok));
     }
+}
 
-    // Everything else that was flagged is a false positive.
+/// Everything flagged that was not planted is a false positive.
+fn collect_false_positives(replay: &Replay, planted_rows: &[(String, String, u32)], rep: &mut CheckReport) {
     rep.other_rows = rep.rows - planted_rows.len().min(rep.rows);
-    for f in &flags {
+    for f in &replay.flags {
         if planted_rows.iter().any(|(d, file, row)| *d == f.datanet && *file == f.file && *row == f.row) {
             continue;
         }
@@ -1132,7 +1260,7 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
             f.datanet,
             f.file,
             f.row,
-            file_of(&f.datanet, f.of),
+            replay.file_of(&f.datanet, f.of),
             f.of.index
         );
         match f.kind {
@@ -1140,11 +1268,13 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
             DupKind::Near { .. } => rep.false_near.push(desc),
         }
     }
+}
 
-    // Scores.
+/// The scores of the planted low-quality rows, and of every other row below full marks.
+fn check_scores(planted: &Planted, replay: &Replay, rep: &mut CheckReport) -> Result<()> {
     let mut low_rows: Vec<(String, String, u32)> = Vec::new();
     for p in &planted.low {
-        let Some(r) = replays.get(&p.datanet).and_then(|m| m.get(&p.file)) else {
+        let Some(r) = replay.get(&p.datanet, &p.file) else {
             bail!("planted low-quality file {}/{} not found", p.datanet, p.file);
         };
         for &i in &p.rows {
@@ -1155,7 +1285,7 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
             rep.low.push((format!("{}/{} row {i}", p.datanet, p.file), f.score_bps, f.reasons.clone()));
         }
     }
-    for (datanet, files) in &replays {
+    for (datanet, files) in &replay.files {
         for (file, r) in files {
             for f in &r.analysis.rows {
                 let planted = low_rows.iter().any(|(d, fl, i)| d == datanet && fl == file && *i == f.index);
@@ -1166,7 +1296,7 @@ pub(crate) fn near_dup_check(dir: &Path) -> Result<CheckReport> {
             }
         }
     }
-    Ok(rep)
+    Ok(())
 }
 
 fn run_near_dup_check(opts: &IngestOpts) -> Result<()> {

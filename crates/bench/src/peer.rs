@@ -28,27 +28,14 @@ pub(crate) fn normal(rng: &mut ml::rng::Rng, n: usize, std: f64) -> Vec<f32> {
 /// Seeded random base weights by Hugging Face name: N(0, 0.02²), the output
 /// projections scaled by 1/sqrt(2 · layers), norms at 1.
 pub(crate) fn random_weights(c: &ml::ModelConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let (h, i) = (c.hidden_size, c.intermediate_size);
-    let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+    let h = c.hidden_size;
     let std = 0.02;
-    let proj = std / ((2 * c.num_hidden_layers) as f64).sqrt();
     let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
         ("model.embed_tokens.weight".into(), vec![c.vocab_size, h], Some(std)),
         ("model.norm.weight".into(), vec![h], None),
         ("lm_head.weight".into(), vec![c.vocab_size, h], Some(std)),
     ];
-    for l in 0..c.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        shapes.push((format!("{p}.input_layernorm.weight"), vec![h], None));
-        shapes.push((format!("{p}.post_attention_layernorm.weight"), vec![h], None));
-        shapes.push((format!("{p}.self_attn.q_proj.weight"), vec![q, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h], Some(std)));
-        shapes.push((format!("{p}.self_attn.o_proj.weight"), vec![h, q], Some(proj)));
-        shapes.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h], Some(std)));
-        shapes.push((format!("{p}.mlp.up_proj.weight"), vec![i, h], Some(std)));
-        shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, i], Some(proj)));
-    }
+    shapes.extend(ml::bootstrap::layer_weight_shapes(c, std));
     shapes
         .into_iter()
         .enumerate()
@@ -137,8 +124,7 @@ pub(crate) fn peer_versions(python: &Path, script: &Path) -> Option<Value> {
     if !out.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok())
+    last_json(&String::from_utf8_lossy(&out.stdout), "the peer").ok()
 }
 
 /// Find the Python peer `script` (under `bench/`): the given interpreter, else

@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 use crate::chain::write_json;
 use crate::machine::{Machine, today};
 use crate::peer::{PythonPeer as Peer, cpu_flags, last_json, run_child, write_hf_model};
-use crate::stats::{fmt_ratio, median, percentile, ratio};
+use crate::stats::{count_list, fmt_ratio, median, percentile, ratio};
 
 /// What the peer installs into bench/.venv when it is missing.
 const PEER_PACKAGES: [&str; 4] = ["torch", "transformers", "peft", "safetensors"];
@@ -141,14 +141,8 @@ impl Default for ServeOpts {
 /// "1, 10,100" → [1, 10, 100] (in the order given, duplicates dropped).
 fn parse_counts(s: &str, what: &str) -> Result<Vec<usize>> {
     let mut out: Vec<usize> = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            _ => (&p[..], 1),
-        };
-        let n: usize = digits.parse().with_context(|| format!("{what}: {part:?} is not a number"))?;
-        let n = n.checked_mul(mult).with_context(|| format!("{what}: {part:?} is too large"))?;
+    for (part, n) in count_list(s, what)? {
+        let n = n.and_then(|n| usize::try_from(n).ok()).with_context(|| format!("{what}: {part:?} is too large"))?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -646,37 +640,138 @@ fn pair_json(p: (Option<f64>, Option<f64>)) -> Value {
 // ---------------------------------------------------------------------------
 // The suite
 
+/// Which N each side runs at, and in how many rounds the peer runs.
+struct Plan {
+    counts: Vec<usize>,
+    peer_counts: Vec<usize>,
+    peer_rounds: u32,
+}
+
+impl Plan {
+    fn new(o: &ServeOpts) -> Result<Plan> {
+        let counts = parse_counts(&o.adapters, "--adapters")?;
+        let mut peer_counts = if o.peer.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
+        peer_counts.retain(|n| *n > 0 && counts.contains(n));
+        let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
+        Ok(Plan { counts, peer_counts, peer_rounds })
+    }
+}
+
+/// Every run of every round, with its N and round.
+#[derive(Default)]
+struct Runs {
+    ours: Vec<(usize, u32, OursRun)>,
+    peer: Vec<(usize, u32, PeerRun)>,
+}
+
+/// The per-N summaries of both sides.
+struct Summaries {
+    ours: BTreeMap<usize, OursSummary>,
+    peer: BTreeMap<usize, PeerSummary>,
+    /// Ours with one adapter, the baseline of the N/1 ratios.
+    base_tps: Option<f64>,
+}
+
+impl Summaries {
+    fn of(plan: &Plan, runs: &Runs) -> Summaries {
+        let ours: BTreeMap<usize, OursSummary> = plan
+            .counts
+            .iter()
+            .map(|&n| {
+                let rs: Vec<&OursRun> = runs.ours.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+                (n, summarize_ours(&rs))
+            })
+            .collect();
+        let peer: BTreeMap<usize, PeerSummary> = plan
+            .peer_counts
+            .iter()
+            .filter_map(|&n| {
+                let rs: Vec<&PeerRun> = runs.peer.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+                (!rs.is_empty()).then(|| (n, summarize_peer(&rs)))
+            })
+            .collect();
+        let base_tps = ours.get(&1).map(|s| s.tps);
+        Summaries { ours, peer, base_tps }
+    }
+}
+
+/// The comparisons the report ends with, kept for the JSON.
+#[derive(Default)]
+struct Comparisons {
+    /// Ours at N over ours at 1, by N.
+    n_ratios: serde_json::Map<String, Value>,
+    /// Ours over the peer's tokens/s, by N.
+    peer_ratio: serde_json::Map<String, Value>,
+    /// Token agreement of the first round, by N.
+    agree: serde_json::Map<String, Value>,
+}
+
 /// Run `bench serve`.
 pub fn run_serve(o: &ServeOpts) -> Result<()> {
-    let counts = parse_counts(&o.adapters, "--adapters")?;
-    let mut peer_counts = if o.peer.no_peer { vec![] } else { parse_counts(&o.peer_adapters, "--peer-adapters")? };
-    peer_counts.retain(|n| *n > 0 && counts.contains(n));
-    let peer_rounds = o.peer_rounds.unwrap_or(o.rounds).min(o.rounds);
+    let plan = Plan::new(o)?;
     let machine = Machine::detect();
     let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-serve-")?;
 
     let c = o.model_config()?;
-    let params = c.parameter_count();
     let t = Instant::now();
-    let w = prepare_inputs(o, &dir, &counts, &peer_counts)?;
+    let w = prepare_inputs(o, &dir, &plan.counts, &plan.peer_counts)?;
     let prep_s = t.elapsed().as_secs_f64();
-    let max_n = counts.iter().copied().max().unwrap_or(0);
     let one_adapter = {
         let p = adapter_dir(&dir, 0).join("adapter_model.safetensors");
         std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)
     };
+    print_setup(o, &plan, &c, one_adapter, &dir, prep_s, &machine);
 
+    let peer = if plan.peer_counts.is_empty() { None } else { prepare_peer(o) };
+    print_peer(o, &plan, peer.as_ref());
+
+    let ours = load_ours(o, &dir, &w)?;
+    println!();
+
+    let runs = run_rounds(o, &plan, &ours, &w, peer.as_ref())?;
+    let sums = Summaries::of(&plan, &runs);
+    print_medians(o, &sums);
+    let cmp = print_comparisons(o, &sums, &runs);
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.peer.json_out {
+        let doc = json!({
+            "suite": "serve",
+            "date": today(),
+            "machine": machine.to_json(),
+            "cpuFlags": cpu_flags(),
+            "config": config_json(o, &plan, &c, one_adapter),
+            "peer": peer.as_ref().map(|p| p.versions.clone()),
+            "runs": runs_json(&runs),
+            "summary": summary_json(&sums, cmp),
+        });
+        crate::chain::write_results(path, &doc)?;
+    }
+    Ok(())
+}
+
+/// The header: model, adapters, workload, our engine, inputs, the machine.
+fn print_setup(
+    o: &ServeOpts,
+    plan: &Plan,
+    c: &ml::ModelConfig,
+    one_adapter: u64,
+    dir: &Path,
+    prep_s: f64,
+    machine: &Machine,
+) {
+    let max_n = plan.counts.iter().copied().max().unwrap_or(0);
     println!(
         "bench serve: requests over N LoRA adapters, Llama architecture, {}, f32 ({:.0} MiB)",
-        crate::peer::describe_shape(&c),
-        (params * 4) as f64 / (1u64 << 20) as f64
+        crate::peer::describe_shape(c),
+        (c.parameter_count() * 4) as f64 / (1u64 << 20) as f64
     );
     println!(
         "  adapters: LoRA r={} alpha={} on q_proj, v_proj, {} KiB each on disk (PEFT safetensors); N = {}",
         o.rank,
         o.alpha,
         one_adapter / 1024,
-        counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        plan.counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
     );
     println!(
         "  workload: {} requests × ({}-token prompt → {} new tokens, greedy), adapter uniform at random among N (seed {}), {} in flight",
@@ -689,71 +784,53 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     println!("  inputs (model, {max_n} adapters, prompts) written in {prep_s:.1} s to {}", dir.display());
     println!("  machine: {}", machine.describe());
     println!("  cpu: {}", simd_line());
+}
 
-    let peer = if peer_counts.is_empty() { None } else { prepare_peer(o) };
-    match &peer {
+fn print_peer(o: &ServeOpts, plan: &Plan, peer: Option<&Peer>) {
+    match peer {
         Some(p) => println!(
             "  peer: transformers {} + PEFT {} on PyTorch {} (CPU, {} threads), batch 1 sequentially, set_adapter per request, at N = {} for {} round(s); {} {}",
             p.versions["transformers"].as_str().unwrap_or("?"),
             p.versions["peft"].as_str().unwrap_or("?"),
             p.versions["torch"].as_str().unwrap_or("?"),
             o.threads,
-            peer_counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
-            peer_rounds,
+            plan.peer_counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+            plan.peer_rounds,
             p.python.display(),
             p.script.display()
         ),
         None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
+}
 
+/// Our model, loaded once for every run and warmed up.
+fn load_ours(o: &ServeOpts, dir: &Path, w: &Workload) -> Result<Ours> {
     let t = Instant::now();
     let files = ml::ModelFiles::open(&dir.join("model")).map_err(|e| anyhow!("loading the model: {e}"))?;
     let model = Arc::new(ml::Model::from_files(&files).map_err(|e| anyhow!("loading the model: {e}"))?);
     let tokenizer = Arc::new(files.tokenizer.clone());
     drop(files);
-    let ours = Ours { model, tokenizer, dir: dir.clone() };
+    let ours = Ours { model, tokenizer, dir: dir.to_path_buf() };
     ours.warm_up(o, &w.prompts)?;
     println!("  our model loaded and warmed up in {:.1} s", t.elapsed().as_secs_f64());
-    println!();
+    Ok(ours)
+}
 
-    let mut our_runs: Vec<(usize, u32, OursRun)> = Vec::new();
-    let mut peer_runs: Vec<(usize, u32, PeerRun)> = Vec::new();
+/// Every round: for each N ours, then the peer where it runs, each printed as
+/// it ends. A failing peer is dropped; a failing run of ours fails the bench.
+fn run_rounds(o: &ServeOpts, plan: &Plan, ours: &Ours, w: &Workload, peer: Option<&Peer>) -> Result<Runs> {
+    let mut runs = Runs::default();
     let mut peer_ok = peer.is_some();
     for round in 1..=o.rounds {
-        for &n in &counts {
-            let r = ours.run(o, &w, n).with_context(|| format!("ours, N = {n}, round {round}"))?;
-            let (t50, t99) = p50_p99(&r.reqs.iter().map(|x| x.ttft_s).collect::<Vec<_>>());
-            let (l50, l99) = p50_p99(&r.reqs.iter().map(|x| x.latency_s).collect::<Vec<_>>());
-            println!(
-                "round {round:<2} N={n:<5} ours      {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  loads {:>4} (p50 {} ms)  hits {:>3}  {:.2} s",
-                r.tokens_per_s,
-                fmt_ms(t50),
-                fmt_ms(t99),
-                fmt_ms(l50),
-                fmt_ms(l99),
-                r.loads_s.len(),
-                fmt_ms(p50_p99(&r.loads_s).0),
-                r.hits,
-                r.wall_s
-            );
-            our_runs.push((n, round, r));
-            if peer_ok && round <= peer_rounds && peer_counts.contains(&n) {
-                match run_peer(peer.as_ref().expect("peer"), &dir, n, o) {
+        for &n in &plan.counts {
+            let r = ours.run(o, w, n).with_context(|| format!("ours, N = {n}, round {round}"))?;
+            print_our_run(round, n, &r);
+            runs.ours.push((n, round, r));
+            if peer_ok && round <= plan.peer_rounds && plan.peer_counts.contains(&n) {
+                match run_peer(peer.expect("peer"), &ours.dir, n, o) {
                     Ok(p) => {
-                        let (r50, r99) = p50_p99(&p.request_s);
-                        let (t50, t99) = p50_p99(&p.ttft_s);
-                        println!(
-                            "round {round:<2} N={n:<5} hf-peft   {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  {} adapters loaded (p50 {} ms)  {:.2} s",
-                            p.tokens_per_s,
-                            fmt_ms(t50),
-                            fmt_ms(t99),
-                            fmt_ms(r50),
-                            fmt_ms(r99),
-                            p.adapter_load_s.len(),
-                            fmt_ms(p50_p99(&p.adapter_load_s).0),
-                            p.wall_s
-                        );
-                        peer_runs.push((n, round, p));
+                        print_peer_run(round, n, &p);
+                        runs.peer.push((n, round, p));
                     }
                     Err(e) => {
                         eprintln!(
@@ -765,24 +842,44 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
             }
         }
     }
+    Ok(runs)
+}
 
-    // Summaries.
-    let ours_at: BTreeMap<usize, OursSummary> = counts
-        .iter()
-        .map(|&n| {
-            let rs: Vec<&OursRun> = our_runs.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
-            (n, summarize_ours(&rs))
-        })
-        .collect();
-    let peer_at: BTreeMap<usize, PeerSummary> = peer_counts
-        .iter()
-        .filter_map(|&n| {
-            let rs: Vec<&PeerRun> = peer_runs.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
-            (!rs.is_empty()).then(|| (n, summarize_peer(&rs)))
-        })
-        .collect();
-    let base_tps = ours_at.get(&1).map(|s| s.tps);
+fn print_our_run(round: u32, n: usize, r: &OursRun) {
+    let (t50, t99) = p50_p99(&r.reqs.iter().map(|x| x.ttft_s).collect::<Vec<_>>());
+    let (l50, l99) = p50_p99(&r.reqs.iter().map(|x| x.latency_s).collect::<Vec<_>>());
+    println!(
+        "round {round:<2} N={n:<5} ours      {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  loads {:>4} (p50 {} ms)  hits {:>3}  {:.2} s",
+        r.tokens_per_s,
+        fmt_ms(t50),
+        fmt_ms(t99),
+        fmt_ms(l50),
+        fmt_ms(l99),
+        r.loads_s.len(),
+        fmt_ms(p50_p99(&r.loads_s).0),
+        r.hits,
+        r.wall_s
+    );
+}
 
+fn print_peer_run(round: u32, n: usize, p: &PeerRun) {
+    let (r50, r99) = p50_p99(&p.request_s);
+    let (t50, t99) = p50_p99(&p.ttft_s);
+    println!(
+        "round {round:<2} N={n:<5} hf-peft   {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  {} adapters loaded (p50 {} ms)  {:.2} s",
+        p.tokens_per_s,
+        fmt_ms(t50),
+        fmt_ms(t99),
+        fmt_ms(r50),
+        fmt_ms(r99),
+        p.adapter_load_s.len(),
+        fmt_ms(p50_p99(&p.adapter_load_s).0),
+        p.wall_s
+    );
+}
+
+/// The table of medians and percentiles by system and N, and ours' details per N.
+fn print_medians(o: &ServeOpts, sums: &Summaries) {
     println!(
         "\nmedians over {} round(s) (tokens/s: median of runs; latencies: percentiles over the requests of every round); times in ms:",
         o.rounds
@@ -805,14 +902,14 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
         "evict",
         "resident"
     );
-    for (&n, s) in &ours_at {
+    for (&n, s) in &sums.ours {
         println!(
             "{:<8} {:<8} {:>4} {:>9.1} {:>7} {:>11} {:>11} {:>13} {:>13} {:>13} {:>13} {:>6.0} {:>6.0} {:>5.0} {:>9}",
             "ours",
             n,
             s.runs,
             s.tps,
-            fmt_ratio(ratio(Some(s.tps), base_tps)),
+            fmt_ratio(ratio(Some(s.tps), sums.base_tps)),
             fmt_ms(s.ttft.0),
             fmt_ms(s.ttft.1),
             format!("{}/{}", fmt_ms(s.client_ttft.0), fmt_ms(s.client_ttft.1)),
@@ -825,7 +922,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
             format!("{:.0} ({:.1}M)", s.resident_adapters, s.resident_bytes / (1u64 << 20) as f64),
         );
     }
-    for (&n, s) in &peer_at {
+    for (&n, s) in &sums.peer {
         println!(
             "{:<8} {:<8} {:>4} {:>9.1} {:>7} {:>11} {:>11} {:>13} {:>13} {:>13} {:>13}",
             "hf-peft",
@@ -844,7 +941,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     println!(
         "(TTFT: Outcome.time_to_first_token, admission to first token; client TTFT p50/p99: request start, adapter lookup included, to the first streamed piece; cold load p50/p99: AdapterSource::load = read + parse safetensors + build tensors + hash; for hf-peft: load_adapter)"
     );
-    for (&n, s) in &ours_at {
+    for (&n, s) in &sums.ours {
         println!(
             "  N={n:<5} ours: tokens/s min–max {:.1}–{:.1}; {:.2} tokens per engine step, step p50 {} ms; cache get on a miss p50/p99 {}/{} ms over {} cold loads",
             s.tps_min,
@@ -856,104 +953,118 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
             s.loads
         );
     }
-    let mut n_ratios = serde_json::Map::new();
-    for (&n, s) in &ours_at {
-        n_ratios.insert(n.to_string(), json!(ratio(Some(s.tps), base_tps)));
+}
+
+/// N adapters against one, ours against the peer, and whether both sides
+/// generate the same tokens: printed, and kept for the JSON.
+fn print_comparisons(o: &ServeOpts, sums: &Summaries, runs: &Runs) -> Comparisons {
+    let mut cmp = Comparisons::default();
+    for (&n, s) in &sums.ours {
+        cmp.n_ratios.insert(n.to_string(), json!(ratio(Some(s.tps), sums.base_tps)));
     }
-    if let (Some(b), Some(s)) = (base_tps, ours_at.get(&100)) {
+    if let (Some(b), Some(s)) = (sums.base_tps, sums.ours.get(&100)) {
         let r = s.tps / b;
         println!(
             "N-adapter / 1-adapter throughput at N = 100: {r:.2} (goal ≥ 0.8: {})",
             if r >= 0.8 { "met" } else { "NOT met" }
         );
     }
-    let mut peer_ratio = serde_json::Map::new();
-    let mut agree = serde_json::Map::new();
-    for (&n, p) in &peer_at {
-        let r = ratio(ours_at.get(&n).map(|s| s.tps), Some(p.tps));
-        peer_ratio.insert(n.to_string(), json!(r));
+    for (&n, p) in &sums.peer {
+        let ours_n = sums.ours.get(&n);
+        let r = ratio(ours_n.map(|s| s.tps), Some(p.tps));
+        cmp.peer_ratio.insert(n.to_string(), json!(r));
         println!(
             "ours / hf-peft at N = {n}: tokens/s {} (goal ≥ 5×; {} peer round(s)); request latency p50 {}, p99 {} (below 1× is better; ours runs --concurrency requests at once, the peer one at a time); PEFT base load {:.2} s, {} load_adapter calls",
             fmt_ratio(r),
             p.runs,
-            fmt_ratio(ratio(ours_at.get(&n).and_then(|s| s.latency.0), p.request.0)),
-            fmt_ratio(ratio(ours_at.get(&n).and_then(|s| s.latency.1), p.request.1)),
+            fmt_ratio(ratio(ours_n.and_then(|s| s.latency.0), p.request.0)),
+            fmt_ratio(ratio(ours_n.and_then(|s| s.latency.1), p.request.1)),
             p.base_load,
             n
         );
-        let ours1 = our_runs.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
-        let theirs1 = peer_runs.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
+        let ours1 = runs.ours.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
+        let theirs1 = runs.peer.iter().find(|(m, ..)| *m == n).map(|(.., r)| r);
         if let (Some(a), Some(b)) = (ours1, theirs1) {
             let (same, first, total) = agreement(&a.reqs, &b.tokens);
             println!(
                 "  same weights, same adapters, same prompts: {same}/{total} requests give identical {} tokens on both sides, {first}/{total} the same first token",
                 o.new_tokens
             );
-            agree.insert(n.to_string(), json!({"identical": same, "sameFirstToken": first, "requests": total}));
+            cmp.agree.insert(n.to_string(), json!({"identical": same, "sameFirstToken": first, "requests": total}));
         }
     }
-    println!("machine: {}", machine.describe());
+    cmp
+}
 
-    if let Some(path) = &o.peer.json_out {
-        let ours_json: serde_json::Map<String, Value> = ours_at
-            .iter()
-            .map(|(n, s)| {
-                (
-                    n.to_string(),
-                    json!({
-                        "runs": s.runs, "tokensPerS": s.tps, "tokensPerSMin": s.tps_min, "tokensPerSMax": s.tps_max,
-                        "ttft": pair_json(s.ttft), "clientTtft": pair_json(s.client_ttft),
-                        "request": pair_json(s.latency), "coldLoad": pair_json(s.load), "missGet": pair_json(s.miss_get),
-                        "coldLoads": s.loads, "cacheHits": s.hits, "cacheMisses": s.misses,
-                        "cacheEvictions": s.evictions, "residentAdapters": s.resident_adapters,
-                        "residentBytes": s.resident_bytes, "tokensPerStep": s.tokens_per_step, "stepP50S": s.step_p50,
-                    }),
-                )
-            })
-            .collect();
-        let peer_json: serde_json::Map<String, Value> = peer_at
-            .iter()
-            .map(|(n, s)| {
-                (
-                    n.to_string(),
-                    json!({
-                        "runs": s.runs, "tokensPerS": s.tps, "request": pair_json(s.request), "ttft": pair_json(s.ttft),
-                        "adapterLoad": pair_json(s.adapter_load), "baseLoadS": s.base_load,
-                    }),
-                )
-            })
-            .collect();
-        let doc = json!({
-            "suite": "serve",
-            "date": today(),
-            "machine": machine.to_json(),
-            "cpuFlags": cpu_flags(),
-            "config": {
-                "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
-                "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
-                "params": params, "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
-                "adapters": counts, "peerAdapters": peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
-                "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
-                "cacheMiB": o.cache_mb, "rounds": o.rounds, "peerRounds": peer_rounds, "seed": o.seed,
-                "peerThreads": o.threads, "adapterFileBytes": one_adapter,
-            },
-            "peer": peer.as_ref().map(|p| p.versions.clone()),
-            "runs": our_runs.iter().map(|(n, round, r)| json!({
+/// The `config` part of the `--json-out` document.
+fn config_json(o: &ServeOpts, plan: &Plan, c: &ml::ModelConfig, one_adapter: u64) -> Value {
+    json!({
+        "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
+        "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
+        "params": c.parameter_count(), "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
+        "adapters": plan.counts, "peerAdapters": plan.peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
+        "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
+        "cacheMiB": o.cache_mb, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
+        "peerThreads": o.threads, "adapterFileBytes": one_adapter,
+    })
+}
+
+/// The `runs` part of the `--json-out` document: ours, then the peer's.
+fn runs_json(runs: &Runs) -> Vec<Value> {
+    runs.ours
+        .iter()
+        .map(|(n, round, r)| {
+            json!({
                 "system": "ours", "adapters": n, "round": round, "tokensPerS": r.tokens_per_s, "wallS": r.wall_s,
                 "generated": r.generated, "coldLoads": r.loads_s.len(), "cacheHits": r.hits,
                 "cacheMisses": r.misses, "cacheEvictions": r.evictions, "steps": r.steps,
                 "adapterLoadHistogram": {"p50S": r.hist_load_p50_s, "p99S": r.hist_load_p99_s},
-            })).chain(peer_runs.iter().map(|(n, round, p)| json!({
+            })
+        })
+        .chain(runs.peer.iter().map(|(n, round, p)| {
+            json!({
                 "system": "hf-peft", "adapters": n, "round": round, "tokensPerS": p.tokens_per_s, "result": p.raw,
-            }))).collect::<Vec<_>>(),
-            "summary": {
-                "ours": ours_json, "hfPeft": peer_json, "ratioToOneAdapter": n_ratios,
-                "ratioOursPeerTps": peer_ratio, "tokenAgreement": agree,
-            },
-        });
-        crate::chain::write_results(path, &doc)?;
-    }
-    Ok(())
+            })
+        }))
+        .collect()
+}
+
+/// The `summary` part of the `--json-out` document.
+fn summary_json(sums: &Summaries, cmp: Comparisons) -> Value {
+    let ours_json: serde_json::Map<String, Value> = sums
+        .ours
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.to_string(),
+                json!({
+                    "runs": s.runs, "tokensPerS": s.tps, "tokensPerSMin": s.tps_min, "tokensPerSMax": s.tps_max,
+                    "ttft": pair_json(s.ttft), "clientTtft": pair_json(s.client_ttft),
+                    "request": pair_json(s.latency), "coldLoad": pair_json(s.load), "missGet": pair_json(s.miss_get),
+                    "coldLoads": s.loads, "cacheHits": s.hits, "cacheMisses": s.misses,
+                    "cacheEvictions": s.evictions, "residentAdapters": s.resident_adapters,
+                    "residentBytes": s.resident_bytes, "tokensPerStep": s.tokens_per_step, "stepP50S": s.step_p50,
+                }),
+            )
+        })
+        .collect();
+    let peer_json: serde_json::Map<String, Value> = sums
+        .peer
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.to_string(),
+                json!({
+                    "runs": s.runs, "tokensPerS": s.tps, "request": pair_json(s.request), "ttft": pair_json(s.ttft),
+                    "adapterLoad": pair_json(s.adapter_load), "baseLoadS": s.base_load,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "ours": ours_json, "hfPeft": peer_json, "ratioToOneAdapter": cmp.n_ratios,
+        "ratioOursPeerTps": cmp.peer_ratio, "tokenAgreement": cmp.agree,
+    })
 }
 
 #[cfg(test)]

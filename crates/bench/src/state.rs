@@ -21,7 +21,7 @@ use serde_json::json;
 use storage::{BlockRecord, Store, StoreOptions, key_hash};
 
 use crate::machine::{Machine, today};
-use crate::stats::{fmt_ratio, median, ratio};
+use crate::stats::{count_list, fmt_ratio, median, ratio};
 
 /// sha256(key) → value: the plain-redb side.
 const PLAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
@@ -81,18 +81,8 @@ impl Default for StateOpts {
 /// "10000, 100k,1M" → [10000, 100000, 1000000].
 pub(crate) fn parse_sizes(s: &str) -> Result<Vec<u64>> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = part.replace('_', "");
-        let (digits, mult) = match p.chars().last() {
-            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
-            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
-            _ => (&p[..], 1),
-        };
-        let n: u64 = digits.parse().with_context(|| format!("--accounts: {part:?} is not a number"))?;
-        let n = n
-            .checked_mul(mult)
-            .filter(|n| *n > 0)
-            .with_context(|| format!("--accounts: {part:?} must be a positive count"))?;
+    for (part, n) in count_list(s, "--accounts")? {
+        let n = n.filter(|n| *n > 0).with_context(|| format!("--accounts: {part:?} must be a positive count"))?;
         out.push(n);
     }
     if out.is_empty() {

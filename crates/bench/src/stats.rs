@@ -1,4 +1,25 @@
-//! Medians and percentiles.
+//! Medians and percentiles, and the count lists the suites' options take.
+
+use anyhow::{Context, Result};
+
+/// The items of a comma-separated count list such as "10k, 1M,2_000" with their
+/// values (`_` ignored, `k` = 10^3, `m` = 10^6, either case): `None` for one
+/// that overflows. `flag` names the option in the error for an item that is
+/// not a number. The caller checks the values and that there are any.
+pub(crate) fn count_list<'s>(s: &'s str, flag: &str) -> Result<Vec<(&'s str, Option<u64>)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = part.replace('_', "");
+        let (digits, mult) = match p.chars().last() {
+            Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
+            Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
+            _ => (&p[..], 1),
+        };
+        let n: u64 = digits.parse().with_context(|| format!("{flag}: {part:?} is not a number"))?;
+        out.push((part, n.checked_mul(mult)));
+    }
+    Ok(out)
+}
 
 /// The median of `xs` (the mean of the two middle values for an even count);
 /// NaN for an empty slice. The input need not be sorted.

@@ -458,6 +458,71 @@ struct Run {
     f: Figures,
 }
 
+/// Every system, in the order the report lists them.
+const ALL_SYSTEMS: [System; 3] = [System::Frozen, System::Naive, System::Peer];
+
+/// The medians over the rounds of one system.
+#[derive(Clone, Copy)]
+struct Med {
+    runs: usize,
+    tps: f64,
+    step_s: f64,
+    rss: Option<f64>,
+    rss_load: Option<f64>,
+    first: f64,
+    last: f64,
+}
+
+impl Med {
+    /// The medians of `s`'s runs, `None` when it has none.
+    fn of(runs: &[Run], s: System) -> Option<Med> {
+        let rs: Vec<&Figures> = runs.iter().filter(|r| r.system == s).map(|r| &r.f).collect();
+        if rs.is_empty() {
+            return None;
+        }
+        let m = |g: &dyn Fn(&Figures) -> f64| median(&rs.iter().map(|f| g(f)).collect::<Vec<_>>());
+        let opt = |g: &dyn Fn(&Figures) -> Option<f64>| {
+            let v: Vec<f64> = rs.iter().filter_map(|f| g(f)).collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        Some(Med {
+            runs: rs.len(),
+            tps: m(&|f| f.tokens_per_s),
+            step_s: m(&|f| f.step_s_median),
+            rss: opt(&|f| f.peak_rss),
+            rss_load: opt(&|f| f.rss_after_load),
+            first: m(&|f| f.losses[0]),
+            last: m(&|f| f.losses[f.losses.len() - 1]),
+        })
+    }
+
+    fn to_json(self) -> Value {
+        json!({"runs": self.runs, "tokensPerS": self.tps, "stepS": self.step_s, "peakRssBytes": self.rss,
+            "rssAfterLoadBytes": self.rss_load, "lossStep1": self.first, "finalLoss": self.last})
+    }
+}
+
+/// Tokens/s and peak-RSS ratios between the systems (`None` where a side is missing).
+struct Ratios {
+    frozen_peer: (Option<f64>, Option<f64>),
+    naive_peer: (Option<f64>, Option<f64>),
+    frozen_naive: (Option<f64>, Option<f64>),
+}
+
+impl Ratios {
+    fn of(meds: &HashMap<System, Med>) -> Ratios {
+        let pair = |a: System, b: System| {
+            let (x, y) = (meds.get(&a), meds.get(&b));
+            (ratio(x.map(|m| m.tps), y.map(|m| m.tps)), ratio(x.and_then(|m| m.rss), y.and_then(|m| m.rss)))
+        };
+        Ratios {
+            frozen_peer: pair(System::Frozen, System::Peer),
+            naive_peer: pair(System::Naive, System::Peer),
+            frozen_naive: pair(System::Frozen, System::Naive),
+        }
+    }
+}
+
 /// Run `bench train` (or, with the hidden `--worker`, one training of ours).
 pub fn run_train(o: &TrainOpts) -> Result<()> {
     if let Some(dir) = &o.worker {
@@ -473,21 +538,60 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     let t = Instant::now();
     let c = prepare_inputs(o, &dir)?;
     let prep_s = t.elapsed().as_secs_f64();
+    print_setup(o, &c, &bin, &dir, prep_s, &machine);
+
+    let peer = if o.peer.no_peer { None } else { prepare_peer(o) };
+    print_peer(o, peer.as_ref());
+    println!();
+
+    if o.profile {
+        print_op_profile(o, &c)?;
+    }
+
+    let runs = run_rounds(o, &bin, &dir, peer.as_ref())?;
+    let meds: HashMap<System, Med> = ALL_SYSTEMS.iter().filter_map(|&s| Med::of(&runs, s).map(|m| (s, m))).collect();
     let params = c.parameter_count();
-    let per_step = (o.batch * o.seq_len) as usize;
-    let warmup = o.warmup as usize;
+    print_medians(o, &meds, params);
+    print_step_parts(&runs, o.warmup as usize);
+    let ratios = Ratios::of(&meds);
+    print_ratios(o, &ratios);
+    let agreement = print_loss_agreement(o, &runs);
+    if let Some(r) = runs.iter().find(|r| r.system == System::Peer) {
+        println!(
+            "peer details: attention {}, {} trainable params, torch threads {}",
+            r.f.raw["attnImplementation"].as_str().unwrap_or("?"),
+            r.f.raw["trainableParams"],
+            r.f.raw["threads"]
+        );
+    }
+    println!(
+        "arithmetic: 6 × {:.1}M params = {:.0} MFLOP per token (the 6N training rule; a LoRA step over a frozen base needs about 4N plus attention)",
+        params as f64 / 1e6,
+        6.0 * params as f64 / 1e6
+    );
+    println!("machine: {}", machine.describe());
+
+    if let Some(path) = &o.peer.json_out {
+        let summary = summary_json(&meds, &ratios, agreement);
+        let doc = results_json(o, &c, &bin, &machine, peer.as_ref(), &runs, summary);
+        crate::chain::write_results(path, &doc)?;
+    }
+    Ok(())
+}
+
+/// The header: model, LoRA, workload, inputs, both sides' programs, the machine.
+fn print_setup(o: &TrainOpts, c: &ml::ModelConfig, bin: &Path, dir: &Path, prep_s: f64, machine: &Machine) {
     // r × (in + out) per adapted layer: q is hidden → heads·head_dim, v hidden → kv_heads·head_dim.
     let lora_params = c.num_hidden_layers
         * o.rank
         * (2 * c.hidden_size + (c.num_attention_heads + c.num_key_value_heads) * c.head_dim);
-
     println!(
         "bench train: LoRA fine-tuning, {}, {}, f32",
         match &o.model {
             Some(p) => format!("{} ({:?})", p.display(), c.family),
             None => "seeded random Llama".to_string(),
         },
-        crate::peer::describe_shape(&c)
+        crate::peer::describe_shape(c)
     );
     println!(
         "  LoRA r={} alpha={} on q_proj, v_proj ({} trainable params); AdamW lr {} (cosine over {} steps, no warm-up), grad-norm clip 1.0",
@@ -509,9 +613,10 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     println!("  ours: {} bench train --worker (ml::Trainer, BaseGrad::Frozen and BaseGrad::Naive)", bin.display());
     println!("  machine: {}", machine.describe());
     println!("  cpu: {}", simd_line());
+}
 
-    let peer = if o.peer.no_peer { None } else { prepare_peer(o) };
-    match &peer {
+fn print_peer(o: &TrainOpts, peer: Option<&Peer>) {
+    match peer {
         Some(p) => println!(
             "  peer: PyTorch {} + transformers {} + PEFT {} (CPU, {} threads), {} {}",
             p.versions["torch"].as_str().unwrap_or("?"),
@@ -523,12 +628,13 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         ),
         None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
-    println!();
+}
 
-    if o.profile {
-        print_op_profile(o, &c)?;
-    }
-
+/// Every round: ours (frozen), the peer while it works, ours (naive), each
+/// printed as it ends. A failing peer is dropped; a failing run of ours fails the bench.
+fn run_rounds(o: &TrainOpts, bin: &Path, dir: &Path, peer: Option<&Peer>) -> Result<Vec<Run>> {
+    let per_step = (o.batch * o.seq_len) as usize;
+    let warmup = o.warmup as usize;
     let mut systems = vec![System::Frozen];
     if peer.is_some() {
         systems.push(System::Peer);
@@ -541,13 +647,13 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
     for round in 1..=o.rounds {
         for &s in &systems {
             let r = match s {
-                System::Frozen => run_ours(&bin, &dir, WorkerGrad::Frozen, o),
-                System::Naive => run_ours(&bin, &dir, WorkerGrad::Naive, o),
+                System::Frozen => run_ours(bin, dir, WorkerGrad::Frozen, o),
+                System::Naive => run_ours(bin, dir, WorkerGrad::Naive, o),
                 System::Peer => {
                     if !peer_ok {
                         continue;
                     }
-                    run_peer(peer.as_ref().expect("peer"), &dir, o)
+                    run_peer(peer.expect("peer"), dir, o)
                 }
             };
             let r = r.and_then(|v| figures(v, per_step, warmup));
@@ -574,41 +680,10 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             runs.push(Run { system: s, round, f });
         }
     }
+    Ok(runs)
+}
 
-    // Medians.
-    #[derive(Clone, Copy)]
-    struct Med {
-        runs: usize,
-        tps: f64,
-        step_s: f64,
-        rss: Option<f64>,
-        rss_load: Option<f64>,
-        first: f64,
-        last: f64,
-    }
-    let med = |s: System| -> Option<Med> {
-        let rs: Vec<&Figures> = runs.iter().filter(|r| r.system == s).map(|r| &r.f).collect();
-        if rs.is_empty() {
-            return None;
-        }
-        let m = |g: &dyn Fn(&Figures) -> f64| median(&rs.iter().map(|f| g(f)).collect::<Vec<_>>());
-        let opt = |g: &dyn Fn(&Figures) -> Option<f64>| {
-            let v: Vec<f64> = rs.iter().filter_map(|f| g(f)).collect();
-            (!v.is_empty()).then(|| median(&v))
-        };
-        Some(Med {
-            runs: rs.len(),
-            tps: m(&|f| f.tokens_per_s),
-            step_s: m(&|f| f.step_s_median),
-            rss: opt(&|f| f.peak_rss),
-            rss_load: opt(&|f| f.rss_after_load),
-            first: m(&|f| f.losses[0]),
-            last: m(&|f| f.losses[f.losses.len() - 1]),
-        })
-    };
-    let all = [System::Frozen, System::Naive, System::Peer];
-    let meds: HashMap<System, Med> = all.iter().filter_map(|&s| med(s).map(|m| (s, m))).collect();
-
+fn print_medians(o: &TrainOpts, meds: &HashMap<System, Med>, params: usize) {
     println!(
         "\nmedians over {} round(s), {} timed steps of {}×{} tokens ({} warm-up steps excluded):",
         o.rounds,
@@ -621,7 +696,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         "{:<14} {:>4} {:>10} {:>8} {:>13} {:>11} {:>11} {:>11} {:>12}",
         "system", "runs", "tokens/s", "s/step", "peak RSS MiB", "after load", "loss st. 1", "final loss", "GFLOP/s @6N"
     );
-    for s in all {
+    for s in ALL_SYSTEMS {
         if let Some(m) = meds.get(&s) {
             println!(
                 "{:<14} {:>4} {:>10.1} {:>8.3} {:>13} {:>11} {:>11.4} {:>11.4} {:>12.1}",
@@ -637,6 +712,10 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             );
         }
     }
+}
+
+/// Forward, backward and update times of our workers' steps (medians of the timed steps).
+fn print_step_parts(runs: &[Run], warmup: usize) {
     for s in [System::Frozen, System::Naive] {
         let rs: Vec<&Figures> = runs.iter().filter(|r| r.system == s).map(|r| &r.f).collect();
         let part = |k: &str| -> Option<f64> {
@@ -660,25 +739,31 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             );
         }
     }
-    let g = |s: System| meds.get(&s).copied();
-    let pair = |a: System, b: System| {
-        let (x, y) = (g(a), g(b));
-        (ratio(x.map(|m| m.tps), y.map(|m| m.tps)), ratio(x.and_then(|m| m.rss), y.and_then(|m| m.rss)))
-    };
-    let (fp_tps, fp_rss) = pair(System::Frozen, System::Peer);
-    let (np_tps, np_rss) = pair(System::Naive, System::Peer);
-    let (fn_tps, fn_rss) = pair(System::Frozen, System::Naive);
-    println!("ratio ours (frozen) / pytorch: tokens/s {}, peak RSS {}", fmt_ratio(fp_tps), fmt_ratio(fp_rss));
+}
+
+fn print_ratios(o: &TrainOpts, r: &Ratios) {
+    println!(
+        "ratio ours (frozen) / pytorch: tokens/s {}, peak RSS {}",
+        fmt_ratio(r.frozen_peer.0),
+        fmt_ratio(r.frozen_peer.1)
+    );
     if !o.no_naive {
-        println!("ratio ours (naive)  / pytorch: tokens/s {}, peak RSS {}", fmt_ratio(np_tps), fmt_ratio(np_rss));
+        println!(
+            "ratio ours (naive)  / pytorch: tokens/s {}, peak RSS {}",
+            fmt_ratio(r.naive_peer.0),
+            fmt_ratio(r.naive_peer.1)
+        );
         println!(
             "fused ops: ours (frozen) / ours (naive): tokens/s {}, peak RSS {}",
-            fmt_ratio(fn_tps),
-            fmt_ratio(fn_rss)
+            fmt_ratio(r.frozen_naive.0),
+            fmt_ratio(r.frozen_naive.1)
         );
     }
+}
 
-    // Loss agreement, from the first round of each side (same weights, same tokens).
+/// Loss agreement, from the first round of each side (same weights, same
+/// tokens): printed, and returned for the JSON (`null` without a peer).
+fn print_loss_agreement(o: &TrainOpts, runs: &[Run]) -> Value {
     let curve = |s: System| runs.iter().find(|r| r.system == s).map(|r| r.f.losses.clone());
     let max_diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
     let ours = curve(System::Frozen).unwrap_or_default();
@@ -707,7 +792,7 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
         println!("loss curves, ours (frozen) vs ours (naive): max |Δ| {:.2e}", max_diff(&ours, &naive));
     }
     if o.steps <= 40 {
-        let cols: Vec<(System, Vec<f64>)> = all.iter().filter_map(|&s| curve(s).map(|c| (s, c))).collect();
+        let cols: Vec<(System, Vec<f64>)> = ALL_SYSTEMS.iter().filter_map(|&s| curve(s).map(|c| (s, c))).collect();
         print!("loss per step (round 1):\n{:>5}", "step");
         for (s, _) in &cols {
             print!(" {:>14}", s.label());
@@ -721,57 +806,51 @@ pub fn run_train(o: &TrainOpts) -> Result<()> {
             println!();
         }
     }
-    if let Some(r) = runs.iter().find(|r| r.system == System::Peer) {
-        println!(
-            "peer details: attention {}, {} trainable params, torch threads {}",
-            r.f.raw["attnImplementation"].as_str().unwrap_or("?"),
-            r.f.raw["trainableParams"],
-            r.f.raw["threads"]
-        );
-    }
-    println!(
-        "arithmetic: 6 × {:.1}M params = {:.0} MFLOP per token (the 6N training rule; a LoRA step over a frozen base needs about 4N plus attention)",
-        params as f64 / 1e6,
-        6.0 * params as f64 / 1e6
-    );
-    println!("machine: {}", machine.describe());
+    agreement
+}
 
-    if let Some(path) = &o.peer.json_out {
-        let mj = |s: System| {
-            g(s).map(|m| {
-                json!({"runs": m.runs, "tokensPerS": m.tps, "stepS": m.step_s, "peakRssBytes": m.rss,
-                    "rssAfterLoadBytes": m.rss_load, "lossStep1": m.first, "finalLoss": m.last})
-            })
-        };
-        let doc = json!({
-            "suite": "train",
-            "date": today(),
-            "machine": machine.to_json(),
-            "cpuFlags": cpu_flags(),
-            "config": {
-                "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
-                "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
-                "params": params, "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
-                "lr": o.lr, "steps": o.steps, "warmup": o.warmup, "batch": o.batch, "seqLen": o.seq_len,
-                "batches": o.batches, "seed": o.seed, "threads": o.threads, "rounds": o.rounds,
-                "openledgerBin": bin.display().to_string(),
-            },
-            "peer": peer.as_ref().map(|p| p.versions.clone()),
-            "runs": runs.iter().map(|r| json!({
-                "system": r.system.key(), "round": r.round, "tokensPerS": r.f.tokens_per_s,
-                "stepSMedian": r.f.step_s_median, "result": r.f.raw,
-            })).collect::<Vec<_>>(),
-            "summary": {
-                "oursFrozen": mj(System::Frozen), "oursNaive": mj(System::Naive), "pytorchPeft": mj(System::Peer),
-                "ratioFrozenPeerTps": fp_tps, "ratioFrozenPeerRss": fp_rss,
-                "ratioNaivePeerTps": np_tps, "ratioNaivePeerRss": np_rss,
-                "ratioFrozenNaiveTps": fn_tps, "ratioFrozenNaiveRss": fn_rss,
-                "lossAgreement": agreement,
-            },
-        });
-        crate::chain::write_results(path, &doc)?;
-    }
-    Ok(())
+/// The `--json-out` document; `summary` is [`summary_json`].
+fn results_json(
+    o: &TrainOpts,
+    c: &ml::ModelConfig,
+    bin: &Path,
+    machine: &Machine,
+    peer: Option<&Peer>,
+    runs: &[Run],
+    summary: Value,
+) -> Value {
+    json!({
+        "suite": "train",
+        "date": today(),
+        "machine": machine.to_json(),
+        "cpuFlags": cpu_flags(),
+        "config": {
+            "vocab": c.vocab_size, "hidden": c.hidden_size, "layers": c.num_hidden_layers,
+            "heads": c.num_attention_heads, "kvHeads": c.num_key_value_heads, "intermediate": c.intermediate_size,
+            "params": c.parameter_count(), "loraR": o.rank, "loraAlpha": o.alpha, "targets": ["q_proj", "v_proj"],
+            "lr": o.lr, "steps": o.steps, "warmup": o.warmup, "batch": o.batch, "seqLen": o.seq_len,
+            "batches": o.batches, "seed": o.seed, "threads": o.threads, "rounds": o.rounds,
+            "openledgerBin": bin.display().to_string(),
+        },
+        "peer": peer.map(|p| p.versions.clone()),
+        "runs": runs.iter().map(|r| json!({
+            "system": r.system.key(), "round": r.round, "tokensPerS": r.f.tokens_per_s,
+            "stepSMedian": r.f.step_s_median, "result": r.f.raw,
+        })).collect::<Vec<_>>(),
+        "summary": summary,
+    })
+}
+
+/// The medians, ratios and loss agreement of the `--json-out` document.
+fn summary_json(meds: &HashMap<System, Med>, r: &Ratios, agreement: Value) -> Value {
+    let mj = |s: System| meds.get(&s).map(|m| m.to_json());
+    json!({
+        "oursFrozen": mj(System::Frozen), "oursNaive": mj(System::Naive), "pytorchPeft": mj(System::Peer),
+        "ratioFrozenPeerTps": r.frozen_peer.0, "ratioFrozenPeerRss": r.frozen_peer.1,
+        "ratioNaivePeerTps": r.naive_peer.0, "ratioNaivePeerRss": r.naive_peer.1,
+        "ratioFrozenNaiveTps": r.frozen_naive.0, "ratioFrozenNaiveRss": r.frozen_naive.1,
+        "lossAgreement": agreement,
+    })
 }
 
 #[cfg(test)]

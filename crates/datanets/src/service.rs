@@ -350,7 +350,6 @@ impl DatanetService {
         request: axum::extract::Request,
     ) -> Result<IngestResponse, Response> {
         let (parts, body) = request.into_parts();
-        let headers = &parts.headers;
         let attester = self.attester.as_ref().ok_or_else(|| {
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -359,6 +358,31 @@ impl DatanetService {
             )
         })?;
         let d = self.datanet(id)?;
+        self.check_may_contribute(id, caller, &d)?;
+        let max = d.limits.maxSubmissionBytes;
+        let body = self.read_upload(id, caller, max, &parts.headers, body).await?;
+        let form = Multipart::from_request(axum::extract::Request::from_parts(parts, body), &())
+            .await
+            .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
+        let (name, bytes) = file_field(form, id, max).await?;
+        let kind =
+            ingest::detect_kind(&name).map_err(|e| err(StatusCode::BAD_REQUEST, "unsupported_type", e.to_string()))?;
+        let mut cfg = self.cfg.clone();
+        cfg.max_file_bytes = max;
+        let rows =
+            ingest::parse(&bytes, kind, &cfg).map_err(|e| err(StatusCode::BAD_REQUEST, "unparsable", e.to_string()))?;
+        let slot = self.index(id).await?;
+        let analysis = {
+            let g = slot.lock().await;
+            ingest::analyze(&rows, &g.index, &cfg)
+        };
+        let upload = Upload { id, caller, name, bytes, rows, analysis };
+        let (report, findings_blob) = self.store_findings(upload).await?;
+        Ok(self.attest(attester, &d, report, findings_blob))
+    }
+
+    /// A frozen Datanet takes no contributions; an allow-list one only its owner's and members'.
+    fn check_may_contribute(&self, id: u64, caller: Address, d: &DatanetRecord) -> Result<(), Response> {
         if d.flags & runtime::datanets::FLAG_FROZEN != 0 {
             return Err(err(StatusCode::CONFLICT, "datanet_frozen", format!("Datanet {id} is frozen by governance")));
         }
@@ -372,7 +396,19 @@ impl DatanetService {
                 ));
             }
         }
-        let max = d.limits.maxSubmissionBytes;
+        Ok(())
+    }
+
+    /// The whole request body of an upload of a file of at most `max` bytes
+    /// (plus room for the multipart framing), taken from the caller's daily quota.
+    async fn read_upload(
+        &self,
+        id: u64,
+        caller: Address,
+        max: u64,
+        headers: &axum::http::HeaderMap,
+        body: Body,
+    ) -> Result<Body, Response> {
         let max_read = max + 64 * 1024;
         let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         // Refuse an announced oversize body before reading any of it.
@@ -391,73 +427,37 @@ impl DatanetService {
         // front has its hash checked only as its stream ends, and nothing may be
         // parsed, stored or attested from a body the caller did not sign.
         let read = httpapi::auth::read_body(body, ticket.read_limit as usize).await;
-        let body = match read {
+        match read {
             Ok(body) => {
                 self.uploads.settle(caller, ticket, body.len() as u64);
-                body
+                Ok(Body::from(body))
             }
             // Only a body without a length can outgrow what is left of the quota.
             Err(httpapi::auth::BodyReadError::TooLarge { .. }) if ticket.read_limit < max_read => {
                 let left = ticket.read_limit;
-                return Err(quota_refused(QuotaRefusal::Bytes {
+                Err(quota_refused(QuotaRefusal::Bytes {
                     who: caller,
                     used: self.uploads.quota().daily_bytes - left,
                     upload: None,
                     limit: self.uploads.quota().daily_bytes,
                     reset_in: 86_400 - now_secs() % 86_400,
-                }));
+                }))
             }
-            Err(httpapi::auth::BodyReadError::TooLarge { .. }) => {
-                return Err(err(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "file_too_large",
-                    format!("the upload is larger than Datanet {id}'s limit of {max} bytes per file"),
-                ));
-            }
-            Err(e) => return Err(e.into_response()),
-        };
-        let mut form = Multipart::from_request(axum::extract::Request::from_parts(parts, Body::from(body)), &())
-            .await
-            .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
-        let mut file: Option<(String, Vec<u8>)> = None;
-        while let Some(mut field) =
-            form.next_field().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
-        {
-            if field.name() != Some("file") {
-                continue;
-            }
-            let name = field.file_name().unwrap_or("upload.txt").to_string();
-            let mut buf = Vec::new();
-            while let Some(chunk) =
-                field.chunk().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
-            {
-                if (buf.len() + chunk.len()) as u64 > max {
-                    return Err(err(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "file_too_large",
-                        format!("{name} is larger than {max} bytes, the limit of Datanet {id}"),
-                    ));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            file = Some((name, buf));
+            Err(httpapi::auth::BodyReadError::TooLarge { .. }) => Err(err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("the upload is larger than Datanet {id}'s limit of {max} bytes per file"),
+            )),
+            Err(e) => Err(e.into_response()),
         }
-        let (name, bytes) =
-            file.ok_or_else(|| err(StatusCode::BAD_REQUEST, "no_file", "no multipart field named \"file\""))?;
-        let kind =
-            ingest::detect_kind(&name).map_err(|e| err(StatusCode::BAD_REQUEST, "unsupported_type", e.to_string()))?;
-        let mut cfg = self.cfg.clone();
-        cfg.max_file_bytes = max;
-        let rows =
-            ingest::parse(&bytes, kind, &cfg).map_err(|e| err(StatusCode::BAD_REQUEST, "unparsable", e.to_string()))?;
-        let slot = self.index(id).await?;
-        let analysis = {
-            let g = slot.lock().await;
-            ingest::analyze(&rows, &g.index, &cfg)
-        };
+    }
+
+    /// Store the file and the rows, then the report naming them. Content addressing
+    /// and atomic writes mean a crash leaves at most unreferenced complete blobs.
+    /// Returns the report and its blob.
+    async fn store_findings(&self, u: Upload) -> Result<(FindingsReport, B256), Response> {
+        let Upload { id, caller, name, bytes, rows, analysis } = u;
         let content_hash = primitives::content_hash(&bytes);
-        // Store the file and the rows, then the report naming them. Content addressing
-        // and atomic writes mean a crash leaves at most unreferenced complete blobs.
         let store = &self.reader.blobs;
         let blob_err = |e: blobs::BlobError| err(StatusCode::SERVICE_UNAVAILABLE, "blob_store", e.to_string());
         store.put(bytes.clone().into()).await.map_err(blob_err)?;
@@ -500,18 +500,29 @@ impl DatanetService {
                 o.insert(b, id);
             }
         }
+        Ok((report, findings_blob))
+    }
+
+    /// The attester's signed attestation of `report`, and the transaction that submits it.
+    fn attest(
+        &self,
+        attester: &keys::SecretKey,
+        d: &DatanetRecord,
+        report: FindingsReport,
+        findings_blob: B256,
+    ) -> IngestResponse {
         let now = now_secs();
         let attestation = ContributionAttestation {
-            datanetId: id,
-            contributor: caller,
-            contentHash: content_hash,
-            rowsRoot: analysis.rows_root,
-            rowCount: rows.len() as u32,
-            byteSize: bytes.len() as u64,
-            qualityBps: analysis.quality_bps,
-            scorerVersion: analysis.scorer_version,
-            exactDuplicates: analysis.exact_duplicates,
-            nearDuplicates: analysis.near_duplicates,
+            datanetId: report.datanet_id,
+            contributor: report.contributor,
+            contentHash: report.content_hash,
+            rowsRoot: report.rows_root,
+            rowCount: report.row_count,
+            byteSize: report.byte_size,
+            qualityBps: report.quality_bps,
+            scorerVersion: report.scorer_version,
+            exactDuplicates: report.exact_duplicates,
+            nearDuplicates: report.near_duplicates,
             findingsHash: findings_blob,
             issuedAt: now,
         };
@@ -521,7 +532,7 @@ impl DatanetService {
         let calldata =
             IDatanets::submitContributionCall { attestation: attestation.clone(), signature: signature.clone() }
                 .abi_encode();
-        Ok(IngestResponse {
+        IngestResponse {
             attestation: attestation_json(&attestation),
             attester: attester.address(),
             signature,
@@ -530,8 +541,47 @@ impl DatanetService {
             calldata: calldata.into(),
             findings_blob,
             report,
-        })
+        }
     }
+}
+
+/// An upload parsed and analysed, before anything is stored.
+struct Upload {
+    id: u64,
+    caller: Address,
+    name: String,
+    bytes: Vec<u8>,
+    rows: Vec<primitives::rows::Row>,
+    analysis: ingest::Analysis,
+}
+
+/// The multipart field named "file": its file name (default `upload.txt`) and
+/// bytes, refused past `max` bytes.
+async fn file_field(mut form: Multipart, id: u64, max: u64) -> Result<(String, Vec<u8>), Response> {
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(mut field) =
+        form.next_field().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("upload.txt").to_string();
+        let mut buf = Vec::new();
+        while let Some(chunk) =
+            field.chunk().await.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_multipart", e.to_string()))?
+        {
+            if (buf.len() + chunk.len()) as u64 > max {
+                return Err(err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "file_too_large",
+                    format!("{name} is larger than {max} bytes, the limit of Datanet {id}"),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        file = Some((name, buf));
+    }
+    file.ok_or_else(|| err(StatusCode::BAD_REQUEST, "no_file", "no multipart field named \"file\""))
 }
 
 fn now_secs() -> u64 {

@@ -1,5 +1,6 @@
 //! The quality scorer (see the crate docs, "Quality score"). Integer arithmetic only.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use primitives::rows::Row;
@@ -105,132 +106,188 @@ impl Scored {
 /// Score one row: `(score_bps, reasons)`, the reasons in rule order, one per rule that lowered the score.
 pub(crate) fn score_row(row: &Row, min_chars: usize, max_chars: usize, cfg: &ScorerConfig) -> (u16, Vec<String>) {
     let mut s = Scored { score: u32::from(FULL_SCORE), reasons: Vec::new() };
-    let joined;
-    let (text, chars) = match row {
-        Row::Text { text } => {
-            if text.is_empty() {
-                s.apply(0, "empty".into());
-            }
-            (text.as_str(), text.chars().count())
-        }
-        Row::PromptCompletion { prompt, completion } => {
-            // Rule 1 (pairs).
-            if prompt.trim().is_empty() {
-                s.apply(0, "empty prompt".into());
-            }
-            if completion.trim().is_empty() {
-                s.apply(0, "empty completion".into());
-            } else if prompt.trim().to_lowercase() == completion.trim().to_lowercase() {
-                s.apply(0, "prompt and completion are identical".into());
-            }
-            joined = format!("{prompt}\n{completion}");
-            (joined.as_str(), prompt.chars().count() + completion.chars().count())
-        }
-    };
-
+    let (text, chars) = s.rule_empty(row);
+    let text = text.as_ref();
     // Rule 2: length.
     if chars < min_chars {
         s.apply(0, format!("too short ({chars} chars < {min_chars})"));
     } else if chars > max_chars {
         s.apply(0, format!("too long ({chars} chars > {max_chars})"));
     }
+    let c = CharStats::of(text);
+    s.rules_characters(&c, text.is_empty(), cfg);
+    s.rule_repeated_lines(text, cfg);
+    s.rules_words(text, cfg);
+    // Rule 9: a long run of one character.
+    if c.best_run.1 >= cfg.char_run as usize {
+        s.apply(HALF, format!("repetition: {:?} repeated {} times in a row", c.best_run.0, c.best_run.1));
+    }
+    // Rule 10: all caps.
+    let cased = c.upper + c.lower;
+    if cased >= cfg.caps_min_letters as usize {
+        let p = pct(c.upper, cased);
+        if p >= cfg.caps_pct {
+            s.apply(HALF, format!("all caps: {p}% of letters upper-case"));
+        }
+    }
+    (s.score as u16, s.reasons)
+}
 
-    // One pass over the characters.
-    let (mut visible, mut letters, mut upper, mut lower) = (0usize, 0usize, 0usize, 0usize);
-    let (mut fffd, mut controls, mut mojibake) = (0usize, 0usize, 0usize);
-    let mut first_control: Option<char> = None;
-    let (mut run_char, mut run_len, mut best_run) = ('\0', 0usize, (' ', 0usize));
-    let mut prev = '\0';
-    for c in text.chars() {
-        if c == run_char {
-            run_len += 1;
-        } else {
-            run_char = c;
-            run_len = 1;
-        }
-        if run_len > best_run.1 && !c.is_whitespace() && !RUN_EXEMPT.contains(c) {
-            best_run = (c, run_len);
-        }
-        if (prev == 'Ã' || prev == 'Â') && ('\u{80}'..='\u{bf}').contains(&c) {
-            mojibake += 1;
-        }
-        prev = c;
-        if c.is_whitespace() {
-            continue;
-        }
-        visible += 1;
-        if c.is_alphabetic() {
-            letters += 1;
-            if c.is_uppercase() {
-                upper += 1;
-            } else if c.is_lowercase() {
-                lower += 1;
+/// What the rules count in one pass over a row's characters.
+struct CharStats {
+    /// Non-whitespace characters.
+    visible: usize,
+    letters: usize,
+    upper: usize,
+    lower: usize,
+    /// U+FFFD replacement characters.
+    fffd: usize,
+    controls: usize,
+    first_control: Option<char>,
+    /// "Ã" or "Â" followed by U+0080..U+00BF: UTF-8 decoded as Latin-1.
+    mojibake: usize,
+    /// The longest run of one character that is neither whitespace nor [`RUN_EXEMPT`].
+    best_run: (char, usize),
+}
+
+impl CharStats {
+    fn of(text: &str) -> CharStats {
+        let (mut visible, mut letters, mut upper, mut lower) = (0usize, 0usize, 0usize, 0usize);
+        let (mut fffd, mut controls, mut mojibake) = (0usize, 0usize, 0usize);
+        let mut first_control: Option<char> = None;
+        let (mut run_char, mut run_len, mut best_run) = ('\0', 0usize, (' ', 0usize));
+        let mut prev = '\0';
+        for c in text.chars() {
+            if c == run_char {
+                run_len += 1;
+            } else {
+                run_char = c;
+                run_len = 1;
             }
-        } else if c == '\u{fffd}' {
-            fffd += 1;
-        } else if c.is_control() {
-            controls += 1;
-            first_control.get_or_insert(c);
+            if run_len > best_run.1 && !c.is_whitespace() && !RUN_EXEMPT.contains(c) {
+                best_run = (c, run_len);
+            }
+            if (prev == 'Ã' || prev == 'Â') && ('\u{80}'..='\u{bf}').contains(&c) {
+                mojibake += 1;
+            }
+            prev = c;
+            if c.is_whitespace() {
+                continue;
+            }
+            visible += 1;
+            if c.is_alphabetic() {
+                letters += 1;
+                if c.is_uppercase() {
+                    upper += 1;
+                } else if c.is_lowercase() {
+                    lower += 1;
+                }
+            } else if c == '\u{fffd}' {
+                fffd += 1;
+            } else if c.is_control() {
+                controls += 1;
+                first_control.get_or_insert(c);
+            }
+        }
+        CharStats { visible, letters, upper, lower, fffd, controls, first_control, mojibake, best_run }
+    }
+}
+
+impl Scored {
+    /// Rule 1: empty rows and pairs. Returns the text the other rules read (a
+    /// pair's prompt and completion on two lines) and its length in characters.
+    fn rule_empty<'r>(&mut self, row: &'r Row) -> (Cow<'r, str>, usize) {
+        match row {
+            Row::Text { text } => {
+                if text.is_empty() {
+                    self.apply(0, "empty".into());
+                }
+                (Cow::Borrowed(text.as_str()), text.chars().count())
+            }
+            Row::PromptCompletion { prompt, completion } => {
+                if prompt.trim().is_empty() {
+                    self.apply(0, "empty prompt".into());
+                }
+                if completion.trim().is_empty() {
+                    self.apply(0, "empty completion".into());
+                } else if prompt.trim().to_lowercase() == completion.trim().to_lowercase() {
+                    self.apply(0, "prompt and completion are identical".into());
+                }
+                (Cow::Owned(format!("{prompt}\n{completion}")), prompt.chars().count() + completion.chars().count())
+            }
         }
     }
 
-    // Rule 3: encoding.
-    if fffd > 0 {
-        let p = pct(fffd, visible);
-        let f = if p >= cfg.max_bad_char_pct { 0 } else { HALF };
-        s.apply(f, format!("encoding: {fffd} replacement characters (U+FFFD), {p}% of visible characters"));
-    }
-    if mojibake > 0 {
-        s.apply(HALF, format!("encoding: {mojibake} mojibake sequences (UTF-8 decoded as Latin-1, like \"Ã©\")"));
-    }
-    // Rule 4: control characters (C0 is refused by parse; this catches C1, DEL and rows built elsewhere).
-    if controls > 0 {
-        let p = pct(controls, visible);
-        let f = if p >= cfg.max_bad_char_pct { 0 } else { HALF };
-        let c = first_control.unwrap_or('\0') as u32;
-        s.apply(f, format!("control characters: {controls} (first U+{c:04X}), {p}% of visible characters"));
-    }
-
-    // Rule 5: letters among visible characters.
-    if visible == 0 {
-        if !text.is_empty() {
-            s.apply(0, "no visible characters".into());
+    /// Rules 3–5: encoding, control characters, letters among visible characters.
+    fn rules_characters(&mut self, c: &CharStats, empty: bool, cfg: &ScorerConfig) {
+        // Rule 3: encoding.
+        if c.fffd > 0 {
+            let p = pct(c.fffd, c.visible);
+            let f = if p >= cfg.max_bad_char_pct { 0 } else { HALF };
+            self.apply(f, format!("encoding: {} replacement characters (U+FFFD), {p}% of visible characters", c.fffd));
         }
-    } else {
-        let lp = pct(letters, visible);
-        if lp < cfg.min_letter_pct {
-            s.apply(0, format!("mostly symbols/digits: {lp}% letters (< {}%)", cfg.min_letter_pct));
-        } else if lp < cfg.ok_letter_pct {
-            s.apply(
-                lp * 10_000 / cfg.ok_letter_pct,
-                format!("symbols/digits: {lp}% letters (< {}%)", cfg.ok_letter_pct),
+        if c.mojibake > 0 {
+            self.apply(
+                HALF,
+                format!("encoding: {} mojibake sequences (UTF-8 decoded as Latin-1, like \"Ã©\")", c.mojibake),
             );
         }
+        // Rule 4: control characters (C0 is refused by parse; this catches C1, DEL and rows built elsewhere).
+        if c.controls > 0 {
+            let p = pct(c.controls, c.visible);
+            let f = if p >= cfg.max_bad_char_pct { 0 } else { HALF };
+            let first = c.first_control.unwrap_or('\0') as u32;
+            self.apply(
+                f,
+                format!("control characters: {} (first U+{first:04X}), {p}% of visible characters", c.controls),
+            );
+        }
+        // Rule 5: letters among visible characters.
+        if c.visible == 0 {
+            if !empty {
+                self.apply(0, "no visible characters".into());
+            }
+        } else {
+            let lp = pct(c.letters, c.visible);
+            if lp < cfg.min_letter_pct {
+                self.apply(0, format!("mostly symbols/digits: {lp}% letters (< {}%)", cfg.min_letter_pct));
+            } else if lp < cfg.ok_letter_pct {
+                self.apply(
+                    lp * 10_000 / cfg.ok_letter_pct,
+                    format!("symbols/digits: {lp}% letters (< {}%)", cfg.ok_letter_pct),
+                );
+            }
+        }
     }
 
-    // Rule 6: repeated lines (content lines: at least 3 letters or digits).
-    let mut seen: HashSet<&str, FixedState> = HashSet::default();
-    let (mut lines, mut repeated) = (0usize, 0usize);
-    for line in text.lines() {
-        let l = line.trim();
-        if l.chars().filter(|c| c.is_alphanumeric()).take(3).count() < 3 {
-            continue;
+    /// Rule 6: repeated lines (content lines: at least 3 letters or digits).
+    fn rule_repeated_lines(&mut self, text: &str, cfg: &ScorerConfig) {
+        let mut seen: HashSet<&str, FixedState> = HashSet::default();
+        let (mut lines, mut repeated) = (0usize, 0usize);
+        for line in text.lines() {
+            let l = line.trim();
+            if l.chars().filter(|c| c.is_alphanumeric()).take(3).count() < 3 {
+                continue;
+            }
+            lines += 1;
+            if !seen.insert(l) {
+                repeated += 1;
+            }
         }
-        lines += 1;
-        if !seen.insert(l) {
-            repeated += 1;
-        }
-    }
-    if lines >= cfg.min_lines as usize {
-        let p = pct(repeated, lines);
-        if p >= cfg.repeated_line_pct {
-            s.apply((100 - p) * 100, format!("repetition: {p}% of lines repeated"));
+        if lines >= cfg.min_lines as usize {
+            let p = pct(repeated, lines);
+            if p >= cfg.repeated_line_pct {
+                self.apply((100 - p) * 100, format!("repetition: {p}% of lines repeated"));
+            }
         }
     }
 
-    // Rules 7–8: repeated word 3-grams and a dominant word.
-    let toks = tokens(text);
-    if toks.len() >= cfg.min_words as usize && toks.len() >= 3 {
+    /// Rules 7–8: repeated word 3-grams and a dominant word.
+    fn rules_words(&mut self, text: &str, cfg: &ScorerConfig) {
+        let toks = tokens(text);
+        if toks.len() < cfg.min_words as usize || toks.len() < 3 {
+            return;
+        }
         let mut grams: HashSet<u64, FixedState> = HashSet::default();
         let mut rep = 0usize;
         for w in toks.windows(3) {
@@ -240,7 +297,7 @@ pub(crate) fn score_row(row: &Row, min_chars: usize, max_chars: usize, cfg: &Sco
         }
         let p = pct(rep, toks.len() - 2);
         if p >= cfg.repeated_ngram_pct {
-            s.apply((100 - p) * 100, format!("repetition: {p}% of word 3-grams repeated"));
+            self.apply((100 - p) * 100, format!("repetition: {p}% of word 3-grams repeated"));
         }
         // (count, first position) per word; the winner is the highest count, then the earliest word.
         let mut counts: HashMap<u64, (u32, u32), FixedState> = HashMap::default();
@@ -257,25 +314,9 @@ pub(crate) fn score_row(row: &Row, min_chars: usize, max_chars: usize, cfg: &Sco
             for c in text[t.start as usize..t.end as usize].chars() {
                 push_lower(&mut w, c);
             }
-            s.apply((100 - p) * 100, format!("repetition: {w:?} is {p}% of words"));
+            self.apply((100 - p) * 100, format!("repetition: {w:?} is {p}% of words"));
         }
     }
-
-    // Rule 9: a long run of one character.
-    if best_run.1 >= cfg.char_run as usize {
-        s.apply(HALF, format!("repetition: {:?} repeated {} times in a row", best_run.0, best_run.1));
-    }
-
-    // Rule 10: all caps.
-    let cased = upper + lower;
-    if cased >= cfg.caps_min_letters as usize {
-        let p = pct(upper, cased);
-        if p >= cfg.caps_pct {
-            s.apply(HALF, format!("all caps: {p}% of letters upper-case"));
-        }
-    }
-
-    (s.score as u16, s.reasons)
 }
 
 #[cfg(test)]

@@ -464,16 +464,14 @@ fn normal(rng: &mut Rng, n: usize, std: f64) -> Vec<f32> {
     v
 }
 
-/// The initial weights by Hugging Face name; each tensor draws from its own generator, seeded
-/// from the seed and the tensor's name.
-fn init_weights(c: &ModelConfig, seed: u64, std: f64) -> Result<BTreeMap<String, Tensor>, MlError> {
+/// The weights of a bias-free Llama's decoder layers by Hugging Face name, with their shapes
+/// and the standard deviation they are initialised with (`None`: a norm, all ones): `std`, and
+/// `std / sqrt(2 · layers)` for `o_proj` and `down_proj`, which write into the residual stream.
+pub fn layer_weight_shapes(c: &ModelConfig, std: f64) -> Vec<(String, Vec<usize>, Option<f64>)> {
     let (h, i) = (c.hidden_size, c.intermediate_size);
     let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
     let proj_std = std / ((2 * c.num_hidden_layers) as f64).sqrt();
-    let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
-        ("model.embed_tokens.weight".into(), vec![c.vocab_size, h], Some(std)),
-        ("model.norm.weight".into(), vec![h], None),
-    ];
+    let mut shapes = Vec::with_capacity(9 * c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
         let p = format!("model.layers.{l}");
         shapes.push((format!("{p}.input_layernorm.weight"), vec![h], None));
@@ -486,6 +484,17 @@ fn init_weights(c: &ModelConfig, seed: u64, std: f64) -> Result<BTreeMap<String,
         shapes.push((format!("{p}.mlp.up_proj.weight"), vec![i, h], Some(std)));
         shapes.push((format!("{p}.mlp.down_proj.weight"), vec![h, i], Some(proj_std)));
     }
+    shapes
+}
+
+/// The initial weights by Hugging Face name; each tensor draws from its own generator, seeded
+/// from the seed and the tensor's name.
+fn init_weights(c: &ModelConfig, seed: u64, std: f64) -> Result<BTreeMap<String, Tensor>, MlError> {
+    let mut shapes: Vec<(String, Vec<usize>, Option<f64>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], Some(std)),
+        ("model.norm.weight".into(), vec![c.hidden_size], None),
+    ];
+    shapes.extend(layer_weight_shapes(c, std));
     let mut out = BTreeMap::new();
     for (name, shape, std) in shapes {
         let n: usize = shape.iter().product();
@@ -553,12 +562,30 @@ fn utc_date(unix: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
 }
 
-/// Run the recipe: corpus → tokenizer → model → training → folder. See the module docs.
-pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<BootstrapReport, MlError> {
-    let wall = Instant::now();
-    cfg.validate()?;
-    let mc = cfg.model_config();
+/// The tokenized corpus: training and validation token streams, the windows
+/// losses are measured on, and what the report says about the corpus.
+struct Corpus {
+    corpus_sha256: String,
+    corpus_text_sha256: String,
+    corpus_bytes: usize,
+    paragraphs: usize,
+    validation_paragraphs: usize,
+    /// Bytes of the training paragraphs' text.
+    train_bytes: usize,
+    train_ids: Vec<u32>,
+    val_ids: Vec<u32>,
+    /// Consecutive windows over the held-out paragraphs.
+    val_starts: Vec<usize>,
+    /// Windows of the training stream at positions a fixed generator picks.
+    train_starts: Vec<usize>,
+}
 
+/// Read and split the corpus, train the tokenizer on the training paragraphs,
+/// and tokenize both parts. Returns the tokenizer and the seconds training it took.
+fn prepare_corpus(
+    cfg: &BootstrapConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Corpus, TextTokenizer, f64), MlError> {
     progress(Progress::Stage(format!("reading {}", cfg.corpus.display())));
     let (text, corpus_sha256, corpus_text_sha256) = read_corpus(&cfg.corpus)?;
     let (paras, corpus_bytes) = paragraphs(&text, cfg.corpus_limit);
@@ -605,34 +632,103 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
     let mut probe = Rng::new(SALT_TRAIN_PROBE);
     let span = (train_ids.len() - t + 1) as u64;
     let train_starts: Vec<usize> = (0..val_starts.len()).map(|_| probe.below(span) as usize).collect();
+    let corpus = Corpus {
+        corpus_sha256,
+        corpus_text_sha256,
+        corpus_bytes,
+        paragraphs: paras.len(),
+        validation_paragraphs: val_texts.len(),
+        train_bytes,
+        train_ids,
+        val_ids,
+        val_starts,
+        train_starts,
+    };
+    Ok((corpus, tokenizer, tokenizer_seconds))
+}
 
-    progress(Progress::Stage(format!("initialising {} parameters (seed {})", mc.parameter_count(), cfg.seed)));
-    let init = init_weights(&mc, cfg.seed, cfg.init_std)?;
-    let vars: BTreeMap<String, Var> =
-        init.into_iter().map(|(n, t)| Var::from_tensor(&t).map(|v| (n, v))).collect::<Result<_, _>>()?;
-    let var_tensors: BTreeMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-    let model = model_from_tensors(&mc, &var_tensors, &tokenizer)?;
-    let parameters: usize = vars.values().map(|v| v.as_tensor().elem_count()).sum();
+/// What training measured on the way.
+struct Training {
+    history: Vec<EvalPoint>,
+    /// Seconds spent in optimiser steps (evaluations not included).
+    train_seconds: f64,
+    /// Mean training-batch loss of the last ten steps.
+    last_steps_loss: f64,
+}
 
-    let initial_val_loss = eval_loss(&model, &val_ids, &val_starts, t, cfg.batch_size)?;
-    progress(Progress::Eval { step: 0, val_loss: initial_val_loss });
+/// The two AdamW optimisers of full-parameter training: the matrices are
+/// decayed, the norms are not.
+struct Optimisers<'v> {
+    mats: Vec<&'v Var>,
+    norms: Vec<&'v Var>,
+    opt_mats: AdamW,
+    opt_norms: AdamW,
+    /// Settings of the norms' steps; `decay_cfg` adds the weight decay for the matrices'.
+    opt_cfg: TrainConfig,
+    decay_cfg: TrainConfig,
+}
 
-    // Matrices are decayed, the norms are not: two optimisers over the two sets.
-    let (mats, norms): (Vec<&Var>, Vec<&Var>) = vars.values().partition(|v| v.as_tensor().rank() >= 2);
-    // Full-parameter training uses only TrainConfig's optimiser settings; its LoRA part is never read.
-    let unused_lora = LoraConfig { r: 1, lora_alpha: 1.0, lora_dropout: 0.0, target_modules: vec![] };
-    let mut opt_cfg = TrainConfig::new(unused_lora, cfg.learning_rate, cfg.steps);
-    opt_cfg.warmup_steps = cfg.warmup_steps;
-    opt_cfg.beta1 = cfg.beta1;
-    opt_cfg.beta2 = cfg.beta2;
-    opt_cfg.eps = cfg.adam_eps;
-    opt_cfg.max_grad_norm = cfg.max_grad_norm;
-    opt_cfg.seed = cfg.seed;
-    let mut decay_cfg = opt_cfg.clone();
-    decay_cfg.weight_decay = cfg.weight_decay;
-    let mut opt_mats = AdamW::new(&mats)?;
-    let mut opt_norms = AdamW::new(&norms)?;
+impl<'v> Optimisers<'v> {
+    fn new(cfg: &BootstrapConfig, vars: &'v BTreeMap<String, Var>) -> Result<Self, MlError> {
+        let (mats, norms): (Vec<&Var>, Vec<&Var>) = vars.values().partition(|v| v.as_tensor().rank() >= 2);
+        // Full-parameter training uses only TrainConfig's optimiser settings; its LoRA part is never read.
+        let unused_lora = LoraConfig { r: 1, lora_alpha: 1.0, lora_dropout: 0.0, target_modules: vec![] };
+        let mut opt_cfg = TrainConfig::new(unused_lora, cfg.learning_rate, cfg.steps);
+        opt_cfg.warmup_steps = cfg.warmup_steps;
+        opt_cfg.beta1 = cfg.beta1;
+        opt_cfg.beta2 = cfg.beta2;
+        opt_cfg.eps = cfg.adam_eps;
+        opt_cfg.max_grad_norm = cfg.max_grad_norm;
+        opt_cfg.seed = cfg.seed;
+        let mut decay_cfg = opt_cfg.clone();
+        decay_cfg.weight_decay = cfg.weight_decay;
+        let opt_mats = AdamW::new(&mats)?;
+        let opt_norms = AdamW::new(&norms)?;
+        Ok(Optimisers { mats, norms, opt_mats, opt_norms, opt_cfg, decay_cfg })
+    }
 
+    /// Backward from `loss_t`, clip the global gradient norm to `max_grad_norm`,
+    /// and step both optimisers at `lr`. Returns the norm before clipping.
+    fn step(&mut self, loss_t: &Tensor, max_grad_norm: f64, lr: f64) -> Result<f64, MlError> {
+        let grads = loss_t.backward()?;
+        let grad_of = |v: &Var| -> Result<Tensor, MlError> {
+            Ok(match grads.get(v.as_tensor()) {
+                Some(g) => g.clone(),
+                None => v.as_tensor().zeros_like()?,
+            })
+        };
+        let mut g_mats: Vec<Tensor> = self.mats.iter().map(|v| grad_of(v)).collect::<Result<_, _>>()?;
+        let mut g_norms: Vec<Tensor> = self.norms.iter().map(|v| grad_of(v)).collect::<Result<_, _>>()?;
+        drop(grads);
+        let mut sq = 0.0f64;
+        for g in g_mats.iter().chain(&g_norms) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+        let grad_norm = sq.sqrt();
+        if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+            let s = max_grad_norm / (grad_norm + 1e-6);
+            g_mats = g_mats.into_iter().map(|g| g * s).collect::<Result<_, _>>()?;
+            g_norms = g_norms.into_iter().map(|g| g * s).collect::<Result<_, _>>()?;
+        }
+        self.opt_mats.step(&self.mats, &g_mats, lr, &self.decay_cfg)?;
+        self.opt_norms.step(&self.norms, &g_norms, lr, &self.opt_cfg)?;
+        Ok(grad_norm)
+    }
+}
+
+/// `cfg.steps` optimiser steps on seeded windows of the training stream,
+/// reporting each step and measuring the validation loss every `eval_every`.
+fn train_all(
+    cfg: &BootstrapConfig,
+    model: &Model,
+    vars: &BTreeMap<String, Var>,
+    data: &Corpus,
+    wall: Instant,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Training, MlError> {
+    let t = cfg.seq_len;
+    let span = (data.train_ids.len() - t + 1) as u64;
+    let mut opt = Optimisers::new(cfg, vars)?;
     let mut batches = Rng::new(splitmix64(cfg.seed ^ SALT_BATCHES));
     let mask = Tensor::ones((cfg.batch_size, t), DType::F32, &Device::Cpu)?;
     let step_tokens = (cfg.batch_size * t) as u64;
@@ -646,7 +742,7 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
         let mut toks = Vec::with_capacity(cfg.batch_size * t);
         for _ in 0..cfg.batch_size {
             let s = batches.below(span) as usize;
-            toks.extend_from_slice(&train_ids[s..s + t]);
+            toks.extend_from_slice(&data.train_ids[s..s + t]);
         }
         let toks = Tensor::from_vec(toks, (cfg.batch_size, t), &Device::Cpu)?;
         let loss_t = model.loss(&toks, &mask, None, BaseGrad::Naive, None)?;
@@ -654,29 +750,8 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
         if !loss.is_finite() {
             return Err(MlError::Tensor(format!("the training loss is {loss} at step {}", step + 1)));
         }
-        let grads = loss_t.backward()?;
-        let grad_of = |v: &Var| -> Result<Tensor, MlError> {
-            Ok(match grads.get(v.as_tensor()) {
-                Some(g) => g.clone(),
-                None => v.as_tensor().zeros_like()?,
-            })
-        };
-        let mut g_mats: Vec<Tensor> = mats.iter().map(|v| grad_of(v)).collect::<Result<_, _>>()?;
-        let mut g_norms: Vec<Tensor> = norms.iter().map(|v| grad_of(v)).collect::<Result<_, _>>()?;
-        drop(grads);
-        let mut sq = 0.0f64;
-        for g in g_mats.iter().chain(&g_norms) {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
-        let grad_norm = sq.sqrt();
-        if cfg.max_grad_norm > 0.0 && grad_norm > cfg.max_grad_norm {
-            let s = cfg.max_grad_norm / (grad_norm + 1e-6);
-            g_mats = g_mats.into_iter().map(|g| g * s).collect::<Result<_, _>>()?;
-            g_norms = g_norms.into_iter().map(|g| g * s).collect::<Result<_, _>>()?;
-        }
         let lr = lr_at(cfg.learning_rate, cfg.warmup_steps, cfg.steps, step);
-        opt_mats.step(&mats, &g_mats, lr, &decay_cfg)?;
-        opt_norms.step(&norms, &g_norms, lr, &opt_cfg)?;
+        let grad_norm = opt.step(&loss_t, cfg.max_grad_norm, lr)?;
         train_seconds += t0.elapsed().as_secs_f64();
         since_eval.push(loss);
         recent.push(loss);
@@ -696,37 +771,54 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
             eta_seconds: per_step * (cfg.steps - done) as f64,
         });
         if done % cfg.eval_every.max(1) == 0 || done == cfg.steps {
-            let val_loss = eval_loss(&model, &val_ids, &val_starts, t, cfg.batch_size)?;
+            let val_loss = eval_loss(model, &data.val_ids, &data.val_starts, t, cfg.batch_size)?;
             let train_loss = since_eval.iter().sum::<f64>() / since_eval.len() as f64;
             since_eval.clear();
             history.push(EvalPoint { step: done, train_loss, val_loss });
             progress(Progress::Eval { step: done, val_loss });
         }
     }
-    let final_val_loss_f32 = history.last().map(|p| p.val_loss).unwrap_or(f64::NAN);
     let last_steps_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
+    Ok(Training { history, train_seconds, last_steps_loss })
+}
 
-    progress(Progress::Stage(format!("writing {}", cfg.out.display())));
+/// Write the weights in bf16 as a Hugging Face folder (config.json saying so).
+fn write_model(
+    cfg: &BootstrapConfig,
+    mc: &ModelConfig,
+    vars: &BTreeMap<String, Var>,
+    tokenizer: &TextTokenizer,
+) -> Result<(), MlError> {
     let bf16: HashMap<String, Tensor> = vars
         .iter()
         .map(|(n, v)| v.as_tensor().to_dtype(DType::BF16).map(|t| (n.clone(), t)))
         .collect::<Result<_, _>>()?;
-    drop(model);
-    write_hf_folder(&cfg.out, &mc, &bf16, &tokenizer)?;
+    write_hf_folder(&cfg.out, mc, &bf16, tokenizer)?;
     // The weights are stored in bf16 (the model computes in f32 after loading).
     let mut cj = mc.to_hf_json();
     cj["torch_dtype"] = serde_json::json!("bfloat16");
     let cp = cfg.out.join("config.json");
-    std::fs::write(&cp, serde_json::to_string_pretty(&cj).expect("json") + "\n").map_err(io(&cp))?;
+    std::fs::write(&cp, serde_json::to_string_pretty(&cj).expect("json") + "\n").map_err(io(&cp))
+}
 
-    progress(Progress::Stage("reloading the written model and measuring its losses".into()));
+/// What the written model measures: its files, train and validation losses, greedy samples.
+struct Written {
+    files: ModelFiles,
+    final_train_loss: f64,
+    final_val_loss: f64,
+    samples: Vec<Sample>,
+}
+
+/// Reload the written folder and measure the committed (bf16) weights.
+fn measure_written(cfg: &BootstrapConfig, mc: &ModelConfig, data: &Corpus) -> Result<Written, MlError> {
+    let t = cfg.seq_len;
     let files = ModelFiles::open(&cfg.out)?;
-    if files.config != mc {
+    if files.config != *mc {
         return Err(MlError::Format("the written config.json does not read back as written".into()));
     }
     let loaded = Model::from_files(&files)?;
-    let final_val_loss = eval_loss(&loaded, &val_ids, &val_starts, t, cfg.batch_size)?;
-    let final_train_loss = eval_loss(&loaded, &train_ids, &train_starts, t, cfg.batch_size)?;
+    let final_val_loss = eval_loss(&loaded, &data.val_ids, &data.val_starts, t, cfg.batch_size)?;
+    let final_train_loss = eval_loss(&loaded, &data.train_ids, &data.train_starts, t, cfg.batch_size)?;
     let mut samples = Vec::new();
     for prompt in ["And God said", "hacker n."] {
         let ids = files.tokenizer.encode(prompt, false)?;
@@ -734,33 +826,64 @@ pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<
         let g = generate(&loaded, &files.tokenizer, None, &ids, &params, |_| true)?;
         samples.push(Sample { prompt: prompt.into(), completion: g.text });
     }
+    Ok(Written { files, final_train_loss, final_val_loss, samples })
+}
 
+/// Run the recipe: corpus → tokenizer → model → training → folder. See the module docs.
+pub fn run(cfg: &BootstrapConfig, progress: &mut dyn FnMut(Progress)) -> Result<BootstrapReport, MlError> {
+    let wall = Instant::now();
+    cfg.validate()?;
+    let mc = cfg.model_config();
+    let (data, tokenizer, tokenizer_seconds) = prepare_corpus(cfg, progress)?;
+    let t = cfg.seq_len;
+
+    progress(Progress::Stage(format!("initialising {} parameters (seed {})", mc.parameter_count(), cfg.seed)));
+    let init = init_weights(&mc, cfg.seed, cfg.init_std)?;
+    let vars: BTreeMap<String, Var> =
+        init.into_iter().map(|(n, t)| Var::from_tensor(&t).map(|v| (n, v))).collect::<Result<_, _>>()?;
+    let var_tensors: BTreeMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let model = model_from_tensors(&mc, &var_tensors, &tokenizer)?;
+    let parameters: usize = vars.values().map(|v| v.as_tensor().elem_count()).sum();
+
+    let initial_val_loss = eval_loss(&model, &data.val_ids, &data.val_starts, t, cfg.batch_size)?;
+    progress(Progress::Eval { step: 0, val_loss: initial_val_loss });
+    let training = train_all(cfg, &model, &vars, &data, wall, progress)?;
+    let final_val_loss_f32 = training.history.last().map(|p| p.val_loss).unwrap_or(f64::NAN);
+
+    progress(Progress::Stage(format!("writing {}", cfg.out.display())));
+    drop(model);
+    write_model(cfg, &mc, &vars, &tokenizer)?;
+
+    progress(Progress::Stage("reloading the written model and measuring its losses".into()));
+    let written = measure_written(cfg, &mc, &data)?;
+
+    let step_tokens = (cfg.batch_size * t) as u64;
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut report = BootstrapReport {
         out: cfg.out.clone(),
-        model_hash: files.hash.to_string(),
-        tokenizer_hash: files.tokenizer.hash.to_string(),
-        tokenizer_tokens: files.tokenizer.vocab_size(),
+        model_hash: written.files.hash.to_string(),
+        tokenizer_hash: written.files.tokenizer.hash.to_string(),
+        tokenizer_tokens: written.files.tokenizer.vocab_size(),
         parameters,
-        corpus_sha256,
-        corpus_text_sha256,
-        corpus_bytes,
-        paragraphs: paras.len(),
-        validation_paragraphs: val_texts.len(),
-        train_tokens: train_ids.len(),
-        validation_tokens: val_ids.len(),
-        bytes_per_token: train_bytes as f64 / train_ids.len() as f64,
+        corpus_sha256: data.corpus_sha256,
+        corpus_text_sha256: data.corpus_text_sha256,
+        corpus_bytes: data.corpus_bytes,
+        paragraphs: data.paragraphs,
+        validation_paragraphs: data.validation_paragraphs,
+        train_tokens: data.train_ids.len(),
+        validation_tokens: data.val_ids.len(),
+        bytes_per_token: data.train_bytes as f64 / data.train_ids.len() as f64,
         tokens_seen: cfg.steps * step_tokens,
         initial_val_loss,
-        final_train_loss,
-        final_val_loss,
+        final_train_loss: written.final_train_loss,
+        final_val_loss: written.final_val_loss,
         final_val_loss_f32,
-        last_steps_loss,
-        history,
-        samples,
-        tokens_per_second: (cfg.steps * step_tokens) as f64 / train_seconds.max(1e-9),
+        last_steps_loss: training.last_steps_loss,
+        history: training.history,
+        samples: written.samples,
+        tokens_per_second: (cfg.steps * step_tokens) as f64 / training.train_seconds.max(1e-9),
         tokenizer_seconds,
-        train_seconds,
+        train_seconds: training.train_seconds,
         wall_seconds: 0.0,
         threads: rayon::current_num_threads(),
         date: utc_date(unix),

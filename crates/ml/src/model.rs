@@ -291,13 +291,46 @@ impl Model {
         clock: &mut OpClock,
     ) -> Result<StepOutput, MlError> {
         let c = &self.config;
+        let StepLayout { spans, positions, tokens } = self.plan_step(step, cache, adapters)?;
+        reserve_all(cache, &spans)?;
+        let groups = adapter_groups(step, &spans);
+
+        let n = tokens.len();
+        let (cos, sin) = self.rope_tables(&positions);
+        let (h, qd, kvd) = (c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+        let mut s = self.scratch.take();
+        s.size(n, h, qd, kvd, c.intermediate_size);
+        let x = &mut s.x;
+        with_f32(&self.embed, |e| {
+            for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
+                row.copy_from_slice(&e[t as usize * h..(t as usize + 1) * h]);
+            }
+            Ok(())
+        })?;
+        clock.lap(Op::Other);
+        let ctx = StepRows { n, spans: &spans, cos: &cos, sin: &sin, groups: &groups, adapters };
+        for (l, b) in self.blocks.iter().enumerate() {
+            self.block_forward(l, b, &ctx, &mut s, cache, clock)?;
+        }
+        clock.lap(Op::Other);
+        for sp in &spans {
+            cache.set_len(sp.seq, sp.start + sp.n);
+        }
+        let out = self.head(step, &spans, &mut s, clock);
+        self.scratch.put(s);
+        out
+    }
+
+    /// Check the step against the model and the cache, and lay its sequences
+    /// out as rows: each sequence's span, every row's position and token.
+    fn plan_step(&self, step: &Step, cache: &KvCache, adapters: &[&LoraAdapter]) -> Result<StepLayout, MlError> {
+        let c = &self.config;
         if step.seqs.is_empty() {
             return Err(MlError::Config("a step needs at least one sequence".into()));
         }
         for a in adapters {
             self.check_adapter(a)?;
         }
-        // Positions and space.
         let mut spans = Vec::with_capacity(step.seqs.len());
         let mut positions = Vec::new();
         let mut tokens: Vec<u32> = Vec::new();
@@ -321,132 +354,119 @@ impl Model {
             positions.extend(start..start + s.tokens.len());
             tokens.extend_from_slice(s.tokens);
         }
-        let mut reserved = Vec::new();
-        for sp in &spans {
-            let existed = cache.contains(sp.seq);
-            if let Err(e) = cache.reserve(sp.seq, sp.start + sp.n) {
-                for (id, len, existed) in reserved {
-                    if existed { cache.truncate(id, len) } else { cache.free_seq(id) }
-                }
-                return Err(e);
-            }
-            reserved.push((sp.seq, sp.start, existed));
-        }
-        // Adapter groups: the rows of each adapter, gathered once per step, so a
-        // batch pays one low-rank product per adapter, not per sequence.
-        let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (s, sp) in step.seqs.iter().zip(&spans) {
-            if let Some(a) = s.adapter {
-                let rows = (sp.row as u32)..((sp.row + sp.n) as u32);
-                match groups.iter_mut().find(|g| g.0 == a) {
-                    Some(g) => g.1.extend(rows),
-                    None => groups.push((a, rows.collect())),
-                }
-            }
-        }
-        let row_index: Vec<(usize, Vec<u32>)> = groups;
+        Ok(StepLayout { spans, positions, tokens })
+    }
 
-        let n = tokens.len();
-        let (cos, sin) = self.rope_tables(&positions);
-        let (h, nh, nkv, hd) = (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let (qd, kvd, inter) = (nh * hd, nkv * hd, c.intermediate_size);
-        let mut s = self.scratch.take();
-        s.size(n, h, qd, kvd, inter);
-        let Scratch { x, hn, q, k, v, att, o, g, u, lora_tmp } = &mut s;
-        with_f32(&self.embed, |e| {
-            for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
-                row.copy_from_slice(&e[t as usize * h..(t as usize + 1) * h]);
+    /// One decoder layer over every row of the step, in place on `s.x`; writes
+    /// the layer's keys and values into the cache.
+    fn block_forward(
+        &self,
+        l: usize,
+        b: &Block,
+        ctx: &StepRows,
+        s: &mut Scratch,
+        cache: &mut KvCache,
+        clock: &mut OpClock,
+    ) -> Result<(), MlError> {
+        let c = &self.config;
+        let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let kvd = nkv * hd;
+        let (n, spans, eps) = (ctx.n, ctx.spans, self.eps());
+        let Scratch { x, hn, q, k, v, att, o, g, u, lora_tmp } = s;
+        let pairs: Vec<(&BTreeMap<Target, LoraPair>, f32, &[u32])> = ctx
+            .groups
+            .iter()
+            .map(|(a, rows)| (&ctx.adapters[*a].layers[l], ctx.adapters[*a].config.scale() as f32, rows.as_slice()))
+            .collect();
+        // y = x Wᵀ (+ b), then the low-rank products of every adapter group
+        // on the group's rows (x Aᵀ then · Bᵀ, per row, f32, a fixed order).
+        let proj = |t: Target, xin: &[f32], y: &mut [f32], tmp: &mut Vec<f32>, clock: &mut OpClock| {
+            let lin = b.linear(t);
+            let inp = xin.len() / n;
+            with_weights(&lin.w, |w| kernels::linear(xin, w, inp, y))?;
+            if let Some(bias) = &lin.b {
+                with_f32(bias, |bv| {
+                    for row in y.chunks_exact_mut(bv.len()) {
+                        kernels::add_in_place(row, bv);
+                    }
+                    Ok(())
+                })?;
             }
-            Ok(())
-        })?;
-        clock.lap(Op::Other);
-        let eps = self.eps();
-        for (l, b) in self.blocks.iter().enumerate() {
-            let pairs: Vec<(&BTreeMap<Target, LoraPair>, f32, &[u32])> = row_index
-                .iter()
-                .map(|(a, rows)| (&adapters[*a].layers[l], adapters[*a].config.scale() as f32, rows.as_slice()))
-                .collect();
-            // y = x Wᵀ (+ b), then the low-rank products of every adapter group
-            // on the group's rows (x Aᵀ then · Bᵀ, per row, f32, a fixed order).
-            let proj = |t: Target, xin: &[f32], y: &mut [f32], tmp: &mut Vec<f32>, clock: &mut OpClock| {
-                let lin = b.linear(t);
-                let inp = xin.len() / n;
-                with_weights(&lin.w, |w| kernels::linear(xin, w, inp, y))?;
-                if let Some(bias) = &lin.b {
-                    with_f32(bias, |bv| {
-                        for row in y.chunks_exact_mut(bv.len()) {
-                            kernels::add_in_place(row, bv);
+            clock.lap(Op::Matmul);
+            let out = y.len() / n;
+            for (m, scale, rows) in &pairs {
+                let Some(p) = m.get(&t) else { continue };
+                with_f32(&p.a, |a| {
+                    with_f32(&p.b, |bw| {
+                        let r = a.len() / inp;
+                        tmp.resize(r, 0.0);
+                        for &row in *rows {
+                            let row = row as usize;
+                            let xr = &xin[row * inp..(row + 1) * inp];
+                            for (j, tj) in tmp.iter_mut().enumerate() {
+                                *tj = kernels::dot(&a[j * inp..(j + 1) * inp], xr);
+                            }
+                            let yr = &mut y[row * out..(row + 1) * out];
+                            for (o, yv) in yr.iter_mut().enumerate() {
+                                *yv += scale * kernels::dot(&bw[o * r..(o + 1) * r], tmp);
+                            }
                         }
                         Ok(())
-                    })?;
-                }
-                clock.lap(Op::Matmul);
-                let out = y.len() / n;
-                for (m, scale, rows) in &pairs {
-                    let Some(p) = m.get(&t) else { continue };
-                    with_f32(&p.a, |a| {
-                        with_f32(&p.b, |bw| {
-                            let r = a.len() / inp;
-                            tmp.resize(r, 0.0);
-                            for &row in *rows {
-                                let row = row as usize;
-                                let xr = &xin[row * inp..(row + 1) * inp];
-                                for (j, tj) in tmp.iter_mut().enumerate() {
-                                    *tj = kernels::dot(&a[j * inp..(j + 1) * inp], xr);
-                                }
-                                let yr = &mut y[row * out..(row + 1) * out];
-                                for (o, yv) in yr.iter_mut().enumerate() {
-                                    *yv += scale * kernels::dot(&bw[o * r..(o + 1) * r], tmp);
-                                }
-                            }
-                            Ok(())
-                        })
-                    })?;
-                }
-                clock.lap(Op::Lora);
-                Ok::<(), MlError>(())
-            };
-            with_f32(&b.input_norm, |w| {
-                kernels::rms_norm_rows(x, w, eps, hn);
-                Ok(())
-            })?;
-            clock.lap(Op::Norm);
-            proj(Target::Q, hn, q, lora_tmp, clock)?;
-            proj(Target::K, hn, k, lora_tmp, clock)?;
-            proj(Target::V, hn, v, lora_tmp, clock)?;
-            apply_rope(q, nh, hd, &cos, &sin);
-            apply_rope(k, nkv, hd, &cos, &sin);
-            clock.lap(Op::Rope);
-            for sp in &spans {
-                let r = sp.row * kvd..(sp.row + sp.n) * kvd;
-                cache.write(l, sp.seq, sp.start, &k[r.clone()], &v[r])?;
+                    })
+                })?;
             }
-            clock.lap(Op::Other);
-            paged_attention_into(q, nh, cache, l, &spans, att)?;
-            clock.lap(Op::Attention);
-            proj(Target::O, att, o, lora_tmp, clock)?;
-            kernels::add_in_place(x, o);
-            clock.lap(Op::Other);
-            with_f32(&b.post_norm, |w| {
-                kernels::rms_norm_rows(x, w, eps, hn);
-                Ok(())
-            })?;
-            clock.lap(Op::Norm);
-            proj(Target::Gate, hn, g, lora_tmp, clock)?;
-            proj(Target::Up, hn, u, lora_tmp, clock)?;
-            kernels::silu_mul_in_place(g, u);
-            clock.lap(Op::Other);
-            proj(Target::Down, g, o, lora_tmp, clock)?;
-            kernels::add_in_place(x, o);
+            clock.lap(Op::Lora);
+            Ok::<(), MlError>(())
+        };
+        with_f32(&b.input_norm, |w| {
+            kernels::rms_norm_rows(x, w, eps, hn);
+            Ok(())
+        })?;
+        clock.lap(Op::Norm);
+        proj(Target::Q, hn, q, lora_tmp, clock)?;
+        proj(Target::K, hn, k, lora_tmp, clock)?;
+        proj(Target::V, hn, v, lora_tmp, clock)?;
+        apply_rope(q, nh, hd, ctx.cos, ctx.sin);
+        apply_rope(k, nkv, hd, ctx.cos, ctx.sin);
+        clock.lap(Op::Rope);
+        for sp in spans {
+            let r = sp.row * kvd..(sp.row + sp.n) * kvd;
+            cache.write(l, sp.seq, sp.start, &k[r.clone()], &v[r])?;
         }
         clock.lap(Op::Other);
-        for sp in &spans {
-            cache.set_len(sp.seq, sp.start + sp.n);
-        }
-        // Only the rows whose logits are wanted go through the head.
+        paged_attention_into(q, nh, cache, l, spans, att)?;
+        clock.lap(Op::Attention);
+        proj(Target::O, att, o, lora_tmp, clock)?;
+        kernels::add_in_place(x, o);
+        clock.lap(Op::Other);
+        with_f32(&b.post_norm, |w| {
+            kernels::rms_norm_rows(x, w, eps, hn);
+            Ok(())
+        })?;
+        clock.lap(Op::Norm);
+        proj(Target::Gate, hn, g, lora_tmp, clock)?;
+        proj(Target::Up, hn, u, lora_tmp, clock)?;
+        kernels::silu_mul_in_place(g, u);
+        clock.lap(Op::Other);
+        proj(Target::Down, g, o, lora_tmp, clock)?;
+        kernels::add_in_place(x, o);
+        Ok(())
+    }
+
+    /// The final norm and the head, over only the rows whose logits are wanted.
+    fn head(
+        &self,
+        step: &Step,
+        spans: &[AttnSpan],
+        s: &mut Scratch,
+        clock: &mut OpClock,
+    ) -> Result<StepOutput, MlError> {
+        let c = &self.config;
+        let h = c.hidden_size;
+        let (x, hn) = (&mut s.x, &mut s.hn);
         let mut ranges = Vec::with_capacity(spans.len());
         let mut nw = 0;
-        for (st, sp) in step.seqs.iter().zip(&spans) {
+        for (st, sp) in step.seqs.iter().zip(spans) {
             let from = nw;
             let (r0, r1) = match st.logits {
                 Logits::Last => (sp.row + sp.n - 1, sp.row + sp.n),
@@ -458,14 +478,13 @@ impl Model {
             ranges.push(from..nw);
         }
         with_f32(&self.norm, |w| {
-            kernels::rms_norm_rows(&x[..nw * h], w, eps, &mut hn[..nw * h]);
+            kernels::rms_norm_rows(&x[..nw * h], w, self.eps(), &mut hn[..nw * h]);
             Ok(())
         })?;
         clock.lap(Op::Norm);
         let mut logits = vec![0.0f32; nw * c.vocab_size];
         with_weights(&self.lm_head, |w| kernels::linear(&hn[..nw * h], w, h, &mut logits))?;
         clock.lap(Op::Head);
-        self.scratch.put(s);
         let logits = Tensor::from_vec(logits, (nw, c.vocab_size), &Device::Cpu)?;
         Ok(StepOutput { logits, ranges })
     }
@@ -474,6 +493,62 @@ impl Model {
     pub fn embeddings(&self) -> &Tensor {
         &self.embed
     }
+}
+
+/// A step's sequences laid out as rows (see [`Model::plan_step`]).
+struct StepLayout {
+    /// Each sequence's rows and cache positions.
+    spans: Vec<AttnSpan>,
+    /// Every row's position in its sequence.
+    positions: Vec<usize>,
+    /// Every row's token.
+    tokens: Vec<u32>,
+}
+
+/// The rows of one serving step and what every layer reads about them.
+struct StepRows<'a> {
+    /// Rows (new tokens) in the step.
+    n: usize,
+    spans: &'a [AttnSpan],
+    /// RoPE tables of the rows' positions.
+    cos: &'a [f32],
+    sin: &'a [f32],
+    /// Each adapter's rows (see [`adapter_groups`]).
+    groups: &'a [(usize, Vec<u32>)],
+    adapters: &'a [&'a LoraAdapter],
+}
+
+/// Reserve cache space for every span, all or nothing: on a failure the
+/// sequences reserved so far are put back as they were.
+fn reserve_all(cache: &mut KvCache, spans: &[AttnSpan]) -> Result<(), MlError> {
+    let mut reserved = Vec::new();
+    for sp in spans {
+        let existed = cache.contains(sp.seq);
+        if let Err(e) = cache.reserve(sp.seq, sp.start + sp.n) {
+            for (id, len, existed) in reserved {
+                if existed { cache.truncate(id, len) } else { cache.free_seq(id) }
+            }
+            return Err(e);
+        }
+        reserved.push((sp.seq, sp.start, existed));
+    }
+    Ok(())
+}
+
+/// Adapter groups: the rows of each adapter, gathered once per step, so a
+/// batch pays one low-rank product per adapter, not per sequence.
+fn adapter_groups(step: &Step, spans: &[AttnSpan]) -> Vec<(usize, Vec<u32>)> {
+    let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (s, sp) in step.seqs.iter().zip(spans) {
+        if let Some(a) = s.adapter {
+            let rows = (sp.row as u32)..((sp.row + sp.n) as u32);
+            match groups.iter_mut().find(|g| g.0 == a) {
+                Some(g) => g.1.extend(rows),
+                None => groups.push((a, rows.collect())),
+            }
+        }
+    }
+    groups
 }
 
 /// The activations of one serving step, `[rows, width]` each.

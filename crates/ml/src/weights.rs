@@ -370,56 +370,49 @@ fn config_from_gguf(content: &gguf_file::Content) -> Result<ModelConfig, MlError
     Ok(cfg)
 }
 
+/// llama.cpp names of the whole-model tensors and Hugging Face's.
+const GGUF_MODEL_NAMES: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// llama.cpp names of a decoder layer's parts (`blk.L.<part>.<kind>`) and
+/// Hugging Face's (`model.layers.L.<part>.<kind>`).
+const GGUF_LAYER_PARTS: [(&str, &str); 9] = [
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
 /// llama.cpp tensor names → Hugging Face names.
 fn hf_name(g: &str) -> Option<String> {
-    match g {
-        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
-        "output_norm.weight" => return Some("model.norm.weight".into()),
-        "output.weight" => return Some("lm_head.weight".into()),
-        _ => {}
+    if let Some(&(_, h)) = GGUF_MODEL_NAMES.iter().find(|(gg, _)| *gg == g) {
+        return Some(h.into());
     }
     let rest = g.strip_prefix("blk.")?;
     let (layer, tail) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (part, kind) = tail.rsplit_once('.')?;
-    let hf = match part {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
+    let &(_, hf) = GGUF_LAYER_PARTS.iter().find(|(gp, _)| *gp == part)?;
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }
 
 /// Hugging Face names → llama.cpp names.
 fn gguf_name(h: &str) -> Option<String> {
-    match h {
-        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
-        "model.norm.weight" => return Some("output_norm.weight".into()),
-        "lm_head.weight" => return Some("output.weight".into()),
-        _ => {}
+    if let Some(&(g, _)) = GGUF_MODEL_NAMES.iter().find(|(_, hh)| *hh == h) {
+        return Some(g.into());
     }
     let rest = h.strip_prefix("model.layers.")?;
     let (layer, tail) = rest.split_once('.')?;
     let (part, kind) = tail.rsplit_once('.')?;
-    let g = match part {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
+    let &(g, _) = GGUF_LAYER_PARTS.iter().find(|(_, hp)| *hp == part)?;
     Some(format!("blk.{layer}.{g}.{kind}"))
 }
 

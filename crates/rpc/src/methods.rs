@@ -78,49 +78,12 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         "eth_blockNumber" => Ok(qty(b.head_number())),
         "eth_gasPrice" => Ok(qty(b.next_base_fee() as u128 + b.suggested_tip())),
         "eth_maxPriorityFeePerGas" => Ok(qty(b.suggested_tip())),
-        "eth_getBalance" => {
-            p.at_most(2)?;
-            let a = p.parse(0, "address", params::address)?;
-            let n = state_block(b, p, 1)?;
-            Ok(qty(b.account(&a, n)?.1))
-        }
-        "eth_getTransactionCount" => {
-            p.at_most(2)?;
-            let a = p.parse(0, "address", params::address)?;
-            if p.parse_opt(1, params::block_spec)? == Some(BlockSpec::Pending) {
-                return Ok(qty(b.pending_nonce(&a)));
-            }
-            let n = state_block(b, p, 1)?;
-            Ok(qty(b.account(&a, n)?.0))
-        }
-        "eth_getCode" => {
-            p.at_most(2)?;
-            let a = p.parse(0, "address", params::address)?;
-            state_block(b, p, 1)?;
-            Ok(json::data(&b.code(&a)))
-        }
-        "eth_getStorageAt" => {
-            p.at_most(3)?;
-            p.parse(0, "address", params::address)?;
-            p.parse(1, "storage slot", params::quantity_u256)?;
-            state_block(b, p, 2)?;
-            Ok(h256(&B256::ZERO))
-        }
-        "eth_call" => {
-            p.at_most(3)?;
-            let mut req = p.parse(0, "call object", params::call_request)?;
-            req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
-            let n = state_block(b, p, 1)?;
-            Ok(json::data(&b.call(&req, n)?))
-        }
-        "eth_estimateGas" => {
-            p.at_most(3)?;
-            let mut req = p.parse(0, "call object", params::call_request)?;
-            req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
-            // The estimate runs against the pending state; a block, if given, must parse.
-            p.parse_opt(1, params::block_spec)?;
-            Ok(qty(b.estimate_gas(&req)?.saturating_add(req.access_list_gas)))
-        }
+        "eth_getBalance" => get_balance(b, p),
+        "eth_getTransactionCount" => get_transaction_count(b, p),
+        "eth_getCode" => get_code(b, p),
+        "eth_getStorageAt" => get_storage_at(b, p),
+        "eth_call" => call(b, p),
+        "eth_estimateGas" => estimate_gas(b, p),
         "eth_feeHistory" => fee_history(b, p),
         "eth_getTransactionByHash" => {
             p.at_most(1)?;
@@ -149,76 +112,143 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
             Ok(n.filter(|n| b.header(*n).is_some()).map_or(Value::Null, |_| qty(0u8)))
         }
         "eth_getTransactionByBlockNumberAndIndex" | "eth_getTransactionByBlockHashAndIndex" => {
-            p.at_most(2)?;
-            let n = block_arg(b, p, method.contains("ByBlockHash"))?;
-            let i = p.parse(1, "index", params::quantity_u64)?;
-            let Some(n) = n else { return Ok(Value::Null) };
-            let (Some((header, hash)), Some(txs)) = (b.header(n), b.block_transactions(n)) else {
-                return Ok(Value::Null);
-            };
-            Ok(txs.get(i as usize).map_or(Value::Null, |t| json::transaction(t, Some(TxPlace::new(&header, hash, i)))))
+            transaction_by_block_and_index(b, p, method.contains("ByBlockHash"))
         }
-        "eth_getBlockReceipts" => {
-            p.at_most(1)?;
-            let spec = p.parse(0, "block", params::block_spec)?;
-            let Some(n) = spec.resolve(b) else {
-                return Ok(Value::Null);
-            };
-            let (Some((header, hash)), Some(txs), Some(receipts)) =
-                (b.header(n), b.block_transactions(n), b.block_receipts(n))
-            else {
-                return Ok(Value::Null);
-            };
-            Ok(Value::Array(json::block_receipts(&header, hash, &txs, &receipts)))
-        }
+        "eth_getBlockReceipts" => get_block_receipts(b, p),
         "eth_getLogs" => {
             p.at_most(1)?;
             let q = p.parse(0, "filter", LogQuery::parse)?;
             get_logs(b, &q).map(Value::Array)
         }
-        "ol_getProof" => {
-            p.at_most(2)?;
-            let key = p.parse(0, "key", params::data)?;
-            let n = state_block(b, p, 1)?;
-            let r = b.proof(&key, n)?;
-            Ok(json!({
-                "blockNumber": r.block_number,
-                "stateRoot": h256(&r.state_root),
-                "key": json::data(&r.key),
-                "value": r.value.as_ref().map(|v| json::data(v)),
-                "proof": json::data(&r.proof),
-            }))
-        }
-        "ol_supply" => {
-            p.at_most(1)?;
-            let n = state_block(b, p, 0)?;
-            let v = b.supply(n)?;
-            Ok(json!({
-                "blockNumber": v.block_number,
-                "total": v.total.to_string(),
-                "genesis": v.genesis.to_string(),
-                "issued": v.issued.to_string(),
-                "burned": v.burned.to_string(),
-                "treasury": v.treasury.to_string(),
-                "rewardPool": v.reward_pool.to_string(),
-                "heldByModules": v.held_by_modules.to_string(),
-            }))
-        }
-        "ol_status" => {
-            let s = b.status();
-            Ok(json!({
-                "chainId": s.chain_id,
-                "head": s.head,
-                "headHash": h256(&s.head_hash),
-                "pendingTxs": s.pending_txs,
-                "queuedTxs": s.queued_txs,
-                "blockTimeMs": s.block_time_ms,
-                "history": s.history,
-                "version": s.version,
-            }))
-        }
+        "ol_getProof" => ol_get_proof(b, p),
+        "ol_supply" => ol_supply(b, p),
+        "ol_status" => Ok(ol_status(b)),
         _ => Err(RpcError::method_not_found(method)),
     }
+}
+
+fn get_balance(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let a = p.parse(0, "address", params::address)?;
+    let n = state_block(b, p, 1)?;
+    Ok(qty(b.account(&a, n)?.1))
+}
+
+/// The nonce at a committed block, or counting the pool's transactions at "pending".
+fn get_transaction_count(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let a = p.parse(0, "address", params::address)?;
+    if p.parse_opt(1, params::block_spec)? == Some(BlockSpec::Pending) {
+        return Ok(qty(b.pending_nonce(&a)));
+    }
+    let n = state_block(b, p, 1)?;
+    Ok(qty(b.account(&a, n)?.0))
+}
+
+fn get_code(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let a = p.parse(0, "address", params::address)?;
+    state_block(b, p, 1)?;
+    Ok(json::data(&b.code(&a)))
+}
+
+/// No account has contract storage: every slot reads zero (the parameters must still parse).
+fn get_storage_at(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(3)?;
+    p.parse(0, "address", params::address)?;
+    p.parse(1, "storage slot", params::quantity_u256)?;
+    state_block(b, p, 2)?;
+    Ok(h256(&B256::ZERO))
+}
+
+/// Parameter 0 as a call object, its gas capped at [`RPC_GAS_CAP`].
+fn capped_call_request(p: &Params) -> Result<crate::backend::CallRequest, RpcError> {
+    let mut req = p.parse(0, "call object", params::call_request)?;
+    req.gas = Some(req.gas.unwrap_or(RPC_GAS_CAP).min(RPC_GAS_CAP));
+    Ok(req)
+}
+
+fn call(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(3)?;
+    let req = capped_call_request(p)?;
+    let n = state_block(b, p, 1)?;
+    Ok(json::data(&b.call(&req, n)?))
+}
+
+fn estimate_gas(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(3)?;
+    let req = capped_call_request(p)?;
+    // The estimate runs against the pending state; a block, if given, must parse.
+    p.parse_opt(1, params::block_spec)?;
+    Ok(qty(b.estimate_gas(&req)?.saturating_add(req.access_list_gas)))
+}
+
+fn transaction_by_block_and_index(b: &dyn Backend, p: &Params, by_hash: bool) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let n = block_arg(b, p, by_hash)?;
+    let i = p.parse(1, "index", params::quantity_u64)?;
+    let Some(n) = n else { return Ok(Value::Null) };
+    let (Some((header, hash)), Some(txs)) = (b.header(n), b.block_transactions(n)) else {
+        return Ok(Value::Null);
+    };
+    Ok(txs.get(i as usize).map_or(Value::Null, |t| json::transaction(t, Some(TxPlace::new(&header, hash, i)))))
+}
+
+fn get_block_receipts(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(1)?;
+    let spec = p.parse(0, "block", params::block_spec)?;
+    let Some(n) = spec.resolve(b) else {
+        return Ok(Value::Null);
+    };
+    let (Some((header, hash)), Some(txs), Some(receipts)) = (b.header(n), b.block_transactions(n), b.block_receipts(n))
+    else {
+        return Ok(Value::Null);
+    };
+    Ok(Value::Array(json::block_receipts(&header, hash, &txs, &receipts)))
+}
+
+fn ol_get_proof(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let key = p.parse(0, "key", params::data)?;
+    let n = state_block(b, p, 1)?;
+    let r = b.proof(&key, n)?;
+    Ok(json!({
+        "blockNumber": r.block_number,
+        "stateRoot": h256(&r.state_root),
+        "key": json::data(&r.key),
+        "value": r.value.as_ref().map(|v| json::data(v)),
+        "proof": json::data(&r.proof),
+    }))
+}
+
+fn ol_supply(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(1)?;
+    let n = state_block(b, p, 0)?;
+    let v = b.supply(n)?;
+    Ok(json!({
+        "blockNumber": v.block_number,
+        "total": v.total.to_string(),
+        "genesis": v.genesis.to_string(),
+        "issued": v.issued.to_string(),
+        "burned": v.burned.to_string(),
+        "treasury": v.treasury.to_string(),
+        "rewardPool": v.reward_pool.to_string(),
+        "heldByModules": v.held_by_modules.to_string(),
+    }))
+}
+
+fn ol_status(b: &dyn Backend) -> Value {
+    let s = b.status();
+    json!({
+        "chainId": s.chain_id,
+        "head": s.head,
+        "headHash": h256(&s.head_hash),
+        "pendingTxs": s.pending_txs,
+        "queuedTxs": s.queued_txs,
+        "blockTimeMs": s.block_time_ms,
+        "history": s.history,
+        "version": s.version,
+    })
 }
 
 /// The committed block whose state a read at parameter `i` uses (absent: latest).

@@ -15,7 +15,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ml::{
-    Finish, KvCache, Logits, LoraAdapter, Model, Sampler, SamplingParams, SeqStep, Step, StopWatch, TextTokenizer,
+    Finish, KvCache, Logits, LoraAdapter, MlError, Model, Sampler, SamplingParams, SeqStep, Step, StepOutput,
+    StopWatch, TextTokenizer,
 };
 use tokio::sync::mpsc;
 
@@ -225,59 +226,9 @@ impl Engine {
         let cfg = &self.config;
         let mut cache = KvCache::new(&m.config, cfg.block_size, cfg.kv_blocks);
         let mut running: Vec<Running> = Vec::new();
-        let ctx = m.config.max_position_embeddings;
         loop {
-            // Admit.
-            {
-                let mut q = self.shared.queue.lock().unwrap();
-                while running.is_empty() && q.is_empty() {
-                    if self.shared.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    q = self.shared.wake.wait_timeout(q, Duration::from_millis(200)).unwrap().0;
-                }
-                if self.shared.stop.load(Ordering::SeqCst) {
-                    for p in q.drain(..) {
-                        let _ = p.tx.send(Event::Error("the engine stopped".into()));
-                    }
-                    for r in running.drain(..) {
-                        let _ = r.tx.send(Event::Error("the engine stopped".into()));
-                    }
-                    return;
-                }
-                while running.len() < cfg.max_batch {
-                    let Some(p) = q.front() else { break };
-                    if p.req.cancel.load(Ordering::SeqCst) || p.tx.is_closed() {
-                        q.pop_front();
-                        continue;
-                    }
-                    let budget = p.req.params.max_tokens.min(ctx - p.req.prompt.len());
-                    if cache.reserve(p.id, p.req.prompt.len() + budget).is_err() {
-                        break; // wait for blocks to free up
-                    }
-                    let p = q.pop_front().expect("front");
-                    self.metrics.queue_wait.observe(p.queued.elapsed());
-                    let mut params = p.req.params.clone();
-                    params.max_tokens = budget;
-                    let stops = StopWatch::new(params.stop.clone());
-                    let sampler = Sampler::new(params.clone());
-                    let mut req = p.req;
-                    req.params = params;
-                    running.push(Running {
-                        id: p.id,
-                        tx: p.tx,
-                        sampler,
-                        stops,
-                        fed: 0,
-                        out: Vec::new(),
-                        next: Vec::new(),
-                        started: Instant::now(),
-                        first_token: None,
-                        last_token: Instant::now(),
-                        req,
-                    });
-                }
-                self.metrics.queue_depth.store(q.len() as u64, Ordering::Relaxed);
+            if !self.admit(&mut cache, &mut running) {
+                return;
             }
             // Drop cancelled or disconnected sequences before computing for them.
             running.retain(|r| {
@@ -291,113 +242,14 @@ impl Engine {
             if running.is_empty() {
                 continue;
             }
-            // One step over every running sequence.
-            let mut adapter_arcs: Vec<Arc<LoraAdapter>> = Vec::new();
-            let mut inputs: Vec<(Vec<u32>, Option<usize>)> = Vec::with_capacity(running.len());
-            for r in &mut running {
-                let toks = if r.fed < r.req.prompt.len() {
-                    let end = (r.fed + cfg.prefill_chunk).min(r.req.prompt.len());
-                    let t = r.req.prompt[r.fed..end].to_vec();
-                    r.fed = end;
-                    t
-                } else {
-                    std::mem::take(&mut r.next)
-                };
-                let a = r.req.adapter.as_ref().map(|a| match adapter_arcs.iter().position(|x| Arc::ptr_eq(x, a)) {
-                    Some(i) => i,
-                    None => {
-                        adapter_arcs.push(a.clone());
-                        adapter_arcs.len() - 1
-                    }
-                });
-                inputs.push((toks, a));
-            }
-            let adapters: Vec<&LoraAdapter> = adapter_arcs.iter().map(|a| a.as_ref()).collect();
-            let step = Step {
-                seqs: running
-                    .iter()
-                    .zip(&inputs)
-                    .map(|(r, (t, a))| SeqStep { seq: r.id, tokens: t, adapter: *a, logits: Logits::Last })
-                    .collect(),
-            };
-            let t0 = Instant::now();
-            let out = m.forward(&step, &mut cache, &adapters);
-            let step_time = t0.elapsed();
-            drop(step);
-            let out = match out {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!("engine step failed: {e}");
-                    for r in running.drain(..) {
-                        cache.free_seq(r.id);
-                        let _ = r.tx.send(Event::Error(format!("generation failed: {e}")));
-                    }
-                    continue;
-                }
-            };
-            self.metrics.steps.fetch_add(1, Ordering::Relaxed);
-            self.metrics.step_time.observe(step_time);
-            self.metrics.batch_size.store(running.len() as u64, Ordering::Relaxed);
+            let Some(out) = self.step(&mut cache, &mut running) else { continue };
             // Sample, stream, retire.
             let mut done: Vec<usize> = Vec::new();
             for (i, r) in running.iter_mut().enumerate() {
                 if r.fed < r.req.prompt.len() {
                     continue; // still prefilling
                 }
-                let row = match out.last(i) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = r.tx.send(Event::Error(e.to_string()));
-                        done.push(i);
-                        continue;
-                    }
-                };
-                let tok = r.sampler.sample(&row);
-                let now = Instant::now();
-                if r.first_token.is_none() {
-                    let ttft = r.started.elapsed();
-                    r.first_token = Some(ttft);
-                    self.metrics.ttft.observe(ttft);
-                } else {
-                    self.metrics.itl.observe(now - r.last_token);
-                }
-                r.last_token = now;
-                let mut finish = None;
-                if self.eos.contains(&tok) {
-                    finish = Some(Finish::Stop);
-                } else {
-                    r.out.push(tok);
-                    self.metrics.tokens_out.fetch_add(1, Ordering::Relaxed);
-                    let text = self.tokenizer.decode(&r.out).unwrap_or_default();
-                    let (piece, stopped) = r.stops.update(text);
-                    if !piece.is_empty() && r.tx.send(Event::Text(piece, r.out.len())).is_err() {
-                        // The client went away: what it received is what it pays for.
-                        finish = Some(Finish::Stop);
-                        r.req.cancel.store(true, Ordering::SeqCst);
-                    }
-                    if stopped {
-                        finish = Some(Finish::Stop);
-                    } else if r.out.len() >= r.req.params.max_tokens {
-                        finish = Some(Finish::Length);
-                    }
-                    r.next = vec![tok];
-                }
-                if let Some(f) = finish {
-                    let rest = r.stops.finish();
-                    if !rest.is_empty() {
-                        let _ = r.tx.send(Event::Text(rest, r.out.len()));
-                    }
-                    let total = r.started.elapsed();
-                    let _ = r.tx.send(Event::Done(Outcome {
-                        finish: f,
-                        prompt_tokens: r.req.prompt.len(),
-                        completion_tokens: r.out.len(),
-                        tokens: r.out.clone(),
-                        text: r.stops.text().to_string(),
-                        time_to_first_token: r.first_token.unwrap_or(total),
-                        total,
-                    }));
-                    self.metrics.completed.fetch_add(1, Ordering::Relaxed);
+                if self.advance(r, out.last(i)) {
                     done.push(i);
                 }
             }
@@ -407,6 +259,176 @@ impl Engine {
             }
             self.metrics.kv_free_blocks.store(cache.free_blocks() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Wait for work, then move queued requests into `running` while the
+    /// batch has room and the cache has blocks for their whole budget. On a
+    /// stop, fails every queued and running request and returns false.
+    fn admit(&self, cache: &mut KvCache, running: &mut Vec<Running>) -> bool {
+        let ctx = self.model.config.max_position_embeddings;
+        let mut q = self.shared.queue.lock().unwrap();
+        while running.is_empty() && q.is_empty() {
+            if self.shared.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            q = self.shared.wake.wait_timeout(q, Duration::from_millis(200)).unwrap().0;
+        }
+        if self.shared.stop.load(Ordering::SeqCst) {
+            for p in q.drain(..) {
+                let _ = p.tx.send(Event::Error("the engine stopped".into()));
+            }
+            for r in running.drain(..) {
+                let _ = r.tx.send(Event::Error("the engine stopped".into()));
+            }
+            return false;
+        }
+        while running.len() < self.config.max_batch {
+            let Some(p) = q.front() else { break };
+            if p.req.cancel.load(Ordering::SeqCst) || p.tx.is_closed() {
+                q.pop_front();
+                continue;
+            }
+            let budget = p.req.params.max_tokens.min(ctx - p.req.prompt.len());
+            if cache.reserve(p.id, p.req.prompt.len() + budget).is_err() {
+                break; // wait for blocks to free up
+            }
+            let p = q.pop_front().expect("front");
+            self.metrics.queue_wait.observe(p.queued.elapsed());
+            let mut params = p.req.params.clone();
+            params.max_tokens = budget;
+            let stops = StopWatch::new(params.stop.clone());
+            let sampler = Sampler::new(params.clone());
+            let mut req = p.req;
+            req.params = params;
+            running.push(Running {
+                id: p.id,
+                tx: p.tx,
+                sampler,
+                stops,
+                fed: 0,
+                out: Vec::new(),
+                next: Vec::new(),
+                started: Instant::now(),
+                first_token: None,
+                last_token: Instant::now(),
+                req,
+            });
+        }
+        self.metrics.queue_depth.store(q.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// One model step over every running sequence: the next prefill chunk of
+    /// those still prefilling, the last sampled token of the others. On a
+    /// failure every running request fails and is dropped (`None`).
+    fn step(&self, cache: &mut KvCache, running: &mut Vec<Running>) -> Option<StepOutput> {
+        let mut adapter_arcs: Vec<Arc<LoraAdapter>> = Vec::new();
+        let mut inputs: Vec<(Vec<u32>, Option<usize>)> = Vec::with_capacity(running.len());
+        for r in running.iter_mut() {
+            let toks = if r.fed < r.req.prompt.len() {
+                let end = (r.fed + self.config.prefill_chunk).min(r.req.prompt.len());
+                let t = r.req.prompt[r.fed..end].to_vec();
+                r.fed = end;
+                t
+            } else {
+                std::mem::take(&mut r.next)
+            };
+            let a = r.req.adapter.as_ref().map(|a| match adapter_arcs.iter().position(|x| Arc::ptr_eq(x, a)) {
+                Some(i) => i,
+                None => {
+                    adapter_arcs.push(a.clone());
+                    adapter_arcs.len() - 1
+                }
+            });
+            inputs.push((toks, a));
+        }
+        let adapters: Vec<&LoraAdapter> = adapter_arcs.iter().map(|a| a.as_ref()).collect();
+        let step = Step {
+            seqs: running
+                .iter()
+                .zip(&inputs)
+                .map(|(r, (t, a))| SeqStep { seq: r.id, tokens: t, adapter: *a, logits: Logits::Last })
+                .collect(),
+        };
+        let t0 = Instant::now();
+        let out = self.model.forward(&step, cache, &adapters);
+        let step_time = t0.elapsed();
+        drop(step);
+        match out {
+            Ok(o) => {
+                self.metrics.steps.fetch_add(1, Ordering::Relaxed);
+                self.metrics.step_time.observe(step_time);
+                self.metrics.batch_size.store(running.len() as u64, Ordering::Relaxed);
+                Some(o)
+            }
+            Err(e) => {
+                tracing::error!("engine step failed: {e}");
+                for r in running.drain(..) {
+                    cache.free_seq(r.id);
+                    let _ = r.tx.send(Event::Error(format!("generation failed: {e}")));
+                }
+                None
+            }
+        }
+    }
+
+    /// Sample `r`'s next token from its logits `row`, stream the new text, and
+    /// send the outcome when it is finished. True when `r` is done.
+    fn advance(&self, r: &mut Running, row: Result<Vec<f32>, MlError>) -> bool {
+        let row = match row {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = r.tx.send(Event::Error(e.to_string()));
+                return true;
+            }
+        };
+        let tok = r.sampler.sample(&row);
+        let now = Instant::now();
+        if r.first_token.is_none() {
+            let ttft = r.started.elapsed();
+            r.first_token = Some(ttft);
+            self.metrics.ttft.observe(ttft);
+        } else {
+            self.metrics.itl.observe(now - r.last_token);
+        }
+        r.last_token = now;
+        let mut finish = None;
+        if self.eos.contains(&tok) {
+            finish = Some(Finish::Stop);
+        } else {
+            r.out.push(tok);
+            self.metrics.tokens_out.fetch_add(1, Ordering::Relaxed);
+            let text = self.tokenizer.decode(&r.out).unwrap_or_default();
+            let (piece, stopped) = r.stops.update(text);
+            if !piece.is_empty() && r.tx.send(Event::Text(piece, r.out.len())).is_err() {
+                // The client went away: what it received is what it pays for.
+                finish = Some(Finish::Stop);
+                r.req.cancel.store(true, Ordering::SeqCst);
+            }
+            if stopped {
+                finish = Some(Finish::Stop);
+            } else if r.out.len() >= r.req.params.max_tokens {
+                finish = Some(Finish::Length);
+            }
+            r.next = vec![tok];
+        }
+        let Some(f) = finish else { return false };
+        let rest = r.stops.finish();
+        if !rest.is_empty() {
+            let _ = r.tx.send(Event::Text(rest, r.out.len()));
+        }
+        let total = r.started.elapsed();
+        let _ = r.tx.send(Event::Done(Outcome {
+            finish: f,
+            prompt_tokens: r.req.prompt.len(),
+            completion_tokens: r.out.len(),
+            tokens: r.out.clone(),
+            text: r.stops.text().to_string(),
+            time_to_first_token: r.first_token.unwrap_or(total),
+            total,
+        }));
+        self.metrics.completed.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 

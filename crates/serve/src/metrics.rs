@@ -151,83 +151,57 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let g = |s: &mut String, name: &str, kind: &str, help: &str, v: u64| {
-            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
-        };
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        g(&mut s, "openlora_queue_depth", "gauge", "Requests waiting for admission.", ld(&self.queue_depth));
-        g(&mut s, "openlora_batch_size", "gauge", "Sequences in the last step.", ld(&self.batch_size));
-        g(&mut s, "openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", ld(&self.kv_free_blocks));
-        g(&mut s, "openlora_steps_total", "counter", "Forward steps.", ld(&self.steps));
-        g(&mut s, "openlora_generated_tokens_total", "counter", "Tokens generated.", ld(&self.tokens_out));
-        g(&mut s, "openlora_requests_completed_total", "counter", "Requests finished.", ld(&self.completed));
-        g(
-            &mut s,
-            "openlora_requests_cancelled_total",
-            "counter",
-            "Requests cancelled (client gone).",
-            ld(&self.cancelled),
-        );
-        g(
-            &mut s,
-            "openlora_requests_rejected_total",
-            "counter",
-            "Requests refused (queue full, limits).",
-            ld(&self.rejected),
-        );
-        g(
-            &mut s,
-            "openlora_requests_rate_limited_total",
-            "counter",
-            "Requests refused by a rate limit before their body was read.",
-            ld(&self.rate_limited),
-        );
-        g(
-            &mut s,
-            "openlora_prompts_tokenized_total",
-            "counter",
-            "Prompts tokenized for generation requests.",
-            ld(&self.prompts_tokenized),
-        );
-        g(&mut s, "openlora_adapter_cache_hits_total", "counter", "Adapter cache hits.", ld(&self.cache_hits));
-        g(
-            &mut s,
-            "openlora_adapter_cache_misses_total",
-            "counter",
-            "Adapter cache misses (loads).",
-            ld(&self.cache_misses),
-        );
-        g(&mut s, "openlora_adapter_cache_evictions_total", "counter", "Adapters evicted.", ld(&self.cache_evictions));
-        g(&mut s, "openlora_adapter_cache_bytes", "gauge", "Bytes of resident adapters.", ld(&self.cache_bytes));
-        g(&mut s, "openlora_adapter_cache_adapters", "gauge", "Resident adapters.", ld(&self.cache_adapters));
-        g(
-            &mut s,
-            "openledger_settlement_queued_receipts",
-            "gauge",
-            "Receipts billed, not yet settled on-chain.",
-            ld(&self.settlement_queued),
-        );
-        g(
-            &mut s,
-            "openledger_settlement_stuck_receipts",
-            "gauge",
-            "Queued receipts a settlement round already failed to settle.",
-            ld(&self.settlement_stuck),
-        );
-        g(
-            &mut s,
-            "openledger_settlement_settled_total",
-            "counter",
-            "Receipts settled on-chain.",
-            ld(&self.settlement_settled),
-        );
-        g(
-            &mut s,
-            "openledger_settlement_dropped_total",
-            "counter",
-            "Receipts the chain refused for good, dropped and logged.",
-            ld(&self.settlement_dropped),
-        );
+        // (name, type, help, value) of every counter and gauge.
+        let plain: [(&str, &str, &str, &AtomicU64); 19] = [
+            ("openlora_queue_depth", "gauge", "Requests waiting for admission.", &self.queue_depth),
+            ("openlora_batch_size", "gauge", "Sequences in the last step.", &self.batch_size),
+            ("openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", &self.kv_free_blocks),
+            ("openlora_steps_total", "counter", "Forward steps.", &self.steps),
+            ("openlora_generated_tokens_total", "counter", "Tokens generated.", &self.tokens_out),
+            ("openlora_requests_completed_total", "counter", "Requests finished.", &self.completed),
+            ("openlora_requests_cancelled_total", "counter", "Requests cancelled (client gone).", &self.cancelled),
+            ("openlora_requests_rejected_total", "counter", "Requests refused (queue full, limits).", &self.rejected),
+            (
+                "openlora_requests_rate_limited_total",
+                "counter",
+                "Requests refused by a rate limit before their body was read.",
+                &self.rate_limited,
+            ),
+            (
+                "openlora_prompts_tokenized_total",
+                "counter",
+                "Prompts tokenized for generation requests.",
+                &self.prompts_tokenized,
+            ),
+            ("openlora_adapter_cache_hits_total", "counter", "Adapter cache hits.", &self.cache_hits),
+            ("openlora_adapter_cache_misses_total", "counter", "Adapter cache misses (loads).", &self.cache_misses),
+            ("openlora_adapter_cache_evictions_total", "counter", "Adapters evicted.", &self.cache_evictions),
+            ("openlora_adapter_cache_bytes", "gauge", "Bytes of resident adapters.", &self.cache_bytes),
+            ("openlora_adapter_cache_adapters", "gauge", "Resident adapters.", &self.cache_adapters),
+            (
+                "openledger_settlement_queued_receipts",
+                "gauge",
+                "Receipts billed, not yet settled on-chain.",
+                &self.settlement_queued,
+            ),
+            (
+                "openledger_settlement_stuck_receipts",
+                "gauge",
+                "Queued receipts a settlement round already failed to settle.",
+                &self.settlement_stuck,
+            ),
+            ("openledger_settlement_settled_total", "counter", "Receipts settled on-chain.", &self.settlement_settled),
+            (
+                "openledger_settlement_dropped_total",
+                "counter",
+                "Receipts the chain refused for good, dropped and logged.",
+                &self.settlement_dropped,
+            ),
+        ];
+        for (name, kind, help, v) in plain {
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n", ld(v)));
+        }
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         s.push_str(&format!(
             "# HELP openlora_tokens_per_second Generated tokens per second since start.\n# TYPE openlora_tokens_per_second gauge\nopenlora_tokens_per_second {}\n",
