@@ -668,6 +668,11 @@ fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Trace
     })
 }
 
+/// The Python peer of this benchmark.
+fn prepare_peer(o: &AttributionOpts) -> Option<PeerSetup> {
+    crate::peer::prepare_python_peer("peers/attribution_peer.py", &["infini-gram"], o.python.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,9 +723,4 @@ mod tests {
         assert_eq!(s["ours"]["plantedFound"], s["plantedTotal"]);
         assert!(s["ours"]["bytesPerToken"]["tokensAndSa"].as_f64().unwrap() <= 6.0);
     }
-}
-
-/// The Python peer of this benchmark.
-fn prepare_peer(o: &AttributionOpts) -> Option<PeerSetup> {
-    crate::peer::prepare_python_peer("peers/attribution_peer.py", &["infini-gram"], o.python.as_deref())
 }

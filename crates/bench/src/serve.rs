@@ -1067,6 +1067,11 @@ fn summary_json(sums: &Summaries, cmp: Comparisons) -> Value {
     })
 }
 
+/// The Python peer of this benchmark.
+fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
+    crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1146,9 +1151,4 @@ mod tests {
         assert_eq!(agreement(&ours, &theirs), (1, 2, 3));
         assert_eq!(last_json("x\n{\"a\": 2}\n", "t").unwrap()["a"], 2);
     }
-}
-
-/// The Python peer of this benchmark.
-fn prepare_peer(o: &ServeOpts) -> Option<Peer> {
-    crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
 }

@@ -1,7 +1,7 @@
 //! `bench train`: LoRA fine-tuning of the same Llama-architecture model on the
 //! same tokens, ours (`ml::Trainer`: the fused ops of `ml::fused` with
 //! frozen-weight backwards, and the naive candle composition) against PyTorch
-//! + Hugging Face PEFT on the CPU. `--profile` adds a per-op profile, each op
+//! with Hugging Face PEFT on the CPU. `--profile` adds a per-op profile, each op
 //! alone at the model's shapes, naive against fused.
 //!
 //! Before any clock starts the bench writes, to one work directory:
@@ -853,61 +853,6 @@ fn summary_json(meds: &HashMap<System, Med>, r: &Ratios, agreement: Value) -> Va
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small() -> TrainOpts {
-        TrainOpts {
-            steps: 3,
-            warmup: 1,
-            batch: 2,
-            seq_len: 8,
-            shape: crate::peer::ModelShape::tiny(),
-            rank: 2,
-            ..TrainOpts::default()
-        }
-    }
-
-    #[test]
-    fn inputs_load_and_our_trainer_starts_from_them() {
-        let o = small();
-        let dir = tempfile::tempdir().unwrap();
-        let c = prepare_inputs(&o, dir.path()).unwrap();
-        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
-        assert_eq!(files.config.vocab_size, 64);
-        assert_eq!(files.config.head_dim, 16);
-        let toks = read_tokens(&dir.path().join("tokens.u32")).unwrap();
-        assert_eq!(toks.len(), 16);
-        assert!(toks.iter().all(|&t| t < 64));
-        let model = ml::Model::from_files(&files).unwrap();
-        let init = ml::LoraAdapter::load_peft(&dir.path().join("lora-init"), &c).unwrap();
-        let lora = o.lora_config();
-        let mut cfg = ml::TrainConfig::new(lora, o.lr, 3);
-        cfg.seed = o.seed;
-        let tr = ml::Trainer::new(&model, cfg).unwrap();
-        assert_eq!(tr.adapter().unwrap().hash, init.hash);
-        // Seeded: the same inputs again.
-        let dir2 = tempfile::tempdir().unwrap();
-        prepare_inputs(&o, dir2.path()).unwrap();
-        for f in ["model/model.safetensors", "tokens.u32", "lora-init/adapter_model.safetensors"] {
-            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(dir2.path().join(f)).unwrap(), "{f}");
-        }
-    }
-
-    #[test]
-    fn worker_results_become_figures() {
-        let v = json!({"stepS": [5.0, 1.0, 1.0, 2.0], "losses": [9.0, 8.9, 8.8, 8.7], "peakRssBytes": 1048576});
-        let f = figures(v, 100, 1).unwrap();
-        assert_eq!(f.tokens_per_s, 300.0 / 4.0);
-        assert_eq!(f.step_s_median, 1.0);
-        assert_eq!(f.peak_rss, Some(1048576.0));
-        assert!(figures(json!({"stepS": [1.0], "losses": [1.0]}), 100, 1).is_err());
-        assert_eq!(last_json("noise\n{\"a\": 1}\n\n", "x").unwrap()["a"], 1);
-        assert!(proc_status_bytes("VmHWM").unwrap() > 0);
-    }
-}
-
 /// `--profile`: every op of a step timed alone at the model's shapes.
 fn print_op_profile(o: &TrainOpts, c: &ml::ModelConfig) -> Result<()> {
     let (b, t) = (o.batch as usize, o.seq_len as usize);
@@ -986,4 +931,59 @@ fn print_op_profile(o: &TrainOpts, c: &ml::ModelConfig) -> Result<()> {
 /// The Python peer of this benchmark.
 fn prepare_peer(o: &TrainOpts) -> Option<Peer> {
     crate::peer::prepare_python_peer("peers/train_peer.py", &PEER_PACKAGES, o.peer.python.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> TrainOpts {
+        TrainOpts {
+            steps: 3,
+            warmup: 1,
+            batch: 2,
+            seq_len: 8,
+            shape: crate::peer::ModelShape::tiny(),
+            rank: 2,
+            ..TrainOpts::default()
+        }
+    }
+
+    #[test]
+    fn inputs_load_and_our_trainer_starts_from_them() {
+        let o = small();
+        let dir = tempfile::tempdir().unwrap();
+        let c = prepare_inputs(&o, dir.path()).unwrap();
+        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
+        assert_eq!(files.config.vocab_size, 64);
+        assert_eq!(files.config.head_dim, 16);
+        let toks = read_tokens(&dir.path().join("tokens.u32")).unwrap();
+        assert_eq!(toks.len(), 16);
+        assert!(toks.iter().all(|&t| t < 64));
+        let model = ml::Model::from_files(&files).unwrap();
+        let init = ml::LoraAdapter::load_peft(&dir.path().join("lora-init"), &c).unwrap();
+        let lora = o.lora_config();
+        let mut cfg = ml::TrainConfig::new(lora, o.lr, 3);
+        cfg.seed = o.seed;
+        let tr = ml::Trainer::new(&model, cfg).unwrap();
+        assert_eq!(tr.adapter().unwrap().hash, init.hash);
+        // Seeded: the same inputs again.
+        let dir2 = tempfile::tempdir().unwrap();
+        prepare_inputs(&o, dir2.path()).unwrap();
+        for f in ["model/model.safetensors", "tokens.u32", "lora-init/adapter_model.safetensors"] {
+            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(dir2.path().join(f)).unwrap(), "{f}");
+        }
+    }
+
+    #[test]
+    fn worker_results_become_figures() {
+        let v = json!({"stepS": [5.0, 1.0, 1.0, 2.0], "losses": [9.0, 8.9, 8.8, 8.7], "peakRssBytes": 1048576});
+        let f = figures(v, 100, 1).unwrap();
+        assert_eq!(f.tokens_per_s, 300.0 / 4.0);
+        assert_eq!(f.step_s_median, 1.0);
+        assert_eq!(f.peak_rss, Some(1048576.0));
+        assert!(figures(json!({"stepS": [1.0], "losses": [1.0]}), 100, 1).is_err());
+        assert_eq!(last_json("noise\n{\"a\": 1}\n\n", "x").unwrap()["a"], 1);
+        assert!(proc_status_bytes("VmHWM").unwrap() > 0);
+    }
 }

@@ -2,16 +2,11 @@
 
 use std::io::Write;
 
-use alloy_sol_types::SolCall;
 use anyhow::{Context, anyhow, bail};
-use primitives::Address;
-use primitives::system::Module;
 use serde_json::{Value, json};
 
 use super::httpc::HttpArgs;
 use crate::output::Out;
-
-const INFERENCE: Address = Module::Inference.address();
 
 #[derive(clap::Args, Debug)]
 pub struct InferArgs {
