@@ -6,7 +6,7 @@
 
 use ml::{Model, TextTokenizer};
 use primitives::B256;
-use runtime::models::ModelRecord;
+use runtime::models::{ModelRecord, ModelRecordExt};
 use serde_json::Value;
 
 use crate::credits::{mix, to_ppm, without};
@@ -39,7 +39,7 @@ pub fn compute_record(
     gradient: Option<&GradientInputs>,
     p: RecordParams,
 ) -> Result<Value, String> {
-    let versions: Vec<(u64, u64)> = r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
+    let versions = r.versions();
     let starts = word_starts(tok, response);
     let span = match index {
         Some(i) => trace_index(i, tok, response, &starts, p.min_span_tokens, p.max_credits),

@@ -257,12 +257,12 @@ mod tests {
     fn model_record() -> ModelRecord {
         use primitives::{Address, Bytes};
         ModelRecord {
+            id: 1,
             owner: Address::repeat_byte(9),
             name: "m2".into(),
             baseModelHash: B256::repeat_byte(2),
             adapterHash: B256::repeat_byte(3),
-            datanetIds: vec![1],
-            datanetVersions: vec![2],
+            datanets: vec![primitives::abi::DatanetVersionRef { datanetId: 1, version: 2 }],
             licences: vec!["CC0-1.0".into()],
             hyperparamsHash: B256::ZERO,
             hyperparams: Bytes::new(),

@@ -238,8 +238,8 @@ impl RecordParams {
         use runtime::datanets::DatanetsRead;
         let p = |spec| st.param_at(spec, height).map_err(|e| e.to_string());
         let mut excluded = Vec::new();
-        for d in &r.datanetIds {
-            excluded.extend(st.flagged(*d).map_err(|e| e.to_string())?);
+        for d in &r.datanets {
+            excluded.extend(st.flagged(d.datanetId).map_err(|e| e.to_string())?);
         }
         excluded.sort_unstable();
         excluded.dedup();

@@ -374,12 +374,12 @@ fn artefacts(files: &ModelFiles, model: &Model, out: &JobOutput, dir: &Path) -> 
     let sketch_hash = put(dir.join(&out.sketch_file))?;
     let metrics = json!({"artefacts": {"adapterConfig": cfg_hash}}).to_string();
     let record = ModelRecord {
+        id: 1,
         owner: Address::repeat_byte(9),
         name: "planted-facts".into(),
         baseModelHash: files.hash,
         adapterHash: out.adapter_hash,
-        datanetIds: vec![1],
-        datanetVersions: vec![1],
+        datanets: vec![primitives::abi::DatanetVersionRef { datanetId: 1, version: 1 }],
         licences: vec!["CC0-1.0".into()],
         hyperparamsHash: B256::ZERO,
         hyperparams: Bytes::new(),

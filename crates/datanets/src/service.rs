@@ -169,7 +169,7 @@ impl DatanetService {
     ) -> Result<Option<&'static str>, String> {
         use runtime::attribution::AttributionRead;
         use runtime::inference::InferenceRead;
-        use runtime::models::ModelsRead;
+        use runtime::models::{ModelRecordExt, ModelsRead};
         if d.policy != POLICY_ALLOW_LIST {
             return Ok(Some("public"));
         }
@@ -186,7 +186,7 @@ impl DatanetService {
             return Ok(Some("member"));
         }
         let names_it = |m: u64| -> Result<Option<runtime::models::ModelRecord>, String> {
-            Ok(st.model(primitives::ModelId(m)).map_err(e)?.filter(|r| r.datanetIds.contains(&id)))
+            Ok(st.model(primitives::ModelId(m)).map_err(e)?.filter(|r| r.trained_on(id)))
         };
         if let Some(ep) = st.endpoint(&c).map_err(e)? {
             for m in ep.modelIds {

@@ -22,7 +22,7 @@ use chain::Chain;
 use ml::{Model, TextTokenizer};
 use primitives::abi::Credit;
 use primitives::{B256, ModelId};
-use runtime::models::{ModelRecord, ModelsRead};
+use runtime::models::{ModelRecord, ModelRecordExt, ModelsRead};
 use runtime::params::ParamsRead;
 use serde_json::{Value, json};
 
@@ -129,7 +129,7 @@ impl AttributionService {
         text: &str,
         p: RecordParams,
     ) -> Result<Value, String> {
-        let versions: Vec<(u64, u64)> = r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
+        let versions = r.versions();
         let index = if versions.is_empty() {
             None
         } else {

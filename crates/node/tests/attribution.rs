@@ -89,12 +89,12 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     let sketch_hash = put(std::fs::read(dir.path().join("sketch.bin")).unwrap());
     let metrics = serde_json::json!({"artefacts": {"adapterConfig": cfg_hash}}).to_string();
     let record = ModelRecord {
+        id: 1,
         owner: Address::repeat_byte(9),
         name: "facts".into(),
         baseModelHash: files.hash,
         adapterHash: out.adapter_hash,
-        datanetIds: vec![1],
-        datanetVersions: vec![1],
+        datanets: vec![primitives::abi::DatanetVersionRef { datanetId: 1, version: 1 }],
         licences: vec!["CC0-1.0".into()],
         hyperparamsHash: B256::ZERO,
         hyperparams: Bytes::new(),

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail};
 use primitives::abi::{IAttribution, IInference, IParams};
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, ModelId};
-use runtime::models::ModelRecord;
+use runtime::models::{ModelRecord, ModelRecordExt};
 use serde_json::{Value, json};
 
 use super::RpcArgs;
@@ -137,30 +137,8 @@ fn blob(http: &HttpArgs, h: &B256) -> Result<Vec<u8>, String> {
 }
 
 fn model_record(rpc: &RpcArgs, id: u64) -> anyhow::Result<ModelRecord> {
-    let i = super::model::model_info(rpc, id)?;
-    Ok(ModelRecord {
-        owner: i.owner,
-        name: i.name,
-        baseModelHash: i.baseModelHash,
-        adapterHash: i.adapterHash,
-        datanetIds: i.datanets.iter().map(|d| d.datanetId).collect(),
-        datanetVersions: i.datanets.iter().map(|d| d.version).collect(),
-        licences: i.licences,
-        hyperparamsHash: i.hyperparamsHash,
-        hyperparams: i.hyperparams,
-        metricsHash: i.metricsHash,
-        metrics: i.metrics,
-        trainingLogHash: i.trainingLogHash,
-        checkpointHashes: i.checkpointHashes,
-        checkpointLearningRates: i.checkpointLearningRates,
-        sketchHash: i.sketchHash,
-        sketchSeed: i.sketchSeed,
-        sketchK: i.sketchK,
-        priceInPer1k: i.priceInPer1k,
-        priceOutPer1k: i.priceOutPer1k,
-        state: i.state,
-        createdAt: i.createdAt,
-    })
+    // The view answers the stored record itself.
+    super::model::model_info(rpc, id)
 }
 
 fn credits_of(v: &Value) -> Vec<(u64, u32)> {
@@ -361,7 +339,7 @@ fn verify_receipt(
     let text = typed.response.as_str();
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
-    for (d, ver) in r.datanetIds.iter().zip(&r.datanetVersions) {
+    for (d, ver) in r.versions() {
         let rows_path = format!("/v1/datanets/{d}/versions/{ver}/rows");
         let (st, body) = http.request("GET", &rows_path, &auth(&rows_path)?, b"")?;
         if st != 200 {
@@ -391,7 +369,7 @@ fn verify_receipt(
         None
     } else {
         let rows = node::spans::index_rows(tok, version_rows).map_err(|e| anyhow!(e))?;
-        let versions: Vec<(u64, u64)> = r.datanetIds.iter().copied().zip(r.datanetVersions.iter().copied()).collect();
+        let versions = r.versions();
         let key = node::spans::index_key(tok, &versions);
         Some(
             attribution::SpanIndex::build(

@@ -226,7 +226,12 @@ impl Handler for IInference::registerEndpointCall {
             list.push(sender);
             store(st, state_key::endpoints(), &list);
         }
-        let rec = EndpointRecord { url: url.to_string(), modelIds: self.modelIds.clone(), updatedAt: height };
+        let rec = EndpointRecord {
+            operator: sender,
+            url: url.to_string(),
+            modelIds: self.modelIds.clone(),
+            updatedAt: height,
+        };
         store(st, state_key::endpoint(&sender), &rec);
         ctx.emit(ADDRESS, &IInference::EndpointRegistered { operator: sender, url: rec.url, modelIds: self.modelIds });
         Ok(IInference::registerEndpointReturn {})
@@ -355,7 +360,7 @@ impl Handler for IInference::settleCall {
                 let stakers_part = part(stakers_bps)?;
                 // Each part is rounded down and the four sum to at most the cost.
                 let mut treasury_part = cost - owner_part - data_part - serving_part - stakers_part;
-                if model.datanetIds.is_empty() {
+                if model.datanets.is_empty() {
                     treasury_part += data_part;
                     data_part = 0;
                 }
@@ -610,7 +615,7 @@ impl Handler for IInference::endpointCall {
         let r = st
             .endpoint(&self.operator)?
             .ok_or_else(|| revert(IInference::UnknownEndpoint { operator: self.operator }))?;
-        Ok(endpoint_info(self.operator, r))
+        Ok(r)
     }
 }
 
@@ -623,7 +628,7 @@ impl Handler for IInference::endpointsCall {
         let mut list = vec![];
         for a in st.endpoint_operators()? {
             if let Some(r) = st.endpoint(&a)? {
-                list.push(endpoint_info(a, r));
+                list.push(r);
             }
         }
         Ok(list)

@@ -71,9 +71,7 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::U256;
 use primitives::abi::IInference::{self, IInferenceCalls};
-use primitives::abi::{
-    Credit, Overflow, ServingEndpoint, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer,
-};
+use primitives::abi::{Credit, Overflow, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer};
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, ModelId};
 
@@ -82,7 +80,7 @@ use crate::codec::store;
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::{APPROVED, DatanetsRead};
 use crate::dispatch::{SystemModule, calls};
-use crate::models::{LIVE, ModelRecord, ModelsRead, RETIRED};
+use crate::models::{LIVE, ModelRecord, ModelRecordExt, ModelsRead, RETIRED};
 use crate::params::{ParamSpec, ParamsRead};
 use crate::staking::{ROLE_SERVING, StakingRead, StakingWrite};
 use crate::{Overlay, revert};
@@ -222,11 +220,7 @@ fn check_credits(
         }
         let rec = st.contribution(id)?.ok_or_else(|| bad_credits(format!("unknown contribution {id}")))?;
         let in_model = rec.status == APPROVED
-            && model
-                .datanetIds
-                .iter()
-                .zip(&model.datanetVersions)
-                .any(|(d, v)| *d == rec.datanetId && rec.version <= *v);
+            && model.datanets.iter().any(|d| d.datanetId == rec.datanetId && rec.version <= d.version);
         if !in_model {
             return Err(bad_credits(format!("contribution {id} is not approved in the model's Datanet versions")));
         }
@@ -251,8 +245,9 @@ fn pay_fallback(
     hold: &mut HoldRecord,
 ) -> Result<(), CallFail> {
     let model = get_model(st, hold.modelId)?;
-    let mut rows = Vec::with_capacity(model.datanetIds.len());
-    for (d, v) in model.datanetIds.iter().zip(&model.datanetVersions) {
+    let versions = model.versions();
+    let mut rows = Vec::with_capacity(versions.len());
+    for (d, v) in &versions {
         let r = if (1..=accumulator::CAPACITY).contains(v) {
             st.version(*d, *v)?.map(|x| x.liveRows).unwrap_or(0)
         } else {
@@ -263,7 +258,7 @@ fn pay_fallback(
     let total_rows: u128 = rows.iter().map(|r| *r as u128).sum();
     let mut paid = 0u128;
     if total_rows > 0 {
-        for (i, (d, v)) in model.datanetIds.iter().zip(&model.datanetVersions).enumerate() {
+        for (i, (d, v)) in versions.iter().enumerate() {
             if rows[i] == 0 {
                 continue;
             }
@@ -295,10 +290,6 @@ fn pay_fallback(
     t.fallback_pool = add(t.fallback_pool, paid)?;
     hold.status = FALLBACK;
     Ok(())
-}
-
-fn endpoint_info(operator: Address, r: EndpointRecord) -> ServingEndpoint {
-    ServingEndpoint { operator, url: r.url, modelIds: r.modelIds, updatedAt: r.updatedAt }
 }
 
 /// Inference as a system module.

@@ -6,6 +6,9 @@ use primitives::Amount;
 /// A receipt's data part held for attribution: stored as the ABI's
 /// `AttributionHold`, which the `hold(receiptHash)` view returns as it is.
 pub use primitives::abi::AttributionHold as HoldRecord;
+/// A serving operator's announced endpoint: stored as the ABI's
+/// `ServingEndpoint`, which the `endpoint` views return as it is.
+pub use primitives::abi::ServingEndpoint as EndpointRecord;
 use primitives::state::StateError;
 
 sol! {
@@ -35,12 +38,6 @@ sol! {
         uint128 totalCredited;
         /// The Datanet's reward-per-row suffix sum (scaled by 1e18) at the last claim.
         uint256 paidIndex;
-    }
-
-    struct EndpointRecord {
-        string url;
-        uint64[] modelIds;
-        uint64 updatedAt;
     }
 }
 

@@ -117,7 +117,7 @@ impl Handler for IModels::setPriceCall {
         if rec.state == RETIRED {
             return Err(revert(IModels::AlreadyRetired { id: self.id }));
         }
-        check_price(&rec.datanetIds, &rec.licences, self.priceInPer1k, self.priceOutPer1k)?;
+        check_price(&rec.datanets, &rec.licences, self.priceInPer1k, self.priceOutPer1k)?;
         rec.priceInPer1k = self.priceInPer1k;
         rec.priceOutPer1k = self.priceOutPer1k;
         st.update_model(ModelId(self.id), &rec)?;
@@ -135,7 +135,7 @@ impl Handler for IModels::modelCall {
     }
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        Ok(get(st, self.id)?.to_info(ModelId(self.id)))
+        get(st, self.id)
     }
 }
 

@@ -29,12 +29,12 @@ pub fn init(st: &mut Overlay, base: Option<&BaseModelGenesis>) -> Result<Option<
         return Err(super::invalid("the base model hash is required"));
     }
     let rec = ModelRecord {
+        id: 0,
         owner: TREASURY,
         name,
         baseModelHash: b.base_hash,
         adapterHash: B256::ZERO,
-        datanetIds: vec![],
-        datanetVersions: vec![],
+        datanets: vec![],
         licences: vec![],
         hyperparamsHash: content_hash(&[]),
         hyperparams: Bytes::new(),

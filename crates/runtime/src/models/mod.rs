@@ -79,12 +79,17 @@ pub(crate) fn check_name(name: &str) -> Result<&str, CallFail> {
 }
 
 /// Refuse a non-zero price when any licence is non-commercial.
-fn check_price(datanet_ids: &[u64], licences: &[String], price_in: u128, price_out: u128) -> Result<(), CallFail> {
+fn check_price(
+    datanets: &[primitives::abi::DatanetVersionRef],
+    licences: &[String],
+    price_in: u128,
+    price_out: u128,
+) -> Result<(), CallFail> {
     if price_in == 0 && price_out == 0 {
         return Ok(());
     }
-    match datanet_ids.iter().zip(licences).find(|(_, l)| is_non_commercial(l)) {
-        Some((d, l)) => Err(revert(IModels::NonCommercialLicence { datanetId: *d, licence: l.clone() })),
+    match datanets.iter().zip(licences).find(|(_, l)| is_non_commercial(l)) {
+        Some((d, l)) => Err(revert(IModels::NonCommercialLicence { datanetId: d.datanetId, licence: l.clone() })),
         None => Ok(()),
     }
 }
@@ -113,7 +118,7 @@ fn draft(st: &Overlay, owner: Address, r: ModelRegistration, height: u64) -> Res
     if r.checkpointHashes.len() > MAX_CHECKPOINTS {
         return Err(invalid("at most 64 checkpoints"));
     }
-    let (mut ids, mut versions, mut licences) = (Vec::new(), Vec::new(), Vec::new());
+    let mut licences = Vec::new();
     for (i, dv) in r.datanets.iter().enumerate() {
         if r.datanets[..i].contains(dv) {
             return Err(invalid("a Datanet version is named twice"));
@@ -124,18 +129,17 @@ fn draft(st: &Overlay, owner: Address, r: ModelRegistration, height: u64) -> Res
         if v.closed {
             return Err(revert(IModels::VersionClosed { datanetId: dv.datanetId, version: dv.version }));
         }
-        ids.push(dv.datanetId);
-        versions.push(dv.version);
         licences.push(d.licence);
     }
-    check_price(&ids, &licences, r.priceInPer1k, r.priceOutPer1k)?;
+    check_price(&r.datanets, &licences, r.priceInPer1k, r.priceOutPer1k)?;
     Ok(ModelRecord {
+        // Set when the record is stored (`ModelsWrite::insert_model`).
+        id: 0,
         owner,
         name,
         baseModelHash: r.baseModelHash,
         adapterHash: r.adapterHash,
-        datanetIds: ids,
-        datanetVersions: versions,
+        datanets: r.datanets,
         licences,
         hyperparamsHash: content_hash(&r.hyperparams),
         hyperparams: r.hyperparams,

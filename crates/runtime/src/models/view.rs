@@ -4,7 +4,7 @@
 use primitives::state::{StateError, StateRead};
 use primitives::{Address, ModelId};
 
-use super::records::{LIVE, ModelPrice, ModelRecord};
+use super::records::{LIVE, ModelPrice, ModelRecord, ModelRecordExt};
 use super::state_key;
 use crate::Overlay;
 use crate::codec::{load, store};
@@ -68,7 +68,8 @@ impl ModelsWrite for Overlay<'_> {
     fn insert_model(&mut self, rec: &ModelRecord) -> Result<ModelId, StateError> {
         let id = ModelId(self.model_count()? + 1);
         store(self, state_key::count(), &id.0);
-        store(self, state_key::model(id), rec);
+        let rec = ModelRecord { id: id.0, ..rec.clone() };
+        store(self, state_key::model(id), &rec);
         let mut by = load::<Vec<u64>>(self, &state_key::models_of(&rec.owner))?.unwrap_or_default();
         by.push(id.0);
         store(self, state_key::models_of(&rec.owner), &by);
