@@ -53,9 +53,9 @@ impl DatanetReader {
 
     /// The findings report of a contribution.
     pub async fn report(&self, rec: &ContributionRecord) -> Result<FindingsReport, ReaderError> {
-        let b = self.blob(&rec.findingsHash).await?;
+        let b = self.blob(&rec.attestation.findingsHash).await?;
         serde_json::from_slice(&b)
-            .map_err(|e| ReaderError::Corrupt(format!("findings report {}: {e}", rec.findingsHash)))
+            .map_err(|e| ReaderError::Corrupt(format!("findings report {}: {e}", rec.attestation.findingsHash)))
     }
 
     /// A contribution's record and all its rows (tombstoned ones included), checked
@@ -67,11 +67,11 @@ impl DatanetReader {
         };
         let report = self.report(&rec).await?;
         let rows = crate::decode_rows(&self.blob(&report.rows_blob).await?).map_err(ReaderError::Corrupt)?;
-        if rows.len() != rec.rowCount as usize {
+        if rows.len() != rec.attestation.rowCount as usize {
             return Err(ReaderError::Corrupt(format!(
                 "contribution {cid}: {} rows stored, {} on chain",
                 rows.len(),
-                rec.rowCount
+                rec.attestation.rowCount
             )));
         }
         let mut leaves: Vec<B256> = rows.iter().map(Row::leaf).collect();
@@ -83,7 +83,7 @@ impl DatanetReader {
                 }
             }
         }
-        if rows_root(&leaves) != rec.rowsRoot {
+        if rows_root(&leaves) != rec.attestation.rowsRoot {
             return Err(ReaderError::Corrupt(format!(
                 "contribution {cid}: rows do not hash to the on-chain rows root"
             )));
@@ -127,12 +127,15 @@ impl DatanetReader {
                     leaves.push(row.leaf());
                     out.push(VersionRow {
                         id: RowId { contribution: cid, index: i as u32 },
-                        contributor: rec.contributor,
+                        contributor: rec.attestation.contributor,
                         row,
                     });
                 }
             }
-            entries.insert(cid, VersionEntry { rows_root: rows_root(&leaves), row_count: rec.rowCount as u64 });
+            entries.insert(
+                cid,
+                VersionEntry { rows_root: rows_root(&leaves), row_count: rec.attestation.rowCount as u64 },
+            );
         }
         if version_root(&entries) != root {
             return Err(ReaderError::Corrupt(format!(

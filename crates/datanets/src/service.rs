@@ -265,7 +265,7 @@ impl DatanetService {
             v
         };
         for (cid, rec) in recs {
-            let mut hashes = vec![rec.findingsHash, rec.contentHash];
+            let mut hashes = vec![rec.attestation.findingsHash, rec.attestation.contentHash];
             if let Ok(report) = self.reader.report(&rec).await {
                 hashes.push(report.rows_blob);
             }
@@ -330,8 +330,12 @@ impl DatanetService {
                     .contribution_rows(cid)
                     .await
                     .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "rows_unavailable", e.to_string()))?;
-                let report_blobs =
-                    self.reader.report(&rec).await.ok().map(|r| [rec.findingsHash, r.rows_blob, r.content_hash]);
+                let report_blobs = self
+                    .reader
+                    .report(&rec)
+                    .await
+                    .ok()
+                    .map(|r| [rec.attestation.findingsHash, r.rows_blob, r.content_hash]);
                 if let Some(bs) = report_blobs {
                     let mut o = self.owners.lock().unwrap();
                     for b in bs {

@@ -230,7 +230,7 @@ async fn contribution_blobs_are_placed_at_sync_and_guarded_by_their_datanet() {
     assert_eq!(policy.decide(&B256::repeat_byte(1), Some(p.owner)).unwrap(), None, "not a Datanet's blob");
     // The rows read back are the ones whose root the chain holds.
     let (rec, got) = svc.reader().contribution_rows(1).await.unwrap();
-    assert_eq!((rec.contributor, got), (p.member, rows));
+    assert_eq!((rec.attestation.contributor, got), (p.member, rows));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,17 +248,7 @@ impl Handler for IDatanets::submitContributionCall {
         st.put(state_key::attestation_used(&digest), Some(vec![1]));
         let cid = load::<u64>(st, &state_key::contribution_count())?.unwrap_or(0) + 1;
         let rec = ContributionRecord {
-            datanetId: id,
-            contributor: sender,
-            contentHash: a.contentHash,
-            rowsRoot: a.rowsRoot,
-            rowCount: a.rowCount,
-            byteSize: a.byteSize,
-            qualityBps: a.qualityBps,
-            scorerVersion: a.scorerVersion,
-            exactDuplicates: a.exactDuplicates,
-            nearDuplicates: a.nearDuplicates,
-            findingsHash: a.findingsHash,
+            attestation: a.clone(),
             bond: ctx.value.to_u256(),
             status: PENDING,
             reason: 0,
@@ -304,7 +294,7 @@ impl Handler for IDatanets::approveCall {
         let height = ctx.env.number;
         let sender = ctx.sender;
         let mut rec = get_contribution(st, self.contributionId)?;
-        let id = rec.datanetId;
+        let id = rec.attestation.datanetId;
         let mut d = get(st, id)?;
         if !is_curator(st, id, &d, &sender)? {
             return Err(revert(IDatanets::NotCurator { caller: sender }));
@@ -317,26 +307,35 @@ impl Handler for IDatanets::approveCall {
         }
         let leaf = version_leaf(
             self.contributionId,
-            &VersionEntry { rows_root: rec.rowsRoot, row_count: rec.rowCount as u64 },
+            &VersionEntry { rows_root: rec.attestation.rowsRoot, row_count: rec.attestation.rowCount as u64 },
         );
         let root = smt_set(st, id, self.contributionId, leaf)?;
-        let n = new_version(st, id, &mut d, root, rec.rowCount as i64, rec.rowCount as i64, 1, height)?;
+        let n = new_version(
+            st,
+            id,
+            &mut d,
+            root,
+            rec.attestation.rowCount as i64,
+            rec.attestation.rowCount as i64,
+            1,
+            height,
+        )?;
         let bond = Amount::from_u256(rec.bond).map_err(|_| revert(primitives::abi::Overflow {}))?;
-        st.transfer(&ADDRESS, &rec.contributor, bond)?;
+        st.transfer(&ADDRESS, &rec.attestation.contributor, bond)?;
         rec.status = APPROVED;
         rec.decidedAt = height;
         rec.version = n;
         store(st, state_key::contribution(self.contributionId), &rec);
-        let mut s = standing(st, id, &rec.contributor)?;
-        s.approvedRows += rec.rowCount as u64;
+        let mut s = standing(st, id, &rec.attestation.contributor)?;
+        s.approvedRows += rec.attestation.rowCount as u64;
         s.approved += 1;
         s.decided += 1;
-        store(st, state_key::standing(id, &rec.contributor), &s);
-        let mut r = rep(st, &rec.contributor)?;
+        store(st, state_key::standing(id, &rec.attestation.contributor), &s);
+        let mut r = rep(st, &rec.attestation.contributor)?;
         r.approved += 1;
-        r.rows += rec.rowCount as u64;
-        r.bytesApproved += rec.byteSize;
-        store(st, state_key::reputation(&rec.contributor), &r);
+        r.rows += rec.attestation.rowCount as u64;
+        r.bytesApproved += rec.attestation.byteSize;
+        store(st, state_key::reputation(&rec.attestation.contributor), &r);
         ctx.emit(
             ADDRESS,
             &IDatanets::ContributionApproved {
@@ -360,7 +359,7 @@ impl Handler for IDatanets::rejectCall {
         let height = ctx.env.number;
         let sender = ctx.sender;
         let mut rec = get_contribution(st, self.contributionId)?;
-        let id = rec.datanetId;
+        let id = rec.attestation.datanetId;
         let d = get(st, id)?;
         if !is_curator(st, id, &d, &sender)? {
             return Err(revert(IDatanets::NotCurator { caller: sender }));
@@ -379,18 +378,18 @@ impl Handler for IDatanets::rejectCall {
             Amount::ZERO
         };
         st.transfer(&ADDRESS, &TREASURY, slashed)?;
-        st.transfer(&ADDRESS, &rec.contributor, Amount(bond.0 - slashed.0))?;
+        st.transfer(&ADDRESS, &rec.attestation.contributor, Amount(bond.0 - slashed.0))?;
         rec.status = REJECTED;
         rec.reason = self.reason;
         rec.note = self.note.clone();
         rec.decidedAt = height;
         store(st, state_key::contribution(self.contributionId), &rec);
-        let mut s = standing(st, id, &rec.contributor)?;
+        let mut s = standing(st, id, &rec.attestation.contributor)?;
         s.decided += 1;
-        store(st, state_key::standing(id, &rec.contributor), &s);
-        let mut r = rep(st, &rec.contributor)?;
+        store(st, state_key::standing(id, &rec.attestation.contributor), &s);
+        let mut r = rep(st, &rec.attestation.contributor)?;
         r.rejected += 1;
-        store(st, state_key::reputation(&rec.contributor), &r);
+        store(st, state_key::reputation(&rec.attestation.contributor), &r);
         ctx.emit(
             ADDRESS,
             &IDatanets::ContributionRejected {
@@ -415,7 +414,7 @@ impl Handler for IDatanets::withdrawCall {
         let height = ctx.env.number;
         let sender = ctx.sender;
         let mut rec = get_contribution(st, self.contributionId)?;
-        if rec.contributor != sender {
+        if rec.attestation.contributor != sender {
             return Err(revert(IDatanets::NotContributor { caller: sender }));
         }
         if rec.status != PENDING {
@@ -431,7 +430,10 @@ impl Handler for IDatanets::withdrawCall {
         store(st, state_key::reputation(&sender), &r);
         ctx.emit(
             ADDRESS,
-            &IDatanets::ContributionWithdrawn { datanetId: rec.datanetId, contributionId: self.contributionId },
+            &IDatanets::ContributionWithdrawn {
+                datanetId: rec.attestation.datanetId,
+                contributionId: self.contributionId,
+            },
         );
         Ok(IDatanets::withdrawReturn {})
     }
@@ -445,7 +447,7 @@ impl Handler for IDatanets::flagCall {
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         let sender = ctx.sender;
         let mut rec = get_contribution(st, self.contributionId)?;
-        let id = rec.datanetId;
+        let id = rec.attestation.datanetId;
         let d = get(st, id)?;
         if !is_curator(st, id, &d, &sender)? && sender != Module::Governance.address() {
             return Err(revert(IDatanets::NotCurator { caller: sender }));
@@ -462,14 +464,14 @@ impl Handler for IDatanets::flagCall {
         store(st, state_key::contribution(self.contributionId), &rec);
         // Its rows stop counting in every version that holds them: fallback
         // payouts go to the others, and those versions close to new training.
-        let live = (rec.rowCount - rec.tombstoned) as u64;
+        let live = (rec.attestation.rowCount - rec.tombstoned) as u64;
         crate::fenwick::add(st, &|i| state_key::flagged_rows_node(id, i), rec.version, U256::from(live))?;
         close_versions(st, id, rec.version, d.versionCount)?;
-        let mut s = standing(st, id, &rec.contributor)?;
+        let mut s = standing(st, id, &rec.attestation.contributor)?;
         s.approvedRows = s.approvedRows.saturating_sub(live);
         s.approved = s.approved.saturating_sub(1);
         s.decided = s.decided.saturating_sub(1);
-        store(st, state_key::standing(id, &rec.contributor), &s);
+        store(st, state_key::standing(id, &rec.attestation.contributor), &s);
         IndexedList::new(state_key::flagged(id)).push(st, &self.contributionId)?;
         ctx.emit(
             ADDRESS,
@@ -511,7 +513,7 @@ impl Handler for IDatanets::tombstoneCall {
         let height = ctx.env.number;
         let sender = ctx.sender;
         let mut rec = get_contribution(st, self.contributionId)?;
-        let id = rec.datanetId;
+        let id = rec.attestation.datanetId;
         let mut d = get(st, id)?;
         if sender != d.owner && sender != Module::Governance.address() {
             return Err(revert(IDatanets::NotOwner { caller: sender }));
@@ -528,25 +530,28 @@ impl Handler for IDatanets::tombstoneCall {
         if self.reason.len() > 1024 {
             return Err(invalid("the reason is at most 1 KiB"));
         }
-        let proof =
-            MerkleProof { index: self.rowIndex as u64, leaf_count: rec.rowCount as u64, siblings: self.proof.clone() };
-        if self.rowLeaf == TOMBSTONE_LEAF || !proof.verify(&self.rowLeaf, &rec.rowsRoot) {
+        let proof = MerkleProof {
+            index: self.rowIndex as u64,
+            leaf_count: rec.attestation.rowCount as u64,
+            siblings: self.proof.clone(),
+        };
+        if self.rowLeaf == TOMBSTONE_LEAF || !proof.verify(&self.rowLeaf, &rec.attestation.rowsRoot) {
             return Err(revert(IDatanets::InvalidRowProof {}));
         }
         let new_rows_root = proof.root_for(&TOMBSTONE_LEAF).ok_or_else(|| revert(IDatanets::InvalidRowProof {}))?;
-        rec.rowsRoot = new_rows_root;
+        rec.attestation.rowsRoot = new_rows_root;
         rec.tombstoned += 1;
         store(st, state_key::contribution(self.contributionId), &rec);
         // Recorded with the version that first excludes the row (set below, once known).
         let tomb_key = state_key::tombstone(self.contributionId, self.rowIndex);
         // Every version that contains the row is closed to new training; its root stays for audit.
         close_versions(st, id, rec.version, d.versionCount)?;
-        let mut s = standing(st, id, &rec.contributor)?;
+        let mut s = standing(st, id, &rec.attestation.contributor)?;
         s.approvedRows = s.approvedRows.saturating_sub(1);
-        store(st, state_key::standing(id, &rec.contributor), &s);
+        store(st, state_key::standing(id, &rec.attestation.contributor), &s);
         let leaf = version_leaf(
             self.contributionId,
-            &VersionEntry { rows_root: new_rows_root, row_count: rec.rowCount as u64 },
+            &VersionEntry { rows_root: new_rows_root, row_count: rec.attestation.rowCount as u64 },
         );
         let root = smt_set(st, id, self.contributionId, leaf)?;
         let n = new_version(st, id, &mut d, root, 0, -1, 0, height)?;
@@ -648,17 +653,17 @@ impl Handler for IDatanets::contributionCall {
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         let r = get_contribution(st, self.contributionId)?;
         Ok(IDatanets::contributionReturn {
-            datanetId: r.datanetId,
-            contributor: r.contributor,
-            contentHash: r.contentHash,
-            rowsRoot: r.rowsRoot,
-            rowCount: r.rowCount,
-            byteSize: r.byteSize,
-            qualityBps: r.qualityBps,
-            scorerVersion: r.scorerVersion,
-            exactDuplicates: r.exactDuplicates,
-            nearDuplicates: r.nearDuplicates,
-            findingsHash: r.findingsHash,
+            datanetId: r.attestation.datanetId,
+            contributor: r.attestation.contributor,
+            contentHash: r.attestation.contentHash,
+            rowsRoot: r.attestation.rowsRoot,
+            rowCount: r.attestation.rowCount,
+            byteSize: r.attestation.byteSize,
+            qualityBps: r.attestation.qualityBps,
+            scorerVersion: r.attestation.scorerVersion,
+            exactDuplicates: r.attestation.exactDuplicates,
+            nearDuplicates: r.attestation.nearDuplicates,
+            findingsHash: r.attestation.findingsHash,
             bond: r.bond,
             status: r.status,
             reason: r.reason,

@@ -1,7 +1,7 @@
 //! Stored records of datanets (ABI-encoded `sol!` structs).
 
 use alloy_sol_types::sol;
-use primitives::abi::DatanetLimits;
+use primitives::abi::{ContributionAttestation, DatanetLimits};
 /// Versions and reputations are stored as the ABI's structs, which the
 /// `version` and `reputation` views return as they are.
 pub use primitives::abi::{DatanetVersion as VersionRecord, Reputation as ReputationRecord};
@@ -25,18 +25,11 @@ sol! {
         uint64 createdAt;
     }
 
+    /// A contribution: what its attester signed (Datanet, contributor, content
+    /// and rows hashes, size, quality, duplicates, findings), then its bond and
+    /// its curation.
     struct ContributionRecord {
-        uint64 datanetId;
-        address contributor;
-        bytes32 contentHash;
-        bytes32 rowsRoot;
-        uint32 rowCount;
-        uint64 byteSize;
-        uint16 qualityBps;
-        uint32 scorerVersion;
-        uint32 exactDuplicates;
-        uint32 nearDuplicates;
-        bytes32 findingsHash;
+        ContributionAttestation attestation;
         uint256 bond;
         /// 0 pending, 1 approved, 2 rejected, 3 withdrawn, 4 flagged (approved, then found duplicated or adversarial).
         uint8 status;

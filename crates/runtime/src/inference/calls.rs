@@ -549,7 +549,7 @@ impl Handler for IInference::claimCall {
             let id = self.contributionId;
             let rec =
                 st.contribution(id)?.ok_or_else(|| revert(IInference::UnknownContribution { contributionId: id }))?;
-            if rec.contributor != sender {
+            if rec.attestation.contributor != sender {
                 return Err(revert(IInference::NotContributor { caller: sender }));
             }
             let mut a = st.contribution_account(id)?;

@@ -220,7 +220,7 @@ fn check_credits(
         }
         let rec = st.contribution(id)?.ok_or_else(|| bad_credits(format!("unknown contribution {id}")))?;
         let in_model = rec.status == APPROVED
-            && model.datanets.iter().any(|d| d.datanetId == rec.datanetId && rec.version <= d.version);
+            && model.datanets.iter().any(|d| d.datanetId == rec.attestation.datanetId && rec.version <= d.version);
         if !in_model {
             return Err(bad_credits(format!("contribution {id} is not approved in the model's Datanet versions")));
         }

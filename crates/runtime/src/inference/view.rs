@@ -102,12 +102,12 @@ impl<S: StateRead + ?Sized> InferenceRead for S {
         c: &ContributionRecord,
         account: &ContributionAccount,
     ) -> Result<(Amount, U256), StateError> {
-        let rows = c.rowCount.saturating_sub(c.tombstoned) as u64;
+        let rows = c.attestation.rowCount.saturating_sub(c.tombstoned) as u64;
         if c.status != APPROVED || rows == 0 {
             return Ok((Amount::ZERO, account.paidIndex));
         }
         let rows = U256::from(rows);
-        let delta = accumulator::suffix(self, c.datanetId, c.version)?.wrapping_sub(account.paidIndex);
+        let delta = accumulator::suffix(self, c.attestation.datanetId, c.version)?.wrapping_sub(account.paidIndex);
         let owed = delta * rows / accumulator::scale();
         if owed.is_zero() {
             return Ok((Amount::ZERO, account.paidIndex));
