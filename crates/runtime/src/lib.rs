@@ -22,6 +22,7 @@ mod codec;
 mod context;
 pub mod datanets;
 mod dispatch;
+pub use dispatch::{Handler, SystemModule};
 mod executor;
 mod fenwick;
 pub mod genesis;

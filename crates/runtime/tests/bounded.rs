@@ -145,3 +145,31 @@ fn the_validator_set_is_capped_and_a_heavier_validator_takes_the_smallest_seat()
         "only seated validators count in the pool"
     );
 }
+
+#[test]
+fn the_operators_view_is_a_bounded_page_priced_by_its_size() {
+    use runtime::SystemModule;
+    use runtime::staking::{MAX_PAGE, Staking};
+    let l = with_validators(300);
+    let env = l.env(l.height + 1);
+    let page = |offset: u64, limit: u64| {
+        let c = Counting(&l.mem, Cell::new(0));
+        let call = IStaking::IStakingCalls::operators(IStaking::operatorsCall { role: 1, offset, limit });
+        let gas = Staking::gas(&call);
+        let mut ctx =
+            runtime::CallCtx { env: &env, sender: Address::ZERO, value: Amount::ZERO, logs: vec![], calls: vec![] };
+        let out = Staking::execute(&mut Overlay::new(&c), &mut ctx, call).unwrap();
+        (IStaking::operatorsCall::abi_decode_returns(&out).unwrap(), c.1.get(), gas)
+    };
+    // Asking for everything gets one page of at most MAX_PAGE, read and charged as such.
+    let (first, reads, gas) = page(0, u64::MAX);
+    assert_eq!(first.len() as u64, MAX_PAGE);
+    assert!(reads <= MAX_PAGE + 4, "{reads} reads for a page of {MAX_PAGE}");
+    assert_eq!(gas, page(0, MAX_PAGE).2, "a larger limit costs no more than the largest page");
+    assert!(gas > page(0, 10).2, "a larger page costs more gas");
+    // The rest comes with the next offset; past the end, nothing.
+    let (rest, _, _) = page(MAX_PAGE, u64::MAX);
+    assert_eq!(rest.len(), 300 - MAX_PAGE as usize);
+    assert!(rest.iter().all(|a| !first.contains(a)));
+    assert!(page(u64::MAX, u64::MAX).0.is_empty(), "an offset past the end reads nothing and does not overflow");
+}
