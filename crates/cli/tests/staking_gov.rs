@@ -224,7 +224,7 @@ fn parameter_change_waits_for_its_timelock() {
     let eta = end + 2;
 
     // Before the timelock: the CLI refuses by name, and a mined attempt reverts.
-    let out = ch.ol_fail(&["gov", "execute", "1", "--dev-account", "0"]);
+    let out = ch.ol_fail(&["gov", "execute", "1", "--no-wait", "--dev-account", "0"]);
     assert!(out.contains("TimelockNotExpired"), "{out}");
     let r = ch.raw(&dev(0), GOVERNANCE, 0, IGovernance::executeCall { id }.abi_encode(), 500_000);
     let e: IGovernance::TimelockNotExpired = reverted_with(&r);
@@ -542,7 +542,7 @@ fn refusals_are_named_and_change_nothing() {
     let (id, start, end) = propose(&ch, 0, &["--description", "text only"]);
     // The CLI estimates in the next block's environment (where its transaction would land),
     // so it refuses before sending anything; then the same vote mined there fails too.
-    let out = ch.ol_fail(&["gov", "vote", &id.to_string(), "for", "--dev-account", "0"]);
+    let out = ch.ol_fail(&["gov", "vote", &id.to_string(), "for", "--no-wait", "--dev-account", "0"]);
     assert!(out.contains("VotingClosed"), "{out}");
     let r = ch.raw(&dev(0), GOVERNANCE, 0, IGovernance::castVoteCall { id, support: 1 }.abi_encode(), gas);
     let e: IGovernance::VotingClosed = reverted_with(&r);
@@ -976,4 +976,43 @@ fn validators_outside_the_set_earn_nothing() {
     ch.ol(&["stake", "deposit-rewards", "10", "--pool", "validators", "--dev-account", "2"]);
     let r = ch.ol(&["stake", "rewards", &addr(4)]);
     assert_eq!(num(&r["pendingRewards"]), before, "{r}");
+}
+
+/// A vote sent right after `gov propose`, before voting opens, waits for the
+/// voting period's first block and lands there, as the README's commands run
+/// one after another (`--no-wait` refuses at once instead: see above).
+#[test]
+fn a_vote_before_voting_opens_waits_for_it() {
+    let mut ch = Chain::start();
+    let (id, start, end) = propose(&ch, 0, &["--description", "text only"]);
+    assert!(ch.head() + 1 < start, "voting opens later than the next block");
+    let rpc = ch.rpc().to_string();
+    let voter = std::thread::spawn(move || {
+        let out = cli_ok(&["--json", "gov", "vote", &id.to_string(), "for", "--dev-account", "0", "--rpc", &rpc]);
+        serde_json::from_str::<Value>(&out).unwrap()
+    });
+    // The instant-mode chain moves only with transactions: move it to the block before voting opens.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!voter.is_finished(), "the vote waits instead of failing");
+    ch.advance_to(start - 1);
+    let v = voter.join().unwrap();
+    assert_eq!(v["status"], "0x1", "{v}");
+    let mined = hex_u(&ch.receipt(&v["hash"])["blockNumber"]) as u64;
+    assert!((start..=end).contains(&mined), "mined in block {mined}, voting {start}..={end}");
+    assert!(num(&v["weight"]) > 0);
+
+    // Queued, an execution sent before the timelock ends waits for it the same way.
+    ch.advance_to(end);
+    assert_eq!(ch.proposal(id).state, runtime::governance::QUEUED, "tallied at the end of voting");
+    let eta = ch.proposal(id).eta;
+    assert!(ch.head() + 1 < eta, "the timelock ends later than the next block");
+    let rpc = ch.rpc().to_string();
+    let executor = std::thread::spawn(move || {
+        cli_ok(&["--json", "gov", "execute", &id.to_string(), "--dev-account", "0", "--rpc", &rpc])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!executor.is_finished(), "the execution waits instead of failing");
+    ch.advance_to(eta - 1);
+    executor.join().unwrap();
+    assert_eq!(ch.proposal(id).state, runtime::governance::EXECUTED);
 }

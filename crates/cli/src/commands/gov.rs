@@ -93,6 +93,9 @@ pub enum GovCmd {
         id: u64,
         #[arg(value_enum)]
         support: Support,
+        /// Refuse at once if voting has not opened yet, instead of waiting for its first block.
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
@@ -112,6 +115,9 @@ pub enum GovCmd {
     /// Execute a queued proposal whose timelock is over.
     Execute {
         id: u64,
+        /// Refuse at once if the timelock has not expired yet, instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
@@ -274,7 +280,10 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
                 })),
             );
         }
-        GovCmd::Vote { id, support, signer, rpc } => {
+        GovCmd::Vote { id, support, no_wait, signer, rpc } => {
+            if !no_wait {
+                wait_for_voting(id, &rpc)?;
+            }
             let sent =
                 gov_call(&signer, &rpc, Amount::ZERO, IGovernance::castVoteCall { id, support: support.id() }, "vote")?;
             let weight = sent.event::<IGovernance::VoteCast>(GOVERNANCE).map(|e| e.weight).unwrap_or_default();
@@ -311,7 +320,10 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
                 json!(rows.iter().map(|(id, p)| proposal_json(*id, p)).collect::<Vec<_>>()),
             );
         }
-        GovCmd::Execute { id, signer, rpc } => {
+        GovCmd::Execute { id, no_wait, signer, rpc } => {
+            if !no_wait {
+                wait_for_eta(id, &rpc)?;
+            }
             let sent = gov_call(&signer, &rpc, Amount::ZERO, IGovernance::executeCall { id }, "execute")?;
             let logs = sent.receipt["logs"].as_array().map(|l| l.len()).unwrap_or(0);
             out.print(
@@ -401,6 +413,48 @@ fn show(id: u64, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
         v.clone(),
     );
     Ok(())
+}
+
+/// Wait (saying so on stderr) until the next block is at least `block`, so
+/// that a transaction sent now lands there: a command the README runs right
+/// after the one before it waits for its block instead of failing. Bounded:
+/// gives up when the chain stops producing blocks.
+fn wait_for_next_block(c: &mut rpc::client::RpcClient, block: u64, why: &str) -> anyhow::Result<()> {
+    let mut now = head(c)?;
+    if now + 1 >= block {
+        return Ok(());
+    }
+    eprintln!("{why} at block {block} (head {now}); waiting…");
+    let mut deadline = Instant::now() + Duration::from_secs(60);
+    while now + 1 < block {
+        if Instant::now() >= deadline {
+            bail!("no new block for 60 s while waiting for block {block} (head {now}): is the node producing blocks?");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let h = head(c)?;
+        if h > now {
+            deadline = Instant::now() + Duration::from_secs(60);
+        }
+        now = h;
+    }
+    Ok(())
+}
+
+/// Before a vote: wait for the voting period's first block.
+fn wait_for_voting(id: u64, rpc: &RpcArgs) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
+    wait_for_next_block(&mut c, p.voteStart, &format!("proposal {id}: voting opens"))
+}
+
+/// Before an execution: wait for a queued proposal's timelock to expire.
+fn wait_for_eta(id: u64, rpc: &RpcArgs) -> anyhow::Result<()> {
+    let mut c = rpc.client();
+    let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
+    if p.state != runtime::governance::QUEUED {
+        return Ok(()); // the execution's own refusal says why
+    }
+    wait_for_next_block(&mut c, p.eta, &format!("proposal {id}: its timelock ends"))
 }
 
 /// `gov wait`.
