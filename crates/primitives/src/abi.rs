@@ -6,6 +6,9 @@
 
 use alloy_sol_types::sol;
 
+mod agents;
+pub use agents::*;
+
 sol! {
     #![sol(all_derives)]
 
@@ -485,6 +488,24 @@ sol! {
         bytes32 recordHash;
     }
 
+    /// How a settled receipt's cost was paid out (kept per receipt hash, so an
+    /// agent's task, an explorer or a trail finds every party's part).
+    struct SettledReceipt {
+        address payer;
+        address operator;
+        uint64 modelId;
+        address modelOwner;
+        uint64 settledAt;
+        uint128 cost;
+        uint128 ownerPart;
+        /// Held for attribution (see `hold`); zero for a model without Datanet versions.
+        uint128 dataPart;
+        uint128 servingPart;
+        uint128 stakersPart;
+        /// The cost minus every other part.
+        uint128 treasuryPart;
+    }
+
     /// Paying for inference: prepaid escrows, allowances granted to serving operators,
     /// API keys bound to addresses, serving endpoints, settlement of signed receipts in
     /// batches with the fee split, and the two-phase attribution of each receipt's data part.
@@ -591,6 +612,8 @@ sol! {
         /// Every registered endpoint (at most 256), in registration order.
         function endpoints() external view returns (ServingEndpoint[] memory);
         function hold(bytes32 receiptHash) external view returns (AttributionHold memory);
+        /// How a settled receipt was paid out (all zero: not settled).
+        function settledReceipt(bytes32 receiptHash) external view returns (SettledReceipt memory);
         /// Credits of a posted record awaiting the challenge window.
         function pendingCredits(bytes32 receiptHash) external view returns (uint64[] memory contributionIds, uint128[] memory amounts);
         /// Finalized credits plus fallback share, not counting pending credits.
