@@ -14,7 +14,9 @@ use alloy_rlp::Encodable;
 use primitives::block::Header;
 use primitives::{B256, Bytes, SignedTransaction, U256};
 
-pub use alloy_rpc_types_eth::{Block, BlockTransactions, Filter, Log, Transaction, TransactionReceipt};
+pub use alloy_rpc_types_eth::{
+    Block, BlockNumberOrTag, BlockTransactions, Filter, Log, Transaction, TransactionReceipt,
+};
 pub use alloy_serde::WithOtherFields;
 
 /// A receipt as this node serves it: alloy's, plus `revertReason` when the
