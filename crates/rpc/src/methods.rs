@@ -348,7 +348,7 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
         spec => spec.resolve_state(b)?,
     };
     if count == 0 {
-        return Ok(json!({"oldestBlock": qty(0u8), "baseFeePerGas": [], "gasUsedRatio": []}));
+        return Ok(to_json(&types::FeeHistory::default()));
     }
     let count = count.min(newest + 1);
     let oldest = newest + 1 - count;
@@ -358,14 +358,13 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     for n in oldest..=newest {
         let (header, _) = b.header(n).ok_or_else(RpcError::header_not_found)?;
         let base_fee = header.base_fee_per_gas.unwrap_or(0);
-        base_fees.push(qty(base_fee));
+        base_fees.push(u128::from(base_fee));
         let ratio = if header.gas_limit == 0 { 0.0 } else { header.gas_used as f64 / header.gas_limit as f64 };
-        ratios.push(json!(ratio));
+        ratios.push(ratio);
         if !percentiles.is_empty() {
             let txs = b.block_transactions(n).unwrap_or_default();
             let receipts = b.block_receipts(n).unwrap_or_default();
-            let tips = block_rewards(&txs, &receipts, base_fee, &percentiles, b.suggested_tip());
-            rewards.push(Value::Array(tips.into_iter().map(qty).collect()));
+            rewards.push(block_rewards(&txs, &receipts, base_fee, &percentiles, b.suggested_tip()));
         }
     }
     let next_base_fee = if newest >= head {
@@ -373,16 +372,14 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     } else {
         b.header(newest + 1).and_then(|(h, _)| h.base_fee_per_gas).unwrap_or(0)
     };
-    base_fees.push(qty(next_base_fee));
-    let mut out = json!({
-        "oldestBlock": qty(oldest),
-        "baseFeePerGas": base_fees,
-        "gasUsedRatio": ratios,
-    });
-    if !percentiles.is_empty() {
-        out["reward"] = Value::Array(rewards);
-    }
-    Ok(out)
+    base_fees.push(u128::from(next_base_fee));
+    Ok(to_json(&types::FeeHistory {
+        oldest_block: oldest,
+        base_fee_per_gas: base_fees,
+        gas_used_ratio: ratios,
+        reward: (!percentiles.is_empty()).then_some(rewards),
+        ..Default::default()
+    }))
 }
 
 /// The tip paid at each percentile of a block's gas, like go-ethereum: transactions

@@ -1,5 +1,5 @@
 //! The `eth_` answers as alloy's RPC types (`alloy-rpc-types-eth`): blocks,
-//! transactions, receipts and logs. The server builds them from the chain's
+//! transactions, receipts, logs and fee history. The server builds them from the chain's
 //! headers, transactions and receipts and serialises them (go-ethereum's shapes,
 //! see notes/eth-rpc-conventions.md); [`crate::client::RpcClient`] reads the same
 //! types back, so both ends agree on one definition of the wire format.
@@ -15,7 +15,7 @@ use primitives::block::Header;
 use primitives::{B256, Bytes, SignedTransaction, U256};
 
 pub use alloy_rpc_types_eth::{
-    Block, BlockNumberOrTag, BlockTransactions, Filter, Log, Transaction, TransactionReceipt,
+    Block, BlockNumberOrTag, BlockTransactions, FeeHistory, Filter, Log, Transaction, TransactionReceipt,
 };
 pub use alloy_serde::WithOtherFields;
 
