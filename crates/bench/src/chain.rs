@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, B256, TxKind, U256, address, keccak256};
 use anyhow::{Context, Result, anyhow, bail};
-use rpc::client::RpcClient;
+use rpc::client::{RpcClient, parse_answer};
+use rpc::types::{Block, Receipt};
 use serde_json::{Value, json};
 
 use crate::machine::{Machine, today};
@@ -655,20 +656,15 @@ fn watch(
                 (next..=last).map(|b| ("eth_getBlockByNumber", json!([format!("0x{b:x}"), false]))).collect();
             let answers = c.batch(&calls).context("watcher: eth_getBlockByNumber")?;
             for (k, a) in answers.into_iter().enumerate() {
-                let block = a.with_context(|| format!("watcher: block {}", next + k as u64))?;
-                if block.is_null() {
+                let block: Option<Block> = a
+                    .and_then(|v| parse_answer("eth_getBlockByNumber", v))
+                    .with_context(|| format!("watcher: block {}", next + k as u64))?;
+                let Some(block) = block else {
                     // Head announced before the block is readable: retry on the next poll.
                     next += k as u64;
                     break 'fetch;
-                }
-                let txs = block
-                    .get("transactions")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| anyhow!("watcher: block {} has no transactions list", next + k as u64))?;
-                for t in txs {
-                    let Some(h) = t.as_str().and_then(|s| s.parse::<B256>().ok()) else {
-                        bail!("watcher: unexpected transaction entry {t}");
-                    };
+                };
+                for h in block.transactions.hashes() {
                     if let Some(&i) = index.get(&h)
                         && seen[i].is_none()
                     {
@@ -694,17 +690,15 @@ fn verify_receipts(c: &mut RpcClient, w: &Workload) -> Result<()> {
             chunk.iter().map(|t| ("eth_getTransactionReceipt", json!([format!("{:#x}", t.hash)]))).collect();
         let answers = c.batch(&calls).context("eth_getTransactionReceipt")?;
         for (t, a) in chunk.iter().zip(answers) {
-            let r = a.with_context(|| format!("receipt of {:#x}", t.hash))?;
-            let status = r.get("status").and_then(Value::as_str);
-            if r.is_null() || status != Some("0x1") {
-                bad.push(format!(
-                    "sender {} nonce {} ({:#x}): {}",
-                    t.sender,
-                    t.nonce,
-                    t.hash,
-                    if r.is_null() { "no receipt".to_string() } else { format!("status {status:?}") }
-                ));
-            }
+            let r: Option<Receipt> = a
+                .and_then(|v| parse_answer("eth_getTransactionReceipt", v))
+                .with_context(|| format!("receipt of {:#x}", t.hash))?;
+            let problem = match r {
+                None => "no receipt",
+                Some(r) if !r.status() => "status 0",
+                Some(_) => continue,
+            };
+            bad.push(format!("sender {} nonce {} ({:#x}): {problem}", t.sender, t.nonce, t.hash));
         }
     }
     if !bad.is_empty() {

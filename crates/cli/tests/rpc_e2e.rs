@@ -10,6 +10,7 @@ use common::*;
 use primitives::abi::{IBank, IParams, Unauthorized};
 use primitives::system::Module;
 use primitives::{Address, B256, Bytes, U256};
+use rpc::types::{BlockNumberOrTag, Filter, revert_reason};
 use serde_json::json;
 
 #[test]
@@ -26,12 +27,12 @@ fn transfer_system_call_logs_and_proof() {
     let before_b = c.balance(&b.address()).unwrap();
     let h = c.send_raw(&signed(&a, 0, b.address(), 12345, vec![], 21_000)).unwrap();
     let r = c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
-    assert_eq!(r["status"], "0x1");
-    assert_eq!(r["gasUsed"], "0x5208");
+    assert!(r.status());
+    assert_eq!(r.gas_used, 21_000);
     assert_eq!(c.balance(&b.address()).unwrap(), before_b + U256::from(12345));
-    let tx = c.call("eth_getTransactionByHash", json!([h])).unwrap();
-    assert_eq!(tx["from"].as_str().unwrap().to_lowercase(), format!("{:#x}", a.address()));
-    assert_eq!(tx["blockNumber"], r["blockNumber"]);
+    let tx = c.transaction(&h).unwrap().expect("mined transaction");
+    assert_eq!(tx.inner.signer(), a.address());
+    assert_eq!(tx.block_number, r.block_number);
 
     // A system-contract call by ABI, and its log through eth_getLogs.
     let data = IBank::transferCall { to: b.address(), amount: U256::from(777u64) }.abi_encode();
@@ -41,22 +42,16 @@ fn transfer_system_call_logs_and_proof() {
     );
     let h2 = c.send_raw(&signed(&a, 1, bank, 0, data, est as u64)).unwrap();
     let r2 = c.wait_receipt(&h2, Duration::from_secs(30)).unwrap();
-    assert_eq!(r2["status"], "0x1", "{r2}");
-    assert_eq!(hex_u(&r2["gasUsed"]), est);
+    assert!(r2.status(), "{r2:?}");
+    assert_eq!(u128::from(r2.gas_used), est);
     let from_topic = B256::left_padding_from(a.address().as_slice());
-    let logs = c
-        .call("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest", "address": bank, "topics": [IBank::Transfer::SIGNATURE_HASH, from_topic]}]))
-        .unwrap();
-    let logs = logs.as_array().unwrap();
+    let transfers = Filter::new().from_block(0).to_block(BlockNumberOrTag::Latest).address(bank);
+    let logs = c.logs(&transfers.clone().event_signature(IBank::Transfer::SIGNATURE_HASH).topic1(from_topic)).unwrap();
     assert_eq!(logs.len(), 1, "{logs:?}");
-    assert_eq!(logs[0]["transactionHash"], json!(h2));
-    let value: Bytes = logs[0]["data"].as_str().unwrap().parse().unwrap();
-    assert_eq!(U256::from_be_slice(&value), U256::from(777u64));
+    assert_eq!(logs[0].transaction_hash, Some(h2));
+    assert_eq!(U256::from_be_slice(&logs[0].data().data), U256::from(777u64));
     // A non-matching topic finds nothing.
-    let none = c
-        .call("eth_getLogs", json!([{"fromBlock": "0x0", "address": bank, "topics": [null, B256::repeat_byte(9)]}]))
-        .unwrap();
-    assert_eq!(none, json!([]));
+    assert_eq!(c.logs(&transfers.topic1(B256::repeat_byte(9))).unwrap(), vec![]);
 
     // eth_call of a view, and eth_getCode.
     let out = c.call("eth_call", json!([{"to": bank, "data": Bytes::from(IBank::balanceOfCall { account: b.address() }.abi_encode())}, "latest"])).unwrap();
@@ -77,8 +72,8 @@ fn transfer_system_call_logs_and_proof() {
     assert!(err.to_string().contains("execution reverted"), "{err}");
     let h3 = c.send_raw(&signed(&a, 2, Module::Params.address(), 0, set, 100_000)).unwrap();
     let r3 = c.wait_receipt(&h3, Duration::from_secs(30)).unwrap();
-    assert_eq!(r3["status"], "0x0");
-    let reason: Bytes = r3["revertReason"].as_str().unwrap().parse().unwrap();
+    assert!(!r3.status());
+    let reason = revert_reason(&r3).expect("revert data");
     assert_eq!(Unauthorized::abi_decode(&reason).unwrap().caller, a.address());
     assert_eq!(c.nonce(&a.address(), false).unwrap(), 3);
 
@@ -86,8 +81,7 @@ fn transfer_system_call_logs_and_proof() {
     let key = runtime::bank::state_key::account(&b.address());
     let p = c.call("ol_getProof", json!([Bytes::from(key.clone()), "latest"])).unwrap();
     let n = p["blockNumber"].as_u64().unwrap();
-    let header = c.call("eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap();
-    let root: B256 = header["stateRoot"].as_str().unwrap().parse().unwrap();
+    let root = c.block(BlockNumberOrTag::Number(n), false).unwrap().unwrap().header.state_root;
     let value: Bytes = p["value"].as_str().unwrap().parse().unwrap();
     let proof: Bytes = p["proof"].as_str().unwrap().parse().unwrap();
     storage::StateProof::verify_bytes(&root, &key, Some(&value), &proof).unwrap();
@@ -97,8 +91,7 @@ fn transfer_system_call_logs_and_proof() {
     let mut forged = acct;
     forged.balance.0 += 1;
     assert!(storage::StateProof::verify_bytes(&root, &key, Some(&forged.encode()), &proof).is_err());
-    let genesis = c.call("eth_getBlockByNumber", json!(["0x0", false])).unwrap();
-    let root0: B256 = genesis["stateRoot"].as_str().unwrap().parse().unwrap();
+    let root0 = c.block(BlockNumberOrTag::Earliest, false).unwrap().unwrap().header.state_root;
     assert!(storage::StateProof::verify_bytes(&root0, &key, Some(&value), &proof).is_err());
 
     // The supply equation's terms; the validator's genesis bond is held by staking.
@@ -154,7 +147,7 @@ fn refusals_at_submission_and_rpc_errors() {
     assert!(e.to_string().contains("nonce too low"), "{e}");
     // Only the one good transaction changed anything.
     assert_eq!(c.block_number().unwrap(), height + 1);
-    let fee = hex_u(&c.receipt(&h).unwrap().unwrap()["effectiveGasPrice"]) * 21_000;
+    let fee = c.receipt(&h).unwrap().unwrap().effective_gas_price * 21_000;
     assert_eq!(c.balance(&a.address()).unwrap(), bal - U256::from(fee + 1));
     // JSON-RPC errors.
     let e = c.call("eth_noSuchMethod", json!([])).unwrap_err();

@@ -22,6 +22,7 @@ use primitives::abi::{IGovernance, IParams, IStaking, Unauthorized};
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, B256, ONE_OPEN, U256};
 use rpc::client::RpcClient;
+use rpc::types::{BlockNumberOrTag, Filter, Log, Receipt, revert_reason};
 use serde_json::{Value, json};
 
 const STAKING: Address = Module::Staking.address();
@@ -71,7 +72,7 @@ impl Chain {
 
     /// Sign and send a transaction with a fixed gas limit (no estimation, so a
     /// reverting call is mined with status 0); its receipt.
-    fn raw(&mut self, key: &SecretKey, to: Address, value: u128, data: Vec<u8>, gas: u64) -> Value {
+    fn raw(&mut self, key: &SecretKey, to: Address, value: u128, data: Vec<u8>, gas: u64) -> Receipt {
         let nonce = self.c.nonce(&key.address(), true).unwrap();
         let hash = self.c.send_raw(&signed(key, nonce, to, value, data, gas)).unwrap();
         self.c.wait_receipt(&hash, std::time::Duration::from_secs(30)).unwrap()
@@ -82,7 +83,7 @@ impl Chain {
         let k = dev(9);
         while self.head() < height {
             let r = self.raw(&k, dev(9).address(), 1, vec![], 21_000);
-            assert_eq!(r["status"], "0x1");
+            assert!(r.status());
         }
     }
 
@@ -101,7 +102,7 @@ impl Chain {
         C::abi_decode_returns(&hex::decode(s.as_str().unwrap().trim_start_matches("0x")).unwrap()).unwrap()
     }
 
-    fn receipt(&mut self, hash: &Value) -> Value {
+    fn receipt(&mut self, hash: &Value) -> Receipt {
         let h: B256 = hash.as_str().unwrap().parse().unwrap();
         self.c.receipt(&h).unwrap().expect("receipt")
     }
@@ -109,14 +110,15 @@ impl Chain {
     /// What a mined transaction paid in fees.
     fn fee_paid(&mut self, hash: &Value) -> u128 {
         let r = self.receipt(hash);
-        hex_u(&r["gasUsed"]) * hex_u(&r["effectiveGasPrice"])
+        u128::from(r.gas_used) * r.effective_gas_price
     }
 
     /// The treasury's share of a transaction's fee (fee.treasury_bps of the base-fee part).
-    fn treasury_fee_share(&mut self, receipt: &Value) -> u128 {
-        let block = self.c.call("eth_getBlockByNumber", json!([receipt["blockNumber"], false])).unwrap();
+    fn treasury_fee_share(&mut self, receipt: &Receipt) -> u128 {
+        let block = self.c.block(BlockNumberOrTag::Number(mined_in(receipt)), false).unwrap().expect("its block");
+        let base_fee = u128::from(block.header.base_fee_per_gas.expect("a base fee"));
         let bps = self.view(PARAMS, IParams::getCall { name: "fee.treasury_bps".into() }).to::<u128>();
-        hex_u(&receipt["gasUsed"]) * hex_u(&block["baseFeePerGas"]) * bps / 10_000
+        u128::from(receipt.gas_used) * base_fee * bps / 10_000
     }
 
     fn proposal(&mut self, id: u64) -> IGovernance::proposalReturn {
@@ -148,27 +150,27 @@ fn open(n: u128) -> u128 {
     n * ONE_OPEN
 }
 
-/// The logs of event `E` emitted by `address` in a receipt (or an `eth_getLogs` answer).
-fn events<E: SolEvent>(r: &Value, address: Address) -> Vec<E> {
-    let logs = r.get("logs").unwrap_or(r).as_array().unwrap();
+/// The logs of event `E` emitted by `address` among a receipt's (or an `eth_getLogs` answer's) logs.
+fn events<E: SolEvent>(logs: &[Log], address: Address) -> Vec<E> {
     logs.iter()
-        .filter(|l| l["address"].as_str().unwrap().parse::<Address>().unwrap() == address)
-        .filter_map(|l| {
-            let topics: Vec<B256> = l["topics"].as_array().unwrap().iter().map(|t| s(t).parse().unwrap()).collect();
-            let data = hex::decode(s(&l["data"]).trim_start_matches("0x")).unwrap();
-            (topics.first() == Some(&E::SIGNATURE_HASH)).then(|| E::decode_raw_log(topics, &data).unwrap())
-        })
+        .filter(|l| l.address() == address && l.topic0() == Some(&E::SIGNATURE_HASH))
+        .map(|l| E::decode_raw_log(l.topics().iter().copied(), &l.data().data).unwrap())
         .collect()
 }
 
+/// The block a receipt's transaction was mined in.
+fn mined_in(r: &Receipt) -> u64 {
+    r.block_number.expect("a mined receipt names its block")
+}
+
 /// The revert data of a status-0 receipt.
-fn revert_of(r: &Value) -> Vec<u8> {
-    assert_eq!(r["status"], "0x0", "expected a failed transaction: {r}");
-    hex::decode(s(&r["revertReason"]).trim_start_matches("0x")).unwrap()
+fn revert_of(r: &Receipt) -> Vec<u8> {
+    assert!(!r.status(), "expected a failed transaction: {r:?}");
+    revert_reason(r).expect("revert data").to_vec()
 }
 
 /// A status-0 receipt whose revert data is the custom error `E`; the decoded error.
-fn reverted_with<E: SolError>(r: &Value) -> E {
+fn reverted_with<E: SolError>(r: &Receipt) -> E {
     let d = revert_of(r);
     assert_eq!(d[..4], E::SELECTOR, "expected {} but the revert data is 0x{}", E::SIGNATURE, hex::encode(&d));
     E::abi_decode(&d).unwrap()
@@ -228,7 +230,7 @@ fn parameter_change_waits_for_its_timelock() {
     assert!(out.contains("TimelockNotExpired"), "{out}");
     let r = ch.raw(&dev(0), GOVERNANCE, 0, IGovernance::executeCall { id }.abi_encode(), 500_000);
     let e: IGovernance::TimelockNotExpired = reverted_with(&r);
-    assert_eq!((e.id, e.eta, e.height), (id, eta, hex_u(&r["blockNumber"]) as u64));
+    assert_eq!((e.id, e.eta, e.height), (id, eta, mined_in(&r)));
     assert_eq!(ch.proposal(id).state, runtime::governance::QUEUED);
     let params = ch.ol(&["query", "params"]);
     assert_eq!(params["staking.issuance_per_block"], "0");
@@ -237,14 +239,14 @@ fn parameter_change_waits_for_its_timelock() {
     let x = ch.ol(&["gov", "execute", "1", "--dev-account", "0"]);
     assert_eq!(x["status"], "0x1");
     let r = ch.receipt(&x["hash"]);
-    let changed: Vec<IParams::ParamChanged> = events(&r, PARAMS);
+    let changed: Vec<IParams::ParamChanged> = events(r.inner.logs(), PARAMS);
     assert_eq!(changed.len(), 1);
     let changed = &changed[0];
     assert_eq!((changed.name.as_str(), changed.newValue), ("staking.issuance_per_block", U256::from(ONE_OPEN)));
     let params = ch.ol(&["query", "params"]);
     assert_eq!(params["staking.issuance_per_block"], "1000000000000000000");
     // From the execution's block on, every block mints 1 OPEN for the validators.
-    let exec_block = hex_u(&r["blockNumber"]) as u64;
+    let exec_block = mined_in(&r);
     ch.advance_to(exec_block + 3);
     let supply = ch.ol(&["query", "supply"]);
     assert_eq!(num(&supply["issued"]), open((ch.head() - exec_block + 1) as u128), "{supply}");
@@ -263,7 +265,7 @@ fn treasury_spend_moves_exactly_the_amount() {
     let mut ch = Chain::start();
     // Fees accrue to the treasury; top it up with a plain transfer too.
     let r = ch.raw(&dev(8), TREASURY, 5 * ONE_OPEN, vec![], 21_000);
-    assert_eq!(r["status"], "0x1");
+    assert!(r.status());
     assert!(ch.balance(TREASURY) >= 5 * ONE_OPEN);
 
     let call = format!("governance.spendTreasury {} 1", addr(7));
@@ -289,14 +291,14 @@ fn treasury_spend_moves_exactly_the_amount() {
     let before = ch.head();
     let x = ch.ol(&["gov", "execute", &id.to_string(), "--dev-account", "0"]);
     let r = ch.receipt(&x["hash"]);
-    let block = hex_u(&r["blockNumber"]) as u64;
+    let block = mined_in(&r);
     assert_eq!(block, before + 1);
     let to7 = dev(7).address();
     assert_eq!(ch.balance_at(to7, block) - ch.balance_at(to7, before), 1);
     // The treasury paid 1 wei and received its share of the execute transaction's fee, nothing else.
     let fee_share = ch.treasury_fee_share(&r);
     assert_eq!(ch.balance_at(TREASURY, block) + 1, ch.balance_at(TREASURY, before) + fee_share);
-    let spent: Vec<IGovernance::TreasurySpent> = events(&r, GOVERNANCE);
+    let spent: Vec<IGovernance::TreasurySpent> = events(r.inner.logs(), GOVERNANCE);
     assert_eq!(spent.len(), 1);
     assert_eq!((spent[0].to, spent[0].amount), (to7, U256::from(1)));
     assert_eq!(ch.ol(&["gov", "show", &id.to_string()])["state"], "executed");
@@ -436,7 +438,7 @@ fn slash_through_governance() {
     let (treasury0, reporter0) = (ch.balance(TREASURY), ch.balance(reporter));
     let x = ch.ol(&["gov", "execute", &id.to_string(), "--dev-account", "0"]);
     let r = ch.receipt(&x["hash"]);
-    let block = hex_u(&r["blockNumber"]) as u64;
+    let block = mined_in(&r);
     assert!(block < release, "execution at {block} should precede the unbonding's release at {release}");
 
     // 10% of the self bond (20), of the delegation (8 of 80) and of the unbonding (2 of 20).
@@ -453,17 +455,16 @@ fn slash_through_governance() {
     assert_eq!(num(&ch.ol(&["stake", "rewards", &addr(4), &addr(5)])["stake"]), open(72));
 
     // The Slashed log, found with eth_getLogs.
-    let logs =
-        ch.c.call(
-            "eth_getLogs",
-            json!([{"fromBlock": "0x0", "toBlock": "latest", "address": STAKING,
-                    "topics": [IStaking::Slashed::SIGNATURE_HASH, op.into_word()]}]),
-        )
-        .unwrap();
-    let logs = logs.as_array().unwrap();
+    let slashed = Filter::new()
+        .from_block(0)
+        .to_block(BlockNumberOrTag::Latest)
+        .address(STAKING)
+        .event_signature(IStaking::Slashed::SIGNATURE_HASH)
+        .topic1(op.into_word());
+    let logs = ch.c.logs(&slashed).unwrap();
     assert_eq!(logs.len(), 1);
-    assert_eq!(hex_u(&logs[0]["blockNumber"]) as u64, block);
-    let ev = &events::<IStaking::Slashed>(&Value::Array(logs.clone()), STAKING)[0];
+    assert_eq!(logs[0].block_number, Some(block));
+    let ev = &events::<IStaking::Slashed>(&logs, STAKING)[0];
     assert_eq!(ev.operator, op);
     assert_eq!(ev.amount, U256::from(open(30)));
     assert_eq!((ev.fractionPpm, ev.jailedUntil), (100_000, block + 5));
@@ -997,7 +998,7 @@ fn a_vote_before_voting_opens_waits_for_it() {
     ch.advance_to(start - 1);
     let v = voter.join().unwrap();
     assert_eq!(v["status"], "0x1", "{v}");
-    let mined = hex_u(&ch.receipt(&v["hash"])["blockNumber"]) as u64;
+    let mined = mined_in(&ch.receipt(&v["hash"]));
     assert!((start..=end).contains(&mined), "mined in block {mined}, voting {start}..={end}");
     assert!(num(&v["weight"]) > 0);
 

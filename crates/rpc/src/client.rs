@@ -1,5 +1,7 @@
 //! A blocking JSON-RPC client for the CLI, tests and benchmarks, over the
 //! workspace's HTTP client ([`crate::http`]: ureq, keep-alive, bounded answers).
+//! Blocks, transactions, receipts and logs come back as alloy's RPC types
+//! ([`crate::types`]), the same ones the server serialises.
 //!
 //! ```no_run
 //! let mut c = rpc::client::RpcClient::new("127.0.0.1:8545");
@@ -10,9 +12,11 @@
 use std::time::{Duration, Instant};
 
 use primitives::{Address, B256, U256};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::http::{HttpClient, HttpError, split_url};
+use crate::types::{Block, BlockNumberOrTag, Filter, Log, Receipt, Transaction};
 
 /// Default port when the address has none.
 pub const DEFAULT_PORT: u16 = 8545;
@@ -191,14 +195,35 @@ impl RpcClient {
             .ok_or_else(|| ClientError::Response(format!("want a transaction hash, got {v}")))
     }
 
+    /// Call `method` and read its result as `T` (e.g. `Option<Block>`: `null` is `None`).
+    pub fn call_as<T: DeserializeOwned>(&mut self, method: &str, params: Value) -> Result<T, ClientError> {
+        let v = self.call(method, params)?;
+        parse_answer(method, v)
+    }
+
+    /// A block by number or tag, its transactions as hashes or (`full`) as objects;
+    /// `None` if there is no such block.
+    pub fn block(&mut self, block: BlockNumberOrTag, full: bool) -> Result<Option<Block>, ClientError> {
+        self.call_as("eth_getBlockByNumber", json!([block, full]))
+    }
+
+    /// A transaction, mined or pooled; `None` if the node does not know it.
+    pub fn transaction(&mut self, hash: &B256) -> Result<Option<Transaction>, ClientError> {
+        self.call_as("eth_getTransactionByHash", json!([hash]))
+    }
+
     /// The receipt, or `None` while the transaction is not in a block.
-    pub fn receipt(&mut self, hash: &B256) -> Result<Option<Value>, ClientError> {
-        let v = self.call("eth_getTransactionReceipt", json!([format!("{hash:#x}")]))?;
-        Ok((!v.is_null()).then_some(v))
+    pub fn receipt(&mut self, hash: &B256) -> Result<Option<Receipt>, ClientError> {
+        self.call_as("eth_getTransactionReceipt", json!([hash]))
+    }
+
+    /// `eth_getLogs`: the logs matching `filter`.
+    pub fn logs(&mut self, filter: &Filter) -> Result<Vec<Log>, ClientError> {
+        self.call_as("eth_getLogs", json!([filter]))
     }
 
     /// Poll for the receipt until it appears or `timeout` passes.
-    pub fn wait_receipt(&mut self, hash: &B256, timeout: Duration) -> Result<Value, ClientError> {
+    pub fn wait_receipt(&mut self, hash: &B256, timeout: Duration) -> Result<Receipt, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
@@ -216,6 +241,12 @@ impl RpcClient {
             pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
+}
+
+/// Read the result of `method` (from [`RpcClient::call`] or a [`RpcClient::batch`]
+/// answer) as `T`; an answer of the wrong shape is a [`ClientError::Response`].
+pub fn parse_answer<T: DeserializeOwned>(method: &str, v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(|e| ClientError::Response(format!("{method}: {e}")))
 }
 
 fn addr_hex(a: &Address) -> String {

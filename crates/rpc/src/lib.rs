@@ -23,7 +23,9 @@
 //!   key, value (hex or null), proof (hex)}`, checked by `storage::StateProof::verify_bytes`;
 //!   `ol_supply(block?)` → the supply equation's terms `{blockNumber, total, genesis, issued,
 //!   burned, treasury, rewardPool, heldByModules}` as decimal strings of base units.
-//! - Receipts of failed transactions carry their revert data as `revertReason` (Besu's field).
+//! - Blocks, transactions, receipts and logs are `alloy-rpc-types-eth`'s types
+//!   ([`types`]), serialised by their serde; receipts of failed transactions carry
+//!   their revert data as `revertReason` (Besu's field) in the receipt's extra fields.
 //!
 //! The node side is the [`Backend`] trait; [`client::RpcClient`] is the blocking
 //! client used by the CLI, tests and benchmarks.
@@ -37,6 +39,7 @@ mod methods;
 mod params;
 #[cfg(test)]
 mod tests;
+pub mod types;
 
 pub use backend::*;
 pub use error::RpcError;

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 
 use crate::backend::Backend;
 use crate::error::RpcError;
-use crate::json::{self, TxPlace, h256, qty};
+use crate::json::{self, h256, qty};
 use crate::params::{self, BlockSpec, Params};
+use crate::types::{self, tx_info};
 
 /// Most blocks one `eth_getLogs` may scan.
 pub const MAX_LOG_BLOCK_RANGE: u64 = 10_000;
@@ -118,7 +119,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         "eth_getLogs" => {
             p.at_most(1)?;
             let q = p.parse(0, "filter", LogQuery::parse)?;
-            get_logs(b, &q).map(Value::Array)
+            get_logs(b, &q).map(|logs| to_json(&logs))
         }
         "ol_getProof" => ol_get_proof(b, p),
         "ol_supply" => ol_supply(b, p),
@@ -191,7 +192,9 @@ fn transaction_by_block_and_index(b: &dyn Backend, p: &Params, by_hash: bool) ->
     let (Some((header, hash)), Some(txs)) = (b.header(n), b.block_transactions(n)) else {
         return Ok(Value::Null);
     };
-    Ok(txs.get(i as usize).map_or(Value::Null, |t| json::transaction(t, Some(TxPlace::new(&header, hash, i)))))
+    Ok(txs
+        .get(i as usize)
+        .map_or(Value::Null, |t| to_json(&types::transaction(t, Some(tx_info(&header, hash, t.hash, i))))))
 }
 
 fn get_block_receipts(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
@@ -204,7 +207,7 @@ fn get_block_receipts(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     else {
         return Ok(Value::Null);
     };
-    Ok(Value::Array(json::block_receipts(&header, hash, &txs, &receipts)))
+    Ok(to_json(&types::block_receipts(&header, hash, &txs, &receipts)))
 }
 
 fn ol_get_proof(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
@@ -273,7 +276,7 @@ fn block_arg(b: &dyn Backend, p: &Params, by_hash: bool) -> Result<Option<u64>, 
 fn block(b: &dyn Backend, n: u64, full: bool) -> Option<Value> {
     let (header, hash) = b.header(n)?;
     let txs = b.block_transactions(n).unwrap_or_default();
-    Some(json::block(&header, &hash, &txs, full))
+    Some(to_json(&types::block(&header, hash, &txs, full)))
 }
 
 fn transaction_by_hash(b: &dyn Backend, h: &B256) -> Value {
@@ -281,10 +284,10 @@ fn transaction_by_hash(b: &dyn Backend, h: &B256) -> Value {
         && let (Some((header, hash)), Some(txs)) = (b.header(n), b.block_transactions(n))
         && let Some(tx) = txs.get(i as usize)
     {
-        return json::transaction(tx, Some(TxPlace::new(&header, hash, i as u64)));
+        return to_json(&types::transaction(tx, Some(tx_info(&header, hash, tx.hash, i as u64))));
     }
     match b.pool_transaction(h) {
-        Some(tx) => json::transaction(&tx, None),
+        Some(tx) => to_json(&types::transaction(&tx, None)),
         None => Value::Null,
     }
 }
@@ -302,7 +305,12 @@ fn receipt_by_hash(b: &dyn Backend, h: &B256) -> Value {
         return Value::Null;
     };
     let first_log_index: usize = receipts[..i].iter().map(|r| r.logs.len()).sum();
-    json::receipt(tx, r, &TxPlace::new(&header, hash, i as u64), first_log_index as u64)
+    to_json(&types::receipt(tx, r, &tx_info(&header, hash, tx.hash, i as u64), first_log_index as u64))
+}
+
+/// An answer of alloy's RPC types as JSON (their serde is the wire format).
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("RPC types serialise")
 }
 
 /// `eth_feeHistory(blockCount, newestBlock, rewardPercentiles?)`.
@@ -340,7 +348,7 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
         spec => spec.resolve_state(b)?,
     };
     if count == 0 {
-        return Ok(json!({"oldestBlock": qty(0u8), "baseFeePerGas": [], "gasUsedRatio": []}));
+        return Ok(to_json(&types::FeeHistory::default()));
     }
     let count = count.min(newest + 1);
     let oldest = newest + 1 - count;
@@ -350,14 +358,13 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     for n in oldest..=newest {
         let (header, _) = b.header(n).ok_or_else(RpcError::header_not_found)?;
         let base_fee = header.base_fee_per_gas.unwrap_or(0);
-        base_fees.push(qty(base_fee));
+        base_fees.push(u128::from(base_fee));
         let ratio = if header.gas_limit == 0 { 0.0 } else { header.gas_used as f64 / header.gas_limit as f64 };
-        ratios.push(json!(ratio));
+        ratios.push(ratio);
         if !percentiles.is_empty() {
             let txs = b.block_transactions(n).unwrap_or_default();
             let receipts = b.block_receipts(n).unwrap_or_default();
-            let tips = block_rewards(&txs, &receipts, base_fee, &percentiles, b.suggested_tip());
-            rewards.push(Value::Array(tips.into_iter().map(qty).collect()));
+            rewards.push(block_rewards(&txs, &receipts, base_fee, &percentiles, b.suggested_tip()));
         }
     }
     let next_base_fee = if newest >= head {
@@ -365,16 +372,14 @@ fn fee_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     } else {
         b.header(newest + 1).and_then(|(h, _)| h.base_fee_per_gas).unwrap_or(0)
     };
-    base_fees.push(qty(next_base_fee));
-    let mut out = json!({
-        "oldestBlock": qty(oldest),
-        "baseFeePerGas": base_fees,
-        "gasUsedRatio": ratios,
-    });
-    if !percentiles.is_empty() {
-        out["reward"] = Value::Array(rewards);
-    }
-    Ok(out)
+    base_fees.push(u128::from(next_base_fee));
+    Ok(to_json(&types::FeeHistory {
+        oldest_block: oldest,
+        base_fee_per_gas: base_fees,
+        gas_used_ratio: ratios,
+        reward: (!percentiles.is_empty()).then_some(rewards),
+        ..Default::default()
+    }))
 }
 
 /// The tip paid at each percentile of a block's gas, like go-ethereum: transactions
@@ -530,7 +535,7 @@ impl LogFilter {
     }
 }
 
-fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<Value>, RpcError> {
+fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<types::Log>, RpcError> {
     let (from, to) = match q.range {
         LogRange::Hash(h) => {
             let n = b.block_number_by_hash(&h).ok_or_else(|| RpcError::server("unknown block"))?;
@@ -575,7 +580,7 @@ fn get_logs(b: &dyn Backend, q: &LogQuery) -> Result<Vec<Value>, RpcError> {
                 if q.filter.matches(l) {
                     let txs = txs.get_or_insert_with(|| b.block_transactions(n).unwrap_or_default());
                     let tx_hash = txs.get(i).map_or(B256::ZERO, |t| t.hash);
-                    out.push(json::log(l, &TxPlace::new(&header, hash, i as u64), &tx_hash, log_index));
+                    out.push(types::log(l, &tx_info(&header, hash, tx_hash, i as u64), log_index));
                     if out.len() > MAX_LOG_RESULTS {
                         return Err(RpcError::limit(format!("query returned more than {MAX_LOG_RESULTS} results")));
                     }

@@ -885,7 +885,7 @@ async fn client_round_trip() {
         assert_eq!(e.to_string(), "nonce too low (JSON-RPC error -32000)");
         assert_eq!(c.receipt(&B256::repeat_byte(9)).unwrap(), None);
         let r = c.wait_receipt(&a.hash, Duration::from_secs(5)).unwrap();
-        assert_eq!(r["logs"][1]["logIndex"], "0x1");
+        assert_eq!(r.inner.logs()[1].log_index, Some(1));
         let e = c.wait_receipt(&B256::repeat_byte(9), Duration::from_millis(50)).unwrap_err();
         assert!(matches!(e, ClientError::Timeout(_)), "{e}");
         let e = c.call("eth_nope", json!([])).unwrap_err();
@@ -907,6 +907,62 @@ async fn client_round_trip() {
         // A large answer (full block) parses.
         let b = c.call("eth_getBlockByNumber", json!(["0x1", true])).unwrap();
         assert_eq!(b["transactions"].as_array().unwrap().len(), 2);
+    })
+    .await
+    .unwrap();
+}
+
+/// The client's typed answers hold what the server sent: each re-serialises to the
+/// server's JSON, and the fields read back as the fixture's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reads_typed_answers() {
+    use crate::types::{Block, BlockNumberOrTag, Filter, revert_reason};
+    let (addr, tb) = start_server().await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RpcClient::new(&format!("http://{addr}"));
+        let same = |c: &mut RpcClient, typed: Value, method: &str, params: Value| {
+            assert_eq!(typed, c.call(method, params).unwrap(), "{method}");
+        };
+        let blk = &tb.blocks[1];
+        for full in [false, true] {
+            let b = c.block(BlockNumberOrTag::Number(1), full).unwrap().expect("block 1");
+            assert_eq!((b.header.hash, b.header.number, b.header.base_fee_per_gas), (blk.hash, 1, Some(BASE_FEE)));
+            assert_eq!(b.transactions.hashes().collect::<Vec<_>>(), vec![blk.txs[0].hash, blk.txs[1].hash]);
+            same(&mut c, serde_json::to_value(&b).unwrap(), "eth_getBlockByNumber", json!(["0x1", full]));
+        }
+        assert_eq!(c.block(BlockNumberOrTag::Latest, false).unwrap().unwrap().header.number, 3);
+        assert_eq!(c.block(BlockNumberOrTag::Number(99), false).unwrap(), None);
+        let (a, legacy, failed, pooled) = (tb.tx(1, 0), tb.tx(1, 1), tb.tx(2, 0), &tb.pool[0]);
+        for t in [a, legacy, failed, pooled] {
+            let got = c.transaction(&t.hash).unwrap().expect("known transaction");
+            assert_eq!((got.inner.tx_hash(), got.inner.signer()), (&t.hash, t.sender));
+            same(&mut c, serde_json::to_value(&got).unwrap(), "eth_getTransactionByHash", json!([t.hash]));
+        }
+        assert_eq!(c.transaction(&pooled.hash).unwrap().unwrap().block_number, None);
+        assert_eq!(c.transaction(&B256::repeat_byte(9)).unwrap(), None);
+        for t in [a, legacy, failed] {
+            let r = c.receipt(&t.hash).unwrap().expect("mined");
+            same(&mut c, serde_json::to_value(&r).unwrap(), "eth_getTransactionReceipt", json!([t.hash]));
+        }
+        let r = c.receipt(&failed.hash).unwrap().unwrap();
+        assert!(!r.status());
+        assert_eq!(revert_reason(&r), Some(Bytes::from(vec![1, 2, 3, 4])));
+        let r = c.receipt(&legacy.hash).unwrap().unwrap();
+        assert!(r.status());
+        assert_eq!((r.gas_used, r.effective_gas_price, r.from, r.to), (21_000, 2 * GWEI, legacy.sender, Some(ADDR_Y)));
+        assert_eq!(revert_reason(&r), None);
+        let logs = c.logs(&Filter::new().from_block(0).address(ADDR_X).event_signature(T1).topic1(T2)).unwrap();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            (logs[0].transaction_hash, logs[0].log_index, logs[0].data().data.as_ref()),
+            (Some(a.hash), Some(0), &b"one"[..])
+        );
+        let all = c.logs(&Filter::new().from_block(0).to_block(BlockNumberOrTag::Latest)).unwrap();
+        assert_eq!(all.len(), 3);
+        same(&mut c, serde_json::to_value(&all).unwrap(), "eth_getLogs", json!([{"fromBlock": "0x0"}]));
+        // An answer of the wrong shape is a clear error, not a panic.
+        let e = c.call_as::<Option<Block>>("eth_chainId", json!([])).unwrap_err();
+        assert!(matches!(&e, ClientError::Response(m) if m.starts_with("eth_chainId: ")), "{e}");
     })
     .await
     .unwrap();

@@ -1,10 +1,11 @@
 //! `attribution show|verify|challenge RECEIPT` and `rewards show|claim CONTRIBUTION`.
 
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{anyhow, bail};
 use primitives::abi::{IAttribution, IInference, IParams};
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, ModelId};
+use rpc::types::{BlockNumberOrTag, Filter};
 use runtime::models::{ModelRecord, ModelRecordExt};
 use serde_json::{Value, json};
 
@@ -468,24 +469,20 @@ pub fn rewards(c: RewardsCmd, out: Out) -> anyhow::Result<()> {
             let acc = view(&mut c, INFERENCE, &IInference::accruedCall { contributionId: contribution })?;
             let mut topic = [0u8; 32];
             topic[24..].copy_from_slice(&contribution.to_be_bytes());
-            let logs = c.call(
-                "eth_getLogs",
-                json!([{"fromBlock": "0x0", "toBlock": "latest", "address": INFERENCE,
-                        "topics": [<IInference::Credited as alloy_sol_types::SolEvent>::SIGNATURE_HASH, null, B256::from(topic)]}]),
-            )?;
-            let paid: Vec<Value> = logs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|l| {
-                    let data =
-                        hex::decode(l["data"].as_str().unwrap_or("").trim_start_matches("0x")).unwrap_or_default();
-                    let amount = if data.len() >= 32 {
-                        u128::from_be_bytes(data[16..32].try_into().unwrap_or([0; 16]))
-                    } else {
-                        0
-                    };
-                    json!({"receipt": l["topics"][1], "amount": amount.to_string(), "block": l["blockNumber"]})
+            let filter = Filter::new()
+                .from_block(0)
+                .to_block(BlockNumberOrTag::Latest)
+                .address(INFERENCE)
+                .event_signature(IInference::Credited::SIGNATURE_HASH)
+                .topic2(B256::from(topic));
+            let paid: Vec<Value> = c
+                .logs(&filter)?
+                .iter()
+                .filter_map(|l| {
+                    let e = IInference::Credited::decode_raw_log(l.topics().iter().copied(), &l.data().data).ok()?;
+                    // The block as the log gives it (a hex quantity).
+                    let block = l.block_number.map(|n| format!("{n:#x}"));
+                    Some(json!({"receipt": e.receiptHash, "amount": e.amount.to_string(), "block": block}))
                 })
                 .collect();
             let v = json!({"contribution": contribution, "claimable": claimable.to_string(),

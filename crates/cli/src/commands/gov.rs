@@ -325,7 +325,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
                 wait_for_eta(id, &rpc)?;
             }
             let sent = gov_call(&signer, &rpc, Amount::ZERO, IGovernance::executeCall { id }, "execute")?;
-            let logs = sent.receipt["logs"].as_array().map(|l| l.len()).unwrap_or(0);
+            let logs = sent.receipt.inner.logs().len();
             out.print(
                 || format!("{}\nproposal {id} executed ({logs} logs)", sent.human("execute")),
                 sent.json(json!({"id": id, "logs": logs})),

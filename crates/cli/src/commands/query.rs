@@ -5,6 +5,7 @@ use anyhow::{Context, anyhow, bail};
 use primitives::abi::{IBank, IParams};
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, Bytes, U256};
+use rpc::types::BlockNumberOrTag;
 use serde_json::{Value, json};
 
 use super::RpcArgs;
@@ -96,44 +97,44 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
         }
         QueryCmd::Block { number, rpc } => {
             let mut c = rpc.client();
-            let t = if number == "latest" || number.starts_with("0x") {
-                json!(number)
-            } else {
-                json!(format!("{:#x}", number.parse::<u64>().context("block number")?))
+            // A decimal number, a 0x-hex number or a tag ("latest").
+            let block = match number.parse::<u64>() {
+                Ok(n) => BlockNumberOrTag::Number(n),
+                Err(_) => number.parse::<BlockNumberOrTag>().with_context(|| format!("block number {number:?}"))?,
             };
-            let b = c.call("eth_getBlockByNumber", json!([t, false]))?;
-            if b.is_null() {
+            let Some(b) = c.block(block, false)? else {
                 bail!("block {number} not found");
-            }
+            };
+            let h = &b.header;
             out.print(
                 || {
                     format!(
                         "block {}  hash {}\nparent {}\nstate root {}\ntimestamp {}  gas used {}  base fee {}\ntransactions {}",
-                        hex_u128(&b["number"]).unwrap_or(0),
-                        b["hash"].as_str().unwrap_or(""),
-                        b["parentHash"].as_str().unwrap_or(""),
-                        b["stateRoot"].as_str().unwrap_or(""),
-                        hex_u128(&b["timestamp"]).unwrap_or(0),
-                        hex_u128(&b["gasUsed"]).unwrap_or(0),
-                        hex_u128(&b["baseFeePerGas"]).unwrap_or(0),
-                        b["transactions"].as_array().map(|a| a.len()).unwrap_or(0)
+                        h.number,
+                        h.hash,
+                        h.parent_hash,
+                        h.state_root,
+                        h.timestamp,
+                        h.gas_used,
+                        h.base_fee_per_gas.unwrap_or(0),
+                        b.transactions.len()
                     )
                 },
-                b.clone(),
+                json!(b),
             );
         }
         QueryCmd::Tx { hash, rpc } => {
-            let t = rpc.client().call("eth_getTransactionByHash", json!([hash]))?;
-            if t.is_null() {
+            let Some(t) = rpc.client().transaction(&hash)? else {
                 bail!("transaction {hash} is unknown to the node");
-            }
+            };
+            let t = json!(t);
             out.print(|| serde_json::to_string_pretty(&t).unwrap(), t.clone());
         }
         QueryCmd::Receipt { hash, rpc } => {
-            let r = rpc.client().call("eth_getTransactionReceipt", json!([hash]))?;
-            if r.is_null() {
+            let Some(r) = rpc.client().receipt(&hash)? else {
                 bail!("no receipt for {hash} (unknown, or not yet in a block)");
-            }
+            };
+            let r = json!(r);
             out.print(|| serde_json::to_string_pretty(&r).unwrap(), r.clone());
         }
         QueryCmd::Params { rpc } => {
@@ -183,8 +184,9 @@ pub fn run(c: QueryCmd, out: Out) -> anyhow::Result<()> {
             let key = runtime::bank::state_key::account(&address);
             let p = c.call("ol_getProof", json!([Bytes::from(key.clone()), tag(block)]))?;
             let number = p["blockNumber"].as_u64().ok_or_else(|| anyhow!("bad proof response: {p}"))?;
-            let header = c.call("eth_getBlockByNumber", json!([format!("{number:#x}"), false]))?;
-            let root: B256 = header["stateRoot"].as_str().ok_or_else(|| anyhow!("no header {number}"))?.parse()?;
+            let header =
+                c.block(BlockNumberOrTag::Number(number), false)?.ok_or_else(|| anyhow!("no header {number}"))?;
+            let root = header.header.state_root;
             let claimed: B256 = p["stateRoot"].as_str().unwrap_or("").parse()?;
             if claimed != root {
                 bail!("proof is for state root {claimed}, but block {number}'s header says {root}");

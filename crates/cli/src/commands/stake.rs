@@ -9,11 +9,12 @@ use primitives::abi::IStaking;
 use primitives::system::Module;
 use primitives::{Address, Amount, B256, U256};
 use rpc::client::RpcClient;
+use rpc::types::Filter;
 use serde_json::{Value, json};
 
 use super::RpcArgs;
 use super::keys::SignerArgs;
-use crate::contract::{Sent, head, receipt_events, send_call, signer_address, view};
+use crate::contract::{Sent, head, log_events, send_call, signer_address, view};
 use crate::output::{Out, open};
 
 const STAKING: Address = Module::Staking.address();
@@ -531,16 +532,13 @@ fn stakers(c: &mut RpcClient, operator: Address, from: u64, to: u64) -> anyhow::
     let mut start = from;
     while start <= to {
         let end = to.min(start + rpc::MAX_LOG_BLOCK_RANGE - 1);
-        let logs = c.call(
-            "eth_getLogs",
-            json!([{
-                "fromBlock": format!("{start:#x}"),
-                "toBlock": format!("{end:#x}"),
-                "address": STAKING,
-                "topics": [IStaking::Bonded::SIGNATURE_HASH, operator.into_word()],
-            }]),
-        )?;
-        for e in receipt_events::<IStaking::Bonded>(&logs, STAKING) {
+        let filter = Filter::new()
+            .from_block(start)
+            .to_block(end)
+            .address(STAKING)
+            .event_signature(IStaking::Bonded::SIGNATURE_HASH)
+            .topic1(operator.into_word());
+        for e in log_events::<IStaking::Bonded>(&c.logs(&filter)?, STAKING) {
             if !seen.contains(&e.account) {
                 seen.push(e.account);
             }

@@ -6,6 +6,7 @@ use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use anyhow::{Context, anyhow, bail};
 use primitives::{Address, Amount, Bytes, U256};
+use rpc::types::{BlockNumberOrTag, Receipt};
 use serde_json::{Value, json};
 
 use super::RpcArgs;
@@ -45,12 +46,13 @@ pub fn send(
     value: Amount,
     input: Bytes,
     no_wait: bool,
-) -> anyhow::Result<(primitives::B256, Option<Value>)> {
+) -> anyhow::Result<(primitives::B256, Option<Receipt>)> {
     let key = signer.key()?;
     let mut c = rpc.client();
     let chain_id = c.chain_id()?;
     let nonce = c.nonce(&key.address(), true)?;
-    let base = hex_u(&c.call("eth_getBlockByNumber", json!(["latest", false]))?["baseFeePerGas"])?;
+    let head = c.block(BlockNumberOrTag::Latest, false)?.ok_or_else(|| anyhow!("the node has no latest block"))?;
+    let base = u128::from(head.header.base_fee_per_gas.ok_or_else(|| anyhow!("the latest block has no base fee"))?);
     let tip = hex_u(&c.call("eth_maxPriorityFeePerGas", json!([]))?)?;
     let mut call = json!({"from": key.address(), "to": to, "value": format!("{:#x}", value.0)});
     if !input.is_empty() {
@@ -87,14 +89,14 @@ pub fn run(c: TxCmd, out: Out) -> anyhow::Result<()> {
             match receipt {
                 None => out.print(|| format!("submitted {hash}"), json!({"hash": hash})),
                 Some(r) => {
-                    let ok = r["status"] == "0x1";
+                    let ok = r.status();
                     out.print(
                         || {
                             format!(
                                 "{} {hash}\nblock {}  gas used {}",
                                 if ok { "mined" } else { "FAILED" },
-                                hex_u(&r["blockNumber"]).unwrap_or(0),
-                                hex_u(&r["gasUsed"]).unwrap_or(0)
+                                r.block_number.unwrap_or(0),
+                                r.gas_used
                             )
                         },
                         json!({"hash": hash, "receipt": r}),

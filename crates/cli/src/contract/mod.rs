@@ -11,6 +11,7 @@ use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, anyhow, bail};
 use primitives::{Address, Amount, B256, Bytes};
 use rpc::client::{ClientError, RpcClient};
+use rpc::types::{Log, Receipt, revert_reason};
 use serde_json::{Value, json};
 
 use crate::commands::RpcArgs;
@@ -97,23 +98,23 @@ pub fn preflight(
 /// A mined, successful transaction.
 pub struct Sent {
     pub hash: B256,
-    pub receipt: Value,
+    pub receipt: Receipt,
 }
 
 impl Sent {
     pub fn block(&self) -> u64 {
-        hex_u64(&self.receipt["blockNumber"]).unwrap_or(0)
+        self.receipt.block_number.unwrap_or(0)
     }
     pub fn gas_used(&self) -> u64 {
-        hex_u64(&self.receipt["gasUsed"]).unwrap_or(0)
+        self.receipt.gas_used
     }
-    /// hash, blockNumber, gasUsed and status, plus `extra`'s fields.
+    /// hash, blockNumber, gasUsed and status ("0x1", as in the receipt), plus `extra`'s fields.
     pub fn json(&self, extra: Value) -> Value {
         let mut v = json!({
             "hash": self.hash,
             "blockNumber": self.block(),
             "gasUsed": self.gas_used(),
-            "status": self.receipt["status"],
+            "status": format!("{:#x}", u8::from(self.receipt.status())),
         });
         if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
             m.extend(e);
@@ -128,27 +129,16 @@ impl Sent {
         self.events::<E>(address).into_iter().next()
     }
     pub fn events<E: SolEvent>(&self, address: Address) -> Vec<E> {
-        receipt_events(&self.receipt, address)
+        log_events(self.receipt.inner.logs(), address)
     }
 }
 
-/// Every log of event `E` by `address` in a receipt (or any JSON array of logs).
-pub fn receipt_events<E: SolEvent>(receipt: &Value, address: Address) -> Vec<E> {
-    let logs = receipt.get("logs").unwrap_or(receipt);
-    logs.as_array().map(|a| a.iter().filter_map(|l| log_event::<E>(l, address)).collect()).unwrap_or_default()
-}
-
-fn log_event<E: SolEvent>(log: &Value, address: Address) -> Option<E> {
-    let a: Address = log["address"].as_str()?.parse().ok()?;
-    if a != address {
-        return None;
-    }
-    let topics: Vec<B256> = log["topics"].as_array()?.iter().filter_map(|t| t.as_str()?.parse().ok()).collect();
-    if topics.first() != Some(&E::SIGNATURE_HASH) {
-        return None;
-    }
-    let data = hex::decode(log["data"].as_str()?.trim_start_matches("0x")).ok()?;
-    E::decode_raw_log(topics, &data).ok()
+/// Every log of event `E` by `address` among `logs` (a receipt's, or `eth_getLogs`').
+pub fn log_events<E: SolEvent>(logs: &[Log], address: Address) -> Vec<E> {
+    logs.iter()
+        .filter(|l| l.address() == address && l.topic0() == Some(&E::SIGNATURE_HASH))
+        .filter_map(|l| E::decode_raw_log(l.topics().iter().copied(), &l.data().data).ok())
+        .collect()
 }
 
 /// Preflight, sign, send and wait for the receipt; a revert at either step is
@@ -165,13 +155,9 @@ pub fn send_call(
     preflight(rpc, from, to, value, &data, what)?;
     let (hash, receipt) = crate::commands::tx::send(signer, rpc, to, value, Bytes::from(data), false)?;
     let receipt = receipt.ok_or_else(|| anyhow!("no receipt for {hash}"))?;
-    if receipt["status"] != "0x1" {
-        let reason = receipt["revertReason"]
-            .as_str()
-            .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
-            .map(|d| decode_revert(&d))
-            .unwrap_or_else(|| "no revert data".into());
-        let block = hex_u64(&receipt["blockNumber"]).unwrap_or(0);
+    if !receipt.status() {
+        let reason = revert_reason(&receipt).map(|d| decode_revert(&d)).unwrap_or_else(|| "no revert data".into());
+        let block = receipt.block_number.unwrap_or(0);
         return Err(Refused(format!("{what} failed in block {block} (transaction {hash}, status 0): {reason}")).into());
     }
     Ok(Sent { hash, receipt })
