@@ -3,10 +3,11 @@
 //! the same node in-process.
 //!
 //! A [`Node`] owns what it started: [`Node::shutdown`] (or [`Node::stop`], or
-//! dropping it) stops the servers' accept loops, then the engine, the job
-//! worker, the settlement and verifier threads, and last the chain, joining
-//! every thread, so a stopped node has committed or journaled everything it
-//! acknowledged and holds its data directory no longer.
+//! dropping it) stops the servers' accept loops, then the engine and its
+//! adapter prefetcher, the job worker, the settlement and verifier threads,
+//! and last the chain, joining every thread, so a stopped node has committed
+//! or journaled everything it acknowledged and holds its data directory no
+//! longer.
 
 pub mod access;
 pub mod attribution;
@@ -395,6 +396,7 @@ impl Node {
         }
         if let Some(s) = &self.serving {
             s.openlora.engine.stop();
+            s.openlora.cache.stop();
         }
         self.jobs.stop();
         for w in self.lifecycle.workers.lock().unwrap().iter_mut() {
