@@ -89,6 +89,11 @@ impl Lifecycle {
 /// (a streamed completion may run longer; it is then cut).
 pub const SERVER_DRAIN: Duration = Duration::from_secs(10);
 
+/// How long [`Node::stop`] lets the receipts billed but not yet settled
+/// settle (a block or two while the chain runs); past it they are logged and
+/// left unpaid.
+pub const SETTLE_ON_STOP: Duration = Duration::from_secs(30);
+
 /// The serving side of a node.
 pub struct Serving {
     pub openlora: Arc<serve::OpenLora>,
@@ -383,9 +388,11 @@ impl Node {
     /// requests in flight finish on the runtime: await [`Node::shutdown`] to wait
     /// for them), generation stops with an error to each caller, a running job
     /// stops at its next step (it resumes from its checkpoint at the next start),
-    /// the settlement and verifier rounds in progress finish, and the chain
-    /// commits the block it is building and syncs every transaction it
-    /// acknowledged. Idempotent; also what dropping the node does. It blocks
+    /// the settlement and verifier rounds in progress finish, the receipts
+    /// billed and not yet settled are settled (up to [`SETTLE_ON_STOP`]; with
+    /// [`Node::shutdown`] this includes the requests that were in flight), and
+    /// the chain commits the block it is building and syncs every transaction
+    /// it acknowledged. Idempotent; also what dropping the node does. It blocks
     /// until the threads are joined.
     pub fn stop(&self) {
         if let Some(s) = &self.lifecycle.shutdown {
@@ -401,6 +408,11 @@ impl Node {
         self.jobs.stop();
         for w in self.lifecycle.workers.lock().unwrap().iter_mut() {
             w.stop();
+        }
+        // Billed answers are paid before the chain stops (the engine, stopped
+        // above, bills no more): the queue lives in memory only.
+        if let Some(s) = &self.serving {
+            s.meter.flush(SETTLE_ON_STOP);
         }
         self.chain.stop();
     }
