@@ -227,11 +227,17 @@ async fn sweep_removes_stale_staging() {
     let hash = store.put(Bytes::from_static(b"keep me")).await.unwrap();
     // What a killed process could leave: a staged object and an unfinished file.
     std::fs::create_dir_all(dir.path().join("staging")).unwrap();
-    std::fs::write(dir.path().join("staging/0123"), b"partial").unwrap();
-    std::fs::write(dir.path().join(format!("{}#1", blobs::key(&hash))), b"partial").unwrap();
+    let left = [dir.path().join("staging/0123"), dir.path().join(format!("{}#1", blobs::key(&hash)))];
+    for f in &left {
+        std::fs::write(f, b"partial").unwrap();
+    }
     assert_eq!(store.sweep_staging(Duration::from_secs(3600)).await.unwrap(), 0, "too recent");
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.sweep_staging(Duration::ZERO).await.unwrap(), 2);
+    // Two hours later, as far as the files' times tell.
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    for f in &left {
+        std::fs::File::options().write(true).open(f).unwrap().set_modified(two_hours_ago).unwrap();
+    }
+    assert_eq!(store.sweep_staging(Duration::from_secs(3600)).await.unwrap(), 2);
     assert_eq!(files(dir.path()), vec![dir.path().join(blobs::key(&hash))]);
     assert_eq!(store.get(&hash).await.unwrap(), Bytes::from_static(b"keep me"));
 }

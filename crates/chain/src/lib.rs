@@ -22,8 +22,9 @@ mod producer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use primitives::block::{Header, Receipt};
 use primitives::state::{StateError, StateRead};
@@ -105,6 +106,10 @@ pub(crate) struct Core {
     pub(crate) pool: Mutex<Pool>,
     pub(crate) journal: Journal,
     pub(crate) head: RwLock<Head>,
+    /// The number of the committed head, announced on `committed` at every
+    /// commit (and on stop), for [`Chain::wait_for_block`].
+    pub(crate) committed_number: Mutex<u64>,
+    pub(crate) committed: Condvar,
     /// Serialises block production (the producer thread and manual calls).
     pub(crate) producing: Mutex<()>,
     pub(crate) stop: AtomicBool,
@@ -121,6 +126,14 @@ impl Core {
 
     pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Make `head` the committed head and wake every [`Chain::wait_for_block`].
+    pub(crate) fn announce(&self, head: Head) {
+        let number = head.header.number;
+        *self.head.write().unwrap() = head;
+        *self.committed_number.lock().unwrap() = number;
+        self.committed.notify_all();
     }
 }
 
@@ -165,6 +178,8 @@ impl Chain {
             cfg,
             store,
             journal,
+            committed_number: Mutex::new(head.header.number),
+            committed: Condvar::new(),
             head: RwLock::new(head),
             producing: Mutex::new(()),
             stop: AtomicBool::new(false),
@@ -219,6 +234,30 @@ impl Chain {
             tracing::error!("the block producer panicked");
         }
         self.core.journal.close();
+        // No block comes any more: wake whoever waits for one.
+        let _n = self.core.committed_number.lock().unwrap();
+        self.core.committed.notify_all();
+    }
+
+    /// Wait until a block above `after` has committed: the head's number then.
+    /// `None` when `timeout` passed, or the chain stopped, with no such block.
+    /// Those who wait for their transaction wait on this, not on a timer.
+    pub fn wait_for_block(&self, after: u64, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut n = self.core.committed_number.lock().unwrap();
+        while *n <= after && !self.core.stopped() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            n = self.core.committed.wait_timeout(n, left).unwrap().0;
+        }
+        (*n > after).then_some(*n)
+    }
+
+    /// True once [`Chain::stop`] has begun: no block is produced any more.
+    pub fn is_stopped(&self) -> bool {
+        self.core.stopped()
     }
 
     pub fn chain_id(&self) -> u64 {

@@ -186,8 +186,7 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
     chain.store.commit(&record, built.update)?;
     drop(snap);
     // Announce the new head, then clean the pool.
-    let new_head = crate::load_head(&chain.store)?;
-    *chain.head.write().unwrap() = new_head;
+    chain.announce(crate::load_head(&chain.store)?);
     let snap = chain.store.snapshot()?;
     let mut senders: Vec<Address> = record.txs.iter().map(|t| t.sender).collect();
     senders.sort();

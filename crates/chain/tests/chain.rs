@@ -513,3 +513,31 @@ async fn one_sender_is_held_to_its_share_of_the_pool() {
     chain.submit(&transfer(&k[0], 4, to, 1)).await.unwrap();
     assert_eq!(chain.pool_len(), 1);
 }
+
+/// A wait for a block ends at its commit, not at a timer's next tick; a
+/// timeout or a stop ends it without one, and a stopped chain's wait returns at once.
+#[test]
+fn waiting_for_a_block_wakes_at_its_commit() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path(), &dev_keys(1));
+    let head = chain.head().number();
+    assert_eq!(chain.wait_for_block(head, Duration::from_millis(10)), None, "no block comes in manual mode");
+    let waiter = {
+        let chain = chain.clone();
+        std::thread::spawn(move || chain.wait_for_block(head, Duration::from_secs(60)))
+    };
+    let n = chain.produce_block().unwrap();
+    assert_eq!(waiter.join().unwrap(), Some(n));
+    assert_eq!(chain.wait_for_block(head, Duration::ZERO), Some(n), "a block already committed ends the wait");
+    let waiter = {
+        let chain = chain.clone();
+        std::thread::spawn(move || chain.wait_for_block(n, Duration::from_secs(60)))
+    };
+    let stopping = Instant::now();
+    chain.stop();
+    assert_eq!(waiter.join().unwrap(), None);
+    assert!(chain.is_stopped());
+    assert_eq!(chain.wait_for_block(n, Duration::from_secs(60)), None);
+    assert!(stopping.elapsed() < Duration::from_secs(30), "the stop woke the waiters");
+}

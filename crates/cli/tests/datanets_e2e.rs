@@ -349,14 +349,26 @@ fn a_crash_mid_upload_leaves_no_blob_and_no_record() {
     use std::io::Write;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}: {auth}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}: {auth}\r\n\
+         Expect: 100-continue\r\n\r\n",
         body.len(),
         keys::request::AUTH_HEADER
     )
     .unwrap();
+    s.flush().unwrap();
+    // The server answers `100 Continue` when the route starts reading the body:
+    // the upload was admitted and is in progress.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut s, &mut byte).expect("an interim answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 100"), "the upload was not taken: {head}");
     s.write_all(&body[..body.len() / 2]).unwrap();
     s.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     node.kill9();
     drop(s);
     // Restart: nothing of the upload is visible, on disk or on chain.

@@ -979,6 +979,47 @@ fn validators_outside_the_set_earn_nothing() {
     assert_eq!(num(&r["pendingRewards"]), before, "{r}");
 }
 
+/// A CLI command that must wait for a block: started, and returned once it
+/// says on stderr that it waits (it has not failed instead).
+struct WaitingCli {
+    child: std::process::Child,
+    /// The rest of its stderr, read on (so the pipe never fills).
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl WaitingCli {
+    fn start(args: &[&str]) -> WaitingCli {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run openledger");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("waiting") => break,
+                Some(Ok(line)) => seen.push_str(&line),
+                _ => panic!("openledger {args:?} ended without waiting: {seen}, {:?}", child.wait_with_output()),
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "openledger {args:?} waits instead of failing");
+        let stderr = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+        WaitingCli { child, stderr }
+    }
+
+    /// Its stdout, once it has succeeded.
+    fn finish(self) -> String {
+        let out = self.child.wait_with_output().unwrap();
+        let err = self.stderr.join().unwrap();
+        assert!(out.status.success(), "failed: {}\n{err}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
 /// A vote sent right after `gov propose`, before voting opens, waits for the
 /// voting period's first block and lands there, as the README's commands run
 /// one after another (`--no-wait` refuses at once instead: see above).
@@ -988,15 +1029,11 @@ fn a_vote_before_voting_opens_waits_for_it() {
     let (id, start, end) = propose(&ch, 0, &["--description", "text only"]);
     assert!(ch.head() + 1 < start, "voting opens later than the next block");
     let rpc = ch.rpc().to_string();
-    let voter = std::thread::spawn(move || {
-        let out = cli_ok(&["--json", "gov", "vote", &id.to_string(), "for", "--dev-account", "0", "--rpc", &rpc]);
-        serde_json::from_str::<Value>(&out).unwrap()
-    });
+    let voter =
+        WaitingCli::start(&["--json", "gov", "vote", &id.to_string(), "for", "--dev-account", "0", "--rpc", &rpc]);
     // The instant-mode chain moves only with transactions: move it to the block before voting opens.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(!voter.is_finished(), "the vote waits instead of failing");
     ch.advance_to(start - 1);
-    let v = voter.join().unwrap();
+    let v = serde_json::from_str::<Value>(&voter.finish()).unwrap();
     assert_eq!(v["status"], "0x1", "{v}");
     let mined = mined_in(&ch.receipt(&v["hash"]));
     assert!((start..=end).contains(&mined), "mined in block {mined}, voting {start}..={end}");
@@ -1008,12 +1045,9 @@ fn a_vote_before_voting_opens_waits_for_it() {
     let eta = ch.proposal(id).eta;
     assert!(ch.head() + 1 < eta, "the timelock ends later than the next block");
     let rpc = ch.rpc().to_string();
-    let executor = std::thread::spawn(move || {
-        cli_ok(&["--json", "gov", "execute", &id.to_string(), "--dev-account", "0", "--rpc", &rpc])
-    });
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(!executor.is_finished(), "the execution waits instead of failing");
+    let executor =
+        WaitingCli::start(&["--json", "gov", "execute", &id.to_string(), "--dev-account", "0", "--rpc", &rpc]);
     ch.advance_to(eta - 1);
-    executor.join().unwrap();
+    executor.finish();
     assert_eq!(ch.proposal(id).state, runtime::governance::EXECUTED);
 }

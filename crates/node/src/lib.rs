@@ -3,10 +3,11 @@
 //! the same node in-process.
 //!
 //! A [`Node`] owns what it started: [`Node::shutdown`] (or [`Node::stop`], or
-//! dropping it) stops the servers' accept loops, then the engine, the job
-//! worker, the settlement and verifier threads, and last the chain, joining
-//! every thread, so a stopped node has committed or journaled everything it
-//! acknowledged and holds its data directory no longer.
+//! dropping it) stops the servers' accept loops, then the engine and its
+//! adapter prefetcher, the job worker, the settlement and verifier threads,
+//! and last the chain, joining every thread, so a stopped node has committed
+//! or journaled everything it acknowledged and holds its data directory no
+//! longer.
 
 pub mod access;
 pub mod attribution;
@@ -87,6 +88,11 @@ impl Lifecycle {
 /// How long [`Node::shutdown`] lets the servers finish requests in flight
 /// (a streamed completion may run longer; it is then cut).
 pub const SERVER_DRAIN: Duration = Duration::from_secs(10);
+
+/// How long [`Node::stop`] lets the receipts billed but not yet settled
+/// settle (a block or two while the chain runs); past it they are logged and
+/// left unpaid.
+pub const SETTLE_ON_STOP: Duration = Duration::from_secs(30);
 
 /// The serving side of a node.
 pub struct Serving {
@@ -382,9 +388,11 @@ impl Node {
     /// requests in flight finish on the runtime: await [`Node::shutdown`] to wait
     /// for them), generation stops with an error to each caller, a running job
     /// stops at its next step (it resumes from its checkpoint at the next start),
-    /// the settlement and verifier rounds in progress finish, and the chain
-    /// commits the block it is building and syncs every transaction it
-    /// acknowledged. Idempotent; also what dropping the node does. It blocks
+    /// the settlement and verifier rounds in progress finish, the receipts
+    /// billed and not yet settled are settled (up to [`SETTLE_ON_STOP`]; with
+    /// [`Node::shutdown`] this includes the requests that were in flight), and
+    /// the chain commits the block it is building and syncs every transaction
+    /// it acknowledged. Idempotent; also what dropping the node does. It blocks
     /// until the threads are joined.
     pub fn stop(&self) {
         if let Some(s) = &self.lifecycle.shutdown {
@@ -395,10 +403,16 @@ impl Node {
         }
         if let Some(s) = &self.serving {
             s.openlora.engine.stop();
+            s.openlora.cache.stop();
         }
         self.jobs.stop();
         for w in self.lifecycle.workers.lock().unwrap().iter_mut() {
             w.stop();
+        }
+        // Billed answers are paid before the chain stops (the engine, stopped
+        // above, bills no more): the queue lives in memory only.
+        if let Some(s) = &self.serving {
+            s.meter.flush(SETTLE_ON_STOP);
         }
         self.chain.stop();
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_sol_types::SolCall;
 use chain::Chain;
@@ -150,7 +150,7 @@ impl Meter {
     /// record is computed (billing comes first), so settled receipts without a
     /// record yet are remembered (the most recent `SETTLED_KEPT`) and posted
     /// when their record arrives.
-    fn post_attributions(&self, newly_settled: &[B256]) {
+    fn post_attributions(&self, newly_settled: &[B256], by: Option<Instant>) {
         let Some(q) = self.to_post.lock().unwrap().clone() else { return };
         let ready: Vec<B256> = {
             let mut settled = self.settled.lock().unwrap();
@@ -166,7 +166,7 @@ impl Meter {
             let Some((record, credits)) = q.lock().unwrap().remove(h) else { continue };
             let gas = 500_000 + 30_000 * credits.len() as u64;
             let call = IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits };
-            if let Err(e) = self.send(call.abi_encode(), gas) {
+            if let Err(e) = self.send(call.abi_encode(), gas, by) {
                 tracing::warn!("attribution record of {h} not posted (the fallback will pay): {e}");
             }
         }
@@ -209,7 +209,7 @@ impl Meter {
                 record: record.into(),
                 prompt: prompt.into(),
             };
-            self.send_to(runtime::attribution::ADDRESS, call.abi_encode(), gas)?;
+            self.send_to(runtime::attribution::ADDRESS, call.abi_encode(), gas, None)?;
             tracing::info!("revealed the challenged attribution record of {h}");
             self.revealed.lock().unwrap().insert(h);
             n += 1;
@@ -258,6 +258,48 @@ impl Meter {
     /// queue, to settle in the next round. A transient failure (not admitted,
     /// not mined in time) puts the whole batch back.
     pub fn settle_once(&self) -> Result<usize, String> {
+        self.settle_round(None)
+    }
+
+    /// Settle what is queued before the node stops: rounds of
+    /// [`Meter::settle_once`] until the queue is empty, a round makes no
+    /// progress, or `within` has passed (every transaction's wait ends by
+    /// then). Call it after the settlement thread has stopped and before the
+    /// chain stops. It blocks, on a thread of its own (so any thread, even
+    /// one of the runtime, may call it). Returns how many receipts are left;
+    /// those are logged, and their payers keep that part of their allowance.
+    pub fn flush(&self, within: Duration) -> usize {
+        if self.queued() == 0 {
+            return 0;
+        }
+        let deadline = Instant::now() + within;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while self.queued() > 0 && Instant::now() < deadline && !self.chain.is_stopped() {
+                    let before = self.queued();
+                    if let Err(e) = self.settle_round(Some(deadline)) {
+                        tracing::warn!("settlement on stop: {e}");
+                        if self.queued() >= before {
+                            break;
+                        }
+                    }
+                }
+            });
+        });
+        let st = self.state.lock().unwrap();
+        if !st.queue.is_empty() {
+            let value: u128 = st.queue.iter().map(|s| s.cost).sum();
+            tracing::error!(
+                "{} receipts ({value} base units of OPEN) billed but not settled when the node stopped",
+                st.queue.len()
+            );
+        }
+        st.queue.len()
+    }
+
+    /// One settlement round; every transaction's wait ends by `by` (by default
+    /// [`crate::tx::MINED_WITHIN`] after it is sent).
+    fn settle_round(&self, by: Option<Instant>) -> Result<usize, String> {
         let batch: Vec<Signed> = {
             let mut st = self.state.lock().unwrap();
             let n = st.queue.len().min(MAX_BATCH);
@@ -265,10 +307,10 @@ impl Meter {
         };
         if batch.is_empty() {
             self.publish_metrics();
-            self.post_attributions(&[]);
+            self.post_attributions(&[], by);
             return Ok(0);
         }
-        let result = self.send(settle_call(&batch), 150_000 + 60_000 * batch.len() as u64);
+        let result = self.send(settle_call(&batch), 150_000 + 60_000 * batch.len() as u64, by);
         let out = match result {
             Ok(()) => {
                 let mut st = self.state.lock().unwrap();
@@ -280,7 +322,7 @@ impl Meter {
                 drop(st);
                 self.metrics.settlement_settled.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let hashes: Vec<B256> = batch.iter().map(|s| receipt_hash(&s.receipt)).collect();
-                self.post_attributions(&hashes);
+                self.post_attributions(&hashes, by);
                 Ok(batch.len())
             }
             Err(TxFailure::Transient(e)) => {
@@ -390,12 +432,15 @@ impl Meter {
             .store(st.queue.iter().filter(|s| s.attempts > 0).count() as u64, Ordering::Relaxed);
     }
 
-    fn send(&self, data: Vec<u8>, gas: u64) -> Result<(), TxFailure> {
-        self.send_to(Module::Inference.address(), data, gas)
+    fn send(&self, data: Vec<u8>, gas: u64, by: Option<Instant>) -> Result<(), TxFailure> {
+        self.send_to(Module::Inference.address(), data, gas, by)
     }
 
-    fn send_to(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<(), TxFailure> {
-        crate::tx::submit_and_wait(&self.chain, &self.handle, &self.operator, to, 0, data, gas)
+    /// Send a call of the operator and wait for its block, until `by` (by
+    /// default [`crate::tx::MINED_WITHIN`] from now).
+    fn send_to(&self, to: Address, data: Vec<u8>, gas: u64, by: Option<Instant>) -> Result<(), TxFailure> {
+        let hash = crate::tx::submit(&self.chain, &self.handle, &self.operator, to, 0, data, gas)?;
+        crate::tx::wait_mined(&self.chain, hash, by.unwrap_or_else(|| Instant::now() + crate::tx::MINED_WITHIN))
     }
 }
 

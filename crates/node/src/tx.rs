@@ -2,7 +2,7 @@
 //! verdicts, dev set-up): signed with one of its keys, submitted to the local
 //! pool, and waited for until a block includes them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
@@ -34,8 +34,11 @@ impl From<TxFailure> for String {
     }
 }
 
-/// Submit a call from `key` to `to` and wait (up to a minute) for its block;
-/// an error names the module's custom error when the call reverted.
+/// How long [`submit_and_wait`] waits for a block to include its transaction.
+pub const MINED_WITHIN: Duration = Duration::from_secs(60);
+
+/// Submit a call from `key` to `to` and wait (up to [`MINED_WITHIN`]) for its
+/// block; an error names the module's custom error when the call reverted.
 pub fn submit_and_wait(
     chain: &Chain,
     handle: &tokio::runtime::Handle,
@@ -45,7 +48,21 @@ pub fn submit_and_wait(
     data: Vec<u8>,
     gas: u64,
 ) -> Result<(), TxFailure> {
-    let transient = |e: &dyn std::fmt::Display| TxFailure::Transient(e.to_string());
+    let hash = submit(chain, handle, key, to, value, data, gas)?;
+    wait_mined(chain, hash, Instant::now() + MINED_WITHIN)
+}
+
+/// Sign a call from `key` to `to` with its next nonce and submit it to the
+/// local pool; its hash once the pool has acknowledged it.
+pub fn submit(
+    chain: &Chain,
+    handle: &tokio::runtime::Handle,
+    key: &keys::SecretKey,
+    to: Address,
+    value: u128,
+    data: Vec<u8>,
+    gas: u64,
+) -> Result<B256, TxFailure> {
     let nonce = chain.pending_nonce(&key.address()).map_err(|e| transient(&e))?;
     let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
     let tx = TxEip1559 {
@@ -60,8 +77,15 @@ pub fn submit_and_wait(
         input: Bytes::from(data),
     };
     let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
-    let hash = handle.block_on(chain.submit(&raw)).map_err(|e| transient(&e))?;
-    for _ in 0..1200 {
+    handle.block_on(chain.submit(&raw)).map_err(|e| transient(&e))
+}
+
+/// Wait until a block includes `hash`, waking at each commit (no polling
+/// timer), until `deadline`; the receipt's verdict.
+pub fn wait_mined(chain: &Chain, hash: B256, deadline: Instant) -> Result<(), TxFailure> {
+    loop {
+        // The head before the look: a block committed after it ends the wait below at once.
+        let seen = chain.head().header.number;
         let st = chain.snapshot().map_err(|e| transient(&e))?;
         if let Some(loc) = st.tx_location(&hash).map_err(|e| transient(&e))? {
             let rs = st.receipts(loc.block).map_err(|e| transient(&e))?.unwrap_or_default();
@@ -69,9 +93,16 @@ pub fn submit_and_wait(
             return if r.success { Ok(()) } else { Err(TxFailure::Reverted { hash, data: r.revert_data.clone() }) };
         }
         drop(st);
-        std::thread::sleep(Duration::from_millis(50));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if chain.wait_for_block(seen, left).is_none() {
+            let why = if chain.is_stopped() { "the chain stopped first" } else { "not in time" };
+            return Err(TxFailure::Transient(format!("transaction {hash} was not mined: {why}")));
+        }
     }
-    Err(TxFailure::Transient(format!("transaction {hash} was not mined in time")))
+}
+
+fn transient(e: &dyn std::fmt::Display) -> TxFailure {
+    TxFailure::Transient(e.to_string())
 }
 
 /// The name and fields of a module's custom error, else the raw bytes.

@@ -109,3 +109,67 @@ fn a_stopped_node_lets_go_of_everything_it_started() {
         }
     }
 }
+
+/// The payer's allowance for the dev serving operator, as the chain says.
+fn allowance(chain: &chain::Chain) -> primitives::abi::IInference::allowanceReturn {
+    use alloy_sol_types::SolCall;
+    use primitives::abi::IInference;
+    let call = IInference::allowanceCall {
+        payer: node::dev_accounts()[0].address(),
+        operator: node::dev_serving_operator().address(),
+    };
+    let out = runtime::call(
+        &chain.snapshot().unwrap(),
+        &chain.env_at(&chain.head().header),
+        primitives::Address::ZERO,
+        primitives::system::Module::Inference.address(),
+        primitives::Amount::ZERO,
+        &call.abi_encode(),
+        None,
+    )
+    .unwrap();
+    IInference::allowanceCall::abi_decode_returns(&out.output).unwrap()
+}
+
+/// An answer billed but not yet settled when the node stops is settled by the
+/// stop (the queue of receipts lives in memory only): after a restart the
+/// payer's allowance shows it paid.
+#[test]
+fn stopping_a_node_settles_what_it_billed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.genesis = node::dev_genesis_serving("sk-stop-settles", None);
+    // m1 is the base model this node serves.
+    let served = ml::ModelFiles::open(cfg.base_model.as_ref().unwrap()).unwrap().hash;
+    cfg.genesis.base_model.as_mut().unwrap().base_hash = served;
+    cfg.verifier = None;
+    // No settlement round comes before the stop.
+    cfg.serving.as_mut().unwrap().settle_every_ms = 3_600_000;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let n = rt.block_on(node::start(&cfg)).unwrap();
+    let before = allowance(&n.chain);
+    let headers =
+        [("Content-Type", "application/json".to_string()), ("Authorization", "Bearer sk-stop-settles".to_string())];
+    let body = r#"{"model":"m1","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"temperature":0}"#;
+    let r = rpc::http::HttpClient::new(&n.http_addr.unwrap().to_string())
+        .request("POST", "/v1/chat/completions", &headers, body.as_bytes())
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    let cost: u128 = answer["receipt"]["cost"].as_str().expect("a receipt with its cost").parse().unwrap();
+    assert!(cost > 0);
+    assert_eq!(n.serving.as_ref().unwrap().meter.queued(), 1, "billed, not yet settled");
+    rt.block_on(n.shutdown());
+    let reopened = chain::Chain::open(chain::ChainConfig {
+        data_dir: cfg.data_dir.clone(),
+        genesis: cfg.genesis.clone(),
+        block_time: chain::BlockTime::Manual,
+        history: cfg.history,
+        pool: Default::default(),
+        max_txs_per_block: 100,
+    })
+    .unwrap();
+    let after = allowance(&reopened);
+    assert_eq!(after.lastNonce, before.lastNonce + 1, "the receipt settled before the node stopped");
+    assert_eq!(before.remaining - after.remaining, cost, "the payer was charged what the receipt says");
+}

@@ -1047,6 +1047,7 @@ async fn http_cors_preflight_and_limits() {
 fn client_chunked_and_reconnect() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         let read_request = |s: &mut TcpStream| -> Value {
             let mut buf = Vec::new();
@@ -1076,7 +1077,9 @@ fn client_chunked_and_reconnect() {
                     b.len()
                 );
                 s.write_all(resp.as_bytes()).unwrap();
-                // Dropping `s` closes the keep-alive connection.
+                // Close the keep-alive connection, and say so.
+                drop(s);
+                closed_tx.send(()).unwrap();
             } else {
                 let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                 s.write_all(resp.as_bytes()).unwrap();
@@ -1086,7 +1089,7 @@ fn client_chunked_and_reconnect() {
     });
     let mut c = RpcClient::new(&addr.to_string()).with_timeout(Duration::from_secs(10));
     assert_eq!(c.block_number().unwrap(), 16);
-    std::thread::sleep(Duration::from_millis(50));
+    closed.recv_timeout(Duration::from_secs(10)).expect("the server closed the first connection");
     assert_eq!(c.block_number().unwrap(), 16);
     assert_eq!(server.join().unwrap(), 2);
 }

@@ -1,11 +1,13 @@
 //! The adapter cache: adapters loaded just in time from their source (the
 //! blob store) into host memory bounded in bytes, not in count; least recently
 //! used first out, except adapters pinned by an operator or in use by a
-//! running request; prefetch loads in the background.
+//! running request; prefetch loads in the background, on one worker thread
+//! the cache owns: [`AdapterCache::stop`] (or dropping the cache) joins it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use ml::LoraAdapter;
@@ -45,13 +47,32 @@ pub struct Residency {
     pub adapter_hash: String,
 }
 
-/// The byte-bounded adapter cache.
+/// Prefetches waiting at most; more are refused ([`CacheError::PrefetchBusy`]).
+pub const PREFETCH_QUEUE: usize = 64;
+
+/// The byte-bounded adapter cache. It owns its prefetch worker: stopping or
+/// dropping the cache joins it.
 pub struct AdapterCache {
+    shared: Arc<Shared>,
+    prefetcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the cache's handle and its prefetch worker share.
+struct Shared {
     budget: usize,
     source: Arc<dyn AdapterSource>,
     inner: Mutex<Inner>,
     loaded: Condvar,
     metrics: Arc<Metrics>,
+    prefetch: Mutex<Prefetches>,
+    /// Wakes the prefetch worker (a model queued, or stop).
+    prefetch_wake: Condvar,
+}
+
+#[derive(Default)]
+struct Prefetches {
+    queue: VecDeque<u64>,
+    stopped: bool,
 }
 
 /// Why an adapter could not be made resident.
@@ -63,31 +84,155 @@ pub enum CacheError {
     TooLarge { model: u64, bytes: usize, budget: usize },
     #[error("the adapter cache is full of adapters in use or pinned; retry later")]
     Full,
+    #[error("{PREFETCH_QUEUE} prefetches are already waiting; retry later")]
+    PrefetchBusy,
+    #[error("the adapter cache has stopped prefetching")]
+    Stopped,
 }
 
 impl AdapterCache {
+    /// A cache of `budget_bytes`, with its prefetch worker started.
     pub fn new(budget_bytes: usize, source: Arc<dyn AdapterSource>, metrics: Arc<Metrics>) -> Arc<AdapterCache> {
-        Arc::new(AdapterCache {
+        let shared = Arc::new(Shared {
             budget: budget_bytes,
             source,
             inner: Mutex::new(Inner { entries: HashMap::new(), loading: HashMap::new(), bytes: 0, tick: 0 }),
             loaded: Condvar::new(),
             metrics,
-        })
+            prefetch: Mutex::new(Prefetches::default()),
+            prefetch_wake: Condvar::new(),
+        });
+        let worker = shared.clone();
+        let prefetcher = std::thread::Builder::new()
+            .name("adapter-prefetch".into())
+            .spawn(move || worker.prefetch_loop())
+            .map_err(|e| tracing::error!("no adapter prefetch thread (prefetches are refused): {e}"))
+            .ok();
+        if prefetcher.is_none() {
+            shared.prefetch.lock().unwrap().stopped = true;
+        }
+        Arc::new(AdapterCache { shared, prefetcher: Mutex::new(prefetcher) })
     }
 
     pub fn budget(&self) -> usize {
-        self.budget
+        self.shared.budget
     }
 
     /// Bytes of the resident adapters (always ≤ the budget).
     pub fn resident_bytes(&self) -> usize {
-        self.inner.lock().unwrap().bytes
+        self.shared.inner.lock().unwrap().bytes
     }
 
     /// The adapter of `model`, loading it if needed. The returned `Arc` keeps it
     /// in use: an adapter is never evicted while a request holds it.
     pub fn get(&self, model: u64) -> Result<Arc<LoraAdapter>, CacheError> {
+        self.shared.get(model)
+    }
+
+    /// Keep an adapter resident until unpinned (loading it first).
+    pub fn pin(&self, model: u64) -> Result<(), CacheError> {
+        let _a = self.get(model)?;
+        if let Some(e) = self.shared.inner.lock().unwrap().entries.get_mut(&model) {
+            e.pinned = true;
+        }
+        Ok(())
+    }
+
+    pub fn unpin(&self, model: u64) {
+        if let Some(e) = self.shared.inner.lock().unwrap().entries.get_mut(&model) {
+            e.pinned = false;
+        }
+    }
+
+    /// Queue `model` to load in the background, so a later request finds it
+    /// hot. Nothing is queued for a model resident or already queued; refused
+    /// when [`PREFETCH_QUEUE`] prefetches wait, or after [`AdapterCache::stop`].
+    pub fn prefetch(&self, model: u64) -> Result<(), CacheError> {
+        let mut p = self.shared.prefetch.lock().unwrap();
+        if p.stopped {
+            return Err(CacheError::Stopped);
+        }
+        if p.queue.contains(&model) || self.is_resident(model) {
+            return Ok(());
+        }
+        if p.queue.len() >= PREFETCH_QUEUE {
+            return Err(CacheError::PrefetchBusy);
+        }
+        p.queue.push_back(model);
+        self.shared.prefetch_wake.notify_one();
+        Ok(())
+    }
+
+    /// Stop prefetching: the queued prefetches are dropped, the load in
+    /// progress finishes, and the worker is joined. Later prefetches are
+    /// refused ([`CacheError::Stopped`]); [`AdapterCache::get`] still loads on
+    /// the caller's thread. Idempotent; also what dropping the cache does.
+    pub fn stop(&self) {
+        {
+            let mut p = self.shared.prefetch.lock().unwrap();
+            p.stopped = true;
+            p.queue.clear();
+            self.shared.prefetch_wake.notify_all();
+        }
+        let handle = self.prefetcher.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the adapter prefetch thread panicked");
+        }
+    }
+
+    pub fn is_resident(&self, model: u64) -> bool {
+        self.shared.inner.lock().unwrap().entries.contains_key(&model)
+    }
+
+    /// Every resident adapter, most recently used first.
+    pub fn residency(&self) -> Vec<Residency> {
+        let g = self.shared.inner.lock().unwrap();
+        let mut v: Vec<(u64, &Entry)> = g.entries.iter().map(|(k, e)| (*k, e)).collect();
+        v.sort_by_key(|(_, e)| std::cmp::Reverse(e.last_used));
+        v.into_iter()
+            .map(|(k, e)| Residency {
+                model: format!("m{k}"),
+                bytes: e.bytes,
+                rank: e.adapter.config.r,
+                pinned: e.pinned,
+                in_use: Arc::strong_count(&e.adapter) > 1,
+                adapter_hash: e.adapter.hash.to_string(),
+            })
+            .collect()
+    }
+}
+
+impl Drop for AdapterCache {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    /// The prefetch worker: load what is queued, one at a time, until stopped.
+    fn prefetch_loop(&self) {
+        loop {
+            let model = {
+                let mut p = self.prefetch.lock().unwrap();
+                loop {
+                    if p.stopped {
+                        return;
+                    }
+                    if let Some(m) = p.queue.pop_front() {
+                        break m;
+                    }
+                    p = self.prefetch_wake.wait(p).unwrap();
+                }
+            };
+            if let Err(e) = self.get(model) {
+                tracing::debug!("prefetch of m{model}: {e}");
+            }
+        }
+    }
+
+    fn get(&self, model: u64) -> Result<Arc<LoraAdapter>, CacheError> {
         let mut g = self.inner.lock().unwrap();
         loop {
             g.tick += 1;
@@ -141,51 +286,5 @@ impl AdapterCache {
         self.metrics.cache_bytes.store(g.bytes as u64, Ordering::Relaxed);
         self.metrics.cache_adapters.store(g.entries.len() as u64, Ordering::Relaxed);
         Ok(adapter)
-    }
-
-    /// Keep an adapter resident until unpinned (loading it first).
-    pub fn pin(&self, model: u64) -> Result<(), CacheError> {
-        let _a = self.get(model)?;
-        if let Some(e) = self.inner.lock().unwrap().entries.get_mut(&model) {
-            e.pinned = true;
-        }
-        Ok(())
-    }
-
-    pub fn unpin(&self, model: u64) {
-        if let Some(e) = self.inner.lock().unwrap().entries.get_mut(&model) {
-            e.pinned = false;
-        }
-    }
-
-    /// Load in the background, so a later request finds it hot.
-    pub fn prefetch(self: &Arc<Self>, model: u64) {
-        let me = self.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = me.get(model) {
-                tracing::debug!("prefetch of m{model}: {e}");
-            }
-        });
-    }
-
-    pub fn is_resident(&self, model: u64) -> bool {
-        self.inner.lock().unwrap().entries.contains_key(&model)
-    }
-
-    /// Every resident adapter, most recently used first.
-    pub fn residency(&self) -> Vec<Residency> {
-        let g = self.inner.lock().unwrap();
-        let mut v: Vec<(u64, &Entry)> = g.entries.iter().map(|(k, e)| (*k, e)).collect();
-        v.sort_by_key(|(_, e)| std::cmp::Reverse(e.last_used));
-        v.into_iter()
-            .map(|(k, e)| Residency {
-                model: format!("m{k}"),
-                bytes: e.bytes,
-                rank: e.adapter.config.r,
-                pinned: e.pinned,
-                in_use: Arc::strong_count(&e.adapter) > 1,
-                adapter_hash: e.adapter.hash.to_string(),
-            })
-            .collect()
     }
 }

@@ -206,11 +206,69 @@ fn pinned_adapters_stay_and_residency_lists_the_most_recent_first() {
     two.get(7).unwrap();
     assert!(!two.is_resident(1), "unpinned, it is evicted like any other");
     // A prefetch makes the adapter resident in the background.
-    two.prefetch(8);
-    two.prefetch(8);
+    two.prefetch(8).unwrap();
+    two.prefetch(8).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !two.is_resident(8) {
         assert!(Instant::now() < deadline, "the prefetched adapter never arrived");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// An adapter source whose loads wait for the test's go-ahead, announcing each start.
+struct Gated {
+    inner: Arc<Flaky>,
+    started: Mutex<std::sync::mpsc::Sender<u64>>,
+    go: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl AdapterSource for Gated {
+    fn load(&self, id: u64) -> Result<LoraAdapter, String> {
+        let _ = self.started.lock().unwrap().send(id);
+        self.go.lock().unwrap().recv().map_err(|_| "the test ended".to_string())?;
+        self.inner.load(id)
+    }
+}
+
+#[test]
+fn prefetching_runs_on_one_owned_worker_that_stop_joins() {
+    let inner = source(false);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let gated = Arc::new(Gated { inner: inner.clone(), started: Mutex::new(started_tx), go: Mutex::new(go_rx) });
+    let cache = AdapterCache::new(usize::MAX, gated.clone(), Arc::new(Metrics::default()));
+    // The worker takes m1 and waits in its load; the queue behind it is bounded.
+    cache.prefetch(1).unwrap();
+    assert_eq!(started.recv_timeout(Duration::from_secs(30)).unwrap(), 1);
+    for id in 0..serve::cache::PREFETCH_QUEUE as u64 {
+        cache.prefetch(100 + id).unwrap();
+    }
+    cache.prefetch(100).unwrap(); // already queued: nothing more to do
+    assert_eq!(cache.prefetch(2).unwrap_err(), CacheError::PrefetchBusy);
+    // Stop drops what is queued, lets the load in progress finish and joins the worker.
+    let stopper = {
+        let cache = cache.clone();
+        std::thread::spawn(move || cache.stop())
+    };
+    // Once it refuses prefetches, the stop has dropped the queue: let the load finish.
+    while cache.prefetch(2) != Err(CacheError::Stopped) {
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    stopper.join().unwrap();
+    assert!(cache.is_resident(1), "the load in progress finished");
+    assert_eq!(inner.loads.load(Ordering::SeqCst), 1, "nothing queued was loaded after the stop");
+    assert!(started.try_recv().is_err());
+    assert_eq!(cache.prefetch(3).unwrap_err(), CacheError::Stopped, "refused, not queued for no one");
+    cache.stop(); // idempotent
+    // A stopped cache still loads on the caller's thread.
+    go.send(()).unwrap();
+    cache.get(3).unwrap();
+    // Dropping a cache joins its worker: the worker's share of the source goes with it.
+    let src = source(false);
+    let cache = AdapterCache::new(usize::MAX, src.clone(), Arc::new(Metrics::default()));
+    cache.prefetch(4).unwrap();
+    assert_eq!(Arc::strong_count(&src), 2);
+    drop(cache);
+    assert_eq!(Arc::strong_count(&src), 1, "the prefetch worker still runs after the cache was dropped");
 }
