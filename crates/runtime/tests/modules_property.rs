@@ -340,7 +340,7 @@ fn agent_call(who: usize, kind: u8, agent: u64, task: u64, to: usize, n: u64) ->
                 specHash: B256::ZERO,
                 // Absolute deadlines, most within the blocks these tests reach.
                 deadline: 6 + n % 12,
-                requiredStake: if n % 5 == 0 { amount / 2 } else { 0 },
+                requiredStake: if n.is_multiple_of(5) { amount / 2 } else { 0 },
                 resolver: a(to),
             };
             (open(n), call.abi_encode())
@@ -349,7 +349,7 @@ fn agent_call(who: usize, kind: u8, agent: u64, task: u64, to: usize, n: u64) ->
         9 => (zero, IAgents::deliverCall { taskId: task, resultHash: B256::ZERO, receipts: vec![] }.abi_encode()),
         10 => (zero, IAgents::acceptResultCall { taskId: task }.abi_encode()),
         11 => (zero, IAgents::disputeCall { taskId: task, reasonHash: B256::ZERO }.abi_encode()),
-        12 => (zero, IAgents::resolveDisputeCall { taskId: task, agentWins: n % 2 == 0 }.abi_encode()),
+        12 => (zero, IAgents::resolveDisputeCall { taskId: task, agentWins: n.is_multiple_of(2) }.abi_encode()),
         _ => (zero, IAgents::settleTaskCall { taskId: task }.abi_encode()),
     }
 }
