@@ -101,22 +101,7 @@ fn settle_call(batch: &[Signed]) -> Vec<u8> {
 const SETTLED_KEPT: usize = 10_000;
 
 fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
-    let st = chain.snapshot().map_err(|e| e.to_string())?;
-    let env = chain.env_at(&chain.head().header);
-    let out = runtime::call(
-        &st,
-        &env,
-        Address::ZERO,
-        Module::Inference.address(),
-        primitives::Amount::ZERO,
-        &call.abi_encode(),
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    if !out.success {
-        return Err(format!("{} reverted: {}", C::SIGNATURE, crate::tx::error_name(&out.output)));
-    }
-    C::abi_decode_returns(&out.output).map_err(|e| e.to_string())
+    crate::tx::view_at(chain, Module::Inference.address(), call)
 }
 
 impl Meter {
@@ -225,6 +210,33 @@ impl Meter {
     fn allowance(&self, payer: Address) -> Result<(u128, u64), String> {
         let a = view(&self.chain, &IInference::allowanceCall { payer, operator: self.operator.address() })?;
         Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
+    }
+
+    /// When `payer` is an agent's wallet, whether the agents module lets it pay
+    /// for `model` now (not frozen, the model within its limits): a receipt it
+    /// refuses would never settle, so the node refuses the request instead.
+    fn agent_may_pay(&self, payer: Address, model: u64) -> Result<(), BillingError> {
+        use crate::tx::{ViewError, call_view};
+        use primitives::abi::{IAgents, UnknownFunction};
+        let agents = Module::Agents.address();
+        let agent = match call_view(&self.chain, agents, &IAgents::agentOfWalletCall { wallet: payer }) {
+            Ok(id) => id,
+            // A chain whose runtime has no agents module has no agent wallets.
+            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => 0,
+            Err(e) => return Err(BillingError::Unavailable(format!("agents.agentOfWallet: {e}"))),
+        };
+        if agent == 0 {
+            return Ok(());
+        }
+        let verdict = call_view(&self.chain, agents, &IAgents::canServeCall { wallet: payer, modelId: model })
+            .map_err(|e| BillingError::Unavailable(format!("agents.canServe: {e}")))?;
+        if !verdict.ok {
+            return Err(BillingError::Refused(format!(
+                "{payer} is the wallet of agent {agent}, which may not pay for m{model} now: {}",
+                verdict.reason
+            )));
+        }
+        Ok(())
     }
 
     /// Start the settlement loop: every `every`, settle what is queued and
@@ -417,6 +429,7 @@ impl Billing for Meter {
                 "an API key is required: `Authorization: Bearer <key>` (openledger apikey new)".into(),
             )
         })?;
+        self.agent_may_pay(payer, model.id)?;
         let max_cost = cost(prompt_tokens as u64, max_tokens as u64, model.price_in_per_1k, model.price_out_per_1k);
         let (on_chain, last_nonce) = self.allowance(payer).map_err(BillingError::Unavailable)?;
         let mut st = self.state.lock().unwrap();
