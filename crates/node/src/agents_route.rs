@@ -199,7 +199,9 @@ fn page(q: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
     let num = |k: &str, default: u64| -> Result<u64, ApiError> {
         match q.get(k) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ApiError::bad_request("malformed_query", format!("{k}={v:?} is not a number"))),
+            Some(v) => {
+                v.parse().map_err(|_| ApiError::bad_request("malformed_query", format!("{k}={v:?} is not a number")))
+            }
         }
     };
     Ok((num("offset", 0)?, num("limit", 20)?.clamp(1, MAX_PAGE)))
@@ -306,9 +308,8 @@ async fn list_agents(State(st): State<Arc<AgentBlobs>>, uri: Uri) -> Response {
     let r = async {
         let q = query(&uri)?;
         let raw = q.get("owner").ok_or_else(|| ApiError::bad_request("missing_owner", "give ?owner=0x…"))?;
-        let owner: Address = raw
-            .parse()
-            .map_err(|_| ApiError::bad_request("malformed_owner", format!("{raw:?} is not an address")))?;
+        let owner: Address =
+            raw.parse().map_err(|_| ApiError::bad_request("malformed_owner", format!("{raw:?} is not an address")))?;
         let (offset, limit) = page(&q)?;
         let ids = read(&st.chain, &IAgents::agentsOfCall { owner, offset, limit })?;
         let mut agents = Vec::with_capacity(ids.len());

@@ -222,7 +222,9 @@ impl Meter {
         let agent = match call_view(&self.chain, agents, &IAgents::agentOfWalletCall { wallet: payer }) {
             Ok(id) => id,
             // A chain whose runtime has no agents module has no agent wallets.
-            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => 0,
+            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => {
+                0
+            }
             Err(e) => return Err(BillingError::Unavailable(format!("agents.agentOfWallet: {e}"))),
         };
         if agent == 0 {
