@@ -558,6 +558,10 @@ sol! {
         error ReceiptOutOfTime(uint256 index, uint64 issuedAt, uint64 notAfter);
         error AdapterMismatch(uint64 modelId, bytes32 expected, bytes32 got);
         error PriceMismatch(uint64 modelId, uint128 priceInPer1k, uint128 priceOutPer1k);
+        /// Receipt `index` is paid by an agent's wallet and the agent refuses it: it
+        /// was issued at or after the agent's freeze, or for a model outside the
+        /// agent's allowlist at or after the list changed (`IAgents.canServe` says so beforehand).
+        error AgentRefused(uint256 index, string reason);
         error AllowanceExceeded(address payer, address operator, uint128 available, uint128 required);
         error UnknownReceipt(bytes32 receiptHash);
         /// Only the operator that settled a receipt posts its attribution.

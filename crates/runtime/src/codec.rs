@@ -121,24 +121,43 @@ impl IndexedList {
     }
 }
 
-/// A set of addresses kept as indexed keys: adding and removing are a few
-/// writes whatever its size (removal moves the last member into the hole),
-/// and its members read in O(len): `<prefix>n` → count, `<prefix>i<index>` →
-/// member, `<prefix>p<address>` → u64 BE index.
-pub struct IndexedSet {
-    list: IndexedList,
-    prefix: Vec<u8>,
+/// A member of an [`IndexedSet`]: a value with a fixed key encoding.
+pub trait SetMember: SolValue + From<<Self::SolType as alloy_sol_types::SolType>::RustType> + Copy {
+    /// The bytes that name the member in its position key.
+    fn key_bytes(&self) -> Vec<u8>;
 }
 
-impl IndexedSet {
-    pub fn new(prefix: Vec<u8>) -> IndexedSet {
-        IndexedSet { list: IndexedList::new(prefix.clone()), prefix }
+impl SetMember for Address {
+    fn key_bytes(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl SetMember for u64 {
+    fn key_bytes(&self) -> Vec<u8> {
+        self.to_be_bytes().to_vec()
+    }
+}
+
+/// A set of addresses (or ids) kept as indexed keys: adding and removing are a few
+/// writes whatever its size (removal moves the last member into the hole),
+/// and its members read in O(len): `<prefix>n` → count, `<prefix>i<index>` →
+/// member, `<prefix>p<member key>` → u64 BE index.
+pub struct IndexedSet<T: SetMember = Address> {
+    list: IndexedList,
+    prefix: Vec<u8>,
+    member: std::marker::PhantomData<T>,
+}
+
+impl<T: SetMember> IndexedSet<T> {
+    pub fn new(prefix: Vec<u8>) -> IndexedSet<T> {
+        IndexedSet { list: IndexedList::new(prefix.clone()), prefix, member: std::marker::PhantomData }
     }
 
-    fn pos_key(&self, a: &Address) -> Vec<u8> {
+    fn pos_key(&self, a: &T) -> Vec<u8> {
         let mut k = self.prefix.clone();
         k.push(b'p');
-        k.extend_from_slice(a.as_slice());
+        k.extend_from_slice(&a.key_bytes());
         k
     }
 
@@ -146,17 +165,22 @@ impl IndexedSet {
         self.list.len(st)
     }
 
-    pub fn contains(&self, st: &(impl StateRead + ?Sized), a: &Address) -> Result<bool, StateError> {
+    pub fn contains(&self, st: &(impl StateRead + ?Sized), a: &T) -> Result<bool, StateError> {
         Ok(st.get(&self.pos_key(a))?.is_some())
     }
 
     /// Every member, in no particular order.
-    pub fn members(&self, st: &(impl StateRead + ?Sized)) -> Result<Vec<Address>, StateError> {
+    pub fn members(&self, st: &(impl StateRead + ?Sized)) -> Result<Vec<T>, StateError> {
         self.list.page(st, 0, u64::MAX)
     }
 
+    /// Members `offset..offset + limit` in the set's current order (fewer at the end).
+    pub fn page(&self, st: &(impl StateRead + ?Sized), offset: u64, limit: u64) -> Result<Vec<T>, StateError> {
+        self.list.page(st, offset, limit)
+    }
+
     /// Add `a` (no effect if present).
-    pub fn insert(&self, st: &mut Overlay, a: &Address) -> Result<(), StateError> {
+    pub fn insert(&self, st: &mut Overlay, a: &T) -> Result<(), StateError> {
         if !self.contains(st, a)? {
             let i = self.list.push(st, a)?;
             st.put(self.pos_key(a), Some(i.to_be_bytes().to_vec()));
@@ -165,12 +189,12 @@ impl IndexedSet {
     }
 
     /// Remove `a` (no effect if absent).
-    pub fn remove(&self, st: &mut Overlay, a: &Address) -> Result<(), StateError> {
+    pub fn remove(&self, st: &mut Overlay, a: &T) -> Result<(), StateError> {
         let Some(b) = st.get(&self.pos_key(a))? else { return Ok(()) };
         let i = u64::from_be_bytes(b.as_slice().try_into().map_err(|_| StateError("set index".into()))?);
         let last = self.list.len(st)? - 1;
         if i != last {
-            let moved: Address = self.list.get(st, last)?.ok_or_else(|| StateError("set member missing".into()))?;
+            let moved: T = self.list.get(st, last)?.ok_or_else(|| StateError("set member missing".into()))?;
             self.list.set(st, i, &moved);
             st.put(self.pos_key(&moved), Some(i.to_be_bytes().to_vec()));
         }

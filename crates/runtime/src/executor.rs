@@ -9,9 +9,9 @@ use primitives::{Address, Amount, Bytes, Log, SignedTransaction, U256};
 
 use crate::bank::{BankRead, BankWrite};
 use crate::context::{BlockEnv, CallCtx, CallFail};
-use crate::dispatch::{Reserved, SystemModule};
+use crate::dispatch::SystemModule;
 use crate::params::ParamsRead;
-use crate::{Overlay, attribution, bank, datanets, governance, inference, models, params, revert, staking};
+use crate::{Overlay, agents, attribution, bank, datanets, governance, inference, models, params, revert, staking};
 
 /// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
 fn block_info_key() -> Vec<u8> {
@@ -113,8 +113,7 @@ fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn Syste
         Module::Models => decode_as::<models::Models>(input),
         Module::Inference => decode_as::<inference::Inference>(input),
         Module::Attribution => decode_as::<attribution::Attribution>(input),
-        // Reserved addresses of modules that have no functions yet.
-        _ => decode_as::<Reserved>(input),
+        Module::Agents => decode_as::<agents::Agents>(input),
     })
 }
 
@@ -401,6 +400,9 @@ pub struct SupplyReport {
     /// What `inference` reports holding, by kind; its total is the inference
     /// address's balance (part of `held_by_modules`).
     pub inference: crate::inference::InferenceHoldings,
+    /// What `agents` reports holding (task escrow, bonds); its total is the
+    /// agents address's balance (part of `held_by_modules`).
+    pub agents: crate::agents::AgentsHoldings,
 }
 
 pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
@@ -421,5 +423,6 @@ pub fn supply_report(st: &dyn StateRead) -> Result<SupplyReport, StateError> {
         reward_pool: st.balance(&VALIDATOR_REWARD_POOL)?,
         held_by_modules: held,
         inference: crate::inference::InferenceRead::holdings(st)?,
+        agents: crate::agents::AgentsRead::agent_holdings(st)?,
     })
 }

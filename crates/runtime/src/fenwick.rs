@@ -45,3 +45,21 @@ pub fn prefix(st: &(impl StateRead + ?Sized), key: &dyn Fn(u64) -> Vec<u8>, pos:
     }
     Ok(sum)
 }
+
+/// The smallest position whose prefix sum reaches `k` (≥ 1), for a tree of
+/// non-negative counts; `None` if the total is below `k`. At most 33 reads.
+pub fn find(st: &(impl StateRead + ?Sized), key: &dyn Fn(u64) -> Vec<u8>, k: U256) -> Result<Option<u64>, StateError> {
+    let (mut pos, mut rem, mut step) = (0u64, k, CAPACITY);
+    while step > 0 {
+        let next = pos + step;
+        if next <= CAPACITY {
+            let v = node(st, key, next)?;
+            if v < rem {
+                pos = next;
+                rem -= v;
+            }
+        }
+        step >>= 1;
+    }
+    Ok(if pos < CAPACITY && !k.is_zero() { Some(pos + 1) } else { None })
+}

@@ -16,6 +16,7 @@
 //! - failures follow Ethereum: what fails in execution reverts the call's writes and
 //!   logs, still charges gas and bumps the nonce, and carries a Solidity custom error.
 
+pub mod agents;
 pub mod attribution;
 pub mod bank;
 mod codec;

@@ -5,7 +5,8 @@
 use alloy_sol_types::{SolCall, SolError, SolInterface};
 use keys::SecretKey;
 use primitives::abi::{
-    IAttribution, IBank, IDatanets, IGovernance, IInference, IModels, IParams, IStaking, InvalidArguments, NonPayable,
+    IAgents, IAttribution, IBank, IDatanets, IGovernance, IInference, IModels, IParams, IStaking, InvalidArguments,
+    NonPayable,
 };
 use primitives::system::Module;
 use primitives::{Address, Amount, ONE_OPEN};
@@ -43,6 +44,9 @@ fn every_function_that_takes_no_open_refuses_value() {
         IDatanets::submitContributionCall::SELECTOR,
         IInference::depositCall::SELECTOR,
         IAttribution::challengeCall::SELECTOR,
+        IAgents::fundCall::SELECTOR,
+        IAgents::bondCall::SELECTOR,
+        IAgents::postTaskCall::SELECTOR,
     ];
     let modules: Vec<(Module, Vec<[u8; 4]>)> = vec![
         (Module::Bank, selectors::<IBank::IBankCalls>()),
@@ -53,6 +57,7 @@ fn every_function_that_takes_no_open_refuses_value() {
         (Module::Models, selectors::<IModels::IModelsCalls>()),
         (Module::Inference, selectors::<IInference::IInferenceCalls>()),
         (Module::Attribution, selectors::<IAttribution::IAttributionCalls>()),
+        (Module::Agents, selectors::<IAgents::IAgentsCalls>()),
     ];
     let env = l.env(1);
     let mut refused_by_value = 0;

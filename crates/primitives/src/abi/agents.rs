@@ -142,11 +142,15 @@ sol! {
         error FeedbackAlreadyGiven(uint64 taskId);
         error InvalidScore(uint8 score);
         error MemoryUpdateTooLarge(uint32 size, uint32 max);
+        /// A task's arguments are out of bounds (payment, resolver, receipts, the agent it is for).
+        error InvalidTask(string reason);
         // ERC-721
         error ERC721InvalidReceiver(address receiver);
         error ERC721IncorrectOwner(address sender, uint256 tokenId, address owner);
         error ERC721InsufficientApproval(address operator, uint256 tokenId);
         error ERC721NonexistentToken(uint256 tokenId);
+        error ERC721InvalidApprover(address approver);
+        error ERC721InvalidOperator(address operator);
 
         // ---- ERC-721 (and ERC-165) ----
         function name() external view returns (string memory);

@@ -14,19 +14,10 @@ impl Handler for IInference::depositCall {
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let sender = ctx.sender;
-            let v = ctx.value;
-            if v == Amount::ZERO {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            // The value already sits at the module's address.
-            let e = add(st.escrow(&sender)?, v.0)?;
-            put_escrow(st, &sender, e);
-            t.free_escrow = add(t.free_escrow, v.0)?;
-            ctx.emit(ADDRESS, &IInference::EscrowDeposited { payer: sender, amount: v.0 });
-            Ok(IInference::depositReturn {})
-        })
+        // The value already sits at the module's address.
+        let (sender, v) = (ctx.sender, ctx.value);
+        st.deposit_escrow(ctx, &ADDRESS, &sender, v.0)?;
+        Ok(IInference::depositReturn {})
     }
 }
 
@@ -36,21 +27,9 @@ impl Handler for IInference::withdrawCall {
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let sender = ctx.sender;
-            let e = st.escrow(&sender)?;
-            if self.amount == 0 {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            if self.amount > e.0 {
-                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: self.amount }));
-            }
-            put_escrow(st, &sender, Amount(e.0 - self.amount));
-            t.free_escrow = sub(t.free_escrow, self.amount)?;
-            st.transfer(&ADDRESS, &sender, Amount(self.amount))?;
-            ctx.emit(ADDRESS, &IInference::EscrowWithdrawn { payer: sender, amount: self.amount });
-            Ok(IInference::withdrawReturn {})
-        })
+        let sender = ctx.sender;
+        st.withdraw_escrow(ctx, &sender, &sender, self.amount)?;
+        Ok(IInference::withdrawReturn {})
     }
 }
 
@@ -60,33 +39,9 @@ impl Handler for IInference::allowCall {
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let sender = ctx.sender;
-            serving_operator(st, &self.operator, true)?;
-            let e = st.escrow(&sender)?;
-            if self.amount == 0 {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            if self.amount > e.0 {
-                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: self.amount }));
-            }
-            put_escrow(st, &sender, Amount(e.0 - self.amount));
-            let mut al = st.allowance(&sender, &self.operator)?;
-            al.remaining = add(Amount(al.remaining), self.amount)?.0;
-            store(st, state_key::allowance(&sender, &self.operator), &al);
-            t.free_escrow = sub(t.free_escrow, self.amount)?;
-            t.allowances = add(t.allowances, self.amount)?;
-            ctx.emit(
-                ADDRESS,
-                &IInference::AllowanceGranted {
-                    payer: sender,
-                    operator: self.operator,
-                    amount: self.amount,
-                    remaining: al.remaining,
-                },
-            );
-            Ok(IInference::allowReturn {})
-        })
+        let sender = ctx.sender;
+        st.grant_allowance(ctx, &sender, &self.operator, self.amount)?;
+        Ok(IInference::allowReturn {})
     }
 }
 
@@ -96,35 +51,9 @@ impl Handler for IInference::releaseCall {
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let height = ctx.env.number;
-            let sender = ctx.sender;
-            let mut al = st.allowance(&sender, &self.operator)?;
-            if self.amount == 0 {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            if self.amount > al.remaining {
-                return Err(revert(IInference::InsufficientEscrow { available: al.remaining, required: self.amount }));
-            }
-            // A further request adds to the pending amount and restarts its delay.
-            let release_at = height.saturating_add(blocks(st, &params::INFERENCE_RELEASE_DELAY_BLOCKS)?);
-            al.remaining -= self.amount;
-            al.pendingRelease += self.amount;
-            al.releaseAt = release_at;
-            store(st, state_key::allowance(&sender, &self.operator), &al);
-            t.allowances = sub(t.allowances, self.amount)?;
-            t.pending_releases = add(t.pending_releases, self.amount)?;
-            ctx.emit(
-                ADDRESS,
-                &IInference::ReleaseRequested {
-                    payer: sender,
-                    operator: self.operator,
-                    amount: self.amount,
-                    releaseAt: release_at,
-                },
-            );
-            Ok(IInference::releaseReturn {})
-        })
+        let sender = ctx.sender;
+        st.request_release(ctx, &sender, &self.operator, self.amount)?;
+        Ok(IInference::releaseReturn {})
     }
 }
 
@@ -134,26 +63,9 @@ impl Handler for IInference::completeReleaseCall {
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let height = ctx.env.number;
-            let sender = ctx.sender;
-            let mut al = st.allowance(&sender, &self.operator)?;
-            if al.pendingRelease == 0 {
-                return Err(revert(IInference::NothingToRelease { payer: sender, operator: self.operator }));
-            }
-            if height < al.releaseAt {
-                return Err(revert(IInference::ReleaseNotReady { releaseAt: al.releaseAt, height }));
-            }
-            let amount = std::mem::take(&mut al.pendingRelease);
-            al.releaseAt = 0;
-            store(st, state_key::allowance(&sender, &self.operator), &al);
-            let e = add(st.escrow(&sender)?, amount)?;
-            put_escrow(st, &sender, e);
-            t.pending_releases = sub(t.pending_releases, amount)?;
-            t.free_escrow = add(t.free_escrow, amount)?;
-            ctx.emit(ADDRESS, &IInference::ReleaseCompleted { payer: sender, operator: self.operator, amount });
-            Ok(IInference::completeReleaseReturn {})
-        })
+        let sender = ctx.sender;
+        st.complete_release(ctx, &sender, &self.operator)?;
+        Ok(IInference::completeReleaseReturn {})
     }
 }
 
@@ -164,14 +76,7 @@ impl Handler for IInference::bindApiKeyCall {
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         let sender = ctx.sender;
-        if self.keyHash == B256::ZERO {
-            return Err(revert(IInference::BadKeyHash {}));
-        }
-        if let Some(owner) = st.api_key_owner(&self.keyHash)? {
-            return Err(revert(IInference::KeyTaken { keyHash: self.keyHash, owner }));
-        }
-        st.put(state_key::api_key(&self.keyHash), Some(sender.to_vec()));
-        ctx.emit(ADDRESS, &IInference::ApiKeyBound { keyHash: self.keyHash, owner: sender });
+        st.bind_api_key(ctx, &sender, self.keyHash)?;
         Ok(IInference::bindApiKeyReturn {})
     }
 }
@@ -183,11 +88,7 @@ impl Handler for IInference::revokeApiKeyCall {
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         let sender = ctx.sender;
-        if st.api_key_owner(&self.keyHash)? != Some(sender) {
-            return Err(revert(IInference::NotKeyOwner { caller: sender }));
-        }
-        st.put(state_key::api_key(&self.keyHash), None);
-        ctx.emit(ADDRESS, &IInference::ApiKeyRevoked { keyHash: self.keyHash, owner: sender });
+        st.revoke_api_key(ctx, &sender, self.keyHash)?;
         Ok(IInference::revokeApiKeyReturn {})
     }
 }
@@ -257,10 +158,51 @@ impl Handler for IInference::removeEndpointCall {
     }
 }
 
+/// The receipt's model if it may be paid for at `height`: live, or retired
+/// after it was live with the receipt issued before and settled within the
+/// grace period; the receipt's adapter and prices the model's own.
+fn servable_model(st: &Overlay, r: &InferenceReceipt, index: U256, height: u64) -> Result<ModelRecord, CallFail> {
+    let model = get_model(st, r.modelId)?;
+    let out_of_time =
+        |not_after: u64| revert(IInference::ReceiptOutOfTime { index, issuedAt: r.issuedAt, notAfter: not_after });
+    if r.issuedAt > height {
+        return Err(out_of_time(height));
+    }
+    match (model.state, st.retired_at(ModelId(r.modelId))?) {
+        (LIVE, _) => {}
+        (RETIRED, Some(retired)) => {
+            // Issued while live, settled within the grace period.
+            let grace = blocks(st, &params::INFERENCE_RETIRED_GRACE_BLOCKS)?;
+            if r.issuedAt > retired || height > retired.saturating_add(grace) {
+                return Err(out_of_time(retired));
+            }
+        }
+        _ => {
+            return Err(revert(IInference::ModelNotServable { modelId: r.modelId, state: model.state }));
+        }
+    }
+    if model.adapterHash != r.adapterHash {
+        return Err(revert(IInference::AdapterMismatch {
+            modelId: r.modelId,
+            expected: model.adapterHash,
+            got: r.adapterHash,
+        }));
+    }
+    if (model.priceInPer1k, model.priceOutPer1k) != (r.priceInPer1k, r.priceOutPer1k) {
+        return Err(revert(IInference::PriceMismatch {
+            modelId: r.modelId,
+            priceInPer1k: model.priceInPer1k,
+            priceOutPer1k: model.priceOutPer1k,
+        }));
+    }
+    Ok(model)
+}
+
 impl Handler for IInference::settleCall {
-    /// Per receipt: signature recovery (≈ 20,000), the model, the allowance and the hold.
+    /// Per receipt: signature recovery (≈ 20,000), the model, the allowance, the
+    /// hold, the payer's agent (a read, two for an agent's wallet) and the payout record.
     fn gas(&self) -> u64 {
-        50_000 + 45_000 * self.receipts.len() as u64
+        50_000 + 70_000 * self.receipts.len() as u64
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
@@ -296,40 +238,11 @@ impl Handler for IInference::settleCall {
                         lastNonce: al.lastNonce,
                     }));
                 }
-                let model = get_model(st, r.modelId)?;
-                let out_of_time = |not_after: u64| {
-                    revert(IInference::ReceiptOutOfTime { index, issuedAt: r.issuedAt, notAfter: not_after })
-                };
-                if r.issuedAt > height {
-                    return Err(out_of_time(height));
+                if let Some(reason) = crate::agents::AgentsRead::settle_refusal(&*st, &r.payer, r.modelId, r.issuedAt)?
+                {
+                    return Err(revert(IInference::AgentRefused { index, reason }));
                 }
-                match (model.state, st.retired_at(ModelId(r.modelId))?) {
-                    (LIVE, _) => {}
-                    (RETIRED, Some(retired)) => {
-                        // Issued while live, settled within the grace period.
-                        let grace = blocks(st, &params::INFERENCE_RETIRED_GRACE_BLOCKS)?;
-                        if r.issuedAt > retired || height > retired.saturating_add(grace) {
-                            return Err(out_of_time(retired));
-                        }
-                    }
-                    _ => {
-                        return Err(revert(IInference::ModelNotServable { modelId: r.modelId, state: model.state }));
-                    }
-                }
-                if model.adapterHash != r.adapterHash {
-                    return Err(revert(IInference::AdapterMismatch {
-                        modelId: r.modelId,
-                        expected: model.adapterHash,
-                        got: r.adapterHash,
-                    }));
-                }
-                if (model.priceInPer1k, model.priceOutPer1k) != (r.priceInPer1k, r.priceOutPer1k) {
-                    return Err(revert(IInference::PriceMismatch {
-                        modelId: r.modelId,
-                        priceInPer1k: model.priceInPer1k,
-                        priceOutPer1k: model.priceOutPer1k,
-                    }));
-                }
+                let model = servable_model(st, r, index, height)?;
                 let cost = receipt_cost(r).ok_or_else(overflow)?;
                 let available = al.remaining.saturating_add(al.pendingRelease);
                 if cost > available {
@@ -382,6 +295,20 @@ impl Handler for IInference::settleCall {
                     store(st, state_key::hold(&h), &hold);
                     t.open_holds = add(t.open_holds, data_part)?;
                 }
+                let paid = SettledReceipt {
+                    payer: r.payer,
+                    operator: sender,
+                    modelId: r.modelId,
+                    modelOwner: model.owner,
+                    settledAt: height,
+                    cost,
+                    ownerPart: owner_part,
+                    dataPart: data_part,
+                    servingPart: serving_part,
+                    stakersPart: stakers_part,
+                    treasuryPart: treasury_part,
+                };
+                store(st, state_key::settled_receipt(&h), &paid);
                 *owners.entry(model.owner).or_default() += owner_part;
                 serving += serving_part;
                 stakers += stakers_part;
@@ -642,6 +569,16 @@ impl Handler for IInference::holdCall {
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         get_hold(st, &self.receiptHash)
+    }
+}
+
+impl Handler for IInference::settledReceiptCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.settled_receipt(&self.receiptHash)?.unwrap_or_default())
     }
 }
 

@@ -71,7 +71,9 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::U256;
 use primitives::abi::IInference::{self, IInferenceCalls};
-use primitives::abi::{Credit, Overflow, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer};
+use primitives::abi::{
+    Credit, InferenceReceipt, Overflow, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer,
+};
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, ModelId};
 
@@ -318,6 +320,7 @@ impl SystemModule for Inference {
         endpoint,
         endpoints,
         hold,
+        settledReceipt,
         pendingCredits,
         claimable,
         accrued,

@@ -9,6 +9,9 @@ pub use primitives::abi::AttributionHold as HoldRecord;
 /// A serving operator's announced endpoint: stored as the ABI's
 /// `ServingEndpoint`, which the `endpoint` views return as it is.
 pub use primitives::abi::ServingEndpoint as EndpointRecord;
+/// How a settled receipt's cost was paid out: stored as the ABI's
+/// `SettledReceipt`, which the `settledReceipt(receiptHash)` view returns.
+pub use primitives::abi::SettledReceipt;
 use primitives::state::StateError;
 
 sol! {

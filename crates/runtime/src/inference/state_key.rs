@@ -35,6 +35,10 @@ pub fn endpoints() -> Vec<u8> {
 pub fn hold(receipt_hash: &B256) -> Vec<u8> {
     k(&[b"h/", receipt_hash.as_slice()])
 }
+/// `inference/sr/<receipt hash>` → `SettledReceipt`: how a settled receipt was paid out.
+pub fn settled_receipt(receipt_hash: &B256) -> Vec<u8> {
+    k(&[b"sr/", receipt_hash.as_slice()])
+}
 /// `inference/pc/<receipt hash>` → `PendingCredits` of a posted record (deleted when finalized).
 pub fn pending_credits(receipt_hash: &B256) -> Vec<u8> {
     k(&[b"pc/", receipt_hash.as_slice()])

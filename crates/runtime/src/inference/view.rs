@@ -11,10 +11,14 @@ use primitives::{Address, Amount, B256};
 use super::accumulator;
 use super::records::POSTED;
 use super::records::{
-    AllowanceRecord, ContributionAccount, EndpointRecord, HoldRecord, InferenceHoldings, PendingCredits,
+    AllowanceRecord, ContributionAccount, EndpointRecord, HoldRecord, InferenceHoldings, PendingCredits, SettledReceipt,
 };
 use super::state_key;
-use super::{ADDRESS, check_credits, get_hold, get_model, pay_fallback, put_holdings};
+use super::{
+    ADDRESS, add, blocks, check_credits, get_hold, get_model, params, pay_fallback, put_escrow, put_holdings,
+    serving_operator, sub, with_holdings,
+};
+use crate::bank::BankWrite;
 use crate::codec::{load, store};
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::{APPROVED, ContributionRecord, DatanetsRead};
@@ -57,6 +61,8 @@ pub trait InferenceRead {
     fn version_fallback(&self, datanet: u64, version: u64) -> Result<Amount, StateError>;
     /// What the module holds, by kind (the supply report shows it).
     fn holdings(&self) -> Result<InferenceHoldings, StateError>;
+    /// How a settled receipt was paid out; `None` if it never settled.
+    fn settled_receipt(&self, receipt_hash: &B256) -> Result<Option<SettledReceipt>, StateError>;
 }
 
 impl<S: StateRead + ?Sized> InferenceRead for S {
@@ -135,6 +141,9 @@ impl<S: StateRead + ?Sized> InferenceRead for S {
             None => Ok(InferenceHoldings::default()),
         }
     }
+    fn settled_receipt(&self, receipt_hash: &B256) -> Result<Option<SettledReceipt>, StateError> {
+        load(self, &state_key::settled_receipt(receipt_hash))
+    }
 }
 
 /// Writes other modules make to inference.
@@ -151,6 +160,49 @@ pub trait InferenceWrite {
         record_hash: B256,
         credits: &[Credit],
     ) -> Result<(), CallFail>;
+
+    /// Add `amount` to `payer`'s free escrow, moving it from `from` (the
+    /// module's own address when the OPEN came with a call to it, as `deposit`'s).
+    fn deposit_escrow(
+        &mut self,
+        ctx: &mut CallCtx,
+        from: &Address,
+        payer: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail>;
+    /// Pay `amount` of `payer`'s free escrow to `to`.
+    fn withdraw_escrow(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        to: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail>;
+    /// Move `amount` of `payer`'s free escrow into its allowance for serving
+    /// operator `operator` (bonded, unjailed, with the minimum self bond).
+    fn grant_allowance(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        operator: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail>;
+    /// Ask `amount` of `payer`'s allowance for `operator` back (returned after
+    /// `inference.release_delay_blocks`, spendable by the operator until then).
+    fn request_release(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        operator: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail>;
+    /// Return `payer`'s pending release for `operator` to its free escrow once
+    /// its delay is over; returns the amount.
+    fn complete_release(&mut self, ctx: &mut CallCtx, payer: &Address, operator: &Address) -> Result<u128, CallFail>;
+    /// Bind an API key hash to `owner` (once: a bound key is refused).
+    fn bind_api_key(&mut self, ctx: &mut CallCtx, owner: &Address, key_hash: B256) -> Result<(), CallFail>;
+    /// Unbind an API key hash bound to `owner`.
+    fn revoke_api_key(&mut self, ctx: &mut CallCtx, owner: &Address, key_hash: B256) -> Result<(), CallFail>;
 }
 
 impl InferenceWrite for Overlay<'_> {
@@ -190,6 +242,153 @@ impl InferenceWrite for Overlay<'_> {
         }
         store(self, state_key::hold(receipt_hash), &hold);
         put_holdings(self, &t);
+        Ok(())
+    }
+
+    fn deposit_escrow(
+        &mut self,
+        ctx: &mut CallCtx,
+        from: &Address,
+        payer: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail> {
+        with_holdings(self, |st, t| {
+            if amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if *from != ADDRESS {
+                st.transfer(from, &ADDRESS, Amount(amount))?;
+            }
+            let e = add(st.escrow(payer)?, amount)?;
+            put_escrow(st, payer, e);
+            t.free_escrow = add(t.free_escrow, amount)?;
+            ctx.emit(ADDRESS, &IInference::EscrowDeposited { payer: *payer, amount });
+            Ok(())
+        })
+    }
+
+    fn withdraw_escrow(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        to: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail> {
+        with_holdings(self, |st, t| {
+            let e = st.escrow(payer)?;
+            if amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if amount > e.0 {
+                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: amount }));
+            }
+            put_escrow(st, payer, Amount(e.0 - amount));
+            t.free_escrow = sub(t.free_escrow, amount)?;
+            st.transfer(&ADDRESS, to, Amount(amount))?;
+            ctx.emit(ADDRESS, &IInference::EscrowWithdrawn { payer: *payer, amount });
+            Ok(())
+        })
+    }
+
+    fn grant_allowance(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        operator: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail> {
+        with_holdings(self, |st, t| {
+            serving_operator(st, operator, true)?;
+            let e = st.escrow(payer)?;
+            if amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if amount > e.0 {
+                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: amount }));
+            }
+            put_escrow(st, payer, Amount(e.0 - amount));
+            let mut al = st.allowance(payer, operator)?;
+            al.remaining = add(Amount(al.remaining), amount)?.0;
+            store(st, state_key::allowance(payer, operator), &al);
+            t.free_escrow = sub(t.free_escrow, amount)?;
+            t.allowances = add(t.allowances, amount)?;
+            let granted =
+                IInference::AllowanceGranted { payer: *payer, operator: *operator, amount, remaining: al.remaining };
+            ctx.emit(ADDRESS, &granted);
+            Ok(())
+        })
+    }
+
+    fn request_release(
+        &mut self,
+        ctx: &mut CallCtx,
+        payer: &Address,
+        operator: &Address,
+        amount: u128,
+    ) -> Result<(), CallFail> {
+        with_holdings(self, |st, t| {
+            let mut al = st.allowance(payer, operator)?;
+            if amount == 0 {
+                return Err(revert(IInference::ZeroAmount {}));
+            }
+            if amount > al.remaining {
+                return Err(revert(IInference::InsufficientEscrow { available: al.remaining, required: amount }));
+            }
+            // A further request adds to the pending amount and restarts its delay.
+            let release_at = ctx.env.number.saturating_add(blocks(st, &params::INFERENCE_RELEASE_DELAY_BLOCKS)?);
+            al.remaining -= amount;
+            al.pendingRelease += amount;
+            al.releaseAt = release_at;
+            store(st, state_key::allowance(payer, operator), &al);
+            t.allowances = sub(t.allowances, amount)?;
+            t.pending_releases = add(t.pending_releases, amount)?;
+            let requested =
+                IInference::ReleaseRequested { payer: *payer, operator: *operator, amount, releaseAt: release_at };
+            ctx.emit(ADDRESS, &requested);
+            Ok(())
+        })
+    }
+
+    fn complete_release(&mut self, ctx: &mut CallCtx, payer: &Address, operator: &Address) -> Result<u128, CallFail> {
+        with_holdings(self, |st, t| {
+            let height = ctx.env.number;
+            let mut al = st.allowance(payer, operator)?;
+            if al.pendingRelease == 0 {
+                return Err(revert(IInference::NothingToRelease { payer: *payer, operator: *operator }));
+            }
+            if height < al.releaseAt {
+                return Err(revert(IInference::ReleaseNotReady { releaseAt: al.releaseAt, height }));
+            }
+            let amount = std::mem::take(&mut al.pendingRelease);
+            al.releaseAt = 0;
+            store(st, state_key::allowance(payer, operator), &al);
+            let e = add(st.escrow(payer)?, amount)?;
+            put_escrow(st, payer, e);
+            t.pending_releases = sub(t.pending_releases, amount)?;
+            t.free_escrow = add(t.free_escrow, amount)?;
+            ctx.emit(ADDRESS, &IInference::ReleaseCompleted { payer: *payer, operator: *operator, amount });
+            Ok(amount)
+        })
+    }
+
+    fn bind_api_key(&mut self, ctx: &mut CallCtx, owner: &Address, key_hash: B256) -> Result<(), CallFail> {
+        if key_hash == B256::ZERO {
+            return Err(revert(IInference::BadKeyHash {}));
+        }
+        if let Some(bound) = self.api_key_owner(&key_hash)? {
+            return Err(revert(IInference::KeyTaken { keyHash: key_hash, owner: bound }));
+        }
+        self.put(state_key::api_key(&key_hash), Some(owner.to_vec()));
+        ctx.emit(ADDRESS, &IInference::ApiKeyBound { keyHash: key_hash, owner: *owner });
+        Ok(())
+    }
+
+    fn revoke_api_key(&mut self, ctx: &mut CallCtx, owner: &Address, key_hash: B256) -> Result<(), CallFail> {
+        if self.api_key_owner(&key_hash)? != Some(*owner) {
+            return Err(revert(IInference::NotKeyOwner { caller: *owner }));
+        }
+        self.put(state_key::api_key(&key_hash), None);
+        ctx.emit(ADDRESS, &IInference::ApiKeyRevoked { keyHash: key_hash, owner: *owner });
         Ok(())
     }
 }

@@ -63,6 +63,7 @@ pub(crate) const OPEN: u128 = primitives::ONE_OPEN;
 /// A day of one-second blocks, for defaults and bounds.
 pub(crate) const DAY_OF_BLOCKS: u128 = 86_400;
 
+pub use crate::agents::params::*;
 pub use crate::attribution::params::*;
 pub use crate::datanets::params::*;
 pub use crate::governance::params::*;
@@ -73,6 +74,13 @@ pub use crate::staking::params::*;
 /// Every registered parameter, sorted by name: the chain's own above, each
 /// module's in its `params.rs`.
 pub const ALL: &[ParamSpec] = &[
+    AGENTS_DEFAULT_PERIOD_BLOCKS,
+    AGENTS_DISPUTE_SLASH_BPS,
+    AGENTS_DISPUTE_WINDOW_BLOCKS,
+    AGENTS_MAX_MEMORY_UPDATE,
+    AGENTS_PROTOCOL_SHARE_BPS,
+    AGENTS_RESOLVE_TIMEOUT_BLOCKS,
+    AGENTS_UNBOND_DELAY_BLOCKS,
     ATTRIBUTION_CHALLENGE_BOND,
     ATTRIBUTION_CHALLENGE_JAIL_BLOCKS,
     ATTRIBUTION_CHALLENGE_SLASH_PPM,
