@@ -186,8 +186,7 @@ fn an_agent_completes_a_paid_task_and_the_trail_pays_everyone() {
     } else {
         assert_eq!(wei(&d["amount"]), 0, "{d}");
     }
-    let human = e.run(&["agent", "trail", &task], true, false);
-    let human = String::from_utf8_lossy(&human.stdout).to_string();
+    let human = cli_ok(&["agent", "trail", &task, "--rpc", &e.node.rpc]);
     assert!(human.contains("model owner") && human.contains("serving operator"), "{human}");
 
     // A forged delivery: a receipt paid by someone else (the dev key's payer, dev 0).
@@ -228,6 +227,7 @@ fn an_agent_completes_a_paid_task_and_the_trail_pays_everyone() {
     let out = e.fail(&["infer", "m1", "hi", "--api-key", &key, "--max-tokens", "2"], false, true);
     assert!(out.contains("403") && out.contains(&format!("agent {id}")), "{out}");
     e.ok(&["agent", "unfreeze", &ids, "--dev-account", "1"], true, false);
+    e.ok(&["infer", "m1", "hi", "--api-key", &key, "--max-tokens", "2"], false, true);
 
     // The token moves; the operator resets to the new owner.
     e.ok(&["agent", "transfer", &ids, &addr(6), "--dev-account", "1"], true, false);

@@ -342,7 +342,11 @@ fn hold_status(s: u8) -> &'static str {
 /// the `Credited` logs and the rounding dust; posted: the pending credits), the
 /// fallback's payments, or still held.
 fn data_part(c: &mut RpcClient, receipt: B256, amount: u128) -> anyhow::Result<Value> {
-    let hold = view(c, INFERENCE, &IInference::holdCall { receiptHash: receipt })?;
+    // A model without Datanet versions has no data part, and no hold.
+    let hold = match amount {
+        0 => Default::default(),
+        _ => view(c, INFERENCE, &IInference::holdCall { receiptHash: receipt })?,
+    };
     let mut credits: Vec<(u64, u128)> = Vec::new();
     let mut dust = 0u128;
     let mut forfeited = 0u128;
