@@ -29,9 +29,9 @@ pub struct RunArgs {
     /// Take tasks whose spec is in this domain (case-insensitive).
     #[arg(long)]
     pub domain: String,
-    /// An API key bound to the agent's wallet (`agent bind-key`).
+    /// An API key bound to the agent's wallet (default: one `agent bind-key` kept on this machine).
     #[arg(long, env = "OPENLEDGER_API_KEY")]
-    pub api_key: String,
+    pub api_key: Option<String>,
     /// The model that answers.
     #[arg(long, default_value = "m1")]
     pub model: String,
@@ -54,7 +54,17 @@ pub struct RunArgs {
 /// Most tasks looked at per poll, from each list.
 const PAGE: u64 = 100;
 
-pub fn run(a: RunArgs, out: Out) -> anyhow::Result<()> {
+pub fn run(mut a: RunArgs, out: Out) -> anyhow::Result<()> {
+    if a.api_key.is_none() {
+        let wallet = primitives::abi::agent_wallet(a.id);
+        a.api_key = super::apikey::kept_key_for(wallet, &a.tx.rpc)?;
+        if a.api_key.is_none() {
+            bail!(
+                "no API key of agent {}'s wallet {wallet} on this machine: give --api-key (agent bind-key makes one)",
+                a.id
+            );
+        }
+    }
     let mut skipped = HashSet::new();
     let started = Instant::now();
     loop {
@@ -145,8 +155,10 @@ fn ask(a: &RunArgs, prompt: &str) -> anyhow::Result<(String, B256)> {
         "model": a.model, "messages": [{"role": "user", "content": prompt}],
         "max_tokens": a.max_tokens, "temperature": 0.0,
     });
-    let headers =
-        [("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {}", a.api_key))];
+    let headers = [
+        ("Content-Type", "application/json".to_string()),
+        ("Authorization", format!("Bearer {}", a.api_key.as_deref().unwrap_or(""))),
+    ];
     let (status, resp) = a.http.request("POST", "/v1/chat/completions", &headers, &serde_json::to_vec(&body)?)?;
     if status != 200 {
         bail!("the model refused the agent's request: HTTP {status}: {}", error_message(&resp));

@@ -80,6 +80,27 @@ pub(super) fn print_kept_key(key: &str, h: B256, owner: Address, out: Out) -> an
     Ok(())
 }
 
+/// A key kept on this machine that the chain binds to `owner` (the first found).
+pub(super) fn kept_key_for(owner: Address, rpc: &RpcArgs) -> anyhow::Result<Option<String>> {
+    let Ok(rd) = std::fs::read_dir(keys_dir()) else { return Ok(None) };
+    let mut c = rpc.client();
+    for e in rd.flatten() {
+        let Ok(v) = serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap_or_default()) else {
+            continue;
+        };
+        let (Some(key), Ok(kept_for)) = (v["key"].as_str(), v["owner"].as_str().unwrap_or("").parse::<Address>())
+        else {
+            continue;
+        };
+        if kept_for == owner
+            && view(&mut c, INFERENCE, &IInference::apiKeyOwnerCall { keyHash: key_hash(key) })? == owner
+        {
+            return Ok(Some(key.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 pub fn apikey(c: ApiKeyCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ApiKeyCmd::New { signer, rpc } => {
