@@ -21,7 +21,6 @@ use primitives::{Address, Amount, B256, Bytes, ONE_OPEN, SignedTransaction, kecc
 use runtime::agents::AgentsRead;
 use runtime::bank::BankRead;
 use runtime::genesis::BaseModelGenesis;
-use runtime::inference::InferenceRead;
 use runtime::{BlockEnv, Genesis, Overlay};
 
 mod common;
@@ -350,7 +349,12 @@ fn identity_is_an_erc721_token_with_its_refusals() {
     assert_eq!(c.view(AGENTS, IAgents::balanceOfCall { owner: addr(OWNER) }), U256::from(1));
     assert_eq!(c.view(AGENTS, IAgents::tokenURICall { tokenId: token(1) }), "openledger://agents/1");
     assert_eq!(c.view(AGENTS, IAgents::agentOfWalletCall { wallet: agent_wallet(1) }), 1);
-    for (iface, yes) in [([0x01, 0xff, 0xc9, 0xa7], true), ([0x80, 0xac, 0x58, 0xcd], true), ([0x5b, 0x5e, 0x13, 0x9f], true), ([0xff; 4], false)] {
+    for (iface, yes) in [
+        ([0x01, 0xff, 0xc9, 0xa7], true),
+        ([0x80, 0xac, 0x58, 0xcd], true),
+        ([0x5b, 0x5e, 0x13, 0x9f], true),
+        ([0xff; 4], false),
+    ] {
         assert_eq!(c.view(AGENTS, IAgents::supportsInterfaceCall { interfaceId: iface.into() }), yes);
     }
     assert!(matches!(
@@ -389,7 +393,15 @@ fn identity_is_an_erc721_token_with_its_refusals() {
     assert_eq!(c.agent(1).operator, addr(BUYER), "the seller's operator no longer acts");
     assert_eq!(c.view(AGENTS, IAgents::balanceOfCall { owner: addr(OWNER) }), U256::ZERO);
     assert!(matches!(
-        c.refused(AGENT_OP, IAgentsCalls::updateMemory(IAgents::updateMemoryCall { id: 1, root: B256::ZERO, blobHash: B256::ZERO, size: 1 })),
+        c.refused(
+            AGENT_OP,
+            IAgentsCalls::updateMemory(IAgents::updateMemoryCall {
+                id: 1,
+                root: B256::ZERO,
+                blobHash: B256::ZERO,
+                size: 1
+            })
+        ),
         IAgentsErrors::NotAgentOperator(_)
     ));
     // An operator of the owner moves every token; safeTransferFrom is transferFrom.
@@ -398,8 +410,12 @@ fn identity_is_an_erc721_token_with_its_refusals() {
     let safe = IAgents::safeTransferFrom_0Call { from: addr(BUYER), to: addr(OWNER), tokenId: token(1) };
     c.ok(OTHER, IAgentsCalls::safeTransferFrom_0(safe));
     c.ok(BUYER, all(addr(OTHER), false));
-    let safe = IAgents::safeTransferFrom_1Call { from: addr(OWNER), to: addr(BUYER), tokenId: token(1), data: Bytes::new() };
-    assert!(matches!(c.refused(OTHER, IAgentsCalls::safeTransferFrom_1(safe.clone())), IAgentsErrors::ERC721InsufficientApproval(_)));
+    let safe =
+        IAgents::safeTransferFrom_1Call { from: addr(OWNER), to: addr(BUYER), tokenId: token(1), data: Bytes::new() };
+    assert!(matches!(
+        c.refused(OTHER, IAgentsCalls::safeTransferFrom_1(safe.clone())),
+        IAgentsErrors::ERC721InsufficientApproval(_)
+    ));
     c.ok(OWNER, IAgentsCalls::safeTransferFrom_1(safe));
     assert_eq!(c.view(AGENTS, IAgents::ownerOfCall { tokenId: token(1) }), addr(BUYER));
 
@@ -443,9 +459,7 @@ fn allowances_stay_within_the_limits_of_each_period() {
     assert!(matches!(c.refused(AGENT_OP, limits(300, 200)), IAgentsErrors::NotAgentOwner(_)));
     c.ok(OWNER, limits(300, 200));
     c.until(PERIOD * 2); // the next block starts a period
-    let allow = |op: u8, amount| {
-        IAgentsCalls::allow(IAgents::allowCall { id, servingOperator: addr(op), amount })
-    };
+    let allow = |op: u8, amount| IAgentsCalls::allow(IAgents::allowCall { id, servingOperator: addr(op), amount });
     assert!(matches!(c.refused(OTHER, allow(OPERATOR, 10)), IAgentsErrors::NotAgentOperator(_)));
     c.ok(AGENT_OP, allow(OPERATOR, 150));
     let IAgentsErrors::LimitExceeded(e) = c.refused(AGENT_OP, allow(OPERATOR, 51)) else { panic!() };
@@ -572,4 +586,289 @@ fn a_settled_receipt_records_every_part_of_its_cost() {
     assert_eq!(c.bal(&TREASURY) - treasury, to_treasury);
     let unknown = c.view(INFERENCE, IInference::settledReceiptCall { receiptHash: B256::repeat_byte(9) });
     assert_eq!(unknown, Default::default());
+}
+
+impl Chain {
+    /// Client posts a task for agent `agent` (0: an open offer) paying `payment`, due in `blocks`.
+    fn post(&mut self, agent: u64, payment: u128, blocks: u64, stake: u128) -> u64 {
+        let call = IAgents::postTaskCall {
+            agentId: agent,
+            specHash: B256::repeat_byte(0x5c),
+            deadline: self.height + blocks,
+            requiredStake: stake,
+            resolver: addr(RESOLVER),
+        };
+        let r = self.pay(CLIENT, payment, IAgentsCalls::postTask(call));
+        IAgents::TaskPosted::decode_log_data(&r.logs[0].data).unwrap().taskId
+    }
+
+    fn deliver_call(task: u64, receipts: Vec<B256>) -> IAgentsCalls {
+        IAgentsCalls::deliver(IAgents::deliverCall { taskId: task, resultHash: B256::repeat_byte(0x7e), receipts })
+    }
+
+    fn accept(&mut self, task: u64, agent: u64) {
+        self.ok(AGENT_OP, IAgentsCalls::acceptTask(IAgents::acceptTaskCall { taskId: task, agentId: agent }));
+    }
+}
+
+fn settle_task(task: u64) -> IAgentsCalls {
+    IAgentsCalls::settleTask(IAgents::settleTaskCall { taskId: task })
+}
+
+#[test]
+fn a_task_is_paid_to_the_current_owner_minus_the_protocol_share() {
+    let mut c = Chain::new();
+    let id = c.register("worker");
+    let other = c.register("other agent");
+    c.fund(id, 10 * ONE_OPEN, 5 * ONE_OPEN);
+    c.fund(other, 10 * ONE_OPEN, 5 * ONE_OPEN);
+    let post = |agent, deadline, resolver| {
+        IAgentsCalls::postTask(IAgents::postTaskCall {
+            agentId: agent,
+            specHash: B256::ZERO,
+            deadline,
+            requiredStake: 0,
+            resolver,
+        })
+    };
+    let h = c.height;
+    let bad = |c: &mut Chain, value, call: IAgentsCalls| {
+        let data = c.refused_raw(CLIENT, AGENTS, value, call.abi_encode());
+        IAgentsErrors::abi_decode(&data).unwrap()
+    };
+    assert!(matches!(bad(&mut c, 0, post(id, h + 10, addr(RESOLVER))), IAgentsErrors::InvalidTask(_)));
+    assert!(matches!(bad(&mut c, 5, post(id, h + 1, addr(RESOLVER))), IAgentsErrors::DeadlinePassed(_)));
+    assert!(matches!(bad(&mut c, 5, post(id, h + 10, Address::ZERO)), IAgentsErrors::InvalidTask(_)));
+    assert!(matches!(bad(&mut c, 5, post(99, h + 10, addr(RESOLVER))), IAgentsErrors::UnknownAgent(_)));
+
+    let payment = 1_000_000_007u128;
+    let task = c.post(id, payment, 30, 0);
+    assert_eq!(c.view(AGENTS, IAgents::tasksOfCall { agentId: id, offset: 0, limit: 10 }), vec![task]);
+    assert_eq!(c.view(AGENTS, IAgents::holdingsCall {}).taskEscrow, payment);
+    let accept = |agent| IAgentsCalls::acceptTask(IAgents::acceptTaskCall { taskId: task, agentId: agent });
+    assert!(matches!(c.refused(OTHER, accept(id)), IAgentsErrors::NotAgentOperator(_)));
+    assert!(matches!(c.refused(AGENT_OP, accept(other)), IAgentsErrors::InvalidTask(_)));
+    assert!(matches!(c.refused(AGENT_OP, Chain::deliver_call(task, vec![])), IAgentsErrors::WrongTaskStatus(_)));
+    c.accept(task, id);
+
+    // The agent's own receipts, one of another payer, one unsettled.
+    let mine = [c.receipt(id, 1, 1), c.receipt(id, 2, 2)];
+    let theirs = c.receipt(other, 1, 1);
+    c.settle(&[mine[0].clone(), mine[1].clone(), theirs.clone()]);
+    let (h1, h2, foreign) = (receipt_hash(&mine[0]), receipt_hash(&mine[1]), receipt_hash(&theirs));
+    let unsettled = receipt_hash(&c.receipt(id, 1, 9));
+    for (list, index) in [(vec![h1, foreign], 1u64), (vec![unsettled], 0), (vec![h1, h1], 1)] {
+        let IAgentsErrors::BadReceipt(e) = c.refused(AGENT_OP, Chain::deliver_call(task, list)) else { panic!() };
+        assert_eq!(e.index, U256::from(index), "{}", e.reason);
+    }
+    let too_many = vec![h1; primitives::abi::MAX_TASK_RECEIPTS + 1];
+    assert!(matches!(c.refused(AGENT_OP, Chain::deliver_call(task, too_many)), IAgentsErrors::InvalidTask(_)));
+    c.ok(AGENT_OP, Chain::deliver_call(task, vec![h1, h2]));
+    assert_eq!(c.view(AGENTS, IAgents::taskOfReceiptCall { receiptHash: h1 }), task);
+    assert_eq!(c.task(task).receipts, vec![h1, h2]);
+    // A receipt links one task only.
+    let second = c.post(id, 10, 30, 0);
+    c.accept(second, id);
+    let IAgentsErrors::BadReceipt(e) = c.refused(AGENT_OP, Chain::deliver_call(second, vec![h2])) else { panic!() };
+    assert!(e.reason.contains("already"), "{}", e.reason);
+
+    // The token changes hands before the client accepts: the new owner is paid.
+    let xfer = IAgents::transferFromCall { from: addr(OWNER), to: addr(BUYER), tokenId: token(id) };
+    c.ok(OWNER, IAgentsCalls::transferFrom(xfer));
+    let accept_result = IAgentsCalls::acceptResult(IAgents::acceptResultCall { taskId: task });
+    assert!(matches!(c.refused(OTHER, accept_result.clone()), IAgentsErrors::NotClient(_)));
+    let feedback = |score| {
+        IAgentsCalls::feedback(IAgents::feedbackCall { taskId: task, score, commentHash: B256::repeat_byte(0xcc) })
+    };
+    assert!(matches!(c.refused(CLIENT, feedback(90)), IAgentsErrors::WrongTaskStatus(_)));
+    let (buyer, seller, treasury) = (c.bal(&addr(BUYER)), c.bal(&addr(OWNER)), c.bal(&TREASURY));
+    let r = c.ok(CLIENT, accept_result);
+    let share = payment * SHARE_BPS / 10_000;
+    assert_eq!(c.bal(&TREASURY) - treasury, share);
+    assert_eq!(c.bal(&addr(BUYER)) - buyer, payment - share);
+    assert_eq!(c.bal(&addr(OWNER)), seller);
+    let paid = IAgents::TaskPaid::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((paid.agentOwner, paid.toAgent, paid.protocolShare), (addr(BUYER), payment - share, share));
+    assert_eq!(c.task(task).status, runtime::agents::TASK_PAID);
+
+    // Feedback: the client, once, 0..=100.
+    assert!(matches!(c.refused(CLIENT, feedback(101)), IAgentsErrors::InvalidScore(_)));
+    c.ok(CLIENT, feedback(90));
+    assert!(matches!(c.refused(CLIENT, feedback(80)), IAgentsErrors::FeedbackAlreadyGiven(_)));
+    let rep = c.view(AGENTS, IAgents::reputationCall { id });
+    assert_eq!((rep.tasksCompleted, rep.feedbackCount, rep.scoreSum), (1, 1, 90));
+}
+
+#[test]
+fn disputes_pay_the_winner_and_slash_a_losing_agent() {
+    let mut c = Chain::new();
+    let id = c.register("disputed");
+    c.pay(OWNER, 1_000, IAgentsCalls::bond(IAgents::bondCall { id }));
+    let dispute = |task| IAgentsCalls::dispute(IAgents::disputeCall { taskId: task, reasonHash: B256::ZERO });
+    let resolve =
+        |task, wins| IAgentsCalls::resolveDispute(IAgents::resolveDisputeCall { taskId: task, agentWins: wins });
+
+    // Lost: the client gets its payment and 10 % of the bond.
+    let lost = c.post(id, 500, 30, 1_000);
+    c.accept(lost, id);
+    c.ok(AGENT_OP, Chain::deliver_call(lost, vec![]));
+    assert!(matches!(c.refused(RESOLVER, resolve(lost, false)), IAgentsErrors::WrongTaskStatus(_)));
+    c.ok(CLIENT, dispute(lost));
+    assert!(matches!(c.refused(CLIENT, resolve(lost, false)), IAgentsErrors::NotResolver(_)));
+    let client = c.bal(&addr(CLIENT));
+    let r = c.ok(RESOLVER, resolve(lost, false));
+    let refund = IAgents::TaskRefunded::decode_log_data(&r.logs[0].data).unwrap();
+    assert_eq!((refund.amount, refund.bondSlashed), (500, 100));
+    assert_eq!(c.bal(&addr(CLIENT)) - client, 600);
+    assert_eq!(c.agent(id).bond, 900);
+    assert_eq!(c.task(lost).status, runtime::agents::TASK_REFUNDED);
+    // The bond is now below the required stake of a task like the last.
+    let strict = c.post(id, 500, 30, 1_000);
+    let accept = IAgentsCalls::acceptTask(IAgents::acceptTaskCall { taskId: strict, agentId: id });
+    assert!(matches!(c.refused(AGENT_OP, accept), IAgentsErrors::StakeTooSmall(_)));
+
+    // Won: paid as an accepted result.
+    let won = c.post(id, 500, 30, 0);
+    c.accept(won, id);
+    c.ok(AGENT_OP, Chain::deliver_call(won, vec![]));
+    c.ok(CLIENT, dispute(won));
+    let owner = c.bal(&addr(OWNER));
+    c.ok(RESOLVER, resolve(won, true));
+    assert_eq!(c.bal(&addr(OWNER)) - owner, 500 - 500 * SHARE_BPS / 10_000);
+    let rep = c.view(AGENTS, IAgents::reputationCall { id });
+    assert_eq!((rep.disputesLost, rep.disputesWon, rep.tasksCompleted), (1, 1, 1));
+
+    // The window closes WINDOW blocks after delivery.
+    let late = c.post(id, 500, 30, 0);
+    c.accept(late, id);
+    c.ok(AGENT_OP, Chain::deliver_call(late, vec![]));
+    let delivered = c.height;
+    c.until(delivered + WINDOW);
+    assert!(matches!(c.refused(CLIENT, dispute(late)), IAgentsErrors::WindowClosed(_)));
+}
+
+#[test]
+fn time_refunds_missed_deadlines_and_unresolved_disputes_and_pays_undisputed_deliveries() {
+    let mut c = Chain::new();
+    let id = c.register("slow");
+    // An open offer nobody delivers: listed until accepted, refunded after its deadline.
+    let offer = c.post(0, 700, 8, 0);
+    let directed = c.post(id, 300, 50, 0);
+    let offer2 = c.post(0, 800, 50, 0);
+    let open = |c: &Chain| c.view(AGENTS, IAgents::openTasksCall { offset: 0, limit: 10 });
+    assert_eq!(open(&c), vec![offer, offer2]);
+    assert_eq!(c.view(AGENTS, IAgents::openTasksCall { offset: 1, limit: 10 }), vec![offer2]);
+    c.accept(offer2, id);
+    assert_eq!(open(&c), vec![offer]);
+    assert_eq!(c.view(AGENTS, IAgents::tasksOfCall { agentId: id, offset: 0, limit: 10 }), vec![directed, offer2]);
+    let cancel = |task| IAgentsCalls::cancelTask(IAgents::cancelTaskCall { taskId: task });
+    assert!(matches!(c.refused(CLIENT, cancel(offer2)), IAgentsErrors::WrongTaskStatus(_)));
+    assert!(matches!(c.refused(OTHER, settle_task(offer)), IAgentsErrors::DeadlineNotPassed(_)));
+    c.until(c.task(offer).deadline + 1);
+    let client = c.bal(&addr(CLIENT));
+    c.ok(OTHER, settle_task(offer));
+    assert_eq!(c.bal(&addr(CLIENT)) - client, 700);
+    assert!(open(&c).is_empty());
+    assert!(matches!(c.refused(OTHER, settle_task(offer)), IAgentsErrors::WrongTaskStatus(_)));
+
+    // The client cancels an open task it posted.
+    let client = c.bal(&addr(CLIENT));
+    let r = c.ok(CLIENT, cancel(directed));
+    assert_eq!(c.bal(&addr(CLIENT)) + r.gas_used as u128 * r.effective_gas_price - client, 300);
+
+    // An undisputed delivery is paid once the window is over.
+    c.ok(AGENT_OP, Chain::deliver_call(offer2, vec![]));
+    let delivered = c.height;
+    assert!(matches!(c.refused(OTHER, settle_task(offer2)), IAgentsErrors::WindowOpen(_)));
+    c.until(delivered + WINDOW);
+    let owner = c.bal(&addr(OWNER));
+    c.ok(OTHER, settle_task(offer2));
+    assert_eq!(c.bal(&addr(OWNER)) - owner, 800 - 800 * SHARE_BPS / 10_000);
+
+    // A dispute the resolver never rules on is refunded after the timeout, without a slash.
+    c.pay(OWNER, 1_000, IAgentsCalls::bond(IAgents::bondCall { id }));
+    let task = c.post(id, 400, 50, 0);
+    c.accept(task, id);
+    c.ok(AGENT_OP, Chain::deliver_call(task, vec![]));
+    c.ok(CLIENT, IAgentsCalls::dispute(IAgents::disputeCall { taskId: task, reasonHash: B256::ZERO }));
+    let disputed = c.height;
+    c.until(disputed + RESOLVE_TIMEOUT);
+    assert!(matches!(c.refused(OTHER, settle_task(task)), IAgentsErrors::WindowOpen(_)));
+    let client = c.bal(&addr(CLIENT));
+    c.ok(OTHER, settle_task(task));
+    assert_eq!(c.bal(&addr(CLIENT)) - client, 400);
+    assert_eq!(c.agent(id).bond, 1_000);
+
+    // An accepted task not delivered by its deadline: refunded, and too late to deliver.
+    let task = c.post(id, 100, 3, 0);
+    c.accept(task, id);
+    c.until(c.task(task).deadline + 1);
+    assert!(matches!(c.refused(AGENT_OP, Chain::deliver_call(task, vec![])), IAgentsErrors::DeadlinePassed(_)));
+    c.ok(OTHER, settle_task(task));
+    assert_eq!(c.task(task).status, runtime::agents::TASK_REFUNDED);
+    assert_eq!(c.view(AGENTS, IAgents::holdingsCall {}).taskEscrow, 0);
+}
+
+#[test]
+fn a_bond_unbonds_after_the_delay_and_stays_slashable_until_withdrawn() {
+    let mut c = Chain::new();
+    let id = c.register("bonded");
+    let bond = IAgentsCalls::bond(IAgents::bondCall { id });
+    let data = c.refused_raw(AGENT_OP, AGENTS, 10, bond.abi_encode());
+    assert!(matches!(IAgentsErrors::abi_decode(&data).unwrap(), IAgentsErrors::NotAgentOwner(_)));
+    c.pay(OWNER, 1_000, bond);
+    let unbond = |amount| IAgentsCalls::unbond(IAgents::unbondCall { id, amount });
+    assert!(matches!(c.refused(OWNER, unbond(1_001)), IAgentsErrors::StakeTooSmall(_)));
+    c.ok(OWNER, unbond(600));
+    let a = c.agent(id);
+    assert_eq!((a.bond, a.unbonding, a.unbondAt), (400, 600, c.height + UNBOND_DELAY));
+    let withdraw = IAgentsCalls::withdrawBond(IAgents::withdrawBondCall { id });
+    assert!(matches!(c.refused(OWNER, withdraw.clone()), IAgentsErrors::WindowOpen(_)));
+
+    // A dispute lost meanwhile takes 10 % of bond + unbonding, from the bond first.
+    let task = c.post(id, 50, 30, 0);
+    c.accept(task, id);
+    c.ok(AGENT_OP, Chain::deliver_call(task, vec![]));
+    c.ok(CLIENT, IAgentsCalls::dispute(IAgents::disputeCall { taskId: task, reasonHash: B256::ZERO }));
+    c.ok(RESOLVER, IAgentsCalls::resolveDispute(IAgents::resolveDisputeCall { taskId: task, agentWins: false }));
+    let a = c.agent(id);
+    assert_eq!((a.bond, a.unbonding), (300, 600));
+    c.until(a.unbondAt);
+    let owner = c.bal(&addr(OWNER));
+    let r = c.ok(OWNER, withdraw.clone());
+    assert_eq!(c.bal(&addr(OWNER)) + r.gas_used as u128 * r.effective_gas_price - owner, 600);
+    assert!(matches!(c.refused(OWNER, withdraw), IAgentsErrors::InvalidAgent(_)));
+    assert_eq!(c.view(AGENTS, IAgents::holdingsCall {}).bonds, 300);
+}
+
+#[test]
+fn memory_updates_are_bounded_and_readers_are_the_owners_choice() {
+    let mut c = Chain::new();
+    let id = c.register("memory");
+    let update = |size| {
+        IAgentsCalls::updateMemory(IAgents::updateMemoryCall {
+            id,
+            root: B256::repeat_byte(size as u8),
+            blobHash: B256::repeat_byte(0xb1),
+            size,
+        })
+    };
+    let IAgentsErrors::MemoryUpdateTooLarge(e) = c.refused(AGENT_OP, update(64 * 1024 + 1)) else { panic!() };
+    assert_eq!(e.max, 64 * 1024);
+    let r = c.ok(AGENT_OP, update(64 * 1024));
+    assert_eq!(IAgents::MemoryUpdated::decode_log_data(&r.logs[0].data).unwrap().version, 1);
+    c.ok(OWNER, update(7));
+    let a = c.agent(id);
+    assert_eq!((a.memoryRoot, a.memoryVersion), (B256::repeat_byte(7), 2));
+    assert!(matches!(c.refused(OTHER, update(1)), IAgentsErrors::NotAgentOperator(_)));
+
+    let can = |c: &Chain, who: u8| c.view(AGENTS, IAgents::canReadMemoryCall { id, reader: addr(who) });
+    assert!(can(&c, OWNER) && can(&c, AGENT_OP) && !can(&c, OTHER));
+    let readers =
+        |list: Vec<Address>| IAgentsCalls::setMemoryReaders(IAgents::setMemoryReadersCall { id, readers: list });
+    assert!(matches!(c.refused(AGENT_OP, readers(vec![addr(OTHER)])), IAgentsErrors::NotAgentOwner(_)));
+    assert!(matches!(c.refused(OWNER, readers(vec![addr(OTHER); 33])), IAgentsErrors::InvalidAgent(_)));
+    c.ok(OWNER, readers(vec![addr(OTHER)]));
+    assert!(can(&c, OTHER) && !can(&c, CLIENT));
+    assert_eq!(c.view(AGENTS, IAgents::memoryReadersCall { id }), vec![addr(OTHER)]);
 }
