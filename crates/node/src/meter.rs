@@ -90,11 +90,22 @@ pub type Revealer = dyn Fn(&B256) -> Result<(Vec<u8>, Vec<u8>), String> + Send +
 
 /// The settlement call of these receipts.
 fn settle_call(batch: &[Signed]) -> Vec<u8> {
+    settle(batch).abi_encode()
+}
+
+fn settle(batch: &[Signed]) -> IInference::settleCall {
     IInference::settleCall {
         receipts: batch.iter().map(|s| s.receipt.clone()).collect(),
         signatures: batch.iter().map(|s| Bytes::from(s.signature.clone())).collect(),
     }
-    .abi_encode()
+}
+
+/// The gas limit of a settlement transaction: what the inference module charges
+/// for the call (so a change of its price never leaves batches out of gas),
+/// plus the transaction's intrinsic and calldata gas and a margin.
+fn settle_gas(batch: &[Signed], data: &[u8]) -> u64 {
+    use runtime::Handler;
+    settle(batch).gas() + 21_000 + 16 * data.len() as u64 + 50_000
 }
 
 /// Settled receipts remembered while their attribution record may still come.
@@ -282,7 +293,9 @@ impl Meter {
             self.post_attributions(&[]);
             return Ok(0);
         }
-        let result = self.send(settle_call(&batch), 150_000 + 60_000 * batch.len() as u64);
+        let data = settle_call(&batch);
+        let gas = settle_gas(&batch, &data);
+        let result = self.send(data, gas);
         let out = match result {
             Ok(()) => {
                 let mut st = self.state.lock().unwrap();
