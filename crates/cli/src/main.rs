@@ -69,6 +69,9 @@ enum Cmd {
     /// API keys bound on-chain to your address.
     #[command(subcommand)]
     Apikey(commands::apikey::ApiKeyCmd),
+    /// Agents: identity, budgets, bond, memory, paid tasks, the trail of a task, and an agent at work.
+    #[command(subcommand)]
+    Agent(commands::agent::AgentCmd),
     /// ModelFactory: LoRA fine-tuning jobs on Datanet versions.
     #[command(subcommand)]
     Train(commands::train::TrainCmd),
@@ -102,6 +105,7 @@ fn main() {
         Cmd::Rewards(c) => commands::attribution::rewards(c, out),
         Cmd::Escrow(c) => commands::escrow::escrow(c, out),
         Cmd::Apikey(c) => commands::apikey::apikey(c, out),
+        Cmd::Agent(c) => commands::agent::run(c, out),
         Cmd::Bench(a) => benchmarks::run(a),
         Cmd::Debug(c) => commands::node::debug(c, out),
     };

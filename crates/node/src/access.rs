@@ -12,7 +12,10 @@
 //!   the job's owner only (a job on an allow-list Datanet's rows must not
 //!   publish them through its adapter before governance makes a model of it live);
 //! - an attribution record this node made: to the payer and the serving
-//!   operator, to anyone when the payer published it (`serve::RecordAccess`).
+//!   operator, to anyone when the payer published it (`serve::RecordAccess`);
+//! - an agent blob stored through `POST /v1/agents/blobs`: a public one to
+//!   anyone, a memory snapshot to whom the agents module's `canReadMemory`
+//!   allows (`crate::agents_route::AgentBlobs`).
 //!
 //! Everything else (the prompts kept for challenges, records from before a
 //! restart, unknown hashes) is refused.
@@ -24,6 +27,7 @@ use chain::Chain;
 use primitives::{Address, B256, ModelId};
 use runtime::models::{LIVE, ModelRecord, ModelsRead};
 
+use crate::agents_route::AgentBlobs;
 use crate::attribution::AttributionService;
 
 /// The node's [`blobs::BlobAccessPolicy`].
@@ -32,6 +36,7 @@ pub struct NodeBlobPolicy {
     datanets: datanets::DatanetBlobPolicy,
     jobs: Arc<factory::JobQueue>,
     attribution: Option<Arc<AttributionService>>,
+    agents: Option<Arc<AgentBlobs>>,
     /// The artefacts of live models, at a state height.
     live: Mutex<Option<(u64, Arc<HashSet<B256>>)>>,
 }
@@ -42,12 +47,14 @@ impl NodeBlobPolicy {
         datanets: Arc<datanets::DatanetService>,
         jobs: Arc<factory::JobQueue>,
         attribution: Option<Arc<AttributionService>>,
+        agents: Option<Arc<AgentBlobs>>,
     ) -> NodeBlobPolicy {
         NodeBlobPolicy {
             chain,
             datanets: datanets::DatanetBlobPolicy(datanets),
             jobs,
             attribution,
+            agents,
             live: Mutex::new(None),
         }
     }
@@ -102,6 +109,9 @@ fn job_artefacts(a: &factory::Artefacts) -> impl Iterator<Item = &B256> {
 impl blobs::BlobAccessPolicy for NodeBlobPolicy {
     fn allowed(&self, hash: &B256, caller: Option<Address>) -> Result<bool, String> {
         if let Some(ok) = self.datanets.decide(hash, caller)? {
+            return Ok(ok);
+        }
+        if let Some(ok) = self.agents.as_ref().map(|a| a.decide(hash, caller)).transpose()?.flatten() {
             return Ok(ok);
         }
         if self.live_artefacts()?.contains(hash) {

@@ -10,6 +10,7 @@
 //! longer.
 
 pub mod access;
+pub mod agents_route;
 pub mod attribution;
 mod backend;
 pub mod blob_route;
@@ -241,6 +242,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         None => blobs::BlobConfig::local(cfg.data_dir.join("blobs")),
     };
     let store = Arc::new(blobs::BlobStore::open(&blob_cfg).map_err(|e| NodeError::Blobs(e.to_string()))?);
+    let agent_blobs =
+        agents_route::AgentBlobs::open(chain.clone(), store.clone(), cfg.data_dir.join(agents_route::INDEX_FILE))
+            .map_err(|e| NodeError::Blobs(format!("the agent blob index: {e}")))?;
     let datanets = datanets::DatanetService::with_quota(
         Arc::new(ChainState(chain.clone())),
         store.clone(),
@@ -301,8 +305,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             datanets.clone(),
             jobs.clone(),
             serving.as_ref().map(|s| s.attribution.clone()),
+            Some(agent_blobs.clone()),
         ));
         let mut router = datanets::routes(datanets.clone())
+            .merge(agents_route::routes(agent_blobs))
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()));
         if let Some(s) = &serving {

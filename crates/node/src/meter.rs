@@ -90,33 +90,29 @@ pub type Revealer = dyn Fn(&B256) -> Result<(Vec<u8>, Vec<u8>), String> + Send +
 
 /// The settlement call of these receipts.
 fn settle_call(batch: &[Signed]) -> Vec<u8> {
+    settle(batch).abi_encode()
+}
+
+fn settle(batch: &[Signed]) -> IInference::settleCall {
     IInference::settleCall {
         receipts: batch.iter().map(|s| s.receipt.clone()).collect(),
         signatures: batch.iter().map(|s| Bytes::from(s.signature.clone())).collect(),
     }
-    .abi_encode()
+}
+
+/// The gas limit of a settlement transaction: what the inference module charges
+/// for the call (so a change of its price never leaves batches out of gas),
+/// plus the transaction's intrinsic and calldata gas and a margin.
+fn settle_gas(batch: &[Signed], data: &[u8]) -> u64 {
+    use runtime::Handler;
+    settle(batch).gas() + 21_000 + 16 * data.len() as u64 + 50_000
 }
 
 /// Settled receipts remembered while their attribution record may still come.
 const SETTLED_KEPT: usize = 10_000;
 
 fn view<C: SolCall>(chain: &Chain, call: &C) -> Result<C::Return, String> {
-    let st = chain.snapshot().map_err(|e| e.to_string())?;
-    let env = chain.env_at(&chain.head().header);
-    let out = runtime::call(
-        &st,
-        &env,
-        Address::ZERO,
-        Module::Inference.address(),
-        primitives::Amount::ZERO,
-        &call.abi_encode(),
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    if !out.success {
-        return Err(format!("{} reverted: {}", C::SIGNATURE, crate::tx::error_name(&out.output)));
-    }
-    C::abi_decode_returns(&out.output).map_err(|e| e.to_string())
+    crate::tx::view_at(chain, Module::Inference.address(), call)
 }
 
 impl Meter {
@@ -227,6 +223,35 @@ impl Meter {
         Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
     }
 
+    /// When `payer` is an agent's wallet, whether the agents module lets it pay
+    /// for `model` now (not frozen, the model within its limits): a receipt it
+    /// refuses would never settle, so the node refuses the request instead.
+    fn agent_may_pay(&self, payer: Address, model: u64) -> Result<(), BillingError> {
+        use crate::tx::{ViewError, call_view};
+        use primitives::abi::{IAgents, UnknownFunction};
+        let agents = Module::Agents.address();
+        let agent = match call_view(&self.chain, agents, &IAgents::agentOfWalletCall { wallet: payer }) {
+            Ok(id) => id,
+            // A chain whose runtime has no agents module has no agent wallets.
+            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => {
+                0
+            }
+            Err(e) => return Err(BillingError::Unavailable(format!("agents.agentOfWallet: {e}"))),
+        };
+        if agent == 0 {
+            return Ok(());
+        }
+        let verdict = call_view(&self.chain, agents, &IAgents::canServeCall { wallet: payer, modelId: model })
+            .map_err(|e| BillingError::Unavailable(format!("agents.canServe: {e}")))?;
+        if !verdict.ok {
+            return Err(BillingError::Refused(format!(
+                "{payer} is the wallet of agent {agent}, which may not pay for m{model} now: {}",
+                verdict.reason
+            )));
+        }
+        Ok(())
+    }
+
     /// Start the settlement loop: every `every`, settle what is queued and
     /// answer challenges. It runs until the returned [`Periodic`] is stopped or dropped.
     pub fn start(self: &Arc<Self>, every: Duration) -> std::io::Result<Periodic> {
@@ -310,7 +335,9 @@ impl Meter {
             self.post_attributions(&[], by);
             return Ok(0);
         }
-        let result = self.send(settle_call(&batch), 150_000 + 60_000 * batch.len() as u64, by);
+        let data = settle_call(&batch);
+        let gas = settle_gas(&batch, &data);
+        let result = self.send(data, gas, by);
         let out = match result {
             Ok(()) => {
                 let mut st = self.state.lock().unwrap();
@@ -462,6 +489,7 @@ impl Billing for Meter {
                 "an API key is required: `Authorization: Bearer <key>` (openledger apikey new)".into(),
             )
         })?;
+        self.agent_may_pay(payer, model.id)?;
         let max_cost = cost(prompt_tokens as u64, max_tokens as u64, model.price_in_per_1k, model.price_out_per_1k);
         let (on_chain, last_nonce) = self.allowance(payer).map_err(BillingError::Unavailable)?;
         let mut st = self.state.lock().unwrap();

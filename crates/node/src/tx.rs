@@ -108,12 +108,50 @@ fn transient(e: &dyn std::fmt::Display) -> TxFailure {
 /// The name and fields of a module's custom error, else the raw bytes.
 pub fn error_name(data: &[u8]) -> String {
     use alloy_sol_types::SolInterface;
-    use primitives::abi::{IAttribution, IInference};
+    use primitives::abi::{IAgents, IAttribution, IInference};
     if let Ok(e) = IInference::IInferenceErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = IAgents::IAgentsErrors::abi_decode(data) {
         return format!("{e:?}");
     }
     if let Ok(e) = IAttribution::IAttributionErrors::abi_decode(data) {
         return format!("{e:?}");
     }
     format!("0x{}", hex::encode(data))
+}
+
+/// Why a read-only call gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewError {
+    /// The module reverted with this data (a custom error).
+    Reverted(Bytes),
+    /// The node could not run the call or decode its answer.
+    Failed(String),
+}
+
+impl std::fmt::Display for ViewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ViewError::Reverted(d) => write!(f, "reverted: {}", error_name(d)),
+            ViewError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A module's read-only call (an `eth_call` at the head, as `Address::ZERO`), decoded.
+pub fn call_view<C: alloy_sol_types::SolCall>(chain: &Chain, to: Address, call: &C) -> Result<C::Return, ViewError> {
+    let st = chain.snapshot().map_err(|e| ViewError::Failed(e.to_string()))?;
+    let env = chain.env_at(&chain.head().header);
+    let out = runtime::call(&st, &env, Address::ZERO, to, primitives::Amount::ZERO, &call.abi_encode(), None)
+        .map_err(|e| ViewError::Failed(e.to_string()))?;
+    if !out.success {
+        return Err(ViewError::Reverted(out.output));
+    }
+    C::abi_decode_returns(&out.output).map_err(|e| ViewError::Failed(format!("{}: {e}", C::SIGNATURE)))
+}
+
+/// [`call_view`] with a revert as an error naming the module's custom error.
+pub fn view_at<C: alloy_sol_types::SolCall>(chain: &Chain, to: Address, call: &C) -> Result<C::Return, String> {
+    call_view(chain, to, call).map_err(|e| format!("{} {e}", C::SIGNATURE))
 }

@@ -33,6 +33,10 @@ pub enum BillingError {
     InsufficientAllowance(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The payer may not be served this model now (a frozen agent, a model
+    /// outside an agent's limits): refused before anything is generated.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What the API needs from metering.

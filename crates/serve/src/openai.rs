@@ -428,6 +428,7 @@ fn billing_error(e: BillingError) -> Response {
         BillingError::Unavailable(m) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", "billing_unavailable", m)
         }
+        BillingError::Refused(m) => error_response(StatusCode::FORBIDDEN, "permission_error", "payer_refused", m),
     }
 }
 

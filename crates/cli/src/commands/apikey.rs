@@ -55,12 +55,57 @@ fn key_hash(key: &str) -> B256 {
     keys::request::api_key_hash(key)
 }
 
+/// A fresh API key and its on-chain hash.
+pub(super) fn new_key() -> (String, B256) {
+    let key = format!("ol-{}", hex::encode(&keys::SecretKey::random().to_bytes()[..20]));
+    let h = keys::request::api_key_hash(&key);
+    (key, h)
+}
+
+/// Keep a key bound to `owner` in ~/.openledger/api-keys (owner-only file) and print it once.
+pub(super) fn print_kept_key(key: &str, h: B256, owner: Address, out: Out) -> anyhow::Result<()> {
+    let dir = keys_dir();
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join(format!("{}.json", h));
+    // The file holds the key itself: owner-only from its creation, never chmod after.
+    keys::write_secret_file(
+        &p,
+        serde_json::to_string_pretty(&json!({"key": key, "hash": h.to_string(), "owner": owner}))?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", p.display()))?;
+    out.print(
+        || format!("API key for {owner} (shown once; kept in {}):\n{key}", p.display()),
+        json!({"key": key, "hash": h.to_string(), "owner": owner}),
+    );
+    Ok(())
+}
+
+/// A key kept on this machine that the chain binds to `owner` (the first found).
+pub(super) fn kept_key_for(owner: Address, rpc: &RpcArgs) -> anyhow::Result<Option<String>> {
+    let Ok(rd) = std::fs::read_dir(keys_dir()) else { return Ok(None) };
+    let mut c = rpc.client();
+    for e in rd.flatten() {
+        let Ok(v) = serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap_or_default()) else {
+            continue;
+        };
+        let (Some(key), Ok(kept_for)) = (v["key"].as_str(), v["owner"].as_str().unwrap_or("").parse::<Address>())
+        else {
+            continue;
+        };
+        if kept_for == owner
+            && view(&mut c, INFERENCE, &IInference::apiKeyOwnerCall { keyHash: key_hash(key) })? == owner
+        {
+            return Ok(Some(key.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 pub fn apikey(c: ApiKeyCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ApiKeyCmd::New { signer, rpc } => {
             let owner = signer_address(&signer)?;
-            let key = format!("ol-{}", hex::encode(&keys::SecretKey::random().to_bytes()[..20]));
-            let h = keys::request::api_key_hash(&key);
+            let (key, h) = new_key();
             send_call(
                 &signer,
                 &rpc,
@@ -69,19 +114,7 @@ pub fn apikey(c: ApiKeyCmd, out: Out) -> anyhow::Result<()> {
                 IInference::bindApiKeyCall { keyHash: h }.abi_encode(),
                 "inference.bindApiKey",
             )?;
-            let dir = keys_dir();
-            std::fs::create_dir_all(&dir)?;
-            let p = dir.join(format!("{}.json", h));
-            // The file holds the key itself: owner-only from its creation, never chmod after.
-            keys::write_secret_file(
-                &p,
-                serde_json::to_string_pretty(&json!({"key": key, "hash": h.to_string(), "owner": owner}))?.as_bytes(),
-            )
-            .with_context(|| format!("writing {}", p.display()))?;
-            out.print(
-                || format!("API key for {owner} (shown once; kept in {}):\n{key}", p.display()),
-                json!({"key": key, "hash": h.to_string(), "owner": owner}),
-            );
+            print_kept_key(&key, h, owner, out)?;
         }
         ApiKeyCmd::List { rpc } => {
             let mut c = rpc.client();

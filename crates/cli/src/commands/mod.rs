@@ -1,5 +1,9 @@
 //! One module per command group.
 
+pub mod agent;
+pub mod agent_memory;
+pub mod agent_run;
+pub mod agent_task;
 pub mod apikey;
 pub mod attribution;
 pub mod chat;

@@ -180,6 +180,25 @@ error_fields! {
     sol::IModels::VersionClosed { datanetId, version };
     sol::IModels::NonCommercialLicence { datanetId, licence };
     sol::IModels::AlreadyRetired { id };
+    sol::IAgents::UnknownAgent { id };
+    sol::IAgents::UnknownTask { id };
+    sol::IAgents::NotAgentOwner { caller };
+    sol::IAgents::NotAgentOperator { caller };
+    sol::IAgents::NotClient { caller };
+    sol::IAgents::NotResolver { caller };
+    sol::IAgents::InvalidAgent { reason };
+    sol::IAgents::AgentFrozen { id };
+    sol::IAgents::LimitExceeded { id, which, available, required };
+    sol::IAgents::WrongTaskStatus { taskId, status };
+    sol::IAgents::DeadlinePassed { taskId, deadline };
+    sol::IAgents::DeadlineNotPassed { taskId, deadline };
+    sol::IAgents::WindowOpen { taskId, until };
+    sol::IAgents::WindowClosed { taskId, until };
+    sol::IAgents::StakeTooSmall { required, bond };
+    sol::IAgents::BadReceipt { index, reason };
+    sol::IAgents::FeedbackAlreadyGiven { taskId };
+    sol::IAgents::InvalidScore { score };
+    sol::IAgents::MemoryUpdateTooLarge { size, max };
 }
 
 fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
@@ -190,6 +209,7 @@ fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
         .or_else(|| sol::IModels::IModelsErrors::signature_by_selector(sel))
         .or_else(|| sol::IInference::IInferenceErrors::signature_by_selector(sel))
         .or_else(|| sol::IAttribution::IAttributionErrors::signature_by_selector(sel))
+        .or_else(|| sol::IAgents::IAgentsErrors::signature_by_selector(sel))
         .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
         .or(match sel {
             [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),

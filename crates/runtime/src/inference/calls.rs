@@ -201,8 +201,8 @@ fn servable_model(st: &Overlay, r: &InferenceReceipt, index: U256, height: u64) 
 impl Handler for IInference::settleCall {
     /// Per receipt: signature recovery (≈ 20,000), the model, the allowance, the
     /// hold, the payer's agent (a read, two for an agent's wallet) and the payout
-    /// record. (The node's meter budgets 150,000 + 60,000 a receipt with its
-    /// calldata, about 6,500 gas a receipt: keep below it.)
+    /// record. (The node's meter takes its gas limit from this price plus
+    /// intrinsic and calldata gas, so a change here needs none there.)
     fn gas(&self) -> u64 {
         50_000 + 52_000 * self.receipts.len() as u64
     }
