@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use alloy_sol_types::SolEvent;
 use anyhow::{anyhow, bail};
 use primitives::abi::IAgents;
 use primitives::{Address, Amount, B256, U256, keccak256};
@@ -17,7 +16,7 @@ use super::RpcArgs;
 use super::agent::{AGENTS, TxArgs, done, get_blob, put_blob};
 use super::httpc::HttpArgs;
 use super::keys::SignerArgs;
-use crate::contract::{receipt_events, view};
+use crate::contract::{events, view};
 use crate::output::Out;
 
 /// Longest key of the memory map, in bytes.
@@ -102,13 +101,7 @@ pub fn memory_blob(id: u64, entries: &BTreeMap<String, String>) -> Vec<u8> {
 
 /// The agent's latest memory update (`None` before the first).
 fn latest_update(c: &mut RpcClient, id: u64) -> anyhow::Result<Option<IAgents::MemoryUpdated>> {
-    let topic = B256::from(U256::from(id));
-    let logs = c.call(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "toBlock": "latest", "address": AGENTS,
-                "topics": [IAgents::MemoryUpdated::SIGNATURE_HASH, topic]}]),
-    )?;
-    Ok(receipt_events::<IAgents::MemoryUpdated>(&logs, AGENTS).pop())
+    Ok(events::<IAgents::MemoryUpdated>(c, AGENTS, B256::from(U256::from(id)))?.pop())
 }
 
 /// The current memory map, read as `key` and checked against the on-chain root.

@@ -5,7 +5,6 @@
 //! A task's spec is a small JSON blob ([`TaskSpec`]) in the node's blob store;
 //! the task's `specHash` is its blob hash.
 
-use alloy_sol_types::SolEvent;
 use anyhow::{anyhow, bail};
 use primitives::abi::{AgentTask, IAgents, IDatanets, IInference};
 use primitives::system::Module;
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use super::RpcArgs;
 use super::agent::{AGENTS, TxArgs, done, put_blob};
 use super::httpc::HttpArgs;
-use crate::contract::{head, receipt_events, view};
+use crate::contract::{events, head, view};
 use crate::output::Out;
 
 const INFERENCE: Address = Module::Inference.address();
@@ -318,15 +317,6 @@ fn human_task(t: &AgentTask) -> String {
     )
 }
 
-/// Every log of `E` by `address` whose first indexed topic is `topic1`.
-fn logs<E: SolEvent>(c: &mut RpcClient, address: Address, topic1: B256) -> anyhow::Result<Vec<E>> {
-    let v = c.call(
-        "eth_getLogs",
-        json!([{"fromBlock": "0x0", "toBlock": "latest", "address": address,
-                "topics": [E::SIGNATURE_HASH, topic1]}]),
-    )?;
-    Ok(receipt_events::<E>(&v, address))
-}
 
 fn hold_status(s: u8) -> &'static str {
     match s {
@@ -357,15 +347,15 @@ fn data_part(c: &mut RpcClient, receipt: B256, amount: u128) -> anyhow::Result<V
             credits = p.contributionIds.into_iter().zip(p.amounts).collect();
         }
         3 => {
-            credits = logs::<IInference::Credited>(c, INFERENCE, receipt)?
+            credits = events::<IInference::Credited>(c, INFERENCE, receipt)?
                 .into_iter()
                 .map(|e| (e.contributionId, e.amount))
                 .collect();
-            dust = logs::<IInference::AttributionFinalized>(c, INFERENCE, receipt)?.iter().map(|e| e.dust).sum();
-            forfeited = logs::<IInference::CreditForfeited>(c, INFERENCE, receipt)?.iter().map(|e| e.amount).sum();
+            dust = events::<IInference::AttributionFinalized>(c, INFERENCE, receipt)?.iter().map(|e| e.dust).sum();
+            forfeited = events::<IInference::CreditForfeited>(c, INFERENCE, receipt)?.iter().map(|e| e.amount).sum();
         }
         4 => {
-            for e in logs::<IInference::FallbackPaid>(c, INFERENCE, receipt)? {
+            for e in events::<IInference::FallbackPaid>(c, INFERENCE, receipt)? {
                 fallback.push(json!({"datanetId": e.datanetId, "version": e.version, "amount": e.amount.to_string()}));
             }
         }
@@ -391,8 +381,8 @@ fn data_part(c: &mut RpcClient, receipt: B256, amount: u128) -> anyhow::Result<V
 pub fn trail_json(c: &mut RpcClient, task: u64) -> anyhow::Result<Value> {
     let t = view(c, AGENTS, &IAgents::taskCall { taskId: task })?;
     let topic = B256::from(U256::from(task));
-    let paid = logs::<IAgents::TaskPaid>(c, AGENTS, topic)?.pop();
-    let refunded = logs::<IAgents::TaskRefunded>(c, AGENTS, topic)?.pop();
+    let paid = events::<IAgents::TaskPaid>(c, AGENTS, topic)?.pop();
+    let refunded = events::<IAgents::TaskRefunded>(c, AGENTS, topic)?.pop();
     let owner = match &paid {
         Some(p) => json!({"address": p.agentOwner, "paid": p.toAgent.to_string(),
                           "protocolShare": p.protocolShare.to_string()}),

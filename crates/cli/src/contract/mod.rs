@@ -141,6 +141,17 @@ pub fn log_events<E: SolEvent>(logs: &[Log], address: Address) -> Vec<E> {
         .collect()
 }
 
+/// Every log of `E` emitted by `address` whose first indexed topic is `topic1`, oldest first.
+pub fn events<E: SolEvent>(c: &mut RpcClient, address: Address, topic1: B256) -> anyhow::Result<Vec<E>> {
+    let filter = rpc::types::Filter::new()
+        .from_block(0)
+        .to_block(rpc::types::BlockNumberOrTag::Latest)
+        .address(address)
+        .event_signature(E::SIGNATURE_HASH)
+        .topic1(topic1);
+    Ok(log_events::<E>(&c.logs(&filter)?, address))
+}
+
 /// Preflight, sign, send and wait for the receipt; a revert at either step is
 /// a [`Refused`] error naming the custom error and its fields.
 pub fn send_call(
