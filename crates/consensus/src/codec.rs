@@ -20,8 +20,8 @@ use malachitebft_sync as sync;
 
 use crate::context::OlContext;
 use crate::messages::{MAX_BLOCK_BYTES, ProposalPart, SignedExtension};
-use crate::types::{BlockId, Height, ValidatorAddress};
 use crate::signing::Signature;
+use crate::types::{BlockId, Height, ValidatorAddress};
 
 /// The largest message the codec encodes or decodes: a sync response of a few
 /// blocks (Malachite's default response cap is 10 MiB) plus framing.
@@ -173,8 +173,12 @@ impl ResponseWire {
                     .into_iter()
                     .map(|(address, signature, extension)| ExtendedCommitSignature { address, signature, extension })
                     .collect();
-                let certificate =
-                    ExtendedCommitCertificate { height: v.height, round: v.round, value_id: v.value_id, commit_signatures };
+                let certificate = ExtendedCommitCertificate {
+                    height: v.height,
+                    round: v.round,
+                    value_id: v.value_id,
+                    commit_signatures,
+                };
                 sync::RawDecidedValue::new(Bytes::from(v.value_bytes), certificate)
             })
             .collect();

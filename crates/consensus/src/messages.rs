@@ -11,8 +11,8 @@ use primitives::consensus::{VoteKind, proposal_sign_bytes, vote_sign_bytes};
 
 use crate::context::OlContext;
 use crate::signing::{Signature, verify};
-use crate::validator_set::ValidatorSet;
 use crate::types::{BlockId, Height, ValidatorAddress, round_number};
+use crate::validator_set::ValidatorSet;
 
 /// The largest block a proposal part may carry. Larger parts are refused by
 /// the codec before they are decoded, and never built.
@@ -236,10 +236,7 @@ mod tests {
     #[test]
     fn vote_sign_bytes_are_primitives_bytes() {
         let id = BlockId(B256::repeat_byte(5));
-        assert_eq!(
-            vote(NilOrVal::Val(id)).sign_bytes(7),
-            vote_sign_bytes(7, 3, 1, VoteKind::Precommit, Some(id.0))
-        );
+        assert_eq!(vote(NilOrVal::Val(id)).sign_bytes(7), vote_sign_bytes(7, 3, 1, VoteKind::Precommit, Some(id.0)));
         assert_eq!(vote(NilOrVal::Nil).sign_bytes(7), vote_sign_bytes(7, 3, 1, VoteKind::Precommit, None));
     }
 

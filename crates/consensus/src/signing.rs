@@ -202,3 +202,97 @@ impl Verifier<OlContext> for ConsensusVerifier {
         Ok(VerificationResult::from_bool(verify(&key, &bytes, &proof.signature)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, B256};
+    use malachitebft_core_types::{NilOrVal, Round, VoteType};
+
+    use crate::messages::PartError;
+    use crate::types::{BlockId, Height, ValidatorAddress};
+    use crate::validator_set::{Validator, ValidatorSet};
+
+    const CHAIN: u64 = 7;
+
+    fn signer(i: u8) -> ConsensusSigner {
+        ConsensusSigner::new(ConsensusKey::dev(&format!("v{i}")), CHAIN)
+    }
+
+    fn set() -> ValidatorSet {
+        ValidatorSet::new((1..=3).map(|i| Validator {
+            address: ValidatorAddress(Address::repeat_byte(i)),
+            public_key: signer(i).public_key(),
+            power: 1,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn votes_verify_under_their_key_and_chain_only() {
+        let vote = Vote {
+            kind: VoteType::Precommit,
+            height: Height(2),
+            round: Round::new(0),
+            value: NilOrVal::Val(BlockId(B256::repeat_byte(1))),
+            validator: ValidatorAddress(Address::repeat_byte(1)),
+            extension: None,
+        };
+        let signed = signer(1).sign_vote(vote.clone()).await.unwrap();
+        let ok = ConsensusVerifier::new(CHAIN);
+        let key = signer(1).public_key();
+        assert!(ok.verify_signed_vote(&vote, &signed.signature, &key).await.unwrap().is_valid());
+        let other_chain = ConsensusVerifier::new(CHAIN + 1);
+        assert!(other_chain.verify_signed_vote(&vote, &signed.signature, &key).await.unwrap().is_invalid());
+        let nil = Vote { value: NilOrVal::Nil, ..vote.clone() };
+        assert!(ok.verify_signed_vote(&nil, &signed.signature, &key).await.unwrap().is_invalid());
+        let other_key = signer(2).public_key();
+        assert!(ok.verify_signed_vote(&vote, &signed.signature, &other_key).await.unwrap().is_invalid());
+        // The evidence path: primitives' bytes and keys' verification agree.
+        let bytes = primitives::consensus::vote_sign_bytes(
+            CHAIN,
+            2,
+            0,
+            primitives::consensus::VoteKind::Precommit,
+            Some(B256::repeat_byte(1)),
+        );
+        keys::verify_consensus(&B256::from(key.to_bytes()), &bytes, &signed.signature.0).unwrap();
+    }
+
+    #[tokio::test]
+    async fn validator_proofs_bind_the_key_to_the_peer() {
+        let s = signer(1);
+        let key = s.public_key().to_bytes().to_vec();
+        let proof = s.sign_validator_proof(key, b"peer".to_vec()).await.unwrap();
+        let v = ConsensusVerifier::new(CHAIN);
+        assert!(v.verify_validator_proof(&proof).await.unwrap().is_valid());
+        let stolen = ValidatorProof::new(proof.public_key.clone(), b"other peer".to_vec(), proof.signature);
+        assert!(v.verify_validator_proof(&stolen).await.unwrap().is_invalid());
+        let garbled = ValidatorProof::new(vec![1, 2, 3], proof.peer_id.clone(), proof.signature);
+        assert!(v.verify_validator_proof(&garbled).await.unwrap().is_invalid());
+    }
+
+    #[test]
+    fn parts_verify_only_from_the_rounds_proposer() {
+        let set = set();
+        let proposer = set.proposer(Height(1), Round::new(0)).address;
+        let i = proposer.0[0];
+        let mut part = ProposalPart {
+            height: Height(1),
+            round: Round::new(0),
+            pol_round: Round::Nil,
+            proposer,
+            value: BlockId(B256::repeat_byte(9)),
+            block: vec![1, 2, 3],
+            signature: Signature([0; 64]),
+        };
+        assert_eq!(part.verify(&set, CHAIN), Err(PartError::BadSignature(proposer)));
+        signer(i).sign_part(&mut part);
+        assert_eq!(part.verify(&set, CHAIN), Ok(()));
+        let mut impostor = ProposalPart { proposer: ValidatorAddress(Address::repeat_byte(i % 3 + 1)), ..part.clone() };
+        signer(i % 3 + 1).sign_part(&mut impostor);
+        assert!(matches!(impostor.verify(&set, CHAIN), Err(PartError::NotTheProposer { .. })));
+        let moved = ProposalPart { value: BlockId(B256::repeat_byte(8)), ..part };
+        assert_eq!(moved.verify(&set, CHAIN), Err(PartError::BadSignature(proposer)));
+    }
+}

@@ -100,7 +100,11 @@ impl ValidatorSet {
     /// `runtime::staking::ValidatorSetRecord`, from `validator_set_at`):
     /// operators, their consensus keys and their stake in base units, which
     /// becomes voting power in whole OPEN.
-    pub fn from_staking(operators: &[Address], consensus_keys: &[B256], stakes: &[U256]) -> Result<Self, ValidatorSetError> {
+    pub fn from_staking(
+        operators: &[Address],
+        consensus_keys: &[B256],
+        stakes: &[U256],
+    ) -> Result<Self, ValidatorSetError> {
         if operators.len() != consensus_keys.len() || operators.len() != stakes.len() {
             return Err(ValidatorSetError::LengthMismatch {
                 operators: operators.len(),
@@ -306,10 +310,7 @@ mod tests {
         assert_eq!(set.total_power(), 5);
         assert!(matches!(ValidatorSet::from_staking(&ops, &keys, &[]), Err(ValidatorSetError::LengthMismatch { .. })));
         // Not every 32-byte string is a point on the curve.
-        let bad_key = (0u8..=255)
-            .map(B256::repeat_byte)
-            .find(|k| VerifyingKey::from_bytes(&k.0).is_err())
-            .unwrap();
+        let bad_key = (0u8..=255).map(B256::repeat_byte).find(|k| VerifyingKey::from_bytes(&k.0).is_err()).unwrap();
         assert_eq!(
             ValidatorSet::from_staking(&ops, &[keys[0], bad_key], &stakes),
             Err(ValidatorSetError::BadKey(Address::repeat_byte(2)))

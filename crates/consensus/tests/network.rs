@@ -24,8 +24,8 @@ use consensus::app_channel::app::types::sync::RawDecidedValue;
 use consensus::app_channel::app::types::{Keypair, LocallyProposedValue, ProposedValue};
 use consensus::app_channel::{AppMsg, Channels, EngineHandle, NetworkMsg};
 use consensus::{
-    BlockId, ConsensusSigner, EngineConfig, Height, OlContext, ProposalPart, Signature, ValidatorAddress,
-    ValidatorSet, loopback_addr, start_validator,
+    BlockId, ConsensusSigner, EngineConfig, Height, OlContext, ProposalPart, Signature, ValidatorAddress, ValidatorSet,
+    loopback_addr, start_validator,
 };
 use keys::ConsensusKey;
 
@@ -237,8 +237,14 @@ impl App {
             AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
                 let value = BlockId(keccak256(&value_bytes));
                 self.blocks.insert(value, value_bytes.to_vec());
-                let proposed =
-                    ProposedValue { height, round, valid_round: Round::Nil, proposer, value, validity: Validity::Valid };
+                let proposed = ProposedValue {
+                    height,
+                    round,
+                    valid_round: Round::Nil,
+                    proposer,
+                    value,
+                    validity: Validity::Valid,
+                };
                 let _ = reply.send(SyncedValueOutcome::Verdict(proposed));
             }
             AppMsg::RestreamProposal { height, round, value_id, .. } => {
