@@ -7,6 +7,7 @@
 //! - [`hash`]: keccak256 for transactions and blocks, blake3 for content;
 //! - [`tx`]: Ethereum EIP-2718 transactions, decoded and sender-recovered with alloy;
 //! - [`block`]: headers (Ethereum's header layout), bodies, receipts and logs;
+//! - [`consensus`]: the bytes validators sign for votes and proposals;
 //! - [`system`]: the fixed addresses of the system contracts and the EIP-712 domain rule;
 //! - [`abi`]: the Solidity interfaces of the system contracts (`sol!`);
 //! - [`rows`]: Datanet rows, row ids, rows roots and version roots;
@@ -16,6 +17,7 @@
 pub mod abi;
 pub mod amount;
 pub mod block;
+pub mod consensus;
 pub mod hash;
 pub mod merkle;
 pub mod model_hash;
