@@ -268,3 +268,129 @@ fn memory_is_readable_only_as_allowed(e: &ServingEnv, id: u64) {
     assert_eq!(up(5, "", &vec![b'x'; node::agents_route::MAX_AGENT_BLOB + 1]), 413);
     assert_eq!(http_send(&e.node.http, "POST", "/v1/agents/blobs", &[], b"{}").0, 401);
 }
+
+fn repo(p: &str) -> String {
+    format!("{}/../../{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A model fine-tuned on a Datanet version (contributor: dev 1), made live by
+/// governance; returns (model id, contribution id).
+fn fine_tuned_model(e: &ServingEnv) -> (u64, u64) {
+    let d = e.ok(
+        &["datanet", "create", "--from-json", &repo("data/unix-shell/datanet.json"), "--dev-account", "0"],
+        true,
+        true,
+    );
+    let dn = d["id"].as_u64().unwrap().to_string();
+    let c = e.ok(
+        &["contribute", &repo("data/unix-shell/contributor-1.jsonl"), "--datanet", &dn, "--dev-account", "1"],
+        true,
+        true,
+    );
+    let cid = c["contribution"].as_u64().unwrap();
+    e.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
+    let train = ["train", "submit", "--datanet", &format!("{dn}:1"), "--steps", "4", "--batch-size", "2"];
+    let j = e.ok(&[&train[..], &["--max-seq-len", "96", "--watch", "--dev-account", "1"]].concat(), false, true);
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let job = j["id"].as_u64().unwrap_or(1).to_string();
+    let reg = e.ok(
+        &["model", "propose", "--job", &job, "--price-in", "2", "--price-out", "4", "--dev-account", "1"],
+        true,
+        true,
+    );
+    let id = reg["id"].as_u64().unwrap();
+    let call = format!("models.approve [{id}]");
+    let p = e.ok(&["gov", "propose", "--description", "live", "--call", &call, "--dev-account", "0"], true, false);
+    let pid = p["id"].as_u64().unwrap().to_string();
+    e.node.advance_to(p["voteStart"].as_u64().unwrap());
+    e.ok(&["gov", "vote", &pid, "for", "--dev-account", "0"], true, false);
+    e.node.advance_to(p["voteEnd"].as_u64().unwrap() + 2);
+    e.ok(&["gov", "execute", &pid, "--dev-account", "0"], true, false);
+    (id, cid)
+}
+
+/// The trail of a task whose agent paid a fine-tuned model: the receipt's data
+/// part goes, through the posted attribution record, to the contributor of the
+/// Datanet rows the answer used; every party's part is checked to the wei, the
+/// credits against the record's pending credits and the contribution's rewards.
+#[test]
+fn a_task_on_a_fine_tuned_model_pays_its_data_contributors_through_the_trail() {
+    let e = ServingEnv::start();
+    let (model, cid) = fine_tuned_model(&e);
+    let op = format!("{:?}", node::dev_serving_operator().address());
+    // Owner dev 3 (no contributor), operator dev 4, client dev 2.
+    let reg = e.ok(&["agent", "register", "shell-2", "--operator", &addr(4), "--dev-account", "3"], true, true);
+    let ids = reg["id"].as_u64().unwrap().to_string();
+    e.ok(&["agent", "fund", &ids, "10", "--dev-account", "3"], true, false);
+    e.ok(&["agent", "allow", &ids, &op, "10", "--dev-account", "4"], true, false);
+    let key =
+        e.ok(&["agent", "bind-key", &ids, "--dev-account", "4"], true, false)["key"].as_str().unwrap().to_string();
+    let post = ["agent", "task", "post", "--agent", &ids, "--spec", "How do I list hidden files?", "--domain", "shell"];
+    let t = e.ok(&[&post[..], &["--payment", "2", "--dev-account", "2"]].concat(), true, true);
+    let task = t["taskId"].as_u64().unwrap().to_string();
+    let mid = format!("m{model}");
+    let run = ["agent", "run", &ids, "--domain", "shell", "--api-key", &key, "--model", &mid, "--once"];
+    let done = e.ok(&[&run[..], &["--max-tokens", "8", "--dev-account", "4"]].concat(), true, true);
+    let receipt = done["receipts"][0].as_str().unwrap().to_string();
+
+    // The node posts the record after settlement: credits pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pending = loop {
+        let tr = e.ok(&["agent", "trail", &task], true, false);
+        let d = tr["receipts"][0]["data"].clone();
+        if d["status"] != "open" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attribution record posted: {d}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(pending["status"], "posted", "{pending}");
+    let held = wei(&pending["amount"]);
+    assert!(held > 0, "a fine-tuned model's receipt has a data part: {pending}");
+    let credits = pending["credits"].as_array().unwrap().clone();
+    assert!(credits.iter().any(|c| c["contributionId"] == cid), "the record credits the contribution: {pending}");
+    // The record verifies from public inputs; after the challenge window anyone finalizes it.
+    assert_eq!(e.ok(&["attribution", "verify", &receipt, "--api-key", &key], true, true)["ok"], true);
+    // The record is private to the payer, a wallet no key holds: the agent's owner
+    // and operator read it for it, nobody else does.
+    let path = format!("/v1/attribution/{receipt}");
+    for (who, status) in [(3, 200), (4, 200), (5, 403)] {
+        let h = [(keys::request::AUTH_HEADER, e.node.sign(&dev(who), "GET", &path, b""))];
+        assert_eq!(e.node.http_get_with(&path, &h).0, status, "dev {who}");
+    }
+    let head = e.node.client().block_number().unwrap();
+    e.node.advance_to(head + 11);
+    e.ok(&["gov", "call", &format!("inference.finalizeAttribution {receipt}"), "--dev-account", "5"], true, false);
+    e.ok(&["agent", "task", "accept-result", &task, "--dev-account", "2"], true, false);
+
+    let trail = e.ok(&["agent", "trail", &task], true, false);
+    assert_eq!(trail["status"], "paid");
+    let owner = &trail["agentOwner"];
+    assert_eq!(owner["address"].as_str().unwrap().to_lowercase(), addr(3));
+    assert_eq!(wei(&owner["paid"]) + wei(&owner["protocolShare"]), 2 * primitives::ONE_OPEN, "{trail}");
+    let r = &trail["receipts"][0];
+    assert_eq!(r["modelId"], model, "{r}");
+    let d = &r["data"];
+    assert_eq!(d["status"], "finalized", "{d}");
+    assert_eq!(wei(&d["amount"]), held);
+    let parts = wei(&r["modelOwner"]["amount"])
+        + wei(&r["servingOperator"]["amount"])
+        + wei(&r["stakers"])
+        + wei(&r["treasury"])
+        + held;
+    assert_eq!(parts, wei(&r["cost"]), "{r}");
+    // Finalized credits are the pending ones, and with the dust make the data part.
+    let credited: u128 = d["credits"].as_array().unwrap().iter().map(|c| wei(&c["amount"])).sum();
+    assert_eq!(credited + wei(&d["dust"]) + wei(&d["forfeited"]), held, "{d}");
+    let key_of = |c: &Value| (c["contributionId"].as_u64().unwrap(), wei(&c["amount"]));
+    let mut before: Vec<_> = credits.iter().map(key_of).collect();
+    let mut after: Vec<_> = d["credits"].as_array().unwrap().iter().map(key_of).collect();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "finalization pays exactly the posted record's credits");
+    // The contributor (dev 1) is named, and its contribution can claim exactly its credit.
+    let mine = d["credits"].as_array().unwrap().iter().find(|c| c["contributionId"] == cid).unwrap();
+    assert_eq!(mine["contributor"].as_str().unwrap().to_lowercase(), addr(1));
+    let rewards = e.ok(&["rewards", "show", &cid.to_string()], true, false);
+    assert_eq!(wei(&rewards["claimable"]), wei(&mine["amount"]), "{rewards}");
+}

@@ -223,26 +223,35 @@ impl Meter {
         Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
     }
 
+    /// The agent whose wallet `payer` is (0: none).
+    fn agent_of(&self, payer: Address) -> Result<u64, BillingError> {
+        use crate::tx::{ViewError, call_view};
+        use primitives::abi::{IAgents, UnknownFunction};
+        match call_view(&self.chain, Module::Agents.address(), &IAgents::agentOfWalletCall { wallet: payer }) {
+            Ok(id) => Ok(id),
+            // A chain whose runtime has no agents module has no agent wallets.
+            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => {
+                Ok(0)
+            }
+            Err(e) => Err(BillingError::Unavailable(format!("agents.agentOfWallet: {e}"))),
+        }
+    }
+
     /// When `payer` is an agent's wallet, whether the agents module lets it pay
     /// for `model` now (not frozen, the model within its limits): a receipt it
     /// refuses would never settle, so the node refuses the request instead.
     fn agent_may_pay(&self, payer: Address, model: u64) -> Result<(), BillingError> {
-        use crate::tx::{ViewError, call_view};
-        use primitives::abi::{IAgents, UnknownFunction};
-        let agents = Module::Agents.address();
-        let agent = match call_view(&self.chain, agents, &IAgents::agentOfWalletCall { wallet: payer }) {
-            Ok(id) => id,
-            // A chain whose runtime has no agents module has no agent wallets.
-            Err(ViewError::Reverted(d)) if d.starts_with(&<UnknownFunction as alloy_sol_types::SolError>::SELECTOR) => {
-                0
-            }
-            Err(e) => return Err(BillingError::Unavailable(format!("agents.agentOfWallet: {e}"))),
-        };
+        use primitives::abi::IAgents;
+        let agent = self.agent_of(payer)?;
         if agent == 0 {
             return Ok(());
         }
-        let verdict = call_view(&self.chain, agents, &IAgents::canServeCall { wallet: payer, modelId: model })
-            .map_err(|e| BillingError::Unavailable(format!("agents.canServe: {e}")))?;
+        let verdict = crate::tx::call_view(
+            &self.chain,
+            Module::Agents.address(),
+            &IAgents::canServeCall { wallet: payer, modelId: model },
+        )
+        .map_err(|e| BillingError::Unavailable(format!("agents.canServe: {e}")))?;
         if !verdict.ok {
             return Err(BillingError::Refused(format!(
                 "{payer} is the wallet of agent {agent}, which may not pay for m{model} now: {}",
@@ -475,6 +484,17 @@ impl Billing for Meter {
     /// Every answer is billed to a payer's allowance: anonymous requests are refused unread.
     fn requires_payer(&self) -> bool {
         true
+    }
+
+    /// An agent's wallet has no key: its current owner and operator act for it.
+    fn acts_for(&self, caller: Address, payer: Address) -> bool {
+        use primitives::abi::IAgents;
+        let Ok(id) = self.agent_of(payer) else { return false };
+        if id == 0 {
+            return false;
+        }
+        crate::tx::call_view(&self.chain, Module::Agents.address(), &IAgents::agentCall { id })
+            .is_ok_and(|a| caller == a.owner || caller == a.operator)
     }
 
     fn reserve(

@@ -47,6 +47,12 @@ pub trait Billing: Send + Sync + 'static {
     fn requires_payer(&self) -> bool {
         false
     }
+    /// Whether `caller` acts for `payer` (an address no key holds, such as an
+    /// agent's wallet, whose owner and operator act for it): it may then read
+    /// what the payer may, such as its attribution records.
+    fn acts_for(&self, _caller: Address, _payer: Address) -> bool {
+        false
+    }
     /// Reserve the cost of `prompt_tokens` in and up to `max_tokens` out.
     fn reserve(
         &self,

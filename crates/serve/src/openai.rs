@@ -192,13 +192,19 @@ async fn attribution_record(
         return bad("invalid_receipt", format!("{receipt:?} is not a receipt hash (0x + 64 hex digits)"));
     };
     match s.attributor.as_ref().and_then(|a| a.record(h)) {
-        Some((v, access)) if access.allows(caller) => Json(v).into_response(),
+        Some((v, access))
+            if access.allows(caller)
+                || matches!((caller, access.payer), (Some(c), Some(p)) if s.billing.acts_for(c, p)) =>
+        {
+            Json(v).into_response()
+        }
         Some(_) => error_response(
             StatusCode::FORBIDDEN,
             "permission_error",
             "record_forbidden",
             format!(
-                "the attribution record of receipt {h} is readable by its payer and the serving operator{} \
+                "the attribution record of receipt {h} is readable by its payer (or those acting for it, such as \
+                 an agent's owner and operator) and the serving operator{} \
                  (the payer publishes a record by sending `OpenLedger-Attribution-Public: true` with the request)",
                 match caller {
                     Some(a) => format!(", not by {a}"),

@@ -317,7 +317,6 @@ fn human_task(t: &AgentTask) -> String {
     )
 }
 
-
 fn hold_status(s: u8) -> &'static str {
     match s {
         1 => "open",
