@@ -666,6 +666,8 @@ impl Billing for Meter {
         let p = st.payers.entry(r.payer).or_default();
         p.reserved = p.reserved.saturating_sub(r.max_cost);
         let nonce = p.next_nonce.max(1);
+        // Used even if the journal fails below: a receipt half-written may yet be read.
+        p.next_nonce = nonce + 1;
         let receipt = InferenceReceipt {
             requestHash: request_hash,
             responseHash: response_hash,

@@ -11,7 +11,7 @@
 //! never acknowledged (the write that made them did not finish its sync).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use alloy_sol_types::SolValue;
@@ -28,6 +28,9 @@ const MAX_RECORD: usize = 4096;
 pub(super) struct Journal {
     path: PathBuf,
     file: File,
+    /// The length of the journal's good records: an append that fails is cut
+    /// back to it, so no half-written record hides the ones appended after.
+    len: u64,
 }
 
 impl Journal {
@@ -46,13 +49,24 @@ impl Journal {
                 records.len()
             );
         }
-        Ok((Journal { path: path.to_path_buf(), file }, records))
+        // `rewrite` comes before any append and sets the true length.
+        Ok((Journal { path: path.to_path_buf(), file, len: 0 }, records))
     }
 
     /// Append one receipt and sync it to disk.
     pub(super) fn append(&mut self, s: &Signed) -> io::Result<()> {
-        self.file.write_all(&encode(s))?;
-        self.file.sync_data()
+        let record = encode(s);
+        let written = self.file.write_all(&record).and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => self.len += record.len() as u64,
+            Err(_) => {
+                let cut = self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)));
+                if let Err(e) = cut.and_then(|_| self.file.sync_data()) {
+                    tracing::error!("receipt journal {}: a failed append not cut back: {e}", self.path.display());
+                }
+            }
+        }
+        written
     }
 
     /// Replace the journal with these receipts: written to a temporary file,
@@ -68,6 +82,7 @@ impl Journal {
         // The new file's handle now names the journal: later appends go to it
         // (its cursor is at its end).
         self.file = file;
+        self.len = bytes.len() as u64;
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         File::open(dir)?.sync_all()
     }
