@@ -140,13 +140,15 @@ fn start_serving(
         handle: tokio::runtime::Handle::current(),
     });
     let cache = serve::AdapterCache::new(sc.adapter_cache_bytes, source, metrics.clone());
-    let meter = Meter::new(
+    let meter = Meter::open(
         chain.clone(),
         sc.operator.clone(),
         sc.serving_key.clone(),
         tokio::runtime::Handle::current(),
         metrics,
-    );
+        &cfg.data_dir.join("receipts.journal"),
+    )
+    .map_err(NodeError::Serving)?;
     let every = Duration::from_millis(sc.settle_every_ms.max(50));
     workers.push(meter.start(every).map_err(|e| NodeError::Serving(format!("settlement thread: {e}")))?);
     let attribution = attribution::AttributionService::new(

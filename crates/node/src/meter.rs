@@ -4,9 +4,12 @@
 //! billed but not yet settled), so the node never serves more than it can
 //! settle; afterwards bill what was delivered, sign an EIP-712 receipt with the
 //! serving key, and settle receipts on-chain in batches that never exceed the
-//! allowance.
+//! allowance. With a journal (`Meter::open`), every receipt is on disk
+//! before the client sees it, and a restart settles what a crash left.
 
-use std::collections::HashMap;
+mod journal;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +65,33 @@ struct State {
     payers: HashMap<Address, PayerState>,
     queue: Vec<Signed>,
     next_id: u64,
+    /// Where billed receipts are kept until they settle (none: memory only).
+    journal: Option<journal::Journal>,
+}
+
+impl State {
+    /// Count a receipt billed to its payer and not yet settled.
+    fn owe(&mut self, s: &Signed) {
+        let p = self.payers.entry(s.receipt.payer).or_default();
+        p.unsettled += s.cost;
+        p.next_nonce = p.next_nonce.max(s.receipt.nonce + 1);
+    }
+
+    /// The receipt no longer counts against its payer (settled or dropped).
+    fn forget(&mut self, s: &Signed) {
+        if let Some(p) = self.payers.get_mut(&s.receipt.payer) {
+            p.unsettled = p.unsettled.saturating_sub(s.cost);
+        }
+    }
+
+    /// Rewrite the journal with only what is queued (logged on failure: the
+    /// journal then holds receipts already settled, which a restart skips).
+    fn compact(&mut self) {
+        let Some(j) = self.journal.as_mut() else { return };
+        if let Err(e) = j.rewrite(self.queue.iter()) {
+            tracing::warn!("receipt journal not compacted: {e}");
+        }
+    }
 }
 
 /// The node's [`Billing`]: one serving operator.
@@ -74,6 +104,9 @@ pub struct Meter {
     /// The registered serving key: signs receipts.
     serving: SecretKey,
     state: Mutex<State>,
+    /// Held through a settlement round: the journal is compacted to the
+    /// queue, so no round's batch may be in flight (out of the queue) then.
+    round: Mutex<()>,
     handle: tokio::runtime::Handle,
     /// Attribution records waiting for their receipt to settle.
     to_post: Mutex<Option<crate::attribution::PendingRecords>>,
@@ -129,12 +162,90 @@ impl Meter {
             operator,
             serving,
             state: Mutex::new(State::default()),
+            round: Mutex::new(()),
             handle,
             to_post: Mutex::new(None),
             settled: Mutex::new(Default::default()),
             revealer: Mutex::new(None),
             revealed: Mutex::new(Default::default()),
         })
+    }
+
+    /// A meter whose billed receipts are journaled at `journal` (created if
+    /// missing). The receipts a previous run journaled and the chain has not
+    /// settled are queued again, count against their payers' allowances, and
+    /// keep nonces from being reused; the rest are left out.
+    pub fn open(
+        chain: Arc<Chain>,
+        operator: SecretKey,
+        serving: SecretKey,
+        handle: tokio::runtime::Handle,
+        metrics: Arc<serve::Metrics>,
+        journal: &std::path::Path,
+    ) -> Result<Arc<Meter>, String> {
+        let (mut j, records) = journal::Journal::open(journal)
+            .map_err(|e| format!("opening the receipt journal {}: {e}", journal.display()))?;
+        let meter = Meter::new(chain, operator, serving, handle, metrics);
+        let owed = meter.still_owed(records);
+        {
+            let mut st = meter.state.lock().unwrap();
+            for s in &owed {
+                st.owe(s);
+            }
+            if !owed.is_empty() {
+                let value: u128 = owed.iter().map(|s| s.cost).sum();
+                tracing::info!("{} receipts ({value} base units of OPEN) from the journal queued again", owed.len());
+            }
+            // Before any append: drops a torn tail and what settled.
+            j.rewrite(owed.iter()).map_err(|e| format!("rewriting the receipt journal {}: {e}", journal.display()))?;
+            st.queue = owed;
+            st.journal = Some(j);
+        }
+        meter.publish_metrics();
+        Ok(meter)
+    }
+
+    /// The journaled receipts the chain has not settled, each once. One the
+    /// node cannot check (its state unreadable) is kept: settlement sorts it out.
+    fn still_owed(&self, records: Vec<Signed>) -> Vec<Signed> {
+        let me = self.operator.address();
+        let mut last_nonces: HashMap<Address, u64> = HashMap::new();
+        let mut seen = HashSet::new();
+        let mut owed = Vec::new();
+        for s in records {
+            let hash = receipt_hash(&s.receipt);
+            if s.receipt.operator != me {
+                tracing::warn!(
+                    "journaled receipt {hash} names operator {}, not this node's {me}: skipped",
+                    s.receipt.operator
+                );
+                continue;
+            }
+            if !seen.insert(hash) {
+                continue;
+            }
+            let last = match last_nonces.get(&s.receipt.payer) {
+                Some(n) => Ok(*n),
+                None => self.allowance(s.receipt.payer).map(|(_, n)| n),
+            };
+            let settled = last.and_then(|n| {
+                last_nonces.insert(s.receipt.payer, n);
+                if s.receipt.nonce <= n {
+                    return Ok(true);
+                }
+                let r = view(&self.chain, &IInference::settledReceiptCall { receiptHash: hash })?;
+                Ok(r.settledAt != 0 || r.payer != Address::ZERO)
+            });
+            match settled {
+                Ok(true) => {}
+                Ok(false) => owed.push(s),
+                Err(e) => {
+                    tracing::warn!("journaled receipt {hash}: its settlement could not be checked ({e}); queued again");
+                    owed.push(s);
+                }
+            }
+        }
+        owed
     }
 
     /// Post these records (phase two) once their receipts settle.
@@ -334,6 +445,7 @@ impl Meter {
     /// One settlement round; every transaction's wait ends by `by` (by default
     /// [`crate::tx::MINED_WITHIN`] after it is sent).
     fn settle_round(&self, by: Option<Instant>) -> Result<usize, String> {
+        let _round = self.round.lock().unwrap();
         let batch: Vec<Signed> = {
             let mut st = self.state.lock().unwrap();
             let n = st.queue.len().min(MAX_BATCH);
@@ -351,10 +463,9 @@ impl Meter {
             Ok(()) => {
                 let mut st = self.state.lock().unwrap();
                 for s in &batch {
-                    if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
-                        p.unsettled = p.unsettled.saturating_sub(s.cost);
-                    }
+                    st.forget(s);
                 }
+                st.compact();
                 drop(st);
                 self.metrics.settlement_settled.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let hashes: Vec<B256> = batch.iter().map(|s| receipt_hash(&s.receipt)).collect();
@@ -368,6 +479,9 @@ impl Meter {
             Err(TxFailure::Reverted { hash, data }) => {
                 let (kept, dropped) = self.sort_out(batch);
                 self.requeue(kept);
+                if dropped > 0 {
+                    self.state.lock().unwrap().compact();
+                }
                 Err(format!(
                     "settlement {hash} reverted ({}); {dropped} receipts refused for good were dropped, the rest retry",
                     crate::tx::error_name(&data)
@@ -406,10 +520,7 @@ impl Meter {
                         s.receipt.modelId,
                         s.cost
                     );
-                    let mut st = self.state.lock().unwrap();
-                    if let Some(p) = st.payers.get_mut(&s.receipt.payer) {
-                        p.unsettled = p.unsettled.saturating_sub(s.cost);
-                    }
+                    self.state.lock().unwrap().forget(&s);
                     self.metrics.settlement_dropped.fetch_add(1, Ordering::Relaxed);
                     dropped += 1;
                 }
@@ -555,8 +666,8 @@ impl Billing for Meter {
         let p = st.payers.entry(r.payer).or_default();
         p.reserved = p.reserved.saturating_sub(r.max_cost);
         let nonce = p.next_nonce.max(1);
+        // Used even if the journal fails below: a receipt half-written may yet be read.
         p.next_nonce = nonce + 1;
-        p.unsettled += billed;
         let receipt = InferenceReceipt {
             requestHash: request_hash,
             responseHash: response_hash,
@@ -592,7 +703,14 @@ impl Billing for Meter {
             "issuedAt": receipt.issuedAt,
             "signature": format!("0x{}", hex::encode(&sig_bytes)),
         });
-        st.queue.push(Signed { receipt, signature: sig_bytes, cost: billed, attempts: 0 });
+        let signed = Signed { receipt, signature: sig_bytes, cost: billed, attempts: 0 };
+        // On disk before the client sees it. A receipt not journaled is not
+        // billed (its nonce stays unused: the chain only wants nonces to grow).
+        if let Some(j) = st.journal.as_mut() {
+            j.append(&signed).map_err(|e| BillingError::Unavailable(format!("the receipt journal: {e}")))?;
+        }
+        st.owe(&signed);
+        st.queue.push(signed);
         self.metrics.settlement_queued.store(st.queue.len() as u64, Ordering::Relaxed);
         Ok(Some(out))
     }
