@@ -29,7 +29,6 @@ use common::Mem;
 const CHAIN: u64 = 31337;
 const AGENTS: Address = Module::Agents.address();
 const INFERENCE: Address = Module::Inference.address();
-const GOV: Address = Module::Governance.address();
 const PERIOD: u64 = 10;
 const UNBOND_DELAY: u64 = 5;
 const WINDOW: u64 = 4;
@@ -156,25 +155,8 @@ impl Chain {
     fn block_with(&mut self, txs: Vec<SignedTransaction>, gov_calls: Vec<IModelsCalls>) -> Vec<Receipt> {
         self.height += 1;
         let env = self.env(self.height);
-        let (receipts, writes) = {
-            let mut st = Overlay::new(&self.mem);
-            runtime::begin_block(&mut st, &env).unwrap();
-            let mut used = 0;
-            let mut rs = vec![];
-            for tx in &txs {
-                let r = runtime::apply_transaction(&mut st, &env, tx, used).unwrap();
-                used = r.cumulative_gas_used;
-                rs.push(r);
-            }
-            for call in gov_calls {
-                let mut ctx =
-                    runtime::CallCtx { env: &env, sender: GOV, value: Amount::ZERO, logs: vec![], calls: vec![] };
-                runtime::models::execute(&mut st, &mut ctx, call).unwrap();
-            }
-            runtime::end_block(&mut st, &env).unwrap();
-            (rs, st.into_writes())
-        };
-        self.mem.apply(writes);
+        let (receipts, done) = self.mem.run_block(&env, &txs, gov_calls);
+        assert!(done.iter().all(|ok| *ok), "a governance call failed");
         self.check();
         receipts
     }

@@ -132,28 +132,7 @@ impl Chain {
     fn block_with(&mut self, txs: Vec<SignedTransaction>, gov_calls: Vec<IModelsCalls>) -> Vec<Receipt> {
         self.height += 1;
         let env = self.env(self.height);
-        let (receipts, writes) = {
-            let mut st = Overlay::new(&self.mem);
-            runtime::begin_block(&mut st, &env).unwrap();
-            let mut used = 0;
-            let mut rs = vec![];
-            for tx in &txs {
-                let r = runtime::apply_transaction(&mut st, &env, tx, used).unwrap();
-                used = r.cumulative_gas_used;
-                rs.push(r);
-            }
-            for call in gov_calls {
-                let cp = st.checkpoint();
-                let mut ctx =
-                    runtime::CallCtx { env: &env, sender: GOV, value: Amount::ZERO, logs: vec![], calls: vec![] };
-                if runtime::models::execute(&mut st, &mut ctx, call).is_err() {
-                    st.revert_to(cp);
-                }
-            }
-            runtime::end_block(&mut st, &env).unwrap();
-            (rs, st.into_writes())
-        };
-        self.mem.apply(writes);
+        let (receipts, _) = self.mem.run_block(&env, &txs, gov_calls);
         self.check_supply();
         receipts
     }

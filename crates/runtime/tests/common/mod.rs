@@ -27,6 +27,47 @@ impl Mem {
     }
 }
 
+impl Mem {
+    /// Run one block over this state: its transactions (each must be
+    /// includable), then `gov_calls` to models with the governance address as
+    /// sender, as an executed proposal makes them, each all or nothing (whether
+    /// each succeeded is returned beside the receipts); apply its writes.
+    pub fn run_block(
+        &mut self,
+        env: &runtime::BlockEnv,
+        txs: &[primitives::SignedTransaction],
+        gov_calls: Vec<primitives::abi::IModels::IModelsCalls>,
+    ) -> (Vec<primitives::block::Receipt>, Vec<bool>) {
+        let mut done = vec![];
+        let (receipts, writes) = {
+            let mut st = runtime::Overlay::new(&*self);
+            runtime::begin_block(&mut st, env).unwrap();
+            let mut used = 0;
+            let mut rs = vec![];
+            for tx in txs {
+                let r = runtime::apply_transaction(&mut st, env, tx, used).unwrap();
+                used = r.cumulative_gas_used;
+                rs.push(r);
+            }
+            for call in gov_calls {
+                let sender = primitives::system::Module::Governance.address();
+                let mut ctx =
+                    runtime::CallCtx { env, sender, value: primitives::Amount::ZERO, logs: vec![], calls: vec![] };
+                let cp = st.checkpoint();
+                let ok = runtime::models::execute(&mut st, &mut ctx, call).is_ok();
+                if !ok {
+                    st.revert_to(cp);
+                }
+                done.push(ok);
+            }
+            runtime::end_block(&mut st, env).unwrap();
+            (rs, st.into_writes())
+        };
+        self.apply(writes);
+        (receipts, done)
+    }
+}
+
 /// A ledger driven by signed transactions, as a chain applies them: genesis,
 /// then one block per [`Ledger::block`], each checked against the supply equation.
 pub struct Ledger {
