@@ -327,3 +327,16 @@ fn anonymous_requests_cost_no_work_and_are_limited_by_network_address() {
     assert_eq!(status, 200, "{resp}");
     assert_eq!(metric("openlora_prompts_tokenized_total"), tokenized + 1);
 }
+
+/// A node started with `--data-dir` keeps its dev API key there: `infer
+/// --data-dir` pays with it; a data dir without one is a clear error.
+#[test]
+fn infer_takes_the_dev_key_of_a_data_dir() {
+    let e = Env::start();
+    let data = e.dir().join("chain");
+    let a = e.ok(&["infer", "m1", "hi", "--data-dir", data.to_str().unwrap(), "--max-tokens", "2"], false, true);
+    assert_eq!(a["usage"]["completion_tokens"], 2);
+    let empty = e.dir().join("nothing-here");
+    let out = e.fail(&["infer", "m1", "hi", "--data-dir", empty.to_str().unwrap()], false, true);
+    assert!(out.contains("no API key") && out.contains("nothing-here"), "{out}");
+}

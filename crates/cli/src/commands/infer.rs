@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::httpc::HttpArgs;
@@ -13,9 +13,14 @@ pub struct InferArgs {
     /// The model: `m<id>` (m1 is the base model).
     pub model: String,
     pub prompt: String,
-    /// The API key (default: $OPENLEDGER_API_KEY, else the dev key of the default data dir).
+    /// The API key (default: $OPENLEDGER_API_KEY, else the dev key of the
+    /// node's data dir: `--data-dir`, or the default `up` data dir).
     #[arg(long, env = "OPENLEDGER_API_KEY")]
     pub api_key: Option<String>,
+    /// The data dir of the dev node to take the dev API key from (a node
+    /// started with `up --data-dir DIR` writes it to `DIR/dev-api-key`).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u64,
     #[arg(long, default_value_t = 0.0)]
@@ -34,14 +39,26 @@ pub struct InferArgs {
     pub http: HttpArgs,
 }
 
-fn default_key() -> Option<String> {
-    std::fs::read_to_string(super::home().join("dev").join("dev-api-key")).ok().map(|s| s.trim().to_string())
+/// The key to pay with: `--api-key`/`$OPENLEDGER_API_KEY`, else the dev key
+/// of `--data-dir`, else that of the default `up` data dir.
+fn api_key(a: &InferArgs) -> anyhow::Result<String> {
+    if let Some(k) = &a.api_key {
+        return Ok(k.clone());
+    }
+    let dir = a.data_dir.clone().unwrap_or_else(|| super::home().join("dev"));
+    let file = dir.join("dev-api-key");
+    match std::fs::read_to_string(&file) {
+        Ok(k) => Ok(k.trim().to_string()),
+        Err(e) => bail!(
+            "no API key: give --api-key or $OPENLEDGER_API_KEY (openledger apikey new), or start a dev node \
+             (`openledger up`, which writes its key to {}: {e})",
+            file.display()
+        ),
+    }
 }
 
 pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
-    let key = a.api_key.clone().or_else(default_key).ok_or_else(|| {
-        anyhow!("no API key: give --api-key or $OPENLEDGER_API_KEY (openledger apikey new), or start `openledger up`")
-    })?;
+    let key = api_key(&a)?;
     let (path, mut body) = if a.completion {
         ("/v1/completions", json!({"model": a.model, "prompt": a.prompt}))
     } else {
