@@ -974,6 +974,7 @@ mod tests {
             verifier: None,
             job_limits: Default::default(),
             ingest_quota: Default::default(),
+            dev_rpc: false,
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

@@ -202,3 +202,22 @@ fn the_dev_node_sends_nothing_from_account_0_when_its_ports_open() {
         http_send(&node.http, "GET", "/v1/models", &[("Authorization", format!("Bearer {}", key.trim()))], b"");
     assert_eq!(status, 200);
 }
+
+/// The dev node mines on request as Hardhat and Anvil do, so a dev chain in
+/// instant mode advances without transactions.
+#[test]
+fn the_dev_node_mines_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(dir.path(), &["--instant"]);
+    let mut c = node.client();
+    let h = c.block_number().unwrap();
+    assert_eq!(c.call("evm_mine", json!([])).unwrap(), json!("0x0"));
+    assert_eq!(c.block_number().unwrap(), h + 1);
+    assert_eq!(c.call("anvil_mine", json!(["0x5"])).unwrap(), serde_json::Value::Null);
+    assert_eq!(c.block_number().unwrap(), h + 6);
+    c.call("hardhat_mine", json!([])).unwrap();
+    assert_eq!(c.block_number().unwrap(), h + 7);
+    let e = c.call("anvil_mine", json!(["0x1000"])).unwrap_err();
+    assert_eq!(e.code(), Some(-32602), "{e}");
+    assert_eq!(c.block_number().unwrap(), h + 7, "a refused call mines nothing");
+}

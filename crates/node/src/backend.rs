@@ -12,11 +12,19 @@ use runtime::bank::BankRead;
 /// Adapter from [`Chain`] to [`rpc::Backend`].
 pub struct ChainBackend {
     chain: Arc<Chain>,
+    /// Serve the dev chain's methods (`evm_mine`, `anvil_mine`).
+    dev_rpc: bool,
 }
 
 impl ChainBackend {
     pub fn new(chain: Arc<Chain>) -> Self {
-        ChainBackend { chain }
+        ChainBackend { chain, dev_rpc: false }
+    }
+
+    /// This backend with the dev chain's methods served or refused.
+    pub fn with_dev_rpc(mut self, dev_rpc: bool) -> Self {
+        self.dev_rpc = dev_rpc;
+        self
     }
 
     /// Run `f` against the state after block `number` (latest state when it is the head).
@@ -61,6 +69,17 @@ impl Backend for ChainBackend {
 
     fn client_version(&self) -> String {
         format!("openledger/v{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn mine(&self, blocks: u64) -> Result<u64, String> {
+        if !self.dev_rpc {
+            return Err(rpc::backend::NOT_A_DEV_CHAIN.into());
+        }
+        let mut head = self.chain.head().header.number;
+        for _ in 0..blocks {
+            head = self.chain.produce_block().map_err(|e| e.to_string())?;
+        }
+        Ok(head)
     }
 
     fn head_number(&self) -> u64 {

@@ -37,6 +37,9 @@ pub struct NodeConfig {
     pub job_limits: factory::JobLimits,
     /// Uploads per contributor per UTC day to this node's ingest route (bytes, files).
     pub ingest_quota: datanets::IngestQuota,
+    /// Serve the dev chain's RPC methods (`evm_mine`, `anvil_mine`,
+    /// `hardhat_mine`), as Hardhat and Anvil do: `up` only, never `start`.
+    pub dev_rpc: bool,
 }
 
 /// The validators' verifier service's keys.
@@ -612,6 +615,7 @@ impl ConfigFile {
                 daily_files: self.ingest_daily_files_per_contributor,
                 ..Default::default()
             },
+            dev_rpc: false,
         })
     }
 }

@@ -287,7 +287,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     };
     let store_for_node = store.clone();
     chain.start();
-    let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()));
+    let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()).with_dev_rpc(cfg.dev_rpc));
     let stopping = lifecycle.stopping();
     lifecycle.servers.lock().unwrap().push(tokio::spawn(async move {
         if let Err(e) = rpc::serve_until(listener, backend, stopping).await {

@@ -45,6 +45,7 @@ fn config(data_dir: PathBuf) -> node::NodeConfig {
         verifier: Some(node::VerifierConfig::dev()),
         job_limits: Default::default(),
         ingest_quota: Default::default(),
+        dev_rpc: false,
     }
 }
 

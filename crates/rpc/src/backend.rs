@@ -84,6 +84,10 @@ pub struct NodeStatus {
     pub version: String,
 }
 
+/// Why a node that is not a dev chain refuses `evm_mine` and `anvil_mine`.
+pub const NOT_A_DEV_CHAIN: &str =
+    "this node does not mine on request: evm_mine and anvil_mine are dev-chain methods (openledger up)";
+
 /// The node as the RPC server sees it. Block numbers passed in are already
 /// resolved from tags ("latest", "safe", "finalized" → head; "earliest" → 0;
 /// "pending" → head for state reads, with the pool counted where noted).
@@ -96,6 +100,11 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// e.g. "openledger/0.1.0".
     fn client_version(&self) -> String;
+    /// Seal `blocks` blocks now, empty if nothing is pending (`evm_mine`,
+    /// `anvil_mine`): a dev chain's tool, refused by every other node.
+    fn mine(&self, _blocks: u64) -> Result<u64, String> {
+        Err(NOT_A_DEV_CHAIN.into())
+    }
     /// The newest committed block.
     fn head_number(&self) -> u64;
     /// Header and hash of a committed block.

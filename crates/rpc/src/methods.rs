@@ -32,8 +32,19 @@ pub const RPC_GAS_CAP: u64 = 50_000_000;
 pub const RPC_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The methods that execute code or scan many blocks (run on the blocking
 /// pool, under the time cap, and counted against a batch's [`crate::MAX_BATCH_HEAVY`]).
-pub const HEAVY_METHODS: [&str; 6] =
-    ["eth_getLogs", "eth_call", "eth_estimateGas", "eth_feeHistory", "ol_getProof", "eth_getBlockReceipts"];
+pub const HEAVY_METHODS: [&str; 9] = [
+    "eth_getLogs",
+    "eth_call",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "ol_getProof",
+    "eth_getBlockReceipts",
+    "evm_mine",
+    "anvil_mine",
+    "hardhat_mine",
+];
+/// Most blocks one `anvil_mine`/`hardhat_mine` seals.
+pub const MAX_MINE_BLOCKS: u64 = 256;
 /// Most topic positions of a log filter (LOG4).
 const MAX_TOPICS: usize = 4;
 
@@ -121,6 +132,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
             let q = p.parse(0, "filter", LogQuery::parse)?;
             get_logs(b, &q).map(|logs| to_json(&logs))
         }
+        "evm_mine" | "anvil_mine" | "hardhat_mine" => mine(b, p, method),
         "ol_getProof" => ol_get_proof(b, p),
         "ol_supply" => ol_supply(b, p),
         "ol_status" => Ok(ol_status(b)),
@@ -144,6 +156,30 @@ fn get_transaction_count(b: &dyn Backend, p: &Params) -> Result<Value, RpcError>
     }
     let n = state_block(b, p, 1)?;
     Ok(qty(b.account(&a, n)?.0))
+}
+
+/// The dev chain's mining methods, as Hardhat and Anvil answer them:
+/// `evm_mine` seals one block (`"0x0"`); `anvil_mine`/`hardhat_mine [n]` seal
+/// `n` (default 1, at most [`MAX_MINE_BLOCKS`]; `null`). Block times follow the
+/// clock: a timestamp or an interval between blocks is refused.
+fn mine(b: &dyn Backend, p: &Params, method: &str) -> Result<Value, RpcError> {
+    p.at_most(if method == "evm_mine" { 1 } else { 2 })?;
+    let n = if method == "evm_mine" {
+        if p.opt(0).is_some() {
+            return Err(params::arg_error(0, "setting a block's timestamp is not supported".into()));
+        }
+        1
+    } else {
+        if p.parse_opt(1, params::quantity_u64)?.is_some_and(|i| i != 0) {
+            return Err(params::arg_error(1, "an interval between mined blocks is not supported".into()));
+        }
+        p.parse_opt(0, params::quantity_u64)?.unwrap_or(1)
+    };
+    if n == 0 || n > MAX_MINE_BLOCKS {
+        return Err(params::arg_error(0, format!("mine 1 to {MAX_MINE_BLOCKS} blocks per call")));
+    }
+    b.mine(n).map_err(RpcError::server)?;
+    Ok(if method == "evm_mine" { Value::String("0x0".into()) } else { Value::Null })
 }
 
 fn get_code(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {

@@ -1141,3 +1141,22 @@ fn estimates_include_the_access_list() {
     let e = f.err("eth_estimateGas", json!([{"to": to, "accessList": "nope"}]));
     assert_eq!(e["code"], -32602);
 }
+
+/// A node that is not a dev chain refuses the mining methods with a reason;
+/// malformed counts, a timestamp and an interval are refused before any work.
+#[test]
+fn mining_methods_are_refused_off_a_dev_chain_and_checked() {
+    let f = fixture();
+    for m in ["evm_mine", "anvil_mine", "hardhat_mine"] {
+        let e = f.err(m, json!([]));
+        assert!(e["message"].as_str().unwrap().contains("dev-chain methods"), "{m}: {e}");
+    }
+    let e = f.err("evm_mine", json!([1_800_000_000]));
+    assert!(e["message"].as_str().unwrap().contains("timestamp"), "{e}");
+    let e = f.err("anvil_mine", json!(["0x2", "0x3"]));
+    assert!(e["message"].as_str().unwrap().contains("interval"), "{e}");
+    for bad in [json!(["0x0"]), json!(["0x101"]), json!(["two"]), json!(["0x1", "0x0", 3])] {
+        let e = f.err("anvil_mine", bad.clone());
+        assert_eq!(e["code"], -32602, "{bad}: {e}");
+    }
+}

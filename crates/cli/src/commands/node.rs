@@ -230,6 +230,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
             daily_files: a.ingest_daily_files,
             ..Default::default()
         },
+        dev_rpc: true,
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
