@@ -275,14 +275,7 @@ impl InferenceWrite for Overlay<'_> {
         amount: u128,
     ) -> Result<(), CallFail> {
         with_holdings(self, |st, t| {
-            let e = st.escrow(payer)?;
-            if amount == 0 {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            if amount > e.0 {
-                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: amount }));
-            }
-            put_escrow(st, payer, Amount(e.0 - amount));
+            take_free_escrow(st, payer, amount)?;
             t.free_escrow = sub(t.free_escrow, amount)?;
             st.transfer(&ADDRESS, to, Amount(amount))?;
             ctx.emit(ADDRESS, &IInference::EscrowWithdrawn { payer: *payer, amount });
@@ -299,14 +292,7 @@ impl InferenceWrite for Overlay<'_> {
     ) -> Result<(), CallFail> {
         with_holdings(self, |st, t| {
             serving_operator(st, operator, true)?;
-            let e = st.escrow(payer)?;
-            if amount == 0 {
-                return Err(revert(IInference::ZeroAmount {}));
-            }
-            if amount > e.0 {
-                return Err(revert(IInference::InsufficientEscrow { available: e.0, required: amount }));
-            }
-            put_escrow(st, payer, Amount(e.0 - amount));
+            take_free_escrow(st, payer, amount)?;
             let mut al = st.allowance(payer, operator)?;
             al.remaining = add(Amount(al.remaining), amount)?.0;
             store(st, state_key::allowance(payer, operator), &al);
@@ -391,4 +377,17 @@ impl InferenceWrite for Overlay<'_> {
         ctx.emit(ADDRESS, &IInference::ApiKeyRevoked { keyHash: key_hash, owner: *owner });
         Ok(())
     }
+}
+
+/// Take `amount` (non-zero) out of `payer`'s free escrow, or refuse with what it holds.
+fn take_free_escrow(st: &mut Overlay, payer: &Address, amount: u128) -> Result<(), CallFail> {
+    let e = st.escrow(payer)?;
+    if amount == 0 {
+        return Err(revert(IInference::ZeroAmount {}));
+    }
+    if amount > e.0 {
+        return Err(revert(IInference::InsufficientEscrow { available: e.0, required: amount }));
+    }
+    put_escrow(st, payer, Amount(e.0 - amount));
+    Ok(())
 }
