@@ -975,6 +975,7 @@ mod tests {
             job_limits: Default::default(),
             ingest_quota: Default::default(),
             dev_rpc: false,
+            validator: None,
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

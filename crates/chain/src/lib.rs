@@ -16,6 +16,7 @@
 //! it returns the data directory is free to open again. The producer holds only a
 //! weak reference between blocks, so it never keeps a dropped chain alive.
 
+mod bft;
 mod journal;
 mod mempool;
 mod producer;
@@ -34,6 +35,7 @@ use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
 use storage::{Snapshot, Store, StoreOptions};
 
+pub use bft::{ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, decode_block, encode_block, verify_certificate};
 pub use journal::Journal;
 pub use mempool::{Pool, PoolConfig, PoolError};
 pub use producer::{BuiltBlock, build_block, replay};
@@ -47,6 +49,8 @@ pub enum BlockTime {
     Interval(u64),
     /// Never on its own: only [`Chain::produce_block`] (tests).
     Manual,
+    /// Decided by a consensus engine through [`ConsensusHost`]: validators.
+    External,
 }
 
 /// How a chain is set up.
@@ -73,6 +77,8 @@ pub enum ChainError {
     Io(#[from] std::io::Error),
     #[error("replay diverged at block {block}: {what}")]
     Diverged { block: u64, what: String },
+    #[error("block {block} is invalid: {what}")]
+    InvalidBlock { block: u64, what: String },
 }
 
 /// A refusal at submission, in go-ethereum's words.
@@ -95,7 +101,12 @@ pub struct Chain {
     /// Wakes the producer early (a new transaction, or stop); `None` when not running.
     wake: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
     producer: Mutex<Option<JoinHandle<()>>>,
+    /// Every transaction admitted, raw, for gossip to other validators.
+    admitted: tokio::sync::broadcast::Sender<primitives::Bytes>,
 }
+
+/// Admitted transactions a slow [`Chain::subscribe_admitted`] receiver may fall behind by.
+pub const ADMITTED_BACKLOG: usize = 8192;
 
 /// What the producer thread shares with the chain's handle. The thread holds
 /// this, never the [`Chain`], so dropping the last `Arc<Chain>` always runs
@@ -113,6 +124,9 @@ pub(crate) struct Core {
     /// Serialises block production (the producer thread and manual calls).
     pub(crate) producing: Mutex<()>,
     pub(crate) stop: AtomicBool,
+    /// Blocks built for consensus (proposed here or checked), by height and
+    /// hash, until one of their height is decided.
+    pub(crate) pending: Mutex<std::collections::BTreeMap<(u64, B256), BuiltBlock>>,
 }
 
 impl Core {
@@ -183,8 +197,10 @@ impl Chain {
             head: RwLock::new(head),
             producing: Mutex::new(()),
             stop: AtomicBool::new(false),
+            pending: Mutex::new(Default::default()),
         });
-        let chain = Arc::new(Chain { core, wake: Mutex::new(None), producer: Mutex::new(None) });
+        let (admitted, _) = tokio::sync::broadcast::channel(ADMITTED_BACKLOG);
+        let chain = Arc::new(Chain { core, wake: Mutex::new(None), producer: Mutex::new(None), admitted });
         // Re-admit what was acknowledged but not yet in a block; drop the rest.
         let mut readmitted = 0;
         for raw in &recovered {
@@ -206,7 +222,8 @@ impl Chain {
     /// [`Chain::stop`], or when it already runs).
     pub fn start(&self) {
         let mut producer = self.producer.lock().unwrap();
-        if self.core.cfg.block_time == BlockTime::Manual || self.core.stopped() || producer.is_some() {
+        let sealed_elsewhere = matches!(self.core.cfg.block_time, BlockTime::Manual | BlockTime::External);
+        if sealed_elsewhere || self.core.stopped() || producer.is_some() {
             return;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -349,6 +366,7 @@ impl Chain {
     pub async fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
         let tx = SignedTransaction::decode(raw, self.chain_id()).map_err(|e| SubmitError(e.to_string()))?;
         let hash = tx.hash;
+        let raw = tx.raw.clone();
         let ack = self.admit(tx)?;
         match ack.await {
             Ok(Ok(())) => {}
@@ -364,7 +382,14 @@ impl Chain {
         if let Some(w) = self.wake.lock().unwrap().as_ref() {
             let _ = w.try_send(());
         }
+        // Nobody listening (a single node) is fine.
+        let _ = self.admitted.send(raw);
         Ok(hash)
+    }
+
+    /// Every transaction admitted from now on (by [`Chain::submit`]), raw.
+    pub fn subscribe_admitted(&self) -> tokio::sync::broadcast::Receiver<primitives::Bytes> {
+        self.admitted.subscribe()
     }
 
     /// Build, commit and announce one block now (empty if nothing is executable); returns its number.

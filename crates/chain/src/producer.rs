@@ -52,7 +52,7 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
     };
     let hash = header.hash_slow();
     Ok(BuiltBlock {
-        record: BlockRecord { header, hash, txs: vec![], tx_hashes: vec![], receipts: vec![] },
+        record: BlockRecord { header, hash, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None },
         update: root,
         rejected: vec![],
     })
@@ -65,10 +65,14 @@ fn genesis_root(writes: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>) -
     Ok(store.prepare(0, writes)?)
 }
 
+/// Seconds since the epoch by this node's clock.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Seconds since the epoch, never before the parent's timestamp.
 fn timestamp_after(parent: &Header) -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    now.max(parent.timestamp)
+    now_secs().max(parent.timestamp)
 }
 
 /// Execute `candidates` on top of `parent` (state from `base`). With `strict`,
@@ -148,6 +152,7 @@ pub fn build_block(
         txs: txs.iter().map(|t| StoredTx { raw: t.raw.clone(), sender: t.sender }).collect(),
         tx_hashes: txs.iter().map(|t| t.hash).collect(),
         receipts,
+        certificate: None,
     };
     Ok(BuiltBlock { record, update, rejected })
 }
@@ -156,11 +161,31 @@ pub fn build_block(
 /// nothing is produced (`Ok(None)`) when no pooled transaction is executable.
 pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, ChainError> {
     let _guard = chain.producing.lock().unwrap();
+    let head = chain.head();
+    if !allow_empty && !has_candidates(chain, &head)? {
+        return Ok(None);
+    }
+    let built = build_from_pool(chain, &head)?;
+    let number = built.record.header.number;
+    chain.store.commit(&built.record, built.update)?;
+    after_commit(chain, &built.record, &built.rejected)?;
+    Ok(Some(number))
+}
+
+/// Whether the pool holds a transaction executable on `head`.
+fn has_candidates(chain: &Core, head: &Head) -> Result<bool, ChainError> {
+    let snap = chain.store.snapshot()?;
+    let pool = chain.pool.lock().unwrap();
+    Ok(!pool.best(head.next_base_fee, 1, |a| account_of(&snap, a).map(|x| x.nonce).unwrap_or(0)).is_empty())
+}
+
+/// Build the block above `head` from the pool's best transactions (queued
+/// ones past their lifetime dropped first), stamped with this node's clock.
+pub(crate) fn build_from_pool(chain: &Core, head: &Head) -> Result<BuiltBlock, ChainError> {
     let expired = chain.pool.lock().unwrap().expire_queued(Instant::now());
     if expired > 0 {
         tracing::info!(expired, "dropped queued (future-nonce) transactions past their lifetime");
     }
-    let head = chain.head();
     let snap = chain.store.snapshot()?;
     let candidates = {
         let pool = chain.pool.lock().unwrap();
@@ -168,10 +193,7 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
             account_of(&snap, a).map(|x| x.nonce).unwrap_or(0)
         })
     };
-    if candidates.is_empty() && !allow_empty {
-        return Ok(None);
-    }
-    let built = build_block(
+    build_block(
         &chain.store,
         &snap,
         chain.chain_id(),
@@ -180,12 +202,12 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
         timestamp_after(&head.header),
         &candidates,
         false,
-    )?;
-    let number = built.record.header.number;
-    let record = built.record;
-    chain.store.commit(&record, built.update)?;
-    drop(snap);
-    // Announce the new head, then clean the pool.
+    )
+}
+
+/// After `record` committed: announce the new head, then clean the pool of
+/// what the block included and of `rejected`, and compact the journal.
+pub(crate) fn after_commit(chain: &Core, record: &BlockRecord, rejected: &[B256]) -> Result<(), ChainError> {
     chain.announce(crate::load_head(&chain.store)?);
     let snap = chain.store.snapshot()?;
     let mut senders: Vec<Address> = record.txs.iter().map(|t| t.sender).collect();
@@ -193,7 +215,7 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
     senders.dedup();
     let compact = {
         let mut pool = chain.pool.lock().unwrap();
-        for h in &built.rejected {
+        for h in rejected {
             pool.remove(h);
         }
         for s in &senders {
@@ -206,7 +228,7 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
         if chain.journal.frames() > 2 * pool.len() + 4096 { Some(chain.journal.rewrite(pool.all_raw())) } else { None }
     };
     drop(compact); // the writer thread completes it; its result only matters for the next restart
-    Ok(Some(number))
+    Ok(())
 }
 
 /// The producer loop, until [`crate::Chain::stop`]: it waits on `wake`, which
@@ -251,8 +273,8 @@ fn step(chain: &Core, next: &mut Instant) -> Duration {
             }
             Duration::ZERO
         }
-        // Never started in manual mode; wait for stop.
-        BlockTime::Manual => Duration::MAX,
+        // Never started in manual or external mode; wait for stop.
+        BlockTime::Manual | BlockTime::External => Duration::MAX,
     }
 }
 

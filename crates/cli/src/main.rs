@@ -25,8 +25,10 @@ enum Cmd {
     Up(commands::node::UpArgs),
     /// Write a node configuration and genesis into a data directory.
     Init(commands::node::InitArgs),
-    /// Start a node from a configuration written by `init`.
+    /// Start a node from a configuration written by `init` or `testnet`.
     Start(commands::node::StartArgs),
+    /// Write the homes of a network of validators on this machine (and start them with --start).
+    Testnet(commands::testnet::TestnetArgs),
     /// Manage keystore accounts (Ethereum keystore v3 files).
     #[command(subcommand)]
     Keys(commands::keys::KeysCmd),
@@ -89,6 +91,7 @@ fn main() {
         Cmd::Up(a) => commands::node::up(a, out),
         Cmd::Init(a) => commands::node::init(a, out),
         Cmd::Start(a) => commands::node::start(a, out),
+        Cmd::Testnet(a) => commands::testnet::testnet(a, out),
         Cmd::Keys(c) => commands::keys::run(c, out),
         Cmd::Tx(c) => commands::tx::run(c, out),
         Cmd::Query(c) => commands::query::run(c, out),

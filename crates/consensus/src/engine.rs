@@ -38,7 +38,7 @@ impl EngineConfig {
         let p2p = P2pConfig {
             listen_addr: listen,
             persistent_peers: peers,
-            persistent_peers_only: true,
+            persistent_peers_only: false,
             discovery: DiscoveryConfig { enabled: false, ..Default::default() },
             protocol: PubSubProtocol::default(),
             ..Default::default()

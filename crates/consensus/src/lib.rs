@@ -10,15 +10,18 @@
 //!   Tendermint's weighted round-robin choice of proposer;
 //! - [`signing`]: ed25519 with the consensus keys staking registers;
 //! - [`codec`]: the borsh wire/WAL/sync codec, bounded, refusing bad bytes;
-//! - [`engine`]: starting an engine on TCP with explicit peers.
+//! - [`engine`]: starting an engine on TCP with explicit peers;
+//! - [`app`]: the application loop that drives the chain ([`chain::ConsensusHost`]).
 //!
 //! The engine's app-channel API carries no application messages: the
 //! application can only publish proposal parts (`NetworkMsg::PublishProposalPart`),
 //! so transactions reach other validators by a gossip of our own.
 
+pub mod app;
 pub mod codec;
 pub mod context;
 pub mod engine;
+pub mod gossip;
 pub mod messages;
 pub mod signing;
 pub mod types;

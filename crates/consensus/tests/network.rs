@@ -224,7 +224,6 @@ impl App {
             }
             AppMsg::Finalized { certificate, reply, .. } => {
                 self.height = Height(certificate.height.0 + 1);
-                self.set = self.set.next_height();
                 self.parts.retain(|(h, _), _| *h >= self.height.0);
                 let _ = reply.send(Next::Start(self.height, self.params()));
             }

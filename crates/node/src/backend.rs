@@ -86,6 +86,10 @@ impl Backend for ChainBackend {
         self.chain.head().header.number
     }
 
+    fn commit_certificate(&self, number: u64) -> Option<primitives::consensus::CommitCertificate> {
+        self.chain.certificate(number).ok()?
+    }
+
     fn header(&self, number: u64) -> Option<(Header, B256)> {
         let h = self.chain.snapshot().ok()?.header(number).ok()??;
         let hash = h.hash_slow();

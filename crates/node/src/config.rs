@@ -40,6 +40,42 @@ pub struct NodeConfig {
     /// Serve the dev chain's RPC methods (`evm_mine`, `anvil_mine`,
     /// `hardhat_mine`), as Hardhat and Anvil do: `up` only, never `start`.
     pub dev_rpc: bool,
+    /// Take part in BFT consensus as this validator; `None`: the dev sealer
+    /// makes every block (`block_time`).
+    pub validator: Option<ValidatorConfig>,
+}
+
+/// A validator's consensus settings (`[validator]` in `openledger.toml`).
+#[derive(Clone)]
+pub struct ValidatorConfig {
+    /// The operator address it bonded with in `staking`.
+    pub operator: Address,
+    /// Its registered ed25519 consensus key: signs votes and proposals.
+    pub consensus_key: keys::ConsensusKey,
+    /// Where the consensus engine listens (TCP), and the peers it dials.
+    pub p2p_addr: SocketAddr,
+    pub p2p_peers: Vec<SocketAddr>,
+    /// Where transaction gossip listens, and the peers it sends to.
+    pub gossip_addr: SocketAddr,
+    pub gossip_peers: Vec<SocketAddr>,
+    /// Round timeouts: the proposal, and each vote step.
+    pub timeout_propose_ms: u64,
+    pub timeout_vote_ms: u64,
+    /// The least time a height takes (its block time), in milliseconds.
+    pub block_time_ms: u64,
+}
+
+impl std::fmt::Debug for ValidatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatorConfig")
+            .field("operator", &self.operator)
+            .field("consensus_key", &self.consensus_key.public())
+            .field("p2p_addr", &self.p2p_addr)
+            .field("p2p_peers", &self.p2p_peers)
+            .field("gossip_addr", &self.gossip_addr)
+            .field("gossip_peers", &self.gossip_peers)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The validators' verifier service's keys.
@@ -493,6 +529,94 @@ pub struct ConfigFile {
     /// Ingest: uploads one contributor may send this node per UTC day (default 100).
     #[serde(default = "default_ingest_daily_files")]
     pub ingest_daily_files_per_contributor: u32,
+    /// Take part in consensus as a validator (absent: the dev sealer).
+    #[serde(default)]
+    pub validator: Option<ValidatorFile>,
+}
+
+/// `[validator]` of `openledger.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorFile {
+    /// The operator address bonded in `staking` (0x…).
+    pub operator: String,
+    /// host:port the consensus engine listens on.
+    pub p2p_addr: String,
+    /// The other validators' consensus addresses (host:port).
+    #[serde(default)]
+    pub p2p_peers: Vec<String>,
+    /// host:port transaction gossip listens on.
+    pub gossip_addr: String,
+    /// The other validators' gossip addresses (host:port).
+    #[serde(default)]
+    pub gossip_peers: Vec<String>,
+    /// A file holding the node keys' password (relative to the data
+    /// directory); without it, `$OPENLEDGER_NODE_PASSWORD`.
+    #[serde(default)]
+    pub password_file: String,
+    #[serde(default = "default_timeout_propose")]
+    pub timeout_propose_ms: u64,
+    #[serde(default = "default_timeout_vote")]
+    pub timeout_vote_ms: u64,
+}
+
+fn default_timeout_propose() -> u64 {
+    3000
+}
+fn default_timeout_vote() -> u64 {
+    1000
+}
+
+impl ValidatorFile {
+    /// The settings it describes, the consensus key unlocked from `<data-dir>/node-keys`.
+    pub fn validator_config(&self, path: &Path, data_dir: &Path) -> Result<ValidatorConfig, ConfigError> {
+        let invalid = |msg: String| ConfigError::Invalid { path: path.into(), msg };
+        let addr = |what: &str, s: &str| -> Result<SocketAddr, ConfigError> {
+            s.parse().map_err(|_| invalid(format!("validator.{what} {s:?} is not host:port")))
+        };
+        let addrs = |what: &str, v: &[String]| -> Result<Vec<SocketAddr>, ConfigError> {
+            v.iter().map(|s| addr(what, s)).collect()
+        };
+        let operator: Address =
+            self.operator.parse().map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
+        let password = if self.password_file.is_empty() {
+            std::env::var("OPENLEDGER_NODE_PASSWORD").map_err(|_| {
+                invalid("a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file".into())
+            })?
+        } else {
+            let p = data_dir.join(&self.password_file);
+            std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p, err })?.trim_end().to_string()
+        };
+        let consensus_key = keys::NodeKeys::open(data_dir.join("node-keys"))
+            .and_then(|nk| nk.load_consensus(&password))
+            .map_err(|e| invalid(format!("the validator's consensus key in node-keys: {e}")))?;
+        Ok(ValidatorConfig {
+            operator,
+            consensus_key,
+            p2p_addr: addr("p2p_addr", &self.p2p_addr)?,
+            p2p_peers: addrs("p2p_peers", &self.p2p_peers)?,
+            gossip_addr: addr("gossip_addr", &self.gossip_addr)?,
+            gossip_peers: addrs("gossip_peers", &self.gossip_peers)?,
+            timeout_propose_ms: self.timeout_propose_ms,
+            timeout_vote_ms: self.timeout_vote_ms,
+            block_time_ms: 0,
+        })
+    }
+
+    /// The `[validator]` section as `openledger.toml` holds it.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "\n[validator]\n# the operator bonded in staking; its consensus key is in node-keys\noperator = {:?}\np2p_addr = {:?}\np2p_peers = {:?}\ngossip_addr = {:?}\ngossip_peers = {:?}\npassword_file = {:?}\ntimeout_propose_ms = {}\ntimeout_vote_ms = {}\n",
+            self.operator,
+            self.p2p_addr,
+            self.p2p_peers,
+            self.gossip_addr,
+            self.gossip_peers,
+            self.password_file,
+            self.timeout_propose_ms,
+            self.timeout_vote_ms
+        )
+    }
 }
 
 fn default_max_queued_jobs() -> usize {
@@ -547,6 +671,7 @@ impl ConfigFile {
             max_queued_steps_per_owner: default_max_queued_steps(),
             ingest_daily_bytes_per_contributor: default_ingest_daily_bytes(),
             ingest_daily_files_per_contributor: default_ingest_daily_files(),
+            validator: None,
         }
     }
 
@@ -583,6 +708,10 @@ impl ConfigFile {
                 .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Attester, &pw).ok()),
             Err(_) => None,
         };
+        let validator = match &self.validator {
+            Some(v) => Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? }),
+            None => None,
+        };
         let base_model = if self.base_model.is_empty() {
             default_base_model()
         } else {
@@ -595,7 +724,9 @@ impl ConfigFile {
             attester,
             data_dir,
             rpc_addr,
-            block_time: if self.block_time_ms == 0 {
+            block_time: if validator.is_some() {
+                BlockTime::External
+            } else if self.block_time_ms == 0 {
                 BlockTime::Instant
             } else {
                 BlockTime::Interval(self.block_time_ms)
@@ -616,6 +747,7 @@ impl ConfigFile {
                 ..Default::default()
             },
             dev_rpc: false,
+            validator,
         })
     }
 }

@@ -20,6 +20,7 @@ mod meter;
 mod serving;
 pub mod spans;
 mod tx;
+mod validator;
 pub mod verifier;
 mod worker;
 
@@ -34,7 +35,7 @@ pub use factory_env::NodeFactoryEnv;
 pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
-    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
+    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, ValidatorConfig, ValidatorFile,
     VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
     dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
@@ -74,6 +75,8 @@ struct Lifecycle {
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Settlement and verifier threads.
     workers: Mutex<Vec<Periodic>>,
+    /// Consensus, when the node is a validator.
+    validator: Mutex<Option<validator::Validator>>,
 }
 
 impl Lifecycle {
@@ -203,6 +206,8 @@ impl datanets::StateSource for ChainState {
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("consensus: {0}")]
+    Consensus(String),
     #[error(transparent)]
     Chain(#[from] chain::ChainError),
     #[error("cannot listen for JSON-RPC on {addr}: {err} (is another node running? pick another --rpc-addr)")]
@@ -287,6 +292,19 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     };
     let store_for_node = store.clone();
     chain.start();
+    if let Some(v) = &cfg.validator {
+        match validator::start(v, chain.clone()).await {
+            Ok(v) => *lifecycle.validator.lock().unwrap() = Some(v),
+            Err(e) => {
+                jobs.stop();
+                for w in lifecycle.workers.lock().unwrap().iter_mut() {
+                    w.stop();
+                }
+                chain.stop();
+                return Err(e);
+            }
+        }
+    }
     let backend: Arc<dyn rpc::Backend> = Arc::new(ChainBackend::new(chain.clone()).with_dev_rpc(cfg.dev_rpc));
     let stopping = lifecycle.stopping();
     lifecycle.servers.lock().unwrap().push(tokio::spawn(async move {
@@ -421,6 +439,9 @@ impl Node {
         // above, bills no more): the queue lives in memory only.
         if let Some(s) = &self.serving {
             s.meter.flush(SETTLE_ON_STOP);
+        }
+        if let Some(mut v) = self.lifecycle.validator.lock().unwrap().take() {
+            v.stop();
         }
         self.chain.stop();
     }

@@ -46,6 +46,7 @@ fn config(data_dir: PathBuf) -> node::NodeConfig {
         job_limits: Default::default(),
         ingest_quota: Default::default(),
         dev_rpc: false,
+        validator: None,
     }
 }
 

@@ -109,6 +109,7 @@ fn a_thousand_adapters_registered_approved_and_served() {
         job_limits: Default::default(),
         ingest_quota: Default::default(),
         dev_rpc: false,
+        validator: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let n = rt.block_on(node::start(&cfg)).unwrap();

@@ -17,7 +17,7 @@
 //! their bytes, and the domain tags (which differ in length and content) keep
 //! a vote's bytes from ever being a proposal's.
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 
 /// Domain tag of a vote's signed bytes.
 pub const VOTE_DOMAIN: &[u8] = b"openledger/consensus/vote/v1";
@@ -89,6 +89,104 @@ pub fn proposal_sign_bytes(chain_id: u64, height: u64, round: u32, pol_round: Op
     out
 }
 
+/// The most signatures a commit certificate may carry (one per validator).
+pub const MAX_COMMIT_SIGNATURES: usize = 1024;
+
+/// Magic and version of an encoded [`CommitCertificate`].
+const CERTIFICATE_TAG: &[u8] = b"olcc\x01";
+
+/// One validator's precommit signature in a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitSignature {
+    /// The validator's operator address (how staking names it).
+    pub validator: Address,
+    pub signature: [u8; 64],
+}
+
+/// Proof that a block was decided: the precommits for it, at one height and
+/// round, of validators holding more than two thirds of that height's power.
+/// Each signature is over [`vote_sign_bytes`]`(chain_id, height, round,
+/// Precommit, Some(block_hash))`, so anyone holding the height's validator set
+/// (staking's `validatorSetAt`) checks it without the engine's codecs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitCertificate {
+    pub height: u64,
+    pub round: u32,
+    pub block_hash: B256,
+    pub signatures: Vec<CommitSignature>,
+}
+
+/// Why bytes are not a commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("not a commit certificate (bad tag or version)")]
+    BadTag,
+    #[error("commit certificate truncated")]
+    Truncated,
+    #[error("commit certificate has {0} signatures, more than {MAX_COMMIT_SIGNATURES}")]
+    TooManySignatures(usize),
+    #[error("commit certificate has trailing bytes")]
+    Trailing,
+}
+
+impl CommitCertificate {
+    /// The bytes every signer signed.
+    pub fn sign_bytes(&self, chain_id: u64) -> Vec<u8> {
+        vote_sign_bytes(chain_id, self.height, self.round, VoteKind::Precommit, Some(self.block_hash))
+    }
+
+    /// Canonical encoding: tag ‖ height u64 ‖ round u32 ‖ block hash ‖ count u32 ‖
+    /// (address[20] ‖ signature[64])*, big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CERTIFICATE_TAG.len() + 48 + 84 * self.signatures.len());
+        out.extend_from_slice(CERTIFICATE_TAG);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.round.to_be_bytes());
+        out.extend_from_slice(self.block_hash.as_slice());
+        out.extend_from_slice(&(self.signatures.len() as u32).to_be_bytes());
+        for s in &self.signatures {
+            out.extend_from_slice(s.validator.as_slice());
+            out.extend_from_slice(&s.signature);
+        }
+        out
+    }
+
+    /// Decode [`CommitCertificate::encode`]'s bytes, refusing anything else.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CertificateError> {
+        let rest = bytes.strip_prefix(CERTIFICATE_TAG).ok_or(CertificateError::BadTag)?;
+        let mut r = Reader(rest);
+        let height = u64::from_be_bytes(r.take()?);
+        let round = u32::from_be_bytes(r.take()?);
+        let block_hash = B256::from(r.take::<32>()?);
+        let n = u32::from_be_bytes(r.take()?) as usize;
+        if n > MAX_COMMIT_SIGNATURES {
+            return Err(CertificateError::TooManySignatures(n));
+        }
+        let mut signatures = Vec::with_capacity(n);
+        for _ in 0..n {
+            let validator = Address::from(r.take::<20>()?);
+            signatures.push(CommitSignature { validator, signature: r.take::<64>()? });
+        }
+        if !r.0.is_empty() {
+            return Err(CertificateError::Trailing);
+        }
+        Ok(CommitCertificate { height, round, block_hash, signatures })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], CertificateError> {
+        if self.0.len() < N {
+            return Err(CertificateError::Truncated);
+        }
+        let (head, tail) = self.0.split_at(N);
+        self.0 = tail;
+        Ok(head.try_into().expect("split at N"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +244,28 @@ mod tests {
         }
         assert_eq!(VoteKind::from_code(0), None);
         assert_eq!(VoteKind::from_code(3), None);
+    }
+    #[test]
+    fn certificates_round_trip_and_refuse_bad_bytes() {
+        let cert = CommitCertificate {
+            height: 9,
+            round: 1,
+            block_hash: B256::repeat_byte(3),
+            signatures: vec![
+                CommitSignature { validator: Address::repeat_byte(1), signature: [7; 64] },
+                CommitSignature { validator: Address::repeat_byte(2), signature: [8; 64] },
+            ],
+        };
+        let bytes = cert.encode();
+        assert_eq!(CommitCertificate::decode(&bytes), Ok(cert.clone()));
+        assert_eq!(CommitCertificate::decode(&bytes[..bytes.len() - 1]), Err(CertificateError::Truncated));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(CommitCertificate::decode(&long), Err(CertificateError::Trailing));
+        assert_eq!(CommitCertificate::decode(b"nope"), Err(CertificateError::BadTag));
+        let mut many = bytes[..CERTIFICATE_TAG.len() + 44].to_vec();
+        many.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(CommitCertificate::decode(&many), Err(CertificateError::TooManySignatures(u32::MAX as usize)));
+        assert_eq!(cert.sign_bytes(5), vote_sign_bytes(5, 9, 1, VoteKind::Precommit, Some(B256::repeat_byte(3))));
     }
 }

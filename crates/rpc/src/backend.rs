@@ -105,6 +105,11 @@ pub trait Backend: Send + Sync + 'static {
     fn mine(&self, _blocks: u64) -> Result<u64, String> {
         Err(NOT_A_DEV_CHAIN.into())
     }
+    /// The commit certificate stored with block `number` (`ol_getCommit`):
+    /// `None` when consensus did not decide it (a dev chain) or it is unknown.
+    fn commit_certificate(&self, _number: u64) -> Option<primitives::consensus::CommitCertificate> {
+        None
+    }
     /// The newest committed block.
     fn head_number(&self) -> u64;
     /// Header and hash of a committed block.

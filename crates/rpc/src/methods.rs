@@ -135,6 +135,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         "evm_mine" | "anvil_mine" | "hardhat_mine" => mine(b, p, method),
         "ol_getProof" => ol_get_proof(b, p),
         "ol_supply" => ol_supply(b, p),
+        "ol_getCommit" => ol_get_commit(b, p),
         "ol_status" => Ok(ol_status(b)),
         _ => Err(RpcError::method_not_found(method)),
     }
@@ -258,6 +259,31 @@ fn ol_get_proof(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
         "value": r.value.as_ref().map(|v| json::data(v)),
         "proof": json::data(&r.proof),
     }))
+}
+
+/// A block's commit certificate: the precommit signatures of more than two
+/// thirds of its height's voting power over
+/// `primitives::consensus::vote_sign_bytes(chainId, height, round, precommit,
+/// blockHash)`. A light client checks it against `validatorSetAt(height - 1)`
+/// of `staking`. `null` for a block no consensus decided (a dev chain's).
+fn ol_get_commit(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(1)?;
+    let Some(n) = block_arg(b, p, false)? else {
+        return Ok(Value::Null);
+    };
+    Ok(match b.commit_certificate(n) {
+        None => Value::Null,
+        Some(c) => json!({
+            "height": c.height,
+            "round": c.round,
+            "blockHash": h256(&c.block_hash),
+            "signatures": c.signatures.iter().map(|s| json!({
+                "validator": s.validator,
+                "signature": json::data(&s.signature),
+            })).collect::<Vec<_>>(),
+            "encoded": json::data(&c.encode()),
+        }),
+    })
 }
 
 fn ol_supply(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {

@@ -30,6 +30,8 @@ const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 /// tx hash → block number BE ‖ index BE (u32)
 const TX_LOOKUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_lookup");
+/// block number → the block's commit certificate (opaque here; `primitives::consensus`).
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 
 /// Most stale entries removed per block, so pruning never stalls a commit.
 const PRUNE_PER_BLOCK: usize = 50_000;
@@ -66,6 +68,9 @@ pub struct BlockRecord {
     pub txs: Vec<StoredTx>,
     pub tx_hashes: Vec<B256>,
     pub receipts: Vec<Receipt>,
+    /// The proof consensus decided the block (its commit certificate), stored
+    /// beside it in the same transaction; `None` for blocks sealed without consensus.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// A computed, not yet committed, state transition.
@@ -141,6 +146,7 @@ impl Store {
             w.open_table(BODIES)?;
             w.open_table(RECEIPTS)?;
             w.open_table(TX_LOOKUP)?;
+            w.open_table(CERTIFICATES)?;
         }
         w.commit()?;
         Ok(Store { db, opts })
@@ -236,6 +242,9 @@ impl Store {
             let mut rbuf = Vec::new();
             block.receipts.encode(&mut rbuf);
             w.open_table(RECEIPTS)?.insert(version, rbuf.as_slice())?;
+            if let Some(c) = &block.certificate {
+                w.open_table(CERTIFICATES)?.insert(version, c.as_slice())?;
+            }
             let mut lookup = w.open_table(TX_LOOKUP)?;
             for (i, h) in block.tx_hashes.iter().enumerate() {
                 let mut loc = be8(version).to_vec();
@@ -296,6 +305,7 @@ pub struct Snapshot {
     bodies: ReadOnlyTable<u64, &'static [u8]>,
     receipts: ReadOnlyTable<u64, &'static [u8]>,
     lookup: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    certificates: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl Snapshot {
@@ -310,6 +320,7 @@ impl Snapshot {
             bodies: txn.open_table(BODIES)?,
             receipts: txn.open_table(RECEIPTS)?,
             lookup: txn.open_table(TX_LOOKUP)?,
+            certificates: txn.open_table(CERTIFICATES)?,
             _txn: txn,
         })
     }
@@ -354,6 +365,11 @@ impl Snapshot {
             Some(g) => Ok(Some(Vec::<Receipt>::decode(&mut g.value()).map_err(|_| corrupt("receipts"))?)),
             None => Ok(None),
         }
+    }
+
+    /// The commit certificate stored with block `number` (consensus-decided blocks only).
+    pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.certificates.get(number)?.map(|g| g.value().to_vec()))
     }
 
     pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>> {
@@ -450,7 +466,7 @@ mod tests {
 
     fn record(n: u64) -> BlockRecord {
         let header = Header { number: n, ..Default::default() };
-        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![] }
+        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None }
     }
 
     fn put(store: &Store, n: u64, kv: &[(&[u8], Option<&[u8]>)]) -> B256 {

@@ -19,6 +19,7 @@ pub mod node;
 pub mod node_keys;
 pub mod query;
 pub mod stake;
+pub mod testnet;
 pub mod train;
 pub mod tx;
 

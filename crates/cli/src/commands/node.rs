@@ -231,6 +231,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
             ..Default::default()
         },
         dev_rpc: true,
+        validator: None,
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
@@ -304,7 +305,7 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
+pub(crate) fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
     Ok(format!(
         "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n# Ingest quotas per contributor on this node, per UTC day across all Datanets: bytes of uploads, uploads\ningest_daily_bytes_per_contributor = {}\ningest_daily_files_per_contributor = {}\n",
         c.genesis,

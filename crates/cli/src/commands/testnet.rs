@@ -1,0 +1,227 @@
+//! `openledger testnet`: the homes of a network of validators on this
+//! machine, and optionally the validators running.
+//!
+//! Each home `<dir>/nodeK` holds `openledger.toml` (a `[validator]` section
+//! naming its loopback ports and its peers'), the shared `genesis.json` (every
+//! validator bonded, the ten dev accounts funded so that the README's commands
+//! work against any node), `node-keys` (a fresh ed25519 consensus key), the
+//! operator's account key (`operator.json`, an Ethereum keystore) and the
+//! password both are encrypted with (`node-password`, mode 0600).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use keys::{KdfParams, NodeKeyKind, NodeKeys, SecretKey};
+use node::{ConfigFile, GenesisFile, ValidatorFile};
+use primitives::Amount;
+use serde_json::json;
+
+use crate::output::Out;
+
+#[derive(clap::Args, Debug)]
+pub struct TestnetArgs {
+    /// How many validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Where the homes go (one `nodeK` directory per validator); must not hold a testnet yet.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The first of the loopback ports: node K uses base + 10·K + 0..3
+    /// (JSON-RPC, HTTP API, consensus, gossip).
+    #[arg(long, default_value_t = 26600)]
+    pub base_port: u16,
+    /// Chain id of the testnet.
+    #[arg(long, default_value_t = 7357)]
+    pub chain_id: u64,
+    /// Milliseconds a height takes at least (the block time).
+    #[arg(long, default_value_t = 500)]
+    pub block_time: u64,
+    /// Then start every validator as a process and wait (Ctrl-C stops them all).
+    #[arg(long)]
+    pub start: bool,
+    /// Key derivation for the node keys: fast, for throwaway test networks.
+    #[arg(long)]
+    pub insecure_fast_kdf: bool,
+}
+
+/// Self bond of each testnet validator, in OPEN.
+pub const VALIDATOR_BOND_OPEN: u64 = 1_000;
+
+/// The ports of node `i`: (JSON-RPC, HTTP, consensus, gossip).
+pub fn ports(base: u16, i: usize) -> anyhow::Result<[u16; 4]> {
+    let first = usize::from(base) + 10 * i;
+    if first + 3 > usize::from(u16::MAX) {
+        bail!("--base-port {base} leaves no room for node {i}'s ports");
+    }
+    let p = first as u16;
+    Ok([p, p + 1, p + 2, p + 3])
+}
+
+struct Home {
+    dir: PathBuf,
+    operator: SecretKey,
+    consensus_key: primitives::B256,
+}
+
+pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
+    if !(1..=64).contains(&a.validators) {
+        bail!("--validators must be between 1 and 64");
+    }
+    if a.dir.join("node0").exists() {
+        bail!("{} already holds a testnet; pick another --dir or delete it", a.dir.display());
+    }
+    let kdf = if a.insecure_fast_kdf { KdfParams::insecure_for_tests() } else { KdfParams::light() };
+    let mut homes = Vec::new();
+    for i in 0..a.validators {
+        homes.push(make_home(&a.dir.join(format!("node{i}")), &kdf)?);
+    }
+    let genesis = genesis(&a, &homes);
+    let genesis_text = serde_json::to_string_pretty(&GenesisFile::from_genesis(&genesis))?;
+    for (i, h) in homes.iter().enumerate() {
+        std::fs::write(h.dir.join("genesis.json"), &genesis_text)?;
+        let text = config_text(&a, i, &h.operator)?;
+        std::fs::write(h.dir.join("openledger.toml"), text)?;
+    }
+    let rpcs: Vec<String> = (0..a.validators)
+        .map(|i| ports(a.base_port, i).map(|p| format!("http://127.0.0.1:{}", p[0])))
+        .collect::<anyhow::Result<_>>()?;
+    out.print(
+        || {
+            let mut s = format!("wrote {} validator homes in {} (chain id {})\n", a.validators, a.dir.display(), a.chain_id);
+            for (i, r) in rpcs.iter().enumerate() {
+                s += &format!("  node{i}: JSON-RPC {r}, start with: openledger start --data-dir {}\n", a.dir.join(format!("node{i}")).display());
+            }
+            s
+        },
+        json!({"dir": a.dir, "chainId": a.chain_id, "rpc": rpcs, "operators": homes.iter().map(|h| h.operator.address()).collect::<Vec<_>>()}),
+    );
+    if a.start { run_all(&a.dir, a.validators) } else { Ok(()) }
+}
+
+fn make_home(dir: &Path, kdf: &KdfParams) -> anyhow::Result<Home> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let password = hex::encode(rand_bytes());
+    write_private(&dir.join("node-password"), &password)?;
+    let id = NodeKeys::open(dir.join("node-keys"))?.create(NodeKeyKind::Consensus, &password, kdf)?;
+    let consensus_key = id.public_key().context("a consensus key has a public key")?;
+    let operator = SecretKey::random();
+    write_private(&dir.join("operator.json"), &keys::encrypt_keystore(&operator, &password, kdf))?;
+    Ok(Home { dir: dir.to_path_buf(), operator, consensus_key })
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let k = SecretKey::random();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&k.address().as_slice()[..16]);
+    b
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The dev genesis with the testnet's validators bonded in place of the dev one.
+fn genesis(a: &TestnetArgs, homes: &[Home]) -> runtime::Genesis {
+    let mut g = node::dev_genesis();
+    g.chain_id = a.chain_id;
+    g.operators.retain(|o| o.role != runtime::staking::ROLE_VALIDATOR);
+    for h in homes {
+        g.alloc.push((h.operator.address(), Amount::open(2 * VALIDATOR_BOND_OPEN)));
+        g.operators.push(runtime::staking::genesis::GenesisOperator {
+            operator: h.operator.address(),
+            role: runtime::staking::ROLE_VALIDATOR,
+            consensus_key: h.consensus_key,
+            serving_key: h.operator.address(),
+            commission_bps: 500,
+            bond: Amount::open(VALIDATOR_BOND_OPEN),
+        });
+    }
+    g
+}
+
+fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Result<String> {
+    let [rpc, http, p2p, gossip] = ports(a.base_port, i)?;
+    let others: Vec<[u16; 4]> =
+        (0..a.validators).filter(|j| *j != i).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
+    let mut c = ConfigFile::new("genesis.json");
+    c.rpc_addr = format!("127.0.0.1:{rpc}");
+    c.http_addr = format!("127.0.0.1:{http}");
+    c.block_time_ms = a.block_time;
+    let v = ValidatorFile {
+        operator: operator.address().to_string(),
+        p2p_addr: format!("127.0.0.1:{p2p}"),
+        p2p_peers: others.iter().map(|p| format!("127.0.0.1:{}", p[2])).collect(),
+        gossip_addr: format!("127.0.0.1:{gossip}"),
+        gossip_peers: others.iter().map(|p| format!("127.0.0.1:{}", p[3])).collect(),
+        password_file: "node-password".into(),
+        timeout_propose_ms: 3000,
+        timeout_vote_ms: 1000,
+    };
+    Ok(super::node::toml_string(&c)? + &v.to_toml())
+}
+
+/// Start `nodeK` for every K as processes (logs in `nodeK/node.log`), wait for
+/// their RPC, then until Ctrl-C; stop them all on the way out.
+fn run_all(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut children: Vec<Child> = Vec::new();
+    let started = (0..n).try_for_each(|i| {
+        let home = dir.join(format!("node{i}"));
+        let log = std::fs::File::create(home.join("node.log"))?;
+        let child = Command::new(&exe)
+            .args(["start", "--data-dir"])
+            .arg(&home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node{i}"))?;
+        children.push(child);
+        anyhow::Ok(())
+    });
+    let result = started.and_then(|_| wait_running(dir, n, &mut children));
+    if result.is_ok() {
+        eprintln!("{n} validators running (logs in {}/nodeK/node.log); Ctrl-C stops them", dir.display());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    for c in &mut children {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        }
+        let _ = c.wait();
+    }
+    result
+}
+
+/// Wait until every node writes its endpoints (its RPC is up); a node that exits is an error.
+fn wait_running(dir: &Path, n: usize, children: &mut [Child]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for (i, c) in children.iter_mut().enumerate() {
+            if let Some(status) = c.try_wait()? {
+                bail!("node{i} exited ({status}); see {}", dir.join(format!("node{i}/node.log")).display());
+            }
+        }
+        let up = (0..n).filter(|i| node::Endpoints::read(&dir.join(format!("node{i}"))).is_some()).count();
+        if up == n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {up} of {n} validators started within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,441 @@
+//! The application behind a Malachite engine: the chain, through
+//! [`chain::ConsensusHost`].
+//!
+//! The loop answers the engine's `AppMsg`s: the proposer builds the block from
+//! its pool and publishes it as one signed part; every validator checks a
+//! received part (its proposer's signature, then the block by re-executing it
+//! on its head) before consensus may vote for it; a decided block commits with
+//! its certificate; peers that sync get committed blocks with their
+//! certificates, and synced blocks are checked like proposals. The chain's work
+//! runs on blocking threads, never on the engine's.
+//!
+//! Bad input is dropped with a log line: parts with a bad signature, for a
+//! past height, beyond [`MAX_FUTURE_HEIGHTS`] ahead, or past [`MAX_STORED_PARTS`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chain::ConsensusHost;
+use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, CommitSignature, ExtendedCommitCertificate, LinearTimeouts, Round, Validity, VoteExtensions,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use primitives::consensus as pc;
+use tokio::sync::mpsc;
+
+use crate::context::OlContext;
+use crate::messages::ProposalPart;
+use crate::signing::{ConsensusSigner, Signature};
+use crate::types::{BlockId, Height, ValidatorAddress};
+use crate::validator_set::ValidatorSet;
+
+/// Parts for heights this far above ours are kept (a node a little behind);
+/// farther ones are dropped: sync brings those blocks.
+pub const MAX_FUTURE_HEIGHTS: u64 = 2;
+
+/// The most proposal parts kept at once.
+pub const MAX_STORED_PARTS: usize = 256;
+
+/// The most decided blocks served to a syncing peer in one answer.
+pub const MAX_SYNC_BATCH: u64 = 64;
+
+/// What the application needs besides the chain.
+pub struct AppConfig {
+    pub me: ValidatorAddress,
+    pub signer: ConsensusSigner,
+    pub timeouts: LinearTimeouts,
+    /// The least time a height takes: the engine waits this long from the
+    /// start of a height before it moves to the next (collecting late
+    /// precommits meanwhile), which sets the block time.
+    pub target_time: std::time::Duration,
+}
+
+pub use malachitebft_core_consensus::MisbehaviorEvidence;
+
+/// Equivocation the engine observed, for the node to turn into evidence transactions.
+pub type EvidenceSink = mpsc::UnboundedSender<MisbehaviorEvidence<OlContext>>;
+
+/// The application state the loop carries.
+struct ChainApp {
+    host: Arc<dyn ConsensusHost>,
+    cfg: AppConfig,
+    chain_id: u64,
+    height: Height,
+    set: Option<ValidatorSet>,
+    /// Parts received or built, by (height, round).
+    parts: BTreeMap<(u64, u32), Vec<ProposalPart>>,
+    /// Verdicts on blocks of the current height, by id.
+    verdicts: BTreeMap<BlockId, bool>,
+    streams: u64,
+    evidence: Option<EvidenceSink>,
+}
+
+/// Run the application until the engine closes its channel.
+pub async fn run(
+    host: Arc<dyn ConsensusHost>,
+    cfg: AppConfig,
+    mut channels: Channels<OlContext>,
+    evidence: Option<EvidenceSink>,
+) {
+    let chain_id = host.chain_id();
+    let mut app = ChainApp {
+        host,
+        cfg,
+        chain_id,
+        height: Height(0),
+        set: None,
+        parts: BTreeMap::new(),
+        verdicts: BTreeMap::new(),
+        streams: 0,
+        evidence,
+    };
+    while let Some(msg) = channels.consensus.recv().await {
+        app.handle(&channels, msg).await;
+    }
+    tracing::info!("consensus application stopped: the engine closed its channel");
+}
+
+/// Run `f` against the chain on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    host: &Arc<dyn ConsensusHost>,
+    f: impl FnOnce(&dyn ConsensusHost) -> T + Send + 'static,
+) -> Option<T> {
+    let host = host.clone();
+    match tokio::task::spawn_blocking(move || f(host.as_ref())).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!("chain task failed: {e}");
+            None
+        }
+    }
+}
+
+fn round_key(round: Round) -> u32 {
+    round.as_u32().unwrap_or(0)
+}
+
+impl ChainApp {
+    fn params(&self, set: ValidatorSet) -> HeightParams<OlContext> {
+        let target = (!self.cfg.target_time.is_zero()).then_some(self.cfg.target_time);
+        HeightParams::new(set, self.cfg.timeouts, target)
+    }
+
+    /// Move to the head's next height and load its validator set.
+    async fn enter_next_height(&mut self) -> Option<HeightParams<OlContext>> {
+        let (height, record) = blocking(&self.host, |h| {
+            let height = h.committed_height() + 1;
+            (height, h.validator_set(height))
+        })
+        .await?;
+        self.height = Height(height);
+        self.verdicts.clear();
+        self.parts.retain(|(h, _), _| *h >= height);
+        let set = match record.map_err(|e| e.to_string()).and_then(|r| {
+            ValidatorSet::from_staking(&r.operators, &r.consensusKeys, &r.powers).map_err(|e| e.to_string())
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(height, "no validator set: {e}");
+                return None;
+            }
+        };
+        self.set = Some(set.clone());
+        Some(self.params(set))
+    }
+
+    async fn handle(&mut self, channels: &Channels<OlContext>, msg: AppMsg<OlContext>) {
+        match msg {
+            AppMsg::ConsensusReady { reply } => match self.enter_next_height().await {
+                Some(params) => {
+                    let _ = reply.send((self.height, params));
+                }
+                None => tracing::error!("consensus cannot start: no validator set for the next height"),
+            },
+            AppMsg::StartedRound { height, round, reply_value, .. } => {
+                let values = self.stored(height, round).await;
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue { height, round, reply, .. } => {
+                if let Some(part) = self.build(height, round).await {
+                    let _ = reply.send(LocallyProposedValue::new(height, round, part.value));
+                    self.publish(channels, part).await;
+                }
+            }
+            AppMsg::ReceivedProposalPart { part, reply, .. } => {
+                let value = match part.content {
+                    StreamContent::Data(part) => self.receive(part).await,
+                    StreamContent::Fin => None,
+                };
+                let _ = reply.send(value);
+            }
+            AppMsg::Decided { certificate, reply, .. } => {
+                self.commit(certificate).await;
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized { certificate, evidence, reply, .. } => {
+                if !evidence.is_empty()
+                    && let Some(sink) = &self.evidence
+                {
+                    let _ = sink.send(evidence);
+                }
+                let committed = blocking(&self.host, |h| h.committed_height()).await.unwrap_or(0);
+                let next = if committed >= certificate.height.0 {
+                    self.enter_next_height().await.map(|p| Next::Start(self.height, p))
+                } else {
+                    tracing::warn!(height = certificate.height.0, "decided block not committed; restarting the height");
+                    self.set.clone().map(|s| Next::Restart(certificate.height, self.params(s)))
+                };
+                match next {
+                    Some(n) => {
+                        let _ = reply.send(n);
+                    }
+                    None => tracing::error!("consensus stalls: no validator set for the next height"),
+                }
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let h = blocking(&self.host, |h| h.earliest_height()).await.and_then(|r| r.ok()).unwrap_or(1);
+                let _ = reply.send(Height(h));
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let (from, to) = (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
+                let values = blocking(&self.host, move |h| decided_values(h, from, to)).await.unwrap_or_default();
+                let _ = reply.send(values);
+            }
+            AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
+                let outcome = self.synced(height, round, proposer, value_bytes).await;
+                let _ = reply.send(outcome);
+            }
+            AppMsg::RestreamProposal { height, round, value_id, .. } => {
+                let part = self.parts.get(&(height.0, round_key(round))).and_then(|ps| ps.iter().find(|p| p.value == value_id)).cloned();
+                if let Some(part) = part {
+                    self.publish(channels, part).await;
+                }
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtensions { extensions, reply, .. } => {
+                // Heights run without extensions: none is acceptable content.
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(a, _)| (a, Err(malachitebft_core_consensus::VoteExtensionError::InvalidVoteExtension)))
+                    .collect();
+                let _ = reply.send(verdicts);
+            }
+        }
+    }
+
+    /// Our own part for (height, round): the one already built, or a new block from the pool.
+    async fn build(&mut self, height: Height, round: Round) -> Option<ProposalPart> {
+        let key = (height.0, round_key(round));
+        if let Some(own) = self.parts.get(&key).and_then(|ps| ps.iter().find(|p| p.proposer == self.cfg.me)) {
+            return Some(own.clone());
+        }
+        let proposed = match blocking(&self.host, move |h| h.propose(height.0)).await? {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(height = height.0, "cannot build a block to propose: {e}");
+                return None;
+            }
+        };
+        let mut part = ProposalPart {
+            height,
+            round,
+            pol_round: Round::Nil,
+            proposer: self.cfg.me,
+            value: BlockId(proposed.hash),
+            block: proposed.bytes,
+            signature: Signature([0; 64]),
+        };
+        self.cfg.signer.sign_part(&mut part);
+        self.verdicts.insert(part.value, true);
+        self.parts.entry(key).or_default().push(part.clone());
+        Some(part)
+    }
+
+    async fn publish(&mut self, channels: &Channels<OlContext>, part: ProposalPart) {
+        self.streams += 1;
+        let mut id = self.cfg.me.0.to_vec();
+        id.extend_from_slice(&self.streams.to_be_bytes());
+        let stream = StreamId::new(Bytes::from(id));
+        for msg in [
+            StreamMessage::new(stream.clone(), 0, StreamContent::Data(part)),
+            StreamMessage::new(stream, 1, StreamContent::Fin),
+        ] {
+            if channels.network.send(NetworkMsg::PublishProposalPart(msg)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Keep a received part; the value it proposes when it is for our height.
+    async fn receive(&mut self, part: ProposalPart) -> Option<ProposedValue<OlContext>> {
+        let h = part.height.0;
+        if h < self.height.0 || h > self.height.0 + MAX_FUTURE_HEIGHTS {
+            tracing::debug!(part = h, ours = self.height.0, "dropping a proposal part outside our heights");
+            return None;
+        }
+        if self.parts.values().map(Vec::len).sum::<usize>() >= MAX_STORED_PARTS {
+            tracing::warn!(part = h, "dropping a proposal part: {MAX_STORED_PARTS} parts already kept");
+            return None;
+        }
+        let key = (h, round_key(part.round));
+        let entry = self.parts.entry(key).or_default();
+        if entry.iter().any(|p| p.value == part.value && p.proposer == part.proposer) {
+            return None;
+        }
+        entry.push(part.clone());
+        if h != self.height.0 {
+            return None;
+        }
+        self.judge(&part).await
+    }
+
+    /// The value a part of our height proposes, with its validity; `None`
+    /// (and the part forgotten) when its signature does not verify.
+    async fn judge(&mut self, part: &ProposalPart) -> Option<ProposedValue<OlContext>> {
+        let set = self.set.as_ref()?;
+        if let Err(e) = part.verify(set, self.chain_id) {
+            tracing::warn!(height = part.height.0, "dropping proposal part: {e}");
+            if let Some(ps) = self.parts.get_mut(&(part.height.0, round_key(part.round))) {
+                ps.retain(|p| p != part);
+            }
+            return None;
+        }
+        let valid = self.verdict(part.height, part.value, part.block.clone()).await;
+        Some(ProposedValue {
+            height: part.height,
+            round: part.round,
+            valid_round: part.pol_round,
+            proposer: part.proposer,
+            value: part.value,
+            validity: Validity::from_bool(valid),
+        })
+    }
+
+    /// Whether the block `bytes` is a valid block `id` at `height` (re-executed once per id).
+    async fn verdict(&mut self, height: Height, id: BlockId, bytes: Vec<u8>) -> bool {
+        if let Some(v) = self.verdicts.get(&id) {
+            return *v;
+        }
+        let checked = blocking(&self.host, move |h| h.check(height.0, &bytes)).await;
+        let valid = match checked {
+            Some(Ok(hash)) if hash == id.0 => true,
+            Some(Ok(hash)) => {
+                tracing::warn!(height = height.0, "proposal names block {id} but its bytes are block {hash}");
+                false
+            }
+            Some(Err(e)) => {
+                tracing::warn!(height = height.0, "rejecting proposed block {id}: {e}");
+                false
+            }
+            None => return false,
+        };
+        self.verdicts.insert(id, valid);
+        valid
+    }
+
+    /// The values already received for (height, round), judged (after a restart, or parts that came early).
+    async fn stored(&mut self, height: Height, round: Round) -> Vec<ProposedValue<OlContext>> {
+        if height != self.height {
+            return Vec::new();
+        }
+        let parts = self.parts.get(&(height.0, round_key(round))).cloned().unwrap_or_default();
+        let mut values = Vec::new();
+        for p in parts {
+            if let Some(v) = self.judge(&p).await {
+                values.push(v);
+            }
+        }
+        values
+    }
+
+    async fn commit(&mut self, certificate: CommitCertificate<OlContext>) {
+        let cert = to_primitive(&certificate);
+        let (height, id) = (certificate.height.0, certificate.value_id.0);
+        match blocking(&self.host, move |h| h.commit(height, id, &cert)).await {
+            Some(Ok(())) => tracing::debug!(height, block = %id, "committed"),
+            Some(Err(e)) => tracing::error!(height, block = %id, "decided block did not commit: {e}"),
+            None => {}
+        }
+    }
+
+    async fn synced(
+        &mut self,
+        height: Height,
+        round: Round,
+        proposer: ValidatorAddress,
+        value_bytes: Bytes,
+    ) -> SyncedValueOutcome<OlContext> {
+        if height != self.height {
+            return SyncedValueOutcome::LocalTransientError;
+        }
+        let Ok((header, _)) = chain::decode_block(&value_bytes) else {
+            return SyncedValueOutcome::PeerFault;
+        };
+        let id = BlockId(header.hash_slow());
+        let valid = self.verdict(height, id, value_bytes.to_vec()).await;
+        SyncedValueOutcome::Verdict(ProposedValue {
+            height,
+            round,
+            valid_round: Round::Nil,
+            proposer,
+            value: id,
+            validity: Validity::from_bool(valid),
+        })
+    }
+}
+
+/// Malachite's certificate as `primitives` defines it (what is stored and served).
+pub fn to_primitive(c: &CommitCertificate<OlContext>) -> pc::CommitCertificate {
+    pc::CommitCertificate {
+        height: c.height.0,
+        round: round_key(c.round),
+        block_hash: c.value_id.0,
+        signatures: c
+            .commit_signatures
+            .iter()
+            .map(|s| pc::CommitSignature { validator: s.address.0, signature: s.signature.0 })
+            .collect(),
+    }
+}
+
+/// A stored certificate as Malachite's, for peers that sync.
+pub fn from_primitive(c: &pc::CommitCertificate) -> CommitCertificate<OlContext> {
+    CommitCertificate {
+        height: Height(c.height),
+        round: Round::new(c.round),
+        value_id: BlockId(c.block_hash),
+        commit_signatures: c
+            .signatures
+            .iter()
+            .map(|s| CommitSignature::new(ValidatorAddress(s.validator), Signature(s.signature)))
+            .collect(),
+    }
+}
+
+fn decided_values(host: &dyn ConsensusHost, from: u64, to: u64) -> Vec<RawDecidedValue<OlContext>> {
+    let mut out = Vec::new();
+    for h in from..=to {
+        match host.decided(h) {
+            Ok(Some((bytes, cert))) => {
+                let certificate = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                    from_primitive(&cert),
+                    VoteExtensions::default(),
+                );
+                out.push(RawDecidedValue::new(Bytes::from(bytes), certificate));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(height = h, "cannot read a decided block for a peer: {e}");
+                break;
+            }
+        }
+    }
+    out
+}
