@@ -95,6 +95,7 @@ impl Ledger {
             base_fee: 7,
             gas_limit: 30_000_000,
             coinbase: primitives::system::VALIDATOR_REWARD_POOL,
+            last_commit: None,
         }
     }
 
