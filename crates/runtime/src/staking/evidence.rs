@@ -97,10 +97,10 @@ pub(super) fn report(
         return Err(revert(IStaking::Tombstoned { operator: *operator }));
     }
     let set = st.deciding_set(height)?;
-    let Some(pos) = set.operators.iter().position(|o| o == operator) else {
+    let pos = set.operators.iter().position(|o| o == operator);
+    let Some(consensus_key) = pos.and_then(|i| set.consensusKeys.get(i).copied()) else {
         return Err(revert(IStaking::NotInValidatorSet { operator: *operator, height }));
     };
-    let consensus_key = set.consensusKeys[pos];
     for (index, m) in [(0u8, &a), (1, &b)] {
         verify(&consensus_key, &m.bytes, &m.signature)
             .map_err(|()| revert(IStaking::BadEvidenceSignature { index }))?;
