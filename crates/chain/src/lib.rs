@@ -411,6 +411,7 @@ impl Chain {
             base_fee: header.base_fee_per_gas.unwrap_or(0),
             gas_limit: header.gas_limit,
             coinbase: header.beneficiary,
+            last_commit: None,
         }
     }
 

@@ -92,7 +92,15 @@ pub fn build_block(
     let min_base_fee = u64::try_from(base.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
     let gas_limit = u64::try_from(base.param(&params::BLOCK_GAS_LIMIT)?).unwrap_or(u64::MAX);
     let base_fee = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee_per_gas.unwrap_or(0), min_base_fee);
-    let env = BlockEnv { chain_id, number, timestamp, base_fee, gas_limit, coinbase: VALIDATOR_REWARD_POOL };
+    let env = BlockEnv {
+        chain_id,
+        number,
+        timestamp,
+        base_fee,
+        gas_limit,
+        coinbase: VALIDATOR_REWARD_POOL,
+        last_commit: None,
+    };
     let mut st = Overlay::new(base);
     runtime::begin_block(&mut st, &env)?;
     let mut receipts: Vec<Receipt> = Vec::new();

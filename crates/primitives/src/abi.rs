@@ -56,6 +56,38 @@ sol! {
         function names() external view returns (string[] memory);
     }
 
+    /// A vote a validator signed with its consensus key: what
+    /// [`crate::consensus::vote_sign_bytes`] takes (the chain id is the
+    /// chain's own) and the signature. Two of them are double-sign evidence
+    /// (`IStaking.reportDoubleVote`).
+    struct SignedVote {
+        uint64 height;
+        uint32 round;
+        /// 1 prevote, 2 precommit ([`crate::consensus::VoteKind::code`]).
+        uint8 kind;
+        /// False for a nil vote (then `value` is ignored).
+        bool hasValue;
+        /// The block id voted for.
+        bytes32 value;
+        /// The 64-byte ed25519 signature over the vote's signed bytes.
+        bytes signature;
+    }
+
+    /// A proposal a validator signed with its consensus key: what
+    /// [`crate::consensus::proposal_sign_bytes`] takes and the signature.
+    struct SignedProposal {
+        uint64 height;
+        uint32 round;
+        /// False for a fresh value (then `polRound` is ignored).
+        bool hasPolRound;
+        /// The round of the proof-of-lock the value is re-proposed from.
+        uint32 polRound;
+        /// The block id proposed.
+        bytes32 value;
+        /// The 64-byte ed25519 signature over the proposal's signed bytes.
+        bytes signature;
+    }
+
     /// Bonded roles: validators (produce blocks, sign verdicts) and serving
     /// operators (serve models, sign receipts). An operator address holds the
     /// stake and registers its signing keys; anyone may delegate to it.
@@ -71,6 +103,10 @@ sol! {
         event ConsensusKeyRotated(address indexed operator, bytes32 key);
         event ServingKeyRotated(address indexed operator, address key);
         event CommissionChanged(address indexed operator, uint16 commissionBps);
+        /// Double-sign evidence was accepted: the operator is slashed
+        /// (`Slashed`, reason "double vote" or "double proposal"), jailed for
+        /// good and tombstoned. `kind` is 0 for proposals, the vote kind otherwise.
+        event DoubleSignReported(address indexed operator, uint64 height, uint32 round, uint8 kind, address reporter);
 
         error NotOperator(address account);
         error AlreadyRegistered(address operator);
@@ -84,8 +120,25 @@ sol! {
         error InvalidFraction(uint32 fractionPpm);
         error TooManyUnbondings(uint256 max);
         error ValueMismatch(uint256 expected, uint256 sent);
-        /// The operator was slashed 100%: nobody can bond to it again.
+        /// The operator was slashed 100% or proven to have double-signed: it
+        /// never rejoins the validator set and nobody can bond to it again.
         error Tombstoned(address operator);
+        /// Double-sign evidence that is malformed (unknown vote kind, a signature not 64 bytes, height 0).
+        error InvalidEvidence(string reason);
+        /// The two messages do not conflict: not the same height, round (and
+        /// vote kind), or the same value.
+        error EvidenceNotConflicting();
+        /// Message `index` (0 or 1) is not signed by the operator's consensus
+        /// key in force at its height.
+        error BadEvidenceSignature(uint8 index);
+        /// The operator was not in the validator set of the evidence's height.
+        error NotInValidatorSet(address operator, uint64 height);
+        /// The evidence is older than `staking.evidence_max_age` blocks.
+        error EvidenceTooOld(uint64 height, uint64 oldestAccepted);
+        /// The evidence is for a height after the current block.
+        error EvidenceFromFuture(uint64 height, uint64 current);
+        /// Evidence for this (operator, height, round, kind) was already accepted.
+        error EvidenceAlreadySubmitted(address operator, uint64 height, uint32 round, uint8 kind);
 
         /// Become an operator (role 1 validator, 2 serving operator) with `msg.value` as the self bond.
         function registerOperator(uint8 role, bytes32 consensusKey, address servingKey, uint16 commissionBps) external payable;
@@ -106,6 +159,14 @@ sol! {
         /// Slash `fractionPpm` of an operator's stake (self bond, delegations, pending unbondings) and jail it.
         /// Callable by governance and by system modules (attribution challenges).
         function slash(address operator, uint32 fractionPpm, uint64 jailBlocks, string calldata reason, address reporter) external;
+        /// Prove that `operator` signed two different votes of one height,
+        /// round and kind (a nil vote counts as a value): it is slashed
+        /// `staking.double_sign_slash_ppm`, jailed for good and tombstoned; the
+        /// caller gets the reporter's share. Anyone may call it, within
+        /// `staking.evidence_max_age` blocks of the votes' height.
+        function reportDoubleVote(address operator, SignedVote calldata a, SignedVote calldata b) external;
+        /// The same for two proposals of one height and round for different blocks.
+        function reportDoubleProposal(address operator, SignedProposal calldata a, SignedProposal calldata b) external;
 
         function operatorInfo(address operator) external view returns (uint8 role, uint256 selfBond, uint256 delegated, uint16 commissionBps, bytes32 consensusKey, address servingKey, uint64 jailedUntil);
         function stakeOf(address operator, address account) external view returns (uint256 amount, uint256 pendingRewards);
@@ -118,6 +179,14 @@ sol! {
         function votingPower(address account) external view returns (uint256);
         function votingPowerAt(address account, uint64 height) external view returns (uint256);
         function totalVotingPowerAt(uint64 height) external view returns (uint256);
+        /// Whether the operator is tombstoned (proven to double-sign, or slashed 100%).
+        function tombstoned(address operator) external view returns (bool);
+        /// Whether evidence against `operator` at (height, round, kind) was
+        /// accepted; `kind` 0 is a proposal, 1 a prevote, 2 a precommit.
+        function evidenceSubmitted(address operator, uint64 height, uint32 round, uint8 kind) external view returns (bool);
+        /// The operator's liveness in the current downtime window: heights it
+        /// missed and heights tracked since its window (re)started.
+        function liveness(address operator) external view returns (uint32 missed, uint64 tracked);
     }
 
     /// Token-weighted governance over staked OPEN (OpenZeppelin Governor's model):

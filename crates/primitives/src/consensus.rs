@@ -187,6 +187,55 @@ impl Reader<'_> {
     }
 }
 
+impl crate::abi::SignedVote {
+    /// A vote as `IStaking.reportDoubleVote` carries it.
+    pub fn new(height: u64, round: u32, kind: VoteKind, value_id: Option<B256>, signature: [u8; 64]) -> Self {
+        Self {
+            height,
+            round,
+            kind: kind.code(),
+            hasValue: value_id.is_some(),
+            value: value_id.unwrap_or_default(),
+            signature: signature.to_vec().into(),
+        }
+    }
+
+    /// The block id voted for, `None` for nil (whatever `value` holds then).
+    pub fn value_id(&self) -> Option<B256> {
+        self.hasValue.then_some(self.value)
+    }
+
+    /// The bytes the vote's signer signed on chain `chain_id`; `None` if `kind` names no vote kind.
+    pub fn sign_bytes(&self, chain_id: u64) -> Option<Vec<u8>> {
+        let kind = VoteKind::from_code(self.kind)?;
+        Some(vote_sign_bytes(chain_id, self.height, self.round, kind, self.value_id()))
+    }
+}
+
+impl crate::abi::SignedProposal {
+    /// A proposal as `IStaking.reportDoubleProposal` carries it.
+    pub fn new(height: u64, round: u32, pol_round: Option<u32>, value_id: B256, signature: [u8; 64]) -> Self {
+        Self {
+            height,
+            round,
+            hasPolRound: pol_round.is_some(),
+            polRound: pol_round.unwrap_or_default(),
+            value: value_id,
+            signature: signature.to_vec().into(),
+        }
+    }
+
+    /// The proof-of-lock round, `None` for a fresh value (whatever `polRound` holds then).
+    pub fn pol_round(&self) -> Option<u32> {
+        self.hasPolRound.then_some(self.polRound)
+    }
+
+    /// The bytes the proposal's signer signed on chain `chain_id`.
+    pub fn sign_bytes(&self, chain_id: u64) -> Vec<u8> {
+        proposal_sign_bytes(chain_id, self.height, self.round, self.pol_round(), self.value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +284,23 @@ mod tests {
             assert!(!vote_sign_bytes(1, 2, 3, kind, Some(id)).starts_with(PROPOSAL_DOMAIN));
         }
         assert!(!PROPOSAL_DOMAIN.starts_with(VOTE_DOMAIN) && !VOTE_DOMAIN.starts_with(PROPOSAL_DOMAIN));
+    }
+
+    #[test]
+    fn evidence_structs_sign_what_the_functions_encode() {
+        let id = B256::repeat_byte(7);
+        let v = crate::abi::SignedVote::new(5, 1, VoteKind::Prevote, Some(id), [0; 64]);
+        assert_eq!(v.sign_bytes(9), Some(vote_sign_bytes(9, 5, 1, VoteKind::Prevote, Some(id))));
+        let mut nil = crate::abi::SignedVote::new(5, 1, VoteKind::Prevote, None, [0; 64]);
+        nil.value = id;
+        assert_eq!(nil.sign_bytes(9), Some(vote_sign_bytes(9, 5, 1, VoteKind::Prevote, None)), "nil ignores value");
+        nil.kind = 3;
+        assert_eq!(nil.sign_bytes(9), None);
+        let p = crate::abi::SignedProposal::new(5, 1, Some(0), id, [0; 64]);
+        assert_eq!(p.sign_bytes(9), proposal_sign_bytes(9, 5, 1, Some(0), id));
+        let fresh =
+            crate::abi::SignedProposal { polRound: 4, ..crate::abi::SignedProposal::new(5, 1, None, id, [0; 64]) };
+        assert_eq!(fresh.sign_bytes(9), proposal_sign_bytes(9, 5, 1, None, id));
     }
 
     #[test]

@@ -15,6 +15,23 @@ pub struct BlockEnv {
     pub base_fee: u64,
     pub gas_limit: u64,
     pub coinbase: Address,
+    /// The commit certificate of the block before (`number - 1`), as the
+    /// consensus layer verified it: who signed. `None` when the block was
+    /// sealed without consensus (the dev sealer), and then staking keeps no
+    /// liveness accounting for it.
+    pub last_commit: Option<LastCommit>,
+}
+
+/// Who signed the commit certificate of a block: the operators whose
+/// precommits for it are in the certificate. The chain layer verifies the
+/// certificate; the runtime trusts this list (signers outside the validator
+/// set of that height are ignored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastCommit {
+    /// The height the certificate decided: the block env's `number - 1`.
+    pub height: u64,
+    /// Operator addresses (not consensus keys) of the signers.
+    pub signers: Vec<Address>,
 }
 
 /// One call into a system contract.

@@ -90,6 +90,7 @@ impl Genesis {
             base_fee: 0,
             gas_limit: u64::MAX,
             coinbase: primitives::system::VALIDATOR_REWARD_POOL,
+            last_commit: None,
         };
         for (i, c) in self.calls.iter().enumerate() {
             if primitives::system::Module::from_address(&c.to).is_none() {

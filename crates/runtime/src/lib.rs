@@ -34,7 +34,7 @@ mod overlay;
 pub mod params;
 pub mod staking;
 
-pub use context::{BlockEnv, CallCtx, CallFail, revert};
+pub use context::{BlockEnv, CallCtx, CallFail, LastCommit, revert};
 pub use executor::{
     ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, end_block, estimate_gas,
     state_height, supply_report, system_code,

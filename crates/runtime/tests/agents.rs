@@ -131,6 +131,7 @@ impl Chain {
             base_fee: 7,
             gas_limit: 30_000_000,
             coinbase: VALIDATOR_REWARD_POOL,
+            last_commit: None,
         }
     }
 

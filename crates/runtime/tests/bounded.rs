@@ -80,6 +80,26 @@ fn end_block_reads(l: &Ledger) -> u64 {
     c.1.get()
 }
 
+/// Keys the beginning-of-block hooks read in the next block, decided by
+/// consensus with `signers` in the last commit.
+fn begin_block_reads(l: &Ledger, signers: Vec<Address>) -> u64 {
+    let c = Counting(&l.mem, Cell::new(0));
+    let mut env = l.env(l.height + 1);
+    env.last_commit = Some(runtime::LastCommit { height: l.height, signers });
+    let mut st = Overlay::new(&c);
+    runtime::begin_block(&mut st, &env).unwrap();
+    c.1.get()
+}
+
+#[test]
+fn downtime_accounting_reads_the_seats_not_every_validator() {
+    let (small, large) = (with_validators_capped(12, 10), with_validators_capped(60, 10));
+    let everyone = |n: u32| (0..n).map(|i| key(i).address()).collect::<Vec<_>>();
+    let (a, b) = (begin_block_reads(&small, everyone(12)), begin_block_reads(&large, everyone(60)));
+    assert_eq!(a, b, "10 seats are read whether 12 or 60 validators registered");
+    assert!((20..40).contains(&a), "{a} reads: a seat's operator and liveness records, and the set");
+}
+
 #[test]
 fn end_of_block_work_does_not_grow_with_operators() {
     let (small, large) = (with_validators(20), with_validators(200));

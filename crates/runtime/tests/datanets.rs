@@ -62,6 +62,7 @@ impl World {
             base_fee: 1,
             gas_limit: 30_000_000,
             coinbase: Address::ZERO,
+            last_commit: None,
         };
         self.height += 1;
         let (r, writes) = {
@@ -350,6 +351,7 @@ fn reads_of(w: &World, who: Address, c: IDatanetsCalls) -> u64 {
         base_fee: 1,
         gas_limit: 30_000_000,
         coinbase: Address::ZERO,
+        last_commit: None,
     };
     let mut st = Overlay::new(&counting);
     let mut ctx = CallCtx { env: &env, sender: who, value: Amount::ZERO, logs: vec![], calls: vec![] };

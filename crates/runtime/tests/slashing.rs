@@ -46,7 +46,15 @@ struct World {
 }
 
 fn env(number: u64) -> BlockEnv {
-    BlockEnv { chain_id: 1, number, timestamp: 0, base_fee: 1, gas_limit: 30_000_000, coinbase: Address::ZERO }
+    BlockEnv {
+        chain_id: 1,
+        number,
+        timestamp: 0,
+        base_fee: 1,
+        gas_limit: 30_000_000,
+        coinbase: Address::ZERO,
+        last_commit: None,
+    }
 }
 
 /// Run one staking call, all-or-nothing like a transaction.

@@ -101,7 +101,7 @@ proptest! {
         let gov = Module::Governance.address();
         let mut snapshots: Vec<(u64, Vec<u128>, u128)> = vec![];
         for (bn, ops) in blocks.iter().enumerate() {
-            let env = BlockEnv { chain_id: 1, number: bn as u64 + 1, timestamp: 0, base_fee: 1, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL };
+            let env = BlockEnv { chain_id: 1, number: bn as u64 + 1, timestamp: 0, base_fee: 1, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL, last_commit: None };
             let writes = {
                 let mut st = Overlay::new(&mem);
                 runtime::begin_block(&mut st, &env).unwrap();
@@ -157,7 +157,7 @@ proptest! {
             }
         }
         // Solvency: every account can claim every reward and withdraw every matured unbonding.
-        let env = BlockEnv { chain_id: 1, number: 1_000, timestamp: 0, base_fee: 1, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL };
+        let env = BlockEnv { chain_id: 1, number: 1_000, timestamp: 0, base_fee: 1, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL, last_commit: None };
         let mut st = Overlay::new(&mem);
         for who in 0..5 {
             for op in 0..2 {
@@ -221,6 +221,7 @@ fn governance_refuses_double_votes_and_counts_snapshot_power() {
             base_fee: 1,
             gas_limit: 30_000_000,
             coinbase: VALIDATOR_REWARD_POOL,
+            last_commit: None,
         };
         let w = {
             let mut st = Overlay::new(&*mem);

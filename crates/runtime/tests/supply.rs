@@ -87,7 +87,7 @@ proptest! {
         everyone.extend(primitives::system::MODULE_ESCROWS);
         let mut nonces = [0u64; 5];
         for (bn, ops) in blocks.iter().enumerate() {
-            let env = BlockEnv { chain_id: 31337, number: bn as u64 + 1, timestamp: 0, base_fee: 1_000_000_007, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL };
+            let env = BlockEnv { chain_id: 31337, number: bn as u64 + 1, timestamp: 0, base_fee: 1_000_000_007, gas_limit: 30_000_000, coinbase: VALIDATOR_REWARD_POOL, last_commit: None };
             let writes = {
                 let mut st = Overlay::new(&mem);
                 runtime::begin_block(&mut st, &env).unwrap();

@@ -7,6 +7,8 @@ use crate::dispatch::Handler;
 const VIEW_GAS: u64 = 5_000;
 /// Most operators in one page of `operators`.
 pub const MAX_PAGE: u64 = 256;
+/// Gas of a slash: a constant, as delegations and unbondings are slashed through the operator's factor.
+pub(super) const SLASH_GAS: u64 = 250_000;
 
 impl Handler for IStaking::registerOperatorCall {
     const PAYABLE: bool = true;
@@ -172,6 +174,9 @@ impl Handler for IStaking::unjailCall {
         if !oc.op.jailed {
             return Err(revert(IStaking::NotJailed { operator: sender }));
         }
+        if st.tombstoned(&sender)? {
+            return Err(revert(IStaking::Tombstoned { operator: sender }));
+        }
         if ctx.env.number < oc.op.jailedUntil {
             return Err(revert(IStaking::OperatorJailed { operator: sender, until: oc.op.jailedUntil }));
         }
@@ -204,7 +209,7 @@ impl Handler for IStaking::depositRewardsCall {
 impl Handler for IStaking::slashCall {
     /// A constant: delegations and unbondings are slashed through the operator's factor.
     fn gas(&self) -> u64 {
-        250_000
+        SLASH_GAS
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
@@ -214,6 +219,34 @@ impl Handler for IStaking::slashCall {
         }
         slash(st, ctx, &self.operator, self.fractionPpm, self.jailBlocks, &self.reason, &self.reporter)?;
         Ok(IStaking::slashReturn {})
+    }
+}
+
+impl Handler for IStaking::reportDoubleVoteCall {
+    /// Two ed25519 verifications and a slash ([`evidence::REPORT_GAS`]).
+    fn gas(&self) -> u64 {
+        evidence::REPORT_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let chain_id = ctx.env.chain_id;
+        let (a, b) = (evidence::Signed::vote(self.a, chain_id)?, evidence::Signed::vote(self.b, chain_id)?);
+        evidence::report(st, ctx, &self.operator, a, b, "double vote")?;
+        Ok(IStaking::reportDoubleVoteReturn {})
+    }
+}
+
+impl Handler for IStaking::reportDoubleProposalCall {
+    /// Two ed25519 verifications and a slash ([`evidence::REPORT_GAS`]).
+    fn gas(&self) -> u64 {
+        evidence::REPORT_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let chain_id = ctx.env.chain_id;
+        let (a, b) = (evidence::Signed::proposal(self.a, chain_id), evidence::Signed::proposal(self.b, chain_id));
+        evidence::report(st, ctx, &self.operator, a, b, "double proposal")?;
+        Ok(IStaking::reportDoubleProposalReturn {})
     }
 }
 
@@ -333,5 +366,37 @@ impl Handler for IStaking::totalVotingPowerAtCall {
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         Ok(U256::from(st.total_voting_power_at(self.height)?))
+    }
+}
+
+impl Handler for IStaking::tombstonedCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.tombstoned(&self.operator)?)
+    }
+}
+
+impl Handler for IStaking::evidenceSubmittedCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.get(&state_key::evidence(&self.operator, self.height, self.round, self.kind))?.is_some())
+    }
+}
+
+impl Handler for IStaking::livenessCall {
+    /// One record of at most `staking.downtime_window` bits.
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        let (missed, tracked) = liveness::liveness_of(st, &self.operator)?;
+        Ok(IStaking::livenessReturn { missed, tracked })
     }
 }

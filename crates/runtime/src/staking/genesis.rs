@@ -19,7 +19,15 @@ pub struct GenesisOperator {
 }
 
 pub fn init(st: &mut Overlay, chain_id: u64, ops: &[GenesisOperator]) -> Result<(), CallFail> {
-    let env = BlockEnv { chain_id, number: 0, timestamp: 0, base_fee: 0, gas_limit: 0, coinbase: Address::ZERO };
+    let env = BlockEnv {
+        chain_id,
+        number: 0,
+        timestamp: 0,
+        base_fee: 0,
+        gas_limit: 0,
+        coinbase: Address::ZERO,
+        last_commit: None,
+    };
     for o in ops {
         st.transfer(&o.operator, &ADDRESS, o.bond)?;
         let mut ctx = CallCtx { env: &env, sender: o.operator, value: o.bond, logs: Vec::new(), calls: Vec::new() };

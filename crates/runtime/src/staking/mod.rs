@@ -21,9 +21,17 @@
 //! they are worth together. Voting power of the slashed delegations follows
 //! within a bounded number of blocks (a sweep of at most
 //! [`SWEEP_PER_BLOCK`] delegations per block) or at their next touch.
+//!
+//! The validator set is accountable: two conflicting messages a validator
+//! signed are evidence anyone can submit ([`evidence`]: a slash, jail for good
+//! and a tombstone), and the beginning of each block decided by consensus
+//! counts who signed the previous block's certificate ([`liveness`]: a
+//! validator that misses too much of a sliding window is slashed and jailed).
 
 mod calls;
+pub mod evidence;
 pub mod genesis;
+pub mod liveness;
 pub mod params;
 pub mod records;
 pub mod state_key;
@@ -405,6 +413,8 @@ impl SystemModule for Staking {
         unjail,
         depositRewards,
         slash,
+        reportDoubleVote,
+        reportDoubleProposal,
         operatorInfo,
         stakeOf,
         unbondings,
@@ -414,7 +424,13 @@ impl SystemModule for Staking {
         votingPower,
         votingPowerAt,
         totalVotingPowerAt,
+        tombstoned,
+        evidenceSubmitted,
+        liveness,
     });
+    fn begin_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
+        liveness::account_last_commit(st, env)
+    }
     fn end_block(st: &mut Overlay, env: &BlockEnv) -> Result<(), CallFail> {
         end_block(st, env)
     }
@@ -501,7 +517,7 @@ fn bond(
     amount: Amount,
 ) -> Result<(), CallFail> {
     let mut oc = load_op(st, operator)?;
-    if oc.op.slashFactor.is_zero() {
+    if st.tombstoned(operator)? {
         return Err(revert(IStaking::Tombstoned { operator: *operator }));
     }
     let v = amount.to_u256();

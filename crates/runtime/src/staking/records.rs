@@ -91,6 +91,19 @@ sol! {
         uint256[] powers;
     }
 
+    /// A validator's signing over the sliding downtime window: bit `h % window`
+    /// of `bitmap` is set when it missed height `h`. Heights `since..=last`
+    /// were tracked without a gap; a gap (it left the set) or a new
+    /// `staking.downtime_window` starts the window over.
+    struct LivenessRecord {
+        uint64 window;
+        uint64 since;
+        uint64 last;
+        /// Set bits of `bitmap`: heights missed among the last `window` tracked.
+        uint32 missed;
+        bytes bitmap;
+    }
+
     struct SlashRecord {
         uint64 height;
         uint32 fractionPpm;

@@ -97,6 +97,20 @@ pub fn validator_set(height: u64) -> Vec<u8> {
 pub fn slashes(op: &Address) -> Vec<u8> {
     k(&[b"slashes/", op.as_slice(), b"/"])
 }
+/// `staking/tomb/<operator>` → present once the operator was proven to
+/// double-sign: it never unjails (a 100% slash, `slashFactor` zero, tombstones too).
+pub fn tombstone(op: &Address) -> Vec<u8> {
+    k(&[b"tomb/", op.as_slice()])
+}
+/// `staking/ev/<operator><height BE><round BE><kind>` → present once double-sign
+/// evidence for that message was accepted (kind 0 a proposal, else the vote kind).
+pub fn evidence(op: &Address, height: u64, round: u32, kind: u8) -> Vec<u8> {
+    k(&[b"ev/", op.as_slice(), &height.to_be_bytes(), &round.to_be_bytes(), &[kind]])
+}
+/// `staking/live/<operator>` → `LivenessRecord`: the validator's downtime window.
+pub fn liveness(op: &Address) -> Vec<u8> {
+    k(&[b"live/", op.as_slice()])
+}
 
 /// `staking/ck/<consensus key>` → the operator holding it (keys are unique).
 pub fn consensus_key_owner(key: &primitives::B256) -> Vec<u8> {

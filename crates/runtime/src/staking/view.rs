@@ -6,7 +6,10 @@ use alloy_primitives::U256;
 use primitives::state::{StateError, StateRead};
 use primitives::{Address, Amount};
 
-use super::records::{Checkpoint, DelegationRecord, OperatorRecord, PoolRecord, UnbondingRecord, ValidatorSetRecord};
+use super::records::{
+    Checkpoint, DelegationRecord, LivenessRecord, OperatorRecord, PoolRecord, SlashRecord, UnbondingRecord,
+    ValidatorSetRecord,
+};
 use super::state_key;
 use super::{ADDRESS, pool_role};
 use crate::bank::BankWrite;
@@ -46,6 +49,26 @@ pub trait StakingRead {
     fn total_voting_power_at(&self, height: u64) -> Result<u128, StateError>;
     /// The validator set in force at `height` (the newest snapshot at or before it).
     fn validator_set_at(&self, height: u64) -> Result<ValidatorSetRecord, StateError>;
+    /// The validator set that decides height `height`: signs its proposals and
+    /// votes, with the consensus keys it holds in this record.
+    ///
+    /// The rule, which the consensus layer follows and evidence and downtime
+    /// are judged by: the set for height `H` is `validator_set_at(H - 1)`,
+    /// read from the state after block `H - 1` (snapshots of past heights
+    /// never change, so any later state reads the same). A change made in block
+    /// `H - 1` (a bond, a jail, a key rotation) takes effect at height `H`.
+    /// Height 0 is the genesis, which nobody decides: its set is empty.
+    fn deciding_set(&self, height: u64) -> Result<ValidatorSetRecord, StateError>;
+    /// Whether the operator is tombstoned: proven to double-sign, or slashed 100%.
+    fn tombstoned(&self, op: &Address) -> Result<bool, StateError>;
+    /// The operator's downtime window, if it is tracked.
+    fn liveness(&self, op: &Address) -> Result<Option<LivenessRecord>, StateError>;
+    /// Every slash of the operator, oldest first, with its reason and reporter.
+    fn slashes(&self, op: &Address) -> Result<Vec<SlashRecord>, StateError>;
+}
+
+fn empty_set() -> ValidatorSetRecord {
+    ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] }
 }
 
 impl<S: StateRead + ?Sized> StakingRead for S {
@@ -84,13 +107,25 @@ impl<S: StateRead + ?Sized> StakingRead for S {
             i => heights.get::<u64>(self, i - 1)?,
         };
         let Some(at) = at else {
-            return Ok(ValidatorSetRecord { operators: vec![], consensusKeys: vec![], powers: vec![] });
+            return Ok(empty_set());
         };
-        Ok(load(self, &state_key::validator_set(at))?.unwrap_or(ValidatorSetRecord {
-            operators: vec![],
-            consensusKeys: vec![],
-            powers: vec![],
-        }))
+        Ok(load(self, &state_key::validator_set(at))?.unwrap_or_else(empty_set))
+    }
+    fn deciding_set(&self, height: u64) -> Result<ValidatorSetRecord, StateError> {
+        match height.checked_sub(1) {
+            Some(before) => self.validator_set_at(before),
+            None => Ok(empty_set()),
+        }
+    }
+    fn tombstoned(&self, op: &Address) -> Result<bool, StateError> {
+        Ok(self.operator(op)?.is_some_and(|o| o.slashFactor.is_zero())
+            || self.get(&state_key::tombstone(op))?.is_some())
+    }
+    fn liveness(&self, op: &Address) -> Result<Option<LivenessRecord>, StateError> {
+        load(self, &state_key::liveness(op))
+    }
+    fn slashes(&self, op: &Address) -> Result<Vec<SlashRecord>, StateError> {
+        IndexedList::new(state_key::slashes(op)).page(self, 0, u64::MAX)
     }
 }
 

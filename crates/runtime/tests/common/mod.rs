@@ -95,6 +95,7 @@ impl Ledger {
             base_fee: 7,
             gas_limit: 30_000_000,
             coinbase: primitives::system::VALIDATOR_REWARD_POOL,
+            last_commit: None,
         }
     }
 
@@ -128,6 +129,28 @@ impl Ledger {
         txs: Vec<primitives::SignedTransaction>,
     ) -> Result<Vec<primitives::block::Receipt>, String> {
         let env = self.env(self.height + 1);
+        self.try_block_in(env, txs)
+    }
+
+    /// One block decided by consensus: `signers` signed the commit
+    /// certificate of the block before (`last_commit` of the block env).
+    pub fn block_with_commit(
+        &mut self,
+        txs: Vec<primitives::SignedTransaction>,
+        signers: Vec<primitives::Address>,
+    ) -> Vec<primitives::block::Receipt> {
+        let mut env = self.env(self.height + 1);
+        env.last_commit = Some(runtime::LastCommit { height: self.height, signers });
+        self.try_block_in(env, txs).unwrap()
+    }
+
+    /// One block in `env` (its number must be the next height).
+    pub fn try_block_in(
+        &mut self,
+        env: runtime::BlockEnv,
+        txs: Vec<primitives::SignedTransaction>,
+    ) -> Result<Vec<primitives::block::Receipt>, String> {
+        assert_eq!(env.number, self.height + 1, "blocks come in order");
         let (receipts, writes) = {
             let mut st = runtime::Overlay::new(&self.mem);
             runtime::begin_block(&mut st, &env).map_err(|e| e.to_string())?;
