@@ -262,7 +262,15 @@ impl Store {
             if version > self.opts.history {
                 let cutoff = version - self.opts.history;
                 prune(&mut nodes, &mut stale, &mut values, &mut stale_values, cutoff)?;
-                meta.insert("oldest", be8(cutoff).as_slice())?;
+                // Never below where the state begins (a store imported from a
+                // snapshot holds nothing older than its height).
+                let oldest = match meta.get("oldest")? {
+                    Some(g) => u64::from_be_bytes(g.value().try_into().map_err(|_| corrupt("meta"))?),
+                    None => 0,
+                };
+                if cutoff > oldest {
+                    meta.insert("oldest", be8(cutoff).as_slice())?;
+                }
             }
         }
         w.commit()?;

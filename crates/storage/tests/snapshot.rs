@@ -168,6 +168,21 @@ fn export_is_refused_outside_history() {
 }
 
 #[test]
+fn history_of_an_imported_store_starts_at_its_height() {
+    let (bytes, _) = export(&chain(6, 5), 6);
+    let dst = Store::in_memory(StoreOptions { history: 3, ..Default::default() }).unwrap();
+    dst.import_snapshot(SnapshotReader::open(bytes.as_slice()).unwrap()).unwrap();
+    for n in 7..=11 {
+        commit(&dst, n, &block_writes(n, 5));
+        let oldest = dst.snapshot().unwrap().oldest_state().unwrap();
+        assert_eq!(oldest, 6.max(n - 3), "after block {n}");
+        let e = dst.snapshot().unwrap().get_at(b"shared-0", 5).unwrap_err();
+        assert!(matches!(e, StorageError::Pruned(5, o) if o == oldest), "{e}");
+    }
+    assert_eq!(dst.snapshot().unwrap().get_latest(b"shared-0").unwrap(), Some(b"shared at 11".to_vec()));
+}
+
+#[test]
 fn a_store_that_holds_blocks_refuses_an_import() {
     let src = chain(2, 4);
     let (bytes, _) = export(&src, 2);
