@@ -29,12 +29,13 @@ impl Chain {
     }
 }
 
-/// Export from the data directory of a stopped node (its store opens only
-/// when no node holds it), checking that it holds the chain of `genesis`.
+/// Export the state after block `height` (`None`: the head) from the data
+/// directory of a stopped node (its store opens only when no node holds it),
+/// checking that it holds the chain of `genesis`.
 pub fn export_snapshot(
     data_dir: &Path,
     genesis: &Genesis,
-    height: u64,
+    height: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<SnapshotSummary, ChainError> {
     let path = data_dir.join(STORE_FILE);
@@ -51,6 +52,10 @@ pub fn export_snapshot(
             stored.unwrap_or_default()
         )));
     }
+    let height = match height {
+        Some(h) => h,
+        None => store.head()?.ok_or(storage::StorageError::MissingBlock(0))?,
+    };
     Ok(store.export_snapshot(height, genesis.chain_id, out)?)
 }
 

@@ -180,11 +180,11 @@ async fn imports_of_the_wrong_chain_or_into_a_used_directory_are_refused() {
     // Export from a stopped node's directory checks the genesis it is given.
     drop(original);
     let mut out = Vec::new();
-    let s = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys), 3, &mut out).unwrap();
+    let s = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys), None, &mut out).unwrap();
     assert_eq!(s.info.height, 3);
-    let e = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys[..1]), 3, &mut Vec::new()).unwrap_err();
+    let e = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys[..1]), Some(3), &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("different chain"), "{e}");
     let empty = tempfile::tempdir().unwrap();
-    let e = chain::export_snapshot(empty.path(), &genesis_of(CHAIN_ID, &keys), 0, &mut Vec::new()).unwrap_err();
+    let e = chain::export_snapshot(empty.path(), &genesis_of(CHAIN_ID, &keys), Some(0), &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("holds no chain"), "{e}");
 }
