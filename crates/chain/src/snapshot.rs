@@ -40,7 +40,11 @@ pub fn export_snapshot(
 ) -> Result<SnapshotSummary, ChainError> {
     let path = data_dir.join(STORE_FILE);
     if !path.exists() {
-        return Err(ChainError::Genesis(format!("{} holds no chain ({} is missing)", data_dir.display(), path.display())));
+        return Err(ChainError::Genesis(format!(
+            "{} holds no chain ({} is missing)",
+            data_dir.display(),
+            path.display()
+        )));
     }
     let store = Store::open(&path, StoreOptions::default())?;
     let want = producer::genesis_block(genesis)?.record.hash;

@@ -22,12 +22,27 @@ fn accounts() -> Vec<SecretKey> {
 
 fn genesis_of(chain_id: u64, keys: &[SecretKey]) -> Genesis {
     let alloc = keys.iter().map(|k| (k.address(), Amount::open(1_000))).collect();
-    Genesis { chain_id, timestamp: 1_700_000_000, alloc, params: vec![], operators: vec![], calls: vec![], base_model: None }
+    Genesis {
+        chain_id,
+        timestamp: 1_700_000_000,
+        alloc,
+        params: vec![],
+        operators: vec![],
+        calls: vec![],
+        base_model: None,
+    }
 }
 
 fn config(dir: &Path, genesis: Genesis) -> ChainConfig {
     let pool = PoolConfig::default();
-    ChainConfig { data_dir: dir.into(), genesis, block_time: BlockTime::Manual, history: 100, pool, max_txs_per_block: 100 }
+    ChainConfig {
+        data_dir: dir.into(),
+        genesis,
+        block_time: BlockTime::Manual,
+        history: 100,
+        pool,
+        max_txs_per_block: 100,
+    }
 }
 
 fn open(dir: &Path) -> Arc<Chain> {
@@ -109,17 +124,8 @@ async fn an_imported_chain_opens_at_the_height_and_carries_on_as_the_original() 
     let txs: Vec<Arc<SignedTransaction>> =
         raws.iter().map(|r| Arc::new(SignedTransaction::decode(r, CHAIN_ID).unwrap())).collect();
     let base = store.snapshot().unwrap();
-    let same = chain::build_block(
-        &store,
-        &base,
-        CHAIN_ID,
-        &parent.header,
-        parent.hash,
-        built.timestamp,
-        &txs,
-        true,
-    )
-    .unwrap();
+    let same =
+        chain::build_block(&store, &base, CHAIN_ID, &parent.header, parent.hash, built.timestamp, &txs, true).unwrap();
     assert_eq!(same.record.header, built);
     assert_eq!(same.record.receipts, joined.block_receipts(6).unwrap().unwrap());
 
@@ -182,7 +188,8 @@ async fn imports_of_the_wrong_chain_or_into_a_used_directory_are_refused() {
     let mut out = Vec::new();
     let s = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys), None, &mut out).unwrap();
     assert_eq!(s.info.height, 3);
-    let e = chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys[..1]), Some(3), &mut Vec::new()).unwrap_err();
+    let e =
+        chain::export_snapshot(dir.path(), &genesis_of(CHAIN_ID, &keys[..1]), Some(3), &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("different chain"), "{e}");
     let empty = tempfile::tempdir().unwrap();
     let e = chain::export_snapshot(empty.path(), &genesis_of(CHAIN_ID, &keys), Some(0), &mut Vec::new()).unwrap_err();

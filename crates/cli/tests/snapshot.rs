@@ -33,8 +33,8 @@ fn export_import_and_start_at_the_snapshot() {
     assert!(!file.exists());
     node.stop();
 
-    let v: Value = serde_json::from_str(&cli_ok(&["--json", "snapshot", "export", "--data-dir", a_s, "--out", file_s]))
-        .unwrap();
+    let v: Value =
+        serde_json::from_str(&cli_ok(&["--json", "snapshot", "export", "--data-dir", a_s, "--out", file_s])).unwrap();
     assert_eq!(v["height"].as_u64(), Some(head));
     assert_eq!(v["bytes"].as_u64(), Some(std::fs::metadata(&file).unwrap().len()));
     assert_eq!(v["blockHash"].as_str().unwrap(), head_block.header.hash.to_string());
@@ -45,7 +45,8 @@ fn export_import_and_start_at_the_snapshot() {
     let o = cli(&["snapshot", "import", "--data-dir", b_s, "--file", file_s]);
     assert!(stderr(&o).contains("--genesis"), "{}", stderr(&o));
     let genesis = a.join("genesis.json");
-    let args = ["--json", "snapshot", "import", "--data-dir", b_s, "--file", file_s, "--genesis", genesis.to_str().unwrap()];
+    let args =
+        ["--json", "snapshot", "import", "--data-dir", b_s, "--file", file_s, "--genesis", genesis.to_str().unwrap()];
     let v: Value = serde_json::from_str(&cli_ok(&args)).unwrap();
     assert_eq!(v["height"].as_u64(), Some(head));
     assert_eq!(v["blockHash"].as_str().unwrap(), head_block.header.hash.to_string());
@@ -72,7 +73,16 @@ fn export_import_and_start_at_the_snapshot() {
     let bad = dir.path().join("bad.snap");
     std::fs::write(&bad, &bytes).unwrap();
     let c_dir = dir.path().join("c");
-    let o = cli(&["snapshot", "import", "--data-dir", c_dir.to_str().unwrap(), "--file", bad.to_str().unwrap(), "--genesis", genesis.to_str().unwrap()]);
+    let o = cli(&[
+        "snapshot",
+        "import",
+        "--data-dir",
+        c_dir.to_str().unwrap(),
+        "--file",
+        bad.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(!c_dir.join("chain.redb").exists(), "{}", stderr(&o));
 }

@@ -130,9 +130,7 @@ fn round_trip_at_the_head_and_at_an_older_version() {
         assert!(matches!(d.get_at(b"shared-0", version - 1), Err(StorageError::Pruned(_, v)) if v == version));
         // Proofs work against the imported root.
         let p = d.prove(b"shared-1", version).unwrap();
-        assert!(
-            storage::StateProof::verify_bytes(&p.root, b"shared-1", p.value.as_deref(), &p.proof_bytes()).is_ok()
-        );
+        assert!(storage::StateProof::verify_bytes(&p.root, b"shared-1", p.value.as_deref(), &p.proof_bytes()).is_ok());
         // The imported store exports the same file again.
         drop(d);
         assert_eq!(export(&dst, version).0, bytes);
@@ -302,7 +300,8 @@ fn oversized_and_unknown_frames_are_refused() {
 
 /// A store whose block 0 writes `n` keys `key-{i}` → `val-{i}`.
 fn wide(n: usize) -> Store {
-    let w: Writes = (0..n).map(|i| (format!("key-{i}").into_bytes(), Some(format!("val-{i:08}").into_bytes()))).collect();
+    let w: Writes =
+        (0..n).map(|i| (format!("key-{i}").into_bytes(), Some(format!("val-{i:08}").into_bytes()))).collect();
     let store = mem();
     commit(&store, 0, &w);
     store
@@ -323,7 +322,10 @@ fn a_state_of_several_chunks_is_checked_chunk_by_chunk() {
     b[at] = if b[at] == b'9' { b'8' } else { b'9' };
     reseal(&mut b);
     let e = refused(&b);
-    assert!(matches!(&e, SnapshotError::RootMismatch { detail, .. } if detail.contains(&format!("at entry {n}"))), "{e}");
+    assert!(
+        matches!(&e, SnapshotError::RootMismatch { detail, .. } if detail.contains(&format!("at entry {n}"))),
+        "{e}"
+    );
 }
 
 /// Export and import time and file size for a state of 100k keys (run with
