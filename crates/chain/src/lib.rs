@@ -1,5 +1,6 @@
 //! The chain: genesis, the mempool and its durable journal, the dev block
-//! producer, and replay.
+//! producer, replay, and state snapshots (export, and a data directory made
+//! from one).
 //!
 //! A transaction's life: [`Chain::submit`] decodes it and checks what needs no
 //! execution (refusing with go-ethereum's messages), admits it to the pool,
@@ -20,6 +21,7 @@ mod bft;
 mod journal;
 mod mempool;
 mod producer;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,7 @@ pub use bft::{ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, de
 pub use journal::Journal;
 pub use mempool::{Pool, PoolConfig, PoolError};
 pub use producer::{BuiltBlock, build_block, replay};
+pub use snapshot::{check_replayable, export_snapshot, import_snapshot};
 
 /// When the dev producer seals blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,9 @@ pub enum ChainError {
     Diverged { block: u64, what: String },
     #[error("block {block} is invalid: {what}")]
     InvalidBlock { block: u64, what: String },
+    /// A state snapshot could not be written or was refused.
+    #[error(transparent)]
+    Snapshot(#[from] storage::SnapshotError),
 }
 
 /// A refusal at submission, in go-ethereum's words.
@@ -174,7 +180,8 @@ impl Chain {
         match store.head()? {
             None => store.commit(&genesis.record, genesis.update)?,
             Some(_) => {
-                let stored = store.snapshot()?.header(0)?.map(|h| h.hash_slow());
+                // Block 0's hash, or the one a snapshot import recorded.
+                let stored = store.snapshot()?.genesis_hash()?;
                 if stored != Some(genesis.record.hash) {
                     return Err(ChainError::Genesis(format!(
                         "{} holds a different chain (genesis {}, configured genesis {}); use another --data-dir, or `openledger up --reset` to start the dev chain afresh",
@@ -464,5 +471,6 @@ fn futures_block_on(mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>)
 
 /// Replay the running chain's blocks into a scratch directory and check them.
 pub fn replay_dir(chain: &Chain, scratch: &Path) -> Result<u64, ChainError> {
+    check_replayable(&chain.core.store)?;
     replay(&chain.core.store, &chain.core.cfg.genesis, scratch)
 }

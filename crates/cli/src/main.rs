@@ -82,6 +82,9 @@ enum Cmd {
     /// Maintenance of a stopped node's data.
     #[command(subcommand)]
     Debug(commands::node::DebugCmd),
+    /// State snapshots: export the state after a block, or start a new data directory from one.
+    #[command(subcommand)]
+    Snapshot(commands::snapshot::SnapshotCmd),
 }
 
 fn main() {
@@ -111,6 +114,7 @@ fn main() {
         Cmd::Agent(c) => commands::agent::run(c, out),
         Cmd::Bench(a) => benchmarks::run(a),
         Cmd::Debug(c) => commands::node::debug(c, out),
+        Cmd::Snapshot(c) => commands::snapshot::run(c, out),
     };
     if let Err(e) = r {
         if cli.json {

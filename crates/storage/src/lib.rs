@@ -9,13 +9,21 @@
 //! - state keys are arbitrary bytes chosen by runtime modules; the tree is keyed by
 //!   `sha256(key)`; values are opaque canonical bytes;
 //! - history older than the configured window is pruned: proofs and reads are
-//!   served for the last `history` versions only; the latest state is always complete.
+//!   served for the last `history` versions only; the latest state is always complete;
+//! - the state key of every tree key ever written is kept (`key_preimages`), so
+//!   the state at any retained version can be exported as a snapshot, and a
+//!   store imported from one starts at its height: no block below it exists.
 //!
 //! No JSON here: everything is RLP (blocks, receipts) or borsh (tree nodes).
 
+mod snapshot;
 mod state;
 mod store;
 
+pub use snapshot::{
+    CHUNK_ENTRIES, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, MAX_HEADER_BYTES, MAX_KEY_BYTES,
+    MAX_PROOF_BYTES, MAX_VALUE_BYTES, SnapshotError, SnapshotInfo, SnapshotReader, SnapshotSummary,
+};
 pub use state::{KeyHash, StateError, StateProof, StateRead, key_hash};
 pub use store::{BlockRecord, Snapshot, StateUpdate, Store, StoreOptions, TxLocation};
 

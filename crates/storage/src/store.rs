@@ -13,19 +13,24 @@ use redb::{Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabas
 use crate::state::{KeyHash, StateProof, StateRead, key_hash};
 use crate::{Result, StorageError};
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// "head", "oldest" (u64 BE); "genesis" (32 bytes) on a store imported from a
+/// snapshot, which holds no block 0.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// borsh(NodeKey) → borsh(Node)
-const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
+pub(crate) const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// key hash ‖ version BE → 0x00 (deleted) | 0x01 ‖ value
-const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_values");
+pub(crate) const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_values");
 /// key hash → version BE ‖ 0x00 | 0x01 ‖ value: the newest value of every key.
-const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
+pub(crate) const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
+/// key hash → state key: the preimage of every key ever written (never pruned),
+/// so the state can be exported with its keys (the tree holds only their hashes).
+pub(crate) const PREIMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("key_preimages");
 /// stale-since version BE ‖ borsh(NodeKey)
 const STALE_NODES: TableDefinition<&[u8], ()> = TableDefinition::new("stale_nodes");
 /// stale-since version BE ‖ key hash ‖ old version BE
 const STALE_VALUES: TableDefinition<&[u8], ()> = TableDefinition::new("stale_values");
-const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
-const HASHES: TableDefinition<&[u8], u64> = TableDefinition::new("block_hashes");
+pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
+pub(crate) const HASHES: TableDefinition<&[u8], u64> = TableDefinition::new("block_hashes");
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 /// tx hash → block number BE ‖ index BE (u32)
@@ -78,20 +83,21 @@ pub struct StateUpdate {
     pub version: u64,
     pub root: B256,
     batch: jmt::storage::TreeUpdateBatch,
-    writes: Vec<(KeyHash, Option<Vec<u8>>)>,
+    /// (key hash, state key, new value or `None` for a deletion)
+    writes: Vec<(KeyHash, Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// The database.
 pub struct Store {
-    db: Database,
+    pub(crate) db: Database,
     opts: StoreOptions,
 }
 
-fn be8(v: u64) -> [u8; 8] {
+pub(crate) fn be8(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
 
-fn value_key(kh: &KeyHash, version: u64) -> [u8; 40] {
+pub(crate) fn value_key(kh: &KeyHash, version: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..32].copy_from_slice(&kh.0);
     k[32..].copy_from_slice(&be8(version));
@@ -139,6 +145,7 @@ impl Store {
             w.open_table(NODES)?;
             w.open_table(VALUES)?;
             w.open_table(LATEST)?;
+            w.open_table(PREIMAGES)?;
             w.open_table(STALE_NODES)?;
             w.open_table(STALE_VALUES)?;
             w.open_table(HEADERS)?;
@@ -175,10 +182,11 @@ impl Store {
         {
             return Err(StorageError::Tree(format!("version {version} does not follow head {h}")));
         }
-        let writes: Vec<(KeyHash, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (key_hash(k), v.clone())).collect();
+        let writes: Vec<(KeyHash, Vec<u8>, Option<Vec<u8>>)> =
+            writes.iter().map(|(k, v)| (key_hash(k), k.clone(), v.clone())).collect();
         let tree = Sha256Jmt::new(&snap);
         let (root, batch) = tree
-            .put_value_set(writes.iter().map(|(k, v)| (*k, v.clone())), version)
+            .put_value_set(writes.iter().map(|(kh, _, v)| (*kh, v.clone())), version)
             .map_err(|e| StorageError::Tree(e.to_string()))?;
         Ok(StateUpdate { version, root: B256::from(root.0), batch, writes })
     }
@@ -207,16 +215,23 @@ impl Store {
             let mut values = w.open_table(VALUES)?;
             let mut latest = w.open_table(LATEST)?;
             let mut stale_values = w.open_table(STALE_VALUES)?;
-            for (kh, v) in &update.writes {
+            let mut preimages = w.open_table(PREIMAGES)?;
+            for (kh, key, v) in &update.writes {
                 let prev = latest.get(kh.0.as_slice())?.map(|g| {
                     let b = g.value();
                     u64::from_be_bytes(b[..8].try_into().unwrap())
                 });
-                if let Some(u) = prev {
-                    let mut sk = be8(version).to_vec();
-                    sk.extend_from_slice(&kh.0);
-                    sk.extend_from_slice(&be8(u));
-                    stale_values.insert(sk.as_slice(), ())?;
+                match prev {
+                    Some(u) => {
+                        let mut sk = be8(version).to_vec();
+                        sk.extend_from_slice(&kh.0);
+                        sk.extend_from_slice(&be8(u));
+                        stale_values.insert(sk.as_slice(), ())?;
+                    }
+                    // A key seen for the first time: keep its preimage.
+                    None => {
+                        preimages.insert(kh.0.as_slice(), key.as_slice())?;
+                    }
                 }
                 let mut enc = Vec::with_capacity(1 + v.as_ref().map_or(0, Vec::len));
                 match v {
@@ -256,7 +271,15 @@ impl Store {
             if version > self.opts.history {
                 let cutoff = version - self.opts.history;
                 prune(&mut nodes, &mut stale, &mut values, &mut stale_values, cutoff)?;
-                meta.insert("oldest", be8(cutoff).as_slice())?;
+                // Never below where the state begins (a store imported from a
+                // snapshot holds nothing older than its height).
+                let oldest = match meta.get("oldest")? {
+                    Some(g) => u64::from_be_bytes(g.value().try_into().map_err(|_| corrupt("meta"))?),
+                    None => 0,
+                };
+                if cutoff > oldest {
+                    meta.insert("oldest", be8(cutoff).as_slice())?;
+                }
             }
         }
         w.commit()?;
@@ -300,6 +323,7 @@ pub struct Snapshot {
     nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
     values: ReadOnlyTable<&'static [u8], &'static [u8]>,
     latest: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    preimages: ReadOnlyTable<&'static [u8], &'static [u8]>,
     headers: ReadOnlyTable<u64, &'static [u8]>,
     hashes: ReadOnlyTable<&'static [u8], u64>,
     bodies: ReadOnlyTable<u64, &'static [u8]>,
@@ -315,6 +339,7 @@ impl Snapshot {
             nodes: txn.open_table(NODES)?,
             values: txn.open_table(VALUES)?,
             latest: txn.open_table(LATEST)?,
+            preimages: txn.open_table(PREIMAGES)?,
             headers: txn.open_table(HEADERS)?,
             hashes: txn.open_table(HASHES)?,
             bodies: txn.open_table(BODIES)?,
@@ -337,9 +362,31 @@ impl Snapshot {
         self.meta_u64("head")
     }
 
-    /// The oldest version whose state can still be read and proven.
+    /// The oldest version whose state can still be read and proven. On a store
+    /// imported from a snapshot, never below the snapshot's height.
     pub fn oldest_state(&self) -> Result<u64> {
         Ok(self.meta_u64("oldest")?.unwrap_or(0))
+    }
+
+    /// The hash of the chain's block 0: block 0's own hash, or, on a store
+    /// imported from a snapshot (which holds no block 0), the one the snapshot
+    /// named. `None` on an empty store.
+    pub fn genesis_hash(&self) -> Result<Option<B256>> {
+        if let Some(g) = self.meta.get("genesis")? {
+            return Ok(Some(B256::try_from(g.value()).map_err(|_| corrupt("genesis hash"))?));
+        }
+        Ok(self.header(0)?.map(|h| h.hash_slow()))
+    }
+
+    /// The first block whose header this store holds: 0, or the height of the
+    /// snapshot it was imported from (blocks below it were never stored).
+    pub fn first_block(&self) -> Result<u64> {
+        Ok(self.meta_u64("first_block")?.unwrap_or(0))
+    }
+
+    /// The state key whose tree key is `kh`, if it was ever written here.
+    pub(crate) fn preimage(&self, kh: &KeyHash) -> Result<Option<Vec<u8>>> {
+        Ok(self.preimages.get(kh.0.as_slice())?.map(|g| g.value().to_vec()))
     }
 
     pub fn header(&self, number: u64) -> Result<Option<Header>> {
@@ -388,7 +435,7 @@ impl Snapshot {
         })
     }
 
-    fn check_version(&self, version: u64) -> Result<()> {
+    pub(crate) fn check_version(&self, version: u64) -> Result<()> {
         let oldest = self.oldest_state()?;
         let head = self.head()?.unwrap_or(0);
         if version < oldest || version > head {

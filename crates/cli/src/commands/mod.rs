@@ -18,6 +18,7 @@ pub mod model_bootstrap;
 pub mod node;
 pub mod node_keys;
 pub mod query;
+pub mod snapshot;
 pub mod stake;
 pub mod testnet;
 pub mod train;

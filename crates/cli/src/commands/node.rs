@@ -340,6 +340,7 @@ pub fn debug(c: DebugCmd, out: Out) -> anyhow::Result<()> {
             let genesis = node::load_genesis(&data_dir.join(GENESIS_FILE))?;
             let store = storage::Store::open(&data_dir.join("chain.redb"), storage::StoreOptions::default())
                 .with_context(|| format!("opening {} (is the node still running?)", data_dir.display()))?;
+            chain::check_replayable(&store)?;
             let scratch = data_dir.join("replay.tmp");
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch)?;
