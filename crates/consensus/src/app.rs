@@ -58,7 +58,7 @@ pub struct AppConfig {
 pub use malachitebft_core_consensus::MisbehaviorEvidence;
 
 /// Equivocation the engine observed, for the node to turn into evidence transactions.
-pub type EvidenceSink = mpsc::UnboundedSender<MisbehaviorEvidence<OlContext>>;
+pub type EvidenceSink = mpsc::UnboundedSender<Vec<crate::evidence::Misbehavior>>;
 
 /// The application state the loop carries.
 struct ChainApp {
@@ -179,9 +179,12 @@ impl ChainApp {
             }
             AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 if !evidence.is_empty()
-                    && let Some(sink) = &self.evidence
+                    && let (Some(sink), Some(set)) = (&self.evidence, &self.set)
                 {
-                    let _ = sink.send(evidence);
+                    let found = crate::evidence::misbehavior(&evidence, set);
+                    if !found.is_empty() {
+                        let _ = sink.send(found);
+                    }
                 }
                 let committed = blocking(&self.host, |h| h.committed_height()).await.unwrap_or(0);
                 let next = if committed >= certificate.height.0 {

@@ -163,6 +163,7 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
         gossip_addr: format!("127.0.0.1:{gossip}"),
         gossip_peers: others.iter().map(|p| format!("127.0.0.1:{}", p[3])).collect(),
         password_file: "node-password".into(),
+        operator_keystore: "operator.json".into(),
         timeout_propose_ms: 3000,
         timeout_vote_ms: 1000,
     };
