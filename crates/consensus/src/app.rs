@@ -378,10 +378,10 @@ impl ChainApp {
         if height != self.height {
             return SyncedValueOutcome::LocalTransientError;
         }
-        let Ok((header, _)) = chain::decode_block(&value_bytes) else {
+        let Ok(block) = chain::decode_block(&value_bytes) else {
             return SyncedValueOutcome::PeerFault;
         };
-        let id = BlockId(header.hash_slow());
+        let id = BlockId(block.header.hash_slow());
         let valid = self.verdict(height, id, value_bytes.to_vec()).await;
         SyncedValueOutcome::Verdict(ProposedValue {
             height,
