@@ -18,6 +18,7 @@ mod config;
 mod factory_env;
 mod meter;
 mod serving;
+pub mod snapshot_route;
 pub mod spans;
 mod tx;
 mod validator;
@@ -330,7 +331,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         let mut router = datanets::routes(datanets.clone())
             .merge(agents_route::routes(agent_blobs))
             .merge(blob_route::routes(store, policy))
-            .merge(factory::routes::routes(jobs.clone()));
+            .merge(factory::routes::routes(jobs.clone()))
+            .merge(snapshot_route::routes(chain.clone()));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
