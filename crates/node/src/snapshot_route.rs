@@ -28,19 +28,19 @@ struct SnapshotRoutes {
     busy: Arc<Semaphore>,
 }
 
-/// `height=N` of the query string, if given.
+/// `height=N` of the query string, if given (nothing else is accepted).
 fn height_param(query: Option<&str>) -> Result<Option<u64>, ApiError> {
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("height", v)) => {
-                return v.parse().map(Some).map_err(|_| {
-                    ApiError::bad_request("bad_height", format!("height {v:?} is not a block number"))
-                });
-            }
-            _ => return Err(ApiError::bad_request("bad_query", format!("unknown query parameter {pair:?}; only height=N"))),
-        }
+    let q = query.unwrap_or("");
+    if q.is_empty() {
+        return Ok(None);
     }
-    Ok(None)
+    match q.split_once('=') {
+        Some(("height", v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("bad_height", format!("height {v:?} is not a block number"))),
+        _ => Err(ApiError::bad_request("bad_query", format!("unknown query {q:?}; only height=N"))),
+    }
 }
 
 /// The snapshot route, for the node's HTTP server.
