@@ -257,7 +257,10 @@ impl ConsensusHost for Chain {
             let snap = core.store.snapshot()?;
             return match snap.header(height)? {
                 Some(h) if h.hash_slow() == block => Ok(()),
-                _ => Err(ChainError::InvalidBlock { block: height, what: format!("{block} conflicts with the committed block") }),
+                _ => Err(ChainError::InvalidBlock {
+                    block: height,
+                    what: format!("{block} conflicts with the committed block"),
+                }),
             };
         }
         expect_next(&head.header, height)?;
@@ -273,7 +276,8 @@ impl ConsensusHost for Chain {
 
     fn decided(&self, height: u64) -> Result<Option<(Vec<u8>, CommitCertificate)>, ChainError> {
         let snap = self.core.store.snapshot()?;
-        let (Some(header), Some(body), Some(cert)) = (snap.header(height)?, snap.body(height)?, snap.certificate(height)?)
+        let (Some(header), Some(body), Some(cert)) =
+            (snap.header(height)?, snap.body(height)?, snap.certificate(height)?)
         else {
             return Ok(None);
         };

@@ -38,7 +38,8 @@ use runtime::params::{self, ParamsRead};
 use storage::{Snapshot, Store, StoreOptions};
 
 pub use bft::{
-    ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, WireBlock, decode_block, encode_block, verify_certificate,
+    ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, WireBlock, decode_block, encode_block,
+    verify_certificate,
 };
 pub use journal::Journal;
 pub use mempool::{Pool, PoolConfig, PoolError};

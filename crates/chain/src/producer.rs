@@ -5,8 +5,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
-use primitives::consensus::CommitCertificate;
 use primitives::block::{Header, Receipt, StoredTx, logs_bloom, next_base_fee, receipts_root, transactions_root};
+use primitives::consensus::CommitCertificate;
 use primitives::state::StateRead;
 use primitives::system::VALIDATOR_REWARD_POOL;
 use primitives::{Address, B256, Bytes, SignedTransaction};
@@ -102,7 +102,15 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
     };
     let hash = header.hash_slow();
     Ok(BuiltBlock {
-        record: BlockRecord { header, hash, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None, last_commit: None },
+        record: BlockRecord {
+            header,
+            hash,
+            txs: vec![],
+            tx_hashes: vec![],
+            receipts: vec![],
+            certificate: None,
+            last_commit: None,
+        },
         update: root,
         rejected: vec![],
     })
@@ -369,7 +377,9 @@ pub fn replay(store: &Store, genesis: &Genesis, scratch_dir: &std::path::Path) -
             .collect::<Result<_, _>>()
             .map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?;
         let last_commit = match snap.last_commit(n)? {
-            Some(b) => Some(CommitCertificate::decode(&b).map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?),
+            Some(b) => Some(
+                CommitCertificate::decode(&b).map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?,
+            ),
             None => None,
         };
         let seal = if is_bft_header(&header) { Seal::Bft { last_commit: last_commit.as_ref() } } else { Seal::Dev };

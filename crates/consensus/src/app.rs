@@ -205,7 +205,8 @@ impl ChainApp {
                 let _ = reply.send(Height(h));
             }
             AppMsg::GetDecidedValues { range, reply } => {
-                let (from, to) = (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
+                let (from, to) =
+                    (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
                 let values = blocking(&self.host, move |h| decided_values(h, from, to)).await.unwrap_or_default();
                 let _ = reply.send(values);
             }
@@ -214,7 +215,11 @@ impl ChainApp {
                 let _ = reply.send(outcome);
             }
             AppMsg::RestreamProposal { height, round, value_id, .. } => {
-                let part = self.parts.get(&(height.0, round_key(round))).and_then(|ps| ps.iter().find(|p| p.value == value_id)).cloned();
+                let part = self
+                    .parts
+                    .get(&(height.0, round_key(round)))
+                    .and_then(|ps| ps.iter().find(|p| p.value == value_id))
+                    .cloned();
                 if let Some(part) = part {
                     self.publish(channels, part).await;
                 }

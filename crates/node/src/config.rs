@@ -584,11 +584,16 @@ impl ValidatorFile {
         let addrs = |what: &str, v: &[String]| -> Result<Vec<SocketAddr>, ConfigError> {
             v.iter().map(|s| addr(what, s)).collect()
         };
-        let operator: Address =
-            self.operator.parse().map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
+        let operator: Address = self
+            .operator
+            .parse()
+            .map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
         let password = if self.password_file.is_empty() {
             std::env::var("OPENLEDGER_NODE_PASSWORD").map_err(|_| {
-                invalid("a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file".into())
+                invalid(
+                    "a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file"
+                        .into(),
+                )
             })?
         } else {
             let p = data_dir.join(&self.password_file);
@@ -730,7 +735,9 @@ impl ConfigFile {
             Err(_) => None,
         };
         let validator = match &self.validator {
-            Some(v) => Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? }),
+            Some(v) => {
+                Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? })
+            }
             None => None,
         };
         let base_model = if self.base_model.is_empty() {

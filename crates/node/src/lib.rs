@@ -36,9 +36,9 @@ pub use factory_env::NodeFactoryEnv;
 pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
-    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, ValidatorConfig, ValidatorFile,
-    VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
-    dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
+    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
+    ValidatorConfig, ValidatorFile, VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key,
+    dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;

@@ -89,7 +89,8 @@ async fn get_snapshot(State(r): State<SnapshotRoutes>, RawQuery(query): RawQuery
     };
     let head = r.chain.head().number();
     let height = requested.unwrap_or(head);
-    let oldest = r.chain.snapshot().map_err(|e| ApiError::internal("store", e.to_string()))?.oldest_state().unwrap_or(0);
+    let oldest =
+        r.chain.snapshot().map_err(|e| ApiError::internal("store", e.to_string()))?.oldest_state().unwrap_or(0);
     if height > head || height < oldest {
         return Err(ApiError::not_found(
             "no_such_state",
@@ -101,7 +102,10 @@ async fn get_snapshot(State(r): State<SnapshotRoutes>, RawQuery(query): RawQuery
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
-        let done = chain.export_snapshot(height, &mut w).map_err(|e| e.to_string()).and_then(|_| w.flush().map_err(|e| e.to_string()));
+        let done = chain
+            .export_snapshot(height, &mut w)
+            .map_err(|e| e.to_string())
+            .and_then(|_| w.flush().map_err(|e| e.to_string()));
         if let Err(e) = done {
             tracing::warn!(height, "snapshot export failed: {e}");
             // The body ends in an error: the client sees a cut transfer, never a short file taken as whole.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chain::{Chain, ConsensusHost};
 use consensus::app::{AppConfig, EvidenceSink};
-use consensus::evidence::Misbehavior;
 use consensus::app_channel::EngineHandle;
 use consensus::app_channel::app::types::Keypair;
 use consensus::app_channel::app::types::core::LinearTimeouts;
+use consensus::evidence::Misbehavior;
 use consensus::{ConsensusSigner, EngineConfig, ValidatorAddress, loopback_addr};
 
 use crate::NodeError;
@@ -57,7 +57,8 @@ fn network_key(cfg: &ValidatorConfig) -> Result<Keypair, NodeError> {
 fn socket_multiaddr(a: std::net::SocketAddr) -> consensus::app_channel::app::net::Multiaddr {
     match a.ip() {
         std::net::IpAddr::V4(ip) if ip.is_loopback() => loopback_addr(a.port()),
-        ip => consensus::app_channel::app::config::TransportProtocol::Tcp.multiaddr(&ip.to_string(), usize::from(a.port())),
+        ip => consensus::app_channel::app::config::TransportProtocol::Tcp
+            .multiaddr(&ip.to_string(), usize::from(a.port())),
     }
 }
 
@@ -145,7 +146,12 @@ async fn report_evidence(
 const REPORT_GAS: u64 = 1_000_000;
 
 /// Send one proof unless it is already on chain; whether it was sent.
-fn report(chain: &Chain, handle: &tokio::runtime::Handle, key: &keys::SecretKey, m: &Misbehavior) -> Result<bool, String> {
+fn report(
+    chain: &Chain,
+    handle: &tokio::runtime::Handle,
+    key: &keys::SecretKey,
+    m: &Misbehavior,
+) -> Result<bool, String> {
     use alloy_sol_types::SolCall;
     use primitives::abi::IStaking;
     let staking = primitives::system::Module::Staking.address();

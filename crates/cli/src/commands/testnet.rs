@@ -219,7 +219,10 @@ fn join(mut a: TestnetArgs, out: Out) -> anyhow::Result<()> {
     std::fs::copy(&genesis_path, home.dir.join("genesis.json"))?;
     let peers: Vec<[u16; 4]> = (0..n).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
     let [rpc, http, p2p, gossip] = ports(a.base_port, n)?;
-    std::fs::write(home.dir.join("openledger.toml"), config_with_peers(&a, n, &home.operator, &peers, rpc, http, p2p, gossip)?)?;
+    std::fs::write(
+        home.dir.join("openledger.toml"),
+        config_with_peers(&a, n, &home.operator, &peers, rpc, http, p2p, gossip)?,
+    )?;
     let from_snapshot = match a.snapshot_from {
         Some(k) if k < n => Some(import_from(&home.dir, &genesis, ports(a.base_port, k)?)?),
         Some(k) => bail!("--snapshot-from {k}: the testnet has nodes 0..{}", n - 1),
@@ -228,10 +231,7 @@ fn join(mut a: TestnetArgs, out: Out) -> anyhow::Result<()> {
     out.print(
         || {
             let from = from_snapshot.map(|h| format!(" from a snapshot at block {h}")).unwrap_or_default();
-            format!(
-                "node{n} joins{from}: start it with: openledger start --data-dir {}",
-                home.dir.display()
-            )
+            format!("node{n} joins{from}: start it with: openledger start --data-dir {}", home.dir.display())
         },
         json!({"node": n, "dir": home.dir, "rpc": format!("http://127.0.0.1:{rpc}"), "snapshotHeight": from_snapshot}),
     );
@@ -269,10 +269,18 @@ fn import_from(dir: &Path, genesis: &runtime::Genesis, from: [u16; 4]) -> anyhow
     let head = imported.head();
     use chain::ConsensusHost;
     let set = imported.validator_set(height)?;
-    let checked = chain::verify_certificate(&cert, &set, genesis.chain_id)
-        .map_err(|e| anyhow::anyhow!(e))
-        .and_then(|_| if cert.block_hash == head.hash && cert.height == height { Ok(()) } else {
-            Err(anyhow::anyhow!("the certificate is for block {} at {}, the snapshot's is {} at {height}", cert.block_hash, cert.height, head.hash))
+    let checked =
+        chain::verify_certificate(&cert, &set, genesis.chain_id).map_err(|e| anyhow::anyhow!(e)).and_then(|_| {
+            if cert.block_hash == head.hash && cert.height == height {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "the certificate is for block {} at {}, the snapshot's is {} at {height}",
+                    cert.block_hash,
+                    cert.height,
+                    head.hash
+                ))
+            }
         });
     drop(imported);
     if let Err(e) = checked {
