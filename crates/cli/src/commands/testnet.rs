@@ -41,6 +41,13 @@ pub struct TestnetArgs {
     /// Then start every validator as a process and wait (Ctrl-C stops them all).
     #[arg(long)]
     pub start: bool,
+    /// Then start every validator (with --join: the new node) as a process,
+    /// return once they answer, and leave them running.
+    #[arg(long, conflicts_with = "start")]
+    pub detach: bool,
+    /// Stop the nodes `--detach` started in --dir.
+    #[arg(long, conflicts_with_all = ["start", "detach", "join"])]
+    pub stop: bool,
     /// Key derivation for the node keys: fast, for throwaway test networks.
     #[arg(long)]
     pub insecure_fast_kdf: bool,
@@ -76,6 +83,9 @@ struct Home {
 }
 
 pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
+    if a.stop {
+        return stop_all(&a.dir, out);
+    }
     if a.join {
         return join(a, out);
     }
@@ -110,7 +120,7 @@ pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
         },
         json!({"dir": a.dir, "chainId": a.chain_id, "rpc": rpcs, "operators": homes.iter().map(|h| h.operator.address()).collect::<Vec<_>>()}),
     );
-    if a.start { run_all(&a.dir, a.validators) } else { Ok(()) }
+    if a.start || a.detach { run_all(&a.dir, a.validators, a.detach) } else { Ok(()) }
 }
 
 fn make_home(dir: &Path, kdf: &KdfParams) -> anyhow::Result<Home> {
@@ -235,6 +245,10 @@ fn join(mut a: TestnetArgs, out: Out) -> anyhow::Result<()> {
         },
         json!({"node": n, "dir": home.dir, "rpc": format!("http://127.0.0.1:{rpc}"), "snapshotHeight": from_snapshot}),
     );
+    if a.detach {
+        spawn_nodes(&a.dir, &[n])?;
+        eprintln!("node{n} running (log in {})", home.dir.join("node.log").display());
+    }
     Ok(())
 }
 
@@ -290,14 +304,18 @@ fn import_from(dir: &Path, genesis: &runtime::Genesis, from: [u16; 4]) -> anyhow
     Ok(height)
 }
 
-/// Start `nodeK` for every K as processes (logs in `nodeK/node.log`), wait for
-/// their RPC, then until Ctrl-C; stop them all on the way out.
-fn run_all(dir: &Path, n: usize) -> anyhow::Result<()> {
+/// The file in a node's home that holds the pid of a node `testnet` started.
+const PID_FILE: &str = "node.pid";
+
+/// Start the nodes `which` of `dir` as processes (logs in `nodeK/node.log`,
+/// pids in `nodeK/node.pid`) and wait until each answers; a node that exits is an error.
+fn spawn_nodes(dir: &Path, which: &[usize]) -> anyhow::Result<Vec<Child>> {
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = Vec::new();
-    let started = (0..n).try_for_each(|i| {
+    let started = which.iter().try_for_each(|&i| {
         let home = dir.join(format!("node{i}"));
-        let log = std::fs::File::create(home.join("node.log"))?;
+        let _ = std::fs::remove_file(home.join(node::ENDPOINTS_FILE));
+        let log = std::fs::File::options().create(true).append(true).open(home.join("node.log"))?;
         let child = Command::new(&exe)
             .args(["start", "--data-dir"])
             .arg(&home)
@@ -306,42 +324,88 @@ fn run_all(dir: &Path, n: usize) -> anyhow::Result<()> {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting node{i}"))?;
+        std::fs::write(home.join(PID_FILE), child.id().to_string())?;
         children.push(child);
         anyhow::Ok(())
     });
-    let result = started.and_then(|_| wait_running(dir, n, &mut children));
-    if result.is_ok() {
-        eprintln!("{n} validators running (logs in {}/nodeK/node.log); Ctrl-C stops them", dir.display());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
-    }
-    for c in &mut children {
-        #[cfg(unix)]
-        {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+    match started.and_then(|_| wait_running(dir, which, &mut children)) {
+        Ok(()) => Ok(children),
+        Err(e) => {
+            terminate(&mut children);
+            Err(e)
         }
-        let _ = c.wait();
     }
-    result
 }
 
-/// Wait until every node writes its endpoints (its RPC is up); a node that exits is an error.
-fn wait_running(dir: &Path, n: usize, children: &mut [Child]) -> anyhow::Result<()> {
+fn terminate(children: &mut [Child]) {
+    for c in children.iter() {
+        signal_term(c.id());
+    }
+    for c in children.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
+fn signal_term(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).stderr(Stdio::null()).status();
+}
+
+/// Start every node of `dir`; with `detach`, return once they answer and
+/// leave them running (`--stop` stops them); else wait for Ctrl-C and stop them.
+fn run_all(dir: &Path, n: usize, detach: bool) -> anyhow::Result<()> {
+    let which: Vec<usize> = (0..n).collect();
+    let mut children = spawn_nodes(dir, &which)?;
+    if detach {
+        eprintln!("{n} nodes running (logs in {0}/nodeK/node.log); stop them with: openledger testnet --stop --dir {0}", dir.display());
+        return Ok(());
+    }
+    eprintln!("{n} nodes running (logs in {}/nodeK/node.log); Ctrl-C stops them", dir.display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    terminate(&mut children);
+    Ok(())
+}
+
+/// `--stop`: SIGTERM every node `testnet` started in `dir`, and wait until they are gone.
+fn stop_all(dir: &Path, out: Out) -> anyhow::Result<()> {
+    let mut stopped = 0;
+    for i in 0..existing_nodes(dir) {
+        let pid_file = dir.join(format!("node{i}")).join(PID_FILE);
+        let Ok(pid) = std::fs::read_to_string(&pid_file) else { continue };
+        let _ = std::fs::remove_file(&pid_file);
+        let Ok(pid) = pid.trim().parse::<u32>() else { continue };
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        if !proc_dir.exists() {
+            continue;
+        }
+        signal_term(pid);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proc_dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stopped += 1;
+    }
+    out.print(|| format!("stopped {stopped} nodes in {}", dir.display()), json!({"stopped": stopped}));
+    Ok(())
+}
+
+/// Wait until every node in `which` writes its endpoints (its RPC is up); a node that exits is an error.
+fn wait_running(dir: &Path, which: &[usize], children: &mut [Child]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        for (i, c) in children.iter_mut().enumerate() {
+        for (&i, c) in which.iter().zip(children.iter_mut()) {
             if let Some(status) = c.try_wait()? {
                 bail!("node{i} exited ({status}); see {}", dir.join(format!("node{i}/node.log")).display());
             }
         }
-        let up = (0..n).filter(|i| node::Endpoints::read(&dir.join(format!("node{i}"))).is_some()).count();
-        if up == n {
+        let up = which.iter().filter(|i| node::Endpoints::read(&dir.join(format!("node{i}"))).is_some()).count();
+        if up == which.len() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {up} of {n} validators started within 120 s");
+            bail!("only {up} of {} nodes started within 120 s", which.len());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
