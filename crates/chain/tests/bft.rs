@@ -244,7 +244,8 @@ fn malformed_or_misplaced_blocks_are_refused() {
     refused(&b, 1, &tampered(&good, |w| w.header.number = 2), "does not extend");
     refused(&b, 1, &tampered(&good, |w| w.header.parent_hash = B256::repeat_byte(9)), "does not extend");
     refused(&b, 1, &tampered(&good, |w| w.header.timestamp = GENESIS_TIME - 1), "before its parent");
-    let far = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + MAX_FUTURE_SECS + 60;
+    let far =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + MAX_FUTURE_SECS + 60;
     refused(&b, 1, &tampered(&good, |w| w.header.timestamp = far), "in the future");
     // Whatever the header claims about execution must be what execution gives.
     refused(&b, 1, &tampered(&good, |w| w.header.state_root = B256::repeat_byte(1)), "differs");
@@ -310,7 +311,9 @@ fn a_carried_certificate_must_prove_the_head() {
     refused(&b, 2, &with(twice), "twice");
     let mut outsider = certify(1, h1, ALL);
     let msg = outsider.sign_bytes(CHAIN_ID);
-    outsider.signatures.push(CommitSignature { validator: user(0).address(), signature: ConsensusKey::dev("x").sign(&msg) });
+    outsider
+        .signatures
+        .push(CommitSignature { validator: user(0).address(), signature: ConsensusKey::dev("x").sign(&msg) });
     refused(&b, 2, &with(outsider), "not in the validator set");
     // A valid certificate, but not the one the header binds.
     refused(&b, 2, &with(certify(1, h1, &[0, 1, 3])), "differs");
