@@ -306,7 +306,8 @@ impl Chain {
     /// A carried certificate must prove the head: height `height - 1`, the
     /// head's hash, signed by more than two thirds of that height's set.
     fn check_last_commit(&self, height: u64, head: &B256, c: &CommitCertificate) -> Result<(), String> {
-        if c.height + 1 != height || c.block_hash != *head {
+        // `checked_add`: the height is the proposer's to choose, and u64::MAX + 1 panics in debug builds.
+        if c.height.checked_add(1) != Some(height) || c.block_hash != *head {
             return Err(format!("its last commit is for block {} at {}, not the head", c.block_hash, c.height));
         }
         let set = self.validator_set(c.height).map_err(|e| e.to_string())?;

@@ -10,7 +10,8 @@
 //! runs on blocking threads, never on the engine's.
 //!
 //! Bad input is dropped with a log line: parts with a bad signature, for a
-//! past height, beyond [`MAX_FUTURE_HEIGHTS`] ahead, or past [`MAX_STORED_PARTS`].
+//! past height, beyond [`MAX_FUTURE_HEIGHTS`] ahead, or past [`MAX_STORED_PARTS`]
+//! (parts of later heights give way to those of earlier ones).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -144,6 +145,13 @@ impl ChainApp {
                 return None;
             }
         };
+        // Parts kept for this height came before its set was known, unverified:
+        // forget those it refuses, so that they hold no room of the store.
+        let chain_id = self.chain_id;
+        for (_, ps) in self.parts.range_mut((height, 0)..=(height, u32::MAX)) {
+            ps.retain(|p| p.verify(&set, chain_id).is_ok());
+        }
+        self.parts.retain(|_, ps| !ps.is_empty());
         self.set = Some(set.clone());
         Some(self.params(set))
     }
@@ -288,9 +296,11 @@ impl ChainApp {
             tracing::debug!(part = h, ours = self.height.0, "dropping a proposal part outside our heights");
             return None;
         }
-        if self.parts.values().map(Vec::len).sum::<usize>() >= MAX_STORED_PARTS {
-            tracing::warn!(part = h, "dropping a proposal part: {MAX_STORED_PARTS} parts already kept");
-            return None;
+        while self.parts.values().map(Vec::len).sum::<usize>() >= MAX_STORED_PARTS {
+            if !self.forget_one_above(h) {
+                tracing::warn!(part = h, "dropping a proposal part: {MAX_STORED_PARTS} parts already kept");
+                return None;
+            }
         }
         let key = (h, round_key(part.round));
         let entry = self.parts.entry(key).or_default();
@@ -302,6 +312,23 @@ impl ChainApp {
             return None;
         }
         self.judge(&part).await
+    }
+
+    /// Make room for a part of height `h` by forgetting one kept for the
+    /// highest height above it, if any. Parts of later heights are kept
+    /// unverified (their height's set is not known yet), so anyone can send
+    /// them: they must never crowd out the parts of the heights before.
+    fn forget_one_above(&mut self, h: u64) -> bool {
+        let Some(mut last) = self.parts.last_entry() else {
+            return false;
+        };
+        if last.key().0 <= h {
+            return false;
+        }
+        if last.get_mut().pop().is_none() || last.get().is_empty() {
+            last.remove();
+        }
+        true
     }
 
     /// The value a part of our height proposes, with its validity; `None`
@@ -446,4 +473,229 @@ fn decided_values(host: &dyn ConsensusHost, from: u64, to: u64) -> Vec<RawDecide
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use alloy_primitives::{Address, B256, keccak256};
+    use chain::{ChainError, ProposedBlock};
+    use keys::ConsensusKey;
+    use runtime::staking::ValidatorSetRecord;
+
+    use super::*;
+    use crate::validator_set::Validator;
+
+    const CHAIN_ID: u64 = 7;
+
+    /// A chain whose blocks are any bytes, named by their keccak hash; it records the heights it checks.
+    #[derive(Default)]
+    struct Host {
+        checked: Mutex<Vec<u64>>,
+        committed: std::sync::atomic::AtomicU64,
+    }
+
+    fn no(what: &str) -> ChainError {
+        ChainError::InvalidBlock { block: 0, what: format!("{what}: not in these tests") }
+    }
+
+    impl ConsensusHost for Host {
+        fn chain_id(&self) -> u64 {
+            CHAIN_ID
+        }
+        fn committed_height(&self) -> u64 {
+            self.committed.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn earliest_height(&self) -> Result<u64, ChainError> {
+            Ok(1)
+        }
+        fn validator_set(&self, _: u64) -> Result<ValidatorSetRecord, ChainError> {
+            Ok(ValidatorSetRecord {
+                operators: (1..=4).map(|i| member(i).0).collect(),
+                consensusKeys: (1..=4).map(|i| key(i).public()).collect(),
+                powers: vec![alloy_primitives::U256::from(10 * primitives::ONE_OPEN); 4],
+            })
+        }
+        fn propose(&self, _: u64) -> Result<ProposedBlock, ChainError> {
+            Err(no("propose"))
+        }
+        fn check(&self, height: u64, bytes: &[u8]) -> Result<B256, ChainError> {
+            self.checked.lock().unwrap().push(height);
+            Ok(keccak256(bytes))
+        }
+        fn commit(&self, _: u64, _: B256, _: &pc::CommitCertificate) -> Result<(), ChainError> {
+            Err(no("commit"))
+        }
+        fn decided(&self, _: u64) -> Result<Option<(Vec<u8>, pc::CommitCertificate)>, ChainError> {
+            Ok(None)
+        }
+    }
+
+    fn key(i: u8) -> ConsensusKey {
+        ConsensusKey::dev(&format!("app-{i}"))
+    }
+
+    fn signer(i: u8) -> ConsensusSigner {
+        ConsensusSigner::new(key(i), CHAIN_ID)
+    }
+
+    fn member(i: u8) -> ValidatorAddress {
+        ValidatorAddress(Address::repeat_byte(i))
+    }
+
+    fn set() -> ValidatorSet {
+        ValidatorSet::new((1..=4).map(|i| Validator {
+            address: member(i),
+            public_key: signer(i).public_key(),
+            power: 10,
+        }))
+        .unwrap()
+    }
+
+    /// The application at height 1, validator 1, over a fresh [`Host`].
+    fn app() -> (ChainApp, Arc<Host>) {
+        let host = Arc::new(Host::default());
+        let app = ChainApp {
+            host: host.clone(),
+            cfg: AppConfig {
+                me: member(1),
+                signer: signer(1),
+                timeouts: LinearTimeouts::default(),
+                target_time: std::time::Duration::ZERO,
+            },
+            chain_id: CHAIN_ID,
+            height: Height(1),
+            set: Some(set()),
+            parts: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            streams: 0,
+            evidence: None,
+        };
+        (app, host)
+    }
+
+    /// A part of `block` at (`height`, `round`) from `from`, signed by `by`.
+    fn part(height: u64, round: u32, from: ValidatorAddress, by: &ConsensusSigner, block: &[u8]) -> ProposalPart {
+        let mut p = ProposalPart {
+            height: Height(height),
+            round: Round::new(round),
+            pol_round: Round::Nil,
+            proposer: from,
+            value: BlockId(keccak256(block)),
+            block: block.to_vec(),
+            signature: Signature([0; 64]),
+        };
+        by.sign_part(&mut p);
+        p
+    }
+
+    /// A part from the proposer of (`height`, `round`), signed by it.
+    fn proper(height: u64, round: u32, block: &[u8]) -> ProposalPart {
+        let proposer = set().proposer(Height(height), Round::new(round)).address;
+        let i = (1..=4).find(|i| member(*i) == proposer).unwrap();
+        part(height, round, proposer, &signer(i), block)
+    }
+
+    fn kept(app: &ChainApp) -> usize {
+        app.parts.values().map(Vec::len).sum()
+    }
+
+    #[tokio::test]
+    async fn a_proposers_part_is_checked_once_and_its_verdict_given() {
+        let (mut app, host) = app();
+        let v = app.receive(proper(1, 0, b"a block")).await.unwrap();
+        assert_eq!((v.validity, v.value), (Validity::Valid, BlockId(keccak256(b"a block"))));
+        assert!(app.receive(proper(1, 0, b"a block")).await.is_none(), "a part already kept is not judged twice");
+        // Bytes that are not the block the signed proposal names: a verdict of invalid.
+        let mut lying = proper(1, 1, b"another block");
+        lying.block = b"not that block".to_vec();
+        assert_eq!(app.receive(lying).await.unwrap().validity, Validity::Invalid);
+        assert_eq!(*host.checked.lock().unwrap(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn parts_from_non_validators_or_with_bad_signatures_are_dropped_unchecked() {
+        let (mut app, host) = app();
+        let block = b"a block";
+        let proposer = set().proposer(Height(1), Round::new(0)).address;
+        let other = (1..=4).map(member).find(|m| *m != proposer).unwrap();
+        let outsider = ConsensusSigner::new(ConsensusKey::dev("outsider"), CHAIN_ID);
+        let mut tampered = proper(1, 0, block);
+        tampered.value = BlockId(B256::repeat_byte(9));
+        let mut flipped = proper(1, 0, block);
+        flipped.signature.0[0] ^= 1;
+        let mut oversized = proper(1, 0, block);
+        oversized.block = vec![0; crate::MAX_BLOCK_BYTES + 1];
+        let attacks = [
+            part(1, 0, ValidatorAddress(Address::repeat_byte(0xee)), &outsider, block),
+            part(1, 0, proposer, &outsider, block),
+            part(1, 0, other, &signer(other.0[0]), block),
+            part(1, 0, proposer, &ConsensusSigner::new(key(proposer.0[0]), CHAIN_ID + 1), block),
+            tampered,
+            flipped,
+            oversized,
+        ];
+        for p in attacks {
+            assert!(app.receive(p).await.is_none());
+        }
+        assert!(host.checked.lock().unwrap().is_empty(), "no bad part reaches the chain");
+        assert_eq!(kept(&app), 0, "bad parts are forgotten");
+        assert!(app.receive(proper(1, 0, block)).await.is_some(), "the proposer's own part is still heard");
+    }
+
+    #[tokio::test]
+    async fn parts_outside_our_heights_are_dropped() {
+        let (mut app, host) = app();
+        app.height = Height(5);
+        for h in [0, 4, 5 + MAX_FUTURE_HEIGHTS + 1, u64::MAX] {
+            assert!(app.receive(proper(h, 0, b"block")).await.is_none(), "height {h}");
+        }
+        assert_eq!(kept(&app), 0, "parts for past or far heights are not kept");
+        for h in 6..=5 + MAX_FUTURE_HEIGHTS {
+            assert!(app.receive(proper(h, 0, b"block")).await.is_none(), "kept for later, not judged now");
+        }
+        assert_eq!(kept(&app), MAX_FUTURE_HEIGHTS as usize);
+        assert!(host.checked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_later_parts_is_bounded_and_gives_way_to_ours() {
+        let (mut app, host) = app();
+        let outsider = ConsensusSigner::new(ConsensusKey::dev("outsider"), CHAIN_ID);
+        let junk = |h: u64, r: u32| part(h, r, ValidatorAddress(Address::repeat_byte(0xee)), &outsider, b"junk");
+        for r in 0..(MAX_STORED_PARTS + 10) as u32 {
+            assert!(app.receive(junk(1 + MAX_FUTURE_HEIGHTS, r)).await.is_none());
+        }
+        assert_eq!(kept(&app), MAX_STORED_PARTS, "the store is bounded");
+        assert!(app.receive(junk(1 + MAX_FUTURE_HEIGHTS, u32::MAX - 1)).await.is_none());
+        assert_eq!(kept(&app), MAX_STORED_PARTS);
+        // A part of a nearer height, then one of ours, each takes the place of a farther one.
+        assert!(app.receive(proper(2, 0, b"next")).await.is_none());
+        assert!(app.parts.contains_key(&(2, 0)));
+        let v = app.receive(proper(1, 0, b"ours")).await.expect("our height's proposal is heard");
+        assert_eq!(v.validity, Validity::Valid);
+        assert_eq!(*host.checked.lock().unwrap(), vec![1]);
+        assert!(kept(&app) <= MAX_STORED_PARTS);
+    }
+
+    #[tokio::test]
+    async fn unverified_parts_of_a_height_are_forgotten_when_it_starts() {
+        let (mut app, host) = app();
+        let outsider = ConsensusSigner::new(ConsensusKey::dev("outsider"), CHAIN_ID);
+        let junk = |r: u32| part(2, r, ValidatorAddress(Address::repeat_byte(0xee)), &outsider, b"junk");
+        for r in 0..MAX_STORED_PARTS as u32 {
+            assert!(app.receive(junk(r)).await.is_none());
+        }
+        assert!(app.receive(proper(2, 0, b"early")).await.is_none(), "the store is full of junk");
+        assert!(app.receive(proper(3, 0, b"later")).await.is_none());
+        assert_eq!(kept(&app), MAX_STORED_PARTS);
+        // Height 1 is committed: the junk of height 2 goes as height 2 starts, the proposer's part is heard.
+        host.committed.store(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(app.enter_next_height().await.is_some());
+        assert_eq!((app.height, kept(&app)), (Height(2), 0));
+        let v = app.receive(proper(2, 0, b"early")).await.expect("a proposer's part is heard");
+        assert_eq!(v.validity, Validity::Valid);
+        assert_eq!(*host.checked.lock().unwrap(), vec![2]);
+    }
 }
