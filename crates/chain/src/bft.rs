@@ -219,8 +219,13 @@ impl ConsensusHost for Chain {
             .map(|r| SignedTransaction::decode(r, core.chain_id()).map(Arc::new))
             .collect::<Result<_, _>>()
             .map_err(|e| invalid(format!("transaction: {e}")))?;
-        if let Some(c) = &last_commit {
-            self.check_last_commit(height, &head.hash, c).map_err(invalid)?;
+        match &last_commit {
+            Some(c) => self.check_last_commit(height, &head.hash, c).map_err(invalid)?,
+            // A decided parent has a certificate: leaving it out would hide its signers from downtime.
+            None if height > 1 && producer::is_bft_header(&head.header) => {
+                return Err(invalid("it carries no certificate of its parent, a decided block".into()));
+            }
+            None => {}
         }
         let snap = core.store.snapshot()?;
         let built = producer::build_block(
@@ -301,6 +306,17 @@ impl Chain {
             None => Ok(None),
             Some(b) => Ok(Some(decode_certificate(&b)?)),
         }
+    }
+
+    /// Keep `cert` as block `number`'s certificate when none is stored: a node
+    /// that joined from a snapshot at `number` stores the certificate it
+    /// checked the snapshot against, to carry it when it proposes the next block.
+    pub fn keep_certificate(&self, number: u64, cert: &CommitCertificate) -> Result<(), ChainError> {
+        let _guard = self.core.producing.lock().unwrap();
+        if self.core.store.snapshot()?.certificate(number)?.is_none() {
+            self.core.store.put_certificate(number, &cert.encode())?;
+        }
+        Ok(())
     }
 
     /// A carried certificate must prove the head: height `height - 1`, the

@@ -317,6 +317,8 @@ fn a_carried_certificate_must_prove_the_head() {
     refused(&b, 2, &with(outsider), "not in the validator set");
     // A valid certificate, but not the one the header binds.
     refused(&b, 2, &with(certify(1, h1, &[0, 1, 3])), "differs");
+    // None at all, above a decided parent: its signers would escape downtime.
+    refused(&b, 2, &tampered(&good.bytes, |w| w.last_commit = None), "carries no certificate");
     // A certificate in bytes that do not decode.
     let garbled = {
         let mut w = decode_block(&good.bytes).unwrap();

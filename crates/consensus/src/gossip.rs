@@ -10,9 +10,10 @@
 //!
 //! Wire: the dialer sends [`HELLO`] and the chain id; then frames of a
 //! big-endian `u32` length and a raw signed transaction, at most
-//! [`primitives::tx::MAX_TX_BYTES`]. A connection for another chain, a frame
-//! over the bound or a closed socket ends the connection (logged); inbound
-//! connections are capped at [`MAX_INBOUND`].
+//! [`primitives::tx::MAX_TX_BYTES`] (an empty frame keeps an idle connection
+//! alive). A connection for another chain, a frame over the bound, no hello
+//! within [`HELLO_TIMEOUT`], silence past [`IDLE_TIMEOUT`] or a closed socket
+//! ends the connection (logged); inbound connections are capped at [`MAX_INBOUND`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,16 @@ pub const MAX_INBOUND: usize = 64;
 
 /// The longest wait between two attempts to reach a peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How long a connection may take to say [`HELLO`].
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A sender with nothing to send writes an empty frame this often...
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// ...and a connection silent this long is closed, so idle clients cannot
+/// hold the [`MAX_INBOUND`] slots.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Serve gossip on `listener` and send what `chain` admits to `peers`, until the tasks are aborted.
 pub fn start(chain: Arc<Chain>, listener: TcpListener, peers: Vec<SocketAddr>) -> Vec<JoinHandle<()>> {
@@ -70,8 +81,9 @@ async fn accept(chain: Arc<Chain>, listener: TcpListener) {
 
 /// Read one peer's transactions and submit them.
 async fn receive(chain: &Chain, mut socket: TcpStream) -> std::io::Result<()> {
+    let timed_out = |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no {what} in time"));
     let mut hello = [0u8; HELLO.len() + 8];
-    socket.read_exact(&mut hello).await?;
+    tokio::time::timeout(HELLO_TIMEOUT, socket.read_exact(&mut hello)).await.map_err(|_| timed_out("hello"))??;
     if &hello[..HELLO.len()] != HELLO {
         return Err(std::io::Error::other("not a gossip peer"));
     }
@@ -81,7 +93,11 @@ async fn receive(chain: &Chain, mut socket: TcpStream) -> std::io::Result<()> {
     }
     let mut buf = Vec::new();
     loop {
-        let len = socket.read_u32().await? as usize;
+        let len =
+            tokio::time::timeout(IDLE_TIMEOUT, socket.read_u32()).await.map_err(|_| timed_out("frame"))?? as usize;
+        if len == 0 {
+            continue;
+        }
         if len > MAX_TX_BYTES {
             return Err(std::io::Error::other(format!("frame of {len} bytes exceeds {MAX_TX_BYTES}")));
         }
@@ -111,13 +127,15 @@ async fn send_to(peer: SocketAddr, chain_id: u64, mut admitted: broadcast::Recei
             }
         };
         loop {
-            let raw = match admitted.recv().await {
-                Ok(raw) => raw,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+            let next = tokio::time::timeout(KEEPALIVE, admitted.recv()).await;
+            let raw = match next {
+                Err(_) => primitives::Bytes::new(),
+                Ok(Ok(raw)) => raw,
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
                     tracing::warn!(%peer, "gossip fell {n} transactions behind; they stay in this node's pool");
                     continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return,
             };
             let mut frame = Vec::with_capacity(4 + raw.len());
             frame.extend_from_slice(&(raw.len() as u32).to_be_bytes());

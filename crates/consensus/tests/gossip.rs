@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, TxKind, U256};
 use chain::{BlockTime, Chain, ChainConfig, PoolConfig};
-use consensus::gossip::{self, HELLO, MAX_INBOUND};
+use consensus::gossip::{self, HELLO, HELLO_TIMEOUT, MAX_INBOUND};
 use keys::{SecretKey, derive_account, encode_2718, sign_eip1559};
 use primitives::tx::MAX_TX_BYTES;
 use primitives::{Amount, Bytes};
@@ -209,4 +209,23 @@ async fn a_transaction_reaches_the_other_validators_pool() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!((a.pool_len(), b.pool_len()), (2, 2));
     tasks.iter().for_each(JoinHandle::abort);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_says_hello_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path());
+    let (addr, tasks) = serve(&chain, vec![]).await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let waited = tokio::time::timeout(HELLO_TIMEOUT + Duration::from_secs(3), silent.read(&mut buf)).await;
+    assert!(matches!(waited, Ok(Ok(0) | Err(_))), "a silent connection holds its slot past {HELLO_TIMEOUT:?}");
+    // An empty frame is a keepalive, not a transaction: the connection stays and serves.
+    let mut peer =
+        send(addr, &[hello(CHAIN_ID), 0u32.to_be_bytes().to_vec(), frame(&transfer(&user(1), 0))].concat()).await;
+    assert!(pool_reaches(&chain, 1).await, "the transaction after a keepalive is admitted");
+    peer.write_all(&0u32.to_be_bytes()).await.unwrap();
+    for t in tasks {
+        t.abort();
+    }
 }

@@ -197,6 +197,15 @@ impl Store {
         Ok(StateUpdate { version, root: B256::from(root.0), batch, writes })
     }
 
+    /// Store `certificate` as block `number`'s commit certificate (a block
+    /// committed before its certificate was known, e.g. a snapshot's).
+    pub fn put_certificate(&self, number: u64, certificate: &[u8]) -> Result<()> {
+        let w = self.db.begin_write()?;
+        w.open_table(CERTIFICATES)?.insert(number, certificate)?;
+        w.commit()?;
+        Ok(())
+    }
+
     /// Atomically write a block, its receipts and its state update; prune history
     /// beyond the window. Durable when this returns (unless `durable` is off).
     pub fn commit(&self, block: &BlockRecord, update: StateUpdate) -> Result<()> {
@@ -529,7 +538,15 @@ mod tests {
 
     fn record(n: u64) -> BlockRecord {
         let header = Header { number: n, ..Default::default() };
-        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None, last_commit: None }
+        BlockRecord {
+            hash: header.hash_slow(),
+            header,
+            txs: vec![],
+            tx_hashes: vec![],
+            receipts: vec![],
+            certificate: None,
+            last_commit: None,
+        }
     }
 
     fn put(store: &Store, n: u64, kv: &[(&[u8], Option<&[u8]>)]) -> B256 {

@@ -296,8 +296,9 @@ fn import_from(dir: &Path, genesis: &runtime::Genesis, from: [u16; 4]) -> anyhow
                 ))
             }
         });
+    let kept = checked.and_then(|_| imported.keep_certificate(height, &cert).map_err(anyhow::Error::from));
     drop(imported);
-    if let Err(e) = checked {
+    if let Err(e) = kept {
         let _ = std::fs::remove_file(dir.join("chain.redb"));
         bail!("the snapshot's block is not the one the validators decided: {e}");
     }
@@ -356,7 +357,10 @@ fn run_all(dir: &Path, n: usize, detach: bool) -> anyhow::Result<()> {
     let which: Vec<usize> = (0..n).collect();
     let mut children = spawn_nodes(dir, &which)?;
     if detach {
-        eprintln!("{n} nodes running (logs in {0}/nodeK/node.log); stop them with: openledger testnet --stop --dir {0}", dir.display());
+        eprintln!(
+            "{n} nodes running (logs in {0}/nodeK/node.log); stop them with: openledger testnet --stop --dir {0}",
+            dir.display()
+        );
         return Ok(());
     }
     eprintln!("{n} nodes running (logs in {}/nodeK/node.log); Ctrl-C stops them", dir.display());
