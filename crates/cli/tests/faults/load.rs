@@ -64,6 +64,10 @@ pub struct LoadSpec {
     pub pace: Duration,
     /// The most transactions of one account sent but not yet mined (by the sending node's view).
     pub max_ahead: u64,
+    /// Each account keeps to one node (picked by the RNG, picked again when
+    /// it fails): a heavy pipelined load then never races its own nonces
+    /// across nodes. Otherwise every transaction picks its node.
+    pub sticky: bool,
 }
 
 pub struct Load {
@@ -103,6 +107,8 @@ struct Account {
     seen: Instant,
     /// Skip the account until then (refused for a full pool).
     backoff_until: Instant,
+    /// Its node, when sticky.
+    node: Option<usize>,
 }
 
 struct Sender {
@@ -120,7 +126,7 @@ impl Sender {
         let accounts = spec
             .accounts
             .iter()
-            .map(|i| Account { key: dev(*i), next: u64::MAX, mined: 0, seen: now, backoff_until: now })
+            .map(|i| Account { key: dev(*i), next: u64::MAX, mined: 0, seen: now, backoff_until: now, node: None })
             .collect();
         Sender { clients, down_until: HashMap::new(), accounts, spec, rng }
     }
@@ -142,7 +148,12 @@ impl Sender {
         let mut k = 0usize;
         while !state.stop.load(Ordering::SeqCst) {
             k = (k + 1) % self.accounts.len();
-            let Some(node) = self.pick(state) else {
+            let node = match self.accounts[k].node {
+                Some(n) if self.spec.sticky && state.targets.lock().unwrap().contains(&n) => Some(n),
+                _ => self.pick(state),
+            };
+            self.accounts[k].node = node;
+            let Some(node) = node else {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             };
@@ -172,6 +183,7 @@ impl Sender {
                 }
                 Err(_) => {
                     self.down_until.insert(node, now + Duration::from_secs(1));
+                    a.node = None;
                     return;
                 }
             }
@@ -189,6 +201,7 @@ impl Sender {
             Err(e) if e.is_transport() || matches!(e, ClientError::Timeout(_)) => {
                 // Down or paused: the same bytes go to another node next time.
                 self.down_until.insert(node, Instant::now() + Duration::from_secs(2));
+                a.node = None;
             }
             Err(e) => {
                 state.refused.fetch_add(1, Ordering::Relaxed);

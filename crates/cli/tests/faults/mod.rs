@@ -61,17 +61,6 @@ impl Watcher {
         gap.max(to - times.last().copied().unwrap_or(from))
     }
 
-    /// Gaps between consecutive heights first seen in `[from, to]`.
-    pub fn gaps(&self, from: Instant, to: Instant) -> Vec<Duration> {
-        let s = self.first_seen.lock().unwrap();
-        let times: Vec<Instant> = s.values().copied().filter(|t| *t >= from && *t <= to).collect();
-        times.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-
-    /// When height `h` was first seen.
-    pub fn seen(&self, h: u64) -> Option<Instant> {
-        self.first_seen.lock().unwrap().get(&h).copied()
-    }
 }
 
 impl Drop for Watcher {
@@ -206,4 +195,62 @@ impl Checker {
     pub fn mined_count(&self) -> usize {
         self.mined.len()
     }
+}
+
+/// Follows one node's chain: when each block was first seen there and how
+/// many transactions it held, and when each transaction became visible.
+pub struct BlockTail {
+    /// (height, first seen, transactions).
+    pub blocks: Arc<Mutex<Vec<(u64, Instant, usize)>>>,
+    pub included: Arc<Mutex<HashMap<B256, Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlockTail {
+    pub fn start(net: &Net, node: usize) -> BlockTail {
+        let mut c = rpc::client::RpcClient::new(&net.members[node].rpc.to_string()).with_timeout(Duration::from_secs(5));
+        let mut next = c.block_number().expect("the tailed node answers") + 1;
+        let (blocks, included): (Arc<Mutex<Vec<_>>>, Arc<Mutex<HashMap<_, _>>>) = Default::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, inc, s) = (blocks.clone(), included.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok(b2) = c.call("eth_getBlockByNumber", json!([format!("{next:#x}"), false])) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                let Some(txs) = b2["transactions"].as_array() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let now = Instant::now();
+                let mut inc = inc.lock().unwrap();
+                for t in txs {
+                    inc.insert(t.as_str().unwrap().parse().unwrap(), now);
+                }
+                b.lock().unwrap().push((next, now, txs.len()));
+                next += 1;
+            }
+        });
+        BlockTail { blocks, included, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for BlockTail {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The `p`-th percentile (0..=100) of `v`, sorted in place.
+pub fn percentile(v: &mut [Duration], p: usize) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[((v.len() - 1) * p) / 100]
 }

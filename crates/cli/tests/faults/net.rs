@@ -175,15 +175,6 @@ impl Net {
         m.paused = pause;
     }
 
-    pub fn is_running(&self, i: usize) -> bool {
-        self.members[i].proc.is_some()
-    }
-
-    /// Running and not paused: it answers.
-    pub fn is_live(&self, i: usize) -> bool {
-        self.is_running(i) && !self.members[i].paused
-    }
-
     pub fn client(&self, i: usize) -> RpcClient {
         RpcClient::new(&self.members[i].rpc.to_string()).with_timeout(Duration::from_secs(3))
     }
@@ -195,10 +186,6 @@ impl Net {
                 if cut { p.link.cut() } else { p.link.heal() }
             }
         }
-    }
-
-    pub fn heal_all(&self) {
-        self.links.values().for_each(|p| p.link.heal());
     }
 
     pub fn set_delay_all(&self, d: Duration) {
