@@ -90,12 +90,19 @@ impl Load {
         Load { state, threads }
     }
 
-    pub fn stop(self) -> Arc<LoadState> {
+    pub fn stop(mut self) -> Arc<LoadState> {
         self.state.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             t.join().expect("load thread panicked");
         }
-        self.state
+        self.state.clone()
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails midway leaves no thread sending.
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
     }
 }
 
