@@ -9,8 +9,10 @@
 //! head before voting, and a decided block is [`ConsensusHost::commit`]ted
 //! with its commit certificate in one storage transaction.
 //!
-//! A block travels as its header's RLP followed by the RLP list of its raw
-//! signed transactions ([`encode_block`]); its id is the header's hash.
+//! A block travels as its header's RLP, the RLP list of its raw signed
+//! transactions, and the RLP string of the previous block's commit certificate
+//! (empty when it carries none) ([`encode_block`]); its id is the header's
+//! hash, and the header binds the certificate (see [`crate::Seal`]).
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use primitives::{B256, Bytes, SignedTransaction};
 use runtime::staking::{StakingRead, ValidatorSetRecord};
 use storage::BlockRecord;
 
-use crate::producer::{self, BuiltBlock};
+use crate::producer::{self, BuiltBlock, Seal};
 use crate::{Chain, ChainError, Core};
 
 /// The largest encoded block a validator proposes or accepts.
@@ -64,26 +66,42 @@ pub trait ConsensusHost: Send + Sync + 'static {
     fn decided(&self, height: u64) -> Result<Option<(Vec<u8>, CommitCertificate)>, ChainError>;
 }
 
+/// A block as validators exchange it.
+#[derive(Clone, Debug)]
+pub struct WireBlock {
+    pub header: Header,
+    pub txs: Vec<Bytes>,
+    /// The previous block's commit certificate the block carries.
+    pub last_commit: Option<CommitCertificate>,
+}
+
 /// The bytes of a block as validators exchange it.
-pub fn encode_block(header: &Header, txs: &[Bytes]) -> Vec<u8> {
+pub fn encode_block(header: &Header, txs: &[Bytes], last_commit: Option<&CommitCertificate>) -> Vec<u8> {
     let mut out = Vec::new();
     header.encode(&mut out);
     txs.to_vec().encode(&mut out);
+    Bytes::from(last_commit.map(CommitCertificate::encode).unwrap_or_default()).encode(&mut out);
     out
 }
 
 /// Decode [`encode_block`]'s bytes, refusing anything oversized, malformed or trailing.
-pub fn decode_block(bytes: &[u8]) -> Result<(Header, Vec<Bytes>), String> {
+pub fn decode_block(bytes: &[u8]) -> Result<WireBlock, String> {
     if bytes.len() > MAX_BLOCK_BYTES {
         return Err(format!("block of {} bytes exceeds {MAX_BLOCK_BYTES}", bytes.len()));
     }
     let mut buf = bytes;
     let header = Header::decode(&mut buf).map_err(|e| format!("block header: {e}"))?;
     let txs = Vec::<Bytes>::decode(&mut buf).map_err(|e| format!("block transactions: {e}"))?;
+    let cert = Bytes::decode(&mut buf).map_err(|e| format!("block's last commit: {e}"))?;
     if !buf.is_empty() {
         return Err("block has trailing bytes".into());
     }
-    Ok((header, txs))
+    let last_commit = if cert.is_empty() {
+        None
+    } else {
+        Some(CommitCertificate::decode(&cert).map_err(|e| format!("block's last commit: {e}"))?)
+    };
+    Ok(WireBlock { header, txs, last_commit })
 }
 
 /// Check `cert` against the validator set that decided its height: every
@@ -152,7 +170,11 @@ impl ConsensusHost for Chain {
         let _guard = core.producing.lock().unwrap();
         let head = core.head();
         expect_next(&head.header, height)?;
-        let built = producer::build_from_pool(core, &head)?;
+        let last_commit = match core.store.snapshot()?.certificate(height - 1)? {
+            Some(b) => Some(decode_certificate(&b)?),
+            None => None,
+        };
+        let built = producer::build_from_pool(core, &head, Seal::Bft { last_commit: last_commit.as_ref() })?;
         if !built.rejected.is_empty() {
             let mut pool = core.pool.lock().unwrap();
             for h in &built.rejected {
@@ -163,7 +185,7 @@ impl ConsensusHost for Chain {
         let proposed = ProposedBlock {
             number: height,
             hash: built.record.hash,
-            bytes: encode_block(&built.record.header, &raw),
+            bytes: encode_block(&built.record.header, &raw, last_commit.as_ref()),
         };
         core.keep_built(built);
         Ok(proposed)
@@ -172,7 +194,7 @@ impl ConsensusHost for Chain {
     fn check(&self, height: u64, bytes: &[u8]) -> Result<B256, ChainError> {
         let core = &self.core;
         let invalid = |what: String| ChainError::InvalidBlock { block: height, what };
-        let (header, raw) = decode_block(bytes).map_err(invalid)?;
+        let WireBlock { header, txs: raw, last_commit } = decode_block(bytes).map_err(invalid)?;
         let hash = header.hash_slow();
         if core.pending.lock().unwrap().contains_key(&(height, hash)) {
             return Ok(hash);
@@ -197,6 +219,9 @@ impl ConsensusHost for Chain {
             .map(|r| SignedTransaction::decode(r, core.chain_id()).map(Arc::new))
             .collect::<Result<_, _>>()
             .map_err(|e| invalid(format!("transaction: {e}")))?;
+        if let Some(c) = &last_commit {
+            self.check_last_commit(height, &head.hash, c).map_err(invalid)?;
+        }
         let snap = core.store.snapshot()?;
         let built = producer::build_block(
             &core.store,
@@ -207,6 +232,7 @@ impl ConsensusHost for Chain {
             header.timestamp,
             &txs,
             true,
+            Seal::Bft { last_commit: last_commit.as_ref() },
         )
         .map_err(|e| match e {
             ChainError::Diverged { what, .. } => invalid(what),
@@ -231,7 +257,10 @@ impl ConsensusHost for Chain {
             let snap = core.store.snapshot()?;
             return match snap.header(height)? {
                 Some(h) if h.hash_slow() == block => Ok(()),
-                _ => Err(ChainError::InvalidBlock { block: height, what: format!("{block} conflicts with the committed block") }),
+                _ => Err(ChainError::InvalidBlock {
+                    block: height,
+                    what: format!("{block} conflicts with the committed block"),
+                }),
             };
         }
         expect_next(&head.header, height)?;
@@ -247,27 +276,46 @@ impl ConsensusHost for Chain {
 
     fn decided(&self, height: u64) -> Result<Option<(Vec<u8>, CommitCertificate)>, ChainError> {
         let snap = self.core.store.snapshot()?;
-        let (Some(header), Some(body), Some(cert)) = (snap.header(height)?, snap.body(height)?, snap.certificate(height)?)
+        let (Some(header), Some(body), Some(cert)) =
+            (snap.header(height)?, snap.body(height)?, snap.certificate(height)?)
         else {
             return Ok(None);
         };
-        let cert = CommitCertificate::decode(&cert).map_err(|e| storage::StorageError::Tree(format!("certificate: {e}")))?;
+        let cert = decode_certificate(&cert)?;
+        let last_commit = match snap.last_commit(height)? {
+            Some(b) => Some(decode_certificate(&b)?),
+            None => None,
+        };
         let raw: Vec<Bytes> = body.into_iter().map(|t| t.raw).collect();
-        Ok(Some((encode_block(&header, &raw), cert)))
+        Ok(Some((encode_block(&header, &raw, last_commit.as_ref()), cert)))
     }
 }
 
 impl Chain {
-    /// The commit certificate stored with block `number`, if consensus decided it.
+    /// The commit certificate of block `number`, if consensus decided it: the
+    /// one the next block carries (what every node holds alike), else the one
+    /// this node stored when it decided the block.
     pub fn certificate(&self, number: u64) -> Result<Option<CommitCertificate>, ChainError> {
         let snap = self.core.store.snapshot()?;
-        match snap.certificate(number)? {
+        match snap.last_commit(number + 1)?.or(snap.certificate(number)?) {
             None => Ok(None),
-            Some(b) => Ok(Some(
-                CommitCertificate::decode(&b).map_err(|e| storage::StorageError::Tree(format!("certificate: {e}")))?,
-            )),
+            Some(b) => Ok(Some(decode_certificate(&b)?)),
         }
     }
+
+    /// A carried certificate must prove the head: height `height - 1`, the
+    /// head's hash, signed by more than two thirds of that height's set.
+    fn check_last_commit(&self, height: u64, head: &B256, c: &CommitCertificate) -> Result<(), String> {
+        if c.height + 1 != height || c.block_hash != *head {
+            return Err(format!("its last commit is for block {} at {}, not the head", c.block_hash, c.height));
+        }
+        let set = self.validator_set(c.height).map_err(|e| e.to_string())?;
+        verify_certificate(c, &set, self.chain_id()).map(|_| ()).map_err(|e| format!("its last commit: {e}"))
+    }
+}
+
+fn decode_certificate(b: &[u8]) -> Result<CommitCertificate, ChainError> {
+    Ok(CommitCertificate::decode(b).map_err(|e| storage::StorageError::Tree(format!("certificate: {e}")))?)
 }
 
 /// Consensus works on the head's next height only.

@@ -37,10 +37,13 @@ use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
 use storage::{Snapshot, Store, StoreOptions};
 
-pub use bft::{ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, decode_block, encode_block, verify_certificate};
+pub use bft::{
+    ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, WireBlock, decode_block, encode_block,
+    verify_certificate,
+};
 pub use journal::Journal;
 pub use mempool::{Pool, PoolConfig, PoolError};
-pub use producer::{BuiltBlock, build_block, replay};
+pub use producer::{BFT_EXTRA_PREFIX, BuiltBlock, Seal, build_block, is_bft_header, replay};
 pub use snapshot::{check_replayable, export_snapshot, import_snapshot};
 
 /// When the dev producer seals blocks.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
 use primitives::block::{Header, Receipt, StoredTx, logs_bloom, next_base_fee, receipts_root, transactions_root};
+use primitives::consensus::CommitCertificate;
 use primitives::state::StateRead;
 use primitives::system::VALIDATOR_REWARD_POOL;
 use primitives::{Address, B256, Bytes, SignedTransaction};
@@ -24,6 +25,55 @@ pub struct BuiltBlock {
 }
 
 const EXTRA_DATA: &[u8] = b"openledger";
+
+/// The extra data of a block decided by consensus starts with this: format
+/// version 1, which carries the previous block's commit certificate (see [`Seal`]).
+pub const BFT_EXTRA_PREFIX: &[u8; 3] = b"ol\x01";
+
+/// How a block is sealed, which decides its format.
+#[derive(Clone, Copy, Debug)]
+pub enum Seal<'a> {
+    /// By the dev sealer: extra data `openledger`, no commit carried.
+    Dev,
+    /// By consensus (format 1): the block carries the previous block's commit
+    /// certificate (none at height 1), its signers reach the runtime as
+    /// `BlockEnv::last_commit` (liveness), and the extra data is
+    /// [`BFT_EXTRA_PREFIX`] ‖ the first 29 bytes of the keccak hash of the
+    /// certificate's encoding (29 zero bytes when it carries none): 32 bytes, as
+    /// Ethereum clients expect, binding the header to the certificate.
+    Bft { last_commit: Option<&'a CommitCertificate> },
+}
+
+impl Seal<'_> {
+    fn extra_data(&self) -> Bytes {
+        match self {
+            Seal::Dev => Bytes::from_static(EXTRA_DATA),
+            Seal::Bft { last_commit } => {
+                let mut extra = BFT_EXTRA_PREFIX.to_vec();
+                match last_commit {
+                    Some(c) => extra.extend_from_slice(&primitives::keccak256(c.encode())[..29]),
+                    None => extra.extend_from_slice(&[0u8; 29]),
+                }
+                Bytes::from(extra)
+            }
+        }
+    }
+
+    fn last_commit(&self) -> Option<runtime::LastCommit> {
+        match self {
+            Seal::Bft { last_commit: Some(c) } => Some(runtime::LastCommit {
+                height: c.height,
+                signers: c.signatures.iter().map(|s| s.validator).collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a stored header is of a consensus-decided block (format 1).
+pub fn is_bft_header(h: &Header) -> bool {
+    h.extra_data.starts_with(BFT_EXTRA_PREFIX) && h.extra_data.len() == 32
+}
 
 /// Block 0 from a genesis.
 pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
@@ -52,7 +102,15 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
     };
     let hash = header.hash_slow();
     Ok(BuiltBlock {
-        record: BlockRecord { header, hash, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None },
+        record: BlockRecord {
+            header,
+            hash,
+            txs: vec![],
+            tx_hashes: vec![],
+            receipts: vec![],
+            certificate: None,
+            last_commit: None,
+        },
         update: root,
         rejected: vec![],
     })
@@ -87,6 +145,7 @@ pub fn build_block(
     timestamp: u64,
     candidates: &[Arc<SignedTransaction>],
     strict: bool,
+    seal: Seal<'_>,
 ) -> Result<BuiltBlock, ChainError> {
     let number = parent.number + 1;
     let min_base_fee = u64::try_from(base.param(&params::MIN_BASE_FEE)?).unwrap_or(u64::MAX);
@@ -99,7 +158,7 @@ pub fn build_block(
         base_fee,
         gas_limit,
         coinbase: VALIDATOR_REWARD_POOL,
-        last_commit: None,
+        last_commit: seal.last_commit(),
     };
     let mut st = Overlay::new(base);
     runtime::begin_block(&mut st, &env)?;
@@ -149,11 +208,15 @@ pub fn build_block(
         gas_limit,
         gas_used,
         timestamp,
-        extra_data: Bytes::from_static(EXTRA_DATA),
+        extra_data: seal.extra_data(),
         base_fee_per_gas: Some(base_fee),
         ..Default::default()
     };
     let hash = header.hash_slow();
+    let last_commit = match seal {
+        Seal::Bft { last_commit: Some(c) } => Some(c.encode()),
+        _ => None,
+    };
     let record = BlockRecord {
         header,
         hash,
@@ -161,6 +224,7 @@ pub fn build_block(
         tx_hashes: txs.iter().map(|t| t.hash).collect(),
         receipts,
         certificate: None,
+        last_commit,
     };
     Ok(BuiltBlock { record, update, rejected })
 }
@@ -173,7 +237,7 @@ pub(crate) fn produce(chain: &Core, allow_empty: bool) -> Result<Option<u64>, Ch
     if !allow_empty && !has_candidates(chain, &head)? {
         return Ok(None);
     }
-    let built = build_from_pool(chain, &head)?;
+    let built = build_from_pool(chain, &head, Seal::Dev)?;
     let number = built.record.header.number;
     chain.store.commit(&built.record, built.update)?;
     after_commit(chain, &built.record, &built.rejected)?;
@@ -189,7 +253,7 @@ fn has_candidates(chain: &Core, head: &Head) -> Result<bool, ChainError> {
 
 /// Build the block above `head` from the pool's best transactions (queued
 /// ones past their lifetime dropped first), stamped with this node's clock.
-pub(crate) fn build_from_pool(chain: &Core, head: &Head) -> Result<BuiltBlock, ChainError> {
+pub(crate) fn build_from_pool(chain: &Core, head: &Head, seal: Seal<'_>) -> Result<BuiltBlock, ChainError> {
     let expired = chain.pool.lock().unwrap().expire_queued(Instant::now());
     if expired > 0 {
         tracing::info!(expired, "dropped queued (future-nonce) transactions past their lifetime");
@@ -210,6 +274,7 @@ pub(crate) fn build_from_pool(chain: &Core, head: &Head) -> Result<BuiltBlock, C
         timestamp_after(&head.header),
         &candidates,
         false,
+        seal,
     )
 }
 
@@ -311,9 +376,25 @@ pub fn replay(store: &Store, genesis: &Genesis, scratch_dir: &std::path::Path) -
             .map(|t| SignedTransaction::from_trusted(t.raw, t.sender).map(Arc::new))
             .collect::<Result<_, _>>()
             .map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?;
+        let last_commit = match snap.last_commit(n)? {
+            Some(b) => Some(
+                CommitCertificate::decode(&b).map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?,
+            ),
+            None => None,
+        };
+        let seal = if is_bft_header(&header) { Seal::Bft { last_commit: last_commit.as_ref() } } else { Seal::Dev };
         let base = scratch.snapshot()?;
-        let built =
-            build_block(&scratch, &base, genesis.chain_id, &parent, parent.hash_slow(), header.timestamp, &txs, true)?;
+        let built = build_block(
+            &scratch,
+            &base,
+            genesis.chain_id,
+            &parent,
+            parent.hash_slow(),
+            header.timestamp,
+            &txs,
+            true,
+            seal,
+        )?;
         drop(base);
         if built.record.header.state_root != header.state_root {
             return Err(ChainError::Diverged {

@@ -124,8 +124,18 @@ async fn an_imported_chain_opens_at_the_height_and_carries_on_as_the_original() 
     let txs: Vec<Arc<SignedTransaction>> =
         raws.iter().map(|r| Arc::new(SignedTransaction::decode(r, CHAIN_ID).unwrap())).collect();
     let base = store.snapshot().unwrap();
-    let same =
-        chain::build_block(&store, &base, CHAIN_ID, &parent.header, parent.hash, built.timestamp, &txs, true).unwrap();
+    let same = chain::build_block(
+        &store,
+        &base,
+        CHAIN_ID,
+        &parent.header,
+        parent.hash,
+        built.timestamp,
+        &txs,
+        true,
+        chain::Seal::Dev,
+    )
+    .unwrap();
     assert_eq!(same.record.header, built);
     assert_eq!(same.record.receipts, joined.block_receipts(6).unwrap().unwrap());
 

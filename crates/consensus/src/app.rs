@@ -58,7 +58,7 @@ pub struct AppConfig {
 pub use malachitebft_core_consensus::MisbehaviorEvidence;
 
 /// Equivocation the engine observed, for the node to turn into evidence transactions.
-pub type EvidenceSink = mpsc::UnboundedSender<MisbehaviorEvidence<OlContext>>;
+pub type EvidenceSink = mpsc::UnboundedSender<Vec<crate::evidence::Misbehavior>>;
 
 /// The application state the loop carries.
 struct ChainApp {
@@ -179,9 +179,12 @@ impl ChainApp {
             }
             AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 if !evidence.is_empty()
-                    && let Some(sink) = &self.evidence
+                    && let (Some(sink), Some(set)) = (&self.evidence, &self.set)
                 {
-                    let _ = sink.send(evidence);
+                    let found = crate::evidence::misbehavior(&evidence, set);
+                    if !found.is_empty() {
+                        let _ = sink.send(found);
+                    }
                 }
                 let committed = blocking(&self.host, |h| h.committed_height()).await.unwrap_or(0);
                 let next = if committed >= certificate.height.0 {
@@ -202,7 +205,8 @@ impl ChainApp {
                 let _ = reply.send(Height(h));
             }
             AppMsg::GetDecidedValues { range, reply } => {
-                let (from, to) = (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
+                let (from, to) =
+                    (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
                 let values = blocking(&self.host, move |h| decided_values(h, from, to)).await.unwrap_or_default();
                 let _ = reply.send(values);
             }
@@ -211,7 +215,11 @@ impl ChainApp {
                 let _ = reply.send(outcome);
             }
             AppMsg::RestreamProposal { height, round, value_id, .. } => {
-                let part = self.parts.get(&(height.0, round_key(round))).and_then(|ps| ps.iter().find(|p| p.value == value_id)).cloned();
+                let part = self
+                    .parts
+                    .get(&(height.0, round_key(round)))
+                    .and_then(|ps| ps.iter().find(|p| p.value == value_id))
+                    .cloned();
                 if let Some(part) = part {
                     self.publish(channels, part).await;
                 }
@@ -375,10 +383,10 @@ impl ChainApp {
         if height != self.height {
             return SyncedValueOutcome::LocalTransientError;
         }
-        let Ok((header, _)) = chain::decode_block(&value_bytes) else {
+        let Ok(block) = chain::decode_block(&value_bytes) else {
             return SyncedValueOutcome::PeerFault;
         };
-        let id = BlockId(header.hash_slow());
+        let id = BlockId(block.header.hash_slow());
         let valid = self.verdict(height, id, value_bytes.to_vec()).await;
         SyncedValueOutcome::Verdict(ProposedValue {
             height,

@@ -21,6 +21,7 @@ pub mod app;
 pub mod codec;
 pub mod context;
 pub mod engine;
+pub mod evidence;
 pub mod gossip;
 pub mod messages;
 pub mod signing;

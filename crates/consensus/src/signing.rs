@@ -90,11 +90,21 @@ pub fn vote_extension_sign_bytes(chain_id: u64, scope: &VoteExtensionScope<OlCon
 pub struct ConsensusSigner {
     key: ConsensusKey,
     chain_id: u64,
+    nil_prevotes: bool,
 }
 
 impl ConsensusSigner {
     pub fn new(key: ConsensusKey, chain_id: u64) -> Self {
-        Self { key, chain_id }
+        Self { key, chain_id, nil_prevotes: false }
+    }
+
+    /// A Byzantine signer, for the fault harness only: every prevote it signs
+    /// is for nil, whatever the engine voted. Run beside an honest process with
+    /// the same key, it makes that validator sign two different prevotes for
+    /// the same height and round, which peers catch and `staking` slashes.
+    pub fn byzantine_nil_prevotes(mut self) -> Self {
+        self.nil_prevotes = true;
+        self
     }
 
     /// The verifying key peers check this signer's messages with.
@@ -114,7 +124,10 @@ impl ConsensusSigner {
 
 #[async_trait]
 impl Signer<OlContext> for ConsensusSigner {
-    async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<OlContext, Vote>, SigningError> {
+    async fn sign_vote(&self, mut vote: Vote) -> Result<SignedMessage<OlContext, Vote>, SigningError> {
+        if self.nil_prevotes && vote.kind == malachitebft_core_types::VoteType::Prevote {
+            vote.value = malachitebft_core_types::NilOrVal::Nil;
+        }
         let signature = self.sign_bytes(&vote.sign_bytes(self.chain_id));
         Ok(SignedMessage::new(vote, signature))
     }

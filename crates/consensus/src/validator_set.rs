@@ -191,7 +191,10 @@ mod tests {
         let set = ValidatorSet::new([validator(1, 1), validator(2, 2), validator(3, 3), validator(4, 4)]).unwrap();
         for (v, n) in proposals_per_validator(&set, 10_000) {
             let expected = 1000 * u64::from(v);
-            assert!(n.abs_diff(expected) < expected / 5, "validator {v} proposed {n} of 10000, expected about {expected}");
+            assert!(
+                n.abs_diff(expected) < expected / 5,
+                "validator {v} proposed {n} of 10000, expected about {expected}"
+            );
         }
     }
 

@@ -52,6 +52,9 @@ pub struct ValidatorConfig {
     pub operator: Address,
     /// Its registered ed25519 consensus key: signs votes and proposals.
     pub consensus_key: keys::ConsensusKey,
+    /// The operator's account key, which sends the evidence of equivocation
+    /// this validator observes; `None`: evidence is only logged.
+    pub operator_key: Option<keys::SecretKey>,
     /// Where the consensus engine listens (TCP), and the peers it dials.
     pub p2p_addr: SocketAddr,
     pub p2p_peers: Vec<SocketAddr>,
@@ -554,6 +557,10 @@ pub struct ValidatorFile {
     /// directory); without it, `$OPENLEDGER_NODE_PASSWORD`.
     #[serde(default)]
     pub password_file: String,
+    /// The operator's account keystore (relative to the data directory, same
+    /// password), which sends evidence of equivocation; empty: evidence is only logged.
+    #[serde(default)]
+    pub operator_keystore: String,
     #[serde(default = "default_timeout_propose")]
     pub timeout_propose_ms: u64,
     #[serde(default = "default_timeout_vote")]
@@ -577,11 +584,16 @@ impl ValidatorFile {
         let addrs = |what: &str, v: &[String]| -> Result<Vec<SocketAddr>, ConfigError> {
             v.iter().map(|s| addr(what, s)).collect()
         };
-        let operator: Address =
-            self.operator.parse().map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
+        let operator: Address = self
+            .operator
+            .parse()
+            .map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
         let password = if self.password_file.is_empty() {
             std::env::var("OPENLEDGER_NODE_PASSWORD").map_err(|_| {
-                invalid("a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file".into())
+                invalid(
+                    "a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file"
+                        .into(),
+                )
             })?
         } else {
             let p = data_dir.join(&self.password_file);
@@ -590,9 +602,22 @@ impl ValidatorFile {
         let consensus_key = keys::NodeKeys::open(data_dir.join("node-keys"))
             .and_then(|nk| nk.load_consensus(&password))
             .map_err(|e| invalid(format!("the validator's consensus key in node-keys: {e}")))?;
+        let operator_key = if self.operator_keystore.is_empty() {
+            None
+        } else {
+            let p = data_dir.join(&self.operator_keystore);
+            let json = std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p.clone(), err })?;
+            let key = keys::decrypt_keystore(&json, &password)
+                .map_err(|e| invalid(format!("validator.operator_keystore {}: {e}", p.display())))?;
+            if key.address() != operator {
+                return Err(invalid(format!("{} holds {}, not the operator {operator}", p.display(), key.address())));
+            }
+            Some(key)
+        };
         Ok(ValidatorConfig {
             operator,
             consensus_key,
+            operator_key,
             p2p_addr: addr("p2p_addr", &self.p2p_addr)?,
             p2p_peers: addrs("p2p_peers", &self.p2p_peers)?,
             gossip_addr: addr("gossip_addr", &self.gossip_addr)?,
@@ -606,13 +631,14 @@ impl ValidatorFile {
     /// The `[validator]` section as `openledger.toml` holds it.
     pub fn to_toml(&self) -> String {
         format!(
-            "\n[validator]\n# the operator bonded in staking; its consensus key is in node-keys\noperator = {:?}\np2p_addr = {:?}\np2p_peers = {:?}\ngossip_addr = {:?}\ngossip_peers = {:?}\npassword_file = {:?}\ntimeout_propose_ms = {}\ntimeout_vote_ms = {}\n",
+            "\n[validator]\n# the operator bonded in staking; its consensus key is in node-keys\noperator = {:?}\np2p_addr = {:?}\np2p_peers = {:?}\ngossip_addr = {:?}\ngossip_peers = {:?}\npassword_file = {:?}\noperator_keystore = {:?}\ntimeout_propose_ms = {}\ntimeout_vote_ms = {}\n",
             self.operator,
             self.p2p_addr,
             self.p2p_peers,
             self.gossip_addr,
             self.gossip_peers,
             self.password_file,
+            self.operator_keystore,
             self.timeout_propose_ms,
             self.timeout_vote_ms
         )
@@ -709,7 +735,9 @@ impl ConfigFile {
             Err(_) => None,
         };
         let validator = match &self.validator {
-            Some(v) => Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? }),
+            Some(v) => {
+                Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? })
+            }
             None => None,
         };
         let base_model = if self.base_model.is_empty() {

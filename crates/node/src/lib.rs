@@ -18,6 +18,7 @@ mod config;
 mod factory_env;
 mod meter;
 mod serving;
+pub mod snapshot_route;
 pub mod spans;
 mod tx;
 mod validator;
@@ -35,9 +36,9 @@ pub use factory_env::NodeFactoryEnv;
 pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
-    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig, ValidatorConfig, ValidatorFile,
-    VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key, dev_genesis,
-    dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
+    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
+    ValidatorConfig, ValidatorFile, VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key,
+    dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -330,7 +331,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         let mut router = datanets::routes(datanets.clone())
             .merge(agents_route::routes(agent_blobs))
             .merge(blob_route::routes(store, policy))
-            .merge(factory::routes::routes(jobs.clone()));
+            .merge(factory::routes::routes(jobs.clone()))
+            .merge(snapshot_route::routes(chain.clone()));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }

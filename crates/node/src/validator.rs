@@ -10,6 +10,7 @@ use consensus::app::{AppConfig, EvidenceSink};
 use consensus::app_channel::EngineHandle;
 use consensus::app_channel::app::types::Keypair;
 use consensus::app_channel::app::types::core::LinearTimeouts;
+use consensus::evidence::Misbehavior;
 use consensus::{ConsensusSigner, EngineConfig, ValidatorAddress, loopback_addr};
 
 use crate::NodeError;
@@ -31,9 +32,23 @@ impl Validator {
     }
 }
 
+/// The environment variable that makes this process a Byzantine twin of its
+/// validator (the fault harness's double-voter): set to `twin`, the process
+/// signs every prevote for nil and takes its own network identity, so beside
+/// the honest process with the same key it signs two prevotes per round and
+/// gets its operator slashed. Never set it on a validator you care about.
+pub const BYZANTINE_ENV: &str = "OPENLEDGER_BYZANTINE";
+
+fn byzantine_twin() -> bool {
+    std::env::var(BYZANTINE_ENV).is_ok_and(|v| v == "twin")
+}
+
 /// The libp2p identity of a validator: derived from its consensus key, never the key itself.
 fn network_key(cfg: &ValidatorConfig) -> Result<Keypair, NodeError> {
     let mut seed = b"openledger/p2p-identity/v1".to_vec();
+    if byzantine_twin() {
+        seed.extend_from_slice(b"/twin");
+    }
     seed.extend_from_slice(&cfg.consensus_key.seed());
     Keypair::ed25519_from_bytes(primitives::keccak256(&seed).0)
         .map_err(|e| NodeError::Consensus(format!("network identity: {e}")))
@@ -42,7 +57,8 @@ fn network_key(cfg: &ValidatorConfig) -> Result<Keypair, NodeError> {
 fn socket_multiaddr(a: std::net::SocketAddr) -> consensus::app_channel::app::net::Multiaddr {
     match a.ip() {
         std::net::IpAddr::V4(ip) if ip.is_loopback() => loopback_addr(a.port()),
-        ip => consensus::app_channel::app::config::TransportProtocol::Tcp.multiaddr(&ip.to_string(), usize::from(a.port())),
+        ip => consensus::app_channel::app::config::TransportProtocol::Tcp
+            .multiaddr(&ip.to_string(), usize::from(a.port())),
     }
 }
 
@@ -70,7 +86,11 @@ pub(crate) async fn start(cfg: &ValidatorConfig, chain: Arc<Chain>) -> Result<Va
     let engine_cfg = EngineConfig::tcp(format!("validator-{}", cfg.operator), socket_multiaddr(cfg.p2p_addr), peers);
     let wal_dir = chain.data_dir().join("consensus");
     std::fs::create_dir_all(&wal_dir).map_err(|e| NodeError::Consensus(format!("{}: {e}", wal_dir.display())))?;
-    let signer = ConsensusSigner::new(cfg.consensus_key.clone(), chain_id);
+    let mut signer = ConsensusSigner::new(cfg.consensus_key.clone(), chain_id);
+    if byzantine_twin() {
+        tracing::warn!("{BYZANTINE_ENV}=twin: this process signs nil prevotes and will get its operator slashed");
+        signer = signer.byzantine_nil_prevotes();
+    }
     let (channels, engine) =
         consensus::start_validator(engine_cfg, wal_dir.join("wal"), network_key(cfg)?, me, signer.clone(), chain_id)
             .await
@@ -90,20 +110,65 @@ pub(crate) async fn start(cfg: &ValidatorConfig, chain: Arc<Chain>) -> Result<Va
     let host: Arc<dyn ConsensusHost> = chain.clone();
     let mut tasks = vec![
         tokio::spawn(consensus::app::run(host, app_cfg, channels, Some(evidence_tx as EvidenceSink))),
-        tokio::spawn(report_evidence(evidence_rx)),
+        tokio::spawn(report_evidence(chain.clone(), cfg.operator_key.clone(), evidence_rx)),
     ];
     tasks.extend(consensus::gossip::start(chain, gossip, cfg.gossip_peers.clone()));
     tracing::info!(operator = %cfg.operator, p2p = %cfg.p2p_addr, gossip = %cfg.gossip_addr, "validator started");
     Ok(Validator { engine, tasks })
 }
 
-/// Log the equivocation the engine observed.
+/// Report the equivocation the engine observed: each proof not yet on chain
+/// goes to `staking` in a transaction from the operator's account (the
+/// reporter's share of the slash pays for it); without an operator key it is logged.
 async fn report_evidence(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<
-        consensus::app::MisbehaviorEvidence<consensus::OlContext>,
-    >,
+    chain: Arc<Chain>,
+    operator_key: Option<keys::SecretKey>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<Misbehavior>>,
 ) {
-    while let Some(e) = rx.recv().await {
-        tracing::warn!(?e, "consensus observed equivocation");
+    while let Some(found) = rx.recv().await {
+        for m in found {
+            tracing::warn!(?m, "consensus observed equivocation");
+            let Some(key) = operator_key.clone() else { continue };
+            let chain = chain.clone();
+            let handle = tokio::runtime::Handle::current();
+            let sent = tokio::task::spawn_blocking(move || report(&chain, &handle, &key, &m)).await;
+            match sent {
+                Ok(Ok(true)) => tracing::info!("evidence reported to staking"),
+                Ok(Ok(false)) => tracing::debug!("evidence already on chain"),
+                Ok(Err(e)) => tracing::warn!("reporting evidence failed: {e}"),
+                Err(e) => tracing::error!("evidence task failed: {e}"),
+            }
+        }
     }
+}
+
+/// Gas for one report: two signature checks and the slash.
+const REPORT_GAS: u64 = 1_000_000;
+
+/// Send one proof unless it is already on chain; whether it was sent.
+fn report(
+    chain: &Chain,
+    handle: &tokio::runtime::Handle,
+    key: &keys::SecretKey,
+    m: &Misbehavior,
+) -> Result<bool, String> {
+    use alloy_sol_types::SolCall;
+    use primitives::abi::IStaking;
+    let staking = primitives::system::Module::Staking.address();
+    let (operator, height, round, kind) = m.key();
+    let known = IStaking::evidenceSubmittedCall { operator, height, round, kind };
+    let tombstoned = IStaking::tombstonedCall { operator };
+    if crate::tx::call_view(chain, staking, &known).map_err(|e| e.to_string())?
+        || crate::tx::call_view(chain, staking, &tombstoned).map_err(|e| e.to_string())?
+    {
+        return Ok(false);
+    }
+    let data = match m.clone() {
+        Misbehavior::DoubleVote { operator, a, b } => IStaking::reportDoubleVoteCall { operator, a, b }.abi_encode(),
+        Misbehavior::DoubleProposal { operator, a, b } => {
+            IStaking::reportDoubleProposalCall { operator, a, b }.abi_encode()
+        }
+    };
+    crate::tx::submit_and_wait(chain, handle, key, staking, 0, data, REPORT_GAS).map_err(String::from)?;
+    Ok(true)
 }

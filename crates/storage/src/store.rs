@@ -37,6 +37,8 @@ const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 const TX_LOOKUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_lookup");
 /// block number → the block's commit certificate (opaque here; `primitives::consensus`).
 const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+/// block number → the previous block's commit certificate that this block carries.
+const LAST_COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("last_commits");
 
 /// Most stale entries removed per block, so pruning never stalls a commit.
 const PRUNE_PER_BLOCK: usize = 50_000;
@@ -76,6 +78,9 @@ pub struct BlockRecord {
     /// The proof consensus decided the block (its commit certificate), stored
     /// beside it in the same transaction; `None` for blocks sealed without consensus.
     pub certificate: Option<Vec<u8>>,
+    /// The previous block's commit certificate, carried in this block (part
+    /// of what its header commits to); `None` for blocks that carry none.
+    pub last_commit: Option<Vec<u8>>,
 }
 
 /// A computed, not yet committed, state transition.
@@ -154,6 +159,7 @@ impl Store {
             w.open_table(RECEIPTS)?;
             w.open_table(TX_LOOKUP)?;
             w.open_table(CERTIFICATES)?;
+            w.open_table(LAST_COMMITS)?;
         }
         w.commit()?;
         Ok(Store { db, opts })
@@ -260,6 +266,9 @@ impl Store {
             if let Some(c) = &block.certificate {
                 w.open_table(CERTIFICATES)?.insert(version, c.as_slice())?;
             }
+            if let Some(c) = &block.last_commit {
+                w.open_table(LAST_COMMITS)?.insert(version, c.as_slice())?;
+            }
             let mut lookup = w.open_table(TX_LOOKUP)?;
             for (i, h) in block.tx_hashes.iter().enumerate() {
                 let mut loc = be8(version).to_vec();
@@ -330,6 +339,7 @@ pub struct Snapshot {
     receipts: ReadOnlyTable<u64, &'static [u8]>,
     lookup: ReadOnlyTable<&'static [u8], &'static [u8]>,
     certificates: ReadOnlyTable<u64, &'static [u8]>,
+    last_commits: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl Snapshot {
@@ -346,6 +356,7 @@ impl Snapshot {
             receipts: txn.open_table(RECEIPTS)?,
             lookup: txn.open_table(TX_LOOKUP)?,
             certificates: txn.open_table(CERTIFICATES)?,
+            last_commits: txn.open_table(LAST_COMMITS)?,
             _txn: txn,
         })
     }
@@ -417,6 +428,11 @@ impl Snapshot {
     /// The commit certificate stored with block `number` (consensus-decided blocks only).
     pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>> {
         Ok(self.certificates.get(number)?.map(|g| g.value().to_vec()))
+    }
+
+    /// The previous block's certificate that block `number` carries, if any.
+    pub fn last_commit(&self, number: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.last_commits.get(number)?.map(|g| g.value().to_vec()))
     }
 
     pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>> {
@@ -513,7 +529,7 @@ mod tests {
 
     fn record(n: u64) -> BlockRecord {
         let header = Header { number: n, ..Default::default() };
-        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None }
+        BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None, last_commit: None }
     }
 
     fn put(store: &Store, n: u64, kv: &[(&[u8], Option<&[u8]>)]) -> B256 {

@@ -17,7 +17,7 @@ fn writes(kv: &[(&str, Option<&str>)]) -> Writes {
 
 fn record(n: u64) -> BlockRecord {
     let header = Header { number: n, timestamp: 1_000 + n, ..Default::default() };
-    BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None }
+    BlockRecord { hash: header.hash_slow(), header, txs: vec![], tx_hashes: vec![], receipts: vec![], certificate: None, last_commit: None }
 }
 
 /// Prepare and commit `kv` as block `n`; the new state root.
@@ -130,7 +130,7 @@ fn blocks_receipts_and_the_transaction_index() {
             revert_data: if i == 1 { Bytes::from_static(&[0xde, 0xad]) } else { Bytes::new() },
         })
         .collect();
-    let block = BlockRecord { header: header.clone(), hash, txs: txs.clone(), tx_hashes, receipts: receipts.clone(), certificate: None };
+    let block = BlockRecord { header: header.clone(), hash, txs: txs.clone(), tx_hashes, receipts: receipts.clone(), certificate: None, last_commit: None };
     store.commit(&block, store.prepare(1, &Writes::new()).unwrap()).unwrap();
     let s = store.snapshot().unwrap();
     assert_eq!(s.header(1).unwrap(), Some(header));

@@ -44,6 +44,16 @@ pub struct TestnetArgs {
     /// Key derivation for the node keys: fast, for throwaway test networks.
     #[arg(long)]
     pub insecure_fast_kdf: bool,
+    /// Add one node to the testnet already in --dir: a new home whose peers
+    /// are every node there, with its own keys, not bonded (it follows the
+    /// chain; bond it with `openledger stake` to make it vote).
+    #[arg(long)]
+    pub join: bool,
+    /// With --join: start the new node from the state of node N at its head
+    /// (its HTTP API's /v1/snapshot), checked against that block's commit
+    /// certificate, instead of re-executing from genesis.
+    #[arg(long, requires = "join")]
+    pub snapshot_from: Option<usize>,
 }
 
 /// Self bond of each testnet validator, in OPEN.
@@ -66,6 +76,9 @@ struct Home {
 }
 
 pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
+    if a.join {
+        return join(a, out);
+    }
     if !(1..=64).contains(&a.validators) {
         bail!("--validators must be between 1 and 64");
     }
@@ -152,6 +165,19 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
     let [rpc, http, p2p, gossip] = ports(a.base_port, i)?;
     let others: Vec<[u16; 4]> =
         (0..a.validators).filter(|j| *j != i).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
+    config_with_peers(a, i, operator, &others, rpc, http, p2p, gossip)
+}
+
+fn config_with_peers(
+    a: &TestnetArgs,
+    _i: usize,
+    operator: &SecretKey,
+    others: &[[u16; 4]],
+    rpc: u16,
+    http: u16,
+    p2p: u16,
+    gossip: u16,
+) -> anyhow::Result<String> {
     let mut c = ConfigFile::new("genesis.json");
     c.rpc_addr = format!("127.0.0.1:{rpc}");
     c.http_addr = format!("127.0.0.1:{http}");
@@ -163,10 +189,105 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
         gossip_addr: format!("127.0.0.1:{gossip}"),
         gossip_peers: others.iter().map(|p| format!("127.0.0.1:{}", p[3])).collect(),
         password_file: "node-password".into(),
+        operator_keystore: "operator.json".into(),
         timeout_propose_ms: 3000,
         timeout_vote_ms: 1000,
     };
     Ok(super::node::toml_string(&c)? + &v.to_toml())
+}
+
+/// The nodes already in a testnet directory: `node0`, `node1`, ... in order.
+fn existing_nodes(dir: &Path) -> usize {
+    (0..).take_while(|i| dir.join(format!("node{i}")).join("openledger.toml").is_file()).count()
+}
+
+/// `--join`: one more home, peered with every node, optionally from a snapshot.
+fn join(mut a: TestnetArgs, out: Out) -> anyhow::Result<()> {
+    let n = existing_nodes(&a.dir);
+    if n == 0 {
+        bail!("{} holds no testnet (no node0/openledger.toml); write one first", a.dir.display());
+    }
+    let first = ConfigFile::load(&a.dir.join("node0/openledger.toml"))?;
+    let rpc0: std::net::SocketAddr = first.rpc_addr.parse().context("node0's rpc_addr")?;
+    a.base_port = rpc0.port();
+    a.block_time = first.block_time_ms;
+    let genesis_path = a.dir.join("node0/genesis.json");
+    let genesis = node::load_genesis(&genesis_path)?;
+    a.chain_id = genesis.chain_id;
+    let kdf = if a.insecure_fast_kdf { KdfParams::insecure_for_tests() } else { KdfParams::light() };
+    let home = make_home(&a.dir.join(format!("node{n}")), &kdf)?;
+    std::fs::copy(&genesis_path, home.dir.join("genesis.json"))?;
+    let peers: Vec<[u16; 4]> = (0..n).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
+    let [rpc, http, p2p, gossip] = ports(a.base_port, n)?;
+    std::fs::write(
+        home.dir.join("openledger.toml"),
+        config_with_peers(&a, n, &home.operator, &peers, rpc, http, p2p, gossip)?,
+    )?;
+    let from_snapshot = match a.snapshot_from {
+        Some(k) if k < n => Some(import_from(&home.dir, &genesis, ports(a.base_port, k)?)?),
+        Some(k) => bail!("--snapshot-from {k}: the testnet has nodes 0..{}", n - 1),
+        None => None,
+    };
+    out.print(
+        || {
+            let from = from_snapshot.map(|h| format!(" from a snapshot at block {h}")).unwrap_or_default();
+            format!("node{n} joins{from}: start it with: openledger start --data-dir {}", home.dir.display())
+        },
+        json!({"node": n, "dir": home.dir, "rpc": format!("http://127.0.0.1:{rpc}"), "snapshotHeight": from_snapshot}),
+    );
+    Ok(())
+}
+
+/// Fetch node `from`'s state at its head into `dir`, then check the snapshot's
+/// block against its commit certificate: signed by more than two thirds of the
+/// set that the imported state itself says decided that height. Returns the height.
+fn import_from(dir: &Path, genesis: &runtime::Genesis, from: [u16; 4]) -> anyhow::Result<u64> {
+    let http = super::httpc::HttpArgs { http: format!("127.0.0.1:{}", from[1]) };
+    let resp = http.stream("GET", "/v1/snapshot", &[], &[])?;
+    if resp.status != 200 {
+        let status = resp.status;
+        let body = resp.read_body(1 << 16).unwrap_or_default();
+        bail!("node on port {} refused the snapshot: HTTP {status}: {}", from[1], super::httpc::error_message(&body));
+    }
+    let summary = chain::import_snapshot(dir, genesis, std::io::BufReader::new(resp.into_reader()))
+        .context("importing the snapshot")?;
+    let height = summary.info.height;
+    let mut rpc = rpc::client::RpcClient::new(&format!("127.0.0.1:{}", from[0]));
+    let commit = rpc.call("ol_getCommit", json!([format!("0x{height:x}")]))?;
+    let encoded = commit["encoded"].as_str().context("the node has no commit certificate for the snapshot's block")?;
+    let cert = primitives::consensus::CommitCertificate::decode(&hex::decode(encoded.trim_start_matches("0x"))?)
+        .map_err(|e| anyhow::anyhow!("the snapshot block's certificate: {e}"))?;
+    let cfg = chain::ChainConfig {
+        data_dir: dir.to_path_buf(),
+        genesis: genesis.clone(),
+        block_time: chain::BlockTime::External,
+        history: 10_000,
+        pool: chain::PoolConfig::default(),
+        max_txs_per_block: 10_000,
+    };
+    let imported = chain::Chain::open(cfg)?;
+    let head = imported.head();
+    use chain::ConsensusHost;
+    let set = imported.validator_set(height)?;
+    let checked =
+        chain::verify_certificate(&cert, &set, genesis.chain_id).map_err(|e| anyhow::anyhow!(e)).and_then(|_| {
+            if cert.block_hash == head.hash && cert.height == height {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "the certificate is for block {} at {}, the snapshot's is {} at {height}",
+                    cert.block_hash,
+                    cert.height,
+                    head.hash
+                ))
+            }
+        });
+    drop(imported);
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(dir.join("chain.redb"));
+        bail!("the snapshot's block is not the one the validators decided: {e}");
+    }
+    Ok(height)
 }
 
 /// Start `nodeK` for every K as processes (logs in `nodeK/node.log`), wait for
