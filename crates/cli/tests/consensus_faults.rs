@@ -262,7 +262,6 @@ fn tombstoned(net: &Net, i: usize, operator: primitives::Address) -> bool {
 /// prevotes: the honest nodes see node3 vote twice, prove it, and staking
 /// tombstones node3's operator. The honest nodes never fork meanwhile.
 #[test]
-#[ignore = "needs OPENLEDGER_BYZANTINE=twin"]
 fn double_voting_validator_is_tombstoned() {
     let _one = ONE_NETWORK_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut h = Harness::start(true, Rng(seed()));
