@@ -143,7 +143,8 @@ impl Net {
         std::fs::write(&path, head.join("\n") + "\n" + &v.to_toml()).unwrap();
     }
 
-    /// Start member `i` (`openledger start`, RUST_LOG=warn, stderr appended to its log) and wait for its RPC.
+    /// Start member `i` (`openledger start`, RUST_LOG=warn or `$HARNESS_RUST_LOG`,
+    /// stderr appended to its log) and wait for its RPC.
     pub fn start(&mut self, i: usize) {
         let m = &mut self.members[i];
         assert!(m.proc.is_none(), "member {i} already runs");
@@ -151,7 +152,8 @@ impl Net {
         let log = OpenOptions::new().create(true).append(true).open(&m.log).unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(["start", "--data-dir"]).arg(&m.home);
-        cmd.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let filter = std::env::var("HARNESS_RUST_LOG").unwrap_or_else(|_| "warn".into());
+        cmd.env("RUST_LOG", filter).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         for (k, v) in &m.env {
             cmd.env(k, v);
         }
