@@ -321,12 +321,26 @@ fn consensus_figures() {
     let mut latencies: Vec<Duration> = {
         let inc = tail.included.lock().unwrap();
         let acked = h.load.as_ref().unwrap().state.acked.lock().unwrap();
-        acked.iter().filter(|(_, sent)| *sent >= from && *sent <= to).filter_map(|(t, sent)| inc.get(t).map(|i| *i - *sent)).collect()
+        acked
+            .iter()
+            .filter(|(_, sent)| *sent >= from && *sent <= to)
+            .filter_map(|(t, sent)| inc.get(t).map(|i| *i - *sent))
+            .collect()
     };
     let full = window.iter().map(|b| b.2).max().unwrap_or(0);
-    eprintln!("\nFIGURES (seed printed above), {secs} s steady window, load: {threads} threads over the 10 dev accounts, pipelined");
-    eprintln!("  blocks {}, block time p50 {:?}, p99 {:?}", window.len(), percentile(&mut block_times, 50), percentile(&mut block_times, 99));
-    eprintln!("  sustained {:.0} transfers/s ({mined} mined; fullest block {full} txs)", mined as f64 / (to - from).as_secs_f64());
+    eprintln!(
+        "\nFIGURES (seed printed above), {secs} s steady window, load: {threads} threads over the 10 dev accounts, pipelined"
+    );
+    eprintln!(
+        "  blocks {}, block time p50 {:?}, p99 {:?}",
+        window.len(),
+        percentile(&mut block_times, 50),
+        percentile(&mut block_times, 99)
+    );
+    eprintln!(
+        "  sustained {:.0} transfers/s ({mined} mined; fullest block {full} txs)",
+        mined as f64 / (to - from).as_secs_f64()
+    );
     eprintln!(
         "  commit latency (sent → in a block seen on node0), {} samples: p50 {:?}, p99 {:?}",
         latencies.len(),
@@ -355,10 +369,14 @@ fn kill_and_catch_up(h: &mut Harness) {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
         h.watcher.max_gap(t0, Instant::now())
     };
-    eprintln!("  kill -9 node{k}: first new height on the 3 others after {recovery:?}; max block gap in the 8 s after {gap:?}");
+    eprintln!(
+        "  kill -9 node{k}: first new height on the 3 others after {recovery:?}; max block gap in the 8 s after {gap:?}"
+    );
     let down_at = h.net.client(k).block_number().unwrap_or(0).max(max_height(&h.net, &live) - 1);
     let target = down_at + CATCH_UP_BLOCKS;
-    h.net.wait_until("the network decides while node is down", Duration::from_secs(600), |n| max_height(n, &live) >= target);
+    h.net.wait_until("the network decides while node is down", Duration::from_secs(600), |n| {
+        max_height(n, &live) >= target
+    });
     h.net.start(k);
     let (t1, from) = (Instant::now(), h.net.client(k).block_number().unwrap());
     let goal = max_height(&h.net, &live);

@@ -179,7 +179,8 @@ impl Sender {
             return;
         }
         // Learn the nonce first; then now and then how far the chain has mined it.
-        if a.next == u64::MAX || (a.next >= a.mined + self.spec.max_ahead && now - a.seen > Duration::from_millis(200)) {
+        if a.next == u64::MAX || (a.next >= a.mined + self.spec.max_ahead && now - a.seen > Duration::from_millis(200))
+        {
             match c.nonce(&a.key.address(), false) {
                 Ok(n) => {
                     a.mined = n;

@@ -60,7 +60,6 @@ impl Watcher {
         }
         gap.max(to - times.last().copied().unwrap_or(from))
     }
-
 }
 
 impl Drop for Watcher {
@@ -209,7 +208,8 @@ pub struct BlockTail {
 
 impl BlockTail {
     pub fn start(net: &Net, node: usize) -> BlockTail {
-        let mut c = rpc::client::RpcClient::new(&net.members[node].rpc.to_string()).with_timeout(Duration::from_secs(5));
+        let mut c =
+            rpc::client::RpcClient::new(&net.members[node].rpc.to_string()).with_timeout(Duration::from_secs(5));
         let mut next = c.block_number().expect("the tailed node answers") + 1;
         let (blocks, included): (Arc<Mutex<Vec<_>>>, Arc<Mutex<HashMap<_, _>>>) = Default::default();
         let stop = Arc::new(AtomicBool::new(false));

@@ -134,7 +134,11 @@ impl Net {
             })
             .collect();
         let peers = |proto: Proto| -> Vec<String> {
-            self.links.iter().filter(|((a, _, p), _)| *a == i && *p == proto).map(|(_, px)| px.listen.to_string()).collect()
+            self.links
+                .iter()
+                .filter(|((a, _, p), _)| *a == i && *p == proto)
+                .map(|(_, px)| px.listen.to_string())
+                .collect()
         };
         v.p2p_addr = m.ports[2].to_string();
         v.gossip_addr = m.ports[3].to_string();
@@ -222,7 +226,9 @@ impl Net {
 
     /// Count log lines of member `i` that contain `needle`.
     pub fn log_count(&self, i: usize, needle: &str) -> usize {
-        std::fs::read_to_string(&self.members[i].log).map(|t| t.lines().filter(|l| l.contains(needle)).count()).unwrap_or(0)
+        std::fs::read_to_string(&self.members[i].log)
+            .map(|t| t.lines().filter(|l| l.contains(needle)).count())
+            .unwrap_or(0)
     }
 
     pub fn wait_until(&self, what: &str, within: Duration, mut ok: impl FnMut(&Net) -> bool) {
