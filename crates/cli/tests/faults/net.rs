@@ -98,13 +98,13 @@ impl Net {
         }
         let mut links = BTreeMap::new();
         for i in 0..members.len() {
-            for j in 0..validators {
+            for (j, peer) in members[..validators].iter().enumerate() {
                 // The twin shares the last validator's identity: it does not dial it.
                 if i == j || (twin && i == validators && j == validators - 1) {
                     continue;
                 }
-                links.insert((i, j, Proto::Consensus), Proxy::start(members[j].ports[2]).unwrap());
-                links.insert((i, j, Proto::Gossip), Proxy::start(members[j].ports[3]).unwrap());
+                links.insert((i, j, Proto::Consensus), Proxy::start(peer.ports[2]).unwrap());
+                links.insert((i, j, Proto::Gossip), Proxy::start(peer.ports[3]).unwrap());
             }
         }
         let net = Net { dir, members, validators, links };
