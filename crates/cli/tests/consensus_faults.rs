@@ -9,7 +9,7 @@
 //! safety and liveness only, never on speed; the figures are printed.
 //!
 //! `HARNESS_SEED` replays a run's choices; `HARNESS_KEEP=1` keeps the homes
-//! and logs; `HARNESS_RUST_LOG` sets the nodes' log filter (default warn). `consensus_figures` (ignored) measures block time, commit
+//! and logs (a failure always keeps them); `HARNESS_RUST_LOG` sets the nodes' log filter (default warn). `consensus_figures` (ignored) measures block time, commit
 //! latency and throughput under a heavy load.
 
 mod common;

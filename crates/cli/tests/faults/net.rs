@@ -247,10 +247,12 @@ impl Drop for Net {
                 self.pause(i, false);
             }
         }
-        if std::thread::panicking() {
+        let failed = std::thread::panicking();
+        if failed {
             eprintln!("{}", self.log_tails(40));
         }
-        if std::env::var_os("HARNESS_KEEP").is_some() {
+        // A failure keeps the homes and whole logs for a post-mortem.
+        if failed || std::env::var_os("HARNESS_KEEP").is_some() {
             eprintln!("keeping {}", self.dir.path().display());
             let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep();
         }
