@@ -102,7 +102,9 @@ pub(crate) async fn start(cfg: &ValidatorConfig, chain: Arc<Chain>) -> Result<Va
         propose: Duration::from_millis(cfg.timeout_propose_ms),
         prevote: Duration::from_millis(cfg.timeout_vote_ms),
         precommit: Duration::from_millis(cfg.timeout_vote_ms),
-        rebroadcast: Duration::from_millis(cfg.timeout_propose_ms + 2 * cfg.timeout_vote_ms),
+        // Votes are re-sent this often while a round is stuck: a validator that
+        // comes back (or a healed partition) hears the round's votes within it.
+        rebroadcast: Duration::from_millis((2 * cfg.timeout_vote_ms).max(1000)),
         ..LinearTimeouts::default()
     };
     let (evidence_tx, evidence_rx) = tokio::sync::mpsc::unbounded_channel();
