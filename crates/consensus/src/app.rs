@@ -222,14 +222,12 @@ impl ChainApp {
                 let outcome = self.synced(height, round, proposer, value_bytes).await;
                 let _ = reply.send(outcome);
             }
-            AppMsg::RestreamProposal { height, round, value_id, .. } => {
-                let part = self
-                    .parts
-                    .get(&(height.0, round_key(round)))
-                    .and_then(|ps| ps.iter().find(|p| p.value == value_id))
-                    .cloned();
-                if let Some(part) = part {
-                    self.publish(channels, part).await;
+            AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
+                match self.restream(height, round, valid_round, address, value_id) {
+                    Some(part) => self.publish(channels, part).await,
+                    None => {
+                        tracing::warn!(height = height.0, block = %value_id, "cannot re-send a proposal whose block this node does not hold")
+                    }
                 }
             }
             AppMsg::ExtendVote { reply, .. } => {
@@ -287,6 +285,53 @@ impl ChainApp {
                 return;
             }
         }
+    }
+
+    /// The part to re-send for `value_id` proposed by `address` at (`height`, `round`).
+    /// Malachite asks for two things under one name: a part already seen (when
+    /// a validator locks, it re-sends what made it lock), and, when this node
+    /// re-proposes a locked value in a later round, a new part for that round
+    /// with `valid_round` as its proof-of-lock round, signed by this node, from
+    /// the block bytes kept for any round of the height. Without the second, a
+    /// value locked by some validators could never be proposed again and the
+    /// height would stall.
+    fn restream(
+        &mut self,
+        height: Height,
+        round: Round,
+        valid_round: Round,
+        address: ValidatorAddress,
+        value_id: BlockId,
+    ) -> Option<ProposalPart> {
+        let key = (height.0, round_key(round));
+        if let Some(p) =
+            self.parts.get(&key).and_then(|ps| ps.iter().find(|p| p.value == value_id && p.proposer == address))
+        {
+            return Some(p.clone());
+        }
+        if address != self.cfg.me {
+            return None;
+        }
+        let block = self
+            .parts
+            .iter()
+            .filter(|((h, _), _)| *h == height.0)
+            .flat_map(|(_, ps)| ps)
+            .find(|p| p.value == value_id)?
+            .block
+            .clone();
+        let mut part = ProposalPart {
+            height,
+            round,
+            pol_round: valid_round,
+            proposer: self.cfg.me,
+            value: value_id,
+            block,
+            signature: Signature([0; 64]),
+        };
+        self.cfg.signer.sign_part(&mut part);
+        self.parts.entry(key).or_default().push(part.clone());
+        Some(part)
     }
 
     /// Keep a received part; the value it proposes when it is for our height.
@@ -697,5 +742,34 @@ mod tests {
         let v = app.receive(proper(2, 0, b"early")).await.expect("a proposer's part is heard");
         assert_eq!(v.validity, Validity::Valid);
         assert_eq!(*host.checked.lock().unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_locked_value_is_proposed_again_in_a_later_round() {
+        let (mut app, _) = app();
+        // Round 0's proposer (another validator) proposed a block; this node kept it.
+        let first = proper(1, 0, b"the locked block");
+        let id = first.value;
+        assert!(app.receive(first.clone()).await.is_some());
+        // Re-sending what made it lock: the very part of round 0.
+        assert_eq!(app.restream(Height(1), Round::new(0), Round::Nil, first.proposer, id), Some(first.clone()));
+        // Proposing it again in round 5 with proof-of-lock round 0: a new part, signed by this node.
+        let again = app.restream(Height(1), Round::new(5), Round::new(0), member(1), id).expect("re-proposed");
+        assert_eq!(
+            (again.round, again.pol_round, again.proposer, again.value),
+            (Round::new(5), Round::new(0), member(1), id)
+        );
+        assert_eq!(again.block, first.block);
+        assert!(
+            again.verify(&set(), CHAIN_ID).is_ok() || set().proposer(Height(1), Round::new(5)).address != member(1)
+        );
+        let signed = again.proposal().sign_bytes(CHAIN_ID);
+        assert!(crate::signing::verify(&signer(1).public_key(), &signed, &again.signature));
+        // A block this node never held cannot be re-sent; nor another validator's round it never saw.
+        assert_eq!(
+            app.restream(Height(1), Round::new(6), Round::new(0), member(1), BlockId(B256::repeat_byte(7))),
+            None
+        );
+        assert_eq!(app.restream(Height(1), Round::new(6), Round::new(0), member(2), id), None);
     }
 }
