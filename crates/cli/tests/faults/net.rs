@@ -44,9 +44,30 @@ pub struct Net {
     links: BTreeMap<(usize, usize, Proto), Proxy>,
 }
 
-/// `n` distinct loopback ports free right now (held together while picked, so no two repeat).
+/// `n` distinct loopback ports, free now and below the kernel's ephemeral
+/// range: a node's ports are free while it is down, and one in the ephemeral
+/// range can be taken meanwhile as the source port of any outgoing connection
+/// (the load client opens thousands), which made a restarted node fail to bind.
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1024);
+    let mut port = low + (std::process::id() % 8_000) as u16;
+    let mut held = Vec::new();
+    let mut tried = 0;
+    while held.len() < n && tried < 12_000 {
+        if port >= ephemeral_low {
+            port = low;
+        }
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+        port += 1;
+        tried += 1;
+    }
+    assert_eq!(held.len(), n, "{n} free ports below {ephemeral_low}");
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
