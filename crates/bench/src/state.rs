@@ -181,15 +181,7 @@ impl Pair {
     fn store_block(&mut self, writes: &Writes) -> Result<Duration> {
         let v = self.version;
         let header = Header { number: v, ..Default::default() };
-        let record = BlockRecord {
-            hash: header.hash_slow(),
-            header,
-            txs: vec![],
-            tx_hashes: vec![],
-            receipts: vec![],
-            certificate: None,
-            last_commit: None,
-        };
+        let record = BlockRecord::empty(header);
         let t = Instant::now();
         let update = self.store.prepare(v, writes)?;
         self.store.commit(&record, update)?;

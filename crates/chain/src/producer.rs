@@ -100,20 +100,7 @@ pub(crate) fn genesis_block(g: &Genesis) -> Result<BuiltBlock, ChainError> {
         base_fee_per_gas: Some(base_fee),
         ..Default::default()
     };
-    let hash = header.hash_slow();
-    Ok(BuiltBlock {
-        record: BlockRecord {
-            header,
-            hash,
-            txs: vec![],
-            tx_hashes: vec![],
-            receipts: vec![],
-            certificate: None,
-            last_commit: None,
-        },
-        update: root,
-        rejected: vec![],
-    })
+    Ok(BuiltBlock { record: BlockRecord::empty(header), update: root, rejected: vec![] })
 }
 
 /// The genesis state update, computed in a throwaway in-memory store so that the

@@ -274,17 +274,7 @@ impl ChainApp {
 
     async fn publish(&mut self, channels: &Channels<OlContext>, part: ProposalPart) {
         self.streams += 1;
-        let mut id = self.cfg.me.0.to_vec();
-        id.extend_from_slice(&self.streams.to_be_bytes());
-        let stream = StreamId::new(Bytes::from(id));
-        for msg in [
-            StreamMessage::new(stream.clone(), 0, StreamContent::Data(part)),
-            StreamMessage::new(stream, 1, StreamContent::Fin),
-        ] {
-            if channels.network.send(NetworkMsg::PublishProposalPart(msg)).await.is_err() {
-                return;
-            }
-        }
+        publish_part(channels, self.cfg.me, self.streams, part).await;
     }
 
     /// The part to re-send for `value_id` proposed by `address` at (`height`, `round`).
@@ -468,6 +458,27 @@ impl ChainApp {
             value: id,
             validity: Validity::from_bool(valid),
         })
+    }
+}
+
+/// Publish `part` as stream number `stream` of `publisher`: the whole block in
+/// one data message, then the end of the stream.
+pub async fn publish_part(
+    channels: &Channels<OlContext>,
+    publisher: ValidatorAddress,
+    stream: u64,
+    part: ProposalPart,
+) {
+    let mut id = publisher.0.to_vec();
+    id.extend_from_slice(&stream.to_be_bytes());
+    let stream = StreamId::new(Bytes::from(id));
+    for msg in [
+        StreamMessage::new(stream.clone(), 0, StreamContent::Data(part)),
+        StreamMessage::new(stream, 1, StreamContent::Fin),
+    ] {
+        if channels.network.send(NetworkMsg::PublishProposalPart(msg)).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 use malachitebft_core_consensus::MisbehaviorEvidence;
 use primitives::Address;
 use primitives::abi::{SignedProposal, SignedVote};
-use primitives::consensus::VoteKind;
 
 use crate::context::OlContext;
 use crate::messages::{Proposal, Vote};
@@ -68,9 +67,4 @@ pub fn misbehavior(evidence: &MisbehaviorEvidence<OlContext>, set: &ValidatorSet
         }
     }
     out
-}
-
-/// The vote kind a [`SignedVote`] names (for logs).
-pub fn vote_kind(v: &SignedVote) -> Option<VoteKind> {
-    VoteKind::from_code(v.kind)
 }

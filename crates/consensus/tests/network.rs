@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, keccak256};
 use bytes::Bytes;
 use consensus::app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
-use consensus::app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use consensus::app_channel::app::streaming::StreamContent;
 use consensus::app_channel::app::types::core::{
     CommitCertificate, ExtendedCommitCertificate, LinearTimeouts, Round, Validity, VoteExtensions,
 };
 use consensus::app_channel::app::types::sync::RawDecidedValue;
 use consensus::app_channel::app::types::{Keypair, LocallyProposedValue, ProposedValue};
-use consensus::app_channel::{AppMsg, Channels, EngineHandle, NetworkMsg};
+use consensus::app_channel::{AppMsg, Channels, EngineHandle};
 use consensus::{
     BlockId, ConsensusSigner, EngineConfig, Height, OlContext, ProposalPart, Signature, ValidatorAddress, ValidatorSet,
     loopback_addr, start_validator,
@@ -151,17 +151,7 @@ impl App {
 
     async fn publish(&mut self, channels: &Channels<OlContext>, part: ProposalPart) {
         self.streams += 1;
-        let mut id = self.me.0.to_vec();
-        id.extend_from_slice(&self.streams.to_be_bytes());
-        let stream = StreamId::new(Bytes::from(id));
-        for msg in [
-            StreamMessage::new(stream.clone(), 0, StreamContent::Data(part)),
-            StreamMessage::new(stream, 1, StreamContent::Fin),
-        ] {
-            if channels.network.send(NetworkMsg::PublishProposalPart(msg)).await.is_err() {
-                return;
-            }
-        }
+        consensus::app::publish_part(channels, self.me, self.streams, part).await;
     }
 
     fn decided_values(&self, from: Height, to: Height) -> Vec<RawDecidedValue<OlContext>> {

@@ -83,6 +83,21 @@ pub struct BlockRecord {
     pub last_commit: Option<Vec<u8>>,
 }
 
+impl BlockRecord {
+    /// A block without transactions, receipts or certificates (genesis, tests).
+    pub fn empty(header: Header) -> BlockRecord {
+        BlockRecord {
+            hash: header.hash_slow(),
+            header,
+            txs: vec![],
+            tx_hashes: vec![],
+            receipts: vec![],
+            certificate: None,
+            last_commit: None,
+        }
+    }
+}
+
 /// A computed, not yet committed, state transition.
 pub struct StateUpdate {
     pub version: u64,
@@ -538,15 +553,7 @@ mod tests {
 
     fn record(n: u64) -> BlockRecord {
         let header = Header { number: n, ..Default::default() };
-        BlockRecord {
-            hash: header.hash_slow(),
-            header,
-            txs: vec![],
-            tx_hashes: vec![],
-            receipts: vec![],
-            certificate: None,
-            last_commit: None,
-        }
+        BlockRecord::empty(header)
     }
 
     fn put(store: &Store, n: u64, kv: &[(&[u8], Option<&[u8]>)]) -> B256 {

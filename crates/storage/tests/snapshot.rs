@@ -17,15 +17,7 @@ const CHAIN_ID: u64 = 4242;
 
 fn record(n: u64, root: B256) -> BlockRecord {
     let header = Header { number: n, timestamp: 1_000 + n, state_root: root, ..Default::default() };
-    BlockRecord {
-        hash: header.hash_slow(),
-        header,
-        txs: vec![],
-        tx_hashes: vec![],
-        receipts: vec![],
-        certificate: None,
-        last_commit: None,
-    }
+    BlockRecord::empty(header)
 }
 
 fn commit(store: &Store, n: u64, w: &Writes) -> B256 {

@@ -17,15 +17,7 @@ fn writes(kv: &[(&str, Option<&str>)]) -> Writes {
 
 fn record(n: u64) -> BlockRecord {
     let header = Header { number: n, timestamp: 1_000 + n, ..Default::default() };
-    BlockRecord {
-        hash: header.hash_slow(),
-        header,
-        txs: vec![],
-        tx_hashes: vec![],
-        receipts: vec![],
-        certificate: None,
-        last_commit: None,
-    }
+    BlockRecord::empty(header)
 }
 
 /// Prepare and commit `kv` as block `n`; the new state root.

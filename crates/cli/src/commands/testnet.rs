@@ -175,12 +175,11 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
     let [rpc, http, p2p, gossip] = ports(a.base_port, i)?;
     let others: Vec<[u16; 4]> =
         (0..a.validators).filter(|j| *j != i).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
-    config_with_peers(a, i, operator, &others, rpc, http, p2p, gossip)
+    config_with_peers(a, operator, &others, rpc, http, p2p, gossip)
 }
 
 fn config_with_peers(
     a: &TestnetArgs,
-    _i: usize,
     operator: &SecretKey,
     others: &[[u16; 4]],
     rpc: u16,
@@ -231,7 +230,7 @@ fn join(mut a: TestnetArgs, out: Out) -> anyhow::Result<()> {
     let [rpc, http, p2p, gossip] = ports(a.base_port, n)?;
     std::fs::write(
         home.dir.join("openledger.toml"),
-        config_with_peers(&a, n, &home.operator, &peers, rpc, http, p2p, gossip)?,
+        config_with_peers(&a, &home.operator, &peers, rpc, http, p2p, gossip)?,
     )?;
     let from_snapshot = match a.snapshot_from {
         Some(k) if k < n => Some(import_from(&home.dir, &genesis, ports(a.base_port, k)?)?),
