@@ -976,6 +976,7 @@ mod tests {
             ingest_quota: Default::default(),
             dev_rpc: false,
             validator: None,
+            blob_peers: Vec::new(),
         };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)

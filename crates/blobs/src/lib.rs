@@ -100,6 +100,17 @@ pub struct BlobStore {
     /// The directory of a local store (for [`BlobStore::sweep_staging`]).
     local_root: Option<PathBuf>,
     describe: String,
+    /// Where [`BlobStore::get`] looks for a blob this store lacks (set once).
+    fallback: std::sync::OnceLock<Arc<dyn BlobFallback>>,
+}
+
+/// Another place blobs can be read from when this store lacks one: a
+/// validator's verifier fetching a model's artefacts or a Datanet's rows
+/// from the serving node that holds them. Blocking; called off the async
+/// runtime. What it returns is checked against the hash before it is stored.
+pub trait BlobFallback: Send + Sync {
+    /// The bytes named `hash`, `Ok(None)` if no source has them.
+    fn fetch(&self, hash: &B256) -> Result<Option<Bytes>, String>;
 }
 
 impl fmt::Debug for BlobStore {
@@ -167,6 +178,7 @@ impl BlobStore {
                     min_part_size: 1,
                     describe: format!("local directory {}", root.display()),
                     local_root: Some(root),
+                    fallback: Default::default(),
                 })
             }
             BlobConfig::S3 { .. } => Self::open_s3(cfg),
@@ -205,6 +217,7 @@ impl BlobStore {
                 "S3 bucket {bucket}{}",
                 endpoint.as_ref().map(|e| format!(" at {e}")).unwrap_or_default()
             ),
+            fallback: Default::default(),
         })
     }
 
@@ -225,7 +238,14 @@ impl BlobStore {
     /// A store over any object store (whose `put` must be atomic, as all of
     /// object_store's are).
     pub fn from_object_store(store: Arc<dyn ObjectStore>, describe: impl Into<String>) -> BlobStore {
-        BlobStore { store, part_size: DEFAULT_PART_SIZE, min_part_size: 1, local_root: None, describe: describe.into() }
+        BlobStore {
+            store,
+            part_size: DEFAULT_PART_SIZE,
+            min_part_size: 1,
+            local_root: None,
+            describe: describe.into(),
+            fallback: Default::default(),
+        }
     }
 
     /// Use parts of `bytes` for streamed uploads (at least 5 MiB on S3; smaller
@@ -359,9 +379,47 @@ impl BlobStore {
         }
     }
 
-    /// The blob named `hash`, re-hashed: [`BlobError::Corrupt`] if its content does
-    /// not match, [`BlobError::NotFound`] if there is none.
+    /// Read blobs this store lacks from `fallback` (once; later calls are ignored
+    /// and return `false`). Only [`BlobStore::get`] consults it.
+    pub fn set_fallback(&self, fallback: Arc<dyn BlobFallback>) -> bool {
+        self.fallback.set(fallback).is_ok()
+    }
+
+    /// The blob named `hash`, from this store or else from its fallback (then
+    /// kept here): re-hashed, [`BlobError::Corrupt`] if its content does not
+    /// match, [`BlobError::NotFound`] if neither has it. Serving a blob to
+    /// others must use [`BlobStore::get_local`], so that a request for an
+    /// unknown hash never makes this node ask its peers.
     pub async fn get(&self, hash: &B256) -> Result<Bytes, BlobError> {
+        match self.get_local(hash).await {
+            Err(BlobError::NotFound(_)) => {}
+            other => return other,
+        }
+        let Some(fallback) = self.fallback.get().cloned() else { return Err(BlobError::NotFound(*hash)) };
+        let h = *hash;
+        let fetched = tokio::task::spawn_blocking(move || fallback.fetch(&h))
+            .await
+            .map_err(|e| BlobError::Stream(format!("fetching blob {h}: {e}")))?;
+        let bytes = match fetched {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(BlobError::NotFound(*hash)),
+            Err(e) => {
+                tracing::warn!(blob = %hash, "fetching a missing blob failed: {e}");
+                return Err(BlobError::NotFound(*hash));
+            }
+        };
+        let actual = content_hash(&bytes);
+        if actual != *hash {
+            tracing::warn!(expected = %hash, %actual, "a fetched blob does not match its hash: dropped");
+            return Err(BlobError::Corrupt { expected: *hash, actual });
+        }
+        self.put_named(hash, bytes.clone()).await?;
+        Ok(bytes)
+    }
+
+    /// The blob named `hash` from this store only, re-hashed: [`BlobError::Corrupt`]
+    /// if its content does not match, [`BlobError::NotFound`] if there is none.
+    pub async fn get_local(&self, hash: &B256) -> Result<Bytes, BlobError> {
         let read = async { self.store.get(&path_of(hash)).await?.bytes().await };
         let bytes = match read.await {
             Ok(bytes) => bytes,

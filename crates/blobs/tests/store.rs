@@ -263,3 +263,52 @@ async fn s3_without_feature_is_a_clear_error() {
         assert!(e.contains("`s3` feature"), "{e}");
     }
 }
+
+/// A fallback that serves from a map (and counts its calls), or lies.
+struct Peer {
+    blobs: std::collections::HashMap<B256, Bytes>,
+    lie: bool,
+    calls: AtomicUsize,
+}
+
+impl blobs::BlobFallback for Peer {
+    fn fetch(&self, hash: &B256) -> Result<Option<Bytes>, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self.blobs.get(hash).map(|b| if self.lie { Bytes::from_static(b"not what was asked") } else { b.clone() }))
+    }
+}
+
+#[tokio::test]
+async fn a_missing_blob_comes_from_the_fallback_checked_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let bytes = Bytes::from_static(b"an adapter the serving node holds");
+    let hash = content_hash(&bytes);
+    let peer = Arc::new(Peer { blobs: [(hash, bytes.clone())].into(), lie: false, calls: AtomicUsize::new(0) });
+    assert!(store.set_fallback(peer.clone()));
+    // Serving others never asks the peers.
+    assert!(matches!(store.get_local(&hash).await, Err(BlobError::NotFound(_))));
+    assert_eq!(peer.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(store.get(&hash).await.unwrap(), bytes);
+    assert_eq!(peer.calls.load(Ordering::SeqCst), 1);
+    // Kept: the second read is local.
+    assert_eq!(store.get_local(&hash).await.unwrap(), bytes);
+    assert_eq!(store.get(&hash).await.unwrap(), bytes);
+    assert_eq!(peer.calls.load(Ordering::SeqCst), 1);
+    // What no source has stays not found.
+    let unknown = content_hash(b"nobody has this");
+    assert!(matches!(store.get(&unknown).await, Err(BlobError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn a_fetched_blob_that_does_not_match_its_hash_is_refused_and_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let bytes = Bytes::from_static(b"the real rows");
+    let hash = content_hash(&bytes);
+    let liar = Arc::new(Peer { blobs: [(hash, bytes)].into(), lie: true, calls: AtomicUsize::new(0) });
+    store.set_fallback(liar);
+    assert!(matches!(store.get(&hash).await, Err(BlobError::Corrupt { .. })));
+    assert!(!store.has(&hash).await.unwrap());
+    assert!(listed(&store).await.is_empty());
+}

@@ -127,3 +127,197 @@ fn a_testnet_decides_certifies_and_a_node_joins_from_a_snapshot() {
     f.stop();
     v.stop();
 }
+
+fn repo(p: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p).to_str().unwrap().to_string()
+}
+
+/// `openledger --json ARGS [--rpc R] [--http H]` against one node; its JSON answer.
+fn ol(node: &NodeProc, args: &[&str], rpc: bool, http: bool) -> serde_json::Value {
+    let mut v = vec!["--json"];
+    v.extend_from_slice(args);
+    if rpc {
+        v.extend(["--rpc", node.rpc.as_str()]);
+    }
+    if http {
+        v.extend(["--http", node.http.as_str()]);
+    }
+    let o = common::cli(&v);
+    assert!(
+        o.status.success(),
+        "openledger {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Four validators, each serving and verifying. A model trained and served on
+/// node0 answers a paid request; its attribution record is challenged; every
+/// validator's verifier recomputes it (nodes 1 to 3 fetch the adapter and the
+/// Datanet's rows from node0's blob route, checked against their hashes),
+/// signs the verdict with its consensus key, and the chain decides it by the
+/// set's power.
+#[test]
+fn challenge_verdicts_are_signed_by_the_validators_verifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base().to_string();
+    let d = dir.path().to_str().unwrap();
+    let wrote: serde_json::Value = serde_json::from_str(&cli_ok(&[
+        "--json",
+        "testnet",
+        "--validators",
+        "4",
+        "--dir",
+        d,
+        "--base-port",
+        &base,
+        "--insecure-fast-kdf",
+    ]))
+    .unwrap();
+    let serving0 = wrote["serving"][0].as_str().unwrap().to_string();
+    let nodes: Vec<NodeProc> = (0..4).map(|i| start(&dir.path().join(format!("node{i}")))).collect();
+    let n0 = &nodes[0];
+    wait_for_height(n0, 2);
+
+    // The app: escrow, an allowance for node0's serving operator, an API key.
+    ol(n0, &["escrow", "deposit", "50", "--dev-account", "0"], true, false);
+    ol(n0, &["escrow", "allow", &serving0, "50", "--dev-account", "0"], true, false);
+    let key = ol(n0, &["apikey", "new", "--dev-account", "0"], true, false)["key"].as_str().unwrap().to_string();
+    // Governance power is stake: the app's owner delegates to every validator
+    // (keeping their power equal), enough to propose and reach quorum alone.
+    for op in wrote["operators"].as_array().unwrap() {
+        ol(n0, &["stake", "delegate", op.as_str().unwrap(), "1500", "--dev-account", "0"], true, false);
+    }
+    // A Datanet, a contribution, a fine-tune on node0, governance makes it live.
+    let dn = ol(
+        n0,
+        &["datanet", "create", "--from-json", &repo("data/unix-shell/datanet.json"), "--dev-account", "0"],
+        true,
+        true,
+    );
+    let dn = dn["id"].as_u64().unwrap().to_string();
+    let c = ol(
+        n0,
+        &["contribute", &repo("data/unix-shell/contributor-1.jsonl"), "--datanet", &dn, "--dev-account", "1"],
+        true,
+        true,
+    );
+    ol(n0, &["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
+    let job = ol(
+        n0,
+        &[
+            "train",
+            "submit",
+            "--datanet",
+            &format!("{dn}:1"),
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--max-seq-len",
+            "96",
+        ]
+        .into_iter()
+        .chain(["--watch", "--dev-account", "1"])
+        .collect::<Vec<_>>(),
+        false,
+        true,
+    );
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let reg = ol(
+        n0,
+        &["model", "propose", "--job", "1", "--price-in", "0.002", "--price-out", "0.004", "--dev-account", "1"],
+        true,
+        true,
+    );
+    let id = reg["id"].as_u64().unwrap();
+    let call = format!("models.approve [{id}]");
+    let p =
+        ol(n0, &["gov", "propose", "--description", "serve it", "--call", &call, "--dev-account", "0"], true, false);
+    let pid = p["id"].as_u64().unwrap().to_string();
+    ol(n0, &["gov", "vote", &pid, "for", "--dev-account", "0"], true, false);
+    ol(n0, &["gov", "wait", &pid, "--state", "queued"], true, false);
+    ol(n0, &["gov", "execute", &pid, "--dev-account", "0"], true, false);
+
+    // A paid, published answer; its record is posted after settlement.
+    let mid = format!("m{id}");
+    let a = ol(
+        n0,
+        &["infer", &mid, "How do I list hidden files?", "--api-key", &key, "--max-tokens", "6", "--public-attribution"],
+        false,
+        true,
+    );
+    let receipt = a["receipt"]["hash"].as_str().unwrap().to_string();
+    assert!(a["attribution"]["recordHash"].is_string(), "{a}");
+    // Settled, then its record posted: the hold moves from "no record" (1) to "credits pending" (2).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        use alloy_sol_types::SolCall;
+        use primitives::abi::IInference;
+        let call = IInference::holdCall { receiptHash: receipt.parse().unwrap() }.abi_encode();
+        let to = primitives::system::Module::Inference.address();
+        let status = match n0
+            .client()
+            .call("eth_call", serde_json::json!([{"to": to, "data": primitives::Bytes::from(call)}, "latest"]))
+        {
+            // Not settled yet: the receipt is unknown.
+            Err(_) => 0,
+            Ok(out) => {
+                let bytes = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+                IInference::holdCall::abi_decode_returns(&bytes).unwrap().status
+            }
+        };
+        if status == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the record was never posted (hold status {status})");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Challenged by an account that is neither payer nor operator; judged by the validators.
+    let ch = ol(n0, &["attribution", "challenge", &receipt, "--force", "--dev-account", "5"], true, true);
+    assert_eq!(ch["challenge"]["status"], 1, "{ch}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let judged = loop {
+        let shown = ol(n0, &["attribution", "show", &receipt], true, true);
+        if shown["challenge"]["status"].as_u64().unwrap_or(0) >= 3 {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "the challenge was not judged: {}", shown["challenge"]);
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // A right record: the challenger's bond is forfeited, by more than two thirds of the power.
+    assert_eq!(judged["challenge"]["status"], 4, "{}", judged["challenge"]);
+    let signers = judged["challenge"]["signers"].as_u64().unwrap();
+    assert!(signers >= 3, "verdicts from {signers} validators: more than two thirds of four are needed");
+    // Nodes 1 to 3 ingested nothing: what their verifiers needed (the Datanet's
+    // rows, the model's artefacts) came from node0, and they keep it.
+    let names = |i: usize| -> Vec<String> {
+        walk(&dir.path().join(format!("node{i}/blobs")))
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    let held = names(0);
+    let fetched = (1..4).filter(|i| {
+        let theirs = names(*i);
+        !theirs.is_empty() && theirs.iter().all(|b| held.contains(b))
+    });
+    assert!(fetched.count() >= 2, "the blobs a verdict needs did not reach the other validators");
+    for n in nodes {
+        n.stop();
+    }
+}
+
+/// Every file under `d`.
+fn walk(d: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().display().to_string());
+        }
+    }
+    out
+}

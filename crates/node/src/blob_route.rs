@@ -86,7 +86,7 @@ async fn get_blob(
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache.to_owned())])
             .into_response());
     }
-    let bytes = st.store.get(&hash).await.map_err(|e| store_error(e, caller))?;
+    let bytes = st.store.get_local(&hash).await.map_err(|e| store_error(e, caller))?;
     let headers = [
         (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
         (header::ETAG, etag),

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     /// Take part in BFT consensus as this validator; `None`: the dev sealer
     /// makes every block (`block_time`).
     pub validator: Option<ValidatorConfig>,
+    /// Other nodes' HTTP APIs, asked for blobs this node lacks.
+    pub blob_peers: Vec<String>,
 }
 
 /// A validator's consensus settings (`[validator]` in `openledger.toml`).
@@ -532,9 +534,19 @@ pub struct ConfigFile {
     /// Ingest: uploads one contributor may send this node per UTC day (default 100).
     #[serde(default = "default_ingest_daily_files")]
     pub ingest_daily_files_per_contributor: u32,
+    /// Other nodes' HTTP APIs (host:port), asked for blobs this node lacks
+    /// (a verifier's model artefacts and Datanet rows).
+    #[serde(default)]
+    pub blob_peers: Vec<String>,
     /// Take part in consensus as a validator (absent: the dev sealer).
     #[serde(default)]
     pub validator: Option<ValidatorFile>,
+    /// Serve inference (OpenLoRA) as a bonded serving operator.
+    #[serde(default)]
+    pub serving: Option<ServingFile>,
+    /// Judge attribution challenges as a validator.
+    #[serde(default)]
+    pub verifier: Option<VerifierFile>,
 }
 
 /// `[validator]` of `openledger.toml`.
@@ -575,8 +587,9 @@ fn default_timeout_vote() -> u64 {
 }
 
 impl ValidatorFile {
-    /// The settings it describes, the consensus key unlocked from `<data-dir>/node-keys`.
-    pub fn validator_config(&self, path: &Path, data_dir: &Path) -> Result<ValidatorConfig, ConfigError> {
+    /// The settings it describes, the consensus key unlocked from `<data-dir>/node-keys`
+    /// with the node's `password` ([`ConfigFile::password`]).
+    pub fn validator_config(&self, path: &Path, data_dir: &Path, password: &str) -> Result<ValidatorConfig, ConfigError> {
         let invalid = |msg: String| ConfigError::Invalid { path: path.into(), msg };
         let addr = |what: &str, s: &str| -> Result<SocketAddr, ConfigError> {
             s.parse().map_err(|_| invalid(format!("validator.{what} {s:?} is not host:port")))
@@ -588,29 +601,17 @@ impl ValidatorFile {
             .operator
             .parse()
             .map_err(|_| invalid(format!("validator.operator {:?} is not an address", self.operator)))?;
-        let password = if self.password_file.is_empty() {
-            std::env::var("OPENLEDGER_NODE_PASSWORD").map_err(|_| {
-                invalid(
-                    "a validator unlocks its consensus key: set OPENLEDGER_NODE_PASSWORD or validator.password_file"
-                        .into(),
-                )
-            })?
-        } else {
-            let p = data_dir.join(&self.password_file);
-            std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p, err })?.trim_end().to_string()
-        };
-        let consensus_key = keys::NodeKeys::open(data_dir.join("node-keys"))
-            .and_then(|nk| nk.load_consensus(&password))
-            .map_err(|e| invalid(format!("the validator's consensus key in node-keys: {e}")))?;
+        let consensus_key = consensus_key(path, data_dir, password)?;
         let operator_key = if self.operator_keystore.is_empty() {
             None
         } else {
-            let p = data_dir.join(&self.operator_keystore);
-            let json = std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p.clone(), err })?;
-            let key = keys::decrypt_keystore(&json, &password)
-                .map_err(|e| invalid(format!("validator.operator_keystore {}: {e}", p.display())))?;
+            let key = load_keystore(path, data_dir, "validator.operator_keystore", &self.operator_keystore, password)?;
             if key.address() != operator {
-                return Err(invalid(format!("{} holds {}, not the operator {operator}", p.display(), key.address())));
+                return Err(invalid(format!(
+                    "{} holds {}, not the operator {operator}",
+                    data_dir.join(&self.operator_keystore).display(),
+                    key.address()
+                )));
             }
             Some(key)
         };
@@ -641,6 +642,112 @@ impl ValidatorFile {
             self.operator_keystore,
             self.timeout_propose_ms,
             self.timeout_vote_ms
+        )
+    }
+}
+
+/// `[serving]` of `openledger.toml`: serve the base model and its adapters
+/// (OpenLoRA) as a bonded serving operator. Its serving key (which signs
+/// receipts and records) is the `serving` key in `node-keys`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServingFile {
+    /// The serving operator's account keystore (relative to the data
+    /// directory; the node keys' password): it sends settlements.
+    pub operator_keystore: String,
+    /// Host memory for resident adapters, in MiB.
+    #[serde(default = "default_adapter_cache_mb")]
+    pub adapter_cache_mb: u64,
+    /// Sequences per decoding batch.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Milliseconds between settlement batches.
+    #[serde(default = "default_settle_every")]
+    pub settle_every_ms: u64,
+}
+
+fn default_adapter_cache_mb() -> u64 {
+    (ServingConfig::dev().adapter_cache_bytes >> 20) as u64
+}
+fn default_max_batch() -> usize {
+    ServingConfig::dev().max_batch
+}
+fn default_settle_every() -> u64 {
+    ServingConfig::dev().settle_every_ms
+}
+
+/// `[verifier]` of `openledger.toml`: judge attribution challenges as the
+/// validator whose consensus key is in `node-keys` (needs `[serving]`: the
+/// verifier recomputes records with the node's model and span indexes).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierFile {
+    /// The funded account keystore that pays for verdict transactions
+    /// (relative to the data directory; the node keys' password).
+    pub relayer_keystore: String,
+}
+
+/// The ed25519 consensus key in `<data-dir>/node-keys`.
+fn consensus_key(path: &Path, data_dir: &Path, password: &str) -> Result<keys::ConsensusKey, ConfigError> {
+    keys::NodeKeys::open(data_dir.join("node-keys")).and_then(|nk| nk.load_consensus(password)).map_err(|e| {
+        ConfigError::Invalid { path: path.into(), msg: format!("the validator's consensus key in node-keys: {e}") }
+    })
+}
+
+/// An account keystore named by `field`, relative to the data directory.
+fn load_keystore(
+    path: &Path,
+    data_dir: &Path,
+    field: &str,
+    file: &str,
+    password: &str,
+) -> Result<keys::SecretKey, ConfigError> {
+    let p = data_dir.join(file);
+    let json = std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p.clone(), err })?;
+    keys::decrypt_keystore(&json, password)
+        .map_err(|e| ConfigError::Invalid { path: path.into(), msg: format!("{field} {}: {e}", p.display()) })
+}
+
+impl ServingFile {
+    fn serving_config(&self, path: &Path, data_dir: &Path, password: &str) -> Result<ServingConfig, ConfigError> {
+        let operator = load_keystore(path, data_dir, "serving.operator_keystore", &self.operator_keystore, password)?;
+        let serving_key = keys::NodeKeys::open(data_dir.join("node-keys"))
+            .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Serving, password))
+            .map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                msg: format!("[serving] needs a serving key in node-keys: {e}"),
+            })?;
+        let adapter_cache_bytes = usize::try_from(self.adapter_cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        if self.max_batch == 0 || self.max_batch > 1024 {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                msg: format!("serving.max_batch {} is not between 1 and 1024", self.max_batch),
+            });
+        }
+        Ok(ServingConfig {
+            operator,
+            serving_key,
+            adapter_cache_bytes,
+            max_batch: self.max_batch,
+            settle_every_ms: self.settle_every_ms,
+        })
+    }
+
+    /// The `[serving]` section as `openledger.toml` holds it.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\nmax_batch = {}\nsettle_every_ms = {}\n",
+            self.operator_keystore, self.adapter_cache_mb, self.max_batch, self.settle_every_ms
+        )
+    }
+}
+
+impl VerifierFile {
+    /// The `[verifier]` section as `openledger.toml` holds it.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "\n[verifier]\n# judges attribution challenges with the consensus key in node-keys\nrelayer_keystore = {:?}\n",
+            self.relayer_keystore
         )
     }
 }
@@ -697,8 +804,25 @@ impl ConfigFile {
             max_queued_steps_per_owner: default_max_queued_steps(),
             ingest_daily_bytes_per_contributor: default_ingest_daily_bytes(),
             ingest_daily_files_per_contributor: default_ingest_daily_files(),
+            blob_peers: Vec::new(),
             validator: None,
+            serving: None,
+            verifier: None,
         }
+    }
+
+    /// The password of the node keys and keystores: `validator.password_file`
+    /// (relative to the data directory) when set, else `$OPENLEDGER_NODE_PASSWORD`.
+    pub fn password(&self, path: &Path, data_dir: &Path) -> Result<String, ConfigError> {
+        let file = self.validator.as_ref().map(|v| v.password_file.as_str()).unwrap_or("");
+        if file.is_empty() {
+            return std::env::var("OPENLEDGER_NODE_PASSWORD").map_err(|_| ConfigError::Invalid {
+                path: path.into(),
+                msg: "the node keys are locked: set OPENLEDGER_NODE_PASSWORD or validator.password_file".into(),
+            });
+        }
+        let p = data_dir.join(file);
+        Ok(std::fs::read_to_string(&p).map_err(|err| ConfigError::Read { path: p, err })?.trim_end().to_string())
     }
 
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
@@ -727,17 +851,35 @@ impl ConfigFile {
         } else {
             data_dir.join(&self.blobs).display().to_string()
         };
-        // The attester key comes from the node keys, unlocked by $OPENLEDGER_NODE_PASSWORD.
-        let attester = match std::env::var("OPENLEDGER_NODE_PASSWORD") {
-            Ok(pw) => keys::NodeKeys::open(data_dir.join("node-keys"))
-                .ok()
-                .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Attester, &pw).ok()),
-            Err(_) => None,
-        };
+        if self.verifier.is_some() && self.serving.is_none() {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                msg: "[verifier] needs [serving]: a verifier recomputes records with the node's model".into(),
+            });
+        }
+        let unlocked = self.password(path, &data_dir);
+        // The attester key, if the node keys hold one and can be unlocked.
+        let attester = unlocked.as_ref().ok().and_then(|pw| {
+            keys::NodeKeys::open(data_dir.join("node-keys")).ok()?.load_secp(keys::NodeKeyKind::Attester, pw).ok()
+        });
+        let keyed = self.validator.is_some() || self.serving.is_some() || self.verifier.is_some();
+        let password = if keyed { unlocked? } else { String::new() };
         let validator = match &self.validator {
-            Some(v) => {
-                Some(ValidatorConfig { block_time_ms: self.block_time_ms, ..v.validator_config(path, &data_dir)? })
-            }
+            Some(v) => Some(ValidatorConfig {
+                block_time_ms: self.block_time_ms,
+                ..v.validator_config(path, &data_dir, &password)?
+            }),
+            None => None,
+        };
+        let serving = match &self.serving {
+            Some(s) => Some(s.serving_config(path, &data_dir, &password)?),
+            None => None,
+        };
+        let verifier = match &self.verifier {
+            Some(v) => Some(VerifierConfig {
+                consensus_key: consensus_key(path, &data_dir, &password)?,
+                relayer: load_keystore(path, &data_dir, "verifier.relayer_keystore", &v.relayer_keystore, &password)?,
+            }),
             None => None,
         };
         let base_model = if self.base_model.is_empty() {
@@ -763,8 +905,9 @@ impl ConfigFile {
             max_txs_per_block: 10_000,
             genesis,
             base_model,
-            serving: None,
-            verifier: None,
+            serving,
+            verifier,
+            blob_peers: self.blob_peers.clone(),
             job_limits: factory::JobLimits {
                 max_queued_jobs_per_owner: self.max_queued_jobs_per_owner,
                 max_queued_steps_per_owner: self.max_queued_steps_per_owner,
@@ -824,6 +967,33 @@ mod tests {
         let q = load("ingest_daily_bytes_per_contributor = 1000\ningest_daily_files_per_contributor = 3\n");
         assert_eq!((q.daily_bytes, q.daily_files), (1000, 3));
         assert_eq!(q.max_tracked_contributors, datanets::IngestQuota::default().max_tracked_contributors);
+    }
+
+    #[test]
+    fn serving_and_verifier_sections_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = serde_json::to_string(&GenesisFile::from_genesis(&dev_genesis())).unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis).unwrap();
+        let path = dir.path().join("openledger.toml");
+        let load = |extra: &str| {
+            std::fs::write(&path, format!("genesis = \"genesis.json\"\n{extra}")).unwrap();
+            ConfigFile::load(&path).and_then(|c| c.node_config(&path, dir.path().join("data")))
+        };
+        let e = load("[verifier]\nrelayer_keystore = \"operator.json\"\n").unwrap_err().to_string();
+        assert!(e.contains("[verifier] needs [serving]"), "{e}");
+        let e = load("[serving]\noperator_keystore = \"s.json\"\ntypo = 1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        // The sections as `testnet` writes them read back as they were.
+        let s = ServingFile {
+            operator_keystore: "serving.json".into(),
+            adapter_cache_mb: 64,
+            max_batch: 8,
+            settle_every_ms: 500,
+        };
+        let v = VerifierFile { relayer_keystore: "operator.json".into() };
+        std::fs::write(&path, format!("genesis = \"genesis.json\"\n{}{}", s.to_toml(), v.to_toml())).unwrap();
+        let c = ConfigFile::load(&path).unwrap();
+        assert_eq!((c.serving, c.verifier), (Some(s), Some(v)));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod blob_route;
 mod config;
 mod factory_env;
 mod meter;
+pub mod peer_blobs;
 mod serving;
 pub mod snapshot_route;
 pub mod spans;
@@ -37,7 +38,7 @@ pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
     DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
-    ValidatorConfig, ValidatorFile, VerifierConfig, default_base_model, dev_accounts, dev_attester, dev_consensus_key,
+    ServingFile, ValidatorConfig, ValidatorFile, VerifierConfig, VerifierFile, default_base_model, dev_accounts, dev_attester, dev_consensus_key,
     dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
 };
 
@@ -250,6 +251,11 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         None => blobs::BlobConfig::local(cfg.data_dir.join("blobs")),
     };
     let store = Arc::new(blobs::BlobStore::open(&blob_cfg).map_err(|e| NodeError::Blobs(e.to_string()))?);
+    if !cfg.blob_peers.is_empty() {
+        // Requests signed as the validator's operator (allow-list rows during a challenge).
+        let signer = cfg.validator.as_ref().and_then(|v| v.operator_key.clone());
+        store.set_fallback(Arc::new(peer_blobs::PeerBlobs::new(&cfg.blob_peers, signer)));
+    }
     let agent_blobs =
         agents_route::AgentBlobs::open(chain.clone(), store.clone(), cfg.data_dir.join(agents_route::INDEX_FILE))
             .map_err(|e| NodeError::Blobs(format!("the agent blob index: {e}")))?;

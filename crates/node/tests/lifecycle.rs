@@ -47,6 +47,7 @@ fn config(data_dir: PathBuf) -> node::NodeConfig {
         ingest_quota: Default::default(),
         dev_rpc: false,
         validator: None,
+        blob_peers: Vec::new(),
     }
 }
 

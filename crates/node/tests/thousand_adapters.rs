@@ -110,6 +110,7 @@ fn a_thousand_adapters_registered_approved_and_served() {
         ingest_quota: Default::default(),
         dev_rpc: false,
         validator: None,
+        blob_peers: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let n = rt.block_on(node::start(&cfg)).unwrap();

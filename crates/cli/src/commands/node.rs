@@ -232,6 +232,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         },
         dev_rpc: true,
         validator: None,
+        blob_peers: Vec::new(),
     };
     let quiet = a.quiet;
     let mode = if a.instant { "instant".to_string() } else { format!("every {} ms", a.block_time) };
@@ -307,7 +308,7 @@ pub fn init(a: InitArgs, out: Out) -> anyhow::Result<()> {
 
 pub(crate) fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
     Ok(format!(
-        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n# Ingest quotas per contributor on this node, per UTC day across all Datanets: bytes of uploads, uploads\ningest_daily_bytes_per_contributor = {}\ningest_daily_files_per_contributor = {}\n",
+        "# OpenLedger node configuration\ngenesis = {:?}\nrpc_addr = {:?}\n# the HTTP API (uploads, Datanet rows, blobs); \"\" for none\nhttp_addr = {:?}\n# a directory under the data directory, or an s3:// URL\nblobs = {:?}\n# 0 = seal as soon as transactions are pending\nblock_time_ms = {}\nhistory = {}\n# ModelFactory quotas per job owner: jobs, and training steps, queued or running\nmax_queued_jobs_per_owner = {}\nmax_queued_steps_per_owner = {}\n# Ingest quotas per contributor on this node, per UTC day across all Datanets: bytes of uploads, uploads\ningest_daily_bytes_per_contributor = {}\ningest_daily_files_per_contributor = {}\n# other nodes' HTTP APIs (host:port), asked for blobs this node lacks\nblob_peers = {:?}\n",
         c.genesis,
         c.rpc_addr,
         c.http_addr,
@@ -317,7 +318,8 @@ pub(crate) fn toml_string(c: &ConfigFile) -> anyhow::Result<String> {
         c.max_queued_jobs_per_owner,
         c.max_queued_steps_per_owner,
         c.ingest_daily_bytes_per_contributor,
-        c.ingest_daily_files_per_contributor
+        c.ingest_daily_files_per_contributor,
+        c.blob_peers
     ))
 }
 

@@ -4,9 +4,17 @@
 //! Each home `<dir>/nodeK` holds `openledger.toml` (a `[validator]` section
 //! naming its loopback ports and its peers'), the shared `genesis.json` (every
 //! validator bonded, the ten dev accounts funded so that the README's commands
-//! work against any node), `node-keys` (a fresh ed25519 consensus key), the
-//! operator's account key (`operator.json`, an Ethereum keystore) and the
-//! password both are encrypted with (`node-password`, mode 0600).
+//! work against any node), `node-keys` (a fresh ed25519 consensus key, a
+//! secp256k1 serving key and an ingest attester key), the validator operator's account key
+//! (`operator.json`, an Ethereum keystore), a serving operator's account key
+//! (`serving.json`) and the password all are encrypted with (`node-password`,
+//! mode 0600).
+//!
+//! Every validator also serves inference (`[serving]`: its serving operator is
+//! bonded at genesis) and judges attribution challenges (`[verifier]`: verdicts
+//! signed with its consensus key, sent by its operator account); the blobs a
+//! verdict needs (a model's adapter, a Datanet's rows) come from the other
+//! nodes' HTTP APIs (`blob_peers`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,6 +88,9 @@ struct Home {
     dir: PathBuf,
     operator: SecretKey,
     consensus_key: primitives::B256,
+    /// The serving operator's account, and the serving key in node-keys.
+    serving: SecretKey,
+    serving_key: primitives::Address,
 }
 
 pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
@@ -118,7 +129,7 @@ pub fn testnet(a: TestnetArgs, out: Out) -> anyhow::Result<()> {
             }
             s
         },
-        json!({"dir": a.dir, "chainId": a.chain_id, "rpc": rpcs, "operators": homes.iter().map(|h| h.operator.address()).collect::<Vec<_>>()}),
+        json!({"dir": a.dir, "chainId": a.chain_id, "rpc": rpcs, "operators": homes.iter().map(|h| h.operator.address()).collect::<Vec<_>>(), "serving": homes.iter().map(|h| h.serving.address()).collect::<Vec<_>>()}),
     );
     if a.start || a.detach { run_all(&a.dir, a.validators, a.detach) } else { Ok(()) }
 }
@@ -129,9 +140,15 @@ fn make_home(dir: &Path, kdf: &KdfParams) -> anyhow::Result<Home> {
     write_private(&dir.join("node-password"), &password)?;
     let id = NodeKeys::open(dir.join("node-keys"))?.create(NodeKeyKind::Consensus, &password, kdf)?;
     let consensus_key = id.public_key().context("a consensus key has a public key")?;
+    let sid = NodeKeys::open(dir.join("node-keys"))?.create(NodeKeyKind::Serving, &password, kdf)?;
+    let serving_key = sid.address().context("a serving key has an address")?;
+    // Attests the uploads this node ingests (a Datanet names the attester it trusts).
+    NodeKeys::open(dir.join("node-keys"))?.create(NodeKeyKind::Attester, &password, kdf)?;
     let operator = SecretKey::random();
     write_private(&dir.join("operator.json"), &keys::encrypt_keystore(&operator, &password, kdf))?;
-    Ok(Home { dir: dir.to_path_buf(), operator, consensus_key })
+    let serving = SecretKey::random();
+    write_private(&dir.join("serving.json"), &keys::encrypt_keystore(&serving, &password, kdf))?;
+    Ok(Home { dir: dir.to_path_buf(), operator, consensus_key, serving, serving_key })
 }
 
 fn rand_bytes() -> [u8; 16] {
@@ -152,12 +169,22 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dev genesis with the testnet's validators bonded in place of the dev one.
+/// The dev genesis with the testnet's validators and serving operators bonded
+/// in place of the dev ones (whose keys are public).
 fn genesis(a: &TestnetArgs, homes: &[Home]) -> runtime::Genesis {
     let mut g = node::dev_genesis();
     g.chain_id = a.chain_id;
-    g.operators.retain(|o| o.role != runtime::staking::ROLE_VALIDATOR);
+    g.operators.clear();
     for h in homes {
+        g.alloc.push((h.serving.address(), Amount::open(2 * node::DEV_SERVING_BOND_OPEN)));
+        g.operators.push(runtime::staking::genesis::GenesisOperator {
+            operator: h.serving.address(),
+            role: runtime::staking::ROLE_SERVING,
+            consensus_key: primitives::B256::ZERO,
+            serving_key: h.serving_key,
+            commission_bps: 500,
+            bond: Amount::open(node::DEV_SERVING_BOND_OPEN),
+        });
         g.alloc.push((h.operator.address(), Amount::open(2 * VALIDATOR_BOND_OPEN)));
         g.operators.push(runtime::staking::genesis::GenesisOperator {
             operator: h.operator.address(),
@@ -175,7 +202,14 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
     let [rpc, http, p2p, gossip] = ports(a.base_port, i)?;
     let others: Vec<[u16; 4]> =
         (0..a.validators).filter(|j| *j != i).map(|j| ports(a.base_port, j)).collect::<anyhow::Result<_>>()?;
-    config_with_peers(a, operator, &others, rpc, http, p2p, gossip)
+    let serving = node::ServingFile {
+        operator_keystore: "serving.json".into(),
+        adapter_cache_mb: 256,
+        max_batch: 32,
+        settle_every_ms: 2000,
+    };
+    let verifier = node::VerifierFile { relayer_keystore: "operator.json".into() };
+    Ok(config_with_peers(a, operator, &others, rpc, http, p2p, gossip)? + &serving.to_toml() + &verifier.to_toml())
 }
 
 fn config_with_peers(
@@ -191,6 +225,7 @@ fn config_with_peers(
     c.rpc_addr = format!("127.0.0.1:{rpc}");
     c.http_addr = format!("127.0.0.1:{http}");
     c.block_time_ms = a.block_time;
+    c.blob_peers = others.iter().map(|p| format!("127.0.0.1:{}", p[1])).collect();
     let v = ValidatorFile {
         operator: operator.address().to_string(),
         p2p_addr: format!("127.0.0.1:{p2p}"),
