@@ -124,6 +124,29 @@ fn train_register_and_approve_through_governance() {
     assert_eq!(format!("{}", primitives::content_hash(&body)), adapter_blob);
     let listed = e.ok(&["train", "list"], false, true);
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    // Its history: every training step, and the validation loss at ten evenly
+    // spaced points (here: every step of six), the last one the final metric's.
+    let (status, body) = e.node.http_get("/v1/jobs/1/history");
+    assert_eq!(status, 200);
+    let h: Value = serde_json::from_slice(&body).unwrap();
+    let steps = |k: &str| h[k].as_array().unwrap().iter().map(|p| p["step"].as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(steps("train"), vec![1, 2, 3, 4, 5, 6], "{h}");
+    assert_eq!(steps("validation"), vec![1, 2, 3, 4, 5, 6], "{h}");
+    assert!(h["train"][0]["loss"].as_f64().unwrap().is_finite() && h["train"][0]["lr"].is_number());
+    let last = h["validation"][5]["validationLoss"].as_f64().unwrap();
+    assert!((last - m["validation"]["loss"].as_f64().unwrap()).abs() < 1e-9, "{h} vs {m}");
+    assert_eq!(h["next"], Value::Null);
+    // Pages: after step 4, two points at a time.
+    let (_, body) = e.node.http_get("/v1/jobs/1/history?since=4&limit=2");
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(page["train"].as_array().unwrap().len() + page["validation"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], 5);
+    // Bad queries are refused; an unknown job is 404; a huge limit is clamped.
+    for q in ["since=-1", "limit=x", "since=1&junk=2", "since=99999999999999999999999"] {
+        assert_eq!(e.node.http_get(&format!("/v1/jobs/1/history?{q}")).0, 400, "{q}");
+    }
+    assert_eq!(e.node.http_get("/v1/jobs/77/history").0, 404);
+    assert_eq!(e.node.http_get("/v1/jobs/1/history?limit=18446744073709551615").0, 200);
 
     // Register (draft) and propose; only governance makes it live.
     let reg = e.ok(&["model", "propose", "--job", "1", "--dev-account", "1"], true, true);

@@ -29,6 +29,34 @@ pub struct Progress {
     pub learning_rate: Option<f64>,
     pub tokens_per_second: Option<f64>,
     pub eta_seconds: Option<f64>,
+    /// The validation loss at `step`, when the job last measured it (ten
+    /// times over a run, and at its end).
+    #[serde(default)]
+    pub validation_loss: Option<f64>,
+}
+
+/// The steps after which a run of `total` steps measures its validation loss:
+/// ten evenly spaced points, the last one the final step.
+pub fn validation_steps(total: u64) -> Vec<u64> {
+    let every = total.div_ceil(10).max(1);
+    let mut v: Vec<u64> = (1..=total / every).map(|k| k * every).collect();
+    if v.last() != Some(&total) && total > 0 {
+        v.push(total);
+    }
+    v
+}
+
+/// One line of a job's `log.jsonl`, as `GET /v1/jobs/{id}/history` serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPoint {
+    pub step: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
 }
 
 /// A kept LoRA checkpoint.
@@ -113,6 +141,30 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FactoryError> {
     std::fs::rename(&tmp, path).map_err(|e| FactoryError::Io(format!("{}: {e}", path.display())))
 }
 
+/// The points of a job's `log.jsonl` after step `since` (training and
+/// validation lines, in order), at most `limit`; a torn last line (a crash
+/// mid-append) is skipped. A missing log is an empty history.
+pub fn read_log(dir: &Path, since: u64, limit: usize) -> Result<Vec<LogPoint>, FactoryError> {
+    use std::io::BufRead;
+    let f = match std::fs::File::open(dir.join("log.jsonl")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(FactoryError::Io(e.to_string())),
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(|e| FactoryError::Io(e.to_string()))?;
+        let Ok(p) = serde_json::from_str::<LogPoint>(&line) else { continue };
+        if p.step > since {
+            if out.len() == limit {
+                break;
+            }
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 fn append_log(path: &Path, v: &serde_json::Value) -> Result<(), FactoryError> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
@@ -182,6 +234,18 @@ pub fn run(
     let start_step = trainer.step_count();
     let mut tokens_done = 0u64;
     let mut last_loss = f64::NAN;
+    let validate_at = if data.validation.is_empty() { Vec::new() } else { validation_steps(p.total_steps) };
+    let mut validation = None;
+    progress(Progress {
+        phase: "training".into(),
+        step: start_step,
+        total_steps: p.total_steps,
+        loss: None,
+        learning_rate: None,
+        tokens_per_second: None,
+        eta_seconds: None,
+        validation_loss: None,
+    });
     while trainer.step_count() < p.total_steps {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
@@ -213,6 +277,11 @@ pub fn run(
             }
             write_atomic(&resume, &bytes)?;
         }
+        if validate_at.contains(&r.step) {
+            let (loss, _) = validation_loss(model, Some(&trainer.adapter()?), &data.validation)?;
+            append_log(&log, &serde_json::json!({"step": r.step, "validationLoss": loss}))?;
+            validation = Some(loss);
+        }
         progress(Progress {
             phase: "training".into(),
             step: r.step,
@@ -221,6 +290,7 @@ pub fn run(
             learning_rate: Some(r.lr),
             tokens_per_second: Some(tps),
             eta_seconds: Some(eta),
+            validation_loss: validation,
         });
     }
     let train_secs = started.elapsed().as_secs_f64();
@@ -235,6 +305,7 @@ pub fn run(
         learning_rate: None,
         tokens_per_second: None,
         eta_seconds: None,
+        validation_loss: validation,
     });
     let validation = evaluate(model, tok, Some(&adapter), &data.validation, 32)?;
     let (base_validation_loss, _) = validation_loss(model, None, &data.validation)?;
@@ -274,6 +345,7 @@ pub fn run(
                 learning_rate: None,
                 tokens_per_second: None,
                 eta_seconds: None,
+                validation_loss: None,
             });
         }
     }

@@ -1,5 +1,5 @@
 //! `/v1/jobs`: submit (authenticated by address), list, show with progress,
-//! cancel (the owner only).
+//! the history of training and validation points, cancel (the owner only).
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ pub fn routes(q: Arc<JobQueue>) -> Router {
     Router::new()
         .route("/v1/jobs", post(submit).get(list))
         .route("/v1/jobs/{id}", get(show))
+        .route("/v1/jobs/{id}/history", get(history))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .with_state(q)
 }
@@ -85,4 +86,52 @@ async fn show(State(q): State<Arc<JobQueue>>, Path(id): Path<u64>) -> Response {
 
 async fn cancel(State(q): State<Arc<JobQueue>>, Path(id): Path<u64>, AuthedCaller(caller): AuthedCaller) -> Response {
     answer(q.cancel(id, caller).map(|r| Json(view(&r, None)).into_response()).map_err(api))
+}
+
+/// Most points one history answer holds.
+pub const MAX_HISTORY_POINTS: usize = 1000;
+
+/// `GET /v1/jobs/{id}/history?since=STEP&limit=N`: the job's training points
+/// (step, loss, learning rate) and validation points (step, validation loss)
+/// after `since` (default 0), at most `limit` (default and cap
+/// [`MAX_HISTORY_POINTS`]); `next` is the `since` of the following page, or
+/// null when there is none yet.
+async fn history(
+    State(q): State<Arc<JobQueue>>,
+    Path(id): Path<u64>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    answer(
+        async {
+            let (mut since, mut limit) = (0u64, MAX_HISTORY_POINTS);
+            for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+                let bad =
+                    || ApiError::bad_request("invalid_query", format!("{pair:?}: expected since=STEP or limit=N"));
+                match pair.split_once('=') {
+                    Some(("since", v)) if v.len() <= 20 => since = v.parse().map_err(|_| bad())?,
+                    Some(("limit", v)) if v.len() <= 20 => {
+                        limit = v.parse::<usize>().map_err(|_| bad())?.clamp(1, MAX_HISTORY_POINTS)
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            let (r, _) = q.get(id).ok_or_else(|| api(FactoryError::UnknownJob(id)))?;
+            let dir = q.dir(id);
+            let points = tokio::task::spawn_blocking(move || crate::job::read_log(&dir, since, limit))
+                .await
+                .map_err(|e| ApiError::internal("factory", e.to_string()))?
+                .map_err(api)?;
+            let next = if points.len() == limit { points.last().map(|p| p.step) } else { None };
+            let (train, validation): (Vec<_>, Vec<_>) = points.into_iter().partition(|p| p.validation_loss.is_none());
+            Ok(Json(serde_json::json!({
+                "job": id,
+                "status": r.status,
+                "train": train,
+                "validation": validation,
+                "next": next,
+            }))
+            .into_response())
+        }
+        .await,
+    )
 }

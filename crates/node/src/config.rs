@@ -589,7 +589,12 @@ fn default_timeout_vote() -> u64 {
 impl ValidatorFile {
     /// The settings it describes, the consensus key unlocked from `<data-dir>/node-keys`
     /// with the node's `password` ([`ConfigFile::password`]).
-    pub fn validator_config(&self, path: &Path, data_dir: &Path, password: &str) -> Result<ValidatorConfig, ConfigError> {
+    pub fn validator_config(
+        &self,
+        path: &Path,
+        data_dir: &Path,
+        password: &str,
+    ) -> Result<ValidatorConfig, ConfigError> {
         let invalid = |msg: String| ConfigError::Invalid { path: path.into(), msg };
         let addr = |what: &str, s: &str| -> Result<SocketAddr, ConfigError> {
             s.parse().map_err(|_| invalid(format!("validator.{what} {s:?} is not host:port")))

@@ -38,8 +38,9 @@ pub use backend::ChainBackend;
 pub use config::{
     ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
     DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
-    ServingFile, ValidatorConfig, ValidatorFile, VerifierConfig, VerifierFile, default_base_model, dev_accounts, dev_attester, dev_consensus_key,
-    dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key, dev_serving_operator, load_genesis,
+    ServingFile, ValidatorConfig, ValidatorFile, VerifierConfig, VerifierFile, default_base_model, dev_accounts,
+    dev_attester, dev_consensus_key, dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key,
+    dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
