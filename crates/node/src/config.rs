@@ -516,7 +516,8 @@ pub struct ConfigFile {
     #[serde(default = "default_blobs")]
     pub blobs: String,
     /// The base model for ModelFactory: a Hugging Face folder or a GGUF file
-    /// (absolute, or relative to the data directory); empty: the committed `models/base`.
+    /// (absolute, or relative to the data directory), or `hf:ORG/NAME` from the
+    /// Hugging Face cache (`openledger model pull`); empty: the committed `models/base`.
     #[serde(default)]
     pub base_model: String,
     /// ModelFactory: jobs one owner may have queued or running (default 4).
@@ -742,6 +743,10 @@ impl ConfigFile {
         };
         let base_model = if self.base_model.is_empty() {
             default_base_model()
+        } else if let Some(spec) = hub::ModelSpec::parse(&self.base_model) {
+            let invalid =
+                |e: hub::HubError| ConfigError::Invalid { path: path.into(), msg: format!("base_model: {e}") };
+            Some(hub::HubCache::from_env().resolve(&spec.map_err(invalid)?).map_err(invalid)?)
         } else {
             let p = PathBuf::from(&self.base_model);
             Some(if p.is_absolute() { p } else { data_dir.join(p) })
