@@ -198,7 +198,7 @@ async fn handle(State(hub): State<Shared>, req: Request) -> Response {
         }
         None => {
             headers.push(("etag", format!("\"{}\"", f.git_sha1)));
-            serve_bytes(&mut hub, &name.to_string(), req.headers(), headers)
+            serve_bytes(&mut hub, name, req.headers(), headers)
         }
     }
 }

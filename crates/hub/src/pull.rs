@@ -237,7 +237,18 @@ impl Hub {
             req = req.header("Range", format!("bytes={from}-"));
         }
         let req = req.body(()).map_err(|e| HubError::Transport { url: url.into(), reason: e.to_string() })?;
-        self.agent.run(req).map_err(|e| HubError::Transport { url: url.into(), reason: transport_reason(&e) })
+        self.agent.run(req).map_err(|e| {
+            let unreachable = match &e {
+                ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+                ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+                _ => false,
+            };
+            let mut reason = transport_reason(&e);
+            if unreachable {
+                reason += "; is the hub reachable from this machine? ($HF_ENDPOINT names another hub or a mirror)";
+            }
+            HubError::Transport { url: url.into(), reason }
+        })
     }
 
     /// The body of `file` from byte `from`, after checking the hub's headers.

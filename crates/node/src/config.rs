@@ -832,6 +832,28 @@ mod tests {
     }
 
     #[test]
+    fn an_hf_base_model_is_read_from_the_cache_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = serde_json::to_string(&GenesisFile::from_genesis(&dev_genesis())).unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis).unwrap();
+        let path = dir.path().join("openledger.toml");
+        let load = |base: &str| {
+            std::fs::write(&path, format!("genesis = \"genesis.json\"\nbase_model = {base:?}\n")).unwrap();
+            ConfigFile::load(&path).unwrap().node_config(&path, dir.path().join("data"))
+        };
+        // Never pulled (a repository name no cache holds): the error says how to get it.
+        let e = load("hf:openledger-test-none/absent-model").unwrap_err().to_string();
+        assert!(
+            e.contains("base_model") && e.contains("openledger model pull openledger-test-none/absent-model"),
+            "{e}"
+        );
+        let e = load("hf:no-slash").unwrap_err().to_string();
+        assert!(e.contains("hf:ORG/NAME"), "{e}");
+        // A path stays a path, relative to the data directory.
+        assert_eq!(load("m.gguf").unwrap().base_model, Some(dir.path().join("data/m.gguf")));
+    }
+
+    #[test]
     fn dev_accounts_are_the_standard_ones() {
         let a = dev_accounts();
         assert_eq!(a[0].address(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>().unwrap());
