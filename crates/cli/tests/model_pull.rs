@@ -324,6 +324,10 @@ fn pull_lays_out_the_cache_then_is_a_no_op_and_the_node_uses_it() {
     let again = e.pull().unwrap();
     assert_eq!(again["downloadedBytes"], 0, "{again}");
     assert_eq!(e.file_requests().len(), before, "a second pull downloads nothing");
+    let o = e.run(&["model", "pull", REPO]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(stderr.contains("model.safetensors: in the cache"), "{stderr}");
+    assert!(stdout.contains("nothing downloaded") && stdout.contains("--base-model hf:test/tiny"), "{stdout}");
 
     // The node starts on it (serving loads the base model at start), and a chat
     // with m1 from the cache passes the check that its hash is m1's base hash.
