@@ -52,7 +52,8 @@ enum Cmd {
     /// Curate contributions: approve, reject, tombstone rows.
     #[command(subcommand)]
     Curate(commands::datanet::CurateCmd),
-    /// Models: `bootstrap` trains the project's base model; propose, show, list, retire, price.
+    /// Models: `bootstrap` trains the project's base model, `pull` fetches one from the Hugging Face hub;
+    /// propose, show, list, retire, price.
     #[command(subcommand)]
     Model(commands::model::ModelCmd),
     /// Chat with a registered model on this machine (its adapter from the node's blob store).

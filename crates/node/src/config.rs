@@ -518,7 +518,8 @@ pub struct ConfigFile {
     #[serde(default = "default_blobs")]
     pub blobs: String,
     /// The base model for ModelFactory: a Hugging Face folder or a GGUF file
-    /// (absolute, or relative to the data directory); empty: the committed `models/base`.
+    /// (absolute, or relative to the data directory), or `hf:ORG/NAME` from the
+    /// Hugging Face cache (`openledger model pull`); empty: the committed `models/base`.
     #[serde(default)]
     pub base_model: String,
     /// ModelFactory: jobs one owner may have queued or running (default 4).
@@ -889,6 +890,10 @@ impl ConfigFile {
         };
         let base_model = if self.base_model.is_empty() {
             default_base_model()
+        } else if let Some(spec) = hub::ModelSpec::parse(&self.base_model) {
+            let invalid =
+                |e: hub::HubError| ConfigError::Invalid { path: path.into(), msg: format!("base_model: {e}") };
+            Some(hub::HubCache::from_env().resolve(&spec.map_err(invalid)?).map_err(invalid)?)
         } else {
             let p = PathBuf::from(&self.base_model);
             Some(if p.is_absolute() { p } else { data_dir.join(p) })
@@ -999,6 +1004,28 @@ mod tests {
         std::fs::write(&path, format!("genesis = \"genesis.json\"\n{}{}", s.to_toml(), v.to_toml())).unwrap();
         let c = ConfigFile::load(&path).unwrap();
         assert_eq!((c.serving, c.verifier), (Some(s), Some(v)));
+    }
+
+    #[test]
+    fn an_hf_base_model_is_read_from_the_cache_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = serde_json::to_string(&GenesisFile::from_genesis(&dev_genesis())).unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis).unwrap();
+        let path = dir.path().join("openledger.toml");
+        let load = |base: &str| {
+            std::fs::write(&path, format!("genesis = \"genesis.json\"\nbase_model = {base:?}\n")).unwrap();
+            ConfigFile::load(&path).unwrap().node_config(&path, dir.path().join("data"))
+        };
+        // Never pulled (a repository name no cache holds): the error says how to get it.
+        let e = load("hf:openledger-test-none/absent-model").unwrap_err().to_string();
+        assert!(
+            e.contains("base_model") && e.contains("openledger model pull openledger-test-none/absent-model"),
+            "{e}"
+        );
+        let e = load("hf:no-slash").unwrap_err().to_string();
+        assert!(e.contains("hf:ORG/NAME"), "{e}");
+        // A path stays a path, relative to the data directory.
+        assert_eq!(load("m.gguf").unwrap().base_model, Some(dir.path().join("data/m.gguf")));
     }
 
     #[test]

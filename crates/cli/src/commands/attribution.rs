@@ -37,7 +37,8 @@ pub enum AttributionCmd {
     /// its stated tolerance; also the signature and the hash posted on-chain.
     Verify {
         receipt: B256,
-        /// The base model's folder or GGUF file (default: the committed models/base).
+        /// The base model's folder or GGUF file, or hf:ORG/NAME from the Hugging Face
+        /// cache (default: the committed models/base).
         #[arg(long)]
         base: Option<std::path::PathBuf>,
         #[command(flatten)]
@@ -60,7 +61,8 @@ pub enum AttributionCmd {
         /// Challenge even if the record verifies here (the bond is then likely lost).
         #[arg(long)]
         force: bool,
-        /// The base model's folder or GGUF file (default: the committed models/base).
+        /// The base model's folder or GGUF file, or hf:ORG/NAME from the Hugging Face
+        /// cache (default: the committed models/base).
         #[arg(long)]
         base: Option<std::path::PathBuf>,
         #[command(flatten)]
@@ -329,7 +331,7 @@ fn verify_receipt(
         .map(|m| m.0)
         .ok_or_else(|| anyhow!("record names no model"))?;
     let r = model_record(rpc, id)?;
-    let base = base.or_else(node::default_base_model).ok_or_else(|| anyhow!("no base model here: give --base"))?;
+    let base = super::base_model(base)?.ok_or_else(|| anyhow!("no base model here: give --base"))?;
     let files = ml::ModelFiles::open(&base)?;
     if files.hash != r.baseModelHash {
         bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);

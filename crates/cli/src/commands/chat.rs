@@ -20,7 +20,8 @@ use crate::output::Out;
 pub struct ChatArgs {
     /// The model: `m<id>`.
     pub model: String,
-    /// The base model's folder or GGUF file (default: the committed models/base).
+    /// The base model's folder or GGUF file, or hf:ORG/NAME from the Hugging Face
+    /// cache (default: the committed models/base).
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Ask one question and exit (default: an interactive session on stdin).
@@ -69,8 +70,7 @@ pub fn load(
     if info.state == 3 {
         bail!("m{id} is retired");
     }
-    let base_path = base
-        .or_else(node::default_base_model)
+    let base_path = super::base_model(base)?
         .ok_or_else(|| anyhow!("no base model on this machine: give --base DIR (a folder or .gguf file)"))?;
     let files = ModelFiles::open(&base_path)?;
     if files.hash != info.baseModelHash {

@@ -15,6 +15,7 @@ pub mod infer;
 pub mod keys;
 pub mod model;
 pub mod model_bootstrap;
+pub mod model_pull;
 pub mod node;
 pub mod node_keys;
 pub mod query;
@@ -34,6 +35,15 @@ pub fn home() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".openledger"),
         None => PathBuf::from(".openledger"),
+    }
+}
+
+/// The base model a command was given (`hf:ORG/NAME` resolved in the Hugging
+/// Face cache, a path as it is), or else the committed `models/base`.
+pub fn base_model(given: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    match given {
+        Some(p) => Ok(Some(hub::resolve_model_path(&p)?)),
+        None => Ok(::node::default_base_model()),
     }
 }
 

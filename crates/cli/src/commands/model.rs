@@ -1,5 +1,6 @@
 //! `model ...`: the on-chain model registry (`models` module): propose, show,
-//! list, retire, price. `model bootstrap` is in [`super::model_bootstrap`].
+//! list, retire, price. `model bootstrap` is in [`super::model_bootstrap`],
+//! `model pull` in [`super::model_pull`].
 
 use alloy_sol_types::SolCall;
 use anyhow::{anyhow, bail};
@@ -21,6 +22,10 @@ pub enum ModelCmd {
     /// Train the base model from the bundled corpus: a byte-level BPE tokenizer and a small
     /// Llama, written as a Hugging Face folder with bf16 weights (about 10 minutes on 2 cores).
     Bootstrap(super::model_bootstrap::BootstrapArgs),
+    /// Download a model from the Hugging Face hub into its standard cache ($HF_HOME/hub;
+    /// $HF_ENDPOINT names another hub), resuming an interrupted download and checking
+    /// every file's size and hash; then use it as `--base-model hf:ORG/NAME`.
+    Pull(super::model_pull::PullArgs),
     /// Register a finished training job's model (draft) and propose it to governance.
     Propose {
         /// The ModelFactory job that made it.
@@ -146,6 +151,7 @@ fn lr_nano(lr: f64) -> u64 {
 pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ModelCmd::Bootstrap(a) => super::model_bootstrap::run(a, out),
+        ModelCmd::Pull(a) => super::model_pull::run(a, out),
         ModelCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
             let j = super::train::job(&http, job)?;
             let reg = registration(&j, job, name, price_in, price_out)?;

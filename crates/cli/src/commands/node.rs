@@ -39,8 +39,9 @@ pub struct UpArgs {
     /// Do not print the dev accounts and keys.
     #[arg(long)]
     pub quiet: bool,
-    /// The base model for ModelFactory and serving (a Hugging Face folder or a
-    /// GGUF file); default: the committed models/base.
+    /// The base model for ModelFactory and serving: a Hugging Face folder, a
+    /// GGUF file, or hf:ORG/NAME from the Hugging Face cache (`openledger model
+    /// pull ORG/NAME` puts it there); default: the committed models/base.
     #[arg(long)]
     pub base_model: Option<PathBuf>,
     /// Do not serve models (no OpenAI API).
@@ -206,6 +207,8 @@ fn dev_genesis_for(data_dir: &Path, serve: bool, http: &str) -> anyhow::Result<(
 }
 
 pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
+    // Before anything is written: a model missing from the cache stops here.
+    let base_model = super::base_model(a.base_model.clone())?;
     let data_dir = a.data_dir.unwrap_or_else(|| super::home().join("dev"));
     if a.reset && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
@@ -221,7 +224,7 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
         history: a.history,
         max_txs_per_block: 10_000,
         genesis,
-        base_model: a.base_model.clone().or_else(node::default_base_model),
+        base_model,
         serving: if a.no_serve { None } else { Some(node::ServingConfig::dev()) },
         verifier: if a.no_serve { None } else { Some(node::VerifierConfig::dev()) },
         job_limits: factory::JobLimits::default(),
