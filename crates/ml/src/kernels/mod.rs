@@ -25,9 +25,11 @@
 //! invariance holds per machine.
 
 mod linear;
+mod quant;
 mod vector;
 
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
+pub use quant::{QK, QMatrix, QuantIsa, QuantType, linear_q, linear_q_with};
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};
 
 /// Which implementation the kernels run.

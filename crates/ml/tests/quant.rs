@@ -1,0 +1,167 @@
+//! Products with quantized weights (`ml::kernels::linear_q`): against a naive
+//! loop written from ggml's block layouts (bit for bit: the block products are
+//! integer sums, and the loop combines them in the documented order), against
+//! the f32 kernels on the dequantized weights (within the activation
+//! quantization's error bound), across implementations, thread counts and
+//! batches; and quantized GGUF files through the model.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use half::f16;
+use ml::kernels::{self, QK, QMatrix, QuantIsa, QuantType, Weights};
+
+fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = ml::rng::Rng::new(seed);
+    (0..n).map(|_| (r.next_f64() * 2.0 - 1.0) as f32).collect()
+}
+
+const TYPES: [(QuantType, GgmlDType); 3] =
+    [(QuantType::Q8_0, GgmlDType::Q8_0), (QuantType::Q4_0, GgmlDType::Q4_0), (QuantType::Q4_1, GgmlDType::Q4_1)];
+
+/// (m, k, n): single rows, odd row counts, tiles of 1–4 rows, several tasks.
+const SHAPES: [(usize, usize, usize); 7] =
+    [(1, 32, 1), (1, 64, 7), (2, 96, 33), (3, 576, 65), (5, 32, 300), (9, 160, 17), (70, 128, 40)];
+
+/// `n × k` seeded weights quantized by candle (ggml's reference quantizers).
+fn quantized(ty: (QuantType, GgmlDType), n: usize, k: usize, seed: u64) -> QMatrix {
+    let w = Tensor::from_vec(rand_vec(n * k, seed), (n, k), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, ty.1).unwrap();
+    QMatrix::new(ty.0, n, k, q.data().unwrap().into_owned()).unwrap()
+}
+
+fn isas() -> Vec<QuantIsa> {
+    [QuantIsa::Avx2, QuantIsa::Scalar].into_iter().filter(|i| i.available()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// llama.cpp's activation quantization: per block, `d = max|x| / 127`, codes
+/// `round(x · 127 / max|x|)` ties to even.
+fn q8(xb: &[f32]) -> (Vec<i32>, f32) {
+    let amax = xb.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let id = if amax == 0.0 { 0.0 } else { 127.0 / amax };
+    (xb.iter().map(|v| (v * id).round_ties_even() as i32).collect(), amax / 127.0)
+}
+
+/// One output by the naive loop: codes read byte by byte from ggml's layouts.
+fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
+    let f = |lo: u8, hi: u8| f16::from_bits(u16::from_le_bytes([lo, hi])).to_f32();
+    let mut lanes = [0.0f32; 8];
+    let mut summ = 0.0f32;
+    for (b, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
+        let (xq, dx) = q8(&x[b * QK..(b + 1) * QK]);
+        let d = f(blk[0], blk[1]);
+        let code = |e: usize| -> i32 {
+            match ty {
+                QuantType::Q8_0 => blk[2 + e] as i8 as i32,
+                QuantType::Q4_0 => (if e < 16 { blk[2 + e] & 15 } else { blk[2 + e - 16] >> 4 }) as i32 - 8,
+                QuantType::Q4_1 => (if e < 16 { blk[4 + e] & 15 } else { blk[4 + e - 16] >> 4 }) as i32,
+            }
+        };
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let s: i32 = (4 * l..4 * l + 4).map(|e| code(e) * xq[e]).sum();
+            *lane += (d * dx) * s as f32;
+        }
+        if ty == QuantType::Q4_1 {
+            summ += f(blk[2], blk[3]) * (dx * xq.iter().sum::<i32>() as f32);
+        }
+    }
+    let s = [lanes[0] + lanes[4], lanes[1] + lanes[5], lanes[2] + lanes[6], lanes[3] + lanes[7]];
+    ((s[0] + s[2]) + (s[1] + s[3])) + summ
+}
+
+fn run(isa: QuantIsa, x: &[f32], w: &QMatrix) -> Vec<f32> {
+    let mut y = vec![f32::NAN; x.len() / w.cols() * w.rows()];
+    kernels::linear_q_with(isa, x, w, &mut y).unwrap();
+    y
+}
+
+#[test]
+fn every_implementation_equals_the_naive_loop_bit_for_bit() {
+    for ty in TYPES {
+        for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let w = quantized(ty, n, k, 100 + s as u64);
+            let x = rand_vec(m * k, 1 + s as u64);
+            let rb = w.data().len() / n;
+            let want: Vec<f32> = (0..m)
+                .flat_map(|i| (0..n).map(move |j| (i, j)))
+                .map(|(i, j)| naive_dot(ty.0, &w.data()[j * rb..(j + 1) * rb], &x[i * k..(i + 1) * k]))
+                .collect();
+            for isa in isas() {
+                assert_eq!(bits(&run(isa, &x, &w)), bits(&want), "{:?} {isa:?} {m}x{k}x{n}", ty.0);
+            }
+        }
+    }
+}
+
+/// The only difference from the f32 path on the dequantized weights is the
+/// activations' rounding: at most half a step `d_x / 2` per element, so
+/// `|y_q − y_f32| ≤ Σ_i |w_i| · d_x(i) / 2` (plus f32 rounding, 1e-5 relative).
+/// The same bound holds for every format; the measured error is far inside it.
+#[test]
+fn products_stay_within_the_activation_rounding_bound_of_the_f32_path() {
+    for ty in TYPES {
+        let (m, k, n) = (4, 576, 96);
+        let w = quantized(ty, n, k, 7);
+        let wf = w.dequantize();
+        let x = rand_vec(m * k, 8);
+        let mut yf = vec![0.0f32; m * n];
+        kernels::linear(&x, Weights::F32(&wf), k, &mut yf).unwrap();
+        let yq = run(QuantIsa::detect(), &x, &w);
+        let mut worst = 0.0f32;
+        for i in 0..m {
+            for j in 0..n {
+                let xr = &x[i * k..(i + 1) * k];
+                let bound: f32 = (0..k).map(|c| wf[j * k + c].abs() * q8(&xr[c / QK * QK..][..QK]).1 / 2.0).sum();
+                let err = (yq[i * n + j] - yf[i * n + j]).abs();
+                assert!(err <= bound * 1.001 + 1e-5 * (1.0 + yf[i * n + j].abs()), "{:?} ({i},{j}): {err} > {bound}", ty.0);
+                worst = worst.max(err / bound.max(1e-12));
+            }
+        }
+        assert!(worst > 0.0, "{:?}: no activation rounding at all?", ty.0);
+    }
+}
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+#[test]
+fn results_are_batch_invariant_and_independent_of_the_thread_count() {
+    for ty in TYPES {
+        let (m, k, n) = (37, 192, 515);
+        let w = quantized(ty, n, k, 21);
+        let x = rand_vec(m * k, 22);
+        for isa in isas() {
+            let one = in_pool(1, || run(isa, &x, &w));
+            for t in [2, 3] {
+                assert_eq!(bits(&in_pool(t, || run(isa, &x, &w))), bits(&one), "{:?} {isa:?}: {t} threads", ty.0);
+            }
+            // Each row alone, and rows 3..15 placed at 9..21 of another batch.
+            for i in [0, 5, 36] {
+                let solo = run(isa, &x[i * k..(i + 1) * k], &w);
+                assert_eq!(bits(&solo), bits(&one[i * n..(i + 1) * n]), "{:?} {isa:?}: row {i} alone", ty.0);
+            }
+            let mut x2 = rand_vec(25 * k, 23);
+            x2[9 * k..21 * k].copy_from_slice(&x[3 * k..15 * k]);
+            let y2 = in_pool(2, || run(isa, &x2, &w));
+            assert_eq!(bits(&y2[9 * n..21 * n]), bits(&one[3 * n..15 * n]), "{:?} {isa:?}: moved rows", ty.0);
+        }
+    }
+}
+
+#[test]
+fn malformed_matrices_and_shapes_are_errors() {
+    let bytes = |ty: QuantType, n: usize, k: usize| vec![0u8; n * k / QK * ty.block_bytes()];
+    assert!(QMatrix::new(QuantType::Q4_0, 2, 48, bytes(QuantType::Q4_0, 2, 32)).is_err(), "k not a multiple of 32");
+    assert!(QMatrix::new(QuantType::Q4_0, 2, 64, bytes(QuantType::Q4_0, 2, 32)).is_err(), "too few bytes");
+    assert!(QMatrix::new(QuantType::Q8_0, usize::MAX / 2, 64, vec![]).is_err(), "overflowing size");
+    let w = QMatrix::new(QuantType::Q4_1, 2, 64, bytes(QuantType::Q4_1, 2, 64)).unwrap();
+    assert!(kernels::linear_q(&[0.0; 65], &w, &mut [0.0; 2]).is_err(), "x not rows of k");
+    assert!(kernels::linear_q(&[0.0; 64], &w, &mut [0.0; 3]).is_err(), "y of the wrong size");
+    assert!(w.dequantize_row(2, &mut [0.0; 64]).is_err(), "row out of range");
+    assert!(w.permute_rows(|i| i + 1).is_err(), "permutation out of range");
+    kernels::linear_q(&[1.0; 64], &w, &mut [0.0; 2]).unwrap();
+}
