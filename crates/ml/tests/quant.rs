@@ -238,3 +238,93 @@ fn quantized_models_serve_close_to_the_f32_path_on_their_weights() {
         assert!(d <= vs_original * max_abs(&reference), "{}: {d} from the original model", ty.name());
     }
 }
+
+/// A sequence's logits from a quantized model are the same bits alone, in a
+/// mixed batch (with an adapter group beside it), and at 1, 2 or 3 threads;
+/// training still runs on such a model (its weights dequantized per call).
+#[test]
+fn quantized_serving_is_batch_invariant_and_training_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, dense) = quantized_and_dequantized(QuantType::Q4_1, dir.path());
+    let cfg = LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec![Target::Q, Target::Down] };
+    let adapter = LoraAdapter::random(cfg, &model.config, 3, 0.05).unwrap();
+    let prompts: Vec<Vec<u32>> =
+        (0..9).map(|i| (0..(3 + i % 4)).map(|j| (i * 37 + j * 11) as u32 % 500).collect()).collect();
+    let solo = |i: usize| -> Vec<u32> {
+        let mut cache = KvCache::for_tokens(&model.config, 64, 4);
+        let a = (i % 3 == 0).then_some(0);
+        let s = Step { seqs: vec![SeqStep { seq: 1, tokens: &prompts[i], adapter: a, logits: Logits::Last }] };
+        bits(&model.forward(&s, &mut cache, &[&adapter]).unwrap().last(0).unwrap())
+    };
+    let batched = || -> Vec<Vec<u32>> {
+        let mut cache = KvCache::new(&model.config, 4, 64);
+        let seqs = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| SeqStep { seq: i as u64, tokens: p, adapter: (i % 3 == 0).then_some(0), logits: Logits::Last })
+            .collect();
+        let o = model.forward(&Step { seqs }, &mut cache, &[&adapter]).unwrap();
+        (0..prompts.len()).map(|i| bits(&o.last(i).unwrap())).collect()
+    };
+    let one = in_pool(1, batched);
+    for t in [2, 3] {
+        assert_eq!(in_pool(t, batched), one, "{t} threads change the logits");
+    }
+    for (i, row) in one.iter().enumerate() {
+        assert_eq!(&in_pool(2, || solo(i)), row, "sequence {i}: batched logits differ from solo");
+    }
+    let t = Tensor::from_slice(&PROMPT, (1, PROMPT.len()), &Device::Cpu).unwrap();
+    let vars = adapter.to_vars().unwrap();
+    let lq = model.forward_train(&t, Some(&vars), ml::BaseGrad::Frozen, None).unwrap();
+    let lf = dense.forward_train(&t, Some(&vars), ml::BaseGrad::Frozen, None).unwrap();
+    let d = (lq - lf).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d < 1e-4, "training on the quantized model computes with its dequantized weights: {d}");
+}
+
+/// Where `name`'s tensor info starts in a GGUF file: its name, then dims and type.
+fn tensor_info_at(bytes: &[u8], name: &str) -> usize {
+    let pat = [&(name.len() as u64).to_le_bytes()[..], name.as_bytes()].concat();
+    bytes.windows(pat.len()).position(|w| w == pat).expect("tensor info in the file") + pat.len()
+}
+
+/// Broken GGUF files are errors that name the problem, never panics.
+#[test]
+fn malformed_quantized_gguf_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.gguf");
+    tiny_llama().write_gguf_as(&good, Some(QuantType::Q4_0)).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let info = tensor_info_at(&bytes, "blk.0.attn_q.weight");
+    let n_dims = u32::from_le_bytes(bytes[info..info + 4].try_into().unwrap()) as usize;
+    assert_eq!(n_dims, 2);
+    let type_at = info + 4 + 8 * n_dims;
+    let open = |name: &str, b: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        match ModelFiles::open(&p) {
+            Ok(_) => panic!("{name}: opened"),
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                e.to_string()
+            }
+        }
+    };
+    // An unknown ggml type.
+    let mut b = bytes.clone();
+    b[type_at..type_at + 4].copy_from_slice(&99u32.to_le_bytes());
+    let e = open("unknown-type.gguf", &b);
+    assert!(e.contains("99") || e.to_lowercase().contains("dtype"), "{e}");
+    // Data cut short: the last tensors' bytes are missing.
+    let e = open("truncated.gguf", &bytes[..bytes.len() - 100]);
+    assert!(e.contains("bad model file"), "{e}");
+    // A row width that is not whole blocks (64 → 48 values a row).
+    let mut b = bytes.clone();
+    b[info + 4..info + 12].copy_from_slice(&48u64.to_le_bytes());
+    let e = open("partial-block.gguf", &b);
+    assert!(e.contains("attn_q"), "{e}");
+    // A shape the configuration does not imply (64 → 96 rows: more bytes than it has).
+    let mut b = bytes.clone();
+    b[info + 12..info + 20].copy_from_slice(&96u64.to_le_bytes());
+    let e = open("wrong-rows.gguf", &b);
+    assert!(e.contains("q_proj") || e.contains("attn_q"), "{e}");
+}
