@@ -222,6 +222,31 @@ impl Model {
         Ok(self)
     }
 
+    /// The same model with every quantized weight dequantized to f32 (what
+    /// loading a GGUF file gave before quantized weights were kept): for
+    /// comparisons, and for training at full speed on a quantized base. A tied
+    /// head stays one matrix with the embedding.
+    pub fn into_f32_weights(mut self) -> Result<Model, MlError> {
+        let dense = |w: &mut TensorValue| -> Result<(), MlError> {
+            if let TensorValue::Quant(_) = w {
+                *w = TensorValue::Dense(w.tensor()?);
+            }
+            Ok(())
+        };
+        for b in &mut self.blocks {
+            for lin in [&mut b.q, &mut b.k, &mut b.v, &mut b.o, &mut b.gate, &mut b.up, &mut b.down] {
+                dense(&mut lin.w)?;
+            }
+        }
+        dense(&mut self.embed)?;
+        if self.config.tie_word_embeddings {
+            self.lm_head = self.embed.clone();
+        } else {
+            dense(&mut self.lm_head)?;
+        }
+        Ok(self)
+    }
+
     /// Bytes of every linear layer's weight and the head's: what one decode step
     /// reads from memory at least (the embedding is only gathered).
     pub fn linear_weight_bytes(&self) -> usize {
