@@ -346,10 +346,9 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
     let model = match o.weights {
         WeightsDtype::Stored => model,
         WeightsDtype::F32 => model.into_f32_weights().map_err(|e| anyhow!("f32 weights: {e}"))?,
-        WeightsDtype::Bf16 => model
-            .into_f32_weights()
-            .and_then(|m| m.into_bf16_weights())
-            .map_err(|e| anyhow!("bf16 weights: {e}"))?,
+        WeightsDtype::Bf16 => {
+            model.into_f32_weights().and_then(|m| m.into_bf16_weights()).map_err(|e| anyhow!("bf16 weights: {e}"))?
+        }
     };
     let prompts = make_prompts(max_b, o.prompt_len as usize, model.config.vocab_size, o.seed);
     let spec = json!({

@@ -524,8 +524,7 @@ fn model_from_tensors(
         tensors: tensors
             .iter()
             .map(|(n, t)| {
-                let st =
-                    StoredTensor {
+                let st = StoredTensor {
                     dtype: "F32".into(),
                     shape: t.dims().to_vec(),
                     bytes: vec![],

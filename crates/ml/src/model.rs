@@ -167,7 +167,11 @@ impl Model {
         let lin = |p: &str| -> Result<Linear, MlError> {
             Ok(Linear {
                 w: files.weight(&format!("{p}.weight"))?,
-                b: files.tensors.get(&format!("{p}.bias")).map(|_| files.get(&format!("{p}.bias")).cloned()).transpose()?,
+                b: files
+                    .tensors
+                    .get(&format!("{p}.bias"))
+                    .map(|_| files.get(&format!("{p}.bias")).cloned())
+                    .transpose()?,
             })
         };
         let mut blocks = Vec::with_capacity(c.num_hidden_layers);

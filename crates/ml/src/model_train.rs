@@ -152,20 +152,20 @@ impl Model {
         let has = |tg: Target| lora.is_some_and(|(m, _)| m.contains_key(&tg));
         let mut base = 0;
         let mut proj = |tgs: &[Target], rot: bool| -> candle_core::Result<Proj> {
-            let specs: Vec<PartSpec<'_>> = tgs
-                .iter()
-                .map(|&tg| {
-                    Ok(PartSpec {
-                        // The caller takes this path only when every weight is dense f32.
-                        weight: b.linear(tg).w.f32_dense().ok_or_else(|| {
-                            candle_core::Error::Msg("the fused block reads dense f32 weights".into())
-                        })?,
-                        bias: b.linear(tg).b.as_ref(),
-                        lora: has(tg),
-                        rope: rot && matches!(tg, Target::Q | Target::K),
+            let specs: Vec<PartSpec<'_>> =
+                tgs.iter()
+                    .map(|&tg| {
+                        Ok(PartSpec {
+                            // The caller takes this path only when every weight is dense f32.
+                            weight: b.linear(tg).w.f32_dense().ok_or_else(|| {
+                                candle_core::Error::Msg("the fused block reads dense f32 weights".into())
+                            })?,
+                            bias: b.linear(tg).b.as_ref(),
+                            lora: has(tg),
+                            rope: rot && matches!(tg, Target::Q | Target::K),
+                        })
                     })
-                })
-                .collect::<candle_core::Result<_>>()?;
+                    .collect::<candle_core::Result<_>>()?;
             let p = Proj::new(&specs, rank, scale, rot.then(|| rope.clone()), base)?;
             base += p.lora_len;
             Ok(p)

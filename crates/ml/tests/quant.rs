@@ -116,7 +116,11 @@ fn products_stay_within_the_activation_rounding_bound_of_the_f32_path() {
                 let xr = &x[i * k..(i + 1) * k];
                 let bound: f32 = (0..k).map(|c| wf[j * k + c].abs() * q8(&xr[c / QK * QK..][..QK]).1 / 2.0).sum();
                 let err = (yq[i * n + j] - yf[i * n + j]).abs();
-                assert!(err <= bound * 1.001 + 1e-5 * (1.0 + yf[i * n + j].abs()), "{:?} ({i},{j}): {err} > {bound}", ty.0);
+                assert!(
+                    err <= bound * 1.001 + 1e-5 * (1.0 + yf[i * n + j].abs()),
+                    "{:?} ({i},{j}): {err} > {bound}",
+                    ty.0
+                );
                 worst = worst.max(err / bound.max(1e-12));
             }
         }
@@ -198,9 +202,7 @@ const PROMPT: [u32; 7] = [5, 77, 200, 12, 9, 33, 411];
 fn all_logits(m: &Model, adapter: Option<&LoraAdapter>) -> Vec<Vec<f32>> {
     let mut cache = KvCache::for_tokens(&m.config, 16, 4);
     let adapters: Vec<&LoraAdapter> = adapter.into_iter().collect();
-    let s = Step {
-        seqs: vec![SeqStep { seq: 0, tokens: &PROMPT, adapter: adapter.map(|_| 0), logits: Logits::All }],
-    };
+    let s = Step { seqs: vec![SeqStep { seq: 0, tokens: &PROMPT, adapter: adapter.map(|_| 0), logits: Logits::All }] };
     m.forward(&s, &mut cache, &adapters).unwrap().rows(0).unwrap()
 }
 
@@ -230,7 +232,12 @@ fn quantized_models_serve_close_to_the_f32_path_on_their_weights() {
         for a in [None, Some(&adapter)] {
             let (lq, lf) = (all_logits(&q, a), all_logits(&f, a));
             let (d, scale) = (max_diff(&lq, &lf), max_abs(&lf));
-            eprintln!("{}: adapter {}: max |Δlogit| {d:.5} of {scale:.3} ({:.3}%)", ty.name(), a.is_some(), 100.0 * d / scale);
+            eprintln!(
+                "{}: adapter {}: max |Δlogit| {d:.5} of {scale:.3} ({:.3}%)",
+                ty.name(),
+                a.is_some(),
+                100.0 * d / scale
+            );
             assert!(d > 0.0 && d <= 0.05 * scale, "{}: logits differ by {d} (scale {scale})", ty.name());
         }
         let d = max_diff(&all_logits(&q, None), &reference);
@@ -252,7 +259,7 @@ fn quantized_serving_is_batch_invariant_and_training_runs() {
         (0..9).map(|i| (0..(3 + i % 4)).map(|j| (i * 37 + j * 11) as u32 % 500).collect()).collect();
     let solo = |i: usize| -> Vec<u32> {
         let mut cache = KvCache::for_tokens(&model.config, 64, 4);
-        let a = (i % 3 == 0).then_some(0);
+        let a = i.is_multiple_of(3).then_some(0);
         let s = Step { seqs: vec![SeqStep { seq: 1, tokens: &prompts[i], adapter: a, logits: Logits::Last }] };
         bits(&model.forward(&s, &mut cache, &[&adapter]).unwrap().last(0).unwrap())
     };
@@ -261,7 +268,12 @@ fn quantized_serving_is_batch_invariant_and_training_runs() {
         let seqs = prompts
             .iter()
             .enumerate()
-            .map(|(i, p)| SeqStep { seq: i as u64, tokens: p, adapter: (i % 3 == 0).then_some(0), logits: Logits::Last })
+            .map(|(i, p)| SeqStep {
+                seq: i as u64,
+                tokens: p,
+                adapter: i.is_multiple_of(3).then_some(0),
+                logits: Logits::Last,
+            })
             .collect();
         let o = model.forward(&Step { seqs }, &mut cache, &[&adapter]).unwrap();
         (0..prompts.len()).map(|i| bits(&o.last(i).unwrap())).collect()

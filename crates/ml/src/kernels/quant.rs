@@ -283,11 +283,7 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
     }
     let m = x.len() / k;
     if y.len() != m * n {
-        return Err(MlError::Config(format!(
-            "quantized linear: y has {} values, [{m}, {n}] needs {}",
-            y.len(),
-            m * n
-        )));
+        return Err(MlError::Config(format!("quantized linear: y has {} values, [{m}, {n}] needs {}", y.len(), m * n)));
     }
     if !isa.available() {
         return Err(MlError::Unsupported(format!("{isa:?} kernels on this CPU")));
@@ -391,7 +387,7 @@ fn scalar_dot(ty: QuantType, wr: &[u8], xq: &[i8], xd: &[f32], xs: &[f32]) -> f3
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{QK, Q8Rows, QuantType};
+    use super::{Q8Rows, QK, QuantType};
 
     /// An f16 at `p` (little-endian) as f32.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -429,13 +425,7 @@ mod avx2 {
 
     /// `rows` (≤ 4) activation rows from row `i` against one weight row.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile_t<const T: u8, const R: usize>(
-        wr: &[u8],
-        acts: &Q8Rows,
-        nb: usize,
-        i: usize,
-        res: &mut [f32; 4],
-    ) {
+    unsafe fn tile_t<const T: u8, const R: usize>(wr: &[u8], acts: &Q8Rows, nb: usize, i: usize, res: &mut [f32; 4]) {
         let bb = match T {
             0 => QuantType::Q8_0.block_bytes(),
             1 => QuantType::Q4_0.block_bytes(),
