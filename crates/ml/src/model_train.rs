@@ -68,11 +68,11 @@ impl Model {
         let norm = |x: &Tensor, w: &Tensor| -> candle_core::Result<Tensor> {
             if fast { crate::fused::rms_norm(x, w, eps) } else { reference::rms_norm(x, w, eps) }
         };
-        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
+        let mut x = self.embed.tensor()?.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
         let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
         // The block op reads f32 weights in place (a bf16 model takes the op-by-op path).
         let f32_weights =
-            self.blocks.iter().all(|b| Target::ALL.iter().all(|&tg| b.linear(tg).w.dtype() == candle_core::DType::F32));
+            self.blocks.iter().all(|b| Target::ALL.iter().all(|&tg| b.linear(tg).w.f32_dense().is_some()));
         if fast && f32_weights && !(drop_p > 0.0 && dropout.is_some()) {
             // Each block in one op (see `fused::block`).
             let rope = RopeTables { cos: cos_v, sin: sin_v, head_dim: hd };
@@ -89,7 +89,7 @@ impl Model {
                 let dropping = drop_p > 0.0 && dropout.is_some();
                 if let (true, false, Some((a, bv))) = (fast, dropping, vars.and_then(|m| m.get(&tg))) {
                     // The frozen layer and its LoRA pair in one op.
-                    let y = crate::fused::lora_linear(h, &lin.w, a.as_tensor(), bv.as_tensor(), scale)?;
+                    let y = crate::fused::lora_linear(h, &lin.w.tensor()?, a.as_tensor(), bv.as_tensor(), scale)?;
                     return Ok(match &lin.b {
                         Some(bias) => y.broadcast_add(bias)?,
                         None => y,
@@ -152,15 +152,20 @@ impl Model {
         let has = |tg: Target| lora.is_some_and(|(m, _)| m.contains_key(&tg));
         let mut base = 0;
         let mut proj = |tgs: &[Target], rot: bool| -> candle_core::Result<Proj> {
-            let specs: Vec<PartSpec<'_>> = tgs
-                .iter()
-                .map(|&tg| PartSpec {
-                    weight: &b.linear(tg).w,
-                    bias: b.linear(tg).b.as_ref(),
-                    lora: has(tg),
-                    rope: rot && matches!(tg, Target::Q | Target::K),
-                })
-                .collect();
+            let specs: Vec<PartSpec<'_>> =
+                tgs.iter()
+                    .map(|&tg| {
+                        Ok(PartSpec {
+                            // The caller takes this path only when every weight is dense f32.
+                            weight: b.linear(tg).w.f32_dense().ok_or_else(|| {
+                                candle_core::Error::Msg("the fused block reads dense f32 weights".into())
+                            })?,
+                            bias: b.linear(tg).b.as_ref(),
+                            lora: has(tg),
+                            rope: rot && matches!(tg, Target::Q | Target::K),
+                        })
+                    })
+                    .collect::<candle_core::Result<_>>()?;
             let p = Proj::new(&specs, rank, scale, rot.then(|| rope.clone()), base)?;
             base += p.lora_len;
             Ok(p)
@@ -231,7 +236,7 @@ impl Model {
             let weights: Vec<f32> = weights.iter().map(|&w| w / count).collect();
             let h = self.hidden_train(tokens, lora, grad, dropout)?;
             let h = h.reshape((b * t, self.config.hidden_size))?;
-            return Ok(crate::fused::linear_cross_entropy(&h, &self.lm_head, &targets, &weights)?);
+            return Ok(crate::fused::linear_cross_entropy(&h, &self.lm_head.tensor()?, &targets, &weights)?);
         }
         let logits = self.forward_train(tokens, lora, grad, dropout)?;
         let logits = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), self.config.vocab_size))?;
@@ -258,7 +263,7 @@ impl Model {
         let h = self.hidden_train(tokens, lora, BaseGrad::Frozen, None)?.detach();
         let h = h.reshape((b * t, self.config.hidden_size))?;
         let (targets, weights) = shifted_targets(tokens, mask)?;
-        let nll = crate::fused::linear_nll_rows(&h, &self.lm_head, &targets, &weights)?;
+        let nll = crate::fused::linear_nll_rows(&h, &self.lm_head.tensor()?, &targets, &weights)?;
         Ok((0..b)
             .map(|r| {
                 let rows = r * t..(r + 1) * t;

@@ -2,11 +2,14 @@
 //! `tokenizer.json`, `tokenizer_config.json`) or a GGUF file. Tensors are kept
 //! under their Hugging Face names and layout whatever the source, so an
 //! unquantized GGUF written from a folder gives the very same tensors, and so
-//! the same model hash (`primitives::model_hash`).
+//! the same model hash (`primitives::model_hash`). GGUF tensors in Q8_0, Q4_0
+//! or Q4_1 stay quantized in memory ([`TensorValue::Quant`]) for the kernels
+//! that multiply by them directly; other quantizations are dequantized to f32.
 
 use std::collections::HashMap;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
@@ -15,16 +18,59 @@ use primitives::model_hash::{TensorRef, model_hash};
 
 use crate::MlError;
 use crate::config::{Family, ModelConfig};
+use crate::kernels::{QK, QMatrix, QuantType};
 use crate::tokenizer::TextTokenizer;
 
-/// A tensor as stored in its file: the bytes the hash covers, plus the tensor
-/// the model computes with (f32).
+/// A tensor as stored in its file: the bytes the hash covers, plus the value
+/// the model computes with.
 pub struct StoredTensor {
     /// As safetensors spells it ("F32", "BF16", ...) or the GGUF quantization ("Q4_1", ...).
     pub dtype: String,
     pub shape: Vec<usize>,
     pub bytes: Vec<u8>,
-    pub value: Tensor,
+    pub value: TensorValue,
+}
+
+/// What the model computes with: a candle tensor (f32 as loaded, or bf16 for
+/// serving), or a matrix kept in its GGUF quantization.
+#[derive(Clone)]
+pub enum TensorValue {
+    Dense(Tensor),
+    /// Rows in the model's layout (llama.cpp's q/k permutation undone), blocks as stored.
+    Quant(Arc<QMatrix>),
+}
+
+impl TensorValue {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            TensorValue::Dense(t) => t.dims().to_vec(),
+            TensorValue::Quant(q) => vec![q.rows(), q.cols()],
+        }
+    }
+
+    /// As a candle tensor: a dense one as it is (shared), a quantized one dequantized to f32.
+    pub fn tensor(&self) -> candle_core::Result<Tensor> {
+        match self {
+            TensorValue::Dense(t) => Ok(t.clone()),
+            TensorValue::Quant(q) => Tensor::from_vec(q.dequantize(), (q.rows(), q.cols()), &Device::Cpu),
+        }
+    }
+
+    /// The tensor, when it is dense f32 (what the fused training block reads in place).
+    pub fn f32_dense(&self) -> Option<&Tensor> {
+        match self {
+            TensorValue::Dense(t) if t.dtype() == DType::F32 => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Bytes held in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            TensorValue::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            TensorValue::Quant(q) => q.data().len(),
+        }
+    }
 }
 
 /// A loaded base model: configuration, tensors by Hugging Face name, tokenizer and hash.
@@ -60,7 +106,7 @@ pub fn tensor_bytes(t: &Tensor) -> Result<(String, Vec<u8>), MlError> {
 fn stored(t: Tensor) -> Result<StoredTensor, MlError> {
     let (dtype, bytes) = tensor_bytes(&t)?;
     let shape = t.dims().to_vec();
-    let value = t.to_dtype(DType::F32)?;
+    let value = TensorValue::Dense(t.to_dtype(DType::F32)?);
     Ok(StoredTensor { dtype, shape, bytes, value })
 }
 
@@ -126,8 +172,9 @@ impl ModelFiles {
                 // e.g. rope_freqs.weight: derived from the config, not a weight we compute with
                 continue;
             };
-            let q = content.tensor(&mut f, gname, &Device::Cpu).map_err(candle(path))?;
-            let mut value = q.dequantize(&Device::Cpu).map_err(candle(path))?;
+            let q = content
+                .tensor(&mut f, gname, &Device::Cpu)
+                .map_err(|e| MlError::Format(format!("{}: tensor {gname}: {e}", path.display())))?;
             let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
                 Some(config.num_attention_heads)
             } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
@@ -135,24 +182,9 @@ impl ModelFiles {
             } else {
                 None
             };
-            if permuted && let Some(h) = heads {
-                value = unpermute_rope(&value, h)?;
-            }
-            let st = match info.ggml_dtype {
-                GgmlDType::F32 => stored(value)?,
-                GgmlDType::F16 => stored(value.to_dtype(DType::F16)?)?,
-                GgmlDType::BF16 => stored(value.to_dtype(DType::BF16)?)?,
-                quant => {
-                    // Quantized: hash what the file holds.
-                    let bytes = q.data().map_err(candle(path))?.into_owned();
-                    StoredTensor {
-                        dtype: format!("{quant:?}").to_uppercase(),
-                        shape: q.shape().dims().to_vec(),
-                        bytes,
-                        value,
-                    }
-                }
-            };
+            let heads = if permuted { heads } else { None };
+            let st = gguf_tensor(&q, info.ggml_dtype, heads)
+                .map_err(|e| MlError::Format(format!("{}: tensor {gname}: {e}", path.display())))?;
             tensors.insert(name, st);
         }
         let hash = hash_of(&tensors, &tokenizer.hash);
@@ -200,7 +232,7 @@ impl ModelFiles {
                 None => {
                     return Err(MlError::Format(format!("{}: tensor {name} is missing", self.source.display())));
                 }
-                Some(t) if t.value.dims() != shape.as_slice() => {
+                Some(t) if t.value.dims() != shape => {
                     return Err(MlError::Format(format!(
                         "{}: tensor {name} has shape {:?}, the configuration implies {shape:?}",
                         self.source.display(),
@@ -219,19 +251,44 @@ impl ModelFiles {
     pub fn write_hf_f32(&self, dir: &Path) -> Result<(), MlError> {
         let mut tensors = HashMap::new();
         for (name, t) in &self.tensors {
-            tensors.insert(name.clone(), t.value.to_dtype(candle_core::DType::F32)?);
+            tensors.insert(name.clone(), t.value.tensor()?.to_dtype(candle_core::DType::F32)?);
         }
         write_hf_folder(dir, &self.config, &tensors, &self.tokenizer)
     }
 
+    /// A dense tensor (norms, biases; any weight of an unquantized model).
     pub fn get(&self, name: &str) -> Result<&Tensor, MlError> {
-        self.tensors.get(name).map(|t| &t.value).ok_or_else(|| MlError::Format(format!("tensor {name} is missing")))
+        match &self.stored(name)?.value {
+            TensorValue::Dense(t) => Ok(t),
+            TensorValue::Quant(q) => Err(MlError::Format(format!(
+                "tensor {name} is {}-quantized where a dense tensor is needed",
+                q.quant_type().name()
+            ))),
+        }
+    }
+
+    /// A weight matrix as it is held: dense or quantized.
+    pub fn weight(&self, name: &str) -> Result<TensorValue, MlError> {
+        Ok(self.stored(name)?.value.clone())
+    }
+
+    fn stored(&self, name: &str) -> Result<&StoredTensor, MlError> {
+        self.tensors.get(name).ok_or_else(|| MlError::Format(format!("tensor {name} is missing")))
     }
 
     /// Write the model as an unquantized GGUF file (f32, llama.cpp names and q/k
     /// layout), with the Hugging Face tokenizer embedded as
     /// `tokenizer.huggingface.json`, so that opening it gives the same hash.
     pub fn write_gguf(&self, path: &Path) -> Result<(), MlError> {
+        self.write_gguf_as(path, None)
+    }
+
+    /// [`ModelFiles::write_gguf`], with every weight matrix whose rows hold whole
+    /// blocks quantized to `quantize` (by ggml's reference quantizer, through
+    /// candle); norms, biases and matrices of other widths keep their dtype
+    /// (f32 when they were quantized). Quantized tensors of the source are
+    /// dequantized first, so this also converts between quantizations.
+    pub fn write_gguf_as(&self, path: &Path, quantize: Option<QuantType>) -> Result<(), MlError> {
         let c = &self.config;
         let arch = match c.family {
             Family::Llama | Family::Mistral => "llama",
@@ -244,7 +301,7 @@ impl ModelFiles {
         for name in names {
             let st = &self.tensors[name];
             let gname = gguf_name(name).ok_or_else(|| MlError::Format(format!("no GGUF name for tensor {name}")))?;
-            let mut v = st.value.clone();
+            let mut v = st.value.tensor()?;
             if permuted {
                 if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
                     v = permute_rope(&v, c.num_attention_heads)?;
@@ -252,16 +309,21 @@ impl ModelFiles {
                     v = permute_rope(&v, c.num_key_value_heads)?;
                 }
             }
-            let dt = match st.dtype.as_str() {
-                "F32" => GgmlDType::F32,
-                "F16" => GgmlDType::F16,
-                "BF16" => GgmlDType::BF16,
-                other => return Err(MlError::Unsupported(format!("writing {other} tensors to GGUF"))),
+            let whole_blocks = v.rank() == 2 && v.dims()[1].is_multiple_of(QK);
+            let quantize_to = quantize.filter(|_| whole_blocks && name.ends_with(".weight"));
+            let dt = match (quantize_to, st.dtype.as_str()) {
+                (Some(ty), _) => ggml_type(ty),
+                (None, "F32") => GgmlDType::F32,
+                (None, "F16") => GgmlDType::F16,
+                (None, "BF16") => GgmlDType::BF16,
+                // A quantized tensor that the target quantization cannot hold.
+                (None, _) if quantize.is_some() => GgmlDType::F32,
+                (None, other) => return Err(MlError::Unsupported(format!("writing {other} tensors to GGUF"))),
             };
             let v = match dt {
                 GgmlDType::F16 => v.to_dtype(DType::F16)?,
                 GgmlDType::BF16 => v.to_dtype(DType::BF16)?,
-                _ => v,
+                _ => v.to_dtype(DType::F32)?,
             };
             qt.push((gname, QTensor::quantize(&v, dt)?));
         }
@@ -303,6 +365,55 @@ impl ModelFiles {
         let _ = f.stream_position();
         std::fs::rename(&tmp, path).map_err(io(path))?;
         Ok(())
+    }
+}
+
+/// The ggml type of a block format.
+fn ggml_type(ty: QuantType) -> GgmlDType {
+    match ty {
+        QuantType::Q8_0 => GgmlDType::Q8_0,
+        QuantType::Q4_0 => GgmlDType::Q4_0,
+        QuantType::Q4_1 => GgmlDType::Q4_1,
+    }
+}
+
+/// One GGUF tensor as the model holds it: Q8_0, Q4_0 and Q4_1 matrices kept
+/// quantized, anything else dequantized. `heads` undoes llama.cpp's q/k row
+/// permutation.
+fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<StoredTensor, MlError> {
+    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1].into_iter().find(|&t| ggml_type(t) == dtype);
+    let shape = q.shape().dims().to_vec();
+    if let (Some(ty), &[rows, cols]) = (kept, shape.as_slice()) {
+        let bytes = q.data()?.into_owned();
+        let mut m = QMatrix::new(ty, rows, cols, bytes.clone())?;
+        if let Some(h) = heads {
+            let half = rows / h.max(1) / 2;
+            if h == 0 || half == 0 || rows != h * 2 * half {
+                return Err(MlError::Format(format!("{rows} rows do not split into {h} heads of rotary pairs")));
+            }
+            // Inverse of llama.cpp's `reshape(h, 2, half).swapaxes(1, 2)`, as `unpermute_rope` does.
+            m = m.permute_rows(|i| {
+                let (head, w) = (i / (2 * half), i % (2 * half));
+                head * 2 * half + (w % half) * 2 + w / half
+            })?;
+        }
+        return Ok(StoredTensor { dtype: ty.name().into(), shape, bytes, value: TensorValue::Quant(Arc::new(m)) });
+    }
+    let mut value = q.dequantize(&Device::Cpu)?;
+    if let Some(h) = heads {
+        value = unpermute_rope(&value, h)?;
+    }
+    match dtype {
+        GgmlDType::F32 => stored(value),
+        GgmlDType::F16 => stored(value.to_dtype(DType::F16)?),
+        GgmlDType::BF16 => stored(value.to_dtype(DType::BF16)?),
+        // Other quantizations: dequantized for computing, hashed as the file holds them.
+        quant => Ok(StoredTensor {
+            dtype: format!("{quant:?}").to_uppercase(),
+            shape,
+            bytes: q.data()?.into_owned(),
+            value: TensorValue::Dense(value),
+        }),
     }
 }
 

@@ -33,7 +33,7 @@ const fn tile_cols(rows: usize) -> usize {
 }
 /// Input rows of a forward task: bounds the rows streamed per weight block so
 /// that they stay in the core's cache while the block is reused.
-const ROWS_PER_TASK: usize = 64;
+pub(super) const ROWS_PER_TASK: usize = 64;
 /// Below this many multiply-adds a product runs on the calling thread: rayon's
 /// hand-off costs more than it saves.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
@@ -83,7 +83,7 @@ impl Weights<'_> {
 
 /// A raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(super) struct Out(pub(super) *mut f32);
 // SAFETY: every task writes a disjoint set of elements (its own rows × columns),
 // and the borrow of the output slice outlives the parallel loop.
 unsafe impl Send for Out {}
@@ -131,7 +131,7 @@ pub fn linear_with(isa: Isa, x: &[f32], w: Weights, k: usize, y: &mut [f32]) -> 
 /// blocks (the last of each shorter), on rayon when the product's `macs`
 /// (multiply-adds) are worth it. Each block is computed alone, so the result
 /// does not depend on how the blocks are scheduled.
-fn for_each_block(
+pub(super) fn for_each_block(
     (rows, row_block): (usize, usize),
     (cols, col_block): (usize, usize),
     macs: usize,
@@ -247,7 +247,7 @@ unsafe fn scalar_tile(x: *const f32, w: Weights, j0: usize, k: usize, y: *mut f3
 }
 
 /// The horizontal sum of eight lanes in the order the AVX path uses.
-fn hsum8(l: &[f32; 8]) -> f32 {
+pub(super) fn hsum8(l: &[f32; 8]) -> f32 {
     let s = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
     let t = [s[0] + s[2], s[1] + s[3]];
     t[0] + t[1]
@@ -309,6 +309,9 @@ pub fn linear_backward_input_with(isa: Isa, dy: &[f32], w: Weights, k: usize, dx
 }
 
 #[cfg(target_arch = "x86_64")]
+pub(super) use avx::hsum as avx_hsum;
+
+#[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::*;
 
@@ -334,7 +337,7 @@ mod avx {
     /// The lanes summed as `hsum8` of the scalar path sums them.
     #[target_feature(enable = "avx,fma")]
     #[inline]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub(in crate::kernels) unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);

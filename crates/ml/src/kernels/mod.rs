@@ -1,5 +1,6 @@
 //! CPU kernels for inference (and the frozen-linear backward): `y = x·Wᵀ` and
-//! `dX = dY·W` for weights stored row-major `(out, in)` in f32 or bf16, and the
+//! `dX = dY·W` for weights stored row-major `(out, in)` in f32 or bf16, `y = x·Wᵀ`
+//! for GGUF-quantized weights (`quant.rs`: Q8_0, Q4_0, Q4_1), and the
 //! small vector operations of a decode step (dot, axpy, RMSNorm, SwiGLU, argmax).
 //!
 //! Why our own instead of candle's matmul: a decode step multiplies a handful
@@ -25,9 +26,11 @@
 //! invariance holds per machine.
 
 mod linear;
+mod quant;
 mod vector;
 
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
+pub use quant::{QK, QMatrix, QuantIsa, QuantType, linear_q, linear_q_with};
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};
 
 /// Which implementation the kernels run.
@@ -65,8 +68,13 @@ impl Isa {
 
 /// One line for benchmark reports: which kernels run here.
 pub fn describe() -> String {
-    match Isa::detect() {
-        Isa::AvxFma => "AVX+FMA (run-time dispatch; bf16 widened with SSE2)".into(),
-        Isa::Scalar => "scalar (no AVX+FMA on this CPU)".into(),
-    }
+    let dense = match Isa::detect() {
+        Isa::AvxFma => "AVX+FMA (run-time dispatch; bf16 widened with SSE2)",
+        Isa::Scalar => "scalar (no AVX+FMA on this CPU)",
+    };
+    let quant = match QuantIsa::detect() {
+        QuantIsa::Avx2 => "AVX2",
+        QuantIsa::Scalar => "scalar",
+    };
+    format!("{dense}; quantized weights: {quant}")
 }
