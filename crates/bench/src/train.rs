@@ -255,7 +255,7 @@ fn run_worker(dir: &Path, grad: WorkerGrad) -> Result<()> {
 
     let t = Instant::now();
     let files = ml::ModelFiles::open(&spec_path(&spec, "model_dir")?).map_err(|e| anyhow!("{e}"))?;
-    let model = ml::Model::from_files(&files).map_err(|e| anyhow!("{e}"))?;
+    let model = ml::Model::from_files(&files).and_then(ml::Model::into_f32_weights).map_err(|e| anyhow!("{e}"))?;
     drop(files);
     let load_s = t.elapsed().as_secs_f64();
     let rss_after_load = proc_status_bytes("VmHWM");

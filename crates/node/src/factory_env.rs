@@ -48,7 +48,13 @@ impl NodeFactoryEnv {
             .as_ref()
             .ok_or_else(|| FactoryError::BaseModel("this node has no base model configured (--base-model)".into()))?;
         let files = ModelFiles::open(path).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
-        let model = Model::from_files(&files).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
+        // One copy serves and trains. Kept-quantized weights (a Q8_0/Q4 GGUF)
+        // decode faster at batch 1 but are slower at batch 8 and above and
+        // dequantize on every training step (docs/benchmarks.md, issue 23):
+        // the node keeps f32 weights until the quantized kernels win there too.
+        let model = Model::from_files(&files)
+            .and_then(Model::into_f32_weights)
+            .map_err(|e| FactoryError::BaseModel(e.to_string()))?;
         let l = (Arc::new(model), Arc::new(files.tokenizer.clone()));
         *slot = Some(l.clone());
         Ok(l)

@@ -336,7 +336,7 @@ fn verify_receipt(
     if files.hash != r.baseModelHash {
         bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);
     }
-    let model = ml::Model::from_files(&files)?;
+    let model = ml::Model::from_files(&files)?.into_f32_weights()?; // as the node holds it
     let tok = &files.tokenizer;
     let response = typed.response_tokens.clone();
     let text = typed.response.as_str();
