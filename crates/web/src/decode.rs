@@ -52,7 +52,10 @@ pub enum CallKind {
     Plain,
     Decoded(DecodedCall),
     /// To a system contract, but not a call its interface knows (the runtime refuses it).
-    Undecodable { module: Module, reason: String },
+    Undecodable {
+        module: Module,
+        reason: String,
+    },
 }
 
 /// A log, decoded with the event of its emitter's interface.
@@ -228,7 +231,10 @@ mod tests {
         let to = Address::repeat_byte(7);
         let data = sol::IBank::transferCall { to, amount: U256::from(5) }.abi_encode();
         let CallKind::Decoded(c) = decode_call(Some(Module::Bank.address()), &data) else { panic!("not decoded") };
-        assert_eq!((c.module, c.function.as_str(), c.signature.as_str()), (Module::Bank, "transfer", "transfer(address,uint256)"));
+        assert_eq!(
+            (c.module, c.function.as_str(), c.signature.as_str()),
+            (Module::Bank, "transfer", "transfer(address,uint256)")
+        );
         assert_eq!(c.args[0].name, "to");
         assert_eq!(c.args[0].value, Value::Leaf(DynSolValue::Address(to)));
         assert_eq!(c.args[1].name, "amount");
@@ -277,7 +283,8 @@ mod tests {
 
     #[test]
     fn events_put_indexed_and_data_fields_back_in_order() {
-        let ev = sol::IBank::Transfer { from: Address::repeat_byte(1), to: Address::repeat_byte(2), value: U256::from(9) };
+        let ev =
+            sol::IBank::Transfer { from: Address::repeat_byte(1), to: Address::repeat_byte(2), value: U256::from(9) };
         let log = Log { address: Module::Bank.address(), data: ev.encode_log_data() };
         let d = decode_log(&log).unwrap();
         assert_eq!((d.module, d.name.as_str()), (Module::Bank, "Transfer"));

@@ -50,10 +50,7 @@ mod tests {
         assert_eq!(open(U256::from(1_500_000_000_000_000_000u128)), "1.5");
         assert_eq!(open(U256::from(1_000_000_000_000_000_001u128)), "1.000000000000000001");
         assert_eq!(open(U256::from(7u128 * 10u128.pow(18))), "7");
-        assert_eq!(
-            open(U256::MAX),
-            "115792089237316195423570985008687907853269984665640564039457.584007913129639935"
-        );
+        assert_eq!(open(U256::MAX), "115792089237316195423570985008687907853269984665640564039457.584007913129639935");
         // Agrees with the protocol's own formatting wherever both apply.
         for x in [0u128, 1, 10, 999_999_999_999_999_999, u128::MAX] {
             assert_eq!(open(U256::from(x)), primitives::Amount(x).to_string());

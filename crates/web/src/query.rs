@@ -16,7 +16,10 @@ pub const MAX_VALUE: usize = 200;
 pub fn params(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, WebError> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY {
-        return Err(WebError::bad(format!("the query string is {} bytes long; at most {MAX_QUERY} are read", raw.len())));
+        return Err(WebError::bad(format!(
+            "the query string is {} bytes long; at most {MAX_QUERY} are read",
+            raw.len()
+        )));
     }
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
@@ -83,12 +86,16 @@ pub fn number(s: &str, what: &str) -> Result<u64, WebError> {
 
 /// A `0x`-prefixed 32-byte hash.
 pub fn hash(s: &str) -> Result<B256, WebError> {
-    fixed_hex::<32>(s).map(B256::from).ok_or_else(|| WebError::bad(format!("{:?} is not a 0x-prefixed 32-byte hash", truncate(s))))
+    fixed_hex::<32>(s)
+        .map(B256::from)
+        .ok_or_else(|| WebError::bad(format!("{:?} is not a 0x-prefixed 32-byte hash", truncate(s))))
 }
 
 /// A `0x`-prefixed 20-byte address (any letter case).
 pub fn address(s: &str) -> Result<Address, WebError> {
-    fixed_hex::<20>(s).map(Address::from).ok_or_else(|| WebError::bad(format!("{:?} is not a 0x-prefixed 20-byte address", truncate(s))))
+    fixed_hex::<20>(s)
+        .map(Address::from)
+        .ok_or_else(|| WebError::bad(format!("{:?} is not a 0x-prefixed 20-byte address", truncate(s))))
 }
 
 fn fixed_hex<const N: usize>(s: &str) -> Option<[u8; N]> {

@@ -10,9 +10,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
+use primitives::Address;
 use primitives::abi::{IDatanets, IModels, IStaking};
 use primitives::system::Module;
-use primitives::Address;
 
 use super::records::read;
 use super::{
@@ -85,7 +85,10 @@ fn staking(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
 fn holdings(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
     let models = v.call(Module::Models, &IModels::modelsOfCall { owner: *a })?.unwrap_or_default();
     let contributions = v
-        .call(Module::Datanets, &IDatanets::contributionsByCall { contributor: *a, offset: 0, limit: MAX_CONTRIBUTIONS })?
+        .call(
+            Module::Datanets,
+            &IDatanets::contributionsByCall { contributor: *a, offset: 0, limit: MAX_CONTRIBUTIONS },
+        )?
         .unwrap_or_default();
     Ok(html! {
         @if !models.is_empty() {
@@ -138,4 +141,3 @@ fn recent(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
         }
     })
 }
-

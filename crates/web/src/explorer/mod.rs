@@ -114,8 +114,24 @@ pub fn call_summary(kind: &CallKind) -> Markup {
 
 /// Names under which a uint of 128 bits or more is an amount of OPEN.
 const AMOUNT_WORDS: [&str; 18] = [
-    "amount", "value", "bond", "deposit", "fee", "price", "stake", "reward", "balance", "escrow", "cost", "budget",
-    "allowance", "slashed", "payment", "unclaimed", "votes", "power",
+    "amount",
+    "value",
+    "bond",
+    "deposit",
+    "fee",
+    "price",
+    "stake",
+    "reward",
+    "balance",
+    "escrow",
+    "cost",
+    "budget",
+    "allowance",
+    "slashed",
+    "payment",
+    "unclaimed",
+    "votes",
+    "power",
 ];
 
 fn is_amount(name: &str, bits: usize) -> bool {

@@ -22,7 +22,11 @@ use crate::view::ChainView;
 /// What a view of module `m` returns, named after its interface's outputs
 /// (a single struct is opened into its members); `Ok(Err(error))` when the
 /// module refuses (an unknown id), with its custom error when it decodes.
-pub fn read(v: &ChainView, m: Module, call: &impl SolCall) -> Result<Result<Vec<Field>, Option<DecodedError>>, WebError> {
+pub fn read(
+    v: &ChainView,
+    m: Module,
+    call: &impl SolCall,
+) -> Result<Result<Vec<Field>, Option<DecodedError>>, WebError> {
     let data = call.abi_encode();
     let f = decode::function(m, &data).ok_or_else(|| WebError::unavailable("a view missing from its interface"))?;
     let out = match v.call_raw(m, &data)? {

@@ -46,7 +46,13 @@ fn common(tx: &SignedTransaction, extra: Option<Vec<(&str, Markup)>>) -> Markup 
     let mut rows = vec![
         ("Hash", html! { span.mono.wrap { (tx.hash) } }),
         ("From", account_link(&tx.sender)),
-        ("To", match tx.to() { Some(to) => account_link(&to), None => html! { span.muted { "(contract creation)" } } }),
+        (
+            "To",
+            match tx.to() {
+                Some(to) => account_link(&to),
+                None => html! { span.muted { "(contract creation)" } },
+            },
+        ),
         ("Value", amount(tx.value())),
         ("Nonce", html! { (tx.nonce()) }),
         ("Gas limit", html! { (tx.gas_limit()) }),
