@@ -172,7 +172,9 @@ fn bad_input_gets_clear_400_and_404_pages_never_a_failure() {
     for (path, want) in &cases {
         let r = get(&node, path);
         assert_eq!(r.status, *want, "GET {}: {}", &path[..path.len().min(120)], r.text());
-        assert!(r.text().contains("<main"), "GET {path}: not an HTML error page");
+        let html = r.header("content-type").unwrap_or("").starts_with("text/html");
+        assert!(html && r.text().starts_with("<!DOCTYPE html>"), "GET {path}: not an HTML error page: {}", r.text());
+        assert!(r.text().contains("role=\"alert\""), "GET {path}: the page does not say what was wrong");
     }
     // Huge but valid page sizes are clamped, not refused.
     let r = get(&node, "/explorer/blocks?limit=1000000");

@@ -13,6 +13,9 @@ use runtime::bank::BankRead;
 
 use crate::page::WebError;
 
+/// The most transactions a "recent transactions" list looks at.
+pub const MAX_SCANNED: usize = 5000;
+
 /// The chain as one request sees it.
 pub struct ChainView {
     chain: Arc<Chain>,
@@ -72,10 +75,21 @@ impl ChainView {
 
     /// The transactions of block `number` (none for a block this node does not hold).
     pub fn transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, WebError> {
+        self.first_transactions(number, usize::MAX)
+    }
+
+    /// The first `limit` transactions of block `number`, the rest not decoded.
+    pub fn first_transactions(&self, number: u64, limit: usize) -> Result<Vec<SignedTransaction>, WebError> {
         let body = self.snap.body(number).map_err(WebError::unavailable)?.unwrap_or_default();
         body.into_iter()
+            .take(limit)
             .map(|t| SignedTransaction::from_trusted(t.raw, t.sender).map_err(WebError::unavailable))
             .collect()
+    }
+
+    /// How many transactions block `number` holds (without decoding them).
+    pub fn transaction_count(&self, number: u64) -> Result<usize, WebError> {
+        Ok(self.snap.body(number).map_err(WebError::unavailable)?.map_or(0, |b| b.len()))
     }
 
     pub fn receipts(&self, number: u64) -> Result<Vec<Receipt>, WebError> {
@@ -106,8 +120,9 @@ impl ChainView {
     }
 
     /// Up to `max_txs` transactions that `keep` accepts, newest first, from
-    /// at most `max_blocks` blocks back from the head: the bound keeps every
-    /// page's work independent of the chain's length.
+    /// at most `max_blocks` blocks back from the head and among at most
+    /// [`MAX_SCANNED`] transactions: the bounds keep every page's work
+    /// independent of the chain's length and load.
     pub fn recent_transactions(
         &self,
         max_blocks: u64,
@@ -115,9 +130,14 @@ impl ChainView {
         keep: impl Fn(&SignedTransaction) -> bool,
     ) -> Result<Vec<RecentTx>, WebError> {
         let mut out = Vec::new();
+        let mut scanned = 0;
         let lowest = self.head.number.saturating_sub(max_blocks.saturating_sub(1)).max(self.first_block()?);
         for block in (lowest..=self.head.number).rev() {
             for tx in self.transactions(block)?.into_iter().rev() {
+                scanned += 1;
+                if scanned > MAX_SCANNED {
+                    return Ok(out);
+                }
                 if keep(&tx) {
                     out.push(RecentTx { block, tx });
                     if out.len() >= max_txs {

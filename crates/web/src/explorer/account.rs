@@ -22,7 +22,7 @@ use crate::Web;
 use crate::decode::decode_call;
 use crate::page::{Page, Section, WebError, render};
 use crate::query;
-use crate::view::ChainView;
+use crate::view::{ChainView, MAX_SCANNED};
 
 /// The account's transactions listed, at most.
 pub const MAX_RECENT: usize = 25;
@@ -113,8 +113,9 @@ fn recent(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
         section aria-labelledby="history" {
             h2 #history { "Recent transactions" }
             p.note {
-                "History: not indexed yet. This list shows the account's transactions (sent or received) in the last "
-                (RECENT_BLOCKS) " blocks only; older ones need the index of transactions by address that the node does not keep yet."
+                "History: not indexed yet. This list shows the account's transactions (sent or received) among the last "
+                (RECENT_BLOCKS) " blocks (at most " (MAX_SCANNED) " transactions looked at); older ones need the index of "
+                "transactions by address that the node does not keep yet."
             }
             @if txs.is_empty() { p.muted { "None in the last " (RECENT_BLOCKS) " blocks." } } @else {
                 div.scroll { table {

@@ -19,6 +19,8 @@ use crate::view::ChainView;
 /// Blocks on one page of the list, by default and at most.
 pub const PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
+/// Transactions one block's page lists, at most.
+pub const MAX_TXS: usize = 500;
 
 /// A table of `count` blocks from `top` downwards (fewer at the chain's start).
 pub fn blocks_table(v: &ChainView, top: u64, count: u64) -> Result<Markup, WebError> {
@@ -26,7 +28,7 @@ pub fn blocks_table(v: &ChainView, top: u64, count: u64) -> Result<Markup, WebEr
     let mut rows = Vec::new();
     for n in (lowest..=top).rev() {
         if let Some(h) = v.header(n)? {
-            let txs = v.transactions(n)?.len();
+            let txs = v.transaction_count(n)?;
             rows.push((h, txs));
         }
     }
@@ -105,7 +107,8 @@ fn find(v: &ChainView, id: &str) -> Result<Header, WebError> {
 
 fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
     let h = find(v, id)?;
-    let txs = v.transactions(h.number)?;
+    let count = v.transaction_count(h.number)?;
+    let txs = v.first_transactions(h.number, MAX_TXS)?;
     let receipts = v.receipts(h.number)?;
     let seal = if chain::is_bft_header(&h) { "BFT consensus (format 1)" } else { "dev sealer (format 0)" };
     let body = html! {
@@ -118,7 +121,7 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
             ("Time", html! { (format::utc(h.timestamp)) " (" (h.timestamp) ")" }),
             ("Producer", account_link(&h.beneficiary)),
             ("Sealed by", html! { (seal) }),
-            ("Transactions", html! { (txs.len()) }),
+            ("Transactions", html! { (count) }),
             ("Gas used", html! { (h.gas_used) " of " (h.gas_limit) }),
             ("Base fee", html! { (h.base_fee_per_gas.unwrap_or(0)) " wei per gas" }),
             ("State root", html! { span.mono.wrap { (h.state_root) } }),
@@ -131,7 +134,9 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
             @if h.number < v.head().number { a href=(block_href(h.number + 1)) rel="next" { "Next block" } }
         }
         h2 { "Transactions" }
-        @if txs.is_empty() { p.muted { "This block has no transactions." } } @else {
+        @if txs.is_empty() { p.muted { "This block has no transactions." } }
+        @if count > txs.len() { p.note { "The first " (txs.len()) " of " (count) " transactions are listed." } }
+        @if !txs.is_empty() {
             div.scroll { table {
                 caption.visually-hidden { "The block's transactions in order" }
                 thead { tr {

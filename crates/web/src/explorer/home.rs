@@ -27,7 +27,7 @@ fn page(v: &ChainView) -> Result<Page, WebError> {
             ("Chain id", html! { (v.chain_id()) }),
             ("Head", html! { (block_link(head.number)) " at " (format::utc(head.timestamp)) }),
             ("Head hash", html! { span.mono.wrap { (head.hash_slow()) } }),
-            ("Next base fee", html! { (head.base_fee_per_gas.unwrap_or(0)) " wei per gas" }),
+            ("Base fee of the head", html! { (head.base_fee_per_gas.unwrap_or(0)) " wei per gas" }),
         ]))
         section aria-labelledby="latest-blocks" {
             h2 #latest-blocks { "Latest blocks" }

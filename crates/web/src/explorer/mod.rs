@@ -91,10 +91,8 @@ pub fn tx_link(h: &B256) -> Markup {
 pub fn account_link(a: &Address) -> Markup {
     let s = a.to_checksum(None);
     html! {
-        a.mono href=(account_href(a)) title=(s) {
-            @if let Some(l) = address_label(a) { span.tag { (l) } " " }
-            (format::short(&s))
-        }
+        @if let Some(l) = address_label(a) { span.tag { (l) } " " }
+        a.mono href=(account_href(a)) title=(s) { (format::short(&s)) }
     }
 }
 
