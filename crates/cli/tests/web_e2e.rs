@@ -120,6 +120,10 @@ fn the_explorer_shows_transfers_and_decoded_system_calls() {
     let home = page(&node, "/");
     assert!(home.contains("31337") && home.contains(&format!("/explorer/tx/{failed}")), "{home}");
     assert!(home.contains("datanets.createDatanet") && home.contains("/assets/style.css"), "{home}");
+    // Every page has the viewport for phones, a skip link, labelled navigation and a labelled search box.
+    for want in ["name=\"viewport\"", "href=\"#main\"", "aria-label=\"Sections\"", "<label for=\"q\">", "id=\"q\""] {
+        assert!(home.contains(want), "the page shell lacks {want:?}");
+    }
     let css = get(&node, "/assets/style.css");
     assert_eq!((css.status, css.header("content-type")), (200, Some("text/css; charset=utf-8")));
 

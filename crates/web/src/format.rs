@@ -17,9 +17,13 @@ pub fn open(base_units: U256) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// `0x1234…cdef` for a long hex string; shorter strings as they are.
+/// `0x1234…cdef` for a long hex string; shorter (or non-ASCII) strings as they are.
 pub fn short(hex: &str) -> String {
-    if hex.len() <= 14 { hex.to_string() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 6..]) }
+    if hex.len() <= 14 || !hex.is_ascii() {
+        hex.to_string()
+    } else {
+        format!("{}…{}", &hex[..8], &hex[hex.len() - 6..])
+    }
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic
@@ -69,5 +73,6 @@ mod tests {
     fn short_keeps_both_ends() {
         assert_eq!(short("0x12"), "0x12");
         assert_eq!(short("0x1234567890abcdef1234"), "0x123456…ef1234");
+        assert_eq!(short("ééééééééééééééé"), "ééééééééééééééé");
     }
 }
