@@ -3,7 +3,8 @@
 //! Every route answers errors through [`error_response`] (or [`ApiError`]), and the
 //! server's [`json_errors`] layer rewrites whatever non-JSON error still gets out
 //! (axum's own extractor rejections, 405s, 413s) into the same shape, so a client
-//! only ever parses one error format.
+//! only ever parses one error format. The one exception is an HTML page: the web
+//! app's 400 and 404 pages are for people and stay as they are.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -107,19 +108,23 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     error_response(StatusCode::METHOD_NOT_ALLOWED, kind, code, message)
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+/// Whether the answer's content type starts with one of `types`.
+fn has_type(headers: &HeaderMap, types: &[&str]) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let v = v.trim_start().to_ascii_lowercase();
+        types.iter().any(|t| v.starts_with(t))
+    })
 }
 
-/// Middleware: rewrite a 4xx/5xx answer whose body is not JSON into the OpenAI error
-/// shape, keeping its status and headers (`Allow`, ...) and using its text as the message.
+/// Middleware: rewrite a 4xx/5xx answer whose body is neither JSON nor an HTML
+/// page into the OpenAI error shape, keeping its status and headers (`Allow`, ...)
+/// and using its text as the message.
 pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || has_type(response.headers(), &["application/json", "text/html"])
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();

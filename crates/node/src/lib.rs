@@ -339,7 +339,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             .merge(agents_route::routes(agent_blobs))
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()))
-            .merge(snapshot_route::routes(chain.clone()));
+            .merge(snapshot_route::routes(chain.clone()))
+            .merge(web::routes(chain.clone()));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }

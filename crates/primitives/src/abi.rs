@@ -3,6 +3,10 @@
 //! Each module at its fixed address ([`crate::system::Module::address`]) speaks
 //! exactly this ABI; wallets and libraries call it like any contract. Errors
 //! shared by every module are declared once at the top.
+//!
+//! Interfaces and the shared errors carry `#[sol(abi)]`: their JSON ABI
+//! (`IBank::abi::contract()`, with argument and event field names and indexed
+//! flags) is what the web explorer decodes calls, logs and reverts with.
 
 use alloy_sol_types::sol;
 
@@ -13,21 +17,29 @@ sol! {
     #![sol(all_derives)]
 
     /// The caller may not do this (not the owner, not governance, ...).
+    #[sol(abi)]
     error Unauthorized(address caller);
     /// The calldata names no function of this contract.
+    #[sol(abi)]
     error UnknownFunction(bytes4 selector);
     /// The calldata does not decode as the function's arguments.
+    #[sol(abi)]
     error InvalidArguments();
     /// Value was sent to a function that does not take any.
+    #[sol(abi)]
     error NonPayable();
     /// The transaction's gas limit does not cover the call.
+    #[sol(abi)]
     error OutOfGas(uint64 required, uint64 available);
     /// A balance or held amount is too small.
+    #[sol(abi)]
     error InsufficientBalance(uint256 available, uint256 required);
     /// An arithmetic overflow would occur.
+    #[sol(abi)]
     error Overflow();
 
     /// OPEN, the native token, with an ERC-20 face at the bank's address.
+    #[sol(abi)]
     interface IBank {
         event Transfer(address indexed from, address indexed to, uint256 value);
 
@@ -43,6 +55,7 @@ sol! {
     }
 
     /// The governed parameter registry. Only the governance address may set.
+    #[sol(abi)]
     interface IParams {
         event ParamChanged(string name, uint256 oldValue, uint256 newValue);
         error UnknownParam(string name);
@@ -91,6 +104,7 @@ sol! {
     /// Bonded roles: validators (produce blocks, sign verdicts) and serving
     /// operators (serve models, sign receipts). An operator address holds the
     /// stake and registers its signing keys; anyone may delegate to it.
+    #[sol(abi)]
     interface IStaking {
         event OperatorRegistered(address indexed operator, uint8 role, bytes32 consensusKey, address servingKey, uint16 commissionBps);
         event Bonded(address indexed operator, address indexed account, uint256 amount);
@@ -192,6 +206,7 @@ sol! {
     /// Token-weighted governance over staked OPEN (OpenZeppelin Governor's model):
     /// a proposal is text plus calls to system contracts, executed with the
     /// governance address as sender once passed and past the timelock.
+    #[sol(abi)]
     interface IGovernance {
         event ProposalCreated(uint64 indexed id, address indexed proposer, string description, address[] targets, bytes[] calldatas, uint64 voteStart, uint64 voteEnd);
         event VoteCast(uint64 indexed id, address indexed voter, uint8 support, uint256 weight);
@@ -296,6 +311,7 @@ sol! {
     /// Datanets: domain data networks. Contributions arrive with an attestation of
     /// the ingest service, lock a bond, and are approved (a new immutable version
     /// whose root commits to every approved contribution) or rejected by curators.
+    #[sol(abi)]
     interface IDatanets {
         event DatanetCreated(uint64 indexed id, address indexed owner, string name, uint8 dataType, string licence, uint8 policy);
         event DatanetUpdated(uint64 indexed id);
@@ -449,6 +465,7 @@ sol! {
     /// draft → proposed → live → retired. Governance makes models live with
     /// `approve(ids)` from an executed proposal. The base model is m1, live and owned
     /// by the treasury, when the genesis names one.
+    #[sol(abi)]
     interface IModels {
         event ModelRegistered(uint64 indexed id, address indexed owner, bytes32 adapterHash);
         event ModelProposed(uint64 indexed id);
@@ -578,6 +595,7 @@ sol! {
     /// Paying for inference: prepaid escrows, allowances granted to serving operators,
     /// API keys bound to addresses, serving endpoints, settlement of signed receipts in
     /// batches with the fee split, and the two-phase attribution of each receipt's data part.
+    #[sol(abi)]
     interface IInference {
         event EscrowDeposited(address indexed payer, uint128 amount);
         event EscrowWithdrawn(address indexed payer, uint128 amount);
@@ -846,6 +864,7 @@ sol! {
     /// recompute it and sign a verdict with their consensus keys (ed25519),
     /// checked against staking's validator-set snapshot at the challenge's
     /// opening; more than two thirds of the set's power decides.
+    #[sol(abi)]
     interface IAttribution {
         event ChallengeOpened(bytes32 indexed receiptHash, address indexed challenger, address indexed operator, uint128 bond, bytes32 challengerRecordHash, uint64 revealBy);
         /// The record's canonical bytes (their blake3 is the posted record hash) and the prompt's token ids (u32 little-endian).

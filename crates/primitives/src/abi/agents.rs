@@ -89,6 +89,7 @@ sol! {
         bytes32 commentHash;
     }
 
+    #[sol(abi)]
     interface IAgents {
         // ERC-721
         event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);

@@ -1,0 +1,62 @@
+//! The web app the node serves on its HTTP address (`http://127.0.0.1:8080/`
+//! on a dev node): server-rendered HTML pages, written as Rust templates with
+//! `maud`, over the chain the node already runs. No JavaScript toolchain
+//! builds it and no page needs a script.
+//!
+//! What is here:
+//! - [`page`]: the page shell every page shares (navigation for the roles,
+//!   skip link, stylesheet), [`page::Page`] and the error pages
+//!   ([`page::WebError`]: 400, 404, 503, never a panic);
+//! - [`view`]: read-only access to the chain for one request (one storage
+//!   snapshot, views of the system contracts run as `eth_call`s at the head);
+//! - [`decode`]: calls, events and errors of the system contracts decoded
+//!   from their Solidity interfaces (`primitives::abi`);
+//! - [`format`] and [`query`]: exact OPEN amounts and times, bounded query
+//!   strings and path parameters;
+//! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
+//!
+//! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
+//! WebError>` in a module of its section, route it in that section's
+//! `routes()` through [`page::render`] (which runs it on a blocking thread with
+//! a fresh snapshot), and add the section's link to [`page::Section`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chain::Chain;
+
+pub mod decode;
+pub mod explorer;
+pub mod format;
+pub mod page;
+pub mod query;
+pub mod view;
+
+/// The path of the app's one stylesheet.
+pub const STYLESHEET_PATH: &str = "/assets/style.css";
+
+const STYLESHEET: &str = include_str!("style.css");
+
+/// What every page handler shares: the chain it reads.
+#[derive(Clone)]
+pub struct Web {
+    pub chain: Arc<Chain>,
+}
+
+/// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
+/// home), the Explorer under `/explorer/...`, and the stylesheet. It sets no
+/// fallback, so the node's other routes and its JSON 404 stay as they are.
+pub fn routes(chain: Arc<Chain>) -> Router {
+    Router::new()
+        .route("/", get(explorer::home::handler))
+        .route(STYLESHEET_PATH, get(stylesheet))
+        .merge(explorer::routes())
+        .with_state(Web { chain })
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+}

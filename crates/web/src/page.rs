@@ -1,0 +1,176 @@
+//! The page shell every page shares, and the error pages.
+//!
+//! Every page is a [`Page`]: a title, the section of the navigation it belongs
+//! to, and its body. The shell adds the document head (viewport, stylesheet),
+//! a skip link, the navigation for the roles, the search form and the footer,
+//! so a page writes only what is its own. A request that cannot be answered
+//! is a [`WebError`], rendered in the same shell with its status.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use crate::view::ChainView;
+use crate::{STYLESHEET_PATH, Web};
+
+/// The sections of the app, one per role, in navigation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Explorer,
+    Datanets,
+    Models,
+    Playground,
+    Earnings,
+    Governance,
+}
+
+impl Section {
+    /// Every section, in navigation order.
+    pub const ALL: [Section; 6] = [
+        Section::Explorer,
+        Section::Datanets,
+        Section::Models,
+        Section::Playground,
+        Section::Earnings,
+        Section::Governance,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Explorer => "Explorer",
+            Section::Datanets => "Datanets",
+            Section::Models => "Models",
+            Section::Playground => "Playground",
+            Section::Earnings => "Earnings",
+            Section::Governance => "Governance",
+        }
+    }
+
+    /// Where the section starts, once it has pages; `None` until then (the
+    /// navigation shows its name as plain text).
+    pub fn href(self) -> Option<&'static str> {
+        match self {
+            Section::Explorer => Some("/"),
+            _ => None,
+        }
+    }
+}
+
+/// One rendered page.
+pub struct Page {
+    pub title: String,
+    pub section: Section,
+    pub body: Markup,
+}
+
+impl Page {
+    pub fn new(title: impl Into<String>, section: Section, body: Markup) -> Page {
+        Page { title: title.into(), section, body }
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        Html(shell(&self.title, Some(self.section), self.body).into_string()).into_response()
+    }
+}
+
+/// The document around a page's body.
+fn shell(title: &str, current: Option<Section>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · OpenLedger" }
+                link rel="stylesheet" href=(STYLESHEET_PATH);
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.site {
+                    a.brand href="/" { "OpenLedger" }
+                    nav aria-label="Sections" {
+                        ul {
+                            @for s in Section::ALL {
+                                li {
+                                    @match (s.href(), Some(s) == current) {
+                                        (Some(href), true) => a href=(href) aria-current="page" { (s.label()) },
+                                        (Some(href), false) => a href=(href) { (s.label()) },
+                                        (None, _) => span.soon title="Not built yet" { (s.label()) },
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    form.search role="search" method="get" action="/explorer/search" {
+                        label for="q" { "Search" }
+                        input #q type="search" name="q" maxlength=(crate::query::MAX_VALUE)
+                            placeholder="Block, tx hash, address, m<id>, d<id>";
+                        button type="submit" { "Go" }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+                footer.site { "OpenLedger node · pages rendered on the server, no script needed" }
+            }
+        }
+    }
+}
+
+/// Why a page cannot be shown. Bad input is the browser's fault (400), a
+/// missing thing is 404, a storage failure is 503; none of them panics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebError {
+    BadRequest(String),
+    NotFound(String),
+    Unavailable(String),
+}
+
+impl WebError {
+    pub fn bad(msg: impl Into<String>) -> WebError {
+        WebError::BadRequest(msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> WebError {
+        WebError::NotFound(msg.into())
+    }
+    pub fn unavailable(e: impl std::fmt::Display) -> WebError {
+        WebError::Unavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, msg) = match self {
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
+            WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", m),
+        };
+        let body = html! {
+            p.error role="alert" { (msg) }
+            p { a href="/" { "Back to the Explorer" } }
+        };
+        (status, Html(shell(title, None, body).into_string())).into_response()
+    }
+}
+
+/// Run `page` on a blocking thread (storage reads block) against a fresh
+/// snapshot of the chain, and answer with what it returns or its error page.
+pub async fn render<R, F>(web: Web, page: F) -> Response
+where
+    R: IntoResponse + Send + 'static,
+    F: FnOnce(&ChainView) -> Result<R, WebError> + Send + 'static,
+{
+    let result = tokio::task::spawn_blocking(move || {
+        let view = ChainView::open(&web.chain)?;
+        page(&view)
+    })
+    .await;
+    match result {
+        Ok(Ok(r)) => r.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => WebError::unavailable(format!("the page could not be rendered: {e}")).into_response(),
+    }
+}
