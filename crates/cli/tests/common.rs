@@ -265,3 +265,13 @@ impl ServingEnv {
         self._dir.path()
     }
 }
+
+/// `train submit` of a four-step fine-tune on Datanet version `version`
+/// ("D:V") by dev account 1, watched to its end: the tests' quick job.
+pub fn quick_train(version: &str) -> Vec<String> {
+    ["train", "submit", "--datanet", version, "--steps", "4", "--batch-size", "2", "--max-seq-len", "96"]
+        .into_iter()
+        .chain(["--watch", "--dev-account", "1"])
+        .map(String::from)
+        .collect()
+}

@@ -124,25 +124,7 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
         true,
     );
     e.ok(&["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
-    let j = e.ok(
-        &[
-            "train",
-            "submit",
-            "--datanet",
-            &format!("{dn}:1"),
-            "--steps",
-            "4",
-            "--batch-size",
-            "2",
-            "--max-seq-len",
-            "96",
-            "--watch",
-            "--dev-account",
-            "1",
-        ],
-        false,
-        true,
-    );
+    let j = e.ok(&common::quick_train(&format!("{dn}:1")).iter().map(String::as_str).collect::<Vec<_>>(), false, true);
     assert_eq!(j["status"], "succeeded", "{j}");
     let reg = e.ok(
         &["model", "propose", "--job", "1", "--price-in", "0.002", "--price-out", "0.004", "--dev-account", "1"],

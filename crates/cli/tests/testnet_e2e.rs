@@ -204,26 +204,8 @@ fn challenge_verdicts_are_signed_by_the_validators_verifiers() {
         true,
     );
     ol(n0, &["curate", "approve", &c["contribution"].as_u64().unwrap().to_string(), "--dev-account", "0"], true, false);
-    let job = ol(
-        n0,
-        &[
-            "train",
-            "submit",
-            "--datanet",
-            &format!("{dn}:1"),
-            "--steps",
-            "4",
-            "--batch-size",
-            "2",
-            "--max-seq-len",
-            "96",
-        ]
-        .into_iter()
-        .chain(["--watch", "--dev-account", "1"])
-        .collect::<Vec<_>>(),
-        false,
-        true,
-    );
+    let job =
+        ol(n0, &common::quick_train(&format!("{dn}:1")).iter().map(String::as_str).collect::<Vec<_>>(), false, true);
     assert_eq!(job["status"], "succeeded", "{job}");
     let reg = ol(
         n0,
