@@ -119,3 +119,63 @@ async fn get_snapshot(State(r): State<SnapshotRoutes>, RawQuery(query): RawQuery
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// A chain whose state is larger than the route's buffered chunks.
+    fn big_chain(dir: &std::path::Path) -> Arc<Chain> {
+        let mut genesis = crate::dev_genesis();
+        for i in 0..16_000u64 {
+            let mut a = [0u8; 20];
+            a[..8].copy_from_slice(&(i + 1).to_be_bytes());
+            genesis.alloc.push((primitives::Address::from(a), primitives::Amount::open(1)));
+        }
+        let cfg = chain::ChainConfig {
+            data_dir: dir.to_path_buf(),
+            genesis,
+            block_time: chain::BlockTime::Instant,
+            history: 100,
+            pool: chain::PoolConfig::default(),
+            max_txs_per_block: 100,
+        };
+        Chain::open(cfg).unwrap()
+    }
+
+    fn get(router: &Router) -> impl std::future::Future<Output = Response> {
+        let req = Request::get("/v1/snapshot").body(Body::empty()).unwrap();
+        let r = router.clone();
+        async move { r.oneshot(req).await.unwrap() }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_export_while_one_runs_is_refused_until_the_first_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = big_chain(dir.path());
+        let router = routes(chain.clone());
+        // The first export fills its buffer and waits for a reader that never comes.
+        let first = get(&router).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let busy = get(&router).await;
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(busy.into_body(), 1 << 16).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("snapshot_busy"));
+        // The first client goes away: its export stops and frees the route.
+        drop(first);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let again = get(&router).await;
+            if again.status() == StatusCode::OK {
+                let bytes = axum::body::to_bytes(again.into_body(), 1 << 30).await.unwrap();
+                assert!(bytes.len() > 4 * CHUNK, "the whole state came: {} bytes", bytes.len());
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the route stayed busy after its client left");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        chain.stop();
+    }
+}
