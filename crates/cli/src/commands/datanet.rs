@@ -406,10 +406,7 @@ fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
 
 /// Create a Datanet from flags, each unset one taken from `spec` (the fields of a
 /// datanet.json); `from_json` is not read. The receipt, its event and the trusted attesters.
-pub fn create_datanet(
-    a: CreateArgs,
-    spec: &Value,
-) -> anyhow::Result<(Sent, IDatanets::DatanetCreated, Vec<Address>)> {
+pub fn create_datanet(a: CreateArgs, spec: &Value) -> anyhow::Result<(Sent, IDatanets::DatanetCreated, Vec<Address>)> {
     let CreateArgs {
         from_json: _,
         name,
@@ -547,13 +544,7 @@ fn export(
 
 /// The ingest service's answer for a file (its report, the bond and the submit calldata);
 /// nothing is sent to the chain.
-pub fn ingest(
-    name: &str,
-    content: &[u8],
-    datanet: u64,
-    signer: &SignerArgs,
-    http: &HttpArgs,
-) -> anyhow::Result<Value> {
+pub fn ingest(name: &str, content: &[u8], datanet: u64, signer: &SignerArgs, http: &HttpArgs) -> anyhow::Result<Value> {
     let key = signer.key()?;
     let path = format!("/v1/datanets/{datanet}/contributions");
     let (ctype, body) = multipart_file(name, content);

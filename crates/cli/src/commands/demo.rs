@@ -182,20 +182,25 @@ pub fn run(a: DemoArgs, out: Out) -> anyhow::Result<()> {
 /// Both endpoints answer; the app's API key.
 fn connect(a: &DemoArgs, ui: &Ui) -> anyhow::Result<String> {
     let how = "start a dev node in another terminal with `openledger up` (or pass --rpc and --http)";
-    let head = a
-        .rpc
-        .client()
-        .block_number()
-        .map_err(|e| anyhow!("no node answers JSON-RPC at {} ({e}): {how}", a.rpc.rpc))?;
+    let head =
+        a.rpc.client().block_number().map_err(|e| anyhow!("no node answers JSON-RPC at {} ({e}): {how}", a.rpc.rpc))?;
     let (status, _) = a
         .http
         .request("GET", "/v1/node/attester", &[], b"")
         .map_err(|e| anyhow!("no node answers HTTP at {} ({e:#}): {how}", a.http.http))?;
     if status != 200 {
-        bail!("the node at {} has no ingest attester ({status}): is it a dev node started by `openledger up`?", a.http.http);
+        bail!(
+            "the node at {} has no ingest attester ({status}): is it a dev node started by `openledger up`?",
+            a.http.http
+        );
     }
     let key = super::infer::api_key(a.api_key.as_deref(), a.data_dir.as_deref())?;
-    ui.say(&format!("  RPC {} (head {head}), HTTP {}, the app's API key {}…", a.rpc.rpc, a.http.http, &key[..key.len().min(8)]));
+    ui.say(&format!(
+        "  RPC {} (head {head}), HTTP {}, the app's API key {}…",
+        a.rpc.rpc,
+        a.http.http,
+        &key[..key.len().min(8)]
+    ));
     Ok(key)
 }
 
@@ -255,7 +260,8 @@ fn spam(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
         Ok(r) => r,
         Err(e) => {
             ui.say(&format!("  the ingest service refused it at once: {e:#}"));
-            s.spam = json!({"account": dev_address(account)?, "rejected": true, "refusedAtIngest": true, "slashed": "0"});
+            s.spam =
+                json!({"account": dev_address(account)?, "rejected": true, "refusedAtIngest": true, "slashed": "0"});
             return Ok(());
         }
     };
@@ -291,7 +297,10 @@ fn fine_tune(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
         "maxSeqLen": 96,
     });
     let (id, _) = super::train::submit(&spec, &dev(BUILDER), &a.http)?;
-    ui.say(&format!("  dev account {BUILDER} queued job {id}: {} steps on Datanet {} version {}", a.steps, s.datanet, s.version));
+    ui.say(&format!(
+        "  dev account {BUILDER} queued job {id}: {} steps on Datanet {} version {}",
+        a.steps, s.datanet, s.version
+    ));
     let done = super::train::watch(&a.http, id, true)?;
     if done["status"] != "succeeded" {
         bail!("job {id} {}: {}", done["status"].as_str().unwrap_or("ended"), done["error"].as_str().unwrap_or(""));
@@ -317,7 +326,7 @@ fn mine_to(rpc: &RpcArgs, block: u64, ui: &Ui) -> anyhow::Result<()> {
     }
     let n = (block - head).min(MAX_MINE_BLOCKS);
     if c.call("anvil_mine", json!([format!("{n:#x}")])).is_ok() {
-        ui.progress(&format!("sealed {n} blocks: head {}", head + n));
+        ui.progress(&format!("sealed {n} block{}: head {}", if n == 1 { "" } else { "s" }, head + n));
         ui.progress_done();
     }
     Ok(())
@@ -325,7 +334,8 @@ fn mine_to(rpc: &RpcArgs, block: u64, ui: &Ui) -> anyhow::Result<()> {
 
 fn govern(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
     let job = s.job["id"].as_u64().ok_or_else(|| anyhow!("no job id"))?;
-    let (price_in, price_out): (Amount, Amount) = ("0.002".parse().unwrap_or_default(), "0.004".parse().unwrap_or_default());
+    let (price_in, price_out): (Amount, Amount) =
+        ("0.002".parse().unwrap_or_default(), "0.004".parse().unwrap_or_default());
     let (id, _) = super::model::register_job(job, None, price_in, price_out, false, &dev(BUILDER), &a.rpc, &a.http)?;
     s.model = id;
     ui.say(&format!("  dev account {BUILDER} registered m{id} from job {job} and proposed it"));
@@ -357,7 +367,11 @@ fn ask(a: &DemoArgs, key: &str, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
                           "max_tokens": 24, "temperature": 0.0, "stream": false});
         let v = super::infer::answer(&a.http, "/v1/chat/completions", key, &body, false)?;
         let text = v["choices"][0]["message"]["content"].as_str().unwrap_or("").replace('\n', " ");
-        let receipt: B256 = v["receipt"]["hash"].as_str().unwrap_or("").parse().map_err(|_| anyhow!("an answer without a receipt: {v}"))?;
+        let receipt: B256 = v["receipt"]["hash"]
+            .as_str()
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| anyhow!("an answer without a receipt: {v}"))?;
         let cost: u128 = v["receipt"]["cost"].as_str().unwrap_or("0").parse().unwrap_or(0);
         ui.say(&format!("  Q: {prompt}\n  A: {}\n     paid {} OPEN, receipt {receipt}", text.trim(), Amount(cost)));
         s.answers.push(Answer {
@@ -394,14 +408,19 @@ fn attribute(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
             posted += usize::from(ans.hold_status >= 2);
         }
         let n = s.answers.len();
-        ui.progress(&format!("{settled}/{n} receipts settled, {posted}/{n} attribution records posted ({} s)", started.elapsed().as_secs()));
+        ui.progress(&format!(
+            "{settled}/{n} receipts settled, {posted}/{n} attribution records posted ({} s)",
+            started.elapsed().as_secs()
+        ));
         if posted == n {
             ui.progress_done();
             break;
         }
         if started.elapsed() > Duration::from_secs(180) {
             ui.progress_done();
-            bail!("after 180 s only {settled} of {n} receipts settled and {posted} records were posted: is the node serving?");
+            bail!(
+                "after 180 s only {settled} of {n} receipts settled and {posted} records were posted: is the node serving?"
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -409,8 +428,17 @@ fn attribute(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
         let r = view(&mut c, INFERENCE, &IInference::settledReceiptCall { receiptHash: ans.receipt })?;
         (ans.owner_part, ans.serving_part, ans.stakers_part, ans.treasury_part, ans.operator) =
             (r.ownerPart, r.servingPart, r.stakersPart, r.treasuryPart, r.operator);
-        let what = if ans.hold_status == 4 { "no record: the data part went to the version's rows (fallback)" } else { "record posted" };
-        ui.say(&format!("  receipt {}: {what}, record {}, {} OPEN for the data", ans.receipt, ans.record, Amount(r.dataPart)));
+        let what = if ans.hold_status == 4 {
+            "no record: the data part went to the version's rows (fallback)"
+        } else {
+            "record posted"
+        };
+        ui.say(&format!(
+            "  receipt {}: {what}, record {}, {} OPEN for the data",
+            ans.receipt,
+            ans.record,
+            Amount(r.dataPart)
+        ));
     }
     for ans in s.answers.iter().filter(|x| x.hold_status == 2) {
         finalize(&a.rpc, ans.receipt, ui)?;
@@ -426,7 +454,8 @@ fn finalize(rpc: &RpcArgs, receipt: B256, ui: &Ui) -> anyhow::Result<()> {
         match crate::contract::send_sol(&dev(OWNER), rpc, INFERENCE, &call, "inference.finalizeAttribution") {
             Ok(sent) => {
                 ui.progress_done();
-                let credited = sent.event::<IInference::AttributionFinalized>(INFERENCE).map(|e| e.credited).unwrap_or(0);
+                let credited =
+                    sent.event::<IInference::AttributionFinalized>(INFERENCE).map(|e| e.credited).unwrap_or(0);
                 ui.say(&format!("  finalized {receipt}: {} OPEN credited to contributions", Amount(credited)));
                 return Ok(());
             }
@@ -455,7 +484,13 @@ fn claim(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
         }
         let sent: Sent = super::attribution::claim(k.id, &dev(k.account), &a.rpc)?;
         let amount = sent.event::<IInference::Claimed>(INFERENCE).map(|e| e.amount).unwrap_or(claimable);
-        ui.say(&format!("  dev account {} claimed {} OPEN for contribution {}  tx {}", k.account, Amount(amount), k.id, sent.hash));
+        ui.say(&format!(
+            "  dev account {} claimed {} OPEN for contribution {}  tx {}",
+            k.account,
+            Amount(amount),
+            k.id,
+            sent.hash
+        ));
         s.claims.push((k.account, k.id, amount, sent.hash));
     }
     if s.claims.is_empty() {
@@ -507,16 +542,16 @@ fn earnings(a: &DemoArgs, s: &Story, ui: &Ui) -> anyhow::Result<Vec<Earning>> {
     }
     rows.push(Earning {
         account: dev_address(OWNER)?,
-        role: format!("app, Datanet owner, curator, voter (dev {OWNER})"),
+        role: format!("app and curator (dev {OWNER})"),
         earned: -sum(|x| x.cost),
-        from: format!("paid for {n} answers with the dev API key"),
+        from: format!("paid for {n} answers with the dev API key (it also owns the Datanet, curates and votes)"),
     });
     let base = web(&a.http);
-    ui.say(&format!("  {:<44} {:>14}  {:<30} {}", "account", "OPEN earned", "role", "from"));
+    ui.say(&format!("  {:<42}  {:>18}  {:<30}  {}", "account", "OPEN earned", "role", "from"));
     for r in &rows {
         let sign = if r.earned < 0 { "-" } else { "" };
         ui.say(&format!(
-            "  {:<44} {:>14}  {:<30} {}\n    {base}/explorer/accounts/{:?}",
+            "  {:<42}  {:>18}  {:<30}  {}\n    {base}/explorer/accounts/{:?}",
             format!("{:?}", r.account),
             format!("{sign}{}", Amount(r.earned.unsigned_abs())),
             r.role,

@@ -369,7 +369,13 @@ pub fn propose(
 }
 
 /// `gov vote` (waiting for the voting period's first block unless `no_wait`): the vote's weight.
-pub fn vote(id: u64, support: Support, no_wait: bool, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::Result<(Sent, U256)> {
+pub fn vote(
+    id: u64,
+    support: Support,
+    no_wait: bool,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Sent, U256)> {
     if !no_wait {
         wait_for_voting(id, rpc)?;
     }
