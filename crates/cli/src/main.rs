@@ -25,6 +25,9 @@ enum Cmd {
     Up(commands::node::UpArgs),
     /// Write a node configuration and genesis into a data directory.
     Init(commands::node::InitArgs),
+    /// Play the whole story on a running dev node (`openledger up` in another terminal): Datanet,
+    /// contributions, a spammer slashed, a fine-tune, governance, paid answers, attribution, claims.
+    Demo(commands::demo::DemoArgs),
     /// Start a node from a configuration written by `init` or `testnet`.
     Start(commands::node::StartArgs),
     /// Write the homes of a network of validators on this machine (and start them with --start).
@@ -94,6 +97,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Up(a) => commands::node::up(a, out),
         Cmd::Init(a) => commands::node::init(a, out),
+        Cmd::Demo(a) => commands::demo::run(a, out),
         Cmd::Start(a) => commands::node::start(a, out),
         Cmd::Testnet(a) => commands::testnet::testnet(a, out),
         Cmd::Keys(c) => commands::keys::run(c, out),

@@ -507,16 +507,21 @@ pub fn rewards(c: RewardsCmd, out: Out) -> anyhow::Result<()> {
             Ok(())
         }
         RewardsCmd::Claim { contribution, signer, rpc } => {
-            let s = send_call(
-                &signer,
-                &rpc,
-                INFERENCE,
-                Amount::ZERO,
-                IInference::claimCall { contributionId: contribution }.abi_encode(),
-                "inference.claim",
-            )?;
+            let s = claim(contribution, &signer, &rpc)?;
             out.print(|| format!("claimed the rewards of contribution {contribution}"), s.json(json!({})));
             Ok(())
         }
     }
+}
+
+/// `rewards claim`: pay a contribution's claimable rewards to its contributor.
+pub fn claim(contribution: u64, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::Result<crate::contract::Sent> {
+    send_call(
+        signer,
+        rpc,
+        INFERENCE,
+        Amount::ZERO,
+        IInference::claimCall { contributionId: contribution }.abi_encode(),
+        "inference.claim",
+    )
 }

@@ -25,42 +25,42 @@ const DATANETS: Address = Module::Datanets.address();
 pub struct CreateArgs {
     /// A datanet.json with name, summary, description, tags, licence, policy.
     #[arg(long)]
-    from_json: Option<PathBuf>,
+    pub from_json: Option<PathBuf>,
     #[arg(long)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[arg(long, default_value = "")]
-    summary: String,
+    pub summary: String,
     /// Markdown description (or --description-file).
     #[arg(long, default_value = "")]
-    description: String,
+    pub description: String,
     #[arg(long)]
-    description_file: Option<PathBuf>,
+    pub description_file: Option<PathBuf>,
     /// Comma-separated tags.
     #[arg(long, default_value = "")]
-    tags: String,
+    pub tags: String,
     /// SPDX licence identifier.
     #[arg(long)]
-    licence: Option<String>,
+    pub licence: Option<String>,
     /// open or allow-list.
     #[arg(long)]
-    policy: Option<String>,
+    pub policy: Option<String>,
     /// Bond each contribution locks.
     #[arg(long, default_value = "0")]
-    bond: Amount,
+    pub bond: Amount,
     #[arg(long = "curator")]
-    curators: Vec<Address>,
+    pub curators: Vec<Address>,
     /// Trusted ingest attesters (default: the node's own attester).
     #[arg(long = "attester")]
-    attesters: Vec<Address>,
+    pub attesters: Vec<Address>,
     /// Files per contributor per day (0: governed default).
     #[arg(long, default_value_t = 0)]
-    daily_files: u32,
+    pub daily_files: u32,
     #[command(flatten)]
-    signer: SignerArgs,
+    pub signer: SignerArgs,
     #[command(flatten)]
-    rpc: RpcArgs,
+    pub rpc: RpcArgs,
     #[command(flatten)]
-    http: HttpArgs,
+    pub http: HttpArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -381,8 +381,34 @@ fn leaderboard(id: u64, limit: u32, rpc: &RpcArgs, out: Out) -> anyhow::Result<(
 
 /// `datanet create`.
 fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
+    let spec: Value = match &a.from_json {
+        Some(p) => {
+            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("{} is not JSON", p.display()))?
+        }
+        None => json!({}),
+    };
+    let (sent, ev, attesters) = create_datanet(a, &spec)?;
+    out.print(
+        || {
+            format!(
+                "{}\ncreated Datanet {} ({}); trusted attesters: {:?}",
+                sent.human("create"),
+                ev.id,
+                ev.name,
+                attesters
+            )
+        },
+        sent_json(&sent, json!({"id": ev.id, "name": ev.name})),
+    );
+    Ok(())
+}
+
+/// Create a Datanet from flags, each unset one taken from `spec` (the fields of a
+/// datanet.json); `from_json` is not read. The receipt, its event and the trusted attesters.
+pub fn create_datanet(a: CreateArgs, spec: &Value) -> anyhow::Result<(Sent, IDatanets::DatanetCreated, Vec<Address>)> {
     let CreateArgs {
-        from_json,
+        from_json: _,
         name,
         summary,
         description,
@@ -398,13 +424,6 @@ fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
         rpc,
         http,
     } = a;
-    let spec: Value = match &from_json {
-        Some(p) => {
-            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-                .with_context(|| format!("{} is not JSON", p.display()))?
-        }
-        None => json!({}),
-    };
     let pick = |flag: Option<String>, key: &str| flag.or_else(|| spec[key].as_str().map(str::to_string));
     let name = pick(name, "name").ok_or_else(|| anyhow!("give --name (or --from-json)"))?;
     let summary = if summary.is_empty() { spec["summary"].as_str().unwrap_or("").to_string() } else { summary };
@@ -448,19 +467,7 @@ fn create(a: CreateArgs, out: Out) -> anyhow::Result<()> {
     };
     let sent = send_sol(&signer, &rpc, DATANETS, &call, "create Datanet")?;
     let ev = sent.event::<IDatanets::DatanetCreated>(DATANETS).ok_or_else(|| anyhow!("no DatanetCreated log"))?;
-    out.print(
-        || {
-            format!(
-                "{}\ncreated Datanet {} ({}); trusted attesters: {:?}",
-                sent.human("create"),
-                ev.id,
-                ev.name,
-                attesters
-            )
-        },
-        sent_json(&sent, json!({"id": ev.id, "name": ev.name})),
-    );
-    Ok(())
+    Ok((sent, ev, attesters))
 }
 
 /// `datanet export`.
@@ -535,18 +542,36 @@ fn export(
     Ok(())
 }
 
+/// The ingest service's answer for a file (its report, the bond and the submit calldata);
+/// nothing is sent to the chain.
+pub fn ingest(name: &str, content: &[u8], datanet: u64, signer: &SignerArgs, http: &HttpArgs) -> anyhow::Result<Value> {
+    let key = signer.key()?;
+    let path = format!("/v1/datanets/{datanet}/contributions");
+    let (ctype, body) = multipart_file(name, content);
+    let auth = http.auth_header(&key, "POST", &path, &body)?;
+    let (status, resp) = http.request("POST", &path, &[("Content-Type", ctype), auth], &body)?;
+    if status != 200 {
+        bail!("the ingest service refused {name} ({status}): {}", error_message(&resp));
+    }
+    serde_json::from_slice(&resp).context("ingest answer")
+}
+
+/// Submit an ingested file ([`ingest`]'s answer) with its bond: the receipt, the
+/// contribution's id and the bond.
+pub fn submit(ingested: &Value, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::Result<(Sent, u64, U256)> {
+    let value: U256 = ingested["value"].as_str().unwrap_or("0").parse().map_err(|_| anyhow!("bad bond value"))?;
+    let calldata = hex::decode(ingested["calldata"].as_str().unwrap_or("").trim_start_matches("0x"))?;
+    let sent = send_call(signer, rpc, DATANETS, Amount::from_u256(value)?, calldata, "submit contribution")?;
+    let ev = sent
+        .event::<IDatanets::ContributionSubmitted>(DATANETS)
+        .ok_or_else(|| anyhow!("no ContributionSubmitted log"))?;
+    Ok((sent, ev.contributionId, value))
+}
+
 pub fn contribute(a: ContributeArgs, out: Out) -> anyhow::Result<()> {
     let content = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let name = a.file.file_name().and_then(|n| n.to_str()).unwrap_or("upload.txt").to_string();
-    let key = a.signer.key()?;
-    let path = format!("/v1/datanets/{}/contributions", a.datanet);
-    let (ctype, body) = multipart_file(&name, &content);
-    let auth = a.http.auth_header(&key, "POST", &path, &body)?;
-    let (status, resp) = a.http.request("POST", &path, &[("Content-Type", ctype), auth], &body)?;
-    if status != 200 {
-        bail!("the ingest service refused {} ({status}): {}", a.file.display(), error_message(&resp));
-    }
-    let r: Value = serde_json::from_slice(&resp).context("ingest answer")?;
+    let r = ingest(&name, &content, a.datanet, &a.signer, &a.http)?;
     let report = &r["report"];
     let findings: Vec<String> = report["rows"]
         .as_array()
@@ -583,35 +608,56 @@ pub fn contribute(a: ContributeArgs, out: Out) -> anyhow::Result<()> {
         out.print(|| format!("{summary}\n{}", findings.join("\n")), r.clone());
         return Ok(());
     }
-    let value: U256 = r["value"].as_str().unwrap_or("0").parse().map_err(|_| anyhow!("bad bond value"))?;
-    let calldata = hex::decode(r["calldata"].as_str().unwrap_or("").trim_start_matches("0x"))?;
-    let sent = send_call(&a.signer, &a.rpc, DATANETS, Amount::from_u256(value)?, calldata, "submit contribution")?;
-    let ev = sent
-        .event::<IDatanets::ContributionSubmitted>(DATANETS)
-        .ok_or_else(|| anyhow!("no ContributionSubmitted log"))?;
+    let (sent, contribution, value) = submit(&r, &a.signer, &a.rpc)?;
     out.print(
         || {
             format!(
                 "{}\ncontribution {} to Datanet {} is pending review\n{summary}\n{}",
                 sent.human("submit"),
-                ev.contributionId,
+                contribution,
                 a.datanet,
                 findings.join("\n")
             )
         },
-        sent_json(&sent, json!({"contribution": ev.contributionId, "report": report, "bond": value.to_string()})),
+        sent_json(&sent, json!({"contribution": contribution, "report": report, "bond": value.to_string()})),
     );
     Ok(())
+}
+
+/// `curate approve`: a new version of the contribution's Datanet.
+pub fn approve(
+    contribution: u64,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Sent, IDatanets::ContributionApproved)> {
+    let call = IDatanets::approveCall { contributionId: contribution };
+    let sent = send_sol(signer, rpc, DATANETS, &call, "approve")?;
+    let ev = sent
+        .event::<IDatanets::ContributionApproved>(DATANETS)
+        .ok_or_else(|| anyhow!("no ContributionApproved log"))?;
+    Ok((sent, ev))
+}
+
+/// `curate reject`: spam and duplicate slash part of the bond (the event says how much).
+pub fn reject(
+    contribution: u64,
+    reason: &str,
+    note: String,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Sent, IDatanets::ContributionRejected)> {
+    let call = IDatanets::rejectCall { contributionId: contribution, reason: reason_code(reason)?, note };
+    let sent = send_sol(signer, rpc, DATANETS, &call, "reject")?;
+    let ev = sent
+        .event::<IDatanets::ContributionRejected>(DATANETS)
+        .ok_or_else(|| anyhow!("no ContributionRejected log"))?;
+    Ok((sent, ev))
 }
 
 pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
     match c {
         CurateCmd::Approve { contribution, signer, rpc } => {
-            let call = IDatanets::approveCall { contributionId: contribution };
-            let sent = send_sol(&signer, &rpc, DATANETS, &call, "approve")?;
-            let ev = sent
-                .event::<IDatanets::ContributionApproved>(DATANETS)
-                .ok_or_else(|| anyhow!("no ContributionApproved log"))?;
+            let (sent, ev) = approve(contribution, &signer, &rpc)?;
             out.print(
                 || {
                     format!(
@@ -626,11 +672,7 @@ pub fn curate(c: CurateCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         CurateCmd::Reject { contribution, reason, note, signer, rpc } => {
-            let call = IDatanets::rejectCall { contributionId: contribution, reason: reason_code(&reason)?, note };
-            let sent = send_sol(&signer, &rpc, DATANETS, &call, "reject")?;
-            let ev = sent
-                .event::<IDatanets::ContributionRejected>(DATANETS)
-                .ok_or_else(|| anyhow!("no ContributionRejected log"))?;
+            let (sent, ev) = reject(contribution, &reason, note, &signer, &rpc)?;
             out.print(
                 || {
                     format!(

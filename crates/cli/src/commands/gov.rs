@@ -243,26 +243,14 @@ fn proposal_json(id: u64, p: &IGovernance::proposalReturn) -> Value {
 pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
     match c {
         GovCmd::Propose { description, set_param, call, raw, signer, rpc } => {
-            let mut client = rpc.client();
-            let calls = build_calls(&mut client, &set_param, &call, &raw)?;
-            let deposit = view(&mut client, GOVERNANCE, &IGovernance::proposalDepositCall {})?;
-            let deposit_amt = Amount::from_u256(deposit).map_err(|_| anyhow!("deposit {deposit} overflows"))?;
-            let p = IGovernance::proposeCall {
-                description: description.clone(),
-                targets: calls.iter().map(|c| c.0).collect(),
-                calldatas: calls.iter().map(|c| c.1.clone().into()).collect(),
-            };
-            let sent = gov_call(&signer, &rpc, deposit_amt, p, "propose")?;
-            let (id, start, end) = match sent.event::<IGovernance::ProposalCreated>(GOVERNANCE) {
-                Some(e) => (e.id, Some(e.voteStart), Some(e.voteEnd)),
-                None => (view(&mut client, GOVERNANCE, &IGovernance::proposalCountCall {})?, None, None),
-            };
+            let p = propose(&description, &set_param, &call, &raw, &signer, &rpc)?;
+            let Proposed { sent, id, vote_start: start, vote_end: end, deposit, calls } = &p;
             out.print(
                 || {
                     let mut s = format!(
                         "{}\nproposal {id} created, deposit {}; voting from block {} to {}",
                         sent.human("propose"),
-                        open(deposit),
+                        open(*deposit),
                         start.map(|x| x.to_string()).unwrap_or("?".into()),
                         end.map(|x| x.to_string()).unwrap_or("?".into())
                     );
@@ -281,12 +269,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         GovCmd::Vote { id, support, no_wait, signer, rpc } => {
-            if !no_wait {
-                wait_for_voting(id, &rpc)?;
-            }
-            let sent =
-                gov_call(&signer, &rpc, Amount::ZERO, IGovernance::castVoteCall { id, support: support.id() }, "vote")?;
-            let weight = sent.event::<IGovernance::VoteCast>(GOVERNANCE).map(|e| e.weight).unwrap_or_default();
+            let (sent, weight) = vote(id, support, no_wait, &signer, &rpc)?;
             out.print(
                 || format!("{}\nvoted {} on proposal {id} with {}", sent.human("vote"), support.name(), open(weight)),
                 sent.json(json!({"id": id, "support": support.name(), "weight": weight.to_string()})),
@@ -321,10 +304,7 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
             );
         }
         GovCmd::Execute { id, no_wait, signer, rpc } => {
-            if !no_wait {
-                wait_for_eta(id, &rpc)?;
-            }
-            let sent = gov_call(&signer, &rpc, Amount::ZERO, IGovernance::executeCall { id }, "execute")?;
+            let sent = execute(id, no_wait, &signer, &rpc)?;
             let logs = sent.receipt.inner.logs().len();
             out.print(
                 || format!("{}\nproposal {id} executed ({logs} logs)", sent.human("execute")),
@@ -349,6 +329,72 @@ pub fn run(c: GovCmd, out: Out) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A proposal just created.
+pub struct Proposed {
+    pub sent: Sent,
+    pub id: u64,
+    pub vote_start: Option<u64>,
+    pub vote_end: Option<u64>,
+    pub deposit: U256,
+    /// (target, calldata, description) of each call.
+    pub calls: Vec<(Address, Vec<u8>, String)>,
+}
+
+/// `gov propose`: build the calls, pay the deposit, create the proposal.
+pub fn propose(
+    description: &str,
+    set_param: &[String],
+    call: &[String],
+    raw: &[String],
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<Proposed> {
+    let mut client = rpc.client();
+    let calls = build_calls(&mut client, set_param, call, raw)?;
+    let deposit = view(&mut client, GOVERNANCE, &IGovernance::proposalDepositCall {})?;
+    let deposit_amt = Amount::from_u256(deposit).map_err(|_| anyhow!("deposit {deposit} overflows"))?;
+    let p = IGovernance::proposeCall {
+        description: description.to_string(),
+        targets: calls.iter().map(|c| c.0).collect(),
+        calldatas: calls.iter().map(|c| c.1.clone().into()).collect(),
+    };
+    let sent = gov_call(signer, rpc, deposit_amt, p, "propose")?;
+    let (id, vote_start, vote_end) = match sent.event::<IGovernance::ProposalCreated>(GOVERNANCE) {
+        Some(e) => (e.id, Some(e.voteStart), Some(e.voteEnd)),
+        None => (view(&mut client, GOVERNANCE, &IGovernance::proposalCountCall {})?, None, None),
+    };
+    Ok(Proposed { sent, id, vote_start, vote_end, deposit, calls })
+}
+
+/// `gov vote` (waiting for the voting period's first block unless `no_wait`): the vote's weight.
+pub fn vote(
+    id: u64,
+    support: Support,
+    no_wait: bool,
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Sent, U256)> {
+    if !no_wait {
+        wait_for_voting(id, rpc)?;
+    }
+    let sent = gov_call(signer, rpc, Amount::ZERO, IGovernance::castVoteCall { id, support: support.id() }, "vote")?;
+    let weight = sent.event::<IGovernance::VoteCast>(GOVERNANCE).map(|e| e.weight).unwrap_or_default();
+    Ok((sent, weight))
+}
+
+/// `gov execute` (waiting for a queued proposal's timelock unless `no_wait`).
+pub fn execute(id: u64, no_wait: bool, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::Result<Sent> {
+    if !no_wait {
+        wait_for_eta(id, rpc)?;
+    }
+    gov_call(signer, rpc, Amount::ZERO, IGovernance::executeCall { id }, "execute")
+}
+
+/// A proposal's record.
+pub fn proposal(id: u64, rpc: &RpcArgs) -> anyhow::Result<IGovernance::proposalReturn> {
+    view(&mut rpc.client(), GOVERNANCE, &IGovernance::proposalCall { id })
 }
 
 /// `gov show`.

@@ -41,11 +41,11 @@ pub struct InferArgs {
 
 /// The key to pay with: `--api-key`/`$OPENLEDGER_API_KEY`, else the dev key
 /// of `--data-dir`, else that of the default `up` data dir.
-fn api_key(a: &InferArgs) -> anyhow::Result<String> {
-    if let Some(k) = &a.api_key {
-        return Ok(k.clone());
+pub fn api_key(api_key: Option<&str>, data_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    if let Some(k) = api_key {
+        return Ok(k.to_string());
     }
-    let dir = a.data_dir.clone().unwrap_or_else(|| super::home().join("dev"));
+    let dir = data_dir.map(std::path::Path::to_path_buf).unwrap_or_else(|| super::home().join("dev"));
     let file = dir.join("dev-api-key");
     match std::fs::read_to_string(&file) {
         Ok(k) => Ok(k.trim().to_string()),
@@ -57,8 +57,28 @@ fn api_key(a: &InferArgs) -> anyhow::Result<String> {
     }
 }
 
+fn headers(key: &str, public_attribution: bool) -> Vec<(&'static str, String)> {
+    let mut headers =
+        vec![("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
+    if public_attribution {
+        headers.push(("OpenLedger-Attribution-Public", "true".to_string()));
+    }
+    headers
+}
+
+/// A paid, non-streamed answer: POST `body` to `path` (`/v1/chat/completions` or
+/// `/v1/completions`) billed to `key`; the node's answer, with its receipt.
+pub fn answer(http: &HttpArgs, path: &str, key: &str, body: &Value, public_attribution: bool) -> anyhow::Result<Value> {
+    let bytes = serde_json::to_vec(body)?;
+    let (status, resp) = http.request("POST", path, &headers(key, public_attribution), &bytes)?;
+    if status != 200 {
+        bail!("{status}: {}", super::httpc::error_message(&resp));
+    }
+    Ok(serde_json::from_slice(&resp)?)
+}
+
 pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
-    let key = api_key(&a)?;
+    let key = api_key(a.api_key.as_deref(), a.data_dir.as_deref())?;
     let (path, mut body) = if a.completion {
         ("/v1/completions", json!({"model": a.model, "prompt": a.prompt}))
     } else {
@@ -72,17 +92,9 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
         body["stream_options"] = json!({"include_usage": true});
     }
     let bytes = serde_json::to_vec(&body)?;
-    let mut headers =
-        vec![("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
-    if a.public_attribution {
-        headers.push(("OpenLedger-Attribution-Public", "true".to_string()));
-    }
+    let headers = headers(&key, a.public_attribution);
     if !a.stream {
-        let (status, resp) = a.http.request("POST", path, &headers, &bytes)?;
-        if status != 200 {
-            bail!("{status}: {}", super::httpc::error_message(&resp));
-        }
-        let v: Value = serde_json::from_slice(&resp)?;
+        let v = answer(&a.http, path, &key, &body, a.public_attribution)?;
         let text =
             if a.completion { v["choices"][0]["text"].clone() } else { v["choices"][0]["message"]["content"].clone() };
         out.print(

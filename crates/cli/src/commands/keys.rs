@@ -172,3 +172,10 @@ impl SignerArgs {
         }
     }
 }
+
+impl SignerArgs {
+    /// Dev account `i` of the standard test mnemonic (dev chains only).
+    pub fn dev(i: u32) -> SignerArgs {
+        SignerArgs { from: None, dev_account: Some(i), ks: KeystoreArgs { keystore: None, password_file: None } }
+    }
+}

@@ -8,6 +8,7 @@ pub mod apikey;
 pub mod attribution;
 pub mod chat;
 pub mod datanet;
+pub mod demo;
 pub mod escrow;
 pub mod gov;
 pub mod httpc;

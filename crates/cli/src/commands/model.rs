@@ -153,9 +153,18 @@ pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
         ModelCmd::Bootstrap(a) => super::model_bootstrap::run(a, out),
         ModelCmd::Pull(a) => super::model_pull::run(a, out),
         ModelCmd::Propose { job, name, price_in, price_out, no_propose, signer, rpc, http } => {
-            let j = super::train::job(&http, job)?;
-            let reg = registration(&j, job, name, price_in, price_out)?;
-            propose(reg, job, no_propose, &signer, &rpc, out)
+            let (id, sent) = register_job(job, name, price_in, price_out, no_propose, &signer, &rpc, &http)?;
+            let state = if no_propose { "draft" } else { "proposed" };
+            out.print(
+                || {
+                    format!(
+                        "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
+                         --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
+                    )
+                },
+                json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
+            );
+            Ok(())
         }
         ModelCmd::Show { model, rpc } => {
             let m = model_info(&rpc, parse_model(&model)?)?;
@@ -265,15 +274,21 @@ fn registration(
     })
 }
 
-/// `model propose`: register the model (a draft), then propose it unless `no_propose`.
-fn propose(
-    reg: ModelRegistration,
+/// `model propose`: register a succeeded job's model (a draft), then propose it
+/// unless `no_propose`. The model's id and the registration's receipt.
+#[allow(clippy::too_many_arguments)]
+pub fn register_job(
     job: u64,
+    name: Option<String>,
+    price_in: Amount,
+    price_out: Amount,
     no_propose: bool,
     signer: &SignerArgs,
     rpc: &RpcArgs,
-    out: Out,
-) -> anyhow::Result<()> {
+    http: &HttpArgs,
+) -> anyhow::Result<(u64, crate::contract::Sent)> {
+    let j = super::train::job(http, job)?;
+    let reg = registration(&j, job, name, price_in, price_out)?;
     let register = IModels::registerCall { registration: reg }.abi_encode();
     let sent = send_call(signer, rpc, MODELS, Amount::ZERO, register, "models.register")?;
     let id = sent
@@ -283,15 +298,5 @@ fn propose(
     if !no_propose {
         send_call(signer, rpc, MODELS, Amount::ZERO, IModels::proposeCall { id }.abi_encode(), "models.propose")?;
     }
-    let state = if no_propose { "draft" } else { "proposed" };
-    out.print(
-        || {
-            format!(
-                "registered m{id} ({state}) from job {job}\n  governance makes it live: openledger gov propose \
-                 --description \"Approve m{id}\" --call \"models.approve [{id}]\" --dev-account 0"
-            )
-        },
-        json!({"model": format!("m{id}"), "id": id, "state": state, "registerTx": sent.hash}),
-    );
-    Ok(())
+    Ok((id, sent))
 }

@@ -134,6 +134,14 @@ fn bar(p: &Value) -> String {
     s
 }
 
+/// Queue a job (`spec` as in POST /v1/jobs): its id and the node's answer.
+pub fn submit(spec: &Value, signer: &SignerArgs, http: &HttpArgs) -> anyhow::Result<(u64, Value)> {
+    let body = serde_json::to_vec(spec)?;
+    let j = api(http, "POST", "/v1/jobs", Some(signer), &body)?;
+    let id = j["id"].as_u64().ok_or_else(|| anyhow!("no job id in {j}"))?;
+    Ok((id, j))
+}
+
 /// Follow a job until it ends; the final record.
 pub fn watch(http: &HttpArgs, id: u64, show_bar: bool) -> anyhow::Result<Value> {
     let mut last = String::new();
@@ -238,9 +246,7 @@ pub fn run(c: TrainCmd, out: Out) -> anyhow::Result<()> {
             set("maxSeqLen", max_seq_len.map(Value::from));
             set("seed", seed.map(Value::from));
             set("baseModel", base_model.map(Value::from));
-            let body = serde_json::to_vec(&s)?;
-            let j = api(&http, "POST", "/v1/jobs", Some(&signer), &body)?;
-            let id = j["id"].as_u64().ok_or_else(|| anyhow!("no job id in {j}"))?;
+            let (id, j) = submit(&s, &signer, &http)?;
             if follow {
                 if !out.json {
                     eprintln!("job {id} queued");
