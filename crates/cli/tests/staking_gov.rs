@@ -260,6 +260,24 @@ fn parameter_change_waits_for_its_timelock() {
     assert!(out.contains("NotQueued") && out.contains("executed"), "{out}");
 }
 
+/// On `up --instant` nothing seals without transactions: the README's lines,
+/// pasted as written, still work, because a wait for blocks on an idle dev
+/// node seals them (`anvil_mine`) instead of timing out.
+#[test]
+fn governance_waits_seal_blocks_on_an_idle_instant_dev_node() {
+    let ch = Chain::start();
+    let (id, start, _) = propose(&ch, 0, &["--description", "a signal", "--set-param", "governance.deposit=1"]);
+    let head = |ch: &Chain| ch.node.client().block_number().unwrap();
+    assert!(head(&ch) + 1 < start, "voting opens in a later block");
+    let v = ch.ol(&["gov", "vote", &id.to_string(), "for", "--dev-account", "0"]);
+    assert_eq!(v["status"], "0x1");
+    let w = ch.ol(&["gov", "wait", &id.to_string(), "--state", "queued", "--timeout", "60"]);
+    assert_eq!(w["state"], "queued");
+    let x = ch.ol(&["gov", "execute", &id.to_string(), "--dev-account", "0"]);
+    assert_eq!(x["status"], "0x1");
+    assert_eq!(ch.ol(&["gov", "show", &id.to_string()])["state"], "executed");
+}
+
 #[test]
 fn treasury_spend_moves_exactly_the_amount() {
     let mut ch = Chain::start();

@@ -472,18 +472,40 @@ fn wait_for_next_block(c: &mut rpc::client::RpcClient, block: u64, why: &str) ->
     }
     eprintln!("{why} at block {block} (head {now}); waiting…");
     let mut deadline = Instant::now() + Duration::from_secs(60);
+    let mut advanced = Instant::now();
     while now + 1 < block {
         if Instant::now() >= deadline {
             bail!("no new block for 60 s while waiting for block {block} (head {now}): is the node producing blocks?");
+        }
+        if advanced.elapsed() >= IDLE_BEFORE_MINING {
+            mine_if_idle(c, block - 1 - now);
+            advanced = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(200));
         let h = head(c)?;
         if h > now {
             deadline = Instant::now() + Duration::from_secs(60);
+            advanced = Instant::now();
         }
         now = h;
     }
     Ok(())
+}
+
+/// How long a wait for blocks lets the chain be idle before it seals blocks
+/// itself on a dev node (longer than `up`'s block time, so a node that
+/// produces blocks on its own is never pushed).
+const IDLE_BEFORE_MINING: Duration = Duration::from_millis(1500);
+
+/// On a dev node that seals only when transactions are pending (`up
+/// --instant`), seal `n` empty blocks (at most 256) with `anvil_mine`, as a
+/// Hardhat or Anvil script would; a node without it (a network node, or not a
+/// dev chain) refuses, and the caller keeps waiting.
+fn mine_if_idle(c: &mut rpc::client::RpcClient, n: u64) {
+    let n = n.clamp(1, 256);
+    if c.call("anvil_mine", json!([format!("{n:#x}")])).is_ok() {
+        eprintln!("the dev node was idle: sealed {n} empty block{}", if n == 1 { "" } else { "s" });
+    }
 }
 
 /// Before a vote: wait for the voting period's first block.
@@ -507,9 +529,16 @@ fn wait_for_eta(id: u64, rpc: &RpcArgs) -> anyhow::Result<()> {
 fn wait(id: u64, state: u8, timeout: u64, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
     let mut c = rpc.client();
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    let (mut last, mut advanced) = (head(&mut c)?, Instant::now());
     loop {
         let p = view(&mut c, GOVERNANCE, &IGovernance::proposalCall { id })?;
         let now = head(&mut c)?;
+        if now > last {
+            (last, advanced) = (now, Instant::now());
+        } else if advanced.elapsed() >= IDLE_BEFORE_MINING {
+            mine_if_idle(&mut c, 1);
+            advanced = Instant::now();
+        }
         if p.state == state {
             out.print(
                 || format!("proposal {id} is {} (head {now})", state_name(state)),
