@@ -28,9 +28,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chain::Chain;
 
+pub mod datanets;
 pub mod decode;
 pub mod explorer;
 pub mod format;
+pub mod governance;
 pub mod page;
 pub mod query;
 pub mod view;
@@ -54,6 +56,8 @@ pub fn routes(chain: Arc<Chain>) -> Router {
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
         .merge(explorer::routes())
+        .merge(datanets::routes())
+        .merge(governance::routes())
         .with_state(Web { chain })
 }
 

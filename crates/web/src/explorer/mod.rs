@@ -144,7 +144,7 @@ fn leaf(name: &str, v: &DynSolValue) -> Markup {
         DynSolValue::Uint(x, bits) if is_amount(name, *bits) => amount(*x),
         DynSolValue::Uint(x, 64) if name.to_ascii_lowercase().ends_with("datanetid") => {
             let id = x.saturating_to::<u64>();
-            html! { a href=(datanet_href(id)) { "d" (id) } }
+            html! { a href=(crate::datanets::href(id)) { "d" (id) } }
         }
         DynSolValue::Uint(x, 64) if name.to_ascii_lowercase().ends_with("modelid") => {
             let id = x.saturating_to::<u64>();
@@ -206,6 +206,38 @@ pub fn summary(rows: &[(&str, Markup)]) -> Markup {
     html! {
         dl.summary {
             @for (k, v) in rows { dt { (k) } dd { (v) } }
+        }
+    }
+}
+
+/// Text a user wrote (a description), escaped, as paragraphs: blank lines
+/// separate paragraphs, single line breaks stay line breaks. No markup in it
+/// is ever interpreted.
+pub fn paragraphs(text: &str) -> Markup {
+    let text = text.replace("\r\n", "\n");
+    let paras: Vec<&str> = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect();
+    html! {
+        @if paras.is_empty() { p.muted { "(no description)" } }
+        @for p in &paras {
+            p.text {
+                @for (i, line) in p.lines().enumerate() {
+                    @if i > 0 { br; }
+                    (line)
+                }
+            }
+        }
+    }
+}
+
+/// Links to the previous and next pages of an offset-paged list of `total`
+/// items at `base` (a path, its other parameters already in `extra`).
+pub fn pager(base: &str, extra: &str, offset: u64, limit: u64, total: u64) -> Markup {
+    let link = |o: u64| format!("{base}?{extra}offset={o}&limit={limit}");
+    html! {
+        nav.pager aria-label="Pages" {
+            @if offset > 0 { a href=(link(offset.saturating_sub(limit))) rel="prev" { "← Previous" } " " }
+            span { "Items " (offset.min(total) + u64::from(total > 0)) "–" (offset.saturating_add(limit).min(total)) " of " (total) }
+            @if offset.saturating_add(limit) < total { " " a href=(link(offset + limit)) rel="next" { "Next →" } }
         }
     }
 }
