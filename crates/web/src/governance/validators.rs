@@ -162,7 +162,7 @@ fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Marku
         rows.push((d, s.amount, s.pendingRewards, unbonding_from(v, &d, op)?));
     }
     Ok(html! {
-        p { (total) " accounts have bonded to this operator (besides its self bond)." }
+        p { "Accounts bonded to this operator, besides its self bond: " (total) "." }
         @if !rows.is_empty() {
             div.scroll { table {
                 caption.visually-hidden { "Stakers in order of first bond" }
