@@ -12,7 +12,7 @@ use runtime::datanets::{DatanetRecord, DatanetsRead};
 
 use super::{MAX_PAGE, PAGE, contribution_href, datanet, href, id_param, quality, status};
 use crate::Web;
-use crate::explorer::{account_link, amount, block_link, pager, paragraphs, summary};
+use crate::explorer::{NewestFirst, account_link, amount, block_link, pager, paragraphs, summary};
 use crate::page::{Page, Section, WebError, render};
 use crate::query;
 use crate::view::ChainView;
@@ -84,14 +84,11 @@ fn terms(d: &DatanetRecord) -> Markup {
 
 /// The newest versions below `before` (all are immutable; the list pages back).
 fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> Result<Markup, WebError> {
-    let top = before.unwrap_or(u64::MAX).min(d.versionCount.saturating_add(1)).saturating_sub(1);
-    let lowest = top.saturating_sub(VERSIONS - 1).max(1);
+    let window = NewestFirst::new(d.versionCount, before, VERSIONS);
     let mut rows = Vec::new();
-    if top >= 1 {
-        for n in (lowest..=top).rev() {
-            if let Some(ver) = v.state().version(id, n).map_err(WebError::unavailable)? {
-                rows.push((n, ver));
-            }
+    for n in window.ids() {
+        if let Some(ver) = v.state().version(id, n).map_err(WebError::unavailable)? {
+            rows.push((n, ver));
         }
     }
     Ok(html! {
@@ -113,9 +110,7 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
                     td { @if ver.closed { "closed (rows removed since)" } @else { "open" } }
                 } } }
             } }
-            @if lowest > 1 {
-                nav.pager aria-label="Versions" { a href=(format!("{}?versions_before={lowest}#versions", href(id))) { "Older versions →" } }
-            }
+            (window.nav(&format!("{}?", href(id)), "versions_before"))
         }
     })
 }

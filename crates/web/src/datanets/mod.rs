@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use runtime::datanets::{self as dn, DatanetRecord, DatanetsRead};
 
 use crate::Web;
-use crate::explorer::{account_link, path_param};
+use crate::explorer::{NewestFirst, account_link, path_param};
 use crate::page::{Page, Section, WebError, render};
 use crate::query;
 use crate::view::ChainView;
@@ -81,18 +81,14 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
     let params = query::params(q, &["before", "limit"])?;
     let limit = query::limit(&params, PAGE, MAX_PAGE)?;
     let count = v.state().datanet_count().map_err(WebError::unavailable)?;
-    let before =
-        query::optional_number(&params, "before", "Datanet id")?.unwrap_or(u64::MAX).min(count.saturating_add(1));
-    let top = before.saturating_sub(1);
-    let lowest = top.saturating_sub(limit - 1).max(1);
+    let before = query::optional_number(&params, "before", "Datanet id")?;
+    let window = NewestFirst::new(count, before, limit);
     let mut rows = Vec::new();
-    if top >= 1 {
-        for id in (lowest..=top).rev() {
-            if let Some(d) = v.state().datanet(id).map_err(WebError::unavailable)? {
-                let latest = v.state().version(id, d.versionCount).map_err(WebError::unavailable)?;
-                let contributions = v.state().contribution_count(id).map_err(WebError::unavailable)?;
-                rows.push((id, d, latest.map_or(0, |l| l.liveRows), contributions));
-            }
+    for id in window.ids() {
+        if let Some(d) = v.state().datanet(id).map_err(WebError::unavailable)? {
+            let latest = v.state().version(id, d.versionCount).map_err(WebError::unavailable)?;
+            let contributions = v.state().contribution_count(id).map_err(WebError::unavailable)?;
+            rows.push((id, d, latest.map_or(0, |l| l.liveRows), contributions));
         }
     }
     let body = html! {
@@ -115,10 +111,7 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
                 } } }
             } }
         }
-        nav.pager aria-label="Pages" {
-            @if top < count { a href=(format!("/datanets?before={}&limit={limit}", top.saturating_add(limit).min(count) + 1)) rel="prev" { "← Newer" } }
-            @if lowest > 1 { a href=(format!("/datanets?before={lowest}&limit={limit}")) rel="next" { "Older →" } }
-        }
+        (window.nav(&format!("/datanets?limit={limit}&"), "before"))
     };
     Ok(Page::new("Datanets", Section::Datanets, body))
 }

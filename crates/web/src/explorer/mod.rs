@@ -241,3 +241,55 @@ pub fn pager(base: &str, extra: &str, offset: u64, limit: u64, total: u64) -> Ma
         }
     }
 }
+
+/// One newest-first page of the ids `1..=count` (Datanets, proposals,
+/// versions): those below `before` (from the newest when absent), at most
+/// `limit` of them.
+pub struct NewestFirst {
+    top: u64,
+    lowest: u64,
+    count: u64,
+    limit: u64,
+}
+
+impl NewestFirst {
+    pub fn new(count: u64, before: Option<u64>, limit: u64) -> NewestFirst {
+        let top = before.unwrap_or(u64::MAX).min(count.saturating_add(1)).saturating_sub(1);
+        let lowest = top.saturating_sub(limit.max(1) - 1).max(1);
+        NewestFirst { top, lowest, count, limit: limit.max(1) }
+    }
+
+    /// The ids on the page, newest first (none when it is empty).
+    pub fn ids(&self) -> impl Iterator<Item = u64> {
+        (self.lowest..=self.top).rev()
+    }
+
+    /// Links to the newer and older pages: `{base}{key}={id}`.
+    pub fn nav(&self, base: &str, key: &str) -> Markup {
+        let newer = self.top.saturating_add(self.limit).min(self.count).saturating_add(1);
+        html! {
+            nav.pager aria-label="Pages" {
+                @if self.top < self.count { a href=(format!("{base}{key}={newer}")) rel="prev" { "← Newer" } }
+                @if self.lowest > 1 { a href=(format!("{base}{key}={}", self.lowest)) rel="next" { "Older →" } }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_pages_stay_within_the_ids() {
+        let ids = |w: &NewestFirst| w.ids().collect::<Vec<_>>();
+        assert_eq!(ids(&NewestFirst::new(0, None, 20)), Vec::<u64>::new());
+        assert_eq!(ids(&NewestFirst::new(5, None, 2)), vec![5, 4]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(4), 2)), vec![3, 2]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(2), 20)), vec![1]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(0), 20)), Vec::<u64>::new());
+        assert_eq!(ids(&NewestFirst::new(5, Some(u64::MAX), 0)), vec![5]);
+        let nav = NewestFirst::new(5, Some(4), 2).nav("/x?", "before").into_string();
+        assert!(nav.contains("href=\"/x?before=6\"") && nav.contains("href=\"/x?before=2\""), "{nav}");
+    }
+}

@@ -28,7 +28,7 @@ pub fn nakamoto_coefficient(powers: &[U256]) -> usize {
     sorted.len()
 }
 
-/// The largest single power, as (its power, the total), for a share.
+/// The largest single power (its share of the total is the most one validator holds).
 pub fn largest(powers: &[U256]) -> Option<U256> {
     powers.iter().max().copied()
 }

@@ -21,7 +21,9 @@ use runtime::params::{self, ParamsRead};
 
 use crate::Web;
 use crate::decode::{CallKind, decode_call};
-use crate::explorer::{account_link, amount, block_link, call_summary, fields, paragraphs, path_param, summary};
+use crate::explorer::{
+    NewestFirst, account_link, amount, block_link, call_summary, fields, paragraphs, path_param, summary,
+};
 use crate::page::{Page, Section, WebError, render};
 use crate::query;
 use crate::view::ChainView;
@@ -95,17 +97,13 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
     let params = query::params(q, &["before", "limit"])?;
     let limit = query::limit(&params, PAGE, MAX_PAGE)?;
     let count = v.state().proposal_count().map_err(WebError::unavailable)?;
-    let before =
-        query::optional_number(&params, "before", "proposal id")?.unwrap_or(u64::MAX).min(count.saturating_add(1));
-    let top = before.saturating_sub(1);
-    let lowest = top.saturating_sub(limit - 1).max(1);
+    let before = query::optional_number(&params, "before", "proposal id")?;
+    let window = NewestFirst::new(count, before, limit);
     let mut rows = Vec::new();
-    if top >= 1 {
-        for id in (lowest..=top).rev() {
-            if let Some(p) = v.state().proposal(id).map_err(WebError::unavailable)? {
-                let s = state_at_head(v, &p)?;
-                rows.push((id, p, s));
-            }
+    for id in window.ids() {
+        if let Some(p) = v.state().proposal(id).map_err(WebError::unavailable)? {
+            let s = state_at_head(v, &p)?;
+            rows.push((id, p, s));
         }
     }
     let body = html! {
@@ -129,10 +127,7 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
                 } } }
             } }
         }
-        nav.pager aria-label="Pages" {
-            @if top < count { a href=(format!("/governance?before={}&limit={limit}", top.saturating_add(limit).min(count) + 1)) rel="prev" { "← Newer" } }
-            @if lowest > 1 { a href=(format!("/governance?before={lowest}&limit={limit}")) rel="next" { "Older →" } }
-        }
+        (window.nav(&format!("/governance?limit={limit}&"), "before"))
     };
     Ok(Page::new("Governance", Section::Governance, body))
 }
