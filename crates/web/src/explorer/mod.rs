@@ -281,6 +281,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn descriptions_are_escaped_paragraphs() {
+        let html = paragraphs("# Title\r\n\r\nLine one\nline <b>two</b>\n\n\n").into_string();
+        assert_eq!(html, "<p class=\"text\"># Title</p><p class=\"text\">Line one<br>line &lt;b&gt;two&lt;/b&gt;</p>");
+        assert!(paragraphs("  \n\n ").into_string().contains("(no description)"));
+    }
+
+    #[test]
     fn newest_first_pages_stay_within_the_ids() {
         let ids = |w: &NewestFirst| w.ids().collect::<Vec<_>>();
         assert_eq!(ids(&NewestFirst::new(0, None, 20)), Vec::<u64>::new());

@@ -74,9 +74,9 @@ fn state(s: u8) -> Markup {
     }
 }
 
-/// The first line of a description, at most 80 characters.
+/// The first line of a description, shortened to 40 characters.
 fn headline(d: &str) -> String {
-    query::truncate(d.lines().next().unwrap_or("")).chars().take(80).collect()
+    query::truncate(d.lines().next().unwrap_or(""))
 }
 
 /// `part` of `total` as a percentage with two decimals, from integers.
@@ -84,8 +84,9 @@ pub fn percent(part: U256, total: U256) -> String {
     if total.is_zero() {
         return "—".into();
     }
-    let bps = part.saturating_mul(U256::from(10_000u64)) / total;
-    let bps = bps.saturating_to::<u64>();
+    // In 512 bits: `part × 10 000` never overflows, so the share is exact (rounded down).
+    let wide = |x: U256| alloy_primitives::U512::from_limbs_slice(x.as_limbs());
+    let bps = (wide(part) * alloy_primitives::U512::from(10_000u64) / wide(total)).saturating_to::<u64>();
     format!("{}.{:02} %", bps / 100, bps % 100)
 }
 
@@ -207,5 +208,19 @@ fn calls(p: &ProposalRecord) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_exact_and_round_down() {
+        assert_eq!(percent(U256::from(1u64), U256::from(3u64)), "33.33 %");
+        assert_eq!(percent(U256::from(2u64), U256::from(3u64)), "66.66 %");
+        assert_eq!(percent(U256::from(5u64), U256::from(5u64)), "100.00 %");
+        assert_eq!(percent(U256::ZERO, U256::ZERO), "—");
+        assert_eq!(percent(U256::MAX, U256::MAX), "100.00 %");
     }
 }
