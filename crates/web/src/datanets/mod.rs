@@ -62,14 +62,9 @@ pub fn status(s: u8) -> Markup {
     }
 }
 
-/// A quality score in basis points as a percentage, exactly (`87.5 %`).
+/// A quality score in basis points as a percentage, exactly (`87.50 %`).
 pub fn quality(bps: u16) -> String {
-    let (whole, frac) = (bps / 100, bps % 100);
-    match frac {
-        0 => format!("{whole} %"),
-        f if f % 10 == 0 => format!("{whole}.{} %", f / 10),
-        f => format!("{whole}.{f:02} %"),
-    }
+    crate::format::bps(u64::from(bps))
 }
 
 async fn list_handler(State(web): State<Web>, RawQuery(q): RawQuery) -> Response {
@@ -121,18 +116,4 @@ pub fn id_param(
     p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<u64, WebError> {
     query::datanet_id(&path_param(p)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quality_is_an_exact_percentage() {
-        assert_eq!(quality(0), "0 %");
-        assert_eq!(quality(8750), "87.5 %");
-        assert_eq!(quality(8705), "87.05 %");
-        assert_eq!(quality(10000), "100 %");
-        assert_eq!(quality(u16::MAX), "655.35 %");
-    }
 }

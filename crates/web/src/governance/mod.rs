@@ -87,7 +87,7 @@ pub fn percent(part: U256, total: U256) -> String {
     // In 512 bits: `part × 10 000` never overflows, so the share is exact (rounded down).
     let wide = |x: U256| alloy_primitives::U512::from_limbs_slice(x.as_limbs());
     let bps = (wide(part) * alloy_primitives::U512::from(10_000u64) / wide(total)).saturating_to::<u64>();
-    format!("{}.{:02} %", bps / 100, bps % 100)
+    crate::format::bps(bps)
 }
 
 async fn list_handler(State(web): State<Web>, RawQuery(q): RawQuery) -> Response {

@@ -34,7 +34,7 @@ fn operator(v: &ChainView, a: &Address) -> Result<Option<OperatorRecord>, WebErr
 
 /// Commission in basis points as a percentage, exactly.
 fn commission(bps: u16) -> String {
-    format!("{}.{:02} %", bps / 100, bps % 100)
+    crate::format::bps(u64::from(bps))
 }
 
 /// An operator's standing, in words with a symbol.
