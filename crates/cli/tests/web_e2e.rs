@@ -186,3 +186,146 @@ fn bad_input_gets_clear_400_and_404_pages_never_a_failure() {
     // The node still answers after all of it.
     assert_eq!(get(&node, "/").status, 200);
 }
+
+/// Run the CLI with `--json` against the node's RPC (and its HTTP API for
+/// the commands that upload: `datanet create`, `contribute`); its JSON output.
+fn ol(node: &NodeProc, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--rpc", &node.rpc]);
+    if matches!(args, ["contribute", ..] | ["datanet", "create", ..]) {
+        all.extend_from_slice(&["--http", &node.http]);
+    }
+    let out = cli_ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+fn repo_file(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel).to_str().unwrap().to_string()
+}
+
+fn assert_has(page: &str, what: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(page.contains(want), "the {what} page lacks {want:?}: {page}");
+    }
+}
+
+#[test]
+fn the_datanets_section_shows_a_datanet_its_versions_and_contributions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("chain"), &["--instant"]);
+    let created = ol(
+        &node,
+        &["datanet", "create", "--from-json", &repo_file("data/home-gardening/datanet.json"), "--dev-account", "0"],
+    );
+    let id = created["id"].as_u64().unwrap();
+    let ids = id.to_string();
+    let c = ol(
+        &node,
+        &["contribute", &repo_file("data/home-gardening/contributor-1.md"), "--datanet", &ids, "--dev-account", "1"],
+    );
+    let cid = c["contribution"].as_u64().unwrap();
+    let rows = c["report"]["rowCount"].as_u64().unwrap();
+    let contributor = format!("/explorer/accounts/{:#x}", dev(1).address());
+
+    // Pending: listed with its status, contributor and a link to its record.
+    let dn = page(&node, &format!("/datanets/{id}"));
+    let record = format!("/datanets/{id}/contributions/{cid}");
+    assert_has(&dn, "Datanet", &["home-gardening", "CC0-1.0", "pending", &record, &contributor, "No version yet"]);
+    // The description is the owner's text in paragraphs, never markup.
+    assert_has(&dn, "Datanet", &["<p class=\"text\"># Home gardening</p>", "<p class=\"text\">Practical advice"]);
+    ol(&node, &["curate", "approve", &cid.to_string(), "--dev-account", "0"]);
+
+    // Approved: a version with its Merkle root and rows.
+    let dn = page(&node, &format!("/datanets/{id}"));
+    assert_has(&dn, "Datanet", &["approved", "v1", &format!("<td class=\"num\">{rows}</td>")]);
+    let list = page(&node, "/datanets");
+    assert_has(&list, "Datanets", &[&format!("href=\"/datanets/{id}\""), "home-gardening", "aria-current=\"page\""]);
+    let rec = page(&node, &record);
+    assert_has(&rec, "contribution", &["approved", &contributor, "Rows Merkle root", "scorer v", "home-gardening"]);
+    // The version's Merkle root is the one the CLI reads.
+    let shown = ol(&node, &["datanet", "show", &ids]);
+    let root = shown["versions"][0]["root"].as_str().unwrap_or_else(|| panic!("{shown}"));
+    assert!(dn.contains(root), "the Datanet page lacks the root {root}: {dn}");
+    // The Explorer's record page and decoded Datanet ids lead here too.
+    assert!(page(&node, &format!("/explorer/datanets/d{id}")).contains(&format!("href=\"/datanets/{id}\"")));
+    // The last page of contributions is empty but still a page; bad ids are 400s, unknown ones 404s.
+    assert!(page(&node, &format!("/datanets/{id}?offset=100&limit=5")).contains("No contribution on this page"));
+    for (path, want) in [
+        (format!("/datanets/{id}/contributions/{}", cid + 1), 404),
+        (format!("/datanets/{}/contributions/{cid}", id + 1), 404),
+        (format!("/datanets/{id}/contributions/x"), 400),
+        ("/datanets/999".into(), 404),
+        ("/datanets/-1".into(), 400),
+        (format!("/datanets/{id}?offset=abc"), 400),
+        (format!("/datanets/{id}?sort=name"), 400),
+        ("/datanets?limit=0x10".into(), 400),
+    ] {
+        let r = get(&node, &path);
+        assert_eq!(r.status, want, "GET {path}: {}", r.text());
+        assert!(r.text().starts_with("<!DOCTYPE html>") && r.text().contains("role=\"alert\""), "GET {path}");
+    }
+}
+
+#[test]
+fn the_governance_section_shows_proposals_validators_and_stakers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("chain"), &["--instant"]);
+    let validator = dev(0).address();
+    let v = format!("{validator:#x}");
+    ol(&node, &["stake", "delegate", &v, "50", "--dev-account", "1"]);
+    ol(&node, &["stake", "unbond", &v, "5", "--dev-account", "1"]);
+    let grantee = Address::repeat_byte(0x77);
+    let call = format!("governance.spendTreasury {grantee:#x} 1");
+    let description = "A small grant <script>alert(1)</script>\n\nSecond paragraph.";
+    let p = ol(&node, &["gov", "propose", "--description", description, "--call", &call, "--dev-account", "0"]);
+    let id = p["id"].as_u64().unwrap();
+    node.advance_to(p["voteStart"].as_u64().unwrap());
+    ol(&node, &["gov", "vote", &id.to_string(), "for", "--dev-account", "0"]);
+
+    let list = page(&node, "/governance");
+    assert_has(&list, "proposals", &[&format!("href=\"/governance/{id}\""), "active", "A small grant"]);
+    let prop = page(&node, &format!("/governance/{id}"));
+    assert_has(
+        &prop,
+        "proposal",
+        &[
+            "governance.spendTreasury",
+            "spendTreasury(address,uint256)",
+            "&lt;script&gt;",
+            "<p class=\"text\">Second paragraph.</p>",
+            "100.00 %",
+            "closes in",
+            &format!("/explorer/accounts/{grantee:#x}"),
+        ],
+    );
+    assert!(!prop.contains("<script>"), "{prop}");
+
+    // The dev chain's one validator holds all the power: a Nakamoto coefficient of 1.
+    let vals = page(&node, "/validators");
+    assert_has(
+        &vals,
+        "validators",
+        &["Nakamoto coefficient", "<strong>1</strong>", &format!("/validators/{v}"), "active"],
+    );
+    assert_has(&vals, "validators", &["100.00 %", "1000 OPEN"]);
+    let op = page(&node, &format!("/validators/{v}"));
+    let staker = format!("/explorer/accounts/{:#x}", dev(1).address());
+    assert_has(&op, "operator", &["validator", "besides its self bond: 1.", &staker, "45 OPEN", "5 OPEN", "1000 OPEN"]);
+    for (path, want) in [
+        ("/governance/999".to_string(), 404),
+        ("/governance/x".into(), 400),
+        ("/governance?before=-1".into(), 400),
+        ("/governance/1?x=1".into(), 400),
+        (format!("/validators/{:#x}", Address::repeat_byte(0x55)), 404),
+        ("/validators/0x1234".into(), 400),
+        ("/validators?limit=5".into(), 400),
+        (format!("/validators/{v}?limit=huge"), 400),
+    ] {
+        let r = get(&node, &path);
+        assert_eq!(r.status, want, "GET {path}: {}", r.text());
+        assert!(r.text().starts_with("<!DOCTYPE html>") && r.text().contains("role=\"alert\""), "GET {path}");
+    }
+    // A huge staker page size is clamped, not refused.
+    assert_eq!(get(&node, &format!("/validators/{v}?limit=1000000")).status, 200);
+}

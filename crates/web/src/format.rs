@@ -17,6 +17,11 @@ pub fn open(base_units: U256) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// Basis points as a percentage with two decimals, exactly (`8750` → `87.50 %`).
+pub fn bps(bps: u64) -> String {
+    format!("{}.{:02} %", bps / 100, bps % 100)
+}
+
 /// `0x1234…cdef` for a long hex string; shorter (or non-ASCII) strings as they are.
 pub fn short(hex: &str) -> String {
     if hex.len() <= 14 || !hex.is_ascii() {
@@ -67,6 +72,13 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_764_909_296), "2025-12-05 04:34:56 UTC");
         assert!(utc(u64::MAX).ends_with(" UTC"));
+    }
+
+    #[test]
+    fn basis_points_are_exact_percentages() {
+        assert_eq!(bps(0), "0.00 %");
+        assert_eq!(bps(8705), "87.05 %");
+        assert_eq!(bps(10_000), "100.00 %");
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //! - [`format`] and [`query`]: exact OPEN amounts and times, bounded query
 //!   strings and path parameters;
 //! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
+//! - [`datanets`]: Datanets, their versions and contributions;
+//! - [`governance`]: proposals, the validator set and its decentralisation,
+//!   operators and their stakers.
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
 //! WebError>` in a module of its section, route it in that section's
@@ -28,9 +31,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chain::Chain;
 
+pub mod datanets;
 pub mod decode;
 pub mod explorer;
 pub mod format;
+pub mod governance;
 pub mod page;
 pub mod query;
 pub mod view;
@@ -47,13 +52,17 @@ pub struct Web {
 }
 
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
-/// home), the Explorer under `/explorer/...`, and the stylesheet. It sets no
-/// fallback, so the node's other routes and its JSON 404 stay as they are.
+/// home), the Explorer under `/explorer/...`, the Datanets (`/datanets/...`)
+/// and Governance (`/governance/...`, `/validators/...`) sections, and the
+/// stylesheet. It sets no fallback, so the node's other routes and its JSON
+/// 404 stay as they are.
 pub fn routes(chain: Arc<Chain>) -> Router {
     Router::new()
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
         .merge(explorer::routes())
+        .merge(datanets::routes())
+        .merge(governance::routes())
         .with_state(Web { chain })
 }
 

@@ -51,6 +51,8 @@ impl Section {
     pub fn href(self) -> Option<&'static str> {
         match self {
             Section::Explorer => Some("/"),
+            Section::Datanets => Some("/datanets"),
+            Section::Governance => Some("/governance"),
             _ => None,
         }
     }

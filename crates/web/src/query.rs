@@ -108,6 +108,20 @@ fn fixed_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// The page size among `params` (key `limit`): `default` when absent,
+/// clamped to `1..=max` when present (a huge size is not an error).
+pub fn limit(params: &[(String, String)], default: u64, max: u64) -> Result<u64, WebError> {
+    match get(params, "limit") {
+        Some(l) => Ok(number(l, "page size")?.clamp(1, max)),
+        None => Ok(default),
+    }
+}
+
+/// The optional numeric parameter `key` among `params`.
+pub fn optional_number(params: &[(String, String)], key: &str, what: &str) -> Result<Option<u64>, WebError> {
+    get(params, key).map(|s| number(s, what)).transpose()
+}
+
 /// A model id: `m12` or `12`.
 pub fn model_id(s: &str) -> Result<u64, WebError> {
     number(s.strip_prefix('m').unwrap_or(s), "model id")
@@ -152,6 +166,11 @@ mod tests {
         assert_eq!(model_id("m7").unwrap(), 7);
         assert_eq!(datanet_id("d3").unwrap(), 3);
         assert!(model_id("m").is_err());
+        let p = params(Some("limit=999&offset=3"), &["limit", "offset"]).unwrap();
+        assert_eq!(limit(&p, 20, 100).unwrap(), 100);
+        assert_eq!(limit(&[], 20, 100).unwrap(), 20);
+        assert_eq!(optional_number(&p, "offset", "offset").unwrap(), Some(3));
+        assert!(limit(&params(Some("limit=x"), &["limit"]).unwrap(), 20, 100).is_err());
         assert_eq!(truncate(&"é".repeat(50)).chars().count(), 41);
     }
 }

@@ -48,6 +48,12 @@ impl ChainView {
         Ok(ChainView { chain: chain.clone(), snap, head })
     }
 
+    /// The state at the head, for the runtime's typed read traits
+    /// (`DatanetsRead`, `GovernanceRead`, `StakingRead`, ...).
+    pub fn state(&self) -> &storage::Snapshot {
+        &self.snap
+    }
+
     pub fn chain_id(&self) -> u64 {
         self.chain.chain_id()
     }

@@ -15,6 +15,11 @@ pub trait DatanetsRead {
     fn datanet(&self, id: u64) -> Result<Option<DatanetRecord>, StateError>;
     fn contribution(&self, id: u64) -> Result<Option<ContributionRecord>, StateError>;
     fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError>;
+    /// How many contributions the Datanet has received.
+    fn contribution_count(&self, id: u64) -> Result<u64, StateError>;
+    /// Contributions `offset..offset + limit` of the Datanet, in submission
+    /// order: a read per item, for readers that must stay bounded (web pages).
+    fn contributions_page(&self, id: u64, offset: u64, limit: u64) -> Result<Vec<u64>, StateError>;
     fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError>;
     fn is_tombstoned(&self, cid: u64, row: u32) -> Result<bool, StateError>;
     /// The tombstone of a row: the first version without it, and why.
@@ -38,6 +43,12 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
     }
     fn contributions_of(&self, id: u64) -> Result<Vec<u64>, StateError> {
         IndexedList::new(state_key::contributions_of(id)).page(self, 0, u64::MAX)
+    }
+    fn contribution_count(&self, id: u64) -> Result<u64, StateError> {
+        IndexedList::new(state_key::contributions_of(id)).len(self)
+    }
+    fn contributions_page(&self, id: u64, offset: u64, limit: u64) -> Result<Vec<u64>, StateError> {
+        IndexedList::new(state_key::contributions_of(id)).page(self, offset, limit)
     }
     fn version(&self, id: u64, n: u64) -> Result<Option<VersionRecord>, StateError> {
         // The recorded version, less the rows of contributions flagged since

@@ -39,6 +39,11 @@ pub trait StakingRead {
     fn operators(&self, role: u8) -> Result<Vec<Address>, StateError>;
     fn delegation(&self, op: &Address, account: &Address) -> Result<Option<DelegationRecord>, StateError>;
     fn delegators(&self, op: &Address) -> Result<Vec<Address>, StateError>;
+    /// How many accounts ever bonded to the operator (its delegators list).
+    fn delegator_count(&self, op: &Address) -> Result<u64, StateError>;
+    /// Delegators `offset..offset + limit` of the operator, in order of first
+    /// bond: a read per item, for readers that must stay bounded (web pages).
+    fn delegators_page(&self, op: &Address, offset: u64, limit: u64) -> Result<Vec<Address>, StateError>;
     fn pool(&self, role: u8) -> Result<PoolRecord, StateError>;
     fn unbondings(&self, account: &Address) -> Result<Vec<UnbondingRecord>, StateError>;
     /// Voting power (stake the account owns: self bond plus delegations) after block `height`.
@@ -83,6 +88,12 @@ impl<S: StateRead + ?Sized> StakingRead for S {
     }
     fn delegators(&self, op: &Address) -> Result<Vec<Address>, StateError> {
         all_addresses(self, state_key::delegators(op))
+    }
+    fn delegator_count(&self, op: &Address) -> Result<u64, StateError> {
+        IndexedList::new(state_key::delegators(op)).len(self)
+    }
+    fn delegators_page(&self, op: &Address, offset: u64, limit: u64) -> Result<Vec<Address>, StateError> {
+        IndexedList::new(state_key::delegators(op)).page(self, offset, limit)
     }
     fn pool(&self, role: u8) -> Result<PoolRecord, StateError> {
         Ok(load(self, &state_key::pool(role))?.unwrap_or(PoolRecord { totalStake: U256::ZERO, index: U256::ZERO }))

@@ -144,7 +144,7 @@ fn leaf(name: &str, v: &DynSolValue) -> Markup {
         DynSolValue::Uint(x, bits) if is_amount(name, *bits) => amount(*x),
         DynSolValue::Uint(x, 64) if name.to_ascii_lowercase().ends_with("datanetid") => {
             let id = x.saturating_to::<u64>();
-            html! { a href=(datanet_href(id)) { "d" (id) } }
+            html! { a href=(crate::datanets::href(id)) { "d" (id) } }
         }
         DynSolValue::Uint(x, 64) if name.to_ascii_lowercase().ends_with("modelid") => {
             let id = x.saturating_to::<u64>();
@@ -207,5 +207,96 @@ pub fn summary(rows: &[(&str, Markup)]) -> Markup {
         dl.summary {
             @for (k, v) in rows { dt { (k) } dd { (v) } }
         }
+    }
+}
+
+/// Text a user wrote (a description), escaped, as paragraphs: blank lines
+/// separate paragraphs, single line breaks stay line breaks. No markup in it
+/// is ever interpreted.
+pub fn paragraphs(text: &str) -> Markup {
+    let text = text.replace("\r\n", "\n");
+    let paras: Vec<&str> = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect();
+    html! {
+        @if paras.is_empty() { p.muted { "(no description)" } }
+        @for p in &paras {
+            p.text {
+                @for (i, line) in p.lines().enumerate() {
+                    @if i > 0 { br; }
+                    (line)
+                }
+            }
+        }
+    }
+}
+
+/// Links to the previous and next pages of an offset-paged list of `total`
+/// items at `base` (a path, its other parameters already in `extra`).
+pub fn pager(base: &str, extra: &str, offset: u64, limit: u64, total: u64) -> Markup {
+    let link = |o: u64| format!("{base}?{extra}offset={o}&limit={limit}");
+    html! {
+        nav.pager aria-label="Pages" {
+            @if offset > 0 { a href=(link(offset.saturating_sub(limit))) rel="prev" { "← Previous" } " " }
+            span { "Items " (offset.min(total) + u64::from(total > 0)) "–" (offset.saturating_add(limit).min(total)) " of " (total) }
+            @if offset.saturating_add(limit) < total { " " a href=(link(offset + limit)) rel="next" { "Next →" } }
+        }
+    }
+}
+
+/// One newest-first page of the ids `1..=count` (Datanets, proposals,
+/// versions): those below `before` (from the newest when absent), at most
+/// `limit` of them.
+pub struct NewestFirst {
+    top: u64,
+    lowest: u64,
+    count: u64,
+    limit: u64,
+}
+
+impl NewestFirst {
+    pub fn new(count: u64, before: Option<u64>, limit: u64) -> NewestFirst {
+        let top = before.unwrap_or(u64::MAX).min(count.saturating_add(1)).saturating_sub(1);
+        let lowest = top.saturating_sub(limit.max(1) - 1).max(1);
+        NewestFirst { top, lowest, count, limit: limit.max(1) }
+    }
+
+    /// The ids on the page, newest first (none when it is empty).
+    pub fn ids(&self) -> impl Iterator<Item = u64> {
+        (self.lowest..=self.top).rev()
+    }
+
+    /// Links to the newer and older pages: `{base}{key}={id}`.
+    pub fn nav(&self, base: &str, key: &str) -> Markup {
+        let newer = self.top.saturating_add(self.limit).min(self.count).saturating_add(1);
+        html! {
+            nav.pager aria-label="Pages" {
+                @if self.top < self.count { a href=(format!("{base}{key}={newer}")) rel="prev" { "← Newer" } }
+                @if self.lowest > 1 { a href=(format!("{base}{key}={}", self.lowest)) rel="next" { "Older →" } }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_escaped_paragraphs() {
+        let html = paragraphs("# Title\r\n\r\nLine one\nline <b>two</b>\n\n\n").into_string();
+        assert_eq!(html, "<p class=\"text\"># Title</p><p class=\"text\">Line one<br>line &lt;b&gt;two&lt;/b&gt;</p>");
+        assert!(paragraphs("  \n\n ").into_string().contains("(no description)"));
+    }
+
+    #[test]
+    fn newest_first_pages_stay_within_the_ids() {
+        let ids = |w: &NewestFirst| w.ids().collect::<Vec<_>>();
+        assert_eq!(ids(&NewestFirst::new(0, None, 20)), Vec::<u64>::new());
+        assert_eq!(ids(&NewestFirst::new(5, None, 2)), vec![5, 4]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(4), 2)), vec![3, 2]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(2), 20)), vec![1]);
+        assert_eq!(ids(&NewestFirst::new(5, Some(0), 20)), Vec::<u64>::new());
+        assert_eq!(ids(&NewestFirst::new(5, Some(u64::MAX), 0)), vec![5]);
+        let nav = NewestFirst::new(5, Some(4), 2).nav("/x?", "before").into_string();
+        assert!(nav.contains("href=\"/x?before=6\"") && nav.contains("href=\"/x?before=2\""), "{nav}");
     }
 }

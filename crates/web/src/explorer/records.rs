@@ -74,7 +74,10 @@ pub async fn datanet_handler(State(web): State<Web>, id: Result<Path<String>, Pa
         let count = record(v, Module::Datanets, &IDatanets::contributionCountCall { id }, "contribution count")?;
         let curators = record(v, Module::Datanets, &IDatanets::curatorsCall { id }, "curator list")?;
         let body = html! {
-            p { "The Datanet's record as the datanets system contract holds it." }
+            p {
+                "The Datanet's record as the datanets system contract holds it. Its page, with versions and contributions: "
+                a href=(crate::datanets::href(id)) { "Datanet d" (id) } "."
+            }
             (fields(&rec))
             h2 { "Contributions and curators" }
             (fields(&count))

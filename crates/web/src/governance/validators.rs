@@ -1,0 +1,182 @@
+//! Staking: the validator set at the head (`/validators`) with each
+//! validator's power, stake, commission and standing, and how concentrated
+//! the power is; one operator (`/validators/{address}?offset=O&limit=L`): its
+//! bonds, a page of its stakers with their stake, rewards and unbondings.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use primitives::abi::IStaking;
+use primitives::system::Module;
+use primitives::{Address, U256};
+use runtime::staking::{OperatorRecord, ROLE_SERVING, ROLE_VALIDATOR, StakingRead};
+
+use super::decentralisation::{largest, nakamoto_coefficient};
+use super::{percent, subnav};
+use crate::Web;
+use crate::explorer::{account_link, amount, block_link, pager, path_param, summary};
+use crate::page::{Page, Section, WebError, render};
+use crate::query;
+use crate::view::ChainView;
+
+/// Stakers one operator page lists, by default and at most.
+pub const STAKERS: u64 = 25;
+pub const MAX_STAKERS: u64 = 50;
+
+pub fn href(a: &Address) -> String {
+    format!("/validators/{a:#x}")
+}
+
+fn operator(v: &ChainView, a: &Address) -> Result<Option<OperatorRecord>, WebError> {
+    v.state().operator(a).map_err(WebError::unavailable)
+}
+
+/// Commission in basis points as a percentage, exactly.
+fn commission(bps: u16) -> String {
+    crate::format::bps(u64::from(bps))
+}
+
+/// An operator's standing, in words with a symbol.
+fn standing(v: &ChainView, a: &Address, o: &OperatorRecord) -> Result<Markup, WebError> {
+    let tombstoned = v.state().tombstoned(a).map_err(WebError::unavailable)?;
+    Ok(html! {
+        @if tombstoned { span.failed { "☠ tombstoned" } }
+        @else if o.jailed { span.failed { "✗ jailed" } " until " (block_link(o.jailedUntil)) }
+        @else { span.ok { "✓ active" } }
+    })
+}
+
+pub async fn list_handler(State(web): State<Web>, RawQuery(q): RawQuery) -> Response {
+    render(web, move |v| {
+        query::params(q.as_deref(), &[])?;
+        list(v)
+    })
+    .await
+}
+
+fn list(v: &ChainView) -> Result<Page, WebError> {
+    let head = v.head().number;
+    let set = v.state().validator_set_at(head).map_err(WebError::unavailable)?;
+    let total = set.powers.iter().fold(U256::ZERO, |a, p| a.saturating_add(*p));
+    let mut rows = Vec::new();
+    for (a, power) in set.operators.iter().zip(&set.powers) {
+        let o =
+            operator(v, a)?.ok_or_else(|| WebError::unavailable(format!("validator {a} has no operator record")))?;
+        let s = standing(v, a, &o)?;
+        rows.push((a, *power, o, s));
+    }
+    let coefficient = nakamoto_coefficient(&set.powers);
+    let body = html! {
+        (subnav())
+        p { "The validator set that decides the block after the head (#" (head) "): " (set.operators.len()) " validators." }
+        h2 { "Decentralisation" }
+        (summary(&[
+            ("Nakamoto coefficient", html! { strong { (coefficient) } " " span.muted { "(the fewest validators holding more than a third of the power, enough to halt the chain)" } }),
+            ("Total power", amount(total)),
+            ("Largest validator", html! { (percent(largest(&set.powers).unwrap_or_default(), total)) " of the power" }),
+        ]))
+        h2 { "Validators" }
+        @if rows.is_empty() { p.muted { "The set is empty." } }
+        @else {
+            div.scroll { table {
+                caption.visually-hidden { "Validators by position in the set" }
+                thead { tr {
+                    th scope="col" { "Operator" } th scope="col" { "Power" } th scope="col" { "Share" }
+                    th scope="col" { "Self bond" } th scope="col" { "Delegated" } th scope="col" { "Commission" } th scope="col" { "Standing" }
+                } }
+                tbody { @for (a, power, o, s) in &rows { tr {
+                    td { a.mono href=(href(a)) title=(a.to_checksum(None)) { (crate::format::short(&a.to_checksum(None))) } }
+                    td.num { (amount(*power)) }
+                    td.num { (percent(*power, total)) }
+                    td.num { (amount(o.selfBond)) }
+                    td.num { (amount(o.delegated)) }
+                    td.num { (commission(o.commissionBps)) }
+                    td { (s) }
+                } } }
+            } }
+        }
+    };
+    Ok(Page::new("Validators and stake", Section::Governance, body))
+}
+
+pub async fn handler(
+    State(web): State<Web>,
+    a: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    render(web, move |v| {
+        let params = query::params(q.as_deref(), &["offset", "limit"])?;
+        let limit = query::limit(&params, STAKERS, MAX_STAKERS)?;
+        let offset = query::optional_number(&params, "offset", "offset")?.unwrap_or(0);
+        operator_page(v, query::address(&path_param(a)?)?, offset, limit)
+    })
+    .await
+}
+
+fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64) -> Result<Page, WebError> {
+    let o = operator(v, &a)?.ok_or_else(|| WebError::not_found(format!("{a} is not a registered operator")))?;
+    let role = match o.role {
+        ROLE_VALIDATOR => "validator",
+        ROLE_SERVING => "serving node",
+        _ => "unknown",
+    };
+    let own_unbonding = unbonding_from(v, &a, &a)?;
+    let body = html! {
+        (subnav())
+        (summary(&[
+            ("Operator", account_link(&a)),
+            ("Role", html! { (role) }),
+            ("Standing", standing(v, &a, &o)?),
+            ("Self bond", amount(o.selfBond)),
+            ("Delegated", amount(o.delegated)),
+            ("Counted stake", html! { (amount(o.countedStake)) " " span.muted { "(what earns rewards and power while active)" } }),
+            ("Commission", html! { (commission(o.commissionBps)) }),
+            ("Its own unbonding", amount(own_unbonding)),
+            ("Unclaimed rewards", amount(o.rewards)),
+            ("Consensus key", html! { span.mono.wrap { (o.consensusKey.to_string()) } }),
+            ("Serving key", account_link(&o.servingKey)),
+            ("Registered", block_link(o.registeredAt)),
+        ]))
+        h2 { "Stakers" }
+        (stakers(v, &a, offset, limit)?)
+    };
+    Ok(Page::new(format!("Operator {}", crate::format::short(&a.to_checksum(None))), Section::Governance, body))
+}
+
+/// What `account` has unbonding from `op`, valued as the staking contract values it.
+fn unbonding_from(v: &ChainView, account: &Address, op: &Address) -> Result<U256, WebError> {
+    let u = v
+        .call(Module::Staking, &IStaking::unbondingsCall { account: *account })?
+        .map_err(|_| WebError::unavailable("staking.unbondings refused"))?;
+    Ok(u.operators.iter().zip(&u.amounts).filter(|(o, _)| *o == op).fold(U256::ZERO, |s, (_, x)| s.saturating_add(*x)))
+}
+
+fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Markup, WebError> {
+    let total = v.state().delegator_count(op).map_err(WebError::unavailable)?;
+    let mut rows = Vec::new();
+    for d in v.state().delegators_page(op, offset, limit).map_err(WebError::unavailable)? {
+        let s = v
+            .call(Module::Staking, &IStaking::stakeOfCall { operator: *op, account: d })?
+            .map_err(|_| WebError::unavailable("staking.stakeOf refused"))?;
+        rows.push((d, s.amount, s.pendingRewards, unbonding_from(v, &d, op)?));
+    }
+    Ok(html! {
+        p { "Accounts bonded to this operator, besides its self bond: " (total) "." }
+        @if !rows.is_empty() {
+            div.scroll { table {
+                caption.visually-hidden { "Stakers in order of first bond" }
+                thead { tr {
+                    th scope="col" { "Staker" } th scope="col" { "Bonded" } th scope="col" { "Pending rewards" } th scope="col" { "Unbonding" }
+                } }
+                tbody { @for (d, bonded, rewards, unbonding) in &rows { tr {
+                    td { (account_link(d)) }
+                    td.num { (amount(*bonded)) }
+                    td.num { (amount(*rewards)) }
+                    td.num { (amount(*unbonding)) }
+                } } }
+            } }
+        }
+        (pager(&href(op), "", offset, limit, total))
+    })
+}
