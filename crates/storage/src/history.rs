@@ -163,19 +163,33 @@ pub(crate) fn index_block(w: &WriteTransaction, number: u64, txs: &[StoredTx], r
     Ok(())
 }
 
+/// What one [`Store::index_history`] call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexProgress {
+    /// Blocks indexed by this call.
+    pub indexed: u64,
+    /// The next block the index lacks; caught up when above `head`.
+    pub next: u64,
+    pub head: u64,
+}
+
+impl IndexProgress {
+    pub fn caught_up(&self) -> bool {
+        self.next > self.head
+    }
+}
+
 impl Store {
     /// Index up to `max_blocks` of the committed blocks the history index
     /// lacks (a store written before it existed), in one write transaction.
-    /// Returns the next block still lacking, and the head; caught up when
-    /// the first exceeds the second. Blocks whose body is not stored (below a
-    /// snapshot import) are skipped.
-    pub fn index_history(&self, max_blocks: u64) -> Result<(u64, u64)> {
+    /// Blocks whose body is not stored (below a snapshot import) are skipped.
+    pub fn index_history(&self, max_blocks: u64) -> Result<IndexProgress> {
         let w = self.db.begin_write()?;
         let head = self.snapshot()?.head()?.unwrap_or(0);
         let from = next_unindexed(&w)?;
         let to = head.min(from.saturating_add(max_blocks.max(1)) - 1);
         if from > head {
-            return Ok((from, head));
+            return Ok(IndexProgress { indexed: 0, next: from, head });
         }
         let snap = self.snapshot()?;
         for n in from..=to {
@@ -184,7 +198,7 @@ impl Store {
             index_block(&w, n, &txs, &receipts)?;
         }
         w.commit()?;
-        Ok((to + 1, head))
+        Ok(IndexProgress { indexed: to + 1 - from, next: to + 1, head })
     }
 }
 
@@ -325,10 +339,12 @@ mod tests {
         // New blocks wait for the index to catch up rather than leave a gap.
         commit(&store, 7);
         assert!(all(&store, Subject::Address(BOB)).is_empty());
-        assert_eq!(store.index_history(3).unwrap(), (3, 7));
-        assert_eq!(store.index_history(3).unwrap(), (6, 7));
-        assert_eq!(store.index_history(3).unwrap(), (8, 7));
-        assert_eq!(store.index_history(3).unwrap(), (8, 7));
+        let progress = |indexed, next| IndexProgress { indexed, next, head: 7 };
+        assert_eq!(store.index_history(3).unwrap(), progress(3, 3));
+        assert_eq!(store.index_history(3).unwrap(), progress(3, 6));
+        assert_eq!(store.index_history(3).unwrap(), progress(2, 8));
+        assert!(store.index_history(3).unwrap().caught_up());
+        assert_eq!(store.index_history(3).unwrap().indexed, 0);
         commit(&store, 8);
         let rebuilt = all(&store, Subject::Address(BOB));
         assert_eq!(rebuilt.len(), full.len() + 4);
