@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::str::FromStr;
 use std::sync::LazyLock;
 
 use alloy_primitives::{Address, B256, Log};
@@ -60,6 +61,81 @@ impl fmt::Display for Subject {
             Subject::Contribution(id) => write!(f, "contribution {id}"),
         }
     }
+}
+
+/// The subject sent the transaction.
+pub const ROLE_SENDER: u8 = 1;
+/// The subject is the transaction's recipient.
+pub const ROLE_RECIPIENT: u8 = 2;
+/// A log of the transaction names the subject in an indexed topic.
+pub const ROLE_LOG: u8 = 4;
+
+/// Most entries a history page holds; larger requests are clamped to it.
+pub const MAX_HISTORY_PAGE: usize = 100;
+
+/// A position in a history, newest first: a page continues strictly before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HistoryCursor {
+    pub block: u64,
+    pub tx_index: u32,
+    /// 0: the transaction itself; `n + 1`: its log `n`.
+    pub slot: u32,
+}
+
+/// Text form `block-tx-slot` (for `?before=` links and JSON-RPC).
+impl fmt::Display for HistoryCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.block, self.tx_index, self.slot)
+    }
+}
+
+impl FromStr for HistoryCursor {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("bad history cursor {s:?} (expected block-tx-slot, e.g. 12-0-1)");
+        let mut parts = s.split('-');
+        let mut next = || parts.next().ok_or_else(bad);
+        let (b, t, l) = (next()?, next()?, next()?);
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(HistoryCursor {
+            block: b.parse().map_err(|_| bad())?,
+            tx_index: t.parse().map_err(|_| bad())?,
+            slot: l.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One transaction, or one log, in a subject's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub block: u64,
+    pub tx_index: u32,
+    /// The log's index within its transaction; `None` for the transaction itself.
+    pub log_index: Option<u32>,
+    /// [`ROLE_SENDER`] | [`ROLE_RECIPIENT`] | [`ROLE_LOG`].
+    pub roles: u8,
+}
+
+impl HistoryEntry {
+    /// Where the next (older) page starts.
+    pub fn cursor(&self) -> HistoryCursor {
+        HistoryCursor { block: self.block, tx_index: self.tx_index, slot: self.log_index.map_or(0, |i| i + 1) }
+    }
+}
+
+/// A page of a subject's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    /// The cursor of the next, older page; `None` when this page is the last.
+    pub next: Option<HistoryCursor>,
+    /// The oldest block the index covers (older blocks were never stored:
+    /// a node started from a state snapshot has none below its height).
+    pub indexed_from: u64,
+    /// The index covers blocks up to and including this one.
+    pub indexed_to: Option<u64>,
 }
 
 /// The subjects of a transaction sent by `sender` to `to` (`None`: a creation).

@@ -25,8 +25,9 @@ mod snapshot;
 mod state;
 mod store;
 
-pub use history::{
-    HistoryCursor, HistoryEntry, HistoryPage, IndexProgress, MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER,
+pub use history::IndexProgress;
+pub use primitives::history::{
+    HistoryCursor, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER, Subject,
 };
 pub use snapshot::{
     CHUNK_ENTRIES, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, MAX_HEADER_BYTES, MAX_KEY_BYTES,
