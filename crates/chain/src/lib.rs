@@ -30,12 +30,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use primitives::block::{Header, Receipt};
+use primitives::history::Subject;
 use primitives::state::{StateError, StateRead};
 use primitives::tx::MAX_TX_BYTES;
 use primitives::{Address, B256, SignedTransaction};
 use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
-use primitives::history::Subject;
 use storage::{HistoryCursor, HistoryPage, Snapshot, Store, StoreOptions};
 
 pub use bft::{

@@ -213,7 +213,12 @@ impl Backend for ChainBackend {
         })
     }
 
-    fn history(&self, subject: &Subject, before: Option<HistoryCursor>, limit: usize) -> Result<HistoryPage, CallError> {
+    fn history(
+        &self,
+        subject: &Subject,
+        before: Option<HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, CallError> {
         self.chain.history(subject, before, limit).map_err(fatal)
     }
 

@@ -247,8 +247,13 @@ mod tests {
 
     #[test]
     fn subject_keys_differ_by_kind() {
-        let keys = [Subject::Address(Address::with_last_byte(1)), Subject::Datanet(1), Subject::Model(1), Subject::Contribution(1)]
-            .map(|s| s.to_bytes());
+        let keys = [
+            Subject::Address(Address::with_last_byte(1)),
+            Subject::Datanet(1),
+            Subject::Model(1),
+            Subject::Contribution(1),
+        ]
+        .map(|s| s.to_bytes());
         for (i, k) in keys.iter().enumerate() {
             assert!(keys[i + 1..].iter().all(|o| o != k));
         }

@@ -303,9 +303,9 @@ fn ol_get_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
         .entries
         .iter()
         .map(|e| {
-            let hashes = blocks.entry(e.block).or_insert_with(|| {
-                b.block_transactions(e.block).unwrap_or_default().iter().map(|t| t.hash).collect()
-            });
+            let hashes = blocks
+                .entry(e.block)
+                .or_insert_with(|| b.block_transactions(e.block).unwrap_or_default().iter().map(|t| t.hash).collect());
             let roles: Vec<&str> = [(ROLE_SENDER, "sender"), (ROLE_RECIPIENT, "recipient"), (ROLE_LOG, "log")]
                 .into_iter()
                 .filter(|(r, _)| e.roles & r != 0)

@@ -340,7 +340,9 @@ pub(crate) fn history_options(v: &Value) -> Result<(Option<HistoryCursor>, usize
     for (k, v) in o {
         match k.as_str() {
             "before" if v.is_null() => {}
-            "before" => out.0 = Some(v.as_str().ok_or_else(|| format!("before must be a cursor string, got {v}"))?.parse()?),
+            "before" => {
+                out.0 = Some(v.as_str().ok_or_else(|| format!("before must be a cursor string, got {v}"))?.parse()?)
+            }
             "limit" => out.1 = usize::try_from(quantity_u64(v)?).unwrap_or(usize::MAX),
             k => return Err(format!("unknown option {k:?} (want before, limit)")),
         }

@@ -159,11 +159,11 @@ mod tests {
     use crate::{BlockRecord, StoreOptions};
     use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
     use alloy_eips::eip2718::Encodable2718;
+    use alloy_primitives::{Signature, TxKind};
     use alloy_sol_types::SolEvent;
     use primitives::abi::IBank;
     use primitives::block::Header;
     use primitives::system::Module;
-    use alloy_primitives::{Signature, TxKind};
     use primitives::{Address, U256};
 
     const ALICE: Address = Address::repeat_byte(0xa1);
@@ -236,11 +236,10 @@ mod tests {
         let snap = store.snapshot().unwrap();
         assert_eq!(snap.history(&Subject::Address(BOB), None, 0).unwrap().entries.len(), 1);
         let c = HistoryCursor { block: 3, tx_index: 0, slot: 1 };
-        assert_eq!(snap.history(&Subject::Address(BOB), Some(c), 1000).unwrap().entries[0].cursor(), HistoryCursor {
-            block: 3,
-            tx_index: 0,
-            slot: 0
-        });
+        assert_eq!(
+            snap.history(&Subject::Address(BOB), Some(c), 1000).unwrap().entries[0].cursor(),
+            HistoryCursor { block: 3, tx_index: 0, slot: 0 }
+        );
         assert_eq!(c.to_string().parse::<HistoryCursor>(), Ok(c));
         assert!("3-0".parse::<HistoryCursor>().is_err() && "a-b-c".parse::<HistoryCursor>().is_err());
     }

@@ -75,12 +75,8 @@ pub struct DecodedError {
 }
 
 /// Every module's JSON ABI, built once.
-static INTERFACES: LazyLock<Vec<(Module, JsonAbi)>> = LazyLock::new(|| {
-    SYSTEM_MODULES
-        .into_iter()
-        .map(|m| (m, sol::interface(m)))
-        .collect()
-});
+static INTERFACES: LazyLock<Vec<(Module, JsonAbi)>> =
+    LazyLock::new(|| SYSTEM_MODULES.into_iter().map(|m| (m, sol::interface(m))).collect());
 
 /// The errors every module may revert with, declared outside the interfaces.
 static SHARED_ERRORS: LazyLock<Vec<AbiError>> = LazyLock::new(|| {
