@@ -312,10 +312,10 @@ fn ol_get_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
                 .map(|(_, name)| name)
                 .collect();
             json!({
-                "blockNumber": qty(e.block),
-                "transactionIndex": qty(e.tx_index),
+                "blockNumber": e.block,
+                "transactionIndex": e.tx_index,
                 "transactionHash": hashes.get(e.tx_index as usize).map_or(Value::Null, h256),
-                "logIndex": e.log_index.map_or(Value::Null, qty),
+                "logIndex": e.log_index,
                 "roles": roles,
                 "cursor": e.cursor().to_string(),
             })
@@ -324,8 +324,8 @@ fn ol_get_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     Ok(json!({
         "entries": entries,
         "next": page.next.map(|c| c.to_string()),
-        "indexedFrom": qty(page.indexed_from),
-        "indexedTo": page.indexed_to.map(qty),
+        "indexedFrom": page.indexed_from,
+        "indexedTo": page.indexed_to,
     }))
 }
 
