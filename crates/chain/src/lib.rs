@@ -174,13 +174,17 @@ fn catch_up_history_index(store: &Store) -> Result<(), ChainError> {
     loop {
         let p = store.index_history(HISTORY_BATCH)?;
         blocks += p.indexed;
-        if p.caught_up() {
+        if p.remaining == 0 {
             if blocks > 0 {
                 tracing::info!(blocks, secs = started.elapsed().as_secs(), "history index built for existing blocks");
             }
             return Ok(());
         }
-        tracing::info!(indexed_through = p.next - 1, head = p.head, "building the history index of existing blocks");
+        tracing::info!(
+            indexed_through = p.next - 1,
+            remaining = p.remaining,
+            "building the history index of existing blocks"
+        );
     }
 }
 

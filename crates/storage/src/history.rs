@@ -94,15 +94,10 @@ pub(crate) fn index_block(w: &WriteTransaction, number: u64, txs: &[StoredTx], r
 pub struct IndexProgress {
     /// Blocks indexed by this call.
     pub indexed: u64,
-    /// The next block the index lacks; caught up when above `head`.
+    /// The next block the index lacks.
     pub next: u64,
-    pub head: u64,
-}
-
-impl IndexProgress {
-    pub fn caught_up(&self) -> bool {
-        self.next > self.head
-    }
+    /// Committed blocks still lacking (0: caught up).
+    pub remaining: u64,
 }
 
 impl Store {
@@ -111,12 +106,13 @@ impl Store {
     /// Blocks whose body is not stored (below a snapshot import) are skipped.
     pub fn index_history(&self, max_blocks: u64) -> Result<IndexProgress> {
         let w = self.db.begin_write()?;
-        let head = self.snapshot()?.head()?.unwrap_or(0);
         let from = next_unindexed(&w)?;
+        let head = match self.snapshot()?.head()? {
+            Some(h) if h >= from => h,
+            // Nothing committed yet, or nothing left to index.
+            _ => return Ok(IndexProgress { indexed: 0, next: from, remaining: 0 }),
+        };
         let to = head.min(from.saturating_add(max_blocks.max(1)) - 1);
-        if from > head {
-            return Ok(IndexProgress { indexed: 0, next: from, head });
-        }
         let snap = self.snapshot()?;
         for n in from..=to {
             let txs = snap.body(n)?.unwrap_or_default();
@@ -124,7 +120,7 @@ impl Store {
             index_block(&w, n, &txs, &receipts)?;
         }
         w.commit()?;
-        Ok(IndexProgress { indexed: to + 1 - from, next: to + 1, head })
+        Ok(IndexProgress { indexed: to + 1 - from, next: to + 1, remaining: head - to })
     }
 }
 
@@ -245,6 +241,14 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_store_has_nothing_to_index() {
+        let store = Store::in_memory(StoreOptions::default()).unwrap();
+        assert_eq!(store.index_history(10).unwrap(), IndexProgress { indexed: 0, next: 0, remaining: 0 });
+        commit(&store, 0);
+        assert_eq!(store.snapshot().unwrap().history(&Subject::Address(BOB), None, 10).unwrap().entries.len(), 2);
+    }
+
+    #[test]
     fn a_store_without_the_index_is_filled_in_and_then_kept_current() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
@@ -264,12 +268,11 @@ mod tests {
         // New blocks wait for the index to catch up rather than leave a gap.
         commit(&store, 7);
         assert!(all(&store, Subject::Address(BOB)).is_empty());
-        let progress = |indexed, next| IndexProgress { indexed, next, head: 7 };
+        let progress = |indexed, next| IndexProgress { indexed, next, remaining: 8 - next };
         assert_eq!(store.index_history(3).unwrap(), progress(3, 3));
         assert_eq!(store.index_history(3).unwrap(), progress(3, 6));
         assert_eq!(store.index_history(3).unwrap(), progress(2, 8));
-        assert!(store.index_history(3).unwrap().caught_up());
-        assert_eq!(store.index_history(3).unwrap().indexed, 0);
+        assert_eq!(store.index_history(3).unwrap(), progress(0, 8));
         commit(&store, 8);
         let rebuilt = all(&store, Subject::Address(BOB));
         assert_eq!(rebuilt.len(), full.len() + 4);
