@@ -195,7 +195,9 @@ impl Kind {
 }
 
 /// (emitting contract, event signature) → what each indexed topic names.
-static EVENT_TOPICS: LazyLock<HashMap<(Address, B256), Vec<Option<Kind>>>> = LazyLock::new(|| {
+type EventTopics = HashMap<(Address, B256), Vec<Option<Kind>>>;
+
+static EVENT_TOPICS: LazyLock<EventTopics> = LazyLock::new(|| {
     let mut m = HashMap::new();
     for module in SYSTEM_MODULES {
         for event in crate::abi::interface(module).events().filter(|e| !e.anonymous) {

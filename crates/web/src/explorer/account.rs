@@ -120,8 +120,8 @@ fn history(v: &ChainView, a: &Address, before: Option<HistoryCursor>) -> Result<
     let mut blocks = std::collections::HashMap::new();
     let mut rows = Vec::with_capacity(page.entries.len());
     for e in &page.entries {
-        if !blocks.contains_key(&e.block) {
-            blocks.insert(e.block, (v.transactions(e.block)?, v.receipts(e.block)?));
+        if let std::collections::hash_map::Entry::Vacant(slot) = blocks.entry(e.block) {
+            slot.insert((v.transactions(e.block)?, v.receipts(e.block)?));
         }
         rows.push(history_row(a, e, &blocks[&e.block]));
     }
