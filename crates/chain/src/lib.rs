@@ -30,12 +30,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use primitives::block::{Header, Receipt};
+use primitives::history::Subject;
 use primitives::state::{StateError, StateRead};
 use primitives::tx::MAX_TX_BYTES;
 use primitives::{Address, B256, SignedTransaction};
 use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
-use storage::{Snapshot, Store, StoreOptions};
+use storage::{HistoryCursor, HistoryPage, Snapshot, Store, StoreOptions};
 
 pub use bft::{
     ConsensusHost, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, ProposedBlock, WireBlock, decode_block, encode_block,
@@ -160,6 +161,33 @@ impl Core {
     }
 }
 
+/// Blocks the history index fills in per write transaction when catching up.
+const HISTORY_BATCH: u64 = 1_000;
+
+/// Build the history index for blocks committed before it existed (a data
+/// directory from an older node), at open and before any new block, logging
+/// progress. Done in the foreground: it reads every stored body and receipt
+/// once, and the chain's pages need the index complete.
+fn catch_up_history_index(store: &Store) -> Result<(), ChainError> {
+    let started = Instant::now();
+    let mut blocks = 0;
+    loop {
+        let p = store.index_history(HISTORY_BATCH)?;
+        blocks += p.indexed;
+        if p.remaining == 0 {
+            if blocks > 0 {
+                tracing::info!(blocks, secs = started.elapsed().as_secs(), "history index built for existing blocks");
+            }
+            return Ok(());
+        }
+        tracing::info!(
+            indexed_through = p.next - 1,
+            remaining = p.remaining,
+            "building the history index of existing blocks"
+        );
+    }
+}
+
 /// State as of a committed version older than the head.
 pub struct HistoricState<'a> {
     pub snap: &'a Snapshot,
@@ -195,6 +223,7 @@ impl Chain {
                 }
             }
         }
+        catch_up_history_index(&store)?;
         let (journal, recovered) = Journal::open(&cfg.data_dir.join("mempool.journal"))?;
         let head = load_head(&store)?;
         let core = Arc::new(Core {
@@ -405,6 +434,18 @@ impl Chain {
     /// Build, commit and announce one block now (empty if nothing is executable); returns its number.
     pub fn produce_block(&self) -> Result<u64, ChainError> {
         Ok(producer::produce(&self.core, true)?.expect("an empty block is allowed"))
+    }
+
+    /// A page of `subject`'s history (its transactions and the logs naming
+    /// it), newest first, strictly before `before`; `limit` is clamped to
+    /// 1..=[`storage::MAX_HISTORY_PAGE`].
+    pub fn history(
+        &self,
+        subject: &Subject,
+        before: Option<HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, ChainError> {
+        Ok(self.core.store.snapshot()?.history(subject, before, limit)?)
     }
 
     /// Header, hash and receipts of a committed block.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chain::{Chain, HistoricState};
 use primitives::block::{Header, Receipt};
+use primitives::history::{HistoryCursor, HistoryPage, Subject};
 use primitives::state::StateRead;
 use primitives::{Address, Amount, B256, Bytes, SignedTransaction, U256};
 use rpc::{Backend, BoxFuture, CallError, CallRequest, NodeStatus, ProofResult, SubmitError, SupplyView};
@@ -210,6 +211,15 @@ impl Backend for ChainBackend {
                 held_by_modules: r.held_by_modules.to_u256(),
             })
         })
+    }
+
+    fn history(
+        &self,
+        subject: &Subject,
+        before: Option<HistoryCursor>,
+        limit: usize,
+    ) -> Result<HistoryPage, CallError> {
+        self.chain.history(subject, before, limit).map_err(fatal)
     }
 
     fn status(&self) -> NodeStatus {

@@ -10,6 +10,8 @@
 
 use alloy_sol_types::sol;
 
+use crate::system::Module;
+
 mod agents;
 pub use agents::*;
 
@@ -933,4 +935,20 @@ pub fn verdict_digest(
     m.extend_from_slice(&opened_at.to_be_bytes());
     m.push(record_correct as u8);
     alloy_primitives::keccak256(m)
+}
+
+/// The JSON ABI of `module`'s system contract (function, event and error
+/// names, argument names and indexed flags).
+pub fn interface(module: Module) -> alloy_json_abi::JsonAbi {
+    match module {
+        Module::Bank => IBank::abi::contract(),
+        Module::Params => IParams::abi::contract(),
+        Module::Staking => IStaking::abi::contract(),
+        Module::Governance => IGovernance::abi::contract(),
+        Module::Datanets => IDatanets::abi::contract(),
+        Module::Models => IModels::abi::contract(),
+        Module::Inference => IInference::abi::contract(),
+        Module::Attribution => IAttribution::abi::contract(),
+        Module::Agents => IAgents::abi::contract(),
+    }
 }

@@ -12,13 +12,16 @@
 //! - [`abi`]: the Solidity interfaces of the system contracts (`sol!`);
 //! - [`rows`]: Datanet rows, row ids, rows roots and version roots;
 //! - [`model_hash`]: model and adapter hashes over tensors;
-//! - [`model_id`]: model ids and their text form `m<id>`.
+//! - [`model_id`]: model ids and their text form `m<id>`;
+//! - [`history`]: the subjects (addresses, Datanets, models, contributions) a
+//!   transaction or log is indexed under for account histories.
 
 pub mod abi;
 pub mod amount;
 pub mod block;
 pub mod consensus;
 pub mod hash;
+pub mod history;
 pub mod merkle;
 pub mod model_hash;
 pub mod model_id;

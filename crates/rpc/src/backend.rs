@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use primitives::block::{Header, Receipt};
+use primitives::history::{HistoryCursor, HistoryPage, Subject};
 use primitives::{Address, B256, Bytes, SignedTransaction, U256};
 
 /// A boxed future, so the trait stays object-safe.
@@ -144,4 +145,15 @@ pub trait Backend: Send + Sync + 'static {
     fn status(&self) -> NodeStatus;
     /// The supply equation's terms after block `number`.
     fn supply(&self, number: u64) -> Result<SupplyView, CallError>;
+    /// A page of `subject`'s history, newest first, strictly before `before`
+    /// (`ol_getHistory`); `limit` is already clamped. A node without the
+    /// history index answers with an error.
+    fn history(
+        &self,
+        _subject: &Subject,
+        _before: Option<HistoryCursor>,
+        _limit: usize,
+    ) -> Result<HistoryPage, CallError> {
+        Err(CallError::Unavailable("this node keeps no history index".into()))
+    }
 }

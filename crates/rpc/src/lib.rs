@@ -22,7 +22,14 @@
 //!   history, version}`; `ol_getProof(keyHex, block?)` → `{blockNumber, stateRoot,
 //!   key, value (hex or null), proof (hex)}`, checked by `storage::StateProof::verify_bytes`;
 //!   `ol_supply(block?)` → the supply equation's terms `{blockNumber, total, genesis, issued,
-//!   burned, treasury, rewardPool, heldByModules}` as decimal strings of base units.
+//!   burned, treasury, rewardPool, heldByModules}` as decimal strings of base units;
+//!   `ol_getHistory(subject, {before?, limit?}?)` with `subject` an address or
+//!   `{"datanet"|"model"|"contribution": id}` → `{entries: [{blockNumber,
+//!   transactionIndex, transactionHash, logIndex (null for the transaction itself),
+//!   roles (["sender"|"recipient"|"log"]), cursor}], next (cursor or null),
+//!   indexedFrom, indexedTo}`, newest first; `limit` defaults to and is clamped at
+//!   100 (`primitives::history::MAX_HISTORY_PAGE`); pass `next` as `before` for the
+//!   next page.
 //! - Blocks, transactions, receipts and logs are `alloy-rpc-types-eth`'s types
 //!   ([`types`]), serialised by their serde; receipts of failed transactions carry
 //!   their revert data as `revertReason` (Besu's field) in the receipt's extra fields.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use alloy_consensus::Transaction;
 use alloy_primitives::BloomInput;
+use primitives::history::{MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER};
 use primitives::{Address, B256, Bloom, Log};
 use serde_json::{Value, json};
 
@@ -32,8 +33,9 @@ pub const RPC_GAS_CAP: u64 = 50_000_000;
 pub const RPC_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The methods that execute code or scan many blocks (run on the blocking
 /// pool, under the time cap, and counted against a batch's [`crate::MAX_BATCH_HEAVY`]).
-pub const HEAVY_METHODS: [&str; 9] = [
+pub const HEAVY_METHODS: [&str; 10] = [
     "eth_getLogs",
+    "ol_getHistory",
     "eth_call",
     "eth_estimateGas",
     "eth_feeHistory",
@@ -136,6 +138,7 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         "ol_getProof" => ol_get_proof(b, p),
         "ol_supply" => ol_supply(b, p),
         "ol_getCommit" => ol_get_commit(b, p),
+        "ol_getHistory" => ol_get_history(b, p),
         "ol_status" => Ok(ol_status(b)),
         _ => Err(RpcError::method_not_found(method)),
     }
@@ -284,6 +287,46 @@ fn ol_get_commit(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
             "encoded": json::data(&c.encode()),
         }),
     })
+}
+
+/// `ol_getHistory(subject, {before, limit})`: a page of the transactions and
+/// logs of an address (or a `{"datanet"|"model"|"contribution": id}`), newest
+/// first, at most [`primitives::history::MAX_HISTORY_PAGE`] (the default).
+fn ol_get_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let subject = p.parse(0, "history subject", params::history_subject)?;
+    let (before, limit) = p.parse_opt(1, params::history_options)?.unwrap_or((None, MAX_HISTORY_PAGE));
+    let page = b.history(&subject, before, limit.clamp(1, MAX_HISTORY_PAGE))?;
+    // Each block's transactions are decoded once per page.
+    let mut blocks: std::collections::HashMap<u64, Vec<B256>> = Default::default();
+    let entries: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|e| {
+            let hashes = blocks
+                .entry(e.block)
+                .or_insert_with(|| b.block_transactions(e.block).unwrap_or_default().iter().map(|t| t.hash).collect());
+            let roles: Vec<&str> = [(ROLE_SENDER, "sender"), (ROLE_RECIPIENT, "recipient"), (ROLE_LOG, "log")]
+                .into_iter()
+                .filter(|(r, _)| e.roles & r != 0)
+                .map(|(_, name)| name)
+                .collect();
+            json!({
+                "blockNumber": e.block,
+                "transactionIndex": e.tx_index,
+                "transactionHash": hashes.get(e.tx_index as usize).map_or(Value::Null, h256),
+                "logIndex": e.log_index,
+                "roles": roles,
+                "cursor": e.cursor().to_string(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "entries": entries,
+        "next": page.next.map(|c| c.to_string()),
+        "indexedFrom": page.indexed_from,
+        "indexedTo": page.indexed_to,
+    }))
 }
 
 fn ol_supply(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {

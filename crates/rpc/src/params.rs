@@ -4,6 +4,7 @@
 //! Error messages follow go-ethereum's shape, "invalid argument N: ...", so that
 //! the caller can see which parameter was wrong.
 
+use primitives::history::{HistoryCursor, MAX_HISTORY_PAGE, Subject};
 use primitives::{Address, B256, Bytes, U256};
 use serde_json::Value;
 
@@ -249,6 +250,42 @@ pub(crate) fn call_request(v: &Value) -> Result<CallRequest, String> {
         (None, None) => Bytes::new(),
     };
     Ok(req)
+}
+
+/// `ol_getHistory`'s subject: an address, or `{"datanet"|"model"|"contribution": id}`.
+pub(crate) fn history_subject(v: &Value) -> Result<Subject, String> {
+    let obj = match v {
+        Value::String(_) => return address(v).map(Subject::Address),
+        Value::Object(o) if o.len() == 1 => o,
+        _ => return Err(format!("want an address or {{\"datanet\"|\"model\"|\"contribution\": id}}, got {v}")),
+    };
+    let (kind, id) = obj.iter().next().expect("one entry");
+    let id = quantity_u64(id)?;
+    match kind.as_str() {
+        "datanet" => Ok(Subject::Datanet(id)),
+        "model" => Ok(Subject::Model(id)),
+        "contribution" => Ok(Subject::Contribution(id)),
+        k => Err(format!("unknown history subject {k:?} (want datanet, model or contribution)")),
+    }
+}
+
+/// `ol_getHistory`'s options `{"before": "block-tx-slot", "limit": n}`: the
+/// cursor (a previous page's `next`) and the page size (default and most:
+/// [`MAX_HISTORY_PAGE`]; larger is clamped).
+pub(crate) fn history_options(v: &Value) -> Result<(Option<HistoryCursor>, usize), String> {
+    let Value::Object(o) = v else { return Err(format!("want {{\"before\": cursor, \"limit\": n}}, got {v}")) };
+    let mut out = (None, MAX_HISTORY_PAGE);
+    for (k, v) in o {
+        match k.as_str() {
+            "before" if v.is_null() => {}
+            "before" => {
+                out.0 = Some(v.as_str().ok_or_else(|| format!("before must be a cursor string, got {v}"))?.parse()?)
+            }
+            "limit" => out.1 = usize::try_from(quantity_u64(v)?).unwrap_or(usize::MAX),
+            k => return Err(format!("unknown option {k:?} (want before, limit)")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,14 +12,23 @@
 //!   served for the last `history` versions only; the latest state is always complete;
 //! - the state key of every tree key ever written is kept (`key_preimages`), so
 //!   the state at any retained version can be exported as a snapshot, and a
-//!   store imported from one starts at its height: no block below it exists.
+//!   store imported from one starts at its height: no block below it exists;
+//! - the history index (transactions and logs by address, Datanet, model and
+//!   contribution) is written in the block's transaction, so it covers exactly
+//!   the committed blocks once caught up; bodies and receipts are never pruned,
+//!   so neither is it.
 //!
 //! No JSON here: everything is RLP (blocks, receipts) or borsh (tree nodes).
 
+mod history;
 mod snapshot;
 mod state;
 mod store;
 
+pub use history::IndexProgress;
+pub use primitives::history::{
+    HistoryCursor, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER, Subject,
+};
 pub use snapshot::{
     CHUNK_ENTRIES, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, MAX_HEADER_BYTES, MAX_KEY_BYTES,
     MAX_PROOF_BYTES, MAX_VALUE_BYTES, SnapshotError, SnapshotInfo, SnapshotReader, SnapshotSummary,

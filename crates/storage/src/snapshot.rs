@@ -299,6 +299,8 @@ impl Store {
             meta.insert("head", be8(version).as_slice())?;
             meta.insert("oldest", be8(version).as_slice())?;
             meta.insert("first_block", be8(version).as_slice())?;
+            // The snapshot's block has no body here: the history index starts after it.
+            meta.insert("indexed", be8(version + 1).as_slice())?;
             meta.insert("genesis", info.genesis_hash.as_slice())?;
         }
         w.commit()?;

@@ -10,10 +10,11 @@ use primitives::B256;
 use primitives::block::{Header, Receipt, StoredTx};
 use redb::{Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::history::{HISTORY, index_block, next_unindexed};
 use crate::state::{KeyHash, StateProof, StateRead, key_hash};
 use crate::{Result, StorageError};
 
-/// "head", "oldest" (u64 BE); "genesis" (32 bytes) on a store imported from a
+/// "head", "oldest", "indexed" (the history index's next block; u64 BE); "genesis" (32 bytes) on a store imported from a
 /// snapshot, which holds no block 0.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// borsh(NodeKey) → borsh(Node)
@@ -175,6 +176,7 @@ impl Store {
             w.open_table(TX_LOOKUP)?;
             w.open_table(CERTIFICATES)?;
             w.open_table(LAST_COMMITS)?;
+            w.open_table(HISTORY)?;
         }
         w.commit()?;
         Ok(Store { db, opts })
@@ -299,6 +301,11 @@ impl Store {
                 loc.extend_from_slice(&(i as u32).to_be_bytes());
                 lookup.insert(h.as_slice(), loc.as_slice())?;
             }
+            // The index is written with the block unless it has blocks to
+            // catch up on first (a store from before it: `index_history`).
+            if next_unindexed(&w)? == version {
+                index_block(&w, version, &block.txs, &block.receipts)?;
+            }
             let mut meta = w.open_table(META)?;
             meta.insert("head", be8(version).as_slice())?;
             if version > self.opts.history {
@@ -364,6 +371,7 @@ pub struct Snapshot {
     lookup: ReadOnlyTable<&'static [u8], &'static [u8]>,
     certificates: ReadOnlyTable<u64, &'static [u8]>,
     last_commits: ReadOnlyTable<u64, &'static [u8]>,
+    pub(crate) history: ReadOnlyTable<&'static [u8], u8>,
 }
 
 impl Snapshot {
@@ -381,11 +389,12 @@ impl Snapshot {
             lookup: txn.open_table(TX_LOOKUP)?,
             certificates: txn.open_table(CERTIFICATES)?,
             last_commits: txn.open_table(LAST_COMMITS)?,
+            history: txn.open_table(HISTORY)?,
             _txn: txn,
         })
     }
 
-    fn meta_u64(&self, k: &str) -> Result<Option<u64>> {
+    pub(crate) fn meta_u64(&self, k: &str) -> Result<Option<u64>> {
         Ok(match self.meta.get(k)? {
             Some(g) => Some(u64::from_be_bytes(g.value().try_into().map_err(|_| corrupt("meta"))?)),
             None => None,

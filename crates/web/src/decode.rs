@@ -75,25 +75,8 @@ pub struct DecodedError {
 }
 
 /// Every module's JSON ABI, built once.
-static INTERFACES: LazyLock<Vec<(Module, JsonAbi)>> = LazyLock::new(|| {
-    SYSTEM_MODULES
-        .into_iter()
-        .map(|m| {
-            let abi = match m {
-                Module::Bank => sol::IBank::abi::contract(),
-                Module::Params => sol::IParams::abi::contract(),
-                Module::Staking => sol::IStaking::abi::contract(),
-                Module::Governance => sol::IGovernance::abi::contract(),
-                Module::Datanets => sol::IDatanets::abi::contract(),
-                Module::Models => sol::IModels::abi::contract(),
-                Module::Inference => sol::IInference::abi::contract(),
-                Module::Attribution => sol::IAttribution::abi::contract(),
-                Module::Agents => sol::IAgents::abi::contract(),
-            };
-            (m, abi)
-        })
-        .collect()
-});
+static INTERFACES: LazyLock<Vec<(Module, JsonAbi)>> =
+    LazyLock::new(|| SYSTEM_MODULES.into_iter().map(|m| (m, sol::interface(m))).collect());
 
 /// The errors every module may revert with, declared outside the interfaces.
 static SHARED_ERRORS: LazyLock<Vec<AbiError>> = LazyLock::new(|| {

@@ -125,6 +125,16 @@ impl ChainView {
         Ok((a.nonce, a.balance))
     }
 
+    /// A page of `subject`'s history, newest first, from the node's index.
+    pub fn history(
+        &self,
+        subject: &primitives::history::Subject,
+        before: Option<primitives::history::HistoryCursor>,
+        limit: usize,
+    ) -> Result<primitives::history::HistoryPage, WebError> {
+        self.snap.history(subject, before, limit).map_err(WebError::unavailable)
+    }
+
     /// Up to `max_txs` transactions that `keep` accepts, newest first, from
     /// at most `max_blocks` blocks back from the head and among at most
     /// [`MAX_SCANNED`] transactions: the bounds keep every page's work

@@ -1,40 +1,48 @@
 //! One account (`/explorer/accounts/{address}`): balance and nonce, stake
 //! (what it owns, as an operator, unbonding), the models it owns and the
-//! contributions it made, and its transactions among the latest blocks.
-//!
-//! A full history needs an index of transactions by address, which the node
-//! does not keep yet; until then the page lists what the last
-//! [`RECENT_BLOCKS`] blocks hold and says so.
+//! contributions it made, and its full history from the node's index: the
+//! transactions it sent or received and the events naming it, newest first,
+//! paged with `?before=<cursor>`.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use primitives::Address;
 use primitives::abi::{IDatanets, IModels, IStaking};
+use primitives::history::{HistoryCursor, HistoryEntry, ROLE_SENDER, Subject};
 use primitives::system::Module;
 
 use super::records::read;
 use super::{
-    RECENT_BLOCKS, account_link, address_label, amount, block_link, call_summary, fields, path_param, summary, tx_link,
+    account_href, account_link, address_label, amount, block_link, call_summary, fields, path_param, summary, tx_link,
 };
 use crate::Web;
-use crate::decode::decode_call;
+use crate::decode::{decode_call, decode_log};
 use crate::page::{Page, Section, WebError, render};
 use crate::query;
-use crate::view::{ChainView, MAX_SCANNED};
+use crate::view::ChainView;
 
-/// The account's transactions listed, at most.
-pub const MAX_RECENT: usize = 25;
+/// History entries (transactions and events) per page.
+pub const HISTORY_PAGE: usize = 25;
 /// Contributions listed, at most (the view pages them).
 pub const MAX_CONTRIBUTIONS: u64 = 50;
 
-pub async fn handler(State(web): State<Web>, address: Result<Path<String>, PathRejection>) -> Response {
-    render(web, move |v| page(v, &path_param(address)?)).await
+pub async fn handler(
+    State(web): State<Web>,
+    address: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    render(web, move |v| page(v, &path_param(address)?, q.as_deref())).await
 }
 
-fn page(v: &ChainView, address: &str) -> Result<Page, WebError> {
+fn page(v: &ChainView, address: &str, q: Option<&str>) -> Result<Page, WebError> {
     let a = query::address(address)?;
+    let params = query::params(q, &["before"])?;
+    let before = match query::get(&params, "before") {
+        Some(b) => Some(b.parse::<HistoryCursor>().map_err(WebError::bad)?),
+        None => None,
+    };
     let (nonce, balance) = v.account(&a)?;
     let power = v.call(Module::Staking, &IStaking::votingPowerCall { account: a })?.unwrap_or_default();
     let body = html! {
@@ -50,7 +58,7 @@ fn page(v: &ChainView, address: &str) -> Result<Page, WebError> {
         ]))
         (staking(v, &a)?)
         (holdings(v, &a)?)
-        (recent(v, &a)?)
+        (history(v, &a, before)?)
     };
     Ok(Page::new(format!("Account {}", crate::format::short(&a.to_checksum(None))), Section::Explorer, body))
 }
@@ -107,38 +115,73 @@ fn holdings(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
     })
 }
 
-fn recent(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
-    let txs = v.recent_transactions(RECENT_BLOCKS, MAX_RECENT, |t| t.sender == *a || t.to() == Some(*a))?;
+fn history(v: &ChainView, a: &Address, before: Option<HistoryCursor>) -> Result<Markup, WebError> {
+    let page = v.history(&Subject::Address(*a), before, HISTORY_PAGE)?;
+    let mut blocks = std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(page.entries.len());
+    for e in &page.entries {
+        if let std::collections::hash_map::Entry::Vacant(slot) = blocks.entry(e.block) {
+            slot.insert((v.transactions(e.block)?, v.receipts(e.block)?));
+        }
+        rows.push(history_row(a, e, &blocks[&e.block]));
+    }
     Ok(html! {
         section aria-labelledby="history" {
-            h2 #history { "Recent transactions" }
+            h2 #history { "History" }
             p.note {
-                "History: not indexed yet. This list shows the account's transactions (sent or received) among the last "
-                (RECENT_BLOCKS) " blocks (at most " (MAX_SCANNED) " transactions looked at); older ones need the index of "
-                "transactions by address that the node does not keep yet."
+                "Transactions the account sent or received, and events naming it, newest first (every block from "
+                (page.indexed_from) " on)."
             }
-            @if txs.is_empty() { p.muted { "None in the last " (RECENT_BLOCKS) " blocks." } } @else {
+            @if rows.is_empty() { p.muted { @if before.is_some() { "Nothing older." } @else { "None yet." } } } @else {
                 div.scroll { table {
                     thead { tr {
-                        th scope="col" { "Transaction" } th scope="col" { "Block" } th scope="col" { "Direction" }
-                        th scope="col" { "Counterparty" } th scope="col" { "Value" } th scope="col" { "Call" }
+                        th scope="col" { "Transaction" } th scope="col" { "Block" } th scope="col" { "What" }
+                        th scope="col" { "Counterparty" } th scope="col" { "Value" } th scope="col" { "Details" }
                     } }
-                    tbody {
-                        @for t in &txs {
-                            @let out = t.tx.sender == *a;
-                            @let other = if out { t.tx.to() } else { Some(t.tx.sender) };
-                            tr {
-                                td { (tx_link(&t.tx.hash)) }
-                                td { (block_link(t.block)) }
-                                td { @if out { "sent" } @else { "received" } }
-                                td { @if let Some(o) = other { (account_link(&o)) } }
-                                td.num { (amount(t.tx.value())) }
-                                td { (call_summary(&decode_call(t.tx.to(), t.tx.input()))) }
-                            }
-                        }
-                    }
+                    tbody { @for r in rows { (r) } }
                 } }
+            }
+            nav.pager aria-label="Pages of history" {
+                @if before.is_some() { a href=(format!("{}#history", account_href(a))) { "Newest" } }
+                @if let Some(next) = page.next {
+                    a href=(format!("{}?before={next}#history", account_href(a))) { "Older" }
+                }
             }
         }
     })
+}
+
+/// One entry: a transaction (direction, counterparty, value, call) or an event (its fields).
+fn history_row(
+    a: &Address,
+    e: &HistoryEntry,
+    (txs, receipts): &(Vec<primitives::SignedTransaction>, Vec<primitives::Receipt>),
+) -> Markup {
+    let Some(tx) = txs.get(e.tx_index as usize) else { return html! {} };
+    let log = e.log_index.and_then(|i| receipts.get(e.tx_index as usize)?.logs.get(i as usize));
+    let out = e.roles & ROLE_SENDER != 0;
+    let other = if out { tx.to().filter(|t| t != a) } else { Some(tx.sender) };
+    html! {
+        tr {
+            td { (tx_link(&tx.hash)) }
+            td { (block_link(e.block)) }
+            @match (e.log_index, log) {
+                (None, _) => {
+                    td { @if out { "sent" } @else { "received" } }
+                    td { @if let Some(o) = other { (account_link(&o)) } }
+                    td.num { (amount(tx.value())) }
+                    td { (call_summary(&decode_call(tx.to(), tx.input()))) }
+                },
+                (Some(i), l) => {
+                    td { "event #" (i) }
+                    td { @if let Some(l) = l { (account_link(&l.address)) } }
+                    td {}
+                    td { @match l.and_then(decode_log) {
+                        Some(d) => { code { (d.name) } (fields(&d.fields)) },
+                        None => "an event no system contract declares",
+                    } }
+                },
+            }
+        }
+    }
 }
