@@ -35,6 +35,22 @@ pub struct Progress {
     pub validation_loss: Option<f64>,
 }
 
+impl Progress {
+    /// `phase` at `step` of `total_steps`, nothing measured yet.
+    pub fn at(phase: &str, step: u64, total_steps: u64) -> Progress {
+        Progress {
+            phase: phase.into(),
+            step,
+            total_steps,
+            loss: None,
+            learning_rate: None,
+            tokens_per_second: None,
+            eta_seconds: None,
+            validation_loss: None,
+        }
+    }
+}
+
 /// The steps after which a run of `total` steps measures its validation loss:
 /// ten evenly spaced points, the last one the final step.
 pub fn validation_steps(total: u64) -> Vec<u64> {
@@ -236,16 +252,7 @@ pub fn run(
     let mut last_loss = f64::NAN;
     let validate_at = if data.validation.is_empty() { Vec::new() } else { validation_steps(p.total_steps) };
     let mut validation = None;
-    progress(Progress {
-        phase: "training".into(),
-        step: start_step,
-        total_steps: p.total_steps,
-        loss: None,
-        learning_rate: None,
-        tokens_per_second: None,
-        eta_seconds: None,
-        validation_loss: None,
-    });
+    progress(Progress::at("training", start_step, p.total_steps));
     while trainer.step_count() < p.total_steps {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
@@ -298,14 +305,9 @@ pub fn run(
     let adapter_dir = dir.join("adapter");
     adapter.save_peft(&adapter_dir, &format!("{}", model.hash))?;
     progress(Progress {
-        phase: "evaluating".into(),
-        step: p.total_steps,
-        total_steps: p.total_steps,
         loss: Some(last_loss),
-        learning_rate: None,
-        tokens_per_second: None,
-        eta_seconds: None,
         validation_loss: validation,
+        ..Progress::at("evaluating", p.total_steps, p.total_steps)
     });
     let validation = evaluate(model, tok, Some(&adapter), &data.validation, 32)?;
     let (base_validation_loss, _) = validation_loss(model, None, &data.validation)?;
@@ -337,16 +339,7 @@ pub fn run(
         }
         w.push(row.id, row.contributor, &per_ck);
         if i % 16 == 0 || i + 1 == data.train.len() {
-            progress(Progress {
-                phase: "sketching".into(),
-                step: i as u64 + 1,
-                total_steps: data.train.len() as u64,
-                loss: None,
-                learning_rate: None,
-                tokens_per_second: None,
-                eta_seconds: None,
-                validation_loss: None,
-            });
+            progress(Progress::at("sketching", i as u64 + 1, data.train.len() as u64));
         }
     }
     write_atomic(&dir.join(&sketch_file), &w.finish())?;

@@ -12,7 +12,7 @@
 //! its peers.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use primitives::B256;
@@ -24,10 +24,19 @@ pub const MAX_PEER_BLOB_BYTES: u64 = 1 << 30;
 /// How long one peer may take to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a hash no peer had is not asked for again (a page asking for a
+/// blob nobody holds costs the peers nothing more meanwhile).
+const MISS_TTL: Duration = Duration::from_secs(60);
+
+/// Most misses remembered; beyond, the oldest are forgotten.
+const MAX_MISSES: usize = 4096;
+
 /// Peers' blob routes, asked in order.
 pub struct PeerBlobs {
     peers: Vec<Peer>,
     signer: Option<keys::SecretKey>,
+    /// Hashes no peer had, and when that was learnt.
+    misses: Mutex<std::collections::VecDeque<(B256, Instant)>>,
 }
 
 struct Peer {
@@ -46,7 +55,7 @@ impl PeerBlobs {
                 audience: Mutex::new(None),
             })
             .collect();
-        PeerBlobs { peers, signer }
+        PeerBlobs { peers, signer, misses: Mutex::new(Default::default()) }
     }
 
     fn fetch_from(&self, peer: &Peer, hash: &B256) -> Result<Option<Bytes>, String> {
@@ -87,6 +96,15 @@ impl Peer {
 
 impl blobs::BlobFallback for PeerBlobs {
     fn fetch(&self, hash: &B256) -> Result<Option<Bytes>, String> {
+        {
+            let mut misses = self.misses.lock().unwrap();
+            while misses.front().is_some_and(|(_, at)| at.elapsed() > MISS_TTL) {
+                misses.pop_front();
+            }
+            if misses.iter().any(|(h, _)| h == hash) {
+                return Ok(None);
+            }
+        }
         let mut errors = Vec::new();
         for peer in &self.peers {
             match self.fetch_from(peer, hash) {
@@ -98,6 +116,67 @@ impl blobs::BlobFallback for PeerBlobs {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() { Ok(None) } else { Err(errors.join("; ")) }
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        let mut misses = self.misses.lock().unwrap();
+        if misses.len() == MAX_MISSES {
+            misses.pop_front();
+        }
+        misses.push_back((*hash, Instant::now()));
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::routing::get;
+    use blobs::BlobFallback;
+
+    use super::*;
+
+    /// A peer holding one blob, counting the requests it gets.
+    async fn peer(held: Bytes, asked: Arc<AtomicUsize>) -> String {
+        let hash = primitives::content_hash(&held);
+        let app = Router::new().route(
+            "/v1/blobs/{hash}",
+            get(move |Path(h): Path<String>| {
+                let (held, asked) = (held.clone(), asked.clone());
+                async move {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    if h == hash.to_string() { Ok(held) } else { Err(axum::http::StatusCode::NOT_FOUND) }
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        format!("127.0.0.1:{}", addr.port())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_comes_from_the_peer_that_has_it_and_a_miss_is_not_asked_again_at_once() {
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let held = Bytes::from_static(b"rows of a Datanet version");
+        let hash = primitives::content_hash(&held);
+        let peers =
+            vec![peer(Bytes::from_static(b"something else"), a.clone()).await, peer(held.clone(), b.clone()).await];
+        let blobs = Arc::new(PeerBlobs::new(&peers, None));
+        let p = blobs.clone();
+        let got = tokio::task::spawn_blocking(move || p.fetch(&hash)).await.unwrap().unwrap();
+        assert_eq!(got, Some(held));
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (1, 1));
+        // Nobody has this one: both peers are asked once, then not again for a while.
+        let unknown = primitives::content_hash(b"nobody holds this");
+        for _ in 0..3 {
+            let p = blobs.clone();
+            assert_eq!(tokio::task::spawn_blocking(move || p.fetch(&unknown)).await.unwrap().unwrap(), None);
+        }
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 2));
     }
 }
