@@ -89,6 +89,7 @@ pub fn compute_record(
             params_height: Some(p.params_height),
         },
         credits,
+        retrieval: None,
     }
     .to_value())
 }
@@ -109,6 +110,19 @@ pub fn word_starts(tok: &TextTokenizer, tokens: &[u32]) -> Vec<bool> {
         .collect()
 }
 
+/// Character offsets into a response's text before each token and after
+/// the last (for highlighting spans): `response.len() + 1` entries.
+pub(crate) fn char_offsets(tok: &TextTokenizer, response: &[u32]) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(response.len() + 1);
+    offsets.push(0usize);
+    let mut acc = 0usize;
+    for i in 0..response.len() {
+        acc = tok.decode(&response[..=i]).map(|s| s.chars().count()).unwrap_or(acc);
+        offsets.push(acc);
+    }
+    offsets
+}
+
 /// Trace a response over an index: spans with token and character offsets, credits in ppm.
 pub fn trace_index(
     idx: &SpanIndex,
@@ -126,14 +140,7 @@ pub fn trace_index(
             return SpanPart { spans: vec![], credits: vec![] };
         }
     };
-    // Character offsets into the response text, for highlighting.
-    let mut offsets = Vec::with_capacity(response.len() + 1);
-    offsets.push(0usize);
-    let mut acc = 0usize;
-    for i in 0..response.len() {
-        acc = tok.decode(&response[..=i]).map(|s| s.chars().count()).unwrap_or(acc);
-        offsets.push(acc);
-    }
+    let offsets = char_offsets(tok, response);
     let spans = t
         .spans
         .iter()

@@ -48,6 +48,12 @@ pub fn params_checks(stated: &RecordParams, governed: &RecordParams, settled_at:
             stated.governed() == governed.governed(),
             format!("stated {:?}, governed {:?}", stated.governed(), governed.governed()),
         ),
+        // Only a record with a retrieval part states the retrieval share.
+        Check::new(
+            "retrieval share in force at that height",
+            stated.retrieval_share_bps.is_none() || stated.retrieval_share_bps == governed.retrieval_share_bps,
+            format!("stated {:?} bps, governed {:?} bps", stated.retrieval_share_bps, governed.retrieval_share_bps),
+        ),
         Check::new("excluded contributions are flagged", unflagged.is_empty(), format!("{unflagged:?}")),
     ]
 }
@@ -80,6 +86,7 @@ pub fn compare(mine: &Value, theirs: &Value) -> Vec<Check> {
             String::new(),
         ),
         Check::new("credits", within(&mine["credits"], &theirs["credits"]), String::new()),
+        Check::new("retrieval part (byte for byte)", same("retrieval"), String::new()),
         Check::new(
             "model artefacts",
             same("baseModelHash") && same("adapterHash") && same("datanets") && same("responseTokens"),
@@ -98,6 +105,18 @@ pub fn record_credits(record: &Value) -> Vec<Credit> {
         .collect()
 }
 
+/// The `retrievalHash` a receipt must carry for a record: of the versions its
+/// retrieval part names, zero without one.
+pub fn retrieved_hash(r: &AttributionRecord) -> B256 {
+    let versions: Vec<primitives::abi::DatanetVersionRef> = r
+        .retrieval
+        .iter()
+        .flat_map(|p| &p.datanets)
+        .map(|d| primitives::abi::DatanetVersionRef { datanetId: d.datanet, version: d.version })
+        .collect();
+    primitives::abi::retrieval_hash(&versions)
+}
+
 /// What the chain says about the receipt a revealed record is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettledReceipt {
@@ -106,6 +125,9 @@ pub struct SettledReceipt {
     pub model_id: u64,
     /// The block the receipt settled in.
     pub settled_at: u64,
+    /// The receipt's `retrievalHash`: zero, or the hash of the Datanet versions
+    /// its answer retrieved from (`primitives::abi::retrieval_hash`).
+    pub retrieval_hash: B256,
 }
 
 /// What the chain says about a record's stated parameters.
@@ -150,6 +172,11 @@ pub fn judge(
         Check::new("receipt", theirs.receipt_hash == receipt.receipt_hash, String::new()),
         Check::new("prompt hash", theirs.prompt_hash == primitives::content_hash(prompt), String::new()),
         Check::new("model", theirs.model_id() == receipt.model_id, String::new()),
+        Check::new(
+            "retrieved Datanet versions (the receipt's retrievalHash)",
+            retrieved_hash(&theirs) == receipt.retrieval_hash,
+            String::new(),
+        ),
         Check::new(
             "response tokens",
             tok.decode(&theirs.response_tokens).ok().as_deref() == Some(theirs.response.as_str()),
@@ -246,7 +273,7 @@ mod tests {
             prompt_hash: primitives::content_hash(b"prompt"),
             ..record()
         };
-        let receipt = SettledReceipt { receipt_hash: r.receipt_hash, model_id: 2, settled_at: 45 };
+        let receipt = SettledReceipt { receipt_hash: r.receipt_hash, model_id: 2, settled_at: 45, retrieval_hash: B256::ZERO };
         (r, receipt)
     }
 

@@ -15,6 +15,10 @@
 //!   kept LoRA checkpoints with `ml::sequence_gradients` + `ml::project`
 //!   against ModelFactory's sketches, [`GradientInputs`]), and their mix
 //!   (`credits.rs`: [`to_ppm`], [`mix`]), without flagged contributions.
+//! - [`add_retrieval`] (`retrieval.rs`): for an answer whose prompt quoted
+//!   retrieved Datanet rows, the record's retrieval part (the span method
+//!   over the retrieved rows, credits by integer support) and the final
+//!   credits combined by `attribution.retrieval_share_bps` ([`combine`]).
 //! - [`compare`], [`params_checks`] and [`judge`] (`judge.rs`): the one
 //!   comparison of a recomputed record with a claimed one, the checks of a
 //!   record's stated parameters against the governed ones, and the verifier's
@@ -96,6 +100,7 @@ mod index;
 mod judge;
 mod log2;
 mod record;
+mod retrieval;
 mod sais;
 mod trace;
 
@@ -111,7 +116,10 @@ pub use gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, gradient_scores};
 pub use judge::{Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens};
 pub use record::{
     AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,
-    RECORD_VERSIONS, RecordParams, SpanPartRecord, SpanRecord, canonical, record_hash,
+    RECORD_VERSIONS, RecordParams, RetrievalPartRecord, SpanPartRecord, SpanRecord, canonical, record_hash,
+};
+pub use retrieval::{
+    MAX_RETRIEVED_ROWS, RetrievalInputs, RetrievedRow, add_retrieval, combine, int_ppm, retrieval_part,
 };
 
 use std::path::PathBuf;

@@ -6,11 +6,11 @@ use runtime::models::ModelRecord;
 use runtime::params::ParamsRead;
 use serde_json::Value;
 
-/// The current record version (2: the mix states `paramsHeight`).
-pub const RECORD_VERSION: u32 = 2;
+/// The current record version (3: a record may carry a retrieval part).
+pub const RECORD_VERSION: u32 = 3;
 /// Versions a verifier still accepts: 1 (before `paramsHeight`; judged by the
-/// parameters in force when its receipt settled) and 2.
-pub const RECORD_VERSIONS: [u32; 2] = [1, 2];
+/// parameters in force when its receipt settled), 2 and 3.
+pub const RECORD_VERSIONS: [u32; 3] = [1, 2, 3];
 pub(crate) const SPAN_METHOD: &str = "maximal-spans-suffix-array";
 pub(crate) const GRADIENT_METHOD: &str = "tracin-projected-lora";
 pub(crate) const MIX_RULE: &str = "span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing";
@@ -26,7 +26,8 @@ pub(crate) const MIX_RULE: &str = "span and gradient ppm without the excluded (f
 /// `0x`-prefixed lowercase hex strings of 64 digits, credit lists and a span's
 /// rows as `[contribution, ppm]` / `[contribution, row index]` pairs in
 /// contribution order. `mix.paramsHeight` is present exactly in version 2
-/// records. For example a version 2 record begins
+/// and 3 records; `retrieval` only in version 3 records of answers that
+/// retrieved Datanet rows (absent otherwise). For example a version 2 record begins
 /// `{"adapterHash":"0x03…03","baseModelHash":"0x02…02","credits":[[7,1000000]],…`
 /// and ends `…,"version":2}`.
 ///
@@ -39,7 +40,10 @@ pub(crate) const MIX_RULE: &str = "span and gradient ppm without the excluded (f
 /// # Versions
 /// 1: the first records (no `mix.paramsHeight`; judged by the parameters in
 /// force when their receipt settled). 2 ([`RECORD_VERSION`]): the mix states
-/// `paramsHeight`, the block whose governed parameters the record used.
+/// `paramsHeight`, the block whose governed parameters the record used. 3:
+/// an answer that put retrieved Datanet rows in its prompt carries a
+/// [`RetrievalPartRecord`], and its final credits combine the training-data
+/// credits with the retrieval part's (`crate::retrieval::combine`).
 ///
 /// # Decoding
 /// [`AttributionRecord::decode`] accepts exactly the canonical bytes of a
@@ -65,6 +69,35 @@ pub struct AttributionRecord {
     pub gradient: GradientPartRecord,
     pub mix: MixRecord,
     /// The final credits: (contribution, ppm), summing to 10^6 (or empty: the fallback).
+    pub credits: Vec<(u64, u32)>,
+    /// Version 3 on, for an answer that retrieved rows: which, and what they earn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<RetrievalPartRecord>,
+}
+
+/// The retrieval part of a record: the Datanet rows the serving node put in
+/// the prompt, the spans of the answer that quote them (the span method over
+/// the retrieved rows alone) and the credits by support, that is by the
+/// number of answer tokens each contribution's retrieved rows cover. The
+/// ranking that chose the rows (BM25 scores, floats) is not in the record:
+/// a row earns only what the answer quotes of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrievalPartRecord {
+    pub method: String,
+    /// `attribution.retrieval_share_bps` at `mix.paramsHeight`.
+    pub share_bps: u32,
+    /// The Datanet versions retrieved from, in (datanet, version) order; the
+    /// receipt's `retrievalHash` commits to them.
+    pub datanets: Vec<DatanetVersionRef>,
+    /// (contribution, row index) of the retrieved rows, in prompt order.
+    pub rows: Vec<(u64, u32)>,
+    /// The answer's maximal spans (at least `span.minSpanTokens` tokens, on word
+    /// boundaries) found in the retrieved rows, in start order.
+    pub spans: Vec<SpanRecord>,
+    /// (contribution, answer tokens its retrieved rows cover), in contribution order.
+    pub support: Vec<(u64, u64)>,
+    /// `support` in ppm summing to 10^6 (largest remainder, integers only), or empty.
     pub credits: Vec<(u64, u32)>,
 }
 
@@ -169,8 +202,14 @@ impl AttributionRecord {
         }
         match (self.version, self.mix.params_height) {
             (1, Some(_)) => return Err("a version 1 record states no paramsHeight".into()),
-            (2, None) => return Err("a version 2 record must state mix.paramsHeight".into()),
+            (2.., None) => return Err(format!("a version {} record must state mix.paramsHeight", self.version)),
             _ => {}
+        }
+        if let Some(r) = &self.retrieval {
+            if self.version < 3 {
+                return Err(format!("a version {} record has no retrieval part", self.version));
+            }
+            crate::retrieval::validate(r)?;
         }
         if self.model.strip_prefix('m').and_then(|m| m.parse::<u64>().ok()).is_none() {
             return Err(format!("model {:?} is not m<id>", self.model));
@@ -208,6 +247,7 @@ impl AttributionRecord {
             max_credits: self.mix.max_credits as usize,
             excluded: self.mix.excluded.clone(),
             params_height: self.mix.params_height.unwrap_or(settled_at),
+            retrieval_share_bps: self.retrieval.as_ref().map(|r| r.share_bps),
         }
     }
 }
@@ -225,6 +265,9 @@ pub struct RecordParams {
     /// The block whose parameters these are (the state the record was made
     /// from); a verifier reads the governed parameters in force at this height.
     pub params_height: u64,
+    /// `attribution.retrieval_share_bps` (read from the chain: always; stated
+    /// by a record: only when it has a retrieval part).
+    pub retrieval_share_bps: Option<u32>,
 }
 
 impl RecordParams {
@@ -249,6 +292,7 @@ impl RecordParams {
             max_credits: p(&runtime::params::INFERENCE_MAX_CREDITS)? as usize,
             excluded,
             params_height: height,
+            retrieval_share_bps: Some(p(&runtime::params::ATTRIBUTION_RETRIEVAL_SHARE_BPS)? as u32),
         })
     }
 
@@ -279,7 +323,7 @@ pub(crate) mod tests {
     /// A well-formed version 2 record.
     pub(crate) fn record() -> AttributionRecord {
         AttributionRecord {
-            version: RECORD_VERSION,
+            version: 2,
             receipt_hash: B256::repeat_byte(1),
             model: "m2".into(),
             base_model_hash: B256::repeat_byte(2),
@@ -318,6 +362,7 @@ pub(crate) mod tests {
                 params_height: Some(40),
             },
             credits: vec![(7, 1_000_000)],
+            retrieval: None,
         }
     }
 
@@ -338,7 +383,7 @@ pub(crate) mod tests {
         v["extra"] = json!(1);
         assert!(AttributionRecord::decode(canonical(&v).as_bytes()).is_err());
         for bad in [
-            AttributionRecord { version: 3, ..record() },
+            AttributionRecord { version: 4, ..record() },
             AttributionRecord { model: "x".into(), ..record() },
             AttributionRecord { credits: vec![(7, 999_999)], ..record() },
             AttributionRecord { credits: vec![(8, 500_000), (7, 500_000)], ..record() },

@@ -725,6 +725,19 @@ sol! {
 /// The version of [`InferenceReceipt`] this code signs and settles.
 pub const RECEIPT_VERSION: u32 = 2;
 
+/// Most Datanet versions one answer retrieves from.
+pub const MAX_RETRIEVED_VERSIONS: usize = 8;
+
+/// The `retrievalHash` of an answer that retrieved from `retrieved`: keccak256
+/// of the ABI encoding of the `DatanetVersionRef[]`; zero for none.
+pub fn retrieval_hash(retrieved: &[DatanetVersionRef]) -> alloy_primitives::B256 {
+    use alloy_sol_types::SolValue;
+    if retrieved.is_empty() {
+        return alloy_primitives::B256::ZERO;
+    }
+    alloy_primitives::keccak256(retrieved.to_vec().abi_encode())
+}
+
 /// A receipt's hash: its EIP-712 struct hash. Holds and logs are keyed by it.
 pub fn receipt_hash(receipt: &InferenceReceipt) -> alloy_primitives::B256 {
     alloy_sol_types::SolStruct::eip712_hash_struct(receipt)

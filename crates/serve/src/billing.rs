@@ -22,6 +22,9 @@ pub struct Reservation {
     pub payer: Address,
     pub model: ModelEntry,
     pub max_cost: u128,
+    /// The receipt's `retrievalHash`: zero, or the hash of the Datanet versions
+    /// the answer retrieved from (set by the API after reserving).
+    pub retrieval_hash: B256,
 }
 
 /// Why a request cannot be paid for.

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod metrics;
 pub mod openai;
 pub mod ratelimit;
+pub mod retrieval;
 
 pub use billing::{Billing, BillingError, Reservation, Usage, cost};
 pub use cache::{AdapterCache, AdapterSource, CacheError, Residency};
@@ -22,3 +23,4 @@ pub use openai::{
     ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RecordAccess, routes,
 };
 pub use ratelimit::{RateLimiter, RateLimits, RateRefusal};
+pub use retrieval::{DatanetSel, Passage, RetrieveError, Retrieved, Retriever};

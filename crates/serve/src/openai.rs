@@ -1,6 +1,7 @@
 //! The OpenAI-compatible HTTP API: `GET /v1/models`, `POST /v1/completions`,
 //! `POST /v1/chat/completions` (streaming by server-sent events), plus
-//! `GET /v1/adapters` (residency, for routers) and `GET /metrics`.
+//! `GET /v1/adapters` (residency, for routers) and `GET /metrics`; and
+//! `POST /v1/retrieve` with the chat's `retrieval` field ([`crate::retrieval`]).
 //! Request and response shapes follow OpenAI's, so the official clients work
 //! unchanged; receipts ride along in an extra `receipt` field (and, when
 //! streaming, in the final chunk).
@@ -25,6 +26,7 @@ use crate::billing::{Billing, BillingError, Usage};
 use crate::cache::AdapterCache;
 use crate::engine::{Engine, Event, Request, SubmitError};
 use crate::ratelimit::{RateLimits, RateRefusal, network_of};
+use crate::retrieval::{RetrievalField, Retrieved, Retriever};
 
 /// A model as the API knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,7 @@ pub trait Attributor: Send + Sync + 'static {
         response: &[u32],
         text: &str,
         access: RecordAccess,
+        retrieved: Option<&Retrieved>,
     ) -> Option<Value>;
     /// The stored record of a receipt and who may read it, for `GET /v1/attribution/{receipt}`.
     fn record(&self, receipt_hash: B256) -> Option<(Value, RecordAccess)>;
@@ -131,6 +134,8 @@ pub struct OpenLora {
     /// Per-caller request rates, taken before a request's body is read.
     pub rate: RateLimits,
     pub attributor: Option<Arc<dyn Attributor>>,
+    /// Retrieval over Datanets (`POST /v1/retrieve`, the chat's `retrieval` field).
+    pub retriever: Option<Arc<dyn Retriever>>,
 }
 
 /// The routes, for the node's HTTP server.
@@ -141,11 +146,12 @@ pub fn routes(s: Arc<OpenLora>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/adapters", get(adapters))
         .route("/v1/attribution/{receipt}", get(attribution_record))
+        .route("/v1/retrieve", post(crate::retrieval::retrieve_route))
         .route("/metrics", get(metrics))
         .with_state(s)
 }
 
-fn bad(code: &str, msg: impl Into<String>) -> Response {
+pub(crate) fn bad(code: &str, msg: impl Into<String>) -> Response {
     error_response(StatusCode::BAD_REQUEST, "invalid_request_error", code, msg)
 }
 
@@ -285,6 +291,9 @@ struct ChatBody {
     #[serde(flatten)]
     common: CommonParams,
     messages: Vec<ChatMessageIn>,
+    /// Retrieve Datanet rows for the last user message and answer from them.
+    #[serde(default)]
+    retrieval: Option<RetrievalField>,
 }
 
 #[derive(Deserialize)]
@@ -482,7 +491,7 @@ fn attribution_public(headers: &axum::http::HeaderMap) -> bool {
 /// refuse an anonymous caller when billing needs a payer, then read a body of at most [`Limits::max_body_bytes`] (an announced larger
 /// one is refused before any of it is read). Parsing, the chat template and
 /// tokenization all come after.
-async fn admit(
+pub(crate) async fn admit(
     s: &OpenLora,
     caller: Option<Address>,
     request: axum::extract::Request,
@@ -571,7 +580,7 @@ async fn completions(State(s): State<Arc<OpenLora>>, caller: MaybeCaller, reques
         PromptField::Many(v) if v.len() == 1 => Ok(v[0].clone()),
         PromptField::Many(_) => Err(bad("invalid_prompt", "exactly one prompt per request is supported")),
     };
-    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Completion).await
+    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Completion, None).await
 }
 
 async fn chat_completions(
@@ -587,27 +596,81 @@ async fn chat_completions(
         Ok(b) => b,
         Err(e) => return bad("invalid_json", format!("the request body does not parse: {e}")),
     };
-    #[allow(clippy::result_large_err)] // the error is the HTTP answer, as in `prepare`
-    let text = (|| {
-        if b.messages.is_empty() {
-            return Err(bad("invalid_messages", "messages must not be empty"));
-        }
-        let mut msgs = Vec::with_capacity(b.messages.len());
-        for m in &b.messages {
-            if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "developer") {
-                return Err(bad("invalid_role", format!("unsupported message role {:?}", m.role)));
+    let msgs = match chat_messages(&b.messages) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (msgs, retrieved) = match &b.retrieval {
+        None => (msgs, None),
+        Some(field) => {
+            let Some(query) = crate::retrieval::query_of(&msgs) else {
+                return bad("invalid_messages", "retrieval needs a user message to retrieve for");
+            };
+            match crate::retrieval::run(&s, caller.0, query, field).await {
+                Ok(found) => {
+                    let (msgs, found) = fit_passages(&s, &b.common, &msgs, found);
+                    (msgs, Some(found))
+                }
+                Err(r) => return r,
             }
-            let role = if m.role == "developer" { "system".to_string() } else { m.role.clone() };
-            msgs.push(ChatMessage { role, content: message_text(&m.content).map_err(|e| bad("invalid_content", e))? });
         }
-        let tok = &s.engine.tokenizer;
-        if tok.chat_template.is_some() {
-            tok.apply_chat_template(&msgs, true).map_err(|e| bad("chat_template", e.to_string()))
-        } else {
-            Ok(msgs.iter().map(|m| format!("{}: {}\n", m.role, m.content)).collect::<String>() + "assistant: ")
+    };
+    let text = chat_prompt(&s, &msgs);
+    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Chat, retrieved).await
+}
+
+/// The request's messages, checked (roles; text content only).
+#[allow(clippy::result_large_err)] // the error is the HTTP answer, as in `prepare`
+fn chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, Response> {
+    if messages.is_empty() {
+        return Err(bad("invalid_messages", "messages must not be empty"));
+    }
+    let mut msgs = Vec::with_capacity(messages.len());
+    for m in messages {
+        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "developer") {
+            return Err(bad("invalid_role", format!("unsupported message role {:?}", m.role)));
         }
-    })();
-    generate(s, caller, attribution_public(&headers), &b.common, text, &body, Kind::Chat).await
+        let role = if m.role == "developer" { "system".to_string() } else { m.role.clone() };
+        msgs.push(ChatMessage { role, content: message_text(&m.content).map_err(|e| bad("invalid_content", e))? });
+    }
+    Ok(msgs)
+}
+
+/// The prompt of a conversation: the model's chat template, or `role: content` lines.
+#[allow(clippy::result_large_err)] // the error is the HTTP answer, as in `prepare`
+fn chat_prompt(s: &OpenLora, msgs: &[ChatMessage]) -> Result<String, Response> {
+    let tok = &s.engine.tokenizer;
+    if tok.chat_template.is_some() {
+        tok.apply_chat_template(msgs, true).map_err(|e| bad("chat_template", e.to_string()))
+    } else {
+        Ok(msgs.iter().map(|m| format!("{}: {}\n", m.role, m.content)).collect::<String>() + "assistant: ")
+    }
+}
+
+/// The conversation with as many retrieved passages (best first) as leave the
+/// answer room: the prompt may take the context less the tokens the request
+/// asks for (at most half of it). Passages left out are not in the record.
+fn fit_passages(
+    s: &OpenLora,
+    c: &CommonParams,
+    msgs: &[ChatMessage],
+    mut found: Retrieved,
+) -> (Vec<ChatMessage>, Retrieved) {
+    let ctx = s.engine.model.config.max_position_embeddings;
+    let max_prompt = s.limits.max_prompt_tokens.min(ctx.saturating_sub(1));
+    let wanted = c.max_completion_tokens.or(c.max_tokens).unwrap_or(s.limits.default_max_tokens as u64) as usize;
+    let budget = max_prompt.saturating_sub(wanted.min(max_prompt / 2));
+    loop {
+        let with = crate::retrieval::with_passages(msgs, &found);
+        let fits = chat_prompt(s, &with)
+            .ok()
+            .and_then(|t| s.engine.tokenizer.encode(&t, false).ok())
+            .is_some_and(|t| t.len() <= budget);
+        if fits || found.passages.is_empty() {
+            return (with, found);
+        }
+        found.passages.pop();
+    }
 }
 
 async fn generate(
@@ -618,6 +681,7 @@ async fn generate(
     text: Result<String, Response>,
     raw_body: &[u8],
     kind: Kind,
+    retrieved: Option<Retrieved>,
 ) -> Response {
     let p = match prepare(&s, common, text) {
         Ok(p) => p,
@@ -629,7 +693,11 @@ async fn generate(
     let payer = caller.0;
     // Reserve the most this request can cost before generating anything.
     let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
-        Ok(r) => r,
+        Ok(r) => crate::billing::Reservation {
+            // An answer whose retrieval found nothing quotes nothing: no hash.
+            retrieval_hash: retrieved.as_ref().filter(|r| !r.passages.is_empty()).map(Retrieved::hash).unwrap_or_default(),
+            ..r
+        },
         Err(e) => {
             s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             return billing_error(e);
@@ -684,6 +752,7 @@ async fn generate(
         public_record,
         delivered: 0,
         text: String::new(),
+        retrieved,
     };
     if !p.stream {
         return whole(ctx, rx, kind, id, created, model_name).await;
@@ -702,6 +771,8 @@ struct GenCtx {
     prompt_tokens: usize,
     delivered: usize,
     text: String,
+    /// The rows a retrieval put in the prompt.
+    retrieved: Option<Retrieved>,
 }
 
 impl GenCtx {
@@ -728,7 +799,7 @@ impl GenCtx {
         let party = |k: &str| receipt.as_ref().and_then(|v| v[k].as_str()).and_then(|a| a.parse::<Address>().ok());
         let access = RecordAccess { payer: party("payer"), operator: party("operator"), public: self.public_record };
         let attribution = match (&self.s.attributor, hash, tokens) {
-            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text, access),
+            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text, access, self.retrieved.as_ref()),
             _ => None,
         };
         (receipt, attribution)
@@ -785,6 +856,7 @@ async fn whole(
         "usage": usage_json(o.prompt_tokens, o.completion_tokens),
         "receipt": receipt,
         "attribution": attribution,
+        "retrieval": ctx.retrieved.as_ref().map(|r| r.to_json(false)),
     }))
     .into_response()
 }
@@ -807,6 +879,7 @@ fn stream(
         usage_chunk: Option<SseEvent>,
     }
     let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+    let retrieval = ctx.retrieved.as_ref().map(|r| r.to_json(false));
     // As OpenAI does: with `stream_options.include_usage` every chunk has
     // `"usage": null` and one last chunk with no choices carries the usage;
     // without it no chunk has a usage field. The receipt and the attribution
@@ -819,6 +892,9 @@ fn stream(
         if let Some((receipt, attribution)) = extra {
             v["receipt"] = receipt;
             v["attribution"] = attribution;
+            if let Some(r) = &retrieval {
+                v["retrieval"] = r.clone();
+            }
         }
         SseEvent::default().data(v.to_string())
     };

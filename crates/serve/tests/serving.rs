@@ -168,7 +168,7 @@ impl Billing for TestBilling {
             )));
         }
         *r += max_cost;
-        Ok(Reservation { id: 1, payer, model: model.clone(), max_cost })
+        Ok(Reservation { id: 1, payer, model: model.clone(), max_cost, retrieval_hash: B256::ZERO })
     }
     fn release(&self, r: Reservation) {
         *self.reserved.lock().unwrap() -= r.max_cost;
@@ -273,6 +273,7 @@ fn openai_api_over_http() {
         limits: Limits { requests_per_minute: 40, ..Default::default() },
         rate: Default::default(),
         attributor: None,
+        retriever: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -491,6 +492,7 @@ fn callers_are_rate_limited_before_their_request_is_read_anonymous_ones_by_netwo
         },
         rate: Default::default(),
         attributor: None,
+        retriever: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

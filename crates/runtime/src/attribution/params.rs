@@ -14,6 +14,17 @@ pub const ATTRIBUTION_SPAN_WEIGHT_PPM: ParamSpec = ParamSpec {
     doc: "share (ppm) of span tracing in an attribution record; the gradient method gets the rest",
 };
 
+/// Retrieval: the share of an answer's data part that goes to the retrieved
+/// rows it quotes (when it also credits training data; the record's mix
+/// applies it, a challenge enforces it).
+pub const ATTRIBUTION_RETRIEVAL_SHARE_BPS: ParamSpec = ParamSpec {
+    name: "attribution.retrieval_share_bps",
+    default: 3000,
+    min: 0,
+    max: 10_000,
+    doc: "share (bps) of an answer's data part that goes to the retrieved rows it quotes, when it also credits training data; the rest to training-data attribution",
+};
+
 /// The shortest span (in tokens) span tracing credits.
 pub const ATTRIBUTION_MIN_SPAN_TOKENS: ParamSpec = ParamSpec {
     name: "attribution.min_span_tokens",
