@@ -471,6 +471,7 @@ impl World {
             operator: self.k.operator.address(),
             nonce,
             issuedAt: self.c.height,
+            retrievalHash: B256::ZERO,
         }
     }
 
