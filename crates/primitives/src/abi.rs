@@ -767,10 +767,7 @@ pub fn retrieval_hash(retrieved: &[DatanetVersionRef]) -> alloy_primitives::B256
 /// version), each version at least 1. The error says which rule fails.
 pub fn check_retrieved(retrieved: &[DatanetVersionRef]) -> Result<(), String> {
     if retrieved.is_empty() || retrieved.len() > MAX_RETRIEVED_VERSIONS {
-        return Err(format!(
-            "1 to {MAX_RETRIEVED_VERSIONS} retrieved Datanet versions, not {}",
-            retrieved.len()
-        ));
+        return Err(format!("1 to {MAX_RETRIEVED_VERSIONS} retrieved Datanet versions, not {}", retrieved.len()));
     }
     if let Some(r) = retrieved.iter().find(|r| r.version == 0) {
         return Err(format!("Datanet {} version 0 does not exist (versions start at 1)", r.datanetId));

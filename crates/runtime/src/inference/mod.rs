@@ -230,8 +230,8 @@ fn check_credits(
             return Err(bad_credits(format!("contribution {id} is credited twice")));
         }
         let rec = st.contribution(id)?.ok_or_else(|| bad_credits(format!("unknown contribution {id}")))?;
-        let in_scope = rec.status == APPROVED
-            && allowed.iter().any(|(d, v)| *d == rec.attestation.datanetId && rec.version <= *v);
+        let in_scope =
+            rec.status == APPROVED && allowed.iter().any(|(d, v)| *d == rec.attestation.datanetId && rec.version <= *v);
         if !in_scope {
             return Err(bad_credits(format!("contribution {id} is not approved in {scope}")));
         }
