@@ -681,6 +681,7 @@ impl Billing for Meter {
             operator: self.operator.address(),
             nonce,
             issuedAt: self.chain.head().header.number,
+            retrievalHash: B256::ZERO,
         };
         let hash = receipt_hash(&receipt);
         let sig = self.serving.sign_hash(&receipt_signing_hash(&receipt, self.chain.chain_id()));

@@ -400,7 +400,8 @@ sol! {
 sol! {
     #![sol(all_derives)]
 
-    /// A Datanet version a model was trained on.
+    /// A Datanet version: one a model was trained on, or one an answer
+    /// retrieved rows from.
     struct DatanetVersionRef {
         uint64 datanetId;
         uint64 version;
@@ -511,20 +512,18 @@ sol! {
         /// Live ids ≥ `start`, ascending, at most `limit` (capped at 256): page with start = last id + 1.
         function liveModels(uint64 start, uint64 limit) external view returns (uint64[] memory);
     }
-}
-
-sol! {
-    #![sol(all_derives)]
 
     /// What a serving operator signs for every answer it bills: EIP-712 typed data
     /// under the inference module's domain (`Module::Inference.eip712_domain(chain_id)`).
     /// Its hash ([`receipt_hash`]) is the EIP-712 struct hash, over the type
-    /// `InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt)`.
+    /// `InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt,bytes32 retrievalHash)`.
     ///
-    /// Version 2 ([`RECEIPT_VERSION`]): `issuedAt` was added, so a receipt of
-    /// a retired model settles only if it was issued while the model was live
-    /// (version 1 had no time; its type hash differs, so a version 1 signature
-    /// never verifies as a version 2 receipt).
+    /// Version 3 ([`RECEIPT_VERSION`]): `retrievalHash` was added, naming the
+    /// Datanet versions the answer retrieved rows from, so their contributors
+    /// may be credited ([`retrieval_hash`], `IInference.postAttributionRetrieved`).
+    /// Version 2 added `issuedAt`, so a receipt of a retired model settles only
+    /// if it was issued while the model was live. Each version changes the type
+    /// hash, so an older version's signature never verifies as a newer receipt.
     struct InferenceReceipt {
         bytes32 requestHash;
         bytes32 responseHash;
@@ -546,6 +545,10 @@ sol! {
         /// (settlement refuses a receipt from the future, and one of a retired
         /// model issued after its retirement).
         uint64 issuedAt;
+        /// Zero when the answer used no retrieval; else [`retrieval_hash`] of the
+        /// Datanet versions it retrieved rows from. A non-zero hash holds the data
+        /// part even for a model without Datanet versions.
+        bytes32 retrievalHash;
     }
 
     /// One contribution credited by an attribution record.
@@ -586,7 +589,8 @@ sol! {
         uint64 settledAt;
         uint128 cost;
         uint128 ownerPart;
-        /// Held for attribution (see `hold`); zero for a model without Datanet versions.
+        /// Held for attribution (see `hold`); zero for a model without Datanet
+        /// versions whose receipt retrieved nothing.
         uint128 dataPart;
         uint128 servingPart;
         uint128 stakersPart;
@@ -608,7 +612,8 @@ sol! {
         event ApiKeyRevoked(bytes32 indexed keyHash, address indexed owner);
         event EndpointRegistered(address indexed operator, string url, uint64[] modelIds);
         event EndpointRemoved(address indexed operator);
-        /// `dataShare` is the amount held for attribution (zero for a model without Datanet versions).
+        /// `dataShare` is the amount held for attribution (zero for a model without
+        /// Datanet versions, unless the receipt names retrieved versions).
         event ReceiptSettled(bytes32 indexed receiptHash, address indexed payer, address indexed operator, uint64 modelId, uint128 cost, uint128 dataShare);
         event AttributionPosted(bytes32 indexed receiptHash, bytes32 recordHash, uint32 credits);
         /// One per credit when a record is finalized (the per-inference detail lives in logs; state keeps totals).
@@ -662,6 +667,13 @@ sol! {
         /// A challenge of the record is open: its credits wait for the verdict.
         error UnderChallenge(bytes32 receiptHash);
         error BadCredits(string reason);
+        /// The retrieved Datanet versions are malformed (not 1 to
+        /// `MAX_RETRIEVED_VERSIONS` entries strictly increasing by (datanetId,
+        /// version), a version 0) or name a version that does not exist.
+        error BadRetrieved(string reason);
+        /// `retrieval_hash(retrieved)` is not the hash the receipt signed
+        /// (`expected`, zero for a receipt that retrieved nothing).
+        error RetrievalMismatch(bytes32 receiptHash, bytes32 expected, bytes32 got);
         error UnknownContribution(uint64 contributionId);
         error NotContributor(address caller);
         error NothingToClaim(uint64 contributionId);
@@ -690,6 +702,13 @@ sol! {
         /// The settling operator posts a receipt's attribution record before the timeout; empty
         /// credits select the fallback at once.
         function postAttribution(bytes32 receiptHash, bytes32 recordHash, Credit[] calldata credits) external;
+        /// `postAttribution` for a receipt that retrieved rows: `retrieved` must hash
+        /// ([`retrieval_hash`]) to the receipt's `retrievalHash`, and each version must
+        /// exist. Credits may then also name contributions approved in a retrieved
+        /// version (of its Datanet, at or before it), besides the model's versions.
+        /// Emits `AttributionPosted`; empty credits select the fallback (the model's
+        /// versions, else the treasury) at once.
+        function postAttributionRetrieved(bytes32 receiptHash, bytes32 recordHash, Credit[] calldata credits, DatanetVersionRef[] calldata retrieved) external;
         /// Anyone, after the challenge window: posted credits become claimable.
         function finalizeAttribution(bytes32 receiptHash) external;
         /// Anyone, after the timeout with no record: the hold goes to the fallback.
@@ -705,6 +724,8 @@ sol! {
         /// Every registered endpoint (at most 256), in registration order.
         function endpoints() external view returns (ServingEndpoint[] memory);
         function hold(bytes32 receiptHash) external view returns (AttributionHold memory);
+        /// The retrieval hash of a receipt's hold (zero if none, or no retrieval).
+        function retrievalHashOf(bytes32 receiptHash) external view returns (bytes32);
         /// How a settled receipt was paid out (all zero: not settled).
         function settledReceipt(bytes32 receiptHash) external view returns (SettledReceipt memory);
         /// Credits of a posted record awaiting the challenge window.
@@ -723,19 +744,44 @@ sol! {
 }
 
 /// The version of [`InferenceReceipt`] this code signs and settles.
-pub const RECEIPT_VERSION: u32 = 2;
+pub const RECEIPT_VERSION: u32 = 3;
 
-/// Most Datanet versions one answer retrieves from.
+/// Most Datanet versions one answer retrieves from (and one
+/// `postAttributionRetrieved` names).
 pub const MAX_RETRIEVED_VERSIONS: usize = 8;
 
-/// The `retrievalHash` of an answer that retrieved from `retrieved`: keccak256
-/// of the ABI encoding of the `DatanetVersionRef[]`; zero for none.
+/// A receipt's `retrievalHash` for the Datanet versions its answer retrieved
+/// rows from: `keccak256(abi.encode(retrieved))` of the `DatanetVersionRef[]`
+/// (offset word, length, then datanetId and version per entry), and zero for
+/// none. Pass the list in [`check_retrieved`]'s canonical order.
 pub fn retrieval_hash(retrieved: &[DatanetVersionRef]) -> alloy_primitives::B256 {
     use alloy_sol_types::SolValue;
     if retrieved.is_empty() {
         return alloy_primitives::B256::ZERO;
     }
     alloy_primitives::keccak256(retrieved.to_vec().abi_encode())
+}
+
+/// Whether `retrieved` is a canonical list of retrieved Datanet versions: 1 to
+/// [`MAX_RETRIEVED_VERSIONS`] entries, strictly increasing by (datanetId,
+/// version), each version at least 1. The error says which rule fails.
+pub fn check_retrieved(retrieved: &[DatanetVersionRef]) -> Result<(), String> {
+    if retrieved.is_empty() || retrieved.len() > MAX_RETRIEVED_VERSIONS {
+        return Err(format!("1 to {MAX_RETRIEVED_VERSIONS} retrieved Datanet versions, not {}", retrieved.len()));
+    }
+    if let Some(r) = retrieved.iter().find(|r| r.version == 0) {
+        return Err(format!("Datanet {} version 0 does not exist (versions start at 1)", r.datanetId));
+    }
+    for w in retrieved.windows(2) {
+        let (p, r) = (&w[0], &w[1]);
+        if (p.datanetId, p.version) >= (r.datanetId, r.version) {
+            return Err(format!(
+                "retrieved versions must strictly increase by (datanet, version): {}/{} after {}/{}",
+                r.datanetId, r.version, p.datanetId, p.version
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A receipt's hash: its EIP-712 struct hash. Holds and logs are keyed by it.
@@ -792,13 +838,14 @@ mod inference_tests {
             operator: Address::repeat_byte(6),
             nonce: 7,
             issuedAt: 8,
+            retrievalHash: B256::repeat_byte(9),
         }
     }
 
     #[test]
     fn receipt_hash_is_the_eip712_struct_hash() {
         let r = receipt();
-        let ty = "InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt)";
+        let ty = "InferenceReceipt(bytes32 requestHash,bytes32 responseHash,uint64 modelId,bytes32 adapterHash,uint64 inputTokens,uint64 outputTokens,uint128 priceInPer1k,uint128 priceOutPer1k,address payer,address operator,uint64 nonce,uint64 issuedAt,bytes32 retrievalHash)";
         let mut enc = keccak256(ty).to_vec();
         let word = |v: alloy_primitives::U256| v.to_be_bytes::<32>();
         enc.extend_from_slice(r.requestHash.as_slice());
@@ -813,6 +860,7 @@ mod inference_tests {
         enc.extend_from_slice(B256::left_padding_from(r.operator.as_slice()).as_slice());
         enc.extend_from_slice(&word(alloy_primitives::U256::from(r.nonce)));
         enc.extend_from_slice(&word(alloy_primitives::U256::from(r.issuedAt)));
+        enc.extend_from_slice(r.retrievalHash.as_slice());
         assert_eq!(receipt_hash(&r), keccak256(&enc));
         // The signing digest binds the chain and the inference module.
         let sep = crate::system::Module::Inference.eip712_domain(31337).separator();
@@ -836,6 +884,44 @@ mod inference_tests {
         r.inputTokens = u64::MAX;
         r.priceInPer1k = u128::MAX;
         assert_eq!(receipt_cost(&r), None);
+    }
+
+    fn refs(list: &[(u64, u64)]) -> Vec<DatanetVersionRef> {
+        list.iter().map(|(d, v)| DatanetVersionRef { datanetId: *d, version: *v }).collect()
+    }
+
+    #[test]
+    fn retrieval_hash_is_keccak_of_the_abi_encoded_array() {
+        assert_eq!(retrieval_hash(&[]), B256::ZERO, "no retrieval, no hash");
+        let list = refs(&[(1, 2), (3, 4)]);
+        // abi.encode(DatanetVersionRef[]): offset 0x20, length 2, then the four words.
+        let word = |v: u64| alloy_primitives::U256::from(v).to_be_bytes::<32>();
+        let mut enc = vec![];
+        for v in [0x20, 2, 1, 2, 3, 4] {
+            enc.extend_from_slice(&word(v));
+        }
+        assert_eq!(retrieval_hash(&list), keccak256(&enc));
+        // Pinned, so the encoding cannot drift silently (signed receipts carry it).
+        let pinned: B256 = "0xb1c410a96332fe016a2f894fed995e5c0d92d053e5b15a3ccbcfeda96ea9fc58".parse().unwrap();
+        assert_eq!(retrieval_hash(&list), pinned);
+        assert_ne!(retrieval_hash(&refs(&[(1, 2)])), retrieval_hash(&list));
+        assert_ne!(retrieval_hash(&refs(&[(3, 4), (1, 2)])), retrieval_hash(&list), "order matters");
+    }
+
+    #[test]
+    fn retrieved_lists_must_be_canonical() {
+        assert!(check_retrieved(&refs(&[(1, 1)])).is_ok());
+        assert!(check_retrieved(&refs(&[(1, 1), (1, 2), (2, 1)])).is_ok());
+        let eight: Vec<(u64, u64)> = (1..=8).map(|d| (d, 1)).collect();
+        assert!(check_retrieved(&refs(&eight)).is_ok());
+        let nine: Vec<(u64, u64)> = (1..=9).map(|d| (d, 1)).collect();
+        let err = |list: &[(u64, u64)]| check_retrieved(&refs(list)).unwrap_err();
+        assert_eq!(err(&nine), "1 to 8 retrieved Datanet versions, not 9");
+        assert_eq!(err(&[]), "1 to 8 retrieved Datanet versions, not 0");
+        assert!(err(&[(1, 0)]).contains("version 0"));
+        assert!(err(&[(1, 2), (1, 2)]).contains("strictly increase"), "a duplicate");
+        assert!(err(&[(1, 2), (1, 1)]).contains("1/1 after 1/2"), "versions out of order");
+        assert!(err(&[(2, 1), (1, 5)]).contains("strictly increase"), "Datanets out of order");
     }
 
     #[test]

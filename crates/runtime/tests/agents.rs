@@ -285,6 +285,7 @@ impl Chain {
             operator: addr(OPERATOR),
             nonce,
             issuedAt: self.height,
+            retrievalHash: B256::ZERO,
         }
     }
 

@@ -3,7 +3,10 @@
 //! signed receipts with the exact fee split, attribution (credits, challenge
 //! window, finalization, claims), the fallback to reward-per-row accumulators,
 //! refusals that change nothing, and a property test of the supply equation
-//! and the module's holdings under random operations.
+//! and the module's holdings under random operations; then receipts that
+//! retrieved rows (receipt version 3): their holds, records crediting the
+//! retrieved Datanet versions, the forgeries refused, and a property test of
+//! exactly which retrieval records are accepted.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +20,7 @@ use primitives::abi::IModels::{self, IModelsCalls};
 use primitives::abi::IStaking;
 use primitives::abi::{
     ContributionAttestation, Credit, DatanetLimits, DatanetVersionRef, InferenceReceipt, ModelRegistration, NonPayable,
-    receipt_hash, receipt_signing_hash,
+    check_retrieved, receipt_hash, receipt_signing_hash, retrieval_hash,
 };
 use primitives::block::Receipt;
 use primitives::rows::{Row, rows_root};
@@ -471,6 +474,7 @@ impl World {
             operator: self.k.operator.address(),
             nonce,
             issuedAt: self.c.height,
+            retrievalHash: B256::ZERO,
         }
     }
 
@@ -1873,4 +1877,404 @@ fn challenge_bonds_grow_with_open_challenges() {
         e => panic!("{e:?}"),
     }
     w.c.att_ok(&challenger, Amount(2 * BOND), challenge(hs[32]));
+}
+
+// Retrieval-augmented answers: a receipt's `retrievalHash` names the Datanet
+// versions its answer retrieved rows from.
+
+fn refs(list: &[(u64, u64)]) -> Vec<DatanetVersionRef> {
+    list.iter().map(|(d, v)| DatanetVersionRef { datanetId: *d, version: *v }).collect()
+}
+
+fn credits(list: &[(u64, u32)]) -> Vec<Credit> {
+    list.iter().map(|(c, w)| Credit { contributionId: *c, weightPpm: *w }).collect()
+}
+
+fn post_plain(h: B256, list: &[(u64, u32)]) -> IInferenceCalls {
+    IInferenceCalls::postAttribution(IInference::postAttributionCall {
+        receiptHash: h,
+        recordHash: content_hash(RECORD),
+        credits: credits(list),
+    })
+}
+
+fn post_retrieved(h: B256, list: &[(u64, u32)], retrieved: &[(u64, u64)]) -> IInferenceCalls {
+    IInferenceCalls::postAttributionRetrieved(IInference::postAttributionRetrievedCall {
+        receiptHash: h,
+        recordHash: content_hash(RECORD),
+        credits: credits(list),
+        retrieved: refs(retrieved),
+    })
+}
+
+fn expire(h: B256) -> IInferenceCalls {
+    IInferenceCalls::expireAttribution(IInference::expireAttributionCall { receiptHash: h })
+}
+
+fn finalize(h: B256) -> IInferenceCalls {
+    IInferenceCalls::finalizeAttribution(IInference::finalizeAttributionCall { receiptHash: h })
+}
+
+fn fallback_paid(r: &Receipt) -> Vec<(u64, u64, u128)> {
+    r.logs
+        .iter()
+        .filter_map(|l| IInference::FallbackPaid::decode_log_data(&l.data).ok())
+        .map(|e| (e.datanetId, e.version, e.amount))
+        .collect()
+}
+
+impl World {
+    /// A receipt of the base model m1 (no Datanet versions) whose answer
+    /// retrieved rows from `retrieved` (none: a plain answer).
+    fn base_receipt(&self, nonce: u64, retrieved: &[(u64, u64)]) -> InferenceReceipt {
+        let mut r = self.receipt(nonce, 50_000_000, 20_000_000);
+        (r.modelId, r.adapterHash, r.priceInPer1k, r.priceOutPer1k) = (1, B256::ZERO, 7, 11);
+        r.retrievalHash = retrieval_hash(&refs(retrieved));
+        r
+    }
+
+    fn retrieval_hash_of(&self, h: B256) -> B256 {
+        self.c.view(IInference::retrievalHashOfCall { receiptHash: h })
+    }
+}
+
+#[test]
+fn a_receipt_that_retrieved_holds_its_data_part_even_on_the_base_model() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let plain = w.base_receipt(1, &[]);
+    let retrieving = w.base_receipt(2, &[(1, 2)]);
+    assert_eq!(plain.retrievalHash, B256::ZERO);
+    let treasury = w.c.bal(&TREASURY);
+    let out = w.settle(&[plain.clone(), retrieving.clone()]);
+    let (p1, p2) = (parts(cost(&plain)), parts(cost(&retrieving)));
+    // m1 is the treasury's: it takes the owner and treasury parts of both, and
+    // the data part of the plain answer only.
+    assert_eq!(w.c.bal(&TREASURY) - treasury, p1[0] + p1[1] + p1[4] + p2[0] + p2[4]);
+    assert_eq!(settled(&out).iter().map(|s| s.dataShare).collect::<Vec<_>>(), vec![0, p2[1]]);
+    let h = receipt_hash(&retrieving);
+    let held = hold(&w.c, h);
+    assert_eq!((held.amount, held.modelId, held.status), (p2[1], 1, OPEN));
+    assert_eq!(w.c.view(IInference::settledReceiptCall { receiptHash: h }).dataPart, p2[1]);
+    assert_eq!(w.retrieval_hash_of(h), retrieval_hash(&refs(&[(1, 2)])));
+    assert_eq!(w.retrieval_hash_of(receipt_hash(&plain)), B256::ZERO);
+    assert_eq!(w.c.mem.holdings().unwrap().open_holds, Amount(p2[1]));
+    // No record before the timeout: the fallback over m1's Datanet versions,
+    // which are none, is the treasury.
+    w.c.until(held.settledAt + TIMEOUT);
+    let treasury = w.c.bal(&TREASURY);
+    let r = w.c.ok(&clone_key(&w.k.other), expire(h));
+    assert_eq!(fallback_paid(&r), vec![]);
+    assert_eq!(w.c.bal(&TREASURY) - treasury, p2[1]);
+    assert_eq!(hold(&w.c, h).status, FALLBACK);
+    let t = w.c.mem.holdings().unwrap();
+    assert_eq!((t.open_holds, t.fallback_pool), (Amount::ZERO, Amount::ZERO));
+}
+
+#[test]
+fn credits_on_a_retrieved_version_are_paid_to_the_wei() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r = w.base_receipt(1, &[(1, 2)]);
+    w.settle(std::slice::from_ref(&r));
+    let h = receipt_hash(&r);
+    let amount = hold(&w.c, h).amount;
+    let (operator, other, alice, bob) =
+        (clone_key(&w.k.operator), clone_key(&w.k.other), clone_key(&w.k.alice), clone_key(&w.k.bob));
+    // Contributions 1 (alice, version 1) and 2 (bob, version 2) are in Datanet 1 version 2.
+    let weights = [(1u64, 333_333u32), (2, 666_667)];
+    let out = w.c.ok(&operator, post_retrieved(h, &weights, &[(1, 2)]));
+    let posted = IInference::AttributionPosted::decode_log_data(&out.logs[0].data).unwrap();
+    assert_eq!((posted.receiptHash, posted.recordHash, posted.credits), (h, content_hash(RECORD), 2));
+    let posted_at = w.c.height;
+    let expect: Vec<u128> = weights.iter().map(|(_, p)| amount * *p as u128 / 1_000_000).collect();
+    let pc = w.c.view(IInference::pendingCreditsCall { receiptHash: h });
+    assert_eq!((pc.contributionIds, pc.amounts), (vec![1, 2], expect.clone()));
+    assert_eq!(hold(&w.c, h).status, POSTED);
+    assert!(matches!(w.c.refused(&operator, post_retrieved(h, &weights, &[(1, 2)])), IInferenceErrors::HoldClosed(_)));
+    w.c.until(posted_at + WINDOW);
+    let treasury = w.c.bal(&TREASURY);
+    let out = w.c.ok(&other, finalize(h));
+    let credited: Vec<(u64, u128)> = out
+        .logs
+        .iter()
+        .filter_map(|l| IInference::Credited::decode_log_data(&l.data).ok())
+        .map(|e| (e.contributionId, e.amount))
+        .collect();
+    assert_eq!(credited, vec![(1, expect[0]), (2, expect[1])]);
+    let dust = amount - expect[0] - expect[1];
+    assert!(dust > 0, "these weights leave rounding dust");
+    assert_eq!(w.c.bal(&TREASURY) - treasury, dust, "the dust, and only it, to the treasury");
+    for (k, id, want) in [(&alice, 1u64, expect[0]), (&bob, 2, expect[1])] {
+        assert_eq!(w.c.claimable(id), want);
+        let before = w.c.bal(&k.address());
+        let r = w.c.ok(k, IInferenceCalls::claim(IInference::claimCall { contributionId: id }));
+        assert_eq!(w.c.bal(&k.address()) + Chain::fee(&r) - before, want, "contribution {id}");
+    }
+    assert_eq!(w.c.mem.holdings().unwrap().accrued_credits, Amount::ZERO);
+    // Each block above checked the supply equation and the module's holdings.
+    let report = runtime::supply_report(&w.c.mem).unwrap();
+    assert_eq!(report.inference.total(), Amount(w.c.bal(&INFERENCE)));
+}
+
+#[test]
+fn forged_retrieval_records_are_refused() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r = w.base_receipt(1, &[(1, 2)]);
+    // Receipts may sign versions that do not exist; no record can then name them.
+    let ghost_version = w.base_receipt(2, &[(1, 2), (1, 9)]);
+    let ghost_datanet = w.base_receipt(3, &[(7, 1)]);
+    let plain = w.receipt(4, 50_000, 20_000);
+    w.settle(&[r.clone(), ghost_version.clone(), ghost_datanet.clone(), plain.clone()]);
+    let h = receipt_hash(&r);
+    let (operator, other) = (clone_key(&w.k.operator), clone_key(&w.k.other));
+    let one = [(1u64, 1_000_000u32)];
+    // Another version than the receipt signed, or one more.
+    for forged in [&[(1u64, 3u64)][..], &[(1, 2), (2, 1)], &[(1, 1)]] {
+        match w.c.refused(&operator, post_retrieved(h, &one, forged)) {
+            IInferenceErrors::RetrievalMismatch(e) => {
+                assert_eq!((e.receiptHash, e.expected, e.got), (h, r.retrievalHash, retrieval_hash(&refs(forged))))
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+    // Lists that are not canonical, whatever they hash to.
+    let bad_retrieved = |e: IInferenceErrors| match e {
+        IInferenceErrors::BadRetrieved(e) => e.reason,
+        e => panic!("{e:?}"),
+    };
+    let nine: Vec<(u64, u64)> = (1..=9).map(|d| (d, 1)).collect();
+    let lists: [(&[(u64, u64)], &str); 5] = [
+        (&[], "1 to 8 retrieved Datanet versions, not 0"),
+        (&[(1, 2), (1, 2)], "strictly increase"),
+        (&[(1, 2), (1, 1)], "strictly increase"),
+        (&nine, "1 to 8 retrieved Datanet versions, not 9"),
+        (&[(1, 0), (1, 2)], "version 0"),
+    ];
+    for (list, why) in lists {
+        let reason = bad_retrieved(w.c.refused(&operator, post_retrieved(h, &one, list)));
+        assert!(reason.contains(why), "{reason}");
+    }
+    // A contribution of a Datanet neither trained on nor retrieved (3, Datanet 2),
+    // and one approved after the retrieved version (4, Datanet 1 version 3).
+    for (list, id) in [(vec![(1u64, 500_000u32), (3, 500_000)], 3u64), (vec![(4, 1_000_000)], 4)] {
+        match w.c.refused(&operator, post_retrieved(h, &list, &[(1, 2)])) {
+            IInferenceErrors::BadCredits(e) => assert_eq!(
+                e.reason,
+                format!("contribution {id} is not approved in the model's or the retrieved Datanet versions")
+            ),
+            e => panic!("{e:?}"),
+        }
+    }
+    // A plain record on the same hold credits the model's versions only (m1 has none).
+    match w.c.refused(&operator, post_plain(h, &one)) {
+        IInferenceErrors::BadCredits(e) => {
+            assert_eq!(e.reason, "contribution 1 is not approved in the model's Datanet versions")
+        }
+        e => panic!("{e:?}"),
+    }
+    // Versions that do not exist, though the receipt signed them.
+    let reason =
+        bad_retrieved(w.c.refused(&operator, post_retrieved(receipt_hash(&ghost_version), &one, &[(1, 2), (1, 9)])));
+    assert_eq!(reason, "Datanet 1 has no version 9");
+    let reason = bad_retrieved(w.c.refused(&operator, post_retrieved(receipt_hash(&ghost_datanet), &one, &[(7, 1)])));
+    assert_eq!(reason, "Datanet 7 has no version 1");
+    // Retrieval claimed for a receipt that retrieved nothing.
+    match w.c.refused(&operator, post_retrieved(receipt_hash(&plain), &[(3, 1_000_000)], &[(2, 1)])) {
+        IInferenceErrors::RetrievalMismatch(e) => assert_eq!(e.expected, B256::ZERO),
+        e => panic!("{e:?}"),
+    }
+    // Only the settling operator posts.
+    assert!(matches!(
+        w.c.refused(&other, post_retrieved(h, &one, &[(1, 2)])),
+        IInferenceErrors::NotSettlingOperator(_)
+    ));
+    // The receipt's own list is accepted (nothing above changed the hold); an
+    // empty retrieval record selects the fallback, which for m1 is the treasury.
+    w.c.ok(&operator, post_retrieved(h, &one, &[(1, 2)]));
+    let treasury = w.c.bal(&TREASURY);
+    let ghost = receipt_hash(&ghost_datanet);
+    let amount = hold(&w.c, ghost).amount;
+    assert!(matches!(w.c.refused(&operator, post_retrieved(ghost, &[], &[(7, 1)])), IInferenceErrors::BadRetrieved(_)));
+    w.c.ok(&operator, post_plain(ghost, &[]));
+    assert_eq!((hold(&w.c, ghost).status, w.c.bal(&TREASURY) - treasury), (FALLBACK, amount));
+    // After the timeout, no record at all.
+    let settled_at = hold(&w.c, h).settledAt;
+    w.c.until(settled_at + TIMEOUT);
+    match w.c.refused(&operator, post_retrieved(receipt_hash(&ghost_version), &[], &[(1, 2), (1, 9)])) {
+        IInferenceErrors::AttributionTimedOut(e) => assert_eq!(e.deadline, settled_at + TIMEOUT),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn a_fine_tuned_model_credits_retrieved_and_training_data_and_falls_back_to_its_versions() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    // m2 was trained on Datanet 1 version 2 and Datanet 2 version 1; its answers retrieved from Datanet 1 version 3.
+    let mut r1 = w.receipt(1, 50_000, 20_000);
+    let mut r2 = w.receipt(2, 77_777, 33_333);
+    r1.retrievalHash = retrieval_hash(&refs(&[(1, 3)]));
+    r2.retrievalHash = r1.retrievalHash;
+    w.settle(&[r1.clone(), r2.clone()]);
+    let (h1, h2) = (receipt_hash(&r1), receipt_hash(&r2));
+    let operator = clone_key(&w.k.operator);
+    // Contribution 4 (Datanet 1 version 3) came after m2's training data: only
+    // the retrieved version lets a record credit it.
+    let mixed = [(3u64, 700_000u32), (4, 300_000)];
+    assert!(matches!(w.c.refused(&operator, post_plain(h1, &mixed)), IInferenceErrors::BadCredits(_)));
+    let amount = hold(&w.c, h1).amount;
+    w.c.ok(&operator, post_retrieved(h1, &mixed, &[(1, 3)]));
+    let pc = w.c.view(IInference::pendingCreditsCall { receiptHash: h1 });
+    assert_eq!(
+        (pc.contributionIds, pc.amounts),
+        (vec![3, 4], vec![amount * 700_000 / 1_000_000, amount * 300_000 / 1_000_000])
+    );
+    // No record for r2: the fallback is m2's, by its versions' live rows (8 : 4).
+    w.c.until(hold(&w.c, h2).settledAt + TIMEOUT);
+    let amount2 = hold(&w.c, h2).amount;
+    let treasury = w.c.bal(&TREASURY);
+    let out = w.c.ok(&clone_key(&w.k.other), expire(h2));
+    let paid = fallback_paid(&out);
+    assert_eq!(paid.iter().map(|(d, v, _)| (*d, *v)).collect::<Vec<_>>(), vec![(1, 2), (2, 1)]);
+    let (pr1, pr2) = ((amount2 * 8 / 12) * E18 / 8, (amount2 * 4 / 12) * E18 / 4);
+    assert_eq!(paid[0].2, (pr1 * 8).div_ceil(E18));
+    assert_eq!(paid[1].2, (pr2 * 4).div_ceil(E18));
+    assert_eq!(w.c.bal(&TREASURY) - treasury + paid[0].2 + paid[1].2, amount2);
+}
+
+#[test]
+fn a_retrieval_record_found_wrong_on_the_base_model_goes_to_the_treasury() {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r = w.base_receipt(1, &[(1, 2)]);
+    w.settle(std::slice::from_ref(&r));
+    let h = receipt_hash(&r);
+    let amount = hold(&w.c, h).amount;
+    let (operator, challenger, alice) = (clone_key(&w.k.operator), clone_key(&w.k.other), clone_key(&w.k.alice));
+    w.c.ok(&operator, post_retrieved(h, &[(1, 1_000_000)], &[(1, 2)]));
+    w.c.att_ok(&challenger, Amount(BOND), challenge(h));
+    let opened = w.c.challenge_of(h);
+    w.c.until(opened.revealBy + 1);
+    // Not revealed: the record is wrong, replaced by the fallback over m1's versions (none).
+    let pool = w.c.mem.holdings().unwrap().fallback_pool;
+    let out = w.c.att_ok(
+        &alice,
+        Amount::ZERO,
+        IAttributionCalls::resolveUnrevealed(IAttribution::resolveUnrevealedCall { receiptHash: h }),
+    );
+    assert_eq!(resolved(&out).status, 5);
+    assert_eq!(fallback_paid(&out), vec![]);
+    assert_eq!(hold(&w.c, h).status, FALLBACK);
+    let t = w.c.mem.holdings().unwrap();
+    assert_eq!((t.pending_attributions, t.fallback_pool), (Amount::ZERO, pool));
+    assert_eq!(w.c.claimable(1), 0);
+    assert_eq!(w.c.view(IInference::versionFallbackCall { datanetId: 1, version: 2 }), 0);
+    // The hold left the module for the treasury (the supply check of every block holds).
+    assert!(amount > 0);
+}
+
+/// Datanet versions a property case draws from: every version of the two
+/// Datanets, and one that does not exist (Datanet 2 has only version 1).
+const VERSIONS: [(u64, u64); 5] = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)];
+/// Each contribution's (Datanet, approval version); 5 does not exist.
+const APPROVED_IN: [(u64, u64, u64); 4] = [(1, 1, 1), (2, 1, 2), (3, 2, 1), (4, 1, 3)];
+
+/// Why a retrieval record on a base-model receipt that signed `signed` must
+/// be refused, as the rules state them; `None` if it must be accepted.
+fn retrieval_refusal(signed: &[(u64, u64)], posted: &[(u64, u64)], cs: &[Credit]) -> Option<&'static str> {
+    if check_retrieved(&refs(posted)).is_err() {
+        return Some("BadRetrieved");
+    }
+    if retrieval_hash(&refs(posted)) != retrieval_hash(&refs(signed)) {
+        return Some("RetrievalMismatch");
+    }
+    if posted.iter().any(|v| !VERSIONS[..4].contains(v)) {
+        return Some("BadRetrieved");
+    }
+    for (i, c) in cs.iter().enumerate() {
+        let twice = cs[..i].iter().any(|p| p.contributionId == c.contributionId);
+        let in_scope = APPROVED_IN
+            .iter()
+            .any(|(id, d, a)| *id == c.contributionId && posted.iter().any(|(pd, pv)| pd == d && a <= pv));
+        if twice || !in_scope {
+            return Some("BadCredits");
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    /// A retrieval record is accepted exactly when the rules allow it, and an
+    /// accepted one pays each credit `floor(hold × ppm / 1e6)` and the dust to
+    /// the treasury.
+    #[test]
+    fn retrieval_records_are_accepted_exactly_when_the_rules_allow(
+        existing in proptest::sample::subsequence(VERSIONS[..4].to_vec(), 1..=3),
+        ghost in proptest::bool::weighted(0.1),
+        perturb in prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+        extra in 0usize..5,
+        raw in proptest::collection::vec((prop_oneof![8 => 1u64..5, 1 => Just(5u64)], 1u32..1_000), 1..3),
+    ) {
+        // Mostly versions that exist; sometimes one that does not (it sorts last).
+        let mut signed = existing;
+        if ghost {
+            signed.push(VERSIONS[4]);
+        }
+        let mut w = setup();
+        w.fund(ONE_OPEN, ONE_OPEN / 2);
+        let r = w.base_receipt(1, &signed);
+        w.settle(std::slice::from_ref(&r));
+        let h = receipt_hash(&r);
+        let amount = hold(&w.c, h).amount;
+        // What the operator posts: the signed list, reversed, with a version
+        // added (kept in order), or with its first repeated.
+        let mut posted = signed.clone();
+        match perturb {
+            1 => posted.reverse(),
+            2 => {
+                posted.push(VERSIONS[extra]);
+                posted.sort();
+            }
+            3 => posted.insert(0, signed[0]),
+            _ => {}
+        }
+        let cs = normalise(&raw);
+        let operator = clone_key(&w.k.operator);
+        let call = IInferenceCalls::postAttributionRetrieved(IInference::postAttributionRetrievedCall {
+            receiptHash: h,
+            recordHash: content_hash(RECORD),
+            credits: cs.clone(),
+            retrieved: refs(&posted),
+        });
+        match retrieval_refusal(&signed, &posted, &cs) {
+            Some(want) => {
+                let e = w.c.refused(&operator, call);
+                let got = match e {
+                    IInferenceErrors::BadRetrieved(_) => "BadRetrieved",
+                    IInferenceErrors::RetrievalMismatch(_) => "RetrievalMismatch",
+                    IInferenceErrors::BadCredits(_) => "BadCredits",
+                    e => panic!("{e:?}"),
+                };
+                prop_assert_eq!(got, want, "signed {:?}, posted {:?}, credits {:?}", signed, posted, cs);
+            }
+            None => {
+                w.c.ok(&operator, call);
+                w.c.until(w.c.height + 1 + WINDOW);
+                let treasury = w.c.bal(&TREASURY);
+                let out = w.c.ok(&clone_key(&w.k.other), finalize(h));
+                let credited: Vec<u128> = out
+                    .logs
+                    .iter()
+                    .filter_map(|l| IInference::Credited::decode_log_data(&l.data).ok())
+                    .map(|e| e.amount)
+                    .collect();
+                let want: Vec<u128> = cs.iter().map(|c| amount * c.weightPpm as u128 / 1_000_000).collect();
+                prop_assert_eq!(&credited, &want);
+                prop_assert_eq!(w.c.bal(&TREASURY) - treasury, amount - want.iter().sum::<u128>());
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Governed parameters of attribution: the span/gradient weighting and span length the records use, and the challenges' bond, windows and penalty.
+//! Governed parameters of attribution: the span/gradient weighting, the retrieval share and span length the records use, and the challenges' bond, windows and penalty.
 //! Registered in [`crate::params::ALL`].
 
 use crate::params::{DAY_OF_BLOCKS, ParamSpec};
@@ -14,12 +14,12 @@ pub const ATTRIBUTION_SPAN_WEIGHT_PPM: ParamSpec = ParamSpec {
     doc: "share (ppm) of span tracing in an attribution record; the gradient method gets the rest",
 };
 
-/// Retrieval: the share of an answer's data part that goes to the retrieved
-/// rows it quotes (when it also credits training data; the record's mix
-/// applies it, a challenge enforces it).
+/// Retrieval-augmented answers: the share of a receipt's data part that goes
+/// to the retrieved rows the answer quotes, when the record also credits
+/// training data (the record's mix applies it; the chain only governs it).
 pub const ATTRIBUTION_RETRIEVAL_SHARE_BPS: ParamSpec = ParamSpec {
     name: "attribution.retrieval_share_bps",
-    default: 3000,
+    default: 3_000,
     min: 0,
     max: 10_000,
     doc: "share (bps) of an answer's data part that goes to the retrieved rows it quotes, when it also credits training data; the rest to training-data attribution",

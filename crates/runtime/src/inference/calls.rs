@@ -202,9 +202,11 @@ impl Handler for IInference::settleCall {
     /// Per receipt: signature recovery (≈ 20,000), the model, the allowance, the
     /// hold, the payer's agent (a read, two for an agent's wallet) and the payout
     /// record. (The node's meter takes its gas limit from this price plus
-    /// intrinsic and calldata gas, so a change here needs none there.)
+    /// intrinsic and calldata gas, so a change here needs none there.) A
+    /// receipt that retrieved rows writes its retrieval hash too.
     fn gas(&self) -> u64 {
-        50_000 + 52_000 * self.receipts.len() as u64
+        let retrieving = self.receipts.iter().filter(|r| r.retrievalHash != B256::ZERO).count() as u64;
+        50_000 + 52_000 * self.receipts.len() as u64 + RETRIEVAL_HASH_GAS * retrieving
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
@@ -275,7 +277,8 @@ impl Handler for IInference::settleCall {
                 let stakers_part = part(stakers_bps)?;
                 // Each part is rounded down and the four sum to at most the cost.
                 let mut treasury_part = cost - owner_part - data_part - serving_part - stakers_part;
-                if model.datanets.is_empty() {
+                // Nothing to attribute: no training data and no retrieved rows.
+                if model.datanets.is_empty() && r.retrievalHash == B256::ZERO {
                     treasury_part += data_part;
                     data_part = 0;
                 }
@@ -295,6 +298,9 @@ impl Handler for IInference::settleCall {
                         recordHash: B256::ZERO,
                     };
                     store(st, state_key::hold(&h), &hold);
+                    if r.retrievalHash != B256::ZERO {
+                        st.put(state_key::retrieval_hash(&h), Some(r.retrievalHash.to_vec()));
+                    }
                     t.open_holds = add(t.open_holds, data_part)?;
                 }
                 let paid = SettledReceipt {
@@ -340,51 +346,94 @@ impl Handler for IInference::settleCall {
     }
 }
 
+/// Gas of storing or reading a receipt's retrieval hash.
+const RETRIEVAL_HASH_GAS: u64 = 20_000;
+/// Gas of checking one retrieved Datanet version (a read).
+const RETRIEVED_VERSION_GAS: u64 = 5_000;
+
+/// Gas of posting `credits` (none: the fallback at once).
+fn post_gas(credits: &[Credit]) -> u64 {
+    if credits.is_empty() { FALLBACK_GAS } else { 50_000 + 20_000 * credits.len() as u64 }
+}
+
+/// Post a receipt's attribution record, as `postAttribution` (`retrieved`
+/// `None`) or `postAttributionRetrieved`: the sender is the settling operator,
+/// the hold open and within its timeout; credits go pending, none select the
+/// fallback.
+fn post_record(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    h: B256,
+    record_hash: B256,
+    credits: &[Credit],
+    retrieved: Option<&[DatanetVersionRef]>,
+) -> Result<(), CallFail> {
+    with_holdings(st, |st, t| {
+        let height = ctx.env.number;
+        let sender = ctx.sender;
+        let mut hold = get_hold(st, &h)?;
+        if hold.operator != sender {
+            return Err(revert(IInference::NotSettlingOperator { caller: sender }));
+        }
+        if hold.status != OPEN {
+            return Err(revert(IInference::HoldClosed { receiptHash: h, status: hold.status }));
+        }
+        let deadline = hold.settledAt.saturating_add(blocks(st, &params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS)?);
+        if height >= deadline {
+            return Err(revert(IInference::AttributionTimedOut { receiptHash: h, deadline }));
+        }
+        if let Some(retrieved) = retrieved {
+            check_retrieval(st, &h, retrieved)?;
+        }
+        hold.recordHash = record_hash;
+        ctx.emit(
+            ADDRESS,
+            &IInference::AttributionPosted { receiptHash: h, recordHash: record_hash, credits: credits.len() as u32 },
+        );
+        if credits.is_empty() {
+            pay_fallback(st, ctx, t, &h, &mut hold)?;
+        } else {
+            let mut allowed = get_model(st, hold.modelId)?.versions();
+            let scope = match retrieved {
+                Some(retrieved) => {
+                    allowed.extend(retrieved.iter().map(|r| (r.datanetId, r.version)));
+                    TRAINED_ON_OR_RETRIEVED
+                }
+                None => TRAINED_ON,
+            };
+            let pc = check_credits(st, &allowed, scope, hold.amount, credits)?;
+            store(st, state_key::pending_credits(&h), &pc);
+            hold.status = POSTED;
+            hold.postedAt = height;
+            t.open_holds = sub(t.open_holds, hold.amount)?;
+            t.pending_attributions = add(t.pending_attributions, hold.amount)?;
+        }
+        store(st, state_key::hold(&h), &hold);
+        Ok(())
+    })
+}
+
 impl Handler for IInference::postAttributionCall {
     /// No credits selects the fallback at once.
     fn gas(&self) -> u64 {
-        if self.credits.is_empty() { FALLBACK_GAS } else { 50_000 + 20_000 * self.credits.len() as u64 }
+        post_gas(&self.credits)
     }
 
     fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
-        with_holdings(st, |st, t| {
-            let height = ctx.env.number;
-            let sender = ctx.sender;
-            let h = self.receiptHash;
-            let mut hold = get_hold(st, &h)?;
-            if hold.operator != sender {
-                return Err(revert(IInference::NotSettlingOperator { caller: sender }));
-            }
-            if hold.status != OPEN {
-                return Err(revert(IInference::HoldClosed { receiptHash: h, status: hold.status }));
-            }
-            let deadline = hold.settledAt.saturating_add(blocks(st, &params::INFERENCE_ATTRIBUTION_TIMEOUT_BLOCKS)?);
-            if height >= deadline {
-                return Err(revert(IInference::AttributionTimedOut { receiptHash: h, deadline }));
-            }
-            hold.recordHash = self.recordHash;
-            ctx.emit(
-                ADDRESS,
-                &IInference::AttributionPosted {
-                    receiptHash: h,
-                    recordHash: self.recordHash,
-                    credits: self.credits.len() as u32,
-                },
-            );
-            if self.credits.is_empty() {
-                pay_fallback(st, ctx, t, &h, &mut hold)?;
-            } else {
-                let model = get_model(st, hold.modelId)?;
-                let pc = check_credits(st, &model, hold.amount, &self.credits)?;
-                store(st, state_key::pending_credits(&h), &pc);
-                hold.status = POSTED;
-                hold.postedAt = height;
-                t.open_holds = sub(t.open_holds, hold.amount)?;
-                t.pending_attributions = add(t.pending_attributions, hold.amount)?;
-            }
-            store(st, state_key::hold(&h), &hold);
-            Ok(IInference::postAttributionReturn {})
-        })
+        post_record(st, ctx, self.receiptHash, self.recordHash, &self.credits, None)?;
+        Ok(IInference::postAttributionReturn {})
+    }
+}
+
+impl Handler for IInference::postAttributionRetrievedCall {
+    /// `postAttribution`'s, plus the retrieval hash and a read per retrieved version.
+    fn gas(&self) -> u64 {
+        post_gas(&self.credits) + RETRIEVAL_HASH_GAS + RETRIEVED_VERSION_GAS * self.retrieved.len() as u64
+    }
+
+    fn execute(self, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        post_record(st, ctx, self.receiptHash, self.recordHash, &self.credits, Some(&self.retrieved))?;
+        Ok(IInference::postAttributionRetrievedReturn {})
     }
 }
 
@@ -571,6 +620,16 @@ impl Handler for IInference::holdCall {
 
     fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
         get_hold(st, &self.receiptHash)
+    }
+}
+
+impl Handler for IInference::retrievalHashOfCall {
+    fn gas(&self) -> u64 {
+        VIEW_GAS
+    }
+
+    fn execute(self, st: &mut Overlay, _ctx: &mut CallCtx) -> Result<Self::Return, CallFail> {
+        Ok(st.retrieval_hash_of(&self.receiptHash)?)
     }
 }
 

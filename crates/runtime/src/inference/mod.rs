@@ -72,7 +72,8 @@ use std::collections::BTreeMap;
 use alloy_primitives::U256;
 use primitives::abi::IInference::{self, IInferenceCalls};
 use primitives::abi::{
-    Credit, InferenceReceipt, Overflow, receipt_cost, receipt_hash, receipt_signing_hash, recover_receipt_signer,
+    Credit, DatanetVersionRef, InferenceReceipt, Overflow, check_retrieved, receipt_cost, receipt_hash,
+    receipt_signing_hash, recover_receipt_signer, retrieval_hash,
 };
 use primitives::system::{Module, TREASURY};
 use primitives::{Address, Amount, B256, ModelId};
@@ -198,11 +199,19 @@ fn bad_credits(reason: String) -> CallFail {
     revert(IInference::BadCredits { reason })
 }
 
-/// Check a record's credits against the model and compute each amount,
-/// `floor(hold × weight / 1e6)`.
+/// What [`check_credits`] names when a credit is outside a plain record's versions.
+const TRAINED_ON: &str = "the model's Datanet versions";
+/// The same for a record that also credits retrieved versions.
+const TRAINED_ON_OR_RETRIEVED: &str = "the model's or the retrieved Datanet versions";
+
+/// Check a record's credits and compute each amount, `floor(hold × weight / 1e6)`.
+/// A credited contribution must be approved in one of `allowed` (Datanet,
+/// version): of that Datanet, at or before that version; `scope` names them in
+/// the refusal.
 fn check_credits(
     st: &Overlay,
-    model: &ModelRecord,
+    allowed: &[(u64, u64)],
+    scope: &str,
     hold: u128,
     credits: &[Credit],
 ) -> Result<PendingCredits, CallFail> {
@@ -221,10 +230,10 @@ fn check_credits(
             return Err(bad_credits(format!("contribution {id} is credited twice")));
         }
         let rec = st.contribution(id)?.ok_or_else(|| bad_credits(format!("unknown contribution {id}")))?;
-        let in_model = rec.status == APPROVED
-            && model.datanets.iter().any(|d| d.datanetId == rec.attestation.datanetId && rec.version <= d.version);
-        if !in_model {
-            return Err(bad_credits(format!("contribution {id} is not approved in the model's Datanet versions")));
+        let in_scope =
+            rec.status == APPROVED && allowed.iter().any(|(d, v)| *d == rec.attestation.datanetId && rec.version <= *v);
+        if !in_scope {
+            return Err(bad_credits(format!("contribution {id} is not approved in {scope}")));
         }
         sum += c.weightPpm as u64;
         pc.contributionIds.push(id);
@@ -234,6 +243,24 @@ fn check_credits(
         return Err(bad_credits(format!("weights sum to {sum}, not 1000000")));
     }
     Ok(pc)
+}
+
+/// Check the Datanet versions a record says its receipt retrieved from: a
+/// canonical list ([`check_retrieved`]) whose [`retrieval_hash`] is the one the
+/// receipt signed, each version existing.
+fn check_retrieval(st: &Overlay, h: &B256, retrieved: &[DatanetVersionRef]) -> Result<(), CallFail> {
+    let bad = |reason: String| revert(IInference::BadRetrieved { reason });
+    check_retrieved(retrieved).map_err(bad)?;
+    let (expected, got) = (st.retrieval_hash_of(h)?, retrieval_hash(retrieved));
+    if expected != got {
+        return Err(revert(IInference::RetrievalMismatch { receiptHash: *h, expected, got }));
+    }
+    for r in retrieved {
+        if st.version(r.datanetId, r.version)?.is_none() {
+            return Err(bad(format!("Datanet {} has no version {}", r.datanetId, r.version)));
+        }
+    }
+    Ok(())
 }
 
 /// Pay a hold (status OPEN or POSTED, counted in that bucket of `t`) to the
@@ -311,6 +338,7 @@ impl SystemModule for Inference {
         removeEndpoint,
         settle,
         postAttribution,
+        postAttributionRetrieved,
         finalizeAttribution,
         expireAttribution,
         claim,
@@ -320,6 +348,7 @@ impl SystemModule for Inference {
         endpoint,
         endpoints,
         hold,
+        retrievalHashOf,
         settledReceipt,
         pendingCredits,
         claimable,

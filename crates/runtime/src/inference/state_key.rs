@@ -35,6 +35,11 @@ pub fn endpoints() -> Vec<u8> {
 pub fn hold(receipt_hash: &B256) -> Vec<u8> {
     k(&[b"h/", receipt_hash.as_slice()])
 }
+/// `inference/rh/<receipt hash>` → 32 bytes: the receipt's `retrievalHash`, kept
+/// beside its hold when non-zero (the hold's own encoding stays as it was).
+pub fn retrieval_hash(receipt_hash: &B256) -> Vec<u8> {
+    k(&[b"rh/", receipt_hash.as_slice()])
+}
 /// `inference/sr/<receipt hash>` → `SettledReceipt`: how a settled receipt was paid out.
 pub fn settled_receipt(receipt_hash: &B256) -> Vec<u8> {
     k(&[b"sr/", receipt_hash.as_slice()])

@@ -15,13 +15,14 @@ use super::records::{
 };
 use super::state_key;
 use super::{
-    ADDRESS, add, blocks, check_credits, get_hold, get_model, params, pay_fallback, put_escrow, put_holdings,
-    serving_operator, sub, with_holdings,
+    ADDRESS, TRAINED_ON, add, blocks, check_credits, get_hold, get_model, params, pay_fallback, put_escrow,
+    put_holdings, serving_operator, sub, with_holdings,
 };
 use crate::bank::BankWrite;
 use crate::codec::{load, store};
 use crate::context::{CallCtx, CallFail};
 use crate::datanets::{APPROVED, ContributionRecord, DatanetsRead};
+use crate::models::ModelRecordExt;
 use crate::{Overlay, revert};
 use primitives::abi::IInference;
 
@@ -46,6 +47,8 @@ pub trait InferenceRead {
     /// Operators with an endpoint, in registration order.
     fn endpoint_operators(&self) -> Result<Vec<Address>, StateError>;
     fn hold(&self, receipt_hash: &B256) -> Result<Option<HoldRecord>, StateError>;
+    /// The `retrievalHash` of a held receipt (zero if it retrieved nothing, or has no hold).
+    fn retrieval_hash_of(&self, receipt_hash: &B256) -> Result<B256, StateError>;
     fn pending_credits(&self, receipt_hash: &B256) -> Result<Option<PendingCredits>, StateError>;
     /// A contribution's credits and fallback index (all zero if never credited).
     fn contribution_account(&self, contribution_id: u64) -> Result<ContributionAccount, StateError>;
@@ -92,6 +95,13 @@ impl<S: StateRead + ?Sized> InferenceRead for S {
     }
     fn hold(&self, receipt_hash: &B256) -> Result<Option<HoldRecord>, StateError> {
         load(self, &state_key::hold(receipt_hash))
+    }
+    fn retrieval_hash_of(&self, receipt_hash: &B256) -> Result<B256, StateError> {
+        match self.get(&state_key::retrieval_hash(receipt_hash))? {
+            Some(b) if b.len() == 32 => Ok(B256::from_slice(&b)),
+            Some(b) => Err(StateError(format!("retrieval hash record of {} bytes", b.len()))),
+            None => Ok(B256::ZERO),
+        }
     }
     fn pending_credits(&self, receipt_hash: &B256) -> Result<Option<PendingCredits>, StateError> {
         load(self, &state_key::pending_credits(receipt_hash))
@@ -223,7 +233,7 @@ impl InferenceWrite for Overlay<'_> {
             None
         } else {
             let model = get_model(self, hold.modelId)?;
-            Some(check_credits(self, &model, hold.amount, credits)?)
+            Some(check_credits(self, &model.versions(), TRAINED_ON, hold.amount, credits)?)
         };
         let mut t = self.holdings()?;
         hold.recordHash = record_hash;
