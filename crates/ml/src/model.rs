@@ -325,6 +325,45 @@ impl Model {
         adapters: &[&LoraAdapter],
         clock: &mut OpClock,
     ) -> Result<StepOutput, MlError> {
+        let (mut s, spans) = self.layers(step, cache, adapters, clock)?;
+        let out = self.head(step, &spans, &mut s, clock);
+        self.scratch.put(s);
+        out
+    }
+
+    /// Mean-pooled final hidden states of `tokens` (after the final norm, before
+    /// the head), one vector of `hidden_size` values: a text embedding from the
+    /// base model for dense retrieval. Pure function of the weights and tokens.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, MlError> {
+        let h = self.config.hidden_size;
+        let step = Step { seqs: vec![SeqStep { seq: 0, tokens, adapter: None, logits: Logits::Last }] };
+        let mut cache = KvCache::for_tokens(&self.config, tokens.len(), 16);
+        let (mut s, _) = self.layers(&step, &mut cache, &[], &mut OpClock::off())?;
+        let n = tokens.len();
+        let (x, hn) = (&s.x[..n * h], &mut s.hn[..n * h]);
+        with_f32(&self.norm, |w| {
+            kernels::rms_norm_rows(x, w, self.eps(), hn);
+            Ok(())
+        })?;
+        let mut mean = vec![0.0f32; h];
+        for row in hn.chunks_exact(h) {
+            kernels::add_in_place(&mut mean, row);
+        }
+        let scale = 1.0 / n as f32;
+        mean.iter_mut().for_each(|v| *v *= scale);
+        self.scratch.put(s);
+        Ok(mean)
+    }
+
+    /// Embedding and every decoder layer over the step's rows: the final hidden
+    /// states (before the final norm) in the returned scratch's `x`.
+    fn layers(
+        &self,
+        step: &Step,
+        cache: &mut KvCache,
+        adapters: &[&LoraAdapter],
+        clock: &mut OpClock,
+    ) -> Result<(Scratch, Vec<AttnSpan>), MlError> {
         let c = &self.config;
         let StepLayout { spans, positions, tokens } = self.plan_step(step, cache, adapters)?;
         reserve_all(cache, &spans)?;
@@ -358,9 +397,7 @@ impl Model {
         for sp in &spans {
             cache.set_len(sp.seq, sp.start + sp.n);
         }
-        let out = self.head(step, &spans, &mut s, clock);
-        self.scratch.put(s);
-        out
+        Ok((s, spans))
     }
 
     /// Check the step against the model and the cache, and lay its sequences

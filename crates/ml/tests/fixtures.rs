@@ -361,3 +361,29 @@ fn refusals_are_clear_errors() {
     assert!(matches!(ModelFiles::open(std::path::Path::new("/nonexistent/model")), Err(ml::MlError::NotFound(_))));
     let _ = q;
 }
+
+/// `Model::embed` is the mean of the final normed hidden states: recover each
+/// position's state from the embeddings of successive prefixes and check that it
+/// gives the serving path's logits through the (tied) head.
+#[test]
+fn embed_mean_pools_the_final_normed_hidden_states() {
+    let (_, m) = load("tiny-qwen2");
+    assert!(m.config.tie_word_embeddings);
+    let tokens: Vec<u32> = (0..6u32).map(|i| (i * 37 + 11) % m.config.vocab_size as u32).collect();
+    let mut cache = KvCache::for_tokens(&m.config, tokens.len(), 4);
+    let step = Step { seqs: vec![SeqStep { seq: 1, tokens: &tokens, adapter: None, logits: Logits::All }] };
+    let logits = m.forward(&step, &mut cache, &[]).unwrap().rows(0).unwrap();
+    let head = m.embeddings().unwrap().to_vec2::<f32>().unwrap();
+    let means: Vec<Vec<f32>> = (1..=tokens.len()).map(|n| m.embed(&tokens[..n]).unwrap()).collect();
+    assert!(means.iter().all(|v| v.len() == m.config.hidden_size && v.iter().all(|x| x.is_finite())));
+    let mut via_embed = Vec::new();
+    for i in 0..tokens.len() {
+        let state: Vec<f32> = (0..m.config.hidden_size)
+            .map(|j| (i + 1) as f32 * means[i][j] - if i == 0 { 0.0 } else { i as f32 * means[i - 1][j] })
+            .collect();
+        via_embed.push(head.iter().map(|row| row.iter().zip(&state).map(|(a, b)| a * b).sum()).collect::<Vec<f32>>());
+    }
+    assert!(max_diff(&logits, &via_embed) < 1e-3, "{}", max_diff(&logits, &via_embed));
+    assert_eq!(m.embed(&tokens).unwrap(), means[tokens.len() - 1], "deterministic");
+    assert!(m.embed(&[]).is_err());
+}
