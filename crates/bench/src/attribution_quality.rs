@@ -640,6 +640,7 @@ impl Attributor<'_> {
             max_credits: self.max_credits,
             excluded: vec![],
             params_height: 0,
+            retrieval_share_bps: None,
         };
         let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
         compute_record(

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use attribution::{
-    AttributionRecord, Check, Governed, GradientInputs, RecordParams, SettledReceipt, canonical, compute_record,
-    record_credits, record_hash,
+    AttributionRecord, Check, Governed, GradientInputs, RecordParams, RetrievalInputs, RetrievedRow, SettledReceipt,
+    canonical, compute_record, record_credits, record_hash,
 };
 use chain::Chain;
 use ml::{Model, TextTokenizer};
@@ -46,8 +46,9 @@ pub struct AttributionService {
     pub to_post: PendingRecords,
 }
 
-/// Records waiting for their receipt to settle: receipt → (record hash, credits).
-pub type PendingRecords = Arc<Mutex<HashMap<B256, (B256, Vec<Credit>)>>>;
+/// Records waiting for their receipt to settle: receipt → (record hash,
+/// credits, the Datanet versions its answer retrieved from).
+pub type PendingRecords = Arc<Mutex<HashMap<B256, (B256, Vec<Credit>, Vec<(u64, u64)>)>>>;
 
 impl AttributionService {
     pub fn new(
@@ -107,6 +108,7 @@ impl AttributionService {
         prompt_hash: B256,
         response: &[u32],
         text: &str,
+        retrieved: Option<&RetrievalInputs>,
     ) -> Result<Value, String> {
         let r = self.record_of(model_id)?;
         let p = {
@@ -114,7 +116,7 @@ impl AttributionService {
             let height = st.head().map_err(|e| e.to_string())?.unwrap_or(0);
             RecordParams::from_state(&st, &r, height)?
         };
-        self.compute_with(model_id, &r, receipt_hash, prompt_hash, response, text, p)
+        self.compute_with(model_id, &r, receipt_hash, prompt_hash, response, text, p, retrieved)
     }
 
     /// [`Self::compute`] with given parameters.
@@ -128,6 +130,7 @@ impl AttributionService {
         response: &[u32],
         text: &str,
         p: RecordParams,
+        retrieved: Option<&RetrievalInputs>,
     ) -> Result<Value, String> {
         let versions = r.versions();
         let index = if versions.is_empty() {
@@ -136,7 +139,7 @@ impl AttributionService {
             Some(self.spans.index(&self.datanets, &self.handle, &self.tokenizer, &versions)?)
         };
         let gradient = self.gradient_inputs(model_id, r)?;
-        compute_record(
+        let record = compute_record(
             &self.model,
             &self.tokenizer,
             model_id,
@@ -147,8 +150,40 @@ impl AttributionService {
             text,
             index.as_deref(),
             gradient.as_deref(),
-            p,
-        )
+            p.clone(),
+        )?;
+        match retrieved {
+            Some(inputs) => attribution::add_retrieval(&record, &self.tokenizer, inputs, &p),
+            None => Ok(record),
+        }
+    }
+
+    /// The inputs of a record's retrieval part from the rows it names, read
+    /// (checked against their roots) from the Datanet versions it names. A
+    /// row that is not in those versions is left out, so a record that names
+    /// one does not match its recomputation.
+    pub fn retrieval_inputs(&self, part: &attribution::RetrievalPartRecord) -> Result<RetrievalInputs, String> {
+        use runtime::datanets::{APPROVED, DatanetsRead};
+        let st = self.chain.snapshot().map_err(|e| e.to_string())?;
+        let versions: Vec<(u64, u64)> = part.datanets.iter().map(|d| (d.datanet, d.version)).collect();
+        let mut texts: HashMap<u64, Vec<primitives::rows::Row>> = HashMap::new();
+        let mut rows = Vec::with_capacity(part.rows.len());
+        for (c, i) in &part.rows {
+            let Some(rec) = st.contribution(*c).map_err(|e| e.to_string())? else { continue };
+            let in_version =
+                versions.iter().any(|(d, v)| *d == rec.attestation.datanetId && rec.version <= *v && rec.version > 0);
+            if !in_version || rec.status != APPROVED {
+                continue;
+            }
+            if !texts.contains_key(c) {
+                let (_, r) = self.handle.block_on(self.datanets.reader().contribution_rows(*c)).map_err(|e| e.to_string())?;
+                texts.insert(*c, r);
+            }
+            let Some(row) = texts[c].get(*i as usize) else { continue };
+            let tokens = self.tokenizer.encode(&crate::spans::row_text(row), false).map_err(|e| e.to_string())?;
+            rows.push(RetrievedRow { contribution: *c, row: *i, tokens });
+        }
+        Ok(RetrievalInputs { datanets: versions, rows })
     }
 
     /// What a challenged operator reveals: the record's canonical bytes (from
@@ -173,7 +208,8 @@ impl AttributionService {
         use runtime::inference::InferenceRead;
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
-        let receipt = SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt };
+        let retrieval_hash = st.retrieval_hash_of(&receipt_hash).map_err(|e| e.to_string())?;
+        let receipt = SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt, retrieval_hash };
         let governed_at = move |height: u64| {
             let model = self.record_of(hold.modelId)?;
             // The timeout in force when the receipt settled (the window the operator had).
@@ -186,7 +222,8 @@ impl AttributionService {
         let recompute = |r: &ModelRecord, theirs: &AttributionRecord, stated: RecordParams| {
             let prompt_hash = primitives::content_hash(prompt);
             let (response, text) = (&theirs.response_tokens, &theirs.response);
-            self.compute_with(hold.modelId, r, receipt_hash, prompt_hash, response, text, stated)
+            let retrieved = theirs.retrieval.as_ref().map(|p| self.retrieval_inputs(p)).transpose()?;
+            self.compute_with(hold.modelId, r, receipt_hash, prompt_hash, response, text, stated, retrieved.as_ref())
         };
         attribution::judge(&receipt, record, prompt, &self.tokenizer, governed_at, recompute)
     }
@@ -195,6 +232,17 @@ impl AttributionService {
     /// canonical bytes): the same readers as `GET /v1/attribution/{receipt}`.
     pub fn record_blob_access(&self, hash: &B256) -> Option<serve::RecordAccess> {
         self.record_blobs.lock().unwrap().get(hash).copied()
+    }
+
+    /// The retrieval part's inputs of rows this node retrieved (their text as
+    /// its retrieval index holds it: `spans::row_text` of the checked rows).
+    fn inputs_of(&self, r: &serve::Retrieved) -> Result<RetrievalInputs, String> {
+        let mut rows = Vec::with_capacity(r.passages.len());
+        for p in &r.passages {
+            let tokens = self.tokenizer.encode(&p.text, false).map_err(|e| e.to_string())?;
+            rows.push(RetrievedRow { contribution: p.contribution, row: p.row, tokens });
+        }
+        Ok(RetrievalInputs { datanets: r.versions.clone(), rows })
     }
 
     fn sign(&self, hash: &B256) -> String {
@@ -211,9 +259,20 @@ impl serve::Attributor for AttributionService {
         response: &[u32],
         text: &str,
         access: serve::RecordAccess,
+        retrieved: Option<&serve::Retrieved>,
     ) -> Option<Value> {
-        if !model.has_adapter {
-            return None; // the base model: no Datanets, its data share goes to the treasury
+        // The base model without retrieval: no Datanets, its data share goes
+        // to the treasury at settlement, so there is nothing to attribute.
+        let inputs = retrieved.filter(|r| !r.passages.is_empty()).map(|r| self.inputs_of(r));
+        let inputs = match inputs.transpose() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("retrieved rows of {receipt_hash} not tokenised (the fallback will pay): {e}");
+                return None;
+            }
+        };
+        if !model.has_adapter && inputs.is_none() {
+            return None;
         }
         let prompt_bytes: Vec<u8> = prompt.iter().flat_map(|t| t.to_le_bytes()).collect();
         // Kept (privately: the blob API serves no blob it cannot place, and a
@@ -221,8 +280,8 @@ impl serve::Attributor for AttributionService {
         if let Err(e) = self.handle.block_on(self.blobs.put(prompt_bytes.clone().into())) {
             tracing::warn!("prompt of {receipt_hash} not stored (a challenge could not be answered): {e}");
         }
-        let record = match self.compute(model.id, receipt_hash, primitives::content_hash(&prompt_bytes), response, text)
-        {
+        let prompt_hash = primitives::content_hash(&prompt_bytes);
+        let record = match self.compute(model.id, receipt_hash, prompt_hash, response, text, inputs.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("attribution of {receipt_hash} failed (the fallback will pay): {e}");
@@ -236,13 +295,18 @@ impl serve::Attributor for AttributionService {
             tracing::warn!("attribution record of {receipt_hash} not stored: {e}");
         }
         let credits = record_credits(&record);
-        self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits.clone()));
+        let retrieved_versions = inputs.map(|i| i.datanets).unwrap_or_default();
+        self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits.clone(), retrieved_versions));
         self.record_blobs.lock().unwrap().insert(hash, access);
         self.records.lock().unwrap().insert(receipt_hash, (signed, access));
         Some(json!({
             "recordHash": hash.to_string(),
             "credits": credits.iter().map(|c| json!({"contribution": c.contributionId, "ppm": c.weightPpm})).collect::<Vec<_>>(),
             "spans": record["span"]["spans"].as_array().map(|a| a.len()).unwrap_or(0),
+            "retrieval": record.get("retrieval").map(|r| json!({
+                "support": r["support"], "credits": r["credits"], "spans": r["spans"].as_array().map(|a| a.len()),
+                "shareBps": r["shareBps"],
+            })),
         }))
     }
 

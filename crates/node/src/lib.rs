@@ -18,6 +18,7 @@ mod config;
 mod factory_env;
 mod meter;
 pub mod peer_blobs;
+pub mod retriever;
 mod serving;
 pub mod snapshot_route;
 pub mod spans;
@@ -188,6 +189,12 @@ fn start_serving(
         limits: serve::Limits::default(),
         rate: Default::default(),
         attributor: Some(attribution.clone()),
+        retriever: Some(retriever::RetrievalService::new(
+            chain.clone(),
+            datanets.clone(),
+            tokio::runtime::Handle::current(),
+            cfg.data_dir.join("retrieval").join("bm25"),
+        )),
     });
     Ok(Some(Serving { openlora, meter, attribution }))
 }

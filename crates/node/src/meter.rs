@@ -270,10 +270,19 @@ impl Meter {
         };
         self.settled.lock().unwrap().retain(|h| !ready.contains(h));
         for h in &ready {
-            let Some((record, credits)) = q.lock().unwrap().remove(h) else { continue };
-            let gas = 500_000 + 30_000 * credits.len() as u64;
-            let call = IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits };
-            if let Err(e) = self.send(call.abi_encode(), gas, by) {
+            let Some((record, credits, retrieved)) = q.lock().unwrap().remove(h) else { continue };
+            let gas = 500_000 + 30_000 * credits.len() as u64 + 20_000 * retrieved.len() as u64;
+            let data = if retrieved.is_empty() {
+                IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits }.abi_encode()
+            } else {
+                let retrieved = retrieved
+                    .iter()
+                    .map(|(d, v)| primitives::abi::DatanetVersionRef { datanetId: *d, version: *v })
+                    .collect();
+                IInference::postAttributionRetrievedCall { receiptHash: *h, recordHash: record, credits, retrieved }
+                    .abi_encode()
+            };
+            if let Err(e) = self.send(data, gas, by) {
                 tracing::warn!("attribution record of {h} not posted (the fallback will pay): {e}");
             }
         }
@@ -638,7 +647,7 @@ impl Billing for Meter {
             )));
         }
         p.reserved += max_cost;
-        Ok(Reservation { id, payer, model: model.clone(), max_cost })
+        Ok(Reservation { id, payer, model: model.clone(), max_cost, retrieval_hash: B256::ZERO })
     }
 
     fn release(&self, r: Reservation) {
@@ -681,7 +690,7 @@ impl Billing for Meter {
             operator: self.operator.address(),
             nonce,
             issuedAt: self.chain.head().header.number,
-            retrievalHash: B256::ZERO,
+            retrievalHash: r.retrieval_hash,
         };
         let hash = receipt_hash(&receipt);
         let sig = self.serving.sign_hash(&receipt_signing_hash(&receipt, self.chain.chain_id()));
@@ -702,6 +711,7 @@ impl Billing for Meter {
             "operator": receipt.operator.to_checksum(None),
             "nonce": nonce,
             "issuedAt": receipt.issuedAt,
+            "retrievalHash": receipt.retrievalHash.to_string(),
             "signature": format!("0x{}", hex::encode(&sig_bytes)),
         });
         let signed = Signed { receipt, signature: sig_bytes, cost: billed, attempts: 0 };

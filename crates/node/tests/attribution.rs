@@ -125,6 +125,7 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         max_credits: 32,
         excluded: vec![],
         params_height: 1,
+        retrieval_share_bps: Some(3_000),
     };
     let compute = |receipt: B256, response: &[u32], text: &str, p: &RecordParams| {
         compute_record(
@@ -191,4 +192,134 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
     let response = tok.encode(text, false).unwrap();
     let rec = compute(B256::ZERO, &response, text, &params);
     assert!(rec["span"]["credits"].as_array().unwrap().is_empty());
+
+    retrieval_records_pay_what_the_answer_quotes_and_forgeries_are_judged_wrong(&model, &tok, &record, &index, &grads);
+}
+
+/// Rows of another Datanet (7, version 3) a serving node retrieved for an answer.
+const RETRIEVED: [(u64, u32, &str); 3] = [
+    (20, 0, "The tide tables of Kelmscott Bay are carved into the granite steps below the chapel."),
+    (21, 4, "Apprentice coopers in Dunmere bend their first barrel staves over a fire of apple wood."),
+    (22, 1, "Nothing in this row is ever quoted by the answers of this test at all."),
+];
+
+fn retrieval_records_pay_what_the_answer_quotes_and_forgeries_are_judged_wrong(
+    model: &Model,
+    tok: &ml::TextTokenizer,
+    record: &ModelRecord,
+    index: &attribution::SpanIndex,
+    grads: &GradientInputs,
+) {
+    use attribution::{AttributionRecord, Governed, RetrievalInputs, RetrievedRow, SettledReceipt};
+    let rows: Vec<RetrievedRow> = RETRIEVED
+        .iter()
+        .map(|(c, r, t)| RetrievedRow { contribution: *c, row: *r, tokens: tok.encode(t, false).unwrap() })
+        .collect();
+    let inputs = RetrievalInputs { datanets: vec![(7, 3)], rows };
+    let params = RecordParams {
+        span_weight_ppm: 500_000,
+        min_span_tokens: 8,
+        max_credits: 32,
+        excluded: vec![],
+        params_height: 40,
+        retrieval_share_bps: Some(3_000),
+    };
+    let prompt = b"the prompt's token ids".to_vec();
+    let receipt_hash = B256::repeat_byte(0x77);
+    // What the serving node and every verifier compute: training part, then retrieval part.
+    let recompute = |response: &[u32], text: &str, p: &RecordParams, inputs: &RetrievalInputs| {
+        let r = compute_record(
+            model,
+            tok,
+            2,
+            record,
+            receipt_hash,
+            primitives::content_hash(&prompt),
+            response,
+            text,
+            Some(index),
+            Some(grads),
+            p.clone(),
+        )
+        .unwrap();
+        attribution::add_retrieval(&r, tok, inputs, p).unwrap()
+    };
+    // The answer quotes a training fact (contribution 10) and retrieved row 20.
+    let text = format!("As you asked: {} And: {}", FACTS[0][1], RETRIEVED[0].2);
+    let response = tok.encode(&text, false).unwrap();
+    let rec = recompute(&response, &text, &params, &inputs);
+    let part = &rec["retrieval"];
+    assert_eq!(part["credits"], serde_json::json!([[20, 1_000_000]]), "{part}");
+    assert_eq!(part["rows"], serde_json::json!([[20, 0], [21, 4], [22, 1]]));
+    let final_credits = attribution::record_credits(&rec);
+    assert_eq!(final_credits.iter().map(|c| c.weightPpm).sum::<u32>(), 1_000_000);
+    // Contribution 20 is not training data: it gets exactly the governed 30 %.
+    assert_eq!(final_credits.iter().find(|c| c.contributionId == 20).unwrap().weightPpm, 300_000, "{}", rec["credits"]);
+    assert!(final_credits.iter().all(|c| c.contributionId != 21 && c.contributionId != 22));
+
+    // The verifier's judgement (attribution::judge, what a challenge runs).
+    let retrieval_hash = primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: 7, version: 3 }]);
+    let settled = SettledReceipt { receipt_hash, model_id: 2, settled_at: 45, retrieval_hash };
+    let judge = |bytes: &[u8], settled: &SettledReceipt| {
+        let governed = |_h: u64| Ok(Governed { params: params.clone(), timeout: 30, model: record.clone() });
+        let recomputed = |_: &ModelRecord, theirs: &AttributionRecord, stated: RecordParams| {
+            // The rows the record names, read from the versions it names (here: the table above).
+            let named = theirs.retrieval.as_ref().map(|p| RetrievalInputs {
+                datanets: p.datanets.iter().map(|d| (d.datanet, d.version)).collect(),
+                rows: p
+                    .rows
+                    .iter()
+                    .filter_map(|(c, i)| inputs.rows.iter().find(|r| r.contribution == *c && r.row == *i).cloned())
+                    .collect(),
+            });
+            Ok(recompute(&theirs.response_tokens, &theirs.response, &stated, named.as_ref().unwrap_or(&inputs)))
+        };
+        attribution::judge(settled, bytes, &prompt, tok, governed, recomputed).unwrap()
+    };
+    let honest = attribution::canonical(&rec).into_bytes();
+    let (ok, checks) = judge(&honest, &settled);
+    assert!(ok, "{checks:?}");
+    let typed = AttributionRecord::decode(&honest).unwrap();
+    let wrong = |f: &dyn Fn(&mut AttributionRecord), settled: &SettledReceipt| {
+        let mut forged = typed.clone();
+        f(&mut forged);
+        let (ok, checks) = judge(&forged.canonical_bytes(), settled);
+        assert!(!ok, "a forged record was judged right");
+        checks.into_iter().filter(|c| !c.ok).map(|c| c.check).collect::<Vec<_>>()
+    };
+    // Credit moved to a retrieved row the answer never quotes.
+    let moved = wrong(
+        &|r| {
+            let p = r.retrieval.as_mut().unwrap();
+            p.credits = vec![(22, 1_000_000)];
+            p.support = vec![(22, p.support[0].1)];
+            r.credits = r.credits.iter().map(|c| if c.0 == 20 { (22, c.1) } else { *c }).collect();
+            r.credits.sort();
+        },
+        &settled,
+    );
+    assert!(moved.contains(&"retrieval part (byte for byte)".to_string()), "{moved:?}");
+    // A row listed that the versions do not hold (the operator's own).
+    let smuggled = wrong(&|r| r.retrieval.as_mut().unwrap().rows.push((99, 0)), &settled);
+    assert_eq!(smuggled, vec!["retrieval part (byte for byte)"]);
+    // A larger share for the retrieved rows than governance set.
+    let share = wrong(&|r| r.retrieval.as_mut().unwrap().share_bps = 5_000, &settled);
+    assert!(share.contains(&"retrieval share in force at that height".to_string()), "{share:?}");
+    // Versions the receipt did not commit to, or a retrieval part on a receipt without retrieval.
+    let other = wrong(&|r| r.retrieval.as_mut().unwrap().datanets[0].version = 2, &settled);
+    assert!(other.contains(&"retrieved Datanet versions (the receipt's retrievalHash)".to_string()), "{other:?}");
+    let none = SettledReceipt { retrieval_hash: B256::ZERO, ..settled };
+    let (ok, _) = judge(&honest, &none);
+    assert!(!ok, "a retrieval part on a receipt that retrieved nothing is wrong");
+    // An answer quoting no retrieved row: the training credits stand.
+    let text = format!("As you asked: {}", FACTS[0][1]);
+    let response = tok.encode(&text, false).unwrap();
+    let plain = recompute(&response, &text, &params, &inputs);
+    assert_eq!(plain["retrieval"]["credits"], serde_json::json!([]));
+    let p = RecordParams { retrieval_share_bps: None, ..params.clone() };
+    let training = compute_record(
+        model, tok, 2, record, receipt_hash, primitives::content_hash(&prompt), &response, &text, Some(index), Some(grads), p,
+    )
+    .unwrap();
+    assert_eq!(plain["credits"], training["credits"]);
 }

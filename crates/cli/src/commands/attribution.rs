@@ -310,6 +310,7 @@ fn verify_receipt(
         // recomputation uses the record's own exclusions.
         excluded: p.excluded.clone(),
         params_height: p.params_height,
+        retrieval_share_bps: Some(param_at("attribution.retrieval_share_bps")? as u32),
     };
     let timeout = u128::try_from(view(
         &mut rpc.client(),
@@ -343,29 +344,7 @@ fn verify_receipt(
     checks.push(("response tokens".into(), tok.decode(&response).ok().as_deref() == Some(text), String::new()));
     let mut version_rows = Vec::new();
     for (d, ver) in r.versions() {
-        let rows_path = format!("/v1/datanets/{d}/versions/{ver}/rows");
-        let (st, body) = http.request("GET", &rows_path, &auth(&rows_path)?, b"")?;
-        if st != 200 {
-            bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
-        }
-        for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.is_empty()) {
-            let j: Value = serde_json::from_str(line)?;
-            let row = match (j["text"].as_str(), j["prompt"].as_str(), j["completion"].as_str()) {
-                (Some(t), _, _) => primitives::rows::Row::Text { text: t.into() },
-                (None, Some(p), Some(c)) => {
-                    primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() }
-                }
-                _ => bail!("a row without text"),
-            };
-            version_rows.push(datanets::VersionRow {
-                id: primitives::rows::RowId {
-                    contribution: j["contribution"].as_u64().unwrap_or(0),
-                    index: j["index"].as_u64().unwrap_or(0) as u32,
-                },
-                contributor: j["contributor"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
-                row,
-            });
-        }
+        version_rows.extend(fetch_version_rows(http, auth, d, ver)?);
     }
     let dir = tempfile_dir()?;
     let index = if version_rows.is_empty() {
@@ -399,11 +378,76 @@ fn verify_receipt(
         text,
         index.as_ref(),
         gradient.as_ref(),
-        p,
+        p.clone(),
     )
     .map_err(|e| anyhow!(e))?;
+    let mine = match &typed.retrieval {
+        Some(part) => {
+            let inputs = retrieval_inputs(http, auth, tok, part)?;
+            attribution::add_retrieval(&mine, tok, &inputs, &p).map_err(|e| anyhow!(e))?
+        }
+        None => mine,
+    };
     checks.extend(attribution::compare(&mine, rec).into_iter().map(|c| (c.check, c.ok, c.detail)));
     Ok((checks, mine))
+}
+
+/// The rows of a Datanet version, as the node serves them (`GET /v1/datanets/{d}/versions/{v}/rows`).
+fn fetch_version_rows(
+    http: &HttpArgs,
+    auth: &AuthHeaders<'_>,
+    d: u64,
+    ver: u64,
+) -> anyhow::Result<Vec<datanets::VersionRow>> {
+    let rows_path = format!("/v1/datanets/{d}/versions/{ver}/rows");
+    let (st, body) = http.request("GET", &rows_path, &auth(&rows_path)?, b"")?;
+    if st != 200 {
+        bail!("rows of Datanet {d} version {ver}: HTTP {st}: {}", error_message(&body));
+    }
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.is_empty()) {
+        let j: Value = serde_json::from_str(line)?;
+        let row = match (j["text"].as_str(), j["prompt"].as_str(), j["completion"].as_str()) {
+            (Some(t), _, _) => primitives::rows::Row::Text { text: t.into() },
+            (None, Some(p), Some(c)) => primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() },
+            _ => bail!("a row without text"),
+        };
+        out.push(datanets::VersionRow {
+            id: primitives::rows::RowId {
+                contribution: j["contribution"].as_u64().unwrap_or(0),
+                index: j["index"].as_u64().unwrap_or(0) as u32,
+            },
+            contributor: j["contributor"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
+            row,
+        });
+    }
+    Ok(out)
+}
+
+/// The retrieval part's inputs: the rows the record names, read from the
+/// Datanet versions it names (a row that is not in them is left out, so a
+/// record naming one does not match).
+fn retrieval_inputs(
+    http: &HttpArgs,
+    auth: &AuthHeaders<'_>,
+    tok: &ml::TextTokenizer,
+    part: &attribution::RetrievalPartRecord,
+) -> anyhow::Result<attribution::RetrievalInputs> {
+    let mut rows = std::collections::HashMap::new();
+    for d in &part.datanets {
+        for r in fetch_version_rows(http, auth, d.datanet, d.version)? {
+            rows.entry((r.id.contribution, r.id.index)).or_insert(r.row);
+        }
+    }
+    let mut out = Vec::with_capacity(part.rows.len());
+    for (c, i) in &part.rows {
+        if let Some(row) = rows.get(&(*c, *i)) {
+            let tokens = tok.encode(&node::spans::row_text(row), false)?;
+            out.push(attribution::RetrievedRow { contribution: *c, row: *i, tokens });
+        }
+    }
+    let datanets = part.datanets.iter().map(|d| (d.datanet, d.version)).collect();
+    Ok(attribution::RetrievalInputs { datanets, rows: out })
 }
 
 /// A progress bar on stderr while a span index builds (only on a terminal).

@@ -35,8 +35,27 @@ pub struct InferArgs {
     /// anyone may then read and verify it; by default only you and the serving operator can.
     #[arg(long)]
     pub public_attribution: bool,
+    /// Answer from rows retrieved from these Datanets (ids, or `ID:VERSION`;
+    /// the latest version by default), comma-separated: the node puts the best
+    /// rows in the prompt, and the contributors of the rows the answer quotes
+    /// are paid a share of the answer's data part.
+    #[arg(long, value_delimiter = ',')]
+    pub retrieve: Vec<String>,
+    /// How many rows to retrieve (1 to 64).
+    #[arg(long, default_value_t = 4, requires = "retrieve")]
+    pub k: u64,
     #[command(flatten)]
     pub http: HttpArgs,
+}
+
+/// `ID` or `ID:VERSION` → the API's Datanet selection.
+pub fn datanet_selection(s: &str) -> anyhow::Result<Value> {
+    let bad = || anyhow::anyhow!("{s:?} is not a Datanet id or ID:VERSION");
+    match s.split_once(':') {
+        None => Ok(json!(s.trim().parse::<u64>().map_err(|_| bad())?)),
+        Some((d, v)) => Ok(json!({"datanet": d.trim().parse::<u64>().map_err(|_| bad())?,
+                                  "version": v.trim().parse::<u64>().map_err(|_| bad())?})),
+    }
 }
 
 /// The key to pay with: `--api-key`/`$OPENLEDGER_API_KEY`, else the dev key
@@ -86,6 +105,13 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
     };
     body["max_tokens"] = json!(a.max_tokens);
     body["temperature"] = json!(a.temperature);
+    if !a.retrieve.is_empty() {
+        if a.completion {
+            bail!("--retrieve works with chats, not --completion");
+        }
+        let datanets = a.retrieve.iter().map(|s| datanet_selection(s)).collect::<anyhow::Result<Vec<_>>>()?;
+        body["retrieval"] = json!({"datanets": datanets, "k": a.k});
+    }
     body["stream"] = json!(a.stream);
     if a.stream {
         // The usage arrives in a last chunk of its own, as OpenAI sends it.
@@ -99,8 +125,15 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
             if a.completion { v["choices"][0]["text"].clone() } else { v["choices"][0]["message"]["content"].clone() };
         out.print(
             || {
+                let sources = v["retrieval"]["rows"]
+                    .as_array()
+                    .map(|rows| {
+                        let at = |r: &Value| format!("d{}/c{}/r{}", r["datanet"], r["contribution"], r["row"]);
+                        format!("\nretrieved: {}", rows.iter().map(at).collect::<Vec<_>>().join(", "))
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "{}\n\n[{} tokens in, {} out; cost {} base units; receipt {}]",
+                    "{}{sources}\n\n[{} tokens in, {} out; cost {} base units; receipt {}]",
                     text.as_str().unwrap_or(""),
                     v["usage"]["prompt_tokens"],
                     v["usage"]["completion_tokens"],
