@@ -1938,6 +1938,18 @@ impl World {
     }
 }
 
+/// A funded world whose one settled receipt is a base-model answer that
+/// retrieved from `retrieved`: the world, the receipt's hash and its hold.
+fn settled_retrieval(retrieved: &[(u64, u64)]) -> (World, B256, u128) {
+    let mut w = setup();
+    w.fund(ONE_OPEN, ONE_OPEN / 2);
+    let r = w.base_receipt(1, retrieved);
+    w.settle(std::slice::from_ref(&r));
+    let h = receipt_hash(&r);
+    let amount = hold(&w.c, h).amount;
+    (w, h, amount)
+}
+
 #[test]
 fn a_receipt_that_retrieved_holds_its_data_part_even_on_the_base_model() {
     let mut w = setup();
@@ -1973,12 +1985,7 @@ fn a_receipt_that_retrieved_holds_its_data_part_even_on_the_base_model() {
 
 #[test]
 fn credits_on_a_retrieved_version_are_paid_to_the_wei() {
-    let mut w = setup();
-    w.fund(ONE_OPEN, ONE_OPEN / 2);
-    let r = w.base_receipt(1, &[(1, 2)]);
-    w.settle(std::slice::from_ref(&r));
-    let h = receipt_hash(&r);
-    let amount = hold(&w.c, h).amount;
+    let (mut w, h, amount) = settled_retrieval(&[(1, 2)]);
     let (operator, other, alice, bob) =
         (clone_key(&w.k.operator), clone_key(&w.k.other), clone_key(&w.k.alice), clone_key(&w.k.bob));
     // Contributions 1 (alice, version 1) and 2 (bob, version 2) are in Datanet 1 version 2.
@@ -2146,12 +2153,7 @@ fn a_fine_tuned_model_credits_retrieved_and_training_data_and_falls_back_to_its_
 
 #[test]
 fn a_retrieval_record_found_wrong_on_the_base_model_goes_to_the_treasury() {
-    let mut w = setup();
-    w.fund(ONE_OPEN, ONE_OPEN / 2);
-    let r = w.base_receipt(1, &[(1, 2)]);
-    w.settle(std::slice::from_ref(&r));
-    let h = receipt_hash(&r);
-    let amount = hold(&w.c, h).amount;
+    let (mut w, h, amount) = settled_retrieval(&[(1, 2)]);
     let (operator, challenger, alice) = (clone_key(&w.k.operator), clone_key(&w.k.other), clone_key(&w.k.alice));
     w.c.ok(&operator, post_retrieved(h, &[(1, 1_000_000)], &[(1, 2)]));
     w.c.att_ok(&challenger, Amount(BOND), challenge(h));
@@ -2223,12 +2225,7 @@ proptest! {
         if ghost {
             signed.push(VERSIONS[4]);
         }
-        let mut w = setup();
-        w.fund(ONE_OPEN, ONE_OPEN / 2);
-        let r = w.base_receipt(1, &signed);
-        w.settle(std::slice::from_ref(&r));
-        let h = receipt_hash(&r);
-        let amount = hold(&w.c, h).amount;
+        let (mut w, h, amount) = settled_retrieval(&signed);
         // What the operator posts: the signed list, reversed, with a version
         // added (kept in order), or with its first repeated.
         let mut posted = signed.clone();

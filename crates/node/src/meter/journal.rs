@@ -21,7 +21,7 @@ use super::Signed;
 
 const SIGNATURE_LEN: usize = 65;
 const COST_LEN: usize = 16;
-/// No record is anywhere near this long (a receipt encodes to 384 bytes).
+/// No record is anywhere near this long (a version 3 receipt encodes to 416 bytes).
 const MAX_RECORD: usize = 4096;
 
 /// An append-only file of billed receipts.

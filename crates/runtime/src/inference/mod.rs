@@ -24,7 +24,11 @@
 //!   split by the `inference.split_*_bps` parameters, each part rounded down,
 //!   the treasury taking the cost minus the other parts (so dust and any
 //!   remainder go to it). The data part is held per receipt hash; a model
-//!   without Datanet versions (the base model) sends it to the treasury.
+//!   without Datanet versions (the base model) sends it to the treasury,
+//!   unless the receipt's `retrievalHash` (receipt version 3) is non-zero: an
+//!   answer that retrieved Datanet rows has data to attribute whatever the
+//!   model, so its part is held, and the hash kept beside the hold
+//!   (`retrievalHashOf`; the hold's own encoding is unchanged).
 //!   Settling while jailed is allowed (the payer's allowance authorised it);
 //!   rotating the serving key invalidates unsettled receipts signed by the old one.
 //! - **Attribution.** The settling operator posts a record's hash and credits
@@ -35,6 +39,16 @@
 //!   per-contribution totals (`Credited` logs carry the per-inference detail;
 //!   state keeps totals). Each credit is `floor(hold × weight / 1e6)`; the dust
 //!   goes to the treasury at finalization.
+//! - **Retrieval.** `postAttributionRetrieved` is the same post for a receipt
+//!   that retrieved rows, naming the Datanet versions it retrieved from: a
+//!   canonical list ([`primitives::abi::check_retrieved`]) whose
+//!   [`primitives::abi::retrieval_hash`] is the receipt's signed
+//!   `retrievalHash`, each version existing. Its credits may also name
+//!   contributions approved in a retrieved version (of that Datanet, at or
+//!   before it). The mix of retrieved and training credits
+//!   (`attribution.retrieval_share_bps`) is the record's; the chain checks only
+//!   that each credit is in scope. A plain `postAttribution` on such a hold
+//!   credits the model's versions only, as does a won challenge's replacement.
 //! - **Challenges** (the `attribution` module): while a challenge of a posted
 //!   record is open its credits wait (`UnderChallenge`); a record found wrong
 //!   is replaced by the fallback. A contribution flagged (duplicated,
@@ -44,7 +58,10 @@
 //!   anyone), splits the hold over the model's Datanet versions by their live
 //!   rows (`floor(hold × rows_v / Σ rows)`) into each Datanet's reward-per-row
 //!   accumulator ([`accumulator`]); contributions claim their share when they
-//!   choose, so a fallback never touches every contribution.
+//!   choose, so a fallback never touches every contribution. A model without
+//!   versions (a retrieval hold on the base model) sends it all to the
+//!   treasury: the retrieved versions are only the operator's word until a
+//!   record it signed is posted.
 //!   A version's part `P` over `R` live rows adds `floor(P × 1e18 / R)` per row;
 //!   the version is credited `ceil(perRow × R / 1e18)` (≤ `P`), the rest goes to
 //!   the treasury; claims round down, so the pool never owes more than it holds

@@ -160,7 +160,8 @@ impl<S: StateRead + ?Sized> InferenceRead for S {
 pub trait InferenceWrite {
     /// Replace the pending credits of a posted record (status POSTED, still in its
     /// challenge window or not yet finalized) by `credits`, checked like
-    /// `postAttribution`'s, under `record_hash`: the hook a won attribution
+    /// `postAttribution`'s (on the model's Datanet versions only, even for a
+    /// receipt that retrieved rows), under `record_hash`: the hook a won attribution
     /// challenge uses. Empty `credits` send the hold to the fallback at once. The
     /// record keeps its `postedAt`; the caller decides when it may be finalized.
     fn replace_pending(
