@@ -132,6 +132,14 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
             true,
         )
     };
+    // Streamed, the rows ride on the final chunk with the receipt.
+    let streamed = e.ok(
+        &["infer", "m1", "In the beginning", "--retrieve", &dn, "--stream", "--max-tokens", "4", "--api-key", &key],
+        false,
+        true,
+    );
+    assert_eq!(streamed["retrieval"]["rows"][0]["contribution"], ids[0], "{streamed}");
+    assert_ne!(streamed["receipt"]["retrievalHash"], B256::ZERO.to_string());
     let mut ids = ids;
     let mut a = chat();
     assert_eq!(a["retrieval"]["rows"][0]["contribution"], ids[0], "the Genesis row ranks first: {a}");
