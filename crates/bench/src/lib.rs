@@ -51,6 +51,11 @@
 //!   refusals, deliberate 503s, unexpected 5xx, hangs, panics, the admission check
 //!   (refused inputs leave the state root and pool unchanged) and whether the node
 //!   stayed live. `cli/tests/fuzz.rs` runs it for 30 s in `cargo test`.
+//! - `openledger bench retrieval` ([`RetrievalOpts`], [`run_retrieval`]): the `retrieval`
+//!   crate on a generated Datanet with planted facts, questions that share the fact's words
+//!   and paraphrased ones: recall@1/@5 and MRR@10 of BM25 (tantivy), an exact BM25 scan
+//!   (the reference), dense (mean-pooled base-model states, flat search) and hybrid (RRF);
+//!   BM25 build time, index size and latency p50/p99 at 10^5 and 10^6 rows. No peer.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -65,6 +70,7 @@ mod generate;
 mod ingest;
 mod machine;
 mod peer;
+mod retrieval;
 mod serve;
 mod state;
 mod stats;
@@ -74,6 +80,7 @@ pub use self::attribution::{AttributionOpts, run_attribution};
 pub use self::attribution_quality::{AttributionQualityOpts, run_attribution_quality};
 pub use self::generate::{GenerateOpts, WeightsDtype, run_generate};
 pub use self::ingest::{IngestOpts, run_ingest};
+pub use self::retrieval::{RetrievalOpts, run_retrieval};
 pub use self::serve::{ServeOpts, run_serve};
 pub use chain::{ChainMode, ChainOpts, run_chain};
 pub use fuzz::{FuzzOpts, FuzzReport, Outcome, SurfaceStats, fuzz, run_fuzz};

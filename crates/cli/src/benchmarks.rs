@@ -39,6 +39,8 @@ mod with_bench {
         AttributionQuality(bench::AttributionQualityOpts),
         /// Seeded structured and mutated inputs at every RPC method, HTTP route, the decoder and calldata.
         Fuzz(bench::FuzzOpts),
+        /// Recall@k and MRR of BM25, a BM25 scan, dense and hybrid retrieval on planted facts; BM25 latency.
+        Retrieval(bench::RetrievalOpts),
     }
 
     pub fn run(a: BenchArgs) -> anyhow::Result<()> {
@@ -52,6 +54,7 @@ mod with_bench {
             BenchCmd::Attribution(o) => bench::run_attribution(&o),
             BenchCmd::AttributionQuality(o) => bench::run_attribution_quality(&o),
             BenchCmd::Fuzz(o) => bench::run_fuzz(&o),
+            BenchCmd::Retrieval(o) => bench::run_retrieval(&o),
         }
     }
 }
