@@ -76,7 +76,12 @@ fn jobs_and_earnings_pages_after_the_demo() {
     assert_has(
         &page,
         "the earnings page",
-        &[&open(&shown["totalAccrued"]), &open(&claim["amount"]), &format!("/contributions/{cid}\""), "Earnings over time"],
+        &[
+            &open(&shown["totalAccrued"]),
+            &open(&claim["amount"]),
+            &format!("/contributions/{cid}\""),
+            "Earnings over time",
+        ],
     );
     // The form leads there.
     let r = get(&e.node, &format!("/earnings?address={account}"));

@@ -238,7 +238,9 @@ mod tests {
         assert_eq!(pts, vec![(0.0, 0.0), (PLOT_WIDTH / 2.0, PLOT_HEIGHT), (PLOT_WIDTH, PLOT_HEIGHT / 2.0)]);
         let svg = line_chart(&chart(), &s).into_string();
         assert!(svg.contains("<polyline class=\"series-0\" fill=\"none\" points=\"0.0,0.0 280.0,220.0 560.0,110.0\""));
-        assert!(svg.contains("aria-label=\"Loss: loss against step\"") && svg.contains("<title>Loss: loss against step"));
+        assert!(
+            svg.contains("aria-label=\"Loss: loss against step\"") && svg.contains("<title>Loss: loss against step")
+        );
         // Ticks: the extremes of both axes are labelled.
         for want in [">4.000<", ">2.000<", ">1<", ">5<"] {
             assert!(svg.contains(want), "{want} in {svg}");

@@ -38,8 +38,8 @@ use chain::Chain;
 
 pub mod chart;
 pub mod datanets;
-pub mod earnings;
 pub mod decode;
+pub mod earnings;
 pub mod explorer;
 pub mod format;
 pub mod governance;

@@ -97,8 +97,8 @@ struct Logs {
 
 impl Logs {
     fn get(&mut self, v: &ChainView, block: u64, tx: u32, log: u32) -> Result<Option<Log>, WebError> {
-        if !self.blocks.contains_key(&block) {
-            self.blocks.insert(block, v.receipts(block)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.blocks.entry(block) {
+            slot.insert(v.receipts(block)?);
         }
         Ok(self.blocks[&block].get(tx as usize).and_then(|r| r.logs.get(log as usize)).cloned())
     }
@@ -154,7 +154,10 @@ struct Earned {
 
 fn page(v: &ChainView, a: Address) -> Result<Page, WebError> {
     let ids = v
-        .call(Module::Datanets, &IDatanets::contributionsByCall { contributor: a, offset: 0, limit: MAX_CONTRIBUTIONS })?
+        .call(
+            Module::Datanets,
+            &IDatanets::contributionsByCall { contributor: a, offset: 0, limit: MAX_CONTRIBUTIONS },
+        )?
         .unwrap_or_default();
     let mut logs = Logs::default();
     let mut budget = MAX_ENTRIES;
@@ -269,8 +272,10 @@ fn as_owner_and_operator(v: &ChainView, a: &Address, logs: &mut Logs) -> Result<
             settled.push(Settled { hash, block, tx, receipt });
         }
     }
-    let owner_total: U256 = settled.iter().filter(|s| s.receipt.modelOwner == *a).map(|s| U256::from(s.receipt.ownerPart)).sum();
-    let serving_total: U256 = settled.iter().filter(|s| s.receipt.operator == *a).map(|s| U256::from(s.receipt.servingPart)).sum();
+    let owner_total: U256 =
+        settled.iter().filter(|s| s.receipt.modelOwner == *a).map(|s| U256::from(s.receipt.ownerPart)).sum();
+    let serving_total: U256 =
+        settled.iter().filter(|s| s.receipt.operator == *a).map(|s| U256::from(s.receipt.servingPart)).sum();
     Ok(html! {
         section aria-labelledby="owner" {
             h2 #owner { "As a model owner" }

@@ -42,7 +42,8 @@ pub async fn handler(
 }
 
 fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
-    let (r, progress) = q.get(id).ok_or_else(|| WebError::not_found(format!("this node has no fine-tuning job {id}")))?;
+    let (r, progress) =
+        q.get(id).ok_or_else(|| WebError::not_found(format!("this node has no fine-tuning job {id}")))?;
     let points = read_log(&q.dir(id), 0, MAX_POINTS).map_err(WebError::unavailable)?;
     let model = registered_model(v, &r)?;
     let live = !r.status.is_final();
@@ -84,7 +85,10 @@ fn status(r: &JobRecord, p: Option<&Progress>, model: Option<u64>) -> Markup {
             } },
         ),
         ("ETA", html! { @match eta { Some(s) => { "about " (duration(s as u64)) }, None => span.muted { "—" } } }),
-        ("Latest loss", html! { @match latest_loss(r, p) { Some(l) => (format!("{l:.4}")), None => span.muted { "—" } } }),
+        (
+            "Latest loss",
+            html! { @match latest_loss(r, p) { Some(l) => (format!("{l:.4}")), None => span.muted { "—" } } },
+        ),
         ("Owner", account_link(&r.owner)),
         ("Base model", base_model(r)),
         ("Submitted", html! { (crate::format::utc(r.created_at)) }),
@@ -118,9 +122,18 @@ fn hyperparameters(r: &JobRecord) -> Markup {
     summary(&[
         ("LoRA rank / alpha / dropout", html! { (s.rank) " / " (s.alpha) " / " (s.dropout) }),
         ("Target modules", html! { code { (s.targets.join(", ")) } }),
-        ("Learning rate", html! { (s.learning_rate) " (warm-up " (s.warmup_steps) " steps, weight decay " (s.weight_decay) ")" }),
-        ("Steps", html! { @match s.steps { Some(n) => (n), None => { (s.epochs) " epochs" } } " (at most " (r.max_steps) ")" }),
-        ("Batch", html! { (s.batch_size) " × " (s.grad_accum) " accumulated, sequences of " (s.max_seq_len) " tokens" }),
+        (
+            "Learning rate",
+            html! { (s.learning_rate) " (warm-up " (s.warmup_steps) " steps, weight decay " (s.weight_decay) ")" },
+        ),
+        (
+            "Steps",
+            html! { @match s.steps { Some(n) => (n), None => { (s.epochs) " epochs" } } " (at most " (r.max_steps) ")" },
+        ),
+        (
+            "Batch",
+            html! { (s.batch_size) " × " (s.grad_accum) " accumulated, sequences of " (s.max_seq_len) " tokens" },
+        ),
         ("Validation split", html! { (s.validation_percent) " % of rows, seed " (s.seed) }),
         ("Checkpoints kept", html! { (s.keep_checkpoints) " (resume every " (s.checkpoint_every) " steps)" }),
         ("Gradient sketch", html! { (s.sketch_k) " dimensions" }),
@@ -129,14 +142,21 @@ fn hyperparameters(r: &JobRecord) -> Markup {
 
 fn evaluation(o: &factory::JobOutput) -> Markup {
     let m = &o.metrics;
-    let opt = |x: Option<f64>| html! { @match x { Some(x) => (format!("{x:.4}")), None => span.muted { "not measured" } } };
+    let opt =
+        |x: Option<f64>| html! { @match x { Some(x) => (format!("{x:.4}")), None => span.muted { "not measured" } } };
     summary(&[
-        ("Validation loss", html! { (format!("{:.4}", m.validation.loss)) " (base model: " (format!("{:.4}", m.base_validation_loss)) ")" }),
+        (
+            "Validation loss",
+            html! { (format!("{:.4}", m.validation.loss)) " (base model: " (format!("{:.4}", m.base_validation_loss)) ")" },
+        ),
         ("Perplexity", html! { (format!("{:.4}", m.validation.perplexity)) }),
         ("Exact match", opt(m.validation.exact_match)),
         ("ROUGE-L", opt(m.validation.rouge_l)),
         ("Validation rows", html! { (m.validation.rows) " (" (m.validation.target_tokens) " target tokens)" }),
-        ("Trained on", html! { (m.train_rows) " rows, " (m.train_sequences) " sequences, " (m.train_tokens) " tokens in " (m.steps) " steps" }),
+        (
+            "Trained on",
+            html! { (m.train_rows) " rows, " (m.train_sequences) " sequences, " (m.train_tokens) " tokens in " (m.steps) " steps" },
+        ),
         ("Final training loss", html! { (format!("{:.4}", m.final_train_loss)) }),
         ("Throughput", html! { (format!("{:.0}", m.tokens_per_second)) " tokens/s" }),
     ])
