@@ -83,6 +83,10 @@ fn jobs_and_earnings_pages_after_the_demo() {
             "Earnings over time",
         ],
     );
+    // The serving operator settled the paid answers: its serving parts, by receipt.
+    let op = node::dev_serving_operator().address();
+    let page = html(&e.node, &format!("/earnings/{op:#x}"), 200);
+    assert_has(&page, "the operator's earnings", &["Settled receipts", &format!("href=\"/explorer/models/m{model}\"")]);
     // The form leads there.
     let r = get(&e.node, &format!("/earnings?address={account}"));
     assert_eq!((r.status, r.header("location")), (303, Some(format!("/earnings/{}", account.to_lowercase()).as_str())));

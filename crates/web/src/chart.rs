@@ -183,7 +183,8 @@ pub fn line_chart<Y: Value>(c: &Chart, series: &[Series<Y>]) -> Markup {
                     @for (i, s) in series.iter().enumerate() {
                         @let pts = scale(&s.points, xs, ys);
                         @if pts.len() == 1 {
-                            circle class=(format!("series-{i}")) cx=(format!("{:.1}", pts[0].0)) cy=(format!("{:.1}", pts[0].1)) r="3" {}
+                            circle class=(format!("series-{i}")) r="3"
+                                cx=(format!("{:.1}", pts[0].0)) cy=(format!("{:.1}", pts[0].1)) {}
                         } @else if !pts.is_empty() {
                             polyline class=(format!("series-{i}")) fill="none" points=(points_attr(&pts)) {}
                         }
@@ -193,7 +194,12 @@ pub fn line_chart<Y: Value>(c: &Chart, series: &[Series<Y>]) -> Markup {
             figcaption {
                 (c.y_label) " by " (c.x_label) ". "
                 @for (i, s) in series.iter().enumerate() {
-                    span.legend { svg.key width="24" height="8" aria-hidden="true" { line class=(format!("series-{i}")) x1="0" y1="4" x2="24" y2="4" {} } " " (s.name) }
+                    span.legend {
+                        svg.key width="24" height="8" aria-hidden="true" {
+                            line class=(format!("series-{i}")) x1="0" y1="4" x2="24" y2="4" {}
+                        }
+                        " " (s.name)
+                    }
                     " "
                 }
             }
@@ -264,7 +270,7 @@ mod tests {
         let pts = scale(&s[0].points, xs, ys);
         assert_eq!(pts, vec![(PLOT_WIDTH / 2.0, PLOT_HEIGHT / 2.0)]);
         let svg = line_chart(&chart(), &s).into_string();
-        assert!(svg.contains("<circle class=\"series-0\" cx=\"280.0\" cy=\"110.0\"") && !svg.contains("<polyline"));
+        assert!(svg.contains("<circle class=\"series-0\" r=\"3\" cx=\"280.0\" cy=\"110.0\"") && !svg.contains("<polyline"));
         let zero = [Series { name: "earned".into(), points: vec![(3, Open(U256::ZERO))] }];
         let (_, ys) = ranges(&zero).unwrap();
         assert_eq!(ys, (Open(U256::ZERO), Open(U256::from(1u64))));

@@ -200,3 +200,31 @@ where
         Err(e) => WebError::unavailable(format!("the page could not be rendered: {e}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_have_a_caption_and_column_headers() {
+        let t = table("Jobs", &["Id", "State"], html! { tr { td { "1" } td { "ok" } } }).into_string();
+        assert_eq!(
+            t,
+            "<div class=\"scroll\"><table><caption class=\"visually-hidden\">Jobs</caption><thead><tr>\
+             <th scope=\"col\">Id</th><th scope=\"col\">State</th></tr></thead><tbody><tr><td>1</td><td>ok</td>\
+             </tr></tbody></table></div>"
+        );
+    }
+
+    #[test]
+    fn only_a_refreshing_page_reloads() {
+        let page = |p: Page| shell(&p.title, Some(p.section), p.body, p.refresh).into_string();
+        let still = page(Page::new("Job", Section::Models, html! {}));
+        assert!(!still.contains("http-equiv"));
+        let live = page(Page::new("Job", Section::Models, html! {}).refreshing(5));
+        assert!(live.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "{live}");
+        // The sections with pages are links; the current one is marked.
+        assert!(live.contains("<a href=\"/models/jobs\" aria-current=\"page\">Models</a>"), "{live}");
+        assert!(live.contains("<a href=\"/earnings\">Earnings</a>"), "{live}");
+    }
+}

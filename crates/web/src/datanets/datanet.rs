@@ -94,7 +94,10 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
     Ok(html! {
         @if rows.is_empty() { p.muted { "No version yet: a version is made when a curator approves a contribution." } }
         @else {
-            (table("Versions, newest first", &["Version", "Merkle root", "Rows", "Live rows", "Contributions", "Block", "Training"], html! { @for (n, ver) in &rows { tr {
+            (table(
+                "Versions, newest first",
+                &["Version", "Merkle root", "Rows", "Live rows", "Contributions", "Block", "Training"],
+                html! { @for (n, ver) in &rows { tr {
                     td { "v" (n) }
                     td.mono title=(ver.root.to_string()) { (crate::format::short(&ver.root.to_string())) }
                     td.num { (ver.rowCount) }
@@ -102,7 +105,8 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
                     td.num { (ver.contributions) }
                     td { (block_link(ver.createdAt)) }
                     td { @if ver.closed { "closed (rows removed since)" } @else { "open" } }
-                } } }))
+                } } },
+            ))
             (window.nav(&format!("{}?", href(id)), "versions_before"))
         }
     })
@@ -128,7 +132,10 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
     Ok(html! {
         @if rows.is_empty() { p.muted { @if total == 0 { "No contribution yet." } @else { "No contribution on this page." } } }
         @else {
-            (table("Contributions in submission order", &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond"], html! { @for (cid, c) in &rows { tr {
+            (table(
+                "Contributions in submission order",
+                &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond"],
+                html! { @for (cid, c) in &rows { tr {
                     td { a href=(contribution_href(id, *cid)) { "#" (cid) } }
                     td { (status(c.status)) }
                     td { (account_link(&c.attestation.contributor)) }
@@ -136,7 +143,8 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
                     td.num { (quality(c.attestation.qualityBps)) }
                     td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
                     td.num { @if c.bond == U256::ZERO { "none" } @else { (amount(c.bond)) } }
-                } } }))
+                } } },
+            ))
         }
         (pager(&href(id), "", offset, limit, total))
     })

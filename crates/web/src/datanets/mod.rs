@@ -90,14 +90,18 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
         p { (count) " Datanets on chain. A Datanet is a curated, versioned set of rows that models train on." }
         @if rows.is_empty() { p.muted { "No Datanet here." } }
         @else {
-            (table("Datanets, newest first", &["Id", "Name", "Owner", "Live rows", "Versions", "Contributions"], html! { @for (id, d, rows, contributions) in &rows { tr {
+            (table(
+                "Datanets, newest first",
+                &["Id", "Name", "Owner", "Live rows", "Versions", "Contributions"],
+                html! { @for (id, d, rows, contributions) in &rows { tr {
                     td { a href=(href(*id)) { "d" (id) } }
                     td { a href=(href(*id)) { (d.name) } }
                     td { (account_link(&d.owner)) }
                     td.num { (rows) }
                     td.num { (d.versionCount) }
                     td.num { (contributions) }
-                } } }))
+                } } },
+            ))
         }
         (window.nav(&format!("/datanets?limit={limit}&"), "before"))
     };

@@ -188,7 +188,9 @@ fn page(v: &ChainView, a: Address) -> Result<Page, WebError> {
     }
     let body = html! {
         (summary(&[
-            ("Address", html! { span.mono.wrap { (a.to_checksum(None)) } " " a href=(crate::explorer::account_href(&a)) { "(in the Explorer)" } }),
+            ("Address", html! {
+                span.mono.wrap { (a.to_checksum(None)) } " " a href=(crate::explorer::account_href(&a)) { "(in the Explorer)" }
+            }),
             ("Credited to its contributions", amount(earned.iter().map(|e| e.credited).sum())),
             ("Claimable now", amount(earned.iter().map(|e| e.claimable).sum())),
             ("Claimed", amount(earned.iter().map(|e| e.claimed).sum())),
@@ -215,7 +217,10 @@ fn contributions(a: &Address, earned: &[Earned]) -> Markup {
                 "Attribution credits a contribution a share of each inference its data influenced; the contributor claims them "
                 "(with its share of any fallback paid to its Datanet version)."
             }
-            (table("Contributions and their earnings", &["Contribution", "Datanet", "Credited", "Claimable now", "Claimed"], html! {
+            (table(
+                "Contributions and their earnings",
+                &["Contribution", "Datanet", "Credited", "Claimable now", "Claimed"],
+                html! {
                 @for e in earned { tr {
                     td { a href=(crate::datanets::contribution_href(e.datanet, e.id)) { "#" (e.id) } }
                     td { a href=(crate::datanets::href(e.datanet)) { "d" (e.datanet) } }
@@ -223,7 +228,8 @@ fn contributions(a: &Address, earned: &[Earned]) -> Markup {
                     td.num { (amount(e.claimable)) }
                     td.num { (amount(e.claimed)) }
                 } }
-            }))
+            },
+            ))
             @if let Some(e) = earned.iter().find(|e| !e.claimable.is_zero()) {
                 p { "To claim, the contributor signs a claim for each contribution with the CLI (the web app does not sign):" }
                 pre { code { "openledger rewards claim " (e.id) " --from " (a.to_checksum(None)) } }
@@ -244,6 +250,15 @@ fn over_time(by_block: &BTreeMap<u64, (U256, U256)>) -> Markup {
     }
     let series = [Series { name: "credited".into(), points: c }, Series { name: "claimed".into(), points: k }];
     line_chart(&Chart { title: "Earnings over time", x_label: "block", y_label: "OPEN (cumulative)" }, &series)
+}
+
+/// The address's part of a receipt, when it had that role in it.
+fn part(had_role: bool, x: u128) -> Markup {
+    if had_role {
+        amount(U256::from(x))
+    } else {
+        html! { span.muted { "—" } }
+    }
 }
 
 /// One settled receipt in the address's history.
@@ -295,17 +310,50 @@ fn as_owner_and_operator(v: &ChainView, a: &Address, logs: &mut Logs) -> Result<
             p { "Serving parts of the receipts it settled: " (amount(serving_total)) "." }
         }
         @if !settled.is_empty() {
-            (table("Settled receipts in this address's history, newest first", &["Receipt", "Block", "Model", "Cost", "Owner part", "Serving part"], html! {
+            (table(
+                "Settled receipts in this address's history, newest first",
+                &["Receipt", "Block", "Model", "Cost", "Owner part", "Serving part"],
+                html! {
                 @for s in &settled { tr {
-                    td { @match &s.tx { Some(h) => (tx_link(h)), None => span.mono { (crate::format::short(&s.hash.to_string())) } } }
+                    td { @match &s.tx {
+                        Some(h) => (tx_link(h)),
+                        None => span.mono { (crate::format::short(&s.hash.to_string())) },
+                    } }
                     td { (block_link(s.block)) }
                     td { a href=(model_href(s.receipt.modelId)) { "m" (s.receipt.modelId) } }
                     td.num { (amount(U256::from(s.receipt.cost))) }
-                    td.num { @if s.receipt.modelOwner == *a { (amount(U256::from(s.receipt.ownerPart))) } @else { span.muted { "—" } } }
-                    td.num { @if s.receipt.operator == *a { (amount(U256::from(s.receipt.servingPart))) } @else { span.muted { "—" } } }
+                    td.num { (part(s.receipt.modelOwner == *a, s.receipt.ownerPart)) }
+                    td.num { (part(s.receipt.operator == *a, s.receipt.servingPart)) }
                 } }
-            }))
+            },
+            ))
         }
         @if truncated { p.muted { "Only the newest " (MAX_ENTRIES) " entries of this address's history were read." } }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earnings_over_time_are_cumulative_by_block() {
+        let one = U256::from(primitives::ONE_OPEN);
+        let mut by_block = BTreeMap::new();
+        by_block.insert(12, (one, U256::ZERO));
+        by_block.insert(5, (U256::from(1u64), U256::ZERO));
+        by_block.insert(20, (U256::ZERO, one));
+        let html = over_time(&by_block).into_string();
+        // The hidden table: credited 0.000000000000000001, then 1.000000000000000001 and kept; claimed 1 at block 20.
+        for want in [
+            "<td>credited</td><td>5</td><td>0.000000000000000001</td>",
+            "<td>credited</td><td>12</td><td>1.000000000000000001</td>",
+            "<td>credited</td><td>20</td><td>1.000000000000000001</td>",
+            "<td>claimed</td><td>12</td><td>0</td>",
+            "<td>claimed</td><td>20</td><td>1</td>",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
+        assert!(over_time(&BTreeMap::new()).into_string().contains("no data yet"));
+    }
 }

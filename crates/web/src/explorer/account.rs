@@ -77,9 +77,13 @@ fn staking(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
         @if let Some(u) = unbonding.filter(|u| !u.operators.is_empty()) {
             section aria-labelledby="unbonding" {
                 h2 #unbonding { "Unbonding" }
-                (table("Unbonding stakes", &["From operator", "Amount", "Released at block"], html! { @for ((op, amt), at) in u.operators.iter().zip(&u.amounts).zip(&u.releaseHeights) {
+                (table(
+                    "Unbonding stakes",
+                    &["From operator", "Amount", "Released at block"],
+                    html! { @for ((op, amt), at) in u.operators.iter().zip(&u.amounts).zip(&u.releaseHeights) {
                             tr { td { (account_link(op)) } td.num { (amount(*amt)) } td.num { (at) } }
-                        } }))
+                        } },
+                ))
             }
         }
     })

@@ -137,7 +137,10 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
         @if txs.is_empty() { p.muted { "This block has no transactions." } }
         @if count > txs.len() { p.note { "The first " (txs.len()) " of " (count) " transactions are listed." } }
         @if !txs.is_empty() {
-            (table("The block's transactions in order", &["#", "Transaction", "From", "To", "Value", "Call", "Status"], html! { @for (i, t) in txs.iter().enumerate() {
+            (table(
+                "The block's transactions in order",
+                &["#", "Transaction", "From", "To", "Value", "Call", "Status"],
+                html! { @for (i, t) in txs.iter().enumerate() {
                         tr {
                             td.num { (i) }
                             td { (tx_link(&t.hash)) }
@@ -147,7 +150,8 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
                             td { (call_summary(&decode_call(t.to(), t.input()))) }
                             td { (status(receipts.get(i).map(|r| r.success))) }
                         }
-                    } }))
+                    } },
+            ))
         }
     };
     Ok(Page::new(format!("Block {}", h.number), Section::Explorer, body))

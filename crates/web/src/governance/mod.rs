@@ -112,14 +112,18 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
         p { (count) " proposals. Holders of stake vote for, against, abstain or veto; a proposal that passes runs its calls on the system contracts after a timelock." }
         @if rows.is_empty() { p.muted { "No proposal here." } }
         @else {
-            (table("Proposals, newest first", &["Id", "State", "Description", "Voting (blocks)", "For", "Against"], html! { @for (id, p, s) in &rows { tr {
+            (table(
+                "Proposals, newest first",
+                &["Id", "State", "Description", "Voting (blocks)", "For", "Against"],
+                html! { @for (id, p, s) in &rows { tr {
                     td { a href=(href(*id)) { "#" (id) } }
                     td { (state(*s)) }
                     td { a href=(href(*id)) { (headline(&p.description)) } }
                     td { (p.voteStart) "–" (p.voteEnd) }
                     td.num { (amount(p.forVotes)) }
                     td.num { (amount(p.againstVotes)) }
-                } } }))
+                } } },
+            ))
         }
         (window.nav(&format!("/governance?limit={limit}&"), "before"))
     };

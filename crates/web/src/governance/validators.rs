@@ -79,7 +79,10 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
         h2 { "Validators" }
         @if rows.is_empty() { p.muted { "The set is empty." } }
         @else {
-            (table("Validators by position in the set", &["Operator", "Power", "Share", "Self bond", "Delegated", "Commission", "Standing"], html! { @for (a, power, o, s) in &rows { tr {
+            (table(
+                "Validators by position in the set",
+                &["Operator", "Power", "Share", "Self bond", "Delegated", "Commission", "Standing"],
+                html! { @for (a, power, o, s) in &rows { tr {
                     td { a.mono href=(href(a)) title=(a.to_checksum(None)) { (crate::format::short(&a.to_checksum(None))) } }
                     td.num { (amount(*power)) }
                     td.num { (percent(*power, total)) }
@@ -87,7 +90,8 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
                     td.num { (amount(o.delegated)) }
                     td.num { (commission(o.commissionBps)) }
                     td { (s) }
-                } } }))
+                } } },
+            ))
         }
     };
     Ok(Page::new("Validators and stake", Section::Governance, body))
@@ -157,12 +161,16 @@ fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Marku
     Ok(html! {
         p { "Accounts bonded to this operator, besides its self bond: " (total) "." }
         @if !rows.is_empty() {
-            (table("Stakers in order of first bond", &["Staker", "Bonded", "Pending rewards", "Unbonding"], html! { @for (d, bonded, rewards, unbonding) in &rows { tr {
+            (table(
+                "Stakers in order of first bond",
+                &["Staker", "Bonded", "Pending rewards", "Unbonding"],
+                html! { @for (d, bonded, rewards, unbonding) in &rows { tr {
                     td { (account_link(d)) }
                     td.num { (amount(*bonded)) }
                     td.num { (amount(*rewards)) }
                     td.num { (amount(*unbonding)) }
-                } } }))
+                } } },
+            ))
         }
         (pager(&href(op), "", offset, limit, total))
     })

@@ -14,7 +14,7 @@ use factory::job::{LogPoint, read_log};
 use factory::{JobQueue, JobRecord, JobStatus, Progress};
 use maud::{Markup, html};
 
-use super::{base_model, latest_loss, model_link, percent, queue, registered_model, state, versions};
+use super::{base_model, latest_loss, model_link, percent, queue, state, versions};
 use crate::Web;
 use crate::chart::{Chart, Series, line_chart};
 use crate::explorer::{account_link, path_param, summary};
@@ -45,7 +45,7 @@ fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
     let (r, progress) =
         q.get(id).ok_or_else(|| WebError::not_found(format!("this node has no fine-tuning job {id}")))?;
     let points = read_log(&q.dir(id), 0, MAX_POINTS).map_err(WebError::unavailable)?;
-    let model = registered_model(v, &r)?;
+    let model = super::OwnerModels::default().of(v, &r)?;
     let live = !r.status.is_final();
     let body = html! {
         @if live { p.note role="status" { "This page reloads every " (REFRESH_SECONDS) " seconds while the job runs." } }
@@ -194,7 +194,10 @@ fn propose(r: &JobRecord, model: Option<u64>) -> Markup {
         @match model {
             Some(id) => {
                 p { "Registered as " (model_link(Some(id))) ". Governance makes it live with a proposal:" }
-                pre { code { "openledger gov propose --description \"Approve m" (id) "\" --call \"models.approve [" (id) "]\" --from <your address>" } }
+                pre { code {
+                    "openledger gov propose --description \"Approve m" (id) "\" --call \"models.approve [" (id) "]\" \\\n"
+                    "    --from <your address>"
+                } }
             },
             None => {
                 p { "Its owner registers the model on chain and proposes it to governance with the CLI (the web app does not sign):" }

@@ -7,6 +7,8 @@
 //! adapter hash among its owner's models. A node without a job queue answers
 //! 503 on these pages.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,6 +17,7 @@ use axum::response::Response;
 use axum::routing::get;
 use factory::{JobQueue, JobRecord, JobStatus, Progress};
 use maud::{Markup, html};
+use primitives::{Address, B256};
 use runtime::models::ModelsRead;
 
 use crate::Web;
@@ -87,18 +90,27 @@ pub fn base_model(r: &JobRecord) -> Markup {
     }
 }
 
-/// The model a finished job registered on chain: among its owner's newest
-/// models, the one with the job's adapter hash.
-pub fn registered_model(v: &ChainView, r: &JobRecord) -> Result<Option<u64>, WebError> {
-    let Some(out) = r.output.as_ref().filter(|_| r.status == JobStatus::Succeeded) else { return Ok(None) };
-    let ids = v.state().models_of(&r.owner).map_err(WebError::unavailable)?;
-    for id in ids.iter().rev().take(MAX_OWNER_MODELS) {
-        let m = v.state().model(*id).map_err(WebError::unavailable)?;
-        if m.is_some_and(|m| m.adapterHash == out.adapter_hash) {
-            return Ok(Some(id.0));
+/// The models job owners registered, each owner's newest read once a page:
+/// the model a finished job registered is the one with the job's adapter hash.
+#[derive(Default)]
+pub struct OwnerModels(HashMap<Address, Vec<(B256, u64)>>);
+
+impl OwnerModels {
+    /// The model job `r` registered on chain, if it did.
+    pub fn of(&mut self, v: &ChainView, r: &JobRecord) -> Result<Option<u64>, WebError> {
+        let Some(out) = r.output.as_ref().filter(|_| r.status == JobStatus::Succeeded) else { return Ok(None) };
+        if let Entry::Vacant(slot) = self.0.entry(r.owner) {
+            let ids = v.state().models_of(&r.owner).map_err(WebError::unavailable)?;
+            let mut models = Vec::new();
+            for id in ids.iter().rev().take(MAX_OWNER_MODELS) {
+                if let Some(m) = v.state().model(*id).map_err(WebError::unavailable)? {
+                    models.push((m.adapterHash, id.0));
+                }
+            }
+            slot.insert(models);
         }
+        Ok(self.0[&r.owner].iter().find(|(h, _)| *h == out.adapter_hash).map(|(_, id)| *id))
     }
-    Ok(None)
 }
 
 pub fn model_link(id: Option<u64>) -> Markup {
@@ -121,9 +133,10 @@ fn list(v: &ChainView, q: &JobQueue, raw: Option<&str>) -> Result<Page, WebError
     let all = q.list();
     let shown: Vec<&JobRecord> = all.iter().rev().filter(|r| r.id < before).take(limit as usize).collect();
     let mut rows = Vec::with_capacity(shown.len());
+    let mut models = OwnerModels::default();
     for r in &shown {
         let progress = q.get(r.id).and_then(|(_, p)| p);
-        let model = registered_model(v, r)?;
+        let model = models.of(v, r)?;
         rows.push(html! { tr {
             td { a href=(job_href(r.id)) { "#" (r.id) } }
             td { span.text { (r.spec.name) } }
@@ -156,4 +169,44 @@ fn list(v: &ChainView, q: &JobQueue, raw: Option<&str>) -> Result<Page, WebError
         p.muted { "Jobs are kept by the node that runs them; the chain holds the models they register (see the Explorer)." }
     };
     Ok(Page::new("Fine-tuning jobs", Section::Models, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: JobStatus) -> JobRecord {
+        JobRecord {
+            id: 1,
+            owner: Address::ZERO,
+            spec: factory::JobSpec::new(vec![factory::DatanetVersion { datanet: 3, version: 2 }]),
+            status,
+            error: None,
+            created_at: 0,
+            output: None,
+            artefacts: None,
+            licences: vec![],
+            max_steps: 10,
+        }
+    }
+
+    #[test]
+    fn progress_is_a_bounded_percentage() {
+        let running = record(JobStatus::Running);
+        assert_eq!(percent(&running, None), None);
+        assert_eq!(percent(&running, Some(&Progress::at("training", 3, 8))), Some(37));
+        assert_eq!(percent(&running, Some(&Progress::at("training", 9, 8))), Some(100));
+        assert_eq!(percent(&running, Some(&Progress::at("training", 0, 0))), None);
+        assert_eq!(percent(&record(JobStatus::Succeeded), None), Some(100));
+        let mut p = Progress::at("training", 1, 2);
+        p.loss = Some(2.5);
+        assert_eq!(latest_loss(&running, Some(&p)), Some(2.5));
+        assert_eq!(latest_loss(&running, None), None);
+    }
+
+    #[test]
+    fn versions_link_to_their_datanet() {
+        let html = versions(&record(JobStatus::Queued)).into_string();
+        assert!(html.contains("href=\"/datanets/3#versions\"") && html.contains("d3 v2"), "{html}");
+    }
 }
