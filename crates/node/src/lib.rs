@@ -347,7 +347,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()))
             .merge(snapshot_route::routes(chain.clone()))
-            .merge(web::routes(chain.clone()));
+            .merge(web::routes(chain.clone(), Some(jobs.clone())));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }

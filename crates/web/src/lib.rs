@@ -16,7 +16,12 @@
 //! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
 //! - [`datanets`]: Datanets, their versions and contributions;
 //! - [`governance`]: proposals, the validator set and its decentralisation,
-//!   operators and their stakers.
+//!   operators and their stakers;
+//! - [`models`]: the node's ModelFactory jobs, their progress and loss
+//!   curves, and the model each registered;
+//! - [`earnings`]: what an address earned as a contributor (credited,
+//!   claimable, claimed, over time), a model owner and a serving operator;
+//! - [`chart`]: line charts as inline SVG, with their data as a hidden table.
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
 //! WebError>` in a module of its section, route it in that section's
@@ -31,11 +36,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chain::Chain;
 
+pub mod chart;
 pub mod datanets;
 pub mod decode;
+pub mod earnings;
 pub mod explorer;
 pub mod format;
 pub mod governance;
+pub mod models;
 pub mod page;
 pub mod query;
 pub mod view;
@@ -45,25 +53,30 @@ pub const STYLESHEET_PATH: &str = "/assets/style.css";
 
 const STYLESHEET: &str = include_str!("style.css");
 
-/// What every page handler shares: the chain it reads.
+/// What every page handler shares: the chain it reads, and the node's
+/// ModelFactory job queue when it has one (jobs are local to a node; the
+/// chain knows only the models they registered).
 #[derive(Clone)]
 pub struct Web {
     pub chain: Arc<Chain>,
+    pub jobs: Option<Arc<factory::JobQueue>>,
 }
 
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
 /// home), the Explorer under `/explorer/...`, the Datanets (`/datanets/...`)
-/// and Governance (`/governance/...`, `/validators/...`) sections, and the
-/// stylesheet. It sets no fallback, so the node's other routes and its JSON
-/// 404 stay as they are.
-pub fn routes(chain: Arc<Chain>) -> Router {
+/// Governance (`/governance/...`, `/validators/...`), Models (`/models/jobs...`,
+/// over `jobs`) and Earnings (`/earnings...`) sections, and the stylesheet. It
+/// sets no fallback, so the node's other routes and its JSON 404 stay as they are.
+pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>) -> Router {
     Router::new()
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
         .merge(explorer::routes())
         .merge(datanets::routes())
         .merge(governance::routes())
-        .with_state(Web { chain })
+        .merge(models::routes())
+        .merge(earnings::routes())
+        .with_state(Web { chain, jobs })
 }
 
 async fn stylesheet() -> impl IntoResponse {

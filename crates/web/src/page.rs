@@ -52,6 +52,8 @@ impl Section {
         match self {
             Section::Explorer => Some("/"),
             Section::Datanets => Some("/datanets"),
+            Section::Models => Some("/models/jobs"),
+            Section::Earnings => Some("/earnings"),
             Section::Governance => Some("/governance"),
             _ => None,
         }
@@ -63,28 +65,37 @@ pub struct Page {
     pub title: String,
     pub section: Section,
     pub body: Markup,
+    /// Seconds after which the browser reloads the page (`<meta http-equiv="refresh">`), for a page
+    /// that watches something still changing; `None` for every other page.
+    pub refresh: Option<u32>,
 }
 
 impl Page {
     pub fn new(title: impl Into<String>, section: Section, body: Markup) -> Page {
-        Page { title: title.into(), section, body }
+        Page { title: title.into(), section, body, refresh: None }
+    }
+
+    /// The page, reloading itself every `seconds`.
+    pub fn refreshing(self, seconds: u32) -> Page {
+        Page { refresh: Some(seconds), ..self }
     }
 }
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        Html(shell(&self.title, Some(self.section), self.body).into_string()).into_response()
+        Html(shell(&self.title, Some(self.section), self.body, self.refresh).into_string()).into_response()
     }
 }
 
 /// The document around a page's body.
-fn shell(title: &str, current: Option<Section>, body: Markup) -> Markup {
+fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u32>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(s) = refresh { meta http-equiv="refresh" content=(s); }
                 title { (title) " · OpenLedger" }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
@@ -122,6 +133,19 @@ fn shell(title: &str, current: Option<Section>, body: Markup) -> Markup {
     }
 }
 
+/// A table that scrolls sideways on a narrow screen: its caption (for
+/// screen readers; the heading above it names it for everyone), a header row
+/// of `columns`, and the rows of `body`.
+pub fn table(caption: &str, columns: &[&str], body: Markup) -> Markup {
+    html! {
+        div.scroll { table {
+            caption.visually-hidden { (caption) }
+            thead { tr { @for c in columns { th scope="col" { (c) } } } }
+            tbody { (body) }
+        } }
+    }
+}
+
 /// Why a page cannot be shown. Bad input is the browser's fault (400), a
 /// missing thing is 404, a storage failure is 503; none of them panics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +178,7 @@ impl IntoResponse for WebError {
             p.error role="alert" { (msg) }
             p { a href="/" { "Back to the Explorer" } }
         };
-        (status, Html(shell(title, None, body).into_string())).into_response()
+        (status, Html(shell(title, None, body, None).into_string())).into_response()
     }
 }
 
@@ -174,5 +198,33 @@ where
         Ok(Ok(r)) => r.into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => WebError::unavailable(format!("the page could not be rendered: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_have_a_caption_and_column_headers() {
+        let t = table("Jobs", &["Id", "State"], html! { tr { td { "1" } td { "ok" } } }).into_string();
+        assert_eq!(
+            t,
+            "<div class=\"scroll\"><table><caption class=\"visually-hidden\">Jobs</caption><thead><tr>\
+             <th scope=\"col\">Id</th><th scope=\"col\">State</th></tr></thead><tbody><tr><td>1</td><td>ok</td>\
+             </tr></tbody></table></div>"
+        );
+    }
+
+    #[test]
+    fn only_a_refreshing_page_reloads() {
+        let page = |p: Page| shell(&p.title, Some(p.section), p.body, p.refresh).into_string();
+        let still = page(Page::new("Job", Section::Models, html! {}));
+        assert!(!still.contains("http-equiv"));
+        let live = page(Page::new("Job", Section::Models, html! {}).refreshing(5));
+        assert!(live.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "{live}");
+        // The sections with pages are links; the current one is marked.
+        assert!(live.contains("<a href=\"/models/jobs\" aria-current=\"page\">Models</a>"), "{live}");
+        assert!(live.contains("<a href=\"/earnings\">Earnings</a>"), "{live}");
     }
 }

@@ -13,7 +13,7 @@ use runtime::datanets::{DatanetRecord, DatanetsRead};
 use super::{MAX_PAGE, PAGE, contribution_href, datanet, href, id_param, quality, status};
 use crate::Web;
 use crate::explorer::{NewestFirst, account_link, amount, block_link, pager, paragraphs, summary};
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -94,13 +94,10 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
     Ok(html! {
         @if rows.is_empty() { p.muted { "No version yet: a version is made when a curator approves a contribution." } }
         @else {
-            div.scroll { table {
-                caption.visually-hidden { "Versions, newest first" }
-                thead { tr {
-                    th scope="col" { "Version" } th scope="col" { "Merkle root" } th scope="col" { "Rows" }
-                    th scope="col" { "Live rows" } th scope="col" { "Contributions" } th scope="col" { "Block" } th scope="col" { "Training" }
-                } }
-                tbody { @for (n, ver) in &rows { tr {
+            (table(
+                "Versions, newest first",
+                &["Version", "Merkle root", "Rows", "Live rows", "Contributions", "Block", "Training"],
+                html! { @for (n, ver) in &rows { tr {
                     td { "v" (n) }
                     td.mono title=(ver.root.to_string()) { (crate::format::short(&ver.root.to_string())) }
                     td.num { (ver.rowCount) }
@@ -108,8 +105,8 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
                     td.num { (ver.contributions) }
                     td { (block_link(ver.createdAt)) }
                     td { @if ver.closed { "closed (rows removed since)" } @else { "open" } }
-                } } }
-            } }
+                } } },
+            ))
             (window.nav(&format!("{}?", href(id)), "versions_before"))
         }
     })
@@ -135,14 +132,10 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
     Ok(html! {
         @if rows.is_empty() { p.muted { @if total == 0 { "No contribution yet." } @else { "No contribution on this page." } } }
         @else {
-            div.scroll { table {
-                caption.visually-hidden { "Contributions in submission order" }
-                thead { tr {
-                    th scope="col" { "Id" } th scope="col" { "Status" } th scope="col" { "Contributor" }
-                    th scope="col" { "Rows" } th scope="col" { "Quality" } th scope="col" { "Duplicates (exact / near)" }
-                    th scope="col" { "Bond" }
-                } }
-                tbody { @for (cid, c) in &rows { tr {
+            (table(
+                "Contributions in submission order",
+                &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond"],
+                html! { @for (cid, c) in &rows { tr {
                     td { a href=(contribution_href(id, *cid)) { "#" (cid) } }
                     td { (status(c.status)) }
                     td { (account_link(&c.attestation.contributor)) }
@@ -150,8 +143,8 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
                     td.num { (quality(c.attestation.qualityBps)) }
                     td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
                     td.num { @if c.bond == U256::ZERO { "none" } @else { (amount(c.bond)) } }
-                } } }
-            } }
+                } } },
+            ))
         }
         (pager(&href(id), "", offset, limit, total))
     })

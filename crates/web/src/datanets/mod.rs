@@ -15,7 +15,7 @@ use runtime::datanets::{self as dn, DatanetRecord, DatanetsRead};
 
 use crate::Web;
 use crate::explorer::{NewestFirst, account_link, path_param};
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -90,21 +90,18 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
         p { (count) " Datanets on chain. A Datanet is a curated, versioned set of rows that models train on." }
         @if rows.is_empty() { p.muted { "No Datanet here." } }
         @else {
-            div.scroll { table {
-                caption.visually-hidden { "Datanets, newest first" }
-                thead { tr {
-                    th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "Owner" }
-                    th scope="col" { "Live rows" } th scope="col" { "Versions" } th scope="col" { "Contributions" }
-                } }
-                tbody { @for (id, d, rows, contributions) in &rows { tr {
+            (table(
+                "Datanets, newest first",
+                &["Id", "Name", "Owner", "Live rows", "Versions", "Contributions"],
+                html! { @for (id, d, rows, contributions) in &rows { tr {
                     td { a href=(href(*id)) { "d" (id) } }
                     td { a href=(href(*id)) { (d.name) } }
                     td { (account_link(&d.owner)) }
                     td.num { (rows) }
                     td.num { (d.versionCount) }
                     td.num { (contributions) }
-                } } }
-            } }
+                } } },
+            ))
         }
         (window.nav(&format!("/datanets?limit={limit}&"), "before"))
     };

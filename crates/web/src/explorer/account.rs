@@ -19,7 +19,7 @@ use super::{
 };
 use crate::Web;
 use crate::decode::{decode_call, decode_log};
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -77,14 +77,13 @@ fn staking(v: &ChainView, a: &Address) -> Result<Markup, WebError> {
         @if let Some(u) = unbonding.filter(|u| !u.operators.is_empty()) {
             section aria-labelledby="unbonding" {
                 h2 #unbonding { "Unbonding" }
-                div.scroll { table {
-                    thead { tr { th scope="col" { "From operator" } th scope="col" { "Amount" } th scope="col" { "Released at block" } } }
-                    tbody {
-                        @for ((op, amt), at) in u.operators.iter().zip(&u.amounts).zip(&u.releaseHeights) {
+                (table(
+                    "Unbonding stakes",
+                    &["From operator", "Amount", "Released at block"],
+                    html! { @for ((op, amt), at) in u.operators.iter().zip(&u.amounts).zip(&u.releaseHeights) {
                             tr { td { (account_link(op)) } td.num { (amount(*amt)) } td.num { (at) } }
-                        }
-                    }
-                } }
+                        } },
+                ))
             }
         }
     })
@@ -133,13 +132,7 @@ fn history(v: &ChainView, a: &Address, before: Option<HistoryCursor>) -> Result<
                 (page.indexed_from) " on)."
             }
             @if rows.is_empty() { p.muted { @if before.is_some() { "Nothing older." } @else { "None yet." } } } @else {
-                div.scroll { table {
-                    thead { tr {
-                        th scope="col" { "Transaction" } th scope="col" { "Block" } th scope="col" { "What" }
-                        th scope="col" { "Counterparty" } th scope="col" { "Value" } th scope="col" { "Details" }
-                    } }
-                    tbody { @for r in rows { (r) } }
-                } }
+                (table("The account's history, newest first", &["Transaction", "Block", "What", "Counterparty", "Value", "Details"], html! { @for r in rows { (r) } }))
             }
             nav.pager aria-label="Pages of history" {
                 @if before.is_some() { a href=(format!("{}#history", account_href(a))) { "Newest" } }

@@ -12,7 +12,7 @@ use super::{account_link, amount, block_href, block_link, bytes, call_summary, p
 use crate::Web;
 use crate::decode::decode_call;
 use crate::format;
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -137,14 +137,10 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
         @if txs.is_empty() { p.muted { "This block has no transactions." } }
         @if count > txs.len() { p.note { "The first " (txs.len()) " of " (count) " transactions are listed." } }
         @if !txs.is_empty() {
-            div.scroll { table {
-                caption.visually-hidden { "The block's transactions in order" }
-                thead { tr {
-                    th scope="col" { "#" } th scope="col" { "Transaction" } th scope="col" { "From" }
-                    th scope="col" { "To" } th scope="col" { "Value" } th scope="col" { "Call" } th scope="col" { "Status" }
-                } }
-                tbody {
-                    @for (i, t) in txs.iter().enumerate() {
+            (table(
+                "The block's transactions in order",
+                &["#", "Transaction", "From", "To", "Value", "Call", "Status"],
+                html! { @for (i, t) in txs.iter().enumerate() {
                         tr {
                             td.num { (i) }
                             td { (tx_link(&t.hash)) }
@@ -154,9 +150,8 @@ fn page(v: &ChainView, id: &str) -> Result<Page, WebError> {
                             td { (call_summary(&decode_call(t.to(), t.input()))) }
                             td { (status(receipts.get(i).map(|r| r.success))) }
                         }
-                    }
-                }
-            } }
+                    } },
+            ))
         }
     };
     Ok(Page::new(format!("Block {}", h.number), Section::Explorer, body))

@@ -24,7 +24,7 @@ use crate::decode::{CallKind, decode_call};
 use crate::explorer::{
     NewestFirst, account_link, amount, block_link, call_summary, fields, paragraphs, path_param, summary,
 };
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -112,21 +112,18 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
         p { (count) " proposals. Holders of stake vote for, against, abstain or veto; a proposal that passes runs its calls on the system contracts after a timelock." }
         @if rows.is_empty() { p.muted { "No proposal here." } }
         @else {
-            div.scroll { table {
-                caption.visually-hidden { "Proposals, newest first" }
-                thead { tr {
-                    th scope="col" { "Id" } th scope="col" { "State" } th scope="col" { "Description" }
-                    th scope="col" { "Voting (blocks)" } th scope="col" { "For" } th scope="col" { "Against" }
-                } }
-                tbody { @for (id, p, s) in &rows { tr {
+            (table(
+                "Proposals, newest first",
+                &["Id", "State", "Description", "Voting (blocks)", "For", "Against"],
+                html! { @for (id, p, s) in &rows { tr {
                     td { a href=(href(*id)) { "#" (id) } }
                     td { (state(*s)) }
                     td { a href=(href(*id)) { (headline(&p.description)) } }
                     td { (p.voteStart) "–" (p.voteEnd) }
                     td.num { (amount(p.forVotes)) }
                     td.num { (amount(p.againstVotes)) }
-                } } }
-            } }
+                } } },
+            ))
         }
         (window.nav(&format!("/governance?limit={limit}&"), "before"))
     };

@@ -16,7 +16,7 @@ use super::decentralisation::{largest, nakamoto_coefficient};
 use super::{percent, subnav};
 use crate::Web;
 use crate::explorer::{account_link, amount, block_link, pager, path_param, summary};
-use crate::page::{Page, Section, WebError, render};
+use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 
@@ -79,13 +79,10 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
         h2 { "Validators" }
         @if rows.is_empty() { p.muted { "The set is empty." } }
         @else {
-            div.scroll { table {
-                caption.visually-hidden { "Validators by position in the set" }
-                thead { tr {
-                    th scope="col" { "Operator" } th scope="col" { "Power" } th scope="col" { "Share" }
-                    th scope="col" { "Self bond" } th scope="col" { "Delegated" } th scope="col" { "Commission" } th scope="col" { "Standing" }
-                } }
-                tbody { @for (a, power, o, s) in &rows { tr {
+            (table(
+                "Validators by position in the set",
+                &["Operator", "Power", "Share", "Self bond", "Delegated", "Commission", "Standing"],
+                html! { @for (a, power, o, s) in &rows { tr {
                     td { a.mono href=(href(a)) title=(a.to_checksum(None)) { (crate::format::short(&a.to_checksum(None))) } }
                     td.num { (amount(*power)) }
                     td.num { (percent(*power, total)) }
@@ -93,8 +90,8 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
                     td.num { (amount(o.delegated)) }
                     td.num { (commission(o.commissionBps)) }
                     td { (s) }
-                } } }
-            } }
+                } } },
+            ))
         }
     };
     Ok(Page::new("Validators and stake", Section::Governance, body))
@@ -164,18 +161,16 @@ fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Marku
     Ok(html! {
         p { "Accounts bonded to this operator, besides its self bond: " (total) "." }
         @if !rows.is_empty() {
-            div.scroll { table {
-                caption.visually-hidden { "Stakers in order of first bond" }
-                thead { tr {
-                    th scope="col" { "Staker" } th scope="col" { "Bonded" } th scope="col" { "Pending rewards" } th scope="col" { "Unbonding" }
-                } }
-                tbody { @for (d, bonded, rewards, unbonding) in &rows { tr {
+            (table(
+                "Stakers in order of first bond",
+                &["Staker", "Bonded", "Pending rewards", "Unbonding"],
+                html! { @for (d, bonded, rewards, unbonding) in &rows { tr {
                     td { (account_link(d)) }
                     td.num { (amount(*bonded)) }
                     td.num { (amount(*rewards)) }
                     td.num { (amount(*unbonding)) }
-                } } }
-            } }
+                } } },
+            ))
         }
         (pager(&href(op), "", offset, limit, total))
     })
