@@ -273,7 +273,8 @@ mod tests {
             prompt_hash: primitives::content_hash(b"prompt"),
             ..record()
         };
-        let receipt = SettledReceipt { receipt_hash: r.receipt_hash, model_id: 2, settled_at: 45, retrieval_hash: B256::ZERO };
+        let receipt =
+            SettledReceipt { receipt_hash: r.receipt_hash, model_id: 2, settled_at: 45, retrieval_hash: B256::ZERO };
         (r, receipt)
     }
 

@@ -22,7 +22,9 @@ use primitives::Address;
 use primitives::rows::RowId;
 use serde_json::Value;
 
-use crate::record::{AttributionRecord, DatanetVersionRef, RECORD_VERSION, RecordParams, RetrievalPartRecord, SpanRecord};
+use crate::record::{
+    AttributionRecord, DatanetVersionRef, RECORD_VERSION, RecordParams, RetrievalPartRecord, SpanRecord,
+};
 use crate::{IndexKey, IndexRow, SpanIndex};
 
 pub(crate) const RETRIEVAL_METHOD: &str = "retrieved-row-spans";
@@ -129,7 +131,9 @@ pub(crate) fn validate(r: &RetrievalPartRecord) -> Result<(), String> {
         || (!r.credits.is_empty() && sum != PPM as u64)
         || r.credits.iter().any(|c| c.1 == 0)
     {
-        return Err("retrieval credits must be distinct contributions in order with non-zero ppm summing to 10^6".into());
+        return Err(
+            "retrieval credits must be distinct contributions in order with non-zero ppm summing to 10^6".into()
+        );
     }
     Ok(())
 }
@@ -173,8 +177,9 @@ pub fn retrieval_part(
     // written to a scratch file the index memory-maps and dropped after.
     let scratch = tempfile::tempdir().map_err(|e| format!("retrieval scratch directory: {e}"))?;
     let key = IndexKey { tokenizer: tok.hash, datanet: 0, version: 0 };
-    let index = SpanIndex::build(key, &rows, tok.vocab_size() as u32, 0, &scratch.path().join("rows.olsa"), &mut |_, _| {})
-        .map_err(|e| format!("retrieved rows' span index: {e}"))?;
+    let index =
+        SpanIndex::build(key, &rows, tok.vocab_size() as u32, 0, &scratch.path().join("rows.olsa"), &mut |_, _| {})
+            .map_err(|e| format!("retrieved rows' span index: {e}"))?;
     let starts = crate::word_starts(tok, response);
     let candidates = crate::maximal_spans(&index, response, &starts, min_span_tokens as u32, u64::MAX)
         .map_err(|e| format!("retrieval spans: {e}"))?;

@@ -63,6 +63,8 @@ enum Cmd {
     Chat(commands::chat::ChatArgs),
     /// Ask a model through the node's OpenAI-compatible API (billed to your API key).
     Infer(commands::infer::InferArgs),
+    /// The rows of Datanets that best match a query (BM25; what `infer --retrieve` puts in the prompt).
+    Retrieve(commands::infer::RetrieveArgs),
     /// Proof of Attribution: a receipt's record, and its verification from public inputs.
     #[command(subcommand)]
     Attribution(commands::attribution::AttributionCmd),
@@ -112,6 +114,7 @@ fn main() {
         Cmd::Train(c) => commands::train::run(c, out),
         Cmd::Chat(a) => commands::chat::run(a, out),
         Cmd::Infer(a) => commands::infer::infer(a, out),
+        Cmd::Retrieve(a) => commands::infer::retrieve(a, out),
         Cmd::Attribution(c) => commands::attribution::attribution(c, out),
         Cmd::Rewards(c) => commands::attribution::rewards(c, out),
         Cmd::Escrow(c) => commands::escrow::escrow(c, out),

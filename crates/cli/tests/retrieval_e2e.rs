@@ -32,7 +32,8 @@ const OTHER: [&str; 3] = [
 /// A view of the inference module (`None` when it reverts: a receipt not settled yet has no hold).
 fn view<C: SolCall>(e: &ServingEnv, call: C) -> Option<C::Return> {
     let data = Bytes::from(call.abi_encode());
-    let out = e.node.client().call("eth_call", json!([{"to": Module::Inference.address(), "data": data}, "latest"])).ok()?;
+    let out =
+        e.node.client().call("eth_call", json!([{"to": Module::Inference.address(), "data": data}, "latest"])).ok()?;
     Some(C::abi_decode_returns(&hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap()).unwrap())
 }
 
@@ -74,7 +75,8 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     let d: u64 = dn.parse().unwrap();
 
     // Retrieval alone: the Genesis row first, with its text and a score.
-    let (st, found) = retrieve(&e, &key, json!({"query": "In the beginning God created the heaven", "datanets": [d], "k": 2}));
+    let (st, found) =
+        retrieve(&e, &key, json!({"query": "In the beginning God created the heaven", "datanets": [d], "k": 2}));
     assert_eq!(st, 200, "{found}");
     assert_eq!(found["datanets"], json!([{"datanet": d, "version": 4}]), "the latest version by default");
     let top = &found["rows"][0];
@@ -83,7 +85,8 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     assert!(top["score"].as_f64().unwrap() > 0.0);
     assert!(found["rows"].as_array().unwrap().len() <= 2);
     // A given version holds only the rows approved by then.
-    let (_, v1) = retrieve(&e, &key, json!({"query": "tomatoes compost", "datanets": [{"datanet": d, "version": 1}], "k": 4}));
+    let (_, v1) =
+        retrieve(&e, &key, json!({"query": "tomatoes compost", "datanets": [{"datanet": d, "version": 1}], "k": 4}));
     assert!(v1["rows"].as_array().unwrap().iter().all(|r| r["contribution"] == ids[0]), "{v1}");
     // Refusals, each with a reason.
     for (body, status, needle) in [
@@ -101,6 +104,15 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
         assert_eq!(st, status, "{body}: {v}");
         assert!(v["error"]["message"].as_str().unwrap_or("").contains(needle), "{body}: {v}");
     }
+    // The CLI does the same.
+    let cli = e.ok(
+        &["retrieve", "In the beginning God created", "--datanets", &dn, "--k", "1", "--api-key", &key],
+        false,
+        true,
+    );
+    assert_eq!(cli["rows"][0]["contribution"], ids[0], "{cli}");
+    let out = e.fail(&["retrieve", "x", "--datanets", "nope", "--api-key", &key], false, true);
+    assert!(out.contains("not a Datanet id"), "{out}");
     // Query syntax is text, not operators.
     let (st, _) = retrieve(&e, &key, json!({"query": "beginning AND (earth OR", "datanets": [d]}));
     assert_eq!(st, 200);
@@ -160,16 +172,24 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     }
     let version = 4 + ids.len() as u64 - rows.len() as u64;
     let receipt: B256 = a["receipt"]["hash"].as_str().unwrap().parse().unwrap();
-    let want_hash =
-        primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: d, version }]);
+    let want_hash = primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: d, version }]);
     assert_eq!(a["receipt"]["retrievalHash"], want_hash.to_string(), "{}", a["receipt"]);
     let summary = &a["attribution"]["retrieval"];
     let credits = summary["credits"].as_array().unwrap();
-    let retrieved: Vec<&Value> = a["retrieval"]["rows"].as_array().unwrap().iter().map(|r| &r["contribution"]).collect();
+    let retrieved: Vec<&Value> =
+        a["retrieval"]["rows"].as_array().unwrap().iter().map(|r| &r["contribution"]).collect();
     assert!(credits.iter().all(|c| retrieved.contains(&&c[0])), "only retrieved rows are credited: {a}");
     assert_eq!(credits.iter().map(|c| c[1].as_u64().unwrap()).sum::<u64>(), 1_000_000, "{summary}");
     // A base-model answer credits no training data: the quoted rows take the whole data part.
-    assert_eq!(a["attribution"]["credits"].as_array().unwrap(), &summary["credits"].as_array().unwrap().iter().map(|c| json!({"contribution": c[0], "ppm": c[1]})).collect::<Vec<_>>());
+    assert_eq!(
+        a["attribution"]["credits"].as_array().unwrap(),
+        &summary["credits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| json!({"contribution": c[0], "ppm": c[1]}))
+            .collect::<Vec<_>>()
+    );
 
     // The node settles it (the data part held, though the base model has no Datanets) and posts the record.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -201,7 +221,11 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     let v = e.ok(&["attribution", "verify", &receipt.to_string(), "--api-key", &key], true, true);
     assert_eq!(v["ok"], true, "{v}");
     assert!(
-        v["checks"].as_array().unwrap().iter().any(|c| c["check"] == "retrieval part (byte for byte)" && c["ok"] == true),
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "retrieval part (byte for byte)" && c["ok"] == true),
         "{v}"
     );
 }

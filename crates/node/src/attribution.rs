@@ -176,7 +176,8 @@ impl AttributionService {
                 continue;
             }
             if !texts.contains_key(c) {
-                let (_, r) = self.handle.block_on(self.datanets.reader().contribution_rows(*c)).map_err(|e| e.to_string())?;
+                let (_, r) =
+                    self.handle.block_on(self.datanets.reader().contribution_rows(*c)).map_err(|e| e.to_string())?;
                 texts.insert(*c, r);
             }
             let Some(row) = texts[c].get(*i as usize) else { continue };
@@ -209,7 +210,8 @@ impl AttributionService {
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
         let retrieval_hash = st.retrieval_hash_of(&receipt_hash).map_err(|e| e.to_string())?;
-        let receipt = SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt, retrieval_hash };
+        let receipt =
+            SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt, retrieval_hash };
         let governed_at = move |height: u64| {
             let model = self.record_of(hold.modelId)?;
             // The timeout in force when the receipt settled (the window the operator had).

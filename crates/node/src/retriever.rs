@@ -41,7 +41,14 @@ impl RetrievalService {
         handle: tokio::runtime::Handle,
         dir: PathBuf,
     ) -> Arc<RetrievalService> {
-        Arc::new(RetrievalService { chain, datanets, handle, dir, open: Mutex::new(HashMap::new()), building: Mutex::new(()) })
+        Arc::new(RetrievalService {
+            chain,
+            datanets,
+            handle,
+            dir,
+            open: Mutex::new(HashMap::new()),
+            building: Mutex::new(()),
+        })
     }
 
     fn path(&self, d: u64, v: u64) -> PathBuf {
@@ -100,8 +107,8 @@ impl RetrievalService {
             let p = self.path(d, w);
             let old = p.exists().then(|| Bm25Index::open(&p).ok()).flatten()?;
             let rows = old.rows().ok()?;
-            let prefix = rows.len() <= docs.len()
-                && rows.iter().zip(docs).all(|(r, doc)| *r == (doc.contribution, doc.row));
+            let prefix =
+                rows.len() <= docs.len() && rows.iter().zip(docs).all(|(r, doc)| *r == (doc.contribution, doc.row));
             prefix.then_some((w, rows.len()))
         })
     }
@@ -156,7 +163,9 @@ impl serve::Retriever for RetrievalService {
         for (d, v) in &versions {
             let idx = self.index(*d, *v).map_err(RetrieveError::Unavailable)?;
             // A few more than k: rows flagged or tombstoned since are dropped below.
-            let hits = idx.search(query, (k + 8).min(retrieval::MAX_K)).map_err(|e| RetrieveError::BadRequest(e.to_string()))?;
+            let hits = idx
+                .search(query, (k + 8).min(retrieval::MAX_K))
+                .map_err(|e| RetrieveError::BadRequest(e.to_string()))?;
             passages.extend(hits.into_iter().map(|h| Passage {
                 datanet: *d,
                 version: *v,
@@ -168,7 +177,11 @@ impl serve::Retriever for RetrievalService {
         }
         // Best first; equal scores in (datanet, contribution, row) order.
         passages.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then((a.datanet, a.contribution, a.row).cmp(&(b.datanet, b.contribution, b.row)))
+            b.score.total_cmp(&a.score).then((a.datanet, a.contribution, a.row).cmp(&(
+                b.datanet,
+                b.contribution,
+                b.row,
+            )))
         });
         let st = self.chain.snapshot().map_err(|e| RetrieveError::Unavailable(e.to_string()))?;
         let mut kept = Vec::with_capacity(k);

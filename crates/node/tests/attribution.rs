@@ -258,7 +258,8 @@ fn retrieval_records_pay_what_the_answer_quotes_and_forgeries_are_judged_wrong(
     assert!(final_credits.iter().all(|c| c.contributionId != 21 && c.contributionId != 22));
 
     // The verifier's judgement (attribution::judge, what a challenge runs).
-    let retrieval_hash = primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: 7, version: 3 }]);
+    let retrieval_hash =
+        primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: 7, version: 3 }]);
     let settled = SettledReceipt { receipt_hash, model_id: 2, settled_at: 45, retrieval_hash };
     let judge = |bytes: &[u8], settled: &SettledReceipt| {
         let governed = |_h: u64| Ok(Governed { params: params.clone(), timeout: 30, model: record.clone() });
@@ -318,7 +319,17 @@ fn retrieval_records_pay_what_the_answer_quotes_and_forgeries_are_judged_wrong(
     assert_eq!(plain["retrieval"]["credits"], serde_json::json!([]));
     let p = RecordParams { retrieval_share_bps: None, ..params.clone() };
     let training = compute_record(
-        model, tok, 2, record, receipt_hash, primitives::content_hash(&prompt), &response, &text, Some(index), Some(grads), p,
+        model,
+        tok,
+        2,
+        record,
+        receipt_hash,
+        primitives::content_hash(&prompt),
+        &response,
+        &text,
+        Some(index),
+        Some(grads),
+        p,
     )
     .unwrap();
     assert_eq!(plain["credits"], training["credits"]);

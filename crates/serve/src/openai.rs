@@ -695,7 +695,11 @@ async fn generate(
     let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
         Ok(r) => crate::billing::Reservation {
             // An answer whose retrieval found nothing quotes nothing: no hash.
-            retrieval_hash: retrieved.as_ref().filter(|r| !r.passages.is_empty()).map(Retrieved::hash).unwrap_or_default(),
+            retrieval_hash: retrieved
+                .as_ref()
+                .filter(|r| !r.passages.is_empty())
+                .map(Retrieved::hash)
+                .unwrap_or_default(),
             ..r
         },
         Err(e) => {
@@ -799,7 +803,9 @@ impl GenCtx {
         let party = |k: &str| receipt.as_ref().and_then(|v| v[k].as_str()).and_then(|a| a.parse::<Address>().ok());
         let access = RecordAccess { payer: party("payer"), operator: party("operator"), public: self.public_record };
         let attribution = match (&self.s.attributor, hash, tokens) {
-            (Some(a), Some(h), Some(t)) => a.attribute(&model, h, &self.prompt, t, text, access, self.retrieved.as_ref()),
+            (Some(a), Some(h), Some(t)) => {
+                a.attribute(&model, h, &self.prompt, t, text, access, self.retrieved.as_ref())
+            }
             _ => None,
         };
         (receipt, attribution)

@@ -289,11 +289,19 @@ mod tests {
     #[test]
     fn passages_go_after_the_callers_system_message() {
         let m = |r: &str, c: &str| ChatMessage { role: r.into(), content: c.into() };
-        let msgs = vec![m("system", "be brief"), m("user", "first"), m("assistant", "ok"), m("user", "  the question ")];
+        let msgs =
+            vec![m("system", "be brief"), m("user", "first"), m("assistant", "ok"), m("user", "  the question ")];
         assert_eq!(query_of(&msgs).as_deref(), Some("the question"));
         let found = Retrieved {
             versions: vec![(1, 2)],
-            passages: vec![Passage { datanet: 1, version: 2, contribution: 5, row: 0, score: 1.5, text: "a fact".into() }],
+            passages: vec![Passage {
+                datanet: 1,
+                version: 2,
+                contribution: 5,
+                row: 0,
+                score: 1.5,
+                text: "a fact".into(),
+            }],
         };
         let out = with_passages(&msgs, &found);
         assert_eq!(out.len(), 5);

@@ -270,7 +270,9 @@ mod tests {
         let pts = scale(&s[0].points, xs, ys);
         assert_eq!(pts, vec![(PLOT_WIDTH / 2.0, PLOT_HEIGHT / 2.0)]);
         let svg = line_chart(&chart(), &s).into_string();
-        assert!(svg.contains("<circle class=\"series-0\" r=\"3\" cx=\"280.0\" cy=\"110.0\"") && !svg.contains("<polyline"));
+        assert!(
+            svg.contains("<circle class=\"series-0\" r=\"3\" cx=\"280.0\" cy=\"110.0\"") && !svg.contains("<polyline")
+        );
         let zero = [Series { name: "earned".into(), points: vec![(3, Open(U256::ZERO))] }];
         let (_, ys) = ranges(&zero).unwrap();
         assert_eq!(ys, (Open(U256::ZERO), Open(U256::from(1u64))));

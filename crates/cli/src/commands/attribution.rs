@@ -409,7 +409,9 @@ fn fetch_version_rows(
         let j: Value = serde_json::from_str(line)?;
         let row = match (j["text"].as_str(), j["prompt"].as_str(), j["completion"].as_str()) {
             (Some(t), _, _) => primitives::rows::Row::Text { text: t.into() },
-            (None, Some(p), Some(c)) => primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() },
+            (None, Some(p), Some(c)) => {
+                primitives::rows::Row::PromptCompletion { prompt: p.into(), completion: c.into() }
+            }
             _ => bail!("a row without text"),
         };
         out.push(datanets::VersionRow {

@@ -48,6 +48,59 @@ pub struct InferArgs {
     pub http: HttpArgs,
 }
 
+/// `openledger retrieve`: the rows of Datanet versions that best match a query.
+#[derive(clap::Args)]
+pub struct RetrieveArgs {
+    /// The query (free text: words, not operators).
+    pub query: String,
+    /// The Datanets to search (ids, or `ID:VERSION`; the latest version by default), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub datanets: Vec<String>,
+    /// How many rows (1 to 64).
+    #[arg(long, default_value_t = 4)]
+    pub k: u64,
+    /// The API key (default: $OPENLEDGER_API_KEY, else the dev key of the node's data dir).
+    #[arg(long, env = "OPENLEDGER_API_KEY")]
+    pub api_key: Option<String>,
+    /// The data dir of the dev node to take the dev API key from.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `POST /v1/retrieve`: the rows, best first, with their scores and text.
+pub fn retrieve(a: RetrieveArgs, out: Out) -> anyhow::Result<()> {
+    let key = api_key(a.api_key.as_deref(), a.data_dir.as_deref())?;
+    let datanets = a.datanets.iter().map(|s| datanet_selection(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let body = json!({"query": a.query, "datanets": datanets, "k": a.k});
+    let v = answer(&a.http, "/v1/retrieve", &key, &body, false)?;
+    out.print(
+        || {
+            let rows = v["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if rows.is_empty() {
+                return "no row matches".to_string();
+            }
+            rows.iter()
+                .map(|r| {
+                    format!(
+                        "[{:.2}] Datanet {} v{}, contribution {} row {}\n  {}",
+                        r["score"].as_f64().unwrap_or(0.0),
+                        r["datanet"],
+                        r["version"],
+                        r["contribution"],
+                        r["row"],
+                        r["text"].as_str().unwrap_or("").replace('\n', "\n  ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        v.clone(),
+    );
+    Ok(())
+}
+
 /// `ID` or `ID:VERSION` → the API's Datanet selection.
 pub fn datanet_selection(s: &str) -> anyhow::Result<Value> {
     let bad = || anyhow::anyhow!("{s:?} is not a Datanet id or ID:VERSION");
