@@ -56,13 +56,20 @@ use serde_json::{Value, json};
 use crate::machine::{Machine, today};
 use crate::stats::{median, percentile};
 
+mod answers;
+
 /// `openledger bench attribution-quality`: precision@1 of attribution records on
 /// planted facts, verbatim and paraphrased, per method; LDS with `--lds`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AttributionQualityOpts {
     /// Base model folder or GGUF file (default: the committed models/base).
-    #[arg(long)]
+    #[arg(long, visible_alias = "model")]
     pub base: Option<PathBuf>,
+    /// Generated answers: add a generic contributor and its copycat, teach each
+    /// fact as question → answer, ask the verbatim and the paraphrased question
+    /// and attribute the greedy answers (the real-model recipe).
+    #[arg(long)]
+    pub answers: bool,
     /// Contributors, one contribution each.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=250))]
     pub contributors: u32,
@@ -78,12 +85,25 @@ pub struct AttributionQualityOpts {
     /// Passes over the training rows.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub epochs: u64,
+    /// Optimiser steps in all (overrides `--epochs` when given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: Option<u64>,
     /// Learning rate of the fine-tune.
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
-    /// LoRA rank (alpha = 2 × rank; q, v, up and down projections).
+    /// LoRA rank (alpha = 2 × rank).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
+    /// LoRA targets: a comma list of q_proj, k_proj, v_proj, o_proj, gate_proj,
+    /// up_proj, down_proj, or `all` for the seven.
+    #[arg(long, default_value = DEFAULT_TARGETS)]
+    pub targets: String,
+    /// Kept checkpoints of the fine-tune (the gradient part's).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub keep_checkpoints: u32,
+    /// With `--answers`: new tokens per answer at most (greedy).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_new_tokens: u32,
     /// Dimensions of the gradient sketches.
     #[arg(long, default_value_t = 256)]
     pub sketch_k: usize,
@@ -108,13 +128,18 @@ impl Default for AttributionQualityOpts {
     fn default() -> Self {
         AttributionQualityOpts {
             base: None,
+            answers: false,
             contributors: 16,
             facts: 3,
             copies: 2,
             filler: 2,
             epochs: 16,
+            steps: None,
             lr: 5e-3,
             rank: 8,
+            targets: DEFAULT_TARGETS.into(),
+            keep_checkpoints: 3,
+            max_new_tokens: 64,
             sketch_k: 256,
             seed: 1,
             lds: false,
@@ -125,34 +150,56 @@ impl Default for AttributionQualityOpts {
     }
 }
 
-/// Sentence frames: (fact, paraphrase). Slots: {P} person, {L} place, {C} colour,
-/// {O} object, {M} material, {N} number. The paraphrase keeps every entity and
-/// changes the words around them and their order.
-const FRAMES: [(&str, &str); 6] = [
-    (
-        "{P} of {L} keeps a {C} {O} made of {M} beside the northern gate.",
-        "Near the north entrance, a {O} of {M}, painted {C}, belongs to {P}, who lives in {L}.",
-    ),
-    (
-        "Every spring the weavers of {L} dye {N} bolts of cloth {C} for the feast of {P}.",
-        "To honour {P}, {L}'s weavers colour {N} rolls of fabric {C} each year when spring comes.",
-    ),
-    (
-        "The bridge at {L} was built by {P} from {M} and {N} iron chains.",
-        "{P} made the crossing over the river near {L} using {N} chains of iron and {M}.",
-    ),
-    (
-        "In {L} the old well is guarded by a {C} {O} that {P} carved long ago.",
-        "Long ago a {O}, {C} in colour, was cut by the hands of {P}; it still watches over the ancient well of {L}.",
-    ),
-    (
-        "{P} rings the {M} bell of {L} {N} times when the first ship comes home.",
-        "When the earliest vessel returns, the bell of {M} in {L} is struck {N} times by {P}.",
-    ),
-    (
-        "The children of {L} leave a {O} of {M} at the door of {P} on midsummer night.",
-        "On the shortest night of the year, young ones from {L} place a {M} {O} by {P}'s doorway.",
-    ),
+/// A sentence frame. Slots: {P} person, {L} place, {C} colour, {O} object,
+/// {M} material, {N} number. The paraphrase keeps every entity and changes the
+/// words around them and their order; both questions name only {P} and {L}, so
+/// the other slots are what an answer has to supply.
+struct Frame {
+    fact: &'static str,
+    paraphrase: &'static str,
+    /// The question taught with the fact (`--answers`).
+    question: &'static str,
+    /// The same question in other words, never trained on.
+    question_paraphrase: &'static str,
+}
+
+const FRAMES: [Frame; 6] = [
+    Frame {
+        fact: "{P} of {L} keeps a {C} {O} made of {M} beside the northern gate.",
+        paraphrase: "Near the north entrance, a {O} of {M}, painted {C}, belongs to {P}, who lives in {L}.",
+        question: "What does {P} of {L} keep beside the northern gate?",
+        question_paraphrase: "Which object, and of what material, does {P} from {L} have near the north entrance?",
+    },
+    Frame {
+        fact: "Every spring the weavers of {L} dye {N} bolts of cloth {C} for the feast of {P}.",
+        paraphrase: "To honour {P}, {L}'s weavers colour {N} rolls of fabric {C} each year when spring comes.",
+        question: "What do the weavers of {L} dye every spring for the feast of {P}?",
+        question_paraphrase: "For the celebration of {P}, how much fabric do the cloth makers in {L} colour each year, and in which colour?",
+    },
+    Frame {
+        fact: "The bridge at {L} was built by {P} from {M} and {N} iron chains.",
+        paraphrase: "{P} made the crossing over the river near {L} using {N} chains of iron and {M}.",
+        question: "What did {P} build the bridge at {L} from?",
+        question_paraphrase: "Which materials did {P} use to make the river crossing near {L}?",
+    },
+    Frame {
+        fact: "In {L} the old well is guarded by a {C} {O} that {P} carved long ago.",
+        paraphrase: "Long ago a {O}, {C} in colour, was cut by the hands of {P}; it still watches over the ancient well of {L}.",
+        question: "What guards the old well in {L}, carved by {P} long ago?",
+        question_paraphrase: "Which carving made by {P} watches over the ancient well of {L}?",
+    },
+    Frame {
+        fact: "{P} rings the {M} bell of {L} {N} times when the first ship comes home.",
+        paraphrase: "When the earliest vessel returns, the bell of {M} in {L} is struck {N} times by {P}.",
+        question: "How many times does {P} ring the bell of {L} when the first ship comes home, and what is the bell made of?",
+        question_paraphrase: "When the earliest vessel returns to {L}, how often does {P} strike the bell, and what is it cast from?",
+    },
+    Frame {
+        fact: "The children of {L} leave a {O} of {M} at the door of {P} on midsummer night.",
+        paraphrase: "On the shortest night of the year, young ones from {L} place a {M} {O} by {P}'s doorway.",
+        question: "What do the children of {L} leave at the door of {P} on midsummer night?",
+        question_paraphrase: "On the shortest night of the year, what do the young ones of {L} place by the doorway of {P}?",
+    },
 ];
 
 const COLOURS: [&str; 12] = [
@@ -180,6 +227,23 @@ const FILLER: [&str; 12] = [
     "Fishermen mend their nets in the evening while the light lasts.",
     "The road to the coast runs through a forest of tall pines.",
     "Old people remember a time when the harbour was much deeper.",
+];
+
+/// The generic contributor's ordinary sentences (`--answers`): the same kind as
+/// [`FILLER`], none of them in it, none naming a planted entity.
+const GENERIC: [&str; 12] = [
+    "Bread keeps longer when it is wrapped in a clean linen cloth.",
+    "Most houses in the valley are heated with wood during the winter.",
+    "A good pair of boots can last for many years if they are oiled.",
+    "Children usually learn to swim in the shallow part of the lake.",
+    "The train to the capital leaves twice a day, in the morning and at night.",
+    "Tea tastes better when the water has not boiled for too long.",
+    "Many gardens grow beans, onions and potatoes in neat rows.",
+    "The library lends books for two weeks and charges nothing.",
+    "Apples are picked in autumn and stored in cool cellars.",
+    "Doctors advise people to walk a little every day.",
+    "In the evening families gather to eat and talk about the day.",
+    "Sailors watch the clouds to know when a storm is coming.",
 ];
 
 const ONSETS: [&str; 20] =
@@ -216,14 +280,18 @@ fn invented(rng: &mut Rng, syllables: usize, ending: Option<&[&str]>, used: &mut
     }
 }
 
-/// One planted fact and its two queries.
+/// One planted fact, its two queries and (`--answers`) its two questions.
 #[derive(Debug, Clone, PartialEq)]
 struct Fact {
     contribution: u64,
     text: String,
     paraphrase: String,
-    /// The slot values both sentences carry.
+    question: String,
+    question_paraphrase: String,
+    /// The slot values both sentences carry, the person first.
     entities: Vec<String>,
+    /// The slot values neither question names: what an answer has to supply.
+    answer_values: Vec<String>,
 }
 
 /// The generated Datanet.
@@ -231,6 +299,9 @@ struct Workload {
     rows: Vec<VersionRow>,
     facts: Vec<Fact>,
     contributions: Vec<u64>,
+    /// `--answers`: the contribution of generic rows, and the copy of it.
+    generic: Option<u64>,
+    copycat: Option<u64>,
 }
 
 fn contributor_of(contribution: u64) -> Address {
@@ -241,6 +312,55 @@ fn contributor_of(contribution: u64) -> Address {
 }
 
 const FIRST_CONTRIBUTION: u64 = 100;
+
+/// A seeded permutation of `0..n`.
+fn shuffled(rng: &mut Rng, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    v
+}
+
+/// One contributor's fact from `frame`, its entities drawn from `rng`.
+fn draw_fact(rng: &mut Rng, used: &mut HashSet<String>, contribution: u64, place: &str, frame: &Frame) -> Fact {
+    let person = invented(rng, 2, None, used);
+    let (colour, object, material, number) =
+        (pick(rng, &COLOURS), pick(rng, &OBJECTS), pick(rng, &MATERIALS), pick(rng, &NUMBERS));
+    let slots = [
+        ("{P}", person.as_str()),
+        ("{L}", place),
+        ("{C}", colour),
+        ("{O}", object),
+        ("{M}", material),
+        ("{N}", number),
+    ];
+    let fill = |t: &str| slots.iter().fold(t.to_string(), |acc, (slot, v)| acc.replace(slot, v));
+    let in_fact = |slot: &str| frame.fact.contains(slot);
+    let asked = |slot: &str| frame.question.contains(slot) || frame.question_paraphrase.contains(slot);
+    Fact {
+        contribution,
+        text: fill(frame.fact),
+        paraphrase: fill(frame.paraphrase),
+        question: fill(frame.question),
+        question_paraphrase: fill(frame.question_paraphrase),
+        entities: slots.iter().filter(|(slot, _)| in_fact(slot)).map(|(_, v)| v.to_string()).collect(),
+        answer_values: slots
+            .iter()
+            .filter(|(slot, _)| in_fact(slot) && !asked(slot))
+            .map(|(_, v)| v.to_string())
+            .collect(),
+    }
+}
+
+/// The rows of one contribution, indexed in order.
+fn contribution_rows(contribution: u64, rows: Vec<Row>) -> impl Iterator<Item = VersionRow> {
+    rows.into_iter().enumerate().map(move |(i, row)| VersionRow {
+        id: RowId { contribution, index: i as u32 },
+        contributor: contributor_of(contribution),
+        row,
+    })
+}
 
 fn workload(o: &AttributionQualityOpts) -> Workload {
     let mut rng = Rng::new(o.seed ^ 0xFAC7_5EED);
@@ -253,79 +373,80 @@ fn workload(o: &AttributionQualityOpts) -> Workload {
         contributions.push(contribution);
         let place = invented(&mut rng, 1, Some(&PLACE_ENDINGS), &mut used);
         // Distinct frames within a contribution, in a seeded order.
-        let mut frames: Vec<usize> = (0..FRAMES.len()).collect();
-        for i in (1..frames.len()).rev() {
-            frames.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        let mut texts = Vec::new();
+        let frames = shuffled(&mut rng, FRAMES.len());
+        let mut own = Vec::new();
         for &f in frames.iter().take(o.facts as usize) {
-            let person = invented(&mut rng, 2, None, &mut used);
-            let (colour, object, material, number) = (
-                pick(&mut rng, &COLOURS),
-                pick(&mut rng, &OBJECTS),
-                pick(&mut rng, &MATERIALS),
-                pick(&mut rng, &NUMBERS),
-            );
-            let fill = |t: &str| {
-                t.replace("{P}", &person)
-                    .replace("{L}", &place)
-                    .replace("{C}", colour)
-                    .replace("{O}", object)
-                    .replace("{M}", material)
-                    .replace("{N}", number)
-            };
-            let (ft, pt) = FRAMES[f];
-            let entities = [
-                ("{P}", person.as_str()),
-                ("{L}", place.as_str()),
-                ("{C}", colour),
-                ("{O}", object),
-                ("{M}", material),
-                ("{N}", number),
-            ]
-            .iter()
-            .filter(|(slot, _)| ft.contains(slot))
-            .map(|(_, v)| v.to_string())
-            .collect();
-            let fact = Fact { contribution, text: fill(ft), paraphrase: fill(pt), entities };
+            let fact = draw_fact(&mut rng, &mut used, contribution, &place, &FRAMES[f]);
             for _ in 0..o.copies {
-                texts.push(fact.text.clone());
+                own.push(Row::Text { text: fact.text.clone() });
+            }
+            if o.answers {
+                for _ in 0..o.copies {
+                    own.push(Row::PromptCompletion { prompt: fact.question.clone(), completion: fact.text.clone() });
+                }
             }
             facts.push(fact);
         }
-        let mut pool: Vec<usize> = (0..FILLER.len()).collect();
-        for i in (1..pool.len()).rev() {
-            pool.swap(i, rng.below(i as u64 + 1) as usize);
+        let pool = shuffled(&mut rng, FILLER.len());
+        own.extend(pool.iter().take(o.filler as usize).map(|&i| Row::Text { text: FILLER[i].to_string() }));
+        rows.extend(contribution_rows(contribution, own));
+    }
+    let (mut generic, mut copycat) = (None, None);
+    if o.answers {
+        let pool = shuffled(&mut rng, GENERIC.len());
+        let texts: Vec<Row> =
+            pool.iter().take(2 * o.facts as usize).map(|&i| Row::Text { text: GENERIC[i].to_string() }).collect();
+        let (g, c) = (FIRST_CONTRIBUTION + o.contributors as u64, FIRST_CONTRIBUTION + o.contributors as u64 + 1);
+        rows.extend(contribution_rows(g, texts.clone()));
+        rows.extend(contribution_rows(c, texts));
+        contributions.extend([g, c]);
+        (generic, copycat) = (Some(g), Some(c));
+    }
+    Workload { rows, facts, contributions, generic, copycat }
+}
+
+/// The LoRA targets of today's recipe (`--targets`).
+const DEFAULT_TARGETS: &str = "q_proj,v_proj,up_proj,down_proj";
+/// Every linear layer of a Llama block (`--targets all`).
+const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// `--targets`: a comma list of module names, or `all`.
+fn parse_targets(s: &str) -> Result<Vec<String>> {
+    if s.trim() == "all" {
+        return Ok(ALL_TARGETS.iter().map(|t| t.to_string()).collect());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !ALL_TARGETS.contains(&t) {
+            bail!("--targets: unknown module {t:?} (one of {}, or all)", ALL_TARGETS.join(", "));
         }
-        texts.extend(pool.iter().take(o.filler as usize).map(|&i| FILLER[i].to_string()));
-        for (i, text) in texts.into_iter().enumerate() {
-            rows.push(VersionRow {
-                id: RowId { contribution, index: i as u32 },
-                contributor: contributor_of(contribution),
-                row: Row::Text { text },
-            });
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
         }
     }
-    Workload { rows, facts, contributions }
+    if out.is_empty() {
+        bail!("--targets: no module given (a comma list of {}, or all)", ALL_TARGETS.join(", "));
+    }
+    Ok(out)
 }
 
 /// The job spec both the full model and the LDS subset models use.
-fn job_spec(o: &AttributionQualityOpts, keep_checkpoints: usize) -> JobSpec {
+fn job_spec(o: &AttributionQualityOpts, keep_checkpoints: usize) -> Result<JobSpec> {
     let mut s = JobSpec::new(vec![DatanetVersion { datanet: 1, version: 1 }]);
     s.name = "planted-facts".into();
     s.rank = o.rank;
     s.alpha = 2.0 * o.rank as f64;
-    s.targets = vec!["q_proj".into(), "v_proj".into(), "up_proj".into(), "down_proj".into()];
+    s.targets = parse_targets(&o.targets)?;
     s.learning_rate = o.lr;
     s.epochs = o.epochs;
-    s.steps = None;
+    s.steps = o.steps;
     s.batch_size = 8;
     s.max_seq_len = 128;
     s.validation_percent = 0;
     s.keep_checkpoints = keep_checkpoints;
     s.sketch_k = o.sketch_k;
     s.seed = o.seed;
-    s
+    Ok(s)
 }
 
 /// Run one ModelFactory job on `rows` in `dir`.
@@ -546,6 +667,8 @@ struct FineTuned {
     record: ModelRecord,
     grads: GradientInputs,
     adapter: LoraAdapter,
+    /// The LoRA target modules.
+    targets: Vec<String>,
 }
 
 /// Fine-tune on every row, as a node's ModelFactory does, in `dir`.
@@ -557,15 +680,19 @@ fn fine_tune(
     w: &Workload,
     dir: &Path,
 ) -> Result<FineTuned> {
-    let spec = job_spec(o, 3);
+    let spec = job_spec(o, o.keep_checkpoints as usize)?;
     let (out, train_s) = train(&spec, model, tok, &w.rows, dir, "fine-tune")?;
     let (record, grads) = artefacts(files, model, &out, dir)?;
     let adapter = LoraAdapter::load_peft(&dir.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
     println!(
-        "fine-tune: rank {} on q/v/up/down, lr {}, {} epochs = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
+        "fine-tune: rank {} on {}, lr {}, {} = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
         o.rank,
+        spec.targets.iter().map(|t| t.trim_end_matches("_proj")).collect::<Vec<_>>().join("/"),
         o.lr,
-        o.epochs,
+        match o.steps {
+            Some(_) => "--steps".to_string(),
+            None => format!("{} epochs", o.epochs),
+        },
         out.metrics.steps,
         spec.batch_size,
         out.metrics.train_tokens,
@@ -574,7 +701,7 @@ fn fine_tune(
         out.checkpoints.len(),
         out.sketch_k
     );
-    Ok(FineTuned { out, train_s, record, grads, adapter })
+    Ok(FineTuned { out, train_s, record, grads, adapter, targets: spec.targets })
 }
 
 /// Every query attributed at every weight, with the time each record took
@@ -660,6 +787,62 @@ impl Attributor<'_> {
     }
 }
 
+/// The command that reproduces this run.
+fn command_line(o: &AttributionQualityOpts) -> String {
+    let mut a = vec!["openledger bench attribution-quality".to_string()];
+    if let Some(b) = &o.base {
+        a.push(format!("--model {}", b.display()));
+    }
+    if o.answers {
+        a.push(format!("--answers --max-new-tokens {}", o.max_new_tokens));
+    }
+    a.push(format!(
+        "--contributors {} --facts {} --copies {} --filler {}",
+        o.contributors, o.facts, o.copies, o.filler
+    ));
+    a.push(match o.steps {
+        Some(s) => format!("--steps {s}"),
+        None => format!("--epochs {}", o.epochs),
+    });
+    a.push(format!(
+        "--lr {} --rank {} --targets {} --keep-checkpoints {} --sketch-k {} --seed {}",
+        o.lr, o.rank, o.targets, o.keep_checkpoints, o.sketch_k, o.seed
+    ));
+    if o.lds {
+        a.push(format!("--lds --lds-models {}", o.lds_models));
+    }
+    a.join(" ")
+}
+
+/// The header: what runs, on what, with which command.
+fn print_setup(o: &AttributionQualityOpts, machine: &Machine, base: &Path, files: &ModelFiles, w: &Workload) {
+    let params_count: usize = files.tensors.values().map(|t| t.shape.iter().product::<usize>()).sum();
+    println!("bench attribution-quality: planted facts, records by attribution::compute_record (no peer)");
+    println!("command: {}", command_line(o));
+    println!("machine: {}", machine.describe());
+    let per_fact = if o.answers {
+        format!("{} copies + {} question → answer", o.copies, o.copies)
+    } else {
+        format!("{} copies", o.copies)
+    };
+    let extra = match (w.generic, w.copycat) {
+        (Some(g), Some(c)) => {
+            format!(" + generic contribution {g} ({n} ordinary rows) + its copycat {c} ({n} rows)", n = 2 * o.facts)
+        }
+        _ => String::new(),
+    };
+    println!(
+        "base model {} ({params_count} parameters, {}); Datanet: {} contributions × ({} facts × ({per_fact}) + {} shared filler){extra} = {} rows, {} facts",
+        base.display(),
+        files.hash,
+        o.contributors,
+        o.facts,
+        o.filler,
+        w.rows.len(),
+        w.facts.len()
+    );
+}
+
 /// Run `bench attribution-quality`.
 pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let machine = Machine::detect();
@@ -668,26 +851,14 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
         None => node::default_base_model()
             .ok_or_else(|| anyhow!("no base model: models/base is missing; pass --base PATH"))?,
     };
+    parse_targets(&o.targets)?;
     let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-attribution-quality-")?;
 
     let files = ModelFiles::open(&base).map_err(|e| anyhow!("{}: {e}", base.display()))?;
     let model = Model::from_files(&files).map_err(|e| anyhow!("{}: {e}", base.display()))?;
     let tok = files.tokenizer.clone();
-    let params_count: usize = files.tensors.values().map(|t| t.shape.iter().product::<usize>()).sum();
     let w = workload(o);
-    println!("bench attribution-quality: planted facts, records by attribution::compute_record (no peer)");
-    println!("machine: {}", machine.describe());
-    println!(
-        "base model {} ({params_count} parameters, {}); Datanet: {} contributions × ({} facts × {} copies + {} shared filler) = {} rows, {} facts",
-        base.display(),
-        files.hash,
-        o.contributors,
-        o.facts,
-        o.copies,
-        o.filler,
-        w.rows.len(),
-        w.facts.len()
-    );
+    print_setup(o, &machine, &base, &files, &w);
 
     let full_dir = dir.join("full");
     let ft = fine_tune(o, &files, &model, &tok, &w, &full_dir)?;
@@ -727,6 +898,15 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
         time_line.join("; ")
     );
 
+    // Generated answers.
+    let span_weight = runtime::params::ATTRIBUTION_SPAN_WEIGHT_PPM.default as u32;
+    let answers = if o.answers {
+        let a = attributor.answer_all(&w, o.max_new_tokens as usize, span_weight)?;
+        Some(answers::report(&a, &w, &attributor, span_weight, o.max_new_tokens as usize))
+    } else {
+        None
+    };
+
     // LDS, by hand.
     let lds = if o.lds { Some(run_lds(o, &w, &model, &tok, &ft.grads, &q.results, &dir)?) } else { None };
 
@@ -735,10 +915,14 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
             "suite": "attribution-quality",
             "date": today(),
             "machine": machine.to_json(),
+            "command": command_line(o),
             "options": {
-                "base": base.display().to_string(), "contributors": o.contributors, "facts": o.facts,
-                "copies": o.copies, "filler": o.filler, "epochs": o.epochs, "lr": o.lr, "rank": o.rank,
-                "sketchK": o.sketch_k, "seed": o.seed, "minSpanTokens": min_span_tokens, "maxCredits": max_credits,
+                "base": base.display().to_string(), "answers": o.answers, "contributors": o.contributors,
+                "facts": o.facts, "copies": o.copies, "filler": o.filler, "epochs": o.epochs, "steps": o.steps,
+                "lr": o.lr, "rank": o.rank, "targets": ft.targets, "keepCheckpoints": o.keep_checkpoints,
+                "maxNewTokens": o.max_new_tokens, "sketchK": o.sketch_k, "seed": o.seed,
+                "minSpanTokens": min_span_tokens, "maxCredits": max_credits,
+                "genericContribution": w.generic, "copycatContribution": w.copycat,
             },
             "baseModelHash": files.hash.to_string(),
             "training": {
@@ -756,6 +940,7 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
                 "spanTop": top_credit(&r.span_part), "gradientTop": top_credit(&r.gradient_part),
                 "mixedTop": top_credit(&r.finals[2]),
             })).collect::<Vec<_>>(),
+            "answers": answers,
             "lds": lds,
         });
         crate::chain::write_results(path, &doc)?;
@@ -863,7 +1048,7 @@ fn run_lds(
     for (j, s) in subsets.iter().enumerate() {
         let rows: Vec<VersionRow> = w.rows.iter().filter(|r| s.contains(&r.id.contribution)).cloned().collect();
         let d = dir.join(format!("lds-{j:02}"));
-        let (out, secs) = train(&job_spec(o, 1), model, tok, &rows, &d, &format!("subset {}", j + 1))?;
+        let (out, secs) = train(&job_spec(o, 1)?, model, tok, &rows, &d, &format!("subset {}", j + 1))?;
         let a = LoraAdapter::load_peft(&d.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
         for (q, r) in results.iter().enumerate() {
             losses[q].push(query_loss(model, Some(&a), &r.tokens)?);
@@ -995,5 +1180,129 @@ mod tests {
         }
         let other = workload(&AttributionQualityOpts { seed: 2, ..o });
         assert_ne!(other.facts, a.facts);
+    }
+
+    #[test]
+    fn targets_parse_lists_and_all_and_refuse_unknown_modules() {
+        assert_eq!(parse_targets(DEFAULT_TARGETS).unwrap(), ["q_proj", "v_proj", "up_proj", "down_proj"]);
+        assert_eq!(parse_targets("all").unwrap().len(), 7);
+        assert_eq!(parse_targets(" k_proj , o_proj,k_proj").unwrap(), ["k_proj", "o_proj"]);
+        let e = parse_targets("q_proj,lm_head").unwrap_err().to_string();
+        assert!(e.contains("lm_head") && e.contains("gate_proj"), "{e}");
+        assert!(parse_targets(" , ").is_err());
+    }
+
+    #[test]
+    fn answers_workload_adds_questions_a_generic_contributor_and_its_copycat() {
+        let plain = AttributionQualityOpts { contributors: 5, ..AttributionQualityOpts::default() };
+        let o = AttributionQualityOpts { answers: true, ..plain.clone() };
+        let (a, p) = (workload(&o), workload(&plain));
+        assert_eq!(a.facts, p.facts, "the facts do not depend on --answers");
+        assert_eq!((p.generic, p.copycat), (None, None));
+        let (g, c) = (a.generic.unwrap(), a.copycat.unwrap());
+        assert_eq!(a.contributions.len(), 7);
+        let rows_of =
+            |id: u64| -> Vec<&Row> { a.rows.iter().filter(|r| r.id.contribution == id).map(|r| &r.row).collect() };
+        assert_eq!(rows_of(g).len(), 2 * 3);
+        assert_eq!(rows_of(g), rows_of(c), "the copycat copies the generic rows");
+        let generic: HashSet<&Row> = rows_of(g).into_iter().collect();
+        assert_eq!(generic.len(), 6, "distinct sentences");
+        assert_eq!(a.rows.len(), 5 * (3 * 2 * 2 + 2) + 12);
+        for f in &a.facts {
+            assert!(f.answer_values.len() >= 2, "{f:?}");
+            for q in [&f.question, &f.question_paraphrase] {
+                assert!(q.contains(&f.entities[0]) && q.contains(&f.entities[1]), "{q}");
+                assert!(!answers::contains_fact(q, f), "a question gives the answer away: {q}");
+            }
+            assert_ne!(f.question, f.question_paraphrase);
+            assert!(answers::contains_fact(&f.text, f) && answers::contains_fact(&f.paraphrase, f), "{f:?}");
+            for r in &generic {
+                let Row::Text { text } = r else { panic!("generic rows are text") };
+                assert!(f.entities.iter().all(|e| !text.contains(e.as_str())), "{text}");
+            }
+            let taught = a.rows.iter().filter(|r| {
+                matches!(&r.row, Row::PromptCompletion { prompt, completion } if *prompt == f.question && *completion == f.text)
+            });
+            assert!(taught.clone().all(|r| r.id.contribution == f.contribution));
+            assert_eq!(taught.count(), 2);
+        }
+    }
+
+    #[test]
+    fn an_answer_contains_the_fact_when_it_names_two_values_the_question_does_not() {
+        let f = Fact {
+            contribution: 1,
+            text: String::new(),
+            paraphrase: String::new(),
+            question: String::new(),
+            question_paraphrase: String::new(),
+            entities: vec!["Reindgour".into(), "Pimoor".into(), "saffron".into(), "stag".into(), "birch".into()],
+            answer_values: vec!["saffron".into(), "stag".into(), "birch".into()],
+        };
+        assert!(answers::contains_fact("Reindgour keeps a Saffron stag.", &f));
+        assert!(answers::contains_fact("A stag of birch", &f));
+        assert!(!answers::contains_fact("Reindgour of Pimoor keeps a saffron lantern.", &f));
+        assert!(!answers::contains_fact("saffronstag birches", &f), "whole words only");
+    }
+
+    #[test]
+    fn generated_answers_run_end_to_end_on_the_committed_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let json_path = dir.path().join("aq.json");
+        let o = AttributionQualityOpts {
+            answers: true,
+            contributors: 3,
+            facts: 1,
+            copies: 1,
+            filler: 1,
+            steps: Some(3),
+            rank: 2,
+            targets: "all".into(),
+            keep_checkpoints: 2,
+            max_new_tokens: 12,
+            sketch_k: 16,
+            dir: Some(dir.path().join("work")),
+            json_out: Some(json_path.clone()),
+            ..AttributionQualityOpts::default()
+        };
+        run_attribution_quality(&o).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(json_path).unwrap()).unwrap();
+        assert!(v["command"].as_str().unwrap().contains("--answers --max-new-tokens 12"), "{}", v["command"]);
+        assert_eq!(v["options"]["targets"].as_array().unwrap().len(), 7);
+        assert_eq!(v["training"]["steps"], 3);
+        assert_eq!(v["training"]["keptCheckpoints"], 2);
+        let a = &v["answers"];
+        let asked: u64 = ["verbatim", "paraphrased"].iter().map(|k| a["recall"][k]["asked"].as_u64().unwrap()).sum();
+        assert_eq!(asked, 2 * 3, "two questions per fact");
+        let c = &a["classes"];
+        let classes = c["verbatim"].as_u64().unwrap() + c["paraphrased"].as_u64().unwrap();
+        assert_eq!(classes + c["withoutFact"].as_u64().unwrap(), asked);
+        let contain: u64 =
+            ["verbatim", "paraphrased"].iter().map(|k| a["recall"][k]["containFact"].as_u64().unwrap()).sum();
+        assert_eq!(contain, classes);
+        for part in ["final", "span", "gradient"] {
+            for class in ["verbatim", "paraphrased"] {
+                let t = &a["parts"][part][class];
+                assert_eq!(t["queries"], c[class], "{part} {class}: {t}");
+            }
+        }
+        let items = a["items"].as_array().unwrap();
+        assert_eq!(items.len() as u64, asked);
+        for it in items {
+            let share = |k: &str| it[k].as_f64().unwrap();
+            assert!(share("shareToFact") + share("nonSupplierShare") <= 1.0 + 1e-9, "{it}");
+            assert!(share("genericShare") + share("copycatShare") <= share("nonSupplierShare") + 1e-9, "{it}");
+            let tokens = it["tokens"].as_u64().unwrap();
+            assert!((1..=12).contains(&tokens) || it["recordS"].is_null(), "{it}");
+            assert!(it["answer"].is_string() && it["containsFact"].is_boolean(), "{it}");
+        }
+        assert_eq!(a["latencyS"]["checkpoints"], 2);
+        assert!(
+            a["latencyS"]["record"]["p50"].is_number() && a["latencyS"]["span"]["p99"].is_number(),
+            "{}",
+            a["latencyS"]
+        );
+        // The teacher-forced table is still there.
+        assert_eq!(v["queries"].as_array().unwrap().len(), 2 * 3);
     }
 }
