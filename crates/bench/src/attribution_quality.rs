@@ -28,6 +28,13 @@
 //! other credits nothing, the table shows each method's own part (the span or
 //! gradient part of the record) and the final credits at each weight.
 //!
+//! `--answers` (the real-model recipe, e.g. `--model SmolLM2.gguf --targets all
+//! --steps 150 --rank 16`) adds a generic contribution (2 × `--facts` ordinary
+//! rows) and a copycat of it, teaches each fact as question → answer as well
+//! (`{prompt, completion}` rows), and has the fine-tuned adapter answer each
+//! fact's question and a reworded one; each greedy answer is attributed once at
+//! the governed defaults and scored per class of answer (see [`answers`]).
+//!
 //! `--lds` trains `--lds-models` (8) more adapters with the same recipe, each
 //! on a seeded random half of the contributions, measures every query's loss
 //! (mean NLL per token, teacher-forced, as the gradient part is computed) under
@@ -685,13 +692,13 @@ fn fine_tune(
     let (record, grads) = artefacts(files, model, &out, dir)?;
     let adapter = LoraAdapter::load_peft(&dir.join(&out.adapter_dir), &model.config).map_err(|e| anyhow!("{e}"))?;
     println!(
-        "fine-tune: rank {} on {}, lr {}, {} = {} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
+        "fine-tune: rank {} on {}, lr {}, {}{} steps of {} sequences, {} training tokens, final loss {:.3}, {:.1} s with checkpoints and sketches ({} kept checkpoints, k = {})",
         o.rank,
         spec.targets.iter().map(|t| t.trim_end_matches("_proj")).collect::<Vec<_>>().join("/"),
         o.lr,
         match o.steps {
-            Some(_) => "--steps".to_string(),
-            None => format!("{} epochs", o.epochs),
+            Some(_) => String::new(),
+            None => format!("{} epochs = ", o.epochs),
         },
         out.metrics.steps,
         spec.batch_size,

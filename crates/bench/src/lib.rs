@@ -42,7 +42,10 @@
 //!   from `attribution::compute_record` for verbatim and paraphrased queries at span
 //!   weight 10^6, 0 and the governed 5×10^5. No peer: precision@1 per method, the share
 //!   reaching the right contributor, time per record; `--lds` (by hand) the linear
-//!   datamodeling score of the gradient method against models retrained on random halves.
+//!   datamodeling score of the gradient method against models retrained on random halves;
+//!   `--answers` (for a real model, `--model FILE.gguf`) adds a generic contributor and a
+//!   copycat and attributes the fine-tuned model's greedy answers: precision@1, credit to
+//!   non-suppliers, recall and per-answer latency p50/p99.
 //! - `openledger bench fuzz` ([`FuzzOpts`], [`fuzz`], [`run_fuzz`]): seeded structured
 //!   and mutated inputs at every JSON-RPC method (batches included), every HTTP route,
 //!   the transaction decoder (in-process and over `eth_sendRawTransaction`) and every

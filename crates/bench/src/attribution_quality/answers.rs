@@ -286,3 +286,55 @@ fn item_json(x: &Answer, w: &Workload) -> Value {
         "recordS": x.record_s, "spanS": x.span_s,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(fact: usize, class: Option<&'static str>, finals: Vec<(u64, u32)>) -> Answer {
+        Answer {
+            fact,
+            question_kind: "verbatim",
+            text: String::new(),
+            tokens: vec![1, 2],
+            fact_run: 0,
+            contains_fact: class.is_some(),
+            class,
+            parts: [finals, vec![], vec![]],
+            record_s: Some(0.0),
+            span_s: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn shares_to_non_suppliers_the_generic_contributor_and_its_copycat() {
+        let o = super::super::AttributionQualityOpts {
+            answers: true,
+            contributors: 2,
+            facts: 1,
+            ..super::super::AttributionQualityOpts::default()
+        };
+        let w = super::super::workload(&o);
+        let (g, c) = (w.generic.unwrap(), w.copycat.unwrap());
+        let (f0, f1) = (w.facts[0].contribution, w.facts[1].contribution);
+        let answers = [
+            answer(0, Some("verbatim"), vec![(f0, 600_000), (g, 300_000), (c, 100_000)]),
+            answer(1, Some("verbatim"), vec![(f0, 500_000), (f1, 400_000), (g, 100_000)]),
+            answer(1, Some("paraphrased"), vec![]),
+            answer(0, None, vec![(g, 1_000_000)]),
+        ];
+        let t = tallies(&answers, &w);
+        let v = &t[0][0];
+        assert_eq!((v.tally.hits, v.tally.queries), (1, 2), "the second answer's top credit is not its fact's");
+        assert!((v.mean(v.others_ppm) - (0.4 + 0.6) / 2.0).abs() < 1e-12);
+        assert!((v.mean(v.generic_ppm) - 0.2).abs() < 1e-12);
+        assert!((v.mean(v.copycat_ppm) - 0.05).abs() < 1e-12);
+        let p = &t[0][1];
+        assert_eq!((p.tally.hits, p.tally.queries, p.tally.empty), (0, 1, 1));
+        assert_eq!(p.mean(p.others_ppm), 0.0, "no credit is no credit to others");
+        assert_eq!(t[1][0].tally.queries, 2, "every part counts the same answers");
+        let j = t[0][0].to_json();
+        assert_eq!(j["queries"], 2);
+        assert!((j["genericShare"].as_f64().unwrap() - 0.2).abs() < 1e-12);
+    }
+}
