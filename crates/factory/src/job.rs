@@ -113,6 +113,12 @@ pub struct Metrics {
     pub final_train_loss: f64,
     pub tokens_per_second: f64,
     pub validation: EvalReport,
+    /// Wall time of the training steps, and of the gradient sketches at job
+    /// end (all kept checkpoints), in seconds (0 in outputs written before).
+    #[serde(default)]
+    pub train_seconds: f64,
+    #[serde(default)]
+    pub sketch_seconds: f64,
     /// The base model's validation loss on the same rows, for comparison.
     pub base_validation_loss: f64,
 }
@@ -327,7 +333,10 @@ pub fn run(
         ck_adapters.push(ck.adapter);
     }
     let sketch_file = "sketch.bin".to_string();
-    let mut w = SketchWriter::new(spec.sketch_k, spec.seed, checkpoints.iter().map(|c| c.learning_rate).collect());
+    let sketch_started = Instant::now();
+    let projection = ml::Projection::CountSketch;
+    let lrs = checkpoints.iter().map(|c| c.learning_rate).collect();
+    let mut w = SketchWriter::new(projection, spec.sketch_k, spec.seed, lrs);
     for (i, row) in data.train.iter().enumerate() {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
@@ -335,7 +344,7 @@ pub fn run(
         let mut per_ck = Vec::with_capacity(ck_adapters.len());
         for a in &ck_adapters {
             let g = ml::sequence_gradients(model, a, &row.tokens, &row.target)?;
-            per_ck.push(ml::project(&g, spec.seed, spec.sketch_k));
+            per_ck.push(projection.apply(&g, spec.seed, spec.sketch_k));
         }
         w.push(row.id, row.contributor, &per_ck);
         if i % 16 == 0 || i + 1 == data.train.len() {
@@ -343,6 +352,7 @@ pub fn run(
         }
     }
     write_atomic(&dir.join(&sketch_file), &w.finish())?;
+    let sketch_seconds = sketch_started.elapsed().as_secs_f64();
     let metrics = Metrics {
         steps: p.total_steps,
         train_rows: data.train.len(),
@@ -352,6 +362,8 @@ pub fn run(
         tokens_per_second: if train_secs > 0.0 { tokens_done as f64 / train_secs } else { 0.0 },
         validation,
         base_validation_loss,
+        train_seconds: train_secs,
+        sketch_seconds,
     };
     let out = JobOutput {
         base_model_hash: model.hash,

@@ -2,11 +2,16 @@
 //! gradient at each kept checkpoint. Little-endian, fixed layout:
 //!
 //! ```text
-//! "OLGS" | version u32 = 1 | k u32 | seed u64 | checkpoints u32 | learning rate f64 × checkpoints
+//! "OLGS" | version u32 = 2 | projection u32 | k u32 | seed u64 | checkpoints u32
+//! | learning rate f64 × checkpoints
 //! | rows u64 | per row: contribution u64, row index u32, contributor [u8; 20], f32 × (checkpoints × k)
 //! ```
 //! Rows are in training order; a row's vectors follow the checkpoint order.
+//! `projection` is an `ml::Projection` id. Version 1 blobs (written before
+//! the count sketch) have no projection field and used the dense sign
+//! projection (id 0); they still parse.
 
+use ml::Projection;
 use primitives::Address;
 use primitives::rows::RowId;
 
@@ -24,10 +29,11 @@ pub struct SketchWriter {
 }
 
 impl SketchWriter {
-    pub fn new(k: usize, seed: u64, learning_rates: Vec<f64>) -> SketchWriter {
+    pub fn new(projection: Projection, k: usize, seed: u64, learning_rates: Vec<f64>) -> SketchWriter {
         let mut head = Vec::new();
         head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&1u32.to_le_bytes());
+        head.extend_from_slice(&2u32.to_le_bytes());
+        head.extend_from_slice(&projection.id().to_le_bytes());
         head.extend_from_slice(&(k as u32).to_le_bytes());
         head.extend_from_slice(&seed.to_le_bytes());
         head.extend_from_slice(&(learning_rates.len() as u32).to_le_bytes());
@@ -61,6 +67,8 @@ impl SketchWriter {
 /// A parsed sketch blob.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sketches {
+    /// How the row gradients were projected (dense sign for version 1 blobs).
+    pub projection: Projection,
     pub k: usize,
     pub seed: u64,
     pub learning_rates: Vec<f64>,
@@ -82,10 +90,18 @@ impl Sketches {
         }
         let u32_ = |s: &[u8]| u32::from_le_bytes(s.try_into().expect("4"));
         let u64_ = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8"));
-        if u32_(take(4)?) != 1 {
-            return Err(bad("unknown version"));
-        }
+        let projection = match u32_(take(4)?) {
+            1 => Projection::DenseSign,
+            2 => {
+                let id = u32_(take(4)?);
+                Projection::from_id(id).ok_or_else(|| bad(&format!("unknown projection {id}")))?
+            }
+            v => return Err(bad(&format!("unknown version {v}"))),
+        };
         let k = u32_(take(4)?) as usize;
+        if k == 0 || (projection == Projection::CountSketch && k > Projection::MAX_COUNT_SKETCH_K) {
+            return Err(bad(&format!("k = {k} is out of range")));
+        }
         let seed = u64_(take(8)?);
         let n_ck = u32_(take(4)?) as usize;
         let mut lrs = Vec::with_capacity(n_ck);
@@ -108,7 +124,7 @@ impl Sketches {
         if at != b.len() {
             return Err(bad("trailing bytes"));
         }
-        Ok(Sketches { k, seed, learning_rates: lrs, rows })
+        Ok(Sketches { projection, k, seed, learning_rates: lrs, rows })
     }
 }
 
@@ -118,7 +134,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let mut w = SketchWriter::new(3, 9, vec![0.1, 0.05]);
+        let mut w = SketchWriter::new(Projection::CountSketch, 3, 9, vec![0.1, 0.05]);
         w.push(
             RowId { contribution: 4, index: 2 },
             Address::repeat_byte(7),
@@ -126,9 +142,22 @@ mod tests {
         );
         let b = w.finish();
         let s = Sketches::parse(&b).unwrap();
-        assert_eq!(s.k, 3);
+        assert_eq!((s.k, s.projection), (3, Projection::CountSketch));
         assert_eq!(s.learning_rates, vec![0.1, 0.05]);
         assert_eq!(s.rows[0].2[1], vec![-1.0, 0.5, 0.0]);
         assert!(Sketches::parse(&b[..b.len() - 1]).is_err());
+        // A version 1 blob (no projection field) is a dense sign sketch.
+        let mut v1 = b[..4].to_vec();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&b[12..]);
+        let s1 = Sketches::parse(&v1).unwrap();
+        assert_eq!(s1.projection, Projection::DenseSign);
+        assert_eq!(s1.rows, s.rows);
+        // An unknown projection or version is refused, not guessed.
+        let mut bad = b.clone();
+        bad[8] = 9;
+        assert!(Sketches::parse(&bad).unwrap_err().to_string().contains("unknown projection"));
+        bad[4] = 3;
+        assert!(Sketches::parse(&bad).unwrap_err().to_string().contains("unknown version"));
     }
 }

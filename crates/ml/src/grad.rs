@@ -3,16 +3,25 @@
 //! [`sequence_gradients`] is the gradient of one sequence's mean next-token loss
 //! with respect to an adapter's LoRA weights at a checkpoint, flattened in the
 //! canonical order (layer, target in `Target` order, A then B, row-major).
-//! [`project`] maps such a gradient to k dimensions with a random sign matrix
-//! that anyone can regenerate from the seed, bit for bit:
+//! [`project`] maps such a gradient to k dimensions with one of two
+//! [`Projection`]s that anyone can regenerate from the seed, bit for bit:
 //!
-//! - for output j (0 ≤ j < k) and input i (0 ≤ i < d), let c = ⌊i / 64⌋ and
-//!   w = splitmix64(seed ⊕ splitmix64((j << 32) | c)); the entry is −1 if bit
-//!   (i mod 64) of w is 1, else +1;
-//! - yⱼ = (Σᵢ entry(j, i) · gᵢ, summed in f64 in increasing i) / √k, rounded to f32.
+//! - **`count-sketch` (id 1, the default since record version 4)**: O(d). For
+//!   input i (0 ≤ i < d), let c = ⌊i / 4⌋, w = splitmix64(seed ⊕
+//!   splitmix64(c ⊕ 2^63)) and h = (w >> 16·(i mod 4)) & 0xFFFF; the input goes
+//!   to bucket b(i) = ((h >> 1) · k) >> 15 with sign −1 if h & 1 = 1, else +1.
+//!   yⱼ = Σ over i with b(i) = j of sign(i) · gᵢ, summed in f64 in increasing i,
+//!   rounded to f32 (no scaling: E⟨Sa, Sb⟩ = ⟨a, b⟩). k ≤ 2^15.
+//! - **`dense-sign` (id 0, records up to version 3)**: O(k·d). For output j
+//!   (0 ≤ j < k) and input i, let c = ⌊i / 64⌋ and w = splitmix64(seed ⊕
+//!   splitmix64((j << 32) | c)); the entry is −1 if bit (i mod 64) of w is 1,
+//!   else +1; yⱼ = (Σᵢ entry(j, i) · gᵢ, summed in f64 in increasing i) / √k,
+//!   rounded to f32.
 //!
-//! Inner products of projected gradients estimate those of the full gradients
-//! (Johnson–Lindenstrauss), which is all TracIn-style influence needs.
+//! Inner products (and so cosines) of projected gradients estimate those of
+//! the full gradients (Johnson–Lindenstrauss; for the count sketch, Charikar
+//! et al. 2002 and Weinberger et al. 2009), which is all the influence
+//! estimates need.
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -52,8 +61,58 @@ pub fn sequence_gradients(
     Ok(out)
 }
 
-/// Project `grad` to `k` dimensions with the seeded sign matrix described in the module docs.
+/// A gradient projection, named in the sketch blob and the attribution
+/// record by its id (see the module docs for each one's definition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    /// id 0: the dense ±1 matrix, k·d work.
+    DenseSign,
+    /// id 1: the count sketch, d work.
+    CountSketch,
+}
+
+impl Projection {
+    /// The largest k a count sketch takes (its bucket has 15 bits).
+    pub const MAX_COUNT_SKETCH_K: usize = 1 << 15;
+
+    pub fn id(self) -> u32 {
+        match self {
+            Projection::DenseSign => 0,
+            Projection::CountSketch => 1,
+        }
+    }
+
+    pub fn from_id(id: u32) -> Option<Projection> {
+        match id {
+            0 => Some(Projection::DenseSign),
+            1 => Some(Projection::CountSketch),
+            _ => None,
+        }
+    }
+
+    /// Its name in records and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::DenseSign => "dense-sign",
+            Projection::CountSketch => "count-sketch",
+        }
+    }
+
+    /// Project `grad` to `k` dimensions with `seed`.
+    pub fn apply(self, grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
+        match self {
+            Projection::DenseSign => dense_sign(grad, seed, k),
+            Projection::CountSketch => count_sketch(grad, seed, k),
+        }
+    }
+}
+
+/// Project `grad` to `k` dimensions with the seeded dense sign matrix (id 0).
 pub fn project(grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
+    dense_sign(grad, seed, k)
+}
+
+fn dense_sign(grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
     let scale = 1.0 / (k as f64).sqrt();
     (0..k)
         .into_par_iter()
@@ -74,6 +133,26 @@ pub fn project(grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The count sketch (id 1). `k` must be 1..=2^15 (larger k is clamped, which
+/// callers prevent: the job spec and the sketch blob check it).
+fn count_sketch(grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
+    let k = k.clamp(1, Projection::MAX_COUNT_SKETCH_K) as u64;
+    let mut acc = vec![0.0f64; k as usize];
+    for (c, chunk) in grad.chunks(4).enumerate() {
+        let w = splitmix64(seed ^ splitmix64(c as u64 ^ (1 << 63)));
+        for (q, &g) in chunk.iter().enumerate() {
+            let h = (w >> (16 * q)) & 0xFFFF;
+            let bucket = (((h >> 1) * k) >> 15) as usize;
+            if h & 1 == 1 {
+                acc[bucket] -= g as f64;
+            } else {
+                acc[bucket] += g as f64;
+            }
+        }
+    }
+    acc.into_iter().map(|x| x as f32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +171,48 @@ mod tests {
         let cos_full = dot(&a, &b) / (dot(&a, &a) * dot(&b, &b)).sqrt();
         let cos_proj = dot(&pa, &pb) / (dot(&pa, &pa) * dot(&pb, &pb)).sqrt();
         assert!((cos_full - cos_proj).abs() < 0.15, "{cos_full} vs {cos_proj}");
+    }
+
+    #[test]
+    fn count_sketch_is_seeded_linear_and_preserves_inner_products_roughly() {
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (*p as f64) * (*q as f64)).sum::<f64>();
+        let cos = |x: &[f32], y: &[f32]| dot(x, y) / (dot(x, x) * dot(y, y)).sqrt();
+        let a: Vec<f32> = (0..40_000).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let b: Vec<f32> =
+            a.iter().enumerate().map(|(i, x)| 0.6 * x + (((i * 104729) % 97) as f32 / 48.0 - 1.0)).collect();
+        let cs = Projection::CountSketch;
+        let pa = cs.apply(&a, 7, 512);
+        assert_eq!(pa, cs.apply(&a, 7, 512));
+        assert_ne!(pa, cs.apply(&a, 8, 512));
+        // Linear: the sketch of a sum is the sum of the sketches (up to rounding).
+        let ab: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        let (pb, pab) = (cs.apply(&b, 7, 512), cs.apply(&ab, 7, 512));
+        assert!(pab.iter().zip(pa.iter().zip(&pb)).all(|(s, (x, y))| (s - (x + y)).abs() < 1e-2));
+        // Every input lands in exactly one bucket: a one-hot input is ±1 in one place.
+        let mut e = vec![0.0f32; 40_000];
+        e[12_345] = 1.0;
+        let pe = cs.apply(&e, 7, 512);
+        assert_eq!(pe.iter().filter(|x| **x != 0.0).count(), 1);
+        assert_eq!(pe.iter().map(|x| x.abs()).sum::<f32>(), 1.0);
+        assert!((dot(&pa, &pa) / dot(&a, &a) - 1.0).abs() < 0.2);
+        assert!((cos(&a, &b) - cos(&pa, &pb)).abs() < 0.1, "{} vs {}", cos(&a, &b), cos(&pa, &pb));
+        // Ids round-trip; unknown ids are refused.
+        for p in [Projection::DenseSign, Projection::CountSketch] {
+            assert_eq!(Projection::from_id(p.id()), Some(p));
+        }
+        assert_eq!(Projection::from_id(2), None);
+        assert_eq!(project(&a[..300], 3, 16), Projection::DenseSign.apply(&a[..300], 3, 16));
+    }
+
+    /// The count sketch's definition, pinned: a change to the hashing or the
+    /// order of summation changes these values and every stored sketch.
+    #[test]
+    fn count_sketch_is_pinned() {
+        let g: Vec<f32> = (0..10).map(|i| i as f32 - 4.5).collect();
+        let p = Projection::CountSketch.apply(&g, 42, 4);
+        let bits: Vec<u32> = p.iter().map(|x| x.to_bits()).collect();
+        // Computed from the module docs' definition by an independent script.
+        assert_eq!(p, vec![2.5, -1.0, 13.5, -7.0]);
+        assert_eq!(bits, [0x4020_0000, 0xbf80_0000, 0x4158_0000, 0xc0e0_0000]);
     }
 }
