@@ -10,10 +10,10 @@ use runtime::models::{ModelRecord, ModelRecordExt};
 use serde_json::Value;
 
 use crate::credits::{mix, to_ppm, without};
-use crate::gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, gradient_scores};
+use crate::gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, OUTLIER_Z_MILLI, gradient_scores, relative_scores};
 use crate::record::{
-    AttributionRecord, CheckpointRef, DatanetVersionRef, GRADIENT_METHOD, GradientPartRecord, MIX_RULE, MixRecord,
-    RECORD_VERSION, RecordParams, SPAN_METHOD, SpanPartRecord, SpanRecord,
+    AttributionRecord, CheckpointRef, DatanetVersionRef, GRADIENT_METHOD, GRADIENT_METHOD_V4, GradientPartRecord,
+    MIX_RULE, MIX_RULE_V4, MixRecord, RECORD_VERSION, RecordParams, SPAN_METHOD, SpanPartRecord, SpanRecord,
 };
 use crate::{SpanIndex, TraceParams};
 
@@ -24,7 +24,8 @@ pub struct SpanPart {
 }
 
 /// Compute a record from its inputs: what the serving node signs and what a
-/// verifier recomputes (`openledger attribution verify`).
+/// verifier recomputes (`openledger attribution verify`), with the methods of
+/// the current version ([`RECORD_VERSION`]).
 #[allow(clippy::too_many_arguments)]
 pub fn compute_record(
     model: &Model,
@@ -39,27 +40,59 @@ pub fn compute_record(
     gradient: Option<&GradientInputs>,
     p: RecordParams,
 ) -> Result<Value, String> {
+    let inputs = Inputs { model, tok, model_id, r, receipt_hash, prompt_hash, response, text, index, gradient };
+    compute_record_version(RECORD_VERSION, &inputs, p)
+}
+
+/// The public inputs of a record.
+pub struct Inputs<'a> {
+    pub model: &'a Model,
+    pub tok: &'a TextTokenizer,
+    pub model_id: u64,
+    pub r: &'a ModelRecord,
+    pub receipt_hash: B256,
+    pub prompt_hash: B256,
+    pub response: &'a [u32],
+    pub text: &'a str,
+    pub index: Option<&'a SpanIndex>,
+    pub gradient: Option<&'a GradientInputs>,
+}
+
+/// [`compute_record`] with the methods of record `version`: 4 (the current
+/// ones), or those of versions 1 to 3 (TracIn and the fixed-weight mix,
+/// labelled version 3), so that records made before still verify.
+pub fn compute_record_version(version: u32, i: &Inputs, p: RecordParams) -> Result<Value, String> {
+    let (r, response) = (i.r, i.response);
     let versions = r.versions();
-    let starts = word_starts(tok, response);
-    let span = match index {
-        Some(i) => trace_index(i, tok, response, &starts, p.min_span_tokens, p.max_credits),
+    let starts = word_starts(i.tok, response);
+    let span = match i.index {
+        Some(x) => trace_index(x, i.tok, response, &starts, p.min_span_tokens, p.max_credits),
         None => SpanPart { spans: vec![], credits: vec![] },
     };
-    let grad = match gradient {
-        Some(g) => to_ppm(&gradient_scores(model, g, response)?, p.max_credits),
-        None => vec![],
+    let v4 = version >= 4;
+    let grad = match (i.gradient, v4) {
+        (Some(g), true) => to_ppm(&relative_scores(i.model, g, response, OUTLIER_Z_MILLI)?, p.max_credits),
+        (Some(g), false) => to_ppm(&gradient_scores(i.model, g, response)?, p.max_credits),
+        (None, _) => vec![],
     };
-    let credits =
-        mix(&without(&span.credits, &p.excluded), &without(&grad, &p.excluded), p.span_weight_ppm, p.max_credits);
+    let (span_c, grad_c) = (without(&span.credits, &p.excluded), without(&grad, &p.excluded));
+    let span_share = match (span_c.is_empty(), grad_c.is_empty()) {
+        (true, _) => 0,
+        (false, true) => 1_000_000,
+        (false, false) if v4 => coverage_ppm(&span.spans, response.len(), &p.excluded).max(p.span_weight_ppm),
+        (false, false) => p.span_weight_ppm,
+    };
+    let credits = mix(&span_c, &grad_c, span_share, p.max_credits);
+    let projection = i.gradient.map(|g| g.sketches.projection).unwrap_or(ml::Projection::CountSketch);
     Ok(AttributionRecord {
-        version: RECORD_VERSION,
-        receipt_hash,
-        model: format!("m{model_id}"),
+        version: if v4 { RECORD_VERSION } else { 3 },
+        receipt_hash: i.receipt_hash,
+        model: format!("m{}", i.model_id),
         base_model_hash: r.baseModelHash,
         adapter_hash: r.adapterHash,
         datanets: versions.iter().map(|(d, v)| DatanetVersionRef { datanet: *d, version: *v }).collect(),
-        prompt_hash,
-        response: text.to_string(),
+        prompt_hash: i.prompt_hash,
+        response: i.text.to_string(),
         response_tokens: response.to_vec(),
         span: SpanPartRecord {
             method: SPAN_METHOD.into(),
@@ -68,7 +101,7 @@ pub fn compute_record(
             credits: span.credits,
         },
         gradient: GradientPartRecord {
-            method: GRADIENT_METHOD.into(),
+            method: if v4 { GRADIENT_METHOD_V4 } else { GRADIENT_METHOD }.into(),
             sketch_hash: r.sketchHash,
             k: r.sketchK,
             seed: r.sketchSeed,
@@ -80,18 +113,34 @@ pub fn compute_record(
                 .collect(),
             tolerance_ppm: GRADIENT_TOLERANCE_PPM,
             credits: grad,
+            projection: v4.then(|| projection.name().to_string()),
+            outlier_z_milli: v4.then_some(OUTLIER_Z_MILLI),
         },
         mix: MixRecord {
             span_weight_ppm: p.span_weight_ppm,
             max_credits: p.max_credits as u64,
             excluded: p.excluded,
-            rule: MIX_RULE.into(),
+            rule: if v4 { MIX_RULE_V4 } else { MIX_RULE }.into(),
             params_height: Some(p.params_height),
+            span_share_ppm: v4.then_some(span_share),
         },
         credits,
         retrieval: None,
     }
     .to_value())
+}
+
+/// The share of a response's tokens, in ppm (rounded down), inside spans
+/// that credit a contribution that is not excluded.
+fn coverage_ppm(spans: &[SpanRecord], n: usize, excluded: &[u64]) -> u32 {
+    let mut covered = vec![false; n];
+    for s in spans.iter().filter(|s| s.rows.iter().any(|(c, _)| !excluded.contains(c))) {
+        for c in covered.iter_mut().take(s.token_end as usize).skip(s.token_start as usize) {
+            *c = true;
+        }
+    }
+    let k = covered.iter().filter(|c| **c).count() as u64;
+    (k * 1_000_000).checked_div(n as u64).unwrap_or(0) as u32
 }
 
 /// Which token starts a word (byte-level BPE: its text begins with whitespace, or it is the first).
@@ -154,4 +203,27 @@ pub fn trace_index(
         })
         .collect();
     SpanPart { spans, credits: t.credits.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: u64, end: u64, rows: &[(u64, u32)]) -> SpanRecord {
+        SpanRecord { token_start: start, token_end: end, char_start: 0, char_end: 0, count: 1, rows: rows.to_vec() }
+    }
+
+    #[test]
+    fn coverage_counts_each_token_once_and_only_spans_that_credit() {
+        // Tokens 0..8 and 4..12 overlap: 12 of 20 tokens covered.
+        let spans = [span(0, 8, &[(1, 0)]), span(4, 12, &[(2, 3)])];
+        assert_eq!(coverage_ppm(&spans, 20, &[]), 600_000);
+        // A span whose rows are all excluded explains nothing.
+        assert_eq!(coverage_ppm(&spans, 20, &[2]), 400_000);
+        assert_eq!(coverage_ppm(&spans, 20, &[1, 2]), 0);
+        assert_eq!(coverage_ppm(&[span(0, 3, &[(1, 0)])], 3, &[]), 1_000_000);
+        // Rounded down; an empty response is covered by nothing.
+        assert_eq!(coverage_ppm(&[span(0, 1, &[(1, 0)])], 3, &[]), 333_333);
+        assert_eq!(coverage_ppm(&[], 0, &[]), 0);
+    }
 }

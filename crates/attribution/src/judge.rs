@@ -88,6 +88,16 @@ pub fn compare(mine: &Value, theirs: &Value) -> Vec<Check> {
         Check::new("credits", within(&mine["credits"], &theirs["credits"]), String::new()),
         Check::new("retrieval part (byte for byte)", same("retrieval"), String::new()),
         Check::new(
+            "methods and their parameters",
+            ["method", "projection", "outlierZMilli", "sketchHash", "k", "seed", "checkpoints"]
+                .iter()
+                .all(|k| mine["gradient"][k] == theirs["gradient"][k])
+                && ["rule", "spanSharePpm", "spanWeightPpm", "maxCredits"]
+                    .iter()
+                    .all(|k| mine["mix"][k] == theirs["mix"][k]),
+            String::new(),
+        ),
+        Check::new(
             "model artefacts",
             same("baseModelHash") && same("adapterHash") && same("datanets") && same("responseTokens"),
             String::new(),

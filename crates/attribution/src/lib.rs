@@ -110,9 +110,12 @@ pub use index::{
 pub use log2::{LOG2_ONE, log2_fixed};
 pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maximal_spans, response_digest, trace};
 
-pub use compute::{SpanPart, compute_record, trace_index, word_starts};
+pub use compute::{Inputs, SpanPart, compute_record, compute_record_version, trace_index, word_starts};
 pub use credits::{mix, to_ppm};
-pub use gradient::{GRADIENT_TOLERANCE_PPM, GradientInputs, gradient_scores};
+pub use gradient::{
+    GRADIENT_TOLERANCE_PPM, GradientInputs, OUTLIER_Z_MILLI, contribution_cosines, gradient_scores, relative_from,
+    relative_scores,
+};
 pub use judge::{Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens};
 pub use record::{
     AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,

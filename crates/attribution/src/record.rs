@@ -6,14 +6,19 @@ use runtime::models::ModelRecord;
 use runtime::params::ParamsRead;
 use serde_json::Value;
 
-/// The current record version (3: a record may carry a retrieval part).
-pub const RECORD_VERSION: u32 = 3;
+/// The current record version (4: relative gradient influence, the
+/// projection named, spans weighted by the share of the answer they cover).
+pub const RECORD_VERSION: u32 = 4;
 /// Versions a verifier still accepts: 1 (before `paramsHeight`; judged by the
-/// parameters in force when its receipt settled), 2 and 3.
-pub const RECORD_VERSIONS: [u32; 3] = [1, 2, 3];
+/// parameters in force when its receipt settled), 2, 3 and 4.
+pub const RECORD_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 pub(crate) const SPAN_METHOD: &str = "maximal-spans-suffix-array";
+/// The gradient method and mixing rule of records up to version 3.
 pub(crate) const GRADIENT_METHOD: &str = "tracin-projected-lora";
 pub(crate) const MIX_RULE: &str = "span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing";
+/// The gradient method and mixing rule of version 4 records.
+pub(crate) const GRADIENT_METHOD_V4: &str = "relative-cosine-lora";
+pub(crate) const MIX_RULE_V4: &str = "span and gradient ppm without the excluded (flagged) contributions; the span part takes spanSharePpm: the share of answer tokens inside spans that credit a contribution, at least spanWeightPpm, when it credits anything; the gradient part the rest; one method alone when the other credits nothing";
 
 /// An attribution record: what a serving node signs for one paid answer and
 /// what a challenged operator reveals.
@@ -43,7 +48,12 @@ pub(crate) const MIX_RULE: &str = "span and gradient ppm without the excluded (f
 /// `paramsHeight`, the block whose governed parameters the record used. 3:
 /// an answer that put retrieved Datanet rows in its prompt carries a
 /// [`RetrievalPartRecord`], and its final credits combine the training-data
-/// credits with the retrieval part's (`crate::retrieval::combine`).
+/// credits with the retrieval part's (`crate::retrieval::combine`). 4: the
+/// gradient part is `relative-cosine-lora` (`crate::gradient`), states its
+/// projection (`count-sketch` or `dense-sign`, as the model's sketches were
+/// made) and its outlier threshold; the mix states the span part's share,
+/// the share of the answer's tokens the spans cover (at least
+/// `spanWeightPpm`).
 ///
 /// # Decoding
 /// [`AttributionRecord::decode`] accepts exactly the canonical bytes of a
@@ -147,6 +157,12 @@ pub struct GradientPartRecord {
     pub checkpoints: Vec<CheckpointRef>,
     pub tolerance_ppm: u32,
     pub credits: Vec<(u64, u32)>,
+    /// Version 4: the projection of the model's sketches (`ml::Projection::name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<String>,
+    /// Version 4: z × 1000 of the outlier rule (`crate::gradient`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_z_milli: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -159,6 +175,9 @@ pub struct MixRecord {
     /// Version 2 on: the block whose governed parameters the record used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params_height: Option<u64>,
+    /// Version 4: the span part's share of the training-data credits, in ppm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_share_ppm: Option<u32>,
 }
 
 impl AttributionRecord {
@@ -214,9 +233,7 @@ impl AttributionRecord {
         if self.model.strip_prefix('m').and_then(|m| m.parse::<u64>().ok()).is_none() {
             return Err(format!("model {:?} is not m<id>", self.model));
         }
-        if self.span.method != SPAN_METHOD || self.gradient.method != GRADIENT_METHOD || self.mix.rule != MIX_RULE {
-            return Err("unknown attribution method or mixing rule".into());
-        }
+        self.validate_methods()?;
         if self.mix.span_weight_ppm > 1_000_000 {
             return Err("spanWeightPpm is more than 10^6".into());
         }
@@ -229,6 +246,33 @@ impl AttributionRecord {
                     "{name} credits must be distinct contributions in order with non-zero ppm summing to 10^6"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The methods, and their version 4 parameters, are those of the record's version.
+    fn validate_methods(&self) -> Result<(), String> {
+        let (g, m) = (&self.gradient, &self.mix);
+        let v4 = self.version >= 4;
+        let (gradient_method, rule) = if v4 { (GRADIENT_METHOD_V4, MIX_RULE_V4) } else { (GRADIENT_METHOD, MIX_RULE) };
+        if self.span.method != SPAN_METHOD || g.method != gradient_method || m.rule != rule {
+            return Err("unknown attribution method or mixing rule for the record's version".into());
+        }
+        let stated = [g.projection.is_some(), g.outlier_z_milli.is_some(), m.span_share_ppm.is_some()];
+        if stated != [v4; 3] {
+            return Err(format!(
+                "a version {} record {} gradient.projection, gradient.outlierZMilli and mix.spanSharePpm",
+                self.version,
+                if v4 { "must state" } else { "states no" }
+            ));
+        }
+        if let Some(p) = &g.projection
+            && ![ml::Projection::CountSketch, ml::Projection::DenseSign].iter().any(|x| x.name() == p)
+        {
+            return Err(format!("unknown projection {p:?}"));
+        }
+        if m.span_share_ppm.is_some_and(|s| s > 1_000_000) {
+            return Err("spanSharePpm is more than 10^6".into());
         }
         Ok(())
     }
@@ -353,6 +397,8 @@ pub(crate) mod tests {
                 checkpoints: vec![],
                 tolerance_ppm: GRADIENT_TOLERANCE_PPM,
                 credits: vec![],
+                projection: None,
+                outlier_z_milli: None,
             },
             mix: MixRecord {
                 span_weight_ppm: 500_000,
@@ -360,6 +406,7 @@ pub(crate) mod tests {
                 excluded: vec![],
                 rule: MIX_RULE.into(),
                 params_height: Some(40),
+                span_share_ppm: None,
             },
             credits: vec![(7, 1_000_000)],
             retrieval: None,
@@ -423,17 +470,64 @@ pub(crate) mod tests {
         }
     }
 
+    /// A well-formed version 4 record.
+    pub(crate) fn record_v4() -> AttributionRecord {
+        let r = record();
+        AttributionRecord {
+            version: 4,
+            gradient: GradientPartRecord {
+                method: GRADIENT_METHOD_V4.into(),
+                projection: Some("count-sketch".into()),
+                outlier_z_milli: Some(3_000),
+                ..r.gradient.clone()
+            },
+            mix: MixRecord { rule: MIX_RULE_V4.into(), span_share_ppm: Some(1_000_000), ..r.mix.clone() },
+            ..r
+        }
+    }
+
+    #[test]
+    fn version_4_states_its_methods_and_older_versions_do_not() {
+        let v4 = record_v4();
+        assert_eq!(AttributionRecord::decode(&v4.canonical_bytes()).unwrap(), v4);
+        let text = String::from_utf8(v4.canonical_bytes()).unwrap();
+        assert!(text.contains(r#""projection":"count-sketch""#) && text.contains(r#""spanSharePpm":1000000"#));
+        let bad = [
+            // A version 4 record with the old methods, or missing a v4 field.
+            AttributionRecord { gradient: record().gradient, ..record_v4() },
+            AttributionRecord { mix: MixRecord { span_share_ppm: None, ..record_v4().mix }, ..record_v4() },
+            AttributionRecord {
+                gradient: GradientPartRecord { projection: Some("mine".into()), ..record_v4().gradient },
+                ..record_v4()
+            },
+            AttributionRecord { mix: MixRecord { span_share_ppm: Some(1_000_001), ..record_v4().mix }, ..record_v4() },
+            // An older version claiming the new methods or fields.
+            AttributionRecord { version: 3, ..record_v4() },
+            AttributionRecord {
+                gradient: GradientPartRecord { outlier_z_milli: Some(3_000), ..record().gradient },
+                ..record()
+            },
+        ];
+        for b in bad {
+            assert!(AttributionRecord::decode(&b.canonical_bytes()).is_err(), "{b:?}");
+        }
+    }
+
     // The canonical bytes and hashes of the two records above, computed with
     // the code as it stood in `node::attribution` before it moved here: the
     // move, and any later change, must keep every record's bytes and hash.
     const V2_BYTES: &str = r#"{"adapterHash":"0x0303030303030303030303030303030303030303030303030303030303030303","baseModelHash":"0x0202020202020202020202020202020202020202020202020202020202020202","credits":[[7,1000000]],"datanets":[{"datanet":1,"version":2}],"gradient":{"checkpoints":[],"credits":[],"k":0,"method":"tracin-projected-lora","seed":0,"sketchHash":"0x0000000000000000000000000000000000000000000000000000000000000000","tolerancePpm":2000},"mix":{"excluded":[],"maxCredits":32,"paramsHeight":40,"rule":"span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing","spanWeightPpm":500000},"model":"m2","promptHash":"0x0404040404040404040404040404040404040404040404040404040404040404","receiptHash":"0x0101010101010101010101010101010101010101010101010101010101010101","response":"a b","responseTokens":[5,6],"span":{"credits":[[7,1000000]],"method":"maximal-spans-suffix-array","minSpanTokens":8,"spans":[{"charEnd":3,"charStart":0,"count":1,"rows":[[7,0]],"tokenEnd":2,"tokenStart":0}]},"version":2}"#;
     const V2_HASH: &str = "0x67428e5523dbcc3e9423f5b142818ec518af394453b4fd6efc867f44c8cb4272";
     const V1_BYTES: &str = r#"{"adapterHash":"0x0303030303030303030303030303030303030303030303030303030303030303","baseModelHash":"0x0202020202020202020202020202020202020202020202020202020202020202","credits":[[7,1000000]],"datanets":[{"datanet":1,"version":2}],"gradient":{"checkpoints":[{"hash":"0x0909090909090909090909090909090909090909090909090909090909090909","lrNano":100000}],"credits":[[3,250000],[7,750000]],"k":64,"method":"tracin-projected-lora","seed":11,"sketchHash":"0x0808080808080808080808080808080808080808080808080808080808080808","tolerancePpm":2000},"mix":{"excluded":[3],"maxCredits":32,"rule":"span and gradient ppm without the excluded (flagged) contributions, weighted by spanWeightPpm; one method alone when the other credits nothing","spanWeightPpm":500000},"model":"m2","promptHash":"0x0404040404040404040404040404040404040404040404040404040404040404","receiptHash":"0x0101010101010101010101010101010101010101010101010101010101010101","response":"é \"q\"\n","responseTokens":[5,6],"span":{"credits":[[7,1000000]],"method":"maximal-spans-suffix-array","minSpanTokens":8,"spans":[{"charEnd":3,"charStart":0,"count":1,"rows":[[7,0]],"tokenEnd":2,"tokenStart":0}]},"version":1}"#;
+    const V4_BYTES: &str = r#"{"adapterHash":"0x0303030303030303030303030303030303030303030303030303030303030303","baseModelHash":"0x0202020202020202020202020202020202020202020202020202020202020202","credits":[[7,1000000]],"datanets":[{"datanet":1,"version":2}],"gradient":{"checkpoints":[],"credits":[],"k":0,"method":"relative-cosine-lora","outlierZMilli":3000,"projection":"count-sketch","seed":0,"sketchHash":"0x0000000000000000000000000000000000000000000000000000000000000000","tolerancePpm":2000},"mix":{"excluded":[],"maxCredits":32,"paramsHeight":40,"rule":"span and gradient ppm without the excluded (flagged) contributions; the span part takes spanSharePpm: the share of answer tokens inside spans that credit a contribution, at least spanWeightPpm, when it credits anything; the gradient part the rest; one method alone when the other credits nothing","spanSharePpm":1000000,"spanWeightPpm":500000},"model":"m2","promptHash":"0x0404040404040404040404040404040404040404040404040404040404040404","receiptHash":"0x0101010101010101010101010101010101010101010101010101010101010101","response":"a b","responseTokens":[5,6],"span":{"credits":[[7,1000000]],"method":"maximal-spans-suffix-array","minSpanTokens":8,"spans":[{"charEnd":3,"charStart":0,"count":1,"rows":[[7,0]],"tokenEnd":2,"tokenStart":0}]},"version":4}"#;
+    const V4_HASH: &str = "0x25436a380ed31317a12795c8225bd8bd5cd0ca246fa5a56b2902613bfed5ce65";
     const V1_HASH: &str = "0xae6402ebbd880d7dfae725b82d9adc023046125e0e5b748b5a0656ed15721bba";
 
     #[test]
     fn canonical_bytes_and_hashes_are_stable() {
-        for (r, bytes, hash) in [(record(), V2_BYTES, V2_HASH), (record_v1(), V1_BYTES, V1_HASH)] {
+        for (r, bytes, hash) in
+            [(record(), V2_BYTES, V2_HASH), (record_v1(), V1_BYTES, V1_HASH), (record_v4(), V4_BYTES, V4_HASH)]
+        {
             assert_eq!(String::from_utf8(r.canonical_bytes()).unwrap(), bytes);
             assert_eq!(r.hash().to_string(), hash);
             assert_eq!(record_hash(&r.to_value()).to_string(), hash);
@@ -443,7 +537,7 @@ pub(crate) mod tests {
 
     #[test]
     fn canonical_round_trip() {
-        for r in [record(), record_v1()] {
+        for r in [record(), record_v1(), record_v4()] {
             let bytes = r.canonical_bytes();
             let back = AttributionRecord::decode(&bytes).unwrap();
             assert_eq!(back, r);

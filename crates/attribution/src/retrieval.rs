@@ -22,9 +22,7 @@ use primitives::Address;
 use primitives::rows::RowId;
 use serde_json::Value;
 
-use crate::record::{
-    AttributionRecord, DatanetVersionRef, RECORD_VERSION, RecordParams, RetrievalPartRecord, SpanRecord,
-};
+use crate::record::{AttributionRecord, DatanetVersionRef, RecordParams, RetrievalPartRecord, SpanRecord};
 use crate::{IndexKey, IndexRow, SpanIndex};
 
 pub(crate) const RETRIEVAL_METHOD: &str = "retrieved-row-spans";
@@ -223,7 +221,7 @@ pub fn add_retrieval(
     let part = retrieval_part(tok, inputs, &r.response_tokens, p.min_span_tokens, p.max_credits, share)?;
     let retrieved = crate::credits::without(&part.credits, &p.excluded);
     r.credits = combine(&r.credits, &retrieved, share, p.max_credits);
-    r.version = RECORD_VERSION;
+    r.version = r.version.max(3);
     r.retrieval = Some(part);
     r.validate()?;
     Ok(r.to_value())

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use attribution::{
     AttributionRecord, Check, Governed, GradientInputs, RecordParams, RetrievalInputs, RetrievedRow, SettledReceipt,
-    canonical, compute_record, record_credits, record_hash,
+    canonical, record_credits, record_hash,
 };
 use chain::Chain;
 use ml::{Model, TextTokenizer};
@@ -116,13 +116,24 @@ impl AttributionService {
             let height = st.head().map_err(|e| e.to_string())?.unwrap_or(0);
             RecordParams::from_state(&st, &r, height)?
         };
-        self.compute_with(model_id, &r, receipt_hash, prompt_hash, response, text, p, retrieved)
+        self.compute_with(
+            attribution::RECORD_VERSION,
+            model_id,
+            &r,
+            receipt_hash,
+            prompt_hash,
+            response,
+            text,
+            p,
+            retrieved,
+        )
     }
 
-    /// [`Self::compute`] with given parameters.
+    /// [`Self::compute`] with given parameters and the methods of record `version`.
     #[allow(clippy::too_many_arguments)]
     fn compute_with(
         &self,
+        version: u32,
         model_id: u64,
         r: &ModelRecord,
         receipt_hash: B256,
@@ -139,19 +150,19 @@ impl AttributionService {
             Some(self.spans.index(&self.datanets, &self.handle, &self.tokenizer, &versions)?)
         };
         let gradient = self.gradient_inputs(model_id, r)?;
-        let record = compute_record(
-            &self.model,
-            &self.tokenizer,
+        let inputs = attribution::Inputs {
+            model: &self.model,
+            tok: &self.tokenizer,
             model_id,
             r,
             receipt_hash,
             prompt_hash,
             response,
             text,
-            index.as_deref(),
-            gradient.as_deref(),
-            p.clone(),
-        )?;
+            index: index.as_deref(),
+            gradient: gradient.as_deref(),
+        };
+        let record = attribution::compute_record_version(version, &inputs, p.clone())?;
         match retrieved {
             Some(inputs) => attribution::add_retrieval(&record, &self.tokenizer, inputs, &p),
             None => Ok(record),
@@ -225,7 +236,8 @@ impl AttributionService {
             let prompt_hash = primitives::content_hash(prompt);
             let (response, text) = (&theirs.response_tokens, &theirs.response);
             let retrieved = theirs.retrieval.as_ref().map(|p| self.retrieval_inputs(p)).transpose()?;
-            self.compute_with(hold.modelId, r, receipt_hash, prompt_hash, response, text, stated, retrieved.as_ref())
+            let v = theirs.version;
+            self.compute_with(v, hold.modelId, r, receipt_hash, prompt_hash, response, text, stated, retrieved.as_ref())
         };
         attribution::judge(&receipt, record, prompt, &self.tokenizer, governed_at, recompute)
     }

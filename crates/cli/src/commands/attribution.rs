@@ -367,20 +367,20 @@ fn verify_receipt(
     };
     let gradient = attribution::GradientInputs::load(&r, &model.config, &|h| blob(http, h)).map_err(|e| anyhow!(e))?;
     let prompt_hash = typed.prompt_hash;
-    let mine = attribution::compute_record(
-        &model,
+    let inputs = attribution::Inputs {
+        model: &model,
         tok,
-        id,
-        &r,
-        receipt,
+        model_id: id,
+        r: &r,
+        receipt_hash: receipt,
         prompt_hash,
-        &response,
+        response: &response,
         text,
-        index.as_ref(),
-        gradient.as_ref(),
-        p.clone(),
-    )
-    .map_err(|e| anyhow!(e))?;
+        index: index.as_ref(),
+        gradient: gradient.as_ref(),
+    };
+    // With the methods of the record's version, so records made before still verify.
+    let mine = attribution::compute_record_version(typed.version, &inputs, p.clone()).map_err(|e| anyhow!(e))?;
     let mine = match &typed.retrieval {
         Some(part) => {
             let inputs = retrieval_inputs(http, auth, tok, part)?;
