@@ -99,6 +99,7 @@ pub struct AttributionQueue {
     state: Mutex<State>,
     /// Workers wait here for jobs; [`Self::stop`] for the queue to drain.
     changed: Condvar,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// Why a request cannot take a slot.
@@ -144,10 +145,12 @@ impl AttributionQueue {
             metrics,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
         });
         for i in 0..config.workers {
             let w = q.clone();
-            std::thread::Builder::new().name(format!("attribution-{i}")).spawn(move || w.work())?;
+            let t = std::thread::Builder::new().name(format!("attribution-{i}")).spawn(move || w.work())?;
+            q.workers.lock().unwrap().push(t);
         }
         Ok(q)
     }
@@ -293,8 +296,9 @@ impl AttributionQueue {
 
     /// Stop: refuse new answers, let the workers finish the queued jobs for up
     /// to `within`, then drop what is left (each logged: the fallback pays for
-    /// it). A job still computing at the deadline is left to finish on its
-    /// thread; this never waits longer than `within`.
+    /// it), and join the workers. A job still computing at the deadline is left
+    /// to finish on its thread (not joined): this never waits much longer than
+    /// `within`. Idempotent.
     pub fn stop(&self, within: Duration) {
         let deadline = Instant::now() + within;
         let mut st = self.state.lock().unwrap();
@@ -315,6 +319,21 @@ impl AttributionQueue {
             tracing::warn!("{} attribution job(s) still computing at shutdown, left to finish", st.computing);
         }
         self.gauge(&st);
+        self.changed.notify_all();
+        drop(st);
+        // Idle workers see `stopping` with nothing queued and return at once.
+        let mut workers = self.workers.lock().unwrap();
+        let (idle, busy): (Vec<_>, Vec<_>) = workers.drain(..).partition(|t| {
+            let wait_until = Instant::now() + Duration::from_millis(100);
+            while !t.is_finished() && Instant::now() < wait_until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            t.is_finished()
+        });
+        for t in idle {
+            let _ = t.join();
+        }
+        *workers = busy;
     }
 }
 

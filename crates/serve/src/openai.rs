@@ -4,7 +4,9 @@
 //! `POST /v1/retrieve` with the chat's `retrieval` field ([`crate::retrieval`]).
 //! Request and response shapes follow OpenAI's, so the official clients work
 //! unchanged; receipts ride along in an extra `receipt` field (and, when
-//! streaming, in the final chunk).
+//! streaming, in the final chunk), with the `attribution` summary when the
+//! record is ready within the queue's budget, else a pointer to
+//! `GET /v1/attribution/{receipt}` ([`crate::attribution_queue`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

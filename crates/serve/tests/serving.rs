@@ -1,8 +1,9 @@
 //! OpenLoRA on the tiny fixture model: mixed-adapter continuous batching gives
 //! each sequence exactly its solo output; a thousand adapters served through a
 //! byte-bounded cache; the OpenAI API over real HTTP (streaming and not),
-//! its refusals, and a client that disconnects mid-stream paying only for
-//! what it was sent.
+//! its refusals, a client that disconnects mid-stream paying only for
+//! what it was sent, and attribution beside the batch (answers that do not
+//! wait for it, a full queue refusing paid requests up front).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
