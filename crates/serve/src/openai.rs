@@ -122,7 +122,6 @@ pub trait Attributor: Send + Sync + 'static {
     /// Compute, keep and queue for posting the record of an answer (blocking);
     /// returns the summary the client sees, or why there is no record (the
     /// fallback then pays for the answer's data share).
-    #[allow(clippy::too_many_arguments)]
     fn attribute(
         &self,
         model: &ModelEntry,
