@@ -594,7 +594,8 @@ impl Attributor for GatedAttributor {
         if self.fail.load(Ordering::Relaxed) {
             return Err("the test asked for a failure".into());
         }
-        let summary = json!({"recordHash": primitives::content_hash(receipt_hash.as_slice()).to_string(), "credits": []});
+        let summary =
+            json!({"recordHash": primitives::content_hash(receipt_hash.as_slice()).to_string(), "credits": []});
         let record = json!({"record": {"receipt": receipt_hash.to_string(), "model": model.id, "tokens": response.len()},
                             "recordHash": summary["recordHash"], "summary": summary});
         self.records.lock().unwrap().insert(receipt_hash, (record, access));
@@ -609,7 +610,13 @@ impl Attributor for GatedAttributor {
 struct ReceiptedBilling(TestBilling, std::sync::atomic::AtomicU64);
 
 impl Billing for ReceiptedBilling {
-    fn reserve(&self, payer: Option<Address>, m: &ModelEntry, p: usize, max: usize) -> Result<Reservation, BillingError> {
+    fn reserve(
+        &self,
+        payer: Option<Address>,
+        m: &ModelEntry,
+        p: usize,
+        max: usize,
+    ) -> Result<Reservation, BillingError> {
         self.0.reserve(payer, m, p, max)
     }
     fn release(&self, r: Reservation) {
