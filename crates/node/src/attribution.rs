@@ -265,6 +265,13 @@ impl AttributionService {
 }
 
 impl serve::Attributor for AttributionService {
+    /// An adapter model has Datanets to attribute to; the base model only when
+    /// the answer retrieved rows (otherwise its data share goes to the
+    /// treasury at settlement, so there is nothing to attribute).
+    fn wants(&self, model: &serve::ModelEntry, retrieved: Option<&serve::Retrieved>) -> bool {
+        model.has_adapter || retrieved.is_some_and(|r| !r.passages.is_empty())
+    }
+
     fn attribute(
         &self,
         model: &serve::ModelEntry,
@@ -274,20 +281,12 @@ impl serve::Attributor for AttributionService {
         text: &str,
         access: serve::RecordAccess,
         retrieved: Option<&serve::Retrieved>,
-    ) -> Option<Value> {
-        // The base model without retrieval: no Datanets, its data share goes
-        // to the treasury at settlement, so there is nothing to attribute.
-        let inputs = retrieved.filter(|r| !r.passages.is_empty()).map(|r| self.inputs_of(r));
-        let inputs = match inputs.transpose() {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!("retrieved rows of {receipt_hash} not tokenised (the fallback will pay): {e}");
-                return None;
-            }
-        };
-        if !model.has_adapter && inputs.is_none() {
-            return None;
+    ) -> Result<Value, String> {
+        if !serve::Attributor::wants(self, model, retrieved) {
+            return Err(format!("m{} without retrieved rows has no Datanet to attribute to", model.id));
         }
+        let inputs = retrieved.filter(|r| !r.passages.is_empty()).map(|r| self.inputs_of(r));
+        let inputs = inputs.transpose().map_err(|e| format!("the retrieved rows are not tokenised: {e}"))?;
         let prompt_bytes: Vec<u8> = prompt.iter().flat_map(|t| t.to_le_bytes()).collect();
         // Kept (privately: the blob API serves no blob it cannot place, and a
         // prompt is never placed) for a reveal, should the record be challenged.
@@ -295,25 +294,10 @@ impl serve::Attributor for AttributionService {
             tracing::warn!("prompt of {receipt_hash} not stored (a challenge could not be answered): {e}");
         }
         let prompt_hash = primitives::content_hash(&prompt_bytes);
-        let record = match self.compute(model.id, receipt_hash, prompt_hash, response, text, inputs.as_ref()) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("attribution of {receipt_hash} failed (the fallback will pay): {e}");
-                return None;
-            }
-        };
+        let record = self.compute(model.id, receipt_hash, prompt_hash, response, text, inputs.as_ref())?;
         let hash = record_hash(&record);
-        let signed = json!({"record": record, "recordHash": hash.to_string(), "signature": self.sign(&hash),
-                            "signer": self.serving_key.address()});
-        if let Err(e) = self.handle.block_on(self.blobs.put(canonical(&record).into_bytes().into())) {
-            tracing::warn!("attribution record of {receipt_hash} not stored: {e}");
-        }
         let credits = record_credits(&record);
-        let retrieved_versions = inputs.map(|i| i.datanets).unwrap_or_default();
-        self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits.clone(), retrieved_versions));
-        self.record_blobs.lock().unwrap().insert(hash, access);
-        self.records.lock().unwrap().insert(receipt_hash, (signed, access));
-        Some(json!({
+        let summary = json!({
             "recordHash": hash.to_string(),
             "credits": credits.iter().map(|c| json!({"contribution": c.contributionId, "ppm": c.weightPpm})).collect::<Vec<_>>(),
             "spans": record["span"]["spans"].as_array().map(|a| a.len()).unwrap_or(0),
@@ -321,7 +305,19 @@ impl serve::Attributor for AttributionService {
                 "support": r["support"], "credits": r["credits"], "spans": r["spans"].as_array().map(|a| a.len()),
                 "shareBps": r["shareBps"],
             })),
-        }))
+        });
+        // The summary rides along, so a client whose answer carried the pending
+        // pointer shows what it would have shown (it is not part of the signed record).
+        let signed = json!({"record": record, "recordHash": hash.to_string(), "signature": self.sign(&hash),
+                            "signer": self.serving_key.address(), "summary": summary});
+        if let Err(e) = self.handle.block_on(self.blobs.put(canonical(&record).into_bytes().into())) {
+            tracing::warn!("attribution record of {receipt_hash} not stored: {e}");
+        }
+        let retrieved_versions = inputs.map(|i| i.datanets).unwrap_or_default();
+        self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits, retrieved_versions));
+        self.record_blobs.lock().unwrap().insert(hash, access);
+        self.records.lock().unwrap().insert(receipt_hash, (signed, access));
+        Ok(summary)
     }
 
     fn record(&self, receipt_hash: B256) -> Option<(Value, serve::RecordAccess)> {

@@ -130,6 +130,9 @@ pub struct ServingConfig {
     pub max_batch: usize,
     /// Milliseconds between settlement batches.
     pub settle_every_ms: u64,
+    /// Attribution beside the batch: workers, queue capacity, and how long an
+    /// answer waits for its summary.
+    pub attribution: serve::QueueConfig,
 }
 
 impl std::fmt::Debug for ServingConfig {
@@ -147,6 +150,7 @@ impl ServingConfig {
             adapter_cache_bytes: 256 << 20,
             max_batch: 32,
             settle_every_ms: 2000,
+            attribution: serve::QueueConfig::default(),
         }
     }
 }
@@ -670,6 +674,18 @@ pub struct ServingFile {
     /// Milliseconds between settlement batches.
     #[serde(default = "default_settle_every")]
     pub settle_every_ms: u64,
+    /// Threads computing attribution records beside the batch (default 1:
+    /// attribution itself uses every core).
+    #[serde(default = "default_attribution_workers")]
+    pub attribution_workers: usize,
+    /// Paid answers whose record is not yet being computed, at most (default
+    /// 64); beyond, paid requests are refused with 503 and `Retry-After`.
+    #[serde(default = "default_attribution_queue")]
+    pub attribution_queue: usize,
+    /// Milliseconds an answer waits for its attribution summary after its
+    /// last token (default 50); past it the answer points to the record.
+    #[serde(default = "default_attribution_wait_ms")]
+    pub attribution_wait_ms: u64,
 }
 
 fn default_adapter_cache_mb() -> u64 {
@@ -680,6 +696,15 @@ fn default_max_batch() -> usize {
 }
 fn default_settle_every() -> u64 {
     ServingConfig::dev().settle_every_ms
+}
+fn default_attribution_workers() -> usize {
+    serve::QueueConfig::default().workers
+}
+fn default_attribution_queue() -> usize {
+    serve::QueueConfig::default().capacity
+}
+fn default_attribution_wait_ms() -> u64 {
+    serve::QueueConfig::default().budget.as_millis() as u64
 }
 
 /// `[verifier]` of `openledger.toml`: judge attribution challenges as the
@@ -730,20 +755,49 @@ impl ServingFile {
                 msg: format!("serving.max_batch {} is not between 1 and 1024", self.max_batch),
             });
         }
+        let invalid = |msg: String| ConfigError::Invalid { path: path.into(), msg };
+        if !(1..=64).contains(&self.attribution_workers) {
+            return Err(invalid(format!(
+                "serving.attribution_workers {} is not between 1 and 64",
+                self.attribution_workers
+            )));
+        }
+        if !(1..=100_000).contains(&self.attribution_queue) {
+            return Err(invalid(format!(
+                "serving.attribution_queue {} is not between 1 and 100000",
+                self.attribution_queue
+            )));
+        }
+        if self.attribution_wait_ms > 60_000 {
+            return Err(invalid(format!("serving.attribution_wait_ms {} is over 60000", self.attribution_wait_ms)));
+        }
         Ok(ServingConfig {
             operator,
             serving_key,
             adapter_cache_bytes,
             max_batch: self.max_batch,
             settle_every_ms: self.settle_every_ms,
+            attribution: serve::QueueConfig {
+                workers: self.attribution_workers,
+                capacity: self.attribution_queue,
+                budget: std::time::Duration::from_millis(self.attribution_wait_ms),
+            },
         })
     }
 
     /// The `[serving]` section as `openledger.toml` holds it.
     pub fn to_toml(&self) -> String {
         format!(
-            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\nmax_batch = {}\nsettle_every_ms = {}\n",
-            self.operator_keystore, self.adapter_cache_mb, self.max_batch, self.settle_every_ms
+            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\nmax_batch = {}\nsettle_every_ms = {}\n\
+             # attribution beside the batch: worker threads, answers queued at most (then 503), wait for the summary\n\
+             attribution_workers = {}\nattribution_queue = {}\nattribution_wait_ms = {}\n",
+            self.operator_keystore,
+            self.adapter_cache_mb,
+            self.max_batch,
+            self.settle_every_ms,
+            self.attribution_workers,
+            self.attribution_queue,
+            self.attribution_wait_ms
         )
     }
 }
@@ -999,6 +1053,9 @@ mod tests {
             adapter_cache_mb: 64,
             max_batch: 8,
             settle_every_ms: 500,
+            attribution_workers: 2,
+            attribution_queue: 16,
+            attribution_wait_ms: 40,
         };
         let v = VerifierFile { relayer_keystore: "operator.json".into() };
         std::fs::write(&path, format!("genesis = \"genesis.json\"\n{}{}", s.to_toml(), v.to_toml())).unwrap();

@@ -102,6 +102,11 @@ pub const SERVER_DRAIN: Duration = Duration::from_secs(10);
 /// left unpaid.
 pub const SETTLE_ON_STOP: Duration = Duration::from_secs(30);
 
+/// How long [`Node::stop`] lets the attribution workers finish the queued
+/// jobs; past it the rest are dropped, each logged (no record is posted for
+/// them, so the fallback pays their data share).
+pub const ATTRIBUTE_ON_STOP: Duration = Duration::from_secs(30);
+
 /// The serving side of a node.
 pub struct Serving {
     pub openlora: Arc<serve::OpenLora>,
@@ -181,6 +186,8 @@ fn start_serving(
         );
         workers.push(verifier.start(every).map_err(|e| NodeError::Serving(format!("verifier thread: {e}")))?);
     }
+    let queue = serve::AttributionQueue::start(attribution.clone(), sc.attribution, engine.metrics.clone())
+        .map_err(|e| NodeError::Serving(format!("attribution threads: {e}")))?;
     let openlora = Arc::new(serve::OpenLora {
         engine,
         cache,
@@ -188,7 +195,7 @@ fn start_serving(
         billing: meter.clone(),
         limits: serve::Limits::default(),
         rate: Default::default(),
-        attributor: Some(attribution.clone()),
+        attributor: Some(queue),
         retriever: Some(retriever::RetrievalService::new(
             chain.clone(),
             datanets.clone(),
@@ -431,7 +438,8 @@ impl Node {
     /// requests in flight finish on the runtime: await [`Node::shutdown`] to wait
     /// for them), generation stops with an error to each caller, a running job
     /// stops at its next step (it resumes from its checkpoint at the next start),
-    /// the settlement and verifier rounds in progress finish, the receipts
+    /// the settlement and verifier rounds in progress finish, the attribution
+    /// jobs queued are computed (up to [`ATTRIBUTE_ON_STOP`]), the receipts
     /// billed and not yet settled are settled (up to [`SETTLE_ON_STOP`]; with
     /// [`Node::shutdown`] this includes the requests that were in flight), and
     /// the chain commits the block it is building and syncs every transaction
@@ -453,8 +461,12 @@ impl Node {
             w.stop();
         }
         // Billed answers are paid before the chain stops (the engine, stopped
-        // above, bills no more): the queue lives in memory only.
+        // above, bills no more): the queue lives in memory only. Their records
+        // are computed first (bounded), so those posted in the flush are there.
         if let Some(s) = &self.serving {
+            if let Some(q) = &s.openlora.attributor {
+                q.stop(ATTRIBUTE_ON_STOP);
+            }
             s.meter.flush(SETTLE_ON_STOP);
         }
         if let Some(mut v) = self.lifecycle.validator.lock().unwrap().take() {

@@ -107,6 +107,21 @@ pub struct Metrics {
     pub settlement_settled: AtomicU64,
     /// Receipts the chain refused for good, dropped (each logged with its hash).
     pub settlement_dropped: AtomicU64,
+    /// Attribution beside the batch: jobs waiting for a worker.
+    pub attribution_queued: AtomicU64,
+    /// Places held by paid answers still generating (they count against the capacity).
+    pub attribution_reserved: AtomicU64,
+    pub attribution_capacity: AtomicU64,
+    pub attribution_computing: AtomicU64,
+    pub attribution_computed: AtomicU64,
+    /// Jobs whose computation failed (no record: the fallback pays).
+    pub attribution_failed: AtomicU64,
+    /// Paid requests refused up front because the queue was full.
+    pub attribution_refused: AtomicU64,
+    /// Time to compute one record (on its worker).
+    pub attribution_seconds: Histogram,
+    /// From an answer's last token to its final chunk (or whole answer).
+    pub final_chunk_delay: Histogram,
     pub ttft: Histogram,
     pub itl: Histogram,
     pub step_time: Histogram,
@@ -137,6 +152,15 @@ impl Default for Metrics {
             settlement_stuck: AtomicU64::new(0),
             settlement_settled: AtomicU64::new(0),
             settlement_dropped: AtomicU64::new(0),
+            attribution_queued: AtomicU64::new(0),
+            attribution_reserved: AtomicU64::new(0),
+            attribution_capacity: AtomicU64::new(0),
+            attribution_computing: AtomicU64::new(0),
+            attribution_computed: AtomicU64::new(0),
+            attribution_failed: AtomicU64::new(0),
+            attribution_refused: AtomicU64::new(0),
+            attribution_seconds: Histogram::new(LATENCY),
+            final_chunk_delay: Histogram::new(LATENCY),
             ttft: Histogram::new(LATENCY),
             itl: Histogram::new(LATENCY),
             step_time: Histogram::new(LATENCY),
@@ -153,7 +177,7 @@ impl Metrics {
         let mut s = String::new();
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         // (name, type, help, value) of every counter and gauge.
-        let plain: [(&str, &str, &str, &AtomicU64); 19] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 26] = [
             ("openlora_queue_depth", "gauge", "Requests waiting for admission.", &self.queue_depth),
             ("openlora_batch_size", "gauge", "Sequences in the last step.", &self.batch_size),
             ("openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", &self.kv_free_blocks),
@@ -198,6 +222,48 @@ impl Metrics {
                 "Receipts the chain refused for good, dropped and logged.",
                 &self.settlement_dropped,
             ),
+            (
+                "openledger_attribution_queue_depth",
+                "gauge",
+                "Attribution jobs waiting for a worker.",
+                &self.attribution_queued,
+            ),
+            (
+                "openledger_attribution_queue_reserved",
+                "gauge",
+                "Places held by paid answers still generating (they count against the capacity).",
+                &self.attribution_reserved,
+            ),
+            (
+                "openledger_attribution_queue_capacity",
+                "gauge",
+                "Answers the attribution queue holds at most (generating or queued).",
+                &self.attribution_capacity,
+            ),
+            (
+                "openledger_attribution_computing",
+                "gauge",
+                "Attribution jobs being computed.",
+                &self.attribution_computing,
+            ),
+            (
+                "openledger_attribution_computed_total",
+                "counter",
+                "Attribution records computed.",
+                &self.attribution_computed,
+            ),
+            (
+                "openledger_attribution_failed_total",
+                "counter",
+                "Attribution jobs that failed (no record: the fallback pays).",
+                &self.attribution_failed,
+            ),
+            (
+                "openledger_attribution_refused_total",
+                "counter",
+                "Paid requests refused up front (503) because the attribution queue was full.",
+                &self.attribution_refused,
+            ),
         ];
         for (name, kind, help, v) in plain {
             s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n", ld(v)));
@@ -212,6 +278,16 @@ impl Metrics {
         self.step_time.render("openlora_step_seconds", "Time of one forward step.", &mut s);
         self.queue_wait.render("openlora_queue_wait_seconds", "Time a request waited for admission.", &mut s);
         self.adapter_load.render("openlora_adapter_load_seconds", "Time to load an adapter into the cache.", &mut s);
+        self.attribution_seconds.render(
+            "openledger_attribution_seconds",
+            "Time to compute one attribution record.",
+            &mut s,
+        );
+        self.final_chunk_delay.render(
+            "openlora_final_chunk_delay_seconds",
+            "Time from an answer's last token to its final chunk (billing, and the wait for its attribution summary).",
+            &mut s,
+        );
         s
     }
 }

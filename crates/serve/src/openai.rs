@@ -4,7 +4,9 @@
 //! `POST /v1/retrieve` with the chat's `retrieval` field ([`crate::retrieval`]).
 //! Request and response shapes follow OpenAI's, so the official clients work
 //! unchanged; receipts ride along in an extra `receipt` field (and, when
-//! streaming, in the final chunk).
+//! streaming, in the final chunk), with the `attribution` summary when the
+//! record is ready within the queue's budget, else a pointer to
+//! `GET /v1/attribution/{receipt}` ([`crate::attribution_queue`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,7 @@ use primitives::{Address, B256};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::attribution_queue::{AttributionQueue, Job, JobStatus, Outcome, Refusal, Slot, pending_pointer};
 use crate::billing::{Billing, BillingError, Usage};
 use crate::cache::AdapterCache;
 use crate::engine::{Engine, Event, Request, SubmitError};
@@ -106,10 +109,19 @@ impl RecordAccess {
     }
 }
 
-/// Phase two of a paid inference: which contributions influenced it. Called
-/// after billing with the receipt's hash; returns the summary the client sees
-/// (the full record is the implementation's to store and post).
+/// Phase two of a paid inference: which contributions influenced it. Run by
+/// an [`AttributionQueue`] worker after billing, with the receipt's hash, beside
+/// the batch (never while an answer waits more than its budget).
 pub trait Attributor: Send + Sync + 'static {
+    /// Whether an answer of `model` (with these retrieved rows) has anything to
+    /// attribute; when not, its request takes no place in the queue and its
+    /// answer carries no attribution. Cheap: asked before anything is reserved.
+    fn wants(&self, _model: &ModelEntry, _retrieved: Option<&Retrieved>) -> bool {
+        true
+    }
+    /// Compute, keep and queue for posting the record of an answer (blocking);
+    /// returns the summary the client sees, or why there is no record (the
+    /// fallback then pays for the answer's data share).
     fn attribute(
         &self,
         model: &ModelEntry,
@@ -119,7 +131,7 @@ pub trait Attributor: Send + Sync + 'static {
         text: &str,
         access: RecordAccess,
         retrieved: Option<&Retrieved>,
-    ) -> Option<Value>;
+    ) -> Result<Value, String>;
     /// The stored record of a receipt and who may read it, for `GET /v1/attribution/{receipt}`.
     fn record(&self, receipt_hash: B256) -> Option<(Value, RecordAccess)>;
 }
@@ -133,7 +145,9 @@ pub struct OpenLora {
     pub limits: Limits,
     /// Per-caller request rates, taken before a request's body is read.
     pub rate: RateLimits,
-    pub attributor: Option<Arc<dyn Attributor>>,
+    /// Attribution beside the batch: the bounded queue and workers around the
+    /// node's [`Attributor`] (`None`: answers carry no attribution).
+    pub attributor: Option<Arc<AttributionQueue>>,
     /// Retrieval over Datanets (`POST /v1/retrieve`, the chat's `retrieval` field).
     pub retriever: Option<Arc<dyn Retriever>>,
 }
@@ -197,14 +211,30 @@ async fn attribution_record(
     let Ok(h) = receipt.parse::<B256>() else {
         return bad("invalid_receipt", format!("{receipt:?} is not a receipt hash (0x + 64 hex digits)"));
     };
-    match s.attributor.as_ref().and_then(|a| a.record(h)) {
-        Some((v, access))
-            if access.allows(caller)
-                || matches!((caller, access.payer), (Some(c), Some(p)) if s.billing.acts_for(c, p)) =>
-        {
-            Json(v).into_response()
-        }
-        Some(_) => error_response(
+    let unknown = || {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "unknown_receipt",
+            format!("this node has no attribution record for receipt {h}"),
+        )
+    };
+    let Some(q) = &s.attributor else { return unknown() };
+    // The same readers for a record and for where its computation is, so a
+    // stranger learns no more of a pending record than of a ready one.
+    let may_read = |access: &RecordAccess| {
+        access.allows(caller) || matches!((caller, access.payer), (Some(c), Some(p)) if s.billing.acts_for(c, p))
+    };
+    let (access, status) = match q.attributor().record(h) {
+        Some((v, access)) if may_read(&access) => return Json(v).into_response(),
+        Some((_, access)) => (access, None),
+        None => match q.status(&h) {
+            Some((access, status)) => (access, Some(status)),
+            None => return unknown(),
+        },
+    };
+    if !may_read(&access) {
+        return error_response(
             StatusCode::FORBIDDEN,
             "permission_error",
             "record_forbidden",
@@ -217,13 +247,34 @@ async fn attribution_record(
                     None => ": authenticate as one of them".into(),
                 }
             ),
-        ),
-        None => error_response(
+        );
+    }
+    let no_record = |code: &str, what: &str, why: &str| {
+        error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "unknown_receipt",
-            format!("this node has no attribution record for receipt {h}"),
-        ),
+            code,
+            format!(
+                "the attribution of receipt {h} {what} ({why}): no record will be posted for it, so once \
+                 `inference.attribution_timeout_blocks` have passed after the receipt settled, its data share \
+                 goes to the fallback (the model's Datanet versions pro rata to their live rows; the treasury \
+                 for a model without Datanet versions)"
+            ),
+        )
+    };
+    let pending = |v: Value| {
+        let mut r = (StatusCode::ACCEPTED, Json(v)).into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    };
+    match status {
+        Some(JobStatus::Queued { position }) => {
+            pending(json!({"status": "pending", "receipt": h.to_string(), "position": position}))
+        }
+        Some(JobStatus::Computing) => pending(json!({"status": "computing", "receipt": h.to_string()})),
+        Some(JobStatus::Failed(e)) => no_record("attribution_failed", "failed on this node", &e),
+        Some(JobStatus::Dropped(e)) => no_record("attribution_dropped", "was dropped", &e),
+        None => unknown(),
     }
 }
 
@@ -690,6 +741,14 @@ async fn generate(
             return r;
         }
     };
+    // Before anything is reserved: a place for the answer's attribution, or 503.
+    let slot = match attribution_slot(&s, &p.model, retrieved.as_ref()) {
+        Ok(slot) => slot,
+        Err(r) => {
+            s.engine.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            return r;
+        }
+    };
     let payer = caller.0;
     // Reserve the most this request can cost before generating anything.
     let reservation = match s.billing.reserve(payer, &p.model, p.prompt.len(), p.params.max_tokens) {
@@ -757,6 +816,7 @@ async fn generate(
         delivered: 0,
         text: String::new(),
         retrieved,
+        slot,
     };
     if !p.stream {
         return whole(ctx, rx, kind, id, created, model_name).await;
@@ -777,17 +837,60 @@ struct GenCtx {
     text: String,
     /// The rows a retrieval put in the prompt.
     retrieved: Option<Retrieved>,
+    /// The answer's place in the attribution queue (none: nothing to attribute).
+    slot: Option<Slot>,
+}
+
+/// An answer's attribution job, queued: its receipt and where the outcome arrives.
+type Pending = (B256, tokio::sync::oneshot::Receiver<Outcome>);
+
+/// A place in the attribution queue for an answer that will be attributed
+/// (none for one that will not), or the 503 that refuses the request when the
+/// queue is full: no answer is served whose record could not be computed.
+#[allow(clippy::result_large_err)] // the error is the HTTP answer, as in `prepare`
+fn attribution_slot(s: &OpenLora, model: &ModelEntry, retrieved: Option<&Retrieved>) -> Result<Option<Slot>, Response> {
+    let Some(q) = &s.attributor else { return Ok(None) };
+    if !q.attributor().wants(model, retrieved) {
+        return Ok(None);
+    }
+    let (code, msg, retry_after) = match q.admit() {
+        Ok(slot) => return Ok(Some(slot)),
+        Err(Refusal::Full { capacity, retry_after }) => (
+            "attribution_queue_full",
+            format!(
+                "this node is attributing as many answers as its queue holds ({capacity}); nothing was reserved \
+                 or charged: retry in {retry_after} s"
+            ),
+            retry_after,
+        ),
+        Err(Refusal::Stopping) => ("node_stopping", "this node is stopping; nothing was charged".to_string(), 5),
+    };
+    let mut r = error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", code, msg);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    Err(r)
+}
+
+/// The answer's attribution: the summary when its record is ready within the
+/// queue's budget, else the pointer to `GET /v1/attribution/{receipt}`; null
+/// when there is nothing to attribute or the computation failed (as before).
+async fn attribution_of(s: &OpenLora, pending: Option<Pending>) -> Value {
+    let (Some(q), Some((h, rx))) = (&s.attributor, pending) else { return Value::Null };
+    match tokio::time::timeout(q.budget(), rx).await {
+        Ok(Ok(Ok(summary))) => summary,
+        Ok(_) => Value::Null,
+        Err(_) => pending_pointer(&h),
+    }
 }
 
 impl GenCtx {
     /// Bill what was delivered; the receipt, and (for a complete answer whose
-    /// tokens are known) the attribution summary.
+    /// tokens are known) its attribution job, queued.
     fn settle(
         &mut self,
         completion_tokens: usize,
         text: &str,
         tokens: Option<&[u32]>,
-    ) -> (Option<Value>, Option<Value>) {
+    ) -> (Option<Value>, Option<Pending>) {
         let Some(r) = self.reservation.take() else { return (None, None) };
         let model = r.model.clone();
         let usage = Usage { prompt_tokens: self.prompt_tokens, completion_tokens };
@@ -802,13 +905,24 @@ impl GenCtx {
         let hash = receipt.as_ref().and_then(|v| v["hash"].as_str()).and_then(|h| h.parse::<B256>().ok());
         let party = |k: &str| receipt.as_ref().and_then(|v| v[k].as_str()).and_then(|a| a.parse::<Address>().ok());
         let access = RecordAccess { payer: party("payer"), operator: party("operator"), public: self.public_record };
-        let attribution = match (&self.s.attributor, hash, tokens) {
-            (Some(a), Some(h), Some(t)) => {
-                a.attribute(&model, h, &self.prompt, t, text, access, self.retrieved.as_ref())
+        // Without a receipt or the answer's tokens there is nothing to attribute:
+        // the slot, dropped with this context, frees its place.
+        let pending = match (self.slot.take(), hash, tokens) {
+            (Some(slot), Some(h), Some(t)) => {
+                let job = Job {
+                    model,
+                    receipt_hash: h,
+                    prompt: self.prompt.clone(),
+                    response: t.to_vec(),
+                    text: text.to_string(),
+                    access,
+                    retrieved: self.retrieved.clone(),
+                };
+                Some((h, AttributionQueue::enqueue(slot, job)))
             }
             _ => None,
         };
-        (receipt, attribution)
+        (receipt, pending)
     }
 }
 
@@ -839,9 +953,11 @@ async fn whole(
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation_failed", e),
     };
     ctx.delivered = o.completion_tokens;
-    // Billing and attribution do blocking work (signing, tracing, gradients).
-    let (receipt, attribution) =
-        tokio::task::block_in_place(|| ctx.settle(o.completion_tokens, &o.text, Some(&o.tokens)));
+    let last_token = std::time::Instant::now();
+    // Billing signs (blocking work); attribution runs beside, waited for within its budget.
+    let (receipt, pending) = tokio::task::block_in_place(|| ctx.settle(o.completion_tokens, &o.text, Some(&o.tokens)));
+    let attribution = attribution_of(&ctx.s, pending).await;
+    ctx.s.engine.metrics.final_chunk_delay.observe(last_token.elapsed());
     let choice = match kind {
         Kind::Chat => json!({
             "index": 0,
@@ -939,8 +1055,11 @@ fn stream(
                 }
                 Some(Event::Done(o)) => {
                     st.ctx.delivered = o.completion_tokens;
-                    let (receipt, attribution) =
+                    let last_token = std::time::Instant::now();
+                    let (receipt, pending) =
                         tokio::task::block_in_place(|| st.ctx.settle(o.completion_tokens, &o.text, Some(&o.tokens)));
+                    let attribution = attribution_of(&st.ctx.s, pending).await;
+                    st.ctx.s.engine.metrics.final_chunk_delay.observe(last_token.elapsed());
                     let c = match kind {
                         Kind::Chat => {
                             json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(o.finish)})
@@ -949,7 +1068,7 @@ fn stream(
                             json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(o.finish)})
                         }
                     };
-                    let extra = (receipt.unwrap_or(Value::Null), attribution.unwrap_or(Value::Null));
+                    let extra = (receipt.unwrap_or(Value::Null), attribution);
                     st.done = true;
                     if include_usage {
                         let usage = usage_json(o.prompt_tokens, o.completion_tokens);

@@ -1,8 +1,9 @@
 //! OpenLoRA on the tiny fixture model: mixed-adapter continuous batching gives
 //! each sequence exactly its solo output; a thousand adapters served through a
 //! byte-bounded cache; the OpenAI API over real HTTP (streaming and not),
-//! its refusals, and a client that disconnects mid-stream paying only for
-//! what it was sent.
+//! its refusals, a client that disconnects mid-stream paying only for
+//! what it was sent, and attribution beside the batch (answers that do not
+//! wait for it, a full queue refusing paid requests up front).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -552,4 +553,256 @@ fn callers_are_rate_limited_before_their_request_is_read_anonymous_ones_by_netwo
     assert_eq!(st, 429, "{b}");
     assert_eq!(tokenized(&metrics), work);
     assert_eq!(billing.billed.lock().unwrap().len(), 3);
+}
+
+/// An attributor that computes nothing until the test opens its gate, so the
+/// queue's states can be seen through the API; it fails on request.
+#[derive(Default)]
+struct GatedAttributor {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    fail: AtomicBool,
+    records: Mutex<HashMap<B256, (Value, RecordAccess)>>,
+}
+
+impl GatedAttributor {
+    fn set_open(&self, open: bool) {
+        *self.open.lock().unwrap() = open;
+        self.opened.notify_all();
+    }
+}
+
+impl Attributor for GatedAttributor {
+    fn wants(&self, model: &ModelEntry, _retrieved: Option<&Retrieved>) -> bool {
+        model.has_adapter
+    }
+    fn attribute(
+        &self,
+        model: &ModelEntry,
+        receipt_hash: B256,
+        _prompt: &[u32],
+        response: &[u32],
+        _text: &str,
+        access: RecordAccess,
+        _retrieved: Option<&Retrieved>,
+    ) -> Result<Value, String> {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        drop(open);
+        if self.fail.load(Ordering::Relaxed) {
+            return Err("the test asked for a failure".into());
+        }
+        let summary =
+            json!({"recordHash": primitives::content_hash(receipt_hash.as_slice()).to_string(), "credits": []});
+        let record = json!({"record": {"receipt": receipt_hash.to_string(), "model": model.id, "tokens": response.len()},
+                            "recordHash": summary["recordHash"], "summary": summary});
+        self.records.lock().unwrap().insert(receipt_hash, (record, access));
+        Ok(summary)
+    }
+    fn record(&self, receipt_hash: B256) -> Option<(Value, RecordAccess)> {
+        self.records.lock().unwrap().get(&receipt_hash).cloned()
+    }
+}
+
+/// [`TestBilling`] whose receipts have a hash and a payer (what attribution keys on).
+struct ReceiptedBilling(TestBilling, std::sync::atomic::AtomicU64);
+
+impl Billing for ReceiptedBilling {
+    fn reserve(
+        &self,
+        payer: Option<Address>,
+        m: &ModelEntry,
+        p: usize,
+        max: usize,
+    ) -> Result<Reservation, BillingError> {
+        self.0.reserve(payer, m, p, max)
+    }
+    fn release(&self, r: Reservation) {
+        self.0.release(r)
+    }
+    fn bill(&self, r: Reservation, u: Usage, req: B256, resp: B256) -> Result<Option<Value>, BillingError> {
+        let (payer, n) = (r.payer, self.1.fetch_add(1, Ordering::Relaxed));
+        let mut v = self.0.bill(r, u, req, resp)?.unwrap();
+        v["hash"] = json!(primitives::content_hash(&n.to_le_bytes()).to_string());
+        v["payer"] = json!(payer.to_string());
+        v["operator"] = json!(Address::repeat_byte(9).to_string());
+        Ok(Some(v))
+    }
+}
+
+/// Two API keys: the payer's (`sk-test`) and a stranger's (`sk-other`).
+struct TwoKeys;
+impl httpapi::ApiKeyResolver for TwoKeys {
+    fn resolve(&self, h: &B256) -> Option<Address> {
+        if *h == httpapi::auth::api_key_hash("sk-test") {
+            Some(Address::repeat_byte(7))
+        } else {
+            (*h == httpapi::auth::api_key_hash("sk-other")).then(|| Address::repeat_byte(8))
+        }
+    }
+}
+
+/// GET `path` as `key`: (status, Retry-After, body).
+fn get_as(addr: &str, path: &str, key: Option<&str>) -> (u16, Option<String>, Value) {
+    let headers: Vec<(&str, String)> = key.map(|k| ("Authorization", format!("Bearer {k}"))).into_iter().collect();
+    let r = rpc::http::HttpClient::new(addr).request("GET", path, &headers, b"").unwrap();
+    let retry = r.header("retry-after").map(str::to_string);
+    (r.status, retry, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+/// Poll the record route until `done` holds of its answer (bounded, no timing asserted).
+fn poll_record(addr: &str, receipt: &str, done: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    for _ in 0..1000 {
+        let (st, _, v) = get_as(addr, &format!("/v1/attribution/{receipt}"), Some("sk-test"));
+        if done(st, &v) {
+            return (st, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the attribution of {receipt} never got there");
+}
+
+#[test]
+fn answers_do_not_wait_for_attribution_and_a_full_queue_refuses_paid_requests_up_front() {
+    let (m0, t0) = tiny();
+    let (m, t) = no_eos(&m0, &t0);
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(m.clone(), t.clone(), EngineConfig::default(), metrics.clone());
+    let cache =
+        AdapterCache::new(1 << 20, Arc::new(Source { model: m.clone(), loads: Mutex::new(0) }), metrics.clone());
+    let billing = Arc::new(ReceiptedBilling(
+        TestBilling { limit: 1_000_000, billed: Mutex::new(vec![]), reserved: Mutex::new(0) },
+        Default::default(),
+    ));
+    let gate = Arc::new(GatedAttributor::default());
+    let config = QueueConfig { workers: 1, capacity: 1, ..Default::default() };
+    let queue = AttributionQueue::start(gate.clone(), config, metrics.clone()).unwrap();
+    let svc = Arc::new(OpenLora {
+        engine,
+        cache,
+        models: Arc::new(Dir { base: m.hash }),
+        billing: billing.clone(),
+        limits: Limits::default(),
+        rate: Default::default(),
+        attributor: Some(queue.clone()),
+        retriever: None,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cfg = httpapi::ServerConfig { api_keys: Arc::new(TwoKeys), ..Default::default() };
+    rt.spawn(httpapi::serve_with(listener, routes(svc.clone()), cfg, std::future::pending()));
+    let chat = |model: &str, stream: bool| {
+        format!(
+            r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}],"max_tokens":4,"temperature":0,"stream":{stream}}}"#
+        )
+    };
+
+    // The gate is closed: the whole answer arrives with its receipt and a pointer to the record.
+    let (st, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", false));
+    assert_eq!(st, 200, "{body}");
+    let a: Value = serde_json::from_str(&body).unwrap();
+    let ra = a["receipt"]["hash"].as_str().unwrap().to_string();
+    assert_eq!(
+        a["attribution"],
+        json!({"status": "pending", "receipt": ra, "record": format!("/v1/attribution/{ra}")}),
+        "{a}"
+    );
+    // Its record is on its way: 202 (queued, then computing), to the payer only.
+    let (st, v) = poll_record(&addr, &ra, |_, v| v["status"] == "computing");
+    assert_eq!((st, &v["receipt"]), (202, &json!(ra)), "{v}");
+    for stranger in [None, Some("sk-other")] {
+        let (st, _, v) = get_as(&addr, &format!("/v1/attribution/{ra}"), stranger);
+        assert_eq!((st, &v["error"]["code"]), (403, &json!("record_forbidden")), "{v}");
+    }
+
+    // Streamed: the final chunk carries the receipt and the pointer; its job waits behind the first.
+    let (st, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", true));
+    assert_eq!(st, 200, "{body}");
+    let last: Value = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .next_back()
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length", "{last}");
+    let rb = last["receipt"]["hash"].as_str().unwrap().to_string();
+    assert_eq!(last["attribution"]["status"], "pending", "{last}");
+    assert_eq!(last["attribution"]["record"], format!("/v1/attribution/{rb}"));
+    let (st, retry, v) = get_as(&addr, &format!("/v1/attribution/{rb}"), Some("sk-test"));
+    assert_eq!((st, retry.as_deref()), (202, Some("1")), "{v}");
+    assert_eq!(v, json!({"status": "pending", "receipt": rb, "position": 1}));
+
+    // The queue is full (capacity 1): a paid request is refused before anything
+    // is reserved or charged; an answer with nothing to attribute is still served.
+    let billed = billing.0.billed.lock().unwrap().len();
+    let r = rpc::http::HttpClient::new(&addr)
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            &[("Content-Type", "application/json".into()), ("Authorization", "Bearer sk-test".into())],
+            chat("m2", false).as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    let e: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(e["error"]["code"], "attribution_queue_full", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("nothing was reserved"), "{e}");
+    assert_eq!(*billing.0.reserved.lock().unwrap(), 0, "nothing reserved");
+    assert_eq!(billing.0.billed.lock().unwrap().len(), billed, "nothing billed");
+    let (st, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m1", false));
+    assert_eq!(st, 200, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["attribution"].is_null(), "{body}");
+    let text = get(&addr, "/metrics");
+    for line in [
+        "openledger_attribution_refused_total 1",
+        "openledger_attribution_queue_depth 1",
+        "openledger_attribution_queue_capacity 1",
+        "openledger_attribution_computing 1",
+        "openledger_attribution_computed_total 0",
+        "openlora_final_chunk_delay_seconds_count 3",
+    ] {
+        assert!(text.contains(line), "metrics lack {line:?}:\n{text}");
+    }
+
+    // The gate opens: both records are served as they are kept.
+    gate.set_open(true);
+    for r in [&ra, &rb] {
+        let (_, v) = poll_record(&addr, r, |st, _| st == 200);
+        assert_eq!(v["record"]["receipt"], json!(r), "{v}");
+        assert!(v["summary"]["recordHash"].is_string(), "{v}");
+    }
+    assert!(get(&addr, "/metrics").contains("openledger_attribution_computed_total 2"));
+
+    // A computation that fails: no record; the route says why, and who pays.
+    gate.fail.store(true, Ordering::Relaxed);
+    let (_, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", false));
+    let rc = serde_json::from_str::<Value>(&body).unwrap()["receipt"]["hash"].as_str().unwrap().to_string();
+    let (st, v) = poll_record(&addr, &rc, |st, _| st != 202);
+    assert_eq!((st, &v["error"]["code"]), (404, &json!("attribution_failed")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("fallback"), "{v}");
+    gate.fail.store(false, Ordering::Relaxed);
+
+    // Shutdown with one job computing and one queued: the stop is bounded, the
+    // queued job is dropped (and says so), new paid requests are refused.
+    gate.set_open(false);
+    let (_, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", false));
+    let rd = serde_json::from_str::<Value>(&body).unwrap()["receipt"]["hash"].as_str().unwrap().to_string();
+    poll_record(&addr, &rd, |_, v| v["status"] == "computing");
+    let (_, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", false));
+    let re = serde_json::from_str::<Value>(&body).unwrap()["receipt"]["hash"].as_str().unwrap().to_string();
+    queue.stop(std::time::Duration::from_millis(100));
+    let (st, _, v) = get_as(&addr, &format!("/v1/attribution/{re}"), Some("sk-test"));
+    assert_eq!((st, &v["error"]["code"]), (404, &json!("attribution_dropped")), "{v}");
+    let (st, body) = post(&addr, "/v1/chat/completions", Some("sk-test"), &chat("m2", false));
+    assert_eq!(st, 503, "{body}");
+    assert!(body.contains("node_stopping"), "{body}");
+    gate.set_open(true);
+    let (st, _) = poll_record(&addr, &rd, |st, _| st != 202);
+    assert_eq!(st, 200, "the job computing at the stop finishes on its thread");
+    svc.engine.stop();
 }

@@ -122,6 +122,15 @@ pub enum RewardsCmd {
 
 fn get_json(http: &HttpArgs, path: &str, headers: &[(&str, String)]) -> anyhow::Result<Value> {
     let (status, body) = http.request("GET", path, headers, b"")?;
+    if status == 202 {
+        // Computed beside the batch: queued or computing, not yet a record.
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let at = v["position"].as_u64().map(|n| format!(", position {n} in the queue")).unwrap_or_default();
+        bail!(
+            "GET {path}: the record is not ready yet ({}{at}); try again in a moment",
+            v["status"].as_str().unwrap_or("pending")
+        );
+    }
     if status != 200 {
         bail!("GET {path}: {status}: {}", error_message(&body));
     }

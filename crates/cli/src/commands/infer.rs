@@ -149,6 +149,66 @@ pub fn answer(http: &HttpArgs, path: &str, key: &str, body: &Value, public_attri
     Ok(serde_json::from_slice(&resp)?)
 }
 
+/// How long a client waits for an attribution record computed beside the batch.
+pub const ATTRIBUTION_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The node answers before its attribution record is ready (it is computed
+/// beside the batch): when `answer` (a whole answer, or a stream's final chunk)
+/// carries the pending pointer, poll the record as the payer (`key`) until it
+/// is ready, printing its progress on stderr, and put its summary where the
+/// pointer was. Bounded by [`ATTRIBUTION_WAIT`]; a record that never comes
+/// (failed, dropped, too slow) leaves the answer as it is (paid, its receipt
+/// valid) with the reason in `attribution.error`.
+pub fn await_attribution(http: &HttpArgs, key: &str, answer: &mut Value) -> anyhow::Result<()> {
+    let pointer = &answer["attribution"];
+    let Some(path) = pointer["record"].as_str().filter(|_| pointer["status"] == "pending").map(str::to_string) else {
+        return Ok(());
+    };
+    let receipt = pointer["receipt"].as_str().unwrap_or("?").to_string();
+    let deadline = std::time::Instant::now() + ATTRIBUTION_WAIT;
+    let mut shown = String::new();
+    let headers = [("Authorization", format!("Bearer {key}"))];
+    let why = loop {
+        let (status, body) = http.request("GET", &path, &headers, b"")?;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match status {
+            200 => {
+                // A node that keeps no summary beside the record: its hash at least.
+                answer["attribution"] = if v["summary"].is_object() {
+                    v["summary"].clone()
+                } else {
+                    json!({"recordHash": v["recordHash"]})
+                };
+                if !shown.is_empty() {
+                    eprintln!("attribution of receipt {receipt}: ready");
+                }
+                return Ok(());
+            }
+            202 => {
+                let line = match v["position"].as_u64() {
+                    Some(n) => format!("queued (position {n})"),
+                    None => "computing".to_string(),
+                };
+                if line != shown {
+                    eprintln!("attribution of receipt {receipt}: {line}…");
+                    shown = line;
+                }
+            }
+            _ => break format!("{status}: {}", super::httpc::error_message(&body)),
+        }
+        if std::time::Instant::now() >= deadline {
+            break format!(
+                "not ready after {} s; read it later with `openledger attribution show {receipt}`",
+                ATTRIBUTION_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    eprintln!("no attribution record for receipt {receipt}: {why}");
+    answer["attribution"]["error"] = json!(why);
+    Ok(())
+}
+
 pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
     let key = api_key(a.api_key.as_deref(), a.data_dir.as_deref())?;
     let (path, mut body) = if a.completion {
@@ -173,7 +233,8 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(&body)?;
     let headers = headers(&key, a.public_attribution);
     if !a.stream {
-        let v = answer(&a.http, path, &key, &body, a.public_attribution)?;
+        let mut v = answer(&a.http, path, &key, &body, a.public_attribution)?;
+        await_attribution(&a.http, &key, &mut v)?;
         let text =
             if a.completion { v["choices"][0]["text"].clone() } else { v["choices"][0]["message"]["content"].clone() };
         out.print(
@@ -186,12 +247,13 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
                     })
                     .unwrap_or_default();
                 format!(
-                    "{}{sources}\n\n[{} tokens in, {} out; cost {} base units; receipt {}]",
+                    "{}{sources}\n\n[{} tokens in, {} out; cost {} base units; receipt {}]{}",
                     text.as_str().unwrap_or(""),
                     v["usage"]["prompt_tokens"],
                     v["usage"]["completion_tokens"],
                     v["receipt"]["cost"].as_str().unwrap_or("?"),
-                    v["receipt"]["hash"].as_str().unwrap_or("none")
+                    v["receipt"]["hash"].as_str().unwrap_or("none"),
+                    attribution_line(&v["attribution"])
                 )
             },
             v.clone(),
@@ -225,14 +287,30 @@ pub fn infer(a: InferArgs, out: Out) -> anyhow::Result<()> {
         }
         last = v;
     }
+    await_attribution(&a.http, &key, &mut last)?;
     if out.json {
         out.print(String::new, last);
     } else {
         println!(
-            "\n\n[{} tokens out; receipt {}]",
+            "\n\n[{} tokens out; receipt {}]{}",
             last["usage"]["completion_tokens"],
-            last["receipt"]["hash"].as_str().unwrap_or("none")
+            last["receipt"]["hash"].as_str().unwrap_or("none"),
+            attribution_line(&last["attribution"])
         );
     }
     Ok(())
+}
+
+/// The attribution summary as one line after the answer ("" when there is none).
+fn attribution_line(a: &Value) -> String {
+    let Some(record) = a["recordHash"].as_str() else { return String::new() };
+    let credits = a["credits"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let shown: Vec<String> = credits
+        .iter()
+        .map(|c| format!("contribution {} {:.2}%", c["contribution"], c["ppm"].as_f64().unwrap_or(0.0) / 1e4))
+        .collect();
+    format!(
+        "\n[attribution record {record}: {}]",
+        if shown.is_empty() { "no contribution credited (the fallback pays)".to_string() } else { shown.join(", ") }
+    )
 }

@@ -207,6 +207,9 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
         adapter_cache_mb: 256,
         max_batch: 32,
         settle_every_ms: 2000,
+        attribution_workers: 1,
+        attribution_queue: 64,
+        attribution_wait_ms: 50,
     };
     let verifier = node::VerifierFile { relayer_keystore: "operator.json".into() };
     Ok(config_with_peers(a, operator, &others, rpc, http, p2p, gossip)? + &serving.to_toml() + &verifier.to_toml())
