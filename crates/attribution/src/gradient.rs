@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use factory::Sketches;
 use ml::{Checkpoint, LoraAdapter, LoraConfig, Model};
 use primitives::B256;
+use rayon::prelude::*;
 use runtime::models::ModelRecord;
 use serde_json::Value;
 
@@ -81,12 +82,15 @@ pub const OUTLIER_Z_MILLI: u32 = 3_000;
 /// The answer's projected gradient at each kept checkpoint, with the sketches' projection.
 fn answer_projections(model: &Model, g: &GradientInputs, response: &[u32]) -> Result<Vec<Vec<f32>>, String> {
     let mask: Vec<bool> = (0..response.len()).map(|i| i > 0).collect();
-    let mut proj = Vec::with_capacity(g.checkpoints.len());
-    for (_, a) in &g.checkpoints {
-        let grad = ml::sequence_gradients(model, a, response, &mask).map_err(|e| e.to_string())?;
-        proj.push(g.sketches.projection.apply(&grad, g.sketches.seed, g.sketches.k));
-    }
-    Ok(proj)
+    // Checkpoints in parallel: each gradient is the same whatever the thread
+    // count (ml's tests), so the record is too.
+    g.checkpoints
+        .par_iter()
+        .map(|(_, a)| {
+            let grad = ml::sequence_gradients(model, a, response, &mask).map_err(|e| e.to_string())?;
+            Ok(g.sketches.projection.apply(&grad, g.sketches.seed, g.sketches.k))
+        })
+        .collect()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use ml::{Checkpoint, Model, TextTokenizer, TrainConfig, Trainer};
 use primitives::B256;
 use serde::{Deserialize, Serialize};
@@ -124,6 +126,8 @@ pub struct Metrics {
 }
 
 const RESUME: &str = "resume.safetensors";
+/// Rows sketched between cancellation checks and progress reports.
+const SKETCH_CHUNK: usize = 16;
 
 /// The optimiser steps at which checkpoints are kept: `keep` evenly spaced, the last at `total`.
 pub fn kept_steps(total: u64, keep: usize) -> Vec<u64> {
@@ -337,19 +341,32 @@ pub fn run(
     let projection = ml::Projection::CountSketch;
     let lrs = checkpoints.iter().map(|c| c.learning_rate).collect();
     let mut w = SketchWriter::new(projection, spec.sketch_k, spec.seed, lrs);
-    for (i, row) in data.train.iter().enumerate() {
+    // Rows in parallel (a short row's backward pass leaves cores idle); each
+    // row's gradient does not depend on the thread count or schedule
+    // (ml's `loss_and_gradients_do_not_depend_on_the_thread_count`), and rows
+    // are written in training order, so the blob is the same bytes as serially.
+    let mut done = 0usize;
+    for chunk in data.train.chunks(SKETCH_CHUNK) {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let mut per_ck = Vec::with_capacity(ck_adapters.len());
-        for a in &ck_adapters {
-            let g = ml::sequence_gradients(model, a, &row.tokens, &row.target)?;
-            per_ck.push(projection.apply(&g, spec.seed, spec.sketch_k));
+        let sketched: Vec<Vec<Vec<f32>>> = chunk
+            .par_iter()
+            .map(|row| {
+                ck_adapters
+                    .iter()
+                    .map(|a| {
+                        let g = ml::sequence_gradients(model, a, &row.tokens, &row.target)?;
+                        Ok(projection.apply(&g, spec.seed, spec.sketch_k))
+                    })
+                    .collect::<Result<Vec<_>, FactoryError>>()
+            })
+            .collect::<Result<_, _>>()?;
+        for (row, per_ck) in chunk.iter().zip(&sketched) {
+            w.push(row.id, row.contributor, per_ck);
         }
-        w.push(row.id, row.contributor, &per_ck);
-        if i % 16 == 0 || i + 1 == data.train.len() {
-            progress(Progress::at("sketching", i as u64 + 1, data.train.len() as u64));
-        }
+        done += chunk.len();
+        progress(Progress::at("sketching", done as u64, data.train.len() as u64));
     }
     write_atomic(&dir.join(&sketch_file), &w.finish())?;
     let sketch_seconds = sketch_started.elapsed().as_secs_f64();

@@ -143,11 +143,10 @@ fn count_sketch(grad: &[f32], seed: u64, k: usize) -> Vec<f32> {
         for (q, &g) in chunk.iter().enumerate() {
             let h = (w >> (16 * q)) & 0xFFFF;
             let bucket = (((h >> 1) * k) >> 15) as usize;
-            if h & 1 == 1 {
-                acc[bucket] -= g as f64;
-            } else {
-                acc[bucket] += g as f64;
-            }
+            // Branch-free: the sign bit of g flipped when h is odd (exactly
+            // −g, so the sums are those of the definition, bit for bit).
+            let signed = f64::from_bits((g as f64).to_bits() ^ ((h & 1) << 63));
+            acc[bucket] += signed;
         }
     }
     acc.into_iter().map(|x| x as f32).collect()
