@@ -39,7 +39,9 @@
 //! on a seeded random half of the contributions, measures every query's loss
 //! (mean NLL per token, teacher-forced, as the gradient part is computed) under
 //! each, predicts it by the sum over the subset's contributions of the full
-//! model's [`attribution::gradient_scores`] (and of the span part's and
+//! model's [`attribution::gradient_scores`] (TracIn, the gradient method of
+//! records up to version 3), of [`attribution::relative_scores`] (version 4's)
+//! (and of the span part's and
 //! the final credits' ppm), and reports the mean over queries of the Spearman
 //! correlation between prediction and −loss. TRAK with 5 models reaches about
 //! 0.16 on GPT-2 / WikiText-2.
@@ -50,7 +52,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use attribution::{GradientInputs, RecordParams, compute_record, gradient_scores};
+use attribution::{GradientInputs, RecordParams, gradient_scores};
 use datanets::VersionRow;
 use factory::{DatanetVersion, Dataset, JobOutput, JobSpec};
 use ml::rng::Rng;
@@ -114,6 +116,11 @@ pub struct AttributionQualityOpts {
     /// Dimensions of the gradient sketches.
     #[arg(long, default_value_t = 256)]
     pub sketch_k: usize,
+    /// Compute the records with the methods of this record version (1–3:
+    /// TracIn and the fixed-weight mix; 4: the current ones), to compare
+    /// methods on the same model and answers (training is deterministic).
+    #[arg(long, default_value_t = attribution::RECORD_VERSION, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub record_version: u32,
     /// Seed of the Datanet, the training and the LDS subsets.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -148,6 +155,7 @@ impl Default for AttributionQualityOpts {
             keep_checkpoints: 3,
             max_new_tokens: 64,
             sketch_k: 256,
+            record_version: attribution::RECORD_VERSION,
             seed: 1,
             lds: false,
             lds_models: 8,
@@ -708,7 +716,58 @@ fn fine_tune(
         out.checkpoints.len(),
         out.sketch_k
     );
+    let m = &out.metrics;
+    // One epoch: the packed sequences of the training rows once.
+    let epoch_s = m.train_seconds * m.train_sequences as f64 / (m.steps.max(1) as f64 * spec.batch_size as f64);
+    let per_ck = m.sketch_seconds / out.checkpoints.len().max(1) as f64;
+    println!(
+        "  training {:.1} s (one epoch of {} rows in {} sequences: {epoch_s:.1} s); sketches {:.1} s = {per_ck:.1} s per kept checkpoint = {:.2}× one epoch",
+        m.train_seconds,
+        m.train_rows,
+        m.train_sequences,
+        m.sketch_seconds,
+        per_ck / epoch_s.max(1e-9)
+    );
     Ok(FineTuned { out, train_s, record, grads, adapter, targets: spec.targets })
+}
+
+/// What the gradient part's projection costs beside the backward pass it
+/// follows: the first fact's text as the response, at the first kept
+/// checkpoint, median of 5 runs each; both projections on the same gradient.
+fn projection_cost(model: &Model, tok: &TextTokenizer, ft: &FineTuned, w: &Workload) -> Result<Value> {
+    let Some((_, adapter)) = ft.grads.checkpoints.first() else { return Ok(Value::Null) };
+    let tokens = tok.encode(&w.facts[0].text, false).map_err(|e| anyhow!("{e}"))?;
+    let mask: Vec<bool> = (0..tokens.len()).map(|i| i > 0).collect();
+    let (k, seed) = (ft.grads.sketches.k, ft.grads.sketches.seed);
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            f()?;
+            v.push(t.elapsed().as_secs_f64());
+        }
+        Ok(median(&v))
+    };
+    let mut grad = Vec::new();
+    let backward = time(&mut || {
+        grad = ml::sequence_gradients(model, adapter, &tokens, &mask).map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })?;
+    let count = time(&mut || Ok(drop(std::hint::black_box(ml::Projection::CountSketch.apply(&grad, seed, k)))))?;
+    let dense = time(&mut || Ok(drop(std::hint::black_box(ml::Projection::DenseSign.apply(&grad, seed, k)))))?;
+    println!(
+        "projection of one answer's gradient (d = {}, k = {k}, {} tokens): backward {:.1} ms; count sketch {:.2} ms ({:.1}% of it); dense sign {:.1} ms ({:.0}%)",
+        grad.len(),
+        tokens.len(),
+        backward * 1e3,
+        count * 1e3,
+        100.0 * count / backward,
+        dense * 1e3,
+        100.0 * dense / backward
+    );
+    Ok(
+        json!({"d": grad.len(), "k": k, "tokens": tokens.len(), "backwardS": backward, "countSketchS": count, "denseSignS": dense}),
+    )
 }
 
 /// Every query attributed at every weight, with the time each record took
@@ -727,6 +786,8 @@ struct Attributor<'a> {
     index: &'a attribution::SpanIndex,
     min_span_tokens: usize,
     max_credits: usize,
+    /// The record version whose methods compute the records.
+    record_version: u32,
 }
 
 impl Attributor<'_> {
@@ -777,20 +838,20 @@ impl Attributor<'_> {
             retrieval_share_bps: None,
         };
         let receipt = primitives::content_hash(format!("{kind} {fi}").as_bytes());
-        compute_record(
-            self.model,
-            self.tok,
-            1,
-            &self.ft.record,
-            receipt,
-            B256::ZERO,
-            tokens,
+        let inputs = attribution::Inputs {
+            model: self.model,
+            tok: self.tok,
+            model_id: 1,
+            r: &self.ft.record,
+            receipt_hash: receipt,
+            prompt_hash: B256::ZERO,
+            response: tokens,
             text,
-            Some(self.index),
-            Some(&self.ft.grads),
-            p,
-        )
-        .map_err(|e| anyhow!("record of {kind} query {fi}: {e}"))
+            index: Some(self.index),
+            gradient: Some(&self.ft.grads),
+        };
+        attribution::compute_record_version(self.record_version, &inputs, p)
+            .map_err(|e| anyhow!("record of {kind} query {fi}: {e}"))
     }
 }
 
@@ -812,8 +873,8 @@ fn command_line(o: &AttributionQualityOpts) -> String {
         None => format!("--epochs {}", o.epochs),
     });
     a.push(format!(
-        "--lr {} --rank {} --targets {} --keep-checkpoints {} --sketch-k {} --seed {}",
-        o.lr, o.rank, o.targets, o.keep_checkpoints, o.sketch_k, o.seed
+        "--lr {} --rank {} --targets {} --keep-checkpoints {} --sketch-k {} --record-version {} --seed {}",
+        o.lr, o.rank, o.targets, o.keep_checkpoints, o.sketch_k, o.record_version, o.seed
     ));
     if o.lds {
         a.push(format!("--lds --lds-models {}", o.lds_models));
@@ -824,7 +885,10 @@ fn command_line(o: &AttributionQualityOpts) -> String {
 /// The header: what runs, on what, with which command.
 fn print_setup(o: &AttributionQualityOpts, machine: &Machine, base: &Path, files: &ModelFiles, w: &Workload) {
     let params_count: usize = files.tensors.values().map(|t| t.shape.iter().product::<usize>()).sum();
-    println!("bench attribution-quality: planted facts, records by attribution::compute_record (no peer)");
+    println!(
+        "bench attribution-quality: planted facts, records by attribution::compute_record_version({}) (no peer)",
+        o.record_version
+    );
     println!("command: {}", command_line(o));
     println!("machine: {}", machine.describe());
     let per_fact = if o.answers {
@@ -869,6 +933,7 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
 
     let full_dir = dir.join("full");
     let ft = fine_tune(o, &files, &model, &tok, &w, &full_dir)?;
+    let projection_cost = projection_cost(&model, &tok, &ft, &w)?;
 
     // The span index over the same rows.
     let index_rows = node::spans::index_rows(&tok, w.rows.clone()).map_err(|e| anyhow!("{e}"))?;
@@ -885,7 +950,15 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let min_span_tokens = runtime::params::ATTRIBUTION_MIN_SPAN_TOKENS.default as usize;
     let max_credits = runtime::params::INFERENCE_MAX_CREDITS.default as usize;
 
-    let attributor = Attributor { model: &model, tok: &tok, ft: &ft, index: &index, min_span_tokens, max_credits };
+    let attributor = Attributor {
+        model: &model,
+        tok: &tok,
+        ft: &ft,
+        index: &index,
+        min_span_tokens,
+        max_credits,
+        record_version: o.record_version,
+    };
     let q = attributor.query_all(&w, &index_rows)?;
     let tallies = tally(&q.results, &w);
     print_precision(o, &q, &tallies, min_span_tokens);
@@ -927,7 +1000,7 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
                 "base": base.display().to_string(), "answers": o.answers, "contributors": o.contributors,
                 "facts": o.facts, "copies": o.copies, "filler": o.filler, "epochs": o.epochs, "steps": o.steps,
                 "lr": o.lr, "rank": o.rank, "targets": ft.targets, "keepCheckpoints": o.keep_checkpoints,
-                "maxNewTokens": o.max_new_tokens, "sketchK": o.sketch_k, "seed": o.seed,
+                "maxNewTokens": o.max_new_tokens, "sketchK": o.sketch_k, "seed": o.seed, "recordVersion": o.record_version,
                 "minSpanTokens": min_span_tokens, "maxCredits": max_credits,
                 "genericContribution": w.generic, "copycatContribution": w.copycat,
             },
@@ -935,8 +1008,10 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
             "training": {
                 "rows": w.rows.len(), "steps": ft.out.metrics.steps, "trainTokens": ft.out.metrics.train_tokens,
                 "finalLoss": ft.out.metrics.final_train_loss, "seconds": ft.train_s,
-                "keptCheckpoints": ft.out.checkpoints.len(),
+                "keptCheckpoints": ft.out.checkpoints.len(), "trainSeconds": ft.out.metrics.train_seconds,
+                "sketchSeconds": ft.out.metrics.sketch_seconds, "trainSequences": ft.out.metrics.train_sequences,
             },
+            "projectionCost": projection_cost,
             "chance": 1.0 / o.contributors as f64,
             "precision": precision_json(&tallies),
             "recordTimeS": WEIGHTS.iter().zip(&q.times).map(|((n, wgt), t)| json!({
@@ -1073,12 +1148,14 @@ fn run_lds(
     println!("  mean Spearman(prediction, −loss) over queries (queries where both sides vary):");
     // "own-contribution" is the reference: 1 when the fact's own contribution is
     // in the subset, 0 otherwise; the ceiling of any method on these disjoint facts.
-    for method in ["gradient-scores", "span-ppm", "mixed-ppm", "own-contribution"] {
+    for method in ["gradient-scores", "relative-v4", "span-ppm", "mixed-ppm", "own-contribution"] {
         let mut per_kind: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut undefined: BTreeMap<&str, usize> = BTreeMap::new();
         for (q, r) in results.iter().enumerate() {
             let scores: BTreeMap<u64, f64> = match method {
                 "gradient-scores" => gradient_scores(model, grads, &r.tokens).map_err(|e| anyhow!("{e}"))?,
+                "relative-v4" => attribution::relative_scores(model, grads, &r.tokens, attribution::OUTLIER_Z_MILLI)
+                    .map_err(|e| anyhow!("{e}"))?,
                 "span-ppm" => r.span_part.iter().map(|(c, p)| (*c, *p as f64)).collect(),
                 "mixed-ppm" => r.finals[2].iter().map(|(c, p)| (*c, *p as f64)).collect(),
                 _ => BTreeMap::from([(w.facts[r.fact].contribution, 1.0)]),
