@@ -20,8 +20,12 @@
 //!   influence is how far a contribution stands out from the rest: with m the
 //!   median of the S_k and σ = 1.4826 · median |S_k − m| (a robust standard
 //!   deviation), a contribution is credited S_k − m when S_k − m > z σ and
-//!   S_k > 0 (z = [`OUTLIER_Z_MILLI`] / 1000, stated in the record); when none
-//!   stands out, this part credits nothing. Chosen on SmolLM2-135M against
+//!   S_k > 0 (z = [`OUTLIER_Z_MILLI`] / 1000, stated in the record). When none
+//!   stands out (a Datanet of one or two contributions, where a spread cannot
+//!   be estimated, or an answer no row explains), the contributions with
+//!   S_k > 0 and S_k ≥ m are credited S_k: the same neutral spread a record
+//!   without credits would get from the fallback, but named in the record.
+//!   Chosen on SmolLM2-135M against
 //!   TracIn, uncentred cosine, sums and means per contribution and z from 0
 //!   to 3 (docs/benchmarks.md, `bench attribution-quality`).
 
@@ -189,7 +193,14 @@ pub fn relative_from(scores: &BTreeMap<u64, f64>, z_milli: u32) -> BTreeMap<u64,
     let m = median(scores.values().copied().collect());
     let sigma = 1.4826 * median(scores.values().map(|s| (s - m).abs()).collect());
     let z = z_milli as f64 / 1000.0;
-    scores.iter().filter(|(_, s)| **s > 0.0 && **s - m > z * sigma).map(|(k, s)| (*k, s - m)).collect()
+    let out: BTreeMap<u64, f64> =
+        scores.iter().filter(|(_, s)| **s > 0.0 && **s - m > z * sigma).map(|(k, s)| (*k, s - m)).collect();
+    if !out.is_empty() {
+        return out;
+    }
+    // None stands out (few contributions, or an answer no row explains):
+    // the contributions at or above the median with a positive score, by score.
+    scores.iter().filter(|(_, s)| **s > 0.0 && **s >= m).map(|(k, s)| (*k, *s)).collect()
 }
 
 /// TracIn with projected gradients (records up to version 3); scores per contribution (positives only).
@@ -251,11 +262,16 @@ mod tests {
         assert!(cos.values().all(|c| (-1.0..=1.0).contains(c)));
         let rel = relative_from(&cos, OUTLIER_Z_MILLI);
         assert_eq!(rel.keys().copied().collect::<Vec<_>>(), vec![1], "{cos:?}");
-        // When nothing stands out, nothing is credited.
+        // When nothing stands out, the upper half with positive scores, by score.
         let flat: BTreeMap<u64, f64> = (1..=8).map(|c| (c, 0.1 + 0.001 * c as f64)).collect();
-        assert!(relative_from(&flat, OUTLIER_Z_MILLI).len() <= 1);
+        assert_eq!(relative_from(&flat, OUTLIER_Z_MILLI).keys().copied().collect::<Vec<_>>(), vec![5, 6, 7, 8]);
         let same: BTreeMap<u64, f64> = (1..=8).map(|c| (c, 0.3)).collect();
-        assert!(relative_from(&same, OUTLIER_Z_MILLI).is_empty());
+        assert_eq!(relative_from(&same, OUTLIER_Z_MILLI).len(), 8);
+        // One or two contributions: no spread to estimate; the better one.
+        let one = BTreeMap::from([(4u64, 0.2)]);
+        assert_eq!(relative_from(&one, OUTLIER_Z_MILLI), one);
+        let two = BTreeMap::from([(4u64, 0.2), (5, 0.1)]);
+        assert_eq!(relative_from(&two, OUTLIER_Z_MILLI).keys().copied().collect::<Vec<_>>(), vec![4]);
         // Negative or zero similarity is never credited, however it stands out.
         let neg: BTreeMap<u64, f64> = (1..=8).map(|c| (c, if c == 3 { -0.0 } else { -0.5 })).collect();
         assert!(relative_from(&neg, OUTLIER_Z_MILLI).is_empty());

@@ -753,8 +753,14 @@ fn projection_cost(model: &Model, tok: &TextTokenizer, ft: &FineTuned, w: &Workl
         grad = ml::sequence_gradients(model, adapter, &tokens, &mask).map_err(|e| anyhow!("{e}"))?;
         Ok(())
     })?;
-    let count = time(&mut || Ok(drop(std::hint::black_box(ml::Projection::CountSketch.apply(&grad, seed, k)))))?;
-    let dense = time(&mut || Ok(drop(std::hint::black_box(ml::Projection::DenseSign.apply(&grad, seed, k)))))?;
+    let project = |p: ml::Projection| {
+        time(&mut || {
+            std::hint::black_box(p.apply(&grad, seed, k));
+            Ok(())
+        })
+    };
+    let count = project(ml::Projection::CountSketch)?;
+    let dense = project(ml::Projection::DenseSign)?;
     println!(
         "projection of one answer's gradient (d = {}, k = {k}, {} tokens): backward {:.1} ms; count sketch {:.2} ms ({:.1}% of it); dense sign {:.1} ms ({:.0}%)",
         grad.len(),

@@ -144,6 +144,34 @@ fn planted_facts_credit_their_contributor_and_records_are_deterministic() {
         .unwrap()
     };
 
+    // Records made with the methods of version 3 (TracIn, the fixed mix)
+    // still verify: recomputed with their version's methods they match byte
+    // for byte, and recomputed with today's they would not.
+    let text = format!("As you asked: {}", FACTS[0][1]);
+    let response = tok.encode(&text, false).unwrap();
+    let inputs = attribution::Inputs {
+        model: &model,
+        tok: &tok,
+        model_id: 2,
+        r: &record,
+        receipt_hash: B256::repeat_byte(7),
+        prompt_hash: B256::ZERO,
+        response: &response,
+        text: &text,
+        index: Some(&index),
+        gradient: Some(&grads),
+    };
+    let v3 = attribution::compute_record_version(3, &inputs, params.clone()).unwrap();
+    let typed = attribution::AttributionRecord::decode(attribution::canonical(&v3).as_bytes()).unwrap();
+    assert_eq!((typed.version, typed.gradient.method.as_str()), (3, "tracin-projected-lora"));
+    assert!(typed.gradient.projection.is_none() && typed.mix.span_share_ppm.is_none());
+    let again = attribution::compute_record_version(typed.version, &inputs, params.clone()).unwrap();
+    assert!(attribution::compare(&again, &v3).iter().all(|c| c.ok), "{:?}", attribution::compare(&again, &v3));
+    let v4 = attribution::compute_record_version(4, &inputs, params.clone()).unwrap();
+    assert_eq!(v4["gradient"]["projection"], "count-sketch");
+    let failed: Vec<String> = attribution::compare(&v4, &v3).into_iter().filter(|c| !c.ok).map(|c| c.check).collect();
+    assert!(failed.contains(&"methods and their parameters".to_string()), "{failed:?}");
+
     for (c, facts) in FACTS.iter().enumerate() {
         let want = 10 + c as u64;
         // An answer that repeats the fact after a few words of its own.
