@@ -246,6 +246,53 @@ mod tests {
         Sketches { projection: ml::Projection::CountSketch, k: 4, seed: 1, learning_rates: vec![0.1], rows }
     }
 
+    /// A model record naming one kept checkpoint whose sketch blob holds two:
+    /// refused at load (before, the scoring loop indexed past the answer's
+    /// projections and panicked).
+    #[test]
+    fn sketches_that_do_not_match_the_record_are_refused() {
+        use primitives::{B256, Bytes};
+        let cfg = ml::LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec![ml::Target::Q] };
+        let cfg_bytes = cfg.to_peft_json("base").into_bytes();
+        let mut w = factory::SketchWriter::new(ml::Projection::CountSketch, 4, 1, vec![0.1, 0.05]);
+        w.push(RowId { contribution: 1, index: 0 }, Address::ZERO, &[vec![1.0; 4], vec![2.0; 4]]);
+        let sketch = w.finish();
+        let (cfg_hash, sketch_hash) = (primitives::content_hash(&cfg_bytes), primitives::content_hash(&sketch));
+        let metrics = serde_json::json!({"artefacts": {"adapterConfig": cfg_hash.to_string()}}).to_string();
+        let record = ModelRecord {
+            id: 1,
+            owner: Address::ZERO,
+            name: "m".into(),
+            baseModelHash: B256::ZERO,
+            adapterHash: B256::ZERO,
+            datanets: vec![],
+            licences: vec![],
+            hyperparamsHash: B256::ZERO,
+            hyperparams: Bytes::new(),
+            metricsHash: B256::ZERO,
+            metrics: Bytes::from(metrics.into_bytes()),
+            trainingLogHash: B256::ZERO,
+            checkpointHashes: vec![B256::repeat_byte(5)],
+            checkpointLearningRates: vec![100_000_000],
+            sketchHash: sketch_hash,
+            sketchSeed: 1,
+            sketchK: 4,
+            priceInPer1k: 1,
+            priceOutPer1k: 1,
+            state: 2,
+            createdAt: 1,
+        };
+        let blob = |h: &B256| match h {
+            h if *h == cfg_hash => Ok(cfg_bytes.clone()),
+            h if *h == sketch_hash => Ok(sketch.clone()),
+            _ => Err(format!("no blob {h}")),
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ml/fixtures/tiny-llama/config.json");
+        let model = ml::ModelConfig::from_hf_json(&std::fs::read_to_string(dir).unwrap()).unwrap();
+        let err = GradientInputs::load(&record, &model, &blob).err().expect("refused");
+        assert!(err.contains("do not match"), "{err}");
+    }
+
     #[test]
     fn relevance_not_gradient_size_decides() {
         let s = sketches();
