@@ -129,6 +129,50 @@ const RESUME: &str = "resume.safetensors";
 /// Rows sketched between cancellation checks and progress reports.
 const SKETCH_CHUNK: usize = 16;
 
+/// The sketch blob of `rows` at the kept checkpoints `adapters` (learning
+/// rates `lrs`), or `None` when cancelled.
+///
+/// Rows run in parallel (a short row's backward pass leaves cores idle); each
+/// row's gradient does not depend on the thread count or schedule (ml's
+/// `loss_and_gradients_do_not_depend_on_the_thread_count`), and rows are
+/// written in training order, so the blob is the same bytes as serially.
+fn sketch(
+    model: &Model,
+    spec: &JobSpec,
+    rows: &[crate::data::TrainingRow],
+    adapters: &[ml::LoraAdapter],
+    lrs: Vec<f64>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<Vec<u8>>, FactoryError> {
+    let projection = ml::Projection::CountSketch;
+    let mut w = SketchWriter::new(projection, spec.sketch_k, spec.seed, lrs);
+    let mut done = 0usize;
+    for chunk in rows.chunks(SKETCH_CHUNK) {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let sketched: Vec<Vec<Vec<f32>>> = chunk
+            .par_iter()
+            .map(|row| {
+                adapters
+                    .iter()
+                    .map(|a| {
+                        let g = ml::sequence_gradients(model, a, &row.tokens, &row.target)?;
+                        Ok(projection.apply(&g, spec.seed, spec.sketch_k))
+                    })
+                    .collect::<Result<Vec<_>, FactoryError>>()
+            })
+            .collect::<Result<_, _>>()?;
+        for (row, per_ck) in chunk.iter().zip(&sketched) {
+            w.push(row.id, row.contributor, per_ck);
+        }
+        done += chunk.len();
+        progress(Progress::at("sketching", done as u64, rows.len() as u64));
+    }
+    Ok(Some(w.finish()))
+}
+
 /// The optimiser steps at which checkpoints are kept: `keep` evenly spaced, the last at `total`.
 pub fn kept_steps(total: u64, keep: usize) -> Vec<u64> {
     let mut v: Vec<u64> = (1..=keep as u64).map(|i| (total * i).div_ceil(keep as u64).max(1)).collect();
@@ -338,37 +382,9 @@ pub fn run(
     }
     let sketch_file = "sketch.bin".to_string();
     let sketch_started = Instant::now();
-    let projection = ml::Projection::CountSketch;
     let lrs = checkpoints.iter().map(|c| c.learning_rate).collect();
-    let mut w = SketchWriter::new(projection, spec.sketch_k, spec.seed, lrs);
-    // Rows in parallel (a short row's backward pass leaves cores idle); each
-    // row's gradient does not depend on the thread count or schedule
-    // (ml's `loss_and_gradients_do_not_depend_on_the_thread_count`), and rows
-    // are written in training order, so the blob is the same bytes as serially.
-    let mut done = 0usize;
-    for chunk in data.train.chunks(SKETCH_CHUNK) {
-        if cancel.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
-        let sketched: Vec<Vec<Vec<f32>>> = chunk
-            .par_iter()
-            .map(|row| {
-                ck_adapters
-                    .iter()
-                    .map(|a| {
-                        let g = ml::sequence_gradients(model, a, &row.tokens, &row.target)?;
-                        Ok(projection.apply(&g, spec.seed, spec.sketch_k))
-                    })
-                    .collect::<Result<Vec<_>, FactoryError>>()
-            })
-            .collect::<Result<_, _>>()?;
-        for (row, per_ck) in chunk.iter().zip(&sketched) {
-            w.push(row.id, row.contributor, per_ck);
-        }
-        done += chunk.len();
-        progress(Progress::at("sketching", done as u64, data.train.len() as u64));
-    }
-    write_atomic(&dir.join(&sketch_file), &w.finish())?;
+    let Some(blob) = sketch(model, spec, &data.train, &ck_adapters, lrs, cancel, progress)? else { return Ok(None) };
+    write_atomic(&dir.join(&sketch_file), &blob)?;
     let sketch_seconds = sketch_started.elapsed().as_secs_f64();
     let metrics = Metrics {
         steps: p.total_steps,
