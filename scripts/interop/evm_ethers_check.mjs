@@ -423,7 +423,8 @@ async function nativeChecks(ms) {
   ok(`NativeCaller.bond(${op}) with 200 OPEN: IStaking.stakeOf = 200 OPEN, staking's event in the receipt`);
 
   await send(A.sendTransaction({ to: ms.target, value: E(400) }), "fund multisig");
-  await (await multisigRun(ms, NATIVE.STAKING, E(200), staking.interface.encodeFunctionData("bond", [op]), "multisig bond")).exec().then((t) => t.wait());
+  const bondRun = await multisigRun(ms, NATIVE.STAKING, E(200), staking.interface.encodeFunctionData("bond", [op]), "multisig bond");
+  await send(bondRun.exec(), "multisig bond: execute");
   eq((await staking.stakeOf(op, ms.target)).amount, E(200), "multisig stake after bond");
   const deposit = await governance.proposalDeposit();
   const propose = governance.interface.encodeFunctionData("propose", ["text proposal from a multisig", [], []]);
