@@ -53,10 +53,27 @@ impl ChainBackend {
             f(&hist, &header)
         }
     }
+}
 
-    fn call_target(req: &CallRequest) -> Result<Address, CallError> {
-        req.to.ok_or_else(|| CallError::Invalid("contract creation is not supported".into()))
-    }
+/// The RPC's state override set as the runtime takes it.
+fn overrides(set: &[rpc::backend::AccountOverride]) -> Result<Vec<runtime::evm::AccountChange>, CallError> {
+    set.iter()
+        .map(|o| {
+            let balance = o
+                .balance
+                .map(Amount::from_u256)
+                .transpose()
+                .map_err(|_| CallError::Invalid(format!("balance override of {} exceeds 2^128", o.address)))?;
+            Ok(runtime::evm::AccountChange {
+                address: o.address,
+                balance,
+                nonce: o.nonce,
+                code: o.code.clone(),
+                storage: o.state.clone(),
+                storage_diff: o.state_diff.clone(),
+            })
+        })
+        .collect()
 }
 
 fn fatal(e: impl std::fmt::Display) -> CallError {
@@ -144,18 +161,19 @@ impl Backend for ChainBackend {
     }
 
     fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError> {
-        let to = Self::call_target(req)?;
         let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
+        let changes = overrides(&req.overrides)?;
         self.with_state(number, |st, header| {
             let env = self.chain.env_at(header);
-            let out = runtime::call(st, &env, req.from.unwrap_or_default(), to, value, &req.data, req.gas)
+            let st = runtime::evm::Overridden::new(st, &changes).map_err(fatal)?;
+            let from = req.from.unwrap_or_default();
+            let out = runtime::call_message(&st, &env, from, req.to, value, &req.data, req.gas)
                 .map_err(|e| CallError::Invalid(e.to_string()))?;
             if out.success { Ok(out.output) } else { Err(CallError::Revert(out.output)) }
         })
     }
 
     fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError> {
-        let to = Self::call_target(req)?;
         let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
         let head = self.head_number();
         self.with_state(head, |st, header| {
@@ -164,7 +182,10 @@ impl Backend for ChainBackend {
             let mut env = self.chain.env_at(header);
             env.number += 1;
             env.base_fee = self.chain.head().next_base_fee;
-            let out = runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), to, value, &req.data)
+            if let Some(cap) = req.gas {
+                env.gas_limit = env.gas_limit.min(cap);
+            }
+            let out = runtime::estimate_gas(st, &env, req.from.unwrap_or_default(), req.to, value, &req.data)
                 .map_err(|e| CallError::Invalid(e.to_string()))?;
             if !out.success {
                 return Err(CallError::Revert(out.output));
@@ -178,8 +199,12 @@ impl Backend for ChainBackend {
         })
     }
 
-    fn code(&self, address: &Address) -> Bytes {
-        runtime::system_code(address).unwrap_or_default()
+    fn code(&self, address: &Address, number: u64) -> Result<Bytes, CallError> {
+        self.with_state(number, |st, _| runtime::evm::code_at(st, address).map_err(fatal))
+    }
+
+    fn storage(&self, address: &Address, slot: &U256, number: u64) -> Result<U256, CallError> {
+        self.with_state(number, |st, _| runtime::evm::storage_at(st, address, slot).map_err(fatal))
     }
 
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError> {

@@ -39,6 +39,14 @@ sol! {
     /// An arithmetic overflow would occur.
     #[sol(abi)]
     error Overflow();
+    /// A system contract was called from a static context (STATICCALL) and
+    /// the call would have written state, moved OPEN or emitted an event.
+    #[sol(abi)]
+    error WriteInStaticCall();
+    /// A system contract was reached by DELEGATECALL or CALLCODE: its code
+    /// runs only as itself.
+    #[sol(abi)]
+    error DelegateCallToSystem();
 
     /// OPEN, the native token, with an ERC-20 face at the bank's address.
     #[sol(abi)]

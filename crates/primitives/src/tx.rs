@@ -106,6 +106,14 @@ impl SignedTransaction {
     pub fn max_priority_fee_per_gas(&self) -> u128 {
         self.envelope.max_priority_fee_per_gas().unwrap_or_else(|| self.envelope.max_fee_per_gas())
     }
+    /// The tip cap of an EIP-1559 transaction (`None` for legacy).
+    pub fn priority_fee_cap(&self) -> Option<u128> {
+        self.envelope.max_priority_fee_per_gas()
+    }
+    /// The EIP-2930 access list (`None` for legacy).
+    pub fn access_list(&self) -> Option<&alloy_eips::eip2930::AccessList> {
+        self.envelope.access_list()
+    }
     /// `None` for contract creation.
     pub fn to(&self) -> Option<Address> {
         self.envelope.to()
@@ -129,9 +137,10 @@ impl SignedTransaction {
     }
 
     /// Intrinsic gas of the transaction: [`intrinsic_gas`] of its calldata
-    /// plus its access list's.
+    /// plus its access list's, plus [`create_gas`] for a contract creation.
     pub fn intrinsic_gas(&self) -> u64 {
-        intrinsic_gas(self.input()).saturating_add(self.access_list_gas())
+        let create = if self.to().is_none() { create_gas(self.input()) } else { 0 };
+        intrinsic_gas(self.input()).saturating_add(self.access_list_gas()).saturating_add(create)
     }
 
     pub fn chain_id(&self) -> Option<u64> {
@@ -150,6 +159,12 @@ impl SignedTransaction {
 pub const ACCESS_LIST_ADDRESS_GAS: u64 = 2_400;
 /// Gas per storage key of an access list (EIP-2930).
 pub const ACCESS_LIST_KEY_GAS: u64 = 1_900;
+
+/// What creating a contract adds to intrinsic gas: 32,000 (EIP-2) and 2 per
+/// 32-byte word of init code (EIP-3860).
+pub fn create_gas(init_code: &[u8]) -> u64 {
+    32_000 + 2 * (init_code.len() as u64).div_ceil(32)
+}
 
 /// Intrinsic gas of a call: 21,000 plus 4 per zero and 16 per non-zero calldata byte.
 pub fn intrinsic_gas(input: &[u8]) -> u64 {

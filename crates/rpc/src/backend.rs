@@ -29,6 +29,22 @@ pub struct CallRequest {
     /// Gas of the call object's `accessList` (EIP-2930 prices), which a
     /// transaction carrying it pays on top of execution.
     pub access_list_gas: u64,
+    /// `eth_call`'s third parameter: accounts to change before the call, as
+    /// go-ethereum accepts them.
+    pub overrides: Vec<AccountOverride>,
+}
+
+/// One account of a state override set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountOverride {
+    pub address: Address,
+    pub balance: Option<U256>,
+    pub nonce: Option<u64>,
+    pub code: Option<Bytes>,
+    /// `state`: the account's whole storage (every other slot reads zero).
+    pub state: Option<Vec<(U256, U256)>>,
+    /// `stateDiff`: these slots changed, the others kept.
+    pub state_diff: Vec<(U256, U256)>,
 }
 
 /// Why a call failed.
@@ -139,7 +155,9 @@ pub trait Backend: Send + Sync + 'static {
     fn call(&self, req: &CallRequest, number: u64) -> Result<Bytes, CallError>;
     fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError>;
     /// Code at an address: non-empty for system contracts, empty otherwise.
-    fn code(&self, address: &Address) -> Bytes;
+    fn code(&self, address: &Address, number: u64) -> Result<Bytes, CallError>;
+    /// A contract's storage slot at block `number`.
+    fn storage(&self, address: &Address, slot: &U256, number: u64) -> Result<U256, CallError>;
     /// A state key's value with its proof at block `number`.
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError>;
     fn status(&self) -> NodeStatus;

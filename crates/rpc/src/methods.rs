@@ -189,17 +189,16 @@ fn mine(b: &dyn Backend, p: &Params, method: &str) -> Result<Value, RpcError> {
 fn get_code(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(2)?;
     let a = p.parse(0, "address", params::address)?;
-    state_block(b, p, 1)?;
-    Ok(json::data(&b.code(&a)))
+    let n = state_block(b, p, 1)?;
+    Ok(json::data(&b.code(&a, n)?))
 }
 
-/// No account has contract storage: every slot reads zero (the parameters must still parse).
 fn get_storage_at(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(3)?;
-    p.parse(0, "address", params::address)?;
-    p.parse(1, "storage slot", params::quantity_u256)?;
-    state_block(b, p, 2)?;
-    Ok(h256(&B256::ZERO))
+    let a = p.parse(0, "address", params::address)?;
+    let slot = p.parse(1, "storage slot", params::quantity_u256)?;
+    let n = state_block(b, p, 2)?;
+    Ok(h256(&B256::from(b.storage(&a, &slot, n)?)))
 }
 
 /// Parameter 0 as a call object, its gas capped at [`RPC_GAS_CAP`].
@@ -211,8 +210,9 @@ fn capped_call_request(p: &Params) -> Result<crate::backend::CallRequest, RpcErr
 
 fn call(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(3)?;
-    let req = capped_call_request(p)?;
+    let mut req = capped_call_request(p)?;
     let n = state_block(b, p, 1)?;
+    req.overrides = p.parse_opt(2, params::state_overrides)?.unwrap_or_default();
     Ok(json::data(&b.call(&req, n)?))
 }
 

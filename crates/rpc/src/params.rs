@@ -288,6 +288,58 @@ pub(crate) fn history_options(v: &Value) -> Result<(Option<HistoryCursor>, usize
     Ok(out)
 }
 
+/// Most accounts one state override set may change.
+pub const MAX_OVERRIDE_ACCOUNTS: usize = 64;
+/// Most storage slots one overridden account may set.
+pub const MAX_OVERRIDE_SLOTS: usize = 1024;
+
+/// `eth_call`'s state override set: `{address: {balance, nonce, code, state,
+/// stateDiff}}`, as go-ethereum accepts it (`state` and `stateDiff` exclude
+/// each other). Bounded: [`MAX_OVERRIDE_ACCOUNTS`] accounts, [`MAX_OVERRIDE_SLOTS`]
+/// slots each, code up to the EIP-170 limit.
+pub(crate) fn state_overrides(v: &Value) -> Result<Vec<crate::backend::AccountOverride>, String> {
+    let o = v.as_object().ok_or_else(|| format!("state override set must be a JSON object, got {v}"))?;
+    if o.len() > MAX_OVERRIDE_ACCOUNTS {
+        return Err(format!("state override set names {} accounts, at most {MAX_OVERRIDE_ACCOUNTS}", o.len()));
+    }
+    let mut out = Vec::with_capacity(o.len());
+    for (addr, acct) in o {
+        let address = address(&Value::String(addr.clone()))?;
+        let a = acct.as_object().ok_or_else(|| format!("override of {addr} must be a JSON object"))?;
+        let at = |e: String| format!("override of {addr}: {e}");
+        let mut ov = crate::backend::AccountOverride { address, ..Default::default() };
+        for key in a.keys() {
+            if !["balance", "nonce", "code", "state", "stateDiff"].contains(&key.as_str()) {
+                return Err(at(format!("unknown field {key:?}")));
+            }
+        }
+        let field = |name: &str| a.get(name).filter(|v| !v.is_null());
+        ov.balance = field("balance").map(quantity_u256).transpose().map_err(at)?;
+        ov.nonce = field("nonce").map(quantity_u64).transpose().map_err(at)?;
+        ov.code = field("code").map(data).transpose().map_err(at)?;
+        if ov.code.as_ref().is_some_and(|c| c.len() > 24_576) {
+            return Err(at("code exceeds 24576 bytes (EIP-170)".into()));
+        }
+        if field("state").is_some() && field("stateDiff").is_some() {
+            return Err(at("state and stateDiff cannot both be given".into()));
+        }
+        ov.state = field("state").map(slots).transpose().map_err(at)?;
+        ov.state_diff = field("stateDiff").map(slots).transpose().map_err(at)?.unwrap_or_default();
+        out.push(ov);
+    }
+    Ok(out)
+}
+
+/// `{slot: value}` with 32-byte hex keys and values.
+fn slots(v: &Value) -> Result<Vec<(U256, U256)>, String> {
+    let o = v.as_object().ok_or_else(|| "storage must be a JSON object of slot: value".to_string())?;
+    if o.len() > MAX_OVERRIDE_SLOTS {
+        return Err(format!("{} storage slots, at most {MAX_OVERRIDE_SLOTS}", o.len()));
+    }
+    let word = |v: &Value| hash(v).map(|h| U256::from_be_bytes(h.0));
+    o.iter().map(|(k, v)| Ok((word(&Value::String(k.clone()))?, word(v)?))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

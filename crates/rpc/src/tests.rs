@@ -229,8 +229,11 @@ impl Backend for TestBackend {
             d => Ok(21_000 + 16 * d.len() as u64),
         }
     }
-    fn code(&self, address: &Address) -> Bytes {
-        if *address == SYSTEM { Bytes::from(vec![0xfe]) } else { Bytes::new() }
+    fn code(&self, address: &Address, _number: u64) -> Result<Bytes, CallError> {
+        Ok(if *address == SYSTEM { Bytes::from(vec![0xfe]) } else { Bytes::new() })
+    }
+    fn storage(&self, address: &Address, slot: &U256, _number: u64) -> Result<U256, CallError> {
+        Ok(if *address == SYSTEM { *slot + U256::from(1) } else { U256::ZERO })
     }
     fn proof(&self, key: &[u8], number: u64) -> Result<ProofResult, CallError> {
         Ok(ProofResult {
@@ -422,8 +425,28 @@ fn simple_methods() {
     assert_eq!(f.ok("eth_getCode", json!([hex(SYSTEM.as_slice()), "latest"])), "0xfe");
     assert_eq!(f.ok("eth_getCode", json!([hex(ADDR_X.as_slice()), "latest"])), "0x");
     assert_eq!(f.err("eth_getCode", json!([hex(ADDR_X.as_slice()), "0x99"]))["message"], "header not found");
-    let zero = format!("0x{}", "0".repeat(64));
-    assert_eq!(f.ok("eth_getStorageAt", json!([hex(SYSTEM.as_slice()), "0x0", "latest"])), json!(zero));
+    // The slot's value as a 32-byte word (the mock answers slot + 1 at SYSTEM, zero elsewhere).
+    let word = |v: u8| format!("0x{}{v:02x}", "0".repeat(62));
+    assert_eq!(f.ok("eth_getStorageAt", json!([hex(SYSTEM.as_slice()), "0x4", "latest"])), json!(word(5)));
+    assert_eq!(f.ok("eth_getStorageAt", json!([hex(ADDR_X.as_slice()), "0x4", "latest"])), json!(word(0)));
+    assert!(
+        f.err("eth_getStorageAt", json!([hex(ADDR_X.as_slice()), "0xzz"]))["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid")
+    );
+    // State overrides are bounded and checked field by field.
+    let call = json!({"to": hex(SYSTEM.as_slice()), "data": "0x"});
+    let many: serde_json::Map<String, Value> =
+        (0..65u8).map(|i| (hex(Address::repeat_byte(i).as_slice()), json!({"balance": "0x1"}))).collect();
+    let e = f.err("eth_call", json!([call, "latest", many]));
+    assert!(e["message"].as_str().unwrap().contains("at most 64"), "{e}");
+    let both = json!({hex(ADDR_X.as_slice()): {"state": {}, "stateDiff": {}}});
+    let e = f.err("eth_call", json!([call, "latest", both]));
+    assert!(e["message"].as_str().unwrap().contains("cannot both"), "{e}");
+    let unknown = json!({hex(ADDR_X.as_slice()): {"balanse": "0x1"}});
+    let e = f.err("eth_call", json!([call, "latest", unknown]));
+    assert!(e["message"].as_str().unwrap().contains("unknown field"), "{e}");
     assert_eq!(f.ok("web3_sha3", json!(["0x"])), json!(hex(keccak256([]).as_slice())));
 }
 

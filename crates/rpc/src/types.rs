@@ -133,7 +133,8 @@ pub(crate) fn receipt(
         blob_gas_price: None,
         from: tx.sender,
         to: tx.to(),
-        contract_address: None,
+        // As go-ethereum: the address a creation's code went (or would have gone) to.
+        contract_address: tx.to().is_none().then(|| tx.sender.create(tx.nonce())),
     };
     let mut receipt = WithOtherFields::new(inner);
     if !r.revert_data.is_empty() {

@@ -11,7 +11,9 @@ use crate::bank::{BankRead, BankWrite};
 use crate::context::{BlockEnv, CallCtx, CallFail};
 use crate::dispatch::SystemModule;
 use crate::params::ParamsRead;
-use crate::{Overlay, agents, attribution, bank, datanets, governance, inference, models, params, revert, staking};
+use crate::{
+    Overlay, agents, attribution, bank, datanets, evm, governance, inference, models, params, revert, staking,
+};
 
 /// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
 fn block_info_key() -> Vec<u8> {
@@ -77,7 +79,7 @@ const fn hooks<M: SystemModule>() -> Hooks {
 const HOOKS: [Hooks; 2] = [hooks::<staking::Staking>(), hooks::<governance::Governance>()];
 
 /// A decoded call to a system contract, whatever its module.
-trait SystemCall {
+pub(crate) trait SystemCall {
     fn gas(&self) -> u64;
     fn payable(&self) -> bool;
     fn execute(self: Box<Self>, st: &mut Overlay, ctx: &mut CallCtx) -> Result<Bytes, CallFail>;
@@ -103,7 +105,7 @@ fn decode_as<M: SystemModule + 'static>(input: &[u8]) -> Result<Box<dyn SystemCa
 
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
 /// Every module is listed here, by its address.
-fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn SystemCall>, CallFail>> {
+pub(crate) fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn SystemCall>, CallFail>> {
     Some(match Module::from_address(to)? {
         Module::Bank => decode_as::<bank::Bank>(input),
         Module::Params => decode_as::<params::Params>(input),
@@ -198,7 +200,12 @@ fn execute_message(
 
 /// Run the calls a module queued (a governance proposal's), each with the
 /// module as sender, all-or-nothing; returns the gas they used.
-fn run_subcalls(st: &mut Overlay, ctx: &mut CallCtx, caller: Address, gas_left: u64) -> Result<u64, CallFail> {
+pub(crate) fn run_subcalls(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    caller: Address,
+    gas_left: u64,
+) -> Result<u64, CallFail> {
     let calls = std::mem::take(&mut ctx.calls);
     let mut used = 0u64;
     for (i, (target, data)) in calls.into_iter().enumerate() {
@@ -243,8 +250,9 @@ pub enum ApplyError {
     BlockFull,
     #[error("intrinsic gas too low")]
     IntrinsicGas,
-    #[error("contract creation is not supported")]
-    ContractCreation,
+    /// The EVM's own validation refused it (e.g. the sender has code, EIP-3607).
+    #[error("{0}")]
+    Rejected(String),
     #[error(transparent)]
     Fatal(#[from] StateError),
 }
@@ -272,7 +280,6 @@ pub fn apply_transaction(
     tx: &SignedTransaction,
     block_gas_used: u64,
 ) -> Result<Receipt, ApplyError> {
-    let to = tx.to().ok_or(ApplyError::ContractCreation)?;
     let gas_limit = tx.gas_limit();
     if block_gas_used.saturating_add(gas_limit) > env.gas_limit {
         return Err(ApplyError::BlockFull);
@@ -292,6 +299,10 @@ pub fn apply_transaction(
         return Err(ApplyError::InsufficientFunds);
     }
     let value = Amount::from_u256(tx.value()).map_err(|_| ApplyError::InsufficientFunds)?;
+    let to = match tx.to() {
+        Some(to) if !evm::has_contract_code(st, &to)? => to,
+        _ => return apply_evm_transaction(st, env, tx, block_gas_used),
+    };
     let price = tx.effective_gas_price(env.base_fee);
     // Fits: gas_limit * price <= gas_limit * max_fee <= balance < 2^128.
     let upfront = Amount(gas_limit as u128 * price);
@@ -303,16 +314,26 @@ pub fn apply_transaction(
 
     let refund = Amount((gas_limit - out.gas_used) as u128 * price);
     let fee = Amount(out.gas_used as u128 * price);
-    let base_part = Amount(out.gas_used as u128 * env.base_fee as u128);
+    credit(st, &tx.sender, refund)?;
+    // The priority part goes to the pool; the base part is split below.
+    credit(st, &VALIDATOR_REWARD_POOL, Amount(fee.0 - out.gas_used as u128 * env.base_fee as u128))?;
+    split_base_fee(st, env, out.gas_used)?;
+    st.commit_checkpoints();
+    Ok(receipt(tx, block_gas_used, price, out))
+}
+
+/// Pay the base part of a transaction's fee (`gas_used × base fee`): the
+/// governed share to the treasury, the rest to the validators' reward pool.
+fn split_base_fee(st: &mut Overlay, env: &BlockEnv, gas_used: u64) -> Result<(), StateError> {
+    let base_part = Amount(gas_used as u128 * env.base_fee as u128);
     let bps = st.param(&params::FEE_TREASURY_BPS)?;
     let to_treasury = base_part.mul_div(bps, 10_000).map_err(|_| StateError("fee split".into()))?;
-    let to_pool = Amount(fee.0 - to_treasury.0);
-    credit(st, &tx.sender, refund)?;
     credit(st, &TREASURY, to_treasury)?;
-    credit(st, &VALIDATOR_REWARD_POOL, to_pool)?;
-    st.commit_checkpoints();
+    credit(st, &VALIDATOR_REWARD_POOL, Amount(base_part.0 - to_treasury.0))
+}
 
-    Ok(Receipt {
+fn receipt(tx: &SignedTransaction, block_gas_used: u64, price: u128, out: CallOutcome) -> Receipt {
+    Receipt {
         tx_type: tx.tx_type(),
         success: out.success,
         cumulative_gas_used: block_gas_used + out.gas_used,
@@ -320,7 +341,49 @@ pub fn apply_transaction(
         effective_gas_price: price,
         logs: out.logs,
         revert_data: if out.success { Bytes::new() } else { out.output },
-    })
+    }
+}
+
+/// A transaction that creates a contract or calls one: revm checks and charges
+/// it, refunds, and pays the priority fee to the reward pool (the block's
+/// beneficiary); the base part is split here as for native transactions.
+fn apply_evm_transaction(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    tx: &SignedTransaction,
+    block_gas_used: u64,
+) -> Result<Receipt, ApplyError> {
+    let msg = evm::Message {
+        caller: tx.sender,
+        to: tx.to(),
+        value: tx.value(),
+        data: tx.input(),
+        gas_limit: tx.gas_limit(),
+        mode: evm::Mode::Transaction {
+            nonce: tx.nonce(),
+            tx_type: tx.tx_type(),
+            max_fee: tx.max_fee_per_gas(),
+            priority_fee: tx.priority_fee_cap(),
+            access_list: evm::AccessList(
+                tx.access_list()
+                    .map(|l| {
+                        l.0.iter()
+                            .map(|i| evm::AccessListItem { address: i.address, storage_keys: i.storage_keys.clone() })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+        },
+    };
+    let out = evm::run(st, env, &msg).map_err(|e| match e {
+        evm::EvmError::Invalid(m) => ApplyError::Rejected(m),
+        evm::EvmError::Fatal(e) => ApplyError::Fatal(e),
+    })?;
+    split_base_fee(st, env, out.gas_used)?;
+    st.commit_checkpoints();
+    let price = tx.effective_gas_price(env.base_fee);
+    let out = CallOutcome { success: out.success, output: out.output, gas_used: out.gas_used, logs: out.logs };
+    Ok(receipt(tx, block_gas_used, price, out))
 }
 
 fn credit(st: &mut Overlay, to: &Address, amount: Amount) -> Result<(), StateError> {
@@ -354,11 +417,46 @@ pub fn call(
     input: &[u8],
     gas: Option<u64>,
 ) -> Result<CallOutcome, CallError> {
+    call_message(base, env, from, Some(to), value, input, gas)
+}
+
+/// [`call`] to any target: `None` runs `input` as contract-creation code (and
+/// returns the code it would deploy); a contract runs in the EVM.
+pub fn call_message(
+    base: &dyn StateRead,
+    env: &BlockEnv,
+    from: Address,
+    to: Option<Address>,
+    value: Amount,
+    input: &[u8],
+    gas: Option<u64>,
+) -> Result<CallOutcome, CallError> {
     let mut st = Overlay::new(base);
     if st.balance(&from)? < value {
         return Err(CallError::Invalid("insufficient funds for gas * price + value".into()));
     }
-    Ok(execute_message(&mut st, env, from, to, value, input, gas.unwrap_or(env.gas_limit), 0)?)
+    let gas_limit = gas.unwrap_or(env.gas_limit);
+    match to {
+        Some(to) if !evm::has_contract_code(&st, &to)? => {
+            Ok(execute_message(&mut st, env, from, to, value, input, gas_limit, 0)?)
+        }
+        _ => {
+            let data = Bytes::copy_from_slice(input);
+            let msg = evm::Message {
+                caller: from,
+                to,
+                value: value.to_u256(),
+                data: &data,
+                gas_limit,
+                mode: evm::Mode::Call,
+            };
+            let out = evm::run(&mut st, env, &msg).map_err(|e| match e {
+                evm::EvmError::Invalid(m) => CallError::Invalid(m),
+                evm::EvmError::Fatal(e) => CallError::Fatal(e),
+            })?;
+            Ok(CallOutcome { success: out.success, output: out.output, gas_used: out.gas_used, logs: out.logs })
+        }
+    }
 }
 
 /// Execute a genesis call and keep its writes (logs are dropped: block 0 has
@@ -374,15 +472,49 @@ pub(crate) fn genesis_call(
 }
 
 /// Gas a transaction with this call needs: the gas it uses, or the revert.
+///
+/// Native calls use exactly the gas they report. A contract may need more gas
+/// than it ends up using (refunds; the 63/64 rule leaves gas behind at each
+/// call), so for the EVM the lowest limit that succeeds is searched for, as
+/// go-ethereum does, to within 1%.
 pub fn estimate_gas(
     base: &dyn StateRead,
     env: &BlockEnv,
     from: Address,
-    to: Address,
+    to: Option<Address>,
     value: Amount,
     input: &[u8],
 ) -> Result<CallOutcome, CallError> {
-    call(base, env, from, to, value, input, None)
+    let first = call_message(base, env, from, to, value, input, None)?;
+    let native = match to {
+        Some(a) => !evm::has_contract_code(base, &a)?,
+        None => false,
+    };
+    if native || !first.success {
+        return Ok(first);
+    }
+    let runs = |gas: u64| -> Result<bool, CallError> {
+        Ok(call_message(base, env, from, to, value, input, Some(gas))?.success)
+    };
+    let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), env.gas_limit);
+    // Most calls fit in what they used plus what the 63/64 rule holds back.
+    let guess = first.gas_used.saturating_mul(64) / 63 + 5_000;
+    if guess < hi {
+        if runs(guess)? {
+            hi = guess;
+        } else {
+            lo = guess;
+        }
+    }
+    while hi - lo > (hi / 100).max(1) {
+        let mid = lo + (hi - lo) / 2;
+        if runs(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(CallOutcome { gas_used: hi, ..first })
 }
 
 /// The supply equation's terms as state holds them.

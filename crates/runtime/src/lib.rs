@@ -24,6 +24,7 @@ mod context;
 pub mod datanets;
 mod dispatch;
 pub use dispatch::{Handler, SystemModule};
+pub mod evm;
 mod executor;
 mod fenwick;
 pub mod genesis;
@@ -36,8 +37,8 @@ pub mod staking;
 
 pub use context::{BlockEnv, CallCtx, CallFail, LastCommit, revert};
 pub use executor::{
-    ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, end_block, estimate_gas,
-    state_height, supply_report, system_code,
+    ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, call_message, end_block,
+    estimate_gas, state_height, supply_report, system_code,
 };
 pub use genesis::Genesis;
 pub use overlay::{Checkpoint, EmptyState, Overlay};

@@ -106,14 +106,26 @@ impl Ledger {
         value: primitives::Amount,
         input: Vec<u8>,
     ) -> primitives::SignedTransaction {
+        self.sign_kind(k, alloy_primitives::TxKind::Call(to), value, input, 4_000_000)
+    }
+
+    /// [`Ledger::sign`] for any target (`TxKind::Create` deploys `input`) and gas limit.
+    pub fn sign_kind(
+        &mut self,
+        k: &keys::SecretKey,
+        to: alloy_primitives::TxKind,
+        value: primitives::Amount,
+        input: Vec<u8>,
+        gas_limit: u64,
+    ) -> primitives::SignedTransaction {
         let nonce = self.nonces.entry(k.address()).or_default();
         let t = alloy_consensus::TxEip1559 {
             chain_id: self.chain_id,
             nonce: *nonce,
-            gas_limit: 4_000_000,
+            gas_limit,
             max_fee_per_gas: 100,
             max_priority_fee_per_gas: 1,
-            to: alloy_primitives::TxKind::Call(to),
+            to,
             value: alloy_primitives::U256::from(value.0),
             access_list: Default::default(),
             input: input.into(),
