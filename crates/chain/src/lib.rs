@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use primitives::block::{Header, Receipt};
 use primitives::history::Subject;
 use primitives::state::{StateError, StateRead};
-use primitives::tx::MAX_TX_BYTES;
+use primitives::tx::{MAX_INITCODE_BYTES, MAX_TX_BYTES};
 use primitives::{Address, B256, SignedTransaction};
 use runtime::Genesis;
 use runtime::params::{self, ParamsRead};
@@ -86,6 +86,9 @@ pub enum ChainError {
     Diverged { block: u64, what: String },
     #[error("block {block} is invalid: {what}")]
     InvalidBlock { block: u64, what: String },
+    /// The state a request needs is older than the history kept.
+    #[error("{0}")]
+    Pruned(String),
     /// A state snapshot could not be written or was refused.
     #[error(transparent)]
     Snapshot(#[from] storage::SnapshotError),
@@ -362,14 +365,15 @@ impl Chain {
         Ok(self.core.pool.lock().unwrap().pending_nonce(address, n))
     }
 
-    /// Checks that need no state, in go-ethereum's order and words.
+    /// Checks that need no state, in go-ethereum's order and words. Init code
+    /// is bounded by EIP-3860 ([`MAX_INITCODE_BYTES`]).
     fn check_stateless(&self, tx: &SignedTransaction) -> Result<(), SubmitError> {
         let err = |m: &str| Err(SubmitError(m.to_string()));
         if tx.encoded_len() > MAX_TX_BYTES {
             return err("oversized data");
         }
-        if tx.to().is_none() {
-            return err("contract creation is not supported");
+        if tx.to().is_none() && tx.input().len() > MAX_INITCODE_BYTES {
+            return err("max initcode size exceeded");
         }
         let head = self.head();
         if tx.gas_limit() > head.header.gas_limit {
@@ -514,6 +518,11 @@ fn futures_block_on(mut rx: tokio::sync::oneshot::Receiver<std::io::Result<()>>)
 }
 
 /// Replay the running chain's blocks into a scratch directory and check them.
+/// The call frames of a committed transaction (`debug_traceTransaction`'s callTracer).
+pub fn trace_transaction(chain: &Chain, hash: &B256) -> Result<Option<primitives::trace::CallFrame>, ChainError> {
+    producer::trace(&chain.core.store, chain.chain_id(), hash)
+}
+
 pub fn replay_dir(chain: &Chain, scratch: &Path) -> Result<u64, ChainError> {
     check_replayable(&chain.core.store)?;
     replay(&chain.core.store, &chain.core.cfg.genesis, scratch)

@@ -405,6 +405,52 @@ pub fn replay(store: &Store, genesis: &Genesis, scratch_dir: &std::path::Path) -
     Ok(head)
 }
 
+/// Re-execute the block of transaction `hash` up to it on the state before
+/// the block, and trace it (`debug_traceTransaction`). `None` if no committed
+/// block holds it; an error if the state before its block was pruned.
+pub fn trace(store: &Store, chain_id: u64, hash: &B256) -> Result<Option<primitives::trace::CallFrame>, ChainError> {
+    let snap = store.snapshot()?;
+    let Some(loc) = snap.tx_location(hash)? else { return Ok(None) };
+    let n = loc.block;
+    let oldest = snap.oldest_state()?;
+    if n == 0 || n - 1 < oldest {
+        return Err(ChainError::Pruned(format!(
+            "the state before block {n} was pruned (history kept from block {oldest}): raise [chain] history to trace it"
+        )));
+    }
+    let header = snap.header(n)?.ok_or(storage::StorageError::MissingBlock(n))?;
+    let body = snap.body(n)?.ok_or(storage::StorageError::MissingBlock(n))?;
+    let last_commit = match snap.last_commit(n)? {
+        Some(b) => {
+            Some(CommitCertificate::decode(&b).map_err(|e| ChainError::Diverged { block: n, what: e.to_string() })?)
+        }
+        None => None,
+    };
+    let seal = if is_bft_header(&header) { Seal::Bft { last_commit: last_commit.as_ref() } } else { Seal::Dev };
+    let env = BlockEnv {
+        chain_id,
+        number: n,
+        timestamp: header.timestamp,
+        base_fee: header.base_fee_per_gas.unwrap_or(0),
+        gas_limit: header.gas_limit,
+        coinbase: VALIDATOR_REWARD_POOL,
+        last_commit: seal.last_commit(),
+    };
+    let base = crate::HistoricState { snap: &snap, version: n - 1 };
+    let mut st = Overlay::new(&base);
+    runtime::begin_block(&mut st, &env)?;
+    let mut used = 0;
+    let diverged = |e: String| ChainError::Diverged { block: n, what: e };
+    for (i, t) in body.into_iter().enumerate() {
+        let tx = SignedTransaction::from_trusted(t.raw, t.sender).map_err(|e| diverged(e.to_string()))?;
+        if i as u32 == loc.index {
+            return runtime::trace_transaction(&mut st, &env, &tx, used).map(Some).map_err(|e| diverged(e.to_string()));
+        }
+        used = runtime::apply_transaction(&mut st, &env, &tx, used).map_err(|e| diverged(e.to_string()))?.cumulative_gas_used;
+    }
+    Err(diverged(format!("transaction {hash} is not at index {} of its block", loc.index)))
+}
+
 impl Head {
     pub fn number(&self) -> u64 {
         self.header.number

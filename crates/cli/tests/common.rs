@@ -155,6 +155,11 @@ pub fn dev(i: u32) -> SecretKey {
 }
 
 pub fn signed(k: &SecretKey, nonce: u64, to: Address, value: u128, input: Vec<u8>, gas: u64) -> Vec<u8> {
+    signed_kind(k, nonce, TxKind::Call(to), value, input, gas)
+}
+
+/// [`signed`] to any target: `TxKind::Create` deploys `input`.
+pub fn signed_kind(k: &SecretKey, nonce: u64, to: TxKind, value: u128, input: Vec<u8>, gas: u64) -> Vec<u8> {
     keys::encode_2718(&keys::sign_eip1559(
         k,
         TxEip1559 {
@@ -163,7 +168,7 @@ pub fn signed(k: &SecretKey, nonce: u64, to: Address, value: u128, input: Vec<u8
             gas_limit: gas,
             max_fee_per_gas: 20 * GWEI,
             max_priority_fee_per_gas: GWEI,
-            to: TxKind::Call(to),
+            to,
             value: U256::from(value),
             access_list: Default::default(),
             input: Bytes::from(input),

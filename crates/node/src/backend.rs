@@ -203,6 +203,17 @@ impl Backend for ChainBackend {
         self.with_state(number, |st, _| runtime::evm::code_at(st, address).map_err(fatal))
     }
 
+    fn trace_transaction(&self, hash: &B256) -> Result<Option<primitives::trace::CallFrame>, CallError> {
+        chain::trace_transaction(&self.chain, hash).map_err(|e| match e {
+            chain::ChainError::Pruned(m) => CallError::Unavailable(m),
+            e => fatal(e),
+        })
+    }
+
+    fn storage_proof(&self, address: &Address, slot: &U256, number: u64) -> Result<ProofResult, CallError> {
+        self.proof(&runtime::evm::state_key::storage(address, slot), number)
+    }
+
     fn storage(&self, address: &Address, slot: &U256, number: u64) -> Result<U256, CallError> {
         self.with_state(number, |st, _| runtime::evm::storage_at(st, address, slot).map_err(fatal))
     }

@@ -28,6 +28,7 @@ pub mod model_id;
 pub mod rows;
 pub mod state;
 pub mod system;
+pub mod trace;
 pub mod tx;
 
 pub use alloy_primitives::{Address, B256, Bloom, Bytes, Log, LogData, U256, address, b256, keccak256};

@@ -9,6 +9,8 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 
 /// Largest accepted encoded transaction (go-ethereum's pool limit is 128 KiB).
 pub const MAX_TX_BYTES: usize = 128 * 1024;
+/// Largest init code of a contract creation (EIP-3860: twice EIP-170's 24,576-byte code limit).
+pub const MAX_INITCODE_BYTES: usize = 49_152;
 
 /// Why a transaction was refused before execution. The messages are go-ethereum's,
 /// which wallets and libraries match on.

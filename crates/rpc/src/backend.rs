@@ -54,7 +54,7 @@ pub enum CallError {
     /// "execution reverted", `data` = the hex revert data.
     Revert(Bytes),
     /// The request itself is invalid (-32000 with this message, e.g.
-    /// "insufficient funds for gas * price + value", "contract creation is not supported").
+    /// "insufficient funds for gas * price + value").
     Invalid(String),
     /// The requested block's state was pruned or does not exist (-32000).
     Unavailable(String),
@@ -156,6 +156,15 @@ pub trait Backend: Send + Sync + 'static {
     fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError>;
     /// Code at an address: non-empty for system contracts, empty otherwise.
     fn code(&self, address: &Address, number: u64) -> Result<Bytes, CallError>;
+    /// The calls of a committed transaction as go-ethereum's `callTracer`
+    /// reports them; `None` for an unknown transaction.
+    fn trace_transaction(&self, _hash: &B256) -> Result<Option<primitives::trace::CallFrame>, CallError> {
+        Err(CallError::Invalid("tracing is not available on this node".into()))
+    }
+    /// A contract's storage slot with its proof at block `number`.
+    fn storage_proof(&self, _address: &Address, _slot: &U256, _number: u64) -> Result<ProofResult, CallError> {
+        Err(CallError::Invalid("storage proofs are not available on this node".into()))
+    }
     /// A contract's storage slot at block `number`.
     fn storage(&self, address: &Address, slot: &U256, number: u64) -> Result<U256, CallError>;
     /// A state key's value with its proof at block `number`.

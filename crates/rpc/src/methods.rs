@@ -33,8 +33,10 @@ pub const RPC_GAS_CAP: u64 = 50_000_000;
 pub const RPC_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The methods that execute code or scan many blocks (run on the blocking
 /// pool, under the time cap, and counted against a batch's [`crate::MAX_BATCH_HEAVY`]).
-pub const HEAVY_METHODS: [&str; 10] = [
+pub const HEAVY_METHODS: [&str; 12] = [
     "eth_getLogs",
+    "debug_traceTransaction",
+    "ol_getStorageProof",
     "ol_getHistory",
     "eth_call",
     "eth_estimateGas",
@@ -136,6 +138,8 @@ fn dispatch_sync(b: &dyn Backend, method: &str, p: &Params) -> Result<Value, Rpc
         }
         "evm_mine" | "anvil_mine" | "hardhat_mine" => mine(b, p, method),
         "ol_getProof" => ol_get_proof(b, p),
+        "ol_getStorageProof" => ol_get_storage_proof(b, p),
+        "debug_traceTransaction" => trace_transaction(b, p),
         "ol_supply" => ol_supply(b, p),
         "ol_getCommit" => ol_get_commit(b, p),
         "ol_getHistory" => ol_get_history(b, p),
@@ -254,14 +258,66 @@ fn ol_get_proof(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(2)?;
     let key = p.parse(0, "key", params::data)?;
     let n = state_block(b, p, 1)?;
-    let r = b.proof(&key, n)?;
-    Ok(json!({
+    Ok(proof_json(b.proof(&key, n)?))
+}
+
+/// `ol_getStorageProof(address, slot, block?)`: a contract's storage slot
+/// with its proof against the state root (the JMT's, not Ethereum's
+/// Patricia trie, so `eth_getProof` is not offered).
+fn ol_get_storage_proof(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(3)?;
+    let a = p.parse(0, "address", params::address)?;
+    let slot = p.parse(1, "storage slot", params::quantity_u256)?;
+    let n = state_block(b, p, 2)?;
+    Ok(proof_json(b.storage_proof(&a, &slot, n)?))
+}
+
+/// `debug_traceTransaction(hash, {tracer: "callTracer", tracerConfig: {onlyTopCall}})`.
+fn trace_transaction(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
+    p.at_most(2)?;
+    let hash = p.parse(0, "transaction hash", params::hash)?;
+    let only_top = p.parse_opt(1, params::call_tracer_options)?.unwrap_or(false);
+    let frame = b.trace_transaction(&hash)?.ok_or_else(|| RpcError::server("transaction not found"))?;
+    Ok(call_frame_json(&frame, only_top))
+}
+
+fn call_frame_json(f: &primitives::trace::CallFrame, only_top: bool) -> Value {
+    let mut o = json!({
+        "type": f.kind,
+        "from": f.from,
+        "gas": qty(f.gas),
+        "gasUsed": qty(f.gas_used),
+        "input": json::data(&f.input),
+    });
+    if let Some(to) = f.to {
+        o["to"] = json!(to);
+    }
+    if let Some(v) = f.value {
+        o["value"] = qty(v);
+    }
+    if !f.output.is_empty() {
+        o["output"] = json::data(&f.output);
+    }
+    if let Some(e) = &f.error {
+        o["error"] = json!(e);
+        if let Ok(r) = <alloy_sol_types::Revert as alloy_sol_types::SolError>::abi_decode(&f.output) {
+            o["revertReason"] = json!(r.reason);
+        }
+    }
+    if !only_top && !f.calls.is_empty() {
+        o["calls"] = Value::Array(f.calls.iter().map(|c| call_frame_json(c, false)).collect());
+    }
+    o
+}
+
+fn proof_json(r: crate::backend::ProofResult) -> Value {
+    json!({
         "blockNumber": r.block_number,
         "stateRoot": h256(&r.state_root),
         "key": json::data(&r.key),
         "value": r.value.as_ref().map(|v| json::data(v)),
         "proof": json::data(&r.proof),
-    }))
+    })
 }
 
 /// A block's commit certificate: the precommit signatures of more than two

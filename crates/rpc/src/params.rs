@@ -288,6 +288,27 @@ pub(crate) fn history_options(v: &Value) -> Result<(Option<HistoryCursor>, usize
     Ok(out)
 }
 
+/// `debug_traceTransaction`'s options: only `{tracer: "callTracer"}` is
+/// offered; its `tracerConfig.onlyTopCall` is the answer.
+pub(crate) fn call_tracer_options(v: &Value) -> Result<bool, String> {
+    let o = v.as_object().ok_or_else(|| format!("tracer options must be a JSON object, got {v}"))?;
+    match o.get("tracer").and_then(Value::as_str) {
+        Some("callTracer") => {}
+        other => {
+            return Err(format!(
+                "tracer {other:?} is not offered: this node traces with {{\"tracer\": \"callTracer\"}} only"
+            ));
+        }
+    }
+    let cfg = o.get("tracerConfig").filter(|c| !c.is_null());
+    if let Some(c) = cfg
+        && c.get("withLog").and_then(Value::as_bool) == Some(true)
+    {
+        return Err("tracerConfig.withLog is not offered".into());
+    }
+    Ok(cfg.and_then(|c| c.get("onlyTopCall")).and_then(Value::as_bool).unwrap_or(false))
+}
+
 /// Most accounts one state override set may change.
 pub const MAX_OVERRIDE_ACCOUNTS: usize = 64;
 /// Most storage slots one overridden account may set.

@@ -353,6 +353,21 @@ fn apply_evm_transaction(
     tx: &SignedTransaction,
     block_gas_used: u64,
 ) -> Result<Receipt, ApplyError> {
+    apply_evm_inspected(st, env, tx, block_gas_used, revm::inspector::NoOpInspector, false).map(|(r, _)| r)
+}
+
+/// [`apply_evm_transaction`] with an inspector watching (`inspect`: call its hooks).
+fn apply_evm_inspected<I>(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    tx: &SignedTransaction,
+    block_gas_used: u64,
+    inspector: I,
+    inspect: bool,
+) -> Result<(Receipt, I), ApplyError>
+where
+    I: for<'a> revm::inspector::Inspector<evm::EvmCtx<'a>, revm::interpreter::interpreter::EthInterpreter>,
+{
     let msg = evm::Message {
         caller: tx.sender,
         to: tx.to(),
@@ -375,7 +390,7 @@ fn apply_evm_transaction(
             ),
         },
     };
-    let out = evm::run(st, env, &msg).map_err(|e| match e {
+    let (out, inspector) = evm::run_inspected(st, env, &msg, inspector, inspect).map_err(|e| match e {
         evm::EvmError::Invalid(m) => ApplyError::Rejected(m),
         evm::EvmError::Fatal(e) => ApplyError::Fatal(e),
     })?;
@@ -383,7 +398,43 @@ fn apply_evm_transaction(
     st.commit_checkpoints();
     let price = tx.effective_gas_price(env.base_fee);
     let out = CallOutcome { success: out.success, output: out.output, gas_used: out.gas_used, logs: out.logs };
-    Ok(receipt(tx, block_gas_used, price, out))
+    Ok((receipt(tx, block_gas_used, price, out), inspector))
+}
+
+/// Apply a transaction as [`apply_transaction`] does and report its calls as
+/// go-ethereum's `callTracer` would. A transaction to a system contract is
+/// one frame (modules' inner calls are not traced); a contract's calls,
+/// including its calls into system contracts, are frames under it.
+pub fn trace_transaction(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    tx: &SignedTransaction,
+    block_gas_used: u64,
+) -> Result<primitives::trace::CallFrame, ApplyError> {
+    let evm_tx = match tx.to() {
+        Some(to) => evm::has_contract_code(st, &to)?,
+        None => true,
+    };
+    let (receipt, calls) = if evm_tx {
+        let (r, tracer) = apply_evm_inspected(st, env, tx, block_gas_used, evm::CallTracer::default(), true)?;
+        (r, tracer.finish())
+    } else {
+        (apply_transaction(st, env, tx, block_gas_used)?, None)
+    };
+    let mut top = calls.unwrap_or_else(|| primitives::trace::CallFrame {
+        kind: "CALL",
+        from: tx.sender,
+        to: tx.to(),
+        value: Some(tx.value()),
+        input: tx.input().clone(),
+        output: receipt.revert_data.clone(),
+        error: (!receipt.success).then(|| "execution reverted".to_string()),
+        ..Default::default()
+    });
+    // The top frame shows the transaction's gas, intrinsic gas included.
+    top.gas = tx.gas_limit();
+    top.gas_used = receipt.gas_used;
+    Ok(top)
 }
 
 fn credit(st: &mut Overlay, to: &Address, amount: Amount) -> Result<(), StateError> {
@@ -441,6 +492,8 @@ pub fn call_message(
             Ok(execute_message(&mut st, env, from, to, value, input, gas_limit, 0)?)
         }
         _ => {
+            // revm holds a message to the block's gas limit, as a transaction is.
+            let gas_limit = gas_limit.min(env.gas_limit);
             let data = Bytes::copy_from_slice(input);
             let msg = evm::Message {
                 caller: from,

@@ -38,7 +38,7 @@ pub mod staking;
 pub use context::{BlockEnv, CallCtx, CallFail, LastCommit, revert};
 pub use executor::{
     ApplyError, CallError, CallOutcome, SupplyReport, apply_transaction, begin_block, call, call_message, end_block,
-    estimate_gas, state_height, supply_report, system_code,
+    estimate_gas, state_height, supply_report, system_code, trace_transaction,
 };
 pub use genesis::Genesis;
 pub use overlay::{Checkpoint, EmptyState, Overlay};

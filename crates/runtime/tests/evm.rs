@@ -239,3 +239,27 @@ fn the_estimate_is_enough_and_a_failed_creation_still_pays() {
     assert_eq!(l.mem.account(&a.address()).unwrap().nonce, nonce + 1);
     assert!(runtime::evm::code_at(&l.mem, &a.address().create(nonce)).unwrap().is_empty());
 }
+
+#[test]
+fn code_size_limits_hold() {
+    let mut l = ledger();
+    let a = key(1);
+    // Runtime code of 24,577 bytes (EIP-170's limit plus one): the creation fails and pays.
+    let nonce = l.mem.account(&a.address()).unwrap().nonce;
+    let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x61, 0x60, 0x01, 0x5f, 0xf3], 5_000_000);
+    let r = l.block(vec![tx]).pop().unwrap();
+    assert!(!r.success);
+    assert!(runtime::evm::code_at(&l.mem, &a.address().create(nonce)).unwrap().is_empty());
+    // 24,576 bytes is allowed.
+    let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x61, 0x60, 0x00, 0x5f, 0xf3], 6_000_000);
+    let r = l.block(vec![tx]).pop().unwrap();
+    assert!(r.success, "{r:?}");
+    assert_eq!(runtime::evm::code_at(&l.mem, &a.address().create(nonce + 1)).unwrap().len(), 24_576);
+    // Code starting with 0xEF is refused (EIP-3541).
+    let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x60, 0xef, 0x5f, 0x53, 0x60, 0x01, 0x5f, 0xf3], 100_000);
+    assert!(!l.block(vec![tx]).pop().unwrap().success);
+    // Init code over 49,152 bytes (EIP-3860) is not a transaction at all.
+    let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x00; 49_153], 15_000_000);
+    let e = l.try_block(vec![tx]).unwrap_err();
+    assert!(e.contains("initcode"), "{e}");
+}

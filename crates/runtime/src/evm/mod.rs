@@ -17,6 +17,7 @@ mod db;
 mod natives;
 mod overrides;
 pub mod state_key;
+mod trace;
 
 use primitives::state::StateError;
 use primitives::system::VALIDATOR_REWARD_POOL;
@@ -34,6 +35,7 @@ use revm::primitives::hardfork::SpecId;
 pub use db::{code_at, has_contract_code, storage_at};
 pub(crate) use natives::EvmCtx;
 pub use overrides::{AccountChange, Overridden};
+pub use trace::CallTracer;
 
 use crate::Overlay;
 use crate::context::BlockEnv;
