@@ -446,7 +446,9 @@ pub fn trace(store: &Store, chain_id: u64, hash: &B256) -> Result<Option<primiti
         if i as u32 == loc.index {
             return runtime::trace_transaction(&mut st, &env, &tx, used).map(Some).map_err(|e| diverged(e.to_string()));
         }
-        used = runtime::apply_transaction(&mut st, &env, &tx, used).map_err(|e| diverged(e.to_string()))?.cumulative_gas_used;
+        used = runtime::apply_transaction(&mut st, &env, &tx, used)
+            .map_err(|e| diverged(e.to_string()))?
+            .cumulative_gas_used;
     }
     Err(diverged(format!("transaction {hash} is not at index {} of its block", loc.index)))
 }

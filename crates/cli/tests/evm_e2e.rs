@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy_primitives::TxKind;
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, sol};
 use common::*;
-use primitives::abi::{IStaking, Unauthorized};
+use primitives::abi::{IGovernance, IStaking, Unauthorized};
 use primitives::system::Module;
 use primitives::{Address, B256, Bytes, U256, keccak256};
 use rpc::client::RpcClient;
@@ -59,6 +59,9 @@ sol! {
         function bond(address operator) external payable;
         function stakeAt(address operator) external view returns (uint256 amount, uint256 pendingRewards);
         function setParam(string calldata name, uint256 value) external;
+        function propose(string calldata description, address[] calldata targets, bytes[] calldata calldatas) external payable returns (uint64 id);
+        function castVote(uint64 id, uint8 support) external;
+        function hasVoted(uint64 id) external view returns (bool);
     }
 }
 
@@ -72,7 +75,8 @@ fn revert_data(e: &rpc::client::ClientError) -> Bytes {
 
 /// A field of a `contracts/out/<name>.json` artifact, as bytes.
 fn artifact(name: &str, field: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/out").join(format!("{name}.json"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/out").join(format!("{name}.json"));
     let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let hex = v[field].as_str().unwrap_or_else(|| panic!("{name}.json has no {field}"));
     alloy_primitives::hex::decode(hex).unwrap()
@@ -122,7 +126,10 @@ impl Dapp {
     fn call<C: SolCall>(&mut self, to: Address, call: C) -> C::Return {
         let out = self
             .c
-            .call("eth_call", json!([{"from": self.k.address(), "to": to, "data": Bytes::from(call.abi_encode())}, "latest"]))
+            .call(
+                "eth_call",
+                json!([{"from": self.k.address(), "to": to, "data": Bytes::from(call.abi_encode())}, "latest"]),
+            )
             .unwrap();
         let out: Bytes = out.as_str().unwrap().parse().unwrap();
         C::abi_decode_returns(&out).unwrap()
@@ -148,17 +155,33 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
 
     // OpenZeppelin's ERC-20: deploy, read, transfer, its event, its storage slot.
     let supply = U256::from(1_000_000) * e18;
-    let token = d.deploy("TestToken", TestToken::constructorCall { name: "Test".into(), symbol: "TST".into(), supply }.abi_encode());
+    let token = d.deploy(
+        "TestToken",
+        TestToken::constructorCall { name: "Test".into(), symbol: "TST".into(), supply }.abi_encode(),
+    );
     assert_eq!(d.call(token, TestToken::totalSupplyCall {}), supply);
-    let r = d.send(Some(token), U256::ZERO, TestToken::transferCall { to: dev(4).address(), amount: U256::from(5u64) }.abi_encode());
+    let r = d.send(
+        Some(token),
+        U256::ZERO,
+        TestToken::transferCall { to: dev(4).address(), amount: U256::from(5u64) }.abi_encode(),
+    );
     assert_eq!(r.inner.logs()[0].topics()[0], TestToken::Transfer::SIGNATURE_HASH);
     assert_eq!(d.call(token, TestToken::balanceOfCall { account: dev(4).address() }), U256::from(5u64));
     let slot2 = d.c.call("eth_getStorageAt", json!([token, "0x2", "latest"])).unwrap();
-    assert_eq!(slot2.as_str().unwrap().parse::<B256>().unwrap(), B256::from(supply), "OZ 5 keeps totalSupply in slot 2");
+    assert_eq!(
+        slot2.as_str().unwrap().parse::<B256>().unwrap(),
+        B256::from(supply),
+        "OZ 5 keeps totalSupply in slot 2"
+    );
     let transfers = Filter::new().from_block(0).to_block(BlockNumberOrTag::Latest).address(token);
     // The slot with its proof against the block's state root.
     let p = d.c.call("ol_getStorageProof", json!([token, "0x2", "latest"])).unwrap();
-    let root = d.c.block(BlockNumberOrTag::Number(p["blockNumber"].as_u64().unwrap()), false).unwrap().unwrap().header.state_root;
+    let root =
+        d.c.block(BlockNumberOrTag::Number(p["blockNumber"].as_u64().unwrap()), false)
+            .unwrap()
+            .unwrap()
+            .header
+            .state_root;
     let key: Bytes = p["key"].as_str().unwrap().parse().unwrap();
     let value: Bytes = p["value"].as_str().unwrap().parse().unwrap();
     let proof: Bytes = p["proof"].as_str().unwrap().parse().unwrap();
@@ -172,16 +195,22 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
     // Uniswap v2 with WETH9 as wrapped OPEN.
     let weth = d.deploy("uniswap/WETH9", vec![]);
     let factory = d.deploy("uniswap/UniswapV2Factory", Factory::constructorCall { feeToSetter: me }.abi_encode());
-    let router =
-        d.deploy("uniswap/UniswapV2Router02", Router::constructorCall { factory, weth }.abi_encode());
+    let router = d.deploy("uniswap/UniswapV2Router02", Router::constructorCall { factory, weth }.abi_encode());
     d.send(Some(token), U256::ZERO, TestToken::approveCall { spender: router, amount: U256::MAX }.abi_encode());
     let deadline = U256::from(u64::MAX);
     let (tok_in, eth_in) = (U256::from(10_000) * e18, U256::from(100) * e18);
     d.send(
         Some(router),
         eth_in,
-        Router::addLiquidityETHCall { token, amountTokenDesired: tok_in, amountTokenMin: tok_in, amountETHMin: eth_in, to: me, deadline }
-            .abi_encode(),
+        Router::addLiquidityETHCall {
+            token,
+            amountTokenDesired: tok_in,
+            amountTokenMin: tok_in,
+            amountETHMin: eth_in,
+            to: me,
+            deadline,
+        }
+        .abi_encode(),
     );
     let pair = d.call(factory, Factory::getPairCall { a: token, b: weth });
     let (t0, t1) = if token < weth { (token, weth) } else { (weth, token) };
@@ -195,7 +224,11 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
     let salt = keccak256([t0.as_slice(), t1.as_slice()].concat());
     assert_eq!(pair, factory.create2(salt, init_hash), "the pair is where the router computes it");
     let liquidity = d.call(pair, Pair::balanceOfCall { account: me });
-    assert_eq!(liquidity, (tok_in * eth_in).root(2) - U256::from(1000), "first liquidity is sqrt(x*y) - MINIMUM_LIQUIDITY");
+    assert_eq!(
+        liquidity,
+        (tok_in * eth_in).root(2) - U256::from(1000),
+        "first liquidity is sqrt(x*y) - MINIMUM_LIQUIDITY"
+    );
 
     // Swap OPEN for tokens: exactly the constant-product amount.
     let reserves = |d: &mut Dapp| {
@@ -208,16 +241,36 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
     let expected = get_amount_out(swap_in, rw, rt);
     let before_tok = d.call(token, TestToken::balanceOfCall { account: me });
     let (open_before, gas_before) = (d.open_balance(), d.gas_paid);
-    d.send(Some(router), swap_in, Router::swapExactETHForTokensCall { amountOutMin: expected, path: vec![weth, token], to: me, deadline }.abi_encode());
+    d.send(
+        Some(router),
+        swap_in,
+        Router::swapExactETHForTokensCall { amountOutMin: expected, path: vec![weth, token], to: me, deadline }
+            .abi_encode(),
+    );
     assert_eq!(d.call(token, TestToken::balanceOfCall { account: me }), before_tok + expected);
-    assert_eq!(d.open_balance(), open_before - swap_in - (d.gas_paid - gas_before), "OPEN: the swap and gas, to the wei");
+    assert_eq!(
+        d.open_balance(),
+        open_before - swap_in - (d.gas_paid - gas_before),
+        "OPEN: the swap and gas, to the wei"
+    );
 
     // And back: tokens for OPEN.
     let (rt, rw) = reserves(&mut d);
     let back_in = U256::from(50) * e18;
     let back_out = get_amount_out(back_in, rt, rw);
     let (open_before, gas_before) = (d.open_balance(), d.gas_paid);
-    d.send(Some(router), U256::ZERO, Router::swapExactTokensForETHCall { amountIn: back_in, amountOutMin: back_out, path: vec![token, weth], to: me, deadline }.abi_encode());
+    d.send(
+        Some(router),
+        U256::ZERO,
+        Router::swapExactTokensForETHCall {
+            amountIn: back_in,
+            amountOutMin: back_out,
+            path: vec![token, weth],
+            to: me,
+            deadline,
+        }
+        .abi_encode(),
+    );
     assert_eq!(d.open_balance(), open_before + back_out - (d.gas_paid - gas_before));
 
     // Remove all liquidity: the pool's share of both reserves comes back.
@@ -227,7 +280,19 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
     d.send(Some(pair), U256::ZERO, Pair::approveCall { spender: router, amount: U256::MAX }.abi_encode());
     let before_tok = d.call(token, TestToken::balanceOfCall { account: me });
     let (open_before, gas_before) = (d.open_balance(), d.gas_paid);
-    d.send(Some(router), U256::ZERO, Router::removeLiquidityETHCall { token, liquidity, amountTokenMin: want_tok, amountETHMin: want_eth, to: me, deadline }.abi_encode());
+    d.send(
+        Some(router),
+        U256::ZERO,
+        Router::removeLiquidityETHCall {
+            token,
+            liquidity,
+            amountTokenMin: want_tok,
+            amountETHMin: want_eth,
+            to: me,
+            deadline,
+        }
+        .abi_encode(),
+    );
     assert_eq!(d.call(token, TestToken::balanceOfCall { account: me }), before_tok + want_tok);
     assert_eq!(d.open_balance(), open_before + want_eth - (d.gas_paid - gas_before));
     assert_eq!(d.call(pair, Pair::balanceOfCall { account: me }), U256::ZERO);
@@ -276,8 +341,13 @@ fn reverts_create2_and_contracts_calling_native_modules() {
     assert_eq!(call["type"], "CALL");
     assert_eq!(call["from"], json!(probe));
     assert_eq!(call["input"], json!(Bytes::from(inner)));
-    assert_eq!(call["output"], json!(Bytes::from(Probe::Failed { code: U256::from(9u64), caller: probe }.abi_encode())));
-    let top = d.c.call("debug_traceTransaction", json!([h, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": true}}])).unwrap();
+    assert_eq!(
+        call["output"],
+        json!(Bytes::from(Probe::Failed { code: U256::from(9u64), caller: probe }.abi_encode()))
+    );
+    let top =
+        d.c.call("debug_traceTransaction", json!([h, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": true}}]))
+            .unwrap();
     assert!(top.get("calls").is_none());
     let e = d.c.call("debug_traceTransaction", json!([h, {"tracer": "prestateTracer"}])).unwrap_err();
     assert!(e.to_string().contains("callTracer"), "{e}");
@@ -305,14 +375,29 @@ fn reverts_create2_and_contracts_calling_native_modules() {
     assert_eq!(t["calls"][0]["to"], json!(Module::Staking.address()));
     assert_eq!(t["calls"][0]["from"], json!(caller));
     assert_eq!(hex_u(&t["calls"][0]["value"]), amount.to::<u128>());
+    // The contract proposes and votes in the native governance with its stake.
+    let deposit = d.call(Module::Governance.address(), IGovernance::proposalDepositCall {});
+    let propose =
+        NativeCaller::proposeCall { description: "a contract proposes".into(), targets: vec![], calldatas: vec![] };
+    d.send(Some(caller), deposit, propose.abi_encode());
+    let id = d.call(Module::Governance.address(), IGovernance::proposalCountCall {});
+    let p = d.call(Module::Governance.address(), IGovernance::proposalCall { id });
+    assert_eq!(p.proposer, caller);
+    let head = d.c.block_number().unwrap();
+    if p.voteStart > head {
+        d.c.call("anvil_mine", json!([format!("{:#x}", p.voteStart - head)])).unwrap();
+    }
+    d.send(Some(caller), U256::ZERO, NativeCaller::castVoteCall { id, support: 1 }.abi_encode());
+    assert!(d.call(caller, NativeCaller::hasVotedCall { id }));
+    let p = d.call(Module::Governance.address(), IGovernance::proposalCall { id });
+    assert_eq!(p.forVotes, amount, "the contract's stake is its voting power");
+
     let via_contract = d.call(caller, NativeCaller::bankBalanceOfCall { account: me });
     assert_eq!(via_contract, d.open_balance());
     // A module's custom error comes back to the contract's caller unchanged.
     let set = NativeCaller::setParamCall { name: "fees.treasury_bps".into(), value: U256::from(1u64) };
-    let e = d
-        .c
-        .call("eth_call", json!([{"from": me, "to": caller, "data": Bytes::from(set.abi_encode())}]))
-        .unwrap_err();
+    let e =
+        d.c.call("eth_call", json!([{"from": me, "to": caller, "data": Bytes::from(set.abi_encode())}])).unwrap_err();
     assert_eq!(revert_data(&e).as_ref(), Unauthorized { caller }.abi_encode().as_slice());
 
     // eth_call with a state override: the token balance slot of an account set by hand.

@@ -256,7 +256,8 @@ fn code_size_limits_hold() {
     assert!(r.success, "{r:?}");
     assert_eq!(runtime::evm::code_at(&l.mem, &a.address().create(nonce + 1)).unwrap().len(), 24_576);
     // Code starting with 0xEF is refused (EIP-3541).
-    let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x60, 0xef, 0x5f, 0x53, 0x60, 0x01, 0x5f, 0xf3], 100_000);
+    let tx =
+        l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x60, 0xef, 0x5f, 0x53, 0x60, 0x01, 0x5f, 0xf3], 100_000);
     assert!(!l.block(vec![tx]).pop().unwrap().success);
     // Init code over 49,152 bytes (EIP-3860) is not a transaction at all.
     let tx = l.sign_kind(&a, TxKind::Create, Amount::ZERO, vec![0x00; 49_153], 15_000_000);
