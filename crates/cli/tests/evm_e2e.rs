@@ -407,5 +407,11 @@ fn reverts_create2_and_contracts_calling_native_modules() {
         .call("eth_call", json!([{"to": caller, "data": Bytes::from(NativeCaller::bankBalanceOfCall { account: me }.abi_encode())}, "latest", override_set]))
         .unwrap();
     assert_eq!(U256::from_str_radix(out.as_str().unwrap().trim_start_matches("0x"), 16).unwrap(), U256::from(1u64));
+    // eth_estimateGas takes the same set: an empty account bonds through the contract.
+    let nobody = Address::repeat_byte(0x77);
+    let bond = json!({"from": nobody, "to": caller, "value": format!("{:#x}", amount), "data": Bytes::from(NativeCaller::bondCall { operator: validator }.abi_encode())});
+    assert!(d.c.call("eth_estimateGas", json!([bond, "latest"])).is_err(), "no OPEN, no estimate");
+    let rich = json!({ nobody.to_string(): {"balance": format!("{:#x}", amount * U256::from(2))} });
+    assert!(hex_u(&d.c.call("eth_estimateGas", json!([bond, "latest", rich])).unwrap()) > 21_000);
     node.stop();
 }

@@ -175,8 +175,11 @@ impl Backend for ChainBackend {
 
     fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallError> {
         let value = Amount::from_u256(req.value).map_err(|_| CallError::Invalid("value overflows".into()))?;
+        let changes = overrides(&req.overrides)?;
         let head = self.head_number();
         self.with_state(head, |st, header| {
+            let st = runtime::evm::Overridden::new(st, &changes).map_err(fatal)?;
+            let st: &dyn StateRead = &st;
             // The transaction will land in the next block: estimate in that block's environment,
             // so calls that depend on the height (votes, timelocks, unbonding) are judged as mined.
             let mut env = self.chain.env_at(header);

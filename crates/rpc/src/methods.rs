@@ -222,9 +222,10 @@ fn call(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
 
 fn estimate_gas(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
     p.at_most(3)?;
-    let req = capped_call_request(p)?;
+    let mut req = capped_call_request(p)?;
     // The estimate runs against the pending state; a block, if given, must parse.
     p.parse_opt(1, params::block_spec)?;
+    req.overrides = p.parse_opt(2, params::state_overrides)?.unwrap_or_default();
     Ok(qty(b.estimate_gas(&req)?.saturating_add(req.access_list_gas)))
 }
 
