@@ -22,30 +22,29 @@ fn artifact(name: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// `openledger contract ARGS… --rpc NODE` (a signer, where needed, is in `args`).
+/// `contract ARGS… --rpc NODE` (a signer, where needed, is in `args`).
+fn with_rpc<'a>(node: &'a NodeProc, args: &[&'a str]) -> Vec<&'a str> {
+    [&["contract"], args, &["--rpc", node.rpc.as_str()]].concat()
+}
+
 fn contract(node: &NodeProc, args: &[&str]) -> Output {
-    let mut all = vec!["contract"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--rpc", &node.rpc]);
-    cli(&all)
+    cli(&with_rpc(node, args))
 }
 
 fn contract_ok(node: &NodeProc, args: &[&str]) -> String {
-    let o = contract(node, args);
-    assert!(
-        o.status.success(),
-        "contract {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    cli_ok(&with_rpc(node, args))
 }
 
 /// The command fails cleanly (exit 1, no panic); its error message.
 fn contract_err(node: &NodeProc, args: &[&str]) -> String {
     let o = contract(node, args);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "contract {args:?} should fail:\n{}\n{err}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "contract {args:?} should fail:\n{}\n{err}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(!err.contains("panicked"), "{err}");
     err
 }
@@ -92,19 +91,29 @@ fn deploy_call_send_and_trace_an_erc20() {
     assert_eq!(v["outputs"], serde_json::json!(["TST"]));
 
     // A transfer moves the balance, and its receipt shows the Transfer log.
-    let sent = contract_ok(&node, &["send", &token, "transfer(address,uint256)", &bob.to_string(), "250", "--dev-account", "0"]);
+    let sent = contract_ok(
+        &node,
+        &["send", &token, "transfer(address,uint256)", &bob.to_string(), "250", "--dev-account", "0"],
+    );
     assert!(sent.starts_with("transfer(address,uint256): mined 0x"), "{sent}");
     assert!(sent.contains("status 1 (success), 1 log"), "{sent}");
     assert_eq!(balance(&node, &token, bob), "250");
     assert_eq!(balance(&node, &token, me), "999999999999999999750");
 
     // Amounts with a unit, through --abi by name, as JSON.
-    let s = json_of(&node, &["send", &token, "transfer", &bob.to_string(), "1OPEN", "--abi", &tt, "--dev-account", "0"]);
+    let s =
+        json_of(&node, &["send", &token, "transfer", &bob.to_string(), "1OPEN", "--abi", &tt, "--dev-account", "0"]);
     assert_eq!((s["status"].as_str(), s["logs"].as_u64()), (Some("0x1"), Some(1)));
     assert_eq!(balance(&node, &token, bob), "1000000000000000250");
 
     // The trace of that transfer: the top CALL to the token, decoded with --abi.
     let hash = s["hash"].as_str().unwrap();
+    let quiet = contract_ok(
+        &node,
+        &["send", &token, "transfer(address,uint256)", &bob.to_string(), "0", "-q", "--dev-account", "0"],
+    );
+    assert_eq!(quiet.trim().len(), 66, "{quiet}");
+    assert!(contract_ok(&node, &["trace", quiet.trim()]).starts_with("CALL "));
     let plain = contract_ok(&node, &["trace", hash]);
     let top = plain.lines().next().unwrap();
     assert!(top.starts_with(&format!("CALL {} → {token} 0xa9059cbb gas used ", me.to_checksum(None))), "{plain}");
@@ -121,7 +130,12 @@ fn bad_input_and_reverts_are_clear_errors() {
 
     // Deploy: argument count (with the signature), types, value, bytecode.
     let e = contract_err(&node, &["deploy", &tt, "Test", "TST", "--dev-account", "0"]);
-    assert!(e.contains("TestToken's constructor(string name_, string symbol_, uint256 initialSupply) takes 3 arguments, got 2"), "{e}");
+    assert!(
+        e.contains(
+            "TestToken's constructor(string name_, string symbol_, uint256 initialSupply) takes 3 arguments, got 2"
+        ),
+        "{e}"
+    );
     let e = contract_err(&node, &["deploy", &tt, "Test", "TST", "lots", "--dev-account", "0"]);
     assert!(e.contains("argument 3 (uint256 initialSupply)") && e.contains("\"lots\" is not an integer"), "{e}");
     let e = contract_err(&node, &["deploy", &tt, "Test", "TST", "1", "--value", "1", "--dev-account", "0"]);
@@ -153,7 +167,10 @@ fn bad_input_and_reverts_are_clear_errors() {
     assert!(e.contains("transfer(address,uint256) reverted: unknown error 0xe450d38c"), "{e}");
     assert!(e.contains("revert data: 0xe450d38c") && e.contains("give --abi"), "{e}");
     let e = contract_err(&node, &[&transfer[..], &["--abi", &tt]].concat());
-    assert!(e.contains(&format!("ERC20InsufficientBalance(sender: {}, balance: 0, needed: 5)", dev(1).address())), "{e}");
+    assert!(
+        e.contains(&format!("ERC20InsufficientBalance(sender: {}, balance: 0, needed: 5)", dev(1).address())),
+        "{e}"
+    );
 
     // Sending it is refused before anything is sent, with the same name.
     let e = contract_err(
@@ -170,7 +187,8 @@ fn a_reverted_nested_call_is_traced_with_its_error() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(dir.path(), &["--instant"]);
     let probe_json = artifact("Probe");
-    let probe: Address = contract_ok(&node, &["deploy", &probe_json, "-q", "--dev-account", "0"]).trim().parse().unwrap();
+    let probe: Address =
+        contract_ok(&node, &["deploy", &probe_json, "-q", "--dev-account", "0"]).trim().parse().unwrap();
     // A transaction that reverts inside: sent with a fixed gas limit, as no preflight would let it through.
     let inner = failCall { code: U256::from(9u64) }.abi_encode();
     let data = forwardCall { target: probe, data: inner.into() }.abi_encode();

@@ -44,6 +44,9 @@ pub enum ContractCmd {
     Send {
         #[command(flatten)]
         function: FunctionArgs,
+        /// Print only the transaction's hash, for `TX=$(openledger contract send … --quiet)`.
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
@@ -102,7 +105,7 @@ pub fn run(c: ContractCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ContractCmd::Deploy(a) => deploy(a, out),
         ContractCmd::Call { function, from, rpc } => call(&function, from, &rpc, out),
-        ContractCmd::Send { function, signer, rpc } => send(&function, &signer, &rpc, out),
+        ContractCmd::Send { function, quiet, signer, rpc } => send(&function, quiet, &signer, &rpc, out),
         ContractCmd::Trace { hash, abi, rpc } => {
             let abi = abi.as_deref().map(load_artifact).transpose()?.map(|a| a.abi);
             trace(hash, abi.as_ref(), &rpc, out)
@@ -222,7 +225,11 @@ fn decode_revert_with(abi: Option<&JsonAbi>, data: &[u8]) -> String {
     };
     let decoded = by_abi().unwrap_or_else(|| {
         let d = decode_error(data);
-        if abi.is_none() && d.starts_with("unknown error") { format!("{d} (give --abi ARTIFACT.json to name it)") } else { d }
+        if abi.is_none() && d.starts_with("unknown error") {
+            format!("{d} (give --abi ARTIFACT.json to name it)")
+        } else {
+            d
+        }
     });
     if data.is_empty() { decoded } else { format!("{decoded}\nrevert data: 0x{}", hex::encode(data)) }
 }
@@ -256,7 +263,8 @@ fn deploy(a: DeployArgs, out: Out) -> anyhow::Result<()> {
         bail!("{what} is not payable: leave out --value");
     }
     let decode = |d: &[u8]| decode_revert_with(Some(&art.abi), d);
-    let sent = send_decoding(&a.signer, &a.rpc, TxKind::Create, a.value, code, &format!("deploy {}", art.name), &decode)?;
+    let sent =
+        send_decoding(&a.signer, &a.rpc, TxKind::Create, a.value, code, &format!("deploy {}", art.name), &decode)?;
     let at = sent.receipt.contract_address.ok_or_else(|| anyhow!("the receipt of {} names no contract", sent.hash))?;
     if a.quiet && !out.json {
         println!("{}", at.to_checksum(None));
@@ -311,9 +319,8 @@ fn call(a: &FunctionArgs, from: Option<Address>, rpc: &RpcArgs, out: Out) -> any
     let vals = if p.f.outputs.is_empty() {
         Vec::new()
     } else {
-        p.f.abi_decode_output(&ret).map_err(|e| {
-            anyhow!("cannot decode {ret} as ({}): {e}", describe_params(&p.f.outputs))
-        })?
+        p.f.abi_decode_output(&ret)
+            .map_err(|e| anyhow!("cannot decode {ret} as ({}): {e}", describe_params(&p.f.outputs)))?
     };
     out.print(
         || match vals.is_empty() {
@@ -325,11 +332,15 @@ fn call(a: &FunctionArgs, from: Option<Address>, rpc: &RpcArgs, out: Out) -> any
     Ok(())
 }
 
-fn send(a: &FunctionArgs, signer: &SignerArgs, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
+fn send(a: &FunctionArgs, quiet: bool, signer: &SignerArgs, rpc: &RpcArgs, out: Out) -> anyhow::Result<()> {
     let p = Prepared::new(a)?;
     let sig = p.f.signature();
     let decode = |d: &[u8]| p.decode_revert(d);
     let sent: Sent = send_decoding(signer, rpc, TxKind::Call(p.to), a.value, p.data.clone(), &sig, &decode)?;
+    if quiet && !out.json {
+        println!("{}", sent.hash);
+        return Ok(());
+    }
     let logs = sent.receipt.inner.logs().len();
     out.print(
         || format!("{}\nstatus 1 (success), {logs} log{}", sent.human(&sig), if logs == 1 { "" } else { "s" }),
@@ -390,7 +401,9 @@ fn trace_lines(f: &Value, depth: usize, abi: Option<&JsonAbi>, lines: &mut Vec<S
         let output: Bytes = f.get("output").and_then(|o| serde_json::from_value(o.clone()).ok()).unwrap_or_default();
         match f["revertReason"].as_str() {
             Some(r) => line += &format!(" ({r:?})"),
-            None if !output.is_empty() => line += &format!(" ({})", decode_revert_with(abi, &output).replace('\n', "; ")),
+            None if !output.is_empty() => {
+                line += &format!(" ({})", decode_revert_with(abi, &output).replace('\n', "; "))
+            }
             None => {}
         }
     }
@@ -442,7 +455,11 @@ mod tests {
     fn reverts_are_named_by_the_abi_then_by_the_known_errors() {
         let abi = token_abi();
         let e = abi.error("ERC20InsufficientBalance").unwrap()[0].clone();
-        let vals = [DynSolValue::Address(Address::ZERO), DynSolValue::Uint(U256::ZERO, 256), DynSolValue::Uint(U256::from(5), 256)];
+        let vals = [
+            DynSolValue::Address(Address::ZERO),
+            DynSolValue::Uint(U256::ZERO, 256),
+            DynSolValue::Uint(U256::from(5), 256),
+        ];
         let data = e.abi_encode_input(&vals).unwrap();
         let shown = decode_revert_with(Some(&abi), &data);
         assert!(
