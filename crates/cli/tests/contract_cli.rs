@@ -119,6 +119,21 @@ fn deploy_call_send_and_trace_an_erc20() {
     assert!(top.starts_with(&format!("CALL {} → {token} 0xa9059cbb gas used ", me.to_checksum(None))), "{plain}");
     let named = contract_ok(&node, &["trace", hash, "--abi", &tt]);
     assert!(named.contains(&format!("transfer({}, 1000000000000000000)", bob.to_checksum(None))), "{named}");
+
+    // Uniswap v2's npm artifacts (an older compiler's ABI, no contractName) deploy the same way.
+    let uni = |n: &str| artifact(&format!("uniswap/{n}"));
+    let deploy_q = |args: &[&str]| -> String {
+        let mut all = vec!["deploy"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--quiet", "--dev-account", "0"]);
+        contract_ok(&node, &all).trim().to_string()
+    };
+    let weth = deploy_q(&[&uni("WETH9")]);
+    let factory = deploy_q(&[&uni("UniswapV2Factory"), &me.to_string()]);
+    let router = deploy_q(&[&uni("UniswapV2Router02"), &factory, &weth]);
+    let fee_to_setter = contract_ok(&node, &["call", &factory, "feeToSetter", "--abi", &uni("UniswapV2Factory")]);
+    assert_eq!(fee_to_setter.trim(), me.to_checksum(None));
+    assert_eq!(contract_ok(&node, &["call", &router, "WETH()(address)"]).trim(), weth);
 }
 
 #[test]
