@@ -38,6 +38,9 @@ enum Cmd {
     /// Sign and send transactions.
     #[command(subcommand)]
     Tx(commands::tx::TxCmd),
+    /// EVM contracts: deploy from an artifact, call, send, trace.
+    #[command(subcommand)]
+    Contract(commands::contract::ContractCmd),
     /// Read chain state over JSON-RPC.
     #[command(subcommand)]
     Query(commands::query::QueryCmd),
@@ -104,6 +107,7 @@ fn main() {
         Cmd::Testnet(a) => commands::testnet::testnet(a, out),
         Cmd::Keys(c) => commands::keys::run(c, out),
         Cmd::Tx(c) => commands::tx::run(c, out),
+        Cmd::Contract(c) => commands::contract::run(c, out),
         Cmd::Query(c) => commands::query::run(c, out),
         Cmd::Stake(c) => commands::stake::run(c, out),
         Cmd::Gov(c) => commands::gov::run(c, out),

@@ -7,6 +7,7 @@ pub mod agent_task;
 pub mod apikey;
 pub mod attribution;
 pub mod chat;
+pub mod contract;
 pub mod datanet;
 pub mod demo;
 pub mod escrow;

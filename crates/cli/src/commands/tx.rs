@@ -1,4 +1,5 @@
-//! `tx transfer`: build, sign and send a transaction, then wait for its receipt.
+//! `tx transfer`: build, sign and send a transaction, then wait for its receipt;
+//! [`send`] is what every command that sends a transaction uses.
 
 use std::time::Duration;
 
@@ -38,11 +39,25 @@ fn hex_u(v: &Value) -> anyhow::Result<u128> {
     u128::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad quantity {s}"))
 }
 
-/// Sign and send a call (`input` empty for a plain transfer); wait for the receipt unless `no_wait`.
+/// An `eth_call` / `eth_estimateGas` request object; a creation has no `to`.
+pub fn call_request(from: Address, to: TxKind, value: Amount, input: &[u8]) -> Value {
+    let mut call = json!({"from": from, "value": format!("{:#x}", value.0)});
+    if let TxKind::Call(to) = to {
+        call["to"] = json!(to);
+    }
+    if !input.is_empty() {
+        call["data"] = json!(Bytes::copy_from_slice(input));
+    }
+    call
+}
+
+/// Sign and send a call (`input` empty for a plain transfer) or, with
+/// `TxKind::Create`, a contract creation (`input` the init code); wait for the
+/// receipt unless `no_wait`.
 pub fn send(
     signer: &SignerArgs,
     rpc: &RpcArgs,
-    to: Address,
+    to: TxKind,
     value: Amount,
     input: Bytes,
     no_wait: bool,
@@ -54,10 +69,7 @@ pub fn send(
     let head = c.block(BlockNumberOrTag::Latest, false)?.ok_or_else(|| anyhow!("the node has no latest block"))?;
     let base = u128::from(head.header.base_fee_per_gas.ok_or_else(|| anyhow!("the latest block has no base fee"))?);
     let tip = hex_u(&c.call("eth_maxPriorityFeePerGas", json!([]))?)?;
-    let mut call = json!({"from": key.address(), "to": to, "value": format!("{:#x}", value.0)});
-    if !input.is_empty() {
-        call["data"] = json!(input);
-    }
+    let call = call_request(key.address(), to, value, &input);
     let gas = match c.call("eth_estimateGas", json!([call])) {
         Ok(g) => hex_u(&g)? as u64,
         Err(e) => bail!("the node refuses this transaction: {e}"),
@@ -68,7 +80,7 @@ pub fn send(
         gas_limit: gas,
         max_fee_per_gas: 2 * base + tip,
         max_priority_fee_per_gas: tip,
-        to: TxKind::Call(to),
+        to,
         value: U256::from(value.0),
         access_list: Default::default(),
         input,
@@ -85,7 +97,7 @@ pub fn send(
 pub fn run(c: TxCmd, out: Out) -> anyhow::Result<()> {
     match c {
         TxCmd::Transfer { signer, to, amount, rpc, no_wait } => {
-            let (hash, receipt) = send(&signer, &rpc, to, amount, Bytes::new(), no_wait)?;
+            let (hash, receipt) = send(&signer, &rpc, TxKind::Call(to), amount, Bytes::new(), no_wait)?;
             match receipt {
                 None => out.print(|| format!("submitted {hash}"), json!({"hash": hash})),
                 Some(r) => {

@@ -91,7 +91,7 @@ pub fn describe_call(target: &Address, data: &[u8]) -> String {
 
 /// A value as the CLI shows it: checksummed addresses, decimal integers, 0x
 /// hex bytes, quoted strings, `[..]` arrays and `(..)` tuples.
-fn fmt_val(v: &DynSolValue) -> String {
+pub fn fmt_val(v: &DynSolValue) -> String {
     match v {
         DynSolValue::Address(a) => a.to_checksum(None),
         DynSolValue::Bool(b) => b.to_string(),

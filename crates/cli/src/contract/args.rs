@@ -60,7 +60,7 @@ fn parse_items(ty: &DynSolType, items: &[&str]) -> anyhow::Result<Vec<DynSolValu
 }
 
 /// A module name ("staking"), "treasury", or a hex address.
-fn parse_address(s: &str) -> anyhow::Result<Address> {
+pub fn parse_address(s: &str) -> anyhow::Result<Address> {
     if s == "treasury" {
         return Ok(TREASURY);
     }

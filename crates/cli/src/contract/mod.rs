@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod args;
 
+use alloy_primitives::TxKind;
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, anyhow, bail};
 use primitives::{Address, Amount, B256, Bytes};
@@ -33,7 +34,7 @@ pub fn signer_address(s: &SignerArgs) -> anyhow::Result<Address> {
 }
 
 /// The revert data of a JSON-RPC error, if it is an "execution reverted" (code 3).
-fn revert_data(e: &ClientError) -> Option<Vec<u8>> {
+pub fn revert_data(e: &ClientError) -> Option<Vec<u8>> {
     match e {
         ClientError::Rpc { code: 3, data: Some(d), .. } => {
             let s = d.as_str()?;
@@ -84,12 +85,28 @@ pub fn preflight(
     data: &[u8],
     what: &str,
 ) -> anyhow::Result<u64> {
+    preflight_decoding(rpc, from, TxKind::Call(to), value, data, what, &decode_revert)
+}
+
+/// Reads revert data as the user should see it (see [`decode_revert`]).
+pub type RevertDecoder<'a> = &'a dyn Fn(&[u8]) -> String;
+
+/// [`preflight`] of a call or a creation, its revert read by `decode`.
+pub fn preflight_decoding(
+    rpc: &RpcArgs,
+    from: Address,
+    to: TxKind,
+    value: Amount,
+    data: &[u8],
+    what: &str,
+    decode: RevertDecoder<'_>,
+) -> anyhow::Result<u64> {
     let mut c = rpc.client();
-    let req = json!({"from": from, "to": to, "value": format!("{:#x}", value.0), "data": Bytes::copy_from_slice(data)});
+    let req = crate::commands::tx::call_request(from, to, value, data);
     match c.call("eth_estimateGas", json!([req])) {
         Ok(g) => hex_u64(&g),
         Err(e) => match revert_data(&e) {
-            Some(d) => Err(Refused(format!("{what} refused by the node (nothing sent): {}", decode_revert(&d))).into()),
+            Some(d) => Err(Refused(format!("{what} refused by the node (nothing sent): {}", decode(&d))).into()),
             None => bail!("{what}: the node refuses this transaction: {e}"),
         },
     }
@@ -162,12 +179,26 @@ pub fn send_call(
     data: Vec<u8>,
     what: &str,
 ) -> anyhow::Result<Sent> {
+    send_decoding(signer, rpc, TxKind::Call(to), value, data, what, &decode_revert)
+}
+
+/// [`send_call`] of a call or a creation (`TxKind::Create`, `data` the init
+/// code), its revert read by `decode`.
+pub fn send_decoding(
+    signer: &SignerArgs,
+    rpc: &RpcArgs,
+    to: TxKind,
+    value: Amount,
+    data: Vec<u8>,
+    what: &str,
+    decode: RevertDecoder<'_>,
+) -> anyhow::Result<Sent> {
     let from = signer_address(signer)?;
-    preflight(rpc, from, to, value, &data, what)?;
+    preflight_decoding(rpc, from, to, value, &data, what, decode)?;
     let (hash, receipt) = crate::commands::tx::send(signer, rpc, to, value, Bytes::from(data), false)?;
     let receipt = receipt.ok_or_else(|| anyhow!("no receipt for {hash}"))?;
     if !receipt.status() {
-        let reason = revert_reason(&receipt).map(|d| decode_revert(&d)).unwrap_or_else(|| "no revert data".into());
+        let reason = revert_reason(&receipt).map(|d| decode(&d)).unwrap_or_else(|| "no revert data".into());
         let block = receipt.block_number.unwrap_or(0);
         return Err(Refused(format!("{what} failed in block {block} (transaction {hash}, status 0): {reason}")).into());
     }
