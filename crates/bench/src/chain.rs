@@ -760,6 +760,7 @@ impl RunSetting<'_> {
         let sampler = UsageSampler::start(node.pid(), self.rss_cap_bytes);
         let r = run_workload(&node.addr, self.w, self.clients, self.poll, self.timeout);
         let mem = sampler.finish();
+        let r = r.map_err(|e| e.context(format!("{name}'s log ends with:\n{}", log_tail(&node.log))));
         drop(node);
         let r = match mem.killed_at {
             Some(b) => Err(anyhow!(
