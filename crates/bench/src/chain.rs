@@ -1,10 +1,18 @@
-//! `bench chain`: pre-signed EIP-1559 transfers over JSON-RPC until every one is
-//! in a block, against our node and against Hardhat's node, same client, same
-//! signed transactions, alternating runs, each on a fresh node.
+//! `bench chain`: pre-signed EIP-1559 transactions over JSON-RPC until every
+//! one is in a block, against our node and against its peers (Hardhat's node,
+//! Foundry's Anvil; see [`peers`]), same client, same signed transactions,
+//! alternating runs, each on a fresh node, each node's memory sampled.
+//!
+//! Two workloads: plain transfers (`--workload transfer`, the native path) and
+//! ERC-20 `transfer` calls on an OpenZeppelin token each sender deployed before
+//! the clock started (`--workload erc20`, the EVM path; see [`erc20`]).
 //!
 //! One run:
 //! 1. start a fresh node on a free loopback port and wait for `eth_chainId`;
-//! 2. check the chain id (31337) and that every sender's nonce is 0;
+//!    sample its process group's RSS every 250 ms from then on ([`memory`]);
+//! 2. check the chain id (31337) and that every sender's nonce is 0; send the
+//!    workload's set-up transactions (the ERC-20 deployments) and wait for
+//!    their successful receipts;
 //! 3. `--clients` threads, each owning whole senders (sender `s` goes to thread
 //!    `s % threads`, a thread interleaves its senders nonce by nonce), send the
 //!    raw transactions with `eth_sendRawTransaction`, recording when each send
@@ -14,7 +22,8 @@
 //!    includes it came back);
 //! 4. when every hash is seen: throughput = txs / (last inclusion − first send),
 //!    latency = seen − sent (p50, p99); then every receipt is fetched and must
-//!    have status 0x1, so a node that drops or fails transactions cannot score;
+//!    have status 0x1 (and, for ERC-20, every token's balances must add up), so a
+//!    node that drops or fails transactions cannot score;
 //! 5. kill the node (a guard kills it on every path, errors included).
 
 use std::collections::HashMap;
@@ -36,13 +45,19 @@ use serde_json::{Value, json};
 use crate::machine::{Machine, today};
 use crate::stats::{fmt_ratio, median, percentile, ratio};
 
+mod erc20;
+mod peers;
+mod usage;
+
+pub use peers::PeerKind;
+use peers::{Peer, prepare_peers};
+use usage::{UsageFigures, UsageSampler};
+
 /// Chain id of both dev chains.
 pub(crate) const CHAIN_ID: u64 = 31337;
 const GWEI: u128 = 1_000_000_000;
 /// Every transfer goes here: not a dev account, not a system or precompile address.
 pub(crate) const RECIPIENT: Address = address!("0x4242424242424242424242424242424242424242");
-/// The Hardhat release we compare with (bench/peers/install.sh installs it).
-const HARDHAT_VERSION: &str = "2.29.1";
 /// How long a node may take to answer `eth_chainId` after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Blocks fetched per JSON-RPC batch by the watcher, receipts per batch when verifying.
@@ -50,10 +65,29 @@ const BATCH: usize = 100;
 /// A thread stopped because another one failed.
 const ABORTED: &str = "aborted";
 
+/// What the transactions do.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// 1 wei to a fixed recipient (gas 21,000): the native transfer path.
+    Transfer,
+    /// `transfer(recipient, 1)` on an OpenZeppelin ERC-20 each sender deployed
+    /// first: the EVM path.
+    Erc20,
+}
+
+impl WorkloadKind {
+    fn label(self) -> &'static str {
+        match self {
+            WorkloadKind::Transfer => "transfer",
+            WorkloadKind::Erc20 => "erc20",
+        }
+    }
+}
+
 /// Which block production to compare.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChainMode {
-    /// Our `--instant` sealing vs Hardhat's automine.
+    /// Our `--instant` sealing vs the peers' automine.
     Instant,
     /// Blocks every `--block-time` ms on both.
     Interval,
@@ -61,20 +95,24 @@ pub enum ChainMode {
     Both,
 }
 
-/// `openledger bench chain`: JSON-RPC transfers/s and submit-to-inclusion
-/// latency, our node vs Hardhat's node.
+/// `openledger bench chain`: JSON-RPC transactions/s, submit-to-inclusion
+/// latency and memory, our node vs Hardhat's node and Anvil.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChainOpts {
-    /// Transfers per run, split round-robin over the senders.
+    /// Transactions per run, split round-robin over the senders (a large run,
+    /// e.g. 20000, shows how each node's memory grows).
     #[arg(long, default_value_t = 2000)]
     pub txs: usize,
+    /// transfer (native value transfers) or erc20 (ERC-20 `transfer` calls in the EVM).
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Transfer)]
+    pub workload: WorkloadKind,
     /// Sending accounts: the first N dev accounts (1 to 10).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub senders: u32,
     /// Client threads sending transactions (each owns whole senders; at most one per sender).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub clients: u32,
-    /// Rounds per mode; each round runs ours then the peer, each on a fresh node.
+    /// Rounds per mode; each round runs ours then each peer, each on a fresh node.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// instant (vs automine), interval (vs interval mining) or both.
@@ -86,13 +124,23 @@ pub struct ChainOpts {
     /// The `openledger` binary to start as our node. Default: this executable.
     #[arg(long)]
     pub openledger_bin: Option<PathBuf>,
-    /// Run our node only (no Hardhat, ratio n/a).
+    /// Run our node only (no peer, ratios n/a).
     #[arg(long)]
     pub no_peer: bool,
+    /// The peers to run beside ours, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hardhat,anvil")]
+    pub peers: Vec<PeerKind>,
     /// Where Hardhat is (or gets) installed. Default: bench/.peers/hardhat of the
     /// source tree (found from the current directory upwards, else from the build).
     #[arg(long)]
     pub peer_dir: Option<PathBuf>,
+    /// Where Anvil is (or gets) installed. Default: bench/.peers/anvil of the source tree.
+    #[arg(long)]
+    pub anvil_dir: Option<PathBuf>,
+    /// A node whose processes together pass this many MiB of RSS is killed and
+    /// its run fails (the machine is shared).
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_rss_mib: u64,
     /// Milliseconds between the watcher's `eth_blockNumber` polls.
     #[arg(long, default_value_t = 5)]
     pub poll_ms: u64,
@@ -108,6 +156,7 @@ impl Default for ChainOpts {
     fn default() -> Self {
         ChainOpts {
             txs: 2000,
+            workload: WorkloadKind::Transfer,
             senders: 10,
             clients: 8,
             rounds: 3,
@@ -115,7 +164,10 @@ impl Default for ChainOpts {
             block_time: 1000,
             openledger_bin: None,
             no_peer: false,
+            peers: vec![PeerKind::Hardhat, PeerKind::Anvil],
             peer_dir: None,
+            anvil_dir: None,
+            max_rss_mib: 8192,
             poll_ms: 5,
             timeout: 300,
             json_out: None,
@@ -126,7 +178,7 @@ impl Default for ChainOpts {
 // ---------------------------------------------------------------------------
 // Workload
 
-/// One pre-signed transfer.
+/// One pre-signed transaction.
 #[derive(Clone, Debug)]
 pub(crate) struct SignedTransfer {
     /// Index into [`Workload::senders`].
@@ -138,44 +190,98 @@ pub(crate) struct SignedTransfer {
     pub hash: B256,
 }
 
-/// All transfers of a run, signed before any clock starts. Transfer `i` is
-/// sent by sender `i % senders` with nonce `i / senders`.
+/// What the bench checks after a run, beyond every receipt's success.
+#[derive(Clone, Debug)]
+pub(crate) enum WorkloadCheck {
+    /// Nothing more.
+    Receipts,
+    /// Each sender's token (by sender index): the recipient holds what that sender sent.
+    Erc20 { tokens: Vec<Address> },
+}
+
+/// All transactions of a run, signed before any clock starts: the set-up (sent
+/// and confirmed before the clock) and the measured ones. Measured transaction
+/// `i` is sent by sender `i % senders`, with nonces counting up per sender
+/// after its set-up.
 #[derive(Clone, Debug)]
 pub(crate) struct Workload {
     pub senders: Vec<Address>,
+    pub setup: Vec<SignedTransfer>,
     pub txs: Vec<SignedTransfer>,
+    pub check: WorkloadCheck,
 }
 
-/// Sign `txs` transfers of 1 wei to [`RECIPIENT`] (gas 21,000, max fee 10 gwei,
-/// tip 1 gwei) from the first `senders` dev accounts.
-pub(crate) fn build_workload(txs: usize, senders: usize) -> Result<Workload> {
+/// The fields that differ between the workloads' transactions; all pay max fee
+/// 10 gwei, tip 1 gwei.
+pub(crate) struct TxSpec {
+    pub nonce: u64,
+    pub gas: u64,
+    pub to: TxKind,
+    pub value: U256,
+    pub input: Vec<u8>,
+}
+
+/// The keys of the first `senders` dev accounts (of the standard test mnemonic).
+pub(crate) fn dev_keys(senders: usize) -> Result<Vec<keys::SecretKey>> {
     if senders == 0 || senders > 10 {
         bail!("--senders must be between 1 and 10 (the funded dev accounts), got {senders}");
     }
-    let keys = (0..senders)
+    (0..senders)
         .map(|i| keys::derive_account(keys::DEV_MNEMONIC, i as u32))
         .collect::<Result<Vec<_>, _>>()
-        .context("deriving the dev accounts")?;
+        .context("deriving the dev accounts")
+}
+
+/// Sign one EIP-1559 transaction of dev account `sender`.
+pub(crate) fn sign(key: &keys::SecretKey, sender: usize, spec: TxSpec) -> SignedTransfer {
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: spec.nonce,
+        gas_limit: spec.gas,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: spec.to,
+        value: spec.value,
+        input: spec.input.into(),
+        ..Default::default()
+    };
+    let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
+    let hash = keccak256(&raw);
+    SignedTransfer { sender, nonce: spec.nonce, raw, hash }
+}
+
+/// Sign `txs` transfers of 1 wei to [`RECIPIENT`] (gas 21,000, max fee 10 gwei,
+/// tip 1 gwei) from the first `senders` dev accounts: transfer `i` is sent by
+/// sender `i % senders` with nonce `i / senders`. No set-up.
+pub(crate) fn build_workload(txs: usize, senders: usize) -> Result<Workload> {
+    let keys = dev_keys(senders)?;
     let txs = (0..txs)
         .map(|i| {
-            let sender = i % senders;
-            let nonce = (i / senders) as u64;
-            let tx = TxEip1559 {
-                chain_id: CHAIN_ID,
-                nonce,
-                gas_limit: 21_000,
-                max_fee_per_gas: 10 * GWEI,
-                max_priority_fee_per_gas: GWEI,
+            let s = i % senders;
+            let spec = TxSpec {
+                nonce: (i / senders) as u64,
+                gas: 21_000,
                 to: TxKind::Call(RECIPIENT),
                 value: U256::from(1u8),
-                ..Default::default()
+                input: Vec::new(),
             };
-            let raw = keys::encode_2718(&keys::sign_eip1559(&keys[sender], tx));
-            let hash = keccak256(&raw);
-            SignedTransfer { sender, nonce, raw, hash }
+            sign(&keys[s], s, spec)
         })
         .collect();
-    Ok(Workload { senders: keys.iter().map(|k| k.address()).collect(), txs })
+    Ok(Workload {
+        senders: keys.iter().map(|k| k.address()).collect(),
+        setup: Vec::new(),
+        txs,
+        check: WorkloadCheck::Receipts,
+    })
+}
+
+/// The workload `kind` of `txs` transactions from the first `senders` dev accounts.
+pub(crate) fn build(kind: WorkloadKind, txs: usize, senders: usize) -> Result<Workload> {
+    match kind {
+        WorkloadKind::Transfer => build_workload(txs, senders),
+        WorkloadKind::Erc20 => erc20::build_erc20_workload(txs, senders),
+    }
 }
 
 /// Which transfers each client thread sends, in order: sender `s` belongs to
@@ -208,7 +314,7 @@ pub(crate) fn plan_threads(w: &Workload, clients: usize) -> Vec<Vec<usize>> {
 // Node processes
 
 /// A node running as a child process, killed (with its process group) on drop.
-struct NodeProc {
+pub(crate) struct NodeProc {
     name: &'static str,
     child: Child,
     addr: String,
@@ -232,6 +338,11 @@ impl NodeProc {
         let mut p = NodeProc { name, child, addr, log, _dir: dir };
         p.wait_ready()?;
         Ok(p)
+    }
+
+    /// Its process id, which is also its process group's.
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait_ready(&mut self) -> Result<()> {
@@ -267,15 +378,9 @@ impl NodeProc {
 
 impl Drop for NodeProc {
     fn drop(&mut self) {
+        // The child leads its own process group (process_group(0)): kill the group.
         #[cfg(unix)]
-        {
-            // The child leads its own process group (process_group(0)): kill the group.
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        usage::kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -305,7 +410,7 @@ fn tmp_dir(prefix: &str) -> Result<tempfile::TempDir> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Production {
+pub(crate) enum Production {
     Instant,
     Interval(u64),
 }
@@ -336,124 +441,6 @@ fn start_ours(bin: &Path, prod: Production) -> Result<NodeProc> {
     };
     cmd.arg("--quiet");
     NodeProc::spawn("openledger", cmd, dir, addr)
-}
-
-/// An installed Hardhat.
-#[derive(Clone, Debug)]
-struct Hardhat {
-    dir: PathBuf,
-    version: String,
-}
-
-impl Hardhat {
-    fn start(&self, prod: Production) -> Result<NodeProc> {
-        let dir = tmp_dir("hardhat-bench-")?;
-        let port = free_port()?;
-        let addr = format!("127.0.0.1:{port}");
-        // Run Hardhat's CLI module with node directly: the `hardhat` bin script forks
-        // it into a second process, which a plain kill would leave running.
-        let cli = self.dir.join("node_modules/hardhat/internal/cli/cli.js");
-        let mut cmd = if cli.is_file() {
-            let mut c = Command::new("node");
-            c.arg(cli);
-            c
-        } else {
-            Command::new(self.dir.join("node_modules/.bin/hardhat"))
-        };
-        cmd.args(["node", "--hostname", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--config")
-            .arg(self.dir.join("hardhat.config.js"))
-            .current_dir(&self.dir)
-            .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
-            .env("DO_NOT_TRACK", "1");
-        match prod {
-            Production::Instant => cmd.env("OL_BENCH_MINING", "instant"),
-            Production::Interval(ms) => {
-                cmd.env("OL_BENCH_MINING", "interval").env("OL_BENCH_INTERVAL_MS", ms.to_string())
-            }
-        };
-        NodeProc::spawn("hardhat", cmd, dir, addr)
-    }
-}
-
-/// The bench/ directory of the source tree: from the current directory upwards,
-/// else next to the crate this was built from.
-fn bench_dir() -> Option<PathBuf> {
-    let has_script = |d: &Path| d.join("peers/install.sh").is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        for a in cwd.ancestors() {
-            let d = a.join("bench");
-            if has_script(&d) {
-                return Some(d);
-            }
-        }
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
-    has_script(&built).then_some(built)
-}
-
-fn hardhat_version(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("node_modules/hardhat/package.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v.get("version")?.as_str().map(str::to_string)
-}
-
-/// Find Hardhat, installing it with bench/peers/install.sh if needed. `None`
-/// (after saying why) when it cannot be had.
-fn prepare_hardhat(opts: &ChainOpts) -> Option<Hardhat> {
-    let bench = bench_dir();
-    let dir = match (&opts.peer_dir, &bench) {
-        (Some(d), _) => d.clone(),
-        (None, Some(b)) => b.join(".peers/hardhat"),
-        (None, None) => {
-            eprintln!(
-                "peer: cannot find bench/peers/install.sh (run from the source tree or pass --peer-dir); running our node alone"
-            );
-            return None;
-        }
-    };
-    let installed =
-        |d: &Path| d.join("hardhat.config.js").is_file() && d.join("node_modules/hardhat/package.json").is_file();
-    if !installed(&dir) {
-        let Some(script) = bench.as_ref().map(|b| b.join("peers/install.sh")) else {
-            eprintln!(
-                "peer: Hardhat is not installed in {} and bench/peers/install.sh was not found; running our node alone",
-                dir.display()
-            );
-            return None;
-        };
-        eprintln!("peer: installing hardhat@{HARDHAT_VERSION} into {} with {} ...", dir.display(), script.display());
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .status();
-        match status {
-            Ok(s) if s.success() && installed(&dir) => {}
-            Ok(s) => {
-                eprintln!("peer: {} failed ({s}); running our node alone", script.display());
-                return None;
-            }
-            Err(e) => {
-                eprintln!("peer: cannot run bash {}: {e}; running our node alone", script.display());
-                return None;
-            }
-        }
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => {
-            eprintln!("peer: `node` (Node.js) is not on PATH; running our node alone");
-            return None;
-        }
-    }
-    let version = hardhat_version(&dir).unwrap_or_else(|| "?".into());
-    if version != HARDHAT_VERSION {
-        eprintln!("peer: note: Hardhat {version} in {}, the reference is {HARDHAT_VERSION}", dir.display());
-    }
-    Some(Hardhat { dir, version })
 }
 
 // ---------------------------------------------------------------------------
@@ -504,6 +491,7 @@ pub(crate) fn run_workload(
             bail!("dev account {i} ({a}) has nonce {nonce} on the node at {addr}: the node is not fresh");
         }
     }
+    run_setup(&mut c, w, timeout)?;
     let head0 = c.block_number().context("eth_blockNumber")?;
     let index: HashMap<B256, usize> = w.txs.iter().enumerate().map(|(i, t)| (t.hash, i)).collect();
     if index.len() != n {
@@ -609,6 +597,9 @@ pub(crate) fn run_workload(
     let submit_s = last_answer.map_or(0.0, |l| l.saturating_duration_since(first_send).as_secs_f64());
 
     verify_receipts(&mut c, w)?;
+    if let WorkloadCheck::Erc20 { tokens } = &w.check {
+        erc20::verify_balances(&mut c, &w.senders, tokens, &w.txs)?;
+    }
 
     Ok(RunFigures {
         txs: n,
@@ -619,6 +610,30 @@ pub(crate) fn run_workload(
         p99_ms: percentile(&lat_ms, 99.0),
         blocks: head1.saturating_sub(head0),
     })
+}
+
+/// Send the set-up transactions (before any clock starts) and wait until each
+/// has a successful receipt.
+fn run_setup(c: &mut RpcClient, w: &Workload, timeout: Duration) -> Result<()> {
+    for t in &w.setup {
+        let h = c
+            .send_raw(&t.raw)
+            .with_context(|| format!("set-up: eth_sendRawTransaction (sender {} nonce {})", t.sender, t.nonce))?;
+        if h != t.hash {
+            bail!("set-up: the node answered hash {h} for transaction {}", t.hash);
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    for t in &w.setup {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = c
+            .wait_receipt(&t.hash, left)
+            .with_context(|| format!("set-up: receipt of sender {} nonce {} ({:#x})", t.sender, t.nonce, t.hash))?;
+        if !r.status() {
+            bail!("set-up: transaction of sender {} nonce {} ({:#x}) failed", t.sender, t.nonce, t.hash);
+        }
+    }
+    Ok(())
 }
 
 /// Poll the head and record when each transaction is first seen in a block.
@@ -720,9 +735,47 @@ struct Run {
     mode: &'static str,
     round: u32,
     f: RunFigures,
+    mem: UsageFigures,
 }
 
-/// Run `bench chain`: print each run, the medians, the ratio ours/peer and the machine.
+/// What every run shares.
+struct RunSetting<'a> {
+    w: &'a Workload,
+    clients: usize,
+    poll: Duration,
+    timeout: Duration,
+    rss_cap_bytes: u64,
+    rss_cap_mib: u64,
+}
+
+impl RunSetting<'_> {
+    /// Start a node, run the workload on it while sampling its memory, kill it.
+    /// The memory figures come back whatever happened (a node killed for its
+    /// memory is a finding, not only an error).
+    fn measure(&self, name: &str, start: impl FnOnce() -> Result<NodeProc>) -> (Result<RunFigures>, UsageFigures) {
+        let node = match start() {
+            Ok(n) => n,
+            Err(e) => return (Err(e), UsageFigures::default()),
+        };
+        let sampler = UsageSampler::start(node.pid(), self.rss_cap_bytes);
+        let r = run_workload(&node.addr, self.w, self.clients, self.poll, self.timeout);
+        let mem = sampler.finish();
+        let r = r.map_err(|e| e.context(format!("{name}'s log ends with:\n{}", log_tail(&node.log))));
+        drop(node);
+        let r = match mem.killed_at {
+            Some(b) => Err(anyhow!(
+                "{name} was killed by the bench when its RSS reached {:.0} MiB (--max-rss-mib {}); before that: {}",
+                b as f64 / (1024.0 * 1024.0),
+                self.rss_cap_mib,
+                r.err().map_or_else(|| "the run had finished".to_string(), |e| format!("{e:#}"))
+            )),
+            None => r,
+        };
+        (r, mem)
+    }
+}
+
+/// Run `bench chain`: print each run, the medians, the ratios ours/peer and the machine.
 pub fn run_chain(opts: &ChainOpts) -> Result<()> {
     let machine = Machine::detect();
     let bin = match &opts.openledger_bin {
@@ -736,109 +789,72 @@ pub fn run_chain(opts: &ChainOpts) -> Result<()> {
     };
     let senders = opts.senders as usize;
     let clients = (opts.clients as usize).min(senders);
-    let poll = Duration::from_millis(opts.poll_ms);
-    let timeout = Duration::from_secs(opts.timeout);
 
-    println!("bench chain: {} pre-signed EIP-1559 transfers (1 wei, gas 21000, max fee 10 gwei, tip 1 gwei)", opts.txs);
-    println!(
-        "  from {senders} dev accounts over JSON-RPC by {clients} client threads; watcher polls every {} ms; {} round(s) per mode, fresh node per run",
-        opts.poll_ms, opts.rounds
-    );
-    println!("  ours: {} up --instant | --block-time {}", bin.display(), opts.block_time);
-    println!("  machine: {}", machine.describe());
-
-    let mut peer = if opts.no_peer { None } else { prepare_hardhat(opts) };
-    match &peer {
-        Some(h) => println!(
-            "  peer: Hardhat {} node (EDR) in {}: automine | interval mining {} ms",
-            h.version,
-            h.dir.display(),
-            opts.block_time
-        ),
-        None => println!("  peer: none{}", if opts.no_peer { " (--no-peer)" } else { "" }),
+    print_header(opts, &bin, senders, clients, &machine);
+    let mut peers = prepare_peers(opts);
+    if peers.is_empty() {
+        println!("  peers: none{}", if opts.no_peer { " (--no-peer)" } else { "" });
     }
-    let peer_info = peer.as_ref().map(|h| json!({"name": "hardhat", "version": h.version}));
+    for p in &peers {
+        println!("  peer: {}", p.describe(opts.block_time));
+    }
+    let peer_info: Vec<Value> = peers.iter().map(Peer::to_json).collect();
+    let names: Vec<&'static str> = std::iter::once("openledger").chain(peers.iter().map(Peer::name)).collect();
 
     let t = Instant::now();
-    let w = build_workload(opts.txs, senders)?;
-    println!("  signed {} transactions in {:.2} s (before any clock starts)\n", w.txs.len(), t.elapsed().as_secs_f64());
+    let w = build(opts.workload, opts.txs, senders)?;
+    println!(
+        "  signed {} set-up and {} measured transactions in {:.2} s (before any clock starts)\n",
+        w.setup.len(),
+        w.txs.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let setting = RunSetting {
+        w: &w,
+        clients,
+        poll: Duration::from_millis(opts.poll_ms),
+        timeout: Duration::from_secs(opts.timeout),
+        rss_cap_bytes: opts.max_rss_mib.saturating_mul(1024 * 1024),
+        rss_cap_mib: opts.max_rss_mib,
+    };
 
     let mut runs: Vec<Run> = Vec::new();
+    let mut failures: Vec<Value> = Vec::new();
     for &prod in &modes {
         for round in 1..=opts.rounds {
-            let node = start_ours(&bin, prod)?;
-            let f = run_workload(&node.addr, &w, clients, poll, timeout)
-                .with_context(|| format!("openledger, {} mode, round {round}", prod.label()))?;
-            drop(node);
-            print_run("openledger", prod.label(), round, &f);
-            runs.push(Run { system: "openledger", mode: prod.label(), round, f });
+            let (r, mem) = setting.measure("openledger", || start_ours(&bin, prod));
+            let f = r.with_context(|| format!("openledger, {} mode, round {round}", prod.label()))?;
+            print_run("openledger", prod.label(), round, &f, &mem);
+            runs.push(Run { system: "openledger", mode: prod.label(), round, f, mem });
 
-            if let Some(h) = &peer {
-                let r = h.start(prod).and_then(|node| {
-                    let f = run_workload(&node.addr, &w, clients, poll, timeout);
-                    drop(node);
-                    f
-                });
+            peers.retain(|p| {
+                let (r, mem) = setting.measure(p.name(), || p.start(prod));
                 match r {
                     Ok(f) => {
-                        print_run("hardhat", prod.label(), round, &f);
-                        runs.push(Run { system: "hardhat", mode: prod.label(), round, f });
+                        print_run(p.name(), prod.label(), round, &f, &mem);
+                        runs.push(Run { system: p.name(), mode: prod.label(), round, f, mem });
+                        true
                     }
                     Err(e) => {
                         eprintln!(
-                            "peer: hardhat failed ({} mode, round {round}): {e:#}\npeer: continuing with our node alone",
-                            prod.label()
+                            "peer: {} failed ({} mode, round {round}; {}): {e:#}\npeer: no more runs of {}",
+                            p.name(),
+                            prod.label(),
+                            mem.describe(),
+                            p.name()
                         );
-                        peer = None;
+                        failures.push(json!({
+                            "system": p.name(), "mode": prod.label(), "round": round,
+                            "error": format!("{e:#}"), "memory": mem.to_json(),
+                        }));
+                        false
                     }
                 }
-            }
+            });
         }
     }
 
-    // Summary.
-    println!("\nmedians over {} round(s), {} transfers per run:", opts.rounds, opts.txs);
-    println!(
-        "{:<9} {:<11} {:>5} {:>12} {:>10} {:>10} {:>9}",
-        "mode", "system", "runs", "transfers/s", "p50 ms", "p99 ms", "tx/block"
-    );
-    let mut summary = Vec::new();
-    for &prod in &modes {
-        let mode = prod.label();
-        let mut meds: HashMap<&str, (f64, f64, f64)> = HashMap::new();
-        for system in ["openledger", "hardhat"] {
-            let rs: Vec<&RunFigures> =
-                runs.iter().filter(|r| r.mode == mode && r.system == system).map(|r| &r.f).collect();
-            if rs.is_empty() {
-                continue;
-            }
-            let tps = median(&rs.iter().map(|f| f.tps).collect::<Vec<_>>());
-            let p50 = median(&rs.iter().map(|f| f.p50_ms).collect::<Vec<_>>());
-            let p99 = median(&rs.iter().map(|f| f.p99_ms).collect::<Vec<_>>());
-            let per_block = median(&rs.iter().map(|f| f.txs as f64 / f.blocks.max(1) as f64).collect::<Vec<_>>());
-            println!("{mode:<9} {system:<11} {:>5} {tps:>12.1} {p50:>10.1} {p99:>10.1} {per_block:>9.1}", rs.len());
-            meds.insert(system, (tps, p50, p99));
-        }
-        let ours = meds.get("openledger").copied();
-        let theirs = meds.get("hardhat").copied();
-        let r_tps = ratio(ours.map(|m| m.0), theirs.map(|m| m.0));
-        let r_p50 = ratio(ours.map(|m| m.1), theirs.map(|m| m.1));
-        let r_p99 = ratio(ours.map(|m| m.2), theirs.map(|m| m.2));
-        println!(
-            "{mode:<9} ratio ours/peer: transfers/s {}, p50 latency {}, p99 latency {}",
-            fmt_ratio(r_tps),
-            fmt_ratio(r_p50),
-            fmt_ratio(r_p99)
-        );
-        summary.push(json!({
-            "mode": mode,
-            "ours": ours.map(|m| json!({"tps": m.0, "p50Ms": m.1, "p99Ms": m.2})),
-            "peer": theirs.map(|m| json!({"tps": m.0, "p50Ms": m.1, "p99Ms": m.2})),
-            "ratioTps": r_tps,
-            "ratioP50": r_p50,
-            "ratioP99": r_p99,
-        }));
-    }
+    let summary = print_summary(opts, &modes, &names, &runs);
     println!("machine: {}", machine.describe());
 
     if let Some(path) = &opts.json_out {
@@ -847,16 +863,19 @@ pub fn run_chain(opts: &ChainOpts) -> Result<()> {
             "date": today(),
             "machine": machine.to_json(),
             "config": {
-                "txs": opts.txs, "senders": senders, "clients": clients, "rounds": opts.rounds,
-                "blockTimeMs": opts.block_time, "pollMs": opts.poll_ms,
-                "openledgerBin": bin.display().to_string(),
+                "workload": opts.workload.label(),
+                "txs": opts.txs, "setupTxs": w.setup.len(), "senders": senders, "clients": clients,
+                "rounds": opts.rounds, "blockTimeMs": opts.block_time, "pollMs": opts.poll_ms,
+                "maxRssMib": opts.max_rss_mib, "openledgerBin": bin.display().to_string(),
             },
-            "peer": peer_info,
+            "peers": peer_info,
             "runs": runs.iter().map(|r| json!({
                 "system": r.system, "mode": r.mode, "round": r.round, "txs": r.f.txs,
                 "elapsedS": r.f.elapsed_s, "submitS": r.f.submit_s, "tps": r.f.tps,
                 "p50Ms": r.f.p50_ms, "p99Ms": r.f.p99_ms, "blocks": r.f.blocks,
+                "memory": r.mem.to_json(),
             })).collect::<Vec<_>>(),
+            "failures": failures,
             "summary": summary,
         });
         crate::chain::write_results(path, &doc)?;
@@ -864,10 +883,139 @@ pub fn run_chain(opts: &ChainOpts) -> Result<()> {
     Ok(())
 }
 
-fn print_run(system: &str, mode: &str, round: u32, f: &RunFigures) {
+fn print_header(opts: &ChainOpts, bin: &Path, senders: usize, clients: usize, machine: &Machine) {
+    match opts.workload {
+        WorkloadKind::Transfer => println!(
+            "bench chain: {} pre-signed EIP-1559 transfers (1 wei, gas 21000, max fee 10 gwei, tip 1 gwei)",
+            opts.txs
+        ),
+        WorkloadKind::Erc20 => println!(
+            "bench chain --workload erc20: {} pre-signed ERC-20 transfer(recipient, 1) calls (gas limit {}, max fee 10 gwei, tip 1 gwei) on OpenZeppelin TestToken, each sender's own (deployed and confirmed before the clock)",
+            opts.txs,
+            erc20::TRANSFER_GAS
+        ),
+    }
     println!(
-        "{mode:<9} round {round:<2} {system:<11} {:>8.1} transfers/s  p50 {:>7.1} ms  p99 {:>7.1} ms  {:>5} blocks  (all sent in {:.2} s, all in blocks in {:.2} s)",
-        f.tps, f.p50_ms, f.p99_ms, f.blocks, f.submit_s, f.elapsed_s
+        "  from {senders} dev accounts over JSON-RPC by {clients} client threads; watcher polls every {} ms; {} round(s) per mode, fresh node per run; RSS sampled every {} ms (cap {} MiB)",
+        opts.poll_ms,
+        opts.rounds,
+        usage::INTERVAL.as_millis(),
+        opts.max_rss_mib
+    );
+    println!("  ours: {} up --instant | --block-time {}", bin.display(), opts.block_time);
+    println!("  machine: {}", machine.describe());
+}
+
+/// Medians of one system in one mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Medians {
+    runs: usize,
+    tps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    per_block: f64,
+    peak_rss_mib: Option<f64>,
+    end_rss_mib: Option<f64>,
+    /// The node's CPU time over the run (set-up and checks included) per measured transaction.
+    cpu_ms_per_tx: Option<f64>,
+}
+
+/// The medians over the runs given; `None` for no runs.
+fn medians(rs: &[(&RunFigures, &UsageFigures)]) -> Option<Medians> {
+    if rs.is_empty() {
+        return None;
+    }
+    let med = |g: &dyn Fn(&RunFigures) -> f64| median(&rs.iter().map(|(f, _)| g(f)).collect::<Vec<_>>());
+    let med_usage = |g: &dyn Fn(&RunFigures, &UsageFigures) -> Option<f64>| {
+        let xs: Vec<f64> = rs.iter().filter_map(|(f, m)| g(f, m)).collect();
+        (!xs.is_empty()).then(|| median(&xs))
+    };
+    Some(Medians {
+        runs: rs.len(),
+        tps: med(&|f| f.tps),
+        p50_ms: med(&|f| f.p50_ms),
+        p99_ms: med(&|f| f.p99_ms),
+        per_block: med(&|f| f.txs as f64 / f.blocks.max(1) as f64),
+        peak_rss_mib: med_usage(&|_, m| m.peak_mib()),
+        end_rss_mib: med_usage(&|_, m| m.end_mib()),
+        cpu_ms_per_tx: med_usage(&|f, m| m.cpu_s().map(|c| c * 1e3 / f.txs.max(1) as f64)),
+    })
+}
+
+fn fmt_mib(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
+}
+
+/// Print the medians per mode and system and the ratios ours/peer; return them as JSON.
+fn print_summary(opts: &ChainOpts, modes: &[Production], names: &[&'static str], runs: &[Run]) -> Vec<Value> {
+    println!("\nmedians over {} round(s), {} {} transactions per run:", opts.rounds, opts.txs, opts.workload.label());
+    println!(
+        "{:<9} {:<11} {:>5} {:>9} {:>9} {:>9} {:>9} {:>13} {:>12} {:>11}",
+        "mode", "system", "runs", "tx/s", "p50 ms", "p99 ms", "tx/block", "peak RSS MiB", "end RSS MiB", "CPU ms/tx"
+    );
+    let mut summary = Vec::new();
+    for &prod in modes {
+        let mode = prod.label();
+        let mut meds: Vec<(&str, Medians)> = Vec::new();
+        for &system in names {
+            let rs: Vec<(&RunFigures, &UsageFigures)> =
+                runs.iter().filter(|r| r.mode == mode && r.system == system).map(|r| (&r.f, &r.mem)).collect();
+            let Some(m) = medians(&rs) else { continue };
+            println!(
+                "{mode:<9} {system:<11} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>13} {:>12} {:>11}",
+                m.runs,
+                m.tps,
+                m.p50_ms,
+                m.p99_ms,
+                m.per_block,
+                fmt_mib(m.peak_rss_mib),
+                fmt_mib(m.end_rss_mib),
+                m.cpu_ms_per_tx.map_or_else(|| "n/a".into(), |c| format!("{c:.3}"))
+            );
+            meds.push((system, m));
+        }
+        let ours = meds.iter().find(|(s, _)| *s == "openledger").map(|(_, m)| *m);
+        let mut ratios = serde_json::Map::new();
+        for &(peer, theirs) in meds.iter().filter(|(s, _)| *s != "openledger") {
+            let r = |g: fn(&Medians) -> Option<f64>| ratio(ours.as_ref().and_then(g), g(&theirs));
+            let (r_tps, r_p50, r_p99) = (r(|m| Some(m.tps)), r(|m| Some(m.p50_ms)), r(|m| Some(m.p99_ms)));
+            let (r_rss, r_cpu) = (r(|m| m.peak_rss_mib), r(|m| m.cpu_ms_per_tx));
+            println!(
+                "{mode:<9} ratio ours/{peer}: tx/s {}, p50 latency {}, p99 latency {}, peak RSS {}, CPU per tx {}",
+                fmt_ratio(r_tps),
+                fmt_ratio(r_p50),
+                fmt_ratio(r_p99),
+                fmt_ratio(r_rss),
+                fmt_ratio(r_cpu)
+            );
+            let v = json!({"tps": r_tps, "p50": r_p50, "p99": r_p99, "peakRss": r_rss, "cpuPerTx": r_cpu});
+            ratios.insert(peer.into(), v);
+        }
+        let systems: serde_json::Map<String, Value> = meds
+            .iter()
+            .map(|(s, m)| {
+                let v = json!({
+                    "runs": m.runs, "tps": m.tps, "p50Ms": m.p50_ms, "p99Ms": m.p99_ms, "txPerBlock": m.per_block,
+                    "peakRssMib": m.peak_rss_mib, "endRssMib": m.end_rss_mib, "cpuMsPerTx": m.cpu_ms_per_tx,
+                });
+                (s.to_string(), v)
+            })
+            .collect();
+        summary.push(json!({"mode": mode, "systems": systems, "ratios": ratios}));
+    }
+    summary
+}
+
+fn print_run(system: &str, mode: &str, round: u32, f: &RunFigures, mem: &UsageFigures) {
+    println!(
+        "{mode:<9} round {round:<2} {system:<11} {:>8.1} tx/s  p50 {:>7.1} ms  p99 {:>7.1} ms  {:>5} blocks  (all sent in {:.2} s, all in blocks in {:.2} s)  {}",
+        f.tps,
+        f.p50_ms,
+        f.p99_ms,
+        f.blocks,
+        f.submit_s,
+        f.elapsed_s,
+        mem.describe()
     );
 }
 
@@ -998,6 +1146,71 @@ mod tests {
         let e = run_workload(&addr, &w, 3, Duration::from_millis(2), Duration::from_secs(60)).unwrap_err();
         assert!(e.to_string().contains("not fresh"), "{e:#}");
         n.stop();
+    }
+
+    #[test]
+    fn erc20_transfers_against_an_in_process_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_rt, n) = in_process_node(dir.path(), chain::BlockTime::Instant);
+        let addr = n.rpc_addr.to_string();
+        let w = build(WorkloadKind::Erc20, 45, 4).unwrap();
+        let f = run_workload(&addr, &w, 3, Duration::from_millis(2), Duration::from_secs(60)).unwrap();
+        assert_eq!(f.txs, 45);
+        // The balances were checked by the run; check one by hand too.
+        let WorkloadCheck::Erc20 { tokens } = &w.check else { panic!("not an ERC-20 workload") };
+        let mut c = RpcClient::new(&addr);
+        assert!(erc20::verify_balances(&mut c, &w.senders, tokens, &w.txs).is_ok());
+        // Claiming one transfer more than was sent must fail the check.
+        let mut more = w.txs.clone();
+        more.push(w.txs[0].clone());
+        let e = erc20::verify_balances(&mut c, &w.senders, tokens, &more).unwrap_err();
+        assert!(e.to_string().contains("recipient holds 12"), "{e:#}");
+        n.stop();
+    }
+
+    #[test]
+    fn medians_per_system_with_and_without_memory() {
+        let f = |tps: f64, p99: f64, blocks: u64| RunFigures {
+            txs: 100,
+            elapsed_s: 1.0,
+            submit_s: 0.5,
+            tps,
+            p50_ms: p99 / 2.0,
+            p99_ms: p99,
+            blocks,
+        };
+        let s = |t_s, mib: u64, cpu_ticks| usage::Sample { t_s, rss: mib << 20, cpu_ticks };
+        let mem = |mib: u64| UsageFigures { samples: vec![s(0.0, mib, 0), s(0.25, mib + 10, mib)], killed_at: None };
+        let (f1, f2, f3) = (f(100.0, 10.0, 100), f(300.0, 30.0, 50), f(200.0, 20.0, 25));
+        let (m1, m2, m3) = (mem(50), mem(70), UsageFigures::default());
+        let m = medians(&[(&f1, &m1), (&f2, &m2), (&f3, &m3)]).unwrap();
+        assert_eq!((m.runs, m.tps, m.p50_ms, m.p99_ms, m.per_block), (3, 200.0, 10.0, 20.0, 2.0));
+        // The run without samples does not count for the RSS and CPU medians:
+        // peaks 60 and 80, CPU 0.5 s and 0.7 s over 100 transactions.
+        assert_eq!((m.peak_rss_mib, m.end_rss_mib), (Some(70.0), Some(70.0)));
+        assert!((m.cpu_ms_per_tx.unwrap() - 6.0).abs() < 1e-9, "{m:?}");
+        assert!(medians(&[]).is_none());
+        let none = medians(&[(&f1, &m3)]).unwrap();
+        assert_eq!((none.peak_rss_mib, none.end_rss_mib, none.cpu_ms_per_tx), (None, None, None));
+    }
+
+    #[test]
+    fn peers_and_workload_from_the_command_line() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            o: ChainOpts,
+        }
+        let d = Cli::try_parse_from(["x"]).unwrap().o;
+        assert_eq!(d.peers, ChainOpts::default().peers);
+        assert_eq!(d.peers, vec![PeerKind::Hardhat, PeerKind::Anvil]);
+        assert_eq!((d.workload, d.max_rss_mib), (WorkloadKind::Transfer, 8192));
+        let o = Cli::try_parse_from(["x", "--peers", "anvil", "--workload", "erc20"]).unwrap().o;
+        assert_eq!((o.peers, o.workload), (vec![PeerKind::Anvil], WorkloadKind::Erc20));
+        let o = Cli::try_parse_from(["x", "--peers", "anvil,hardhat"]).unwrap().o;
+        assert_eq!(o.peers, vec![PeerKind::Anvil, PeerKind::Hardhat]);
+        assert!(Cli::try_parse_from(["x", "--peers", "geth"]).is_err());
     }
 
     #[test]

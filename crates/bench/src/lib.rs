@@ -3,13 +3,17 @@
 //! The `openledger` binary embeds these suites:
 //!
 //! - `openledger bench chain` ([`ChainOpts`], [`run_chain`]): pre-signed EIP-1559
-//!   transfers from many senders sent over JSON-RPC with [`rpc::client::RpcClient`]
+//!   transactions from many senders sent over JSON-RPC with [`rpc::client::RpcClient`]
 //!   until every one is in a block, against our node (`openledger up`, started as a
-//!   subprocess on a fresh data directory) and against Hardhat's node (npm
-//!   `hardhat`, installed by `bench/peers/install.sh` into the git-ignored
-//!   `bench/.peers/hardhat`), alternating runs, instant sealing vs automine and
-//!   interval blocks vs interval mining. Figures: transfers/s and the ratio ours/peer,
-//!   p50/p99 submit-to-inclusion latency.
+//!   subprocess on a fresh data directory) and against its peers ([`PeerKind`]):
+//!   Hardhat's node (npm `hardhat`, installed by `bench/peers/install.sh` into the
+//!   git-ignored `bench/.peers/hardhat`) and Foundry's Anvil (npm
+//!   `@foundry-rs/anvil-linux-amd64`, by `bench/peers/install_anvil.sh` into
+//!   `bench/.peers/anvil`), alternating runs, instant sealing vs automine and
+//!   interval blocks vs interval mining; plain transfers or ERC-20 `transfer` calls
+//!   ([`WorkloadKind`]). Figures: transactions/s and the ratios ours/peer, p50/p99
+//!   submit-to-inclusion latency, each node's peak and final RSS and CPU per
+//!   transaction.
 //! - `openledger bench state` ([`StateOpts`], [`run_state`]): the cost of one block
 //!   commit as the state grows, [`storage::Store`] (Jellyfish Merkle tree on redb,
 //!   fsync per block) vs the same writes to a plain redb table without the Merkle
@@ -85,7 +89,7 @@ pub use self::generate::{GenerateOpts, WeightsDtype, run_generate};
 pub use self::ingest::{IngestOpts, run_ingest};
 pub use self::retrieval::{RetrievalOpts, run_retrieval};
 pub use self::serve::{ServeOpts, run_serve};
-pub use chain::{ChainMode, ChainOpts, run_chain};
+pub use chain::{ChainMode, ChainOpts, PeerKind, WorkloadKind, run_chain};
 pub use fuzz::{FuzzOpts, FuzzReport, Outcome, SurfaceStats, fuzz, run_fuzz};
 pub use machine::Machine;
 pub use state::{StateOpts, run_state};
