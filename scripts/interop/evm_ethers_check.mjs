@@ -236,6 +236,55 @@ async function uniswapChecks(token) {
   eq((await provider.getBalance(A.address)) - ethA, expEth - rcpt.fee, "OPEN back from removeLiquidityETH (less the fee)");
   eq(await pair.balanceOf(A.address), 0n, "LP balance after removeLiquidityETH");
   ok("removeLiquidityETH: both amounts exact (liquidity * reserve / totalSupply)");
+  return { uni, wopen, factory, router };
+}
+
+// OpenLedger only: a model's revenue shares (an ERC-20 the assets module
+// answers) traded through the same Uniswap v2 pool contracts.
+async function shareChecks({ uni, wopen, factory, router }) {
+  const REF = "(uint64 datanetId, uint64 version)";
+  const models = new ethers.Contract(NATIVE.MODELS, [
+    `function register((string name, bytes32 baseModelHash, bytes32 adapterHash, ${REF}[] datanets, bytes hyperparams, bytes metrics, bytes32 trainingLogHash, bytes32[] checkpointHashes, uint64[] checkpointLearningRates, bytes32 sketchHash, uint64 sketchSeed, uint32 sketchK, uint128 priceInPer1k, uint128 priceOutPer1k) registration) returns (uint64)`,
+    `function model(uint64 id) view returns ((uint64 id, address owner, string name, uint8 state, bytes32 baseModelHash, bytes32 adapterHash, ${REF}[] datanets, string[] licences, bytes32 hyperparamsHash, bytes hyperparams, bytes32 metricsHash, bytes metrics, bytes32 trainingLogHash, bytes32[] checkpointHashes, uint64[] checkpointLearningRates, bytes32 sketchHash, uint64 sketchSeed, uint32 sketchK, uint128 priceInPer1k, uint128 priceOutPer1k, uint64 createdAt))`,
+    "function modelCount() view returns (uint64)",
+  ], C);
+  const assets = new ethers.Contract(NATIVE.ASSETS, [
+    "function split(uint256 assetId, uint256 supply, string symbol) returns (address)",
+    "function shareToken(uint256 assetId) view returns (address)",
+    "function earning(address account) view returns (bool)",
+    "function ownerOf(uint256 tokenId) view returns (address)",
+  ], C);
+  const base = (await models.model(1)).baseModelHash;
+  const reg = [
+    "ethers shares", base, ethers.id("adapter"), [], "0x01", "0x01", ethers.ZeroHash, [], [], ethers.ZeroHash, 0n, 0, 1n, 1n,
+  ];
+  await send(models.register(reg), "IModels.register");
+  const id = await models.modelCount();
+  eq(await assets.ownerOf(id), C.address, "the model's ERC-721 owner");
+  await send(assets.split(id, E(1_000), "ETHSH"), "IAssets.split");
+  const share = new ethers.Contract(await assets.shareToken(id), [
+    "function balanceOf(address) view returns (uint256)",
+    "function approve(address, uint256) returns (bool)",
+    "function earningSupply() view returns (uint256)",
+    "function symbol() view returns (string)",
+    "function decimals() view returns (uint8)",
+  ], C);
+  eq(await share.symbol(), "ETHSH", "share symbol");
+  eq(await share.decimals(), 18n, "share decimals");
+  eq(await share.balanceOf(C.address), E(1_000), "all shares to the owner");
+  const deadline = BigInt((await provider.getBlock("latest")).timestamp) + 3600n;
+  await send(share.approve(router.target, ethers.MaxUint256), "approve router (shares)");
+  await send(padded(router.connect(C).addLiquidityETH, [share.target, E(400), 0n, 0n, C.address, deadline], { value: E(4) }), "addLiquidityETH (shares)");
+  const pair = new ethers.Contract(await factory.getPair(share.target, wopen.target), uni("UniswapV2Pair").abi, C);
+  if (await assets.earning(pair.target)) fail("a Uniswap pair's shares must not earn");
+  eq(await share.earningSupply(), E(600), "earning supply leaves the pool's shares out");
+  const [rs, rw] = await reserves(pair, share.target);
+  const out = getAmountOut(E(1), rw, rs);
+  const before = await share.balanceOf(B.address);
+  await send(padded(router.connect(B).swapExactETHForTokens, [out, [wopen.target, share.target], B.address, deadline], { value: E(1) }), "swap OPEN for shares");
+  eq((await share.balanceOf(B.address)) - before, out, "shares out of the swap");
+  eq(await share.earningSupply(), E(600) + out, "the buyer's shares earn");
+  ok(`revenue shares of model ${id}: split, pooled against OPEN, 1 OPEN -> ${ethers.formatEther(out)} shares through Router02`);
 }
 
 async function probeChecks() {
@@ -367,6 +416,8 @@ const NATIVE = {
   PARAMS: "0x0000000000000000000000000000000000001002",
   STAKING: "0x0000000000000000000000000000000000001003",
   GOVERNANCE: "0x0000000000000000000000000000000000001004",
+  MODELS: "0x0000000000000000000000000000000000001006",
+  ASSETS: "0x000000000000000000000000000000000000100a",
 };
 const NATIVE_ERRORS = [
   "error Unauthorized(address caller)",
@@ -455,13 +506,14 @@ const client = await provider.send("web3_clientVersion", []);
 ok(`connected to ${url}: chain 31337, ${client}`);
 const token = await tokenChecks();
 await nftChecks();
-await uniswapChecks(token);
+const uniswap = await uniswapChecks(token);
 const probe = await probeChecks();
 await governorChecks(probe);
 const ms = await multisigChecks(probe);
 const hasNative = (await provider.getCode(NATIVE.STAKING)) !== "0x" && /openledger/i.test(client);
 if (hasNative) {
   await nativeChecks(ms);
+  await shareChecks(uniswap);
 } else {
   console.log(`skip: native module checks (need an OpenLedger node with code at ${NATIVE.STAKING}; this is ${client})`);
 }

@@ -1730,6 +1730,7 @@ fn module_selectors(m: Module) -> Vec<[u8; 4]> {
         Module::Inference => all::<abi::IInference::IInferenceCalls>(),
         Module::Attribution => all::<abi::IAttribution::IAttributionCalls>(),
         Module::Agents => Vec::new(),
+        Module::Assets => all::<abi::IAssets::IAssetsCalls>(),
     }
 }
 

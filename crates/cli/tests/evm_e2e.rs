@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy_primitives::TxKind;
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, sol};
 use common::*;
-use primitives::abi::{IGovernance, IStaking, Unauthorized};
+use primitives::abi::{IAssets, IGovernance, IModels, IShareToken, IStaking, ModelRegistration, Unauthorized};
 use primitives::system::Module;
 use primitives::{Address, B256, Bytes, U256, keccak256};
 use rpc::client::RpcClient;
@@ -135,6 +135,17 @@ impl Dapp {
         C::abi_decode_returns(&out).unwrap()
     }
 
+    /// Uniswap v2 from its npm artifacts, with WETH9 as wrapped OPEN: (weth, factory, router).
+    fn uniswap(&mut self) -> (Address, Address, Address) {
+        let weth = self.deploy("uniswap/WETH9", vec![]);
+        let factory = self.deploy(
+            "uniswap/UniswapV2Factory",
+            Factory::constructorCall { feeToSetter: self.k.address() }.abi_encode(),
+        );
+        let router = self.deploy("uniswap/UniswapV2Router02", Router::constructorCall { factory, weth }.abi_encode());
+        (weth, factory, router)
+    }
+
     fn open_balance(&mut self) -> U256 {
         self.c.balance(&self.k.address()).unwrap()
     }
@@ -193,9 +204,7 @@ fn an_erc20_and_uniswap_v2_run_unchanged() {
     assert_eq!(logs[1].topics()[2], dev(4).address().into_word());
 
     // Uniswap v2 with WETH9 as wrapped OPEN.
-    let weth = d.deploy("uniswap/WETH9", vec![]);
-    let factory = d.deploy("uniswap/UniswapV2Factory", Factory::constructorCall { feeToSetter: me }.abi_encode());
-    let router = d.deploy("uniswap/UniswapV2Router02", Router::constructorCall { factory, weth }.abi_encode());
+    let (weth, factory, router) = d.uniswap();
     d.send(Some(token), U256::ZERO, TestToken::approveCall { spender: router, amount: U256::MAX }.abi_encode());
     let deadline = U256::from(u64::MAX);
     let (tok_in, eth_in) = (U256::from(10_000) * e18, U256::from(100) * e18);
@@ -413,5 +422,77 @@ fn reverts_create2_and_contracts_calling_native_modules() {
     assert!(d.c.call("eth_estimateGas", json!([bond, "latest"])).is_err(), "no OPEN, no estimate");
     let rich = json!({ nobody.to_string(): {"balance": format!("{:#x}", amount * U256::from(2))} });
     assert!(hex_u(&d.c.call("eth_estimateGas", json!([bond, "latest", rich])).unwrap()) > 21_000);
+    node.stop();
+}
+
+#[test]
+fn a_models_revenue_shares_trade_in_a_uniswap_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(dir.path(), &["--instant"]);
+    let mut d = Dapp { c: node.client(), k: dev(5), nonce: 0, gas_paid: U256::ZERO };
+    let me = d.k.address();
+    let e18 = U256::from(10).pow(U256::from(18));
+    let models = Module::Models.address();
+
+    // A model of ours on the node's base model.
+    let base = d.call(models, IModels::modelCall { id: 1 }).baseModelHash;
+    let reg = ModelRegistration {
+        name: "shares demo".into(),
+        baseModelHash: base,
+        adapterHash: B256::repeat_byte(0xad),
+        datanets: vec![],
+        hyperparams: Bytes::from_static(b"rank=8"),
+        metrics: Bytes::from_static(b"loss=1"),
+        trainingLogHash: B256::repeat_byte(0x10),
+        checkpointHashes: vec![],
+        checkpointLearningRates: vec![],
+        sketchHash: B256::ZERO,
+        sketchSeed: 0,
+        sketchK: 0,
+        priceInPer1k: 1,
+        priceOutPer1k: 1,
+    };
+    d.send(Some(models), U256::ZERO, IModels::registerCall { registration: reg }.abi_encode());
+    let id = d.call(models, IModels::modelCountCall {});
+    assert_eq!(d.call(models, IModels::modelCall { id }).owner, me);
+
+    // Split it into 1,000 shares; the share token is an ERC-20 like any other.
+    let assets = Module::Assets.address();
+    let asset = runtime::assets::model_asset(id);
+    let supply = U256::from(1_000u64) * e18;
+    d.send(Some(assets), U256::ZERO, IAssets::splitCall { assetId: asset, supply, symbol: "DEMO".into() }.abi_encode());
+    let share = d.call(assets, IAssets::shareTokenCall { assetId: asset });
+    assert_eq!(d.call(share, TestToken::balanceOfCall { account: me }), supply);
+    assert_ne!(d.c.call("eth_getCode", json!([share, "latest"])).unwrap(), json!("0x"), "Solidity callers see code");
+
+    // A pool of shares against OPEN, and a swap at the constant-product price.
+    let (weth, factory, router) = d.uniswap();
+    d.send(Some(share), U256::ZERO, TestToken::approveCall { spender: router, amount: U256::MAX }.abi_encode());
+    let deadline = U256::from(u64::MAX);
+    let (sh_in, open_in) = (U256::from(400u64) * e18, U256::from(40u64) * e18);
+    let add = Router::addLiquidityETHCall {
+        token: share,
+        amountTokenDesired: sh_in,
+        amountTokenMin: sh_in,
+        amountETHMin: open_in,
+        to: me,
+        deadline,
+    };
+    d.send(Some(router), open_in, add.abi_encode());
+    let pair = d.call(factory, Factory::getPairCall { a: share, b: weth });
+    assert_eq!(d.call(share, TestToken::balanceOfCall { account: pair }), sh_in);
+    // The pair is a contract that cannot claim: its shares do not earn.
+    assert!(!d.call(assets, IAssets::earningCall { account: pair }));
+    assert_eq!(d.call(share, IShareToken::earningSupplyCall {}), supply - sh_in);
+
+    let mut b = Dapp { c: node.client(), k: dev(6), nonce: 0, gas_paid: U256::ZERO };
+    let buyer = b.k.address();
+    let swap_in = e18;
+    let expected = get_amount_out(swap_in, open_in, sh_in);
+    let swap =
+        Router::swapExactETHForTokensCall { amountOutMin: expected, path: vec![weth, share], to: buyer, deadline };
+    b.send(Some(router), swap_in, swap.abi_encode());
+    assert_eq!(b.call(share, TestToken::balanceOfCall { account: buyer }), expected);
+    assert_eq!(b.call(share, IShareToken::earningSupplyCall {}), supply - sh_in + expected, "the buyer's shares earn");
     node.stop();
 }

@@ -185,6 +185,11 @@ impl Backend for ChainBackend {
             let mut env = self.chain.env_at(header);
             env.number += 1;
             env.base_fee = self.chain.head().next_base_fee;
+            // Its time too: a block after the head's second, so a contract
+            // whose gas depends on elapsed time (a Uniswap pair's price
+            // accumulators) is estimated as it will run, not as of the head.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            env.timestamp = now.max(env.timestamp + 1);
             if let Some(cap) = req.gas {
                 env.gas_limit = env.gas_limit.min(cap);
             }

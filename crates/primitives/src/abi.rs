@@ -14,6 +14,8 @@ use crate::system::Module;
 
 mod agents;
 pub use agents::*;
+mod assets;
+pub use assets::*;
 
 sol! {
     #![sol(all_derives)]
@@ -1044,6 +1046,11 @@ pub fn verdict_digest(
     alloy_primitives::keccak256(m)
 }
 
+/// ERC-165 interface ids an ERC-721 collection answers: ERC-165, ERC-721 and
+/// ERC-721 Metadata (the agents' and the assets' collections).
+pub const ERC721_INTERFACE_IDS: [[u8; 4]; 3] =
+    [[0x01, 0xff, 0xc9, 0xa7], [0x80, 0xac, 0x58, 0xcd], [0x5b, 0x5e, 0x13, 0x9f]];
+
 /// The JSON ABI of `module`'s system contract (function, event and error
 /// names, argument names and indexed flags).
 pub fn interface(module: Module) -> alloy_json_abi::JsonAbi {
@@ -1057,5 +1064,6 @@ pub fn interface(module: Module) -> alloy_json_abi::JsonAbi {
         Module::Inference => IInference::abi::contract(),
         Module::Attribution => IAttribution::abi::contract(),
         Module::Agents => IAgents::abi::contract(),
+        Module::Assets => IAssets::abi::contract(),
     }
 }

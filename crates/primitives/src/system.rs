@@ -19,10 +19,11 @@ pub enum Module {
     Inference,
     Attribution,
     Agents,
+    Assets,
 }
 
 /// Every module, in address order.
-pub const SYSTEM_MODULES: [Module; 9] = [
+pub const SYSTEM_MODULES: [Module; 10] = [
     Module::Bank,
     Module::Params,
     Module::Staking,
@@ -32,6 +33,7 @@ pub const SYSTEM_MODULES: [Module; 9] = [
     Module::Inference,
     Module::Attribution,
     Module::Agents,
+    Module::Assets,
 ];
 
 /// The treasury: an account no key controls; only governance proposals spend it.
@@ -62,6 +64,7 @@ impl Module {
             Module::Inference => 0x07,
             Module::Attribution => 0x08,
             Module::Agents => 0x09,
+            Module::Assets => 0x0a,
         };
         Address::new(b)
     }
@@ -78,6 +81,7 @@ impl Module {
             Module::Inference => "inference",
             Module::Attribution => "attribution",
             Module::Agents => "agents",
+            Module::Assets => "assets",
         }
     }
 
@@ -102,6 +106,27 @@ impl Module {
             None,
         )
     }
+}
+
+/// The address of revenue-share token `n` (from 1): `2^33 + n`, a range no
+/// key reaches and no contract creation produces. Each is an ERC-20 whose
+/// calls the `assets` module answers.
+pub const fn share_token_address(n: u32) -> Address {
+    let mut b = [0u8; 20];
+    b[15] = 0x02;
+    let n = n.to_be_bytes();
+    b[16] = n[0];
+    b[17] = n[1];
+    b[18] = n[2];
+    b[19] = n[3];
+    Address::new(b)
+}
+
+/// The share token number of `a`, if it is a share token address.
+pub fn share_token_index(a: &Address) -> Option<u32> {
+    let b = a.as_slice();
+    let n = u32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+    (b[..15].iter().all(|x| *x == 0) && b[15] == 0x02 && n != 0).then_some(n)
 }
 
 /// Version string of the EIP-712 domain.
@@ -129,6 +154,10 @@ mod tests {
         assert_eq!(Module::Bank.address(), address!("0x0000000000000000000000000000000000001001"));
         assert!(is_system_address(&TREASURY));
         assert!(!is_system_address(&address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")));
+        assert_eq!(share_token_address(1), address!("0x0000000000000000000000000000000200000001"));
+        assert_eq!(share_token_index(&share_token_address(77)), Some(77));
+        assert_eq!(share_token_index(&Module::Assets.address()), None);
+        assert_eq!(share_token_index(&address!("0x0000000000000000000000000000000200000000")), None);
     }
 
     #[test]

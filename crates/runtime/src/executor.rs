@@ -12,7 +12,7 @@ use crate::context::{BlockEnv, CallCtx, CallFail};
 use crate::dispatch::SystemModule;
 use crate::params::ParamsRead;
 use crate::{
-    Overlay, agents, attribution, bank, datanets, evm, governance, inference, models, params, revert, staking,
+    Overlay, agents, assets, attribution, bank, datanets, evm, governance, inference, models, params, revert, staking,
 };
 
 /// `sys/block` → number u64 BE ‖ timestamp u64 BE of the block being executed.
@@ -106,6 +106,9 @@ fn decode_as<M: SystemModule + 'static>(input: &[u8]) -> Result<Box<dyn SystemCa
 /// `None` if `to` is not a module; otherwise the decoded call or its revert.
 /// Every module is listed here, by its address.
 pub(crate) fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Box<dyn SystemCall>, CallFail>> {
+    if let Some(share) = assets::decode_share_call(to, input) {
+        return Some(share);
+    }
     Some(match Module::from_address(to)? {
         Module::Bank => decode_as::<bank::Bank>(input),
         Module::Params => decode_as::<params::Params>(input),
@@ -116,6 +119,7 @@ pub(crate) fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Bo
         Module::Inference => decode_as::<inference::Inference>(input),
         Module::Attribution => decode_as::<attribution::Attribution>(input),
         Module::Agents => decode_as::<agents::Agents>(input),
+        Module::Assets => decode_as::<assets::Assets>(input),
     })
 }
 
@@ -123,10 +127,15 @@ pub(crate) fn decode_system_call(to: &Address, input: &[u8]) -> Option<Result<Bo
 /// wallets treat calls there as contract calls. It is the INVALID opcode (0xfe)
 /// followed by the module's name; no EVM runs it.
 pub fn system_code(a: &Address) -> Option<Bytes> {
-    let m = Module::from_address(a)?;
     let mut code = vec![0xfe];
     code.extend_from_slice(b"OpenLedger system contract: ");
-    code.extend_from_slice(m.name().as_bytes());
+    match Module::from_address(a) {
+        Some(m) => code.extend_from_slice(m.name().as_bytes()),
+        None => {
+            primitives::system::share_token_index(a)?;
+            code.extend_from_slice(b"share token");
+        }
+    }
     Some(code.into())
 }
 

@@ -17,6 +17,7 @@
 //!   logs, still charges gas and bumps the nonce, and carries a Solidity custom error.
 
 pub mod agents;
+pub mod assets;
 pub mod attribution;
 pub mod bank;
 mod codec;

@@ -22,11 +22,13 @@ use primitives::abi::{
     ContributionAttestation, Credit, DatanetLimits, DatanetVersionRef, InferenceReceipt, ModelRegistration, NonPayable,
     check_retrieved, receipt_hash, receipt_signing_hash, retrieval_hash,
 };
+use primitives::abi::{IAssets, IShareToken};
 use primitives::block::Receipt;
 use primitives::rows::{Row, rows_root};
 use primitives::system::{Module, SYSTEM_MODULES, TREASURY, VALIDATOR_REWARD_POOL};
 use primitives::{Address, Amount, B256, Bytes, ONE_OPEN, SignedTransaction, content_hash, keccak256};
 use proptest::prelude::*;
+use runtime::assets::{SCALE, model_asset};
 use runtime::bank::BankRead;
 use runtime::genesis::BaseModelGenesis;
 use runtime::inference::{FALLBACK, FINALIZED, InferenceRead, OPEN, POSTED};
@@ -34,6 +36,7 @@ use runtime::{BlockEnv, Genesis, Overlay};
 
 mod common;
 use common::Mem;
+use common::contracts::{CALL, deployer, proxy, through};
 
 const CHAIN: u64 = 31337;
 const NOW: u64 = 1_800_000_000;
@@ -179,6 +182,10 @@ impl Chain {
     }
 
     fn sign(&mut self, k: &SecretKey, to: Address, value: Amount, input: Vec<u8>) -> SignedTransaction {
+        self.sign_kind(k, TxKind::Call(to), value, input)
+    }
+
+    fn sign_kind(&mut self, k: &SecretKey, to: TxKind, value: Amount, input: Vec<u8>) -> SignedTransaction {
         let nonce = self.nonces.entry(k.address()).or_default();
         let t = TxEip1559 {
             chain_id: CHAIN,
@@ -186,7 +193,7 @@ impl Chain {
             gas_limit: 4_000_000,
             max_fee_per_gas: 100,
             max_priority_fee_per_gas: 1,
-            to: TxKind::Call(to),
+            to,
             value: U256::from(value.0),
             access_list: Default::default(),
             input: input.into(),
@@ -311,18 +318,15 @@ impl Chain {
     }
 
     fn view_error<C: SolCall>(&self, c: C) -> IInferenceErrors {
-        let out = runtime::call(
-            &self.mem,
-            &self.env(self.height + 1),
-            Address::ZERO,
-            INFERENCE,
-            Amount::ZERO,
-            &c.abi_encode(),
-            None,
-        )
-        .unwrap();
+        IInferenceErrors::abi_decode(&self.view_error_at(INFERENCE, c)).unwrap()
+    }
+
+    /// The revert data of a view of the module at `to` that must revert.
+    fn view_error_at<C: SolCall>(&self, to: Address, c: C) -> Bytes {
+        let env = self.env(self.height + 1);
+        let out = runtime::call(&self.mem, &env, Address::ZERO, to, Amount::ZERO, &c.abi_encode(), None).unwrap();
         assert!(!out.success);
-        IInferenceErrors::abi_decode(&out.output).unwrap()
+        out.output
     }
 
     fn claimable(&self, id: u64) -> u128 {
@@ -525,6 +529,12 @@ fn parts(cost: u128) -> [u128; 5] {
     [o, d, s, k, cost - o - d - s - k]
 }
 
+/// The base model's royalty out of a fine-tune's owner part at the default
+/// `assets.base_royalty_bps` (10%); m2 is a fine-tune of m1, the treasury's.
+fn royalty(owner_part: u128) -> u128 {
+    owner_part * 1_000 / 10_000
+}
+
 fn settled(r: &Receipt) -> Vec<IInference::ReceiptSettled> {
     r.logs
         .iter()
@@ -557,9 +567,10 @@ fn settle_splits_exactly_and_refuses_replays_overdrafts_and_forgeries() {
     assert_eq!(p1.iter().sum::<u128>(), c1, "the parts sum to the cost");
     let fee = Chain::fee(&r);
     let after: Vec<u128> = [builder, op, TREASURY, STAKING, INFERENCE].iter().map(|a| w.c.bal(a)).collect();
-    assert_eq!(after[0] - before[0], p1[0] + p2[0], "model owner");
+    let roy = royalty(p1[0]) + royalty(p2[0]);
+    assert_eq!(after[0] - before[0], p1[0] + p2[0] - roy, "model owner, less the base model's royalty");
     assert_eq!(after[1] + fee - before[1], p1[2] + p2[2], "serving operator (net of its gas)");
-    assert_eq!(after[2] - before[2], p1[4] + p2[4], "treasury");
+    assert_eq!(after[2] - before[2], p1[4] + p2[4] + roy, "treasury, and the royalty of the base it owns");
     assert_eq!(after[3] - before[3], p1[3] + p2[3] + fee, "staking: stakers' part (and the block's fees)");
     assert_eq!(before[4] - after[4], c1 + c2 - p1[1] - p2[1], "inference keeps only the data parts");
     // Logs: one per receipt, and the stakers' part to pool "serving".
@@ -1069,7 +1080,7 @@ fn fee_split_parameters_that_overflow_fall_back_to_the_defaults() {
     let builder = w.c.bal(&w.k.builder.address());
     let out = w.settle(std::slice::from_ref(&r1));
     let p = parts(cost(&r1));
-    assert_eq!(w.c.bal(&w.k.builder.address()) - builder, p[0], "the default owner share");
+    assert_eq!(w.c.bal(&w.k.builder.address()) - builder, p[0] - royalty(p[0]), "the default owner share");
     assert_eq!(settled(&out)[0].dataShare, p[1]);
 }
 
@@ -2274,4 +2285,355 @@ proptest! {
             }
         }
     }
+}
+
+// ---- revenue shares: a split model's owner part reaches its shareholders ----
+
+const ASSETS: Address = Module::Assets.address();
+
+impl World {
+    /// The builder splits the model into `supply` shares; the share token.
+    fn split(&mut self, supply: U256) -> Address {
+        let call = IAssets::splitCall { assetId: model_asset(self.model), supply, symbol: "MED".into() };
+        assert!(self.c.send(&self.k.builder, ASSETS, Amount::ZERO, call.abi_encode()).success);
+        self.c.view_at(ASSETS, IAssets::shareTokenCall { assetId: model_asset(self.model) })
+    }
+
+    /// Deploy a forwarding proxy (`common::contracts`) from the builder; counted in the supply check.
+    fn deploy_proxy(&mut self) -> Address {
+        let nonce = self.c.mem.account(&self.k.builder.address()).unwrap().nonce;
+        let tx = self.c.sign_kind(&self.k.builder, TxKind::Create, Amount::ZERO, deployer(&proxy(CALL, false)));
+        assert!(self.c.block(vec![tx])[0].success);
+        let p = self.k.builder.address().create(nonce);
+        self.c.accounts.push(p);
+        p
+    }
+
+    /// Settle `n` receipts from nonce `first`; the owner part they carry (less the base's royalty).
+    fn settle_owner_part(&mut self, first: u64, n: u64) -> u128 {
+        let rs: Vec<_> = (first..first + n).map(|i| self.receipt(i, 1_000 + 37 * i, 200 + 11 * i)).collect();
+        self.settle(&rs);
+        rs.iter().map(|r| parts(cost(r))[0] - royalty(parts(cost(r))[0])).sum()
+    }
+
+    fn earned(&self, token: Address, holder: Address) -> U256 {
+        self.c.view_at(token, IShareToken::earnedCall { holder })
+    }
+}
+
+#[test]
+fn a_split_models_owner_part_reaches_its_shareholders_pro_rata() {
+    let mut w = setup();
+    let (builder, alice) = (w.k.builder.address(), w.k.alice.address());
+    let asset = model_asset(w.model);
+    let supply = U256::from(1_000u64) * U256::from(E18);
+    let split =
+        |supply: U256, symbol: &str| IAssets::splitCall { assetId: asset, supply, symbol: symbol.into() }.abi_encode();
+    // Only the owner splits, once, into a valid supply with a plain symbol.
+    let r = w.c.send(&w.k.alice, ASSETS, Amount::ZERO, split(supply, "MED"));
+    assert_eq!(
+        r.revert_data.as_ref(),
+        IAssets::NotAssetOwner { assetId: asset, caller: alice, owner: builder }.abi_encode()
+    );
+    assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(U256::ZERO, "MED")).success);
+    assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(supply, "no spaces")).success);
+    let token = w.split(supply);
+    assert_eq!(token, primitives::system::share_token_address(1));
+    assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(supply, "MED")).success, "a model splits once");
+    assert_eq!(w.c.view_at(token, IShareToken::balanceOfCall { account: builder }), supply);
+    assert_eq!(w.c.view_at(token, IShareToken::decimalsCall {}), 18);
+
+    // A quarter to alice, then receipts settle: the owner part goes to the index.
+    let quarter = supply / U256::from(4u64);
+    let tr = IShareToken::transferCall { to: alice, value: quarter };
+    assert!(w.c.send(&w.k.builder, token, Amount::ZERO, tr.abi_encode()).success);
+    w.fund(10 * ONE_OPEN, 9 * ONE_OPEN);
+    let before = w.c.bal(&builder);
+    let owner_part = w.settle_owner_part(1, 2);
+    assert_eq!(w.c.bal(&builder), before, "the owner is paid through its shares");
+    let acc = U256::from(owner_part) * SCALE / supply;
+    let share = |bal: U256| bal * acc / SCALE;
+    assert_eq!(w.earned(token, builder), share(supply - quarter));
+    assert_eq!(w.earned(token, alice), share(quarter));
+    // Alice claims exactly her part; the module keeps the rest for the others.
+    let a0 = w.c.bal(&alice);
+    let r = w.c.send(&w.k.alice, token, Amount::ZERO, IShareToken::claimCall {}.abi_encode());
+    assert!(r.success);
+    assert_eq!(w.c.bal(&alice) + Chain::fee(&r) - a0, share(quarter).to::<u128>());
+    assert_eq!(w.earned(token, alice), U256::ZERO);
+    assert_eq!(w.c.bal(&ASSETS), owner_part - share(quarter).to::<u128>());
+    // Moving shares later does not move what was earned before.
+    let tr = IShareToken::transferCall { to: alice, value: supply / U256::from(2u64) };
+    assert!(w.c.send(&w.k.builder, token, Amount::ZERO, tr.abi_encode()).success);
+    assert_eq!(w.earned(token, builder), share(supply - quarter));
+    // Shares cannot go where nobody could move them.
+    for to in [Address::ZERO, ASSETS, token] {
+        let tr = IShareToken::transferCall { to, value: U256::from(1u64) };
+        assert!(!w.c.send(&w.k.alice, token, Amount::ZERO, tr.abi_encode()).success, "{to}");
+    }
+    w.c.check();
+}
+
+#[test]
+fn shares_held_by_a_contract_earn_only_once_it_opts_in_and_nothing_is_lost() {
+    let mut w = setup();
+    let builder = w.k.builder.address();
+    let supply = U256::from(100u64) * U256::from(E18);
+    let token = w.split(supply);
+    let pool = w.deploy_proxy();
+    let half = supply / U256::from(2u64);
+    let tr = IShareToken::transferCall { to: pool, value: half };
+    assert!(w.c.send(&w.k.builder, token, Amount::ZERO, tr.abi_encode()).success);
+    assert!(!w.c.view_at(ASSETS, IAssets::earningCall { account: pool }));
+    assert_eq!(w.c.view_at(token, IShareToken::earningSupplyCall {}), half);
+
+    // A contract's shares do not earn: the earning half takes the whole owner part.
+    w.fund(10 * ONE_OPEN, 9 * ONE_OPEN);
+    let p1 = w.settle_owner_part(1, 3);
+    let acc1 = U256::from(p1) * SCALE / half;
+    assert_eq!(w.earned(token, builder), half * acc1 / SCALE);
+    assert_eq!(w.earned(token, pool), U256::ZERO);
+
+    // The contract opts in through its own code, and its next settlement (a claim) counts it.
+    let opt_in = through(ASSETS, IAssets::setEarningCall { on: true }.abi_encode());
+    assert!(w.c.send(&w.k.builder, pool, Amount::ZERO, opt_in).success);
+    let claim = through(token, IShareToken::claimCall {}.abi_encode());
+    assert!(w.c.send(&w.k.builder, pool, Amount::ZERO, claim.clone()).success);
+    assert_eq!(w.c.view_at(token, IShareToken::earningSupplyCall {}), supply);
+    let dust1 = U256::from(p1) * SCALE - acc1 * half;
+    let p2 = w.settle_owner_part(4, 2);
+    let acc2 = (U256::from(p2) * SCALE + dust1) / supply;
+    assert_eq!(w.earned(token, pool), half * acc2 / SCALE);
+    let before = w.c.bal(&pool);
+    assert!(w.c.send(&w.k.builder, pool, Amount::ZERO, claim).success);
+    assert_eq!(U256::from(w.c.bal(&pool) - before), half * acc2 / SCALE);
+    w.c.check();
+}
+
+#[derive(Clone, Debug)]
+enum ShareOp {
+    /// (from, to, fraction of from's balance in ppm)
+    Transfer(usize, usize, u32),
+    Claim(usize),
+    Settle(u64),
+    /// The contract opts in or out (takes effect at its next settlement).
+    ContractEarning(bool),
+}
+
+fn share_op() -> impl Strategy<Value = ShareOp> {
+    prop_oneof![
+        (0..4usize, 0..4usize, 0..=1_000_000u32).prop_map(|(f, t, p)| ShareOp::Transfer(f, t, p)),
+        (0..4usize).prop_map(ShareOp::Claim),
+        (1..4u64).prop_map(ShareOp::Settle),
+        any::<bool>().prop_map(ShareOp::ContractEarning),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    /// Random transfers, claims, settlements and opt-ins: shares are
+    /// conserved, the earning supply is exactly the earning holders'
+    /// balances, the module holds exactly what it owes (claimable + dust +
+    /// rounding below one wei per settlement), and the supply equation holds.
+    #[test]
+    fn share_accounting_is_exact(ops in proptest::collection::vec(share_op(), 1..14)) {
+        let mut w = setup();
+        let supply = U256::from(1_000u64) * U256::from(E18) + U256::from(7u64);
+        let token = w.split(supply);
+        let pool = w.deploy_proxy();
+        let keys = [clone_key(&w.k.builder), clone_key(&w.k.alice), clone_key(&w.k.bob)];
+        let holders = [keys[0].address(), keys[1].address(), keys[2].address(), pool];
+        w.fund(100 * ONE_OPEN, 90 * ONE_OPEN);
+        let (mut nonce, mut deposited, mut claimed, mut settlements) = (1u64, 0u128, 0u128, 0u64);
+        for op in ops {
+            match op {
+                ShareOp::Transfer(f, t, ppm) => {
+                    let bal: U256 = w.c.view_at(token, IShareToken::balanceOfCall { account: holders[f] });
+                    let value = bal * U256::from(ppm) / U256::from(1_000_000u32);
+                    let inner = IShareToken::transferCall { to: holders[t], value }.abi_encode();
+                    let r = if f == 3 {
+                        w.c.send(&keys[0], pool, Amount::ZERO, through(token, inner))
+                    } else {
+                        w.c.send(&keys[f], token, Amount::ZERO, inner)
+                    };
+                    prop_assert!(r.success, "{r:?}");
+                    settlements += 2;
+                }
+                ShareOp::Claim(h) => {
+                    let want: U256 = w.earned(token, holders[h]);
+                    let before = w.c.bal(&holders[h]);
+                    let inner = IShareToken::claimCall {}.abi_encode();
+                    let r = if h == 3 {
+                        w.c.send(&keys[0], pool, Amount::ZERO, through(token, inner))
+                    } else {
+                        w.c.send(&keys[h], token, Amount::ZERO, inner)
+                    };
+                    prop_assert!(r.success);
+                    let fee = if h == 3 { 0 } else { Chain::fee(&r) };
+                    prop_assert_eq!(U256::from(w.c.bal(&holders[h]) + fee - before), want);
+                    claimed += want.to::<u128>();
+                    settlements += 1;
+                }
+                ShareOp::Settle(n) => {
+                    deposited += w.settle_owner_part(nonce, n);
+                    nonce += n;
+                }
+                ShareOp::ContractEarning(on) => {
+                    let inner = IAssets::setEarningCall { on }.abi_encode();
+                    prop_assert!(w.c.send(&keys[0], pool, Amount::ZERO, through(ASSETS, inner)).success);
+                }
+            }
+            let t = runtime::assets::AssetsRead::share_token(&w.c.mem, 1).unwrap().unwrap();
+            let hs: Vec<_> = holders.iter().map(|h| runtime::assets::AssetsRead::holder(&w.c.mem, 1, h).unwrap()).collect();
+            prop_assert_eq!(hs.iter().map(|h| h.balance).fold(U256::ZERO, |a, b| a + b), supply);
+            let earning: U256 = hs.iter().filter(|h| h.earning).map(|h| h.balance).fold(U256::ZERO, |a, b| a + b);
+            prop_assert_eq!(t.earningSupply, earning);
+            let owed: U256 = holders.iter().map(|h| w.earned(token, *h)).fold(U256::ZERO, |a, b| a + b);
+            // Deposits made while no share earned were paid to the owner instead: held counts what was deposited.
+            prop_assert_eq!(U256::from(w.c.bal(&ASSETS)), t.held);
+            prop_assert!(t.held <= U256::from(deposited - claimed));
+            prop_assert!(owed <= t.held, "the holders are never owed more than the module holds");
+            let slack = U256::from(settlements + holders.len() as u64 + 1);
+            prop_assert!(t.held - owed <= slack, "rounding: below a wei per settlement and holder, and dust / SCALE");
+            w.c.check();
+        }
+    }
+}
+
+#[test]
+fn models_and_datanets_are_erc721_tokens_whose_transfer_moves_the_owner() {
+    let mut w = setup();
+    let (builder, alice, bob) = (w.k.builder.address(), w.k.alice.address(), w.k.bob.address());
+    let (model, datanet) = (model_asset(w.model), runtime::assets::datanet_asset(1));
+    assert_eq!(w.c.view_at(ASSETS, IAssets::ownerOfCall { tokenId: model }), builder);
+    assert_eq!(w.c.view_at(ASSETS, IAssets::ownerOfCall { tokenId: datanet }), builder);
+    let owned = |w: &World, a: Address| -> U256 { w.c.view_at(ASSETS, IAssets::balanceOfCall { owner: a }) };
+    let builder_had = owned(&w, builder);
+    assert_eq!(builder_had, U256::from(3u64), "one model and two Datanets");
+
+    // Only the owner, an approved address or an operator moves a token.
+    let move_ =
+        |from: Address, to: Address, token: U256| IAssets::transferFromCall { from, to, tokenId: token }.abi_encode();
+    let r = w.c.send(&w.k.alice, ASSETS, Amount::ZERO, move_(builder, bob, model));
+    assert_eq!(
+        r.revert_data.as_ref(),
+        IAssets::ERC721InsufficientApproval { operator: alice, tokenId: model }.abi_encode()
+    );
+    assert!(
+        w.c.send(&w.k.builder, ASSETS, Amount::ZERO, IAssets::approveCall { to: alice, tokenId: model }.abi_encode())
+            .success
+    );
+    assert!(w.c.send(&w.k.alice, ASSETS, Amount::ZERO, move_(builder, bob, model)).success);
+    assert_eq!(w.c.view_at(ASSETS, IAssets::ownerOfCall { tokenId: model }), bob);
+    assert_eq!(
+        w.c.view_at(ASSETS, IAssets::getApprovedCall { tokenId: model }),
+        Address::ZERO,
+        "a transfer clears the approval"
+    );
+    assert_eq!(runtime::models::ModelsRead::model(&w.c.mem, primitives::ModelId(w.model)).unwrap().unwrap().owner, bob);
+    let of_bob: Vec<u64> = w.c.view_at(Module::Models.address(), IModels::modelsOfCall { owner: bob });
+    assert_eq!(of_bob, vec![w.model]);
+    assert_eq!(owned(&w, builder), builder_had - U256::from(1u64));
+
+    // The new owner holds the model's rights, and its earnings (the model is not split).
+    let price = |id| {
+        IModelsCalls::setPrice(IModels::setPriceCall { id, priceInPer1k: PRICE_IN, priceOutPer1k: PRICE_OUT })
+            .abi_encode()
+    };
+    assert!(!w.c.send(&w.k.builder, Module::Models.address(), Amount::ZERO, price(w.model)).success);
+    assert!(w.c.send(&w.k.bob, Module::Models.address(), Amount::ZERO, price(w.model)).success);
+    w.fund(10 * ONE_OPEN, 9 * ONE_OPEN);
+    let before = w.c.bal(&bob);
+    let owner_part = w.settle_owner_part(1, 2);
+    assert_eq!(w.c.bal(&bob) - before, owner_part);
+
+    // An operator moves a Datanet; its curation goes with it.
+    let op = IAssets::setApprovalForAllCall { operator: alice, approved: true };
+    assert!(w.c.send(&w.k.builder, ASSETS, Amount::ZERO, op.abi_encode()).success);
+    assert!(w.c.send(&w.k.alice, ASSETS, Amount::ZERO, move_(builder, alice, datanet)).success);
+    assert_eq!(runtime::datanets::DatanetsRead::datanet(&w.c.mem, 1).unwrap().unwrap().owner, alice);
+    assert_eq!(runtime::datanets::DatanetsRead::datanets_of(&w.c.mem, &alice).unwrap(), vec![1]);
+
+    // Nowhere nobody could act from; safe transfers refuse contracts (no receiver hook).
+    for to in [Address::ZERO, ASSETS, primitives::system::share_token_address(1)] {
+        assert!(!w.c.send(&w.k.alice, ASSETS, Amount::ZERO, move_(alice, to, datanet)).success, "{to}");
+    }
+    let pool = w.deploy_proxy();
+    let safe = IAssets::safeTransferFrom_0Call { from: alice, to: pool, tokenId: datanet };
+    let r = w.c.send(&w.k.alice, ASSETS, Amount::ZERO, safe.abi_encode());
+    assert_eq!(r.revert_data.as_ref(), IAssets::ERC721InvalidReceiver { receiver: pool }.abi_encode());
+    assert!(
+        w.c.send(&w.k.alice, ASSETS, Amount::ZERO, move_(alice, pool, datanet)).success,
+        "transferFrom reaches a contract"
+    );
+    let gone = runtime::assets::datanet_asset(99);
+    let e = w.c.view_error_at(ASSETS, IAssets::ownerOfCall { tokenId: gone });
+    assert_eq!(e.as_ref(), IAssets::ERC721NonexistentToken { tokenId: gone }.abi_encode());
+    assert!(w.c.view_at(ASSETS, IAssets::supportsInterfaceCall { interfaceId: [0x80, 0xac, 0x58, 0xcd].into() }));
+    w.c.check();
+}
+
+#[test]
+fn a_fine_tune_pays_its_base_a_royalty_that_reaches_the_base_shareholders() {
+    let mut w = setup();
+    let (alice, bob) = (w.k.alice.address(), w.k.bob.address());
+    let models = Module::Models.address();
+    // Alice registers a base model (no adapter); the builder a fine-tune of it.
+    let base_hash = B256::repeat_byte(0xbb);
+    let base_reg = ModelRegistration { baseModelHash: base_hash, ..registration("alice-base", B256::ZERO, vec![]) };
+    let r = w.c.send(
+        &w.k.alice,
+        models,
+        Amount::ZERO,
+        IModelsCalls::register(IModels::registerCall { registration: base_reg }).abi_encode(),
+    );
+    let base = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
+    let tune_reg =
+        ModelRegistration { baseModelHash: base_hash, ..registration("builder-tune", content_hash(b"tune"), vec![]) };
+    let r = w.c.send(
+        &w.k.builder,
+        models,
+        Amount::ZERO,
+        IModelsCalls::register(IModels::registerCall { registration: tune_reg }).abi_encode(),
+    );
+    let tune = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
+    let propose = w.c.sign(
+        &w.k.builder,
+        models,
+        Amount::ZERO,
+        IModelsCalls::propose(IModels::proposeCall { id: tune }).abi_encode(),
+    );
+    w.c.block_with(vec![propose], vec![IModelsCalls::approve(IModels::approveCall { ids: vec![tune] })]);
+
+    // Alice splits her base and sells a fifth to bob.
+    let supply = U256::from(10u64) * U256::from(E18);
+    let split = IAssets::splitCall { assetId: model_asset(base), supply, symbol: "BASE".into() };
+    assert!(w.c.send(&w.k.alice, ASSETS, Amount::ZERO, split.abi_encode()).success);
+    let token: Address = w.c.view_at(ASSETS, IAssets::shareTokenCall { assetId: model_asset(base) });
+    let fifth = supply / U256::from(5u64);
+    assert!(
+        w.c.send(&w.k.alice, token, Amount::ZERO, IShareToken::transferCall { to: bob, value: fifth }.abi_encode())
+            .success
+    );
+
+    // Receipts of the fine-tune: its owner gets the owner part less the royalty; the base's shareholders the royalty.
+    w.fund(10 * ONE_OPEN, 9 * ONE_OPEN);
+    let rs: Vec<_> = (1..=3u64)
+        .map(|i| {
+            let mut r = w.receipt(i, 900 + i, 300 + i);
+            (r.modelId, r.adapterHash) = (tune, content_hash(b"tune"));
+            r
+        })
+        .collect();
+    let builder0 = w.c.bal(&w.k.builder.address());
+    w.settle(&rs);
+    let roy: u128 = rs.iter().map(|r| royalty(parts(cost(r))[0])).sum();
+    let own: u128 = rs.iter().map(|r| parts(cost(r))[0]).sum::<u128>() - roy;
+    assert!(roy > 0);
+    assert_eq!(w.c.bal(&w.k.builder.address()) - builder0, own);
+    let acc = U256::from(roy) * SCALE / supply;
+    assert_eq!(w.earned(token, alice), (supply - fifth) * acc / SCALE);
+    assert_eq!(w.earned(token, bob), fifth * acc / SCALE);
+    w.c.check();
 }

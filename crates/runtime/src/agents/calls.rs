@@ -15,7 +15,7 @@ const VIEW_GAS: u64 = 5_000;
 const INFERENCE_GAS: u64 = 40_000;
 
 /// ERC-165 interface ids: ERC-165, ERC-721, ERC-721 Metadata.
-const INTERFACES: [[u8; 4]; 3] = [[0x01, 0xff, 0xc9, 0xa7], [0x80, 0xac, 0x58, 0xcd], [0x5b, 0x5e, 0x13, 0x9f]];
+const INTERFACES: [[u8; 4]; 3] = primitives::abi::ERC721_INTERFACE_IDS;
 
 // ---- ERC-721 (and ERC-165) ----
 

@@ -73,6 +73,15 @@ impl Handler for IDatanets::createDatanetCall {
         };
         store(st, state_key::count(), &id);
         store(st, state_key::datanet(id), &d);
+        st.index_datanet(id, &sender)?;
+        ctx.emit(
+            crate::assets::ADDRESS,
+            &primitives::abi::IAssets::Transfer {
+                from: Address::ZERO,
+                to: sender,
+                tokenId: crate::assets::datanet_asset(id),
+            },
+        );
         store(st, state_key::curators(id), &self.curators);
         store(st, state_key::attesters(id), &self.attesters);
         ctx.emit(

@@ -33,7 +33,7 @@ use crate::dispatch::{SystemModule, calls};
 use crate::params::ParamsRead;
 use crate::{Overlay, revert};
 pub use records::*;
-pub use view::DatanetsRead;
+pub use view::{DatanetsRead, DatanetsWrite};
 
 pub const ADDRESS: Address = Module::Datanets.address();
 pub const POLICY_OPEN: u8 = 0;

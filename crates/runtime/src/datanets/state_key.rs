@@ -18,6 +18,11 @@ pub fn count() -> Vec<u8> {
 pub fn datanet(id: u64) -> Vec<u8> {
     k(&[b"d/", &id.to_be_bytes()])
 }
+/// `datanets/of/<owner>` → `uint64[]`: the owner's Datanets (ownership moves
+/// with the `assets` token).
+pub fn datanets_of(owner: &Address) -> Vec<u8> {
+    k(&[b"of/", owner.as_slice()])
+}
 /// `datanets/cur/<id>` → `address[]`.
 pub fn curators(id: u64) -> Vec<u8> {
     k(&[b"cur/", &id.to_be_bytes()])

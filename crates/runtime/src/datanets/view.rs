@@ -29,6 +29,8 @@ pub trait DatanetsRead {
     fn curators(&self, id: u64) -> Result<Vec<Address>, StateError>;
     /// Contributions of the Datanet flagged (duplicated, adversarial), in flagging order.
     fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError>;
+    /// The Datanets `owner` owns.
+    fn datanets_of(&self, owner: &Address) -> Result<Vec<u64>, StateError>;
 }
 
 impl<S: StateRead + ?Sized> DatanetsRead for S {
@@ -78,5 +80,34 @@ impl<S: StateRead + ?Sized> DatanetsRead for S {
     }
     fn flagged(&self, id: u64) -> Result<Vec<u64>, StateError> {
         IndexedList::new(state_key::flagged(id)).page(self, 0, u64::MAX)
+    }
+    fn datanets_of(&self, owner: &Address) -> Result<Vec<u64>, StateError> {
+        Ok(load::<Vec<u64>>(self, &state_key::datanets_of(owner))?.unwrap_or_default())
+    }
+}
+
+/// Writes of Datanet ownership that keep the owner index in step.
+pub trait DatanetsWrite {
+    /// Index a new Datanet under its owner.
+    fn index_datanet(&mut self, id: u64, owner: &Address) -> Result<(), StateError>;
+    /// Give Datanet `id` to `to` (its curation, settings and bonds' rules with it).
+    fn set_datanet_owner(&mut self, id: u64, to: &Address) -> Result<(), StateError>;
+}
+
+impl DatanetsWrite for crate::Overlay<'_> {
+    fn index_datanet(&mut self, id: u64, owner: &Address) -> Result<(), StateError> {
+        let mut v = self.datanets_of(owner)?;
+        v.push(id);
+        crate::codec::store(self, state_key::datanets_of(owner), &v);
+        Ok(())
+    }
+    fn set_datanet_owner(&mut self, id: u64, to: &Address) -> Result<(), StateError> {
+        let mut d = self.datanet(id)?.ok_or_else(|| StateError(format!("owner change of unknown Datanet {id}")))?;
+        let mut v = self.datanets_of(&d.owner)?;
+        v.retain(|x| *x != id);
+        crate::codec::store(self, state_key::datanets_of(&d.owner), &v);
+        d.owner = *to;
+        crate::codec::store(self, state_key::datanet(id), &d);
+        self.index_datanet(id, to)
     }
 }

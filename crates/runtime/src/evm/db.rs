@@ -84,7 +84,7 @@ pub fn storage_at(st: &(impl StateRead + ?Sized), a: &Address, slot: &U256) -> R
 
 /// Whether a message to `a` runs EVM code: the account has code and is not a system contract.
 pub fn has_contract_code(st: &(impl StateRead + ?Sized), a: &Address) -> Result<bool, StateError> {
-    Ok(primitives::system::Module::from_address(a).is_none() && st.get(&state_key::code_hash(a))?.is_some())
+    Ok(crate::system_code(a).is_none() && st.get(&state_key::code_hash(a))?.is_some())
 }
 
 impl Database for StateDb<'_> {

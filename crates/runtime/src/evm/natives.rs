@@ -97,6 +97,15 @@ impl StateRead for NativeView<'_> {
                 Amount::from_u256(acc.info.balance).map_err(|_| StateError(format!("balance of {a} exceeds 2^128")))?;
             return Ok(Some(Account { nonce: acc.info.nonce, balance }.encode()));
         }
+        // Whether an account has code, as the transaction so far made it (a
+        // contract created earlier in it, e.g. a Uniswap pair, has code).
+        if let Some(a) = key.strip_prefix(b"evm/code/").filter(|a| a.len() == 20).map(Address::from_slice)
+            && let Some(acc) = self.journal.get(&a)
+        {
+            let h = acc.info.code_hash;
+            let none = h == revm::primitives::KECCAK_EMPTY || h == primitives::B256::ZERO;
+            return Ok((!none).then(|| h.to_vec()));
+        }
         match self.native.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.base.get(key),
@@ -133,7 +142,7 @@ impl<'a> PrecompileProvider<EvmCtx<'a>> for Natives {
     }
 
     fn run(&mut self, ctx: &mut EvmCtx<'a>, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
-        if Module::from_address(&inputs.bytecode_address).is_none() {
+        if !is_native(&inputs.bytecode_address) {
             return self.eth.run(ctx, inputs);
         }
         match module_call(ctx, inputs) {
@@ -151,8 +160,13 @@ impl<'a> PrecompileProvider<EvmCtx<'a>> for Natives {
     }
 
     fn contains(&self, address: &Address) -> bool {
-        self.addresses.contains(address)
+        self.addresses.contains(address) || primitives::system::share_token_index(address).is_some()
     }
+}
+
+/// Whether the runtime answers calls to `a` (a system contract or a share token).
+fn is_native(a: &Address) -> bool {
+    Module::from_address(a).is_some() || primitives::system::share_token_index(a).is_some()
 }
 
 /// Gas of a module call from a contract: the module's gas table plus its

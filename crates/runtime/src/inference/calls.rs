@@ -1,6 +1,7 @@
 //! The functions of `IInference`, one handler each, its gas beside it.
 
 use super::*;
+use crate::assets::AssetsWrite;
 use crate::dispatch::Handler;
 
 /// Gas of a view.
@@ -223,7 +224,9 @@ impl Handler for IInference::settleCall {
             }
             let op = serving_operator(st, &sender, false)?;
             let [owner_bps, data_bps, serving_bps, stakers_bps] = split_bps(st)?;
-            let mut owners: BTreeMap<Address, u128> = BTreeMap::new();
+            let royalty_bps = st.param(&crate::params::ASSETS_BASE_ROYALTY_BPS)?;
+            // Owner parts by (model, owner): a split model's go to its shareholders.
+            let mut owners: BTreeMap<(u64, Address), u128> = BTreeMap::new();
             let (mut serving, mut stakers, mut treasury) = (0u128, 0u128, 0u128);
             for (i, (r, sig)) in self.receipts.iter().zip(&self.signatures).enumerate() {
                 let index = U256::from(i);
@@ -317,7 +320,19 @@ impl Handler for IInference::settleCall {
                     treasuryPart: treasury_part,
                 };
                 store(st, state_key::settled_receipt(&h), &paid);
-                *owners.entry(model.owner).or_default() += owner_part;
+                // A fine-tune pays its base model a governed share of its owner part.
+                let base = match st.base_model_of(&model.baseModelHash)? {
+                    Some(b) if model.adapterHash != B256::ZERO && b.0 != r.modelId => st.model(b)?,
+                    _ => None,
+                };
+                let royalty = match &base {
+                    Some(_) => Amount(owner_part).mul_div(royalty_bps, 10_000).map_err(|_| overflow())?.0,
+                    None => 0,
+                };
+                if let Some(b) = base {
+                    *owners.entry((b.id, b.owner)).or_default() += royalty;
+                }
+                *owners.entry((r.modelId, model.owner)).or_default() += owner_part - royalty;
                 serving += serving_part;
                 stakers += stakers_part;
                 treasury += treasury_part;
@@ -333,8 +348,10 @@ impl Handler for IInference::settleCall {
                     },
                 );
             }
-            for (owner, amount) in owners {
-                st.transfer(&ADDRESS, &owner, Amount(amount))?;
+            for ((model, owner), amount) in owners {
+                if !st.pay_model_earnings(ctx, &ADDRESS, model, Amount(amount))? {
+                    st.transfer(&ADDRESS, &owner, Amount(amount))?;
+                }
             }
             st.transfer(&ADDRESS, &sender, Amount(serving))?;
             st.transfer(&ADDRESS, &TREASURY, Amount(treasury))?;

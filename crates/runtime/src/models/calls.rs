@@ -22,6 +22,12 @@ impl Handler for IModels::registerCall {
         let rec = draft(st, sender, self.registration, height)?;
         let id = st.insert_model(&rec)?;
         ctx.emit(ADDRESS, &IModels::ModelRegistered { id: id.0, owner: sender, adapterHash: rec.adapterHash });
+        let mint = primitives::abi::IAssets::Transfer {
+            from: Address::ZERO,
+            to: sender,
+            tokenId: crate::assets::model_asset(id.0),
+        };
+        ctx.emit(crate::assets::ADDRESS, &mint);
         Ok(id.0)
     }
 }

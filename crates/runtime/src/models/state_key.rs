@@ -23,6 +23,13 @@ pub fn model(id: ModelId) -> Vec<u8> {
 pub fn models_of(owner: &Address) -> Vec<u8> {
     k(&[b"by/", owner.as_slice()])
 }
+/// `models/base/<model hash>` → u64: the first model registered with this
+/// base hash and no adapter (a base model), which fine-tunes of it pay royalties to.
+pub fn base_by_hash(hash: &primitives::B256) -> Vec<u8> {
+    let mut k = b"models/base/".to_vec();
+    k.extend_from_slice(hash.as_slice());
+    k
+}
 /// `models/live` → `uint64[]`: live models, ascending.
 pub fn live() -> Vec<u8> {
     k(&[b"live"])

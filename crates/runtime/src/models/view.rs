@@ -25,6 +25,8 @@ pub trait ModelsRead {
     /// The block a live model was retired at; `None` if it was never retired
     /// while live (a draft or proposed model retired never settles).
     fn retired_at(&self, id: ModelId) -> Result<Option<u64>, StateError>;
+    /// The base model (no adapter) registered first with `hash`, if any.
+    fn base_model_of(&self, hash: &primitives::B256) -> Result<Option<ModelId>, StateError>;
 }
 
 impl<S: StateRead + ?Sized> ModelsRead for S {
@@ -33,6 +35,9 @@ impl<S: StateRead + ?Sized> ModelsRead for S {
     }
     fn model(&self, id: ModelId) -> Result<Option<ModelRecord>, StateError> {
         load(self, &state_key::model(id))
+    }
+    fn base_model_of(&self, hash: &primitives::B256) -> Result<Option<ModelId>, StateError> {
+        Ok(load::<u64>(self, &state_key::base_by_hash(hash))?.map(ModelId))
     }
     fn is_live(&self, id: ModelId) -> Result<bool, StateError> {
         Ok(self.model(id)?.is_some_and(|m| m.state == LIVE))
@@ -62,6 +67,9 @@ pub trait ModelsWrite {
     fn insert_model(&mut self, rec: &ModelRecord) -> Result<ModelId, StateError>;
     /// Replace the record of an existing model, moving it in or out of the live list with its state.
     fn update_model(&mut self, id: ModelId, rec: &ModelRecord) -> Result<(), StateError>;
+    /// Give model `id` to `to`, moving it between the owners' lists (the
+    /// `assets` token's transfer is the only caller).
+    fn set_model_owner(&mut self, id: ModelId, to: &Address) -> Result<(), StateError>;
 }
 
 impl ModelsWrite for Overlay<'_> {
@@ -75,6 +83,9 @@ impl ModelsWrite for Overlay<'_> {
         store(self, state_key::models_of(&rec.owner), &by);
         if rec.state == LIVE {
             set_live(self, id, true)?;
+        }
+        if rec.adapterHash == primitives::B256::ZERO && self.base_model_of(&rec.baseModelHash)?.is_none() {
+            store(self, state_key::base_by_hash(&rec.baseModelHash), &id.0);
         }
         Ok(id)
     }
@@ -90,6 +101,25 @@ impl ModelsWrite for Overlay<'_> {
         }
         Ok(())
     }
+
+    fn set_model_owner(&mut self, id: ModelId, to: &Address) -> Result<(), StateError> {
+        let mut rec = self.model(id)?.ok_or_else(|| StateError(format!("owner change of unknown model {id}")))?;
+        move_model(self, id, &rec.owner, to)?;
+        rec.owner = *to;
+        store(self, state_key::model(id), &rec);
+        Ok(())
+    }
+}
+
+/// Move model `id` from `from`'s list to `to`'s.
+fn move_model(st: &mut Overlay, id: ModelId, from: &Address, to: &Address) -> Result<(), StateError> {
+    let mut v = load::<Vec<u64>>(st, &state_key::models_of(from))?.unwrap_or_default();
+    v.retain(|x| *x != id.0);
+    store(st, state_key::models_of(from), &v);
+    let mut w = load::<Vec<u64>>(st, &state_key::models_of(to))?.unwrap_or_default();
+    w.push(id.0);
+    store(st, state_key::models_of(to), &w);
+    Ok(())
 }
 
 fn set_live(st: &mut Overlay, id: ModelId, live: bool) -> Result<(), StateError> {

@@ -64,6 +64,7 @@ pub(crate) const OPEN: u128 = primitives::ONE_OPEN;
 pub(crate) const DAY_OF_BLOCKS: u128 = 86_400;
 
 pub use crate::agents::params::*;
+pub use crate::assets::params::*;
 pub use crate::attribution::params::*;
 pub use crate::datanets::params::*;
 pub use crate::governance::params::*;
@@ -81,6 +82,7 @@ pub const ALL: &[ParamSpec] = &[
     AGENTS_PROTOCOL_SHARE_BPS,
     AGENTS_RESOLVE_TIMEOUT_BLOCKS,
     AGENTS_UNBOND_DELAY_BLOCKS,
+    ASSETS_BASE_ROYALTY_BPS,
     ATTRIBUTION_CHALLENGE_BOND,
     ATTRIBUTION_CHALLENGE_JAIL_BLOCKS,
     ATTRIBUTION_CHALLENGE_SLASH_PPM,

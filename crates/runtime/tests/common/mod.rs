@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod contracts;
+
 use std::collections::BTreeMap;
 
 use primitives::state::{StateError, StateRead};
