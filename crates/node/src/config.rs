@@ -261,7 +261,7 @@ pub fn dev_genesis() -> Genesis {
                 bond: Amount::open(DEV_SERVING_BOND_OPEN),
             },
         ],
-        calls: vec![],
+        calls: crate::dev_market::dev_market_calls(),
         base_model: Some(runtime::genesis::BaseModelGenesis {
             name: DEV_BASE_MODEL_NAME.into(),
             base_hash: DEV_BASE_MODEL_HASH,
@@ -287,11 +287,11 @@ pub fn dev_genesis_serving(api_key: &str, endpoint: Option<String>) -> Genesis {
         value: Amount(value),
         data: data.into(),
     };
-    g.calls = vec![
+    g.calls.extend([
         call(payer, amount, IInference::depositCall {}.abi_encode()),
         call(payer, 0, IInference::allowCall { operator, amount }.abi_encode()),
         call(payer, 0, IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash(api_key) }.abi_encode()),
-    ];
+    ]);
     if let Some(url) = endpoint {
         g.calls.push(call(operator, 0, IInference::registerEndpointCall { url, modelIds: vec![1] }.abi_encode()));
     }

@@ -533,6 +533,24 @@ pub(crate) fn genesis_call(
     Ok(out)
 }
 
+/// Deploy a genesis contract (`c.data` is its init code) from `c.from` and
+/// keep its state; the deployer's nonce counts the deployment.
+pub(crate) fn genesis_deploy(
+    st: &mut Overlay,
+    env: &BlockEnv,
+    c: &crate::genesis::GenesisCall,
+) -> Result<CallOutcome, StateError> {
+    let value = c.value.to_u256();
+    let msg =
+        evm::Message { caller: c.from, to: None, value, data: &c.data, gas_limit: 30_000_000, mode: evm::Mode::Call };
+    let out = evm::run(st, env, &msg).map_err(|e| match e {
+        evm::EvmError::Invalid(m) => StateError(format!("genesis deployment from {}: {m}", c.from)),
+        evm::EvmError::Fatal(e) => e,
+    })?;
+    st.commit_checkpoints();
+    Ok(CallOutcome { success: out.success, output: out.output, gas_used: out.gas_used, logs: Vec::new() })
+}
+
 /// Gas a transaction with this call needs: the gas it uses, or the revert.
 ///
 /// Native calls use exactly the gas they report. A contract may need more gas

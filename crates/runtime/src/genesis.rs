@@ -39,7 +39,9 @@ pub struct Genesis {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenesisCall {
     pub from: Address,
-    /// A system contract.
+    /// A system contract, or the zero address to deploy `data` as a
+    /// contract's init code (at `from.create(nonce)`, `from`'s nonce counting
+    /// its earlier deployments: the addresses are fixed by the list).
     pub to: Address,
     pub value: Amount,
     pub data: Bytes,
@@ -93,10 +95,16 @@ impl Genesis {
             last_commit: None,
         };
         for (i, c) in self.calls.iter().enumerate() {
-            if primitives::system::Module::from_address(&c.to).is_none() {
+            let deploy = c.to == Address::ZERO;
+            if !deploy && primitives::system::Module::from_address(&c.to).is_none() {
                 return Err(GenesisError::State(format!("genesis call {i}: {} is not a system contract", c.to)));
             }
-            let out = crate::executor::genesis_call(st, &env, c).map_err(|e| GenesisError::State(e.0))?;
+            let out = if deploy {
+                crate::executor::genesis_deploy(st, &env, c)
+            } else {
+                crate::executor::genesis_call(st, &env, c)
+            };
+            let out = out.map_err(|e| GenesisError::State(e.0))?;
             if !out.success {
                 return Err(GenesisError::State(format!(
                     "genesis call {i} ({} to {}) reverted: 0x{}",
