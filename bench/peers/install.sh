@@ -14,41 +14,10 @@ HARDHAT_VERSION="2.29.1"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 target="${1:-$here/../.peers/hardhat}"
 
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "install.sh: '$tool' not found: install Node.js 18 or newer (with npm) to benchmark against Hardhat" >&2
-    exit 1
-  fi
-done
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$node_major" -lt 18 ]; then
-  echo "install.sh: Node.js $(node --version) is too old for hardhat@$HARDHAT_VERSION (need 18 or newer)" >&2
-  exit 1
-fi
-
-mkdir -p "$target"
-target="$(cd "$target" && pwd)"
-cd "$target"
-
-installed="$(node -p "try { require('./node_modules/hardhat/package.json').version } catch (e) { '' }" 2>/dev/null || true)"
-if [ "$installed" != "$HARDHAT_VERSION" ]; then
-  if [ ! -f package.json ]; then
-    cat > package.json <<'JSON'
-{
-  "name": "openledger-bench-peer-hardhat",
-  "private": true,
-  "description": "Peer for `openledger bench chain`; installed by bench/peers/install.sh, git-ignored."
-}
-JSON
-  fi
-  echo "install.sh: npm install hardhat@$HARDHAT_VERSION into $target" >&2
-  if ! npm install --no-audit --no-fund --save-exact "hardhat@$HARDHAT_VERSION" >&2; then
-    echo "install.sh: npm install failed (no network or registry access?)" >&2
-    exit 1
-  fi
-else
-  echo "install.sh: hardhat@$HARDHAT_VERSION already installed in $target" >&2
-fi
+# shellcheck source=bench/peers/npm_peer.sh
+. "$here/npm_peer.sh"
+npm_peer_install install.sh hardhat "$HARDHAT_VERSION" 18 "$target"
+target="$(pwd)"
 
 # Written every time so that a change here reaches old installs.
 cat > hardhat.config.js <<'JS'

@@ -320,19 +320,7 @@ impl Handler for IInference::settleCall {
                     treasuryPart: treasury_part,
                 };
                 store(st, state_key::settled_receipt(&h), &paid);
-                // A fine-tune pays its base model a governed share of its owner part.
-                let base = match st.base_model_of(&model.baseModelHash)? {
-                    Some(b) if model.adapterHash != B256::ZERO && b.0 != r.modelId => st.model(b)?,
-                    _ => None,
-                };
-                let royalty = match &base {
-                    Some(_) => Amount(owner_part).mul_div(royalty_bps, 10_000).map_err(|_| overflow())?.0,
-                    None => 0,
-                };
-                if let Some(b) = base {
-                    *owners.entry((b.id, b.owner)).or_default() += royalty;
-                }
-                *owners.entry((r.modelId, model.owner)).or_default() += owner_part - royalty;
+                owner_parts(st, &mut owners, &model, owner_part, royalty_bps)?;
                 serving += serving_part;
                 stakers += stakers_part;
                 treasury += treasury_part;
@@ -361,6 +349,28 @@ impl Handler for IInference::settleCall {
             Ok(IInference::settleReturn {})
         })
     }
+}
+
+/// Add a receipt's owner part to `owners` by (model, owner): a fine-tune (a
+/// model with an adapter) pays its base model `royalty_bps` of it.
+fn owner_parts(
+    st: &Overlay,
+    owners: &mut BTreeMap<(u64, Address), u128>,
+    model: &ModelRecord,
+    owner_part: u128,
+    royalty_bps: u128,
+) -> Result<(), CallFail> {
+    let base = match st.base_model_of(&model.baseModelHash)? {
+        Some(b) if model.adapterHash != B256::ZERO && b.0 != model.id => st.model(b)?,
+        _ => None,
+    };
+    let mut royalty = 0;
+    if let Some(b) = base {
+        royalty = Amount(owner_part).mul_div(royalty_bps, 10_000).map_err(|_| overflow())?.0;
+        *owners.entry((b.id, b.owner)).or_default() += royalty;
+    }
+    *owners.entry((model.id, model.owner)).or_default() += owner_part - royalty;
+    Ok(())
 }
 
 /// Gas of storing or reading a receipt's retrieval hash.
