@@ -598,6 +598,10 @@ sol! {
         address modelOwner;
         uint64 settledAt;
         uint128 cost;
+        /// The model's whole owner part. A fine-tune pays its base model
+        /// `assets.base_royalty_bps` of it; a model split into shares pays
+        /// it to its shareholders (`IAssets.EarningsDeposited`), not to
+        /// `modelOwner`.
         uint128 ownerPart;
         /// Held for attribution (see `hold`); zero for a model without Datanet
         /// versions whose receipt retrieved nothing.
