@@ -465,8 +465,10 @@ fn a_models_revenue_shares_trade_in_a_uniswap_pool() {
     assert_eq!(d.call(share, TestToken::balanceOfCall { account: me }), supply);
     assert_ne!(d.c.call("eth_getCode", json!([share, "latest"])).unwrap(), json!("0x"), "Solidity callers see code");
 
-    // A pool of shares against OPEN, and a swap at the constant-product price.
-    let (weth, factory, router) = d.uniswap();
+    // A pool of shares against OPEN in the dev chain's market (Uniswap v2 at
+    // genesis), and a swap at the constant-product price.
+    let m = primitives::system::dev_market();
+    let (weth, factory, router) = (m.wopen, m.factory, m.router);
     d.send(Some(share), U256::ZERO, TestToken::approveCall { spender: router, amount: U256::MAX }.abi_encode());
     let deadline = U256::from(u64::MAX);
     let (sh_in, open_in) = (U256::from(400u64) * e18, U256::from(40u64) * e18);
@@ -494,5 +496,12 @@ fn a_models_revenue_shares_trade_in_a_uniswap_pool() {
     b.send(Some(router), swap_in, swap.abi_encode());
     assert_eq!(b.call(share, TestToken::balanceOfCall { account: buyer }), expected);
     assert_eq!(b.call(share, IShareToken::earningSupplyCall {}), supply - sh_in + expected, "the buyer's shares earn");
+
+    // The web app's Assets page lists the token with its pool and price.
+    let (status, body) = node.http_get("/assets");
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("DEMO") && page.contains(&format!("{pair:#x}").to_lowercase()[..10]), "{page}");
+    assert!(!page.contains("no pool"), "{page}");
     node.stop();
 }

@@ -4,25 +4,10 @@
 //! dev node: every share token can get a pool against OPEN and a price.
 
 use alloy_sol_types::SolValue;
-use primitives::{Address, Amount, address};
+use primitives::{Address, Amount};
 use runtime::genesis::GenesisCall;
 
-/// The account that deploys the dev market at genesis (no key holds it).
-pub const DEV_DEPLOYER: Address = address!("0x00000000000000000000000000000000000010f0");
-
-/// Addresses of the dev chain's Uniswap v2 contracts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DevMarket {
-    /// WETH9, wrapping OPEN.
-    pub wopen: Address,
-    pub factory: Address,
-    pub router: Address,
-}
-
-/// Where the dev genesis deploys the market.
-pub fn dev_market() -> DevMarket {
-    DevMarket { wopen: DEV_DEPLOYER.create(0), factory: DEV_DEPLOYER.create(1), router: DEV_DEPLOYER.create(2) }
-}
+pub use primitives::system::{DEV_DEPLOYER, DevMarket, dev_market};
 
 const WETH9: &str = include_str!("../../../contracts/out/uniswap/WETH9.json");
 const FACTORY: &str = include_str!("../../../contracts/out/uniswap/UniswapV2Factory.json");
@@ -52,6 +37,8 @@ pub fn dev_market_calls() -> Vec<GenesisCall> {
 #[cfg(test)]
 mod tests {
     use alloy_sol_types::{SolCall, sol};
+
+    use primitives::address;
 
     use super::*;
 

@@ -129,6 +129,25 @@ pub fn share_token_index(a: &Address) -> Option<u32> {
     (b[..15].iter().all(|x| *x == 0) && b[15] == 0x02 && n != 0).then_some(n)
 }
 
+/// The account that deploys the dev chain's market at genesis (no key holds it).
+pub const DEV_DEPLOYER: Address = address!("0x00000000000000000000000000000000000010f0");
+
+/// Addresses of the dev chain's Uniswap v2 contracts (the dev genesis deploys
+/// them from [`DEV_DEPLOYER`] in this order, so they are the same on every
+/// dev node; on another chain there may be no code there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevMarket {
+    /// WETH9, wrapping OPEN.
+    pub wopen: Address,
+    pub factory: Address,
+    pub router: Address,
+}
+
+/// Where the dev genesis deploys the market.
+pub fn dev_market() -> DevMarket {
+    DevMarket { wopen: DEV_DEPLOYER.create(0), factory: DEV_DEPLOYER.create(1), router: DEV_DEPLOYER.create(2) }
+}
+
 /// Version string of the EIP-712 domain.
 pub const EIP712_VERSION: &str = "1";
 

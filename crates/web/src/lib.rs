@@ -36,6 +36,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chain::Chain;
 
+pub mod assets;
 pub mod chart;
 pub mod datanets;
 pub mod decode;
@@ -76,6 +77,7 @@ pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>) -> Router
         .merge(governance::routes())
         .merge(models::routes())
         .merge(earnings::routes())
+        .merge(assets::routes())
         .with_state(Web { chain, jobs })
 }
 

@@ -21,17 +21,19 @@ pub enum Section {
     Models,
     Playground,
     Earnings,
+    Assets,
     Governance,
 }
 
 impl Section {
     /// Every section, in navigation order.
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::Explorer,
         Section::Datanets,
         Section::Models,
         Section::Playground,
         Section::Earnings,
+        Section::Assets,
         Section::Governance,
     ];
 
@@ -42,6 +44,7 @@ impl Section {
             Section::Models => "Models",
             Section::Playground => "Playground",
             Section::Earnings => "Earnings",
+            Section::Assets => "Assets",
             Section::Governance => "Governance",
         }
     }
@@ -54,6 +57,7 @@ impl Section {
             Section::Datanets => Some("/datanets"),
             Section::Models => Some("/models/jobs"),
             Section::Earnings => Some("/earnings"),
+            Section::Assets => Some("/assets"),
             Section::Governance => Some("/governance"),
             _ => None,
         }

@@ -174,6 +174,20 @@ impl ChainView {
         Ok(if out.success { Ok(out.output) } else { Err(out.output) })
     }
 
+    /// A typed view of the contract at `to` (a share token, a pool); a
+    /// refusal, or no code there, is `Ok(Err(revert data))`.
+    pub fn call_at<C: SolCall>(&self, to: Address, call: &C) -> Result<Result<C::Return, Bytes>, WebError> {
+        let env = self.chain.env_at(&self.head);
+        let out = runtime::call(&self.snap, &env, Address::ZERO, to, Amount::ZERO, &call.abi_encode(), None)
+            .map_err(WebError::unavailable)?;
+        if !out.success || out.output.is_empty() {
+            return Ok(Err(out.output));
+        }
+        C::abi_decode_returns(&out.output)
+            .map(Ok)
+            .map_err(|e| WebError::unavailable(format!("{to}.{}: bad answer: {e}", C::SIGNATURE)))
+    }
+
     /// A typed view of module `m`; a refusal is `Ok(Err(revert data))`.
     pub fn call<C: SolCall>(&self, m: Module, call: &C) -> Result<Result<C::Return, Bytes>, WebError> {
         match self.call_raw(m, &call.abi_encode())? {
