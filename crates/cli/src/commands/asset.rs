@@ -39,6 +39,8 @@ sol! {
     }
     interface IUniswapV2Pair {
         function balanceOf(address owner) external view returns (uint256);
+        function token0() external view returns (address);
+        function getReserves() external view returns (uint112 reserve0, uint112 reserve1, uint32 blockTimestampLast);
     }
 }
 
@@ -414,6 +416,41 @@ impl Pool {
         view(&mut self.c, self.share, &IShareToken::balanceOfCall { account: who })
     }
 
+    /// The router deposits into an existing pool at its price, the less of
+    /// one side; refuse here, with the amounts that fit, when that side would
+    /// fall below its minimum (the router would say only `INSUFFICIENT_A_AMOUNT`).
+    fn check_ratio(
+        &mut self,
+        pair: Address,
+        shares: U256,
+        open_in: U256,
+        min_shares: U256,
+        min_open: U256,
+    ) -> anyhow::Result<()> {
+        let r = view(&mut self.c, pair, &IUniswapV2Pair::getReservesCall {})?;
+        let (r0, r1) = (U256::from(r.reserve0), U256::from(r.reserve1));
+        let shares_first = view(&mut self.c, pair, &IUniswapV2Pair::token0Call {})? == self.share;
+        let (rs, ro) = if shares_first { (r0, r1) } else { (r1, r0) };
+        if rs.is_zero() || ro.is_zero() {
+            return Ok(());
+        }
+        let open_for_shares = shares * ro / rs;
+        let shares_for_open = open_in * rs / ro;
+        let fits = if open_for_shares <= open_in { open_for_shares >= min_open } else { shares_for_open >= min_shares };
+        if !fits {
+            bail!(
+                "the pool trades at {} per {sym}: {} goes with {}, and {} with {}; give amounts at that price or raise --slippage-bps",
+                open(ro * U256::from(10u64).pow(U256::from(18u64)) / rs),
+                units(shares, &self.symbol),
+                open(open_for_shares),
+                open(open_in),
+                units(shares_for_open, &self.symbol),
+                sym = self.symbol,
+            );
+        }
+        Ok(())
+    }
+
     /// Let the router move `amount` of `who`'s shares, unless it already may.
     fn approve_router(&mut self, who: Address, amount: U256, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::Result<()> {
         let allowed = view(&mut self.c, self.share, &IShareToken::allowanceCall { owner: who, spender: self.router })?;
@@ -509,7 +546,10 @@ fn add_liquidity(
     let deadline = p.deadline(l.deadline_secs)?;
     let lp_before = match p.pair()? {
         pair if pair == Address::ZERO => U256::ZERO,
-        pair => view(&mut p.c, pair, &IUniswapV2Pair::balanceOfCall { owner: me })?,
+        pair => {
+            p.check_ratio(pair, shares.to_u256(), open_in.to_u256(), min_shares, min_open)?;
+            view(&mut p.c, pair, &IUniswapV2Pair::balanceOfCall { owner: me })?
+        }
     };
     p.approve_router(me, shares.to_u256(), signer, rpc)?;
     let call = IUniswapV2Router02::addLiquidityETHCall {
