@@ -116,7 +116,7 @@ fn a_model_split_pooled_traded_and_given_away_through_the_cli() {
     let m = id.to_string();
 
     // Before the split: an owner, no shares.
-    let v = asset_json(&node, &["info", "--model", &m]);
+    let v = asset_json(&node, &["info", "--model", &format!("m{id}")]);
     assert_eq!(v["owner"], json!(owner));
     assert_eq!(v["shareToken"], Value::Null);
     assert!(ok(&node, &["asset", "info", "--model", &m]).contains("not split into shares"));
@@ -133,6 +133,9 @@ fn a_model_split_pooled_traded_and_given_away_through_the_cli() {
     let e = asset_err(&node, &["info", "--model", "999"]);
     assert!(e.contains("there is no model 999") && e.contains("ERC721NonexistentToken"), "{e}");
     assert!(asset_err(&node, &["info", "--datanet", "7"]).contains("there is no Datanet 7"));
+    let o = run(&node, &["asset", "info", "--model", "x1"]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses a model that is not m<id>");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a model"));
 
     // The split: 1,000 shares, all the owner's.
     let s = asset_json(&node, &["split", "--model", &m, "--supply", "1000", "--symbol", "DEMO", "--dev-account", "2"]);

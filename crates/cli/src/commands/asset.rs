@@ -17,6 +17,7 @@ use rpc::types::BlockNumberOrTag;
 use serde_json::{Value, json};
 
 use super::RpcArgs;
+use super::agent::parse_model;
 use super::keys::SignerArgs;
 use crate::contract::{Sent, decode_revert, send_call, send_sol, signer_address, try_view, view};
 use crate::output::{Out, open, units};
@@ -48,8 +49,8 @@ sol! {
 #[derive(clap::Args, Debug)]
 #[group(required = true, multiple = false)]
 pub struct AssetRef {
-    /// A model (token id = model id).
-    #[arg(long)]
+    /// A model, `m2` or `2` (token id = model id).
+    #[arg(long, value_parser = parse_model)]
     model: Option<u64>,
     /// A Datanet (token id = 2^64 + Datanet id).
     #[arg(long)]
@@ -83,8 +84,8 @@ pub struct TradeIn {
 /// A model's share pool: the model and the Uniswap v2 router that trades it.
 #[derive(clap::Args, Debug)]
 pub struct PoolArgs {
-    /// The model whose shares are traded.
-    #[arg(long)]
+    /// The model whose shares are traded: `m2` or `2`.
+    #[arg(long, value_parser = parse_model)]
     model: u64,
     /// The UniswapV2Router02's address.
     #[arg(long)]
@@ -128,8 +129,8 @@ pub enum AssetCmd {
     },
     /// Split a model's future earnings into shares (an ERC-20, all minted to you). Irreversible.
     Split {
-        /// The model (you must own it).
-        #[arg(long)]
+        /// The model (you must own it): `m2` or `2`.
+        #[arg(long, value_parser = parse_model)]
         model: u64,
         /// Number of shares: whole shares ("1000", 18 decimals) or base units ("1000wei").
         #[arg(long)]
@@ -144,7 +145,8 @@ pub enum AssetCmd {
     },
     /// Claim the OPEN your shares of a model have earned.
     Claim {
-        #[arg(long)]
+        /// The model: `m2` or `2`.
+        #[arg(long, value_parser = parse_model)]
         model: u64,
         #[command(flatten)]
         signer: SignerArgs,
