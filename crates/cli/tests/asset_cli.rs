@@ -202,6 +202,8 @@ fn a_model_split_pooled_traded_and_given_away_through_the_cli() {
     assert_eq!(u(&s["received"]), quoted_open);
     let v = asset_json(&node, &["info", "--model", &m, "--holder", &buyer.to_string()]);
     assert_eq!(u(&v["holder"]["balance"]), quoted - e18(5));
+    let e = asset_err(&node, &["swap", "--model", &m, "--router", &router, "--shares", "5000", "--dev-account", "3"]);
+    assert!(e.contains("less than the 5000 DEMO to sell"), "{e}");
     let e = asset_err(
         &node,
         &["swap", "--model", &m, "--router", &router, "--shares", "5", "--slippage-bps", "20000", "--dev-account", "3"],

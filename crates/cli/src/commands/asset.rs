@@ -497,6 +497,10 @@ fn swap(a: &PoolArgs, t: &TradeIn, l: &Limits, signer: &SignerArgs, rpc: &RpcArg
         let received = p.shares_of(me)?.saturating_sub(before);
         (sent, received)
     } else {
+        let held = p.shares_of(me)?;
+        if held < q.amount_in {
+            bail!("{me} holds {}, less than the {} to sell", units(held, &p.symbol), units(q.amount_in, &p.symbol));
+        }
         p.approve_router(me, q.amount_in, signer, rpc)?;
         let before = p.c.balance(&me)?;
         let call = IUniswapV2Router02::swapExactTokensForETHCall {

@@ -213,11 +213,6 @@ error_fields! {
     sol::IAssets::InvalidShareSupply { supply };
     sol::IAssets::InvalidSymbol { symbol };
     sol::IAssets::TooManyShareTokens { max };
-    sol::IShareToken::ERC20InsufficientBalance { sender, balance, needed };
-    sol::IShareToken::ERC20InsufficientAllowance { spender, allowance, needed };
-    sol::IShareToken::ERC20InvalidReceiver { receiver };
-    sol::IShareToken::ERC20InvalidApprover { approver };
-    sol::IShareToken::ERC20InvalidSpender { spender };
 }
 
 fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
@@ -230,7 +225,6 @@ fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
         .or_else(|| sol::IAttribution::IAttributionErrors::signature_by_selector(sel))
         .or_else(|| sol::IAgents::IAgentsErrors::signature_by_selector(sel))
         .or_else(|| sol::IAssets::IAssetsErrors::signature_by_selector(sel))
-        .or_else(|| sol::IShareToken::IShareTokenErrors::signature_by_selector(sel))
         .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
         .or(match sel {
             [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),
