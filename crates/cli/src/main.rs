@@ -41,6 +41,10 @@ enum Cmd {
     /// EVM contracts: deploy from an artifact, call, send, trace.
     #[command(subcommand)]
     Contract(commands::contract::ContractCmd),
+    /// Models and Datanets as tokens: owner, transfer; a model's revenue shares: split, claim,
+    /// and trade them in a Uniswap v2 pool (quote, swap, add-liquidity).
+    #[command(subcommand)]
+    Asset(commands::asset::AssetCmd),
     /// Read chain state over JSON-RPC.
     #[command(subcommand)]
     Query(commands::query::QueryCmd),
@@ -108,6 +112,7 @@ fn main() {
         Cmd::Keys(c) => commands::keys::run(c, out),
         Cmd::Tx(c) => commands::tx::run(c, out),
         Cmd::Contract(c) => commands::contract::run(c, out),
+        Cmd::Asset(c) => commands::asset::run(c, out),
         Cmd::Query(c) => commands::query::run(c, out),
         Cmd::Stake(c) => commands::stake::run(c, out),
         Cmd::Gov(c) => commands::gov::run(c, out),

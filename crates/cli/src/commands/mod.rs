@@ -5,6 +5,7 @@ pub mod agent_memory;
 pub mod agent_run;
 pub mod agent_task;
 pub mod apikey;
+pub mod asset;
 pub mod attribution;
 pub mod chat;
 pub mod contract;

@@ -26,6 +26,7 @@ fn function_signatures(m: Module) -> Option<&'static [&'static str]> {
         Module::Models => sol::IModels::IModelsCalls::SIGNATURES,
         Module::Inference => sol::IInference::IInferenceCalls::SIGNATURES,
         Module::Attribution => sol::IAttribution::IAttributionCalls::SIGNATURES,
+        Module::Assets => sol::IAssets::IAssetsCalls::SIGNATURES,
         _ => return None,
     })
 }
@@ -199,6 +200,19 @@ error_fields! {
     sol::IAgents::FeedbackAlreadyGiven { taskId };
     sol::IAgents::InvalidScore { score };
     sol::IAgents::MemoryUpdateTooLarge { size, max };
+    sol::IAssets::ERC721NonexistentToken { tokenId };
+    sol::IAssets::ERC721IncorrectOwner { sender, tokenId, owner };
+    sol::IAssets::ERC721InsufficientApproval { operator, tokenId };
+    sol::IAssets::ERC721InvalidReceiver { receiver };
+    sol::IAssets::ERC721InvalidApprover { approver };
+    sol::IAssets::ERC721InvalidOperator { operator };
+    sol::IAssets::ERC721InvalidOwner { owner };
+    sol::IAssets::UnknownAsset { assetId };
+    sol::IAssets::NotAssetOwner { assetId, caller, owner };
+    sol::IAssets::AlreadySplit { assetId, shareToken };
+    sol::IAssets::InvalidShareSupply { supply };
+    sol::IAssets::InvalidSymbol { symbol };
+    sol::IAssets::TooManyShareTokens { max };
 }
 
 fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
@@ -210,6 +224,7 @@ fn error_signature(sel: [u8; 4]) -> Option<&'static str> {
         .or_else(|| sol::IInference::IInferenceErrors::signature_by_selector(sel))
         .or_else(|| sol::IAttribution::IAttributionErrors::signature_by_selector(sel))
         .or_else(|| sol::IAgents::IAgentsErrors::signature_by_selector(sel))
+        .or_else(|| sol::IAssets::IAssetsErrors::signature_by_selector(sel))
         .or_else(|| SHARED_ERRORS.iter().find(|(s, _)| *s == sel).map(|(_, sig)| *sig))
         .or(match sel {
             [0x08, 0xc3, 0x79, 0xa0] => Some("Error(string)"),

@@ -46,17 +46,26 @@ pub fn revert_data(e: &ClientError) -> Option<Vec<u8>> {
 
 /// `eth_call` of a typed call at the head; a revert is shown by name.
 pub fn view<C: SolCall>(c: &mut RpcClient, to: Address, call: &C) -> anyhow::Result<C::Return> {
+    match try_view(c, to, call)? {
+        Ok(r) => Ok(r),
+        Err(d) => bail!("{} reverted: {}", C::SIGNATURE, decode_revert(&d)),
+    }
+}
+
+/// [`view`], a revert given back as its data (`Err`) for the caller to explain.
+pub fn try_view<C: SolCall>(c: &mut RpcClient, to: Address, call: &C) -> anyhow::Result<Result<C::Return, Vec<u8>>> {
     let data = Bytes::from(call.abi_encode());
     let out = match c.call("eth_call", json!([{"to": to, "data": data}, "latest"])) {
         Ok(v) => v,
         Err(e) => match revert_data(&e) {
-            Some(d) => bail!("{} reverted: {}", C::SIGNATURE, decode_revert(&d)),
+            Some(d) => return Ok(Err(d)),
             None => return Err(e.into()),
         },
     };
     let s = out.as_str().ok_or_else(|| anyhow!("eth_call returned {out}"))?;
     let bytes = hex::decode(s.trim_start_matches("0x")).context("eth_call result")?;
-    C::abi_decode_returns(&bytes).map_err(|e| anyhow!("cannot decode the result of {}: {e}", C::SIGNATURE))
+    let r = C::abi_decode_returns(&bytes).map_err(|e| anyhow!("cannot decode the result of {}: {e}", C::SIGNATURE))?;
+    Ok(Ok(r))
 }
 
 pub fn head(c: &mut RpcClient) -> anyhow::Result<u64> {
