@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use alloy_sol_types::SolCall;
 use common::*;
-use primitives::abi::{IModels, ModelRegistration};
+use primitives::abi::IModels;
 use primitives::system::Module;
-use primitives::{Address, B256, Bytes, U256};
+use primitives::{Address, Bytes, U256};
 use serde_json::{Value, json};
 
 fn e18(n: u64) -> U256 {
@@ -65,22 +65,7 @@ fn call<C: SolCall>(node: &NodeProc, to: Address, c: C) -> C::Return {
 fn register_model(node: &NodeProc, i: u32) -> u64 {
     let models = Module::Models.address();
     let base = call(node, models, IModels::modelCall { id: 1 }).baseModelHash;
-    let reg = ModelRegistration {
-        name: "shares via the CLI".into(),
-        baseModelHash: base,
-        adapterHash: B256::repeat_byte(0xad),
-        datanets: vec![],
-        hyperparams: Bytes::from_static(b"rank=8"),
-        metrics: Bytes::from_static(b"loss=1"),
-        trainingLogHash: B256::repeat_byte(0x10),
-        checkpointHashes: vec![],
-        checkpointLearningRates: vec![],
-        sketchHash: B256::ZERO,
-        sketchSeed: 0,
-        sketchK: 0,
-        priceInPer1k: 1,
-        priceOutPer1k: 1,
-    };
+    let reg = adapter_registration("shares via the CLI", base);
     let k = dev(i);
     let mut c = node.client();
     let nonce = c.nonce(&k.address(), true).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use keys::SecretKey;
-use primitives::{Address, Bytes, U256};
+use primitives::{Address, B256, Bytes, U256};
 use rpc::client::RpcClient;
 
 pub const GWEI: u128 = 1_000_000_000;
@@ -279,4 +279,25 @@ pub fn quick_train(version: &str) -> Vec<String> {
         .chain(["--watch", "--dev-account", "1"])
         .map(String::from)
         .collect()
+}
+
+/// A registration of a fine-tune (a made-up adapter, no Datanets, 1 base unit
+/// per 1K tokens) on the base model whose hash is `base`.
+pub fn adapter_registration(name: &str, base: B256) -> primitives::abi::ModelRegistration {
+    primitives::abi::ModelRegistration {
+        name: name.into(),
+        baseModelHash: base,
+        adapterHash: B256::repeat_byte(0xad),
+        datanets: vec![],
+        hyperparams: Bytes::from_static(b"rank=8"),
+        metrics: Bytes::from_static(b"loss=1"),
+        trainingLogHash: B256::repeat_byte(0x10),
+        checkpointHashes: vec![],
+        checkpointLearningRates: vec![],
+        sketchHash: B256::ZERO,
+        sketchSeed: 0,
+        sketchK: 0,
+        priceInPer1k: 1,
+        priceOutPer1k: 1,
+    }
 }

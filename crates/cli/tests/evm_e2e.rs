@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy_primitives::TxKind;
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, sol};
 use common::*;
-use primitives::abi::{IAssets, IGovernance, IModels, IShareToken, IStaking, ModelRegistration, Unauthorized};
+use primitives::abi::{IAssets, IGovernance, IModels, IShareToken, IStaking, Unauthorized};
 use primitives::system::Module;
 use primitives::{Address, B256, Bytes, U256, keccak256};
 use rpc::client::RpcClient;
@@ -436,22 +436,7 @@ fn a_models_revenue_shares_trade_in_a_uniswap_pool() {
 
     // A model of ours on the node's base model.
     let base = d.call(models, IModels::modelCall { id: 1 }).baseModelHash;
-    let reg = ModelRegistration {
-        name: "shares demo".into(),
-        baseModelHash: base,
-        adapterHash: B256::repeat_byte(0xad),
-        datanets: vec![],
-        hyperparams: Bytes::from_static(b"rank=8"),
-        metrics: Bytes::from_static(b"loss=1"),
-        trainingLogHash: B256::repeat_byte(0x10),
-        checkpointHashes: vec![],
-        checkpointLearningRates: vec![],
-        sketchHash: B256::ZERO,
-        sketchSeed: 0,
-        sketchK: 0,
-        priceInPer1k: 1,
-        priceOutPer1k: 1,
-    };
+    let reg = adapter_registration("shares demo", base);
     d.send(Some(models), U256::ZERO, IModels::registerCall { registration: reg }.abi_encode());
     let id = d.call(models, IModels::modelCountCall {});
     assert_eq!(d.call(models, IModels::modelCall { id }).owner, me);
