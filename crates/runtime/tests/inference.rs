@@ -2336,6 +2336,10 @@ fn a_split_models_owner_part_reaches_its_shareholders_pro_rata() {
         IAssets::NotAssetOwner { assetId: asset, caller: alice, owner: builder }.abi_encode()
     );
     assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(U256::ZERO, "MED")).success);
+    // A supply past 10^18 shares would let the index overflow 256 bits: refused.
+    let huge = runtime::assets::MAX_SUPPLY + U256::from(1u64);
+    let r = w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(huge, "MED"));
+    assert_eq!(r.revert_data.as_ref(), IAssets::InvalidShareSupply { supply: huge }.abi_encode());
     assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(supply, "no spaces")).success);
     let token = w.split(supply);
     assert_eq!(token, primitives::system::share_token_address(1));
