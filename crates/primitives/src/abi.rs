@@ -612,6 +612,46 @@ sol! {
         uint128 treasuryPart;
     }
 
+    /// A model owner's standing offer of a licence: prepaid use of the model,
+    /// bounded by time (`durationBlocks`), by volume (`tokens`, input plus
+    /// output tokens of receipts), or both.
+    struct LicenceOffer {
+        uint64 modelId;
+        uint128 price;
+        /// Zero: no time bound (then `tokens` is not zero).
+        uint64 durationBlocks;
+        /// Zero: no volume bound (then `durationBlocks` is not zero).
+        uint64 tokens;
+        /// A non-commercial model (`IAssets.terms`) offers only non-commercial licences.
+        bool commercial;
+        /// Withdrawn offers stay readable and can no longer be bought.
+        bool open;
+    }
+
+    /// A bought licence. Its holder's receipts for the model, issued from
+    /// `start` (and before `end` if it has one), draw their cost from
+    /// `amountLeft` at the licence's own rate instead of the allowance:
+    /// `amountLeft × n / tokensLeft` for n tokens of a volume licence,
+    /// `amountLeft × (t − lastDraw) / (end − lastDraw)` with t = min(height,
+    /// end) for a time licence. The draw is split like any receipt's cost.
+    struct Licence {
+        uint64 modelId;
+        address holder;
+        uint64 offerId;
+        bool commercial;
+        uint128 price;
+        uint64 start;
+        /// Zero: no time bound.
+        uint64 end;
+        /// Zero on a time licence: no volume bound. On a volume licence,
+        /// zero means used up.
+        uint64 tokens;
+        uint64 tokensLeft;
+        uint128 amountLeft;
+        uint64 lastDraw;
+        bool closed;
+    }
+
     /// Paying for inference: prepaid escrows, allowances granted to serving operators,
     /// API keys bound to addresses, serving endpoints, settlement of signed receipts in
     /// batches with the fee split, and the two-phase attribution of each receipt's data part.
@@ -730,6 +770,50 @@ sol! {
         /// The contributor: pay its finalized credits and its fallback share.
         function claim(uint64 contributionId) external returns (uint128);
 
+        // ---- licences ----
+        event LicenceOffered(uint64 indexed offerId, uint64 indexed modelId, uint128 price, uint64 durationBlocks, uint64 tokens, bool commercial);
+        event LicenceOfferWithdrawn(uint64 indexed offerId, uint64 indexed modelId);
+        event LicenceBought(uint64 indexed licenceId, uint64 indexed offerId, address indexed holder, uint64 modelId, uint128 price, uint64 end, uint64 tokens);
+        /// A receipt's cost drawn from a licence (`ReceiptSettled` follows with that cost).
+        event LicenceDrawn(uint64 indexed licenceId, bytes32 indexed receiptHash, uint128 amount, uint64 tokensLeft);
+        /// `remainder` was paid out (split as a receipt without an operator) or, `refunded`, returned to the holder.
+        event LicenceClosed(uint64 indexed licenceId, uint128 remainder, bool refunded);
+
+        error NotModelOwner(uint64 modelId, address caller, address owner);
+        error InvalidLicenceTerms(string reason);
+        error NonCommercialModel(uint64 modelId);
+        error TooManyOffers(uint64 modelId, uint256 max);
+        error UnknownOffer(uint64 offerId);
+        error OfferWithdrawn(uint64 offerId);
+        /// `msg.value` must be the offer's price.
+        error WrongPayment(uint128 sent, uint128 price);
+        /// The buyer already holds a licence of the model that is not over.
+        error LicenceHeld(uint64 licenceId);
+        error UnknownLicence(uint64 licenceId);
+        /// Not over yet: before `end`, with tokens left, on a model still servable.
+        error LicenceNotOver(uint64 licenceId);
+
+        /// The model's owner (its ownership token's holder) offers licences on it.
+        function offerLicence(uint64 modelId, uint128 price, uint64 durationBlocks, uint64 tokens, bool commercial) external returns (uint64 offerId);
+        /// The model's owner withdraws an offer; licences bought stay valid.
+        function withdrawLicenceOffer(uint64 offerId) external;
+        /// Buy an open offer, paying its price as `msg.value`; the licence
+        /// starts at this block. Refused while the caller holds one of the
+        /// model that is not over.
+        function buyLicence(uint64 offerId) external payable returns (uint64 licenceId);
+        /// Anyone, once a licence is over (its end passed, or its tokens used):
+        /// what is left is paid out as a receipt without an operator (owner,
+        /// data by the fallback, stakers; the serving part to the treasury).
+        /// The holder may also close a licence of a model retired past its
+        /// grace: what is left returns to the holder.
+        function closeLicence(uint64 licenceId) external returns (uint128 remainder);
+        function licenceOffer(uint64 offerId) external view returns (LicenceOffer memory);
+        /// Open offers of a model (at most `MAX_OFFERS`).
+        function licenceOffers(uint64 modelId) external view returns (uint64[] memory offerIds);
+        function licence(uint64 licenceId) external view returns (Licence memory);
+        /// The holder's licence of the model that is not closed (zero: none).
+        function licenceOf(address holder, uint64 modelId) external view returns (uint64 licenceId);
+
         function escrowOf(address payer) external view returns (uint128);
         function allowance(address payer, address operator) external view returns (uint128 remaining, uint128 pendingRelease, uint64 releaseAt, uint64 lastNonce);
         /// The address a key hash is bound to (zero if none).
@@ -751,7 +835,7 @@ sol! {
         /// Total fallback paid to a Datanet version's reward-per-row accumulator.
         function versionFallback(uint64 datanetId, uint64 version) external view returns (uint128);
         /// What the module holds, by kind; their sum is the module's balance.
-        function holdings() external view returns (uint128 freeEscrow, uint128 allowances, uint128 pendingReleases, uint128 openHolds, uint128 pendingAttributions, uint128 accruedCredits, uint128 fallbackPool);
+        function holdings() external view returns (uint128 freeEscrow, uint128 allowances, uint128 pendingReleases, uint128 openHolds, uint128 pendingAttributions, uint128 accruedCredits, uint128 fallbackPool, uint128 licences);
         /// The receipt's hash (EIP-712 struct hash) and the digest its serving key signs on this chain.
         function receiptDigest(InferenceReceipt calldata receipt) external view returns (bytes32 receiptHash, bytes32 signingHash);
     }

@@ -31,6 +31,7 @@ use proptest::prelude::*;
 use runtime::assets::{SCALE, model_asset};
 use runtime::bank::BankRead;
 use runtime::genesis::BaseModelGenesis;
+use runtime::inference::licences::MAX_DURATION_BLOCKS;
 use runtime::inference::{FALLBACK, FINALIZED, InferenceRead, OPEN, POSTED};
 use runtime::{BlockEnv, Genesis, Overlay};
 
@@ -1623,6 +1624,14 @@ enum Op {
     Flag {
         contribution: u64,
     },
+    /// Buy offer 1 (volume) or 2 (time) of m2.
+    BuyLicence {
+        who: usize,
+        offer: u64,
+    },
+    CloseLicence {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1649,6 +1658,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::ResolveUnrevealed { pick }),
         1 => any::<usize>().prop_map(|pick| Op::ResolveLapsed { pick }),
         1 => (1u64..5).prop_map(|contribution| Op::Flag { contribution }),
+        2 => (0usize..2, 1u64..3).prop_map(|(who, offer)| Op::BuyLicence { who, offer }),
+        1 => any::<usize>().prop_map(|pick| Op::CloseLicence { pick }),
     ]
 }
 
@@ -1680,6 +1691,13 @@ proptest! {
             prop_assert!(r.success);
             w.c.ok(p, IInferenceCalls::allow(IInference::allowCall { operator: op_addr, amount: 20 * ONE_OPEN }));
         }
+        // Two licence offers of m2: a volume one and a time one.
+        let builder = clone_key(&w.k.builder);
+        let offers = [(5 * ONE_OPEN + 1, 0u64, 900_001u64), (3 * ONE_OPEN + 7, 6, 0)];
+        for (price, blocks, tokens) in offers {
+            w.c.ok(&builder, IInferenceCalls::offerLicence(IInference::offerLicenceCall { modelId: w.model, price, durationBlocks: blocks, tokens, commercial: true }));
+        }
+        let mut licences: Vec<u64> = vec![];
         let mut next_nonce = [1u64; 2];
         let mut holds: Vec<B256> = vec![];
         let mut outcomes: BTreeMap<(String, bool), u32> = BTreeMap::new();
@@ -1789,6 +1807,15 @@ proptest! {
                         txs.push(w.c.sign(&w.k.builder, Module::Datanets.address(), Amount::ZERO, c.abi_encode()));
                         continue;
                     }
+                    Op::BuyLicence { who, offer } => {
+                        kinds.push("buyLicence".into());
+                        let call = IInferenceCalls::buyLicence(IInference::buyLicenceCall { offerId: offer });
+                        txs.push(w.c.sign(&payers[who], INFERENCE, Amount(offers[offer as usize - 1].0), call.abi_encode()));
+                        continue;
+                    }
+                    Op::CloseLicence { pick } if !licences.is_empty() => {
+                        (&payers[1], IInferenceCalls::closeLicence(IInference::closeLicenceCall { licenceId: licences[pick % licences.len()] }))
+                    }
                     _ => continue,
                 };
                 kinds.push(format!("{call:?}").split('(').next().unwrap().to_string());
@@ -1803,6 +1830,9 @@ proptest! {
                         eprintln!("{kind}: {:?}", IAttributionErrors::abi_decode(&r.revert_data));
                     }
                     continue;
+                }
+                for l in r.logs.iter().filter_map(|l| IInference::LicenceBought::decode_log_data(&l.data).ok()) {
+                    licences.push(l.licenceId);
                 }
                 for s in settled(&r) {
                     let idx = payers.iter().position(|p| p.address() == s.payer).unwrap();
@@ -1835,6 +1865,8 @@ proptest! {
             prop_assert_eq!((t.open_holds.0, t.pending_attributions.0), (open, posted));
             let accrued: u128 = (1..=4).map(|id| w.c.mem.contribution_account(id).unwrap().accrued).sum();
             prop_assert_eq!(t.accrued_credits.0, accrued);
+            let prepaid: u128 = licences.iter().map(|id| w.c.view(IInference::licenceCall { licenceId: *id }).amountLeft).sum();
+            prop_assert_eq!(t.licences.0, prepaid);
             let claimable: u128 = (1..=4).map(|id| w.c.claimable(id)).sum();
             prop_assert!(claimable <= t.accrued_credits.0 + t.fallback_pool.0, "claims never exceed what is held");
         }
@@ -2640,4 +2672,285 @@ fn a_fine_tune_pays_its_base_a_royalty_that_reaches_the_base_shareholders() {
     assert_eq!(w.earned(token, alice), (supply - fifth) * acc / SCALE);
     assert_eq!(w.earned(token, bob), fifth * acc / SCALE);
     w.c.check();
+}
+
+// ---- licences ----
+
+/// Licence events of a receipt.
+fn drawn(r: &Receipt) -> Vec<IInference::LicenceDrawn> {
+    r.logs
+        .iter()
+        .filter(|l| l.address == INFERENCE)
+        .filter_map(|l| IInference::LicenceDrawn::decode_log_data(&l.data).ok())
+        .collect()
+}
+
+impl World {
+    /// The model's owner offers a licence; its id.
+    fn offer(&mut self, price: u128, blocks: u64, tokens: u64) -> u64 {
+        let b = clone_key(&self.k.builder);
+        let call = IInference::offerLicenceCall {
+            modelId: self.model,
+            price,
+            durationBlocks: blocks,
+            tokens,
+            commercial: true,
+        };
+        let r = self.c.ok(&b, IInferenceCalls::offerLicence(call));
+        IInference::LicenceOffered::decode_log_data(&r.logs[0].data).unwrap().offerId
+    }
+
+    fn buy(&mut self, offer: u64, value: u128) -> Receipt {
+        let p = clone_key(&self.k.payer);
+        self.c.send(
+            &p,
+            INFERENCE,
+            Amount(value),
+            IInferenceCalls::buyLicence(IInference::buyLicenceCall { offerId: offer }).abi_encode(),
+        )
+    }
+
+    fn licence(&self, id: u64) -> primitives::abi::Licence {
+        self.c.view(IInference::licenceCall { licenceId: id })
+    }
+}
+
+#[test]
+fn a_volume_licence_pays_its_receipts_at_its_rate_to_the_wei() {
+    let mut w = setup();
+    // An allowance of one base unit: only the licence can pay.
+    w.fund(10 * ONE_OPEN, 1);
+    let p = clone_key(&w.k.payer);
+    let price = 7 * ONE_OPEN + 3;
+    let tokens = 1_000_003;
+    // Only the owner offers, with a price and a bound.
+    let stranger = IInferenceCalls::offerLicence(IInference::offerLicenceCall {
+        modelId: w.model,
+        price,
+        durationBlocks: 0,
+        tokens,
+        commercial: true,
+    });
+    assert!(matches!(w.c.refused(&p, stranger), IInferenceErrors::NotModelOwner(_)));
+    let b = clone_key(&w.k.builder);
+    for (price, blocks, tokens) in [(0, 0, 5), (5, 0, 0), (5, MAX_DURATION_BLOCKS + 1, 0)] {
+        let c = IInferenceCalls::offerLicence(IInference::offerLicenceCall {
+            modelId: w.model,
+            price,
+            durationBlocks: blocks,
+            tokens,
+            commercial: true,
+        });
+        assert!(matches!(w.c.refused(&b, c), IInferenceErrors::InvalidLicenceTerms(_)));
+    }
+    let offer = w.offer(price, 0, tokens);
+    // The price exactly, or nothing.
+    for wrong in [price - 1, price + 1] {
+        let r = w.buy(offer, wrong);
+        assert!(!r.success);
+        assert!(matches!(IInferenceErrors::abi_decode(&r.revert_data).unwrap(), IInferenceErrors::WrongPayment(_)));
+    }
+    let inference_before = w.c.bal(&INFERENCE);
+    let r = w.buy(offer, price);
+    assert!(r.success);
+    let id = IInference::LicenceBought::decode_log_data(&r.logs[0].data).unwrap().licenceId;
+    assert_eq!(w.c.bal(&INFERENCE), inference_before + price);
+    assert_eq!(w.c.mem.holdings().unwrap().licences.0, price);
+    w.c.check();
+    // A second purchase while this one is active is refused.
+    let again = w.buy(offer, price);
+    assert!(matches!(IInferenceErrors::abi_decode(&again.revert_data).unwrap(), IInferenceErrors::LicenceHeld(_)));
+
+    // Receipts draw floor(left × n / tokensLeft); the last takes what is left.
+    let sizes = [(1_000, 333), (250_000, 1), (7, 0), (400_000, 3_331)];
+    let mut rs = vec![];
+    let (mut left, mut tokens_left, mut expected) = (price, tokens, vec![]);
+    for (i, (input, output)) in sizes.iter().enumerate() {
+        let r = w.receipt(i as u64 + 1, *input, *output);
+        let n = input + output;
+        let d = (U256::from(left) * U256::from(n) / U256::from(tokens_left)).to::<u128>();
+        left -= d;
+        tokens_left -= n;
+        expected.push(d);
+        rs.push(r);
+    }
+    let owner_before = w.c.bal(&w.k.builder.address());
+    let r = w.settle(&rs);
+    let got: Vec<u128> = drawn(&r).iter().map(|d| d.amount).collect();
+    assert_eq!(got, expected);
+    let costs: Vec<u128> = settled(&r).iter().map(|s| s.cost).collect();
+    assert_eq!(costs, expected, "a covered receipt's cost is its draw");
+    // The draws are split as any cost: the owner part (less the base royalty) to
+    // the owner, the data part held for attribution.
+    let owner: u128 = expected
+        .iter()
+        .map(|c| {
+            let o = parts(*c)[0];
+            o - royalty(o)
+        })
+        .sum();
+    assert_eq!(w.c.bal(&w.k.builder.address()), owner_before + owner);
+    for (s, c) in settled(&r).iter().zip(&expected) {
+        assert_eq!(hold(&w.c, s.receiptHash).amount, parts(*c)[1]);
+    }
+    let l = w.licence(id);
+    assert_eq!((l.amountLeft, l.tokensLeft), (left, tokens_left));
+    assert_eq!(
+        w.c.view(IInference::allowanceCall { payer: p.address(), operator: w.k.operator.address() }).remaining,
+        1
+    );
+    w.c.check();
+
+    // More tokens than are left: not covered, and there is no allowance.
+    let big = w.receipt(10, tokens_left, 1);
+    let op = clone_key(&w.k.operator);
+    let call = w.settle_signed(&[big], &clone_key(&w.k.serving));
+    assert!(matches!(w.c.refused(&op, call), IInferenceErrors::AllowanceExceeded(_)));
+    // Exactly what is left: it draws the rest, and the draws sum to the price.
+    let last = w.receipt(11, tokens_left - 5, 5);
+    let r = w.settle(&[last]);
+    assert_eq!(drawn(&r)[0].amount, left);
+    assert_eq!(expected.iter().sum::<u128>() + left, price, "the draws sum to the price");
+    assert_eq!(w.c.mem.holdings().unwrap().licences.0, 0);
+    // Used up: anyone closes it (nothing left to pay), and the payer buys again.
+    let over = w.licence(id);
+    assert_eq!(over.tokensLeft, 0);
+    let r = w.buy(offer, price);
+    assert!(r.success, "a used-up licence is closed by the next purchase");
+    assert!(w.licence(id).closed);
+    w.c.check();
+}
+
+#[test]
+fn a_time_licence_vests_by_block_and_pays_out_what_is_left_when_it_ends() {
+    let mut w = setup();
+    w.fund(10 * ONE_OPEN, 1);
+    let price = 1_000 * ONE_OPEN + 1;
+    let offer = w.offer(price, 10, 0);
+    assert!(w.buy(offer, price).success);
+    let id = w.c.view(IInference::licenceOfCall { holder: w.k.payer.address(), modelId: w.model });
+    let l = w.licence(id);
+    assert_eq!(l.end, l.start + 10);
+    // Three blocks later a receipt draws three tenths; a second in the same block nothing.
+    w.c.until(l.start + 3);
+    let (a, b) = (w.receipt(1, 50, 50), w.receipt(2, 5_000_000, 9));
+    let r = w.settle(&[a, b]);
+    let d: Vec<u128> = drawn(&r).iter().map(|d| d.amount).collect();
+    let first = price * 3 / 10;
+    assert_eq!(d, vec![first, 0]);
+    // Closing before the end is refused, by anyone.
+    let other = clone_key(&w.k.other);
+    let close = IInferenceCalls::closeLicence(IInference::closeLicenceCall { licenceId: id });
+    assert!(matches!(w.c.refused(&other, close.clone()), IInferenceErrors::LicenceNotOver(_)));
+    // After the end, a receipt issued during the licence draws all that is left.
+    let during = w.receipt(3, 1, 1);
+    w.c.until(l.end + 1);
+    let r = w.settle(&[during]);
+    assert_eq!(drawn(&r)[0].amount, price - first);
+    w.c.check();
+
+    // A second licence ends unused: closing pays it out as a receipt without an operator.
+    assert!(w.buy(offer, price).success, "an ended licence is closed by the next purchase");
+    let id2 = w.c.view(IInference::licenceOfCall { holder: w.k.payer.address(), modelId: w.model });
+    assert_ne!(id2, id);
+    let end = w.licence(id2).end;
+    w.c.until(end);
+    let (owner0, treasury0, op0) =
+        (w.c.bal(&w.k.builder.address()), w.c.bal(&TREASURY), w.c.bal(&w.k.operator.address()));
+    let r = w.c.ok(&other, IInferenceCalls::closeLicence(IInference::closeLicenceCall { licenceId: id2 }));
+    let [o, d, _, _, _] = parts(price);
+    assert_eq!(w.c.bal(&w.k.builder.address()) - owner0, o - royalty(o));
+    assert_eq!(w.c.bal(&w.k.operator.address()), op0, "no operator served it");
+    let fallback: u128 = fallback_paid(&r).iter().map(|f| f.2).sum();
+    assert!(fallback > 0 && fallback <= d, "the data part goes to the model's versions by rows");
+    assert!(w.c.bal(&TREASURY) > treasury0);
+    assert!(w.licence(id2).closed);
+    assert_eq!(w.c.view(IInference::licenceOfCall { holder: w.k.payer.address(), modelId: w.model }), 0);
+    assert!(matches!(
+        w.c.refused(&other, IInferenceCalls::closeLicence(IInference::closeLicenceCall { licenceId: id2 })),
+        IInferenceErrors::LicenceNotOver(_)
+    ));
+    w.c.check();
+}
+
+#[test]
+fn a_licence_of_a_retired_model_returns_what_is_left_to_its_holder() {
+    let mut w = setup();
+    let price = 9 * ONE_OPEN;
+    let offer = w.offer(price, 0, 1_000);
+    assert!(w.buy(offer, price).success);
+    let id = w.c.view(IInference::licenceOfCall { holder: w.k.payer.address(), modelId: w.model });
+    let b = clone_key(&w.k.builder);
+    let retire = IModelsCalls::retire(IModels::retireCall { id: w.model });
+    assert!(w.c.send(&b, Module::Models.address(), Amount::ZERO, retire.abi_encode()).success);
+    // No new licences of a retired model, no purchases of its offers.
+    let c = IInferenceCalls::offerLicence(IInference::offerLicenceCall {
+        modelId: w.model,
+        price,
+        durationBlocks: 5,
+        tokens: 0,
+        commercial: true,
+    });
+    assert!(matches!(w.c.refused(&b, c), IInferenceErrors::ModelNotServable(_)));
+    let close = IInferenceCalls::closeLicence(IInference::closeLicenceCall { licenceId: id });
+    // Within the grace period it is not over; after it, only the holder takes it back.
+    let p = clone_key(&w.k.payer);
+    assert!(matches!(w.c.refused(&p, close.clone()), IInferenceErrors::LicenceNotOver(_)));
+    w.c.until(w.c.height + GRACE + 2);
+    let other = clone_key(&w.k.other);
+    assert!(matches!(w.c.refused(&other, close.clone()), IInferenceErrors::LicenceNotOver(_)));
+    let before = w.c.bal(&p.address());
+    let r = w.c.inf(&p, close);
+    assert!(r.success);
+    assert_eq!(w.c.bal(&p.address()) + Chain::fee(&r), before + price);
+    w.c.check();
+}
+
+#[test]
+fn a_model_trained_on_non_commercial_data_offers_no_licence() {
+    let mut w = setup();
+    let attester = SecretKey::from_bytes(&[0xa7; 32]).unwrap();
+    let create = IDatanetsCalls::createDatanet(IDatanets::createDatanetCall {
+        name: "research".into(),
+        summary: String::new(),
+        description: String::new(),
+        tags: vec![],
+        dataType: 0,
+        licence: "CC-BY-NC-4.0".into(),
+        policy: 0,
+        contributorBond: U256::ZERO,
+        curators: vec![],
+        attesters: vec![attester.address()],
+        limits: DatanetLimits {
+            maxSubmissionBytes: 0,
+            contributorDailyBytes: 0,
+            datanetDailyBytes: 0,
+            contributorDailyFiles: 0,
+        },
+    });
+    let b = clone_key(&w.k.builder);
+    assert!(w.c.send(&b, Module::Datanets.address(), Amount::ZERO, create.abi_encode()).success);
+    let alice = clone_key(&w.k.alice);
+    contribute(&mut w.c, &attester, &b, &alice, 3, 2, 5);
+    let mut reg =
+        registration("research", content_hash(b"nc adapter"), vec![DatanetVersionRef { datanetId: 3, version: 1 }]);
+    (reg.priceInPer1k, reg.priceOutPer1k) = (0, 0);
+    let r = w.c.send(
+        &b,
+        Module::Models.address(),
+        Amount::ZERO,
+        IModelsCalls::register(IModels::registerCall { registration: reg }).abi_encode(),
+    );
+    assert!(r.success);
+    let id = IModels::ModelRegistered::decode_log_data(&r.logs[0].data).unwrap().id;
+    for commercial in [true, false] {
+        let c = IInferenceCalls::offerLicence(IInference::offerLicenceCall {
+            modelId: id,
+            price: ONE_OPEN,
+            durationBlocks: 5,
+            tokens: 0,
+            commercial,
+        });
+        assert!(matches!(w.c.refused(&b, c), IInferenceErrors::NonCommercialModel(_)));
+    }
 }

@@ -5,7 +5,7 @@ use crate::assets::AssetsWrite;
 use crate::dispatch::Handler;
 
 /// Gas of a view.
-const VIEW_GAS: u64 = 5_000;
+pub(super) const VIEW_GAS: u64 = 5_000;
 
 impl Handler for IInference::depositCall {
     const PAYABLE: bool = true;
@@ -250,28 +250,18 @@ impl Handler for IInference::settleCall {
                     return Err(revert(IInference::AgentRefused { index, reason }));
                 }
                 let model = servable_model(st, r, index, height)?;
-                let cost = receipt_cost(r).ok_or_else(overflow)?;
-                let available = al.remaining.saturating_add(al.pendingRelease);
-                if cost > available {
-                    return Err(revert(IInference::AllowanceExceeded {
-                        payer: r.payer,
-                        operator: sender,
-                        available,
-                        required: cost,
-                    }));
-                }
-                // The allowance first, then the pending release.
-                let from_remaining = cost.min(al.remaining);
-                let from_pending = cost - from_remaining;
-                al.remaining -= from_remaining;
-                al.pendingRelease -= from_pending;
-                if al.pendingRelease == 0 {
-                    al.releaseAt = 0;
-                }
+                let h = receipt_hash(r);
+                // A licence of the payer covers the receipt at its own rate, else the allowance pays.
+                let cost = match licences::draw(st, ctx, t, r, h, height)? {
+                    Some(drawn) => drawn,
+                    None => {
+                        let cost = receipt_cost(r).ok_or_else(overflow)?;
+                        charge_allowance(&mut al, t, cost, r.payer, sender)?;
+                        cost
+                    }
+                };
                 al.lastNonce = r.nonce;
                 store(st, state_key::allowance(&r.payer, &sender), &al);
-                t.allowances = sub(t.allowances, from_remaining)?;
-                t.pending_releases = sub(t.pending_releases, from_pending)?;
 
                 let part = |bps: u128| Amount(cost).mul_div(bps, 10_000).map(|a| a.0).map_err(|_| overflow());
                 let owner_part = part(owner_bps)?;
@@ -285,7 +275,6 @@ impl Handler for IInference::settleCall {
                     treasury_part += data_part;
                     data_part = 0;
                 }
-                let h = receipt_hash(r);
                 if data_part > 0 {
                     if st.hold(&h)?.is_some() {
                         // Unreachable while nonces are strictly increasing; kept as a guard.
@@ -351,9 +340,34 @@ impl Handler for IInference::settleCall {
     }
 }
 
+/// Take a receipt's `cost` from the payer's allowance for `operator`: the
+/// allowance first, then the pending release.
+fn charge_allowance(
+    al: &mut AllowanceRecord,
+    t: &mut InferenceHoldings,
+    cost: u128,
+    payer: Address,
+    operator: Address,
+) -> Result<(), CallFail> {
+    let available = al.remaining.saturating_add(al.pendingRelease);
+    if cost > available {
+        return Err(revert(IInference::AllowanceExceeded { payer, operator, available, required: cost }));
+    }
+    let from_remaining = cost.min(al.remaining);
+    let from_pending = cost - from_remaining;
+    al.remaining -= from_remaining;
+    al.pendingRelease -= from_pending;
+    if al.pendingRelease == 0 {
+        al.releaseAt = 0;
+    }
+    t.allowances = sub(t.allowances, from_remaining)?;
+    t.pending_releases = sub(t.pending_releases, from_pending)?;
+    Ok(())
+}
+
 /// Add a receipt's owner part to `owners` by (model, owner): a fine-tune (a
 /// model with an adapter) pays its base model `royalty_bps` of it.
-fn owner_parts(
+pub(super) fn owner_parts(
     st: &Overlay,
     owners: &mut BTreeMap<(u64, Address), u128>,
     model: &ModelRecord,
@@ -729,6 +743,7 @@ impl Handler for IInference::holdingsCall {
             pendingAttributions: h.pending_attributions.0,
             accruedCredits: h.accrued_credits.0,
             fallbackPool: h.fallback_pool.0,
+            licences: h.licences.0,
         })
     }
 }

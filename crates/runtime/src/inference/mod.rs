@@ -79,6 +79,7 @@
 
 pub mod accumulator;
 mod calls;
+pub mod licences;
 pub mod params;
 pub mod records;
 pub mod state_key;
@@ -291,6 +292,28 @@ fn pay_fallback(
     hold: &mut HoldRecord,
 ) -> Result<(), CallFail> {
     let model = get_model(st, hold.modelId)?;
+    let paid = fallback_to_versions(st, ctx, &model, hold.amount, h)?;
+    st.transfer(&ADDRESS, &TREASURY, Amount(hold.amount - paid))?;
+    match hold.status {
+        OPEN => t.open_holds = sub(t.open_holds, hold.amount)?,
+        _ => t.pending_attributions = sub(t.pending_attributions, hold.amount)?,
+    }
+    t.fallback_pool = add(t.fallback_pool, paid)?;
+    hold.status = FALLBACK;
+    Ok(())
+}
+
+/// Credit `amount` to the reward-per-row accumulators of `model`'s Datanet
+/// versions, pro rata to their live rows (`FallbackPaid` logs carry `tag`);
+/// returns what was credited (at most `amount`; the caller places the rest
+/// and counts the credited part in the fallback pool).
+fn fallback_to_versions(
+    st: &mut Overlay,
+    ctx: &mut CallCtx,
+    model: &ModelRecord,
+    amount: u128,
+    tag: &B256,
+) -> Result<u128, CallFail> {
     let versions = model.versions();
     let mut rows = Vec::with_capacity(versions.len());
     for (d, v) in &versions {
@@ -303,39 +326,33 @@ fn pay_fallback(
     }
     let total_rows: u128 = rows.iter().map(|r| *r as u128).sum();
     let mut paid = 0u128;
-    if total_rows > 0 {
-        for (i, (d, v)) in versions.iter().enumerate() {
-            if rows[i] == 0 {
-                continue;
-            }
-            let r = U256::from(rows[i]);
-            let part = U256::from(hold.amount) * r / U256::from(total_rows);
-            let per_row = part * accumulator::scale() / r;
-            if per_row.is_zero() {
-                continue;
-            }
-            // What the version's contributions can ever claim of this deposit, rounded
-            // up (never above `part`); claims round down, so the pool stays solvent.
-            let credited = (per_row * r).div_ceil(accumulator::scale()).to::<u128>();
-            accumulator::add(st, *d, *v, per_row)?;
-            let key = state_key::version_fallback(*d, *v);
-            let total = add(st.version_fallback(*d, *v)?, credited)?;
-            put_amount(st, key, total);
-            paid += credited;
-            ctx.emit(
-                ADDRESS,
-                &IInference::FallbackPaid { receiptHash: *h, datanetId: *d, version: *v, amount: credited },
-            );
+    if total_rows == 0 || amount == 0 {
+        return Ok(0);
+    }
+    for (i, (d, v)) in versions.iter().enumerate() {
+        if rows[i] == 0 {
+            continue;
         }
+        let r = U256::from(rows[i]);
+        let part = U256::from(amount) * r / U256::from(total_rows);
+        let per_row = part * accumulator::scale() / r;
+        if per_row.is_zero() {
+            continue;
+        }
+        // What the version's contributions can ever claim of this deposit, rounded
+        // up (never above `part`); claims round down, so the pool stays solvent.
+        let credited = (per_row * r).div_ceil(accumulator::scale()).to::<u128>();
+        accumulator::add(st, *d, *v, per_row)?;
+        let key = state_key::version_fallback(*d, *v);
+        let total = add(st.version_fallback(*d, *v)?, credited)?;
+        put_amount(st, key, total);
+        paid += credited;
+        ctx.emit(
+            ADDRESS,
+            &IInference::FallbackPaid { receiptHash: *tag, datanetId: *d, version: *v, amount: credited },
+        );
     }
-    st.transfer(&ADDRESS, &TREASURY, Amount(hold.amount - paid))?;
-    match hold.status {
-        OPEN => t.open_holds = sub(t.open_holds, hold.amount)?,
-        _ => t.pending_attributions = sub(t.pending_attributions, hold.amount)?,
-    }
-    t.fallback_pool = add(t.fallback_pool, paid)?;
-    hold.status = FALLBACK;
-    Ok(())
+    Ok(paid)
 }
 
 /// Inference as a system module.
@@ -372,6 +389,14 @@ impl SystemModule for Inference {
         accrued,
         versionFallback,
         holdings,
-        receiptDigest
+        receiptDigest,
+        offerLicence,
+        withdrawLicenceOffer,
+        buyLicence,
+        closeLicence,
+        licenceOffer,
+        licenceOffers,
+        licence,
+        licenceOf
     });
 }

@@ -74,6 +74,8 @@ pub struct InferenceHoldings {
     /// Fallback paid to reward-per-row accumulators and not yet claimed (with the
     /// rounding remainders no claim can reach).
     pub fallback_pool: Amount,
+    /// Licences' prepaid amounts not yet drawn by receipts or paid out at closing.
+    pub licences: Amount,
 }
 
 impl InferenceHoldings {
@@ -86,11 +88,12 @@ impl InferenceHoldings {
                 + self.open_holds.0
                 + self.pending_attributions.0
                 + self.accrued_credits.0
-                + self.fallback_pool.0,
+                + self.fallback_pool.0
+                + self.licences.0,
         )
     }
 
-    fn fields(&self) -> [Amount; 7] {
+    fn fields(&self) -> [Amount; 8] {
         [
             self.free_escrow,
             self.allowances,
@@ -99,6 +102,7 @@ impl InferenceHoldings {
             self.pending_attributions,
             self.accrued_credits,
             self.fallback_pool,
+            self.licences,
         ]
     }
 
@@ -107,7 +111,8 @@ impl InferenceHoldings {
     }
 
     pub fn decode(b: &[u8]) -> Result<InferenceHoldings, StateError> {
-        if b.len() != 7 * 16 {
+        // Seven kinds before licences: a record written then reads with none.
+        if b.len() != 8 * 16 && b.len() != 7 * 16 {
             return Err(StateError(format!("inference totals record of {} bytes", b.len())));
         }
         let f = |i: usize| Amount::from_be_bytes(b[16 * i..16 * (i + 1)].try_into().unwrap());
@@ -119,6 +124,7 @@ impl InferenceHoldings {
             pending_attributions: f(4),
             accrued_credits: f(5),
             fallback_pool: f(6),
+            licences: if b.len() == 8 * 16 { f(7) } else { Amount::ZERO },
         })
     }
 }

@@ -61,7 +61,31 @@ pub fn fenwick_node(datanet: u64, index: u64) -> Vec<u8> {
 pub fn version_fallback(datanet: u64, version: u64) -> Vec<u8> {
     k(&[b"vf/", &datanet.to_be_bytes(), &version.to_be_bytes()])
 }
-/// `inference/totals` → `InferenceHoldings` (7 × u128 BE): what the module holds, by kind.
+/// `inference/lo/count` → u64 BE: licence offers made so far (ids from 1).
+pub fn offer_count() -> Vec<u8> {
+    k(&[b"lo/count"])
+}
+/// `inference/lo/<offer id BE>` → `LicenceOffer`.
+pub fn offer(id: u64) -> Vec<u8> {
+    k(&[b"lo/", &id.to_be_bytes()])
+}
+/// `inference/lm/<model BE>` → u64 BE ids, concatenated: the model's open offers.
+pub fn model_offers(model: u64) -> Vec<u8> {
+    k(&[b"lm/", &model.to_be_bytes()])
+}
+/// `inference/li/count` → u64 BE: licences bought so far (ids from 1).
+pub fn licence_count() -> Vec<u8> {
+    k(&[b"li/count"])
+}
+/// `inference/li/<licence id BE>` → `Licence`.
+pub fn licence(id: u64) -> Vec<u8> {
+    k(&[b"li/", &id.to_be_bytes()])
+}
+/// `inference/lh/<holder><model BE>` → u64 BE: the holder's licence of the model that is not closed.
+pub fn licence_of(holder: &Address, model: u64) -> Vec<u8> {
+    k(&[b"lh/", holder.as_slice(), &model.to_be_bytes()])
+}
+/// `inference/totals` → `InferenceHoldings` (8 × u128 BE; 7 before licences): what the module holds, by kind.
 pub fn totals() -> Vec<u8> {
     k(&[b"totals"])
 }
