@@ -45,6 +45,9 @@ enum Cmd {
     /// and trade them in a Uniswap v2 pool (quote, swap, add-liquidity).
     #[command(subcommand)]
     Asset(commands::asset::AssetCmd),
+    /// Prepaid licences of a model: offer, withdraw, buy, close, show, list.
+    #[command(subcommand)]
+    Licence(commands::licence::LicenceCmd),
     /// Read chain state over JSON-RPC.
     #[command(subcommand)]
     Query(commands::query::QueryCmd),
@@ -113,6 +116,7 @@ fn main() {
         Cmd::Tx(c) => commands::tx::run(c, out),
         Cmd::Contract(c) => commands::contract::run(c, out),
         Cmd::Asset(c) => commands::asset::run(c, out),
+        Cmd::Licence(c) => commands::licence::run(c, out),
         Cmd::Query(c) => commands::query::run(c, out),
         Cmd::Stake(c) => commands::stake::run(c, out),
         Cmd::Gov(c) => commands::gov::run(c, out),

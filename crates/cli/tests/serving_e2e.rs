@@ -22,6 +22,14 @@ fn repo(p: &str) -> String {
 
 type Env = ServingEnv;
 
+/// `eth_call` of an inference view.
+fn view<C: alloy_sol_types::SolCall>(e: &Env, c: C) -> C::Return {
+    let data = format!("0x{}", hex::encode(c.abi_encode()));
+    let out =
+        e.node.client().call("eth_call", json!([{"to": Module::Inference.address(), "data": data}, "latest"])).unwrap();
+    C::abi_decode_returns(&hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap()).unwrap()
+}
+
 impl ServingEnv {
     /// Costs of the ReceiptSettled logs so far.
     fn settled(&self) -> Vec<(String, u128)> {
@@ -144,6 +152,9 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
             "serve it",
             "--call",
             &format!("models.approve [{id}]"),
+            // The treasury's base model in shares: the fine-tune's royalty goes to them.
+            "--call",
+            "assets.split 1 1000000000000000000000 BASE",
             "--dev-account",
             "0",
         ],
@@ -168,6 +179,19 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     let ad: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(ad["data"][0]["model"], mid.as_str());
     let s = e.wait_settled(4);
+    // The fine-tune's owner part paid the base model its royalty (10%), and
+    // the base's shareholders (the treasury holds every share) earned it.
+    let h4: primitives::B256 = a["receipt"]["hash"].as_str().unwrap().parse().unwrap();
+    let paid = view(&e, IInference::settledReceiptCall { receiptHash: h4 });
+    assert!(paid.ownerPart > 0, "{paid:?}");
+    let treasury = format!("{:#x}", primitives::system::TREASURY);
+    let base = e.ok(&["asset", "info", "--model", "m1", "--holder", &treasury], true, false);
+    assert_eq!(base["shareToken"]["symbol"], "BASE", "{base}");
+    assert_eq!(
+        base["holder"]["earned"],
+        (paid.ownerPart / 10).to_string(),
+        "the royalty reached the base's shareholders: {base}"
+    );
     let receipt = a["receipt"]["hash"].as_str().unwrap().to_string();
     assert_eq!(s[3].0, receipt);
     // Phase two: the answer carried an attribution summary; the node posts the record
@@ -266,6 +290,48 @@ fn billed_receipted_answers_settle_and_fine_tuned_models_serve() {
     e.ok(&["curate", "flag", &cid, "--reason", "duplicated", "--note", "test", "--dev-account", "0"], true, false);
     let out = e.fail(&["curate", "flag", &cid, "--reason", "duplicated", "--dev-account", "0"], true, false);
     assert!(out.contains("NotPending"), "{out}");
+
+    // A licence: the model's owner (account 1) offers 1,000 tokens for 0.5 OPEN;
+    // account 0 (the dev key's) buys it once, and its next answer is drawn from it.
+    let out = e.fail(
+        &["licence", "offer", "--model", &mid, "--price", "0.5", "--tokens", "1000", "--dev-account", "0"],
+        true,
+        false,
+    );
+    assert!(out.contains("NotModelOwner"), "{out}");
+    let o = e.ok(
+        &["licence", "offer", "--model", &mid, "--price", "0.5", "--tokens", "1000", "--dev-account", "1"],
+        true,
+        false,
+    );
+    let offer = o["offer"].as_u64().unwrap().to_string();
+    let listed = e.ok(&["licence", "list", "--model", &mid], true, false);
+    assert_eq!(listed["offers"][0]["tokens"], 1000, "{listed}");
+    let b = e.ok(&["licence", "buy", "--offer", &offer, "--dev-account", "0"], true, false);
+    let lid = b["licence"].as_u64().unwrap().to_string();
+    let allowance = |e: &Env| {
+        let shown = e.ok(
+            &["escrow", "show", &format!("{:?}", dev(0).address()), "--operator", &format!("{op:?}")],
+            true,
+            false,
+        );
+        shown["allowances"][0]["remaining"].as_str().unwrap().to_string()
+    };
+    let before = allowance(&e);
+    let a = e.ok(&["infer", &mid, "How do I list files?", "--api-key", &key, "--max-tokens", "4"], false, true);
+    let n = |v: &Value| v.as_u64().unwrap_or_else(|| v.as_str().unwrap().parse().unwrap());
+    let tokens = n(&a["receipt"]["inputTokens"]) + n(&a["receipt"]["outputTokens"]);
+    let settled = e.wait_settled(5);
+    let l = e.ok(&["licence", "show", "--licence", &lid], true, false);
+    assert_eq!(l["tokensLeft"].as_u64().unwrap(), 1000 - tokens, "{l}");
+    let price = 500_000_000_000_000_000u128;
+    let drawn = price * tokens as u128 / 1000;
+    assert_eq!(settled[4].1, drawn, "the receipt cost what it drew from the licence");
+    assert_eq!(l["amountLeft"], (price - drawn).to_string(), "{l}");
+    assert_eq!(allowance(&e), before, "the allowance paid nothing");
+    // Not over: nobody closes it yet.
+    let out = e.fail(&["licence", "close", "--licence", &lid, "--dev-account", "5"], true, false);
+    assert!(out.contains("LicenceNotOver"), "{out}");
 }
 
 #[test]

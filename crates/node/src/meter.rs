@@ -55,6 +55,8 @@ enum Verdict {
 #[derive(Default)]
 struct PayerState {
     reserved: u128,
+    /// Tokens reserved by requests in flight under the payer's licences.
+    licence_reserved: u64,
     /// Billed, not yet settled on-chain.
     unsettled: u128,
     next_nonce: u64,
@@ -338,6 +340,38 @@ impl Meter {
     }
 
     /// (remaining + pending release, last settled nonce) for a payer on-chain.
+    /// The payer's licence of `model` if it covers a request of up to `want`
+    /// tokens now: open, within its time, and (a volume licence) with `want`
+    /// tokens left beyond those reserved by the payer's requests in flight.
+    /// A receipt billed under it that another settles past is paid by the
+    /// allowance at settlement, as the chain decides.
+    fn covering_licence(&self, payer: Address, model: u64, want: u64) -> Result<Option<u64>, BillingError> {
+        let id = view(&self.chain, &IInference::licenceOfCall { holder: payer, modelId: model })
+            .map_err(BillingError::Unavailable)?;
+        if id == 0 {
+            return Ok(None);
+        }
+        let l = view(&self.chain, &IInference::licenceCall { licenceId: id }).map_err(BillingError::Unavailable)?;
+        let height = self.chain.head().header.number;
+        if l.closed || height < l.start || (l.end != 0 && height >= l.end) {
+            return Ok(None);
+        }
+        if l.tokens != 0 {
+            let in_flight = self.state.lock().unwrap().payers.get(&payer).map_or(0, |p| p.licence_reserved);
+            if want.saturating_add(in_flight) > l.tokensLeft {
+                return Ok(None);
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// What licence `id` would draw now for a receipt of `tokens` (the chain's rule).
+    fn licence_draw(&self, id: u64, tokens: u64) -> Option<u128> {
+        let l = view(&self.chain, &IInference::licenceCall { licenceId: id }).ok()?;
+        let height = self.chain.head().header.number;
+        runtime::inference::licences::next_draw(&l, tokens, height).map(|d| d.0)
+    }
+
     fn allowance(&self, payer: Address) -> Result<(u128, u64), String> {
         let a = view(&self.chain, &IInference::allowanceCall { payer, operator: self.operator.address() })?;
         Ok((a.remaining.saturating_add(a.pendingRelease), a.lastNonce))
@@ -630,6 +664,22 @@ impl Billing for Meter {
             )
         })?;
         self.agent_may_pay(payer, model.id)?;
+        let want = (prompt_tokens + max_tokens) as u64;
+        if let Some(licence) = self.covering_licence(payer, model.id, want)? {
+            let mut st = self.state.lock().unwrap();
+            let id = st.next_id;
+            st.next_id += 1;
+            st.payers.entry(payer).or_default().licence_reserved += want;
+            return Ok(Reservation {
+                id,
+                payer,
+                model: model.clone(),
+                max_cost: 0,
+                retrieval_hash: B256::ZERO,
+                licence,
+                licence_tokens: want,
+            });
+        }
         let max_cost = cost(prompt_tokens as u64, max_tokens as u64, model.price_in_per_1k, model.price_out_per_1k);
         let (on_chain, last_nonce) = self.allowance(payer).map_err(BillingError::Unavailable)?;
         let mut st = self.state.lock().unwrap();
@@ -647,13 +697,22 @@ impl Billing for Meter {
             )));
         }
         p.reserved += max_cost;
-        Ok(Reservation { id, payer, model: model.clone(), max_cost, retrieval_hash: B256::ZERO })
+        Ok(Reservation {
+            id,
+            payer,
+            model: model.clone(),
+            max_cost,
+            retrieval_hash: B256::ZERO,
+            licence: 0,
+            licence_tokens: 0,
+        })
     }
 
     fn release(&self, r: Reservation) {
         let mut st = self.state.lock().unwrap();
         if let Some(p) = st.payers.get_mut(&r.payer) {
             p.reserved = p.reserved.saturating_sub(r.max_cost);
+            p.licence_reserved = p.licence_reserved.saturating_sub(r.licence_tokens);
         }
     }
 
@@ -664,16 +723,25 @@ impl Billing for Meter {
         request_hash: B256,
         response_hash: B256,
     ) -> Result<Option<serde_json::Value>, BillingError> {
-        let billed = cost(
-            usage.prompt_tokens as u64,
-            usage.completion_tokens as u64,
-            r.model.price_in_per_1k,
-            r.model.price_out_per_1k,
-        )
-        .min(r.max_cost);
+        let tokens = (usage.prompt_tokens + usage.completion_tokens) as u64;
+        // Under a licence the allowance owes nothing; the answer shows what the
+        // licence will draw if no other receipt of the payer settles first.
+        let (billed, quoted) = if r.licence != 0 {
+            (0, self.licence_draw(r.licence, tokens).unwrap_or(0))
+        } else {
+            let c = cost(
+                usage.prompt_tokens as u64,
+                usage.completion_tokens as u64,
+                r.model.price_in_per_1k,
+                r.model.price_out_per_1k,
+            )
+            .min(r.max_cost);
+            (c, c)
+        };
         let mut st = self.state.lock().unwrap();
         let p = st.payers.entry(r.payer).or_default();
         p.reserved = p.reserved.saturating_sub(r.max_cost);
+        p.licence_reserved = p.licence_reserved.saturating_sub(r.licence_tokens);
         let nonce = p.next_nonce.max(1);
         // Used even if the journal fails below: a receipt half-written may yet be read.
         p.next_nonce = nonce + 1;
@@ -706,7 +774,8 @@ impl Billing for Meter {
             "outputTokens": receipt.outputTokens,
             "priceInPer1k": receipt.priceInPer1k.to_string(),
             "priceOutPer1k": receipt.priceOutPer1k.to_string(),
-            "cost": billed.to_string(),
+            "cost": quoted.to_string(),
+            "licence": r.licence,
             "payer": receipt.payer.to_checksum(None),
             "operator": receipt.operator.to_checksum(None),
             "nonce": nonce,

@@ -25,6 +25,10 @@ pub struct Reservation {
     /// The receipt's `retrievalHash`: zero, or the hash of the Datanet versions
     /// the answer retrieved from (set by the API after reserving).
     pub retrieval_hash: B256,
+    /// The payer's licence of the model that covers this request (0: none,
+    /// the allowance pays), and the tokens reserved under it.
+    pub licence: u64,
+    pub licence_tokens: u64,
 }
 
 /// Why a request cannot be paid for.

@@ -169,7 +169,15 @@ impl Billing for TestBilling {
             )));
         }
         *r += max_cost;
-        Ok(Reservation { id: 1, payer, model: model.clone(), max_cost, retrieval_hash: B256::ZERO })
+        Ok(Reservation {
+            id: 1,
+            payer,
+            model: model.clone(),
+            max_cost,
+            retrieval_hash: B256::ZERO,
+            licence: 0,
+            licence_tokens: 0,
+        })
     }
     fn release(&self, r: Reservation) {
         *self.reserved.lock().unwrap() -= r.max_cost;

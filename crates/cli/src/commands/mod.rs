@@ -16,6 +16,7 @@ pub mod gov;
 pub mod httpc;
 pub mod infer;
 pub mod keys;
+pub mod licence;
 pub mod model;
 pub mod model_bootstrap;
 pub mod model_pull;
