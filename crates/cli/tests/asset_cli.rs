@@ -217,6 +217,21 @@ fn a_model_split_pooled_traded_and_given_away_through_the_cli() {
     assert_eq!(a["pair"], json!(pair));
     assert!(u(&a["liquidity"]) > U256::ZERO, "{a}");
 
+    // Holders (from the token's transfers) and the pool's price after each trade.
+    let h = asset_json(&node, &["holders", "--model", &m]);
+    assert_eq!(h["holders"], 3, "owner, buyer and the pair: {h}");
+    assert_eq!(h["complete"], true);
+    assert_eq!(h["largest"][0]["holder"], json!(owner), "{h}");
+    let h = asset_json(&node, &["holders", "--model", &m, "--limit", "1", "--scan", "1"]);
+    assert_eq!(h["complete"], false, "one transfer read of several: {h}");
+    let p = asset_json(&node, &["history", "--model", &m, "--router", &router]);
+    let points = p["points"].as_array().unwrap();
+    // Mint, buy, sell, mint: one Sync each.
+    assert_eq!(points.len(), 4, "{p}");
+    assert_eq!(u(&points[0]["pricePerShare"]), e18(40) * e18(1) / e18(400), "the pool opened at 0.1 OPEN a share");
+    assert!(u(&points[1]["pricePerShare"]) > u(&points[0]["pricePerShare"]), "a buy raises the price");
+    assert!(u(&points[2]["pricePerShare"]) < u(&points[1]["pricePerShare"]), "a sale lowers it");
+
     // Nothing earned yet: a claim pays nothing and says so.
     let c = asset_json(&node, &["claim", "--model", &m, "--dev-account", "3"]);
     assert_eq!((c["status"].as_str(), u(&c["claimed"])), (Some("0x1"), U256::ZERO));

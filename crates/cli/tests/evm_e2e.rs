@@ -488,5 +488,21 @@ fn a_models_revenue_shares_trade_in_a_uniswap_pool() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("DEMO") && page.contains(&format!("{pair:#x}").to_lowercase()[..10]), "{page}");
     assert!(!page.contains("no pool"), "{page}");
+    // The token's own page: its holders (found through its Transfer logs,
+    // filed under it in the history index), the pool's price history (its
+    // Sync logs) and the model's licence offers.
+    let n = primitives::system::share_token_index(&share).unwrap();
+    let (status, body) = node.http_get(&format!("/assets/{n}"));
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{page}");
+    for a in [me, buyer, pair] {
+        assert!(page.contains(&a.to_checksum(None)), "holder {a} listed: {page}");
+    }
+    assert!(page.contains("3 holders"), "{page}");
+    assert!(page.contains("Price per share") && page.contains("<svg"), "a price chart: {page}");
+    assert!(page.contains("offers no licences"), "{page}");
+    for (path, code) in [("/assets/999", 404), ("/assets/abc", 400), ("/assets/99999999999", 404)] {
+        assert_eq!(node.http_get(path).0, code, "{path}");
+    }
     node.stop();
 }

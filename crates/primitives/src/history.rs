@@ -69,6 +69,17 @@ pub const ROLE_SENDER: u8 = 1;
 pub const ROLE_RECIPIENT: u8 = 2;
 /// A log of the transaction names the subject in an indexed topic.
 pub const ROLE_LOG: u8 = 4;
+/// The subject, a contract other than a system module (an EVM contract, a
+/// share token), emitted a log of the transaction: a contract's own events
+/// (a token's transfers, a pool's swaps and reserves) are its history.
+pub const ROLE_EMITTER: u8 = 8;
+
+/// The subject a log is filed under as its emitter: its address, unless it is
+/// a system module (their logs are filed by what they name, and a module's
+/// own history would be every receipt and vote).
+pub fn emitter_subject(log: &Log) -> Option<Subject> {
+    Module::from_address(&log.address).is_none().then_some(Subject::Address(log.address))
+}
 
 /// Most entries a history page holds; larger requests are clamped to it.
 pub const MAX_HISTORY_PAGE: usize = 100;

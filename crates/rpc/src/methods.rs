@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use alloy_consensus::Transaction;
 use alloy_primitives::BloomInput;
-use primitives::history::{MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER};
+use primitives::history::{MAX_HISTORY_PAGE, ROLE_EMITTER, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER};
 use primitives::{Address, B256, Bloom, Log};
 use serde_json::{Value, json};
 
@@ -363,11 +363,12 @@ fn ol_get_history(b: &dyn Backend, p: &Params) -> Result<Value, RpcError> {
             let hashes = blocks
                 .entry(e.block)
                 .or_insert_with(|| b.block_transactions(e.block).unwrap_or_default().iter().map(|t| t.hash).collect());
-            let roles: Vec<&str> = [(ROLE_SENDER, "sender"), (ROLE_RECIPIENT, "recipient"), (ROLE_LOG, "log")]
-                .into_iter()
-                .filter(|(r, _)| e.roles & r != 0)
-                .map(|(_, name)| name)
-                .collect();
+            let roles: Vec<&str> =
+                [(ROLE_SENDER, "sender"), (ROLE_RECIPIENT, "recipient"), (ROLE_LOG, "log"), (ROLE_EMITTER, "emitter")]
+                    .into_iter()
+                    .filter(|(r, _)| e.roles & r != 0)
+                    .map(|(_, name)| name)
+                    .collect();
             json!({
                 "blockNumber": e.block,
                 "transactionIndex": e.tx_index,

@@ -8,14 +8,17 @@
 //! `meta["indexed"]` is the next block the index lacks. A store written
 //! before the index existed has none: [`Store::index_history`] fills it in
 //! batches (the chain does so when it opens), and until it has caught up
-//! [`Store::commit`] leaves new blocks to it.
+//! [`Store::commit`] leaves new blocks to it. `meta["history_format"]` is
+//! [`HISTORY_FORMAT`]; a store whose index was written in an older format
+//! (format 1 did not file logs under their emitting contract) has its index
+//! dropped when it opens, and rebuilt the same way.
 
 use std::collections::BTreeMap;
 
 use primitives::block::{Receipt, StoredTx};
 use primitives::history::{
-    HistoryCursor, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER, SUBJECT_BYTES,
-    Subject, log_subjects, tx_subjects,
+    HistoryCursor, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE, ROLE_EMITTER, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER,
+    SUBJECT_BYTES, Subject, emitter_subject, log_subjects, tx_subjects,
 };
 use primitives::tx::SignedTransaction;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -27,6 +30,30 @@ use crate::{Result, StorageError};
 pub(crate) const HISTORY: TableDefinition<&[u8], u8> = TableDefinition::new("history");
 
 const KEY_BYTES: usize = SUBJECT_BYTES + 16;
+
+/// The index's format: 2 files logs under their emitting contract too.
+pub const HISTORY_FORMAT: u64 = 2;
+
+/// Drop an index written in an older format (it is rebuilt from the blocks).
+pub(crate) fn upgrade(w: &WriteTransaction) -> Result<()> {
+    let mut meta = w.open_table(META)?;
+    let format = match meta.get("history_format")? {
+        Some(g) => u64::from_be_bytes(g.value().try_into().map_err(|_| StorageError::Corrupt("meta".into()))?),
+        None => 1,
+    };
+    if format == HISTORY_FORMAT {
+        return Ok(());
+    }
+    let had_index = meta.get("indexed")?.is_some();
+    meta.remove("indexed")?;
+    meta.insert("history_format", be8(HISTORY_FORMAT).as_slice())?;
+    drop(meta);
+    if had_index {
+        w.delete_table(HISTORY)?;
+    }
+    w.open_table(HISTORY)?;
+    Ok(())
+}
 
 fn key(subject: &Subject, c: HistoryCursor) -> [u8; KEY_BYTES] {
     let mut k = [0u8; KEY_BYTES];
@@ -77,7 +104,10 @@ pub(crate) fn index_block(w: &WriteTransaction, number: u64, txs: &[StoredTx], r
         for (j, log) in receipts.get(i).map_or(&[][..], |r| &r.logs[..]).iter().enumerate() {
             let at = HistoryCursor { block: number, tx_index, slot: j as u32 + 1 };
             for s in log_subjects(log) {
-                entries.insert(key(&s, at), ROLE_LOG);
+                *entries.entry(key(&s, at)).or_default() |= ROLE_LOG;
+            }
+            if let Some(s) = emitter_subject(log) {
+                *entries.entry(key(&s, at)).or_default() |= ROLE_EMITTER;
             }
         }
     }
@@ -277,5 +307,42 @@ mod tests {
         let rebuilt = all(&store, Subject::Address(BOB));
         assert_eq!(rebuilt.len(), full.len() + 4);
         assert_eq!(&rebuilt[4..], &full[..]);
+    }
+
+    /// A contract's own logs are its history (ROLE_EMITTER), beside the
+    /// addresses they name; a module's are not filed under the module.
+    #[test]
+    fn contract_logs_are_filed_under_their_emitter_and_old_indexes_are_rebuilt() {
+        const TOKEN: Address = Address::repeat_byte(0xc0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut b = block(0);
+        let transfer = IBank::Transfer { from: ALICE, to: BOB, value: U256::from(5) };
+        b.receipts[0].logs.push(primitives::Log { address: TOKEN, data: transfer.encode_log_data() });
+        let u = store.prepare(0, &BTreeMap::from([(b"k".to_vec(), Some(vec![0]))])).unwrap();
+        store.commit(&b, u).unwrap();
+        let token = all(&store, Subject::Address(TOKEN));
+        assert_eq!(token.iter().map(|e| (e.log_index, e.roles)).collect::<Vec<_>>(), vec![(Some(1), ROLE_EMITTER)]);
+        assert!(all(&store, Subject::Address(Module::Bank.address())).is_empty(), "modules are not emitters");
+        assert_eq!(all(&store, Subject::Address(BOB)).len(), 3, "the transaction and both transfers");
+        // A store indexed in format 1 (no emitters): its index is dropped on open and rebuilt.
+        let w = store.db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(HISTORY).unwrap();
+            let k = key(&Subject::Address(TOKEN), HistoryCursor { block: 0, tx_index: 0, slot: 2 });
+            t.remove(k.as_slice()).unwrap();
+        }
+        w.open_table(META).unwrap().remove("history_format").unwrap();
+        w.commit().unwrap();
+        drop(store);
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert!(all(&store, Subject::Address(BOB)).is_empty(), "dropped, to be rebuilt");
+        assert_eq!(store.index_history(10).unwrap().next, 1);
+        assert_eq!(all(&store, Subject::Address(TOKEN)), token);
+        drop(store);
+        // Opening a current store again drops nothing.
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(all(&store, Subject::Address(TOKEN)), token);
     }
 }

@@ -14,7 +14,7 @@ use crate::history::{HISTORY, index_block, next_unindexed};
 use crate::state::{KeyHash, StateProof, StateRead, key_hash};
 use crate::{Result, StorageError};
 
-/// "head", "oldest", "indexed" (the history index's next block; u64 BE); "genesis" (32 bytes) on a store imported from a
+/// "head", "oldest", "indexed" (the history index's next block; u64 BE), "history_format" (u64 BE); "genesis" (32 bytes) on a store imported from a
 /// snapshot, which holds no block 0.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// borsh(NodeKey) → borsh(Node)
@@ -178,6 +178,7 @@ impl Store {
             w.open_table(LAST_COMMITS)?;
             w.open_table(HISTORY)?;
         }
+        crate::history::upgrade(&w)?;
         w.commit()?;
         Ok(Store { db, opts })
     }

@@ -1,4 +1,4 @@
-//! `asset info|transfer|split|claim|quote|swap|add-liquidity`: models and
+//! `asset info|transfer|split|claim|holders|history|quote|swap|add-liquidity`: models and
 //! Datanets as ERC-721 tokens of the `assets` contract (`0x…100a`), a model's
 //! revenue shares (its ERC-20 share token), and trading those shares against
 //! OPEN in a Uniswap v2 pool through its router.
@@ -153,6 +153,30 @@ pub enum AssetCmd {
         #[command(flatten)]
         rpc: RpcArgs,
     },
+    /// The holders of a model's shares, the largest first, with what they have earned.
+    Holders {
+        /// The model: `m2` or `2`.
+        #[arg(long, value_parser = parse_model)]
+        model: u64,
+        /// Holders shown, at most.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Transfers read, at most (newest first).
+        #[arg(long, default_value_t = 5_000)]
+        scan: usize,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// The price per share in the model's Uniswap v2 pool after each trade.
+    History {
+        #[command(flatten)]
+        pool: PoolArgs,
+        /// Trades read, at most (newest first).
+        #[arg(long, default_value_t = 1_000)]
+        scan: usize,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
     /// What a trade in the model's Uniswap v2 pool would pay now, and the price per share.
     Quote {
         #[command(flatten)]
@@ -200,6 +224,19 @@ pub fn run(c: AssetCmd, out: Out) -> anyhow::Result<()> {
         AssetCmd::Transfer { asset, to, signer, rpc } => transfer(&asset, to, &signer, &rpc, out),
         AssetCmd::Split { model, supply, symbol, signer, rpc } => split(model, supply, symbol, &signer, &rpc, out),
         AssetCmd::Claim { model, signer, rpc } => claim(model, &signer, &rpc, out),
+        AssetCmd::Holders { model, limit, scan, rpc } => {
+            let mut c = rpc.client();
+            let (share, symbol) = share_token(&mut c, model)?;
+            super::asset_history::holders(&mut c, model, share, &symbol, scan, limit, out)
+        }
+        AssetCmd::History { pool, scan, rpc } => {
+            let mut p = Pool::open(&pool, &rpc)?;
+            let pair = p.pair()?;
+            if pair == Address::ZERO {
+                bail!("model {} has no {}/WETH pool at this router's factory", p.model, p.symbol);
+            }
+            super::asset_history::history(&mut p.c, p.model, p.share, pair, &p.symbol.clone(), scan, out)
+        }
         AssetCmd::Quote { pool, trade, rpc } => {
             let q = Pool::open(&pool, &rpc)?.quote(&trade)?;
             out.print(|| q.human(), q.json());

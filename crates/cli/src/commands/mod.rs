@@ -6,6 +6,7 @@ pub mod agent_run;
 pub mod agent_task;
 pub mod apikey;
 pub mod asset;
+pub mod asset_history;
 pub mod attribution;
 pub mod chat;
 pub mod contract;

@@ -2,7 +2,10 @@
 //! supply, the part that earns, and its price in the dev chain's Uniswap v2
 //! pool against OPEN (`primitives::system::dev_market`), when there is one.
 //! A bounded number of tokens a page, read through the `assets` contract and
-//! the pool's own views.
+//! the pool's own views. Each token has its page ([`token`]): holders, price
+//! history and the model's licence offers.
+
+mod token;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -30,7 +33,22 @@ alloy_sol_types::sol! {
 }
 
 pub fn routes() -> Router<Web> {
-    Router::new().route("/assets", get(handler))
+    Router::new().route("/assets", get(handler)).route("/assets/{n}", get(token_handler))
+}
+
+async fn token_handler(
+    State(web): State<Web>,
+    n: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    render(web, move |v| {
+        query::params(q.as_deref(), &[])?;
+        let s = crate::explorer::path_param(n)?;
+        let n = query::number(&s, "share token number")?;
+        let n = u32::try_from(n).map_err(|_| WebError::not_found(format!("there is no share token {n}")))?;
+        token::page(v, n)
+    })
+    .await
 }
 
 async fn handler(State(web): State<Web>, RawQuery(q): RawQuery) -> Response {
@@ -96,7 +114,7 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
             (table("Share tokens", &["Token", "Asset", "Owner", "Supply", "Earning", "Pool", "Price (OPEN per share)"], html! {
                 @for (t, token, owner, pool) in &rows {
                     tr {
-                        td { (account_link(token)) " " span.muted { (t.symbol) } }
+                        td { a href=(format!("/assets/{}", primitives::system::share_token_index(token).unwrap_or(0))) { (t.symbol) } br; (account_link(token)) }
                         td { (asset_cell(t)) }
                         td { @match owner { Some(o) => (account_link(o)), None => span.muted { "—" } } }
                         td.num { (amount(t.totalSupply)) }
