@@ -2373,6 +2373,15 @@ fn a_split_models_owner_part_reaches_its_shareholders_pro_rata() {
     let r = w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(huge, "MED"));
     assert_eq!(r.revert_data.as_ref(), IAssets::InvalidShareSupply { supply: huge }.abi_encode());
     assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(supply, "no spaces")).success);
+    // A Datanet has no earnings of its own to share; an asset that does not exist is unknown.
+    let datanet = runtime::assets::datanet_asset(1);
+    let call = IAssets::splitCall { assetId: datanet, supply, symbol: "DATA".into() }.abi_encode();
+    let r = w.c.send(&w.k.builder, ASSETS, Amount::ZERO, call);
+    assert_eq!(r.revert_data.as_ref(), IAssets::NothingToShare { assetId: datanet }.abi_encode());
+    let nothing = runtime::assets::datanet_asset(77);
+    let call = IAssets::splitCall { assetId: nothing, supply, symbol: "DATA".into() }.abi_encode();
+    let r = w.c.send(&w.k.builder, ASSETS, Amount::ZERO, call);
+    assert_eq!(r.revert_data.as_ref(), IAssets::UnknownAsset { assetId: nothing }.abi_encode());
     let token = w.split(supply);
     assert_eq!(token, primitives::system::share_token_address(1));
     assert!(!w.c.send(&w.k.builder, ASSETS, Amount::ZERO, split(supply, "MED")).success, "a model splits once");

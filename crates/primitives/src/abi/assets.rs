@@ -50,6 +50,9 @@ sol! {
         event EarningSet(address indexed account, bool earning);
 
         error UnknownAsset(uint256 assetId);
+        /// A Datanet has no earnings of its own to share (the data part of a
+        /// receipt goes to its contributors; its owner curates): only models split.
+        error NothingToShare(uint256 assetId);
         error NotAssetOwner(uint256 assetId, address caller, address owner);
         error AlreadySplit(uint256 assetId, address shareToken);
         error InvalidShareSupply(uint256 supply);

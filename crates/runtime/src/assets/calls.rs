@@ -19,6 +19,9 @@ fn asset_owner(st: &Overlay, asset: U256) -> Result<Address, CallFail> {
         Some((KIND_MODEL, _)) => {
             super::nft::owner_of(st, asset).map_err(|_| revert(IAssets::UnknownAsset { assetId: asset }))
         }
+        Some((super::KIND_DATANET, _)) if super::nft::owner_of(st, asset).is_ok() => {
+            Err(revert(IAssets::NothingToShare { assetId: asset }))
+        }
         _ => Err(revert(IAssets::UnknownAsset { assetId: asset })),
     }
 }
