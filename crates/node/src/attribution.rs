@@ -38,10 +38,9 @@ pub struct AttributionService {
     pub handle: tokio::runtime::Handle,
     spans: crate::spans::SpanIndexes,
     gradients: Mutex<HashMap<u64, Arc<GradientInputs>>>,
-    /// Receipt → the signed record and who may read it.
-    records: Mutex<HashMap<B256, (Value, serve::RecordAccess)>>,
-    /// Record hash (its blob) → who may read it (the same as its route).
-    record_blobs: Mutex<HashMap<B256, serve::RecordAccess>>,
+    /// Receipt → the signed record and who may read it; record hash (its
+    /// blob) → who may read it (the same as its route). On disk, the newest in memory.
+    records: crate::records::RecordStore,
     /// Records waiting for their receipt to settle: receipt → (record hash, credits).
     pub to_post: PendingRecords,
 }
@@ -62,6 +61,7 @@ impl AttributionService {
         handle: tokio::runtime::Handle,
     ) -> Arc<AttributionService> {
         let spans = crate::spans::SpanIndexes::new(dir.join("span-indexes"));
+        let records = crate::records::RecordStore::new(dir.join("records"));
         Arc::new(AttributionService {
             chain,
             blobs,
@@ -73,8 +73,7 @@ impl AttributionService {
             handle,
             spans,
             gradients: Mutex::new(HashMap::new()),
-            records: Mutex::new(HashMap::new()),
-            record_blobs: Mutex::new(HashMap::new()),
+            records,
             to_post: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -245,7 +244,7 @@ impl AttributionService {
     /// Who may read the blob `hash` if it is a record this node made (its
     /// canonical bytes): the same readers as `GET /v1/attribution/{receipt}`.
     pub fn record_blob_access(&self, hash: &B256) -> Option<serve::RecordAccess> {
-        self.record_blobs.lock().unwrap().get(hash).copied()
+        self.records.access_by_hash(hash)
     }
 
     /// The retrieval part's inputs of rows this node retrieved (their text as
@@ -315,12 +314,13 @@ impl serve::Attributor for AttributionService {
         }
         let retrieved_versions = inputs.map(|i| i.datanets).unwrap_or_default();
         self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits, retrieved_versions));
-        self.record_blobs.lock().unwrap().insert(hash, access);
-        self.records.lock().unwrap().insert(receipt_hash, (signed, access));
+        if let Err(e) = self.records.put(receipt_hash, hash, signed, access) {
+            tracing::warn!("{e}");
+        }
         Ok(summary)
     }
 
     fn record(&self, receipt_hash: B256) -> Option<(Value, serve::RecordAccess)> {
-        self.records.lock().unwrap().get(&receipt_hash).cloned()
+        self.records.get(&receipt_hash)
     }
 }

@@ -19,6 +19,7 @@ pub mod dev_market;
 mod factory_env;
 mod meter;
 pub mod peer_blobs;
+mod records;
 pub mod retriever;
 mod serving;
 pub mod snapshot_route;
