@@ -945,7 +945,7 @@ struct Ctx {
 // ---------------------------------------------------------------------------
 // The node
 
-struct StartedNode {
+pub(crate) struct StartedNode {
     child: Child,
     log: PathBuf,
     data: PathBuf,
@@ -959,7 +959,7 @@ impl Drop for StartedNode {
     }
 }
 
-fn start_node(bin: &Path) -> Result<(StartedNode, String, String)> {
+pub(crate) fn start_node(bin: &Path) -> Result<(StartedNode, String, String)> {
     let dir =
         tempfile::Builder::new().prefix("openledger-fuzz-").tempdir().context("creating a temporary directory")?;
     let data = dir.path().join("data");

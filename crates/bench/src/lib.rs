@@ -63,6 +63,10 @@
 //!   and paraphrased ones: recall@1/@5 and MRR@10 of BM25 (tantivy), an exact BM25 scan
 //!   (the reference), dense (mean-pooled base-model states, flat search) and hybrid (RRF);
 //!   BM25 build time, index size and latency p50/p99 at 10^5 and 10^6 rows. No peer.
+//! - `openledger bench web` ([`WebOpts`], [`run_web`]): the web app's server time per
+//!   page (p50/p95/worst over loopback HTTP) on a dev chain it generates: 10^3 real
+//!   contributions (uploaded, attested, submitted, approved) and 10^4 blocks. No peer:
+//!   the target is 50 ms p95 for every page.
 //!
 //! As `/work/shared/BENCHMARKS.md` asks: both systems run in one process on the
 //! same input, alternating (A B A B), and every report prints what ran, the input
@@ -82,6 +86,7 @@ mod serve;
 mod state;
 mod stats;
 mod train;
+mod web;
 
 pub use self::attribution::{AttributionOpts, run_attribution};
 pub use self::attribution_quality::{AttributionQualityOpts, run_attribution_quality};
@@ -95,3 +100,4 @@ pub use machine::Machine;
 pub use state::{StateOpts, run_state};
 pub use stats::{median, percentile};
 pub use train::{TrainOpts, WorkerGrad, run_train};
+pub use web::{WebOpts, run_web};

@@ -41,6 +41,8 @@ mod with_bench {
         Fuzz(bench::FuzzOpts),
         /// Recall@k and MRR of BM25, a BM25 scan, dense and hybrid retrieval on planted facts; BM25 latency.
         Retrieval(bench::RetrievalOpts),
+        /// The web app's server time per page on a generated dev chain (10^4 blocks, 10^3 contributions).
+        Web(bench::WebOpts),
     }
 
     pub fn run(a: BenchArgs) -> anyhow::Result<()> {
@@ -55,6 +57,7 @@ mod with_bench {
             BenchCmd::AttributionQuality(o) => bench::run_attribution_quality(&o),
             BenchCmd::Fuzz(o) => bench::run_fuzz(&o),
             BenchCmd::Retrieval(o) => bench::run_retrieval(&o),
+            BenchCmd::Web(o) => bench::run_web(&o),
         }
     }
 }
