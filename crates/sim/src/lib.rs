@@ -68,11 +68,12 @@ pub fn run(scn: &Scenario, progress: &mut dyn FnMut(&world::World)) -> Result<Re
     Ok(Report::new(&w, started.elapsed()))
 }
 
-/// Run every point of the scenario's sweep (just the scenario without one).
-pub fn sweep(
-    scn: &Scenario,
-    progress: &mut dyn FnMut(usize, usize, &[(String, u128)]),
-) -> Result<Vec<SweepRow>, SimError> {
+/// A sweep point's parameter values, by name.
+pub type SweepLabels = [(String, u128)];
+
+/// Run every point of the scenario's sweep (just the scenario without one);
+/// `progress` gets the point's index, the number of points and its values.
+pub fn sweep(scn: &Scenario, progress: &mut dyn FnMut(usize, usize, &SweepLabels)) -> Result<Vec<SweepRow>, SimError> {
     let points = scn.sweep_points();
     let n = points.len();
     let mut rows = vec![];

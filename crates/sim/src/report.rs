@@ -233,6 +233,17 @@ impl Report {
             ("treasury_start_open".into(), open(t.treasury_start as i128)),
             ("treasury_end_open".into(), open(t.treasury_end as i128)),
             ("treasury_inflow_open".into(), open(t.treasury_end as i128 - t.treasury_start as i128)),
+            ("treasury_from_inference_split_open".into(), open(t.treasury_from_inference as i128)),
+            ("treasury_from_rejected_bonds_open".into(), open(t.treasury_from_rejections as i128)),
+            (
+                "treasury_from_fees_royalties_and_slashes_open".into(),
+                open(
+                    t.treasury_end as i128
+                        - t.treasury_start as i128
+                        - t.treasury_from_inference as i128
+                        - t.treasury_from_rejections as i128,
+                ),
+            ),
             ("issued_open".into(), open(t.issued as i128)),
             ("burned_open".into(), open(t.burned as i128)),
         ];
@@ -465,7 +476,13 @@ pub fn write_sweep(rows: &[SweepRow], dir: &Path, title: &str) -> Result<(), Sim
     let mut h = page_head(title);
     let _ =
         write!(h, "<h1>{}</h1><p>{} runs. Each attack pays while its net is above zero.</p>", esc(title), rows.len());
-    let label = |r: &SweepRow| r.labels.iter().map(|(n, v)| format!("{}={v}", short(n))).collect::<Vec<_>>().join(" ");
+    // Amounts (at least 0.001 OPEN) read better in OPEN than in base units.
+    let value = |v: u128| {
+        if v >= ONE_OPEN / 1_000 { format!("{} OPEN", open(v as i128).trim_end_matches('0')) } else { v.to_string() }
+    };
+    let label = |r: &SweepRow| {
+        r.labels.iter().map(|(n, v)| format!("{}={}", short(n), value(*v))).collect::<Vec<_>>().join(" ")
+    };
     let ls: Vec<String> = rows.iter().map(label).collect();
     for (t, f) in [
         (

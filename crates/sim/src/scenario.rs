@@ -64,17 +64,17 @@ impl Default for Population {
     fn default() -> Self {
         Population {
             validators: 10,
-            delegators: 200,
-            honest_contributors: 1_200,
-            spammers: 80,
-            copycats: 80,
-            datanets: 6,
+            delegators: 400,
+            honest_contributors: 2_500,
+            spammers: 150,
+            copycats: 150,
+            datanets: 8,
             lazy_curators: 2,
-            model_builders: 6,
-            apps: 60,
+            model_builders: 8,
+            apps: 100,
             honest_operators: 5,
             forging_operators: 1,
-            traders: 40,
+            traders: 60,
         }
     }
 }
@@ -123,8 +123,8 @@ pub struct Behaviour {
     pub claim_every_days: u32,
     /// Share of each model that its builder splits off and sells to traders, in basis points.
     pub shares_sold_bps: u32,
-    /// What a trader pays for 1% of a model's shares, in whole OPEN.
-    pub share_price_open_per_pct: u64,
+    /// What a trader pays for 1% of a model's shares, in millionths of an OPEN.
+    pub share_price_micro_open_per_pct: u64,
 }
 
 impl Default for Behaviour {
@@ -153,7 +153,7 @@ impl Default for Behaviour {
             watcher_prior_precision_bps: 9_000,
             claim_every_days: 2,
             shares_sold_bps: 3_000,
-            share_price_open_per_pct: 1,
+            share_price_micro_open_per_pct: 20_000,
         }
     }
 }

@@ -267,7 +267,11 @@ pub struct Totals {
     pub proposals_failed: u64,
     pub treasury_start: u128,
     pub treasury_end: u128,
-    pub treasury_from_fees: u128,
+    /// The treasury's part of every settled receipt (the cost minus the four
+    /// other parts, each rounded down), computed as the runtime does.
+    pub treasury_from_inference: u128,
+    /// Contributor bonds slashed on rejection (the treasury's).
+    pub treasury_from_rejections: u128,
     pub issued: u128,
     pub burned: u128,
     pub supply_checks: u64,
@@ -322,6 +326,8 @@ struct Params {
     challenge_bond: u128,
     slash_ppm: u128,
     reporter_bps: u128,
+    /// Owner, data, serving and stakers basis points of the fee split.
+    split: [u128; 4],
 }
 
 const DATANETS: Address = Module::Datanets.address();
@@ -464,6 +470,12 @@ impl World {
             challenge_bond: scn.param("attribution.challenge_bond")?,
             slash_ppm: scn.param("attribution.challenge_slash_ppm")?,
             reporter_bps: scn.param("staking.slash_reporter_bps")?,
+            split: [
+                scn.param("inference.split_owner_bps")?,
+                scn.param("inference.split_data_bps")?,
+                scn.param("inference.split_serving_bps")?,
+                scn.param("inference.split_stakers_bps")?,
+            ],
         };
         Ok(World {
             end_of_activity: blocks_per_day * scn.days as u64,
@@ -533,7 +545,7 @@ impl World {
             }
             self.act(h)?;
             self.block()?;
-            if h % self.blocks_per_day == 0 {
+            if h.is_multiple_of(self.blocks_per_day) {
                 let t = self.chain.balance(&primitives::system::TREASURY);
                 self.day_mut(h).treasury = t;
                 progress(self);
@@ -667,7 +679,7 @@ impl World {
         }
         let every = self.scn.behaviour.review_every_blocks;
         for d in 0..self.datanets.len() {
-            if (h + d as u64) % every == 0 {
+            if (h + d as u64).is_multiple_of(every) {
                 self.review(d);
             }
         }
@@ -1186,6 +1198,7 @@ impl World {
                     for l in logs {
                         if let Ok(e) = IDatanets::ContributionRejected::decode_log_data(&l.data) {
                             self.people[owner].stats.bond_slashed += e.slashed.to::<u128>();
+                            self.totals.treasury_from_rejections += e.slashed.to::<u128>();
                         }
                     }
                     self.people[owner].stats.rejected += 1;
@@ -1257,7 +1270,7 @@ impl World {
                 let owner = self.models[mi].owner;
                 let traders = self.role(Role::Trader);
                 let lots = (self.scn.behaviour.shares_sold_bps / 100) as usize;
-                let price = self.scn.behaviour.share_price_open_per_pct as u128 * ONE_OPEN;
+                let price = self.scn.behaviour.share_price_micro_open_per_pct as u128 * MICRO;
                 let mut r = self.rng.fork(0x4000_0000 + mi as u64);
                 for _ in 0..lots {
                     let t = traders[r.below(traders.len() as u64) as usize];
@@ -1288,6 +1301,8 @@ impl World {
                     self.totals.receipts_settled += 1;
                     self.totals.settled_cost += cost;
                     self.totals.data_held += data;
+                    let parts: u128 = self.p.split.iter().map(|bps| cost * bps / 10_000).sum();
+                    self.totals.treasury_from_inference += cost - parts;
                     let ai = apps.iter().position(|a| self.people[*a].address == s.receipt.payer).unwrap_or(0);
                     let st = &mut self.people[apps[ai]].stats;
                     st.inferences_paid += 1;
