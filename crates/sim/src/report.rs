@@ -186,6 +186,7 @@ impl Report {
             ("seed".into(), self.seed.to_string()),
             ("days".into(), self.days_simulated.to_string()),
             ("blocks".into(), t.blocks.to_string()),
+            ("empty_blocks".into(), t.empty_blocks.to_string()),
             ("transactions".into(), t.txs.to_string()),
             ("supply_checks_passed".into(), t.supply_checks.to_string()),
             ("paid_inferences".into(), t.receipts_settled.to_string()),

@@ -276,6 +276,8 @@ pub struct Totals {
     pub burned: u128,
     pub supply_checks: u64,
     pub blocks: u64,
+    /// Blocks that carried no transaction (only the runtime's block hooks ran).
+    pub empty_blocks: u64,
     pub txs: u64,
     pub open_holds_at_end: u64,
     pub escrow_spent: u128,
@@ -1083,6 +1085,9 @@ impl World {
         let n = self.chain.fitting(&self.queue);
         let rest = self.queue.split_off(n);
         let now = std::mem::replace(&mut self.queue, rest);
+        if now.is_empty() {
+            self.totals.empty_blocks += 1;
+        }
         let results = self.chain.block(now, &self.keys)?;
         self.totals.supply_checks += 1;
         let h = self.chain.height;
