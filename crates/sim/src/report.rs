@@ -479,7 +479,11 @@ pub fn write_sweep(rows: &[SweepRow], dir: &Path, title: &str) -> Result<(), Sim
         write!(h, "<h1>{}</h1><p>{} runs. Each attack pays while its net is above zero.</p>", esc(title), rows.len());
     // Amounts (at least 0.001 OPEN) read better in OPEN than in base units.
     let value = |v: u128| {
-        if v >= ONE_OPEN / 1_000 { format!("{} OPEN", open(v as i128).trim_end_matches('0')) } else { v.to_string() }
+        if v >= ONE_OPEN / 1_000 {
+            format!("{} OPEN", open(v as i128).trim_end_matches('0').trim_end_matches('.'))
+        } else {
+            v.to_string()
+        }
     };
     let label = |r: &SweepRow| {
         r.labels.iter().map(|(n, v)| format!("{}={}", short(n), value(*v))).collect::<Vec<_>>().join(" ")
@@ -604,4 +608,20 @@ fn lorenz(title: &str, values: &[u128]) -> String {
         e = pad + size,
         t = pad + size + 20.0
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concentration_indices() {
+        assert_eq!(gini(&[5, 5, 5, 5]), 0.0);
+        assert!((gini(&[0, 0, 0, 8]) - 0.75).abs() < 1e-12, "one of four holds all: (n - 1) / n");
+        assert_eq!(gini(&[]), 0.0);
+        assert_eq!(nakamoto(&[10, 10, 10, 10]), 2, "two of four hold more than a third");
+        assert_eq!(nakamoto(&[60, 20, 20]), 1);
+        assert_eq!(open(-1_500_000_000_000_000_000), "-1.500000");
+        assert_eq!(open(999_999_999_999), "0.000000");
+    }
 }
