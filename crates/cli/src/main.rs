@@ -95,6 +95,9 @@ enum Cmd {
     Train(commands::train::TrainCmd),
     /// Benchmarks (see docs/benchmarks.md); not in a binary built without the `bench` feature.
     Bench(benchmarks::BenchArgs),
+    /// The economic simulator: thousands of simulated participants over simulated weeks on the
+    /// real runtime and ingest, in-process; CSV files and an HTML report (docs/simulator.md).
+    Sim(commands::sim::SimArgs),
     /// Maintenance of a stopped node's data.
     #[command(subcommand)]
     Debug(commands::node::DebugCmd),
@@ -134,6 +137,7 @@ fn main() {
         Cmd::Apikey(c) => commands::apikey::apikey(c, out),
         Cmd::Agent(c) => commands::agent::run(c, out),
         Cmd::Bench(a) => benchmarks::run(a),
+        Cmd::Sim(a) => commands::sim::run(a, out),
         Cmd::Debug(c) => commands::node::debug(c, out),
         Cmd::Snapshot(c) => commands::snapshot::run(c, out),
     };

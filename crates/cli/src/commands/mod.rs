@@ -24,6 +24,7 @@ pub mod model_pull;
 pub mod node;
 pub mod node_keys;
 pub mod query;
+pub mod sim;
 pub mod snapshot;
 pub mod stake;
 pub mod testnet;
