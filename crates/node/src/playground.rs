@@ -6,7 +6,7 @@
 //! `openledger attribution verify` makes of a published record
 //! ([`attribution::signed_record_checks`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use primitives::{Address, B256};
@@ -19,12 +19,19 @@ use crate::attribution::AttributionService;
 /// the chain it is judged against do not change). Past it, the oldest go.
 const KEPT_VERDICTS: usize = 1024;
 
+/// Verdicts by receipt, with the record hash posted on-chain when judged,
+/// and the receipts in the order they were judged (the oldest go first).
+#[derive(Default)]
+struct Verdicts {
+    by_receipt: HashMap<B256, (B256, Verdict)>,
+    order: VecDeque<B256>,
+}
+
 /// The Playground's view of this node's records.
 pub struct PlaygroundRecords {
     openlora: Arc<serve::OpenLora>,
     attribution: Arc<AttributionService>,
-    /// Receipt → (the record hash posted on-chain when judged, the verdict).
-    verdicts: Mutex<(HashMap<B256, (B256, Verdict)>, std::collections::VecDeque<B256>)>,
+    verdicts: Mutex<Verdicts>,
 }
 
 impl PlaygroundRecords {
@@ -65,7 +72,7 @@ impl AnswerRecords for PlaygroundRecords {
                         try again in a few blocks"
                 .into());
         };
-        if let Some((posted, v)) = self.verdicts.lock().unwrap().0.get(&receipt)
+        if let Some((posted, v)) = self.verdicts.lock().unwrap().by_receipt.get(&receipt)
             && *posted == hold.recordHash
         {
             return Ok(v.clone());
@@ -80,12 +87,11 @@ impl AnswerRecords for PlaygroundRecords {
             recomputed: mine.as_ref().map(attribution::record_hash),
         };
         let mut kept = self.verdicts.lock().unwrap();
-        let (map, order) = &mut *kept;
-        if map.insert(receipt, (hold.recordHash, verdict.clone())).is_none() {
-            order.push_back(receipt);
-            while order.len() > KEPT_VERDICTS {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
+        if kept.by_receipt.insert(receipt, (hold.recordHash, verdict.clone())).is_none() {
+            kept.order.push_back(receipt);
+            while kept.order.len() > KEPT_VERDICTS {
+                if let Some(old) = kept.order.pop_front() {
+                    kept.by_receipt.remove(&old);
                 }
             }
         }
