@@ -154,6 +154,39 @@ fn playground_chats_and_shows_who_is_credited() {
     let stranger = html(&e.node, "GET", &format!("{path}?fragment=1"), Some(&other), 200);
     assert!(!stranger.contains("<mark"), "{stranger}");
 
+    // The stream as the page's script reads it: `data:` events whose deltas
+    // make the answer, the receipt on the final chunk, then `[DONE]`; its
+    // receipt has credits to show (for the base model without retrieval: the
+    // chain's part, and why there is no record).
+    let body = serde_json::json!({"model": "m1", "stream": true, "max_tokens": 4,
+        "messages": [{"role": "user", "content": "In the beginning"}]});
+    let headers = [("authorization", format!("Bearer {key}")), ("content-type", "application/json".to_string())];
+    let (st, sse) = http_send(&e.node.http, "POST", "/v1/chat/completions", &headers, body.to_string().as_bytes());
+    assert_eq!(st, 200);
+    let events: Vec<String> = String::from_utf8(sse)
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data:")).map(|d| d.trim().to_string()))
+        .collect();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let last: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    let streamed = last["receipt"]["hash"].as_str().expect("the final chunk carries the receipt").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let plain = loop {
+        // Billed here and not settled yet, it is already known (settling), so
+        // at most the moment its settlement is in flight answers 404.
+        let r = send(&e.node, "GET", &format!("/playground/answer/{streamed}?fragment=1"), Some(&key));
+        let f = r.text();
+        assert!(r.status == 200 || r.status == 404, "{f}");
+        if r.status == 200 && f.contains("data-pending=\"false\"") {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "the streamed receipt did not settle: {f}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_has(&plain, "a base-model answer's credits", &[&streamed, "No attribution record", "Fee split", "Treasury"]);
+    assert!(!plain.contains("/verify\""), "nothing to verify: {plain}");
+
     // The page's receipt form leads to the same answer.
     let r = send(&e.node, "GET", &format!("/playground?receipt={receipt}"), None);
     assert_eq!(r.status, 303, "{}", r.text());

@@ -353,7 +353,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         ));
         let playground = web::playground::Playground {
             records: serving.as_ref().map(|s| {
-                Arc::new(playground::PlaygroundRecords::new(s.openlora.clone(), s.attribution.clone()))
+                Arc::new(playground::PlaygroundRecords::new(s.openlora.clone(), s.meter.clone(), s.attribution.clone()))
                     as Arc<dyn web::playground::AnswerRecords>
             }),
             dev_key_file: Some(cfg.data_dir.join(DEV_API_KEY_FILE)),

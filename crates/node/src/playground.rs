@@ -30,13 +30,18 @@ struct Verdicts {
 /// The Playground's view of this node's records.
 pub struct PlaygroundRecords {
     openlora: Arc<serve::OpenLora>,
+    meter: Arc<crate::Meter>,
     attribution: Arc<AttributionService>,
     verdicts: Mutex<Verdicts>,
 }
 
 impl PlaygroundRecords {
-    pub fn new(openlora: Arc<serve::OpenLora>, attribution: Arc<AttributionService>) -> PlaygroundRecords {
-        PlaygroundRecords { openlora, attribution, verdicts: Mutex::default() }
+    pub fn new(
+        openlora: Arc<serve::OpenLora>,
+        meter: Arc<crate::Meter>,
+        attribution: Arc<AttributionService>,
+    ) -> PlaygroundRecords {
+        PlaygroundRecords { openlora, meter, attribution, verdicts: Mutex::default() }
     }
 }
 
@@ -58,6 +63,10 @@ impl AnswerRecords for PlaygroundRecords {
             )),
             serve::RecordView::Unknown => RecordLookup::Unknown,
         }
+    }
+
+    fn settling(&self, receipt: B256) -> bool {
+        self.meter.is_queued(&receipt)
     }
 
     fn verify(&self, receipt: B256) -> Result<Verdict, String> {

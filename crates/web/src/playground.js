@@ -46,6 +46,11 @@
     fetch("/playground/answer/" + encodeURIComponent(receipt) + "?fragment=1", { headers: headers() })
       .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, status: r.status, text: t }; }); })
       .then(function (r) {
+        // Between its answer and its settlement a receipt may be briefly unknown here.
+        if (r.status === 404 && tries < 10) {
+          setTimeout(function () { loadCredits(slot, receipt, tries + 1); }, 2000);
+          return;
+        }
         if (!r.ok) {
           slot.textContent = "";
           slot.appendChild(el("p", "error", "The credits of this answer could not be shown (HTTP " + r.status + ")."));

@@ -66,7 +66,8 @@ pub async fn handler(
         let frag = fragment(q.as_deref())?;
         let h = query::hash(&path_param(receipt)?)?;
         let lookup = records.as_ref().map_or(RecordLookup::Unknown, |r| r.lookup(h, caller));
-        let body = credits(v, h, &lookup, frag)?;
+        let settling = records.as_ref().is_some_and(|r| r.settling(h));
+        let body = credits(v, h, &lookup, settling, frag)?;
         Ok(respond(body, frag, format!("Answer {}", format::short(&h.to_string()))))
     })
     .await
@@ -128,11 +129,12 @@ fn private_error(h: B256) -> WebError {
 
 /// The credits of one answer: the record (highlighted answer, legend, bars),
 /// the fee split, the receipt, and the ways to verify or challenge it.
-fn credits(v: &ChainView, h: B256, lookup: &RecordLookup, frag: bool) -> Result<Markup, WebError> {
+/// `settling`: this node billed the receipt and has not settled it yet.
+fn credits(v: &ChainView, h: B256, lookup: &RecordLookup, settling: bool, frag: bool) -> Result<Markup, WebError> {
     let st = v.state();
     let settled = st.settled_receipt(&h).map_err(WebError::unavailable)?;
     let hold = st.hold(&h).map_err(WebError::unavailable)?;
-    if matches!(lookup, RecordLookup::Unknown) && settled.is_none() && hold.is_none() {
+    if matches!(lookup, RecordLookup::Unknown) && settled.is_none() && hold.is_none() && !settling {
         return Err(WebError::not_found(format!(
             "no receipt {h} is settled on this chain, and this node holds no attribution record for it \
              (a receipt settles a few blocks after its answer)"

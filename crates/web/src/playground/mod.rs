@@ -79,6 +79,9 @@ pub struct Verdict {
 pub trait AnswerRecords: Send + Sync + 'static {
     /// The record of `receipt` as `caller` (`None`: anonymous) may see it.
     fn lookup(&self, receipt: B256, caller: Option<Address>) -> RecordLookup;
+    /// Whether this node billed `receipt` and has not settled it yet (it is
+    /// not on-chain yet, and will be).
+    fn settling(&self, receipt: B256) -> bool;
     /// Recompute the record of `receipt` from public inputs and compare
     /// (blocking; run on a blocking thread). `Err` when it cannot be judged
     /// here yet, such as a receipt not settled.
