@@ -54,6 +54,7 @@ fn playground_chats_and_shows_who_is_credited() {
             "<label for=\"pg-key\">",
             "<label for=\"pg-prompt\">",
             "<label for=\"pg-model\">",
+            "<label for=\"pg-datanets\">",
             "aria-live=\"polite\"",
             "<script src=\"/assets/playground.js\" defer>",
             "href=\"/playground\" aria-current=\"page\"",

@@ -200,6 +200,16 @@ fn page(v: &ChainView, pg: &Playground) -> Result<Page, WebError> {
                 label for="pg-prompt" { "Your message" }
                 textarea #pg-prompt rows="3" maxlength="8000" required {}
             }
+            div.field {
+                label for="pg-datanets" { "Retrieve from Datanets (optional)" }
+                input #pg-datanets type="text" inputmode="numeric" maxlength="200" pattern="[0-9, ]*"
+                    spellcheck="false" aria-describedby="pg-datanets-help" placeholder="e.g. 1, 3";
+                p #pg-datanets-help.muted {
+                    "Datanet ids, separated by commas: the node puts their best-matching rows in the prompt, and the \
+                    rows the answer quotes are credited (even for a base model). "
+                    a href="/datanets" { "The Datanets" } "."
+                }
+            }
             div.field.row {
                 label for="pg-max" { "Most tokens in the answer" }
                 input #pg-max type="number" min="1" max="1024" value="64" inputmode="numeric";
