@@ -155,6 +155,25 @@ fn playground_chats_and_shows_who_is_credited() {
     let stranger = html(&e.node, "GET", &format!("{path}?fragment=1"), Some(&other), 200);
     assert!(!stranger.contains("<mark"), "{stranger}");
 
+    // A published record is anyone's to read and verify.
+    let published = e.ok(
+        &["infer", "m1", "In the beginning God created", "--retrieve", &dn, "--k", "64", "--max-tokens", "8"]
+            .into_iter()
+            .chain(["--public-attribution", "--api-key", &key])
+            .collect::<Vec<_>>(),
+        false,
+        true,
+    );
+    let public = published["receipt"]["hash"].as_str().unwrap().to_string();
+    let (api, _) = e.node.http_get(&format!("/v1/attribution/{public}"));
+    assert_eq!(api, 200, "the API shows it to anyone");
+    let shown = html(&e.node, "GET", &format!("/playground/answer/{public}?fragment=1"), None, 200);
+    assert_has(
+        &shown,
+        "a published record, anonymously",
+        &["Record <span class=\"mono wrap\">0x", "The answer, with the spans", "/verify\""],
+    );
+
     // The stream as the page's script reads it: `data:` events whose deltas
     // make the answer, the receipt on the final chunk, then `[DONE]`; its
     // receipt has credits to show (for the base model without retrieval: the
