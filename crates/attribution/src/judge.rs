@@ -11,7 +11,7 @@ use runtime::models::ModelRecord;
 use serde_json::Value;
 
 use crate::gradient::GRADIENT_TOLERANCE_PPM;
-use crate::record::{AttributionRecord, RecordParams, canonical};
+use crate::record::{AttributionRecord, RecordParams, canonical, record_hash};
 
 /// One comparison of a verification.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,6 +25,30 @@ impl Check {
     pub fn new(check: &str, ok: bool, detail: String) -> Check {
         Check { check: check.into(), ok, detail }
     }
+}
+
+/// The checks of a record as its serving node publishes it (`GET
+/// /v1/attribution/{receipt}`: `{"record", "recordHash", "signature",
+/// "signer"}`), before any recomputation: the stated hash is the record's
+/// hash, the signature over it recovers to the stated signer, and (`posted`:
+/// the hold's `recordHash` when the receipt has a hold) the hash posted
+/// on-chain is this one or none yet. `openledger attribution verify` and the
+/// node's Playground run the same checks.
+pub fn signed_record_checks(signed: &Value, posted: Option<B256>) -> Vec<Check> {
+    let hash = record_hash(&signed["record"]);
+    let mut checks =
+        vec![Check::new("record hash", signed["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string())];
+    let sig = signed["signature"].as_str().unwrap_or("");
+    let signer = hex::decode(sig.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| alloy_primitives::Signature::from_raw(&b).ok())
+        .and_then(|s| s.recover_address_from_msg(hash.as_slice()).ok());
+    let claimed: Option<primitives::Address> = signed["signer"].as_str().and_then(|s| s.parse().ok());
+    checks.push(Check::new("signature", signer.is_some() && signer == claimed, format!("{signer:?}")));
+    if let Some(p) = posted {
+        checks.push(Check::new("posted on-chain", p == B256::ZERO || p == hash, p.to_string()));
+    }
+    checks
 }
 
 /// The checks of a record's stated parameters against the governed ones in

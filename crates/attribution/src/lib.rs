@@ -116,7 +116,10 @@ pub use gradient::{
     GRADIENT_TOLERANCE_PPM, GradientInputs, OUTLIER_Z_MILLI, contribution_cosines, gradient_scores, relative_from,
     relative_scores,
 };
-pub use judge::{Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens};
+pub use judge::{
+    Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens,
+    signed_record_checks,
+};
 pub use record::{
     AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,
     RECORD_VERSIONS, RecordParams, RetrievalPartRecord, SpanPartRecord, SpanRecord, canonical, record_hash,

@@ -265,6 +265,31 @@ impl ServingEnv {
         assert!(!o.status.success(), "openledger {a:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
     }
+    /// A Datanet of `rows` (one contribution per row, by dev accounts 1, 2, ...), all approved.
+    pub fn datanet(&self, name: &str, policy: &str, rows: &[&str]) -> (String, Vec<u64>) {
+        let spec = self.dir().join(format!("{name}.json"));
+        std::fs::write(&spec, serde_json::json!({"name": name, "licence": "CC0-1.0", "policy": policy}).to_string())
+            .unwrap();
+        let d =
+            self.ok(&["datanet", "create", "--from-json", spec.to_str().unwrap(), "--dev-account", "0"], true, true);
+        let dn = d["id"].as_u64().unwrap().to_string();
+        let mut ids = Vec::new();
+        for (i, text) in rows.iter().enumerate() {
+            let who = (i + 1).to_string();
+            if policy != "open" {
+                let member = dev(i as u32 + 1).address().to_string();
+                self.ok(&["datanet", "members", &dn, "--add", &member, "--dev-account", "0"], true, false);
+            }
+            let file = self.dir().join(format!("{name}-{i}.txt"));
+            std::fs::write(&file, text).unwrap();
+            let c =
+                self.ok(&["contribute", file.to_str().unwrap(), "--datanet", &dn, "--dev-account", &who], true, true);
+            let cid = c["contribution"].as_u64().unwrap();
+            self.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
+            ids.push(cid);
+        }
+        (dn, ids)
+    }
     /// A scratch directory that lives as long as the node.
     pub fn dir(&self) -> &Path {
         self._dir.path()

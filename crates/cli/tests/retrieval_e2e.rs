@@ -43,35 +43,12 @@ fn retrieve(e: &ServingEnv, key: &str, body: Value) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-/// A Datanet of `rows` (one contribution per row, by dev accounts 1, 2, ...), all approved.
-fn datanet(e: &ServingEnv, name: &str, policy: &str, rows: &[&str]) -> (String, Vec<u64>) {
-    let spec = e.dir().join(format!("{name}.json"));
-    std::fs::write(&spec, json!({"name": name, "licence": "CC0-1.0", "policy": policy}).to_string()).unwrap();
-    let d = e.ok(&["datanet", "create", "--from-json", spec.to_str().unwrap(), "--dev-account", "0"], true, true);
-    let dn = d["id"].as_u64().unwrap().to_string();
-    let mut ids = Vec::new();
-    for (i, text) in rows.iter().enumerate() {
-        let who = (i + 1).to_string();
-        if policy != "open" {
-            let member = dev(i as u32 + 1).address().to_string();
-            e.ok(&["datanet", "members", &dn, "--add", &member, "--dev-account", "0"], true, false);
-        }
-        let file = e.dir().join(format!("{name}-{i}.txt"));
-        std::fs::write(&file, text).unwrap();
-        let c = e.ok(&["contribute", file.to_str().unwrap(), "--datanet", &dn, "--dev-account", &who], true, true);
-        let cid = c["contribution"].as_u64().unwrap();
-        e.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
-        ids.push(cid);
-    }
-    (dn, ids)
-}
-
 #[test]
 fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     let e = ServingEnv::start();
     let key = e.key.clone();
     let rows = [GENESIS, OTHER[0], OTHER[1], OTHER[2]];
-    let (dn, ids) = datanet(&e, "scripture-and-soil", "open", &rows);
+    let (dn, ids) = e.datanet("scripture-and-soil", "open", &rows);
     let d: u64 = dn.parse().unwrap();
 
     // Retrieval alone: the Genesis row first, with its text and a score.
@@ -118,7 +95,7 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     assert_eq!(st, 200);
 
     // A private Datanet: its members may retrieve; a stranger may not, even by chat.
-    let (private, _) = datanet(&e, "private-notes", "allow-list", &[OTHER[2]]);
+    let (private, _) = e.datanet("private-notes", "allow-list", &[OTHER[2]]);
     let (st, v) = retrieve(&e, &key, json!({"query": "ledger", "datanets": [private.parse::<u64>().unwrap()]}));
     assert_eq!(st, 200, "the owner (dev 0, the key's account) reads it: {v}");
     let k3 = e.ok(&["apikey", "new", "--dev-account", "7"], true, false)["key"].as_str().unwrap().to_string();

@@ -216,6 +216,17 @@ impl AttributionService {
     /// `Err` only when it cannot judge here (unknown receipt, the model's
     /// artefacts are missing), so it signs nothing.
     pub fn judge(&self, receipt_hash: B256, record: &[u8], prompt: &[u8]) -> Result<(bool, Vec<Check>), String> {
+        self.judge_recomputing(receipt_hash, record, prompt).map(|(ok, checks, _)| (ok, checks))
+    }
+
+    /// [`Self::judge`], with the record this node recomputed (`None` when a
+    /// check before the recomputation failed): its hash is what a challenger names.
+    pub fn judge_recomputing(
+        &self,
+        receipt_hash: B256,
+        record: &[u8],
+        prompt: &[u8],
+    ) -> Result<(bool, Vec<Check>, Option<Value>), String> {
         use runtime::inference::InferenceRead;
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
@@ -231,14 +242,28 @@ impl AttributionService {
             let params = RecordParams::from_state(&st, &model, height)?;
             Ok(Governed { params, timeout: timeout as u64, model })
         };
+        let mut mine = None;
         let recompute = |r: &ModelRecord, theirs: &AttributionRecord, stated: RecordParams| {
             let prompt_hash = primitives::content_hash(prompt);
             let (response, text) = (&theirs.response_tokens, &theirs.response);
             let retrieved = theirs.retrieval.as_ref().map(|p| self.retrieval_inputs(p)).transpose()?;
             let v = theirs.version;
-            self.compute_with(v, hold.modelId, r, receipt_hash, prompt_hash, response, text, stated, retrieved.as_ref())
+            let m = self.compute_with(
+                v,
+                hold.modelId,
+                r,
+                receipt_hash,
+                prompt_hash,
+                response,
+                text,
+                stated,
+                retrieved.as_ref(),
+            )?;
+            mine = Some(m.clone());
+            Ok(m)
         };
-        attribution::judge(&receipt, record, prompt, &self.tokenizer, governed_at, recompute)
+        let (ok, checks) = attribution::judge(&receipt, record, prompt, &self.tokenizer, governed_at, recompute)?;
+        Ok((ok, checks, mine))
     }
 
     /// Who may read the blob `hash` if it is a record this node made (its

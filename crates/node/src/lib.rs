@@ -19,6 +19,7 @@ pub mod dev_market;
 mod factory_env;
 mod meter;
 pub mod peer_blobs;
+pub mod playground;
 mod records;
 pub mod retriever;
 mod serving;
@@ -351,12 +352,19 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             serving.as_ref().map(|s| s.attribution.clone()),
             Some(agent_blobs.clone()),
         ));
+        let playground = web::playground::Playground {
+            records: serving.as_ref().map(|s| {
+                Arc::new(playground::PlaygroundRecords::new(s.openlora.clone(), s.meter.clone(), s.attribution.clone()))
+                    as Arc<dyn web::playground::AnswerRecords>
+            }),
+            dev_key_file: Some(cfg.data_dir.join(DEV_API_KEY_FILE)),
+        };
         let mut router = datanets::routes(datanets.clone())
             .merge(agents_route::routes(agent_blobs))
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()))
             .merge(snapshot_route::routes(chain.clone()))
-            .merge(web::routes(chain.clone(), Some(jobs.clone())));
+            .merge(web::routes(chain.clone(), Some(jobs.clone()), playground));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
@@ -384,6 +392,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
 /// request signed for one node is refused by every other (even dev nodes that share
 /// the dev keys). Not a secret.
 pub const NODE_ID_FILE: &str = "node-id";
+
+/// The file in the data directory where `openledger up` writes a dev node's
+/// API key (the web app's Playground names it; the node never reads it).
+pub const DEV_API_KEY_FILE: &str = "dev-api-key";
 
 /// The node's HTTP identity ([`NODE_ID_FILE`]), created on first use.
 pub fn http_node_id(data_dir: &std::path::Path) -> std::io::Result<primitives::Address> {

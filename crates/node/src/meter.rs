@@ -434,6 +434,12 @@ impl Meter {
         self.state.lock().unwrap().queue.len()
     }
 
+    /// Whether receipt `hash` was billed here and waits in the queue to settle
+    /// (one hash per queued receipt: the queue is what one settlement thread keeps up with).
+    pub fn is_queued(&self, hash: &B256) -> bool {
+        self.state.lock().unwrap().queue.iter().any(|s| receipt_hash(&s.receipt) == *hash)
+    }
+
     /// Submit one settlement transaction for up to `MAX_BATCH` queued receipts
     /// and wait for its block. Returns how many settled.
     ///

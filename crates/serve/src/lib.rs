@@ -23,7 +23,8 @@ pub use cache::{AdapterCache, AdapterSource, CacheError, Residency};
 pub use engine::{Engine, EngineConfig, Event, Outcome, Request, SubmitError};
 pub use metrics::Metrics;
 pub use openai::{
-    ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RecordAccess, routes,
+    ATTRIBUTION_PUBLIC_HEADER, Attributor, Limits, ModelDirectory, ModelEntry, OpenLora, RecordAccess, RecordView,
+    record_view, routes,
 };
 pub use ratelimit::{RateLimiter, RateLimits, RateRefusal};
 pub use retrieval::{DatanetSel, Passage, RetrieveError, Retrieved, Retriever};

@@ -203,6 +203,41 @@ async fn adapters(State(s): State<Arc<OpenLora>>) -> Response {
     .into_response()
 }
 
+/// What `caller` may learn of the attribution record of receipt `h`: the one
+/// rule `GET /v1/attribution/{receipt}` and the web app's Playground share.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordView {
+    /// The signed record (`{"record", "recordHash", "signature", "signer", "summary"}`).
+    Ready(Value),
+    /// A record (or its computation) that `caller` may not read.
+    Forbidden,
+    /// Where its computation is (queued, computing, failed, dropped).
+    Status(JobStatus),
+    /// This node knows no record of it.
+    Unknown,
+}
+
+/// The record of `h` as `caller` (`None`: anonymous) may see it: the payer,
+/// those acting for it (such as an agent's owner and operator) and the
+/// serving operator, or anyone when the payer published it; the same readers
+/// for a record and for where its computation is, so a stranger learns no
+/// more of a pending record than of a ready one.
+pub fn record_view(s: &OpenLora, h: B256, caller: Option<Address>) -> RecordView {
+    let Some(q) = &s.attributor else { return RecordView::Unknown };
+    let may_read = |access: &RecordAccess| {
+        access.allows(caller) || matches!((caller, access.payer), (Some(c), Some(p)) if s.billing.acts_for(c, p))
+    };
+    match q.attributor().record(h) {
+        Some((v, access)) if may_read(&access) => RecordView::Ready(v),
+        Some(_) => RecordView::Forbidden,
+        None => match q.status(&h) {
+            Some((access, _)) if !may_read(&access) => RecordView::Forbidden,
+            Some((_, status)) => RecordView::Status(status),
+            None => RecordView::Unknown,
+        },
+    }
+}
+
 async fn attribution_record(
     State(s): State<Arc<OpenLora>>,
     axum::extract::Path(receipt): axum::extract::Path<String>,
@@ -219,36 +254,27 @@ async fn attribution_record(
             format!("this node has no attribution record for receipt {h}"),
         )
     };
-    let Some(q) = &s.attributor else { return unknown() };
-    // The same readers for a record and for where its computation is, so a
-    // stranger learns no more of a pending record than of a ready one.
-    let may_read = |access: &RecordAccess| {
-        access.allows(caller) || matches!((caller, access.payer), (Some(c), Some(p)) if s.billing.acts_for(c, p))
-    };
-    let (access, status) = match q.attributor().record(h) {
-        Some((v, access)) if may_read(&access) => return Json(v).into_response(),
-        Some((_, access)) => (access, None),
-        None => match q.status(&h) {
-            Some((access, status)) => (access, Some(status)),
-            None => return unknown(),
-        },
-    };
-    if !may_read(&access) {
-        return error_response(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "record_forbidden",
-            format!(
-                "the attribution record of receipt {h} is readable by its payer (or those acting for it, such as \
+    let status = match record_view(&s, h, caller) {
+        RecordView::Ready(v) => return Json(v).into_response(),
+        RecordView::Unknown => return unknown(),
+        RecordView::Status(status) => status,
+        RecordView::Forbidden => {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "record_forbidden",
+                format!(
+                    "the attribution record of receipt {h} is readable by its payer (or those acting for it, such as \
                  an agent's owner and operator) and the serving operator{} \
                  (the payer publishes a record by sending `OpenLedger-Attribution-Public: true` with the request)",
-                match caller {
-                    Some(a) => format!(", not by {a}"),
-                    None => ": authenticate as one of them".into(),
-                }
-            ),
-        );
-    }
+                    match caller {
+                        Some(a) => format!(", not by {a}"),
+                        None => ": authenticate as one of them".into(),
+                    }
+                ),
+            );
+        }
+    };
     let no_record = |code: &str, what: &str, why: &str| {
         error_response(
             StatusCode::NOT_FOUND,
@@ -268,13 +294,12 @@ async fn attribution_record(
         r
     };
     match status {
-        Some(JobStatus::Queued { position }) => {
+        JobStatus::Queued { position } => {
             pending(json!({"status": "pending", "receipt": h.to_string(), "position": position}))
         }
-        Some(JobStatus::Computing) => pending(json!({"status": "computing", "receipt": h.to_string()})),
-        Some(JobStatus::Failed(e)) => no_record("attribution_failed", "failed on this node", &e),
-        Some(JobStatus::Dropped(e)) => no_record("attribution_dropped", "was dropped", &e),
-        None => unknown(),
+        JobStatus::Computing => pending(json!({"status": "computing", "receipt": h.to_string()})),
+        JobStatus::Failed(e) => no_record("attribution_failed", "failed on this node", &e),
+        JobStatus::Dropped(e) => no_record("attribution_dropped", "was dropped", &e),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The web app the node serves on its HTTP address (`http://127.0.0.1:8080/`
 //! on a dev node): server-rendered HTML pages, written as Rust templates with
 //! `maud`, over the chain the node already runs. No JavaScript toolchain
-//! builds it and no page needs a script.
+//! builds it and no page needs a script but the Playground's chat (one small
+//! hand-written script, served from this crate like the stylesheet).
 //!
 //! What is here:
 //! - [`page`]: the page shell every page shares (navigation for the roles,
@@ -21,6 +22,9 @@
 //!   curves, and the model each registered;
 //! - [`earnings`]: what an address earned as a contributor (credited,
 //!   claimable, claimed, over time), a model owner and a serving operator;
+//! - [`playground`]: chat with a live model (streaming through the node's
+//!   OpenAI-compatible API), and each answer's credits: highlighted spans,
+//!   shares, fee split, receipt, verification by the node, challenge;
 //! - [`chart`]: line charts as inline SVG, with their data as a hidden table.
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
@@ -46,6 +50,7 @@ pub mod format;
 pub mod governance;
 pub mod models;
 pub mod page;
+pub mod playground;
 pub mod query;
 pub mod view;
 
@@ -61,14 +66,17 @@ const STYLESHEET: &str = include_str!("style.css");
 pub struct Web {
     pub chain: Arc<Chain>,
     pub jobs: Option<Arc<factory::JobQueue>>,
+    /// The node's attribution records for the Playground (none on a node that does not serve).
+    pub playground: playground::Playground,
 }
 
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
 /// home), the Explorer under `/explorer/...`, the Datanets (`/datanets/...`)
 /// Governance (`/governance/...`, `/validators/...`), Models (`/models/jobs...`,
-/// over `jobs`) and Earnings (`/earnings...`) sections, and the stylesheet. It
+/// over `jobs`), Playground (`/playground...`, over `playground`) and Earnings
+/// (`/earnings...`) sections, the stylesheet and the Playground's script. It
 /// sets no fallback, so the node's other routes and its JSON 404 stay as they are.
-pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>) -> Router {
+pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playground: playground::Playground) -> Router {
     Router::new()
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
@@ -78,7 +86,8 @@ pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>) -> Router
         .merge(models::routes())
         .merge(earnings::routes())
         .merge(assets::routes())
-        .with_state(Web { chain, jobs })
+        .merge(playground::routes())
+        .with_state(Web { chain, jobs, playground })
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -56,10 +56,10 @@ impl Section {
             Section::Explorer => Some("/"),
             Section::Datanets => Some("/datanets"),
             Section::Models => Some("/models/jobs"),
+            Section::Playground => Some("/playground"),
             Section::Earnings => Some("/earnings"),
             Section::Assets => Some("/assets"),
             Section::Governance => Some("/governance"),
-            _ => None,
         }
     }
 }
@@ -131,7 +131,7 @@ fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u3
                     h1 { (title) }
                     (body)
                 }
-                footer.site { "OpenLedger node · pages rendered on the server, no script needed" }
+                footer.site { "OpenLedger node · pages rendered on the server; only the Playground's chat needs a script" }
             }
         }
     }

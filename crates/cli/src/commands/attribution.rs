@@ -277,21 +277,11 @@ fn verify_receipt(
     let path = format!("/v1/attribution/{receipt}");
     let v = get_json(http, &path, &auth(&path)?)?;
     let rec = &v["record"];
-    let mut checks: Vec<Check> = Vec::new();
-    let hash = attribution::record_hash(rec);
-    checks.push(("record hash".into(), v["recordHash"].as_str() == Some(&hash.to_string()), hash.to_string()));
-    let sig = v["signature"].as_str().unwrap_or("");
-    let signer = hex::decode(sig.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| alloy_primitives::Signature::from_raw(&b).ok())
-        .and_then(|s| s.recover_address_from_msg(hash.as_slice()).ok());
-    let claimed: Option<Address> = v["signer"].as_str().and_then(|s| s.parse().ok());
-    checks.push(("signature".into(), signer.is_some() && signer == claimed, format!("{signer:?}")));
     let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
-    if let Some(h) = &hold {
-        let posted = h.recordHash == B256::ZERO || h.recordHash == hash;
-        checks.push(("posted on-chain".into(), posted, h.recordHash.to_string()));
-    }
+    let mut checks: Vec<Check> = attribution::signed_record_checks(&v, hold.as_ref().map(|h| h.recordHash))
+        .into_iter()
+        .map(|c| (c.check, c.ok, c.detail))
+        .collect();
     // The record must be one of its version's type; its parameters must be
     // the governed ones in force at the height it states.
     let typed = match attribution::AttributionRecord::from_value(rec) {
