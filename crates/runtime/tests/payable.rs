@@ -43,6 +43,7 @@ fn every_function_that_takes_no_open_refuses_value() {
         IGovernance::proposeCall::SELECTOR,
         IDatanets::submitContributionCall::SELECTOR,
         IInference::depositCall::SELECTOR,
+        IInference::buyLicenceCall::SELECTOR,
         IAttribution::challengeCall::SELECTOR,
         IAgents::fundCall::SELECTOR,
         IAgents::bondCall::SELECTOR,
