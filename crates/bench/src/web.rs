@@ -318,6 +318,7 @@ pub fn run_web(o: &WebOpts) -> Result<()> {
         "/validators".into(),
         "/models/jobs".into(),
         "/assets".into(),
+        "/playground".into(),
     ];
     let h = HttpClient::new(&http).with_timeout(Duration::from_secs(60));
     let mut figures = Vec::new();
