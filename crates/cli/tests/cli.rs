@@ -1,6 +1,9 @@
 //! The CLI as a user drives it: keys, transfers, queries, init/start, replay.
 
 mod common;
+/// `openledger sim` (`parts/sim.rs`): in this binary rather than one of its own.
+#[path = "parts/sim.rs"]
+mod sim;
 
 use common::*;
 use serde_json::{Value, json};

@@ -266,6 +266,36 @@ impl ServingEnv {
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
     }
     /// A Datanet of `rows` (one contribution per row, by dev accounts 1, 2, ...), all approved.
+    /// Ask `chat` until its answer quotes a retrieved row of Datanet `dn`
+    /// (retrieval credits in its attribution summary): while it quotes none,
+    /// its text becomes a row (contributed by dev accounts 5, 6, 7 and
+    /// approved by account 0) and the question is asked again. The answer,
+    /// and the contributions made on the way.
+    pub fn until_an_answer_quotes_a_row(
+        &self,
+        dn: &str,
+        mut a: serde_json::Value,
+        chat: impl Fn() -> serde_json::Value,
+    ) -> (serde_json::Value, Vec<u64>) {
+        let mut made = vec![];
+        for round in 0..3u32 {
+            if a["attribution"]["retrieval"]["credits"].as_array().is_some_and(|c| !c.is_empty()) {
+                break;
+            }
+            assert!(round < 2, "no answer quoted a retrieved row: {a}");
+            let file = self.dir().join(format!("answer-{round}.txt"));
+            std::fs::write(&file, a["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+            let who = (5 + round).to_string();
+            let c =
+                self.ok(&["contribute", file.to_str().unwrap(), "--datanet", dn, "--dev-account", &who], true, true);
+            let cid = c["contribution"].as_u64().unwrap();
+            self.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
+            made.push(cid);
+            a = chat();
+        }
+        (a, made)
+    }
+
     pub fn datanet(&self, name: &str, policy: &str, rows: &[&str]) -> (String, Vec<u64>) {
         let spec = self.dir().join(format!("{name}.json"));
         std::fs::write(&spec, serde_json::json!({"name": name, "licence": "CC0-1.0", "policy": policy}).to_string())

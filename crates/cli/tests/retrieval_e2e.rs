@@ -129,24 +129,11 @@ fn retrieved_rows_the_answer_quotes_are_paid_to_the_wei_and_verify() {
     );
     assert_eq!(streamed["retrieval"]["rows"][0]["contribution"], ids[0], "{streamed}");
     assert_ne!(streamed["receipt"]["retrievalHash"], B256::ZERO.to_string());
-    let mut ids = ids;
-    let mut a = chat();
+    let a = chat();
     assert_eq!(a["retrieval"]["rows"][0]["contribution"], ids[0], "the Genesis row ranks first: {a}");
     assert!(a["retrieval"]["rows"][0]["text"].is_null(), "the answer names the rows, not their text again");
-    for round in 0..3u32 {
-        if a["attribution"]["retrieval"]["credits"].as_array().is_some_and(|c| !c.is_empty()) {
-            break;
-        }
-        assert!(round < 2, "no answer quoted a retrieved row: {a}");
-        let file = e.dir().join(format!("answer-{round}.txt"));
-        std::fs::write(&file, a["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
-        let who = (5 + round).to_string();
-        let c = e.ok(&["contribute", file.to_str().unwrap(), "--datanet", &dn, "--dev-account", &who], true, true);
-        let cid = c["contribution"].as_u64().unwrap();
-        e.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
-        ids.push(cid);
-        a = chat();
-    }
+    let (a, made) = e.until_an_answer_quotes_a_row(&dn, a, chat);
+    let ids: Vec<u64> = ids.into_iter().chain(made).collect();
     let version = 4 + ids.len() as u64 - rows.len() as u64;
     let receipt: B256 = a["receipt"]["hash"].as_str().unwrap().parse().unwrap();
     let want_hash = primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: d, version }]);

@@ -6,6 +6,9 @@
 //! 404 pages for bad ids and addresses.
 
 mod common;
+/// The Playground (`/playground`): one test binary with the other sections.
+#[path = "parts/playground.rs"]
+mod playground;
 
 use common::*;
 use primitives::Amount;

@@ -84,3 +84,7 @@ pub fn sweep(scn: &Scenario, progress: &mut dyn FnMut(usize, usize, &SweepLabels
     }
     Ok(rows)
 }
+
+/// A small scenario end to end (a unit test: no test binary of its own).
+#[cfg(test)]
+mod tests;

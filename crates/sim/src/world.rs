@@ -359,6 +359,28 @@ fn record_bytes(h: &B256, credits: &[Credit]) -> Vec<u8> {
     v
 }
 
+/// Every participant's role and starting balance (whole OPEN), in account order.
+fn roles_of(scn: &Scenario) -> Vec<(Role, u64)> {
+    let (p, b) = (&scn.population, &scn.balances);
+    let mut roles: Vec<(Role, u64)> = vec![];
+    roles.extend(std::iter::repeat_n((Role::Validator, b.validator), p.validators));
+    roles.extend(std::iter::repeat_n((Role::Delegator, b.delegator), p.delegators));
+    roles.extend(std::iter::repeat_n((Role::Contributor, b.contributor), p.honest_contributors));
+    roles.extend(std::iter::repeat_n((Role::Spammer, b.contributor), p.spammers));
+    roles.extend(std::iter::repeat_n((Role::Copycat, b.contributor), p.copycats));
+    for i in 0..p.datanets {
+        roles.push((if i < p.lazy_curators { Role::LazyCurator } else { Role::Curator }, b.curator));
+    }
+    roles.extend(std::iter::repeat_n((Role::ModelBuilder, b.builder), p.model_builders));
+    roles.extend(std::iter::repeat_n((Role::App, b.app), p.apps));
+    roles.extend(std::iter::repeat_n((Role::Operator, b.operator), p.honest_operators));
+    // A forging operator and its contributor account (both its own).
+    roles.extend(std::iter::repeat_n((Role::ForgingOperator, b.operator), 2 * p.forging_operators));
+    roles.extend(std::iter::repeat_n((Role::Trader, b.trader), p.traders));
+    roles.push((Role::Attester, 1));
+    roles
+}
+
 impl World {
     pub fn new(scn: &Scenario) -> Result<World, SimError> {
         let scn = scn.clone();
@@ -367,22 +389,7 @@ impl World {
         let b = &scn.balances;
         let mut people = vec![];
         let mut by_role: BTreeMap<Role, Vec<usize>> = BTreeMap::new();
-        let mut roles: Vec<(Role, u64)> = vec![];
-        roles.extend(std::iter::repeat_n((Role::Validator, b.validator), p.validators));
-        roles.extend(std::iter::repeat_n((Role::Delegator, b.delegator), p.delegators));
-        roles.extend(std::iter::repeat_n((Role::Contributor, b.contributor), p.honest_contributors));
-        roles.extend(std::iter::repeat_n((Role::Spammer, b.contributor), p.spammers));
-        roles.extend(std::iter::repeat_n((Role::Copycat, b.contributor), p.copycats));
-        for i in 0..p.datanets {
-            roles.push((if i < p.lazy_curators { Role::LazyCurator } else { Role::Curator }, b.curator));
-        }
-        roles.extend(std::iter::repeat_n((Role::ModelBuilder, b.builder), p.model_builders));
-        roles.extend(std::iter::repeat_n((Role::App, b.app), p.apps));
-        roles.extend(std::iter::repeat_n((Role::Operator, b.operator), p.honest_operators));
-        // A forging operator and its contributor account (both its own).
-        roles.extend(std::iter::repeat_n((Role::ForgingOperator, b.operator), 2 * p.forging_operators));
-        roles.extend(std::iter::repeat_n((Role::Trader, b.trader), p.traders));
-        roles.push((Role::Attester, 1));
+        let roles = roles_of(&scn);
         let keys: Vec<SecretKey> = (0..roles.len()).into_par_iter().map(|i| key_for(scn.seed, "account", i)).collect();
         let mut qrng = rng.fork(1);
         for (i, (role, open)) in roles.iter().enumerate() {
@@ -1131,22 +1138,7 @@ impl World {
 
     fn outcome(&mut self, h: u64, from: usize, tag: Tag, r: Receipt) -> Result<(), SimError> {
         if !r.success {
-            *self.totals.reverted.entry(Self::revert_reason(&r)).or_default() += 1;
-            match tag {
-                Tag::Settle(_, batch) => self.totals.settle_failures += batch.len() as u64,
-                Tag::Challenge(rh) => {
-                    self.open_challenges -= 1;
-                    if let Some(hd) = self.holds.get_mut(&rh) {
-                        hd.state = HoldState::Posted;
-                    }
-                }
-                Tag::GovExecute(_) => {
-                    self.totals.proposals_failed += 1;
-                    self.pending_props -= 1;
-                }
-                Tag::Review(id, _) => self.datanets[self.contributions[&id].datanet].pending.push(id),
-                _ => {}
-            }
+            self.failed(tag, &r);
             return Ok(());
         }
         let logs = &r.logs;
@@ -1168,73 +1160,8 @@ impl World {
                     }
                 }
             }
-            Tag::Review(id, approved) => {
-                let spam = self.people[self.contributions[&id].owner].role == Role::Spammer;
-                if approved {
-                    let mut version = 0;
-                    for l in logs {
-                        if let Ok(e) = IDatanets::ContributionApproved::decode_log_data(&l.data) {
-                            version = e.version;
-                        }
-                    }
-                    let c = self.contributions.get_mut(&id).expect("reviewed contributions are known");
-                    c.status = Status::Approved;
-                    c.version = version;
-                    let d = c.datanet;
-                    let owner = c.owner;
-                    let rows = c.parsed.len() as u64;
-                    for (i, row) in c.parsed.iter().enumerate() {
-                        self.datanets[d]
-                            .index
-                            .insert(primitives::rows::RowId { contribution: id, index: i as u32 }, row);
-                    }
-                    self.datanets[d].version = version;
-                    self.datanets[d].approved.push(id);
-                    let s = &mut self.people[owner].stats;
-                    s.approved += 1;
-                    s.rows_approved += rows;
-                    if spam {
-                        self.day_mut(h).spam_approved += 1;
-                    }
-                } else {
-                    let c = self.contributions.get_mut(&id).expect("reviewed contributions are known");
-                    c.status = Status::Rejected;
-                    let owner = c.owner;
-                    for l in logs {
-                        if let Ok(e) = IDatanets::ContributionRejected::decode_log_data(&l.data) {
-                            self.people[owner].stats.bond_slashed += e.slashed.to::<u128>();
-                            self.totals.treasury_from_rejections += e.slashed.to::<u128>();
-                        }
-                    }
-                    self.people[owner].stats.rejected += 1;
-                    if spam {
-                        self.day_mut(h).spam_rejected += 1;
-                    }
-                }
-            }
-            Tag::Register(b, mut m, _refs) => {
-                for l in logs {
-                    if let Ok(e) = IModels::ModelRegistered::decode_log_data(&l.data) {
-                        m.id = e.id;
-                    }
-                }
-                let mi = self.models.len();
-                self.models.push(*m);
-                let id = self.models[mi].id;
-                let call = IModelsCalls::propose(IModels::proposeCall { id });
-                self.send(b, MODELS, 0, call.abi_encode(), 500_000, Tag::ProposeModel);
-                // Governance approves it: the first validator proposes, everyone with stake votes.
-                let v0 = self.role(Role::Validator)[0];
-                let approve = IModelsCalls::approve(IModels::approveCall { ids: vec![id] }).abi_encode();
-                let call = IGovernanceCalls::propose(IGovernance::proposeCall {
-                    description: format!("make model {id} live"),
-                    targets: vec![MODELS],
-                    calldatas: vec![approve.into()],
-                });
-                let deposit = self.p.deposit;
-                self.send(v0, GOVERNANCE, deposit, call.abi_encode(), 2_000_000, Tag::GovPropose(vec![mi]));
-                self.pending_props += 1;
-            }
+            Tag::Review(id, approved) => self.reviewed(h, id, approved, logs),
+            Tag::Register(b, m, _refs) => self.registered(b, *m, logs),
             Tag::GovPropose(models) => {
                 for l in logs {
                     if let Ok(e) = IGovernance::ProposalCreated::decode_log_data(&l.data) {
@@ -1246,190 +1173,10 @@ impl World {
                     }
                 }
             }
-            Tag::GovExecute(models) => {
-                self.pending_props -= 1;
-                for mi in models {
-                    self.live.push(mi);
-                    self.totals.models_live += 1;
-                    let b = &self.scn.behaviour;
-                    if b.shares_sold_bps > 0 && !self.role(Role::Trader).is_empty() {
-                        let owner = self.models[mi].owner;
-                        let call = IAssets::splitCall {
-                            assetId: runtime::assets::model_asset(self.models[mi].id),
-                            supply: U256::from(1_000_000u64) * U256::from(ONE_OPEN),
-                            symbol: format!("M{}", self.models[mi].id),
-                        };
-                        self.send(owner, ASSETS, 0, call.abi_encode(), 1_000_000, Tag::Split(mi));
-                    }
-                }
-                self.day_mut(h).live_models = self.live.len() as u64;
-            }
-            Tag::Split(mi) => {
-                for l in logs {
-                    if let Ok(e) = IAssets::Split::decode_log_data(&l.data) {
-                        self.models[mi].share_token = Some(e.shareToken);
-                    }
-                }
-                // Traders buy the sold share, 1% lots, paying the builder through the bank.
-                let Some(token) = self.models[mi].share_token else { return Ok(()) };
-                let owner = self.models[mi].owner;
-                let traders = self.role(Role::Trader);
-                let lots = (self.scn.behaviour.shares_sold_bps / 100) as usize;
-                let price = self.scn.behaviour.share_price_micro_open_per_pct as u128 * MICRO;
-                let mut r = self.rng.fork(0x4000_0000 + mi as u64);
-                for _ in 0..lots {
-                    let t = traders[r.below(traders.len() as u64) as usize];
-                    let pay = IBank::transferCall { to: self.people[owner].address, amount: U256::from(price) };
-                    self.send(t, BANK, 0, pay.abi_encode(), 200_000, Tag::Other);
-                    let give = IShareToken::transferCall {
-                        to: self.people[t].address,
-                        value: U256::from(10_000u64) * U256::from(ONE_OPEN),
-                    };
-                    self.send(owner, token, 0, give.abi_encode(), 300_000, Tag::Other);
-                }
-            }
-            Tag::Settle(oi, batch) => {
-                let mut by_hash: HashMap<B256, (u128, u128)> = HashMap::new();
-                for l in logs {
-                    if let Ok(e) = IInference::ReceiptSettled::decode_log_data(&l.data) {
-                        by_hash.insert(e.receiptHash, (e.cost, e.dataShare));
-                    }
-                }
-                let op = self.operators[oi];
-                let sybil = self.sybil_of.get(&op).copied();
-                let forge_bps = self.scn.behaviour.forge_bps;
-                let mut r = self.rng.fork(0x5000_0000 + h * 7 + oi as u64);
-                let apps = self.role(Role::App);
-                for s in batch {
-                    let rh = primitives::abi::receipt_hash(&s.receipt);
-                    let Some((cost, data)) = by_hash.get(&rh).copied() else { continue };
-                    self.totals.receipts_settled += 1;
-                    self.totals.settled_cost += cost;
-                    self.totals.data_held += data;
-                    let parts: u128 = self.p.split.iter().map(|bps| cost * bps / 10_000).sum();
-                    self.totals.treasury_from_inference += cost - parts;
-                    let ai = apps.iter().position(|a| self.people[*a].address == s.receipt.payer).unwrap_or(0);
-                    let st = &mut self.people[apps[ai]].stats;
-                    st.inferences_paid += 1;
-                    st.inference_spend += cost;
-                    self.people[op].stats.receipts_served += 1;
-                    let day = self.day_mut(h);
-                    day.inferences += 1;
-                    day.spend += cost;
-                    if data == 0 {
-                        continue;
-                    }
-                    // The record it posts: the truth, or (a forger) its own contributions.
-                    let mut credits = s.truth.clone();
-                    let mut forged = false;
-                    if let Some(sy) = sybil
-                        && r.chance(forge_bps)
-                    {
-                        let own: Vec<u64> = self.models[s.model]
-                            .creditable
-                            .iter()
-                            .map(|(id, _)| *id)
-                            .filter(|id| self.contributions[id].owner == sy)
-                            .collect();
-                        if let Some(id) = own.first()
-                            && credits != vec![Credit { contributionId: *id, weightPpm: 1_000_000 }]
-                        {
-                            credits = vec![Credit { contributionId: *id, weightPpm: 1_000_000 }];
-                            forged = true;
-                        }
-                    }
-                    let record = record_bytes(&rh, &credits);
-                    let call = IInferenceCalls::postAttribution(IInference::postAttributionCall {
-                        receiptHash: rh,
-                        recordHash: primitives::content_hash(&record),
-                        credits: credits.clone(),
-                    });
-                    self.send(
-                        op,
-                        INFERENCE,
-                        0,
-                        call.abi_encode(),
-                        400_000 + 40_000 * credits.len() as u64,
-                        Tag::Post(rh),
-                    );
-                    self.holds.insert(
-                        rh,
-                        Hold {
-                            op: oi,
-                            truth: s.truth,
-                            posted_at: 0,
-                            record,
-                            forged,
-                            state: HoldState::Open,
-                            challenger: 0,
-                        },
-                    );
-                }
-            }
-            Tag::Post(rh) => {
-                self.later.entry(h + self.p.window).or_default().push(Later::Finalize(rh));
-                let audit = self.scn.behaviour.audit_bps;
-                let mut r = self.rng.fork(0x6000_0000 ^ u64::from_be_bytes(rh.0[..8].try_into().expect("8 bytes")));
-                let x = r.below(1 << 32);
-                let hold = self.holds.get_mut(&rh).expect("posted holds are known");
-                hold.state = HoldState::Posted;
-                hold.posted_at = h;
-                let forged = hold.forged;
-                let op = hold.op;
-                if forged {
-                    self.totals.forged_records += 1;
-                    self.people[self.operators[op]].stats.records_forged += 1;
-                }
-                // A watcher recomputes a share of records and flags one that differs (or, a false
-                // alarm, an honest one: recomputation matches only within a tolerance). It
-                // challenges when the expected reward beats the expected loss of the bond.
-                let b = &self.scn.behaviour;
-                let audited = (x % 10_000) < audit as u64;
-                let false_alarm = !forged && r.chance(b.false_alarm_bps);
-                if audited && (forged || false_alarm) {
-                    let validators = self.role(Role::Validator);
-                    let w = validators[(x as usize / 7) % validators.len()];
-                    let bond = runtime::attribution::required_bond(self.p.challenge_bond, self.open_challenges);
-                    let operator = self.people[self.operators[op]].address;
-                    let info = self.chain.view(STAKING, IStaking::operatorInfoCall { operator })?;
-                    let reward =
-                        info.selfBond.to::<u128>() * self.p.slash_ppm / 1_000_000 * self.p.reporter_bps / 10_000;
-                    // Precision from every resolved challenge so far, with a prior of
-                    // `watcher_prior_precision_bps` worth ten challenges.
-                    let t = &self.totals;
-                    let won = (t.challenges_upheld + t.challenges_defaulted) as u128;
-                    let lost = t.challenges_rejected as u128;
-                    let prior = b.watcher_prior_precision_bps as u128;
-                    let precision_bps = (won * 10_000 + prior * 10) / (won + lost + 10);
-                    let worth = precision_bps * reward > (10_000 - precision_bps) * bond;
-                    if !worth {
-                        self.totals.challenges_declined += 1;
-                        if forged {
-                            self.totals.forged_unchallenged += 1;
-                        }
-                    } else if self.chain.balance(&self.people[w].address) < bond + ONE_OPEN {
-                        self.totals.challenges_unaffordable += 1;
-                        if forged {
-                            self.totals.forged_unchallenged += 1;
-                        }
-                    } else {
-                        if false_alarm {
-                            self.totals.false_alarms += 1;
-                        }
-                        self.open_challenges += 1;
-                        let hold = self.holds.get_mut(&rh).expect("known");
-                        hold.state = HoldState::Challenged;
-                        hold.challenger = w;
-                        let call = IAttributionCalls::challenge(IAttribution::challengeCall {
-                            receiptHash: rh,
-                            challengerRecordHash: primitives::content_hash(&record_bytes(&rh, &hold.truth)),
-                        });
-                        self.send(w, ATTRIBUTION, bond, call.abi_encode(), 1_000_000, Tag::Challenge(rh));
-                    }
-                } else if forged {
-                    self.totals.forged_unchallenged += 1;
-                }
-            }
+            Tag::GovExecute(models) => self.executed(h, models),
+            Tag::Split(mi) => self.split_done(mi, logs),
+            Tag::Settle(oi, batch) => self.settled(h, oi, batch, logs),
+            Tag::Post(rh) => self.posted(h, rh)?,
             Tag::Challenge(rh) => {
                 self.totals.challenges_opened += 1;
                 self.people[from].stats.challenges_opened += 1;
@@ -1460,6 +1207,272 @@ impl World {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A transaction that reverted: count why, and undo what its sending assumed.
+    fn failed(&mut self, tag: Tag, r: &Receipt) {
+        *self.totals.reverted.entry(Self::revert_reason(r)).or_default() += 1;
+        match tag {
+            Tag::Settle(_, batch) => self.totals.settle_failures += batch.len() as u64,
+            Tag::Challenge(rh) => {
+                self.open_challenges -= 1;
+                if let Some(hd) = self.holds.get_mut(&rh) {
+                    hd.state = HoldState::Posted;
+                }
+            }
+            Tag::GovExecute(_) => {
+                self.totals.proposals_failed += 1;
+                self.pending_props -= 1;
+            }
+            Tag::Review(id, _) => self.datanets[self.contributions[&id].datanet].pending.push(id),
+            _ => {}
+        }
+    }
+
+    /// A contribution reviewed: approved (its rows join the Datanet's index) or rejected.
+    fn reviewed(&mut self, h: u64, id: u64, approved: bool, logs: &[alloy_primitives::Log]) {
+        let spam = self.people[self.contributions[&id].owner].role == Role::Spammer;
+        if approved {
+            let mut version = 0;
+            for l in logs {
+                if let Ok(e) = IDatanets::ContributionApproved::decode_log_data(&l.data) {
+                    version = e.version;
+                }
+            }
+            let c = self.contributions.get_mut(&id).expect("reviewed contributions are known");
+            c.status = Status::Approved;
+            c.version = version;
+            let d = c.datanet;
+            let owner = c.owner;
+            let rows = c.parsed.len() as u64;
+            for (i, row) in c.parsed.iter().enumerate() {
+                self.datanets[d].index.insert(primitives::rows::RowId { contribution: id, index: i as u32 }, row);
+            }
+            self.datanets[d].version = version;
+            self.datanets[d].approved.push(id);
+            let s = &mut self.people[owner].stats;
+            s.approved += 1;
+            s.rows_approved += rows;
+            if spam {
+                self.day_mut(h).spam_approved += 1;
+            }
+        } else {
+            let c = self.contributions.get_mut(&id).expect("reviewed contributions are known");
+            c.status = Status::Rejected;
+            let owner = c.owner;
+            for l in logs {
+                if let Ok(e) = IDatanets::ContributionRejected::decode_log_data(&l.data) {
+                    self.people[owner].stats.bond_slashed += e.slashed.to::<u128>();
+                    self.totals.treasury_from_rejections += e.slashed.to::<u128>();
+                }
+            }
+            self.people[owner].stats.rejected += 1;
+            if spam {
+                self.day_mut(h).spam_rejected += 1;
+            }
+        }
+    }
+
+    /// A model registered: propose it, and have governance vote it live.
+    fn registered(&mut self, b: usize, mut m: Model, logs: &[alloy_primitives::Log]) {
+        for l in logs {
+            if let Ok(e) = IModels::ModelRegistered::decode_log_data(&l.data) {
+                m.id = e.id;
+            }
+        }
+        let mi = self.models.len();
+        self.models.push(m);
+        let id = self.models[mi].id;
+        let call = IModelsCalls::propose(IModels::proposeCall { id });
+        self.send(b, MODELS, 0, call.abi_encode(), 500_000, Tag::ProposeModel);
+        // Governance approves it: the first validator proposes, everyone with stake votes.
+        let v0 = self.role(Role::Validator)[0];
+        let approve = IModelsCalls::approve(IModels::approveCall { ids: vec![id] }).abi_encode();
+        let call = IGovernanceCalls::propose(IGovernance::proposeCall {
+            description: format!("make model {id} live"),
+            targets: vec![MODELS],
+            calldatas: vec![approve.into()],
+        });
+        let deposit = self.p.deposit;
+        self.send(v0, GOVERNANCE, deposit, call.abi_encode(), 2_000_000, Tag::GovPropose(vec![mi]));
+        self.pending_props += 1;
+    }
+
+    /// A proposal executed: its models are live; builders split their revenue.
+    fn executed(&mut self, h: u64, models: Vec<usize>) {
+        self.pending_props -= 1;
+        for mi in models {
+            self.live.push(mi);
+            self.totals.models_live += 1;
+            let b = &self.scn.behaviour;
+            if b.shares_sold_bps > 0 && !self.role(Role::Trader).is_empty() {
+                let owner = self.models[mi].owner;
+                let call = IAssets::splitCall {
+                    assetId: runtime::assets::model_asset(self.models[mi].id),
+                    supply: U256::from(1_000_000u64) * U256::from(ONE_OPEN),
+                    symbol: format!("M{}", self.models[mi].id),
+                };
+                self.send(owner, ASSETS, 0, call.abi_encode(), 1_000_000, Tag::Split(mi));
+            }
+        }
+        self.day_mut(h).live_models = self.live.len() as u64;
+    }
+
+    /// A model split: traders buy the sold shares.
+    fn split_done(&mut self, mi: usize, logs: &[alloy_primitives::Log]) {
+        for l in logs {
+            if let Ok(e) = IAssets::Split::decode_log_data(&l.data) {
+                self.models[mi].share_token = Some(e.shareToken);
+            }
+        }
+        // Traders buy the sold share, 1% lots, paying the builder through the bank.
+        let Some(token) = self.models[mi].share_token else { return };
+        let owner = self.models[mi].owner;
+        let traders = self.role(Role::Trader);
+        let lots = (self.scn.behaviour.shares_sold_bps / 100) as usize;
+        let price = self.scn.behaviour.share_price_micro_open_per_pct as u128 * MICRO;
+        let mut r = self.rng.fork(0x4000_0000 + mi as u64);
+        for _ in 0..lots {
+            let t = traders[r.below(traders.len() as u64) as usize];
+            let pay = IBank::transferCall { to: self.people[owner].address, amount: U256::from(price) };
+            self.send(t, BANK, 0, pay.abi_encode(), 200_000, Tag::Other);
+            let give = IShareToken::transferCall {
+                to: self.people[t].address,
+                value: U256::from(10_000u64) * U256::from(ONE_OPEN),
+            };
+            self.send(owner, token, 0, give.abi_encode(), 300_000, Tag::Other);
+        }
+    }
+
+    /// Receipts settled: count them, and post each one's record (true, or forged).
+    fn settled(&mut self, h: u64, oi: usize, batch: Vec<Served>, logs: &[alloy_primitives::Log]) {
+        let mut by_hash: HashMap<B256, (u128, u128)> = HashMap::new();
+        for l in logs {
+            if let Ok(e) = IInference::ReceiptSettled::decode_log_data(&l.data) {
+                by_hash.insert(e.receiptHash, (e.cost, e.dataShare));
+            }
+        }
+        let op = self.operators[oi];
+        let sybil = self.sybil_of.get(&op).copied();
+        let forge_bps = self.scn.behaviour.forge_bps;
+        let mut r = self.rng.fork(0x5000_0000 + h * 7 + oi as u64);
+        let apps = self.role(Role::App);
+        for s in batch {
+            let rh = primitives::abi::receipt_hash(&s.receipt);
+            let Some((cost, data)) = by_hash.get(&rh).copied() else { continue };
+            self.totals.receipts_settled += 1;
+            self.totals.settled_cost += cost;
+            self.totals.data_held += data;
+            let parts: u128 = self.p.split.iter().map(|bps| cost * bps / 10_000).sum();
+            self.totals.treasury_from_inference += cost - parts;
+            let ai = apps.iter().position(|a| self.people[*a].address == s.receipt.payer).unwrap_or(0);
+            let st = &mut self.people[apps[ai]].stats;
+            st.inferences_paid += 1;
+            st.inference_spend += cost;
+            self.people[op].stats.receipts_served += 1;
+            let day = self.day_mut(h);
+            day.inferences += 1;
+            day.spend += cost;
+            if data == 0 {
+                continue;
+            }
+            // The record it posts: the truth, or (a forger) its own contributions.
+            let mut credits = s.truth.clone();
+            let mut forged = false;
+            if let Some(sy) = sybil
+                && r.chance(forge_bps)
+            {
+                let own: Vec<u64> = self.models[s.model]
+                    .creditable
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| self.contributions[id].owner == sy)
+                    .collect();
+                if let Some(id) = own.first()
+                    && credits != vec![Credit { contributionId: *id, weightPpm: 1_000_000 }]
+                {
+                    credits = vec![Credit { contributionId: *id, weightPpm: 1_000_000 }];
+                    forged = true;
+                }
+            }
+            let record = record_bytes(&rh, &credits);
+            let call = IInferenceCalls::postAttribution(IInference::postAttributionCall {
+                receiptHash: rh,
+                recordHash: primitives::content_hash(&record),
+                credits: credits.clone(),
+            });
+            self.send(op, INFERENCE, 0, call.abi_encode(), 400_000 + 40_000 * credits.len() as u64, Tag::Post(rh));
+            self.holds.insert(
+                rh,
+                Hold { op: oi, truth: s.truth, posted_at: 0, record, forged, state: HoldState::Open, challenger: 0 },
+            );
+        }
+    }
+
+    /// A record posted: schedule its finalization; a watcher may audit and challenge it.
+    fn posted(&mut self, h: u64, rh: B256) -> Result<(), SimError> {
+        self.later.entry(h + self.p.window).or_default().push(Later::Finalize(rh));
+        let audit = self.scn.behaviour.audit_bps;
+        let mut r = self.rng.fork(0x6000_0000 ^ u64::from_be_bytes(rh.0[..8].try_into().expect("8 bytes")));
+        let x = r.below(1 << 32);
+        let hold = self.holds.get_mut(&rh).expect("posted holds are known");
+        hold.state = HoldState::Posted;
+        hold.posted_at = h;
+        let forged = hold.forged;
+        let op = hold.op;
+        if forged {
+            self.totals.forged_records += 1;
+            self.people[self.operators[op]].stats.records_forged += 1;
+        }
+        // A watcher recomputes a share of records and flags one that differs (or, a false
+        // alarm, an honest one: recomputation matches only within a tolerance). It
+        // challenges when the expected reward beats the expected loss of the bond.
+        let b = &self.scn.behaviour;
+        let audited = (x % 10_000) < audit as u64;
+        let false_alarm = !forged && r.chance(b.false_alarm_bps);
+        if audited && (forged || false_alarm) {
+            let validators = self.role(Role::Validator);
+            let w = validators[(x as usize / 7) % validators.len()];
+            let bond = runtime::attribution::required_bond(self.p.challenge_bond, self.open_challenges);
+            let operator = self.people[self.operators[op]].address;
+            let info = self.chain.view(STAKING, IStaking::operatorInfoCall { operator })?;
+            let reward = info.selfBond.to::<u128>() * self.p.slash_ppm / 1_000_000 * self.p.reporter_bps / 10_000;
+            // Precision from every resolved challenge so far, with a prior of
+            // `watcher_prior_precision_bps` worth ten challenges.
+            let t = &self.totals;
+            let won = (t.challenges_upheld + t.challenges_defaulted) as u128;
+            let lost = t.challenges_rejected as u128;
+            let prior = b.watcher_prior_precision_bps as u128;
+            let precision_bps = (won * 10_000 + prior * 10) / (won + lost + 10);
+            let worth = precision_bps * reward > (10_000 - precision_bps) * bond;
+            if !worth {
+                self.totals.challenges_declined += 1;
+                if forged {
+                    self.totals.forged_unchallenged += 1;
+                }
+            } else if self.chain.balance(&self.people[w].address) < bond + ONE_OPEN {
+                self.totals.challenges_unaffordable += 1;
+                if forged {
+                    self.totals.forged_unchallenged += 1;
+                }
+            } else {
+                if false_alarm {
+                    self.totals.false_alarms += 1;
+                }
+                self.open_challenges += 1;
+                let hold = self.holds.get_mut(&rh).expect("known");
+                hold.state = HoldState::Challenged;
+                hold.challenger = w;
+                let call = IAttributionCalls::challenge(IAttribution::challengeCall {
+                    receiptHash: rh,
+                    challengerRecordHash: primitives::content_hash(&record_bytes(&rh, &hold.truth)),
+                });
+                self.send(w, ATTRIBUTION, bond, call.abi_encode(), 1_000_000, Tag::Challenge(rh));
+            }
+        } else if forged {
+            self.totals.forged_unchallenged += 1;
         }
         Ok(())
     }

@@ -7,11 +7,9 @@
 //! malformed or unknown receipt is a 400 or 404 page, a private record is
 //! not shown (nor verified) for an anonymous browser, as the API would not.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rpc::http::{HttpClient, HttpResponse};
 
 /// The committed base model was trained on the King James Bible: with the
@@ -79,20 +77,7 @@ fn playground_chats_and_shows_who_is_credited() {
             true,
         )
     };
-    let mut a = chat();
-    for round in 0..3u32 {
-        if a["attribution"]["retrieval"]["credits"].as_array().is_some_and(|c| !c.is_empty()) {
-            break;
-        }
-        assert!(round < 2, "no answer quoted a retrieved row: {a}");
-        let file = e.dir().join(format!("answer-{round}.txt"));
-        std::fs::write(&file, a["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
-        let who = (5 + round).to_string();
-        let c = e.ok(&["contribute", file.to_str().unwrap(), "--datanet", &dn, "--dev-account", &who], true, true);
-        let cid = c["contribution"].as_u64().unwrap();
-        e.ok(&["curate", "approve", &cid.to_string(), "--dev-account", "0"], true, false);
-        a = chat();
-    }
+    let (a, _) = e.until_an_answer_quotes_a_row(&dn, chat(), chat);
     let receipt = a["receipt"]["hash"].as_str().unwrap().to_string();
     let credited = a["attribution"]["credits"][0]["contribution"].as_u64().unwrap();
     let path = format!("/playground/answer/{receipt}");

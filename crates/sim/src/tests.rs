@@ -3,8 +3,8 @@
 //! more than it earns, forged records lose their challenges, and the same seed
 //! gives the same CSV files. Then bad scenario files, refused by name.
 
-use sim::Scenario;
-use sim::world::Role;
+use crate::Scenario;
+use crate::world::Role;
 
 const SMALL: &str = r#"
 name = "small"
@@ -48,7 +48,7 @@ fn small() -> Scenario {
 #[test]
 fn a_small_economy_pays_exactly_and_replays_from_its_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let r = sim::run(&small(), &mut |_| {}).unwrap();
+    let r = crate::run(&small(), &mut |_| {}).unwrap();
     let t = &r.totals;
     let summary: Vec<String> = r.summary().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!("{}\n{:?}", summary.join("\n"), t.reverted);
@@ -86,7 +86,7 @@ fn a_small_economy_pays_exactly_and_replays_from_its_seed() {
     assert!(html.contains("<svg") && !html.contains("<script"));
 
     let again = tempfile::tempdir().unwrap();
-    sim::run(&small(), &mut |_| {}).unwrap().write(again.path()).unwrap();
+    crate::run(&small(), &mut |_| {}).unwrap().write(again.path()).unwrap();
     for f in ["summary.csv", "participants.csv", "daily.csv"] {
         let a = std::fs::read(dir.path().join(f)).unwrap();
         let b = std::fs::read(again.path().join(f)).unwrap();

@@ -2,9 +2,7 @@
 //! bad scenario files and bad `--set` values are refused with a clear error and
 //! no panic.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const TINY: &str = r#"
 name = "tiny"
