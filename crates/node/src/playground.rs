@@ -33,6 +33,10 @@ pub struct PlaygroundRecords {
     meter: Arc<crate::Meter>,
     attribution: Arc<AttributionService>,
     verdicts: Mutex<Verdicts>,
+    /// Held while a record is recomputed: one recomputation at a time, so a
+    /// burst of requests (for one receipt or many) queues behind it instead
+    /// of filling the blocking pool, and a receipt asked for twice is judged once.
+    judging: Mutex<()>,
 }
 
 impl PlaygroundRecords {
@@ -41,7 +45,7 @@ impl PlaygroundRecords {
         meter: Arc<crate::Meter>,
         attribution: Arc<AttributionService>,
     ) -> PlaygroundRecords {
-        PlaygroundRecords { openlora, meter, attribution, verdicts: Mutex::default() }
+        PlaygroundRecords { openlora, meter, attribution, verdicts: Mutex::default(), judging: Mutex::default() }
     }
 }
 
@@ -81,10 +85,17 @@ impl AnswerRecords for PlaygroundRecords {
                         try again in a few blocks"
                 .into());
         };
-        if let Some((posted, v)) = self.verdicts.lock().unwrap().by_receipt.get(&receipt)
-            && *posted == hold.recordHash
-        {
-            return Ok(v.clone());
+        let cached = || -> Option<Verdict> {
+            let kept = self.verdicts.lock().unwrap();
+            kept.by_receipt.get(&receipt).filter(|(posted, _)| *posted == hold.recordHash).map(|(_, v)| v.clone())
+        };
+        if let Some(v) = cached() {
+            return Ok(v);
+        }
+        let _judging = self.judging.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request may have judged it while this one waited.
+        if let Some(v) = cached() {
+            return Ok(v);
         }
         let mut checks = attribution::signed_record_checks(&signed, Some(hold.recordHash));
         let (record, prompt) = self.attribution.reveal_inputs(&attribution::record_hash(&signed["record"]))?;

@@ -376,27 +376,8 @@ fn setup() -> World {
     let k = keys();
     let mut c = Chain::new(&k);
     let attester = SecretKey::from_bytes(&[0xa7; 32]).unwrap();
-    let datanets = Module::Datanets.address();
     for name in ["medical", "legal"] {
-        let create = IDatanetsCalls::createDatanet(IDatanets::createDatanetCall {
-            name: name.into(),
-            summary: String::new(),
-            description: String::new(),
-            tags: vec![],
-            dataType: 0,
-            licence: "CC-BY-4.0".into(),
-            policy: 0,
-            contributorBond: U256::ZERO,
-            curators: vec![],
-            attesters: vec![attester.address()],
-            limits: DatanetLimits {
-                maxSubmissionBytes: 0,
-                contributorDailyBytes: 0,
-                datanetDailyBytes: 0,
-                contributorDailyFiles: 0,
-            },
-        });
-        assert!(c.send(&k.builder, datanets, Amount::ZERO, create.abi_encode()).success);
+        create_datanet(&mut c, &k.builder, &attester, name, "CC-BY-4.0");
     }
     let contributions = [(&k.alice, 1u64, 3u32), (&k.bob, 1, 5), (&k.bob, 2, 4)];
     for (i, (who, datanet, n)) in contributions.into_iter().enumerate() {
@@ -425,6 +406,29 @@ fn setup() -> World {
     // Contribution 4 arrives after the model was trained: Datanet 1 version 3.
     contribute(&mut c, &attester, &k.builder, &k.alice, 1, 2, 4);
     World { c, k, model, adapter }
+}
+
+/// `owner` creates a Datanet under `licence` that trusts `attester`.
+fn create_datanet(c: &mut Chain, owner: &SecretKey, attester: &SecretKey, name: &str, licence: &str) {
+    let create = IDatanetsCalls::createDatanet(IDatanets::createDatanetCall {
+        name: name.into(),
+        summary: String::new(),
+        description: String::new(),
+        tags: vec![],
+        dataType: 0,
+        licence: licence.into(),
+        policy: 0,
+        contributorBond: U256::ZERO,
+        curators: vec![],
+        attesters: vec![attester.address()],
+        limits: DatanetLimits {
+            maxSubmissionBytes: 0,
+            contributorDailyBytes: 0,
+            datanetDailyBytes: 0,
+            contributorDailyFiles: 0,
+        },
+    });
+    assert!(c.send(owner, Module::Datanets.address(), Amount::ZERO, create.abi_encode()).success);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -2919,26 +2923,8 @@ fn a_licence_of_a_retired_model_returns_what_is_left_to_its_holder() {
 fn a_model_trained_on_non_commercial_data_offers_no_licence() {
     let mut w = setup();
     let attester = SecretKey::from_bytes(&[0xa7; 32]).unwrap();
-    let create = IDatanetsCalls::createDatanet(IDatanets::createDatanetCall {
-        name: "research".into(),
-        summary: String::new(),
-        description: String::new(),
-        tags: vec![],
-        dataType: 0,
-        licence: "CC-BY-NC-4.0".into(),
-        policy: 0,
-        contributorBond: U256::ZERO,
-        curators: vec![],
-        attesters: vec![attester.address()],
-        limits: DatanetLimits {
-            maxSubmissionBytes: 0,
-            contributorDailyBytes: 0,
-            datanetDailyBytes: 0,
-            contributorDailyFiles: 0,
-        },
-    });
     let b = clone_key(&w.k.builder);
-    assert!(w.c.send(&b, Module::Datanets.address(), Amount::ZERO, create.abi_encode()).success);
+    create_datanet(&mut w.c, &b, &attester, "research", "CC-BY-NC-4.0");
     let alice = clone_key(&w.k.alice);
     contribute(&mut w.c, &attester, &b, &alice, 3, 2, 5);
     let mut reg =

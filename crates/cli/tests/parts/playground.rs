@@ -114,8 +114,17 @@ fn playground_chats_and_shows_who_is_credited() {
     let own = html(&e.node, "GET", &path, Some(&key), 200);
     assert!(own.starts_with("<!DOCTYPE html>") && own.contains(&receipt));
 
-    // The node recomputes the record and says it matches.
+    // The node recomputes the record and says it matches. A burst of
+    // verifications is judged one at a time and gets one verdict.
+    let burst: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..6)
+            .map(|_| sc.spawn(|| html(&e.node, "POST", &format!("{path}/verify?fragment=1"), Some(&key), 200)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(burst.windows(2).all(|w| w[0] == w[1]), "one verdict for one record");
     let verdict = html(&e.node, "POST", &format!("{path}/verify?fragment=1"), Some(&key), 200);
+    assert_eq!(verdict, burst[0], "the kept verdict");
     assert_has(&verdict, "the verdict", &["The record matches", "signature", "retrieval part (byte for byte)"]);
     assert!(!verdict.contains("✗"), "{verdict}");
 
