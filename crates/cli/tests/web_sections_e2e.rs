@@ -5,6 +5,12 @@
 //! its loss curves, an earnings page with the exact amounts, and the 400 and
 //! 404 pages for bad ids and addresses.
 
+/// A real browser (headless Chromium over WebDriver) and an EIP-1193 wallet.
+#[path = "parts/browser.rs"]
+mod browser;
+/// The app in that browser: axe-core on every page, phone widths, screenshots.
+#[path = "parts/browser_app.rs"]
+mod browser_app;
 mod common;
 /// The Playground (`/playground`): one test binary with the other sections.
 #[path = "parts/playground.rs"]

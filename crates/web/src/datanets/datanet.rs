@@ -107,7 +107,7 @@ fn versions(v: &ChainView, id: u64, d: &DatanetRecord, before: Option<u64>) -> R
                     td { @if ver.closed { "closed (rows removed since)" } @else { "open" } }
                 } } },
             ))
-            (window.nav(&format!("{}?", href(id)), "versions_before"))
+            (window.nav(&format!("{}?", href(id)), "versions_before", "versions"))
         }
     })
 }
@@ -146,6 +146,6 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
                 } } },
             ))
         }
-        (pager(&href(id), "", offset, limit, total))
+        (pager(&href(id), "", "contributions", offset, limit, total))
     })
 }

@@ -103,7 +103,7 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
                 } } },
             ))
         }
-        (window.nav(&format!("/datanets?limit={limit}&"), "before"))
+        (window.nav(&format!("/datanets?limit={limit}&"), "before", "Datanets"))
     };
     Ok(Page::new("Datanets", Section::Datanets, body))
 }

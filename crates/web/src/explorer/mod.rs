@@ -230,11 +230,12 @@ pub fn paragraphs(text: &str) -> Markup {
 }
 
 /// Links to the previous and next pages of an offset-paged list of `total`
-/// items at `base` (a path, its other parameters already in `extra`).
-pub fn pager(base: &str, extra: &str, offset: u64, limit: u64, total: u64) -> Markup {
+/// items at `base` (a path, its other parameters already in `extra`); `what`
+/// names the items for the navigation's label (one page may have several lists).
+pub fn pager(base: &str, extra: &str, what: &str, offset: u64, limit: u64, total: u64) -> Markup {
     let link = |o: u64| format!("{base}?{extra}offset={o}&limit={limit}");
     html! {
-        nav.pager aria-label="Pages" {
+        nav.pager aria-label=(format!("Pages of {what}")) {
             @if offset > 0 { a href=(link(offset.saturating_sub(limit))) rel="prev" { "← Previous" } " " }
             span { "Items " (offset.min(total) + u64::from(total > 0)) "–" (offset.saturating_add(limit).min(total)) " of " (total) }
             @if offset.saturating_add(limit) < total { " " a href=(link(offset + limit)) rel="next" { "Next →" } }
@@ -264,11 +265,11 @@ impl NewestFirst {
         (self.lowest..=self.top).rev()
     }
 
-    /// Links to the newer and older pages: `{base}{key}={id}`.
-    pub fn nav(&self, base: &str, key: &str) -> Markup {
+    /// Links to the newer and older pages of `what`: `{base}{key}={id}`.
+    pub fn nav(&self, base: &str, key: &str, what: &str) -> Markup {
         let newer = self.top.saturating_add(self.limit).min(self.count).saturating_add(1);
         html! {
-            nav.pager aria-label="Pages" {
+            nav.pager aria-label=(format!("Pages of {what}")) {
                 @if self.top < self.count { a href=(format!("{base}{key}={newer}")) rel="prev" { "← Newer" } }
                 @if self.lowest > 1 { a href=(format!("{base}{key}={}", self.lowest)) rel="next" { "Older →" } }
             }
@@ -296,7 +297,7 @@ mod tests {
         assert_eq!(ids(&NewestFirst::new(5, Some(2), 20)), vec![1]);
         assert_eq!(ids(&NewestFirst::new(5, Some(0), 20)), Vec::<u64>::new());
         assert_eq!(ids(&NewestFirst::new(5, Some(u64::MAX), 0)), vec![5]);
-        let nav = NewestFirst::new(5, Some(4), 2).nav("/x?", "before").into_string();
+        let nav = NewestFirst::new(5, Some(4), 2).nav("/x?", "before", "items").into_string();
         assert!(nav.contains("href=\"/x?before=6\"") && nav.contains("href=\"/x?before=2\""), "{nav}");
     }
 }

@@ -125,7 +125,7 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
                 } } },
             ))
         }
-        (window.nav(&format!("/governance?limit={limit}&"), "before"))
+        (window.nav(&format!("/governance?limit={limit}&"), "before", "proposals"))
     };
     Ok(Page::new("Governance", Section::Governance, body))
 }

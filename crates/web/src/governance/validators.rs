@@ -172,6 +172,6 @@ fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Marku
                 } } },
             ))
         }
-        (pager(&href(op), "", offset, limit, total))
+        (pager(&href(op), "", "stakers", offset, limit, total))
     })
 }

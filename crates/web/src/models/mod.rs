@@ -162,7 +162,7 @@ fn list(v: &ChainView, q: &JobQueue, raw: Option<&str>) -> Result<Page, WebError
                 "Job", "Name", "Owner", "Base model", "Datanet versions", "State", "Progress", "Latest loss", "Submitted", "Model",
             ], html! { @for r in rows { (r) } }))
         }
-        nav.pager aria-label="Pages" {
+        nav.pager aria-label="Pages of jobs" {
             @if before != u64::MAX { a href=(format!("/models/jobs?limit={limit}")) rel="prev" { "← Newest" } }
             @if let Some(id) = older { a href=(format!("/models/jobs?limit={limit}&before={id}")) rel="next" { "Older →" } }
         }

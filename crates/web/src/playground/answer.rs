@@ -51,7 +51,9 @@ fn respond(markup: Markup, fragment: bool, title: String) -> Response {
     if fragment {
         Html(markup.into_string()).into_response()
     } else {
-        Page::new(title, Section::Playground, markup).into_response()
+        // The fragment's headings are h3s (under the Playground's h2); alone on a page they keep that order.
+        let body = html! { h2.visually-hidden { (title) } (markup) };
+        Page::new(title, Section::Playground, body).into_response()
     }
 }
 
