@@ -13,6 +13,7 @@
   var model = document.getElementById("pg-model");
   var prompt = document.getElementById("pg-prompt");
   var maxTokens = document.getElementById("pg-max");
+  var temperature = document.getElementById("pg-temperature");
   var datanets = document.getElementById("pg-datanets");
   var publish = document.getElementById("pg-public");
   var send = document.getElementById("pg-send");
@@ -122,6 +123,9 @@
     var body = { model: model.value, messages: messages, stream: true };
     var n = parseInt(maxTokens.value, 10);
     if (n > 0) body.max_tokens = n;
+    // 0 is greedy: the same question gets the same answer.
+    var t = parseFloat(temperature && temperature.value);
+    if (t >= 0) body.temperature = t;
     // Datanet ids as typed; the node checks them (and who may read them).
     var ids = (datanets && datanets.value || "").split(/[\s,]+/).filter(function (x) { return x !== ""; });
     if (ids.length) body.retrieval = { datanets: ids.map(Number), k: 4 };

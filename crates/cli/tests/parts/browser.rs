@@ -200,7 +200,16 @@ impl Browser {
 
     /// Save a PNG of the viewport as `target/browser/screenshots/<name>.png`; its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        let b64 = self.cmd("GET", "/screenshot", json!({}));
+        self.save_png(name, self.cmd("GET", "/screenshot", json!({})))
+    }
+
+    /// A PNG of the first element matching `css` only (scrolled into view), saved as [`Browser::screenshot`] does.
+    pub fn screenshot_of(&self, css: &str, name: &str) -> PathBuf {
+        let e = self.wait_for(css, 10);
+        self.save_png(name, self.cmd("GET", &format!("/element/{e}/screenshot"), json!({})))
+    }
+
+    fn save_png(&self, name: &str, b64: Value) -> PathBuf {
         let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let dir = workspace_root().join("target/browser/screenshots");

@@ -215,6 +215,10 @@ fn page(v: &ChainView, pg: &Playground) -> Result<Page, WebError> {
                 input #pg-max type="number" min="1" max="1024" value="64" inputmode="numeric";
             }
             div.field.row {
+                label for="pg-temperature" { "Temperature (0: the same answer each time)" }
+                input #pg-temperature type="number" min="0" max="2" step="0.1" value="0.7" inputmode="decimal";
+            }
+            div.field.row {
                 input #pg-public type="checkbox";
                 label for="pg-public" { "Publish this answer's attribution record (anyone may then read it)" }
             }
