@@ -19,8 +19,9 @@ use attribution::{
     canonical, record_credits, record_hash,
 };
 use chain::Chain;
+
+use crate::pending::{Pending, PendingRecords};
 use ml::{Model, TextTokenizer};
-use primitives::abi::Credit;
 use primitives::{B256, ModelId};
 use runtime::models::{ModelRecord, ModelRecordExt, ModelsRead};
 use runtime::params::ParamsRead;
@@ -41,13 +42,9 @@ pub struct AttributionService {
     /// Receipt → the signed record and who may read it; record hash (its
     /// blob) → who may read it (the same as its route). On disk, the newest in memory.
     records: crate::records::RecordStore,
-    /// Records waiting for their receipt to settle: receipt → (record hash, credits).
-    pub to_post: PendingRecords,
+    /// Records waiting for their receipt to settle, journaled under `<dir>/to-post`.
+    pub to_post: Arc<PendingRecords>,
 }
-
-/// Records waiting for their receipt to settle: receipt → (record hash,
-/// credits, the Datanet versions its answer retrieved from).
-pub type PendingRecords = Arc<Mutex<HashMap<B256, (B256, Vec<Credit>, Vec<(u64, u64)>)>>>;
 
 impl AttributionService {
     pub fn new(
@@ -62,6 +59,7 @@ impl AttributionService {
     ) -> Arc<AttributionService> {
         let spans = crate::spans::SpanIndexes::new(dir.join("span-indexes"));
         let records = crate::records::RecordStore::new(dir.join("records"));
+        let to_post = Arc::new(PendingRecords::open(dir.join("to-post")));
         Arc::new(AttributionService {
             chain,
             blobs,
@@ -74,7 +72,7 @@ impl AttributionService {
             spans,
             gradients: Mutex::new(HashMap::new()),
             records,
-            to_post: Arc::new(Mutex::new(HashMap::new())),
+            to_post,
         })
     }
 
@@ -337,8 +335,10 @@ impl serve::Attributor for AttributionService {
         if let Err(e) = self.handle.block_on(self.blobs.put(canonical(&record).into_bytes().into())) {
             tracing::warn!("attribution record of {receipt_hash} not stored: {e}");
         }
-        let retrieved_versions = inputs.map(|i| i.datanets).unwrap_or_default();
-        self.to_post.lock().unwrap().insert(receipt_hash, (hash, credits, retrieved_versions));
+        let retrieved = inputs.map(|i| i.datanets).unwrap_or_default();
+        if let Err(e) = self.to_post.insert(receipt_hash, Pending { record: hash, credits, retrieved }) {
+            tracing::warn!("{e}");
+        }
         if let Err(e) = self.records.put(receipt_hash, hash, signed, access) {
             tracing::warn!("{e}");
         }

@@ -19,6 +19,7 @@ pub mod dev_market;
 mod factory_env;
 mod meter;
 pub mod peer_blobs;
+pub mod pending;
 pub mod playground;
 mod records;
 pub mod retriever;

@@ -111,7 +111,7 @@ pub struct Meter {
     round: Mutex<()>,
     handle: tokio::runtime::Handle,
     /// Attribution records waiting for their receipt to settle.
-    to_post: Mutex<Option<crate::attribution::PendingRecords>>,
+    to_post: Mutex<Option<Arc<crate::pending::PendingRecords>>>,
     /// Receipts settled whose record has not been posted (yet).
     settled: Mutex<std::collections::VecDeque<B256>>,
     /// Where a challenged record's bytes and prompt come from (the attribution service).
@@ -251,7 +251,26 @@ impl Meter {
     }
 
     /// Post these records (phase two) once their receipts settle.
-    pub fn post_attributions_from(&self, to_post: crate::attribution::PendingRecords) {
+    /// Records journaled before a restart are posted too: those whose receipt
+    /// settled (its hold awaits a record) on the next pass, those not settled
+    /// yet when they settle; those already posted or past are dropped.
+    pub fn post_attributions_from(&self, to_post: Arc<crate::pending::PendingRecords>) {
+        use runtime::inference::InferenceRead;
+        use runtime::inference::records::OPEN;
+        match self.chain.snapshot() {
+            Ok(st) => {
+                let mut settled = self.settled.lock().unwrap();
+                for h in to_post.receipts() {
+                    match st.hold(&h) {
+                        Ok(Some(hold)) if hold.status == OPEN => settled.push_back(h),
+                        Ok(Some(_)) => drop(to_post.take(&h)),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("pending attribution record of {h}: {e}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("pending attribution records not checked against the chain: {e}"),
+        }
         *self.to_post.lock().unwrap() = Some(to_post);
     }
 
@@ -267,12 +286,11 @@ impl Meter {
             while settled.len() > SETTLED_KEPT {
                 settled.pop_front();
             }
-            let waiting = q.lock().unwrap();
-            settled.iter().filter(|h| waiting.contains_key(*h)).copied().collect()
+            settled.iter().filter(|h| q.contains(h)).copied().collect()
         };
         self.settled.lock().unwrap().retain(|h| !ready.contains(h));
         for h in &ready {
-            let Some((record, credits, retrieved)) = q.lock().unwrap().remove(h) else { continue };
+            let Some(crate::pending::Pending { record, credits, retrieved }) = q.take(h) else { continue };
             let gas = 500_000 + 30_000 * credits.len() as u64 + 20_000 * retrieved.len() as u64;
             let data = if retrieved.is_empty() {
                 IInference::postAttributionCall { receiptHash: *h, recordHash: record, credits }.abi_encode()

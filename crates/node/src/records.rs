@@ -44,7 +44,7 @@ fn access_of(v: &Value) -> Option<serve::RecordAccess> {
 
 /// Write `bytes` to `path` through a temporary file and a rename, so a crash
 /// leaves the old file or the new one, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
