@@ -59,6 +59,22 @@ impl Tx {
     }
 }
 
+/// What `openledger model propose --job N` sends first: `models.register` of the
+/// job's model at the CLI's default prices (`r`: the job as the API shows it).
+pub fn model_register(r: &factory::JobRecord) -> Result<Tx, String> {
+    let price = |s: &str| s.parse::<primitives::Amount>().map(|a| a.0).map_err(|e| format!("price {s}: {e}"));
+    let j = serde_json::to_value(r).map_err(|e| e.to_string())?;
+    let registration = factory::registration::registration(
+        &j,
+        r.id,
+        None,
+        price(factory::registration::DEFAULT_PRICE_IN_PER_1K)?,
+        price(factory::registration::DEFAULT_PRICE_OUT_PER_1K)?,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Tx::call(Module::Models, &IModels::registerCall { registration }, U256::ZERO))
+}
+
 /// What `openledger model propose` sends after registering: `models.propose(id)`, no value.
 pub fn model_propose(id: u64) -> Tx {
     Tx::call(Module::Models, &IModels::proposeCall { id }, U256::ZERO)

@@ -3,15 +3,15 @@
 //! Datanet's latest version; a job posted as its script posts it (the
 //! CLI's JSON body, signed) runs while its live fragment
 //! (`/models/jobs/{id}?fragment=1`) grows its `#loss-points` table; once
-//! its model is registered, the page's `#job-propose` and then
+//! it succeeded, the page's `#job-register`, `#job-propose` and then
 //! `#job-gov-propose` buttons carry exactly the calls the CLI sends, which,
-//! sent as they are, make the model proposed and open a governance
-//! proposal, whose page then carries the `castVote` calls. Bad input: 400
+//! sent as they are, register the model, make it proposed and open a
+//! governance proposal, whose page then carries the `castVote` calls. Bad input: 400
 //! and 404 pages, and the API's refusal of a bad job.
 
 use std::time::{Duration, Instant};
 
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolEvent};
 use primitives::abi::{IGovernance, IModels};
 use primitives::system::Module;
 use primitives::{Address, Bytes, U256};
@@ -153,15 +153,28 @@ fn a_fine_tune_from_the_form_to_the_vote() {
     }
     assert!(seen.windows(2).all(|w| w[0] < w[1]) && seen.iter().filter(|n| **n > 0).count() >= 2, "{seen:?}");
 
-    // Registered as a draft: the page's button is `models.propose(id)`, what `model propose` sends.
-    let reg = e.ok(&["model", "propose", "--job", &id.to_string(), "--no-propose", "--dev-account", "1"], true, true);
-    let m = reg["id"].as_u64().unwrap();
+    // Succeeded: the page's first button is the `models.register` `model propose --job` sends
+    // (the job as the API shows it, the CLI's default prices); sent by the owner, a draft.
     let job_page = page(&e.node, &format!("/models/jobs/{id}"));
     assert!(job_page.contains("<p id=\"propose-result\" role=\"status\""), "{job_page}");
+    let tx = button_tx(&job_page, "id=\"job-register\"");
+    assert_eq!((tx.0, tx.2), (Module::Models.address(), U256::ZERO));
+    let shown = e.ok(&["train", "show", &id.to_string()], false, true);
+    let price = |s: &str| s.parse::<primitives::Amount>().unwrap().0;
+    let cli = factory::registration::registration(&shown, id, None, price("0.001"), price("0.002")).unwrap();
+    assert_eq!(tx.1, IModels::registerCall { registration: cli }.abi_encode());
+    let logs = send(&e.node, 1, &tx);
+    let registered = logs.iter().find(|l| l.topics().first() == Some(&IModels::ModelRegistered::SIGNATURE_HASH));
+    let m = U256::from_be_bytes(registered.expect("a ModelRegistered log").topics()[1].0).to::<u64>();
+
+    // A draft: the next button is `models.propose(id)`, what `model propose` sends after registering.
+    let job_page = page(&e.node, &format!("/models/jobs/{id}"));
+    assert!(job_page.contains(&format!("href=\"/explorer/models/m{m}\"")), "{job_page}");
     let tx = button_tx(&job_page, "id=\"job-propose\"");
     assert_eq!((tx.0, tx.2), (Module::Models.address(), U256::ZERO));
     assert_eq!(tx.1, IModels::proposeCall { id: m }.abi_encode());
     send(&e.node, 1, &tx);
+    assert_eq!(e.ok(&["model", "show", &format!("m{m}")], true, false)["state"], "proposed");
 
     // Proposed: the governance proposal `gov propose --call "models.approve [m]"` makes, with its deposit.
     let job_page = page(&e.node, &format!("/models/jobs/{id}"));

@@ -13,7 +13,8 @@
 //! neither.
 //!
 //! A succeeded job's model is proposed from here with the browser's wallet
-//! ([`crate::actions`]): a draft gets `#job-propose` (`models.propose`, what
+//! ([`crate::actions`]): an unregistered one gets `#job-register`
+//! (`models.register` at the CLI's default prices), a draft `#job-propose` (`models.propose`, what
 //! `openledger model propose` sends after registering), a proposed model
 //! `#job-gov-propose` (the governance proposal `models.approve [id]` with its
 //! deposit, what the demo and `openledger gov propose` send).
@@ -268,8 +269,15 @@ fn provenance(r: &JobRecord) -> Markup {
 fn propose(v: &ChainView, r: &JobRecord, model: Option<u64>) -> Result<Markup, WebError> {
     let owner = r.owner.to_checksum(None);
     let Some(id) = model else {
+        let register = crate::actions::model_register(r).map_err(WebError::unavailable)?;
         return Ok(html! {
-            p { "Its owner registers the model on chain (a draft) and proposes it to governance with the CLI:" }
+            p { "Its owner (" (account_link(&r.owner)) ") registers the model on chain as a draft, at "
+                (factory::registration::DEFAULT_PRICE_IN_PER_1K) " OPEN per 1K input and "
+                (factory::registration::DEFAULT_PRICE_OUT_PER_1K) " OPEN per 1K output tokens, then proposes it." }
+            (crate::actions::button(Some("job-register"), "register", "Register the model (from the owner's account)",
+                &register, "propose-result", "reload"))
+            p #propose-result role="status" aria-live="polite" {}
+            p.muted { "Or with the CLI (registers and proposes):" }
             pre { code { "openledger model propose --job " (r.id) " --from " (owner) } }
         });
     };
