@@ -39,6 +39,8 @@
     var result = document.getElementById("job-result");
     var start = document.getElementById("job-start");
     var value = function (id) { var e = document.getElementById(id); return e ? e.value.trim() : ""; };
+    // wallet.js runs first (both deferred, in order): say now, not after filling the form, if it is missing.
+    wallet(result);
 
     // "d3@v1, 4@2" and the selected options, as [{datanet, version}], or an error.
     var versions = function () {
