@@ -3,7 +3,8 @@
 //! the node's job API, registers the model, pays for answers, has attribution
 //! credit the contributions and claims): the jobs list and the job page with
 //! its loss curves, an earnings page with the exact amounts, and the 400 and
-//! 404 pages for bad ids and addresses.
+//! 404 pages for bad ids and addresses. The Playground and the job form (with
+//! the live job page and the wallet buttons) are modules of this binary.
 
 /// A real browser (headless Chromium over WebDriver) and an EIP-1193 wallet.
 #[path = "parts/browser.rs"]
@@ -12,6 +13,9 @@ mod browser;
 #[path = "parts/browser_app.rs"]
 mod browser_app;
 mod common;
+/// The job form, the live job page and the wallet buttons (`/models/new`).
+#[path = "parts/jobform.rs"]
+mod jobform;
 /// The Playground (`/playground`): one test binary with the other sections.
 #[path = "parts/playground.rs"]
 mod playground;

@@ -12,6 +12,7 @@ pub mod data;
 pub mod eval;
 pub mod job;
 pub mod queue;
+pub mod registration;
 pub mod routes;
 pub mod sketch;
 pub mod spec;

@@ -1,8 +1,12 @@
 //! The web app the node serves on its HTTP address (`http://127.0.0.1:8080/`
 //! on a dev node): server-rendered HTML pages, written as Rust templates with
 //! `maud`, over the chain the node already runs. No JavaScript toolchain
-//! builds it and no page needs a script but the Playground's chat (one small
-//! hand-written script, served from this crate like the stylesheet).
+//! builds it. Reading needs no script; two small hand-written scripts, served
+//! from this crate like the stylesheet, do what a server cannot: the
+//! Playground's chat (`playground.js`), and the wallet actions (`jobs.js`:
+//! starting a fine-tune, following it live, proposing its model, voting),
+//! which drive the browser wallet `window.OpenLedgerWallet` (`wallet.js`) and
+//! send only what the page encoded on the server.
 //!
 //! What is here:
 //! - [`page`]: the page shell every page shares (navigation for the roles,
@@ -19,7 +23,11 @@
 //! - [`governance`]: proposals, the validator set and its decentralisation,
 //!   operators and their stakers;
 //! - [`models`]: the node's ModelFactory jobs, their progress and loss
-//!   curves, and the model each registered;
+//!   curves (updated in place while a job runs), the model each registered
+//!   and proposing it; the form that starts a fine-tune (`/models/new`);
+//! - [`actions`]: buttons carrying transactions encoded on the server
+//!   (proposing a model, a governance proposal, votes) for the browser's
+//!   wallet, and their script;
 //! - [`earnings`]: what an address earned as a contributor (credited,
 //!   claimable, claimed, over time), a model owner and a serving operator;
 //! - [`playground`]: chat with a live model (streaming through the node's
@@ -40,6 +48,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chain::Chain;
 
+pub mod actions;
 pub mod assets;
 pub mod chart;
 pub mod datanets;
@@ -73,8 +82,9 @@ pub struct Web {
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
 /// home), the Explorer under `/explorer/...`, the Datanets (`/datanets/...`)
 /// Governance (`/governance/...`, `/validators/...`), Models (`/models/jobs...`,
-/// over `jobs`), Playground (`/playground...`, over `playground`) and Earnings
-/// (`/earnings...`) sections, the stylesheet and the Playground's script. It
+/// `/models/new`, over `jobs`), Playground (`/playground...`, over `playground`) and Earnings
+/// (`/earnings...`) sections, the stylesheet, the Playground's script and the
+/// wallet actions' script (`/assets/jobs.js`; `/assets/wallet.js` is not served here). It
 /// sets no fallback, so the node's other routes and its JSON 404 stay as they are.
 pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playground: playground::Playground) -> Router {
     Router::new()
@@ -87,6 +97,7 @@ pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playgroun
         .merge(earnings::routes())
         .merge(assets::routes())
         .merge(playground::routes())
+        .merge(actions::routes())
         .with_state(Web { chain, jobs, playground })
 }
 

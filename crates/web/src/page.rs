@@ -69,8 +69,8 @@ pub struct Page {
     pub title: String,
     pub section: Section,
     pub body: Markup,
-    /// Seconds after which the browser reloads the page (`<meta http-equiv="refresh">`), for a page
-    /// that watches something still changing; `None` for every other page.
+    /// Seconds after which a browser without scripts reloads the page (`<meta http-equiv="refresh">`
+    /// in `<noscript>`), for a page that watches something still changing; `None` for every other page.
     pub refresh: Option<u32>,
 }
 
@@ -99,7 +99,8 @@ fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u3
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(s) = refresh { meta http-equiv="refresh" content=(s); }
+                // A page that watches something reloads without a script; its script, if any, updates it in place.
+                @if let Some(s) = refresh { noscript { meta http-equiv="refresh" content=(s); } }
                 title { (title) " · OpenLedger" }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
@@ -131,7 +132,7 @@ fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u3
                     h1 { (title) }
                     (body)
                 }
-                footer.site { "OpenLedger node · pages rendered on the server; only the Playground's chat needs a script" }
+                footer.site { "OpenLedger node · pages rendered on the server; only chat and wallet actions need a script" }
             }
         }
     }
@@ -226,7 +227,7 @@ mod tests {
         let still = page(Page::new("Job", Section::Models, html! {}));
         assert!(!still.contains("http-equiv"));
         let live = page(Page::new("Job", Section::Models, html! {}).refreshing(5));
-        assert!(live.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "{live}");
+        assert!(live.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"), "{live}");
         // The sections with pages are links; the current one is marked.
         assert!(live.contains("<a href=\"/models/jobs\" aria-current=\"page\">Models</a>"), "{live}");
         assert!(live.contains("<a href=\"/earnings\">Earnings</a>"), "{live}");

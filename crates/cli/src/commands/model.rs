@@ -3,10 +3,10 @@
 //! `model pull` in [`super::model_pull`].
 
 use alloy_sol_types::SolCall;
-use anyhow::{anyhow, bail};
-use primitives::abi::{DatanetVersionRef, IModels, ModelInfo, ModelRegistration};
+use anyhow::anyhow;
+use primitives::abi::{IModels, ModelInfo};
 use primitives::system::Module;
-use primitives::{Address, Amount, B256, Bytes, ModelId};
+use primitives::{Address, Amount, ModelId};
 use serde_json::{Value, json};
 
 use super::RpcArgs;
@@ -34,10 +34,10 @@ pub enum ModelCmd {
         #[arg(long)]
         name: Option<String>,
         /// Price per 1K input tokens, in OPEN (or wei with a `wei` suffix).
-        #[arg(long, default_value = "0.001")]
+        #[arg(long, default_value = factory::registration::DEFAULT_PRICE_IN_PER_1K)]
         price_in: Amount,
         /// Price per 1K output tokens.
-        #[arg(long, default_value = "0.002")]
+        #[arg(long, default_value = factory::registration::DEFAULT_PRICE_OUT_PER_1K)]
         price_out: Amount,
         /// Register only (stay a draft).
         #[arg(long)]
@@ -144,10 +144,6 @@ pub fn model_info(rpc: &RpcArgs, id: u64) -> anyhow::Result<ModelInfo> {
     view(&mut rpc.client(), MODELS, &IModels::modelCall { id })
 }
 
-fn lr_nano(lr: f64) -> u64 {
-    (lr * 1e9).round().max(0.0) as u64
-}
-
 pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     match c {
         ModelCmd::Bootstrap(a) => super::model_bootstrap::run(a, out),
@@ -222,58 +218,6 @@ pub fn run(c: ModelCmd, out: Out) -> anyhow::Result<()> {
     }
 }
 
-/// What `models.register` takes for a succeeded ModelFactory job.
-fn registration(
-    j: &Value,
-    job: u64,
-    name: Option<String>,
-    price_in: Amount,
-    price_out: Amount,
-) -> anyhow::Result<ModelRegistration> {
-    if j["status"] != "succeeded" {
-        bail!("job {job} has not succeeded ({}): nothing to register", j["status"].as_str().unwrap_or("?"));
-    }
-    let o = &j["output"];
-    let a = &j["artefacts"];
-    let h = |v: &Value| -> anyhow::Result<B256> {
-        v.as_str().ok_or_else(|| anyhow!("job {job}: missing hash"))?.parse().map_err(|_| anyhow!("bad hash {v}"))
-    };
-    let metrics = {
-        let v = json!({"metrics": o["metrics"], "artefacts": a});
-        factory::spec::canonical_json(&v).into_bytes()
-    };
-    let hyper = factory::spec::canonical_json(&j["spec"]).into_bytes();
-    let name = name
-        .or_else(|| j["spec"]["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
-        .unwrap_or_else(|| format!("job-{job}"));
-    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    Ok(ModelRegistration {
-        name,
-        baseModelHash: h(&o["baseModelHash"])?,
-        adapterHash: h(&o["adapterHash"])?,
-        datanets: list(&j["spec"]["datanets"])
-            .iter()
-            .map(|d| DatanetVersionRef {
-                datanetId: d["datanet"].as_u64().unwrap_or(0),
-                version: d["version"].as_u64().unwrap_or(0),
-            })
-            .collect(),
-        hyperparams: Bytes::from(hyper),
-        metrics: Bytes::from(metrics),
-        trainingLogHash: h(&a["trainingLog"])?,
-        checkpointHashes: list(&a["checkpoints"]).iter().map(h).collect::<anyhow::Result<_>>()?,
-        checkpointLearningRates: list(&o["checkpoints"])
-            .iter()
-            .map(|c| lr_nano(c["learningRate"].as_f64().unwrap_or(0.0)))
-            .collect(),
-        sketchHash: h(&a["sketch"])?,
-        sketchSeed: o["sketchSeed"].as_u64().unwrap_or(0),
-        sketchK: o["sketchK"].as_u64().unwrap_or(0) as u32,
-        priceInPer1k: price_in.0,
-        priceOutPer1k: price_out.0,
-    })
-}
-
 /// `model propose`: register a succeeded job's model (a draft), then propose it
 /// unless `no_propose`. The model's id and the registration's receipt.
 #[allow(clippy::too_many_arguments)]
@@ -288,7 +232,7 @@ pub fn register_job(
     http: &HttpArgs,
 ) -> anyhow::Result<(u64, crate::contract::Sent)> {
     let j = super::train::job(http, job)?;
-    let reg = registration(&j, job, name, price_in, price_out)?;
+    let reg = factory::registration::registration(&j, job, name, price_in.0, price_out.0)?;
     let register = IModels::registerCall { registration: reg }.abi_encode();
     let sent = send_call(signer, rpc, MODELS, Amount::ZERO, register, "models.register")?;
     let id = sent

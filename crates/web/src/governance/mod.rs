@@ -6,7 +6,10 @@
 //!
 //! Proposals are read through `runtime::governance::GovernanceRead`, their
 //! state derived at the head as the governance contract derives it
-//! (`effective_state`); stake through `runtime::staking::StakingRead` and the
+//! (`effective_state`); while voting is open a proposal's page has vote
+//! buttons (`button.vote-for`, `.vote-against`, `.vote-abstain`,
+//! `.vote-veto`) carrying the encoded `castVote` for the browser's wallet
+//! ([`crate::actions`]); stake through `runtime::staking::StakingRead` and the
 //! staking contract's views. Every page reads a bounded number of records.
 
 use axum::Router;
@@ -186,8 +189,30 @@ fn proposal(v: &ChainView, id: u64) -> Result<Page, WebError> {
         (tallies(&p))
         h2 { "Calls (" (p.targets.len()) ")" }
         (calls(&p))
+        @if s == gov::ACTIVE {
+            h2 #vote { "Vote" }
+            (vote_buttons(id))
+        }
     };
     Ok(Page::new(format!("Proposal #{id}"), Section::Governance, body))
+}
+
+/// While voting is open: a button per choice, each carrying the `castVote`
+/// call `openledger gov vote` sends, for the browser's wallet.
+fn vote_buttons(id: u64) -> Markup {
+    html! {
+        p { "Vote with the stake of your wallet's account (bonded before voting opened); one vote per account." }
+        div.actions role="group" aria-label="Your vote" {
+            @for (class, label, support) in crate::actions::VOTES {
+                (crate::actions::button(None, class, label, &crate::actions::vote(id, support), "vote-result", "reload"))
+                " "
+            }
+        }
+        p #vote-result role="status" aria-live="polite" {}
+        noscript { p.note { "Voting signs with your wallet, which needs a script. Without one: "
+            code { "openledger gov vote " (id) " for --from <your address>" } } }
+        (crate::actions::scripts())
+    }
 }
 
 /// The proposal's calls, each decoded from its target's interface.

@@ -3,16 +3,32 @@
 //! curves from its log, and once it succeeded its evaluation, its provenance
 //! (the hashes its model registration carries) and how to propose the model.
 //!
-//! While the job is queued or running the page reloads itself every five
-//! seconds (`<meta http-equiv="refresh">`, no script); a finished job's page
-//! does not.
+//! While the job is queued or running, its live section (`#job-live`: state,
+//! progress, ETA, the curves and the `#loss-points` table, one row a logged
+//! point) is fetched again every two seconds by the page's script from
+//! `/models/jobs/{id}?fragment=1` (that section alone, rendered here) and
+//! swapped in; once the job ends the script reloads the page once. Without
+//! a script the page reloads itself every five seconds (a `<meta
+//! http-equiv="refresh">` inside `<noscript>`); a finished job's page does
+//! neither.
+//!
+//! A succeeded job's model is proposed from here with the browser's wallet
+//! ([`crate::actions`]): an unregistered one gets `#job-register`
+//! (`models.register` at the CLI's default prices), a draft `#job-propose` (`models.propose`, what
+//! `openledger model propose` sends after registering), a proposed model
+//! `#job-gov-propose` (the governance proposal `models.approve [id]` with its
+//! deposit, what the demo and `openledger gov propose` send).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use factory::job::{LogPoint, read_log};
 use factory::{JobQueue, JobRecord, JobStatus, Progress};
 use maud::{Markup, html};
+use primitives::abi::IGovernance;
+use primitives::{ModelId, U256};
+use runtime::models::ModelsRead;
+use runtime::models::records::{DRAFT, PROPOSED};
 
 use super::{base_model, latest_loss, model_link, percent, queue, state, versions};
 use crate::Web;
@@ -24,8 +40,10 @@ use crate::view::ChainView;
 
 /// Most log points one page reads (the curves of a longer run show its first ones).
 pub const MAX_POINTS: usize = factory::routes::MAX_HISTORY_POINTS;
-/// Seconds between reloads of a queued or running job's page.
+/// Seconds between reloads of a queued or running job's page without a script.
 pub const REFRESH_SECONDS: u32 = 5;
+/// Seconds between fetches of the live section by the page's script.
+pub const POLL_SECONDS: u32 = 2;
 
 pub async fn handler(
     State(web): State<Web>,
@@ -34,26 +52,65 @@ pub async fn handler(
 ) -> Response {
     let jobs = queue(&web);
     render(web, move |v| {
-        query::params(q.as_deref(), &[])?;
+        let params = query::params(q.as_deref(), &["fragment"])?;
+        let fragment = match query::get(&params, "fragment") {
+            None => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(WebError::bad(format!("fragment={:?}: the only value is 1", query::truncate(other))));
+            }
+        };
         let id = query::number(&path_param(id)?, "job id")?;
-        page(v, &*jobs?, id)
+        let jobs = jobs?;
+        if fragment {
+            live_fragment(v, &jobs, id).map(IntoResponse::into_response)
+        } else {
+            page(v, &jobs, id).map(IntoResponse::into_response)
+        }
     })
     .await
 }
 
-fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
+/// A job and what it logged so far, or a 404.
+fn load(q: &JobQueue, id: u64) -> Result<(JobRecord, Option<Progress>, Vec<LogPoint>), WebError> {
     let (r, progress) =
         q.get(id).ok_or_else(|| WebError::not_found(format!("this node has no fine-tuning job {id}")))?;
     let points = read_log(&q.dir(id), 0, MAX_POINTS).map_err(WebError::unavailable)?;
+    Ok((r, progress, points))
+}
+
+/// The live section alone (no page shell), for the page's script.
+fn live_fragment(v: &ChainView, q: &JobQueue, id: u64) -> Result<Html<String>, WebError> {
+    let (r, progress, points) = load(q, id)?;
+    let model = super::OwnerModels::default().of(v, &r)?;
+    Ok(Html(live_section(&r, progress.as_ref(), model, &points).into_string()))
+}
+
+/// State, progress, ETA and the loss curves with their points: what changes while a job runs.
+fn live_section(r: &JobRecord, p: Option<&Progress>, model: Option<u64>, points: &[LogPoint]) -> Markup {
+    let live = !r.status.is_final();
+    html! {
+        section #job-live aria-labelledby="job-live-title" data-live=(live)
+            data-fragment=(format!("{}?fragment=1", super::job_href(r.id))) data-poll-seconds=(POLL_SECONDS) {
+            h2 #job-live-title.visually-hidden { "Progress" }
+            @if live { p.note { "This section updates every " (POLL_SECONDS) " seconds while the job runs." } }
+            (status(r, p, model))
+            h2 { "Loss" }
+            (curves(points))
+            (loss_points(points))
+        }
+    }
+}
+
+fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
+    let (r, progress, points) = load(q, id)?;
     let model = super::OwnerModels::default().of(v, &r)?;
     let live = !r.status.is_final();
     let body = html! {
-        @if live { p.note role="status" { "This page reloads every " (REFRESH_SECONDS) " seconds while the job runs." } }
-        (status(&r, progress.as_ref(), model))
+        (super::subnav())
+        (live_section(&r, progress.as_ref(), model, &points))
         h2 { "Datanet versions" }
         (versions(&r))
-        h2 { "Loss" }
-        (curves(&points))
         h2 { "Hyperparameters" }
         (hyperparameters(&r))
         @if let Some(o) = &r.output {
@@ -64,8 +121,9 @@ fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
             h2 { "Provenance" }
             (provenance(&r))
             h2 { "Proposing the model" }
-            (propose(&r, model))
+            (propose(v, &r, model)?)
         }
+        (crate::actions::scripts())
     };
     let page = Page::new(format!("Job #{id}: {}", r.spec.name), Section::Models, body);
     Ok(if live { page.refreshing(REFRESH_SECONDS) } else { page })
@@ -103,6 +161,25 @@ fn duration(s: u64) -> String {
         0..60 => format!("{s} s"),
         60..3600 => format!("{} min {:02} s", s / 60, s % 60),
         _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Every logged point, one row each (the curves' numbers, growing as the job trains).
+fn loss_points(points: &[LogPoint]) -> Markup {
+    let num = |x: Option<f64>| html! { @match x { Some(x) => (format!("{x:.4}")), None => span.muted { "—" } } };
+    html! {
+        details.loss-points {
+            summary { (points.len()) " logged points" }
+            div.scroll { table #loss-points {
+                caption.visually-hidden { "Logged losses by step" }
+                thead { tr { th scope="col" { "Step" } th scope="col" { "Training loss" } th scope="col" { "Validation loss" } } }
+                tbody { @for p in points { tr {
+                    td.num { (p.step) }
+                    td.num { (num(p.loss.filter(|_| p.validation_loss.is_none()))) }
+                    td.num { (num(p.validation_loss)) }
+                } } }
+            } }
+        }
     }
 }
 
@@ -188,21 +265,70 @@ fn provenance(r: &JobRecord) -> Markup {
     }
 }
 
-fn propose(r: &JobRecord, model: Option<u64>) -> Markup {
+/// How the model is proposed: wallet buttons with the calls encoded here, and the CLI commands.
+fn propose(v: &ChainView, r: &JobRecord, model: Option<u64>) -> Result<Markup, WebError> {
     let owner = r.owner.to_checksum(None);
-    html! {
-        @match model {
-            Some(id) => {
-                p { "Registered as " (model_link(Some(id))) ". Governance makes it live with a proposal:" }
-                pre { code {
-                    "openledger gov propose --description \"Approve m" (id) "\" --call \"models.approve [" (id) "]\" \\\n"
-                    "    --from <your address>"
-                } }
-            },
-            None => {
-                p { "Its owner registers the model on chain and proposes it to governance with the CLI (the web app does not sign):" }
-                pre { code { "openledger model propose --job " (r.id) " --from " (owner) } }
-            },
+    let Some(id) = model else {
+        let register = crate::actions::model_register(r).map_err(WebError::unavailable)?;
+        return Ok(html! {
+            p { "Its owner (" (account_link(&r.owner)) ") registers the model on chain as a draft, at "
+                (factory::registration::DEFAULT_PRICE_IN_PER_1K) " OPEN per 1K input and "
+                (factory::registration::DEFAULT_PRICE_OUT_PER_1K) " OPEN per 1K output tokens, then proposes it." }
+            (crate::actions::button(Some("job-register"), "register", "Register the model (from the owner's account)",
+                &register, "propose-result", "reload"))
+            p #propose-result role="status" aria-live="polite" {}
+            p.muted { "Or with the CLI (registers and proposes):" }
+            pre { code { "openledger model propose --job " (r.id) " --from " (owner) } }
+        });
+    };
+    let m = v
+        .state()
+        .model(ModelId(id))
+        .map_err(WebError::unavailable)?
+        .ok_or_else(|| WebError::unavailable(format!("model m{id} vanished from the chain")))?;
+    let deposit = match v.call(primitives::system::Module::Governance, &IGovernance::proposalDepositCall {})? {
+        Ok(d) => d,
+        Err(_) => U256::ZERO,
+    };
+    let result = html! { p #propose-result role="status" aria-live="polite" {} };
+    Ok(html! {
+        p { "Registered as " (model_link(Some(id))) " (" (runtime::models::records::state_name(m.state)) ")." }
+        @if m.state == DRAFT {
+            p { "Its owner (" (account_link(&r.owner)) ") proposes it, then governance votes on making it live." }
+            (crate::actions::button(Some("job-propose"), "propose", "Propose the model", &crate::actions::model_propose(id),
+                "propose-result", &crate::explorer::model_href(id)))
+            (result)
+        } @else if m.state == PROPOSED {
+            p { "Proposed. A governance proposal makes it live; it sends the deposit of "
+                (crate::explorer::amount(deposit)) " (returned unless the proposal is vetoed or misses quorum)." }
+            (crate::actions::button(Some("job-gov-propose"), "propose", "Create the governance proposal",
+                &crate::actions::approve_proposal(id, deposit), "propose-result", "proposal"))
+            (result)
+            span #proposal-created-topic hidden data-topic=(crate::actions::proposal_created_topic()) {}
         }
+        p.muted { "With the CLI:" }
+        pre { code {
+            "openledger gov propose --description \"Make m" (id) " live\" --call \"models.approve [" (id) "]\" \\\n"
+            "    --from <your address>"
+        } }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_points_table_has_a_row_per_logged_point() {
+        let points = [
+            LogPoint { step: 1, loss: Some(2.5), lr: Some(0.002), validation_loss: None },
+            LogPoint { step: 1, loss: None, lr: None, validation_loss: Some(2.75) },
+            LogPoint { step: 2, loss: Some(2.25), lr: Some(0.002), validation_loss: None },
+        ];
+        let html = loss_points(&points).into_string();
+        assert!(html.contains("<table id=\"loss-points\">"), "{html}");
+        assert_eq!(html.matches("<tr>").count(), 1 + points.len(), "{html}");
+        assert!(html.contains("2.7500") && html.contains("2.2500"), "{html}");
+        assert_eq!(duration(3725), "1 h 02 min");
     }
 }

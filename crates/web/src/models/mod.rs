@@ -1,6 +1,9 @@
 //! The Models section: this node's ModelFactory jobs (`/models/jobs?before=N&limit=L`,
-//! newest first) and one job (`/models/jobs/{id}`: progress, hyperparameters,
-//! loss curves, evaluation, provenance, and how to propose its model).
+//! newest first), one job (`/models/jobs/{id}`: progress, hyperparameters,
+//! loss curves, evaluation, provenance, and proposing its model; its live
+//! section alone at `/models/jobs/{id}?fragment=1`), and the form that starts
+//! one (`/models/new`, posting to the node's `POST /v1/jobs` with the
+//! browser's wallet).
 //!
 //! Jobs are local to the node that runs them (its `factory::JobQueue`); the
 //! chain knows only the models they registered, found here by the job's
@@ -27,6 +30,7 @@ use crate::query;
 use crate::view::ChainView;
 
 pub mod job;
+pub mod new;
 
 /// Jobs on one page, by default and at most.
 pub const PAGE: u64 = 20;
@@ -36,11 +40,27 @@ const MAX_OWNER_MODELS: usize = 200;
 
 /// The Models section's routes.
 pub fn routes() -> Router<Web> {
-    Router::new().route("/models/jobs", get(list_handler)).route("/models/jobs/{id}", get(job::handler))
+    Router::new()
+        .route("/models/jobs", get(list_handler))
+        .route("/models/jobs/{id}", get(job::handler))
+        .route(NEW_JOB_PATH, get(new::handler))
 }
+
+/// The form that starts a fine-tune.
+pub const NEW_JOB_PATH: &str = "/models/new";
 
 pub fn job_href(id: u64) -> String {
     format!("/models/jobs/{id}")
+}
+
+/// The section's own links, on each of its pages.
+pub fn subnav() -> Markup {
+    html! {
+        nav aria-label="Models" { ul.inline {
+            li { a href="/models/jobs" { "Fine-tuning jobs" } }
+            li { a href=(NEW_JOB_PATH) { "New fine-tune" } }
+        } }
+    }
 }
 
 /// The node's job queue, or a 503 when it runs none.
@@ -152,6 +172,8 @@ fn list(v: &ChainView, q: &JobQueue, raw: Option<&str>) -> Result<Page, WebError
     }
     let older = shown.last().map(|r| r.id).filter(|id| all.first().is_some_and(|f| f.id < *id));
     let body = html! {
+        (subnav())
+        p { a.button #new-job href=(NEW_JOB_PATH) { "Start a fine-tune" } }
         p {
             (all.len()) " fine-tuning jobs on this node. A job trains a LoRA adapter on Datanet versions; its owner then "
             "registers the model on chain and governance makes it live."

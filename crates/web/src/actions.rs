@@ -1,0 +1,150 @@
+//! Transactions a page offers the browser's wallet: buttons that carry their
+//! call encoded on the server (`data-to`, `data-data`, `data-value`), which
+//! the page's script (`jobs.js`) hands to `OpenLedgerWallet.send` as they
+//! are. The page encodes exactly what the CLI would send for the same
+//! action, so the script decides nothing and the chain checks everything.
+//!
+//! [`SCRIPT_PATH`] is that script; [`WALLET_PATH`] is the wallet it needs
+//! (an EIP-1193 provider behind `window.OpenLedgerWallet`), loaded first.
+
+use alloy_sol_types::SolCall;
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use maud::{Markup, html};
+use primitives::abi::{IGovernance, IModels};
+use primitives::system::Module;
+use primitives::{Address, U256};
+
+use crate::Web;
+
+/// The job form's and the action buttons' script.
+pub const SCRIPT_PATH: &str = "/assets/jobs.js";
+/// The wallet the script drives (`window.OpenLedgerWallet`), served by the node.
+pub const WALLET_PATH: &str = "/assets/wallet.js";
+
+const SCRIPT: &str = include_str!("jobs.js");
+
+pub fn routes() -> Router<Web> {
+    Router::new().route(SCRIPT_PATH, get(script))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        SCRIPT,
+    )
+}
+
+/// The wallet and this module's script, in that order (both deferred).
+pub fn scripts() -> Markup {
+    html! {
+        script src=(WALLET_PATH) defer {}
+        script src=(SCRIPT_PATH) defer {}
+    }
+}
+
+/// One transaction, encoded: its target, calldata and value (base units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tx {
+    pub to: Address,
+    pub data: Vec<u8>,
+    pub value: U256,
+}
+
+impl Tx {
+    pub fn call<C: SolCall>(m: Module, call: &C, value: U256) -> Tx {
+        Tx { to: m.address(), data: call.abi_encode(), value }
+    }
+}
+
+/// What `openledger model propose --job N` sends first: `models.register` of the
+/// job's model at the CLI's default prices (`r`: the job as the API shows it).
+pub fn model_register(r: &factory::JobRecord) -> Result<Tx, String> {
+    let price = |s: &str| s.parse::<primitives::Amount>().map(|a| a.0).map_err(|e| format!("price {s}: {e}"));
+    let j = serde_json::to_value(r).map_err(|e| e.to_string())?;
+    let registration = factory::registration::registration(
+        &j,
+        r.id,
+        None,
+        price(factory::registration::DEFAULT_PRICE_IN_PER_1K)?,
+        price(factory::registration::DEFAULT_PRICE_OUT_PER_1K)?,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Tx::call(Module::Models, &IModels::registerCall { registration }, U256::ZERO))
+}
+
+/// What `openledger model propose` sends after registering: `models.propose(id)`, no value.
+pub fn model_propose(id: u64) -> Tx {
+    Tx::call(Module::Models, &IModels::proposeCall { id }, U256::ZERO)
+}
+
+/// The governance proposal the demo and `openledger gov propose --call "models.approve [ID]"`
+/// make for a proposed model, with the deposit `proposalDeposit()` asks for now.
+pub fn approve_proposal(id: u64, deposit: U256) -> Tx {
+    let approve = IModels::approveCall { ids: vec![id] }.abi_encode();
+    let call = IGovernance::proposeCall {
+        description: format!("Make m{id} live"),
+        targets: vec![Module::Models.address()],
+        calldatas: vec![approve.into()],
+    };
+    Tx::call(Module::Governance, &call, deposit)
+}
+
+/// The choices of `castVote`: class, label, support (as `openledger gov vote` numbers them).
+pub const VOTES: [(&str, &str, u8); 4] = [
+    ("vote-for", "Vote for", 1),
+    ("vote-against", "Vote against", 0),
+    ("vote-abstain", "Abstain", 2),
+    ("vote-veto", "Veto", 3),
+];
+
+/// `governance.castVote(id, support)`, what `openledger gov vote ID CHOICE` sends.
+pub fn vote(id: u64, support: u8) -> Tx {
+    Tx::call(Module::Governance, &IGovernance::castVoteCall { id, support }, U256::ZERO)
+}
+
+/// A button that sends `tx` from the wallet's account. `result` is the id of
+/// the status element the script writes the outcome to; `then` what the
+/// script links once the transaction is in a block (`proposal` for a
+/// governance proposal, whose id it reads from the receipt's
+/// `ProposalCreated` log, or a fixed href).
+pub fn button(id: Option<&str>, class: &str, label: &str, tx: &Tx, result: &str, then: &str) -> Markup {
+    html! {
+        button type="button" id=[id] class=(format!("wallet-tx {class}"))
+            data-to=(tx.to.to_checksum(None))
+            data-data=(format!("0x{}", hex::encode(&tx.data)))
+            data-value=(format!("{:#x}", tx.value))
+            data-result=(result)
+            data-then=(then) { (label) }
+    }
+}
+
+/// The topic of `ProposalCreated(uint64 indexed id, ...)`, for the script to find the new id.
+pub fn proposal_created_topic() -> String {
+    use alloy_sol_types::SolEvent;
+    IGovernance::ProposalCreated::SIGNATURE_HASH.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_carry_the_encoded_call() {
+        let tx = vote(7, 1);
+        let b = button(None, "vote-for", "Vote for", &tx, "vote-result", "reload").into_string();
+        assert!(b.starts_with("<button type=\"button\" class=\"wallet-tx vote-for\" data-to=\"0x"), "{b}");
+        assert!(b.contains(&format!("data-data=\"0x{}\"", hex::encode(&tx.data))), "{b}");
+        assert!(b.contains("data-value=\"0x0\""), "{b}");
+        let c = IGovernance::castVoteCall::abi_decode(&tx.data).unwrap();
+        assert_eq!((c.id, c.support), (7, 1));
+        let p = approve_proposal(3, U256::from(5u64));
+        let d = IGovernance::proposeCall::abi_decode(&p.data).unwrap();
+        assert_eq!(d.targets, vec![Module::Models.address()]);
+        assert_eq!(IModels::approveCall::abi_decode(&d.calldatas[0]).unwrap().ids, vec![3]);
+        assert_eq!(format!("{:#x}", p.value), "0x5");
+        assert_eq!(IModels::proposeCall::abi_decode(&model_propose(9).data).unwrap().id, 9);
+    }
+}
