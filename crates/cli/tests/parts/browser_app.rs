@@ -34,6 +34,7 @@ fn pages(s: &Value) -> Vec<(String, String)> {
         ("validators", "/validators".into()),
         ("jobs", "/models/jobs".into()),
         ("job", "/models/jobs/1".into()),
+        ("new-job", "/models/new".into()),
         ("earnings-form", "/earnings".into()),
         ("earnings", format!("/earnings/{account}")),
         ("playground", "/playground".into()),
