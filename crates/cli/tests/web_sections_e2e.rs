@@ -9,6 +9,9 @@ mod common;
 /// The Playground (`/playground`): one test binary with the other sections.
 #[path = "parts/playground.rs"]
 mod playground;
+/// Writes from the browser (the wallet script, the dev wallet, create, upload, curate).
+#[path = "parts/wallet.rs"]
+mod wallet;
 
 use common::*;
 use primitives::Amount;

@@ -364,7 +364,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()))
             .merge(snapshot_route::routes(chain.clone()))
-            .merge(web::routes(chain.clone(), Some(jobs.clone()), playground));
+            .merge(web::routes(chain.clone(), Some(jobs.clone()), playground, writes(cfg, &chain, &datanets)));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
@@ -385,6 +385,17 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     // On failure the node is dropped here, which stops everything it started.
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
     Ok(node)
+}
+
+/// What the web app's write pages need: the node's attester, and the dev wallet
+/// on a dev chain only (`openledger up`, which serves the dev RPC methods, on
+/// chain id 31337), signing with the public dev accounts.
+fn writes(cfg: &NodeConfig, chain: &Chain, datanets: &datanets::DatanetService) -> web::wallet::Writes {
+    web::wallet::Writes {
+        dev_wallet: (cfg.dev_rpc && chain.chain_id() == primitives::DEV_CHAIN_ID)
+            .then(|| Arc::new(web::wallet::DevWallet::new(config::dev_accounts()))),
+        attester: datanets.attester(),
+    }
 }
 
 /// The file in the data directory that holds the node's HTTP identity: a random

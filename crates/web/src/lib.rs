@@ -53,6 +53,7 @@ pub mod page;
 pub mod playground;
 pub mod query;
 pub mod view;
+pub mod wallet;
 
 /// The path of the app's one stylesheet.
 pub const STYLESHEET_PATH: &str = "/assets/style.css";
@@ -68,6 +69,8 @@ pub struct Web {
     pub jobs: Option<Arc<factory::JobQueue>>,
     /// The node's attribution records for the Playground (none on a node that does not serve).
     pub playground: playground::Playground,
+    /// What the write pages need from the node (the dev wallet on a dev chain, the node's attester).
+    pub writes: wallet::Writes,
 }
 
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
@@ -76,7 +79,14 @@ pub struct Web {
 /// over `jobs`), Playground (`/playground...`, over `playground`) and Earnings
 /// (`/earnings...`) sections, the stylesheet and the Playground's script. It
 /// sets no fallback, so the node's other routes and its JSON 404 stay as they are.
-pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playground: playground::Playground) -> Router {
+/// The wallet script is always served; the dev wallet (`POST /web/dev-wallet`)
+/// only when `writes` has one (a dev chain).
+pub fn routes(
+    chain: Arc<Chain>,
+    jobs: Option<Arc<factory::JobQueue>>,
+    playground: playground::Playground,
+    writes: wallet::Writes,
+) -> Router {
     Router::new()
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
@@ -87,7 +97,8 @@ pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playgroun
         .merge(earnings::routes())
         .merge(assets::routes())
         .merge(playground::routes())
-        .with_state(Web { chain, jobs, playground })
+        .merge(wallet::routes(writes.dev_wallet.is_some()))
+        .with_state(Web { chain, jobs, playground, writes })
 }
 
 async fn stylesheet() -> impl IntoResponse {

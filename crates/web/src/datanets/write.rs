@@ -1,0 +1,354 @@
+//! The Datanets' write pages. The server encodes each call from the chain's
+//! own records and the user's wallet signs it ([`crate::wallet`]); the chain
+//! decides, as it does for the CLI.
+//!
+//! - `/datanets/new`: a form; posting it (`POST /datanets/new`) gives a review
+//!   of what will be sent and the `#send-tx` button with `createDatanet`'s
+//!   calldata; once mined, `#tx-result` links to the new Datanet.
+//! - `/datanets/{id}/upload`: a file is checked by the node's ingest service
+//!   (a signed request from the wallet, as `openledger datanet contribute`
+//!   sends), its per-row findings shown in `#upload-findings`, then
+//!   `#upload-submit` sends the attested `submitContribution` with its bond.
+//! - `/datanets/{id}/curate?offset=O&reject=R&flag=F&note=N`: the pending
+//!   contributions with approve and reject buttons, the approved ones with a
+//!   flag button (the chain flags only approved ones), the flagged ones
+//!   (rejecting and flagging with the reasons and note chosen above them).
+
+use alloy_sol_types::{SolCall, SolEvent};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use primitives::abi::{DatanetLimits, IDatanets};
+use primitives::system::Module;
+use primitives::{Address, Amount, U256};
+use runtime::datanets::{self as dn, DatanetsRead};
+
+use super::{contribution_href, datanet, href, id_param, quality, status};
+use crate::Web;
+use crate::explorer::{account_link, amount, summary};
+use crate::page::{Page, Section, WebError, render, table};
+use crate::query;
+use crate::view::ChainView;
+use crate::wallet::{self, TxButton, Writes, tx_button};
+
+/// Contributions the curation queue looks at on one page (it shows the pending and flagged ones).
+pub const CURATE_SCAN: u64 = 200;
+/// Tags and curators a new Datanet may name here (the chain bounds them too).
+const MAX_LIST: usize = 32;
+
+pub async fn new_handler(State(web): State<Web>, RawQuery(q): RawQuery) -> Response {
+    let writes = web.writes.clone();
+    render(web, move |_| {
+        query::params(q.as_deref(), &[])?;
+        Ok(new_form(&writes))
+    })
+    .await
+}
+
+pub async fn review_handler(State(web): State<Web>, body: Bytes) -> Response {
+    let writes = web.writes.clone();
+    render(web, move |_| review(&writes, &body)).await
+}
+
+pub async fn upload_handler(
+    State(web): State<Web>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let writes = web.writes.clone();
+    render(web, move |v| {
+        query::params(q.as_deref(), &[])?;
+        upload(v, &writes, id_param(id)?)
+    })
+    .await
+}
+
+pub async fn curate_handler(
+    State(web): State<Web>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let writes = web.writes.clone();
+    render(web, move |v| curate(v, &writes, id_param(id)?, q.as_deref())).await
+}
+
+fn field(label: &str, id: &str, input: Markup, hint: Option<&str>) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            (input)
+            @if let Some(h) = hint { small.muted id=(format!("{id}-hint")) { (h) } }
+        }
+    }
+}
+
+fn new_form(writes: &Writes) -> Page {
+    let body = html! {
+        p { "A Datanet is a curated, versioned set of rows. Fill in its terms; the next page shows what your wallet will sign." }
+        form.write method="post" action="/datanets/new" {
+            (field("Name", "dn-name", html! { input #dn-name name="name" required maxlength="64"; }, None))
+            (field("Summary", "dn-summary", html! { input #dn-summary name="summary" maxlength="200"; }, Some("One line.")))
+            (field("Description", "dn-description", html! { textarea #dn-description name="description" rows="5" maxlength=(query::MAX_FORM_VALUE) {} }, Some("Plain text; blank lines separate paragraphs.")))
+            (field("Tags", "dn-tags", html! { input #dn-tags name="tags" aria-describedby="dn-tags-hint"; }, Some("Comma-separated, such as: law, french.")))
+            (field("Licence", "dn-licence", html! { input #dn-licence name="licence" value="CC-BY-4.0" required aria-describedby="dn-licence-hint"; }, Some("An SPDX identifier.")))
+            div.field {
+                label for="dn-policy" { "Who may contribute" }
+                select #dn-policy name="policy" {
+                    option value="open" selected { "Anyone (open)" }
+                    option value="allow-list" { "Members only (allow-list)" }
+                }
+            }
+            (field("Contributor bond (OPEN)", "dn-bond", html! { input #dn-bond name="bond" value="0" inputmode="decimal" aria-describedby="dn-bond-hint"; }, Some("What a contributor stakes with each contribution; curators may slash it for spam.")))
+            (field("Curators", "dn-curators", html! { input #dn-curators name="curators" aria-describedby="dn-curators-hint"; }, Some("Comma-separated addresses; the owner always curates.")))
+            (field("Files per contributor per day", "dn-daily-files", html! { input #dn-daily-files name="daily_files" value="0" inputmode="numeric" aria-describedby="dn-daily-files-hint"; }, Some("0: the governed default.")))
+            button type="submit" { "Review" }
+        }
+        @if writes.attester.is_none() {
+            p.note { "This node has no ingest attester: name one when the CLI creates the Datanet, or uploads will have no one to attest them." }
+        }
+    };
+    Page::new("New Datanet", Section::Datanets, body)
+}
+
+/// A comma-separated list, trimmed, without empty items, at most [`MAX_LIST`].
+fn list(s: &str, what: &str) -> Result<Vec<String>, WebError> {
+    let items: Vec<String> = s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    if items.len() > MAX_LIST {
+        return Err(WebError::bad(format!("{} {what}; at most {MAX_LIST}", items.len())));
+    }
+    Ok(items)
+}
+
+/// The `createDatanet` call a posted form asks for (what the CLI's `datanet create` sends).
+pub fn create_call(
+    form: &[(String, String)],
+    attester: Option<Address>,
+) -> Result<IDatanets::createDatanetCall, WebError> {
+    let get = |k: &str| query::get(form, k).unwrap_or("").trim().to_string();
+    let name = get("name");
+    if name.is_empty() {
+        return Err(WebError::bad("a Datanet needs a name"));
+    }
+    let licence = get("licence");
+    if licence.is_empty() {
+        return Err(WebError::bad("a Datanet needs a licence (an SPDX identifier such as CC-BY-4.0)"));
+    }
+    let policy = match get("policy").as_str() {
+        "" | "open" => 0u8,
+        "allow-list" => 1,
+        p => return Err(WebError::bad(format!("policy {:?} is neither open nor allow-list", query::truncate(p)))),
+    };
+    let bond_text = get("bond");
+    let bond: Amount = if bond_text.is_empty() {
+        Amount::ZERO
+    } else {
+        bond_text.parse().map_err(|e| WebError::bad(format!("bond: {e}")))?
+    };
+    let curators =
+        list(&get("curators"), "curators")?.iter().map(|c| query::address(c)).collect::<Result<Vec<_>, _>>()?;
+    let daily = get("daily_files");
+    let daily_files = if daily.is_empty() { 0 } else { query::number(&daily, "number of files")? };
+    let daily_files = u32::try_from(daily_files).map_err(|_| WebError::bad("files per day: at most 4294967295"))?;
+    Ok(IDatanets::createDatanetCall {
+        name,
+        summary: get("summary"),
+        description: query::get(form, "description").unwrap_or("").to_string(),
+        tags: list(&get("tags"), "tags")?,
+        dataType: 0,
+        licence,
+        policy,
+        contributorBond: bond.to_u256(),
+        curators,
+        attesters: attester.into_iter().collect(),
+        limits: DatanetLimits {
+            maxSubmissionBytes: 0,
+            contributorDailyBytes: 0,
+            datanetDailyBytes: 0,
+            contributorDailyFiles: daily_files,
+        },
+    })
+}
+
+fn review(writes: &Writes, body: &[u8]) -> Result<Page, WebError> {
+    let form = query::form(
+        body,
+        &["name", "summary", "description", "tags", "licence", "policy", "bond", "curators", "daily_files"],
+    )?;
+    let call = create_call(&form, writes.attester)?;
+    let button = TxButton {
+        id: Some("send-tx"),
+        done: "Created",
+        link: Some((IDatanets::DatanetCreated::SIGNATURE_HASH, 1, "/datanets/{id}", "Datanet d{id}")),
+        ..TxButton::new("Sign and create", Module::Datanets.address(), call.abi_encode(), "tx-result")
+    };
+    let addresses = |a: &[Address]| {
+        html! {
+            @if a.is_empty() { span.muted { "none" } } @else { ul.inline { @for x in a { li { (account_link(x)) } } } }
+        }
+    };
+    let body = html! {
+        p { "Your wallet will send this call to the datanets contract; you become the Datanet's owner." }
+        (summary(&[
+            ("Name", html! { (call.name) }),
+            ("Summary", html! { (call.summary) }),
+            ("Description", crate::explorer::paragraphs(&call.description)),
+            ("Tags", html! { (call.tags.join(", ")) }),
+            ("Licence", html! { (call.licence) }),
+            ("Contributions", html! { @if call.policy == 1 { "members only (allow-list)" } @else { "open to anyone" } }),
+            ("Contributor bond", amount(call.contributorBond)),
+            ("Curators", addresses(&call.curators)),
+            ("Trusted attesters", addresses(&call.attesters)),
+            ("Files per contributor per day", html! { @if call.limits.contributorDailyFiles == 0 { "the governed default" } @else { (call.limits.contributorDailyFiles) } }),
+            ("To", account_link(&Module::Datanets.address())),
+        ]))
+        (wallet::panel(writes.dev_wallet.as_deref()))
+        p { (tx_button(&button)) }
+        p #tx-result role="status" aria-live="polite" {}
+        p { a href="/datanets/new" { "Start again" } }
+    };
+    Ok(Page::new("Review the new Datanet", Section::Datanets, body))
+}
+
+fn upload(v: &ChainView, writes: &Writes, id: u64) -> Result<Page, WebError> {
+    let d = datanet(v, id)?;
+    // The script fills in the calldata and the bond from the ingest service's answer (data-to, data-data, data-value).
+    let submit = html! {
+        button #upload-submit type="button" hidden data-result="upload-result" data-done="Submitted"
+            data-event-topic=(IDatanets::ContributionSubmitted::SIGNATURE_HASH.to_string()) data-event-index="2"
+            data-link=(format!("/datanets/{id}/contributions/{{id}}")) data-link-text="Contribution #{id}" { "Sign and bond" }
+    };
+    let body = html! {
+        p { "Upload a file to " a href=(href(id)) { "d" (id) " " (d.name) } ". The node's ingest service checks each row "
+            "(quality, duplicates) and attests what it found; you then sign the contribution and bond "
+            (amount(d.contributorBond)) " with it. Curators approve or reject it." }
+        (wallet::panel(writes.dev_wallet.as_deref()))
+        form.write #upload-form data-path=(format!("/v1/datanets/{id}/contributions")) {
+            div.field {
+                label for="upload-file" { "File (text, CSV or JSON lines)" }
+                input #upload-file type="file" name="file";
+            }
+            button #upload-check type="button" { "Check the file" }
+        }
+        p #upload-status role="status" aria-live="polite" {}
+        section #upload-findings aria-label="Findings" aria-live="polite" {}
+        p { (submit) }
+        p #upload-result role="status" aria-live="polite" {}
+    };
+    Ok(Page::new(format!("Upload to d{id}: {}", d.name), Section::Datanets, body))
+}
+
+/// A curator's reasons: (query value, reason code, words).
+const REJECT_REASONS: [(&str, u8, &str); 6] = [
+    ("spam", 1, "spam (slashes part of the bond)"),
+    ("duplicate", 2, "duplicate (slashes part of the bond)"),
+    ("low-quality", 3, "low quality"),
+    ("off-topic", 4, "off topic"),
+    ("licence", 5, "licence"),
+    ("other", 0, "other"),
+];
+const FLAG_REASONS: [(&str, u8, &str); 3] =
+    [("duplicated", 1, "duplicated"), ("adversarial", 2, "adversarial"), ("unfit", 3, "otherwise unfit")];
+
+fn reason(
+    list: &[(&'static str, u8, &'static str)],
+    q: Option<&str>,
+    what: &str,
+) -> Result<(&'static str, u8), WebError> {
+    match q {
+        None => Ok((list[0].0, list[0].1)),
+        Some(s) => list.iter().find(|r| r.0 == s).map(|r| (r.0, r.1)).ok_or_else(|| {
+            WebError::bad(format!(
+                "{what} reason {:?} is not one of {}",
+                query::truncate(s),
+                list.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+            ))
+        }),
+    }
+}
+
+fn curate(v: &ChainView, writes: &Writes, id: u64, q: Option<&str>) -> Result<Page, WebError> {
+    let params = query::params(q, &["offset", "reject", "flag", "note"])?;
+    let offset = query::optional_number(&params, "offset", "offset")?.unwrap_or(0);
+    let (reject_key, reject_code) = reason(&REJECT_REASONS, query::get(&params, "reject"), "reject")?;
+    let (flag_key, flag_code) = reason(&FLAG_REASONS, query::get(&params, "flag"), "flag")?;
+    let note = query::get(&params, "note").unwrap_or("").to_string();
+    let d = datanet(v, id)?;
+    let total = v.state().contribution_count(id).map_err(WebError::unavailable)?;
+    let ids = v.state().contributions_page(id, offset, CURATE_SCAN).map_err(WebError::unavailable)?;
+    let mut queue = Vec::new();
+    for cid in ids {
+        if let Some(c) = v.state().contribution(cid).map_err(WebError::unavailable)?
+            && matches!(c.status, dn::PENDING | dn::APPROVED | dn::FLAGGED)
+        {
+            queue.push((cid, c));
+        }
+    }
+    let mut curators = vec![d.owner];
+    curators.extend(v.state().curators(id).map_err(WebError::unavailable)?);
+    let to = Module::Datanets.address();
+    let curator_list: Vec<String> = curators.iter().map(|a| format!("{a:#x}")).collect();
+    let body = html! {
+        p { "Contributions of " a href=(href(id)) { "d" (id) " " (d.name) } ": pending ones await approval or rejection, "
+            "approved ones may be flagged (they stop earning), flagged ones are listed. "
+            "The owner and the curators decide; the chain refuses anyone else." }
+        (wallet::panel(writes.dev_wallet.as_deref()))
+        p #curator-note.note role="status" aria-live="polite" data-curators=(curator_list.join(",")) hidden {}
+        form.write #curate-reasons method="get" action=(format!("/datanets/{id}/curate")) {
+            @if offset > 0 { input type="hidden" name="offset" value=(offset); }
+            div.field {
+                label for="curate-reject-reason" { "Reject as" }
+                select #curate-reject-reason name="reject" {
+                    @for r in REJECT_REASONS { option value=(r.0) selected[r.0 == reject_key] { (r.2) } }
+                }
+            }
+            div.field {
+                label for="curate-flag-reason" { "Flag as" }
+                select #curate-flag-reason name="flag" {
+                    @for r in FLAG_REASONS { option value=(r.0) selected[r.0 == flag_key] { (r.2) } }
+                }
+            }
+            div.field {
+                label for="curate-note" { "Note" }
+                input #curate-note name="note" value=(note) maxlength=(query::MAX_VALUE);
+            }
+            button type="submit" { "Use these reasons" }
+        }
+        p #curate-result role="status" aria-live="polite" {}
+        @if queue.is_empty() { p.muted { "Nothing to decide among contributions " (offset) " to " (offset + CURATE_SCAN) " (of " (total) ")." } }
+        @else {
+            (table(
+                "Contributions to decide",
+                &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond", "Decide"],
+                html! { @for (cid, c) in &queue { tr data-contribution=(cid) {
+                    td { a href=(contribution_href(id, *cid)) { "#" (cid) } }
+                    td { (status(c.status)) }
+                    td { (account_link(&c.attestation.contributor)) }
+                    td.num { (c.attestation.rowCount) }
+                    td.num { (quality(c.attestation.qualityBps)) }
+                    td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
+                    td.num { @if c.bond == U256::ZERO { "none" } @else { (amount(c.bond)) } }
+                    td.actions {
+                        @if c.status == dn::PENDING {
+                            (tx_button(&TxButton { class: Some("curate-approve"), done: "Approved", reload: true,
+                                ..TxButton::new(&format!("Approve #{cid}"), to, IDatanets::approveCall { contributionId: *cid }.abi_encode(), "curate-result") }))
+                            " "
+                            (tx_button(&TxButton { class: Some("curate-reject"), done: "Rejected", reload: true,
+                                ..TxButton::new(&format!("Reject #{cid}"), to, IDatanets::rejectCall { contributionId: *cid, reason: reject_code, note: note.clone() }.abi_encode(), "curate-result") }))
+                            " "
+                        }
+                        @if c.status == dn::APPROVED {
+                            (tx_button(&TxButton { class: Some("curate-flag"), done: "Flagged", reload: true,
+                                ..TxButton::new(&format!("Flag #{cid}"), to, IDatanets::flagCall { contributionId: *cid, reason: flag_code, note: note.clone() }.abi_encode(), "curate-result") }))
+                        }
+                    }
+                } } },
+            ))
+        }
+        @if offset + CURATE_SCAN < total {
+            p { a href=(format!("/datanets/{id}/curate?offset={}", offset + CURATE_SCAN)) { "Later contributions" } }
+        }
+    };
+    Ok(Page::new(format!("Curate d{id}: {}", d.name), Section::Datanets, body))
+}
