@@ -1,8 +1,9 @@
 //! The web app the node serves on its HTTP address (`http://127.0.0.1:8080/`
 //! on a dev node): server-rendered HTML pages, written as Rust templates with
 //! `maud`, over the chain the node already runs. No JavaScript toolchain
-//! builds it and no page needs a script but the Playground's chat (one small
-//! hand-written script, served from this crate like the stylesheet).
+//! builds it and no page needs a script but the Playground's chat and the
+//! write pages (two small hand-written scripts, served from this crate like
+//! the stylesheet).
 //!
 //! What is here:
 //! - [`page`]: the page shell every page shares (navigation for the roles,
@@ -25,7 +26,15 @@
 //! - [`playground`]: chat with a live model (streaming through the node's
 //!   OpenAI-compatible API), and each answer's credits: highlighted spans,
 //!   shares, fee split, receipt, verification by the node, challenge;
-//! - [`chart`]: line charts as inline SVG, with their data as a hidden table.
+//! - [`chart`]: line charts as inline SVG, with their data as a hidden table;
+//! - [`wallet`]: writes from the browser. The server encodes each call and
+//!   renders it on a `<button>`; `wallet.js` (`/assets/wallet.js`,
+//!   `window.OpenLedgerWallet`: `provider()`, `account()`, `send({to, data,
+//!   value})`, `signedFetch(method, path, bytes, headers)`, `blake3(bytes)`)
+//!   has the chosen EIP-1193 provider sign and send it: `window.ethereum`, or
+//!   on a dev chain the node's dev wallet (`POST /web/dev-wallet`, the dev
+//!   accounts). The write pages are in [`datanets::write`] (create, upload
+//!   with the per-row findings, curation queue) and [`earnings`] (claims).
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
 //! WebError>` in a module of its section, route it in that section's

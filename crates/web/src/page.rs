@@ -131,7 +131,7 @@ fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u3
                     h1 { (title) }
                     (body)
                 }
-                footer.site { "OpenLedger node · pages rendered on the server; only the Playground's chat needs a script" }
+                footer.site { "OpenLedger node · pages rendered on the server; only the Playground's chat and the pages that sign need a script" }
             }
         }
     }

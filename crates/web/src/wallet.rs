@@ -54,6 +54,8 @@ pub struct Writes {
     pub dev_wallet: Option<std::sync::Arc<DevWallet>>,
     /// The node's ingest attester, which a new Datanet trusts by default (as the CLI's `datanet create`).
     pub attester: Option<Address>,
+    /// Contributions' rows from the node's blob store, for tombstones (`None`: a node without one).
+    pub rows: Option<std::sync::Arc<dyn crate::datanets::write::ContributionRows>>,
 }
 
 /// The dev accounts a dev chain's web app signs with.

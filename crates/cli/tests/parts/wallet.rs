@@ -224,6 +224,25 @@ fn the_wallet_creates_uploads_and_curates() {
     let queue = page(&node, "GET", &format!("/datanets/{id}/curate"), b"", 200);
     assert!(queue.contains("class=\"curate-flag\"") && queue.contains("✓ approved"), "{queue}");
     assert!(attr(&queue, "id=\"curator-note\"", "data-curators").contains(&format!("{curator:#x}")));
+    let flag = IDatanets::flagCall::abi_decode(&unhex(&attr(&queue, "class=\"curate-flag\"", "data-data"))).unwrap();
+    assert_eq!((flag.contributionId, flag.reason), (cid, 1));
+
+    // Tombstone: the approved contribution's rows, each with its leaf and proof (the chain checks them).
+    let rows_path = format!("/datanets/{id}/contributions/{cid}/rows");
+    assert_eq!(attr(&queue, "class=\"curate-rows\"", "href"), rows_path);
+    let rows = page(&node, "GET", &format!("{rows_path}?reason=off+topic"), b"", 200);
+    assert!(rows.contains("Mulch keeps the roots cool"), "an open Datanet's rows are shown: {rows}");
+    let marker = "data-row=\"1\"";
+    let row1 = &rows[rows.find(marker).unwrap()..];
+    let tomb =
+        IDatanets::tombstoneCall::abi_decode(&unhex(&attr(row1, "class=\"curate-tombstone\"", "data-data"))).unwrap();
+    assert_eq!((tomb.contributionId, tomb.rowIndex, tomb.reason.as_str()), (cid, 1, "off topic"));
+    let data = format!("0x{}", hex::encode(tomb.abi_encode()));
+    let r = send(&node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &data, U256::ZERO);
+    assert_eq!(r["status"], "0x1", "{r}");
+    let rows = page(&node, "GET", &rows_path, b"", 200);
+    assert_eq!(rows.matches("✗ tombstoned").count(), 1, "{rows}");
+    assert_eq!(rows.matches("class=\"curate-tombstone\"").count(), 2, "{rows}");
 
     // Attacks on the dev wallet.
     let stranger = format!("{:#x}", Address::repeat_byte(0x42));
@@ -249,6 +268,9 @@ fn the_wallet_creates_uploads_and_curates() {
         (&format!("/datanets/{id}/curate?x=1"), 400),
         (&format!("/datanets/{id}/upload?x=1"), 400),
         ("/datanets/new?x=1", 400),
+        (&format!("/datanets/{id}/contributions/999/rows"), 404),
+        (&format!("/datanets/{id}/contributions/x/rows"), 400),
+        (&format!("/datanets/{id}/contributions/{cid}/rows?offset=-1"), 400),
     ] {
         let p = page(&node, "GET", path, b"", status);
         assert!(p.contains("role=\"alert\""), "{path}: {p}");

@@ -41,6 +41,7 @@ pub fn routes() -> Router<Web> {
         .route("/datanets/{id}/upload", get(write::upload_handler))
         .route("/datanets/{id}/curate", get(write::curate_handler))
         .route("/datanets/{id}/contributions/{cid}", get(contribution::handler))
+        .route("/datanets/{id}/contributions/{cid}/rows", get(write::rows_handler))
 }
 
 pub fn href(id: u64) -> String {

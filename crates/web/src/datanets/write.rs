@@ -9,6 +9,10 @@
 //!   (a signed request from the wallet, as `openledger datanet contribute`
 //!   sends), its per-row findings shown in `#upload-findings`, then
 //!   `#upload-submit` sends the attested `submitContribution` with its bond.
+//! - `/datanets/{id}/contributions/{cid}/rows?offset=O&reason=R`: an
+//!   approved contribution's rows, each live one with a tombstone button (the
+//!   row's leaf and Merkle proof encoded by the server from the rows the node
+//!   holds, checked against the on-chain rows root).
 //! - `/datanets/{id}/curate?offset=O&reject=R&flag=F&note=N`: the pending
 //!   contributions with approve and reject buttons, the approved ones with a
 //!   flag button (the chain flags only approved ones), the flagged ones
@@ -22,7 +26,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use primitives::abi::{DatanetLimits, IDatanets};
 use primitives::system::Module;
-use primitives::{Address, Amount, U256};
+use primitives::{Address, Amount, B256, U256};
 use runtime::datanets::{self as dn, DatanetsRead};
 
 use super::{contribution_href, datanet, href, id_param, quality, status};
@@ -32,6 +36,30 @@ use crate::page::{Page, Section, WebError, render, table};
 use crate::query;
 use crate::view::ChainView;
 use crate::wallet::{self, TxButton, Writes, tx_button};
+
+/// One row of a contribution as the node holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowView {
+    /// The row's Merkle leaf (before any tombstone).
+    pub leaf: B256,
+    /// Its text, when anyone may read the Datanet's rows (`None` on an allow-list Datanet).
+    pub text: Option<String>,
+}
+
+/// A boxed future, so the node can read blobs asynchronously behind a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The rows of a contribution, from the node's blob store: implemented by the
+/// node over its Datanet reader; the web app holds no blob of its own.
+pub trait ContributionRows: Send + Sync + 'static {
+    /// Every row of contribution `cid`, in order, checked against its on-chain rows root.
+    fn rows(&self, cid: u64) -> BoxFuture<'_, Result<Vec<RowView>, String>>;
+}
+
+/// Rows one tombstone page lists.
+pub const ROWS_PAGE: u64 = 50;
+/// The characters of a row's text shown.
+const ROW_TEXT: usize = 160;
 
 /// Contributions the curation queue looks at on one page (it shows the pending and flagged ones).
 pub const CURATE_SCAN: u64 = 200;
@@ -341,6 +369,8 @@ fn curate(v: &ChainView, writes: &Writes, id: u64, q: Option<&str>) -> Result<Pa
                         @if c.status == dn::APPROVED {
                             (tx_button(&TxButton { class: Some("curate-flag"), done: "Flagged", reload: true,
                                 ..TxButton::new(&format!("Flag #{cid}"), to, IDatanets::flagCall { contributionId: *cid, reason: flag_code, note: note.clone() }.abi_encode(), "curate-result") }))
+                            " "
+                            a.curate-rows href=(format!("{}/rows", contribution_href(id, *cid))) { "Tombstone rows of #" (cid) }
                         }
                     }
                 } } },
@@ -351,4 +381,106 @@ fn curate(v: &ChainView, writes: &Writes, id: u64, q: Option<&str>) -> Result<Pa
         }
     };
     Ok(Page::new(format!("Curate d{id}: {}", d.name), Section::Datanets, body))
+}
+
+pub async fn rows_handler(
+    State(web): State<Web>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let parsed = (|| {
+        let Path((id, cid)) = ids.map_err(|e| WebError::bad(format!("bad path: {e}")))?;
+        Ok::<_, WebError>((query::datanet_id(&id)?, query::number(&cid, "contribution id")?))
+    })();
+    let (id, cid) = match parsed {
+        Ok(p) => p,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let writes = web.writes.clone();
+    // The rows come from the blob store (asynchronously); a contribution of
+    // another Datanet, or none, is judged on the chain below first.
+    let rows = match &writes.rows {
+        Some(r) => Some(r.rows(cid).await),
+        None => None,
+    };
+    render(web, move |v| rows_page(v, &writes, id, cid, q.as_deref(), rows)).await
+}
+
+fn rows_page(
+    v: &ChainView,
+    writes: &Writes,
+    id: u64,
+    cid: u64,
+    q: Option<&str>,
+    rows: Option<Result<Vec<RowView>, String>>,
+) -> Result<Page, WebError> {
+    let params = query::params(q, &["offset", "reason"])?;
+    let offset = query::optional_number(&params, "offset", "offset")?.unwrap_or(0);
+    let reason = query::get(&params, "reason").unwrap_or("removed by the owner").to_string();
+    let d = datanet(v, id)?;
+    let c = v
+        .state()
+        .contribution(cid)
+        .map_err(WebError::unavailable)?
+        .filter(|c| c.attestation.datanetId == id)
+        .ok_or_else(|| WebError::not_found(format!("Datanet d{id} has no contribution {cid}")))?;
+    let rows = rows
+        .ok_or_else(|| WebError::unavailable("this node keeps no blobs: it cannot read the contribution's rows"))?
+        .map_err(WebError::unavailable)?;
+    let mut leaves: Vec<B256> = rows.iter().map(|r| r.leaf).collect();
+    let mut dead = vec![false; rows.len()];
+    for (i, (leaf, dead)) in leaves.iter_mut().zip(dead.iter_mut()).enumerate() {
+        if v.state().is_tombstoned(cid, i as u32).map_err(WebError::unavailable)? {
+            *leaf = primitives::rows::TOMBSTONE_LEAF;
+            *dead = true;
+        }
+    }
+    if primitives::rows::rows_root(&leaves) != c.attestation.rowsRoot {
+        return Err(WebError::unavailable(format!(
+            "the rows this node holds for contribution {cid} do not hash to its on-chain root"
+        )));
+    }
+    let to = Module::Datanets.address();
+    let end = (offset.saturating_add(ROWS_PAGE)).min(rows.len() as u64);
+    let approved = c.status == dn::APPROVED;
+    let body = html! {
+        p { "The rows of " a href=(contribution_href(id, cid)) { "contribution #" (cid) } " to "
+            a href=(href(id)) { "d" (id) " " (d.name) } " (" (status(c.status)) "). Tombstoning a row removes it from new "
+            "versions and closes the versions that hold it to new training; only the owner may, and only of an approved contribution." }
+        @if !approved { p.note { "This contribution is not approved: the chain refuses tombstones of it." } }
+        (wallet::panel(writes.dev_wallet.as_deref()))
+        form.write method="get" action=(format!("{}/rows", contribution_href(id, cid))) {
+            @if offset > 0 { input type="hidden" name="offset" value=(offset); }
+            div.field {
+                label for="tombstone-reason" { "Reason" }
+                input #tombstone-reason name="reason" value=(reason) maxlength=(query::MAX_VALUE);
+            }
+            button type="submit" { "Use this reason" }
+        }
+        p #curate-result role="status" aria-live="polite" {}
+        @if rows.is_empty() { p.muted { "No rows." } }
+        @else {
+            (table(
+                "Rows of the contribution",
+                &["Row", "Text", "Leaf", "Tombstone"],
+                html! { @for i in offset..end { @let r = &rows[i as usize]; tr data-row=(i) {
+                    td.num { (i) }
+                    td { @match &r.text {
+                        Some(t) => span.text { (t.chars().take(ROW_TEXT).collect::<String>()) @if t.chars().count() > ROW_TEXT { "…" } },
+                        None => span.muted { "private (allow-list Datanet)" },
+                    } }
+                    td.mono title=(r.leaf.to_string()) { (crate::format::short(&r.leaf.to_string())) }
+                    td { @if dead[i as usize] { span.muted { "✗ tombstoned" } } @else if approved {
+                        @let proof = primitives::merkle::prove(&leaves, i as usize).map(|p| p.siblings).unwrap_or_default();
+                        (tx_button(&TxButton { class: Some("curate-tombstone"), done: "Tombstoned", reload: true,
+                            ..TxButton::new(&format!("Tombstone row {i}"), to, IDatanets::tombstoneCall {
+                                contributionId: cid, rowIndex: i as u32, rowLeaf: r.leaf, proof, reason: reason.clone(),
+                            }.abi_encode(), "curate-result") }))
+                    } @else { span.muted { "—" } } }
+                } } },
+            ))
+            (crate::explorer::pager(&format!("{}/rows", contribution_href(id, cid)), "", offset, ROWS_PAGE, rows.len() as u64))
+        }
+    };
+    Ok(Page::new(format!("Rows of contribution #{cid} to d{id}"), Section::Datanets, body))
 }
