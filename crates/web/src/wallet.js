@@ -147,8 +147,9 @@
     };
   }
 
-  /** The chosen EIP-1193 provider. */
+  /** The chosen EIP-1193 provider (a browser wallet injected since the last look is offered first). */
   function provider() {
+    refresh();
     const sel = select();
     const v = sel ? sel.value : "";
     if (v === BROWSER || (!v && window.ethereum)) {

@@ -386,3 +386,75 @@ async fn receipt(web: &Web, params: &Value) -> Result<Value, Refusal> {
     }
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_sol_types::SolCall;
+    use primitives::abi::IDatanets;
+
+    /// wallet.js's BLAKE3 against the Rust one (`primitives::content_hash`) at
+    /// the chunk and block boundaries, run with `node` when it is installed
+    /// (the browser test runs it in a browser).
+    #[test]
+    fn the_scripts_blake3_is_the_nodes() {
+        let lens = [0usize, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3073, 8193, 100_000];
+        let script = format!(
+            "{SCRIPT}\nconst out = [];\nfor (const n of {lens:?}) {{ const b = new Uint8Array(n); \
+             for (let i = 0; i < n; i++) b[i] = i % 251; out.push(module.exports.blake3(b)); }}\n\
+             console.log(out.join(' '));"
+        );
+        let Ok(out) = std::process::Command::new("node").args(["-e", &script]).output() else {
+            eprintln!("node is not installed: wallet.js's BLAKE3 is checked by the browser test only");
+            return;
+        };
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = String::from_utf8(out.stdout).unwrap();
+        let got: Vec<&str> = got.split_whitespace().collect();
+        for (n, h) in lens.iter().zip(&got) {
+            let input: Vec<u8> = (0..*n).map(|i| (i % 251) as u8).collect();
+            assert_eq!(*h, hex::encode(primitives::content_hash(&input)), "length {n}");
+        }
+        assert_eq!(got.len(), lens.len());
+    }
+
+    #[test]
+    fn a_button_carries_the_call_and_the_panel_is_labelled() {
+        let call = IDatanets::approveCall { contributionId: 7 };
+        let b = TxButton {
+            class: Some("curate-approve"),
+            value: U256::from(5u64),
+            link: Some((B256::repeat_byte(1), 2, "/x/{id}", "#{id}")),
+            ..TxButton::new("Approve", Module::Datanets.address(), call.abi_encode(), "curate-result")
+        };
+        let html = tx_button(&b).into_string();
+        for want in [
+            "<button type=\"button\" class=\"curate-approve\"",
+            &format!("data-to=\"{:#x}\"", Module::Datanets.address()),
+            &format!("data-data=\"0x{}\"", hex::encode(call.abi_encode())),
+            "data-value=\"5\"",
+            "data-result=\"curate-result\"",
+            "data-event-index=\"2\"",
+            "data-link=\"/x/{id}\"",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
+        let dev = DevWallet::new(vec![keys::derive_account(keys::DEV_MNEMONIC, 0).unwrap()]);
+        let p = panel(Some(&dev)).into_string();
+        assert!(p.contains("<label for=\"wallet-account\">"), "{p}");
+        assert!(p.contains("data-dev-wallet=\"/web/dev-wallet\""), "{p}");
+        assert!(p.contains("value=\"dev:0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266\""), "{p}");
+        assert!(p.contains("id=\"wallet-status\" role=\"status\" aria-live=\"polite\""), "{p}");
+        assert!(!panel(None).into_string().contains("data-dev-wallet"));
+    }
+
+    #[test]
+    fn reverts_read_as_their_custom_error() {
+        let caller = Address::repeat_byte(0x42);
+        let data = alloy_sol_types::SolError::abi_encode(&IDatanets::NotCurator { caller });
+        let m = revert_message(&Module::Datanets.address(), &data);
+        assert_eq!(m, format!("NotCurator(caller={})", caller.to_checksum(None)));
+        assert_eq!(revert_message(&Module::Datanets.address(), &[]), "reverted");
+        assert_eq!(revert_message(&Module::Datanets.address(), &[1, 2]), "reverted with 0x0102");
+    }
+}

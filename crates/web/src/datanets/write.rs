@@ -484,3 +484,44 @@ fn rows_page(
     };
     Ok(Page::new(format!("Rows of contribution #{cid} to d{id}"), Section::Datanets, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> Vec<(String, String)> {
+        query::form(
+            s.as_bytes(),
+            &["name", "summary", "description", "tags", "licence", "policy", "bond", "curators", "daily_files"],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_create_call_is_what_the_form_asks_for() {
+        let attester = Address::repeat_byte(1);
+        let c = create_call(
+            &form("name=+Soil+&licence=MIT&policy=allow-list&bond=0.25&tags=a%2C+b%2C%2C&daily_files=3"),
+            Some(attester),
+        )
+        .unwrap();
+        assert_eq!((c.name.as_str(), c.licence.as_str(), c.policy), ("Soil", "MIT", 1));
+        assert_eq!(c.contributorBond, U256::from(250_000_000_000_000_000u128));
+        assert_eq!(c.tags, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!((c.attesters, c.limits.contributorDailyFiles), (vec![attester], 3));
+        for bad in [
+            "licence=MIT",
+            "name=x",
+            "name=x&licence=MIT&policy=closed",
+            "name=x&licence=MIT&bond=-1",
+            "name=x&licence=MIT&curators=0xzz",
+            "name=x&licence=MIT&daily_files=99999999999",
+        ] {
+            assert!(matches!(create_call(&form(bad), None), Err(WebError::BadRequest(_))), "{bad}");
+        }
+        let many = format!("name=x&licence=MIT&tags={}", "t,".repeat(MAX_LIST + 1));
+        assert!(create_call(&form(&many), None).is_err());
+        assert!(query::form(b"name=x&unknown=1", &["name"]).is_err());
+        assert!(query::form(&vec![b'a'; query::MAX_FORM + 1], &["name"]).is_err());
+    }
+}

@@ -373,4 +373,25 @@ mod tests {
         }
         assert!(over_time(&BTreeMap::new()).into_string().contains("no data yet"));
     }
+
+    #[test]
+    fn a_claimable_contribution_has_a_claim_button() {
+        let a = Address::repeat_byte(9);
+        let e = |id, claimable: u64| Earned {
+            id,
+            datanet: 1,
+            credited: U256::from(10u64),
+            claimable: U256::from(claimable),
+            claimed: U256::ZERO,
+        };
+        let html = contributions(&a, &[e(4, 0), e(5, 3)], &crate::wallet::Writes::default()).into_string();
+        assert_eq!(html.matches("class=\"claim\"").count(), 1, "{html}");
+        let call = IInference::claimCall { contributionId: 5 }.abi_encode();
+        assert!(html.contains(&format!("data-data=\"0x{}\"", hex::encode(call))), "{html}");
+        assert!(html.contains(&format!("data-to=\"{:#x}\"", Module::Inference.address())), "{html}");
+        assert!(html.contains("id=\"claim-result\" role=\"status\""), "{html}");
+        assert!(html.contains("<label for=\"wallet-account\">"), "{html}");
+        let none = contributions(&a, &[e(4, 0)], &crate::wallet::Writes::default()).into_string();
+        assert!(!none.contains("claim-result") && !none.contains("wallet-account"), "{none}");
+    }
 }
