@@ -15,7 +15,9 @@
 //! dev key and submits to its pool; a call that would revert is refused with
 //! its decoded error, as wallets do) and `eth_getTransactionReceipt`. It is
 //! routed only on a dev chain; it refuses other methods, accounts that are not
-//! dev accounts, and bodies over [`MAX_DEV_WALLET_BODY`].
+//! dev accounts, bodies over [`MAX_DEV_WALLET_BODY`], and bodies not sent as
+//! `application/json` (which another site's page cannot send without a CORS
+//! preflight that the node never grants).
 
 use alloy_consensus::TxEip1559;
 use alloy_dyn_abi::DynSolValue;
@@ -181,10 +183,20 @@ fn invalid(message: impl Into<String>) -> Refusal {
     refuse(StatusCode::BAD_REQUEST, -32602, message)
 }
 
-async fn dev_wallet(State(web): State<Web>, body: Bytes) -> Response {
+async fn dev_wallet(State(web): State<Web>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
     let Some(dev) = web.writes.dev_wallet.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    // JSON only: another site's page cannot send that without a CORS preflight,
+    // which this node never grants, so it cannot have the dev keys sign.
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        let refusal = refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, -32600, "the dev wallet reads application/json only");
+        return answer(Value::Null, Err(refusal));
+    }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return answer(Value::Null, Err(refuse(StatusCode::BAD_REQUEST, -32700, format!("not JSON: {e}")))),

@@ -3,9 +3,9 @@
 //! compared); the dev wallet sends it and the Datanet exists; a file checked
 //! through a signed request whose signature the dev wallet made
 //! (`personal_sign`, exactly as wallet.js builds it) is submitted with its
-//! bond; the curation queue's approve button approves it, and the earnings
-//! page has no claim yet. Attacks on the dev wallet: accounts that are not
-//! dev accounts, unknown methods, malformed and oversized bodies, and a call
+//! bond; the curation queue's approve button approves it, and the
+//! rows page tombstones a row. Attacks on the dev wallet: accounts that are not
+//! dev accounts, unknown methods, malformed, oversized and non-JSON bodies, and a call
 //! that would revert are refused; bad ids and reasons on the write pages are
 //! 400 and 404 pages.
 
@@ -253,10 +253,19 @@ fn the_wallet_creates_uploads_and_curates() {
     for method in ["eth_sign", "eth_signTransaction", "eth_sendRawTransaction", "wallet_addEthereumChain", ""] {
         assert_eq!(wallet(&node, method, json!([])).0, 400, "{method}");
     }
-    let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &[], b"{not json");
+    let json_type = [("content-type", "application/json".to_string())];
+    let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &json_type, b"{not json");
     assert_eq!(s, 400);
+    // What another site's page could send without a preflight: refused.
+    let accounts_call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_accounts","params":[]}"#;
+    for t in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let (s, _) =
+            http_send(&node.http, "POST", "/web/dev-wallet", &[("content-type", t.to_string())], accounts_call);
+        assert_eq!(s, 415, "{t}");
+    }
+    assert_eq!(http_send(&node.http, "POST", "/web/dev-wallet", &[], accounts_call).0, 415);
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "personal_sign", "params": ["x".repeat(70_000), format!("{:#x}", owner.address())]});
-    let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &[], big.to_string().as_bytes());
+    let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &json_type, big.to_string().as_bytes());
     assert_eq!(s, 413);
 
     // Bad input on the write pages: 400 and 404 pages, never a panic.
