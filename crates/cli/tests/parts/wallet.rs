@@ -230,6 +230,8 @@ fn the_wallet_creates_uploads_and_curates() {
     // Tombstone: the approved contribution's rows, each with its leaf and proof (the chain checks them).
     let rows_path = format!("/datanets/{id}/contributions/{cid}/rows");
     assert_eq!(attr(&queue, "class=\"curate-rows\"", "href"), rows_path);
+    let contribution = page(&node, "GET", &format!("/datanets/{id}/contributions/{cid}"), b"", 200);
+    assert!(contribution.contains(&format!("href=\"{rows_path}\"")), "{contribution}");
     let rows = page(&node, "GET", &format!("{rows_path}?reason=off+topic"), b"", 200);
     assert!(rows.contains("Mulch keeps the roots cool"), "an open Datanet's rows are shown: {rows}");
     let marker = "data-row=\"1\"";
