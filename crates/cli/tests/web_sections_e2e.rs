@@ -19,6 +19,9 @@ mod jobform;
 /// The Playground (`/playground`): one test binary with the other sections.
 #[path = "parts/playground.rs"]
 mod playground;
+/// Writes from the browser (the wallet script, the dev wallet, create, upload, curate).
+#[path = "parts/wallet.rs"]
+mod wallet;
 
 use common::*;
 use primitives::Amount;

@@ -365,7 +365,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
             .merge(blob_route::routes(store, policy))
             .merge(factory::routes::routes(jobs.clone()))
             .merge(snapshot_route::routes(chain.clone()))
-            .merge(web::routes(chain.clone(), Some(jobs.clone()), playground));
+            .merge(web::routes(chain.clone(), Some(jobs.clone()), playground, writes(cfg, &chain, &datanets)));
         if let Some(s) = &serving {
             router = router.merge(serve::routes(s.openlora.clone()));
         }
@@ -386,6 +386,55 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
     // On failure the node is dropped here, which stops everything it started.
     write_endpoints(&endpoints_path, rpc_addr, http_addr).map_err(NodeError::Endpoints)?;
     Ok(node)
+}
+
+/// What the web app's write pages need: the node's attester, and the dev wallet
+/// on a dev chain only (`openledger up`, which serves the dev RPC methods, on
+/// chain id 31337), signing with the public dev accounts.
+fn writes(cfg: &NodeConfig, chain: &Arc<Chain>, datanets: &Arc<datanets::DatanetService>) -> web::wallet::Writes {
+    web::wallet::Writes {
+        dev_wallet: (cfg.dev_rpc && chain.chain_id() == primitives::DEV_CHAIN_ID)
+            .then(|| Arc::new(web::wallet::DevWallet::new(config::dev_accounts()))),
+        attester: datanets.attester(),
+        rows: Some(Arc::new(ContributionRowsOf { datanets: datanets.clone(), chain: chain.clone() })),
+    }
+}
+
+/// The web app's tombstone page reads a contribution's rows through the node's
+/// Datanet reader (checked against the on-chain rows root); their text only
+/// when anyone may read the Datanet's rows.
+struct ContributionRowsOf {
+    datanets: Arc<datanets::DatanetService>,
+    chain: Arc<Chain>,
+}
+
+impl web::datanets::write::ContributionRows for ContributionRowsOf {
+    fn rows(
+        &self,
+        cid: u64,
+    ) -> web::datanets::write::BoxFuture<'_, Result<Vec<web::datanets::write::RowView>, String>> {
+        Box::pin(async move {
+            let (rec, rows) = self.datanets.reader().contribution_rows(cid).await.map_err(|e| e.to_string())?;
+            let id = rec.attestation.datanetId;
+            let snap = self.chain.snapshot().map_err(|e| e.to_string())?;
+            let d = runtime::datanets::DatanetsRead::datanet(&snap, id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no Datanet {id}"))?;
+            let public = self.datanets.may_read(id, &d, None, "rows")?;
+            Ok(rows
+                .iter()
+                .map(|r| web::datanets::write::RowView {
+                    leaf: r.leaf(),
+                    text: public.then(|| match r {
+                        primitives::rows::Row::Text { text } => text.clone(),
+                        primitives::rows::Row::PromptCompletion { prompt, completion } => {
+                            format!("{prompt} → {completion}")
+                        }
+                    }),
+                })
+                .collect())
+        })
+    }
 }
 
 /// The file in the data directory that holds the node's HTTP identity: a random

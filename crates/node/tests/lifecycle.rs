@@ -176,3 +176,27 @@ fn stopping_a_node_settles_what_it_billed() {
     assert_eq!(after.lastNonce, before.lastNonce + 1, "the receipt settled before the node stopped");
     assert_eq!(before.remaining - after.remaining, cost, "the payer was charged what the receipt says");
 }
+
+/// The web app's dev wallet signs with the public dev keys, so it exists only
+/// on a dev chain (`up`: dev RPC, chain id 31337): not under `start` (no dev
+/// RPC), nor on another chain id with the dev RPC, where it is a 404 while
+/// the wallet script is served.
+#[test]
+fn the_dev_wallet_exists_only_on_a_dev_chain() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"eth_accounts","params":[]}"#;
+    for (name, chain_id, dev_rpc, want) in
+        [("start", 31337, false, 404), ("another chain", 777, true, 404), ("up", 31337, true, 200)]
+    {
+        let mut cfg = config(dir.path().join(name));
+        (cfg.serving, cfg.verifier, cfg.base_model, cfg.dev_rpc) = (None, None, None, dev_rpc);
+        cfg.genesis.chain_id = chain_id;
+        let n = rt.block_on(node::start(&cfg)).unwrap();
+        let http = rpc::http::HttpClient::new(&n.http_addr.unwrap().to_string());
+        let r = http.request("POST", "/web/dev-wallet", &[("content-type", "application/json".into())], body).unwrap();
+        assert_eq!(r.status, want, "{name}: {}", r.text());
+        assert_eq!(http.request("GET", "/assets/wallet.js", &[], b"").unwrap().status, 200, "{name}");
+        rt.block_on(n.shutdown());
+    }
+}

@@ -1,11 +1,12 @@
-//! Transactions a page offers the browser's wallet: buttons that carry their
-//! call encoded on the server (`data-to`, `data-data`, `data-value`), which
-//! the page's script (`jobs.js`) hands to `OpenLedgerWallet.send` as they
-//! are. The page encodes exactly what the CLI would send for the same
-//! action, so the script decides nothing and the chain checks everything.
+//! The ModelFactory's and governance's transactions a page offers the
+//! browser's wallet: [`crate::wallet::TxButton`]s that carry their call
+//! encoded on the server (`data-to`, `data-data`, `data-value`), which
+//! `wallet.js` sends as they are. The page encodes exactly what the CLI would
+//! send for the same action, so the script decides nothing and the chain
+//! checks everything.
 //!
-//! [`SCRIPT_PATH`] is that script; [`WALLET_PATH`] is the wallet it needs
-//! (an EIP-1193 provider behind `window.OpenLedgerWallet`), loaded first.
+//! [`SCRIPT_PATH`] is the job form's and the live job section's script
+//! (`jobs.js`), loaded after the wallet (`window.OpenLedgerWallet`).
 
 use alloy_sol_types::SolCall;
 use axum::Router;
@@ -18,11 +19,10 @@ use primitives::system::Module;
 use primitives::{Address, U256};
 
 use crate::Web;
+use crate::view::ChainView;
 
 /// The job form's and the action buttons' script.
 pub const SCRIPT_PATH: &str = "/assets/jobs.js";
-/// The wallet the script drives (`window.OpenLedgerWallet`), served by the node.
-pub const WALLET_PATH: &str = "/assets/wallet.js";
 
 const SCRIPT: &str = include_str!("jobs.js");
 
@@ -37,10 +37,11 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-/// The wallet and this module's script, in that order (both deferred).
-pub fn scripts() -> Markup {
+/// The wallet's account selector with its script, then this module's script
+/// (both deferred, in that order).
+pub fn scripts(v: &ChainView) -> Markup {
     html! {
-        script src=(WALLET_PATH) defer {}
+        (crate::wallet::panel(v.dev_wallet()))
         script src=(SCRIPT_PATH) defer {}
     }
 }
@@ -105,26 +106,35 @@ pub fn vote(id: u64, support: u8) -> Tx {
     Tx::call(Module::Governance, &IGovernance::castVoteCall { id, support }, U256::ZERO)
 }
 
-/// A button that sends `tx` from the wallet's account. `result` is the id of
-/// the status element the script writes the outcome to; `then` what the
-/// script links once the transaction is in a block (`proposal` for a
-/// governance proposal, whose id it reads from the receipt's
-/// `ProposalCreated` log, or a fixed href).
-pub fn button(id: Option<&str>, class: &str, label: &str, tx: &Tx, result: &str, then: &str) -> Markup {
-    html! {
-        button type="button" id=[id] class=(format!("wallet-tx {class}"))
-            data-to=(tx.to.to_checksum(None))
-            data-data=(format!("0x{}", hex::encode(&tx.data)))
-            data-value=(format!("{:#x}", tx.value))
-            data-result=(result)
-            data-then=(then) { (label) }
-    }
+/// What a button's page does once its transaction is in a block.
+#[derive(Clone, Copy, Debug)]
+pub enum Then {
+    /// Reload: the page shows the next step.
+    Reload,
+    /// Link the new governance proposal, its id read from the receipt's `ProposalCreated` log.
+    Proposal,
 }
 
-/// The topic of `ProposalCreated(uint64 indexed id, ...)`, for the script to find the new id.
-pub fn proposal_created_topic() -> String {
-    use alloy_sol_types::SolEvent;
-    IGovernance::ProposalCreated::SIGNATURE_HASH.to_string()
+/// A button that sends `tx` from the wallet's account. `result` is the id of
+/// the status element the script writes the outcome to.
+pub fn button(id: Option<&str>, class: &str, label: &str, tx: &Tx, result: &str, then: Then) -> Markup {
+    let mut b = crate::wallet::TxButton::new(label, tx.to, tx.data.clone(), result);
+    b.id = id;
+    b.class = Some(class);
+    b.value = tx.value;
+    match then {
+        Then::Reload => {
+            b.done = "Done; updating the page";
+            b.reload = true;
+        }
+        Then::Proposal => {
+            use alloy_sol_types::SolEvent;
+            let topic = IGovernance::ProposalCreated::SIGNATURE_HASH;
+            b.done = "Proposed";
+            b.link = Some((topic, 1, "/governance/{id}", "Governance proposal #{id}"));
+        }
+    }
+    crate::wallet::tx_button(&b)
 }
 
 #[cfg(test)]
@@ -134,10 +144,10 @@ mod tests {
     #[test]
     fn buttons_carry_the_encoded_call() {
         let tx = vote(7, 1);
-        let b = button(None, "vote-for", "Vote for", &tx, "vote-result", "reload").into_string();
-        assert!(b.starts_with("<button type=\"button\" class=\"wallet-tx vote-for\" data-to=\"0x"), "{b}");
+        let b = button(None, "vote-for", "Vote for", &tx, "vote-result", Then::Reload).into_string();
+        assert!(b.starts_with("<button type=\"button\" class=\"vote-for\" data-to=\"0x"), "{b}");
         assert!(b.contains(&format!("data-data=\"0x{}\"", hex::encode(&tx.data))), "{b}");
-        assert!(b.contains("data-value=\"0x0\""), "{b}");
+        assert!(b.contains("data-value=\"0\"") && b.contains("data-reload=\"1\""), "{b}");
         let c = IGovernance::castVoteCall::abi_decode(&tx.data).unwrap();
         assert_eq!((c.id, c.support), (7, 1));
         let p = approve_proposal(3, U256::from(5u64));

@@ -1,10 +1,9 @@
-// OpenLedger web app: the wallet actions (hand-written, no build step).
+// OpenLedger web app: the job form and the live job page (hand-written, no build step).
 // - /models/new: builds the JSON body `openledger train submit` sends, posts it
 //   to POST /v1/jobs signed by the wallet, shows the node's refusal as it is.
 // - /models/jobs/{id}: while the job runs, fetches its live section again
 //   (rendered by the node) every few seconds and swaps it in.
-// - button.wallet-tx anywhere: sends the transaction the node encoded in its
-//   data-to / data-data / data-value attributes from the wallet's account.
+// Buttons that send a transaction the node encoded are wallet.js's.
 // The node decides everything; this script only carries bytes.
 (function () {
   "use strict";
@@ -136,52 +135,4 @@
     }, seconds * 1000);
   };
   poll();
-
-  // ---- Transactions the node encoded ----------------------------------
-
-  var hexId = function (topic) { return topic ? String(BigInt(topic)) : null; };
-
-  document.addEventListener("click", function (ev) {
-    var b = ev.target && ev.target.closest ? ev.target.closest("button.wallet-tx") : null;
-    if (!b) return;
-    ev.preventDefault();
-    var out = document.getElementById(b.getAttribute("data-result"));
-    var w = wallet(out);
-    if (!w) return;
-    b.disabled = true;
-    say(out, "Confirm the transaction in your wallet…");
-    w.send({ to: b.getAttribute("data-to"), data: b.getAttribute("data-data"), value: b.getAttribute("data-value") })
-      .then(function (receipt) {
-        var status = receipt && receipt.status;
-        if (status === "0x0" || status === 0 || status === false) {
-          say(out, "The transaction failed on chain" + (receipt.transactionHash ? " (" + receipt.transactionHash + ")" : "") + ".", true);
-          return;
-        }
-        var then = b.getAttribute("data-then");
-        if (then === "reload") { say(out, "Done; updating the page…"); window.location.reload(); return; }
-        var href = then, text = "See it";
-        if (then === "proposal") {
-          var topic = (document.getElementById("proposal-created-topic") || {}).dataset;
-          var logs = (receipt && receipt.logs) || [];
-          href = null;
-          for (var i = 0; i < logs.length; i++) {
-            var t = logs[i].topics || [];
-            if (topic && t[0] && t[0].toLowerCase() === topic.topic.toLowerCase()) {
-              var id = hexId(t[1]);
-              href = "/governance/" + id;
-              text = "Governance proposal #" + id;
-            }
-          }
-          if (!href) { href = "/governance"; text = "Proposals"; }
-        }
-        out.textContent = "Done. ";
-        out.classList.remove("error");
-        var a = document.createElement("a");
-        a.href = href;
-        a.textContent = text;
-        out.appendChild(a);
-      })
-      .catch(function (e) { say(out, "Not sent: " + (e && e.message ? e.message : e), true); })
-      .then(function () { b.disabled = false; });
-  });
 })();

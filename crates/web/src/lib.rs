@@ -1,12 +1,13 @@
 //! The web app the node serves on its HTTP address (`http://127.0.0.1:8080/`
 //! on a dev node): server-rendered HTML pages, written as Rust templates with
 //! `maud`, over the chain the node already runs. No JavaScript toolchain
-//! builds it. Reading needs no script; two small hand-written scripts, served
+//! builds it. Reading needs no script; small hand-written scripts, served
 //! from this crate like the stylesheet, do what a server cannot: the
-//! Playground's chat (`playground.js`), and the wallet actions (`jobs.js`:
-//! starting a fine-tune, following it live, proposing its model, voting),
-//! which drive the browser wallet `window.OpenLedgerWallet` (`wallet.js`) and
-//! send only what the page encoded on the server.
+//! Playground's chat (`playground.js`), the browser wallet
+//! `window.OpenLedgerWallet` (`wallet.js`: the chosen EIP-1193 provider,
+//! transactions, signed requests) and the job actions (`jobs.js`: starting a
+//! fine-tune, following it live, proposing its model, voting), which send
+//! only what the page encoded on the server.
 //!
 //! What is here:
 //! - [`page`]: the page shell every page shares (navigation for the roles,
@@ -33,7 +34,15 @@
 //! - [`playground`]: chat with a live model (streaming through the node's
 //!   OpenAI-compatible API), and each answer's credits: highlighted spans,
 //!   shares, fee split, receipt, verification by the node, challenge;
-//! - [`chart`]: line charts as inline SVG, with their data as a hidden table.
+//! - [`chart`]: line charts as inline SVG, with their data as a hidden table;
+//! - [`wallet`]: writes from the browser. The server encodes each call and
+//!   renders it on a `<button>`; `wallet.js` (`/assets/wallet.js`,
+//!   `window.OpenLedgerWallet`: `provider()`, `account()`, `send({to, data,
+//!   value})`, `signedFetch(method, path, bytes, headers)`, `blake3(bytes)`)
+//!   has the chosen EIP-1193 provider sign and send it: `window.ethereum`, or
+//!   on a dev chain the node's dev wallet (`POST /web/dev-wallet`, the dev
+//!   accounts). The write pages are in [`datanets::write`] (create, upload
+//!   with the per-row findings, curation queue) and [`earnings`] (claims).
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
 //! WebError>` in a module of its section, route it in that section's
@@ -62,6 +71,7 @@ pub mod page;
 pub mod playground;
 pub mod query;
 pub mod view;
+pub mod wallet;
 
 /// The path of the app's one stylesheet.
 pub const STYLESHEET_PATH: &str = "/assets/style.css";
@@ -77,16 +87,25 @@ pub struct Web {
     pub jobs: Option<Arc<factory::JobQueue>>,
     /// The node's attribution records for the Playground (none on a node that does not serve).
     pub playground: playground::Playground,
+    /// What the write pages need from the node (the dev wallet on a dev chain, the node's attester).
+    pub writes: wallet::Writes,
 }
 
 /// The app's routes, for the node's HTTP server: `GET /` (the Explorer's
 /// home), the Explorer under `/explorer/...`, the Datanets (`/datanets/...`)
 /// Governance (`/governance/...`, `/validators/...`), Models (`/models/jobs...`,
 /// `/models/new`, over `jobs`), Playground (`/playground...`, over `playground`) and Earnings
-/// (`/earnings...`) sections, the stylesheet, the Playground's script and the
-/// wallet actions' script (`/assets/jobs.js`; `/assets/wallet.js` is not served here). It
+/// (`/earnings...`) sections, the stylesheet and the scripts (`playground.js`,
+/// `jobs.js`, `wallet.js`). It
 /// sets no fallback, so the node's other routes and its JSON 404 stay as they are.
-pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playground: playground::Playground) -> Router {
+/// The wallet script is always served; the dev wallet (`POST /web/dev-wallet`)
+/// only when `writes` has one (a dev chain).
+pub fn routes(
+    chain: Arc<Chain>,
+    jobs: Option<Arc<factory::JobQueue>>,
+    playground: playground::Playground,
+    writes: wallet::Writes,
+) -> Router {
     Router::new()
         .route("/", get(explorer::home::handler))
         .route(STYLESHEET_PATH, get(stylesheet))
@@ -98,7 +117,8 @@ pub fn routes(chain: Arc<Chain>, jobs: Option<Arc<factory::JobQueue>>, playgroun
         .merge(assets::routes())
         .merge(playground::routes())
         .merge(actions::routes())
-        .with_state(Web { chain, jobs, playground })
+        .merge(wallet::routes(writes.dev_wallet.is_some()))
+        .with_state(Web { chain, jobs, playground, writes })
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -132,7 +132,7 @@ fn shell(title: &str, current: Option<Section>, body: Markup, refresh: Option<u3
                     h1 { (title) }
                     (body)
                 }
-                footer.site { "OpenLedger node · pages rendered on the server; only chat and wallet actions need a script" }
+                footer.site { "OpenLedger node · pages rendered on the server; only the Playground's chat and the pages that sign need a script" }
             }
         }
     }
@@ -195,7 +195,7 @@ where
     F: FnOnce(&ChainView) -> Result<R, WebError> + Send + 'static,
 {
     let result = tokio::task::spawn_blocking(move || {
-        let view = ChainView::open(&web.chain)?;
+        let view = ChainView::open(&web.chain)?.with_dev_wallet(web.writes.dev_wallet.clone());
         page(&view)
     })
     .await;

@@ -14,17 +14,29 @@ pub const MAX_VALUE: usize = 200;
 
 /// The parameters of a query string, each of `allowed` at most once.
 pub fn params(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, WebError> {
-    let raw = raw.unwrap_or("");
-    if raw.len() > MAX_QUERY {
-        return Err(WebError::bad(format!(
-            "the query string is {} bytes long; at most {MAX_QUERY} are read",
-            raw.len()
-        )));
+    parse(raw.unwrap_or(""), allowed, MAX_QUERY, MAX_VALUE)
+}
+
+/// The longest form body a page reads (`application/x-www-form-urlencoded`).
+pub const MAX_FORM: usize = 16 * 1024;
+/// The longest value of one form field (after decoding).
+pub const MAX_FORM_VALUE: usize = 8 * 1024;
+
+/// The fields of a posted form (`application/x-www-form-urlencoded`), bounded
+/// as a query string is but with room for a description.
+pub fn form(body: &[u8], allowed: &[&str]) -> Result<Vec<(String, String)>, WebError> {
+    let raw = std::str::from_utf8(body).map_err(|_| WebError::bad("the form is not UTF-8"))?;
+    parse(raw, allowed, MAX_FORM, MAX_FORM_VALUE)
+}
+
+fn parse(raw: &str, allowed: &[&str], max_len: usize, max_value: usize) -> Result<Vec<(String, String)>, WebError> {
+    if raw.len() > max_len {
+        return Err(WebError::bad(format!("the query string is {} bytes long; at most {max_len} are read", raw.len())));
     }
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode(k)?;
+        let k = decode(k, max_value)?;
         if !allowed.contains(&k.as_str()) {
             let known = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
             return Err(WebError::bad(format!("unknown query parameter {k:?} (this page reads: {known})")));
@@ -32,7 +44,7 @@ pub fn params(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String
         if out.iter().any(|(seen, _)| *seen == k) {
             return Err(WebError::bad(format!("query parameter {k:?} given twice")));
         }
-        out.push((k, decode(v)?));
+        out.push((k, decode(v, max_value)?));
     }
     Ok(out)
 }
@@ -44,7 +56,7 @@ pub fn get<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// `application/x-www-form-urlencoded` decoding ('+' is a space), bounded,
 /// refusing broken escapes and bytes that are not UTF-8.
-fn decode(s: &str) -> Result<String, WebError> {
+fn decode(s: &str, max: usize) -> Result<String, WebError> {
     let bad = || WebError::bad(format!("malformed percent-encoding in {:?}", truncate(s)));
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -62,8 +74,8 @@ fn decode(s: &str) -> Result<String, WebError> {
         }
         i += 1;
     }
-    if out.len() > MAX_VALUE {
-        return Err(WebError::bad(format!("a query value is {} bytes long; at most {MAX_VALUE}", out.len())));
+    if out.len() > max {
+        return Err(WebError::bad(format!("a query value is {} bytes long; at most {max}", out.len())));
     }
     String::from_utf8(out).map_err(|_| WebError::bad("a query value is not UTF-8"))
 }

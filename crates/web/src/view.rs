@@ -21,6 +21,8 @@ pub struct ChainView {
     chain: Arc<Chain>,
     snap: storage::Snapshot,
     head: Header,
+    /// The dev accounts a write page offers (a dev chain only).
+    dev_wallet: Option<Arc<crate::wallet::DevWallet>>,
 }
 
 /// Where a committed transaction is, with everything its page shows.
@@ -45,7 +47,18 @@ impl ChainView {
             .header(number)
             .map_err(WebError::unavailable)?
             .ok_or_else(|| WebError::unavailable("the chain has no head block yet"))?;
-        Ok(ChainView { chain: chain.clone(), snap, head })
+        Ok(ChainView { chain: chain.clone(), snap, head, dev_wallet: None })
+    }
+
+    /// This view, for a page that may offer the dev accounts `dev` to sign with.
+    pub fn with_dev_wallet(mut self, dev: Option<Arc<crate::wallet::DevWallet>>) -> ChainView {
+        self.dev_wallet = dev;
+        self
+    }
+
+    /// The dev wallet's accounts, on a dev chain.
+    pub fn dev_wallet(&self) -> Option<&crate::wallet::DevWallet> {
+        self.dev_wallet.as_deref()
     }
 
     /// The state at the head, for the runtime's typed read traits

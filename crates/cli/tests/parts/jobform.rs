@@ -46,7 +46,7 @@ fn button_tx(page: &str, marker: &str) -> (Address, Vec<u8>, U256) {
         tag[from..from + tag[from..].find('"').unwrap()].to_string()
     };
     let data: Bytes = attr("data-data").parse().unwrap();
-    let value = U256::from_str_radix(attr("data-value").trim_start_matches("0x"), 16).unwrap();
+    let value = U256::from_str_radix(&attr("data-value"), 10).unwrap();
     (attr("data-to").parse().unwrap(), data.to_vec(), value)
 }
 
@@ -193,8 +193,8 @@ fn a_fine_tune_from_the_form_to_the_vote() {
         .expect("a ProposalCreated log");
     let pid = U256::from_be_bytes(created.topics()[1].0).to::<u64>();
     assert!(
-        job_page.contains(&format!("data-topic=\"{}\"", created.topics()[0])),
-        "the script finds the id: {job_page}"
+        job_page.contains(&format!("data-event-topic=\"{}\" data-event-index=\"1\"", created.topics()[0])),
+        "the wallet script finds the id: {job_page}"
     );
 
     // The proposal's page, once voting opens: one button per choice, each the `castVote` `gov vote` sends.
@@ -203,11 +203,11 @@ fn a_fine_tune_from_the_form_to_the_vote() {
     e.node.advance_to(p["voteStart"].as_u64().unwrap());
     let gov_page = page(&e.node, &format!("/governance/{pid}"));
     for (class, support) in [("vote-for", 1u8), ("vote-against", 0), ("vote-abstain", 2), ("vote-veto", 3)] {
-        let tx = button_tx(&gov_page, &format!("class=\"wallet-tx {class}\""));
+        let tx = button_tx(&gov_page, &format!("class=\"{class}\""));
         assert_eq!((tx.0, tx.2), (Module::Governance.address(), U256::ZERO));
         assert_eq!(tx.1, IGovernance::castVoteCall { id: pid, support }.abi_encode(), "{class}");
     }
-    send(&e.node, 0, &button_tx(&gov_page, "class=\"wallet-tx vote-for\""));
+    send(&e.node, 0, &button_tx(&gov_page, "class=\"vote-for\""));
     let shown = e.ok(&["gov", "show", &pid.to_string()], true, false);
     assert_ne!(shown["forVotes"], "0", "the vote counted: {shown}");
 

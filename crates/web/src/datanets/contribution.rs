@@ -61,6 +61,11 @@ fn page(v: &ChainView, id: u64, cid: u64) -> Result<Page, WebError> {
     let decided = c.status != dn::PENDING;
     let body = html! {
         p { "Contribution #" (cid) " to " a href=(href(id)) { "d" (id) " " (d.name) } ", as the datanets contract records it." }
+        @if c.status == dn::APPROVED {
+            p { a href=(format!("{}/rows", crate::datanets::contribution_href(id, cid))) { "Its rows" } " (the owner may tombstone them)." }
+        } @else if c.status == dn::PENDING {
+            p { a href=(format!("{}/curate", href(id))) { "Curation queue" } " (the owner and curators decide)." }
+        }
         h2 { "Curation" }
         (summary(&[
             ("Status", status(c.status)),

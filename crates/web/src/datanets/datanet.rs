@@ -38,6 +38,10 @@ fn page(v: &ChainView, id: u64, q: Option<&str>) -> Result<Page, WebError> {
     let versions_before = query::optional_number(&params, "versions_before", "version")?;
     let body = html! {
         @if !d.summary.is_empty() { p.note { (d.summary) } }
+        nav aria-label="Write" { ul.inline {
+            li { a href=(format!("{}/upload", href(id))) { "Upload a file" } }
+            li { a href=(format!("{}/curate", href(id))) { "Curation queue" } }
+        } }
         (terms(&d))
         h2 { "Description" }
         (paragraphs(&d.description))

@@ -1,12 +1,14 @@
 //! The Datanets section: every Datanet (`/datanets?before=N&limit=L`, newest
 //! first), one Datanet (`/datanets/{id}`: description, versions, curators and
 //! its contributions a page at a time) and one contribution
-//! (`/datanets/{id}/contributions/{cid}`: its on-chain record).
+//! (`/datanets/{id}/contributions/{cid}`: its on-chain record), and the
+//! write pages ([`write`]: create, upload, curate; the user's wallet signs).
 //!
 //! Everything is read at the head through the datanets module's typed reads
 //! (`runtime::datanets::DatanetsRead`), a bounded number of records a page.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -21,6 +23,7 @@ use crate::view::ChainView;
 
 pub mod contribution;
 pub mod datanet;
+pub mod write;
 
 /// Datanets (or contributions, or versions) on one page, by default and at most.
 pub const PAGE: u64 = 20;
@@ -30,8 +33,15 @@ pub const MAX_PAGE: u64 = 100;
 pub fn routes() -> Router<Web> {
     Router::new()
         .route("/datanets", get(list_handler))
+        .route(
+            "/datanets/new",
+            get(write::new_handler).post(write::review_handler).layer(DefaultBodyLimit::max(query::MAX_FORM)),
+        )
         .route("/datanets/{id}", get(datanet::handler))
+        .route("/datanets/{id}/upload", get(write::upload_handler))
+        .route("/datanets/{id}/curate", get(write::curate_handler))
         .route("/datanets/{id}/contributions/{cid}", get(contribution::handler))
+        .route("/datanets/{id}/contributions/{cid}/rows", get(write::rows_handler))
 }
 
 pub fn href(id: u64) -> String {
@@ -88,11 +98,12 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
     }
     let body = html! {
         p { (count) " Datanets on chain. A Datanet is a curated, versioned set of rows that models train on." }
+        p { a href="/datanets/new" { "Create a Datanet" } " (your wallet signs)." }
         @if rows.is_empty() { p.muted { "No Datanet here." } }
         @else {
             (table(
                 "Datanets, newest first",
-                &["Id", "Name", "Owner", "Live rows", "Versions", "Contributions"],
+                &["Id", "Name", "Owner", "Live rows", "Versions", "Contributions", "Write"],
                 html! { @for (id, d, rows, contributions) in &rows { tr {
                     td { a href=(href(*id)) { "d" (id) } }
                     td { a href=(href(*id)) { (d.name) } }
@@ -100,6 +111,7 @@ fn list(v: &ChainView, q: Option<&str>) -> Result<Page, WebError> {
                     td.num { (rows) }
                     td.num { (d.versionCount) }
                     td.num { (contributions) }
+                    td { a href=(format!("{}/upload", href(*id))) { "upload" } " · " a href=(format!("{}/curate", href(*id))) { "curate" } }
                 } } },
             ))
         }

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use alloy_sol_types::SolEvent;
+use alloy_sol_types::{SolCall, SolEvent};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -82,9 +82,10 @@ pub async fn handler(
     address: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
 ) -> Response {
+    let writes = web.writes.clone();
     render(web, move |v| {
         query::params(q.as_deref(), &[])?;
-        page(v, query::address(&path_param(address)?)?)
+        page(v, &writes, query::address(&path_param(address)?)?)
     })
     .await
 }
@@ -152,7 +153,7 @@ struct Earned {
     claimed: U256,
 }
 
-fn page(v: &ChainView, a: Address) -> Result<Page, WebError> {
+fn page(v: &ChainView, writes: &crate::wallet::Writes, a: Address) -> Result<Page, WebError> {
     let ids = v
         .call(
             Module::Datanets,
@@ -197,7 +198,7 @@ fn page(v: &ChainView, a: Address) -> Result<Page, WebError> {
         ]))
         section aria-labelledby="contributor" {
             h2 #contributor { "As a contributor" }
-            (contributions(&a, &earned))
+            (contributions(&a, &earned, writes))
             h3 { "Over time" }
             (over_time(&by_block))
             @if truncated {
@@ -209,7 +210,8 @@ fn page(v: &ChainView, a: Address) -> Result<Page, WebError> {
     Ok(Page::new(format!("Earnings of {}", crate::format::short(&a.to_checksum(None))), Section::Earnings, body))
 }
 
-fn contributions(a: &Address, earned: &[Earned]) -> Markup {
+fn contributions(a: &Address, earned: &[Earned], writes: &crate::wallet::Writes) -> Markup {
+    let claimable = earned.iter().any(|e| !e.claimable.is_zero());
     html! {
         @if earned.is_empty() { p.muted { "No contribution to a Datanet." } }
         @else {
@@ -219,20 +221,35 @@ fn contributions(a: &Address, earned: &[Earned]) -> Markup {
             }
             (table(
                 "Contributions and their earnings",
-                &["Contribution", "Datanet", "Credited", "Claimable now", "Claimed"],
+                &["Contribution", "Datanet", "Credited", "Claimable now", "Claimed", "Claim"],
                 html! {
-                @for e in earned { tr {
+                @for e in earned { tr data-contribution=(e.id) {
                     td { a href=(crate::datanets::contribution_href(e.datanet, e.id)) { "#" (e.id) } }
                     td { a href=(crate::datanets::href(e.datanet)) { "d" (e.datanet) } }
                     td.num { (amount(e.credited)) }
                     td.num { (amount(e.claimable)) }
                     td.num { (amount(e.claimed)) }
+                    td { @if !e.claimable.is_zero() {
+                        (crate::wallet::tx_button(&crate::wallet::TxButton {
+                            class: Some("claim"), done: "Claimed", reload: true,
+                            ..crate::wallet::TxButton::new(
+                                &format!("Claim #{}", e.id),
+                                Module::Inference.address(),
+                                IInference::claimCall { contributionId: e.id }.abi_encode(),
+                                "claim-result",
+                            )
+                        }))
+                    } }
                 } }
             },
             ))
             @if let Some(e) = earned.iter().find(|e| !e.claimable.is_zero()) {
-                p { "To claim, the contributor signs a claim for each contribution with the CLI (the web app does not sign):" }
+                p { "Only the contributor may claim (the chain refuses anyone else): sign with its wallet here, or with the CLI:" }
                 pre { code { "openledger rewards claim " (e.id) " --from " (a.to_checksum(None)) } }
+            }
+            @if claimable {
+                (crate::wallet::panel(writes.dev_wallet.as_deref()))
+                p #claim-result role="status" aria-live="polite" {}
             }
         }
     }
@@ -355,5 +372,26 @@ mod tests {
             assert!(html.contains(want), "{want} in {html}");
         }
         assert!(over_time(&BTreeMap::new()).into_string().contains("no data yet"));
+    }
+
+    #[test]
+    fn a_claimable_contribution_has_a_claim_button() {
+        let a = Address::repeat_byte(9);
+        let e = |id, claimable: u64| Earned {
+            id,
+            datanet: 1,
+            credited: U256::from(10u64),
+            claimable: U256::from(claimable),
+            claimed: U256::ZERO,
+        };
+        let html = contributions(&a, &[e(4, 0), e(5, 3)], &crate::wallet::Writes::default()).into_string();
+        assert_eq!(html.matches("class=\"claim\"").count(), 1, "{html}");
+        let call = IInference::claimCall { contributionId: 5 }.abi_encode();
+        assert!(html.contains(&format!("data-data=\"0x{}\"", hex::encode(call))), "{html}");
+        assert!(html.contains(&format!("data-to=\"{:#x}\"", Module::Inference.address())), "{html}");
+        assert!(html.contains("id=\"claim-result\" role=\"status\""), "{html}");
+        assert!(html.contains("<label for=\"wallet-account\">"), "{html}");
+        let none = contributions(&a, &[e(4, 0)], &crate::wallet::Writes::default()).into_string();
+        assert!(!none.contains("claim-result") && !none.contains("wallet-account"), "{none}");
     }
 }

@@ -191,7 +191,7 @@ fn proposal(v: &ChainView, id: u64) -> Result<Page, WebError> {
         (calls(&p))
         @if s == gov::ACTIVE {
             h2 #vote { "Vote" }
-            (vote_buttons(id))
+            (vote_buttons(v, id))
         }
     };
     Ok(Page::new(format!("Proposal #{id}"), Section::Governance, body))
@@ -199,19 +199,19 @@ fn proposal(v: &ChainView, id: u64) -> Result<Page, WebError> {
 
 /// While voting is open: a button per choice, each carrying the `castVote`
 /// call `openledger gov vote` sends, for the browser's wallet.
-fn vote_buttons(id: u64) -> Markup {
+fn vote_buttons(v: &ChainView, id: u64) -> Markup {
     html! {
         p { "Vote with the stake of your wallet's account (bonded before voting opened); one vote per account." }
         div.actions role="group" aria-label="Your vote" {
             @for (class, label, support) in crate::actions::VOTES {
-                (crate::actions::button(None, class, label, &crate::actions::vote(id, support), "vote-result", "reload"))
+                (crate::actions::button(None, class, label, &crate::actions::vote(id, support), "vote-result", crate::actions::Then::Reload))
                 " "
             }
         }
         p #vote-result role="status" aria-live="polite" {}
         noscript { p.note { "Voting signs with your wallet, which needs a script. Without one: "
             code { "openledger gov vote " (id) " for --from <your address>" } } }
-        (crate::actions::scripts())
+        (crate::actions::scripts(v))
     }
 }
 

@@ -123,7 +123,7 @@ fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
             h2 { "Proposing the model" }
             (propose(v, &r, model)?)
         }
-        (crate::actions::scripts())
+        (crate::actions::scripts(v))
     };
     let page = Page::new(format!("Job #{id}: {}", r.spec.name), Section::Models, body);
     Ok(if live { page.refreshing(REFRESH_SECONDS) } else { page })
@@ -275,7 +275,7 @@ fn propose(v: &ChainView, r: &JobRecord, model: Option<u64>) -> Result<Markup, W
                 (factory::registration::DEFAULT_PRICE_IN_PER_1K) " OPEN per 1K input and "
                 (factory::registration::DEFAULT_PRICE_OUT_PER_1K) " OPEN per 1K output tokens, then proposes it." }
             (crate::actions::button(Some("job-register"), "register", "Register the model (from the owner's account)",
-                &register, "propose-result", "reload"))
+                &register, "propose-result", crate::actions::Then::Reload))
             p #propose-result role="status" aria-live="polite" {}
             p.muted { "Or with the CLI (registers and proposes):" }
             pre { code { "openledger model propose --job " (r.id) " --from " (owner) } }
@@ -296,15 +296,14 @@ fn propose(v: &ChainView, r: &JobRecord, model: Option<u64>) -> Result<Markup, W
         @if m.state == DRAFT {
             p { "Its owner (" (account_link(&r.owner)) ") proposes it, then governance votes on making it live." }
             (crate::actions::button(Some("job-propose"), "propose", "Propose the model", &crate::actions::model_propose(id),
-                "propose-result", &crate::explorer::model_href(id)))
+                "propose-result", crate::actions::Then::Reload))
             (result)
         } @else if m.state == PROPOSED {
             p { "Proposed. A governance proposal makes it live; it sends the deposit of "
                 (crate::explorer::amount(deposit)) " (returned unless the proposal is vetoed or misses quorum)." }
             (crate::actions::button(Some("job-gov-propose"), "propose", "Create the governance proposal",
-                &crate::actions::approve_proposal(id, deposit), "propose-result", "proposal"))
+                &crate::actions::approve_proposal(id, deposit), "propose-result", crate::actions::Then::Proposal))
             (result)
-            span #proposal-created-topic hidden data-topic=(crate::actions::proposal_created_topic()) {}
         }
         p.muted { "With the CLI:" }
         pre { code {

@@ -168,7 +168,7 @@ fn page(v: &ChainView) -> Result<Page, WebError> {
             code { "openledger train submit --datanet 1:2 --steps 40" }
         } }
         p { a href="/models/jobs" { "All fine-tuning jobs" } }
-        (actions::scripts())
+        (actions::scripts(v))
     };
     Ok(Page::new("New fine-tune", Section::Models, body))
 }
