@@ -1,12 +1,18 @@
 //! The web app in a real browser (headless Chromium over WebDriver), on a
-//! serving dev node after `openledger demo`: a user chats with the live model
-//! and sees its answer's credits highlighted; then every page is checked by
-//! axe-core, at a desktop's and a phone's width, and screenshotted
-//! (`target/browser/screenshots/`).
+//! serving dev node after `openledger demo`, all through the pages:
+//! - with a browser wallet (an injected EIP-1193 provider whose key lives
+//!   outside the page, [`Wallet`]): create a Datanet, upload a file and see
+//!   its per-row findings before bonding, approve it from the curation queue,
+//!   start a fine-tune on the new version and watch its curve grow;
+//! - chat with a live model in the Playground and see the answer's credits
+//!   highlighted;
+//! - with the dev account selector: claim what that answer earned a contributor;
+//! - then every page is checked by axe-core, at a desktop's and a phone's
+//!   width, and screenshotted (`target/browser/screenshots/`).
 
 use serde_json::{Value, json};
 
-use super::browser::Browser;
+use super::browser::{Browser, Wallet};
 use crate::common::*;
 
 /// The app's pages with the demo's data in them: each `(name, path)`.
@@ -66,9 +72,141 @@ fn the_web_app_in_a_real_browser() {
     let s = e.ok(&["demo", "--steps", "3", "--answers", "1", "--data-dir", &data_dir], true, true);
     let base = format!("http://{}", e.node.http);
     let mut all = pages(&s);
+    let wallet = Wallet::start(dev(8), &e.node.rpc);
+    let (mine, version) = create_upload_curate(&b, &wallet, &base);
+    all.extend(fine_tune(&b, &wallet, &base, mine, version));
+    assert!(wallet.asked("personal_sign") >= 2, "the upload and the job were signed by the wallet");
+    assert!(wallet.asked("eth_sendTransaction") >= 3, "create, bond, approve: sent by the wallet");
+    all.push(("my-datanet".into(), format!("/datanets/{mine}")));
+    all.push(("curation-queue".into(), format!("/datanets/{mine}/curate")));
+    all.push(("upload".into(), format!("/datanets/{mine}/upload")));
+    all.push(("new-datanet".into(), "/datanets/new".into()));
+
     let dn = s["datanet"]["id"].as_u64().unwrap();
-    all.extend(chat(&b, &e, &base, 1, dn));
+    let (answer, credited) = chat(&b, &e, &base, 1, dn);
+    all.push(answer);
+    claim(&b, &e, &base, credited);
     sweep(&b, &base, all);
+}
+
+/// Pick `value` in the select `css` (the user's choice: it sticks).
+fn choose(b: &Browser, css: &str, value: &str) {
+    let picked = b.exec(
+        "var s = document.querySelector(arguments[0]); s.value = arguments[1];
+         s.dispatchEvent(new Event('change', {bubbles: true})); return s.value;",
+        json!([css, value]),
+    );
+    assert_eq!(picked, value, "{css} offers {value}: {}", b.body_text());
+}
+
+/// Give the page the test's wallet, and check the page chose it to sign.
+fn with_wallet(b: &Browser, wallet: &Wallet) {
+    b.inject_wallet(wallet);
+    b.wait_until("document.getElementById('wallet-account').value === 'browser'", 10);
+}
+
+/// A Datanet created, a file uploaded (findings shown, then bonded) and
+/// approved, all signed by the browser wallet: (its id, its new version).
+fn create_upload_curate(b: &Browser, wallet: &Wallet, base: &str) -> (u64, u64) {
+    b.goto(&format!("{base}/datanets/new"));
+    b.type_into("#dn-name", "balcony-herbs");
+    b.type_into("#dn-summary", "Growing herbs in pots on a balcony");
+    b.type_into("#dn-description", "Notes on basil, thyme and mint in containers.");
+    b.click("form.write button[type=submit]");
+    b.wait_for("#send-tx", 10);
+    with_wallet(b, wallet);
+    b.screenshot("flow-datanet-review");
+    b.click("#send-tx");
+    let href = b.wait_until("document.querySelector('#tx-result a[href^=\"/datanets/\"]').getAttribute('href')", 60);
+    let id: u64 = href.as_str().unwrap().trim_start_matches("/datanets/").parse().unwrap();
+
+    // Upload: the findings per row before anything is signed on chain.
+    let file = std::env::temp_dir().join(format!("balcony-herbs-{}.txt", std::process::id()));
+    std::fs::write(
+        &file,
+        "Basil on a balcony wants six hours of sun and a pot at least twenty centimetres deep.\n\n\
+         Thyme prefers dry soil: water a terracotta pot only when the top three centimetres are dry.\n\n\
+         Mint spreads by runners, so give it a pot of its own and pinch the flower buds off.\n",
+    )
+    .unwrap();
+    b.goto(&format!("{base}/datanets/{id}/upload"));
+    with_wallet(b, wallet);
+    b.type_into("#upload-file", file.to_str().unwrap());
+    b.click("#upload-check");
+    b.wait_for("#upload-findings tr[data-row]", 60);
+    b.wait_until("!document.getElementById('upload-submit').hidden", 10);
+    b.screenshot_of("main", "flow-upload-findings");
+    b.click("#upload-submit");
+    b.wait_until("document.querySelector('#upload-result a')", 60);
+    let _ = std::fs::remove_file(&file);
+
+    // Curation: the owner curates; approving makes version 1.
+    b.goto(&format!("{base}/datanets/{id}/curate"));
+    with_wallet(b, wallet);
+    b.screenshot("flow-curation-queue");
+    b.click("tr[data-contribution] button.curate-approve");
+    b.wait_until("/Approved/.test(document.getElementById('curate-result').textContent)", 60);
+    (id, 1)
+}
+
+/// Start a fine-tune on `d{dn}@v{version}` from the form (the job request
+/// signed by the browser wallet) and watch its loss table grow.
+fn fine_tune(b: &Browser, wallet: &Wallet, base: &str, dn: u64, version: u64) -> Vec<(String, String)> {
+    b.goto(&format!("{base}/models/new"));
+    with_wallet(b, wallet);
+    b.type_into("#job-name", "balcony-herbs-tune");
+    let option = format!("d{dn}@v{version}");
+    let picked = b.exec(
+        "var o = document.querySelector('#job-datanets option[value=\"' + arguments[0] + '\"]');
+         if (!o) return null; o.selected = true; return o.value;",
+        json!([option]),
+    );
+    assert_eq!(picked, option.as_str(), "the form offers the new version: {}", b.body_text());
+    b.type_into("#job-steps", "40");
+    b.click("#job-start");
+    b.wait_until("/\\/models\\/jobs\\/\\d+$/.test(location.pathname)", 60);
+    let path = b.url().split_once("/models/").map(|(_, p)| format!("/models/{p}")).unwrap();
+    // The curve moves: the points table grows while the page stays open.
+    let points = "document.querySelectorAll('#loss-points tbody tr').length";
+    let first = b.wait_until(&format!("document.querySelector('#job-live[data-live=\"true\"]') && {points}"), 120);
+    b.wait_until(&format!("{points} > {first}"), 120);
+    b.screenshot_of("#job-live", "flow-job-live");
+    vec![("my-job".into(), path)]
+}
+
+/// Finalize the record of `receipt` (sealing blocks while its challenge window
+/// is open), then claim what it credited `contribution` from the Earnings page,
+/// signing with the contributor's dev account in the selector.
+fn claim(b: &Browser, e: &ServingEnv, base: &str, (receipt, contribution): (String, u64)) {
+    let mut c = e.node.client();
+    let k = dev(0);
+    let finalize = primitives::abi::IInference::finalizeAttributionCall { receiptHash: receipt.parse().unwrap() };
+    let to = primitives::system::Module::Inference.address();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let n = c.nonce(&k.address(), true).unwrap();
+        let data = alloy_sol_types::SolCall::abi_encode(&finalize);
+        let h = c.send_raw(&signed(&k, n, to, 0, data, 1_000_000)).unwrap();
+        if c.wait_receipt(&h, std::time::Duration::from_secs(30)).unwrap().status() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the record of {receipt} was not finalized");
+        c.call("anvil_mine", json!(["0x1"])).unwrap();
+    }
+    let view = primitives::abi::IDatanets::contributionCall { contributionId: contribution };
+    let data = format!("0x{}", hex::encode(alloy_sol_types::SolCall::abi_encode(&view)));
+    let datanets = primitives::system::Module::Datanets.address();
+    let out = c.call("eth_call", json!([{"to": datanets, "data": data}, "latest"])).unwrap();
+    let out = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let got =
+        <primitives::abi::IDatanets::contributionCall as alloy_sol_types::SolCall>::abi_decode_returns(&out).unwrap();
+    let contributor = format!("{:#x}", got.contributor);
+    b.goto(&format!("{base}/earnings/{contributor}"));
+    choose(b, "#wallet-account", &format!("dev:{contributor}"));
+    let button = format!("tr[data-contribution=\"{contribution}\"] button.claim");
+    b.screenshot("flow-earnings");
+    b.click(&button);
+    b.wait_until("/Claimed|Done/.test(document.getElementById('claim-result').textContent)", 60);
 }
 
 /// The Playground: paste the API key, pick the model, ask with retrieval from
@@ -81,7 +219,7 @@ fn the_web_app_in_a_real_browser() {
 /// holds it (see `retrieval_e2e`).
 const QUESTION: &str = "In the beginning God created the heaven";
 
-fn chat(b: &Browser, e: &ServingEnv, base: &str, model: u64, dn: u64) -> Vec<(String, String)> {
+fn chat(b: &Browser, e: &ServingEnv, base: &str, model: u64, dn: u64) -> ((String, String), (String, u64)) {
     for round in 0..3 {
         // A fresh page each round: the page keeps the conversation, which would change the prompt.
         b.goto(&format!("{base}/playground"));
@@ -102,7 +240,11 @@ fn chat(b: &Browser, e: &ServingEnv, base: &str, model: u64, dn: u64) -> Vec<(St
         if marks.as_u64().unwrap_or(0) > 0 {
             assert!(b.text("#pg-answers").contains("Fee split"), "{}", b.body_text());
             b.screenshot_of("#pg-answers article", "flow-playground-answer");
-            return vec![("answer-with-credits".into(), format!("/playground/answer/{}", receipt.as_str().unwrap()))];
+            let receipt = receipt.as_str().unwrap().to_string();
+            let credited = b.exec(&format!("return {last}.querySelector('mark').getAttribute('title');"), json!([]));
+            let contribution = credited.as_str().and_then(|t| t.strip_prefix("from contribution ")).unwrap();
+            let contribution = contribution.split(',').next().unwrap().trim().parse().unwrap();
+            return (("answer-with-credits".into(), format!("/playground/answer/{receipt}")), (receipt, contribution));
         }
         let text =
             b.exec(&format!("return {last}.closest('article').querySelector('.answer-text').textContent;"), json!([]));

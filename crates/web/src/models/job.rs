@@ -132,13 +132,17 @@ fn page(v: &ChainView, q: &JobQueue, id: u64) -> Result<Page, WebError> {
 fn status(r: &JobRecord, p: Option<&Progress>, model: Option<u64>) -> Markup {
     let pct = percent(r, p);
     let eta = p.and_then(|p| p.eta_seconds).filter(|s| s.is_finite() && *s >= 0.0 && !r.status.is_final());
+    let live = p.filter(|_| !r.status.is_final());
     summary(&[
-        ("State", html! { (state(r.status)) @if let Some(p) = p { " (" (p.phase) ")" } }),
+        // A finished job's last progress is its last phase's (sketching: rows, not steps): not shown.
+        ("State", html! { (state(r.status)) @if let Some(p) = live { " (" (p.phase) ")" } }),
         (
             "Progress",
             html! { @match pct {
                 Some(n) => { progress max="100" value=(n) { (n) " %" } " " (n) " %"
-                    @if let Some(p) = p { " · step " (p.step) " of " (p.total_steps) } },
+                    @if let Some(p) = live {
+                        " · " @if p.phase == "training" { "step" } @else { (p.phase) } " " (p.step) " of " (p.total_steps)
+                    } },
                 None => span.muted { "not started" },
             } },
         ),
