@@ -207,6 +207,12 @@ fn claim(b: &Browser, e: &ServingEnv, base: &str, (receipt, contribution): (Stri
     b.screenshot("flow-earnings");
     b.click(&button);
     b.wait_until("/Claimed|Done/.test(document.getElementById('claim-result').textContent)", 60);
+    // The chain agrees: nothing left to claim.
+    let view = primitives::abi::IInference::claimableCall { contributionId: contribution };
+    let data = format!("0x{}", hex::encode(alloy_sol_types::SolCall::abi_encode(&view)));
+    let left = c.call("eth_call", json!([{"to": to, "data": data}, "latest"])).unwrap();
+    let left = primitives::U256::from_str_radix(left.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(left, primitives::U256::ZERO, "contribution {contribution} was claimed");
 }
 
 /// The Playground: paste the API key, pick the model, ask with retrieval from
