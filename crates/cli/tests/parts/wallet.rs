@@ -108,17 +108,25 @@ fn the_wallet_creates_uploads_and_curates() {
     assert_eq!(accounts.as_array().unwrap().len(), 10);
     assert_eq!(accounts[1], format!("{:#x}", owner.address()));
 
-    // Create: the form, the review's calldata (decoded back), sent by the dev wallet.
-    let form = page(&node, "GET", "/datanets/new", b"", 200);
+    let curator = dev(3).address();
+    let id = create_from_the_form(&node, &owner, curator);
+    let cid = upload_signed_by_the_dev_wallet(&node, id, &contributor);
+    let approve = curate_and_tombstone(&node, id, cid, &owner, curator);
+    attack_the_dev_wallet(&node, &owner, &approve);
+    bad_input_on_the_write_pages(&node, id, cid);
+}
+
+/// Create: the form, the review's calldata (decoded back), sent by the dev wallet; the new Datanet's id.
+fn create_from_the_form(node: &NodeProc, owner: &keys::SecretKey, curator: Address) -> u64 {
+    let form = page(node, "GET", "/datanets/new", b"", 200);
     for want in ["<label for=\"dn-name\">", "<label for=\"dn-licence\">", "action=\"/datanets/new\""] {
         assert!(form.contains(want), "the form lacks {want}");
     }
-    let curator = dev(3).address();
     let body = format!(
         "name=Web+garden&summary=From+the+browser&description=Rows+%3Cb%3Eabout%3C%2Fb%3E+soil.&tags=soil%2C+web\
          &licence=CC-BY-4.0&policy=open&bond=1.5&curators={curator:#x}&daily_files=0"
     );
-    let review = page(&node, "POST", "/datanets/new", body.as_bytes(), 200);
+    let review = page(node, "POST", "/datanets/new", body.as_bytes(), 200);
     assert!(review.contains("&lt;b&gt;about"), "the description is escaped");
     assert!(review.contains("<select id=\"wallet-account\""), "{review}");
     assert!(review.contains("id=\"wallet-status\" role=\"status\""), "{review}");
@@ -137,18 +145,22 @@ fn the_wallet_creates_uploads_and_curates() {
         attester["attester"].as_str().unwrap().to_lowercase(),
         "{attester}"
     );
-    let r = send(&node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &data, U256::ZERO);
+    let r = send(node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &data, U256::ZERO);
     assert_eq!(r["status"], "0x1", "{r}");
     let id = topic(&r, IDatanets::DatanetCreated::SIGNATURE_HASH, 1);
     assert_eq!(
         attr(&review, "id=\"send-tx\"", "data-event-topic"),
         format!("{:#x}", IDatanets::DatanetCreated::SIGNATURE_HASH)
     );
-    let dn = page(&node, "GET", &format!("/datanets/{id}"), b"", 200);
+    let dn = page(node, "GET", &format!("/datanets/{id}"), b"", 200);
     assert!(dn.contains("Web garden") && dn.contains(&format!("/datanets/{id}/upload")), "{dn}");
 
-    // Upload: a signed request made as wallet.js makes it (personal_sign by the dev wallet), then the bond.
-    let upload = page(&node, "GET", &format!("/datanets/{id}/upload"), b"", 200);
+    id
+}
+
+/// Upload: a signed request made as wallet.js makes it (personal_sign by the dev wallet), then the bond; the contribution.
+fn upload_signed_by_the_dev_wallet(node: &NodeProc, id: u64, contributor: &keys::SecretKey) -> u64 {
+    let upload = page(node, "GET", &format!("/datanets/{id}/upload"), b"", 200);
     for want in ["<label for=\"upload-file\">", "id=\"upload-check\"", "id=\"upload-findings\"", "id=\"upload-submit\""]
     {
         assert!(upload.contains(want), "the upload page lacks {want}");
@@ -167,7 +179,7 @@ fn the_wallet_creates_uploads_and_curates() {
     let hash = primitives::content_hash(&multipart);
     let message = keys::request::request_message(&aud, "POST", &path, now, nonce, &hash);
     let from = format!("{:#x}", contributor.address());
-    let sig = ok(&node, "personal_sign", json!([format!("0x{}", hex::encode(message.as_bytes())), from]));
+    let sig = ok(node, "personal_sign", json!([format!("0x{}", hex::encode(message.as_bytes())), from]));
     let header = format!(
         "v2:{from}:{}:{:#x}:{now}:{nonce}:{}:{}",
         aud.chain_id,
@@ -189,17 +201,20 @@ fn the_wallet_creates_uploads_and_curates() {
     assert_eq!(ingested["value"], "1500000000000000000");
     let value = U256::from_str_radix(ingested["value"].as_str().unwrap(), 10).unwrap();
     let r = send(
-        &node,
+        node,
         contributor.address(),
         ingested["to"].as_str().unwrap(),
         ingested["calldata"].as_str().unwrap(),
         value,
     );
     assert_eq!(r["status"], "0x1", "{r}");
-    let cid = topic(&r, IDatanets::ContributionSubmitted::SIGNATURE_HASH, 2);
+    topic(&r, IDatanets::ContributionSubmitted::SIGNATURE_HASH, 2)
+}
 
-    // Curate: the pending row and its approve button (decoded back), sent by the owner.
-    let queue = page(&node, "GET", &format!("/datanets/{id}/curate"), b"", 200);
+/// Curate: the pending row and its approve button (decoded back), sent by the
+/// owner; then a tombstone from the rows page. The approve calldata.
+fn curate_and_tombstone(node: &NodeProc, id: u64, cid: u64, owner: &keys::SecretKey, curator: Address) -> String {
+    let queue = page(node, "GET", &format!("/datanets/{id}/curate"), b"", 200);
     let row = format!("data-contribution=\"{cid}\"");
     assert!(queue.contains(&row), "{queue}");
     for class in ["curate-approve", "curate-reject"] {
@@ -210,18 +225,18 @@ fn the_wallet_creates_uploads_and_curates() {
     let reject = attr(&queue, "class=\"curate-reject\"", "data-data");
     let reject = IDatanets::rejectCall::abi_decode(&unhex(&reject)).unwrap();
     assert_eq!((reject.contributionId, reject.reason), (cid, 1), "spam by default");
-    let queue2 = page(&node, "GET", &format!("/datanets/{id}/curate?reject=duplicate&note=seen+before"), b"", 200);
+    let queue2 = page(node, "GET", &format!("/datanets/{id}/curate?reject=duplicate&note=seen+before"), b"", 200);
     let reject =
         IDatanets::rejectCall::abi_decode(&unhex(&attr(&queue2, "class=\"curate-reject\"", "data-data"))).unwrap();
     assert_eq!((reject.reason, reject.note.as_str()), (2, "seen before"));
     // A non-curator's approval would revert: the dev wallet refuses it with the chain's reason.
     let tx = json!({"from": format!("{:#x}", dev(5).address()), "to": format!("{:#x}", Module::Datanets.address()), "data": approve});
-    let (s, v) = wallet(&node, "eth_sendTransaction", json!([tx]));
+    let (s, v) = wallet(node, "eth_sendTransaction", json!([tx]));
     assert_eq!(s, 200);
     assert!(v["error"]["message"].as_str().unwrap().contains("NotCurator"), "{v}");
-    let r = send(&node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &approve, U256::ZERO);
+    let r = send(node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &approve, U256::ZERO);
     assert_eq!(r["status"], "0x1", "{r}");
-    let queue = page(&node, "GET", &format!("/datanets/{id}/curate"), b"", 200);
+    let queue = page(node, "GET", &format!("/datanets/{id}/curate"), b"", 200);
     assert!(queue.contains("class=\"curate-flag\"") && queue.contains("✓ approved"), "{queue}");
     assert!(attr(&queue, "id=\"curator-note\"", "data-curators").contains(&format!("{curator:#x}")));
     let flag = IDatanets::flagCall::abi_decode(&unhex(&attr(&queue, "class=\"curate-flag\"", "data-data"))).unwrap();
@@ -230,9 +245,9 @@ fn the_wallet_creates_uploads_and_curates() {
     // Tombstone: the approved contribution's rows, each with its leaf and proof (the chain checks them).
     let rows_path = format!("/datanets/{id}/contributions/{cid}/rows");
     assert_eq!(attr(&queue, "class=\"curate-rows\"", "href"), rows_path);
-    let contribution = page(&node, "GET", &format!("/datanets/{id}/contributions/{cid}"), b"", 200);
+    let contribution = page(node, "GET", &format!("/datanets/{id}/contributions/{cid}"), b"", 200);
     assert!(contribution.contains(&format!("href=\"{rows_path}\"")), "{contribution}");
-    let rows = page(&node, "GET", &format!("{rows_path}?reason=off+topic"), b"", 200);
+    let rows = page(node, "GET", &format!("{rows_path}?reason=off+topic"), b"", 200);
     assert!(rows.contains("Mulch keeps the roots cool"), "an open Datanet's rows are shown: {rows}");
     let marker = "data-row=\"1\"";
     let row1 = &rows[rows.find(marker).unwrap()..];
@@ -240,20 +255,23 @@ fn the_wallet_creates_uploads_and_curates() {
         IDatanets::tombstoneCall::abi_decode(&unhex(&attr(row1, "class=\"curate-tombstone\"", "data-data"))).unwrap();
     assert_eq!((tomb.contributionId, tomb.rowIndex, tomb.reason.as_str()), (cid, 1, "off topic"));
     let data = format!("0x{}", hex::encode(tomb.abi_encode()));
-    let r = send(&node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &data, U256::ZERO);
+    let r = send(node, owner.address(), &format!("{:#x}", Module::Datanets.address()), &data, U256::ZERO);
     assert_eq!(r["status"], "0x1", "{r}");
-    let rows = page(&node, "GET", &rows_path, b"", 200);
+    let rows = page(node, "GET", &rows_path, b"", 200);
     assert_eq!(rows.matches("✗ tombstoned").count(), 1, "{rows}");
     assert_eq!(rows.matches("class=\"curate-tombstone\"").count(), 2, "{rows}");
 
-    // Attacks on the dev wallet.
+    approve
+}
+
+fn attack_the_dev_wallet(node: &NodeProc, owner: &keys::SecretKey, approve: &str) {
     let stranger = format!("{:#x}", Address::repeat_byte(0x42));
-    let (s, v) = wallet(&node, "personal_sign", json!(["0x68656c6c6f", stranger]));
+    let (s, v) = wallet(node, "personal_sign", json!(["0x68656c6c6f", stranger]));
     assert_eq!(s, 403, "{v}");
     let tx = json!({"from": stranger, "to": format!("{:#x}", Module::Datanets.address()), "data": approve});
-    assert_eq!(wallet(&node, "eth_sendTransaction", json!([tx])).0, 403);
+    assert_eq!(wallet(node, "eth_sendTransaction", json!([tx])).0, 403);
     for method in ["eth_sign", "eth_signTransaction", "eth_sendRawTransaction", "wallet_addEthereumChain", ""] {
-        assert_eq!(wallet(&node, method, json!([])).0, 400, "{method}");
+        assert_eq!(wallet(node, method, json!([])).0, 400, "{method}");
     }
     let json_type = [("content-type", "application/json".to_string())];
     let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &json_type, b"{not json");
@@ -269,8 +287,10 @@ fn the_wallet_creates_uploads_and_curates() {
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "personal_sign", "params": ["x".repeat(70_000), format!("{:#x}", owner.address())]});
     let (s, _) = http_send(&node.http, "POST", "/web/dev-wallet", &json_type, big.to_string().as_bytes());
     assert_eq!(s, 413);
+}
 
-    // Bad input on the write pages: 400 and 404 pages, never a panic.
+/// Bad input on the write pages: 400 and 404 pages, never a panic.
+fn bad_input_on_the_write_pages(node: &NodeProc, id: u64, cid: u64) {
     for (path, status) in [
         ("/datanets/abc/upload", 400),
         ("/datanets/999999/upload", 404),
@@ -283,7 +303,7 @@ fn the_wallet_creates_uploads_and_curates() {
         (&format!("/datanets/{id}/contributions/x/rows"), 400),
         (&format!("/datanets/{id}/contributions/{cid}/rows?offset=-1"), 400),
     ] {
-        let p = page(&node, "GET", path, b"", status);
+        let p = page(node, "GET", path, b"", status);
         assert!(p.contains("role=\"alert\""), "{path}: {p}");
     }
     for bad in [
@@ -293,7 +313,7 @@ fn the_wallet_creates_uploads_and_curates() {
         "name=x&licence=MIT&curators=0x12",
         "name=x&licence=MIT&who=me",
     ] {
-        page(&node, "POST", "/datanets/new", bad.as_bytes(), 400);
+        page(node, "POST", "/datanets/new", bad.as_bytes(), 400);
     }
     let huge = format!("name={}", "a".repeat(20_000));
     assert!(matches!(http_send(&node.http, "POST", "/datanets/new", &[], huge.as_bytes()).0, 400 | 413));
