@@ -13,6 +13,9 @@ mod browser;
 #[path = "parts/browser_app.rs"]
 mod browser_app;
 mod common;
+/// Governance's execute button and the operator page's staking buttons.
+#[path = "parts/govstake.rs"]
+mod govstake;
 /// The job form, the live job page and the wallet buttons (`/models/new`).
 #[path = "parts/jobform.rs"]
 mod jobform;

@@ -1,4 +1,4 @@
-//! The ModelFactory's and governance's transactions a page offers the
+//! The ModelFactory's, governance's, staking's and attribution's transactions a page offers the
 //! browser's wallet: [`crate::wallet::TxButton`]s that carry their call
 //! encoded on the server (`data-to`, `data-data`, `data-value`), which
 //! `wallet.js` sends as they are. The page encodes exactly what the CLI would
@@ -14,9 +14,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::{Markup, html};
-use primitives::abi::{IGovernance, IModels};
+use primitives::abi::{IAttribution, IGovernance, IModels, IStaking};
 use primitives::system::Module;
-use primitives::{Address, U256};
+use primitives::{Address, Amount, B256, U256};
 
 use crate::Web;
 use crate::view::ChainView;
@@ -106,6 +106,36 @@ pub fn vote(id: u64, support: u8) -> Tx {
     Tx::call(Module::Governance, &IGovernance::castVoteCall { id, support }, U256::ZERO)
 }
 
+/// `governance.execute(id)`, what `openledger gov execute ID` sends. There is
+/// no queue call: the governance contract queues a passed proposal itself when
+/// it tallies the vote (at the end of block `voteEnd`).
+pub fn execute(id: u64) -> Tx {
+    Tx::call(Module::Governance, &IGovernance::executeCall { id }, U256::ZERO)
+}
+
+/// `staking.bond(operator)` with `amount` as value, what `openledger stake delegate OP AMOUNT`
+/// (and `stake bond`, for the operator itself) sends.
+pub fn delegate(operator: Address, amount: Amount) -> Tx {
+    Tx::call(Module::Staking, &IStaking::bondCall { operator }, amount.to_u256())
+}
+
+/// `staking.unbond(operator, amount)`, what `openledger stake unbond OP AMOUNT` sends.
+pub fn undelegate(operator: Address, amount: Amount) -> Tx {
+    Tx::call(Module::Staking, &IStaking::unbondCall { operator, amount: amount.to_u256() }, U256::ZERO)
+}
+
+/// `staking.claimRewards(operator)`, what `openledger stake claim OP` sends.
+pub fn claim_rewards(operator: Address) -> Tx {
+    Tx::call(Module::Staking, &IStaking::claimRewardsCall { operator }, U256::ZERO)
+}
+
+/// `attribution.challenge(receipt, recomputed)` with `bond` as value, what
+/// `openledger attribution challenge RECEIPT` sends (its bond defaulting to `challengeBond()`).
+pub fn challenge(receipt: B256, recomputed: B256, bond: U256) -> Tx {
+    let call = IAttribution::challengeCall { receiptHash: receipt, challengerRecordHash: recomputed };
+    Tx::call(Module::Attribution, &call, bond)
+}
+
 /// What a button's page does once its transaction is in a block.
 #[derive(Clone, Copy, Debug)]
 pub enum Then {
@@ -156,5 +186,30 @@ mod tests {
         assert_eq!(IModels::approveCall::abi_decode(&d.calldatas[0]).unwrap().ids, vec![3]);
         assert_eq!(format!("{:#x}", p.value), "0x5");
         assert_eq!(IModels::proposeCall::abi_decode(&model_propose(9).data).unwrap().id, 9);
+    }
+
+    #[test]
+    fn staking_governance_and_challenge_calls_are_the_clis() {
+        let op = Address::repeat_byte(7);
+        let amount: Amount = "1.000000000000000001".parse().unwrap();
+        let d = delegate(op, amount);
+        assert_eq!((d.to, d.value), (Module::Staking.address(), U256::from(1_000_000_000_000_000_001u128)));
+        assert_eq!(IStaking::bondCall::abi_decode(&d.data).unwrap().operator, op);
+        let u = undelegate(op, amount);
+        let c = IStaking::unbondCall::abi_decode(&u.data).unwrap();
+        assert_eq!((c.operator, c.amount, u.value), (op, amount.to_u256(), U256::ZERO));
+        assert_eq!(IStaking::claimRewardsCall::abi_decode(&claim_rewards(op).data).unwrap().operator, op);
+        let x = execute(4);
+        assert_eq!(
+            (x.to, IGovernance::executeCall::abi_decode(&x.data).unwrap().id),
+            (Module::Governance.address(), 4)
+        );
+        let (r, m) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let ch = challenge(r, m, U256::from(9u64));
+        let c = IAttribution::challengeCall::abi_decode(&ch.data).unwrap();
+        assert_eq!(
+            (ch.to, c.receiptHash, c.challengerRecordHash, ch.value),
+            (Module::Attribution.address(), r, m, U256::from(9u64))
+        );
     }
 }

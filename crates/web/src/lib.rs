@@ -21,19 +21,23 @@
 //!   strings and path parameters;
 //! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
 //! - [`datanets`]: Datanets, their versions and contributions;
-//! - [`governance`]: proposals, the validator set and its decentralisation,
-//!   operators and their stakers;
+//! - [`governance`]: proposals (voting, then executing once queued), the
+//!   validator set and its decentralisation, operators and their stakers
+//!   (with the staking form: delegate, undelegate, claim);
 //! - [`models`]: the node's ModelFactory jobs, their progress and loss
 //!   curves (updated in place while a job runs), the model each registered
 //!   and proposing it; the form that starts a fine-tune (`/models/new`);
 //! - [`actions`]: buttons carrying transactions encoded on the server
-//!   (proposing a model, a governance proposal, votes) for the browser's
-//!   wallet, and their script;
+//!   (proposing a model, a governance proposal, votes, executing a queued
+//!   proposal, delegating, undelegating and claiming staking rewards,
+//!   challenging an attribution record) for the browser's wallet, and their
+//!   script;
 //! - [`earnings`]: what an address earned as a contributor (credited,
 //!   claimable, claimed, over time), a model owner and a serving operator;
 //! - [`playground`]: chat with a live model (streaming through the node's
 //!   OpenAI-compatible API), and each answer's credits: highlighted spans,
-//!   shares, fee split, receipt, verification by the node, challenge;
+//!   shares, fee split, receipt, verification by the node, and a challenge
+//!   button when the node's recomputation disagrees within the window;
 //! - [`chart`]: line charts as inline SVG, with their data as a hidden table;
 //! - [`wallet`]: writes from the browser. The server encodes each call and
 //!   renders it on a `<button>`; `wallet.js` (`/assets/wallet.js`,
@@ -42,7 +46,8 @@
 //!   has the chosen EIP-1193 provider sign and send it: `window.ethereum`, or
 //!   on a dev chain the node's dev wallet (`POST /web/dev-wallet`, the dev
 //!   accounts). The write pages are in [`datanets::write`] (create, upload
-//!   with the per-row findings, curation queue) and [`earnings`] (claims).
+//!   with the per-row findings, curation queue), [`earnings`] (claims),
+//!   [`governance`] (vote, execute, stake) and [`playground`] (challenge).
 //!
 //! Adding a page: write a function `fn(&ChainView, args) -> Result<Page,
 //! WebError>` in a module of its section, route it in that section's

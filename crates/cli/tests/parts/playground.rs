@@ -127,6 +127,18 @@ fn playground_chats_and_shows_who_is_credited() {
     assert_eq!(verdict, burst[0], "the kept verdict");
     assert_has(&verdict, "the verdict", &["The record matches", "signature", "retrieval part (byte for byte)"]);
     assert!(!verdict.contains("✗"), "{verdict}");
+    // A record that verifies offers no challenge: it would forfeit the bond (the CLI's --force is named).
+    assert_has(
+        &verdict,
+        "the verdict",
+        &[
+            "a challenge would most likely forfeit the bond of",
+            &format!("openledger attribution challenge {receipt} --force"),
+        ],
+    );
+    assert!(!verdict.contains("id=\"challenge\"") && !verdict.contains("data-to="), "{verdict}");
+    // The Playground's page has the wallet a mismatch's challenge button needs.
+    assert!(page.contains("<select id=\"wallet-account\""), "{page}");
 
     // Attacks: a malformed receipt is a 400 page, an unknown one a 404 page.
     html(&e.node, "GET", "/playground/answer/0x1234", None, 400);

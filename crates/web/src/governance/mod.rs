@@ -9,7 +9,9 @@
 //! (`effective_state`); while voting is open a proposal's page has vote
 //! buttons (`button.vote-for`, `.vote-against`, `.vote-abstain`,
 //! `.vote-veto`) carrying the encoded `castVote` for the browser's wallet
-//! ([`crate::actions`]); stake through `runtime::staking::StakingRead` and the
+//! ([`crate::actions`]); once it passed (the contract queues it itself when
+//! it tallies the vote) a `button.gov-execute` carries `execute`, its outcome
+//! in `#gov-result`; stake through `runtime::staking::StakingRead` and the
 //! staking contract's views. Every page reads a bounded number of records.
 
 use axum::Router;
@@ -193,6 +195,10 @@ fn proposal(v: &ChainView, id: u64) -> Result<Page, WebError> {
             h2 #vote { "Vote" }
             (vote_buttons(v, id))
         }
+        @if s == gov::QUEUED {
+            h2 #execute { "Execute" }
+            (execute_button(v, id, p.eta))
+        }
     };
     Ok(Page::new(format!("Proposal #{id}"), Section::Governance, body))
 }
@@ -211,6 +217,28 @@ fn vote_buttons(v: &ChainView, id: u64) -> Markup {
         p #vote-result role="status" aria-live="polite" {}
         noscript { p.note { "Voting signs with your wallet, which needs a script. Without one: "
             code { "openledger gov vote " (id) " for --from <your address>" } } }
+        (crate::actions::scripts(v))
+    }
+}
+
+/// Once queued (the contract queues a passed proposal itself when it tallies
+/// the vote: there is no queue call to send): the `execute` call `openledger
+/// gov execute` sends. Shown from the queueing on; before the timelock ends
+/// the wallet refuses it with the chain's `TimelockNotExpired`.
+fn execute_button(v: &ChainView, id: u64, eta: u64) -> Markup {
+    // The transaction lands in the block after the head.
+    let next = v.head().number.saturating_add(1);
+    html! {
+        p { "The proposal passed and is queued. Anyone may execute it from block " (block_link(eta))
+            @if next < eta { " (in " (eta - next) " blocks; before then the chain refuses it)" }
+            @else { " (now)" }
+            ": its calls then run on the system contracts." }
+        div.actions role="group" aria-label="Execute the proposal" {
+            (crate::actions::button(None, "gov-execute", "Execute", &crate::actions::execute(id), "gov-result", crate::actions::Then::Reload))
+        }
+        p #gov-result role="status" aria-live="polite" {}
+        noscript { p.note { "Executing signs with your wallet, which needs a script. Without one: "
+            code { "openledger gov execute " (id) " --from <your address>" } } }
         (crate::actions::scripts(v))
     }
 }

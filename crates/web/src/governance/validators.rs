@@ -2,6 +2,14 @@
 //! validator's power, stake, commission and standing, and how concentrated
 //! the power is; one operator (`/validators/{address}?offset=O&limit=L`): its
 //! bonds, a page of its stakers with their stake, rewards and unbondings.
+//!
+//! Staking from the browser: the operator page's form (`#stake-amount`, in
+//! OPEN) leads to the same page with `?amount=A`, which carries the calls the
+//! CLI sends for that amount (`button.stake-delegate`: `bond(operator)` with
+//! the amount as value; `button.stake-undelegate`: `unbond(operator,
+//! amount)`); `button.stake-claim` (`claimRewards(operator)`) needs no amount.
+//! Their outcome goes to `#stake-result`. An amount that is not a positive
+//! decimal of at most 18 decimals is a 400 page.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -9,7 +17,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use primitives::abi::IStaking;
 use primitives::system::Module;
-use primitives::{Address, U256};
+use primitives::{Address, Amount, U256};
 use runtime::staking::{OperatorRecord, ROLE_SERVING, ROLE_VALIDATOR, StakingRead};
 
 use super::decentralisation::{largest, nakamoto_coefficient};
@@ -103,15 +111,59 @@ pub async fn handler(
     RawQuery(q): RawQuery,
 ) -> Response {
     render(web, move |v| {
-        let params = query::params(q.as_deref(), &["offset", "limit"])?;
+        let params = query::params(q.as_deref(), &["offset", "limit", "amount"])?;
         let limit = query::limit(&params, STAKERS, MAX_STAKERS)?;
         let offset = query::optional_number(&params, "offset", "offset")?.unwrap_or(0);
-        operator_page(v, query::address(&path_param(a)?)?, offset, limit)
+        let amount = query::get(&params, "amount").map(stake_amount).transpose()?;
+        operator_page(v, query::address(&path_param(a)?)?, offset, limit, amount)
     })
     .await
 }
 
-fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64) -> Result<Page, WebError> {
+/// An amount of OPEN to stake or unstake, exactly: a positive decimal with at
+/// most 18 decimals (the CLI's parser), never a float.
+pub fn stake_amount(s: &str) -> Result<Amount, WebError> {
+    let a: Amount = s.trim().parse().map_err(|_| {
+        WebError::bad(format!("amount {:?}: a number of OPEN such as 1.5 (at most 18 decimals)", query::truncate(s)))
+    })?;
+    if a == Amount::ZERO {
+        return Err(WebError::bad("amount: more than 0 OPEN"));
+    }
+    Ok(a)
+}
+
+/// The staking form, and with an amount the buttons that send it.
+fn stake_form(v: &ChainView, op: &Address, amount: Option<Amount>) -> Markup {
+    use crate::actions::{self, Then};
+    let value = amount.map(|a| a.to_string());
+    html! {
+        p { "Delegate OPEN to this operator (if your account is the operator, this adds to its self bond), start             unbonding what you staked (withdrawable after the cooldown), or claim your rewards. Your wallet signs." }
+        form.write method="get" action=(href(op)) {
+            div.field {
+                label for="stake-amount" { "Amount (OPEN)" }
+                input #stake-amount name="amount" inputmode="decimal" required autocomplete="off" spellcheck="false"
+                    value=[value.as_deref()] aria-describedby="stake-amount-hint";
+                small.muted #stake-amount-hint { "A decimal number of OPEN, such as 1.5; at most 18 decimals." }
+            }
+            button type="submit" { "Review" }
+        }
+        div.actions role="group" aria-label="Staking transactions" {
+            @if let Some(a) = amount {
+                (actions::button(None, "stake-delegate", &format!("Delegate {a} OPEN"), &actions::delegate(*op, a), "stake-result", Then::Reload))
+                " "
+                (actions::button(None, "stake-undelegate", &format!("Undelegate {a} OPEN"), &actions::undelegate(*op, a), "stake-result", Then::Reload))
+                " "
+            }
+            (actions::button(None, "stake-claim", "Claim rewards", &actions::claim_rewards(*op), "stake-result", Then::Reload))
+        }
+        p #stake-result role="status" aria-live="polite" {}
+        noscript { p.note { "Staking signs with your wallet, which needs a script. Without one: "
+            code { "openledger stake delegate " (format!("{op:#x}")) " " (value.as_deref().unwrap_or("<amount>")) " --from <your address>" } } }
+        (crate::wallet::panel(v.dev_wallet()))
+    }
+}
+
+fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64, stake: Option<Amount>) -> Result<Page, WebError> {
     let o = operator(v, &a)?.ok_or_else(|| WebError::not_found(format!("{a} is not a registered operator")))?;
     let role = match o.role {
         ROLE_VALIDATOR => "validator",
@@ -135,6 +187,8 @@ fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64) -> Result<P
             ("Serving key", account_link(&o.servingKey)),
             ("Registered", block_link(o.registeredAt)),
         ]))
+        h2 #stake { "Stake" }
+        (stake_form(v, &a, stake))
         h2 { "Stakers" }
         (stakers(v, &a, offset, limit)?)
     };
@@ -174,4 +228,22 @@ fn stakers(v: &ChainView, op: &Address, offset: u64, limit: u64) -> Result<Marku
         }
         (pager(&href(op), "", "stakers", offset, limit, total))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stake_amounts_parse_exactly_or_are_refused() {
+        assert_eq!(stake_amount("2.5").unwrap(), Amount(2_500_000_000_000_000_000));
+        assert_eq!(stake_amount(" 0.000000000000000001 ").unwrap(), Amount(1));
+        assert_eq!(stake_amount("3").unwrap(), Amount(3_000_000_000_000_000_000));
+        for bad in ["", "0", "0.0", "-1", "1e3", "abc", "1.2.3", "0.0000000000000000001", "1,5", "NaN", "inf"] {
+            let e = stake_amount(bad).unwrap_err();
+            assert!(format!("{e:?}").contains("amount"), "{bad}: {e:?}");
+        }
+        // More OPEN than a u128 of base units holds.
+        assert!(stake_amount("340282366920938463464").is_err());
+    }
 }

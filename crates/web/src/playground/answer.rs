@@ -2,13 +2,21 @@
 //! `?fragment=1` only the part the Playground's script inserts under the
 //! answer) and its verification (`POST .../verify`).
 //!
+//! When the node's recomputation disagrees with the posted record and the
+//! chain would take a challenge in the next block, the verdict carries
+//! `button#challenge`: `IAttribution.challenge(receipt, recomputed record
+//! hash)` with `challengeBond()` as value, what `openledger attribution
+//! challenge` sends, its outcome in `#challenge-result`. A record that
+//! verifies gets no button: a challenge would forfeit the bond (the CLI's
+//! `--force` is named for whoever insists).
+//!
 //! What it shows comes from this node: the attribution record from its store
 //! (as its caller may read it), the receipt's settlement, hold and challenge
 //! from the chain. The answer's spans are highlighted in the colour of the
 //! contribution they came from, with the contribution's id in text beside
 //! each and in the legend, so no colour carries meaning alone.
 
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::SolEvent;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,6 +27,7 @@ use primitives::system::Module;
 use primitives::{B256, U256};
 use runtime::datanets::DatanetsRead;
 use runtime::inference::{self as inf, InferenceRead};
+use runtime::params::ParamsRead;
 use serde_json::Value;
 
 use super::{RecordLookup, Verdict};
@@ -103,7 +112,7 @@ pub async fn verify_handler(
             }
         }
         let body = match records.verify(h) {
-            Ok(verdict) => verdict_markup(v, h, &verdict)?,
+            Ok(verdict) => verdict_markup(v, h, &verdict, frag)?,
             Err(e) => html! {
                 p.note role="status" { "The node cannot judge this record yet: " (e) }
             },
@@ -463,12 +472,44 @@ fn challenge_markup(v: &ChainView, h: B256) -> Result<Markup, WebError> {
     })
 }
 
-fn verdict_markup(v: &ChainView, h: B256, verdict: &Verdict) -> Result<Markup, WebError> {
-    let calldata = verdict.recomputed.map(|mine| {
-        let data = IAttribution::challengeCall { receiptHash: h, challengerRecordHash: mine }.abi_encode();
-        format!("0x{}", hex::encode(data))
-    });
+/// Whether the chain would take a challenge of a receipt's record in the next
+/// block, as the attribution contract decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Open; the last block that takes a challenge is `closes_at - 1`.
+    Open { closes_at: u64 },
+    /// Closed, and why.
+    Closed(String),
+}
+
+fn challenge_window(v: &ChainView, h: B256) -> Result<Window, WebError> {
+    let st = v.state();
+    let Some(hold) = st.hold(&h).map_err(WebError::unavailable)? else {
+        return Ok(Window::Closed("the chain holds nothing for this receipt".into()));
+    };
+    let existing = v.call(Module::Attribution, &IAttribution::challengeOfCall { receiptHash: h })?.ok();
+    if existing.is_some_and(|c| c.status != 0 && c.status != runtime::attribution::LAPSED) {
+        return Ok(Window::Closed("it is already challenged".into()));
+    }
+    if hold.status != inf::POSTED {
+        return Ok(Window::Closed(
+            "no posted record awaits finalization (not posted yet, finalized, or paid by the fallback)".into(),
+        ));
+    }
+    let window = st.param(&runtime::params::INFERENCE_CHALLENGE_WINDOW_BLOCKS).map_err(WebError::unavailable)?;
+    let closes_at = hold.postedAt.saturating_add(u64::try_from(window).unwrap_or(u64::MAX));
+    // The challenge lands in the block after the head.
+    if v.head().number.saturating_add(1) >= closes_at {
+        return Ok(Window::Closed(format!("the challenge window closed at block {closes_at}")));
+    }
+    Ok(Window::Open { closes_at })
+}
+
+fn verdict_markup(v: &ChainView, h: B256, verdict: &Verdict, frag: bool) -> Result<Markup, WebError> {
     let bond = v.call(Module::Attribution, &IAttribution::challengeBondCall {})?.ok();
+    let window = challenge_window(v, h)?;
+    // A page of its own needs the wallet; the Playground's page has it already.
+    let panel = (!frag).then(|| crate::wallet::panel(v.dev_wallet()));
     Ok(html! {
         @if verdict.ok {
             p.ok role="status" { "✓ The record matches: the node recomputed it from public inputs and every check held." }
@@ -481,22 +522,49 @@ fn verdict_markup(v: &ChainView, h: B256, verdict: &Verdict) -> Result<Markup, W
                     @if !detail.is_empty() { " " span.mono.wrap.muted { (detail) } } }
             }
         }
-        @if let (Some(mine), Some(data)) = (verdict.recomputed, calldata) {
-            p { "Recomputed record: " span.mono.wrap { (mine) } }
-            @if !verdict.ok {
-                p { "To challenge it, send with your wallet: to " span.mono.wrap { (Module::Attribution.address()) }
-                    @if let Some(b) = bond { ", value " (amount(b)) } ", data:" }
-                pre.mono.wrap { code { (data) } }
-            } @else {
-                details { summary { "Challenge calldata anyway" } pre.mono.wrap { code { (data) } } }
+        @if let Some(mine) = verdict.recomputed { p { "Recomputed record: " span.mono.wrap { (mine) } } }
+        (challenge_offer(h, verdict, &window, bond, panel))
+    })
+}
+
+/// What a verdict offers: a challenge button for a record that does not
+/// match while the window is open; otherwise why not.
+fn challenge_offer(h: B256, verdict: &Verdict, window: &Window, bond: Option<U256>, panel: Option<Markup>) -> Markup {
+    let bond_text = |b: Option<U256>| html! { @if let Some(b) = b { (amount(b)) } @else { "its bond" } };
+    html! {
+        @if verdict.ok {
+            p.note { "The record verifies here: a challenge would most likely forfeit the bond of " (bond_text(bond))
+                ". To challenge it anyway: " code { "openledger attribution challenge " (h) " --force" } }
+        } @else {
+            @match (verdict.recomputed, window, bond) {
+                (None, _, _) => p.note { "The node did not get as far as a record of its own, which a challenge must name." },
+                (Some(_), Window::Closed(why), _) => p.note { "It cannot be challenged now: " (why) "." },
+                (Some(_), _, None) => p.note { "The attribution contract did not say its challenge bond: challenge with "
+                    code { "openledger attribution challenge " (h) } "." },
+                (Some(mine), Window::Open { closes_at }, Some(b)) => {
+                    p { "Challenge it: your wallet bonds " (amount(b)) " and names the record this node recomputed. The operator                         must then reveal its record and prompt and the validators judge: a wrong record slashes the operator                         and rewards you, a right one forfeits your bond. The window closes at block " (closes_at) "." }
+                    @let tx = crate::actions::challenge(h, mine, b);
+                    @let button = crate::wallet::TxButton {
+                        id: Some("challenge"),
+                        value: tx.value,
+                        done: "Challenged: the operator must now reveal its record",
+                        ..crate::wallet::TxButton::new("Challenge with a bond", tx.to, tx.data.clone(), "challenge-result")
+                    };
+                    p { (crate::wallet::tx_button(&button)) }
+                    p #challenge-result role="status" aria-live="polite" {}
+                    noscript { p.note { "Challenging signs with your wallet, which needs a script. Without one: "
+                        code { "openledger attribution challenge " (h) " --from <your address>" } } }
+                    @if let Some(p) = panel { (p) }
+                }
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_sol_types::SolCall;
 
     fn span(start: usize, end: usize, contributions: &[u64]) -> AnswerSpan {
         AnswerSpan { start, end, contributions: contributions.to_vec() }
@@ -531,6 +599,46 @@ mod tests {
         assert_eq!(pairs(&serde_json::json!([[1, 250_000], [2, "x"], [3, 750_000]])), vec![(1, 250_000), (3, 750_000)]);
         assert_eq!(ppm(123_456), "12.34 %");
         assert!(bar(Some(1_000_000), Some("c1".into())).into_string().contains("width: 100.0%"));
+    }
+
+    #[test]
+    fn a_mismatch_in_the_window_offers_the_clis_challenge_and_a_match_does_not() {
+        let (h, mine, bond) = (
+            B256::repeat_byte(0xaa),
+            B256::repeat_byte(0xbb),
+            U256::from(5u64) * U256::from(10u64).pow(U256::from(18u64)),
+        );
+        let wrong =
+            Verdict { ok: false, checks: vec![("signature".into(), false, String::new())], recomputed: Some(mine) };
+        let open = Window::Open { closes_at: 40 };
+        let out = challenge_offer(h, &wrong, &open, Some(bond), None).into_string();
+        let call = IAttribution::challengeCall { receiptHash: h, challengerRecordHash: mine }.abi_encode();
+        for want in [
+            "<button type=\"button\" id=\"challenge\"",
+            &format!("data-to=\"{:#x}\"", Module::Attribution.address()),
+            &format!("data-data=\"0x{}\"", hex::encode(&call)),
+            "data-value=\"5000000000000000000\"",
+            "data-result=\"challenge-result\"",
+            "<p id=\"challenge-result\" role=\"status\"",
+            "closes at block 40",
+        ] {
+            assert!(out.contains(want), "{want} in {out}");
+        }
+        let closed = challenge_offer(
+            h,
+            &wrong,
+            &Window::Closed("the challenge window closed at block 9".into()),
+            Some(bond),
+            None,
+        );
+        let closed = closed.into_string();
+        assert!(!closed.contains("<button") && closed.contains("closed at block 9"), "{closed}");
+        let nothing = Verdict { recomputed: None, ..wrong.clone() };
+        assert!(!challenge_offer(h, &nothing, &open, Some(bond), None).into_string().contains("<button"));
+        let right = Verdict { ok: true, checks: vec![], recomputed: Some(mine) };
+        let out = challenge_offer(h, &right, &open, Some(bond), None).into_string();
+        assert!(!out.contains("<button") && out.contains("forfeit the bond of <span class=\"amount\""), "{out}");
+        assert!(out.contains(&format!("openledger attribution challenge {h} --force")), "{out}");
     }
 
     #[test]

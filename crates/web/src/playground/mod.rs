@@ -243,6 +243,8 @@ fn page(v: &ChainView, pg: &Playground) -> Result<Page, WebError> {
         }
         h2 { "Live models" }
         (models_table(&models))
+        // A verdict may carry a challenge button, which the wallet sends.
+        (crate::wallet::panel(v.dev_wallet()))
         script src=(SCRIPT_PATH) defer {}
     };
     Ok(Page::new("Playground", Section::Playground, body))
