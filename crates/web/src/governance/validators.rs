@@ -93,6 +93,7 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
                 } } },
             ))
         }
+        (super::health::validators_table(v, &set.operators)?)
     };
     Ok(Page::new("Validators and stake", Section::Governance, body))
 }
@@ -135,6 +136,7 @@ fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64) -> Result<P
             ("Serving key", account_link(&o.servingKey)),
             ("Registered", block_link(o.registeredAt)),
         ]))
+        (super::health::operator_section(v, &a)?)
         h2 { "Stakers" }
         (stakers(v, &a, offset, limit)?)
     };
