@@ -22,6 +22,9 @@ mod jobform;
 /// The Playground (`/playground`): one test binary with the other sections.
 #[path = "parts/playground.rs"]
 mod playground;
+/// Validators' uptime and slashes, and decentralisation over time (dev node and testnet).
+#[path = "parts/validators_health.rs"]
+mod validators_health;
 /// Writes from the browser (the wallet script, the dev wallet, create, upload, curate).
 #[path = "parts/wallet.rs"]
 mod wallet;

@@ -70,6 +70,11 @@ pub trait StakingRead {
     fn liveness(&self, op: &Address) -> Result<Option<LivenessRecord>, StateError>;
     /// Every slash of the operator, oldest first, with its reason and reporter.
     fn slashes(&self, op: &Address) -> Result<Vec<SlashRecord>, StateError>;
+    /// How many times the operator was slashed.
+    fn slash_count(&self, op: &Address) -> Result<u64, StateError>;
+    /// Slashes `offset..offset + limit` of the operator, oldest first: a read
+    /// per item, for readers that must stay bounded (web pages).
+    fn slashes_page(&self, op: &Address, offset: u64, limit: u64) -> Result<Vec<SlashRecord>, StateError>;
 }
 
 fn empty_set() -> ValidatorSetRecord {
@@ -137,6 +142,12 @@ impl<S: StateRead + ?Sized> StakingRead for S {
     }
     fn slashes(&self, op: &Address) -> Result<Vec<SlashRecord>, StateError> {
         IndexedList::new(state_key::slashes(op)).page(self, 0, u64::MAX)
+    }
+    fn slash_count(&self, op: &Address) -> Result<u64, StateError> {
+        IndexedList::new(state_key::slashes(op)).len(self)
+    }
+    fn slashes_page(&self, op: &Address, offset: u64, limit: u64) -> Result<Vec<SlashRecord>, StateError> {
+        IndexedList::new(state_key::slashes(op)).page(self, offset, limit)
     }
 }
 

@@ -1,8 +1,10 @@
 //! The Governance section: proposals (`/governance?before=N&limit=L`, newest
 //! first; `/governance/{id}`: state, tallies, voting window and the calls it
 //! would make, decoded) and staking (`/validators`: the validator set at the
-//! head with its decentralisation figures; `/validators/{address}`: one
-//! operator, its bonds, stakers and unbondings).
+//! head with its decentralisation figures, uptime and slashes;
+//! `/validators/decentralisation`: the Nakamoto coefficient, largest share and
+//! Gini of rewards at up to 20 heights, charted; `/validators/{address}`: one
+//! operator, its bonds, stakers, unbondings, uptime and slashes).
 //!
 //! Proposals are read through `runtime::governance::GovernanceRead`, their
 //! state derived at the head as the governance contract derives it
@@ -34,6 +36,7 @@ use crate::query;
 use crate::view::ChainView;
 
 pub mod decentralisation;
+pub mod health;
 pub mod validators;
 
 /// Proposals on one page, by default and at most.
@@ -46,6 +49,7 @@ pub fn routes() -> Router<Web> {
         .route("/governance", get(list_handler))
         .route("/governance/{id}", get(handler))
         .route("/validators", get(validators::list_handler))
+        .route(decentralisation::href(), get(decentralisation::handler))
         .route("/validators/{address}", get(validators::handler))
 }
 
@@ -59,6 +63,7 @@ pub fn subnav() -> Markup {
         nav aria-label="Governance" { ul.inline {
             li { a href="/governance" { "Proposals" } }
             li { a href="/validators" { "Validators and stake" } }
+            li { a href=(decentralisation::href()) { "Decentralisation over time" } }
         } }
     }
 }

@@ -101,6 +101,7 @@ fn list(v: &ChainView) -> Result<Page, WebError> {
                 } } },
             ))
         }
+        (super::health::validators_table(v, &set.operators)?)
     };
     Ok(Page::new("Validators and stake", Section::Governance, body))
 }
@@ -187,6 +188,7 @@ fn operator_page(v: &ChainView, a: Address, offset: u64, limit: u64, stake: Opti
             ("Serving key", account_link(&o.servingKey)),
             ("Registered", block_link(o.registeredAt)),
         ]))
+        (super::health::operator_section(v, &a)?)
         h2 #stake { "Stake" }
         (stake_form(v, &a, stake))
         h2 { "Stakers" }
