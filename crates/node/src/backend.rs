@@ -15,11 +15,23 @@ pub struct ChainBackend {
     chain: Arc<Chain>,
     /// Serve the dev chain's methods (`evm_mine`, `anvil_mine`).
     dev_rpc: bool,
+    /// The block whose receipts were last asked for, read once: clients poll
+    /// receipts of the newest block, one transaction at a time.
+    recent: std::sync::Mutex<Option<Arc<RecentBlock>>>,
+}
+
+/// A committed block's stored transactions and receipts, with the index of
+/// each transaction's first log (committed blocks never change).
+struct RecentBlock {
+    number: u64,
+    body: Vec<primitives::block::StoredTx>,
+    receipts: Vec<Receipt>,
+    first_logs: Vec<u64>,
 }
 
 impl ChainBackend {
     pub fn new(chain: Arc<Chain>) -> Self {
-        ChainBackend { chain, dev_rpc: false }
+        ChainBackend { chain, dev_rpc: false, recent: std::sync::Mutex::new(None) }
     }
 
     /// This backend with the dev chain's methods served or refused.
@@ -130,6 +142,29 @@ impl Backend for ChainBackend {
     fn tx_location(&self, hash: &B256) -> Option<(u64, u32)> {
         let loc = self.chain.snapshot().ok()?.tx_location(hash).ok()??;
         Some((loc.block, loc.index))
+    }
+
+    fn receipt_parts(&self, number: u64, index: usize) -> Option<(SignedTransaction, Receipt, u64)> {
+        let cached = self.recent.lock().unwrap().clone().filter(|b| b.number == number);
+        let block = match cached {
+            Some(b) => b,
+            None => {
+                let snap = self.chain.snapshot().ok()?;
+                let (body, receipts) = (snap.body(number).ok()??, snap.receipts(number).ok()??);
+                let mut first_logs = Vec::with_capacity(receipts.len());
+                let mut logs = 0u64;
+                for r in &receipts {
+                    first_logs.push(logs);
+                    logs += r.logs.len() as u64;
+                }
+                let b = Arc::new(RecentBlock { number, body, receipts, first_logs });
+                *self.recent.lock().unwrap() = Some(b.clone());
+                b
+            }
+        };
+        let t = block.body.get(index)?;
+        let tx = SignedTransaction::from_trusted(t.raw.clone(), t.sender).ok()?;
+        Some((tx, block.receipts.get(index)?.clone(), *block.first_logs.get(index)?))
     }
 
     fn pool_transaction(&self, hash: &B256) -> Option<SignedTransaction> {

@@ -138,6 +138,17 @@ pub trait Backend: Send + Sync + 'static {
     fn block_receipts(&self, number: u64) -> Option<Vec<Receipt>>;
     /// (block number, index) of a committed transaction.
     fn tx_location(&self, hash: &B256) -> Option<(u64, u32)>;
+    /// What the receipt of the transaction at `index` of block `number`
+    /// needs: the transaction, its receipt, and the block-wide index of its
+    /// first log. The default reads the whole block; a backend over storage
+    /// decodes only that transaction (a receipt poll on a block of 1,000
+    /// transfers must not decode and hash all 1,000).
+    fn receipt_parts(&self, number: u64, index: usize) -> Option<(SignedTransaction, Receipt, u64)> {
+        let tx = self.block_transactions(number)?.into_iter().nth(index)?;
+        let receipts = self.block_receipts(number)?;
+        let first_log = receipts.get(..index)?.iter().map(|r| r.logs.len() as u64).sum();
+        Some((tx, receipts.get(index)?.clone(), first_log))
+    }
     /// A transaction still in the pool.
     fn pool_transaction(&self, hash: &B256) -> Option<SignedTransaction>;
     /// (nonce, balance) of an account after block `number`.

@@ -459,16 +459,10 @@ fn receipt_by_hash(b: &dyn Backend, h: &B256) -> Value {
     let Some((n, i)) = b.tx_location(h) else {
         return Value::Null;
     };
-    let (Some((header, hash)), Some(txs), Some(receipts)) = (b.header(n), b.block_transactions(n), b.block_receipts(n))
-    else {
+    let (Some((header, hash)), Some((tx, r, first_log_index))) = (b.header(n), b.receipt_parts(n, i as usize)) else {
         return Value::Null;
     };
-    let i = i as usize;
-    let (Some(tx), Some(r)) = (txs.get(i), receipts.get(i)) else {
-        return Value::Null;
-    };
-    let first_log_index: usize = receipts[..i].iter().map(|r| r.logs.len()).sum();
-    to_json(&types::receipt(tx, r, &tx_info(&header, hash, tx.hash, i as u64), first_log_index as u64))
+    to_json(&types::receipt(&tx, &r, &tx_info(&header, hash, tx.hash, u64::from(i)), first_log_index))
 }
 
 /// An answer of alloy's RPC types as JSON (their serde is the wire format).
