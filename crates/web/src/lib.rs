@@ -21,7 +21,9 @@
 //!   strings and path parameters;
 //! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
 //! - [`datanets`]: Datanets, their versions and contributions;
-//! - [`governance`]: proposals, the validator set and its decentralisation,
+//! - [`governance`]: proposals, the validator set and its decentralisation
+//!   (Nakamoto coefficient, largest share and Gini of rewards, over time),
+//!   validators' uptime (commit-certificate signatures) and slashes,
 //!   operators and their stakers;
 //! - [`models`]: the node's ModelFactory jobs, their progress and loss
 //!   curves (updated in place while a job runs), the model each registered
