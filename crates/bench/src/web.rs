@@ -300,6 +300,8 @@ pub fn run_web(o: &WebOpts) -> Result<()> {
         g.contributions.len()
     );
     let (d, cid) = g.contributions[g.contributions.len() / 2];
+    // The dev chain's one validator: dev account 0.
+    let validator = dev_keys(1)?.pop().context("dev key")?.address();
     let pages = vec![
         "/".to_string(),
         "/explorer".into(),
@@ -320,6 +322,8 @@ pub fn run_web(o: &WebOpts) -> Result<()> {
         format!("/earnings/{}", g.contributor),
         "/governance".into(),
         "/validators".into(),
+        format!("/validators/{validator:#x}"),
+        "/validators/decentralisation".into(),
         "/models/jobs".into(),
         "/models/new".into(),
         "/assets".into(),

@@ -360,6 +360,12 @@ fn downtime_jails_a_validator_that_misses_more_than_its_share_and_not_one_that_m
     assert_eq!(liveness(&l, 1), (0, 0), "its window starts over");
     let s = l.mem.slashes(&addr(1)).unwrap();
     assert_eq!((s.len(), s[0].reason.as_str(), s[0].reporter), (1, "downtime", Address::ZERO));
+    // The bounded reads the web pages use agree with the whole list.
+    assert_eq!(l.mem.slash_count(&addr(1)).unwrap(), 1);
+    let page = l.mem.slashes_page(&addr(1), 0, 10).unwrap();
+    assert_eq!(page.iter().map(|r| (r.height, r.amount)).collect::<Vec<_>>(), vec![(s[0].height, s[0].amount)]);
+    assert!(l.mem.slashes_page(&addr(1), 1, 10).unwrap().is_empty());
+    assert_eq!(l.mem.slash_count(&addr(2)).unwrap(), 0);
     // 100 ppm (the default) of its 1,000 OPEN.
     assert_eq!(s[0].amount, U256::from(ONE_OPEN / 10));
     let info = view(&l, IStaking::operatorInfoCall { operator: addr(1) });

@@ -22,7 +22,9 @@
 //! - [`explorer`]: blocks, transactions, accounts, models, Datanets, search.
 //! - [`datanets`]: Datanets, their versions and contributions;
 //! - [`governance`]: proposals (voting, then executing once queued), the
-//!   validator set and its decentralisation, operators and their stakers
+//!   validator set and its decentralisation (Nakamoto coefficient, largest
+//!   share and Gini of rewards, over time), validators' uptime
+//!   (commit-certificate signatures) and slashes, operators and their stakers
 //!   (with the staking form: delegate, undelegate, claim);
 //! - [`models`]: the node's ModelFactory jobs, their progress and loss
 //!   curves (updated in place while a job runs), the model each registered
