@@ -13,34 +13,11 @@ use std::time::{Duration, Instant};
 use alloy_sol_types::SolCall;
 use primitives::abi::{IGovernance, IStaking};
 use primitives::system::Module;
-use primitives::{Address, Bytes, U256};
+use primitives::{Address, U256};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn fetch(node: &NodeProc, path: &str) -> (u16, String) {
-    let (s, b) = node.http_get(path);
-    (s, String::from_utf8_lossy(&b).to_string())
-}
-
-fn page(node: &NodeProc, path: &str) -> String {
-    let (status, body) = fetch(node, path);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
-
-/// The transaction the `<button>` whose opening tag holds `marker` carries.
-fn button_tx(page: &str, marker: &str) -> (Address, Vec<u8>, U256) {
-    let at = page.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {page}"));
-    let start = page[..at].rfind("<button").expect("a button");
-    let tag = &page[start..at + page[at..].find('>').unwrap()];
-    let attr = |name: &str| {
-        let from = tag.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("{tag} lacks {name}")) + name.len() + 2;
-        tag[from..from + tag[from..].find('"').unwrap()].to_string()
-    };
-    let data: Bytes = attr("data-data").parse().unwrap();
-    (attr("data-to").parse().unwrap(), data.to_vec(), U256::from_str_radix(&attr("data-value"), 10).unwrap())
-}
+use crate::jobform::{button_tx, fetch, page};
 
 /// One JSON-RPC call to the dev wallet, as wallet.js makes it: the answer.
 fn wallet(node: &NodeProc, method: &str, params: Value) -> Value {

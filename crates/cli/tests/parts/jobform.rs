@@ -25,19 +25,19 @@ fn repo(p: &str) -> String {
 }
 
 /// `GET path`: (status, body text).
-fn fetch(node: &NodeProc, path: &str) -> (u16, String) {
+pub(crate) fn fetch(node: &NodeProc, path: &str) -> (u16, String) {
     let r = HttpClient::new(&node.http).request("GET", path, &[], b"").unwrap();
     (r.status, r.text())
 }
 
-fn page(node: &NodeProc, path: &str) -> String {
+pub(crate) fn page(node: &NodeProc, path: &str) -> String {
     let (status, body) = fetch(node, path);
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
 /// The transaction a wallet button carries: the `<button>` whose tag holds `marker`.
-fn button_tx(page: &str, marker: &str) -> (Address, Vec<u8>, U256) {
+pub(crate) fn button_tx(page: &str, marker: &str) -> (Address, Vec<u8>, U256) {
     let at = page.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {page}"));
     let start = page[..at].rfind("<button").expect("a button");
     let tag = &page[start..at + page[at..].find('>').unwrap()];
