@@ -38,6 +38,7 @@ fn pages(s: &Value) -> Vec<(String, String)> {
         ("governance", "/governance".into()),
         ("proposal", format!("/governance/{proposal}")),
         ("validators", "/validators".into()),
+        ("decentralisation", "/validators/decentralisation".into()),
         ("jobs", "/models/jobs".into()),
         ("job", "/models/jobs/1".into()),
         ("new-job", "/models/new".into()),
