@@ -109,6 +109,26 @@ fn jobs_and_earnings_pages_after_the_demo() {
     let op = node::dev_serving_operator().address();
     let page = html(&e.node, &format!("/earnings/{op:#x}"), 200);
     assert_has(&page, "the operator's earnings", &["Settled receipts", &format!("href=\"/explorer/models/m{model}\"")]);
+    // The model owner neither paid nor served the answers: its owner parts come
+    // from its model's history, exactly the demo's sum of `ownerPart`, once each.
+    let builder =
+        s["earnings"].as_array().unwrap().iter().find(|r| r["role"].as_str().unwrap().starts_with("model builder"));
+    let builder = builder.expect("the demo's earnings name the model builder");
+    let owner_part: u128 = builder["earned"].as_str().unwrap().parse().unwrap();
+    assert!(owner_part > 0, "the demo paid the model owner: {builder}");
+    let page = html(&e.node, &format!("/earnings/{}", builder["account"].as_str().unwrap()), 200);
+    assert_has(
+        &page,
+        "the model owner's earnings",
+        &[
+            &format!("Owner parts of the receipts below: <span class=\"amount\" title=\"{owner_part} base units\">"),
+            &format!("{} OPEN", Amount(owner_part)),
+            "Settled receipts",
+            "read from each model's history",
+        ],
+    );
+    let rows = page.matches(&format!("<td><a href=\"/explorer/models/m{model}\">")).count();
+    assert_eq!(rows, s["paidAnswers"].as_u64().unwrap() as usize, "one row a paid answer: {page}");
     // The form leads there.
     let r = get(&e.node, &format!("/earnings?address={account}"));
     assert_eq!((r.status, r.header("location")), (303, Some(format!("/earnings/{}", account.to_lowercase()).as_str())));

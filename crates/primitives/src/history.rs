@@ -10,6 +10,11 @@
 //! (proposals, agents, receipt hashes) are not subjects. A log of an event
 //! no system ABI declares is filed under every topic after the first that
 //! looks like an address (its top 12 bytes zero, not all zero).
+//!
+//! A few events name a subject in their data rather than in a topic (the
+//! ABI is consensus-visible, so it stays as it is): [`data_subjects`] reads
+//! those, e.g. the model of the inference module's `ReceiptSettled`, so a
+//! model's history holds every receipt settled for it, whoever paid and served.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +22,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 
 use alloy_primitives::{Address, B256, Log};
+use alloy_sol_types::SolEvent;
 
 use crate::system::{Module, SYSTEM_MODULES};
 
@@ -171,6 +177,21 @@ pub fn log_subjects(log: &Log) -> Vec<Subject> {
     out
 }
 
+/// The subjects a system log names in its data, not in a topic: the model of
+/// the inference module's `ReceiptSettled` (its topics name the receipt, the
+/// payer and the operator; the model owner finds its receipts through the
+/// model). Empty for every other log, and for one that does not decode.
+pub fn data_subjects(log: &Log) -> Vec<Subject> {
+    if log.address != Module::Inference.address()
+        || log.topics().first() != Some(&crate::abi::IInference::ReceiptSettled::SIGNATURE_HASH)
+    {
+        return vec![];
+    }
+    crate::abi::IInference::ReceiptSettled::decode_log_data(&log.data)
+        .map(|e| vec![Subject::Model(e.modelId)])
+        .unwrap_or_default()
+}
+
 fn address_like(t: &B256) -> Option<Address> {
     (t[..12].iter().all(|b| *b == 0) && *t != B256::ZERO).then(|| Address::from_slice(&t[12..]))
 }
@@ -222,8 +243,7 @@ static EVENT_TOPICS: LazyLock<EventTopics> = LazyLock::new(|| {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{IBank, IDatanets, IGovernance};
-    use alloy_sol_types::SolEvent;
+    use crate::abi::{IBank, IDatanets, IGovernance, IInference};
 
     fn log(module: Module, e: &impl SolEvent) -> Log {
         Log { address: module.address(), data: e.encode_log_data() }
@@ -256,6 +276,32 @@ mod tests {
             Default::default(),
         );
         assert_eq!(log_subjects(&other), vec![Subject::Address(a)]);
+    }
+
+    #[test]
+    fn a_settled_receipt_is_filed_under_its_model_from_its_data() {
+        let (payer, operator) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+        let settled = IInference::ReceiptSettled {
+            receiptHash: B256::repeat_byte(7),
+            payer,
+            operator,
+            modelId: 42,
+            cost: 1000,
+            dataShare: 300,
+        };
+        let l = log(Module::Inference, &settled);
+        assert_eq!(log_subjects(&l), vec![Subject::Address(payer), Subject::Address(operator)]);
+        assert_eq!(data_subjects(&l), vec![Subject::Model(42)]);
+        // The same event from another contract, another event, or a log whose data
+        // does not decode, names no subject in its data.
+        let mut other = l.clone();
+        other.address = Address::repeat_byte(1);
+        assert!(data_subjects(&other).is_empty());
+        let t = IBank::Transfer { from: payer, to: operator, value: alloy_primitives::U256::from(5) };
+        assert!(data_subjects(&log(Module::Bank, &t)).is_empty());
+        let mut short = l.clone();
+        short.data = alloy_primitives::LogData::new_unchecked(l.topics().to_vec(), vec![0u8; 7].into());
+        assert!(data_subjects(&short).is_empty());
     }
 
     #[test]

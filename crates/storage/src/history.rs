@@ -10,15 +10,16 @@
 //! batches (the chain does so when it opens), and until it has caught up
 //! [`Store::commit`] leaves new blocks to it. `meta["history_format"]` is
 //! [`HISTORY_FORMAT`]; a store whose index was written in an older format
-//! (format 1 did not file logs under their emitting contract) has its index
-//! dropped when it opens, and rebuilt the same way.
+//! (format 1 did not file logs under their emitting contract, format 2 did
+//! not file settled receipts under their model) has its index dropped when it
+//! opens, and rebuilt the same way.
 
 use std::collections::BTreeMap;
 
 use primitives::block::{Receipt, StoredTx};
 use primitives::history::{
     HistoryCursor, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE, ROLE_EMITTER, ROLE_LOG, ROLE_RECIPIENT, ROLE_SENDER,
-    SUBJECT_BYTES, Subject, emitter_subject, log_subjects, tx_subjects,
+    SUBJECT_BYTES, Subject, data_subjects, emitter_subject, log_subjects, tx_subjects,
 };
 use primitives::tx::SignedTransaction;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -31,8 +32,9 @@ pub(crate) const HISTORY: TableDefinition<&[u8], u8> = TableDefinition::new("his
 
 const KEY_BYTES: usize = SUBJECT_BYTES + 16;
 
-/// The index's format: 2 files logs under their emitting contract too.
-pub const HISTORY_FORMAT: u64 = 2;
+/// The index's format: 2 files logs under their emitting contract too; 3
+/// files the inference module's `ReceiptSettled` under its model as well.
+pub const HISTORY_FORMAT: u64 = 3;
 
 /// Drop an index written in an older format (it is rebuilt from the blocks).
 pub(crate) fn upgrade(w: &WriteTransaction) -> Result<()> {
@@ -103,7 +105,7 @@ pub(crate) fn index_block(w: &WriteTransaction, number: u64, txs: &[StoredTx], r
         }
         for (j, log) in receipts.get(i).map_or(&[][..], |r| &r.logs[..]).iter().enumerate() {
             let at = HistoryCursor { block: number, tx_index, slot: j as u32 + 1 };
-            for s in log_subjects(log) {
+            for s in log_subjects(log).into_iter().chain(data_subjects(log)) {
                 *entries.entry(key(&s, at)).or_default() |= ROLE_LOG;
             }
             if let Some(s) = emitter_subject(log) {
@@ -187,7 +189,7 @@ mod tests {
     use alloy_eips::eip2718::Encodable2718;
     use alloy_primitives::{Signature, TxKind};
     use alloy_sol_types::SolEvent;
-    use primitives::abi::IBank;
+    use primitives::abi::{IBank, IInference};
     use primitives::block::Header;
     use primitives::system::Module;
     use primitives::{Address, U256};
@@ -344,5 +346,45 @@ mod tests {
         // Opening a current store again drops nothing.
         let store = Store::open(&path, StoreOptions::default()).unwrap();
         assert_eq!(all(&store, Subject::Address(TOKEN)), token);
+    }
+
+    /// A settled receipt names its model in its data: the index files it under
+    /// the model too, and a store indexed in format 2 (which did not) is rebuilt.
+    #[test]
+    fn settled_receipts_are_filed_under_their_model_and_format_2_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut b = block(0);
+        let settled = IInference::ReceiptSettled {
+            receiptHash: primitives::B256::repeat_byte(7),
+            payer: ALICE,
+            operator: BOB,
+            modelId: 42,
+            cost: 1000,
+            dataShare: 0,
+        };
+        b.receipts[0]
+            .logs
+            .push(primitives::Log { address: Module::Inference.address(), data: settled.encode_log_data() });
+        let u = store.prepare(0, &BTreeMap::from([(b"k".to_vec(), Some(vec![0]))])).unwrap();
+        store.commit(&b, u).unwrap();
+        let model = all(&store, Subject::Model(42));
+        assert_eq!(model.iter().map(|e| (e.log_index, e.roles)).collect::<Vec<_>>(), vec![(Some(1), ROLE_LOG)]);
+        assert!(all(&store, Subject::Model(7)).is_empty());
+        // A store indexed in format 2: no model entry; dropped on open and rebuilt with it.
+        let w = store.db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(HISTORY).unwrap();
+            let k = key(&Subject::Model(42), HistoryCursor { block: 0, tx_index: 0, slot: 2 });
+            assert!(t.remove(k.as_slice()).unwrap().is_some());
+        }
+        w.open_table(META).unwrap().insert("history_format", be8(2).as_slice()).unwrap();
+        w.commit().unwrap();
+        drop(store);
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert!(all(&store, Subject::Address(BOB)).is_empty(), "dropped, to be rebuilt");
+        assert_eq!(store.index_history(10).unwrap().next, 1);
+        assert_eq!(all(&store, Subject::Model(42)), model);
     }
 }

@@ -5,17 +5,16 @@
 //!   over time (cumulative, by block) from the `Credited` and `Claimed` events
 //!   in the contributions' histories;
 //! - as a model owner: its models, and the owner part of each settled receipt
-//!   in its own history;
+//!   in its own history or in its models' histories (the history index files
+//!   `ReceiptSettled` under the model named in its data, so receipts others
+//!   paid and served are there);
 //! - as a serving operator: the serving part of each receipt it settled.
 //!
 //! Everything comes from the node's history index and the modules' typed
 //! reads, a bounded number of entries a page: the work never grows with the
-//! chain. Receipts of an owner's models that someone else settled and paid
-//! are not in the owner's history (`ReceiptSettled` names the payer and the
-//! operator; the model id is not an indexed topic), so the page does not
-//! show them: that needs an index by model owner the node lacks.
+//! chain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy_sol_types::{SolCall, SolEvent};
 use axum::Router;
@@ -44,8 +43,11 @@ use crate::view::ChainView;
 pub const MAX_CONTRIBUTIONS: u64 = 50;
 /// History entries (of the contributions, or of the address) one page reads, at most.
 pub const MAX_ENTRIES: usize = 1000;
-/// Models listed, at most.
+/// Models listed (and whose histories are read for receipts), at most.
 const MAX_MODELS: usize = 100;
+/// History entries of the owner's models one page reads, at most, shared
+/// evenly among the models listed.
+const MAX_MODEL_ENTRIES: usize = 1000;
 
 /// The Earnings section's routes.
 pub fn routes() -> Router<Web> {
@@ -278,7 +280,7 @@ fn part(had_role: bool, x: u128) -> Markup {
     }
 }
 
-/// One settled receipt in the address's history.
+/// One settled receipt in the address's history or in one of its models'.
 struct Settled {
     hash: B256,
     block: u64,
@@ -288,22 +290,38 @@ struct Settled {
 
 fn as_owner_and_operator(v: &ChainView, a: &Address, logs: &mut Logs) -> Result<Markup, WebError> {
     let models = v.state().models_of(a).map_err(WebError::unavailable)?;
+    let listed = &models[..models.len().min(MAX_MODELS)];
+    // Receipt hash → where it was settled, each receipt once: one the address
+    // paid or served for its own model is in both histories.
     let mut hashes: Vec<(B256, u64, u32)> = Vec::new();
-    let mut budget = MAX_ENTRIES;
-    let truncated = walk_logs(v, logs, Subject::Address(*a), &mut budget, |block, tx, log| {
-        if let Some(e) = inference_event::<IInference::ReceiptSettled>(log) {
+    let mut seen: HashSet<B256> = HashSet::new();
+    let mut each = |block, tx, log: &Log| {
+        if let Some(e) = inference_event::<IInference::ReceiptSettled>(log)
+            && seen.insert(e.receiptHash)
+        {
             hashes.push((e.receiptHash, block, tx));
         }
-    })?;
+    };
+    let mut budget = MAX_ENTRIES;
+    let truncated = walk_logs(v, logs, Subject::Address(*a), &mut budget, &mut each)?;
+    let per_model = MAX_MODEL_ENTRIES / listed.len().max(1);
+    let mut models_truncated = false;
+    for id in listed {
+        let mut budget = per_model;
+        models_truncated |= walk_logs(v, logs, Subject::Model(id.0), &mut budget, &mut each)?;
+    }
     let mut settled = Vec::new();
     for (hash, block, tx) in hashes {
         if let Some(receipt) = v.state().settled_receipt(&hash).map_err(WebError::unavailable)?
             && (receipt.modelOwner == *a || receipt.operator == *a)
         {
-            let tx = v.transactions(block)?.get(tx as usize).map(|t| t.hash);
-            settled.push(Settled { hash, block, tx, receipt });
+            let tx_hash = v.transactions(block)?.get(tx as usize).map(|t| t.hash);
+            settled.push((tx, Settled { hash, block, tx: tx_hash, receipt }));
         }
     }
+    // Two histories merged: newest first again.
+    settled.sort_by(|(ti, s), (tj, t)| (t.block, tj).cmp(&(s.block, ti)));
+    let settled: Vec<Settled> = settled.into_iter().map(|(_, s)| s).collect();
     let owner_total: U256 =
         settled.iter().filter(|s| s.receipt.modelOwner == *a).map(|s| U256::from(s.receipt.ownerPart)).sum();
     let serving_total: U256 =
@@ -314,11 +332,15 @@ fn as_owner_and_operator(v: &ChainView, a: &Address, logs: &mut Logs) -> Result<
             @if models.is_empty() { p.muted { "No model." } }
             @else {
                 p { "Models owned: " }
-                ul.inline { @for id in models.iter().take(MAX_MODELS) { li { a href=(model_href(id.0)) { "m" (id.0) } } } }
+                ul.inline { @for id in listed { li { a href=(model_href(id.0)) { "m" (id.0) } } } }
                 p { "Owner parts of the receipts below: " (amount(owner_total)) "." }
                 p.muted {
-                    "Receipts of these models settled by another operator and paid by another account are not in this "
-                    "address's history (their event names the payer and the operator), and this node keeps no index by model owner."
+                    "Receipts of these models are read from each model's history, whoever paid and served them"
+                    @if models.len() > MAX_MODELS { " (for the first " (MAX_MODELS) " models only)" }
+                    "."
+                    @if models_truncated {
+                        " Only the newest " (per_model) " entries of each model's history were read; older receipts are not counted."
+                    }
                 }
             }
         }
@@ -328,7 +350,7 @@ fn as_owner_and_operator(v: &ChainView, a: &Address, logs: &mut Logs) -> Result<
         }
         @if !settled.is_empty() {
             (table(
-                "Settled receipts in this address's history, newest first",
+                "Settled receipts this address served or earned an owner part of, newest first",
                 &["Receipt", "Block", "Model", "Cost", "Owner part", "Serving part"],
                 html! {
                 @for s in &settled { tr {
