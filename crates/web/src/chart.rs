@@ -213,9 +213,11 @@ fn points_attr(pts: &[(f64, f64)]) -> String {
 }
 
 /// The chart's numbers, for screen readers: one row per point of each series.
+/// Hidden by a wrapper: a table never shrinks below its content's width, so a
+/// hidden table (1 px wide on paper) would still widen a phone's page.
 fn data_table<Y: Value>(c: &Chart, series: &[Series<Y>]) -> Markup {
     html! {
-        table.visually-hidden {
+        div.visually-hidden { table {
             caption { (c.title) ", the data" }
             thead { tr { th scope="col" { "Series" } th scope="col" { (c.x_label) } th scope="col" { (c.y_label) } } }
             tbody {
@@ -223,7 +225,7 @@ fn data_table<Y: Value>(c: &Chart, series: &[Series<Y>]) -> Markup {
                     tr { td { (s.name) } td { (x) } td { (y.label()) } }
                 } }
             }
-        }
+        } }
     }
 }
 
