@@ -82,14 +82,16 @@ fn playground_chats_and_shows_who_is_credited() {
     let credited = a["attribution"]["credits"][0]["contribution"].as_u64().unwrap();
     let path = format!("/playground/answer/{receipt}");
 
-    // The credits, as the payer sees them once the receipt has settled.
+    // The credits, as the payer sees them once the receipt has settled and its
+    // record is posted (a verdict is judged against the posted hash: one judged
+    // before the post is judged again after it, so the burst below waits).
     let deadline = Instant::now() + Duration::from_secs(60);
     let credits = loop {
         let f = html(&e.node, "GET", &format!("{path}?fragment=1"), Some(&key), 200);
-        if f.contains("data-pending=\"false\"") {
+        if f.contains("data-pending=\"false\"") && f.contains("Record posted") {
             break f;
         }
-        assert!(Instant::now() < deadline, "the receipt did not settle: {f}");
+        assert!(Instant::now() < deadline, "the receipt did not settle and its record was not posted: {f}");
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!credits.starts_with("<!DOCTYPE"), "a fragment, not a page");
