@@ -6,7 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use maud::html;
-use runtime::datanets::{self as dn, ContributionRecord, DatanetsRead};
+use runtime::datanets::{self as dn, ContributionRecord};
 
 use super::{datanet, href, quality, status};
 use crate::Web;
@@ -50,12 +50,7 @@ fn reason(c: &ContributionRecord) -> Option<&'static str> {
 
 fn page(v: &ChainView, id: u64, cid: u64) -> Result<Page, WebError> {
     let d = datanet(v, id)?;
-    let c = v
-        .state()
-        .contribution(cid)
-        .map_err(WebError::unavailable)?
-        .filter(|c| c.attestation.datanetId == id)
-        .ok_or_else(|| WebError::not_found(format!("Datanet d{id} has no contribution {cid}")))?;
+    let c = super::contribution_of(v, id, cid)?;
     let a = &c.attestation;
     let hash = |h: &primitives::B256| html! { span.mono.wrap { (h.to_string()) } };
     let decided = c.status != dn::PENDING;

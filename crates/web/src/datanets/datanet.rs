@@ -7,10 +7,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use primitives::U256;
 use runtime::datanets::{DatanetRecord, DatanetsRead};
 
-use super::{MAX_PAGE, PAGE, contribution_href, datanet, href, id_param, quality, status};
+use super::{MAX_PAGE, PAGE, datanet, href, id_param};
 use crate::Web;
 use crate::explorer::{NewestFirst, account_link, amount, block_link, pager, paragraphs, summary};
 use crate::page::{Page, Section, WebError, render, table};
@@ -138,16 +137,8 @@ fn contributions(v: &ChainView, id: u64, offset: u64, limit: u64) -> Result<Mark
         @else {
             (table(
                 "Contributions in submission order",
-                &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond"],
-                html! { @for (cid, c) in &rows { tr {
-                    td { a href=(contribution_href(id, *cid)) { "#" (cid) } }
-                    td { (status(c.status)) }
-                    td { (account_link(&c.attestation.contributor)) }
-                    td.num { (c.attestation.rowCount) }
-                    td.num { (quality(c.attestation.qualityBps)) }
-                    td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
-                    td.num { @if c.bond == U256::ZERO { "none" } @else { (amount(c.bond)) } }
-                } } },
+                &super::CONTRIBUTION_COLUMNS,
+                html! { @for (cid, c) in &rows { tr { (super::contribution_cells(id, *cid, c)) } } },
             ))
         }
         (pager(&href(id), "", "contributions", offset, limit, total))

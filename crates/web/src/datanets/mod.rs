@@ -60,6 +60,33 @@ pub fn datanet(v: &ChainView, id: u64) -> Result<DatanetRecord, WebError> {
         .ok_or_else(|| WebError::not_found(format!("there is no Datanet {id} on chain")))
 }
 
+/// Contribution `cid` of Datanet `id` (404 when it is another Datanet's).
+pub fn contribution_of(v: &ChainView, id: u64, cid: u64) -> Result<dn::ContributionRecord, WebError> {
+    v.state()
+        .contribution(cid)
+        .map_err(WebError::unavailable)?
+        .filter(|c| c.attestation.datanetId == id)
+        .ok_or_else(|| WebError::not_found(format!("Datanet d{id} has no contribution {cid}")))
+}
+
+/// The columns every list of a Datanet's contributions shows: id, status,
+/// contributor, rows, quality, duplicates, bond (the headings are [`CONTRIBUTION_COLUMNS`]).
+pub fn contribution_cells(id: u64, cid: u64, c: &dn::ContributionRecord) -> Markup {
+    html! {
+        td { a href=(contribution_href(id, cid)) { "#" (cid) } }
+        td { (status(c.status)) }
+        td { (account_link(&c.attestation.contributor)) }
+        td.num { (c.attestation.rowCount) }
+        td.num { (quality(c.attestation.qualityBps)) }
+        td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
+        td.num { @if c.bond == primitives::U256::ZERO { "none" } @else { (crate::explorer::amount(c.bond)) } }
+    }
+}
+
+/// The headings of [`contribution_cells`].
+pub const CONTRIBUTION_COLUMNS: [&str; 7] =
+    ["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond"];
+
 /// What a contribution's status says, in words and a symbol (never colour alone).
 pub fn status(s: u8) -> Markup {
     match s {

@@ -26,10 +26,10 @@ use axum::response::Response;
 use maud::{Markup, html};
 use primitives::abi::{DatanetLimits, IDatanets};
 use primitives::system::Module;
-use primitives::{Address, Amount, B256, U256};
+use primitives::{Address, Amount, B256};
 use runtime::datanets::{self as dn, DatanetsRead};
 
-use super::{contribution_href, datanet, href, id_param, quality, status};
+use super::{contribution_href, datanet, href, id_param, status};
 use crate::Web;
 use crate::explorer::{account_link, amount, summary};
 use crate::page::{Page, Section, WebError, render, table};
@@ -348,15 +348,9 @@ fn curate(v: &ChainView, writes: &Writes, id: u64, q: Option<&str>) -> Result<Pa
         @else {
             (table(
                 "Contributions to decide",
-                &["Id", "Status", "Contributor", "Rows", "Quality", "Duplicates (exact / near)", "Bond", "Decide"],
+                &[&super::CONTRIBUTION_COLUMNS[..], &["Decide"]].concat(),
                 html! { @for (cid, c) in &queue { tr data-contribution=(cid) {
-                    td { a href=(contribution_href(id, *cid)) { "#" (cid) } }
-                    td { (status(c.status)) }
-                    td { (account_link(&c.attestation.contributor)) }
-                    td.num { (c.attestation.rowCount) }
-                    td.num { (quality(c.attestation.qualityBps)) }
-                    td.num { (c.attestation.exactDuplicates) " / " (c.attestation.nearDuplicates) }
-                    td.num { @if c.bond == U256::ZERO { "none" } @else { (amount(c.bond)) } }
+                    (super::contribution_cells(id, *cid, c))
                     td.actions {
                         @if c.status == dn::PENDING {
                             (tx_button(&TxButton { class: Some("curate-approve"), done: "Approved", reload: true,
@@ -418,12 +412,7 @@ fn rows_page(
     let offset = query::optional_number(&params, "offset", "offset")?.unwrap_or(0);
     let reason = query::get(&params, "reason").unwrap_or("removed by the owner").to_string();
     let d = datanet(v, id)?;
-    let c = v
-        .state()
-        .contribution(cid)
-        .map_err(WebError::unavailable)?
-        .filter(|c| c.attestation.datanetId == id)
-        .ok_or_else(|| WebError::not_found(format!("Datanet d{id} has no contribution {cid}")))?;
+    let c = super::contribution_of(v, id, cid)?;
     let rows = rows
         .ok_or_else(|| WebError::unavailable("this node keeps no blobs: it cannot read the contribution's rows"))?
         .map_err(WebError::unavailable)?;
@@ -506,7 +495,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.name.as_str(), c.licence.as_str(), c.policy), ("Soil", "MIT", 1));
-        assert_eq!(c.contributorBond, U256::from(250_000_000_000_000_000u128));
+        assert_eq!(c.contributorBond, primitives::U256::from(250_000_000_000_000_000u128));
         assert_eq!(c.tags, vec!["a".to_string(), "b".to_string()]);
         assert_eq!((c.attesters, c.limits.contributorDailyFiles), (vec![attester], 3));
         for bad in [
