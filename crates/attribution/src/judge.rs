@@ -162,6 +162,48 @@ pub struct SettledReceipt {
     /// The receipt's `retrievalHash`: zero, or the hash of the Datanet versions
     /// its answer retrieved from (`primitives::abi::retrieval_hash`).
     pub retrieval_hash: B256,
+    /// The credits the operator posted on chain for it (`None`: none posted,
+    /// or a judge of the record alone). The chain pays what was posted, not
+    /// what the record says, so a record is wrong if the two differ.
+    pub posted: Option<PostedCredits>,
+}
+
+/// The credits a hold holds pending (`IInference.pendingCredits`), with the
+/// hold's amount they were cut from, as a digest that stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedCredits {
+    /// The hold's amount (the data part of the receipt's cost).
+    pub hold: u128,
+    /// [`credits_digest`] of the pending (contribution, amount) pairs.
+    pub digest: B256,
+}
+
+impl PostedCredits {
+    /// From the chain's pending credits of a hold of `hold` base units.
+    pub fn new(hold: u128, ids: &[u64], amounts: &[u128]) -> PostedCredits {
+        let pairs: Vec<(u64, u128)> = ids.iter().copied().zip(amounts.iter().copied()).collect();
+        PostedCredits { hold, digest: credits_digest(&pairs) }
+    }
+
+    /// Whether a record's credits (contribution, ppm) are what was posted: each
+    /// cut from the hold as the chain cuts it (`hold × ppm / 10^6`, rounded down).
+    pub fn matches(&self, credits: &[(u64, u32)]) -> bool {
+        let cut = |ppm: u32| primitives::Amount(self.hold).mul_div(u128::from(ppm), 1_000_000).map(|a| a.0);
+        let pairs: Result<Vec<(u64, u128)>, _> = credits.iter().map(|(c, w)| cut(*w).map(|a| (*c, a))).collect();
+        pairs.is_ok_and(|p| credits_digest(&p) == self.digest)
+    }
+}
+
+/// A digest of (contribution, amount) pairs, independent of their order.
+pub fn credits_digest(pairs: &[(u64, u128)]) -> B256 {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_unstable();
+    let mut bytes = Vec::with_capacity(24 * sorted.len());
+    for (c, a) in sorted {
+        bytes.extend_from_slice(&c.to_be_bytes());
+        bytes.extend_from_slice(&a.to_be_bytes());
+    }
+    primitives::content_hash(&bytes)
 }
 
 /// What the chain says about a record's stated parameters.
@@ -217,6 +259,13 @@ pub fn judge(
             String::new(),
         ),
     ]);
+    if let Some(p) = receipt.posted {
+        checks.push(Check::new(
+            "credits posted on chain are the record's",
+            p.matches(&theirs.credits),
+            format!("the record credits {:?}", theirs.credits),
+        ));
+    }
     if !checks.iter().all(|c| c.ok) {
         return Ok((false, checks));
     }
@@ -307,8 +356,13 @@ mod tests {
             prompt_hash: primitives::content_hash(b"prompt"),
             ..record()
         };
-        let receipt =
-            SettledReceipt { receipt_hash: r.receipt_hash, model_id: 2, settled_at: 45, retrieval_hash: B256::ZERO };
+        let receipt = SettledReceipt {
+            receipt_hash: r.receipt_hash,
+            model_id: 2,
+            settled_at: 45,
+            retrieval_hash: B256::ZERO,
+            posted: None,
+        };
         (r, receipt)
     }
 
@@ -379,6 +433,34 @@ mod tests {
         )
         .unwrap();
         assert!(!correct);
+    }
+
+    #[test]
+    fn a_right_record_over_other_credits_posted_on_chain_is_wrong() {
+        let tok = tokenizer();
+        let (r, receipt) = revealed(&tok);
+        assert!(!r.credits.is_empty());
+        let bytes = r.canonical_bytes();
+        let hold = 1_000_000_000_000_000_007u128;
+        let cut = |ppm: u32| hold * u128::from(ppm) / 1_000_000;
+        let run = |posted: PostedCredits| {
+            let receipt = SettledReceipt { posted: Some(posted), ..receipt };
+            judge(&receipt, &bytes, b"prompt", &tok, |_| Ok(governed(&r)), |_, claimed, _| Ok(claimed.to_value()))
+                .unwrap()
+        };
+        // What the record says, posted in any order: right.
+        let ids: Vec<u64> = r.credits.iter().rev().map(|c| c.0).collect();
+        let amounts: Vec<u128> = r.credits.iter().rev().map(|c| cut(c.1)).collect();
+        let (correct, checks) = run(PostedCredits::new(hold, &ids, &amounts));
+        assert!(correct, "{:?}", failed(&checks));
+        // The same record, but the chain was told to pay another contribution: wrong.
+        let (correct, checks) = run(PostedCredits::new(hold, &[99], &[hold]));
+        assert!(!correct);
+        assert_eq!(failed(&checks), vec!["credits posted on chain are the record's"]);
+        // One base unit moved: wrong.
+        let mut off = amounts.clone();
+        off[0] -= 1;
+        assert!(!run(PostedCredits::new(hold, &ids, &off)).0);
     }
 
     #[test]

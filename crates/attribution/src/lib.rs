@@ -117,8 +117,8 @@ pub use gradient::{
     relative_scores,
 };
 pub use judge::{
-    Check, Governed, SettledReceipt, compare, judge, params_checks, record_credits, response_tokens,
-    signed_record_checks,
+    Check, Governed, PostedCredits, SettledReceipt, compare, credits_digest, judge, params_checks, record_credits,
+    response_tokens, signed_record_checks,
 };
 pub use record::{
     AttributionRecord, CheckpointRef, DatanetVersionRef, GradientPartRecord, MixRecord, RECORD_VERSION,

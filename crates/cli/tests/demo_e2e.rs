@@ -31,6 +31,26 @@ fn the_demo_plays_the_whole_story_on_a_dev_node() {
     assert!(contributors.iter().sum::<i128>() > 0, "contributors earned: {earned:?}");
     assert!(earned.iter().any(|r| r.0.starts_with("spammer") && r.1 < 0), "{earned:?}");
     assert!(!s["claims"].as_array().unwrap().is_empty());
+    // A second operator posted a forged record; the watcher's challenge was
+    // upheld by the dev validator's verifier: the operator slashed, the watcher
+    // rewarded and its bond returned, the data part paid by the fallback.
+    let f = &s["forgedRecordChallenge"];
+    assert_eq!(f["status"], 3, "upheld: {f}");
+    let base = |k: &str| f[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(base("slashed") > 0 && base("reporterReward") > 0, "{f}");
+    assert_eq!(base("bondReturned"), base("bond"), "{f}");
+    assert!(base("dataPartToFallback") > 0, "{f}");
+    let row = |role: &str| earned.iter().find(|r| r.0.starts_with(role)).map(|r| r.1);
+    assert!(row("dishonest operator").unwrap() < 0, "the slash outweighs its serving part: {earned:?}");
+    assert_eq!(row("watcher"), Some(base("reporterReward") as i128), "{earned:?}");
+    // The operator's page shows the slash, and that it can no longer serve.
+    let op = f["operator"].as_str().unwrap().to_lowercase();
+    let (status, page) = e.node.http_get(&format!("/validators/{op}"));
+    let page = String::from_utf8_lossy(&page);
+    assert_eq!(status, 200);
+    for want in ["wrong attribution record", "Slashed in total", "✗ inactive"] {
+        assert!(page.contains(want), "{want}: {page}");
+    }
     let link = s["earnings"][0]["link"].as_str().unwrap();
     assert!(link.starts_with(&format!("http://{}/explorer/accounts/0x", e.node.http)), "{link}");
     // The pages the summary links to exist.

@@ -229,8 +229,12 @@ impl AttributionService {
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let hold = st.hold(&receipt_hash).map_err(|e| e.to_string())?.ok_or("unknown receipt")?;
         let retrieval_hash = st.retrieval_hash_of(&receipt_hash).map_err(|e| e.to_string())?;
+        let posted = st
+            .pending_credits(&receipt_hash)
+            .map_err(|e| e.to_string())?
+            .map(|pc| attribution::PostedCredits::new(hold.amount, &pc.contributionIds, &pc.amounts));
         let receipt =
-            SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt, retrieval_hash };
+            SettledReceipt { receipt_hash, model_id: hold.modelId, settled_at: hold.settledAt, retrieval_hash, posted };
         let governed_at = move |height: u64| {
             let model = self.record_of(hold.modelId)?;
             // The timeout in force when the receipt settled (the window the operator had).

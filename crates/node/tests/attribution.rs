@@ -288,7 +288,7 @@ fn retrieval_records_pay_what_the_answer_quotes_and_forgeries_are_judged_wrong(
     // The verifier's judgement (attribution::judge, what a challenge runs).
     let retrieval_hash =
         primitives::abi::retrieval_hash(&[primitives::abi::DatanetVersionRef { datanetId: 7, version: 3 }]);
-    let settled = SettledReceipt { receipt_hash, model_id: 2, settled_at: 45, retrieval_hash };
+    let settled = SettledReceipt { receipt_hash, model_id: 2, settled_at: 45, retrieval_hash, posted: None };
     let judge = |bytes: &[u8], settled: &SettledReceipt| {
         let governed = |_h: u64| Ok(Governed { params: params.clone(), timeout: 30, model: record.clone() });
         let recomputed = |_: &ModelRecord, theirs: &AttributionRecord, stated: RecordParams| {

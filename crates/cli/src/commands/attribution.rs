@@ -37,6 +37,10 @@ pub enum AttributionCmd {
     /// its stated tolerance; also the signature and the hash posted on-chain.
     Verify {
         receipt: B256,
+        /// The record as a file (what `GET /v1/attribution/RECEIPT` returns), e.g.
+        /// one an operator gave you; default: fetched from the node.
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
         /// The base model's folder or GGUF file, or hf:ORG/NAME from the Hugging Face
         /// cache (default: the committed models/base).
         #[arg(long)]
@@ -55,6 +59,10 @@ pub enum AttributionCmd {
     /// rewards you, a right one forfeits your bond.
     Challenge {
         receipt: B256,
+        /// The record as a file (what `GET /v1/attribution/RECEIPT` returns), e.g.
+        /// one an operator gave you; default: fetched from the node.
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
         /// The bond, in OPEN (default: the governed `attribution.challenge_bond`).
         #[arg(long)]
         bond: Option<String>,
@@ -197,31 +205,16 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Challenge { receipt, bond, force, base, signer, auth, http, rpc } => {
-            // The challenger reads the record and the rows as itself (a member may
-            // recompute a record of a model trained on an allow-list Datanet).
-            let key = signer.key().ok();
-            let (checks, mine) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(&http, p, key.as_ref()))?;
-            let ok = checks.iter().all(|c| c.1);
-            if ok && !force {
-                bail!(
-                    "the record of {receipt} verifies here: a challenge would most likely forfeit the bond \
-                     (pass --force to challenge anyway)"
-                );
-            }
-            let bond = match bond {
-                Some(b) => b.parse::<Amount>().map_err(|e| anyhow!("--bond {b:?}: {e}"))?,
-                None => {
-                    let p = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeBondCall {})?;
-                    Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
-                }
-            };
-            let mine_hash = attribution::record_hash(&mine);
-            let call = IAttribution::challengeCall { receiptHash: receipt, challengerRecordHash: mine_hash };
-            let sent = send_call(&signer, &rpc, ATTRIBUTION, bond, call.abi_encode(), "attribution challenge")?;
-            let c = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt })?;
-            let failed: Vec<String> = checks.iter().filter(|c| !c.1).map(|c| c.0.clone()).collect();
-            let v = json!({"receipt": receipt, "tx": sent.hash, "recordHash": mine_hash, "failedChecks": failed, "challenge": challenge_json(&c)});
+        AttributionCmd::Challenge { receipt, record, bond, force, base, signer, auth, http, rpc } => {
+            let a = ChallengeArgs { receipt, record, bond, force, base };
+            let (v, c, bond) = challenge(a, &signer, &auth, &http, &rpc)?;
+            let failed: Vec<String> = v["failedChecks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            let mine_hash = v["recordHash"].as_str().unwrap_or("").to_string();
             out.print(
                 || {
                     format!(
@@ -234,8 +227,9 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AttributionCmd::Verify { receipt, base, auth, http, rpc } => {
-            let (checks, _) = verify_receipt(receipt, base, &http, &rpc, &|p| auth.headers(&http, p, None))?;
+        AttributionCmd::Verify { receipt, record, base, auth, http, rpc } => {
+            let (checks, _) =
+                verify_receipt(receipt, record.as_deref(), base, &http, &rpc, &|p| auth.headers(&http, p, None))?;
             let ok = checks.iter().all(|c| c.1);
             let v = json!({"receipt": receipt, "ok": ok, "checks": checks.iter().map(|(n, o, d)| json!({"check": n, "ok": o, "detail": d})).collect::<Vec<_>>()});
             out.print(
@@ -259,6 +253,53 @@ pub fn attribution(c: AttributionCmd, out: Out) -> anyhow::Result<()> {
     }
 }
 
+/// What `attribution challenge` is given besides who signs and where the node is.
+pub(crate) struct ChallengeArgs {
+    pub receipt: B256,
+    pub record: Option<std::path::PathBuf>,
+    pub bond: Option<String>,
+    pub force: bool,
+    pub base: Option<std::path::PathBuf>,
+}
+
+/// Recompute a record (as `verify` does), then bond a challenge naming the
+/// recomputed record's hash: (the summary, the challenge as the chain holds it, the bond).
+pub(crate) fn challenge(
+    a: ChallengeArgs,
+    signer: &SignerArgs,
+    auth: &RecordAuth,
+    http: &HttpArgs,
+    rpc: &RpcArgs,
+) -> anyhow::Result<(Value, primitives::abi::AttributionChallenge, Amount)> {
+    let receipt = a.receipt;
+    // The challenger reads the record and the rows as itself (a member may
+    // recompute a record of a model trained on an allow-list Datanet).
+    let key = signer.key().ok();
+    let (checks, mine) =
+        verify_receipt(receipt, a.record.as_deref(), a.base, http, rpc, &|p| auth.headers(http, p, key.as_ref()))?;
+    let ok = checks.iter().all(|c| c.1);
+    if ok && !a.force {
+        bail!(
+            "the record of {receipt} verifies here: a challenge would most likely forfeit the bond \
+             (pass --force to challenge anyway)"
+        );
+    }
+    let bond = match a.bond {
+        Some(b) => b.parse::<Amount>().map_err(|e| anyhow!("--bond {b:?}: {e}"))?,
+        None => {
+            let p = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeBondCall {})?;
+            Amount::from_u256(p).map_err(|_| anyhow!("bond {p} overflows"))?
+        }
+    };
+    let mine_hash = attribution::record_hash(&mine);
+    let call = IAttribution::challengeCall { receiptHash: receipt, challengerRecordHash: mine_hash };
+    let sent = send_call(signer, rpc, ATTRIBUTION, bond, call.abi_encode(), "attribution challenge")?;
+    let c = view(&mut rpc.client(), ATTRIBUTION, &IAttribution::challengeOfCall { receiptHash: receipt })?;
+    let failed: Vec<String> = checks.iter().filter(|c| !c.1).map(|c| c.0.clone()).collect();
+    let v = json!({"receipt": receipt, "tx": sent.hash, "recordHash": mine_hash, "failedChecks": failed, "challenge": challenge_json(&c)});
+    Ok((v, c, bond))
+}
+
 /// Recompute a receipt's record from public inputs and compare it with the
 /// one the serving node published: (checks, the recomputed record). `auth`
 /// gives the headers that authenticate a GET of a path (the record and the rows).
@@ -267,15 +308,21 @@ type Check = (String, bool, String);
 /// The signed-request headers for a path.
 type AuthHeaders<'a> = dyn Fn(&str) -> anyhow::Result<Vec<(&'static str, String)>> + 'a;
 
-fn verify_receipt(
+pub(crate) fn verify_receipt(
     receipt: B256,
+    record: Option<&std::path::Path>,
     base: Option<std::path::PathBuf>,
     http: &HttpArgs,
     rpc: &RpcArgs,
     auth: &AuthHeaders<'_>,
 ) -> anyhow::Result<(Vec<Check>, Value)> {
-    let path = format!("/v1/attribution/{receipt}");
-    let v = get_json(http, &path, &auth(&path)?)?;
+    let v = match record {
+        Some(file) => read_record_file(file)?,
+        None => {
+            let path = format!("/v1/attribution/{receipt}");
+            get_json(http, &path, &auth(&path)?)?
+        }
+    };
     let rec = &v["record"];
     let hold = view(&mut rpc.client(), INFERENCE, &IInference::holdCall { receiptHash: receipt }).ok();
     let mut checks: Vec<Check> = attribution::signed_record_checks(&v, hold.as_ref().map(|h| h.recordHash))
@@ -291,6 +338,15 @@ fn verify_receipt(
             return Ok((checks, Value::Null));
         }
     };
+    if let Some(h) = hold.as_ref().filter(|h| h.status == runtime::inference::POSTED) {
+        let pc = view(&mut rpc.client(), INFERENCE, &IInference::pendingCreditsCall { receiptHash: receipt })?;
+        let posted = attribution::PostedCredits::new(h.amount, &pc.contributionIds, &pc.amounts);
+        checks.push((
+            "credits posted on chain are the record's".into(),
+            posted.matches(&typed.credits),
+            format!("the record credits {:?}", typed.credits),
+        ));
+    }
     let settled_at = hold.as_ref().map(|h| h.settledAt).unwrap_or(0);
     let p = typed.stated(settled_at);
     let param_at = |name: &str| -> anyhow::Result<u128> {
@@ -391,6 +447,31 @@ fn verify_receipt(
     Ok((checks, mine))
 }
 
+/// Most bytes of a record file (`--record`): a record is a few KiB.
+const MAX_RECORD_FILE: u64 = 4 << 20;
+
+/// A record as `GET /v1/attribution/{receipt}` returns it (`{"record",
+/// "recordHash", "signature", "signer"}`), from a file the operator gave.
+fn read_record_file(file: &std::path::Path) -> anyhow::Result<Value> {
+    use std::io::Read;
+    let f = std::fs::File::open(file).map_err(|e| anyhow!("--record {}: {e}", file.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_RECORD_FILE + 1).read_to_end(&mut bytes).map_err(|e| anyhow!("--record {}: {e}", file.display()))?;
+    if bytes.len() as u64 > MAX_RECORD_FILE {
+        bail!("--record {}: larger than {} bytes", file.display(), MAX_RECORD_FILE);
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow!("--record {}: not JSON ({e}); give the record as the operator published it", file.display())
+    })?;
+    if !v["record"].is_object() {
+        bail!(
+            "--record {}: no \"record\" object (the file must be what GET /v1/attribution/RECEIPT returns)",
+            file.display()
+        );
+    }
+    Ok(v)
+}
+
 /// The rows of a Datanet version, as the node serves them (`GET /v1/datanets/{d}/versions/{v}/rows`).
 fn fetch_version_rows(
     http: &HttpArgs,
@@ -475,7 +556,7 @@ fn index_progress() -> impl FnMut(u64, u64) {
     }
 }
 
-fn challenge_status(s: u8) -> &'static str {
+pub(crate) fn challenge_status(s: u8) -> &'static str {
     match s {
         1 => "awaiting the operator's reveal",
         2 => "revealed, awaiting the validators' verdict",

@@ -2,7 +2,12 @@
 //! through the same functions the other commands use: a Datanet filled by
 //! contributors, a spammer's duplicate rejected (bond slashed), a fine-tune, a
 //! governance vote making the model live, an app paying for answers, their
-//! attribution records, the contributors' claims, and who earned what.
+//! attribution records, a dishonest operator's forged record challenged and
+//! its operator slashed (`demo_forgery.rs`), the contributors' claims, and who
+//! earned what.
+
+#[path = "demo_forgery.rs"]
+mod forgery;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -44,7 +49,7 @@ const PROMPTS: [&str; 4] = [
     "How do I make good compost?",
     "When should I cut back a hedge?",
 ];
-const STEPS: u32 = 10;
+const STEPS: u32 = 11;
 /// Most blocks one `anvil_mine` seals on our node (`rpc`'s limit).
 const MAX_MINE_BLOCKS: u64 = 256;
 
@@ -62,6 +67,10 @@ pub struct DemoArgs {
     /// The data dir of the dev node (`up --data-dir DIR` writes its dev API key to `DIR/dev-api-key`).
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// The node's base model (folder, GGUF file or hf:ORG/NAME), which the watcher
+    /// recomputes a record with (default: the committed models/base).
+    #[arg(long)]
+    pub base: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub rpc: RpcArgs,
     #[command(flatten)]
@@ -110,6 +119,9 @@ struct Contribution {
 
 /// One paid answer and how its cost was split.
 struct Answer {
+    prompt: &'static str,
+    /// The receipt as the answer carried it.
+    receipt_json: Value,
     receipt: B256,
     cost: u128,
     owner_part: u128,
@@ -137,6 +149,7 @@ struct Story {
     answers: Vec<Answer>,
     /// (account, contribution, amount, transaction)
     claims: Vec<(u32, u64, u128, B256)>,
+    forgery: Option<forgery::Forgery>,
 }
 
 fn dev(i: u32) -> SignerArgs {
@@ -163,17 +176,13 @@ pub fn run(a: DemoArgs, out: Out) -> anyhow::Result<()> {
     ui.step("Governance makes the model live", |ui| govern(&a, &mut s, ui))?;
     ui.step("An app pays for answers", |ui| ask(&a, &key, &mut s, ui))?;
     ui.step("Attribution records appear and are finalized", |ui| attribute(&a, &mut s, ui))?;
+    ui.step("A dishonest operator forges a record; a watcher challenges it", |ui| forgery::play(&a, &mut s, ui))?;
     ui.step("Contributors claim their rewards", |ui| claim(&a, &mut s, ui))?;
     let earnings = ui.step("Who earned what", |ui| earnings(&a, &s, ui))?;
     let summary = summary(&a, &s, earnings);
     if out.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
-            "\nA challenge of a forged attribution record is not played: the node posts only records it \
-             computed, and the CLI has no way to forge one (`openledger attribution challenge` disputes a \
-             record the challenger's verifier disagrees with)."
-        );
         println!("Open the web app at {}/explorer to see every block, transaction and account.", web(&a.http));
     }
     Ok(())
@@ -362,7 +371,7 @@ fn govern(a: &DemoArgs, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
 
 fn ask(a: &DemoArgs, key: &str, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
     let model = format!("m{}", s.model);
-    for prompt in PROMPTS.iter().take(a.answers as usize) {
+    for &prompt in PROMPTS.iter().take(a.answers as usize) {
         let body = json!({"model": model, "messages": [{"role": "user", "content": prompt}],
                           "max_tokens": 24, "temperature": 0.0, "stream": false});
         let v = super::infer::answer(&a.http, "/v1/chat/completions", key, &body, false)?;
@@ -375,6 +384,8 @@ fn ask(a: &DemoArgs, key: &str, s: &mut Story, ui: &Ui) -> anyhow::Result<()> {
         let cost: u128 = v["receipt"]["cost"].as_str().unwrap_or("0").parse().unwrap_or(0);
         ui.say(&format!("  Q: {prompt}\n  A: {}\n     paid {} OPEN, receipt {receipt}", text.trim(), Amount(cost)));
         s.answers.push(Answer {
+            prompt,
+            receipt_json: v["receipt"].clone(),
             receipt,
             cost,
             owner_part: 0,
@@ -526,11 +537,14 @@ fn earnings(a: &DemoArgs, s: &Story, ui: &Ui) -> anyhow::Result<Vec<Earning>> {
         earned: -(s.slashed as i128),
         from: "bond slashed: a duplicate of contribution 1, rejected".into(),
     });
+    // The forger's receipt paid like any other: the owner's, the stakers' and the treasury's parts too.
+    let forged = |f: fn(&forgery::Forgery) -> u128| s.forgery.as_ref().map(f).unwrap_or(0) as i128;
+    let resold = if s.forgery.is_some() { " (one resold by the dishonest operator)" } else { "" };
     rows.push(Earning {
         account: dev_address(BUILDER)?,
         role: format!("model builder (dev {BUILDER})"),
-        earned: sum(|x| x.owner_part),
-        from: format!("model owner's share of {n} answers of m{}", s.model),
+        earned: sum(|x| x.owner_part) + forged(|f| f.paid.ownerPart),
+        from: format!("model owner's share of {} answers of m{}{resold}", n + s.forgery.is_some() as usize, s.model),
     });
     if let Some(op) = s.answers.first().map(|x| x.operator) {
         rows.push(Earning {
@@ -540,11 +554,28 @@ fn earnings(a: &DemoArgs, s: &Story, ui: &Ui) -> anyhow::Result<Vec<Earning>> {
             from: format!("serving {n} answers"),
         });
     }
+    if let Some(f) = &s.forgery {
+        rows.push(Earning {
+            account: f.operator,
+            role: format!("dishonest operator (dev {})", f.forger),
+            earned: f.paid.servingPart as i128 - f.slashed as i128,
+            from: format!("serving one resold answer, less the slash for its forged record (receipt {})", f.receipt),
+        });
+        rows.push(Earning {
+            account: dev_address(forgery::WATCHER)?,
+            role: format!("watcher (dev {})", forgery::WATCHER),
+            earned: f.reward as i128 - (f.bond - f.bond_returned) as i128,
+            from: "the reporter's share of the slash; its challenge bond came back".into(),
+        });
+    }
     rows.push(Earning {
         account: dev_address(OWNER)?,
         role: format!("app and curator (dev {OWNER})"),
-        earned: -sum(|x| x.cost),
-        from: format!("paid for {n} answers with the dev API key (it also owns the Datanet, curates and votes)"),
+        earned: -sum(|x| x.cost) - forged(|f| f.paid.cost),
+        from: format!(
+            "paid for {} answers{resold} with the dev API key (it also owns the Datanet, curates and votes)",
+            n + s.forgery.is_some() as usize
+        ),
     });
     let base = web(&a.http);
     ui.say(&format!("  {:<42}  {:>18}  {:<30}  {}", "account", "OPEN earned", "role", "from"));
@@ -561,8 +592,8 @@ fn earnings(a: &DemoArgs, s: &Story, ui: &Ui) -> anyhow::Result<Vec<Earning>> {
     }
     ui.say(&format!(
         "  and {} OPEN to stakers, {} OPEN to the treasury",
-        Amount(sum(|x| x.stakers_part) as u128),
-        Amount(sum(|x| x.treasury_part) as u128)
+        Amount((sum(|x| x.stakers_part) + forged(|f| f.paid.stakersPart)) as u128),
+        Amount((sum(|x| x.treasury_part) + forged(|f| f.paid.treasuryPart)) as u128)
     ));
     Ok(rows)
 }
@@ -589,6 +620,13 @@ fn summary(a: &DemoArgs, s: &Story, earnings: Vec<Earning>) -> Value {
             "contribution": c.1, "amount": c.2.to_string(), "tx": c.3, "link": format!("{base}/explorer/tx/{:?}", c.3)})).collect::<Vec<_>>(),
         "earnings": earnings.iter().map(|r| json!({"account": format!("{:?}", r.account), "role": r.role,
             "earned": r.earned.to_string(), "from": r.from, "link": format!("{base}/explorer/accounts/{:?}", r.account)})).collect::<Vec<_>>(),
-        "forgedRecordChallenge": "not played: the node posts only records it computed and the CLI cannot forge one",
+        "forgedRecordChallenge": s.forgery.as_ref().map(|f| json!({
+            "receipt": f.receipt, "operator": format!("{:?}", f.operator), "credited": f.credited,
+            "challenger": format!("{:?}", dev_address(forgery::WATCHER).unwrap_or_default()),
+            "challengeTx": f.challenge_tx, "status": f.status,
+            "verdict": crate::commands::attribution::challenge_status(f.status),
+            "slashed": f.slashed.to_string(), "reporterReward": f.reward.to_string(), "bond": f.bond.to_string(),
+            "bondReturned": f.bond_returned.to_string(), "dataPartToFallback": f.paid.dataPart.to_string(),
+            "link": format!("{base}/explorer/tx/{:?}", f.challenge_tx)})),
     })
 }

@@ -47,10 +47,18 @@ fn commission(bps: u16) -> String {
 
 /// An operator's standing, in words with a symbol.
 fn standing(v: &ChainView, a: &Address, o: &OperatorRecord) -> Result<Markup, WebError> {
+    use runtime::params::ParamsRead;
     let tombstoned = v.state().tombstoned(a).map_err(WebError::unavailable)?;
+    let min = v.state().param(&runtime::staking::params::STAKING_MIN_SELF_BOND).map_err(WebError::unavailable)?;
+    // What the chain asks of an active operator (a slash can leave it short).
+    let short = o.selfBond < primitives::U256::from(min);
     Ok(html! {
         @if tombstoned { span.failed { "☠ tombstoned" } }
         @else if o.jailed { span.failed { "✗ jailed" } " until " (block_link(o.jailedUntil)) }
+        @else if short {
+            span.failed { "✗ inactive" } ": its self bond is below the minimum of "
+            (crate::format::open(primitives::U256::from(min))) " OPEN"
+        }
         @else { span.ok { "✓ active" } }
     })
 }
