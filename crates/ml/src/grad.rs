@@ -61,6 +61,55 @@ pub fn sequence_gradients(
     Ok(out)
 }
 
+/// [`sequence_gradients`] of several sequences `(tokens, target_mask)` from one
+/// batched backward pass: padded to the longest, the loss the sum of each
+/// sequence's mean loss, each sequence's LoRA gradient taken apart inside the
+/// fused backward (rows of different sequences never meet in a block). Equal
+/// to `sequence_gradients` of each sequence up to the order of float sums;
+/// a model the fused path cannot take (bf16 or quantized weights) runs one
+/// pass per sequence instead.
+pub fn batch_sequence_gradients(
+    model: &Model,
+    checkpoint: &LoraAdapter,
+    rows: &[(&[u32], &[bool])],
+) -> Result<Vec<Vec<f32>>, MlError> {
+    for (tokens, mask) in rows {
+        if tokens.len() != mask.len() {
+            return Err(MlError::Config(format!("{} tokens but {} mask entries", tokens.len(), mask.len())));
+        }
+    }
+    if rows.len() < 2 || !model.dense_f32_blocks() {
+        return rows.iter().map(|(t, m)| sequence_gradients(model, checkpoint, t, m)).collect();
+    }
+    model.check_adapter(checkpoint)?;
+    let vars = checkpoint.to_vars()?;
+    let (b, t) = (rows.len(), rows.iter().map(|r| r.0.len()).max().unwrap_or(0));
+    let mut toks = vec![0u32; b * t];
+    let mut mask = vec![0f32; b * t];
+    for (q, (tokens, m)) in rows.iter().enumerate() {
+        toks[q * t..q * t + tokens.len()].copy_from_slice(tokens);
+        for (i, &on) in m.iter().enumerate() {
+            mask[q * t + i] = if on { 1.0 } else { 0.0 };
+        }
+    }
+    let toks = Tensor::from_vec(toks, (b, t), &Device::Cpu)?;
+    let mask = Tensor::from_vec(mask, (b, t), &Device::Cpu)?;
+    let per = std::sync::Arc::new(crate::fused::block::PerSequence::default());
+    model.per_sequence_loss(&toks, &mask, &vars, &per)?.backward()?;
+    let layers = per.layers.lock().map_err(|_| MlError::Config("per-sequence gradients: poisoned".into()))?;
+    let mut out: Vec<Vec<f32>> = (0..b).map(|_| Vec::with_capacity(checkpoint.parameter_count())).collect();
+    for buf in layers.iter().flatten() {
+        let len = buf.len() / b;
+        for (q, g) in out.iter_mut().enumerate() {
+            g.extend_from_slice(&buf[q * len..(q + 1) * len]);
+        }
+    }
+    if out.iter().any(|g| g.len() != checkpoint.parameter_count()) {
+        return Err(MlError::Config("per-sequence gradients do not cover the adapter".into()));
+    }
+    Ok(out)
+}
+
 /// A gradient projection, named in the sketch blob and the attribution
 /// record by its id (see the module docs for each one's definition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

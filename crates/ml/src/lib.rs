@@ -26,7 +26,7 @@ pub mod weights;
 
 pub use config::{Family, ModelConfig, RopeScaling};
 pub use generate::{Finish, Generation, Sampler, SamplingParams, StopWatch, argmax, generate};
-pub use grad::{Projection, project, sequence_gradients};
+pub use grad::{Projection, batch_sequence_gradients, project, sequence_gradients};
 pub use kv::{BlockTable, KvCache, SeqId};
 pub use lora::{LoraAdapter, LoraConfig, LoraVars, Target};
 pub use model::{BaseGrad, Logits, Model, OpProfile, SeqStep, Step, StepOutput};

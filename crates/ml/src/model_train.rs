@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{D, Device, Tensor, Var};
 
 use crate::MlError;
-use crate::fused::block::{Block, BlockLoraOp, BlockOp};
+use crate::fused::block::{Block, BlockLoraOp, BlockOp, PerSequence};
 use crate::fused::{Dims, PartSpec, Proj, RopeTables, reference};
 use crate::lora::{LoraConfig, LoraVars, Target};
 use crate::model::{BaseGrad, Linear, Model};
@@ -43,7 +43,21 @@ impl Model {
         tokens: &Tensor,
         lora: Option<&LoraVars>,
         grad: BaseGrad,
+        dropout: Option<&mut crate::rng::Rng>,
+    ) -> Result<Tensor, MlError> {
+        self.hidden_train_split(tokens, lora, grad, dropout, None)
+    }
+
+    /// [`Self::hidden_train`]; with `per_seq`, the backward also leaves each
+    /// sequence's own LoRA gradients there (the fused path only: f32 weights,
+    /// `BaseGrad::Frozen`, no dropout; an error otherwise).
+    pub(crate) fn hidden_train_split(
+        &self,
+        tokens: &Tensor,
+        lora: Option<&LoraVars>,
+        grad: BaseGrad,
         mut dropout: Option<&mut crate::rng::Rng>,
+        per_seq: Option<&Arc<PerSequence>>,
     ) -> Result<Tensor, MlError> {
         let c = &self.config;
         let (bsz, t) = tokens.dims2()?;
@@ -71,15 +85,20 @@ impl Model {
         let mut x = self.embed.tensor()?.index_select(&tokens.flatten_all()?, 0)?.reshape((bsz, t, c.hidden_size))?;
         let drop_p = lora.map(|l| l.config.lora_dropout).unwrap_or(0.0);
         // The block op reads f32 weights in place (a bf16 model takes the op-by-op path).
-        let f32_weights =
-            self.blocks.iter().all(|b| Target::ALL.iter().all(|&tg| b.linear(tg).w.f32_dense().is_some()));
+        let f32_weights = self.dense_f32_blocks();
         if fast && f32_weights && !(drop_p > 0.0 && dropout.is_some()) {
             // Each block in one op (see `fused::block`).
             let rope = RopeTables { cos: cos_v, sin: sin_v, head_dim: hd };
             for (l, b) in self.blocks.iter().enumerate() {
-                x = self.fused_block(b, &x, lora.map(|lv| (&lv.layers[l], &lv.config)), &rope)?;
+                let into = per_seq.map(|p| (p.clone(), l));
+                x = self.fused_block(b, &x, lora.map(|lv| (&lv.layers[l], &lv.config)), &rope, into)?;
             }
             return Ok(norm(&x, &self.norm)?);
+        }
+        if per_seq.is_some() {
+            return Err(MlError::Config(
+                "per-sequence gradients need the fused path (dense f32 weights, no dropout)".into(),
+            ));
         }
         let scale = lora.map(|l| l.config.scale()).unwrap_or(0.0);
         for (l, b) in self.blocks.iter().enumerate() {
@@ -146,6 +165,7 @@ impl Model {
         x: &Tensor,
         lora: Option<(&BlockLora, &LoraConfig)>,
         rope: &RopeTables,
+        per_seq: Option<(Arc<PerSequence>, usize)>,
     ) -> Result<Tensor, MlError> {
         let c = &self.config;
         let (rank, scale) = lora.map_or((0, 0.0), |(_, cfg)| (cfg.r, cfg.scale()));
@@ -187,6 +207,10 @@ impl Model {
             dims,
             c.intermediate_size,
         )?;
+        let block = match per_seq {
+            Some((into, layer)) => block.per_sequence(into, layer),
+            None => block,
+        };
         let x = x.contiguous()?;
         let pairs: Vec<Tensor> = match lora {
             None => Vec::new(),
@@ -249,6 +273,40 @@ impl Model {
             return Err(MlError::Config("no target tokens in the batch".into()));
         }
         Ok(((nll * m)?.sum_all()? / count as f64)?)
+    }
+
+    /// Whether every block's linear weights are dense f32 (what the fused block op reads).
+    pub(crate) fn dense_f32_blocks(&self) -> bool {
+        self.blocks.iter().all(|b| Target::ALL.iter().all(|&tg| b.linear(tg).w.f32_dense().is_some()))
+    }
+
+    /// The sum over the `[b, t]` block's sequences of each one's mean
+    /// next-token loss over its masked targets (each divided by its own count,
+    /// the f32 sum [`Self::loss`] divides a single sequence by), through the
+    /// fused path, whose backward leaves each sequence's own LoRA gradients in
+    /// `per_seq`.
+    pub(crate) fn per_sequence_loss(
+        &self,
+        tokens: &Tensor,
+        mask: &Tensor,
+        lora: &LoraVars,
+        per_seq: &Arc<PerSequence>,
+    ) -> Result<Tensor, MlError> {
+        let (b, t) = tokens.dims2()?;
+        if t < 2 {
+            return Err(MlError::Config("a training sequence needs at least two tokens".into()));
+        }
+        let (targets, mut weights) = shifted_targets(tokens, mask)?;
+        for (q, w) in weights.chunks_exact_mut(t).enumerate() {
+            let count: f32 = w.iter().sum();
+            if count == 0.0 {
+                return Err(MlError::Config(format!("sequence {q} of the batch has no target tokens")));
+            }
+            w.iter_mut().for_each(|x| *x /= count);
+        }
+        let h = self.hidden_train_split(tokens, Some(lora), BaseGrad::Frozen, None, Some(per_seq))?;
+        let h = h.reshape((b * t, self.config.hidden_size))?;
+        Ok(crate::fused::linear_cross_entropy(&h, &self.lm_head.tensor()?, &targets, &weights)?)
     }
 
     /// Per-sequence mean NLL over the masked targets, without gradients (evaluation).

@@ -492,3 +492,47 @@ fn loss_and_gradients_do_not_depend_on_the_thread_count() {
     assert!(g1 == g2 && g1 == g3, "LoRA gradients differ between thread counts");
     assert!(s1.iter().zip(&s2).all(|(a, b)| a.to_bits() == b.to_bits()), "sequence_gradients differ");
 }
+
+#[test]
+fn batched_per_sequence_gradients_equal_one_pass_per_sequence() {
+    let m = fixture("tiny-llama");
+    let a = adapter(&m);
+    let v = m.config.vocab_size as u64;
+    let mut rng = Rng::new(21);
+    // Lengths that differ (so rows are padded), masks with prompt parts off.
+    let rows: Vec<(Vec<u32>, Vec<bool>)> = [9usize, 23, 4, 17, 2]
+        .iter()
+        .map(|&n| {
+            let toks: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
+            let mask: Vec<bool> = (0..n).map(|i| i >= n / 3 && i > 0).collect();
+            (toks, mask)
+        })
+        .collect();
+    let refs: Vec<(&[u32], &[bool])> = rows.iter().map(|(t, k)| (t.as_slice(), k.as_slice())).collect();
+    let single: Vec<Vec<f32>> = rows.iter().map(|(t, k)| ml::sequence_gradients(&m, &a, t, k).unwrap()).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| ml::batch_sequence_gradients(&m, &a, &refs).unwrap())
+    };
+    let batched = run(1);
+    assert_eq!(batched.len(), rows.len());
+    for (q, (b, s)) in batched.iter().zip(&single).enumerate() {
+        assert_eq!(b.len(), a.parameter_count());
+        let norm = s.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let diff = b.iter().zip(s).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
+        assert!(norm > 0.0, "sequence {q} has a gradient");
+        assert!(diff <= 1e-4 * norm, "sequence {q}: batched differs from alone by {diff} (norm {norm})");
+    }
+    // Like every fused op, the result does not depend on the thread count.
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert!(
+            other.iter().flatten().zip(batched.iter().flatten()).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "batched gradients differ with {threads} threads"
+        );
+    }
+    // A sequence without targets is refused, not a division by zero.
+    let none = vec![false; 5];
+    let bad = [refs[0], (&rows[1].0[..5], none.as_slice())];
+    assert!(ml::batch_sequence_gradients(&m, &a, &bad).is_err());
+}

@@ -27,12 +27,12 @@
 //! Every step is per row, or a gemm (fixed summation order per element), or
 //! attention's fixed-order tasks: results do not depend on the thread count.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 use super::attention::{self, Dims};
-use super::projection::Proj;
+use super::projection::{Proj, SeqSplit};
 use super::{cpu_f32, norm, swiglu, tensor, with_f32};
 
 /// What the backward needs from the forward.
@@ -60,7 +60,19 @@ pub(crate) struct Block {
     pub inter: usize,
     /// Length of the flat LoRA buffer (0: no LoRA).
     pub lora_len: usize,
+    /// Where the backward leaves each sequence's own LoRA gradient, and this
+    /// block's layer (`None`: only the batch's gradient, as training needs).
+    per_seq: Option<(Arc<PerSequence>, usize)>,
     saved: Mutex<Option<Saved>>,
+}
+
+/// Each sequence's own LoRA gradients of a batch's backward, by layer: layer
+/// `l`'s buffer holds sequence `q`'s flat block gradient at `q × lora_len`.
+/// The batch's loss must be the sum of the sequences' losses (rows of different
+/// sequences never meet in a block), so each is that sequence's gradient.
+#[derive(Default)]
+pub(crate) struct PerSequence {
+    pub layers: Mutex<Vec<Option<Vec<f32>>>>,
 }
 
 fn poisoned() -> candle_core::Error {
@@ -95,7 +107,13 @@ impl Block {
             bail!("block: the projections do not fit hidden {hidden}, intermediate {inter} and the attention heads");
         }
         let lora_len = qkv.lora_len + o.lora_len + gu.lora_len + down.lora_len;
-        Ok(Block { norm1, norm2, eps, qkv, o, gu, down, dims, inter, lora_len, saved: Mutex::new(None) })
+        Ok(Block { norm1, norm2, eps, qkv, o, gu, down, dims, inter, lora_len, per_seq: None, saved: Mutex::new(None) })
+    }
+
+    /// Leave each sequence's LoRA gradient in `into` as layer `layer` (see [`PerSequence`]).
+    pub fn per_sequence(mut self, into: Arc<PerSequence>, layer: usize) -> Block {
+        self.per_seq = Some((into, layer));
+        self
     }
 
     fn rows(&self) -> usize {
@@ -141,34 +159,54 @@ impl Block {
         if dy.len() != m * hidden || x.len() != m * hidden {
             bail!("block backward: {} gradients do not fit {m} rows of {hidden}", dy.len());
         }
-        let mut dlora = lora.map(|l| vec![0f32; l.len()]);
+        let split = match &self.per_seq {
+            Some(_) => SeqSplit { seqs: self.dims.b, stride: self.lora_len },
+            None => SeqSplit::WHOLE,
+        };
+        let mut dlora = lora.map(|l| vec![0f32; l.len() * split.seqs]);
         // The gradient of x₁: the residual's share, then the MLP's.
         let mut dx1 = dy.to_vec();
         let mut dact = vec![0f32; m * self.inter];
         let mut g = dy.to_vec();
-        self.down.backward(&s.act, lora, t, &mut g, Some(&mut dact), dlora.as_deref_mut())?;
+        self.down.backward(&s.act, lora, t, &mut g, Some(&mut dact), dlora.as_deref_mut(), split)?;
         let mut dgu = vec![0f32; m * 2 * self.inter];
         swiglu::packed_backward(&s.gu, self.inter, &dact, &mut dgu);
         drop(dact);
         let mut dh2 = vec![0f32; m * hidden];
-        self.gu.backward(&s.h2, lora, t, &mut dgu, Some(&mut dh2), dlora.as_deref_mut())?;
+        self.gu.backward(&s.h2, lora, t, &mut dgu, Some(&mut dh2), dlora.as_deref_mut(), split)?;
         drop(dgu);
         norm::backward(&s.x1, &self.norm2, self.eps, &dh2, &mut dx1, true, false);
         // Attention: dx₁ is also the o projection's output gradient.
         let mut datt = vec![0f32; m * self.dims.nh * self.dims.d];
         g.copy_from_slice(&dx1);
-        self.o.backward(&s.att, lora, t, &mut g, Some(&mut datt), dlora.as_deref_mut())?;
+        self.o.backward(&s.att, lora, t, &mut g, Some(&mut datt), dlora.as_deref_mut(), split)?;
         let mut dqkv = attention::backward(self.dims, &s.qkv, &s.att, &s.lse, &datt, self.scale())?;
         drop(datt);
         let dx = if want_dx {
             let mut dh1 = dh2;
             dh1.fill(0.0);
-            self.qkv.backward(&s.h1, lora, t, &mut dqkv, Some(&mut dh1), dlora.as_deref_mut())?;
+            self.qkv.backward(&s.h1, lora, t, &mut dqkv, Some(&mut dh1), dlora.as_deref_mut(), split)?;
             norm::backward(x, &self.norm1, self.eps, &dh1, &mut dx1, true, false);
             Some(dx1)
         } else {
-            self.qkv.backward(&s.h1, lora, t, &mut dqkv, None, dlora.as_deref_mut())?;
+            self.qkv.backward(&s.h1, lora, t, &mut dqkv, None, dlora.as_deref_mut(), split)?;
             None
+        };
+        let dlora = match (&self.per_seq, dlora) {
+            (Some((into, layer)), Some(each)) => {
+                // The batch's gradient (for autograd) is the sequences' sum.
+                let mut sum = vec![0f32; self.lora_len];
+                for q in each.chunks_exact(self.lora_len.max(1)) {
+                    sum.iter_mut().zip(q).for_each(|(s, g)| *s += g);
+                }
+                let mut layers = into.layers.lock().map_err(|_| poisoned())?;
+                if layers.len() <= *layer {
+                    layers.resize(*layer + 1, None);
+                }
+                layers[*layer] = Some(each);
+                Some(sum)
+            }
+            (_, d) => d,
         };
         Ok((dx, dlora))
     }

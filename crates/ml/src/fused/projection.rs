@@ -181,7 +181,9 @@ impl Proj {
     /// The backward of [`Proj::forward`] at input `x` for the output gradient
     /// `dy` (`[m, n]`; its rotated parts are rotated back in place):
     /// `dx` (`[m, k]`) gets the input gradient added when given, `dlora` (the
-    /// flat LoRA gradient buffer) this projection's pairs' gradients written.
+    /// flat LoRA gradient buffer) this projection's pairs' gradients written,
+    /// one gradient per sequence of `split`.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
         x: &[f32],
@@ -190,6 +192,7 @@ impl Proj {
         dy: &mut [f32],
         mut dx: Option<&mut [f32]>,
         mut dlora: Option<&mut [f32]>,
+        split: SeqSplit,
     ) -> Result<()> {
         let (k, n, r) = (self.k, self.n, self.rank);
         let m = x.len() / k.max(1);
@@ -215,16 +218,40 @@ impl Proj {
                 PARALLEL.run(dx, k, (m, k, r), View::rows(&gb, r), View::rows(a, k), self.scale, true)?;
             }
             let Some(dl) = dlora.as_deref_mut() else { continue };
-            let Some(dab) = dl.get_mut(a_off..a_off + r * (k + p.out)) else {
-                bail!("projection backward: the LoRA gradient buffer is too short")
-            };
-            let (da, db) = dab.split_at_mut(r * k);
-            PARALLEL.run(da, k, (r, k, m), View::t(&gb, r), View::rows(x, k), self.scale, false)?;
             PARALLEL.run(&mut xa, r, (m, r, k), View::rows(x, k), View::t(a, k), 1.0, false)?;
-            PARALLEL.run(db, r, (p.out, r, m), View::t(&dy[p.off..], n), View::rows(&xa, r), self.scale, false)?;
+            // One pair of products per sequence, over its rows only (one sequence: all rows).
+            let seqs = split.seqs.max(1);
+            if !m.is_multiple_of(seqs) {
+                bail!("projection backward: {m} rows do not split into {seqs} sequences");
+            }
+            let ms = m / seqs;
+            for q in 0..seqs {
+                let at = q * split.stride + a_off;
+                let Some(dab) = dl.get_mut(at..at + r * (k + p.out)) else {
+                    bail!("projection backward: the LoRA gradient buffer is too short")
+                };
+                let (da, db) = dab.split_at_mut(r * k);
+                let (gq, xq, aq) = (&gb[q * ms * r..], &x[q * ms * k..], &xa[q * ms * r..]);
+                PARALLEL.run(da, k, (r, k, ms), View::t(gq, r), View::rows(xq, k), self.scale, false)?;
+                let dyq = &dy[q * ms * n + p.off..];
+                PARALLEL.run(db, r, (p.out, r, ms), View::t(dyq, n), View::rows(aq, r), self.scale, false)?;
+            }
         }
         Ok(())
     }
+}
+
+/// How a backward writes LoRA gradients: the batch's rows as `seqs` equal
+/// ranges (sequences of a `[b, t]` block), sequence `q`'s gradient at
+/// `q × stride` of the buffer. [`SeqSplit::WHOLE`]: one gradient, of all rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SeqSplit {
+    pub seqs: usize,
+    pub stride: usize,
+}
+
+impl SeqSplit {
+    pub const WHOLE: SeqSplit = SeqSplit { seqs: 1, stride: 0 };
 }
 
 /// [`lora_linear`]'s op: one part with LoRA, `A` and `B` as separate inputs.
@@ -290,7 +317,7 @@ impl CustomOp3 for LoraLinear {
         let dx = with_f32(x, "lora-linear backward", |xv| {
             let mut dyv = f32_of(dy, "lora-linear backward")?;
             let mut dx = want_dx.then(|| vec![0f32; xv.len()]);
-            self.proj.backward(xv, Some(&flat), 0, &mut dyv, dx.as_deref_mut(), Some(&mut dlora))?;
+            self.proj.backward(xv, Some(&flat), 0, &mut dyv, dx.as_deref_mut(), Some(&mut dlora), SeqSplit::WHOLE)?;
             Ok(dx)
         })?;
         let db = dlora.split_off(r * k);
