@@ -932,7 +932,9 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let (_tmp, dir) = crate::peer::work_dir(o.dir.as_deref(), "bench-attribution-quality-")?;
 
     let files = ModelFiles::open(&base).map_err(|e| anyhow!("{}: {e}", base.display()))?;
-    let model = Model::from_files(&files).map_err(|e| anyhow!("{}: {e}", base.display()))?;
+    // f32 weights, as the node's ModelFactory and serving hold a quantized base.
+    let model =
+        Model::from_files(&files).and_then(Model::into_f32_weights).map_err(|e| anyhow!("{}: {e}", base.display()))?;
     let tok = files.tokenizer.clone();
     let w = workload(o);
     print_setup(o, &machine, &base, &files, &w);

@@ -79,7 +79,8 @@ pub fn batch_sequence_gradients(
         }
     }
     if rows.len() < 2 || !model.dense_f32_blocks() {
-        return rows.iter().map(|(t, m)| sequence_gradients(model, checkpoint, t, m)).collect();
+        // One batch-1 pass per sequence, in parallel (a short pass leaves cores idle).
+        return rows.par_iter().map(|(t, m)| sequence_gradients(model, checkpoint, t, m)).collect();
     }
     model.check_adapter(checkpoint)?;
     let vars = checkpoint.to_vars()?;
