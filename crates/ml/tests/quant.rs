@@ -17,9 +17,8 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
 
 const TYPES: [QuantType; 4] = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q4K];
 
-/// (m, k, n) for the 32-block formats: single rows, odd row counts, rows of
-/// 1–17 blocks (so block groups of 8 with and without a partial last one),
-/// several tasks.
+/// (m, k, n) for the 32-block formats: single rows, odd row counts, weight
+/// rows not a multiple of the panel's 8 or 16, several tasks.
 const SHAPES: [(usize, usize, usize); 8] =
     [(1, 32, 1), (1, 64, 7), (2, 96, 33), (3, 576, 65), (5, 32, 300), (9, 160, 17), (70, 128, 40), (4, 544, 9)];
 /// The same for Q4_K (rows of 1, 2, 3 and 9 super-blocks).
@@ -91,17 +90,10 @@ fn q4k_scale_min(s: &[u8], j: usize) -> (i32, i32) {
 }
 
 /// One output by the naive loop: codes read byte by byte from ggml's layouts,
-/// each block's integer sums, then the lanes of the documented order.
+/// each block's integer sums, then the chains of the documented order.
 fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut offs = [0.0f32; 8];
-    let blocks: Vec<&[u8]> = row.chunks_exact(ty.block_bytes()).collect();
-    for u in 0..blocks.len().div_ceil(8) * 8 {
-        let Some(blk) = blocks.get(u) else {
-            lanes[u % 8] += 0.0f32 * 0.0;
-            offs[u % 8] += 0.0f32 * 0.0;
-            continue;
-        };
+    let (mut acc, mut off) = (0.0f32, 0.0f32);
+    for (u, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
         if ty == QuantType::Q4K {
             let (xq, dx) = q8k(&x[u * QK_K..(u + 1) * QK_K]);
             let (mut isum, mut msum) = (0i32, 0i32);
@@ -114,8 +106,8 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
                 isum += sc * (0..32).map(|e| code(e) * xq[32 * j + e]).sum::<i32>();
                 msum += m * xq[32 * j..32 * j + 32].iter().sum::<i32>();
             }
-            lanes[u % 8] += (f16_at(blk, 0) * dx) * isum as f32;
-            offs[u % 8] += (f16_at(blk, 2) * dx) * msum as f32;
+            acc += (f16_at(blk, 0) * dx) * isum as f32;
+            off += (f16_at(blk, 2) * dx) * msum as f32;
             continue;
         }
         let (xq, dx) = q8(&x[u * QK..(u + 1) * QK]);
@@ -127,16 +119,12 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
             }
         };
         let isum: i32 = (0..QK).map(|e| code(e) * xq[e]).sum();
-        lanes[u % 8] += (f16_at(blk, 0) * dx) * isum as f32;
+        acc += (f16_at(blk, 0) * dx) * isum as f32;
         if ty == QuantType::Q4_1 {
-            offs[u % 8] += f16_at(blk, 2) * (dx * xq.iter().sum::<i32>() as f32);
+            off += f16_at(blk, 2) * (dx * xq.iter().sum::<i32>() as f32);
         }
     }
-    let hsum8 = |l: [f32; 8]| {
-        let s = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
-        (s[0] + s[2]) + (s[1] + s[3])
-    };
-    if ty == QuantType::Q4K { hsum8(lanes) - hsum8(offs) } else { hsum8(lanes) + hsum8(offs) }
+    if ty == QuantType::Q4K { acc - off } else { acc + off }
 }
 
 fn run(isa: QuantIsa, x: &[f32], w: &QMatrix) -> Vec<f32> {
@@ -631,4 +619,36 @@ fn malformed_quantized_gguf_files_are_clear_errors() {
     b[info + 12..info + 20].copy_from_slice(&96u64.to_le_bytes());
     let e = open("wrong-rows.gguf", &b);
     assert!(e.contains("q_proj") || e.contains("attn_q"), "{e}");
+}
+
+/// Timings of the quantized kernels at SmolLM2-135M's shapes (run by hand:
+/// `cargo test --release -p ml --test quant -- --ignored --nocapture timings`).
+#[test]
+#[ignore]
+fn timings() {
+    for ty in [QuantType::Q4_1, QuantType::Q8_0, QuantType::Q4K] {
+        let (n, k) = (1536, if ty == QuantType::Q4K { 1536 } else { 576 });
+        let w = quantized(ty, n, k, 1);
+        let wf = w.dequantize();
+        for m in [1, 8, 32] {
+            let x = rand_vec(m * k, 2);
+            let mut y = vec![0.0f32; m * n];
+            let reps = 2000 / m;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                kernels::linear(&x, Weights::F32(&wf), k, &mut y).unwrap();
+            }
+            let f = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+            let mut line = format!("{ty:?} m={m:2}: f32 {f:7.1} µs");
+            for isa in isas() {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    kernels::linear_q_with(isa, &x, &w, &mut y).unwrap();
+                }
+                let q = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+                line += &format!("  {isa:?} {q:7.1} µs ({:.2}×)", f / q);
+            }
+            eprintln!("{line}");
+        }
+    }
 }

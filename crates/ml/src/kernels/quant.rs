@@ -23,25 +23,25 @@
 //!
 //! Order of operations, the same on every path so that the vector and scalar
 //! code give the same bits: a row's blocks `u = 0, 1, …` (of 32, or 256 for
-//! Q4_K) each give an exact integer `isum_u`; lane `u mod 8` of eight f32 lanes
-//! takes `lane += (d_w · d_x) · isum_u` (a multiply, then an add: no fused
-//! multiply-add), blocks in ascending order, the block count padded to a
-//! multiple of 8 with zero blocks (`+= 0 · 0`); the offset terms (Q4_1's
-//! `m_w · s_x`, Q4_K's `(dmin · d_x) · Σ_j m_j Σ q_x`) go to eight other lanes
-//! the same way; the result is `hsum8(lanes) ± hsum8(offsets)` in the order of
-//! [`super::linear`]'s `hsum8`. A row's result depends on its own activations
-//! and the weight row only: batch-invariant, and independent of the thread
-//! count and of the implementation (scalar, AVX2, AVX-VNNI, AVX-512 VNNI).
+//! Q4_K) each give an exact integer `isum_u`, and the result is one chain
+//! `acc += (d_w · d_x) · isum_u` over the blocks in ascending order (a
+//! multiply, a multiply, then an add: no fused multiply-add), the offset
+//! terms (Q4_1's `m_w · s_x`, Q4_K's `(dmin · d_x) · Σ_j m_j Σ q_x`) a second
+//! chain `off` the same way, then `acc + off` (Q4_K: `acc − off`). A row's
+//! result depends on its own activations and the weight row only: batch-
+//! invariant, and independent of the thread count and of the implementation
+//! (scalar, AVX2, AVX-VNNI, AVX-512 VNNI).
 //!
-//! The vector paths put the integer sums of eight blocks in one register
-//! (`lane = block`) so that the float work, scales included, is one vector
-//! operation per eight blocks; weight blocks are first decoded (codes, their
-//! magnitudes, scales) into a small per-task buffer that every activation row
-//! of the task reuses.
+//! The vector paths lay weight rows out as panels of 8, one row per 32-bit
+//! lane (`quant_x86.rs`), so that the integer sums of a block for 8 rows come
+//! out of `vpdpbusd` (4 codes × 4 broadcast activation codes per lane) with
+//! no horizontal sums, and the float work is one vector operation per block
+//! and 8 rows. A panel is built once per task and reused by every
+//! activation row of the task.
 
 use half::f16;
 
-use super::linear::{Out, ROWS_PER_TASK, for_each_block, hsum8};
+use super::linear::{Out, ROWS_PER_TASK, for_each_block};
 use super::q4k;
 use crate::MlError;
 
@@ -91,11 +91,6 @@ impl QuantType {
             QuantType::Q4_1 => "Q4_1",
             QuantType::Q4K => "Q4_K",
         }
-    }
-
-    /// Whether the weight codes are signed (multiplied as `|w| · (x with w's sign)`).
-    fn signed(self) -> bool {
-        matches!(self, QuantType::Q8_0 | QuantType::Q4_0)
     }
 }
 
@@ -247,25 +242,19 @@ fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
     }
 }
 
-/// Blocks of a row of `k` values, and that count padded to a multiple of 8.
-fn units(ty: QuantType, k: usize) -> (usize, usize) {
-    let nu = k / ty.block_values();
-    (nu, nu.div_ceil(8) * 8)
-}
-
 /// Activation rows quantized to 8 bits: per 32-block (ggml's Q8_0, or Q8_1
 /// with the block sums) or per 256-block (Q8_K, with sums per 32), scales in f32.
 #[derive(Debug, Default)]
 struct Q8Rows {
     q: Vec<i8>,
-    /// Scale per block, `nu_pad` per row (zero past the row's blocks).
+    /// Scale per block.
     d: Vec<f32>,
-    /// `d · Σ q` per block (Q4_1 only), `nu_pad` per row.
+    /// `d · Σ q` per block (Q4_1).
     s: Vec<f32>,
-    /// `Σ q` per 32 values (Q4_K only), `k / 32` per row.
-    bs: Vec<i16>,
+    /// `Σ q` per block (Q8_0, Q4_0) or per 32 values (Q4_K).
+    sums: Vec<i32>,
     k: usize,
-    nu_pad: usize,
+    bv: usize,
 }
 
 /// One quantized activation row.
@@ -274,28 +263,22 @@ pub(super) struct XRow<'a> {
     pub q: &'a [i8],
     pub d: &'a [f32],
     pub s: &'a [f32],
-    pub bs: &'a [i16],
+    pub sums: &'a [i32],
 }
 
 impl Q8Rows {
     fn fill(&mut self, x: &[f32], k: usize, ty: QuantType) {
-        let (nu, nu_pad) = units(ty, k);
-        let m = x.len() / k;
-        (self.k, self.nu_pad) = (k, nu_pad);
-        self.q.resize(x.len(), 0);
-        self.d.clear();
-        self.d.resize(m * nu_pad, 0.0);
-        self.s.clear();
-        self.s.resize(if ty == QuantType::Q4_1 { m * nu_pad } else { 0 }, 0.0);
-        self.bs.clear();
-        self.bs.resize(if ty == QuantType::Q4K { x.len() / QK } else { 0 }, 0);
         let bv = ty.block_values();
+        (self.k, self.bv) = (k, bv);
+        self.q.resize(x.len(), 0);
+        self.d.resize(x.len() / bv, 0.0);
+        self.s.resize(if ty == QuantType::Q4_1 { x.len() / bv } else { 0 }, 0.0);
+        self.sums.resize(x.len() / QK, 0);
         for (i, (xb, qb)) in x.chunks_exact(bv).zip(self.q.chunks_exact_mut(bv)).enumerate() {
-            let at = i / nu * nu_pad + i % nu;
             if ty == QuantType::Q4K {
-                self.d[at] = q8k_block(xb, qb);
-                for (sum, qs) in self.bs[i * 8..i * 8 + 8].iter_mut().zip(qb.chunks_exact(QK)) {
-                    *sum = qs.iter().map(|&v| v as i16).sum();
+                self.d[i] = q8k_block(xb, qb);
+                for (sum, qs) in self.sums[i * 8..i * 8 + 8].iter_mut().zip(qb.chunks_exact(QK)) {
+                    *sum = qs.iter().map(|&v| v as i32).sum();
                 }
                 continue;
             }
@@ -308,20 +291,21 @@ impl Q8Rows {
                 *qv = (xv * id).round_ties_even() as i8;
                 sum += *qv as i32;
             }
-            self.d[at] = d;
+            self.d[i] = d;
+            self.sums[i] = sum;
             if ty == QuantType::Q4_1 {
-                self.s[at] = d * sum as f32;
+                self.s[i] = d * sum as f32;
             }
         }
     }
 
     fn row(&self, r: usize) -> XRow<'_> {
-        let (k, np) = (self.k, self.nu_pad);
+        let (k, nu) = (self.k, self.k / self.bv);
         XRow {
             q: &self.q[r * k..(r + 1) * k],
-            d: &self.d[r * np..(r + 1) * np],
-            s: if self.s.is_empty() { &[] } else { &self.s[r * np..(r + 1) * np] },
-            bs: if self.bs.is_empty() { &[] } else { &self.bs[r * k / QK..(r + 1) * k / QK] },
+            d: &self.d[r * nu..(r + 1) * nu],
+            s: if self.s.is_empty() { &[] } else { &self.s[r * nu..(r + 1) * nu] },
+            sums: &self.sums[r * k / QK..(r + 1) * k / QK],
         }
     }
 }
@@ -349,112 +333,77 @@ fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
 thread_local! {
     /// The calling thread's quantized activations, reused across calls.
     static ACTS: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
-    /// A task's decoded weight rows, reused across calls.
-    static DECODED: std::cell::RefCell<Decoded> = std::cell::RefCell::new(Decoded::default());
+    /// A task's weight panel, reused across calls.
+    static PANEL: std::cell::RefCell<Panel> = std::cell::RefCell::new(Panel::default());
 }
 
-/// Weight rows decoded for the kernels: codes as unsigned bytes (magnitudes
-/// for the signed formats, whose signs are kept beside), block scales in f32.
+/// Weight rows per panel group: one row per 32-bit lane of a 256-bit vector.
+pub(super) const GROUP: usize = 8;
+/// Weight rows per panel: two groups share each broadcast activation word.
+pub(super) const PANEL_ROWS: usize = 2 * GROUP;
+
+/// Up to [`PANEL_ROWS`] weight rows laid out for the vector kernels, in
+/// groups of 8 (missing rows zero): for block `u` and step `s` (values
+/// `4s..4s + 4` of the block), 32 bytes holding those four codes of each of
+/// the group's rows, row `w` in lane `w`, as unsigned bytes (Q8_0's codes
+/// biased by 128, the nibbles as they are); the block scales per row in f32
+/// (`dw`; Q4_1's `m` and Q4_K's `dmin` in `mw`), and Q4_K's sub-block scales
+/// and minimums as 32-bit lanes.
 #[derive(Debug, Default)]
-struct Decoded {
-    codes: Vec<u8>,
-    signs: Vec<i8>,
-    /// `d` per block, `nu_pad` per row (zero past the row's blocks).
-    dw: Vec<f32>,
-    /// Q4_1's `m`, Q4_K's `dmin` per block, `nu_pad` per row.
-    mw: Vec<f32>,
-    /// Q4_K's sub-block scales and minimums, 8 per block.
-    sc: Vec<i16>,
-    mins: Vec<i16>,
-    k: usize,
-    nu_pad: usize,
+pub(super) struct Panel {
+    pub codes: Vec<u8>,
+    pub dw: Vec<f32>,
+    pub mw: Vec<f32>,
+    pub sc: Vec<i32>,
+    pub mins: Vec<i32>,
+    pub groups: usize,
+    pub nu: usize,
 }
 
-/// One decoded weight row.
-#[derive(Clone, Copy)]
-pub(super) struct WRow<'a> {
-    pub codes: &'a [u8],
-    pub signs: &'a [i8],
-    pub dw: &'a [f32],
-    pub mw: &'a [f32],
-    pub sc: &'a [i16],
-    pub mins: &'a [i16],
-}
-
-impl Decoded {
-    /// Decode rows `j0..j1` of `w`.
-    fn fill(&mut self, isa: QuantIsa, w: &QMatrix, j0: usize, j1: usize) {
-        let (ty, k) = (w.ty, w.cols);
-        let (nu, nu_pad) = units(ty, k);
-        let rows = j1 - j0;
-        (self.k, self.nu_pad) = (k, nu_pad);
-        self.codes.resize(rows * k, 0);
-        self.signs.resize(if ty.signed() { rows * k } else { 0 }, 0);
-        self.dw.clear();
-        self.dw.resize(rows * nu_pad, 0.0);
-        self.mw.clear();
-        self.mw.resize(rows * nu_pad, 0.0);
-        let q4k_scales = if ty == QuantType::Q4K { rows * nu * 8 } else { 0 };
-        self.sc.resize(q4k_scales, 0);
-        self.mins.resize(q4k_scales, 0);
-        let (bb, bv) = (ty.block_bytes(), ty.block_values());
-        for (r, j) in (j0..j1).enumerate() {
-            for (u, blk) in w.row(j).chunks_exact(bb).enumerate() {
-                let e = r * k + u * bv;
-                let signs = if ty.signed() { &mut self.signs[e..e + bv] } else { &mut [][..] };
-                decode_codes(isa, ty, blk, &mut self.codes[e..e + bv], signs);
-                let at = r * nu_pad + u;
-                self.dw[at] = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-                if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
-                    self.mw[at] = f16::from_le_bytes([blk[2], blk[3]]).to_f32();
+impl Panel {
+    /// Lay out rows `j0..j1` (at most [`PANEL_ROWS`]) of `w`.
+    fn fill(&mut self, w: &QMatrix, j0: usize, j1: usize) {
+        let ty = w.ty;
+        let (nu, bv, bb) = (w.cols / ty.block_values(), ty.block_values(), ty.block_bytes());
+        let groups = (j1 - j0).div_ceil(GROUP);
+        (self.groups, self.nu) = (groups, nu);
+        self.codes.resize(groups * nu * bv * GROUP, 0);
+        self.dw.resize(groups * nu * GROUP, 0.0);
+        self.mw.resize(groups * nu * GROUP, 0.0);
+        let subs = if ty == QuantType::Q4K { groups * nu * 8 * GROUP } else { 0 };
+        self.sc.resize(subs, 0);
+        self.mins.resize(subs, 0);
+        for g in 0..groups {
+            let (g0, g1) = (j0 + g * GROUP, (j0 + (g + 1) * GROUP).min(j1));
+            let mut rows: [&[u8]; GROUP] = [&[]; GROUP];
+            for (r, j) in rows.iter_mut().zip(g0..g1) {
+                *r = w.row(j);
+            }
+            for u in 0..nu {
+                let at = (g * nu + u) * GROUP;
+                let mut blocks: [&[u8]; GROUP] = [&[]; GROUP];
+                for (b, r) in blocks.iter_mut().zip(&rows[..g1 - g0]) {
+                    *b = &r[u * bb..(u + 1) * bb];
                 }
+                let blocks = &blocks[..g1 - g0];
+                let (dw, mw) = (&mut self.dw[at..at + GROUP], &mut self.mw[at..at + GROUP]);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a panel is only filled for the vector kernels, which need AVX2 and F16C.
+                unsafe {
+                    super::quant_x86::panel_block(ty, blocks, &mut self.codes[at * bv..(at + GROUP) * bv], dw, mw)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (dw, mw);
                 if ty == QuantType::Q4K {
-                    for jj in 0..8 {
-                        let (sc, m) = q4k::scale_min(jj, &blk[4..16]);
-                        self.sc[(r * nu + u) * 8 + jj] = sc as i16;
-                        self.mins[(r * nu + u) * 8 + jj] = m as i16;
+                    for j in 0..8 {
+                        for w in 0..GROUP {
+                            let (sc, m) = blocks.get(w).map_or((0, 0), |b| q4k::scale_min(j, &b[4..16]));
+                            self.sc[at * 8 + j * GROUP + w] = sc as i32;
+                            self.mins[at * 8 + j * GROUP + w] = m as i32;
+                        }
                     }
                 }
             }
-        }
-    }
-
-    fn row(&self, r: usize) -> WRow<'_> {
-        let (k, np) = (self.k, self.nu_pad);
-        let sub = k / QK;
-        WRow {
-            codes: &self.codes[r * k..(r + 1) * k],
-            signs: if self.signs.is_empty() { &[] } else { &self.signs[r * k..(r + 1) * k] },
-            dw: &self.dw[r * np..(r + 1) * np],
-            mw: &self.mw[r * np..(r + 1) * np],
-            sc: if self.sc.is_empty() { &[] } else { &self.sc[r * sub..(r + 1) * sub] },
-            mins: if self.mins.is_empty() { &[] } else { &self.mins[r * sub..(r + 1) * sub] },
-        }
-    }
-}
-
-/// One block's codes: unsigned codes (or magnitudes) into `codes`, signed codes into `signs`.
-fn decode_codes(isa: QuantIsa, ty: QuantType, blk: &[u8], codes: &mut [u8], signs: &mut [i8]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa != QuantIsa::Scalar {
-        // SAFETY: every vector implementation needs AVX2 (checked by the
-        // caller); the slices hold one block each.
-        unsafe { super::quant_x86::decode_codes(ty, blk, codes, signs) };
-        return;
-    }
-    let _ = isa;
-    if ty == QuantType::Q4K {
-        q4k::codes(&blk[16..], codes);
-        return;
-    }
-    let mut q = [0i32; QK];
-    decode_block(ty, blk, &mut q);
-    for (i, &v) in q.iter().enumerate() {
-        if ty.signed() {
-            signs[i] = v as i8;
-            codes[i] = v.unsigned_abs() as u8;
-        } else {
-            codes[i] = v as u8;
         }
     }
 }
@@ -462,9 +411,9 @@ fn decode_codes(isa: QuantIsa, ty: QuantType, blk: &[u8], codes: &mut [u8], sign
 /// Which implementation [`linear_q_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantIsa {
-    /// AVX2 with AVX-512 VNNI's `vpdpbusd` / `vpdpwssd` on 256-bit vectors.
+    /// AVX2 with AVX-512 VNNI's `vpdpbusd` on 256-bit vectors.
     Avx512Vnni,
-    /// AVX2 with AVX-VNNI's (VEX-encoded) `vpdpbusd` / `vpdpwssd`.
+    /// AVX2 with AVX-VNNI's (VEX-encoded) `vpdpbusd`.
     AvxVnni,
     /// 256-bit integer AVX2 (with F16C).
     Avx2,
@@ -524,9 +473,6 @@ pub fn linear_q(x: &[f32], w: &QMatrix, y: &mut [f32]) -> Result<(), MlError> {
     linear_q_with(QuantIsa::detect(), x, w, y)
 }
 
-/// Weight rows decoded at once: few enough to stay in the core's first-level cache.
-const DECODE_ROWS: usize = 8;
-
 /// [`linear_q`] with a chosen implementation (tests compare them).
 pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Result<(), MlError> {
     let (k, n) = (w.cols, w.rows);
@@ -546,27 +492,22 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
     let out = Out(y.as_mut_ptr());
     let run = |acts: &Q8Rows| {
         let threads = rayon::current_num_threads().max(1);
-        // Weight rows per task: enough tasks to keep every thread busy, few enough to amortise them.
-        let nb = n.div_ceil(4 * threads).clamp(16, 256);
-        for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |(r0, r1), (c0, c1)| {
-            let task = |dec: &mut Decoded| {
-                for j0 in (c0..c1).step_by(DECODE_ROWS) {
-                    let j1 = (j0 + DECODE_ROWS).min(c1);
-                    dec.fill(isa, w, j0, j1);
-                    for i in r0..r1 {
-                        let xr = acts.row(i);
-                        for j in j0..j1 {
-                            let v = dot(isa, w.ty, dec.row(j - j0), xr, k);
-                            // SAFETY: (i, j) is inside y (checked above) and
-                            // written by this task only.
-                            unsafe { store(out, i * n + j, v) };
-                        }
+        // Weight rows per task: a multiple of the panel, enough tasks to keep every thread busy.
+        let nb = n.div_ceil(4 * threads).clamp(16, 256).div_ceil(PANEL_ROWS) * PANEL_ROWS;
+        for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |rows, cols| {
+            if isa == QuantIsa::Scalar {
+                for i in rows.0..rows.1 {
+                    for j in cols.0..cols.1 {
+                        let v = scalar_dot(w.ty, w.row(j), acts.row(i));
+                        // SAFETY: (i, j) is inside y (checked above) and written by this task only.
+                        unsafe { store(out, i * n + j, v) };
                     }
                 }
-            };
-            DECODED.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut dec) => task(&mut dec),
-                Err(_) => task(&mut Decoded::default()),
+                return;
+            }
+            PANEL.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut p) => panel_task(isa, w, acts, &mut p, rows, cols, out, n),
+                Err(_) => panel_task(isa, w, acts, &mut Panel::default(), rows, cols, out, n),
             });
         });
     };
@@ -585,6 +526,37 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
     Ok(())
 }
 
+/// Rows `r0..r1` × weight rows `c0..c1` of the output (row stride `n`), panel by panel.
+#[allow(clippy::too_many_arguments)]
+fn panel_task(
+    isa: QuantIsa,
+    w: &QMatrix,
+    acts: &Q8Rows,
+    p: &mut Panel,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    out: Out,
+    n: usize,
+) {
+    for j0 in (c0..c1).step_by(PANEL_ROWS) {
+        let j1 = (j0 + PANEL_ROWS).min(c1);
+        p.fill(w, j0, j1);
+        for i in r0..r1 {
+            let mut res = [0.0f32; PANEL_ROWS];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is a vector implementation this CPU runs (checked by
+            // the caller); the panel and the row are of `w`'s format and width.
+            unsafe {
+                super::quant_x86::panel_dot(isa, w.ty, p, acts.row(i), &mut res)
+            };
+            for (j, v) in (j0..j1).zip(res) {
+                // SAFETY: (i, j) is inside y (checked by the caller) and written by this task only.
+                unsafe { store(out, i * n + j, v) };
+            }
+        }
+    }
+}
+
 /// `y[at] = v` through the shared output pointer (a function, so that closures
 /// capture the whole `Out`, which is `Sync`, not its raw pointer).
 ///
@@ -595,55 +567,35 @@ unsafe fn store(out: Out, at: usize, v: f32) {
     unsafe { *out.0.add(at) = v };
 }
 
-/// One decoded weight row · one quantized activation row of `k` values.
-fn dot(isa: QuantIsa, ty: QuantType, w: WRow, x: XRow, k: usize) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if isa != QuantIsa::Scalar {
-        // SAFETY: `isa` is available (checked by the caller); the rows are
-        // `k` values of format `ty`, decoded and quantized as the kernels expect.
-        return unsafe { super::quant_x86::dot(isa, ty, w, x, k) };
-    }
-    let _ = isa;
-    scalar_dot(ty, w, x, k)
-}
-
-/// The portable kernel, in the order of the module docs.
-fn scalar_dot(ty: QuantType, w: WRow, x: XRow, k: usize) -> f32 {
-    let (nu, nu_pad) = units(ty, k);
-    let bv = ty.block_values();
-    let mut lanes = [0.0f32; 8];
-    let mut offs = [0.0f32; 8];
-    for u in 0..nu_pad {
-        let (isum, msum) = if u < nu { scalar_block(ty, w, x, u * bv) } else { (0, 0) };
-        lanes[u % 8] += (w.dw[u] * x.d[u]) * isum as f32;
-        match ty {
-            QuantType::Q4_1 => offs[u % 8] += w.mw[u] * x.s[u],
-            QuantType::Q4K => offs[u % 8] += (w.mw[u] * x.d[u]) * msum as f32,
-            _ => {}
+/// The portable kernel, from the stored bytes, in the order of the module docs.
+fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
+    let (bb, bv) = (ty.block_bytes(), ty.block_values());
+    let (mut acc, mut off) = (0.0f32, 0.0f32);
+    for (u, blk) in wr.chunks_exact(bb).enumerate() {
+        let xq = &x.q[u * bv..(u + 1) * bv];
+        let dw = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+        if ty == QuantType::Q4K {
+            let (_, dmin, scales, qs) = q4k::parts(blk);
+            let mut q = [0u8; QK_K];
+            q4k::codes(qs, &mut q);
+            let (mut isum, mut msum) = (0i32, 0i32);
+            for j in 0..8 {
+                let (sc, m) = q4k::scale_min(j, scales);
+                let dot: i32 = (32 * j..32 * j + 32).map(|e| q[e] as i32 * xq[e] as i32).sum();
+                isum += sc as i32 * dot;
+                msum += m as i32 * x.sums[u * 8 + j];
+            }
+            acc += (dw * x.d[u]) * isum as f32;
+            off += (dmin * x.d[u]) * msum as f32;
+            continue;
+        }
+        let mut q = [0i32; QK];
+        let (_, mw) = decode_block(ty, blk, &mut q);
+        let isum: i32 = q.iter().zip(xq).map(|(&a, &b)| a * b as i32).sum();
+        acc += (dw * x.d[u]) * isum as f32;
+        if ty == QuantType::Q4_1 {
+            off += mw * x.s[u];
         }
     }
-    if ty == QuantType::Q4K { hsum8(&lanes) - hsum8(&offs) } else { hsum8(&lanes) + hsum8(&offs) }
-}
-
-/// The exact integer sums of the block from value `e`: `Σ q_w q_x` (Q4_K: `Σ_j
-/// sc_j Σ q_w q_x`), and Q4_K's `Σ_j m_j Σ q_x`.
-fn scalar_block(ty: QuantType, w: WRow, x: XRow, e: usize) -> (i32, i32) {
-    let prod = |a: usize, b: usize| -> i32 {
-        if ty.signed() {
-            (a..b).map(|i| w.signs[i] as i32 * x.q[i] as i32).sum()
-        } else {
-            (a..b).map(|i| w.codes[i] as i32 * x.q[i] as i32).sum()
-        }
-    };
-    if ty != QuantType::Q4K {
-        return (prod(e, e + QK), 0);
-    }
-    let sub = e / QK;
-    let mut isum = 0;
-    let mut msum = 0;
-    for j in 0..8 {
-        isum += w.sc[sub + j] as i32 * prod(e + QK * j, e + QK * (j + 1));
-        msum += w.mins[sub + j] as i32 * x.bs[sub + j] as i32;
-    }
-    (isum, msum)
+    if ty == QuantType::Q4K { acc - off } else { acc + off }
 }
