@@ -652,3 +652,16 @@ fn timings() {
         }
     }
 }
+
+/// Write a model as a Q4_K GGUF for the benchmarks (run by hand, in release:
+/// `OPENLEDGER_Q4K_SRC=in.gguf OPENLEDGER_Q4K_OUT=out.gguf cargo test --release
+/// -p ml --test quant -- --ignored write_q4k_gguf`).
+#[test]
+#[ignore]
+fn write_q4k_gguf() {
+    let (src, out) = (std::env::var("OPENLEDGER_Q4K_SRC").unwrap(), std::env::var("OPENLEDGER_Q4K_OUT").unwrap());
+    ModelFiles::open(std::path::Path::new(&src))
+        .unwrap()
+        .write_gguf_as(std::path::Path::new(&out), Some(QuantType::Q4K))
+        .unwrap();
+}
