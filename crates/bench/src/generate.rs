@@ -30,7 +30,7 @@
 //! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
 //! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation);
 //! `--weights stored` from the weights as the file stores them (a GGUF file's
-//! Q8_0 / Q4_0 / Q4_1 matrices kept quantized). The report ends with our
+//! Q8_0 / Q4_0 / Q4_1 / Q4_K matrices kept quantized). The report ends with our
 //! process's resident memory (`VmRSS` after the runs, and its peak `VmHWM`).
 
 use std::collections::HashMap;
@@ -61,7 +61,7 @@ pub enum WeightsDtype {
     F32,
     /// bf16 copies of the linear layers' weights, f32 accumulation.
     Bf16,
-    /// As the file stores them: GGUF Q8_0 / Q4_0 / Q4_1 matrices kept quantized
+    /// As the file stores them: GGUF Q8_0 / Q4_0 / Q4_1 / Q4_K matrices kept quantized
     /// and multiplied by directly (activations quantized per block, as llama.cpp does).
     Stored,
 }

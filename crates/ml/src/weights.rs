@@ -2,8 +2,8 @@
 //! `tokenizer.json`, `tokenizer_config.json`) or a GGUF file. Tensors are kept
 //! under their Hugging Face names and layout whatever the source, so an
 //! unquantized GGUF written from a folder gives the very same tensors, and so
-//! the same model hash (`primitives::model_hash`). GGUF tensors in Q8_0, Q4_0
-//! or Q4_1 stay quantized in memory ([`TensorValue::Quant`]) for the kernels
+//! the same model hash (`primitives::model_hash`). GGUF tensors in Q8_0, Q4_0,
+//! Q4_1 or Q4_K stay quantized in memory ([`TensorValue::Quant`]) for the kernels
 //! that multiply by them directly; other quantizations are dequantized to f32.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use primitives::B256;
@@ -18,7 +19,7 @@ use primitives::model_hash::{TensorRef, model_hash};
 
 use crate::MlError;
 use crate::config::{Family, ModelConfig};
-use crate::kernels::{QK, QMatrix, QuantType};
+use crate::kernels::{QMatrix, QuantType};
 use crate::tokenizer::TextTokenizer;
 
 /// A tensor as stored in its file: the bytes the hash covers, plus the value
@@ -284,10 +285,13 @@ impl ModelFiles {
     }
 
     /// [`ModelFiles::write_gguf`], with every weight matrix whose rows hold whole
-    /// blocks quantized to `quantize` (by ggml's reference quantizer, through
-    /// candle); norms, biases and matrices of other widths keep their dtype
-    /// (f32 when they were quantized). Quantized tensors of the source are
-    /// dequantized first, so this also converts between quantizations.
+    /// blocks quantized to `quantize` (by ggml's reference quantizers: candle's
+    /// for Q8_0, Q4_0 and Q4_1, ours for Q4_K); norms, biases and matrices of
+    /// other widths keep their dtype (f32 when they were quantized). Under
+    /// Q4_K, matrices whose rows are whole 32-blocks but not 256-blocks are
+    /// written in Q4_1, as llama.cpp falls back to a 32-block format for them
+    /// (it takes Q5_0, which we do not keep). Quantized tensors of the source
+    /// are dequantized first, so this also converts between quantizations.
     pub fn write_gguf_as(&self, path: &Path, quantize: Option<QuantType>) -> Result<(), MlError> {
         let c = &self.config;
         let arch = match c.family {
@@ -309,8 +313,12 @@ impl ModelFiles {
                     v = permute_rope(&v, c.num_key_value_heads)?;
                 }
             }
-            let whole_blocks = v.rank() == 2 && v.dims()[1].is_multiple_of(QK);
-            let quantize_to = quantize.filter(|_| whole_blocks && name.ends_with(".weight"));
+            let whole = |ty: QuantType| v.rank() == 2 && v.dims()[1].is_multiple_of(ty.block_values());
+            let quantize_to = match quantize {
+                Some(QuantType::Q4K) if !whole(QuantType::Q4K) => Some(QuantType::Q4_1),
+                q => q,
+            };
+            let quantize_to = quantize_to.filter(|&ty| whole(ty) && name.ends_with(".weight"));
             let dt = match (quantize_to, st.dtype.as_str()) {
                 (Some(ty), _) => ggml_type(ty),
                 (None, "F32") => GgmlDType::F32,
@@ -325,7 +333,14 @@ impl ModelFiles {
                 GgmlDType::BF16 => v.to_dtype(DType::BF16)?,
                 _ => v.to_dtype(DType::F32)?,
             };
-            qt.push((gname, QTensor::quantize(&v, dt)?));
+            let q = if quantize_to == Some(QuantType::Q4K) {
+                let (rows, cols) = v.dims2()?;
+                let m = QMatrix::quantize_q4k(rows, cols, &v.flatten_all()?.to_vec1::<f32>()?)?;
+                qtensor_from_ggml(GgmlDType::Q4K, m.data(), vec![rows, cols], &Device::Cpu)?
+            } else {
+                QTensor::quantize(&v, dt)?
+            };
+            qt.push((gname, q));
         }
         use gguf_file::Value as V;
         let k = |s: &str| format!("{arch}.{s}");
@@ -374,14 +389,17 @@ fn ggml_type(ty: QuantType) -> GgmlDType {
         QuantType::Q8_0 => GgmlDType::Q8_0,
         QuantType::Q4_0 => GgmlDType::Q4_0,
         QuantType::Q4_1 => GgmlDType::Q4_1,
+        QuantType::Q4K => GgmlDType::Q4K,
     }
 }
 
-/// One GGUF tensor as the model holds it: Q8_0, Q4_0 and Q4_1 matrices kept
-/// quantized, anything else dequantized. `heads` undoes llama.cpp's q/k row
-/// permutation.
+/// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1 and Q4_K matrices
+/// kept quantized, anything else dequantized. `heads` undoes llama.cpp's q/k
+/// row permutation.
 fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<StoredTensor, MlError> {
-    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1].into_iter().find(|&t| ggml_type(t) == dtype);
+    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q4K]
+        .into_iter()
+        .find(|&t| ggml_type(t) == dtype);
     let shape = q.shape().dims().to_vec();
     if let (Some(ty), &[rows, cols]) = (kept, shape.as_slice()) {
         let bytes = q.data()?.into_owned();

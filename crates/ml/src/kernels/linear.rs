@@ -309,9 +309,6 @@ pub fn linear_backward_input_with(isa: Isa, dy: &[f32], w: Weights, k: usize, dx
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx::hsum as avx_hsum;
-
-#[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::*;
 
@@ -337,7 +334,7 @@ mod avx {
     /// The lanes summed as `hsum8` of the scalar path sums them.
     #[target_feature(enable = "avx,fma")]
     #[inline]
-    pub(in crate::kernels) unsafe fn hsum(v: __m256) -> f32 {
+    unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);

@@ -1,6 +1,7 @@
 //! CPU kernels for inference (and the frozen-linear backward): `y = x·Wᵀ` and
 //! `dX = dY·W` for weights stored row-major `(out, in)` in f32 or bf16, `y = x·Wᵀ`
-//! for GGUF-quantized weights (`quant.rs`: Q8_0, Q4_0, Q4_1), and the
+//! for GGUF-quantized weights (`quant.rs`: Q8_0, Q4_0, Q4_1, Q4_K; x86
+//! vector code in `quant_x86.rs`, the Q4_K format in `q4k.rs`), and the
 //! small vector operations of a decode step (dot, axpy, RMSNorm, SwiGLU, argmax).
 //!
 //! Why our own instead of candle's matmul: a decode step multiplies a handful
@@ -26,11 +27,14 @@
 //! invariance holds per machine.
 
 mod linear;
+mod q4k;
 mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_x86;
 mod vector;
 
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
-pub use quant::{QK, QMatrix, QuantIsa, QuantType, linear_q, linear_q_with};
+pub use quant::{QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_with};
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};
 
 /// Which implementation the kernels run.
@@ -73,6 +77,8 @@ pub fn describe() -> String {
         Isa::Scalar => "scalar (no AVX+FMA on this CPU)",
     };
     let quant = match QuantIsa::detect() {
+        QuantIsa::Avx512Vnni => "AVX2 + AVX-512 VNNI (256-bit)",
+        QuantIsa::AvxVnni => "AVX2 + AVX-VNNI",
         QuantIsa::Avx2 => "AVX2",
         QuantIsa::Scalar => "scalar",
     };

@@ -1,35 +1,54 @@
 //! `y = x·Wᵀ` straight from GGUF-quantized weights, kept in memory as the file
-//! stores them (ggml's blocks of 32 values along a row), never widened to f32.
+//! stores them (ggml's blocks along a row), never widened to f32.
 //!
-//! What runs is llama.cpp's scheme: each activation row is quantized per block
-//! of 32 to 8 bits (`round(x · 127 / max|x|)`, ties to even, as its AVX2
-//! `quantize_row_q8_0` does), and every block's product is an exact integer dot
-//! product of the weight's and the activation's codes, scaled once:
+//! What runs is llama.cpp's scheme: each activation row is quantized to 8 bits
+//! (per block of 32 as its AVX2 `quantize_row_q8_0` does, `round(x · 127 /
+//! max|x|)` ties to even; per super-block of 256 for Q4_K, as its
+//! `quantize_row_q8_K_ref`), and every block's product is an exact integer
+//! dot product of the weight's and the activation's codes, scaled once:
 //! - Q8_0 · Q8_0 and Q4_0 · Q8_0: `d_w · d_x · Σ q_w q_x`;
-//! - Q4_1 · Q8_1: `d_w · d_x · Σ q_w q_x + m_w · s_x`, with `s_x = d_x · Σ q_x`.
+//! - Q4_1 · Q8_1: `d_w · d_x · Σ q_w q_x + m_w · s_x`, with `s_x = d_x · Σ q_x`;
+//! - Q4_K · Q8_K: `d · d_x · Σ_j sc_j Σ q_w q_x − dmin · d_x · Σ_j m_j Σ q_x`
+//!   (`j` the eight sub-blocks of 32; both sums exact integers).
 //!
-//! Unlike llama.cpp the activations' scales stay f32 (it rounds them to f16):
-//! the same work, slightly closer to the f32 path.
+//! Why Q8_K (one f32 scale per 256 activations) for Q4_K rather than our
+//! 32-blocks: the whole super-block's product, sub-block scales included, is
+//! then one exact integer, scaled once, which is llama.cpp's arithmetic and
+//! an eighth of the float work; 32-blocks would round the activations a
+//! little more finely but cost a float multiply-add per sub-block and give
+//! results llama.cpp does not.
+//!
+//! Unlike llama.cpp the activations' scales stay f32 (it rounds Q8_0's and
+//! Q8_1's to f16): the same work, slightly closer to the f32 path.
 //!
 //! Order of operations, the same on every path so that the vector and scalar
-//! code give the same bits: a block's 32 products fall in eight lanes of four
-//! consecutive elements (lane `l` holds elements `4l..4l+4`, where AVX2's
-//! `maddubs` + `madd` put them); each lane's integer sum is exact; then per
-//! block and lane `lane += (d_w · d_x) · sum` (a multiply, then an add: no fused
-//! multiply-add, so the scalar path rounds the same), blocks in ascending
-//! order; the eight lanes summed in the order of [`super::linear`]'s `hsum8`;
-//! Q4_1's `m_w · s_x` terms summed apart in block order and added last. A row's
+//! code give the same bits: a row's blocks `u = 0, 1, …` (of 32, or 256 for
+//! Q4_K) each give an exact integer `isum_u`, and the result is one chain
+//! `acc += (d_w · d_x) · isum_u` over the blocks in ascending order (a
+//! multiply, a multiply, then an add: no fused multiply-add), the offset
+//! terms (Q4_1's `m_w · s_x`, Q4_K's `(dmin · d_x) · Σ_j m_j Σ q_x`) a second
+//! chain `off` the same way, then `acc + off` (Q4_K: `acc − off`). A row's
 //! result depends on its own activations and the weight row only: batch-
-//! invariant, and independent of the thread count (rows of the output are cut
-//! into tasks exactly as for f32 weights).
+//! invariant, and independent of the thread count and of the implementation
+//! (scalar, AVX2, AVX-VNNI, AVX-512 VNNI).
+//!
+//! The vector paths lay weight rows out as panels of 8, one row per 32-bit
+//! lane (`quant_x86.rs`), so that the integer sums of a block for 8 rows come
+//! out of `vpdpbusd` (4 codes × 4 broadcast activation codes per lane) with
+//! no horizontal sums, and the float work is one vector operation per block
+//! and 8 rows. A panel is built once per task and reused by every
+//! activation row of the task.
 
 use half::f16;
 
-use super::linear::{Out, ROWS_PER_TASK, for_each_block, hsum8};
+use super::linear::{Out, ROWS_PER_TASK, for_each_block};
+use super::q4k;
 use crate::MlError;
 
-/// Values per quantization block of the formats here.
+/// Values per block of Q8_0, Q4_0 and Q4_1 (and of every row's width).
 pub const QK: usize = 32;
+/// Values per Q4_K super-block.
+pub const QK_K: usize = q4k::QK_K;
 
 /// A GGUF (ggml) block format that [`linear_q`] multiplies by directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,35 +59,43 @@ pub enum QuantType {
     Q4_0,
     /// f16 scale, f16 minimum + 32 nibbles: `x = d · q + m`.
     Q4_1,
+    /// 256 values: f16 `d`, f16 `dmin`, eight 6-bit scales and minimums, 256
+    /// nibbles: `x = d · sc_j · q − dmin · m_j` (see `q4k.rs`).
+    Q4K,
 }
 
 impl QuantType {
-    /// Bytes of one block of [`QK`] values.
+    /// Values per block.
+    pub fn block_values(self) -> usize {
+        match self {
+            QuantType::Q4K => QK_K,
+            _ => QK,
+        }
+    }
+
+    /// Bytes of one block.
     pub fn block_bytes(self) -> usize {
         match self {
             QuantType::Q8_0 => 2 + QK,
             QuantType::Q4_0 => 2 + QK / 2,
             QuantType::Q4_1 => 4 + QK / 2,
+            QuantType::Q4K => q4k::BLOCK_BYTES,
         }
     }
 
-    /// The name GGUF tools print ("Q4_1", ...).
+    /// The name GGUF tools print ("Q4_1", "Q4_K", ...).
     pub fn name(self) -> &'static str {
         match self {
             QuantType::Q8_0 => "Q8_0",
             QuantType::Q4_0 => "Q4_0",
             QuantType::Q4_1 => "Q4_1",
+            QuantType::Q4K => "Q4_K",
         }
-    }
-
-    /// Whether the activations need their block sums (`s_x`).
-    fn with_sums(self) -> bool {
-        self == QuantType::Q4_1
     }
 }
 
-/// A quantized weight matrix `(rows, cols)`: row `r` is `cols / 32` blocks,
-/// contiguous, in ggml's byte layout (little-endian f16 scales).
+/// A quantized weight matrix `(rows, cols)`: row `r` is `cols / block_values`
+/// blocks, contiguous, in ggml's byte layout (little-endian f16 scales).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QMatrix {
     ty: QuantType,
@@ -80,13 +107,14 @@ pub struct QMatrix {
 impl QMatrix {
     /// Wrap a tensor's bytes, checking that they are exactly `rows × cols` values.
     pub fn new(ty: QuantType, rows: usize, cols: usize, data: Vec<u8>) -> Result<QMatrix, MlError> {
-        if cols == 0 || !cols.is_multiple_of(QK) {
+        let bv = ty.block_values();
+        if cols == 0 || !cols.is_multiple_of(bv) {
             return Err(MlError::Format(format!(
-                "a {} matrix needs rows of a positive multiple of {QK} values, not {cols}",
+                "a {} matrix needs rows of a positive multiple of {bv} values, not {cols}",
                 ty.name()
             )));
         }
-        let want = rows.checked_mul(cols / QK).and_then(|b| b.checked_mul(ty.block_bytes()));
+        let want = rows.checked_mul(cols / bv).and_then(|b| b.checked_mul(ty.block_bytes()));
         if want != Some(data.len()) {
             return Err(MlError::Format(format!(
                 "a {} matrix of {rows} × {cols} has {} bytes, not {}",
@@ -96,6 +124,22 @@ impl QMatrix {
             )));
         }
         Ok(QMatrix { ty, rows, cols, data })
+    }
+
+    /// `rows × cols` values (row-major) quantized to Q4_K by llama.cpp's
+    /// reference quantizer (`quantize_row_q4_K_ref`).
+    pub fn quantize_q4k(rows: usize, cols: usize, x: &[f32]) -> Result<QMatrix, MlError> {
+        if cols == 0 || !cols.is_multiple_of(QK_K) || rows.checked_mul(cols) != Some(x.len()) {
+            return Err(MlError::Config(format!(
+                "Q4_K quantization of {} values as {rows} rows of {cols} (a multiple of {QK_K})",
+                x.len()
+            )));
+        }
+        let mut data = Vec::with_capacity(x.len() / QK_K * q4k::BLOCK_BYTES);
+        for xb in x.chunks_exact(QK_K) {
+            q4k::quantize_block(xb, &mut data);
+        }
+        QMatrix::new(QuantType::Q4K, rows, cols, data)
     }
 
     pub fn quant_type(&self) -> QuantType {
@@ -116,7 +160,7 @@ impl QMatrix {
     }
 
     fn row_bytes(&self) -> usize {
-        self.cols / QK * self.ty.block_bytes()
+        self.cols / self.ty.block_values() * self.ty.block_bytes()
     }
 
     fn row(&self, r: usize) -> &[u8] {
@@ -134,9 +178,13 @@ impl QMatrix {
                 out.len()
             )));
         }
-        let bb = self.ty.block_bytes();
-        let mut q = [0i32; QK];
-        for (blk, o) in self.row(r).chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
+        let (bb, bv) = (self.ty.block_bytes(), self.ty.block_values());
+        for (blk, o) in self.row(r).chunks_exact(bb).zip(out.chunks_exact_mut(bv)) {
+            if self.ty == QuantType::Q4K {
+                q4k::dequantize_block(blk, o);
+                continue;
+            }
+            let mut q = [0i32; QK];
             let (d, m) = decode_block(self.ty, blk, &mut q);
             for (v, &qi) in o.iter_mut().zip(&q) {
                 *v = d * qi as f32 + m;
@@ -169,7 +217,7 @@ impl QMatrix {
     }
 }
 
-/// A block's codes into `q` (Q4_0 centred: `q − 8`), and its scale and offset.
+/// A 32-block's codes into `q` (Q4_0 centred: `q − 8`), and its scale and offset.
 fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
     let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
     match ty {
@@ -179,7 +227,7 @@ fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
             }
             (d, 0.0)
         }
-        QuantType::Q4_0 | QuantType::Q4_1 => {
+        _ => {
             let (nib, off, m) = if ty == QuantType::Q4_0 {
                 (&blk[2..2 + QK / 2], 8, 0.0)
             } else {
@@ -194,24 +242,46 @@ fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
     }
 }
 
-/// Activation rows quantized per block of 32 to 8 bits (ggml's Q8_0, or Q8_1
-/// with the block sums), scales in f32.
+/// Activation rows quantized to 8 bits: per 32-block (ggml's Q8_0, or Q8_1
+/// with the block sums) or per 256-block (Q8_K, with sums per 32), scales in f32.
 #[derive(Debug, Default)]
 struct Q8Rows {
     q: Vec<i8>,
     /// Scale per block.
     d: Vec<f32>,
-    /// `d · Σ q` per block (Q8_1 only).
+    /// `d · Σ q` per block (Q4_1).
     s: Vec<f32>,
+    /// `Σ q` per block (Q8_0, Q4_0) or per 32 values (Q4_K).
+    sums: Vec<i32>,
+    k: usize,
+    bv: usize,
+}
+
+/// One quantized activation row.
+#[derive(Clone, Copy)]
+pub(super) struct XRow<'a> {
+    pub q: &'a [i8],
+    pub d: &'a [f32],
+    pub s: &'a [f32],
+    pub sums: &'a [i32],
 }
 
 impl Q8Rows {
-    fn fill(&mut self, x: &[f32], with_sums: bool) {
-        let blocks = x.len() / QK;
+    fn fill(&mut self, x: &[f32], k: usize, ty: QuantType) {
+        let bv = ty.block_values();
+        (self.k, self.bv) = (k, bv);
         self.q.resize(x.len(), 0);
-        self.d.resize(blocks, 0.0);
-        self.s.resize(if with_sums { blocks } else { 0 }, 0.0);
-        for (b, (xb, qb)) in x.chunks_exact(QK).zip(self.q.chunks_exact_mut(QK)).enumerate() {
+        self.d.resize(x.len() / bv, 0.0);
+        self.s.resize(if ty == QuantType::Q4_1 { x.len() / bv } else { 0 }, 0.0);
+        self.sums.resize(x.len() / QK, 0);
+        for (i, (xb, qb)) in x.chunks_exact(bv).zip(self.q.chunks_exact_mut(bv)).enumerate() {
+            if ty == QuantType::Q4K {
+                self.d[i] = q8k_block(xb, qb);
+                for (sum, qs) in self.sums[i * 8..i * 8 + 8].iter_mut().zip(qb.chunks_exact(QK)) {
+                    *sum = qs.iter().map(|&v| v as i32).sum();
+                }
+                continue;
+            }
             let amax = xb.iter().fold(0.0f32, |a, v| a.max(v.abs()));
             let d = amax / 127.0;
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
@@ -221,51 +291,179 @@ impl Q8Rows {
                 *qv = (xv * id).round_ties_even() as i8;
                 sum += *qv as i32;
             }
-            self.d[b] = d;
-            if with_sums {
-                self.s[b] = d * sum as f32;
+            self.d[i] = d;
+            self.sums[i] = sum;
+            if ty == QuantType::Q4_1 {
+                self.s[i] = d * sum as f32;
             }
         }
     }
+
+    fn row(&self, r: usize) -> XRow<'_> {
+        let (k, nu) = (self.k, self.k / self.bv);
+        XRow {
+            q: &self.q[r * k..(r + 1) * k],
+            d: &self.d[r * nu..(r + 1) * nu],
+            s: if self.s.is_empty() { &[] } else { &self.s[r * nu..(r + 1) * nu] },
+            sums: &self.sums[r * k / QK..(r + 1) * k / QK],
+        }
+    }
+}
+
+/// llama.cpp's `quantize_row_q8_K_ref` for one block of 256: codes into `q`, returns the scale.
+fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        q.fill(0);
+        return 0.0;
+    }
+    let iscale = -127.0 / max;
+    for (qv, &v) in q.iter_mut().zip(x) {
+        *qv = ((iscale * v).round_ties_even() as i32).clamp(-128, 127) as i8;
+    }
+    1.0 / iscale
 }
 
 thread_local! {
     /// The calling thread's quantized activations, reused across calls.
     static ACTS: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
+    /// A task's weight panel, reused across calls.
+    static PANEL: std::cell::RefCell<Panel> = std::cell::RefCell::new(Panel::default());
+}
+
+/// Weight rows per panel group: one row per 32-bit lane of a 256-bit vector.
+pub(super) const GROUP: usize = 8;
+/// Weight rows per panel: two groups share each broadcast activation word.
+pub(super) const PANEL_ROWS: usize = 2 * GROUP;
+
+/// Up to [`PANEL_ROWS`] weight rows laid out for the vector kernels, in
+/// groups of 8 (missing rows zero): for block `u` and step `s` (values
+/// `4s..4s + 4` of the block), 32 bytes holding those four codes of each of
+/// the group's rows, row `w` in lane `w`, as unsigned bytes (Q8_0's codes
+/// biased by 128, the nibbles as they are); the block scales per row in f32
+/// (`dw`; Q4_1's `m` and Q4_K's `dmin` in `mw`), and Q4_K's sub-block scales
+/// and minimums as 32-bit lanes.
+#[derive(Debug, Default)]
+pub(super) struct Panel {
+    pub codes: Vec<u8>,
+    pub dw: Vec<f32>,
+    pub mw: Vec<f32>,
+    pub sc: Vec<i32>,
+    pub mins: Vec<i32>,
+    pub groups: usize,
+    pub nu: usize,
+}
+
+impl Panel {
+    /// Lay out rows `j0..j1` (at most [`PANEL_ROWS`]) of `w`.
+    fn fill(&mut self, w: &QMatrix, j0: usize, j1: usize) {
+        let ty = w.ty;
+        let (nu, bv, bb) = (w.cols / ty.block_values(), ty.block_values(), ty.block_bytes());
+        let groups = (j1 - j0).div_ceil(GROUP);
+        (self.groups, self.nu) = (groups, nu);
+        self.codes.resize(groups * nu * bv * GROUP, 0);
+        self.dw.resize(groups * nu * GROUP, 0.0);
+        self.mw.resize(groups * nu * GROUP, 0.0);
+        let subs = if ty == QuantType::Q4K { groups * nu * 8 * GROUP } else { 0 };
+        self.sc.resize(subs, 0);
+        self.mins.resize(subs, 0);
+        for g in 0..groups {
+            let (g0, g1) = (j0 + g * GROUP, (j0 + (g + 1) * GROUP).min(j1));
+            let mut rows: [&[u8]; GROUP] = [&[]; GROUP];
+            for (r, j) in rows.iter_mut().zip(g0..g1) {
+                *r = w.row(j);
+            }
+            for u in 0..nu {
+                let at = (g * nu + u) * GROUP;
+                let mut blocks: [&[u8]; GROUP] = [&[]; GROUP];
+                for (b, r) in blocks.iter_mut().zip(&rows[..g1 - g0]) {
+                    *b = &r[u * bb..(u + 1) * bb];
+                }
+                let blocks = &blocks[..g1 - g0];
+                let (dw, mw) = (&mut self.dw[at..at + GROUP], &mut self.mw[at..at + GROUP]);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a panel is only filled for the vector kernels, which need AVX2 and F16C.
+                unsafe {
+                    super::quant_x86::panel_block(ty, blocks, &mut self.codes[at * bv..(at + GROUP) * bv], dw, mw)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (dw, mw);
+                if ty == QuantType::Q4K {
+                    for j in 0..8 {
+                        for w in 0..GROUP {
+                            let (sc, m) = blocks.get(w).map_or((0, 0), |b| q4k::scale_min(j, &b[4..16]));
+                            self.sc[at * 8 + j * GROUP + w] = sc as i32;
+                            self.mins[at * 8 + j * GROUP + w] = m as i32;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Which implementation [`linear_q_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantIsa {
-    /// 256-bit integer AVX2 (with F16C for the block scales).
+    /// AVX2 with AVX-512 VNNI's `vpdpbusd` on 256-bit vectors.
+    Avx512Vnni,
+    /// AVX2 with AVX-VNNI's (VEX-encoded) `vpdpbusd`.
+    AvxVnni,
+    /// 256-bit integer AVX2 (with F16C).
     Avx2,
     /// Plain Rust: the same operations in the same order, so the same bits.
     Scalar,
 }
 
 impl QuantIsa {
-    /// The best implementation this CPU runs, detected once.
+    /// Every implementation, best first.
+    pub const ALL: [QuantIsa; 4] = [QuantIsa::Avx512Vnni, QuantIsa::AvxVnni, QuantIsa::Avx2, QuantIsa::Scalar];
+
+    /// The implementation [`linear_q`] runs: the best this CPU has, unless the
+    /// environment variable `OPENLEDGER_QUANT_ISA` (`avx512vnni`, `avxvnni`,
+    /// `avx2`, `scalar`) names one it has. Decided once.
     pub fn detect() -> QuantIsa {
         static ISA: std::sync::OnceLock<QuantIsa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::arch::is_x86_feature_detected!("f16c")
-                {
-                    return QuantIsa::Avx2;
-                }
-            }
-            QuantIsa::Scalar
+            let forced = std::env::var("OPENLEDGER_QUANT_ISA").ok().and_then(|v| {
+                QuantIsa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(v.trim()) && i.available())
+            });
+            forced.unwrap_or_else(|| QuantIsa::ALL.into_iter().find(|i| i.available()).unwrap_or(QuantIsa::Scalar))
         })
+    }
+
+    /// The name `OPENLEDGER_QUANT_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantIsa::Avx512Vnni => "avx512vnni",
+            QuantIsa::AvxVnni => "avxvnni",
+            QuantIsa::Avx2 => "avx2",
+            QuantIsa::Scalar => "scalar",
+        }
     }
 
     /// Whether this CPU can run `self`.
     pub fn available(self) -> bool {
-        match self {
-            QuantIsa::Scalar => true,
-            QuantIsa::Avx2 => QuantIsa::detect() == QuantIsa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            match self {
+                QuantIsa::Scalar => true,
+                QuantIsa::Avx2 => avx2,
+                QuantIsa::AvxVnni => avx2 && has!("avxvnni"),
+                QuantIsa::Avx512Vnni => avx2 && has!("avx512vnni") && has!("avx512vl"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == QuantIsa::Scalar
         }
     }
 }
@@ -294,197 +492,110 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
     let out = Out(y.as_mut_ptr());
     let run = |acts: &Q8Rows| {
         let threads = rayon::current_num_threads().max(1);
-        // Weight rows per task: enough tasks to keep every thread busy, few enough to amortise them.
-        let nb = n.div_ceil(4 * threads).clamp(16, 256);
-        for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |(r0, r1), (c0, c1)| {
-            for j in c0..c1 {
-                let wr = w.row(j);
-                let mut i = r0;
-                while i < r1 {
-                    let rows = (r1 - i).min(4);
-                    // SAFETY: rows i..i+rows × column j are inside y (checked
-                    // above) and written by this task only.
-                    unsafe { tile(isa, w.ty, wr, acts, k, i, rows, out, n, j) };
-                    i += rows;
+        // Weight rows per task: a multiple of the panel, enough tasks to keep every thread busy.
+        let nb = n.div_ceil(4 * threads).clamp(16, 256).div_ceil(PANEL_ROWS) * PANEL_ROWS;
+        for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |rows, cols| {
+            if isa == QuantIsa::Scalar {
+                for i in rows.0..rows.1 {
+                    for j in cols.0..cols.1 {
+                        let v = scalar_dot(w.ty, w.row(j), acts.row(i));
+                        // SAFETY: (i, j) is inside y (checked above) and written by this task only.
+                        unsafe { store(out, i * n + j, v) };
+                    }
                 }
+                return;
             }
+            PANEL.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut p) => panel_task(isa, w, acts, &mut p, rows, cols, out, n),
+                Err(_) => panel_task(isa, w, acts, &mut Panel::default(), rows, cols, out, n),
+            });
         });
     };
     ACTS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut acts) => {
-            acts.fill(x, w.ty.with_sums());
+            acts.fill(x, k, w.ty);
             run(&acts);
         }
         // Re-entered on this thread (a rayon worker running another product while it waits).
         Err(_) => {
             let mut acts = Q8Rows::default();
-            acts.fill(x, w.ty.with_sums());
+            acts.fill(x, k, w.ty);
             run(&acts);
         }
     });
     Ok(())
 }
 
-/// Rows `i..i+rows` (≤ 4) of the output × weight row `j` (bytes `wr`).
+/// Rows `r0..r1` × weight rows `c0..c1` of the output (row stride `n`), panel by panel.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(
+fn panel_task(
     isa: QuantIsa,
-    ty: QuantType,
-    wr: &[u8],
+    w: &QMatrix,
     acts: &Q8Rows,
-    k: usize,
-    i: usize,
-    rows: usize,
-    y: Out,
+    p: &mut Panel,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    out: Out,
     n: usize,
-    j: usize,
 ) {
-    let nb = k / QK;
-    let s_of = |r: usize| if ty.with_sums() { &acts.s[r * nb..(r + 1) * nb] } else { &[][..] };
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        QuantIsa::Avx2 => {
-            let mut res = [0.0f32; 4];
-            // SAFETY: AVX2 and F16C are available (checked by the caller); the
-            // rows are inside the activations.
-            unsafe { avx2::tile(ty, wr, acts, nb, i, rows, &mut res) };
-            for (r, v) in res[..rows].iter().enumerate() {
-                // SAFETY: as for the caller.
-                unsafe { *y.0.add((i + r) * n + j) = *v };
-            }
-        }
-        _ => {
-            for r in i..i + rows {
-                let v = scalar_dot(ty, wr, &acts.q[r * k..(r + 1) * k], &acts.d[r * nb..(r + 1) * nb], s_of(r));
-                // SAFETY: as for the caller.
-                unsafe { *y.0.add(r * n + j) = v };
-            }
-        }
-    }
-}
-
-/// One weight row · one quantized activation row, in the order of the module docs.
-fn scalar_dot(ty: QuantType, wr: &[u8], xq: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut summ = 0.0f32;
-    let mut q = [0i32; QK];
-    for (b, blk) in wr.chunks_exact(ty.block_bytes()).enumerate() {
-        let (dw, mw) = decode_block(ty, blk, &mut q);
-        let xb = &xq[b * QK..(b + 1) * QK];
-        let scale = dw * xd[b];
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            let s: i32 = (4 * l..4 * l + 4).map(|e| q[e] * xb[e] as i32).sum();
-            *lane += scale * s as f32;
-        }
-        if ty.with_sums() {
-            summ += mw * xs[b];
-        }
-    }
-    hsum8(&lanes) + summ
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{Q8Rows, QK, QuantType};
-
-    /// An f16 at `p` (little-endian) as f32.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn f16_at(p: *const u8) -> f32 {
-        unsafe {
-            let bits = u16::from_le_bytes([*p, *p.add(1)]);
-            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-        }
-    }
-
-    /// 32 nibbles in element order: the low nibbles of 16 bytes, then the high ones.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn nibbles(p: *const u8) -> __m256i {
-        unsafe {
-            let t = _mm_loadu_si128(p.cast());
-            let both = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-            _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
-        }
-    }
-
-    /// Weight codes of one block (signed for Q8_0 / Q4_0, unsigned for Q4_1), scale, offset.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn block<const T: u8>(p: *const u8) -> (__m256i, f32, f32) {
-        unsafe {
-            match T {
-                0 => (_mm256_loadu_si256(p.add(2).cast()), f16_at(p), 0.0),
-                1 => (_mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), f16_at(p), 0.0),
-                _ => (nibbles(p.add(4)), f16_at(p), f16_at(p.add(2))),
-            }
-        }
-    }
-
-    /// `rows` (≤ 4) activation rows from row `i` against one weight row.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile_t<const T: u8, const R: usize>(wr: &[u8], acts: &Q8Rows, nb: usize, i: usize, res: &mut [f32; 4]) {
-        let bb = match T {
-            0 => QuantType::Q8_0.block_bytes(),
-            1 => QuantType::Q4_0.block_bytes(),
-            _ => QuantType::Q4_1.block_bytes(),
-        };
-        unsafe {
-            let ones = _mm256_set1_epi16(1);
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut summ = [0.0f32; R];
-            for b in 0..nb {
-                let (wq, dw, mw) = block::<T>(wr.as_ptr().add(b * bb));
-                // Signed × signed through maddubs (unsigned × signed): |w| × (x with w's sign).
-                // No pair saturates: |w| ≤ 128 and |x| ≤ 127, so a pair is at most 32,512.
-                let aw = if T == 2 { wq } else { _mm256_sign_epi8(wq, wq) };
-                for r in 0..R {
-                    let row = i + r;
-                    let xv = _mm256_loadu_si256(acts.q.as_ptr().add(row * nb * QK + b * QK).cast());
-                    let xs = if T == 2 { xv } else { _mm256_sign_epi8(xv, wq) };
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones);
-                    let scale = _mm256_set1_ps(dw * acts.d[row * nb + b]);
-                    acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(p)));
-                    if T == 2 {
-                        summ[r] += mw * acts.s[row * nb + b];
-                    }
-                }
-            }
-            for r in 0..R {
-                res[r] = crate::kernels::linear::avx_hsum(acc[r]) + summ[r];
-            }
-        }
-    }
-
-    /// [`tile_t`] for the block format and row count.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn tile(
-        ty: QuantType,
-        wr: &[u8],
-        acts: &Q8Rows,
-        nb: usize,
-        i: usize,
-        rows: usize,
-        res: &mut [f32; 4],
-    ) {
-        macro_rules! by_rows {
-            ($t:literal) => {
-                match rows {
-                    1 => tile_t::<$t, 1>(wr, acts, nb, i, res),
-                    2 => tile_t::<$t, 2>(wr, acts, nb, i, res),
-                    3 => tile_t::<$t, 3>(wr, acts, nb, i, res),
-                    _ => tile_t::<$t, 4>(wr, acts, nb, i, res),
-                }
+    for j0 in (c0..c1).step_by(PANEL_ROWS) {
+        let j1 = (j0 + PANEL_ROWS).min(c1);
+        p.fill(w, j0, j1);
+        for i in r0..r1 {
+            let mut res = [0.0f32; PANEL_ROWS];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is a vector implementation this CPU runs (checked by
+            // the caller); the panel and the row are of `w`'s format and width.
+            unsafe {
+                super::quant_x86::panel_dot(isa, w.ty, p, acts.row(i), &mut res)
             };
-        }
-        unsafe {
-            match ty {
-                QuantType::Q8_0 => by_rows!(0),
-                QuantType::Q4_0 => by_rows!(1),
-                QuantType::Q4_1 => by_rows!(2),
+            for (j, v) in (j0..j1).zip(res) {
+                // SAFETY: (i, j) is inside y (checked by the caller) and written by this task only.
+                unsafe { store(out, i * n + j, v) };
             }
         }
     }
+}
+
+/// `y[at] = v` through the shared output pointer (a function, so that closures
+/// capture the whole `Out`, which is `Sync`, not its raw pointer).
+///
+/// # Safety
+/// `at` is inside the output, and no other task writes it.
+unsafe fn store(out: Out, at: usize, v: f32) {
+    // SAFETY: as the caller guarantees.
+    unsafe { *out.0.add(at) = v };
+}
+
+/// The portable kernel, from the stored bytes, in the order of the module docs.
+fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
+    let (bb, bv) = (ty.block_bytes(), ty.block_values());
+    let (mut acc, mut off) = (0.0f32, 0.0f32);
+    for (u, blk) in wr.chunks_exact(bb).enumerate() {
+        let xq = &x.q[u * bv..(u + 1) * bv];
+        let dw = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+        if ty == QuantType::Q4K {
+            let (_, dmin, scales, qs) = q4k::parts(blk);
+            let mut q = [0u8; QK_K];
+            q4k::codes(qs, &mut q);
+            let (mut isum, mut msum) = (0i32, 0i32);
+            for j in 0..8 {
+                let (sc, m) = q4k::scale_min(j, scales);
+                let dot: i32 = (32 * j..32 * j + 32).map(|e| q[e] as i32 * xq[e] as i32).sum();
+                isum += sc as i32 * dot;
+                msum += m as i32 * x.sums[u * 8 + j];
+            }
+            acc += (dw * x.d[u]) * isum as f32;
+            off += (dmin * x.d[u]) * msum as f32;
+            continue;
+        }
+        let mut q = [0i32; QK];
+        let (_, mw) = decode_block(ty, blk, &mut q);
+        let isum: i32 = q.iter().zip(xq).map(|(&a, &b)| a * b as i32).sum();
+        acc += (dw * x.d[u]) * isum as f32;
+        if ty == QuantType::Q4_1 {
+            off += mw * x.s[u];
+        }
+    }
+    if ty == QuantType::Q4K { acc - off } else { acc + off }
 }
