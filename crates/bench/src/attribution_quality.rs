@@ -63,6 +63,7 @@ use runtime::models::ModelRecord;
 use serde_json::{Value, json};
 
 use crate::machine::{Machine, today};
+use crate::peer::parse_targets;
 use crate::stats::{median, percentile};
 
 mod answers;
@@ -422,29 +423,6 @@ fn workload(o: &AttributionQualityOpts) -> Workload {
 
 /// The LoRA targets of today's recipe (`--targets`).
 const DEFAULT_TARGETS: &str = "q_proj,v_proj,up_proj,down_proj";
-/// Every linear layer of a Llama block (`--targets all`).
-const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
-
-/// `--targets`: a comma list of module names, or `all`.
-fn parse_targets(s: &str) -> Result<Vec<String>> {
-    if s.trim() == "all" {
-        return Ok(ALL_TARGETS.iter().map(|t| t.to_string()).collect());
-    }
-    let mut out: Vec<String> = Vec::new();
-    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        if !ALL_TARGETS.contains(&t) {
-            bail!("--targets: unknown module {t:?} (one of {}, or all)", ALL_TARGETS.join(", "));
-        }
-        if !out.iter().any(|o| o == t) {
-            out.push(t.to_string());
-        }
-    }
-    if out.is_empty() {
-        bail!("--targets: no module given (a comma list of {}, or all)", ALL_TARGETS.join(", "));
-    }
-    Ok(out)
-}
-
 /// The job spec both the full model and the LDS subset models use.
 fn job_spec(o: &AttributionQualityOpts, keep_checkpoints: usize) -> Result<JobSpec> {
     let mut s = JobSpec::new(vec![DatanetVersion { datanet: 1, version: 1 }]);

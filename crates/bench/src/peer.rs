@@ -379,3 +379,26 @@ pub(crate) fn describe_shape(c: &ml::ModelConfig) -> String {
         c.parameter_count() as f64 / 1e6
     )
 }
+
+/// Every linear layer of a Llama block (`--targets all`).
+pub(crate) const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// `--targets`: a comma list of module names, or `all`.
+pub(crate) fn parse_targets(s: &str) -> Result<Vec<String>> {
+    if s.trim() == "all" {
+        return Ok(ALL_TARGETS.iter().map(|t| t.to_string()).collect());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !ALL_TARGETS.contains(&t) {
+            bail!("--targets: unknown module {t:?} (one of {}, or all)", ALL_TARGETS.join(", "));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    if out.is_empty() {
+        bail!("--targets: no module given (a comma list of {}, or all)", ALL_TARGETS.join(", "));
+    }
+    Ok(out)
+}
