@@ -705,6 +705,9 @@ fn with_weights<R>(t: &Tensor, f: impl FnOnce(Weights) -> Result<R, MlError>) ->
 }
 
 /// Run `f` on a contiguous f32 CPU tensor's values in place.
+/// One row's low-rank product: its output row, its input row, A, B and the scale.
+type LoraRow<'a> = (&'a mut [f32], &'a [f32], &'a [f32], &'a [f32], f32);
+
 /// Every adapter group's low-rank products on its rows for target `t`:
 /// `y_row += scale · (x_row Aᵀ) Bᵀ`, each row alone and in a fixed order, so a
 /// row's result never depends on the batch. Rows run in parallel: with distinct
@@ -730,7 +733,7 @@ fn lora_products(
     let n = xin.len() / inp;
     let out = y.len() / n;
     let mut slots: Vec<Option<&mut [f32]>> = y.chunks_exact_mut(out).map(Some).collect();
-    let mut jobs: Vec<(&mut [f32], &[f32], &[f32], &[f32], f32)> = Vec::new();
+    let mut jobs: Vec<LoraRow> = Vec::new();
     for ((sa, la), (sb, lb), scale, rows) in &held {
         let (a, b) = (cpu_f32(sa, la)?, cpu_f32(sb, lb)?);
         for &row in *rows {
@@ -742,7 +745,7 @@ fn lora_products(
             jobs.push((yr, &xin[row * inp..(row + 1) * inp], a, b, *scale));
         }
     }
-    let one = |tmp: &mut Vec<f32>, (yr, xr, a, bw, scale): (&mut [f32], &[f32], &[f32], &[f32], f32)| {
+    let one = |tmp: &mut Vec<f32>, (yr, xr, a, bw, scale): LoraRow| {
         let r = a.len() / inp;
         tmp.resize(r, 0.0);
         for (j, tj) in tmp.iter_mut().enumerate() {
