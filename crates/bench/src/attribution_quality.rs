@@ -421,6 +421,9 @@ fn workload(o: &AttributionQualityOpts) -> Workload {
     Workload { rows, facts, contributions, generic, copycat }
 }
 
+/// Answers of exactly `--max-new-tokens` tokens whose attribution is timed.
+const FIXED_LENGTH_ANSWERS: usize = 8;
+
 /// The LoRA targets of today's recipe (`--targets`).
 const DEFAULT_TARGETS: &str = "q_proj,v_proj,up_proj,down_proj";
 /// The job spec both the full model and the LDS subset models use.
@@ -968,7 +971,23 @@ pub fn run_attribution_quality(o: &AttributionQualityOpts) -> Result<()> {
     let span_weight = runtime::params::ATTRIBUTION_SPAN_WEIGHT_PPM.default as u32;
     let answers = if o.answers {
         let a = attributor.answer_all(&w, o.max_new_tokens as usize, span_weight)?;
-        Some(answers::report(&a, &w, &attributor, span_weight, o.max_new_tokens as usize))
+        let mut report = answers::report(&a, &w, &attributor, span_weight, o.max_new_tokens as usize);
+        let n = o.max_new_tokens as usize;
+        let (rec, span) = attributor.fixed_length_latency(&w, n, FIXED_LENGTH_ANSWERS, span_weight)?;
+        if !rec.is_empty() {
+            println!(
+                "  attribution of {} answers of exactly {n} tokens (EOS off): record p50 {:.0} ms, p99 {:.0} ms; span part p50 {:.2} ms, p99 {:.2} ms (goal for 64 tokens: record <= 1 s p50, span part <= 100 ms)",
+                rec.len(),
+                1e3 * percentile(&rec, 50.0),
+                1e3 * percentile(&rec, 99.0),
+                1e3 * percentile(&span, 50.0),
+                1e3 * percentile(&span, 99.0),
+            );
+            report["fixedLength"] = json!({
+                "tokens": n, "answers": rec.len(), "recordS": rec, "spanS": span,
+            });
+        }
+        Some(report)
     } else {
         None
     };
@@ -1356,6 +1375,10 @@ mod tests {
                 assert_eq!(t["queries"], c[class], "{part} {class}: {t}");
             }
         }
+        // Every fact's trained question answered with exactly 12 tokens, each attribution timed.
+        let fl = &a["fixedLength"];
+        assert_eq!((fl["tokens"].as_u64(), fl["answers"].as_u64()), (Some(12), Some(3)), "{fl}");
+        assert!(fl["recordS"].as_array().unwrap().iter().all(|t| t.as_f64().unwrap() > 0.0), "{fl}");
         let items = a["items"].as_array().unwrap();
         assert_eq!(items.len() as u64, asked);
         for it in items {

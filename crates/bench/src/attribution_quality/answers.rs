@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use primitives::rows::Row;
 use serde_json::{Value, json};
 
@@ -162,6 +162,49 @@ impl Attributor<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Attribution time of answers of exactly `n_tokens` tokens: the first
+    /// `count` trained questions answered with EOS off (the answers above stop
+    /// at ~20 tokens, so the 64-token goal could only be extrapolated), each
+    /// attributed as the node would. Returns (record seconds, span part seconds).
+    pub(super) fn fixed_length_latency(
+        &self,
+        w: &Workload,
+        n_tokens: usize,
+        count: usize,
+        span_weight: u32,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let mut model = self.model.clone();
+        model.config.eos_token_ids.clear();
+        let mut tok = self.tok.clone();
+        tok.eos_token = None;
+        let params = ml::SamplingParams { max_tokens: n_tokens, ..ml::SamplingParams::default() };
+        let (mut record_s, mut span_s) = (vec![], vec![]);
+        for (fi, fact) in w.facts.iter().enumerate().take(count) {
+            let prompt = prompt_tokens(&tok, &fact.question, model.config.max_position_embeddings)?;
+            let g = ml::generate(&model, &tok, Some(&self.ft.adapter), &prompt, &params, |_| true)
+                .map_err(|e| anyhow!("answering {:?}: {e}", fact.question))?;
+            if g.tokens.len() != n_tokens {
+                bail!("a {n_tokens}-token answer came out with {} tokens", g.tokens.len());
+            }
+            let mut a = Answer {
+                fact: fi,
+                question_kind: QUESTION_KINDS[0],
+                text: g.text,
+                tokens: g.tokens,
+                fact_run: 0,
+                contains_fact: false,
+                class: None,
+                parts: [vec![], vec![], vec![]],
+                record_s: None,
+                span_s: None,
+            };
+            self.attribute(&mut a, &format!("{n_tokens}-token answer"), span_weight)?;
+            record_s.extend(a.record_s);
+            span_s.extend(a.span_s);
+        }
+        Ok((record_s, span_s))
     }
 
     /// The record of answer `a` and the time it took; the span part alone, timed.
