@@ -224,6 +224,21 @@ fn write_q8(_f: &ModelFiles, src: &std::path::Path, dst: &std::path::Path) {
     gguf_file::write(&mut w, &md, &tr).unwrap();
 }
 
+/// A rank-2 adapter on `targets` whose B is a ramp (`i / n − shift`), so it
+/// changes the output (an initialised adapter's B is zero).
+fn ramped_adapter(m: &Model, targets: Vec<Target>, seed: u64, shift: f64) -> LoraAdapter {
+    let cfg = LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: targets };
+    let mut a = LoraAdapter::init(cfg, &m.config, seed).unwrap();
+    for layer in &mut a.layers {
+        for p in layer.values_mut() {
+            let n = p.b.elem_count();
+            let ramp = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+            p.b = ((ramp / n as f64).unwrap() - shift).unwrap().reshape(p.b.dims()).unwrap();
+        }
+    }
+    a
+}
+
 /// A prefill of several sequences, each with its own adapter (or none), gives
 /// every sequence the very logits, bit for bit, of its run alone, whatever the
 /// thread count: the low-rank products run rows in parallel, each row alone.
@@ -231,15 +246,7 @@ fn write_q8(_f: &ModelFiles, src: &std::path::Path, dst: &std::path::Path) {
 fn mixed_adapter_logits_are_bit_identical_to_solo_runs_at_any_thread_count() {
     let (_, m) = load("tiny-llama");
     let peft = LoraAdapter::load_peft(&fixture("peft-adapter"), &m.config).unwrap();
-    let cfg = LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: Target::ALL.to_vec() };
-    let mut other = LoraAdapter::init(cfg, &m.config, 5).unwrap();
-    for layer in &mut other.layers {
-        for p in layer.values_mut() {
-            let n = p.b.elem_count();
-            let ramp = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap().to_dtype(candle_core::DType::F32).unwrap();
-            p.b = ((ramp / n as f64).unwrap() - 0.25).unwrap().reshape(p.b.dims()).unwrap();
-        }
-    }
+    let other = ramped_adapter(&m, Target::ALL.to_vec(), 5, 0.25);
     let adapters = [&peft, &other];
     let prompts: Vec<(Vec<u32>, Option<usize>)> =
         vec![(vec![10, 20, 30], Some(1)), (vec![7, 8], None), (vec![300, 301, 302, 303], Some(0)), (vec![44], Some(1))];
@@ -282,16 +289,7 @@ fn mixed_adapter_logits_are_bit_identical_to_solo_runs_at_any_thread_count() {
 fn mixed_adapter_batches_equal_solo_runs() {
     let (_, m) = load("tiny-llama");
     let peft = LoraAdapter::load_peft(&fixture("peft-adapter"), &m.config).unwrap();
-    let cfg = LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec![Target::Q, Target::V] };
-    let mut other = LoraAdapter::init(cfg, &m.config, 9).unwrap();
-    // Non-zero B so the second adapter changes the output.
-    for layer in &mut other.layers {
-        for p in layer.values_mut() {
-            let n = p.b.elem_count();
-            let ramp = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap().to_dtype(candle_core::DType::F32).unwrap();
-            p.b = ((ramp / n as f64).unwrap() - 0.5).unwrap().reshape(p.b.dims()).unwrap();
-        }
-    }
+    let other = ramped_adapter(&m, vec![Target::Q, Target::V], 9, 0.5);
     let adapters = [&peft, &other];
     let prompts: Vec<(Vec<u32>, Option<usize>)> = vec![
         (vec![10, 20, 30, 40, 50], Some(0)),

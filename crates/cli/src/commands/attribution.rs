@@ -651,3 +651,34 @@ pub fn claim(contribution: u64, signer: &SignerArgs, rpc: &RpcArgs) -> anyhow::R
         "inference.claim",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--record FILE` comes from whoever published the record: an oversized
+    /// file, a file that is not JSON and JSON without a record are refused
+    /// with the reason, before anything is sent to the node.
+    #[test]
+    fn record_files_are_bounded_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let big = write("big.json", &vec![b' '; MAX_RECORD_FILE as usize + 1]);
+        let e = read_record_file(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than 4194304 bytes"), "{e}");
+        let e = read_record_file(&write("bad.json", b"{\"record\": ")).unwrap_err().to_string();
+        assert!(e.contains("not JSON"), "{e}");
+        let e = read_record_file(&write("none.json", b"{\"recordHash\": \"0x00\"}")).unwrap_err().to_string();
+        assert!(e.contains("no \"record\" object"), "{e}");
+        let e = read_record_file(&dir.path().join("missing.json")).unwrap_err().to_string();
+        assert!(e.contains("missing.json"), "{e}");
+        // At the limit, a well-formed file is read.
+        let mut ok = br#"{"record": {"version": 4}}"#.to_vec();
+        ok.resize(MAX_RECORD_FILE as usize, b' ');
+        assert_eq!(read_record_file(&write("ok.json", &ok)).unwrap()["record"]["version"], 4);
+    }
+}
