@@ -325,6 +325,13 @@ impl Model {
         adapters: &[&LoraAdapter],
         clock: &mut OpClock,
     ) -> Result<StepOutput, MlError> {
+        if rayon::current_thread_index().is_none() {
+            // Called from outside the pool (an engine's or a client's thread): the
+            // whole step runs on a pool thread, so its ~200 parallel products
+            // split work with the other threads directly instead of each waking
+            // the pool and sleeping on it (a futex round trip per product).
+            return rayon::scope(|_| self.forward_clocked(step, cache, adapters, clock));
+        }
         let (mut s, spans) = self.layers(step, cache, adapters, clock)?;
         let out = self.head(step, &spans, &mut s, clock);
         self.scratch.put(s);

@@ -69,7 +69,7 @@ impl TensorValue {
     pub fn bytes(&self) -> usize {
         match self {
             TensorValue::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
-            TensorValue::Quant(q) => q.data().len(),
+            TensorValue::Quant(q) => q.bytes_held(),
         }
     }
 }
@@ -336,7 +336,7 @@ impl ModelFiles {
             let q = if quantize_to == Some(QuantType::Q4K) {
                 let (rows, cols) = v.dims2()?;
                 let m = QMatrix::quantize_q4k(rows, cols, &v.flatten_all()?.to_vec1::<f32>()?)?;
-                qtensor_from_ggml(GgmlDType::Q4K, m.data(), vec![rows, cols], &Device::Cpu)?
+                qtensor_from_ggml(GgmlDType::Q4K, &m.ggml_bytes(), vec![rows, cols], &Device::Cpu)?
             } else {
                 QTensor::quantize(&v, dt)?
             };

@@ -148,10 +148,11 @@ fn every_implementation_equals_the_naive_loop_bit_for_bit() {
             let mut x = rand_vec(m * k, 1 + s as u64);
             // An all-zero block (scale 0) in the first row.
             x[..QK.min(k)].fill(0.0);
-            let rb = w.data().len() / n;
+            let data = w.ggml_bytes();
+            let rb = data.len() / n;
             let want: Vec<f32> = (0..m)
                 .flat_map(|i| (0..n).map(move |j| (i, j)))
-                .map(|(i, j)| naive_dot(ty, &w.data()[j * rb..(j + 1) * rb], &x[i * k..(i + 1) * k]))
+                .map(|(i, j)| naive_dot(ty, &data[j * rb..(j + 1) * rb], &x[i * k..(i + 1) * k]))
                 .collect();
             for isa in isas() {
                 for t in [1, 2, 3] {
@@ -284,13 +285,36 @@ fn q4k_dequantization_matches_ggml_bit_for_bit() {
     for w in mats {
         let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
             GgmlDType::Q4K,
-            w.data(),
+            &w.ggml_bytes(),
             vec![rows, cols],
             &Device::Cpu,
         )
         .unwrap();
         let theirs = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(bits(&w.dequantize()), bits(&theirs));
+    }
+}
+
+/// The panels a matrix is held as give back the file's bytes exactly, for
+/// every format, any bytes (every bit of Q4_K's packed 6-bit scales
+/// included) and row counts that leave the last group of 8 partly empty;
+/// and they hold no more than the file (Q4_K: its sub-block scales a byte each).
+#[test]
+fn panels_give_back_the_stored_bytes_exactly() {
+    let mut r = ml::rng::Rng::new(77);
+    for ty in TYPES {
+        for rows in [1, 7, 8, 9, 17] {
+            let cols = 2 * ty.block_values();
+            let n = rows * 2 * ty.block_bytes();
+            let bytes: Vec<u8> = (0..n).map(|_| (r.next_f64() * 256.0) as u8).collect();
+            let w = QMatrix::new(ty, rows, cols, bytes.clone()).unwrap();
+            assert_eq!(w.ggml_bytes(), bytes, "{ty:?}, {rows} rows");
+            let per_row = w.bytes_held() as f64 / rows.div_ceil(8) as f64 / 8.0;
+            let limit = if ty == QuantType::Q4K { 1.03 } else { 1.0 };
+            assert!(per_row <= limit * (2 * ty.block_bytes()) as f64, "{ty:?}: {per_row} bytes a row");
+            let back = w.permute_rows(|i| rows - 1 - i).unwrap().permute_rows(|i| rows - 1 - i).unwrap();
+            assert_eq!(back, w, "{ty:?}: a permutation and its inverse");
+        }
     }
 }
 

@@ -25,6 +25,25 @@ pub fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
+/// Eight 6-bit scales and minimums into the 12 bytes [`scale_min`] reads
+/// (its inverse: the 96 bits hold the 16 values exactly, so any 12 bytes
+/// come back from their values).
+pub fn pack_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
+    let mut packed = [0u8; 12];
+    for j in 0..8 {
+        let (ls, lm) = (sc[j] & 63, m[j] & 63);
+        if j < 4 {
+            packed[j] |= ls;
+            packed[j + 4] |= lm;
+        } else {
+            packed[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            packed[j - 4] |= (ls >> 4) << 6;
+            packed[j] |= (lm >> 4) << 6;
+        }
+    }
+    packed
+}
+
 /// The four parts of a block: `d`, `dmin`, packed scales, codes.
 pub fn parts(blk: &[u8]) -> (f32, f32, &[u8], &[u8]) {
     let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
@@ -141,20 +160,13 @@ pub fn quantize_block(x: &[f32], out: &mut Vec<u8>) {
     }
     let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    let mut packed = [0u8; 12];
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
     for j in 0..8 {
         // `uint8_t ls = nearest_int(...)` in C keeps the low byte; then MIN(63, ·).
-        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
-        if j < 4 {
-            packed[j] = ls;
-            packed[j + 4] = lm;
-        } else {
-            packed[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
-            packed[j - 4] |= (ls >> 4) << 6;
-            packed[j] |= (lm >> 4) << 6;
-        }
+        ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        lm[j] = (nearest_int(inv_min * mins[j]) as u8).min(63);
     }
+    let packed = pack_scales(&ls, &lm);
     let d = f16::from_f32(max_scale / 63.0);
     let dmin = f16::from_f32(max_min / 63.0);
     for j in 0..8 {

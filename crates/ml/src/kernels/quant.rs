@@ -32,12 +32,15 @@
 //! invariant, and independent of the thread count and of the implementation
 //! (scalar, AVX2, AVX-VNNI, AVX-512 VNNI).
 //!
-//! The vector paths lay weight rows out as panels of 8, one row per 32-bit
-//! lane (`quant_x86.rs`), so that the integer sums of a block for 8 rows come
-//! out of `vpdpbusd` (4 codes × 4 broadcast activation codes per lane) with
-//! no horizontal sums, and the float work is one vector operation per block
-//! and 8 rows. A panel is built once per task and reused by every
-//! activation row of the task.
+//! A [`QMatrix`] holds its rows as panels of 8, one row per 32-bit lane,
+//! laid out once when it is made (see [`QMatrix`]), so that the vector
+//! kernels (`quant_x86.rs`) get the integer sums of a block for 8 rows out of
+//! `vpdpbusd` (4 codes × 4 broadcast activation codes per lane) with no
+//! horizontal sums and no repacking per call, and the float work is one
+//! vector operation per block and 8 rows. The panels hold the same bytes as
+//! the file (nibbles still packed two to a byte, scales still f16), only
+//! moved, so the matrix takes the file's size (Q4_K 3% more: its 6-bit
+//! scales one byte each) and gives the file's bytes back ([`QMatrix::ggml_bytes`]).
 
 use half::f16;
 
@@ -94,18 +97,57 @@ impl QuantType {
     }
 }
 
-/// A quantized weight matrix `(rows, cols)`: row `r` is `cols / block_values`
-/// blocks, contiguous, in ggml's byte layout (little-endian f16 scales).
+/// A quantized weight matrix `(rows, cols)`, held as panels: rows in groups
+/// of 8 (the last padded with zero rows), and for group `g` and block `u` of
+/// the row one record at `(g · blocks + u) · record_bytes`:
+/// - the codes, word-transposed: 4-byte word `v` of the block's code bytes of
+///   the group's row `w` at `(8v + w) · 4` (Q8_0's codes biased by 128 to
+///   unsigned bytes; Q4_0/Q4_1's 16 bytes of nibble pairs as they are, so
+///   word `v`'s low nibbles are the codes `4v..4v + 4` and its high ones
+///   `16 + 4v..`; Q4_K's 128 bytes likewise, word `v`'s low nibbles in
+///   sub-block `2(v / 8)` and high ones in the next);
+/// - the 8 rows' f16 scales `d`, then (Q4_1, Q4_K) the 8 offsets `m` / `dmin`;
+/// - Q4_K: the 8 rows' sub-block scales as bytes (sub-block `j`, row `w` at
+///   `8j + w`), then the minimums the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QMatrix {
     ty: QuantType,
     rows: usize,
     cols: usize,
-    data: Vec<u8>,
+    panels: Vec<u8>,
+}
+
+/// Bytes of one row's codes in a block.
+pub(super) const fn code_bytes(ty: QuantType) -> usize {
+    match ty {
+        QuantType::Q8_0 => QK,
+        QuantType::Q4_0 | QuantType::Q4_1 => QK / 2,
+        QuantType::Q4K => QK_K / 2,
+    }
+}
+
+/// Bytes of one panel record (8 rows × one block).
+pub(super) const fn record_bytes(ty: QuantType) -> usize {
+    let scales = match ty {
+        QuantType::Q8_0 | QuantType::Q4_0 => 2,
+        QuantType::Q4_1 => 4,
+        QuantType::Q4K => 4 + 16,
+    };
+    GROUP * (code_bytes(ty) + scales)
+}
+
+/// Where a block's bytes start in ggml's layout: the codes, and the 12 packed Q4_K scales.
+fn ggml_codes_at(ty: QuantType) -> usize {
+    match ty {
+        QuantType::Q8_0 | QuantType::Q4_0 => 2,
+        QuantType::Q4_1 => 4,
+        QuantType::Q4K => 16,
+    }
 }
 
 impl QMatrix {
-    /// Wrap a tensor's bytes, checking that they are exactly `rows × cols` values.
+    /// Wrap a tensor's bytes (ggml's layout), checking that they are exactly
+    /// `rows × cols` values, and lay them out as panels.
     pub fn new(ty: QuantType, rows: usize, cols: usize, data: Vec<u8>) -> Result<QMatrix, MlError> {
         let bv = ty.block_values();
         if cols == 0 || !cols.is_multiple_of(bv) {
@@ -123,7 +165,15 @@ impl QMatrix {
                 data.len()
             )));
         }
-        Ok(QMatrix { ty, rows, cols, data })
+        let (nu, bb, rec) = (cols / bv, ty.block_bytes(), record_bytes(ty));
+        let mut panels = vec![0u8; rows.div_ceil(GROUP) * nu * rec];
+        for (j, row) in data.chunks_exact(nu * bb).enumerate() {
+            let (g, w) = (j / GROUP, j % GROUP);
+            for (u, blk) in row.chunks_exact(bb).enumerate() {
+                pack_block(ty, blk, w, &mut panels[(g * nu + u) * rec..][..rec]);
+            }
+        }
+        Ok(QMatrix { ty, rows, cols, panels })
     }
 
     /// `rows × cols` values (row-major) quantized to Q4_K by llama.cpp's
@@ -154,18 +204,40 @@ impl QMatrix {
         self.cols
     }
 
-    /// The stored bytes (what a decode step reads).
-    pub fn data(&self) -> &[u8] {
-        &self.data
+    /// Bytes held (what a decode step reads).
+    pub fn bytes_held(&self) -> usize {
+        self.panels.len()
     }
 
-    fn row_bytes(&self) -> usize {
-        self.cols / self.ty.block_values() * self.ty.block_bytes()
+    /// The panels (see the type's docs).
+    pub(super) fn panels(&self) -> &[u8] {
+        &self.panels
     }
 
-    fn row(&self, r: usize) -> &[u8] {
-        let rb = self.row_bytes();
-        &self.data[r * rb..(r + 1) * rb]
+    /// Blocks per row.
+    pub(super) fn blocks(&self) -> usize {
+        self.cols / self.ty.block_values()
+    }
+
+    /// Row `j` in ggml's layout, into `out` (cleared first).
+    fn ggml_row(&self, j: usize, out: &mut Vec<u8>) {
+        let (ty, nu, rec) = (self.ty, self.blocks(), record_bytes(self.ty));
+        let (g, w) = (j / GROUP, j % GROUP);
+        out.clear();
+        for u in 0..nu {
+            unpack_block(ty, &self.panels[(g * nu + u) * rec..][..rec], w, out);
+        }
+    }
+
+    /// The matrix in ggml's layout: the bytes it was made from.
+    pub fn ggml_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.rows * self.blocks() * self.ty.block_bytes());
+        let mut row = Vec::new();
+        for j in 0..self.rows {
+            self.ggml_row(j, &mut row);
+            out.extend_from_slice(&row);
+        }
+        out
     }
 
     /// Row `r` dequantized into `out` (`cols` values), as ggml dequantizes it.
@@ -179,7 +251,9 @@ impl QMatrix {
             )));
         }
         let (bb, bv) = (self.ty.block_bytes(), self.ty.block_values());
-        for (blk, o) in self.row(r).chunks_exact(bb).zip(out.chunks_exact_mut(bv)) {
+        let mut row = Vec::new();
+        self.ggml_row(r, &mut row);
+        for (blk, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(bv)) {
             if self.ty == QuantType::Q4K {
                 q4k::dequantize_block(blk, o);
                 continue;
@@ -205,15 +279,65 @@ impl QMatrix {
     /// The matrix with its rows reordered: row `i` of the result is row `from(i)` of this one.
     /// (Blocks run along rows, so a row permutation moves whole byte ranges.)
     pub fn permute_rows(&self, from: impl Fn(usize) -> usize) -> Result<QMatrix, MlError> {
-        let mut data = Vec::with_capacity(self.data.len());
+        let mut data = Vec::with_capacity(self.rows * self.blocks() * self.ty.block_bytes());
+        let mut row = Vec::new();
         for i in 0..self.rows {
             let src = from(i);
             if src >= self.rows {
                 return Err(MlError::Config(format!("row permutation names row {src} of {}", self.rows)));
             }
-            data.extend_from_slice(self.row(src));
+            self.ggml_row(src, &mut row);
+            data.extend_from_slice(&row);
         }
         QMatrix::new(self.ty, self.rows, self.cols, data)
+    }
+}
+
+/// One ggml block of the group's row `w` into its place in a panel record.
+fn pack_block(ty: QuantType, blk: &[u8], w: usize, rec: &mut [u8]) {
+    let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
+    let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
+    for (v, word) in blk[at..at + cb].chunks_exact(4).enumerate() {
+        for (o, &b) in rec[(GROUP * v + w) * 4..][..4].iter_mut().zip(word) {
+            *o = b ^ bias;
+        }
+    }
+    let sc = GROUP * cb;
+    rec[sc + 2 * w..sc + 2 * w + 2].copy_from_slice(&blk[..2]);
+    if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
+        rec[sc + 16 + 2 * w..sc + 16 + 2 * w + 2].copy_from_slice(&blk[2..4]);
+    }
+    if ty == QuantType::Q4K {
+        for j in 0..8 {
+            let (s, m) = q4k::scale_min(j, &blk[4..16]);
+            (rec[sc + 32 + GROUP * j + w], rec[sc + 96 + GROUP * j + w]) = (s, m);
+        }
+    }
+}
+
+/// The inverse of [`pack_block`]: the group's row `w` of a record, appended in ggml's layout.
+fn unpack_block(ty: QuantType, rec: &[u8], w: usize, out: &mut Vec<u8>) {
+    let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
+    let start = out.len();
+    out.resize(start + ty.block_bytes(), 0);
+    let blk = &mut out[start..];
+    let sc = GROUP * cb;
+    blk[..2].copy_from_slice(&rec[sc + 2 * w..sc + 2 * w + 2]);
+    if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
+        blk[2..4].copy_from_slice(&rec[sc + 16 + 2 * w..sc + 16 + 2 * w + 2]);
+    }
+    if ty == QuantType::Q4K {
+        let (mut s, mut m) = ([0u8; 8], [0u8; 8]);
+        for j in 0..8 {
+            (s[j], m[j]) = (rec[sc + 32 + GROUP * j + w], rec[sc + 96 + GROUP * j + w]);
+        }
+        blk[4..16].copy_from_slice(&q4k::pack_scales(&s, &m));
+    }
+    let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
+    for (v, word) in blk[at..at + cb].chunks_exact_mut(4).enumerate() {
+        for (o, &b) in word.iter_mut().zip(&rec[(GROUP * v + w) * 4..][..4]) {
+            *o = b ^ bias;
+        }
     }
 }
 
@@ -288,7 +412,7 @@ impl Q8Rows {
             let mut sum = 0i32;
             for (qv, &xv) in qb.iter_mut().zip(xb) {
                 // |x · id| ≤ 127 (up to rounding, which `as` saturates): a code fits in i8.
-                *qv = (xv * id).round_ties_even() as i8;
+                *qv = round_even(xv * id) as i8;
                 sum += *qv as i32;
             }
             self.d[i] = d;
@@ -310,6 +434,17 @@ impl Q8Rows {
     }
 }
 
+/// `v.round_ties_even()` for the codes' range (|v| < 2^22), without the
+/// library call the baseline x86-64 target makes of it: adding 1.5 · 2^23
+/// leaves no fraction bits, so the add rounds to the nearest integer, ties to
+/// even, and the subtraction is exact. NaN stays NaN.
+#[inline]
+fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    debug_assert!(!(v.abs() >= 4_194_304.0), "{v} is outside the codes' range");
+    (v + MAGIC) - MAGIC
+}
+
 /// llama.cpp's `quantize_row_q8_K_ref` for one block of 256: codes into `q`, returns the scale.
 fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
@@ -325,7 +460,7 @@ fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
     }
     let iscale = -127.0 / max;
     for (qv, &v) in q.iter_mut().zip(x) {
-        *qv = ((iscale * v).round_ties_even() as i32).clamp(-128, 127) as i8;
+        *qv = (round_even(iscale * v) as i32).clamp(-128, 127) as i8;
     }
     1.0 / iscale
 }
@@ -333,80 +468,12 @@ fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
 thread_local! {
     /// The calling thread's quantized activations, reused across calls.
     static ACTS: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
-    /// A task's weight panel, reused across calls.
-    static PANEL: std::cell::RefCell<Panel> = std::cell::RefCell::new(Panel::default());
 }
 
 /// Weight rows per panel group: one row per 32-bit lane of a 256-bit vector.
 pub(super) const GROUP: usize = 8;
 /// Weight rows per panel: two groups share each broadcast activation word.
 pub(super) const PANEL_ROWS: usize = 2 * GROUP;
-
-/// Up to [`PANEL_ROWS`] weight rows laid out for the vector kernels, in
-/// groups of 8 (missing rows zero): for block `u` and step `s` (values
-/// `4s..4s + 4` of the block), 32 bytes holding those four codes of each of
-/// the group's rows, row `w` in lane `w`, as unsigned bytes (Q8_0's codes
-/// biased by 128, the nibbles as they are); the block scales per row in f32
-/// (`dw`; Q4_1's `m` and Q4_K's `dmin` in `mw`), and Q4_K's sub-block scales
-/// and minimums as 32-bit lanes.
-#[derive(Debug, Default)]
-pub(super) struct Panel {
-    pub codes: Vec<u8>,
-    pub dw: Vec<f32>,
-    pub mw: Vec<f32>,
-    pub sc: Vec<i32>,
-    pub mins: Vec<i32>,
-    pub groups: usize,
-    pub nu: usize,
-}
-
-impl Panel {
-    /// Lay out rows `j0..j1` (at most [`PANEL_ROWS`]) of `w`.
-    fn fill(&mut self, w: &QMatrix, j0: usize, j1: usize) {
-        let ty = w.ty;
-        let (nu, bv, bb) = (w.cols / ty.block_values(), ty.block_values(), ty.block_bytes());
-        let groups = (j1 - j0).div_ceil(GROUP);
-        (self.groups, self.nu) = (groups, nu);
-        self.codes.resize(groups * nu * bv * GROUP, 0);
-        self.dw.resize(groups * nu * GROUP, 0.0);
-        self.mw.resize(groups * nu * GROUP, 0.0);
-        let subs = if ty == QuantType::Q4K { groups * nu * 8 * GROUP } else { 0 };
-        self.sc.resize(subs, 0);
-        self.mins.resize(subs, 0);
-        for g in 0..groups {
-            let (g0, g1) = (j0 + g * GROUP, (j0 + (g + 1) * GROUP).min(j1));
-            let mut rows: [&[u8]; GROUP] = [&[]; GROUP];
-            for (r, j) in rows.iter_mut().zip(g0..g1) {
-                *r = w.row(j);
-            }
-            for u in 0..nu {
-                let at = (g * nu + u) * GROUP;
-                let mut blocks: [&[u8]; GROUP] = [&[]; GROUP];
-                for (b, r) in blocks.iter_mut().zip(&rows[..g1 - g0]) {
-                    *b = &r[u * bb..(u + 1) * bb];
-                }
-                let blocks = &blocks[..g1 - g0];
-                let (dw, mw) = (&mut self.dw[at..at + GROUP], &mut self.mw[at..at + GROUP]);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: a panel is only filled for the vector kernels, which need AVX2 and F16C.
-                unsafe {
-                    super::quant_x86::panel_block(ty, blocks, &mut self.codes[at * bv..(at + GROUP) * bv], dw, mw)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let _ = (dw, mw);
-                if ty == QuantType::Q4K {
-                    for j in 0..8 {
-                        for w in 0..GROUP {
-                            let (sc, m) = blocks.get(w).map_or((0, 0), |b| q4k::scale_min(j, &b[4..16]));
-                            self.sc[at * 8 + j * GROUP + w] = sc as i32;
-                            self.mins[at * 8 + j * GROUP + w] = m as i32;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Which implementation [`linear_q_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -496,19 +563,18 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
         let nb = n.div_ceil(4 * threads).clamp(16, 256).div_ceil(PANEL_ROWS) * PANEL_ROWS;
         for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |rows, cols| {
             if isa == QuantIsa::Scalar {
-                for i in rows.0..rows.1 {
-                    for j in cols.0..cols.1 {
-                        let v = scalar_dot(w.ty, w.row(j), acts.row(i));
+                let mut row = Vec::new();
+                for j in cols.0..cols.1 {
+                    w.ggml_row(j, &mut row);
+                    for i in rows.0..rows.1 {
+                        let v = scalar_dot(w.ty, &row, acts.row(i));
                         // SAFETY: (i, j) is inside y (checked above) and written by this task only.
                         unsafe { store(out, i * n + j, v) };
                     }
                 }
                 return;
             }
-            PANEL.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut p) => panel_task(isa, w, acts, &mut p, rows, cols, out, n),
-                Err(_) => panel_task(isa, w, acts, &mut Panel::default(), rows, cols, out, n),
-            });
+            panel_task(isa, w, acts, rows, cols, out, n);
         });
     };
     ACTS.with(|cell| match cell.try_borrow_mut() {
@@ -532,26 +598,31 @@ fn panel_task(
     isa: QuantIsa,
     w: &QMatrix,
     acts: &Q8Rows,
-    p: &mut Panel,
     (r0, r1): (usize, usize),
     (c0, c1): (usize, usize),
     out: Out,
     n: usize,
 ) {
+    // Tasks start at multiples of PANEL_ROWS, so every panel is whole groups.
+    debug_assert!(c0.is_multiple_of(GROUP));
     for j0 in (c0..c1).step_by(PANEL_ROWS) {
         let j1 = (j0 + PANEL_ROWS).min(c1);
-        p.fill(w, j0, j1);
-        for i in r0..r1 {
-            let mut res = [0.0f32; PANEL_ROWS];
+        // Two activation rows at a time share every weight load and unpack.
+        for i in (r0..r1).step_by(2) {
+            let xs = [acts.row(i), acts.row((i + 1).min(r1 - 1))];
+            let xs = &xs[..(r1 - i).min(2)];
+            let mut res = [[0.0f32; PANEL_ROWS]; 2];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a vector implementation this CPU runs (checked by
-            // the caller); the panel and the row are of `w`'s format and width.
+            // the caller); the rows are quantized for `w`'s format and width.
             unsafe {
-                super::quant_x86::panel_dot(isa, w.ty, p, acts.row(i), &mut res)
+                super::quant_x86::panel_dot(isa, w, j0 / GROUP, (j1 - j0).div_ceil(GROUP), xs, &mut res)
             };
-            for (j, v) in (j0..j1).zip(res) {
-                // SAFETY: (i, j) is inside y (checked by the caller) and written by this task only.
-                unsafe { store(out, i * n + j, v) };
+            for (r, row) in res.iter().enumerate().take(xs.len()) {
+                for (j, &v) in (j0..j1).zip(row) {
+                    // SAFETY: (i + r, j) is inside y (checked by the caller) and written by this task only.
+                    unsafe { store(out, (i + r) * n + j, v) };
+                }
             }
         }
     }
@@ -598,4 +669,20 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
         }
     }
     if ty == QuantType::Q4K { acc - off } else { acc + off }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_even;
+
+    #[test]
+    fn round_even_is_round_ties_even_over_the_codes_range() {
+        let mut vs: Vec<f32> = (-1300..=1300).map(|i| i as f32 / 10.0).collect();
+        vs.extend((-130..=130).map(|i| i as f32 + 0.5));
+        vs.extend([0.49999997, -0.49999997, 126.99999, -127.00001, f32::MIN_POSITIVE, -0.0]);
+        for v in vs {
+            assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+        }
+        assert!(round_even(f32::NAN).is_nan());
+    }
 }
