@@ -527,7 +527,6 @@ fn model_from_tensors(
                 let st = StoredTensor {
                     dtype: "F32".into(),
                     shape: t.dims().to_vec(),
-                    bytes: vec![],
                     value: TensorValue::Dense(t.clone()),
                 };
                 (n.clone(), st)

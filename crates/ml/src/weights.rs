@@ -6,7 +6,8 @@
 //! Q4_1 or Q4_K stay quantized in memory ([`TensorValue::Quant`]) for the kernels
 //! that multiply by them directly; other quantizations are dequantized to f32.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,20 +16,21 @@ use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use primitives::B256;
-use primitives::model_hash::{TensorRef, model_hash};
+use primitives::model_hash::{TensorHasher, TensorRef};
 
 use crate::MlError;
 use crate::config::{Family, ModelConfig};
 use crate::kernels::{QMatrix, QuantType};
 use crate::tokenizer::TextTokenizer;
 
-/// A tensor as stored in its file: the bytes the hash covers, plus the value
-/// the model computes with.
+/// A tensor as stored in its file (its dtype and shape, which the hash
+/// covers with its bytes) and the value the model computes with. The bytes
+/// are hashed while the file is read and not kept: a loaded model holds its
+/// weights once.
 pub struct StoredTensor {
     /// As safetensors spells it ("F32", "BF16", ...) or the GGUF quantization ("Q4_1", ...).
     pub dtype: String,
     pub shape: Vec<usize>,
-    pub bytes: Vec<u8>,
     pub value: TensorValue,
 }
 
@@ -104,18 +106,17 @@ pub fn tensor_bytes(t: &Tensor) -> Result<(String, Vec<u8>), MlError> {
     })
 }
 
-fn stored(t: Tensor) -> Result<StoredTensor, MlError> {
+/// A dense tensor as the model holds it (f32), and the bytes its hash covers.
+fn stored(t: Tensor) -> Result<(StoredTensor, Cow<'static, [u8]>), MlError> {
     let (dtype, bytes) = tensor_bytes(&t)?;
     let shape = t.dims().to_vec();
     let value = TensorValue::Dense(t.to_dtype(DType::F32)?);
-    Ok(StoredTensor { dtype, shape, bytes, value })
+    Ok((StoredTensor { dtype, shape, value }, Cow::Owned(bytes)))
 }
 
-fn hash_of(tensors: &HashMap<String, StoredTensor>, tokenizer_hash: &B256) -> B256 {
-    model_hash(
-        tensors.iter().map(|(n, t)| TensorRef { name: n, dtype: &t.dtype, shape: &t.shape, data: &t.bytes }),
-        tokenizer_hash,
-    )
+/// Feed one tensor to the model hash (tensors come in name order).
+fn hash_tensor(h: &mut TensorHasher, name: &str, t: &StoredTensor, bytes: &[u8]) -> Result<(), MlError> {
+    h.push(TensorRef { name, dtype: &t.dtype, shape: &t.shape, data: bytes }).map_err(MlError::Format)
 }
 
 impl ModelFiles {
@@ -148,14 +149,22 @@ impl ModelFiles {
         if files.is_empty() {
             return Err(MlError::NotFound(format!("{}: no *.safetensors files", dir.display())));
         }
-        let mut tensors = HashMap::new();
+        let mut loaded = BTreeMap::new();
         for f in &files {
             for (name, t) in candle_core::safetensors::load(f, &Device::Cpu).map_err(candle(f))? {
-                tensors.insert(name, stored(t)?);
+                if loaded.insert(name.clone(), t).is_some() {
+                    return Err(MlError::Format(format!("{}: tensor {name} is in two files", dir.display())));
+                }
             }
         }
         let tokenizer = TextTokenizer::from_hf_dir(dir)?;
-        let hash = hash_of(&tensors, &tokenizer.hash);
+        let (mut tensors, mut h) = (HashMap::new(), TensorHasher::new());
+        for (name, t) in loaded {
+            let (st, bytes) = stored(t)?;
+            hash_tensor(&mut h, &name, &st, &bytes)?;
+            tensors.insert(name, st);
+        }
+        let hash = h.finish(&tokenizer.hash);
         let m = ModelFiles { source: dir.to_path_buf(), config, tensors, tokenizer, hash };
         m.check_tensors()?;
         Ok(m)
@@ -167,12 +176,16 @@ impl ModelFiles {
         let config = config_from_gguf(&content)?;
         let tokenizer = TextTokenizer::from_gguf(&content)?;
         let permuted = config.family == Family::Llama || config.family == Family::Mistral;
-        let mut tensors = HashMap::new();
-        for (gname, info) in &content.tensor_infos {
-            let Some(name) = hf_name(gname) else {
-                // e.g. rope_freqs.weight: derived from the config, not a weight we compute with
-                continue;
-            };
+        // In the hash's order (by Hugging Face name), each tensor's bytes hashed and dropped as it is read.
+        let mut named: Vec<(String, &String, &gguf_file::TensorInfo)> = content
+            .tensor_infos
+            .iter()
+            // Others (e.g. rope_freqs.weight) are derived from the config, not weights we compute with.
+            .filter_map(|(g, info)| hf_name(g).map(|n| (n, g, info)))
+            .collect();
+        named.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let (mut tensors, mut h) = (HashMap::new(), TensorHasher::new());
+        for (name, gname, info) in named {
             let q = content
                 .tensor(&mut f, gname, &Device::Cpu)
                 .map_err(|e| MlError::Format(format!("{}: tensor {gname}: {e}", path.display())))?;
@@ -184,11 +197,12 @@ impl ModelFiles {
                 None
             };
             let heads = if permuted { heads } else { None };
-            let st = gguf_tensor(&q, info.ggml_dtype, heads)
+            let (st, bytes) = gguf_tensor(&q, info.ggml_dtype, heads)
                 .map_err(|e| MlError::Format(format!("{}: tensor {gname}: {e}", path.display())))?;
+            hash_tensor(&mut h, &name, &st, &bytes)?;
             tensors.insert(name, st);
         }
-        let hash = hash_of(&tensors, &tokenizer.hash);
+        let hash = h.finish(&tokenizer.hash);
         let m = ModelFiles { source: path.to_path_buf(), config, tensors, tokenizer, hash };
         m.check_tensors()?;
         Ok(m)
@@ -396,14 +410,14 @@ fn ggml_type(ty: QuantType) -> GgmlDType {
 /// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1 and Q4_K matrices
 /// kept quantized, anything else dequantized. `heads` undoes llama.cpp's q/k
 /// row permutation.
-fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<StoredTensor, MlError> {
+fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<(StoredTensor, Cow<'_, [u8]>), MlError> {
     let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q4K]
         .into_iter()
         .find(|&t| ggml_type(t) == dtype);
     let shape = q.shape().dims().to_vec();
     if let (Some(ty), &[rows, cols]) = (kept, shape.as_slice()) {
-        let bytes = q.data()?.into_owned();
-        let mut m = QMatrix::new(ty, rows, cols, bytes.clone())?;
+        let bytes = q.data()?;
+        let mut m = QMatrix::new(ty, rows, cols, &bytes)?;
         if let Some(h) = heads {
             let half = rows / h.max(1) / 2;
             if h == 0 || half == 0 || rows != h * 2 * half {
@@ -415,7 +429,7 @@ fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<St
                 head * 2 * half + (w % half) * 2 + w / half
             })?;
         }
-        return Ok(StoredTensor { dtype: ty.name().into(), shape, bytes, value: TensorValue::Quant(Arc::new(m)) });
+        return Ok((StoredTensor { dtype: ty.name().into(), shape, value: TensorValue::Quant(Arc::new(m)) }, bytes));
     }
     let mut value = q.dequantize(&Device::Cpu)?;
     if let Some(h) = heads {
@@ -426,12 +440,10 @@ fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<St
         GgmlDType::F16 => stored(value.to_dtype(DType::F16)?),
         GgmlDType::BF16 => stored(value.to_dtype(DType::BF16)?),
         // Other quantizations: dequantized for computing, hashed as the file holds them.
-        quant => Ok(StoredTensor {
-            dtype: format!("{quant:?}").to_uppercase(),
-            shape,
-            bytes: q.data()?.into_owned(),
-            value: TensorValue::Dense(value),
-        }),
+        quant => Ok((
+            StoredTensor { dtype: format!("{quant:?}").to_uppercase(), shape, value: TensorValue::Dense(value) },
+            q.data()?,
+        )),
     }
 }
 

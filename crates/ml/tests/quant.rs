@@ -41,7 +41,7 @@ fn quantized(ty: QuantType, n: usize, k: usize, seed: u64) -> QMatrix {
     };
     let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
     let q = QTensor::quantize(&w, dt).unwrap();
-    QMatrix::new(ty, n, k, q.data().unwrap().into_owned()).unwrap()
+    QMatrix::new(ty, n, k, &q.data().unwrap()).unwrap()
 }
 
 /// Every implementation this CPU runs (each forced in turn).
@@ -263,7 +263,7 @@ fn hand_block() -> (Vec<u8>, Vec<f32>) {
 fn q4k_dequantizes_a_hand_built_block_by_the_spec() {
     let (blk, want) = hand_block();
     assert_eq!(blk.len(), 144);
-    let w = QMatrix::new(QuantType::Q4K, 1, QK_K, blk).unwrap();
+    let w = QMatrix::new(QuantType::Q4K, 1, QK_K, &blk).unwrap();
     assert_eq!(w.dequantize(), want);
     assert_eq!(want[32 * 5 + 7], 0.5 * 45.0 * 7.0 - 0.25 * 55.0);
 }
@@ -281,7 +281,7 @@ fn q4k_dequantization_matches_ggml_bit_for_bit() {
         b[..2].copy_from_slice(&f16::from_f32(r.next_f64() as f32 * 0.01).to_le_bytes());
         b[2..4].copy_from_slice(&f16::from_f32(r.next_f64() as f32 * 0.01).to_le_bytes());
     }
-    mats.push(QMatrix::new(QuantType::Q4K, rows, cols, bytes).unwrap());
+    mats.push(QMatrix::new(QuantType::Q4K, rows, cols, &bytes).unwrap());
     for w in mats {
         let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
             GgmlDType::Q4K,
@@ -307,7 +307,7 @@ fn panels_give_back_the_stored_bytes_exactly() {
             let cols = 2 * ty.block_values();
             let n = rows * 2 * ty.block_bytes();
             let bytes: Vec<u8> = (0..n).map(|_| (r.next_f64() * 256.0) as u8).collect();
-            let w = QMatrix::new(ty, rows, cols, bytes.clone()).unwrap();
+            let w = QMatrix::new(ty, rows, cols, &bytes).unwrap();
             assert_eq!(w.ggml_bytes(), bytes, "{ty:?}, {rows} rows");
             let per_row = w.bytes_held() as f64 / rows.div_ceil(8) as f64 / 8.0;
             let limit = if ty == QuantType::Q4K { 1.03 } else { 1.0 };
@@ -346,10 +346,10 @@ fn q4k_quantizer_stays_within_a_step() {
 #[test]
 fn malformed_matrices_and_shapes_are_errors() {
     let bytes = |ty: QuantType, n: usize, k: usize| vec![0u8; n * k / QK * ty.block_bytes()];
-    assert!(QMatrix::new(QuantType::Q4_0, 2, 48, bytes(QuantType::Q4_0, 2, 32)).is_err(), "k not a multiple of 32");
-    assert!(QMatrix::new(QuantType::Q4_0, 2, 64, bytes(QuantType::Q4_0, 2, 32)).is_err(), "too few bytes");
-    assert!(QMatrix::new(QuantType::Q8_0, usize::MAX / 2, 64, vec![]).is_err(), "overflowing size");
-    let w = QMatrix::new(QuantType::Q4_1, 2, 64, bytes(QuantType::Q4_1, 2, 64)).unwrap();
+    assert!(QMatrix::new(QuantType::Q4_0, 2, 48, &bytes(QuantType::Q4_0, 2, 32)).is_err(), "k not a multiple of 32");
+    assert!(QMatrix::new(QuantType::Q4_0, 2, 64, &bytes(QuantType::Q4_0, 2, 32)).is_err(), "too few bytes");
+    assert!(QMatrix::new(QuantType::Q8_0, usize::MAX / 2, 64, &[]).is_err(), "overflowing size");
+    let w = QMatrix::new(QuantType::Q4_1, 2, 64, &bytes(QuantType::Q4_1, 2, 64)).unwrap();
     assert!(kernels::linear_q(&[0.0; 65], &w, &mut [0.0; 2]).is_err(), "x not rows of k");
     assert!(kernels::linear_q(&[0.0; 64], &w, &mut [0.0; 3]).is_err(), "y of the wrong size");
     assert!(w.dequantize_row(2, &mut [0.0; 64]).is_err(), "row out of range");

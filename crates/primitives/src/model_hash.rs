@@ -18,21 +18,59 @@ pub struct TensorRef<'a> {
     pub data: &'a [u8],
 }
 
+/// The hash of tensors fed one at a time in ascending byte order of their
+/// names, so that a loader need not hold every tensor's bytes at once: the
+/// same hash as [`model_hash`] / [`adapter_hash`] over the same tensors.
+#[derive(Default)]
+pub struct TensorHasher {
+    h: blake3::Hasher,
+    last: Option<String>,
+}
+
+impl TensorHasher {
+    pub fn new() -> TensorHasher {
+        TensorHasher::default()
+    }
+
+    /// Add the next tensor; its name must come after the previous one's.
+    pub fn push(&mut self, t: TensorRef) -> Result<(), String> {
+        if let Some(last) = &self.last
+            && last.as_bytes() >= t.name.as_bytes()
+        {
+            return Err(format!("tensor {:?} after {last:?}: names must be distinct and ascending", t.name));
+        }
+        feed(&mut self.h, &t);
+        self.last = Some(t.name.to_string());
+        Ok(())
+    }
+
+    /// The hash, closed by the tokenizer's (a model) or the config's (an adapter) content hash.
+    pub fn finish(mut self, tail: &B256) -> B256 {
+        self.h.update(tail.as_slice());
+        B256::from(*self.h.finalize().as_bytes())
+    }
+}
+
+/// One tensor's entry: the layout in the module docs.
+fn feed(h: &mut blake3::Hasher, t: &TensorRef) {
+    h.update(&(t.name.len() as u32).to_be_bytes());
+    h.update(t.name.as_bytes());
+    h.update(&(t.dtype.len() as u32).to_be_bytes());
+    h.update(t.dtype.as_bytes());
+    h.update(&(t.shape.len() as u32).to_be_bytes());
+    for d in t.shape {
+        h.update(&(*d as u64).to_be_bytes());
+    }
+    h.update(&(t.data.len() as u64).to_be_bytes());
+    h.update(t.data);
+}
+
 fn hash_tensors<'a>(tensors: impl IntoIterator<Item = TensorRef<'a>>, tail: &B256) -> B256 {
     let mut v: Vec<TensorRef<'a>> = tensors.into_iter().collect();
     v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     let mut h = blake3::Hasher::new();
     for t in &v {
-        h.update(&(t.name.len() as u32).to_be_bytes());
-        h.update(t.name.as_bytes());
-        h.update(&(t.dtype.len() as u32).to_be_bytes());
-        h.update(t.dtype.as_bytes());
-        h.update(&(t.shape.len() as u32).to_be_bytes());
-        for d in t.shape {
-            h.update(&(*d as u64).to_be_bytes());
-        }
-        h.update(&(t.data.len() as u64).to_be_bytes());
-        h.update(t.data);
+        feed(&mut h, t);
     }
     h.update(tail.as_slice());
     B256::from(*h.finalize().as_bytes())
@@ -63,5 +101,11 @@ mod tests {
         assert_eq!(h1, h2);
         assert_ne!(h1, h3);
         assert_ne!(h1, model_hash([t("a", &A), t("b", &B)], &B256::repeat_byte(1)));
+        let mut s = TensorHasher::new();
+        s.push(t("a", &A)).unwrap();
+        s.push(t("b", &B)).unwrap();
+        assert!(s.push(t("b", &A)).is_err(), "a repeated name");
+        assert!(s.push(t("a", &A)).is_err(), "a name out of order");
+        assert_eq!(s.finish(&B256::ZERO), h1, "streamed in order: the same hash");
     }
 }

@@ -148,7 +148,7 @@ fn ggml_codes_at(ty: QuantType) -> usize {
 impl QMatrix {
     /// Wrap a tensor's bytes (ggml's layout), checking that they are exactly
     /// `rows × cols` values, and lay them out as panels.
-    pub fn new(ty: QuantType, rows: usize, cols: usize, data: Vec<u8>) -> Result<QMatrix, MlError> {
+    pub fn new(ty: QuantType, rows: usize, cols: usize, data: &[u8]) -> Result<QMatrix, MlError> {
         let bv = ty.block_values();
         if cols == 0 || !cols.is_multiple_of(bv) {
             return Err(MlError::Format(format!(
@@ -189,7 +189,7 @@ impl QMatrix {
         for xb in x.chunks_exact(QK_K) {
             q4k::quantize_block(xb, &mut data);
         }
-        QMatrix::new(QuantType::Q4K, rows, cols, data)
+        QMatrix::new(QuantType::Q4K, rows, cols, &data)
     }
 
     pub fn quant_type(&self) -> QuantType {
@@ -289,7 +289,7 @@ impl QMatrix {
             self.ggml_row(src, &mut row);
             data.extend_from_slice(&row);
         }
-        QMatrix::new(self.ty, self.rows, self.cols, data)
+        QMatrix::new(self.ty, self.rows, self.cols, &data)
     }
 }
 
@@ -441,7 +441,7 @@ impl Q8Rows {
 #[inline]
 fn round_even(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
-    debug_assert!(!(v.abs() >= 4_194_304.0), "{v} is outside the codes' range");
+    debug_assert!(v.is_nan() || v.abs() < 4_194_304.0, "{v} is outside the codes' range");
     (v + MAGIC) - MAGIC
 }
 
