@@ -466,20 +466,26 @@ impl Model {
             .collect();
         // y = x Wᵀ (+ b), then the low-rank products of every adapter group
         // on the group's rows (x Aᵀ then · Bᵀ, per row, f32, a fixed order).
-        let proj = |t: Target, xin: &[f32], y: &mut [f32], tmp: &mut Vec<f32>, clock: &mut OpClock| {
-            let lin = b.linear(t);
+        // Targets that read the same input (q, k, v; gate, up) go through one
+        // call, which quantizes the input once for quantized weights.
+        let proj = |ts: &[Target], xin: &[f32], ys: &mut [&mut [f32]], tmp: &mut Vec<f32>, clock: &mut OpClock| {
             let inp = xin.len() / n;
-            project(&lin.w, xin, inp, y)?;
-            if let Some(bias) = &lin.b {
-                with_f32(bias, |bv| {
-                    for row in y.chunks_exact_mut(bv.len()) {
-                        kernels::add_in_place(row, bv);
-                    }
-                    Ok(())
-                })?;
+            let ws: Vec<&TensorValue> = ts.iter().map(|&t| &b.linear(t).w).collect();
+            project_many(&ws, xin, inp, ys)?;
+            for (&t, y) in ts.iter().zip(ys.iter_mut()) {
+                if let Some(bias) = &b.linear(t).b {
+                    with_f32(bias, |bv| {
+                        for row in y.chunks_exact_mut(bv.len()) {
+                            kernels::add_in_place(row, bv);
+                        }
+                        Ok(())
+                    })?;
+                }
             }
             clock.lap(Op::Matmul);
-            lora_products(&pairs, t, xin, inp, y, tmp)?;
+            for (&t, y) in ts.iter().zip(ys.iter_mut()) {
+                lora_products(&pairs, t, xin, inp, y, tmp)?;
+            }
             clock.lap(Op::Lora);
             Ok::<(), MlError>(())
         };
@@ -488,9 +494,7 @@ impl Model {
             Ok(())
         })?;
         clock.lap(Op::Norm);
-        proj(Target::Q, hn, q, lora_tmp, clock)?;
-        proj(Target::K, hn, k, lora_tmp, clock)?;
-        proj(Target::V, hn, v, lora_tmp, clock)?;
+        proj(&[Target::Q, Target::K, Target::V], hn, &mut [&mut q[..], &mut k[..], &mut v[..]], lora_tmp, clock)?;
         apply_rope(q, nh, hd, ctx.cos, ctx.sin);
         apply_rope(k, nkv, hd, ctx.cos, ctx.sin);
         clock.lap(Op::Rope);
@@ -501,7 +505,7 @@ impl Model {
         clock.lap(Op::Other);
         paged_attention_into(q, nh, cache, l, spans, att)?;
         clock.lap(Op::Attention);
-        proj(Target::O, att, o, lora_tmp, clock)?;
+        proj(&[Target::O], att, &mut [&mut o[..]], lora_tmp, clock)?;
         kernels::add_in_place(x, o);
         clock.lap(Op::Other);
         with_f32(&b.post_norm, |w| {
@@ -509,11 +513,10 @@ impl Model {
             Ok(())
         })?;
         clock.lap(Op::Norm);
-        proj(Target::Gate, hn, g, lora_tmp, clock)?;
-        proj(Target::Up, hn, u, lora_tmp, clock)?;
+        proj(&[Target::Gate, Target::Up], hn, &mut [&mut g[..], &mut u[..]], lora_tmp, clock)?;
         kernels::silu_mul_in_place(g, u);
         clock.lap(Op::Other);
-        proj(Target::Down, g, o, lora_tmp, clock)?;
+        proj(&[Target::Down], g, &mut [&mut o[..]], lora_tmp, clock)?;
         kernels::add_in_place(x, o);
         Ok(())
     }
@@ -695,6 +698,25 @@ fn project(w: &TensorValue, x: &[f32], inp: usize, y: &mut [f32]) -> Result<(), 
         TensorValue::Dense(t) => with_weights(t, |w| kernels::linear(x, w, inp, y)),
         TensorValue::Quant(q) => kernels::linear_q(x, q, y),
     }
+}
+
+/// [`project`] for several weights of one input: quantized ones in one call
+/// (one quantization of the input, one parallel region), the same bits.
+fn project_many(ws: &[&TensorValue], x: &[f32], inp: usize, ys: &mut [&mut [f32]]) -> Result<(), MlError> {
+    let quant: Vec<&kernels::QMatrix> = ws
+        .iter()
+        .filter_map(|w| match w {
+            TensorValue::Quant(q) => Some(&**q),
+            TensorValue::Dense(_) => None,
+        })
+        .collect();
+    if quant.len() == ws.len() && ws.len() > 1 {
+        return kernels::linear_q_many(x, &quant, ys);
+    }
+    for (w, y) in ws.iter().zip(ys.iter_mut()) {
+        project(w, x, inp, y)?;
+    }
+    Ok(())
 }
 
 /// Run `f` on a contiguous CPU tensor's weights in place (f32 or bf16), without copying.

@@ -689,3 +689,40 @@ fn write_q4k_gguf() {
         .write_gguf_as(std::path::Path::new(&out), Some(QuantType::Q4K))
         .unwrap();
 }
+
+/// Several matrices of one input in one call (a layer's q, k and v): each
+/// output is the bits `linear_q` gives it alone, with one format or mixed
+/// (a llama.cpp Q4_K_M file mixes them), at 1, 2 and 3 threads; mismatched
+/// widths and counts are errors.
+#[test]
+fn products_of_one_input_together_equal_each_alone() {
+    let (m, k) = (5, 512);
+    let x = rand_vec(m * k, 31);
+    let sets: [&[(QuantType, usize)]; 3] = [
+        &[(QuantType::Q4_1, 40), (QuantType::Q4_1, 17), (QuantType::Q4_1, 8)],
+        &[(QuantType::Q4K, 33), (QuantType::Q8_0, 16), (QuantType::Q4_0, 9), (QuantType::Q4K, 3)],
+        &[(QuantType::Q8_0, 300)],
+    ];
+    for (s, set) in sets.iter().enumerate() {
+        let ws: Vec<QMatrix> =
+            set.iter().enumerate().map(|(i, &(ty, n))| quantized(ty, n, k, 200 + 10 * s as u64 + i as u64)).collect();
+        for isa in isas() {
+            let alone: Vec<Vec<f32>> = ws.iter().map(|w| run(isa, &x, w)).collect();
+            for t in [1, 2, 3] {
+                let mut ys: Vec<Vec<f32>> = ws.iter().map(|w| vec![f32::NAN; m * w.rows()]).collect();
+                let refs: Vec<&QMatrix> = ws.iter().collect();
+                let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| &mut y[..]).collect();
+                in_pool(t, || kernels::linear_q_many_with(isa, &x, &refs, &mut outs)).unwrap();
+                for (i, (y, a)) in ys.iter().zip(&alone).enumerate() {
+                    assert_eq!(bits(y), bits(a), "set {s}, matrix {i}, {isa:?}, {t} threads");
+                }
+            }
+        }
+    }
+    let (a, b) = (quantized(QuantType::Q4_1, 8, 64, 1), quantized(QuantType::Q4_1, 8, 96, 2));
+    let x = rand_vec(2 * 64, 3);
+    let (mut y1, mut y2) = (vec![0.0; 16], vec![0.0; 16]);
+    assert!(kernels::linear_q_many(&x, &[&a, &b], &mut [&mut y1, &mut y2]).is_err(), "rows of different widths");
+    assert!(kernels::linear_q_many(&x, &[&a, &a], &mut [&mut y1]).is_err(), "two matrices, one output");
+    assert!(kernels::linear_q_many(&x, &[&a], &mut [&mut y1[..15]]).is_err(), "a short output");
+}

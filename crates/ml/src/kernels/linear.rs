@@ -138,15 +138,20 @@ pub(super) fn for_each_block(
     f: impl Fn((usize, usize), (usize, usize)) + Sync,
 ) {
     let col_blocks = cols.div_ceil(col_block);
-    let tasks = rows.div_ceil(row_block) * col_blocks;
-    let task = |t: usize| {
+    for_each_task(rows.div_ceil(row_block) * col_blocks, macs, |t| {
         let (rb, cb) = (t / col_blocks, t % col_blocks);
         f((rb * row_block, ((rb + 1) * row_block).min(rows)), (cb * col_block, ((cb + 1) * col_block).min(cols)))
-    };
+    });
+}
+
+/// Run `f(0..tasks)`, on rayon when the `macs` (multiply-adds) of all of
+/// them are worth it. Each task is computed alone, so the result does not
+/// depend on how the tasks are scheduled.
+pub(super) fn for_each_task(tasks: usize, macs: usize, f: impl Fn(usize) + Sync) {
     if macs < PARALLEL_MIN_MACS || tasks == 1 {
-        (0..tasks).for_each(task);
+        (0..tasks).for_each(&f);
     } else {
-        (0..tasks).into_par_iter().for_each(task);
+        (0..tasks).into_par_iter().for_each(&f);
     }
 }
 

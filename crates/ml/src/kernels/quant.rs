@@ -44,7 +44,7 @@
 
 use half::f16;
 
-use super::linear::{Out, ROWS_PER_TASK, for_each_block};
+use super::linear::{Out, ROWS_PER_TASK, for_each_task};
 use super::q4k;
 use crate::MlError;
 
@@ -467,7 +467,7 @@ fn q8k_block(x: &[f32], q: &mut [i8]) -> f32 {
 
 thread_local! {
     /// The calling thread's quantized activations, reused across calls.
-    static ACTS: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
+    static ACTS: std::cell::RefCell<Vec<Q8Rows>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Weight rows per panel group: one row per 32-bit lane of a 256-bit vector.
@@ -537,31 +537,72 @@ impl QuantIsa {
 
 /// `y = x·Wᵀ` for quantized `w` `(n, k)`: `x` is `[m, k]`, `y` is `[m, n]`, row-major.
 pub fn linear_q(x: &[f32], w: &QMatrix, y: &mut [f32]) -> Result<(), MlError> {
-    linear_q_with(QuantIsa::detect(), x, w, y)
+    linear_q_many_with(QuantIsa::detect(), x, &[w], &mut [y])
 }
 
 /// [`linear_q`] with a chosen implementation (tests compare them).
 pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Result<(), MlError> {
-    let (k, n) = (w.cols, w.rows);
+    linear_q_many_with(isa, x, &[w], &mut [y])
+}
+
+/// `ys[i] = x·wsᵢᵀ` for several matrices of one input (a layer's q, k and v,
+/// or gate and up): the input is quantized once per format and every
+/// product's tasks run in one parallel region. Each output is the same bits
+/// as [`linear_q`] gives it alone.
+pub fn linear_q_many(x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Result<(), MlError> {
+    linear_q_many_with(QuantIsa::detect(), x, ws, ys)
+}
+
+/// [`linear_q_many`] with a chosen implementation.
+pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Result<(), MlError> {
+    if ws.len() != ys.len() {
+        return Err(MlError::Config(format!("quantized linear: {} matrices and {} outputs", ws.len(), ys.len())));
+    }
+    let Some(k) = ws.first().map(|w| w.cols) else { return Ok(()) };
     if !x.len().is_multiple_of(k) {
         return Err(MlError::Config(format!("quantized linear: x has {} values, not rows of {k}", x.len())));
     }
     let m = x.len() / k;
-    if y.len() != m * n {
-        return Err(MlError::Config(format!("quantized linear: y has {} values, [{m}, {n}] needs {}", y.len(), m * n)));
+    for (w, y) in ws.iter().zip(ys.iter()) {
+        if w.cols != k {
+            return Err(MlError::Config(format!("quantized linear: rows of {} and {k} values from one input", w.cols)));
+        }
+        if y.len() != m * w.rows {
+            let n = w.rows;
+            return Err(MlError::Config(format!("quantized linear: y has {} values, [{m}, {n}] needs {}", y.len(), m * n)));
+        }
     }
     if !isa.available() {
         return Err(MlError::Unsupported(format!("{isa:?} kernels on this CPU")));
     }
-    if m == 0 || n == 0 {
+    if m == 0 {
         return Ok(());
     }
-    let out = Out(y.as_mut_ptr());
-    let run = |acts: &Q8Rows| {
-        let threads = rayon::current_num_threads().max(1);
-        // Weight rows per task: a multiple of the panel, enough tasks to keep every thread busy.
-        let nb = n.div_ceil(4 * threads).clamp(16, 256).div_ceil(PANEL_ROWS) * PANEL_ROWS;
-        for_each_block((m, ROWS_PER_TASK), (n, nb), m * n * k / 4, |rows, cols| {
+    // One quantization of x per format among the matrices (usually one).
+    let mut types: Vec<QuantType> = ws.iter().map(|w| w.ty).collect();
+    types.sort_by_key(|t| t.block_bytes());
+    types.dedup();
+    let outs: Vec<Out> = ys.iter_mut().map(|y| Out(y.as_mut_ptr())).collect();
+    let threads = rayon::current_num_threads().max(1);
+    let run = |all: &[Q8Rows]| {
+        // Tasks: (matrix, rows, weight rows), each matrix's weight rows per task a
+        // multiple of the panel, enough tasks to keep every thread busy.
+        let mut tasks = Vec::new();
+        let mut macs = 0;
+        for (wi, w) in ws.iter().enumerate() {
+            let n = w.rows;
+            let nb = n.div_ceil(4 * threads).clamp(16, 256).div_ceil(PANEL_ROWS) * PANEL_ROWS;
+            for r0 in (0..m).step_by(ROWS_PER_TASK) {
+                for c0 in (0..n).step_by(nb) {
+                    tasks.push((wi, (r0, (r0 + ROWS_PER_TASK).min(m)), (c0, (c0 + nb).min(n))));
+                }
+            }
+            macs += m * n * k / 4;
+        }
+        for_each_task(tasks.len(), macs, |t| {
+            let (wi, rows, cols) = tasks[t];
+            let (w, out, n) = (ws[wi], outs[wi], ws[wi].rows);
+            let acts = &all[types.iter().position(|&ty| ty == w.ty).expect("every format quantized")];
             if isa == QuantIsa::Scalar {
                 let mut row = Vec::new();
                 for j in cols.0..cols.1 {
@@ -577,16 +618,22 @@ pub fn linear_q_with(isa: QuantIsa, x: &[f32], w: &QMatrix, y: &mut [f32]) -> Re
             panel_task(isa, w, acts, rows, cols, out, n);
         });
     };
+    let fill = |all: &mut Vec<Q8Rows>| {
+        all.resize_with(types.len(), Q8Rows::default);
+        for (a, &ty) in all.iter_mut().zip(&types) {
+            a.fill(x, k, ty);
+        }
+    };
     ACTS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut acts) => {
-            acts.fill(x, k, w.ty);
-            run(&acts);
+        Ok(mut all) => {
+            fill(&mut all);
+            run(&all[..types.len()]);
         }
         // Re-entered on this thread (a rayon worker running another product while it waits).
         Err(_) => {
-            let mut acts = Q8Rows::default();
-            acts.fill(x, k, w.ty);
-            run(&acts);
+            let mut all = Vec::new();
+            fill(&mut all);
+            run(&all);
         }
     });
     Ok(())

@@ -121,8 +121,15 @@ macro_rules! kernels {
                 // SAFETY: every index stays inside the groups' records and the rows (asserted by the caller).
                 unsafe {
                     for u in 0..nu {
-                        let blk: [*const u8; G] = std::array::from_fn(|g| p.add((g * nu + u) * rec));
-                        let xb: [*const i8; R] = std::array::from_fn(|r| xs[r].q.as_ptr().add(u * bv));
+                        // (Loops, not `array::from_fn`: its closure would not inline into this function.)
+                        let mut blk = [p; G];
+                        for (g, b) in blk.iter_mut().enumerate() {
+                            *b = p.add((g * nu + u) * rec);
+                        }
+                        let mut xb = [std::ptr::null::<i8>(); R];
+                        for (r, b) in xb.iter_mut().enumerate() {
+                            *b = xs[r].q.as_ptr().add(u * bv);
+                        }
                         macro_rules! word {
                             ($r:expr, $e:expr) => {
                                 _mm256_set1_epi32((xb[$r].add($e) as *const i32).read_unaligned())
