@@ -474,6 +474,8 @@ thread_local! {
 pub(super) const GROUP: usize = 8;
 /// Weight rows per panel: two groups share each broadcast activation word.
 pub(super) const PANEL_ROWS: usize = 2 * GROUP;
+/// Activation rows per kernel call: they share every weight load and unpack.
+pub(super) const ROW_BLOCK: usize = 4;
 
 /// Which implementation [`linear_q_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -654,18 +656,20 @@ fn panel_task(
     debug_assert!(c0.is_multiple_of(GROUP));
     for j0 in (c0..c1).step_by(PANEL_ROWS) {
         let j1 = (j0 + PANEL_ROWS).min(c1);
-        // Two activation rows at a time share every weight load and unpack.
-        for i in (r0..r1).step_by(2) {
-            let xs = [acts.row(i), acts.row((i + 1).min(r1 - 1))];
-            let xs = &xs[..(r1 - i).min(2)];
-            let mut res = [[0.0f32; PANEL_ROWS]; 2];
+        // Up to four activation rows at a time share every weight load and unpack.
+        for i in (r0..r1).step_by(ROW_BLOCK) {
+            let left = r1 - i;
+            let take = if left >= 3 { ROW_BLOCK } else { left };
+            // Three rows left: the last repeated as a fourth, whose result is dropped.
+            let xs: [XRow; ROW_BLOCK] = std::array::from_fn(|r| acts.row(i + r.min(left - 1)));
+            let mut res = [[0.0f32; PANEL_ROWS]; ROW_BLOCK];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a vector implementation this CPU runs (checked by
             // the caller); the rows are quantized for `w`'s format and width.
             unsafe {
-                super::quant_x86::panel_dot(isa, w, j0 / GROUP, (j1 - j0).div_ceil(GROUP), xs, &mut res)
+                super::quant_x86::panel_dot(isa, w, j0 / GROUP, (j1 - j0).div_ceil(GROUP), &xs[..take], &mut res)
             };
-            for (r, row) in res.iter().enumerate().take(xs.len()) {
+            for (r, row) in res.iter().enumerate().take(left.min(ROW_BLOCK)) {
                 for (j, &v) in (j0..j1).zip(row) {
                     // SAFETY: (i + r, j) is inside y (checked by the caller) and written by this task only.
                     unsafe { store(out, (i + r) * n + j, v) };

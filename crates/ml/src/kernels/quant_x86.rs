@@ -9,34 +9,42 @@
 //! AVX-VNNI, AVX-512 VNNI (256-bit). Every block's integer sum is exact on
 //! every path, so all give the same bits, and the same as the scalar kernel.
 
-use super::quant::{PANEL_ROWS, QK, QMatrix, QuantIsa, QuantType, XRow, record_bytes};
+use super::quant::{PANEL_ROWS, QK, QMatrix, QuantIsa, QuantType, ROW_BLOCK, XRow, record_bytes};
 
-/// Activation rows `xs` (1 or 2) × the weight rows of groups `g0..g0 +
+/// Activation rows `xs` (1, 2 or 4) × the weight rows of groups `g0..g0 +
 /// groups` (at most 2) of `w`, row `r` into `res[r]` (group `g0`'s row `w`
 /// in `res[r][w]`).
 ///
 /// # Safety
 /// `isa` is a vector implementation this CPU runs; every row of `xs` is quantized for `w`'s format and width.
-pub(super) unsafe fn panel_dot(isa: QuantIsa, w: &QMatrix, g0: usize, groups: usize, xs: &[XRow], res: &mut [[f32; PANEL_ROWS]; 2]) {
+pub(super) unsafe fn panel_dot(
+    isa: QuantIsa,
+    w: &QMatrix,
+    g0: usize,
+    groups: usize,
+    xs: &[XRow],
+    res: &mut [[f32; PANEL_ROWS]; ROW_BLOCK],
+) {
     let (ty, nu) = (w.quant_type(), w.blocks());
     let (rec, bv) = (record_bytes(ty), ty.block_values());
     assert!((1..=2).contains(&groups) && (g0 + groups) * nu * rec <= w.panels().len());
-    assert!((1..=2).contains(&xs.len()));
+    assert!(matches!(xs.len(), 1 | 2 | 4));
     for x in xs {
         assert!(x.q.len() >= nu * bv && x.d.len() >= nu && x.sums.len() >= nu * bv / QK);
         assert!(ty != QuantType::Q4_1 || x.s.len() >= nu);
     }
     // SAFETY: the groups' records are inside the panels (asserted above).
     let p = unsafe { w.panels().as_ptr().add(g0 * nu * rec) };
-    let [r0, r1] = res;
+    let [r0, r1, r2, r3] = res;
     macro_rules! rows {
         ($m:ident, $t:literal, $g:literal) => {
             // SAFETY: the caller checked the ISA; the lengths are asserted above.
             unsafe {
-                match xs {
-                    [a] => $m::dot::<$t, $g, 1>(p, nu, [*a], [r0]),
-                    [a, b, ..] => $m::dot::<$t, $g, 2>(p, nu, [*a, *b], [r0, r1]),
-                    [] => unreachable!("asserted above"),
+                match *xs {
+                    [a] => $m::dot::<$t, $g, 1>(p, nu, [a], [r0]),
+                    [a, b] => $m::dot::<$t, $g, 2>(p, nu, [a, b], [r0, r1]),
+                    [a, b, c, d] => $m::dot::<$t, $g, 4>(p, nu, [a, b, c, d], [r0, r1, r2, r3]),
+                    _ => unreachable!("asserted above"),
                 }
             }
         };
