@@ -794,21 +794,18 @@ fn lora_products(
 }
 
 /// The f32 values of a contiguous CPU tensor's storage.
+/// A contiguous f32 CPU tensor's values, from its storage and layout (held by the caller).
 fn cpu_f32<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<&'a [f32], MlError> {
     let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
     match st {
         Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[a..b]),
-        _ => Err(MlError::Unsupported("a LoRA weight that is not f32 on the CPU".into())),
+        other => Err(MlError::Unsupported(format!("{:?} tensor where f32 on the CPU is needed", other.dtype()))),
     }
 }
 
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R, MlError>) -> Result<R, MlError> {
     let (st, l) = t.storage_and_layout();
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
-    match &*st {
-        Storage::Cpu(CpuStorage::F32(v)) => f(&v[a..b]),
-        _ => Err(MlError::Unsupported(format!("{:?} tensor where f32 on the CPU is needed", t.dtype()))),
-    }
+    f(cpu_f32(&st, l)?)
 }
 
 /// Where a serving step's time went, summed over the steps it was passed to

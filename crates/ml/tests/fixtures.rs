@@ -201,6 +201,36 @@ fn gguf_written_from_safetensors_hashes_the_same_and_computes_the_same() {
     }
 }
 
+/// The hash is computed while the files are read, tensor by tensor in name
+/// order: a model split over two safetensors files hashes as the one file,
+/// and a tensor named in two files is a clear error (it used to overwrite).
+#[test]
+fn split_safetensors_hash_as_one_and_a_tensor_in_two_files_is_refused() {
+    let src = fixture("tiny-llama");
+    let want = ModelFiles::open(&src).unwrap().hash;
+    let all = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && p.extension().and_then(|x| x.to_str()) != Some("safetensors") {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut names: Vec<&String> = all.keys().collect();
+    names.sort();
+    // Interleaved, so each file holds names from all over the order.
+    let part = |odd: usize| -> std::collections::HashMap<String, Tensor> {
+        names.iter().enumerate().filter(|(i, _)| i % 2 == odd).map(|(_, n)| ((*n).clone(), all[*n].clone())).collect()
+    };
+    candle_core::safetensors::save(&part(0), dir.path().join("a.safetensors")).unwrap();
+    candle_core::safetensors::save(&part(1), dir.path().join("b.safetensors")).unwrap();
+    assert_eq!(ModelFiles::open(dir.path()).unwrap().hash, want);
+    let dup: std::collections::HashMap<String, Tensor> = [(names[0].clone(), all[names[0]].clone())].into();
+    candle_core::safetensors::save(&dup, dir.path().join("c.safetensors")).unwrap();
+    let err = ModelFiles::open(dir.path()).err().expect("a tensor in two files").to_string();
+    assert!(err.contains("is in two files"), "{err}");
+}
+
 /// Rewrite a GGUF with its 2-D tensors in Q8_0.
 fn write_q8(_f: &ModelFiles, src: &std::path::Path, dst: &std::path::Path) {
     use candle_core::quantized::{GgmlDType, QTensor, gguf_file};

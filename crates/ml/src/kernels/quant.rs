@@ -571,7 +571,11 @@ pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&
         }
         if y.len() != m * w.rows {
             let n = w.rows;
-            return Err(MlError::Config(format!("quantized linear: y has {} values, [{m}, {n}] needs {}", y.len(), m * n)));
+            return Err(MlError::Config(format!(
+                "quantized linear: y has {} values, [{m}, {n}] needs {}",
+                y.len(),
+                m * n
+            )));
         }
     }
     if !isa.available() {
