@@ -335,6 +335,12 @@ impl Chain {
         self.core.head()
     }
 
+    /// What tells when the chain's database file is closed: every handle and
+    /// read view of it dropped, on whichever thread (see [`storage::Closed`]).
+    pub fn closed(&self) -> storage::Closed {
+        self.core.store.closed()
+    }
+
     /// A consistent read view of the latest committed state and blocks.
     pub fn snapshot(&self) -> Result<Snapshot, ChainError> {
         Ok(self.core.store.snapshot()?)

@@ -101,6 +101,10 @@ impl Lifecycle {
 /// (a streamed completion may run longer; it is then cut).
 pub const SERVER_DRAIN: Duration = Duration::from_secs(10);
 
+/// How long [`Node::shutdown`] waits, after the stop, for the last holder of
+/// the chain (a server's connection task) to let its database file go.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long [`Node::stop`] lets the receipts billed but not yet settled
 /// settle (a block or two while the chain runs); past it they are logged and
 /// left unpaid.
@@ -550,9 +554,19 @@ impl Node {
         if drained.is_err() {
             tracing::warn!("requests still in flight after {SERVER_DRAIN:?} were cut");
         }
-        let stopped = tokio::task::spawn_blocking(move || self.stop()).await;
-        if let Err(e) = stopped {
-            tracing::error!("stopping the node failed: {e}");
+        // Returns once the data directory is free: the last task holding the
+        // chain may drop it on another thread, and closing writes the file.
+        let closed = self.chain.closed();
+        let stopped = tokio::task::spawn_blocking(move || {
+            self.stop();
+            drop(self);
+            closed.wait(CLOSE_WAIT)
+        })
+        .await;
+        match stopped {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the database was still open {CLOSE_WAIT:?} after the stop: a task holds it"),
+            Err(e) => tracing::error!("stopping the node failed: {e}"),
         }
     }
 }

@@ -34,7 +34,7 @@ pub use snapshot::{
     MAX_PROOF_BYTES, MAX_VALUE_BYTES, SnapshotError, SnapshotInfo, SnapshotReader, SnapshotSummary,
 };
 pub use state::{KeyHash, StateError, StateProof, StateRead, key_hash};
-pub use store::{BlockRecord, Snapshot, StateUpdate, Store, StoreOptions, TxLocation};
+pub use store::{BlockRecord, Closed, Snapshot, StateUpdate, Store, StoreOptions, TxLocation};
 
 /// Storage errors. Corruption and I/O are fatal to the node; the caller reports them.
 #[derive(Debug, thiserror::Error)]

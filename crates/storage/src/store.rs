@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use alloy_rlp::{Decodable, Encodable};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
@@ -112,6 +114,42 @@ pub struct StateUpdate {
 pub struct Store {
     pub(crate) db: Database,
     opts: StoreOptions,
+    /// Declared last: dropped after `db`, so it tells that the file is closed.
+    open: OpenFile,
+}
+
+/// Tells when a [`Store`]'s file is closed, so it can be opened again. The
+/// store may be dropped on another thread, and redb writes its shutdown header
+/// while dropping: waiting on this, not on a reference count, is what makes
+/// "stopped" mean "the directory is free".
+#[derive(Clone, Debug)]
+pub struct Closed(Arc<(Mutex<bool>, Condvar)>);
+
+impl Closed {
+    /// Whether the file is closed now.
+    pub fn is_closed(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until the file is closed, at most `timeout`; whether it is.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let (lock, cv) = &*self.0;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv.wait_timeout_while(guard, timeout, |closed| !*closed).unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+}
+
+/// Held by the store; dropped after its database, it fires [`Closed`].
+#[derive(Debug)]
+struct OpenFile(Closed);
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        let (lock, cv) = &*(self.0).0;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
 }
 
 pub(crate) fn be8(v: u64) -> [u8; 8] {
@@ -180,7 +218,13 @@ impl Store {
         }
         crate::history::upgrade(&w)?;
         w.commit()?;
-        Ok(Store { db, opts })
+        let open = OpenFile(Closed(Arc::new((Mutex::new(false), Condvar::new()))));
+        Ok(Store { db, opts, open })
+    }
+
+    /// What tells when this store's file is closed (see [`Closed`]).
+    pub fn closed(&self) -> Closed {
+        self.open.0.clone()
     }
 
     pub fn options(&self) -> &StoreOptions {

@@ -203,6 +203,24 @@ fn a_file_in_use_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn closed_fires_once_the_store_dropped_on_another_thread_let_the_file_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let store = open(&path);
+    commit(&store, 0, &[("a", Some("1"))]);
+    let closed = store.closed();
+    assert!(!closed.is_closed() && !closed.wait(std::time::Duration::from_millis(20)), "open while held");
+    let waiter = {
+        let closed = closed.clone();
+        std::thread::spawn(move || closed.wait(std::time::Duration::from_secs(10)))
+    };
+    std::thread::spawn(move || drop(store)).join().unwrap();
+    assert!(waiter.join().unwrap(), "the waiter is woken");
+    assert!(closed.is_closed());
+    assert_eq!(latest(&open(&path), "a").as_deref(), Some("1"), "free once closed fired");
+}
+
+#[test]
 fn a_damaged_or_foreign_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     // Not a database at all.
