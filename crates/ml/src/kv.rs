@@ -8,8 +8,6 @@
 
 use std::collections::HashMap;
 
-use rayon::prelude::*;
-
 use crate::MlError;
 use crate::config::ModelConfig;
 
@@ -264,7 +262,7 @@ pub(crate) fn paged_attention_into(
         let mut scores = Vec::new();
         out.chunks_mut(hd).enumerate().for_each(|a| one(&mut scores, a));
     } else {
-        out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, one);
+        crate::kernels::team::for_each_chunk_mut(out, hd, Vec::new, |s, i, o| one(s, (i, o)));
     }
     Ok(())
 }

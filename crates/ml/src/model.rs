@@ -332,10 +332,13 @@ impl Model {
             // the pool and sleeping on it (a futex round trip per product).
             return rayon::scope(|_| self.forward_clocked(step, cache, adapters, clock));
         }
-        let (mut s, spans) = self.layers(step, cache, adapters, clock)?;
-        let out = self.head(step, &spans, &mut s, clock);
-        self.scratch.put(s);
-        out
+        // The pool's other threads stay with this step between its regions.
+        kernels::team::with_team(|| {
+            let (mut s, spans) = self.layers(step, cache, adapters, clock)?;
+            let out = self.head(step, &spans, &mut s, clock);
+            self.scratch.put(s);
+            out
+        })
     }
 
     /// Mean-pooled final hidden states of `tokens` (after the final norm, before
@@ -787,8 +790,7 @@ fn lora_products(
     if jobs.len() == 1 {
         jobs.into_iter().for_each(|j| one(tmp, j));
     } else {
-        use rayon::prelude::*;
-        jobs.into_par_iter().for_each_init(Vec::new, one);
+        kernels::team::for_each_chunk_mut(&mut jobs, 1, Vec::new, |tmp, _, j| one(tmp, std::mem::take(&mut j[0])));
     }
     Ok(())
 }

@@ -151,8 +151,8 @@ fn results_do_not_depend_on_the_thread_count() {
     let w = rand_vec(n * k, 6);
     let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
     let dy = rand_vec(m * n, 8);
-    let run = |threads: usize| {
-        in_pool(threads, || {
+    let run = |threads: usize, team: bool| {
+        let products = || {
             let mut y = vec![0.0f32; m * n];
             let mut yb = vec![0.0f32; m * n];
             let mut dx = vec![0.0f32; m * k];
@@ -161,11 +161,14 @@ fn results_do_not_depend_on_the_thread_count() {
             kernels::linear_backward_input(&dy, Weights::F32(&w), k, &mut dx).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             (bits(&y), bits(&yb), bits(&dx))
-        })
+        };
+        // As a model step runs them: regions of one team of the pool's threads.
+        in_pool(threads, || if team { kernels::with_team(products) } else { products() })
     };
-    let one = run(1);
+    let one = run(1, false);
     for t in [2, 3] {
-        assert!(run(t) == one, "{t} threads give other bits than 1 thread");
+        assert!(run(t, false) == one, "{t} threads give other bits than 1 thread");
+        assert!(run(t, true) == one, "{t} threads as a team give other bits than 1 thread");
     }
 }
 

@@ -215,6 +215,11 @@ fn results_are_batch_invariant_and_independent_of_the_thread_count() {
             let one = in_pool(1, || run(isa, &x, &w));
             for t in [2, 3] {
                 assert_eq!(bits(&in_pool(t, || run(isa, &x, &w))), bits(&one), "{ty:?} {isa:?}: {t} threads");
+                // The same products as regions of a team (a model step's way).
+                let team = in_pool(t, || ml::kernels::with_team(|| [run(isa, &x, &w), run(isa, &x, &w)]));
+                for y in &team {
+                    assert_eq!(bits(y), bits(&one), "{ty:?} {isa:?}: {t} threads as a team");
+                }
             }
             for i in [0, 5, 36] {
                 let solo = in_pool(1 + i % 3, || run(isa, &x[i * k..(i + 1) * k], &w));

@@ -11,7 +11,6 @@
 //! fused multiply-add chain over `j` ascending, tiled as two rows × 32 columns.
 
 use half::bf16;
-use rayon::prelude::*;
 
 use super::Isa;
 use crate::MlError;
@@ -151,7 +150,7 @@ pub(super) fn for_each_task(tasks: usize, macs: usize, f: impl Fn(usize) + Sync)
     if macs < PARALLEL_MIN_MACS || tasks == 1 {
         (0..tasks).for_each(&f);
     } else {
-        (0..tasks).into_par_iter().for_each(&f);
+        super::team::for_each(tasks, &f);
     }
 }
 

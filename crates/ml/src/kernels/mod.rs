@@ -31,10 +31,12 @@ mod q4k;
 mod quant;
 #[cfg(target_arch = "x86_64")]
 mod quant_x86;
+pub(crate) mod team;
 mod vector;
 
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
 pub use quant::{QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_many, linear_q_many_with, linear_q_with};
+pub use team::with_team;
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};
 
 /// Which implementation the kernels run.

@@ -2,8 +2,6 @@
 //! own inputs (so batch-invariant): dot and axpy for attention, RMSNorm per
 //! row, SwiGLU's `silu(g)·u`, residual adds, argmax per row.
 
-use rayon::prelude::*;
-
 use super::Isa;
 
 /// `Σ a[i]·b[i]` over the shorter length, eight lanes in ascending order and
@@ -75,7 +73,7 @@ pub fn silu_mul_in_place(g: &mut [f32], u: &[f32]) {
         }
     };
     if g.len() > 2 * CHUNK {
-        g.par_chunks_mut(CHUNK).zip(u.par_chunks(CHUNK)).for_each(f);
+        super::team::for_each_chunk_mut(g, CHUNK, || (), |_, i, gc| f((gc, &u[i * CHUNK..])));
     } else {
         f((g, u));
     }
