@@ -32,7 +32,7 @@ pub use lora::{LoraAdapter, LoraConfig, LoraVars, Target};
 pub use model::{BaseGrad, Logits, Model, OpProfile, SeqStep, Step, StepOutput};
 pub use tokenizer::{ChatMessage, TextTokenizer};
 pub use train::{AdamW, Checkpoint, StepReport, StepTiming, TokenBatch, TrainConfig, Trainer, lr_at};
-pub use weights::ModelFiles;
+pub use weights::{ModelFiles, tensor_bytes};
 
 /// Errors of the ML layer, each with what a user needs to act on it.
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,13 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use primitives::B256;
-use primitives::model_hash::{TensorRef, adapter_hash};
+use primitives::model_hash::{TensorHasher, TensorRef};
 use serde::{Deserialize, Serialize};
 
 use crate::MlError;
 use crate::config::ModelConfig;
 use crate::rng::Rng;
-use crate::weights::tensor_bytes;
+use crate::weights::with_tensor_bytes;
 
 /// The linear layers a LoRA may adapt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -264,15 +264,18 @@ impl LoraAdapter {
     }
 
     pub fn compute_hash(&self) -> Result<B256, MlError> {
-        let named = self.named_tensors();
-        let mut enc = Vec::with_capacity(named.len());
+        // Streamed in name order, each tensor's bytes read in place: the same
+        // hash as `adapter_hash` over copies of them (tested).
+        let mut named = self.named_tensors();
+        named.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut h = TensorHasher::new();
         for (n, t) in &named {
-            let (dtype, bytes) = tensor_bytes(t)?;
-            enc.push((n.clone(), dtype, t.dims().to_vec(), bytes));
+            with_tensor_bytes(t, |dtype, data| h.push(TensorRef { name: n, dtype, shape: t.dims(), data }))?
+                .map_err(MlError::Format)?;
         }
         let cfg = self.config.to_peft_json("");
         let cfg_hash = B256::from(*blake3::hash(cfg.as_bytes()).as_bytes());
-        Ok(adapter_hash(enc.iter().map(|(n, d, s, b)| TensorRef { name: n, dtype: d, shape: s, data: b }), &cfg_hash))
+        Ok(h.finish(&cfg_hash))
     }
 
     /// Write `adapter_config.json` and `adapter_model.safetensors`.

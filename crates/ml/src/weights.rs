@@ -106,6 +106,28 @@ pub fn tensor_bytes(t: &Tensor) -> Result<(String, Vec<u8>), MlError> {
     })
 }
 
+/// `f(dtype name, little-endian bytes)` of a tensor, the bytes borrowed from
+/// its storage when it is a contiguous CPU tensor of f32 on a little-endian
+/// machine (an adapter's 19 MB are hashed at every cold load: no copy), else
+/// copied by [`tensor_bytes`].
+pub fn with_tensor_bytes<R>(t: &Tensor, f: impl FnOnce(&str, &[u8]) -> R) -> Result<R, MlError> {
+    #[cfg(target_endian = "little")]
+    {
+        let (st, l) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
+            (&*st, l.contiguous_offsets())
+        {
+            let v = &v[a..b];
+            // SAFETY: f32 has no padding and u8 no alignment; on a little-endian
+            // machine these are the values' little-endian bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
+            return Ok(f("F32", bytes));
+        }
+    }
+    let (dtype, bytes) = tensor_bytes(t)?;
+    Ok(f(&dtype, &bytes))
+}
+
 /// A dense tensor as the model holds it (f32), and the bytes its hash covers.
 fn stored(t: Tensor) -> Result<(StoredTensor, Cow<'static, [u8]>), MlError> {
     let (dtype, bytes) = tensor_bytes(&t)?;

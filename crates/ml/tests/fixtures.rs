@@ -94,6 +94,40 @@ fn peft_adapter_logits_match_peft() {
     check_logits("tiny-llama + PEFT adapter", &m, Some(&a), &golden("peft-adapter"));
 }
 
+/// The adapter hash, streamed from the tensors in place, is blake3 over the
+/// PEFT tensors' bytes as copied out (`primitives::model_hash::adapter_hash`),
+/// for f32 and for another dtype, and it sees a one-bit change.
+#[test]
+fn an_adapter_hashes_as_its_copied_tensors() {
+    use primitives::model_hash::{TensorRef, adapter_hash};
+    let (_, m) = load("tiny-llama");
+    let a = LoraAdapter::load_peft(&fixture("peft-adapter"), &m.config).unwrap();
+    let by_copies = |a: &LoraAdapter| {
+        let enc: Vec<_> = a
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let (dtype, bytes) = ml::tensor_bytes(&t).unwrap();
+                (n, dtype, t.dims().to_vec(), bytes)
+            })
+            .collect();
+        let cfg = primitives::B256::from(*blake3::hash(a.config.to_peft_json("").as_bytes()).as_bytes());
+        adapter_hash(enc.iter().map(|(n, d, s, b)| TensorRef { name: n, dtype: d, shape: s, data: b }), &cfg)
+    };
+    assert_eq!(a.compute_hash().unwrap(), by_copies(&a));
+    assert_eq!(a.hash, by_copies(&a));
+    let mut b = a.clone();
+    let p = b.layers[1].values_mut().next().unwrap();
+    p.b = p.b.to_dtype(candle_core::DType::BF16).unwrap();
+    assert_eq!(b.compute_hash().unwrap(), by_copies(&b), "a bf16 tensor is copied and hashed as BF16");
+    let mut c = a.clone();
+    let p = c.layers[0].values_mut().next().unwrap();
+    let mut v = p.a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    v[3] = f32::from_bits(v[3].to_bits() ^ 1);
+    p.a = Tensor::from_vec(v, p.a.dims(), &Device::Cpu).unwrap();
+    assert_ne!(c.compute_hash().unwrap(), a.hash, "one bit changes the hash");
+}
+
 fn greedy(m: &Model, f: &ModelFiles, a: Option<&LoraAdapter>, prompt: &[u32], n: usize) -> Vec<u32> {
     let p = SamplingParams { max_tokens: n, ..Default::default() };
     // The fixture's eos is token 2; the reference generated without stopping.

@@ -17,62 +17,61 @@
 //! computed alone, so the results do not depend on which thread ran which
 //! task: the bits are the same with a team, with rayon, or on one thread.
 //!
-//! A helper that the pool does not start in time (its threads busy elsewhere)
-//! is not waited for: the caller runs the region's tasks itself, and a helper
-//! that arrives later joins from the next region on (see [`Helper`]).
+//! The caller never waits for a helper that is not working on the region: a
+//! helper *enters* a region through its gate (a compare-and-swap that counts
+//! it in), and the caller, its own claims done, closes the gate and waits only
+//! for the helpers it counted. A helper that the pool starts late, or that the
+//! OS has descheduled (another thread wants the core: an adapter load, say),
+//! costs the region nothing: the caller claims the tasks it would have run.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use rayon::prelude::*;
 
 /// A region's work as each participant runs it: claim tasks until none are left.
 type Job<'a> = dyn Fn(&Team) + Sync + 'a;
 
-/// Spins between regions before a helper starts yielding its core.
-const SPINS_BEFORE_YIELD: u32 = 1 << 16;
+/// Spins with nothing to do before a helper yields its core at every check
+/// (cheap when no other thread wants the core, and the way to give it up when
+/// one does).
+const SPINS_BEFORE_YIELD: u32 = 1 << 12;
+
+/// The gate: the region's generation above [`GEN_SHIFT`], [`OPEN`] while
+/// helpers may enter, the number that entered in the bits below.
+const GEN_SHIFT: u32 = 16;
+const OPEN: u64 = 1 << 15;
+const ENTERED: u64 = OPEN - 1;
 
 pub(crate) struct Team {
-    /// The generation of the region published last.
-    generation: AtomicUsize,
-    /// The region of `generation`; written only while no helper runs one.
+    gate: AtomicU64,
+    /// The open region; written only while no helper is in one.
     job: UnsafeCell<Option<&'static Job<'static>>>,
     tasks: AtomicUsize,
     next: AtomicUsize,
-    helpers: Box<[Helper]>,
+    /// Helpers that entered the current region and left it.
+    finished: AtomicUsize,
     closed: AtomicBool,
+    /// A region is running: one started inside a task runs on its thread alone.
+    busy: AtomicBool,
     /// The first panic of a helper's task, resumed on the caller.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 // SAFETY: `job` is written by the caller only between regions, when no helper
-// reads it (the caller waited for every helper that takes part), and read by
-// helpers only while its region runs; everything else is atomic or locked.
+// is in one (the caller waited for every helper that entered the last), and
+// read by a helper only after it entered the open region; everything else is
+// atomic or locked.
 unsafe impl Sync for Team {}
-
-/// One helper's place. A helper *attaches* (VACANT → ATTACHED) and then reads
-/// the generation; the caller publishes a region and then reads the states.
-/// Both sides are sequentially consistent, so either the caller sees the helper
-/// attached (and waits for its `ack` of the region, which the helper gives by
-/// running it or, having attached after the publication, by skipping it), or the
-/// helper attached after the publication and skips the region without reading
-/// it. A region is never read after its caller returned.
-#[repr(align(64))]
-struct Helper {
-    state: AtomicU8,
-    /// The last generation this helper is done with.
-    ack: AtomicUsize,
-}
-
-const VACANT: u8 = 0;
-const ATTACHED: u8 = 1;
-const GONE: u8 = 2;
 
 thread_local! {
     static CURRENT: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+    /// This thread is a helper of some team: a region started inside one of
+    /// its tasks runs on it alone (the team's other threads are in the region).
+    static HELPING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Run `f` with the pool's other threads held as a team for the regions inside
@@ -84,25 +83,26 @@ pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
         return f();
     }
     let team = Team {
-        generation: AtomicUsize::new(0),
+        gate: AtomicU64::new(0),
         job: UnsafeCell::new(None),
         tasks: AtomicUsize::new(0),
         next: AtomicUsize::new(0),
-        helpers: (0..threads - 1).map(|_| Helper { state: AtomicU8::new(VACANT), ack: AtomicUsize::new(0) }).collect(),
+        finished: AtomicUsize::new(0),
         closed: AtomicBool::new(false),
+        busy: AtomicBool::new(false),
         panic: Mutex::new(None),
     };
     rayon::in_place_scope(|s| {
-        for h in &team.helpers {
+        for _ in 1..threads {
             let team = &team;
-            s.spawn(move |_| team.help(h));
+            s.spawn(move |_| team.help());
         }
         // Closed on the way out, unwinding included, so the helpers let go.
         struct Leave<'a>(&'a Team, *const Team);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.1));
-                self.0.closed.store(true, SeqCst);
+                self.0.closed.store(true, Release);
             }
         }
         let _leave = Leave(&team, CURRENT.with(|c| c.replace(&team as *const Team)));
@@ -113,14 +113,14 @@ pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
 /// Run `f(0..tasks)`: on the current team if this thread leads one, else on
 /// rayon. Each task must be computed alone (any order, any thread).
 pub fn for_each(tasks: usize, f: impl Fn(usize) + Sync) {
-    match current() {
-        Some(team) if tasks > 1 => team.run(tasks, &|t: &Team| {
+    match place() {
+        Place::Team(team) if tasks > 1 => team.run(tasks, &|t: &Team| {
             while let Some(i) = t.claim() {
                 f(i);
             }
         }),
-        Some(_) => (0..tasks).for_each(f),
-        None => (0..tasks).into_par_iter().for_each(&f),
+        Place::Team(_) | Place::Here => (0..tasks).for_each(f),
+        Place::Rayon => (0..tasks).into_par_iter().for_each(&f),
     }
 }
 
@@ -134,17 +134,21 @@ pub fn for_each_chunk_mut<T: Send, S>(
     f: impl Fn(&mut S, usize, &mut [T]) + Sync,
 ) {
     let chunk = chunk.max(1);
-    let Some(team) = current() else {
-        data.par_chunks_mut(chunk).enumerate().for_each_init(&init, |s, (i, c)| f(s, i, c));
-        return;
+    let team = match place() {
+        Place::Team(team) => Some(team),
+        Place::Here => None,
+        Place::Rayon => {
+            data.par_chunks_mut(chunk).enumerate().for_each_init(&init, |s, (i, c)| f(s, i, c));
+            return;
+        }
     };
     let (len, base) = (data.len(), SendPtr(data.as_mut_ptr()));
     let tasks = len.div_ceil(chunk);
-    if tasks <= 1 {
+    let Some(team) = team.filter(|_| tasks > 1) else {
         let mut s = init();
         data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(&mut s, i, c));
         return;
-    }
+    };
     team.run(tasks, &|t: &Team| {
         let mut s = init();
         while let Some(i) = t.claim() {
@@ -174,6 +178,25 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// Where a region runs.
+enum Place {
+    Team(&'static Team),
+    /// Inside a region's task: on this thread, in order.
+    Here,
+    Rayon,
+}
+
+fn place() -> Place {
+    if HELPING.with(Cell::get) {
+        return Place::Here;
+    }
+    match current() {
+        Some(team) if team.busy.load(Relaxed) => Place::Here,
+        Some(team) => Place::Team(team),
+        None => Place::Rayon,
+    }
+}
+
 fn current() -> Option<&'static Team> {
     let p = CURRENT.with(Cell::get);
     // SAFETY: set only by `with_team` for the duration of its closure on this
@@ -187,67 +210,79 @@ impl Team {
         (i < self.tasks.load(Relaxed)).then_some(i)
     }
 
-    /// One region: publish it, take part, and wait for the helpers in it.
+    /// One region: publish it, take part, close it, and wait for the helpers
+    /// that entered it.
     fn run(&self, tasks: usize, job: &Job<'_>) {
         // SAFETY: the reference is only read during this call: helpers that
-        // take part in the region are waited for below (on unwind too).
+        // entered the region are waited for below (on unwind too).
         let job = unsafe { std::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
-        // No helper reads these now: every one in the last region acked it.
+        // No helper is in a region now (the last one's were waited for).
         unsafe { *self.job.get() = Some(job) };
         self.tasks.store(tasks, Relaxed);
         self.next.store(0, Relaxed);
-        let generation = self.generation.fetch_add(1, SeqCst) + 1;
-        struct Wait<'a>(&'a Team, usize);
-        impl Drop for Wait<'_> {
+        self.finished.store(0, Relaxed);
+        let generation = (self.gate.load(Relaxed) >> GEN_SHIFT) + 1;
+        self.gate.store(generation << GEN_SHIFT | OPEN, Release);
+        struct Close<'a>(&'a Team);
+        impl Drop for Close<'_> {
             fn drop(&mut self) {
-                for h in &self.0.helpers {
-                    if h.state.load(SeqCst) == ATTACHED {
-                        while h.ack.load(Acquire) < self.1 {
-                            std::hint::spin_loop();
-                        }
-                    }
+                let t = self.0;
+                t.busy.store(false, Relaxed);
+                let entered = (t.gate.fetch_and(!OPEN, AcqRel) & ENTERED) as usize;
+                while t.finished.load(Acquire) < entered {
+                    std::hint::spin_loop();
                 }
             }
         }
-        let wait = Wait(self, generation);
+        let close = Close(self);
+        self.busy.store(true, Relaxed);
         job(self);
-        drop(wait);
+        drop(close);
         if let Some(p) = self.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             resume_unwind(p);
         }
     }
 
-    /// A helper's life: attach, run each region published after, leave when
-    /// the team closes.
-    fn help(&self, me: &Helper) {
-        if self.closed.load(SeqCst) || me.state.compare_exchange(VACANT, ATTACHED, SeqCst, SeqCst).is_err() {
-            return;
+    /// A helper's life: enter each region it finds open, leave when the team
+    /// closes.
+    fn help(&self) {
+        struct Helping(bool);
+        impl Drop for Helping {
+            fn drop(&mut self) {
+                HELPING.with(|h| h.set(self.0));
+            }
         }
-        let mut done = self.generation.load(SeqCst);
-        me.ack.store(done, Release);
+        let _helping = Helping(HELPING.with(|h| h.replace(true)));
+        let mut seen = self.gate.load(Acquire) >> GEN_SHIFT;
         let mut idle = 0u32;
-        loop {
-            let g = self.generation.load(Acquire);
-            if g > done {
-                // SAFETY: published before `generation` (read with Acquire) and
-                // not rewritten until this helper acks `g`.
+        while !self.closed.load(Acquire) {
+            let v = self.gate.load(Acquire);
+            if v >> GEN_SHIFT == seen {
+                if idle < SPINS_BEFORE_YIELD {
+                    idle += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            if v & OPEN != 0 && v & ENTERED < ENTERED {
+                if self.gate.compare_exchange_weak(v, v + 1, AcqRel, Acquire).is_err() {
+                    continue;
+                }
+                // SAFETY: entered the open region (Acquire on the gate that the
+                // caller published it with); the caller waits for this helper
+                // before it writes `job` again.
                 if let Some(job) = unsafe { *self.job.get() }
                     && let Err(p) = catch_unwind(AssertUnwindSafe(|| job(self)))
                 {
                     self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(p);
                 }
-                done = g;
-                me.ack.store(g, Release);
-                idle = 0;
-            } else if self.closed.load(SeqCst) {
-                me.state.store(GONE, SeqCst);
-                return;
-            } else if idle < SPINS_BEFORE_YIELD {
-                idle += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+                self.finished.fetch_add(1, Release);
             }
+            // Done with this region, or it closed before this helper came.
+            seen = v >> GEN_SHIFT;
+            idle = 0;
         }
     }
 }
@@ -283,6 +318,27 @@ mod tests {
                             },
                         );
                         assert!(data.iter().enumerate().all(|(j, &v)| v == j / 3 + 1), "{threads} threads");
+                    }
+                })
+            });
+        }
+    }
+
+    #[test]
+    fn a_region_inside_a_task_runs_on_that_thread_and_every_task_once() {
+        for threads in 1..=3 {
+            pool(threads).install(|| {
+                with_team(|| {
+                    for _ in 0..50 {
+                        let hits: Vec<AtomicUsize> = (0..6 * 5).map(|_| AtomicUsize::new(0)).collect();
+                        for_each(6, |i| {
+                            let mut row = vec![0usize; 5];
+                            for_each_chunk_mut(&mut row, 1, || (), |_, j, c| c[0] = j);
+                            for_each(5, |j| {
+                                hits[i * 5 + row[j]].fetch_add(1, Relaxed);
+                            });
+                        });
+                        assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "{threads} threads");
                     }
                 })
             });
