@@ -109,6 +109,10 @@ pub struct ServeOpts {
     /// Our adapter cache budget in MiB (the node's default is 256).
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
+    /// How our cache holds adapters: auto (the node's rule: bf16 on a
+    /// quantized base model, else f32), f32 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub adapter_dtype: String,
     /// LoRA rank (on q_proj and v_proj).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
@@ -146,6 +150,7 @@ impl Default for ServeOpts {
             peer: crate::peer::PeerArgs::default(),
             max_batch: 32,
             cache_mb: 256,
+            adapter_dtype: "auto".into(),
             shape: crate::peer::ModelShape::default(),
             rank: 8,
             alpha: 16.0,
@@ -355,6 +360,8 @@ struct Ours {
     model: Arc<ml::Model>,
     tokenizer: Arc<ml::TextTokenizer>,
     dir: PathBuf,
+    /// How the cache holds adapters.
+    dtype: ml::AdapterDtype,
 }
 
 impl Ours {
@@ -404,7 +411,8 @@ impl Ours {
             config: self.model.config.clone(),
             loads: Mutex::new(vec![]),
         });
-        let cache = serve::AdapterCache::new((o.cache_mb as usize) << 20, source.clone(), metrics.clone());
+        let cache =
+            serve::AdapterCache::with_dtype((o.cache_mb as usize) << 20, source.clone(), metrics.clone(), self.dtype);
         let choices = &w.choices[&n];
         let params = ml::SamplingParams { max_tokens: o.new_tokens as usize, ..Default::default() };
         let next = AtomicUsize::new(0);
@@ -867,9 +875,19 @@ fn load_ours(o: &ServeOpts, files: ml::ModelFiles, dir: &Path, w: &Workload) -> 
     tokenizer.eos_token = None;
     drop(files);
     let (model, tokenizer) = (Arc::new(model), Arc::new(tokenizer));
-    let ours = Ours { model, tokenizer, dir: dir.to_path_buf() };
+    // The node's rule: bf16 on a quantized base (whose own rounding is larger).
+    let dtype = match o.adapter_dtype.as_str() {
+        "auto" if model.quantized_formats().is_empty() => ml::AdapterDtype::F32,
+        "auto" => ml::AdapterDtype::Bf16,
+        s => s.parse().map_err(|e| anyhow!("--adapter-dtype: {e} or auto"))?,
+    };
+    let ours = Ours { model, tokenizer, dir: dir.to_path_buf(), dtype };
     ours.warm_up(o, &w.prompts)?;
-    println!("  our model loaded and warmed up in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "  our model loaded and warmed up in {:.1} s; adapters held as {}",
+        t.elapsed().as_secs_f64(),
+        dtype.name()
+    );
     Ok(ours)
 }
 
@@ -1189,7 +1207,12 @@ mod tests {
         }
 
         let model = Arc::new(ml::Model::from_files(&files).unwrap());
-        let ours = Ours { model: model.clone(), tokenizer: Arc::new(files.tokenizer.clone()), dir: dir.path().into() };
+        let ours = Ours {
+            model: model.clone(),
+            tokenizer: Arc::new(files.tokenizer.clone()),
+            dir: dir.path().into(),
+            dtype: ml::AdapterDtype::Bf16,
+        };
         ours.warm_up(&o, &w.prompts).unwrap();
         let r = ours.run(&o, &w, 3).unwrap();
         assert_eq!(r.generated, 6 * 4);

@@ -28,7 +28,7 @@ pub use config::{Family, ModelConfig, RopeScaling};
 pub use generate::{Finish, Generation, Sampler, SamplingParams, StopWatch, argmax, generate};
 pub use grad::{Projection, batch_sequence_gradients, project, sequence_gradients};
 pub use kv::{BlockTable, KvCache, SeqId};
-pub use lora::{LoraAdapter, LoraConfig, LoraVars, Target};
+pub use lora::{AdapterDtype, LoraAdapter, LoraConfig, LoraVars, Target};
 pub use model::{BaseGrad, Logits, Model, OpProfile, SeqStep, Step, StepOutput};
 pub use tokenizer::{ChatMessage, TextTokenizer};
 pub use train::{AdamW, Checkpoint, StepReport, StepTiming, TokenBatch, TrainConfig, Trainer, lr_at};

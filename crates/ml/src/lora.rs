@@ -176,6 +176,36 @@ impl LoraConfig {
     }
 }
 
+/// How a serving node holds adapters' weights (see
+/// [`LoraAdapter::with_weights_dtype`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterDtype {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl AdapterDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdapterDtype::F32 => "f32",
+            AdapterDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::str::FromStr for AdapterDtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(AdapterDtype::F32),
+            "bf16" => Ok(AdapterDtype::Bf16),
+            _ => Err(format!("adapter dtype {s:?}: f32 or bf16")),
+        }
+    }
+}
+
 /// One adapted layer: A (r, in) and B (out, r).
 #[derive(Clone, Debug)]
 pub struct LoraPair {
@@ -259,8 +289,31 @@ impl LoraAdapter {
     }
 
     /// Bytes of the adapter's weights in memory (f32).
+    /// Bytes its weights take as held (4 per parameter in f32, 2 in bf16).
     pub fn byte_size(&self) -> usize {
-        self.parameter_count() * 4
+        let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        self.layers.iter().flat_map(|m| m.values()).map(|p| bytes(&p.a) + bytes(&p.b)).sum()
+    }
+
+    /// The same adapter with its weights held as `dtype`, f32 or bf16: a
+    /// serving representation (bf16 halves the bytes a decode step reads per
+    /// distinct adapter and the cache's share of each). The hash stays the one
+    /// of the adapter as loaded: it names what was published.
+    pub fn with_weights_dtype(&self, dtype: AdapterDtype) -> Result<LoraAdapter, MlError> {
+        let dtype = match dtype {
+            AdapterDtype::F32 => DType::F32,
+            AdapterDtype::Bf16 => DType::BF16,
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .map(|(t, p)| Ok((*t, LoraPair { a: p.a.to_dtype(dtype)?, b: p.b.to_dtype(dtype)? })))
+                    .collect::<Result<BTreeMap<_, _>, MlError>>()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(LoraAdapter { config: self.config.clone(), layers, hash: self.hash })
     }
 
     pub fn compute_hash(&self) -> Result<B256, MlError> {

@@ -739,7 +739,7 @@ fn with_weights<R>(t: &Tensor, f: impl FnOnce(Weights) -> Result<R, MlError>) ->
 /// One row's low-rank product: its output row, its input row, A, B and the scale.
 /// One adapter group's work for one target: its A and B, its scale, and its
 /// rows (input row, output row).
-type LoraGroup<'a> = (&'a [f32], &'a [f32], f32, Vec<(&'a [f32], &'a mut [f32])>);
+type LoraGroup<'a> = (kernels::Weights<'a>, kernels::Weights<'a>, f32, Vec<(&'a [f32], &'a mut [f32])>);
 
 /// Every adapter group's low-rank products on its rows for target `t`:
 /// `y_row += scale · (x_row Aᵀ) Bᵀ`. A group's rows go through the kernels'
@@ -770,7 +770,7 @@ fn lora_products(
     let mut slots: Vec<Option<&mut [f32]>> = y.chunks_exact_mut(out).map(Some).collect();
     let mut groups: Vec<LoraGroup> = Vec::with_capacity(held.len());
     for ((sa, la), (sb, lb), scale, rows) in &held {
-        let (a, b) = (cpu_f32(sa, la)?, cpu_f32(sb, lb)?);
+        let (a, b) = (cpu_weights(sa, la)?, cpu_weights(sb, lb)?);
         let r = a.len() / inp;
         if r == 0 || a.len() != r * inp || b.len() != out * r {
             return Err(MlError::Tensor(format!(
@@ -799,8 +799,7 @@ fn lora_products(
         io.iter().for_each(|(x, _)| xg.extend_from_slice(x));
         tg.resize(m * r, 0.0);
         zg.resize(m * out, 0.0);
-        let done = kernels::linear(xg, kernels::Weights::F32(a), inp, tg)
-            .and_then(|()| kernels::linear(tg, kernels::Weights::F32(b), r, zg));
+        let done = kernels::linear(xg, *a, inp, tg).and_then(|()| kernels::linear(tg, *b, r, zg));
         match done {
             Ok(()) => io.iter_mut().zip(zg.chunks_exact(out)).for_each(|((_, yr), z)| kernels::axpy(*scale, z, yr)),
             Err(e) => {
@@ -822,6 +821,19 @@ fn cpu_f32<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<&'a [f32], Ml
     match st {
         Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[a..b]),
         other => Err(MlError::Unsupported(format!("{:?} tensor where f32 on the CPU is needed", other.dtype()))),
+    }
+}
+
+/// An adapter's weights (f32 or bf16, contiguous, on the CPU) for the kernels.
+fn cpu_weights<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<kernels::Weights<'a>, MlError> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
+    match st {
+        Storage::Cpu(CpuStorage::F32(v)) => Ok(kernels::Weights::F32(&v[a..b])),
+        Storage::Cpu(CpuStorage::BF16(v)) => Ok(kernels::Weights::Bf16(&v[a..b])),
+        other => Err(MlError::Unsupported(format!(
+            "{:?} adapter weights where f32 or bf16 on the CPU are needed",
+            other.dtype()
+        ))),
     }
 }
 

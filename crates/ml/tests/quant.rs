@@ -555,6 +555,60 @@ fn quantized_serving_is_batch_invariant_and_training_runs() {
     assert!(d < 1e-4, "training on the quantized model computes with its dequantized weights: {d}");
 }
 
+/// Adapters held as bf16 (what a node serving a quantized base does): half
+/// the bytes; each row's logits are the same bits alone and in a mixed batch
+/// at 1–3 threads; the same bits as the f32 path on the bf16-rounded adapter
+/// (the kernels widen bf16 exactly); and the rounding moves the logits less
+/// than the 4-bit base's own quantization does.
+#[test]
+fn bf16_adapters_serve_batch_invariantly_and_close_to_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, dense) = quantized_and_dequantized(QuantType::Q4_1, dir.path());
+    let cfg = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, target_modules: Target::ALL.to_vec() };
+    let f32s: Vec<LoraAdapter> =
+        (0..3).map(|s| LoraAdapter::random(cfg.clone(), &model.config, 11 + s, 0.05).unwrap()).collect();
+    let bf16s: Vec<LoraAdapter> = f32s.iter().map(|a| a.with_weights_dtype(ml::AdapterDtype::Bf16).unwrap()).collect();
+    assert_eq!(2 * bf16s[0].byte_size(), f32s[0].byte_size(), "bf16 halves the bytes");
+    assert_eq!(bf16s[0].hash, f32s[0].hash, "the hash names the adapter as published");
+    let prompts: Vec<Vec<u32>> =
+        (0..6).map(|i| (0..(3 + i % 3)).map(|j| (i * 41 + j * 13) as u32 % 500).collect()).collect();
+    let batched_on = |model: &Model, ads: &[LoraAdapter]| -> Vec<Vec<f32>> {
+        let refs: Vec<&LoraAdapter> = ads.iter().collect();
+        let mut cache = KvCache::new(&model.config, 4, 64);
+        let seqs = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| SeqStep { seq: i as u64, tokens: p, adapter: Some(i % 3), logits: Logits::Last })
+            .collect();
+        let o = model.forward(&Step { seqs }, &mut cache, &refs).unwrap();
+        (0..prompts.len()).map(|i| o.last(i).unwrap()).collect()
+    };
+    let batched = |ads: &[LoraAdapter]| batched_on(&model, ads);
+    let one = in_pool(1, || batched(&bf16s));
+    for t in [2, 3] {
+        let other = in_pool(t, || batched(&bf16s));
+        assert!(other.iter().zip(&one).all(|(a, b)| bits(a) == bits(b)), "{t} threads change bf16-adapter logits");
+    }
+    for (i, row) in one.iter().enumerate() {
+        let solo = in_pool(2, || {
+            let mut cache = KvCache::for_tokens(&model.config, 64, 4);
+            let s =
+                Step { seqs: vec![SeqStep { seq: 1, tokens: &prompts[i], adapter: Some(0), logits: Logits::Last }] };
+            model.forward(&s, &mut cache, &[&bf16s[i % 3]]).unwrap().last(0).unwrap()
+        });
+        assert_eq!(bits(&solo), bits(row), "sequence {i}: alone and in the mixed batch");
+    }
+    let rounded: Vec<LoraAdapter> =
+        bf16s.iter().map(|a| a.with_weights_dtype(ml::AdapterDtype::F32).unwrap()).collect();
+    let widened = in_pool(2, || batched(&rounded));
+    assert!(widened.iter().zip(&one).all(|(a, b)| bits(a) == bits(b)), "bf16 kernels = f32 on the rounded values");
+    let full = in_pool(2, || batched(&f32s));
+    let unquantized = in_pool(2, || batched_on(&dense, &f32s));
+    let (d, base) = (max_diff(&one, &full), max_diff(&full, &unquantized));
+    eprintln!("bf16 adapters: max |Δlogit| {d:.5}; the Q4_1 base's own: {base:.5} (of {:.3})", max_abs(&full));
+    assert!(d > 0.0 && d <= base, "bf16 adapters move the logits by {d}, the base's rounding {base}");
+}
+
 /// A Q4_K GGUF (its 320-wide down projection falls back to Q4_1) serves
 /// close to the f32 path on its dequantized weights (tolerance 2% of the
 /// largest logit, as for the other formats; measured: see the message), with

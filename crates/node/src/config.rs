@@ -126,6 +126,9 @@ pub struct ServingConfig {
     pub serving_key: keys::SecretKey,
     /// Host memory for resident adapters, in bytes.
     pub adapter_cache_bytes: usize,
+    /// How resident adapters hold their weights; `None`: bf16 on a quantized
+    /// base model (whose own rounding is larger: tested), else f32.
+    pub adapter_dtype: Option<ml::AdapterDtype>,
     /// Sequences per batch.
     pub max_batch: usize,
     /// Milliseconds between settlement batches.
@@ -148,6 +151,7 @@ impl ServingConfig {
             operator: dev_serving_operator(),
             serving_key: dev_serving_key(),
             adapter_cache_bytes: 256 << 20,
+            adapter_dtype: None,
             max_batch: 32,
             settle_every_ms: 2000,
             attribution: serve::QueueConfig::default(),
@@ -668,6 +672,10 @@ pub struct ServingFile {
     /// Host memory for resident adapters, in MiB.
     #[serde(default = "default_adapter_cache_mb")]
     pub adapter_cache_mb: u64,
+    /// How resident adapters hold their weights: "auto" (bf16 on a quantized
+    /// base model, else f32), "f32" or "bf16".
+    #[serde(default)]
+    pub adapter_dtype: AdapterDtypeSetting,
     /// Sequences per decoding batch.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
@@ -690,6 +698,26 @@ pub struct ServingFile {
 
 fn default_adapter_cache_mb() -> u64 {
     (ServingConfig::dev().adapter_cache_bytes >> 20) as u64
+}
+/// `serving.adapter_dtype`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterDtypeSetting {
+    /// bf16 on a quantized base model, else f32.
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+}
+
+impl AdapterDtypeSetting {
+    fn name(self) -> &'static str {
+        match self {
+            AdapterDtypeSetting::Auto => "auto",
+            AdapterDtypeSetting::F32 => "f32",
+            AdapterDtypeSetting::Bf16 => "bf16",
+        }
+    }
 }
 fn default_max_batch() -> usize {
     ServingConfig::dev().max_batch
@@ -756,6 +784,11 @@ impl ServingFile {
             });
         }
         let invalid = |msg: String| ConfigError::Invalid { path: path.into(), msg };
+        let adapter_dtype = match self.adapter_dtype {
+            AdapterDtypeSetting::Auto => None,
+            AdapterDtypeSetting::F32 => Some(ml::AdapterDtype::F32),
+            AdapterDtypeSetting::Bf16 => Some(ml::AdapterDtype::Bf16),
+        };
         if !(1..=64).contains(&self.attribution_workers) {
             return Err(invalid(format!(
                 "serving.attribution_workers {} is not between 1 and 64",
@@ -775,6 +808,7 @@ impl ServingFile {
             operator,
             serving_key,
             adapter_cache_bytes,
+            adapter_dtype,
             max_batch: self.max_batch,
             settle_every_ms: self.settle_every_ms,
             attribution: serve::QueueConfig {
@@ -788,11 +822,12 @@ impl ServingFile {
     /// The `[serving]` section as `openledger.toml` holds it.
     pub fn to_toml(&self) -> String {
         format!(
-            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\nmax_batch = {}\nsettle_every_ms = {}\n\
+            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\n# adapters' weights: auto (bf16 on a quantized base, else f32), f32 or bf16\nadapter_dtype = {:?}\nmax_batch = {}\nsettle_every_ms = {}\n\
              # attribution beside the batch: worker threads, answers queued at most (then 503), wait for the summary\n\
              attribution_workers = {}\nattribution_queue = {}\nattribution_wait_ms = {}\n",
             self.operator_keystore,
             self.adapter_cache_mb,
+            self.adapter_dtype.name(),
             self.max_batch,
             self.settle_every_ms,
             self.attribution_workers,
@@ -1047,10 +1082,13 @@ mod tests {
         assert!(e.contains("[verifier] needs [serving]"), "{e}");
         let e = load("[serving]\noperator_keystore = \"s.json\"\ntypo = 1\n").unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");
+        let e = load("[serving]\noperator_keystore = \"s.json\"\nadapter_dtype = \"fp8\"\n").unwrap_err().to_string();
+        assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
         // The sections as `testnet` writes them read back as they were.
         let s = ServingFile {
             operator_keystore: "serving.json".into(),
             adapter_cache_mb: 64,
+            adapter_dtype: AdapterDtypeSetting::Bf16,
             max_batch: 8,
             settle_every_ms: 500,
             attribution_workers: 2,

@@ -41,11 +41,11 @@ pub use factory_env::NodeFactoryEnv;
 
 pub use backend::ChainBackend;
 pub use config::{
-    ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME, DEV_RELAYER_OPEN,
-    DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig, ServingConfig,
-    ServingFile, ValidatorConfig, ValidatorFile, VerifierConfig, VerifierFile, default_base_model, dev_accounts,
-    dev_attester, dev_consensus_key, dev_genesis, dev_genesis_serving, dev_params, dev_relayer, dev_serving_key,
-    dev_serving_operator, load_genesis,
+    AdapterDtypeSetting, ConfigError, ConfigFile, DEV_API_ALLOWANCE_OPEN, DEV_BASE_MODEL_HASH, DEV_BASE_MODEL_NAME,
+    DEV_RELAYER_OPEN, DEV_SERVING_BOND_OPEN, DEV_VALIDATOR_BOND_OPEN, GenesisFile, GenesisOperatorFile, NodeConfig,
+    ServingConfig, ServingFile, ValidatorConfig, ValidatorFile, VerifierConfig, VerifierFile, default_base_model,
+    dev_accounts, dev_attester, dev_consensus_key, dev_genesis, dev_genesis_serving, dev_params, dev_relayer,
+    dev_serving_key, dev_serving_operator, load_genesis,
 };
 
 use std::net::SocketAddr;
@@ -159,7 +159,13 @@ fn start_serving(
         model: model.config.clone(),
         handle: tokio::runtime::Handle::current(),
     });
-    let cache = serve::AdapterCache::new(sc.adapter_cache_bytes, source, metrics.clone());
+    // A quantized base rounds more than bf16 adapters add (ml tests quant.rs).
+    let dtype = sc.adapter_dtype.unwrap_or(if model.quantized_formats().is_empty() {
+        ml::AdapterDtype::F32
+    } else {
+        ml::AdapterDtype::Bf16
+    });
+    let cache = serve::AdapterCache::with_dtype(sc.adapter_cache_bytes, source, metrics.clone(), dtype);
     let meter = Meter::open(
         chain.clone(),
         sc.operator.clone(),

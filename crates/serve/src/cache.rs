@@ -60,6 +60,8 @@ pub struct AdapterCache {
 /// What the cache's handle and its prefetch worker share.
 struct Shared {
     budget: usize,
+    /// How loaded adapters are held.
+    dtype: ml::AdapterDtype,
     source: Arc<dyn AdapterSource>,
     inner: Mutex<Inner>,
     loaded: Condvar,
@@ -91,10 +93,23 @@ pub enum CacheError {
 }
 
 impl AdapterCache {
-    /// A cache of `budget_bytes`, with its prefetch worker started.
+    /// A cache of `budget_bytes`, with its prefetch worker started; adapters
+    /// held as loaded (f32).
     pub fn new(budget_bytes: usize, source: Arc<dyn AdapterSource>, metrics: Arc<Metrics>) -> Arc<AdapterCache> {
+        Self::with_dtype(budget_bytes, source, metrics, ml::AdapterDtype::F32)
+    }
+
+    /// [`AdapterCache::new`] holding every loaded adapter's weights as `dtype`
+    /// (bf16: half the bytes per adapter, in the budget and per decode step).
+    pub fn with_dtype(
+        budget_bytes: usize,
+        source: Arc<dyn AdapterSource>,
+        metrics: Arc<Metrics>,
+        dtype: ml::AdapterDtype,
+    ) -> Arc<AdapterCache> {
         let shared = Arc::new(Shared {
             budget: budget_bytes,
+            dtype,
             source,
             inner: Mutex::new(Inner { entries: HashMap::new(), loading: HashMap::new(), bytes: 0, tick: 0 }),
             loaded: Condvar::new(),
@@ -252,7 +267,11 @@ impl Shared {
         drop(g);
         self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         let t0 = Instant::now();
-        let loaded = self.source.load(model);
+        let dtype = self.dtype;
+        let loaded = self.source.load(model).and_then(|a| match dtype {
+            ml::AdapterDtype::F32 => Ok(a),
+            d => a.with_weights_dtype(d).map_err(|e| e.to_string()),
+        });
         self.metrics.adapter_load.observe(t0.elapsed());
         let mut g = self.inner.lock().unwrap();
         g.loading.remove(&model);

@@ -184,6 +184,20 @@ fn the_cache_keeps_no_failure_and_never_exceeds_its_budget() {
     assert!(small.residency().is_empty());
 }
 
+/// A cache holding bf16 adapters counts them at half the bytes, so the same
+/// budget keeps twice as many.
+#[test]
+fn a_bf16_cache_holds_twice_the_adapters_in_the_same_budget() {
+    let src = source(false);
+    let f32_one = AdapterCache::new(usize::MAX, src.clone(), Arc::new(Metrics::default())).get(1).unwrap().byte_size();
+    let cache = AdapterCache::with_dtype(f32_one, src.clone(), Arc::new(Metrics::default()), ml::AdapterDtype::Bf16);
+    let a = cache.get(1).unwrap();
+    assert_eq!(a.byte_size() * 2, f32_one);
+    cache.get(2).unwrap();
+    assert!(cache.is_resident(1) && cache.is_resident(2), "two bf16 adapters in one f32 adapter's budget");
+    assert_eq!(cache.resident_bytes(), f32_one);
+}
+
 #[test]
 fn pinned_adapters_stay_and_residency_lists_the_most_recent_first() {
     let src = source(false);

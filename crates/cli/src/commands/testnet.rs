@@ -205,6 +205,7 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
     let serving = node::ServingFile {
         operator_keystore: "serving.json".into(),
         adapter_cache_mb: 256,
+        adapter_dtype: node::AdapterDtypeSetting::Auto,
         max_batch: 32,
         settle_every_ms: 2000,
         attribution_workers: 1,
