@@ -875,10 +875,9 @@ fn load_ours(o: &ServeOpts, files: ml::ModelFiles, dir: &Path, w: &Workload) -> 
     tokenizer.eos_token = None;
     drop(files);
     let (model, tokenizer) = (Arc::new(model), Arc::new(tokenizer));
-    // The node's rule: bf16 on a quantized base (whose own rounding is larger).
+    // `auto`: the node's rule.
     let dtype = match o.adapter_dtype.as_str() {
-        "auto" if model.quantized_formats().is_empty() => ml::AdapterDtype::F32,
-        "auto" => ml::AdapterDtype::Bf16,
+        "auto" => model.default_adapter_dtype(),
         s => s.parse().map_err(|e| anyhow!("--adapter-dtype: {e} or auto"))?,
     };
     let ours = Ours { model, tokenizer, dir: dir.to_path_buf(), dtype };

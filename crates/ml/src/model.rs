@@ -565,6 +565,14 @@ impl Model {
         Ok(self.embed.tensor()?)
     }
 
+    /// How a serving cache should hold adapters for this base when not told:
+    /// bf16 on a quantized base (its own rounding moves the logits more than
+    /// bf16 adapters do: test `bf16_adapters_serve_batch_invariantly_and_close_to_f32`),
+    /// f32 on a dense one.
+    pub fn default_adapter_dtype(&self) -> crate::AdapterDtype {
+        if self.quantized_formats().is_empty() { crate::AdapterDtype::F32 } else { crate::AdapterDtype::Bf16 }
+    }
+
     /// The block formats of the weights kept quantized, sorted (empty for a dense model).
     pub fn quantized_formats(&self) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = self
@@ -817,10 +825,9 @@ fn lora_products(
 /// The f32 values of a contiguous CPU tensor's storage.
 /// A contiguous f32 CPU tensor's values, from its storage and layout (held by the caller).
 fn cpu_f32<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<&'a [f32], MlError> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
-    match st {
-        Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[a..b]),
-        other => Err(MlError::Unsupported(format!("{:?} tensor where f32 on the CPU is needed", other.dtype()))),
+    match cpu_weights(st, l)? {
+        kernels::Weights::F32(v) => Ok(v),
+        kernels::Weights::Bf16(_) => Err(MlError::Unsupported("BF16 tensor where f32 on the CPU is needed".into())),
     }
 }
 

@@ -569,6 +569,8 @@ fn bf16_adapters_serve_batch_invariantly_and_close_to_f32() {
         (0..3).map(|s| LoraAdapter::random(cfg.clone(), &model.config, 11 + s, 0.05).unwrap()).collect();
     let bf16s: Vec<LoraAdapter> = f32s.iter().map(|a| a.with_weights_dtype(ml::AdapterDtype::Bf16).unwrap()).collect();
     assert_eq!(2 * bf16s[0].byte_size(), f32s[0].byte_size(), "bf16 halves the bytes");
+    assert_eq!(model.default_adapter_dtype(), ml::AdapterDtype::Bf16, "a quantized base serves bf16 adapters");
+    assert_eq!(dense.default_adapter_dtype(), ml::AdapterDtype::F32, "a dense base serves f32 adapters");
     assert_eq!(bf16s[0].hash, f32s[0].hash, "the hash names the adapter as published");
     let prompts: Vec<Vec<u32>> =
         (0..6).map(|i| (0..(3 + i % 3)).map(|j| (i * 41 + j * 13) as u32 % 500).collect()).collect();

@@ -159,12 +159,7 @@ fn start_serving(
         model: model.config.clone(),
         handle: tokio::runtime::Handle::current(),
     });
-    // A quantized base rounds more than bf16 adapters add (ml tests quant.rs).
-    let dtype = sc.adapter_dtype.unwrap_or(if model.quantized_formats().is_empty() {
-        ml::AdapterDtype::F32
-    } else {
-        ml::AdapterDtype::Bf16
-    });
+    let dtype = sc.adapter_dtype.unwrap_or_else(|| model.default_adapter_dtype());
     let cache = serve::AdapterCache::with_dtype(sc.adapter_cache_bytes, source, metrics.clone(), dtype);
     let meter = Meter::open(
         chain.clone(),
