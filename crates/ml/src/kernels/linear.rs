@@ -127,9 +127,10 @@ pub fn linear_with(isa: Isa, x: &[f32], w: Weights, k: usize, y: &mut [f32]) -> 
 }
 
 /// Run `f(rows, cols)` over the grid of `(rows, row_block)` × `(cols, col_block)`
-/// blocks (the last of each shorter), on rayon when the product's `macs`
-/// (multiply-adds) are worth it. Each block is computed alone, so the result
-/// does not depend on how the blocks are scheduled.
+/// blocks (the last of each shorter), in parallel (on the step's team, else
+/// rayon) when the product's `macs` (multiply-adds) are worth it. Each block
+/// is computed alone, so the result does not depend on how the blocks are
+/// scheduled.
 pub(super) fn for_each_block(
     (rows, row_block): (usize, usize),
     (cols, col_block): (usize, usize),
@@ -143,9 +144,9 @@ pub(super) fn for_each_block(
     });
 }
 
-/// Run `f(0..tasks)`, on rayon when the `macs` (multiply-adds) of all of
-/// them are worth it. Each task is computed alone, so the result does not
-/// depend on how the tasks are scheduled.
+/// Run `f(0..tasks)`, in parallel (on the step's team, else rayon) when the
+/// `macs` (multiply-adds) of all of them are worth it. Each task is computed
+/// alone, so the result does not depend on how the tasks are scheduled.
 pub(super) fn for_each_task(tasks: usize, macs: usize, f: impl Fn(usize) + Sync) {
     if macs < PARALLEL_MIN_MACS || tasks == 1 {
         (0..tasks).for_each(&f);
