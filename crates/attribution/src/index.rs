@@ -34,6 +34,12 @@
 //! (comparisons as long as the repeat); SA-IS within a shard is linear whatever
 //! the input.
 //!
+//! That in-memory build holds the rows and about 16 bytes per token. An index
+//! larger than memory is built by [`IndexBuilder`]: rows are pushed one at a
+//! time and their tokens streamed into the file, then the suffixes are sorted in
+//! groups of key ranges that fit a memory budget, each written straight to its
+//! place (see the type). Both give the same file, byte for byte.
+//!
 //! # File format (version [`FORMAT_VERSION`], all integers little-endian)
 //! ```text
 //! header, 256 bytes:
@@ -1168,9 +1174,7 @@ fn write_index(
 
     // Written beside the destination and renamed over it when complete: a reader
     // never sees a partial file, and one that has the old file mapped keeps it.
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".building");
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = building_path(path);
     let written = (|| {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
@@ -1185,14 +1189,422 @@ fn write_index(
         };
         let header = Header { layout, key, tokens_hash, rows_hash };
         map[..HEADER_LEN].copy_from_slice(&header.encode());
+        map.flush().map_err(io_err(&tmp))?;
         drop(map);
-        std::fs::rename(&tmp, path).map_err(io_err(path))
+        publish(file, &tmp, path)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
     SpanIndex::open(path)
+}
+
+// ---------------------------------------------------------------------------
+// Building from rows handed over one at a time
+
+/// The working memory [`IndexBuilder::finish`] gives its suffix sort when given 0.
+pub const DEFAULT_BUILD_MEMORY: u64 = 1 << 30;
+/// Keys sampled to place the boundaries of an out-of-core build's groups.
+const SAMPLE_KEYS: usize = 1 << 20;
+/// Slots per task of an out-of-core build's scans.
+const SCAN_CHUNK: usize = 1 << 22;
+/// The most groups (each a scan of the tokens) an out-of-core sort makes: a
+/// budget too small for that many is raised to what they need.
+const MAX_GROUPS: u64 = 256;
+/// Suffix-array entries per write of an out-of-core build.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Builds an index from rows handed over one at a time, so that neither the rows
+/// nor (past the memory budget) the suffix array need be held in memory: an index
+/// of 10^9 tokens builds in a few GiB.
+///
+/// [`push`](IndexBuilder::push) streams each row's tokens into the file (written
+/// as `<path>.building`, renamed over `path` by [`finish`](IndexBuilder::finish)),
+/// keeping only 41 bytes per row (its first slot and its row-table record) and the
+/// token histogram. `finish` then sorts the suffixes one of two ways, both giving
+/// the same file as [`SpanIndex::build`] of the same rows, byte for byte:
+/// - **in memory** when the shards' runs and their merge fit the budget (about
+///   16 bytes per token): SA-IS shards merged, as `build` does;
+/// - **out of core** otherwise: the suffixes are cut into groups by their first
+///   tokens (a range of merge keys each, placed at quantiles of a sample of keys
+///   so that a group fits the budget); groups are sorted one after the other, in
+///   key order, so each one's entries go straight to their final place in the
+///   file. A group is gathered by one parallel scan of the tokens (mapped from the
+///   file being written), sorted in parallel by the index order (keys first; tokens
+///   read only when keys tie) and written out. Working memory: the group (12–16
+///   bytes per entry) plus the mapped tokens the page cache keeps.
+///
+/// The out-of-core sort compares suffixes, so its cost grows with how long
+/// suffixes repeat (rows that copy long stretches of one another), where SA-IS is
+/// linear whatever the input; one key shared by more suffixes than the budget
+/// holds makes its group exceed the budget.
+///
+/// Dropping a builder before `finish` removes the partial file.
+pub struct IndexBuilder {
+    key: IndexKey,
+    vocab: u32,
+    tw: usize,
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<std::io::BufWriter<File>>,
+    hasher: blake3::Hasher,
+    hist: Vec<u64>,
+    starts: Vec<u64>,
+    records: Vec<u8>,
+    n_tokens: u64,
+    n_slots: u64,
+    last: Option<RowId>,
+    buf: Vec<u8>,
+    /// A write failed: the file no longer matches what was pushed.
+    failed: bool,
+}
+
+impl std::fmt::Debug for IndexBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexBuilder")
+            .field("path", &self.path)
+            .field("rows", &self.starts.len())
+            .field("tokens", &self.n_tokens)
+            .finish()
+    }
+}
+
+impl IndexBuilder {
+    /// Start an index of `key` over a vocabulary of `vocab` token ids, to be
+    /// written at `path`.
+    pub fn new(key: IndexKey, vocab: u32, path: &Path) -> Result<IndexBuilder, AttrError> {
+        if vocab == 0 || vocab > MAX_VOCAB {
+            return Err(AttrError::Vocab(vocab as u64));
+        }
+        let tmp = building_path(path);
+        // Read too: the tokens are mapped back to sort them.
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        // The header is written last; the tokens section follows it.
+        std::io::Write::write_all(&mut out, &[0u8; HEADER_LEN]).map_err(io_err(&tmp))?;
+        Ok(IndexBuilder {
+            key,
+            vocab,
+            tw: Layout::new(vocab, 0, 0, 0).tw,
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(out),
+            hasher: blake3::Hasher::new(),
+            hist: vec![0; vocab as usize],
+            starts: Vec::new(),
+            records: Vec::new(),
+            n_tokens: 0,
+            n_slots: 0,
+            last: None,
+            buf: Vec::new(),
+            failed: false,
+        })
+    }
+
+    /// Add the next row: ids strictly increasing, every token below the vocabulary.
+    /// A refused row leaves the builder as it was; after a failed write every
+    /// call fails.
+    pub fn push(&mut self, id: RowId, contributor: Address, tombstoned: bool, tokens: &[u32]) -> Result<(), AttrError> {
+        self.check_written()?;
+        if let Some(p) = self.last
+            && id <= p
+        {
+            return Err(AttrError::RowOrder { prev: p, next: id });
+        }
+        if let Some(&token) = tokens.iter().find(|&&t| t >= self.vocab) {
+            return Err(AttrError::TokenOutOfVocab { row: id, token, vocab: self.vocab });
+        }
+        self.buf.clear();
+        if self.tw == 2 {
+            self.buf.extend(tokens.iter().flat_map(|&t| (t as u16).to_le_bytes()));
+            self.buf.extend(u16::SEP.to_le_bytes());
+        } else {
+            self.buf.extend(tokens.iter().flat_map(|&t| t.to_le_bytes()));
+            self.buf.extend(u32::SEP.to_le_bytes());
+        }
+        let out = self.out.as_mut().expect("a builder is not used after finish");
+        if let Err(e) = std::io::Write::write_all(out, &self.buf) {
+            self.failed = true;
+            return Err(io_err(&self.tmp)(e));
+        }
+        self.hasher.update(&self.buf);
+        for &t in tokens {
+            self.hist[t as usize] += 1;
+        }
+        self.starts.push(self.n_slots);
+        let at = self.records.len();
+        self.records.resize(at + ROW_RECORD_LEN, 0);
+        write_row_record(&mut self.records[at..], id, contributor, tombstoned);
+        self.n_tokens += tokens.len() as u64;
+        self.n_slots += tokens.len() as u64 + 1;
+        self.last = Some(id);
+        Ok(())
+    }
+
+    fn check_written(&self) -> Result<(), AttrError> {
+        match self.failed {
+            true => Err(AttrError::Io {
+                path: self.tmp.clone(),
+                source: std::io::Error::other("an earlier write to this index failed"),
+            }),
+            false => Ok(()),
+        }
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.starts.len() as u64
+    }
+
+    /// Tokens pushed so far.
+    pub fn tokens(&self) -> u64 {
+        self.n_tokens
+    }
+
+    /// Sort the suffixes within `memory` bytes of working memory (0:
+    /// [`DEFAULT_BUILD_MEMORY`]), write the remaining sections and the header,
+    /// rename the file over `path` and open it. `progress(done, total)` counts
+    /// tokens sorted (then merged, in memory).
+    pub fn finish(mut self, memory: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<SpanIndex, AttrError> {
+        let memory = if memory == 0 { DEFAULT_BUILD_MEMORY } else { memory };
+        self.check_written()?;
+        let out = self.out.take().expect("finish runs once");
+        let tmp = self.tmp.clone();
+        let written = (|| {
+            let file = out.into_inner().map_err(|e| AttrError::Io { path: tmp.clone(), source: e.into_error() })?;
+            let n_rows = self.starts.len() as u64;
+            let l = Layout::new(self.vocab, self.n_tokens, self.n_slots, n_rows);
+            file.set_len(l.file_len).map_err(io_err(&tmp))?;
+            let header = Header {
+                layout: l,
+                key: self.key,
+                tokens_hash: *self.hasher.finalize().as_bytes(),
+                rows_hash: *blake3::hash(&self.records).as_bytes(),
+            };
+            let wide = l.n_slots > u32::MAX as u64;
+            let per_token = 8 + 2 * if wide { 8 } else { 4 };
+            if l.n_tokens * per_token <= memory {
+                self.finish_in_memory(&file, &l, wide, progress)?;
+            } else {
+                self.finish_out_of_core(&file, &l, wide, memory, progress)?;
+            }
+            write_at(&file, &tmp, 0, &header.encode())?;
+            publish(file, &tmp, &self.path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+        SpanIndex::open(&self.path)
+    }
+
+    fn finish_in_memory(
+        &self,
+        file: &File,
+        l: &Layout,
+        wide: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), AttrError> {
+        let mut map = map_mut(file, &self.tmp)?;
+        let sec = split_sections(&mut map, l);
+        sec.rows.copy_from_slice(&self.records);
+        macro_rules! go {
+            ($t:ty, $p:ty) => {
+                sort_and_write::<$t, $p>(
+                    cast(sec.toks),
+                    sec.sa,
+                    sec.buckets,
+                    sec.rowmap,
+                    l,
+                    None,
+                    &self.starts,
+                    l.n_tokens,
+                    0,
+                    progress,
+                )
+            };
+        }
+        match (l.tw, wide) {
+            (2, false) => go!(u16, u32),
+            (2, true) => go!(u16, u64),
+            (_, false) => go!(u32, u32),
+            (_, true) => go!(u32, u64),
+        }
+        Ok(())
+    }
+
+    fn finish_out_of_core(
+        &self,
+        file: &File,
+        l: &Layout,
+        wide: bool,
+        memory: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), AttrError> {
+        let tmp = &self.tmp;
+        {
+            // SAFETY: the file is ours until renamed; this map only reads the
+            // tokens section, which nothing writes any more.
+            let map = unsafe { Mmap::map(file) }.map_err(io_err(tmp))?;
+            let toks = &map[l.tokens_range()];
+            match (l.tw, wide) {
+                (2, false) => sort_out_of_core::<u16, u32>(cast(toks), l, memory, file, tmp, progress)?,
+                (2, true) => sort_out_of_core::<u16, u64>(cast(toks), l, memory, file, tmp, progress)?,
+                (_, false) => sort_out_of_core::<u32, u32>(cast(toks), l, memory, file, tmp, progress)?,
+                (_, true) => sort_out_of_core::<u32, u64>(cast(toks), l, memory, file, tmp, progress)?,
+            }
+        }
+        let mut buckets = vec![0u8; l.buckets_range().len()];
+        write_buckets(&mut buckets, &self.hist, l);
+        write_at(file, tmp, l.buckets_off, &buckets)?;
+        let mut rowmap = vec![0u8; l.rowmap_len as usize];
+        write_rowmap(&mut rowmap, l, &self.starts);
+        write_at(file, tmp, l.rowmap_off, &rowmap)?;
+        write_at(file, tmp, l.rows_off, &self.records)
+    }
+}
+
+impl Drop for IndexBuilder {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Where an index for `path` is written until it is complete.
+fn building_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".building");
+    path.with_file_name(name)
+}
+
+/// Make a finished `<path>.building` file durable and rename it over `path`:
+/// after a crash `path` holds the old file or the whole new one, never a part.
+fn publish(file: File, tmp: &Path, path: &Path) -> Result<(), AttrError> {
+    file.sync_all().map_err(io_err(tmp))?;
+    drop(file);
+    std::fs::rename(tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+fn map_mut(file: &File, path: &Path) -> Result<MmapMut, AttrError> {
+    // SAFETY: the file is the builder's own until it is renamed.
+    unsafe { MmapMut::map_mut(file) }.map_err(io_err(path))
+}
+
+fn write_at(file: &File, path: &Path, at: u64, bytes: &[u8]) -> Result<(), AttrError> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, at).map_err(io_err(path))
+}
+
+/// A suffix's merge key and position.
+type Keyed<P> = (u64, P);
+
+/// The out-of-core suffix sort: groups of suffixes by key range, each gathered,
+/// sorted and written to its place in the suffix-array section of `file`.
+fn sort_out_of_core<T: Tok, P: Pos>(
+    toks: &[T],
+    l: &Layout,
+    memory: u64,
+    file: &File,
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), AttrError> {
+    let total = l.n_tokens;
+    progress(0, total);
+    if total == 0 {
+        return Ok(());
+    }
+    let n_slots = toks.len();
+    let cap = (memory / std::mem::size_of::<Keyed<P>>() as u64).max(total.div_ceil(MAX_GROUPS)).max(1);
+    let n_groups = total.div_ceil(cap) as usize;
+    // Group g holds the keys in [bounds[g - 1], bounds[g]) (from 0, to the end):
+    // boundaries at even quantiles of a sample of keys, so that groups come out
+    // about even.
+    let stride = (n_slots / SAMPLE_KEYS).max(1);
+    let mut sample: Vec<u64> = (0..n_slots.div_ceil(stride))
+        .into_par_iter()
+        .map(|i| i * stride)
+        .filter(|&p| toks[p] != T::SEP)
+        .map(|p| key_at(toks, p))
+        .collect();
+    sample.par_sort_unstable();
+    let mut bounds: Vec<u64> = Vec::with_capacity(n_groups);
+    for g in 1..n_groups {
+        let b = sample[g * sample.len() / n_groups];
+        if bounds.last().map_or(b > 0, |&last| b > last) {
+            bounds.push(b);
+        }
+    }
+    drop(sample);
+    let chunks: Vec<Range<usize>> =
+        (0..n_slots).step_by(SCAN_CHUNK).map(|s| s..(s + SCAN_CHUNK).min(n_slots)).collect();
+    // Entries of each group in each chunk, so each group's buffer is cut exactly.
+    let counts: Vec<Vec<u64>> = chunks
+        .par_iter()
+        .map(|c| {
+            let mut k = vec![0u64; bounds.len() + 1];
+            for p in c.clone() {
+                if toks[p] != T::SEP {
+                    let key = key_at(toks, p);
+                    k[bounds.partition_point(|&b| b <= key)] += 1;
+                }
+            }
+            k
+        })
+        .collect();
+    let shift = 64 - 64 / T::KEY_TOKENS;
+    let mut entries: Vec<Keyed<P>> = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut done = 0u64;
+    for g in 0..=bounds.len() {
+        let lo = if g == 0 { 0 } else { bounds[g - 1] };
+        let hi = bounds.get(g).copied();
+        let (lo_tok, hi_tok) = ((lo >> shift) as u32, hi.map_or(u32::MAX, |h| (h >> shift) as u32));
+        let n: usize = counts.iter().map(|c| c[g] as usize).sum();
+        entries.clear();
+        entries.resize(n, (0, P::new(0)));
+        let mut pieces: Vec<(&Range<usize>, &mut [Keyed<P>])> = Vec::with_capacity(chunks.len());
+        let mut rest = &mut entries[..];
+        for (c, k) in chunks.iter().zip(&counts) {
+            let (mine, tail) = rest.split_at_mut(k[g] as usize);
+            pieces.push((c, mine));
+            rest = tail;
+        }
+        pieces.into_par_iter().for_each(|(c, dst)| {
+            let mut i = 0;
+            for p in c.clone() {
+                let t = toks[p];
+                // The first token rules most suffixes out before a key is made.
+                if t == T::SEP || t.to_u32() < lo_tok || t.to_u32() > hi_tok {
+                    continue;
+                }
+                let key = key_at(toks, p);
+                if key >= lo && hi.is_none_or(|h| key < h) {
+                    dst[i] = (key, P::new(p));
+                    i += 1;
+                }
+            }
+            debug_assert_eq!(i, dst.len());
+        });
+        entries.par_sort_unstable_by(|a, b| cmp_keyed(toks, a.0, a.1.get(), b.0, b.1.get()));
+        let w = l.sw;
+        for (j, part) in entries.chunks(WRITE_CHUNK).enumerate() {
+            bytes.clear();
+            bytes.extend(part.iter().flat_map(|e| (e.1.get() as u64).to_le_bytes().into_iter().take(w)));
+            let at = l.sa_off + (done + (j * WRITE_CHUNK) as u64) * w as u64;
+            write_at(file, path, at, &bytes)?;
+        }
+        done += n as u64;
+        progress(done, total);
+    }
+    debug_assert_eq!(done, total);
+    Ok(())
 }
 
 struct Sections<'m> {
@@ -1233,31 +1645,51 @@ fn fill<T: Tok + Plain, P: Pos>(
     let toks: &mut [T] = cast_mut(sec.toks);
     let starts = write_tokens(toks, sec.rows, old, rows);
     let toks: &[T] = toks;
-    let shards = plan_shards(l, rows, &starts, old, shard);
-    let sa: Vec<P> = sort_suffixes(toks, l, old, rows, &shards, progress);
-    debug_assert_eq!(sa.len() as u64, l.n_tokens);
+    for (d, r) in sec.rows[old_rows * ROW_RECORD_LEN..].chunks_exact_mut(ROW_RECORD_LEN).zip(rows) {
+        write_row_record(d, r.id, r.contributor, r.tombstoned);
+    }
+    let new_tokens = rows.iter().map(|r| r.tokens.len() as u64).sum();
+    sort_and_write::<T, P>(toks, sec.sa, sec.buckets, sec.rowmap, l, old, &starts, new_tokens, shard, progress);
+    let tok_bytes = as_bytes(toks);
+    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
+}
 
-    // The suffix array at its width.
+/// Sort the suffixes in memory (SA-IS shards, merged) and write the suffix array,
+/// buckets and row map of the tokens already in place.
+#[allow(clippy::too_many_arguments)]
+fn sort_and_write<T: Tok + Plain, P: Pos>(
+    toks: &[T],
+    sa_out: &mut [u8],
+    buckets: &mut [u8],
+    rowmap: &mut [u8],
+    l: &Layout,
+    old: Option<&SpanIndex>,
+    starts: &[u64],
+    new_tokens: u64,
+    shard: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) {
+    let old_rows = old.map_or(0, |o| o.header.layout.n_rows as usize);
+    let shards = plan_shards(l, starts, old_rows, shard);
+    let sa: Vec<P> = sort_suffixes(toks, l, old, new_tokens, &shards, progress);
+    debug_assert_eq!(sa.len() as u64, l.n_tokens);
     let w = l.sw;
-    sec.sa.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
+    sa_out.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
         for (d, p) in dst.chunks_exact_mut(w).zip(src) {
             d.copy_from_slice(&(p.get() as u64).to_le_bytes()[..w]);
         }
     });
     drop(sa);
+    write_buckets(buckets, &token_histogram(toks, l.vocab), l);
+    write_rowmap(rowmap, l, starts);
+}
 
-    write_buckets(sec.buckets, toks, l);
-    write_rowmap(sec.rowmap, l, &starts);
-    // Row table.
-    for (d, r) in sec.rows[old_rows * ROW_RECORD_LEN..].chunks_exact_mut(ROW_RECORD_LEN).zip(rows) {
-        d[0..8].copy_from_slice(&r.id.contribution.to_le_bytes());
-        d[8..12].copy_from_slice(&r.id.index.to_le_bytes());
-        d[12..32].copy_from_slice(r.contributor.as_slice());
-        d[32] = if r.tombstoned { FLAG_TOMBSTONED } else { 0 };
-    }
-
-    let tok_bytes = as_bytes(toks);
-    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
+/// One row's record in the row table.
+fn write_row_record(d: &mut [u8], id: RowId, contributor: Address, tombstoned: bool) {
+    d[0..8].copy_from_slice(&id.contribution.to_le_bytes());
+    d[8..12].copy_from_slice(&id.index.to_le_bytes());
+    d[12..32].copy_from_slice(contributor.as_slice());
+    d[32] = if tombstoned { FLAG_TOMBSTONED } else { 0 };
 }
 
 /// Tokens and separators: `old`'s as they are (and its row records into
@@ -1297,18 +1729,12 @@ fn write_tokens<T: Tok + Plain>(
     starts
 }
 
-/// Shards of the new rows: contiguous, about `shard` slots each (by default
-/// enough shards to keep every thread busy, but not smaller than
-/// MIN_SHARD_SLOTS), each with its count of tokens.
-fn plan_shards(
-    l: &Layout,
-    rows: &[IndexRow],
-    starts: &[u64],
-    old: Option<&SpanIndex>,
-    shard: usize,
-) -> Vec<(Range<usize>, u64)> {
-    let (old_slots, old_rows) =
-        old.map_or((0, 0), |o| (o.header.layout.n_slots as usize, o.header.layout.n_rows as usize));
+/// Shards of the rows after the first `old_rows`: contiguous, about `shard`
+/// slots each (by default enough shards to keep every thread busy, but not
+/// smaller than MIN_SHARD_SLOTS), each with its count of tokens.
+fn plan_shards(l: &Layout, starts: &[u64], old_rows: usize, shard: usize) -> Vec<(Range<usize>, u64)> {
+    let n_rows = l.n_rows as usize;
+    let old_slots = if old_rows < n_rows { starts[old_rows] as usize } else { l.n_slots as usize };
     let new_slots = l.n_slots as usize - old_slots;
     let threads = rayon::current_num_threads().max(1);
     let shard = match shard {
@@ -1317,10 +1743,10 @@ fn plan_shards(
     };
     let mut shards: Vec<(Range<usize>, u64)> = Vec::new();
     let (mut from, mut tokens) = (old_rows, 0u64);
-    for i in old_rows..l.n_rows as usize {
-        let end = if i + 1 < l.n_rows as usize { starts[i + 1] } else { l.n_slots } as usize;
-        tokens += rows[i - old_rows].tokens.len() as u64;
-        if end - starts[from] as usize >= shard || i + 1 == l.n_rows as usize {
+    for i in old_rows..n_rows {
+        let end = if i + 1 < n_rows { starts[i + 1] } else { l.n_slots } as usize;
+        tokens += (end - starts[i] as usize - 1) as u64;
+        if end - starts[from] as usize >= shard || i + 1 == n_rows {
             shards.push((starts[from] as usize..end, tokens));
             (from, tokens) = (i + 1, 0);
         }
@@ -1335,12 +1761,11 @@ fn sort_suffixes<T: Tok, P: Pos>(
     toks: &[T],
     l: &Layout,
     old: Option<&SpanIndex>,
-    rows: &[IndexRow],
+    new_tokens: u64,
     shards: &[(Range<usize>, u64)],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Vec<P> {
     let threads = rayon::current_num_threads().max(1);
-    let new_tokens: u64 = rows.iter().map(|r| r.tokens.len() as u64).sum();
     // Work units: tokens sorted in shards, then tokens merged.
     let merging = shards.len() + old.is_some() as usize > 1;
     let total = new_tokens + if merging { l.n_tokens } else { 0 };
@@ -1383,11 +1808,10 @@ fn sort_suffixes<T: Tok, P: Pos>(
     sa
 }
 
-/// Buckets from the token histogram: token t's suffixes start at entry `buckets[t]`.
-fn write_buckets<T: Tok>(buckets: &mut [u8], toks: &[T], l: &Layout) {
-    let vocab = l.vocab as usize;
-    let hist = toks
-        .par_chunks(1 << 20)
+/// How many times each token occurs (separators not counted).
+fn token_histogram<T: Tok>(toks: &[T], vocab: u32) -> Vec<u64> {
+    let vocab = vocab as usize;
+    toks.par_chunks(1 << 20)
         .fold(
             || vec![0u64; vocab],
             |mut h, c| {
@@ -1407,12 +1831,16 @@ fn write_buckets<T: Tok>(buckets: &mut [u8], toks: &[T], l: &Layout) {
                 }
                 a
             },
-        );
+        )
+}
+
+/// Buckets from the token histogram: token t's suffixes start at entry `buckets[t]`.
+fn write_buckets(buckets: &mut [u8], hist: &[u64], l: &Layout) {
     let mut acc = 0u64;
     for (t, chunk) in buckets.chunks_exact_mut(l.bw).enumerate() {
         chunk.copy_from_slice(&acc.to_le_bytes()[..l.bw]);
-        if t < vocab {
-            acc += hist[t];
+        if let Some(h) = hist.get(t) {
+            acc += h;
         }
     }
 }

@@ -105,7 +105,8 @@ mod sais;
 mod trace;
 
 pub use index::{
-    DEFAULT_SHARD_TOKENS, FORMAT_VERSION, IndexKey, IndexRow, IndexSizes, IndexedRow, MAX_VOCAB, RowRef, SpanIndex,
+    DEFAULT_BUILD_MEMORY, DEFAULT_SHARD_TOKENS, FORMAT_VERSION, IndexBuilder, IndexKey, IndexRow, IndexSizes,
+    IndexedRow, MAX_VOCAB, RowRef, SpanIndex,
 };
 pub use log2::{LOG2_ONE, log2_fixed};
 pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maximal_spans, response_digest, trace};

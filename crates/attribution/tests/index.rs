@@ -3,7 +3,7 @@
 
 mod common;
 
-use attribution::{IndexRow, SpanIndex};
+use attribution::{AttrError, IndexBuilder, IndexRow, SpanIndex};
 use common::Rng;
 use common::*;
 use primitives::rows::RowId;
@@ -40,8 +40,32 @@ fn arb_rows() -> impl Strategy<Value = Vec<IndexRow>> {
     })
 }
 
+/// The rows through an [`IndexBuilder`] with `memory` bytes to sort in.
+fn build_streamed(rows: &[IndexRow], vocab: u32, memory: u64, dir: &std::path::Path, name: &str) -> SpanIndex {
+    let mut b = IndexBuilder::new(key(1), vocab, &dir.join(name)).unwrap();
+    for r in rows {
+        b.push(r.id, r.contributor, r.tombstoned, &r.tokens).unwrap();
+    }
+    assert_eq!((b.rows(), b.tokens()), (rows.len() as u64, rows.iter().map(|r| r.tokens.len() as u64).sum()));
+    let ix = b.finish(memory, &mut |_, _| {}).unwrap();
+    assert!(!dir.join(format!("{name}.building")).exists());
+    ix
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_streamed_build_is_the_same_file_in_memory_or_out_of_core(rows in arb_rows(), memory in 1u64..600) {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = build(&rows, 5, 0, dir.path(), "whole");
+        // 16 bytes per entry out of core: from one entry per group up to ~40.
+        let out_of_core = build_streamed(&rows, 5, memory, dir.path(), "ooc");
+        let in_memory = build_streamed(&rows, 5, 1 << 30, dir.path(), "mem");
+        let want = std::fs::read(whole.path()).unwrap();
+        prop_assert_eq!(&std::fs::read(out_of_core.path()).unwrap(), &want);
+        prop_assert_eq!(&std::fs::read(in_memory.path()).unwrap(), &want);
+    }
 
     #[test]
     fn counts_match_a_naive_scan(rows in arb_rows(), qs in proptest::collection::vec(proptest::collection::vec(0u32..5, 1..6), 1..12)) {
@@ -205,4 +229,62 @@ fn extend_in_place_keeps_the_old_index_valid() {
     // Rows out of order are refused and leave the file alone.
     assert!(ext.extend(key(3), &rows[..1], 0, ext.path(), &mut |_, _| {}).is_err());
     assert_eq!(SpanIndex::open(&dir.path().join("ix")).unwrap().digest(), ext.digest());
+}
+
+#[test]
+fn out_of_core_groups_give_the_build_of_a_large_corpus() {
+    let mut rng = Rng::new(21);
+    // A small alphabet: keys tie often and suffixes repeat for long stretches.
+    let mut rows = random_rows(&mut rng, 2_000, 3, 20..200);
+    let copy = rows[7].tokens.clone();
+    rows[1500].tokens = copy; // a whole row repeated
+    let dir = tempfile::tempdir().unwrap();
+    let whole = build(&rows, 3, 0, dir.path(), "whole");
+    let want = std::fs::read(whole.path()).unwrap();
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    let mut b = IndexBuilder::new(key(1), 3, &dir.path().join("ooc")).unwrap();
+    for r in &rows {
+        b.push(r.id, r.contributor, r.tombstoned, &r.tokens).unwrap();
+    }
+    // ~220k tokens in 16-byte entries: about 14 groups.
+    let ix = b.finish(256 << 10, &mut |d, t| seen.push((d, t))).unwrap();
+    assert_eq!(std::fs::read(ix.path()).unwrap(), want);
+    ix.verify().unwrap();
+    assert!(seen.len() >= 10, "{} progress calls", seen.len());
+    assert_eq!(seen.last().unwrap().0, ix.n_tokens());
+    // u32 tokens too.
+    for r in rows.iter_mut() {
+        for t in r.tokens.iter_mut() {
+            *t = *t * 40_000 + 1;
+        }
+    }
+    let wide = build(&rows, 100_000, 0, dir.path(), "wide");
+    let streamed = build_streamed(&rows, 100_000, 64 << 10, dir.path(), "wide-ooc");
+    assert_eq!(std::fs::read(streamed.path()).unwrap(), std::fs::read(wide.path()).unwrap());
+}
+
+#[test]
+fn a_streamed_build_refuses_bad_rows_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ix");
+    assert!(matches!(IndexBuilder::new(key(1), 0, &path), Err(AttrError::Vocab(0))));
+    let mut b = IndexBuilder::new(key(1), 10, &path).unwrap();
+    let r = row(2, 0, vec![1, 2, 3]);
+    b.push(r.id, r.contributor, false, &r.tokens).unwrap();
+    let e = b.push(RowId { contribution: 1, index: 5 }, r.contributor, false, &[1]);
+    assert!(matches!(e, Err(AttrError::RowOrder { .. })), "{e:?}");
+    let e = b.push(RowId { contribution: 3, index: 0 }, r.contributor, false, &[4, 10]);
+    assert!(matches!(e, Err(AttrError::TokenOutOfVocab { token: 10, .. })), "{e:?}");
+    // Refused rows left nothing behind: the index holds the one good row.
+    b.push(RowId { contribution: 3, index: 0 }, r.contributor, false, &[2, 3]).unwrap();
+    let building = dir.path().join("ix.building");
+    assert!(building.exists());
+    drop(b);
+    assert!(!building.exists() && !path.exists(), "a dropped builder leaves no file");
+    let mut b = IndexBuilder::new(key(1), 10, &path).unwrap();
+    b.push(r.id, r.contributor, false, &r.tokens).unwrap();
+    b.push(RowId { contribution: 3, index: 0 }, r.contributor, false, &[2, 3]).unwrap();
+    let ix = b.finish(1, &mut |_, _| {}).unwrap();
+    assert_eq!((ix.n_rows(), ix.n_tokens(), ix.count(&[2, 3])), (2, 5, 2));
+    ix.verify().unwrap();
 }

@@ -2,28 +2,34 @@
 //! crate against infini-gram (PyPI `infini-gram`, the engine OLMoTrace is built
 //! on) on the same corpus and the same responses.
 //!
-//! For each size in `--tokens` (default 10^6 and 10^7; 10^8 by hand) the bench
-//! generates, from `--seed`, before any clock starts:
+//! For each size in `--tokens` (default 10^6 and 10^7; 10^8 and 10^9 by hand) the
+//! bench generates, from `--seed`, before any clock starts:
 //! - a corpus of documents of 50–500 tokens drawn from a Zipfian distribution
 //!   (exponent `--zipf`, default 1.0) over `--vocab` (50,000) token ids, ten
-//!   documents per contribution, exactly N tokens in all;
+//!   documents per contribution, exactly N tokens in all, streamed to disk in
+//!   infini-gram's layout (`tokenized.0`, `offset.0`), which both sides build from;
 //! - `--responses` (20) responses of `--response-len` (500) tokens: Zipfian filler
 //!   around `--planted` (5) spans of 12–40 tokens, each also written over a random
 //!   place in 1–3 documents (so it occurs in the corpus);
 //! - word starts from the token id (id mod 5 ≠ 0 starts a word, as a GPT-2-style
 //!   "Ġ" token would), the same rule for both sides (infini-gram's `bow_ids`).
 //!
-//! Then, per size: `--build-rounds` builds alternating ours ([`attribution::SpanIndex::build`]
-//! from the rows in memory to the finished file, default shards, rayon on every core)
-//! and infini-gram's (`infini_gram.indexing.build_sa` over the same tokens already in
-//! its layout on disk, `--cpus` = cores); then `--rounds` rounds of tracing every
-//! response, ours ([`attribution::trace`]: maximal spans, ranking, rows and credits,
-//! default parameters but `--max-frequency`) then infini-gram's
+//! Then, per size: `--build-rounds` builds alternating ours (the corpus file read
+//! document by document into an [`attribution::IndexBuilder`], finished with
+//! `--build-memory-mib` of sort memory, to the renamed file; rayon on every core;
+//! the process's peak resident memory over the build from `VmHWM`, reset before it)
+//! and infini-gram's (`infini_gram.indexing.build_sa` over the same tokens,
+//! `--cpus` = cores; only at sizes up to `--peer-up-to`); then `--rounds` rounds of
+//! tracing every response, ours ([`attribution::trace`]: maximal spans, ranking,
+//! rows and credits, default parameters but `--max-frequency`) then infini-gram's
 //! (`InfiniGramEngine.attribute(ids, [], min_len, max_cnt, enforce_bow=True)`, the
 //! maximal-span query, index loaded in RAM unless `--peer-mmap`). Every call is timed
 //! on its own; p50 and p99 are over all calls of all rounds. Our maximal spans
 //! ([`attribution::maximal_spans`], the same definition) must equal infini-gram's
 //! (start, end, count) for every response, and every planted span must be found.
+//! Last, our index cold: its file fsynced and dropped from the page cache
+//! (`posix_fadvise(DONTNEED)`, what stays resident checked with `mincore`), then
+//! opened and the first response traced, then traced again.
 //!
 //! The peer runs as `bench/peers/attribution_peer.py --serve` under the git-ignored
 //! `bench/.venv` (created with `pip install infini-gram` when missing); its licence
@@ -32,13 +38,13 @@
 use crate::peer::PythonPeer as PeerSetup;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use attribution::{IndexKey, IndexRow, SpanIndex, TraceParams, maximal_spans, trace};
+use attribution::{IndexBuilder, IndexKey, SpanIndex, TraceParams, maximal_spans, trace};
 use primitives::rows::RowId;
 use primitives::{Address, B256};
 use serde_json::{Value, json};
@@ -52,8 +58,8 @@ use crate::stats::{count_list, fmt_ratio, median, percentile, ratio};
 /// to trace a response, ours vs infini-gram.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AttributionOpts {
-    /// Corpus sizes in tokens, comma-separated (k/M suffixes): 100M is a manual run
-    /// (about 3 GB of memory and ten minutes with the peer).
+    /// Corpus sizes in tokens, comma-separated (k/M/G suffixes): 100M and 1G are
+    /// manual runs (1G: 2 GB of corpus and 6 GB of our index on disk).
     #[arg(long, default_value = "1M,10M")]
     pub tokens: String,
     /// Responses traced per round.
@@ -86,6 +92,14 @@ pub struct AttributionOpts {
     /// Seed of the corpus and the responses.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Working memory of our index build's suffix sort, in MiB: past it the sort
+    /// runs out of core (`attribution::IndexBuilder::finish`).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub build_memory_mib: u64,
+    /// Build and query infini-gram only at sizes up to this many tokens (k/M/G);
+    /// default: every size.
+    #[arg(long)]
+    pub peer_up_to: Option<String>,
     /// Run ours only (ratios n/a).
     #[arg(long)]
     pub no_peer: bool,
@@ -118,6 +132,8 @@ impl Default for AttributionOpts {
             min_len: 8,
             max_frequency: 1_000_000,
             seed: 1,
+            build_memory_mib: 1024,
+            peer_up_to: None,
             no_peer: false,
             peer_mmap: false,
             python: None,
@@ -169,9 +185,12 @@ impl Zipf {
     }
 }
 
-/// The corpus and the responses of one size.
+/// The corpus (on disk) and the responses of one size.
 struct Workload {
-    rows: Vec<IndexRow>,
+    /// The documents in infini-gram's layout: each a 0xFFFF separator and its u16 tokens.
+    corpus: PathBuf,
+    /// Tokens of each document, in order.
+    lens: Vec<u32>,
     responses: Vec<Vec<u32>>,
     word_start: Vec<Vec<bool>>,
     /// Where the planted spans are in each response.
@@ -185,28 +204,48 @@ fn contributor_of(contribution: u64) -> Address {
     Address::from(a)
 }
 
-fn workload(o: &AttributionOpts, n_tokens: u64) -> Result<Workload> {
+/// The row id of document `k`: ten documents per contribution.
+fn row_id(k: usize) -> RowId {
+    RowId { contribution: k as u64 / 10 + 1, index: (k % 10) as u32 }
+}
+
+/// Generate one size's corpus into `dir` in infini-gram's layout (version 4,
+/// u16): `tokenized.0`, `offset.0` and the word-start token ids, streamed, so that
+/// 10^9 tokens take no memory beyond 4 bytes per document; then the responses,
+/// whose planted spans are written over places in the corpus file.
+fn workload(o: &AttributionOpts, n_tokens: u64, dir: &Path) -> Result<Workload> {
+    if o.vocab > u16::MAX as u32 {
+        bail!("--vocab {} does not fit the u16 corpus layout", o.vocab);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut rng = Rng::new(o.seed ^ n_tokens.rotate_left(17));
     let zipf = Zipf::new(o.vocab, o.zipf);
-    let mut rows: Vec<IndexRow> = Vec::new();
-    let mut have = 0u64;
+    let corpus = dir.join("tokenized.0");
+    let mut ds = BufWriter::with_capacity(1 << 20, File::create(&corpus)?);
+    let mut od = BufWriter::new(File::create(dir.join("offset.0"))?);
+    let (mut lens, mut offsets): (Vec<u32>, Vec<u64>) = (Vec::new(), Vec::new());
+    let (mut have, mut at) = (0u64, 0u64);
+    let mut buf: Vec<u8> = Vec::new();
     while have < n_tokens {
         let len = (50 + rng.below(451)).min(n_tokens - have) as usize;
-        let tokens: Vec<u32> = (0..len).map(|_| zipf.sample(&mut rng)).collect();
-        let k = rows.len() as u64;
-        let contribution = k / 10 + 1;
-        rows.push(IndexRow {
-            id: RowId { contribution, index: (k % 10) as u32 },
-            contributor: contributor_of(contribution),
-            tombstoned: false,
-            tokens,
-        });
+        buf.clear();
+        buf.extend([0xFF, 0xFF]);
+        for _ in 0..len {
+            buf.extend((zipf.sample(&mut rng) as u16).to_le_bytes());
+        }
+        ds.write_all(&buf)?;
+        od.write_all(&at.to_le_bytes())?;
+        offsets.push(at);
+        lens.push(len as u32);
+        at += buf.len() as u64;
         have += len as u64;
     }
+    od.flush()?;
+    let file = ds.into_inner().map_err(|e| anyhow!("writing {}: {}", corpus.display(), e.error()))?;
     let l = o.response_len as usize;
     let planted_n = (o.planted as usize).min(l / 50);
     // Each planted span goes into up to 3 documents of its own.
-    if rows.len() < 2 * 3 * planted_n * o.responses as usize {
+    if lens.len() < 2 * 3 * planted_n * o.responses as usize {
         bail!("{n_tokens} tokens are too few documents for {} responses with {planted_n} planted spans", o.responses);
     }
     let mut used: HashSet<usize> = HashSet::new();
@@ -228,13 +267,14 @@ fn workload(o: &AttributionOpts, n_tokens: u64) -> Result<Workload> {
                 // A document of its own (planted spans never overwrite each other),
                 // long enough to hold it.
                 let d = loop {
-                    let d = rng.below(rows.len() as u64) as usize;
-                    if rows[d].tokens.len() >= s.len() && used.insert(d) {
+                    let d = rng.below(lens.len() as u64) as usize;
+                    if lens[d] as usize >= s.len() && used.insert(d) {
                         break d;
                     }
                 };
-                let at = rng.below((rows[d].tokens.len() - s.len() + 1) as u64) as usize;
-                rows[d].tokens[at..at + s.len()].copy_from_slice(s);
+                let at = rng.below((lens[d] as usize - s.len() + 1) as u64);
+                let bytes: Vec<u8> = s.iter().flat_map(|&t| (t as u16).to_le_bytes()).collect();
+                std::os::unix::fs::FileExt::write_all_at(&file, &bytes, offsets[d] + 2 + 2 * at)?;
             }
         }
         let fill = (l - spans.iter().map(Vec::len).sum::<usize>()) / (spans.len() + 1);
@@ -252,32 +292,92 @@ fn workload(o: &AttributionOpts, n_tokens: u64) -> Result<Workload> {
         responses.push(resp);
         planted.push(where_);
     }
-    Ok(Workload { rows, responses, word_start, planted })
-}
-
-/// The same tokens in infini-gram's layout (version 4, u16): tokenized.0,
-/// offset.0 and the word-start token ids.
-fn write_peer_corpus(w: &Workload, vocab: u32, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut ds = BufWriter::new(File::create(dir.join("tokenized.0"))?);
-    let mut od = BufWriter::new(File::create(dir.join("offset.0"))?);
-    let mut at = 0u64;
-    for r in &w.rows {
-        od.write_all(&at.to_le_bytes())?;
-        ds.write_all(&[0xFF, 0xFF])?;
-        for &t in &r.tokens {
-            ds.write_all(&(t as u16).to_le_bytes())?;
-        }
-        at += 2 + 2 * r.tokens.len() as u64;
-    }
-    ds.flush()?;
-    od.flush()?;
+    drop(file);
     let mut bow = BufWriter::new(File::create(dir.join("bow_ids.txt"))?);
-    for t in (0..vocab).filter(|&t| starts_word(t)) {
+    for t in (0..o.vocab).filter(|&t| starts_word(t)) {
         writeln!(bow, "{t}")?;
     }
     bow.flush()?;
+    Ok(Workload { corpus, lens, responses, word_start, planted })
+}
+
+/// The documents of the corpus file in order, each with its row id.
+fn for_each_doc(w: &Workload, mut f: impl FnMut(usize, &[u32]) -> Result<()>) -> Result<()> {
+    let mut r = BufReader::with_capacity(1 << 20, File::open(&w.corpus)?);
+    let (mut bytes, mut toks): (Vec<u8>, Vec<u32>) = (Vec::new(), Vec::new());
+    for (k, &len) in w.lens.iter().enumerate() {
+        bytes.resize(2 + 2 * len as usize, 0);
+        r.read_exact(&mut bytes).with_context(|| format!("reading {}", w.corpus.display()))?;
+        toks.clear();
+        toks.extend(bytes[2..].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as u32));
+        f(k, &toks)?;
+    }
     Ok(())
+}
+
+/// Our index of the corpus: its rows streamed from the corpus file through an
+/// `IndexBuilder` into `path`.
+fn build_ours(o: &AttributionOpts, w: &Workload, path: &Path) -> Result<SpanIndex> {
+    let key = IndexKey { tokenizer: B256::repeat_byte(0xB0), datanet: 1, version: 1 };
+    let mut b = IndexBuilder::new(key, o.vocab, path).map_err(|e| anyhow!("building our index: {e}"))?;
+    for_each_doc(w, |k, toks| {
+        let id = row_id(k);
+        b.push(id, contributor_of(id.contribution), false, toks).map_err(|e| anyhow!("building our index: {e}"))
+    })?;
+    b.finish(o.build_memory_mib << 20, &mut |_, _| {}).map_err(|e| anyhow!("building our index: {e}"))
+}
+
+/// Forget this process's peak resident memory (`VmHWM` restarts from the current
+/// resident set); false when the kernel refuses.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Write `path`'s dirty pages to disk and ask the kernel to drop the file from
+/// its page cache; returns the fraction of its pages still resident after (by
+/// `mincore`), None when that cannot be told.
+fn evict(path: &Path) -> Result<Option<f64>> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path)?;
+    f.sync_all()?;
+    // SAFETY: a plain syscall on a file descriptor we own.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        bail!("posix_fadvise(DONTNEED) on {}: error {rc}", path.display());
+    }
+    Ok(resident(&f))
+}
+
+/// Read `path` through so that its pages are in the page cache (what a warm
+/// index is); returns the fraction resident after.
+fn warm(path: &Path) -> Result<Option<f64>> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 8 << 20];
+    while f.read(&mut buf)? > 0 {}
+    Ok(resident(&f))
+}
+
+/// The fraction of `f`'s pages in the page cache (`mincore` over a mapping of
+/// it), None when that cannot be told.
+fn resident(f: &File) -> Option<f64> {
+    use std::os::fd::AsRawFd;
+    let len = f.metadata().ok()?.len() as usize;
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: a read-only shared mapping of the whole file, only passed to
+    // mincore and unmapped here.
+    unsafe {
+        let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0);
+        if addr == libc::MAP_FAILED {
+            return None;
+        }
+        let page = libc::sysconf(libc::_SC_PAGESIZE).max(1) as usize;
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        let ok = libc::mincore(addr, len, vec.as_mut_ptr()) == 0;
+        libc::munmap(addr, len);
+        ok.then(|| vec.iter().filter(|&&b| b & 1 != 0).count() as f64 / vec.len() as f64)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -427,20 +527,20 @@ pub fn run_attribution(o: &AttributionOpts) -> Result<()> {
 /// returns the size's part of the JSON.
 fn run_size(o: &AttributionOpts, n: u64, dir: &Path, setup: Option<&PeerSetup>, machine: &Machine) -> Result<Value> {
     let t = Instant::now();
-    let w = workload(o, n)?;
     let sdir = dir.join(format!("n{n}"));
     let peer_dir = sdir.join("infini-gram");
-    std::fs::create_dir_all(&sdir)?;
+    let w = workload(o, n, &peer_dir)?;
+    let peer_up_to = match &o.peer_up_to {
+        Some(s) => parse_tokens(s)?.into_iter().max().unwrap_or(u64::MAX),
+        None => u64::MAX,
+    };
     let mut peer = match setup {
-        Some(s) => {
-            write_peer_corpus(&w, o.vocab, &peer_dir)?;
-            Some(Peer::start(s, &sdir.join("peer.log"))?)
-        }
-        None => None,
+        Some(s) if n <= peer_up_to => Some(Peer::start(s, &sdir.join("peer.log"))?),
+        _ => None,
     };
     println!(
         "\n{n} tokens: {} documents of 50-500 tokens (Zipf {} over {} ids), {} responses of {} tokens with {} planted spans each (prepared in {:.1} s)",
-        w.rows.len(),
+        w.lens.len(),
         o.zipf,
         o.vocab,
         w.responses.len(),
@@ -455,15 +555,32 @@ fn run_size(o: &AttributionOpts, n: u64, dir: &Path, setup: Option<&PeerSetup>, 
     }
     let tr = trace_rounds(o, &b.index, &w, peer.as_mut())?;
     drop(peer);
-    Ok(report_size(o, n, &w, &b, &tr))
+    let Builds { ours_s, ours_peak_rss, peer_s, peer_bytes, index } = b;
+    let sizes = index.sizes();
+    let path = index.path().to_path_buf();
+    drop(index);
+    let cold = cold_query(o, &path, &w)?;
+    let b = BuildFigures { ours_s, ours_peak_rss, peer_s, peer_bytes, sizes };
+    Ok(report_size(o, n, &w, &b, &tr, &cold))
 }
 
 /// Both sides' index builds of one size, and our last index.
 struct Builds {
     ours_s: Vec<f64>,
+    /// Our process's peak resident memory during each build (`VmHWM`, reset before it).
+    ours_peak_rss: Vec<Option<u64>>,
     peer_s: Vec<f64>,
     peer_bytes: Option<u64>,
     index: SpanIndex,
+}
+
+/// What the report needs of the builds once our index is closed.
+struct BuildFigures {
+    ours_s: Vec<f64>,
+    ours_peak_rss: Vec<Option<u64>>,
+    peer_s: Vec<f64>,
+    peer_bytes: Option<u64>,
+    sizes: attribution::IndexSizes,
 }
 
 /// `--build-rounds` builds of our index and the peer's, alternating.
@@ -475,18 +592,18 @@ fn build_rounds(
     mut peer: Option<&mut Peer>,
     machine: &Machine,
 ) -> Result<Builds> {
-    let key = IndexKey { tokenizer: B256::repeat_byte(0xB0), datanet: 1, version: 1 };
     let path = sdir.join("ours.olsa");
     let peer_dir = sdir.join("infini-gram");
     let mem_gib = machine.mem_bytes.map_or(8, |b| (b / (1 << 30) / 2).clamp(1, 64));
-    let (mut ours_s, mut peer_s, mut peer_bytes) = (Vec::new(), Vec::new(), None);
+    let (mut ours_s, mut ours_peak_rss, mut peer_s, mut peer_bytes) = (Vec::new(), Vec::new(), Vec::new(), None);
     let mut index = None;
     for round in 0..o.build_rounds {
         drop(index.take());
+        let reset = reset_peak_rss();
         let t = Instant::now();
-        let ix = SpanIndex::build(key, &w.rows, o.vocab, 0, &path, &mut |_, _| {})
-            .map_err(|e| anyhow!("building our index: {e}"))?;
+        let ix = build_ours(o, w, &path)?;
         ours_s.push(t.elapsed().as_secs_f64());
+        ours_peak_rss.push(if reset { crate::train::proc_status_bytes("VmHWM") } else { None });
         index = Some(ix);
         if let Some(p) = peer.as_deref_mut() {
             // infini-gram's parallel make-part overlaps its parts by 100 kB, which
@@ -497,14 +614,44 @@ fn build_rounds(
             peer_bytes = r["bytes"].as_u64();
         }
         eprintln!(
-            "  build round {}: ours {:.2} s, peer {}",
+            "  build round {}: ours {:.2} s (peak RSS {}), peer {}",
             round + 1,
             ours_s[ours_s.len() - 1],
+            fmt_gib(ours_peak_rss[ours_peak_rss.len() - 1]),
             peer_s.last().map_or("n/a".into(), |s| format!("{s:.2} s"))
         );
     }
     let index = index.expect("at least one build round");
-    Ok(Builds { ours_s, peer_s, peer_bytes, index })
+    Ok(Builds { ours_s, ours_peak_rss, peer_s, peer_bytes, index })
+}
+
+fn fmt_gib(b: Option<u64>) -> String {
+    b.map_or("n/a".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
+}
+
+/// The first query on an index whose pages were evicted from the page cache.
+struct Cold {
+    /// Fraction of the file's pages still resident after the eviction.
+    resident_after_evict: Option<f64>,
+    open_s: f64,
+    first_trace_s: f64,
+    second_trace_s: f64,
+}
+
+/// Evict our index file's pages, open it and trace the first response, then once more warm.
+fn cold_query(o: &AttributionOpts, path: &Path, w: &Workload) -> Result<Cold> {
+    let params = TraceParams { min_len: o.min_len, max_frequency: o.max_frequency, ..TraceParams::default() };
+    let resident_after_evict = evict(path)?;
+    let t = Instant::now();
+    let ix = SpanIndex::open(path).map_err(|e| anyhow!("{e}"))?;
+    let open_s = t.elapsed().as_secs_f64();
+    let mut times = [0.0; 2];
+    for t_out in times.iter_mut() {
+        let t = Instant::now();
+        trace(&ix, &w.responses[0], &w.word_start[0], &params).map_err(|e| anyhow!("tracing: {e}"))?;
+        *t_out = t.elapsed().as_secs_f64();
+    }
+    Ok(Cold { resident_after_evict, open_s, first_trace_s: times[0], second_trace_s: times[1] })
 }
 
 /// Trace times of both sides, and what the first round found.
@@ -519,6 +666,8 @@ struct Traces {
     peer_found: usize,
     /// Spans our trace kept.
     spans_total: usize,
+    /// The smallest fraction of our index file resident at the start of a round.
+    ours_resident: f64,
 }
 
 /// `--rounds` rounds of tracing every response on both sides. The maximal
@@ -526,9 +675,13 @@ struct Traces {
 fn trace_rounds(o: &AttributionOpts, ix: &SpanIndex, w: &Workload, mut peer: Option<&mut Peer>) -> Result<Traces> {
     let params = TraceParams { min_len: o.min_len, max_frequency: o.max_frequency, ..TraceParams::default() };
     let peer_cmd = json!({"cmd": "trace", "responses": w.responses, "minLen": o.min_len, "maxCnt": o.max_frequency});
-    let mut tr = Traces::default();
+    let mut tr = Traces { ours_resident: 1.0, ..Traces::default() };
     let mut ours_max: Vec<Vec<(u32, u32, u64)>> = Vec::new();
     for round in 0..o.rounds {
+        // Warm: the peer's index in RAM competes for the page cache.
+        if let Some(f) = warm(ix.path())? {
+            tr.ours_resident = tr.ours_resident.min(f);
+        }
         for (k, (resp, ws)) in w.responses.iter().zip(&w.word_start).enumerate() {
             let t = Instant::now();
             let traced = trace(ix, resp, ws, &params).map_err(|e| anyhow!("tracing: {e}"))?;
@@ -590,8 +743,8 @@ fn compare_peer_spans(
 }
 
 /// Print one size's figures and return them as JSON.
-fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Traces) -> Value {
-    let sizes_ours = b.index.sizes();
+fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &BuildFigures, tr: &Traces, cold: &Cold) -> Value {
+    let sizes_ours = b.sizes;
     let planted_total: usize = w.planted.iter().map(Vec::len).sum();
     let ob = med(&b.ours_s);
     let pb = med(&b.peer_s);
@@ -599,9 +752,12 @@ fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Trace
     let (p50, p99) = (pct(&tr.peer_s, 50.0), pct(&tr.peer_s, 99.0));
     let m50 = pct(&tr.ours_max_s, 50.0);
     let peer_bpt = b.peer_bytes.map(|b| b as f64 / n as f64);
+    let peak = b.ours_peak_rss.iter().flatten().max().copied();
     println!(
-        "  build            ours {}   infini-gram {}   time ratio {}",
+        "  build            ours {} (peak RSS {}, sort memory {} MiB)   infini-gram {}   time ratio {}",
         fmt_rate(n, ob),
+        fmt_gib(peak),
+        o.build_memory_mib,
         fmt_rate(n, pb),
         fmt_ratio(ratio(ob, pb))
     );
@@ -616,15 +772,23 @@ fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Trace
         peer_bpt.map_or("n/a".into(), |b| format!("{b:.3} (tokenized + table + offset)")),
     );
     println!(
-        "  trace {} tokens ours p50 {} p99 {} (maximal spans alone p50 {})   infini-gram attribute() p50 {} p99 {}   ratio p50 {} p99 {}",
+        "  trace {} tokens ours p50 {} p99 {} (maximal spans alone p50 {}; index {:.1}% resident)   infini-gram attribute() p50 {} p99 {}   ratio p50 {} p99 {}",
         o.response_len,
         fmt_ms(o50),
         fmt_ms(o99),
         fmt_ms(m50),
+        100.0 * tr.ours_resident,
         fmt_ms(p50),
         fmt_ms(p99),
         fmt_small_ratio(ratio(o50, p50)),
         fmt_small_ratio(ratio(o99, p99)),
+    );
+    println!(
+        "  cold index       pages evicted ({} still resident): open {}, first trace {}, then {}",
+        cold.resident_after_evict.map_or("n/a".into(), |f| format!("{:.1}%", 100.0 * f)),
+        fmt_ms(Some(cold.open_s)),
+        fmt_ms(Some(cold.first_trace_s)),
+        fmt_ms(Some(cold.second_trace_s)),
     );
     let (ours_found, spans_total, peer_found, identical) = (tr.ours_found, tr.spans_total, tr.peer_found, tr.identical);
     let peer_ran = !tr.peer_s.is_empty();
@@ -641,16 +805,22 @@ fn report_size(o: &AttributionOpts, n: u64, w: &Workload, b: &Builds, tr: &Trace
     }
     json!({
         "tokens": n,
-        "documents": w.rows.len(),
+        "documents": w.lens.len(),
         "ours": {
             "buildS": b.ours_s,
             "buildTokensPerS": ob.map(|s| n as f64 / s),
+            "buildPeakRssBytes": b.ours_peak_rss,
+            "buildMemoryMib": o.build_memory_mib,
+            "cold": {
+                "residentAfterEvict": cold.resident_after_evict,
+                "openS": cold.open_s, "firstTraceS": cold.first_trace_s, "secondTraceS": cold.second_trace_s,
+            },
             "bytesPerToken": {
                 "tokensAndSa": sizes_ours.tokens_and_sa_per_token(),
                 "rowMapAndSeparators": sizes_ours.row_map_per_token(),
                 "file": sizes_ours.file_per_token(),
             },
-            "traceP50S": o50, "traceP99S": o99, "maximalSpansP50S": m50,
+            "traceP50S": o50, "traceP99S": o99, "maximalSpansP50S": m50, "indexResident": tr.ours_resident,
             "plantedFound": ours_found, "keptSpans": spans_total,
         },
         "peer": {
@@ -680,6 +850,7 @@ mod tests {
     #[test]
     fn sizes_parse() {
         assert_eq!(parse_tokens("1M, 10M,500k").unwrap(), vec![1_000_000, 10_000_000, 500_000]);
+        assert_eq!(parse_tokens("1G").unwrap(), vec![1_000_000_000]);
         assert!(parse_tokens("").is_err());
         assert!(parse_tokens("12").is_err());
         assert!(parse_tokens("x").is_err());
@@ -688,18 +859,33 @@ mod tests {
     #[test]
     fn workload_is_seeded_and_planted() {
         let o = AttributionOpts { responses: 3, ..AttributionOpts::default() };
-        let a = workload(&o, 50_000).unwrap();
-        let b = workload(&o, 50_000).unwrap();
-        assert_eq!(a.rows, b.rows);
+        let dir = tempfile::tempdir().unwrap();
+        let a = workload(&o, 50_000, &dir.path().join("a")).unwrap();
+        let b = workload(&o, 50_000, &dir.path().join("b")).unwrap();
+        assert_eq!(std::fs::read(&a.corpus).unwrap(), std::fs::read(&b.corpus).unwrap());
         assert_eq!(a.responses, b.responses);
-        assert_eq!(a.rows.iter().map(|r| r.tokens.len() as u64).sum::<u64>(), 50_000);
-        assert!(a.rows.iter().all(|r| r.tokens.len() <= 500));
+        assert_eq!(a.lens.iter().map(|&l| l as u64).sum::<u64>(), 50_000);
+        assert!(a.lens.iter().all(|&l| l <= 500));
+        let mut docs: Vec<Vec<u32>> = Vec::new();
+        for_each_doc(&a, |k, toks| {
+            assert_eq!(k, docs.len());
+            docs.push(toks.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        // infini-gram's layout: a 0xFFFF separator before each document, offsets to it.
+        let bytes = std::fs::read(&a.corpus).unwrap();
+        assert_eq!(bytes.len() as u64, 2 * (50_000 + docs.len() as u64));
+        let offsets = std::fs::read(dir.path().join("a/offset.0")).unwrap();
+        assert_eq!(offsets.len(), 8 * docs.len());
+        let last = u64::from_le_bytes(offsets[offsets.len() - 8..].try_into().unwrap()) as usize;
+        assert_eq!(&bytes[last..last + 2], &[0xFF, 0xFF]);
         for (resp, planted) in a.responses.iter().zip(&a.planted) {
             assert_eq!(resp.len(), 500);
             assert_eq!(planted.len(), 5);
             for &(s, e) in planted {
                 let span = &resp[s..e];
-                assert!(a.rows.iter().any(|r| r.tokens.windows(span.len()).any(|w| w == span)));
+                assert!(docs.iter().any(|d| d.windows(span.len()).any(|w| w == span)));
             }
         }
     }
@@ -722,5 +908,24 @@ mod tests {
         let s = &v["sizes"][0];
         assert_eq!(s["ours"]["plantedFound"], s["plantedTotal"]);
         assert!(s["ours"]["bytesPerToken"]["tokensAndSa"].as_f64().unwrap() <= 6.0);
+        assert!(s["ours"]["cold"]["firstTraceS"].as_f64().unwrap() > 0.0);
+        // The index on disk is the one SpanIndex::build makes of the same rows.
+        let o2 = AttributionOpts { responses: 2, ..AttributionOpts::default() };
+        let w = workload(&o2, 20_000, &dir.path().join("again")).unwrap();
+        let mut rows = Vec::new();
+        for_each_doc(&w, |k, toks| {
+            let id = row_id(k);
+            rows.push(attribution::IndexRow {
+                id,
+                contributor: contributor_of(id.contribution),
+                tombstoned: false,
+                tokens: toks.to_vec(),
+            });
+            Ok(())
+        })
+        .unwrap();
+        let key = IndexKey { tokenizer: B256::repeat_byte(0xB0), datanet: 1, version: 1 };
+        let built = SpanIndex::build(key, &rows, o2.vocab, 0, &dir.path().join("built"), &mut |_, _| {}).unwrap();
+        assert_eq!(std::fs::read(built.path()).unwrap(), std::fs::read(dir.path().join("n20000/ours.olsa")).unwrap());
     }
 }

@@ -13,6 +13,7 @@ pub(crate) fn count_list<'s>(s: &'s str, flag: &str) -> Result<Vec<(&'s str, Opt
         let (digits, mult) = match p.chars().last() {
             Some('k' | 'K') => (&p[..p.len() - 1], 1_000),
             Some('m' | 'M') => (&p[..p.len() - 1], 1_000_000),
+            Some('g' | 'G') => (&p[..p.len() - 1], 1_000_000_000),
             _ => (&p[..], 1),
         };
         let n: u64 = digits.parse().with_context(|| format!("{flag}: {part:?} is not a number"))?;
