@@ -109,8 +109,8 @@ pub struct ServeOpts {
     /// Our adapter cache budget in MiB (the node's default is 256).
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
-    /// How our cache holds adapters: auto (the node's rule: bf16 on a
-    /// quantized base model, else f32), f32 or bf16.
+    /// How our cache holds adapters: auto (the node's rule: i8 on a
+    /// quantized base model, else f32), f32, bf16 or i8.
     #[arg(long, default_value = "auto")]
     pub adapter_dtype: String,
     /// LoRA rank (on q_proj and v_proj).

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use primitives::B256;
@@ -184,6 +185,9 @@ pub enum AdapterDtype {
     #[default]
     F32,
     Bf16,
+    /// int8 per row with an f32 scale (`kernels::quantize_rows_i8`): a quarter
+    /// of f32's bytes.
+    I8,
 }
 
 impl AdapterDtype {
@@ -191,6 +195,7 @@ impl AdapterDtype {
         match self {
             AdapterDtype::F32 => "f32",
             AdapterDtype::Bf16 => "bf16",
+            AdapterDtype::I8 => "i8",
         }
     }
 }
@@ -201,7 +206,8 @@ impl std::str::FromStr for AdapterDtype {
         match s {
             "f32" => Ok(AdapterDtype::F32),
             "bf16" => Ok(AdapterDtype::Bf16),
-            _ => Err(format!("adapter dtype {s:?}: f32 or bf16")),
+            "i8" | "int8" => Ok(AdapterDtype::I8),
+            _ => Err(format!("adapter dtype {s:?}: f32, bf16 or i8")),
         }
     }
 }
@@ -211,6 +217,72 @@ impl std::str::FromStr for AdapterDtype {
 pub struct LoraPair {
     pub a: Tensor,
     pub b: Tensor,
+    /// Set when the pair is held as int8 ([`AdapterDtype::I8`], a serving
+    /// representation): `a` and `b` are then U8 tensors of the int8 values'
+    /// bits, both **transposed**, `a` (in, r) and `b` (r, out), so that the
+    /// kernels vectorise across outputs (`kernels::linear_i8_t`); these are the
+    /// scales of A's `r` rows and of B's `out` rows: a weight is its row's
+    /// scale × its value.
+    pub scales: Option<Arc<RowScales>>,
+}
+
+/// The per-row scales of an int8 [`LoraPair`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowScales {
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+impl LoraPair {
+    /// A pair of dense (f32 or bf16) tensors.
+    pub fn dense(a: Tensor, b: Tensor) -> LoraPair {
+        LoraPair { a, b, scales: None }
+    }
+
+    /// A and B as f32 tensors (an int8 pair's values times their scales).
+    pub fn to_f32(&self) -> Result<(Tensor, Tensor), MlError> {
+        let Some(sc) = &self.scales else {
+            return Ok((self.a.to_dtype(DType::F32)?, self.b.to_dtype(DType::F32)?));
+        };
+        let (inp, r) = self.a.dims2()?;
+        let out = sc.b.len();
+        let a_bits: Vec<u8> = self.a.flatten_all()?.to_vec1()?;
+        let b_bits: Vec<u8> = self.b.flatten_all()?.to_vec1()?;
+        // Held transposed: A (in, r), B (r, out).
+        let a_q: Vec<i8> = a_bits.iter().map(|&v| v as i8).collect();
+        let b_q: Vec<i8> = b_bits.iter().map(|&v| v as i8).collect();
+        let (a_q, b_q) = (crate::kernels::transpose_i8(&a_q, inp, r), crate::kernels::transpose_i8(&b_q, r, out));
+        let a: Vec<f32> = a_q.iter().enumerate().map(|(i, &v)| v as f32 * sc.a[i / inp]).collect();
+        let b: Vec<f32> = b_q.iter().enumerate().map(|(i, &v)| v as f32 * sc.b[i / r]).collect();
+        Ok((Tensor::from_vec(a, (r, inp), &Device::Cpu)?, Tensor::from_vec(b, (out, r), &Device::Cpu)?))
+    }
+
+    /// The pair held as `dtype`.
+    fn held_as(&self, dtype: AdapterDtype) -> Result<LoraPair, MlError> {
+        let (a, b) = match (&self.scales, dtype) {
+            (None, AdapterDtype::F32) => (self.a.to_dtype(DType::F32)?, self.b.to_dtype(DType::F32)?),
+            (None, AdapterDtype::Bf16) => (self.a.to_dtype(DType::BF16)?, self.b.to_dtype(DType::BF16)?),
+            (Some(_), AdapterDtype::I8) => return Ok(self.clone()),
+            _ => self.to_f32()?,
+        };
+        match dtype {
+            AdapterDtype::F32 => Ok(LoraPair::dense(a, b)),
+            AdapterDtype::Bf16 => Ok(LoraPair::dense(a.to_dtype(DType::BF16)?, b.to_dtype(DType::BF16)?)),
+            AdapterDtype::I8 => {
+                let ((r, inp), (out, _)) = (a.dims2()?, b.dims2()?);
+                let (qa, sa) = crate::kernels::quantize_rows_i8(&a.flatten_all()?.to_vec1::<f32>()?, inp);
+                let (qb, sb) = crate::kernels::quantize_rows_i8(&b.flatten_all()?.to_vec1::<f32>()?, r);
+                // Both transposed: A (in, r), B (r, out).
+                let a_bits: Vec<u8> = crate::kernels::transpose_i8(&qa, r, inp).into_iter().map(|x| x as u8).collect();
+                let b_bits: Vec<u8> = crate::kernels::transpose_i8(&qb, out, r).into_iter().map(|x| x as u8).collect();
+                Ok(LoraPair {
+                    a: Tensor::from_vec(a_bits, (inp, r), &Device::Cpu)?,
+                    b: Tensor::from_vec(b_bits, (r, out), &Device::Cpu)?,
+                    scales: Some(Arc::new(RowScales { a: sa, b: sb })),
+                })
+            }
+        }
+    }
 }
 
 /// An adapter's weights: per layer, per target.
@@ -244,7 +316,7 @@ impl LoraAdapter {
                 let a: Vec<f32> = (0..config.r * inp).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
                 let a = Tensor::from_vec(a, (config.r, inp), &Device::Cpu)?;
                 let b = Tensor::zeros((out, config.r), DType::F32, &Device::Cpu)?;
-                m.insert(t, LoraPair { a, b });
+                m.insert(t, LoraPair::dense(a, b));
             }
             layers.push(m);
         }
@@ -288,30 +360,24 @@ impl LoraAdapter {
         self.layers.iter().flat_map(|m| m.values()).map(|p| p.a.elem_count() + p.b.elem_count()).sum()
     }
 
-    /// Bytes of the adapter's weights in memory (f32).
-    /// Bytes its weights take as held (4 per parameter in f32, 2 in bf16).
+    /// Bytes its weights take as held (4 per parameter in f32, 2 in bf16, 1 in
+    /// int8 plus 4 per row for the scales).
     pub fn byte_size(&self) -> usize {
         let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
-        self.layers.iter().flat_map(|m| m.values()).map(|p| bytes(&p.a) + bytes(&p.b)).sum()
+        let scales = |p: &LoraPair| p.scales.as_ref().map_or(0, |s| 4 * (s.a.len() + s.b.len()));
+        self.layers.iter().flat_map(|m| m.values()).map(|p| bytes(&p.a) + bytes(&p.b) + scales(p)).sum()
     }
 
-    /// The same adapter with its weights held as `dtype`, f32 or bf16: a
-    /// serving representation (bf16 halves the bytes a decode step reads per
-    /// distinct adapter and the cache's share of each). The hash stays the one
-    /// of the adapter as loaded: it names what was published.
+    /// The same adapter with its weights held as `dtype`: a serving
+    /// representation (bf16 halves the bytes a decode step reads per distinct
+    /// adapter and the cache's share of each, int8 quarters them). The hash
+    /// stays the one of the adapter as loaded: it names what was published
+    /// (an int8 adapter's own tensors are its values' bits, not PEFT's).
     pub fn with_weights_dtype(&self, dtype: AdapterDtype) -> Result<LoraAdapter, MlError> {
-        let dtype = match dtype {
-            AdapterDtype::F32 => DType::F32,
-            AdapterDtype::Bf16 => DType::BF16,
-        };
         let layers = self
             .layers
             .iter()
-            .map(|m| {
-                m.iter()
-                    .map(|(t, p)| Ok((*t, LoraPair { a: p.a.to_dtype(dtype)?, b: p.b.to_dtype(dtype)? })))
-                    .collect::<Result<BTreeMap<_, _>, MlError>>()
-            })
+            .map(|m| m.iter().map(|(t, p)| Ok((*t, p.held_as(dtype)?))).collect::<Result<BTreeMap<_, _>, MlError>>())
             .collect::<Result<_, _>>()?;
         Ok(LoraAdapter { config: self.config.clone(), layers, hash: self.hash })
     }
@@ -386,7 +452,7 @@ impl LoraAdapter {
                 };
                 let a = get("A", (config.r, inp))?;
                 let b = get("B", (out, config.r))?;
-                m.insert(t, LoraPair { a, b });
+                m.insert(t, LoraPair::dense(a, b));
             }
             layers.push(m);
         }
@@ -430,7 +496,7 @@ impl LoraVars {
         for m in &self.layers {
             let mut lm = BTreeMap::new();
             for (t, (a, b)) in m {
-                lm.insert(*t, LoraPair { a: a.as_tensor().copy()?, b: b.as_tensor().copy()? });
+                lm.insert(*t, LoraPair::dense(a.as_tensor().copy()?, b.as_tensor().copy()?));
             }
             layers.push(lm);
         }

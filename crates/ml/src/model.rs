@@ -271,7 +271,10 @@ impl Model {
         for m in &a.layers {
             for (t, p) in m {
                 let (out, inp) = t.shape(&self.config);
-                if p.a.dims() != [a.config.r, inp] || p.b.dims() != [out, a.config.r] {
+                // An int8 pair holds A and B transposed.
+                let r = a.config.r;
+                let dims = if p.scales.is_some() { ([inp, r], [r, out]) } else { ([r, inp], [out, r]) };
+                if p.a.dims() != dims.0 || p.b.dims() != dims.1 {
                     return Err(MlError::AdapterMismatch(format!("{} shapes do not fit the base model", t.module())));
                 }
             }
@@ -566,11 +569,11 @@ impl Model {
     }
 
     /// How a serving cache should hold adapters for this base when not told:
-    /// bf16 on a quantized base (its own rounding moves the logits more than
-    /// bf16 adapters do: test `bf16_adapters_serve_batch_invariantly_and_close_to_f32`),
-    /// f32 on a dense one.
+    /// int8 on a quantized base (its own rounding moves the logits more than
+    /// int8 adapters do: test `held_adapters_serve_batch_invariantly_and_close_to_f32`,
+    /// and on SmolLM2-135M `held_adapters_on_a_real_model`), f32 on a dense one.
     pub fn default_adapter_dtype(&self) -> crate::AdapterDtype {
-        if self.quantized_formats().is_empty() { crate::AdapterDtype::F32 } else { crate::AdapterDtype::Bf16 }
+        if self.quantized_formats().is_empty() { crate::AdapterDtype::F32 } else { crate::AdapterDtype::I8 }
     }
 
     /// The block formats of the weights kept quantized, sorted (empty for a dense model).
@@ -743,20 +746,57 @@ fn with_weights<R>(t: &Tensor, f: impl FnOnce(Weights) -> Result<R, MlError>) ->
     }
 }
 
-/// Run `f` on a contiguous f32 CPU tensor's values in place.
-/// One row's low-rank product: its output row, its input row, A, B and the scale.
+/// An adapter group's A and B for the kernels: dense (f32 or bf16), or int8
+/// values with their rows' scales.
+#[derive(Clone, Copy)]
+enum LoraMats<'a> {
+    Dense(kernels::Weights<'a>, kernels::Weights<'a>),
+    /// A and B transposed, (in, r) and (r, out), with the scales of A's and B's rows.
+    I8 {
+        a: &'a [i8],
+        sa: &'a [f32],
+        b: &'a [i8],
+        sb: &'a [f32],
+    },
+}
+
+impl LoraMats<'_> {
+    fn a_len(&self) -> usize {
+        match self {
+            LoraMats::Dense(a, _) => a.len(),
+            LoraMats::I8 { a, .. } => a.len(),
+        }
+    }
+    fn b_len(&self) -> usize {
+        match self {
+            LoraMats::Dense(_, b) => b.len(),
+            LoraMats::I8 { b, .. } => b.len(),
+        }
+    }
+    /// `t = x·Aᵀ` (`[m, r]`), then `z = t·Bᵀ` (`[m, out]`).
+    fn products(&self, x: &[f32], inp: usize, t: &mut [f32], z: &mut [f32]) -> Result<(), MlError> {
+        let r = self.a_len() / inp;
+        match *self {
+            LoraMats::Dense(a, b) => kernels::linear(x, a, inp, t).and_then(|()| kernels::linear(t, b, r, z)),
+            LoraMats::I8 { a, sa, b, sb } => {
+                kernels::linear_i8_t(x, a, sa, inp, t).and_then(|()| kernels::linear_i8_t(t, b, sb, r, z))
+            }
+        }
+    }
+}
+
 /// One adapter group's work for one target: its A and B, its scale, and its
 /// rows (input row, output row).
-type LoraGroup<'a> = (kernels::Weights<'a>, kernels::Weights<'a>, f32, Vec<(&'a [f32], &'a mut [f32])>);
+type LoraGroup<'a> = (LoraMats<'a>, f32, Vec<(&'a [f32], &'a mut [f32])>);
 
 /// Every adapter group's low-rank products on its rows for target `t`:
 /// `y_row += scale · (x_row Aᵀ) Bᵀ`. A group's rows go through the kernels'
-/// products together (`linear`, whose every output is a fixed sequence over its
-/// own row, so a row's result never depends on the batch or the group), so A
-/// and B are read once per group, not once per row, and the `r`-long products
-/// of B are vectorised across outputs instead of one short dot each. Groups run
-/// in parallel: with distinct adapters every group reads its own A and B (19 MB
-/// per adapter at r 16 on the seven targets of SmolLM2-135M).
+/// products together (`linear`, or `linear_i8_t` for int8 adapters, whose every
+/// output is a fixed sequence over its own row, so a row's result never depends
+/// on the batch or the group), so A and B are read once per group, not once
+/// per row, and the `r`-long products of B are vectorised. Groups run in
+/// parallel: with distinct adapters every group reads its own A and B (19 MB
+/// per f32 adapter at r 16 on the seven targets of SmolLM2-135M).
 fn lora_products(
     pairs: &[(&BTreeMap<Target, LoraPair>, f32, &[u32])],
     t: Target,
@@ -767,7 +807,7 @@ fn lora_products(
     let held: Vec<_> = pairs
         .iter()
         .filter_map(|(m, scale, rows)| {
-            m.get(&t).map(|p| (p.a.storage_and_layout(), p.b.storage_and_layout(), *scale, *rows))
+            m.get(&t).map(|p| (p.a.storage_and_layout(), p.b.storage_and_layout(), p.scales.as_deref(), *scale, *rows))
         })
         .collect();
     if held.is_empty() || xin.is_empty() {
@@ -777,15 +817,18 @@ fn lora_products(
     let out = y.len() / n;
     let mut slots: Vec<Option<&mut [f32]>> = y.chunks_exact_mut(out).map(Some).collect();
     let mut groups: Vec<LoraGroup> = Vec::with_capacity(held.len());
-    for ((sa, la), (sb, lb), scale, rows) in &held {
-        let (a, b) = (cpu_weights(sa, la)?, cpu_weights(sb, lb)?);
-        let r = a.len() / inp;
-        if r == 0 || a.len() != r * inp || b.len() != out * r {
-            return Err(MlError::Tensor(format!(
-                "adapter of {} and {} values for {inp} inputs and {out} outputs",
-                a.len(),
-                b.len()
-            )));
+    for ((sa, la), (sb, lb), scales, scale, rows) in &held {
+        let mats = match scales {
+            None => LoraMats::Dense(cpu_weights(sa, la)?, cpu_weights(sb, lb)?),
+            Some(sc) => {
+                LoraMats::I8 { a: cpu_i8(sa, la)?, sa: sc.a.as_slice(), b: cpu_i8(sb, lb)?, sb: sc.b.as_slice() }
+            }
+        };
+        let (al, bl) = (mats.a_len(), mats.b_len());
+        let r = al / inp;
+        let scales_fit = scales.is_none_or(|sc| sc.a.len() == r && sc.b.len() == out);
+        if r == 0 || al != r * inp || bl != out * r || !scales_fit {
+            return Err(MlError::Tensor(format!("adapter of {al} and {bl} values for {inp} inputs and {out} outputs")));
         }
         let mut io = Vec::with_capacity(rows.len());
         for &row in *rows {
@@ -796,19 +839,18 @@ fn lora_products(
                 .ok_or_else(|| MlError::Tensor(format!("adapter row {row} out of the step or in two groups")))?;
             io.push((&xin[row * inp..(row + 1) * inp], yr));
         }
-        groups.push((a, b, *scale, io));
+        groups.push((mats, *scale, io));
     }
     let failed = std::sync::Mutex::new(None);
     let one = |buf: &mut [Vec<f32>; 3], g: &mut LoraGroup| {
-        let (a, b, scale, io) = g;
+        let (mats, scale, io) = g;
         let [xg, tg, zg] = buf;
-        let (m, r) = (io.len(), a.len() / inp);
+        let (m, r) = (io.len(), mats.a_len() / inp);
         xg.clear();
         io.iter().for_each(|(x, _)| xg.extend_from_slice(x));
         tg.resize(m * r, 0.0);
         zg.resize(m * out, 0.0);
-        let done = kernels::linear(xg, *a, inp, tg).and_then(|()| kernels::linear(tg, *b, r, zg));
-        match done {
+        match mats.products(xg, inp, tg, zg) {
             Ok(()) => io.iter_mut().zip(zg.chunks_exact(out)).for_each(|((_, yr), z)| kernels::axpy(*scale, z, yr)),
             Err(e) => {
                 failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
@@ -822,7 +864,21 @@ fn lora_products(
     }
 }
 
-/// The f32 values of a contiguous CPU tensor's storage.
+/// An int8 adapter's values (U8 storage holding their bits), contiguous, on the CPU.
+fn cpu_i8<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<&'a [i8], MlError> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| MlError::Tensor("a tensor is not contiguous".into()))?;
+    match st {
+        Storage::Cpu(CpuStorage::U8(v)) => {
+            let v = &v[a..b];
+            // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid in both.
+            Ok(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<i8>(), v.len()) })
+        }
+        other => {
+            Err(MlError::Unsupported(format!("{:?} adapter weights where int8 (U8) values are needed", other.dtype())))
+        }
+    }
+}
+
 /// A contiguous f32 CPU tensor's values, from its storage and layout (held by the caller).
 fn cpu_f32<'a>(st: &'a Storage, l: &candle_core::Layout) -> Result<&'a [f32], MlError> {
     match cpu_weights(st, l)? {

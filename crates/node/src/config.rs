@@ -126,7 +126,7 @@ pub struct ServingConfig {
     pub serving_key: keys::SecretKey,
     /// Host memory for resident adapters, in bytes.
     pub adapter_cache_bytes: usize,
-    /// How resident adapters hold their weights; `None`: bf16 on a quantized
+    /// How resident adapters hold their weights; `None`: int8 on a quantized
     /// base model (whose own rounding is larger: tested), else f32.
     pub adapter_dtype: Option<ml::AdapterDtype>,
     /// Sequences per batch.
@@ -672,8 +672,8 @@ pub struct ServingFile {
     /// Host memory for resident adapters, in MiB.
     #[serde(default = "default_adapter_cache_mb")]
     pub adapter_cache_mb: u64,
-    /// How resident adapters hold their weights: "auto" (bf16 on a quantized
-    /// base model, else f32), "f32" or "bf16".
+    /// How resident adapters hold their weights: "auto" (i8 on a quantized
+    /// base model, else f32), "f32", "bf16" or "i8".
     #[serde(default)]
     pub adapter_dtype: AdapterDtypeSetting,
     /// Sequences per decoding batch.
@@ -703,11 +703,13 @@ fn default_adapter_cache_mb() -> u64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdapterDtypeSetting {
-    /// bf16 on a quantized base model, else f32.
+    /// int8 on a quantized base model, else f32.
     #[default]
     Auto,
     F32,
     Bf16,
+    /// int8 per row with a scale: a quarter of f32's bytes.
+    I8,
 }
 
 impl AdapterDtypeSetting {
@@ -716,6 +718,7 @@ impl AdapterDtypeSetting {
             AdapterDtypeSetting::Auto => "auto",
             AdapterDtypeSetting::F32 => "f32",
             AdapterDtypeSetting::Bf16 => "bf16",
+            AdapterDtypeSetting::I8 => "i8",
         }
     }
 }
@@ -788,6 +791,7 @@ impl ServingFile {
             AdapterDtypeSetting::Auto => None,
             AdapterDtypeSetting::F32 => Some(ml::AdapterDtype::F32),
             AdapterDtypeSetting::Bf16 => Some(ml::AdapterDtype::Bf16),
+            AdapterDtypeSetting::I8 => Some(ml::AdapterDtype::I8),
         };
         if !(1..=64).contains(&self.attribution_workers) {
             return Err(invalid(format!(
@@ -822,7 +826,7 @@ impl ServingFile {
     /// The `[serving]` section as `openledger.toml` holds it.
     pub fn to_toml(&self) -> String {
         format!(
-            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\n# adapters' weights: auto (bf16 on a quantized base, else f32), f32 or bf16\nadapter_dtype = {:?}\nmax_batch = {}\nsettle_every_ms = {}\n\
+            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\n# adapters' weights: auto (i8 on a quantized base, else f32), f32, bf16 or i8\nadapter_dtype = {:?}\nmax_batch = {}\nsettle_every_ms = {}\n\
              # attribution beside the batch: worker threads, answers queued at most (then 503), wait for the summary\n\
              attribution_workers = {}\nattribution_queue = {}\nattribution_wait_ms = {}\n",
             self.operator_keystore,
