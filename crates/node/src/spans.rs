@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use attribution::{IndexKey, IndexRow, SpanIndex};
+use attribution::{IndexBuilder, IndexKey, IndexRow, SpanIndex};
 use ml::TextTokenizer;
 use primitives::B256;
 use primitives::rows::Row;
@@ -104,8 +104,15 @@ impl SpanIndexes {
                     tracing::info!("span index over {versions:?}: {}% of {total} tokens", tenth * 10);
                 }
             };
-            SpanIndex::build(index_key(tok, versions), &rows, tok.vocab_size() as u32, 0, &path, &mut progress)
-                .map_err(|e| e.to_string())?
+            // Through the builder: each row's tokens are freed once written, and
+            // past `DEFAULT_BUILD_MEMORY` the suffixes are sorted out of core
+            // (the same file as `SpanIndex::build`).
+            let mut b = IndexBuilder::new(index_key(tok, versions), tok.vocab_size() as u32, &path)
+                .map_err(|e| e.to_string())?;
+            for r in rows {
+                b.push(r.id, r.contributor, r.tombstoned, &r.tokens).map_err(|e| e.to_string())?;
+            }
+            b.finish(0, &mut progress).map_err(|e| e.to_string())?
         };
         let idx = Arc::new(idx);
         self.open.lock().unwrap().insert(key, idx.clone());

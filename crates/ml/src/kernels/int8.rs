@@ -213,93 +213,84 @@ mod x86 {
         }
     }
 
-    /// [`super::body_t`] sixteen outputs at a time, four rows at a time, each
-    /// output's sum in a register over ascending `c`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn linear_t_avx512(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
-        let n = s.len();
-        let m = x.len() / k;
-        assert!(qt.len() == k * n && y.len() == m * n && x.len() == m * k);
-        let full = n / 16 * 16;
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(4);
-            let mut o = 0;
-            while o < full {
-                let mut acc = [_mm512_setzero_ps(); 4];
-                for c in 0..k {
-                    // SAFETY: c < k and o + 16 <= n, so the 16 bytes are in qt;
-                    // i + r < m, so x[(i + r) * k + c] is in x.
-                    unsafe {
-                        let q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                            qt.as_ptr().add(c * n + o).cast(),
-                        )));
-                        for r in 0..4 {
-                            if r < rows {
-                                let xv = _mm512_set1_ps(*x.get_unchecked((i + r) * k + c));
-                                acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(xv, q));
+    /// [`super::body_t`] `$w` outputs at a time (one register), four rows at a
+    /// time, each output's sum in a register over ascending `c`: one
+    /// definition for both widths, only the instructions differ.
+    macro_rules! linear_t {
+        ($name:ident, $feature:literal, $w:literal, $zero:ident, $set1:ident, $add:ident, $mul:ident,
+         $load:ident, $store:ident, $loadq:ident, $widen:ident, $cvt:ident) => {
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
+                let n = s.len();
+                let m = x.len() / k;
+                assert!(qt.len() == k * n && y.len() == m * n && x.len() == m * k);
+                let full = n / $w * $w;
+                let mut i = 0;
+                while i < m {
+                    let rows = (m - i).min(4);
+                    let mut o = 0;
+                    while o < full {
+                        let mut acc = [$zero(); 4];
+                        for c in 0..k {
+                            // SAFETY: c < k and o + $w <= n, so the $w bytes are in
+                            // qt; i + r < m, so x[(i + r) * k + c] is in x.
+                            unsafe {
+                                // (No closure: it would not inherit the features.)
+                                let q = $cvt($widen($loadq(qt.as_ptr().add(c * n + o).cast())));
+                                for r in 0..4 {
+                                    if r < rows {
+                                        let xv = $set1(*x.get_unchecked((i + r) * k + c));
+                                        acc[r] = $add(acc[r], $mul(xv, q));
+                                    }
+                                }
                             }
                         }
-                    }
-                }
-                for r in 0..4 {
-                    if r < rows {
-                        // SAFETY: o + 16 <= n, within row i + r of y and within s.
-                        unsafe {
-                            let sv = _mm512_loadu_ps(s.as_ptr().add(o));
-                            _mm512_storeu_ps(y.as_mut_ptr().add((i + r) * n + o), _mm512_mul_ps(acc[r], sv));
+                        for r in 0..4 {
+                            if r < rows {
+                                // SAFETY: o + $w <= n, within row i + r of y and within s.
+                                unsafe {
+                                    let sv = $load(s.as_ptr().add(o));
+                                    $store(y.as_mut_ptr().add((i + r) * n + o), $mul(acc[r], sv));
+                                }
+                            }
                         }
+                        o += $w;
                     }
+                    super::tail_t(&x[i * k..(i + rows) * k], qt, s, k, full, &mut y[i * n..(i + rows) * n]);
+                    i += rows;
                 }
-                o += 16;
             }
-            super::tail_t(&x[i * k..(i + rows) * k], qt, s, k, full, &mut y[i * n..(i + rows) * n]);
-            i += rows;
-        }
+        };
     }
 
-    /// [`super::body_t`] eight outputs at a time, four rows at a time.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn linear_t_avx2(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
-        let n = s.len();
-        let m = x.len() / k;
-        assert!(qt.len() == k * n && y.len() == m * n && x.len() == m * k);
-        let full = n / 8 * 8;
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(4);
-            let mut o = 0;
-            while o < full {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                for c in 0..k {
-                    // SAFETY: as in the AVX-512 build, with 8 bytes.
-                    unsafe {
-                        let q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                            qt.as_ptr().add(c * n + o).cast(),
-                        )));
-                        for r in 0..4 {
-                            if r < rows {
-                                let xv = _mm256_set1_ps(*x.get_unchecked((i + r) * k + c));
-                                acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(xv, q));
-                            }
-                        }
-                    }
-                }
-                for r in 0..4 {
-                    if r < rows {
-                        // SAFETY: o + 8 <= n, within row i + r of y and within s.
-                        unsafe {
-                            let sv = _mm256_loadu_ps(s.as_ptr().add(o));
-                            _mm256_storeu_ps(y.as_mut_ptr().add((i + r) * n + o), _mm256_mul_ps(acc[r], sv));
-                        }
-                    }
-                }
-                o += 8;
-            }
-            super::tail_t(&x[i * k..(i + rows) * k], qt, s, k, full, &mut y[i * n..(i + rows) * n]);
-            i += rows;
-        }
-    }
+    linear_t!(
+        linear_t_avx512,
+        "avx512f",
+        16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_add_ps,
+        _mm512_mul_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm_loadu_si128,
+        _mm512_cvtepi8_epi32,
+        _mm512_cvtepi32_ps
+    );
+    linear_t!(
+        linear_t_avx2,
+        "avx2",
+        8,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_add_ps,
+        _mm256_mul_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm_loadl_epi64,
+        _mm256_cvtepi8_epi32,
+        _mm256_cvtepi32_ps
+    );
 
     /// [`super::lanes_plain`] with lanes 0–7 and 8–15 in two 256-bit registers.
     #[target_feature(enable = "avx2")]
