@@ -1179,8 +1179,7 @@ fn write_index(
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
         file.set_len(layout.file_len).map_err(io_err(&tmp))?;
-        // SAFETY: we just created (truncated) this file and are its only user until it is renamed.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(&tmp))?;
+        let mut map = map_mut(&file, &tmp)?;
         let (tokens_hash, rows_hash) = match (layout.tw, n_slots <= u32::MAX as u64) {
             (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
             (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
@@ -1494,7 +1493,7 @@ fn publish(file: File, tmp: &Path, path: &Path) -> Result<(), AttrError> {
 }
 
 fn map_mut(file: &File, path: &Path) -> Result<MmapMut, AttrError> {
-    // SAFETY: the file is the builder's own until it is renamed.
+    // SAFETY: the file is a `.building` file, its writer's own until renamed.
     unsafe { MmapMut::map_mut(file) }.map_err(io_err(path))
 }
 

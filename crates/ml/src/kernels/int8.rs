@@ -2,17 +2,14 @@
 //! s[j] · q[j, c]`, `q` in −127..=127. What a serving node holds LoRA adapters
 //! as when it asks for a quarter of their f32 bytes (`AdapterDtype::I8`).
 //!
-//! Two layouts, each summed in a fixed order of f32 multiplies and adds
-//! (never fused: every instruction set rounds alike):
-//! - [`linear_i8`], `W` row-major `(n, k)` with long rows (A of a LoRA pair,
-//!   `(r, in)`): sixteen lanes, lane `l` summing `q[j, c] · x[i, c]` for
-//!   `c ≡ l (mod 16)` in ascending `c` (the last `k mod 16` values go to lanes
-//!   0, 1, …), the lanes then added pairwise (8, 4, 2, 1 apart), then × `s[j]`.
-//!   AVX-512 keeps the sixteen lanes in one register, AVX2 in two, the plain
-//!   build in an array: the same operations on every lane.
-//! - [`linear_i8_t`], `W` held transposed `(k, n)` with short rows (B of a
-//!   LoRA pair, `(r, out)`): `Σ_c x[i, c] · qᵀ[c, j]` in ascending `c`, then
-//!   × `s[j]`, vectorised across outputs by the compiler.
+//! [`linear_i8_t`] takes `W` held transposed, `(k, n)` (A of a LoRA pair as
+//! `(in, r)`, B as `(r, out)`), summed in a fixed order of f32 multiplies and
+//! adds (never fused: every instruction set rounds alike): four partial sums
+//! per output, partial `p` summing `x[i, c] · qᵀ[c, j]` for `c ≡ p (mod 4)` in
+//! ascending `c`, then `((p0 + p1) + (p2 + p3)) × s[j]`; vectorised across
+//! outputs (AVX-512, AVX2, plain). Four independent chains per output, so a
+//! lone row (a decode step's row of an adapter no other row uses) is not
+//! bound by the latency of one chain of `k` adds.
 //!
 //! So a row's result never depends on the other rows, the thread count or the
 //! vector width the CPU has: every build gives the same bits (tested).
@@ -20,47 +17,7 @@
 use super::Isa;
 use crate::MlError;
 
-/// Input rows that go through the weights together.
-const ROWS: usize = 4;
-
-const LANES: usize = 16;
-
-/// `y[i, j] = s[j] · Σ_c x[i, c] · q[j, c]`: `x` is `[m, k]`, `q` is `(n, k)`,
-/// `s` is `[n]`, `y` is `[m, n]`, all row-major. Runs on the calling thread.
-pub fn linear_i8(x: &[f32], q: &[i8], s: &[f32], k: usize, y: &mut [f32]) -> Result<(), MlError> {
-    linear_i8_with(Isa::detect(), x, q, s, k, y)
-}
-
-/// [`linear_i8`] with a chosen implementation (tests compare them).
-pub fn linear_i8_with(isa: Isa, x: &[f32], q: &[i8], s: &[f32], k: usize, y: &mut [f32]) -> Result<(), MlError> {
-    let n = s.len();
-    if k == 0 || !x.len().is_multiple_of(k) || q.len() != n * k {
-        return Err(MlError::Config(format!(
-            "linear_i8: x has {} values, q {} and s {n}: not rows of {k} against ({n}, {k})",
-            x.len(),
-            q.len()
-        )));
-    }
-    let m = x.len() / k;
-    if y.len() != m * n {
-        return Err(MlError::Config(format!("linear_i8: y has {} values, [{m}, {n}] needs {}", y.len(), m * n)));
-    }
-    if !isa.available() {
-        return Err(MlError::Unsupported(format!("{isa:?} kernels on this CPU")));
-    }
-    let kind = Kind::of(isa);
-    for (xb, yb) in x.chunks(ROWS * k).zip(y.chunks_mut(ROWS * n)) {
-        match xb.len() / k {
-            4 => rows::<4>(kind, xb, q, s, k, yb),
-            3 => rows::<3>(kind, xb, q, s, k, yb),
-            2 => rows::<2>(kind, xb, q, s, k, yb),
-            _ => rows::<1>(kind, xb, q, s, k, yb),
-        }
-    }
-    Ok(())
-}
-
-/// Which build of the lane sums runs.
+/// Which build of the kernel runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Plain,
@@ -84,81 +41,22 @@ impl Kind {
         let _ = isa;
         Kind::Plain
     }
-}
 
-type Lanes = [f32; LANES];
-/// Weight rows whose lane sums are kept side by side (independent chains).
-const COLS: usize = 4;
-
-/// `R` input rows against every weight row, `COLS` weight rows at a time.
-fn rows<const R: usize>(kind: Kind, xb: &[f32], q: &[i8], s: &[f32], k: usize, yb: &mut [f32]) {
-    let n = s.len();
-    let xs: [&[f32]; R] = std::array::from_fn(|r| &xb[r * k..(r + 1) * k]);
-    let mut j = 0;
-    while j < n {
-        if j + COLS <= n {
-            let qs: [&[i8]; COLS] = std::array::from_fn(|c| &q[(j + c) * k..(j + c + 1) * k]);
-            let mut acc = [[[0f32; LANES]; COLS]; R];
-            lanes::<R, COLS>(kind, xs, qs, &mut acc);
-            for (r, a) in acc.iter_mut().enumerate() {
-                for (c, l) in a.iter_mut().enumerate() {
-                    yb[r * n + j + c] = finish(l, xs[r], qs[c]) * s[j + c];
-                }
-            }
-            j += COLS;
-        } else {
-            let qs = [&q[j * k..(j + 1) * k]];
-            let mut acc = [[[0f32; LANES]; 1]; R];
-            lanes::<R, 1>(kind, xs, qs, &mut acc);
-            for (r, a) in acc.iter_mut().enumerate() {
-                yb[r * n + j] = finish(&mut a[0], xs[r], qs[0]) * s[j];
-            }
-            j += 1;
-        }
-    }
-}
-
-/// One output's sum from its lanes: the last `k mod 16` values into lanes 0,
-/// 1, …, then the lanes pairwise (8, 4, 2, 1 apart).
-#[inline]
-fn finish(a: &mut Lanes, x: &[f32], q: &[i8]) -> f32 {
-    let full = q.len() / LANES * LANES;
-    for c in full..q.len() {
-        a[c - full] += x[c] * q[c] as f32;
-    }
-    let mut w = LANES;
-    while w > 1 {
-        w /= 2;
-        for l in 0..w {
-            a[l] += a[l + w];
-        }
-    }
-    a[0]
-}
-
-/// Every (row, weight row)'s sixteen lane sums over the first `k - k mod 16` values.
-#[inline]
-fn lanes<const R: usize, const J: usize>(kind: Kind, xs: [&[f32]; R], qs: [&[i8]; J], out: &mut [[Lanes; J]; R]) {
-    match kind {
-        // SAFETY: Kind::of chose these only on CPUs with the features.
+    /// Every build this CPU runs (tests compare them all, not only the best).
+    #[cfg(test)]
+    fn available() -> Vec<Kind> {
+        #[allow(unused_mut)]
+        let mut kinds = vec![Kind::Plain];
         #[cfg(target_arch = "x86_64")]
-        Kind::Avx512 => unsafe { x86::lanes_avx512(xs, qs, out) },
-        #[cfg(target_arch = "x86_64")]
-        Kind::Avx2 => unsafe { x86::lanes_avx2(xs, qs, out) },
-        Kind::Plain => lanes_plain(xs, qs, out),
-    }
-}
-
-fn lanes_plain<const R: usize, const J: usize>(xs: [&[f32]; R], qs: [&[i8]; J], out: &mut [[Lanes; J]; R]) {
-    let full = qs[0].len() / LANES * LANES;
-    for c in (0..full).step_by(LANES) {
-        for (x, o) in xs.iter().zip(out.iter_mut()) {
-            for (q, a) in qs.iter().zip(o.iter_mut()) {
-                for l in 0..LANES {
-                    a[l] += x[c + l] * q[c + l] as f32;
-                }
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                kinds.push(Kind::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kinds.push(Kind::Avx512);
             }
         }
+        kinds
     }
 }
 
@@ -169,56 +67,14 @@ mod x86 {
     //! Index loops over constant bounds only: iterator adapters and closures
     //! would be calls here (they do not inherit the target features), and the
     //! accumulators would leave their registers.
-    use super::{LANES, Lanes};
     use std::arch::x86_64::*;
 
-    /// [`super::lanes_plain`] with each sixteen lanes in one 512-bit register.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn lanes_avx512<const R: usize, const J: usize>(
-        xs: [&[f32]; R],
-        qs: [&[i8]; J],
-        out: &mut [[Lanes; J]; R],
-    ) {
-        let k = qs[0].len();
-        for j in 0..J {
-            assert!(qs[j].len() == k);
-        }
-        for r in 0..R {
-            assert!(xs[r].len() == k);
-        }
-        let full = k / LANES * LANES;
-        let mut acc = [[_mm512_setzero_ps(); J]; R];
-        let mut qv = [_mm512_setzero_ps(); J];
-        let mut c = 0;
-        while c < full {
-            // SAFETY (every load): c + 16 <= full <= k, the length of each q and x.
-            unsafe {
-                for j in 0..J {
-                    qv[j] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qs[j].as_ptr().add(c).cast())));
-                }
-                for r in 0..R {
-                    let xv = _mm512_loadu_ps(xs[r].as_ptr().add(c));
-                    for j in 0..J {
-                        acc[r][j] = _mm512_add_ps(acc[r][j], _mm512_mul_ps(xv, qv[j]));
-                    }
-                }
-            }
-            c += LANES;
-        }
-        for r in 0..R {
-            for j in 0..J {
-                // SAFETY: out[r][j] holds 16 f32.
-                unsafe { _mm512_storeu_ps(out[r][j].as_mut_ptr(), acc[r][j]) };
-            }
-        }
-    }
-
-    /// [`super::body_t`] `$w` outputs at a time (one register), four rows at a
-    /// time, each output's sum in a register over ascending `c`: one
+    /// [`super::body_t`] `$w` outputs at a time (one register), `$rows` rows
+    /// at a time, each output's four partial sums in four registers: one
     /// definition for both widths, only the instructions differ.
     macro_rules! linear_t {
-        ($name:ident, $feature:literal, $w:literal, $zero:ident, $set1:ident, $add:ident, $mul:ident,
-         $load:ident, $store:ident, $loadq:ident, $widen:ident, $cvt:ident) => {
+        ($name:ident, $feature:literal, $w:literal, $rows:literal, $zero:ident, $set1:ident, $add:ident,
+         $mul:ident, $load:ident, $store:ident, $loadq:ident, $widen:ident, $cvt:ident) => {
             #[target_feature(enable = $feature)]
             pub(super) unsafe fn $name(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
                 let n = s.len();
@@ -227,30 +83,54 @@ mod x86 {
                 let full = n / $w * $w;
                 let mut i = 0;
                 while i < m {
-                    let rows = (m - i).min(4);
+                    let rows = (m - i).min($rows);
                     let mut o = 0;
                     while o < full {
-                        let mut acc = [$zero(); 4];
-                        for c in 0..k {
-                            // SAFETY: c < k and o + $w <= n, so the $w bytes are in
-                            // qt; i + r < m, so x[(i + r) * k + c] is in x.
-                            unsafe {
-                                // (No closure: it would not inherit the features.)
-                                let q = $cvt($widen($loadq(qt.as_ptr().add(c * n + o).cast())));
-                                for r in 0..4 {
-                                    if r < rows {
-                                        let xv = $set1(*x.get_unchecked((i + r) * k + c));
-                                        acc[r] = $add(acc[r], $mul(xv, q));
+                        let mut acc = [[$zero(); super::PARTIALS]; $rows];
+                        // Input c into partial p (= c mod 4, a constant at every
+                        // use, so the partials stay in registers). A macro, not a
+                        // closure: a closure would not inherit the features.
+                        macro_rules! term {
+                            ($c:expr, $p:literal) => {
+                                let c = $c;
+                                // SAFETY: c < k and o + $w <= n, so the $w bytes are
+                                // in qt; i + r < m, so x[(i + r) * k + c] is in x.
+                                unsafe {
+                                    let q = $cvt($widen($loadq(qt.as_ptr().add(c * n + o).cast())));
+                                    for r in 0..$rows {
+                                        if r < rows {
+                                            let xv = $set1(*x.get_unchecked((i + r) * k + c));
+                                            acc[r][$p] = $add(acc[r][$p], $mul(xv, q));
+                                        }
                                     }
                                 }
-                            }
+                            };
                         }
-                        for r in 0..4 {
+                        let mut c = 0;
+                        while c + super::PARTIALS <= k {
+                            term!(c, 0);
+                            term!(c + 1, 1);
+                            term!(c + 2, 2);
+                            term!(c + 3, 3);
+                            c += super::PARTIALS;
+                        }
+                        if c < k {
+                            term!(c, 0);
+                        }
+                        if c + 1 < k {
+                            term!(c + 1, 1);
+                        }
+                        if c + 2 < k {
+                            term!(c + 2, 2);
+                        }
+                        for r in 0..$rows {
                             if r < rows {
+                                let a = &acc[r];
+                                let sum = $add($add(a[0], a[1]), $add(a[2], a[3]));
                                 // SAFETY: o + $w <= n, within row i + r of y and within s.
                                 unsafe {
                                     let sv = $load(s.as_ptr().add(o));
-                                    $store(y.as_mut_ptr().add((i + r) * n + o), $mul(acc[r], sv));
+                                    $store(y.as_mut_ptr().add((i + r) * n + o), $mul(sum, sv));
                                 }
                             }
                         }
@@ -267,6 +147,7 @@ mod x86 {
         linear_t_avx512,
         "avx512f",
         16,
+        4,
         _mm512_setzero_ps,
         _mm512_set1_ps,
         _mm512_add_ps,
@@ -281,6 +162,7 @@ mod x86 {
         linear_t_avx2,
         "avx2",
         8,
+        2,
         _mm256_setzero_ps,
         _mm256_set1_ps,
         _mm256_add_ps,
@@ -291,56 +173,6 @@ mod x86 {
         _mm256_cvtepi8_epi32,
         _mm256_cvtepi32_ps
     );
-
-    /// [`super::lanes_plain`] with lanes 0–7 and 8–15 in two 256-bit registers.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn lanes_avx2<const R: usize, const J: usize>(
-        xs: [&[f32]; R],
-        qs: [&[i8]; J],
-        out: &mut [[Lanes; J]; R],
-    ) {
-        let k = qs[0].len();
-        for j in 0..J {
-            assert!(qs[j].len() == k);
-        }
-        for r in 0..R {
-            assert!(xs[r].len() == k);
-        }
-        let full = k / LANES * LANES;
-        let mut lo = [[_mm256_setzero_ps(); J]; R];
-        let mut hi = [[_mm256_setzero_ps(); J]; R];
-        let mut qlo = [_mm256_setzero_ps(); J];
-        let mut qhi = [_mm256_setzero_ps(); J];
-        let mut c = 0;
-        while c < full {
-            // SAFETY (every load): c + 16 <= full <= k, the length of each q and x.
-            unsafe {
-                for j in 0..J {
-                    let p = qs[j].as_ptr().add(c);
-                    qlo[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())));
-                    qhi[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8).cast())));
-                }
-                for r in 0..R {
-                    let x0 = _mm256_loadu_ps(xs[r].as_ptr().add(c));
-                    let x1 = _mm256_loadu_ps(xs[r].as_ptr().add(c + 8));
-                    for j in 0..J {
-                        lo[r][j] = _mm256_add_ps(lo[r][j], _mm256_mul_ps(x0, qlo[j]));
-                        hi[r][j] = _mm256_add_ps(hi[r][j], _mm256_mul_ps(x1, qhi[j]));
-                    }
-                }
-            }
-            c += LANES;
-        }
-        for r in 0..R {
-            for j in 0..J {
-                // SAFETY: out[r][j] holds 16 f32.
-                unsafe {
-                    _mm256_storeu_ps(out[r][j].as_mut_ptr(), lo[r][j]);
-                    _mm256_storeu_ps(out[r][j].as_mut_ptr().add(8), hi[r][j]);
-                }
-            }
-        }
-    }
 }
 
 /// `y[i, j] = s[j] · Σ_c x[i, c] · qt[c, j]`: `x` is `[m, k]`, `qt` is `(k, n)`
@@ -368,27 +200,36 @@ pub fn linear_i8_t_with(isa: Isa, x: &[f32], qt: &[i8], s: &[f32], k: usize, y: 
     if !isa.available() {
         return Err(MlError::Unsupported(format!("{isa:?} kernels on this CPU")));
     }
-    match Kind::of(isa) {
-        // SAFETY: Kind::of chose these only on CPUs with the features.
+    linear_t_kind(Kind::of(isa), x, qt, s, k, y);
+    Ok(())
+}
+
+/// [`linear_i8_t`] on checked shapes with one build: `kind` from
+/// [`Kind::of`] or [`Kind::available`], so the CPU has its features.
+fn linear_t_kind(kind: Kind, x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
+    match kind {
+        // SAFETY: Kind::of and Kind::available give these only on CPUs with the features.
         #[cfg(target_arch = "x86_64")]
         Kind::Avx512 => unsafe { x86::linear_t_avx512(x, qt, s, k, y) },
         #[cfg(target_arch = "x86_64")]
         Kind::Avx2 => unsafe { x86::linear_t_avx2(x, qt, s, k, y) },
         Kind::Plain => body_t(x, qt, s, k, y),
     }
-    Ok(())
 }
+
+/// Partial sums per output of [`linear_i8_t`].
+const PARTIALS: usize = 4;
 
 /// Outputs `from..n` of some rows, as [`body_t`] computes them.
 fn tail_t(x: &[f32], qt: &[i8], s: &[f32], k: usize, from: usize, y: &mut [f32]) {
     let n = s.len();
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
         for j in from..n {
-            let mut acc = 0f32;
+            let mut p = [0f32; PARTIALS];
             for c in 0..k {
-                acc += xr[c] * qt[c * n + j] as f32;
+                p[c % PARTIALS] += xr[c] * qt[c * n + j] as f32;
             }
-            yr[j] = acc * s[j];
+            yr[j] = ((p[0] + p[1]) + (p[2] + p[3])) * s[j];
         }
     }
 }
@@ -396,43 +237,20 @@ fn tail_t(x: &[f32], qt: &[i8], s: &[f32], k: usize, from: usize, y: &mut [f32])
 /// [`linear_i8_t`] in plain Rust: the definition the vector builds follow.
 fn body_t(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
     let n = s.len();
-    let mut blocks_x = x.chunks_exact(ROWS * k);
-    let mut blocks_y = y.chunks_exact_mut(ROWS * n);
-    for (xb, yb) in (&mut blocks_x).zip(&mut blocks_y) {
-        yb.fill(0.0);
-        let [y0, y1, y2, y3]: [&mut [f32]; ROWS] = {
-            let (y0, r) = yb.split_at_mut(n);
-            let (y1, r) = r.split_at_mut(n);
-            let (y2, y3) = r.split_at_mut(n);
-            [y0, y1, y2, y3]
-        };
-        for (c, qc) in qt.chunks_exact(n).enumerate() {
-            let (x0, x1, x2, x3) = (xb[c], xb[k + c], xb[2 * k + c], xb[3 * k + c]);
-            for ((((q, a0), a1), a2), a3) in
-                qc.iter().zip(y0.iter_mut()).zip(y1.iter_mut()).zip(y2.iter_mut()).zip(y3.iter_mut())
-            {
-                let q = *q as f32;
-                *a0 += x0 * q;
-                *a1 += x1 * q;
-                *a2 += x2 * q;
-                *a3 += x3 * q;
-            }
-        }
-        for yr in [y0, y1, y2, y3] {
-            for (acc, &sj) in yr.iter_mut().zip(s) {
-                *acc *= sj;
-            }
-        }
-    }
-    for (xr, yr) in blocks_x.remainder().chunks_exact(k).zip(blocks_y.into_remainder().chunks_exact_mut(n)) {
-        yr.fill(0.0);
-        for (&xc, qc) in xr.iter().zip(qt.chunks_exact(n)) {
-            for (acc, &q) in yr.iter_mut().zip(qc) {
+    let mut p = vec![0f32; PARTIALS * n];
+    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+        p.fill(0.0);
+        for (c, (&xc, qc)) in xr.iter().zip(qt.chunks_exact(n)).enumerate() {
+            let pc = &mut p[c % PARTIALS * n..(c % PARTIALS + 1) * n];
+            for (acc, &q) in pc.iter_mut().zip(qc) {
                 *acc += xc * q as f32;
             }
         }
-        for (acc, &sj) in yr.iter_mut().zip(s) {
-            *acc *= sj;
+        let (p01, p23) = p.split_at(2 * n);
+        let (p0, p1) = p01.split_at(n);
+        let (p2, p3) = p23.split_at(n);
+        for j in 0..n {
+            yr[j] = ((p0[j] + p1[j]) + (p2[j] + p3[j])) * s[j];
         }
     }
 }
@@ -499,43 +317,6 @@ mod tests {
     }
 
     #[test]
-    fn the_row_major_kernel_matches_a_naive_loop_on_every_isa() {
-        for (m, n, k) in [(1, 5, 16), (3, 7, 37), (4, 16, 576), (9, 16, 1536), (6, 2, 15), (5, 3, 1)] {
-            let x = seeded(m * k, 1 + k as u64);
-            let w = seeded(n * k, 2 + n as u64);
-            let (q, s) = quantize_rows_i8(&w, k);
-            let mut plain = vec![0f32; m * n];
-            linear_i8_with(Isa::Scalar, &x, &q, &s, k, &mut plain).unwrap();
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f64 =
-                        (0..k).map(|c| x[i * k + c] as f64 * q[j * k + c] as f64).sum::<f64>() * s[j] as f64;
-                    let got = plain[i * n + j] as f64;
-                    assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "[{i},{j}] {got} vs {want}");
-                }
-            }
-            if Isa::AvxFma.available() {
-                let mut fast = vec![0f32; m * n];
-                linear_i8_with(Isa::AvxFma, &x, &q, &s, k, &mut fast).unwrap();
-                assert_eq!(
-                    fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{m}x{n}x{k}"
-                );
-            }
-            let mut one = vec![0f32; n];
-            linear_i8(&x[(m - 1) * k..], &q, &s, k, &mut one).unwrap();
-            let mut all = vec![0f32; m * n];
-            linear_i8(&x, &q, &s, k, &mut all).unwrap();
-            assert_eq!(one, all[(m - 1) * n..]);
-        }
-        let mut y = vec![0f32; 4];
-        assert!(linear_i8(&[1.0; 6], &[1; 5], &[1.0; 2], 3, &mut y).is_err());
-        linear_i8(&[1.0, 2.0, 3.0], &[1, 2, 3, -1, -2, -3], &[0.5, 2.0], 3, &mut y[..2]).unwrap();
-        assert_eq!(&y[..2], &[7.0, -28.0]);
-    }
-
-    #[test]
     fn the_transposed_kernel_matches_a_naive_loop_on_every_isa() {
         for (m, n, k) in [
             (1, 5, 16),
@@ -547,6 +328,8 @@ mod tests {
             (4, 16, 37),
             (6, 8, 576),
             (5, 32, 100),
+            (1, 48, 7),
+            (3, 16, 2),
         ] {
             let x = seeded(m * k, 3 + k as u64);
             let w = seeded(n * k, 4 + n as u64);
@@ -563,9 +346,10 @@ mod tests {
                     assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "[{i},{j}] {got} vs {want}");
                 }
             }
-            if Isa::AvxFma.available() {
+            // Every build the CPU runs, not only the best: the same bits.
+            for kind in Kind::available() {
                 let mut fast = vec![0f32; m * n];
-                linear_i8_t_with(Isa::AvxFma, &x, &qt, &s, k, &mut fast).unwrap();
+                linear_t_kind(kind, &x, &qt, &s, k, &mut fast);
                 assert_eq!(
                     fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

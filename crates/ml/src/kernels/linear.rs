@@ -35,7 +35,7 @@ const fn tile_cols(rows: usize) -> usize {
 pub(super) const ROWS_PER_TASK: usize = 64;
 /// Below this many multiply-adds a product runs on the calling thread: rayon's
 /// hand-off costs more than it saves.
-const PARALLEL_MIN_MACS: usize = 1 << 16;
+pub(super) const PARALLEL_MIN_MACS: usize = 1 << 16;
 
 /// A weight matrix `(out, in)`, row-major and contiguous, borrowed.
 #[derive(Debug, Clone, Copy)]

@@ -557,10 +557,38 @@ pub fn linear_q_many(x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Resul
 
 /// [`linear_q_many`] with a chosen implementation.
 pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Result<(), MlError> {
+    many_beside(isa, x, ws, ys, 0, &|_| {})
+}
+
+/// [`linear_q_many`] with `extra` more tasks, `run_extra(0..extra)`, in the
+/// same parallel region, interleaved with the products' own tasks: work that
+/// reads other memory (an adapter's weights) beside the products' arithmetic.
+/// `run_extra` must not touch `ys`; each of its tasks runs once.
+pub fn linear_q_many_beside(
+    x: &[f32],
+    ws: &[&QMatrix],
+    ys: &mut [&mut [f32]],
+    extra: usize,
+    run_extra: &(dyn Fn(usize) + Sync),
+) -> Result<(), MlError> {
+    many_beside(QuantIsa::detect(), x, ws, ys, extra, run_extra)
+}
+
+fn many_beside(
+    isa: QuantIsa,
+    x: &[f32],
+    ws: &[&QMatrix],
+    ys: &mut [&mut [f32]],
+    extra: usize,
+    run_extra: &(dyn Fn(usize) + Sync),
+) -> Result<(), MlError> {
     if ws.len() != ys.len() {
         return Err(MlError::Config(format!("quantized linear: {} matrices and {} outputs", ws.len(), ys.len())));
     }
-    let Some(k) = ws.first().map(|w| w.cols) else { return Ok(()) };
+    let Some(k) = ws.first().map(|w| w.cols) else {
+        (0..extra).for_each(run_extra);
+        return Ok(());
+    };
     if !x.len().is_multiple_of(k) {
         return Err(MlError::Config(format!("quantized linear: x has {} values, not rows of {k}", x.len())));
     }
@@ -582,6 +610,7 @@ pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&
         return Err(MlError::Unsupported(format!("{isa:?} kernels on this CPU")));
     }
     if m == 0 {
+        (0..extra).for_each(run_extra);
         return Ok(());
     }
     // One quantization of x per format among the matrices (usually one).
@@ -605,7 +634,20 @@ pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&
             }
             macs += m * n * k / 4;
         }
-        for_each_task(tasks.len(), macs, |t| {
+        // The extra tasks alternate with the products' while both last.
+        let (own, pairs) = (tasks.len(), tasks.len().min(extra));
+        let macs = if extra > 0 { macs.max(super::linear::PARALLEL_MIN_MACS) } else { macs };
+        for_each_task(own + extra, macs, |t| {
+            let t = if t < 2 * pairs {
+                if t % 2 == 1 {
+                    return run_extra(t / 2);
+                }
+                t / 2
+            } else if own > extra {
+                t - pairs
+            } else {
+                return run_extra(t - pairs);
+            };
             let (wi, rows, cols) = tasks[t];
             let (w, out, n) = (ws[wi], outs[wi], ws[wi].rows);
             let acts = &all[types.iter().position(|&ty| ty == w.ty).expect("every format quantized")];
