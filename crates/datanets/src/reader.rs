@@ -95,11 +95,32 @@ impl DatanetReader {
     /// contribution then row order, after checking that they hash to the version's
     /// on-chain root.
     pub async fn version_rows(&self, id: u64, v: u64) -> Result<Vec<VersionRow>, ReaderError> {
-        let (cids, root) = {
+        let mut out = Vec::new();
+        self.for_each_version_row(id, v, |r| {
+            out.push(r);
+            Ok::<(), ReaderError>(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// [`version_rows`](Self::version_rows) one row at a time, in (contribution,
+    /// row) order, holding one contribution's rows at most: for consumers of a
+    /// version larger than memory (a span index of 10^9 tokens). Each
+    /// contribution's rows are checked against its on-chain rows root before `f`
+    /// sees them; the version's root (which contributions, with which roots) is
+    /// checked after the last row, so on an error `f`'s work must be discarded.
+    pub async fn for_each_version_row<E: From<ReaderError>>(
+        &self,
+        id: u64,
+        v: u64,
+        mut f: impl FnMut(VersionRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (mut cids, root) = {
             let st = self.state.state().map_err(st_err)?;
             let d = st.datanet(id).map_err(st_err)?.ok_or(ReaderError::UnknownDatanet(id))?;
             if v == 0 || v > d.versionCount {
-                return Err(ReaderError::UnknownVersion(id, v, d.versionCount));
+                return Err(ReaderError::UnknownVersion(id, v, d.versionCount).into());
             }
             let root = st.version(id, v).map_err(st_err)?.map(|r| r.root).unwrap_or_default();
             let mut cids = Vec::new();
@@ -113,7 +134,7 @@ impl DatanetReader {
             }
             (cids, root)
         };
-        let mut out = Vec::new();
+        cids.sort_unstable();
         let mut entries = BTreeMap::new();
         for cid in cids {
             let (rec, rows) = self.contribution_rows(cid).await?;
@@ -125,11 +146,11 @@ impl DatanetReader {
                     leaves.push(TOMBSTONE_LEAF);
                 } else {
                     leaves.push(row.leaf());
-                    out.push(VersionRow {
+                    f(VersionRow {
                         id: RowId { contribution: cid, index: i as u32 },
                         contributor: rec.attestation.contributor,
                         row,
-                    });
+                    })?;
                 }
             }
             entries.insert(
@@ -140,8 +161,9 @@ impl DatanetReader {
         if version_root(&entries) != root {
             return Err(ReaderError::Corrupt(format!(
                 "rows of Datanet {id} version {v} do not hash to its on-chain root"
-            )));
+            ))
+            .into());
         }
-        Ok(out)
+        Ok(())
     }
 }

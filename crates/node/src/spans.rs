@@ -77,24 +77,51 @@ impl SpanIndexes {
         let idx = if path.exists() {
             SpanIndex::open(&path).map_err(|e| e.to_string())?
         } else {
-            let rows = build_rows(datanets, handle, tok, versions)?;
             std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-            // A later version of one Datanet usually only adds rows: extend the
-            // index of an earlier version (byte-identical to a fresh build).
-            if let [(d, v)] = versions
-                && let Some(old) = self.earlier(tok, *d, *v)
-                && let Some(from) = appended_from(&old, &rows)
-            {
-                tracing::info!(
-                    "span index over {versions:?}: extending the index of an earlier version by {} rows",
-                    rows.len() - from
-                );
-                let idx = old
-                    .extend(index_key(tok, versions), &rows[from..], 0, &path, &mut |_, _| {})
-                    .map_err(|e| e.to_string())?;
-                let idx = Arc::new(idx);
-                self.open.lock().unwrap().insert(key, idx.clone());
-                return Ok(idx);
+            // Through the builder: each row's tokens are freed once written, and
+            // past `DEFAULT_BUILD_MEMORY` the suffixes are sorted out of core
+            // (the same file as `SpanIndex::build`).
+            let mut b = IndexBuilder::new(index_key(tok, versions), tok.vocab_size() as u32, &path)
+                .map_err(|e| e.to_string())?;
+            let earlier = match versions {
+                [(d, v)] => self.earlier(tok, *d, *v).map(|old| (old, *d, *v)),
+                _ => None,
+            };
+            match (versions, earlier) {
+                // One version and no earlier index: its rows streamed into the
+                // builder, one contribution's rows in memory at a time (the
+                // builder is dropped, its file removed, if the version's root
+                // does not verify).
+                ([(d, v)], None) => {
+                    let push = |r: datanets::VersionRow| -> Result<(), Msg> {
+                        let r = index_row(tok, r)?;
+                        b.push(r.id, r.contributor, r.tombstoned, &r.tokens).map_err(|e| Msg(e.to_string()))
+                    };
+                    handle.block_on(datanets.reader().for_each_version_row(*d, *v, push)).map_err(|e| e.0)?;
+                }
+                (_, earlier) => {
+                    let rows = build_rows(datanets, handle, tok, versions)?;
+                    // A later version of one Datanet usually only adds rows: extend
+                    // the index of an earlier version (byte-identical to a fresh build).
+                    if let Some((old, ..)) = &earlier
+                        && let Some(from) = appended_from(old, &rows)
+                    {
+                        tracing::info!(
+                            "span index over {versions:?}: extending the index of an earlier version by {} rows",
+                            rows.len() - from
+                        );
+                        drop(b);
+                        let idx = old
+                            .extend(index_key(tok, versions), &rows[from..], 0, &path, &mut |_, _| {})
+                            .map_err(|e| e.to_string())?;
+                        let idx = Arc::new(idx);
+                        self.open.lock().unwrap().insert(key, idx.clone());
+                        return Ok(idx);
+                    }
+                    for r in rows {
+                        b.push(r.id, r.contributor, r.tombstoned, &r.tokens).map_err(|e| e.to_string())?;
+                    }
+                }
             }
             let mut logged = 0u64;
             let mut progress = |done: u64, total: u64| {
@@ -104,14 +131,6 @@ impl SpanIndexes {
                     tracing::info!("span index over {versions:?}: {}% of {total} tokens", tenth * 10);
                 }
             };
-            // Through the builder: each row's tokens are freed once written, and
-            // past `DEFAULT_BUILD_MEMORY` the suffixes are sorted out of core
-            // (the same file as `SpanIndex::build`).
-            let mut b = IndexBuilder::new(index_key(tok, versions), tok.vocab_size() as u32, &path)
-                .map_err(|e| e.to_string())?;
-            for r in rows {
-                b.push(r.id, r.contributor, r.tombstoned, &r.tokens).map_err(|e| e.to_string())?;
-            }
             b.finish(0, &mut progress).map_err(|e| e.to_string())?
         };
         let idx = Arc::new(idx);
@@ -169,17 +188,22 @@ pub fn index_rows(tok: &TextTokenizer, version_rows: Vec<datanets::VersionRow>) 
     for r in version_rows {
         seen.entry((r.id.contribution, r.id.index)).or_insert(r);
     }
-    let mut rows = Vec::with_capacity(seen.len());
-    for ((c, i), r) in seen {
-        let tokens = tok.encode(&row_text(&r.row), false).map_err(|e| e.to_string())?;
-        rows.push(IndexRow {
-            id: primitives::rows::RowId { contribution: c, index: i },
-            contributor: r.contributor,
-            tombstoned: false,
-            tokens,
-        });
+    seen.into_values().map(|r| index_row(tok, r).map_err(|e| e.0)).collect()
+}
+
+/// One version row as an index row: its text tokenised.
+fn index_row(tok: &TextTokenizer, r: datanets::VersionRow) -> Result<IndexRow, Msg> {
+    let tokens = tok.encode(&row_text(&r.row), false).map_err(|e| Msg(e.to_string()))?;
+    Ok(IndexRow { id: r.id, contributor: r.contributor, tombstoned: false, tokens })
+}
+
+/// An error message, from a row that could not be indexed or from the reader.
+struct Msg(String);
+
+impl From<datanets::ReaderError> for Msg {
+    fn from(e: datanets::ReaderError) -> Msg {
+        Msg(e.to_string())
     }
-    Ok(rows)
 }
 
 #[cfg(test)]
