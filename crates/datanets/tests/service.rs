@@ -250,6 +250,22 @@ async fn missing_or_mismatched_data_is_a_clear_error() {
     let e = reader.version_rows(PRIVATE, 3).await.unwrap_err();
     assert!(matches!(e, ReaderError::UnknownVersion(PRIVATE, 3, 0)), "{e}");
     assert!(matches!(reader.version_rows(9, 1).await, Err(ReaderError::UnknownDatanet(9))));
+    // The streaming form refuses alike, in the consumer's own error type, and
+    // hands over no row.
+    struct Msg(String);
+    impl From<ReaderError> for Msg {
+        fn from(e: ReaderError) -> Msg {
+            Msg(e.to_string())
+        }
+    }
+    let mut seen = 0;
+    let streamed = reader.for_each_version_row(PRIVATE, 3, |_| {
+        seen += 1;
+        Ok::<(), Msg>(())
+    });
+    let Err(Msg(e)) = streamed.await else { panic!("version 3 of a Datanet without versions was streamed") };
+    assert!(e.contains("has no version 3"), "{e}");
+    assert_eq!(seen, 0);
     // The sync still places the blobs it can name without the report.
     svc.sync_owners().await.unwrap();
     assert_eq!(svc.blob_datanet(&absent), Some(PRIVATE));
