@@ -737,7 +737,7 @@ fn project_many_beside(
         })
         .collect();
     if quant.len() == ws.len() {
-        return kernels::linear_q_many_beside(x, &quant, ys, extra, run_extra);
+        return kernels::linear_q_many_beside(kernels::QuantIsa::detect(), x, &quant, ys, extra, run_extra);
     }
     for (w, y) in ws.iter().zip(ys.iter_mut()) {
         project(w, x, inp, y)?;

@@ -557,24 +557,14 @@ pub fn linear_q_many(x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Resul
 
 /// [`linear_q_many`] with a chosen implementation.
 pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Result<(), MlError> {
-    many_beside(isa, x, ws, ys, 0, &|_| {})
+    linear_q_many_beside(isa, x, ws, ys, 0, &|_| {})
 }
 
-/// [`linear_q_many`] with `extra` more tasks, `run_extra(0..extra)`, in the
-/// same parallel region, interleaved with the products' own tasks: work that
-/// reads other memory (an adapter's weights) beside the products' arithmetic.
-/// `run_extra` must not touch `ys`; each of its tasks runs once.
+/// [`linear_q_many_with`] with `extra` more tasks, `run_extra(0..extra)`, in
+/// the same parallel region, interleaved with the products' own tasks: work
+/// that reads other memory (an adapter's weights) beside the products'
+/// arithmetic. `run_extra` must not touch `ys`; each of its tasks runs once.
 pub fn linear_q_many_beside(
-    x: &[f32],
-    ws: &[&QMatrix],
-    ys: &mut [&mut [f32]],
-    extra: usize,
-    run_extra: &(dyn Fn(usize) + Sync),
-) -> Result<(), MlError> {
-    many_beside(QuantIsa::detect(), x, ws, ys, extra, run_extra)
-}
-
-fn many_beside(
     isa: QuantIsa,
     x: &[f32],
     ws: &[&QMatrix],
