@@ -31,7 +31,8 @@ impl Kind {
     fn of(isa: Isa) -> Kind {
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::AvxFma {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            // The AVX-512 build finishes an 8-wide remainder with AVX2.
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
                 return Kind::Avx512;
             }
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -52,7 +53,7 @@ impl Kind {
             if std::arch::is_x86_feature_detected!("avx2") {
                 kinds.push(Kind::Avx2);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
                 kinds.push(Kind::Avx512);
             }
         }
@@ -69,22 +70,23 @@ mod x86 {
     //! accumulators would leave their registers.
     use std::arch::x86_64::*;
 
-    /// [`super::body_t`] `$w` outputs at a time (one register), `$rows` rows
-    /// at a time, each output's four partial sums in four registers: one
-    /// definition for both widths, only the instructions differ.
+    /// [`super::body_t`] for outputs `from..` in whole registers of `$w`,
+    /// `$rows` rows at a time, each output's four partial sums in four
+    /// registers; returns the first output it left (fewer than `$w` remain):
+    /// one definition for both widths, only the instructions differ.
     macro_rules! linear_t {
         ($name:ident, $feature:literal, $w:literal, $rows:literal, $zero:ident, $set1:ident, $add:ident,
          $mul:ident, $load:ident, $store:ident, $loadq:ident, $widen:ident, $cvt:ident) => {
             #[target_feature(enable = $feature)]
-            pub(super) unsafe fn $name(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
+            pub(super) unsafe fn $name(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32], from: usize) -> usize {
                 let n = s.len();
                 let m = x.len() / k;
-                assert!(qt.len() == k * n && y.len() == m * n && x.len() == m * k);
-                let full = n / $w * $w;
+                assert!(qt.len() == k * n && y.len() == m * n && x.len() == m * k && from <= n);
+                let full = from + (n - from) / $w * $w;
                 let mut i = 0;
                 while i < m {
                     let rows = (m - i).min($rows);
-                    let mut o = 0;
+                    let mut o = from;
                     while o < full {
                         let mut acc = [[$zero(); super::PARTIALS]; $rows];
                         // Input c into partial p (= c mod 4, a constant at every
@@ -136,9 +138,9 @@ mod x86 {
                         }
                         o += $w;
                     }
-                    super::tail_t(&x[i * k..(i + rows) * k], qt, s, k, full, &mut y[i * n..(i + rows) * n]);
                     i += rows;
                 }
+                full
             }
         };
     }
@@ -209,10 +211,19 @@ pub fn linear_i8_t_with(isa: Isa, x: &[f32], qt: &[i8], s: &[f32], k: usize, y: 
 fn linear_t_kind(kind: Kind, x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
     match kind {
         // SAFETY: Kind::of and Kind::available give these only on CPUs with the features.
+        // A rank of 8 (or a remainder of 8 after whole registers of 16) is
+        // one AVX2 register, not eight outputs in plain code.
         #[cfg(target_arch = "x86_64")]
-        Kind::Avx512 => unsafe { x86::linear_t_avx512(x, qt, s, k, y) },
+        Kind::Avx512 => unsafe {
+            let done = x86::linear_t_avx512(x, qt, s, k, y, 0);
+            let done = x86::linear_t_avx2(x, qt, s, k, y, done);
+            tail_t(x, qt, s, k, done, y)
+        },
         #[cfg(target_arch = "x86_64")]
-        Kind::Avx2 => unsafe { x86::linear_t_avx2(x, qt, s, k, y) },
+        Kind::Avx2 => unsafe {
+            let done = x86::linear_t_avx2(x, qt, s, k, y, 0);
+            tail_t(x, qt, s, k, done, y)
+        },
         Kind::Plain => body_t(x, qt, s, k, y),
     }
 }
@@ -330,6 +341,9 @@ mod tests {
             (5, 32, 100),
             (1, 48, 7),
             (3, 16, 2),
+            (7, 24, 576),
+            (2, 12, 33),
+            (5, 40, 9),
         ] {
             let x = seeded(m * k, 3 + k as u64);
             let w = seeded(n * k, 4 + n as u64);
