@@ -30,8 +30,9 @@
 //! Ours: the model is loaded once; each run starts a fresh `Engine` (production
 //! `EngineConfig` but `--max-batch`) and an empty `AdapterCache` of
 //! `--cache-mb` (production default 256 MiB) whose source is
-//! `LoraAdapter::load_peft` on `adapters/a<i>` (read, parse safetensors, build
-//! tensors, hash). `--concurrency` client threads keep that many requests in
+//! `LoraAdapter::load_peft_as` on `adapters/a<i>` (read, parse safetensors,
+//! hash, build the weights as the cache holds them: int8 is quantized straight
+//! from the file's f32 bytes). `--concurrency` client threads keep that many requests in
 //! flight: each takes the next request, `cache.get(adapter)` (a cold load on a
 //! miss), `engine.submit`, and reads its events to `Done`. Figures: generated
 //! tokens / wall time; time to first token from `Outcome` (admission to first
@@ -314,8 +315,12 @@ struct DiskAdapters {
 
 impl serve::AdapterSource for DiskAdapters {
     fn load(&self, model: u64) -> Result<ml::LoraAdapter, String> {
+        self.load_as(model, ml::AdapterDtype::F32)
+    }
+
+    fn load_as(&self, model: u64, dtype: ml::AdapterDtype) -> Result<ml::LoraAdapter, String> {
         let t = Instant::now();
-        let r = ml::LoraAdapter::load_peft(&adapter_dir(&self.dir, model as usize), &self.config)
+        let r = ml::LoraAdapter::load_peft_as(&adapter_dir(&self.dir, model as usize), &self.config, dtype)
             .map_err(|e| e.to_string());
         self.loads.lock().unwrap().push(t.elapsed().as_secs_f64());
         r
@@ -1013,7 +1018,7 @@ fn print_medians(o: &ServeOpts, sums: &Summaries) {
         );
     }
     println!(
-        "(TTFT: Outcome.time_to_first_token, admission to first token; client TTFT p50/p99: request start, adapter lookup included, to the first streamed piece; cold load p50/p99: AdapterSource::load = read + parse safetensors + build tensors + hash; for hf-peft: load_adapter)"
+        "(TTFT: Outcome.time_to_first_token, admission to first token; client TTFT p50/p99: request start, adapter lookup included, to the first streamed piece; cold load p50/p99: AdapterSource::load_as = read + parse safetensors + hash + the weights built as the cache holds them; for hf-peft: load_adapter)"
     );
     for (&n, s) in &sums.ours {
         println!(

@@ -270,19 +270,55 @@ impl LoraPair {
             AdapterDtype::Bf16 => Ok(LoraPair::dense(a.to_dtype(DType::BF16)?, b.to_dtype(DType::BF16)?)),
             AdapterDtype::I8 => {
                 let ((r, inp), (out, _)) = (a.dims2()?, b.dims2()?);
-                let (qa, sa) = crate::kernels::quantize_rows_i8(&a.flatten_all()?.to_vec1::<f32>()?, inp);
-                let (qb, sb) = crate::kernels::quantize_rows_i8(&b.flatten_all()?.to_vec1::<f32>()?, r);
-                // Both transposed: A (in, r), B (r, out).
-                let a_bits: Vec<u8> = crate::kernels::transpose_i8(&qa, r, inp).into_iter().map(|x| x as u8).collect();
-                let b_bits: Vec<u8> = crate::kernels::transpose_i8(&qb, out, r).into_iter().map(|x| x as u8).collect();
-                Ok(LoraPair {
-                    a: Tensor::from_vec(a_bits, (inp, r), &Device::Cpu)?,
-                    b: Tensor::from_vec(b_bits, (r, out), &Device::Cpu)?,
-                    scales: Some(Arc::new(RowScales { a: sa, b: sb })),
-                })
+                // Both are f32 here: their values read in place, not copied out.
+                with_tensor_bytes(&a, |_, a| {
+                    with_tensor_bytes(&b, |_, b| LoraPair::i8_from_rows(&f32s(a), (r, inp), &f32s(b), out))
+                })??
             }
         }
     }
+
+    /// An int8 pair from A `(r, inp)` and B `(out, r)`, row-major f32 values:
+    /// each row quantized with its scale (`kernels::quantize_rows_i8`), both
+    /// held transposed, A as `(inp, r)` and B as `(r, out)`.
+    fn i8_from_rows(a: &[f32], (r, inp): (usize, usize), b: &[f32], out: usize) -> Result<LoraPair, MlError> {
+        Self::i8_pair(i8_transposed(a, r, inp), i8_transposed(b, out, r), (r, inp, out))
+    }
+
+    /// An int8 pair from A and B as [`i8_transposed`] makes them.
+    fn i8_pair(
+        (a, sa): (Vec<u8>, Vec<f32>),
+        (b, sb): (Vec<u8>, Vec<f32>),
+        (r, inp, out): (usize, usize, usize),
+    ) -> Result<LoraPair, MlError> {
+        Ok(LoraPair {
+            a: Tensor::from_vec(a, (inp, r), &Device::Cpu)?,
+            b: Tensor::from_vec(b, (r, out), &Device::Cpu)?,
+            scales: Some(Arc::new(RowScales { a: sa, b: sb })),
+        })
+    }
+}
+
+/// A row-major `(rows, k)` f32 matrix as int8 rows with their scales
+/// (`kernels::quantize_rows_i8`), held transposed `(k, rows)` as bytes.
+fn i8_transposed(w: &[f32], rows: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+    let (q, s) = crate::kernels::quantize_rows_i8(w, k);
+    (crate::kernels::transpose_i8(&q, rows, k).into_iter().map(|x| x as u8).collect(), s)
+}
+
+/// Little-endian f32 bytes as values: borrowed where they are aligned (as
+/// candle's storage and safetensors' data are), else copied.
+fn f32s(bytes: &[u8]) -> std::borrow::Cow<'_, [f32]> {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: every bit pattern is an f32; align_to only puts whole,
+        // aligned values in the middle part.
+        let (head, mid, tail) = unsafe { bytes.align_to::<f32>() };
+        if head.is_empty() && tail.is_empty() {
+            return std::borrow::Cow::Borrowed(mid);
+        }
+    }
+    std::borrow::Cow::Owned(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 /// An adapter's weights: per layer, per target.
@@ -292,6 +328,11 @@ pub struct LoraAdapter {
     pub layers: Vec<BTreeMap<Target, LoraPair>>,
     /// blake3 over the PEFT tensors and the canonical config (`primitives::adapter_hash`).
     pub hash: B256,
+}
+
+/// What closes an adapter's hash: the content hash of its canonical config.
+fn config_hash(config: &LoraConfig) -> B256 {
+    B256::from(*blake3::hash(config.to_peft_json("").as_bytes()).as_bytes())
 }
 
 fn peft_name(layer: usize, t: Target, ab: &str) -> String {
@@ -392,9 +433,7 @@ impl LoraAdapter {
             with_tensor_bytes(t, |dtype, data| h.push(TensorRef { name: n, dtype, shape: t.dims(), data }))?
                 .map_err(MlError::Format)?;
         }
-        let cfg = self.config.to_peft_json("");
-        let cfg_hash = B256::from(*blake3::hash(cfg.as_bytes()).as_bytes());
-        Ok(h.finish(&cfg_hash))
+        Ok(h.finish(&config_hash(&self.config)))
     }
 
     /// Write `adapter_config.json` and `adapter_model.safetensors`.
@@ -413,55 +452,113 @@ impl LoraAdapter {
 
     /// Load a PEFT adapter folder for a model with configuration `model`.
     pub fn load_peft(dir: &Path, model: &ModelConfig) -> Result<LoraAdapter, MlError> {
+        Self::load_peft_as(dir, model, AdapterDtype::F32)
+    }
+
+    /// [`LoraAdapter::load_peft`] holding the weights as `dtype` ([`LoraAdapter::from_parts_as`]).
+    pub fn load_peft_as(dir: &Path, model: &ModelConfig, dtype: AdapterDtype) -> Result<LoraAdapter, MlError> {
         let p = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&p).map_err(|e| MlError::NotFound(format!("{}: {e}", p.display())))?;
         let config = LoraConfig::from_peft_json(&text)?;
         let p = dir.join("adapter_model.safetensors");
         let bytes = std::fs::read(&p).map_err(|e| MlError::NotFound(format!("{}: {e}", p.display())))?;
-        Self::from_parts(config, &bytes, model)
+        Self::from_parts_as(config, &bytes, model, dtype)
     }
 
     /// Build from a config and the bytes of `adapter_model.safetensors`, checking every shape.
     pub fn from_parts(config: LoraConfig, safetensors: &[u8], model: &ModelConfig) -> Result<LoraAdapter, MlError> {
+        Self::from_parts_as(config, safetensors, model, AdapterDtype::F32)
+    }
+
+    /// [`LoraAdapter::from_parts`] holding the weights as `dtype`: the same
+    /// checks, hash and values as `from_parts` then
+    /// [`LoraAdapter::with_weights_dtype`] (tested), but an f32 file bound
+    /// for int8 is hashed and quantized straight from its bytes, never built
+    /// as f32 tensors: what an adapter cache on a quantized base does on
+    /// every cold load.
+    pub fn from_parts_as(
+        config: LoraConfig,
+        safetensors: &[u8],
+        model: &ModelConfig,
+        dtype: AdapterDtype,
+    ) -> Result<LoraAdapter, MlError> {
         config.validate(model)?;
-        let raw = candle_core::safetensors::load_buffer(safetensors, &Device::Cpu)
+        let st = safetensors::SafeTensors::deserialize(safetensors)
             .map_err(|e| MlError::Format(format!("adapter_model.safetensors: {e}")))?;
         // PEFT may or may not keep the adapter name in the tensor names.
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for (k, v) in raw {
-            tensors.insert(k.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B."), v);
+        let views: HashMap<String, safetensors::tensor::TensorView<'_>> = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B."), v))
+            .collect();
+        // Every tensor the config needs, in its shape, and no other.
+        let mut wanted = std::collections::HashSet::new();
+        for l in 0..model.num_hidden_layers {
+            for &t in &config.target_modules {
+                let (out, inp) = t.shape(model);
+                for (ab, shape) in [("A", [config.r, inp]), ("B", [out, config.r])] {
+                    let n = peft_name(l, t, ab);
+                    let v = views.get(&n).ok_or_else(|| MlError::Format(format!("adapter tensor {n} is missing")))?;
+                    if v.shape() != shape {
+                        return Err(MlError::Format(format!(
+                            "adapter tensor {n} has shape {:?}, the base model needs {:?} \
+                             (is this adapter for another base model?)",
+                            v.shape(),
+                            (shape[0], shape[1])
+                        )));
+                    }
+                    wanted.insert(n);
+                }
+            }
+        }
+        if let Some(extra) = views.keys().find(|k| !wanted.contains(*k)) {
+            return Err(MlError::Format(format!("adapter tensor {extra} matches no layer of this base model")));
+        }
+        let view = |l: usize, t: Target, ab: &str| &views[&peft_name(l, t, ab)];
+        if dtype == AdapterDtype::I8 && views.values().all(|v| v.dtype() == safetensors::Dtype::F32) {
+            // Straight from the bytes, one tensor at a time in the hash's
+            // (name) order: each is hashed, then quantized while in cache.
+            let mut names: Vec<&String> = views.keys().collect();
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut h = TensorHasher::new();
+            let mut held = HashMap::with_capacity(names.len());
+            for n in names {
+                let v = &views[n];
+                h.push(TensorRef { name: n, dtype: "F32", shape: v.shape(), data: v.data() })
+                    .map_err(MlError::Format)?;
+                held.insert(n.as_str(), i8_transposed(&f32s(v.data()), v.shape()[0], v.shape()[1]));
+            }
+            let mut layers = Vec::with_capacity(model.num_hidden_layers);
+            for l in 0..model.num_hidden_layers {
+                let mut m = BTreeMap::new();
+                for &t in &config.target_modules {
+                    let (out, inp) = t.shape(model);
+                    let mut take = |ab| held.remove(peft_name(l, t, ab).as_str()).expect("every tensor was checked");
+                    let (a, b) = (take("A"), take("B"));
+                    m.insert(t, LoraPair::i8_pair(a, b, (config.r, inp, out))?);
+                }
+                layers.push(m);
+            }
+            let hash = h.finish(&config_hash(&config));
+            return Ok(LoraAdapter { config, layers, hash });
         }
         let mut layers = Vec::with_capacity(model.num_hidden_layers);
         for l in 0..model.num_hidden_layers {
             let mut m = BTreeMap::new();
             for &t in &config.target_modules {
-                let (out, inp) = t.shape(model);
-                let mut get = |ab: &str, shape: (usize, usize)| -> Result<Tensor, MlError> {
-                    let n = peft_name(l, t, ab);
-                    let v =
-                        tensors.remove(&n).ok_or_else(|| MlError::Format(format!("adapter tensor {n} is missing")))?;
-                    if v.dims() != [shape.0, shape.1] {
-                        return Err(MlError::Format(format!(
-                            "adapter tensor {n} has shape {:?}, the base model needs {:?} \
-                             (is this adapter for another base model?)",
-                            v.dims(),
-                            shape
-                        )));
-                    }
-                    Ok(v.to_dtype(DType::F32)?)
+                use candle_core::safetensors::Load;
+                let load = |v: &safetensors::tensor::TensorView<'_>| -> Result<Tensor, MlError> {
+                    let t =
+                        v.load(&Device::Cpu).map_err(|e| MlError::Format(format!("adapter_model.safetensors: {e}")))?;
+                    Ok(t.to_dtype(DType::F32)?)
                 };
-                let a = get("A", (config.r, inp))?;
-                let b = get("B", (out, config.r))?;
-                m.insert(t, LoraPair::dense(a, b));
+                m.insert(t, LoraPair::dense(load(view(l, t, "A"))?, load(view(l, t, "B"))?));
             }
             layers.push(m);
         }
-        if let Some(extra) = tensors.keys().next() {
-            return Err(MlError::Format(format!("adapter tensor {extra} matches no layer of this base model")));
-        }
         let mut ad = LoraAdapter { config, layers, hash: B256::ZERO };
         ad.hash = ad.compute_hash()?;
-        Ok(ad)
+        if dtype == AdapterDtype::F32 { Ok(ad) } else { ad.with_weights_dtype(dtype) }
     }
 
     /// Trainable copies of the weights (candle `Var`s), in the canonical order.

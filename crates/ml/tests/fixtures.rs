@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use ml::{
-    BaseGrad, ChatMessage, KvCache, Logits, LoraAdapter, LoraConfig, Model, ModelFiles, SamplingParams, SeqStep, Step,
-    Target,
+    AdapterDtype, BaseGrad, ChatMessage, KvCache, Logits, LoraAdapter, LoraConfig, Model, ModelFiles, SamplingParams,
+    SeqStep, Step, Target,
 };
 use serde_json::Value;
 
@@ -438,6 +438,87 @@ fn peft_files_round_trip_with_the_same_hash() {
     let p = c.layers[0].get_mut(&Target::Q).unwrap();
     p.a = (&p.a * 1.001).unwrap();
     assert_ne!(c.compute_hash().unwrap(), a.hash);
+}
+
+/// An adapter loaded straight into the dtype a cache holds (`load_peft_as`:
+/// an f32 file bound for int8 is hashed and quantized from its bytes) is what
+/// loading it as f32 and converting gives: the same hash, the same weights and
+/// scales, bit for bit; a bf16 file takes the general path to the same end.
+/// Files that do not fit the base are refused with the tensor named.
+#[test]
+fn loading_straight_into_a_held_dtype_matches_converting_after() {
+    let (_, m) = load("tiny-llama");
+    let f32_dir = fixture("peft-adapter");
+    let bf16_dir = tempfile::tempdir().unwrap();
+    let a = LoraAdapter::load_peft(&f32_dir, &m.config).unwrap();
+    a.with_weights_dtype(AdapterDtype::Bf16).unwrap().save_peft(bf16_dir.path(), "tiny-llama").unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    for dir in [f32_dir.as_path(), bf16_dir.path()] {
+        for dtype in [AdapterDtype::F32, AdapterDtype::Bf16, AdapterDtype::I8] {
+            let direct = LoraAdapter::load_peft_as(dir, &m.config, dtype).unwrap();
+            let after = LoraAdapter::load_peft(dir, &m.config).unwrap().with_weights_dtype(dtype).unwrap();
+            assert_eq!(direct.hash, after.hash, "{dtype:?} from {}", dir.display());
+            assert_eq!(direct.byte_size(), after.byte_size());
+            for (x, y) in direct.layers.iter().zip(&after.layers) {
+                assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+                for (p, q) in x.values().zip(y.values()) {
+                    assert_eq!(
+                        (p.a.dtype(), p.b.dtype(), p.a.dims(), p.b.dims()),
+                        (q.a.dtype(), q.b.dtype(), q.a.dims(), q.b.dims())
+                    );
+                    assert_eq!(p.scales, q.scales);
+                    let ((pa, pb), (qa, qb)) = (p.to_f32().unwrap(), q.to_f32().unwrap());
+                    assert_eq!((bits(&pa), bits(&pb)), (bits(&qa), bits(&qb)));
+                }
+            }
+        }
+    }
+    // The f32 file's own hash whichever way it is held.
+    assert_eq!(LoraAdapter::load_peft_as(&f32_dir, &m.config, AdapterDtype::I8).unwrap().hash, a.hash);
+    // A tensor missing, one too many, one of the wrong shape, a truncated file.
+    let cfg = std::fs::read_to_string(f32_dir.join("adapter_config.json")).unwrap();
+    let cfg = LoraConfig::from_peft_json(&cfg).unwrap();
+    let mut named: std::collections::HashMap<String, Tensor> = a.named_tensors().into_iter().collect();
+    let bytes = |named: &std::collections::HashMap<String, Tensor>| {
+        let d = tempfile::tempdir().unwrap();
+        candle_core::safetensors::save(named, d.path().join("a.safetensors")).unwrap();
+        std::fs::read(d.path().join("a.safetensors")).unwrap()
+    };
+    let refused = |b: &[u8]| {
+        [AdapterDtype::F32, AdapterDtype::I8]
+            .map(|d| LoraAdapter::from_parts_as(cfg.clone(), b, &m.config, d).unwrap_err().to_string())
+    };
+    let first = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight".to_string();
+    let t = named.remove(&first).unwrap();
+    for e in refused(&bytes(&named)) {
+        assert!(e.contains(&format!("{first} is missing")), "{e}");
+    }
+    named.insert(first.clone(), Tensor::zeros((cfg.r, 3), candle_core::DType::F32, &Device::Cpu).unwrap());
+    for e in refused(&bytes(&named)) {
+        assert!(e.contains("another base model"), "{e}");
+    }
+    named.insert(first, t);
+    named.insert(
+        "base_model.model.lm_head.lora_A.weight".into(),
+        Tensor::zeros((2, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    for e in refused(&bytes(&named)) {
+        assert!(e.contains("lm_head.lora_A.weight matches no layer"), "{e}");
+    }
+    let whole = std::fs::read(f32_dir.join("adapter_model.safetensors")).unwrap();
+    for e in refused(&whole[..whole.len() - 3]) {
+        assert!(e.contains("adapter_model.safetensors"), "{e}");
+    }
 }
 
 #[test]

@@ -62,14 +62,18 @@ pub struct BlobAdapters {
 }
 
 impl BlobAdapters {
-    fn blob(&self, hash: &str) -> Result<Vec<u8>, String> {
+    fn blob(&self, hash: &str) -> Result<bytes::Bytes, String> {
         let h: B256 = hash.parse().map_err(|_| format!("bad blob hash {hash:?}"))?;
-        self.handle.block_on(self.blobs.get(&h)).map(|b| b.to_vec()).map_err(|e| format!("blob {h}: {e}"))
+        self.handle.block_on(self.blobs.get(&h)).map_err(|e| format!("blob {h}: {e}"))
     }
 }
 
 impl AdapterSource for BlobAdapters {
     fn load(&self, id: u64) -> Result<LoraAdapter, String> {
+        self.load_as(id, ml::AdapterDtype::F32)
+    }
+
+    fn load_as(&self, id: u64, dtype: ml::AdapterDtype) -> Result<LoraAdapter, String> {
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let r = st.model(ModelId(id)).map_err(|e| e.to_string())?.ok_or_else(|| format!("m{id} does not exist"))?;
         drop(st);
@@ -80,10 +84,11 @@ impl AdapterSource for BlobAdapters {
             (Some(c), Some(w)) => (c.to_string(), w.to_string()),
             _ => return Err(format!("m{id}: its record names no adapter blobs")),
         };
-        let cfg = String::from_utf8(self.blob(&cfg)?).map_err(|_| "adapter_config.json is not UTF-8".to_string())?;
+        let cfg =
+            String::from_utf8(self.blob(&cfg)?.to_vec()).map_err(|_| "adapter_config.json is not UTF-8".to_string())?;
         let weights = self.blob(&weights)?;
         let lora = LoraConfig::from_peft_json(&cfg).map_err(|e| e.to_string())?;
-        let ad = LoraAdapter::from_parts(lora, &weights, &self.model).map_err(|e| e.to_string())?;
+        let ad = LoraAdapter::from_parts_as(lora, &weights, &self.model, dtype).map_err(|e| e.to_string())?;
         if ad.hash != r.adapterHash {
             return Err(format!("m{id}: the stored adapter hashes to {}, the chain says {}", ad.hash, r.adapterHash));
         }

@@ -18,6 +18,17 @@ use crate::metrics::Metrics;
 /// Where adapters come from: a model id to its adapter.
 pub trait AdapterSource: Send + Sync + 'static {
     fn load(&self, model: u64) -> Result<LoraAdapter, String>;
+
+    /// The adapter held as `dtype`, as the cache keeps it. Sources that read
+    /// PEFT files override this with `LoraAdapter::from_parts_as`, which
+    /// quantizes an f32 file straight from its bytes (no f32 tensors built).
+    fn load_as(&self, model: u64, dtype: ml::AdapterDtype) -> Result<LoraAdapter, String> {
+        let a = self.load(model)?;
+        match dtype {
+            ml::AdapterDtype::F32 => Ok(a),
+            d => a.with_weights_dtype(d).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 struct Entry {
@@ -267,11 +278,7 @@ impl Shared {
         drop(g);
         self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         let t0 = Instant::now();
-        let dtype = self.dtype;
-        let loaded = self.source.load(model).and_then(|a| match dtype {
-            ml::AdapterDtype::F32 => Ok(a),
-            d => a.with_weights_dtype(d).map_err(|e| e.to_string()),
-        });
+        let loaded = self.source.load_as(model, self.dtype);
         self.metrics.adapter_load.observe(t0.elapsed());
         let mut g = self.inner.lock().unwrap();
         g.loading.remove(&model);

@@ -268,36 +268,48 @@ fn body_t(x: &[f32], qt: &[i8], s: &[f32], k: usize, y: &mut [f32]) {
 
 /// Int8 rows of a row-major `(n, k)` matrix with their scales: each row scaled
 /// by its largest magnitude / 127 and rounded to the nearest, ties to even (by
-/// adding and subtracting 1.5 · 2^23, exact for |x| ≤ 127: plain f32 adds that
-/// vectorise, where `f32::round` is a library call on baseline x86-64); an
-/// all-zero row gets scale 0, a NaN value 0.
+/// adding 1.5 · 2^23, exact for |x| ≤ 127, and reading the integer from the
+/// low mantissa bits: plain f32 adds and integer ops that vectorise, where
+/// `f32::round` is a library call on baseline x86-64); an all-zero row gets
+/// scale 0, a NaN value 0.
 pub fn quantize_rows_i8(w: &[f32], k: usize) -> (Vec<i8>, Vec<f32>) {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
     let k = k.max(1);
     let mut q = vec![0i8; w.len() / k * k];
     let mut s = Vec::with_capacity(w.len() / k);
     for (row, qr) in w.chunks_exact(k).zip(q.chunks_exact_mut(k)) {
-        // The largest magnitude, eight lanes at a time (a comparison, so NaN is skipped).
-        let mut lanes = [0f32; 8];
-        let mut chunks = row.chunks_exact(8);
-        for c in &mut chunks {
-            for l in 0..8 {
-                let a = c[l].abs();
-                lanes[l] = if a > lanes[l] { a } else { lanes[l] };
-            }
-        }
-        let max = chunks.remainder().iter().chain(&lanes).fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
-        let scale = max / 127.0;
-        s.push(scale);
-        if scale == 0.0 {
-            continue;
-        }
-        for (d, &v) in qr.iter_mut().zip(row) {
-            let x = (v / scale).clamp(-127.0, 127.0);
-            *d = ((x + MAGIC) - MAGIC) as i32 as i8;
-        }
+        s.push(quantize_row(row, qr));
     }
     (q, s)
+}
+
+/// One row of [`quantize_rows_i8`] into `q`; its scale.
+fn quantize_row(row: &[f32], q: &mut [i8]) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    // The largest magnitude, eight lanes at a time (a comparison, so NaN is skipped).
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            let a = c[l].abs();
+            lanes[l] = if a > lanes[l] { a } else { lanes[l] };
+        }
+    }
+    let max = chunks.remainder().iter().chain(&lanes).fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+    let scale = max / 127.0;
+    if scale == 0.0 {
+        q.fill(0);
+        return scale;
+    }
+    for (d, &v) in q.iter_mut().zip(row) {
+        let x = v / scale;
+        // NaN to 0, then clamp: selects and min/max, which vectorise.
+        let x = if x == x { x.clamp(-127.0, 127.0) } else { 0.0 };
+        // x + 1.5 · 2^23 has the rounded integer in its low mantissa bits:
+        // take it as an integer difference of the bits (a saturating
+        // float-to-int cast would not vectorise).
+        *d = ((x + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits())) as i8;
+    }
+    scale
 }
 
 /// A row-major `(rows, cols)` matrix transposed, `(cols, rows)`.
