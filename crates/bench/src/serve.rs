@@ -110,6 +110,11 @@ pub struct ServeOpts {
     /// Our adapter cache budget in MiB (the node's default is 256).
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
+    /// Load every adapter a run uses into our cache before its clock starts:
+    /// the steady state of a node whose adapters are resident (no cold loads
+    /// in the figures; `--cache-mb` must hold them all).
+    #[arg(long)]
+    pub resident: bool,
     /// How our cache holds adapters: auto (the node's rule: i8 on a
     /// quantized base model, else f32), f32, bf16 or i8.
     #[arg(long, default_value = "auto")]
@@ -151,6 +156,7 @@ impl Default for ServeOpts {
             peer: crate::peer::PeerArgs::default(),
             max_batch: 32,
             cache_mb: 256,
+            resident: false,
             adapter_dtype: "auto".into(),
             shape: crate::peer::ModelShape::default(),
             rank: 8,
@@ -419,6 +425,19 @@ impl Ours {
         let cache =
             serve::AdapterCache::with_dtype((o.cache_mb as usize) << 20, source.clone(), metrics.clone(), self.dtype);
         let choices = &w.choices[&n];
+        if o.resident && n > 0 {
+            let distinct: std::collections::BTreeSet<usize> = choices.iter().copied().collect();
+            for &a in &distinct {
+                cache.get(a as u64).map_err(|e| anyhow!("--resident: adapter {a}: {e}"))?;
+            }
+            if metrics.cache_evictions.load(Ordering::Relaxed) > 0 {
+                bail!("--resident: {} adapters do not fit in --cache-mb {}", distinct.len(), o.cache_mb);
+            }
+            // The figures count the run, not the loading before it.
+            source.loads.lock().unwrap().clear();
+            metrics.cache_misses.store(0, Ordering::Relaxed);
+            metrics.cache_hits.store(0, Ordering::Relaxed);
+        }
         let params = ml::SamplingParams { max_tokens: o.new_tokens as usize, ..Default::default() };
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<ReqResult>>> = Mutex::new(vec![None; w.prompts.len()]);
@@ -845,8 +864,14 @@ fn print_setup(
         o.requests, o.prompt_len, o.new_tokens, o.seed, o.concurrency
     );
     println!(
-        "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}), fresh engine and empty AdapterCache ({} MiB) per run, adapters loaded from disk on a miss",
-        o.max_batch, o.cache_mb
+        "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}), fresh engine and {} ({} MiB) per run",
+        o.max_batch,
+        if o.resident {
+            "AdapterCache holding the run's adapters before its clock starts (--resident)"
+        } else {
+            "empty AdapterCache, adapters loaded from disk on a miss"
+        },
+        o.cache_mb
     );
     println!("  inputs (model, {max_n} adapters, prompts) written in {prep_s:.1} s to {}", dir.display());
     println!("  machine: {}", machine.describe());
@@ -1093,7 +1118,7 @@ fn config_json(o: &ServeOpts, plan: &Plan, c: &ml::ModelConfig, what: &str, one_
         "params": c.parameter_count(), "loraR": o.rank, "loraAlpha": o.alpha, "targets": parse_targets(&o.targets).unwrap_or_default(),
         "adapters": plan.counts, "peerAdapters": plan.peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
         "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
-        "cacheMiB": o.cache_mb, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
+        "cacheMiB": o.cache_mb, "resident": o.resident, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
         "peerThreads": o.threads, "adapterFileBytes": one_adapter,
     })
 }
