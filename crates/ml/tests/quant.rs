@@ -738,6 +738,30 @@ fn held_adapters_on_a_real_model() {
             );
         }
     }
+    // A cold load for an int8 cache: PEFT files read, parsed, hashed and
+    // held as int8, by loading as f32 then converting, and straight from the
+    // bytes as the serving cache does (median of 9, one thread).
+    let peft = dir.path().join("peft");
+    f32s[0].save_peft(&peft, "x").unwrap();
+    let median = |f: &dyn Fn() -> LoraAdapter| {
+        let mut t: Vec<f64> = (0..9)
+            .map(|_| {
+                let s = std::time::Instant::now();
+                let a = f();
+                let e = s.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(a.hash, f32s[0].hash);
+                e
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[4]
+    };
+    let after =
+        median(&|| LoraAdapter::load_peft(&peft, &q.config).unwrap().with_weights_dtype(ml::AdapterDtype::I8).unwrap());
+    let straight = median(&|| LoraAdapter::load_peft_as(&peft, &q.config, ml::AdapterDtype::I8).unwrap());
+    eprintln!(
+        "cold load of an r-16 adapter on all seven targets into int8: load then convert {after:.1} ms, straight from the bytes {straight:.1} ms"
+    );
 }
 
 /// A Q4_K GGUF (its 320-wide down projection falls back to Q4_1) serves
