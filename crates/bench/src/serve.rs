@@ -107,6 +107,9 @@ pub struct ServeOpts {
     /// Sequences per batch in our engine (the node's default).
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
+    /// Prompt tokens our engine feeds per step over all sequences (the node's default).
+    #[arg(long, default_value_t = serve::engine::DEFAULT_PREFILL_BUDGET, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub prefill_budget: usize,
     /// Our adapter cache budget in MiB (the node's default is 256).
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
@@ -157,6 +160,7 @@ impl Default for ServeOpts {
             max_batch: 32,
             cache_mb: 256,
             resident: false,
+            prefill_budget: serve::engine::DEFAULT_PREFILL_BUDGET,
             adapter_dtype: "auto".into(),
             shape: crate::peer::ModelShape::default(),
             rank: 8,
@@ -377,7 +381,8 @@ struct Ours {
 
 impl Ours {
     fn engine(&self, o: &ServeOpts, metrics: &Arc<serve::Metrics>) -> serve::Engine {
-        let cfg = serve::EngineConfig { max_batch: o.max_batch, ..Default::default() };
+        let cfg =
+            serve::EngineConfig { max_batch: o.max_batch, prefill_budget: o.prefill_budget, ..Default::default() };
         serve::Engine::start(self.model.clone(), self.tokenizer.clone(), cfg, metrics.clone())
     }
 
@@ -864,8 +869,9 @@ fn print_setup(
         o.requests, o.prompt_len, o.new_tokens, o.seed, o.concurrency
     );
     println!(
-        "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}), fresh engine and {} ({} MiB) per run",
+        "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}, {} prompt tokens per step), fresh engine and {} ({} MiB) per run",
         o.max_batch,
+        o.prefill_budget,
         if o.resident {
             "AdapterCache holding the run's adapters before its clock starts (--resident)"
         } else {
@@ -1118,7 +1124,7 @@ fn config_json(o: &ServeOpts, plan: &Plan, c: &ml::ModelConfig, what: &str, one_
         "params": c.parameter_count(), "loraR": o.rank, "loraAlpha": o.alpha, "targets": parse_targets(&o.targets).unwrap_or_default(),
         "adapters": plan.counts, "peerAdapters": plan.peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
         "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
-        "cacheMiB": o.cache_mb, "resident": o.resident, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
+        "cacheMiB": o.cache_mb, "resident": o.resident, "prefillBudget": o.prefill_budget, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
         "peerThreads": o.threads, "adapterFileBytes": one_adapter,
     })
 }

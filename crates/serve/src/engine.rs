@@ -7,7 +7,10 @@
 //! prompts (in chunks) and decoding sequences side by side, each with its own
 //! adapter — samples each sequence's next token, streams it, and retires the
 //! sequences that finished, freeing their blocks. Requests join and leave the
-//! batch at every step.
+//! batch at every step. A step feeds at most `prefill_budget` prompt tokens in
+//! all, in the order the sequences run: a burst of prompts arriving together
+//! is spread over steps, so the first of them and the decoding sequences do
+//! not wait behind all of it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +32,8 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Prompt tokens fed per sequence per step (longer prompts are prefilled in chunks).
     pub prefill_chunk: usize,
+    /// Prompt tokens fed per step over all sequences (at least 1).
+    pub prefill_budget: usize,
     /// KV cache positions per block, and blocks in all.
     pub block_size: usize,
     pub kv_blocks: usize,
@@ -38,9 +43,25 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_batch: 32, prefill_chunk: 256, block_size: 16, kv_blocks: 4096, max_queue: 256 }
+        EngineConfig {
+            max_batch: 32,
+            prefill_chunk: 256,
+            prefill_budget: DEFAULT_PREFILL_BUDGET,
+            block_size: 16,
+            kv_blocks: 4096,
+            max_queue: 256,
+        }
     }
 }
+
+/// [`EngineConfig::prefill_budget`]'s default: one prompt chunk. A burst of
+/// eight 32-token prompts still goes in one step, as before the budget; a
+/// burst of long prompts no longer makes one step of all their first chunks
+/// (eight 2,000-token prompts: 256 tokens a step, not 2,048), which would
+/// hold every decoding sequence for that long. Smaller budgets halve the
+/// median time to first token of such bursts but not its tail (measured in
+/// docs/benchmarks.md, "`bench serve`").
+pub const DEFAULT_PREFILL_BUDGET: usize = 256;
 
 /// One generation request.
 pub struct Request {
@@ -242,14 +263,15 @@ impl Engine {
             if running.is_empty() {
                 continue;
             }
-            let Some(out) = self.step(&mut cache, &mut running) else { continue };
+            let Some((out, rows)) = self.step(&mut cache, &mut running) else { continue };
             // Sample, stream, retire.
             let mut done: Vec<usize> = Vec::new();
             for (i, r) in running.iter_mut().enumerate() {
+                let Some(row) = rows[i] else { continue }; // not in this step
                 if r.fed < r.req.prompt.len() {
                     continue; // still prefilling
                 }
-                if self.advance(r, out.last(i)) {
+                if self.advance(r, out.last(row)) {
                     done.push(i);
                 }
             }
@@ -318,21 +340,31 @@ impl Engine {
         true
     }
 
-    /// One model step over every running sequence: the next prefill chunk of
-    /// those still prefilling, the last sampled token of the others. On a
-    /// failure every running request fails and is dropped (`None`).
-    fn step(&self, cache: &mut KvCache, running: &mut Vec<Running>) -> Option<StepOutput> {
+    /// One model step over the running sequences: the last sampled token of
+    /// each decoding one, and the next prefill chunk of those still
+    /// prefilling while the step's prompt-token budget lasts. With the step's
+    /// output, each running sequence's row in it (`None`: not in this step).
+    /// On a failure every running request fails and is dropped (`None`).
+    fn step(&self, cache: &mut KvCache, running: &mut Vec<Running>) -> Option<(StepOutput, Vec<Option<usize>>)> {
         let mut adapter_arcs: Vec<Arc<LoraAdapter>> = Vec::new();
-        let mut inputs: Vec<(Vec<u32>, Option<usize>)> = Vec::with_capacity(running.len());
+        let mut inputs: Vec<(u64, Vec<u32>, Option<usize>)> = Vec::with_capacity(running.len());
+        let mut rows = Vec::with_capacity(running.len());
+        let mut budget = self.config.prefill_budget.max(1);
         for r in running.iter_mut() {
             let toks = if r.fed < r.req.prompt.len() {
-                let end = (r.fed + self.config.prefill_chunk).min(r.req.prompt.len());
-                let t = r.req.prompt[r.fed..end].to_vec();
-                r.fed = end;
+                let take = self.config.prefill_chunk.max(1).min(budget).min(r.req.prompt.len() - r.fed);
+                if take == 0 {
+                    rows.push(None);
+                    continue;
+                }
+                budget -= take;
+                let t = r.req.prompt[r.fed..r.fed + take].to_vec();
+                r.fed += take;
                 t
             } else {
                 std::mem::take(&mut r.next)
             };
+            rows.push(Some(inputs.len()));
             let a = r.req.adapter.as_ref().map(|a| match adapter_arcs.iter().position(|x| Arc::ptr_eq(x, a)) {
                 Some(i) => i,
                 None => {
@@ -340,14 +372,15 @@ impl Engine {
                     adapter_arcs.len() - 1
                 }
             });
-            inputs.push((toks, a));
+            inputs.push((r.id, toks, a));
         }
+        let prompt_tokens = self.config.prefill_budget.max(1) - budget;
+        self.metrics.step_prompt_tokens_max.fetch_max(prompt_tokens as u64, Ordering::Relaxed);
         let adapters: Vec<&LoraAdapter> = adapter_arcs.iter().map(|a| a.as_ref()).collect();
         let step = Step {
-            seqs: running
+            seqs: inputs
                 .iter()
-                .zip(&inputs)
-                .map(|(r, (t, a))| SeqStep { seq: r.id, tokens: t, adapter: *a, logits: Logits::Last })
+                .map(|(id, t, a)| SeqStep { seq: *id, tokens: t, adapter: *a, logits: Logits::Last })
                 .collect(),
         };
         let t0 = Instant::now();
@@ -358,8 +391,8 @@ impl Engine {
             Ok(o) => {
                 self.metrics.steps.fetch_add(1, Ordering::Relaxed);
                 self.metrics.step_time.observe(step_time);
-                self.metrics.batch_size.store(running.len() as u64, Ordering::Relaxed);
-                Some(o)
+                self.metrics.batch_size.store(inputs.len() as u64, Ordering::Relaxed);
+                Some((o, rows))
             }
             Err(e) => {
                 tracing::error!("engine step failed: {e}");

@@ -87,6 +87,9 @@ pub struct Metrics {
     pub batch_size: AtomicU64,
     pub kv_free_blocks: AtomicU64,
     pub steps: AtomicU64,
+    /// The most prompt tokens one step has fed (at most the engine's
+    /// `prefill_budget`).
+    pub step_prompt_tokens_max: AtomicU64,
     pub tokens_out: AtomicU64,
     pub completed: AtomicU64,
     pub cancelled: AtomicU64,
@@ -137,6 +140,7 @@ impl Default for Metrics {
             batch_size: AtomicU64::new(0),
             kv_free_blocks: AtomicU64::new(0),
             steps: AtomicU64::new(0),
+            step_prompt_tokens_max: AtomicU64::new(0),
             tokens_out: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -177,11 +181,17 @@ impl Metrics {
         let mut s = String::new();
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         // (name, type, help, value) of every counter and gauge.
-        let plain: [(&str, &str, &str, &AtomicU64); 26] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 27] = [
             ("openlora_queue_depth", "gauge", "Requests waiting for admission.", &self.queue_depth),
             ("openlora_batch_size", "gauge", "Sequences in the last step.", &self.batch_size),
             ("openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", &self.kv_free_blocks),
             ("openlora_steps_total", "counter", "Forward steps.", &self.steps),
+            (
+                "openlora_step_prompt_tokens_max",
+                "gauge",
+                "The most prompt tokens one step has fed (at most the engine's prefill budget).",
+                &self.step_prompt_tokens_max,
+            ),
             ("openlora_generated_tokens_total", "counter", "Tokens generated.", &self.tokens_out),
             ("openlora_requests_completed_total", "counter", "Requests finished.", &self.completed),
             ("openlora_requests_cancelled_total", "counter", "Requests cancelled (client gone).", &self.cancelled),

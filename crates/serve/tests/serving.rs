@@ -98,6 +98,38 @@ fn mixed_adapter_batches_equal_solo_runs_and_a_thousand_adapters_fit_the_budget(
         assert_eq!(outs[i].completion_tokens, 10);
     }
     assert!(metrics.steps.load(Ordering::Relaxed) < 12 * 12, "requests shared steps");
+    // Eight prompts in a batch, at most five tokens of each per step: under the default budget.
+    let most = metrics.step_prompt_tokens_max.load(Ordering::Relaxed);
+    assert!(most > 7 && most <= 40, "{most}");
+
+    // The same burst with a budget of 7 prompt tokens per step (not a multiple
+    // of the chunk): steps never feed more, and every output is its solo run's.
+    let small = Arc::new(Metrics::default());
+    let budgeted = Engine::start(
+        m.clone(),
+        t.clone(),
+        EngineConfig { max_batch: 8, prefill_chunk: 5, prefill_budget: 7, ..Default::default() },
+        small.clone(),
+    );
+    let rxs: Vec<_> = (0..12)
+        .map(|i| {
+            budgeted
+                .submit(Request {
+                    prompt: prompts[i].clone(),
+                    adapter: adapters[i].clone(),
+                    params: greedy(10),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                })
+                .unwrap()
+        })
+        .collect();
+    for (i, rx) in rxs.into_iter().enumerate() {
+        assert_eq!(rt.block_on(serve::engine::collect(rx)).unwrap().tokens, outs[i].tokens, "request {i}");
+    }
+    assert_eq!(small.step_prompt_tokens_max.load(Ordering::Relaxed), 7);
+    let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
+    assert!(small.steps.load(Ordering::Relaxed) as usize >= prompt_tokens.div_ceil(7));
+    budgeted.stop();
 
     // A thousand adapters through a cache smaller than all of them.
     let one = adapter_for(&m, 1).byte_size();
