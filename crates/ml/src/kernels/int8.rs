@@ -303,7 +303,7 @@ fn quantize_row(row: &[f32], q: &mut [i8]) -> f32 {
     for (d, &v) in q.iter_mut().zip(row) {
         let x = v / scale;
         // NaN to 0, then clamp: selects and min/max, which vectorise.
-        let x = if x == x { x.clamp(-127.0, 127.0) } else { 0.0 };
+        let x = if x.is_nan() { 0.0 } else { x.clamp(-127.0, 127.0) };
         // x + 1.5 · 2^23 has the rounded integer in its low mantissa bits:
         // take it as an integer difference of the bits (a saturating
         // float-to-int cast would not vectorise).
