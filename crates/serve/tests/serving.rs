@@ -79,19 +79,23 @@ fn mixed_adapter_batches_equal_solo_runs_and_a_thousand_adapters_fit_the_budget(
         (0..12).map(|i| (0..(3 + 2 * i)).map(|k| 5 + (k * 37 + i * 11) % 500).collect()).collect();
     let adapters: Vec<Option<Arc<LoraAdapter>>> =
         (0..12).map(|i| if i % 5 == 4 { None } else { Some(Arc::new(adapter_for(&m, 1 + (i % 4) as u64))) }).collect();
-    let rxs: Vec<_> = (0..12)
-        .map(|i| {
-            engine
-                .submit(Request {
-                    prompt: prompts[i].clone(),
-                    adapter: adapters[i].clone(),
-                    params: greedy(10),
-                    cancel: Arc::new(AtomicBool::new(false)),
-                })
-                .unwrap()
-        })
-        .collect();
-    let outs: Vec<Outcome> = rxs.into_iter().map(|rx| rt.block_on(serve::engine::collect(rx)).unwrap()).collect();
+    // All twelve submitted at once, then read to the end.
+    let burst = |engine: &Engine| -> Vec<Outcome> {
+        let rxs: Vec<_> = (0..12)
+            .map(|i| {
+                engine
+                    .submit(Request {
+                        prompt: prompts[i].clone(),
+                        adapter: adapters[i].clone(),
+                        params: greedy(10),
+                        cancel: Arc::new(AtomicBool::new(false)),
+                    })
+                    .unwrap()
+            })
+            .collect();
+        rxs.into_iter().map(|rx| rt.block_on(serve::engine::collect(rx)).unwrap()).collect()
+    };
+    let outs = burst(&engine);
     for i in 0..12 {
         let solo = ml::generate(&m, &t, adapters[i].as_deref(), &prompts[i], &greedy(10), |_| true).unwrap();
         assert_eq!(outs[i].tokens, solo.tokens, "request {i}: batched output differs from its solo run");
@@ -111,20 +115,8 @@ fn mixed_adapter_batches_equal_solo_runs_and_a_thousand_adapters_fit_the_budget(
         EngineConfig { max_batch: 8, prefill_chunk: 5, prefill_budget: 7, ..Default::default() },
         small.clone(),
     );
-    let rxs: Vec<_> = (0..12)
-        .map(|i| {
-            budgeted
-                .submit(Request {
-                    prompt: prompts[i].clone(),
-                    adapter: adapters[i].clone(),
-                    params: greedy(10),
-                    cancel: Arc::new(AtomicBool::new(false)),
-                })
-                .unwrap()
-        })
-        .collect();
-    for (i, rx) in rxs.into_iter().enumerate() {
-        assert_eq!(rt.block_on(serve::engine::collect(rx)).unwrap().tokens, outs[i].tokens, "request {i}");
+    for (i, o) in burst(&budgeted).iter().enumerate() {
+        assert_eq!(o.tokens, outs[i].tokens, "request {i}");
     }
     assert_eq!(small.step_prompt_tokens_max.load(Ordering::Relaxed), 7);
     let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
