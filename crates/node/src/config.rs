@@ -131,6 +131,8 @@ pub struct ServingConfig {
     pub adapter_dtype: Option<ml::AdapterDtype>,
     /// Sequences per batch.
     pub max_batch: usize,
+    /// Prompt tokens fed per step over all sequences.
+    pub prefill_budget: usize,
     /// Milliseconds between settlement batches.
     pub settle_every_ms: u64,
     /// Attribution beside the batch: workers, queue capacity, and how long an
@@ -153,6 +155,7 @@ impl ServingConfig {
             adapter_cache_bytes: 256 << 20,
             adapter_dtype: None,
             max_batch: 32,
+            prefill_budget: serve::engine::DEFAULT_PREFILL_BUDGET,
             settle_every_ms: 2000,
             attribution: serve::QueueConfig::default(),
         }
@@ -679,6 +682,11 @@ pub struct ServingFile {
     /// Sequences per decoding batch.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Prompt tokens fed per step over all sequences (default 256): a burst
+    /// of long prompts is spread over steps; smaller halves the median time
+    /// to first token of a burst, not its tail.
+    #[serde(default = "default_prefill_budget")]
+    pub prefill_budget: usize,
     /// Milliseconds between settlement batches.
     #[serde(default = "default_settle_every")]
     pub settle_every_ms: u64,
@@ -724,6 +732,9 @@ impl AdapterDtypeSetting {
 }
 fn default_max_batch() -> usize {
     ServingConfig::dev().max_batch
+}
+fn default_prefill_budget() -> usize {
+    ServingConfig::dev().prefill_budget
 }
 fn default_settle_every() -> u64 {
     ServingConfig::dev().settle_every_ms
@@ -772,6 +783,13 @@ fn load_keystore(
 
 impl ServingFile {
     fn serving_config(&self, path: &Path, data_dir: &Path, password: &str) -> Result<ServingConfig, ConfigError> {
+        // Limits first: a bad number is reported before any key is unlocked.
+        if !(1..=65_536).contains(&self.prefill_budget) {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                msg: format!("serving.prefill_budget {} is not between 1 and 65536", self.prefill_budget),
+            });
+        }
         let operator = load_keystore(path, data_dir, "serving.operator_keystore", &self.operator_keystore, password)?;
         let serving_key = keys::NodeKeys::open(data_dir.join("node-keys"))
             .and_then(|nk| nk.load_secp(keys::NodeKeyKind::Serving, password))
@@ -814,6 +832,7 @@ impl ServingFile {
             adapter_cache_bytes,
             adapter_dtype,
             max_batch: self.max_batch,
+            prefill_budget: self.prefill_budget,
             settle_every_ms: self.settle_every_ms,
             attribution: serve::QueueConfig {
                 workers: self.attribution_workers,
@@ -826,13 +845,14 @@ impl ServingFile {
     /// The `[serving]` section as `openledger.toml` holds it.
     pub fn to_toml(&self) -> String {
         format!(
-            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\n# adapters' weights: auto (i8 on a quantized base, else f32), f32, bf16 or i8\nadapter_dtype = {:?}\nmax_batch = {}\nsettle_every_ms = {}\n\
+            "\n[serving]\n# the bonded serving operator; its serving key is in node-keys\noperator_keystore = {:?}\nadapter_cache_mb = {}\n# adapters' weights: auto (i8 on a quantized base, else f32), f32, bf16 or i8\nadapter_dtype = {:?}\nmax_batch = {}\n# prompt tokens fed per step over all sequences\nprefill_budget = {}\nsettle_every_ms = {}\n\
              # attribution beside the batch: worker threads, answers queued at most (then 503), wait for the summary\n\
              attribution_workers = {}\nattribution_queue = {}\nattribution_wait_ms = {}\n",
             self.operator_keystore,
             self.adapter_cache_mb,
             self.adapter_dtype.name(),
             self.max_batch,
+            self.prefill_budget,
             self.settle_every_ms,
             self.attribution_workers,
             self.attribution_queue,
@@ -1094,11 +1114,16 @@ mod tests {
             adapter_cache_mb: 64,
             adapter_dtype: AdapterDtypeSetting::Bf16,
             max_batch: 8,
+            prefill_budget: 64,
             settle_every_ms: 500,
             attribution_workers: 2,
             attribution_queue: 16,
             attribution_wait_ms: 40,
         };
+        // A prompt budget of 0 is refused before any key is read.
+        let zero = ServingFile { prefill_budget: 0, ..s.clone() };
+        let e = zero.serving_config(&path, dir.path(), "").unwrap_err().to_string();
+        assert!(e.contains("serving.prefill_budget 0 is not between 1 and 65536"), "{e}");
         let v = VerifierFile { relayer_keystore: "operator.json".into() };
         std::fs::write(&path, format!("genesis = \"genesis.json\"\n{}{}", s.to_toml(), v.to_toml())).unwrap();
         let c = ConfigFile::load(&path).unwrap();

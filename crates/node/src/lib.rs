@@ -34,6 +34,8 @@ mod worker;
 pub use worker::{JOIN_LIMIT, Periodic};
 
 pub use meter::Meter;
+/// `serving.prefill_budget`'s default.
+pub use serve::engine::DEFAULT_PREFILL_BUDGET;
 
 pub use serving::{BlobAdapters, ChainModels};
 
@@ -150,7 +152,7 @@ fn start_serving(
     let engine = serve::Engine::start(
         model.clone(),
         tokenizer,
-        serve::EngineConfig { max_batch: sc.max_batch, ..Default::default() },
+        serve::EngineConfig { max_batch: sc.max_batch, prefill_budget: sc.prefill_budget, ..Default::default() },
         metrics.clone(),
     );
     let source = Arc::new(BlobAdapters {

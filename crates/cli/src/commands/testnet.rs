@@ -207,6 +207,7 @@ fn config_text(a: &TestnetArgs, i: usize, operator: &SecretKey) -> anyhow::Resul
         adapter_cache_mb: 256,
         adapter_dtype: node::AdapterDtypeSetting::Auto,
         max_batch: 32,
+        prefill_budget: node::DEFAULT_PREFILL_BUDGET,
         settle_every_ms: 2000,
         attribution_workers: 1,
         attribution_queue: 64,
