@@ -84,10 +84,10 @@ impl AdapterSource for BlobAdapters {
             (Some(c), Some(w)) => (c.to_string(), w.to_string()),
             _ => return Err(format!("m{id}: its record names no adapter blobs")),
         };
-        let cfg =
-            String::from_utf8(self.blob(&cfg)?.to_vec()).map_err(|_| "adapter_config.json is not UTF-8".to_string())?;
+        let cfg = self.blob(&cfg)?;
+        let cfg = std::str::from_utf8(&cfg).map_err(|_| "adapter_config.json is not UTF-8".to_string())?;
         let weights = self.blob(&weights)?;
-        let lora = LoraConfig::from_peft_json(&cfg).map_err(|e| e.to_string())?;
+        let lora = LoraConfig::from_peft_json(cfg).map_err(|e| e.to_string())?;
         let ad = LoraAdapter::from_parts_as(lora, &weights, &self.model, dtype).map_err(|e| e.to_string())?;
         if ad.hash != r.adapterHash {
             return Err(format!("m{id}: the stored adapter hashes to {}, the chain says {}", ad.hash, r.adapterHash));
