@@ -479,10 +479,10 @@ impl Model {
             let ws: Vec<&TensorValue> = ts.iter().map(|&t| &b.linear(t).w).collect();
             // The adapters' products run in the base products' parallel region
             // (their own buffers; added after the base and its bias, the order
-            // they always had), so one core streams adapter weights while the
-            // other multiplies the base's.
-            lora_beside(&pairs, ts, xin, inp, ys, |ys, extra, run_extra| {
-                project_many_beside(&ws, xin, inp, ys, extra, run_extra)?;
+            // they always had), each after a base task that prefetched its
+            // adapter weights while it multiplied (on a quantized base).
+            lora_beside(&pairs, ts, xin, inp, ys, |ys, reads, extra, run_extra| {
+                project_many_beside(&ws, xin, inp, ys, reads, extra, run_extra)?;
                 for (&t, y) in ts.iter().zip(ys.iter_mut()) {
                     if let Some(bias) = &b.linear(t).b {
                         with_f32(bias, |bv| {
@@ -726,6 +726,7 @@ fn project_many_beside(
     x: &[f32],
     inp: usize,
     ys: &mut [&mut [f32]],
+    reads: &[&[&[u8]]],
     extra: usize,
     run_extra: &(dyn Fn(usize) + Sync),
 ) -> Result<(), MlError> {
@@ -737,7 +738,7 @@ fn project_many_beside(
         })
         .collect();
     if quant.len() == ws.len() {
-        return kernels::linear_q_many_beside(kernels::QuantIsa::detect(), x, &quant, ys, extra, run_extra);
+        return kernels::linear_q_many_warming(kernels::QuantIsa::detect(), x, &quant, ys, reads, extra, run_extra);
     }
     for (w, y) in ws.iter().zip(ys.iter_mut()) {
         project(w, x, inp, y)?;
@@ -774,7 +775,15 @@ enum LoraMats<'a> {
     },
 }
 
-impl LoraMats<'_> {
+impl<'a> LoraMats<'a> {
+    /// The memory the products read: A and B (and their scales).
+    fn bytes(&self) -> [&'a [u8]; 4] {
+        match *self {
+            LoraMats::Dense(a, b) => [a.bytes(), b.bytes(), &[], &[]],
+            LoraMats::I8 { a, sa, b, sb } => [plain_bytes(a), plain_bytes(sa), plain_bytes(b), plain_bytes(sb)],
+        }
+    }
+
     fn a_len(&self) -> usize {
         match self {
             LoraMats::Dense(a, _) => a.len(),
@@ -824,17 +833,20 @@ struct LoraTask<'a> {
 /// fixed sequence over its own row, so a row's result never depends on the
 /// batch, the group or the task), so A and B are read once per block of
 /// rows, not once per row. The tasks are (target, group, block of rows), so
-/// one adapter's products spread over the team too, and a step with many
-/// distinct adapters (each reading its own A and B: 4.9 MB per int8 adapter
-/// at r 16 on the seven targets of SmolLM2-135M) overlaps their memory
-/// traffic with the base's arithmetic.
+/// one adapter's products spread over the team too. A step with many
+/// distinct adapters reads each one's A and B (4.9 MB per int8 adapter at
+/// r 16 on the seven targets of SmolLM2-135M) for one row or a few: `base`
+/// gets the memory each task reads, and on a quantized base every adapter
+/// task runs right after a base task that prefetched its weights while it
+/// multiplied, on the same thread (`kernels::linear_q_many_warming`), so
+/// those loads overlap the base's arithmetic instead of stalling the task.
 fn lora_beside(
     pairs: &[(&BTreeMap<Target, LoraPair>, f32, &[u32])],
     ts: &[Target],
     xin: &[f32],
     inp: usize,
     ys: &mut [&mut [f32]],
-    base: impl FnOnce(&mut [&mut [f32]], usize, &(dyn Fn(usize) + Sync)) -> Result<(), MlError>,
+    base: impl FnOnce(&mut [&mut [f32]], &[&[&[u8]]], usize, &(dyn Fn(usize) + Sync)) -> Result<(), MlError>,
 ) -> Result<(), MlError> {
     let n = xin.len() / inp.max(1);
     let mut held = Vec::new();
@@ -905,7 +917,9 @@ fn lora_beside(
             failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
         }
     };
-    base(ys, tasks.len(), &run)?;
+    let bytes: Vec<[&[u8]; 4]> = tasks.iter().map(|t| t.mats.bytes()).collect();
+    let reads: Vec<&[&[u8]]> = bytes.iter().map(|b| &b[..]).collect();
+    base(ys, &reads, tasks.len(), &run)?;
     if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
@@ -916,6 +930,17 @@ fn lora_beside(
         }
     }
     Ok(())
+}
+
+/// Numbers with no padding, every bit pattern a value (what `plain_bytes` may view).
+trait Plain: Copy {}
+impl Plain for i8 {}
+impl Plain for f32 {}
+
+/// The bytes of a slice of plain numbers.
+fn plain_bytes<T: Plain>(v: &[T]) -> &[u8] {
+    // SAFETY: `T` is i8 or f32: no padding, so every byte is initialised.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// An int8 adapter's values (U8 storage holding their bits), contiguous, on the CPU.

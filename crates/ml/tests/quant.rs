@@ -701,10 +701,13 @@ fn held_adapters_on_a_real_model() {
     }
     // Decode steps of 8 sequences (after a 24-token prefill), one adapter for all,
     // three or eight, as adapters are held: milliseconds per step (median of 20).
+    // Eight groups of one row over the same adapter's memory split the cost of
+    // eight distinct adapters into the single-row arithmetic and their bytes.
     for dtype in [ml::AdapterDtype::F32, ml::AdapterDtype::Bf16, ml::AdapterDtype::I8] {
         let held: Vec<LoraAdapter> = f32s.iter().map(|a| a.with_weights_dtype(dtype).unwrap()).collect();
-        let refs: Vec<&LoraAdapter> = held.iter().collect();
-        for distinct in [1usize, 3, 8] {
+        let same: Vec<&LoraAdapter> = (0..8).map(|_| &held[0]).collect();
+        let own: Vec<&LoraAdapter> = held.iter().collect();
+        for (distinct, refs) in [(1usize, &own), (3, &own), (8, &own), (8, &same)] {
             let mut cache = KvCache::new(&q.config, 8, 64);
             let seqs = (0..8)
                 .map(|i| SeqStep {
@@ -714,7 +717,7 @@ fn held_adapters_on_a_real_model() {
                     logits: Logits::Last,
                 })
                 .collect();
-            q.forward(&Step { seqs }, &mut cache, &refs).unwrap();
+            q.forward(&Step { seqs }, &mut cache, refs).unwrap();
             let (mut times, mut prof) = (Vec::new(), ml::OpProfile::default());
             for t in 0..20u32 {
                 let toks: Vec<[u32; 1]> = (0..8).map(|i| [(t * 31 + i * 7) % vocab]).collect();
@@ -727,12 +730,13 @@ fn held_adapters_on_a_real_model() {
                     })
                     .collect();
                 let s = std::time::Instant::now();
-                q.forward_profiled(&Step { seqs }, &mut cache, &refs, &mut prof).unwrap();
+                q.forward_profiled(&Step { seqs }, &mut cache, refs, &mut prof).unwrap();
                 times.push(s.elapsed().as_secs_f64() * 1e3);
             }
             times.sort_by(f64::total_cmp);
             eprintln!(
-                "{dtype:?} adapters, {distinct} distinct: decode step of 8 p50 {:.2} ms (adapter work outside the base products' region {:.2} ms on average)",
+                "{dtype:?} adapters, {distinct} groups (one adapter's memory: {}): decode step of 8 p50 {:.2} ms (adapter work outside the base products' region {:.2} ms on average)",
+                std::ptr::eq(refs[0], refs[7]),
                 times[10],
                 prof.lora * 1e3 / prof.steps.max(1) as f64
             );
@@ -917,6 +921,8 @@ fn products_of_one_input_together_equal_each_alone() {
         &[(QuantType::Q4K, 33), (QuantType::Q8_0, 16), (QuantType::Q4_0, 9), (QuantType::Q4K, 3)],
         &[(QuantType::Q8_0, 300)],
     ];
+    let memory = vec![7u8; 1 << 20];
+    let warm_bytes: [&[u8]; 4] = [&memory[..63], &[], &memory[100..5100], &memory[..]];
     for (s, set) in sets.iter().enumerate() {
         let ws: Vec<QMatrix> =
             set.iter().enumerate().map(|(i, &(ty, n))| quantized(ty, n, k, 200 + 10 * s as u64 + i as u64)).collect();
@@ -944,6 +950,22 @@ fn products_of_one_input_together_equal_each_alone() {
                     for (i, (y, a)) in ys.iter().zip(&alone).enumerate() {
                         assert_eq!(bits(y), bits(a), "set {s}, matrix {i}, {extra} extra tasks, {t} threads");
                     }
+                    // With the memory each extra task reads (then run by the
+                    // product tasks, after them): slices of odd lengths, an
+                    // empty one, more lines than the products have panels.
+                    for slices in [&warm_bytes[..1], &warm_bytes[..]] {
+                        let warm: Vec<&[&[u8]]> = (0..extra).map(|e| &slices[..(e + 1).min(slices.len())]).collect();
+                        let warm = &warm[..];
+                        ran.iter().for_each(|r| r.store(0, Ordering::Relaxed));
+                        let mut ys: Vec<Vec<f32>> = ws.iter().map(|w| vec![f32::NAN; m * w.rows()]).collect();
+                        let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| &mut y[..]).collect();
+                        in_pool(t, || kernels::linear_q_many_warming(isa, &x, &refs, &mut outs, warm, extra, &bump))
+                            .unwrap();
+                        assert!(ran.iter().all(|r| r.load(Ordering::Relaxed) == 1), "{extra} extra tasks, warming");
+                        for (i, (y, a)) in ys.iter().zip(&alone).enumerate() {
+                            assert_eq!(bits(y), bits(a), "set {s}, matrix {i}, {extra} extra tasks, warming");
+                        }
+                    }
                 }
             }
         }
@@ -954,4 +976,8 @@ fn products_of_one_input_together_equal_each_alone() {
     assert!(kernels::linear_q_many(&x, &[&a, &b], &mut [&mut y1, &mut y2]).is_err(), "rows of different widths");
     assert!(kernels::linear_q_many(&x, &[&a, &a], &mut [&mut y1]).is_err(), "two matrices, one output");
     assert!(kernels::linear_q_many(&x, &[&a], &mut [&mut y1[..15]]).is_err(), "a short output");
+    let reads: [&[&[u8]]; 1] = [&[&[0u8; 64]]];
+    let isa = kernels::QuantIsa::detect();
+    let err = kernels::linear_q_many_warming(isa, &x, &[&a], &mut [&mut y1], &reads, 2, &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("2 extra tasks, memory of 1"), "{err}");
 }

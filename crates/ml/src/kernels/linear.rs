@@ -45,6 +45,15 @@ pub enum Weights<'a> {
     Bf16(&'a [bf16]),
 }
 
+impl<'a> Weights<'a> {
+    /// The stored bytes (what a product reads).
+    pub fn bytes(&self) -> &'a [u8] {
+        // SAFETY: f32 and bf16 are plain values with no padding; the bytes
+        // span exactly the slice.
+        unsafe { std::slice::from_raw_parts(self.ptr(), self.len() * self.elem()) }
+    }
+}
+
 impl Weights<'_> {
     pub fn len(&self) -> usize {
         match self {

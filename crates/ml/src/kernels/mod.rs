@@ -38,8 +38,8 @@ mod vector;
 pub use int8::{linear_i8_t, linear_i8_t_with, quantize_rows_i8, transpose_i8};
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
 pub use quant::{
-    QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_many, linear_q_many_beside, linear_q_many_with,
-    linear_q_with,
+    QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_many, linear_q_many_beside, linear_q_many_warming,
+    linear_q_many_with, linear_q_with,
 };
 pub use team::with_team;
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};

@@ -572,8 +572,32 @@ pub fn linear_q_many_beside(
     extra: usize,
     run_extra: &(dyn Fn(usize) + Sync),
 ) -> Result<(), MlError> {
+    linear_q_many_warming(isa, x, ws, ys, &[], extra, run_extra)
+}
+
+/// [`linear_q_many_beside`] where each extra task says what memory it reads
+/// (`reads[e]`: an adapter's weights) and runs right after one of the
+/// products' tasks, on the same thread: product task `t` takes extra tasks
+/// `t·extra/own .. (t+1)·extra/own` and prefetches their memory a few lines per
+/// panel while it computes, so that memory is in that core's cache when they
+/// run and its loads overlapped arithmetic. Hints only: the results are the
+/// same bits as without. `reads` is empty (no hints: the extra tasks
+/// alternate with the products', as [`linear_q_many_beside`] runs them) or has
+/// one entry per extra task.
+pub fn linear_q_many_warming(
+    isa: QuantIsa,
+    x: &[f32],
+    ws: &[&QMatrix],
+    ys: &mut [&mut [f32]],
+    reads: &[&[&[u8]]],
+    extra: usize,
+    run_extra: &(dyn Fn(usize) + Sync),
+) -> Result<(), MlError> {
     if ws.len() != ys.len() {
         return Err(MlError::Config(format!("quantized linear: {} matrices and {} outputs", ws.len(), ys.len())));
+    }
+    if !reads.is_empty() && reads.len() != extra {
+        return Err(MlError::Config(format!("quantized linear: {} extra tasks, memory of {}", extra, reads.len())));
     }
     let Some(k) = ws.first().map(|w| w.cols) else {
         (0..extra).for_each(run_extra);
@@ -624,11 +648,17 @@ pub fn linear_q_many_beside(
             }
             macs += m * n * k / 4;
         }
-        // The extra tasks alternate with the products' while both last.
-        let (own, pairs) = (tasks.len(), tasks.len().min(extra));
+        // With what the extra tasks read, each product task takes its share of
+        // them (run after it, their memory prefetched during it); without, the
+        // extra tasks alternate with the products' while both last.
+        let own = tasks.len();
+        let fused = !reads.is_empty();
+        let pairs = own.min(extra);
         let macs = if extra > 0 { macs.max(super::linear::PARALLEL_MIN_MACS) } else { macs };
-        for_each_task(own + extra, macs, |t| {
-            let t = if t < 2 * pairs {
+        for_each_task(if fused { own } else { own + extra }, macs, |t| {
+            let t = if fused {
+                t
+            } else if t < 2 * pairs {
                 if t % 2 == 1 {
                     return run_extra(t / 2);
                 }
@@ -641,6 +671,8 @@ pub fn linear_q_many_beside(
             let (wi, rows, cols) = tasks[t];
             let (w, out, n) = (ws[wi], outs[wi], ws[wi].rows);
             let acts = &all[types.iter().position(|&ty| ty == w.ty).expect("every format quantized")];
+            let mine = if fused { t * extra / own..(t + 1) * extra / own } else { 0..0 };
+            let mut warmer = Warmer::new(mine.clone().flat_map(|e| reads[e].iter().copied()).collect());
             if isa == QuantIsa::Scalar {
                 let mut row = Vec::new();
                 for j in cols.0..cols.1 {
@@ -651,9 +683,10 @@ pub fn linear_q_many_beside(
                         unsafe { store(out, i * n + j, v) };
                     }
                 }
-                return;
+            } else {
+                panel_task(isa, w, acts, rows, cols, out, n, &mut warmer);
             }
-            panel_task(isa, w, acts, rows, cols, out, n);
+            mine.for_each(run_extra);
         });
     };
     let fill = |all: &mut Vec<Q8Rows>| {
@@ -687,13 +720,16 @@ fn panel_task(
     (c0, c1): (usize, usize),
     out: Out,
     n: usize,
+    warmer: &mut Warmer,
 ) {
     // Tasks start at multiples of PANEL_ROWS, so every panel is whole groups.
     debug_assert!(c0.is_multiple_of(GROUP));
+    let per = warmer.left.div_ceil((c1 - c0).div_ceil(PANEL_ROWS) * (r1 - r0).div_ceil(ROW_BLOCK));
     for j0 in (c0..c1).step_by(PANEL_ROWS) {
         let j1 = (j0 + PANEL_ROWS).min(c1);
         // Up to four activation rows at a time share every weight load and unpack.
         for i in (r0..r1).step_by(ROW_BLOCK) {
+            warmer.take(per);
             let left = r1 - i;
             let take = if left >= 3 { ROW_BLOCK } else { left };
             // Three rows left: the last repeated as a fourth, whose result is dropped.
@@ -710,6 +746,51 @@ fn panel_task(
                     // SAFETY: (i + r, j) is inside y (checked by the caller) and written by this task only.
                     unsafe { store(out, (i + r) * n + j, v) };
                 }
+            }
+        }
+    }
+}
+
+/// The cache line the warm-up hints cover.
+const LINE: usize = 64;
+
+/// The memory a product task warms: its slices' 64-byte lines, handed to the
+/// prefetcher a few at a time.
+struct Warmer<'a> {
+    warm: Vec<&'a [u8]>,
+    /// The slice and line within it of the next line.
+    slice: usize,
+    line: usize,
+    left: usize,
+}
+
+impl<'a> Warmer<'a> {
+    fn new(warm: Vec<&'a [u8]>) -> Warmer<'a> {
+        let left = warm.iter().map(|w| w.len().div_ceil(LINE)).sum();
+        Warmer { warm, slice: 0, line: 0, left }
+    }
+
+    /// Prefetch the next `k` lines (fewer at the end of the share).
+    fn take(&mut self, k: usize) {
+        let mut k = k.min(self.left);
+        self.left -= k;
+        while k > 0 && self.slice < self.warm.len() {
+            let s = self.warm[self.slice];
+            let n = s.len().div_ceil(LINE);
+            while k > 0 && self.line < n {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a prefetch is a hint: it reads nothing into the program
+                // and cannot fault; the address is inside `s` anyway.
+                unsafe {
+                    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+                    _mm_prefetch::<_MM_HINT_T1>(s.as_ptr().add(self.line * LINE).cast());
+                }
+                self.line += 1;
+                k -= 1;
+            }
+            if self.line >= n {
+                self.slice += 1;
+                self.line = 0;
             }
         }
     }
