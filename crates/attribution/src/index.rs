@@ -830,7 +830,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AttrError + '_ {
 impl SpanIndex {
     /// Build the index of `rows` (in strictly increasing row-id order, every token
     /// below `vocab`) into a new file at `path`, then open it. The file is written as
-    /// `<path>.building` and renamed over `path` when complete, so an index already
+    /// `<path>.building.<pid>.<n>` and renamed over `path` when complete, so an index already
     /// at `path` stays valid for whoever has it open.
     /// Shards of about `shard_tokens` slots (0: one per thread, at most
     /// [`DEFAULT_SHARD_TOKENS`]) are sorted
@@ -1219,7 +1219,7 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// of 10^9 tokens builds in a few GiB.
 ///
 /// [`push`](IndexBuilder::push) streams each row's tokens into the file (written
-/// as `<path>.building`, renamed over `path` by [`finish`](IndexBuilder::finish)),
+/// as `<path>.building.<pid>.<n>`, renamed over `path` by [`finish`](IndexBuilder::finish)),
 /// keeping only 41 bytes per row (its first slot and its row-table record) and the
 /// token histogram. `finish` then sorts the suffixes one of two ways, both giving
 /// the same file as [`SpanIndex::build`] of the same rows, byte for byte:
@@ -1474,13 +1474,26 @@ impl Drop for IndexBuilder {
 }
 
 /// Where an index for `path` is written until it is complete.
+/// A fresh `<path>.building.<pid>.<n>` for one build, so that two builds of
+/// one index at once (two threads of a node, or two processes) never write
+/// the same file: each publishes a whole file of the same bytes, whichever
+/// rename comes last. A crash leaves the file behind; [`is_building_file`]
+/// names such files for whoever owns the directory to remove.
 fn building_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".building");
+    name.push(format!(".building.{}.{n}", std::process::id()));
     path.with_file_name(name)
 }
 
-/// Make a finished `<path>.building` file durable and rename it over `path`:
+/// Whether a file name is that of an index being built (or of a build a
+/// crash interrupted): `<name>.building.<pid>.<n>`.
+pub fn is_building_file(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.contains(".building."))
+}
+
+/// Make a finished build's file durable and rename it over `path`:
 /// after a crash `path` holds the old file or the whole new one, never a part.
 fn publish(file: File, tmp: &Path, path: &Path) -> Result<(), AttrError> {
     file.sync_all().map_err(io_err(tmp))?;

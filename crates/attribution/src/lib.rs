@@ -106,7 +106,7 @@ mod trace;
 
 pub use index::{
     DEFAULT_BUILD_MEMORY, DEFAULT_SHARD_TOKENS, FORMAT_VERSION, IndexBuilder, IndexKey, IndexRow, IndexSizes,
-    IndexedRow, MAX_VOCAB, RowRef, SpanIndex,
+    IndexedRow, MAX_VOCAB, RowRef, SpanIndex, is_building_file,
 };
 pub use log2::{LOG2_ONE, log2_fixed};
 pub use trace::{Span, SpanCandidate, SpanTrace, TRACE_MAGIC, TraceParams, maximal_spans, response_digest, trace};

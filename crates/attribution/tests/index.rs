@@ -48,8 +48,20 @@ fn build_streamed(rows: &[IndexRow], vocab: u32, memory: u64, dir: &std::path::P
     }
     assert_eq!((b.rows(), b.tokens()), (rows.len() as u64, rows.iter().map(|r| r.tokens.len() as u64).sum()));
     let ix = b.finish(memory, &mut |_, _| {}).unwrap();
-    assert!(!dir.join(format!("{name}.building")).exists());
+    assert_eq!(building_files(dir, name), 0);
     ix
+}
+
+/// Files of builds of `name` in `dir` (published or dropped builds leave none).
+fn building_files(dir: &std::path::Path, name: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let f = e.file_name();
+            attribution::is_building_file(&f) && f.to_str().is_some_and(|f| f.starts_with(&format!("{name}.")))
+        })
+        .count()
 }
 
 proptest! {
@@ -277,14 +289,48 @@ fn a_streamed_build_refuses_bad_rows_and_cleans_up() {
     assert!(matches!(e, Err(AttrError::TokenOutOfVocab { token: 10, .. })), "{e:?}");
     // Refused rows left nothing behind: the index holds the one good row.
     b.push(RowId { contribution: 3, index: 0 }, r.contributor, false, &[2, 3]).unwrap();
-    let building = dir.path().join("ix.building");
-    assert!(building.exists());
+    assert_eq!(building_files(dir.path(), "ix"), 1);
     drop(b);
-    assert!(!building.exists() && !path.exists(), "a dropped builder leaves no file");
+    assert!(building_files(dir.path(), "ix") == 0 && !path.exists(), "a dropped builder leaves no file");
     let mut b = IndexBuilder::new(key(1), 10, &path).unwrap();
     b.push(r.id, r.contributor, false, &r.tokens).unwrap();
     b.push(RowId { contribution: 3, index: 0 }, r.contributor, false, &[2, 3]).unwrap();
     let ix = b.finish(1, &mut |_, _| {}).unwrap();
     assert_eq!((ix.n_rows(), ix.n_tokens(), ix.count(&[2, 3])), (2, 5, 2));
     ix.verify().unwrap();
+}
+
+/// Several builds of one index at once (a node's attribution workers, or a
+/// verifier, asking for an index not built yet) each write their own file and
+/// publish the same bytes: the index at the path is whole and verifies, and
+/// no build's file is left behind. With one shared `.building` file the
+/// builds truncated and overwrote each other's.
+#[test]
+fn concurrent_builds_of_one_index_publish_a_whole_file() {
+    let mut rng = Rng::new(5);
+    let rows = random_rows(&mut rng, 400, 7, 10..120);
+    let dir = tempfile::tempdir().unwrap();
+    let want = std::fs::read(build(&rows, 7, 0, dir.path(), "alone").path()).unwrap();
+    let path = dir.path().join("shared");
+    for round in 0..4 {
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (rows, path) = (&rows, &path);
+                s.spawn(move || {
+                    if (t + round) % 2 == 0 {
+                        let mut b = IndexBuilder::new(key(1), 7, path).unwrap();
+                        for r in rows {
+                            b.push(r.id, r.contributor, r.tombstoned, &r.tokens).unwrap();
+                        }
+                        b.finish(if t % 3 == 0 { 1 << 12 } else { 0 }, &mut |_, _| {}).unwrap();
+                    } else {
+                        SpanIndex::build(key(1), rows, 7, 0, path, &mut |_, _| {}).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read(&path).unwrap(), want, "round {round}");
+        SpanIndex::open(&path).unwrap().verify().unwrap();
+        assert_eq!(building_files(dir.path(), "shared"), 0);
+    }
 }

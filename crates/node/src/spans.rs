@@ -19,6 +19,10 @@ use primitives::rows::Row;
 pub struct SpanIndexes {
     dir: PathBuf,
     open: Mutex<HashMap<B256, Arc<SpanIndex>>>,
+    /// Held while an index is built, so that the attribution workers and a
+    /// verifier asking for one index at once build it once (the builds would
+    /// be correct anyway: each writes its own file; this saves the work).
+    building: Mutex<()>,
 }
 
 /// The text a row contributes to the index (a prompt/completion row: both, in order).
@@ -57,8 +61,19 @@ pub fn index_key(tok: &TextTokenizer, versions: &[(u64, u64)]) -> IndexKey {
 }
 
 impl SpanIndexes {
+    /// The indexes under `dir`. Files of builds a crash interrupted are
+    /// removed (the node owns `dir`; nothing builds there before this).
     pub fn new(dir: PathBuf) -> SpanIndexes {
-        SpanIndexes { dir, open: Mutex::new(HashMap::new()) }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if attribution::is_building_file(&e.file_name())
+                    && let Err(err) = std::fs::remove_file(e.path())
+                {
+                    tracing::warn!("span index: could not remove {}: {err}", e.path().display());
+                }
+            }
+        }
+        SpanIndexes { dir, open: Mutex::new(HashMap::new()), building: Mutex::new(()) }
     }
 
     /// The index over `versions`' rows, built on first use.
@@ -70,6 +85,11 @@ impl SpanIndexes {
         versions: &[(u64, u64)],
     ) -> Result<Arc<SpanIndex>, String> {
         let key = key_of(&tok.hash, versions);
+        if let Some(i) = self.open.lock().unwrap().get(&key) {
+            return Ok(i.clone());
+        }
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        // Built by another caller while this one waited.
         if let Some(i) = self.open.lock().unwrap().get(&key) {
             return Ok(i.clone());
         }
@@ -211,6 +231,28 @@ mod tests {
     use super::*;
     use primitives::Address;
     use primitives::rows::RowId;
+
+    /// A crash mid-build leaves its file; the next start removes it and
+    /// keeps the published indexes.
+    #[test]
+    fn files_of_interrupted_builds_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = dir.path().join("k.olsa");
+        SpanIndex::build(
+            IndexKey { tokenizer: B256::ZERO, datanet: 1, version: 1 },
+            &rows(9),
+            50,
+            0,
+            &ix,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let stale = dir.path().join("k.olsa.building.4242.0");
+        std::fs::write(&stale, b"half an index").unwrap();
+        let _indexes = SpanIndexes::new(dir.path().to_path_buf());
+        assert!(!stale.exists(), "the interrupted build's file is removed");
+        SpanIndex::open(&ix).unwrap().verify().unwrap();
+    }
 
     fn rows(n: u64) -> Vec<IndexRow> {
         (0..n)
