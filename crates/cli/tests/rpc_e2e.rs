@@ -33,6 +33,17 @@ fn transfer_system_call_logs_and_proof() {
     let tx = c.transaction(&h).unwrap().expect("mined transaction");
     assert_eq!(tx.inner.signer(), a.address());
     assert_eq!(tx.block_number, r.block_number);
+    // Read-your-writes: once a receipt is out, "latest" includes its block.
+    // (The store holds a block a moment before it becomes the head; the race
+    // is narrow, so this asks many times.)
+    let mut nonce = 1;
+    for _ in 0..40 {
+        let h = c.send_raw(&signed(&a, nonce, b.address(), 1, vec![], 21_000)).unwrap();
+        nonce += 1;
+        let r = c.wait_receipt(&h, Duration::from_secs(30)).unwrap();
+        let latest = hex_u(&c.call("eth_blockNumber", json!([])).unwrap()) as u64;
+        assert!(latest >= r.block_number.unwrap(), "receipt in block {:?}, latest {latest}", r.block_number);
+    }
 
     // A system-contract call by ABI, and its log through eth_getLogs.
     let data = IBank::transferCall { to: b.address(), amount: U256::from(777u64) }.abi_encode();
@@ -40,7 +51,7 @@ fn transfer_system_call_logs_and_proof() {
         &c.call("eth_estimateGas", json!([{"from": a.address(), "to": bank, "data": Bytes::from(data.clone())}]))
             .unwrap(),
     );
-    let h2 = c.send_raw(&signed(&a, 1, bank, 0, data, est as u64)).unwrap();
+    let h2 = c.send_raw(&signed(&a, nonce, bank, 0, data, est as u64)).unwrap();
     let r2 = c.wait_receipt(&h2, Duration::from_secs(30)).unwrap();
     assert!(r2.status(), "{r2:?}");
     assert_eq!(u128::from(r2.gas_used), est);
@@ -70,12 +81,12 @@ fn transfer_system_call_logs_and_proof() {
         .unwrap_err();
     assert_eq!(err.code(), Some(3));
     assert!(err.to_string().contains("execution reverted"), "{err}");
-    let h3 = c.send_raw(&signed(&a, 2, Module::Params.address(), 0, set, 100_000)).unwrap();
+    let h3 = c.send_raw(&signed(&a, nonce + 1, Module::Params.address(), 0, set, 100_000)).unwrap();
     let r3 = c.wait_receipt(&h3, Duration::from_secs(30)).unwrap();
     assert!(!r3.status());
     let reason = revert_reason(&r3).expect("revert data");
     assert_eq!(Unauthorized::abi_decode(&reason).unwrap().caller, a.address());
-    assert_eq!(c.nonce(&a.address(), false).unwrap(), 3);
+    assert_eq!(c.nonce(&a.address(), false).unwrap(), nonce + 2);
 
     // A proof of b's account checked against the header's state root.
     let key = runtime::bank::state_key::account(&b.address());

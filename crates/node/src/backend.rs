@@ -139,9 +139,12 @@ impl Backend for ChainBackend {
         self.chain.snapshot().ok()?.receipts(number).ok()?
     }
 
+    /// Where a transaction was included, once "latest" has reached its block:
+    /// the store holds a block a moment before the chain announces it as the
+    /// head, and a client that got its receipt must read its own write at "latest".
     fn tx_location(&self, hash: &B256) -> Option<(u64, u32)> {
         let loc = self.chain.snapshot().ok()?.tx_location(hash).ok()??;
-        Some((loc.block, loc.index))
+        (loc.block <= self.head_number()).then_some((loc.block, loc.index))
     }
 
     fn receipt_parts(&self, number: u64, index: usize) -> Option<(SignedTransaction, Receipt, u64)> {
