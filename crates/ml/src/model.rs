@@ -780,7 +780,9 @@ impl<'a> LoraMats<'a> {
     fn bytes(&self) -> [&'a [u8]; 4] {
         match *self {
             LoraMats::Dense(a, b) => [a.bytes(), b.bytes(), &[], &[]],
-            LoraMats::I8 { a, sa, b, sb } => [plain_bytes(a), plain_bytes(sa), plain_bytes(b), plain_bytes(sb)],
+            LoraMats::I8 { a, sa, b, sb } => {
+                [kernels::plain_bytes(a), kernels::plain_bytes(sa), kernels::plain_bytes(b), kernels::plain_bytes(sb)]
+            }
         }
     }
 
@@ -930,17 +932,6 @@ fn lora_beside(
         }
     }
     Ok(())
-}
-
-/// Numbers with no padding, every bit pattern a value (what `plain_bytes` may view).
-trait Plain: Copy {}
-impl Plain for i8 {}
-impl Plain for f32 {}
-
-/// The bytes of a slice of plain numbers.
-fn plain_bytes<T: Plain>(v: &[T]) -> &[u8] {
-    // SAFETY: `T` is i8 or f32: no padding, so every byte is initialised.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// An int8 adapter's values (U8 storage holding their bits), contiguous, on the CPU.

@@ -117,11 +117,8 @@ pub fn with_tensor_bytes<R>(t: &Tensor, f: impl FnOnce(&str, &[u8]) -> R) -> Res
         if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
             (&*st, l.contiguous_offsets())
         {
-            let v = &v[a..b];
-            // SAFETY: f32 has no padding and u8 no alignment; on a little-endian
-            // machine these are the values' little-endian bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
-            return Ok(f("F32", bytes));
+            // On a little-endian machine these are the values' little-endian bytes.
+            return Ok(f("F32", crate::kernels::plain_bytes(&v[a..b])));
         }
     }
     let (dtype, bytes) = tensor_bytes(t)?;

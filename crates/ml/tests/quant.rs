@@ -945,7 +945,8 @@ fn products_of_one_input_together_equal_each_alone() {
                     let bump = |i: usize| {
                         ran[i].fetch_add(1, Ordering::Relaxed);
                     };
-                    in_pool(t, || kernels::linear_q_many_beside(isa, &x, &refs, &mut outs, extra, &bump)).unwrap();
+                    in_pool(t, || kernels::linear_q_many_warming(isa, &x, &refs, &mut outs, &[], extra, &bump))
+                        .unwrap();
                     assert!(ran.iter().all(|r| r.load(Ordering::Relaxed) == 1), "{extra} extra tasks, {t} threads");
                     for (i, (y, a)) in ys.iter().zip(&alone).enumerate() {
                         assert_eq!(bits(y), bits(a), "set {s}, matrix {i}, {extra} extra tasks, {t} threads");

@@ -48,9 +48,10 @@ pub enum Weights<'a> {
 impl<'a> Weights<'a> {
     /// The stored bytes (what a product reads).
     pub fn bytes(&self) -> &'a [u8] {
-        // SAFETY: f32 and bf16 are plain values with no padding; the bytes
-        // span exactly the slice.
-        unsafe { std::slice::from_raw_parts(self.ptr(), self.len() * self.elem()) }
+        match *self {
+            Weights::F32(w) => super::plain_bytes(w),
+            Weights::Bf16(w) => super::plain_bytes(w),
+        }
     }
 }
 

@@ -38,11 +38,29 @@ mod vector;
 pub use int8::{linear_i8_t, linear_i8_t_with, quantize_rows_i8, transpose_i8};
 pub use linear::{Weights, linear, linear_backward_input, linear_backward_input_with, linear_with};
 pub use quant::{
-    QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_many, linear_q_many_beside, linear_q_many_warming,
-    linear_q_many_with, linear_q_with,
+    QK, QK_K, QMatrix, QuantIsa, QuantType, linear_q, linear_q_many, linear_q_many_warming, linear_q_many_with,
+    linear_q_with,
 };
 pub use team::with_team;
 pub use vector::{add_in_place, argmax_rows, axpy, dot, rms_norm_rows, silu_mul_in_place};
+
+/// Numbers with no padding, every bit pattern a value: what [`plain_bytes`] may view.
+pub trait Plain: Copy + sealed::Sealed {}
+mod sealed {
+    pub trait Sealed {}
+}
+macro_rules! plain {
+    ($($t:ty),*) => {$(impl sealed::Sealed for $t {} impl Plain for $t {})*};
+}
+plain!(u8, i8, f32, half::bf16);
+
+/// The in-memory bytes of a slice of plain numbers (little-endian values on a
+/// little-endian machine): what is hashed, prefetched or written as is.
+pub fn plain_bytes<T: Plain>(v: &[T]) -> &[u8] {
+    // SAFETY: `T` is one of the sealed plain types: no padding, so every byte
+    // is initialised, and u8 has no alignment.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
 
 /// Which implementation the kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -557,33 +557,19 @@ pub fn linear_q_many(x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Resul
 
 /// [`linear_q_many`] with a chosen implementation.
 pub fn linear_q_many_with(isa: QuantIsa, x: &[f32], ws: &[&QMatrix], ys: &mut [&mut [f32]]) -> Result<(), MlError> {
-    linear_q_many_beside(isa, x, ws, ys, 0, &|_| {})
+    linear_q_many_warming(isa, x, ws, ys, &[], 0, &|_| {})
 }
 
 /// [`linear_q_many_with`] with `extra` more tasks, `run_extra(0..extra)`, in
-/// the same parallel region, interleaved with the products' own tasks: work
-/// that reads other memory (an adapter's weights) beside the products'
-/// arithmetic. `run_extra` must not touch `ys`; each of its tasks runs once.
-pub fn linear_q_many_beside(
-    isa: QuantIsa,
-    x: &[f32],
-    ws: &[&QMatrix],
-    ys: &mut [&mut [f32]],
-    extra: usize,
-    run_extra: &(dyn Fn(usize) + Sync),
-) -> Result<(), MlError> {
-    linear_q_many_warming(isa, x, ws, ys, &[], extra, run_extra)
-}
-
-/// [`linear_q_many_beside`] where each extra task says what memory it reads
-/// (`reads[e]`: an adapter's weights) and runs right after one of the
-/// products' tasks, on the same thread: product task `t` takes extra tasks
-/// `t·extra/own .. (t+1)·extra/own` and prefetches their memory a few lines per
-/// panel while it computes, so that memory is in that core's cache when they
-/// run and its loads overlapped arithmetic. Hints only: the results are the
-/// same bits as without. `reads` is empty (no hints: the extra tasks
-/// alternate with the products', as [`linear_q_many_beside`] runs them) or has
-/// one entry per extra task.
+/// the same parallel region: work that reads other memory (an adapter's
+/// weights) beside the products' arithmetic. `run_extra` must not touch `ys`;
+/// each of its tasks runs once, right after one of the products' tasks and on
+/// its thread: product task `t` takes extra tasks `t·extra/own .. (t+1)·extra/own`.
+/// `reads` is empty (no hints) or says what memory each extra task reads
+/// (`reads[e]`); the product task then prefetches it a few lines per panel
+/// while it computes, so that memory is in that core's cache when the extra
+/// tasks run and its loads overlapped arithmetic. Hints only: the results are
+/// the same bits as without.
 pub fn linear_q_many_warming(
     isa: QuantIsa,
     x: &[f32],
@@ -648,31 +634,25 @@ pub fn linear_q_many_warming(
             }
             macs += m * n * k / 4;
         }
-        // With what the extra tasks read, each product task takes its share of
-        // them (run after it, their memory prefetched during it); without, the
-        // extra tasks alternate with the products' while both last.
+        // Each product task takes its share of the extra tasks (with no
+        // product task, matrices of no rows, they run alone).
         let own = tasks.len();
-        let fused = !reads.is_empty();
-        let pairs = own.min(extra);
+        if own == 0 {
+            (0..extra).for_each(run_extra);
+            return;
+        }
         let macs = if extra > 0 { macs.max(super::linear::PARALLEL_MIN_MACS) } else { macs };
-        for_each_task(if fused { own } else { own + extra }, macs, |t| {
-            let t = if fused {
-                t
-            } else if t < 2 * pairs {
-                if t % 2 == 1 {
-                    return run_extra(t / 2);
-                }
-                t / 2
-            } else if own > extra {
-                t - pairs
-            } else {
-                return run_extra(t - pairs);
-            };
+        for_each_task(own, macs, |t| {
             let (wi, rows, cols) = tasks[t];
             let (w, out, n) = (ws[wi], outs[wi], ws[wi].rows);
             let acts = &all[types.iter().position(|&ty| ty == w.ty).expect("every format quantized")];
-            let mine = if fused { t * extra / own..(t + 1) * extra / own } else { 0..0 };
-            let mut warmer = Warmer::new(mine.clone().flat_map(|e| reads[e].iter().copied()).collect());
+            let mine = t * extra / own..(t + 1) * extra / own;
+            let hints = if reads.is_empty() {
+                Vec::new()
+            } else {
+                mine.clone().flat_map(|e| reads[e].iter().copied()).collect()
+            };
+            let mut warmer = Warmer::new(hints);
             if isa == QuantIsa::Scalar {
                 let mut row = Vec::new();
                 for j in cols.0..cols.1 {
