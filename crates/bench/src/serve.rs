@@ -118,6 +118,12 @@ pub struct ServeOpts {
     /// in the figures; `--cache-mb` must hold them all).
     #[arg(long)]
     pub resident: bool,
+    /// Cold loads read the adapters' held (int8) form from a held tier on
+    /// disk (`serve::HeldTier`), as the node's cold loads do for an adapter
+    /// it has loaded before (after an eviction or a restart). The tier is
+    /// written before the clock starts; with an f32 or bf16 cache it is unused.
+    #[arg(long)]
+    pub held_tier: bool,
     /// How our cache holds adapters: auto (the node's rule: i8 on a
     /// quantized base model, else f32), f32, bf16 or i8.
     #[arg(long, default_value = "auto")]
@@ -160,6 +166,7 @@ impl Default for ServeOpts {
             max_batch: 32,
             cache_mb: 256,
             resident: false,
+            held_tier: false,
             prefill_budget: serve::engine::DEFAULT_PREFILL_BUDGET,
             adapter_dtype: "auto".into(),
             shape: crate::peer::ModelShape::default(),
@@ -258,6 +265,8 @@ struct Workload {
     prompts: Vec<Vec<u32>>,
     /// Per N: the adapter index of every request.
     choices: BTreeMap<usize, Vec<usize>>,
+    /// Every adapter's hash, by index.
+    hashes: Vec<primitives::B256>,
 }
 
 fn build_workload(o: &ServeOpts, counts: &[usize], vocab: usize) -> Workload {
@@ -272,7 +281,7 @@ fn build_workload(o: &ServeOpts, counts: &[usize], vocab: usize) -> Workload {
             (n, v)
         })
         .collect();
-    Workload { prompts, choices }
+    Workload { prompts, choices, hashes: Vec::new() }
 }
 
 /// What the peer reads for one N.
@@ -301,12 +310,14 @@ fn prepare_inputs(
     let model_dir = dir.join("model");
     let max_n = counts.iter().copied().max().unwrap_or(0);
     let base_name = model_dir.display().to_string();
+    let mut hashes = Vec::with_capacity(max_n);
     for i in 0..max_n {
         let a = ml::LoraAdapter::random(lora.clone(), c, adapter_seed(o.seed, i), ADAPTER_B_SCALE)
             .map_err(|e| anyhow!("adapter {i}: {e}"))?;
         a.save_peft(&adapter_dir(dir, i), &base_name).map_err(|e| anyhow!("writing adapter {i}: {e}"))?;
+        hashes.push(a.hash);
     }
-    let w = build_workload(o, counts, c.vocab_size);
+    let w = Workload { hashes, ..build_workload(o, counts, c.vocab_size) };
     for &n in peer_counts {
         write_json(&dir.join(format!("peer-N{n}.json")), &peer_spec(o, dir, &w, n))?;
     }
@@ -321,6 +332,8 @@ struct DiskAdapters {
     dir: PathBuf,
     config: ml::ModelConfig,
     loads: Mutex<Vec<f64>>,
+    /// With `--held-tier`: the tier, and every adapter's hash by index.
+    tier: Option<(serve::HeldTier, Vec<primitives::B256>)>,
 }
 
 impl serve::AdapterSource for DiskAdapters {
@@ -330,8 +343,17 @@ impl serve::AdapterSource for DiskAdapters {
 
     fn load_as(&self, model: u64, dtype: ml::AdapterDtype) -> Result<ml::LoraAdapter, String> {
         let t = Instant::now();
-        let r = ml::LoraAdapter::load_peft_as(&adapter_dir(&self.dir, model as usize), &self.config, dtype)
-            .map_err(|e| e.to_string());
+        let peft = || {
+            ml::LoraAdapter::load_peft_as(&adapter_dir(&self.dir, model as usize), &self.config, dtype)
+                .map_err(|e| e.to_string())
+        };
+        let r = match &self.tier {
+            Some((tier, hashes)) => {
+                let hash = hashes.get(model as usize).ok_or_else(|| format!("no adapter {model}"))?;
+                tier.load_as(hash, dtype, peft).map(|(a, _)| a)
+            }
+            None => peft(),
+        };
         self.loads.lock().unwrap().push(t.elapsed().as_secs_f64());
         r
     }
@@ -422,11 +444,29 @@ impl Ours {
     fn run(&self, o: &ServeOpts, w: &Workload, n: usize) -> Result<OursRun> {
         let metrics = Arc::new(serve::Metrics::default());
         let engine = self.engine(o, &metrics);
+        let tier = if o.held_tier {
+            let tier = serve::HeldTier::open(&self.dir.join("held-tier"), self.model.config.clone())
+                .map_err(|e| anyhow!("--held-tier: {e}"))?;
+            Some((tier, w.hashes.clone()))
+        } else {
+            None
+        };
         let source = Arc::new(DiskAdapters {
             dir: self.dir.clone(),
             config: self.model.config.clone(),
             loads: Mutex::new(vec![]),
+            tier,
         });
+        if o.held_tier && n > 0 {
+            // The held forms a node has of adapters it loaded before: written
+            // before the clock (a file already there is kept).
+            let distinct: std::collections::BTreeSet<usize> = w.choices[&n].iter().copied().collect();
+            for &a in &distinct {
+                serve::AdapterSource::load_as(&*source, a as u64, self.dtype)
+                    .map_err(|e| anyhow!("--held-tier: adapter {a}: {e}"))?;
+            }
+            source.loads.lock().unwrap().clear();
+        }
         let cache =
             serve::AdapterCache::with_dtype((o.cache_mb as usize) << 20, source.clone(), metrics.clone(), self.dtype);
         let choices = &w.choices[&n];
@@ -872,10 +912,12 @@ fn print_setup(
         "  ours: serve::Engine (continuous batching, mixed adapters, max batch {}, {} prompt tokens per step), fresh engine and {} ({} MiB) per run",
         o.max_batch,
         o.prefill_budget,
-        if o.resident {
-            "AdapterCache holding the run's adapters before its clock starts (--resident)"
-        } else {
-            "empty AdapterCache, adapters loaded from disk on a miss"
+        match (o.resident, o.held_tier) {
+            (true, _) => "AdapterCache holding the run's adapters before its clock starts (--resident)",
+            (false, true) => {
+                "empty AdapterCache, adapters loaded on a miss from their held (int8) form on disk, written before the clock (--held-tier)"
+            }
+            (false, false) => "empty AdapterCache, adapters loaded on a miss from their PEFT files on disk",
         },
         o.cache_mb
     );
@@ -1124,7 +1166,7 @@ fn config_json(o: &ServeOpts, plan: &Plan, c: &ml::ModelConfig, what: &str, one_
         "params": c.parameter_count(), "loraR": o.rank, "loraAlpha": o.alpha, "targets": parse_targets(&o.targets).unwrap_or_default(),
         "adapters": plan.counts, "peerAdapters": plan.peer_counts, "requests": o.requests, "promptLen": o.prompt_len,
         "newTokens": o.new_tokens, "concurrency": o.concurrency, "maxBatch": o.max_batch,
-        "cacheMiB": o.cache_mb, "resident": o.resident, "prefillBudget": o.prefill_budget, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
+        "cacheMiB": o.cache_mb, "resident": o.resident, "heldTier": o.held_tier, "prefillBudget": o.prefill_budget, "rounds": o.rounds, "peerRounds": plan.peer_rounds, "seed": o.seed,
         "peerThreads": o.threads, "adapterFileBytes": one_adapter,
     })
 }

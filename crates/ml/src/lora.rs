@@ -602,3 +602,127 @@ impl LoraVars {
         Ok(ad)
     }
 }
+
+/// The first bytes of a held-form file ([`LoraAdapter::to_held_file`]).
+const HELD_MAGIC: &[u8; 8] = b"OLHELD01";
+
+impl LoraAdapter {
+    /// The adapter as the serving cache holds it (int8 pairs only), as one
+    /// file: [`HELD_MAGIC`], the blake3 of the rest, then a safetensors body
+    /// (per layer and target, A and B's int8 bits held transposed and their row
+    /// scales; the config and adapter hash in its metadata). Reading it back
+    /// ([`Self::from_held_file`]) skips what a cold load from the PEFT file
+    /// costs beyond reading a quarter of its bytes: hashing every f32 tensor
+    /// and quantizing it.
+    pub fn to_held_file(&self) -> Result<Vec<u8>, MlError> {
+        use safetensors::tensor::TensorView;
+        let mut parts: Vec<(String, TensorView<'_>)> = Vec::new();
+        let view = |dtype, shape: Vec<usize>, data| {
+            TensorView::new(dtype, shape, data).map_err(|e| MlError::Format(format!("held adapter: {e}")))
+        };
+        // Dense tensors are read through candle's storage: only int8 pairs are held here.
+        let mut bits: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+        for (l, m) in self.layers.iter().enumerate() {
+            for (t, p) in m {
+                if p.scales.is_none() {
+                    return Err(MlError::Unsupported("a held-form file holds int8 adapters only".into()));
+                }
+                for (ab, w) in [("a", &p.a), ("b", &p.b)] {
+                    bits.push((
+                        format!("{l}.{}.{ab}", t.module()),
+                        w.flatten_all()?.to_vec1::<u8>()?,
+                        w.dims().to_vec(),
+                    ));
+                }
+            }
+        }
+        for (name, data, shape) in &bits {
+            parts.push((name.clone(), view(safetensors::Dtype::U8, shape.clone(), data)?));
+        }
+        for (l, m) in self.layers.iter().enumerate() {
+            for (t, p) in m {
+                let sc = p.scales.as_ref().expect("checked above");
+                for (ab, s) in [("sa", &sc.a), ("sb", &sc.b)] {
+                    let data = crate::kernels::plain_bytes(s);
+                    parts.push((
+                        format!("{l}.{}.{ab}", t.module()),
+                        view(safetensors::Dtype::F32, vec![s.len()], data)?,
+                    ));
+                }
+            }
+        }
+        let meta = HashMap::from([
+            ("config".to_string(), serde_json::to_string(&self.config).expect("json")),
+            ("hash".to_string(), format!("{:#x}", self.hash)),
+            ("dtype".to_string(), AdapterDtype::I8.name().to_string()),
+        ]);
+        let body =
+            safetensors::serialize(parts, Some(meta)).map_err(|e| MlError::Format(format!("held adapter: {e}")))?;
+        let mut out = Vec::with_capacity(8 + 32 + body.len());
+        out.extend_from_slice(HELD_MAGIC);
+        out.extend_from_slice(blake3::hash(&body).as_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// An adapter from its held-form file, checked: the checksum, the format,
+    /// the adapter hash it claims (`expected`: the hash the chain or the
+    /// caller has for it), a config the base `model` takes, and every tensor
+    /// of that config in its shape, and no other. Any mismatch is an error
+    /// (the caller loads from the source instead).
+    pub fn from_held_file(bytes: &[u8], model: &ModelConfig, expected: &B256) -> Result<LoraAdapter, MlError> {
+        let bad = |why: String| MlError::Format(format!("held adapter: {why}"));
+        if bytes.len() < 40 || &bytes[..8] != HELD_MAGIC {
+            return Err(bad("not a held-form file".into()));
+        }
+        let body = &bytes[40..];
+        if blake3::hash(body).as_bytes() != &bytes[8..40] {
+            return Err(bad("checksum mismatch (a damaged file)".into()));
+        }
+        let (_, meta) = safetensors::SafeTensors::read_metadata(body).map_err(|e| bad(e.to_string()))?;
+        let info = meta.metadata().as_ref().ok_or_else(|| bad("no metadata".into()))?;
+        let field = |k: &str| info.get(k).ok_or_else(|| bad(format!("no {k} in the metadata")));
+        if field("dtype")? != AdapterDtype::I8.name() {
+            return Err(bad(format!("dtype {:?}, only i8 is held", field("dtype")?)));
+        }
+        let hash: B256 = field("hash")?.parse().map_err(|_| bad("a malformed hash".into()))?;
+        if hash != *expected {
+            return Err(bad(format!("holds adapter {hash}, {expected} was asked for")));
+        }
+        let config: LoraConfig = serde_json::from_str(field("config")?).map_err(|e| bad(format!("config: {e}")))?;
+        config.validate(model)?;
+        let st = safetensors::SafeTensors::deserialize(body).map_err(|e| bad(e.to_string()))?;
+        let targets: std::collections::BTreeSet<Target> = config.target_modules.iter().copied().collect();
+        let wanted = 4 * model.num_hidden_layers * targets.len();
+        if st.len() != wanted {
+            return Err(bad(format!("{} tensors, the config needs {wanted}", st.len())));
+        }
+        let r = config.r;
+        let mut layers = Vec::with_capacity(model.num_hidden_layers);
+        for l in 0..model.num_hidden_layers {
+            let mut m = BTreeMap::new();
+            for &t in &config.target_modules {
+                let (out, inp) = t.shape(model);
+                let get = |ab: &str, dtype, shape: &[usize]| {
+                    let name = format!("{l}.{}.{ab}", t.module());
+                    let v = st.tensor(&name).map_err(|_| bad(format!("tensor {name} is missing")))?;
+                    if v.dtype() != dtype || v.shape() != shape {
+                        return Err(bad(format!(
+                            "tensor {name} is {:?} {:?}, {dtype:?} {shape:?} expected",
+                            v.dtype(),
+                            v.shape()
+                        )));
+                    }
+                    Ok(v.data())
+                };
+                let u8s = |ab, shape: &[usize]| get(ab, safetensors::Dtype::U8, shape).map(<[u8]>::to_vec);
+                let scales = |ab, n: usize| get(ab, safetensors::Dtype::F32, &[n]).map(|d| f32s(d).into_owned());
+                let a = (u8s("a", &[inp, r])?, scales("sa", r)?);
+                let b = (u8s("b", &[r, out])?, scales("sb", out)?);
+                m.insert(t, LoraPair::i8_pair(a, b, (r, inp, out))?);
+            }
+            layers.push(m);
+        }
+        Ok(LoraAdapter { config, layers, hash })
+    }
+}

@@ -10,6 +10,7 @@ use ml::{
     AdapterDtype, BaseGrad, ChatMessage, KvCache, Logits, LoraAdapter, LoraConfig, Model, ModelFiles, SamplingParams,
     SeqStep, Step, Target,
 };
+use primitives::B256;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -519,6 +520,47 @@ fn loading_straight_into_a_held_dtype_matches_converting_after() {
     for e in refused(&whole[..whole.len() - 3]) {
         assert!(e.contains("adapter_model.safetensors"), "{e}");
     }
+}
+
+#[test]
+fn a_held_form_file_reads_back_as_held_and_refuses_what_is_not_it() {
+    let (_, m) = load("tiny-llama");
+    let held = LoraAdapter::load_peft_as(&fixture("peft-adapter"), &m.config, AdapterDtype::I8).unwrap();
+    let file = held.to_held_file().unwrap();
+    let back = LoraAdapter::from_held_file(&file, &m.config, &held.hash).unwrap();
+    assert_eq!((back.hash, &back.config, back.byte_size()), (held.hash, &held.config, held.byte_size()));
+    for (x, y) in back.layers.iter().zip(&held.layers) {
+        assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+        for (p, r) in x.values().zip(y.values()) {
+            assert_eq!((p.a.dims(), p.b.dims()), (r.a.dims(), r.b.dims()));
+            let u8s = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+            assert_eq!((u8s(&p.a), u8s(&p.b)), (u8s(&r.a), u8s(&r.b)));
+            assert_eq!(p.scales, r.scales);
+        }
+    }
+    // Only int8 adapters have a held form.
+    let dense = LoraAdapter::load_peft(&fixture("peft-adapter"), &m.config).unwrap();
+    assert!(dense.to_held_file().unwrap_err().to_string().contains("int8 adapters only"));
+    let err = |b: &[u8], model: &ml::ModelConfig, hash: &B256| {
+        LoraAdapter::from_held_file(b, model, hash).unwrap_err().to_string()
+    };
+    // Another adapter asked for; a file for another base model.
+    assert!(err(&file, &m.config, &B256::repeat_byte(7)).contains("was asked for"));
+    let mut wider = m.config.clone();
+    wider.intermediate_size += 16;
+    let other = err(&file, &wider, &held.hash);
+    assert!(other.contains("tensor 0.down_proj.a is U8 [176, 4], U8 [192, 4] expected"), "{other}");
+    let mut deeper = m.config.clone();
+    deeper.num_hidden_layers += 1;
+    assert!(err(&file, &deeper, &held.hash).contains("the config needs"));
+    // Damage anywhere: a flipped byte in the body, a truncated file, another format.
+    let mut flipped = file.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 1;
+    assert!(err(&flipped, &m.config, &held.hash).contains("checksum mismatch"));
+    assert!(err(&file[..file.len() - 1], &m.config, &held.hash).contains("checksum mismatch"));
+    assert!(err(&file[..20], &m.config, &held.hash).contains("not a held-form file"));
+    assert!(err(b"", &m.config, &held.hash).contains("not a held-form file"));
 }
 
 #[test]

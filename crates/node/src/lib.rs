@@ -160,6 +160,11 @@ fn start_serving(
         blobs: store.clone(),
         model: model.config.clone(),
         handle: tokio::runtime::Handle::current(),
+        tier: Some(
+            serve::HeldTier::open(&cfg.data_dir.join("adapter-tier"), model.config.clone())
+                .map_err(|e| NodeError::Serving(format!("adapter tier: {e}")))?
+                .with_metrics(metrics.clone()),
+        ),
     });
     let dtype = sc.adapter_dtype.unwrap_or_else(|| model.default_adapter_dtype());
     let cache = serve::AdapterCache::with_dtype(sc.adapter_cache_bytes, source, metrics.clone(), dtype);

@@ -59,6 +59,8 @@ pub struct BlobAdapters {
     pub blobs: Arc<blobs::BlobStore>,
     pub model: ModelConfig,
     pub handle: tokio::runtime::Handle,
+    /// Adapters' held (int8) forms on local disk, read by later cold loads.
+    pub tier: Option<serve::HeldTier>,
 }
 
 impl BlobAdapters {
@@ -77,6 +79,21 @@ impl AdapterSource for BlobAdapters {
         let st = self.chain.snapshot().map_err(|e| e.to_string())?;
         let r = st.model(ModelId(id)).map_err(|e| e.to_string())?.ok_or_else(|| format!("m{id} does not exist"))?;
         drop(st);
+        match &self.tier {
+            Some(tier) => tier.load_as(&r.adapterHash, dtype, || self.load_blobs(id, &r, dtype)).map(|(a, _)| a),
+            None => self.load_blobs(id, &r, dtype),
+        }
+    }
+}
+
+impl BlobAdapters {
+    /// Model `id`'s adapter from the blobs its record names, checked against its adapter hash.
+    fn load_blobs(
+        &self,
+        id: u64,
+        r: &runtime::models::ModelRecord,
+        dtype: ml::AdapterDtype,
+    ) -> Result<LoraAdapter, String> {
         let m: serde_json::Value =
             serde_json::from_slice(&r.metrics).map_err(|_| format!("m{id}: its metrics do not name its artefacts"))?;
         let a = &m["artefacts"];

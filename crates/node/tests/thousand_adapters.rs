@@ -81,6 +81,17 @@ fn get(addr: &str, path: &str) -> String {
     rpc::http::HttpClient::new(addr).request("GET", path, &[], b"").unwrap().text()
 }
 
+/// A chat request for model `id`, answered with three tokens.
+fn ask(http: &str, id: u64) {
+    let body =
+        format!(r#"{{"model":"m{id}","messages":[{{"role":"user","content":"hi"}}],"max_tokens":3,"temperature":0}}"#);
+    let (st, b) = post(http, "sk-thousand", &body);
+    assert_eq!(st, 200, "m{id}: {b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["model"], format!("m{id}"));
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+}
+
 #[test]
 fn a_thousand_adapters_registered_approved_and_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,10 +99,13 @@ fn a_thousand_adapters_registered_approved_and_served() {
     let files = ml::ModelFiles::open(&base).unwrap();
     let lora =
         ml::LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec![ml::Target::Q, ml::Target::V] };
-    let one = ml::LoraAdapter::random(lora.clone(), &files.config, 1, 0.3).unwrap().byte_size();
-    let budget = 64 * one;
+    // Held as int8, as on a quantized base: cold loads then go through the held tier.
+    let i8 = ml::AdapterDtype::I8;
+    let one = ml::LoraAdapter::random(lora.clone(), &files.config, 1, 0.3).unwrap().with_weights_dtype(i8).unwrap();
+    let budget = 64 * one.byte_size();
     let mut serving = node::ServingConfig::dev();
     serving.adapter_cache_bytes = budget;
+    serving.adapter_dtype = Some(i8);
     serving.settle_every_ms = 500;
     let cfg = node::NodeConfig {
         data_dir: dir.path().join("data"),
@@ -234,20 +248,23 @@ fn a_thousand_adapters_registered_approved_and_served() {
         let http = http.clone();
         threads.push(std::thread::spawn(move || {
             let mut rng = ml::rng::Rng::new(t);
+            let mut ids = Vec::new();
             for _ in 0..30 {
                 let id = 2 + rng.below(N);
-                let body = format!(r#"{{"model":"m{id}","messages":[{{"role":"user","content":"hi"}}],"max_tokens":3,"temperature":0}}"#);
-                let (st, b) = post(&http, "sk-thousand", &body);
-                assert_eq!(st, 200, "m{id}: {b}");
-                let v: Value = serde_json::from_str(&b).unwrap();
-                assert_eq!(v["model"], format!("m{id}"));
-                assert_eq!(v["usage"]["completion_tokens"], 3);
+                ids.push(id);
+                ask(&http, id);
             }
+            ids
         }));
     }
-    for t in threads {
-        t.join().unwrap();
+    let mut asked: std::collections::BTreeSet<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    // m2, then 70 others, then m2 again: evicted by then, it is read from its held form.
+    for id in [2].into_iter().chain(3..73).chain([2]) {
+        ask(&http, id);
+        asked.insert(id);
     }
+    let tier = std::fs::read_dir(cfg.data_dir.join("adapter-tier")).unwrap().count();
+    assert_eq!(tier, asked.len(), "one held form per adapter served");
     let ad: Value = serde_json::from_str(&get(&http, "/v1/adapters")).unwrap();
     let resident = ad["residentBytes"].as_u64().unwrap() as usize;
     assert!(resident <= budget, "{resident} resident bytes exceed the budget of {budget}");
@@ -260,6 +277,14 @@ fn a_thousand_adapters_registered_approved_and_served() {
         .parse()
         .unwrap();
     assert!(misses > 64, "adapters were loaded just in time ({misses} loads)");
+    let tier_loads: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("openlora_adapter_held_tier_loads_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(tier_loads >= 1 && tier_loads < misses, "{tier_loads} of {misses} loads from the held tier");
     // Every receipt settles.
     let s = n.serving.as_ref().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

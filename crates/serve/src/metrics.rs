@@ -101,6 +101,8 @@ pub struct Metrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_evictions: AtomicU64,
+    /// Of the misses, loads served by the held tier (`held.rs`) instead of the source.
+    pub held_tier_loads: AtomicU64,
     pub cache_bytes: AtomicU64,
     pub cache_adapters: AtomicU64,
     /// Receipts billed and waiting to settle on-chain (set by the node's meter).
@@ -150,6 +152,7 @@ impl Default for Metrics {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_evictions: AtomicU64::new(0),
+            held_tier_loads: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             cache_adapters: AtomicU64::new(0),
             settlement_queued: AtomicU64::new(0),
@@ -181,7 +184,7 @@ impl Metrics {
         let mut s = String::new();
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         // (name, type, help, value) of every counter and gauge.
-        let plain: [(&str, &str, &str, &AtomicU64); 27] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 28] = [
             ("openlora_queue_depth", "gauge", "Requests waiting for admission.", &self.queue_depth),
             ("openlora_batch_size", "gauge", "Sequences in the last step.", &self.batch_size),
             ("openlora_kv_free_blocks", "gauge", "Free KV cache blocks.", &self.kv_free_blocks),
@@ -211,6 +214,12 @@ impl Metrics {
             ("openlora_adapter_cache_hits_total", "counter", "Adapter cache hits.", &self.cache_hits),
             ("openlora_adapter_cache_misses_total", "counter", "Adapter cache misses (loads).", &self.cache_misses),
             ("openlora_adapter_cache_evictions_total", "counter", "Adapters evicted.", &self.cache_evictions),
+            (
+                "openlora_adapter_held_tier_loads_total",
+                "counter",
+                "Adapter loads read from their held form on disk instead of the source.",
+                &self.held_tier_loads,
+            ),
             ("openlora_adapter_cache_bytes", "gauge", "Bytes of resident adapters.", &self.cache_bytes),
             ("openlora_adapter_cache_adapters", "gauge", "Resident adapters.", &self.cache_adapters),
             (

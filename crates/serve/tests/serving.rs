@@ -838,3 +838,62 @@ fn answers_do_not_wait_for_attribution_and_a_full_queue_refuses_paid_requests_up
     assert_eq!(st, 200, "the job computing at the stop finishes on its thread");
     svc.engine.stop();
 }
+
+#[test]
+fn the_held_tier_serves_later_cold_loads_and_reloads_a_damaged_file() {
+    let (m, _) = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    // A write a crash interrupted is cleared at open.
+    std::fs::write(dir.path().join("ab.i8.tmp.1.0"), b"half").unwrap();
+    let tier = HeldTier::open(dir.path(), m.config.clone()).unwrap();
+    assert!(!dir.path().join("ab.i8.tmp.1.0").exists());
+    let a = adapter_for(&m, 3);
+    let loads = std::cell::Cell::new(0);
+    let source = |dtype| {
+        loads.set(loads.get() + 1);
+        a.with_weights_dtype(dtype).map_err(|e| e.to_string())
+    };
+    let i8 = ml::AdapterDtype::I8;
+    // The first load reads the source and writes the held form; the next reads it.
+    let (first, from) = tier.load_as(&a.hash, i8, || source(i8)).unwrap();
+    assert_eq!((from, loads.get()), (Served::Source, 1));
+    assert!(tier.path(&a.hash).exists());
+    let (again, from) = tier.load_as(&a.hash, i8, || source(i8)).unwrap();
+    assert_eq!((from, loads.get()), (Served::Tier, 1));
+    assert_eq!((again.hash, again.byte_size()), (first.hash, first.byte_size()));
+    for (x, y) in again.layers.iter().zip(&first.layers) {
+        for (p, q) in x.values().zip(y.values()) {
+            assert_eq!(
+                p.to_f32().unwrap().0.to_vec2::<f32>().unwrap(),
+                q.to_f32().unwrap().0.to_vec2::<f32>().unwrap()
+            );
+            assert_eq!(p.scales, q.scales);
+        }
+    }
+    // A damaged file is removed and the source read again (and its form rewritten).
+    let path = tier.path(&a.hash);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, from) = tier.load_as(&a.hash, i8, || source(i8)).unwrap();
+    assert_eq!((from, loads.get()), (Served::Source, 2));
+    assert_eq!(tier.load_as(&a.hash, i8, || source(i8)).unwrap().1, Served::Tier);
+    // A file under another adapter's name is not taken for it.
+    let b = adapter_for(&m, 4);
+    std::fs::copy(&path, tier.path(&b.hash)).unwrap();
+    let (got, from) = tier.load_as(&b.hash, i8, || b.with_weights_dtype(i8).map_err(|e| e.to_string())).unwrap();
+    assert_eq!((from, got.hash), (Served::Source, b.hash));
+    // A source answering with another adapter than asked: served as is, not written.
+    let c = adapter_for(&m, 5);
+    let (got, _) = tier.load_as(&c.hash, i8, || a.with_weights_dtype(i8).map_err(|e| e.to_string())).unwrap();
+    assert_eq!(got.hash, a.hash);
+    assert!(!tier.path(&c.hash).exists());
+    // f32 and bf16 caches have no held form: always the source.
+    let f32 = ml::AdapterDtype::F32;
+    let before = loads.get();
+    for _ in 0..2 {
+        assert_eq!(tier.load_as(&a.hash, f32, || source(f32)).unwrap().1, Served::Source);
+    }
+    assert_eq!(loads.get(), before + 2);
+}
