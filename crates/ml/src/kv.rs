@@ -222,41 +222,44 @@ pub(crate) fn paged_attention_into(
         )));
     }
     let scale = 1.0 / (hd as f32).sqrt();
-    // Each (row, head) knows its sequence, position and table.
+    // Each (row, head) knows its position and where its sequence's positions
+    // are: one list per span of every position's row offset in the pool,
+    // walked block by block (no division per position).
     let mut row_info = Vec::with_capacity(rows);
+    let mut offsets = Vec::with_capacity(spans.len());
     let mut work = 0usize;
-    for s in spans {
+    for (si, s) in spans.iter().enumerate() {
         let t = cache.tables.get(&s.seq).ok_or(MlError::UnknownSequence(s.seq))?;
+        let upto = s.start + s.n;
+        let mut at = Vec::with_capacity(upto);
+        for &b in &t.blocks {
+            let base = b as usize * cache.block_size;
+            let take = (upto - at.len()).min(cache.block_size);
+            at.extend((0..take).map(|j| (base + j) * cache.kv_dim()));
+            if at.len() == upto {
+                break;
+            }
+        }
+        if at.len() < upto {
+            return Err(MlError::Config(format!(
+                "attention: sequence {} has no room for position {}",
+                s.seq,
+                upto - 1
+            )));
+        }
+        offsets.push(at);
         for i in 0..s.n {
-            row_info.push((s.row + i, s.start + i, t));
+            row_info.push((s.row + i, s.start + i, si));
             work += (s.start + i + 1) * 2 * hd * n_heads;
         }
     }
     let pool = &cache.layers[layer];
     let one = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
         let (r, h) = (idx / n_heads, idx % n_heads);
-        let (row, pos, t) = row_info[r];
+        let (row, pos, si) = row_info[r];
         let kvh = h / groups;
         let qv = &q[(row * n_heads + h) * hd..(row * n_heads + h + 1) * hd];
-        scores.clear();
-        let mut max = f32::NEG_INFINITY;
-        for p in 0..=pos {
-            let off = cache.offset(t, p) + kvh * hd;
-            let s = crate::kernels::dot(qv, &pool.k[off..off + hd]) * scale;
-            max = max.max(s);
-            scores.push(s);
-        }
-        let mut sum = 0.0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let inv = 1.0 / sum;
-        o.fill(0.0);
-        for (p, w) in scores.iter().enumerate() {
-            let off = cache.offset(t, p) + kvh * hd;
-            crate::kernels::axpy(w * inv, &pool.v[off..off + hd], o);
-        }
+        crate::kernels::attend(qv, &pool.k, &pool.v, &offsets[si][..=pos], kvh * hd, scale, scores, o);
     };
     if work < ATTN_PARALLEL_MIN {
         let mut scores = Vec::new();
@@ -312,6 +315,31 @@ mod tests {
                     alone.iter().zip(&all[r0..r1]).all(|(a, b)| a.to_bits() == b.to_bits()),
                     "sequence {s} row {i}"
                 );
+                // The same bits as the plain formula: per position, an offset
+                // through the block table, a dot, then an axpy in position order.
+                let t = &cache.tables[&sp.seq];
+                for h in 0..nh {
+                    let qv = &q[r0 + h * hd..r0 + (h + 1) * hd];
+                    let kvh = h / (nh / cache.kv_heads);
+                    let at = |p: usize| cache.offset(t, p) + kvh * hd;
+                    let pool = &cache.layers[0];
+                    let scale = 1.0 / (hd as f32).sqrt();
+                    let sc: Vec<f32> = (0..=sp.start + i)
+                        .map(|p| crate::kernels::dot(qv, &pool.k[at(p)..at(p) + hd]) * scale)
+                        .collect();
+                    let max = sc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    let e: Vec<f32> = sc.iter().map(|x| (x - max).exp()).collect();
+                    let inv = 1.0 / e.iter().fold(0.0f32, |a, &x| a + x);
+                    let mut o = vec![0.0f32; hd];
+                    for (p, w) in e.iter().enumerate() {
+                        crate::kernels::axpy(w * inv, &pool.v[at(p)..at(p) + hd], &mut o);
+                    }
+                    let got = &alone[h * hd..(h + 1) * hd];
+                    assert!(
+                        o.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "sequence {s} row {i} head {h}"
+                    );
+                }
             }
         }
     }

@@ -88,11 +88,148 @@ pub fn argmax_rows(logits: &[f32], vocab: usize) -> Vec<u32> {
     logits.chunks_exact(vocab).map(crate::generate::argmax).collect()
 }
 
+/// One query's attention over the keys and values at `rows[p] + off`
+/// (positions `p` in order; a row outside `k` or `v` panics), into `out`
+/// (its first `q.len()` values, overwritten): softmax of
+/// `scale · q·k` with the max subtracted, then the values weighted in
+/// position order. Each score is [`dot`], each weighted value an [`axpy`], so
+/// the bits are those of calling them one by one; one ISA dispatch for the
+/// whole query instead of two per position. `scores` is scratch.
+pub fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    rows: &[usize],
+    off: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let out = &mut out[..q.len()];
+    match Isa::detect() {
+        // SAFETY: detect() found AVX and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxFma => unsafe { avx::attend(q, k, v, rows, off, scale, scores, out) },
+        _ => attend_with(q, k, v, rows, off, scale, scores, out, dot, axpy),
+    }
+}
+
+/// The softmax weights of [`attend`] into `scores` (unnormalised), and the
+/// factor that normalises them.
+#[inline(always)]
+fn attend_scores(
+    q: &[f32],
+    k: &[f32],
+    rows: &[usize],
+    off: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+) -> f32 {
+    let hd = q.len();
+    scores.clear();
+    let mut max = f32::NEG_INFINITY;
+    for &r in rows {
+        let s = dot(q, &k[r + off..r + off + hd]) * scale;
+        max = max.max(s);
+        scores.push(s);
+    }
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    1.0 / sum
+}
+
+/// The weighted values of [`attend`], columns `cols` of `out`: per column, an
+/// `axpy` step per position in order.
+#[inline(always)]
+fn attend_values(
+    v: &[f32],
+    rows: &[usize],
+    off: usize,
+    weights: &[f32],
+    inv: f32,
+    out: &mut [f32],
+    axpy: impl Fn(f32, &[f32], &mut [f32]),
+) {
+    let hd = out.len();
+    out.fill(0.0);
+    for (&r, w) in rows.iter().zip(weights) {
+        axpy(w * inv, &v[r + off..r + off + hd], out);
+    }
+}
+
+/// [`attend`] with the given dot and axpy.
+#[allow(clippy::too_many_arguments)]
+fn attend_with(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    rows: &[usize],
+    off: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+    axpy: impl Fn(f32, &[f32], &mut [f32]),
+) {
+    let inv = attend_scores(q, k, rows, off, scale, scores, dot);
+    attend_values(v, rows, off, scores, inv, out, axpy);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::*;
 
+    /// [`super::attend`] with this module's dot and axpy, inlined; the
+    /// weighted values of 64 columns at a time summed in registers over every
+    /// position (the same fused multiply-adds in the same order as `axpy`
+    /// into memory, so the same bits, without a store and a reload per
+    /// position).
+    ///
+    /// # Safety
+    /// AVX and FMA are present.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx,fma")]
+    pub(super) unsafe fn attend(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        rows: &[usize],
+        off: usize,
+        scale: f32,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        // SAFETY (both closures): this function runs with AVX and FMA.
+        let inv = super::attend_scores(q, k, rows, off, scale, scores, |a, b| unsafe { dot(a, b) });
+        let hd = q.len();
+        let mut c0 = 0;
+        while c0 + 64 <= hd {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (&r, w) in rows.iter().zip(scores.iter()) {
+                let x = &v[r + off + c0..r + off + c0 + 64];
+                let a = _mm256_set1_ps(w * inv);
+                for (j, s) in acc.iter_mut().enumerate() {
+                    // SAFETY: x holds 64 values.
+                    *s = _mm256_fmadd_ps(a, unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * j)) }, *s);
+                }
+            }
+            for (j, s) in acc.iter().enumerate() {
+                // SAFETY: out holds hd >= c0 + 64 values.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c0 + 8 * j), *s) };
+            }
+            c0 += 64;
+        }
+        if c0 < hd {
+            super::attend_values(v, rows, off + c0, scores, inv, &mut out[c0..hd], |a, x, y| unsafe { axpy(a, x, y) });
+        }
+    }
+
+    #[target_feature(enable = "avx,fma")]
+    #[inline]
     pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len();
         let full = n / 8;
@@ -120,6 +257,7 @@ mod avx {
     }
 
     #[target_feature(enable = "avx,fma")]
+    #[inline]
     pub(super) unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
         let n = x.len();
         let full = n / 8;
@@ -133,6 +271,34 @@ mod avx {
         }
         for i in full * 8..n {
             y[i] = alpha.mul_add(x[i], y[i]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `attend` gives the bits of its dot and axpy called one by one, for head
+    /// widths with and without a whole 64-column chunk and a remainder.
+    #[test]
+    fn attend_is_its_dots_and_axpys() {
+        let mut rng = crate::rng::Rng::new(11);
+        let mut val = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.below(2001) as f32 / 500.0 - 2.0).collect() };
+        for hd in [8, 60, 64, 72, 128, 200] {
+            let (stride, positions) = (3 * hd + 5, 37);
+            let (k, v) = (val(stride * positions), val(stride * positions));
+            let q = val(hd);
+            // Positions in a shuffled order, as a block table leaves them.
+            let rows: Vec<usize> = (0..positions).map(|p| ((p * 17) % positions) * stride).collect();
+            for n in [1, 2, positions] {
+                let (mut s1, mut s2) = (Vec::new(), Vec::new());
+                let (mut got, mut want) = (vec![f32::NAN; hd], vec![f32::NAN; hd]);
+                attend(&q, &k, &v, &rows[..n], hd + 2, 0.125, &mut s1, &mut got);
+                attend_with(&q, &k, &v, &rows[..n], hd + 2, 0.125, &mut s2, &mut want, dot, axpy);
+                let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "head width {hd}, {n} positions");
+            }
         }
     }
 }
