@@ -167,6 +167,18 @@ fn start_serving(
         ),
     });
     let dtype = sc.adapter_dtype.unwrap_or_else(|| model.default_adapter_dtype());
+    if dtype == ml::AdapterDtype::I8 {
+        // Live models' adapters get their held form in the background, a
+        // bounded round every two seconds, so first requests read it too.
+        let (warm, models) = (source.clone(), ChainModels { chain: chain.clone(), base_hash: model.hash });
+        let mut failed = std::collections::HashSet::new();
+        workers.push(
+            Periodic::spawn("held-tier", Duration::from_secs(2), move || {
+                warm.warm_tier(&models, &mut failed);
+            })
+            .map_err(|e| NodeError::Serving(format!("held tier thread: {e}")))?,
+        );
+    }
     let cache = serve::AdapterCache::with_dtype(sc.adapter_cache_bytes, source, metrics.clone(), dtype);
     let meter = Meter::open(
         chain.clone(),

@@ -86,7 +86,44 @@ impl AdapterSource for BlobAdapters {
     }
 }
 
+/// How long one round of [`BlobAdapters::warm_tier`] may convert adapters.
+pub const WARM_ROUND: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl BlobAdapters {
+    /// One round of the held tier's warmer: the live models on this base whose
+    /// adapter has no held form yet get one (loaded from their blobs, checked
+    /// and converted), for at most [`WARM_ROUND`], so that a model's first
+    /// request reads the tier too. An adapter that fails to load is logged
+    /// once and skipped afterwards (`failed`). Returns how many were written.
+    pub fn warm_tier(&self, models: &ChainModels, failed: &mut std::collections::HashSet<B256>) -> usize {
+        let Some(tier) = &self.tier else { return 0 };
+        let live = match models.live() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("held tier: cannot list the live models: {e}");
+                return 0;
+            }
+        };
+        let deadline = std::time::Instant::now() + WARM_ROUND;
+        let mut written = 0;
+        for m in live {
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            if !m.has_adapter || failed.contains(&m.adapter_hash) || tier.has(&m.adapter_hash) {
+                continue;
+            }
+            match self.load_as(m.id, ml::AdapterDtype::I8) {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    tracing::warn!("held tier: m{}: {e} (not tried again until the node restarts)", m.id);
+                    failed.insert(m.adapter_hash);
+                }
+            }
+        }
+        written
+    }
+
     /// Model `id`'s adapter from the blobs its record names, checked against its adapter hash.
     fn load_blobs(
         &self,

@@ -12,8 +12,10 @@
 //! (a file damaged by a crash fails its checksum). Only adapters held as int8
 //! have a held form: the others load from their source as before.
 //!
-//! Bounded by what the node serves: one file per distinct adapter loaded, a
-//! quarter of that adapter's PEFT blob, under the node's data directory.
+//! The node also writes the held form of every live model's adapter in the
+//! background (`node::BlobAdapters::warm_tier`), so a first request reads it
+//! too. Bounded by the live models on the node's base: one file per adapter,
+//! a quarter of its PEFT blob, under the node's data directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,6 +69,11 @@ impl HeldTier {
     /// The file of adapter `hash`'s held form.
     pub fn path(&self, hash: &B256) -> PathBuf {
         self.dir.join(format!("{}.i8", hex(hash)))
+    }
+
+    /// Whether the tier has a file for adapter `hash` (checked only when read).
+    pub fn has(&self, hash: &B256) -> bool {
+        self.path(hash).exists()
     }
 
     /// Adapter `hash` from its held form, when the tier has a sound one. A
