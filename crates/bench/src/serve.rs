@@ -119,9 +119,10 @@ pub struct ServeOpts {
     #[arg(long)]
     pub resident: bool,
     /// Cold loads read the adapters' held (int8) form from a held tier on
-    /// disk (`serve::HeldTier`), as the node's cold loads do for an adapter
-    /// it has loaded before (after an eviction or a restart). The tier is
-    /// written before the clock starts; with an f32 or bf16 cache it is unused.
+    /// disk (`serve::HeldTier`), as the node's cold loads do (it writes every
+    /// live adapter's held form in the background, and at a first load). The
+    /// tier is written before the clock starts; with an f32 or bf16 cache it
+    /// is unused.
     #[arg(long)]
     pub held_tier: bool,
     /// How our cache holds adapters: auto (the node's rule: i8 on a
