@@ -90,9 +90,10 @@ impl AdapterSource for BlobAdapters {
 pub const WARM_ROUND: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl BlobAdapters {
-    /// One round of the held tier's warmer: the live models on this base whose
-    /// adapter has no held form yet get one (loaded from their blobs, checked
-    /// and converted), for at most [`WARM_ROUND`], so that a model's first
+    /// One round of the held tier's warmer: held forms of adapters no longer
+    /// live are removed, and the live models on this base whose adapter has
+    /// no held form yet get one (loaded from their blobs, checked and
+    /// converted), for at most [`WARM_ROUND`], so that a model's first
     /// request reads the tier too. An adapter that fails to load is logged
     /// once and skipped afterwards (`failed`). Returns how many were written.
     pub fn warm_tier(&self, models: &ChainModels, failed: &mut std::collections::HashSet<B256>) -> usize {
@@ -104,6 +105,11 @@ impl BlobAdapters {
                 return 0;
             }
         };
+        let keep: std::collections::HashSet<B256> = live.iter().map(|m| m.adapter_hash).collect();
+        let removed = tier.retain(&keep);
+        if removed > 0 {
+            tracing::info!(removed, "held tier: forms of adapters no longer live removed");
+        }
         let deadline = std::time::Instant::now() + WARM_ROUND;
         let mut written = 0;
         for m in live {

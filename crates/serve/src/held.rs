@@ -14,8 +14,9 @@
 //!
 //! The node also writes the held form of every live model's adapter in the
 //! background (`node::BlobAdapters::warm_tier`), so a first request reads it
-//! too. Bounded by the live models on the node's base: one file per adapter,
-//! a quarter of its PEFT blob, under the node's data directory.
+//! too, and removes those of models no longer live ([`HeldTier::retain`]).
+//! Bounded by the live models on the node's base: one file per adapter, a
+//! quarter of its PEFT blob, under the node's data directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +75,22 @@ impl HeldTier {
     /// Whether the tier has a file for adapter `hash` (checked only when read).
     pub fn has(&self, hash: &B256) -> bool {
         self.path(hash).exists()
+    }
+
+    /// Remove the held forms of adapters not in `keep` (those of models no
+    /// longer live): the tier holds only what can still be served. Returns
+    /// how many files were removed.
+    pub fn retain(&self, keep: &std::collections::HashSet<B256>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hash) = name.strip_suffix(".i8").and_then(|h| h.parse::<B256>().ok()) else { continue };
+            if !keep.contains(&hash) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Adapter `hash` from its held form, when the tier has a sound one. A

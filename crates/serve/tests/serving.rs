@@ -889,6 +889,12 @@ fn the_held_tier_serves_later_cold_loads_and_reloads_a_damaged_file() {
     let (got, _) = tier.load_as(&c.hash, i8, || a.with_weights_dtype(i8).map_err(|e| e.to_string())).unwrap();
     assert_eq!(got.hash, a.hash);
     assert!(!tier.path(&c.hash).exists());
+    // Only the held forms of adapters still wanted are kept; other files are not the tier's.
+    std::fs::write(dir.path().join("notes.txt"), b"not a held form").unwrap();
+    assert!(tier.has(&b.hash));
+    assert_eq!(tier.retain(&std::collections::HashSet::from([a.hash])), 1);
+    assert!(tier.has(&a.hash) && !tier.has(&b.hash) && dir.path().join("notes.txt").exists());
+    assert_eq!(tier.retain(&std::collections::HashSet::from([a.hash])), 0);
     // f32 and bf16 caches have no held form: always the source.
     let f32 = ml::AdapterDtype::F32;
     let before = loads.get();
