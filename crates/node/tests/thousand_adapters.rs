@@ -272,21 +272,12 @@ fn a_thousand_adapters_registered_approved_and_served() {
     let resident = ad["residentBytes"].as_u64().unwrap() as usize;
     assert!(resident <= budget, "{resident} resident bytes exceed the budget of {budget}");
     let metrics = get(&http, "/metrics");
-    let misses: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("openlora_adapter_cache_misses_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let counter = |name: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).unwrap().trim().parse().unwrap()
+    };
+    let misses = counter("openlora_adapter_cache_misses_total");
     assert!(misses > 64, "adapters were loaded just in time ({misses} loads)");
-    let tier_loads: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("openlora_adapter_held_tier_loads_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let tier_loads = counter("openlora_adapter_held_tier_loads_total");
     assert_eq!(tier_loads, misses, "every load read the held tier");
     // Every receipt settles.
     let s = n.serving.as_ref().unwrap();

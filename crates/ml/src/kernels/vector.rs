@@ -110,7 +110,10 @@ pub fn attend(
         // SAFETY: detect() found AVX and FMA.
         #[cfg(target_arch = "x86_64")]
         Isa::AvxFma => unsafe { avx::attend(q, k, v, rows, off, scale, scores, out) },
-        _ => attend_with(q, k, v, rows, off, scale, scores, out, dot, axpy),
+        _ => {
+            let inv = attend_scores(q, k, rows, off, scale, scores, dot);
+            attend_values(v, rows, off, scores, inv, out, axpy);
+        }
     }
 }
 
@@ -159,24 +162,6 @@ fn attend_values(
     for (&r, w) in rows.iter().zip(weights) {
         axpy(w * inv, &v[r + off..r + off + hd], out);
     }
-}
-
-/// [`attend`] with the given dot and axpy.
-#[allow(clippy::too_many_arguments)]
-fn attend_with(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    rows: &[usize],
-    off: usize,
-    scale: f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-    dot: impl Fn(&[f32], &[f32]) -> f32,
-    axpy: impl Fn(f32, &[f32], &mut [f32]),
-) {
-    let inv = attend_scores(q, k, rows, off, scale, scores, dot);
-    attend_values(v, rows, off, scores, inv, out, axpy);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -279,7 +264,7 @@ mod avx {
 mod tests {
     use super::*;
 
-    /// `attend` gives the bits of its dot and axpy called one by one, for head
+    /// `attend` gives the bits of dot and axpy called one by one, for head
     /// widths with and without a whole 64-column chunk and a remainder.
     #[test]
     fn attend_is_its_dots_and_axpys() {
@@ -292,10 +277,19 @@ mod tests {
             // Positions in a shuffled order, as a block table leaves them.
             let rows: Vec<usize> = (0..positions).map(|p| ((p * 17) % positions) * stride).collect();
             for n in [1, 2, positions] {
-                let (mut s1, mut s2) = (Vec::new(), Vec::new());
+                let mut s1 = Vec::new();
                 let (mut got, mut want) = (vec![f32::NAN; hd], vec![f32::NAN; hd]);
                 attend(&q, &k, &v, &rows[..n], hd + 2, 0.125, &mut s1, &mut got);
-                attend_with(&q, &k, &v, &rows[..n], hd + 2, 0.125, &mut s2, &mut want, dot, axpy);
+                // One by one: a dot per position, softmax, an axpy per position.
+                let at = |r: usize| r + hd + 2..r + 2 * hd + 2;
+                let mut s2: Vec<f32> = rows[..n].iter().map(|&r| dot(&q, &k[at(r)]) * 0.125).collect();
+                let max = s2.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                s2.iter_mut().for_each(|x| *x = (*x - max).exp());
+                let inv = 1.0 / s2.iter().fold(0.0f32, |a, &x| a + x);
+                want.fill(0.0);
+                for (&r, w) in rows[..n].iter().zip(&s2) {
+                    axpy(w * inv, &v[at(r)], &mut want);
+                }
                 let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "head width {hd}, {n} positions");
             }
