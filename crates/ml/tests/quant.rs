@@ -554,6 +554,21 @@ fn quantized_serving_is_batch_invariant_and_training_runs() {
     let lf = dense.forward_train(&t, Some(&vars), ml::BaseGrad::Frozen, None).unwrap();
     let d = (lq - lf).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-4, "training on the quantized model computes with its dequantized weights: {d}");
+    // A node serves from the stored blocks and trains and computes gradients
+    // (attribution's) on a copy dequantized once (`into_f32_weights`): the very
+    // bits of the f32 model on the dequantized weights, as a verifier loads them.
+    let once = model.clone().into_f32_weights().unwrap();
+    assert!(once.quantized_formats().is_empty());
+    let flat = |x: Tensor| bits(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    let lo = once.forward_train(&t, Some(&vars), ml::BaseGrad::Frozen, None).unwrap();
+    let lf = dense.forward_train(&t, Some(&vars), ml::BaseGrad::Frozen, None).unwrap();
+    assert_eq!(flat(lo), flat(lf), "the dense copy trains as the dequantized f32 model");
+    let mask: Vec<bool> = (0..PROMPT.len()).map(|i| i > 0).collect();
+    assert_eq!(
+        bits(&ml::sequence_gradients(&once, &adapter, &PROMPT, &mask).unwrap()),
+        bits(&ml::sequence_gradients(&dense, &adapter, &PROMPT, &mask).unwrap()),
+        "the dense copy's gradients are the dequantized f32 model's"
+    );
 }
 
 /// Adapters held as bf16 or int8 (as a serving node holds them on a quantized

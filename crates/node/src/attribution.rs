@@ -32,7 +32,11 @@ pub struct AttributionService {
     pub chain: Arc<Chain>,
     pub blobs: Arc<blobs::BlobStore>,
     pub datanets: Arc<datanets::DatanetService>,
-    pub model: Arc<Model>,
+    /// The base model, through the node's one loader: the gradient methods read
+    /// it dense (`NodeFactoryEnv::load_trainable`: a quantized base's blocks
+    /// dequantized once, loaded at the first record that needs it), as
+    /// `openledger attribution verify` and every validator compute them.
+    base: Arc<crate::NodeFactoryEnv>,
     pub tokenizer: Arc<TextTokenizer>,
     pub serving_key: keys::SecretKey,
     pub dir: PathBuf,
@@ -51,7 +55,7 @@ impl AttributionService {
         chain: Arc<Chain>,
         blobs: Arc<blobs::BlobStore>,
         datanets: Arc<datanets::DatanetService>,
-        model: Arc<Model>,
+        base: Arc<crate::NodeFactoryEnv>,
         tokenizer: Arc<TextTokenizer>,
         serving_key: keys::SecretKey,
         dir: PathBuf,
@@ -64,7 +68,7 @@ impl AttributionService {
             chain,
             blobs,
             datanets,
-            model,
+            base,
             tokenizer,
             serving_key,
             dir,
@@ -74,6 +78,11 @@ impl AttributionService {
             records,
             to_post,
         })
+    }
+
+    /// The base model as the gradient methods read it (see `base`).
+    fn model(&self) -> Result<Arc<Model>, String> {
+        self.base.load_trainable().map(|(m, _)| m).map_err(|e| e.to_string())
     }
 
     fn blob(&self, h: &B256) -> Result<Vec<u8>, String> {
@@ -90,7 +99,7 @@ impl AttributionService {
         if let Some(g) = self.gradients.lock().unwrap().get(&id) {
             return Ok(Some(g.clone()));
         }
-        let Some(g) = GradientInputs::load(r, &self.model.config, &|h| self.blob(h))? else { return Ok(None) };
+        let Some(g) = GradientInputs::load(r, &self.model()?.config, &|h| self.blob(h))? else { return Ok(None) };
         let g = Arc::new(g);
         self.gradients.lock().unwrap().insert(id, g.clone());
         Ok(Some(g))
@@ -147,8 +156,14 @@ impl AttributionService {
             Some(self.spans.index(&self.datanets, &self.handle, &self.tokenizer, &versions)?)
         };
         let gradient = self.gradient_inputs(model_id, r)?;
+        // Only the gradient methods read the weights: the dense copy is made
+        // for the first record that has them.
+        let model = match gradient {
+            Some(_) => self.model()?,
+            None => self.base.load_base().map(|(m, _)| m).map_err(|e| e.to_string())?,
+        };
         let inputs = attribution::Inputs {
-            model: &self.model,
+            model: &model,
             tok: &self.tokenizer,
             model_id,
             r,

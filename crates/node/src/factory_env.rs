@@ -23,6 +23,8 @@ pub struct NodeFactoryEnv {
     pub base_model: Option<PathBuf>,
     pub handle: tokio::runtime::Handle,
     loaded: Mutex<Option<Loaded>>,
+    /// For training, a quantized base's weights dequantized once (see [`Self::load_trainable`]).
+    trainable: Mutex<Option<Loaded>>,
 }
 
 impl NodeFactoryEnv {
@@ -33,11 +35,21 @@ impl NodeFactoryEnv {
         base_model: Option<PathBuf>,
         handle: tokio::runtime::Handle,
     ) -> Self {
-        NodeFactoryEnv { chain, datanets, blobs, base_model, handle, loaded: Mutex::new(None) }
+        NodeFactoryEnv {
+            chain,
+            datanets,
+            blobs,
+            base_model,
+            handle,
+            loaded: Mutex::new(None),
+            trainable: Mutex::new(None),
+        }
     }
 
     /// The node's base model, loaded once (the configured files, never a path a
-    /// caller names: one copy in memory whatever a job calls it).
+    /// caller names: one copy in memory whatever a job calls it), with its
+    /// weights as stored: what the node serves. Training and the gradient
+    /// methods of attribution read [`Self::load_trainable`].
     pub fn load_base(&self) -> Result<Loaded, FactoryError> {
         let mut slot = self.loaded.lock().unwrap();
         if let Some(l) = slot.as_ref() {
@@ -48,14 +60,33 @@ impl NodeFactoryEnv {
             .as_ref()
             .ok_or_else(|| FactoryError::BaseModel("this node has no base model configured (--base-model)".into()))?;
         let files = ModelFiles::open(path).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
-        // One copy serves and trains. Kept-quantized weights (a Q8_0/Q4 GGUF)
-        // decode faster at batch 1 but are slower at batch 8 and above and
-        // dequantize on every training step (docs/benchmarks.md, issue 23):
-        // the node keeps f32 weights until the quantized kernels win there too.
-        let model = Model::from_files(&files)
-            .and_then(Model::into_f32_weights)
-            .map_err(|e| FactoryError::BaseModel(e.to_string()))?;
+        // Weights as stored: a Q8_0/Q4 GGUF keeps its quantized blocks, which the
+        // kernels multiply directly, faster than f32 at every batch size and a
+        // quarter of the memory (docs/benchmarks.md, issue 23). Training and
+        // gradient attribution dequantize the same blocks to the same f32 values
+        // (`StoredTensor::tensor`), so their results do not depend on this choice.
+        let model = Model::from_files(&files).map_err(|e| FactoryError::BaseModel(e.to_string()))?;
         let l = (Arc::new(model), Arc::new(files.tokenizer.clone()));
+        *slot = Some(l.clone());
+        Ok(l)
+    }
+
+    /// The base model as training reads it: a dense base is [`Self::load_base`]'s
+    /// own copy; a quantized one is dequantized once, at the first job, and kept
+    /// (training would otherwise dequantize every weight at every step). The
+    /// values are those every training step would compute, so jobs, checkpoints
+    /// and their hashes are the same bits either way.
+    pub fn load_trainable(&self) -> Result<Loaded, FactoryError> {
+        let (model, tokenizer) = self.load_base()?;
+        if model.quantized_formats().is_empty() {
+            return Ok((model, tokenizer));
+        }
+        let mut slot = self.trainable.lock().unwrap();
+        if let Some(l) = slot.as_ref() {
+            return Ok(l.clone());
+        }
+        let dense = (*model).clone().into_f32_weights().map_err(|e| FactoryError::BaseModel(e.to_string()))?;
+        let l = (Arc::new(dense), tokenizer);
         *slot = Some(l.clone());
         Ok(l)
     }
@@ -73,9 +104,9 @@ fn not_served(name: &str, why: &str, served: &B256) -> FactoryError {
 
 impl FactoryEnv for NodeFactoryEnv {
     fn base_model(&self, name: Option<&str>) -> Result<Loaded, FactoryError> {
-        let loaded = self.load_base()?;
-        let served = loaded.0.hash;
-        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(loaded) };
+        // Named against the stored copy; a job gets the trainable one.
+        let served = self.load_base()?.0.hash;
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return self.load_trainable() };
         if let Some(digits) = name.strip_prefix('m').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         {
             let Ok(id) = digits.parse::<u64>() else { return Err(not_served(name, "no such model", &served)) };
@@ -89,14 +120,14 @@ impl FactoryEnv for NodeFactoryEnv {
                 Some(r) if r.baseModelHash != served => {
                     Err(not_served(name, &format!("its base model hash is {}", r.baseModelHash), &served))
                 }
-                Some(_) => Ok(loaded),
+                Some(_) => self.load_trainable(),
             };
         }
         let digits = name.strip_prefix("0x").unwrap_or(name);
         if digits.len() == 64 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hash: B256 = digits.parse().map_err(|_| not_served(name, "not a hash", &served))?;
             return if hash == served {
-                Ok(loaded)
+                self.load_trainable()
             } else {
                 Err(not_served(name, "no base model has that hash here", &served))
             };

@@ -141,7 +141,7 @@ fn start_serving(
     chain: &Arc<Chain>,
     store: &Arc<blobs::BlobStore>,
     datanets: &Arc<datanets::DatanetService>,
-    env: &NodeFactoryEnv,
+    env: &Arc<NodeFactoryEnv>,
     workers: &mut Vec<Periodic>,
 ) -> Result<Option<Serving>, NodeError> {
     let (Some(sc), Some(_)) = (&cfg.serving, &cfg.base_model) else { return Ok(None) };
@@ -195,7 +195,7 @@ fn start_serving(
         chain.clone(),
         store.clone(),
         datanets.clone(),
-        model.clone(),
+        env.clone(),
         env_tokenizer.clone(),
         sc.serving_key.clone(),
         cfg.data_dir.join("attribution"),

@@ -95,17 +95,22 @@ fn ask(http: &str, id: u64) {
 #[test]
 fn a_thousand_adapters_registered_approved_and_served() {
     let dir = tempfile::tempdir().unwrap();
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/fixtures/tiny-llama");
+    // A quantized base, as people download them: tiny-llama as a Q4_1 GGUF.
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/fixtures/tiny-llama");
+    let base = dir.path().join("tiny-llama.Q4_1.gguf");
+    ml::ModelFiles::open(&fixture).unwrap().write_gguf_as(&base, Some(ml::kernels::QuantType::Q4_1)).unwrap();
     let files = ml::ModelFiles::open(&base).unwrap();
     let lora =
         ml::LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec![ml::Target::Q, ml::Target::V] };
-    // Held as int8, as on a quantized base: cold loads then go through the held tier.
+    // The node keeps the base's blocks as stored and so, by its rule, holds
+    // adapters as int8 (no dtype is configured): the held tier then serves
+    // every cold load, which the counts below check.
     let i8 = ml::AdapterDtype::I8;
     let one = ml::LoraAdapter::random(lora.clone(), &files.config, 1, 0.3).unwrap().with_weights_dtype(i8).unwrap();
     let budget = 64 * one.byte_size();
     let mut serving = node::ServingConfig::dev();
     serving.adapter_cache_bytes = budget;
-    serving.adapter_dtype = Some(i8);
+    assert_eq!(serving.adapter_dtype, None);
     serving.settle_every_ms = 500;
     let cfg = node::NodeConfig {
         data_dir: dir.path().join("data"),

@@ -392,7 +392,9 @@ pub(crate) fn verify_receipt(
     if files.hash != r.baseModelHash {
         bail!("{} is not this model's base ({} vs {})", base.display(), files.hash, r.baseModelHash);
     }
-    let model = ml::Model::from_files(&files)?.into_f32_weights()?; // as the node holds it
+    // Dequantized once: the gradients read the same f32 values the node computes
+    // from its stored blocks, without dequantizing at every pass.
+    let model = ml::Model::from_files(&files)?.into_f32_weights()?;
     let tok = &files.tokenizer;
     let response = typed.response_tokens.clone();
     let text = typed.response.as_str();

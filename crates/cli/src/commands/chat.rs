@@ -81,7 +81,7 @@ pub fn load(
             files.hash
         );
     }
-    let model_ = Model::from_files(&files)?.into_f32_weights()?; // as the node holds it
+    let model_ = Model::from_files(&files)?; // weights as stored, as the node serves them
     let adapter = if info.adapterHash == B256::ZERO {
         None
     } else {
