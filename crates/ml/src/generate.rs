@@ -23,11 +23,22 @@ pub struct SamplingParams {
     pub max_tokens: usize,
     /// Generation stops when the text ends with one of these (the stop text is not returned).
     pub stop: Vec<String>,
+    /// Generate past the end-of-sequence token until `max_tokens` (or a stop
+    /// text): for benchmarks that need every answer to be the same length.
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, max_tokens: 64, stop: vec![] }
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            max_tokens: 64,
+            stop: vec![],
+            ignore_eos: false,
+        }
     }
 }
 
@@ -229,7 +240,7 @@ pub fn generate(
         };
         let o = model.forward(&step, &mut cache, &adapters)?;
         let tok = sampler.sample(&o.last(0)?);
-        if eos.contains(&tok) {
+        if !params.ignore_eos && eos.contains(&tok) {
             finish = Finish::Stop;
             break;
         }

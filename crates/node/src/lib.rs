@@ -15,6 +15,7 @@ pub mod attribution;
 mod backend;
 pub mod blob_route;
 mod config;
+pub mod dev_flow;
 pub mod dev_market;
 mod factory_env;
 mod meter;

@@ -7,68 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::TxKind;
-use alloy_sol_types::SolCall;
-use primitives::abi::{IGovernance, IModels, ModelRegistration};
-use primitives::system::Module;
-use primitives::{B256, Bytes, U256};
+use node::dev_flow::{approve_by_governance, dev_key as dev, open_allowance, register_and_propose};
+use primitives::abi::ModelRegistration;
+use primitives::{B256, Bytes};
 use serde_json::{Value, json};
 
 const N: u64 = 1000;
-
-fn dev(i: u32) -> keys::SecretKey {
-    keys::derive_account(keys::DEV_MNEMONIC, i).unwrap()
-}
-
-fn tx(
-    chain: &chain::Chain,
-    k: &keys::SecretKey,
-    nonce: u64,
-    to: primitives::Address,
-    value: u128,
-    data: Vec<u8>,
-    gas: u64,
-) -> Vec<u8> {
-    let t = TxEip1559 {
-        chain_id: chain.chain_id(),
-        nonce,
-        gas_limit: gas,
-        max_fee_per_gas: 50_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        access_list: Default::default(),
-        input: Bytes::from(data),
-    };
-    keys::encode_2718(&keys::sign_eip1559(k, t))
-}
-
-async fn mined(chain: &chain::Chain, hash: B256) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let st = chain.snapshot().unwrap();
-        if let Some(loc) = st.tx_location(&hash).unwrap() {
-            return st.receipts(loc.block).unwrap().unwrap()[loc.index as usize].success;
-        }
-        drop(st);
-        assert!(Instant::now() < deadline, "transaction {hash} not mined");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn send(
-    chain: &chain::Chain,
-    k: &keys::SecretKey,
-    to: primitives::Address,
-    value: u128,
-    data: Vec<u8>,
-    gas: u64,
-) {
-    let nonce = chain.pending_nonce(&k.address()).unwrap();
-    let h = chain.submit(&tx(chain, k, nonce, to, value, data, gas)).await.unwrap();
-    assert!(mined(chain, h).await, "transaction reverted");
-}
 
 fn post(addr: &str, key: &str, body: &str) -> (u16, String) {
     let headers = [("Content-Type", "application/json".to_string()), ("Authorization", format!("Bearer {key}"))];
@@ -136,11 +80,12 @@ fn a_thousand_adapters_registered_approved_and_served() {
     let chain = n.chain.clone();
     let http = n.http_addr.unwrap().to_string();
 
-    // A thousand adapters in the blob store, and their registrations (dev account 1).
+    // A thousand adapters in the blob store, registered and proposed (dev
+    // account 1), made live by one governance proposal; a payer with an
+    // allowance and an API key (dev account 2).
     let owner = dev(1);
-    let mut hashes = Vec::new();
     rt.block_on(async {
-        let start = chain.pending_nonce(&owner.address()).unwrap();
+        let mut regs = Vec::new();
         for i in 0..N {
             let a = ml::LoraAdapter::random(lora.clone(), &files.config, 1000 + i, 0.3).unwrap();
             let tmp = dir.path().join(format!("a{i}"));
@@ -149,7 +94,7 @@ fn a_thousand_adapters_registered_approved_and_served() {
             let w_hash =
                 n.blobs.put(std::fs::read(tmp.join("adapter_model.safetensors")).unwrap().into()).await.unwrap();
             let metrics = json!({"artefacts": {"adapterConfig": cfg_hash, "adapterModel": w_hash}}).to_string();
-            let reg = ModelRegistration {
+            regs.push(ModelRegistration {
                 name: format!("adapter-{i}"),
                 baseModelHash: files.hash,
                 adapterHash: a.hash,
@@ -164,84 +109,14 @@ fn a_thousand_adapters_registered_approved_and_served() {
                 sketchK: 0,
                 priceInPer1k: 1_000_000,
                 priceOutPer1k: 2_000_000,
-            };
-            let data = IModels::registerCall { registration: reg }.abi_encode();
-            let raw = tx(&chain, &owner, start + i, Module::Models.address(), 0, data, 400_000);
-            hashes.push(chain.submit(&raw).await.unwrap());
+            });
         }
-        for h in &hashes {
-            assert!(mined(&chain, *h).await, "registration reverted");
-        }
-        // Propose all (m2..=m1001; m1 is the genesis base model).
-        for id in 2..=N + 1 {
-            let raw = tx(
-                &chain,
-                &owner,
-                start + N + id - 2,
-                Module::Models.address(),
-                0,
-                IModels::proposeCall { id }.abi_encode(),
-                100_000,
-            );
-            hashes.push(chain.submit(&raw).await.unwrap());
-        }
-        assert!(mined(&chain, *hashes.last().unwrap()).await);
-        // One governance proposal approving them all (four calls of 250 ids).
-        let targets = vec![Module::Models.address(); 4];
-        let calldatas: Vec<Bytes> = (0..4u64)
-            .map(|c| Bytes::from(IModels::approveCall { ids: (2 + 250 * c..2 + 250 * (c + 1)).collect() }.abi_encode()))
-            .collect();
-        let gov = Module::Governance.address();
-        let v = dev(0);
-        send(
-            &chain,
-            &v,
-            gov,
-            10 * primitives::ONE_OPEN,
-            IGovernance::proposeCall { description: "a thousand adapters".into(), targets, calldatas }.abi_encode(),
-            2_000_000,
-        )
-        .await;
-        let count = 1u64; // the first proposal of this chain
-        // Voting opens after the voting delay; blocks are sealed by transactions.
-        let filler = dev(9);
-        let advance = |blocks: u64| {
-            let chain = chain.clone();
-            let filler = filler.clone();
-            async move {
-                for _ in 0..blocks {
-                    send(&chain, &filler, dev(8).address(), 1, vec![], 21_000).await;
-                }
-            }
-        };
-        advance(3).await;
-        send(&chain, &v, gov, 0, IGovernance::castVoteCall { id: count, support: 1 }.abi_encode(), 300_000).await;
-        advance(9).await;
-        send(&chain, &v, gov, 0, IGovernance::executeCall { id: count }.abi_encode(), 28_000_000).await;
-        // A payer with an allowance and an API key (dev account 2).
-        let payer = dev(2);
-        let inf = Module::Inference.address();
+        let ids = register_and_propose(&chain, &owner, regs).await.unwrap();
+        // m1 is the genesis base model.
+        assert_eq!(ids, (2..=N + 1).collect::<Vec<_>>());
+        approve_by_governance(&chain, &dev(0), &dev(9), &ids).await.unwrap();
         let op = node::dev_serving_operator().address();
-        use primitives::abi::IInference;
-        send(&chain, &payer, inf, 100 * primitives::ONE_OPEN, IInference::depositCall {}.abi_encode(), 200_000).await;
-        send(
-            &chain,
-            &payer,
-            inf,
-            0,
-            IInference::allowCall { operator: op, amount: 100 * primitives::ONE_OPEN }.abi_encode(),
-            200_000,
-        )
-        .await;
-        send(
-            &chain,
-            &payer,
-            inf,
-            0,
-            IInference::bindApiKeyCall { keyHash: httpapi::auth::api_key_hash("sk-thousand") }.abi_encode(),
-            200_000,
-        )
-        .await;
+        open_allowance(&chain, &dev(2), op, 100 * primitives::ONE_OPEN, "sk-thousand").await.unwrap();
     });
     let live: Value = serde_json::from_str(&get(&http, "/v1/models")).unwrap();
     assert_eq!(live["data"].as_array().unwrap().len(), N as usize, "all thousand are live and served on this base");

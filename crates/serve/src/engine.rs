@@ -426,7 +426,7 @@ impl Engine {
         }
         r.last_token = now;
         let mut finish = None;
-        if self.eos.contains(&tok) {
+        if !r.req.params.ignore_eos && self.eos.contains(&tok) {
             finish = Some(Finish::Stop);
         } else {
             r.out.push(tok);

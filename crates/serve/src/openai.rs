@@ -353,6 +353,9 @@ struct CommonParams {
     seed: Option<u64>,
     #[serde(default)]
     n: Option<u64>,
+    /// vLLM's extension: generate `max_tokens` whatever the model says (benchmarks).
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 #[derive(Deserialize)]
@@ -493,6 +496,7 @@ fn prepare(s: &OpenLora, c: &CommonParams, prompt_text: Result<String, Response>
         seed: c.seed.unwrap_or_else(|| now() ^ rand_seed()),
         max_tokens: (max_tokens as usize).min(ctx - prompt.len()),
         stop,
+        ignore_eos: c.ignore_eos,
     };
     Ok(Prepared {
         model,

@@ -290,12 +290,11 @@ fn dechunk(mut b: &str) -> String {
     out
 }
 
-#[test]
-fn openai_api_over_http() {
-    let (m0, t0) = tiny();
-    let (m, t) = no_eos(&m0, &t0);
+/// The OpenAI API on `m` over HTTP, billed by a `TestBilling` (limit 450)
+/// and keyed by `Keys`: the runtime serving it, its billing, its address.
+fn http_api(m: Arc<Model>, t: Arc<ml::TextTokenizer>) -> (tokio::runtime::Runtime, Arc<TestBilling>, String) {
     let metrics = Arc::new(Metrics::default());
-    let engine = Engine::start(m.clone(), t.clone(), EngineConfig::default(), metrics.clone());
+    let engine = Engine::start(m.clone(), t, EngineConfig::default(), metrics.clone());
     let cache = AdapterCache::new(1 << 20, Arc::new(Source { model: m.clone(), loads: Mutex::new(0) }), metrics);
     let billing = Arc::new(TestBilling { limit: 450, billed: Mutex::new(vec![]), reserved: Mutex::new(0) });
     let svc = Arc::new(OpenLora {
@@ -312,7 +311,46 @@ fn openai_api_over_http() {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let cfg = httpapi::ServerConfig { api_keys: Arc::new(Keys), ..Default::default() };
-    rt.spawn(httpapi::serve_with(listener, routes(svc.clone()), cfg, std::future::pending()));
+    rt.spawn(httpapi::serve_with(listener, routes(svc), cfg, std::future::pending()));
+    (rt, billing, addr)
+}
+
+/// An answer ends at the model's end-of-sequence token (billed for what it
+/// generated) unless the request sets `ignore_eos` (vLLM's extension), which
+/// generates `max_tokens` as the model would without an EOS token.
+#[test]
+fn answers_stop_at_eos_unless_ignore_eos_asks_for_every_token() {
+    let (m0, t0) = tiny();
+    let (plain, t) = no_eos(&m0, &t0);
+    let prompt = t.encode("The", false).unwrap();
+    let full = ml::generate(&plain, &t, None, &prompt, &greedy(6), |_| true).unwrap().tokens;
+    // The model's EOS is the token its greedy answer ends with: third of six.
+    let mut m = (*plain).clone();
+    m.config.eos_token_ids = vec![full[2]];
+    assert!(!full[..2].contains(&full[2]), "the test needs a first occurrence at index 2: {full:?}");
+    let (_rt, billing, addr) = http_api(Arc::new(m), t.clone());
+    let ask = |extra: &str| -> Value {
+        let body = format!(r#"{{"model":"m1","prompt":"The","max_tokens":6,"temperature":0{extra}}}"#);
+        let (st, b) = post(&addr, "/v1/completions", Some("sk-test"), &body);
+        assert_eq!(st, 200, "{b}");
+        serde_json::from_str(&b).unwrap()
+    };
+    let stopped = ask("");
+    assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
+    assert_eq!(stopped["usage"]["completion_tokens"], 2);
+    let all = ask(r#","ignore_eos":true"#);
+    assert_eq!(all["choices"][0]["finish_reason"], "length");
+    assert_eq!(all["usage"]["completion_tokens"], 6);
+    assert_eq!(all["choices"][0]["text"].as_str().unwrap(), t.decode(&full).unwrap());
+    let billed: Vec<usize> = billing.billed.lock().unwrap().iter().map(|u| u.completion_tokens).collect();
+    assert_eq!(billed, vec![2, 6], "each answer is billed for what it generated");
+}
+
+#[test]
+fn openai_api_over_http() {
+    let (m0, t0) = tiny();
+    let (m, t) = no_eos(&m0, &t0);
+    let (_rt, billing, addr) = http_api(m.clone(), t.clone());
 
     // Non-streaming chat on an adapter model: usage and receipt.
     let (st, body) = post(

@@ -113,6 +113,7 @@ pub fn run(a: ChatArgs, out: Out) -> anyhow::Result<()> {
         seed: a.seed,
         max_tokens: a.max_tokens,
         stop: vec![],
+        ignore_eos: false,
     };
     let mut history: Vec<ChatMessage> = Vec::new();
     if let Some(s) = &a.system {
