@@ -83,6 +83,7 @@ mod machine;
 mod peer;
 mod retrieval;
 mod serve;
+mod serve_billed;
 mod state;
 mod stats;
 mod train;

@@ -125,6 +125,12 @@ pub struct ServeOpts {
     /// is unused.
     #[arg(long)]
     pub held_tier: bool,
+    /// Also send every run's requests through a node, paid for (module
+    /// `serve_billed`): the OpenAI API over loopback HTTP, each answer
+    /// reserved, billed with a signed receipt, settled on-chain and
+    /// attributed beside the batch; its figures are set beside ours.
+    #[arg(long)]
+    pub billed: bool,
     /// How our cache holds adapters: auto (the node's rule: i8 on a
     /// quantized base model, else f32), f32, bf16 or i8.
     #[arg(long, default_value = "auto")]
@@ -168,6 +174,7 @@ impl Default for ServeOpts {
             cache_mb: 256,
             resident: false,
             held_tier: false,
+            billed: false,
             prefill_budget: serve::engine::DEFAULT_PREFILL_BUDGET,
             adapter_dtype: "auto".into(),
             shape: crate::peer::ModelShape::default(),
@@ -666,7 +673,7 @@ fn ms(s: f64) -> f64 {
     s * 1000.0
 }
 
-fn fmt_ms(x: Option<f64>) -> String {
+pub(crate) fn fmt_ms(x: Option<f64>) -> String {
     match x {
         Some(v) if v.is_finite() => {
             let m = ms(v);
@@ -677,7 +684,7 @@ fn fmt_ms(x: Option<f64>) -> String {
 }
 
 /// p50 and p99 of a sample, `None` when empty.
-fn p50_p99(v: &[f64]) -> (Option<f64>, Option<f64>) {
+pub(crate) fn p50_p99(v: &[f64]) -> (Option<f64>, Option<f64>) {
     if v.is_empty() { (None, None) } else { (Some(percentile(v, 50.0)), Some(percentile(v, 99.0))) }
 }
 
@@ -791,6 +798,7 @@ impl Plan {
 struct Runs {
     ours: Vec<(usize, u32, OursRun)>,
     peer: Vec<(usize, u32, PeerRun)>,
+    billed: Vec<(usize, u32, crate::serve_billed::BilledRun)>,
 }
 
 /// The per-N summaries of both sides.
@@ -856,12 +864,36 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
     print_peer(o, &plan, peer.as_ref());
 
     let ours = load_ours(o, files, &dir, &w)?;
+    let billed = if o.billed {
+        let base = o.model.clone().unwrap_or_else(|| dir.join("model"));
+        let max_n = plan.counts.iter().copied().max().unwrap_or(0);
+        let hashes = &w.hashes[..max_n];
+        Some(crate::serve_billed::BilledNode::start(
+            o,
+            &dir,
+            &base,
+            ours.model.hash,
+            hashes,
+            ours.dtype,
+            &ours.tokenizer,
+            &w.prompts,
+        )?)
+    } else {
+        None
+    };
     println!();
 
-    let runs = run_rounds(o, &plan, &ours, &w, peer.as_ref())?;
+    let runs = run_rounds(o, &plan, &ours, &w, peer.as_ref(), billed.as_ref())?;
     let sums = Summaries::of(&plan, &runs);
     print_medians(o, &sums);
     let cmp = print_comparisons(o, &sums, &runs);
+    let billed = match billed {
+        Some(node) => {
+            let per_n = print_billed(&plan, &runs);
+            Some(json!({"perN": per_n, "node": node.finish()?}))
+        }
+        None => None,
+    };
     println!("machine: {}", machine.describe());
 
     if let Some(path) = &o.peer.json_out {
@@ -874,6 +906,7 @@ pub fn run_serve(o: &ServeOpts) -> Result<()> {
             "peer": peer.as_ref().map(|p| p.versions.clone()),
             "runs": runs_json(&runs),
             "summary": summary_json(&sums, cmp),
+            "billed": billed,
         });
         crate::chain::write_results(path, &doc)?;
     }
@@ -971,7 +1004,14 @@ fn load_ours(o: &ServeOpts, files: ml::ModelFiles, dir: &Path, w: &Workload) -> 
 
 /// Every round: for each N ours, then the peer where it runs, each printed as
 /// it ends. A failing peer is dropped; a failing run of ours fails the bench.
-fn run_rounds(o: &ServeOpts, plan: &Plan, ours: &Ours, w: &Workload, peer: Option<&Peer>) -> Result<Runs> {
+fn run_rounds(
+    o: &ServeOpts,
+    plan: &Plan,
+    ours: &Ours,
+    w: &Workload,
+    peer: Option<&Peer>,
+    billed: Option<&crate::serve_billed::BilledNode>,
+) -> Result<Runs> {
     let mut runs = Runs::default();
     let mut peer_ok = peer.is_some();
     for round in 1..=o.rounds {
@@ -979,6 +1019,11 @@ fn run_rounds(o: &ServeOpts, plan: &Plan, ours: &Ours, w: &Workload, peer: Optio
             let r = ours.run(o, w, n).with_context(|| format!("ours, N = {n}, round {round}"))?;
             print_our_run(round, n, &r);
             runs.ours.push((n, round, r));
+            if let Some(node) = billed {
+                let r = node.run(o, &w.choices[&n], n).with_context(|| format!("billed, N = {n}, round {round}"))?;
+                print_billed_run(round, n, &r);
+                runs.billed.push((n, round, r));
+            }
             if peer_ok && round <= plan.peer_rounds && plan.peer_counts.contains(&n) {
                 match run_peer(peer.expect("peer"), &ours.dir, n, o) {
                     Ok(p) => {
@@ -1013,6 +1058,62 @@ fn print_our_run(round: u32, n: usize, r: &OursRun) {
         r.hits,
         r.wall_s
     );
+}
+
+fn print_billed_run(round: u32, n: usize, r: &crate::serve_billed::BilledRun) {
+    let (t50, t99) = p50_p99(&r.reqs.iter().map(|x| x.ttft_s).collect::<Vec<_>>());
+    let (l50, l99) = p50_p99(&r.reqs.iter().map(|x| x.latency_s).collect::<Vec<_>>());
+    println!(
+        "round {round:<2} N={n:<5} billed    {:>8.1} tokens/s  TTFT p50 {:>6} p99 {:>6} ms  request p50 {:>6} p99 {:>6} ms  steps {:>5}  {:.2} s",
+        r.tokens_per_s,
+        fmt_ms(t50),
+        fmt_ms(t99),
+        fmt_ms(l50),
+        fmt_ms(l99),
+        r.steps,
+        r.wall_s
+    );
+}
+
+/// Paid requests through the node beside ours, per N: medians of tokens/s,
+/// and the time to first token as each client sees it (ours: request start,
+/// adapter lookup included, to the first streamed piece; billed: request sent
+/// to the first streamed token), pooled over rounds.
+fn print_billed(plan: &Plan, runs: &Runs) -> Vec<Value> {
+    println!("\nthrough the node, paid (billed) beside ours (the engine called directly):");
+    println!(
+        "N       ours t/s   billed t/s   billed/ours   client TTFT p50/p99 ours   billed        prompt tokens billed (mean)"
+    );
+    let mut out = Vec::new();
+    for &n in &plan.counts {
+        let ours: Vec<&OursRun> = runs.ours.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+        let billed: Vec<_> = runs.billed.iter().filter(|(m, ..)| *m == n).map(|(.., r)| r).collect();
+        if billed.is_empty() {
+            continue;
+        }
+        let o_tps = median(&ours.iter().map(|r| r.tokens_per_s).collect::<Vec<_>>());
+        let b_tps = median(&billed.iter().map(|r| r.tokens_per_s).collect::<Vec<_>>());
+        let o_ttft =
+            p50_p99(&ours.iter().flat_map(|r| r.reqs.iter().filter_map(|x| x.client_ttft_s)).collect::<Vec<_>>());
+        let b_ttft = p50_p99(&billed.iter().flat_map(|r| r.reqs.iter().map(|x| x.ttft_s)).collect::<Vec<_>>());
+        let prompts: Vec<f64> = billed.iter().flat_map(|r| r.reqs.iter().map(|x| x.prompt_tokens as f64)).collect();
+        let mean_prompt = prompts.iter().sum::<f64>() / prompts.len().max(1) as f64;
+        println!(
+            "{n:<7} {:>8.1}   {:>10.1}   {:>11}   {:>6} / {:<6} ms        {:>6} / {:<6} ms   {mean_prompt:.1}",
+            o_tps,
+            b_tps,
+            fmt_ratio(ratio(Some(b_tps), Some(o_tps))),
+            fmt_ms(o_ttft.0),
+            fmt_ms(o_ttft.1),
+            fmt_ms(b_ttft.0),
+            fmt_ms(b_ttft.1),
+        );
+        out.push(json!({
+            "n": n, "oursTokensPerS": o_tps, "billedTokensPerS": b_tps, "ratio": ratio(Some(b_tps), Some(o_tps)),
+            "oursClientTtft": pair_json(o_ttft), "billedClientTtft": pair_json(b_ttft), "billedMeanPromptTokens": mean_prompt,
+        }));
+    }
+    out
 }
 
 fn print_peer_run(round: u32, n: usize, p: &PeerRun) {
@@ -1309,6 +1410,41 @@ mod tests {
         let s = summarize_ours(&[&r]);
         assert_eq!(s.runs, 1);
         assert!(s.tps > 0.0 && s.ttft.0.is_some());
+    }
+
+    /// `--billed`: the workload through a dev node, paid: every request
+    /// answers its full length over HTTP, and after the runs every receipt
+    /// is settled on-chain and every adapter answer has its record.
+    #[test]
+    fn billed_runs_pay_through_a_node() {
+        let o = ServeOpts { billed: true, ..small() };
+        let counts = parse_counts(&o.adapters, "--adapters").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = open_base(&o, dir.path(), false).unwrap();
+        let w = prepare_inputs(&o, dir.path(), &files.config, &counts, &[]).unwrap();
+        let tokenizer = files.tokenizer.clone();
+        let node = crate::serve_billed::BilledNode::start(
+            &o,
+            dir.path(),
+            &dir.path().join("model"),
+            files.hash,
+            &w.hashes,
+            ml::AdapterDtype::F32,
+            &tokenizer,
+            &w.prompts,
+        )
+        .unwrap();
+        for n in [0, 3] {
+            let r = node.run(&o, &w.choices[&n], n).unwrap();
+            assert_eq!(r.reqs.len(), 6);
+            assert!(r.reqs.iter().all(|q| q.completion_tokens == 4 && q.prompt_tokens == 5 && q.latency_s >= q.ttft_s));
+            assert!(r.steps >= 4, "{} engine steps", r.steps);
+        }
+        let doc = node.finish().unwrap();
+        // The warm-up's 3 answers and the runs' 12 settle; the 6 adapter answers have records.
+        assert_eq!(doc["receiptsSettled"], 15, "{doc}");
+        assert_eq!(doc["attributionRecords"], 6, "{doc}");
+        assert_eq!(doc["attributionFailed"], 0, "{doc}");
     }
 
     /// `--model FILE.gguf --targets all`: ours serves the file's quantized
