@@ -48,6 +48,9 @@
 //! 10: PEFT loading 1000 adapters takes long). Rounds alternate: for each N,
 //! ours then (where it runs) the peer. Tokens/s are medians over rounds;
 //! latency percentiles pool the requests of every round.
+//!
+//! `--billed` also sends every run's requests through a node, paid for, right
+//! after ours: see `serve_billed.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

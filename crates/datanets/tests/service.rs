@@ -283,3 +283,65 @@ async fn missing_or_mismatched_data_is_a_clear_error() {
         Ok(_) => panic!("rows that do not match the chain were served"),
     }
 }
+
+/// The curator's approval of contribution `id`: version `n` of the private Datanet.
+fn approve(p: &People, id: u64) -> GenesisCall {
+    let call = IDatanets::approveCall { contributionId: id };
+    GenesisCall { from: p.curator, to: Module::Datanets.address(), value: Amount::ZERO, data: call.abi_encode().into() }
+}
+
+/// A chain whose version root does not match its contributions (a forged or
+/// corrupt state: honest blocks cannot make one, since every approval builds
+/// the root from the approved contributions' roots). Every contribution's
+/// rows check out, so a streaming reader hands them over, and only the final
+/// version-root check refuses the version: its consumer must drop what it
+/// built (the span index builder removes its partial file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_root_the_rows_do_not_make_is_refused_after_the_rows_stream() {
+    let p = people();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, blobs, _) = service(state(vec![]), dir.path(), None);
+    let mut chains = Vec::new();
+    for text in ["alpha row", "beta row"] {
+        let rows = vec![Row::Text { text: text.into() }];
+        let content = blobs.put(format!("{text}\n").into_bytes().into()).await.unwrap();
+        let rows_blob = blobs.put(datanets::encode_rows(&rows).into()).await.unwrap();
+        let findings =
+            blobs.put(serde_json::to_vec(&report(&p, content, rows_blob, &rows)).unwrap().into()).await.unwrap();
+        let calls = vec![
+            create(&p, 0),
+            create(&p, 1),
+            set_members(&p, vec![p.member]),
+            contribute(&p, &rows, content, findings),
+            approve(&p, 1),
+        ];
+        chains.push((rows, state(calls)));
+    }
+    let (rows_a, honest) = chains.swap_remove(0);
+    let (_, other) = chains.pop().unwrap();
+    let (_, _, svc) = service(honest.clone(), dir.path(), None);
+    assert_eq!(
+        svc.reader().version_rows(PRIVATE, 1).await.unwrap().into_iter().map(|r| r.row).collect::<Vec<_>>(),
+        rows_a
+    );
+    // The honest state with the other chain's version record: the root of other rows.
+    let key = runtime::datanets::state_key::version(PRIVATE, 1);
+    assert_ne!(honest.get(&key), other.get(&key), "the two versions have different roots");
+    let mut forged = (*honest).clone();
+    forged.insert(key.clone(), other[&key].clone());
+    let (_, _, svc) = service(Arc::new(forged), dir.path(), None);
+    let reader = svc.reader();
+    let mut seen = Vec::new();
+    let streamed = reader
+        .for_each_version_row(PRIVATE, 1, |r| {
+            seen.push(r.row);
+            Ok::<(), ReaderError>(())
+        })
+        .await;
+    assert_eq!(seen, rows_a, "each contribution's rows match its own root, so they stream");
+    match streamed {
+        Err(ReaderError::Corrupt(e)) => assert!(e.contains("do not hash to its on-chain root"), "{e}"),
+        other => panic!("a forged version root was accepted: {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(reader.version_rows(PRIVATE, 1).await, Err(ReaderError::Corrupt(_))));
+}
