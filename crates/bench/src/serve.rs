@@ -1458,7 +1458,9 @@ mod tests {
             assert!(r.steps >= 4, "{} engine steps", r.steps);
         }
         let doc = node.finish().unwrap();
-        // The warm-up's 3 answers and the runs' 12 settle; the 6 adapter answers have records.
+        // The warm-up's 3 answers and the runs' 12 came with receipts, and all
+        // settle; the 6 adapter answers have records.
+        assert_eq!(doc["receipts"], 15, "{doc}");
         assert_eq!(doc["receiptsSettled"], 15, "{doc}");
         assert_eq!(doc["attributionRecords"], 6, "{doc}");
         assert_eq!(doc["attributionFailed"], 0, "{doc}");

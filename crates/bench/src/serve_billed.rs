@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -63,6 +63,8 @@ pub(crate) struct BilledNode {
     ids: Vec<u64>,
     /// The prompts as text.
     texts: Vec<String>,
+    /// Answers that came with a signed receipt (warm-up included).
+    receipts: AtomicU64,
 }
 
 /// The PEFT files of adapter `i` in the bench's work directory.
@@ -160,7 +162,7 @@ impl BilledNode {
             .iter()
             .map(|p| tokenizer.decode(p).map_err(|e| anyhow!("decoding a prompt: {e}")))
             .collect::<Result<Vec<_>>>()?;
-        let b = BilledNode { rt, node, http, ids, texts };
+        let b = BilledNode { rt, node, http, ids, texts, receipts: AtomicU64::new(0) };
         // As ours: first-touch allocations and thread start-up are not what the runs measure.
         let n = (o.concurrency as usize).min(b.texts.len());
         b.clients(o, n, |i| (b.ids[0], i)).context("warm-up")?;
@@ -196,7 +198,10 @@ impl BilledNode {
                         }
                         let (model, prompt) = pick(i);
                         match paid_request(&self.http, model, &self.texts[prompt], o.new_tokens) {
-                            Ok(r) => results.lock().unwrap()[i] = Some(r),
+                            Ok(r) => {
+                                self.receipts.fetch_add(1, Ordering::Relaxed);
+                                results.lock().unwrap()[i] = Some(r);
+                            }
                             Err(e) => {
                                 failed.store(true, Ordering::Relaxed);
                                 errors.lock().unwrap().push(format!("request {i}: {e:#}"));
@@ -237,9 +242,12 @@ impl BilledNode {
         let (step_p50, step_p99) = (m.step_time.quantile(0.5), m.step_time.quantile(0.99));
         let t = Instant::now();
         let deadline = t + Duration::from_secs(300);
-        while s.meter.queued() > 0 || ld(&m.attribution_queued) + ld(&m.attribution_computing) > 0 {
+        // Every receipt handed out settled (a settlement round takes its batch
+        // off the queue before its transaction is mined: the queue empties first).
+        let receipts = self.receipts.load(Ordering::Relaxed);
+        while ld(&m.settlement_settled) < receipts || ld(&m.attribution_queued) + ld(&m.attribution_computing) > 0 {
             if Instant::now() > deadline {
-                bail!("{} receipts were still unsettled after 300 s", s.meter.queued());
+                bail!("{} of {receipts} receipts settled after 300 s", ld(&m.settlement_settled));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -248,6 +256,7 @@ impl BilledNode {
             "stepP50S": step_p50,
             "stepP99S": step_p99,
             "drainS": drain_s,
+            "receipts": receipts,
             "receiptsSettled": ld(&m.settlement_settled),
             "attributionRecords": ld(&m.attribution_computed),
             "attributionFailed": ld(&m.attribution_failed),
@@ -310,6 +319,9 @@ fn paid_request(http: &str, model: u64, prompt: &str, max_tokens: u32) -> Result
     }
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest)? } else { rest.into() };
+    if !body.lines().filter_map(|l| l.strip_prefix("data: ")).any(|e| e.contains("\"receipt\":{")) {
+        bail!("the answer carried no receipt");
+    }
     let usage: Value = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
