@@ -1107,25 +1107,7 @@ mod tests {
 
     fn in_process_node(dir: &Path, block_time: chain::BlockTime) -> (tokio::runtime::Runtime, node::Node) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let cfg = node::NodeConfig {
-            data_dir: dir.join("data"),
-            rpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: None,
-            blobs: None,
-            attester: None,
-            block_time,
-            history: 1000,
-            max_txs_per_block: 10_000,
-            genesis: node::dev_genesis(),
-            base_model: None,
-            serving: None,
-            verifier: None,
-            job_limits: Default::default(),
-            ingest_quota: Default::default(),
-            dev_rpc: false,
-            validator: None,
-            blob_peers: Vec::new(),
-        };
+        let cfg = node::NodeConfig { http_addr: None, block_time, ..node::NodeConfig::dev(dir.join("data")) };
         let n = rt.block_on(node::start(&cfg)).unwrap();
         (rt, n)
     }

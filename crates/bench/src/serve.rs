@@ -495,37 +495,11 @@ impl Ours {
             metrics.cache_hits.store(0, Ordering::Relaxed);
         }
         let params = ml::SamplingParams { max_tokens: o.new_tokens as usize, ..Default::default() };
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<ReqResult>>> = Mutex::new(vec![None; w.prompts.len()]);
-        let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
-        let failed = AtomicBool::new(false);
-        let t0 = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..o.concurrency {
-                s.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= w.prompts.len() {
-                            break;
-                        }
-                        match one_request(&engine, &cache, &w.prompts[i], (n > 0).then(|| choices[i]), &params) {
-                            Ok(r) => results.lock().unwrap()[i] = Some(r),
-                            Err(e) => {
-                                failed.store(true, Ordering::Relaxed);
-                                errors.lock().unwrap().push(format!("request {i}: {e:#}"));
-                            }
-                        }
-                    }
-                });
-            }
+        let out = run_clients(o.concurrency, w.prompts.len(), |i| {
+            one_request(&engine, &cache, &w.prompts[i], (n > 0).then(|| choices[i]), &params)
         });
-        let wall_s = t0.elapsed().as_secs_f64();
         engine.stop();
-        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
-            bail!("our engine at N = {n}: {e}");
-        }
-        let reqs: Vec<ReqResult> =
-            results.into_inner().unwrap().into_iter().map(|r| r.expect("every request ran")).collect();
+        let (reqs, wall_s) = out.map_err(|e| anyhow!("our engine at N = {n}: {e:#}"))?;
         let generated: usize = reqs.iter().map(|r| r.tokens.len()).sum();
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Ok(OursRun {
@@ -545,6 +519,45 @@ impl Ours {
             hist_load_p99_s: metrics.adapter_load.quantile(0.99),
         })
     }
+}
+
+/// Requests `0..count` from `concurrency` client threads, each taking the next
+/// index: their results in order and the wall time. The first failure stops
+/// every client and is the error.
+pub(crate) fn run_clients<T: Send>(
+    concurrency: u32,
+    count: usize,
+    request: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<(Vec<T>, f64)> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
+    let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..concurrency {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    match request(i) {
+                        Ok(r) => results.lock().unwrap()[i] = Some(r),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            errors.lock().unwrap().push(format!("request {i}: {e:#}"));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall_s = t0.elapsed().as_secs_f64();
+    if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
+        bail!("{e}");
+    }
+    Ok((results.into_inner().unwrap().into_iter().map(|r| r.expect("every request ran")).collect(), wall_s))
 }
 
 /// One request, as a client of the engine: adapter from the cache, submit, read to Done.

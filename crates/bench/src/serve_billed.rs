@@ -19,16 +19,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use primitives::abi::ModelRegistration;
-use primitives::{B256, Bytes};
+use primitives::B256;
 use serde_json::{Value, json};
 
-use node::dev_flow::{approve_by_governance, dev_key, open_allowance, register_and_propose};
+use node::dev_flow::{adapter_registration, approve_by_governance, dev_key, open_allowance, register_and_propose};
 
 /// The payer's API key.
 const API_KEY: &str = "sk-bench-serve";
@@ -94,44 +92,17 @@ impl BilledNode {
         serving.max_batch = o.max_batch;
         serving.prefill_budget = o.prefill_budget;
         let cfg = node::NodeConfig {
-            data_dir: dir.join("node"),
-            rpc_addr: "127.0.0.1:0".parse().expect("an address"),
-            http_addr: Some("127.0.0.1:0".parse().expect("an address")),
-            blobs: None,
-            attester: None,
-            block_time: chain::BlockTime::Instant,
-            history: 1000,
-            max_txs_per_block: 10_000,
-            genesis: node::dev_genesis(),
             base_model: Some(base.to_path_buf()),
             serving: Some(serving),
-            verifier: None,
-            job_limits: Default::default(),
-            ingest_quota: Default::default(),
-            dev_rpc: false,
-            validator: None,
-            blob_peers: Vec::new(),
+            ..node::NodeConfig::dev(dir.join("node"))
         };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let node = rt.block_on(node::start(&cfg)).map_err(|e| anyhow!("starting the node: {e}"))?;
         let http = node.http_addr.ok_or_else(|| anyhow!("the node has no HTTP address"))?.to_string();
         let ids = rt.block_on(async {
             // The base model itself first (N = 0 and the warm-up), then every adapter.
-            let entry = |name: String, adapter: B256, metrics: Value| ModelRegistration {
-                name,
-                baseModelHash: base_hash,
-                adapterHash: adapter,
-                datanets: vec![],
-                hyperparams: Bytes::new(),
-                metrics: Bytes::from(metrics.to_string().into_bytes()),
-                trainingLogHash: B256::repeat_byte(1),
-                checkpointHashes: vec![],
-                checkpointLearningRates: vec![],
-                sketchHash: B256::ZERO,
-                sketchSeed: 0,
-                sketchK: 0,
-                priceInPer1k: 1_000_000,
-                priceOutPer1k: 2_000_000,
+            let entry = |name: String, adapter: B256, metrics: Value| {
+                adapter_registration(name, base_hash, adapter, metrics.to_string())
             };
             let mut regs = vec![entry("bench-base".into(), B256::ZERO, json!({}))];
             for (i, hash) in hashes.iter().enumerate() {
@@ -183,39 +154,12 @@ impl BilledNode {
         count: usize,
         pick: impl Fn(usize) -> (u64, usize) + Sync,
     ) -> Result<(Vec<PaidRequest>, f64)> {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<PaidRequest>>> = Mutex::new(vec![None; count]);
-        let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
-        let t0 = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..o.concurrency {
-                s.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= count {
-                            break;
-                        }
-                        let (model, prompt) = pick(i);
-                        match paid_request(&self.http, model, &self.texts[prompt], o.new_tokens) {
-                            Ok(r) => {
-                                self.receipts.fetch_add(1, Ordering::Relaxed);
-                                results.lock().unwrap()[i] = Some(r);
-                            }
-                            Err(e) => {
-                                failed.store(true, Ordering::Relaxed);
-                                errors.lock().unwrap().push(format!("request {i}: {e:#}"));
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        let wall_s = t0.elapsed().as_secs_f64();
-        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
-            bail!("{e}");
-        }
-        Ok((results.into_inner().unwrap().into_iter().map(|r| r.expect("every request ran")).collect(), wall_s))
+        crate::serve::run_clients(o.concurrency, count, |i| {
+            let (model, prompt) = pick(i);
+            let r = paid_request(&self.http, model, &self.texts[prompt], o.new_tokens)?;
+            self.receipts.fetch_add(1, Ordering::Relaxed);
+            Ok(r)
+        })
     }
 
     fn engine_steps(&self) -> u64 {

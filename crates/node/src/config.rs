@@ -47,6 +47,33 @@ pub struct NodeConfig {
     pub blob_peers: Vec<String>,
 }
 
+impl NodeConfig {
+    /// A dev node in `data_dir`: the dev genesis, a block for every
+    /// transaction, JSON-RPC and the HTTP API on free loopback ports, serving
+    /// nothing (set `base_model`, `serving`, … with `..NodeConfig::dev(dir)`).
+    pub fn dev(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            blobs: None,
+            attester: None,
+            block_time: BlockTime::Instant,
+            history: 1000,
+            max_txs_per_block: 10_000,
+            genesis: crate::dev_genesis(),
+            base_model: None,
+            serving: None,
+            verifier: None,
+            job_limits: Default::default(),
+            ingest_quota: Default::default(),
+            dev_rpc: false,
+            validator: None,
+            blob_peers: Vec::new(),
+        }
+    }
+}
+
 /// A validator's consensus settings (`[validator]` in `openledger.toml`).
 #[derive(Clone)]
 pub struct ValidatorConfig {

@@ -5,113 +5,96 @@
 //! without a client in between (`bench serve --billed`, the thousand-adapter
 //! test): the chain checks every call as it checks anyone's.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::TxKind;
 use alloy_sol_types::SolCall;
 use chain::Chain;
 use primitives::abi::{IGovernance, IInference, IModels, ModelRegistration};
 use primitives::system::Module;
-use primitives::{Address, B256, Bytes, U256};
+use primitives::{Address, B256, Bytes};
 use runtime::governance::GovernanceRead;
 use runtime::models::ModelsRead;
 
+pub use crate::tx::Call;
+use crate::tx::{signed_call, wait_mined};
+
 /// How long a transaction may take to be mined.
 const MINED_WITHIN: Duration = Duration::from_secs(120);
+/// The fee cap of dev transactions: far above the dev chain's base fee, however
+/// full a batch of them makes its blocks, so that none signed ahead is stranded.
+const DEV_MAX_FEE: u128 = 50_000_000_000;
 
 /// Dev account `i` of the standard test mnemonic.
 pub fn dev_key(i: u32) -> keys::SecretKey {
     keys::derive_account(keys::DEV_MNEMONIC, i).expect("the dev mnemonic derives")
 }
 
-/// An EIP-1559 transaction from `k`, signed and encoded.
-pub fn signed_tx(
-    chain: &Chain,
-    k: &keys::SecretKey,
-    nonce: u64,
-    to: Address,
-    value: u128,
-    data: Vec<u8>,
-    gas: u64,
-) -> Vec<u8> {
-    let t = TxEip1559 {
-        chain_id: chain.chain_id(),
-        nonce,
-        gas_limit: gas,
-        max_fee_per_gas: 50_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        access_list: Default::default(),
-        input: Bytes::from(data),
-    };
-    keys::encode_2718(&keys::sign_eip1559(k, t))
-}
-
-/// Wait until `hash` is mined; whether it succeeded.
-pub async fn mined(chain: &Chain, hash: B256) -> Result<bool, String> {
-    let deadline = Instant::now() + MINED_WITHIN;
-    loop {
-        let st = chain.snapshot().map_err(|e| e.to_string())?;
-        if let Some(loc) = st.tx_location(&hash).map_err(|e| e.to_string())? {
-            let receipts = st.receipts(loc.block).map_err(|e| e.to_string())?.unwrap_or_default();
-            return Ok(receipts.get(loc.index as usize).is_some_and(|r| r.success));
-        }
-        drop(st);
-        if Instant::now() >= deadline {
-            return Err(format!("transaction {hash} was not mined within {MINED_WITHIN:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// A model entry on `base` with `adapter` (zero: the base model itself), no
+/// Datanets, the dev prices, and `metrics` (e.g. the adapter's artefacts).
+pub fn adapter_registration(name: String, base: B256, adapter: B256, metrics: String) -> ModelRegistration {
+    ModelRegistration {
+        name,
+        baseModelHash: base,
+        adapterHash: adapter,
+        datanets: vec![],
+        hyperparams: Bytes::new(),
+        metrics: Bytes::from(metrics.into_bytes()),
+        trainingLogHash: B256::repeat_byte(1),
+        checkpointHashes: vec![],
+        checkpointLearningRates: vec![],
+        sketchHash: B256::ZERO,
+        sketchSeed: 0,
+        sketchK: 0,
+        priceInPer1k: 1_000_000,
+        priceOutPer1k: 2_000_000,
     }
 }
 
-/// Submit calls from `k` with consecutive nonces, then wait for all: an error
-/// names the first that reverted.
-pub async fn send_all(
-    chain: &Chain,
-    k: &keys::SecretKey,
-    calls: Vec<(Address, u128, Vec<u8>, u64)>,
-) -> Result<(), String> {
+/// `call` from `k` with `nonce`, signed and encoded at the dev fee cap.
+pub fn signed_tx(chain: &Chain, k: &keys::SecretKey, nonce: u64, call: Call) -> Vec<u8> {
+    signed_call(chain, k, nonce, DEV_MAX_FEE, call)
+}
+
+/// Submit `calls` from `k` with consecutive nonces, then wait for all (off the
+/// async threads): an error names the first that failed and the module's error.
+pub async fn send_all(chain: &Arc<Chain>, k: &keys::SecretKey, calls: Vec<Call>) -> Result<(), String> {
     let start = chain.pending_nonce(&k.address()).map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(calls.len());
-    for (i, (to, value, data, gas)) in calls.into_iter().enumerate() {
-        let raw = signed_tx(chain, k, start + i as u64, to, value, data, gas);
+    for (i, call) in calls.into_iter().enumerate() {
+        let raw = signed_tx(chain, k, start + i as u64, call);
         hashes.push(chain.submit(&raw).await.map_err(|e| e.to_string())?);
     }
-    for (i, h) in hashes.iter().enumerate() {
-        if !mined(chain, *h).await? {
-            return Err(format!("call {i} from {} ({h}) reverted", k.address()));
+    let (c, from) = (chain.clone(), k.address());
+    tokio::task::spawn_blocking(move || {
+        for (i, h) in hashes.iter().enumerate() {
+            wait_mined(&c, *h, Instant::now() + MINED_WITHIN).map_err(|e| format!("call {i} from {from}: {e}"))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// One call from `k`, waited for.
-pub async fn send(
-    chain: &Chain,
-    k: &keys::SecretKey,
-    to: Address,
-    value: u128,
-    data: Vec<u8>,
-    gas: u64,
-) -> Result<(), String> {
-    send_all(chain, k, vec![(to, value, data, gas)]).await
+pub async fn send(chain: &Arc<Chain>, k: &keys::SecretKey, call: Call) -> Result<(), String> {
+    send_all(chain, k, vec![call]).await
 }
 
 /// Register `regs` from `owner` and propose them; their ids, in order. The ids
 /// are read as the next ones, so nobody else may register meanwhile.
 pub async fn register_and_propose(
-    chain: &Chain,
+    chain: &Arc<Chain>,
     owner: &keys::SecretKey,
     regs: Vec<ModelRegistration>,
 ) -> Result<Vec<u64>, String> {
     let first = chain.snapshot().map_err(|e| e.to_string())?.model_count().map_err(|e| e.to_string())? + 1;
     let ids: Vec<u64> = (first..first + regs.len() as u64).collect();
     let models = Module::Models.address();
+    let call = |data: Vec<u8>, gas: u64| Call { to: models, value: 0, data, gas };
     let register =
-        regs.into_iter().map(|registration| (models, 0, IModels::registerCall { registration }.abi_encode(), 400_000));
-    let propose = ids.iter().map(|&id| (models, 0, IModels::proposeCall { id }.abi_encode(), 100_000));
+        regs.into_iter().map(|registration| call(IModels::registerCall { registration }.abi_encode(), 400_000));
+    let propose = ids.iter().map(|&id| call(IModels::proposeCall { id }.abi_encode(), 100_000));
     send_all(chain, owner, register.chain(propose).collect()).await?;
     Ok(ids)
 }
@@ -121,7 +104,7 @@ pub async fn register_and_propose(
 /// carried through its voting delay and period by transfers from `filler`
 /// (blocks are sealed by transactions).
 pub async fn approve_by_governance(
-    chain: &Chain,
+    chain: &Arc<Chain>,
     voter: &keys::SecretKey,
     filler: &keys::SecretKey,
     ids: &[u64],
@@ -136,28 +119,29 @@ pub async fn approve_by_governance(
     let deposit = 10 * primitives::ONE_OPEN;
     let description = format!("make {} models live", ids.len());
     let propose = IGovernance::proposeCall { description, targets, calldatas }.abi_encode();
-    send(chain, voter, gov, deposit, propose, 2_000_000).await?;
+    send(chain, voter, Call { to: gov, value: deposit, data: propose, gas: 2_000_000 }).await?;
     let st = chain.snapshot().map_err(|e| e.to_string())?;
     let id = st.proposal_count().map_err(|e| e.to_string())?;
     let p = st.proposal(id).map_err(|e| e.to_string())?.ok_or("the proposal was not stored")?;
     drop(st);
     let advance_past = |height: u64| async move {
         while chain.head().header.number < height {
-            send(chain, filler, filler.address(), 1, vec![], 21_000).await?;
+            send(chain, filler, Call { to: filler.address(), value: 1, data: vec![], gas: 21_000 }).await?;
         }
         Ok::<(), String>(())
     };
     advance_past(p.voteStart).await?;
-    send(chain, voter, gov, 0, IGovernance::castVoteCall { id, support: 1 }.abi_encode(), 300_000).await?;
+    let vote = IGovernance::castVoteCall { id, support: 1 }.abi_encode();
+    send(chain, voter, Call { to: gov, value: 0, data: vote, gas: 300_000 }).await?;
     advance_past(p.voteEnd + 1).await?;
     let gas = 2_000_000 + 7_000_000 * ids.len().div_ceil(250) as u64;
-    send(chain, voter, gov, 0, IGovernance::executeCall { id }.abi_encode(), gas).await
+    send(chain, voter, Call { to: gov, value: 0, data: IGovernance::executeCall { id }.abi_encode(), gas }).await
 }
 
 /// Deposit `amount` for `payer`, allow the node's serving `operator` to bill
 /// it, and bind `api_key` to it.
 pub async fn open_allowance(
-    chain: &Chain,
+    chain: &Arc<Chain>,
     payer: &keys::SecretKey,
     operator: Address,
     amount: u128,
@@ -169,9 +153,14 @@ pub async fn open_allowance(
         chain,
         payer,
         vec![
-            (inf, amount, IInference::depositCall {}.abi_encode(), 200_000),
-            (inf, 0, IInference::allowCall { operator, amount }.abi_encode(), 200_000),
-            (inf, 0, IInference::bindApiKeyCall { keyHash: key_hash }.abi_encode(), 200_000),
+            Call { to: inf, value: amount, data: IInference::depositCall {}.abi_encode(), gas: 200_000 },
+            Call { to: inf, value: 0, data: IInference::allowCall { operator, amount }.abi_encode(), gas: 200_000 },
+            Call {
+                to: inf,
+                value: 0,
+                data: IInference::bindApiKeyCall { keyHash: key_hash }.abi_encode(),
+                gas: 200_000,
+            },
         ],
     )
     .await

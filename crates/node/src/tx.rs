@@ -65,19 +65,45 @@ pub fn submit(
 ) -> Result<B256, TxFailure> {
     let nonce = chain.pending_nonce(&key.address()).map_err(|e| transient(&e))?;
     let base = chain.head().header.base_fee_per_gas.unwrap_or(1_000_000_000) as u128;
+    let raw = signed_call(chain, key, nonce, base * 2 + 1_000_000_000, Call { to, value, data, gas });
+    handle.block_on(chain.submit(&raw)).map_err(|e| transient(&e))
+}
+
+/// One call: where to, the value sent with it, its calldata and its gas limit.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub to: Address,
+    pub value: u128,
+    pub data: Vec<u8>,
+    pub gas: u64,
+}
+
+/// `call` from `key` with `nonce` and a fee cap of `max_fee` wei per gas (tip
+/// 1 gwei), as an EIP-1559 transaction of this chain, signed and encoded.
+pub fn signed_call(chain: &Chain, key: &keys::SecretKey, nonce: u64, max_fee: u128, call: Call) -> Vec<u8> {
     let tx = TxEip1559 {
         chain_id: chain.chain_id(),
         nonce,
-        gas_limit: gas,
-        max_fee_per_gas: base * 2 + 1_000_000_000,
+        gas_limit: call.gas,
+        max_fee_per_gas: max_fee,
         max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::from(value),
+        to: TxKind::Call(call.to),
+        value: U256::from(call.value),
         access_list: Default::default(),
-        input: Bytes::from(data),
+        input: Bytes::from(call.data),
     };
-    let raw = keys::encode_2718(&keys::sign_eip1559(key, tx));
-    handle.block_on(chain.submit(&raw)).map_err(|e| transient(&e))
+    keys::encode_2718(&keys::sign_eip1559(key, tx))
+}
+
+/// The verdict of `hash` if a committed block includes it, else `None`.
+pub fn mined_verdict(chain: &Chain, hash: B256) -> Result<Option<Result<(), TxFailure>>, TxFailure> {
+    let st = chain.snapshot().map_err(|e| transient(&e))?;
+    let Some(loc) = st.tx_location(&hash).map_err(|e| transient(&e))? else {
+        return Ok(None);
+    };
+    let rs = st.receipts(loc.block).map_err(|e| transient(&e))?.unwrap_or_default();
+    let r = rs.get(loc.index as usize).ok_or_else(|| transient(&"receipt missing"))?;
+    Ok(Some(if r.success { Ok(()) } else { Err(TxFailure::Reverted { hash, data: r.revert_data.clone() }) }))
 }
 
 /// Wait until a block includes `hash`, waking at each commit (no polling
@@ -86,13 +112,9 @@ pub fn wait_mined(chain: &Chain, hash: B256, deadline: Instant) -> Result<(), Tx
     loop {
         // The head before the look: a block committed after it ends the wait below at once.
         let seen = chain.head().header.number;
-        let st = chain.snapshot().map_err(|e| transient(&e))?;
-        if let Some(loc) = st.tx_location(&hash).map_err(|e| transient(&e))? {
-            let rs = st.receipts(loc.block).map_err(|e| transient(&e))?.unwrap_or_default();
-            let r = rs.get(loc.index as usize).ok_or_else(|| transient(&"receipt missing"))?;
-            return if r.success { Ok(()) } else { Err(TxFailure::Reverted { hash, data: r.revert_data.clone() }) };
+        if let Some(verdict) = mined_verdict(chain, hash)? {
+            return verdict;
         }
-        drop(st);
         let left = deadline.saturating_duration_since(Instant::now());
         if chain.wait_for_block(seen, left).is_none() {
             let why = if chain.is_stopped() { "the chain stopped first" } else { "not in time" };

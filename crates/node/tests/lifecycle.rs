@@ -7,47 +7,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::TxKind;
-use primitives::{B256, Bytes, U256};
+use primitives::B256;
 
 fn transfer(chain: &chain::Chain, from: u32, nonce: u64) -> Vec<u8> {
-    let k = keys::derive_account(keys::DEV_MNEMONIC, from).unwrap();
-    let t = TxEip1559 {
-        chain_id: chain.chain_id(),
+    let to = primitives::Address::repeat_byte(7);
+    node::dev_flow::signed_tx(
+        chain,
+        &node::dev_flow::dev_key(from),
         nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 50_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(primitives::Address::repeat_byte(7)),
-        value: U256::from(1),
-        access_list: Default::default(),
-        input: Bytes::new(),
-    };
-    keys::encode_2718(&keys::sign_eip1559(&k, t))
+        node::dev_flow::Call { to, value: 1, data: vec![], gas: 21_000 },
+    )
 }
 
 fn config(data_dir: PathBuf) -> node::NodeConfig {
     let mut serving = node::ServingConfig::dev();
     serving.settle_every_ms = 50;
     node::NodeConfig {
-        data_dir,
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        blobs: None,
-        attester: None,
         block_time: chain::BlockTime::Interval(20),
-        history: 1000,
-        max_txs_per_block: 10_000,
-        genesis: node::dev_genesis(),
         base_model: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/fixtures/tiny-llama")),
         serving: Some(serving),
         verifier: Some(node::VerifierConfig::dev()),
-        job_limits: Default::default(),
-        ingest_quota: Default::default(),
-        dev_rpc: false,
-        validator: None,
-        blob_peers: Vec::new(),
+        ..node::NodeConfig::dev(data_dir)
     }
 }
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::dev_flow::{approve_by_governance, dev_key as dev, open_allowance, register_and_propose};
-use primitives::abi::ModelRegistration;
-use primitives::{B256, Bytes};
+use node::dev_flow::{
+    adapter_registration, approve_by_governance, dev_key as dev, open_allowance, register_and_propose,
+};
 use serde_json::{Value, json};
 
 const N: u64 = 1000;
@@ -57,23 +57,9 @@ fn a_thousand_adapters_registered_approved_and_served() {
     assert_eq!(serving.adapter_dtype, None);
     serving.settle_every_ms = 500;
     let cfg = node::NodeConfig {
-        data_dir: dir.path().join("data"),
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        blobs: None,
-        attester: None,
-        block_time: chain::BlockTime::Instant,
-        history: 1000,
-        max_txs_per_block: 10_000,
-        genesis: node::dev_genesis(),
         base_model: Some(base.clone()),
         serving: Some(serving),
-        verifier: None,
-        job_limits: Default::default(),
-        ingest_quota: Default::default(),
-        dev_rpc: false,
-        validator: None,
-        blob_peers: Vec::new(),
+        ..node::NodeConfig::dev(dir.path().join("data"))
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let n = rt.block_on(node::start(&cfg)).unwrap();
@@ -94,22 +80,7 @@ fn a_thousand_adapters_registered_approved_and_served() {
             let w_hash =
                 n.blobs.put(std::fs::read(tmp.join("adapter_model.safetensors")).unwrap().into()).await.unwrap();
             let metrics = json!({"artefacts": {"adapterConfig": cfg_hash, "adapterModel": w_hash}}).to_string();
-            regs.push(ModelRegistration {
-                name: format!("adapter-{i}"),
-                baseModelHash: files.hash,
-                adapterHash: a.hash,
-                datanets: vec![],
-                hyperparams: Bytes::new(),
-                metrics: Bytes::from(metrics.into_bytes()),
-                trainingLogHash: B256::repeat_byte(1),
-                checkpointHashes: vec![],
-                checkpointLearningRates: vec![],
-                sketchHash: B256::ZERO,
-                sketchSeed: 0,
-                sketchK: 0,
-                priceInPer1k: 1_000_000,
-                priceOutPer1k: 2_000_000,
-            });
+            regs.push(adapter_registration(format!("adapter-{i}"), files.hash, a.hash, metrics));
         }
         let ids = register_and_propose(&chain, &owner, regs).await.unwrap();
         // m1 is the genesis base model.
