@@ -388,3 +388,74 @@ fn infer_takes_the_dev_key_of_a_data_dir() {
     let out = e.fail(&["infer", "m1", "hi", "--data-dir", empty.to_str().unwrap()], false, true);
     assert!(out.contains("no API key") && out.contains("nothing-here"), "{out}");
 }
+
+/// `up --base-model` makes that model m1, so it is listed and answered (paid
+/// with the dev key) like the committed base would be; the chain keeps it, and
+/// `up` on that chain naming another base says that m1 is not that one.
+#[test]
+fn up_serves_the_base_model_it_is_given_as_m1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("chain");
+    let tiny = repo("crates/ml/fixtures/tiny-llama");
+    let node = NodeProc::start_serving(&data, &["--instant", "--base-model", &tiny]);
+    let (status, body) = node.http_get("/v1/models");
+    assert_eq!(status, 200);
+    let models: Value = serde_json::from_slice(&body).unwrap();
+    let m1 = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "m1").cloned();
+    let m1 = m1.unwrap_or_else(|| panic!("m1 is not served: {models}"));
+    assert_eq!(m1["name"], "tiny-llama", "{m1}");
+    assert_eq!(m1["adapter_hash"], Value::Null, "m1 is the base itself: {m1}");
+    let tiny_hash = ml::ModelFiles::open(std::path::Path::new(&tiny)).unwrap().hash;
+    assert_ne!(tiny_hash, node::DEV_BASE_MODEL_HASH);
+    let call = primitives::abi::IModels::modelCall { id: 1 };
+    let input = format!("0x{}", hex::encode(alloy_sol_types::SolCall::abi_encode(&call)));
+    let out =
+        node.client().call("eth_call", json!([{"to": Module::Models.address(), "data": input}, "latest"])).unwrap();
+    let raw = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let info = <primitives::abi::IModels::modelCall as alloy_sol_types::SolCall>::abi_decode_returns(&raw).unwrap();
+    let m1_base = info.baseModelHash;
+    assert_eq!(m1_base, tiny_hash, "m1's on-chain base hash is the model the node was started with");
+    let out = cli(&[
+        "--json",
+        "infer",
+        "m1",
+        "hi",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--max-tokens",
+        "2",
+        "--http",
+        &node.http,
+    ]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let a: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["usage"]["completion_tokens"], 2, "{a}");
+    node.stop();
+
+    // The chain keeps tiny-llama as m1; started on the committed base, `up` says so.
+    let log = dir.path().join("up.log");
+    let _ = std::fs::remove_file(data.join(node::ENDPOINTS_FILE));
+    let child = std::process::Command::new(bin())
+        .args([
+            "up",
+            "--quiet",
+            "--instant",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--base-model",
+            &repo("models/base"),
+        ])
+        .args(["--rpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let node = NodeProc::attach(child, &data);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("this chain's m1 is tiny-llama") && said.contains("`up --reset`"), "{said}");
+    let (_, body) = node.http_get("/v1/models");
+    let models: Value = serde_json::from_slice(&body).unwrap();
+    assert!(models["data"].as_array().unwrap().iter().all(|m| m["id"] != "m1"), "m1 is not this base's: {models}");
+    node.stop();
+}

@@ -180,11 +180,31 @@ async fn wait_for_shutdown() {
 /// starts, and a genesis in which account 0's escrow, allowance and key
 /// binding are already done, so account 0's nonce is 0 and the key exists
 /// when the ports open.
-fn dev_genesis_for(data_dir: &Path, serve: bool, http: &str) -> anyhow::Result<(runtime::Genesis, DevSetup)> {
+///
+/// m1 is the base model the chain is created with: the committed `models/base`
+/// by default, or the one `--base-model` names, so that it is listed and served
+/// as m1. A chain created with another base keeps its m1; given a base that
+/// is not m1's, `up` says so (its models are then the ones trained on it).
+fn dev_genesis_for(
+    data_dir: &Path,
+    serve: bool,
+    http: &str,
+    base: Option<(&str, &Path)>,
+) -> anyhow::Result<(runtime::Genesis, DevSetup)> {
     let key_path = data_dir.join("dev-api-key");
     let genesis_path = data_dir.join(GENESIS_FILE);
     if data_dir.join("chain.redb").exists() {
         let genesis = if genesis_path.exists() { node::load_genesis(&genesis_path)? } else { node::dev_genesis() };
+        if let (Some((name, path)), Some(m1)) = (base, &genesis.base_model) {
+            let given = base_model_genesis(name, path)?;
+            if given.base_hash != m1.base_hash {
+                eprintln!(
+                    "warning: this chain's m1 is {} (base {}), not {name} (base {}), which it was created without: \
+                     the models served are those trained on {name}; `up --reset` starts a chain with it as m1",
+                    m1.name, m1.base_hash, given.base_hash
+                );
+            }
+        }
         let api_key = std::fs::read_to_string(&key_path).ok().map(|k| k.trim().to_string());
         return Ok((genesis, DevSetup { api_key, announce_endpoint: false }));
     }
@@ -193,8 +213,15 @@ fn dev_genesis_for(data_dir: &Path, serve: bool, http: &str) -> anyhow::Result<(
     if genesis_path.exists() {
         std::fs::remove_file(&genesis_path).with_context(|| format!("replacing {}", genesis_path.display()))?;
     }
+    let m1 = base.map(|(name, path)| base_model_genesis(name, path)).transpose()?;
+    let with_base = |mut g: runtime::Genesis| {
+        if let Some(m1) = m1.clone() {
+            g.base_model = Some(m1);
+        }
+        g
+    };
     if !serve {
-        return Ok((node::dev_genesis(), DevSetup { api_key: None, announce_endpoint: false }));
+        return Ok((with_base(node::dev_genesis()), DevSetup { api_key: None, announce_endpoint: false }));
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let key = node::new_dev_api_key();
@@ -203,7 +230,37 @@ fn dev_genesis_for(data_dir: &Path, serve: bool, http: &str) -> anyhow::Result<(
     // The endpoint is known now unless the port is picked at bind time.
     let endpoint = http.parse::<SocketAddr>().ok().filter(|a| a.port() != 0).map(|a| format!("http://{a}/v1"));
     let announce_endpoint = endpoint.is_none() && !http.is_empty();
-    Ok((node::dev_genesis_serving(&key, endpoint), DevSetup { api_key: Some(key), announce_endpoint }))
+    Ok((with_base(node::dev_genesis_serving(&key, endpoint)), DevSetup { api_key: Some(key), announce_endpoint }))
+}
+
+/// m1 for the base model at `path`, named `name`: its model hash (weights and
+/// tokenizer, as the node computes it when it loads the model).
+fn base_model_genesis(name: &str, path: &Path) -> anyhow::Result<runtime::genesis::BaseModelGenesis> {
+    let files = ml::ModelFiles::open(path).with_context(|| format!("reading the base model {}", path.display()))?;
+    // The committed base keeps its dev name whatever path names it.
+    let name: String = if files.hash == node::DEV_BASE_MODEL_HASH {
+        node::DEV_BASE_MODEL_NAME.into()
+    } else {
+        // At most 128 bytes, cut on a character boundary.
+        let mut end = name.len().min(128);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name[..end].to_string()
+    };
+    Ok(runtime::genesis::BaseModelGenesis { name, base_hash: files.hash })
+}
+
+/// The name m1 gets for `--base-model SPEC`: `ORG/NAME` for `hf:ORG/NAME`, else
+/// the file's or folder's name (a GGUF's without `.gguf`).
+fn base_model_name(spec: &Path) -> String {
+    let s = spec.to_string_lossy();
+    if let Some(hf) = s.strip_prefix("hf:") {
+        return hf.trim_end_matches(".gguf").to_string();
+    }
+    let p = spec.canonicalize().unwrap_or_else(|_| spec.to_path_buf());
+    let stem = if p.is_dir() { p.file_name() } else { p.file_stem() };
+    stem.map(|n| n.to_string_lossy().into_owned()).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| s.into_owned())
 }
 
 pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
@@ -213,7 +270,10 @@ pub fn up(a: UpArgs, out: Out) -> anyhow::Result<()> {
     if a.reset && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
-    let (genesis, dev) = dev_genesis_for(&data_dir, !a.no_serve, &a.http_addr.to_string())?;
+    // m1 is the committed base unless --base-model names another.
+    let named = a.base_model.as_deref().map(base_model_name);
+    let base = named.as_deref().zip(base_model.as_deref());
+    let (genesis, dev) = dev_genesis_for(&data_dir, !a.no_serve, &a.http_addr.to_string(), base)?;
     let cfg = NodeConfig {
         data_dir: data_dir.clone(),
         rpc_addr: a.rpc_addr,
