@@ -322,8 +322,7 @@ impl ModelFiles {
     /// for Q8_0, Q4_0 and Q4_1, ours for Q4_K); norms, biases and matrices of
     /// other widths keep their dtype (f32 when they were quantized). Under
     /// Q4_K, matrices whose rows are whole 32-blocks but not 256-blocks are
-    /// written in Q4_1, as llama.cpp falls back to a 32-block format for them
-    /// (it takes Q5_0, which we do not keep). Quantized tensors of the source
+    /// written in Q5_0, as llama-quantize falls back for them. Quantized tensors of the source
     /// are dequantized first, so this also converts between quantizations.
     pub fn write_gguf_as(&self, path: &Path, quantize: Option<QuantType>) -> Result<(), MlError> {
         let c = &self.config;
@@ -348,7 +347,7 @@ impl ModelFiles {
             }
             let whole = |ty: QuantType| v.rank() == 2 && v.dims()[1].is_multiple_of(ty.block_values());
             let quantize_to = match quantize {
-                Some(QuantType::Q4K) if !whole(QuantType::Q4K) => Some(QuantType::Q4_1),
+                Some(QuantType::Q4K) if !whole(QuantType::Q4K) => Some(QuantType::Q5_0),
                 q => q,
             };
             let quantize_to = quantize_to.filter(|&ty| whole(ty) && name.ends_with(".weight"));
@@ -422,15 +421,16 @@ fn ggml_type(ty: QuantType) -> GgmlDType {
         QuantType::Q8_0 => GgmlDType::Q8_0,
         QuantType::Q4_0 => GgmlDType::Q4_0,
         QuantType::Q4_1 => GgmlDType::Q4_1,
+        QuantType::Q5_0 => GgmlDType::Q5_0,
         QuantType::Q4K => GgmlDType::Q4K,
     }
 }
 
-/// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1 and Q4_K matrices
+/// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1, Q5_0 and Q4_K matrices
 /// kept quantized, anything else dequantized. `heads` undoes llama.cpp's q/k
 /// row permutation.
 fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<(StoredTensor, Cow<'_, [u8]>), MlError> {
-    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q4K]
+    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0, QuantType::Q4K]
         .into_iter()
         .find(|&t| ggml_type(t) == dtype);
     let shape = q.shape().dims().to_vec();

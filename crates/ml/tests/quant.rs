@@ -16,7 +16,7 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| (r.next_f64() * 2.0 - 1.0) as f32).collect()
 }
 
-const TYPES: [QuantType; 4] = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q4K];
+const TYPES: [QuantType; 5] = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0, QuantType::Q4K];
 
 /// (m, k, n) for the 32-block formats: single rows, odd row counts, weight
 /// rows not a multiple of the panel's 8 or 16, several tasks.
@@ -38,6 +38,7 @@ fn quantized(ty: QuantType, n: usize, k: usize, seed: u64) -> QMatrix {
         QuantType::Q8_0 => GgmlDType::Q8_0,
         QuantType::Q4_0 => GgmlDType::Q4_0,
         QuantType::Q4_1 => GgmlDType::Q4_1,
+        QuantType::Q5_0 => GgmlDType::Q5_0,
         QuantType::Q4K => return QMatrix::quantize_q4k(n, k, &v).unwrap(),
     };
     let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
@@ -116,6 +117,11 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
             match ty {
                 QuantType::Q8_0 => blk[2 + e] as i8 as i32,
                 QuantType::Q4_0 => (if e < 16 { blk[2 + e] & 15 } else { blk[2 + e - 16] >> 4 }) as i32 - 8,
+                QuantType::Q5_0 => {
+                    let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+                    let nibble = if e < 16 { blk[6 + e] & 15 } else { blk[6 + e - 16] >> 4 };
+                    (nibble as u32 | ((qh >> e) & 1) << 4) as i32 - 16
+                }
                 _ => (if e < 16 { blk[4 + e] & 15 } else { blk[4 + e - 16] >> 4 }) as i32,
             }
         };
@@ -301,6 +307,34 @@ fn q4k_dequantization_matches_ggml_bit_for_bit() {
     }
 }
 
+/// The 32-block formats' dequantizer against candle's ports of ggml's, bit for
+/// bit, on random bytes (every code and fifth bit) with finite scales.
+#[test]
+fn block_dequantization_matches_ggml_bit_for_bit() {
+    let mut r = ml::rng::Rng::new(31);
+    for ty in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0] {
+        let (rows, cols) = (9, 4 * QK);
+        let mut bytes: Vec<u8> = (0..rows * 4 * ty.block_bytes()).map(|_| (r.next_f64() * 256.0) as u8).collect();
+        for b in bytes.chunks_exact_mut(ty.block_bytes()) {
+            b[..2].copy_from_slice(&f16::from_f32((r.next_f64() as f32 - 0.5) * 0.02).to_le_bytes());
+            if ty == QuantType::Q4_1 {
+                b[2..4].copy_from_slice(&f16::from_f32((r.next_f64() as f32 - 0.5) * 0.02).to_le_bytes());
+            }
+        }
+        let w = QMatrix::new(ty, rows, cols, &bytes).unwrap();
+        let dt = match ty {
+            QuantType::Q8_0 => GgmlDType::Q8_0,
+            QuantType::Q4_0 => GgmlDType::Q4_0,
+            QuantType::Q4_1 => GgmlDType::Q4_1,
+            _ => GgmlDType::Q5_0,
+        };
+        let q =
+            candle_core::quantized::ggml_file::qtensor_from_ggml(dt, &bytes, vec![rows, cols], &Device::Cpu).unwrap();
+        let theirs = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(bits(&w.dequantize()), bits(&theirs), "{ty:?}");
+    }
+}
+
 /// The panels a matrix is held as give back the file's bytes exactly, for
 /// every format, any bytes (every bit of Q4_K's packed 6-bit scales
 /// included) and row counts that leave the last group of 8 partly empty;
@@ -480,9 +514,9 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 /// Serving logits of the quantized model against the f32 path on the same
 /// (dequantized) weights, with a LoRA adapter in f32 beside the base: only the
 /// activations' 8-bit rounding separates them. Tolerances, as a fraction of
-/// the largest logit: Q8_0 2%, Q4_0 2%, Q4_1 2% (measured here: see the
-/// message). And against the original f32 weights, which catches a wrong row
-/// order (llama.cpp's q/k permutation) as a gross error: Q8_0 5%, Q4_x 40%.
+/// the largest logit: Q8_0 2%, Q4_0 2%, Q4_1 2%, Q5_0 2% (measured here: see
+/// the message). And against the original f32 weights, which catches a wrong row
+/// order (llama.cpp's q/k permutation) as a gross error: Q8_0 5%, Q4_x and Q5_0 40%.
 #[test]
 fn quantized_models_serve_close_to_the_f32_path_on_their_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -490,7 +524,8 @@ fn quantized_models_serve_close_to_the_f32_path_on_their_weights() {
     let cfg = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, target_modules: Target::ALL.to_vec() };
     let adapter = LoraAdapter::random(cfg, &original.config, 5, 0.05).unwrap();
     let reference = all_logits(&original, None);
-    for (ty, vs_original) in [(QuantType::Q8_0, 0.05), (QuantType::Q4_0, 0.4), (QuantType::Q4_1, 0.4)] {
+    let formats = [(QuantType::Q8_0, 0.05), (QuantType::Q4_0, 0.4), (QuantType::Q4_1, 0.4), (QuantType::Q5_0, 0.4)];
+    for (ty, vs_original) in formats {
         let (q, f) = quantized_and_dequantized(ty, dir.path());
         for a in [None, Some(&adapter)] {
             let (lq, lf) = (all_logits(&q, a), all_logits(&f, a));
@@ -783,7 +818,7 @@ fn held_adapters_on_a_real_model() {
     );
 }
 
-/// A Q4_K GGUF (its 320-wide down projection falls back to Q4_1) serves
+/// A Q4_K GGUF (its 320-wide down projection falls back to Q5_0, as llama-quantize does) serves
 /// close to the f32 path on its dequantized weights (tolerance 2% of the
 /// largest logit, as for the other formats; measured: see the message), with
 /// an f32 LoRA adapter beside the base, and a sequence's logits are the same
@@ -792,7 +827,7 @@ fn held_adapters_on_a_real_model() {
 fn q4k_models_serve_close_to_the_f32_path_and_batch_invariantly() {
     let dir = tempfile::tempdir().unwrap();
     let source = wide_llama(&dir.path().join("wide"));
-    let (q, f) = quantized_pair(&source, QuantType::Q4K, dir.path(), "model.layers.0.mlp.down_proj.weight", "Q4_1");
+    let (q, f) = quantized_pair(&source, QuantType::Q4K, dir.path(), "model.layers.0.mlp.down_proj.weight", "Q5_0");
     let cfg = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, target_modules: Target::ALL.to_vec() };
     let adapter = LoraAdapter::random(cfg, &q.config, 5, 0.05).unwrap();
     for a in [None, Some(&adapter)] {

@@ -6,7 +6,7 @@
 //! max|x|)` ties to even; per super-block of 256 for Q4_K, as its
 //! `quantize_row_q8_K_ref`), and every block's product is an exact integer
 //! dot product of the weight's and the activation's codes, scaled once:
-//! - Q8_0 · Q8_0 and Q4_0 · Q8_0: `d_w · d_x · Σ q_w q_x`;
+//! - Q8_0 · Q8_0, Q4_0 · Q8_0 and Q5_0 · Q8_0: `d_w · d_x · Σ q_w q_x`;
 //! - Q4_1 · Q8_1: `d_w · d_x · Σ q_w q_x + m_w · s_x`, with `s_x = d_x · Σ q_x`;
 //! - Q4_K · Q8_K: `d · d_x · Σ_j sc_j Σ q_w q_x − dmin · d_x · Σ_j m_j Σ q_x`
 //!   (`j` the eight sub-blocks of 32; both sums exact integers).
@@ -62,6 +62,8 @@ pub enum QuantType {
     Q4_0,
     /// f16 scale, f16 minimum + 32 nibbles: `x = d · q + m`.
     Q4_1,
+    /// f16 scale, 32 fifth bits (a little-endian u32), 32 nibbles: `x = d · (q − 16)`.
+    Q5_0,
     /// 256 values: f16 `d`, f16 `dmin`, eight 6-bit scales and minimums, 256
     /// nibbles: `x = d · sc_j · q − dmin · m_j` (see `q4k.rs`).
     Q4K,
@@ -82,6 +84,7 @@ impl QuantType {
             QuantType::Q8_0 => 2 + QK,
             QuantType::Q4_0 => 2 + QK / 2,
             QuantType::Q4_1 => 4 + QK / 2,
+            QuantType::Q5_0 => 6 + QK / 2,
             QuantType::Q4K => q4k::BLOCK_BYTES,
         }
     }
@@ -92,6 +95,7 @@ impl QuantType {
             QuantType::Q8_0 => "Q8_0",
             QuantType::Q4_0 => "Q4_0",
             QuantType::Q4_1 => "Q4_1",
+            QuantType::Q5_0 => "Q5_0",
             QuantType::Q4K => "Q4_K",
         }
     }
@@ -105,7 +109,11 @@ impl QuantType {
 ///   unsigned bytes; Q4_0/Q4_1's 16 bytes of nibble pairs as they are, so
 ///   word `v`'s low nibbles are the codes `4v..4v + 4` and its high ones
 ///   `16 + 4v..`; Q4_K's 128 bytes likewise, word `v`'s low nibbles in
-///   sub-block `2(v / 8)` and high ones in the next);
+///   sub-block `2(v / 8)` and high ones in the next); Q5_0's 16 nibble bytes
+///   as Q4_0's, then a fifth word per row of its fifth bits rearranged: bit
+///   `2v + h` of byte `i` is the fifth bit of code `16h + 4v + i` (the code
+///   whose nibble is in byte `i`, half `h`, of word `v`), so that step `v`'s
+///   bits are one shift and mask of the same bytes;
 /// - the 8 rows' f16 scales `d`, then (Q4_1, Q4_K) the 8 offsets `m` / `dmin`;
 /// - Q4_K: the 8 rows' sub-block scales as bytes (sub-block `j`, row `w` at
 ///   `8j + w`), then the minimums the same way.
@@ -122,6 +130,7 @@ pub(super) const fn code_bytes(ty: QuantType) -> usize {
     match ty {
         QuantType::Q8_0 => QK,
         QuantType::Q4_0 | QuantType::Q4_1 => QK / 2,
+        QuantType::Q5_0 => QK / 2 + 4,
         QuantType::Q4K => QK_K / 2,
     }
 }
@@ -129,7 +138,7 @@ pub(super) const fn code_bytes(ty: QuantType) -> usize {
 /// Bytes of one panel record (8 rows × one block).
 pub(super) const fn record_bytes(ty: QuantType) -> usize {
     let scales = match ty {
-        QuantType::Q8_0 | QuantType::Q4_0 => 2,
+        QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q5_0 => 2,
         QuantType::Q4_1 => 4,
         QuantType::Q4K => 4 + 16,
     };
@@ -141,6 +150,7 @@ fn ggml_codes_at(ty: QuantType) -> usize {
     match ty {
         QuantType::Q8_0 | QuantType::Q4_0 => 2,
         QuantType::Q4_1 => 4,
+        QuantType::Q5_0 => 6,
         QuantType::Q4K => 16,
     }
 }
@@ -261,7 +271,8 @@ impl QMatrix {
             let mut q = [0i32; QK];
             let (d, m) = decode_block(self.ty, blk, &mut q);
             for (v, &qi) in o.iter_mut().zip(&q) {
-                *v = d * qi as f32 + m;
+                // As ggml: `d · q`, plus the minimum only where the format has one (so a zero keeps its sign).
+                *v = if self.ty == QuantType::Q4_1 { d * qi as f32 + m } else { d * qi as f32 };
             }
         }
         Ok(())
@@ -297,9 +308,17 @@ impl QMatrix {
 fn pack_block(ty: QuantType, blk: &[u8], w: usize, rec: &mut [u8]) {
     let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
     let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
-    for (v, word) in blk[at..at + cb].chunks_exact(4).enumerate() {
+    let stored = if ty == QuantType::Q5_0 { QK / 2 } else { cb };
+    for (v, word) in blk[at..at + stored].chunks_exact(4).enumerate() {
         for (o, &b) in rec[(GROUP * v + w) * 4..][..4].iter_mut().zip(word) {
             *o = b ^ bias;
+        }
+    }
+    if ty == QuantType::Q5_0 {
+        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+        let fifth = &mut rec[(GROUP * 4 + w) * 4..][..4];
+        for (i, o) in fifth.iter_mut().enumerate() {
+            *o = (0..8).map(|b| (((qh >> (16 * (b & 1) + 4 * (b >> 1) + i)) & 1) as u8) << b).sum();
         }
     }
     let sc = GROUP * cb;
@@ -334,20 +353,38 @@ fn unpack_block(ty: QuantType, rec: &[u8], w: usize, out: &mut Vec<u8>) {
         blk[4..16].copy_from_slice(&q4k::pack_scales(&s, &m));
     }
     let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
-    for (v, word) in blk[at..at + cb].chunks_exact_mut(4).enumerate() {
+    let stored = if ty == QuantType::Q5_0 { QK / 2 } else { cb };
+    for (v, word) in blk[at..at + stored].chunks_exact_mut(4).enumerate() {
         for (o, &b) in word.iter_mut().zip(&rec[(GROUP * v + w) * 4..][..4]) {
             *o = b ^ bias;
         }
     }
+    if ty == QuantType::Q5_0 {
+        let mut qh = 0u32;
+        for (i, &byte) in rec[(GROUP * 4 + w) * 4..][..4].iter().enumerate() {
+            for b in 0..8 {
+                qh |= (((byte >> b) & 1) as u32) << (16 * (b & 1) + 4 * (b >> 1) + i);
+            }
+        }
+        blk[2..6].copy_from_slice(&qh.to_le_bytes());
+    }
 }
 
-/// A 32-block's codes into `q` (Q4_0 centred: `q − 8`), and its scale and offset.
+/// A 32-block's codes into `q` (Q4_0 centred: `q − 8`, Q5_0: `q − 16`), and its scale and offset.
 fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
     let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
     match ty {
         QuantType::Q8_0 => {
             for (v, &b) in q.iter_mut().zip(&blk[2..2 + QK]) {
                 *v = b as i8 as i32;
+            }
+            (d, 0.0)
+        }
+        QuantType::Q5_0 => {
+            let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+            for (j, &b) in blk[6..6 + QK / 2].iter().enumerate() {
+                q[j] = ((b & 0x0F) as u32 | ((qh >> j) & 1) << 4) as i32 - 16;
+                q[j + QK / 2] = ((b >> 4) as u32 | ((qh >> (j + QK / 2)) & 1) << 4) as i32 - 16;
             }
             (d, 0.0)
         }

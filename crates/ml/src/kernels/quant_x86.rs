@@ -58,6 +58,8 @@ pub(super) unsafe fn panel_dot(
                 (QuantType::Q4_0, _) => rows!($m, 1, 2),
                 (QuantType::Q4_1, 1) => rows!($m, 2, 1),
                 (QuantType::Q4_1, _) => rows!($m, 2, 2),
+                (QuantType::Q5_0, 1) => rows!($m, 4, 1),
+                (QuantType::Q5_0, _) => rows!($m, 4, 2),
                 (QuantType::Q4K, 1) => rows!($m, 3, 1),
                 (QuantType::Q4K, _) => rows!($m, 3, 2),
             }
@@ -101,7 +103,7 @@ macro_rules! kernels {
                 }
             }
 
-            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K; `G` groups of 8 rows,
+            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K, 4 Q5_0; `G` groups of 8 rows,
             /// `p` the first group's first record, `nu` blocks per row; `R`
             /// activation rows, each into its `res`, every weight load and
             /// unpack shared by them. Each integer sum runs as two chains
@@ -118,9 +120,10 @@ macro_rules! kernels {
                 let cb = match T {
                     0 => QK,
                     3 => 4 * QK,
+                    4 => QK / 2 + 4,
                     _ => QK / 2,
                 };
-                let rec = GROUP * (cb + if T == 0 || T == 1 { 2 } else if T == 2 { 4 } else { 20 });
+                let rec = GROUP * (cb + if T == 0 || T == 1 || T == 4 { 2 } else if T == 2 { 4 } else { 20 });
                 let bv = if T == 3 { 8 * QK } else { QK };
                 let mask = _mm256_set1_epi8(0x0F);
                 let z = _mm256_setzero_si256();
@@ -203,10 +206,26 @@ macro_rules! kernels {
                                     }
                                 }
                             } else {
-                                // Word v: the codes 4v.. in its low nibbles, 16 + 4v.. in its high ones.
+                                // Word v: the codes 4v.. in its low nibbles, 16 + 4v.. in its high ones;
+                                // Q5_0's fifth bits for them are bits 2v and 2v + 1 of word 4's bytes.
+                                let mut fifth = [z; G];
+                                if T == 4 {
+                                    for (g, f) in fifth.iter_mut().enumerate() {
+                                        *f = load!(g, 4);
+                                    }
+                                }
+                                let bit4 = _mm256_set1_epi8(0x10);
                                 for v in 0..4 {
                                     for g in 0..G {
-                                        let (l, h4) = halves!(load!(g, v));
+                                        let (mut l, mut h4) = halves!(load!(g, v));
+                                        if T == 4 {
+                                            // Bit 0 of each byte to bit 4 (a 16-bit shift by 4 moves no
+                                            // bit across bytes into bit 4), then on to the next bits.
+                                            l = _mm256_or_si256(l, _mm256_and_si256(_mm256_slli_epi16(fifth[g], 4), bit4));
+                                            fifth[g] = _mm256_srli_epi16(fifth[g], 1);
+                                            h4 = _mm256_or_si256(h4, _mm256_and_si256(_mm256_slli_epi16(fifth[g], 4), bit4));
+                                            fifth[g] = _mm256_srli_epi16(fifth[g], 1);
+                                        }
                                         for r in 0..R {
                                             isum[g][r] = step::<T>(isum[g][r], l, word!(r, 4 * v));
                                             odd[g][r] = step::<T>(odd[g][r], h4, word!(r, 16 + 4 * v));
@@ -214,8 +233,8 @@ macro_rules! kernels {
                                     }
                                 }
                             }
-                            // The codes' bias: Q8_0's 128 (where the sum took biased codes), Q4_0's 8.
-                            let bias = if T == 0 && $vnni { 128 } else if T == 1 { 8 } else { 0 };
+                            // The codes' bias: Q8_0's 128 (where the sum took biased codes), Q4_0's 8, Q5_0's 16.
+                            let bias = if T == 0 && $vnni { 128 } else if T == 1 { 8 } else if T == 4 { 16 } else { 0 };
                             for r in 0..R {
                                 let c = _mm256_set1_epi32(bias * xs[r].sums[u]);
                                 for g in 0..G {
@@ -225,7 +244,7 @@ macro_rules! kernels {
                         }
                         for g in 0..G {
                             let dw = half_f!(g, GROUP * cb);
-                            let mw = if T >= 2 { half_f!(g, GROUP * cb + 16) } else { _mm256_setzero_ps() };
+                            let mw = if T == 2 || T == 3 { half_f!(g, GROUP * cb + 16) } else { _mm256_setzero_ps() };
                             for r in 0..R {
                                 let dx = _mm256_set1_ps(xs[r].d[u]);
                                 let scale = _mm256_mul_ps(dw, dx);
