@@ -45,7 +45,7 @@
 use half::f16;
 
 use super::linear::{Out, ROWS_PER_TASK, for_each_task};
-use super::q4k;
+use super::{q4k, q6k};
 use crate::MlError;
 
 /// Values per block of Q8_0, Q4_0 and Q4_1 (and of every row's width).
@@ -67,13 +67,16 @@ pub enum QuantType {
     /// 256 values: f16 `d`, f16 `dmin`, eight 6-bit scales and minimums, 256
     /// nibbles: `x = d · sc_j · q − dmin · m_j` (see `q4k.rs`).
     Q4K,
+    /// 256 values: 6-bit codes, sixteen signed 8-bit sub-block scales, f16
+    /// `d`: `x = d · sc_j · (q − 32)` (see `q6k.rs`).
+    Q6K,
 }
 
 impl QuantType {
     /// Values per block.
     pub fn block_values(self) -> usize {
         match self {
-            QuantType::Q4K => QK_K,
+            QuantType::Q4K | QuantType::Q6K => QK_K,
             _ => QK,
         }
     }
@@ -86,6 +89,7 @@ impl QuantType {
             QuantType::Q4_1 => 4 + QK / 2,
             QuantType::Q5_0 => 6 + QK / 2,
             QuantType::Q4K => q4k::BLOCK_BYTES,
+            QuantType::Q6K => q6k::BLOCK_BYTES,
         }
     }
 
@@ -97,7 +101,24 @@ impl QuantType {
             QuantType::Q4_1 => "Q4_1",
             QuantType::Q5_0 => "Q5_0",
             QuantType::Q4K => "Q4_K",
+            QuantType::Q6K => "Q6_K",
         }
+    }
+
+    /// The dtype a model's hash covers for a tensor of this format: [`Self::name`],
+    /// except Q6_K's "Q6K", the name it had when the node widened it to f32 at
+    /// load (hashes of files with Q6_K tensors are as they were).
+    pub fn hashed_name(self) -> &'static str {
+        match self {
+            QuantType::Q6K => "Q6K",
+            ty => ty.name(),
+        }
+    }
+
+    /// Activation values per block sum the products need (`Σ q_x` over them):
+    /// Q6_K's sub-blocks of 16, 32 for the others.
+    pub(super) fn sum_values(self) -> usize {
+        if self == QuantType::Q6K { 16 } else { QK }
     }
 }
 
@@ -113,10 +134,15 @@ impl QuantType {
 ///   as Q4_0's, then a fifth word per row of its fifth bits rearranged: bit
 ///   `2v + h` of byte `i` is the fifth bit of code `16h + 4v + i` (the code
 ///   whose nibble is in byte `i`, half `h`, of word `v`), so that step `v`'s
-///   bits are one shift and mask of the same bytes;
+///   bits are one shift and mask of the same bytes; Q6_K's codes' low nibbles
+///   as Q4_K's nibbles (128 bytes, word `v`'s low nibbles the values `64(v /
+///   8) + 4(v mod 8) + i`, its high ones 32 further), then 16 words of their
+///   top two bits: byte `i` of word `t` holds, from bit 0, those of word
+///   `2t`'s low and high nibble's value, then word `2t + 1`'s;
 /// - the 8 rows' f16 scales `d`, then (Q4_1, Q4_K) the 8 offsets `m` / `dmin`;
 /// - Q4_K: the 8 rows' sub-block scales as bytes (sub-block `j`, row `w` at
-///   `8j + w`), then the minimums the same way.
+///   `8j + w`), then the minimums the same way; Q6_K: its sixteen signed
+///   sub-block scales the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QMatrix {
     ty: QuantType,
@@ -132,6 +158,7 @@ pub(super) const fn code_bytes(ty: QuantType) -> usize {
         QuantType::Q4_0 | QuantType::Q4_1 => QK / 2,
         QuantType::Q5_0 => QK / 2 + 4,
         QuantType::Q4K => QK_K / 2,
+        QuantType::Q6K => QK_K / 2 + QK_K / 4,
     }
 }
 
@@ -141,6 +168,7 @@ pub(super) const fn record_bytes(ty: QuantType) -> usize {
         QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q5_0 => 2,
         QuantType::Q4_1 => 4,
         QuantType::Q4K => 4 + 16,
+        QuantType::Q6K => 2 + 16,
     };
     GROUP * (code_bytes(ty) + scales)
 }
@@ -152,6 +180,7 @@ fn ggml_codes_at(ty: QuantType) -> usize {
         QuantType::Q4_1 => 4,
         QuantType::Q5_0 => 6,
         QuantType::Q4K => 16,
+        QuantType::Q6K => 0,
     }
 }
 
@@ -268,6 +297,10 @@ impl QMatrix {
                 q4k::dequantize_block(blk, o);
                 continue;
             }
+            if self.ty == QuantType::Q6K {
+                q6k::dequantize_block(blk, o);
+                continue;
+            }
             let mut q = [0i32; QK];
             let (d, m) = decode_block(self.ty, blk, &mut q);
             for (v, &qi) in o.iter_mut().zip(&q) {
@@ -306,6 +339,9 @@ impl QMatrix {
 
 /// One ggml block of the group's row `w` into its place in a panel record.
 fn pack_block(ty: QuantType, blk: &[u8], w: usize, rec: &mut [u8]) {
+    if ty == QuantType::Q6K {
+        return pack_q6k(blk, w, rec);
+    }
     let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
     let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
     let stored = if ty == QuantType::Q5_0 { QK / 2 } else { cb };
@@ -334,12 +370,52 @@ fn pack_block(ty: QuantType, blk: &[u8], w: usize, rec: &mut [u8]) {
     }
 }
 
+/// Q6_K value `e`'s place in the panel words: (word, byte, top-bits word, bit).
+fn q6k_place(e: usize) -> (usize, usize, usize, usize) {
+    let (p, r) = (e / 64, e % 64);
+    let (half, t) = (r / 32, r % 32);
+    let v = 8 * p + t / 4;
+    (v, t % 4, QK_K / 8 + v / 2, 4 * (v % 2) + 2 * half)
+}
+
+/// A Q6_K block of the group's row `w` into its record (see [`QMatrix`]).
+fn pack_q6k(blk: &[u8], w: usize, rec: &mut [u8]) {
+    let mut q = [0u8; QK_K];
+    q6k::codes(blk, &mut q);
+    for (e, &c) in q.iter().enumerate() {
+        let (v, i, t, bit) = q6k_place(e);
+        let shift = 4 * ((e % 64) / 32);
+        rec[(GROUP * v + w) * 4 + i] |= (c & 0xF) << shift;
+        rec[(GROUP * t + w) * 4 + i] |= (c >> 4) << bit;
+    }
+    let sc = GROUP * code_bytes(QuantType::Q6K);
+    rec[sc + 2 * w..sc + 2 * w + 2].copy_from_slice(&blk[208..210]);
+    for j in 0..16 {
+        rec[sc + 16 + GROUP * j + w] = blk[q6k::SCALES_AT + j];
+    }
+}
+
 /// The inverse of [`pack_block`]: the group's row `w` of a record, appended in ggml's layout.
 fn unpack_block(ty: QuantType, rec: &[u8], w: usize, out: &mut Vec<u8>) {
     let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
     let start = out.len();
     out.resize(start + ty.block_bytes(), 0);
     let blk = &mut out[start..];
+    if ty == QuantType::Q6K {
+        let mut q = [0u8; QK_K];
+        for (e, c) in q.iter_mut().enumerate() {
+            let (v, i, t, bit) = q6k_place(e);
+            let shift = 4 * ((e % 64) / 32);
+            *c = ((rec[(GROUP * v + w) * 4 + i] >> shift) & 0xF) | (((rec[(GROUP * t + w) * 4 + i] >> bit) & 3) << 4);
+        }
+        q6k::pack_codes(&q, blk);
+        let sc = GROUP * cb;
+        for j in 0..16 {
+            blk[q6k::SCALES_AT + j] = rec[sc + 16 + GROUP * j + w];
+        }
+        blk[208..210].copy_from_slice(&rec[sc + 2 * w..sc + 2 * w + 2]);
+        return;
+    }
     let sc = GROUP * cb;
     blk[..2].copy_from_slice(&rec[sc + 2 * w..sc + 2 * w + 2]);
     if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
@@ -412,10 +488,12 @@ struct Q8Rows {
     d: Vec<f32>,
     /// `d · Σ q` per block (Q4_1).
     s: Vec<f32>,
-    /// `Σ q` per block (Q8_0, Q4_0) or per 32 values (Q4_K).
+    /// `Σ q` per block (Q8_0, Q4_0, Q5_0), per 32 values (Q4_K) or per 16 (Q6_K).
     sums: Vec<i32>,
     k: usize,
     bv: usize,
+    /// Values per sum.
+    per: usize,
 }
 
 /// One quantized activation row.
@@ -429,16 +507,17 @@ pub(super) struct XRow<'a> {
 
 impl Q8Rows {
     fn fill(&mut self, x: &[f32], k: usize, ty: QuantType) {
-        let bv = ty.block_values();
-        (self.k, self.bv) = (k, bv);
+        let (bv, per) = (ty.block_values(), ty.sum_values());
+        (self.k, self.bv, self.per) = (k, bv, per);
         self.q.resize(x.len(), 0);
         self.d.resize(x.len() / bv, 0.0);
         self.s.resize(if ty == QuantType::Q4_1 { x.len() / bv } else { 0 }, 0.0);
-        self.sums.resize(x.len() / QK, 0);
+        self.sums.resize(x.len() / per, 0);
         for (i, (xb, qb)) in x.chunks_exact(bv).zip(self.q.chunks_exact_mut(bv)).enumerate() {
-            if ty == QuantType::Q4K {
+            if bv == QK_K {
                 self.d[i] = q8k_block(xb, qb);
-                for (sum, qs) in self.sums[i * 8..i * 8 + 8].iter_mut().zip(qb.chunks_exact(QK)) {
+                let n = bv / per;
+                for (sum, qs) in self.sums[i * n..(i + 1) * n].iter_mut().zip(qb.chunks_exact(per)) {
                     *sum = qs.iter().map(|&v| v as i32).sum();
                 }
                 continue;
@@ -466,7 +545,7 @@ impl Q8Rows {
             q: &self.q[r * k..(r + 1) * k],
             d: &self.d[r * nu..(r + 1) * nu],
             s: if self.s.is_empty() { &[] } else { &self.s[r * nu..(r + 1) * nu] },
-            sums: &self.sums[r * k / QK..(r + 1) * k / QK],
+            sums: &self.sums[r * k / self.per..(r + 1) * k / self.per],
         }
     }
 }
@@ -829,6 +908,7 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
     let (mut acc, mut off) = (0.0f32, 0.0f32);
     for (u, blk) in wr.chunks_exact(bb).enumerate() {
         let xq = &x.q[u * bv..(u + 1) * bv];
+        // (Q6_K's `d` is at the block's end: read below.)
         let dw = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
         if ty == QuantType::Q4K {
             let (_, dmin, scales, qs) = q4k::parts(blk);
@@ -843,6 +923,17 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
             }
             acc += (dw * x.d[u]) * isum as f32;
             off += (dmin * x.d[u]) * msum as f32;
+            continue;
+        }
+        if ty == QuantType::Q6K {
+            let mut q = [0u8; QK_K];
+            q6k::codes(blk, &mut q);
+            let mut isum = 0i32;
+            for j in 0..16 {
+                let dot: i32 = (16 * j..16 * j + 16).map(|e| q[e] as i32 * xq[e] as i32).sum();
+                isum += q6k::sub_scale(blk, j) as i32 * (dot - 32 * x.sums[u * 16 + j]);
+            }
+            acc += (q6k::scale(blk) * x.d[u]) * isum as f32;
             continue;
         }
         let mut q = [0i32; QK];

@@ -9,7 +9,7 @@
 //! AVX-VNNI, AVX-512 VNNI (256-bit). Every block's integer sum is exact on
 //! every path, so all give the same bits, and the same as the scalar kernel.
 
-use super::quant::{PANEL_ROWS, QK, QMatrix, QuantIsa, QuantType, ROW_BLOCK, XRow, record_bytes};
+use super::quant::{PANEL_ROWS, QMatrix, QuantIsa, QuantType, ROW_BLOCK, XRow, record_bytes};
 
 /// Activation rows `xs` (1, 2 or 4) × the weight rows of groups `g0..g0 +
 /// groups` (at most 2) of `w`, row `r` into `res[r]` (group `g0`'s row `w`
@@ -30,7 +30,7 @@ pub(super) unsafe fn panel_dot(
     assert!((1..=2).contains(&groups) && (g0 + groups) * nu * rec <= w.panels().len());
     assert!(matches!(xs.len(), 1 | 2 | 4));
     for x in xs {
-        assert!(x.q.len() >= nu * bv && x.d.len() >= nu && x.sums.len() >= nu * bv / QK);
+        assert!(x.q.len() >= nu * bv && x.d.len() >= nu && x.sums.len() >= nu * bv / ty.sum_values());
         assert!(ty != QuantType::Q4_1 || x.s.len() >= nu);
     }
     // SAFETY: the groups' records are inside the panels (asserted above).
@@ -60,6 +60,8 @@ pub(super) unsafe fn panel_dot(
                 (QuantType::Q4_1, _) => rows!($m, 2, 2),
                 (QuantType::Q5_0, 1) => rows!($m, 4, 1),
                 (QuantType::Q5_0, _) => rows!($m, 4, 2),
+                (QuantType::Q6K, 1) => rows!($m, 5, 1),
+                (QuantType::Q6K, _) => rows!($m, 5, 2),
                 (QuantType::Q4K, 1) => rows!($m, 3, 1),
                 (QuantType::Q4K, _) => rows!($m, 3, 2),
             }
@@ -103,7 +105,7 @@ macro_rules! kernels {
                 }
             }
 
-            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K, 4 Q5_0; `G` groups of 8 rows,
+            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K, 4 Q5_0, 5 Q6_K; `G` groups of 8 rows,
             /// `p` the first group's first record, `nu` blocks per row; `R`
             /// activation rows, each into its `res`, every weight load and
             /// unpack shared by them. Each integer sum runs as two chains
@@ -121,10 +123,17 @@ macro_rules! kernels {
                     0 => QK,
                     3 => 4 * QK,
                     4 => QK / 2 + 4,
+                    5 => 6 * QK,
                     _ => QK / 2,
                 };
-                let rec = GROUP * (cb + if T == 0 || T == 1 || T == 4 { 2 } else if T == 2 { 4 } else { 20 });
-                let bv = if T == 3 { 8 * QK } else { QK };
+                let rec = GROUP
+                    * (cb + match T {
+                        0 | 1 | 4 => 2,
+                        2 => 4,
+                        3 => 20,
+                        _ => 18,
+                    });
+                let bv = if T == 3 || T == 5 { 8 * QK } else { QK };
                 let mask = _mm256_set1_epi8(0x0F);
                 let z = _mm256_setzero_si256();
                 let mut acc = [[_mm256_setzero_ps(); R]; G];
@@ -168,7 +177,46 @@ macro_rules! kernels {
                         }
                         let mut isum = [[z; R]; G];
                         let mut msum = [[z; R]; G];
-                        if T == 3 {
+                        if T == 5 {
+                            // Word v as Q4_K's (the codes' low nibbles), their top two bits
+                            // in word 32 + v / 2: bits 4(v mod 2) + 0..2 for the low nibbles'
+                            // values, + 2..4 for the high ones'. Each sub-block of 16 is four
+                            // steps; its sum less 32 · Σ q_x (the codes' bias) times its scale.
+                            let top = _mm256_set1_epi8(0x30);
+                            for h in 0..4 {
+                                for half in 0..2 {
+                                    let (mut lo, mut hi) = ([[z; R]; G], [[z; R]; G]);
+                                    for t in 4 * half..4 * half + 4 {
+                                        let v = 8 * h + t;
+                                        for g in 0..G {
+                                            let (l, h4) = halves!(load!(g, v));
+                                            let hw = load!(g, 32 + v / 2);
+                                            let (tl, th) = if v % 2 == 0 {
+                                                (_mm256_slli_epi16(hw, 4), _mm256_slli_epi16(hw, 2))
+                                            } else {
+                                                (hw, _mm256_srli_epi16(hw, 2))
+                                            };
+                                            let l = _mm256_or_si256(l, _mm256_and_si256(tl, top));
+                                            let h4 = _mm256_or_si256(h4, _mm256_and_si256(th, top));
+                                            for r in 0..R {
+                                                lo[g][r] = step::<T>(lo[g][r], l, word!(r, 64 * h + 4 * t));
+                                                hi[g][r] = step::<T>(hi[g][r], h4, word!(r, 64 * h + 32 + 4 * t));
+                                            }
+                                        }
+                                    }
+                                    for (j, sub) in [(4 * h + half, lo), (4 * h + 2 + half, hi)] {
+                                        for g in 0..G {
+                                            let sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk[g].add(GROUP * cb + 16 + GROUP * j).cast()));
+                                            for r in 0..R {
+                                                let bias = _mm256_set1_epi32(32 * xs[r].sums[u * 16 + j]);
+                                                let centred = _mm256_sub_epi32(sub[g][r], bias);
+                                                isum[g][r] = _mm256_add_epi32(isum[g][r], _mm256_mullo_epi32(centred, sc));
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        } else if T == 3 {
                             // Word v of the codes: sub-block 2(v / 8) in its low nibbles, the next in its high.
                             for h in 0..4 {
                                 let (mut lo, mut hi) = ([[z; R]; G], [[z; R]; G]);
