@@ -29,10 +29,18 @@
 //! stays one array, a query stays one binary search (a trace at 10^8 tokens would
 //! otherwise pay once per shard), and the result does not depend on how the index
 //! was sharded. The price is the merge: O(n log k) key comparisons for k shards,
-//! plus a token-by-token comparison (two random reads) when keys tie. Its
-//! worst case is rows that repeat long stretches of one another across shards
-//! (comparisons as long as the repeat); SA-IS within a shard is linear whatever
-//! the input.
+//! plus a token-by-token comparison (two random reads) when keys tie.
+//!
+//! # Long repeats
+//! Every comparison of two suffixes (the merge, the insertion of `extend`, the
+//! out-of-core sort below) reads at most [`DEEP`] tokens: rows that copy long
+//! stretches of one another (an adversary's rows, or a corpus's duplicated
+//! boilerplate) would otherwise make each comparison as long as the stretch, a
+//! sort quadratic in it. Suffixes that agree that far with neither row ending
+//! (deep ties) are left together and then ordered by [`resolve_deep`]: prefix
+//! doubling over those suffixes only, whose rounds are linear in them and at
+//! most log₂ of the longest row / [`DEEP`]. SA-IS within a shard is linear
+//! whatever the input.
 //!
 //! That in-memory build holds the rows and about 16 bytes per token. An index
 //! larger than memory is built by [`IndexBuilder`]: rows are pushed one at a
@@ -90,6 +98,7 @@ use std::cmp::Ordering;
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use memmap2::{Mmap, MmapMut};
 use primitives::rows::RowId;
@@ -288,6 +297,18 @@ fn cast_mut<T: Plain>(b: &mut [u8]) -> &mut [T] {
 fn as_bytes<T: Plain>(v: &[T]) -> &[u8] {
     // SAFETY: plain integers have no padding; the same memory viewed as bytes.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// How many tokens a comparison of two suffixes reads before it leaves them to
+/// [`resolve_deep`]: past it, sorting by comparisons would cost as much per
+/// comparison as the suffixes repeat (rows that copy long stretches of one
+/// another), which an adversary controls.
+const DEEP: usize = 64;
+
+/// Whether suffixes `a` and `b` agree through their first [`DEEP`] tokens with
+/// neither row ending there (a deep tie).
+fn deep_tie<T: Tok>(toks: &[T], a: usize, b: usize) -> bool {
+    a != b && (0..DEEP).all(|k| toks[a + k] == toks[b + k] && toks[a + k] != T::SEP)
 }
 
 /// Suffix `a` against suffix `b` in the index order (both token positions).
@@ -1181,10 +1202,10 @@ fn write_index(
         file.set_len(layout.file_len).map_err(io_err(&tmp))?;
         let mut map = map_mut(&file, &tmp)?;
         let (tokens_hash, rows_hash) = match (layout.tw, n_slots <= u32::MAX as u64) {
-            (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
-            (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
-            (_, true) => fill::<u32, u32>(&mut map, &layout, old, rows, shard_tokens, progress),
-            (_, false) => fill::<u32, u64>(&mut map, &layout, old, rows, shard_tokens, progress),
+            (2, true) => fill::<u16, u32>(&mut map, &layout, old, rows, shard_tokens, &tmp, progress)?,
+            (2, false) => fill::<u16, u64>(&mut map, &layout, old, rows, shard_tokens, &tmp, progress)?,
+            (_, true) => fill::<u32, u32>(&mut map, &layout, old, rows, shard_tokens, &tmp, progress)?,
+            (_, false) => fill::<u32, u64>(&mut map, &layout, old, rows, shard_tokens, &tmp, progress)?,
         };
         let header = Header { layout, key, tokens_hash, rows_hash };
         map[..HEADER_LEN].copy_from_slice(&header.encode());
@@ -1234,10 +1255,12 @@ const WRITE_CHUNK: usize = 1 << 20;
 ///   read only when keys tie) and written out. Working memory: the group (12–16
 ///   bytes per entry) plus the mapped tokens the page cache keeps.
 ///
-/// The out-of-core sort compares suffixes, so its cost grows with how long
-/// suffixes repeat (rows that copy long stretches of one another), where SA-IS is
-/// linear whatever the input; one key shared by more suffixes than the budget
-/// holds makes its group exceed the budget.
+/// The out-of-core sort compares suffixes through [`DEEP`] tokens at most, and
+/// orders the deep ties it leaves by prefix doubling (see the module docs), so
+/// rows that repeat long stretches cost a bounded factor more, not a sort as long
+/// as the stretch; that pass holds 24 bytes per deeply tied suffix beside the
+/// budget. One key shared by more suffixes than the budget holds makes its group
+/// exceed the budget.
 ///
 /// Dropping a builder before `finish` removes the partial file.
 pub struct IndexBuilder {
@@ -1416,13 +1439,9 @@ impl IndexBuilder {
                     sec.sa,
                     sec.buckets,
                     sec.rowmap,
-                    l,
-                    None,
-                    &self.starts,
-                    l.n_tokens,
-                    0,
+                    &Sorting { l, old: None, starts: &self.starts, new_tokens: l.n_tokens, shard: 0, path: &self.tmp },
                     progress,
-                )
+                )?
             };
         }
         match (l.tw, wide) {
@@ -1571,6 +1590,8 @@ fn sort_out_of_core<T: Tok, P: Pos>(
         })
         .collect();
     let shift = 64 - 64 / T::KEY_TOKENS;
+    // Deep ties of every group, by their entries in the whole array.
+    let mut deep_all: Vec<(usize, usize)> = Vec::new();
     let mut entries: Vec<Keyed<P>> = Vec::new();
     let mut bytes: Vec<u8> = Vec::new();
     let mut done = 0u64;
@@ -1604,7 +1625,13 @@ fn sort_out_of_core<T: Tok, P: Pos>(
             }
             debug_assert_eq!(i, dst.len());
         });
-        entries.par_sort_unstable_by(|a, b| cmp_keyed(toks, a.0, a.1.get(), b.0, b.1.get()));
+        let deep = AtomicBool::new(false);
+        entries.par_sort_unstable_by(|a, b| cmp_keyed(toks, a.0, a.1.get(), b.0, b.1.get(), &deep));
+        if deep.load(AtomicOrdering::Relaxed) {
+            let base = done as usize;
+            let runs = deep_runs(toks, |i| entries[i].1.get(), 0..entries.len());
+            deep_all.extend(runs.into_iter().map(|(s, len)| (base + s, len)));
+        }
         let w = l.sw;
         for (j, part) in entries.chunks(WRITE_CHUNK).enumerate() {
             bytes.clear();
@@ -1616,6 +1643,13 @@ fn sort_out_of_core<T: Tok, P: Pos>(
         progress(done, total);
     }
     debug_assert_eq!(done, total);
+    drop(entries);
+    if !deep_all.is_empty() {
+        // SAFETY: the file is ours until renamed; the suffix array section is
+        // read through this map and written with positioned writes only here.
+        let map = unsafe { Mmap::map(file) }.map_err(io_err(path))?;
+        resolve_deep(toks, &mut FileSa { map: &map, file, path, l }, deep_all, path)?;
+    }
     Ok(())
 }
 
@@ -1644,14 +1678,16 @@ fn split_sections<'m>(map: &'m mut [u8], l: &Layout) -> Sections<'m> {
 }
 
 /// Write every section but the header; returns the tokens and rows hashes.
+#[allow(clippy::too_many_arguments)]
 fn fill<T: Tok + Plain, P: Pos>(
     map: &mut [u8],
     l: &Layout,
     old: Option<&SpanIndex>,
     rows: &[IndexRow],
     shard: usize,
+    path: &Path,
     progress: &mut dyn FnMut(u64, u64),
-) -> ([u8; 32], [u8; 32]) {
+) -> Result<([u8; 32], [u8; 32]), AttrError> {
     let sec = split_sections(map, l);
     let old_rows = old.map_or(0, |o| o.header.layout.n_rows as usize);
     let toks: &mut [T] = cast_mut(sec.toks);
@@ -1661,29 +1697,37 @@ fn fill<T: Tok + Plain, P: Pos>(
         write_row_record(d, r.id, r.contributor, r.tombstoned);
     }
     let new_tokens = rows.iter().map(|r| r.tokens.len() as u64).sum();
-    sort_and_write::<T, P>(toks, sec.sa, sec.buckets, sec.rowmap, l, old, &starts, new_tokens, shard, progress);
+    let sorted = Sorting { l, old, starts: &starts, new_tokens, shard, path };
+    sort_and_write::<T, P>(toks, sec.sa, sec.buckets, sec.rowmap, &sorted, progress)?;
     let tok_bytes = as_bytes(toks);
-    rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes())
+    Ok(rayon::join(|| *blake3::hash(tok_bytes).as_bytes(), || *blake3::hash(sec.rows).as_bytes()))
+}
+
+/// What an in-memory sort of a build's suffixes works from.
+struct Sorting<'a> {
+    l: &'a Layout,
+    old: Option<&'a SpanIndex>,
+    starts: &'a [u64],
+    new_tokens: u64,
+    shard: usize,
+    /// The file being built (named in errors).
+    path: &'a Path,
 }
 
 /// Sort the suffixes in memory (SA-IS shards, merged) and write the suffix array,
 /// buckets and row map of the tokens already in place.
-#[allow(clippy::too_many_arguments)]
 fn sort_and_write<T: Tok + Plain, P: Pos>(
     toks: &[T],
     sa_out: &mut [u8],
     buckets: &mut [u8],
     rowmap: &mut [u8],
-    l: &Layout,
-    old: Option<&SpanIndex>,
-    starts: &[u64],
-    new_tokens: u64,
-    shard: usize,
+    s: &Sorting,
     progress: &mut dyn FnMut(u64, u64),
-) {
-    let old_rows = old.map_or(0, |o| o.header.layout.n_rows as usize);
-    let shards = plan_shards(l, starts, old_rows, shard);
-    let sa: Vec<P> = sort_suffixes(toks, l, old, new_tokens, &shards, progress);
+) -> Result<(), AttrError> {
+    let (l, starts) = (s.l, s.starts);
+    let old_rows = s.old.map_or(0, |o| o.header.layout.n_rows as usize);
+    let shards = plan_shards(l, starts, old_rows, s.shard);
+    let sa: Vec<P> = sort_suffixes(toks, l, s.old, s.new_tokens, &shards, s.path, progress)?;
     debug_assert_eq!(sa.len() as u64, l.n_tokens);
     let w = l.sw;
     sa_out.par_chunks_mut(MERGE_CHUNK * w).zip(sa.par_chunks(MERGE_CHUNK)).for_each(|(dst, src)| {
@@ -1694,6 +1738,7 @@ fn sort_and_write<T: Tok + Plain, P: Pos>(
     drop(sa);
     write_buckets(buckets, &token_histogram(toks, l.vocab), l);
     write_rowmap(rowmap, l, starts);
+    Ok(())
 }
 
 /// One row's record in the row table.
@@ -1775,8 +1820,9 @@ fn sort_suffixes<T: Tok, P: Pos>(
     old: Option<&SpanIndex>,
     new_tokens: u64,
     shards: &[(Range<usize>, u64)],
+    path: &Path,
     progress: &mut dyn FnMut(u64, u64),
-) -> Vec<P> {
+) -> Result<Vec<P>, AttrError> {
     let threads = rayon::current_num_threads().max(1);
     // Work units: tokens sorted in shards, then tokens merged.
     let merging = shards.len() + old.is_some() as usize > 1;
@@ -1800,24 +1846,30 @@ fn sort_suffixes<T: Tok, P: Pos>(
             run
         })
     });
-    let sa: Vec<P> = match old_run {
-        None => merge_runs(toks, runs),
+    // Comparisons stop at DEEP tokens; the ties they leave are ordered after.
+    let deep = AtomicBool::new(false);
+    let mut sa: Vec<P> = match old_run {
+        None => merge_runs(toks, runs, &deep),
         Some(old_run) => {
             // A small delta is cheaper to insert by binary search than to merge.
             let log = (u64::BITS - (old_run.len() as u64).leading_zeros()) as u64;
             if new_tokens * (log + 1) < old_run.len() as u64 / 2 {
-                let new_run = merge_runs(toks, runs);
-                insert_run(toks, old_run, new_run)
+                let new_run = merge_runs(toks, runs, &deep);
+                insert_run(toks, old_run, new_run, &deep)
             } else {
                 runs.insert(0, old_run);
-                merge_runs(toks, runs)
+                merge_runs(toks, runs, &deep)
             }
         }
     };
+    if deep.load(AtomicOrdering::Relaxed) {
+        let runs = deep_runs(toks, |i| sa[i].get(), 0..sa.len());
+        resolve_deep(toks, &mut sa, runs, path)?;
+    }
     if merging {
         progress(total, total);
     }
-    sa
+    Ok(sa)
 }
 
 /// How many times each token occurs (separators not counted).
@@ -1921,10 +1973,13 @@ fn key_at<T: Tok>(toks: &[T], p: usize) -> u64 {
     key
 }
 
-/// Suffixes (key, position) compared in the index order: by key, then (when both
-/// keys run into the end of their rows) by position, else token by token after the key.
+/// Suffixes (key, position) compared in the index order through their first
+/// [`DEEP`] tokens: by key, then (when both keys run into the end of their rows)
+/// by position, else token by token after the key. Two that agree through
+/// [`DEEP`] tokens with neither row ending are a deep tie: they compare in
+/// position order for now, `deep` is set, and [`resolve_deep`] orders them.
 #[inline]
-fn cmp_keyed<T: Tok>(toks: &[T], ka: u64, a: usize, kb: u64, b: usize) -> Ordering {
+fn cmp_keyed<T: Tok>(toks: &[T], ka: u64, a: usize, kb: u64, b: usize, deep: &AtomicBool) -> Ordering {
     if ka != kb {
         return ka.cmp(&kb);
     }
@@ -1934,6 +1989,12 @@ fn cmp_keyed<T: Tok>(toks: &[T], ka: u64, a: usize, kb: u64, b: usize) -> Orderi
     }
     let mut k = T::KEY_TOKENS;
     loop {
+        if k == DEEP {
+            if a != b {
+                deep.store(true, AtomicOrdering::Relaxed);
+            }
+            return a.cmp(&b);
+        }
         let (x, y) = (toks[a + k], toks[b + k]);
         if x != y {
             return x.cmp(&y);
@@ -1948,7 +2009,7 @@ fn cmp_keyed<T: Tok>(toks: &[T], ka: u64, a: usize, kb: u64, b: usize) -> Orderi
 /// Merge sorted runs into one: a k-way merge on suffix keys (so that most
 /// comparisons read no tokens), split between threads by splitter suffixes taken
 /// from the largest run.
-fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
+fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>, deep: &AtomicBool) -> Vec<P> {
     runs.retain(|r| !r.is_empty());
     match runs.len() {
         0 => return Vec::new(),
@@ -1970,7 +2031,7 @@ fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
                 let (mut lo, mut hi) = (0usize, runs[r].len());
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    if cmp_keyed(toks, keys[r][mid], runs[r][mid].get(), kx, x) == Ordering::Less {
+                    if cmp_keyed(toks, keys[r][mid], runs[r][mid].get(), kx, x, deep) == Ordering::Less {
                         lo = mid + 1;
                     } else {
                         hi = mid;
@@ -1998,7 +2059,7 @@ fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
         let head_of = |r: usize, i: usize| (i < end[r]).then(|| (keys[r][i], runs[r][i].get()));
         let mut head: Vec<Option<(u64, usize)>> = (0..k).map(|r| head_of(r, at[r])).collect();
         let beats = |head: &[Option<(u64, usize)>], x: usize, y: usize| match (head[x], head[y]) {
-            (Some((kx, px)), Some((ky, py))) => cmp_keyed(toks, kx, px, ky, py) == Ordering::Less,
+            (Some((kx, px)), Some((ky, py))) => cmp_keyed(toks, kx, px, ky, py, deep) == Ordering::Less,
             (Some(_), None) => true,
             _ => false,
         };
@@ -2044,14 +2105,16 @@ fn merge_runs<T: Tok, P: Pos>(toks: &[T], mut runs: Vec<Vec<P>>) -> Vec<P> {
 
 /// Insert a small sorted run into a large one: where each small entry goes by
 /// binary search (in parallel), then block copies.
-fn insert_run<T: Tok, P: Pos>(toks: &[T], big: Vec<P>, small: Vec<P>) -> Vec<P> {
+fn insert_run<T: Tok, P: Pos>(toks: &[T], big: Vec<P>, small: Vec<P>, deep: &AtomicBool) -> Vec<P> {
     let at: Vec<usize> = small
         .par_iter()
         .map(|&x| {
+            let (x, kx) = (x.get(), key_at(toks, x.get()));
             let (mut lo, mut hi) = (0usize, big.len());
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                if cmp_pos(toks, big[mid].get(), x.get()) == Ordering::Less {
+                let m = big[mid].get();
+                if cmp_keyed(toks, key_at(toks, m), m, kx, x, deep) == Ordering::Less {
                     lo = mid + 1;
                 } else {
                     hi = mid;
@@ -2070,6 +2133,198 @@ fn insert_run<T: Tok, P: Pos>(toks: &[T], big: Vec<P>, small: Vec<P>) -> Vec<P> 
     out.extend_from_slice(&big[from..]);
     out
 }
+
+// ---------------------------------------------------------------------------
+// Deep ties: suffixes that agree through DEEP tokens
+
+/// Where [`resolve_deep`] reads and rewrites the suffix array: in memory, or
+/// the file being built.
+trait SaStore {
+    fn entries(&self) -> usize;
+    fn entry(&self, i: usize) -> usize;
+    fn put(&mut self, at: usize, positions: &[usize]) -> Result<(), AttrError>;
+}
+
+impl<P: Pos> SaStore for Vec<P> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn entry(&self, i: usize) -> usize {
+        self[i].get()
+    }
+    fn put(&mut self, at: usize, positions: &[usize]) -> Result<(), AttrError> {
+        for (d, &p) in self[at..at + positions.len()].iter_mut().zip(positions) {
+            *d = P::new(p);
+        }
+        Ok(())
+    }
+}
+
+/// The suffix array section of the file being built: read through a map,
+/// written with positioned writes (the map sees them: one page cache).
+struct FileSa<'a> {
+    map: &'a [u8],
+    file: &'a File,
+    path: &'a Path,
+    l: &'a Layout,
+}
+
+impl SaStore for FileSa<'_> {
+    fn entries(&self) -> usize {
+        self.l.n_tokens as usize
+    }
+    fn entry(&self, i: usize) -> usize {
+        SaView::new(&self.map[self.l.sa_range()], self.l.sw).get(i)
+    }
+    fn put(&mut self, at: usize, positions: &[usize]) -> Result<(), AttrError> {
+        let w = self.l.sw;
+        let bytes: Vec<u8> = positions.iter().flat_map(|&p| (p as u64).to_le_bytes().into_iter().take(w)).collect();
+        write_at(self.file, self.path, self.l.sa_off + (at * w) as u64, &bytes)
+    }
+}
+
+/// The deep ties among entries `range` of a suffix array sorted through [`DEEP`]
+/// tokens: maximal runs of neighbours that tie deeply, as (first entry, length).
+fn deep_runs<T: Tok>(toks: &[T], sa: impl Fn(usize) -> usize + Sync, range: Range<usize>) -> Vec<(usize, usize)> {
+    let starts: Vec<usize> = (range.start + 1..range.end.max(range.start + 1))
+        .into_par_iter()
+        .filter(|&i| deep_tie(toks, sa(i - 1), sa(i)))
+        .collect();
+    // `starts` holds i for each tied pair (i - 1, i): consecutive i make one run.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in starts {
+        match runs.last_mut() {
+            Some((s, len)) if *s + *len == i => *len += 1,
+            _ => runs.push((i - 1, 2)),
+        }
+    }
+    runs
+}
+
+/// Put the suffixes of each deep run in the index order. A run's suffixes agree
+/// through their first `h` tokens, so their order is that of the suffixes `h`
+/// further on: prefix doubling (Larsson and Sadakane's) over the runs' members
+/// only, `h` = [`DEEP`], 2·[`DEEP`], …, each member ranked by where the suffix
+/// `h` on stands (its run's first entry while it is in a run, else its place,
+/// found by binary search, which no deep tie can confuse). Linear in the members
+/// per round and at most log₂ of the longest row / [`DEEP`] rounds, however long
+/// the stretches the rows repeat. Memory: 24 bytes per member (its rank and its
+/// place in its group), plus the keys of [`RESOLVE_BATCH`] members.
+fn resolve_deep<T: Tok, S: SaStore + Sync>(
+    toks: &[T],
+    sa: &mut S,
+    runs: Vec<(usize, usize)>,
+    path: &Path,
+) -> Result<(), AttrError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let corrupt = |reason: String| AttrError::Corrupt { path: path.to_path_buf(), reason };
+    // Every member as (position, rank), sorted by position: its rank is the first
+    // entry of its run (later, of its part of it). Each group lists its members
+    // (their places in `rank`) in the array's order.
+    let mut members: Vec<(usize, usize, usize)> =
+        runs.iter().flat_map(|&(s, len)| (s..s + len).map(move |i| (i, s))).map(|(i, s)| (sa.entry(i), i, s)).collect();
+    members.par_sort_unstable();
+    let mut rank: Vec<(usize, usize)> = members.iter().map(|&(p, _, s)| (p, s)).collect();
+    let mut by_entry: Vec<(usize, usize)> = members.iter().enumerate().map(|(me, &(_, i, _))| (i, me)).collect();
+    drop(members);
+    by_entry.par_sort_unstable();
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::with_capacity(runs.len());
+    let mut taken = 0;
+    for &(s, len) in &runs {
+        groups.push((s, by_entry[taken..taken + len].iter().map(|&(_, me)| me).collect()));
+        taken += len;
+    }
+    drop(by_entry);
+    let never = AtomicBool::new(false);
+    // The entry holding suffix `q`, which ties no other deeply.
+    let place = |sa: &S, q: usize| -> Result<usize, AttrError> {
+        let kq = key_at(toks, q);
+        let (mut lo, mut hi) = (0usize, sa.entries());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let p = sa.entry(mid);
+            if cmp_keyed(toks, key_at(toks, p), p, kq, q, &never) == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < sa.entries() && sa.entry(lo) == q {
+            Ok(lo)
+        } else {
+            Err(corrupt(format!("suffix {q} is not where the order puts it")))
+        }
+    };
+    let mut h = DEEP;
+    while !groups.is_empty() {
+        let mut next = Vec::new();
+        // Groups a batch at a time (keys in memory for one batch). A batch's
+        // ranks are updated before the next batch reads them: a finer rank only
+        // splits what a coarser one tied, so every key still orders its group
+        // through at least 2h tokens, as Larsson and Sadakane update in place.
+        let mut g0 = 0;
+        while g0 < groups.len() {
+            let (mut g1, mut count) = (g0, 0);
+            while g1 < groups.len() && (g1 == g0 || count + groups[g1].1.len() <= RESOLVE_BATCH) {
+                count += groups[g1].1.len();
+                g1 += 1;
+            }
+            let view: &S = sa;
+            let ranks = &rank;
+            // Each member's key (the rank of the suffix h on, or, its row ending
+            // there, past every rank, by position), position, and place in `rank`.
+            let keyed: Vec<Vec<(usize, usize, usize, usize)>> = groups[g0..g1]
+                .par_iter()
+                .map(|(_, mes)| {
+                    mes.iter()
+                        .map(|&me| {
+                            let p = ranks[me].0;
+                            let q = p + h;
+                            if toks.get(q).is_none_or(|&t| t == T::SEP) {
+                                return Ok((usize::MAX, p, p, me));
+                            }
+                            // Members often fill whole stretches of positions: try `h` places on first.
+                            let at = match ranks.get(me + h) {
+                                Some(&(x, _)) if x == q => Ok(me + h),
+                                _ => ranks.binary_search_by_key(&q, |&(x, _)| x),
+                            };
+                            match at {
+                                Ok(at) => Ok((ranks[at].1, 0, p, me)),
+                                Err(_) => Ok((place(view, q)?, 0, p, me)),
+                            }
+                        })
+                        .collect::<Result<Vec<_>, AttrError>>()
+                })
+                .collect::<Result<_, _>>()?;
+            for (&(s, _), mut keys) in groups[g0..g1].iter().zip(keyed) {
+                keys.sort_unstable();
+                let positions: Vec<usize> = keys.iter().map(|m| m.2).collect();
+                sa.put(s, &positions)?;
+                let mut i = 0;
+                while i < keys.len() {
+                    let same = |m: &&(usize, usize, usize, usize)| (m.0, m.1) == (keys[i].0, keys[i].1);
+                    let j = i + keys[i..].iter().take_while(same).count();
+                    for m in &keys[i..j] {
+                        rank[m.3].1 = s + i;
+                    }
+                    if j - i > 1 {
+                        next.push((s + i, keys[i..j].iter().map(|m| m.3).collect()));
+                    }
+                    i = j;
+                }
+            }
+            g0 = g1;
+        }
+        groups = next;
+        h = h.saturating_mul(2);
+    }
+    Ok(())
+}
+
+/// Members of deep ties whose keys [`resolve_deep`] holds at once (32 bytes each).
+const RESOLVE_BATCH: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
