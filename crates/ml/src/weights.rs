@@ -321,8 +321,8 @@ impl ModelFiles {
     /// blocks quantized to `quantize` (by ggml's reference quantizers: candle's
     /// for Q8_0, Q4_0 and Q4_1, ours for Q4_K); norms, biases and matrices of
     /// other widths keep their dtype (f32 when they were quantized). Under
-    /// Q4_K (Q6_K), matrices whose rows are whole 32-blocks but not 256-blocks
-    /// are written in Q5_0 (Q8_0), as llama-quantize falls back for them. Quantized tensors of the source
+    /// Q4_K (Q5_K, Q6_K), matrices whose rows are whole 32-blocks but not
+    /// 256-blocks are written in Q5_0 (Q5_1, Q8_0), as llama-quantize falls back for them. Quantized tensors of the source
     /// are dequantized first, so this also converts between quantizations.
     pub fn write_gguf_as(&self, path: &Path, quantize: Option<QuantType>) -> Result<(), MlError> {
         let c = &self.config;
@@ -348,6 +348,7 @@ impl ModelFiles {
             let whole = |ty: QuantType| v.rank() == 2 && v.dims()[1].is_multiple_of(ty.block_values());
             let quantize_to = match quantize {
                 Some(QuantType::Q4K) if !whole(QuantType::Q4K) => Some(QuantType::Q5_0),
+                Some(QuantType::Q5K) if !whole(QuantType::Q5K) => Some(QuantType::Q5_1),
                 Some(QuantType::Q6K) if !whole(QuantType::Q6K) => Some(QuantType::Q8_0),
                 q => q,
             };
@@ -423,18 +424,29 @@ fn ggml_type(ty: QuantType) -> GgmlDType {
         QuantType::Q4_0 => GgmlDType::Q4_0,
         QuantType::Q4_1 => GgmlDType::Q4_1,
         QuantType::Q5_0 => GgmlDType::Q5_0,
+        QuantType::Q5_1 => GgmlDType::Q5_1,
+        QuantType::Q5K => GgmlDType::Q5K,
         QuantType::Q4K => GgmlDType::Q4K,
         QuantType::Q6K => GgmlDType::Q6K,
     }
 }
 
-/// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1, Q5_0, Q4_K and Q6_K matrices
+/// One GGUF tensor as the model holds it: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K matrices
 /// kept quantized, anything else dequantized. `heads` undoes llama.cpp's q/k
 /// row permutation.
 fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<(StoredTensor, Cow<'_, [u8]>), MlError> {
-    let kept = [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0, QuantType::Q4K, QuantType::Q6K]
-        .into_iter()
-        .find(|&t| ggml_type(t) == dtype);
+    let kept = [
+        QuantType::Q8_0,
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q5_1,
+        QuantType::Q4K,
+        QuantType::Q5K,
+        QuantType::Q6K,
+    ]
+    .into_iter()
+    .find(|&t| ggml_type(t) == dtype);
     let shape = q.shape().dims().to_vec();
     if let (Some(ty), &[rows, cols]) = (kept, shape.as_slice()) {
         let bytes = q.data()?;

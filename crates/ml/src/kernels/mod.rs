@@ -29,6 +29,7 @@
 mod int8;
 mod linear;
 mod q4k;
+mod q5k;
 mod q6k;
 mod quant;
 #[cfg(target_arch = "x86_64")]

@@ -7,7 +7,7 @@
 //! `quantize_row_q8_K_ref`), and every block's product is an exact integer
 //! dot product of the weight's and the activation's codes, scaled once:
 //! - Q8_0 · Q8_0, Q4_0 · Q8_0 and Q5_0 · Q8_0: `d_w · d_x · Σ q_w q_x`;
-//! - Q4_1 · Q8_1: `d_w · d_x · Σ q_w q_x + m_w · s_x`, with `s_x = d_x · Σ q_x`;
+//! - Q4_1 · Q8_1 and Q5_1 · Q8_1: `d_w · d_x · Σ q_w q_x + m_w · s_x`, with `s_x = d_x · Σ q_x`;
 //! - Q4_K · Q8_K: `d · d_x · Σ_j sc_j Σ q_w q_x − dmin · d_x · Σ_j m_j Σ q_x`
 //!   (`j` the eight sub-blocks of 32; both sums exact integers).
 //!
@@ -45,7 +45,7 @@
 use half::f16;
 
 use super::linear::{Out, ROWS_PER_TASK, for_each_task};
-use super::{q4k, q6k};
+use super::{q4k, q5k, q6k};
 use crate::MlError;
 
 /// Values per block of Q8_0, Q4_0 and Q4_1 (and of every row's width).
@@ -64,9 +64,13 @@ pub enum QuantType {
     Q4_1,
     /// f16 scale, 32 fifth bits (a little-endian u32), 32 nibbles: `x = d · (q − 16)`.
     Q5_0,
+    /// f16 scale, f16 minimum, 32 fifth bits, 32 nibbles: `x = d · q + m`.
+    Q5_1,
     /// 256 values: f16 `d`, f16 `dmin`, eight 6-bit scales and minimums, 256
     /// nibbles: `x = d · sc_j · q − dmin · m_j` (see `q4k.rs`).
     Q4K,
+    /// Q4_K with a fifth bit per code (see `q5k.rs`).
+    Q5K,
     /// 256 values: 6-bit codes, sixteen signed 8-bit sub-block scales, f16
     /// `d`: `x = d · sc_j · (q − 32)` (see `q6k.rs`).
     Q6K,
@@ -76,7 +80,7 @@ impl QuantType {
     /// Values per block.
     pub fn block_values(self) -> usize {
         match self {
-            QuantType::Q4K | QuantType::Q6K => QK_K,
+            QuantType::Q4K | QuantType::Q5K | QuantType::Q6K => QK_K,
             _ => QK,
         }
     }
@@ -88,7 +92,9 @@ impl QuantType {
             QuantType::Q4_0 => 2 + QK / 2,
             QuantType::Q4_1 => 4 + QK / 2,
             QuantType::Q5_0 => 6 + QK / 2,
+            QuantType::Q5_1 => 8 + QK / 2,
             QuantType::Q4K => q4k::BLOCK_BYTES,
+            QuantType::Q5K => q5k::BLOCK_BYTES,
             QuantType::Q6K => q6k::BLOCK_BYTES,
         }
     }
@@ -100,19 +106,33 @@ impl QuantType {
             QuantType::Q4_0 => "Q4_0",
             QuantType::Q4_1 => "Q4_1",
             QuantType::Q5_0 => "Q5_0",
+            QuantType::Q5_1 => "Q5_1",
             QuantType::Q4K => "Q4_K",
+            QuantType::Q5K => "Q5_K",
             QuantType::Q6K => "Q6_K",
         }
     }
 
     /// The dtype a model's hash covers for a tensor of this format: [`Self::name`],
-    /// except Q6_K's "Q6K", the name it had when the node widened it to f32 at
-    /// load (hashes of files with Q6_K tensors are as they were).
+    /// except Q5_K's "Q5K" and Q6_K's "Q6K", the names they had when the node
+    /// widened them to f32 at load (hashes of files with such tensors are as
+    /// they were).
     pub fn hashed_name(self) -> &'static str {
         match self {
+            QuantType::Q5K => "Q5K",
             QuantType::Q6K => "Q6K",
             ty => ty.name(),
         }
+    }
+
+    /// Whether codes carry a fifth bit beside their nibbles (Q5_0, Q5_1, Q5_K).
+    pub(super) fn fifth_bit(self) -> bool {
+        matches!(self, QuantType::Q5_0 | QuantType::Q5_1 | QuantType::Q5K)
+    }
+
+    /// Whether values have an offset: `m` (Q4_1, Q5_1) or `dmin · m_j` (Q4_K, Q5_K).
+    pub(super) fn has_min(self) -> bool {
+        matches!(self, QuantType::Q4_1 | QuantType::Q5_1 | QuantType::Q4K | QuantType::Q5K)
     }
 
     /// Activation values per block sum the products need (`Σ q_x` over them):
@@ -134,7 +154,9 @@ impl QuantType {
 ///   as Q4_0's, then a fifth word per row of its fifth bits rearranged: bit
 ///   `2v + h` of byte `i` is the fifth bit of code `16h + 4v + i` (the code
 ///   whose nibble is in byte `i`, half `h`, of word `v`), so that step `v`'s
-///   bits are one shift and mask of the same bytes; Q6_K's codes' low nibbles
+///   bits are one shift and mask of the same bytes; Q5_1 likewise; Q5_K's
+///   nibbles as Q4_K's, then 8 words of their fifth bits, word `f` covering
+///   nibble words `4f..4f + 4` as Q5_0's fifth word covers its four; Q6_K's codes' low nibbles
 ///   as Q4_K's nibbles (128 bytes, word `v`'s low nibbles the values `64(v /
 ///   8) + 4(v mod 8) + i`, its high ones 32 further), then 16 words of their
 ///   top two bits: byte `i` of word `t` holds, from bit 0, those of word
@@ -156,8 +178,9 @@ pub(super) const fn code_bytes(ty: QuantType) -> usize {
     match ty {
         QuantType::Q8_0 => QK,
         QuantType::Q4_0 | QuantType::Q4_1 => QK / 2,
-        QuantType::Q5_0 => QK / 2 + 4,
+        QuantType::Q5_0 | QuantType::Q5_1 => QK / 2 + 4,
         QuantType::Q4K => QK_K / 2,
+        QuantType::Q5K => QK_K / 2 + QK_K / 8,
         QuantType::Q6K => QK_K / 2 + QK_K / 4,
     }
 }
@@ -166,8 +189,8 @@ pub(super) const fn code_bytes(ty: QuantType) -> usize {
 pub(super) const fn record_bytes(ty: QuantType) -> usize {
     let scales = match ty {
         QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q5_0 => 2,
-        QuantType::Q4_1 => 4,
-        QuantType::Q4K => 4 + 16,
+        QuantType::Q4_1 | QuantType::Q5_1 => 4,
+        QuantType::Q4K | QuantType::Q5K => 4 + 16,
         QuantType::Q6K => 2 + 16,
     };
     GROUP * (code_bytes(ty) + scales)
@@ -179,7 +202,9 @@ fn ggml_codes_at(ty: QuantType) -> usize {
         QuantType::Q8_0 | QuantType::Q4_0 => 2,
         QuantType::Q4_1 => 4,
         QuantType::Q5_0 => 6,
+        QuantType::Q5_1 => 8,
         QuantType::Q4K => 16,
+        QuantType::Q5K => 48,
         QuantType::Q6K => 0,
     }
 }
@@ -297,6 +322,10 @@ impl QMatrix {
                 q4k::dequantize_block(blk, o);
                 continue;
             }
+            if self.ty == QuantType::Q5K {
+                q5k::dequantize_block(blk, o);
+                continue;
+            }
             if self.ty == QuantType::Q6K {
                 q6k::dequantize_block(blk, o);
                 continue;
@@ -305,7 +334,7 @@ impl QMatrix {
             let (d, m) = decode_block(self.ty, blk, &mut q);
             for (v, &qi) in o.iter_mut().zip(&q) {
                 // As ggml: `d · q`, plus the minimum only where the format has one (so a zero keeps its sign).
-                *v = if self.ty == QuantType::Q4_1 { d * qi as f32 + m } else { d * qi as f32 };
+                *v = if self.ty.has_min() { d * qi as f32 + m } else { d * qi as f32 };
             }
         }
         Ok(())
@@ -344,28 +373,66 @@ fn pack_block(ty: QuantType, blk: &[u8], w: usize, rec: &mut [u8]) {
     }
     let (at, cb) = (ggml_codes_at(ty), code_bytes(ty));
     let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
-    let stored = if ty == QuantType::Q5_0 { QK / 2 } else { cb };
+    let stored = nibble_bytes(ty);
     for (v, word) in blk[at..at + stored].chunks_exact(4).enumerate() {
         for (o, &b) in rec[(GROUP * v + w) * 4..][..4].iter_mut().zip(word) {
             *o = b ^ bias;
         }
     }
-    if ty == QuantType::Q5_0 {
-        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-        let fifth = &mut rec[(GROUP * 4 + w) * 4..][..4];
-        for (i, o) in fifth.iter_mut().enumerate() {
-            *o = (0..8).map(|b| (((qh >> (16 * (b & 1) + 4 * (b >> 1) + i)) & 1) as u8) << b).sum();
+    if ty.fifth_bit() {
+        let words = stored / 4;
+        for f in 0..words / 4 {
+            for i in 0..4 {
+                rec[(GROUP * (words + f) + w) * 4 + i] =
+                    (0..8).map(|b| fifth_of(ty, blk, nibble_value(ty, 4 * f + b / 2, b % 2, i)) << b).sum();
+            }
         }
     }
     let sc = GROUP * cb;
     rec[sc + 2 * w..sc + 2 * w + 2].copy_from_slice(&blk[..2]);
-    if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
+    if ty.has_min() {
         rec[sc + 16 + 2 * w..sc + 16 + 2 * w + 2].copy_from_slice(&blk[2..4]);
     }
-    if ty == QuantType::Q4K {
+    if matches!(ty, QuantType::Q4K | QuantType::Q5K) {
         for j in 0..8 {
             let (s, m) = q4k::scale_min(j, &blk[4..16]);
             (rec[sc + 32 + GROUP * j + w], rec[sc + 96 + GROUP * j + w]) = (s, m);
+        }
+    }
+}
+
+/// Bytes of a row's nibbles in a block (the panel words before any fifth-bit words).
+fn nibble_bytes(ty: QuantType) -> usize {
+    match ty {
+        QuantType::Q5_0 | QuantType::Q5_1 => QK / 2,
+        QuantType::Q5K => QK_K / 2,
+        ty => code_bytes(ty),
+    }
+}
+
+/// The value whose nibble is byte `i`, half `half`, of nibble word `v`.
+fn nibble_value(ty: QuantType, v: usize, half: usize, i: usize) -> usize {
+    if ty.block_values() == QK { 16 * half + 4 * v + i } else { 64 * (v / 8) + 32 * half + 4 * (v % 8) + i }
+}
+
+/// Where a block's fifth bits are, and value `e`'s (0 or 1).
+fn fifth_of(ty: QuantType, blk: &[u8], e: usize) -> u8 {
+    match ty {
+        QuantType::Q5K => (blk[16 + e % 32] >> (e / 32)) & 1,
+        _ => {
+            let at = if ty == QuantType::Q5_0 { 2 } else { 4 };
+            (blk[at + e / 8] >> (e % 8)) & 1
+        }
+    }
+}
+
+/// Set value `e`'s fifth bit in a block being rebuilt (all its fifth bits zero before).
+fn set_fifth(ty: QuantType, blk: &mut [u8], e: usize, bit: u8) {
+    match ty {
+        QuantType::Q5K => blk[16 + e % 32] |= bit << (e / 32),
+        _ => {
+            let at = if ty == QuantType::Q5_0 { 2 } else { 4 };
+            blk[at + e / 8] |= bit << (e % 8);
         }
     }
 }
@@ -418,10 +485,10 @@ fn unpack_block(ty: QuantType, rec: &[u8], w: usize, out: &mut Vec<u8>) {
     }
     let sc = GROUP * cb;
     blk[..2].copy_from_slice(&rec[sc + 2 * w..sc + 2 * w + 2]);
-    if matches!(ty, QuantType::Q4_1 | QuantType::Q4K) {
+    if ty.has_min() {
         blk[2..4].copy_from_slice(&rec[sc + 16 + 2 * w..sc + 16 + 2 * w + 2]);
     }
-    if ty == QuantType::Q4K {
+    if matches!(ty, QuantType::Q4K | QuantType::Q5K) {
         let (mut s, mut m) = ([0u8; 8], [0u8; 8]);
         for j in 0..8 {
             (s[j], m[j]) = (rec[sc + 32 + GROUP * j + w], rec[sc + 96 + GROUP * j + w]);
@@ -429,20 +496,22 @@ fn unpack_block(ty: QuantType, rec: &[u8], w: usize, out: &mut Vec<u8>) {
         blk[4..16].copy_from_slice(&q4k::pack_scales(&s, &m));
     }
     let bias = if ty == QuantType::Q8_0 { 0x80 } else { 0 };
-    let stored = if ty == QuantType::Q5_0 { QK / 2 } else { cb };
+    let stored = nibble_bytes(ty);
     for (v, word) in blk[at..at + stored].chunks_exact_mut(4).enumerate() {
         for (o, &b) in word.iter_mut().zip(&rec[(GROUP * v + w) * 4..][..4]) {
             *o = b ^ bias;
         }
     }
-    if ty == QuantType::Q5_0 {
-        let mut qh = 0u32;
-        for (i, &byte) in rec[(GROUP * 4 + w) * 4..][..4].iter().enumerate() {
-            for b in 0..8 {
-                qh |= (((byte >> b) & 1) as u32) << (16 * (b & 1) + 4 * (b >> 1) + i);
+    if ty.fifth_bit() {
+        let words = stored / 4;
+        for f in 0..words / 4 {
+            for i in 0..4 {
+                let byte = rec[(GROUP * (words + f) + w) * 4 + i];
+                for b in 0..8 {
+                    set_fifth(ty, blk, nibble_value(ty, 4 * f + b / 2, b % 2, i), (byte >> b) & 1);
+                }
             }
         }
-        blk[2..6].copy_from_slice(&qh.to_le_bytes());
     }
 }
 
@@ -456,13 +525,15 @@ fn decode_block(ty: QuantType, blk: &[u8], q: &mut [i32; QK]) -> (f32, f32) {
             }
             (d, 0.0)
         }
-        QuantType::Q5_0 => {
-            let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-            for (j, &b) in blk[6..6 + QK / 2].iter().enumerate() {
-                q[j] = ((b & 0x0F) as u32 | ((qh >> j) & 1) << 4) as i32 - 16;
-                q[j + QK / 2] = ((b >> 4) as u32 | ((qh >> (j + QK / 2)) & 1) << 4) as i32 - 16;
+        QuantType::Q5_0 | QuantType::Q5_1 => {
+            let (off, m) =
+                if ty == QuantType::Q5_0 { (16, 0.0) } else { (0, f16::from_le_bytes([blk[2], blk[3]]).to_f32()) };
+            let at = ggml_codes_at(ty);
+            for (j, &b) in blk[at..at + QK / 2].iter().enumerate() {
+                q[j] = ((b & 0x0F) | (fifth_of(ty, blk, j) << 4)) as i32 - off;
+                q[j + QK / 2] = ((b >> 4) | (fifth_of(ty, blk, j + QK / 2) << 4)) as i32 - off;
             }
-            (d, 0.0)
+            (d, m)
         }
         _ => {
             let (nib, off, m) = if ty == QuantType::Q4_0 {
@@ -511,7 +582,8 @@ impl Q8Rows {
         (self.k, self.bv, self.per) = (k, bv, per);
         self.q.resize(x.len(), 0);
         self.d.resize(x.len() / bv, 0.0);
-        self.s.resize(if ty == QuantType::Q4_1 { x.len() / bv } else { 0 }, 0.0);
+        let offsets = matches!(ty, QuantType::Q4_1 | QuantType::Q5_1);
+        self.s.resize(if offsets { x.len() / bv } else { 0 }, 0.0);
         self.sums.resize(x.len() / per, 0);
         for (i, (xb, qb)) in x.chunks_exact(bv).zip(self.q.chunks_exact_mut(bv)).enumerate() {
             if bv == QK_K {
@@ -533,7 +605,7 @@ impl Q8Rows {
             }
             self.d[i] = d;
             self.sums[i] = sum;
-            if ty == QuantType::Q4_1 {
+            if offsets {
                 self.s[i] = d * sum as f32;
             }
         }
@@ -910,10 +982,14 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
         let xq = &x.q[u * bv..(u + 1) * bv];
         // (Q6_K's `d` is at the block's end: read below.)
         let dw = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-        if ty == QuantType::Q4K {
+        if matches!(ty, QuantType::Q4K | QuantType::Q5K) {
             let (_, dmin, scales, qs) = q4k::parts(blk);
             let mut q = [0u8; QK_K];
-            q4k::codes(qs, &mut q);
+            if ty == QuantType::Q5K {
+                q5k::codes(blk, &mut q);
+            } else {
+                q4k::codes(qs, &mut q);
+            }
             let (mut isum, mut msum) = (0i32, 0i32);
             for j in 0..8 {
                 let (sc, m) = q4k::scale_min(j, scales);
@@ -940,11 +1016,11 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
         let (_, mw) = decode_block(ty, blk, &mut q);
         let isum: i32 = q.iter().zip(xq).map(|(&a, &b)| a * b as i32).sum();
         acc += (dw * x.d[u]) * isum as f32;
-        if ty == QuantType::Q4_1 {
+        if matches!(ty, QuantType::Q4_1 | QuantType::Q5_1) {
             off += mw * x.s[u];
         }
     }
-    if ty == QuantType::Q4K { acc - off } else { acc + off }
+    if matches!(ty, QuantType::Q4K | QuantType::Q5K) { acc - off } else { acc + off }
 }
 
 #[cfg(test)]

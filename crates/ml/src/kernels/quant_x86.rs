@@ -31,7 +31,7 @@ pub(super) unsafe fn panel_dot(
     assert!(matches!(xs.len(), 1 | 2 | 4));
     for x in xs {
         assert!(x.q.len() >= nu * bv && x.d.len() >= nu && x.sums.len() >= nu * bv / ty.sum_values());
-        assert!(ty != QuantType::Q4_1 || x.s.len() >= nu);
+        assert!(!matches!(ty, QuantType::Q4_1 | QuantType::Q5_1) || x.s.len() >= nu);
     }
     // SAFETY: the groups' records are inside the panels (asserted above).
     let p = unsafe { w.panels().as_ptr().add(g0 * nu * rec) };
@@ -60,6 +60,10 @@ pub(super) unsafe fn panel_dot(
                 (QuantType::Q4_1, _) => rows!($m, 2, 2),
                 (QuantType::Q5_0, 1) => rows!($m, 4, 1),
                 (QuantType::Q5_0, _) => rows!($m, 4, 2),
+                (QuantType::Q5_1, 1) => rows!($m, 6, 1),
+                (QuantType::Q5_1, _) => rows!($m, 6, 2),
+                (QuantType::Q5K, 1) => rows!($m, 7, 1),
+                (QuantType::Q5K, _) => rows!($m, 7, 2),
                 (QuantType::Q6K, 1) => rows!($m, 5, 1),
                 (QuantType::Q6K, _) => rows!($m, 5, 2),
                 (QuantType::Q4K, 1) => rows!($m, 3, 1),
@@ -105,7 +109,8 @@ macro_rules! kernels {
                 }
             }
 
-            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K, 4 Q5_0, 5 Q6_K; `G` groups of 8 rows,
+            /// Formats: T = 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q4_K, 4 Q5_0, 5 Q6_K, 6 Q5_1,
+            /// 7 Q5_K; `G` groups of 8 rows,
             /// `p` the first group's first record, `nu` blocks per row; `R`
             /// activation rows, each into its `res`, every weight load and
             /// unpack shared by them. Each integer sum runs as two chains
@@ -119,21 +124,27 @@ macro_rules! kernels {
                 xs: [XRow; R],
                 res: [&mut [f32; PANEL_ROWS]; R],
             ) {
+                // Q4_K's arithmetic (sub-block scales and minimums), with or without fifth bits.
+                let k4 = T == 3 || T == 7;
+                // Fifth bits beside the nibbles (Q5_0, Q5_1, Q5_K).
+                let five = T == 4 || T == 6 || T == 7;
                 let cb = match T {
                     0 => QK,
                     3 => 4 * QK,
-                    4 => QK / 2 + 4,
+                    4 | 6 => QK / 2 + 4,
                     5 => 6 * QK,
+                    7 => 5 * QK,
                     _ => QK / 2,
                 };
                 let rec = GROUP
                     * (cb + match T {
                         0 | 1 | 4 => 2,
-                        2 => 4,
-                        3 => 20,
+                        2 | 6 => 4,
+                        3 | 7 => 20,
                         _ => 18,
                     });
-                let bv = if T == 3 || T == 5 { 8 * QK } else { QK };
+                let bv = if T == 3 || T == 5 || T == 7 { 8 * QK } else { QK };
+                let bit4 = _mm256_set1_epi8(0x10);
                 let mask = _mm256_set1_epi8(0x0F);
                 let z = _mm256_setzero_si256();
                 let mut acc = [[_mm256_setzero_ps(); R]; G];
@@ -216,13 +227,24 @@ macro_rules! kernels {
                                     }
                                 }
                             }
-                        } else if T == 3 {
-                            // Word v of the codes: sub-block 2(v / 8) in its low nibbles, the next in its high.
+                        } else if k4 {
+                                // Word v of the codes: sub-block 2(v / 8) in its low nibbles, the next in its high;
+                                // Q5_K's fifth bits for them are bits 2(v mod 4), + 1 of word 32 + v / 4.
                             for h in 0..4 {
                                 let (mut lo, mut hi) = ([[z; R]; G], [[z; R]; G]);
+                                let mut fifth = [z; G];
                                 for t in 0..8 {
                                     for g in 0..G {
-                                        let (l, h4) = halves!(load!(g, 8 * h + t));
+                                        let (mut l, mut h4) = halves!(load!(g, 8 * h + t));
+                                        if five {
+                                            if t % 4 == 0 {
+                                                fifth[g] = load!(g, 32 + 2 * h + t / 4);
+                                            }
+                                            l = _mm256_or_si256(l, _mm256_and_si256(_mm256_slli_epi16(fifth[g], 4), bit4));
+                                            fifth[g] = _mm256_srli_epi16(fifth[g], 1);
+                                            h4 = _mm256_or_si256(h4, _mm256_and_si256(_mm256_slli_epi16(fifth[g], 4), bit4));
+                                            fifth[g] = _mm256_srli_epi16(fifth[g], 1);
+                                        }
                                         for r in 0..R {
                                             lo[g][r] = step::<T>(lo[g][r], l, word!(r, 64 * h + 4 * t));
                                             hi[g][r] = step::<T>(hi[g][r], h4, word!(r, 64 * h + 32 + 4 * t));
@@ -255,18 +277,17 @@ macro_rules! kernels {
                                 }
                             } else {
                                 // Word v: the codes 4v.. in its low nibbles, 16 + 4v.. in its high ones;
-                                // Q5_0's fifth bits for them are bits 2v and 2v + 1 of word 4's bytes.
+                                // Q5_0's and Q5_1's fifth bits for them are bits 2v and 2v + 1 of word 4's bytes.
                                 let mut fifth = [z; G];
-                                if T == 4 {
+                                if five {
                                     for (g, f) in fifth.iter_mut().enumerate() {
                                         *f = load!(g, 4);
                                     }
                                 }
-                                let bit4 = _mm256_set1_epi8(0x10);
                                 for v in 0..4 {
                                     for g in 0..G {
                                         let (mut l, mut h4) = halves!(load!(g, v));
-                                        if T == 4 {
+                                        if five {
                                             // Bit 0 of each byte to bit 4 (a 16-bit shift by 4 moves no
                                             // bit across bytes into bit 4), then on to the next bits.
                                             l = _mm256_or_si256(l, _mm256_and_si256(_mm256_slli_epi16(fifth[g], 4), bit4));
@@ -292,14 +313,14 @@ macro_rules! kernels {
                         }
                         for g in 0..G {
                             let dw = half_f!(g, GROUP * cb);
-                            let mw = if T == 2 || T == 3 { half_f!(g, GROUP * cb + 16) } else { _mm256_setzero_ps() };
+                            let mw = if T == 2 || T == 6 || k4 { half_f!(g, GROUP * cb + 16) } else { _mm256_setzero_ps() };
                             for r in 0..R {
                                 let dx = _mm256_set1_ps(xs[r].d[u]);
                                 let scale = _mm256_mul_ps(dw, dx);
                                 acc[g][r] = _mm256_add_ps(acc[g][r], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum[g][r])));
-                                if T == 2 {
+                                if T == 2 || T == 6 {
                                     off[g][r] = _mm256_add_ps(off[g][r], _mm256_mul_ps(mw, _mm256_set1_ps(xs[r].s[u])));
-                                } else if T == 3 {
+                                } else if k4 {
                                     let ms = _mm256_mul_ps(mw, dx);
                                     off[g][r] = _mm256_add_ps(off[g][r], _mm256_mul_ps(ms, _mm256_cvtepi32_ps(msum[g][r])));
                                 }
@@ -309,7 +330,7 @@ macro_rules! kernels {
                     for (r, out) in res.into_iter().enumerate() {
                         for g in 0..G {
                             let (a, o) = (acc[g][r], off[g][r]);
-                            let y = if T == 3 { _mm256_sub_ps(a, o) } else { _mm256_add_ps(a, o) };
+                            let y = if k4 { _mm256_sub_ps(a, o) } else { _mm256_add_ps(a, o) };
                             _mm256_storeu_ps(out.as_mut_ptr().add(g * GROUP), y);
                         }
                     }
