@@ -1,9 +1,13 @@
 """Issue 23 probe (docs/benchmarks.md, "Found, not fixed"): the activation
 rounding error of one real layer product, per weight format, with f32 or f16
 activation scales. Run by hand with the bench venv (numpy; gguf-py from the
-vendored llama.cpp; the files from llama-quantize as in docs/benchmarks.md)."""
-import sys, numpy as np
-sys.path.insert(0, '/work/main/bench/.llama/llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py')
+vendored llama.cpp; the files from llama-quantize as in docs/benchmarks.md).
+
+    bench/.venv/bin/python bench/probe_offset_formats.py FILE.gguf [FILE.gguf ...]
+"""
+import pathlib, sys, numpy as np
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(next(HERE.glob('.llama/llama_cpp_python-*/vendor/llama.cpp/gguf-py'))))
 from gguf import GGUFReader
 from gguf.quants import dequantize
 def f16(x): return np.float32(np.float16(x))
@@ -14,7 +18,8 @@ def q8(xb, f16scales):
     if f16scales: return q, f16(d), f16(s)
     return q, d, np.float32(s)
 rng = np.random.default_rng(1)
-for path, name in [('/work/main/bench/.llama/models/SmolLM2-135M-Instruct.Q4_1.gguf','blk.3.ffn_up.weight'), ('/tmp/smol-Q5_1.gguf','blk.3.ffn_up.weight'), ('/tmp/smol-Q5_0.gguf','blk.3.ffn_up.weight')]:
+name = 'blk.3.ffn_up.weight'
+for path in sys.argv[1:]:
     r = GGUFReader(path)
     t = [t for t in r.tensors if t.name == name][0]
     w = dequantize(t.data, t.tensor_type).reshape(-1, 576).astype(np.float64)
@@ -24,7 +29,7 @@ for path, name in [('/work/main/bench/.llama/models/SmolLM2-135M-Instruct.Q4_1.g
     for f16s in [False, True]:
         errs = []
         for row in x:
-            xq = np.zeros(576); 
+            xq = np.zeros(576)
             for b in range(18):
                 q, d, s = q8(row[b*32:(b+1)*32].astype(np.float32), f16s)
                 xq[b*32:(b+1)*32] = d*q
