@@ -1113,3 +1113,61 @@ fn products_of_one_input_together_equal_each_alone() {
     let err = kernels::linear_q_many_warming(isa, &x, &[&a], &mut [&mut y1], &reads, 2, &|_| {}).unwrap_err();
     assert!(err.to_string().contains("2 extra tasks, memory of 1"), "{err}");
 }
+
+/// By hand (issue 23's offset-format probe): one real layer of each GGUF in
+/// `OPENLEDGER_PROBE_GGUF` (comma-separated), our product against the exact
+/// product of the dequantized weights with the same 8-bit activations (which
+/// must agree to f32 rounding) and with the unrounded activations.
+#[test]
+#[ignore]
+fn probe_real_layers() {
+    let Ok(files) = std::env::var("OPENLEDGER_PROBE_GGUF") else { return };
+    for path in files.split(',') {
+        let mf = ModelFiles::open(std::path::Path::new(path)).unwrap();
+        for name in ["model.layers.3.mlp.up_proj.weight", "model.layers.3.self_attn.q_proj.weight"] {
+            let ml::weights::TensorValue::Quant(w) = &mf.tensors[name].value else { panic!("{name} is not quantized") };
+            let (n, k) = (w.rows(), w.cols());
+            let wf = w.dequantize();
+            let mut r = ml::rng::Rng::new(3);
+            let m = 16;
+            let mut x: Vec<f32> = (0..m * k).map(|_| (r.next_f64() * 2.0 - 1.0) as f32 * 1.7).collect();
+            for i in 0..m {
+                for c in [7, 100, 301] {
+                    x[i * k + c] *= 30.0;
+                }
+            }
+            let mut y = vec![0.0f32; m * n];
+            kernels::linear_q(&x, w, &mut y).unwrap();
+            let bv = w.quant_type().block_values();
+            let (mut e_formula, mut e_exact, mut norm) = (0.0f64, 0.0f64, 0.0f64);
+            for i in 0..m {
+                let xr = &x[i * k..(i + 1) * k];
+                let mut xq = vec![0.0f64; k];
+                for b in 0..k / bv {
+                    let xb = &xr[b * bv..(b + 1) * bv];
+                    let (q, d) = if bv == QK_K { q8k(xb) } else { q8(xb) };
+                    for (o, &qi) in xq[b * bv..(b + 1) * bv].iter_mut().zip(&q) {
+                        *o = d as f64 * qi as f64;
+                    }
+                }
+                for j in 0..n {
+                    let wr = &wf[j * k..(j + 1) * k];
+                    let rounded: f64 = wr.iter().zip(&xq).map(|(&a, &b)| a as f64 * b).sum();
+                    let exact: f64 = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    let got = y[i * n + j] as f64;
+                    e_formula += (got - rounded).powi(2);
+                    e_exact += (got - exact).powi(2);
+                    norm += exact.powi(2);
+                }
+            }
+            let c = (m * n) as f64;
+            eprintln!(
+                "{path} {name} {:?}: rms vs same rounded activations {:.3e}, vs exact {:.4}, rms y {:.3}",
+                w.quant_type(),
+                (e_formula / c).sqrt(),
+                (e_exact / c).sqrt(),
+                (norm / c).sqrt()
+            );
+        }
+    }
+}
