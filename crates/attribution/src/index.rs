@@ -278,6 +278,8 @@ trait Plain: Copy {}
 impl Plain for u16 {}
 impl Plain for u32 {}
 impl Plain for u64 {}
+impl Plain for [u64; 2] {}
+impl Plain for [u64; 3] {}
 
 fn cast<T: Plain>(b: &[u8]) -> &[T] {
     let size = std::mem::size_of::<T>();
@@ -1258,9 +1260,9 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// The out-of-core sort compares suffixes through [`DEEP`] tokens at most, and
 /// orders the deep ties it leaves by prefix doubling (see the module docs), so
 /// rows that repeat long stretches cost a bounded factor more, not a sort as long
-/// as the stretch; that pass holds 24 bytes per deeply tied suffix beside the
-/// budget. One key shared by more suffixes than the budget holds makes its group
-/// exceed the budget.
+/// as the stretch; that pass holds 40 bytes per deeply tied suffix, in files
+/// mapped beside the index when they would pass the budget. One key shared by
+/// more suffixes than the budget holds makes its group exceed the budget.
 ///
 /// Dropping a builder before `finish` removes the partial file.
 pub struct IndexBuilder {
@@ -1648,7 +1650,7 @@ fn sort_out_of_core<T: Tok, P: Pos>(
         // SAFETY: the file is ours until renamed; the suffix array section is
         // read through this map and written with positioned writes only here.
         let map = unsafe { Mmap::map(file) }.map_err(io_err(path))?;
-        resolve_deep(toks, &mut FileSa { map: &map, file, path, l }, deep_all, path)?;
+        resolve_deep(toks, &mut FileSa { map: &map, file, path, l }, deep_all, path, Some(memory))?;
     }
     Ok(())
 }
@@ -1864,7 +1866,7 @@ fn sort_suffixes<T: Tok, P: Pos>(
     };
     if deep.load(AtomicOrdering::Relaxed) {
         let runs = deep_runs(toks, |i| sa[i].get(), 0..sa.len());
-        resolve_deep(toks, &mut sa, runs, path)?;
+        resolve_deep(toks, &mut sa, runs, path, None)?;
     }
     if merging {
         progress(total, total);
@@ -2201,6 +2203,69 @@ fn deep_runs<T: Tok>(toks: &[T], sa: impl Fn(usize) -> usize + Sync, range: Rang
     runs
 }
 
+/// Working arrays of [`resolve_deep`]: in memory, or (when they would pass a
+/// build's memory budget) a temporary file mapped beside the index, whose pages
+/// the kernel may write back and evict. Removed when dropped.
+enum Scratch<E: Plain> {
+    Mem(Vec<E>),
+    File { map: MmapMut, path: PathBuf, _e: std::marker::PhantomData<E> },
+}
+
+impl<E: Plain + Default> Scratch<E> {
+    /// `len` zeroed entries; in a file beside `spill` when it is given.
+    fn new(len: usize, spill: Option<&Path>) -> Result<Scratch<E>, AttrError> {
+        let Some(beside) = spill else { return Ok(Scratch::Mem(vec![E::default(); len])) };
+        // `<build>.building.<pid>.<n>.deep`: unique, and removed with interrupted builds' files.
+        let mut name = building_path(beside).into_os_string();
+        name.push(".deep");
+        let path = PathBuf::from(name);
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io_err(&path))?;
+        let bytes = (len * std::mem::size_of::<E>()).max(1) as u64;
+        file.set_len(bytes).map_err(io_err(&path))?;
+        let map = map_mut(&file, &path)?;
+        Ok(Scratch::File { map, path, _e: std::marker::PhantomData })
+    }
+}
+
+impl<E: Plain> std::ops::Deref for Scratch<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        match self {
+            Scratch::Mem(v) => v,
+            Scratch::File { map, .. } => {
+                let n = map.len() / std::mem::size_of::<E>() * std::mem::size_of::<E>();
+                cast(&map[..n])
+            }
+        }
+    }
+}
+
+impl<E: Plain> std::ops::DerefMut for Scratch<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
+        match self {
+            Scratch::Mem(v) => v,
+            Scratch::File { map, .. } => {
+                let n = map.len() / std::mem::size_of::<E>() * std::mem::size_of::<E>();
+                cast_mut(&mut map[..n])
+            }
+        }
+    }
+}
+
+impl<E: Plain> Drop for Scratch<E> {
+    fn drop(&mut self) {
+        if let Scratch::File { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Bytes [`resolve_deep`] holds per deeply tied suffix: while it starts, each
+/// one's (position, entry, run) and its rank; then its rank and its place in
+/// its group.
+const DEEP_BYTES: u64 = 40;
+
 /// Put the suffixes of each deep run in the index order. A run's suffixes agree
 /// through their first `h` tokens, so their order is that of the suffixes `h`
 /// further on: prefix doubling (Larsson and Sadakane's) over the runs' members
@@ -2208,35 +2273,51 @@ fn deep_runs<T: Tok>(toks: &[T], sa: impl Fn(usize) -> usize + Sync, range: Rang
 /// `h` on stands (its run's first entry while it is in a run, else its place,
 /// found by binary search, which no deep tie can confuse). Linear in the members
 /// per round and at most log₂ of the longest row / [`DEEP`] rounds, however long
-/// the stretches the rows repeat. Memory: 24 bytes per member (its rank and its
-/// place in its group), plus the keys of [`RESOLVE_BATCH`] members.
+/// the stretches the rows repeat. Memory: [`DEEP_BYTES`] per member, plus the
+/// keys of [`RESOLVE_BATCH`] members and 16 bytes per group; past `memory`
+/// (when given) the per-member arrays are files mapped beside `path`.
 fn resolve_deep<T: Tok, S: SaStore + Sync>(
     toks: &[T],
     sa: &mut S,
     runs: Vec<(usize, usize)>,
     path: &Path,
+    memory: Option<u64>,
 ) -> Result<(), AttrError> {
     if runs.is_empty() {
         return Ok(());
     }
     let corrupt = |reason: String| AttrError::Corrupt { path: path.to_path_buf(), reason };
-    // Every member as (position, rank), sorted by position: its rank is the first
-    // entry of its run (later, of its part of it). Each group lists its members
-    // (their places in `rank`) in the array's order.
-    let mut members: Vec<(usize, usize, usize)> =
-        runs.iter().flat_map(|&(s, len)| (s..s + len).map(move |i| (i, s))).map(|(i, s)| (sa.entry(i), i, s)).collect();
-    members.par_sort_unstable();
-    let mut rank: Vec<(usize, usize)> = members.iter().map(|&(p, _, s)| (p, s)).collect();
-    let mut by_entry: Vec<(usize, usize)> = members.iter().enumerate().map(|(me, &(_, i, _))| (i, me)).collect();
-    drop(members);
-    by_entry.par_sort_unstable();
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::with_capacity(runs.len());
-    let mut taken = 0;
-    for &(s, len) in &runs {
-        groups.push((s, by_entry[taken..taken + len].iter().map(|&(_, me)| me).collect()));
-        taken += len;
+    let n: usize = runs.iter().map(|r| r.1).sum();
+    let spill = memory.filter(|&m| n as u64 * DEEP_BYTES > m).map(|_| path);
+    // Every member as (position, entry, its run's first entry), sorted by
+    // position: `rank` keeps (position, rank), the rank being the first entry of
+    // its run (later, of its part of it). `order` lists each group's members (by
+    // their place in `rank`) in the array's order, group after group.
+    let mut rank: Scratch<[u64; 2]> = Scratch::new(n, spill)?;
+    let mut order: Scratch<u64> = Scratch::new(n, spill)?;
+    {
+        let mut members: Scratch<[u64; 3]> = Scratch::new(n, spill)?;
+        let mut at = 0;
+        for &(s, len) in &runs {
+            for i in s..s + len {
+                members[at] = [sa.entry(i) as u64, i as u64, s as u64];
+                at += 1;
+            }
+        }
+        members.par_sort_unstable();
+        for (r, m) in rank.iter_mut().zip(members.iter()) {
+            *r = [m[0], m[2]];
+        }
+        // Now (entry, place in `rank`), by entry: the groups' members in order.
+        for (me, m) in members.iter_mut().enumerate() {
+            *m = [m[1], me as u64, 0];
+        }
+        members.par_sort_unstable();
+        for (o, m) in order.iter_mut().zip(members.iter()) {
+            *o = m[1];
+        }
     }
-    drop(by_entry);
+    let mut groups: Vec<(usize, usize)> = runs;
     let never = AtomicBool::new(false);
     // The entry holding suffix `q`, which ties no other deeply.
     let place = |sa: &S, q: usize| -> Result<usize, AttrError> {
@@ -2260,39 +2341,52 @@ fn resolve_deep<T: Tok, S: SaStore + Sync>(
     let mut h = DEEP;
     while !groups.is_empty() {
         let mut next = Vec::new();
+        // Members of the next round's groups, written over `order` from the
+        // start (they are a subsequence of this round's, in the same order).
+        let mut kept = 0;
         // Groups a batch at a time (keys in memory for one batch). A batch's
         // ranks are updated before the next batch reads them: a finer rank only
         // splits what a coarser one tied, so every key still orders its group
         // through at least 2h tokens, as Larsson and Sadakane update in place.
-        let mut g0 = 0;
+        let (mut g0, mut off0) = (0, 0);
         while g0 < groups.len() {
             let (mut g1, mut count) = (g0, 0);
-            while g1 < groups.len() && (g1 == g0 || count + groups[g1].1.len() <= RESOLVE_BATCH) {
-                count += groups[g1].1.len();
+            while g1 < groups.len() && (g1 == g0 || count + groups[g1].1 <= RESOLVE_BATCH) {
+                count += groups[g1].1;
                 g1 += 1;
             }
             let view: &S = sa;
-            let ranks = &rank;
+            let ranks: &[[u64; 2]] = &rank;
+            let mine = &order[off0..off0 + count];
+            let mut starts = Vec::with_capacity(g1 - g0);
+            let mut o = 0;
+            for &(_, len) in &groups[g0..g1] {
+                starts.push(o);
+                o += len;
+            }
             // Each member's key (the rank of the suffix h on, or, its row ending
             // there, past every rank, by position), position, and place in `rank`.
-            let keyed: Vec<Vec<(usize, usize, usize, usize)>> = groups[g0..g1]
+            let keyed: Vec<Vec<(u64, u64, u64, u64)>> = groups[g0..g1]
                 .par_iter()
-                .map(|(_, mes)| {
-                    mes.iter()
+                .zip(starts.par_iter())
+                .map(|(&(_, len), &o)| {
+                    mine[o..o + len]
+                        .iter()
                         .map(|&me| {
-                            let p = ranks[me].0;
+                            let me = me as usize;
+                            let p = ranks[me][0] as usize;
                             let q = p + h;
                             if toks.get(q).is_none_or(|&t| t == T::SEP) {
-                                return Ok((usize::MAX, p, p, me));
+                                return Ok((u64::MAX, p as u64, p as u64, me as u64));
                             }
                             // Members often fill whole stretches of positions: try `h` places on first.
                             let at = match ranks.get(me + h) {
-                                Some(&(x, _)) if x == q => Ok(me + h),
-                                _ => ranks.binary_search_by_key(&q, |&(x, _)| x),
+                                Some(&[x, _]) if x == q as u64 => Ok(me + h),
+                                _ => ranks.binary_search_by_key(&(q as u64), |r| r[0]),
                             };
                             match at {
-                                Ok(at) => Ok((ranks[at].1, 0, p, me)),
-                                Err(_) => Ok((place(view, q)?, 0, p, me)),
+                                Ok(at) => Ok((ranks[at][1], 0, p as u64, me as u64)),
+                                Err(_) => Ok((place(view, q)? as u64, 0, p as u64, me as u64)),
                             }
                         })
                         .collect::<Result<Vec<_>, AttrError>>()
@@ -2300,22 +2394,27 @@ fn resolve_deep<T: Tok, S: SaStore + Sync>(
                 .collect::<Result<_, _>>()?;
             for (&(s, _), mut keys) in groups[g0..g1].iter().zip(keyed) {
                 keys.sort_unstable();
-                let positions: Vec<usize> = keys.iter().map(|m| m.2).collect();
+                let positions: Vec<usize> = keys.iter().map(|m| m.2 as usize).collect();
                 sa.put(s, &positions)?;
                 let mut i = 0;
                 while i < keys.len() {
-                    let same = |m: &&(usize, usize, usize, usize)| (m.0, m.1) == (keys[i].0, keys[i].1);
+                    let same = |m: &&(u64, u64, u64, u64)| (m.0, m.1) == (keys[i].0, keys[i].1);
                     let j = i + keys[i..].iter().take_while(same).count();
                     for m in &keys[i..j] {
-                        rank[m.3].1 = s + i;
+                        rank[m.3 as usize][1] = (s + i) as u64;
                     }
                     if j - i > 1 {
-                        next.push((s + i, keys[i..j].iter().map(|m| m.3).collect()));
+                        next.push((s + i, j - i));
+                        for m in &keys[i..j] {
+                            order[kept] = m.3;
+                            kept += 1;
+                        }
                     }
                     i = j;
                 }
             }
             g0 = g1;
+            off0 += count;
         }
         groups = next;
         h = h.saturating_mul(2);
