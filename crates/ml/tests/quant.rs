@@ -1171,3 +1171,45 @@ fn probe_real_layers() {
         }
     }
 }
+
+/// By hand, with [`probe_real_layers`]: each GGUF in `OPENLEDGER_PROBE_GGUF`
+/// served as stored against the f32 model on its dequantized weights, over 32
+/// prompts of 24 random tokens: the rms and largest difference of every
+/// prompt's last logits, as a fraction of the largest logit (many prompts, where
+/// `bench generate` compares one).
+#[test]
+#[ignore]
+fn probe_model_logits() {
+    let Ok(files) = std::env::var("OPENLEDGER_PROBE_GGUF") else { return };
+    for path in files.split(',') {
+        let mf = ModelFiles::open(std::path::Path::new(path)).unwrap();
+        let q = Model::from_files(&mf).unwrap();
+        let f = Model::from_files(&mf).unwrap().into_f32_weights().unwrap();
+        let mut r = ml::rng::Rng::new(11);
+        let vocab = q.config.vocab_size as u64;
+        let (mut sq, mut n, mut worst, mut scale) = (0.0f64, 0usize, 0.0f32, 0.0f32);
+        for _ in 0..32 {
+            let tokens: Vec<u32> = (0..24).map(|_| (r.next_f64() * vocab as f64) as u32).collect();
+            let last = |m: &Model| {
+                let mut cache = KvCache::for_tokens(&m.config, 64, 1);
+                let s = Step { seqs: vec![SeqStep { seq: 0, tokens: &tokens, adapter: None, logits: Logits::Last }] };
+                m.forward(&s, &mut cache, &[]).unwrap().last(0).unwrap()
+            };
+            let (a, b) = (last(&q), last(&f));
+            for (x, y) in a.iter().zip(&b) {
+                sq += ((x - y) as f64).powi(2);
+                worst = worst.max((x - y).abs());
+                scale = scale.max(y.abs());
+            }
+            n += a.len();
+        }
+        eprintln!(
+            "{path}: formats {:?}: over 32 prompts, rms Δlogit {:.4}, max {:.4} ({:.2}% of the largest logit {:.2})",
+            q.quantized_formats(),
+            (sq / n as f64).sqrt(),
+            worst,
+            100.0 * worst / scale,
+            scale
+        );
+    }
+}
