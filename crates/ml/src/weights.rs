@@ -418,7 +418,7 @@ impl ModelFiles {
 }
 
 /// The ggml type of a block format.
-fn ggml_type(ty: QuantType) -> GgmlDType {
+pub fn ggml_type(ty: QuantType) -> GgmlDType {
     match ty {
         QuantType::Q8_0 => GgmlDType::Q8_0,
         QuantType::Q4_0 => GgmlDType::Q4_0,
@@ -435,18 +435,7 @@ fn ggml_type(ty: QuantType) -> GgmlDType {
 /// kept quantized, anything else dequantized. `heads` undoes llama.cpp's q/k
 /// row permutation.
 fn gguf_tensor(q: &QTensor, dtype: GgmlDType, heads: Option<usize>) -> Result<(StoredTensor, Cow<'_, [u8]>), MlError> {
-    let kept = [
-        QuantType::Q8_0,
-        QuantType::Q4_0,
-        QuantType::Q4_1,
-        QuantType::Q5_0,
-        QuantType::Q5_1,
-        QuantType::Q4K,
-        QuantType::Q5K,
-        QuantType::Q6K,
-    ]
-    .into_iter()
-    .find(|&t| ggml_type(t) == dtype);
+    let kept = QuantType::ALL.into_iter().find(|&t| ggml_type(t) == dtype);
     let shape = q.shape().dims().to_vec();
     if let (Some(ty), &[rows, cols]) = (kept, shape.as_slice()) {
         let bytes = q.data()?;

@@ -16,16 +16,7 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| (r.next_f64() * 2.0 - 1.0) as f32).collect()
 }
 
-const TYPES: [QuantType; 8] = [
-    QuantType::Q8_0,
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q4K,
-    QuantType::Q5K,
-    QuantType::Q6K,
-];
+const TYPES: [QuantType; 8] = QuantType::ALL;
 
 /// A 256-block format (activations as Q8_K).
 fn k_quant(ty: QuantType) -> bool {
@@ -49,14 +40,8 @@ fn shapes(ty: QuantType) -> &'static [(usize, usize, usize)] {
 fn quantized(ty: QuantType, n: usize, k: usize, seed: u64) -> QMatrix {
     let v = rand_vec(n * k, seed);
     let dt = match ty {
-        QuantType::Q8_0 => GgmlDType::Q8_0,
-        QuantType::Q4_0 => GgmlDType::Q4_0,
-        QuantType::Q4_1 => GgmlDType::Q4_1,
-        QuantType::Q5_0 => GgmlDType::Q5_0,
-        QuantType::Q5_1 => GgmlDType::Q5_1,
-        QuantType::Q5K => GgmlDType::Q5K,
-        QuantType::Q6K => GgmlDType::Q6K,
         QuantType::Q4K => return QMatrix::quantize_q4k(n, k, &v).unwrap(),
+        ty => ml::weights::ggml_type(ty),
     };
     let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
     let q = QTensor::quantize(&w, dt).unwrap();
@@ -374,15 +359,7 @@ fn block_dequantization_matches_ggml_bit_for_bit() {
             }
         }
         let w = QMatrix::new(ty, rows, cols, &bytes).unwrap();
-        let dt = match ty {
-            QuantType::Q8_0 => GgmlDType::Q8_0,
-            QuantType::Q4_0 => GgmlDType::Q4_0,
-            QuantType::Q4_1 => GgmlDType::Q4_1,
-            QuantType::Q5_0 => GgmlDType::Q5_0,
-            QuantType::Q5_1 => GgmlDType::Q5_1,
-            QuantType::Q5K => GgmlDType::Q5K,
-            _ => GgmlDType::Q6K,
-        };
+        let dt = ml::weights::ggml_type(ty);
         let q =
             candle_core::quantized::ggml_file::qtensor_from_ggml(dt, &bytes, vec![rows, cols], &Device::Cpu).unwrap();
         let theirs = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -77,6 +77,18 @@ pub enum QuantType {
 }
 
 impl QuantType {
+    /// Every format [`linear_q`] multiplies by directly.
+    pub const ALL: [QuantType; 8] = [
+        QuantType::Q8_0,
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q5_1,
+        QuantType::Q4K,
+        QuantType::Q5K,
+        QuantType::Q6K,
+    ];
+
     /// Values per block.
     pub fn block_values(self) -> usize {
         match self {
