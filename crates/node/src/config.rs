@@ -224,7 +224,11 @@ pub fn dev_consensus_key() -> keys::ConsensusKey {
     keys::ConsensusKey::dev("validator-0")
 }
 
-/// Parameters of the dev genesis: governance and unbonding in a few blocks.
+/// Parameters of the dev genesis: governance, unbonding and the challenge window
+/// in a few blocks. The attribution timeout is longer: a dev chain in instant
+/// mode seals a block per transaction, and the node posts its records on its
+/// next settlement round, so a short timeout would be run out by anyone's
+/// transactions meanwhile, and contributors would lose their credits to the fallback.
 pub fn dev_params() -> Vec<(String, u128)> {
     let open = primitives::ONE_OPEN;
     [
@@ -237,7 +241,7 @@ pub fn dev_params() -> Vec<(String, u128)> {
         ("staking.min_self_bond", 100 * open),
         ("staking.unbonding_blocks", 10),
         ("inference.release_delay_blocks", 10),
-        ("inference.attribution_timeout_blocks", 20),
+        ("inference.attribution_timeout_blocks", 600),
         ("inference.challenge_window_blocks", 10),
     ]
     .into_iter()

@@ -184,6 +184,35 @@ fn claim(b: &Browser, e: &ServingEnv, base: &str, (receipt, contribution): (Stri
     let finalize = primitives::abi::IInference::finalizeAttributionCall { receiptHash: receipt.parse().unwrap() };
     let to = primitives::system::Module::Inference.address();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    // The node posts the record on its next settlement round: wait for it
+    // without sealing blocks, which would run out its attribution timeout.
+    let hold = primitives::abi::IInference::holdCall { receiptHash: receipt.parse().unwrap() };
+    let hold = format!("0x{}", hex::encode(alloy_sol_types::SolCall::abi_encode(&hold)));
+    loop {
+        // The call reverts (UnknownReceipt) until the receipt settles.
+        let status = match c.call("eth_call", json!([{"to": to, "data": hold}, "latest"])) {
+            Ok(out) => {
+                let out = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+                let hold =
+                    <primitives::abi::IInference::holdCall as alloy_sol_types::SolCall>::abi_decode_returns(&out);
+                hold.unwrap().status
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "the receipt {receipt} did not settle in 180 s: {e}");
+                0
+            }
+        };
+        assert!(
+            status <= runtime::inference::records::POSTED,
+            "the record of {receipt} was not posted (status {status})"
+        );
+        if status == runtime::inference::records::POSTED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the record of {receipt} was not posted in 180 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Then seal blocks while its challenge window is open.
     loop {
         let n = c.nonce(&k.address(), true).unwrap();
         let data = alloy_sol_types::SolCall::abi_encode(&finalize);
