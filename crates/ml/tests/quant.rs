@@ -964,10 +964,16 @@ fn malformed_quantized_gguf_files_are_clear_errors() {
 }
 
 /// Timings of the quantized kernels at SmolLM2-135M's shapes (run by hand:
-/// `cargo test --release -p ml --test quant -- --ignored --nocapture timings`).
+/// `cargo test --release -p ml --test quant -- --ignored --nocapture timings`;
+/// `OPENLEDGER_TIMINGS=Q8_0:8:Avx512Vnni` times one format at one row count on
+/// one implementation, for `perf`).
 #[test]
 #[ignore]
 fn timings() {
+    let only = std::env::var("OPENLEDGER_TIMINGS").ok();
+    let only = only.as_deref().map(|s| s.split(':').collect::<Vec<_>>());
+    let only = only.as_deref().map(|v| (v[0], v.get(1).copied().unwrap_or("*"), v.get(2).copied().unwrap_or("*")));
+    let pick = |want: &str, got: String| want == "*" || want == got;
     for ty in [
         QuantType::Q4_1,
         QuantType::Q8_0,
@@ -977,13 +983,20 @@ fn timings() {
         QuantType::Q5K,
         QuantType::Q6K,
     ] {
+        if only.is_some_and(|(t, _, _)| !pick(t, format!("{ty:?}"))) {
+            continue;
+        }
         let (n, k) = (1536, if k_quant(ty) { 1536 } else { 576 });
         let w = quantized(ty, n, k, 1);
         let wf = w.dequantize();
         for m in [1, 8, 32] {
+            if only.is_some_and(|(_, r, _)| !pick(r, m.to_string())) {
+                continue;
+            }
             let x = rand_vec(m * k, 2);
             let mut y = vec![0.0f32; m * n];
-            let reps = 2000 / m;
+            // Longer when one is picked, so that `perf` has samples enough.
+            let reps = 2000 / m * if only.is_some() { 20 } else { 1 };
             let t = std::time::Instant::now();
             for _ in 0..reps {
                 kernels::linear(&x, Weights::F32(&wf), k, &mut y).unwrap();
@@ -991,6 +1004,9 @@ fn timings() {
             let f = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
             let mut line = format!("{ty:?} m={m:2}: f32 {f:7.1} µs");
             for isa in isas() {
+                if only.is_some_and(|(_, _, i)| !pick(i, format!("{isa:?}"))) {
+                    continue;
+                }
                 let t = std::time::Instant::now();
                 for _ in 0..reps {
                     kernels::linear_q_with(isa, &x, &w, &mut y).unwrap();
@@ -1146,47 +1162,5 @@ fn probe_real_layers() {
                 (norm / c).sqrt()
             );
         }
-    }
-}
-
-/// By hand, with [`probe_real_layers`]: each GGUF in `OPENLEDGER_PROBE_GGUF`
-/// served as stored against the f32 model on its dequantized weights, over 32
-/// prompts of 24 random tokens: the rms and largest difference of every
-/// prompt's last logits, as a fraction of the largest logit (many prompts, where
-/// `bench generate` compares one).
-#[test]
-#[ignore]
-fn probe_model_logits() {
-    let Ok(files) = std::env::var("OPENLEDGER_PROBE_GGUF") else { return };
-    for path in files.split(',') {
-        let mf = ModelFiles::open(std::path::Path::new(path)).unwrap();
-        let q = Model::from_files(&mf).unwrap();
-        let f = Model::from_files(&mf).unwrap().into_f32_weights().unwrap();
-        let mut r = ml::rng::Rng::new(11);
-        let vocab = q.config.vocab_size as u64;
-        let (mut sq, mut n, mut worst, mut scale) = (0.0f64, 0usize, 0.0f32, 0.0f32);
-        for _ in 0..32 {
-            let tokens: Vec<u32> = (0..24).map(|_| (r.next_f64() * vocab as f64) as u32).collect();
-            let last = |m: &Model| {
-                let mut cache = KvCache::for_tokens(&m.config, 64, 1);
-                let s = Step { seqs: vec![SeqStep { seq: 0, tokens: &tokens, adapter: None, logits: Logits::Last }] };
-                m.forward(&s, &mut cache, &[]).unwrap().last(0).unwrap()
-            };
-            let (a, b) = (last(&q), last(&f));
-            for (x, y) in a.iter().zip(&b) {
-                sq += ((x - y) as f64).powi(2);
-                worst = worst.max((x - y).abs());
-                scale = scale.max(y.abs());
-            }
-            n += a.len();
-        }
-        eprintln!(
-            "{path}: formats {:?}: over 32 prompts, rms Δlogit {:.4}, max {:.4} ({:.2}% of the largest logit {:.2})",
-            q.quantized_formats(),
-            (sq / n as f64).sqrt(),
-            worst,
-            100.0 * worst / scale,
-            scale
-        );
     }
 }
