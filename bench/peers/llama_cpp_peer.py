@@ -10,7 +10,7 @@ and `llama-server` run the same compiled library. `openledger bench generate` wr
 which prints one JSON line:
     {"system": "llama.cpp", "runs": [{"batch": B, "mode": "python-api" | "llama-server",
      "totalS": ..., "prefillS": ..., "stepS": [...], "tokens": [[...], ...],
-     "vmRssBytes": ..., "vmHwmBytes": ...}, ...], "logits0": [...], "versions": {...}}
+     "vmRssBytes": ..., "vmHwmBytes": ...}, ...], "versions": {...}}
 `--versions` prints the versions as JSON and exits.
 
 What runs:
@@ -21,7 +21,6 @@ What runs:
   The first mark (prompt eval + first argmax) is the prefill, every later eval + argmax a step.
   `vmRssBytes` / `vmHwmBytes`: this process's /proc/self/status after the run (interpreter and numpy
   included; the weights are mmapped from the GGUF file, counted once resident).
-  `logits0`: the logits after prompt 0's prefill, for the bench's logits check.
 - batch B > 1, `llama-server -m GGUF --parallel B -t T --threads-batch T` on 127.0.0.1 (a fresh
   server per run, KV for B × (prompt + new) positions), one untimed warm-up request, then B
   concurrent `POST /completion` {prompt: token ids (no BOS is added to ids), n_predict: new,
@@ -69,7 +68,7 @@ def versions():
 
 
 def python_api(spec, gguf, threads, new):
-    """Batch 1 through the Python API: a run per prompt of batch 1 (the first), and logits0."""
+    """Batch 1 through the Python API: a run of prompt 0."""
     import numpy as np
     import llama_cpp
 
@@ -109,9 +108,6 @@ def python_api(spec, gguf, threads, new):
     tokens = generate(new, marks)
     t1 = time.perf_counter()
     rss, hwm = proc_status()
-    llm.reset()
-    llm.eval(prompt)
-    logits0 = [float(x) for x in last_logits()]
     run = {
         "batch": 1,
         "mode": "python-api",
@@ -122,7 +118,41 @@ def python_api(spec, gguf, threads, new):
         "vmRssBytes": rss,
         "vmHwmBytes": hwm,
     }
-    return run, logits0
+    return run
+
+
+def write_logits(spec, gguf, threads):
+    """The logits check's side: the last logits after each of `logit_prompts`' prefill (a fresh
+    context per prompt, as ours), written as little-endian f32 rows to `logits_out`, once (the first
+    round's process; every round's are the same weights and prompts). After the runs, so their
+    memory figures do not include it."""
+    import numpy as np
+    import llama_cpp
+
+    prompts = [[int(t) for t in p] for p in spec.get("logit_prompts") or []]
+    out = spec.get("logits_out")
+    if not prompts or not out or Path(out).exists():
+        return
+    longest = max(len(p) for p in prompts)
+    llm = llama_cpp.Llama(
+        model_path=gguf,
+        n_ctx=((longest + 8 + 255) // 256) * 256,
+        n_batch=max(512, longest),
+        n_threads=threads,
+        n_threads_batch=threads,
+        logits_all=False,
+        verbose=False,
+    )
+    ctx = llm._ctx.ctx
+    n_vocab = llm.n_vocab()
+    rows = []
+    for p in prompts:
+        llm.reset()
+        llm.eval(p)
+        rows.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)).astype("<f4"))
+    tmp = out + ".part"
+    np.concatenate(rows).tofile(tmp)
+    os.replace(tmp, out)
 
 
 def free_port():
@@ -237,14 +267,13 @@ def main():
     threads = int(spec["threads"])
     new = int(spec["new_tokens"])
     runs = []
-    logits0 = None
     for b in spec["batches"]:
         if b == 1:
-            run, logits0 = python_api(spec, gguf, threads, new)
-            runs.append(run)
+            runs.append(python_api(spec, gguf, threads, new))
         else:
             runs.append(server_run(spec, gguf, threads, new, b))
-    print(json.dumps({"system": "llama.cpp", "runs": runs, "logits0": logits0, "versions": versions(), "threads": threads}))
+    write_logits(spec, gguf, threads)
+    print(json.dumps({"system": "llama.cpp", "runs": runs, "versions": versions(), "threads": threads}))
     return 0
 
 

@@ -24,9 +24,11 @@
 //! `bench/peers/llama_cpp_peer.py` (built by `bench/peers/llama_cpp_setup` from the llama.cpp
 //! `llama-cpp-python`'s source distribution vendors) decodes batch 1 through the Python API and
 //! larger batches as that many concurrent requests to `llama-server --parallel B`; the report adds
-//! both sides' resident memory, the first token where greedy outputs diverge, and the logits of
-//! prompt 0's prefill (ours from the stored blocks, llama.cpp's) against our f32 path on the
-//! dequantized weights.
+//! both sides' resident memory and the first token where greedy outputs diverge.
+//! With `--gguf`, the report ends with a logits check: the last logits after the prefill of
+//! `--logit-prompts` seeded prompts (other than the decoded ones), ours (the weights as run) and,
+//! with `--peer llama-cpp`, llama.cpp's (written by the peer to `logits.f32` in the work directory),
+//! each against our f32 path on the file's dequantized weights and against each other.
 //! `--profile` adds a per-op profile of our steps (`ml::Model::forward_profiled`).
 //! `--weights bf16` runs our side from bf16 copies of the weights (f32 accumulation);
 //! `--weights stored` from the weights as the file stores them (a GGUF file's
@@ -130,6 +132,10 @@ pub struct GenerateOpts {
     /// The peer: PyTorch (f32 weights) or llama.cpp (the same GGUF file, quantized).
     #[arg(long = "peer", value_enum, default_value_t = PeerKind::Pytorch)]
     pub peer_kind: PeerKind,
+    /// With `--gguf`: prompts whose last logits are compared with our f32 path (and
+    /// llama.cpp's, with `--peer llama-cpp`) after the runs; 0 skips the check.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub logit_prompts: u32,
     #[command(flatten)]
     pub peer: crate::peer::PeerArgs,
 }
@@ -148,6 +154,7 @@ impl Default for GenerateOpts {
             seed: 1,
             threads: 2,
             peer_kind: PeerKind::Pytorch,
+            logit_prompts: 32,
             peer: crate::peer::PeerArgs::default(),
         }
     }
@@ -260,11 +267,10 @@ fn run_ours(
     Ok(Run { batch: b, total_s: t0.elapsed().as_secs_f64(), prefill_s, step_s, tokens: out, mem: None })
 }
 
-/// What one peer process reported: its runs and, from llama.cpp, the logits of prompt 0's prefill.
+/// What one peer process reported: its runs.
 #[derive(Debug)]
 struct PeerResult {
     runs: Vec<Run>,
-    logits0: Option<Vec<f32>>,
 }
 
 fn run_peer(p: &Peer, kind: PeerKind, dir: &Path, o: &GenerateOpts) -> Result<PeerResult> {
@@ -277,7 +283,7 @@ fn run_peer(p: &Peer, kind: PeerKind, dir: &Path, o: &GenerateOpts) -> Result<Pe
 }
 
 /// The peer's JSON line → its runs (`batch`, `totalS`, `prefillS`, `stepS`, `tokens`, and
-/// optionally `vmRssBytes` / `vmHwmBytes`) and its optional `logits0`.
+/// optionally `vmRssBytes` / `vmHwmBytes`).
 fn parse_peer_result(v: &Value) -> Result<PeerResult> {
     let runs = v.get("runs").and_then(Value::as_array).ok_or_else(|| anyhow!("peer result without runs"))?;
     let runs = runs
@@ -322,17 +328,7 @@ fn parse_peer_result(v: &Value) -> Result<PeerResult> {
             Ok(Run { batch: batch as usize, total_s: f("totalS")?, prefill_s: f("prefillS")?, step_s, tokens, mem })
         })
         .collect::<Result<Vec<_>>>()?;
-    let logits0 = match v.get("logits0") {
-        None | Some(Value::Null) => None,
-        Some(l) => Some(
-            l.as_array()
-                .ok_or_else(|| anyhow!("peer logits0 is not a list"))?
-                .iter()
-                .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| anyhow!("peer logits0 holds {x}, not a number")))
-                .collect::<Result<Vec<f32>>>()?,
-        ),
-    };
-    Ok(PeerResult { runs, logits0 })
+    Ok(PeerResult { runs })
 }
 
 /// Per sequence, the index of the first generated token where `a` and `b` differ (`None`: identical).
@@ -401,7 +397,13 @@ struct Inputs {
     quant: Vec<String>,
     /// The largest batch's prompts; batch B decodes the first B.
     prompts: Vec<Vec<u32>>,
+    /// The logits check's prompts (`--logit-prompts`, none without `--gguf`).
+    logit_prompts: Vec<Vec<u32>>,
 }
+
+/// Where the llama.cpp peer writes the logits check's logits: one row of the
+/// vocabulary's f32 (little-endian) per logit prompt, in order.
+const PEER_LOGITS: &str = "logits.f32";
 
 /// Write the model and `spec.json` to `dir` and load our side.
 fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inputs> {
@@ -438,14 +440,19 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
             model.into_f32_weights().and_then(|m| m.into_bf16_weights()).map_err(|e| anyhow!("bf16 weights: {e}"))?
         }
     };
-    let prompts = make_prompts(max_b, o.prompt_len as usize, model.config.vocab_size, o.seed);
+    let vocab = model.config.vocab_size;
+    let prompts = make_prompts(max_b, o.prompt_len as usize, vocab, o.seed);
+    // Other prompts than the decoded ones (another seed), so that the check is not of the runs' warm caches.
+    let n_logit = if o.gguf.is_some() { o.logit_prompts as usize } else { 0 };
+    let logit_prompts = make_prompts(n_logit, o.prompt_len as usize, vocab, o.seed.wrapping_add(0x9e37_79b9));
     let spec = json!({
         "model_dir": dir.join("model").display().to_string(),
         "gguf": o.gguf.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()).display().to_string()),
         "batches": batches, "prompts": prompts, "new_tokens": o.new_tokens as usize, "threads": o.threads,
+        "logit_prompts": logit_prompts, "logits_out": dir.join(PEER_LOGITS).display().to_string(),
     });
     write_json(&dir.join("spec.json"), &spec)?;
-    Ok(Inputs { model, what, quant, prompts })
+    Ok(Inputs { model, what, quant, prompts, logit_prompts })
 }
 
 /// Every run of both sides, and our per-op profiles by batch (with `--profile`).
@@ -454,8 +461,6 @@ struct Rounds {
     ours: Vec<Run>,
     theirs: Vec<Run>,
     profiles: HashMap<usize, (ml::OpProfile, f64)>,
-    /// llama.cpp's logits after prompt 0's prefill (its first round's).
-    logits0: Option<Vec<f32>>,
 }
 
 /// The medians over the rounds at one batch size.
@@ -536,8 +541,17 @@ pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let (rss, hwm) =
         (crate::train::proc_status_bytes("VmRSS").unwrap_or(0), crate::train::proc_status_bytes("VmHWM").unwrap_or(0));
     let mem_json = print_peer_memory(o.peer_kind, &rounds.theirs, &batches, rss, hwm);
-    let logits_json = match (&rounds.logits0, &o.gguf) {
-        (Some(theirs), Some(path)) => print_logits_check(&inputs, path, theirs)?,
+    let logits_json = match &o.gguf {
+        Some(path) if !inputs.logit_prompts.is_empty() => {
+            let theirs = dir.join(PEER_LOGITS);
+            let theirs = match o.peer_kind {
+                PeerKind::LlamaCpp if theirs.exists() => {
+                    Some(read_f32_rows(&theirs, inputs.logit_prompts.len(), inputs.model.config.vocab_size)?)
+                }
+                _ => None,
+            };
+            print_logits_check(&inputs, path, theirs.as_deref())?
+        }
         _ => json!(null),
     };
     println!(
@@ -640,9 +654,6 @@ fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option
                     for r in res.runs {
                         print_run(round, o.peer_kind.label(), &r, new);
                         rounds.theirs.push(r);
-                    }
-                    if rounds.logits0.is_none() {
-                        rounds.logits0 = res.logits0;
                     }
                 }
                 Err(e) => {
@@ -850,36 +861,85 @@ fn logits_gap(a: &[f32], r: &[f32]) -> Result<LogitsGap> {
     })
 }
 
-/// The logits of prompt 0's prefill, ours (the weights we ran) and llama.cpp's, against our f32
-/// path on the same file's dequantized weights (loaded here, after every figure is taken).
-fn print_logits_check(inputs: &Inputs, path: &Path, theirs: &[f32]) -> Result<Value> {
-    let prompt = &inputs.prompts[0];
-    let ours = prefill_logits(&inputs.model, prompt)?;
+/// `rows` rows of `cols` little-endian f32 from `path` (the peer's logits).
+fn read_f32_rows(path: &Path, rows: usize, cols: usize) -> Result<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() != rows * cols * 4 {
+        bail!("{}: {} bytes, not {rows} rows of {cols} f32 ({} bytes)", path.display(), bytes.len(), rows * cols * 4);
+    }
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!("{}: logit {} of row {} is {}", path.display(), i % cols, i / cols, values[i]);
+    }
+    Ok(values.chunks_exact(cols).map(<[f32]>::to_vec).collect())
+}
+
+/// One side's gaps over the prompts: the median and the largest of each figure,
+/// and on how many prompts the argmax agrees.
+fn gaps_summary(gaps: &[LogitsGap]) -> Value {
+    let stat = |f: fn(&LogitsGap) -> f64| {
+        let mut v: Vec<f64> = gaps.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        json!({"median": v[v.len() / 2], "max": v[v.len() - 1]})
+    };
+    json!({
+        "rms": stat(|g| g.rms),
+        "maxAbs": stat(|g| g.max_abs),
+        "maxRel": stat(|g| g.max_rel),
+        "sameArgmax": gaps.iter().filter(|g| g.same_argmax).count(),
+        "prompts": gaps.len(),
+    })
+}
+
+/// The logits check: the last logits after each logit prompt's prefill, ours
+/// (the weights we ran) and llama.cpp's (`theirs`, when it ran), against our
+/// f32 path on the same file's dequantized weights (loaded here, after every
+/// figure is taken) and against each other.
+fn print_logits_check(inputs: &Inputs, path: &Path, theirs: Option<&[Vec<f32>]>) -> Result<Value> {
+    let prompts = &inputs.logit_prompts;
+    let ours: Vec<Vec<f32>> = prompts.iter().map(|p| prefill_logits(&inputs.model, p)).collect::<Result<_>>()?;
     let files = ml::ModelFiles::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let f32_model = ml::Model::from_files(&files)
         .and_then(ml::Model::into_f32_weights)
         .map_err(|e| anyhow!("f32 reference: {e}"))?;
     drop(files);
-    let reference = prefill_logits(&f32_model, prompt)?;
-    let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let reference: Vec<Vec<f32>> = prompts.iter().map(|p| prefill_logits(&f32_model, p)).collect::<Result<_>>()?;
+    drop(f32_model);
+    let scale = reference.iter().flatten().fold(0.0f32, |m, x| m.max(x.abs()));
     println!(
-        "\nlogits of prompt 0's prefill ({} entries) against our f32 path on the dequantized weights (max |logit| {scale:.2}):",
-        reference.len()
+        "\nlast logits after the prefill of {} other prompts ({} entries each; max |logit| {scale:.2}), median / max over the prompts:",
+        prompts.len(),
+        reference[0].len()
     );
+    // (who, logits, reference), each a row per prompt.
+    type Side<'a> = (&'a str, &'a [Vec<f32>], &'a [Vec<f32>]);
+    let mut sides: Vec<Side> = vec![("ours (weights as run) vs our f32", &ours, &reference)];
+    if let Some(t) = theirs {
+        sides.push(("llama.cpp vs our f32", t, &reference));
+        sides.push(("ours vs llama.cpp", &ours, t));
+    }
     let mut out = serde_json::Map::new();
-    for (who, l) in [("ours (weights as run)", &ours[..]), ("llama.cpp", theirs)] {
-        let g = logits_gap(l, &reference)?;
+    out.insert("prompts".into(), json!(prompts.len()));
+    out.insert("maxAbsLogit".into(), json!(scale));
+    for (who, a, r) in sides {
+        let gaps: Vec<LogitsGap> = a.iter().zip(r).map(|(a, r)| logits_gap(a, r)).collect::<Result<_>>()?;
+        let v = gaps_summary(&gaps);
+        let f = |k: &str, q: &str| v[k][q].as_f64().unwrap_or(f64::NAN);
         println!(
-            "  {who:<22} max |Δ| {:.4} ({:.3}% of max |logit|), rms Δ {:.4}, same argmax: {}",
-            g.max_abs,
-            g.max_rel * 100.0,
-            g.rms,
-            if g.same_argmax { "yes" } else { "no" }
+            "  {who:<33} rms Δ {:.3} / {:.3}, max |Δ| {:.3} / {:.3} ({:.1}% / {:.1}% of the prompt's max |logit|), same argmax {} of {}",
+            f("rms", "median"),
+            f("rms", "max"),
+            f("maxAbs", "median"),
+            f("maxAbs", "max"),
+            f("maxRel", "median") * 100.0,
+            f("maxRel", "max") * 100.0,
+            v["sameArgmax"],
+            v["prompts"]
         );
-        out.insert(
-            who.to_string(),
-            json!({"maxAbs": g.max_abs, "maxRel": g.max_rel, "rms": g.rms, "sameArgmax": g.same_argmax}),
-        );
+        out.insert(who.to_string(), v);
+    }
+    if theirs.is_none() {
+        println!("  (llama.cpp's side: with --peer llama-cpp)");
     }
     Ok(Value::Object(out))
 }
@@ -956,8 +1016,7 @@ mod tests {
             r#"{"system": "llama.cpp", "runs": [
                 {"batch": 1, "mode": "python-api", "totalS": 2.0, "prefillS": 0.5, "stepS": [0.01, 0.02, 0.03],
                  "tokens": [[5, 6, 7, 8]], "vmRssBytes": 1000, "vmHwmBytes": 2000},
-                {"batch": 2, "totalS": 3.0, "prefillS": 0.1, "stepS": [0.04, 0.05], "tokens": [[1], [2]]}],
-                "logits0": [0.5, -1.25]}"#,
+                {"batch": 2, "totalS": 3.0, "prefillS": 0.1, "stepS": [0.04, 0.05], "tokens": [[1], [2]]}]}"#,
         )
         .unwrap();
         let r = parse_peer_result(&v).unwrap();
@@ -966,13 +1025,12 @@ mod tests {
         assert_eq!(r.runs[0].mem, Some((1000, 2000)));
         assert_eq!(r.runs[1].mem, None);
         assert!((r.runs[0].decode_tokens_per_s() - 50.0).abs() < 1e-9);
-        assert_eq!(r.logits0, Some(vec![0.5, -1.25]));
-        // PyTorch's line has no memory and no logits.
+        // PyTorch's line has no memory.
         let v: Value = serde_json::from_str(
             r#"{"runs": [{"batch": 1, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[3]]}]}"#,
         )
         .unwrap();
-        assert_eq!(parse_peer_result(&v).unwrap().logits0, None);
+        assert_eq!(parse_peer_result(&v).unwrap().runs[0].mem, None);
         // Malformed results are refused, not read as empty.
         for bad in [
             r#"{}"#,
@@ -980,7 +1038,6 @@ mod tests {
             r#"{"runs": [{"batch": 1, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[-3]]}]}"#,
             r#"{"runs": [{"batch": 2, "totalS": 1, "prefillS": 0.1, "stepS": [0.1], "tokens": [[3]]}]}"#,
             r#"{"runs": [{"batch": 1, "totalS": 1, "stepS": [0.1], "tokens": [[3]]}]}"#,
-            r#"{"runs": [], "logits0": ["x"]}"#,
         ] {
             assert!(parse_peer_result(&serde_json::from_str(bad).unwrap()).is_err(), "{bad}");
         }
@@ -997,5 +1054,35 @@ mod tests {
         assert!(g.same_argmax);
         assert!(!logits_gap(&[0.0, 1.0], &[1.0, 0.0]).unwrap().same_argmax);
         assert!(logits_gap(&[1.0], &[1.0, 2.0]).is_err());
+    }
+
+    /// The peer's logits file is read as rows; a file of another size or with
+    /// a value that is not a number is refused, not read short.
+    #[test]
+    fn peer_logits_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PEER_LOGITS);
+        let values = [0.5f32, -1.25, 3.0, 0.0, 2.0, -7.5];
+        std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        assert_eq!(read_f32_rows(&path, 2, 3).unwrap(), vec![vec![0.5, -1.25, 3.0], vec![0.0, 2.0, -7.5]]);
+        let e = read_f32_rows(&path, 3, 3).unwrap_err().to_string();
+        assert!(e.contains("24 bytes, not 3 rows of 3"), "{e}");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[16..20].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let e = read_f32_rows(&path, 2, 3).unwrap_err().to_string();
+        assert!(e.contains("logit 1 of row 1 is NaN"), "{e}");
+        assert!(read_f32_rows(&dir.path().join("missing"), 1, 1).is_err());
+    }
+
+    /// Over several prompts: medians and maxima, and the argmax agreement count.
+    #[test]
+    fn gaps_over_prompts() {
+        let g = |rms: f64, same: bool| LogitsGap { max_abs: 2.0 * rms, max_rel: rms / 10.0, rms, same_argmax: same };
+        let v = gaps_summary(&[g(0.3, true), g(0.1, true), g(0.9, false), g(0.2, true), g(0.4, true)]);
+        assert_eq!(v["rms"]["median"], json!(0.3));
+        assert_eq!(v["rms"]["max"], json!(0.9));
+        assert_eq!(v["maxAbs"]["max"], json!(1.8));
+        assert_eq!((v["sameArgmax"].as_u64(), v["prompts"].as_u64()), (Some(4), Some(5)));
     }
 }
