@@ -606,15 +606,7 @@ impl Q8Rows {
                 }
                 continue;
             }
-            let amax = xb.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-            let mut sum = 0i32;
-            for (qv, &xv) in qb.iter_mut().zip(xb) {
-                // |x · id| ≤ 127 (up to rounding, which `as` saturates): a code fits in i8.
-                *qv = round_even(xv * id) as i8;
-                sum += *qv as i32;
-            }
+            let (d, sum) = q8_block(xb, qb);
             self.d[i] = d;
             self.sums[i] = sum;
             if offsets {
@@ -631,6 +623,73 @@ impl Q8Rows {
             s: if self.s.is_empty() { &[] } else { &self.s[r * nu..(r + 1) * nu] },
             sums: &self.sums[r * k / self.per..(r + 1) * k / self.per],
         }
+    }
+}
+
+/// llama.cpp's 8-bit quantization of one block of 32: codes into `q`, returns
+/// the scale `max |x| / 127` and the codes' sum.
+#[inline]
+fn q8_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Ok(x), Ok(q)) = (<&[f32; QK]>::try_from(x), <&mut [i8; QK]>::try_from(&mut *q)) {
+        return q8_block_sse2(x, q);
+    }
+    q8_block_scalar(x, q)
+}
+
+/// [`q8_block`] one value at a time (any block length).
+fn q8_block_scalar(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (qv, &xv) in q.iter_mut().zip(x) {
+        // |x · id| ≤ 127 (up to rounding, which `as` saturates): a code fits in i8.
+        *qv = round_even(xv * id) as i8;
+        sum += *qv as i32;
+    }
+    (d, sum)
+}
+
+/// [`q8_block_scalar`]'s bits, four values per instruction (SSE2, which every
+/// x86-64 CPU has). It ran one value per `maxss` latency before, and the
+/// leader quantizes a product's input while the other threads wait. The same
+/// bits: the maximum is order-free and skips NaN as `f32::max` does (`maxps`
+/// returns its second operand when either is NaN); `cvtps2dq` rounds ties to
+/// even (the rounding mode Rust leaves set) as `round_even` does; a NaN
+/// product gives code 0 as `as i8` does; the saturating packs meet only
+/// codes within ±127.
+#[cfg(target_arch = "x86_64")]
+fn q8_block_sse2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i32) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86-64; every load and store is inside the arrays.
+    unsafe {
+        let v: [__m128; 8] = std::array::from_fn(|j| _mm_loadu_ps(x.as_ptr().add(4 * j)));
+        let sign = _mm_set1_ps(-0.0);
+        let mut m = _mm_setzero_ps();
+        for &vj in &v {
+            m = _mm_max_ps(_mm_andnot_ps(sign, vj), m);
+        }
+        m = _mm_max_ps(_mm_shuffle_ps(m, m, 0b01_00_11_10), m);
+        m = _mm_max_ps(_mm_shuffle_ps(m, m, 0b10_11_00_01), m);
+        let amax = _mm_cvtss_f32(m);
+        let d = amax / 127.0;
+        let id = _mm_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let mut codes = [_mm_setzero_si128(); 8];
+        let mut sum = _mm_setzero_si128();
+        for (c, &vj) in codes.iter_mut().zip(&v) {
+            let p = _mm_mul_ps(vj, id);
+            *c = _mm_and_si128(_mm_cvtps_epi32(p), _mm_castps_si128(_mm_cmpord_ps(p, p)));
+            sum = _mm_add_epi32(sum, *c);
+        }
+        for h in 0..2 {
+            let lo = _mm_packs_epi32(codes[4 * h], codes[4 * h + 1]);
+            let hi = _mm_packs_epi32(codes[4 * h + 2], codes[4 * h + 3]);
+            _mm_storeu_si128(q.as_mut_ptr().add(16 * h).cast(), _mm_packs_epi16(lo, hi));
+        }
+        sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b01_00_11_10));
+        sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01));
+        (d, _mm_cvtsi128_si32(sum))
     }
 }
 
@@ -905,15 +964,26 @@ fn panel_task(
     // Tasks start at multiples of PANEL_ROWS, so every panel is whole groups.
     debug_assert!(c0.is_multiple_of(GROUP));
     let per = warmer.left.div_ceil((c1 - c0).div_ceil(PANEL_ROWS) * (r1 - r0).div_ceil(ROW_BLOCK));
-    for j0 in (c0..c1).step_by(PANEL_ROWS) {
-        let j1 = (j0 + PANEL_ROWS).min(c1);
-        // Up to four activation rows at a time share every weight load and unpack.
-        for i in (r0..r1).step_by(ROW_BLOCK) {
-            warmer.take(per);
+    // Up to four activation rows at a time share every weight load and unpack;
+    // three rows left: the last repeated as a fourth, whose result is dropped.
+    // Made once per task, not per panel.
+    let blocks: Vec<(usize, usize, [XRow; ROW_BLOCK])> = (r0..r1)
+        .step_by(ROW_BLOCK)
+        .map(|i| {
             let left = r1 - i;
             let take = if left >= 3 { ROW_BLOCK } else { left };
-            // Three rows left: the last repeated as a fourth, whose result is dropped.
-            let xs: [XRow; ROW_BLOCK] = std::array::from_fn(|r| acts.row(i + r.min(left - 1)));
+            let mut xs = [acts.row(i); ROW_BLOCK];
+            for (r, x) in xs.iter_mut().enumerate().skip(1) {
+                *x = acts.row(i + r.min(left - 1));
+            }
+            (i, take, xs)
+        })
+        .collect();
+    for j0 in (c0..c1).step_by(PANEL_ROWS) {
+        let j1 = (j0 + PANEL_ROWS).min(c1);
+        for &(i, take, ref xs) in &blocks {
+            warmer.take(per);
+            let left = r1 - i;
             let mut res = [[0.0f32; PANEL_ROWS]; ROW_BLOCK];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a vector implementation this CPU runs (checked by
@@ -1037,7 +1107,38 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::round_even;
+    use super::{QK, q8_block, q8_block_scalar, round_even};
+
+    /// The vector quantizer gives the scalar one's bits: random blocks at many
+    /// scales, ties, zeros, one huge value, NaN and infinities.
+    #[test]
+    fn block_quantizers_agree() {
+        let mut r = crate::rng::Rng::new(5);
+        let mut blocks: Vec<[f32; QK]> = Vec::new();
+        for scale in [1e-30f32, 1e-3, 0.5, 1.0, 7.0, 1e4, 3e38] {
+            for _ in 0..200 {
+                blocks.push(std::array::from_fn(|_| ((r.next_f64() * 2.0 - 1.0) as f32) * scale));
+            }
+        }
+        // Exact ties once scaled: amax 127 makes id 1.
+        blocks.push(std::array::from_fn(|j| if j == 0 { 127.0 } else { j as f32 - 16.5 }));
+        blocks.push([0.0; QK]);
+        blocks.push(std::array::from_fn(|j| if j % 2 == 0 { -0.0 } else { 0.0 }));
+        let mut b: [f32; QK] = std::array::from_fn(|j| j as f32);
+        b[3] = f32::NAN;
+        blocks.push(b);
+        b[3] = f32::INFINITY;
+        blocks.push(b);
+        b[5] = f32::NEG_INFINITY;
+        blocks.push(b);
+        blocks.push([f32::NAN; QK]);
+        for x in &blocks {
+            let (mut a, mut s) = ([0i8; QK], [0i8; QK]);
+            let (da, sa) = q8_block(x, &mut a);
+            let (ds, ss) = q8_block_scalar(x, &mut s);
+            assert_eq!((da.to_bits(), sa, a), (ds.to_bits(), ss, s), "{x:?}");
+        }
+    }
 
     #[test]
     fn round_even_is_round_ties_even_over_the_codes_range() {
