@@ -112,7 +112,7 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
                 };
                 isum += (blk[192 + j] as i8 as i32) * (16 * j..16 * j + 16).map(|e| code(e) * xq[e]).sum::<i32>();
             }
-            acc += (f16_at(blk, 208) * dx) * isum as f32;
+            acc = (f16_at(blk, 208) * dx).mul_add(isum as f32, acc);
             continue;
         }
         if ty == QuantType::Q4K || ty == QuantType::Q5K {
@@ -130,7 +130,7 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
                 isum += sc * (0..32).map(|e| code(e) * xq[32 * j + e]).sum::<i32>();
                 msum += m * xq[32 * j..32 * j + 32].iter().sum::<i32>();
             }
-            acc += (f16_at(blk, 0) * dx) * isum as f32;
+            acc = (f16_at(blk, 0) * dx).mul_add(isum as f32, acc);
             off += (f16_at(blk, 2) * dx) * msum as f32;
             continue;
         }
@@ -153,7 +153,7 @@ fn naive_dot(ty: QuantType, row: &[u8], x: &[f32]) -> f32 {
             }
         };
         let isum: i32 = (0..QK).map(|e| code(e) * xq[e]).sum();
-        acc += (f16_at(blk, 0) * dx) * isum as f32;
+        acc = (f16_at(blk, 0) * dx).mul_add(isum as f32, acc);
         if ty == QuantType::Q4_1 || ty == QuantType::Q5_1 {
             off += f16_at(blk, 2) * (dx * xq.iter().sum::<i32>() as f32);
         }

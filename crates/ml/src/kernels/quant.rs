@@ -24,10 +24,12 @@
 //! Order of operations, the same on every path so that the vector and scalar
 //! code give the same bits: a row's blocks `u = 0, 1, …` (of 32, or 256 for
 //! Q4_K) each give an exact integer `isum_u`, and the result is one chain
-//! `acc += (d_w · d_x) · isum_u` over the blocks in ascending order (a
-//! multiply, a multiply, then an add: no fused multiply-add), the offset
-//! terms (Q4_1's `m_w · s_x`, Q4_K's `(dmin · d_x) · Σ_j m_j Σ q_x`) a second
-//! chain `off` the same way, then `acc + off` (Q4_K: `acc − off`). A row's
+//! `acc = fma(d_w · d_x, isum_u, acc)` over the blocks in ascending order (a
+//! multiply, then one fused multiply-add: the vector kernels' float work per
+//! block is the integer sum's conversion, the multiply and the fused add),
+//! the offset terms (Q4_1's `m_w · s_x`, Q4_K's `(dmin · d_x) · Σ_j m_j Σ
+//! q_x`) a second chain `off` with a separate multiply and add, then `acc +
+//! off` (Q4_K: `acc − off`). A row's
 //! result depends on its own activations and the weight row only: batch-
 //! invariant, and independent of the thread count and of the implementation
 //! (scalar, AVX2, AVX-VNNI, AVX-512 VNNI).
@@ -1079,7 +1081,7 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
                 isum += sc as i32 * dot;
                 msum += m as i32 * x.sums[u * 8 + j];
             }
-            acc += (dw * x.d[u]) * isum as f32;
+            acc = (dw * x.d[u]).mul_add(isum as f32, acc);
             off += (dmin * x.d[u]) * msum as f32;
             continue;
         }
@@ -1091,13 +1093,13 @@ fn scalar_dot(ty: QuantType, wr: &[u8], x: XRow) -> f32 {
                 let dot: i32 = (16 * j..16 * j + 16).map(|e| q[e] as i32 * xq[e] as i32).sum();
                 isum += q6k::sub_scale(blk, j) as i32 * (dot - 32 * x.sums[u * 16 + j]);
             }
-            acc += (q6k::scale(blk) * x.d[u]) * isum as f32;
+            acc = (q6k::scale(blk) * x.d[u]).mul_add(isum as f32, acc);
             continue;
         }
         let mut q = [0i32; QK];
         let (_, mw) = decode_block(ty, blk, &mut q);
         let isum: i32 = q.iter().zip(xq).map(|(&a, &b)| a * b as i32).sum();
-        acc += (dw * x.d[u]) * isum as f32;
+        acc = (dw * x.d[u]).mul_add(isum as f32, acc);
         if matches!(ty, QuantType::Q4_1 | QuantType::Q5_1) {
             off += mw * x.s[u];
         }

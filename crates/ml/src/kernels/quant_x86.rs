@@ -4,8 +4,8 @@
 //! `madd`) adds four codes × four activation codes for eight weight rows at
 //! once, the activations' four bytes broadcast; 4-bit codes are unpacked in
 //! the register (a mask and a shift give two steps from one load); a block's
-//! exact integer sums of eight rows are then scaled and accumulated by one
-//! vector operation each. The kernel code is built three times: AVX2,
+//! exact integer sums of eight rows are then converted, scaled and
+//! accumulated by a fused multiply-add. The kernel code is built three times: AVX2,
 //! AVX-VNNI, AVX-512 VNNI (256-bit). Every block's integer sum is exact on
 //! every path, so all give the same bits, and the same as the scalar kernel.
 
@@ -264,14 +264,33 @@ macro_rules! kernels {
                                 }
                             }
                         } else {
+                            // The codes' bias (Q8_0's 128 where the sum takes biased codes,
+                            // Q4_0's 8, Q5_0's 16) times the block's activation sum starts each
+                            // sum, so that no subtraction follows.
+                            let bias = if T == 0 && $vnni { 128 } else if T == 1 { 8 } else if T == 4 { 16 } else { 0 };
+                            if bias != 0 {
+                                for r in 0..R {
+                                    let c = _mm256_set1_epi32(-bias * xs[r].sums[u]);
+                                    for g in 0..G {
+                                        isum[g][r] = c;
+                                    }
+                                }
+                            }
+                            // A second chain per sum (even and odd steps) only when fewer than four
+                            // sums run at once; with more, their chains already hide the latency.
                             let mut odd = [[z; R]; G];
+                            macro_rules! odd {
+                                ($g:expr, $r:expr) => {
+                                    *(if R * G >= 4 { &mut isum[$g][$r] } else { &mut odd[$g][$r] })
+                                };
+                            }
                             if T == 0 {
                                 for s in (0..8).step_by(2) {
                                     for g in 0..G {
                                         let (w0, w1) = (load!(g, s), load!(g, s + 1));
                                         for r in 0..R {
                                             isum[g][r] = step::<T>(isum[g][r], w0, word!(r, 4 * s));
-                                            odd[g][r] = step::<T>(odd[g][r], w1, word!(r, 4 * s + 4));
+                                            odd!(g, r) = step::<T>(odd!(g, r), w1, word!(r, 4 * s + 4));
                                         }
                                     }
                                 }
@@ -297,17 +316,16 @@ macro_rules! kernels {
                                         }
                                         for r in 0..R {
                                             isum[g][r] = step::<T>(isum[g][r], l, word!(r, 4 * v));
-                                            odd[g][r] = step::<T>(odd[g][r], h4, word!(r, 16 + 4 * v));
+                                            odd!(g, r) = step::<T>(odd!(g, r), h4, word!(r, 16 + 4 * v));
                                         }
                                     }
                                 }
                             }
-                            // The codes' bias: Q8_0's 128 (where the sum took biased codes), Q4_0's 8, Q5_0's 16.
-                            let bias = if T == 0 && $vnni { 128 } else if T == 1 { 8 } else if T == 4 { 16 } else { 0 };
-                            for r in 0..R {
-                                let c = _mm256_set1_epi32(bias * xs[r].sums[u]);
-                                for g in 0..G {
-                                    isum[g][r] = _mm256_sub_epi32(_mm256_add_epi32(isum[g][r], odd[g][r]), c);
+                            if R * G < 4 {
+                                for r in 0..R {
+                                    for g in 0..G {
+                                        isum[g][r] = _mm256_add_epi32(isum[g][r], odd[g][r]);
+                                    }
                                 }
                             }
                         }
@@ -317,7 +335,7 @@ macro_rules! kernels {
                             for r in 0..R {
                                 let dx = _mm256_set1_ps(xs[r].d[u]);
                                 let scale = _mm256_mul_ps(dw, dx);
-                                acc[g][r] = _mm256_add_ps(acc[g][r], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum[g][r])));
+                                acc[g][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[g][r]), acc[g][r]);
                                 if T == 2 || T == 6 {
                                     off[g][r] = _mm256_add_ps(off[g][r], _mm256_mul_ps(mw, _mm256_set1_ps(xs[r].s[u])));
                                 } else if k4 {
