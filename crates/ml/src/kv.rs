@@ -328,7 +328,8 @@ mod tests {
                         .map(|p| crate::kernels::dot(qv, &pool.k[at(p)..at(p) + hd]) * scale)
                         .collect();
                     let max = sc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                    let e: Vec<f32> = sc.iter().map(|x| (x - max).exp()).collect();
+                    let mut e: Vec<f32> = sc.iter().map(|x| x - max).collect();
+                    crate::kernels::exp_in_place(&mut e);
                     let inv = 1.0 / e.iter().fold(0.0f32, |a, &x| a + x);
                     let mut o = vec![0.0f32; hd];
                     for (p, w) in e.iter().enumerate() {

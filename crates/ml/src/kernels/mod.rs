@@ -44,7 +44,7 @@ pub use quant::{
     linear_q_with,
 };
 pub use team::with_team;
-pub use vector::{add_in_place, argmax_rows, attend, axpy, dot, rms_norm_rows, silu_mul_in_place};
+pub use vector::{add_in_place, argmax_rows, attend, axpy, dot, exp_in_place, rms_norm_rows, silu_mul_in_place};
 
 /// Numbers with no padding, every bit pattern a value: what [`plain_bytes`] may view.
 pub trait Plain: Copy + sealed::Sealed {}
