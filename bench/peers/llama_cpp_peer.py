@@ -67,17 +67,16 @@ def versions():
     return out
 
 
-def python_api(spec, gguf, threads, new):
-    """Batch 1 through the Python API: a run of prompt 0."""
+def open_llama(gguf, threads, positions):
+    """The Python API on `gguf` for sequences of up to `positions` tokens, and a function giving
+    the last position's logits (a view of llama.cpp's buffer)."""
     import numpy as np
     import llama_cpp
 
-    prompt = [int(t) for t in spec["prompts"][0]]
-    n_ctx = ((len(prompt) + new + 8 + 255) // 256) * 256
     llm = llama_cpp.Llama(
         model_path=gguf,
-        n_ctx=n_ctx,
-        n_batch=max(512, len(prompt)),
+        n_ctx=((positions + 8 + 255) // 256) * 256,
+        n_batch=max(512, positions),
         n_threads=threads,
         n_threads_batch=threads,
         logits_all=False,
@@ -88,6 +87,16 @@ def python_api(spec, gguf, threads, new):
 
     def last_logits():
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+
+    return llm, last_logits
+
+
+def python_api(spec, gguf, threads, new):
+    """Batch 1 through the Python API: a run of prompt 0."""
+    import numpy as np
+
+    prompt = [int(t) for t in spec["prompts"][0]]
+    llm, last_logits = open_llama(gguf, threads, len(prompt) + new)
 
     def generate(n, marks=None):
         llm.reset()
@@ -127,29 +136,17 @@ def write_logits(spec, gguf, threads):
     round's process; every round's are the same weights and prompts). After the runs, so their
     memory figures do not include it."""
     import numpy as np
-    import llama_cpp
 
     prompts = [[int(t) for t in p] for p in spec.get("logit_prompts") or []]
     out = spec.get("logits_out")
     if not prompts or not out or Path(out).exists():
         return
-    longest = max(len(p) for p in prompts)
-    llm = llama_cpp.Llama(
-        model_path=gguf,
-        n_ctx=((longest + 8 + 255) // 256) * 256,
-        n_batch=max(512, longest),
-        n_threads=threads,
-        n_threads_batch=threads,
-        logits_all=False,
-        verbose=False,
-    )
-    ctx = llm._ctx.ctx
-    n_vocab = llm.n_vocab()
+    llm, last_logits = open_llama(gguf, threads, max(len(p) for p in prompts))
     rows = []
     for p in prompts:
         llm.reset()
         llm.eval(p)
-        rows.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)).astype("<f4"))
+        rows.append(last_logits().astype("<f4"))
     tmp = out + ".part"
     np.concatenate(rows).tofile(tmp)
     os.replace(tmp, out)

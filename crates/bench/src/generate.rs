@@ -863,9 +863,14 @@ fn logits_gap(a: &[f32], r: &[f32]) -> Result<LogitsGap> {
 
 /// `rows` rows of `cols` little-endian f32 from `path` (the peer's logits).
 fn read_f32_rows(path: &Path, rows: usize, cols: usize) -> Result<Vec<Vec<f32>>> {
+    // The size is checked before anything is read: a file of another size is never loaded.
+    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    if len != (rows * cols * 4) as u64 {
+        bail!("{}: {len} bytes, not {rows} rows of {cols} f32 ({} bytes)", path.display(), rows * cols * 4);
+    }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() != rows * cols * 4 {
-        bail!("{}: {} bytes, not {rows} rows of {cols} f32 ({} bytes)", path.display(), bytes.len(), rows * cols * 4);
+    if bytes.len() as u64 != len {
+        bail!("{}: changed while it was read", path.display());
     }
     let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
