@@ -136,6 +136,19 @@ pub struct GenerateOpts {
     /// llama.cpp's, with `--peer llama-cpp`) after the runs; 0 skips the check.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=1024))]
     pub logit_prompts: u32,
+    /// LoRA adapters our side decodes with: sequence k of a batch uses adapter k mod N (seeded
+    /// random adapters, r 16 and alpha 32 on all seven targets, held as the serving cache holds
+    /// them: int8 on a quantized base, else f32); 0 decodes the base model. What a step costs
+    /// with N distinct adapters among its rows, against 1. The peer decodes the base model, so
+    /// N > 0 needs --no-peer.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub adapters: u32,
+    /// With --adapters N: the N adapters are one adapter's weights under N names, so a step has
+    /// N groups of rows (N low-rank products per target, each on its own rows) but reads one
+    /// adapter's memory. Against N distinct adapters, it parts what their memory traffic costs
+    /// from what the groups cost.
+    #[arg(long, requires = "adapters")]
+    pub shared_weights: bool,
     #[command(flatten)]
     pub peer: crate::peer::PeerArgs,
 }
@@ -155,6 +168,8 @@ impl Default for GenerateOpts {
             threads: 2,
             peer_kind: PeerKind::Pytorch,
             logit_prompts: 32,
+            adapters: 0,
+            shared_weights: false,
             peer: crate::peer::PeerArgs::default(),
         }
     }
@@ -216,10 +231,12 @@ impl Run {
     }
 }
 
-/// Ours: prefill every prompt in one step, then one step per new token, argmax.
+/// Ours: prefill every prompt in one step, then one step per new token, argmax;
+/// sequence k with adapter k mod `adapters.len()` (none when empty).
 /// With `profile`, the steps go through `forward_profiled` and sampling is timed.
 fn run_ours(
     model: &ml::Model,
+    adapters: &[ml::LoraAdapter],
     prompts: &[Vec<u32>],
     new: usize,
     mut profile: Option<(&mut ml::OpProfile, &mut f64)>,
@@ -230,6 +247,7 @@ fn run_ours(
     let mut inputs: Vec<Vec<u32>> = prompts.to_vec();
     let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(new); b];
     let mut step_s = Vec::with_capacity(new);
+    let refs: Vec<&ml::LoraAdapter> = adapters.iter().collect();
     let t0 = Instant::now();
     let mut prefill_s = 0.0;
     for i in 0..new {
@@ -238,12 +256,17 @@ fn run_ours(
             seqs: inputs
                 .iter()
                 .enumerate()
-                .map(|(k, t)| ml::SeqStep { seq: k as u64, tokens: t, adapter: None, logits: ml::Logits::Last })
+                .map(|(k, t)| ml::SeqStep {
+                    seq: k as u64,
+                    tokens: t,
+                    adapter: k.checked_rem(adapters.len()),
+                    logits: ml::Logits::Last,
+                })
                 .collect(),
         };
         let o = match profile.as_mut() {
-            Some((p, _)) => model.forward_profiled(&step, &mut cache, &[], p),
-            None => model.forward(&step, &mut cache, &[]),
+            Some((p, _)) => model.forward_profiled(&step, &mut cache, &refs, p),
+            None => model.forward(&step, &mut cache, &refs),
         }
         .map_err(|e| anyhow!("forward at step {i}: {e}"))?;
         let tsample = Instant::now();
@@ -399,6 +422,8 @@ struct Inputs {
     prompts: Vec<Vec<u32>>,
     /// The logits check's prompts (`--logit-prompts`, none without `--gguf`).
     logit_prompts: Vec<Vec<u32>>,
+    /// Our side's adapters (`--adapters`).
+    adapters: Vec<ml::LoraAdapter>,
 }
 
 /// Where the llama.cpp peer writes the logits check's logits: one row of the
@@ -452,7 +477,26 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
         "logit_prompts": logit_prompts, "logits_out": dir.join(PEER_LOGITS).display().to_string(),
     });
     write_json(&dir.join("spec.json"), &spec)?;
-    Ok(Inputs { model, what, quant, prompts, logit_prompts })
+    let mut adapters = make_adapters(&model, o.adapters as usize, o.seed)?;
+    if let (true, Some(first)) = (o.shared_weights, adapters.first().cloned()) {
+        // A clone shares its tensors' storage: one adapter's memory under every name.
+        adapters.fill(first);
+    }
+    Ok(Inputs { model, what, quant, prompts, logit_prompts, adapters })
+}
+
+/// `n` seeded random adapters (r 16, alpha 32, all seven targets) for `model`,
+/// in the dtype its serving cache holds them in.
+fn make_adapters(model: &ml::Model, n: usize, seed: u64) -> Result<Vec<ml::LoraAdapter>> {
+    let config = ml::LoraConfig { r: 16, lora_alpha: 32.0, lora_dropout: 0.0, target_modules: ml::Target::ALL.to_vec() };
+    (0..n)
+        .map(|i| {
+            let s = ml::rng::splitmix64(seed ^ 0xADA9_7E25 ^ ((i as u64) << 20));
+            ml::LoraAdapter::random(config.clone(), &model.config, s, 0.05)
+                .and_then(|a| a.with_weights_dtype(model.default_adapter_dtype()))
+                .map_err(|e| anyhow!("adapter {i}: {e}"))
+        })
+        .collect()
 }
 
 /// Every run of both sides, and our per-op profiles by batch (with `--profile`).
@@ -490,6 +534,9 @@ impl Med {
 /// Run `bench generate`.
 pub fn run_generate(o: &GenerateOpts) -> Result<()> {
     let batches = parse_batches(&o.batches)?;
+    if o.adapters > 0 && !o.peer.no_peer {
+        bail!("--adapters: the peer decodes the base model only; add --no-peer");
+    }
     if o.peer_kind == PeerKind::LlamaCpp && o.gguf.is_none() && !o.peer.no_peer {
         bail!("--peer llama-cpp runs llama.cpp on a GGUF file: give it with --gguf");
     }
@@ -622,6 +669,16 @@ fn print_setup(
         weight_bytes as f64 / bw * 1e3,
         bw / weight_bytes as f64
     );
+    if let Some(a) = inputs.adapters.first() {
+        println!(
+            "  ours with {} LoRA adapters (r {}, all seven targets, held as {}{}): sequence k of a batch uses adapter k mod {}",
+            inputs.adapters.len(),
+            a.config.r,
+            inputs.model.default_adapter_dtype().name(),
+            if o.shared_weights { ", one adapter's weights under every name (--shared-weights)" } else { "" },
+            inputs.adapters.len()
+        );
+    }
     println!("  inputs written and model loaded in {prep_s:.1} s ({})", dir.display());
     println!("  machine: {}", machine.describe());
     println!("  cpu: AVX flags {}; ml kernels: {}", cpu_flags().join(" "), ml::kernels::describe());
@@ -633,7 +690,7 @@ fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option
     let (model, prompts) = (&inputs.model, &inputs.prompts);
     let new = o.new_tokens as usize;
     for &b in batches {
-        run_ours(model, &prompts[..b], 4, None)?;
+        run_ours(model, &inputs.adapters, &prompts[..b], 4, None)?;
     }
     let mut rounds = Rounds::default();
     let mut peer_ok = peer.is_some();
@@ -641,9 +698,9 @@ fn run_rounds(o: &GenerateOpts, inputs: &Inputs, batches: &[usize], peer: Option
         for &b in batches {
             let r = if o.profile {
                 let e = rounds.profiles.entry(b).or_default();
-                run_ours(model, &prompts[..b], new, Some((&mut e.0, &mut e.1)))?
+                run_ours(model, &inputs.adapters, &prompts[..b], new, Some((&mut e.0, &mut e.1)))?
             } else {
-                run_ours(model, &prompts[..b], new, None)?
+                run_ours(model, &inputs.adapters, &prompts[..b], new, None)?
             };
             print_run(round, "ours   ", &r, new);
             rounds.ours.push(r);
@@ -1000,7 +1057,7 @@ mod tests {
         assert_eq!(prompts, make_prompts(3, 5, 64, 1));
         let mut prof = ml::OpProfile::default();
         let mut s = 0.0;
-        let r = run_ours(&model, &prompts, 6, Some((&mut prof, &mut s))).unwrap();
+        let r = run_ours(&model, &[], &prompts, 6, Some((&mut prof, &mut s))).unwrap();
         assert_eq!(r.step_s.len(), 5);
         assert_eq!(prof.steps, 6);
         // Batched greedy equals each prompt alone through ml::generate.
@@ -1013,6 +1070,32 @@ mod tests {
         let l = prefill_logits(&model, &prompts[0]).unwrap();
         let g = logits_gap(&l, &l).unwrap();
         assert_eq!(g, LogitsGap { max_abs: 0.0, max_rel: 0.0, rms: 0.0, same_argmax: true });
+    }
+
+    #[test]
+    fn ours_decodes_with_mixed_adapters_as_each_alone() {
+        let o = GenerateOpts { shape: crate::peer::ModelShape::tiny(), ..Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let c = o.model_config().unwrap();
+        write_hf_model(&dir.path().join("model"), &c, 1, true, crate::peer::TRIVIAL_TOKENIZER).unwrap();
+        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
+        let model = ml::Model::from_files(&files).unwrap();
+        let adapters = make_adapters(&model, 2, 7).unwrap();
+        assert_eq!(adapters.len(), 2);
+        assert_ne!(adapters[0].hash, adapters[1].hash, "seeded apart");
+        assert_eq!(adapters[0].config.target_modules, ml::Target::ALL.to_vec());
+        let prompts = make_prompts(3, 5, 64, 2);
+        let r = run_ours(&model, &adapters, &prompts, 6, None).unwrap();
+        // Sequence k decodes with adapter k mod 2, as it would alone.
+        let params = ml::SamplingParams { max_tokens: 6, ..Default::default() };
+        for (k, p) in prompts.iter().enumerate() {
+            let g = ml::generate(&model, &files.tokenizer, Some(&adapters[k % 2]), p, &params, |_| true).unwrap();
+            assert_eq!(g.tokens, r.tokens[k], "sequence {k}");
+        }
+        // The peer decodes the base model only: adapters need --no-peer.
+        let o = GenerateOpts { adapters: 2, ..o };
+        let e = run_generate(&o).unwrap_err().to_string();
+        assert!(e.contains("--no-peer"), "{e}");
     }
 
     #[test]
