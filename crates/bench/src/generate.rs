@@ -488,7 +488,8 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
 /// `n` seeded random adapters (r 16, alpha 32, all seven targets) for `model`,
 /// in the dtype its serving cache holds them in.
 fn make_adapters(model: &ml::Model, n: usize, seed: u64) -> Result<Vec<ml::LoraAdapter>> {
-    let config = ml::LoraConfig { r: 16, lora_alpha: 32.0, lora_dropout: 0.0, target_modules: ml::Target::ALL.to_vec() };
+    let config =
+        ml::LoraConfig { r: 16, lora_alpha: 32.0, lora_dropout: 0.0, target_modules: ml::Target::ALL.to_vec() };
     (0..n)
         .map(|i| {
             let s = ml::rng::splitmix64(seed ^ 0xADA9_7E25 ^ ((i as u64) << 20));
