@@ -486,14 +486,14 @@ fn prepare_inputs(o: &GenerateOpts, dir: &Path, batches: &[usize]) -> Result<Inp
 }
 
 /// `n` seeded random adapters (r 16, alpha 32, all seven targets) for `model`,
-/// in the dtype its serving cache holds them in.
+/// seeded and scaled as `bench serve`'s, in the dtype its serving cache holds them in.
 fn make_adapters(model: &ml::Model, n: usize, seed: u64) -> Result<Vec<ml::LoraAdapter>> {
     let config =
         ml::LoraConfig { r: 16, lora_alpha: 32.0, lora_dropout: 0.0, target_modules: ml::Target::ALL.to_vec() };
     (0..n)
         .map(|i| {
-            let s = ml::rng::splitmix64(seed ^ 0xADA9_7E25 ^ ((i as u64) << 20));
-            ml::LoraAdapter::random(config.clone(), &model.config, s, 0.05)
+            let s = crate::serve::adapter_seed(seed, i);
+            ml::LoraAdapter::random(config.clone(), &model.config, s, crate::serve::ADAPTER_B_SCALE)
                 .and_then(|a| a.with_weights_dtype(model.default_adapter_dtype()))
                 .map_err(|e| anyhow!("adapter {i}: {e}"))
         })
@@ -1046,14 +1046,21 @@ mod tests {
         assert!(parse_batches("").is_err());
     }
 
-    #[test]
-    fn ours_decodes_what_the_engine_decodes() {
+    /// The tiny seeded model both decoding tests run, its files (for the
+    /// tokenizer), the options that shaped it, and the directory holding it.
+    fn tiny_model() -> (GenerateOpts, tempfile::TempDir, ml::ModelFiles, ml::Model) {
         let o = GenerateOpts { shape: crate::peer::ModelShape::tiny(), ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
         let c = o.model_config().unwrap();
         write_hf_model(&dir.path().join("model"), &c, 1, true, crate::peer::TRIVIAL_TOKENIZER).unwrap();
         let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
         let model = ml::Model::from_files(&files).unwrap();
+        (o, dir, files, model)
+    }
+
+    #[test]
+    fn ours_decodes_what_the_engine_decodes() {
+        let (_o, _dir, files, model) = tiny_model();
         let prompts = make_prompts(3, 5, 64, 1);
         assert_eq!(prompts, make_prompts(3, 5, 64, 1));
         let mut prof = ml::OpProfile::default();
@@ -1075,12 +1082,7 @@ mod tests {
 
     #[test]
     fn ours_decodes_with_mixed_adapters_as_each_alone() {
-        let o = GenerateOpts { shape: crate::peer::ModelShape::tiny(), ..Default::default() };
-        let dir = tempfile::tempdir().unwrap();
-        let c = o.model_config().unwrap();
-        write_hf_model(&dir.path().join("model"), &c, 1, true, crate::peer::TRIVIAL_TOKENIZER).unwrap();
-        let files = ml::ModelFiles::open(&dir.path().join("model")).unwrap();
-        let model = ml::Model::from_files(&files).unwrap();
+        let (o, _dir, files, model) = tiny_model();
         let adapters = make_adapters(&model, 2, 7).unwrap();
         assert_eq!(adapters.len(), 2);
         assert_ne!(adapters[0].hash, adapters[1].hash, "seeded apart");

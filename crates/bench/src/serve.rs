@@ -72,7 +72,7 @@ const PEER_PACKAGES: [&str; 4] = ["torch", "transformers", "peft", "safetensors"
 /// The peer's script under bench/.
 const PEER_SCRIPT: &str = "peers/serve_peer.py";
 /// B of the random adapters is uniform in ± this (A as PEFT initialises it).
-const ADAPTER_B_SCALE: f64 = 0.05;
+pub(crate) const ADAPTER_B_SCALE: f64 = 0.05;
 
 /// `openledger bench serve`: requests over N LoRA adapters through our engine
 /// (continuous batching, mixed adapters, adapters loaded just in time) vs HF PEFT
@@ -266,8 +266,8 @@ fn adapter_dir(dir: &Path, i: usize) -> PathBuf {
     dir.join("adapters").join(format!("a{i}"))
 }
 
-/// The seed of adapter `i`.
-fn adapter_seed(seed: u64, i: usize) -> u64 {
+/// The seed of adapter `i` (also `bench generate --adapters`').
+pub(crate) fn adapter_seed(seed: u64, i: usize) -> u64 {
     ml::rng::splitmix64(seed ^ 0xADA9_7E25 ^ ((i as u64) << 20))
 }
 
