@@ -24,9 +24,23 @@ fn k_quant(ty: QuantType) -> bool {
 }
 
 /// (m, k, n) for the 32-block formats: single rows, odd row counts, weight
-/// rows not a multiple of the panel's 8 or 16, several tasks.
-const SHAPES: [(usize, usize, usize); 8] =
-    [(1, 32, 1), (1, 64, 7), (2, 96, 33), (3, 576, 65), (5, 32, 300), (9, 160, 17), (70, 128, 40), (4, 544, 9)];
+/// rows not a multiple of the panel's 8 or 16, several tasks; and for the AMX
+/// tiles (16 rows at once, blocks four at a time): 16 and 17 rows, rows of
+/// 1 to 5 blocks, a last panel of one group.
+const SHAPES: [(usize, usize, usize); 12] = [
+    (1, 32, 1),
+    (1, 64, 7),
+    (2, 96, 33),
+    (3, 576, 65),
+    (5, 32, 300),
+    (9, 160, 17),
+    (70, 128, 40),
+    (4, 544, 9),
+    (16, 32, 16),
+    (17, 160, 24),
+    (33, 96, 9),
+    (48, 576, 40),
+];
 /// The same for Q4_K (rows of 1, 2, 3 and 9 super-blocks).
 const SHAPES_K: [(usize, usize, usize); 6] =
     [(1, 256, 1), (2, 512, 7), (3, 768, 33), (5, 256, 300), (9, 2304, 17), (70, 256, 40)];
@@ -195,6 +209,20 @@ fn every_implementation_equals_the_naive_loop_bit_for_bit() {
                 }
             }
         }
+    }
+}
+
+/// Where the CPU has AMX (Linux lists `amx_tile` and `amx_int8`), the tile
+/// path is available, so that the tests above run it: a failed request for
+/// the tile state or a wrong CPUID bit would otherwise drop it silently.
+#[test]
+fn amx_is_used_where_the_cpu_has_it() {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    if cfg!(target_os = "linux") && has("amx_tile") && has("amx_int8") && has("avx512f") && has("avx512_vnni") {
+        assert!(QuantIsa::Amx.available(), "this CPU has AMX, the kernels do not use it");
+    } else {
+        eprintln!("no AMX on this CPU: the tile path is not tested here");
     }
 }
 

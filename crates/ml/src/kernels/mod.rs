@@ -104,6 +104,7 @@ pub fn describe() -> String {
         Isa::Scalar => "scalar (no AVX+FMA on this CPU)",
     };
     let quant = match QuantIsa::detect() {
+        QuantIsa::Amx => "AVX2 + AVX-512 VNNI (256-bit), AMX tiles for Q8_0/Q4_0/Q4_1 products of 16+ rows",
         QuantIsa::Avx512Vnni => "AVX2 + AVX-512 VNNI (256-bit)",
         QuantIsa::AvxVnni => "AVX2 + AVX-VNNI",
         QuantIsa::Avx2 => "AVX2",

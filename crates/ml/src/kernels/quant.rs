@@ -594,7 +594,9 @@ impl Q8Rows {
     fn fill(&mut self, x: &[f32], k: usize, ty: QuantType) {
         let (bv, per) = (ty.block_values(), ty.sum_values());
         (self.k, self.bv, self.per) = (k, bv, per);
-        self.q.resize(x.len(), 0);
+        // Rows past the last readable as codes: a tile reads 16 rows at once
+        // (AMX), whatever of them the batch has; their results are dropped.
+        self.q.resize(x.len() + (AMX_TILE_ROWS - 1) * k, 0);
         self.d.resize(x.len() / bv, 0.0);
         let offsets = matches!(ty, QuantType::Q4_1 | QuantType::Q5_1);
         self.s.resize(if offsets { x.len() / bv } else { 0 }, 0.0);
@@ -738,9 +740,22 @@ pub(super) const PANEL_ROWS: usize = 2 * GROUP;
 /// Activation rows per kernel call: they share every weight load and unpack.
 pub(super) const ROW_BLOCK: usize = 4;
 
+/// Activation rows of an AMX tile.
+#[cfg(target_arch = "x86_64")]
+const AMX_TILE_ROWS: usize = super::quant_x86::amx::TILE_ROWS;
+#[cfg(not(target_arch = "x86_64"))]
+const AMX_TILE_ROWS: usize = 1;
+
+/// Activation rows a task needs before [`QuantIsa::Amx`] multiplies them with
+/// tiles (fewer run the vector kernels, which give the same bits).
+pub const AMX_MIN_ROWS: usize = 16;
+
 /// Which implementation [`linear_q_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantIsa {
+    /// [`QuantIsa::Avx512Vnni`], with Intel AMX tiles for Q8_0, Q4_0 and Q4_1
+    /// products of at least [`AMX_MIN_ROWS`] rows (prefill).
+    Amx,
     /// AVX2 with AVX-512 VNNI's `vpdpbusd` on 256-bit vectors.
     Avx512Vnni,
     /// AVX2 with AVX-VNNI's (VEX-encoded) `vpdpbusd`.
@@ -753,10 +768,11 @@ pub enum QuantIsa {
 
 impl QuantIsa {
     /// Every implementation, best first.
-    pub const ALL: [QuantIsa; 4] = [QuantIsa::Avx512Vnni, QuantIsa::AvxVnni, QuantIsa::Avx2, QuantIsa::Scalar];
+    pub const ALL: [QuantIsa; 5] =
+        [QuantIsa::Amx, QuantIsa::Avx512Vnni, QuantIsa::AvxVnni, QuantIsa::Avx2, QuantIsa::Scalar];
 
     /// The implementation [`linear_q`] runs: the best this CPU has, unless the
-    /// environment variable `OPENLEDGER_QUANT_ISA` (`avx512vnni`, `avxvnni`,
+    /// environment variable `OPENLEDGER_QUANT_ISA` (`amx`, `avx512vnni`, `avxvnni`,
     /// `avx2`, `scalar`) names one it has. Decided once.
     pub fn detect() -> QuantIsa {
         static ISA: std::sync::OnceLock<QuantIsa> = std::sync::OnceLock::new();
@@ -771,6 +787,7 @@ impl QuantIsa {
     /// The name `OPENLEDGER_QUANT_ISA` takes.
     pub fn name(self) -> &'static str {
         match self {
+            QuantIsa::Amx => "amx",
             QuantIsa::Avx512Vnni => "avx512vnni",
             QuantIsa::AvxVnni => "avxvnni",
             QuantIsa::Avx2 => "avx2",
@@ -789,6 +806,7 @@ impl QuantIsa {
                 QuantIsa::Avx2 => avx2,
                 QuantIsa::AvxVnni => avx2 && has!("avxvnni"),
                 QuantIsa::Avx512Vnni => avx2 && has!("avx512vnni") && has!("avx512vl"),
+                QuantIsa::Amx => QuantIsa::Avx512Vnni.available() && super::quant_x86::amx::usable(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -965,6 +983,10 @@ fn panel_task(
 ) {
     // Tasks start at multiples of PANEL_ROWS, so every panel is whole groups.
     debug_assert!(c0.is_multiple_of(GROUP));
+    #[cfg(target_arch = "x86_64")]
+    if isa == QuantIsa::Amx && r1 - r0 >= AMX_MIN_ROWS && super::quant_x86::amx::handles(w.ty) {
+        return amx_task(w, acts, (r0, r1), (c0, c1), out, n, warmer);
+    }
     let per = warmer.left.div_ceil((c1 - c0).div_ceil(PANEL_ROWS) * (r1 - r0).div_ceil(ROW_BLOCK));
     // Up to four activation rows at a time share every weight load and unpack;
     // three rows left: the last repeated as a fourth, whose result is dropped.
@@ -1001,6 +1023,56 @@ fn panel_task(
             }
         }
     }
+}
+
+/// [`panel_task`] on AMX tiles: per panel of 16 weight rows, its weight tiles
+/// made once, then 16 activation rows at a time.
+#[cfg(target_arch = "x86_64")]
+fn amx_task(
+    w: &QMatrix,
+    acts: &Q8Rows,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    out: Out,
+    n: usize,
+    warmer: &mut Warmer,
+) {
+    use super::quant_x86::amx;
+    let (k, nu) = (w.cols, w.blocks());
+    let per = warmer.left.div_ceil((c1 - c0).div_ceil(PANEL_ROWS) * (r1 - r0).div_ceil(AMX_TILE_ROWS));
+    let mut scratch = amx::Scratch::new();
+    // SAFETY: the caller runs `QuantIsa::Amx` only where it is available,
+    // which includes `amx::usable()`.
+    unsafe { amx::configure() };
+    for j0 in (c0..c1).step_by(PANEL_ROWS) {
+        let j1 = (j0 + PANEL_ROWS).min(c1);
+        let (g0, groups) = (j0 / GROUP, (j1 - j0).div_ceil(GROUP));
+        // SAFETY: AVX2 is part of the AMX implementation; the groups are the matrix's.
+        unsafe { amx::weight_tiles(w, g0, groups, &mut scratch) };
+        for i in (r0..r1).step_by(AMX_TILE_ROWS) {
+            warmer.take(per);
+            let rows = (r1 - i).min(AMX_TILE_ROWS);
+            let a = amx::Acts {
+                q: &acts.q[i * k..],
+                d: &acts.d[i * nu..],
+                s: if acts.s.is_empty() { &[] } else { &acts.s[i * nu..] },
+                sums: &acts.sums[i * nu..],
+                k,
+            };
+            let mut res = [[0.0f32; PANEL_ROWS]; AMX_TILE_ROWS];
+            // SAFETY: configured above; the codes are padded to 16 readable rows
+            // past any row (`Q8Rows::fill`); the weight tiles are these groups'.
+            unsafe { amx::rows_dot(w, g0, groups, a, rows, &mut scratch, &mut res) };
+            for (r, row) in res.iter().enumerate().take(rows) {
+                for (j, &v) in (j0..j1).zip(row) {
+                    // SAFETY: (i + r, j) is inside y (checked by the caller) and written by this task only.
+                    unsafe { store(out, (i + r) * n + j, v) };
+                }
+            }
+        }
+    }
+    // SAFETY: as for `configure`.
+    unsafe { amx::release() };
 }
 
 /// The cache line the warm-up hints cover.

@@ -72,7 +72,7 @@ pub(super) unsafe fn panel_dot(
         };
     }
     match isa {
-        QuantIsa::Avx512Vnni => by_type!(avx512vnni),
+        QuantIsa::Amx | QuantIsa::Avx512Vnni => by_type!(avx512vnni),
         QuantIsa::AvxVnni => by_type!(avxvnni),
         QuantIsa::Avx2 | QuantIsa::Scalar => by_type!(avx2),
     }
@@ -364,3 +364,354 @@ kernels!(avx2, "avx2,fma,f16c", false, |acc, a, b| _mm256_add_epi32(
 ));
 kernels!(avxvnni, "avx2,fma,f16c,avxvnni", true, |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b));
 kernels!(avx512vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true, |acc, a, b| _mm256_dpbusd_epi32(acc, a, b));
+
+/// Intel AMX: the integer sums of 16 activation rows × 16 weight rows of a
+/// 32-block in one tile instruction (`tdpbsud`: signed activation codes ×
+/// unsigned weight codes, exact 32-bit sums), for Q8_0, Q4_0 and Q4_1. The
+/// tile's sums go to memory and take the same float steps, in the same order,
+/// as the vector kernels' (`quant.rs`): the same bits, whatever the path.
+/// Prefill's products (tens or hundreds of rows) are where this pays: the
+/// vector kernels spend most of their instructions broadcasting activation
+/// words and on one `vpdpbusd` per 32 products, a tile on one per 8,192.
+pub(super) mod amx {
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+
+    use super::super::quant::{GROUP, PANEL_ROWS, QK, QMatrix, QuantType, record_bytes};
+
+    /// Activation rows per tile (a tile's rows).
+    pub(in super::super) const TILE_ROWS: usize = 16;
+    /// Blocks whose tiles are in flight at once.
+    const QUAD: usize = 4;
+    /// Bytes of one block's weight tile: 8 rows of 4-code words × 16 weight rows.
+    const B_BYTES: usize = (QK / 4) * PANEL_ROWS * 4;
+
+    /// Whether the tile path multiplies `ty`.
+    pub(in super::super) fn handles(ty: QuantType) -> bool {
+        matches!(ty, QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q4_1)
+    }
+
+    /// Whether this CPU has AMX's tiles and 8-bit products and the kernel
+    /// lets this process use them (Linux hands the tile state out on request,
+    /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`). Asked once.
+    pub(in super::super) fn usable() -> bool {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
+            let leaf7 = __cpuid_count(7, 0);
+            let cpu = leaf7.edx & (3 << 24) == 3 << 24
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("f16c")
+                && std::arch::is_x86_feature_detected!("fma");
+            cpu && request_tile_state()
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_state() -> bool {
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        let ret: i64;
+        // SAFETY: arch_prctl (syscall 158) reads its two integer arguments only;
+        // a kernel without AMX support answers with an error.
+        unsafe {
+            asm!("syscall", inlateout("rax") 158i64 => ret, in("rdi") ARCH_REQ_XCOMP_PERM,
+                 in("rsi") XFEATURE_XTILEDATA, lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret == 0
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_state() -> bool {
+        false
+    }
+
+    /// The tile configuration: tmm0..3 sums (16 × 16 i32), tmm4 and tmm5 16
+    /// activation rows of one block (32 codes), tmm6 and tmm7 one block's
+    /// weight tile (8 rows of 16 weight rows × 4 codes).
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    impl Config {
+        fn new() -> Config {
+            let mut c = Config([0; 64]);
+            c.0[0] = 1; // palette 1
+            for t in 0..8 {
+                let (rows, bytes) = match t {
+                    0..4 => (TILE_ROWS, 4 * PANEL_ROWS),
+                    4 | 5 => (TILE_ROWS, QK),
+                    _ => (QK / 4, 4 * PANEL_ROWS),
+                };
+                c.0[16 + 2 * t..18 + 2 * t].copy_from_slice(&(bytes as u16).to_le_bytes());
+                c.0[48 + t] = rows as u8;
+            }
+            c
+        }
+    }
+
+    /// Reused memory of one task: the panel's weight tiles, one block's sums,
+    /// and the running sums of 16 × 16 results.
+    #[repr(C, align(64))]
+    pub(in super::super) struct Scratch {
+        sums: [[[i32; PANEL_ROWS]; TILE_ROWS]; QUAD],
+        acc: [[f32; PANEL_ROWS]; TILE_ROWS],
+        off: [[f32; PANEL_ROWS]; TILE_ROWS],
+        b: Vec<u8>,
+    }
+
+    impl Scratch {
+        pub(in super::super) fn new() -> Box<Scratch> {
+            Box::new(Scratch {
+                sums: [[[0; PANEL_ROWS]; TILE_ROWS]; QUAD],
+                acc: [[0.0; PANEL_ROWS]; TILE_ROWS],
+                off: [[0.0; PANEL_ROWS]; TILE_ROWS],
+                b: Vec::new(),
+            })
+        }
+    }
+
+    /// The activations of the rows a tile call reads: codes row-major with
+    /// row stride `k` (at least 15 rows readable past the last real one), and
+    /// per row and block the scale, `d · Σ q` (Q4_1) and `Σ q`.
+    #[derive(Clone, Copy)]
+    pub(in super::super) struct Acts<'a> {
+        pub q: &'a [i8],
+        pub d: &'a [f32],
+        pub s: &'a [f32],
+        pub sums: &'a [i32],
+        pub k: usize,
+    }
+
+    /// Load the tile configuration on this thread. Pair with [`release`].
+    ///
+    /// # Safety
+    /// [`usable`] returned true.
+    pub(in super::super) unsafe fn configure() {
+        let c = Config::new();
+        // SAFETY: a valid palette-1 configuration; the caller checked AMX.
+        unsafe { asm!("ldtilecfg [{}]", in(reg) c.0.as_ptr(), options(nostack, readonly)) };
+    }
+
+    /// Give the tile state back (so that the thread's context switches stay small).
+    ///
+    /// # Safety
+    /// [`usable`] returned true.
+    pub(in super::super) unsafe fn release() {
+        // SAFETY: as the caller guarantees.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+
+    /// Weight rows of groups `g0..g0 + groups` (1 or 2) as one tile per block:
+    /// tile row `v` holds, for each of the 16 weight rows, its codes `4v..4v + 4`
+    /// (unsigned: Q8_0's biased by 128, as the panels hold them; Q4's nibbles).
+    ///
+    /// # Safety
+    /// AVX2 runs here; the groups are inside `w`.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn weight_tiles(w: &QMatrix, g0: usize, groups: usize, s: &mut Scratch) {
+        let (ty, nu, rec) = (w.quant_type(), w.blocks(), record_bytes(w.quant_type()));
+        assert!((1..=2).contains(&groups) && (g0 + groups) * nu * rec <= w.panels().len());
+        s.b.resize(nu * B_BYTES, 0);
+        let mask = _mm256_set1_epi8(0x0F);
+        for u in 0..nu {
+            let dst = &mut s.b[u * B_BYTES..(u + 1) * B_BYTES];
+            for g in 0..2 {
+                // SAFETY: the records are inside the panels (asserted); each
+                // store is 32 bytes inside `dst` (8 rows of 64).
+                unsafe {
+                    let put = |row: usize, v: __m256i, dst: &mut [u8]| {
+                        _mm256_storeu_si256(dst.as_mut_ptr().add(row * 4 * PANEL_ROWS + 32 * g).cast(), v)
+                    };
+                    if g >= groups {
+                        for row in 0..QK / 4 {
+                            put(row, _mm256_setzero_si256(), dst);
+                        }
+                        continue;
+                    }
+                    let p = w.panels().as_ptr().add(((g0 + g) * nu + u) * rec);
+                    if ty == QuantType::Q8_0 {
+                        for v in 0..QK / 4 {
+                            put(v, _mm256_loadu_si256(p.add(32 * v).cast()), dst);
+                        }
+                    } else {
+                        for v in 0..QK / 8 {
+                            let x = _mm256_loadu_si256(p.add(32 * v).cast());
+                            put(v, _mm256_and_si256(x, mask), dst);
+                            put(QK / 8 + v, _mm256_and_si256(_mm256_srli_epi16(x, 4), mask), dst);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Activation rows `a.q[0..]` (16 read, the first `rows` kept) × the weight
+    /// tiles in `s` (of groups `g0..g0 + groups` of `w`) into `res`, in the
+    /// vector kernels' float order.
+    ///
+    /// # Safety
+    /// [`configure`] ran on this thread; AVX-512 F runs here; `a` holds 16
+    /// readable rows of `w.cols()` codes and `rows` rows of scales and sums;
+    /// [`weight_tiles`] filled `s` for these groups.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(in super::super) unsafe fn rows_dot(
+        w: &QMatrix,
+        g0: usize,
+        groups: usize,
+        a: Acts,
+        rows: usize,
+        s: &mut Scratch,
+        res: &mut [[f32; PANEL_ROWS]; TILE_ROWS],
+    ) {
+        let (ty, nu, rec) = (w.quant_type(), w.blocks(), record_bytes(w.quant_type()));
+        let cb = if ty == QuantType::Q8_0 { QK } else { QK / 2 };
+        assert!(rows <= TILE_ROWS && a.k == w.cols() && a.q.len() >= (TILE_ROWS - 1) * a.k + a.k);
+        assert!(a.d.len() >= rows * nu && a.sums.len() >= rows * nu && s.b.len() >= nu * B_BYTES);
+        assert!(ty != QuantType::Q4_1 || a.s.len() >= rows * nu);
+        assert!((1..=2).contains(&groups) && (g0 + groups) * nu * rec <= w.panels().len());
+        let bias = match ty {
+            QuantType::Q8_0 => 128,
+            QuantType::Q4_0 => 8,
+            _ => 0,
+        };
+        let zero = _mm512_setzero_ps();
+        for r in 0..rows {
+            // SAFETY: r < 16 rows of 16 lanes.
+            unsafe {
+                _mm512_storeu_ps(s.acc[r].as_mut_ptr(), zero);
+                _mm512_storeu_ps(s.off[r].as_mut_ptr(), zero);
+            }
+        }
+        // Four blocks at a time: four sums tiles in flight (tmm0..3, the
+        // activations and weights alternating between tmm4/tmm6 and tmm5/tmm7),
+        // stored to `s.sums`, then their float steps with each row's running
+        // sums in registers. (Storing the next four's sums to a second buffer
+        // while the float steps of these run was slower: 0.96 against 0.84 ms
+        // for 256 × 576 × 1536 on two threads.)
+        let sums = s.sums.as_mut_ptr();
+        let (accp, offs, bt) = (s.acc.as_mut_ptr(), s.off.as_mut_ptr(), s.b.as_ptr());
+        let tiles = |u0: usize, nb: usize| {
+            // SAFETY: the tile loads read 16 rows of 32 codes at stride k from
+            // blocks u0.. (inside `a.q`, asserted) and 512 bytes of each block's
+            // weight tile; the stores write `s.sums[..nb]`.
+            unsafe {
+                let at = |b: usize| (a.q.as_ptr().add((u0 + b) * QK), bt.add((u0 + b) * B_BYTES));
+                let c = sums;
+                if nb == QUAD {
+                    let (a0, b0) = at(0);
+                    let (a1, b1) = at(1);
+                    let (a2, b2) = at(2);
+                    let (a3, b3) = at(3);
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        "tileloadd tmm4, [{a0} + {sa} * 1]",
+                        "tileloadd tmm6, [{b0} + {sb} * 1]",
+                        "tdpbsud tmm0, tmm4, tmm6",
+                        "tileloadd tmm5, [{a1} + {sa} * 1]",
+                        "tileloadd tmm7, [{b1} + {sb} * 1]",
+                        "tdpbsud tmm1, tmm5, tmm7",
+                        "tileloadd tmm4, [{a2} + {sa} * 1]",
+                        "tileloadd tmm6, [{b2} + {sb} * 1]",
+                        "tdpbsud tmm2, tmm4, tmm6",
+                        "tileloadd tmm5, [{a3} + {sa} * 1]",
+                        "tileloadd tmm7, [{b3} + {sb} * 1]",
+                        "tdpbsud tmm3, tmm5, tmm7",
+                        "tilestored [{c} + {sb} * 1], tmm0",
+                        "tilestored [{c} + {sb} * 1 + 1024], tmm1",
+                        "tilestored [{c} + {sb} * 1 + 2048], tmm2",
+                        "tilestored [{c} + {sb} * 1 + 3072], tmm3",
+                        a0 = in(reg) a0, a1 = in(reg) a1, a2 = in(reg) a2, a3 = in(reg) a3,
+                        b0 = in(reg) b0, b1 = in(reg) b1, b2 = in(reg) b2, b3 = in(reg) b3,
+                        sa = in(reg) a.k,
+                        sb = in(reg) 4 * PANEL_ROWS,
+                        c = in(reg) c,
+                        options(nostack),
+                    );
+                } else {
+                    for b in 0..nb {
+                        let (ab, bb) = at(b);
+                        asm!(
+                            "tilezero tmm0",
+                            "tileloadd tmm4, [{a} + {sa} * 1]",
+                            "tileloadd tmm6, [{b} + {sb} * 1]",
+                            "tdpbsud tmm0, tmm4, tmm6",
+                            "tilestored [{c} + {sb} * 1], tmm0",
+                            a = in(reg) ab,
+                            sa = in(reg) a.k,
+                            b = in(reg) bb,
+                            sb = in(reg) 4 * PANEL_ROWS,
+                            c = in(reg) c.add(b),
+                            options(nostack),
+                        );
+                    }
+                }
+            }
+        };
+        let floats = |u0: usize, nb: usize| {
+            // The 16 weight rows' scales (and minimums) per block, f16 in the records.
+            let mut dw = [zero; QUAD];
+            let mut mw = [zero; QUAD];
+            for b in 0..nb {
+                // SAFETY: the records are inside the panels (asserted).
+                unsafe {
+                    let f16s = |g: usize, at: usize| {
+                        if g < groups {
+                            let rec_at = ((g0 + g) * nu + u0 + b) * rec + GROUP * cb + at;
+                            _mm_loadu_si128(w.panels().as_ptr().add(rec_at).cast())
+                        } else {
+                            _mm_setzero_si128()
+                        }
+                    };
+                    let both = |at: usize| _mm512_cvtph_ps(_mm256_set_m128i(f16s(1, at), f16s(0, at)));
+                    dw[b] = both(0);
+                    if ty == QuantType::Q4_1 {
+                        mw[b] = both(16);
+                    }
+                }
+            }
+            for r in 0..rows {
+                // SAFETY: r < rows ≤ 16; the scales' and sums' indices are inside
+                // them (asserted: `rows · nu` of each).
+                unsafe {
+                    let mut acc = _mm512_loadu_ps((*accp.add(r)).as_ptr());
+                    for (b, &d) in dw.iter().enumerate().take(nb) {
+                        let at = r * nu + u0 + b;
+                        let mut isum = _mm512_loadu_si512((*sums.add(b))[r].as_ptr().cast());
+                        if bias != 0 {
+                            isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(bias * *a.sums.get_unchecked(at)));
+                        }
+                        let scale = _mm512_mul_ps(d, _mm512_set1_ps(*a.d.get_unchecked(at)));
+                        acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc);
+                    }
+                    _mm512_storeu_ps((*accp.add(r)).as_mut_ptr(), acc);
+                    if ty == QuantType::Q4_1 {
+                        let mut off = _mm512_loadu_ps((*offs.add(r)).as_ptr());
+                        for (b, &m) in mw.iter().enumerate().take(nb) {
+                            off = _mm512_add_ps(
+                                off,
+                                _mm512_mul_ps(m, _mm512_set1_ps(*a.s.get_unchecked(r * nu + u0 + b))),
+                            );
+                        }
+                        _mm512_storeu_ps((*offs.add(r)).as_mut_ptr(), off);
+                    }
+                }
+            }
+        };
+        for u0 in (0..nu).step_by(QUAD) {
+            let nb = (nu - u0).min(QUAD);
+            tiles(u0, nb);
+            floats(u0, nb);
+        }
+        for (r, out) in res.iter_mut().enumerate().take(rows) {
+            // SAFETY: 16 lanes of row r.
+            unsafe {
+                let y = _mm512_add_ps(_mm512_loadu_ps(s.acc[r].as_ptr()), _mm512_loadu_ps(s.off[r].as_ptr()));
+                _mm512_storeu_ps(out.as_mut_ptr(), y);
+            }
+        }
+    }
+}
