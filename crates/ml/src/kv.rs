@@ -254,18 +254,24 @@ pub(crate) fn paged_attention_into(
         }
     }
     let pool = &cache.layers[layer];
+    // One work item per (row, key-value head): the query heads that share
+    // that key-value head run one after another on one thread, so that the
+    // second and later read its keys and values from this core's cache, not
+    // from memory. (Heads of a group are adjacent in a row: h = kvh · groups + g.)
     let one = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
-        let (r, h) = (idx / n_heads, idx % n_heads);
+        let (r, kvh) = (idx / cache.kv_heads, idx % cache.kv_heads);
         let (row, pos, si) = row_info[r];
-        let kvh = h / groups;
-        let qv = &q[(row * n_heads + h) * hd..(row * n_heads + h + 1) * hd];
-        crate::kernels::attend(qv, &pool.k, &pool.v, &offsets[si][..=pos], kvh * hd, scale, scores, o);
+        for (g, o) in o.chunks_mut(hd).enumerate() {
+            let h = kvh * groups + g;
+            let qv = &q[(row * n_heads + h) * hd..(row * n_heads + h + 1) * hd];
+            crate::kernels::attend(qv, &pool.k, &pool.v, &offsets[si][..=pos], kvh * hd, scale, scores, o);
+        }
     };
     if work < ATTN_PARALLEL_MIN {
         let mut scores = Vec::new();
-        out.chunks_mut(hd).enumerate().for_each(|a| one(&mut scores, a));
+        out.chunks_mut(groups * hd).enumerate().for_each(|a| one(&mut scores, a));
     } else {
-        crate::kernels::team::for_each_chunk_mut(out, hd, Vec::new, |s, i, o| one(s, (i, o)));
+        crate::kernels::team::for_each_chunk_mut(out, groups * hd, Vec::new, |s, i, o| one(s, (i, o)));
     }
     Ok(())
 }
