@@ -264,7 +264,7 @@ mod avx {
         let hd = q.len();
         let inv = if hd.is_multiple_of(8) {
             // SAFETY: this function runs with AVX and FMA.
-            unsafe { scores4(q, k, rows, off, scale, scores) }
+            unsafe { scores4(q, k, v, rows, off, scale, scores) }
         } else {
             // SAFETY (the closure): this function runs with AVX and FMA.
             super::attend_scores(q, k, rows, off, scale, scores, |a, b| unsafe { dot(a, b) })
@@ -298,14 +298,41 @@ mod avx {
     ///
     /// # Safety
     /// AVX and FMA are present.
+    ///
+    /// The positions' keys (and values, for the pass after this one) are
+    /// scattered a row of the cache apart, so the hardware's prefetcher
+    /// misses them: each quad asks for the keys of the quad two ahead and its
+    /// own values, so that a group's first head does not wait on memory at
+    /// every position (hints only: no bit changes).
     #[target_feature(enable = "avx,fma")]
-    unsafe fn scores4(q: &[f32], k: &[f32], rows: &[usize], off: usize, scale: f32, scores: &mut Vec<f32>) -> f32 {
+    unsafe fn scores4(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        rows: &[usize],
+        off: usize,
+        scale: f32,
+        scores: &mut Vec<f32>,
+    ) -> f32 {
         let hd = q.len();
         debug_assert!(hd.is_multiple_of(8));
         scores.clear();
         let mut max = f32::NEG_INFINITY;
+        let warm = |m: &[f32], r: usize| {
+            for line in (0..hd).step_by(16) {
+                // A prefetch reads nothing into the program and cannot fault;
+                // the address is made without going out of bounds (`wrapping_add`).
+                _mm_prefetch::<_MM_HINT_T0>(m.as_ptr().wrapping_add(r + off + line).cast());
+            }
+        };
         let mut quads = rows.chunks_exact(4);
-        for quad in &mut quads {
+        for (qi, quad) in (&mut quads).enumerate() {
+            for &r in rows.iter().skip(4 * qi + 8).take(4) {
+                warm(k, r);
+            }
+            for &r in quad {
+                warm(v, r);
+            }
             let (k0, k1) = (&k[quad[0] + off..quad[0] + off + hd], &k[quad[1] + off..quad[1] + off + hd]);
             let (k2, k3) = (&k[quad[2] + off..quad[2] + off + hd], &k[quad[3] + off..quad[3] + off + hd]);
             // Four named sums (an array of them was kept in memory, not in registers).
