@@ -589,15 +589,14 @@ pub(super) mod amx {
         // sums in registers. (Storing the next four's sums to a second buffer
         // while the float steps of these run was slower: 0.96 against 0.84 ms
         // for 256 × 576 × 1536 on two threads.)
-        let sums = s.sums.as_mut_ptr();
-        let (accp, offs, bt) = (s.acc.as_mut_ptr(), s.off.as_mut_ptr(), s.b.as_ptr());
-        let tiles = |u0: usize, nb: usize| {
+        for u0 in (0..nu).step_by(QUAD) {
+            let nb = (nu - u0).min(QUAD);
             // SAFETY: the tile loads read 16 rows of 32 codes at stride k from
             // blocks u0.. (inside `a.q`, asserted) and 512 bytes of each block's
             // weight tile; the stores write `s.sums[..nb]`.
             unsafe {
-                let at = |b: usize| (a.q.as_ptr().add((u0 + b) * QK), bt.add((u0 + b) * B_BYTES));
-                let c = sums;
+                let at = |b: usize| (a.q.as_ptr().add((u0 + b) * QK), s.b.as_ptr().add((u0 + b) * B_BYTES));
+                let c = s.sums.as_mut_ptr();
                 if nb == QUAD {
                     let (a0, b0) = at(0);
                     let (a1, b1) = at(1);
@@ -650,8 +649,6 @@ pub(super) mod amx {
                     }
                 }
             }
-        };
-        let floats = |u0: usize, nb: usize| {
             // The 16 weight rows' scales (and minimums) per block, f16 in the records.
             let mut dw = [zero; QUAD];
             let mut mw = [zero; QUAD];
@@ -677,34 +674,29 @@ pub(super) mod amx {
                 // SAFETY: r < rows ≤ 16; the scales' and sums' indices are inside
                 // them (asserted: `rows · nu` of each).
                 unsafe {
-                    let mut acc = _mm512_loadu_ps((*accp.add(r)).as_ptr());
+                    let mut acc = _mm512_loadu_ps(s.acc[r].as_ptr());
                     for (b, &d) in dw.iter().enumerate().take(nb) {
                         let at = r * nu + u0 + b;
-                        let mut isum = _mm512_loadu_si512((*sums.add(b))[r].as_ptr().cast());
+                        let mut isum = _mm512_loadu_si512(s.sums[b][r].as_ptr().cast());
                         if bias != 0 {
                             isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(bias * *a.sums.get_unchecked(at)));
                         }
                         let scale = _mm512_mul_ps(d, _mm512_set1_ps(*a.d.get_unchecked(at)));
                         acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc);
                     }
-                    _mm512_storeu_ps((*accp.add(r)).as_mut_ptr(), acc);
+                    _mm512_storeu_ps(s.acc[r].as_mut_ptr(), acc);
                     if ty == QuantType::Q4_1 {
-                        let mut off = _mm512_loadu_ps((*offs.add(r)).as_ptr());
+                        let mut off = _mm512_loadu_ps(s.off[r].as_ptr());
                         for (b, &m) in mw.iter().enumerate().take(nb) {
                             off = _mm512_add_ps(
                                 off,
                                 _mm512_mul_ps(m, _mm512_set1_ps(*a.s.get_unchecked(r * nu + u0 + b))),
                             );
                         }
-                        _mm512_storeu_ps((*offs.add(r)).as_mut_ptr(), off);
+                        _mm512_storeu_ps(s.off[r].as_mut_ptr(), off);
                     }
                 }
             }
-        };
-        for u0 in (0..nu).step_by(QUAD) {
-            let nb = (nu - u0).min(QUAD);
-            tiles(u0, nb);
-            floats(u0, nb);
         }
         for (r, out) in res.iter_mut().enumerate().take(rows) {
             // SAFETY: 16 lanes of row r.
